@@ -1,0 +1,109 @@
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestErrorCodesRoundTrip(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantCode codes.Code
+	}{
+		{"session not found", ErrSessionNotFound, codes.NotFound},
+		{"already exists", ErrAlreadyExists, codes.AlreadyExists},
+		{"invalid config", ErrInvalidConfig, codes.InvalidArgument},
+		{"invalid argument", ErrInvalidArgument, codes.InvalidArgument},
+		{"unavailable", ErrUnavailable, codes.Unavailable},
+		{"unsupported", ErrUnsupported, codes.Unimplemented},
+		{"plugin exited", ErrPluginExited, codes.Aborted},
+		{"canceled", context.Canceled, codes.Canceled},
+		{"deadline", context.DeadlineExceeded, codes.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, err := range []error{tt.err, fmt.Errorf("doing it: %w", tt.err)} {
+				st := toStatus(err)
+				if got := status.Code(st); got != tt.wantCode {
+					t.Errorf("toStatus(%q) code = %v, want %v", err, got, tt.wantCode)
+				}
+				back := fromStatus(st)
+				if !errors.Is(back, tt.err) {
+					t.Errorf("fromStatus(toStatus(%q)) = %q, does not match the sentinel", err, back)
+				}
+				if back.Error() != err.Error() {
+					t.Errorf("fromStatus(toStatus(%q)) message = %q, want the original", err, back.Error())
+				}
+				// Sentinels sharing a code stay apart.
+				for _, other := range tests {
+					if other.err != tt.err && errors.Is(back, other.err) {
+						t.Errorf("fromStatus(toStatus(%q)) also matches %q", err, other.err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestToStatus(t *testing.T) {
+	if toStatus(nil) != nil {
+		t.Error("toStatus(nil) != nil")
+	}
+	st := toStatus(errors.New("disk on fire"))
+	if status.Code(st) != codes.Unknown {
+		t.Errorf("unknown error code = %v, want Unknown", status.Code(st))
+	}
+	back := fromStatus(st)
+	if back.Error() != "disk on fire" || errors.Unwrap(back) != nil {
+		t.Errorf("fromStatus(unknown) = %q wrapping %v, want the plain message", back, errors.Unwrap(back))
+	}
+	// A status passes through unchanged.
+	nested := status.Error(codes.ResourceExhausted, "too much")
+	if got := toStatus(nested); status.Code(got) != codes.ResourceExhausted {
+		t.Errorf("toStatus(status) code = %v, want ResourceExhausted", status.Code(got))
+	}
+}
+
+// Statuses without ptyhost's ErrorDetail come from gRPC itself (transport
+// failures, a plugin too old for an RPC) and map by code alone.
+func TestFromStatusForeign(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want error // nil: no sentinel
+	}{
+		{"transport unavailable", status.Error(codes.Unavailable, "connection error: desc = \"transport is closing\""), ErrPluginExited},
+		{"unimplemented", status.Error(codes.Unimplemented, "unknown method Health"), ErrUnsupported},
+		{"not found", status.Error(codes.NotFound, "gone"), ErrSessionNotFound},
+		{"invalid argument", status.Error(codes.InvalidArgument, "bad"), ErrInvalidArgument},
+		{"canceled", status.Error(codes.Canceled, "context canceled"), context.Canceled},
+		{"internal", status.Error(codes.Internal, "grpc: error while marshaling"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fromStatus(tt.err)
+			if tt.want != nil && !errors.Is(got, tt.want) {
+				t.Errorf("fromStatus(%v) = %q, want it to match %q", tt.err, got, tt.want)
+			}
+			if tt.want == nil && errors.Unwrap(got) != nil {
+				t.Errorf("fromStatus(%v) wraps %v, want nothing", tt.err, errors.Unwrap(got))
+			}
+			if msg := status.Convert(tt.err).Message(); tt.want != ErrPluginExited && got.Error() != msg {
+				t.Errorf("fromStatus message = %q, want %q", got.Error(), msg)
+			}
+		})
+	}
+	if fromStatus(nil) != nil {
+		t.Error("fromStatus(nil) != nil")
+	}
+	if got := fromStatus(io.EOF); got != io.EOF {
+		t.Errorf("fromStatus(io.EOF) = %v, want it unchanged", got)
+	}
+}

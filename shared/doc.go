@@ -1,0 +1,60 @@
+// Package shared is the SDK for ptyhost environment plugins, and the host's
+// side of the same protocol.
+//
+// An environment plugin is a separate executable, named ptyhost-plugin-*,
+// that starts terminal sessions somewhere: on this machine, in a container,
+// on a remote host. The host (ptyhost's core) runs each plugin once, over
+// hashicorp/go-plugin with gRPC, and talks to it only through the plain Go
+// interfaces of this package; generated protobuf types never appear in
+// them.
+//
+// # Writing a plugin
+//
+// Implement Environment (Info and Spawn) and, for each session, PTY. Add
+// ConfigValidator or HealthChecker if the plugin can check configurations
+// or its dependencies, and announce them (and CapResize) in Info's
+// Capabilities. Then main is one call:
+//
+//	func main() { shared.Serve(myenv.New(shared.Logger().Named("myenv"))) }
+//
+// Serve does the handshake, serves the gRPC service and logs JSON to stderr
+// through Logger, which the host forwards into its own log under the
+// plugin's name. Errors keep their identity across the process boundary:
+// return (or wrap) the sentinels of errors.go, and errors.Is finds them in
+// the host, with your message. sharedtest.Run checks an implementation
+// against the contract.
+//
+// # Lifecycle
+//
+// The host calls Info once at start-up. Each Spawn starts one session and
+// returns its PTY; a failing Spawn must leave nothing behind. The host then
+// reads output until io.EOF (which means the child exited and every byte was
+// delivered), calls Wait for the exit status, and finally Close, exactly
+// once. Kill may come at any time before Close; output written before it is
+// still delivered, then io.EOF. Close may come while a Read is blocked (the
+// host gave up on a live session) and must make it return.
+//
+// Across the wire, a session is one bidirectional gRPC stream: the spawn
+// request, then input and resize frames down; output frames (raw bytes, at
+// most MaxFrameSize each, coalesced under load) and one exit frame up, every
+// output byte before the exit frame. Kill and Close are unary calls by
+// session id. The plugin keeps a session until Close, or until the stream
+// ends without one (the host went away), in which case it kills and closes
+// the session itself. When the host stops the plugin, Serve kills and closes
+// whatever is still open before it returns.
+//
+// # Concurrency
+//
+// An Environment must be safe for concurrent use: sessions are spawned in
+// parallel. For one PTY, the plugin's server calls Read from one goroutine;
+// Write and Resize from another, in the order the host sent them; Kill from
+// any goroutine; and Close last (but see above about a blocked Read). The
+// server never calls Write, Resize or Kill after Close.
+//
+// On the host side, GRPCClient is the Environment and its PTYs follow the
+// same contract. Their Read receives frames in the caller's goroutine, so a
+// host that stops reading applies backpressure to the plugin through gRPC
+// flow control. If the plugin process dies or the stream breaks, Read and
+// Wait return an error wrapping ErrPluginExited; after Close, they return an
+// error saying the session is closed.
+package shared

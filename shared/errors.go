@@ -1,0 +1,24 @@
+package shared
+
+import "errors"
+
+// Sentinel errors that keep their identity across the plugin boundary: an
+// adapter returns (or wraps) one, and errors.Is finds it in the host. The
+// mapping to gRPC status codes is the table in codes.go, used by both sides.
+var (
+	// ErrSessionNotFound: the plugin has no session by that id.
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrAlreadyExists: something by that id exists already.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInvalidConfig: the environment's configuration is not usable.
+	ErrInvalidConfig = errors.New("invalid environment config")
+	// ErrInvalidArgument: a request's argument is out of range.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrUnavailable: what the environment depends on (a daemon, a remote
+	// host) cannot be reached now.
+	ErrUnavailable = errors.New("environment unavailable")
+	// ErrUnsupported: the plugin does not implement the operation.
+	ErrUnsupported = errors.New("unsupported")
+	// ErrPluginExited: the plugin process went away mid-call.
+	ErrPluginExited = errors.New("plugin exited")
+)

@@ -1,0 +1,220 @@
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ptyhost/ptyhost/shared/proto"
+)
+
+// grpcPTY is a session as the host sees it: a PTY backed by a session stream.
+// It starts no goroutines: Read receives frames itself, in the caller's
+// goroutine, so a host that stops reading pushes back on the plugin through
+// gRPC flow control.
+type grpcPTY struct {
+	c      *GRPCClient
+	id     string
+	stream proto.Environment_SessionClient
+	// ctx is the stream's context; cancel ends the stream.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// sendSlot is a one-slot semaphore around stream.Send, which is not safe
+	// for concurrent use. A channel, so waiting for it honours a context.
+	sendSlot chan struct{}
+
+	// Read's state, used only by the goroutine calling Read.
+	rest    []byte // the unread rest of the current output frame
+	readErr error  // io.EOF after the exit frame, or why the stream broke
+
+	// done is closed when the session's end is known; status and waitErr
+	// are written before.
+	done    chan struct{}
+	status  ExitStatus
+	waitErr error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ PTY = (*grpcPTY)(nil)
+
+func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient, ctx context.Context, cancel context.CancelCauseFunc) *grpcPTY {
+	return &grpcPTY{
+		c:        c,
+		id:       id,
+		stream:   stream,
+		ctx:      ctx,
+		cancel:   cancel,
+		sendSlot: make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+}
+
+// Read returns output bytes. After the exit frame it returns io.EOF; if the
+// stream breaks first (plugin died, connection lost) it returns an error
+// wrapping ErrPluginExited. Either result repeats on later calls.
+func (p *grpcPTY) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for len(p.rest) == 0 {
+		if p.readErr != nil {
+			return 0, p.readErr
+		}
+		msg, err := p.stream.Recv()
+		if err != nil {
+			p.end(ExitStatus{}, p.streamError(err))
+			continue
+		}
+		switch f := msg.GetFrame().(type) {
+		case *proto.SessionResponse_Output:
+			p.rest = f.Output
+		case *proto.SessionResponse_Exit:
+			p.end(ExitStatus{
+				Code:   int(f.Exit.GetCode()),
+				Signal: f.Exit.GetSignal(),
+				Reason: f.Exit.GetReason(),
+			}, nil)
+		default:
+			p.end(ExitStatus{}, fmt.Errorf("%w: unexpected session frame %T", ErrPluginExited, f))
+		}
+	}
+	n := copy(b, p.rest)
+	p.rest = p.rest[n:]
+	return n, nil
+}
+
+// end records how the session ended. Only Read calls it, once.
+func (p *grpcPTY) end(st ExitStatus, err error) {
+	p.readErr = err
+	if err == nil {
+		p.readErr = io.EOF
+	}
+	p.status, p.waitErr = st, err
+	close(p.done)
+}
+
+// Write sends input, in frames of at most MaxFrameSize.
+func (p *grpcPTY) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		chunk := b[:min(len(b), MaxFrameSize)]
+		if err := p.send(p.ctx, &proto.SessionRequest{Frame: &proto.SessionRequest_Input{Input: chunk}}); err != nil {
+			return written, err
+		}
+		written += len(chunk)
+		b = b[len(chunk):]
+	}
+	return written, nil
+}
+
+// Resize sends a resize frame. It returns once the frame is sent; the
+// plugin applies it in order with the input.
+func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
+	return p.send(ctx, &proto.SessionRequest{Frame: &proto.SessionRequest_Resize{
+		Resize: &proto.Size{Cols: uint32(size.Cols), Rows: uint32(size.Rows)},
+	}})
+}
+
+// send sends one frame, waiting for its turn at most until ctx ends.
+func (p *grpcPTY) send(ctx context.Context, msg *proto.SessionRequest) error {
+	select {
+	case p.sendSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.ctx.Done():
+		return p.ctxError()
+	}
+	defer func() { <-p.sendSlot }()
+	err := p.stream.Send(msg)
+	switch {
+	case err == nil:
+		return nil
+	case p.ctx.Err() != nil:
+		return p.ctxError()
+	case errors.Is(err, io.EOF):
+		// The plugin ended the stream; Read returns its status.
+		return fmt.Errorf("%w: session stream ended", ErrPluginExited)
+	default:
+		return p.streamError(err)
+	}
+}
+
+// Wait returns the exit frame's status once Read has received it. If the
+// stream broke instead, it returns Read's error (wrapping ErrPluginExited).
+func (p *grpcPTY) Wait(ctx context.Context) (ExitStatus, error) {
+	select {
+	case <-p.done:
+		return p.status, p.waitErr
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	case <-p.ctx.Done():
+		// Closed, or the plugin died. Prefer an end Read already saw.
+		select {
+		case <-p.done:
+			return p.status, p.waitErr
+		default:
+			return ExitStatus{}, p.ctxError()
+		}
+	}
+}
+
+// Kill asks the plugin to end the session's processes. Read then returns
+// the remaining output and io.EOF.
+func (p *grpcPTY) Kill(ctx context.Context) error {
+	ctx, cancel := p.c.join(ctx)
+	defer cancel()
+	_, err := p.c.client.Kill(ctx, &proto.KillRequest{SessionId: p.id})
+	return p.c.callError(ctx, err)
+}
+
+// Close asks the plugin to release the session, then ends the stream, which
+// also unblocks a Read in progress. A session the plugin no longer has
+// (because the plugin died or already cleaned up) closes without error.
+func (p *grpcPTY) Close() error {
+	p.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(p.c.pluginCtx, closeTimeout)
+		_, err := p.c.client.Close(ctx, &proto.CloseRequest{SessionId: p.id})
+		err = p.c.callError(ctx, err)
+		cancel()
+		p.cancel(errSessionClosed)
+		if errors.Is(err, ErrPluginExited) || errors.Is(err, ErrSessionNotFound) {
+			err = nil
+		}
+		p.closeErr = err
+	})
+	return p.closeErr
+}
+
+// ctxError says why the stream's context ended.
+func (p *grpcPTY) ctxError() error {
+	switch cause := context.Cause(p.ctx); {
+	case errors.Is(cause, errSessionClosed):
+		return errSessionClosed
+	case p.c.pluginCtx.Err() != nil:
+		return ErrPluginExited
+	default:
+		return cause
+	}
+}
+
+// streamError converts an error from the session stream. Every way a stream
+// can break before its exit frame wraps ErrPluginExited, so the host can
+// tell a broken session from one that exited.
+func (p *grpcPTY) streamError(err error) error {
+	if p.ctx.Err() != nil {
+		return p.ctxError()
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: session stream ended without an exit status", ErrPluginExited)
+	}
+	err = fromStatus(err)
+	if errors.Is(err, ErrPluginExited) {
+		return err
+	}
+	return fmt.Errorf("%w: session stream broke: %w", ErrPluginExited, err)
+}
