@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/ptyhost/ptyhost/shared"
+	"github.com/ptyhost/ptyhost/shared/sharedtest"
+)
+
+var pidRe = regexp.MustCompile(`pid=(\d+);`)
+
+// procStat returns a process's state and process group from /proc; ok is
+// false if the process is gone.
+func procStat(t *testing.T, pid int) (state byte, pgrp int, ok bool) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	pgrp, _ = strconv.Atoi(string(f[2]))
+	return f[0][0], pgrp, true
+}
+
+// dead reports whether pid has exited (a zombie waiting for its new parent
+// to reap it counts: it runs nothing and holds nothing but its pid).
+func dead(t *testing.T, pid int) bool {
+	state, _, ok := procStat(t, pid)
+	return !ok || state == 'Z' || state == 'X'
+}
+
+// Kill and Close reach a background job in a process group of its own (job
+// control moves it there), not only the child's group.
+func TestKillReachesBackgroundJobs(t *testing.T) {
+	ctx := testContext(t)
+	p, err := loadHost(t).Spawn(ctx, request("bg-kill", "/bin/sh", "-c", `set -m; sleep 1000 & echo "pid=$!;"; wait`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	if _, pgrp, ok := procStat(t, pid); !ok || pgrp != pid {
+		t.Fatalf("background sleep %d: process group %d; the test wants it in its own group", pid, pgrp)
+	}
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := term.Wait(ctx); st.Signal == "" {
+		t.Errorf("exit status %+v after Kill, want a signal", st)
+	}
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !dead(t, pid) {
+		t.Errorf("background sleep %d survived Kill and Close", pid)
+	}
+}
+
+// A child that exits while its background job holds the terminal ends the
+// output after the drain grace, and Close kills the job. (The job ignores
+// SIGHUP, which the kernel sends the foreground group when the session
+// leader exits.)
+func TestCloseKillsLeftovers(t *testing.T) {
+	ctx := testContext(t)
+	p, err := loadHost(t).Spawn(ctx, request("bg-close", "/bin/sh", "-c", `trap '' HUP; sleep 1000 & echo "pid=$!;"; echo done`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v, want 0", st)
+	}
+	if dead(t, pid) {
+		t.Fatalf("background sleep %d died before Close", pid)
+	}
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !dead(t, pid) {
+		t.Errorf("background sleep %d survived Close", pid)
+	}
+}
+
+// Close without Kill ends a session whose processes ignore SIGHUP.
+func TestCloseKillsStubbornProcesses(t *testing.T) {
+	ctx := testContext(t)
+	p, err := loadHost(t).Spawn(ctx, request("stubborn", "/bin/sh", "-c", `trap '' HUP; sleep 1000 & echo "pid=$!;"; wait`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !dead(t, pid) {
+		t.Errorf("sleep %d, which ignores SIGHUP, survived Close", pid)
+	}
+}
+
+// When the host stops the plugin with sessions open, the plugin kills them
+// (even what ignores SIGHUP) before it exits, and the host's reads fail with
+// ErrPluginExited.
+func TestPluginShutdownEndsSessions(t *testing.T) {
+	ctx := testContext(t)
+	plugins := loadPlugins(t)
+	env, err := plugins.Environment(EnvironmentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := env.Spawn(ctx, request("shutdown", "/bin/sh", "-c", `trap '' HUP; sleep 1000 & echo "pid=$!;"; wait`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	plugins.Close()
+	if err := term.Ended(ctx); !errors.Is(err, shared.ErrPluginExited) {
+		t.Errorf("Read after the plugin stopped: %v, want ErrPluginExited", err)
+	}
+	if _, err := p.Wait(ctx); !errors.Is(err, shared.ErrPluginExited) {
+		t.Errorf("Wait after the plugin stopped: %v, want ErrPluginExited", err)
+	}
+	if !dead(t, pid) {
+		t.Errorf("sleep %d, which ignores SIGHUP, survived the plugin", pid)
+	}
+}
