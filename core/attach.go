@@ -1,0 +1,204 @@
+package core
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// Attachment is one client attached to a session: a reader of its output at
+// its own offset, and a writer of its input. The WebSocket handler holds one
+// per connection; an embedder may use them directly.
+//
+// Next is called from one goroutine; Write and Resize may be called from
+// another. Close detaches.
+type Attachment struct {
+	s     *session
+	hello Hello
+	wakeC chan struct{}
+
+	closeOnce sync.Once
+
+	// The following are protected by s.mu.
+	off         int64
+	preamble    []byte // mode-restoring bytes owed before the replay
+	sizeChanged bool
+	notices     []string // error messages owed to the client
+	exitSent    bool
+	closed      bool
+}
+
+// Hello is what a client is told first.
+type Hello struct {
+	SessionID string
+	Size      shared.Size
+	// Offset is the absolute output offset where the replay starts.
+	Offset int64
+}
+
+// FrameKind says what Next returned.
+type FrameKind uint8
+
+// Frame kinds, in the order a client may see them.
+const (
+	// FrameOutput: terminal output bytes in Data.
+	FrameOutput FrameKind = iota + 1
+	// FrameResize: the terminal's size changed to Size.
+	FrameResize
+	// FrameReset: the client fell behind and lost output; it must reset its
+	// terminal. The replay from Offset follows.
+	FrameReset
+	// FrameExit: the process ended (Exit). Every output byte came before.
+	FrameExit
+	// FrameClose: the attachment is over; close with CloseCode and
+	// CloseReason.
+	FrameClose
+	// FrameError: the client's last message was rejected (Message says
+	// why); nothing else changed.
+	FrameError
+)
+
+// Close codes sent to clients, with WebSocket semantics.
+const (
+	CloseNormal       = 1000 // session destroyed, or exited
+	CloseGoingAway    = 1001 // server shutting down
+	ClosePluginFailed = 4010 // the session's plugin crashed
+)
+
+// Close reasons.
+const (
+	CloseReasonDestroyed = "Session destroyed"
+	CloseReasonExited    = "Session exited"
+	CloseReasonShutdown  = "Server shutting down"
+)
+
+// Frame is one thing for a client.
+type Frame struct {
+	Kind        FrameKind
+	Data        []byte // FrameOutput: a prefix of the buffer given to Next
+	Size        shared.Size
+	Offset      int64
+	Exit        ExitStatus
+	CloseCode   int
+	CloseReason string
+	Message     string
+}
+
+// Hello returns what the client must be told first.
+func (a *Attachment) Hello() Hello { return a.hello }
+
+func (a *Attachment) wake() {
+	select {
+	case a.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// Next blocks until there is something for the client and returns it. Output
+// is copied into buf. After a FrameClose, Next returns FrameClose again.
+func (a *Attachment) Next(ctx context.Context, buf []byte) (Frame, error) {
+	for {
+		if f, ok := a.poll(buf); ok {
+			return f, nil
+		}
+		select {
+		case <-a.wakeC:
+		case <-ctx.Done():
+			return Frame{}, ctx.Err()
+		}
+	}
+}
+
+// poll returns the next frame if one is ready.
+func (a *Attachment) poll(buf []byte) (Frame, bool) {
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case a.closed:
+		return Frame{Kind: FrameClose, CloseCode: s.closeCode, CloseReason: s.closeReason}, true
+	case s.state == stateDestroyed:
+		a.closed = true
+		return Frame{Kind: FrameClose, CloseCode: s.closeCode, CloseReason: s.closeReason}, true
+	case len(a.notices) > 0:
+		msg := a.notices[0]
+		a.notices = a.notices[1:]
+		return Frame{Kind: FrameError, Message: msg}, true
+	case a.sizeChanged:
+		a.sizeChanged = false
+		return Frame{Kind: FrameResize, Size: shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)}}, true
+	case len(a.preamble) > 0:
+		n := copy(buf, a.preamble)
+		a.preamble = a.preamble[n:]
+		return Frame{Kind: FrameOutput, Data: buf[:n]}, true
+	}
+	n, ok := s.ring.read(buf, a.off)
+	if !ok {
+		// The bytes at our offset are gone: resync at a safe point.
+		p := s.ring.replayPoint()
+		a.off = p.off
+		a.preamble = p.modes.preamble()
+		s.m.metrics.resyncs.Inc()
+		return Frame{Kind: FrameReset, Offset: p.off}, true
+	}
+	if n > 0 {
+		a.off += int64(n)
+		return Frame{Kind: FrameOutput, Data: buf[:n]}, true
+	}
+	if s.exit != nil {
+		if !a.exitSent {
+			a.exitSent = true
+			return Frame{Kind: FrameExit, Exit: *s.exit}, true
+		}
+		a.closed = true
+		code, reason := CloseNormal, CloseReasonExited
+		if s.exit.Reason == ReasonPluginCrashed {
+			code, reason = ClosePluginFailed, "Plugin crashed"
+		}
+		return Frame{Kind: FrameClose, CloseCode: code, CloseReason: reason}, true
+	}
+	return Frame{}, false
+}
+
+// maxNotices bounds the error messages queued for a client that does not
+// read them; later ones are dropped.
+const maxNotices = 16
+
+// Reject queues an error message for the client: its last message was not
+// accepted. Next returns it as a FrameError.
+func (a *Attachment) Reject(msg string) {
+	a.s.mu.Lock()
+	if len(a.notices) < maxNotices {
+		a.notices = append(a.notices, msg)
+	}
+	a.s.mu.Unlock()
+	a.wake()
+}
+
+// Write sends input to the session's terminal.
+func (a *Attachment) Write(p []byte) (int, error) {
+	a.s.mu.Lock()
+	running := a.s.state == stateRunning
+	a.s.mu.Unlock()
+	if !running {
+		return 0, errNotRunning
+	}
+	if err := a.s.input(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Resize changes the session's terminal size; every attachment is told.
+func (a *Attachment) Resize(ctx context.Context, cols, rows int) error {
+	if err := validSize(cols, rows); err != nil {
+		return err
+	}
+	return a.s.resize(ctx, shared.Size{Cols: uint16(cols), Rows: uint16(rows)})
+}
+
+// Close detaches the client. It is safe to call more than once.
+func (a *Attachment) Close() {
+	a.closeOnce.Do(func() { a.s.m.detach(a) })
+}

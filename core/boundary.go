@@ -1,0 +1,202 @@
+package core
+
+// boundary tracks, byte by byte, where in a terminal output stream a replay
+// may safely begin: outside every escape sequence, on a UTF-8 character
+// boundary, preferably at the start of a line. It also follows the handful
+// of DEC private modes (alternate screen, cursor visibility, bracketed paste,
+// mouse reporting…) that a replay must restore to render correctly.
+//
+// It is a deliberately small subset of the VT500 parser state machine: it
+// only needs to know whether it is inside a sequence, not what the sequence
+// means.
+type boundary struct {
+	state    vtState
+	utf8Need int   // continuation bytes still expected in ground state
+	private  bool  // CSI parameters began with '?'
+	param    int   // current numeric CSI parameter
+	params   []int // finished CSI parameters of a private sequence
+	modes    modeSet
+}
+
+type vtState uint8
+
+const (
+	stGround    vtState = iota
+	stEscape            // after ESC
+	stEscInt            // ESC intermediate bytes (e.g. ESC ( B)
+	stCSI               // after ESC [ or C1 CSI
+	stString            // OSC, DCS, SOS, PM, APC: until BEL or ST
+	stStringEsc         // ESC inside a string: ST if '\' follows
+)
+
+// safe reports whether the next byte may start a replay.
+func (b *boundary) safe() bool { return b.state == stGround && b.utf8Need == 0 }
+
+// step advances the parser over one byte.
+func (b *boundary) step(c byte) {
+	switch b.state {
+	case stGround:
+		switch {
+		case b.utf8Need > 0 && c&0xC0 == 0x80:
+			b.utf8Need--
+		case c == 0x1b:
+			b.utf8Need = 0
+			b.state = stEscape
+		case c < 0x80:
+			b.utf8Need = 0
+		case c&0xE0 == 0xC0:
+			b.utf8Need = 1
+		case c&0xF0 == 0xE0:
+			b.utf8Need = 2
+		case c&0xF8 == 0xF0:
+			b.utf8Need = 3
+		default: // stray continuation or invalid byte: resynchronise
+			b.utf8Need = 0
+		}
+	case stEscape:
+		switch {
+		case c == '[':
+			b.startCSI()
+		case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_':
+			b.state = stString
+		case c >= 0x20 && c <= 0x2f:
+			b.state = stEscInt
+		case c == 0x1b:
+			// ESC ESC: stay
+		case c < 0x20:
+			// C0 control inside an escape is executed; the escape goes on
+		default:
+			b.state = stGround
+		}
+	case stEscInt:
+		if c >= 0x30 && c <= 0x7e || c == 0x18 || c == 0x1a {
+			b.state = stGround
+		} else if c == 0x1b {
+			b.state = stEscape
+		}
+	case stCSI:
+		switch {
+		case c >= '0' && c <= '9':
+			if b.param < 1<<16 {
+				b.param = b.param*10 + int(c-'0')
+			}
+		case c == ';' || c == ':':
+			b.pushParam()
+		case c == '?':
+			b.private = true
+		case c >= 0x40 && c <= 0x7e:
+			b.pushParam()
+			if b.private && (c == 'h' || c == 'l') {
+				for _, p := range b.params {
+					b.modes.set(p, c == 'h')
+				}
+			}
+			b.state = stGround
+		case c == 0x1b:
+			b.state = stEscape
+		case c == 0x18 || c == 0x1a: // CAN, SUB abort the sequence
+			b.state = stGround
+		}
+	case stString:
+		switch c {
+		case 0x07, 0x18, 0x1a:
+			b.state = stGround
+		case 0x1b:
+			b.state = stStringEsc
+		}
+	case stStringEsc:
+		if c == '\\' {
+			b.state = stGround
+		} else {
+			b.state = stString
+		}
+	}
+}
+
+func (b *boundary) startCSI() {
+	b.state = stCSI
+	b.private = false
+	b.param = 0
+	b.params = b.params[:0]
+}
+
+func (b *boundary) pushParam() {
+	if len(b.params) < 16 {
+		b.params = append(b.params, b.param)
+	}
+	b.param = 0
+}
+
+// modeSet is the set of tracked DEC private modes that are on.
+type modeSet uint16
+
+// trackedModes lists the DEC private modes a replay restores, in the order
+// it restores them. Cursor visibility (25) is on by default; the others are
+// off by default.
+var trackedModes = [...]int{
+	1,    // application cursor keys
+	25,   // cursor visible
+	47,   // alternate screen (old)
+	1047, // alternate screen
+	1049, // alternate screen with saved cursor
+	1000, // mouse: button events
+	1002, // mouse: drag events
+	1003, // mouse: all motion
+	1006, // mouse: SGR encoding
+	2004, // bracketed paste
+}
+
+// defaultModes is the state of a fresh terminal: only the cursor shows.
+const defaultModes modeSet = 1 << 1
+
+func modeBit(mode int) (modeSet, bool) {
+	for i, m := range trackedModes {
+		if m == mode {
+			return 1 << i, true
+		}
+	}
+	return 0, false
+}
+
+func (s *modeSet) set(mode int, on bool) {
+	bit, ok := modeBit(mode)
+	if !ok {
+		return
+	}
+	if on {
+		*s |= bit
+	} else {
+		*s &^= bit
+	}
+}
+
+// preamble returns the escape sequences that take a fresh terminal into
+// the modes of s, or nil when s is the default.
+func (s modeSet) preamble() []byte {
+	if s == defaultModes {
+		return nil
+	}
+	var out []byte
+	for i, m := range trackedModes {
+		on := s&(1<<i) != 0
+		def := defaultModes&(1<<i) != 0
+		if on == def {
+			continue
+		}
+		out = append(out, "\x1b[?"...)
+		out = appendInt(out, m)
+		if on {
+			out = append(out, 'h')
+		} else {
+			out = append(out, 'l')
+		}
+	}
+	return out
+}
+
+func appendInt(b []byte, n int) []byte {
+	if n >= 10 {
+		b = appendInt(b, n/10)
+	}
+	return append(b, byte('0'+n%10))
+}

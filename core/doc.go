@@ -1,0 +1,37 @@
+// Package core keeps live terminal sessions: it creates them through
+// environment plugins, pumps their output into a scrollback ring, fans it
+// out to attached clients, and records their status in a store.
+//
+// # Lifecycle
+//
+// New returns a Manager; Close hangs up every session, records their status
+// and waits for every goroutine the manager started. CreateSession reserves
+// the id in the session map before it asks the plugin, so two concurrent
+// creates of one id cannot both spawn; any failure after that point cleans
+// up what was made and records the session as ERROR. DestroySession closes
+// the clients, kills the process, has the plugin clean up and records
+// TERMINATED; each failing step is logged and destruction goes on.
+//
+// A session whose process exits stays attachable for Options.Linger, so a
+// reconnecting client sees the end and the exit code. A running session
+// with no client attached is IDLE and is destroyed after
+// Options.IdleTimeout.
+//
+// # Concurrency
+//
+// Manager.mu guards the session map only. Each session has one output pump,
+// the only goroutine that reads its PTY; it appends to the session's ring
+// under session.mu and wakes the attachments. Each Attachment reads the ring
+// at its own absolute offset from the goroutine that calls Next, so a slow
+// client never blocks the pump or another client; a client that falls
+// behind the ring's oldest byte gets a FrameReset and a replay from the
+// oldest safe point. Nothing writes to a network connection while holding a
+// lock.
+//
+// Store writes never run on the output path: they are queued, merged per
+// session and written by one goroutine, which retries failures. Events are
+// delivered on channels from Subscribe and never block a session.
+//
+// NewHandler serves the REST and WebSocket API over a Manager; see
+// docs/protocol.md.
+package core

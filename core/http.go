@@ -1,0 +1,288 @@
+package core
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// HandlerOptions configure the HTTP API.
+type HandlerOptions struct {
+	// Token, when set, is required on every /api request as
+	// "Authorization: Bearer <token>" or "?access_token=<token>". Embedders
+	// with their own authentication leave it empty and wrap the handler.
+	Token string
+	// AllowedOrigins lists extra host patterns (path.Match syntax) from
+	// which browsers may open WebSockets; the server's own origin is always
+	// allowed, and clients that send no Origin are too.
+	AllowedOrigins []string
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// maxBodyBytes bounds a REST request body.
+const maxBodyBytes = 1 << 20
+
+// NewHandler returns the HTTP API for m: the REST endpoints under /api/v1
+// and the WebSocket attach endpoint, plus /healthz. Mount it at the root of
+// a mux (or under a prefix with http.StripPrefix).
+func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{m: m, opts: opts, log: opts.Logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("POST /api/v1/environments", h.createEnvironment)
+	mux.HandleFunc("GET /api/v1/environments", h.listEnvironments)
+	mux.HandleFunc("GET /api/v1/environments/{id}", h.getEnvironment)
+	mux.HandleFunc("DELETE /api/v1/environments/{id}", h.deleteEnvironment)
+	mux.HandleFunc("POST /api/v1/sessions", h.createSession)
+	mux.HandleFunc("GET /api/v1/sessions", h.listSessions)
+	mux.HandleFunc("GET /api/v1/sessions/{id}", h.getSession)
+	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.deleteSession)
+	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.attach)
+	return h.authenticate(jsonErrors(mux))
+}
+
+type handler struct {
+	m    *Manager
+	opts HandlerOptions
+	log  *slog.Logger
+}
+
+// jsonErrors answers requests that match no route (404) or no method of a
+// route (405) with the API's JSON error body instead of the mux's text.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handler, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, r)
+		if allow := rec.Header().Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		msg := "no such endpoint: " + r.Method + " " + r.URL.Path
+		if rec.Code == http.StatusMethodNotAllowed {
+			msg = "method " + r.Method + " not allowed on " + r.URL.Path
+		}
+		writeError(w, rec.Code, msg)
+	})
+}
+
+// authenticate requires the token on /api requests when one is set.
+func (h *handler) authenticate(next http.Handler) http.Handler {
+	if h.opts.Token == "" {
+		return next
+	}
+	want := []byte(h.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			got := r.URL.Query().Get("access_token")
+			if auth := r.Header.Get("Authorization"); auth != "" {
+				got, _ = strings.CutPrefix(auth, "Bearer ")
+			}
+			if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="ptyhost"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// statusOf maps an error to its HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalidArgument), errors.Is(err, shared.ErrInvalidArgument),
+		errors.Is(err, shared.ErrInvalidConfig):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrSessionNotFound), errors.Is(err, ErrEnvironmentNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrEnvironmentInUse):
+		return http.StatusConflict
+	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, ErrClosed), errors.Is(err, ErrNoPlugin):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrSpawn):
+		return http.StatusBadGateway
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	if code == http.StatusInternalServerError {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, code, err.Error())
+}
+
+// decode reads a JSON body into v, rejecting unknown fields and trailing
+// data.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBodyBytes+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: request body is empty; want a JSON object", ErrInvalidArgument)
+		}
+		return fmt.Errorf("%w: request body: %v", ErrInvalidArgument, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: request body: data after the JSON object", ErrInvalidArgument)
+	}
+	return nil
+}
+
+type environmentRequest struct {
+	ID     string          `json:"id"`
+	Name   string          `json:"name"`
+	Type   string          `json:"type"`
+	Config json.RawMessage `json:"config"`
+}
+
+func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
+	var req environmentRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	env, err := h.m.CreateEnvironment(r.Context(), Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, env)
+}
+
+func (h *handler) listEnvironments(w http.ResponseWriter, r *http.Request) {
+	envs, err := h.m.ListEnvironments(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if envs == nil {
+		envs = []Environment{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"environments": envs})
+}
+
+func (h *handler) getEnvironment(w http.ResponseWriter, r *http.Request) {
+	env, err := h.m.GetEnvironment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, env)
+}
+
+func (h *handler) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
+	if err := h.m.DeleteEnvironment(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type sessionRequest struct {
+	ID            string            `json:"id"`
+	EnvironmentID string            `json:"environment_id"`
+	ProjectID     string            `json:"project_id"`
+	BranchName    string            `json:"branch_name"`
+	WorktreePath  string            `json:"worktree_path"`
+	Command       []string          `json:"command"`
+	Env           map[string]string `json:"env"`
+	Cols          *int              `json:"cols"`
+	Rows          *int              `json:"rows"`
+}
+
+func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
+	var req sessionRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	opts := CreateOptions{
+		ID:            req.ID,
+		EnvironmentID: req.EnvironmentID,
+		ProjectID:     req.ProjectID,
+		BranchName:    req.BranchName,
+		WorktreePath:  req.WorktreePath,
+		Command:       req.Command,
+		Env:           req.Env,
+		Cols:          DefaultCols,
+		Rows:          DefaultRows,
+	}
+	if req.Cols != nil {
+		opts.Cols = *req.Cols
+	}
+	if req.Rows != nil {
+		opts.Rows = *req.Rows
+	}
+	if err := validSize(opts.Cols, opts.Rows); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rec, err := h.m.CreateSession(r.Context(), opts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, rec)
+}
+
+func (h *handler) listSessions(w http.ResponseWriter, r *http.Request) {
+	recs, err := h.m.ListSessions(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []SessionRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": recs})
+}
+
+func (h *handler) getSession(w http.ResponseWriter, r *http.Request) {
+	rec, err := h.m.GetSession(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (h *handler) deleteSession(w http.ResponseWriter, r *http.Request) {
+	if err := h.m.DestroySession(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,604 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+func TestCreateSession(t *testing.T) {
+	h := newHarness(t, nil)
+	events := h.m.Subscribe(t.Context())
+	rec, p := h.create(t, "s1")
+	if rec.Status != StatusActive || rec.Cols != 80 || rec.Rows != 24 {
+		t.Errorf("record = %+v, want ACTIVE 80x24", rec)
+	}
+	if p.req.SessionID != "s1" || p.req.EnvironmentType != "FAKE" || p.req.Size != (shared.Size{Cols: 80, Rows: 24}) {
+		t.Errorf("spawn request = %+v", p.req)
+	}
+	if e := <-events; e.Type != SessionCreated || e.SessionID != "s1" {
+		t.Errorf("event = %+v, want session_created s1", e)
+	}
+	got, err := h.m.GetSession(t.Context(), "s1")
+	if err != nil || got.Status != StatusActive {
+		t.Errorf("GetSession = %+v, %v", got, err)
+	}
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "s1"); row.Status != StatusActive {
+		t.Errorf("stored status = %s, want ACTIVE", row.Status)
+	}
+}
+
+func TestCreateSessionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opts CreateOptions
+		want error
+	}{
+		{"unknown environment", CreateOptions{ID: "a", EnvironmentID: "nope"}, ErrEnvironmentNotFound},
+		{"no environment", CreateOptions{ID: "a"}, ErrInvalidArgument},
+		{"bad id", CreateOptions{ID: "a b/c", EnvironmentID: "fake"}, ErrInvalidArgument},
+		{"zero cols", CreateOptions{ID: "a", EnvironmentID: "fake", Cols: 0, Rows: 10}, ErrInvalidArgument},
+		{"too big", CreateOptions{ID: "a", EnvironmentID: "fake", Cols: 5000, Rows: 5000}, ErrInvalidArgument},
+		{"bad env name", CreateOptions{ID: "a", EnvironmentID: "fake", Env: map[string]string{"A=B": "c"}}, ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			_, err := h.m.CreateSession(t.Context(), tt.opts)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if h.env.count() != 0 {
+				t.Error("a process was spawned")
+			}
+			if _, err := h.m.Attach(t.Context(), "a"); !errors.Is(err, ErrSessionNotFound) {
+				t.Errorf("session left in the map: %v", err)
+			}
+		})
+	}
+}
+
+func TestCreateDuplicateID(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "dup")
+	_, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "dup", EnvironmentID: "fake"})
+	if !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("err = %v, want ErrAlreadyExists", err)
+	}
+	if h.env.count() != 1 {
+		t.Errorf("spawned %d, want 1", h.env.count())
+	}
+}
+
+func TestConcurrentCreatesSpawnOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	release := make(chan struct{})
+	var spawns atomic.Int32
+	h.env.spawn = func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		spawns.Add(1)
+		<-release // hold the first create inside Spawn
+		return newFakePTY(req), nil
+	}
+	const n = 10
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := h.m.CreateSession(context.Background(), CreateOptions{ID: "same", EnvironmentID: "fake"})
+			errs <- err
+		})
+	}
+	// All but one fail at once, while the winner is still spawning.
+	for range n - 1 {
+		if err := <-errs; !errors.Is(err, ErrAlreadyExists) {
+			t.Errorf("err = %v, want ErrAlreadyExists", err)
+		}
+	}
+	close(release)
+	if err := <-errs; err != nil {
+		t.Errorf("winner: %v", err)
+	}
+	wg.Wait()
+	if got := spawns.Load(); got != 1 {
+		t.Errorf("spawned %d times, want 1", got)
+	}
+}
+
+func TestSpawnFailureLeavesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	events := h.m.Subscribe(t.Context())
+	boom := fmt.Errorf("no such directory: %w", shared.ErrInvalidArgument)
+	h.env.spawn = func(context.Context, shared.SpawnRequest) (shared.PTY, error) { return nil, boom }
+	_, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "bad", EnvironmentID: "fake"})
+	if !errors.Is(err, ErrSpawn) || !errors.Is(err, shared.ErrInvalidArgument) {
+		t.Fatalf("err = %v, want ErrSpawn wrapping the plugin's error", err)
+	}
+	if e := <-events; e.Type != SessionError || !errors.Is(e.Err, boom) {
+		t.Errorf("event = %+v, want session_error", e)
+	}
+	if _, err := h.m.Attach(t.Context(), "bad"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("failed session still attachable: %v", err)
+	}
+	rec, err := h.m.GetSession(t.Context(), "bad")
+	if err != nil || rec.Status != StatusError || rec.StatusReason == "" {
+		t.Errorf("GetSession = %+v, %v; want ERROR with reason", rec, err)
+	}
+	// The id is free again.
+	h.env.spawn = nil
+	h.create(t, "bad")
+}
+
+func TestCreateWithoutPlugin(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.envs["orphan"] = Environment{ID: "orphan", Type: "GONE"}
+	_, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "x", EnvironmentID: "orphan"})
+	if !errors.Is(err, ErrNoPlugin) {
+		t.Fatalf("err = %v, want ErrNoPlugin", err)
+	}
+}
+
+func TestDestroySession(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "d")
+	a1, a2 := h.attach(t, "d"), h.attach(t, "d")
+	events := h.m.Subscribe(t.Context())
+	if err := h.m.DestroySession(t.Context(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*Attachment{a1, a2} {
+		f, _ := nextFrame(t, a)
+		if f.Kind != FrameClose || f.CloseCode != 1000 || f.CloseReason != "Session destroyed" {
+			t.Errorf("frame = %+v, want close 1000 Session destroyed", f)
+		}
+	}
+	if kills, closes := p.counts(); kills != 1 || closes != 1 {
+		t.Errorf("kills=%d closes=%d, want 1 and 1", kills, closes)
+	}
+	row := h.store.row(t, "d")
+	if row.Status != StatusTerminated || row.ActiveConnections != 0 {
+		t.Errorf("row = %+v, want TERMINATED with 0 connections", row)
+	}
+	var types []EventType
+	for e := range events {
+		types = append(types, e.Type)
+		if e.Type == SessionDestroyed {
+			break
+		}
+	}
+	if types[len(types)-1] != SessionDestroyed {
+		t.Errorf("events = %v", types)
+	}
+	// Unknown and repeated destroys are no-ops.
+	for _, id := range []string{"d", "never"} {
+		if err := h.m.DestroySession(t.Context(), id); err != nil {
+			t.Errorf("DestroySession(%q) = %v", id, err)
+		}
+	}
+	if kills, _ := p.counts(); kills != 1 {
+		t.Errorf("killed %d times", kills)
+	}
+}
+
+func TestDestroyGoesOnWhenKillAndCleanupFail(t *testing.T) {
+	h := newHarness(t, nil)
+	h.env.spawn = func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := newFakePTY(req)
+		p.killErr = errors.New("kill failed")
+		p.closeErr = errors.New("cleanup failed")
+		h.env.mu.Lock()
+		h.env.spawned = append(h.env.spawned, p)
+		h.env.mu.Unlock()
+		return p, nil
+	}
+	_, p := h.create(t, "f")
+	if err := h.m.DestroySession(t.Context(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	if kills, closes := p.counts(); kills != 1 || closes != 1 {
+		t.Errorf("kills=%d closes=%d", kills, closes)
+	}
+	if row := h.store.row(t, "f"); row.Status != StatusTerminated {
+		t.Errorf("status = %s, want TERMINATED", row.Status)
+	}
+}
+
+func TestFanOutAndInput(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "f")
+	a1, a2 := h.attach(t, "f"), h.attach(t, "f")
+	p.output(t, []byte("hello "))
+	p.output(t, []byte("world"))
+	for i, a := range []*Attachment{a1, a2} {
+		if got := collect(t, a, 11); string(got) != "hello world" {
+			t.Errorf("client %d got %q", i, got)
+		}
+	}
+	for i, a := range []*Attachment{a1, a2} {
+		msg := fmt.Sprintf("typed by %d", i)
+		if _, err := a.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-p.input; string(got) != msg {
+			t.Errorf("input = %q, want %q", got, msg)
+		}
+	}
+}
+
+func TestLateJoinerSeesReplayAndHistorySurvivesLeaving(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "r")
+	p.output(t, []byte("before anyone attached\r\n"))
+	a := h.attach(t, "r")
+	if a.Hello().Offset != 0 {
+		t.Errorf("hello offset = %d, want 0", a.Hello().Offset)
+	}
+	if got := collect(t, a, 24); string(got) != "before anyone attached\r\n" {
+		t.Errorf("replay = %q", got)
+	}
+	a.Close()
+	p.output(t, []byte("while nobody watched"))
+	b := h.attach(t, "r")
+	want := "before anyone attached\r\nwhile nobody watched"
+	if got := collect(t, b, len(want)); string(got) != want {
+		t.Errorf("replay after rejoin = %q", got)
+	}
+}
+
+func TestRecreateAfterDestroyHasNoOldOutput(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "again")
+	p.output(t, []byte("first life"))
+	if err := h.m.DestroySession(t.Context(), "again"); err != nil {
+		t.Fatal(err)
+	}
+	_, p2 := h.create(t, "again")
+	a := h.attach(t, "again")
+	p2.output(t, []byte("second"))
+	if got := collect(t, a, 6); string(got) != "second" {
+		t.Errorf("got %q, want only the new session's output", got)
+	}
+}
+
+func TestMultibyteSplitAcrossReads(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "u")
+	a := h.attach(t, "u")
+	smile := []byte("🙂") // 4 bytes
+	p.output(t, append([]byte("a"), smile[:2]...))
+	p.output(t, append(smile[2:], 'b'))
+	if got := collect(t, a, 6); !bytes.Equal(got, []byte("a🙂b")) {
+		t.Errorf("got % x", got)
+	}
+}
+
+func TestExitDeliversAllOutputFirst(t *testing.T) {
+	// A ring larger than the output: no client can fall out of it.
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 2 << 20 })
+	_, p := h.create(t, "x")
+	a := h.attach(t, "x")
+	events := h.m.Subscribe(t.Context())
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	go func() {
+		p.outW.Write(big)
+		p.end(shared.ExitStatus{Code: 3})
+	}()
+	f, out := nextFrame(t, a)
+	if f.Kind != FrameExit || f.Exit.Code != 3 {
+		t.Fatalf("frame = %+v, want exit 3", f)
+	}
+	if !bytes.Equal(out, big) {
+		t.Fatalf("got %d bytes before exit, want %d", len(out), len(big))
+	}
+	if f, _ := nextFrame(t, a); f.Kind != FrameClose || f.CloseCode != 1000 || f.CloseReason != "Session exited" {
+		t.Errorf("after exit: %+v", f)
+	}
+	if e := <-events; e.Type != SessionExited || e.Exit.Code != 3 {
+		t.Errorf("event = %+v", e)
+	}
+	rec, err := h.m.GetSession(t.Context(), "x")
+	if err != nil || rec.Status != StatusTerminated || rec.ExitCode == nil || *rec.ExitCode != 3 {
+		t.Errorf("record = %+v, %v", rec, err)
+	}
+	// The ended session lingers: a reconnecting client sees the end.
+	b := h.attach(t, "x")
+	if f, _ := nextFrame(t, b); f.Kind != FrameExit || f.Exit.Code != 3 {
+		t.Errorf("late client: %+v", f)
+	}
+	if _, closes := p.counts(); closes != 1 {
+		t.Errorf("adapter cleanup ran %d times, want 1", closes)
+	}
+}
+
+func TestExitBySignal(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "sig")
+	a := h.attach(t, "sig")
+	p.end(shared.ExitStatus{Code: 137, Signal: "SIGKILL"})
+	f, _ := nextFrame(t, a)
+	if f.Kind != FrameExit || f.Exit.Signal != "SIGKILL" || f.Exit.Code != 137 {
+		t.Errorf("frame = %+v", f)
+	}
+}
+
+func TestLingerEnds(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Linger = 20 * time.Millisecond })
+	_, p := h.create(t, "l")
+	p.end(shared.ExitStatus{Code: 0})
+	eventually(t, "the session to leave the map", func() bool {
+		_, err := h.m.Attach(t.Context(), "l")
+		return errors.Is(err, ErrSessionNotFound)
+	})
+	rec, err := h.m.GetSession(t.Context(), "l")
+	if err != nil || rec.Status != StatusTerminated || rec.ExitCode == nil || *rec.ExitCode != 0 {
+		t.Errorf("record = %+v, %v", rec, err)
+	}
+}
+
+func TestCreateReplacesExitedSession(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "re")
+	p.end(shared.ExitStatus{Code: 1})
+	eventually(t, "exit", func() bool {
+		rec, _ := h.m.GetSession(t.Context(), "re")
+		return rec.Status == StatusTerminated
+	})
+	rec, _ := h.create(t, "re")
+	if rec.Status != StatusActive || rec.ExitCode != nil {
+		t.Errorf("replacement = %+v", rec)
+	}
+}
+
+func TestPluginCrashEndsSessionWithError(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "c")
+	a := h.attach(t, "c")
+	p.crash()
+	f, _ := nextFrame(t, a)
+	if f.Kind != FrameExit || f.Exit.Reason != ReasonPluginCrashed {
+		t.Fatalf("frame = %+v, want exit with plugin_crashed", f)
+	}
+	if f, _ := nextFrame(t, a); f.Kind != FrameClose || f.CloseCode != ClosePluginFailed {
+		t.Errorf("close = %+v", f)
+	}
+	rec, _ := h.m.GetSession(t.Context(), "c")
+	if rec.Status != StatusError || rec.StatusReason != ReasonPluginCrashed {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestResize(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "rs")
+	a1, a2 := h.attach(t, "rs"), h.attach(t, "rs")
+	for _, bad := range [][2]int{{0, 0}, {5000, 5000}, {-1, 10}, {10, 1001}} {
+		if err := a1.Resize(t.Context(), bad[0], bad[1]); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("Resize(%v) = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+	if err := a1.Resize(t.Context(), 100, 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Resize(t.Context(), 120, 40); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-p.resizes; got != (shared.Size{Cols: 100, Rows: 30}) {
+		t.Errorf("first resize = %+v", got)
+	}
+	if got := <-p.resizes; got != (shared.Size{Cols: 120, Rows: 40}) {
+		t.Errorf("second resize = %+v", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for _, a := range []*Attachment{a1, a2} {
+		f, err := a.Next(ctx, make([]byte, 64))
+		if err != nil || f.Kind != FrameResize || f.Size != (shared.Size{Cols: 120, Rows: 40}) {
+			t.Errorf("frame = %+v, %v; want the latest size", f, err)
+		}
+	}
+	if a3 := h.attach(t, "rs"); a3.Hello().Size != (shared.Size{Cols: 120, Rows: 40}) {
+		t.Errorf("new client told %+v", a3.Hello().Size)
+	}
+}
+
+func TestSlowClientIsResetAndDoesNotSlowOthers(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 8 << 10 })
+	_, p := h.create(t, "slow")
+	slow := h.attach(t, "slow") // never reads until the end
+	fast := h.attach(t, "slow")
+	line := []byte("0123456789012345678901234567890123456789012345678901234567890\r\n")
+	total := 0
+	for range 1000 { // ~63 KiB, far more than the ring holds
+		p.output(t, line)
+		total += len(line)
+		collect(t, fast, len(line))
+	}
+	f, _ := nextFrame(t, slow)
+	if f.Kind != FrameReset {
+		t.Fatalf("slow client got %+v, want reset", f)
+	}
+	if f.Offset <= 0 || f.Offset%int64(len(line)) != 0 {
+		t.Errorf("reset offset %d is not a line start", f.Offset)
+	}
+	rest := collect(t, slow, total-int(f.Offset))
+	if !bytes.HasPrefix(rest, line) {
+		t.Errorf("replay after reset starts with %q", rest[:20])
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.IdleTimeout = 30 * time.Millisecond })
+	events := h.m.Subscribe(t.Context())
+	_, p := h.create(t, "idle")
+	a := h.attach(t, "idle")
+	a.Close()
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for e := range events {
+		if e.Type == SessionDestroyed {
+			break
+		}
+	}
+	if kills, _ := p.counts(); kills != 1 {
+		t.Errorf("kills = %d", kills)
+	}
+	rec, _ := h.m.GetSession(t.Context(), "idle")
+	if rec.Status != StatusTerminated || rec.StatusReason != ReasonIdleTimeout {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestIdleStatusAndReattachCancelsTimer(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.IdleTimeout = time.Hour })
+	h.create(t, "i")
+	a := h.attach(t, "i")
+	a.Close()
+	rec, _ := h.m.GetSession(t.Context(), "i")
+	if rec.Status != StatusIdle || rec.ActiveConnections != 0 {
+		t.Errorf("after last detach: %+v", rec)
+	}
+	h.attach(t, "i")
+	rec, _ = h.m.GetSession(t.Context(), "i")
+	if rec.Status != StatusActive || rec.ActiveConnections != 1 {
+		t.Errorf("after reattach: %+v", rec)
+	}
+	h.m.mu.Lock()
+	s := h.m.sessions["i"]
+	h.m.mu.Unlock()
+	s.mu.Lock()
+	timer := s.idleTimer
+	s.mu.Unlock()
+	if timer != nil {
+		t.Error("idle timer still armed with a client attached")
+	}
+}
+
+func TestDestroyWhenIdle(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.IdleTimeout = DestroyWhenIdle })
+	events := h.m.Subscribe(t.Context())
+	h.create(t, "now")
+	a := h.attach(t, "now")
+	a.Close()
+	for e := range events {
+		if e.Type == SessionDestroyed {
+			return
+		}
+	}
+}
+
+func TestActiveConnectionsRecorded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "ac")
+	a := h.attach(t, "ac")
+	h.attach(t, "ac")
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "ac"); row.ActiveConnections != 2 {
+		t.Errorf("active_connections = %d, want 2", row.ActiveConnections)
+	}
+	a.Close()
+	a.Close() // twice is fine
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "ac"); row.ActiveConnections != 1 {
+		t.Errorf("active_connections = %d, want 1", row.ActiveConnections)
+	}
+	if _, err := h.m.Attach(t.Context(), "missing"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("Attach(missing) = %v", err)
+	}
+}
+
+func TestStoreErrorsAreRetriedAndNeverKillSessions(t *testing.T) {
+	h := newHarness(t, nil)
+	h.store.mu.Lock()
+	h.store.failNext = 3
+	h.store.mu.Unlock()
+	_, p := h.create(t, "st")
+	a := h.attach(t, "st")
+	p.output(t, []byte("still fine"))
+	collect(t, a, 10)
+	eventually(t, "the row to be written after retries", func() bool {
+		rec, err := h.store.GetSession(t.Context(), "st")
+		return err == nil && rec.ActiveConnections == 1
+	})
+}
+
+func TestCloseHangsUpEverything(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p1 := h.create(t, "c1")
+	_, p2 := h.create(t, "c2")
+	a := h.attach(t, "c1")
+	if err := h.m.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Close(t.Context()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	f, _ := nextFrame(t, a)
+	if f.Kind != FrameClose || f.CloseCode != CloseGoingAway {
+		t.Errorf("frame = %+v", f)
+	}
+	for _, p := range []*fakePTY{p1, p2} {
+		if kills, closes := p.counts(); kills != 1 || closes != 1 {
+			t.Errorf("kills=%d closes=%d", kills, closes)
+		}
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if row := h.store.row(t, id); row.Status != StatusTerminated || row.StatusReason != ReasonServerShutdown {
+			t.Errorf("row = %+v", row)
+		}
+	}
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "late", EnvironmentID: "fake"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("create after Close = %v", err)
+	}
+}
+
+func TestListSessions(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "one")
+	h.create(t, "two")
+	if err := h.m.DestroySession(t.Context(), "one"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := h.m.ListSessions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Status{}
+	for _, r := range recs {
+		got[r.ID] = r.Status
+	}
+	if got["one"] != StatusTerminated || got["two"] != StatusActive || len(got) != 2 {
+		t.Errorf("sessions = %v", got)
+	}
+}
+
+func TestSlowSubscriberNeverBlocks(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	stuck := h.m.Subscribe(ctx) // never read
+	for i := range eventBufferSize + 10 {
+		h.m.publish(Event{Type: SessionCreated, SessionID: fmt.Sprint(i)})
+	}
+	if len(stuck) != eventBufferSize {
+		t.Errorf("buffered %d", len(stuck))
+	}
+	cancel()
+	eventually(t, "the channel to close", func() bool {
+		for range stuck {
+		}
+		return true
+	})
+}

@@ -1,0 +1,110 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// Dispatcher finds the plugin that serves an environment type. *Plugins is
+// the one the server uses; embedders and tests may bring their own.
+type Dispatcher interface {
+	// Environment returns the environment plugin serving envType, or an
+	// error wrapping ErrNoPlugin.
+	Environment(envType string) (shared.Environment, error)
+}
+
+// Options configure a Manager. The zero value of every field but Store and
+// Plugins means its default.
+type Options struct {
+	// Store records environments and sessions. Required.
+	Store Store
+	// Plugins serve the environment types. Required.
+	Plugins Dispatcher
+	// Logger receives the manager's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer, when set, receives the manager's Prometheus metrics.
+	Registerer prometheus.Registerer
+
+	// ScrollbackBytes is how much output each session keeps for clients
+	// that attach later. Default 256 KiB.
+	ScrollbackBytes int
+	// IdleTimeout is how long a running session with no client attached
+	// lives on. Zero means DefaultIdleTimeout; use NoIdleTimeout to keep
+	// idle sessions forever and DestroyWhenIdle to destroy a session as
+	// soon as its last client leaves.
+	IdleTimeout time.Duration
+	// Linger is how long a session that exited stays attachable, so a
+	// client that reconnects sees its end and exit code. Default 5 min.
+	Linger time.Duration
+	// ActivityInterval is the least time between two writes of a session's
+	// last_active_at. Default 5 s.
+	ActivityInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultScrollbackBytes  = 256 << 10
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultLinger           = 5 * time.Minute
+	DefaultActivityInterval = 5 * time.Second
+	DefaultCols             = 80
+	DefaultRows             = 24
+	// MaxTermSize bounds cols and rows.
+	MaxTermSize = 1000
+)
+
+// Special IdleTimeout values.
+const (
+	// NoIdleTimeout keeps idle sessions until they exit or are destroyed.
+	NoIdleTimeout time.Duration = -1
+	// DestroyWhenIdle destroys a session as soon as its last client leaves.
+	DestroyWhenIdle time.Duration = -2
+)
+
+// Validate reports the first invalid field.
+func (o Options) Validate() error {
+	switch {
+	case o.Store == nil:
+		return fmt.Errorf("core: Options.Store is required")
+	case o.Plugins == nil:
+		return fmt.Errorf("core: Options.Plugins is required")
+	case o.ScrollbackBytes < 0:
+		return fmt.Errorf("core: Options.ScrollbackBytes must not be negative")
+	case o.ScrollbackBytes > 0 && o.ScrollbackBytes < 4<<10:
+		return fmt.Errorf("core: Options.ScrollbackBytes must be at least 4 KiB")
+	case o.IdleTimeout < 0 && o.IdleTimeout != NoIdleTimeout && o.IdleTimeout != DestroyWhenIdle:
+		return fmt.Errorf("core: Options.IdleTimeout must be positive, NoIdleTimeout or DestroyWhenIdle")
+	case o.Linger < 0:
+		return fmt.Errorf("core: Options.Linger must not be negative")
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ScrollbackBytes == 0 {
+		o.ScrollbackBytes = DefaultScrollbackBytes
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
+	}
+	if o.ActivityInterval == 0 {
+		o.ActivityInterval = DefaultActivityInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}

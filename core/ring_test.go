@@ -1,0 +1,148 @@
+package core
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRingReadWriteAndEviction(t *testing.T) {
+	r := newRing(8)
+	r.write([]byte("abcdef"))
+	buf := make([]byte, 16)
+	n, ok := r.read(buf, 0)
+	if !ok || string(buf[:n]) != "abcdef" {
+		t.Fatalf("read = %q, %v", buf[:n], ok)
+	}
+	r.write([]byte("ghij")) // wraps; "ab" evicted
+	if r.start != 2 || r.end != 10 {
+		t.Fatalf("start=%d end=%d", r.start, r.end)
+	}
+	if _, ok := r.read(buf, 1); ok {
+		t.Error("read of an evicted offset succeeded")
+	}
+	n, _ = r.read(buf, 2)
+	if string(buf[:n]) != "cdefghij" {
+		t.Errorf("after wrap: %q", buf[:n])
+	}
+	n, _ = r.read(buf[:3], 7)
+	if string(buf[:n]) != "hij" {
+		t.Errorf("partial: %q", buf[:n])
+	}
+	if n, ok := r.read(buf, 10); n != 0 || !ok {
+		t.Errorf("read at end = %d, %v", n, ok)
+	}
+	r.write([]byte("0123456789XYZ")) // larger than the ring
+	n, _ = r.read(buf, r.start)
+	if string(buf[:n]) != "56789XYZ" || r.end != 23 {
+		t.Errorf("oversized write kept %q, end %d", buf[:n], r.end)
+	}
+}
+
+func TestReplayPointIsSafe(t *testing.T) {
+	tests := []struct {
+		name  string
+		chunk string // repeated until the ring has wrapped
+	}{
+		{"plain lines", "hello world, this is a line of output\r\n"},
+		{"colours", "\x1b[1;31mred\x1b[0m and \x1b[38;5;200mpink\x1b[0m text\r\n"},
+		{"wide characters", "日本語のテキスト🙂🙂🙂 ünïcödé\r\n"},
+		{"osc titles", "\x1b]0;a window title\x07prompt$ \r\n"},
+		{"no newlines", "\x1b[2K\r🙂 progress 42% ████████░░░░ "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRing(16 << 10)
+			data := strings.Repeat(tt.chunk, (64<<10)/len(tt.chunk)+1)
+			// Write in odd-sized pieces so sequences straddle writes.
+			for p := []byte(data); len(p) > 0; {
+				n := min(len(p), 777)
+				r.write(p[:n])
+				p = p[n:]
+			}
+			sp := r.replayPoint()
+			if sp.off < r.start || sp.off >= r.end {
+				t.Fatalf("replay point %d outside [%d,%d)", sp.off, r.start, r.end)
+			}
+			// The replay must begin exactly where a chunk begins or at a
+			// point a fresh parser agrees is safe: check it parses clean.
+			var b boundary
+			b.modes = defaultModes
+			full := []byte(data)
+			prefix := full[:sp.off]
+			for _, c := range prefix {
+				b.step(c)
+			}
+			if !b.safe() {
+				t.Errorf("offset %d is inside a sequence (state %d, utf8 %d)", sp.off, b.state, b.utf8Need)
+			}
+		})
+	}
+}
+
+func TestModesPreamble(t *testing.T) {
+	r := newRing(4 << 10)
+	r.write([]byte("\x1b[?1049h\x1b[?25l\x1b[?2004h"))
+	for range 200 {
+		r.write([]byte("a full-screen app redraws a line\r\n"))
+	}
+	sp := r.replayPoint()
+	if sp.off == 0 {
+		t.Fatal("ring did not wrap")
+	}
+	got := string(sp.modes.preamble())
+	for _, want := range []string{"\x1b[?25l", "\x1b[?1049h", "\x1b[?2004h"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("preamble %q lacks %q", got, want)
+		}
+	}
+	r.write([]byte("\x1b[?1049l\x1b[?25h\x1b[?2004l"))
+	for range 200 {
+		r.write([]byte("back on the main screen\r\n"))
+	}
+	if p := r.replayPoint().modes.preamble(); p != nil {
+		t.Errorf("default modes gave preamble %q", p)
+	}
+}
+
+func TestBoundaryParser(t *testing.T) {
+	tests := []struct {
+		in   string
+		safe bool
+	}{
+		{"abc", true},
+		{"\x1b", false},
+		{"\x1b[", false},
+		{"\x1b[31", false},
+		{"\x1b[31m", true},
+		{"\x1b]0;title", false},
+		{"\x1b]0;title\x07", true},
+		{"\x1b]0;title\x1b\\", true},
+		{"\x1bP1$r", false},
+		{"\x1b(B", true},
+		{"\x1b(", false},
+		{"\xf0\x9f", false},
+		{"\xf0\x9f\x99\x82", true},
+		{"\xe6\x97", false},
+		{"\xe6\x97\xa5", true},
+		{"\x1b[31\x18", true}, // CAN aborts
+	}
+	for _, tt := range tests {
+		var b boundary
+		for _, c := range []byte(tt.in) {
+			b.step(c)
+		}
+		if b.safe() != tt.safe {
+			t.Errorf("%q: safe = %v, want %v", tt.in, b.safe(), tt.safe)
+		}
+	}
+}
+
+func BenchmarkRingWrite(b *testing.B) {
+	r := newRing(DefaultScrollbackBytes)
+	chunk := bytes.Repeat([]byte("\x1b[32mgreen\x1b[0m text 🙂\r\n"), 2000)
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		r.write(chunk)
+	}
+}

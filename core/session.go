@@ -1,0 +1,222 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// ExitStatus tells how a session's process ended.
+type ExitStatus = shared.ExitStatus
+
+// sessState is where a session is in its life.
+type sessState uint8
+
+const (
+	stateStarting  sessState = iota // reserved; the plugin is spawning it
+	stateRunning                    // its process runs
+	stateExited                     // its process ended; it lingers
+	stateDestroyed                  // destroyed or hung up; gone from the map
+)
+
+// Reasons recorded with an abnormal status.
+const (
+	ReasonPluginCrashed  = "plugin_crashed"
+	ReasonServerShutdown = "server_shutdown"
+	ReasonIdleTimeout    = "idle_timeout"
+)
+
+// session is one live terminal session. Its output pump, the one goroutine
+// that reads the PTY, owns the ring's writes; attachments read the ring at
+// their own offsets, so no client ever slows the pump or another client.
+type session struct {
+	id  string
+	m   *Manager
+	log *slog.Logger
+
+	pumpDone chan struct{} // closed when the pump has ended
+	closePTY sync.Once
+	pty      shared.PTY // set once, before the pump starts
+	envType  string
+
+	mu          sync.Mutex // protects the following
+	state       sessState
+	rec         SessionRecord
+	ring        *ring
+	attachments map[*Attachment]struct{}
+	exit        *ExitStatus
+	closeCode   int    // when destroyed: the close code for clients
+	closeReason string // when destroyed: the close reason for clients
+	idleTimer   *time.Timer
+	lingerTimer *time.Timer
+	lastActive  time.Time // last activity written to the store
+}
+
+// snapshot returns the session's record as it is now.
+func (s *session) snapshot() SessionRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
+
+// wakeAll tells every attachment there is something new. s.mu must be held.
+func (s *session) wakeAll() {
+	for a := range s.attachments {
+		a.wake()
+	}
+}
+
+// pump reads the PTY until it ends, then records the exit.
+func (s *session) pump(ctx context.Context) {
+	defer close(s.pumpDone)
+	buf := make([]byte, 64<<10)
+	var readErr error
+	for {
+		n, err := s.pty.Read(buf)
+		if n > 0 {
+			s.output(buf[:n])
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
+			break
+		}
+	}
+	var st ExitStatus
+	var err error
+	if readErr != nil {
+		err = readErr
+	} else {
+		st, err = s.pty.Wait(ctx)
+	}
+	s.exited(st, err)
+}
+
+// output appends p to the scrollback and wakes the attachments.
+func (s *session) output(p []byte) {
+	now := s.m.now()
+	s.mu.Lock()
+	s.ring.write(p)
+	s.wakeAll()
+	touch := now.Sub(s.lastActive) >= s.m.opts.ActivityInterval
+	if touch {
+		s.lastActive = now
+		s.rec.LastActiveAt = now
+	}
+	s.mu.Unlock()
+	s.m.metrics.bytesOut.Add(float64(len(p)))
+	if touch {
+		s.m.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+	}
+}
+
+// input writes p to the terminal.
+func (s *session) input(p []byte) error {
+	if _, err := s.pty.Write(p); err != nil {
+		return err
+	}
+	s.m.metrics.bytesIn.Add(float64(len(p)))
+	now := s.m.now()
+	s.mu.Lock()
+	touch := now.Sub(s.lastActive) >= s.m.opts.ActivityInterval
+	if touch {
+		s.lastActive = now
+		s.rec.LastActiveAt = now
+	}
+	s.mu.Unlock()
+	if touch {
+		s.m.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+	}
+	return nil
+}
+
+// resize changes the terminal's size and tells every attachment.
+func (s *session) resize(ctx context.Context, size shared.Size) error {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
+		return errNotRunning
+	}
+	s.mu.Unlock()
+	if err := s.pty.Resize(ctx, size); err != nil {
+		return err
+	}
+	cols, rows := int(size.Cols), int(size.Rows)
+	s.mu.Lock()
+	s.rec.Cols, s.rec.Rows = cols, rows
+	for a := range s.attachments {
+		a.sizeChanged = true
+	}
+	s.wakeAll()
+	s.mu.Unlock()
+	s.m.writer.update(s.id, SessionUpdate{Cols: &cols, Rows: &rows})
+	return nil
+}
+
+// exited records the end of the process: every output byte is in the ring
+// by now, so attachments deliver it all before the exit message.
+func (s *session) exited(st ExitStatus, err error) {
+	if err != nil {
+		st.Code = -1
+		if errors.Is(err, shared.ErrPluginExited) {
+			st.Reason = ReasonPluginCrashed
+		} else {
+			st.Reason = err.Error()
+		}
+	}
+	s.mu.Lock()
+	s.exit = &st
+	running := s.state == stateRunning
+	if running {
+		s.state = stateExited
+	}
+	if s.idleTimer != nil {
+		s.idleTimer.Stop()
+		s.idleTimer = nil
+	}
+	s.rec.ExitCode = &st.Code
+	s.rec.ExitSignal = st.Signal
+	s.rec.ActiveConnections = len(s.attachments)
+	if err != nil {
+		s.rec.Status, s.rec.StatusReason = StatusError, st.Reason
+	} else if running {
+		s.rec.Status, s.rec.StatusReason = StatusTerminated, st.Reason
+	}
+	rec := s.rec
+	s.wakeAll()
+	s.mu.Unlock()
+
+	s.m.writer.update(s.id, SessionUpdate{
+		Status:       &rec.Status,
+		StatusReason: &rec.StatusReason,
+		ExitCode:     &st.Code,
+		ExitSignal:   &st.Signal,
+	})
+	if err != nil {
+		s.log.Warn("session ended abnormally", "err", err)
+		s.m.publish(Event{Type: SessionError, SessionID: s.id, Err: err, Exit: &st})
+	} else {
+		s.log.Info("session exited", "code", st.Code, "signal", st.Signal)
+		s.m.publish(Event{Type: SessionExited, SessionID: s.id, Exit: &st})
+	}
+	// The process is gone: release what the plugin still holds for it.
+	s.release()
+	if running {
+		s.m.linger(s)
+	}
+}
+
+// release calls the plugin's cleanup for the session, once.
+func (s *session) release() {
+	s.closePTY.Do(func() {
+		if err := s.pty.Close(); err != nil {
+			s.log.Warn("adapter cleanup failed", "err", err)
+		}
+	})
+}

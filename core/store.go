@@ -1,0 +1,132 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Status is a session's lifecycle state as recorded in the store.
+type Status string
+
+// Session statuses.
+const (
+	StatusActive     Status = "ACTIVE"     // running, at least one client attached
+	StatusIdle       Status = "IDLE"       // running, no client attached
+	StatusTerminated Status = "TERMINATED" // ended: exited or destroyed
+	StatusError      Status = "ERROR"      // failed to start, or ended abnormally
+)
+
+// Errors returned by the manager and the store.
+var (
+	ErrSessionNotFound     = errors.New("session not found")
+	ErrEnvironmentNotFound = errors.New("environment not found")
+	ErrAlreadyExists       = errors.New("already exists")
+	ErrEnvironmentInUse    = errors.New("environment has live sessions")
+	ErrInvalidArgument     = errors.New("invalid argument")
+	ErrClosed              = errors.New("manager closed")
+	errNotRunning          = errors.New("session is not running")
+)
+
+// Environment is a configured place where sessions run: the local host, a
+// Docker image, an SSH host. Its Type selects the plugin that serves it; its
+// Config is that plugin's business.
+type Environment struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	Config    json.RawMessage `json:"config,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// SessionRecord is a session's row in the store.
+type SessionRecord struct {
+	ID                string    `json:"id"`
+	EnvironmentID     string    `json:"environment_id"`
+	ProjectID         string    `json:"project_id,omitempty"`
+	BranchName        string    `json:"branch_name,omitempty"`
+	WorktreePath      string    `json:"worktree_path,omitempty"`
+	Status            Status    `json:"status"`
+	StatusReason      string    `json:"status_reason,omitempty"`
+	ActiveConnections int       `json:"active_connections"`
+	Cols              int       `json:"cols"`
+	Rows              int       `json:"rows"`
+	ExitCode          *int      `json:"exit_code"`
+	ExitSignal        string    `json:"exit_signal,omitempty"`
+	LastActiveAt      time.Time `json:"last_active_at"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// SessionUpdate changes some columns of a session's row; nil fields are left
+// alone. Updates to one session are merged (later fields win) before they are
+// written, so one update may stand for many.
+type SessionUpdate struct {
+	Status            *Status
+	StatusReason      *string
+	ActiveConnections *int
+	Cols              *int
+	Rows              *int
+	ExitCode          *int
+	ExitSignal        *string
+	LastActiveAt      *time.Time
+}
+
+// Merge folds later into u: every field set in later overrides u's.
+func (u *SessionUpdate) Merge(later SessionUpdate) {
+	if later.Status != nil {
+		u.Status = later.Status
+	}
+	if later.StatusReason != nil {
+		u.StatusReason = later.StatusReason
+	}
+	if later.ActiveConnections != nil {
+		u.ActiveConnections = later.ActiveConnections
+	}
+	if later.Cols != nil {
+		u.Cols = later.Cols
+	}
+	if later.Rows != nil {
+		u.Rows = later.Rows
+	}
+	if later.ExitCode != nil {
+		u.ExitCode = later.ExitCode
+	}
+	if later.ExitSignal != nil {
+		u.ExitSignal = later.ExitSignal
+	}
+	if later.LastActiveAt != nil {
+		u.LastActiveAt = later.LastActiveAt
+	}
+}
+
+// EnvironmentStore keeps environments. Implementations return
+// ErrEnvironmentNotFound and ErrAlreadyExists (wrapped or not).
+type EnvironmentStore interface {
+	CreateEnvironment(ctx context.Context, env Environment) error
+	GetEnvironment(ctx context.Context, id string) (Environment, error)
+	ListEnvironments(ctx context.Context) ([]Environment, error)
+	DeleteEnvironment(ctx context.Context, id string) error
+}
+
+// SessionStore keeps session rows. Implementations return ErrSessionNotFound
+// (wrapped or not).
+type SessionStore interface {
+	// SaveSession inserts the row, or replaces it whole when the id exists
+	// (a session id may be used again after the first session ended).
+	SaveSession(ctx context.Context, rec SessionRecord) error
+	// UpdateSession applies u to the row and sets updated_at.
+	UpdateSession(ctx context.Context, id string, u SessionUpdate) error
+	GetSession(ctx context.Context, id string) (SessionRecord, error)
+	// ListSessions returns rows in creation order; with statuses given, only
+	// rows in one of them.
+	ListSessions(ctx context.Context, statuses ...Status) ([]SessionRecord, error)
+}
+
+// Store is everything the manager needs from a database.
+type Store interface {
+	EnvironmentStore
+	SessionStore
+}

@@ -1,0 +1,228 @@
+package core
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// writer moves session status to the store off every session's hot path.
+// Callers enqueue; one goroutine writes. Writes to one session are merged
+// while they wait, so a burst of changes (connections coming and going,
+// resizes, activity) becomes one row update. A failed write is logged, kept
+// (merged under anything newer) and retried with backoff: a store outage
+// delays the record but never fails a session.
+type writer struct {
+	store   SessionStore
+	log     *slog.Logger
+	onError func(error)
+
+	mu      sync.Mutex // protects the following
+	pending  map[string]*pendingWrite
+	inflight map[string]*pendingWrite // the batch being written now
+
+	// writing serialises batches with synchronous flushes, so writes to one
+	// row land in the order they were enqueued.
+	writing sync.Mutex
+
+	kick chan struct{}
+	done chan struct{}
+}
+
+// pendingWrite is what waits to be written for one session: a whole row
+// (when the row is new or replaced) and/or an update on top of it.
+type pendingWrite struct {
+	rec *SessionRecord
+	upd SessionUpdate
+}
+
+const (
+	writerRetryMin = 100 * time.Millisecond
+	writerRetryMax = 10 * time.Second
+)
+
+func newWriter(store SessionStore, log *slog.Logger, onError func(error)) *writer {
+	w := &writer{
+		store:   store,
+		log:     log,
+		onError: onError,
+		pending: make(map[string]*pendingWrite),
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	return w
+}
+
+// save enqueues a whole row, replacing anything pending for its id.
+func (w *writer) save(rec SessionRecord) {
+	w.mu.Lock()
+	w.pending[rec.ID] = &pendingWrite{rec: &rec}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// update enqueues a change to one row.
+func (w *writer) update(id string, u SessionUpdate) {
+	w.mu.Lock()
+	p := w.pending[id]
+	if p == nil {
+		p = &pendingWrite{}
+		w.pending[id] = p
+	}
+	p.upd.Merge(u)
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *writer) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// overlay applies what is still to be written for rec's id to rec, so
+// readers see the latest state before it reaches the store.
+func (w *writer) overlay(rec *SessionRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
+		if p := m[rec.ID]; p != nil {
+			if p.rec != nil {
+				*rec = *p.rec
+			}
+			applyUpdate(rec, p.upd)
+		}
+	}
+}
+
+// pendingRecord returns the whole row still to be written for id, if
+// there is one.
+func (w *writer) pendingRecord(id string) (SessionRecord, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var rec SessionRecord
+	found := false
+	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
+		if p := m[id]; p != nil {
+			if p.rec != nil {
+				rec, found = *p.rec, true
+			}
+			if found {
+				applyUpdate(&rec, p.upd)
+			}
+		}
+	}
+	return rec, found
+}
+
+// run writes until ctx ends, then returns. Call flush after it to write
+// what is left.
+func (w *writer) run(ctx context.Context) {
+	defer close(w.done)
+	backoff := writerRetryMin
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		}
+		for w.writeBatch(ctx) != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, writerRetryMax)
+		}
+		backoff = writerRetryMin
+	}
+}
+
+// flush writes everything pending now, once; it returns the first error.
+func (w *writer) flush(ctx context.Context) error {
+	return w.writeBatch(ctx)
+}
+
+// writeBatch takes every pending write and performs it. Failed writes go
+// back to pending, under anything enqueued meanwhile.
+func (w *writer) writeBatch(ctx context.Context) error {
+	w.writing.Lock()
+	defer w.writing.Unlock()
+
+	w.mu.Lock()
+	batch := w.pending
+	w.inflight = batch
+	w.pending = make(map[string]*pendingWrite, len(batch))
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.inflight = nil
+		w.mu.Unlock()
+	}()
+
+	var firstErr error
+	for id, p := range batch {
+		err := w.write(ctx, id, p)
+		if err == nil {
+			continue
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		w.log.Warn("store write failed; will retry", "session_id", id, "err", err)
+		if w.onError != nil {
+			w.onError(err)
+		}
+		w.mu.Lock()
+		if newer := w.pending[id]; newer != nil {
+			if newer.rec == nil {
+				p.upd.Merge(newer.upd)
+				w.pending[id] = p
+			}
+		} else {
+			w.pending[id] = p
+		}
+		w.mu.Unlock()
+	}
+	return firstErr
+}
+
+func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
+	if p.rec != nil {
+		rec := *p.rec
+		applyUpdate(&rec, p.upd)
+		return w.store.SaveSession(ctx, rec)
+	}
+	return w.store.UpdateSession(ctx, id, p.upd)
+}
+
+// applyUpdate applies u's set fields to rec.
+func applyUpdate(rec *SessionRecord, u SessionUpdate) {
+	if u.Status != nil {
+		rec.Status = *u.Status
+	}
+	if u.StatusReason != nil {
+		rec.StatusReason = *u.StatusReason
+	}
+	if u.ActiveConnections != nil {
+		rec.ActiveConnections = *u.ActiveConnections
+	}
+	if u.Cols != nil {
+		rec.Cols = *u.Cols
+	}
+	if u.Rows != nil {
+		rec.Rows = *u.Rows
+	}
+	if u.ExitCode != nil {
+		code := *u.ExitCode
+		rec.ExitCode = &code
+	}
+	if u.ExitSignal != nil {
+		rec.ExitSignal = *u.ExitSignal
+	}
+	if u.LastActiveAt != nil {
+		rec.LastActiveAt = *u.LastActiveAt
+	}
+}
