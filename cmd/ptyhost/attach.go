@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// subprotocol is the WebSocket subprotocol of docs/protocol.md.
+const subprotocol = "ptyhost.v1"
+
+// defaultDetachKey is Ctrl-], as in telnet.
+const defaultDetachKey = 0x1d
+
+// inputBufSize is how much stdin is read, and sent as one binary frame, at
+// a time.
+const inputBufSize = 32 << 10
+
+// attachOptions says what to attach to and how.
+type attachOptions struct {
+	id string
+	// detachKey is the byte that detaches, or -1 for none.
+	detachKey int
+	// winch delivers "the terminal may have changed size". When nil and
+	// stdin is a terminal, attach subscribes to SIGWINCH itself; tests
+	// inject a channel instead. Ignored when stdin is not a terminal.
+	winch <-chan os.Signal
+}
+
+// attachEnd says why an attachment ended without an error.
+type attachEnd int
+
+const (
+	endExited    attachEnd = iota // the process exited; see attachResult.code
+	endDetached                   // the user pressed the detach key
+	endDestroyed                  // the server closed normally without an exit message
+)
+
+type attachResult struct {
+	end  attachEnd
+	code int // exit status for endExited
+}
+
+// controlMessage is any text frame of the protocol; which fields are set
+// depends on Type.
+type controlMessage struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id,omitempty"`
+	Cols      int    `json:"cols,omitempty"`
+	Rows      int    `json:"rows,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
+	Code      int    `json:"code,omitempty"`
+	Signal    string `json:"signal,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// attach connects stdio to session opts.id until the process exits, the
+// user detaches, the server ends the connection or ctx is done (then it
+// returns context.Cause(ctx)).
+//
+// When stdio.in is a terminal it is put in raw mode for the duration and
+// always restored before attach returns. attach waits for every goroutine
+// it starts except the one reading stdio.in, which may stay blocked in
+// Read until stdio.in delivers data, EOF or an error (then it finds the
+// connection closed and ends); that goroutine never touches stdio.out or
+// stdio.err.
+func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (attachResult, error) {
+	conn, err := dialAttach(ctx, c, opts.id, stdio)
+	if err != nil {
+		return attachResult{}, err
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(16 << 20)
+
+	tty := openTerminal(stdio.in)
+	if tty != nil {
+		if err := tty.makeRaw(); err != nil {
+			return attachResult{}, fmt.Errorf("setting terminal to raw mode: %w", err)
+		}
+		defer tty.restore()
+	}
+
+	// loopCtx bounds every goroutine below; it is cancelled, and they are
+	// waited for, before the terminal is restored.
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	a := &attachment{conn: conn, out: stdio.out, errw: stdio.err}
+	hello := make(chan struct{})
+	readerDone := make(chan readResult, 1)
+	wg.Go(func() { readerDone <- a.readLoop(loopCtx, hello) })
+
+	// closeAndWait ends the connection from our side and waits for the
+	// reader, so nothing writes to stdio after attach returns.
+	closeAndWait := func(code websocket.StatusCode, reason string) {
+		_ = conn.Close(code, reason)
+		<-readerDone
+	}
+
+	select {
+	case <-hello:
+	case r := <-readerDone:
+		return a.finish(r)
+	case <-ctx.Done():
+		closeAndWait(websocket.StatusGoingAway, "client exiting")
+		return attachResult{}, context.Cause(ctx)
+	}
+
+	if tty != nil {
+		winch := opts.winch
+		if winch == nil {
+			ch := make(chan os.Signal, 1)
+			signal.Notify(ch, syscall.SIGWINCH)
+			defer signal.Stop(ch)
+			winch = ch
+		}
+		a.sendSize(loopCtx, tty)
+		wg.Go(func() {
+			for {
+				select {
+				case <-loopCtx.Done():
+					return
+				case <-winch:
+					a.sendSize(loopCtx, tty)
+				}
+			}
+		})
+	}
+
+	detached := make(chan struct{})
+	inputErr := make(chan error, 1)
+	// Not in wg: it may be blocked in stdio.in.Read indefinitely.
+	go a.pumpInput(loopCtx, stdio.in, opts.detachKey, detached, inputErr)
+
+	select {
+	case r := <-readerDone:
+		return a.finish(r)
+	case <-detached:
+		closeAndWait(websocket.StatusNormalClosure, "detached")
+		fmt.Fprintf(stdio.err, "\r\n[detached from session %s]\r\n", opts.id)
+		return attachResult{end: endDetached}, nil
+	case err := <-inputErr:
+		closeAndWait(websocket.StatusNormalClosure, "input closed")
+		return attachResult{}, fmt.Errorf("reading input: %w", err)
+	case <-ctx.Done():
+		closeAndWait(websocket.StatusGoingAway, "client exiting")
+		return attachResult{}, context.Cause(ctx)
+	}
+}
+
+// dialAttach opens the WebSocket, turning a refused upgrade into a
+// helpful error.
+func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*websocket.Conn, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, resp, err := websocket.Dial(dialCtx, c.wsURL("/api/v1/sessions/"+url.PathEscape(id)+"/attach"), &websocket.DialOptions{
+		HTTPClient:   c.http,
+		HTTPHeader:   c.header(),
+		Subprotocols: []string{subprotocol},
+	})
+	if err != nil {
+		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, c.connError(err)
+		}
+		if resp.StatusCode < 400 {
+			return nil, fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base, resp.StatusCode)
+		}
+		ae := readAPIError(resp)
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			ae.Message = fmt.Sprintf("session %s not found", id)
+		case http.StatusGone:
+			if ae.ExitCode != nil {
+				fmt.Fprintf(stdio.err, "ptyhost: session %s has ended (exit code %d)\n", id, *ae.ExitCode)
+				return nil, exitError{exitStatus(*ae.ExitCode, "")}
+			}
+			ae.Message = fmt.Sprintf("session %s has ended", id)
+		}
+		return nil, ae
+	}
+	if conn.Subprotocol() != subprotocol {
+		conn.CloseNow()
+		return nil, fmt.Errorf("the server at %s does not speak %s", c.base, subprotocol)
+	}
+	return conn, nil
+}
+
+// attachment is one live attach connection.
+type attachment struct {
+	conn *websocket.Conn
+	out  io.Writer // written only by readLoop
+	errw io.Writer // written by readLoop, then by attach once readLoop is done
+}
+
+// readResult is how readLoop ended.
+type readResult struct {
+	attachResult
+	reason string // the exit reason for endExited, the close reason for endDestroyed
+	err    error
+}
+
+// readLoop copies output to a.out and handles control messages until the
+// connection ends. It closes hello when the hello message arrives.
+func (a *attachment) readLoop(ctx context.Context, hello chan<- struct{}) readResult {
+	var exit *controlMessage
+	gotHello := false
+	for {
+		typ, p, err := a.conn.Read(ctx)
+		if err != nil {
+			return closeResult(err, exit)
+		}
+		if !gotHello {
+			var m controlMessage
+			if typ != websocket.MessageText || json.Unmarshal(p, &m) != nil || m.Type != "hello" {
+				return readResult{err: errors.New("protocol error: the server did not start with hello")}
+			}
+			gotHello = true
+			close(hello)
+			continue
+		}
+		if typ == websocket.MessageBinary {
+			if _, err := a.out.Write(p); err != nil {
+				return readResult{err: fmt.Errorf("writing output: %w", err)}
+			}
+			continue
+		}
+		var m controlMessage
+		if json.Unmarshal(p, &m) != nil {
+			continue // not ours to judge; a newer server may send more
+		}
+		switch m.Type {
+		case "reset":
+			// Full terminal reset; the replay from m.Offset follows.
+			if _, err := io.WriteString(a.out, "\x1bc"); err != nil {
+				return readResult{err: fmt.Errorf("writing output: %w", err)}
+			}
+		case "exit":
+			exit = &m
+		case "error":
+			fmt.Fprintf(a.errw, "\r\nptyhost: server: %s\r\n", m.Message)
+		case "resize":
+			// Another client resized the session; the local terminal
+			// keeps its own size.
+		}
+	}
+}
+
+// closeResult interprets the error that ended the read loop.
+func closeResult(err error, exit *controlMessage) readResult {
+	if exit != nil {
+		// All output came before the exit message; however the
+		// connection then ended, the session is over.
+		return readResult{
+			attachResult: attachResult{end: endExited, code: exitStatus(exit.Code, exit.Signal)},
+			reason:       exit.Reason,
+		}
+	}
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case websocket.StatusNormalClosure:
+			return readResult{attachResult: attachResult{end: endDestroyed}, reason: ce.Reason}
+		case websocket.StatusGoingAway:
+			return readResult{err: errors.New("the server is shutting down")}
+		default:
+			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", int(ce.Code), ce.Reason)}
+		}
+	}
+	return readResult{err: fmt.Errorf("connection to the server lost: %w", err)}
+}
+
+// finish turns the reader's result into attach's, telling the user why
+// the session went away when that is not obvious from its output.
+func (a *attachment) finish(r readResult) (attachResult, error) {
+	if r.err != nil {
+		return attachResult{}, r.err
+	}
+	switch {
+	case r.end == endExited && r.reason != "":
+		fmt.Fprintf(a.errw, "\r\n[session ended: %s]\r\n", r.reason)
+	case r.end == endDestroyed && (r.reason == "" || r.reason == "Session destroyed"):
+		fmt.Fprint(a.errw, "\r\n[session destroyed]\r\n")
+	case r.end == endDestroyed:
+		fmt.Fprintf(a.errw, "\r\n[session closed by the server: %s]\r\n", r.reason)
+	}
+	return r.attachResult, nil
+}
+
+// exitStatus is the status this process exits with for a session that
+// exited with code or was killed by signal: 128+N for signal N, as shells
+// do, and 1 for anything that does not fit an exit status.
+func exitStatus(code int, signal string) int {
+	if signal != "" {
+		if n := unix.SignalNum(signal); n != 0 {
+			return 128 + int(n)
+		}
+		return 1
+	}
+	if code < 0 || code > 255 {
+		return 1
+	}
+	return code
+}
+
+// pumpInput copies in to the connection as binary frames until in ends,
+// the detach key is read (it closes detached) or the connection fails. A
+// read error other than EOF goes to inputErr; at EOF the session keeps
+// running and its output keeps coming.
+func (a *attachment) pumpInput(ctx context.Context, in io.Reader, detachKey int, detached chan<- struct{}, inputErr chan<- error) {
+	buf := make([]byte, inputBufSize)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			p, detach := buf[:n], false
+			if detachKey >= 0 {
+				if i := bytes.IndexByte(p, byte(detachKey)); i >= 0 {
+					p, detach = p[:i], true
+				}
+			}
+			if len(p) > 0 {
+				if a.conn.Write(ctx, websocket.MessageBinary, p) != nil {
+					return // the reader sees why the connection ended
+				}
+			}
+			if detach {
+				close(detached)
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				inputErr <- err
+			}
+			return
+		}
+	}
+}
+
+// resizeMessage is the client's resize control message.
+type resizeMessage struct {
+	Type string `json:"type"`
+	Cols int    `json:"cols"`
+	Rows int    `json:"rows"`
+}
+
+// sendSize sends the terminal's current size, if it has a usable one.
+func (a *attachment) sendSize(ctx context.Context, tty *terminal) {
+	cols, rows, ok := tty.size()
+	if !ok {
+		return
+	}
+	b, _ := json.Marshal(resizeMessage{Type: "resize", Cols: cols, Rows: rows})
+	_ = a.conn.Write(ctx, websocket.MessageText, b) // a failure ends the reader
+}
+
+// terminal is stdin when it is a terminal.
+type terminal struct {
+	fd    int
+	state *term.State // the mode to restore; nil when not raw
+}
+
+// openTerminal returns r as a terminal, or nil when it is not one.
+func openTerminal(r io.Reader) *terminal {
+	f, ok := r.(*os.File)
+	if !ok {
+		return nil
+	}
+	// Not f.Fd(): that switches f to blocking mode, and a blocking read
+	// could no longer be interrupted by closing f.
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	fd := -1
+	if rc.Control(func(u uintptr) { fd = int(u) }) != nil || !term.IsTerminal(fd) {
+		return nil
+	}
+	return &terminal{fd: fd}
+}
+
+func (t *terminal) makeRaw() error {
+	st, err := term.MakeRaw(t.fd)
+	if err != nil {
+		return err
+	}
+	t.state = st
+	return nil
+}
+
+func (t *terminal) restore() {
+	if t.state != nil {
+		_ = term.Restore(t.fd, t.state)
+		t.state = nil
+	}
+}
+
+// size returns the terminal's size, clamped to what the protocol allows;
+// ok is false when the terminal has no size.
+func (t *terminal) size() (cols, rows int, ok bool) {
+	cols, rows, err := term.GetSize(t.fd)
+	if err != nil || cols <= 0 || rows <= 0 {
+		return 0, 0, false
+	}
+	return min(cols, 1000), min(rows, 1000), true
+}

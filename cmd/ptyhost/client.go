@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// defaultServer is where the client commands look for the server when
+// neither --server nor PTYHOST_SERVER says otherwise.
+const defaultServer = "http://127.0.0.1:7420"
+
+// client is a small REST client for the ptyhost API (docs/protocol.md).
+// It is safe for concurrent use.
+type client struct {
+	base  *url.URL // http or https, without a trailing slash in Path
+	token string   // sent as Authorization: Bearer when non-empty
+	http  *http.Client
+}
+
+// newClient checks server and returns a client for it. A bad URL is a
+// usageError: it can only have come from --server or PTYHOST_SERVER.
+func newClient(server, token string) (*client, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Sprintf("invalid server URL %q: want http://HOST:PORT or https://HOST:PORT", server)}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	u.RawQuery, u.Fragment = "", ""
+	return &client{base: u, token: token, http: &http.Client{}}, nil
+}
+
+// apiError is an error response from the server. Error prints it as
+// "<message> (HTTP <status>)".
+type apiError struct {
+	Status   int
+	Message  string
+	ExitCode *int // set by a 410 from the attach endpoint
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+// errorBody is the JSON body of every error response.
+type errorBody struct {
+	Error    string `json:"error"`
+	ExitCode *int   `json:"exit_code"`
+}
+
+// readAPIError turns a non-2xx response into an *apiError, using the
+// {"error": ...} body when there is one and the status text otherwise.
+func readAPIError(resp *http.Response) *apiError {
+	e := &apiError{Status: resp.StatusCode}
+	var body []byte
+	if resp.Body != nil {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	}
+	var eb errorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+		e.Message, e.ExitCode = eb.Error, eb.ExitCode
+	} else {
+		e.Message = strings.ToLower(http.StatusText(resp.StatusCode))
+		if e.Message == "" {
+			e.Message = "unexpected response"
+		}
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		e.Message = "unauthorized: check --token or PTYHOST_TOKEN"
+	}
+	return e
+}
+
+// url returns the absolute URL of an API path such as
+// "/api/v1/sessions". Path elements must already be escaped.
+func (c *client) url(path string) string {
+	return c.base.String() + path
+}
+
+// wsURL is url with the scheme changed to ws or wss.
+func (c *client) wsURL(path string) string {
+	u := *c.base
+	if u.Scheme == "https" {
+		u.Scheme = "wss"
+	} else {
+		u.Scheme = "ws"
+	}
+	return u.String() + path
+}
+
+// header returns the headers every request carries.
+func (c *client) header() http.Header {
+	h := http.Header{}
+	if c.token != "" {
+		h.Set("Authorization", "Bearer "+c.token)
+	}
+	return h
+}
+
+// do sends a request with in (when non-nil) as its JSON body and decodes a
+// 2xx JSON response into out (when non-nil). A non-2xx response is an
+// *apiError.
+func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	if err != nil {
+		return err
+	}
+	req.Header = c.header()
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return readAPIError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: bad response from server: %w", method, path, err)
+	}
+	return nil
+}
+
+// connError explains a failure to talk to the server at all.
+func (c *client) connError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// The innermost *url.Error names the request; the error it wraps
+	// (dial tcp ...: connection refused) is what the user needs.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("cannot reach the ptyhost server at %s: %w", c.base, err)
+}
+
+// environment is an environment as the API describes it.
+type environment struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	Config    json.RawMessage `json:"config,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// session is a session as the API describes it.
+type session struct {
+	ID                string    `json:"id"`
+	EnvironmentID     string    `json:"environment_id"`
+	ProjectID         string    `json:"project_id"`
+	BranchName        string    `json:"branch_name"`
+	WorktreePath      string    `json:"worktree_path"`
+	Status            string    `json:"status"`
+	StatusReason      string    `json:"status_reason"`
+	ActiveConnections int       `json:"active_connections"`
+	Cols              int       `json:"cols"`
+	Rows              int       `json:"rows"`
+	ExitCode          *int      `json:"exit_code"`
+	ExitSignal        string    `json:"exit_signal"`
+	LastActiveAt      time.Time `json:"last_active_at"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// createSessionRequest is the body of POST /api/v1/sessions.
+type createSessionRequest struct {
+	ID            string            `json:"id,omitempty"`
+	EnvironmentID string            `json:"environment_id"`
+	WorktreePath  string            `json:"worktree_path,omitempty"`
+	Command       []string          `json:"command,omitempty"`
+	Env           map[string]string `json:"env,omitempty"`
+	Cols          int               `json:"cols,omitempty"`
+	Rows          int               `json:"rows,omitempty"`
+}
+
+// createEnvironmentRequest is the body of POST /api/v1/environments.
+type createEnvironmentRequest struct {
+	ID     string          `json:"id,omitempty"`
+	Name   string          `json:"name,omitempty"`
+	Type   string          `json:"type"`
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+func (c *client) createSession(ctx context.Context, req createSessionRequest) (*session, error) {
+	var s session
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions", req, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// listSessionsRaw returns the "sessions" array exactly as the server sent
+// it.
+func (c *client) listSessionsRaw(ctx context.Context) (json.RawMessage, error) {
+	var out struct {
+		Sessions json.RawMessage `json:"sessions"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/sessions", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Sessions, nil
+}
+
+func (c *client) deleteSession(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/sessions/"+url.PathEscape(id), nil, nil)
+}
+
+// listEnvironmentsRaw returns the "environments" array exactly as the
+// server sent it.
+func (c *client) listEnvironmentsRaw(ctx context.Context) (json.RawMessage, error) {
+	var out struct {
+		Environments json.RawMessage `json:"environments"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/environments", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Environments, nil
+}
+
+func (c *client) createEnvironment(ctx context.Context, req createEnvironmentRequest) (*environment, error) {
+	var e environment
+	if err := c.do(ctx, http.MethodPost, "/api/v1/environments", req, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func (c *client) deleteEnvironment(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/environments/"+url.PathEscape(id), nil, nil)
+}

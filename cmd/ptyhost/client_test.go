@@ -1,0 +1,559 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/internal/leakcheck"
+)
+
+// waitTimeout bounds every wait in these tests; nothing sleeps.
+const waitTimeout = 10 * time.Second
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// syncBuffer is a bytes.Buffer safe for concurrent use whose contents a
+// test can wait for.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until the buffer contains want.
+func (s *syncBuffer) waitFor(t *testing.T, want string) {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if strings.Contains(s.b.String(), want) {
+			s.mu.Unlock()
+			return
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("timed out waiting for %q; have %q", want, s.String())
+		}
+	}
+}
+
+// cmdRun is one run of the ptyhost command line in this process.
+type cmdRun struct {
+	out, err syncBuffer
+	done     chan error
+}
+
+// startCmd runs args with stdin in and returns at once.
+func startCmd(ctx context.Context, args []string, in io.Reader) *cmdRun {
+	c := &cmdRun{done: make(chan error, 1)}
+	go func() { c.done <- run(ctx, args, stdio{in: in, out: &c.out, err: &c.err}) }()
+	return c
+}
+
+// wait waits for the command to end and returns its exit status, with
+// exitCode's message written to c.err as main would.
+func (c *cmdRun) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-c.done:
+		return exitCode(err, &c.err)
+	case <-time.After(waitTimeout):
+		t.Fatalf("command did not end; stdout %q, stderr %q", c.out.String(), c.err.String())
+		return -1
+	}
+}
+
+// runCmd runs args to the end with an empty stdin.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	c := startCmd(t.Context(), args, strings.NewReader(""))
+	code = c.wait(t)
+	return code, c.out.String(), c.err.String()
+}
+
+// fakeRequest is a request the fake server received.
+type fakeRequest struct {
+	method, path, auth, body string
+}
+
+// fakeResponse is a canned response.
+type fakeResponse struct {
+	status int
+	body   string
+}
+
+// fakeServer serves the REST API of docs/protocol.md with canned data,
+// and the attach endpoint with fakeSession (attach_test.go).
+type fakeServer struct {
+	t     *testing.T
+	srv   *httptest.Server
+	token string // the required bearer token; "" allows any request
+
+	// replay is what the attach endpoint sends after hello, one binary
+	// frame per element.
+	replay []string
+
+	// input, controls and closes record the attach connections: input
+	// bytes, client text frames (one per line) and how the client
+	// closed ("1000 detached").
+	input, controls, closes syncBuffer
+
+	mu       sync.Mutex
+	canned   map[string]fakeResponse // by "METHOD /path"
+	requests []fakeRequest
+}
+
+const cannedSessions = `{"sessions": [
+  {"id": "s1", "environment_id": "host", "status": "ACTIVE", "active_connections": 1,
+   "cols": 80, "rows": 24, "exit_code": null, "exit_signal": "", "created_at": "2026-11-25T10:00:00Z"},
+  {"id": "s2", "environment_id": "docker", "status": "TERMINATED", "active_connections": 0,
+   "cols": 120, "rows": 40, "exit_code": 3, "exit_signal": "", "created_at": "2026-11-25T10:05:00Z"},
+  {"id": "s3", "environment_id": "host", "status": "ERROR", "active_connections": 0,
+   "cols": 80, "rows": 24, "exit_code": -1, "exit_signal": "SIGKILL", "created_at": "2026-11-25T10:06:00Z"}
+]}`
+
+const cannedEnvironments = `{"environments": [
+  {"id": "host", "name": "This machine", "type": "HOST", "config": {"shell": "/bin/bash"},
+   "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z"},
+  {"id": "dev", "name": "Dev box", "type": "SSH", "config": {},
+   "created_at": "2026-11-25T11:00:00Z", "updated_at": "2026-11-25T11:00:00Z"}
+]}`
+
+func newFakeServer(t *testing.T) *fakeServer {
+	f := &fakeServer{
+		t:      t,
+		replay: []string{"replayed\r\n"},
+		canned: map[string]fakeResponse{
+			"GET /api/v1/sessions":     {200, cannedSessions},
+			"GET /api/v1/environments": {200, cannedEnvironments},
+		},
+	}
+	f.srv = httptest.NewServer(f)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// respond cans the response to "METHOD /path".
+func (f *fakeServer) respond(route string, status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.canned[route] = fakeResponse{status, body}
+}
+
+func (f *fakeServer) requestsSoFar() []fakeRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	route := r.Method + " " + r.URL.Path
+	f.mu.Lock()
+	f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), string(body)})
+	canned, ok := f.canned[route]
+	f.mu.Unlock()
+
+	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+		writeJSON(w, http.StatusUnauthorized, `{"error": "unauthorized"}`)
+		return
+	}
+	if ok {
+		if canned.status == http.StatusNoContent {
+			w.WriteHeader(canned.status)
+			return
+		}
+		writeJSON(w, canned.status, canned.body)
+		return
+	}
+	rest, isSession := strings.CutPrefix(r.URL.Path, "/api/v1/sessions/")
+	switch {
+	case r.Method == http.MethodGet && isSession && strings.HasSuffix(rest, "/attach"):
+		f.serveAttach(w, r, strings.TrimSuffix(rest, "/attach"))
+	case route == "POST /api/v1/sessions":
+		var req map[string]any
+		if json.Unmarshal(body, &req) != nil {
+			writeJSON(w, http.StatusBadRequest, `{"error": "invalid JSON body"}`)
+			return
+		}
+		id, _ := req["id"].(string)
+		if id == "" {
+			id = "new1"
+		}
+		writeJSON(w, http.StatusCreated, fmt.Sprintf(`{"id": %q, "environment_id": %q, "status": "IDLE", "cols": 80, "rows": 24}`, id, req["environment_id"]))
+	case route == "POST /api/v1/environments":
+		var req map[string]any
+		if json.Unmarshal(body, &req) != nil {
+			writeJSON(w, http.StatusBadRequest, `{"error": "invalid JSON body"}`)
+			return
+		}
+		id, _ := req["id"].(string)
+		if id == "" {
+			id = "env-generated"
+		}
+		writeJSON(w, http.StatusCreated, fmt.Sprintf(`{"id": %q, "type": %q}`, id, req["type"]))
+	case r.Method == http.MethodDelete && (isSession || strings.HasPrefix(r.URL.Path, "/api/v1/environments/")):
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeJSON(w, http.StatusNotFound, `{"error": "not found"}`)
+	}
+}
+
+func TestLs(t *testing.T) {
+	f := newFakeServer(t)
+	code, out, stderr := runCmd(t, "ls", "--server", f.srv.URL)
+	if code != 0 || stderr != "" {
+		t.Fatalf("ls: exit %d, stderr %q", code, stderr)
+	}
+	created := func(s string) []string {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Fields(formatTime(tm))
+	}
+	want := [][]string{
+		{"ID", "ENV", "STATUS", "CLIENTS", "SIZE", "EXIT", "CREATED"},
+		append([]string{"s1", "host", "ACTIVE", "1", "80x24", "-"}, created("2026-11-25T10:00:00Z")...),
+		append([]string{"s2", "docker", "TERMINATED", "0", "120x40", "3"}, created("2026-11-25T10:05:00Z")...),
+		append([]string{"s3", "host", "ERROR", "0", "80x24", "SIGKILL"}, created("2026-11-25T10:06:00Z")...),
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("ls printed %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+	for i, line := range lines {
+		if got := strings.Fields(line); !slices.Equal(got, want[i]) {
+			t.Errorf("line %d = %q, want fields %q", i, line, want[i])
+		}
+	}
+	// The columns line up.
+	if col := strings.Index(lines[0], "STATUS"); strings.Index(lines[2], "TERMINATED") != col {
+		t.Errorf("STATUS column not aligned:\n%s", out)
+	}
+}
+
+func TestLsJSON(t *testing.T) {
+	f := newFakeServer(t)
+	code, out, _ := runCmd(t, "ls", "--json", "--server", f.srv.URL)
+	if code != 0 {
+		t.Fatalf("ls --json: exit %d", code)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("ls --json printed %q: %v", out, err)
+	}
+	if len(got) != 3 || got[1]["id"] != "s2" || got[1]["exit_code"] != 3.0 {
+		t.Errorf("ls --json = %v", got)
+	}
+
+	f.respond("GET /api/v1/sessions", 200, `{"sessions": []}`)
+	if _, out, _ := runCmd(t, "ls", "--json", "--server", f.srv.URL); out != "[]\n" {
+		t.Errorf("ls --json with no sessions = %q, want []", out)
+	}
+}
+
+func TestToken(t *testing.T) {
+	f := newFakeServer(t)
+	f.token = "s3cret"
+
+	if code, _, stderr := runCmd(t, "ls", "--server", f.srv.URL, "--token", "s3cret"); code != 0 {
+		t.Errorf("ls --token: exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("PTYHOST_TOKEN", "s3cret")
+	t.Setenv("PTYHOST_SERVER", f.srv.URL)
+	if code, _, stderr := runCmd(t, "kill", "s1"); code != 0 {
+		t.Errorf("kill with PTYHOST_TOKEN: exit %d, stderr %q", code, stderr)
+	}
+	for _, r := range f.requestsSoFar() {
+		if r.auth != "Bearer s3cret" {
+			t.Errorf("%s %s: Authorization %q, want Bearer s3cret", r.method, r.path, r.auth)
+		}
+	}
+
+	code, _, stderr := runCmd(t, "ls", "--token", "wrong")
+	if code != 1 || stderr != "ptyhost: unauthorized: check --token or PTYHOST_TOKEN (HTTP 401)\n" {
+		t.Errorf("ls with a wrong token: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestServerErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		route      string
+		status     int
+		body       string
+		args       []string
+		wantStderr string
+	}{
+		{
+			name:  "ls unauthorized",
+			route: "GET /api/v1/sessions", status: 401, body: `{"error": "unauthorized"}`,
+			args:       []string{"ls"},
+			wantStderr: "ptyhost: unauthorized: check --token or PTYHOST_TOKEN (HTTP 401)\n",
+		},
+		{
+			name:  "env rm with live sessions",
+			route: "DELETE /api/v1/environments/dev", status: 409, body: `{"error": "environment dev has live sessions"}`,
+			args:       []string{"env", "rm", "dev"},
+			wantStderr: "ptyhost: env rm dev: environment dev has live sessions (HTTP 409)\n",
+		},
+		{
+			name:  "env rm unknown",
+			route: "DELETE /api/v1/environments/nope", status: 404, body: `{"error": "environment not found"}`,
+			args:       []string{"env", "rm", "nope"},
+			wantStderr: "ptyhost: env rm nope: environment not found (HTTP 404)\n",
+		},
+		{
+			name:  "env add unknown type",
+			route: "POST /api/v1/environments", status: 400, body: `{"error": "no plugin serves type \"FOO\""}`,
+			args:       []string{"env", "add", "--type", "FOO"},
+			wantStderr: "ptyhost: no plugin serves type \"FOO\" (HTTP 400)\n",
+		},
+		{
+			name:  "run id taken",
+			route: "POST /api/v1/sessions", status: 409, body: `{"error": "session s1 already exists"}`,
+			args:       []string{"run", "--id", "s1"},
+			wantStderr: "ptyhost: session s1 already exists (HTTP 409)\n",
+		},
+		{
+			name:  "kill unavailable",
+			route: "DELETE /api/v1/sessions/s1", status: 503, body: `{"error": "environment host is unavailable"}`,
+			args:       []string{"kill", "s1"},
+			wantStderr: "ptyhost: kill s1: environment host is unavailable (HTTP 503)\n",
+		},
+		{
+			name:  "not JSON",
+			route: "GET /api/v1/environments", status: 502, body: `<html>bad gateway</html>`,
+			args:       []string{"env", "ls"},
+			wantStderr: "ptyhost: bad gateway (HTTP 502)\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			f.respond(tt.route, tt.status, tt.body)
+			code, stdout, stderr := runCmd(t, append(tt.args, "--server", f.srv.URL)...)
+			if code != 1 || stderr != tt.wantStderr || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, stderr %q", code, stdout, stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestUnreachableServer(t *testing.T) {
+	f := newFakeServer(t)
+	f.srv.Close()
+	code, _, stderr := runCmd(t, "ls", "--server", f.srv.URL)
+	if code != 1 || !strings.HasPrefix(stderr, "ptyhost: cannot reach the ptyhost server at "+f.srv.URL) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestKill(t *testing.T) {
+	f := newFakeServer(t)
+	code, stdout, stderr := runCmd(t, "kill", "s1", "--server", f.srv.URL, "a/b")
+	if code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("kill: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	var got []string
+	for _, r := range f.requestsSoFar() {
+		got = append(got, r.method+" "+r.path)
+	}
+	want := []string{"DELETE /api/v1/sessions/s1", "DELETE /api/v1/sessions/a/b"}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+}
+
+func TestKillSomeFail(t *testing.T) {
+	f := newFakeServer(t)
+	f.respond("DELETE /api/v1/sessions/a", 503, `{"error": "unavailable a"}`)
+	f.respond("DELETE /api/v1/sessions/c", 503, `{"error": "unavailable c"}`)
+	code, _, stderr := runCmd(t, "kill", "--server", f.srv.URL, "a", "b", "c")
+	want := "ptyhost: kill a: unavailable a (HTTP 503)\nptyhost: kill c: unavailable c (HTTP 503)\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, want)
+	}
+	if n := len(f.requestsSoFar()); n != 3 {
+		t.Errorf("%d requests, want one per id", n)
+	}
+}
+
+func TestEnvLs(t *testing.T) {
+	f := newFakeServer(t)
+	code, out, _ := runCmd(t, "env", "ls", "--server", f.srv.URL)
+	if code != 0 {
+		t.Fatalf("env ls: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 || !slices.Equal(strings.Fields(lines[0]), []string{"ID", "NAME", "TYPE", "CREATED"}) ||
+		!strings.HasPrefix(lines[1], "host  This machine  HOST  ") ||
+		!strings.HasPrefix(lines[2], "dev   Dev box       SSH   ") {
+		t.Errorf("env ls printed:\n%s", out)
+	}
+
+	code, out, _ = runCmd(t, "env", "ls", "--json", "--server", f.srv.URL)
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got) != 2 || fmt.Sprint(got[0]["config"]) != "map[shell:/bin/bash]" {
+		t.Errorf("env ls --json: exit %d, %q (%v)", code, out, err)
+	}
+}
+
+func TestEnvAdd(t *testing.T) {
+	f := newFakeServer(t)
+	file := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(file, []byte(" {\"host\": \"box\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantBody string
+		wantOut  string
+	}{
+		{"minimal", []string{"--type", "HOST"}, `{"type":"HOST"}`, "env-generated\n"},
+		{"all", []string{"--type", "DOCKER", "--id", "d1", "--name", "Docker", "--config", `{"image": "alpine"}`},
+			`{"id":"d1","name":"Docker","type":"DOCKER","config":{"image":"alpine"}}`, "d1\n"},
+		{"config file", []string{"--type", "SSH", "--config-file", file}, `{"type":"SSH","config":{"host":"box"}}`, "env-generated\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.requestsSoFar())
+			code, out, stderr := runCmd(t, append([]string{"env", "add", "--server", f.srv.URL}, tt.args...)...)
+			if code != 0 || out != tt.wantOut {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, stderr)
+			}
+			r := f.requestsSoFar()[before]
+			if r.method+" "+r.path != "POST /api/v1/environments" || r.body != tt.wantBody {
+				t.Errorf("sent %s %s %s, want body %s", r.method, r.path, r.body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestEnvRm(t *testing.T) {
+	f := newFakeServer(t)
+	code, out, stderr := runCmd(t, "env", "rm", "--server", f.srv.URL, "dev")
+	if code != 0 || out != "" || stderr != "" {
+		t.Fatalf("env rm: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if r := f.requestsSoFar(); len(r) != 1 || r[0].method+" "+r[0].path != "DELETE /api/v1/environments/dev" {
+		t.Errorf("requests %v", r)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	f := newFakeServer(t)
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"no command", nil, "no command given"},
+		{"unknown command", []string{"frob"}, `unknown command "frob"`},
+		{"ls unknown flag", []string{"ls", "--bogus"}, "ls: flag provided but not defined: -bogus"},
+		{"ls argument", []string{"ls", "x"}, `ls: unexpected argument "x"`},
+		{"kill no id", []string{"kill"}, "kill: want at least one session ID"},
+		{"attach no id", []string{"attach"}, "attach: want exactly one session ID"},
+		{"attach two ids", []string{"attach", "a", "b"}, "attach: want exactly one session ID"},
+		{"attach bad detach key", []string{"attach", "--detach-key", "ctrl-1", "a"}, `want ctrl-X for X in a-z or ]\^_@, or none; got "ctrl-1"`},
+		{"attach bad server", []string{"attach", "--server", "ftp://x", "a"}, `invalid server URL "ftp://x"`},
+		{"run bad env var", []string{"run", "--env-var", "NOEQUALS", "--", "sh"}, `invalid value "NOEQUALS" for flag -env-var: want K=V`},
+		{"run missing flag value", []string{"run", "--cwd"}, "flag needs an argument: -cwd"},
+		{"env no command", []string{"env"}, "env: no command given"},
+		{"env unknown command", []string{"env", "frob"}, `env: unknown command "frob"`},
+		{"env add no type", []string{"env", "add"}, "env add: --type is required"},
+		{"env add config not object", []string{"env", "add", "--type", "HOST", "--config", "[1]"}, "env add: --config must be a JSON object"},
+		{"env add config invalid", []string{"env", "add", "--type", "HOST", "--config", "{"}, "env add: --config must be a JSON object"},
+		{"env add config and file", []string{"env", "add", "--type", "HOST", "--config", "{}", "--config-file", "x"}, "not both"},
+		{"env rm no id", []string{"env", "rm"}, "env rm: want at least one environment ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tt.args...)
+			if code != 2 || !strings.Contains(stderr, "ptyhost: ") || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+	if r := f.requestsSoFar(); len(r) != 0 {
+		t.Errorf("usage errors sent requests: %v", r)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args  []string
+		want  string
+		flags bool // the help lists the common flags
+	}{
+		{[]string{"--help"}, "ptyhost hosts interactive terminal sessions.", false},
+		{[]string{"attach", "--help"}, "Usage: ptyhost attach [flags] ID", true},
+		{[]string{"attach", "x", "-h"}, "Usage: ptyhost attach [flags] ID", true},
+		{[]string{"run", "--help"}, "Usage: ptyhost run [flags] [--] [CMD [ARG...]]", true},
+		{[]string{"ls", "-h"}, "Usage: ptyhost ls [flags]", true},
+		{[]string{"kill", "--help"}, "Usage: ptyhost kill [flags] ID...", true},
+		{[]string{"env", "--help"}, "Usage: ptyhost env COMMAND [flags]", false},
+		{[]string{"env", "ls", "--help"}, "Usage: ptyhost env ls [flags]", true},
+		{[]string{"env", "add", "--help"}, "Usage: ptyhost env add --type TYPE [flags]", true},
+		{[]string{"env", "rm", "--help"}, "Usage: ptyhost env rm [flags] ID...", true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, stderr := runCmd(t, tt.args...)
+			if code != 0 || stderr != "" || !strings.HasPrefix(out, tt.want) {
+				t.Fatalf("exit %d, stderr %q, stdout %q; want help starting %q", code, stderr, out, tt.want)
+			}
+			if !tt.flags {
+				return
+			}
+			for _, flag := range []string{"--server URL", "--token TOKEN", "-h, --help"} {
+				if !strings.Contains(out, "\n  "+flag+"\n") {
+					t.Errorf("help lacks %q:\n%s", flag, out)
+				}
+			}
+		})
+	}
+}

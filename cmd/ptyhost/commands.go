@@ -1,0 +1,614 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// This file holds the client commands: their flags, help and output. The
+// REST calls are in client.go, the attach loop in attach.go.
+
+const attachHelp = `Usage: ptyhost attach [flags] ID
+
+Attach this terminal to session ID. The session's scrollback is replayed,
+then its output is written to stdout byte for byte as it arrives, and what
+you type is sent to it. When stdin is a terminal it is put in raw mode while
+attached (and always restored), and its size is sent to the session now and
+whenever it changes.
+
+Press Ctrl-] to detach: the session keeps running and you can attach again
+later. --detach-key changes the key; the detach key itself is never sent to
+the session. Messages from the server ("ptyhost: server: ...") are printed
+to stderr and the session carries on. If stdin ends, the session keeps
+running and its output is shown until it exits.
+
+Exit status:
+  N   the session's process exited with code N while attached
+      (128+S when it was killed by signal S), or it had already ended
+      with code N ("session ID has ended (exit code N)" is printed)
+  0   you detached, or the session was destroyed ('ptyhost kill', idle
+      timeout; "[session destroyed]" is printed)
+  1   any error: session not found, unauthorized, server unreachable or
+      shutting down, connection lost, interrupted (SIGINT, SIGTERM)
+  2   bad usage
+`
+
+const runHelp = `Usage: ptyhost run [flags] [--] [CMD [ARG...]]
+
+Create a session running CMD in an environment, then attach this terminal
+to it as 'ptyhost attach' does. Without CMD the session runs the
+environment's shell. The session starts in --cwd (default: the current
+directory) with this terminal's size when stdin is a terminal, else 80x24.
+
+When the process exits, ptyhost exits with its exit code (128+S when it
+was killed by signal S).
+
+Press Ctrl-] (see --detach-key) to detach: the session keeps running and
+ptyhost prints its ID, so you can 'ptyhost attach ID' again later.
+
+If run ends any other way - it is interrupted (SIGINT, SIGTERM), the
+connection to the server is lost, or attaching fails - it destroys the
+session it created, so no session is left running that nobody is watching;
+with --keep the session is left running instead and its ID is printed. If
+the session is destroyed from elsewhere ('ptyhost kill', idle timeout),
+run prints "[session destroyed]" and exits 1.
+
+Examples:
+  ptyhost run                          a shell in the host environment
+  ptyhost run --env dev -- make test   exits with make's status
+`
+
+const lsHelp = `Usage: ptyhost ls [flags]
+
+List sessions, live and ended: ID, environment, status, attached clients,
+size, exit code (or the signal that killed it) and creation time. With
+--json, print the server's JSON array of sessions instead.
+`
+
+const killHelp = `Usage: ptyhost kill [flags] ID...
+
+Destroy each session: its process is killed and attached clients are
+disconnected. Killing an unknown or ended session is not an error. Prints
+nothing on success.
+`
+
+const envHelp = `Usage: ptyhost env COMMAND [flags]
+
+Manage environments, the places where sessions run.
+
+Commands:
+  ls    list environments
+  add   create an environment
+  rm    delete environments
+
+Run 'ptyhost env COMMAND --help' for a command's flags.
+`
+
+const envLsHelp = `Usage: ptyhost env ls [flags]
+
+List environments: ID, name, type and creation time. With --json, print
+the server's JSON array of environments instead.
+`
+
+const envAddHelp = `Usage: ptyhost env add --type TYPE [flags]
+
+Create an environment served by the plugin for TYPE (HOST, DOCKER, SSH or
+a third-party type) and print its ID, which is generated unless --id is
+given. --config (or --config-file) is the type's configuration, a JSON
+object such as '{"shell": "/bin/zsh"}'.
+`
+
+const envRmHelp = `Usage: ptyhost env rm [flags] ID...
+
+Delete each environment. An environment with live sessions cannot be
+deleted. Prints nothing on success.
+`
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	server string
+	token  string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "server `URL` (env PTYHOST_SERVER; default "+defaultServer+")")
+	fs.StringVar(&f.token, "token", "", "API `TOKEN`, sent as Authorization: Bearer (env PTYHOST_TOKEN)")
+}
+
+// client applies the environment defaults and returns a client.
+func (f *clientFlags) client() (*client, error) {
+	server, token := f.server, f.token
+	if server == "" {
+		server = os.Getenv("PTYHOST_SERVER")
+	}
+	if server == "" {
+		server = defaultServer
+	}
+	if token == "" {
+		token = os.Getenv("PTYHOST_TOKEN")
+	}
+	return newClient(server, token)
+}
+
+// newFlagSet returns a FlagSet for the command name ("env add") with the
+// common client flags registered into cf.
+//
+// Its output is discarded: parseFlags reports errors once, as the
+// usageError it returns, rather than the flag package printing them too.
+func newFlagSet(name string, cf *clientFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cf.register(fs)
+	return fs
+}
+
+// parseFlags parses args into fs. Positional arguments are returned; with
+// interspersed they may sit among the flags ("kill ID --server URL"),
+// otherwise parsing stops at the first one, so that run's command keeps
+// its own flags. help is true when --help or -h was given: the help has
+// been printed to stdout and the command should return nil.
+func parseFlags(fs *flag.FlagSet, helpText string, args []string, interspersed bool, stdio stdio) (pos []string, help bool, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printHelp(stdio.out, fs, helpText)
+				return nil, true, nil
+			}
+			return nil, false, usageError{fmt.Sprintf("%s: %v (see 'ptyhost %s --help')", fs.Name(), err, fs.Name())}
+		}
+		rest := fs.Args()
+		if !interspersed || len(rest) == 0 {
+			return append(pos, rest...), false, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), false, nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// printHelp prints a command's help text and its flags, spelled --flag.
+func printHelp(w io.Writer, fs *flag.FlagSet, helpText string) {
+	var b strings.Builder
+	b.WriteString(helpText)
+	b.WriteString("\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  --%s", f.Name)
+		if arg != "" {
+			fmt.Fprintf(&b, " %s", arg)
+		}
+		fmt.Fprintf(&b, "\n      %s", usage)
+		switch f.DefValue {
+		case "", "false", "0", "[]":
+		default:
+			fmt.Fprintf(&b, " (default %q)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	b.WriteString("  -h, --help\n      print this help\n")
+	io.WriteString(w, b.String())
+}
+
+// detachKeyFlag is --detach-key: "ctrl-X" for X in a-z or ]\^_@, or
+// "none".
+type detachKeyFlag struct {
+	key  int // the byte, or -1 for none
+	name string
+}
+
+func newDetachKeyFlag(fs *flag.FlagSet) *detachKeyFlag {
+	d := &detachKeyFlag{key: defaultDetachKey, name: "ctrl-]"}
+	fs.Var(d, "detach-key", "`KEY` that detaches: ctrl-X for X in a-z or ]\\^_@, or none")
+	return d
+}
+
+func (d *detachKeyFlag) String() string {
+	if d == nil {
+		return ""
+	}
+	return d.name
+}
+
+func (d *detachKeyFlag) Set(s string) error {
+	k, err := parseDetachKey(s)
+	if err != nil {
+		return err
+	}
+	d.key, d.name = k, s
+	return nil
+}
+
+// parseDetachKey returns the byte that key names, or -1 for "none".
+func parseDetachKey(key string) (int, error) {
+	s := strings.ToLower(key)
+	if s == "none" {
+		return -1, nil
+	}
+	if x, ok := strings.CutPrefix(s, "ctrl-"); ok && len(x) == 1 {
+		switch c := x[0]; {
+		case c >= 'a' && c <= 'z':
+			return int(c-'a') + 1, nil
+		case c == '@':
+			return 0x00, nil
+		case c == '\\':
+			return 0x1c, nil
+		case c == ']':
+			return 0x1d, nil
+		case c == '^':
+			return 0x1e, nil
+		case c == '_':
+			return 0x1f, nil
+		}
+	}
+	return 0, fmt.Errorf(`want ctrl-X for X in a-z or ]\^_@, or none; got %q`, key)
+}
+
+func runAttach(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("attach", &cf)
+	detach := newDetachKeyFlag(fs)
+	pos, help, err := parseFlags(fs, attachHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"attach: want exactly one session ID (see 'ptyhost attach --help')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	res, err := attach(ctx, c, stdio, attachOptions{id: pos[0], detachKey: detach.key})
+	if err != nil {
+		return err
+	}
+	if res.end == endExited && res.code != 0 {
+		return exitError{res.code}
+	}
+	return nil
+}
+
+// envVarsFlag is the repeatable --env-var K=V.
+type envVarsFlag map[string]string
+
+func (e envVarsFlag) String() string { return "" }
+
+func (e envVarsFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want K=V, got %q", s)
+	}
+	e[k] = v
+	return nil
+}
+
+func runRun(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("run", &cf)
+	envID := fs.String("env", "host", "`ID` of the environment to run in")
+	cwd := fs.String("cwd", "", "working `DIR` of the session (default: the current directory)")
+	id := fs.String("id", "", "session `ID` (default: generated by the server)")
+	envVars := envVarsFlag{}
+	fs.Var(envVars, "env-var", "set an environment variable of the session, `K=V`; repeatable")
+	keep := fs.Bool("keep", false, "when run ends other than by the process exiting or a detach, leave the session running instead of destroying it")
+	detach := newDetachKeyFlag(fs)
+	command, help, err := parseFlags(fs, runHelp, args, false, stdio)
+	if help || err != nil {
+		return err
+	}
+	if *envID == "" {
+		return usageError{"run: --env must not be empty"}
+	}
+	dir := *cwd
+	if dir == "" {
+		if dir, err = os.Getwd(); err != nil {
+			return err
+		}
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+
+	req := createSessionRequest{
+		ID:            *id,
+		EnvironmentID: *envID,
+		WorktreePath:  dir,
+		Command:       command,
+	}
+	if len(envVars) > 0 {
+		req.Env = envVars
+	}
+	if tty := openTerminal(stdio.in); tty != nil {
+		req.Cols, req.Rows, _ = tty.size()
+	}
+	s, err := c.createSession(ctx, req)
+	if err != nil {
+		return err
+	}
+
+	res, err := attach(ctx, c, stdio, attachOptions{id: s.ID, detachKey: detach.key})
+	if err != nil {
+		if *keep {
+			fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", s.ID, s.ID)
+			return err
+		}
+		// The session was created for this terminal; do not leave it
+		// running unseen. ctx may be done, so the cleanup gets its own.
+		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if derr := c.deleteSession(cleanupCtx, s.ID); derr != nil {
+			fmt.Fprintf(stdio.err, "ptyhost: session %s may still be running: %v\n", s.ID, derr)
+		}
+		return err
+	}
+	switch res.end {
+	case endDetached:
+		fmt.Fprintf(stdio.err, "ptyhost: session %s is still running; reattach with 'ptyhost attach %s'\n", s.ID, s.ID)
+		return nil
+	case endDestroyed:
+		return exitError{1}
+	}
+	if res.code != 0 {
+		return exitError{res.code}
+	}
+	return nil
+}
+
+func runLs(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("ls", &cf)
+	asJSON := fs.Bool("json", false, "print the sessions as a JSON array")
+	pos, help, err := parseFlags(fs, lsHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{fmt.Sprintf("ls: unexpected argument %q (see 'ptyhost ls --help')", pos[0])}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	raw, err := c.listSessionsRaw(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSONArray(stdio.out, raw)
+	}
+	var sessions []session
+	if err := unmarshalArray(raw, &sessions); err != nil {
+		return fmt.Errorf("bad response from server: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tENV\tSTATUS\tCLIENTS\tSIZE\tEXIT\tCREATED")
+	for _, s := range sessions {
+		exit := "-"
+		switch {
+		case s.ExitSignal != "":
+			exit = s.ExitSignal
+		case s.ExitCode != nil:
+			exit = fmt.Sprint(*s.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dx%d\t%s\t%s\n",
+			s.ID, s.EnvironmentID, s.Status, s.ActiveConnections, s.Cols, s.Rows, exit, formatTime(s.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func runKill(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("kill", &cf)
+	ids, help, err := parseFlags(fs, killHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return usageError{"kill: want at least one session ID (see 'ptyhost kill --help')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	return forEach(ids, stdio, func(id string) error {
+		if err := c.deleteSession(ctx, id); err != nil {
+			return fmt.Errorf("kill %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// forEach calls f for every id. All but the last error are printed to
+// stderr as they would be by exitCode; the last is returned.
+func forEach(ids []string, stdio stdio, f func(id string) error) error {
+	var last error
+	for _, id := range ids {
+		if err := f(id); err != nil {
+			if last != nil {
+				fmt.Fprintln(stdio.err, "ptyhost:", last)
+			}
+			last = err
+		}
+	}
+	return last
+}
+
+func runEnv(ctx context.Context, args []string, stdio stdio) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdio.err, envHelp)
+		return usageError{"env: no command given"}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdio.out, envHelp)
+		return nil
+	case "ls":
+		return runEnvLs(ctx, args[1:], stdio)
+	case "add":
+		return runEnvAdd(ctx, args[1:], stdio)
+	case "rm":
+		return runEnvRm(ctx, args[1:], stdio)
+	default:
+		fmt.Fprint(stdio.err, envHelp)
+		return usageError{fmt.Sprintf("env: unknown command %q", args[0])}
+	}
+}
+
+func runEnvLs(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("env ls", &cf)
+	asJSON := fs.Bool("json", false, "print the environments as a JSON array")
+	pos, help, err := parseFlags(fs, envLsHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{fmt.Sprintf("env ls: unexpected argument %q (see 'ptyhost env ls --help')", pos[0])}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	raw, err := c.listEnvironmentsRaw(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSONArray(stdio.out, raw)
+	}
+	var envs []environment
+	if err := unmarshalArray(raw, &envs); err != nil {
+		return fmt.Errorf("bad response from server: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCREATED")
+	for _, e := range envs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.Name, e.Type, formatTime(e.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func runEnvAdd(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("env add", &cf)
+	typ := fs.String("type", "", "environment `TYPE`, such as HOST, DOCKER or SSH (required)")
+	id := fs.String("id", "", "environment `ID` (default: generated by the server)")
+	name := fs.String("name", "", "human-readable `NAME`")
+	config := fs.String("config", "", "configuration, a `JSON` object")
+	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object)")
+	pos, help, err := parseFlags(fs, envAddHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{fmt.Sprintf("env add: unexpected argument %q (see 'ptyhost env add --help')", pos[0])}
+	}
+	if *typ == "" {
+		return usageError{"env add: --type is required"}
+	}
+	req := createEnvironmentRequest{ID: *id, Name: *name, Type: *typ}
+	switch {
+	case *config != "" && *configFile != "":
+		return usageError{"env add: give --config or --config-file, not both"}
+	case *config != "":
+		if req.Config, err = jsonObject([]byte(*config)); err != nil {
+			return usageError{"env add: --config " + err.Error()}
+		}
+	case *configFile != "":
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return err
+		}
+		if req.Config, err = jsonObject(b); err != nil {
+			return usageError{fmt.Sprintf("env add: --config-file %s: %v", *configFile, err)}
+		}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	e, err := c.createEnvironment(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdio.out, e.ID)
+	return nil
+}
+
+func runEnvRm(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("env rm", &cf)
+	ids, help, err := parseFlags(fs, envRmHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return usageError{"env rm: want at least one environment ID (see 'ptyhost env rm --help')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	return forEach(ids, stdio, func(id string) error {
+		if err := c.deleteEnvironment(ctx, id); err != nil {
+			return fmt.Errorf("env rm %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// jsonObject returns b, trimmed, if it is a JSON object.
+func jsonObject(b []byte) (json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+		return nil, errors.New(`must be a JSON object, such as {"shell": "/bin/zsh"}`)
+	}
+	return json.RawMessage(b), nil
+}
+
+// printJSONArray prints a JSON array from the server, indented; a
+// missing array prints as [].
+func printJSONArray(w io.Writer, raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = json.RawMessage("[]")
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return fmt.Errorf("bad response from server: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// unmarshalArray decodes a JSON array from the server; null or missing is
+// empty.
+func unmarshalArray(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// formatTime is how tables show a time: local, to the second.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}

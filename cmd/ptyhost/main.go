@@ -1,0 +1,105 @@
+// Command ptyhost runs the ptyhost server and talks to one.
+//
+//	ptyhost serve            run the server
+//	ptyhost run -- CMD...    create a session and attach to it
+//	ptyhost attach ID        attach this terminal to a session
+//	ptyhost ls               list sessions
+//	ptyhost kill ID          destroy a session
+//	ptyhost env ls|add|rm    manage environments
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// stdio is the command's standard streams, so tests can run commands
+// in-process.
+type stdio struct {
+	in  io.Reader
+	out io.Writer
+	err io.Writer
+}
+
+// exitError carries a specific process exit code, such as an attached
+// session's own exit code.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// usageError is a command-line mistake; it exits 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error, stderr io.Writer) int {
+	var ee exitError
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "ptyhost:", ue.msg)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "ptyhost:", err)
+		return 1
+	}
+}
+
+const usage = `ptyhost hosts interactive terminal sessions.
+
+Usage:
+  ptyhost serve [flags]                 run the server
+  ptyhost run [--env ID] [--cwd DIR] -- CMD...
+                                        create a session and attach to it
+  ptyhost attach ID                     attach this terminal to a session
+  ptyhost ls                            list sessions
+  ptyhost kill ID                       destroy a session
+  ptyhost env ls|add|rm                 manage environments
+
+Run 'ptyhost COMMAND --help' for a command's flags.
+`
+
+// run is the whole program; main only wires the process to it.
+func run(ctx context.Context, args []string, io stdio) error {
+	if len(args) == 0 {
+		fmt.Fprint(io.err, usage)
+		return usageError{"no command given"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(io.out, usage)
+		return nil
+	case "serve":
+		return runServe(ctx, rest, io)
+	case "run":
+		return runRun(ctx, rest, io)
+	case "attach":
+		return runAttach(ctx, rest, io)
+	case "ls":
+		return runLs(ctx, rest, io)
+	case "kill":
+		return runKill(ctx, rest, io)
+	case "env":
+		return runEnv(ctx, rest, io)
+	default:
+		fmt.Fprint(io.err, usage)
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/store"
+)
+
+// DefaultListen is the server's default address: loopback only.
+const DefaultListen = "127.0.0.1:7420"
+
+// serveConfig is the server's configuration after flags and environment.
+type serveConfig struct {
+	listen          string
+	db              string
+	dataDir         string
+	pluginDir       string
+	token           string
+	insecure        bool
+	allowedOrigins  stringList
+	scrollback      byteSize
+	idleTimeout     time.Duration
+	linger          time.Duration
+	shutdownTimeout time.Duration
+	logLevel        slog.Level
+	logFormat       string
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// byteSize parses sizes such as 262144, 256KiB or 4MiB.
+type byteSize int
+
+func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
+
+func (b *byteSize) Set(v string) error {
+	s := strings.TrimSpace(v)
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a positive size such as 262144, 256KiB or 4MiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+const serveUsage = `Usage: ptyhost serve [flags]
+
+Runs the ptyhost server: the REST API and WebSocket attach endpoint, with the
+environment plugins found in the plugin directory. Every flag can also be set
+with the environment variable named in brackets; a flag wins over it.
+
+Flags:
+`
+
+func parseServeFlags(args []string, io stdio) (serveConfig, error) {
+	fs := flag.NewFlagSet("ptyhost serve", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
+	c := serveConfig{scrollback: core.DefaultScrollbackBytes}
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.listen, "listen", env("PTYHOST_LISTEN", DefaultListen), "address to listen on [PTYHOST_LISTEN]")
+	fs.StringVar(&c.db, "db", env("PTYHOST_DB", ""), "database: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
+	fs.StringVar(&c.dataDir, "data-dir", env("PTYHOST_DATA_DIR", defaultDataDir()), "directory for the embedded database [PTYHOST_DATA_DIR]")
+	fs.StringVar(&c.pluginDir, "plugin-dir", env("PTYHOST_PLUGIN_DIR", defaultPluginDir()), "directory of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
+	fs.StringVar(&c.token, "token", env("PTYHOST_TOKEN", ""), "require this bearer token on every API request [PTYHOST_TOKEN]")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
+	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin host pattern allowed to attach (repeatable)")
+	fs.Var(&c.scrollback, "scrollback", "output kept per session for clients that attach later, e.g. 256KiB [PTYHOST_SCROLLBACK]")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", core.DefaultIdleTimeout, "destroy a session this long after its last client left; 0 destroys at once, -1 never [PTYHOST_IDLE_TIMEOUT]")
+	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long [PTYHOST_LINGER]")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
+	fs.StringVar(&c.logFormat, "log-format", env("PTYHOST_LOG_FORMAT", "text"), "log format: text or json [PTYHOST_LOG_FORMAT]")
+
+	// Environment defaults for the flags whose types parse themselves.
+	for name, flagName := range map[string]string{
+		"PTYHOST_SCROLLBACK":       "scrollback",
+		"PTYHOST_IDLE_TIMEOUT":     "idle-timeout",
+		"PTYHOST_LINGER":           "linger",
+		"PTYHOST_SHUTDOWN_TIMEOUT": "shutdown-timeout",
+		"PTYHOST_LOG_LEVEL":        "log-level",
+	} {
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(flagName, v); err != nil {
+				return c, usageError{fmt.Sprintf("%s=%q: %v", name, v, err)}
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, flag.ErrHelp
+		}
+		return c, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return c, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	if c.idleTimeout < -1*time.Nanosecond && c.idleTimeout != -1*time.Second {
+		return c, usageError{"--idle-timeout must be a duration >= 0, or -1 for never"}
+	}
+	if c.linger <= 0 {
+		return c, usageError{"--linger must be positive"}
+	}
+	if c.shutdownTimeout <= 0 {
+		return c, usageError{"--shutdown-timeout must be positive"}
+	}
+	if !slices.Contains([]string{"text", "json"}, c.logFormat) {
+		return c, usageError{fmt.Sprintf("--log-format %q: want text or json", c.logFormat)}
+	}
+	if c.db == "" {
+		c.db = "sqlite:" + filepath.Join(c.dataDir, "ptyhost.db")
+	}
+	if err := checkListen(c.listen, c.token, c.insecure); err != nil {
+		return c, usageError{err.Error()}
+	}
+	return c, nil
+}
+
+// managerIdleTimeout maps the flag's convention (0 at once, negative never)
+// to core's.
+func managerIdleTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return core.DestroyWhenIdle
+	case d < 0:
+		return core.NoIdleTimeout
+	default:
+		return d
+	}
+}
+
+// checkListen refuses a non-loopback address without a token.
+func checkListen(addr, token string, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %v", addr, err)
+	}
+	if token != "" || insecure || isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("--listen %q is reachable beyond this machine: set --token (or PTYHOST_TOKEN), or pass --insecure to serve without authentication", addr)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redactDSN hides a DSN's password for logging.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "ptyhost")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "ptyhost")
+	}
+	return "ptyhost-data"
+}
+
+// defaultPluginDir is "plugins" beside the executable.
+func defaultPluginDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "plugins"
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return filepath.Join(filepath.Dir(exe), "plugins")
+}
+
+func runServe(ctx context.Context, args []string, io stdio) error {
+	c, err := parseServeFlags(args, io)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
+	if c.logFormat == "json" {
+		handler = slog.NewJSONHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
+	}
+	log := slog.New(handler)
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	db, err := store.Open(ctx, c.db, store.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	defer db.Close()
+
+	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: c.pluginDir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("loading plugins: %w", err)
+	}
+	defer plugins.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := core.New(core.Options{
+		Store:           db,
+		Plugins:         plugins,
+		Logger:          log,
+		Registerer:      reg,
+		ScrollbackBytes: int(c.scrollback),
+		IdleTimeout:     managerIdleTimeout(c.idleTimeout),
+		Linger:          c.linger,
+	})
+	if err != nil {
+		return err
+	}
+	closeManager := func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+		defer cancel()
+		return m.Close(sctx)
+	}
+	defer closeManager()
+
+	if slices.Contains(plugins.Types(), "HOST") {
+		if _, err := m.EnsureEnvironment(ctx, core.Environment{ID: "host", Name: "This machine", Type: "HOST"}); err != nil {
+			return fmt.Errorf("creating the host environment: %w", err)
+		}
+	} else {
+		log.Warn("no plugin serves HOST: the default 'host' environment is not available", "plugin_dir", c.pluginDir)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", core.NewHandler(m, core.HandlerOptions{
+		Token:          c.token,
+		AllowedOrigins: c.allowedOrigins,
+		Logger:         log,
+	}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", redactDSN(c.db), "plugin_dir", c.pluginDir)
+	fmt.Fprintf(io.out, "ptyhost: serving on http://%s\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", c.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+	defer cancel()
+	// Stop accepting; hang up the sessions (their clients get close
+	// messages); then the deferred calls stop the plugins and the database.
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := closeManager(); err != nil {
+		log.Warn("closing sessions", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
