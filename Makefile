@@ -1,0 +1,49 @@
+# ptyhost — see README.md. `make run` and `make test` are the two commands a
+# fresh machine needs.
+
+GO        ?= go
+BIN       := bin
+PLUGINS   := host
+DATA_DIR  ?= .data
+LISTEN    ?= 127.0.0.1:7420
+
+PLUGIN_BINS := $(PLUGINS:%=$(BIN)/plugins/ptyhost-plugin-%)
+
+.PHONY: all build run test bench proto lint clean FORCE
+
+all: build
+
+build: $(BIN)/ptyhost $(PLUGIN_BINS)
+
+# Go's own cache decides what to rebuild; FORCE makes make always ask it.
+$(BIN)/ptyhost: FORCE
+	$(GO) build -o $@ ./cmd/ptyhost
+
+$(BIN)/plugins/ptyhost-plugin-%: FORCE
+	$(GO) build -o $@ ./plugins/$*
+
+FORCE:
+
+# Start the server on the embedded defaults: SQLite in $(DATA_DIR), the
+# plugins in bin/plugins, loopback only, with a ready "host" environment.
+run: build
+	$(BIN)/ptyhost serve --listen $(LISTEN) --data-dir $(DATA_DIR) --plugin-dir $(BIN)/plugins
+
+# Install what the tests need, start the services, run every test with -race.
+test:
+	./scripts/test.sh
+
+# Throughput and echo latency through the whole path against a direct PTY.
+bench: build
+	$(GO) run ./internal/bench --bin $(BIN)
+
+# Regenerate the plugin protocol's Go code (needs protoc; see scripts/proto.sh).
+proto:
+	./scripts/proto.sh
+
+lint:
+	$(GO) vet ./...
+	./scripts/staticcheck.sh ./...
+
+clean:
+	rm -rf $(BIN) coverage.out

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test.sh — what `make test` and CI run: install what the tests need, start
+# the services they run against, lint, and run every test with -race.
+# Services are stopped again on exit, whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+
+export PTYHOST_INTEGRATION=1
+export PTYHOST_SERVICES_DIR="${PTYHOST_SERVICES_DIR:-$repo/.services}"
+min_core_coverage=85
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+stop_services() {
+  step "stopping services"
+  scripts/services/postgres.sh stop || true
+}
+trap stop_services EXIT
+
+step "starting PostgreSQL"
+line="$(scripts/services/postgres.sh start)"
+export "${line?}"
+
+step "formatting and vet"
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.services/*'))"
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+scripts/staticcheck.sh ./...
+
+step "building binaries"
+make --no-print-directory build
+export PTYHOST_BIN_DIR="$repo/bin"
+
+step "go test -race"
+log="$(mktemp)"
+go test -race -count=1 -timeout 15m -cover ./... 2>&1 | tee "$log"
+
+core_line="$(grep -E '^ok\s+github.com/ptyhost/ptyhost/core\s' "$log" || true)"
+coverage="$(sed -nE 's/.*coverage: ([0-9.]+)% of statements.*/\1/p' <<<"$core_line")"
+rm -f "$log"
+if [ -z "$coverage" ]; then
+  echo "could not read core's coverage" >&2
+  exit 1
+fi
+if awk -v c="$coverage" -v m="$min_core_coverage" 'BEGIN { exit !(c < m) }'; then
+  echo "core coverage ${coverage}% is below ${min_core_coverage}%" >&2
+  exit 1
+fi
+echo "core coverage ${coverage}% (minimum ${min_core_coverage}%)" >&2
