@@ -376,6 +376,31 @@ func TestPluginCrashEndsSessionWithError(t *testing.T) {
 	}
 }
 
+func TestAbnormalEndReportedByPlugin(t *testing.T) {
+	h := newHarness(t, nil)
+	events := h.m.Subscribe(t.Context())
+	_, p := h.create(t, "lost")
+	a := h.attach(t, "lost")
+	p.output(t, []byte("last words"))
+	p.end(shared.ExitStatus{Code: -1, Reason: "docker daemon connection lost"})
+	f, out := nextFrame(t, a)
+	if string(out) != "last words" || f.Kind != FrameExit || f.Exit.Reason != "docker daemon connection lost" {
+		t.Fatalf("got %q then %+v", out, f)
+	}
+	rec, _ := h.m.GetSession(t.Context(), "lost")
+	if rec.Status != StatusError || rec.StatusReason != "docker daemon connection lost" {
+		t.Errorf("record = %+v", rec)
+	}
+	for e := range events {
+		if e.Type == SessionError {
+			if e.Err == nil || e.Err.Error() != "docker daemon connection lost" {
+				t.Errorf("event error = %v", e.Err)
+			}
+			break
+		}
+	}
+}
+
 func TestResize(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "rs")

@@ -183,7 +183,10 @@ func (s *session) exited(st ExitStatus, err error) {
 	s.rec.ExitCode = &st.Code
 	s.rec.ExitSignal = st.Signal
 	s.rec.ActiveConnections = len(s.attachments)
-	if err != nil {
+	// An end the process did not choose — the plugin lost its daemon or
+	// its remote host, or the plugin itself died — is an ERROR.
+	abnormal := err != nil || st.Reason != ""
+	if abnormal {
 		s.rec.Status, s.rec.StatusReason = StatusError, st.Reason
 	} else if running {
 		s.rec.Status, s.rec.StatusReason = StatusTerminated, st.Reason
@@ -198,7 +201,10 @@ func (s *session) exited(st ExitStatus, err error) {
 		ExitCode:     &st.Code,
 		ExitSignal:   &st.Signal,
 	})
-	if err != nil {
+	if abnormal {
+		if err == nil {
+			err = errors.New(st.Reason)
+		}
 		s.log.Warn("session ended abnormally", "err", err)
 		s.m.publish(Event{Type: SessionError, SessionID: s.id, Err: err, Exit: &st})
 	} else {
