@@ -408,6 +408,10 @@ func TestAttachErrors(t *testing.T) {
 	if _, resp, err := dialAttach(t, api, "t", bad); err == nil || resp.StatusCode != 403 {
 		t.Errorf("foreign origin: %v %v", err, resp)
 	}
+	// Refused upgrades never counted as clients.
+	if rec, _ := api.m.GetSession(t.Context(), "t"); rec.ActiveConnections != 0 || rec.Status != StatusActive {
+		t.Errorf("after refused attaches: %+v", rec)
+	}
 	// An ended session past its linger is 410 with the exit code.
 	p := api.env.last(t)
 	p.end(shared.ExitStatus{Code: 42})

@@ -490,6 +490,27 @@ func (m *Manager) linger(s *session) {
 	})
 }
 
+// attachable reports whether Attach would find the session, without
+// attaching.
+func (m *Manager) attachable(id string) error {
+	m.mu.Lock()
+	s := m.sessions[id]
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if s == nil {
+		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == stateStarting || s.state == stateDestroyed {
+		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+	}
+	return nil
+}
+
 // Attach adds a client to a live or lingering session. The session becomes
 // ACTIVE and its idle timer stops. Close the attachment to detach.
 func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {

@@ -195,12 +195,12 @@ func (s *session) exited(st ExitStatus, err error) {
 	s.wakeAll()
 	s.mu.Unlock()
 
-	s.m.writer.update(s.id, SessionUpdate{
-		Status:       &rec.Status,
-		StatusReason: &rec.StatusReason,
-		ExitCode:     &st.Code,
-		ExitSignal:   &st.Signal,
-	})
+	u := SessionUpdate{ExitCode: &st.Code, ExitSignal: &st.Signal}
+	if running || abnormal {
+		// A destroyed session's status is teardown's to record.
+		u.Status, u.StatusReason = &rec.Status, &rec.StatusReason
+	}
+	s.m.writer.update(s.id, u)
 	if abnormal {
 		if err == nil {
 			err = errors.New(st.Reason)

@@ -57,12 +57,13 @@ type exitMessage struct {
 
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	a, err := h.m.Attach(r.Context(), id)
-	if err != nil {
+	// Answer a missing session with an HTTP status before upgrading, and
+	// attach only once the upgrade (and its origin check) succeeded, so a
+	// refused upgrade never counts as a client.
+	if err := h.m.attachable(id); err != nil {
 		h.attachFailed(w, r, id, err)
 		return
 	}
-	defer a.Close()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: h.opts.AllowedOrigins,
@@ -72,16 +73,28 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.CloseNow()
+	a, err := h.m.Attach(r.Context(), id)
+	if err != nil {
+		// It ended in between.
+		_ = conn.Close(CloseNormal, CloseReasonDestroyed)
+		return
+	}
+	defer a.Close()
 	conn.SetReadLimit(hardReadLimit)
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	c := &wsClient{conn: conn, a: a}
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		defer cancel()
 		c.readLoop(ctx)
 	}()
 	c.writeLoop(ctx)
+	cancel()
+	conn.CloseNow()
+	<-readDone
 }
 
 // attachFailed answers an attach that found no live session: 410 with the
