@@ -20,6 +20,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a graceful stop; once it has, the signals'
+	// default action is back, so a second one ends the process at once.
+	context.AfterFunc(ctx, func() { stop() })
 	err := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
