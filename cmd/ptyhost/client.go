@@ -10,7 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/ptyhost/ptyhost/core"
 )
 
 // defaultServer is where the client commands look for the server when
@@ -158,34 +159,11 @@ func (c *client) connError(err error) error {
 	return fmt.Errorf("cannot reach the ptyhost server at %s: %w", c.base, err)
 }
 
-// environment is an environment as the API describes it.
-type environment struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Type      string          `json:"type"`
-	Config    json.RawMessage `json:"config,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-}
-
-// session is a session as the API describes it.
-type session struct {
-	ID                string    `json:"id"`
-	EnvironmentID     string    `json:"environment_id"`
-	ProjectID         string    `json:"project_id"`
-	BranchName        string    `json:"branch_name"`
-	WorktreePath      string    `json:"worktree_path"`
-	Status            string    `json:"status"`
-	StatusReason      string    `json:"status_reason"`
-	ActiveConnections int       `json:"active_connections"`
-	Cols              int       `json:"cols"`
-	Rows              int       `json:"rows"`
-	ExitCode          *int      `json:"exit_code"`
-	ExitSignal        string    `json:"exit_signal"`
-	LastActiveAt      time.Time `json:"last_active_at"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
-}
+// The API's environments and sessions are core's own types.
+type (
+	environment = core.Environment
+	session     = core.SessionRecord
+)
 
 // createSessionRequest is the body of POST /api/v1/sessions.
 type createSessionRequest struct {
