@@ -113,6 +113,38 @@ func (b *boundary) step(c byte) {
 	}
 }
 
+// skipText advances over text, a run of ground-state bytes with no ESC,
+// as step would byte by byte: only the UTF-8 state can change.
+func (b *boundary) skipText(text []byte) {
+	n := len(text)
+	for k := n - 1; k >= 0 && k >= n-4; k-- {
+		c := text[k]
+		if c&0xC0 == 0x80 {
+			continue
+		}
+		need := 0
+		switch {
+		case c&0xE0 == 0xC0:
+			need = 1
+		case c&0xF0 == 0xE0:
+			need = 2
+		case c&0xF8 == 0xF0:
+			need = 3
+		}
+		b.utf8Need = max(need-(n-1-k), 0)
+		if n-1-k > need {
+			b.utf8Need = 0
+		}
+		return
+	}
+	// Nothing but continuation bytes in the last four (or all of text).
+	if n < 4 {
+		b.utf8Need = max(b.utf8Need-n, 0)
+	} else {
+		b.utf8Need = 0
+	}
+}
+
 func (b *boundary) startCSI() {
 	b.state = stCSI
 	b.private = false

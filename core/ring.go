@@ -1,5 +1,7 @@
 package core
 
+import "bytes"
+
 // ring is a session's scrollback: the last cap bytes of its output, addressed
 // by absolute offset (the count of bytes the session has produced before).
 // Readers keep their own offset; a reader whose offset has fallen behind
@@ -57,21 +59,74 @@ func (r *ring) write(p []byte) {
 	}
 }
 
-// track runs the boundary parser over p and records safe points.
+// track runs the boundary parser over p and records safe points. Plain
+// text in the ground state, most of any output, is skipped with IndexByte
+// to the next escape or newline; only escape sequences go byte by byte.
 func (r *ring) track(p []byte) {
 	base := r.end
-	for i, c := range p {
-		r.parser.step(c)
-		off := base + int64(i) + 1
-		gap := off - r.lastAdd
-		if gap < minSafeGap || !r.parser.safe() {
+	for i := 0; i < len(p); {
+		if r.parser.state != stGround {
+			c := p[i]
+			r.parser.step(c)
+			i++
+			r.checkSafe(base+int64(i), c)
 			continue
 		}
-		if c == '\n' || gap >= maxSafeGap {
-			r.safe = append(r.safe, safePoint{off: off, modes: r.parser.modes})
-			r.lastAdd = off
+		rest := p[i:]
+		stop := len(rest)
+		if j := bytes.IndexByte(rest, 0x1b); j >= 0 {
+			stop = j
+		}
+		if j := bytes.IndexByte(rest[:stop], '\n'); j >= 0 {
+			stop = j
+		}
+		r.gapPoints(rest[:stop], base+int64(i))
+		r.parser.skipText(rest[:stop])
+		i += stop
+		if i < len(p) { // the escape or newline itself
+			c := p[i]
+			r.parser.step(c)
+			i++
+			r.checkSafe(base+int64(i), c)
 		}
 	}
+}
+
+// checkSafe records off as a safe point if the parser allows it there, c
+// being the byte just before it.
+func (r *ring) checkSafe(off int64, c byte) {
+	gap := off - r.lastAdd
+	if gap < minSafeGap || !r.parser.safe() {
+		return
+	}
+	if c == '\n' || gap >= maxSafeGap {
+		r.addSafe(off)
+	}
+}
+
+// gapPoints records safe points every maxSafeGap bytes inside text, a run
+// of ground-state bytes without escapes or newlines starting at offset
+// start: before any byte that does not continue a UTF-8 sequence.
+func (r *ring) gapPoints(text []byte, start int64) {
+	for {
+		q := r.lastAdd + maxSafeGap - start // index of the first candidate
+		if q >= int64(len(text)) {
+			return
+		}
+		q = max(q, 0)
+		for q < int64(len(text)) && text[q]&0xC0 == 0x80 {
+			q++
+		}
+		if q >= int64(len(text)) || (q == 0 && r.parser.utf8Need > 0) {
+			return
+		}
+		r.addSafe(start + q)
+	}
+}
+
+func (r *ring) addSafe(off int64) {
+	r.safe = append(r.safe, safePoint{off: off, modes: r.parser.modes})
+	r.lastAdd = off
 }
 
 func (r *ring) dropSafe() {

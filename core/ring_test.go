@@ -2,6 +2,8 @@ package core
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -145,4 +147,64 @@ func BenchmarkRingWrite(b *testing.B) {
 	for b.Loop() {
 		r.write(chunk)
 	}
+}
+
+// referenceSafePoints is the plain byte-by-byte definition of safe points
+// that ring.track implements with a fast path for text.
+func referenceSafePoints(data []byte) ([]safePoint, boundary) {
+	var b boundary
+	b.modes = defaultModes
+	var out []safePoint
+	var last int64
+	for i, c := range data {
+		b.step(c)
+		off := int64(i) + 1
+		gap := off - last
+		if gap < minSafeGap || !b.safe() {
+			continue
+		}
+		if c == '\n' || gap >= maxSafeGap {
+			out = append(out, safePoint{off: off, modes: b.modes})
+			last = off
+		}
+	}
+	return out, b
+}
+
+func TestTrackMatchesByteByByteParser(t *testing.T) {
+	pieces := []string{
+		"plain text ", "more words\r\n", "\n", "\x1b[1;31m", "\x1b[0m", "\x1b[?1049h", "\x1b[?1049l",
+		"\x1b[?25l", "\x1b[?2004h", "\x1b]0;title\x07", "\x1b]8;;http://x\x1b\\", "🙂", "日本",
+		"ünï", "\x1b(B", "\xf0\x9f", "\x99\x82", "\x80\x80", strings.Repeat("long line ", 300),
+		strings.Repeat("é", 2000), "\x1bP+q\x1b\\", "\x1b[", "31m",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		var data []byte
+		for len(data) < 64<<10 {
+			data = append(data, pieces[rng.IntN(len(pieces))]...)
+		}
+		want, wantParser := referenceSafePoints(data)
+		r := newRing(1 << 20) // large enough to keep every safe point
+		for p := data; len(p) > 0; {
+			n := min(len(p), 1+rng.IntN(5000))
+			r.write(p[:n])
+			p = p[n:]
+		}
+		if !slices.Equal(r.safe, want) {
+			t.Fatalf("round %d: %d safe points, want %d; first difference at %d", round, len(r.safe), len(want), firstDiff(r.safe, want))
+		}
+		if r.parser.state != wantParser.state || r.parser.utf8Need != wantParser.utf8Need || r.parser.modes != wantParser.modes {
+			t.Fatalf("round %d: parser %+v, want %+v", round, r.parser, wantParser)
+		}
+	}
+}
+
+func firstDiff(a, b []safePoint) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
