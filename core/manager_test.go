@@ -627,3 +627,35 @@ func TestSlowSubscriberNeverBlocks(t *testing.T) {
 		return true
 	})
 }
+
+func TestReconcileLeftoverRows(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, rec := range []SessionRecord{
+		{ID: "was-active", EnvironmentID: "fake", Status: StatusActive, ActiveConnections: 2},
+		{ID: "was-idle", EnvironmentID: "fake", Status: StatusIdle},
+		{ID: "ended", EnvironmentID: "fake", Status: StatusTerminated},
+	} {
+		if err := h.store.SaveSession(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.create(t, "running-now")
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.m.Reconcile(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("Reconcile = %d, %v; want 2", n, err)
+	}
+	for id, want := range map[string]Status{
+		"was-active": StatusError, "was-idle": StatusError, "ended": StatusTerminated, "running-now": StatusActive,
+	} {
+		row := h.store.row(t, id)
+		if row.Status != want {
+			t.Errorf("%s: status %s, want %s", id, row.Status, want)
+		}
+		if want == StatusError && (row.StatusReason != ReasonServerLost || row.ActiveConnections != 0) {
+			t.Errorf("%s: %+v", id, row)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -20,6 +21,7 @@ const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 func Serve(impl Environment) {
 	logger := Logger()
 	srv := NewGRPCServer(impl, logger)
+	go watchHost(logger, srv)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -31,6 +33,27 @@ func Serve(impl Environment) {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	srv.CloseAll(ctx)
+}
+
+// hostPollInterval is how often a plugin checks that its host still runs.
+const hostPollInterval = 500 * time.Millisecond
+
+// watchHost ends the plugin when the host that started it dies without
+// stopping it (SIGKILL, a crash): the plugin is then re-parented, and would
+// otherwise run on with nobody to serve. Its sessions are killed and closed
+// first, so nothing it started outlives it.
+func watchHost(logger hclog.Logger, srv *GRPCServer) {
+	host := os.Getppid()
+	for range time.Tick(hostPollInterval) {
+		if os.Getppid() == host {
+			continue
+		}
+		logger.Warn("the host process is gone; closing every session and exiting", "host_pid", host)
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		srv.CloseAll(ctx)
+		cancel()
+		os.Exit(0)
+	}
 }
 
 // Logger returns the plugin process's logger: hclog, JSON lines on stderr,

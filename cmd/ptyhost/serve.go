@@ -271,6 +271,11 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	}
 	defer closeManager()
 
+	if n, err := m.Reconcile(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("sessions left live by a previous run were recorded as ERROR", "count", n)
+	}
 	if slices.Contains(plugins.Types(), "HOST") {
 		if _, err := m.EnsureEnvironment(ctx, core.Environment{ID: "host", Name: "This machine", Type: "HOST"}); err != nil {
 			return fmt.Errorf("creating the host environment: %w", err)
