@@ -1,0 +1,88 @@
+// Package archtest pins the import arrows between ptyhost's parts: the
+// plugin SDK stays small enough for third parties to import, and the core
+// never depends on a particular plugin.
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ptyhost/ptyhost"
+
+// deps returns every package pkg imports, directly or not (tests excluded).
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath", pkg)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	dec := json.NewDecoder(out)
+	for {
+		var p struct{ ImportPath string }
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p.ImportPath)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	return all
+}
+
+func TestImportArrows(t *testing.T) {
+	tests := []struct {
+		pkg       string
+		forbidden []string // import path prefixes
+	}{
+		{module + "/shared", []string{module + "/core", module + "/plugins/", module + "/cmd/", "gorm.io/"}},
+		{module + "/shared/sharedtest", []string{module + "/core", module + "/plugins/", module + "/cmd/", "gorm.io/"}},
+		{module + "/core", []string{module + "/plugins/", module + "/cmd/", module + "/core/store", "gorm.io/"}},
+		{module + "/core/store", []string{module + "/plugins/", module + "/cmd/"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimPrefix(tt.pkg, module+"/"), func(t *testing.T) {
+			for _, dep := range deps(t, tt.pkg) {
+				for _, bad := range tt.forbidden {
+					if dep == strings.TrimSuffix(bad, "/") || strings.HasPrefix(dep, bad) {
+						t.Errorf("%s imports %s", tt.pkg, dep)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The plugins are separate programs: no plugin imports another, and none
+// imports the core's store or the command.
+func TestPluginsStandAlone(t *testing.T) {
+	out, err := exec.Command("go", "list", module+"/plugins/...").Output()
+	if err != nil {
+		t.Fatalf("go list plugins: %v", err)
+	}
+	plugins := strings.Fields(string(out))
+	if len(plugins) == 0 {
+		t.Fatal("no plugins found")
+	}
+	for _, pkg := range plugins {
+		for _, dep := range deps(t, pkg) {
+			if strings.HasPrefix(dep, module+"/plugins/") && dep != pkg {
+				t.Errorf("%s imports %s", pkg, dep)
+			}
+			if strings.HasPrefix(dep, module+"/core") || strings.HasPrefix(dep, module+"/cmd/") {
+				t.Errorf("%s imports %s", pkg, dep)
+			}
+		}
+	}
+}
