@@ -18,7 +18,7 @@ type writer struct {
 	log     *slog.Logger
 	onError func(error)
 
-	mu      sync.Mutex // protects the following
+	mu       sync.Mutex // protects the following
 	pending  map[string]*pendingWrite
 	inflight map[string]*pendingWrite // the batch being written now
 

@@ -12,15 +12,28 @@ min_core_coverage=85
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
+# export_lines exports every NAME=value line of its input.
+export_lines() {
+  local line
+  while IFS= read -r line; do
+    [ -n "$line" ] && export "${line?}"
+  done
+}
+
 stop_services() {
   step "stopping services"
+  scripts/services/sshd.sh stop || true
   scripts/services/postgres.sh stop || true
 }
 trap stop_services EXIT
 
 step "starting PostgreSQL"
-line="$(scripts/services/postgres.sh start)"
-export "${line?}"
+lines="$(scripts/services/postgres.sh start)"
+export_lines <<<"$lines"
+
+step "starting sshd"
+lines="$(scripts/services/sshd.sh start)"
+export_lines <<<"$lines"
 
 step "formatting and vet"
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.services/*'))"
