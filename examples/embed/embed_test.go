@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ptyhost/ptyhost/internal/testbin"
+)
+
+// TestEmbedExample builds and runs the example, then uses ptyhost through
+// the application's own routes and authentication.
+func TestEmbedExample(t *testing.T) {
+	bin := testbin.Path(t, "examples/embed", "examples/embed")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-listen", addr, "-plugin-dir", testbin.PluginDir(t, "host"),
+		"-db", filepath.Join(t.TempDir(), "app.db"))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logs := bufio.NewScanner(stderr)
+	for logs.Scan() && !strings.Contains(logs.Text(), "msg=serving") {
+	}
+	go io.Copy(io.Discard, stderr)
+
+	base := "http://" + addr
+	get := func(path string, auth bool) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if auth {
+			req.SetBasicAuth("demo", "demo")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/", false); code != 200 || body != "my app\n" {
+		t.Errorf("app route: %d %q", code, body)
+	}
+	if code, _ := get("/terminals/api/v1/sessions", false); code != 401 {
+		t.Errorf("without the app's auth: %d", code)
+	}
+	if code, body := get("/terminals/api/v1/environments", true); code != 200 || !strings.Contains(body, `"HOST"`) {
+		t.Errorf("environments: %d %s", code, body)
+	}
+
+	req, _ := http.NewRequest("POST", base+"/terminals/api/v1/sessions",
+		strings.NewReader(`{"id":"e1","environment_id":"host","command":["/bin/sh","-c","read x; echo embedded-$x"]}`))
+	req.SetBasicAuth("demo", "demo")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	hdr := http.Header{}
+	hdr.Set("Authorization", req.Header.Get("Authorization"))
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/terminals/api/v1/sessions/e1/attach",
+		&websocket.DialOptions{Subprotocols: []string{"ptyhost.v1"}, HTTPHeader: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.Write(ctx, websocket.MessageBinary, []byte("ok\r"))
+	var out []byte
+	for !strings.Contains(string(out), "embedded-ok") {
+		typ, b, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("reading output (got %q): %v", out, err)
+		}
+		if typ == websocket.MessageBinary {
+			out = append(out, b...)
+		}
+	}
+
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("the example did not stop on SIGINT")
+	}
+}

@@ -1,0 +1,75 @@
+// Command embed is an existing Go web server that adds ptyhost's terminal
+// sessions to its own mux, with its own database, logger and authentication.
+//
+//	go run ./examples/embed -plugin-dir bin/plugins
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/gorm"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/store"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
+	pluginDir := flag.String("plugin-dir", "bin/plugins", "ptyhost plugin binaries")
+	dbPath := flag.String("db", "embed.db", "the application's SQLite database")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	// The application's own database, logger and routes...
+	db, err := gorm.Open(sqlite.Open(*dbPath), &gorm.Config{})
+	check(err)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("my app\n")) })
+
+	// ...and ptyhost's core beside them.
+	st, err := store.New(db, store.Options{Logger: log})
+	check(err)
+	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: *pluginDir, Logger: log})
+	check(err)
+	defer plugins.Close()
+	m, err := core.New(core.Options{Store: st, Plugins: plugins, Logger: log})
+	check(err)
+	defer m.Close(context.Background())
+	_, err = m.EnsureEnvironment(ctx, core.Environment{ID: "host", Type: "HOST"})
+	check(err)
+	mux.Handle("/terminals/", http.StripPrefix("/terminals", requireUser(core.NewHandler(m, core.HandlerOptions{Logger: log}))))
+
+	srv := &http.Server{Addr: *listen, Handler: mux}
+	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
+	log.Info("serving", "addr", *listen)
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		check(err)
+	}
+}
+
+// requireUser stands for the application's own authentication.
+func requireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); !ok || user != "demo" || pass != "demo" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="my app"`)
+			http.Error(w, "log in first", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func check(err error) {
+	if err != nil {
+		slog.Error("embed", "err", err)
+		os.Exit(1)
+	}
+}
