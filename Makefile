@@ -3,7 +3,7 @@
 
 GO        ?= go
 BIN       := bin
-PLUGINS   := host ssh
+PLUGINS   := host docker ssh
 DATA_DIR  ?= .data
 LISTEN    ?= 127.0.0.1:7420
 

@@ -23,12 +23,17 @@ export_lines() {
 stop_services() {
   step "stopping services"
   scripts/services/sshd.sh stop || true
+  scripts/services/docker.sh stop || true
   scripts/services/postgres.sh stop || true
 }
 trap stop_services EXIT
 
 step "starting PostgreSQL"
 lines="$(scripts/services/postgres.sh start)"
+export_lines <<<"$lines"
+
+step "starting Docker"
+lines="$(scripts/services/docker.sh start)"
 export_lines <<<"$lines"
 
 step "starting sshd"

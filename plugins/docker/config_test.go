@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		// err is a substring of the error; empty means valid.
+		err   string
+		check func(t *testing.T, c config)
+	}{
+		{name: "image only", config: `{"image": "debian:12"}`, check: func(t *testing.T, c config) {
+			if c.Pull != PullMissing || c.WorkdirTarget != "/workspace" || !c.remove() || !c.init() || c.Privileged {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{name: "container only", config: `{"container": "dev-box", "user": "1000:1000", "workdir_target": "/src"}`, check: func(t *testing.T, c config) {
+			if !c.execMode() || c.WorkdirTarget != "/src" {
+				t.Errorf("exec config: %+v", c)
+			}
+		}},
+		{name: "container default workdir", config: `{"container": "dev-box"}`, check: func(t *testing.T, c config) {
+			if c.WorkdirTarget != "" {
+				t.Errorf("exec mode has workdir_target %q by default; want none", c.WorkdirTarget)
+			}
+		}},
+		{name: "everything", config: `{"host": "unix:///run/docker.sock", "image": "registry.example.com:5000/team/dev@sha256:` + strings.Repeat("a", 64) + `",
+			"shell": "/bin/bash", "user": "dev", "env": {"A": "1"},
+			"mounts": [{"source": "/srv/cache", "target": "/cache", "read_only": true}],
+			"workdir_target": "/w", "network": "none", "memory": "1g", "cpus": "1.5",
+			"pull": "always", "remove": false, "privileged": true, "cap_add": ["NET_ADMIN", "CAP_SYS_PTRACE"], "init": false}`,
+			check: func(t *testing.T, c config) {
+				if c.Memory != 1<<30 || c.CPUs != 1.5 || c.remove() || c.init() || !c.Privileged || len(c.Mounts) != 1 || !c.Mounts[0].ReadOnly {
+					t.Errorf("parsed %+v", c)
+				}
+			}},
+		{name: "memory in bytes", config: `{"image": "x", "memory": 67108864}`, check: func(t *testing.T, c config) {
+			if c.Memory != 64<<20 {
+				t.Errorf("memory %d", c.Memory)
+			}
+		}},
+		{name: "empty", config: ``, err: `"image" or "container" is required`},
+		{name: "null", config: `null`, err: `"image" or "container" is required`},
+		{name: "no image", config: `{}`, err: `"image" or "container" is required`},
+		{name: "image and container", config: `{"image": "x", "container": "y"}`, err: "exclusive"},
+		{name: "unknown field", config: `{"image": "x", "volumes": []}`, err: `unknown field "volumes"`},
+		{name: "trailing data", config: `{"image": "x"} {}`, err: "trailing data"},
+		{name: "not an object", config: `["x"]`, err: "cannot unmarshal"},
+		{name: "bad image", config: `{"image": "UPPER/Case"}`, err: "image"},
+		{name: "bad container", config: `{"container": "a b"}`, err: "not a container name"},
+		{name: "bad host", config: `{"image": "x", "host": "/var/run/docker.sock"}`, err: "host"},
+		{name: "bad host scheme", config: `{"image": "x", "host": "ssh://me@box"}`, err: `unsupported scheme "ssh"`},
+		{name: "bad env", config: `{"image": "x", "env": {"A=B": "c"}}`, err: "bad variable name"},
+		{name: "relative mount source", config: `{"image": "x", "mounts": [{"source": "cache", "target": "/cache"}]}`, err: `source "cache" is not an absolute path`},
+		{name: "relative mount target", config: `{"image": "x", "mounts": [{"source": "/cache", "target": "cache"}]}`, err: "target"},
+		{name: "mount over the worktree", config: `{"image": "x", "mounts": [{"source": "/c", "target": "/workspace/"}]}`, err: "mounted twice"},
+		{name: "duplicate mount", config: `{"image": "x", "mounts": [{"source": "/a", "target": "/m"}, {"source": "/b", "target": "/m"}]}`, err: "mounted twice"},
+		{name: "mount unknown field", config: `{"image": "x", "mounts": [{"source": "/a", "target": "/m", "readonly": true}]}`, err: `unknown field "readonly"`},
+		{name: "relative workdir", config: `{"image": "x", "workdir_target": "w"}`, err: "workdir_target"},
+		{name: "bad pull", config: `{"image": "x", "pull": "sometimes"}`, err: `pull "sometimes"`},
+		{name: "bad memory", config: `{"image": "x", "memory": "lots"}`, err: "memory"},
+		{name: "memory too small", config: `{"image": "x", "memory": "1m"}`, err: "minimum"},
+		{name: "bad cpus", config: `{"image": "x", "cpus": "many"}`, err: "cpus"},
+		{name: "zero cpus", config: `{"image": "x", "cpus": 0}`, err: "cpus"},
+		{name: "bad cap", config: `{"image": "x", "cap_add": ["NET ADMIN"]}`, err: "cap_add"},
+		{name: "bad user", config: `{"image": "x", "user": "a:b:c"}`, err: "user"},
+		{name: "exec with mounts", config: `{"container": "c", "mounts": [{"source": "/a", "target": "/b"}]}`, err: "mounts does not apply to exec mode"},
+		{name: "exec with memory", config: `{"container": "c", "memory": "1g"}`, err: "memory does not apply"},
+		{name: "exec with pull", config: `{"container": "c", "pull": "never"}`, err: "pull does not apply"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(json.RawMessage(tt.config))
+			if tt.err == "" {
+				if err != nil {
+					t.Fatalf("parseConfig: %v", err)
+				}
+				if tt.check != nil {
+					tt.check(t, c)
+				}
+				return
+			}
+			if !errors.Is(err, shared.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("parseConfig = %v, want ErrInvalidConfig mentioning %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1048576", 1 << 20, true},
+		{"512m", 512 << 20, true},
+		{"512M", 512 << 20, true},
+		{"512mb", 512 << 20, true},
+		{"1g", 1 << 30, true},
+		{"1.5GiB", 3 << 29, true},
+		{"2t", 2 << 40, true},
+		{" 64k ", 64 << 10, true},
+		{"", 0, false},
+		{"m", 0, false},
+		{"-1g", 0, false},
+		{"1x", 0, false},
+		{"1e3", 0, false},
+		{"99999999999t", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseMemory(tt.in)
+			if tt.ok && (err != nil || got != tt.want) {
+				t.Errorf("parseMemory(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+			if !tt.ok && err == nil {
+				t.Errorf("parseMemory(%q) = %d, want an error", tt.in, got)
+			}
+		})
+	}
+}
+
+func TestCPUs(t *testing.T) {
+	tests := []struct {
+		in   string
+		nano int64
+		ok   bool
+	}{
+		{`1`, 1e9, true},
+		{`1.5`, 15e8, true},
+		{`"0.25"`, 25e7, true},
+		{`0.01`, 1e7, true},
+		{`0.001`, 0, false},
+		{`-1`, 0, false},
+		{`"one"`, 0, false},
+		{`true`, 0, false},
+		{`100000`, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var c cpuCount
+			err := json.Unmarshal([]byte(tt.in), &c)
+			if tt.ok && (err != nil || c.nanoCPUs() != tt.nano) {
+				t.Errorf("cpus %s = %d nano, %v; want %d", tt.in, c.nanoCPUs(), err, tt.nano)
+			}
+			if !tt.ok && err == nil {
+				t.Errorf("cpus %s accepted as %v", tt.in, float64(c))
+			}
+		})
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		code   int
+		signal string
+	}{
+		{"success", 0, ""},
+		{"failure", 1, ""},
+		{"not found", 127, ""},
+		{"exit 128", 128, ""},
+		{"hangup", 129, "SIGHUP"},
+		{"interrupt", 130, "SIGINT"},
+		{"kill", 137, "SIGKILL"},
+		{"segfault", 139, "SIGSEGV"},
+		{"term", 143, "SIGTERM"},
+		{"child stopped is not fatal", 128 + 17, ""},
+		{"stop is not fatal", 128 + 19, ""},
+		{"winch is not fatal", 128 + 28, ""},
+		{"sys", 128 + 31, "SIGSYS"},
+		{"beyond the standard signals", 128 + 34, ""},
+		{"large", 255, ""},
+		{"negative", -1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := exitStatus(tt.code)
+			if st.Code != tt.code || st.Signal != tt.signal || st.Reason != "" {
+				t.Errorf("exitStatus(%d) = %+v, want signal %q", tt.code, st, tt.signal)
+			}
+		})
+	}
+}
+
+func TestSessionEnv(t *testing.T) {
+	got := sessionEnv(map[string]string{"A": "config", "TERM": "dumb", "B": "config"}, map[string]string{"B": "session"})
+	want := []string{"A=config", "B=session", "TERM=dumb"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("sessionEnv = %q, want %q", got, want)
+	}
+	if got := sessionEnv(); len(got) != 1 || got[0] != "TERM=xterm-256color" {
+		t.Errorf("sessionEnv() = %q", got)
+	}
+}
+
+func TestContainerName(t *testing.T) {
+	for _, id := range []string{"abc", "with spaces/and:colons", strings.Repeat("x", 100), "é"} {
+		n := containerNameFor(id)
+		if !containerName.MatchString(n) || len(n) > 64 {
+			t.Errorf("containerNameFor(%q) = %q, not a container name", id, n)
+		}
+	}
+	if a, b := containerNameFor("a"), containerNameFor("a"); a == b {
+		t.Error("two containers of one session id get the same name")
+	}
+}
+
+func TestOwner(t *testing.T) {
+	me := ownerID()
+	if gone, known := ownerGone(me); gone || !known {
+		t.Errorf("ownerGone(self %q) = %v, %v; want alive and known", me, gone, known)
+	}
+	parts := strings.Split(me, "/")
+	tests := []struct {
+		name        string
+		owner       string
+		gone, known bool
+	}{
+		{"reused pid", parts[0] + "/" + parts[1] + "/1", true, true},
+		{"no such pid", parts[0] + "/999999999/1", true, true},
+		{"other machine", "elsewhere.example/1/1", false, false},
+		{"not an owner", "garbage", false, false},
+		{"empty", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if parts[2] == "" && tt.name == "reused pid" {
+				t.Skip("no /proc: start times are unknown")
+			}
+			gone, known := ownerGone(tt.owner)
+			if gone != tt.gone || known != tt.known {
+				t.Errorf("ownerGone(%q) = %v, %v; want %v, %v", tt.owner, gone, known, tt.gone, tt.known)
+			}
+		})
+	}
+}

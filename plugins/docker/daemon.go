@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+	"github.com/moby/moby/client/pkg/versions"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+const (
+	// dialTimeout bounds connecting to a daemon.
+	dialTimeout = 5 * time.Second
+	// pingTimeout bounds the ping that starts every Spawn and Health.
+	pingTimeout = 5 * time.Second
+	// consoleSizeAPI is the first API version whose daemon honours a
+	// console size given at create (containers) or exec start (execs).
+	consoleSizeAPI = "1.42"
+)
+
+// daemon is one Docker daemon, as named by a config's host (empty: the
+// plugin's environment, DOCKER_HOST, else the default socket).
+type daemon struct {
+	host string // as configured; "" is the environment's
+	// api talks to the daemon; it negotiates the API version on its first
+	// request.
+	api *client.Client
+	// probe is a client that opens a fresh connection for every request:
+	// a ping through it fails as soon as the daemon stops listening, even
+	// while connections opened before are still being served.
+	probe *client.Client
+}
+
+// daemons is the set of daemons the plugin has talked to, one per host.
+type daemons struct {
+	mu sync.Mutex
+	// mu protects the following.
+	byHost map[string]*daemon
+}
+
+// get returns the daemon for host, creating its clients on first use.
+// Creating a client does not connect.
+func (ds *daemons) get(host string) (*daemon, error) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if d, ok := ds.byHost[host]; ok {
+		return d, nil
+	}
+	api, err := newClient(host, true)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := newClient(host, false)
+	if err != nil {
+		api.Close()
+		return nil, err
+	}
+	d := &daemon{host: host, api: api, probe: probe}
+	if ds.byHost == nil {
+		ds.byHost = map[string]*daemon{}
+	}
+	ds.byHost[host] = d
+	return d, nil
+}
+
+// close closes every client.
+func (ds *daemons) close() {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for _, d := range ds.byHost {
+		d.api.Close()
+		d.probe.Close()
+	}
+	ds.byHost = nil
+}
+
+// newClient returns a client for host (empty: from the environment) whose
+// connections are dialed with dialTimeout. keepAlive false makes every
+// request use a new connection.
+func newClient(host string, keepAlive bool) (*client.Client, error) {
+	if host == "" {
+		host = os.Getenv(client.EnvOverrideHost)
+	}
+	if host == "" {
+		host = client.DefaultDockerHost
+	}
+	u, err := client.ParseHostURL(host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: host: %w", shared.ErrInvalidConfig, err)
+	}
+	network, addr := u.Scheme, u.Host
+	if network == "http" || network == "https" {
+		network = "tcp"
+	}
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+		DisableKeepAlives:     !keepAlive,
+		MaxIdleConns:          16,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: 0, // waits and pulls stream for long
+	}
+	// Order matters: WithHost configures the transport it finds (and, for
+	// unix sockets, replaces its dialer), so our transport goes first and
+	// our dialer, with its timeout, last.
+	return client.New(
+		client.WithHTTPClient(&http.Client{Transport: tr, CheckRedirect: client.CheckRedirect}),
+		client.WithTLSClientConfigFromEnv(),
+		client.WithHost(host),
+		client.WithDialContext(tr.DialContext),
+		client.WithAPIVersionFromEnv(),
+		client.WithUserAgent("ptyhost-plugin-docker/"+Version),
+	)
+}
+
+// ping checks that the daemon answers, within pingTimeout, and negotiates
+// the API version. Failures wrap shared.ErrUnavailable.
+func (d *daemon) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if _, err := d.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return d.unavailable(err)
+	}
+	return nil
+}
+
+// alive reports whether the daemon accepts new connections now.
+func (d *daemon) alive(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	_, err := d.probe.Ping(ctx, client.PingOptions{})
+	return err
+}
+
+// unavailable wraps err, a failure to reach the daemon, in
+// shared.ErrUnavailable with the daemon's address.
+func (d *daemon) unavailable(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %v", pingTimeout)
+	}
+	return fmt.Errorf("%w: docker daemon at %s: %w", shared.ErrUnavailable, d.api.DaemonHost(), err)
+}
+
+// consoleSizeAtCreate reports whether the negotiated API honours a console
+// size at create and exec start. Call it after ping.
+func (d *daemon) consoleSizeAtCreate() bool {
+	return !versions.LessThan(d.api.ClientVersion(), consoleSizeAPI)
+}
+
+// classify wraps an error of the daemon in the sentinel that says whose
+// fault it is: unreachable daemon → ErrUnavailable; a request the daemon
+// rejects as invalid → ErrInvalidArgument.
+func (d *daemon) classify(what string, err error) error {
+	if what != "" {
+		err = fmt.Errorf("%s: %w", what, err)
+	}
+	switch {
+	case client.IsErrConnectionFailed(err), isConnError(err):
+		return d.unavailable(err)
+	case cerrdefs.IsInvalidArgument(err):
+		return fmt.Errorf("%w: %w", shared.ErrInvalidArgument, err)
+	}
+	return err
+}
+
+// isConnError reports whether err is a broken or refused connection.
+func isConnError(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr)
+}

@@ -1,0 +1,29 @@
+// Command ptyhost-plugin-docker is the environment plugin for type DOCKER:
+// each session runs in a new container of the environment's image, or as a
+// process exec'd into an existing container, through the Docker Engine API
+// (github.com/moby/moby/client, API version negotiated with the daemon).
+// Put it in the host's plugin directory; it is not meant to be run by hand.
+// The configuration is documented in docs/environments.md.
+//
+// # Lifecycle
+//
+// main serves, and meanwhile cleans up the containers that plugin
+// processes which are gone left behind (reap.go). Spawn pings the daemon (unreachable:
+// shared.ErrUnavailable), checks the image and, in image mode, creates the
+// container, attaches to it and registers the wait for its exit before it
+// starts it, so that no output and no exit is missed (container.go); in
+// exec mode it execs into the running container (exec.go). When the image
+// must be pulled, Spawn returns at once and the start continues in the
+// background behind the pull's progress lines (pull.go). Read returns the
+// attach stream's raw bytes until it ends; Wait then reports the exit code
+// the daemon gives, or, when the daemon went away, code -1 and a reason.
+// Kill hangs up (SIGHUP, then SIGKILL after a grace) in the background;
+// Close removes the container the session created, never an exec target.
+//
+// # Concurrency
+//
+// Docker is safe for concurrent use; it holds one pair of clients per
+// daemon address (daemon.go). A session (session.go) follows shared.PTY's
+// contract: one reader; Write and Resize serialized by the session's
+// inputMu; Kill and Close from any goroutine.
+package main

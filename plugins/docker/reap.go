@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// Orphans
+//
+// Every container the plugin creates is labelled with its session, its
+// environment and its owner: the plugin process that created it (ownerID).
+// A plugin removes its containers itself when sessions end, and when the
+// host stops it (shared.Serve closes every session). A plugin that crashed,
+// or was killed, cannot: its containers keep running, and nothing in the
+// host knows their sessions any more (the host marks them ERROR,
+// plugin_crashed, and a restarted host has no live session at all).
+//
+// So each plugin, when it starts and on its first contact with each other
+// daemon, lists the labelled containers and removes those whose owner is a
+// plugin process that no longer runs on this machine, logging each. A
+// container whose owner still runs belongs to a live session of another
+// plugin process (another ptyhost server sharing the daemon, or a test)
+// and is left alone; so is one whose owner ran on another machine, which
+// that machine's plugin will clean up. A container kept by "remove": false
+// is only killed if it still runs.
+
+// ownerID identifies this plugin process among those that may share a
+// daemon: "hostname/pid/start", start being the process's start time in
+// clock ticks since boot (so a reused pid is a different owner).
+func ownerID() string {
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+	return fmt.Sprintf("%s/%d/%s", host, pid, procStart(pid))
+}
+
+// procStart returns the start time of process pid from /proc, or "" where
+// there is no /proc.
+func procStart(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name may hold spaces and parentheses: fields follow the
+	// last ')'. starttime is field 22, the 20th after it.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// ownerGone reports whether the plugin process owner (an ownerID) has
+// ended. known is false when the owner ran on another machine, or the
+// label is not an ownerID: then nobody here can tell.
+func ownerGone(owner string) (gone, known bool) {
+	parts := strings.Split(owner, "/")
+	if len(parts) != 3 {
+		return false, false
+	}
+	host, _ := os.Hostname()
+	pid, err := strconv.Atoi(parts[1])
+	if parts[0] != host || err != nil || pid <= 0 {
+		return false, false
+	}
+	start := procStart(pid)
+	if start == "" {
+		if _, err := os.Stat("/proc/self/stat"); err != nil {
+			return !processExists(pid), true // no /proc: by pid alone
+		}
+		return true, true
+	}
+	return start != parts[2], true
+}
+
+// processExists reports whether a process with that pid exists.
+func processExists(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	// Signal 0 checks that the process exists.
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, os.ErrPermission)
+}
+
+// ReapOrphans removes the containers on host's daemon ("" is the default
+// one) left by plugin processes that are gone (see above), logging each.
+// It gives up quietly, to retry on the next contact, when the daemon does
+// not answer within ctx.
+func (e *Docker) ReapOrphans(ctx context.Context, host string) {
+	e.reapMu.Lock()
+	defer e.reapMu.Unlock()
+	if e.reaped[host] {
+		return
+	}
+	d, err := e.daemons.get(host)
+	if err != nil {
+		e.logger.Warn("cannot clean up orphaned containers", "host", host, "error", err)
+		return
+	}
+	list, err := d.api.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: client.Filters{}.Add("label", labelSession),
+	})
+	if err != nil {
+		e.logger.Info("docker daemon not reachable: orphaned containers are cleaned up on first contact", "host", d.api.DaemonHost(), "error", err)
+		return
+	}
+	e.reaped[host] = true
+	for _, c := range list.Items {
+		owner := c.Labels[labelOwner]
+		if owner == e.owner {
+			continue
+		}
+		gone, known := ownerGone(owner)
+		if owner != "" && (!known || !gone) {
+			continue
+		}
+		log := e.logger.With("container", shortID(c.ID), "session_id", c.Labels[labelSession],
+			"environment_id", c.Labels[labelEnvironment], "state", c.State, "owner", owner)
+		if c.Labels[labelKeep] == "true" {
+			if c.State == "running" {
+				log.Warn("killing an orphaned session container (kept: remove is false)")
+				if _, err := d.api.ContainerKill(ctx, c.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil && !cerrdefs.IsConflict(err) {
+					log.Warn("killing the orphaned container failed", "error", err)
+				}
+			}
+			continue
+		}
+		log.Warn("removing an orphaned session container: its plugin process is gone")
+		if _, err := d.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			log.Warn("removing the orphaned container failed", "error", err)
+		}
+	}
+}
