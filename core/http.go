@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -26,6 +27,9 @@ type HandlerOptions struct {
 	AllowedOrigins []string
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
+	// WriteTimeout disconnects a WebSocket client that accepts no output
+	// for this long. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // maxBodyBytes bounds a REST request body.
@@ -37,6 +41,9 @@ const maxBodyBytes = 1 << 20
 func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	h := &handler{m: m, opts: opts, log: opts.Logger}
 	mux := http.NewServeMux()

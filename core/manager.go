@@ -56,12 +56,12 @@ func New(opts Options) (*Manager, error) {
 		metrics:  newMetrics(),
 	}
 	if opts.Registerer != nil {
-		if err := m.metrics.register(opts.Registerer); err != nil {
+		if err := m.metrics.register(opts.Registerer, m); err != nil {
 			cancel()
 			return nil, fmt.Errorf("core: registering metrics: %w", err)
 		}
 	}
-	m.writer = newWriter(opts.Store, m.log, func(error) { m.metrics.storeErrors.Inc() })
+	m.writer = newWriter(opts.Store, m.log, m.metrics)
 	m.events = newBus(func() { m.metrics.eventsDropped.Inc() })
 	m.wg.Add(1)
 	go func() {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // writer moves session status to the store off every session's hot path.
@@ -16,7 +18,7 @@ import (
 type writer struct {
 	store   SessionStore
 	log     *slog.Logger
-	onError func(error)
+	metrics *metrics
 
 	mu       sync.Mutex // protects the following
 	pending  map[string]*pendingWrite
@@ -42,11 +44,11 @@ const (
 	writerRetryMax = 10 * time.Second
 )
 
-func newWriter(store SessionStore, log *slog.Logger, onError func(error)) *writer {
+func newWriter(store SessionStore, log *slog.Logger, metrics *metrics) *writer {
 	w := &writer{
 		store:   store,
 		log:     log,
-		onError: onError,
+		metrics: metrics,
 		pending: make(map[string]*pendingWrite),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -172,9 +174,7 @@ func (w *writer) writeBatch(ctx context.Context) error {
 			firstErr = err
 		}
 		w.log.Warn("store write failed; will retry", "session_id", id, "err", err)
-		if w.onError != nil {
-			w.onError(err)
-		}
+		w.metrics.storeErrors.Inc()
 		w.mu.Lock()
 		if newer := w.pending[id]; newer != nil {
 			if newer.rec == nil {
@@ -190,6 +190,7 @@ func (w *writer) writeBatch(ctx context.Context) error {
 }
 
 func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
+	defer prometheus.NewTimer(w.metrics.storeLatency).ObserveDuration()
 	if p.rec != nil {
 		rec := *p.rec
 		applyUpdate(&rec, p.upd)

@@ -24,9 +24,9 @@ const (
 	hardReadLimit = 64 << 20
 	// outputFrameSize is the most output bytes sent in one binary message.
 	outputFrameSize = 64 << 10
-	// writeTimeout bounds one message write: a client that accepts nothing
-	// for this long is disconnected.
-	writeTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds one message write: a client that accepts
+	// nothing for this long is disconnected.
+	DefaultWriteTimeout = 30 * time.Second
 )
 
 type controlMessage struct {
@@ -84,7 +84,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	c := &wsClient{conn: conn, a: a}
+	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -120,12 +120,13 @@ func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string
 // wsClient is one WebSocket attached to a session. writeLoop is the only
 // writer of the connection; readLoop the only reader.
 type wsClient struct {
-	conn *websocket.Conn
-	a    *Attachment
+	conn         *websocket.Conn
+	a            *Attachment
+	writeTimeout time.Duration
 }
 
 func (c *wsClient) write(ctx context.Context, typ websocket.MessageType, p []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.writeTimeout)
 	defer cancel()
 	return c.conn.Write(ctx, typ, p)
 }
@@ -154,6 +155,7 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 		if err != nil {
 			return
 		}
+
 		switch f.Kind {
 		case FrameOutput:
 			err = c.write(ctx, websocket.MessageBinary, f.Data)
@@ -172,6 +174,10 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				// The client accepted nothing for writeTimeout.
+				c.a.s.m.metrics.clientDrops.Inc()
+			}
 			return
 		}
 	}

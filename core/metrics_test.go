@@ -1,0 +1,103 @@
+package core
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	api := newAPI(t, HandlerOptions{WriteTimeout: 300 * time.Millisecond}, func(o *Options) {
+		o.Registerer = reg
+		o.ScrollbackBytes = 64 << 10
+	})
+	_, p := api.create(t, "m1")
+	api.create(t, "m2")
+	if _, err := api.m.CreateSession(t.Context(), CreateOptions{ID: "bad", EnvironmentID: "nope"}); err == nil {
+		t.Fatal("create in an unknown environment succeeded")
+	}
+	a := api.attach(t, "m1")
+	p.output(t, []byte("hello"))
+	collect(t, a, 5)
+	a.Write([]byte("ls\r"))
+	<-p.input
+
+	want := `
+# HELP ptyhost_sessions Sessions in memory (running, or exited and lingering), by environment type and status.
+# TYPE ptyhost_sessions gauge
+ptyhost_sessions{status="ACTIVE",type="FAKE"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ptyhost_sessions"); err != nil {
+		t.Error(err)
+	}
+	for name, want := range map[string]float64{
+		"ptyhost_sessions_created_total":       2,
+		"ptyhost_sessions_create_failed_total": 1,
+		"ptyhost_output_bytes_total":           5,
+		"ptyhost_input_bytes_total":            3,
+		"ptyhost_clients_attached":             1,
+		"ptyhost_sessions_live":                2,
+	} {
+		if got := gathered(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+
+	// A WebSocket client that reads nothing is dropped after WriteTimeout.
+	_, _, err := dialAttach(t, api, "m2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := api.env.last(t)
+	chunk := bytes.Repeat([]byte("y"), 32<<10)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// Output until the socket buffers are full and the write times out.
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := p2.outW.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, "the stalled client to be dropped", func() bool {
+		return gathered(t, reg, "ptyhost_client_drops_total") == 1
+	})
+	if err := api.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "ptyhost_store_write_seconds"); n != 1 {
+		t.Errorf("store latency histogram: %d series", n)
+	}
+}
+
+// gathered returns the value of an unlabelled counter or gauge.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
