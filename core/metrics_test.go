@@ -2,9 +2,15 @@ package core
 
 import (
 	"bytes"
+	"context"
+	"net"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -49,10 +55,21 @@ ptyhost_sessions{status="ACTIVE",type="FAKE"} 2
 	}
 
 	// A WebSocket client that reads nothing is dropped after WriteTimeout.
-	_, _, err := dialAttach(t, api, "m2", nil)
+	// Its socket's receive buffer is kept small, so the server's writes
+	// block soon.
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	stalled, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.srv.URL, "http")+"/api/v1/sessions/m2/attach",
+		&websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer stalled.CloseNow()
 	p2 := api.env.last(t)
 	chunk := bytes.Repeat([]byte("y"), 32<<10)
 	stop := make(chan struct{})

@@ -174,7 +174,7 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if errors.Is(err, context.DeadlineExceeded) {
 				// The client accepted nothing for writeTimeout.
 				c.a.s.m.metrics.clientDrops.Inc()
 			}
