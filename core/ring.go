@@ -13,9 +13,20 @@ type ring struct {
 	start int64 // offset of the oldest byte kept
 	end   int64 // offset just past the newest byte
 
+	safe     []safePoint // ascending offsets, all >= start
+	endModes modeSet     // the terminal modes at end
+
+	// tr belongs to the session's pump alone: it scans output for safe
+	// points before the pump takes the session's lock to commit it.
+	tr tracker
+}
+
+// tracker finds safe points in output as it is produced.
+type tracker struct {
 	parser  boundary
-	safe    []safePoint // ascending offsets, all >= start
+	scanned int64       // offset just past the bytes scanned
 	lastAdd int64       // offset of the newest safe point, for spacing
+	found   []safePoint // scan's result, reused
 }
 
 // safePoint is an offset where a replay may begin, with the terminal modes
@@ -33,14 +44,21 @@ const (
 )
 
 func newRing(capacity int) *ring {
-	r := &ring{buf: make([]byte, capacity)}
-	r.parser.modes = defaultModes
+	r := &ring{buf: make([]byte, capacity), endModes: defaultModes}
+	r.tr.parser.modes = defaultModes
 	return r
 }
 
-// write appends p, evicting the oldest bytes beyond capacity.
+// write scans and commits p in one go.
 func (r *ring) write(p []byte) {
-	r.track(p)
+	r.commit(p, r.tr.scan(p), r.tr.parser.modes)
+}
+
+// commit appends p, which the tracker found points in and which leaves the
+// terminal in modes, evicting the oldest bytes beyond capacity.
+func (r *ring) commit(p []byte, points []safePoint, modes modeSet) {
+	r.safe = append(r.safe, points...)
+	r.endModes = modes
 	n := int64(len(r.buf))
 	if int64(len(p)) > n {
 		// Only the last n bytes survive.
@@ -59,17 +77,21 @@ func (r *ring) write(p []byte) {
 	}
 }
 
-// track runs the boundary parser over p and records safe points. Plain
-// text in the ground state, most of any output, is skipped with IndexByte
-// to the next escape or newline; only escape sequences go byte by byte.
-func (r *ring) track(p []byte) {
-	base := r.end
+// scan runs the boundary parser over p, the output after what it scanned
+// before, and returns the safe points in it (valid until the next scan).
+// Plain text in the ground state, most of any output, is skipped with
+// IndexByte to the next escape or newline; only escape sequences go byte by
+// byte.
+func (t *tracker) scan(p []byte) []safePoint {
+	t.found = t.found[:0]
+	base := t.scanned
+	t.scanned += int64(len(p))
 	for i := 0; i < len(p); {
-		if r.parser.state != stGround {
+		if t.parser.state != stGround {
 			c := p[i]
-			r.parser.step(c)
+			t.parser.step(c)
 			i++
-			r.checkSafe(base+int64(i), c)
+			t.checkSafe(base+int64(i), c)
 			continue
 		}
 		rest := p[i:]
@@ -80,36 +102,37 @@ func (r *ring) track(p []byte) {
 		if j := bytes.IndexByte(rest[:stop], '\n'); j >= 0 {
 			stop = j
 		}
-		r.gapPoints(rest[:stop], base+int64(i))
-		r.parser.skipText(rest[:stop])
+		t.gapPoints(rest[:stop], base+int64(i))
+		t.parser.skipText(rest[:stop])
 		i += stop
 		if i < len(p) { // the escape or newline itself
 			c := p[i]
-			r.parser.step(c)
+			t.parser.step(c)
 			i++
-			r.checkSafe(base+int64(i), c)
+			t.checkSafe(base+int64(i), c)
 		}
 	}
+	return t.found
 }
 
 // checkSafe records off as a safe point if the parser allows it there, c
 // being the byte just before it.
-func (r *ring) checkSafe(off int64, c byte) {
-	gap := off - r.lastAdd
-	if gap < minSafeGap || !r.parser.safe() {
+func (t *tracker) checkSafe(off int64, c byte) {
+	gap := off - t.lastAdd
+	if gap < minSafeGap || !t.parser.safe() {
 		return
 	}
 	if c == '\n' || gap >= maxSafeGap {
-		r.addSafe(off)
+		t.add(off)
 	}
 }
 
 // gapPoints records safe points every maxSafeGap bytes inside text, a run
 // of ground-state bytes without escapes or newlines starting at offset
 // start: before any byte that does not continue a UTF-8 sequence.
-func (r *ring) gapPoints(text []byte, start int64) {
+func (t *tracker) gapPoints(text []byte, start int64) {
 	for {
-		q := r.lastAdd + maxSafeGap - start // index of the first candidate
+		q := t.lastAdd + maxSafeGap - start // index of the first candidate
 		if q >= int64(len(text)) {
 			return
 		}
@@ -117,16 +140,16 @@ func (r *ring) gapPoints(text []byte, start int64) {
 		for q < int64(len(text)) && text[q]&0xC0 == 0x80 {
 			q++
 		}
-		if q >= int64(len(text)) || (q == 0 && r.parser.utf8Need > 0) {
+		if q >= int64(len(text)) || (q == 0 && t.parser.utf8Need > 0) {
 			return
 		}
-		r.addSafe(start + q)
+		t.add(start + q)
 	}
 }
 
-func (r *ring) addSafe(off int64) {
-	r.safe = append(r.safe, safePoint{off: off, modes: r.parser.modes})
-	r.lastAdd = off
+func (t *tracker) add(off int64) {
+	t.found = append(t.found, safePoint{off: off, modes: t.parser.modes})
+	t.lastAdd = off
 }
 
 func (r *ring) dropSafe() {
@@ -149,7 +172,7 @@ func (r *ring) replayPoint() safePoint {
 	if len(r.safe) > 0 {
 		return r.safe[0]
 	}
-	return safePoint{off: r.end, modes: r.parser.modes}
+	return safePoint{off: r.end, modes: r.endModes}
 }
 
 // read copies bytes from offset off into p and returns how many. It returns

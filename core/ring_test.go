@@ -194,8 +194,8 @@ func TestTrackMatchesByteByByteParser(t *testing.T) {
 		if !slices.Equal(r.safe, want) {
 			t.Fatalf("round %d: %d safe points, want %d; first difference at %d", round, len(r.safe), len(want), firstDiff(r.safe, want))
 		}
-		if r.parser.state != wantParser.state || r.parser.utf8Need != wantParser.utf8Need || r.parser.modes != wantParser.modes {
-			t.Fatalf("round %d: parser %+v, want %+v", round, r.parser, wantParser)
+		if p := r.tr.parser; p.state != wantParser.state || p.utf8Need != wantParser.utf8Need || p.modes != wantParser.modes {
+			t.Fatalf("round %d: parser %+v, want %+v", round, p, wantParser)
 		}
 	}
 }

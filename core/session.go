@@ -101,8 +101,12 @@ func (s *session) pump(ctx context.Context) {
 // output appends p to the scrollback and wakes the attachments.
 func (s *session) output(p []byte) {
 	now := s.m.now()
+	// The pump alone scans, so it does so before taking the lock that
+	// attachments need.
+	points := s.ring.tr.scan(p)
+	modes := s.ring.tr.parser.modes
 	s.mu.Lock()
-	s.ring.write(p)
+	s.ring.commit(p, points, modes)
 	s.wakeAll()
 	touch := now.Sub(s.lastActive) >= s.m.opts.ActivityInterval
 	if touch {

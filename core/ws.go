@@ -185,14 +185,13 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 
 // readLoop reads the client's messages until the connection ends.
 func (c *wsClient) readLoop(ctx context.Context) {
-	buf := make([]byte, 0, 32<<10)
+	var b bytes.Buffer // reused: input is written before the next read
 	for {
 		typ, r, err := c.conn.Reader(ctx)
 		if err != nil {
 			return
 		}
-		var b bytes.Buffer
-		b.Grow(cap(buf))
+		b.Reset()
 		n, err := io.Copy(&b, io.LimitReader(r, maxInputFrame+1))
 		if err != nil {
 			return
