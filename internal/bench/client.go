@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// subprotocol is the attach endpoint's WebSocket subprotocol.
+const subprotocol = "ptyhost.v1"
+
+// control is a server→client control message (docs/protocol.md).
+type control struct {
+	Type    string `json:"type"`
+	Code    *int   `json:"code"`
+	Signal  string `json:"signal"`
+	Reason  string `json:"reason"`
+	Offset  *int64 `json:"offset"`
+	Message string `json:"message"`
+}
+
+// wsClient is one WebSocket client attached to a session. Its methods are
+// called from one goroutine at a time, except that conn may be written
+// from another.
+type wsClient struct {
+	conn *websocket.Conn
+	buf  []byte
+	res  clientResult
+	last time.Time // when the last output byte arrived
+	exit *control  // the exit message, once received
+}
+
+// attach opens a WebSocket to session id and reads its hello.
+func (s *server) attach(ctx context.Context, id string) (*wsClient, error) {
+	u := "ws" + strings.TrimPrefix(s.base, "http") + "/api/v1/sessions/" + id + "/attach"
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{subprotocol}})
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attaching: %w", err)
+	}
+	conn.SetReadLimit(-1)
+	c := &wsClient{conn: conn, buf: make([]byte, 64<<10)}
+	if conn.Subprotocol() != subprotocol {
+		c.close()
+		return nil, fmt.Errorf("attaching: the server chose subprotocol %q, want %q", conn.Subprotocol(), subprotocol)
+	}
+	typ, p, err := c.read(ctx)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("waiting for hello: %w", err)
+	}
+	var m control
+	if typ != websocket.MessageText || json.Unmarshal(p, &m) != nil || m.Type != "hello" {
+		c.close()
+		return nil, fmt.Errorf("the first message is %q, want a hello", p)
+	}
+	return c, nil
+}
+
+func (c *wsClient) close() { _ = c.conn.CloseNow() }
+
+// read reads one whole message into c.buf, growing it as needed.
+func (c *wsClient) read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.conn.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	n := 0
+	for {
+		if n == len(c.buf) {
+			c.buf = append(c.buf, make([]byte, len(c.buf))...)
+		}
+		k, err := r.Read(c.buf[n:])
+		n += k
+		if errors.Is(err, io.EOF) {
+			return typ, c.buf[:n], nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+// next reads messages until output arrives and returns it. Control
+// messages are handled on the way; after the exit message it returns
+// io.EOF.
+func (c *wsClient) next(ctx context.Context) ([]byte, error) {
+	for {
+		typ, p, err := c.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if typ == websocket.MessageBinary {
+			return p, nil
+		}
+		var m control
+		if err := json.Unmarshal(p, &m); err != nil {
+			return nil, fmt.Errorf("bad control message %q: %w", p, err)
+		}
+		switch m.Type {
+		case "exit":
+			c.exit = &m
+			return nil, io.EOF
+		case "reset":
+			c.res.Resets++
+		case "error":
+			return nil, fmt.Errorf("the server rejected our input: %s", m.Message)
+		}
+	}
+}
+
+// awaitReady reads until the generator's ready announcement has arrived.
+func (c *wsClient) awaitReady(ctx context.Context) error {
+	var got []byte
+	for len(got) < len(ready) {
+		p, err := c.next(ctx)
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("the session exited before the generator was ready: %s", c.exitString())
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for the generator: %w", err)
+		}
+		got = append(got, p...)
+	}
+	if string(got) != ready {
+		return fmt.Errorf("the generator said %q, want %q", got, ready)
+	}
+	return nil
+}
+
+// drain counts output until the exit message.
+func (c *wsClient) drain(ctx context.Context) error {
+	for {
+		p, err := c.next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.res.Bytes += int64(len(p))
+		c.last = time.Now()
+	}
+}
+
+// exitString describes the exit message; "" for a clean exit.
+func (c *wsClient) exitString() string {
+	switch {
+	case c.exit == nil:
+		return "no exit message"
+	case c.exit.Code == nil:
+		return "exit message without a code"
+	case *c.exit.Code != 0 || c.exit.Signal != "" || c.exit.Reason != "":
+		return fmt.Sprintf("exit code %d, signal %q, reason %q", *c.exit.Code, c.exit.Signal, c.exit.Reason)
+	}
+	return ""
+}
+
+// flood runs `gen flood n` in a session with clients attached, all of
+// them ready before client 0 sends the go byte, and times each client from
+// that byte to the last byte it receives. cpu, when not nil, measures the
+// server's and the plugin's CPU over the same span.
+func (s *server) flood(ctx context.Context, gen string, n int64, clients int, cpu *cpuMeter) (floodResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	id, err := s.createSession(ctx, []string{gen, "flood", strconv.FormatInt(n, 10)})
+	if err != nil {
+		return floodResult{}, err
+	}
+	defer s.deleteSession(id)
+
+	cs := make([]*wsClient, 0, clients)
+	defer func() {
+		for _, c := range cs {
+			c.close()
+		}
+	}()
+	for range clients {
+		c, err := s.attach(ctx, id)
+		if err != nil {
+			return floodResult{}, err
+		}
+		cs = append(cs, c)
+	}
+	for i, c := range cs {
+		if err := c.awaitReady(ctx); err != nil {
+			return floodResult{}, fmt.Errorf("client %d: %w", i, err)
+		}
+	}
+
+	errs := make(chan error, len(cs))
+	for i, c := range cs {
+		go func() {
+			if err := c.drain(ctx); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	cpu.start()
+	start := time.Now()
+	err = cs[0].conn.Write(ctx, websocket.MessageBinary, []byte("g"))
+	if err != nil {
+		cancel()
+		err = fmt.Errorf("sending the go byte: %w", err)
+	}
+	for range cs {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+			cancel() // the others would wait for the timeout
+		}
+	}
+	cpu.stop()
+	if err != nil {
+		return floodResult{}, err
+	}
+
+	want := n - int64(len(ready))
+	res := make([]clientResult, len(cs))
+	for i, c := range cs {
+		if e := c.exitString(); e != "" {
+			return floodResult{}, fmt.Errorf("client %d: the generator failed: %s", i, e)
+		}
+		c.res.finish(start, c.last)
+		res[i] = c.res
+	}
+	return newFloodResult(want, res), nil
+}
+
+// echo types keys keystrokes, one at a time, into `gen echo` in a session
+// and times each until its echo arrives over the WebSocket. With procs, it
+// also counts the core's and the plugin's context switches per keystroke.
+func (s *server) echo(ctx context.Context, gen string, keys int, procs *procSet) (echoResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	id, err := s.createSession(ctx, []string{gen, "echo"})
+	if err != nil {
+		return echoResult{}, err
+	}
+	defer s.deleteSession(id)
+	c, err := s.attach(ctx, id)
+	if err != nil {
+		return echoResult{}, err
+	}
+	defer c.close()
+	if err := c.awaitReady(ctx); err != nil {
+		return echoResult{}, err
+	}
+
+	lat := make([]time.Duration, 0, keys)
+	var core0, plugin0 int64
+	for i := range warmupKeys + keys {
+		if i == warmupKeys && procs != nil {
+			if core0, plugin0, err = procs.switches(); err != nil {
+				return echoResult{}, err
+			}
+		}
+		key := []byte{echoKey(i)}
+		t0 := time.Now()
+		if err := c.conn.Write(ctx, websocket.MessageBinary, key); err != nil {
+			return echoResult{}, err
+		}
+		p, err := c.next(ctx)
+		dt := time.Since(t0)
+		if err != nil {
+			return echoResult{}, fmt.Errorf("keystroke %d: %w", i, err)
+		}
+		if !bytes.Equal(p, key) {
+			return echoResult{}, fmt.Errorf("keystroke %d: sent %q, got %q back", i, key, p)
+		}
+		if i >= warmupKeys {
+			lat = append(lat, dt)
+		}
+	}
+	res := newEchoResult(lat)
+	if procs != nil {
+		core, plugin, err := procs.switches()
+		if err != nil {
+			return echoResult{}, err
+		}
+		res.CoreSwitches = float64(core-core0) / float64(keys)
+		res.PluginSwitches = float64(plugin-plugin0) / float64(keys)
+	}
+	if err := c.conn.Write(ctx, websocket.MessageBinary, []byte("q")); err != nil {
+		return echoResult{}, err
+	}
+	if _, err := c.next(ctx); !errors.Is(err, io.EOF) {
+		return echoResult{}, fmt.Errorf("waiting for the exit message: got output or %v", err)
+	}
+	if e := c.exitString(); e != "" {
+		return echoResult{}, fmt.Errorf("the generator failed: %s", e)
+	}
+	return res, nil
+}

@@ -1,0 +1,308 @@
+// Command bench is `make bench`: it measures ptyhost's throughput, echo
+// latency and CPU cost through the whole path (child → PTY → plugin → gRPC →
+// core → WebSocket client) against a direct PTY read of the same child
+// program, and prints a table with the ratios and the targets. See
+// docs/performance.md.
+//
+// It builds the generator (internal/bench/gen) into a temporary directory,
+// starts `ptyhost serve` from --bin on a free loopback port with its own
+// temporary data directory, and removes all of it, and stops every process
+// it started, on every way out, including Ctrl-C.
+//
+// It exits non-zero only when it could not measure (or ptyhost lost output
+// without saying so), never because a target was missed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ready is what the generator writes once its terminal is in raw mode; a
+// copy of gen.Ready.
+const ready = "\x1b[0mptyhost-bench ready\r\n"
+
+const (
+	// fanout is the number of clients of the multi-client run.
+	fanout = 8
+	// scrollback is the server's --scrollback.
+	scrollback = "4MiB"
+	// warmupKeys are echo keystrokes sent before the timed ones.
+	warmupKeys = 50
+	// stepTimeout bounds one measurement; a hang is an error, not a wait.
+	stepTimeout = 2 * time.Minute
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil && interrupted:
+		fmt.Fprintln(os.Stderr, "bench: interrupted; everything it started is stopped and removed")
+		os.Exit(1)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: go run ./internal/bench [flags]   (make bench)
+
+Measures throughput, echo latency and CPU through ptyhost against a direct
+PTY read of the same program; see docs/performance.md.
+
+Flags:
+`
+
+// errUsage is a command-line error that has been reported already.
+var errUsage = errors.New("usage error")
+
+// config is the bench's configuration, from its flags.
+type config struct {
+	bin   string // directory holding ptyhost and plugins/
+	bytes int64  // flood size of the one-client run; the fan-out run uses half
+	runs  int
+	keys  int
+	json  bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	c := config{bytes: 256 << 20}
+	fs.StringVar(&c.bin, "bin", "bin", "directory holding the built ptyhost and plugins/ (make build)")
+	fs.Func("bytes", "flood size of the direct and 1-client runs, e.g. 64MiB; the 8-client run uses half (default 256MiB)", func(s string) error {
+		n, err := parseSize(s)
+		c.bytes = n
+		return err
+	})
+	fs.IntVar(&c.runs, "runs", 3, "runs of each measurement; the median is reported")
+	fs.IntVar(&c.keys, "keys", 2000, "timed keystrokes per echo run")
+	fs.BoolVar(&c.json, "json", false, "print JSON on stdout (the table goes to stderr)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, errUsage // the flag package has said what is wrong
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case c.bytes < 1<<20:
+		return c, fmt.Errorf("--bytes must be at least 1MiB")
+	case c.runs < 1:
+		return c, fmt.Errorf("--runs must be at least 1")
+	case c.keys < 100:
+		return c, fmt.Errorf("--keys must be at least 100")
+	}
+	return c, nil
+}
+
+// parseSize parses 67108864, 64MiB, 64M, 512KiB or 512K.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a size such as 67108864 or 64MiB")
+	}
+	return n * mult, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	bin, err := filepath.Abs(c.bin)
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{filepath.Join(bin, "ptyhost"), filepath.Join(bin, "plugins", "ptyhost-plugin-host")} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%v (run make build, or point --bin at the built binaries)", err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "ptyhost-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	b := &bench{c: c, log: func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }}
+	b.log("building the generator")
+	if b.gen, err = buildGen(ctx, tmp); err != nil {
+		return err
+	}
+	ticks, err := clockTicks()
+	if err != nil {
+		b.log("%v; assuming 100 clock ticks per second", err)
+		ticks = 100
+	}
+	dataDir := filepath.Join(tmp, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		return err
+	}
+	b.log("starting %s serve --scrollback %s", filepath.Join(bin, "ptyhost"), scrollback)
+	if b.srv, err = startServer(ctx, bin, dataDir, stderr); err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.srv.stop(); err != nil {
+			b.log("stopping the server: %v", err)
+		}
+	}()
+	var load *loadMeter
+	procs, cpuErr := findProcs(b.srv.pid())
+	if cpuErr == nil {
+		load, cpuErr = newLoadMeter(procs, ticks)
+	}
+	if cpuErr == nil {
+		b.cpu = &cpuMeter{procs: procs, ticks: ticks}
+		b.procs = &procs
+	} else {
+		b.log("not measuring CPU: %v", cpuErr)
+	}
+
+	r := &results{
+		Date: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(),
+		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version(),
+		Scrollback: scrollback, Runs: c.runs, Keys: c.keys,
+		Bytes1: c.bytes, BytesN: c.bytes / 2, Clients: fanout,
+	}
+	for i := range c.runs {
+		if err := b.runOnce(ctx, i, r); err != nil {
+			return err
+		}
+	}
+	if load != nil {
+		other, err := load.otherCPUs()
+		if err != nil {
+			return fmt.Errorf("measuring the machine's load: %w", err)
+		}
+		r.OtherCPUs = &other
+	}
+	switch {
+	case b.cpu == nil:
+		r.CPUError = cpuErr.Error()
+	case b.cpu.err != nil:
+		return fmt.Errorf("reading CPU times: %w", b.cpu.err)
+	default:
+		r.CPU = b.cpu.total.perMB(c.bytes * int64(c.runs))
+	}
+	r.summarize()
+
+	table := stdout
+	if c.json {
+		table = stderr
+	}
+	r.writeTable(table)
+	if c.json {
+		if err := r.writeJSON(stdout); err != nil {
+			return err
+		}
+	}
+	if bad := r.lostOutput(); bad != "" {
+		return errors.New(bad)
+	}
+	return nil
+}
+
+// bench is what one bench run has set up.
+type bench struct {
+	c     config
+	log   func(format string, a ...any)
+	gen   string    // the generator's path
+	srv   *server   // ptyhost serve
+	cpu   *cpuMeter // nil when CPU is not measured
+	procs *procSet  // the server's processes; nil when not found
+}
+
+// runOnce runs each measurement once, direct and through ptyhost in turn,
+// so that a change in the machine's load affects both alike, and adds the
+// results to r.
+func (b *bench) runOnce(ctx context.Context, i int, r *results) error {
+	one, many, runs := b.c.bytes, b.c.bytes/2, b.c.runs
+	b.log("run %d/%d: direct flood of %d bytes", i+1, runs, one)
+	d, err := directFlood(ctx, b.gen, one)
+	if err != nil {
+		return fmt.Errorf("direct flood: %w", err)
+	}
+	r.Direct = append(r.Direct, d)
+
+	b.log("run %d/%d: ptyhost flood of %d bytes, 1 client", i+1, runs, one)
+	f, err := b.srv.flood(ctx, b.gen, one, 1, b.cpu)
+	if err != nil {
+		return fmt.Errorf("ptyhost flood, 1 client: %w", err)
+	}
+	r.One = append(r.One, f)
+
+	b.log("run %d/%d: ptyhost flood of %d bytes, %d clients", i+1, runs, many, fanout)
+	f, err = b.srv.flood(ctx, b.gen, many, fanout, nil)
+	if err != nil {
+		return fmt.Errorf("ptyhost flood, %d clients: %w", fanout, err)
+	}
+	r.Many = append(r.Many, f)
+
+	b.log("run %d/%d: echo, %d keystrokes, direct and through ptyhost", i+1, runs, b.c.keys)
+	e, err := directEcho(ctx, b.gen, b.c.keys)
+	if err != nil {
+		return fmt.Errorf("direct echo: %w", err)
+	}
+	r.EchoDirect = append(r.EchoDirect, e)
+	e, err = b.srv.echo(ctx, b.gen, b.c.keys, b.procs)
+	if err != nil {
+		return fmt.Errorf("ptyhost echo: %w", err)
+	}
+	r.EchoPtyhost = append(r.EchoPtyhost, e)
+	return nil
+}
+
+// buildGen builds internal/bench/gen into dir and returns its path.
+func buildGen(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("run the bench from inside the ptyhost module (make bench)")
+	}
+	gen := filepath.Join(dir, "gen")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", gen, "github.com/ptyhost/ptyhost/internal/bench/gen")
+	cmd.Dir = filepath.Dir(gomod)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the generator: %w\n%s", err, b)
+	}
+	return gen, nil
+}
