@@ -118,7 +118,7 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 	switch {
 	case a.closed:
 		return Frame{Kind: FrameClose, CloseCode: s.closeCode, CloseReason: s.closeReason}, true
-	case s.state == stateDestroyed:
+	case s.state == stateDestroyed && !s.drain:
 		a.closed = true
 		return Frame{Kind: FrameClose, CloseCode: s.closeCode, CloseReason: s.closeReason}, true
 	case len(a.notices) > 0:
@@ -153,7 +153,10 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 		}
 		a.closed = true
 		code, reason := CloseNormal, CloseReasonExited
-		if s.exit.Reason == ReasonPluginCrashed {
+		switch {
+		case s.state == stateDestroyed:
+			code, reason = s.closeCode, s.closeReason
+		case s.exit.Reason == ReasonPluginCrashed:
 			code, reason = ClosePluginFailed, "Plugin crashed"
 		}
 		return Frame{Kind: FrameClose, CloseCode: code, CloseReason: reason}, true

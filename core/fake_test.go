@@ -406,3 +406,12 @@ func nextFrame(t *testing.T, a *Attachment) (Frame, []byte) {
 		}
 	}
 }
+
+// tryAttach attaches to id and detaches again, returning Attach's error.
+func tryAttach(m *Manager, id string) error {
+	a, err := m.Attach(context.Background(), id)
+	if err == nil {
+		a.Close()
+	}
+	return err
+}

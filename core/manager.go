@@ -33,9 +33,11 @@ type Manager struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu       sync.Mutex // protects the following
-	sessions map[string]*session
-	closed   bool
+	mu          sync.Mutex // protects the following
+	sessions    map[string]*session
+	closed      bool
+	attachments int           // attachments not yet closed
+	detached    chan struct{} // closed when attachments drops to 0
 }
 
 // New returns a Manager. Call Close to stop it.
@@ -420,6 +422,9 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 	}
 	s.state = stateDestroyed
 	s.closeCode, s.closeReason = code, reason
+	// On shutdown, clients get the session's last output and its exit
+	// before the close; a destroyed session just closes them.
+	s.drain = code == CloseGoingAway && prev == stateRunning
 	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
 		if t != nil {
 			t.Stop()
@@ -442,6 +447,10 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 		case <-s.pumpDone:
 		case <-kctx.Done():
 			s.log.Warn("session output did not end after kill; cleaning up anyway")
+			s.mu.Lock()
+			s.drain = false // no exit is coming: close the clients now
+			s.wakeAll()
+			s.mu.Unlock()
 		}
 		cancel()
 	}
@@ -524,9 +533,13 @@ func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
 	if s == nil {
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
+	// Counted before it exists (m.mu is never taken under s.mu), so Close
+	// cannot miss it.
+	m.countAttachment(1)
 	s.mu.Lock()
 	if s.state == stateStarting || s.state == stateDestroyed {
 		s.mu.Unlock()
+		m.countAttachment(-1)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
 	p := s.ring.replayPoint()
@@ -560,6 +573,17 @@ func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
 	return a, nil
 }
 
+// countAttachment tracks the open attachments, for Close to wait on.
+func (m *Manager) countAttachment(delta int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.attachments += delta
+	if m.attachments == 0 && m.detached != nil {
+		close(m.detached)
+		m.detached = nil
+	}
+}
+
 // detach removes a from its session; the last one out makes the session
 // IDLE and arms its idle timer.
 func (m *Manager) detach(a *Attachment) {
@@ -584,6 +608,7 @@ func (m *Manager) detach(a *Attachment) {
 		u.Status = &st
 	}
 	s.mu.Unlock()
+	m.countAttachment(-1)
 	m.metrics.clients.Dec()
 	if live {
 		m.writer.update(s.id, u)
@@ -635,7 +660,9 @@ func (m *Manager) idleExpired(s *session) {
 	m.teardown(m.ctx, s, CloseNormal, CloseReasonDestroyed, ReasonIdleTimeout)
 }
 
-// Close hangs up every session, records their status, and waits for every
+// Close hangs up every session (each attached client receives the session's
+// remaining output, its exit, and close code 1001), records their status,
+// waits — within ctx — for the clients to detach, and waits for every
 // goroutine the manager started. It is safe to call more than once; later
 // calls return the first call's result.
 func (m *Manager) Close(ctx context.Context) error {
@@ -662,6 +689,23 @@ func (m *Manager) close(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+
+	// Give the clients the time (within ctx) to receive their sessions'
+	// last output, exit and close, and to detach.
+	m.mu.Lock()
+	var detached chan struct{}
+	if m.attachments > 0 {
+		detached = make(chan struct{})
+		m.detached = detached
+	}
+	m.mu.Unlock()
+	if detached != nil {
+		select {
+		case <-detached:
+		case <-ctx.Done():
+			m.log.Warn("clients did not all detach before the shutdown deadline")
+		}
+	}
 
 	m.cancel()
 	m.wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -335,8 +336,7 @@ func TestLingerEnds(t *testing.T) {
 	_, p := h.create(t, "l")
 	p.end(shared.ExitStatus{Code: 0})
 	eventually(t, "the session to leave the map", func() bool {
-		_, err := h.m.Attach(t.Context(), "l")
-		return errors.Is(err, ErrSessionNotFound)
+		return errors.Is(tryAttach(h.m, "l"), ErrSessionNotFound)
 	})
 	rec, err := h.m.GetSession(t.Context(), "l")
 	if err != nil || rec.Status != StatusTerminated || rec.ExitCode == nil || *rec.ExitCode != 0 {
@@ -565,15 +565,54 @@ func TestCloseHangsUpEverything(t *testing.T) {
 	_, p1 := h.create(t, "c1")
 	_, p2 := h.create(t, "c2")
 	a := h.attach(t, "c1")
-	if err := h.m.Close(t.Context()); err != nil {
+	p1.output(t, []byte("last words"))
+
+	// The client sees the last output, the exit, then close 1001; Close
+	// waits for it to detach.
+	got := make(chan []Frame, 1)
+	go func() {
+		var frames []Frame
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		buf := make([]byte, 64)
+		for {
+			f, err := a.Next(ctx, buf)
+			if err != nil {
+				break
+			}
+			f.Data = bytes.Clone(f.Data)
+			frames = append(frames, f)
+			if f.Kind == FrameClose {
+				break
+			}
+		}
+		a.Close()
+		got <- frames
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := h.m.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Close waited for its deadline")
 	}
 	if err := h.m.Close(t.Context()); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	f, _ := nextFrame(t, a)
-	if f.Kind != FrameClose || f.CloseCode != CloseGoingAway {
-		t.Errorf("frame = %+v", f)
+	frames := <-got
+	var out []byte
+	var kinds []FrameKind
+	for _, f := range frames {
+		if f.Kind == FrameOutput {
+			out = append(out, f.Data...)
+		} else {
+			kinds = append(kinds, f.Kind)
+		}
+	}
+	last := frames[len(frames)-1]
+	if string(out) != "last words" || !slices.Equal(kinds, []FrameKind{FrameExit, FrameClose}) || last.CloseCode != CloseGoingAway {
+		t.Errorf("client got %q then %v (%+v)", out, kinds, last)
 	}
 	for _, p := range []*fakePTY{p1, p2} {
 		if kills, closes := p.counts(); kills != 1 || closes != 1 {
@@ -587,6 +626,20 @@ func TestCloseHangsUpEverything(t *testing.T) {
 	}
 	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "late", EnvironmentID: "fake"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("create after Close = %v", err)
+	}
+}
+
+func TestCloseGivesUpOnClientsAtItsDeadline(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "held")
+	h.attach(t, "held") // never reads, never detaches until cleanup
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "held"); row.Status != StatusTerminated {
+		t.Errorf("row = %+v", row)
 	}
 }
 

@@ -52,6 +52,7 @@ type session struct {
 	exit        *ExitStatus
 	closeCode   int    // when destroyed: the close code for clients
 	closeReason string // when destroyed: the close reason for clients
+	drain       bool   // when destroyed: deliver output and exit first
 	idleTimer   *time.Timer
 	lingerTimer *time.Timer
 	lastActive  time.Time // last activity written to the store

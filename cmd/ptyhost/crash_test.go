@@ -141,3 +141,37 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 		t.Errorf("after restart: %v", rec)
 	}
 }
+
+// SIGTERM hangs up every session: clients get the last output, the exit
+// and close code 1001; statuses are recorded; the server exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	dataDir := t.TempDir()
+	server, url := startServerProcess(t, dataDir)
+	srv := &e2eServer{url: url}
+	id := srv.create(t, map[string]any{"command": []string{"/bin/sh", "-c", "trap 'echo got-hup; exit 3' HUP; echo ready; while :; do sleep 1; done"}})
+	c := srv.attach(t, id)
+	c.waitOutput("ready")
+
+	start := time.Now()
+	server.Process.Signal(syscall.SIGTERM)
+	exit := c.waitControl("exit")
+	if !strings.Contains(string(c.out), "got-hup") || exit["code"] != 3.0 {
+		t.Errorf("before exit %q; exit %v", tail(c.out), exit)
+	}
+	err := c.until(func() bool { return false })
+	if !strings.Contains(fmt.Sprint(err), "1001") && !strings.Contains(fmt.Sprint(err), "going away") && !strings.Contains(fmt.Sprint(err), "Server shutting down") {
+		t.Errorf("close: %v", err)
+	}
+	if err := waitExit(server); err != nil {
+		t.Errorf("server exit: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+
+	_, url = startServerProcess(t, dataDir)
+	rec := getJSON(t, url+"/api/v1/sessions/"+id)
+	if rec["status"] != "TERMINATED" || rec["status_reason"] != "server_shutdown" || rec["exit_code"] != 3.0 {
+		t.Errorf("after restart: %v", rec)
+	}
+}
