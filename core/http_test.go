@@ -416,8 +416,7 @@ func TestAttachErrors(t *testing.T) {
 	p := api.env.last(t)
 	p.end(shared.ExitStatus{Code: 42})
 	eventually(t, "linger to end", func() bool {
-		_, err := api.m.Attach(t.Context(), "t")
-		return errors.Is(err, ErrSessionNotFound)
+		return errors.Is(tryAttach(api.m, "t"), ErrSessionNotFound)
 	})
 	req, _ := http.NewRequest("GET", api.srv.URL+"/api/v1/sessions/t/attach", nil)
 	req.Header.Set("Authorization", "Bearer tok")
