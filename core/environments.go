@@ -70,8 +70,12 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 	}
 	env.Config = cfg
 	adapter, err := m.plugins.Environment(env.Type)
-	if err != nil {
+	if errors.Is(err, ErrNoPlugin) {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	if err != nil {
+		// The plugin exists but cannot answer now (restarting, failed).
+		return err
 	}
 	v, ok := adapter.(shared.ConfigValidator)
 	if !ok {
@@ -119,4 +123,82 @@ func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
 	}
 	return err
+}
+
+// EnvironmentUpdate changes an environment: nil fields are left as they
+// are. An environment's type cannot change.
+type EnvironmentUpdate struct {
+	Name *string
+	// Config replaces the whole config when not nil.
+	Config json.RawMessage
+}
+
+// UpdateEnvironment changes an environment and returns it. A new config is
+// validated by the plugin that serves the type, so a bad one is an error
+// wrapping ErrInvalidArgument with the plugin's reason. Sessions already
+// running keep the config they started with. An unknown id is
+// ErrEnvironmentNotFound. The store must implement EnvironmentUpdater.
+func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u EnvironmentUpdate) (Environment, error) {
+	up, ok := m.store.(EnvironmentUpdater)
+	if !ok {
+		return Environment{}, errors.New("core: the store cannot update environments (it does not implement EnvironmentUpdater)")
+	}
+	env, err := m.GetEnvironment(ctx, id)
+	if err != nil {
+		return Environment{}, err
+	}
+	if u.Name != nil {
+		if *u.Name == "" {
+			return Environment{}, fmt.Errorf("%w: name must not be empty", ErrInvalidArgument)
+		}
+		env.Name = *u.Name
+	}
+	if u.Config != nil {
+		env.Config = u.Config
+	}
+	if err := m.validateEnvironment(ctx, &env); err != nil {
+		return Environment{}, err
+	}
+	env.UpdatedAt = m.now()
+	if err := up.UpdateEnvironment(ctx, env); err != nil {
+		if errors.Is(err, ErrEnvironmentNotFound) {
+			return Environment{}, fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
+		}
+		return Environment{}, err
+	}
+	m.log.Info("environment updated", "environment_id", env.ID, "type", env.Type)
+	if got, err := m.store.GetEnvironment(ctx, id); err == nil {
+		env = got // with the store's updated_at
+	}
+	return env, nil
+}
+
+// EnvironmentHealth asks the plugin serving the environment whether
+// sessions can start in it. Answers are cached for a few seconds
+// (PluginOptions.HealthCacheTTL); while an answer says the environment is
+// unavailable, CreateSession refuses it with that answer (an error
+// wrapping shared.ErrUnavailable) without asking the plugin. A plugin that
+// is not running makes its environments unhealthy; one that does not
+// report health makes them unknown. An unknown id is
+// ErrEnvironmentNotFound.
+func (m *Manager) EnvironmentHealth(ctx context.Context, id string) (EnvironmentHealth, error) {
+	env, err := m.GetEnvironment(ctx, id)
+	if err != nil {
+		return EnvironmentHealth{}, err
+	}
+	h := EnvironmentHealth{EnvironmentID: env.ID, Type: env.Type}
+	adapter, err := m.plugins.Environment(env.Type)
+	if err != nil {
+		h.Status, h.Reason, h.CheckedAt = HealthUnhealthy, err.Error(), m.now()
+		return h, nil
+	}
+	r := environmentHealth(ctx, adapter, env.Type, env.Config)
+	if ctx.Err() != nil {
+		return EnvironmentHealth{}, ctx.Err()
+	}
+	h.Status, h.CheckedAt = r.Status, r.at.UTC()
+	if r.Status == HealthUnhealthy && r.err != nil {
+		h.Reason = r.err.Error()
+	}
+	return h, nil
 }

@@ -52,6 +52,10 @@ func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /api/v1/environments", h.listEnvironments)
 	mux.HandleFunc("GET /api/v1/environments/{id}", h.getEnvironment)
 	mux.HandleFunc("DELETE /api/v1/environments/{id}", h.deleteEnvironment)
+	mux.HandleFunc("PUT /api/v1/environments/{id}", h.updateEnvironment)
+	mux.HandleFunc("GET /api/v1/environments/{id}/health", h.environmentHealth)
+	mux.HandleFunc("GET /api/v1/plugins", h.listPlugins)
+	mux.HandleFunc("POST /api/v1/plugins/{name}/restart", h.restartPlugin)
 	mux.HandleFunc("POST /api/v1/sessions", h.createSession)
 	mux.HandleFunc("GET /api/v1/sessions", h.listSessions)
 	mux.HandleFunc("GET /api/v1/sessions/{id}", h.getSession)
@@ -130,7 +134,7 @@ func statusOf(err error) int {
 	case errors.Is(err, ErrInvalidArgument), errors.Is(err, shared.ErrInvalidArgument),
 		errors.Is(err, shared.ErrInvalidConfig):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrSessionNotFound), errors.Is(err, ErrEnvironmentNotFound):
+	case errors.Is(err, ErrSessionNotFound), errors.Is(err, ErrEnvironmentNotFound), errors.Is(err, ErrPluginNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrEnvironmentInUse):
 		return http.StatusConflict
@@ -216,6 +220,81 @@ func (h *handler) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// environmentUpdateRequest is the body of PUT /api/v1/environments/{id}.
+// id and type may be sent back as they are (GET, edit, PUT), not changed.
+type environmentUpdateRequest struct {
+	ID     *string         `json:"id"`
+	Name   *string         `json:"name"`
+	Type   *string         `json:"type"`
+	Config json.RawMessage `json:"config"`
+	// Sent back from a GET; ignored.
+	CreatedAt *time.Time `json:"created_at"`
+	UpdatedAt *time.Time `json:"updated_at"`
+}
+
+func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req environmentUpdateRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.ID != nil && *req.ID != id {
+		h.fail(w, r, fmt.Errorf("%w: id %q does not match the path's %q; an environment's id cannot change", ErrInvalidArgument, *req.ID, id))
+		return
+	}
+	if req.Type != nil {
+		env, err := h.m.GetEnvironment(r.Context(), id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if *req.Type != env.Type {
+			h.fail(w, r, fmt.Errorf("%w: type %q: an environment's type (%s) cannot change; create another environment", ErrInvalidArgument, *req.Type, env.Type))
+			return
+		}
+	}
+	u := EnvironmentUpdate{Name: req.Name}
+	if len(req.Config) > 0 {
+		u.Config = req.Config
+	}
+	env, err := h.m.UpdateEnvironment(r.Context(), id, u)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, env)
+}
+
+func (h *handler) environmentHealth(w http.ResponseWriter, r *http.Request) {
+	health, err := h.m.EnvironmentHealth(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, health)
+}
+
+func (h *handler) listPlugins(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"plugins": h.m.ListPlugins()})
+}
+
+// restartPlugin answers 200 with the plugin once the restart is done
+// (whether it runs again or not: see its state), or 202 while it is still
+// starting when the request ends.
+func (h *handler) restartPlugin(w http.ResponseWriter, r *http.Request) {
+	st, err := h.m.RestartPlugin(r.Context(), r.PathValue("name"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	code := http.StatusOK
+	if st.State == PluginStarting {
+		code = http.StatusAccepted
+	}
+	writeJSON(w, code, st)
 }
 
 type sessionRequest struct {

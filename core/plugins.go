@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,283 +16,357 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// PluginPrefix starts the file name of every plugin executable.
-const PluginPrefix = "ptyhost-plugin-"
-
-// ErrNoPlugin: no loaded plugin serves the environment type.
-var ErrNoPlugin = errors.New("no plugin for environment type")
-
-// PluginOptions configures LoadPlugins. The zero value loads nothing.
-type PluginOptions struct {
-	// Dir is scanned (not recursively) for executables named
-	// ptyhost-plugin-*. Empty means no plugins.
-	Dir string
-	// Logger receives the loader's log and each plugin's log (its hclog
-	// lines on stderr), with a "plugin" attribute. Nil discards.
-	Logger *slog.Logger
-	// StartTimeout bounds a plugin's start-up handshake. Zero means
-	// go-plugin's default (one minute).
-	StartTimeout time.Duration
-}
+var (
+	// ErrNoPlugin: no loaded plugin serves the environment type.
+	ErrNoPlugin = errors.New("no plugin for environment type")
+	// ErrPluginNotFound: no plugin by that name is loaded.
+	ErrPluginNotFound = errors.New("plugin not found")
+)
 
 // PluginState is a plugin's state as List reports it.
 type PluginState string
 
 // Plugin states.
 const (
-	PluginRunning PluginState = "running" // serving
-	PluginExited  PluginState = "exited"  // its process is gone
-	PluginFailed  PluginState = "failed"  // did not start; see Error
-	PluginStatic  PluginState = "static"  // in-process, from StaticPlugins
+	PluginStarting   PluginState = "starting"   // its process is being started
+	PluginRunning    PluginState = "running"    // serving
+	PluginRestarting PluginState = "restarting" // it died; the next attempt is at NextAttempt
+	PluginFailed     PluginState = "failed"     // did not start, or crashed too often (circuit open); see Reason
+	PluginRefused    PluginState = "refused"    // not started on purpose: checksum, protocol version or type clash; see Reason
+	PluginStopped    PluginState = "stopped"    // stopped with the server (Close)
+	PluginStatic     PluginState = "static"     // in-process, from StaticPlugins
 )
 
 // PluginStatus describes one plugin, for listings.
 type PluginStatus struct {
-	Name         string      `json:"name"`
-	Version      string      `json:"version,omitempty"`
-	Path         string      `json:"path,omitempty"`
+	// Name is the plugin's name, from its executable ptyhost-plugin-NAME.
+	Name string `json:"name"`
+	// Version is the version the plugin reports.
+	Version string `json:"version,omitempty"`
+	Path    string `json:"path,omitempty"`
+	// SHA256 is the executable's checksum at its last launch; Pinned says
+	// the configuration pins it.
+	SHA256       string      `json:"sha256,omitempty"`
+	Pinned       bool        `json:"pinned,omitempty"`
+	Builtin      bool        `json:"builtin,omitempty"`
 	Types        []string    `json:"types"`
 	Capabilities []string    `json:"capabilities"`
 	State        PluginState `json:"state"`
-	// Error says why a failed plugin did not load.
-	Error string `json:"error,omitempty"`
+	// Reason says why a plugin is restarting, failed or refused.
+	Reason string `json:"reason,omitempty"`
+	// Restarts counts the launches after the first, automatic or not.
+	Restarts int `json:"restarts"`
+	// NextAttempt is when a restarting plugin is started again.
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// PID is the running plugin's process id.
+	PID int `json:"pid,omitempty"`
 }
 
-// Plugins is the set of loaded environment plugins: an environment type
-// maps to the one plugin that serves it. Its methods are safe for
-// concurrent use. The set is fixed at load time; a plugin process that dies
-// stays in the set as exited, and calls to it fail with an error wrapping
-// shared.ErrPluginExited.
+// Plugins is the set of environment plugins: an environment type maps to
+// the one plugin that serves it. Its methods are safe for concurrent use.
+//
+// The set of plugins is fixed at load time; their processes are not. Each
+// plugin process is supervised by a goroutine of its own: when it dies, the
+// sessions it served end (with reason plugin_crashed), and it is started
+// again after an exponential backoff. Too many crashes in a window open the
+// circuit: the plugin is failed until Restart. Meanwhile, and while it
+// starts, Environment returns an error wrapping shared.ErrUnavailable.
 type Plugins struct {
-	plugins []*loadedPlugin // sorted by name; fixed after load
-	byType  map[string]*loadedPlugin
+	opts    PluginOptions
+	log     *slog.Logger
+	plugins []*supervised // sorted by name; fixed after load
+
+	ctx    context.Context // ends when Close begins
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the supervisors
 
 	closeOnce sync.Once
-	mu        sync.Mutex
+
+	notifyMu sync.Mutex    // taken last, under any other lock
+	notify   chan struct{} // closed and replaced at every state change; notifyMu protects it
+
+	mu sync.Mutex
 	// mu protects the following.
+	byType map[string]*supervised
 	closed bool
 }
 
-// loadedPlugin is one plugin, running, failed or static.
-type loadedPlugin struct {
-	name   string
-	path   string
-	info   shared.Info
-	env    shared.Environment
-	client *plugin.Client // nil for static and failed plugins
-	err    error          // why it failed
-}
-
-// LoadPlugins starts every plugin executable in opts.Dir, asks each for its
-// Info, and maps environment types to plugins. A plugin that fails to start
-// is logged and listed as failed; the others still load. Two plugins
-// claiming one type is an error naming both, and then no plugin stays
-// running. ctx bounds the loading only, not the plugins' lives: Close ends
-// those.
+// LoadPlugins starts the plugins in opts.Dir — the built-in ones found
+// there and every one named in opts.Plugins — asks each for its Info, and
+// maps environment types to plugins. A plugin that fails to start or is
+// refused (checksum, protocol version) is logged and listed as such; the
+// others still load. Two plugins claiming one type is an error naming
+// both, and then no plugin stays running. ctx bounds the loading only, not
+// the plugins' lives: Close ends those.
 func LoadPlugins(ctx context.Context, opts PluginOptions) (*Plugins, error) {
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	paths, err := findPlugins(opts.Dir)
+	opts = opts.withDefaults()
+	found, err := findPlugins(opts.Dir)
 	if err != nil {
 		return nil, err
 	}
-	loaded := make([]*loadedPlugin, len(paths))
+	p := newPlugins(opts)
+	configured := make(map[string]PluginConfig, len(opts.Plugins))
+	for _, c := range opts.Plugins {
+		configured[c.Name] = c
+	}
+	names := map[string]bool{}
+	for name := range configured {
+		names[name] = true
+	}
+	for name, path := range found {
+		if IsBuiltinPlugin(name) {
+			names[name] = true
+		} else if !names[name] {
+			p.log.Info("plugin not started: not named in the configuration", "plugin", name, "path", path)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		c, ok := configured[name]
+		if !ok {
+			c = PluginConfig{Name: name}
+		}
+		p.plugins = append(p.plugins, newSupervised(p, c))
+	}
+
+	gens := make([]*generation, len(p.plugins))
 	var wg sync.WaitGroup
-	for i, path := range paths {
-		wg.Go(func() { loaded[i] = startPlugin(ctx, path, opts, logger) })
+	for i, s := range p.plugins {
+		wg.Go(func() { gens[i], _ = s.launch(ctx, false) })
 	}
 	wg.Wait()
 
-	p := &Plugins{plugins: loaded, byType: make(map[string]*loadedPlugin)}
-	for _, lp := range loaded {
-		if lp.err != nil {
-			logger.Warn("plugin skipped", "plugin", lp.name, "path", lp.path, "error", lp.err)
+	for i, s := range p.plugins {
+		g := gens[i]
+		if g == nil {
 			continue
 		}
-		for _, typ := range lp.info.Types {
-			if other, dup := p.byType[typ]; dup {
-				p.Close()
-				return nil, fmt.Errorf("environment type %q is claimed by two plugins: %s and %s", typ, other.path, lp.path)
+		if err := p.claim(s, g.info.Types); err != nil {
+			for _, g := range gens {
+				if g != nil {
+					g.stop("")
+				}
 			}
-			p.byType[typ] = lp
+			return nil, err
 		}
-		logger.Info("plugin loaded", "plugin", lp.name, "version", lp.info.Version, "types", lp.info.Types)
+		s.log.Info("plugin loaded", "version", g.info.Version, "types", g.info.Types, "pid", g.pid)
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(pluginsCollector{p}); err != nil {
+			for _, g := range gens {
+				if g != nil {
+					g.stop("")
+				}
+			}
+			return nil, fmt.Errorf("core: registering plugin metrics: %w", err)
+		}
+	}
+	for i, s := range p.plugins {
+		p.wg.Go(func() { s.run(p.ctx, gens[i]) })
 	}
 	return p, nil
+}
+
+func newPlugins(opts PluginOptions) *Plugins {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Plugins{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, byType: make(map[string]*supervised), notify: make(chan struct{})}
+}
+
+// changes returns a channel closed at the next change of a plugin's state.
+func (p *Plugins) changes() <-chan struct{} {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	return p.notify
+}
+
+func (p *Plugins) changed() {
+	p.notifyMu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.notifyMu.Unlock()
 }
 
 // StaticPlugins returns a set of in-process environments keyed by the
 // environment type they serve, for embedders and tests. Close does not close
 // them.
 func StaticPlugins(envs map[string]shared.Environment) *Plugins {
-	p := &Plugins{byType: make(map[string]*loadedPlugin)}
+	p := newPlugins(PluginOptions{}.withDefaults())
 	for _, typ := range slices.Sorted(maps.Keys(envs)) {
-		lp := &loadedPlugin{name: typ, env: envs[typ], info: shared.Info{Name: typ, Types: []string{typ}}}
-		p.plugins = append(p.plugins, lp)
-		p.byType[typ] = lp
+		s := newSupervised(p, PluginConfig{Name: typ})
+		s.static = envs[typ]
+		s.state, s.info = PluginStatic, shared.Info{Name: typ, Types: []string{typ}}
+		p.plugins = append(p.plugins, s)
+		p.byType[typ] = s
 	}
 	return p
 }
 
-// findPlugins lists the plugin executables in dir, sorted.
-func findPlugins(dir string) ([]string, error) {
+// findPlugins maps the name of every plugin executable in dir
+// (ptyhost-plugin-NAME) to its path.
+func findPlugins(dir string) (map[string]string, error) {
+	found := map[string]string{}
 	if dir == "" {
-		return nil, nil
+		return found, nil
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("plugin dir: %w", err)
 	}
-	var paths []string
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), PluginPrefix) {
+		name, ok := strings.CutPrefix(e.Name(), PluginPrefix)
+		if !ok || name == "" {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(path) // follows symlinks
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		if executable(path) != nil {
 			continue
 		}
-		paths = append(paths, path)
+		found[name] = path
 	}
-	return paths, nil
+	return found, nil
 }
 
-// startPlugin starts one plugin process and asks for its Info. Failures are
-// recorded in the result, with the process killed.
-func startPlugin(ctx context.Context, path string, opts PluginOptions, logger *slog.Logger) *loadedPlugin {
-	name := filepath.Base(path)
-	lp := &loadedPlugin{name: name, path: path}
-	cmd := exec.Command(path)
-	cmd.Env = pluginEnviron(os.Environ())
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  shared.Handshake,
-		VersionedPlugins: shared.VersionedPlugins(nil),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		StartTimeout:     opts.StartTimeout,
-		Logger:           newHCLogger(logger.With("plugin", name), ""),
-	})
-	env, info, err := dispense(ctx, client)
-	if err != nil {
-		client.Kill()
-		lp.err = err
-		return lp
+// executable checks that path is an executable regular file (following
+// symlinks).
+func executable(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s is not executable", path)
 	}
-	lp.client, lp.env, lp.info = client, env, info
-	return lp
+	return nil
 }
 
-// pluginEnviron is the server's environment without its own settings
-// (PTYHOST_*, which include the API token and the database DSN), so that no
-// plugin — and no session a plugin starts — sees the server's secrets. The
-// plugins' log level passes.
-func pluginEnviron(environ []string) []string {
-	out := make([]string, 0, len(environ))
-	for _, kv := range environ {
-		if strings.HasPrefix(kv, "PTYHOST_") && !strings.HasPrefix(kv, shared.LogLevelEnv+"=") {
-			continue
+// claim maps types to s, dropping the types s served before. A type
+// another plugin serves is an error naming both.
+func (p *Plugins) claim(s *supervised, types []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, typ := range types {
+		if other, ok := p.byType[typ]; ok && other != s {
+			return fmt.Errorf("environment type %q is claimed by two plugins: %s and %s", typ, other.describe(), s.describe())
 		}
-		out = append(out, kv)
 	}
-	return out
-}
-
-// dispense connects to a started plugin and asks for its Info.
-func dispense(ctx context.Context, client *plugin.Client) (shared.Environment, shared.Info, error) {
-	rpc, err := client.Client()
-	if err != nil {
-		return nil, shared.Info{}, err
+	for typ, owner := range p.byType {
+		if owner == s && !slices.Contains(types, typ) {
+			delete(p.byType, typ)
+		}
 	}
-	raw, err := rpc.Dispense(shared.PluginName)
-	if err != nil {
-		return nil, shared.Info{}, err
+	for _, typ := range types {
+		p.byType[typ] = s
 	}
-	env, ok := raw.(shared.Environment)
-	if !ok {
-		return nil, shared.Info{}, fmt.Errorf("plugin dispensed %T, not a shared.Environment", raw)
-	}
-	info, err := env.Info(ctx)
-	if err != nil {
-		return nil, shared.Info{}, fmt.Errorf("info: %w", err)
-	}
-	if len(info.Types) == 0 {
-		return nil, shared.Info{}, errors.New("plugin serves no environment type")
-	}
-	return env, info, nil
+	return nil
 }
 
 // Environment returns the environment that serves envType. An unknown type
-// is an error wrapping ErrNoPlugin. The result also implements
-// shared.ConfigValidator and shared.HealthChecker when it comes from a
-// plugin process; Info's capabilities say whether the plugin supports them.
+// is an error wrapping ErrNoPlugin; a plugin that is not running now
+// (starting, restarting, failed, refused) one wrapping
+// shared.ErrUnavailable, and one after Close shared.ErrPluginExited. The
+// result of a plugin process also implements shared.ConfigValidator and
+// shared.HealthChecker (with health answers cached), and refuses to spawn
+// in an environment whose last health check, within
+// PluginOptions.HealthCacheTTL, found it unavailable.
 func (p *Plugins) Environment(envType string) (shared.Environment, error) {
 	p.mu.Lock()
+	s, ok := p.byType[envType]
 	closed := p.closed
 	p.mu.Unlock()
-	lp, ok := p.byType[envType]
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("%w %q", ErrNoPlugin, envType)
-	case closed && lp.client != nil:
-		return nil, fmt.Errorf("plugin %s: %w", lp.name, shared.ErrPluginExited)
+	case s.static != nil:
+		return s.static, nil
+	case closed:
+		return nil, fmt.Errorf("plugin %s: %w", s.name, shared.ErrPluginExited)
 	}
-	return lp.env, nil
+	return s.environment()
 }
 
 // Types returns the served environment types, sorted.
 func (p *Plugins) Types() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return slices.Sorted(maps.Keys(p.byType))
 }
 
-// List describes every plugin found, loaded or not, sorted by name.
+// List describes every plugin, running or not, sorted by name.
 func (p *Plugins) List() []PluginStatus {
 	list := make([]PluginStatus, 0, len(p.plugins))
-	for _, lp := range p.plugins {
-		st := PluginStatus{
-			Name:         lp.info.Name,
-			Version:      lp.info.Version,
-			Path:         lp.path,
-			Types:        slices.Clone(lp.info.Types),
-			Capabilities: slices.Clone(lp.info.Capabilities),
-		}
-		switch {
-		case lp.err != nil:
-			st.Name, st.State, st.Error = lp.name, PluginFailed, lp.err.Error()
-		case lp.client == nil:
-			st.State = PluginStatic
-		case lp.client.Exited():
-			st.State = PluginExited
-		default:
-			st.State = PluginRunning
-		}
-		list = append(list, st)
+	for _, s := range p.plugins {
+		list = append(list, s.status())
 	}
 	return list
 }
 
-// Close stops every plugin process and waits for them to exit. Sessions
-// still open in a plugin are killed by it as it stops. Close is idempotent.
+// Plugin describes the plugin name, or returns an error wrapping
+// ErrPluginNotFound.
+func (p *Plugins) Plugin(name string) (PluginStatus, error) {
+	s, err := p.find(name)
+	if err != nil {
+		return PluginStatus{}, err
+	}
+	return s.status(), nil
+}
+
+func (p *Plugins) find(name string) (*supervised, error) {
+	for _, s := range p.plugins {
+		if s.name == name {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrPluginNotFound, name)
+}
+
+// Restart stops the plugin name if it runs — its sessions end with reason
+// plugin_restarted — closes its circuit, and starts it again. It returns
+// the plugin's status once the start succeeded or failed; if ctx ends
+// first, the restart goes on and the status says starting. An unknown name
+// wraps ErrPluginNotFound; an in-process plugin cannot be restarted
+// (ErrInvalidArgument).
+func (p *Plugins) Restart(ctx context.Context, name string) (PluginStatus, error) {
+	s, err := p.find(name)
+	if err != nil {
+		return PluginStatus{}, err
+	}
+	if s.static != nil {
+		return PluginStatus{}, fmt.Errorf("%w: plugin %s runs in-process and cannot be restarted", ErrInvalidArgument, name)
+	}
+	reply := make(chan PluginStatus, 1)
+	select {
+	case s.restartC <- reply:
+	case <-p.ctx.Done():
+		return PluginStatus{}, fmt.Errorf("plugin %s: %w: the plugins are stopping", name, shared.ErrUnavailable)
+	case <-ctx.Done():
+		return PluginStatus{}, ctx.Err()
+	}
+	select {
+	case st := <-reply:
+		return st, nil
+	case <-ctx.Done():
+		return s.status(), nil
+	}
+}
+
+// Close stops every plugin process and waits for them to exit, and for
+// their supervisors. Sessions still open in a plugin are killed by it as it
+// stops. Close is idempotent.
 func (p *Plugins) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
-		var wg sync.WaitGroup
-		for _, lp := range p.plugins {
-			if lp.client != nil {
-				wg.Go(lp.client.Kill)
-			}
-		}
-		wg.Wait()
+		p.cancel()
+		p.wg.Wait()
 	})
 }
 

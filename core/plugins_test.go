@@ -116,16 +116,18 @@ func TestLoadPlugins(t *testing.T) {
 	t.Setenv(shared.LogLevelEnv, "debug") // the plugin inherits it
 	dir := testbin.PluginDir(t, "host")
 	writeExecutable(t, dir, "ptyhost-plugin-broken", "#!/bin/sh\necho 'not a plugin'\n", 0o755)
+	writeExecutable(t, dir, "ptyhost-plugin-unnamed", "#!/bin/sh\necho 'never run'\n", 0o755)
 	writeExecutable(t, dir, "ptyhost-plugin-notexec", "#!/bin/sh\n", 0o644)
 	writeExecutable(t, dir, "README", "#!/bin/sh\n", 0o755)
 	logs := newLogRecords()
 
-	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Logger: slog.New(logs)})
+	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Logger: slog.New(logs), Plugins: []PluginConfig{{Name: "broken"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	logs.wait(ctx, t, "plugin skipped", "plugin=ptyhost-plugin-broken")
+	logs.wait(ctx, t, `msg="plugin failed"`, "plugin=broken")
+	logs.wait(ctx, t, "level=INFO", "not named in the configuration", "plugin=unnamed")
 
 	if got := p.Types(); !slices.Equal(got, []string{"HOST"}) {
 		t.Errorf("Types() = %q, want [HOST]", got)
@@ -134,14 +136,17 @@ func TestLoadPlugins(t *testing.T) {
 	if len(list) != 2 {
 		t.Fatalf("List() = %+v, want the broken and the host plugin", list)
 	}
-	if broken := list[0]; broken.Name != "ptyhost-plugin-broken" || broken.State != PluginFailed || broken.Error == "" {
-		t.Errorf("List()[0] = %+v, want ptyhost-plugin-broken failed with an error", broken)
+	if broken := list[0]; broken.Name != "broken" || broken.State != PluginFailed || broken.Reason == "" || broken.SHA256 == "" {
+		t.Errorf("List()[0] = %+v, want broken failed with a reason and its sha256", broken)
 	}
 	host := list[1]
-	if host.Name != "host" || host.State != PluginRunning || host.Version == "" ||
+	if host.Name != "host" || host.State != PluginRunning || host.Version == "" || !host.Builtin ||
 		!slices.Equal(host.Types, []string{"HOST"}) || !slices.Contains(host.Capabilities, shared.CapResize) ||
-		filepath.Base(host.Path) != "ptyhost-plugin-host" {
+		filepath.Base(host.Path) != "ptyhost-plugin-host" || len(host.SHA256) != 64 || host.PID == 0 || host.Restarts != 0 {
 		t.Errorf("List()[1] = %+v, want the running host plugin", host)
+	}
+	if want, _ := fileSHA256(filepath.Join(dir, "ptyhost-plugin-host")); host.SHA256 != want {
+		t.Errorf("host sha256 = %s, want %s", host.SHA256, want)
 	}
 
 	if _, err := p.Environment("NOPE"); !errors.Is(err, ErrNoPlugin) {
@@ -152,7 +157,7 @@ func TestLoadPlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A session through the plugin; its debug log reaches our logger.
-	pty, err := env.Spawn(ctx, shared.SpawnRequest{SessionID: "load-test", Command: []string{"/bin/true"}, Size: shared.Size{Cols: 80, Rows: 24}})
+	pty, err := env.Spawn(ctx, shared.SpawnRequest{SessionID: "load-test", EnvironmentType: "HOST", Command: []string{"/bin/true"}, Size: shared.Size{Cols: 80, Rows: 24}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,15 +167,18 @@ func TestLoadPlugins(t *testing.T) {
 	if err := pty.Close(); err != nil {
 		t.Error(err)
 	}
-	logs.wait(ctx, t, "level=DEBUG", `msg="session started"`, "plugin=ptyhost-plugin-host", "session_id=load-test")
+	logs.wait(ctx, t, "level=DEBUG", `msg="session started"`, "plugin=host", "session_id=load-test")
 
 	p.Close()
 	p.Close() // idempotent
-	if st := p.List()[1].State; st != PluginExited {
-		t.Errorf("state after Close = %s, want exited", st)
+	if st := p.List()[1]; st.State != PluginStopped || st.PID != 0 {
+		t.Errorf("after Close: %+v, want stopped", st)
 	}
 	if _, err := p.Environment("HOST"); !errors.Is(err, shared.ErrPluginExited) {
 		t.Errorf("Environment after Close: %v, want ErrPluginExited", err)
+	}
+	if _, err := p.Restart(ctx, "host"); !errors.Is(err, shared.ErrUnavailable) {
+		t.Errorf("Restart after Close: %v, want ErrUnavailable", err)
 	}
 }
 
@@ -184,7 +192,7 @@ func TestLoadPluginsDuplicateType(t *testing.T) {
 	if err := os.Symlink(bin, filepath.Join(dir, "ptyhost-plugin-host-copy")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir})
+	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Plugins: []PluginConfig{{Name: "host-copy"}}})
 	if err == nil {
 		p.Close()
 		t.Fatal("LoadPlugins succeeded with two plugins claiming HOST")
@@ -206,6 +214,71 @@ func TestLoadPluginsDirs(t *testing.T) {
 	if _, err := LoadPlugins(ctx, PluginOptions{Dir: filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Error("LoadPlugins of a missing dir succeeded")
 	}
+	if _, err := LoadPlugins(ctx, PluginOptions{Plugins: []PluginConfig{{Name: "tmux"}}}); err == nil {
+		t.Error("LoadPlugins of a named plugin without a dir succeeded")
+	}
+
+	// A named plugin that is not there is listed as failed; the built-ins
+	// that are not there are not listed at all.
+	p, err = LoadPlugins(ctx, PluginOptions{Dir: t.TempDir(), Plugins: []PluginConfig{{Name: "tmux"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	list := p.List()
+	if len(list) != 1 || list[0].Name != "tmux" || list[0].State != PluginFailed || !strings.Contains(list[0].Reason, "ptyhost-plugin-tmux") {
+		t.Errorf("List() = %+v, want tmux failed: not found", list)
+	}
+}
+
+func TestPluginOptionsValidate(t *testing.T) {
+	pin := strings.Repeat("ab", 32)
+	tests := []struct {
+		name string
+		opts PluginOptions
+		want string // "" when valid
+	}{
+		{"zero", PluginOptions{}, ""},
+		{"named", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "tmux", SHA256: pin, Env: map[string]string{"A": "b"}, Args: []string{"-x"}}}}, ""},
+		{"upper-case pin", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "tmux", SHA256: strings.ToUpper(pin)}}}, ""},
+		{"empty name", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{}}}, `plugin name ""`},
+		{"name with a slash", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "../x"}}}, `plugin name "../x"`},
+		{"short pin", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "tmux", SHA256: "9f86d0"}}}, "want 64 hex digits"},
+		{"pin not hex", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "tmux", SHA256: strings.Repeat("zz", 32)}}}, "want 64 hex digits"},
+		{"bad env name", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "tmux", Env: map[string]string{"A=B": "c"}}}}, `env name "A=B"`},
+		{"twice", PluginOptions{Dir: "/d", Plugins: []PluginConfig{{Name: "tmux"}, {Name: "tmux"}}}, "configured twice"},
+		{"no dir", PluginOptions{Plugins: []PluginConfig{{Name: "tmux"}}}, "Dir is required"},
+		{"negative backoff", PluginOptions{RestartBackoff: -1}, "must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.opts.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name  string
+		n     int
+		delay time.Duration
+	}{
+		{"first crash", 1, 100 * ms},
+		{"second", 2, 200 * ms},
+		{"fourth", 4, 800 * ms},
+		{"capped", 20, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := backoff(100*ms, time.Second, tt.n); got != tt.delay {
+				t.Errorf("backoff after crash %d = %v, want %v", tt.n, got, tt.delay)
+			}
+		})
+	}
 }
 
 // stubEnv is the smallest Environment, for StaticPlugins.
@@ -226,6 +299,12 @@ func TestStaticPlugins(t *testing.T) {
 	}
 	if list := p.List(); len(list) != 2 || list[0].Name != "A" || list[0].State != PluginStatic {
 		t.Errorf("List() = %+v", list)
+	}
+	if _, err := p.Restart(t.Context(), "A"); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Restart of a static plugin: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := p.Restart(t.Context(), "Z"); !errors.Is(err, ErrPluginNotFound) {
+		t.Errorf("Restart of an unknown plugin: %v, want ErrPluginNotFound", err)
 	}
 }
 
@@ -253,6 +332,31 @@ func TestHCLogger(t *testing.T) {
 	info := newHCLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), "")
 	if info.GetLevel() != hclog.Warn || info.IsInfo() {
 		t.Errorf("GetLevel() = %v for a warn handler", info.GetLevel())
+	}
+}
+
+func TestPluginEnviron(t *testing.T) {
+	server := []string{"HOME=/root", "PTYHOST_TOKEN=secret", "PTYHOST_PLUGIN_LOG_LEVEL=debug", "PATH=/bin", "TMUX_TMPDIR=/tmp"}
+	tests := []struct {
+		name    string
+		builtin bool
+		env     map[string]string
+		want    []string
+	}{
+		{"built-in", true, nil, []string{"HOME=/root", "PTYHOST_PLUGIN_LOG_LEVEL=debug", "PATH=/bin", "TMUX_TMPDIR=/tmp"}},
+		{"built-in with env", true, map[string]string{"TMUX_TMPDIR": "/run"},
+			[]string{"HOME=/root", "PTYHOST_PLUGIN_LOG_LEVEL=debug", "PATH=/bin", "TMUX_TMPDIR=/tmp", "TMUX_TMPDIR=/run"}},
+		{"third-party", false, nil, []string{"PTYHOST_PLUGIN_LOG_LEVEL=debug"}},
+		{"third-party with env", false, map[string]string{"B": "2", "A": "1"}, []string{"PTYHOST_PLUGIN_LOG_LEVEL=debug", "A=1", "B=2"}},
+		{"third-party sets its log level", false, map[string]string{shared.LogLevelEnv: "warn"}, []string{"PTYHOST_PLUGIN_LOG_LEVEL=warn"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := PluginConfig{Name: "x", Env: tt.env}.environ(tt.builtin, server)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("environ = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

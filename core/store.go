@@ -111,6 +111,15 @@ type EnvironmentStore interface {
 	DeleteEnvironment(ctx context.Context, id string) error
 }
 
+// EnvironmentUpdater is implemented by stores that can change an
+// environment (core/store does); Manager.UpdateEnvironment needs it.
+type EnvironmentUpdater interface {
+	// UpdateEnvironment replaces the name, config and updated_at of the
+	// environment env.ID, or returns ErrEnvironmentNotFound (wrapped or
+	// not). The type and created_at are left alone.
+	UpdateEnvironment(ctx context.Context, env Environment) error
+}
+
 // SessionStore keeps session rows. Implementations return ErrSessionNotFound
 // (wrapped or not).
 type SessionStore interface {

@@ -6,6 +6,7 @@
 //	ptyhost ls               list sessions
 //	ptyhost kill ID          destroy a session
 //	ptyhost env ls|add|rm    manage environments
+//	ptyhost plugins          list plugins; plugins restart NAME restarts one
 package main
 
 import (
@@ -74,6 +75,7 @@ Usage:
   ptyhost ls                            list sessions
   ptyhost kill ID                       destroy a session
   ptyhost env ls|add|rm                 manage environments
+  ptyhost plugins [restart NAME]        list plugins, or restart one
 
 Run 'ptyhost COMMAND --help' for a command's flags.
 `
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return runKill(ctx, rest, io)
 	case "env":
 		return runEnv(ctx, rest, io)
+	case "plugins":
+		return runPlugins(ctx, rest, io)
 	default:
 		fmt.Fprint(io.err, usage)
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}

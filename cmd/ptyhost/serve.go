@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,6 +43,11 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	logFormat       string
+	// configPath is the configuration file, if any; plugins are its
+	// plugin blocks. tokenInFile: it holds the token, readable by others.
+	configPath  string
+	plugins     []core.PluginConfig
+	tokenInFile bool
 }
 
 type stringList []string
@@ -77,31 +83,30 @@ func (b *byteSize) Set(v string) error {
 const serveUsage = `Usage: ptyhost serve [flags]
 
 Runs the ptyhost server: the REST API and WebSocket attach endpoint, with the
-environment plugins found in the plugin directory. Every flag can also be set
-with the environment variable named in brackets; a flag wins over it.
+environment plugins of the plugin directory: the built-in ones (host, docker,
+ssh) and the third-party ones named in the configuration file's plugin
+blocks. Most flags can also be set with the environment variable named in
+brackets and in the configuration file (--config): a flag wins over its
+variable, which wins over the file.
 
 Flags:
 `
 
-func parseServeFlags(args []string, io stdio) (serveConfig, error) {
+// newServeFlagSet returns serve's flags, writing into c, with their
+// defaults: neither the environment nor a configuration file applies yet.
+func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ptyhost serve", flag.ContinueOnError)
-	fs.SetOutput(io.err)
+	fs.SetOutput(out)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveUsage)
 		fs.PrintDefaults()
 	}
-	c := serveConfig{scrollback: core.DefaultScrollbackBytes}
-	env := func(name, def string) string {
-		if v, ok := os.LookupEnv(name); ok {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&c.listen, "listen", env("PTYHOST_LISTEN", DefaultListen), "address to listen on [PTYHOST_LISTEN]")
-	fs.StringVar(&c.db, "db", env("PTYHOST_DB", ""), "database: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
-	fs.StringVar(&c.dataDir, "data-dir", env("PTYHOST_DATA_DIR", defaultDataDir()), "directory for the embedded database [PTYHOST_DATA_DIR]")
-	fs.StringVar(&c.pluginDir, "plugin-dir", env("PTYHOST_PLUGIN_DIR", defaultPluginDir()), "directory of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
-	fs.StringVar(&c.token, "token", env("PTYHOST_TOKEN", ""), "require this bearer token on every API request [PTYHOST_TOKEN]")
+	fs.StringVar(&c.configPath, "config", "", "server configuration `FILE` (HCL); flags and PTYHOST_* variables override it [PTYHOST_CONFIG]")
+	fs.StringVar(&c.listen, "listen", DefaultListen, "address to listen on [PTYHOST_LISTEN]")
+	fs.StringVar(&c.db, "db", "", "database: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the embedded database [PTYHOST_DATA_DIR]")
+	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "directory of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
+	fs.StringVar(&c.token, "token", "", "require this bearer token on every API request [PTYHOST_TOKEN]")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
 	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin host pattern allowed to attach (repeatable)")
 	fs.Var(&c.scrollback, "scrollback", "output kept per session for clients that attach later, e.g. 256KiB [PTYHOST_SCROLLBACK]")
@@ -109,22 +114,24 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long [PTYHOST_LINGER]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
-	fs.StringVar(&c.logFormat, "log-format", env("PTYHOST_LOG_FORMAT", "text"), "log format: text or json [PTYHOST_LOG_FORMAT]")
-
-	// Environment defaults for the flags whose types parse themselves.
-	for name, flagName := range map[string]string{
-		"PTYHOST_SCROLLBACK":       "scrollback",
-		"PTYHOST_IDLE_TIMEOUT":     "idle-timeout",
-		"PTYHOST_LINGER":           "linger",
-		"PTYHOST_SHUTDOWN_TIMEOUT": "shutdown-timeout",
-		"PTYHOST_LOG_LEVEL":        "log-level",
-	} {
-		if v, ok := os.LookupEnv(name); ok {
-			if err := fs.Set(flagName, v); err != nil {
-				return c, usageError{fmt.Sprintf("%s=%q: %v", name, v, err)}
-			}
+	fs.Func("log-format", "log format: text or json [PTYHOST_LOG_FORMAT] (default text)", func(v string) error {
+		if !slices.Contains([]string{"text", "json"}, v) {
+			return fmt.Errorf("%q: want text or json", v)
 		}
-	}
+		c.logFormat = v
+		return nil
+	})
+	return fs
+}
+
+// parseServeFlags returns serve's configuration: for each setting, its
+// flag if given, else its PTYHOST_* variable if set, else the
+// configuration file's value (--config or PTYHOST_CONFIG) if any, else
+// the default. A bad configuration file is a usageError listing every
+// problem with its file:line.
+func parseServeFlags(args []string, io stdio) (serveConfig, error) {
+	c := serveConfig{scrollback: core.DefaultScrollbackBytes, logFormat: "text"}
+	fs := newServeFlagSet(&c, io.err)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, flag.ErrHelp
@@ -133,6 +140,42 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	if !given["config"] {
+		c.configPath = os.Getenv("PTYHOST_CONFIG")
+	}
+	var file *fileConfig
+	if c.configPath != "" {
+		var err error
+		file, err = loadConfigFile(c.configPath, checkSetting)
+		if err != nil {
+			return c, usageError{err.Error()}
+		}
+		c.plugins = file.plugins
+		c.tokenInFile = file.tokenExposed
+		if !given["allowed-origin"] && len(file.allowedOrigins) > 0 {
+			c.allowedOrigins = file.allowedOrigins
+		}
+	}
+	for _, s := range settings() {
+		if given[s.flag] {
+			continue
+		}
+		if v, ok := os.LookupEnv(s.env); ok {
+			if err := checkSetting(s.flag, v); err != nil {
+				return c, usageError{fmt.Sprintf("%s: %v", s.env, err)}
+			}
+			fs.Set(s.flag, v)
+			continue
+		}
+		if v, ok := file.value(s.flag); ok {
+			if err := fs.Set(s.flag, v); err != nil { // checked when loaded
+				return c, usageError{fmt.Sprintf("%s: %s: %v", c.configPath, s.attr, err)}
+			}
+		}
 	}
 	if c.idleTimeout < -1*time.Nanosecond && c.idleTimeout != -1*time.Second {
 		return c, usageError{"--idle-timeout must be a duration >= 0, or -1 for never"}
@@ -143,9 +186,6 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if c.shutdownTimeout <= 0 {
 		return c, usageError{"--shutdown-timeout must be positive"}
 	}
-	if !slices.Contains([]string{"text", "json"}, c.logFormat) {
-		return c, usageError{fmt.Sprintf("--log-format %q: want text or json", c.logFormat)}
-	}
 	if c.db == "" {
 		c.db = "sqlite:" + filepath.Join(c.dataDir, "ptyhost.db")
 	}
@@ -153,6 +193,24 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 		return c, usageError{err.Error()}
 	}
 	return c, nil
+}
+
+// checkSetting reports whether value is valid for the flag name, saying
+// what is wrong in words (the flag package says "parse error" for a bad
+// duration).
+func checkSetting(name, value string) error {
+	var scratch serveConfig
+	fs := newServeFlagSet(&scratch, io.Discard)
+	err := fs.Set(name, value)
+	if err == nil {
+		return nil
+	}
+	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
+		if _, isDuration := g.Get().(time.Duration); isDuration {
+			return fmt.Errorf("%q is not a duration; want one such as 90s, 5m or 1h30m", value)
+		}
+	}
+	return fmt.Errorf("%q: %v", value, err)
 }
 
 // managerIdleTimeout maps the flag's convention (0 at once, negative never)
@@ -244,14 +302,21 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	}
 	defer db.Close()
 
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: c.pluginDir, Logger: log})
+	if c.configPath != "" {
+		log.Info("configuration file read", "path", c.configPath, "plugins", len(c.plugins))
+	}
+	if c.tokenInFile {
+		log.Warn("the configuration file holds the API token and others can read it: chmod 600 it, or use PTYHOST_TOKEN", "path", c.configPath)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: c.pluginDir, Plugins: c.plugins, Logger: log, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("loading plugins: %w", err)
 	}
 	defer plugins.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := core.New(core.Options{
 		Store:           db,
 		Plugins:         plugins,

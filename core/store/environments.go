@@ -69,6 +69,30 @@ func (s *DB) ListEnvironments(ctx context.Context) ([]core.Environment, error) {
 	return envs, nil
 }
 
+// UpdateEnvironment writes env's name and config to the row env.ID and
+// sets its updated_at from Options.Now, or returns an error wrapping
+// core.ErrEnvironmentNotFound. The type and created_at are not changed; a
+// Config that is not JSON is an error wrapping core.ErrInvalidArgument.
+func (s *DB) UpdateEnvironment(ctx context.Context, env core.Environment) error {
+	if len(env.Config) > 0 && !json.Valid(env.Config) {
+		return fmt.Errorf("store: update environment %q: config is not JSON: %w", env.ID, core.ErrInvalidArgument)
+	}
+	res := s.db.WithContext(ctx).Model(&environmentModel{}).Where("id = ?", env.ID).Updates(map[string]any{
+		"name":       env.Name,
+		"config":     string(env.Config),
+		"updated_at": s.stamp(),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("store: update environment %q: %w", env.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("store: environment %q: %w", env.ID, core.ErrEnvironmentNotFound)
+	}
+	return nil
+}
+
+var _ core.EnvironmentUpdater = (*DB)(nil)
+
 // DeleteEnvironment removes the environment id, or returns an error
 // wrapping core.ErrEnvironmentNotFound. Sessions that name it are left
 // alone: whether it is still in use is the manager's question.

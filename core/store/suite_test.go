@@ -30,6 +30,7 @@ func TestStore(t *testing.T) {
 	}{
 		{"EnvironmentsCRUD", testEnvironmentsCRUD},
 		{"EnvironmentDuplicate", testEnvironmentDuplicate},
+		{"UpdateEnvironment", testUpdateEnvironment},
 		{"NotFound", testNotFound},
 		{"InvalidArgument", testInvalidArgument},
 		{"SaveSessionUpsert", testSaveSessionUpsert},
@@ -100,6 +101,47 @@ func testEnvironmentDuplicate(t *testing.T, e env) {
 	}
 	if got.Name != "first" {
 		t.Errorf("duplicate create changed the row: name %q, want %q", got.Name, "first")
+	}
+}
+
+func testUpdateEnvironment(t *testing.T, e env) {
+	ctx := context.Background()
+	t1 := e.clk.Advance(time.Second)
+	mustCreateEnv(t, e.s, core.Environment{ID: "d", Name: "old", Type: "docker", Config: json.RawMessage(`{"image":"a"}`)})
+	mustCreateEnv(t, e.s, core.Environment{ID: "other", Name: "other", Type: "local"})
+	t2 := e.clk.Advance(time.Second)
+	// The type is not the store's to change.
+	err := e.s.UpdateEnvironment(ctx, core.Environment{ID: "d", Name: "new", Type: "local", Config: json.RawMessage(`{"image":"b"}`)})
+	if err != nil {
+		t.Fatalf("UpdateEnvironment: %v", err)
+	}
+	got, err := e.s.GetEnvironment(ctx, "d")
+	if err != nil {
+		t.Fatalf("GetEnvironment: %v", err)
+	}
+	want := core.Environment{ID: "d", Name: "new", Type: "docker", Config: json.RawMessage(`{"image":"b"}`), CreatedAt: t1, UpdatedAt: t2}
+	assertEqual(t, "after UpdateEnvironment", got, want)
+	if other, _ := e.s.GetEnvironment(ctx, "other"); other.Name != "other" || !other.UpdatedAt.Equal(t1) {
+		t.Errorf("UpdateEnvironment changed another row: %+v", other)
+	}
+
+	tests := []struct {
+		name string
+		env  core.Environment
+		want error
+	}{
+		{"unknown id", core.Environment{ID: "nope", Name: "x"}, core.ErrEnvironmentNotFound},
+		{"config not JSON", core.Environment{ID: "d", Name: "x", Config: json.RawMessage(`{oops`)}, core.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := e.s.UpdateEnvironment(ctx, tt.env); !errors.Is(err, tt.want) {
+				t.Errorf("UpdateEnvironment = %v, want an error wrapping %v", err, tt.want)
+			}
+		})
+	}
+	if got, _ := e.s.GetEnvironment(ctx, "d"); got.Name != "new" {
+		t.Errorf("a failed update changed the row: %+v", got)
 	}
 }
 

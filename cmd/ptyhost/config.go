@@ -1,0 +1,216 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// The server's configuration file, in HCL:
+//
+//	listen     = "127.0.0.1:7420"
+//	plugin_dir = "/usr/lib/ptyhost/plugins"
+//	scrollback = "256KiB"
+//	plugin "tmux" {
+//	  sha256 = "9f86d0…"                        # optional pin
+//	  env    = { TMUX_TMPDIR = "/run/ptyhost" }  # its whole environment
+//	  args   = ["--flag"]
+//	}
+//
+// Every attribute is optional. A flag wins over its PTYHOST_* variable,
+// which wins over the file, which wins over the default.
+
+// configFile is the file's schema.
+type configFile struct {
+	Listen          *string       `hcl:"listen,optional"`
+	DB              *string       `hcl:"db,optional"`
+	DataDir         *string       `hcl:"data_dir,optional"`
+	PluginDir       *string       `hcl:"plugin_dir,optional"`
+	Token           *string       `hcl:"token,optional"`
+	Scrollback      *string       `hcl:"scrollback,optional"`
+	IdleTimeout     *string       `hcl:"idle_timeout,optional"`
+	Linger          *string       `hcl:"linger,optional"`
+	ShutdownTimeout *string       `hcl:"shutdown_timeout,optional"`
+	LogLevel        *string       `hcl:"log_level,optional"`
+	LogFormat       *string       `hcl:"log_format,optional"`
+	AllowedOrigins  []string      `hcl:"allowed_origins,optional"`
+	Plugins         []pluginBlock `hcl:"plugin,block"`
+}
+
+// pluginBlock is a plugin "NAME" { ... } block.
+type pluginBlock struct {
+	Name      string            `hcl:"name,label"`
+	SHA256    *string           `hcl:"sha256,optional"`
+	Env       map[string]string `hcl:"env,optional"`
+	Args      []string          `hcl:"args,optional"`
+	NameRange hcl.Range         `hcl:"name,label_range"`
+	Body      hcl.Body          `hcl:",body"`
+}
+
+// setting is one server setting: its flag, its environment variable and
+// its attribute in the configuration file.
+type setting struct {
+	flag, env, attr string
+}
+
+// settings lists, in precedence order's terms, every setting that a flag,
+// a variable and the file can all give.
+func settings() []setting {
+	return []setting{
+		{"listen", "PTYHOST_LISTEN", "listen"},
+		{"db", "PTYHOST_DB", "db"},
+		{"data-dir", "PTYHOST_DATA_DIR", "data_dir"},
+		{"plugin-dir", "PTYHOST_PLUGIN_DIR", "plugin_dir"},
+		{"token", "PTYHOST_TOKEN", "token"},
+		{"scrollback", "PTYHOST_SCROLLBACK", "scrollback"},
+		{"idle-timeout", "PTYHOST_IDLE_TIMEOUT", "idle_timeout"},
+		{"linger", "PTYHOST_LINGER", "linger"},
+		{"shutdown-timeout", "PTYHOST_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
+		{"log-level", "PTYHOST_LOG_LEVEL", "log_level"},
+		{"log-format", "PTYHOST_LOG_FORMAT", "log_format"},
+	}
+}
+
+// fileConfig is a configuration file, decoded and checked.
+type fileConfig struct {
+	path string
+	// values maps a flag name to the file's value for it.
+	values         map[string]string
+	allowedOrigins []string
+	plugins        []core.PluginConfig
+	// tokenExposed: the file holds the token and others may read it.
+	tokenExposed bool
+}
+
+// loadConfigFile reads the configuration file at path. check validates a
+// value as the flag named would (the file's values are checked whether or
+// not a flag or variable overrides them). Every problem found is reported,
+// one a line, each as FILE:LINE,COLUMN: what.
+func loadConfigFile(path string, check func(flag, value string) error) (*fileConfig, error) {
+	f, diags := hclparse.NewParser().ParseHCLFile(path)
+	if diags.HasErrors() {
+		return nil, configError(path, diags)
+	}
+	var raw configFile
+	if diags := gohcl.DecodeBody(f.Body, nil, &raw); diags.HasErrors() {
+		return nil, configError(path, diags)
+	}
+	fc := &fileConfig{path: path, values: map[string]string{}, allowedOrigins: raw.AllowedOrigins}
+	attrs := map[string]*string{
+		"listen": raw.Listen, "db": raw.DB, "data_dir": raw.DataDir, "plugin_dir": raw.PluginDir,
+		"token": raw.Token, "scrollback": raw.Scrollback, "idle_timeout": raw.IdleTimeout,
+		"linger": raw.Linger, "shutdown_timeout": raw.ShutdownTimeout, "log_level": raw.LogLevel,
+		"log_format": raw.LogFormat,
+	}
+	for _, s := range settings() {
+		v := attrs[s.attr]
+		if v == nil {
+			continue
+		}
+		if err := check(s.flag, *v); err != nil {
+			diags = diags.Append(invalid(f.Body, s.attr, "Invalid "+s.attr, err.Error()))
+			continue
+		}
+		fc.values[s.flag] = *v
+	}
+	if raw.Token != nil {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fc.tokenExposed = true
+		}
+	}
+
+	defined := map[string]hcl.Range{}
+	for _, b := range raw.Plugins {
+		if first, dup := defined[b.Name]; dup {
+			diags = diags.Append(&hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate plugin block",
+				Detail:   fmt.Sprintf("plugin %q is already defined at %s", b.Name, position(first)),
+				Subject:  b.NameRange.Ptr(),
+			})
+			continue
+		}
+		defined[b.Name] = b.NameRange
+		pc := core.PluginConfig{Name: b.Name, Env: b.Env, Args: b.Args}
+		if err := (core.PluginConfig{Name: b.Name}).Validate(); err != nil {
+			diags = diags.Append(&hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid plugin name", Detail: err.Error(), Subject: b.NameRange.Ptr(),
+			})
+			continue
+		}
+		if b.SHA256 != nil {
+			pc.SHA256 = strings.ToLower(strings.TrimSpace(*b.SHA256))
+			if err := (core.PluginConfig{Name: b.Name, SHA256: pc.SHA256}).Validate(); err != nil {
+				diags = diags.Append(invalid(b.Body, "sha256", "Invalid sha256", err.Error()))
+				continue
+			}
+		}
+		if err := (core.PluginConfig{Name: b.Name, Env: b.Env}).Validate(); err != nil {
+			diags = diags.Append(invalid(b.Body, "env", "Invalid env", err.Error()))
+			continue
+		}
+		fc.plugins = append(fc.plugins, pc)
+	}
+	if diags.HasErrors() {
+		return nil, configError(path, diags)
+	}
+	return fc, nil
+}
+
+// invalid is an error diagnostic about the value of attribute name in
+// body.
+func invalid(body hcl.Body, name, summary, detail string) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
+	if b, ok := body.(*hclsyntax.Body); ok {
+		if a, ok := b.Attributes[name]; ok {
+			d.Subject = a.Expr.Range().Ptr()
+		} else {
+			d.Subject = b.SrcRange.Ptr()
+		}
+	}
+	return d
+}
+
+// position prints a range's start as FILE:LINE,COLUMN.
+func position(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+// configError is the error for diags: its errors, one a line, each
+// starting with its position.
+func configError(path string, diags hcl.Diagnostics) error {
+	var lines []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		where := path
+		if d.Subject != nil {
+			where = position(*d.Subject)
+		}
+		line := where + ": " + d.Summary
+		if d.Detail != "" {
+			line += "; " + d.Detail
+		}
+		lines = append(lines, line)
+	}
+	return errors.New(strings.Join(slices.Compact(lines), "\n"))
+}
+
+// value returns the file's value for a flag; a nil file has none.
+func (fc *fileConfig) value(flag string) (string, bool) {
+	if fc == nil {
+		return "", false
+	}
+	v, ok := fc.values[flag]
+	return v, ok
+}
