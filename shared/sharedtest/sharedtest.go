@@ -3,10 +3,25 @@
 // Run executes a table of named subtests against a shared.Environment:
 // Info, spawning, input and output, terminal size, exit statuses, large and
 // multibyte output, Kill, Close, and the errors for bad requests. Pass it
-// the environment as the host will see it, through the real glue: a plugin
-// binary loaded by core.LoadPlugins, or an implementation wrapped in the
-// gRPC glue in memory (see shared's tests, which use go-plugin's
-// TestPluginGRPCConn). Scripts run in a POSIX shell; Config says how.
+// the environment as the host will see it, through the real glue:
+//
+//   - Serve(t, impl) serves an implementation through the gRPC glue inside
+//     the test process, with no binary to build;
+//   - Launch(t, path) starts a built plugin executable as a separate
+//     process, with the handshake and AutoMTLS, as the server does.
+//
+// Neither needs ptyhost's server packages, so a third-party plugin's tests
+// import only shared and sharedtest:
+//
+//	func TestConformance(t *testing.T) {
+//		sharedtest.Run(t, sharedtest.Serve(t, myenv.New(nil)), sharedtest.Config{
+//			BadConfig: json.RawMessage(`{"nope": 1}`),
+//		})
+//	}
+//
+// Scripts run in a POSIX shell; Config says how, and which cases do not
+// apply to an environment (Config.Skip, with the reason). Term drives one
+// PTY, for a plugin's own cases.
 //
 // Every wait has a deadline; nothing sleeps.
 package sharedtest

@@ -1,0 +1,5 @@
+// Package exampletest runs the tests of the examples that are modules of
+// their own, which the repository's `go test ./...` does not enter:
+// examples/plugin-tmux, the third-party TMUX plugin. It has no code; see
+// its tests.
+package exampletest

@@ -1,0 +1,88 @@
+package sharedtest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// Serve serves impl through the plugin's real gRPC glue, inside the test
+// process, and returns the environment as the host sees it: the same
+// client, server, frames and error mapping as across a process boundary,
+// without building a binary.
+//
+//	sharedtest.Run(t, sharedtest.Serve(t, myenv.New(nil)), sharedtest.Config{...})
+//
+// The connection is go-plugin's test connection (plugin.TestPluginGRPCConn):
+// gRPC over a Unix socket in a temporary directory, without the handshake
+// and without TLS, so AutoMTLS is not exercised; Launch covers that. The
+// returned environment also implements shared.ConfigValidator and
+// shared.HealthChecker (the plugin's Info says whether impl supports them).
+// The test's cleanup closes the connection, which closes (after killing)
+// every session impl still has open.
+func Serve(t testing.TB, impl shared.Environment) shared.Environment {
+	t.Helper()
+	client, _ := plugin.TestPluginGRPCConn(t, false, shared.VersionedPlugins(impl)[shared.ProtocolVersion])
+	// Closing the client stops the server as well (go-plugin's Shutdown
+	// RPC); stopping the server here too would race inside go-plugin.
+	t.Cleanup(func() { _ = client.Close() })
+	return dispense(t, client)
+}
+
+// Launch starts the plugin executable at path as the host does — a
+// separate process, go-plugin's handshake with shared.Handshake, gRPC only,
+// AutoMTLS — and returns its environment. It lets a plugin author test the
+// binary they ship without importing ptyhost's server:
+//
+//	sharedtest.Run(t, sharedtest.Launch(t, "./ptyhost-plugin-myenv"), sharedtest.Config{...})
+//
+// The plugin inherits the test's environment (set variables with t.Setenv
+// before calling Launch); its log lines go to the test's output at warn
+// level or above, or at the level PTYHOST_PLUGIN_LOG_LEVEL names. A plugin
+// that does not start or does not serve an environment fails the test. The
+// test's cleanup stops the plugin, which kills and closes whatever sessions
+// are still open, and waits for it to exit.
+func Launch(t testing.TB, path string) shared.Environment {
+	t.Helper()
+	level := hclog.LevelFromString(os.Getenv(shared.LogLevelEnv))
+	if level == hclog.NoLevel {
+		level = hclog.Warn
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  shared.Handshake,
+		VersionedPlugins: shared.VersionedPlugins(nil),
+		Cmd:              exec.Command(path),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name:   "plugin",
+			Level:  level,
+			Output: t.Output(),
+		}),
+	})
+	t.Cleanup(client.Kill)
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("start plugin %s: %v", path, err)
+	}
+	return dispense(t, rpc)
+}
+
+// dispense returns the environment plugin of a connected client.
+func dispense(t testing.TB, rpc plugin.ClientProtocol) shared.Environment {
+	t.Helper()
+	raw, err := rpc.Dispense(shared.PluginName)
+	if err != nil {
+		t.Fatalf("dispense %q: %v", shared.PluginName, err)
+	}
+	env, ok := raw.(shared.Environment)
+	if !ok {
+		t.Fatalf("the plugin dispensed %T, not a shared.Environment", raw)
+	}
+	return env
+}
