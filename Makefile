@@ -33,9 +33,10 @@ run: build
 test:
 	./scripts/test.sh
 
-# Throughput and echo latency through the whole path against a direct PTY.
+# Throughput and echo latency through the whole path against a direct PTY;
+# the DOCKER and SSH paths against the services (see scripts/bench.sh).
 bench: build
-	$(GO) run ./internal/bench --bin $(BIN)
+	./scripts/bench.sh
 
 # Regenerate the plugin protocol's Go code (needs protoc; see scripts/proto.sh).
 proto:

@@ -149,6 +149,7 @@ func (c *wsClient) drain(ctx context.Context) error {
 			return err
 		}
 		c.res.Bytes += int64(len(p))
+		c.res.Reads++
 		c.last = time.Now()
 	}
 }
@@ -166,14 +167,14 @@ func (c *wsClient) exitString() string {
 	return ""
 }
 
-// flood runs `gen flood n` in a session with clients attached, all of
-// them ready before client 0 sends the go byte, and times each client from
+// flood runs `gen flood n` in a session in at with clients attached, all
+// of them ready before client 0 sends the go byte, and times each client from
 // that byte to the last byte it receives. cpu, when not nil, measures the
 // server's and the plugin's CPU over the same span.
-func (s *server) flood(ctx context.Context, gen string, n int64, clients int, cpu *cpuMeter) (floodResult, error) {
+func (s *server) flood(ctx context.Context, at place, n int64, clients int, cpu *cpuMeter) (floodResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	id, err := s.createSession(ctx, []string{gen, "flood", strconv.FormatInt(n, 10)})
+	id, err := s.createSession(ctx, at, at.argv("flood", strconv.FormatInt(n, 10)))
 	if err != nil {
 		return floodResult{}, err
 	}
@@ -239,12 +240,13 @@ func (s *server) flood(ctx context.Context, gen string, n int64, clients int, cp
 }
 
 // echo types keys keystrokes, one at a time, into `gen echo` in a session
-// and times each until its echo arrives over the WebSocket. With procs, it
-// also counts the core's and the plugin's context switches per keystroke.
-func (s *server) echo(ctx context.Context, gen string, keys int, procs *procSet) (echoResult, error) {
+// in at and times each until its echo arrives over the WebSocket. With
+// procs, it also counts the core's and the plugin's context switches per
+// keystroke.
+func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet) (echoResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	id, err := s.createSession(ctx, []string{gen, "echo"})
+	id, err := s.createSession(ctx, at, at.argv("echo"))
 	if err != nil {
 		return echoResult{}, err
 	}

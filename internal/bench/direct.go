@@ -100,6 +100,7 @@ func directFlood(ctx context.Context, gen string, n int64) (floodResult, error) 
 		k, err := d.ptmx.Read(buf)
 		if k > 0 {
 			c.Bytes += int64(k)
+			c.Reads++
 			last = time.Now()
 		}
 		if err != nil {

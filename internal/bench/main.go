@@ -1,16 +1,21 @@
 // Command bench is `make bench`: it measures ptyhost's throughput, echo
 // latency and CPU cost through the whole path (child → PTY → plugin → gRPC →
 // core → WebSocket client) against a direct PTY read of the same child
-// program, and prints a table with the ratios and the targets. See
-// docs/performance.md.
+// program, and prints a table with the ratios and the targets. It then
+// runs the same generator in a DOCKER and an SSH environment of the same
+// server, against the services that scripts/bench.sh starts, and reports
+// their throughput against the HOST path's, the SSH echo, and how long a
+// session takes to create. See docs/performance.md.
 //
-// It builds the generator (internal/bench/gen) into a temporary directory,
-// starts `ptyhost serve` from --bin on a free loopback port with its own
-// temporary data directory, and removes all of it, and stops every process
-// it started, on every way out, including Ctrl-C.
+// It builds the generator (internal/bench/gen, static, so that it runs in
+// the test image too) into a temporary directory under /tmp that the SSH
+// test user can read, starts `ptyhost serve` from --bin on a free loopback
+// port with its own temporary data directory, and removes all of it, and
+// stops every process it started, on every way out, including Ctrl-C.
 //
 // It exits non-zero only when it could not measure (or ptyhost lost output
-// without saying so), never because a target was missed.
+// without saying so), never because a target was missed. A DOCKER or SSH
+// path whose service is not there is skipped, with the reason.
 package main
 
 import (
@@ -64,10 +69,18 @@ func main() {
 	}
 }
 
-const usage = `Usage: go run ./internal/bench [flags]   (make bench)
+const usage = `Usage: go run ./internal/bench [flags]   (make bench: scripts/bench.sh)
 
 Measures throughput, echo latency and CPU through ptyhost against a direct
-PTY read of the same program; see docs/performance.md.
+PTY read of the same program, then the DOCKER and SSH paths against the
+HOST path; see docs/performance.md.
+
+The DOCKER path needs PTYHOST_TEST_DOCKER_IMAGE (and DOCKER_HOST unless the
+daemon is at /var/run/docker.sock), the SSH path PTYHOST_TEST_SSH_HOST,
+_PORT, _USER, _KEY and _HOST_KEY_PUB: the lines that
+scripts/services/{docker,sshd}.sh start print. Without them the path is
+skipped; PTYHOST_BENCH_SKIP_DOCKER or PTYHOST_BENCH_SKIP_SSH skips it with
+the reason they hold.
 
 Flags:
 `
@@ -77,11 +90,12 @@ var errUsage = errors.New("usage error")
 
 // config is the bench's configuration, from its flags.
 type config struct {
-	bin   string // directory holding ptyhost and plugins/
-	bytes int64  // flood size of the one-client run; the fan-out run uses half
-	runs  int
-	keys  int
-	json  bool
+	bin         string // directory holding ptyhost and plugins/
+	bytes       int64  // flood size of the one-client run; the fan-out run uses half
+	remoteBytes int64  // flood size of the DOCKER and SSH runs
+	runs        int
+	keys        int
+	json        bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -98,6 +112,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.bytes = n
 		return err
 	})
+	fs.Func("remote-bytes", "flood size of the DOCKER and SSH runs (default: --bytes)", func(s string) error {
+		n, err := parseSize(s)
+		c.remoteBytes = n
+		return err
+	})
 	fs.IntVar(&c.runs, "runs", 3, "runs of each measurement; the median is reported")
 	fs.IntVar(&c.keys, "keys", 2000, "timed keystrokes per echo run")
 	fs.BoolVar(&c.json, "json", false, "print JSON on stdout (the table goes to stderr)")
@@ -112,10 +131,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case c.bytes < 1<<20:
 		return c, fmt.Errorf("--bytes must be at least 1MiB")
+	case c.remoteBytes != 0 && c.remoteBytes < 1<<20:
+		return c, fmt.Errorf("--remote-bytes must be at least 1MiB")
 	case c.runs < 1:
 		return c, fmt.Errorf("--runs must be at least 1")
 	case c.keys < 100:
 		return c, fmt.Errorf("--keys must be at least 100")
+	}
+	if c.remoteBytes == 0 {
+		c.remoteBytes = c.bytes
 	}
 	return c, nil
 }
@@ -153,17 +177,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%v (run make build, or point --bin at the built binaries)", err)
 		}
 	}
-	tmp, err := os.MkdirTemp("", "ptyhost-bench-")
+	// Under /tmp, not $TMPDIR: the SSH test user runs the generator from
+	// here, and the Docker daemon mounts its directory.
+	tmp, err := os.MkdirTemp("/tmp", "ptyhost-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	genDir := filepath.Join(tmp, "gen")
+	for _, d := range []string{tmp, genDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
 
 	b := &bench{c: c, log: func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }}
 	b.log("building the generator")
-	if b.gen, err = buildGen(ctx, tmp); err != nil {
+	if b.gen, err = buildGen(ctx, genDir); err != nil {
 		return err
 	}
+	b.host = place{env: "host", gen: b.gen, worktree: genDir}
+	b.remotes = []*remote{dockerPath(genDir, c.remoteBytes), sshPath(tmp, b.gen, c.remoteBytes)}
 	ticks, err := clockTicks()
 	if err != nil {
 		b.log("%v; assuming 100 clock ticks per second", err)
@@ -182,10 +219,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			b.log("stopping the server: %v", err)
 		}
 	}()
-	var load *loadMeter
+	for _, rm := range b.remotes {
+		rm.setup(ctx, b.srv)
+		if rm.res.Failed != "" {
+			b.log("%s: %s", rm.name, rm.res.Failed)
+		}
+	}
 	procs, cpuErr := findProcs(b.srv.pid())
 	if cpuErr == nil {
-		load, cpuErr = newLoadMeter(procs, ticks)
+		b.load, cpuErr = newLoadMeter(procs, ticks)
 	}
 	if cpuErr == nil {
 		b.cpu = &cpuMeter{procs: procs, ticks: ticks}
@@ -199,14 +241,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version(),
 		Scrollback: scrollback, Runs: c.runs, Keys: c.keys,
 		Bytes1: c.bytes, BytesN: c.bytes / 2, Clients: fanout,
+		Docker: b.remotes[0].res, SSH: b.remotes[1].res,
 	}
 	for i := range c.runs {
 		if err := b.runOnce(ctx, i, r); err != nil {
 			return err
 		}
 	}
-	if load != nil {
-		other, err := load.otherCPUs()
+	if b.load != nil {
+		other, err := b.load.otherCPUs()
 		if err != nil {
 			return fmt.Errorf("measuring the machine's load: %w", err)
 		}
@@ -221,12 +264,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		r.CPU = b.cpu.total.perMB(c.bytes * int64(c.runs))
 	}
 	r.summarize()
+	for _, rm := range b.remotes {
+		rm.summarize(&r.Summary, r.Summary.OneMBps)
+	}
 
 	table := stdout
 	if c.json {
 		table = stderr
 	}
-	r.writeTable(table)
+	r.writeTable(table, b.remotes)
 	if c.json {
 		if err := r.writeJSON(stdout); err != nil {
 			return err
@@ -234,6 +280,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if bad := r.lostOutput(); bad != "" {
 		return errors.New(bad)
+	}
+	var failed []string
+	for _, rm := range b.remotes {
+		if rm.res.Failed != "" {
+			failed = append(failed, fmt.Sprintf("the %s path: %s", rm.typ, rm.res.Failed))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not measure %s", strings.Join(failed, "; "))
 	}
 	return nil
 }
@@ -243,14 +298,18 @@ type bench struct {
 	c     config
 	log   func(format string, a ...any)
 	gen   string    // the generator's path
+	host  place     // the generator in the host environment
 	srv   *server   // ptyhost serve
 	cpu   *cpuMeter // nil when CPU is not measured
 	procs *procSet  // the server's processes; nil when not found
+	// load measures other work during the HOST runs; nil when it cannot.
+	load    *loadMeter
+	remotes []*remote // the DOCKER and SSH paths
 }
 
 // runOnce runs each measurement once, direct and through ptyhost in turn,
-// so that a change in the machine's load affects both alike, and adds the
-// results to r.
+// then the DOCKER and SSH paths, so that a change in the machine's load
+// affects all alike, and adds the results to r.
 func (b *bench) runOnce(ctx context.Context, i int, r *results) error {
 	one, many, runs := b.c.bytes, b.c.bytes/2, b.c.runs
 	b.log("run %d/%d: direct flood of %d bytes", i+1, runs, one)
@@ -261,14 +320,14 @@ func (b *bench) runOnce(ctx context.Context, i int, r *results) error {
 	r.Direct = append(r.Direct, d)
 
 	b.log("run %d/%d: ptyhost flood of %d bytes, 1 client", i+1, runs, one)
-	f, err := b.srv.flood(ctx, b.gen, one, 1, b.cpu)
+	f, err := b.srv.flood(ctx, b.host, one, 1, b.cpu)
 	if err != nil {
 		return fmt.Errorf("ptyhost flood, 1 client: %w", err)
 	}
 	r.One = append(r.One, f)
 
 	b.log("run %d/%d: ptyhost flood of %d bytes, %d clients", i+1, runs, many, fanout)
-	f, err = b.srv.flood(ctx, b.gen, many, fanout, nil)
+	f, err = b.srv.flood(ctx, b.host, many, fanout, nil)
 	if err != nil {
 		return fmt.Errorf("ptyhost flood, %d clients: %w", fanout, err)
 	}
@@ -280,15 +339,25 @@ func (b *bench) runOnce(ctx context.Context, i int, r *results) error {
 		return fmt.Errorf("direct echo: %w", err)
 	}
 	r.EchoDirect = append(r.EchoDirect, e)
-	e, err = b.srv.echo(ctx, b.gen, b.c.keys, b.procs)
+	e, err = b.srv.echo(ctx, b.host, b.c.keys, b.procs)
 	if err != nil {
 		return fmt.Errorf("ptyhost echo: %w", err)
 	}
 	r.EchoPtyhost = append(r.EchoPtyhost, e)
+
+	b.load.pause()
+	defer b.load.resume()
+	for _, rm := range b.remotes {
+		if err := b.runRemote(ctx, i, rm); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// buildGen builds internal/bench/gen into dir and returns its path.
+// buildGen builds internal/bench/gen into dir and returns its path. It is
+// linked statically (CGO_ENABLED=0), so that the same binary runs on the
+// host, over SSH and in the busybox test image.
 func buildGen(ctx context.Context, dir string) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
@@ -301,8 +370,9 @@ func buildGen(ctx context.Context, dir string) (string, error) {
 	gen := filepath.Join(dir, "gen")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", gen, "github.com/ptyhost/ptyhost/internal/bench/gen")
 	cmd.Dir = filepath.Dir(gomod)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the generator: %w\n%s", err, b)
 	}
-	return gen, nil
+	return gen, os.Chmod(gen, 0o755) // whatever the umask: the SSH user runs it
 }

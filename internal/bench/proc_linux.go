@@ -166,33 +166,67 @@ func selfCPU() time.Duration {
 // the bench ran: the machine's busy time (/proc/stat) less the bench's own
 // processes (itself, its children, the server, the plugin and the
 // plugin's reaped children) and less kernel threads, which include the
-// workers that move PTY data.
+// workers that move PTY data. It counts only while it runs: the bench
+// pauses it around the DOCKER and SSH runs, whose daemons (dockerd,
+// containerd, sshd and what they start) it cannot tell from other work.
 type loadMeter struct {
-	procs procSet
-	ticks float64
-	start time.Time
-	at0   cpuTotals
+	procs   procSet
+	ticks   float64
+	running bool
+	from    time.Time // when it last started counting
+	at0     cpuTotals // the totals then
+	// other and span add up the periods it counted.
+	other, span time.Duration
+	err         error // the first error
 }
 
 type cpuTotals struct {
 	busy, ours, kernel time.Duration
 }
 
+// newLoadMeter returns a running meter.
 func newLoadMeter(procs procSet, ticks float64) (*loadMeter, error) {
-	m := &loadMeter{procs: procs, ticks: ticks, start: time.Now()}
-	var err error
-	m.at0, err = m.totals()
-	return m, err
+	m := &loadMeter{procs: procs, ticks: ticks}
+	m.resume()
+	return m, m.err
 }
 
-// otherCPUs returns the CPUs' worth of other work since newLoadMeter.
-func (m *loadMeter) otherCPUs() (float64, error) {
+// resume starts counting again. A nil meter does nothing.
+func (m *loadMeter) resume() {
+	if m == nil || m.running || m.err != nil {
+		return
+	}
+	m.from = time.Now()
+	m.at0, m.err = m.totals()
+	m.running = m.err == nil
+}
+
+// pause stops counting until resume. A nil meter does nothing.
+func (m *loadMeter) pause() {
+	if m == nil || !m.running {
+		return
+	}
+	m.running = false
 	at1, err := m.totals()
 	if err != nil {
-		return 0, err
+		m.err = err
+		return
 	}
-	other := (at1.busy - m.at0.busy) - (at1.ours - m.at0.ours) - (at1.kernel - m.at0.kernel)
-	return max(0, float64(other)/float64(time.Since(m.start))), nil
+	m.other += (at1.busy - m.at0.busy) - (at1.ours - m.at0.ours) - (at1.kernel - m.at0.kernel)
+	m.span += time.Since(m.from)
+}
+
+// otherCPUs stops the meter and returns the CPUs' worth of other work
+// over the periods it counted.
+func (m *loadMeter) otherCPUs() (float64, error) {
+	m.pause()
+	if m.err != nil {
+		return 0, m.err
+	}
+	if m.span <= 0 {
+		return 0, nil
+	}
+	return max(0, float64(m.other)/float64(m.span)), nil
 }
 
 func (m *loadMeter) totals() (cpuTotals, error) {

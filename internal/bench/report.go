@@ -29,6 +29,7 @@ const mb = 1e6
 // clientResult is what one reader of a flood received.
 type clientResult struct {
 	Bytes   int64   `json:"bytes"`   // output bytes after the go byte
+	Reads   int64   `json:"reads"`   // reads (direct) or messages (client) carrying them
 	Seconds float64 `json:"seconds"` // from the go byte to the last byte
 	MBps    float64 `json:"mb_per_s"`
 	Resets  int     `json:"resets"`
@@ -200,8 +201,13 @@ type results struct {
 	// plugin pays the same PTY reads.
 	DirectCPUMs float64 `json:"direct_reader_cpu_ms_per_mb"`
 	// OtherCPUs is the CPUs' worth of other work on the machine during the
-	// runs; nil when not measured.
+	// HOST runs; nil when not measured.
 	OtherCPUs *float64 `json:"other_load_cpus,omitempty"`
+
+	// Docker and SSH are the other paths, measured after the HOST runs
+	// of each round.
+	Docker *remoteResults `json:"docker"`
+	SSH    *remoteResults `json:"ssh"`
 
 	Summary summary `json:"summary"`
 }
@@ -325,7 +331,7 @@ func signedUs(d time.Duration) string {
 	return "+" + us(d)
 }
 
-func (r *results) writeTable(w io.Writer) {
+func (r *results) writeTable(w io.Writer, remotes []*remote) {
 	s := &r.Summary
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	runs := func(fs []floodResult, f func(floodResult) float64) string {
@@ -357,8 +363,11 @@ func (r *results) writeTable(w io.Writer) {
 	} else {
 		p("%-26s not measured: %s", "CPU per MB", r.CPUError)
 	}
+	for _, rm := range remotes {
+		rm.writeTable(p)
+	}
 	if r.OtherCPUs != nil {
-		p("%-26s %.2f CPUs of %d busy with other work during the runs", "other load", *r.OtherCPUs, r.CPUs)
+		p("%-26s %.2f CPUs of %d busy with other work during the host runs", "other load", *r.OtherCPUs, r.CPUs)
 	}
 	p("")
 	p("runs (MB/s): direct %s | 1 client %s | %d clients %s", runs(r.Direct, mean), runs(r.One, mean), r.Clients, runs(r.Many, mean))
@@ -367,6 +376,11 @@ func (r *results) writeTable(w io.Writer) {
 		e = append(e, fmt.Sprintf("%s/%s vs %s/%s", us(r.EchoDirect[i].P50), us(r.EchoDirect[i].P99), us(r.EchoPtyhost[i].P50), us(r.EchoPtyhost[i].P99)))
 	}
 	p("runs (echo p50/p99, direct vs ptyhost): %s", strings.Join(e, " | "))
+	for _, rm := range remotes {
+		if l := rm.runsLine(); l != "" {
+			p("runs (%s): %s", rm.name, l)
+		}
+	}
 	p("")
 	p("targets (issue)")
 	for _, t := range s.Targets {

@@ -136,35 +136,37 @@ func (s *server) exitError() error {
 	return nil
 }
 
-// createSession starts argv in the host environment on an 80x24 terminal
-// and returns the session's id.
-func (s *server) createSession(ctx context.Context, argv []string) (string, error) {
-	body, err := json.Marshal(map[string]any{
-		"environment_id": "host",
+// place is where a session of the bench runs the generator: an
+// environment of the server, the generator's path as a session there sees
+// it, and the sessions' worktree_path.
+type place struct {
+	env      string // the environment's id
+	gen      string // the generator's path in the environment
+	worktree string // "" for the environment's default
+}
+
+// argv is the command line that runs the generator with args in p.
+func (p place) argv(args ...string) []string { return append([]string{p.gen}, args...) }
+
+// createEnvironment creates an environment of type typ with config.
+func (s *server) createEnvironment(ctx context.Context, id, typ string, config any) error {
+	_, err := s.do(ctx, http.MethodPost, "/api/v1/environments",
+		map[string]any{"id": id, "type": typ, "config": config}, http.StatusCreated)
+	return err
+}
+
+// createSession starts argv in environment p.env on an 80x24 terminal and
+// returns the session's id.
+func (s *server) createSession(ctx context.Context, p place, argv []string) (string, error) {
+	b, err := s.do(ctx, http.MethodPost, "/api/v1/sessions", map[string]any{
+		"environment_id": p.env,
 		"command":        argv,
-		"worktree_path":  filepath.Dir(argv[0]),
+		"worktree_path":  p.worktree,
 		"cols":           80,
 		"rows":           24,
-	})
+	}, http.StatusCreated)
 	if err != nil {
 		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/v1/sessions", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST /api/v1/sessions: %s: %s", resp.Status, bytes.TrimSpace(b))
 	}
 	var sess struct {
 		ID string `json:"id"`
@@ -175,21 +177,44 @@ func (s *server) createSession(ctx context.Context, argv []string) (string, erro
 	return sess.ID, nil
 }
 
-// deleteSession destroys a session; an ended one is fine too.
+// deleteSession destroys a session (the server answers once it has
+// ended); an ended one is fine too.
 func (s *server) deleteSession(id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, s.base+"/api/v1/sessions/"+id, nil)
+	_, err := s.do(ctx, http.MethodDelete, "/api/v1/sessions/"+id, nil, http.StatusNoContent)
+	return err
+}
+
+// do sends a request with body as JSON (none when nil) and returns the
+// response's body, or an error when the status is not want.
+func (s *server) do(ctx context.Context, method, path string, body any, want int) ([]byte, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, r)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("DELETE /api/v1/sessions/%s: %s", id, resp.Status)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+	}
+	return b, nil
 }
