@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -47,10 +48,12 @@ func main() {
 	check(err)
 	mux.Handle("/terminals/", http.StripPrefix("/terminals", requireUser(core.NewHandler(m, core.HandlerOptions{Logger: log}))))
 
-	srv := &http.Server{Addr: *listen, Handler: mux}
+	ln, err := net.Listen("tcp", *listen)
+	check(err)
+	srv := &http.Server{Handler: mux}
 	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
-	log.Info("serving", "addr", *listen)
-	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+	log.Info("serving", "addr", ln.Addr())
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		check(err)
 	}
 }
