@@ -24,6 +24,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/creack/pty"
 
+	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
@@ -448,6 +449,27 @@ func TestE2EBadRequests(t *testing.T) {
 	}
 }
 
+func TestIdleTimeoutFlag(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"-1", core.NoIdleTimeout},
+		{"never", core.NoIdleTimeout},
+		{"0", core.DestroyWhenIdle},
+		{"90s", 90 * time.Second},
+	} {
+		var d time.Duration
+		if err := (*idleTimeout)(&d).Set(tt.in); err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if got := managerIdleTimeout(d); got != tt.want {
+			t.Errorf("%q: manager idle timeout %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestServeRefusesOpenListenWithoutToken(t *testing.T) {
 	err := run(t.Context(), []string{"serve", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()}, stdio{out: io.Discard, err: io.Discard})
 	var ue usageError
@@ -457,6 +479,7 @@ func TestServeRefusesOpenListenWithoutToken(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--scrollback", "lots"},
 		{"--idle-timeout", "soon"},
+		{"--idle-timeout", "-5m"},
 		{"--linger", "0s"},
 		{"--log-format", "xml"},
 		{"--listen", "nowhere"},

@@ -110,7 +110,8 @@ func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
 	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin host pattern allowed to attach (repeatable)")
 	fs.Var(&c.scrollback, "scrollback", "output kept per session for clients that attach later, e.g. 256KiB [PTYHOST_SCROLLBACK]")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", core.DefaultIdleTimeout, "destroy a session this long after its last client left; 0 destroys at once, -1 never [PTYHOST_IDLE_TIMEOUT]")
+	c.idleTimeout = core.DefaultIdleTimeout
+	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long after its last client left; 0 destroys at once, -1 (or never) keeps it [PTYHOST_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long [PTYHOST_LINGER]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
@@ -177,9 +178,6 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 			}
 		}
 	}
-	if c.idleTimeout < -1*time.Nanosecond && c.idleTimeout != -1*time.Second {
-		return c, usageError{"--idle-timeout must be a duration >= 0, or -1 for never"}
-	}
 	if c.linger <= 0 {
 		return c, usageError{"--linger must be positive"}
 	}
@@ -211,6 +209,30 @@ func checkSetting(name, value string) error {
 		}
 	}
 	return fmt.Errorf("%q: %v", value, err)
+}
+
+// idleTimeout is a flag value: a duration >= 0, or -1 / never (stored as
+// -1) for no idle timeout.
+type idleTimeout time.Duration
+
+func (d *idleTimeout) String() string {
+	if *d < 0 {
+		return "-1"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *idleTimeout) Set(v string) error {
+	if v == "-1" || v == "never" {
+		*d = -1
+		return nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return fmt.Errorf("want a duration >= 0 such as 5m, 0 to destroy at once, or -1 (never)")
+	}
+	*d = idleTimeout(dur)
+	return nil
 }
 
 // managerIdleTimeout maps the flag's convention (0 at once, negative never)
