@@ -508,9 +508,17 @@ func TestE2EAttachCommand(t *testing.T) {
 	// Raw mode passes keys through; the session sees our size.
 	ptmx.Write([]byte("stty size; echo $((2+3))\r"))
 	out.wait(t, regexp.MustCompile(`20 90\r\n5\r\n`))
+	// The resize travels as SIGWINCH to ptyhost attach, then to the
+	// server and the session: ask until the shell sees it.
 	pty.Setsize(ptmx, &pty.Winsize{Cols: 110, Rows: 33})
-	ptmx.Write([]byte("stty size\r"))
-	out.wait(t, regexp.MustCompile(`33 110`))
+	resized := regexp.MustCompile(`33 110`)
+	for deadline := time.Now().Add(15 * time.Second); !resized.MatchString(out.buf.String()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session never saw the resize; screen tail %q", tail([]byte(out.buf.String())))
+		}
+		ptmx.Write([]byte("stty size\r"))
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Ctrl-] detaches; the session lives on.
 	ptmx.Write([]byte{0x1d})
