@@ -28,6 +28,12 @@ stop_services() {
 }
 trap stop_services EXIT
 
+# tmux, for the TMUX plugin example's tests.
+if ! command -v tmux >/dev/null; then
+  step "installing tmux"
+  apt-get update >&2 && apt-get install -y tmux >&2
+fi
+
 step "starting PostgreSQL"
 lines="$(scripts/services/postgres.sh start)"
 export_lines <<<"$lines"

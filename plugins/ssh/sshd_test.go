@@ -209,7 +209,11 @@ var portLine = regexp.MustCompile(`(?m)^(Port|PidFile) .*$`)
 func (s *sshdInfo) startPrivate(t testing.TB) *privateSSHD {
 	t.Helper()
 	if s.sshdConfig == "" || s.sshd == "" {
-		t.Skip("sshd.sh did not say where its sshd_config and sshd are")
+		msg := "sshd.sh did not say where its sshd_config and sshd are"
+		if os.Getenv("PTYHOST_INTEGRATION") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	base, err := os.ReadFile(s.sshdConfig)
 	if err != nil {
