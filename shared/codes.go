@@ -32,6 +32,7 @@ var errorCodes = [...]errorCode{
 	{ErrUnavailable, codes.Unavailable, proto.ErrorKind_ERROR_KIND_UNAVAILABLE},
 	{ErrUnsupported, codes.Unimplemented, proto.ErrorKind_ERROR_KIND_UNSUPPORTED},
 	{ErrPluginExited, codes.Aborted, proto.ErrorKind_ERROR_KIND_PLUGIN_EXITED},
+	{ErrPermissionDenied, codes.PermissionDenied, proto.ErrorKind_ERROR_KIND_PERMISSION_DENIED},
 	{context.Canceled, codes.Canceled, proto.ErrorKind_ERROR_KIND_CANCELED},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, proto.ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED},
 }

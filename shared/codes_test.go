@@ -24,6 +24,7 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{"unavailable", ErrUnavailable, codes.Unavailable},
 		{"unsupported", ErrUnsupported, codes.Unimplemented},
 		{"plugin exited", ErrPluginExited, codes.Aborted},
+		{"permission denied", ErrPermissionDenied, codes.PermissionDenied},
 		{"canceled", context.Canceled, codes.Canceled},
 		{"deadline", context.DeadlineExceeded, codes.DeadlineExceeded},
 	}

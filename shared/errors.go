@@ -21,4 +21,7 @@ var (
 	ErrUnsupported = errors.New("unsupported")
 	// ErrPluginExited: the plugin process went away mid-call.
 	ErrPluginExited = errors.New("plugin exited")
+	// ErrPermissionDenied: the request asks for something the host's
+	// policy forbids, such as a path outside SpawnRequest.WorkdirRoots.
+	ErrPermissionDenied = errors.New("permission denied")
 )

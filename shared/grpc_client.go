@@ -116,6 +116,7 @@ func (c *GRPCClient) startSession(stream proto.Environment_SessionClient, req Sp
 		Argv:            req.Command,
 		Env:             maps.Clone(req.Env),
 		Size:            &proto.Size{Cols: uint32(req.Size.Cols), Rows: uint32(req.Size.Rows)},
+		WorkdirRoots:    req.WorkdirRoots,
 	}
 	// On io.EOF the plugin ended the stream; Recv returns its status.
 	if err := stream.Send(&proto.SessionRequest{Frame: &proto.SessionRequest_Spawn{Spawn: spawn}}); err != nil && !errors.Is(err, io.EOF) {

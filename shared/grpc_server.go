@@ -207,9 +207,10 @@ func (s *GRPCServer) remove(sess *serverSession) {
 }
 
 // CloseAll kills and closes every session still open, as a plugin process
-// does before it exits, and returns when they are closed (including those
-// being closed meanwhile by their streams' end). ctx's deadline is passed to
-// Kill, so adapters can shorten their grace. Safe to call while serving.
+// does before it exits, all at once, and returns when they are closed
+// (including those being closed meanwhile by their streams' end) or when
+// ctx ends, whichever is first. ctx's deadline is passed to Kill, so
+// adapters can shorten their grace to fit. Safe to call while serving.
 func (s *GRPCServer) CloseAll(ctx context.Context) {
 	s.mu.Lock()
 	open := make([]*serverSession, 0, len(s.sessions))
@@ -231,7 +232,16 @@ func (s *GRPCServer) CloseAll(ctx context.Context) {
 			s.remove(sess)
 		})
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.logger.Warn("sessions still closing when the deadline passed", "sessions", len(open))
+	}
 }
 
 func spawnFromProto(p *proto.Spawn) SpawnRequest {
@@ -244,6 +254,7 @@ func spawnFromProto(p *proto.Spawn) SpawnRequest {
 		Command:         p.GetArgv(),
 		Env:             p.GetEnv(),
 		Size:            sizeFromProto(p.GetSize()),
+		WorkdirRoots:    p.GetWorkdirRoots(),
 	}
 }
 

@@ -73,6 +73,14 @@ type SpawnRequest struct {
 	Env map[string]string
 	// Size is the terminal's initial size.
 	Size Size
+	// WorkdirRoots, when not empty, are the directories the host allows
+	// sessions to work in (the server's --workdir-root). The host has
+	// checked Dir against them before Spawn; a plugin that gives the
+	// session other paths of its machine (a container's bind mounts, say)
+	// must check each lies under one of them, and refuse the spawn with an
+	// error wrapping ErrPermissionDenied otherwise. Empty means no
+	// restriction.
+	WorkdirRoots []string
 }
 
 // Size is a terminal size in character cells.

@@ -18,7 +18,14 @@ const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 // the plugin, after killing and closing any session still open. It is all a
 // plugin's main needs to call. Run outside a host, it prints a note and
 // exits with status 1.
+//
+// Before serving, it makes sure that the processes the plugin starts get
+// default signal dispositions and an empty signal mask, whatever the plugin
+// inherited (see resetSignals); this may re-execute the plugin once. If the
+// host dies without stopping the plugin, Serve kills and closes every
+// session and exits the process (see watchHost).
 func Serve(impl Environment) {
+	resetSignals()
 	logger := Logger()
 	srv := NewGRPCServer(impl, logger)
 	go watchHost(logger, srv)
@@ -36,20 +43,29 @@ func Serve(impl Environment) {
 }
 
 // hostPollInterval is how often a plugin checks that its host still runs.
-const hostPollInterval = 500 * time.Millisecond
+const hostPollInterval = 250 * time.Millisecond
+
+// hostGoneTimeout bounds how long a plugin whose host died takes to end its
+// sessions before it exits: Kill gets half of it as the grace between
+// SIGHUP and SIGKILL (see PTY.Kill's ctx), Close the rest.
+const hostGoneTimeout = 3 * time.Second
 
 // watchHost ends the plugin when the host that started it dies without
 // stopping it (SIGKILL, a crash): the plugin is then re-parented, and would
-// otherwise run on with nobody to serve. Its sessions are killed and closed
-// first, so nothing it started outlives it.
+// otherwise run on with nobody to serve. Every session is killed (the
+// adapter escalates to SIGKILL within the grace) and closed first, so
+// nothing it started outlives it; then the process exits, even if an
+// adapter's Close has not returned by hostGoneTimeout.
 func watchHost(logger hclog.Logger, srv *GRPCServer) {
 	host := os.Getppid()
 	for range time.Tick(hostPollInterval) {
 		if os.Getppid() == host {
 			continue
 		}
+		// The host's end of stderr is gone too: this line may go nowhere
+		// (resetSignals made the write fail rather than kill the plugin).
 		logger.Warn("the host process is gone; closing every session and exiting", "host_pid", host)
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), hostGoneTimeout)
 		srv.CloseAll(ctx)
 		cancel()
 		os.Exit(0)

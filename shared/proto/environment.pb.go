@@ -44,21 +44,23 @@ const (
 	ErrorKind_ERROR_KIND_PLUGIN_EXITED     ErrorKind = 7
 	ErrorKind_ERROR_KIND_CANCELED          ErrorKind = 8
 	ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED ErrorKind = 9
+	ErrorKind_ERROR_KIND_PERMISSION_DENIED ErrorKind = 10
 )
 
 // Enum value maps for ErrorKind.
 var (
 	ErrorKind_name = map[int32]string{
-		0: "ERROR_KIND_UNSPECIFIED",
-		1: "ERROR_KIND_SESSION_NOT_FOUND",
-		2: "ERROR_KIND_ALREADY_EXISTS",
-		3: "ERROR_KIND_INVALID_CONFIG",
-		4: "ERROR_KIND_INVALID_ARGUMENT",
-		5: "ERROR_KIND_UNAVAILABLE",
-		6: "ERROR_KIND_UNSUPPORTED",
-		7: "ERROR_KIND_PLUGIN_EXITED",
-		8: "ERROR_KIND_CANCELED",
-		9: "ERROR_KIND_DEADLINE_EXCEEDED",
+		0:  "ERROR_KIND_UNSPECIFIED",
+		1:  "ERROR_KIND_SESSION_NOT_FOUND",
+		2:  "ERROR_KIND_ALREADY_EXISTS",
+		3:  "ERROR_KIND_INVALID_CONFIG",
+		4:  "ERROR_KIND_INVALID_ARGUMENT",
+		5:  "ERROR_KIND_UNAVAILABLE",
+		6:  "ERROR_KIND_UNSUPPORTED",
+		7:  "ERROR_KIND_PLUGIN_EXITED",
+		8:  "ERROR_KIND_CANCELED",
+		9:  "ERROR_KIND_DEADLINE_EXCEEDED",
+		10: "ERROR_KIND_PERMISSION_DENIED",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":       0,
@@ -71,6 +73,7 @@ var (
 		"ERROR_KIND_PLUGIN_EXITED":     7,
 		"ERROR_KIND_CANCELED":          8,
 		"ERROR_KIND_DEADLINE_EXCEEDED": 9,
+		"ERROR_KIND_PERMISSION_DENIED": 10,
 	}
 )
 
@@ -588,11 +591,16 @@ type Spawn struct {
 	EnvironmentId   string                 `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
 	EnvironmentType string                 `protobuf:"bytes,3,opt,name=environment_type,json=environmentType,proto3" json:"environment_type,omitempty"`
 	// config is the environment's JSON configuration.
-	Config        []byte            `protobuf:"bytes,4,opt,name=config,proto3" json:"config,omitempty"`
-	Dir           string            `protobuf:"bytes,5,opt,name=dir,proto3" json:"dir,omitempty"`
-	Argv          []string          `protobuf:"bytes,6,rep,name=argv,proto3" json:"argv,omitempty"`
-	Env           map[string]string `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Size          *Size             `protobuf:"bytes,8,opt,name=size,proto3" json:"size,omitempty"`
+	Config []byte            `protobuf:"bytes,4,opt,name=config,proto3" json:"config,omitempty"`
+	Dir    string            `protobuf:"bytes,5,opt,name=dir,proto3" json:"dir,omitempty"`
+	Argv   []string          `protobuf:"bytes,6,rep,name=argv,proto3" json:"argv,omitempty"`
+	Env    map[string]string `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Size   *Size             `protobuf:"bytes,8,opt,name=size,proto3" json:"size,omitempty"`
+	// workdir_roots, when not empty, are the host's working-directory roots:
+	// every host path the plugin gives the session (a bind mount's source,
+	// say) must lie under one of them, else the spawn fails with
+	// ERROR_KIND_PERMISSION_DENIED. The host has checked dir already.
+	WorkdirRoots  []string `protobuf:"bytes,9,rep,name=workdir_roots,json=workdirRoots,proto3" json:"workdir_roots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -679,6 +687,13 @@ func (x *Spawn) GetEnv() map[string]string {
 func (x *Spawn) GetSize() *Size {
 	if x != nil {
 		return x.Size
+	}
+	return nil
+}
+
+func (x *Spawn) GetWorkdirRoots() []string {
+	if x != nil {
+		return x.WorkdirRoots
 	}
 	return nil
 }
@@ -1064,7 +1079,7 @@ const file_environment_proto_rawDesc = "" +
 	"\astarted\x18\x01 \x01(\v2\x1a.ptyhost.plugin.v1.StartedH\x00R\astarted\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.ExitH\x00R\x04exitB\a\n" +
-	"\x05frame\"\xd0\x02\n" +
+	"\x05frame\"\xf5\x02\n" +
 	"\x05Spawn\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -1074,7 +1089,8 @@ const file_environment_proto_rawDesc = "" +
 	"\x03dir\x18\x05 \x01(\tR\x03dir\x12\x12\n" +
 	"\x04argv\x18\x06 \x03(\tR\x04argv\x123\n" +
 	"\x03env\x18\a \x03(\v2!.ptyhost.plugin.v1.Spawn.EnvEntryR\x03env\x12+\n" +
-	"\x04size\x18\b \x01(\v2\x17.ptyhost.plugin.v1.SizeR\x04size\x1a6\n" +
+	"\x04size\x18\b \x01(\v2\x17.ptyhost.plugin.v1.SizeR\x04size\x12#\n" +
+	"\rworkdir_roots\x18\t \x03(\tR\fworkdirRoots\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
@@ -1095,7 +1111,7 @@ const file_environment_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x0f\n" +
 	"\rCloseResponse\"?\n" +
 	"\vErrorDetail\x120\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\x1c.ptyhost.plugin.v1.ErrorKindR\x04kind*\xb9\x02\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.ptyhost.plugin.v1.ErrorKindR\x04kind*\xdb\x02\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_KIND_SESSION_NOT_FOUND\x10\x01\x12\x1d\n" +
@@ -1106,7 +1122,9 @@ const file_environment_proto_rawDesc = "" +
 	"\x16ERROR_KIND_UNSUPPORTED\x10\x06\x12\x1c\n" +
 	"\x18ERROR_KIND_PLUGIN_EXITED\x10\a\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\b\x12 \n" +
-	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\t2\xf7\x03\n" +
+	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\t\x12 \n" +
+	"\x1cERROR_KIND_PERMISSION_DENIED\x10\n" +
+	"2\xf7\x03\n" +
 	"\vEnvironment\x12G\n" +
 	"\x04Info\x12\x1e.ptyhost.plugin.v1.InfoRequest\x1a\x1f.ptyhost.plugin.v1.InfoResponse\x12e\n" +
 	"\x0eValidateConfig\x12(.ptyhost.plugin.v1.ValidateConfigRequest\x1a).ptyhost.plugin.v1.ValidateConfigResponse\x12M\n" +
