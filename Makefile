@@ -9,7 +9,7 @@ LISTEN    ?= 127.0.0.1:7420
 
 PLUGIN_BINS := $(PLUGINS:%=$(BIN)/plugins/ptyhost-plugin-%)
 
-.PHONY: all build run test bench proto lint clean FORCE
+.PHONY: all build run test bench fuzz proto lint clean FORCE
 
 all: build
 
@@ -32,6 +32,12 @@ run: build
 # Install what the tests need, start the services, run every test with -race.
 test:
 	./scripts/test.sh
+
+# Run each Go fuzz target for FUZZTIME, one after the other; failing inputs
+# stay in testdata/fuzz as regression cases (see scripts/fuzz.sh).
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 # Throughput and echo latency through the whole path against a direct PTY;
 # the DOCKER and SSH paths against the services (see scripts/bench.sh).

@@ -8,7 +8,9 @@ package core
 //
 // It is a deliberately small subset of the VT500 parser state machine: it
 // only needs to know whether it is inside a sequence, not what the sequence
-// means.
+// means. It reads a UTF-8 stream, so the 8-bit C1 controls are continuation
+// bytes to it, not introducers; and BEL ends every string, not only OSC.
+// FuzzSafePoints checks it against an independent oracle.
 type boundary struct {
 	state    vtState
 	utf8Need int   // continuation bytes still expected in ground state
@@ -21,12 +23,11 @@ type boundary struct {
 type vtState uint8
 
 const (
-	stGround    vtState = iota
-	stEscape            // after ESC
-	stEscInt            // ESC intermediate bytes (e.g. ESC ( B)
-	stCSI               // after ESC [ or C1 CSI
-	stString            // OSC, DCS, SOS, PM, APC: until BEL or ST
-	stStringEsc         // ESC inside a string: ST if '\' follows
+	stGround vtState = iota
+	stEscape         // after ESC
+	stEscInt         // ESC intermediate bytes (e.g. ESC ( B)
+	stCSI            // after ESC [ (8-bit C1 CSI is a UTF-8 continuation byte here)
+	stString         // OSC, DCS, SOS, PM, APC: until BEL, CAN, SUB or ESC
 )
 
 // safe reports whether the next byte may start a replay.
@@ -63,8 +64,11 @@ func (b *boundary) step(c byte) {
 			b.state = stEscInt
 		case c == 0x1b:
 			// ESC ESC: stay
-		case c < 0x20:
-			// C0 control inside an escape is executed; the escape goes on
+		case c == 0x18 || c == 0x1a: // CAN, SUB abort the escape
+			b.state = stGround
+		case c < 0x20 || c == 0x7f:
+			// A C0 control inside an escape is executed, DEL is
+			// ignored; the escape goes on
 		default:
 			b.state = stGround
 		}
@@ -102,13 +106,9 @@ func (b *boundary) step(c byte) {
 		case 0x07, 0x18, 0x1a:
 			b.state = stGround
 		case 0x1b:
-			b.state = stStringEsc
-		}
-	case stStringEsc:
-		if c == '\\' {
-			b.state = stGround
-		} else {
-			b.state = stString
+			// ESC ends the string and begins an escape sequence, as it
+			// does anywhere: ESC \ (ST) then ends in the ground state.
+			b.state = stEscape
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +17,16 @@ import (
 // HandlerOptions configure the HTTP API.
 type HandlerOptions struct {
 	// Token, when set, is required on every /api request as
-	// "Authorization: Bearer <token>" or "?access_token=<token>". Embedders
-	// with their own authentication leave it empty and wrap the handler.
+	// "Authorization: Bearer <token>" (the scheme in any case) or
+	// "?access_token=<token>"; see RequireToken. Embedders with their own
+	// authentication leave it empty and wrap the handler.
 	Token string
-	// AllowedOrigins lists extra host patterns (path.Match syntax) from
-	// which browsers may open WebSockets; the server's own origin is always
-	// allowed, and clients that send no Origin are too.
+	// AllowedHosts lists the host names, besides IP addresses and
+	// localhost, that requests may name in their Host header; see Guard.
+	AllowedHosts []string
+	// AllowedOrigins lists the origins, besides the server's own, whose
+	// browser pages may call the API and attach; see Guard. Clients that
+	// send no Origin are allowed.
 	AllowedOrigins []string
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
@@ -37,7 +40,9 @@ const maxBodyBytes = 1 << 20
 
 // NewHandler returns the HTTP API for m: the REST endpoints under /api/v1
 // and the WebSocket attach endpoint, plus /healthz. Mount it at the root of
-// a mux (or under a prefix with http.StripPrefix).
+// a mux (or under a prefix with http.StripPrefix). Every request passes
+// Guard with opts' AllowedHosts and AllowedOrigins first; request bodies
+// are limited to 1 MiB (413 beyond).
 func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -61,7 +66,8 @@ func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
 	mux.HandleFunc("GET /api/v1/sessions/{id}", h.getSession)
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.deleteSession)
 	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.attach)
-	return h.authenticate(jsonErrors(mux))
+	guard := GuardOptions{AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins}
+	return Guard(h.authenticate(limitBody(jsonErrors(mux))), guard)
 }
 
 type handler struct {
@@ -97,25 +103,26 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 	if h.opts.Token == "" {
 		return next
 	}
-	want := []byte(h.opts.Token)
+	api := RequireToken(next, h.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
-			got := r.URL.Query().Get("access_token")
-			if auth := r.Header.Get("Authorization"); auth != "" {
-				got, _ = strings.CutPrefix(auth, "Bearer ")
-			}
-			if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="ptyhost"`)
-				writeError(w, http.StatusUnauthorized, "unauthorized")
-				return
-			}
+			api.ServeHTTP(w, r)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// healthz answers 200 when the store answers, else 503 with what is wrong
+// (see Manager.StoreHealth).
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	// /healthz needs no token: the database's error, which may name its
+	// host and user, goes to the log (see StoreHealth), not to the caller.
+	if err := h.m.StoreHealth(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "store": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -130,15 +137,21 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 
 // statusOf maps an error to its HTTP status.
 func statusOf(err error) int {
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrInvalidArgument), errors.Is(err, shared.ErrInvalidArgument),
 		errors.Is(err, shared.ErrInvalidConfig):
 		return http.StatusBadRequest
+	case errors.Is(err, shared.ErrPermissionDenied):
+		return http.StatusForbidden
 	case errors.Is(err, ErrSessionNotFound), errors.Is(err, ErrEnvironmentNotFound), errors.Is(err, ErrPluginNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrEnvironmentInUse):
 		return http.StatusConflict
-	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, ErrClosed), errors.Is(err, ErrNoPlugin):
+	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, ErrClosed), errors.Is(err, ErrNoPlugin),
+		errors.Is(err, ErrStoreUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrSpawn):
 		return http.StatusBadGateway
@@ -156,11 +169,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // decode reads a JSON body into v, rejecting unknown fields and trailing
-// data.
+// data. A body beyond maxBodyBytes (limitBody) is an error wrapping
+// *http.MaxBytesError.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBodyBytes+1))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
+		}
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%w: request body is empty; want a JSON object", ErrInvalidArgument)
 		}
@@ -344,16 +362,24 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, rec)
 }
 
+// listSessions answers a page of sessions and, when there are more, the
+// cursor of the next page.
 func (h *handler) listSessions(w http.ResponseWriter, r *http.Request) {
-	recs, err := h.m.ListSessions(r.Context())
+	o, err := listOptionsFrom(r.URL.Query())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if recs == nil {
-		recs = []SessionRecord{}
+	page, err := h.m.QuerySessions(r.Context(), o)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": recs})
+	body := map[string]any{"sessions": page.Sessions}
+	if page.NextCursor != "" {
+		body["next_cursor"] = page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (h *handler) getSession(w http.ResponseWriter, r *http.Request) {

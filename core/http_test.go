@@ -36,8 +36,19 @@ func (a *apiHarness) do(t *testing.T, method, path, body string, hdr ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+	switch method {
+	case "POST", "PUT", "PATCH":
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 { // an empty value removes the header
+		switch {
+		case hdr[i] == "Host":
+			req.Host = hdr[i+1]
+		case hdr[i+1] == "":
+			req.Header.Del(hdr[i])
+		default:
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -117,7 +128,9 @@ func TestRESTErrors(t *testing.T) {
 		{"unknown session", "GET", "/api/v1/sessions/nope", ``, 404},
 		{"unknown endpoint", "GET", "/api/v1/nothing", ``, 404},
 		{"wrong method", "PUT", "/api/v1/sessions/taken", ``, 405},
-		{"oversized body", "POST", "/api/v1/sessions", `{"environment_id":"` + strings.Repeat("x", 2<<20) + `"}`, 400},
+		{"oversized body", "POST", "/api/v1/sessions", `{"environment_id":"` + strings.Repeat("x", 2<<20) + `"}`, 413},
+		{"oversized environment", "POST", "/api/v1/environments", `{"id":"big","type":"FAKE","config":{"a":"` + strings.Repeat("x", 1<<20) + `"}}`, 413},
+		{"oversized update", "PUT", "/api/v1/environments/fake", `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, 413},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,13 +214,23 @@ func TestToken(t *testing.T) {
 		{"none", "/api/v1/sessions", nil, 401},
 		{"wrong", "/api/v1/sessions", []string{"Authorization", "Bearer nope"}, 401},
 		{"not bearer", "/api/v1/sessions", []string{"Authorization", "Basic czNjcmV0"}, 401},
+		{"bare token", "/api/v1/sessions", []string{"Authorization", "s3cret"}, 401},
+		{"bare token beside the query", "/api/v1/sessions?access_token=s3cret", []string{"Authorization", "s3cret"}, 401},
+		{"scheme only", "/api/v1/sessions", []string{"Authorization", "Bearer"}, 401},
+		{"token with a suffix", "/api/v1/sessions", []string{"Authorization", "Bearer s3cretX"}, 401},
 		{"header", "/api/v1/sessions", []string{"Authorization", "Bearer s3cret"}, 200},
+		{"lower-case scheme", "/api/v1/sessions", []string{"Authorization", "bearer s3cret"}, 200},
+		{"upper-case scheme", "/api/v1/sessions", []string{"Authorization", "BEARER s3cret"}, 200},
 		{"query", "/api/v1/sessions?access_token=s3cret", nil, 200},
 		{"healthz needs none", "/healthz", nil, 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if code, body := api.do(t, "GET", tt.path, "", tt.hdr...); code != tt.want {
+			code, body := api.do(t, "GET", tt.path, "", tt.hdr...)
+			if code != tt.want {
 				t.Errorf("status %d %v, want %d", code, body, tt.want)
+			}
+			if msg, _ := body["error"].(string); code == 401 && (!strings.HasPrefix(msg, "unauthorized") || strings.Contains(msg, "s3cret")) {
+				t.Errorf("401 message %q: want it to start with unauthorized and not to hold the token", msg)
 			}
 		})
 	}

@@ -547,10 +547,10 @@ func TestActiveConnectionsRecorded(t *testing.T) {
 
 func TestStoreErrorsAreRetriedAndNeverKillSessions(t *testing.T) {
 	h := newHarness(t, nil)
+	_, p := h.create(t, "st")
 	h.store.mu.Lock()
 	h.store.failNext = 3
 	h.store.mu.Unlock()
-	_, p := h.create(t, "st")
 	a := h.attach(t, "st")
 	p.output(t, []byte("still fine"))
 	collect(t, a, 10)

@@ -44,6 +44,21 @@ type Options struct {
 	// ActivityInterval is the least time between two writes of a session's
 	// last_active_at. Default 5 s.
 	ActivityInterval time.Duration
+	// Retention is how long the rows of ended sessions (TERMINATED, ERROR)
+	// are kept; the manager deletes older ones periodically (PurgeEnded).
+	// Zero means DefaultRetention; KeepForever keeps them.
+	Retention time.Duration
+	// LingerScrollbackBytes bounds the scrollback that exited sessions
+	// keep, all together, for clients that attach while they linger; past
+	// it, the sessions that exited first lose theirs (an attach then shows
+	// only the exit). Each exited session keeps at most the last
+	// ExitReplayBytes or so. Default 32 MiB.
+	LingerScrollbackBytes int
+	// WorkdirRoots, when not empty, are the directories a session's
+	// working directory must lie under, for every environment type (see
+	// roots.go); plugins get them too, to check the other host paths they
+	// give a session. Empty means unrestricted.
+	WorkdirRoots []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -54,6 +69,8 @@ const (
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultLinger           = 5 * time.Minute
 	DefaultActivityInterval = 5 * time.Second
+	DefaultRetention        = 7 * 24 * time.Hour
+	DefaultLingerScrollback = 32 << 20
 	DefaultCols             = 80
 	DefaultRows             = 24
 	// MaxTermSize bounds cols and rows.
@@ -67,6 +84,9 @@ const (
 	// DestroyWhenIdle destroys a session as soon as its last client leaves.
 	DestroyWhenIdle time.Duration = -2
 )
+
+// KeepForever, as Options.Retention, keeps ended sessions' rows forever.
+const KeepForever time.Duration = -1
 
 // Validate reports the first invalid field.
 func (o Options) Validate() error {
@@ -83,6 +103,13 @@ func (o Options) Validate() error {
 		return fmt.Errorf("core: Options.IdleTimeout must be positive, NoIdleTimeout or DestroyWhenIdle")
 	case o.Linger < 0:
 		return fmt.Errorf("core: Options.Linger must not be negative")
+	case o.Retention < 0 && o.Retention != KeepForever:
+		return fmt.Errorf("core: Options.Retention must be positive or KeepForever")
+	case o.LingerScrollbackBytes < 0:
+		return fmt.Errorf("core: Options.LingerScrollbackBytes must not be negative")
+	}
+	if err := shared.CheckRoots(o.WorkdirRoots); err != nil {
+		return fmt.Errorf("core: Options.WorkdirRoots: %w", err)
 	}
 	return nil
 }
@@ -102,6 +129,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ActivityInterval == 0 {
 		o.ActivityInterval = DefaultActivityInterval
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.LingerScrollbackBytes == 0 {
+		o.LingerScrollbackBytes = DefaultLingerScrollback
 	}
 	if o.Now == nil {
 		o.Now = time.Now

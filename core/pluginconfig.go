@@ -42,9 +42,18 @@ type PluginOptions struct {
 	Logger *slog.Logger
 	// Registerer, when set, receives the plugins' Prometheus metrics.
 	Registerer prometheus.Registerer
-	// StartTimeout bounds a plugin's start-up handshake. Zero means
-	// go-plugin's default (one minute).
+	// StartTimeout bounds a plugin's start: its handshake and its answer
+	// to Info. A plugin that has not answered by then is killed and
+	// failed. Default one minute. Plugins start in the background, so a
+	// slow one holds up only its own environment types.
 	StartTimeout time.Duration
+	// SocketDir is the directory the plugins' go-plugin Unix sockets are
+	// made in: created if missing, made private (0700), and cleared of the
+	// sockets a killed server left there whenever no other loader uses it.
+	// Its path must be at most 90 bytes long. Empty means a new private
+	// directory in os.TempDir(), removed by Close; ptyhost serve uses
+	// DATA_DIR/run.
+	SocketDir string
 
 	// RestartBackoff is the delay before the first restart of a plugin
 	// that died; it doubles with every crash in CrashWindow, up to
@@ -72,6 +81,7 @@ const (
 	DefaultCrashWindow       = time.Minute
 	DefaultHealthTimeout     = 2 * time.Second
 	DefaultHealthCacheTTL    = 5 * time.Second
+	DefaultStartTimeout      = time.Minute
 )
 
 // PluginConfig configures one plugin, by name.
@@ -125,6 +135,8 @@ func (o PluginOptions) Validate() error {
 	switch {
 	case len(o.Plugins) > 0 && o.Dir == "":
 		return fmt.Errorf("core: PluginOptions.Dir is required to start the plugins named in Plugins")
+	case len(o.SocketDir) > maxSocketDirLen:
+		return fmt.Errorf("core: PluginOptions.SocketDir %s is %d bytes long; a Unix socket in it needs it at most %d", o.SocketDir, len(o.SocketDir), maxSocketDirLen)
 	case o.StartTimeout < 0, o.RestartBackoff < 0, o.MaxRestartBackoff < 0, o.CrashWindow < 0,
 		o.HealthTimeout < 0, o.HealthCacheTTL < 0:
 		return fmt.Errorf("core: PluginOptions durations must not be negative")
@@ -135,6 +147,9 @@ func (o PluginOptions) Validate() error {
 func (o PluginOptions) withDefaults() PluginOptions {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = DefaultStartTimeout
 	}
 	if o.RestartBackoff == 0 {
 		o.RestartBackoff = DefaultRestartBackoff

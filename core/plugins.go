@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"maps"
 	"os"
@@ -14,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -70,15 +66,19 @@ type PluginStatus struct {
 // the one plugin that serves it. Its methods are safe for concurrent use.
 //
 // The set of plugins is fixed at load time; their processes are not. Each
-// plugin process is supervised by a goroutine of its own: when it dies, the
-// sessions it served end (with reason plugin_crashed), and it is started
-// again after an exponential backoff. Too many crashes in a window open the
-// circuit: the plugin is failed until Restart. Meanwhile, and while it
-// starts, Environment returns an error wrapping shared.ErrUnavailable.
+// plugin process is started, and supervised, by a goroutine of its own, so
+// a plugin that is slow to start holds up nothing else. When a process
+// dies — as learnt from the process itself, not from its output pipes —
+// the sessions it served end (with reason plugin_crashed), and it is
+// started again after an exponential backoff. Too many crashes in a window
+// open the circuit: the plugin is failed until Restart. Meanwhile, and
+// while it starts, Environment returns an error wrapping
+// shared.ErrUnavailable.
 type Plugins struct {
 	opts    PluginOptions
 	log     *slog.Logger
 	plugins []*supervised // sorted by name; fixed after load
+	sock    *socketDir    // nil for StaticPlugins
 
 	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
@@ -89,19 +89,24 @@ type Plugins struct {
 	notifyMu sync.Mutex    // taken last, under any other lock
 	notify   chan struct{} // closed and replaced at every state change; notifyMu protects it
 
+	started chan struct{} // closed when every plugin's first launch has ended
+
 	mu sync.Mutex
 	// mu protects the following.
-	byType map[string]*supervised
-	closed bool
+	byType   map[string]*supervised
+	closed   bool
+	pending  int             // plugins whose first launch has not ended
+	stopping context.Context // Shutdown's ctx, once it is called
 }
 
-// LoadPlugins starts the plugins in opts.Dir — the built-in ones found
-// there and every one named in opts.Plugins — asks each for its Info, and
-// maps environment types to plugins. A plugin that fails to start or is
-// refused (checksum, protocol version) is logged and listed as such; the
-// others still load. Two plugins claiming one type is an error naming
-// both, and then no plugin stays running. ctx bounds the loading only, not
-// the plugins' lives: Close ends those.
+// LoadPlugins finds the plugins in opts.Dir — the built-in ones found there
+// and every one named in opts.Plugins — and starts them in the background:
+// it returns before they run. Each is asked for its Info once started, and
+// its environment types are mapped to it then; Started tells when every
+// first start has ended, WaitType when a type is served. A plugin that
+// fails to start or is refused (checksum, protocol version, a type another
+// plugin already serves) is logged and listed as such; the others still
+// load. ctx is not used after LoadPlugins returns: Close ends the plugins.
 func LoadPlugins(ctx context.Context, opts PluginOptions) (*Plugins, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -134,48 +139,99 @@ func LoadPlugins(ctx context.Context, opts PluginOptions) (*Plugins, error) {
 		}
 		p.plugins = append(p.plugins, newSupervised(p, c))
 	}
-
-	gens := make([]*generation, len(p.plugins))
-	var wg sync.WaitGroup
-	for i, s := range p.plugins {
-		wg.Go(func() { gens[i], _ = s.launch(ctx, false) })
-	}
-	wg.Wait()
-
-	for i, s := range p.plugins {
-		g := gens[i]
-		if g == nil {
-			continue
-		}
-		if err := p.claim(s, g.info.Types); err != nil {
-			for _, g := range gens {
-				if g != nil {
-					g.stop("")
-				}
-			}
-			return nil, err
-		}
-		s.log.Info("plugin loaded", "version", g.info.Version, "types", g.info.Types, "pid", g.pid)
-	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(pluginsCollector{p}); err != nil {
-			for _, g := range gens {
-				if g != nil {
-					g.stop("")
-				}
-			}
 			return nil, fmt.Errorf("core: registering plugin metrics: %w", err)
 		}
 	}
-	for i, s := range p.plugins {
-		p.wg.Go(func() { s.run(p.ctx, gens[i]) })
+	if len(p.plugins) > 0 {
+		if p.sock, err = openSocketDir(opts.SocketDir); err != nil {
+			if opts.Registerer != nil {
+				opts.Registerer.Unregister(pluginsCollector{p})
+			}
+			return nil, err
+		}
+	}
+	p.pending = len(p.plugins)
+	if p.pending == 0 {
+		close(p.started)
+	}
+	for _, s := range p.plugins {
+		p.wg.Go(func() { s.run(p.ctx) })
 	}
 	return p, nil
 }
 
 func newPlugins(opts PluginOptions) *Plugins {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Plugins{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, byType: make(map[string]*supervised), notify: make(chan struct{})}
+	return &Plugins{opts: opts, log: opts.Logger, ctx: ctx, cancel: cancel, byType: make(map[string]*supervised),
+		notify: make(chan struct{}), started: make(chan struct{})}
+}
+
+// launched records the end of a plugin's first launch.
+func (p *Plugins) launched() {
+	p.mu.Lock()
+	p.pending--
+	done := p.pending == 0
+	p.mu.Unlock()
+	if done {
+		close(p.started)
+	}
+	p.changed()
+}
+
+// Started returns a channel that is closed once every plugin's first start
+// has ended: each is running, failed or refused (or stopped by Close).
+func (p *Plugins) Started() <-chan struct{} { return p.started }
+
+// WaitType waits until a running plugin serves envType, and returns nil.
+// It returns Environment's error once that is not passing: no plugin
+// serves the type and every first start has ended (ErrNoPlugin), or the
+// plugin that serves it failed or was refused; or ctx's error.
+func (p *Plugins) WaitType(ctx context.Context, envType string) error {
+	for {
+		changed := p.changes()
+		_, err := p.Environment(envType)
+		if err == nil || !p.transient(envType) {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// transient reports whether envType may yet be served without an
+// operator's help: its plugin is starting or restarting, or it has no
+// plugin while some plugin's first start has not ended.
+func (p *Plugins) transient(envType string) bool {
+	p.mu.Lock()
+	s, ok := p.byType[envType]
+	pending, closed := p.pending, p.closed
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return false
+	case !ok:
+		return pending > 0
+	}
+	st := s.status().State
+	return st == PluginStarting || st == PluginRestarting
+}
+
+// starting names the plugins whose first start has not ended.
+func (p *Plugins) starting() []string {
+	var names []string
+	for _, s := range p.plugins {
+		s.mu.Lock()
+		if s.state == PluginStarting && len(s.info.Types) == 0 && s.static == nil {
+			names = append(names, s.name)
+		}
+		s.mu.Unlock()
+	}
+	return names
 }
 
 // changes returns a channel closed at the next change of a plugin's state.
@@ -197,6 +253,7 @@ func (p *Plugins) changed() {
 // them.
 func StaticPlugins(envs map[string]shared.Environment) *Plugins {
 	p := newPlugins(PluginOptions{}.withDefaults())
+	close(p.started)
 	for _, typ := range slices.Sorted(maps.Keys(envs)) {
 		s := newSupervised(p, PluginConfig{Name: typ})
 		s.static = envs[typ]
@@ -269,9 +326,10 @@ func (p *Plugins) claim(s *supervised, types []string) error {
 }
 
 // Environment returns the environment that serves envType. An unknown type
-// is an error wrapping ErrNoPlugin; a plugin that is not running now
-// (starting, restarting, failed, refused) one wrapping
-// shared.ErrUnavailable, and one after Close shared.ErrPluginExited. The
+// is an error wrapping ErrNoPlugin, unless a plugin whose types are not
+// known yet is starting: then, and for a plugin that is not running now
+// (starting, restarting, failed, refused), the error wraps
+// shared.ErrUnavailable; after Close it wraps shared.ErrPluginExited. The
 // result of a plugin process also implements shared.ConfigValidator and
 // shared.HealthChecker (with health answers cached), and refuses to spawn
 // in an environment whose last health check, within
@@ -282,6 +340,12 @@ func (p *Plugins) Environment(envType string) (shared.Environment, error) {
 	closed := p.closed
 	p.mu.Unlock()
 	switch {
+	case !ok && !closed:
+		if names := p.starting(); len(names) > 0 {
+			return nil, fmt.Errorf("%w: no plugin serves environment type %q yet; still starting: %s",
+				shared.ErrUnavailable, envType, strings.Join(names, ", "))
+		}
+		return nil, fmt.Errorf("%w %q", ErrNoPlugin, envType)
 	case !ok:
 		return nil, fmt.Errorf("%w %q", ErrNoPlugin, envType)
 	case s.static != nil:
@@ -358,123 +422,37 @@ func (p *Plugins) Restart(ctx context.Context, name string) (PluginStatus, error
 }
 
 // Close stops every plugin process and waits for them to exit, and for
-// their supervisors. Sessions still open in a plugin are killed by it as it
-// stops. Close is idempotent.
-func (p *Plugins) Close() {
+// their supervisors: it is Shutdown without a deadline.
+func (p *Plugins) Close() { p.Shutdown(context.Background()) }
+
+// Shutdown stops every plugin process and waits for them to exit, and for
+// their supervisors. Each plugin is asked to stop — it kills the sessions
+// still open in it — and its process group is killed when it has not
+// exited after a grace period (2 s), or at once when ctx ends. A plugin
+// still starting is killed at once. Shutdown returns within about half a
+// second of the last kill, whatever the plugins' children do. Only the
+// first call of Shutdown or Close does anything; later ones return at
+// once, or wait for the first to finish.
+func (p *Plugins) Shutdown(ctx context.Context) {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
+		p.stopping = ctx
 		p.mu.Unlock()
 		p.cancel()
 		p.wg.Wait()
+		if p.sock != nil {
+			p.sock.close()
+		}
 	})
 }
 
-// hcLogger is an hclog.Logger that logs to a *slog.Logger: go-plugin logs
-// through it, including every line a plugin writes to stderr.
-type hcLogger struct {
-	l    *slog.Logger
-	name string
-	args []any // from With
-}
-
-var _ hclog.Logger = (*hcLogger)(nil)
-
-func newHCLogger(l *slog.Logger, name string) *hcLogger {
-	return &hcLogger{l: l, name: name}
-}
-
-// slogLevel maps an hclog level to slog; slog has no trace, so it is below
-// debug.
-func slogLevel(level hclog.Level) slog.Level {
-	switch level {
-	case hclog.Trace:
-		return slog.LevelDebug - 4
-	case hclog.Debug:
-		return slog.LevelDebug
-	case hclog.Warn:
-		return slog.LevelWarn
-	case hclog.Error:
-		return slog.LevelError
-	default:
-		return slog.LevelInfo
+// stopContext returns Shutdown's ctx.
+func (p *Plugins) stopContext() context.Context {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping == nil {
+		return context.Background()
 	}
-}
-
-func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
-	sl := slogLevel(level)
-	ctx := context.Background()
-	if !h.l.Enabled(ctx, sl) {
-		return
-	}
-	attrs := make([]any, 0, len(h.args)+len(args)+2)
-	if h.name != "" {
-		attrs = append(attrs, "logger", h.name)
-	}
-	attrs = append(attrs, h.args...)
-	for i := 0; i < len(args); i += 2 {
-		// go-plugin adds the plugin's own timestamp; slog has its own.
-		if k, _ := args[i].(string); k == "timestamp" && i+1 < len(args) {
-			continue
-		}
-		attrs = append(attrs, args[i:min(i+2, len(args))]...)
-	}
-	h.l.Log(ctx, sl, msg, attrs...)
-}
-
-func (h *hcLogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
-func (h *hcLogger) Debug(msg string, args ...any) { h.Log(hclog.Debug, msg, args...) }
-func (h *hcLogger) Info(msg string, args ...any)  { h.Log(hclog.Info, msg, args...) }
-func (h *hcLogger) Warn(msg string, args ...any)  { h.Log(hclog.Warn, msg, args...) }
-func (h *hcLogger) Error(msg string, args ...any) { h.Log(hclog.Error, msg, args...) }
-
-func (h *hcLogger) IsTrace() bool { return h.enabled(hclog.Trace) }
-func (h *hcLogger) IsDebug() bool { return h.enabled(hclog.Debug) }
-func (h *hcLogger) IsInfo() bool  { return h.enabled(hclog.Info) }
-func (h *hcLogger) IsWarn() bool  { return h.enabled(hclog.Warn) }
-func (h *hcLogger) IsError() bool { return h.enabled(hclog.Error) }
-
-func (h *hcLogger) enabled(level hclog.Level) bool {
-	return h.l.Enabled(context.Background(), slogLevel(level))
-}
-
-func (h *hcLogger) ImpliedArgs() []any { return slices.Clone(h.args) }
-
-func (h *hcLogger) With(args ...any) hclog.Logger {
-	return &hcLogger{l: h.l, name: h.name, args: append(slices.Clone(h.args), args...)}
-}
-
-func (h *hcLogger) Name() string { return h.name }
-
-func (h *hcLogger) Named(name string) hclog.Logger {
-	if h.name != "" {
-		name = h.name + "." + name
-	}
-	return h.ResetNamed(name)
-}
-
-func (h *hcLogger) ResetNamed(name string) hclog.Logger {
-	return &hcLogger{l: h.l, name: name, args: h.args}
-}
-
-// SetLevel does nothing: the slog handler decides.
-func (h *hcLogger) SetLevel(hclog.Level) {}
-
-// GetLevel returns the lowest level the slog handler takes. go-plugin uses
-// it to skip parsing plugin log lines nobody will see.
-func (h *hcLogger) GetLevel() hclog.Level {
-	for _, level := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
-		if h.enabled(level) {
-			return level
-		}
-	}
-	return hclog.Off
-}
-
-func (h *hcLogger) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
-	return slog.NewLogLogger(h.l.Handler(), slog.LevelInfo)
-}
-
-func (h *hcLogger) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
-	return h.StandardLogger(opts).Writer()
+	return p.stopping
 }

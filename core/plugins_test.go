@@ -103,6 +103,23 @@ func pluginsContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// loadPlugins is LoadPlugins for tests, returning once every plugin's
+// first start has ended.
+func loadPlugins(ctx context.Context, t *testing.T, opts PluginOptions) (*Plugins, error) {
+	t.Helper()
+	p, err := LoadPlugins(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Started():
+	case <-ctx.Done():
+		p.Close()
+		t.Fatalf("the plugins did not start before the deadline: %+v", p.List())
+	}
+	return p, nil
+}
+
 // writeExecutable writes an executable file into dir.
 func writeExecutable(t *testing.T, dir, name, content string, mode os.FileMode) {
 	t.Helper()
@@ -121,7 +138,7 @@ func TestLoadPlugins(t *testing.T) {
 	writeExecutable(t, dir, "README", "#!/bin/sh\n", 0o755)
 	logs := newLogRecords()
 
-	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Logger: slog.New(logs), Plugins: []PluginConfig{{Name: "broken"}}})
+	p, err := loadPlugins(ctx, t, PluginOptions{Dir: dir, Logger: slog.New(logs), Plugins: []PluginConfig{{Name: "broken"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +199,8 @@ func TestLoadPlugins(t *testing.T) {
 	}
 }
 
+// Two plugins claiming one type: the one that starts second is refused,
+// with a reason naming both; the first serves the type.
 func TestLoadPluginsDuplicateType(t *testing.T) {
 	ctx := pluginsContext(t)
 	dir := testbin.PluginDir(t, "host")
@@ -192,21 +211,35 @@ func TestLoadPluginsDuplicateType(t *testing.T) {
 	if err := os.Symlink(bin, filepath.Join(dir, "ptyhost-plugin-host-copy")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Plugins: []PluginConfig{{Name: "host-copy"}}})
-	if err == nil {
-		p.Close()
-		t.Fatal("LoadPlugins succeeded with two plugins claiming HOST")
+	p, err := loadPlugins(ctx, t, PluginOptions{Dir: dir, Plugins: []PluginConfig{{Name: "host-copy"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	list := p.List()
+	if len(list) != 2 || (list[0].State == PluginRunning) == (list[1].State == PluginRunning) {
+		t.Fatalf("List() = %+v, want one running and one refused", list)
+	}
+	refused := list[0]
+	if refused.State == PluginRunning {
+		refused = list[1]
+	}
+	if refused.State != PluginRefused {
+		t.Errorf("%s: %s, want refused", refused.Name, refused.State)
 	}
 	for _, want := range []string{`"HOST"`, "ptyhost-plugin-host ", "ptyhost-plugin-host-copy"} {
-		if !strings.Contains(err.Error()+" ", want) {
-			t.Errorf("error %q does not mention %s", err, want)
+		if !strings.Contains(refused.Reason+" ", want) {
+			t.Errorf("reason %q does not mention %s", refused.Reason, want)
 		}
+	}
+	if _, err := p.Environment("HOST"); err != nil {
+		t.Errorf("Environment(HOST): %v", err)
 	}
 }
 
 func TestLoadPluginsDirs(t *testing.T) {
 	ctx := pluginsContext(t)
-	p, err := LoadPlugins(ctx, PluginOptions{})
+	p, err := loadPlugins(ctx, t, PluginOptions{})
 	if err != nil || len(p.Types()) != 0 || len(p.List()) != 0 {
 		t.Errorf("LoadPlugins without a dir = %v, %v; want an empty set", p, err)
 	}
@@ -220,7 +253,7 @@ func TestLoadPluginsDirs(t *testing.T) {
 
 	// A named plugin that is not there is listed as failed; the built-ins
 	// that are not there are not listed at all.
-	p, err = LoadPlugins(ctx, PluginOptions{Dir: t.TempDir(), Plugins: []PluginConfig{{Name: "tmux"}}})
+	p, err = loadPlugins(ctx, t, PluginOptions{Dir: t.TempDir(), Plugins: []PluginConfig{{Name: "tmux"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

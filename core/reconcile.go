@@ -9,9 +9,9 @@ import (
 // server process stopped without ending them.
 const ReasonServerLost = "server_lost: the server stopped without ending the session"
 
-// Reconcile records as ERROR every session the store holds as ACTIVE or
-// IDLE that this manager is not running: their server stopped without
-// ending them (a crash, SIGKILL, power loss), so they are not alive
+// Reconcile records as ERROR every session the store holds as STARTING,
+// ACTIVE or IDLE that this manager is not running: their server stopped
+// without ending them (a crash, SIGKILL, power loss), so they are not alive
 // whatever the store says. Their processes went with their plugins, which
 // end their sessions when the server that started them goes away. Call it
 // once at start-up, before creating sessions; it returns how many sessions
@@ -20,7 +20,7 @@ const ReasonServerLost = "server_lost: the server stopped without ending the ses
 // One database serves one ptyhost server: a second server reconciling would
 // declare the first one's sessions lost.
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
-	recs, err := m.store.ListSessions(ctx, StatusActive, StatusIdle)
+	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
 	if err != nil {
 		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", err)
 	}

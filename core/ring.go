@@ -2,16 +2,21 @@ package core
 
 import "bytes"
 
-// ring is a session's scrollback: the last cap bytes of its output, addressed
-// by absolute offset (the count of bytes the session has produced before).
-// Readers keep their own offset; a reader whose offset has fallen behind
-// start lost bytes and must resync at a safe point.
+// ring is a session's scrollback: the last capacity bytes of its output,
+// addressed by absolute offset (the count of bytes the session has produced
+// before). Readers keep their own offset; a reader whose offset has fallen
+// behind start lost bytes and must resync at a safe point.
+//
+// The buffer grows on demand: it is allocated at the first output, at
+// minRingSize, and doubles as output needs room, up to capacity. Byte off
+// is at buf[off % len(buf)] whatever the buffer's size.
 //
 // ring is not safe for concurrent use; the session's mu guards it.
 type ring struct {
-	buf   []byte
-	start int64 // offset of the oldest byte kept
-	end   int64 // offset just past the newest byte
+	buf      []byte
+	capacity int
+	start    int64 // offset of the oldest byte kept
+	end      int64 // offset just past the newest byte
 
 	safe     []safePoint // ascending offsets, all >= start
 	endModes modeSet     // the terminal modes at end
@@ -43,11 +48,17 @@ const (
 	maxSafeGap = 16 << 10
 )
 
+// minRingSize is the buffer a ring starts with at its first output.
+const minRingSize = 4 << 10
+
 func newRing(capacity int) *ring {
-	r := &ring{buf: make([]byte, capacity), endModes: defaultModes}
+	r := &ring{capacity: capacity, endModes: defaultModes}
 	r.tr.parser.modes = defaultModes
 	return r
 }
+
+// footprint is the memory the ring's buffer holds.
+func (r *ring) footprint() int { return cap(r.buf) }
 
 // write scans and commits p in one go.
 func (r *ring) write(p []byte) {
@@ -59,6 +70,16 @@ func (r *ring) write(p []byte) {
 func (r *ring) commit(p []byte, points []safePoint, modes modeSet) {
 	r.safe = append(r.safe, points...)
 	r.endModes = modes
+	if len(p) == 0 {
+		return
+	}
+	if want := r.end - r.start + int64(len(p)); want > int64(len(r.buf)) && len(r.buf) < r.capacity {
+		size := max(len(r.buf), minRingSize)
+		for int64(size) < want && size < r.capacity {
+			size *= 2
+		}
+		r.resize(min(size, r.capacity))
+	}
 	n := int64(len(r.buf))
 	if int64(len(p)) > n {
 		// Only the last n bytes survive.
@@ -129,22 +150,28 @@ func (t *tracker) checkSafe(off int64, c byte) {
 
 // gapPoints records safe points every maxSafeGap bytes inside text, a run
 // of ground-state bytes without escapes or newlines starting at offset
-// start: before any byte that does not continue a UTF-8 sequence.
+// start: before any byte that does not continue a UTF-8 sequence, where the
+// bytes before it complete their character as the parser sees them (so a
+// point does not depend on where the output was split into writes).
 func (t *tracker) gapPoints(text []byte, start int64) {
 	for {
-		q := t.lastAdd + maxSafeGap - start // index of the first candidate
-		if q >= int64(len(text)) {
-			return
-		}
-		q = max(q, 0)
-		for q < int64(len(text)) && text[q]&0xC0 == 0x80 {
+		q := max(t.lastAdd+maxSafeGap-start, 0) // index of the first candidate
+		for q < int64(len(text)) && (text[q]&0xC0 == 0x80 || t.needBefore(text, q) > 0) {
 			q++
 		}
-		if q >= int64(len(text)) || (q == 0 && t.parser.utf8Need > 0) {
+		if q >= int64(len(text)) {
 			return
 		}
 		t.add(start + q)
 	}
+}
+
+// needBefore returns the UTF-8 continuation bytes the parser expects after
+// text[:q].
+func (t *tracker) needBefore(text []byte, q int64) int {
+	b := boundary{utf8Need: t.parser.utf8Need}
+	b.skipText(text[:q])
+	return b.utf8Need
 }
 
 func (t *tracker) add(off int64) {
@@ -195,4 +222,53 @@ func (r *ring) read(p []byte, off int64) (n int, ok bool) {
 		n += c
 	}
 	return n, true
+}
+
+// resize moves the bytes kept into a buffer of size bytes, which must hold
+// them.
+func (r *ring) resize(size int) {
+	var nb []byte
+	if size > 0 {
+		nb = make([]byte, size)
+	}
+	for off := r.start; off < r.end; {
+		i := int(off % int64(len(r.buf)))
+		j := int(off % int64(size))
+		n := min(len(r.buf)-i, size-j, int(r.end-off))
+		copy(nb[j:j+n], r.buf[i:i+n])
+		off += int64(n)
+	}
+	r.buf = nb
+}
+
+// shrink releases what a replay of the ended output does not need: it
+// keeps the output from the oldest safe point within the last keep bytes
+// (all of it if it is no more than keep bytes, from the newest safe point
+// if none is that recent), and never the bytes at or after floor, which a
+// reader has yet to read. The buffer is reallocated to fit.
+func (r *ring) shrink(keep int, floor int64) {
+	from := r.start
+	if r.end-r.start > int64(keep) {
+		from = r.end
+		for i := range r.safe {
+			if r.safe[i].off >= r.end-int64(keep) || i == len(r.safe)-1 {
+				from = r.safe[i].off
+				break
+			}
+		}
+	}
+	from = max(min(from, floor), r.start)
+	if from == r.start && len(r.buf) == int(r.end-r.start) {
+		return
+	}
+	r.start = from
+	r.dropSafe()
+	r.resize(int(r.end - r.start))
+}
+
+// drop releases every byte kept: readers resync at the end.
+func (r *ring) drop() {
+	r.start = r.end
+	r.buf = nil
+	r.safe = nil
 }

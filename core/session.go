@@ -72,10 +72,14 @@ func (s *session) wakeAll() {
 	}
 }
 
+// pumpBufferSize is the pump's read buffer, which every running session
+// holds.
+const pumpBufferSize = 16 << 10
+
 // pump reads the PTY until it ends, then records the exit.
 func (s *session) pump(ctx context.Context) {
 	defer close(s.pumpDone)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, pumpBufferSize)
 	var readErr error
 	for {
 		n, err := s.pty.Read(buf)
@@ -220,6 +224,7 @@ func (s *session) exited(st ExitStatus, err error) {
 	s.release()
 	if running {
 		s.m.linger(s)
+		s.m.keepExited(s)
 	}
 }
 

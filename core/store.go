@@ -12,6 +12,7 @@ type Status string
 
 // Session statuses.
 const (
+	StatusStarting   Status = "STARTING"   // recorded before the plugin is asked to start it
 	StatusActive     Status = "ACTIVE"     // running, at least one client attached
 	StatusIdle       Status = "IDLE"       // running, no client attached
 	StatusTerminated Status = "TERMINATED" // ended: exited or destroyed
@@ -26,7 +27,10 @@ var (
 	ErrEnvironmentInUse    = errors.New("environment has live sessions")
 	ErrInvalidArgument     = errors.New("invalid argument")
 	ErrClosed              = errors.New("manager closed")
-	errNotRunning          = errors.New("session is not running")
+	// ErrStoreUnavailable wraps a store error the manager could not work
+	// around: the database is down or unreachable. The API answers 503.
+	ErrStoreUnavailable = errors.New("the database is unavailable")
+	errNotRunning       = errors.New("session is not running")
 )
 
 // Environment is a configured place where sessions run: the local host, a
@@ -132,6 +136,37 @@ type SessionStore interface {
 	// ListSessions returns rows in creation order; with statuses given, only
 	// rows in one of them.
 	ListSessions(ctx context.Context, statuses ...Status) ([]SessionRecord, error)
+	// QuerySessions returns the rows q selects, ordered by created_at, then
+	// id.
+	QuerySessions(ctx context.Context, q SessionQuery) ([]SessionRecord, error)
+	// DeleteSessions deletes the rows in one of statuses whose updated_at
+	// is before before, and returns how many it deleted.
+	DeleteSessions(ctx context.Context, statuses []Status, before time.Time) (int, error)
+}
+
+// SessionQuery selects session rows. The zero value selects every row.
+type SessionQuery struct {
+	// Statuses, when not empty, keeps the rows in one of them.
+	Statuses []Status
+	// EnvironmentID, when set, keeps the rows of that environment.
+	EnvironmentID string
+	// After, when set, keeps the rows after it in the order (created_at,
+	// id): those created later, or at the same time with a greater id.
+	After *SessionKey
+	// Limit, when positive, returns at most this many rows.
+	Limit int
+}
+
+// SessionKey is a row's place in the order of QuerySessions.
+type SessionKey struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Pinger is implemented by stores that can check their database cheaply
+// (core/store does). The manager's StoreHealth uses it.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 // Store is everything the manager needs from a database.

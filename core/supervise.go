@@ -2,28 +2,13 @@ package core
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"maps"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -33,8 +18,8 @@ import (
 const ReasonPluginRestarted = "plugin_restarted"
 
 // supervised is one plugin and its supervisor. The supervisor, run, is the
-// only goroutine that starts and stops the plugin's processes after
-// LoadPlugins, so launches of one plugin never overlap.
+// only goroutine that starts and stops the plugin's processes, so launches
+// of one plugin never overlap.
 type supervised struct {
 	p        *Plugins
 	name     string
@@ -148,10 +133,12 @@ func (s *supervised) environment() (shared.Environment, error) {
 	}
 }
 
-// run supervises the plugin until ctx ends, starting from g, the process
-// LoadPlugins started (nil if it did not start). It restarts a process that
-// dies, with backoff, and serves operator restarts.
-func (s *supervised) run(ctx context.Context, g *generation) {
+// run launches the plugin and supervises it until ctx ends. It restarts a
+// process that dies, with backoff, and serves operator restarts. A first
+// launch that fails leaves the plugin failed (or refused) until Restart.
+func (s *supervised) run(ctx context.Context) {
+	g, _ := s.launch(ctx, false)
+	s.p.launched()
 	var retry *time.Timer
 	stopRetry := func() {
 		if retry != nil {
@@ -179,7 +166,7 @@ func (s *supervised) run(ctx context.Context, g *generation) {
 		select {
 		case <-ctx.Done():
 			if g != nil {
-				g.stop("")
+				g.stop(s.p.stopContext(), "")
 			}
 			s.mu.Lock()
 			s.gen = nil
@@ -206,7 +193,7 @@ func (s *supervised) run(ctx context.Context, g *generation) {
 			stopRetry()
 			if g != nil {
 				s.log.Info("restarting the plugin on request; its sessions end", "pid", g.pid)
-				g.stop(ReasonPluginRestarted)
+				g.stop(ctx, ReasonPluginRestarted)
 				g = nil
 			}
 			s.mu.Lock()
@@ -266,15 +253,21 @@ func (s *supervised) launch(ctx context.Context, again bool) (*generation, error
 	s.mu.Unlock()
 
 	g, err := s.start(ctx)
-	if err == nil && again {
-		// A restarted plugin may serve other types than before.
+	if err == nil {
+		// Types are known only now; a restarted plugin may serve other
+		// types than before.
 		if cerr := s.p.claim(s, g.info.Types); cerr != nil {
-			g.stop("")
+			g.stop(ctx, "")
 			g, err = nil, &refusal{cerr.Error()}
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		s.setState(PluginStopped, "")
+		s.log.Info("plugin start abandoned: the plugins are stopping")
+		return nil, err
+	}
 	if err != nil {
 		state := PluginFailed
 		if isRefusal(err) {
@@ -288,321 +281,8 @@ func (s *supervised) launch(ctx context.Context, again bool) (*generation, error
 	s.setState(PluginRunning, "")
 	if again {
 		s.log.Info("plugin restarted", "version", g.info.Version, "types", g.info.Types, "pid", g.pid, "restarts", s.restarts)
+	} else {
+		s.log.Info("plugin loaded", "version", g.info.Version, "types", g.info.Types, "pid", g.pid)
 	}
 	return g, nil
-}
-
-// start starts the plugin's executable, checks it, and asks for its Info.
-// On failure nothing is left running.
-func (s *supervised) start(ctx context.Context) (*generation, error) {
-	s.mu.Lock()
-	path := s.path
-	s.mu.Unlock()
-	if err := executable(path); err != nil {
-		return nil, fmt.Errorf("no plugin executable: %w", err)
-	}
-	sum, err := s.checksum(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the plugin executable: %w", err)
-	}
-	s.mu.Lock()
-	s.sum = sum
-	s.mu.Unlock()
-
-	o := s.p.opts
-	cmd := exec.Command(path, s.conf.Args...)
-	cmd.Env = s.conf.environ(s.builtin, os.Environ())
-	var life context.Context
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  shared.Handshake,
-		VersionedPlugins: versionedPlugins(&life),
-		Cmd:              cmd,
-		SkipHostEnv:      true, // cmd.Env is the whole environment
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		StartTimeout:     o.StartTimeout,
-		Logger:           newHCLogger(s.log, ""),
-	}
-	pin := strings.ToLower(s.conf.SHA256)
-	if pin != "" {
-		want, _ := hex.DecodeString(pin) // validated
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
-	}
-	client := plugin.NewClient(cfg)
-	env, info, err := dispense(ctx, client)
-	if err != nil {
-		client.Kill()
-		return nil, s.startError(err, path, pin)
-	}
-	g := &generation{client: client, env: env, info: info, exited: life.Done(), health: newHealthCache(o)}
-	if rc := client.ReattachConfig(); rc != nil {
-		g.pid, g.addr = rc.Pid, rc.Addr
-	}
-	g.wrapped = &pluginEnv{g: g}
-	return g, nil
-}
-
-// versionMismatch matches go-plugin's error for a plugin that speaks a
-// protocol version the host does not.
-var versionMismatch = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: (\d+)`)
-
-// startError explains a failed start.
-func (s *supervised) startError(err error, path, pin string) error {
-	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-		actual, herr := fileSHA256(path)
-		if herr != nil {
-			actual = "unreadable (" + herr.Error() + ")"
-		}
-		s.mu.Lock()
-		s.sum = actual
-		s.mu.Unlock()
-		return &refusal{fmt.Sprintf("sha256 mismatch: the configuration pins %s, but %s has %s", pin, path, actual)}
-	}
-	if m := versionMismatch.FindStringSubmatch(err.Error()); m != nil {
-		return &refusal{fmt.Sprintf("plugin %s speaks protocol version %s; this server supports %s", s.name, m[1], supportedVersions())}
-	}
-	return fmt.Errorf("did not start: %w", err)
-}
-
-// supportedVersions lists the plugin protocol versions the host speaks:
-// "1", or "1 and 2".
-func supportedVersions() string {
-	var vs []string
-	for _, v := range slices.Sorted(maps.Keys(shared.VersionedPlugins(nil))) {
-		vs = append(vs, strconv.Itoa(v))
-	}
-	if len(vs) > 1 {
-		return strings.Join(vs[:len(vs)-1], ", ") + " and " + vs[len(vs)-1]
-	}
-	return strings.Join(vs, "")
-}
-
-// dispense connects to a started plugin and asks for its Info.
-func dispense(ctx context.Context, client *plugin.Client) (shared.Environment, shared.Info, error) {
-	rpc, err := client.Client()
-	if err != nil {
-		return nil, shared.Info{}, err
-	}
-	raw, err := rpc.Dispense(shared.PluginName)
-	if err != nil {
-		return nil, shared.Info{}, err
-	}
-	env, ok := raw.(shared.Environment)
-	if !ok {
-		return nil, shared.Info{}, fmt.Errorf("plugin dispensed %T, not a shared.Environment", raw)
-	}
-	info, err := env.Info(ctx)
-	if err != nil {
-		return nil, shared.Info{}, fmt.Errorf("info: %w", err)
-	}
-	if len(info.Types) == 0 {
-		return nil, shared.Info{}, errors.New("plugin serves no environment type")
-	}
-	return env, info, nil
-}
-
-// versionedPlugins is shared.VersionedPlugins for the host, with every
-// plugin wrapped so that the context go-plugin gives the dispensed client,
-// which ends when the plugin process has exited, is stored in *life.
-func versionedPlugins(life *context.Context) map[int]plugin.PluginSet {
-	sets := shared.VersionedPlugins(nil)
-	for _, set := range sets {
-		for name, pl := range set {
-			if gp, ok := pl.(plugin.GRPCPlugin); ok {
-				set[name] = &lifePlugin{grpc: gp, life: life}
-			}
-		}
-	}
-	return sets
-}
-
-// lifePlugin is a GRPCPlugin that records its client's life context.
-type lifePlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	grpc plugin.GRPCPlugin
-	life *context.Context // written by Dispense, in the dispensing goroutine
-}
-
-func (p *lifePlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
-	return p.grpc.GRPCServer(b, s)
-}
-
-func (p *lifePlugin) GRPCClient(ctx context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	*p.life = ctx
-	return p.grpc.GRPCClient(ctx, b, c)
-}
-
-// fileKey identifies a file's content well enough to cache its checksum
-// for listings (the pin itself is checked by go-plugin at every launch).
-type fileKey struct {
-	path  string
-	size  int64
-	mtime time.Time
-}
-
-// checksum returns the SHA-256 of the executable at path, cached while the
-// file stays the same.
-func (s *supervised) checksum(path string) (string, error) {
-	resolved, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return "", err
-	}
-	fi, err := os.Stat(resolved)
-	if err != nil {
-		return "", err
-	}
-	key := fileKey{resolved, fi.Size(), fi.ModTime()}
-	if s.sumOf.key == key {
-		return s.sumOf.sum, nil
-	}
-	sum, err := fileSHA256(resolved)
-	if err != nil {
-		return "", err
-	}
-	s.sumOf.key, s.sumOf.sum = key, sum
-	return sum, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// generation is one process of a plugin.
-type generation struct {
-	client  *plugin.Client
-	env     shared.Environment // the dispensed gRPC client
-	info    shared.Info
-	wrapped *pluginEnv
-	exited  <-chan struct{} // closed when the process has exited
-	pid     int
-	addr    net.Addr
-	health  *healthCache
-
-	stopReason atomic.Pointer[string] // why the host stopped it on purpose
-	cleanOnce  sync.Once
-}
-
-// stop ends the process on purpose; reason, when set, is what its
-// sessions' exits report instead of plugin_crashed.
-func (g *generation) stop(reason string) {
-	if reason != "" {
-		g.stopReason.Store(&reason)
-	}
-	g.client.Kill()
-	g.cleanup()
-}
-
-// stoppedFor returns the reason the host stopped the process, or "".
-func (g *generation) stoppedFor() string {
-	if r := g.stopReason.Load(); r != nil {
-		return *r
-	}
-	return ""
-}
-
-// cleanup releases what a process that exited leaves behind: go-plugin's
-// connection and goroutines, and the Unix socket a killed plugin could not
-// remove.
-func (g *generation) cleanup() {
-	g.cleanOnce.Do(func() {
-		g.client.Kill() // after an exit: closes the connection, waits for go-plugin's goroutines
-		if a, ok := g.addr.(*net.UnixAddr); ok && a.Name != "" {
-			if fi, err := os.Lstat(a.Name); err == nil && fi.Mode()&os.ModeSocket != 0 {
-				_ = os.Remove(a.Name)
-			}
-		}
-	})
-}
-
-// pluginEnv is the Environment of one plugin process as Plugins hands it
-// out: it caches health answers, refuses to spawn in an environment found
-// unavailable, and tells sessions that ended because an operator restarted
-// the plugin from sessions whose plugin crashed.
-type pluginEnv struct{ g *generation }
-
-var (
-	_ shared.Environment     = (*pluginEnv)(nil)
-	_ shared.ConfigValidator = (*pluginEnv)(nil)
-	_ shared.HealthChecker   = (*pluginEnv)(nil)
-)
-
-func (e *pluginEnv) Info(ctx context.Context) (shared.Info, error) { return e.g.env.Info(ctx) }
-
-// Spawn refuses at once, with the plugin's reason, an environment whose
-// last health check (within the cache's time to live) found it
-// unavailable; otherwise it spawns. It does not ask for health itself: a
-// check can cost as much as a start (an SSH login), and a start in an
-// environment that is down fails with shared.ErrUnavailable anyway.
-func (e *pluginEnv) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
-	if r, ok := e.g.health.cached(req.EnvironmentType, req.Config); ok && r.refuses() {
-		return nil, r.err
-	}
-	p, err := e.g.env.Spawn(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return &supervisedPTY{PTY: p, g: e.g}, nil
-}
-
-func (e *pluginEnv) ValidateConfig(ctx context.Context, envType string, config json.RawMessage) error {
-	v, ok := e.g.env.(shared.ConfigValidator)
-	if !ok {
-		return shared.ErrUnsupported
-	}
-	return v.ValidateConfig(ctx, envType, config)
-}
-
-// Health returns the cached result of the environment's health check:
-// nil when healthy, an error wrapping shared.ErrUnsupported when the plugin
-// does not report health.
-func (e *pluginEnv) Health(ctx context.Context, envType string, config json.RawMessage) error {
-	r := e.g.health.check(ctx, e.g, envType, config)
-	if r.Status == HealthUnknown {
-		return fmt.Errorf("plugin %s: health: %w", e.g.info.Name, shared.ErrUnsupported)
-	}
-	return r.err
-}
-
-// checkHealth implements healthReporter.
-func (e *pluginEnv) checkHealth(ctx context.Context, envType string, config json.RawMessage) healthResult {
-	return e.g.health.check(ctx, e.g, envType, config)
-}
-
-// supervisedPTY is a session of a plugin process. When the process was
-// stopped by an operator's restart, the session's end reads as an exit
-// with reason plugin_restarted rather than a broken stream (which the
-// manager records as plugin_crashed).
-type supervisedPTY struct {
-	shared.PTY
-	g         *generation
-	restarted atomic.Bool
-}
-
-func (p *supervisedPTY) Read(b []byte) (int, error) {
-	n, err := p.PTY.Read(b)
-	if err != nil && errors.Is(err, shared.ErrPluginExited) && p.g.stoppedFor() != "" {
-		p.restarted.Store(true)
-		return n, io.EOF
-	}
-	return n, err
-}
-
-func (p *supervisedPTY) Wait(ctx context.Context) (shared.ExitStatus, error) {
-	if p.restarted.Load() {
-		return shared.ExitStatus{Code: -1, Reason: p.g.stoppedFor()}, nil
-	}
-	st, err := p.PTY.Wait(ctx)
-	if err != nil && errors.Is(err, shared.ErrPluginExited) && p.g.stoppedFor() != "" {
-		return shared.ExitStatus{Code: -1, Reason: p.g.stoppedFor()}, nil
-	}
-	return st, err
 }

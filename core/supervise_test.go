@@ -89,7 +89,7 @@ type pluginWorld struct {
 
 func newPluginWorld(t *testing.T, opts PluginOptions) *pluginWorld {
 	t.Helper()
-	p, err := LoadPlugins(pluginsContext(t), opts)
+	p, err := loadPlugins(pluginsContext(t), t, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestPluginCleanEnvironment(t *testing.T) {
 	w.addEnv(t, "builtin", "BUILTIN", "{}")
 
 	// go-plugin's own variables, which every plugin gets.
-	protocol := []string{"PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", shared.MagicCookieKey}
+	protocol := []string{"PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", shared.MagicCookieKey}
 	tests := []struct {
 		env     string
 		want    []string // exactly these names, besides protocol's
@@ -277,7 +277,7 @@ func TestPluginProtocolVersions(t *testing.T) {
 	linkPlugin(t, dir, "future", bin)
 	linkPlugin(t, dir, "both", bin)
 	logs := newLogRecords()
-	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Logger: slog.New(logs), Plugins: []PluginConfig{
+	p, err := loadPlugins(ctx, t, PluginOptions{Dir: dir, Logger: slog.New(logs), Plugins: []PluginConfig{
 		{Name: "future", Args: []string{"-protocols", "7", "-types", "FUTURE"}},
 		{Name: "both", Args: []string{"-protocols", "1,7", "-types", "BOTH"}},
 	}})
@@ -473,7 +473,7 @@ func TestPluginRelaunchChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPlugins(ctx, PluginOptions{Dir: dir, Plugins: []PluginConfig{
+	p, err := loadPlugins(ctx, t, PluginOptions{Dir: dir, Plugins: []PluginConfig{
 		{Name: "a", Args: []string{"-types", "A"}}, {Name: "b"}, {Name: "c", SHA256: pin},
 	}})
 	if err != nil {

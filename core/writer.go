@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,7 +11,9 @@ import (
 )
 
 // writer moves session status to the store off every session's hot path.
-// Callers enqueue; one goroutine writes. Writes to one session are merged
+// A new session's row is written at once (saveNow), before the session
+// starts; everything after — status changes, counters, last-active times —
+// is enqueued, and one goroutine writes. Writes to one session are merged
 // while they wait, so a burst of changes (connections coming and going,
 // resizes, activity) becomes one row update. A failed write is logged, kept
 // (merged under anything newer) and retried with backoff: a store outage
@@ -24,9 +27,10 @@ type writer struct {
 	pending  map[string]*pendingWrite
 	inflight map[string]*pendingWrite // the batch being written now
 
-	// writing serialises batches with synchronous flushes, so writes to one
-	// row land in the order they were enqueued.
-	writing sync.Mutex
+	// writing, a semaphore of one, serialises batches with synchronous
+	// flushes and saves, so writes to one row land in the order they were
+	// enqueued.
+	writing chan struct{}
 
 	kick chan struct{}
 	done chan struct{}
@@ -42,6 +46,9 @@ type pendingWrite struct {
 const (
 	writerRetryMin = 100 * time.Millisecond
 	writerRetryMax = 10 * time.Second
+	// writerTimeout bounds one write, so that a database that hangs
+	// delays the others only this long.
+	writerTimeout = 10 * time.Second
 )
 
 func newWriter(store SessionStore, log *slog.Logger, metrics *metrics) *writer {
@@ -52,16 +59,9 @@ func newWriter(store SessionStore, log *slog.Logger, metrics *metrics) *writer {
 		pending: make(map[string]*pendingWrite),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		writing: make(chan struct{}, 1),
 	}
 	return w
-}
-
-// save enqueues a whole row, replacing anything pending for its id.
-func (w *writer) save(rec SessionRecord) {
-	w.mu.Lock()
-	w.pending[rec.ID] = &pendingWrite{rec: &rec}
-	w.mu.Unlock()
-	w.poke()
 }
 
 // update enqueues a change to one row.
@@ -147,11 +147,52 @@ func (w *writer) flush(ctx context.Context) error {
 	return w.writeBatch(ctx)
 }
 
+// saveNow writes rec, a whole row, before it returns, in order with the
+// batches. What was pending for its id is dropped once it is written: the
+// row replaces it.
+func (w *writer) saveNow(ctx context.Context, rec SessionRecord) error {
+	if err := w.lock(ctx); err != nil {
+		return err
+	}
+	defer w.unlock()
+	wctx, cancel := context.WithTimeout(ctx, writerTimeout)
+	defer cancel()
+	timer := prometheus.NewTimer(w.metrics.storeLatency)
+	err := w.store.SaveSession(wctx, rec)
+	timer.ObserveDuration()
+	if err != nil {
+		w.metrics.storeErrors.Inc()
+		return err
+	}
+	w.mu.Lock()
+	delete(w.pending, rec.ID)
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *writer) lock(ctx context.Context) error {
+	select {
+	case w.writing <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case w.writing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *writer) unlock() { <-w.writing }
+
 // writeBatch takes every pending write and performs it. Failed writes go
 // back to pending, under anything enqueued meanwhile.
 func (w *writer) writeBatch(ctx context.Context) error {
-	w.writing.Lock()
-	defer w.writing.Unlock()
+	if err := w.lock(ctx); err != nil {
+		return err
+	}
+	defer w.unlock()
 
 	w.mu.Lock()
 	batch := w.pending
@@ -168,6 +209,12 @@ func (w *writer) writeBatch(ctx context.Context) error {
 	for id, p := range batch {
 		err := w.write(ctx, id, p)
 		if err == nil {
+			continue
+		}
+		if p.rec == nil && errors.Is(err, ErrSessionNotFound) {
+			// The row was deleted (retention) while the session lingered:
+			// there is nothing left to update.
+			w.log.Debug("session row gone; update dropped", "session_id", id)
 			continue
 		}
 		if firstErr == nil {
@@ -191,6 +238,8 @@ func (w *writer) writeBatch(ctx context.Context) error {
 
 func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
 	defer prometheus.NewTimer(w.metrics.storeLatency).ObserveDuration()
+	ctx, cancel := context.WithTimeout(ctx, writerTimeout)
+	defer cancel()
 	if p.rec != nil {
 		rec := *p.rec
 		applyUpdate(&rec, p.upd)

@@ -64,6 +64,9 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		h.attachFailed(w, r, id, err)
 		return
 	}
+	// Guard has checked Host, Origin and Sec-Fetch-Site already. Accept's
+	// own check, which stays as a second line, compares Origin with Host
+	// only, and a DNS-rebinding page controls both.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: h.opts.AllowedOrigins,
@@ -216,24 +219,41 @@ func (c *wsClient) readLoop(ctx context.Context) {
 
 // control handles one JSON control message from the client.
 func (c *wsClient) control(ctx context.Context, p []byte) {
-	var msg controlMessage
-	if err := json.Unmarshal(p, &msg); err != nil {
-		c.reject("invalid control message: " + err.Error())
+	msg, err := parseControl(p)
+	if err != nil {
+		c.reject(err.Error())
 		return
 	}
 	switch msg.Type {
 	case "resize":
-		if msg.Cols == nil || msg.Rows == nil {
-			c.reject("resize needs integer cols and rows")
-			return
-		}
 		if err := c.a.Resize(ctx, *msg.Cols, *msg.Rows); err != nil {
 			c.reject("resize rejected: " + err.Error())
 		}
+	}
+}
+
+// parseControl decodes one JSON control message from a client and checks
+// that it is of a type a client may send, with the fields that type needs
+// in range: a resize has cols and rows, both in 1..MaxTermSize. The error
+// is what the client is told.
+func parseControl(p []byte) (controlMessage, error) {
+	var msg controlMessage
+	if err := json.Unmarshal(p, &msg); err != nil {
+		return controlMessage{}, fmt.Errorf("invalid control message: %v", err)
+	}
+	switch msg.Type {
+	case "resize":
+		if msg.Cols == nil || msg.Rows == nil {
+			return controlMessage{}, errors.New("resize needs integer cols and rows")
+		}
+		if err := validSize(*msg.Cols, *msg.Rows); err != nil {
+			return controlMessage{}, fmt.Errorf("resize rejected: %w", err)
+		}
+		return msg, nil
 	case "":
-		c.reject(`control message has no "type"`)
+		return controlMessage{}, errors.New(`control message has no "type"`)
 	default:
-		c.reject(fmt.Sprintf("unknown control message type %q", msg.Type))
+		return controlMessage{}, fmt.Errorf("unknown control message type %q", msg.Type)
 	}
 }
 

@@ -379,11 +379,12 @@ func TestRun(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
 	r := f.requestsSoFar()
-	if len(r) != 2 || r[0].method+" "+r[0].path != "POST /api/v1/sessions" || r[1].path != "/api/v1/sessions/new1/attach" {
+	if len(r) != 3 || r[0].method+" "+r[0].path != "GET /api/v1/environments/host" ||
+		r[1].method+" "+r[1].path != "POST /api/v1/sessions" || r[2].path != "/api/v1/sessions/new1/attach" {
 		t.Fatalf("requests %+v", r)
 	}
 	var body map[string]any
-	if err := json.Unmarshal([]byte(r[0].body), &body); err != nil {
+	if err := json.Unmarshal([]byte(r[1].body), &body); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{
@@ -405,10 +406,10 @@ func TestRunDefaults(t *testing.T) {
 	if code := c.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
-	wd, _ := os.Getwd()
+	// dev is an SSH environment: no local directory is sent.
 	r := f.requestsSoFar()
-	want := fmt.Sprintf(`{"id":"mine","environment_id":"dev","worktree_path":%q}`, wd)
-	if len(r) != 2 || r[0].body != want || r[1].path != "/api/v1/sessions/mine/attach" {
+	want := `{"id":"mine","environment_id":"dev"}`
+	if len(r) != 3 || r[1].body != want || r[2].path != "/api/v1/sessions/mine/attach" {
 		t.Errorf("requests %+v, want POST %s", r, want)
 	}
 }

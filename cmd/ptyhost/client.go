@@ -124,7 +124,9 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	req.Header = c.header()
 	req.Header.Set("Accept", "application/json")
-	if in != nil {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		// Required even without a body (docs/protocol.md).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
@@ -192,16 +194,30 @@ func (c *client) createSession(ctx context.Context, req createSessionRequest) (*
 	return &s, nil
 }
 
-// listSessionsRaw returns the "sessions" array exactly as the server sent
-// it.
+// listSessionsRaw returns every session, each exactly as the server sent
+// it, in one JSON array: it follows next_cursor through the pages.
 func (c *client) listSessionsRaw(ctx context.Context) (json.RawMessage, error) {
-	var out struct {
-		Sessions json.RawMessage `json:"sessions"`
+	all := []json.RawMessage{}
+	cursor := ""
+	for {
+		path := "/api/v1/sessions?limit=" + fmt.Sprint(core.MaxListLimit)
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var out struct {
+			Sessions   []json.RawMessage `json:"sessions"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Sessions...)
+		if out.NextCursor == "" || out.NextCursor == cursor {
+			break
+		}
+		cursor = out.NextCursor
 	}
-	if err := c.do(ctx, http.MethodGet, "/api/v1/sessions", nil, &out); err != nil {
-		return nil, err
-	}
-	return out.Sessions, nil
+	return json.Marshal(all)
 }
 
 func (c *client) deleteSession(ctx context.Context, id string) error {

@@ -233,6 +233,8 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			id = "env-generated"
 		}
 		writeJSON(w, http.StatusCreated, fmt.Sprintf(`{"id": %q, "type": %q}`, id, req["type"]))
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/environments/"):
+		f.serveEnvironment(w, strings.TrimPrefix(r.URL.Path, "/api/v1/environments/"))
 	case r.Method == http.MethodDelete && (isSession || strings.HasPrefix(r.URL.Path, "/api/v1/environments/")):
 		w.WriteHeader(http.StatusNoContent)
 	default:

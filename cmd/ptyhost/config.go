@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // The server's configuration file, in HCL:
@@ -39,10 +41,14 @@ type configFile struct {
 	Scrollback      *string       `hcl:"scrollback,optional"`
 	IdleTimeout     *string       `hcl:"idle_timeout,optional"`
 	Linger          *string       `hcl:"linger,optional"`
+	Retention       *string       `hcl:"retention,optional"`
 	ShutdownTimeout *string       `hcl:"shutdown_timeout,optional"`
 	LogLevel        *string       `hcl:"log_level,optional"`
 	LogFormat       *string       `hcl:"log_format,optional"`
 	AllowedOrigins  []string      `hcl:"allowed_origins,optional"`
+	AllowedHosts    []string      `hcl:"allowed_hosts,optional"`
+	MetricsAuth     *bool         `hcl:"metrics_auth,optional"`
+	WorkdirRoots    []string      `hcl:"workdir_roots,optional"`
 	Plugins         []pluginBlock `hcl:"plugin,block"`
 }
 
@@ -74,9 +80,11 @@ func settings() []setting {
 		{"scrollback", "PTYHOST_SCROLLBACK", "scrollback"},
 		{"idle-timeout", "PTYHOST_IDLE_TIMEOUT", "idle_timeout"},
 		{"linger", "PTYHOST_LINGER", "linger"},
+		{"retention", "PTYHOST_RETENTION", "retention"},
 		{"shutdown-timeout", "PTYHOST_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
 		{"log-level", "PTYHOST_LOG_LEVEL", "log_level"},
 		{"log-format", "PTYHOST_LOG_FORMAT", "log_format"},
+		{"metrics-auth", "PTYHOST_METRICS_AUTH", "metrics_auth"},
 	}
 }
 
@@ -86,6 +94,8 @@ type fileConfig struct {
 	// values maps a flag name to the file's value for it.
 	values         map[string]string
 	allowedOrigins []string
+	allowedHosts   []string
+	workdirRoots   []string
 	plugins        []core.PluginConfig
 	// tokenExposed: the file holds the token and others may read it.
 	tokenExposed bool
@@ -104,12 +114,16 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 	if diags := gohcl.DecodeBody(f.Body, nil, &raw); diags.HasErrors() {
 		return nil, configError(path, diags)
 	}
-	fc := &fileConfig{path: path, values: map[string]string{}, allowedOrigins: raw.AllowedOrigins}
+	fc := &fileConfig{path: path, values: map[string]string{}, allowedOrigins: raw.AllowedOrigins, allowedHosts: raw.AllowedHosts}
 	attrs := map[string]*string{
 		"listen": raw.Listen, "db": raw.DB, "data_dir": raw.DataDir, "plugin_dir": raw.PluginDir,
 		"token": raw.Token, "scrollback": raw.Scrollback, "idle_timeout": raw.IdleTimeout,
-		"linger": raw.Linger, "shutdown_timeout": raw.ShutdownTimeout, "log_level": raw.LogLevel,
+		"linger": raw.Linger, "retention": raw.Retention, "shutdown_timeout": raw.ShutdownTimeout, "log_level": raw.LogLevel,
 		"log_format": raw.LogFormat,
+	}
+	if raw.MetricsAuth != nil {
+		v := strconv.FormatBool(*raw.MetricsAuth)
+		attrs["metrics_auth"] = &v
 	}
 	for _, s := range settings() {
 		v := attrs[s.attr]
@@ -122,6 +136,10 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		}
 		fc.values[s.flag] = *v
 	}
+	if err := shared.CheckRoots(raw.WorkdirRoots); err != nil {
+		diags = diags.Append(invalid(f.Body, "workdir_roots", "Invalid workdir_roots", err.Error()))
+	}
+	fc.workdirRoots = raw.WorkdirRoots
 	if raw.Token != nil {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fc.tokenExposed = true

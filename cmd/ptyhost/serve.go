@@ -37,9 +37,13 @@ type serveConfig struct {
 	token           string
 	insecure        bool
 	allowedOrigins  stringList
+	allowedHosts    stringList
+	metricsAuth     bool
+	workdirRoots    stringList
 	scrollback      byteSize
 	idleTimeout     time.Duration
 	linger          time.Duration
+	retention       retention
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	logFormat       string
@@ -108,11 +112,16 @@ func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "directory of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
 	fs.StringVar(&c.token, "token", "", "require this bearer token on every API request [PTYHOST_TOKEN]")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
-	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin host pattern allowed to attach (repeatable)")
+	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] pattern such as app.example.com or *.example.com (repeatable)")
+	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost and the --listen name: a pattern such as ptyhost.example.com or *.example.com (repeatable)")
+	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
+	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
 	fs.Var(&c.scrollback, "scrollback", "output kept per session for clients that attach later, e.g. 256KiB [PTYHOST_SCROLLBACK]")
 	c.idleTimeout = core.DefaultIdleTimeout
 	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long after its last client left; 0 destroys at once, -1 (or never) keeps it [PTYHOST_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long [PTYHOST_LINGER]")
+	c.retention = retention(core.DefaultRetention)
+	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long ago, e.g. 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log format: text or json [PTYHOST_LOG_FORMAT] (default text)", func(v string) error {
@@ -160,6 +169,12 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 		if !given["allowed-origin"] && len(file.allowedOrigins) > 0 {
 			c.allowedOrigins = file.allowedOrigins
 		}
+		if !given["allowed-host"] && len(file.allowedHosts) > 0 {
+			c.allowedHosts = file.allowedHosts
+		}
+	}
+	if err := c.setWorkdirRoots(given["workdir-root"], file); err != nil {
+		return c, err
 	}
 	for _, s := range settings() {
 		if given[s.flag] {
@@ -190,6 +205,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if err := checkListen(c.listen, c.token, c.insecure); err != nil {
 		return c, usageError{err.Error()}
 	}
+	if err := c.finishGuard(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -204,6 +222,9 @@ func checkSetting(name, value string) error {
 		return nil
 	}
 	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
+		if _, isBool := g.Get().(bool); isBool {
+			return fmt.Errorf("%q: want true or false", value)
+		}
 		if _, isDuration := g.Get().(time.Duration); isDuration {
 			return fmt.Errorf("%q is not a duration; want one such as 90s, 5m or 1h30m", value)
 		}
@@ -333,7 +354,10 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: c.pluginDir, Plugins: c.plugins, Logger: log, Registerer: reg})
+	// The plugins start in the background; their sockets go in a private
+	// directory that the next server clears if this one is killed.
+	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: c.pluginDir, Plugins: c.plugins, Logger: log, Registerer: reg,
+		SocketDir: filepath.Join(c.dataDir, "run")})
 	if err != nil {
 		return fmt.Errorf("loading plugins: %w", err)
 	}
@@ -347,10 +371,13 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		ScrollbackBytes: int(c.scrollback),
 		IdleTimeout:     managerIdleTimeout(c.idleTimeout),
 		Linger:          c.linger,
+		Retention:       time.Duration(c.retention),
+		WorkdirRoots:    c.workdirRoots,
 	})
 	if err != nil {
 		return err
 	}
+	logWorkdirRoots(log, c.workdirRoots)
 	closeManager := func() error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 		defer cancel()
@@ -363,21 +390,15 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	} else if n > 0 {
 		log.Warn("sessions left live by a previous run were recorded as ERROR", "count", n)
 	}
-	if slices.Contains(plugins.Types(), "HOST") {
-		if _, err := m.EnsureEnvironment(ctx, core.Environment{ID: "host", Name: "This machine", Type: "HOST"}); err != nil {
-			return fmt.Errorf("creating the host environment: %w", err)
-		}
-	} else {
-		log.Warn("no plugin serves HOST: the default 'host' environment is not available", "plugin_dir", c.pluginDir)
-	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/", core.NewHandler(m, core.HandlerOptions{
 		Token:          c.token,
 		AllowedOrigins: c.allowedOrigins,
+		AllowedHosts:   c.allowedHosts,
 		Logger:         log,
 	}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", c.metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -385,8 +406,15 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", redactDSN(c.db), "plugin_dir", c.pluginDir)
-	fmt.Fprintf(io.out, "ptyhost: serving on http://%s\n", ln.Addr())
+	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", redactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)
+	// The API answers from here on; the line says the plugins have started.
+	if err := awaitPlugins(ctx, plugins, m, log, c.pluginDir); err != nil {
+		srv.Close()
+		return err
+	}
+	if ctx.Err() == nil {
+		fmt.Fprintf(io.out, "ptyhost: serving on http://%s\n", ln.Addr())
+	}
 
 	select {
 	case err := <-served:
@@ -396,14 +424,23 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	log.Info("shutting down", "timeout", c.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 	defer cancel()
-	// Stop accepting; hang up the sessions (their clients get close
-	// messages); then the deferred calls stop the plugins and the database.
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
-	if err := closeManager(); err != nil {
+	// Stop accepting and hang up the sessions (their clients get close
+	// messages) at once, both within the one deadline: http.Server.Shutdown
+	// may wait for a connection that has sent no request yet. Then stop the
+	// plugins; the deferred calls close the database.
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("http shutdown", "err", err)
+			srv.Close()
+		}
+	}()
+	if err := m.Close(sctx); err != nil {
 		log.Warn("closing sessions", "err", err)
 	}
+	<-httpDone
+	plugins.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
 }

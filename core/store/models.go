@@ -25,7 +25,7 @@ func (environmentModel) TableName() string { return "execution_environments" }
 
 // sessionModel is a row of sessions.
 type sessionModel struct {
-	ID                string     `gorm:"column:id;primaryKey"`
+	ID                string     `gorm:"column:id;primaryKey;index:idx_sessions_order,priority:2"`
 	EnvironmentID     string     `gorm:"column:environment_id;not null;index"`
 	ProjectID         string     `gorm:"column:project_id;not null"`
 	BranchName        string     `gorm:"column:branch_name;not null"`
@@ -38,8 +38,8 @@ type sessionModel struct {
 	ExitCode          *int       `gorm:"column:exit_code"`
 	ExitSignal        string     `gorm:"column:exit_signal;not null"`
 	LastActiveAt      *time.Time `gorm:"column:last_active_at"` // NULL: never
-	CreatedAt         time.Time  `gorm:"column:created_at;not null;autoCreateTime:false"`
-	UpdatedAt         time.Time  `gorm:"column:updated_at;not null;autoUpdateTime:false"`
+	CreatedAt         time.Time  `gorm:"column:created_at;not null;autoCreateTime:false;index:idx_sessions_order,priority:1"`
+	UpdatedAt         time.Time  `gorm:"column:updated_at;not null;autoUpdateTime:false;index"`
 }
 
 func (sessionModel) TableName() string { return "sessions" }

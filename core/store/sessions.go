@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -68,11 +69,7 @@ func (s *DB) GetSession(ctx context.Context, id string) (core.SessionRecord, err
 func (s *DB) ListSessions(ctx context.Context, statuses ...core.Status) ([]core.SessionRecord, error) {
 	q := s.db.WithContext(ctx).Order("created_at, id")
 	if len(statuses) > 0 {
-		names := make([]string, len(statuses))
-		for i, st := range statuses {
-			names[i] = string(st)
-		}
-		q = q.Where("status IN ?", names)
+		q = q.Where("status IN ?", statusNames(statuses))
 	}
 	var ms []sessionModel
 	if err := q.Find(&ms).Error; err != nil {
@@ -83,4 +80,55 @@ func (s *DB) ListSessions(ctx context.Context, statuses ...core.Status) ([]core.
 		recs[i] = m.toCore()
 	}
 	return recs, nil
+}
+
+// QuerySessions returns the session rows q selects, ordered by created_at,
+// then id.
+func (s *DB) QuerySessions(ctx context.Context, q core.SessionQuery) ([]core.SessionRecord, error) {
+	tx := s.db.WithContext(ctx).Order("created_at, id")
+	if len(q.Statuses) > 0 {
+		tx = tx.Where("status IN ?", statusNames(q.Statuses))
+	}
+	if q.EnvironmentID != "" {
+		tx = tx.Where("environment_id = ?", q.EnvironmentID)
+	}
+	if q.After != nil {
+		at := normTime(q.After.CreatedAt)
+		tx = tx.Where("created_at > ? OR (created_at = ? AND id > ?)", at, at, q.After.ID)
+	}
+	if q.Limit > 0 {
+		tx = tx.Limit(q.Limit)
+	}
+	var ms []sessionModel
+	if err := tx.Find(&ms).Error; err != nil {
+		return nil, fmt.Errorf("store: query sessions: %w", err)
+	}
+	recs := make([]core.SessionRecord, len(ms))
+	for i, m := range ms {
+		recs[i] = m.toCore()
+	}
+	return recs, nil
+}
+
+// DeleteSessions deletes the session rows in one of statuses last updated
+// before before, and returns how many it deleted.
+func (s *DB) DeleteSessions(ctx context.Context, statuses []core.Status, before time.Time) (int, error) {
+	if len(statuses) == 0 {
+		return 0, fmt.Errorf("store: delete sessions: no status given: %w", core.ErrInvalidArgument)
+	}
+	res := s.db.WithContext(ctx).
+		Where("status IN ? AND updated_at < ?", statusNames(statuses), normTime(before)).
+		Delete(&sessionModel{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("store: delete sessions: %w", res.Error)
+	}
+	return int(res.RowsAffected), nil
+}
+
+func statusNames(statuses []core.Status) []string {
+	names := make([]string, len(statuses))
+	for i, st := range statuses {
+		names[i] = string(st)
+	}
+	return names
 }

@@ -43,7 +43,10 @@ type DB struct {
 	owned bool // Close closes db's pool: Open made it
 }
 
-var _ core.Store = (*DB)(nil)
+var (
+	_ core.Store  = (*DB)(nil)
+	_ core.Pinger = (*DB)(nil)
+)
 
 // Open connects to the database named by dsn ("sqlite:PATH",
 // "postgres://…" or "postgresql://…"), migrates its tables and returns a
@@ -109,6 +112,18 @@ func (s *DB) Close() error {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *DB) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
 }
 
 // Gorm returns the underlying *gorm.DB, for embedders that keep their own

@@ -67,6 +67,7 @@ func TestEmbedExample(t *testing.T) {
 	req, _ := http.NewRequest("POST", base+"/terminals/api/v1/sessions",
 		strings.NewReader(`{"id":"e1","environment_id":"host","command":["/bin/sh","-c","read x; echo embedded-$x"]}`))
 	req.SetBasicAuth("demo", "demo")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,8 @@ func main() {
 	m, err := core.New(core.Options{Store: st, Plugins: plugins, Logger: log})
 	check(err)
 	defer m.Close(context.Background())
+	// The plugins start in the background: wait for the one serving HOST.
+	check(plugins.WaitType(ctx, "HOST"))
 	_, err = m.EnsureEnvironment(ctx, core.Environment{ID: "host", Type: "HOST"})
 	check(err)
 	mux.Handle("/terminals/", http.StripPrefix("/terminals", requireUser(core.NewHandler(m, core.HandlerOptions{Logger: log}))))

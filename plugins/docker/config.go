@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"os"
 	"path"
 	"regexp"
 	"strconv"
@@ -124,7 +126,7 @@ func parseConfig(raw json.RawMessage) (config, error) {
 	if err := cfg.check(); err != nil {
 		return config{}, err
 	}
-	if cfg.Pull == "" {
+	if cfg.Pull == "" && !cfg.execMode() {
 		cfg.Pull = PullMissing
 	}
 	if cfg.WorkdirTarget == "" && !cfg.execMode() {
@@ -180,8 +182,8 @@ func (c config) check() error {
 		return invalid("pull %q: want %q, %q or %q", c.Pull, PullMissing, PullNever, PullAlways)
 	}
 	for _, cp := range c.CapAdd {
-		if !capName.MatchString(cp) {
-			return invalid("cap_add: %q is not a capability name such as NET_BIND_SERVICE", cp)
+		if err := checkCap(cp); err != nil {
+			return invalid("cap_add: %v", err)
 		}
 	}
 	if c.execMode() {
@@ -230,8 +232,6 @@ func (c config) checkMounts() error {
 var (
 	// containerName matches Docker's container names and ids.
 	containerName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	// capName matches capability names, with or without CAP_.
-	capName = regexp.MustCompile(`^(?i:CAP_)?[A-Za-z_]+$`)
 )
 
 // checkContainerPath rejects paths that are not absolute container paths.
@@ -245,17 +245,66 @@ func checkContainerPath(p string) error {
 	return nil
 }
 
-// checkHost rejects daemon addresses the client cannot use.
+// checkHost accepts the daemon addresses the plugin can use safely: a
+// unix socket, or tcp:// when the plugin's environment configures TLS
+// (DOCKER_CERT_PATH, as the docker CLI reads it). Plain tcp://, http:// and
+// https:// without client certificates would hand anyone who can reach the
+// port, or sit on the path, the daemon: root on its machine. Other schemes
+// (npipe, ssh, fd) the plugin's client cannot dial on Linux.
 func checkHost(h string) error {
 	scheme, addr, ok := strings.Cut(h, "://")
 	if !ok || addr == "" {
 		return fmt.Errorf("%q is not an address such as unix:///var/run/docker.sock or tcp://host:2376", h)
 	}
 	switch scheme {
-	case "unix", "tcp", "npipe", "http", "https":
+	case "unix":
+		if !path.IsAbs(addr) {
+			return fmt.Errorf("%q: the socket must be an absolute path, as in unix:///var/run/docker.sock", h)
+		}
+		return nil
+	case "tcp":
+		if os.Getenv(envCertPath) == "" {
+			return fmt.Errorf("%q: tcp:// needs TLS: set %s (and %s=1) in the plugin's environment, or use a unix:// socket", h, envCertPath, envTLSVerify)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%q: want tcp://host:port: %v", h, err)
+		}
+		return nil
+	case "http", "https":
+		return fmt.Errorf("%q: scheme %s is not accepted: use unix:///path/docker.sock, or tcp://host:port with TLS (%s)", h, scheme, envCertPath)
+	}
+	return fmt.Errorf("%q: unsupported scheme %q: use unix:///path/docker.sock, or tcp://host:port with TLS (%s)", h, scheme, envCertPath)
+}
+
+// The variables that configure the client's TLS, as the docker CLI reads
+// them (client.WithTLSClientConfigFromEnv).
+const (
+	envCertPath  = "DOCKER_CERT_PATH"
+	envTLSVerify = "DOCKER_TLS_VERIFY"
+)
+
+// capabilities are the Linux capability names (capabilities(7)), without
+// CAP_, up to CAP_CHECKPOINT_RESTORE (Linux 5.9).
+var capabilities = map[string]bool{
+	"CHOWN": true, "DAC_OVERRIDE": true, "DAC_READ_SEARCH": true, "FOWNER": true, "FSETID": true,
+	"KILL": true, "SETGID": true, "SETUID": true, "SETPCAP": true, "LINUX_IMMUTABLE": true,
+	"NET_BIND_SERVICE": true, "NET_BROADCAST": true, "NET_ADMIN": true, "NET_RAW": true,
+	"IPC_LOCK": true, "IPC_OWNER": true, "SYS_MODULE": true, "SYS_RAWIO": true, "SYS_CHROOT": true,
+	"SYS_PTRACE": true, "SYS_PACCT": true, "SYS_ADMIN": true, "SYS_BOOT": true, "SYS_NICE": true,
+	"SYS_RESOURCE": true, "SYS_TIME": true, "SYS_TTY_CONFIG": true, "MKNOD": true, "LEASE": true,
+	"AUDIT_WRITE": true, "AUDIT_CONTROL": true, "SETFCAP": true, "MAC_OVERRIDE": true,
+	"MAC_ADMIN": true, "SYSLOG": true, "WAKE_ALARM": true, "BLOCK_SUSPEND": true, "AUDIT_READ": true,
+	"PERFMON": true, "BPF": true, "CHECKPOINT_RESTORE": true,
+}
+
+// checkCap accepts a capability name as docker does: in any case, with or
+// without CAP_, or ALL.
+func checkCap(name string) error {
+	up := strings.ToUpper(name)
+	if up == "ALL" || capabilities[strings.TrimPrefix(up, "CAP_")] {
 		return nil
 	}
-	return fmt.Errorf("%q: unsupported scheme %q", h, scheme)
+	return fmt.Errorf("%q is not a Linux capability, such as NET_BIND_SERVICE or CAP_SYS_PTRACE (see capabilities(7))", name)
 }
 
 // checkEnv rejects variable names a process environment cannot hold.

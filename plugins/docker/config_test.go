@@ -71,6 +71,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad cpus", config: `{"image": "x", "cpus": "many"}`, err: "cpus"},
 		{name: "zero cpus", config: `{"image": "x", "cpus": 0}`, err: "cpus"},
 		{name: "bad cap", config: `{"image": "x", "cap_add": ["NET ADMIN"]}`, err: "cap_add"},
+		{name: "unknown cap", config: `{"image": "x", "cap_add": ["NOT_A_CAP"]}`, err: `cap_add: "NOT_A_CAP" is not a Linux capability`},
+		{name: "unknown cap with prefix", config: `{"image": "x", "cap_add": ["CAP_NOT_A_CAP"]}`, err: "not a Linux capability"},
+		{name: "caps as docker spells them", config: `{"image": "x", "cap_add": ["chown", "Cap_Net_Raw", "CAP_CHECKPOINT_RESTORE", "all"]}`},
+		{name: "http host", config: `{"image": "x", "host": "http://127.0.0.1:2375"}`, err: "scheme http is not accepted"},
+		{name: "https host", config: `{"image": "x", "host": "https://docker.example.com:2376"}`, err: "scheme https is not accepted"},
+		{name: "npipe host", config: `{"image": "x", "host": "npipe:////./pipe/docker_engine"}`, err: `unsupported scheme "npipe"`},
+		{name: "relative unix socket", config: `{"image": "x", "host": "unix://docker.sock"}`, err: "absolute path"},
 		{name: "bad user", config: `{"image": "x", "user": "a:b:c"}`, err: "user"},
 		{name: "exec with mounts", config: `{"container": "c", "mounts": [{"source": "/a", "target": "/b"}]}`, err: "mounts does not apply to exec mode"},
 		{name: "exec with memory", config: `{"container": "c", "memory": "1g"}`, err: "memory does not apply"},
@@ -193,13 +200,33 @@ func TestExitStatus(t *testing.T) {
 }
 
 func TestSessionEnv(t *testing.T) {
-	got := sessionEnv(map[string]string{"A": "config", "TERM": "dumb", "B": "config"}, map[string]string{"B": "session"})
-	want := []string{"A=config", "B=session", "TERM=dumb"}
+	got := sessionEnv(map[string]string{"A": "config", "TERM": "dumb", "B": "config", "COLORTERM": "24bit"}, map[string]string{"B": "session"})
+	want := []string{"A=config", "B=session", "COLORTERM=24bit", "TERM=dumb"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("sessionEnv = %q, want %q", got, want)
 	}
-	if got := sessionEnv(); len(got) != 1 || got[0] != "TERM=xterm-256color" {
-		t.Errorf("sessionEnv() = %q", got)
+	got = sessionEnv(map[string]string{"COLORTERM": "24bit"}, map[string]string{"COLORTERM": ""})
+	if want := []string{"COLORTERM=", "TERM=xterm-256color"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("sessionEnv = %q, want the session's COLORTERM to win: %q", got, want)
+	}
+	if got, want := sessionEnv(), []string{"COLORTERM=truecolor", "TERM=xterm-256color"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("sessionEnv() = %q, want %q", got, want)
+	}
+}
+
+// A tcp:// daemon is accepted only with TLS configured for the client.
+func TestHostTCPNeedsTLS(t *testing.T) {
+	cfg := json.RawMessage(`{"image": "x", "host": "tcp://docker.example.com:2376"}`)
+	t.Setenv(envCertPath, "")
+	if _, err := parseConfig(cfg); !errors.Is(err, shared.ErrInvalidConfig) || !strings.Contains(err.Error(), "tcp:// needs TLS") {
+		t.Errorf("without %s: parseConfig = %v, want ErrInvalidConfig saying tcp:// needs TLS", envCertPath, err)
+	}
+	t.Setenv(envCertPath, t.TempDir())
+	if _, err := parseConfig(cfg); err != nil {
+		t.Errorf("with %s: parseConfig = %v", envCertPath, err)
+	}
+	if _, err := parseConfig(json.RawMessage(`{"image": "x", "host": "tcp://docker.example.com"}`)); err == nil || !strings.Contains(err.Error(), "host:port") {
+		t.Errorf("tcp:// without a port: parseConfig = %v, want an error asking for host:port", err)
 	}
 }
 

@@ -268,10 +268,12 @@ func imageCommand(img client.ImageInspectResult, argv []string) []string {
 	return append(slices.Clone(entry), cmd...)
 }
 
-// sessionEnv is a session's environment: TERM, then the config's and the
-// session's variables, later ones winning, sorted for a stable order.
+// sessionEnv is a session's environment: TERM=xterm-256color and
+// COLORTERM=truecolor (what the terminals ptyhost serves, xterm.js among
+// them, support), then the config's and the session's variables, later
+// ones winning, sorted for a stable order.
 func sessionEnv(layers ...map[string]string) []string {
-	vars := map[string]string{"TERM": "xterm-256color"}
+	vars := map[string]string{"TERM": "xterm-256color", "COLORTERM": "truecolor"}
 	for _, l := range layers {
 		maps.Copy(vars, l)
 	}

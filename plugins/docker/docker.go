@@ -32,6 +32,12 @@ type Docker struct {
 	owner   string
 	daemons daemons
 
+	// ctx ends when Close is called; watchers are the goroutines watching
+	// the owners of containers left at a sweep (reap.go).
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watchers sync.WaitGroup
+
 	reapMu sync.Mutex
 	// reapMu protects the following.
 	reaped map[string]bool // hosts whose orphans were cleaned up
@@ -48,11 +54,17 @@ func New(logger hclog.Logger) *Docker {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Docker{logger: logger, owner: ownerID(), reaped: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Docker{logger: logger, owner: ownerID(), reaped: map[string]bool{}, ctx: ctx, cancel: cancel}
 }
 
-// Close closes the daemon clients. Sessions are not affected.
-func (e *Docker) Close() { e.daemons.close() }
+// Close stops watching other plugin processes and closes the daemon
+// clients. Sessions are not affected.
+func (e *Docker) Close() {
+	e.cancel()
+	e.watchers.Wait()
+	e.daemons.close()
+}
 
 // Info implements shared.Environment.
 func (e *Docker) Info(context.Context) (shared.Info, error) {
@@ -143,6 +155,9 @@ func (e *Docker) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY
 	}
 	d, err := e.daemon(ctx, cfg.Host)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkRoots(d, &cfg, &req); err != nil {
 		return nil, err
 	}
 	log := e.logger.With("session_id", req.SessionID)

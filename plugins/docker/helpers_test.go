@@ -94,6 +94,10 @@ func loadDocker(t testing.TB) shared.Environment {
 		t.Fatal(err)
 	}
 	t.Cleanup(plugins.Close)
+	// Plugins start in the background.
+	if err := plugins.WaitType(ctx, EnvironmentType); err != nil {
+		t.Fatal(err)
+	}
 	env, err := plugins.Environment(EnvironmentType)
 	if err != nil {
 		t.Fatal(err)

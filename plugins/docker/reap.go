@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -26,11 +28,18 @@ import (
 // So each plugin, when it starts and on its first contact with each other
 // daemon, lists the labelled containers and removes those whose owner is a
 // plugin process that no longer runs on this machine, logging each. A
-// container whose owner still runs belongs to a live session of another
-// plugin process (another ptyhost server sharing the daemon, or a test)
-// and is left alone; so is one whose owner ran on another machine, which
-// that machine's plugin will clean up. A container kept by "remove": false
-// is only killed if it still runs.
+// container whose owner ran on another machine is left alone: that
+// machine's plugin will clean up. A container kept by "remove": false is
+// only killed if it still runs.
+//
+// A container whose owner still runs on this machine belongs to a live
+// session of another plugin process (another ptyhost server sharing the
+// daemon, or a test) — or to a plugin that is going: its host was killed
+// and a new host started at once, while the old plugin still stops its
+// sessions. So the plugin watches those owners for ownerWatch after the
+// sweep, checking every ownerRecheck, and sweeps the containers of each
+// owner that ends (running or exited) as above. An owner alive after
+// ownerWatch is a live plugin, and its containers its own business.
 
 // ownerID identifies this plugin process among those that may share a
 // daemon: "hostname/pid/start", start being the process's start time in
@@ -96,10 +105,20 @@ func processExists(pid int) bool {
 	return err == nil || errors.Is(err, os.ErrPermission)
 }
 
+const (
+	// ownerRecheck is how often the owners of containers left at a sweep
+	// are checked again.
+	ownerRecheck = 500 * time.Millisecond
+	// ownerWatch is how long they are watched: much longer than a plugin
+	// takes to stop its sessions and exit once its host is gone.
+	ownerWatch = 2 * time.Minute
+)
+
 // ReapOrphans removes the containers on host's daemon ("" is the default
-// one) left by plugin processes that are gone (see above), logging each.
-// It gives up quietly, to retry on the next contact, when the daemon does
-// not answer within ctx.
+// one) left by plugin processes that are gone (see above), logging each,
+// and watches the live owners of the others for a while. It gives up
+// quietly, to retry on the next contact, when the daemon does not answer
+// within ctx.
 func (e *Docker) ReapOrphans(ctx context.Context, host string) {
 	e.reapMu.Lock()
 	defer e.reapMu.Unlock()
@@ -120,6 +139,7 @@ func (e *Docker) ReapOrphans(ctx context.Context, host string) {
 		return
 	}
 	e.reaped[host] = true
+	live := map[string]bool{}
 	for _, c := range list.Items {
 		owner := c.Labels[labelOwner]
 		if owner == e.owner {
@@ -127,22 +147,79 @@ func (e *Docker) ReapOrphans(ctx context.Context, host string) {
 		}
 		gone, known := ownerGone(owner)
 		if owner != "" && (!known || !gone) {
-			continue
-		}
-		log := e.logger.With("container", shortID(c.ID), "session_id", c.Labels[labelSession],
-			"environment_id", c.Labels[labelEnvironment], "state", c.State, "owner", owner)
-		if c.Labels[labelKeep] == "true" {
-			if c.State == "running" {
-				log.Warn("killing an orphaned session container (kept: remove is false)")
-				if _, err := d.api.ContainerKill(ctx, c.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil && !cerrdefs.IsConflict(err) {
-					log.Warn("killing the orphaned container failed", "error", err)
-				}
+			if known {
+				live[owner] = true
 			}
 			continue
 		}
-		log.Warn("removing an orphaned session container: its plugin process is gone")
-		if _, err := d.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			log.Warn("removing the orphaned container failed", "error", err)
+		e.reap(ctx, d, c)
+	}
+	if len(live) > 0 {
+		e.watchOwners(d, live)
+	}
+}
+
+// reap removes an orphaned container, or kills it if it is kept.
+func (e *Docker) reap(ctx context.Context, d *daemon, c container.Summary) {
+	log := e.logger.With("container", shortID(c.ID), "session_id", c.Labels[labelSession],
+		"environment_id", c.Labels[labelEnvironment], "state", c.State, "owner", c.Labels[labelOwner])
+	if c.Labels[labelKeep] == "true" {
+		if c.State == "running" {
+			log.Warn("killing an orphaned session container (kept: remove is false)")
+			if _, err := d.api.ContainerKill(ctx, c.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil && !cerrdefs.IsConflict(err) {
+				log.Warn("killing the orphaned container failed", "error", err)
+			}
 		}
+		return
+	}
+	log.Warn("removing an orphaned session container: its plugin process is gone")
+	if _, err := d.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		log.Warn("removing the orphaned container failed", "error", err)
+	}
+}
+
+// watchOwners checks the plugin processes owners every ownerRecheck, for
+// up to ownerWatch, and reaps the containers of each that ends. It stops
+// when the Docker is closed.
+func (e *Docker) watchOwners(d *daemon, owners map[string]bool) {
+	e.watchers.Go(func() {
+		deadline := time.NewTimer(ownerWatch)
+		defer deadline.Stop()
+		tick := time.NewTicker(ownerRecheck)
+		defer tick.Stop()
+		for len(owners) > 0 {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-deadline.C:
+				e.logger.Debug("plugin processes still running: their containers are theirs", "owners", len(owners))
+				return
+			case <-tick.C:
+			}
+			for owner := range owners {
+				if gone, _ := ownerGone(owner); gone {
+					delete(owners, owner)
+					e.reapOwner(d, owner)
+				}
+			}
+		}
+	})
+}
+
+// reapOwner reaps every container of owner, a plugin process that ended.
+// A daemon that does not answer leaves them to the next plugin's sweep.
+func (e *Docker) reapOwner(d *daemon, owner string) {
+	ctx, cancel := context.WithTimeout(e.ctx, cleanupTimeout)
+	defer cancel()
+	list, err := d.api.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: client.Filters{}.Add("label", labelOwner+"="+owner),
+	})
+	if err != nil {
+		e.logger.Info("cannot list the containers of a plugin process that ended", "owner", owner, "error", err)
+		return
+	}
+	for _, c := range list.Items {
+		e.reap(ctx, d, c)
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,5 +91,85 @@ func TestReapOrphans(t *testing.T) {
 		if _, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); err != nil {
 			t.Errorf("container %s of a live or remote owner: %v", shortID(id), err)
 		}
+	}
+}
+
+// A container whose owner still runs when a plugin starts is left alone,
+// and removed, running or exited, once that owner ends: the old plugin of
+// a server killed and restarted at once may still be stopping its
+// sessions when the new plugin sweeps.
+func TestReapOwnerThatEndsLater(t *testing.T) {
+	cli := dockerClient(t)
+	ctx := testContext(t, 90*time.Second)
+
+	// The owner: a process of this machine, standing in for a plugin.
+	owner := exec.Command("sleep", "100000")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ownerExited := make(chan struct{})
+	go func() {
+		owner.Wait()
+		close(ownerExited)
+	}()
+	t.Cleanup(func() {
+		owner.Process.Kill()
+		<-ownerExited
+	})
+	host := strings.Split(ownerID(), "/")[0]
+	label := fmt.Sprintf("%s/%d/%s", host, owner.Process.Pid, procStart(owner.Process.Pid))
+
+	var ids []string
+	for _, tt := range []struct {
+		session string
+		cmd     []string
+	}{
+		{"reap-later-running", []string{"sleep", "100000"}},
+		{"reap-later-exited", []string{"true"}},
+	} {
+		init := true
+		res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+			Config: &container.Config{
+				Image:  testImage(),
+				Cmd:    tt.cmd,
+				Labels: map[string]string{labelSession: tt.session, labelEnvironment: "reap-later", labelOwner: label},
+			},
+			HostConfig: &container.HostConfig{Init: &init},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cli.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		})
+		if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ID)
+	}
+	eventually(t, 30*time.Second, "the short container exits", func() bool {
+		res, err := cli.ContainerInspect(ctx, ids[1], client.ContainerInspectOptions{})
+		return err == nil && res.Container.State != nil && res.Container.State.Status == "exited"
+	})
+
+	// The plugin sweeps as it starts; a health check waits for that.
+	env := loadDocker(t)
+	if err := env.(shared.HealthChecker).Health(ctx, EnvironmentType, imageConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); err != nil {
+			t.Fatalf("container %s of a live owner was removed: %v", shortID(id), err)
+		}
+	}
+
+	// The owner ends: its containers go.
+	owner.Process.Kill()
+	<-ownerExited
+	for _, id := range ids {
+		eventually(t, 20*time.Second, "container "+shortID(id)+" of the ended owner removed", func() bool {
+			_, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			return err != nil
+		})
 	}
 }

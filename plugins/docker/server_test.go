@@ -29,6 +29,8 @@ import (
 type server struct {
 	url    string
 	stderr *syncBuffer
+	cmd    *exec.Cmd
+	exited chan error // receives Wait's result once
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -73,7 +75,7 @@ func (f *firstLine) Write(p []byte) (int, error) {
 // startServer runs `ptyhost serve` on a free loopback port with its own
 // data directory and the host and docker plugins; the test's cleanup stops
 // it (SIGTERM: it closes every session, which removes their containers).
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
 	needDaemon(t)
 	var env []string
@@ -84,14 +86,16 @@ func startServer(t *testing.T) *server {
 	}
 	cmd := exec.Command(testbin.Ptyhost(t), "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
 		"--plugin-dir", testbin.PluginDir(t, "host", "docker"), "--log-level", "warn")
+	cmd.Args = append(cmd.Args, flags...)
 	cmd.Env = env
 	out := &firstLine{buf: []byte{}, line: make(chan string, 1)}
-	s := &server{stderr: &syncBuffer{}}
+	s := &server{stderr: &syncBuffer{}, cmd: cmd}
 	cmd.Stdout, cmd.Stderr = out, s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	s.exited = exited
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -113,6 +117,7 @@ func startServer(t *testing.T) *server {
 			t.Fatalf("unexpected first line %q", line)
 		}
 		s.url = url
+		s.waitPlugins(t)
 	case err := <-exited:
 		exited <- err
 		t.Fatalf("server exited: %v\n%s", err, s.stderr)
@@ -120,6 +125,29 @@ func startServer(t *testing.T) *server {
 		t.Fatalf("server did not start\n%s", s.stderr)
 	}
 	return s
+}
+
+// waitPlugins waits until every plugin serves: they start in the
+// background while the API already answers.
+func (s *server) waitPlugins(t testing.TB) {
+	t.Helper()
+	var last any
+	eventually(t, 60*time.Second, "the plugins running", func() bool {
+		code, out, err := s.do("GET", "/api/v1/plugins", nil)
+		if err != nil || code != http.StatusOK {
+			last = fmt.Sprint(code, err)
+			return false
+		}
+		last = out["plugins"]
+		list, _ := out["plugins"].([]any)
+		for _, p := range list {
+			if p, _ := p.(map[string]any); p["state"] != "running" {
+				return false
+			}
+		}
+		return len(list) > 0
+	})
+	_ = last
 }
 
 func (s *server) request(t testing.TB, method, path string, body any) (int, map[string]any) {
@@ -141,6 +169,9 @@ func (s *server) do(method, path string, body any) (int, map[string]any, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, method, s.url+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -288,6 +319,8 @@ func TestServer(t *testing.T) {
 			{"bad memory", map[string]any{"image": "x", "memory": "lots"}, "memory"},
 			{"relative mount", map[string]any{"image": "x", "mounts": []any{map[string]any{"source": "rel", "target": "/x"}}}, "not an absolute path"},
 			{"exec with limits", map[string]any{"container": "c", "cpus": 1}, "cpus does not apply to exec mode"},
+			{"http host", map[string]any{"image": "x", "host": "http://127.0.0.1:2375"}, "scheme http is not accepted"},
+			{"unknown capability", map[string]any{"image": "x", "cap_add": []string{"NOT_A_CAP"}}, `"NOT_A_CAP" is not a Linux capability`},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -310,8 +343,8 @@ func TestServer(t *testing.T) {
 		tm.waitControl("resize")
 		tm.send("stty size\r")
 		tm.waitOutput("40 120")
-		tm.send("echo $((6*7)) $GREETING $TERM $PWD; printf '\\360\\237\\231\\202 \\303\\251t\\303\\251\\n'\r")
-		tm.waitOutput("42 hej xterm-256color /workspace")
+		tm.send("echo $((6*7)) $GREETING $TERM $COLORTERM $PWD; printf '\\360\\237\\231\\202 \\303\\251t\\303\\251\\n'\r")
+		tm.waitOutput("42 hej xterm-256color truecolor /workspace")
 		tm.waitOutput("🙂 été")
 		if len(sessionContainers(t, cli, id)) != 1 {
 			t.Error("no container labelled with the session")
@@ -324,6 +357,12 @@ func TestServer(t *testing.T) {
 			t.Errorf("session after exit: %v", rec)
 		}
 		noContainers(t, labelSession+"="+id)
+	})
+
+	t.Run("COLORTERM overridden by the session", func(t *testing.T) {
+		id := srv.create(t, map[string]any{"environment_id": "dock", "env": map[string]string{"COLORTERM": "24bit"},
+			"command": []string{"/bin/sh", "-c", "echo colorterm=$COLORTERM.; read x"}})
+		srv.attach(t, id).waitOutput("colorterm=24bit.")
 	})
 
 	t.Run("signal", func(t *testing.T) {

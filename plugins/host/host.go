@@ -32,6 +32,9 @@ const (
 // *hostPTY.
 type Host struct {
 	logger hclog.Logger
+	// orphans is set in the plugin process (see adoptOrphans); nil
+	// elsewhere.
+	orphans *orphanage
 }
 
 var (
@@ -68,9 +71,9 @@ func (h *Host) ValidateConfig(_ context.Context, envType string, raw json.RawMes
 
 // Spawn implements shared.Environment. It starts req.Command (default: the
 // configured shell, else $SHELL, else /bin/sh, as argv [shell]) in req.Dir
-// (default: the user's home directory) with TERM=xterm-256color, the
-// plugin's environment, the config's env and the session's env, later ones
-// winning.
+// (default: the user's home directory) with the plugin's environment,
+// TERM=xterm-256color and COLORTERM=truecolor, the config's env and the
+// session's env, later ones winning.
 func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 	if err := checkType(req.EnvironmentType); err != nil {
 		return nil, err
@@ -95,14 +98,14 @@ func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 		return nil, fmt.Errorf("%w: command %q: %w", shared.ErrInvalidArgument, argv[0], cmd.Err)
 	}
 	cmd.Dir = dir
-	cmd.Env = childEnv(os.Environ(), map[string]string{"TERM": "xterm-256color"}, cfg.Env, req.Env)
+	cmd.Env = childEnv(os.Environ(), terminalEnv, cfg.Env, req.Env)
 
 	size := req.Size
 	if size.Cols == 0 || size.Rows == 0 {
 		size = shared.Size{Cols: defaultCols, Rows: defaultRows}
 	}
 	log := h.logger.With("session_id", req.SessionID)
-	p, err := startPTY(cmd, size, log)
+	p, err := startPTY(cmd, size, log, h.orphans)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			err = fmt.Errorf("%w: %w", shared.ErrInvalidArgument, err)
@@ -112,6 +115,10 @@ func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 	log.Debug("session started", "pid", p.pid, "command", argv[0], "dir", dir)
 	return p, nil
 }
+
+// terminalEnv tells programs what the session's terminal supports: xterm's
+// control sequences, 256 colours and 24-bit colour.
+var terminalEnv = map[string]string{"TERM": "xterm-256color", "COLORTERM": "truecolor"}
 
 // checkType rejects environment types other than HOST. Empty is HOST.
 func checkType(envType string) error {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/ptyhost/ptyhost/shared"
 	"github.com/ptyhost/ptyhost/shared/sharedtest"
@@ -131,4 +132,45 @@ func TestPluginShutdownEndsSessions(t *testing.T) {
 	if !dead(t, pid) {
 		t.Errorf("sleep %d, which ignores SIGHUP, survived the plugin", pid)
 	}
+}
+
+// Kill reaches a process whose parent exited while the session runs (the
+// plugin adopts it as a child subreaper), in a group other than the
+// child's, and the plugin reaps it once it is dead.
+func TestKillReachesOrphans(t *testing.T) {
+	ctx := testContext(t)
+	p, err := loadHost(t).Spawn(ctx, request("orphan-kill", "/bin/sh", "-c", `set -m; (sleep 1000 & echo "pid=$!;"); sleep 1000`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	// Adopted: its parent is now the plugin, the test's child.
+	waitFor(t, 10*time.Second, fmt.Sprintf("sleep %d adopted by the plugin", pid), func() bool {
+		return parent(parent(pid)) == os.Getpid()
+	})
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := term.Wait(ctx); st.Signal == "" {
+		t.Errorf("exit status %+v after Kill, want a signal", st)
+	}
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, fmt.Sprintf("orphaned sleep %d killed and reaped", pid), func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return err != nil
+	})
+}
+
+// parent returns pid's parent, or 0 if pid is gone.
+func parent(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	ppid, _ := strconv.Atoi(string(f[1]))
+	return ppid
 }

@@ -21,11 +21,14 @@ import (
 	"github.com/ptyhost/ptyhost/shared/sharedtest"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+func TestMain(m *testing.M) {
+	wrapMain()
+	leakcheck.Main(m)
+}
 
 // loadPlugins starts the real plugin binary through core.LoadPlugins (a
-// separate process over go-plugin with AutoMTLS); the test's cleanup stops
-// it.
+// separate process over go-plugin with AutoMTLS) and waits until it serves
+// HOST; the test's cleanup stops it.
 func loadPlugins(t testing.TB) *core.Plugins {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -36,6 +39,9 @@ func loadPlugins(t testing.TB) *core.Plugins {
 		t.Fatal(err)
 	}
 	t.Cleanup(plugins.Close)
+	if err := plugins.WaitType(ctx, EnvironmentType); err != nil {
+		t.Fatal(err)
+	}
 	return plugins
 }
 

@@ -17,12 +17,25 @@ import (
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// On Linux the session's processes are found in /proc by session id, so
-// that Kill and Close also reach background jobs that an interactive shell
-// moved to process groups of their own. They are signalled and awaited
-// through pidfds, which cannot hit a reused pid. The session leader (the
-// child) stays a zombie until Close reaps it, which keeps its pid, the
-// session id, from being reused meanwhile.
+// On Linux, Kill and Close reach every process of the session, including
+// background jobs that an interactive shell moved to process groups of
+// their own, without scanning /proc:
+//
+//   - The child's own process group (its pid) is signalled with one
+//     kill(-pid), atomically.
+//   - The rest of the session is found by walking the process tree down
+//     from the child through /proc/<pid>/task/<tid>/children, and from the
+//     session's orphans: the plugin process is a child subreaper (see
+//     orphanage), so a process whose parent died is re-parented to the
+//     plugin, not to init, and is found among the plugin's children. The
+//     cost of a kill is a few small reads per process of the session, not
+//     one per process on the machine.
+//
+// Members are signalled and awaited through pidfds, which cannot hit a
+// reused pid. The session leader (the child) stays a zombie until Close
+// reaps it, which keeps its pid, the session id, from being reused
+// meanwhile. A process that left the session (setsid) is not the
+// session's any more and is not reached.
 
 // killRounds and killRoundWait bound how hard killSession tries.
 const (
@@ -50,17 +63,21 @@ const (
 )
 
 // waitExited blocks until the child has exited and says how, leaving it a
-// zombie (WNOWAIT) for reap.
+// zombie (WNOWAIT) for reap. It waits for the child's pidfd in Go's poller,
+// so that a thousand sessions do not hold a thousand threads blocked in
+// waitid; where pidfds cannot be polled, in waitid.
 func waitExited(cmd *exec.Cmd) (shared.ExitStatus, error) {
 	pid := cmd.Process.Pid
 	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EINTR) {
-			return shared.ExitStatus{}, fmt.Errorf("wait for process %d: %w", pid, err)
+	if pollExit(pid, &info) != nil {
+		for {
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.EINTR) {
+				return shared.ExitStatus{}, fmt.Errorf("wait for process %d: %w", pid, err)
+			}
 		}
 	}
 	chld := (*siginfoChld)(unsafe.Pointer(&info))
@@ -74,24 +91,61 @@ func waitExited(cmd *exec.Cmd) (shared.ExitStatus, error) {
 	}
 }
 
+// pollExit waits until the child pid has exited, for its pidfd to become
+// readable in Go's poller, and fills info as waitid does, leaving the child
+// a zombie. An error means it could not wait that way.
+func pollExit(pid int, info *unix.Siginfo) error {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = rc.Read(func(fd uintptr) bool {
+		*info = unix.Siginfo{}
+		werr = unix.Waitid(unix.P_PIDFD, int(fd), info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		switch {
+		case errors.Is(werr, unix.EINTR):
+			return false
+		case werr != nil:
+			return true
+		default:
+			// With WNOHANG, a child that has not exited leaves si_pid 0.
+			return (*siginfoChld)(unsafe.Pointer(info)).Pid != 0
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
 // reap releases the child's zombie.
 func reap(cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
 // signalSession sends sig to every process in session sid.
-func signalSession(sid int, sig unix.Signal) {
+func signalSession(o *orphanage, sid int, sig unix.Signal) {
+	ms := sessionMembers(o, sid)
 	_ = unix.Kill(-sid, sig) // the child's own group, atomically
-	for _, m := range sessionMembers(sid) {
-		m.signal(sig)
+	for _, m := range ms {
+		if m.pgrp != sid {
+			m.signal(sig)
+		}
 		m.close()
 	}
 }
 
-// waitSessionGone waits until every process now in session sid has exited,
-// or timeout passed.
-func waitSessionGone(sid int, timeout time.Duration) {
-	ms := sessionMembers(sid)
+// waitSessionGone waits until every process now in session sid but the
+// child has exited, or timeout passed.
+func waitSessionGone(o *orphanage, sid int, timeout time.Duration) {
+	ms := sessionMembers(o, sid)
 	waitExit(ms, timeout)
 	for _, m := range ms {
 		m.close()
@@ -101,15 +155,17 @@ func waitSessionGone(sid int, timeout time.Duration) {
 // killSession sends SIGKILL to session sid until it is empty, in a few
 // rounds (a process may fork while it is being killed), waiting for the
 // killed processes to be gone.
-func killSession(sid int) {
+func killSession(o *orphanage, sid int) {
 	for range killRounds {
+		ms := sessionMembers(o, sid)
 		_ = unix.Kill(-sid, unix.SIGKILL)
-		ms := sessionMembers(sid)
 		if len(ms) == 0 {
 			return
 		}
 		for _, m := range ms {
-			m.signal(unix.SIGKILL)
+			if m.pgrp != sid {
+				m.signal(unix.SIGKILL)
+			}
 		}
 		waitExit(ms, killRoundWait)
 		for _, m := range ms {
@@ -118,10 +174,10 @@ func killSession(sid int) {
 	}
 }
 
-// member is a live process of a session; fd is its pidfd, or -1 where the
-// kernel has no pidfds.
+// member is a live process of a session other than its leader; fd is its
+// pidfd, or -1 where the kernel has no pidfds.
 type member struct {
-	pid, fd int
+	pid, pgrp, fd int
 }
 
 func (m member) signal(sig unix.Signal) {
@@ -138,51 +194,116 @@ func (m member) close() {
 	}
 }
 
-// sessionMembers returns the live (not zombie) processes of session sid.
-func sessionMembers(sid int) []member {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
+// maxMembers caps one walk of a session, so that a fork bomb cannot make a
+// kill unbounded; killSession's rounds catch the rest.
+const maxMembers = 4096
+
+// sessionMembers returns the live (not zombie) processes of session sid
+// other than its leader: the leader's descendants and the session's
+// orphans with theirs.
+func sessionMembers(o *orphanage, sid int) []member {
+	queue := append([]int{sid}, o.orphans()...)
+	seen := make(map[int]bool, len(queue))
 	var ms []member
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !inSession(pid, sid) {
+	for len(queue) > 0 && len(ms) < maxMembers {
+		pid := queue[0]
+		queue = queue[1:]
+		if seen[pid] {
 			continue
 		}
-		fd, err := unix.PidfdOpen(pid, 0)
-		switch {
-		case errors.Is(err, unix.ENOSYS):
-			ms = append(ms, member{pid: pid, fd: -1})
-		case err != nil:
-			// Gone already.
-		case inSession(pid, sid):
-			// Still ours now that the pidfd pins it.
-			ms = append(ms, member{pid: pid, fd: fd})
-		default:
-			_ = unix.Close(fd)
+		seen[pid] = true
+		st, ok := readStat(pid)
+		if !ok || st.session != sid {
+			continue // gone, or left the session
 		}
+		if pid != sid && st.live() {
+			if m, ok := pin(pid, sid); ok {
+				ms = append(ms, m)
+			}
+		}
+		queue = append(queue, children(pid)...)
 	}
 	return ms
 }
 
-// inSession reports whether pid is a live process of session sid, from
-// /proc/<pid>/stat: "pid (comm) state ppid pgrp session ...".
-func inSession(pid, sid int) bool {
+// pin opens a pidfd for pid and checks that the process it pins is still a
+// live member of session sid.
+func pin(pid, sid int) (member, bool) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case errors.Is(err, unix.ENOSYS):
+		fd = -1
+	case err != nil:
+		return member{}, false // gone already
+	}
+	st, ok := readStat(pid)
+	if !ok || st.session != sid || !st.live() {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+		return member{}, false
+	}
+	return member{pid: pid, pgrp: st.pgrp, fd: fd}, true
+}
+
+// children returns the children of every thread of pid, from
+// /proc/<pid>/task/<tid>/children.
+func children(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		out = appendPids(out, dir+t.Name()+"/children")
+	}
+	return out
+}
+
+// appendPids appends the pids listed (space-separated) in file to pids.
+func appendPids(pids []int, file string) []int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return pids
+	}
+	for _, f := range bytes.Fields(b) {
+		if pid, err := strconv.Atoi(string(f)); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// statFields is what readStat takes from /proc/<pid>/stat.
+type statFields struct {
+	state         byte
+	pgrp, session int
+}
+
+// live reports whether the process runs (is not a zombie or dead).
+func (s statFields) live() bool { return s.state != 'Z' && s.state != 'X' }
+
+// readStat reads /proc/<pid>/stat: "pid (comm) state ppid pgrp session ...".
+func readStat(pid int) (statFields, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return statFields{}, false
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return false
+		return statFields{}, false
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 4 || f[0][0] == 'Z' || f[0][0] == 'X' {
-		return false
+	if len(f) < 4 || len(f[0]) == 0 {
+		return statFields{}, false
 	}
-	s, err := strconv.Atoi(string(f[3]))
-	return err == nil && s == sid
+	pgrp, err1 := strconv.Atoi(string(f[2]))
+	session, err2 := strconv.Atoi(string(f[3]))
+	if err1 != nil || err2 != nil {
+		return statFields{}, false
+	}
+	return statFields{state: f[0][0], pgrp: pgrp, session: session}, true
 }
 
 // waitExit waits until every member with a pidfd has exited, or timeout.

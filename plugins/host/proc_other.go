@@ -32,8 +32,17 @@ func waitExited(cmd *exec.Cmd) (shared.ExitStatus, error) {
 // reap does nothing: waitExited reaped the child.
 func reap(*exec.Cmd) {}
 
-func signalSession(sid int, sig unix.Signal) { _ = unix.Kill(-sid, sig) }
+func signalSession(_ *orphanage, sid int, sig unix.Signal) { _ = unix.Kill(-sid, sig) }
 
-func waitSessionGone(int, time.Duration) {}
+func waitSessionGone(*orphanage, int, time.Duration) {}
 
-func killSession(sid int) { _ = unix.Kill(-sid, unix.SIGKILL) }
+func killSession(_ *orphanage, sid int) { _ = unix.Kill(-sid, unix.SIGKILL) }
+
+// orphanage adopts nothing outside 64-bit Linux.
+type orphanage struct{}
+
+func adoptOrphans() (*orphanage, error) { return nil, nil }
+
+func (*orphanage) start(cmd *exec.Cmd) error { return cmd.Start() }
+
+func (*orphanage) forget(int) {}

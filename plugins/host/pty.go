@@ -38,10 +38,11 @@ const (
 // On Linux the child is not reaped until Close, so its pid, which names the
 // session, cannot be reused while Kill and Close signal the session.
 type hostPTY struct {
-	cmd    *exec.Cmd
-	pid    int
-	master *os.File // non-blocking, so reads honour deadlines and Close
-	log    hclog.Logger
+	cmd     *exec.Cmd
+	pid     int
+	master  *os.File // non-blocking, so reads honour deadlines and Close
+	log     hclog.Logger
+	orphans *orphanage
 
 	// exited is closed when the child has exited; exitAt, status and
 	// waitErr are written before.
@@ -65,7 +66,7 @@ var _ shared.PTY = (*hostPTY)(nil)
 
 // startPTY starts cmd in a new session on a new pseudo-terminal of the
 // given size.
-func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger) (*hostPTY, error) {
+func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger, orphans *orphanage) (*hostPTY, error) {
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("open pty: %w", err)
@@ -83,7 +84,7 @@ func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger) (*hostPTY, erro
 	// Setsid makes the child a session leader; Setctty gives it the tty
 	// (its fd 0) as controlling terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
+	if err := orphans.start(cmd); err != nil {
 		master.Close()
 		return nil, err
 	}
@@ -92,6 +93,7 @@ func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger) (*hostPTY, erro
 		pid:        cmd.Process.Pid,
 		master:     master,
 		log:        log,
+		orphans:    orphans,
 		exited:     make(chan struct{}),
 		waiterDone: make(chan struct{}),
 	}
@@ -246,17 +248,17 @@ func (p *hostPTY) Kill(ctx context.Context) error {
 
 func (p *hostPTY) startKill(grace time.Duration) {
 	deadline := time.Now().Add(grace)
-	signalSession(p.pid, unix.SIGHUP)
+	signalSession(p.orphans, p.pid, unix.SIGHUP)
 	p.killer.Go(func() {
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-p.exited:
 			// The rest of the session gets what is left of the grace.
-			waitSessionGone(p.pid, time.Until(deadline))
+			waitSessionGone(p.orphans, p.pid, time.Until(deadline))
 		case <-t.C:
 		}
-		killSession(p.pid)
+		killSession(p.orphans, p.pid)
 	})
 }
 
@@ -276,9 +278,10 @@ func (p *hostPTY) Close() error {
 		})
 		<-p.exited // within killGrace: SIGKILL follows SIGHUP
 		p.killer.Wait()
-		killSession(p.pid)
+		killSession(p.orphans, p.pid)
 		<-p.waiterDone
 		reap(p.cmd)
+		p.orphans.forget(p.pid)
 		p.closeErr = p.master.Close()
 	})
 	return p.closeErr

@@ -30,6 +30,11 @@ const (
 	defaultKeepaliveInterval = 15 * time.Second
 	defaultKeepaliveCount    = 3
 	defaultLinger            = 30 * time.Second
+	// defaultMaxConnections is 8: with OpenSSH's default MaxSessions (10),
+	// 80 sessions per environment, and fewer connections at once than
+	// OpenSSH's default MaxStartups (10) begins to drop.
+	defaultMaxConnections = 8
+	maxMaxConnections     = 100
 
 	// minKeepaliveInterval keeps a typo ("15ms") from flooding the server.
 	minKeepaliveInterval = 100 * time.Millisecond
@@ -88,6 +93,7 @@ type rawConfig struct {
 	KeepaliveInterval string            `json:"keepalive_interval,omitempty"`
 	KeepaliveCount    *int              `json:"keepalive_count,omitempty"`
 	Linger            string            `json:"linger,omitempty"`
+	MaxConnections    *int              `json:"max_connections,omitempty"`
 	Jump              json.RawMessage   `json:"jump,omitempty"`
 	Env               map[string]string `json:"env,omitempty"`
 	Shell             string            `json:"shell,omitempty"`
@@ -102,6 +108,7 @@ type config struct {
 	KeepaliveInterval time.Duration     `json:"keepalive_interval"`
 	KeepaliveCount    int               `json:"keepalive_count"`
 	Linger            time.Duration     `json:"linger"`
+	MaxConnections    int               `json:"max_connections"`
 	Env               map[string]string `json:"env,omitempty"`
 	Shell             string            `json:"shell,omitempty"`
 }
@@ -173,6 +180,13 @@ func decodeConfig(raw json.RawMessage) (*config, error) {
 	}
 	if cfg.Linger, err = parseDuration("linger", rc.Linger, defaultLinger); err != nil {
 		return nil, err
+	}
+	cfg.MaxConnections = defaultMaxConnections
+	if rc.MaxConnections != nil {
+		cfg.MaxConnections = *rc.MaxConnections
+		if cfg.MaxConnections < 1 || cfg.MaxConnections > maxMaxConnections {
+			return nil, fmt.Errorf("max_connections: %d is not in 1..%d", cfg.MaxConnections, maxMaxConnections)
+		}
 	}
 	if len(bytes.TrimSpace(rc.Jump)) > 0 && string(bytes.TrimSpace(rc.Jump)) != "null" {
 		jump, err := parseJump(rc.Jump, &cfg.Target)

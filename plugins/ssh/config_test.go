@@ -35,6 +35,9 @@ func TestParseConfig(t *testing.T) {
 			if c.ConnectTimeout != 10*time.Second || c.KeepaliveInterval != 15*time.Second || c.KeepaliveCount != 3 || c.Linger != 30*time.Second {
 				t.Errorf("durations = %v %v %d %v", c.ConnectTimeout, c.KeepaliveInterval, c.KeepaliveCount, c.Linger)
 			}
+			if c.MaxConnections != 8 {
+				t.Errorf("max_connections = %d, want 8", c.MaxConnections)
+			}
 			if c.Jump != nil {
 				t.Errorf("jump = %+v", c.Jump)
 			}
@@ -42,13 +45,16 @@ func TestParseConfig(t *testing.T) {
 		{"everything", `{"host": "10.0.0.5", "port": 2222, "user": "deploy", "identity_file": "~/.ssh/id_deploy",
 			"passphrase_env": "DEPLOY_PASSPHRASE", "agent": false, "password_env": "DEPLOY_PW", "known_hosts": "/etc/ptyhost/known_hosts",
 			"host_key_check": "accept-new", "connect_timeout": "3s", "keepalive_interval": "0s", "keepalive_count": 5, "linger": "1m",
-			"env": {"EDITOR": "vim"}, "shell": "/bin/bash"}`, func(t *testing.T, c *config) {
+			"max_connections": 3, "env": {"EDITOR": "vim"}, "shell": "/bin/bash"}`, func(t *testing.T, c *config) {
 			if c.Target.addr() != "10.0.0.5:2222" || c.Target.User != "deploy" || c.Target.IdentityFile != filepath.Join(home, ".ssh/id_deploy") ||
 				c.Target.HostKeyCheck != checkAcceptNew || *c.Target.Agent || c.Target.PasswordEnv != "DEPLOY_PW" {
 				t.Errorf("target = %+v", c.Target)
 			}
 			if c.ConnectTimeout != 3*time.Second || c.KeepaliveInterval != 0 || c.KeepaliveCount != 5 || c.Linger != time.Minute {
 				t.Errorf("durations = %v %v %d %v", c.ConnectTimeout, c.KeepaliveInterval, c.KeepaliveCount, c.Linger)
+			}
+			if c.MaxConnections != 3 {
+				t.Errorf("max_connections = %d, want 3", c.MaxConnections)
 			}
 			if c.Env["EDITOR"] != "vim" || c.Shell != "/bin/bash" {
 				t.Errorf("env %v shell %q", c.Env, c.Shell)
@@ -126,6 +132,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"tiny keepalive", `{"host": "h", "keepalive_interval": "10ms"}`, "below the minimum"},
 		{"keepalive count", `{"host": "h", "keepalive_count": 0}`, "keepalive_count: 0"},
 		{"negative linger", `{"host": "h", "linger": "-1s"}`, "linger"},
+		{"zero max_connections", `{"host": "h", "max_connections": 0}`, "max_connections: 0 is not in 1..100"},
+		{"huge max_connections", `{"host": "h", "max_connections": 101}`, "max_connections: 101 is not in 1..100"},
+		{"max_connections string", `{"host": "h", "max_connections": "8"}`, "cannot unmarshal string"},
 		{"env name", `{"host": "h", "env": {"A-B": "x"}}`, `env: variable name "A-B"`},
 		{"env nul", `{"host": "h", "env": {"A": "x\u0000"}}`, "NUL"},
 		{"shell option", `{"host": "h", "shell": "-i"}`, "shell"},

@@ -5,24 +5,30 @@
 //
 // # Connections
 //
-// Each environment has one SSH connection, shared by all its sessions:
-// every session is a "session" channel on it. The pool (pool.go) dials it
-// on the first Spawn (concurrent Spawns wait for that dial), keeps it while
-// sessions use it and for the config's linger after the last one ends, so
-// rapid re-creates reuse it, and replaces it on the next Spawn once it has
-// died. A goroutine per connection sends keepalive@openssh.com requests;
-// when keepalive_count of them in a row go unanswered, it closes the
-// connection, and every session on it ends with ExitStatus{Code: -1,
-// Reason: "ssh connection to HOST lost: keepalive unanswered …"} (or the
-// transport's own reason when the server went away), which the core
-// records as ERROR.
+// An environment's sessions share its SSH connections: every session is a
+// "session" channel on one of them. The pool (pool.go) puts a session on
+// the first connection with room and dials one on the first Spawn that
+// finds none (concurrent Spawns wait for that dial), up to the config's
+// max_connections. A server caps the sessions of one connection
+// (OpenSSH's MaxSessions, 10 by default) by refusing a channel: the
+// connection is then full, the pool learns how many sessions a connection
+// holds, and the Spawn goes on to another connection at once
+// (capacity.go). A connection is kept while sessions use it and for the
+// config's linger after the last one ends, so rapid re-creates reuse it,
+// and replaced on a later Spawn once it has died. A goroutine per
+// connection sends keepalive@openssh.com requests; when keepalive_count of
+// them in a row go unanswered, it closes the connection, and every session
+// on it ends with ExitStatus{Code: -1, Reason: "ssh connection to HOST
+// lost: keepalive unanswered …"} (or the transport's own reason when the
+// server went away), which the core records as ERROR.
 //
 // # Sessions
 //
-// Spawn opens a channel, sends env requests (falling back to exports in
-// the command line for names the server refuses), a pty-req with TERM and
-// the size, and an exec request whose command line quotes every part
-// (command.go), then waits for the start marker, so a missing directory or
+// Spawn opens a channel, sends env requests (COLORTERM=truecolor, the
+// config's env and the session's; falling back to exports in the command
+// line for names the server refuses), a pty-req with TERM and the size,
+// and an exec request whose command line quotes every part (command.go),
+// then waits for the start marker, so a missing directory or
 // command is a Spawn error. Spawn as a whole is bounded by connect_timeout.
 // Output is the channel's bytes, untouched; the exit status follows the
 // last byte. Kill sends a SIGHUP signal request, then after a grace SIGKILL
@@ -31,9 +37,10 @@
 //
 // # Concurrency
 //
-// SSH is safe for concurrent use. The pool's mutex guards the map of
-// connections and their reference counts; each connection's goroutines
-// (dial, watch, keepalive) end when it closes; SSH.Close closes them all
-// and waits. For one session, the gRPC server calls Read from one
+// SSH is safe for concurrent use. The pool's mutex guards the groups of
+// connections and their reference and session counts; channel opens on
+// one connection go one at a time; each connection's goroutines (dial,
+// watch, keepalive) end when it closes; SSH.Close closes them all and
+// waits. For one session, the gRPC server calls Read from one
 // goroutine, Write and Resize from another, Kill from any, Close last.
 package main

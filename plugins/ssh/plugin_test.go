@@ -286,6 +286,7 @@ func TestLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(plugins.Close)
+	waitStarted(t, ctx, plugins)
 	env, err := plugins.Environment(EnvironmentType)
 	if err != nil {
 		t.Fatal(err)

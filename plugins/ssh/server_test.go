@@ -116,6 +116,9 @@ func (s *server) request(t *testing.T, method, path string, body any) (int, map[
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -265,10 +268,10 @@ func TestServer(t *testing.T) {
 			"env": map[string]string{"PTYHOST_TEST_GREETING": "hej", "OTHER_GREETING": "hallo"},
 		})
 		c := srv.attach(t, id)
-		c.send("stty size; pwd; echo \"[$PTYHOST_TEST_GREETING $OTHER_GREETING $FROM_CONFIG $TERM $((6*7))]\"\r")
+		c.send("stty size; pwd; echo \"[$PTYHOST_TEST_GREETING $OTHER_GREETING $FROM_CONFIG $TERM $COLORTERM $((6*7))]\"\r")
 		c.waitOutput("37 101\r\n")
 		c.waitOutput(dir + "\r\n")
-		c.waitOutput("[hej hallo cfg xterm-256color 42]")
+		c.waitOutput("[hej hallo cfg xterm-256color truecolor 42]")
 		c.control(`{"type":"resize","cols":120,"rows":40}`)
 		if m := c.waitControl("resize"); m["cols"] != 120.0 || m["rows"] != 40.0 {
 			t.Errorf("resize message %v", m)
@@ -413,9 +416,12 @@ func TestServer(t *testing.T) {
 		}
 	})
 
-	t.Run("20 sessions over one connection, linger, reconnect", func(t *testing.T) {
+	t.Run("20 sessions over two connections at the default MaxSessions, linger, reconnect", func(t *testing.T) {
 		t.Parallel()
 		priv := s.startPrivate(t)
+		if got := priv.setting(t, "maxsessions"); got != "10" {
+			t.Fatalf("the private sshd's MaxSessions is %s, want OpenSSH's default 10", got)
+		}
 		env := srv.createEnv(t, "ssh-twenty", s.config(t, priv.port, map[string]any{"linger": "1s"}))
 		ids := make([]string, 20)
 		var wg sync.WaitGroup
@@ -440,8 +446,9 @@ func TestServer(t *testing.T) {
 			c.send("echo-me\r")
 			c.waitOutput("echo-me\r\necho-me")
 		}
-		if n, a := established(t, priv.port), priv.accepted(); n != 1 || a != 1 {
-			t.Errorf("%d TCP connections and %d logins for 20 sessions, want 1 and 1", n, a)
+		// Ten sessions a connection, as many as the server allows.
+		if n, a := established(t, priv.port), priv.accepted(); n != 2 || a != 2 {
+			t.Errorf("%d TCP connections and %d logins for 20 sessions, want 2 and 2", n, a)
 		}
 		for _, id := range ids {
 			srv.request(t, "DELETE", "/api/v1/sessions/"+id, nil)
@@ -449,8 +456,8 @@ func TestServer(t *testing.T) {
 		// Within the linger, a new session reuses the connection...
 		id := srv.createSession(t, map[string]any{"environment_id": env, "command": []string{"/bin/sh", "-c", "echo again; exec cat"}})
 		srv.attach(t, id).waitOutput("again")
-		if a := priv.accepted(); a != 1 {
-			t.Errorf("%d logins after a re-create within the linger, want 1", a)
+		if a := priv.accepted(); a != 2 {
+			t.Errorf("%d logins after a re-create within the linger, want 2", a)
 		}
 		srv.request(t, "DELETE", "/api/v1/sessions/"+id, nil)
 		// ...and after it the connection is closed.
@@ -460,8 +467,8 @@ func TestServer(t *testing.T) {
 		// The next session reconnects.
 		id = srv.createSession(t, map[string]any{"environment_id": env, "command": []string{"/bin/sh", "-c", "echo reconnected; exec cat"}})
 		srv.attach(t, id).waitOutput("reconnected")
-		if a := priv.accepted(); a != 2 {
-			t.Errorf("%d logins, want 2", a)
+		if a := priv.accepted(); a != 3 {
+			t.Errorf("%d logins, want 3", a)
 		}
 	})
 

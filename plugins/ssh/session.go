@@ -25,6 +25,10 @@ import (
 const (
 	// termType is the TERM of every session, sent in the pty-req.
 	termType = "xterm-256color"
+	// colorTerm is the default COLORTERM of every session, sent next to
+	// TERM as an env request: the terminals ptyhost serves show 24-bit
+	// colour.
+	colorTerm = "truecolor"
 	// killGrace is how long Kill waits after SIGHUP before SIGKILL and
 	// closing the channel.
 	killGrace = 2 * time.Second
@@ -81,17 +85,19 @@ var _ shared.PTY = (*sshPTY)(nil)
 // startSession opens a session on c and starts req's command in it, and
 // returns once the command is about to run (see command.go). On failure
 // it closes what it opened; the caller still holds, and must release, its
-// reference on c.
+// reference on c. When the server refuses the session while c holds
+// others, the error wraps errConnFull and c is marked full.
 func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *config, log hclog.Logger) (*sshPTY, error) {
-	sess, err := c.link.client.NewSession()
+	sess, err := c.openSession()
 	if err != nil {
-		return nil, c.sessionError("open a session channel", err)
+		return nil, err
 	}
 	p := &sshPTY{conn: c, sess: sess, log: log, exited: make(chan struct{}), closed: make(chan struct{})}
 	started := false
 	defer func() {
 		if !started {
 			_ = sess.Close()
+			c.sessionClosed()
 		}
 	}()
 	if p.stdin, err = sess.StdinPipe(); err != nil {
@@ -106,12 +112,12 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 	}
 	size := req.Size
 	if err := sess.RequestPty(termType, int(size.Rows), int(size.Cols), terminalModes); err != nil {
-		return nil, c.sessionError("allocate a terminal (pty-req)", err)
+		return nil, c.startError("allocate a terminal (pty-req)", err)
 	}
 	nonce := newNonce()
 	script := remoteScript{exports: exports, dir: req.Dir, argv: req.Command, shell: cfg.Shell, nonce: nonce}
 	if err := sess.Start(script.String()); err != nil {
-		return nil, c.sessionError("run the command (exec request)", err)
+		return nil, c.startError("run the command (exec request)", err)
 	}
 	started = true
 	go p.wait()
@@ -126,10 +132,10 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 }
 
 // sessionEnv is what a session's env requests carry: LANG and LC_* of the
-// plugin's environment, as OpenSSH's default SendEnv does, then the
-// config's env, then the session's, later ones winning. Only the config's
-// and the session's variables fall back to an export when refused; the
-// locale is a courtesy.
+// plugin's environment, as OpenSSH's default SendEnv does, then
+// COLORTERM=truecolor, then the config's env, then the session's, later
+// ones winning. COLORTERM and the config's and the session's variables
+// fall back to an export when refused; the locale is a courtesy.
 func sessionEnv(cfg *config, env map[string]string) map[string]envVar {
 	out := make(map[string]envVar)
 	for _, kv := range os.Environ() {
@@ -138,6 +144,7 @@ func sessionEnv(cfg *config, env map[string]string) map[string]envVar {
 			out[k] = envVar{value: v}
 		}
 	}
+	out["COLORTERM"] = envVar{value: colorTerm, required: true}
 	for k, v := range cfg.Env {
 		out[k] = envVar{value: v, required: true}
 	}
@@ -192,11 +199,7 @@ func (c *conn) sessionError(step string, err error) error {
 	}
 	var oce *ssh.OpenChannelError
 	if errors.As(err, &oce) {
-		hint := ""
-		if oce.Reason == ssh.Prohibited {
-			hint = " (the server's MaxSessions, 10 by default in OpenSSH, limits the sessions of one connection)"
-		}
-		return fmt.Errorf("ssh: %s refused to %s: %s%s", c.cfg.Target.addr(), step, oce.Message, hint)
+		return fmt.Errorf("ssh: %s refused to %s: %s", c.cfg.Target.addr(), step, oce.Message)
 	}
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: ssh: cannot %s: the connection to %s is closing", shared.ErrUnavailable, step, c.cfg.Target.addr())
@@ -404,7 +407,8 @@ func (p *sshPTY) Close() error {
 	return nil
 }
 
-// shut is Close but for giving back the connection.
+// shut is Close but for giving back the connection: it ends the session
+// and counts its channel closed.
 func (p *sshPTY) shut() {
 	close(p.closed)
 	select {
@@ -422,4 +426,5 @@ func (p *sshPTY) shut() {
 	}
 	t.Stop()
 	p.wg.Wait()
+	p.conn.sessionClosed()
 }

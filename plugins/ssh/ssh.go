@@ -125,9 +125,11 @@ func (s *SSH) Health(ctx context.Context, envType string, raw json.RawMessage) e
 	return nil
 }
 
-// Spawn implements shared.Environment: it takes the environment's pooled
-// connection (dialling it if needed) and starts the session on it as a
-// channel, all within the config's connect_timeout.
+// Spawn implements shared.Environment: it takes a pooled connection of
+// the environment with room (dialling one if needed) and starts the
+// session on it as a channel; when the server refuses the session because
+// the connection is full, it goes on to another (see capacity.go).
+// All within the config's connect_timeout.
 func (s *SSH) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 	if err := checkType(req.EnvironmentType); err != nil {
 		return nil, err
@@ -152,23 +154,18 @@ func (s *SSH) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, e
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	c, err := s.pool.acquire(ctx, req.EnvironmentID, cfg)
-	if err != nil {
-		return nil, spawnTimeout(ctx, err, cfg)
-	}
 	type result struct {
 		p   *sshPTY
 		err error
 	}
 	res := make(chan result, 1)
 	go func() {
-		p, err := c.startSession(ctx, req, cfg, log)
+		p, err := s.start(ctx, req, cfg, log)
 		res <- result{p, err}
 	}()
 	select {
 	case r := <-res:
 		if r.err != nil {
-			s.pool.release(c)
 			return nil, spawnTimeout(ctx, r.err, cfg)
 		}
 		log.Debug("session started", "dir", req.Dir, "host", cfg.Target.String())
@@ -181,11 +178,37 @@ func (s *SSH) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, e
 			defer s.wg.Done()
 			if r := <-res; r.p != nil {
 				r.p.Close()
-			} else {
-				s.pool.release(c)
 			}
 		}()
 		return nil, spawnTimeout(ctx, ctx.Err(), cfg)
+	}
+}
+
+// start acquires a connection and starts the session on it, moving on to
+// another connection each time the server refuses the session on a full
+// one. On failure it has released every connection it took.
+func (s *SSH) start(ctx context.Context, req shared.SpawnRequest, cfg *config, log hclog.Logger) (*sshPTY, error) {
+	// Each refusal marks a connection full; a connection of the group has
+	// room again only when one of its sessions ends. The bound stops a
+	// Spawn that keeps losing the race for freed room.
+	attempts := 2*cfg.MaxConnections + 2
+	for attempt := 1; ; attempt++ {
+		c, err := s.pool.acquire(ctx, req.EnvironmentID, cfg)
+		if err != nil {
+			return nil, err
+		}
+		p, err := c.startSession(ctx, req, cfg, log)
+		if err == nil {
+			return p, nil
+		}
+		s.pool.release(c)
+		if !errors.Is(err, errConnFull) {
+			return nil, err
+		}
+		if attempt >= attempts {
+			return nil, fmt.Errorf("%w: ssh: no connection to %s had room after %d attempts: %w", shared.ErrUnavailable, cfg.Target.addr(), attempt, err)
+		}
+		log.Debug("connection full; trying another", "reason", err)
 	}
 }
 

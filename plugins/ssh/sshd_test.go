@@ -202,11 +202,22 @@ type privateSSHD struct {
 	port int
 	cmd  *exec.Cmd
 	log  string
+	conf string // its sshd_config
+	sshd string // the sshd binary
 }
 
-var portLine = regexp.MustCompile(`(?m)^(Port|PidFile) .*$`)
+var (
+	portLine = regexp.MustCompile(`(?m)^(Port|PidFile) .*$`)
+	// maxSessionsLine matches a MaxSessions setting: a private sshd keeps
+	// OpenSSH's default (10) unless the test sets it, whatever the test
+	// sshd's config says (sshd.sh set 100 before issue 8).
+	maxSessionsLine = regexp.MustCompile(`(?mi)^\s*MaxSessions\s.*\n?`)
+)
 
-func (s *sshdInfo) startPrivate(t testing.TB) *privateSSHD {
+// startPrivate starts a private sshd. settings are sshd_config lines put
+// before the rest (sshd takes the first value of a keyword), such as
+// "MaxSessions 100".
+func (s *sshdInfo) startPrivate(t testing.TB, settings ...string) *privateSSHD {
 	t.Helper()
 	if s.sshdConfig == "" || s.sshd == "" {
 		msg := "sshd.sh did not say where its sshd_config and sshd are"
@@ -228,11 +239,15 @@ func (s *sshdInfo) startPrivate(t testing.TB) *privateSSHD {
 			}
 			return fmt.Sprintf("PidFile %q", filepath.Join(dir, "sshd.pid"))
 		})
+		conf = maxSessionsLine.ReplaceAllString(conf, "")
+		if len(settings) > 0 {
+			conf = strings.Join(settings, "\n") + "\n" + conf
+		}
 		confPath := filepath.Join(dir, "sshd_config")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p := &privateSSHD{port: port, log: filepath.Join(dir, "sshd.log")}
+		p := &privateSSHD{port: port, log: filepath.Join(dir, "sshd.log"), conf: confPath, sshd: s.sshd}
 		p.cmd = exec.Command(s.sshd, "-D", "-f", confPath, "-E", p.log)
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -272,6 +287,29 @@ func (p *privateSSHD) stop() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	_ = p.cmd.Wait()
+}
+
+// setting returns the value sshd uses for keyword (lower case, as
+// sshd -T prints it), with its defaults applied.
+func (p *privateSSHD) setting(t testing.TB, keyword string) string {
+	t.Helper()
+	out, err := exec.Command(p.sshd, "-T", "-f", p.conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sshd -T: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if k, v, _ := strings.Cut(strings.TrimSpace(line), " "); k == keyword {
+			return v
+		}
+	}
+	t.Fatalf("sshd -T does not print %s:\n%s", keyword, out)
+	return ""
+}
+
+// logText returns the sshd's log so far.
+func (p *privateSSHD) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
 }
 
 // accepted counts the logins the sshd logged.
@@ -382,7 +420,19 @@ func loadPluginsNamed(t testing.TB, names ...string) *core.Plugins {
 		t.Fatal(err)
 	}
 	t.Cleanup(plugins.Close)
+	waitStarted(t, ctx, plugins)
 	return plugins
+}
+
+// waitStarted waits until the plugins' first starts have ended (they
+// start in the background).
+func waitStarted(t testing.TB, ctx context.Context, plugins *core.Plugins) {
+	t.Helper()
+	select {
+	case <-plugins.Started():
+	case <-ctx.Done():
+		t.Fatalf("the plugins did not start: %v", ctx.Err())
+	}
 }
 
 // loadSSH returns the SSH environment of a freshly started plugin process.

@@ -27,7 +27,9 @@
 # the log. The server listens only on 127.0.0.1 (port 22022, or the next free
 # one), lets in only the user ptyhost-test (public key or password; no PAM),
 # and accepts the env requests LANG, LC_* and PTYHOST_TEST_* only, so tests
-# can exercise both an accepted env request and the refusal fallback. It is
+# can exercise both an accepted env request and the refusal fallback. It
+# keeps OpenSSH's default MaxSessions (10 sessions per connection), which
+# the plugin must work with (it opens more connections). It is
 # for tests, never for anything that matters. Must run as root (it creates a
 # user and runs sshd, which needs root for privilege separation). Everything
 # but the NAME=value lines goes to stderr. Safe to run twice, from any cwd.
@@ -182,7 +184,6 @@ write_config() {
 		PrintMotd no
 		PrintLastLog no
 		UseDNS no
-		MaxSessions 100
 		MaxStartups 200
 		MaxAuthTries 10
 		LoginGraceTime 30

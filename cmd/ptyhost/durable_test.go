@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// A 201 is durable: every session a server answered 201 for is in the
+// database even when the server is killed the moment the answer arrives,
+// and the next server reports it as lost. Each round kills the server on
+// the first 201 of several concurrent creates; the next round's server
+// checks the round before.
+func TestCreatedSessionSurvivesServerKill(t *testing.T) {
+	dataDir := t.TempDir()
+	const rounds, perRound = 8, 8
+	var created []string // answered 201 in the round before
+	for round := range rounds + 1 {
+		server, url := startServerProcess(t, dataDir)
+		for _, id := range created {
+			resp, err := http.Get(url + "/api/v1/sessions/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rec map[string]any
+			decodeBody(t, resp, &rec)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s after the restart: %d %v; a session answered 201 must be on record", id, resp.StatusCode, rec)
+				continue
+			}
+			if rec["status"] != "ERROR" || !strings.Contains(fmt.Sprint(rec["status_reason"]), "server_lost") {
+				t.Errorf("%s after the restart: %v, want ERROR server_lost", id, rec)
+			}
+		}
+		if round == rounds {
+			server.Process.Kill()
+			server.Wait()
+			break
+		}
+		created = created[:0]
+		var mu sync.Mutex
+		var kill sync.Once
+		var wg sync.WaitGroup
+		for i := range perRound {
+			id := fmt.Sprintf("durable-%d-%d", round, i)
+			wg.Go(func() {
+				body := fmt.Sprintf(`{"id":%q,"environment_id":"host","command":["sleep","3600"]}`, id)
+				resp, err := http.Post(url+"/api/v1/sessions", "application/json", strings.NewReader(body))
+				if err != nil {
+					return // the server was killed first
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					mu.Lock()
+					created = append(created, id)
+					mu.Unlock()
+					kill.Do(func() { server.Process.Signal(syscall.SIGKILL) })
+				}
+			})
+		}
+		wg.Wait()
+		server.Wait()
+		if len(created) == 0 {
+			t.Fatalf("round %d: no create succeeded", round)
+		}
+	}
+}
+
+func decodeBody(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: body is not JSON: %v", resp.Request.URL, err)
+	}
+}

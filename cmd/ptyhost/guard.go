@@ -1,0 +1,55 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// finishGuard completes and checks the settings of the request guard
+// (core.Guard): the patterns must be valid, --metrics-auth needs a token,
+// and a --listen address given as a host name is an allowed host, since
+// that is the name clients use.
+func (c *serveConfig) finishGuard() error {
+	if c.metricsAuth && c.token == "" {
+		return usageError{"--metrics-auth requires a token: set --token (or PTYHOST_TOKEN)"}
+	}
+	if name := listenName(c.listen); name != "" {
+		c.allowedHosts = append(c.allowedHosts, name)
+	}
+	if err := c.guardOptions().Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// guardOptions are the request guard's options.
+func (c *serveConfig) guardOptions() core.GuardOptions {
+	return core.GuardOptions{AllowedHosts: c.allowedHosts, AllowedOrigins: c.allowedOrigins}
+}
+
+// listenName returns the host name of a --listen address, or "" when it
+// is an IP address, empty (every address) or a name the guard accepts
+// anyway.
+func listenName(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || net.ParseIP(host) != nil {
+		return ""
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return ""
+	}
+	return host
+}
+
+// metricsHandler is /metrics behind the request guard and, with
+// --metrics-auth, the token.
+func (c *serveConfig) metricsHandler(metrics http.Handler) http.Handler {
+	if c.metricsAuth {
+		metrics = core.RequireToken(metrics, c.token)
+	}
+	return core.Guard(metrics, c.guardOptions())
+}

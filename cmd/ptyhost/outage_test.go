@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/core/store"
+	"github.com/ptyhost/ptyhost/internal/testbin"
+)
+
+// tcpProxy forwards a local port to a server; Stop cuts every connection
+// and refuses new ones, as a database outage does, and Start serves again
+// on the same port.
+type tcpProxy struct {
+	t      *testing.T
+	addr   string // the proxy's
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{t: t, addr: "127.0.0.1:0", target: target}
+	p.Start()
+	p.addr = p.ln.Addr().String()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func (p *tcpProxy) Start() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+func (p *tcpProxy) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// postgresSchemaDSN returns the test PostgreSQL's DSN, reached through a
+// proxy, with a schema of the test's own (dropped at its end).
+func postgresSchemaDSN(t *testing.T) (string, *tcpProxy) {
+	t.Helper()
+	base := os.Getenv("PTYHOST_TEST_POSTGRES_DSN")
+	if base == "" {
+		msg := "PTYHOST_TEST_POSTGRES_DSN not set: run scripts/services/postgres.sh start (make test does)"
+		if os.Getenv("PTYHOST_INTEGRATION") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "ptyhost_outage_" + hex.EncodeToString(b[:])
+	admin, err := store.Open(t.Context(), base, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Gorm().Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Gorm().Exec("DROP SCHEMA " + schema + " CASCADE") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	q := u.Query()
+	q.Set("search_path", schema)
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	return u.String(), proxy
+}
+
+// startServerWith runs the ptyhost binary with extra flags and returns its
+// URL.
+func startServerWith(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
+		"--plugin-dir", testbin.PluginDir(t, "host"), "--log-level", "error"}, args...)
+	cmd := exec.Command(testbin.Ptyhost(t), args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("server did not start: %v", err)
+	}
+	u, ok := strings.CutPrefix(strings.TrimSpace(line), "ptyhost: serving on ")
+	if !ok {
+		t.Fatalf("unexpected line %q", line)
+	}
+	return cmd, u
+}
+
+func request(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if resp.StatusCode == http.StatusNoContent {
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	decodeBody(t, resp, &out)
+	return resp.StatusCode, out
+}
+
+// waitFor polls cond every 50 ms until it holds or within passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// During a PostgreSQL outage the server answers creates with 503, starts
+// nothing, and says so in /healthz; live sessions go on; when the database
+// is back, so is everything.
+func TestPostgresOutage(t *testing.T) {
+	dsn, proxy := postgresSchemaDSN(t)
+	_, srv := startServerWith(t, "--db", dsn)
+	if code, body := request(t, "GET", srv+"/healthz", ""); code != 200 || body["store"] != "ok" {
+		t.Fatalf("healthz: %d %v", code, body)
+	}
+	create := func(id string) (int, map[string]any) {
+		return request(t, "POST", srv+"/api/v1/sessions", fmt.Sprintf(`{"id":%q,"environment_id":"host","command":["sleep","3600"]}`, id))
+	}
+	if code, body := create("before"); code != 201 {
+		t.Fatalf("create: %d %v", code, body)
+	}
+
+	proxy.Stop()
+	waitFor(t, 15*time.Second, "healthz to report the database down", func() bool {
+		code, body := request(t, "GET", srv+"/healthz", "")
+		return code == 503 && body["status"] == "degraded" && body["store"] != ""
+	})
+	code, body := create("during")
+	if msg, _ := body["error"].(string); code != 503 || !strings.Contains(msg, "database is unavailable") {
+		t.Errorf("create during the outage: %d %v; want 503 saying the database is unavailable", code, body)
+	}
+	if code, body := request(t, "GET", srv+"/api/v1/sessions/before", ""); code != 200 || body["status"] != "ACTIVE" {
+		t.Errorf("the live session during the outage: %d %v", code, body)
+	}
+
+	proxy.Start()
+	waitFor(t, 15*time.Second, "healthz to recover", func() bool {
+		code, body := request(t, "GET", srv+"/healthz", "")
+		return code == 200 && body["store"] == "ok"
+	})
+	// Nothing of the refused create was left behind: not its record, and
+	// not its id.
+	if code, body := request(t, "GET", srv+"/api/v1/sessions/during", ""); code != 404 {
+		t.Errorf("the refused session after the outage: %d %v, want 404", code, body)
+	}
+	if code, body := create("during"); code != 201 {
+		t.Errorf("create after the outage: %d %v", code, body)
+	}
+	code, body = request(t, "GET", srv+"/api/v1/sessions?status=ACTIVE", "")
+	if n := len(fmt.Sprint(body["sessions"])); code != 200 || n == 0 {
+		t.Errorf("list after the outage: %d %v", code, body)
+	}
+	var ids []string
+	for _, s := range body["sessions"].([]any) {
+		ids = append(ids, s.(map[string]any)["id"].(string))
+	}
+	if fmt.Sprint(ids) != "[before during]" {
+		t.Errorf("ACTIVE sessions after the outage: %v, want before and during", ids)
+	}
+}

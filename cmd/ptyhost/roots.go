@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// workdirRootsEnv holds the working-directory roots, separated by the OS's
+// path-list separator (':' on Unix), as PATH does.
+const workdirRootsEnv = "PTYHOST_WORKDIR_ROOTS"
+
+// setWorkdirRoots settles the working-directory roots: the --workdir-root
+// flags if given, else PTYHOST_WORKDIR_ROOTS if set (empty: none), else the
+// file's workdir_roots. Each must be an absolute path.
+func (c *serveConfig) setWorkdirRoots(flagGiven bool, file *fileConfig) error {
+	source := "--workdir-root"
+	switch v, set := os.LookupEnv(workdirRootsEnv); {
+	case flagGiven:
+	case set:
+		source = workdirRootsEnv
+		c.workdirRoots = nil
+		for _, r := range filepath.SplitList(v) {
+			if r != "" {
+				c.workdirRoots = append(c.workdirRoots, r)
+			}
+		}
+	case file != nil:
+		source = file.path + ": workdir_roots"
+		c.workdirRoots = file.workdirRoots // checked when loaded
+	}
+	if err := shared.CheckRoots(c.workdirRoots); err != nil {
+		return usageError{fmt.Sprintf("%s: %v", source, err)}
+	}
+	return nil
+}
+
+// logWorkdirRoots says at start where sessions may work.
+func logWorkdirRoots(log *slog.Logger, roots []string) {
+	if len(roots) == 0 {
+		log.Info("working directories are unrestricted: a session may work in, and a DOCKER environment mount, any directory; set --workdir-root to restrict them")
+		return
+	}
+	log.Info("working directories restricted", "workdir_roots", roots)
+}

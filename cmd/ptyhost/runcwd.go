@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+)
+
+// getEnvironment returns the environment with this id.
+func (c *client) getEnvironment(ctx context.Context, id string) (*environment, error) {
+	var e environment
+	if err := c.do(ctx, http.MethodGet, "/api/v1/environments/"+url.PathEscape(id), nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// runDir is the worktree_path run sends for an environment of envType,
+// given --cwd. Only a HOST environment runs on this machine: there the
+// default is the current directory, and a relative --cwd is made absolute.
+// Elsewhere (a container, a remote host) a local directory means nothing:
+// the default is the environment's own, and --cwd is sent as written, so
+// that "~/src" reaches an SSH host untouched.
+func runDir(envType, cwd string) (string, error) {
+	if envType != "HOST" {
+		return cwd, nil
+	}
+	if cwd == "" {
+		return os.Getwd()
+	}
+	return filepath.Abs(cwd)
+}

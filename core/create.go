@@ -1,0 +1,310 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// CreateOptions describe a session to create.
+type CreateOptions struct {
+	// ID is the session's id; generated when empty. Letters, digits, '.',
+	// '_' and '-', at most 128 characters; not "." or "..".
+	ID            string
+	EnvironmentID string
+	ProjectID     string
+	BranchName    string
+	// WorktreePath is the working directory.
+	WorktreePath string
+	// Command is the argv; empty means the environment's shell. Its first
+	// element must not be empty, and no element may hold a NUL byte.
+	Command []string
+	// Env holds extra environment variables.
+	Env map[string]string
+	// Cols and Rows are the terminal's size; zero means 80×24.
+	Cols, Rows int
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+func validID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%w: id %q: use 1 to 128 letters, digits, '.', '_' or '-'", ErrInvalidArgument, id)
+	}
+	if id == "." || id == ".." {
+		// A URL path cannot name them: /sessions/.. is /.
+		return fmt.Errorf("%w: id %q is not addressable; use another", ErrInvalidArgument, id)
+	}
+	return nil
+}
+
+func validSize(cols, rows int) error {
+	if cols < 1 || cols > MaxTermSize || rows < 1 || rows > MaxTermSize {
+		return fmt.Errorf("%w: size %dx%d: cols and rows must be integers from 1 to %d", ErrInvalidArgument, cols, rows, MaxTermSize)
+	}
+	return nil
+}
+
+// newID returns a random session or environment id.
+func newID() string { return rand.Text()[:20] }
+
+func (o *CreateOptions) normalize() error {
+	if o.ID == "" {
+		o.ID = newID()
+	}
+	if err := validID(o.ID); err != nil {
+		return err
+	}
+	if o.EnvironmentID == "" {
+		return fmt.Errorf("%w: environment_id is required", ErrInvalidArgument)
+	}
+	if o.Cols == 0 && o.Rows == 0 {
+		o.Cols, o.Rows = DefaultCols, DefaultRows
+	}
+	if err := validSize(o.Cols, o.Rows); err != nil {
+		return err
+	}
+	if len(o.Command) > 0 && o.Command[0] == "" {
+		return fmt.Errorf("%w: command[0] is empty; name the program to run, or send no command for the environment's shell", ErrInvalidArgument)
+	}
+	for i, arg := range o.Command {
+		if strings.IndexByte(arg, 0) >= 0 {
+			return fmt.Errorf("%w: command[%d] holds a NUL byte", ErrInvalidArgument, i)
+		}
+	}
+	for k, v := range o.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("%w: env name %q", ErrInvalidArgument, k)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("%w: env %s: the value holds a NUL byte", ErrInvalidArgument, k)
+		}
+	}
+	return nil
+}
+
+// storeTimeout bounds each store call a request waits on, so that a
+// database that hangs answers 503 rather than holding the request.
+const storeTimeout = 5 * time.Second
+
+// CreateSession starts a session and returns its record. A duplicate live
+// id is ErrAlreadyExists; a session that has exited is replaced. An unknown
+// environment is ErrEnvironmentNotFound.
+//
+// The session's row is written, as STARTING, before the plugin is asked to
+// start it: once CreateSession returns, the record survives any crash. A
+// store that fails that write is ErrStoreUnavailable, with nothing started.
+// Any failure after the plugin was asked leaves nothing running and
+// records the session as ERROR.
+func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (SessionRecord, error) {
+	if err := opts.normalize(); err != nil {
+		return SessionRecord{}, err
+	}
+	env, err := m.lookupEnvironment(ctx, opts.EnvironmentID)
+	if err != nil {
+		m.metrics.createFailed.Inc()
+		return SessionRecord{}, err
+	}
+	dir, err := m.workdir(env.Type, opts.WorktreePath)
+	if err != nil {
+		m.metrics.createFailed.Inc()
+		return SessionRecord{}, err
+	}
+	now := m.now()
+	s := &session{
+		id:          opts.ID,
+		m:           m,
+		log:         m.log.With("session_id", opts.ID),
+		pumpDone:    make(chan struct{}),
+		ring:        newRing(m.opts.ScrollbackBytes),
+		attachments: make(map[*Attachment]struct{}),
+		lastActive:  now,
+		rec: SessionRecord{
+			ID:            opts.ID,
+			EnvironmentID: opts.EnvironmentID,
+			ProjectID:     opts.ProjectID,
+			BranchName:    opts.BranchName,
+			WorktreePath:  opts.WorktreePath,
+			Status:        StatusStarting,
+			Cols:          opts.Cols,
+			Rows:          opts.Rows,
+			LastActiveAt:  now,
+			CreatedAt:     now,
+			UpdatedAt:     now,
+		},
+	}
+
+	// Reserve the id before anything else, so that two concurrent creates
+	// of one id cannot both spawn.
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return SessionRecord{}, ErrClosed
+	}
+	old := m.sessions[opts.ID]
+	if old != nil && !old.hasExited() {
+		m.mu.Unlock()
+		return SessionRecord{}, fmt.Errorf("%w: session %q", ErrAlreadyExists, opts.ID)
+	}
+	m.sessions[opts.ID] = s
+	m.mu.Unlock()
+	if old != nil {
+		m.teardown(ctx, old, CloseNormal, CloseReasonDestroyed, "")
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err = m.writer.saveNow(sctx, s.snapshot())
+	cancel()
+	if err != nil {
+		m.abandon(s)
+		s.log.Warn("recording the new session failed; not starting it", "err", err)
+		return SessionRecord{}, storeFailed(fmt.Errorf("recording session %q: %w", opts.ID, err))
+	}
+
+	if err := m.destroyedWhileStarting(s); err != nil {
+		return SessionRecord{}, err
+	}
+	p, err := m.spawn(ctx, s, env, dir, opts)
+	if err != nil {
+		m.abandon(s)
+		return SessionRecord{}, err
+	}
+
+	s.mu.Lock()
+	if s.state != stateStarting {
+		s.mu.Unlock()
+		m.killStarted(p, s.log)
+		return SessionRecord{}, m.destroyedWhileStarting(s)
+	}
+	s.pty, s.envType = p, env.Type
+	s.state = stateRunning
+	s.rec.Status = StatusActive
+	rec := s.rec
+	s.mu.Unlock()
+
+	m.writer.update(s.id, SessionUpdate{Status: &rec.Status})
+	m.metrics.created.Inc()
+	m.metrics.live.Inc()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		s.pump(m.ctx)
+		m.metrics.live.Dec()
+	}()
+	m.armIdle(s, false)
+	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
+	m.publish(Event{Type: SessionCreated, SessionID: s.id})
+	return rec, nil
+}
+
+// destroyedWhileStarting records s and returns an error if s was destroyed
+// or hung up while it was starting; teardown left the record to the
+// create.
+func (m *Manager) destroyedWhileStarting(s *session) error {
+	s.mu.Lock()
+	if s.state == stateStarting {
+		s.mu.Unlock()
+		return nil
+	}
+	status, reason := s.rec.Status, s.rec.StatusReason
+	s.mu.Unlock()
+	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason})
+	m.metrics.createFailed.Inc()
+	return fmt.Errorf("session %q was destroyed while starting", s.id)
+}
+
+// lookupEnvironment returns the environment a session is created in.
+func (m *Manager) lookupEnvironment(ctx context.Context, id string) (Environment, error) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	env, err := m.store.GetEnvironment(sctx, id)
+	if err != nil {
+		if errors.Is(err, ErrEnvironmentNotFound) {
+			return Environment{}, fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
+		}
+		return Environment{}, storeFailed(err)
+	}
+	return env, nil
+}
+
+// storeFailed marks err, a store error that is not about the data asked
+// for, as ErrStoreUnavailable.
+func storeFailed(err error) error {
+	if errors.Is(err, ErrStoreUnavailable) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}
+
+// spawn asks the environment's plugin for the session's PTY; errors are
+// recorded.
+func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir string, opts CreateOptions) (shared.PTY, error) {
+	adapter, err := m.plugins.Environment(env.Type)
+	if err != nil {
+		return nil, m.failed(s, err)
+	}
+	p, err := adapter.Spawn(ctx, shared.SpawnRequest{
+		SessionID:       opts.ID,
+		EnvironmentID:   env.ID,
+		EnvironmentType: env.Type,
+		Config:          env.Config,
+		Dir:             dir,
+		Command:         opts.Command,
+		Env:             opts.Env,
+		Size:            shared.Size{Cols: uint16(opts.Cols), Rows: uint16(opts.Rows)},
+		WorkdirRoots:    m.opts.WorkdirRoots,
+	})
+	if err != nil {
+		return nil, m.failed(s, err)
+	}
+	return p, nil
+}
+
+// failed records a session that could not be started as ERROR and says so.
+func (m *Manager) failed(s *session, err error) error {
+	reason := err.Error()
+	s.mu.Lock()
+	s.rec.Status, s.rec.StatusReason = StatusError, reason
+	s.mu.Unlock()
+	status := StatusError
+	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason})
+	s.log.Warn("session failed to start", "err", err)
+	m.publish(Event{Type: SessionError, SessionID: s.id, Err: err})
+	return fmt.Errorf("%w: %w", ErrSpawn, err)
+}
+
+// ErrSpawn wraps every error of an environment's plugin while creating a
+// session; errors.Is also finds the plugin's own error (shared.ErrX).
+var ErrSpawn = errors.New("starting the session failed")
+
+// abandon removes a reservation whose create failed.
+func (m *Manager) abandon(s *session) {
+	m.mu.Lock()
+	if m.sessions[s.id] == s {
+		delete(m.sessions, s.id)
+	}
+	m.mu.Unlock()
+	s.mu.Lock()
+	s.state = stateDestroyed
+	s.mu.Unlock()
+	m.metrics.createFailed.Inc()
+}
+
+// killStarted ends a PTY whose session was destroyed while it started.
+func (m *Manager) killStarted(p shared.PTY, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(m.ctx, killTimeout)
+	defer cancel()
+	if err := p.Kill(ctx); err != nil {
+		log.Warn("kill failed", "err", err)
+	}
+	if err := p.Close(); err != nil {
+		log.Warn("adapter cleanup failed", "err", err)
+	}
+}

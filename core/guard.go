@@ -1,0 +1,276 @@
+package core
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// GuardOptions configure Guard.
+type GuardOptions struct {
+	// AllowedHosts lists the host names, besides IP addresses, "localhost"
+	// and names ending in ".localhost", that requests may name in their
+	// Host header: path.Match patterns matched against the lower-cased
+	// name without its port, such as "ptyhost.example.com" or
+	// "*.example.com". A server behind a proxy that checks Host itself
+	// may pass "*" to accept every name.
+	AllowedHosts []string
+	// AllowedOrigins lists the browser origins, besides the server's own,
+	// whose pages may call the server: path.Match patterns matched against
+	// the Origin's host[:port] ("app.example.com", "*.example.com:8443"),
+	// or, when a pattern contains "://", against scheme://host[:port].
+	AllowedOrigins []string
+}
+
+// Validate reports the first pattern that is not valid.
+func (o GuardOptions) Validate() error {
+	for _, p := range o.AllowedHosts {
+		if p == "" {
+			return errors.New("allowed host: empty pattern")
+		}
+		if strings.ContainsAny(p, ":/") {
+			return fmt.Errorf("allowed host %q: want a host name pattern such as ptyhost.example.com or *.example.com, without scheme or port", p)
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("allowed host %q: %v", p, err)
+		}
+	}
+	for _, p := range o.AllowedOrigins {
+		if p == "" {
+			return errors.New("allowed origin: empty pattern")
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("allowed origin %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// Guard refuses the requests a web page could make a browser send to the
+// server against its user's will, and passes the others to next. In order:
+//
+//   - A Host header that names neither an IP address, "localhost", a name
+//     under ".localhost" nor one of AllowedHosts is 421: DNS rebinding
+//     points an attacker's name at the server, and only a name tells it
+//     apart.
+//   - An Origin header that names another origin than the request's Host
+//     (scheme's default port assumed when a port is absent) and matches
+//     none of AllowedOrigins is 403; so is "Sec-Fetch-Site: cross-site" or
+//     "same-site" unless the Origin is allowed. Requests with neither
+//     header (command-line clients) pass.
+//   - POST, PUT and PATCH without "Content-Type: application/json" are
+//     415, whether or not they have a body: a page may send a form or
+//     text/plain anywhere without asking, but not JSON.
+//
+// Each refusal is a JSON error body. Guard checks no token: see
+// RequireToken. NewHandler applies Guard itself; wrap other handlers
+// served beside it (metrics, say) with the same options.
+func Guard(next http.Handler, opts GuardOptions) http.Handler {
+	g := &guard{hosts: lowerAll(opts.AllowedHosts), origins: lowerAll(opts.AllowedOrigins)}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code, msg := g.check(r); code != 0 {
+			writeError(w, code, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type guard struct {
+	hosts, origins []string
+}
+
+// check returns the status and message refusing r, or 0.
+func (g *guard) check(r *http.Request) (int, string) {
+	if !g.hostAllowed(r.Host) {
+		if r.Host == "" {
+			return http.StatusMisdirectedRequest, "the request has no Host header"
+		}
+		return http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not served here: this server answers to IP addresses, localhost and its allowed hosts", r.Host)
+	}
+	if msg := g.checkOrigin(r); msg != "" {
+		return http.StatusForbidden, msg
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		if msg := checkJSONContentType(r.Header.Get("Content-Type")); msg != "" {
+			return http.StatusUnsupportedMediaType, msg
+		}
+	}
+	return 0, ""
+}
+
+// hostAllowed reports whether the Host header host[:port] names this
+// server.
+func (g *guard) hostAllowed(hostport string) bool {
+	name := strings.TrimSuffix(strings.ToLower(hostOnly(hostport)), ".")
+	if name == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return true
+	}
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	return matchAny(g.hosts, name)
+}
+
+// checkOrigin returns why r's Origin and Sec-Fetch-Site headers refuse
+// it, or "".
+func (g *guard) checkOrigin(r *http.Request) string {
+	origin := r.Header.Get("Origin")
+	site := strings.ToLower(strings.TrimSpace(r.Header.Get("Sec-Fetch-Site")))
+	crossSite := site == "cross-site" || site == "same-site"
+	if origin == "" {
+		if crossSite {
+			return fmt.Sprintf("a request from another site (Sec-Fetch-Site: %s) without an allowed Origin is refused", site)
+		}
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Sprintf("origin %q is refused: only pages of the server's own origin or an allowed one may call it", origin)
+	}
+	if g.originAllowed(u) {
+		return ""
+	}
+	if !sameOrigin(u, r) {
+		return fmt.Sprintf("origin %q is refused: it is not this server's origin nor an allowed one", origin)
+	}
+	if crossSite {
+		return fmt.Sprintf("a request from another site (Sec-Fetch-Site: %s) is refused", site)
+	}
+	return ""
+}
+
+func (g *guard) originAllowed(u *url.URL) bool {
+	host := strings.ToLower(u.Host)
+	full := strings.ToLower(u.Scheme) + "://" + host
+	for _, p := range g.origins {
+		target := host
+		if strings.Contains(p, "://") {
+			target = full
+		}
+		if ok, _ := path.Match(p, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sameOrigin reports whether origin u is the origin r was sent to: the
+// same host name and port, a port that is absent taken as the origin
+// scheme's default (browsers leave default ports out of Host, and a proxy
+// that terminates TLS forwards Host unchanged). A plain-http page may not
+// call the server over TLS.
+func sameOrigin(u *url.URL, r *http.Request) bool {
+	if r.TLS != nil && u.Scheme != "https" {
+		return false
+	}
+	def := "80"
+	if u.Scheme == "https" {
+		def = "443"
+	}
+	h := &url.URL{Host: r.Host}
+	return strings.EqualFold(u.Hostname(), h.Hostname()) && orDefault(u.Port(), def) == orDefault(h.Port(), def)
+}
+
+// checkJSONContentType returns why ct is not application/json, or "".
+func checkJSONContentType(ct string) string {
+	const want = `send "Content-Type: application/json" with a JSON body`
+	if ct == "" {
+		return "the request has no Content-Type: " + want
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Sprintf("Content-Type %q is not accepted: %s", ct, want)
+	}
+	return ""
+}
+
+// RequireToken passes to next only the requests that carry token, as
+// "Authorization: Bearer <token>" (the scheme in any case) or, when there
+// is no Authorization header, as the query parameter access_token; others
+// are 401 with a JSON error. The comparison takes constant time, and the
+// token appears in no message. An empty token requires nothing.
+func RequireToken(next http.Handler, token string) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, msg := requestToken(r)
+		if msg == "" && subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			msg = "unauthorized: wrong token"
+		}
+		if msg != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ptyhost"`)
+			writeError(w, http.StatusUnauthorized, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requestToken returns the token r carries, or why it carries none.
+func requestToken(r *http.Request) (token, problem string) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		if t := r.URL.Query().Get("access_token"); t != "" {
+			return t, ""
+		}
+		return "", "unauthorized: a token is required (Authorization: Bearer <token>)"
+	}
+	scheme, t, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", `unauthorized: the Authorization header must be "Bearer <token>"`
+	}
+	return strings.TrimLeft(t, " "), ""
+}
+
+// limitBody bounds every request body to maxBodyBytes: reading past it
+// fails with an *http.MaxBytesError, which statusOf maps to 413.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hostOnly returns the host of host[:port] without brackets.
+func hostOnly(hostport string) string {
+	return (&url.URL{Host: hostport}).Hostname()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func lowerAll(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = strings.ToLower(p)
+	}
+	return out
+}
+
+func matchAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, s); ok {
+			return true
+		}
+	}
+	return false
+}

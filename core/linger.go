@@ -1,0 +1,89 @@
+package core
+
+import (
+	"container/list"
+	"sync"
+)
+
+// ExitReplayBytes is about how much of its last output an exited session
+// keeps for clients that attach while it lingers: the replay starts at the
+// oldest safe point within the last ExitReplayBytes (or the newest safe
+// point, if none is that recent). The rest of its scrollback is released
+// when it exits.
+const ExitReplayBytes = 16 << 10
+
+// lingerRings accounts for the scrollback that exited sessions keep, and
+// keeps it within Options.LingerScrollbackBytes by dropping the
+// scrollback of the sessions that exited first.
+type lingerRings struct {
+	mu    sync.Mutex // protects the following; taken before any session's mu
+	order list.List  // of *session, in the order they exited
+	elems map[*session]*list.Element
+	bytes map[*session]int // what each keeps
+	total int
+}
+
+// keepExited releases what s, which has exited, no longer needs of its
+// scrollback, accounts for the rest, and drops the oldest exited
+// sessions' scrollback while the total is over the budget. It is called
+// when s exits and again when its last client leaves, since a client still
+// reading holds the bytes it has yet to read.
+func (m *Manager) keepExited(s *session) {
+	l := &m.lingering
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.mu.Lock()
+	if s.state != stateExited {
+		// Gone already (forgetExited follows the change of state).
+		s.mu.Unlock()
+		return
+	}
+	floor := s.ring.end
+	for a := range s.attachments {
+		floor = min(floor, a.off)
+	}
+	s.ring.shrink(ExitReplayBytes, floor)
+	size := s.ring.footprint()
+	s.mu.Unlock()
+
+	if l.elems == nil {
+		l.elems = make(map[*session]*list.Element)
+		l.bytes = make(map[*session]int)
+	}
+	if _, ok := l.elems[s]; !ok {
+		l.elems[s] = l.order.PushBack(s)
+	}
+	l.total += size - l.bytes[s]
+	l.bytes[s] = size
+	for l.total > m.opts.LingerScrollbackBytes && l.order.Len() > 0 {
+		oldest := l.order.Remove(l.order.Front()).(*session)
+		l.total -= l.bytes[oldest]
+		delete(l.elems, oldest)
+		delete(l.bytes, oldest)
+		oldest.mu.Lock()
+		oldest.ring.drop()
+		oldest.wakeAll() // a reader behind resyncs at the end
+		oldest.mu.Unlock()
+		oldest.log.Debug("lingering scrollback over budget; released", "budget", m.opts.LingerScrollbackBytes)
+	}
+}
+
+// forgetExited stops accounting for s's scrollback: s is gone.
+func (m *Manager) forgetExited(s *session) {
+	l := &m.lingering
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.elems[s]; ok {
+		l.order.Remove(e)
+		l.total -= l.bytes[s]
+		delete(l.elems, s)
+		delete(l.bytes, s)
+	}
+}
+
+// lingeringScrollback returns the bytes exited sessions keep, all together.
+func (m *Manager) lingeringScrollback() int {
+	m.lingering.mu.Lock()
+	defer m.lingering.mu.Unlock()
+	return m.lingering.total
+}

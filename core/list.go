@@ -1,0 +1,180 @@
+package core
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// GetSession returns a session's record: a live one from memory, an ended
+// one from the store.
+func (m *Manager) GetSession(ctx context.Context, id string) (SessionRecord, error) {
+	m.mu.Lock()
+	s := m.sessions[id]
+	m.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		starting := s.state == stateStarting
+		s.mu.Unlock()
+		if !starting {
+			return s.snapshot(), nil
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	rec, err := m.store.GetSession(sctx, id)
+	if err != nil {
+		if rec, ok := m.writer.pendingRecord(id); ok {
+			return rec, nil
+		}
+		if errors.Is(err, ErrSessionNotFound) {
+			return SessionRecord{}, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+		}
+		return SessionRecord{}, storeFailed(err)
+	}
+	m.writer.overlay(&rec)
+	return rec, nil
+}
+
+// ListSessions returns every session the store knows, live ones as they are
+// in memory, in creation order. QuerySessions returns them a page at a time.
+func (m *Manager) ListSessions(ctx context.Context) ([]SessionRecord, error) {
+	recs, err := m.store.ListSessions(ctx)
+	if err != nil {
+		return nil, storeFailed(err)
+	}
+	for i := range recs {
+		m.writer.overlay(&recs[i])
+		m.overlayLive(&recs[i])
+	}
+	return recs, nil
+}
+
+// overlayLive replaces rec with the live session's record, if the session
+// of rec's id is live and started.
+func (m *Manager) overlayLive(rec *SessionRecord) {
+	m.mu.Lock()
+	s := m.sessions[rec.ID]
+	m.mu.Unlock()
+	if s != nil && s.hasStarted() {
+		*rec = s.snapshot()
+	}
+}
+
+func (s *session) hasStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state != stateStarting
+}
+
+// Page sizes of QuerySessions.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// ListOptions select the sessions QuerySessions returns.
+type ListOptions struct {
+	// Statuses, when not empty, keeps the sessions in one of them.
+	Statuses []Status
+	// EnvironmentID, when set, keeps the sessions of that environment.
+	EnvironmentID string
+	// Limit is the page size: at most this many sessions. Zero means
+	// DefaultListLimit; at most MaxListLimit.
+	Limit int
+	// Cursor continues the listing after the page whose NextCursor it is.
+	Cursor string
+}
+
+// SessionPage is one page of sessions, in creation order (then id).
+type SessionPage struct {
+	Sessions []SessionRecord
+	// NextCursor fetches the next page; empty on the last one.
+	NextCursor string
+}
+
+// statuses are the statuses a session may have.
+var statuses = []Status{StatusStarting, StatusActive, StatusIdle, StatusTerminated, StatusError}
+
+// QuerySessions returns a page of the sessions o selects, live ones as
+// they are in memory. The store selects by the status it holds, which for
+// a live session may lag its status in memory by a moment; a session whose
+// status in memory does not match o.Statuses is left out.
+func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage, error) {
+	for _, st := range o.Statuses {
+		if !slices.Contains(statuses, st) {
+			return SessionPage{}, fmt.Errorf("%w: status %q: want one of %s", ErrInvalidArgument, st, joinStatuses(statuses))
+		}
+	}
+	if o.Limit == 0 {
+		o.Limit = DefaultListLimit
+	}
+	if o.Limit < 1 || o.Limit > MaxListLimit {
+		return SessionPage{}, fmt.Errorf("%w: limit %d: want 1 to %d", ErrInvalidArgument, o.Limit, MaxListLimit)
+	}
+	q := SessionQuery{Statuses: o.Statuses, EnvironmentID: o.EnvironmentID, Limit: o.Limit + 1}
+	if o.Cursor != "" {
+		key, err := decodeCursor(o.Cursor)
+		if err != nil {
+			return SessionPage{}, err
+		}
+		q.After = &key
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	recs, err := m.store.QuerySessions(sctx, q)
+	if err != nil {
+		return SessionPage{}, storeFailed(err)
+	}
+	var page SessionPage
+	if len(recs) > o.Limit {
+		recs = recs[:o.Limit]
+		last := recs[len(recs)-1]
+		page.NextCursor = encodeCursor(SessionKey{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	page.Sessions = make([]SessionRecord, 0, len(recs))
+	for _, rec := range recs {
+		m.writer.overlay(&rec)
+		m.overlayLive(&rec)
+		if len(o.Statuses) > 0 && !slices.Contains(o.Statuses, rec.Status) {
+			continue
+		}
+		page.Sessions = append(page.Sessions, rec)
+	}
+	return page, nil
+}
+
+func joinStatuses(sts []Status) string {
+	names := make([]string, len(sts))
+	for i, st := range sts {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
+}
+
+// A cursor is the last row's creation time and id, base64url-encoded;
+// clients treat it as opaque.
+func encodeCursor(k SessionKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(k.CreatedAt.UTC().Format(time.RFC3339Nano) + " " + k.ID))
+}
+
+func decodeCursor(c string) (SessionKey, error) {
+	bad := fmt.Errorf("%w: cursor %q: not one this server returned as next_cursor", ErrInvalidArgument, c)
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return SessionKey{}, bad
+	}
+	at, id, ok := strings.Cut(string(b), " ")
+	if !ok || validID(id) != nil {
+		return SessionKey{}, bad
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return SessionKey{}, bad
+	}
+	return SessionKey{CreatedAt: t, ID: id}, nil
+}

@@ -1,0 +1,129 @@
+package core
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// A ring allocates nothing until output comes, then grows by doubling as
+// the output needs, up to its capacity; offsets and contents stay exact
+// throughout.
+func TestRingGrowsOnDemand(t *testing.T) {
+	const capacity = 256 << 10
+	r := newRing(capacity)
+	if n := r.footprint(); n != 0 {
+		t.Fatalf("a new ring holds %d bytes", n)
+	}
+	r.write([]byte("$ "))
+	if n := r.footprint(); n != minRingSize {
+		t.Fatalf("after a prompt the ring holds %d bytes, want %d", n, minRingSize)
+	}
+	var stream []byte
+	stream = append(stream, "$ "...)
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int{r.footprint()}
+	for len(stream) < 3*capacity {
+		chunk := make([]byte, rng.IntN(9000)+1)
+		for i := range chunk {
+			chunk[i] = "abcdefgh\n"[rng.IntN(9)]
+		}
+		r.write(chunk)
+		stream = append(stream, chunk...)
+		if f := r.footprint(); sizes[len(sizes)-1] != f {
+			sizes = append(sizes, f)
+		}
+		checkRing(t, r, stream, capacity)
+	}
+	want := []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10}
+	if fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Errorf("buffer sizes %v, want doubling %v", sizes, want)
+	}
+}
+
+// A write larger than what the ring holds grows it straight to the size
+// needed.
+func TestRingGrowsInOneStep(t *testing.T) {
+	r := newRing(64 << 10)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 2048) // 32 KiB
+	r.write(data[:10])
+	r.write(data[10:])
+	if f := r.footprint(); f != 32<<10 {
+		t.Errorf("footprint %d, want 32 KiB", f)
+	}
+	checkRing(t, r, data, 64<<10)
+}
+
+// checkRing asserts r holds the last capacity bytes of stream, at their
+// offsets.
+func checkRing(t *testing.T, r *ring, stream []byte, capacity int) {
+	t.Helper()
+	end := int64(len(stream))
+	if r.end != end || r.start != max(0, end-int64(capacity)) {
+		t.Fatalf("start=%d end=%d for %d bytes written", r.start, r.end, end)
+	}
+	got := make([]byte, r.end-r.start)
+	n, ok := r.read(got, r.start)
+	if !ok || n != len(got) || !bytes.Equal(got, stream[r.start:]) {
+		t.Fatalf("ring contents differ from the stream's last bytes (read %d, ok %v)", n, ok)
+	}
+}
+
+// An exited session's ring keeps only its replay: the output from the
+// oldest safe point in the last keep bytes, in a buffer that fits it.
+func TestRingShrink(t *testing.T) {
+	line := []byte("\x1b[1;32mok\x1b[0m a line of output from a build tool\r\n")
+	stream := bytes.Repeat(line, (100<<10)/len(line))
+
+	r := newRing(256 << 10)
+	r.write(stream)
+	r.shrink(ExitReplayBytes, r.end)
+	p := r.replayPoint()
+	if p.off < r.end-ExitReplayBytes || p.off != r.start {
+		t.Errorf("replay from %d (start %d), want the first safe point within %d of %d", p.off, r.start, ExitReplayBytes, r.end)
+	}
+	if f := r.footprint(); f > ExitReplayBytes {
+		t.Errorf("footprint %d after shrink, want at most %d", f, ExitReplayBytes)
+	}
+	got := make([]byte, r.end-p.off)
+	if n, ok := r.read(got, p.off); !ok || n != len(got) || !bytes.Equal(got, stream[p.off:]) {
+		t.Errorf("replay after shrink differs from the stream's tail")
+	}
+	if !bytes.HasPrefix(stream[p.off:], []byte("\x1b[1;32m")) {
+		t.Errorf("replay starts mid-line: %q", stream[p.off:p.off+20])
+	}
+
+	// A reader behind holds what it has yet to read.
+	r = newRing(256 << 10)
+	r.write(stream)
+	floor := int64(1000)
+	r.shrink(ExitReplayBytes, floor)
+	if r.start != floor {
+		t.Errorf("start %d after shrink with a reader at %d", r.start, floor)
+	}
+	got = make([]byte, r.end-floor)
+	if n, ok := r.read(got, floor); !ok || n != len(got) || !bytes.Equal(got, stream[floor:]) {
+		t.Errorf("the reader's bytes did not survive the shrink")
+	}
+
+	// Short output is kept whole, replayed from the first byte.
+	r = newRing(256 << 10)
+	r.write([]byte("\x1b[?1049hdone\r\n"))
+	r.shrink(ExitReplayBytes, r.end)
+	if p := r.replayPoint(); p.off != 0 || r.footprint() != 14 {
+		t.Errorf("short output: replay from %d, footprint %d", p.off, r.footprint())
+	}
+
+	// Dropped: nothing to replay, offsets still right.
+	r.drop()
+	if p := r.replayPoint(); p.off != 14 || r.footprint() != 0 {
+		t.Errorf("dropped: replay from %d, footprint %d", p.off, r.footprint())
+	}
+	if n, ok := r.read(make([]byte, 8), 14); n != 0 || !ok {
+		t.Errorf("read at the end of a dropped ring = %d, %v", n, ok)
+	}
+	if _, ok := r.read(make([]byte, 8), 3); ok {
+		t.Errorf("read of a dropped byte succeeded")
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hostDeathBound is how long the containers of a server killed with
+// SIGKILL may outlive it: the old plugin notices within 0.5 s and stops
+// and removes them within about 2 s; a new plugin's sweep removes what it
+// could not. Generous for a loaded machine.
+const hostDeathBound = 30 * time.Second
+
+// killServer kills the server with SIGKILL, as a crash or an OOM kill
+// would, and waits for it to be gone.
+func (s *server) killServer(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-s.exited
+	s.exited <- err // for the cleanup
+}
+
+// hostDeathSession starts a server with a DOCKER session whose process
+// ignores SIGHUP, and returns the server and the owner label (the plugin
+// process) of the session's container.
+func hostDeathSession(t *testing.T) (*server, string) {
+	t.Helper()
+	cli := dockerClient(t)
+	srv := startServer(t)
+	srv.environment(t, "k9", map[string]any{"image": testImage(), "pull": "never"})
+	code, out := srv.request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": "k9",
+		"command": []string{"/bin/sh", "-c", "trap '' HUP; echo ready; sleep 100000"}})
+	if code != http.StatusCreated {
+		t.Fatalf("create session: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	srv.attach(t, id).waitOutput("ready")
+	list := sessionContainers(t, cli, id)
+	if len(list) != 1 {
+		t.Fatalf("%d containers for the session, want 1", len(list))
+	}
+	owner := list[0].Labels[labelOwner]
+	if owner == "" {
+		t.Fatal("the container has no owner label")
+	}
+	return srv, owner
+}
+
+// ownerPid is the plugin process of an owner label.
+func ownerPid(t *testing.T, owner string) int {
+	t.Helper()
+	parts := strings.Split(owner, "/")
+	pid, err := strconv.Atoi(parts[1])
+	if len(parts) != 3 || err != nil {
+		t.Fatalf("owner label %q is not host/pid/start", owner)
+	}
+	return pid
+}
+
+// After a SIGKILL of the server, its DOCKER plugin stops and removes its
+// containers before it exits, even one whose process ignores SIGHUP.
+func TestHostDeathPluginRemovesContainers(t *testing.T) {
+	cli := dockerClient(t)
+	srv, owner := hostDeathSession(t)
+	pid := ownerPid(t, owner)
+	srv.killServer(t)
+	eventually(t, hostDeathBound, "the old plugin exits", func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+	if left := labelled(t, cli, labelOwner+"="+owner); len(left) != 0 {
+		t.Errorf("the plugin exited leaving %d container(s): %s %s", len(left), left[0].State, left[0].Status)
+	}
+}
+
+// After a SIGKILL of the server and a new plugin started at once, while
+// the old one still runs, no container of the old plugin remains, running
+// or exited.
+func TestHostDeathNewPluginAtOnce(t *testing.T) {
+	cli := dockerClient(t)
+	srv, owner := hostDeathSession(t)
+	srv.killServer(t)
+	loadDocker(t)
+	start := time.Now()
+	eventually(t, hostDeathBound, "no container of the old plugin left", func() bool {
+		return len(labelled(t, cli, labelOwner+"="+owner)) == 0
+	})
+	t.Logf("the old plugin's containers were gone %v after the new plugin started", time.Since(start).Round(time.Millisecond))
+	if _, err := os.Stat("/proc/" + strconv.Itoa(ownerPid(t, owner))); err == nil {
+		t.Logf("the old plugin still runs")
+	}
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// conn is one pooled connection of a group. ready is closed when its dial
+// has ended; link or dialErr is set by then. dead is closed when the
+// connection is gone, for whatever reason (lost, lingered out, plugin
+// stopping).
+type conn struct {
+	group *group
+	cfg   *config
+	pool  *pool
+	log   hclog.Logger
+
+	ready   chan struct{}
+	link    *link // set before ready is closed, when the dial worked
+	dialErr error // set before ready is closed, when it failed
+
+	dead     chan struct{}
+	deadOnce sync.Once
+	lostMu   sync.Mutex
+	lost     string // why it died; lostMu protects it
+
+	// Under pool.mu:
+	refs        int  // Spawns using it, starting or started
+	open        int  // session channels open on it
+	full        bool // the server refused a session on it; cleared when one ends
+	lingerTimer *time.Timer
+
+	// openMu serialises channel opens, so that open is exact when the
+	// server refuses one.
+	openMu sync.Mutex
+
+	envMu   sync.Mutex
+	refused map[string]bool // env names the server refused; envMu protects it
+}
+
+// dial connects, then starts the connection's watcher and keepalive.
+func (c *conn) dial() {
+	p := c.pool
+	l, err := p.dialer.dial(p.ctx, c.cfg)
+	p.mu.Lock()
+	if err != nil {
+		c.dialErr = err
+		c.group.remove(c)
+		c.markDead("dial failed: " + err.Error())
+	} else {
+		c.link = l
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			c.watch()
+		}()
+		if c.cfg.KeepaliveInterval > 0 {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				c.keepalive()
+			}()
+		}
+	}
+	close(c.ready)
+	if err == nil {
+		p.lingerLocked(c) // every Spawn that wanted it may have given up
+	}
+	p.mu.Unlock()
+	if err != nil {
+		c.log.Debug("connection failed", "error", err)
+	}
+}
+
+// watch waits for the connection to end and records why.
+func (c *conn) watch() {
+	err := c.link.client.Wait()
+	reason := ""
+	if rerr := c.link.wire.readErr(); rerr != nil {
+		reason = describeLoss(rerr)
+	} else if err != nil {
+		reason = describeLoss(err)
+	}
+	if c.markDead(reason) {
+		c.log.Warn("ssh connection lost", "reason", c.lostReason())
+	}
+	c.link.close()
+	c.pool.forget(c)
+}
+
+// keepalive sends keepalive@openssh.com global requests every interval.
+// When count of them in a row go unanswered (about interval × (count+1)
+// after the server last answered, as OpenSSH's ServerAliveCountMax), the
+// connection is closed, which ends its sessions with that reason.
+func (c *conn) keepalive() {
+	interval, count := c.cfg.KeepaliveInterval, c.cfg.KeepaliveCount
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var pending chan error // a request in flight, or nil
+	missed := 0
+	for {
+		select {
+		case <-c.dead:
+			return
+		case err := <-pending:
+			pending = nil
+			if err != nil {
+				return // the connection is closing; watch reports it
+			}
+			missed = 0
+		case <-ticker.C:
+			if pending != nil {
+				missed++
+				if missed >= count {
+					c.markDead(fmt.Sprintf("keepalive unanswered (%d keepalives, %v apart)", count, interval))
+					c.log.Warn("ssh connection lost", "reason", c.lostReason())
+					c.link.close()
+					return
+				}
+				continue
+			}
+			pending = make(chan error, 1)
+			c.pool.wg.Add(1)
+			go func(done chan<- error) {
+				defer c.pool.wg.Done()
+				// Returns when the server answers or the connection closes.
+				_, _, err := c.link.client.SendRequest("keepalive@openssh.com", true, nil)
+				done <- err
+			}(pending)
+		}
+	}
+}
+
+// shutdown closes a connection on purpose.
+func (c *conn) shutdown(reason string) {
+	c.markDead(reason)
+	if c.link != nil {
+		c.link.close()
+		c.log.Debug("connection closed", "reason", reason)
+	}
+}
+
+// markDead records why c died, once, and reports whether this call did.
+func (c *conn) markDead(reason string) bool {
+	first := false
+	c.deadOnce.Do(func() {
+		c.lostMu.Lock()
+		c.lost = reason
+		c.lostMu.Unlock()
+		close(c.dead)
+		first = true
+	})
+	return first
+}
+
+func (c *conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// lostReason says why the connection is gone or going: the recorded
+// reason, else the transport's read error (known before x/crypto closes
+// the channels), else "".
+func (c *conn) lostReason() string {
+	c.lostMu.Lock()
+	reason := c.lost
+	c.lostMu.Unlock()
+	if reason == "" && c.link != nil {
+		if err := c.link.wire.readErr(); err != nil {
+			reason = describeLoss(err)
+		}
+	}
+	if reason == "" {
+		return ""
+	}
+	return fmt.Sprintf("ssh connection to %s lost: %s", c.cfg.Target.addr(), reason)
+}
+
+// describeLoss says in words why a connection read failed.
+func describeLoss(err error) string {
+	if errors.Is(err, io.EOF) {
+		return "the server closed the connection"
+	}
+	return err.Error()
+}
+
+// refusedEnv reports whether the server refused an env request for name
+// on this connection before.
+func (c *conn) refusedEnv(name string) bool {
+	c.envMu.Lock()
+	defer c.envMu.Unlock()
+	return c.refused[name]
+}
+
+func (c *conn) refuseEnv(name string) {
+	c.envMu.Lock()
+	c.refused[name] = true
+	c.envMu.Unlock()
+}
