@@ -72,14 +72,19 @@ func (s *session) wakeAll() {
 	}
 }
 
-// pumpBufferSize is the pump's read buffer, which every running session
-// holds.
-const pumpBufferSize = 16 << 10
+// The pump's read buffer, which every running session holds: a session
+// starts with a small one, so that an idle session holds little, and gets
+// the large one the first time a read fills the buffer, so that a flood is
+// read in few, large reads (a plugin sends up to 64 KiB at a time).
+const (
+	pumpStartBufferSize = 4 << 10
+	pumpBufferSize      = 64 << 10
+)
 
 // pump reads the PTY until it ends, then records the exit.
 func (s *session) pump(ctx context.Context) {
 	defer close(s.pumpDone)
-	buf := make([]byte, pumpBufferSize)
+	buf := make([]byte, pumpStartBufferSize)
 	var readErr error
 	for {
 		n, err := s.pty.Read(buf)
@@ -91,6 +96,9 @@ func (s *session) pump(ctx context.Context) {
 				readErr = err
 			}
 			break
+		}
+		if n == len(buf) && n < pumpBufferSize {
+			buf = make([]byte, pumpBufferSize)
 		}
 	}
 	var st ExitStatus
