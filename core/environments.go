@@ -175,7 +175,7 @@ func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u Environmen
 
 // EnvironmentHealth asks the plugin serving the environment whether
 // sessions can start in it. Answers are cached for a few seconds
-// (PluginOptions.HealthCacheTTL); while an answer says the environment is
+// (pluginhost.Options.HealthCacheTTL); while an answer says the environment is
 // unavailable, CreateSession refuses it with that answer (an error
 // wrapping shared.ErrUnavailable) without asking the plugin. A plugin that
 // is not running makes its environments unhealthy; one that does not
@@ -196,9 +196,9 @@ func (m *Manager) EnvironmentHealth(ctx context.Context, id string) (Environment
 	if ctx.Err() != nil {
 		return EnvironmentHealth{}, ctx.Err()
 	}
-	h.Status, h.CheckedAt = r.Status, r.at.UTC()
-	if r.Status == HealthUnhealthy && r.err != nil {
-		h.Reason = r.err.Error()
+	h.Status, h.CheckedAt = r.Status, r.CheckedAt.UTC()
+	if r.Status == HealthUnhealthy && r.Err != nil {
+		h.Reason = r.Err.Error()
 	}
 	return h, nil
 }

@@ -261,7 +261,7 @@ func (s *memStore) UpdateSession(_ context.Context, id string, u SessionUpdate) 
 	if !ok {
 		return ErrSessionNotFound
 	}
-	applyUpdate(&rec, u)
+	u.ApplyTo(&rec)
 	s.sessions[id] = rec
 	return nil
 }

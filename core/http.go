@@ -141,8 +141,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrInvalidArgument), errors.Is(err, shared.ErrInvalidArgument),
-		errors.Is(err, shared.ErrInvalidConfig):
+	case errors.Is(err, ErrInvalidArgument), errors.Is(err, shared.ErrInvalidConfig):
 		return http.StatusBadRequest
 	case errors.Is(err, shared.ErrPermissionDenied):
 		return http.StatusForbidden

@@ -101,9 +101,12 @@ type SessionPage struct {
 var statuses = []Status{StatusStarting, StatusActive, StatusIdle, StatusTerminated, StatusError}
 
 // QuerySessions returns a page of the sessions o selects, live ones as
-// they are in memory. The store selects by the status it holds, which for
-// a live session may lag its status in memory by a moment; a session whose
-// status in memory does not match o.Statuses is left out.
+// they are in memory. The status a store holds for a live session may lag
+// the one in memory by a moment (STARTING for a session that runs, ACTIVE
+// for one that has just exited), so the store is asked for the live
+// statuses too whenever o.Statuses is set, and the sessions are selected
+// by their status in memory: a page may hold fewer than o.Limit sessions
+// and still have a NextCursor.
 func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage, error) {
 	for _, st := range o.Statuses {
 		if !slices.Contains(statuses, st) {
@@ -116,7 +119,7 @@ func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage
 	if o.Limit < 1 || o.Limit > MaxListLimit {
 		return SessionPage{}, fmt.Errorf("%w: limit %d: want 1 to %d", ErrInvalidArgument, o.Limit, MaxListLimit)
 	}
-	q := SessionQuery{Statuses: o.Statuses, EnvironmentID: o.EnvironmentID, Limit: o.Limit + 1}
+	q := SessionQuery{Statuses: withLiveStatuses(o.Statuses), EnvironmentID: o.EnvironmentID, Limit: o.Limit + 1}
 	if o.Cursor != "" {
 		key, err := decodeCursor(o.Cursor)
 		if err != nil {
@@ -146,6 +149,21 @@ func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage
 		page.Sessions = append(page.Sessions, rec)
 	}
 	return page, nil
+}
+
+// withLiveStatuses returns sts with the statuses of a live session added;
+// none when sts is empty (no filter).
+func withLiveStatuses(sts []Status) []Status {
+	if len(sts) == 0 {
+		return nil
+	}
+	out := slices.Clone(sts)
+	for _, st := range []Status{StatusStarting, StatusActive, StatusIdle} {
+		if !slices.Contains(out, st) {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 func joinStatuses(sts []Status) string {

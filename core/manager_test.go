@@ -683,10 +683,11 @@ func TestSlowSubscriberNeverBlocks(t *testing.T) {
 
 func TestReconcileLeftoverRows(t *testing.T) {
 	h := newHarness(t, nil)
+	now := time.Now().UTC() // recent: retention must not purge "ended"
 	for _, rec := range []SessionRecord{
-		{ID: "was-active", EnvironmentID: "fake", Status: StatusActive, ActiveConnections: 2},
-		{ID: "was-idle", EnvironmentID: "fake", Status: StatusIdle},
-		{ID: "ended", EnvironmentID: "fake", Status: StatusTerminated},
+		{ID: "was-active", EnvironmentID: "fake", Status: StatusActive, ActiveConnections: 2, CreatedAt: now, UpdatedAt: now},
+		{ID: "was-idle", EnvironmentID: "fake", Status: StatusIdle, CreatedAt: now, UpdatedAt: now},
+		{ID: "ended", EnvironmentID: "fake", Status: StatusTerminated, CreatedAt: now, UpdatedAt: now},
 	} {
 		if err := h.store.SaveSession(t.Context(), rec); err != nil {
 			t.Fatal(err)

@@ -10,8 +10,10 @@ import (
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// Dispatcher finds the plugin that serves an environment type. *Plugins is
-// the one the server uses; embedders and tests may bring their own.
+// Dispatcher finds the plugin that serves an environment type.
+// *pluginhost.Plugins (package core/pluginhost, over plugin processes) is
+// the one the server uses; StaticEnvironments serves in-process ones, and
+// embedders and tests may bring their own.
 type Dispatcher interface {
 	// Environment returns the environment plugin serving envType, or an
 	// error wrapping ErrNoPlugin.

@@ -2,18 +2,76 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 )
 
-// PluginController is implemented by Dispatchers that can describe and
-// restart their plugins, as *Plugins does; the manager's plugin methods
-// and the /api/v1/plugins endpoints use it.
-type PluginController interface {
-	List() []PluginStatus
-	Restart(ctx context.Context, name string) (PluginStatus, error)
+// The contract between the manager and what serves its environment types
+// (Options.Plugins): the errors a Dispatcher returns, and the plugin
+// listings a PluginController gives. core/pluginhost implements both over
+// plugin processes; StaticEnvironments implements both in-process.
+
+var (
+	// ErrNoPlugin: no loaded plugin serves the environment type.
+	ErrNoPlugin = errors.New("no plugin for environment type")
+	// ErrPluginNotFound: no plugin by that name is loaded.
+	ErrPluginNotFound = errors.New("plugin not found")
+)
+
+// ReasonPluginRestarted is the status reason of a session that ended
+// because an operator restarted its plugin (PluginController.Restart).
+const ReasonPluginRestarted = "plugin_restarted"
+
+// PluginState is a plugin's state as List reports it.
+type PluginState string
+
+// Plugin states.
+const (
+	PluginStarting   PluginState = "starting"   // its process is being started
+	PluginRunning    PluginState = "running"    // serving
+	PluginRestarting PluginState = "restarting" // it died; the next attempt is at NextAttempt
+	PluginFailed     PluginState = "failed"     // did not start, or crashed too often (circuit open); see Reason
+	PluginRefused    PluginState = "refused"    // not started on purpose: checksum, protocol version or type clash; see Reason
+	PluginStopped    PluginState = "stopped"    // stopped with the server (Close)
+	PluginStatic     PluginState = "static"     // in-process, from StaticEnvironments
+)
+
+// PluginStatus describes one plugin, for listings.
+type PluginStatus struct {
+	// Name is the plugin's name, from its executable ptyhost-plugin-NAME.
+	Name string `json:"name"`
+	// Version is the version the plugin reports.
+	Version string `json:"version,omitempty"`
+	Path    string `json:"path,omitempty"`
+	// SHA256 is the executable's checksum at its last launch; Pinned says
+	// the configuration pins it.
+	SHA256       string      `json:"sha256,omitempty"`
+	Pinned       bool        `json:"pinned,omitempty"`
+	Builtin      bool        `json:"builtin,omitempty"`
+	Types        []string    `json:"types"`
+	Capabilities []string    `json:"capabilities"`
+	State        PluginState `json:"state"`
+	// Reason says why a plugin is restarting, failed or refused.
+	Reason string `json:"reason,omitempty"`
+	// Restarts counts the launches after the first, automatic or not.
+	Restarts int `json:"restarts"`
+	// NextAttempt is when a restarting plugin is started again.
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// PID is the running plugin's process id.
+	PID int `json:"pid,omitempty"`
 }
 
-var _ PluginController = (*Plugins)(nil)
+// PluginController is implemented by Dispatchers that can describe and
+// restart their plugins, as *pluginhost.Plugins and StaticEnvironments do;
+// the manager's plugin methods and the /api/v1/plugins endpoints use it.
+type PluginController interface {
+	// List describes every plugin, sorted by name.
+	List() []PluginStatus
+	// Restart restarts the plugin name and returns its status; an unknown
+	// name is an error wrapping ErrPluginNotFound.
+	Restart(ctx context.Context, name string) (PluginStatus, error)
+}
 
 // ListPlugins describes the plugins, sorted by name; none when the
 // manager's Dispatcher is not a PluginController.
@@ -25,8 +83,8 @@ func (m *Manager) ListPlugins() []PluginStatus {
 	return c.List()
 }
 
-// RestartPlugin restarts the plugin name (see Plugins.Restart): its
-// sessions end with reason plugin_restarted, its circuit closes, and it
+// RestartPlugin restarts the plugin name (see pluginhost's Plugins.Restart):
+// its sessions end with reason plugin_restarted, its circuit closes, and it
 // starts again. An unknown name wraps ErrPluginNotFound.
 func (m *Manager) RestartPlugin(ctx context.Context, name string) (PluginStatus, error) {
 	c, ok := m.plugins.(PluginController)

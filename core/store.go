@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // Status is a session's lifecycle state as recorded in the store.
@@ -20,12 +22,20 @@ const (
 )
 
 // Errors returned by the manager and the store.
+//
+// ErrInvalidArgument is shared's: an argument the manager rejects and one a
+// plugin rejects are the same error, and the API answers 400 to both.
+// ErrSessionNotFound and ErrAlreadyExists are the manager's own, not
+// shared's sentinels of the same text: they speak of the ids a client names
+// (the API answers 404 and 409), while a plugin that returns shared's has
+// lost or kept a session the manager did not expect, a failure of the
+// plugin (502 from a spawn, as docs/plugins.md lists).
 var (
 	ErrSessionNotFound     = errors.New("session not found")
 	ErrEnvironmentNotFound = errors.New("environment not found")
 	ErrAlreadyExists       = errors.New("already exists")
 	ErrEnvironmentInUse    = errors.New("environment has live sessions")
-	ErrInvalidArgument     = errors.New("invalid argument")
+	ErrInvalidArgument     = shared.ErrInvalidArgument
 	ErrClosed              = errors.New("manager closed")
 	// ErrStoreUnavailable wraps a store error the manager could not work
 	// around: the database is down or unreachable. The API answers 503.
@@ -64,48 +74,6 @@ type SessionRecord struct {
 	UpdatedAt         time.Time `json:"updated_at"`
 }
 
-// SessionUpdate changes some columns of a session's row; nil fields are left
-// alone. Updates to one session are merged (later fields win) before they are
-// written, so one update may stand for many.
-type SessionUpdate struct {
-	Status            *Status
-	StatusReason      *string
-	ActiveConnections *int
-	Cols              *int
-	Rows              *int
-	ExitCode          *int
-	ExitSignal        *string
-	LastActiveAt      *time.Time
-}
-
-// Merge folds later into u: every field set in later overrides u's.
-func (u *SessionUpdate) Merge(later SessionUpdate) {
-	if later.Status != nil {
-		u.Status = later.Status
-	}
-	if later.StatusReason != nil {
-		u.StatusReason = later.StatusReason
-	}
-	if later.ActiveConnections != nil {
-		u.ActiveConnections = later.ActiveConnections
-	}
-	if later.Cols != nil {
-		u.Cols = later.Cols
-	}
-	if later.Rows != nil {
-		u.Rows = later.Rows
-	}
-	if later.ExitCode != nil {
-		u.ExitCode = later.ExitCode
-	}
-	if later.ExitSignal != nil {
-		u.ExitSignal = later.ExitSignal
-	}
-	if later.LastActiveAt != nil {
-		u.LastActiveAt = later.LastActiveAt
-	}
-}
-
 // EnvironmentStore keeps environments. Implementations return
 // ErrEnvironmentNotFound and ErrAlreadyExists (wrapped or not).
 type EnvironmentStore interface {
@@ -116,7 +84,7 @@ type EnvironmentStore interface {
 }
 
 // EnvironmentUpdater is implemented by stores that can change an
-// environment (core/store does); Manager.UpdateEnvironment needs it.
+// environment (core/gormstore does); Manager.UpdateEnvironment needs it.
 type EnvironmentUpdater interface {
 	// UpdateEnvironment replaces the name, config and updated_at of the
 	// environment env.ID, or returns ErrEnvironmentNotFound (wrapped or
@@ -164,7 +132,7 @@ type SessionKey struct {
 }
 
 // Pinger is implemented by stores that can check their database cheaply
-// (core/store does). The manager's StoreHealth uses it.
+// (core/gormstore does). The manager's StoreHealth uses it.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }

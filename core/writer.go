@@ -94,7 +94,7 @@ func (w *writer) overlay(rec *SessionRecord) {
 			if p.rec != nil {
 				*rec = *p.rec
 			}
-			applyUpdate(rec, p.upd)
+			p.upd.ApplyTo(rec)
 		}
 	}
 }
@@ -112,7 +112,7 @@ func (w *writer) pendingRecord(id string) (SessionRecord, bool) {
 				rec, found = *p.rec, true
 			}
 			if found {
-				applyUpdate(&rec, p.upd)
+				p.upd.ApplyTo(&rec)
 			}
 		}
 	}
@@ -242,37 +242,8 @@ func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
 	defer cancel()
 	if p.rec != nil {
 		rec := *p.rec
-		applyUpdate(&rec, p.upd)
+		p.upd.ApplyTo(&rec)
 		return w.store.SaveSession(ctx, rec)
 	}
 	return w.store.UpdateSession(ctx, id, p.upd)
-}
-
-// applyUpdate applies u's set fields to rec.
-func applyUpdate(rec *SessionRecord, u SessionUpdate) {
-	if u.Status != nil {
-		rec.Status = *u.Status
-	}
-	if u.StatusReason != nil {
-		rec.StatusReason = *u.StatusReason
-	}
-	if u.ActiveConnections != nil {
-		rec.ActiveConnections = *u.ActiveConnections
-	}
-	if u.Cols != nil {
-		rec.Cols = *u.Cols
-	}
-	if u.Rows != nil {
-		rec.Rows = *u.Rows
-	}
-	if u.ExitCode != nil {
-		code := *u.ExitCode
-		rec.ExitCode = &code
-	}
-	if u.ExitSignal != nil {
-		rec.ExitSignal = *u.ExitSignal
-	}
-	if u.LastActiveAt != nil {
-		rec.LastActiveAt = *u.LastActiveAt
-	}
 }

@@ -17,6 +17,16 @@
 //
 //	func main() { shared.Serve(myenv.New(shared.Logger().Named("myenv"))) }
 //
+// What every plugin repeats is here too: DecodeConfig decodes a config
+// strictly, with errors that name the field's path (ConfigError);
+// CheckEnv and CheckPortableEnv check environment variables; WorkingDir
+// resolves a local working directory; ChildEnv builds a child's
+// environment without the plugin's own variables. A plugin that runs
+// local programs returns StartCommand's PTY from Spawn; one that writes
+// its own PTY can build on OpenPTY, ResizePTY and Terminal. Work a plugin
+// runs beside serving goes in RunBackground (BackgroundRunner), which
+// Serve starts. examples/plugin-minimal is a whole plugin in 58 lines.
+//
 // Serve does the handshake, serves the gRPC service and logs JSON to stderr
 // through Logger, which the host forwards into its own log under the
 // plugin's name. Errors keep their identity across the process boundary:

@@ -23,12 +23,15 @@ const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 // default signal dispositions and an empty signal mask, whatever the plugin
 // inherited (see resetSignals); this may re-execute the plugin once. If the
 // host dies without stopping the plugin, Serve kills and closes every
-// session and exits the process (see watchHost).
+// session and exits the process (see watchHost). If impl is a
+// BackgroundRunner, its RunBackground runs beside the serving.
 func Serve(impl Environment) {
 	resetSignals()
 	logger := Logger()
 	srv := NewGRPCServer(impl, logger)
 	go watchHost(logger, srv)
+	stopBackground := startBackground(impl)
+	defer stopBackground()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{

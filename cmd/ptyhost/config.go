@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -96,7 +96,7 @@ type fileConfig struct {
 	allowedOrigins []string
 	allowedHosts   []string
 	workdirRoots   []string
-	plugins        []core.PluginConfig
+	plugins        []pluginhost.Config
 	// tokenExposed: the file holds the token and others may read it.
 	tokenExposed bool
 }
@@ -158,8 +158,8 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 			continue
 		}
 		defined[b.Name] = b.NameRange
-		pc := core.PluginConfig{Name: b.Name, Env: b.Env, Args: b.Args}
-		if err := (core.PluginConfig{Name: b.Name}).Validate(); err != nil {
+		pc := pluginhost.Config{Name: b.Name, Env: b.Env, Args: b.Args}
+		if err := (pluginhost.Config{Name: b.Name}).Validate(); err != nil {
 			diags = diags.Append(&hcl.Diagnostic{
 				Severity: hcl.DiagError, Summary: "Invalid plugin name", Detail: err.Error(), Subject: b.NameRange.Ptr(),
 			})
@@ -167,12 +167,12 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		}
 		if b.SHA256 != nil {
 			pc.SHA256 = strings.ToLower(strings.TrimSpace(*b.SHA256))
-			if err := (core.PluginConfig{Name: b.Name, SHA256: pc.SHA256}).Validate(); err != nil {
+			if err := (pluginhost.Config{Name: b.Name, SHA256: pc.SHA256}).Validate(); err != nil {
 				diags = diags.Append(invalid(b.Body, "sha256", "Invalid sha256", err.Error()))
 				continue
 			}
 		}
-		if err := (core.PluginConfig{Name: b.Name, Env: b.Env}).Validate(); err != nil {
+		if err := (pluginhost.Config{Name: b.Name, Env: b.Env}).Validate(); err != nil {
 			diags = diags.Append(invalid(b.Body, "env", "Invalid env", err.Error()))
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 )
 
 // serveEnv lists the variables serve reads; every config test starts with
@@ -76,7 +77,7 @@ func TestConfigFile(t *testing.T) {
 		pluginDir: "/usr/lib/ptyhost/plugins", token: "s3cret", allowedOrigins: stringList{"*.example.com"},
 		scrollback: 512 << 10, idleTimeout: 6 * time.Minute, linger: 7 * time.Minute, shutdownTimeout: 11 * time.Second,
 		logLevel: slog.LevelDebug, logFormat: "json", configPath: path,
-		plugins: []core.PluginConfig{
+		plugins: []pluginhost.Config{
 			{Name: "tmux", SHA256: pin, Env: map[string]string{"TMUX_TMPDIR": "/run/ptyhost"}, Args: []string{"--flag"}},
 			{Name: "docker", SHA256: pin},
 		},
@@ -94,7 +95,7 @@ func TestConfigFile(t *testing.T) {
 }
 
 func equalServeConfig(a, b serveConfig) bool {
-	eqPlugins := slices.EqualFunc(a.plugins, b.plugins, func(x, y core.PluginConfig) bool {
+	eqPlugins := slices.EqualFunc(a.plugins, b.plugins, func(x, y pluginhost.Config) bool {
 		return x.Name == y.Name && x.SHA256 == y.SHA256 && slices.Equal(x.Args, y.Args) &&
 			len(x.Env) == len(y.Env) && (x.Env == nil || strings.Join(mapPairs(x.Env), ",") == strings.Join(mapPairs(y.Env), ","))
 	})

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ptyhost/ptyhost/core/store"
+	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
@@ -97,7 +97,7 @@ func postgresSchemaDSN(t *testing.T) (string, *tcpProxy) {
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "ptyhost_outage_" + hex.EncodeToString(b[:])
-	admin, err := store.Open(t.Context(), base, store.Options{})
+	admin, err := gormstore.Open(t.Context(), base, gormstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func TestPluginsCommand(t *testing.T) {
 // and endpoints show it all.
 func TestServePluginsEndToEnd(t *testing.T) {
 	clearServeEnv(t)
-	fake := testbin.Path(t, "core/testdata/fakeplugin", "plugins/ptyhost-plugin-fake")
+	fake := testbin.Path(t, "core/pluginhost/testdata/fakeplugin", "plugins/ptyhost-plugin-fake")
 	dir := testbin.PluginDir(t, "host")
 	for _, name := range []string{"extra", "pinned", "stray"} {
 		if err := os.Symlink(fake, filepath.Join(dir, "ptyhost-plugin-"+name)); err != nil {

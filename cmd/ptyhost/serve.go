@@ -22,7 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ptyhost/ptyhost/core"
-	"github.com/ptyhost/ptyhost/core/store"
+	"github.com/ptyhost/ptyhost/core/gormstore"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 )
 
 // DefaultListen is the server's default address: loopback only.
@@ -50,7 +51,7 @@ type serveConfig struct {
 	// configPath is the configuration file, if any; plugins are its
 	// plugin blocks. tokenInFile: it holds the token, readable by others.
 	configPath  string
-	plugins     []core.PluginConfig
+	plugins     []pluginhost.Config
 	tokenInFile bool
 }
 
@@ -339,7 +340,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	}
 	defer ln.Close()
 
-	db, err := store.Open(ctx, c.db, store.Options{Logger: log})
+	db, err := gormstore.Open(ctx, c.db, gormstore.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
@@ -356,7 +357,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The plugins start in the background; their sockets go in a private
 	// directory that the next server clears if this one is killed.
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: c.pluginDir, Plugins: c.plugins, Logger: log, Registerer: reg,
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: c.pluginDir, Plugins: c.plugins, Logger: log, Registerer: reg,
 		SocketDir: filepath.Join(c.dataDir, "run")})
 	if err != nil {
 		return fmt.Errorf("loading plugins: %w", err)

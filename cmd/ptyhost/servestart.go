@@ -7,15 +7,16 @@ import (
 	"log/slog"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// awaitPlugins follows the plugins' start, which LoadPlugins left running
+// awaitPlugins follows the plugins' start, which pluginhost.Load left running
 // in the background while the server already answers: it creates the
 // default 'host' environment as soon as a plugin serves HOST (or warns
 // that none does), then waits until every plugin's first start has ended.
 // It returns nil when ctx ends first.
-func awaitPlugins(ctx context.Context, plugins *core.Plugins, m *core.Manager, log *slog.Logger, pluginDir string) error {
+func awaitPlugins(ctx context.Context, plugins *pluginhost.Plugins, m *core.Manager, log *slog.Logger, pluginDir string) error {
 	for {
 		err := plugins.WaitType(ctx, "HOST")
 		if err == nil {

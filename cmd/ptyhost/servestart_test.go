@@ -157,7 +157,7 @@ func TestServeRemovesStaleSockets(t *testing.T) {
 // helper holds its stderr, and the helper dies with the plugin.
 func TestServeSigtermWithPluginHelper(t *testing.T) {
 	clearServeEnv(t)
-	fake := testbin.Path(t, "core/testdata/fakeplugin", "plugins/ptyhost-plugin-fake")
+	fake := testbin.Path(t, "core/pluginhost/testdata/fakeplugin", "plugins/ptyhost-plugin-fake")
 	dir, state := testbin.PluginDir(t, "host"), t.TempDir()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {

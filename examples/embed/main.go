@@ -17,7 +17,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/ptyhost/ptyhost/core"
-	"github.com/ptyhost/ptyhost/core/store"
+	"github.com/ptyhost/ptyhost/core/gormstore"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 )
 
 func main() {
@@ -36,9 +37,9 @@ func main() {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("my app\n")) })
 
 	// ...and ptyhost's core beside them.
-	st, err := store.New(db, store.Options{Logger: log})
+	st, err := gormstore.New(db, gormstore.Options{Logger: log})
 	check(err)
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: *pluginDir, Logger: log})
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: *pluginDir, Logger: log})
 	check(err)
 	defer plugins.Close()
 	m, err := core.New(core.Options{Store: st, Plugins: plugins, Logger: log})

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"regexp"
-	"strings"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -43,16 +39,8 @@ var socketPattern = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$`)
 // Errors wrap shared.ErrInvalidConfig.
 func parseConfig(raw json.RawMessage) (config, error) {
 	var cfg config
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) != 0 && string(trimmed) != "null" {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return config{}, fmt.Errorf("%w: %w", shared.ErrInvalidConfig, err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return config{}, fmt.Errorf("%w: trailing data after the JSON object", shared.ErrInvalidConfig)
-		}
+	if err := shared.DecodeConfig(raw, &cfg); err != nil {
+		return config{}, err
 	}
 	if cfg.Socket == "" {
 		cfg.Socket = defaultSocket
@@ -65,21 +53,8 @@ func parseConfig(raw json.RawMessage) (config, error) {
 			return config{}, fmt.Errorf("%w: shell: %w", shared.ErrInvalidConfig, err)
 		}
 	}
-	if err := checkEnv(cfg.Env); err != nil {
+	if err := shared.CheckEnv(cfg.Env); err != nil {
 		return config{}, fmt.Errorf("%w: env: %w", shared.ErrInvalidConfig, err)
 	}
 	return cfg, nil
-}
-
-// checkEnv rejects variable names a process environment cannot hold.
-func checkEnv(env map[string]string) error {
-	for k, v := range env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("bad variable name %q", k)
-		}
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("variable %s: value contains NUL", k)
-		}
-	}
-	return nil
 }

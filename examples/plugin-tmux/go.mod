@@ -4,13 +4,13 @@ go 1.26.0
 
 require (
 	github.com/coder/websocket v1.8.15
-	github.com/creack/pty v1.1.24
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/ptyhost/ptyhost v0.0.0
 	golang.org/x/sys v0.50.0
 )
 
 require (
+	github.com/creack/pty v1.1.24 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/hashicorp/go-plugin v1.8.0 // indirect

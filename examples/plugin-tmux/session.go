@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
@@ -102,19 +101,11 @@ var _ shared.PTY = (*tmuxPTY)(nil)
 // starts the watcher. pid is the process id of the session's command. On
 // error the client is gone; the tmux session is the caller's to kill.
 func attach(ctx context.Context, srv tmuxServer, name string, pid int, size shared.Size, keep bool, log hclog.Logger) (*tmuxPTY, error) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		return nil, fmt.Errorf("open pty: %w", err)
-	}
-	defer tty.Close()
-	if err := pty.Setsize(tty, &pty.Winsize{Cols: size.Cols, Rows: size.Rows}); err != nil {
-		ptmx.Close()
-		return nil, fmt.Errorf("set pty size: %w", err)
-	}
-	master, err := nonBlocking(ptmx)
+	master, tty, err := shared.OpenPTY(size)
 	if err != nil {
 		return nil, err
 	}
+	defer tty.Close()
 	// Once attached, the client signals a wait-for channel of its own,
 	// which attached waits on: a single signal for a single waiter.
 	channel := "ptyhost-attached-" + rand.Text()
@@ -182,22 +173,6 @@ func (p *tmuxPTY) message() string {
 		return "no message"
 	}
 	return msg
-}
-
-// nonBlocking replaces f (which creack/pty leaves in blocking mode) with a
-// non-blocking duplicate that Go's poller manages, so that read deadlines
-// work and Close interrupts a blocked Read.
-func nonBlocking(f *os.File) (*os.File, error) {
-	defer f.Close()
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("dup pty: %w", err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("pty non-blocking: %w", err)
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // watch waits for the session's command to exit, then for tmux to have its
@@ -362,21 +337,8 @@ func (p *tmuxPTY) Write(b []byte) (int, error) {
 // new size, so that input sent after a resize meets a program that
 // already has it.
 func (p *tmuxPTY) Resize(ctx context.Context, size shared.Size) error {
-	if size.Cols == 0 || size.Rows == 0 {
-		return fmt.Errorf("%w: terminal size %dx%d", shared.ErrInvalidArgument, size.Cols, size.Rows)
-	}
-	rc, err := p.master.SyscallConn()
-	if err != nil {
+	if err := shared.ResizePTY(p.master, size); err != nil {
 		return err
-	}
-	var ierr error
-	if err := rc.Control(func(fd uintptr) {
-		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
-	}); err != nil {
-		return err
-	}
-	if ierr != nil {
-		return ierr
 	}
 	p.waitPaneSize(ctx, size)
 	return nil

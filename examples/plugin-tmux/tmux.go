@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -110,11 +108,11 @@ func (t *Tmux) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, 
 	if err != nil {
 		return nil, err
 	}
-	dir, err := workingDir(req.Dir)
+	dir, err := shared.WorkingDir(req.Dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEnv(req.Env); err != nil {
+	if err := shared.CheckEnv(req.Env); err != nil {
 		return nil, fmt.Errorf("%w: session env: %w", shared.ErrInvalidArgument, err)
 	}
 	argv := req.Command
@@ -269,32 +267,6 @@ func sessionName(id string) (string, error) {
 	return name, nil
 }
 
-// workingDir resolves a session's working directory: an absolute path to an
-// existing directory, or the user's home directory when empty. (tmux itself
-// would silently start a session elsewhere.)
-func workingDir(dir string) (string, error) {
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "/", nil
-		}
-		dir = home
-	}
-	if !filepath.IsAbs(dir) {
-		return "", fmt.Errorf("%w: working directory %q is not an absolute path", shared.ErrInvalidArgument, dir)
-	}
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("%w: working directory %q does not exist", shared.ErrInvalidArgument, dir)
-	case err != nil:
-		return "", fmt.Errorf("%w: working directory: %w", shared.ErrInvalidArgument, err)
-	case !fi.IsDir():
-		return "", fmt.Errorf("%w: working directory %q is not a directory", shared.ErrInvalidArgument, dir)
-	}
-	return dir, nil
-}
-
 // shellFor returns the shell to run when a session names no command.
 func shellFor(cfg config) string {
 	if cfg.Shell != "" {
@@ -306,30 +278,15 @@ func shellFor(cfg config) string {
 	return defaultShell
 }
 
-// pluginEnv lists variables go-plugin and ptyhost set for the plugin
-// process itself, and tmux's own: neither tmux nor the sessions see them.
-var pluginEnv = map[string]bool{
-	shared.MagicCookieKey:      true,
-	shared.LogLevelEnv:         true,
-	"PLUGIN_PROTOCOL_VERSIONS": true,
-	"PLUGIN_MIN_PORT":          true,
-	"PLUGIN_MAX_PORT":          true,
-	"PLUGIN_CLIENT_CERT":       true,
-	"PLUGIN_MULTIPLEX_GRPC":    true,
-	"PLUGIN_UNIX_SOCKET_DIR":   true,
-	"PLUGIN_UNIX_SOCKET_GROUP": true,
-	"TMUX":                     true,
-	"TMUX_PANE":                true,
-}
-
-// tmuxEnviron returns environ without pluginEnv's variables. A tmux server
-// the plugin starts takes it as its global environment, which sessions
-// inherit.
+// tmuxEnviron returns environ without the plugin's own variables
+// (shared.IsPluginEnv) and tmux's (TMUX, TMUX_PANE): neither tmux nor the
+// sessions see them. A tmux server the plugin starts takes it as its
+// global environment, which sessions inherit.
 func tmuxEnviron(environ []string) []string {
 	out := make([]string, 0, len(environ))
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if !pluginEnv[k] {
+		if !shared.IsPluginEnv(k) && k != "TMUX" && k != "TMUX_PANE" {
 			out = append(out, kv)
 		}
 	}

@@ -48,8 +48,10 @@ func TestImportArrows(t *testing.T) {
 	}{
 		{module + "/shared", []string{module + "/core", module + "/plugins/", module + "/cmd/", "gorm.io/"}},
 		{module + "/shared/sharedtest", []string{module + "/core", module + "/plugins/", module + "/cmd/", "gorm.io/"}},
-		{module + "/core", []string{module + "/plugins/", module + "/cmd/", module + "/core/store", "gorm.io/"}},
-		{module + "/core/store", []string{module + "/plugins/", module + "/cmd/"}},
+		{module + "/core", []string{module + "/plugins/", module + "/cmd/", module + "/core/gormstore", module + "/core/pluginhost", "gorm.io/"}},
+		// Plugin hosting stands on the SDK and on core's contract alone.
+		{module + "/core/pluginhost", []string{module + "/plugins/", module + "/cmd/", module + "/core/gormstore", "gorm.io/"}},
+		{module + "/core/gormstore", []string{module + "/plugins/", module + "/cmd/"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.pkg, module+"/"), func(t *testing.T) {
@@ -82,6 +84,34 @@ func TestPluginsStandAlone(t *testing.T) {
 			}
 			if strings.HasPrefix(dep, module+"/core") || strings.HasPrefix(dep, module+"/cmd/") {
 				t.Errorf("%s imports %s", pkg, dep)
+			}
+		}
+	}
+}
+
+// The generated gRPC code is the SDK's own: only packages under shared
+// import shared/proto, their tests included, so the wire types never leak
+// into the core or the plugins.
+func TestProtoOnlyInShared(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f",
+		`{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}`,
+		module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("go list found only %d packages", len(lines))
+	}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		pkg := fields[0]
+		if pkg == module+"/shared" || strings.HasPrefix(pkg, module+"/shared/") {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if imp == module+"/shared/proto" {
+				t.Errorf("%s imports %s", pkg, imp)
 			}
 		}
 	}

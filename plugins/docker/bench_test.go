@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -23,7 +23,7 @@ func loadBoth(b *testing.B) (host, docker shared.Environment) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: testbin.PluginDir(b, "host", "docker"), Logger: logger})
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: testbin.PluginDir(b, "host", "docker"), Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -115,13 +113,8 @@ func parseConfig(raw json.RawMessage) (config, error) {
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return config{}, invalid(`"image" or "container" is required`)
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return config{}, fmt.Errorf("%w: %w", shared.ErrInvalidConfig, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return config{}, invalid("trailing data after the JSON object")
+	if err := shared.DecodeConfig(trimmed, &cfg); err != nil {
+		return config{}, err
 	}
 	if err := cfg.check(); err != nil {
 		return config{}, err
@@ -162,7 +155,7 @@ func (c config) check() error {
 	if strings.ContainsAny(c.User, " \t\n\x00") || strings.Count(c.User, ":") > 1 {
 		return invalid("user %q is not name, uid or uid:gid", c.User)
 	}
-	if err := checkEnv(c.Env); err != nil {
+	if err := shared.CheckEnv(c.Env); err != nil {
 		return invalid("env: %v", err)
 	}
 	if c.WorkdirTarget != "" {
@@ -307,19 +300,6 @@ func checkCap(name string) error {
 	return fmt.Errorf("%q is not a Linux capability, such as NET_BIND_SERVICE or CAP_SYS_PTRACE (see capabilities(7))", name)
 }
 
-// checkEnv rejects variable names a process environment cannot hold.
-func checkEnv(env map[string]string) error {
-	for k, v := range env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("bad variable name %q", k)
-		}
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("variable %s: value contains NUL", k)
-		}
-	}
-	return nil
-}
-
 // memorySize is a memory limit in bytes. In JSON it is a number of bytes or
 // a string such as "512m", "1g", "1.5GiB" or "1048576" (units are binary:
 // k = 1024).
@@ -332,7 +312,7 @@ func (m *memorySize) UnmarshalJSON(b []byte) error {
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("memory: want bytes or a size such as \"512m\", got %s", b)
+		return fmt.Errorf("want bytes or a size such as \"512m\", got %s", b)
 	}
 	n, err := parseMemory(s)
 	if err != nil {
@@ -343,7 +323,7 @@ func (m *memorySize) UnmarshalJSON(b []byte) error {
 
 func (m *memorySize) set(n int64, text string) error {
 	if n < minMemory {
-		return fmt.Errorf("memory %s: below Docker's minimum of 6m", text)
+		return fmt.Errorf("%s is below Docker's minimum of 6m", text)
 	}
 	*m = memorySize(n)
 	return nil
@@ -355,16 +335,16 @@ var memoryPattern = regexp.MustCompile(`^(?i)\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?
 func parseMemory(s string) (int64, error) {
 	m := memoryPattern.FindStringSubmatch(s)
 	if m == nil {
-		return 0, fmt.Errorf("memory %q: want bytes or a size such as \"512m\" or \"1g\"", s)
+		return 0, fmt.Errorf("%q: want bytes or a size such as \"512m\" or \"1g\"", s)
 	}
 	v, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
-		return 0, fmt.Errorf("memory %q: %w", s, err)
+		return 0, fmt.Errorf("%q: %w", s, err)
 	}
 	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[strings.ToLower(m[2])]
 	v *= float64(uint64(1) << shift)
 	if v >= math.MaxInt64 {
-		return 0, fmt.Errorf("memory %q is too large", s)
+		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return int64(v), nil
 }
@@ -382,14 +362,14 @@ func (c *cpuCount) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		var s string
 		if json.Unmarshal(b, &s) != nil {
-			return fmt.Errorf("cpus: want a number such as 1.5, got %s", b)
+			return fmt.Errorf("want a number such as 1.5, got %s", b)
 		}
 		if v, err = parseCPUs(s); err != nil {
 			return err
 		}
 	}
 	if v < 0.01 || v > maxCPUs || math.IsNaN(v) {
-		return fmt.Errorf("cpus %s: want 0.01 to %d", b, maxCPUs)
+		return fmt.Errorf("%s: want 0.01 to %d", b, maxCPUs)
 	}
 	*c = cpuCount(v)
 	return nil
@@ -399,7 +379,7 @@ func (c *cpuCount) UnmarshalJSON(b []byte) error {
 func parseCPUs(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil {
-		return 0, fmt.Errorf("cpus %q: want a number such as 1.5", s)
+		return 0, fmt.Errorf("%q: want a number such as 1.5", s)
 	}
 	return v, nil
 }

@@ -7,8 +7,9 @@
 //
 // # Lifecycle
 //
-// main serves, and meanwhile cleans up the containers that plugin
-// processes which are gone left behind (reap.go). Spawn pings the daemon (unreachable:
+// main serves; beside the serving, shared.Serve runs RunBackground
+// (background.go), which cleans up the containers that plugin processes
+// which are gone left behind (reap.go). Spawn pings the daemon (unreachable:
 // shared.ErrUnavailable), checks the image and, in image mode, creates the
 // container, attaches to it and registers the wait for its exit before it
 // starts it, so that no output and no exit is missed (container.go); in

@@ -147,7 +147,7 @@ func (e *Docker) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY
 	if req.Dir != "" && !path.IsAbs(req.Dir) {
 		return nil, fmt.Errorf("%w: working directory %q is not an absolute path", shared.ErrInvalidArgument, req.Dir)
 	}
-	if err := checkEnv(req.Env); err != nil {
+	if err := shared.CheckEnv(req.Env); err != nil {
 		return nil, fmt.Errorf("%w: session env: %w", shared.ErrInvalidArgument, err)
 	}
 	if req.Size.Cols == 0 || req.Size.Rows == 0 {

@@ -13,7 +13,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/internal/leakcheck"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 	"github.com/ptyhost/ptyhost/shared"
@@ -81,7 +81,7 @@ func dockerClient(t testing.TB) *client.Client {
 	return cli
 }
 
-// loadDocker starts the real plugin binary through core.LoadPlugins and
+// loadDocker starts the real plugin binary through pluginhost.Load and
 // returns its DOCKER environment; the test's cleanup stops it.
 func loadDocker(t testing.TB) shared.Environment {
 	t.Helper()
@@ -89,7 +89,7 @@ func loadDocker(t testing.TB) shared.Environment {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: testbin.PluginDir(t, "docker"), Logger: logger})
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: testbin.PluginDir(t, "docker"), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -82,11 +81,11 @@ func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 	if err != nil {
 		return nil, err
 	}
-	dir, err := workingDir(req.Dir)
+	dir, err := shared.WorkingDir(req.Dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEnv(req.Env); err != nil {
+	if err := shared.CheckEnv(req.Env); err != nil {
 		return nil, fmt.Errorf("%w: session env: %w", shared.ErrInvalidArgument, err)
 	}
 	argv := req.Command
@@ -98,7 +97,7 @@ func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 		return nil, fmt.Errorf("%w: command %q: %w", shared.ErrInvalidArgument, argv[0], cmd.Err)
 	}
 	cmd.Dir = dir
-	cmd.Env = childEnv(os.Environ(), terminalEnv, cfg.Env, req.Env)
+	cmd.Env = shared.ChildEnv(os.Environ(), terminalEnv, cfg.Env, req.Env)
 
 	size := req.Size
 	if size.Cols == 0 || size.Rows == 0 {
@@ -126,31 +125,6 @@ func checkType(envType string) error {
 		return fmt.Errorf("%w: environment type %q is not %s", shared.ErrInvalidArgument, envType, EnvironmentType)
 	}
 	return nil
-}
-
-// workingDir resolves a session's working directory: an absolute path to an
-// existing directory, or the user's home directory when empty.
-func workingDir(dir string) (string, error) {
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "/", nil
-		}
-		dir = home
-	}
-	if !filepath.IsAbs(dir) {
-		return "", fmt.Errorf("%w: working directory %q is not an absolute path", shared.ErrInvalidArgument, dir)
-	}
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("%w: working directory %q does not exist", shared.ErrInvalidArgument, dir)
-	case err != nil:
-		return "", fmt.Errorf("%w: working directory: %w", shared.ErrInvalidArgument, err)
-	case !fi.IsDir():
-		return "", fmt.Errorf("%w: working directory %q is not a directory", shared.ErrInvalidArgument, dir)
-	}
-	return dir, nil
 }
 
 // shellFor returns the shell to run when a session names no command.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/internal/leakcheck"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 	"github.com/ptyhost/ptyhost/shared"
@@ -26,15 +26,15 @@ func TestMain(m *testing.M) {
 	leakcheck.Main(m)
 }
 
-// loadPlugins starts the real plugin binary through core.LoadPlugins (a
+// loadPlugins starts the real plugin binary through pluginhost.Load (a
 // separate process over go-plugin with AutoMTLS) and waits until it serves
 // HOST; the test's cleanup stops it.
-func loadPlugins(t testing.TB) *core.Plugins {
+func loadPlugins(t testing.TB) *pluginhost.Plugins {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: testbin.PluginDir(t, "host"), Logger: logger})
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: testbin.PluginDir(t, "host"), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

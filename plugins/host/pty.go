@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
@@ -22,13 +17,6 @@ const (
 	// killGrace is how long Kill lets the session's processes handle SIGHUP
 	// before it sends SIGKILL.
 	killGrace = 2 * time.Second
-	// drainGrace is how long Read keeps waiting for output after the child
-	// exited while something else (a background grandchild) still holds
-	// the terminal open.
-	drainGrace = 250 * time.Millisecond
-	// drainLimit caps what Read takes after drainGrace, so that a
-	// grandchild that writes without pause cannot keep a session going.
-	drainLimit = 1 << 20
 )
 
 // hostPTY is one session: a child process in its own session (its pid is
@@ -40,20 +28,16 @@ const (
 type hostPTY struct {
 	cmd     *exec.Cmd
 	pid     int
-	master  *os.File // non-blocking, so reads honour deadlines and Close
+	term    *shared.Terminal // reads until the child exited and the terminal is drained
 	log     hclog.Logger
 	orphans *orphanage
 
-	// exited is closed when the child has exited; exitAt, status and
-	// waitErr are written before.
+	// exited is closed when the child has exited; status and waitErr are
+	// written before.
 	exited     chan struct{}
-	exitAt     time.Time
 	status     shared.ExitStatus
 	waitErr    error
 	waiterDone chan struct{}
-
-	// drained counts bytes read after drainGrace; only Read uses it.
-	drained int
 
 	killOnce sync.Once
 	killer   sync.WaitGroup // the SIGHUP→SIGKILL escalation
@@ -67,31 +51,23 @@ var _ shared.PTY = (*hostPTY)(nil)
 // startPTY starts cmd in a new session on a new pseudo-terminal of the
 // given size.
 func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger, orphans *orphanage) (*hostPTY, error) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		return nil, fmt.Errorf("open pty: %w", err)
-	}
-	defer tty.Close()
-	if err := pty.Setsize(tty, &pty.Winsize{Cols: size.Cols, Rows: size.Rows}); err != nil {
-		ptmx.Close()
-		return nil, fmt.Errorf("set pty size: %w", err)
-	}
-	master, err := nonBlocking(ptmx)
+	term, tty, err := shared.OpenTerminal(size)
 	if err != nil {
 		return nil, err
 	}
+	defer tty.Close()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	// Setsid makes the child a session leader; Setctty gives it the tty
 	// (its fd 0) as controlling terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := orphans.start(cmd); err != nil {
-		master.Close()
+		term.Close()
 		return nil, err
 	}
 	p := &hostPTY{
 		cmd:        cmd,
 		pid:        cmd.Process.Pid,
-		master:     master,
+		term:       term,
 		log:        log,
 		orphans:    orphans,
 		exited:     make(chan struct{}),
@@ -101,125 +77,31 @@ func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger, orphans *orphan
 	return p, nil
 }
 
-// nonBlocking replaces f (which creack/pty leaves in blocking mode) with a
-// non-blocking duplicate that Go's poller manages, so that read deadlines
-// work and Close interrupts a blocked Read.
-func nonBlocking(f *os.File) (*os.File, error) {
-	defer f.Close()
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("dup pty: %w", err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("pty non-blocking: %w", err)
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
-}
-
 // wait records the child's exit, then wakes a Read that may be blocked on a
 // terminal a grandchild still holds open, so it starts draining.
 func (p *hostPTY) wait() {
 	defer close(p.waiterDone)
 	p.status, p.waitErr = waitExited(p.cmd)
-	p.exitAt = time.Now()
 	close(p.exited)
 	p.log.Debug("session process exited", "code", p.status.Code, "signal", p.status.Signal)
-	_ = p.master.SetReadDeadline(time.Now())
+	p.term.ChildExited()
 }
 
-// Read returns the terminal's output. It returns io.EOF once the child has
-// exited and the terminal is drained: when the last holder of the terminal
-// closes it (EIO), or, while a background grandchild keeps it open, once no
-// output came for drainGrace after the exit (plus at most drainLimit bytes
-// already there).
+// Read returns the terminal's output, and io.EOF once the child has exited
+// and the terminal is drained (see shared.Terminal.Read).
 func (p *hostPTY) Read(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	for {
-		n, err := p.read(b)
-		switch {
-		case n > 0:
-			return n, nil
-		case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
-			continue // woken at exit, or the grace ended: look again
-		case errors.Is(err, syscall.EIO), errors.Is(err, os.ErrClosed), errors.Is(err, io.EOF):
-			return 0, io.EOF
-		default:
-			return 0, err
-		}
-	}
-}
-
-func (p *hostPTY) read(b []byte) (int, error) {
-	select {
-	case <-p.exited:
-	default:
-		return p.master.Read(b)
-	}
-	if grace := p.exitAt.Add(drainGrace); time.Now().Before(grace) {
-		if err := p.master.SetReadDeadline(grace); err != nil {
-			return 0, err
-		}
-		return p.master.Read(b)
-	}
-	if p.drained >= drainLimit {
-		return 0, io.EOF
-	}
-	n, err := readNow(p.master, b)
-	p.drained += n
-	return n, err
-}
-
-// readNow reads what f has now, without waiting; io.EOF if nothing.
-func readNow(f *os.File, b []byte) (int, error) {
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		return 0, err
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), b)
-		return true // one attempt: never wait
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case errors.Is(rerr, unix.EAGAIN), rerr == nil && n <= 0:
-		return 0, io.EOF
-	case rerr != nil:
-		return 0, rerr
-	}
-	return n, nil
+	return p.term.Read(b)
 }
 
 // Write sends input to the terminal.
 func (p *hostPTY) Write(b []byte) (int, error) {
-	return p.master.Write(b)
+	return p.term.Write(b)
 }
 
 // Resize sets the terminal's size; the kernel signals SIGWINCH to the
 // foreground process group.
 func (p *hostPTY) Resize(_ context.Context, size shared.Size) error {
-	if size.Cols == 0 || size.Rows == 0 {
-		return fmt.Errorf("%w: terminal size %dx%d", shared.ErrInvalidArgument, size.Cols, size.Rows)
-	}
-	rc, err := p.master.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ierr error
-	if err := rc.Control(func(fd uintptr) {
-		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
-	}); err != nil {
-		return err
-	}
-	return ierr
+	return p.term.Resize(size)
 }
 
 // Wait returns how the child exited.
@@ -282,7 +164,7 @@ func (p *hostPTY) Close() error {
 		<-p.waiterDone
 		reap(p.cmd)
 		p.orphans.forget(p.pid)
-		p.closeErr = p.master.Close()
+		p.closeErr = p.term.Close()
 	})
 	return p.closeErr
 }

@@ -2,7 +2,7 @@ package main
 
 // Benchmarks of the SSH path over loopback (plugin process → gRPC → SSH →
 // the test sshd → PTY) against the HOST plugin (plugin process → gRPC →
-// PTY), both loaded through core.LoadPlugins as the server loads them:
+// PTY), both loaded through pluginhost.Load as the server loads them:
 //
 //	go test -run '^$' -bench . -benchtime 3x ./plugins/ssh/
 //

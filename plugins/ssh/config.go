@@ -7,13 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,6 +134,9 @@ var secretFields = map[string]string{
 // shared.ErrInvalidConfig.
 func parseConfig(raw json.RawMessage) (*config, error) {
 	cfg, err := decodeConfig(raw)
+	if errors.Is(err, shared.ErrInvalidConfig) {
+		return nil, err // from shared.DecodeConfig, which says so already
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", shared.ErrInvalidConfig, err)
 	}
@@ -151,7 +152,7 @@ func decodeConfig(raw json.RawMessage) (*config, error) {
 		return nil, err
 	}
 	var rc rawConfig
-	if err := decodeStrict(trimmed, &rc); err != nil {
+	if err := shared.DecodeConfig(trimmed, &rc); err != nil {
 		return nil, err
 	}
 	cfg := &config{Env: rc.Env, Shell: rc.Shell}
@@ -195,7 +196,7 @@ func decodeConfig(raw json.RawMessage) (*config, error) {
 		}
 		cfg.Jump = &jump
 	}
-	if err := checkEnv(cfg.Env); err != nil {
+	if err := shared.CheckPortableEnv(cfg.Env); err != nil {
 		return nil, fmt.Errorf("env: %w", err)
 	}
 	if cfg.Shell != "" && (strings.ContainsRune(cfg.Shell, 0) || strings.HasPrefix(cfg.Shell, "-") || strings.TrimSpace(cfg.Shell) != cfg.Shell) {
@@ -204,26 +205,12 @@ func decodeConfig(raw json.RawMessage) (*config, error) {
 	return cfg, nil
 }
 
-// decodeStrict decodes one JSON object into v, rejecting unknown fields and
-// trailing data.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
-}
-
 // rejectSecrets fails when the object b has a field that would store a
 // secret, saying where the secret belongs instead.
 func rejectSecrets(b []byte, prefix string) error {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(b, &fields) != nil {
-		return nil // decodeStrict reports what is wrong
+		return nil // shared.DecodeConfig reports what is wrong
 	}
 	for _, k := range slices.Sorted(maps.Keys(secretFields)) {
 		if _, ok := fields[k]; ok {
@@ -252,8 +239,12 @@ func parseJump(raw json.RawMessage, target *endpoint) (endpoint, error) {
 		if err := rejectSecrets(trimmed, "jump."); err != nil {
 			return endpoint{}, err
 		}
-		if err := decodeStrict(trimmed, &ep); err != nil {
-			return endpoint{}, fmt.Errorf("jump: %w", err)
+		if err := shared.DecodeConfig(trimmed, &ep); err != nil {
+			var ce *shared.ConfigError
+			if errors.As(err, &ce) {
+				ce.Path = strings.TrimSuffix("jump."+ce.Path, ".")
+			}
+			return endpoint{}, err
 		}
 	}
 	return resolveEndpoint(ep, target, "jump.")
@@ -341,11 +332,11 @@ func resolveEndpoint(ep endpoint, target *endpoint, prefix string) (endpoint, er
 		if ep.IdentityFile == "" {
 			return ep, fmt.Errorf("%spassphrase_env: needs identity_file", prefix)
 		}
-		if !validEnvName(ep.PassphraseEnv) {
+		if !shared.PortableEnvName(ep.PassphraseEnv) {
 			return ep, fmt.Errorf("%spassphrase_env: %q is not an environment variable name", prefix, ep.PassphraseEnv)
 		}
 	}
-	if ep.PasswordEnv != "" && !validEnvName(ep.PasswordEnv) {
+	if ep.PasswordEnv != "" && !shared.PortableEnvName(ep.PasswordEnv) {
 		return ep, fmt.Errorf("%spassword_env: %q is not an environment variable name", prefix, ep.PasswordEnv)
 	}
 	if ep.KnownHosts == "" {
@@ -409,25 +400,4 @@ func parseDuration(field, s string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: %v is not in 0s..%v", field, d, maxTimeout)
 	}
 	return d, nil
-}
-
-var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// validEnvName reports whether s is a portable environment variable name,
-// which a POSIX shell can also assign.
-func validEnvName(s string) bool { return envNameRe.MatchString(s) }
-
-// checkEnv rejects variables a remote shell cannot be given: names must be
-// shell identifiers (the fallback for refused env requests assigns them),
-// and values cannot hold NUL.
-func checkEnv(env map[string]string) error {
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if !validEnvName(k) {
-			return fmt.Errorf("variable name %q: use letters, digits and '_', not starting with a digit", k)
-		}
-		if strings.ContainsRune(env[k], 0) {
-			return fmt.Errorf("variable %s: value contains NUL", k)
-		}
-	}
-	return nil
 }

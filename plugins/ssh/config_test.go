@@ -141,9 +141,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"jump empty", `{"host": "h", "jump": ""}`, "jump: want"},
 		{"jump bad port", `{"host": "h", "jump": "b:x"}`, `port "x" is not a number`},
 		{"jump empty user", `{"host": "h", "jump": "@b"}`, "empty user"},
-		{"jump unknown field", `{"host": "h", "jump": {"host": "b", "jump": "c"}}`, `unknown field "jump"`},
+		{"jump unknown field", `{"host": "h", "jump": {"host": "b", "jump": "c"}}`, `jump: unknown field "jump"`},
+		{"jump port string", `{"host": "h", "jump": {"host": "b", "port": "22"}}`, "jump.port: cannot unmarshal string into integer"},
 		{"jump no host", `{"host": "h", "jump": {"port": 22}}`, "jump.host is required"},
-		{"jump number", `{"host": "h", "jump": 5}`, "jump"},
+		{"jump number", `{"host": "h", "jump": 5}`, "jump: cannot unmarshal number into object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 package main
 
-// Integration tests through the real plugin binary (core.LoadPlugins, a
+// Integration tests through the real plugin binary (pluginhost.Load, a
 // separate process over go-plugin) against the real sshd of sshd.sh.
 
 import (
@@ -19,7 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 	"github.com/ptyhost/ptyhost/shared"
 	"github.com/ptyhost/ptyhost/shared/sharedtest"
@@ -281,7 +281,7 @@ func TestLogs(t *testing.T) {
 	t.Setenv(shared.LogLevelEnv, "debug")
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: testbin.PluginDir(t, "ssh"), Logger: logger})
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: testbin.PluginDir(t, "ssh"), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

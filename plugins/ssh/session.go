@@ -140,7 +140,7 @@ func sessionEnv(cfg *config, env map[string]string) map[string]envVar {
 	out := make(map[string]envVar)
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		if (k == "LANG" || strings.HasPrefix(k, "LC_")) && validEnvName(k) {
+		if (k == "LANG" || strings.HasPrefix(k, "LC_")) && shared.PortableEnvName(k) {
 			out[k] = envVar{value: v}
 		}
 	}

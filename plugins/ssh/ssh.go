@@ -144,7 +144,7 @@ func (s *SSH) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, e
 	if err := checkArgv(req.Command); err != nil {
 		return nil, err
 	}
-	if err := checkEnv(req.Env); err != nil {
+	if err := shared.CheckPortableEnv(req.Env); err != nil {
 		return nil, fmt.Errorf("%w: session env: %w", shared.ErrInvalidArgument, err)
 	}
 	if req.Size.Cols == 0 || req.Size.Rows == 0 {

@@ -27,7 +27,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/internal/leakcheck"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 	"github.com/ptyhost/ptyhost/shared"
@@ -403,19 +403,19 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-// loadPlugins starts the real plugin binary through core.LoadPlugins.
-func loadPlugins(t testing.TB) *core.Plugins {
+// loadPlugins starts the real plugin binary through pluginhost.Load.
+func loadPlugins(t testing.TB) *pluginhost.Plugins {
 	t.Helper()
 	return loadPluginsNamed(t, "ssh")
 }
 
 // loadPluginsNamed starts the named plugins' binaries.
-func loadPluginsNamed(t testing.TB, names ...string) *core.Plugins {
+func loadPluginsNamed(t testing.TB, names ...string) *pluginhost.Plugins {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	plugins, err := core.LoadPlugins(ctx, core.PluginOptions{Dir: testbin.PluginDir(t, names...), Logger: logger})
+	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: testbin.PluginDir(t, names...), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func loadPluginsNamed(t testing.TB, names ...string) *core.Plugins {
 
 // waitStarted waits until the plugins' first starts have ended (they
 // start in the background).
-func waitStarted(t testing.TB, ctx context.Context, plugins *core.Plugins) {
+func waitStarted(t testing.TB, ctx context.Context, plugins *pluginhost.Plugins) {
 	t.Helper()
 	select {
 	case <-plugins.Started():

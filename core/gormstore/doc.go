@@ -1,0 +1,40 @@
+// Package gormstore keeps ptyhost's environments and session rows in a SQL
+// database through GORM. It implements [core.Store]; it is the only package
+// of the core that mentions gorm, and its GORM models never leave it.
+//
+// # Lifecycle
+//
+// [Open] connects to a database named by a DSN, creates or migrates the
+// tables, and returns a [*DB] that owns the connection pool; [DB.Close]
+// closes it. Two DSN forms are accepted:
+//
+//	sqlite:PATH                 embedded SQLite (pure Go), file at PATH; the
+//	                            parent directory is created. "sqlite::memory:"
+//	                            gives a private in-memory database.
+//	postgres://USER@HOST/DB     PostgreSQL (postgresql:// also accepted)
+//
+// [New] wraps a *gorm.DB the caller already has and migrates it; the caller
+// keeps ownership of that pool, so Close on such a store closes nothing.
+//
+// # Tables
+//
+// execution_environments holds [core.Environment] (config as JSON text);
+// sessions holds [core.SessionRecord], indexed by environment_id and status.
+// Migration is additive (GORM AutoMigrate): it creates missing tables,
+// columns and indexes and never drops any.
+//
+// # Time
+//
+// Every timestamp is stored and returned in UTC, truncated to the
+// microsecond, so values read back equal the values written on both SQLite
+// and PostgreSQL. updated_at is owned by the store: every write sets it from
+// Options.Now. created_at is taken from the record when set (a restore keeps
+// its history) and from Options.Now otherwise.
+//
+// # Concurrency
+//
+// A *DB is safe for concurrent use by many goroutines; every method honours
+// its ctx. SQLite runs in WAL mode with a busy timeout, so concurrent
+// writers in one process wait for each other instead of failing with
+// SQLITE_BUSY.
+package gormstore

@@ -1,0 +1,125 @@
+package gormstore
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// The GORM models. Column names and table names are spelled out, so a
+// caller's *gorm.DB with another naming strategy (New) finds the same
+// schema; timestamps are set by the store, not by GORM's auto time.
+
+// environmentModel is a row of execution_environments.
+type environmentModel struct {
+	ID        string    `gorm:"column:id;primaryKey"`
+	Name      string    `gorm:"column:name;not null"`
+	Type      string    `gorm:"column:type;not null"`
+	Config    string    `gorm:"column:config;type:text;not null"` // JSON
+	CreatedAt time.Time `gorm:"column:created_at;not null;autoCreateTime:false"`
+	UpdatedAt time.Time `gorm:"column:updated_at;not null;autoUpdateTime:false"`
+}
+
+func (environmentModel) TableName() string { return "execution_environments" }
+
+// sessionModel is a row of sessions.
+type sessionModel struct {
+	ID                string     `gorm:"column:id;primaryKey;index:idx_sessions_order,priority:2"`
+	EnvironmentID     string     `gorm:"column:environment_id;not null;index"`
+	ProjectID         string     `gorm:"column:project_id;not null"`
+	BranchName        string     `gorm:"column:branch_name;not null"`
+	WorktreePath      string     `gorm:"column:worktree_path;not null"`
+	Status            string     `gorm:"column:status;not null;index"`
+	StatusReason      string     `gorm:"column:status_reason;not null"`
+	ActiveConnections int        `gorm:"column:active_connections;not null"`
+	Cols              int        `gorm:"column:cols;not null"`
+	Rows              int        `gorm:"column:rows;not null"`
+	ExitCode          *int       `gorm:"column:exit_code"`
+	ExitSignal        string     `gorm:"column:exit_signal;not null"`
+	LastActiveAt      *time.Time `gorm:"column:last_active_at"` // NULL: never
+	CreatedAt         time.Time  `gorm:"column:created_at;not null;autoCreateTime:false;index:idx_sessions_order,priority:1"`
+	UpdatedAt         time.Time  `gorm:"column:updated_at;not null;autoUpdateTime:false;index"`
+}
+
+func (sessionModel) TableName() string { return "sessions" }
+
+func toEnvironmentModel(e core.Environment) environmentModel {
+	return environmentModel{
+		ID:        e.ID,
+		Name:      e.Name,
+		Type:      e.Type,
+		Config:    string(e.Config),
+		CreatedAt: normTime(e.CreatedAt),
+		UpdatedAt: normTime(e.UpdatedAt),
+	}
+}
+
+func (m environmentModel) toCore() core.Environment {
+	e := core.Environment{
+		ID:        m.ID,
+		Name:      m.Name,
+		Type:      m.Type,
+		CreatedAt: normTime(m.CreatedAt),
+		UpdatedAt: normTime(m.UpdatedAt),
+	}
+	if m.Config != "" {
+		e.Config = json.RawMessage(m.Config)
+	}
+	return e
+}
+
+func toSessionModel(r core.SessionRecord) sessionModel {
+	m := sessionModel{
+		ID:                r.ID,
+		EnvironmentID:     r.EnvironmentID,
+		ProjectID:         r.ProjectID,
+		BranchName:        r.BranchName,
+		WorktreePath:      r.WorktreePath,
+		Status:            string(r.Status),
+		StatusReason:      r.StatusReason,
+		ActiveConnections: r.ActiveConnections,
+		Cols:              r.Cols,
+		Rows:              r.Rows,
+		ExitCode:          copyInt(r.ExitCode),
+		ExitSignal:        r.ExitSignal,
+		CreatedAt:         normTime(r.CreatedAt),
+		UpdatedAt:         normTime(r.UpdatedAt),
+	}
+	if !r.LastActiveAt.IsZero() {
+		t := normTime(r.LastActiveAt)
+		m.LastActiveAt = &t
+	}
+	return m
+}
+
+func (m sessionModel) toCore() core.SessionRecord {
+	r := core.SessionRecord{
+		ID:                m.ID,
+		EnvironmentID:     m.EnvironmentID,
+		ProjectID:         m.ProjectID,
+		BranchName:        m.BranchName,
+		WorktreePath:      m.WorktreePath,
+		Status:            core.Status(m.Status),
+		StatusReason:      m.StatusReason,
+		ActiveConnections: m.ActiveConnections,
+		Cols:              m.Cols,
+		Rows:              m.Rows,
+		ExitCode:          copyInt(m.ExitCode),
+		ExitSignal:        m.ExitSignal,
+		CreatedAt:         normTime(m.CreatedAt),
+		UpdatedAt:         normTime(m.UpdatedAt),
+	}
+	if m.LastActiveAt != nil {
+		r.LastActiveAt = normTime(*m.LastActiveAt)
+	}
+	return r
+}
+
+func copyInt(p *int) *int {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}

@@ -1,0 +1,143 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// SaveSession inserts rec, or replaces the whole row when its id exists. A
+// zero CreatedAt is set from Options.Now; UpdatedAt always is.
+func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
+	if rec.ID == "" {
+		return fmt.Errorf("store: save session: empty id: %w", core.ErrInvalidArgument)
+	}
+	now := s.stamp()
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = now
+	}
+	rec.UpdatedAt = now
+	m := toSessionModel(rec)
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		UpdateAll: true,
+	}).Create(&m).Error
+	if err != nil {
+		return fmt.Errorf("store: save session %q: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// UpdateSession writes the non-nil fields of u to session id's row and sets
+// its updated_at, or returns an error wrapping core.ErrSessionNotFound. A
+// LastActiveAt pointing at the zero time clears the column.
+//
+// The columns written are those u.Fields names, and their values are what
+// u.ApplyTo puts in a record, converted as SaveSession converts it, so the
+// store has no list of its own of what an update can change.
+func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate) error {
+	var rec core.SessionRecord
+	u.ApplyTo(&rec)
+	rec.UpdatedAt = s.stamp()
+	m := toSessionModel(rec)
+	// Select names the columns to write, zero values included, and no
+	// others.
+	cols := append(u.Fields(), "updated_at")
+	res := s.db.WithContext(ctx).Model(&sessionModel{}).Where("id = ?", id).Select(cols).Updates(&m)
+	if res.Error != nil {
+		return fmt.Errorf("store: update session %q: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("store: session %q: %w", id, core.ErrSessionNotFound)
+	}
+	return nil
+}
+
+// GetSession returns session id's row, or an error wrapping
+// core.ErrSessionNotFound.
+func (s *DB) GetSession(ctx context.Context, id string) (core.SessionRecord, error) {
+	var m sessionModel
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return core.SessionRecord{}, fmt.Errorf("store: session %q: %w", id, core.ErrSessionNotFound)
+	}
+	if err != nil {
+		return core.SessionRecord{}, fmt.Errorf("store: get session %q: %w", id, err)
+	}
+	return m.toCore(), nil
+}
+
+// ListSessions returns session rows in creation order (then id); with
+// statuses given, only rows in one of them.
+func (s *DB) ListSessions(ctx context.Context, statuses ...core.Status) ([]core.SessionRecord, error) {
+	q := s.db.WithContext(ctx).Order("created_at, id")
+	if len(statuses) > 0 {
+		q = q.Where("status IN ?", statusNames(statuses))
+	}
+	var ms []sessionModel
+	if err := q.Find(&ms).Error; err != nil {
+		return nil, fmt.Errorf("store: list sessions: %w", err)
+	}
+	recs := make([]core.SessionRecord, len(ms))
+	for i, m := range ms {
+		recs[i] = m.toCore()
+	}
+	return recs, nil
+}
+
+// QuerySessions returns the session rows q selects, ordered by created_at,
+// then id.
+func (s *DB) QuerySessions(ctx context.Context, q core.SessionQuery) ([]core.SessionRecord, error) {
+	tx := s.db.WithContext(ctx).Order("created_at, id")
+	if len(q.Statuses) > 0 {
+		tx = tx.Where("status IN ?", statusNames(q.Statuses))
+	}
+	if q.EnvironmentID != "" {
+		tx = tx.Where("environment_id = ?", q.EnvironmentID)
+	}
+	if q.After != nil {
+		at := normTime(q.After.CreatedAt)
+		tx = tx.Where("created_at > ? OR (created_at = ? AND id > ?)", at, at, q.After.ID)
+	}
+	if q.Limit > 0 {
+		tx = tx.Limit(q.Limit)
+	}
+	var ms []sessionModel
+	if err := tx.Find(&ms).Error; err != nil {
+		return nil, fmt.Errorf("store: query sessions: %w", err)
+	}
+	recs := make([]core.SessionRecord, len(ms))
+	for i, m := range ms {
+		recs[i] = m.toCore()
+	}
+	return recs, nil
+}
+
+// DeleteSessions deletes the session rows in one of statuses last updated
+// before before, and returns how many it deleted.
+func (s *DB) DeleteSessions(ctx context.Context, statuses []core.Status, before time.Time) (int, error) {
+	if len(statuses) == 0 {
+		return 0, fmt.Errorf("store: delete sessions: no status given: %w", core.ErrInvalidArgument)
+	}
+	res := s.db.WithContext(ctx).
+		Where("status IN ? AND updated_at < ?", statusNames(statuses), normTime(before)).
+		Delete(&sessionModel{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("store: delete sessions: %w", res.Error)
+	}
+	return int(res.RowsAffected), nil
+}
+
+func statusNames(statuses []core.Status) []string {
+	names := make([]string, len(statuses))
+	for i, st := range statuses {
+		names[i] = string(st)
+	}
+	return names
+}

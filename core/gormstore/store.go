@@ -1,0 +1,216 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// sqliteBusyTimeout is how long an SQLite writer waits for another one
+// before it gives up with SQLITE_BUSY.
+const sqliteBusyTimeout = 10 * time.Second
+
+// Options configures a store. The zero value is ready to use.
+type Options struct {
+	// Logger receives GORM's messages: failed statements and every SQL
+	// statement (without its arguments) at debug, slow statements at warn.
+	// Nil discards them. For New, nil keeps the caller's GORM logger.
+	Logger *slog.Logger
+	// Now is the clock used for created_at and updated_at. Nil means
+	// time.Now.
+	Now func() time.Time
+	// SlowThreshold is the duration above which a statement is logged at
+	// warn. Zero means 200ms.
+	SlowThreshold time.Duration
+}
+
+// DB is a [core.Store] backed by SQLite or PostgreSQL through GORM.
+type DB struct {
+	db    *gorm.DB
+	now   func() time.Time
+	owned bool // Close closes db's pool: Open made it
+}
+
+var (
+	_ core.Store  = (*DB)(nil)
+	_ core.Pinger = (*DB)(nil)
+)
+
+// Open connects to the database named by dsn ("sqlite:PATH",
+// "postgres://…" or "postgresql://…"), migrates its tables and returns a
+// store that owns the connection pool.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	dialector, single, err := dialectorFor(dsn)
+	if err != nil {
+		return nil, err
+	}
+	gdb, err := gorm.Open(dialector, &gorm.Config{
+		Logger:               newGormLogger(opts.logger(), opts.SlowThreshold),
+		TranslateError:       true,
+		DisableAutomaticPing: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", redact(dsn), err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", redact(dsn), err)
+	}
+	if single {
+		// Every connection to ":memory:" is a database of its own.
+		sqlDB.SetMaxOpenConns(1)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
+	}
+	s := &DB{db: gdb, now: opts.clock(), owned: true}
+	if err := s.migrate(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New wraps db, which the caller opened and keeps owning, and migrates its
+// tables. If opts.Logger is set, the store's statements log there instead
+// of through db's logger; db itself is not changed.
+func New(db *gorm.DB, opts Options) (*DB, error) {
+	if db == nil {
+		return nil, errors.New("store: New: nil *gorm.DB")
+	}
+	if opts.Logger != nil {
+		db = db.Session(&gorm.Session{Logger: newGormLogger(opts.Logger, opts.SlowThreshold)})
+	}
+	s := &DB{db: db, now: opts.clock()}
+	if err := s.migrate(db.Statement.Context); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connection pool if Open created it; for a store made by
+// New it does nothing, since the caller owns the pool.
+func (s *DB) Close() error {
+	if !s.owned {
+		return nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *DB) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Gorm returns the underlying *gorm.DB, for embedders that keep their own
+// tables in the same database.
+func (s *DB) Gorm() *gorm.DB { return s.db }
+
+func (s *DB) migrate(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := s.db.WithContext(ctx).AutoMigrate(&environmentModel{}, &sessionModel{}); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// stamp returns the store's current time as it is kept: UTC, microseconds.
+func (s *DB) stamp() time.Time { return normTime(s.now()) }
+
+// normTime is t as the store keeps it: UTC, truncated to the microsecond,
+// the precision PostgreSQL keeps.
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+func (o Options) clock() func() time.Time {
+	if o.Now == nil {
+		return time.Now
+	}
+	return o.Now
+}
+
+const acceptedDSNs = `"sqlite:PATH", "sqlite::memory:", "postgres://…" or "postgresql://…"`
+
+// dialectorFor picks the GORM dialector for dsn. single reports an
+// in-memory SQLite database, which must be used through one connection.
+func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "sqlite:"), "?")
+		if path == "" {
+			return nil, false, fmt.Errorf("store: DSN %q has no path: want %s", dsn, acceptedDSNs)
+		}
+		single = path == ":memory:"
+		if !single {
+			if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+				return nil, false, fmt.Errorf("store: sqlite: %w", err)
+			}
+		}
+		params := url.Values{}
+		params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
+		params.Add("_pragma", "journal_mode(WAL)")
+		params.Add("_pragma", "synchronous(NORMAL)")
+		// BEGIN IMMEDIATE: a transaction takes the write lock up front,
+		// waiting through the busy timeout, instead of failing when it
+		// upgrades a read lock another writer got in the way of.
+		params.Set("_txlock", "immediate")
+		conn := path + "?" + params.Encode()
+		if query != "" {
+			conn += "&" + query
+		}
+		return sqlite.Open(conn), single, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return postgres.Open(dsn), false, nil
+	default:
+		return nil, false, fmt.Errorf("store: unsupported DSN %s: want %s", redact(dsn), acceptedDSNs)
+	}
+}
+
+// redact returns dsn fit for a log line or error: a URL's password is
+// masked, and what does not parse is reduced to its scheme.
+func redact(dsn string) string {
+	if dsn == "" || strings.HasPrefix(dsn, "sqlite:") {
+		return fmt.Sprintf("%q", dsn)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		scheme, _, ok := strings.Cut(dsn, ":")
+		if !ok || strings.ContainsAny(scheme, "@/ =") {
+			return `"<unparsable DSN>"`
+		}
+		return fmt.Sprintf("%q", scheme+":…")
+	}
+	return fmt.Sprintf("%q", u.Redacted())
+}

@@ -1,0 +1,67 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// TestErrorIdentity pins which of core's sentinels are shared's: the
+// manager's invalid argument and a plugin's are one error, while the
+// manager's not-found and already-exists are its own.
+func TestErrorIdentity(t *testing.T) {
+	if ErrInvalidArgument != shared.ErrInvalidArgument {
+		t.Error("core.ErrInvalidArgument is not shared.ErrInvalidArgument")
+	}
+	if got := fmt.Errorf("%w: id %q", ErrInvalidArgument, "x").Error(); got != `invalid argument: id "x"` {
+		t.Errorf("message %q, want %q", got, `invalid argument: id "x"`)
+	}
+	for _, tt := range []struct {
+		name       string
+		core, plug error
+	}{
+		{"ErrSessionNotFound", ErrSessionNotFound, shared.ErrSessionNotFound},
+		{"ErrAlreadyExists", ErrAlreadyExists, shared.ErrAlreadyExists},
+	} {
+		if errors.Is(tt.core, tt.plug) || errors.Is(tt.plug, tt.core) {
+			t.Errorf("core.%s and shared.%s are one error; a plugin's must not answer as the manager's", tt.name, tt.name)
+		}
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	spawn := func(err error) error { return fmt.Errorf("%w: %w", ErrSpawn, err) }
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"body too large", fmt.Errorf("request body: %w", &http.MaxBytesError{Limit: 1}), http.StatusRequestEntityTooLarge},
+		{"manager's invalid argument", fmt.Errorf("%w: bad id", ErrInvalidArgument), http.StatusBadRequest},
+		{"plugin's invalid argument at spawn", spawn(fmt.Errorf("%w: no such dir", shared.ErrInvalidArgument)), http.StatusBadRequest},
+		{"plugin's invalid config", fmt.Errorf("%w: %w", ErrInvalidArgument, shared.ErrInvalidConfig), http.StatusBadRequest},
+		{"bare invalid config", shared.ErrInvalidConfig, http.StatusBadRequest},
+		{"permission denied", spawn(shared.ErrPermissionDenied), http.StatusForbidden},
+		{"session not found", fmt.Errorf("%w: %q", ErrSessionNotFound, "s"), http.StatusNotFound},
+		{"environment not found", ErrEnvironmentNotFound, http.StatusNotFound},
+		{"already exists", ErrAlreadyExists, http.StatusConflict},
+		{"environment in use", ErrEnvironmentInUse, http.StatusConflict},
+		{"plugin kept a session at spawn", spawn(shared.ErrAlreadyExists), http.StatusBadGateway},
+		{"plugin lost a session at spawn", spawn(shared.ErrSessionNotFound), http.StatusBadGateway},
+		{"environment unavailable", spawn(shared.ErrUnavailable), http.StatusServiceUnavailable},
+		{"manager closed", ErrClosed, http.StatusServiceUnavailable},
+		{"store unavailable", fmt.Errorf("%w: down", ErrStoreUnavailable), http.StatusServiceUnavailable},
+		{"spawn failed", spawn(errors.New("the daemon said no")), http.StatusBadGateway},
+		{"anything else", errors.New("boom"), http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := statusOf(tt.err); got != tt.want {
+				t.Errorf("statusOf(%v) = %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}

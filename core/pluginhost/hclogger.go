@@ -1,0 +1,120 @@
+package pluginhost
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"slices"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// hcLogger is an hclog.Logger that logs to a *slog.Logger: go-plugin logs
+// through it, including every line a plugin writes to stderr.
+type hcLogger struct {
+	l    *slog.Logger
+	name string
+	args []any // from With
+}
+
+var _ hclog.Logger = (*hcLogger)(nil)
+
+func newHCLogger(l *slog.Logger, name string) *hcLogger {
+	return &hcLogger{l: l, name: name}
+}
+
+// slogLevel maps an hclog level to slog; slog has no trace, so it is below
+// debug.
+func slogLevel(level hclog.Level) slog.Level {
+	switch level {
+	case hclog.Trace:
+		return slog.LevelDebug - 4
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
+	sl := slogLevel(level)
+	ctx := context.Background()
+	if !h.l.Enabled(ctx, sl) {
+		return
+	}
+	attrs := make([]any, 0, len(h.args)+len(args)+2)
+	if h.name != "" {
+		attrs = append(attrs, "logger", h.name)
+	}
+	attrs = append(attrs, h.args...)
+	for i := 0; i < len(args); i += 2 {
+		// go-plugin adds the plugin's own timestamp; slog has its own.
+		if k, _ := args[i].(string); k == "timestamp" && i+1 < len(args) {
+			continue
+		}
+		attrs = append(attrs, args[i:min(i+2, len(args))]...)
+	}
+	h.l.Log(ctx, sl, msg, attrs...)
+}
+
+func (h *hcLogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
+func (h *hcLogger) Debug(msg string, args ...any) { h.Log(hclog.Debug, msg, args...) }
+func (h *hcLogger) Info(msg string, args ...any)  { h.Log(hclog.Info, msg, args...) }
+func (h *hcLogger) Warn(msg string, args ...any)  { h.Log(hclog.Warn, msg, args...) }
+func (h *hcLogger) Error(msg string, args ...any) { h.Log(hclog.Error, msg, args...) }
+
+func (h *hcLogger) IsTrace() bool { return h.enabled(hclog.Trace) }
+func (h *hcLogger) IsDebug() bool { return h.enabled(hclog.Debug) }
+func (h *hcLogger) IsInfo() bool  { return h.enabled(hclog.Info) }
+func (h *hcLogger) IsWarn() bool  { return h.enabled(hclog.Warn) }
+func (h *hcLogger) IsError() bool { return h.enabled(hclog.Error) }
+
+func (h *hcLogger) enabled(level hclog.Level) bool {
+	return h.l.Enabled(context.Background(), slogLevel(level))
+}
+
+func (h *hcLogger) ImpliedArgs() []any { return slices.Clone(h.args) }
+
+func (h *hcLogger) With(args ...any) hclog.Logger {
+	return &hcLogger{l: h.l, name: h.name, args: append(slices.Clone(h.args), args...)}
+}
+
+func (h *hcLogger) Name() string { return h.name }
+
+func (h *hcLogger) Named(name string) hclog.Logger {
+	if h.name != "" {
+		name = h.name + "." + name
+	}
+	return h.ResetNamed(name)
+}
+
+func (h *hcLogger) ResetNamed(name string) hclog.Logger {
+	return &hcLogger{l: h.l, name: name, args: h.args}
+}
+
+// SetLevel does nothing: the slog handler decides.
+func (h *hcLogger) SetLevel(hclog.Level) {}
+
+// GetLevel returns the lowest level the slog handler takes. go-plugin uses
+// it to skip parsing plugin log lines nobody will see.
+func (h *hcLogger) GetLevel() hclog.Level {
+	for _, level := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
+		if h.enabled(level) {
+			return level
+		}
+	}
+	return hclog.Off
+}
+
+func (h *hcLogger) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
+	return slog.NewLogLogger(h.l.Handler(), slog.LevelInfo)
+}
+
+func (h *hcLogger) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
+	return h.StandardLogger(opts).Writer()
+}

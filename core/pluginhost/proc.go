@@ -1,0 +1,278 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+)
+
+// Bounds on stopping a plugin process.
+const (
+	// pluginStopGrace is how long a plugin asked to stop gets to exit on
+	// its own (go-plugin waits as long after its Shutdown call) before its
+	// process group is killed.
+	pluginStopGrace = 2 * time.Second
+	// pluginDrainTimeout is how long the plugin's stdout and stderr are
+	// read after its process group was killed: output a process outside
+	// the group still holds open is not waited for longer.
+	pluginDrainTimeout = 500 * time.Millisecond
+)
+
+// procRunner is go-plugin's runner for a plugin process. It differs from
+// go-plugin's own in three ways:
+//
+//   - The plugin runs in a process group of its own, and every kill is sent
+//     to the group: a helper the plugin forked (or a wrapper script's
+//     background child) dies with it.
+//   - Death is learnt from the process (waitid), not from its stdout and
+//     stderr reaching EOF: died is closed as soon as the plugin process has
+//     exited, whoever still holds its pipes.
+//   - After the death the group is killed, and the pipes are read for at
+//     most pluginDrainTimeout; then they are closed, so that go-plugin,
+//     which waits for their EOF before it reports the exit (and in Kill),
+//     never waits on a process that escaped the group.
+type procRunner struct {
+	cmd            *exec.Cmd
+	log            hclog.Logger
+	socketDir      string
+	stdout, stderr *drainedPipe
+
+	died chan struct{} // closed when the process has exited (not yet reaped)
+	// life ends when the process has exited: the dispensed client's calls
+	// end with it.
+	life       context.Context
+	endLife    context.CancelFunc
+	reapedC    chan struct{} // closed after reaping; waitErr is set then
+	waitErr    error
+	killedOnce sync.Once
+
+	mu sync.Mutex
+	// mu protects the following.
+	pid    int  // also the process group's id; 0 before the start
+	killed bool // killGroup was called
+	reaped bool // after reaping, the pid (and group id) may be reused
+}
+
+var _ runner.Runner = (*procRunner)(nil)
+
+// newProcRunner returns the runner for cmd, which go-plugin has filled in.
+// The plugin is told to make its Unix socket in socketDir: go-plugin makes
+// a directory per plugin inside it, which would lengthen the socket's path
+// (at most 107 bytes) for nothing.
+func newProcRunner(log hclog.Logger, cmd *exec.Cmd, socketDir string) (*procRunner, error) {
+	setProcessGroup(cmd)
+	if socketDir != "" {
+		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+socketDir) // later entries win
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	life, endLife := context.WithCancel(context.Background())
+	return &procRunner{
+		cmd: cmd, log: log, socketDir: socketDir,
+		stdout: newDrainedPipe(stdout), stderr: newDrainedPipe(stderr),
+		died: make(chan struct{}), reapedC: make(chan struct{}), life: life, endLife: endLife,
+	}, nil
+}
+
+func (r *procRunner) Start(context.Context) error {
+	if err := r.cmd.Start(); err != nil {
+		r.endLife()
+		return err
+	}
+	r.mu.Lock()
+	r.pid = r.cmd.Process.Pid
+	if r.killed { // killed while it started
+		_ = killProcessGroup(r.pid)
+	}
+	r.mu.Unlock()
+	r.log.Debug("plugin started", "path", r.cmd.Path, "pid", r.cmd.Process.Pid)
+	go r.watch(r.cmd.Process.Pid)
+	return nil
+}
+
+// watch waits for the process to exit, kills what is left of its group,
+// drains and closes its pipes, and reaps it.
+func (r *procRunner) watch(pid int) {
+	reaped, waitErr := waitExited(r.cmd, pid)
+	close(r.died)
+	r.endLife()
+	r.killGroup()
+	drain := time.NewTimer(pluginDrainTimeout)
+	for _, p := range []*drainedPipe{r.stdout, r.stderr} {
+		select {
+		case <-p.eof:
+		case <-drain.C:
+		}
+		p.close()
+	}
+	drain.Stop()
+	if !reaped {
+		waitErr = r.cmd.Wait()
+	}
+	r.mu.Lock()
+	r.waitErr = waitErr
+	r.reaped = true
+	r.mu.Unlock()
+	close(r.reapedC)
+}
+
+// killGroup sends SIGKILL to the plugin's process group, unless the plugin
+// has been reaped; before the process has started, it is killed as soon as
+// it has.
+func (r *procRunner) killGroup() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.killed = true
+	if r.reaped || r.pid == 0 {
+		return
+	}
+	if err := killProcessGroup(r.pid); err != nil {
+		r.log.Warn("killing the plugin's process group", "pgid", r.pid, "error", err)
+	}
+}
+
+// Wait waits until the process has exited and its pipes are done with.
+func (r *procRunner) Wait(ctx context.Context) error {
+	select {
+	case <-r.reapedC:
+		return r.waitErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Kill kills the plugin's process group. It does not wait.
+func (r *procRunner) Kill(context.Context) error {
+	r.killedOnce.Do(func() { r.log.Debug("killing the plugin's process group", "pgid", r.processID()) })
+	r.killGroup()
+	return nil
+}
+
+func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }
+func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
+func (r *procRunner) Name() string          { return r.cmd.Path }
+
+func (r *procRunner) ID() string {
+	if pid := r.processID(); pid != 0 {
+		return strconv.Itoa(pid)
+	}
+	return ""
+}
+
+// processID returns the plugin's pid, or 0 before it started.
+func (r *procRunner) processID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pid
+}
+
+func (r *procRunner) Diagnose(context.Context) string {
+	return fmt.Sprintf("the plugin %s did not speak the go-plugin handshake on its stdout: "+
+		"is it a ptyhost plugin, built for this system, executable by this user?", r.cmd.Path)
+}
+
+func (r *procRunner) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+func (r *procRunner) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+// drainedPipe is the reading end of a plugin's stdout or stderr. eof is
+// closed when a read has returned io.EOF; after close, reads return io.EOF
+// too (rather than os.ErrClosed, which go-plugin would log as an error).
+type drainedPipe struct {
+	r       io.ReadCloser
+	eof     chan struct{}
+	eofOnce sync.Once
+	closeMu sync.Mutex
+	closed  bool
+}
+
+func newDrainedPipe(r io.ReadCloser) *drainedPipe {
+	return &drainedPipe{r: r, eof: make(chan struct{})}
+}
+
+func (p *drainedPipe) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err != nil && (errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF)) {
+		p.eofOnce.Do(func() { close(p.eof) })
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// Close is go-plugin's: it does nothing; the runner closes the pipe.
+func (p *drainedPipe) Close() error { return nil }
+
+func (p *drainedPipe) close() {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if !p.closed {
+		p.closed = true
+		_ = p.r.Close()
+	}
+}
+
+// launchGuard is one launch's handle on its runner, which go-plugin creates
+// inside Client.Start: it lets the launch be aborted from outside (Close
+// while a plugin starts) and gives the generation its process.
+type launchGuard struct {
+	mu        sync.Mutex
+	r         *procRunner
+	cancelled bool
+}
+
+// runnerFunc is the ClientConfig.RunnerFunc of a launch. go-plugin hands
+// it a blank command holding only the protocol's environment; build makes
+// the plugin's command from that.
+func (l *launchGuard) runnerFunc(build func(protocolEnv []string) *exec.Cmd, socketDir string) func(hclog.Logger, *exec.Cmd, string) (runner.Runner, error) {
+	return func(log hclog.Logger, blank *exec.Cmd, _ string) (runner.Runner, error) {
+		r, err := newProcRunner(log, build(blank.Env), socketDir)
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.cancelled {
+			return nil, errors.New("the plugins are stopping")
+		}
+		l.r = r
+		return r, nil
+	}
+}
+
+// abort kills the launch's process, if it has one, and keeps it from
+// starting one.
+func (l *launchGuard) abort() {
+	l.mu.Lock()
+	l.cancelled = true
+	r := l.r
+	l.mu.Unlock()
+	if r != nil {
+		r.killGroup()
+	}
+}
+
+func (l *launchGuard) runner() *procRunner {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r
+}

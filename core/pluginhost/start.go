@@ -1,0 +1,224 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// start starts the plugin's executable, checks it, and asks for its Info,
+// within the start timeout. On failure, or when ctx ends first, nothing is
+// left running.
+func (s *supervised) start(ctx context.Context) (*generation, error) {
+	s.mu.Lock()
+	path := s.path
+	s.mu.Unlock()
+	if err := executable(path); err != nil {
+		return nil, fmt.Errorf("no plugin executable: %w", err)
+	}
+	pin := strings.ToLower(s.conf.SHA256)
+	sum, err := s.checksum(path, pin != "")
+	if err != nil {
+		return nil, fmt.Errorf("reading the plugin executable: %w", err)
+	}
+	s.mu.Lock()
+	s.sum = sum
+	s.mu.Unlock()
+	if pin != "" && sum != pin {
+		return nil, &refusal{fmt.Sprintf("sha256 mismatch: the configuration pins %s, but %s has %s", pin, path, sum)}
+	}
+
+	o := s.p.opts
+	ctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer cancel()
+	guard := &launchGuard{}
+	// Ending ctx (Close, the start timeout) kills a process that has not
+	// handshaken: go-plugin's Start does not watch a context.
+	defer context.AfterFunc(ctx, guard.abort)()
+	build := func(protocolEnv []string) *exec.Cmd {
+		cmd := exec.Command(path, s.conf.Args...)
+		cmd.Env = append(s.conf.environ(s.builtin, os.Environ()), protocolEnv...)
+		return cmd
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  shared.Handshake,
+		VersionedPlugins: versionedPlugins(guard),
+		RunnerFunc:       guard.runnerFunc(build, s.p.sock.path),
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.p.sock.path},
+		SkipHostEnv:      true, // build's environment is the whole environment
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     o.StartTimeout + time.Second, // ctx's timeout comes first
+		Logger:           newHCLogger(s.log, ""),
+	})
+	env, info, err := dispense(ctx, client)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	proc := guard.runner()
+	if err != nil {
+		if proc != nil {
+			proc.killGroup()
+		}
+		client.Kill()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("did not start: no handshake and Info within the start timeout (%v)", o.StartTimeout)
+		}
+		return nil, s.startError(err)
+	}
+	g := &generation{client: client, proc: proc, env: env, info: info, exited: proc.died, pid: proc.processID(), health: newHealthCache(o)}
+	if rc := client.ReattachConfig(); rc != nil {
+		g.addr = rc.Addr
+	}
+	g.wrapped = &pluginEnv{g: g}
+	return g, nil
+}
+
+// versionMismatch matches go-plugin's error for a plugin that speaks a
+// protocol version the host does not. go-plugin (v1.8) offers nothing
+// typed for it: Client.checkProtoVersion returns a plain fmt.Errorf, and
+// Client.NegotiatedVersion is set only when the negotiation succeeded, so
+// the plugin's version can be read only from the error's text.
+var versionMismatch = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: (\d+)`)
+
+// startError explains a failed start.
+func (s *supervised) startError(err error) error {
+	if m := versionMismatch.FindStringSubmatch(err.Error()); m != nil {
+		return &refusal{fmt.Sprintf("plugin %s speaks protocol version %s; this server supports %s", s.name, m[1], supportedVersions())}
+	}
+	return fmt.Errorf("did not start: %w", err)
+}
+
+// supportedVersions lists the plugin protocol versions the host speaks:
+// "1", or "1 and 2".
+func supportedVersions() string {
+	var vs []string
+	for _, v := range slices.Sorted(maps.Keys(shared.VersionedPlugins(nil))) {
+		vs = append(vs, strconv.Itoa(v))
+	}
+	if len(vs) > 1 {
+		return strings.Join(vs[:len(vs)-1], ", ") + " and " + vs[len(vs)-1]
+	}
+	return strings.Join(vs, "")
+}
+
+// dispense connects to a started plugin and asks for its Info.
+func dispense(ctx context.Context, client *plugin.Client) (shared.Environment, shared.Info, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, shared.Info{}, err
+	}
+	raw, err := rpc.Dispense(shared.PluginName)
+	if err != nil {
+		return nil, shared.Info{}, err
+	}
+	env, ok := raw.(shared.Environment)
+	if !ok {
+		return nil, shared.Info{}, fmt.Errorf("plugin dispensed %T, not a shared.Environment", raw)
+	}
+	info, err := env.Info(ctx)
+	if err != nil {
+		return nil, shared.Info{}, fmt.Errorf("info: %w", err)
+	}
+	if len(info.Types) == 0 {
+		return nil, shared.Info{}, errors.New("plugin serves no environment type")
+	}
+	return env, info, nil
+}
+
+// versionedPlugins is shared.VersionedPlugins for the host, with every
+// plugin wrapped so that the dispensed client's context, which go-plugin
+// ends only once the plugin's stdout and stderr are closed, ends as soon as
+// the launch's process has exited.
+func versionedPlugins(guard *launchGuard) map[int]plugin.PluginSet {
+	sets := shared.VersionedPlugins(nil)
+	for _, set := range sets {
+		for name, pl := range set {
+			if gp, ok := pl.(plugin.GRPCPlugin); ok {
+				set[name] = &lifePlugin{grpc: gp, guard: guard}
+			}
+		}
+	}
+	return sets
+}
+
+// lifePlugin is a GRPCPlugin whose client lives as long as the process.
+type lifePlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	grpc  plugin.GRPCPlugin
+	guard *launchGuard
+}
+
+func (p *lifePlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
+	return p.grpc.GRPCServer(b, s)
+}
+
+func (p *lifePlugin) GRPCClient(ctx context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	if r := p.guard.runner(); r != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		context.AfterFunc(r.life, cancel)
+	}
+	return p.grpc.GRPCClient(ctx, b, c)
+}
+
+// fileKey identifies a file's content well enough to cache its checksum
+// for listings (a pin is checked against a fresh checksum at every launch).
+type fileKey struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// checksum returns the SHA-256 of the executable at path, cached while the
+// file stays the same unless fresh.
+func (s *supervised) checksum(path string, fresh bool) (string, error) {
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return "", err
+	}
+	key := fileKey{resolved, fi.Size(), fi.ModTime()}
+	if s.sumOf.key == key && !fresh {
+		return s.sumOf.sum, nil
+	}
+	sum, err := fileSHA256(resolved)
+	if err != nil {
+		return "", err
+	}
+	s.sumOf.key, s.sumOf.sum = key, sum
+	return sum, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,156 @@
+//go:build unix
+
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// commandKillGrace is how long a command's Kill lets its process group
+// handle SIGHUP before it sends SIGKILL.
+const commandKillGrace = 2 * time.Second
+
+// StartCommand starts cmd on the plugin's machine in a new session, with a
+// new pseudo-terminal of the given size (80x24 if a dimension is zero) as
+// its controlling terminal and its stdin, stdout and stderr, and returns
+// the session as a PTY. A program that does not exist or may not be run
+// is refused with ErrInvalidArgument. It is
+// all a plugin that runs local programs needs for Spawn; set cmd.Dir and
+// cmd.Env first (WorkingDir, ChildEnv).
+//
+// The PTY's Read is Terminal's. Wait reports the exit code, or 128+n and
+// the signal's name for a process killed by signal n. Kill sends SIGHUP to
+// the session's process group and SIGKILL to what is left after a grace of
+// 2s (or half the time to ctx's deadline); Close kills what still runs in
+// the process group and closes the terminal. A program that moves itself to another process
+// group escapes both (the HOST plugin reaches every process of the
+// session, on Linux).
+func StartCommand(cmd *exec.Cmd, size Size) (PTY, error) {
+	if size.Cols == 0 || size.Rows == 0 {
+		size = Size{Cols: 80, Rows: 24}
+	}
+	term, tty, err := OpenTerminal(size)
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	// Setsid makes the child a session leader; Setctty gives it the tty
+	// (its fd 0) as controlling terminal.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		term.Close()
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			err = fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+		return nil, fmt.Errorf("start %q: %w", cmd.Args[0], err)
+	}
+	p := &commandPTY{Terminal: term, cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	go p.wait()
+	return p, nil
+}
+
+// commandPTY is a session StartCommand started.
+type commandPTY struct {
+	*Terminal
+	cmd *exec.Cmd
+	pid int // the session's and its process group's id
+
+	// exited is closed when the child has exited; status and waitErr are
+	// written before.
+	exited  chan struct{}
+	status  ExitStatus
+	waitErr error
+
+	killOnce sync.Once
+	killer   sync.WaitGroup // the SIGHUP→SIGKILL escalation
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// wait reaps the child and records how it exited.
+func (p *commandPTY) wait() {
+	err := p.cmd.Wait()
+	var exitErr *exec.ExitError
+	switch ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); {
+	case err != nil && !errors.As(err, &exitErr):
+		p.waitErr = err
+	case ok && ws.Signaled():
+		sig := unix.Signal(ws.Signal())
+		p.status = ExitStatus{Code: 128 + int(sig), Signal: unix.SignalName(sig)}
+	default:
+		p.status = ExitStatus{Code: p.cmd.ProcessState.ExitCode()}
+	}
+	close(p.exited)
+	p.ChildExited()
+}
+
+// Resize sets the terminal's size.
+func (p *commandPTY) Resize(_ context.Context, size Size) error { return p.Terminal.Resize(size) }
+
+// Wait returns how the child exited.
+func (p *commandPTY) Wait(ctx context.Context) (ExitStatus, error) {
+	select {
+	case <-p.exited:
+		return p.status, p.waitErr
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	}
+}
+
+// Kill sends SIGHUP to the session's process group and returns at once; a
+// goroutine sends SIGKILL to it after the grace. Later calls do nothing.
+func (p *commandPTY) Kill(ctx context.Context) error {
+	grace := commandKillGrace
+	if dl, ok := ctx.Deadline(); ok {
+		grace = max(0, min(grace, time.Until(dl)/2))
+	}
+	p.killOnce.Do(func() { p.startKill(grace) })
+	return nil
+}
+
+func (p *commandPTY) startKill(grace time.Duration) {
+	_ = unix.Kill(-p.pid, unix.SIGHUP)
+	p.killer.Go(func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-p.exited:
+		case <-t.C:
+		}
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+	})
+}
+
+// Close kills the session if the child still runs, waits for it to exit,
+// kills what is left in its process group and closes the terminal. A
+// blocked Read returns io.EOF.
+func (p *commandPTY) Close() error {
+	p.closeOnce.Do(func() {
+		p.killOnce.Do(func() {
+			select {
+			case <-p.exited:
+			default:
+				p.startKill(commandKillGrace)
+			}
+		})
+		<-p.exited // within the grace: SIGKILL follows SIGHUP
+		p.killer.Wait()
+		// What the child left running in its process group, such as a
+		// background job, ends with it. The group keeps its id while any
+		// member lives, so the signal cannot reach another group.
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+		p.closeErr = p.Terminal.Close()
+	})
+	return p.closeErr
+}

@@ -1,0 +1,145 @@
+//go:build unix
+
+package shared
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// drainGrace is how long a Terminal's Read keeps waiting for output
+	// after the child exited while something else (a background
+	// grandchild) still holds the terminal open.
+	drainGrace = 250 * time.Millisecond
+	// drainLimit caps what Read takes after drainGrace, so that a
+	// grandchild that writes without pause cannot keep a session going.
+	drainLimit = 1 << 20
+)
+
+// Terminal is a plugin's side of a pseudo-terminal whose child runs on the
+// plugin's machine: it reads the output until the child has exited and
+// the terminal is drained, writes input and resizes. A plugin's PTY
+// implementation embeds it and adds Wait, Kill and Close.
+//
+// Read is called from one goroutine; Write, Resize, ChildExited and Close
+// may be called concurrently with it and with each other.
+type Terminal struct {
+	master *os.File // non-blocking, so reads honour deadlines and Close
+
+	exitOnce sync.Once
+	// exited is closed by ChildExited; exitAt is written before.
+	exited chan struct{}
+	exitAt time.Time
+
+	// drained counts bytes read after drainGrace; only Read uses it.
+	drained int
+}
+
+// OpenTerminal opens a new pseudo-terminal of the given size (see
+// OpenPTY). tty is the child's side, for its stdin, stdout and stderr;
+// close it once the child has started.
+func OpenTerminal(size Size) (term *Terminal, tty *os.File, err error) {
+	master, tty, err := OpenPTY(size)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Terminal{master: master, exited: make(chan struct{})}, tty, nil
+}
+
+// ChildExited tells the terminal that its child has exited, and wakes a
+// Read that may be blocked on a terminal a grandchild still holds open, so
+// that it starts draining. Later calls do nothing.
+func (t *Terminal) ChildExited() {
+	t.exitOnce.Do(func() {
+		t.exitAt = time.Now()
+		close(t.exited)
+		_ = t.master.SetReadDeadline(time.Now())
+	})
+}
+
+// Read returns the terminal's output. It returns io.EOF once the child has
+// exited and the terminal is drained: when the last holder of the terminal
+// closes it (EIO), or, while a background grandchild keeps it open, once no
+// output came for drainGrace (250ms) after the exit (plus at most 1 MiB
+// already there), and after Close.
+func (t *Terminal) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := t.read(b)
+		switch {
+		case n > 0:
+			return n, nil
+		case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
+			continue // woken at exit, or the grace ended: look again
+		case errors.Is(err, syscall.EIO), errors.Is(err, os.ErrClosed), errors.Is(err, io.EOF):
+			return 0, io.EOF
+		default:
+			return 0, err
+		}
+	}
+}
+
+func (t *Terminal) read(b []byte) (int, error) {
+	select {
+	case <-t.exited:
+	default:
+		return t.master.Read(b)
+	}
+	if grace := t.exitAt.Add(drainGrace); time.Now().Before(grace) {
+		if err := t.master.SetReadDeadline(grace); err != nil {
+			return 0, err
+		}
+		return t.master.Read(b)
+	}
+	if t.drained >= drainLimit {
+		return 0, io.EOF
+	}
+	n, err := readNow(t.master, b)
+	t.drained += n
+	return n, err
+}
+
+// readNow reads what f has now, without waiting; io.EOF if nothing.
+func readNow(f *os.File, b []byte) (int, error) {
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		return 0, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), b)
+		return true // one attempt: never wait
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errors.Is(rerr, unix.EAGAIN), rerr == nil && n <= 0:
+		return 0, io.EOF
+	case rerr != nil:
+		return 0, rerr
+	}
+	return n, nil
+}
+
+// Write sends input to the terminal.
+func (t *Terminal) Write(b []byte) (int, error) { return t.master.Write(b) }
+
+// Resize sets the terminal's size (see ResizePTY).
+func (t *Terminal) Resize(size Size) error { return ResizePTY(t.master, size) }
+
+// Close closes the terminal; a blocked Read returns io.EOF. Output not
+// yet read is lost.
+func (t *Terminal) Close() error { return t.master.Close() }
