@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -59,18 +60,19 @@ const (
 	FrameError
 )
 
-// Close codes sent to clients, with WebSocket semantics.
+// Close codes sent to clients, with WebSocket semantics: the protocol's
+// (package wsproto).
 const (
-	CloseNormal       = 1000 // session destroyed, or exited
-	CloseGoingAway    = 1001 // server shutting down
-	ClosePluginFailed = 4010 // the session's plugin crashed
+	CloseNormal       = wsproto.CloseNormal       // session destroyed, or exited
+	CloseGoingAway    = wsproto.CloseGoingAway    // server shutting down
+	ClosePluginFailed = wsproto.ClosePluginFailed // the session's plugin crashed
 )
 
-// Close reasons.
+// Close reasons, the protocol's.
 const (
-	CloseReasonDestroyed = "Session destroyed"
-	CloseReasonExited    = "Session exited"
-	CloseReasonShutdown  = "Server shutting down"
+	CloseReasonDestroyed = wsproto.CloseReasonDestroyed
+	CloseReasonExited    = wsproto.CloseReasonExited
+	CloseReasonShutdown  = wsproto.CloseReasonShutdown
 )
 
 // Frame is one thing for a client.
@@ -139,7 +141,7 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 		p := s.ring.replayPoint()
 		a.off = p.off
 		a.preamble = p.modes.preamble()
-		s.m.metrics.resyncs.Inc()
+		s.deps.metrics.resyncs.Inc()
 		return Frame{Kind: FrameReset, Offset: p.off}, true
 	}
 	if n > 0 {
@@ -157,7 +159,7 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 		case s.state == stateDestroyed:
 			code, reason = s.closeCode, s.closeReason
 		case s.exit.Reason == ReasonPluginCrashed:
-			code, reason = ClosePluginFailed, "Plugin crashed"
+			code, reason = ClosePluginFailed, wsproto.CloseReasonPluginCrashed
 		}
 		return Frame{Kind: FrameClose, CloseCode: code, CloseReason: reason}, true
 	}
@@ -203,5 +205,5 @@ func (a *Attachment) Resize(ctx context.Context, cols, rows int) error {
 
 // Close detaches the client. It is safe to call more than once.
 func (a *Attachment) Close() {
-	a.closeOnce.Do(func() { a.s.m.detach(a) })
+	a.closeOnce.Do(func() { a.s.deps.detached(a) })
 }

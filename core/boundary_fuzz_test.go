@@ -27,7 +27,7 @@ import (
 //     to be cut. Invalid bytes are not characters and the oracle asks
 //     nothing about them.
 //
-// Where the scanner's documented model (boundary.go) chooses otherwise,
+// Where the scanner's documented model (scan.go) chooses otherwise,
 // the oracle follows the model, and says so here:
 //
 //   - BEL ends every string, not only OSC (xterm ends OSC with BEL; for
@@ -96,13 +96,13 @@ func replayOracle(p []byte) []bool {
 }
 
 // FuzzSafePoints checks the replay safe-point scanner on arbitrary output:
-// the boundary parser is never "safe" where the oracle is not; the tracker
+// the boundary parser is never "safe" where the oracle is not; the scanner
 // finds the same safe points however the stream is split into writes, each
 // one where the byte-by-byte parser is safe, with the modes it has there;
 // and a ring that has wrapped replays from a safe offset.
 //
 // The stream is data repeated up to reps*256 bytes, so that short inputs
-// also reach the gaps (minSafeGap, maxSafeGap) at which the tracker adds
+// also reach the gaps (minSafeGap, maxSafeGap) at which the scanner adds
 // points; seed chooses where the stream is split.
 func FuzzSafePoints(f *testing.F) {
 	for _, s := range []string{
@@ -159,7 +159,7 @@ func FuzzSafePoints(f *testing.F) {
 			}
 		}
 
-		// The tracker: the same points whatever the split.
+		// The scanner: the same points whatever the split.
 		whole := scanChunks(stream, []int{len(stream)})
 		rng := rand.New(rand.NewPCG(seed, seed>>32|1))
 		var cuts []int
@@ -212,7 +212,7 @@ func FuzzSafePoints(f *testing.F) {
 		}
 
 		// A ring that wrapped replays from a safe offset.
-		r := newRing(4 << 10)
+		r := newScannedRing(4 << 10)
 		off := 0
 		for _, k := range cuts {
 			r.write(stream[off : off+k])
@@ -235,15 +235,15 @@ func FuzzSafePoints(f *testing.F) {
 	})
 }
 
-// scanChunks runs a fresh tracker over stream cut into chunks of the given
+// scanChunks runs a fresh scanner over stream cut into chunks of the given
 // lengths and returns every safe point it found.
 func scanChunks(stream []byte, lengths []int) []safePoint {
-	var tr tracker
-	tr.parser.modes = defaultModes
+	sc := newScanner()
 	var out []safePoint
 	off := 0
 	for _, k := range lengths {
-		out = append(out, tr.scan(stream[off:off+k])...)
+		points, _ := sc.scan(stream[off : off+k])
+		out = append(out, points...)
 		off += k
 	}
 	return out

@@ -118,28 +118,19 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		return SessionRecord{}, err
 	}
 	now := m.now()
-	s := &session{
-		id:          opts.ID,
-		m:           m,
-		log:         m.log.With("session_id", opts.ID),
-		pumpDone:    make(chan struct{}),
-		ring:        newRing(m.opts.ScrollbackBytes),
-		attachments: make(map[*Attachment]struct{}),
-		lastActive:  now,
-		rec: SessionRecord{
-			ID:            opts.ID,
-			EnvironmentID: opts.EnvironmentID,
-			ProjectID:     opts.ProjectID,
-			BranchName:    opts.BranchName,
-			WorktreePath:  opts.WorktreePath,
-			Status:        StatusStarting,
-			Cols:          opts.Cols,
-			Rows:          opts.Rows,
-			LastActiveAt:  now,
-			CreatedAt:     now,
-			UpdatedAt:     now,
-		},
-	}
+	s := newSession(m.deps, SessionRecord{
+		ID:            opts.ID,
+		EnvironmentID: opts.EnvironmentID,
+		ProjectID:     opts.ProjectID,
+		BranchName:    opts.BranchName,
+		WorktreePath:  opts.WorktreePath,
+		Status:        StatusStarting,
+		Cols:          opts.Cols,
+		Rows:          opts.Rows,
+		LastActiveAt:  now,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	})
 
 	// Reserve the id before anything else, so that two concurrent creates
 	// of one id cannot both spawn.

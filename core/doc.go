@@ -19,9 +19,15 @@
 //
 // # Concurrency
 //
-// Manager.mu guards the session map only. Each session has one output pump,
-// the only goroutine that reads its PTY; it appends to the session's ring
-// under session.mu and wakes the attachments. Each Attachment reads the ring
+// Manager.mu guards the session map only. A session holds no pointer back
+// to its Manager: what it needs (the clock, the store writer, metrics,
+// events, the scrollback settings, and callbacks for its exit and its
+// clients' detaching) comes in one sessionDeps the Manager builds in New.
+//
+// Each session has one output pump, the only goroutine that reads its PTY
+// (session.go). The pump scans what it reads for safe points (scan.go)
+// outside any lock, then appends the bytes and the points to the session's
+// ring (ring.go) under session.mu and wakes the attachments (attach.go). Each Attachment reads the ring
 // at its own absolute offset from the goroutine that calls Next, so a slow
 // client never blocks the pump or another client; a client that falls
 // behind the ring's oldest byte gets a FrameReset and a replay from the
@@ -32,6 +38,8 @@
 // session and written by one goroutine, which retries failures. Events are
 // delivered on channels from Subscribe and never block a session.
 //
-// NewHandler serves the REST and WebSocket API over a Manager; see
-// docs/protocol.md.
+// Package core/api serves the REST and WebSocket API over a Manager, using
+// its exported methods alone; core/wsproto is the wire protocol. See
+// docs/design.md for a map of the packages and of the path output bytes
+// take, file by file.
 package core

@@ -3,7 +3,44 @@ package core
 import (
 	"container/list"
 	"sync"
+	"time"
 )
+
+// A session whose process exits lingers: it stays in the map, attachable,
+// for Options.Linger, so that a client that reconnects sees its end and
+// exit code, and keeps only the end of its scrollback, within a budget
+// shared by every exited session.
+
+// exited lets s, whose process ended on its own, linger: it stays
+// attachable for Options.Linger, keeping the end of its scrollback.
+func (m *Manager) exited(s *session) {
+	m.linger(s)
+	m.keepExited(s)
+}
+
+// linger keeps an exited session attachable for Options.Linger.
+func (m *Manager) linger(s *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateExited {
+		return
+	}
+	s.lingerTimer = time.AfterFunc(m.opts.Linger, func() {
+		m.mu.Lock()
+		if m.sessions[s.id] != s || m.closed {
+			m.mu.Unlock()
+			return
+		}
+		delete(m.sessions, s.id)
+		m.mu.Unlock()
+		s.mu.Lock()
+		s.state = stateDestroyed
+		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
+		s.wakeAll()
+		s.mu.Unlock()
+		m.forgetExited(s)
+	})
+}
 
 // ExitReplayBytes is about how much of its last output an exited session
 // keeps for clients that attach while it lingers: the replay starts at the

@@ -19,6 +19,7 @@ type Manager struct {
 	writer  *writer
 	events  *bus
 	metrics *metrics
+	deps    *sessionDeps // what every session gets
 
 	ctx    context.Context // ends when Close is done
 	cancel context.CancelFunc
@@ -62,6 +63,17 @@ func New(opts Options) (*Manager, error) {
 	}
 	m.writer = newWriter(opts.Store, m.log, m.metrics)
 	m.events = newBus(func() { m.metrics.eventsDropped.Inc() })
+	m.deps = &sessionDeps{
+		log:              m.log,
+		now:              m.now,
+		writer:           m.writer,
+		metrics:          m.metrics,
+		publish:          m.publish,
+		scrollbackBytes:  opts.ScrollbackBytes,
+		activityInterval: opts.ActivityInterval,
+		exited:           m.exited,
+		detached:         m.detach,
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -90,191 +102,4 @@ func (m *Manager) Subscribe(ctx context.Context) <-chan Event {
 func (m *Manager) publish(e Event) {
 	e.Time = m.now()
 	m.events.publish(e)
-}
-
-// killTimeout bounds how long destruction waits for a killed session's
-// output to end before it cleans up anyway.
-const killTimeout = 10 * time.Second
-
-func (s *session) hasExited() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state == stateExited
-}
-
-// DestroySession ends a session: it closes every client with "Session
-// destroyed", kills the process, has the plugin clean up, and records the
-// session as TERMINATED. A failing step is logged and destruction goes on.
-// An unknown or already destroyed id is not an error.
-func (m *Manager) DestroySession(ctx context.Context, id string) error {
-	m.mu.Lock()
-	s := m.sessions[id]
-	if s != nil {
-		delete(m.sessions, id)
-	}
-	m.mu.Unlock()
-	if s == nil {
-		return nil
-	}
-	m.teardown(ctx, s, CloseNormal, CloseReasonDestroyed, "")
-	return nil
-}
-
-// teardown destroys s, which the caller has taken out of the map.
-func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, statusReason string) {
-	s.mu.Lock()
-	prev := s.state
-	if prev == stateDestroyed {
-		s.mu.Unlock()
-		return
-	}
-	s.state = stateDestroyed
-	s.closeCode, s.closeReason = code, reason
-	// On shutdown, clients get the session's last output and its exit
-	// before the close; a destroyed session just closes them.
-	s.drain = code == CloseGoingAway && prev == stateRunning
-	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
-		if t != nil {
-			t.Stop()
-		}
-	}
-	s.idleTimer, s.lingerTimer = nil, nil
-	s.wakeAll()
-	if prev == stateStarting {
-		// CreateSession sees the state, records it and cleans up what it
-		// spawned.
-		s.rec.Status, s.rec.StatusReason = StatusTerminated, statusReason
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-
-	if prev == stateExited {
-		m.forgetExited(s)
-	}
-	if prev == stateRunning {
-		// Within ctx's deadline if that is sooner (shutdown's): the
-		// plugin shortens its grace between SIGHUP and SIGKILL to fit.
-		wait := killTimeout
-		if dl, ok := ctx.Deadline(); ok {
-			wait = min(wait, time.Until(dl))
-		}
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
-		if err := s.pty.Kill(kctx); err != nil {
-			s.log.Warn("kill failed; destroying anyway", "err", err)
-		}
-		select {
-		case <-s.pumpDone:
-		case <-kctx.Done():
-			s.log.Warn("session output did not end after kill; cleaning up anyway")
-			s.mu.Lock()
-			s.drain = false // no exit is coming: close the clients now
-			s.wakeAll()
-			s.mu.Unlock()
-		}
-		cancel()
-	}
-	s.release()
-
-	zero := 0
-	s.mu.Lock()
-	if prev == stateRunning && s.rec.Status != StatusError {
-		// Ended by this teardown. A session that had exited before it
-		// keeps its status and reason, and an abnormal end stays recorded
-		// as such.
-		s.rec.Status, s.rec.StatusReason = StatusTerminated, statusReason
-	}
-	s.rec.ActiveConnections = 0
-	status := s.rec.Status
-	rec := s.rec
-	s.mu.Unlock()
-	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &rec.StatusReason, ActiveConnections: &zero})
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	if err := m.writer.flush(fctx); err != nil {
-		s.log.Warn("recording the destroyed session failed; will retry", "err", err)
-	}
-	cancel()
-	s.log.Info("session destroyed")
-	m.publish(Event{Type: SessionDestroyed, SessionID: s.id})
-}
-
-// linger keeps an exited session attachable for Options.Linger.
-func (m *Manager) linger(s *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state != stateExited {
-		return
-	}
-	s.lingerTimer = time.AfterFunc(m.opts.Linger, func() {
-		m.mu.Lock()
-		if m.sessions[s.id] != s || m.closed {
-			m.mu.Unlock()
-			return
-		}
-		delete(m.sessions, s.id)
-		m.mu.Unlock()
-		s.mu.Lock()
-		s.state = stateDestroyed
-		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
-		s.wakeAll()
-		s.mu.Unlock()
-		m.forgetExited(s)
-	})
-}
-
-// Close hangs up every session (each attached client receives the session's
-// remaining output, its exit, and close code 1001), records their status,
-// waits — within ctx — for the clients to detach, and waits for every
-// goroutine the manager started. It is safe to call more than once; later
-// calls return the first call's result.
-func (m *Manager) Close(ctx context.Context) error {
-	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
-	return m.closeErr
-}
-
-func (m *Manager) close(ctx context.Context) error {
-	m.mu.Lock()
-	m.closed = true
-	all := make([]*session, 0, len(m.sessions))
-	for id, s := range m.sessions {
-		all = append(all, s)
-		delete(m.sessions, id)
-	}
-	m.mu.Unlock()
-
-	var wg sync.WaitGroup
-	for _, s := range all {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.teardown(ctx, s, CloseGoingAway, CloseReasonShutdown, ReasonServerShutdown)
-		}()
-	}
-	wg.Wait()
-
-	// Give the clients the time (within ctx) to receive their sessions'
-	// last output, exit and close, and to detach.
-	m.mu.Lock()
-	var detached chan struct{}
-	if m.attachments > 0 {
-		detached = make(chan struct{})
-		m.detached = detached
-	}
-	m.mu.Unlock()
-	if detached != nil {
-		select {
-		case <-detached:
-		case <-ctx.Done():
-			m.log.Warn("clients did not all detach before the shutdown deadline")
-		}
-	}
-
-	m.cancel()
-	m.wg.Wait()
-	err := m.writer.flush(ctx)
-	m.events.close()
-	if err != nil {
-		return fmt.Errorf("core: writing final session status: %w", err)
-	}
-	return nil
 }

@@ -1,7 +1,5 @@
 package core
 
-import "bytes"
-
 // ring is a session's scrollback: the last capacity bytes of its output,
 // addressed by absolute offset (the count of bytes the session has produced
 // before). Readers keep their own offset; a reader whose offset has fallen
@@ -20,53 +18,21 @@ type ring struct {
 
 	safe     []safePoint // ascending offsets, all >= start
 	endModes modeSet     // the terminal modes at end
-
-	// tr belongs to the session's pump alone: it scans output for safe
-	// points before the pump takes the session's lock to commit it.
-	tr tracker
 }
-
-// tracker finds safe points in output as it is produced.
-type tracker struct {
-	parser  boundary
-	scanned int64       // offset just past the bytes scanned
-	lastAdd int64       // offset of the newest safe point, for spacing
-	found   []safePoint // scan's result, reused
-}
-
-// safePoint is an offset where a replay may begin, with the terminal modes
-// in force there.
-type safePoint struct {
-	off   int64
-	modes modeSet
-}
-
-// Safe points are kept at least minSafeGap bytes apart, at line starts; a
-// stream without newlines gets one every maxSafeGap bytes anyway.
-const (
-	minSafeGap = 1 << 10
-	maxSafeGap = 16 << 10
-)
 
 // minRingSize is the buffer a ring starts with at its first output.
 const minRingSize = 4 << 10
 
 func newRing(capacity int) *ring {
-	r := &ring{capacity: capacity, endModes: defaultModes}
-	r.tr.parser.modes = defaultModes
-	return r
+	return &ring{capacity: capacity, endModes: defaultModes}
 }
 
 // footprint is the memory the ring's buffer holds.
 func (r *ring) footprint() int { return cap(r.buf) }
 
-// write scans and commits p in one go.
-func (r *ring) write(p []byte) {
-	r.commit(p, r.tr.scan(p), r.tr.parser.modes)
-}
-
-// commit appends p, which the tracker found points in and which leaves the
-// terminal in modes, evicting the oldest bytes beyond capacity.
+// commit appends p, in which the session's scanner (scan.go) found points
+// and which leaves the terminal in modes, evicting the oldest bytes beyond
+// capacity.
 func (r *ring) commit(p []byte, points []safePoint, modes modeSet) {
 	r.safe = append(r.safe, points...)
 	r.endModes = modes
@@ -96,87 +62,6 @@ func (r *ring) commit(p []byte, points []safePoint, modes modeSet) {
 		r.start = r.end - n
 		r.dropSafe()
 	}
-}
-
-// scan runs the boundary parser over p, the output after what it scanned
-// before, and returns the safe points in it (valid until the next scan).
-// Plain text in the ground state, most of any output, is skipped with
-// IndexByte to the next escape or newline; only escape sequences go byte by
-// byte.
-func (t *tracker) scan(p []byte) []safePoint {
-	t.found = t.found[:0]
-	base := t.scanned
-	t.scanned += int64(len(p))
-	for i := 0; i < len(p); {
-		if t.parser.state != stGround {
-			c := p[i]
-			t.parser.step(c)
-			i++
-			t.checkSafe(base+int64(i), c)
-			continue
-		}
-		rest := p[i:]
-		stop := len(rest)
-		if j := bytes.IndexByte(rest, 0x1b); j >= 0 {
-			stop = j
-		}
-		if j := bytes.IndexByte(rest[:stop], '\n'); j >= 0 {
-			stop = j
-		}
-		t.gapPoints(rest[:stop], base+int64(i))
-		t.parser.skipText(rest[:stop])
-		i += stop
-		if i < len(p) { // the escape or newline itself
-			c := p[i]
-			t.parser.step(c)
-			i++
-			t.checkSafe(base+int64(i), c)
-		}
-	}
-	return t.found
-}
-
-// checkSafe records off as a safe point if the parser allows it there, c
-// being the byte just before it.
-func (t *tracker) checkSafe(off int64, c byte) {
-	gap := off - t.lastAdd
-	if gap < minSafeGap || !t.parser.safe() {
-		return
-	}
-	if c == '\n' || gap >= maxSafeGap {
-		t.add(off)
-	}
-}
-
-// gapPoints records safe points every maxSafeGap bytes inside text, a run
-// of ground-state bytes without escapes or newlines starting at offset
-// start: before any byte that does not continue a UTF-8 sequence, where the
-// bytes before it complete their character as the parser sees them (so a
-// point does not depend on where the output was split into writes).
-func (t *tracker) gapPoints(text []byte, start int64) {
-	for {
-		q := max(t.lastAdd+maxSafeGap-start, 0) // index of the first candidate
-		for q < int64(len(text)) && (text[q]&0xC0 == 0x80 || t.needBefore(text, q) > 0) {
-			q++
-		}
-		if q >= int64(len(text)) {
-			return
-		}
-		t.add(start + q)
-	}
-}
-
-// needBefore returns the UTF-8 continuation bytes the parser expects after
-// text[:q].
-func (t *tracker) needBefore(text []byte, q int64) int {
-	b := boundary{utf8Need: t.parser.utf8Need}
-	b.skipText(text[:q])
-	return b.utf8Need
-}
-
-func (t *tracker) add(off int64) {
-	t.found = append(t.found, safePoint{off: off, modes: t.parser.modes})
-	t.lastAdd = off
 }
 
 func (r *ring) dropSafe() {

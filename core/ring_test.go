@@ -9,7 +9,7 @@ import (
 )
 
 func TestRingReadWriteAndEviction(t *testing.T) {
-	r := newRing(8)
+	r := newScannedRing(8)
 	r.write([]byte("abcdef"))
 	buf := make([]byte, 16)
 	n, ok := r.read(buf, 0)
@@ -54,7 +54,7 @@ func TestReplayPointIsSafe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRing(16 << 10)
+			r := newScannedRing(16 << 10)
 			data := strings.Repeat(tt.chunk, (64<<10)/len(tt.chunk)+1)
 			// Write in odd-sized pieces so sequences straddle writes.
 			for p := []byte(data); len(p) > 0; {
@@ -83,7 +83,7 @@ func TestReplayPointIsSafe(t *testing.T) {
 }
 
 func TestModesPreamble(t *testing.T) {
-	r := newRing(4 << 10)
+	r := newScannedRing(4 << 10)
 	r.write([]byte("\x1b[?1049h\x1b[?25l\x1b[?2004h"))
 	for range 200 {
 		r.write([]byte("a full-screen app redraws a line\r\n"))
@@ -141,7 +141,7 @@ func TestBoundaryParser(t *testing.T) {
 }
 
 func BenchmarkRingWrite(b *testing.B) {
-	r := newRing(DefaultScrollbackBytes)
+	r := newScannedRing(DefaultScrollbackBytes)
 	chunk := bytes.Repeat([]byte("\x1b[32mgreen\x1b[0m text 🙂\r\n"), 2000)
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
@@ -185,7 +185,7 @@ func TestTrackMatchesByteByByteParser(t *testing.T) {
 			data = append(data, pieces[rng.IntN(len(pieces))]...)
 		}
 		want, wantParser := referenceSafePoints(data)
-		r := newRing(1 << 20) // large enough to keep every safe point
+		r := newScannedRing(1 << 20) // large enough to keep every safe point
 		for p := data; len(p) > 0; {
 			n := min(len(p), 1+rng.IntN(5000))
 			r.write(p[:n])
@@ -194,7 +194,7 @@ func TestTrackMatchesByteByByteParser(t *testing.T) {
 		if !slices.Equal(r.safe, want) {
 			t.Fatalf("round %d: %d safe points, want %d; first difference at %d", round, len(r.safe), len(want), firstDiff(r.safe, want))
 		}
-		if p := r.tr.parser; p.state != wantParser.state || p.utf8Need != wantParser.utf8Need || p.modes != wantParser.modes {
+		if p := r.scanner.parser; p.state != wantParser.state || p.utf8Need != wantParser.utf8Need || p.modes != wantParser.modes {
 			t.Fatalf("round %d: parser %+v, want %+v", round, p, wantParser)
 		}
 	}

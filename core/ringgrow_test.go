@@ -12,7 +12,7 @@ import (
 // throughout.
 func TestRingGrowsOnDemand(t *testing.T) {
 	const capacity = 256 << 10
-	r := newRing(capacity)
+	r := newScannedRing(capacity)
 	if n := r.footprint(); n != 0 {
 		t.Fatalf("a new ring holds %d bytes", n)
 	}
@@ -34,7 +34,7 @@ func TestRingGrowsOnDemand(t *testing.T) {
 		if f := r.footprint(); sizes[len(sizes)-1] != f {
 			sizes = append(sizes, f)
 		}
-		checkRing(t, r, stream, capacity)
+		checkRing(t, r.ring, stream, capacity)
 	}
 	want := []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10}
 	if fmt.Sprint(sizes) != fmt.Sprint(want) {
@@ -45,14 +45,14 @@ func TestRingGrowsOnDemand(t *testing.T) {
 // A write larger than what the ring holds grows it straight to the size
 // needed.
 func TestRingGrowsInOneStep(t *testing.T) {
-	r := newRing(64 << 10)
+	r := newScannedRing(64 << 10)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 2048) // 32 KiB
 	r.write(data[:10])
 	r.write(data[10:])
 	if f := r.footprint(); f != 32<<10 {
 		t.Errorf("footprint %d, want 32 KiB", f)
 	}
-	checkRing(t, r, data, 64<<10)
+	checkRing(t, r.ring, data, 64<<10)
 }
 
 // checkRing asserts r holds the last capacity bytes of stream, at their
@@ -76,7 +76,7 @@ func TestRingShrink(t *testing.T) {
 	line := []byte("\x1b[1;32mok\x1b[0m a line of output from a build tool\r\n")
 	stream := bytes.Repeat(line, (100<<10)/len(line))
 
-	r := newRing(256 << 10)
+	r := newScannedRing(256 << 10)
 	r.write(stream)
 	r.shrink(ExitReplayBytes, r.end)
 	p := r.replayPoint()
@@ -95,7 +95,7 @@ func TestRingShrink(t *testing.T) {
 	}
 
 	// A reader behind holds what it has yet to read.
-	r = newRing(256 << 10)
+	r = newScannedRing(256 << 10)
 	r.write(stream)
 	floor := int64(1000)
 	r.shrink(ExitReplayBytes, floor)
@@ -108,7 +108,7 @@ func TestRingShrink(t *testing.T) {
 	}
 
 	// Short output is kept whole, replayed from the first byte.
-	r = newRing(256 << 10)
+	r = newScannedRing(256 << 10)
 	r.write([]byte("\x1b[?1049hdone\r\n"))
 	r.shrink(ExitReplayBytes, r.end)
 	if p := r.replayPoint(); p.off != 0 || r.footprint() != 14 {

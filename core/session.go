@@ -31,13 +31,39 @@ const (
 	ReasonIdleTimeout    = "idle_timeout"
 )
 
+// sessionDeps is what a session needs from around it. The Manager builds
+// one when it starts and every session shares it; a session holds no
+// pointer back to the Manager.
+type sessionDeps struct {
+	log     *slog.Logger     // the manager's; each session adds its id
+	now     func() time.Time // the clock, in UTC
+	writer  *writer          // records the session's status in the store
+	metrics *metrics
+	publish func(Event) // stamps an event with the time and sends it
+
+	scrollbackBytes  int           // each ring's capacity
+	activityInterval time.Duration // least time between two last_active_at writes
+
+	// exited is called once a running session's process has ended on its
+	// own and everything about it is recorded (the Manager lets it
+	// linger).
+	exited func(*session)
+	// detached is called when a client closes its attachment.
+	detached func(*Attachment)
+}
+
 // session is one live terminal session. Its output pump, the one goroutine
-// that reads the PTY, owns the ring's writes; attachments read the ring at
-// their own offsets, so no client ever slows the pump or another client.
+// that reads the PTY, scans the output and owns the ring's writes;
+// attachments read the ring at their own offsets, so no client ever slows
+// the pump or another client.
 type session struct {
-	id  string
-	m   *Manager
-	log *slog.Logger
+	id   string
+	deps *sessionDeps
+	log  *slog.Logger
+
+	// scanner belongs to the pump alone: it scans output for safe points
+	// before the pump takes mu to commit it to the ring.
+	scanner scanner
 
 	pumpDone chan struct{} // closed when the pump has ended
 	closePTY sync.Once
@@ -58,11 +84,32 @@ type session struct {
 	lastActive  time.Time // last activity written to the store
 }
 
+// newSession returns a session, STARTING, for rec.
+func newSession(d *sessionDeps, rec SessionRecord) *session {
+	return &session{
+		id:          rec.ID,
+		deps:        d,
+		log:         d.log.With("session_id", rec.ID),
+		scanner:     newScanner(),
+		pumpDone:    make(chan struct{}),
+		ring:        newRing(d.scrollbackBytes),
+		attachments: make(map[*Attachment]struct{}),
+		lastActive:  rec.LastActiveAt,
+		rec:         rec,
+	}
+}
+
 // snapshot returns the session's record as it is now.
 func (s *session) snapshot() SessionRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rec
+}
+
+func (s *session) hasExited() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateExited
 }
 
 // wakeAll tells every attachment there is something new. s.mu must be held.
@@ -111,25 +158,25 @@ func (s *session) pump(ctx context.Context) {
 	s.exited(st, err)
 }
 
-// output appends p to the scrollback and wakes the attachments.
+// output scans p for safe points, appends it to the scrollback and wakes
+// the attachments.
 func (s *session) output(p []byte) {
-	now := s.m.now()
+	now := s.deps.now()
 	// The pump alone scans, so it does so before taking the lock that
 	// attachments need.
-	points := s.ring.tr.scan(p)
-	modes := s.ring.tr.parser.modes
+	points, modes := s.scanner.scan(p)
 	s.mu.Lock()
 	s.ring.commit(p, points, modes)
 	s.wakeAll()
-	touch := now.Sub(s.lastActive) >= s.m.opts.ActivityInterval
+	touch := now.Sub(s.lastActive) >= s.deps.activityInterval
 	if touch {
 		s.lastActive = now
 		s.rec.LastActiveAt = now
 	}
 	s.mu.Unlock()
-	s.m.metrics.bytesOut.Add(float64(len(p)))
+	s.deps.metrics.bytesOut.Add(float64(len(p)))
 	if touch {
-		s.m.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+		s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
 	}
 }
 
@@ -138,17 +185,17 @@ func (s *session) input(p []byte) error {
 	if _, err := s.pty.Write(p); err != nil {
 		return err
 	}
-	s.m.metrics.bytesIn.Add(float64(len(p)))
-	now := s.m.now()
+	s.deps.metrics.bytesIn.Add(float64(len(p)))
+	now := s.deps.now()
 	s.mu.Lock()
-	touch := now.Sub(s.lastActive) >= s.m.opts.ActivityInterval
+	touch := now.Sub(s.lastActive) >= s.deps.activityInterval
 	if touch {
 		s.lastActive = now
 		s.rec.LastActiveAt = now
 	}
 	s.mu.Unlock()
 	if touch {
-		s.m.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+		s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
 	}
 	return nil
 }
@@ -172,7 +219,7 @@ func (s *session) resize(ctx context.Context, size shared.Size) error {
 	}
 	s.wakeAll()
 	s.mu.Unlock()
-	s.m.writer.update(s.id, SessionUpdate{Cols: &cols, Rows: &rows})
+	s.deps.writer.update(s.id, SessionUpdate{Cols: &cols, Rows: &rows})
 	return nil
 }
 
@@ -217,22 +264,21 @@ func (s *session) exited(st ExitStatus, err error) {
 		// A destroyed session's status is teardown's to record.
 		u.Status, u.StatusReason = &rec.Status, &rec.StatusReason
 	}
-	s.m.writer.update(s.id, u)
+	s.deps.writer.update(s.id, u)
 	if abnormal {
 		if err == nil {
 			err = errors.New(st.Reason)
 		}
 		s.log.Warn("session ended abnormally", "err", err)
-		s.m.publish(Event{Type: SessionError, SessionID: s.id, Err: err, Exit: &st})
+		s.deps.publish(Event{Type: SessionError, SessionID: s.id, Err: err, Exit: &st})
 	} else {
 		s.log.Info("session exited", "code", st.Code, "signal", st.Signal)
-		s.m.publish(Event{Type: SessionExited, SessionID: s.id, Exit: &st})
+		s.deps.publish(Event{Type: SessionExited, SessionID: s.id, Exit: &st})
 	}
 	// The process is gone: release what the plugin still holds for it.
 	s.release()
 	if running {
-		s.m.linger(s)
-		s.m.keepExited(s)
+		s.deps.exited(s)
 	}
 }
 

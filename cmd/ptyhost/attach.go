@@ -3,25 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
-)
 
-// subprotocol is the WebSocket subprotocol of docs/protocol.md.
-const subprotocol = "ptyhost.v1"
+	"github.com/ptyhost/ptyhost/core/wsproto"
+)
 
 // defaultDetachKey is Ctrl-], as in telnet.
 const defaultDetachKey = 0x1d
@@ -55,20 +51,6 @@ type attachResult struct {
 	code int // exit status for endExited
 }
 
-// controlMessage is any text frame of the protocol; which fields are set
-// depends on Type.
-type controlMessage struct {
-	Type      string `json:"type"`
-	SessionID string `json:"session_id,omitempty"`
-	Cols      int    `json:"cols,omitempty"`
-	Rows      int    `json:"rows,omitempty"`
-	Offset    int64  `json:"offset,omitempty"`
-	Code      int    `json:"code,omitempty"`
-	Signal    string `json:"signal,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	Message   string `json:"message,omitempty"`
-}
-
 // attach connects stdio to session opts.id until the process exits, the
 // user detaches, the server ends the connection or ctx is done (then it
 // returns context.Cause(ctx)).
@@ -82,10 +64,14 @@ type controlMessage struct {
 func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (attachResult, error) {
 	conn, err := dialAttach(ctx, c, opts.id, stdio)
 	if err != nil {
+		if errors.Is(err, wsproto.ErrHelloLost) {
+			// Ended before hello: say why as for one that ended later.
+			a := &attachment{errw: stdio.err}
+			return a.finish(closeResult(err, nil))
+		}
 		return attachResult{}, err
 	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(16 << 20)
+	defer conn.Close()
 
 	tty := openTerminal(stdio.in)
 	if tty != nil {
@@ -102,25 +88,16 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	defer wg.Wait()
 	defer cancel()
 
+	// dialAttach has read the hello.
 	a := &attachment{conn: conn, out: stdio.out, errw: stdio.err}
-	hello := make(chan struct{})
 	readerDone := make(chan readResult, 1)
-	wg.Go(func() { readerDone <- a.readLoop(loopCtx, hello) })
+	wg.Go(func() { readerDone <- a.readLoop(loopCtx) })
 
 	// closeAndWait ends the connection from our side and waits for the
 	// reader, so nothing writes to stdio after attach returns.
-	closeAndWait := func(code websocket.StatusCode, reason string) {
-		_ = conn.Close(code, reason)
+	closeAndWait := func(code int, reason string) {
+		_ = conn.CloseWith(code, reason)
 		<-readerDone
-	}
-
-	select {
-	case <-hello:
-	case r := <-readerDone:
-		return a.finish(r)
-	case <-ctx.Done():
-		closeAndWait(websocket.StatusGoingAway, "client exiting")
-		return attachResult{}, context.Cause(ctx)
 	}
 
 	if tty != nil {
@@ -153,40 +130,42 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	case r := <-readerDone:
 		return a.finish(r)
 	case <-detached:
-		closeAndWait(websocket.StatusNormalClosure, "detached")
+		closeAndWait(wsproto.CloseNormal, "detached")
 		fmt.Fprintf(stdio.err, "\r\n[detached from session %s]\r\n", opts.id)
 		return attachResult{end: endDetached}, nil
 	case err := <-inputErr:
-		closeAndWait(websocket.StatusNormalClosure, "input closed")
+		closeAndWait(wsproto.CloseNormal, "input closed")
 		return attachResult{}, fmt.Errorf("reading input: %w", err)
 	case <-ctx.Done():
-		closeAndWait(websocket.StatusGoingAway, "client exiting")
+		closeAndWait(wsproto.CloseGoingAway, "client exiting")
 		return attachResult{}, context.Cause(ctx)
 	}
 }
 
-// dialAttach opens the WebSocket, turning a refused upgrade into a
-// helpful error.
-func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*websocket.Conn, error) {
+// dialAttach opens the WebSocket and reads the hello, turning a refused
+// upgrade into a helpful error. A connection that ends before the hello
+// is an error wrapping wsproto.ErrHelloLost.
+func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, resp, err := websocket.Dial(dialCtx, c.wsURL("/api/v1/sessions/"+url.PathEscape(id)+"/attach"), &websocket.DialOptions{
-		HTTPClient:   c.http,
-		HTTPHeader:   c.header(),
-		Subprotocols: []string{subprotocol},
+	conn, err := wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(id)), wsproto.DialOptions{
+		HTTPClient: c.http,
+		Header:     c.header(),
 	})
-	if err != nil {
-		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			return nil, c.connError(err)
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	var he *wsproto.HandshakeError
+	switch {
+	case errors.As(err, &he):
+		if he.StatusCode < 400 {
+			return nil, fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base, he.StatusCode)
 		}
-		if resp.StatusCode < 400 {
-			return nil, fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base, resp.StatusCode)
-		}
-		ae := readAPIError(resp)
-		switch resp.StatusCode {
+		ae := newAPIError(he.StatusCode, he.Body)
+		switch he.StatusCode {
 		case http.StatusNotFound:
 			ae.Message = fmt.Sprintf("session %s not found", id)
 		case http.StatusGone:
@@ -197,17 +176,19 @@ func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*websoc
 			ae.Message = fmt.Sprintf("session %s has ended", id)
 		}
 		return nil, ae
+	case errors.Is(err, wsproto.ErrSubprotocol):
+		return nil, fmt.Errorf("the server at %s does not speak %s", c.base, wsproto.Subprotocol)
+	case errors.Is(err, wsproto.ErrNoHello):
+		return nil, wsproto.ErrNoHello
+	case errors.Is(err, wsproto.ErrHelloLost):
+		return nil, err
 	}
-	if conn.Subprotocol() != subprotocol {
-		conn.CloseNow()
-		return nil, fmt.Errorf("the server at %s does not speak %s", c.base, subprotocol)
-	}
-	return conn, nil
+	return nil, c.connError(err)
 }
 
 // attachment is one live attach connection.
 type attachment struct {
-	conn *websocket.Conn
+	conn *wsproto.Conn
 	out  io.Writer // written only by readLoop
 	errw io.Writer // written by readLoop, then by attach once readLoop is done
 }
@@ -220,45 +201,34 @@ type readResult struct {
 }
 
 // readLoop copies output to a.out and handles control messages until the
-// connection ends. It closes hello when the hello message arrives.
-func (a *attachment) readLoop(ctx context.Context, hello chan<- struct{}) readResult {
-	var exit *controlMessage
-	gotHello := false
+// connection ends.
+func (a *attachment) readLoop(ctx context.Context) readResult {
+	var exit *wsproto.Exit
 	for {
-		typ, p, err := a.conn.Read(ctx)
+		f, err := a.conn.Next(ctx)
 		if err != nil {
 			return closeResult(err, exit)
 		}
-		if !gotHello {
-			var m controlMessage
-			if typ != websocket.MessageText || json.Unmarshal(p, &m) != nil || m.Type != "hello" {
-				return readResult{err: errors.New("protocol error: the server did not start with hello")}
-			}
-			gotHello = true
-			close(hello)
-			continue
-		}
-		if typ == websocket.MessageBinary {
-			if _, err := a.out.Write(p); err != nil {
+		if f.Kind == wsproto.FrameOutput {
+			if _, err := a.out.Write(f.Data); err != nil {
 				return readResult{err: fmt.Errorf("writing output: %w", err)}
 			}
 			continue
 		}
-		var m controlMessage
-		if json.Unmarshal(p, &m) != nil {
-			continue // not ours to judge; a newer server may send more
-		}
-		switch m.Type {
-		case "reset":
+		// A message that does not decode, or of a type not known here,
+		// is not ours to judge: a newer server may send more.
+		switch m := f.Msg; m.Type {
+		case wsproto.TypeReset:
 			// Full terminal reset; the replay from m.Offset follows.
 			if _, err := io.WriteString(a.out, "\x1bc"); err != nil {
 				return readResult{err: fmt.Errorf("writing output: %w", err)}
 			}
-		case "exit":
-			exit = &m
-		case "error":
+		case wsproto.TypeExit:
+			e := m.Exit()
+			exit = &e
+		case wsproto.TypeError:
 			fmt.Fprintf(a.errw, "\r\nptyhost: server: %s\r\n", m.Message)
-		case "resize":
+		case wsproto.TypeResize:
 			// Another client resized the session; the local terminal
 			// keeps its own size.
 		}
@@ -266,7 +236,7 @@ func (a *attachment) readLoop(ctx context.Context, hello chan<- struct{}) readRe
 }
 
 // closeResult interprets the error that ended the read loop.
-func closeResult(err error, exit *controlMessage) readResult {
+func closeResult(err error, exit *wsproto.Exit) readResult {
 	if exit != nil {
 		// All output came before the exit message; however the
 		// connection then ended, the session is over.
@@ -275,15 +245,14 @@ func closeResult(err error, exit *controlMessage) readResult {
 			reason:       exit.Reason,
 		}
 	}
-	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case websocket.StatusNormalClosure:
-			return readResult{attachResult: attachResult{end: endDestroyed}, reason: ce.Reason}
-		case websocket.StatusGoingAway:
+	if code, reason, ok := wsproto.CloseStatus(err); ok {
+		switch code {
+		case wsproto.CloseNormal:
+			return readResult{attachResult: attachResult{end: endDestroyed}, reason: reason}
+		case wsproto.CloseGoingAway:
 			return readResult{err: errors.New("the server is shutting down")}
 		default:
-			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", int(ce.Code), ce.Reason)}
+			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", code, reason)}
 		}
 	}
 	return readResult{err: fmt.Errorf("connection to the server lost: %w", err)}
@@ -298,7 +267,7 @@ func (a *attachment) finish(r readResult) (attachResult, error) {
 	switch {
 	case r.end == endExited && r.reason != "":
 		fmt.Fprintf(a.errw, "\r\n[session ended: %s]\r\n", r.reason)
-	case r.end == endDestroyed && (r.reason == "" || r.reason == "Session destroyed"):
+	case r.end == endDestroyed && (r.reason == "" || r.reason == wsproto.CloseReasonDestroyed):
 		fmt.Fprint(a.errw, "\r\n[session destroyed]\r\n")
 	case r.end == endDestroyed:
 		fmt.Fprintf(a.errw, "\r\n[session closed by the server: %s]\r\n", r.reason)
@@ -338,7 +307,7 @@ func (a *attachment) pumpInput(ctx context.Context, in io.Reader, detachKey int,
 				}
 			}
 			if len(p) > 0 {
-				if a.conn.Write(ctx, websocket.MessageBinary, p) != nil {
+				if a.conn.Input(ctx, p) != nil {
 					return // the reader sees why the connection ended
 				}
 			}
@@ -356,21 +325,13 @@ func (a *attachment) pumpInput(ctx context.Context, in io.Reader, detachKey int,
 	}
 }
 
-// resizeMessage is the client's resize control message.
-type resizeMessage struct {
-	Type string `json:"type"`
-	Cols int    `json:"cols"`
-	Rows int    `json:"rows"`
-}
-
 // sendSize sends the terminal's current size, if it has a usable one.
 func (a *attachment) sendSize(ctx context.Context, tty *terminal) {
 	cols, rows, ok := tty.size()
 	if !ok {
 		return
 	}
-	b, _ := json.Marshal(resizeMessage{Type: "resize", Cols: cols, Rows: rows})
-	_ = a.conn.Write(ctx, websocket.MessageText, b) // a failure ends the reader
+	_ = a.conn.Resize(ctx, cols, rows) // a failure ends the reader
 }
 
 // terminal is stdin when it is a terminal.

@@ -19,6 +19,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // serveAttach is the fake attach endpoint. It sends hello and f.replay,
@@ -33,7 +35,9 @@ import (
 //	shutdown   close 1001 "Server shutting down"
 //
 // A valid resize is answered with a resize, anything else with error.
-// Sessions whose id starts with "gone" are 410, "missing" 404.
+// Sessions whose id starts with "gone" are 410, "missing" 404; with one
+// starting "nohello" the server sends output before hello, with one
+// starting "early" it closes 1000 "Session destroyed" before hello.
 func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id string) {
 	switch {
 	case strings.HasPrefix(id, "missing"):
@@ -43,16 +47,25 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 		writeJSON(w, http.StatusGone, `{"error": "session has ended", "exit_code": 7}`)
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsproto.Subprotocol}})
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
-	if c.Subprotocol() != subprotocol {
-		c.Close(websocket.StatusPolicyViolation, "want subprotocol "+subprotocol)
+	if c.Subprotocol() != wsproto.Subprotocol {
+		c.Close(websocket.StatusPolicyViolation, "want subprotocol "+wsproto.Subprotocol)
 		return
 	}
 	ctx := r.Context()
+	switch {
+	case strings.HasPrefix(id, "nohello"):
+		_ = c.Write(ctx, websocket.MessageBinary, []byte("output"))
+		_, _, _ = c.Read(ctx) // until the client gives up
+		return
+	case strings.HasPrefix(id, "early"):
+		c.Close(websocket.StatusNormalClosure, "Session destroyed")
+		return
+	}
 	send := func(v string) error { return c.Write(ctx, websocket.MessageText, []byte(v)) }
 	sendReplay := func() error {
 		for _, p := range f.replay {

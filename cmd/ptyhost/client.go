@@ -60,21 +60,26 @@ type errorBody struct {
 // readAPIError turns a non-2xx response into an *apiError, using the
 // {"error": ...} body when there is one and the status text otherwise.
 func readAPIError(resp *http.Response) *apiError {
-	e := &apiError{Status: resp.StatusCode}
 	var body []byte
 	if resp.Body != nil {
 		body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	}
+	return newAPIError(resp.StatusCode, body)
+}
+
+// newAPIError makes the *apiError of a response with status and body.
+func newAPIError(status int, body []byte) *apiError {
+	e := &apiError{Status: status}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
 		e.Message, e.ExitCode = eb.Error, eb.ExitCode
 	} else {
-		e.Message = strings.ToLower(http.StatusText(resp.StatusCode))
+		e.Message = strings.ToLower(http.StatusText(status))
 		if e.Message == "" {
 			e.Message = "unexpected response"
 		}
 	}
-	if resp.StatusCode == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized {
 		e.Message = "unauthorized: check --token or PTYHOST_TOKEN"
 	}
 	return e

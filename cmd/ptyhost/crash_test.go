@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,32 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ptyhost/ptyhost/internal/testbin"
+	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // startServerProcess runs the ptyhost binary as a child process, so the
 // test can kill it.
-func startServerProcess(t *testing.T, dataDir string) (*exec.Cmd, string) {
+func startServerProcess(t *testing.T, dataDir string) *e2etest.Server {
 	t.Helper()
-	cmd := exec.Command(testbin.Ptyhost(t), "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
-		"--plugin-dir", testbin.PluginDir(t, "host"), "--log-level", "warn")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("server did not start: %v", err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "ptyhost: serving on ")
-	if !ok {
-		t.Fatalf("unexpected line %q", line)
-	}
-	return cmd, url
+	return e2etest.Start(t, e2etest.Options{DataDir: dataDir})
 }
 
 // children returns the pids whose parent is pid.
@@ -74,41 +53,14 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-func postJSON(t *testing.T, url string, body string) map[string]any {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != 201 {
-		t.Fatalf("POST %s: %d %v", url, resp.StatusCode, out)
-	}
-	return out
-}
-
-func getJSON(t *testing.T, url string) map[string]any {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return out
-}
-
 // A server killed with SIGKILL leaves nothing running, and the next server
 // on the same database reports its sessions as ended, not alive.
 func TestKilledServerLeavesNothingAlive(t *testing.T) {
 	dataDir := t.TempDir()
-	server, url := startServerProcess(t, dataDir)
-	postJSON(t, url+"/api/v1/sessions", `{"id":"orphan","environment_id":"host","command":["sleep","3600"]}`)
+	server := startServerProcess(t, dataDir)
+	server.CreateSession(t, map[string]any{"id": "orphan", "command": []string{"sleep", "3600"}})
 
-	plugins := children(server.Process.Pid)
+	plugins := children(server.Pid(t))
 	if len(plugins) != 1 {
 		t.Fatalf("server children = %v, want the host plugin", plugins)
 	}
@@ -125,8 +77,7 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 		}
 	}
 
-	server.Process.Signal(syscall.SIGKILL)
-	server.Wait()
+	server.Kill(t)
 	deadline = time.Now().Add(10 * time.Second)
 	for alive(plugin) || alive(sleeper) {
 		if time.Now().After(deadline) {
@@ -135,8 +86,7 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	_, url = startServerProcess(t, dataDir)
-	rec := getJSON(t, url+"/api/v1/sessions/orphan")
+	rec := server.Restart(t).Session(t, "orphan")
 	if rec["status"] != "ERROR" || !strings.Contains(fmt.Sprint(rec["status_reason"]), "server_lost") {
 		t.Errorf("after restart: %v", rec)
 	}
@@ -146,31 +96,29 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 // and close code 1001; statuses are recorded; the server exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	dataDir := t.TempDir()
-	server, url := startServerProcess(t, dataDir)
-	srv := &e2eServer{url: url}
-	id := srv.create(t, map[string]any{"command": []string{"/bin/sh", "-c", "trap 'echo got-hup; exit 3' HUP; echo ready; while :; do sleep 1; done"}})
-	c := srv.attach(t, id)
-	c.waitOutput("ready")
+	srv := startServerProcess(t, dataDir)
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "trap 'echo got-hup; exit 3' HUP; echo ready; while :; do sleep 1; done"}})
+	c := srv.Attach(t, id)
+	c.WaitOutput("ready")
 
 	start := time.Now()
-	server.Process.Signal(syscall.SIGTERM)
-	exit := c.waitControl("exit")
-	if !strings.Contains(string(c.out), "got-hup") || exit["code"] != 3.0 {
-		t.Errorf("before exit %q; exit %v", tail(c.out), exit)
+	srv.Signal(t, syscall.SIGTERM)
+	exit := c.WaitControl("exit")
+	if !strings.Contains(string(c.Out), "got-hup") || exit.Code != 3 {
+		t.Errorf("before exit %q; exit %v", tail(c.Out), exit)
 	}
-	err := c.until(func() bool { return false })
-	if !strings.Contains(fmt.Sprint(err), "1001") && !strings.Contains(fmt.Sprint(err), "going away") && !strings.Contains(fmt.Sprint(err), "Server shutting down") {
+	err := c.WaitEnd()
+	if code, _, _ := wsproto.CloseStatus(err); code != wsproto.CloseGoingAway && !strings.Contains(fmt.Sprint(err), "1001") && !strings.Contains(fmt.Sprint(err), "going away") && !strings.Contains(fmt.Sprint(err), "Server shutting down") {
 		t.Errorf("close: %v", err)
 	}
-	if err := waitExit(server); err != nil {
+	if err := srv.Wait(t, 15*time.Second); err != nil {
 		t.Errorf("server exit: %v", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("shutdown took %v", d)
 	}
 
-	_, url = startServerProcess(t, dataDir)
-	rec := getJSON(t, url+"/api/v1/sessions/"+id)
+	rec := srv.Restart(t).Session(t, id)
 	if rec["status"] != "TERMINATED" || rec["status_reason"] != "server_shutdown" || rec["exit_code"] != 3.0 {
 		t.Errorf("after restart: %v", rec)
 	}

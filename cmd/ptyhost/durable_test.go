@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A 201 is durable: every session a server answered 201 for is in the
@@ -20,7 +21,8 @@ func TestCreatedSessionSurvivesServerKill(t *testing.T) {
 	const rounds, perRound = 8, 8
 	var created []string // answered 201 in the round before
 	for round := range rounds + 1 {
-		server, url := startServerProcess(t, dataDir)
+		server := startServerProcess(t, dataDir)
+		url := server.URL
 		for _, id := range created {
 			resp, err := http.Get(url + "/api/v1/sessions/" + id)
 			if err != nil {
@@ -37,8 +39,7 @@ func TestCreatedSessionSurvivesServerKill(t *testing.T) {
 			}
 		}
 		if round == rounds {
-			server.Process.Kill()
-			server.Wait()
+			server.Kill(t)
 			break
 		}
 		created = created[:0]
@@ -58,12 +59,12 @@ func TestCreatedSessionSurvivesServerKill(t *testing.T) {
 					mu.Lock()
 					created = append(created, id)
 					mu.Unlock()
-					kill.Do(func() { server.Process.Signal(syscall.SIGKILL) })
+					kill.Do(func() { server.Signal(t, syscall.SIGKILL) })
 				}
 			})
 		}
 		wg.Wait()
-		server.Wait()
+		_ = server.Wait(t, 30*time.Second)
 		if len(created) == 0 {
 			t.Fatalf("round %d: no create succeeded", round)
 		}

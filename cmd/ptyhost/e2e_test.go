@@ -5,10 +5,8 @@ package main
 // `ptyhost attach`, the real ptyhost binary on a real PTY.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,278 +19,99 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/creack/pty"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
-// e2eServer is a ptyhost server running in-process.
-type e2eServer struct {
-	url   string
-	token string
-	dir   string
+// runServer runs the server in-process for e2etest: the same run() as
+// the binary.
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return run(ctx, args, stdio{in: strings.NewReader(""), out: stdout, err: stderr})
 }
 
-// startServer runs `ptyhost serve` with the HOST plugin and extra flags,
-// and stops it when the test ends.
-func startServer(t *testing.T, extra ...string) *e2eServer {
+// startServer runs `ptyhost serve` in-process with the HOST plugin and
+// extra flags; the test's cleanup stops it.
+func startServer(t *testing.T, extra ...string) *e2etest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	args := append([]string{
-		"serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
-		"--plugin-dir", testbin.PluginDir(t, "host"), "--log-level", "warn",
-	}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
-	outR, outW := io.Pipe()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, args, stdio{in: strings.NewReader(""), out: outW, err: &stderr})
-		outW.CloseWithError(fmt.Errorf("server ended: %v", err))
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("server did not stop\n%s", stderr.String())
-		}
-	})
-	line, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil {
-		t.Fatalf("server did not start: %v\n%s", err, stderr.String())
-	}
-	go io.Copy(io.Discard, outR)
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "ptyhost: serving on ")
-	if !ok {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	s := &e2eServer{url: url, dir: dir}
-	for i, a := range extra {
-		if a == "--token" {
-			s.token = extra[i+1]
-		}
-	}
-	return s
+	return e2etest.Start(t, e2etest.Options{Run: runServer, Args: extra})
 }
 
-func (s *e2eServer) request(t *testing.T, method, path string, body any) (int, map[string]any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, s.url+path, r)
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	if method == "POST" || method == "PUT" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
+func tail(b []byte) []byte { return e2etest.Tail(b, 200) }
 
-func (s *e2eServer) create(t *testing.T, body map[string]any) string {
-	t.Helper()
-	if _, ok := body["environment_id"]; !ok {
-		body["environment_id"] = "host"
-	}
-	code, out := s.request(t, "POST", "/api/v1/sessions", body)
-	if code != 201 {
-		t.Fatalf("create: %d %v", code, out)
-	}
-	id := out["id"].(string)
-	t.Cleanup(func() {
-		// Best effort: the test may have stopped the server.
-		req, _ := http.NewRequest("DELETE", s.url+"/api/v1/sessions/"+id, nil)
-		if s.token != "" {
-			req.Header.Set("Authorization", "Bearer "+s.token)
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	})
-	return id
-}
-
-// wsTerm is a WebSocket client that keeps everything the server sent.
-type wsTerm struct {
-	t    *testing.T
-	c    *websocket.Conn
-	out  []byte
-	ctrl []map[string]any
-}
-
-func (s *e2eServer) attach(t *testing.T, id string) *wsTerm {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	hdr := http.Header{}
-	if s.token != "" {
-		hdr.Set("Authorization", "Bearer "+s.token)
-	}
-	url := "ws" + strings.TrimPrefix(s.url, "http") + "/api/v1/sessions/" + id + "/attach"
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"ptyhost.v1"}, HTTPHeader: hdr})
-	if err != nil {
-		t.Fatalf("attach %s: %v", id, err)
-	}
-	c.SetReadLimit(-1)
-	t.Cleanup(func() { c.CloseNow() })
-	tm := &wsTerm{t: t, c: c}
-	if m := tm.until(func() bool { return len(tm.ctrl) > 0 }); m != nil {
-		t.Fatal(m)
-	}
-	if tm.ctrl[0]["type"] != "hello" {
-		t.Fatalf("first message %v", tm.ctrl[0])
-	}
-	return tm
-}
-
-// until reads messages until cond holds; it returns an error if the
-// connection ends first or 15 s pass.
-func (tm *wsTerm) until(cond func() bool) error {
-	ctx, cancel := context.WithTimeout(tm.t.Context(), 15*time.Second)
-	defer cancel()
-	for !cond() {
-		typ, b, err := tm.c.Read(ctx)
-		if err != nil {
-			return fmt.Errorf("after %d output bytes (tail %q): %w", len(tm.out), tail(tm.out), err)
-		}
-		if typ == websocket.MessageBinary {
-			tm.out = append(tm.out, b...)
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("text frame %q is not JSON", b)
-		}
-		if m["type"] == "reset" {
-			return fmt.Errorf("client was reset: %v", m)
-		}
-		tm.ctrl = append(tm.ctrl, m)
-	}
-	return nil
-}
-
-func tail(b []byte) []byte { return b[max(0, len(b)-200):] }
-
-func (tm *wsTerm) waitOutput(s string) {
-	tm.t.Helper()
-	if err := tm.until(func() bool { return bytes.Contains(tm.out, []byte(s)) }); err != nil {
-		tm.t.Fatalf("waiting for %q: %v", s, err)
-	}
-}
-
-func (tm *wsTerm) waitControl(typ string) map[string]any {
-	tm.t.Helper()
-	seen := len(tm.ctrl)
-	var found map[string]any
-	err := tm.until(func() bool {
-		for _, m := range tm.ctrl[seen:] {
-			if m["type"] == typ {
-				found = m
-				return true
-			}
-		}
-		return false
-	})
-	if err != nil {
-		tm.t.Fatalf("waiting for %q: %v", typ, err)
-	}
-	return found
-}
-
-func (tm *wsTerm) send(s string) {
-	tm.t.Helper()
-	if err := tm.c.Write(tm.t.Context(), websocket.MessageBinary, []byte(s)); err != nil {
-		tm.t.Fatal(err)
-	}
-}
-
-func (tm *wsTerm) control(s string) {
-	tm.t.Helper()
-	if err := tm.c.Write(tm.t.Context(), websocket.MessageText, []byte(s)); err != nil {
-		tm.t.Fatal(err)
-	}
+// closedNormally reports whether err ended a connection with close code
+// 1000.
+func closedNormally(err error) bool {
+	code, _, ok := wsproto.CloseStatus(err)
+	return ok && code == wsproto.CloseNormal
 }
 
 func TestE2EShellTwoClients(t *testing.T) {
 	srv := startServer(t)
 	cwd := filepath.Join(t.TempDir(), "dir with spaces")
 	os.Mkdir(cwd, 0o755)
-	id := srv.create(t, map[string]any{"command": []string{"/bin/sh"}, "worktree_path": cwd, "env": map[string]string{"GREETING": "hej"}})
-	a, b := srv.attach(t, id), srv.attach(t, id)
-	a.send("echo $((6*7)) $GREETING $TERM; pwd\r")
-	for _, c := range []*wsTerm{a, b} {
-		c.waitOutput("42 hej xterm-256color")
-		c.waitOutput(cwd)
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}, "worktree_path": cwd, "env": map[string]string{"GREETING": "hej"}})
+	a, b := srv.Attach(t, id), srv.Attach(t, id)
+	a.Send("echo $((6*7)) $GREETING $TERM; pwd\r")
+	for _, c := range []*e2etest.Term{a, b} {
+		c.WaitOutput("42 hej xterm-256color")
+		c.WaitOutput(cwd)
 	}
-	b.send("echo typed-by-b\r")
-	for _, c := range []*wsTerm{a, b} {
-		c.waitOutput("typed-by-b\r\n")
+	b.Send("echo typed-by-b\r")
+	for _, c := range []*e2etest.Term{a, b} {
+		c.WaitOutput("typed-by-b\r\n")
 	}
-	code, rec := srv.request(t, "GET", "/api/v1/sessions/"+id, nil)
+	code, rec := srv.Request(t, "GET", "/api/v1/sessions/"+id, nil)
 	if code != 200 || rec["status"] != "ACTIVE" || rec["active_connections"] != 2.0 {
 		t.Errorf("session = %d %v", code, rec)
 	}
 
 	// A late joiner sees the history; so does one that left and returns.
-	late := srv.attach(t, id)
-	late.waitOutput("typed-by-b")
-	a.c.Close(websocket.StatusNormalClosure, "")
-	b.send("echo after-a-left\r")
-	again := srv.attach(t, id)
-	again.waitOutput("42 hej")
-	again.waitOutput("after-a-left")
+	late := srv.Attach(t, id)
+	late.WaitOutput("typed-by-b")
+	a.Conn.CloseWith(wsproto.CloseNormal, "")
+	b.Send("echo after-a-left\r")
+	again := srv.Attach(t, id)
+	again.WaitOutput("42 hej")
+	again.WaitOutput("after-a-left")
 
 	// Resize: every client is told; the shell sees it.
-	again.control(`{"type":"resize","cols":100,"rows":31}`)
-	for _, c := range []*wsTerm{b, late, again} {
-		if m := c.waitControl("resize"); m["cols"] != 100.0 || m["rows"] != 31.0 {
+	again.SendText(`{"type":"resize","cols":100,"rows":31}`)
+	for _, c := range []*e2etest.Term{b, late, again} {
+		if m := c.WaitControl("resize"); m.Cols != 100 || m.Rows != 31 {
 			t.Errorf("resize message %v", m)
 		}
 	}
-	b.send("stty size\r")
-	b.waitOutput("31 100")
+	b.Send("stty size\r")
+	b.WaitOutput("31 100")
 
 	// Bad input from one client hurts nobody.
-	late.control(`{"type":"resize","cols":0,"rows":0}`)
-	if m := late.waitControl("error"); !strings.Contains(fmt.Sprint(m["message"]), "1 to 1000") {
+	late.SendText(`{"type":"resize","cols":0,"rows":0}`)
+	if m := late.WaitControl("error"); !strings.Contains(m.Message, "1 to 1000") {
 		t.Errorf("error = %v", m)
 	}
-	late.control(`not json`)
-	late.waitControl("error")
-	b.send("echo still-fine\r")
-	late.waitOutput("still-fine")
+	late.SendText(`not json`)
+	late.WaitControl("error")
+	b.Send("echo still-fine\r")
+	late.WaitOutput("still-fine")
 
 	// Exit: all output, then the exit message, then a normal close.
-	b.send("printf done; exit 7\r")
-	m := late.waitControl("exit")
-	if m["code"] != 7.0 {
+	b.Send("printf done; exit 7\r")
+	m := late.WaitControl("exit")
+	if m.Code != 7 {
 		t.Errorf("exit = %v", m)
 	}
-	if !bytes.Contains(late.out, []byte("done")) {
+	if !bytes.Contains(late.Out, []byte("done")) {
 		t.Error("output before exit lost")
 	}
-	err := late.until(func() bool { return false })
-	if websocket.CloseStatus(errors.Unwrap(err)) != websocket.StatusNormalClosure && websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+	err := late.WaitEnd()
+	if !closedNormally(err) {
 		t.Errorf("close: %v", err)
 	}
-	code, rec = srv.request(t, "GET", "/api/v1/sessions/"+id, nil)
+	code, rec = srv.Request(t, "GET", "/api/v1/sessions/"+id, nil)
 	if code != 200 || rec["status"] != "TERMINATED" || rec["exit_code"] != 7.0 {
 		t.Errorf("after exit: %d %v", code, rec)
 	}
@@ -304,7 +123,7 @@ func TestE2EOutputIntegrity(t *testing.T) {
 		name    string
 		command string
 		want    func([]byte) error
-		code    float64
+		code    int
 	}{
 		{
 			// One MiB then exit: every byte before the exit message.
@@ -340,18 +159,18 @@ func TestE2EOutputIntegrity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The command waits for a keystroke so the client is attached
 			// before any output.
-			id := srv.create(t, map[string]any{"command": []string{"/bin/sh", "-c", "read go; " + tt.command}})
-			c := srv.attach(t, id)
-			c.send("go\r")
-			m := c.waitControl("exit")
-			if m["code"] != tt.code {
+			id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "read go; " + tt.command}})
+			c := srv.Attach(t, id)
+			c.Send("go\r")
+			m := c.WaitControl("exit")
+			if m.Code != tt.code {
 				t.Errorf("exit = %v, want code %v", m, tt.code)
 			}
-			if err := tt.want(c.out); err != nil {
+			if err := tt.want(c.Out); err != nil {
 				t.Error(err)
 			}
-			if tt.code == 137 && m["signal"] != "SIGKILL" {
-				t.Errorf("signal = %v", m["signal"])
+			if tt.code == 137 && m.Signal != "SIGKILL" {
+				t.Errorf("signal = %v", m.Signal)
 			}
 		})
 	}
@@ -362,7 +181,7 @@ func TestE2EEarlyOutputIsReplayed(t *testing.T) {
 	// The command marks in a file when its output is written; the client
 	// attaches only after that, so it can see the output only by replay.
 	mark := filepath.Join(t.TempDir(), "written")
-	id := srv.create(t, map[string]any{"command": []string{"/bin/sh", "-c", "echo early bird; touch " + mark + "; exec cat"}})
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "echo early bird; touch " + mark + "; exec cat"}})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(mark); err == nil {
@@ -373,35 +192,35 @@ func TestE2EEarlyOutputIsReplayed(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	c := srv.attach(t, id)
-	if c.ctrl[0]["offset"] != 0.0 {
-		t.Errorf("hello = %v, want the replay from offset 0", c.ctrl[0])
+	c := srv.Attach(t, id)
+	if c.Hello().Offset != 0 {
+		t.Errorf("hello = %+v, want the replay from offset 0", c.Hello())
 	}
-	c.waitOutput("early bird")
+	c.WaitOutput("early bird")
 }
 
 func TestE2ERecreateHasNoDuplicateOutput(t *testing.T) {
 	srv := startServer(t)
 	body := map[string]any{"id": "again", "command": []string{"/bin/sh", "-c", "echo first-life; exec cat"}}
-	srv.create(t, body)
-	c := srv.attach(t, "again")
-	c.waitOutput("first-life")
-	if code, _ := srv.request(t, "DELETE", "/api/v1/sessions/again", nil); code != 204 {
+	srv.CreateSession(t, body)
+	c := srv.Attach(t, "again")
+	c.WaitOutput("first-life")
+	if code, _ := srv.Request(t, "DELETE", "/api/v1/sessions/again", nil); code != 204 {
 		t.Fatal(code)
 	}
-	if err := c.until(func() bool { return false }); websocket.CloseStatus(errors.Unwrap(err)) != websocket.StatusNormalClosure && !strings.Contains(err.Error(), "Session destroyed") {
+	if err := c.WaitEnd(); !closedNormally(err) && !strings.Contains(err.Error(), "Session destroyed") {
 		t.Errorf("close on destroy: %v", err)
 	}
 	body["command"] = []string{"/bin/sh", "-c", "echo second-life; exec cat"}
-	srv.create(t, body)
-	d := srv.attach(t, "again")
-	d.waitOutput("second-life")
-	if bytes.Contains(d.out, []byte("first-life")) {
-		t.Errorf("old output replayed: %q", d.out)
+	srv.CreateSession(t, body)
+	d := srv.Attach(t, "again")
+	d.WaitOutput("second-life")
+	if bytes.Contains(d.Out, []byte("first-life")) {
+		t.Errorf("old output replayed: %q", d.Out)
 	}
-	d.send("ping\r")
-	d.waitOutput("ping\r\nping")
-	if n := bytes.Count(d.out, []byte("second-life")); n != 1 {
+	d.Send("ping\r")
+	d.WaitOutput("ping\r\nping")
+	if n := bytes.Count(d.Out, []byte("second-life")); n != 1 {
 		t.Errorf("second-life %d times", n)
 	}
 }
@@ -420,17 +239,17 @@ func TestE2EBadRequests(t *testing.T) {
 		{"bad size", map[string]any{"environment_id": "host", "cols": 5000, "rows": 5000}, 400, "1 to 1000"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out := srv.request(t, "POST", "/api/v1/sessions", tt.body)
+			code, out := srv.Request(t, "POST", "/api/v1/sessions", tt.body)
 			if code != tt.want || !strings.Contains(fmt.Sprint(out["error"]), tt.msg) {
 				t.Errorf("%d %v, want %d mentioning %q", code, out, tt.want, tt.msg)
 			}
 		})
 	}
-	code, out := srv.request(t, "POST", "/api/v1/environments", map[string]any{"type": "HOST", "config": map[string]any{"shel": "/bin/sh"}})
+	code, out := srv.Request(t, "POST", "/api/v1/environments", map[string]any{"type": "HOST", "config": map[string]any{"shel": "/bin/sh"}})
 	if code != 400 || !strings.Contains(fmt.Sprint(out["error"]), "shel") {
 		t.Errorf("bad config: %d %v", code, out)
 	}
-	req, _ := http.NewRequest("GET", srv.url+"/api/v1/sessions", nil)
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/sessions", nil)
 	req.Header.Set("Authorization", "Bearer wrong")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -441,7 +260,7 @@ func TestE2EBadRequests(t *testing.T) {
 		t.Errorf("bad token: %d", resp.StatusCode)
 	}
 	// Nothing was left behind by the failures.
-	if code, out := srv.request(t, "GET", "/api/v1/sessions", nil); code != 200 {
+	if code, out := srv.Request(t, "GET", "/api/v1/sessions", nil); code != 200 {
 		t.Errorf("list: %d %v", code, out)
 	} else {
 		for _, s := range out["sessions"].([]any) {
@@ -498,8 +317,8 @@ func TestServeRefusesOpenListenWithoutToken(t *testing.T) {
 // TestE2EAttachCommand runs the real ptyhost binary on a real PTY.
 func TestE2EAttachCommand(t *testing.T) {
 	srv := startServer(t)
-	id := srv.create(t, map[string]any{"command": []string{"/bin/sh"}})
-	cmd := exec.Command(testbin.Ptyhost(t), "attach", "--server", srv.url, id)
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}})
+	cmd := exec.Command(testbin.Ptyhost(t), "attach", "--server", srv.URL, id)
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 90, Rows: 20})
 	if err != nil {
 		t.Fatal(err)
@@ -529,12 +348,12 @@ func TestE2EAttachCommand(t *testing.T) {
 	if err := waitExit(cmd); err != nil {
 		t.Errorf("detach exit: %v", err)
 	}
-	if code, rec := srv.request(t, "GET", "/api/v1/sessions/"+id, nil); code != 200 || rec["status"] == "TERMINATED" {
+	if code, rec := srv.Request(t, "GET", "/api/v1/sessions/"+id, nil); code != 200 || rec["status"] == "TERMINATED" {
 		t.Errorf("after detach: %v", rec)
 	}
 
 	// Attach again; the session's exit code becomes ptyhost's.
-	cmd = exec.Command(testbin.Ptyhost(t), "attach", "--server", srv.url, id)
+	cmd = exec.Command(testbin.Ptyhost(t), "attach", "--server", srv.URL, id)
 	ptmx2, err := pty.Start(cmd)
 	if err != nil {
 		t.Fatal(err)

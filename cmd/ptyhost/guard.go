@@ -5,11 +5,11 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/api"
 )
 
 // finishGuard completes and checks the settings of the request guard
-// (core.Guard): the patterns must be valid, --metrics-auth needs a token,
+// (api.Guard): the patterns must be valid, --metrics-auth needs a token,
 // and a --listen address given as a host name is an allowed host, since
 // that is the name clients use.
 func (c *serveConfig) finishGuard() error {
@@ -26,8 +26,8 @@ func (c *serveConfig) finishGuard() error {
 }
 
 // guardOptions are the request guard's options.
-func (c *serveConfig) guardOptions() core.GuardOptions {
-	return core.GuardOptions{AllowedHosts: c.allowedHosts, AllowedOrigins: c.allowedOrigins}
+func (c *serveConfig) guardOptions() api.GuardOptions {
+	return api.GuardOptions{AllowedHosts: c.allowedHosts, AllowedOrigins: c.allowedOrigins}
 }
 
 // listenName returns the host name of a --listen address, or "" when it
@@ -49,7 +49,7 @@ func listenName(addr string) string {
 // --metrics-auth, the token.
 func (c *serveConfig) metricsHandler(metrics http.Handler) http.Handler {
 	if c.metricsAuth {
-		metrics = core.RequireToken(metrics, c.token)
+		metrics = api.RequireToken(metrics, c.token)
 	}
-	return core.Guard(metrics, c.guardOptions())
+	return api.Guard(metrics, c.guardOptions())
 }

@@ -17,13 +17,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // rawRequest sends a request exactly as given: hdr may hold "Host".
-func (s *e2eServer) rawRequest(t *testing.T, method, path, body string, hdr map[string]string) (int, map[string]any, http.Header) {
+func rawRequest(t *testing.T, s *e2etest.Server, method, path, body string, hdr map[string]string) (int, map[string]any, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +50,8 @@ func (s *e2eServer) rawRequest(t *testing.T, method, path, body string, hdr map[
 	return resp.StatusCode, out, resp.Header
 }
 
-func (s *e2eServer) port(t *testing.T) string {
-	u, err := url.Parse(s.url)
+func serverPort(t *testing.T, s *e2etest.Server) string {
+	u, err := url.Parse(s.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,14 +59,31 @@ func (s *e2eServer) port(t *testing.T) string {
 }
 
 // sessionCount is the number of sessions the server has a record of.
-func (s *e2eServer) sessionCount(t *testing.T) int {
+func sessionCount(t *testing.T, s *e2etest.Server) int {
 	t.Helper()
-	code, out := s.request(t, "GET", "/api/v1/sessions", nil)
+	code, out := s.Request(t, "GET", "/api/v1/sessions", nil)
 	list, ok := out["sessions"].([]any)
 	if code != 200 || !ok {
 		t.Fatalf("list: %d %v", code, out)
 	}
 	return len(list)
+}
+
+// hostClient is an HTTP client that sends host as the Host header; nil
+// (http.DefaultClient) if host is empty.
+func hostClient(host string) *http.Client {
+	if host == "" {
+		return nil
+	}
+	return &http.Client{Transport: hostTransport(host)}
+}
+
+type hostTransport string
+
+func (h hostTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Host = string(h)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // waitFile waits for path to exist.
@@ -103,7 +121,7 @@ func TestE2EBrowserCannotRunCommands(t *testing.T) {
 			dir := t.TempDir()
 			pwned := filepath.Join(dir, "pwned")
 			attack := `{"environment_id":"host","command":["/bin/sh","-c","id > ` + pwned + `"]}`
-			evil := "evil.example:" + s.port(t)
+			evil := "evil.example:" + serverPort(t, s)
 			for _, tt := range []struct {
 				name string
 				hdr  map[string]string
@@ -111,7 +129,7 @@ func TestE2EBrowserCannotRunCommands(t *testing.T) {
 			}{
 				{"the issue's text/plain request", map[string]string{"Content-Type": "text/plain"}, 415},
 				{"text/plain as a browser sends it", map[string]string{"Content-Type": "text/plain;charset=UTF-8", "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, 403},
-				{"text/plain from the server's own origin", map[string]string{"Content-Type": "text/plain", "Origin": s.url, "Sec-Fetch-Site": "same-origin"}, 415},
+				{"text/plain from the server's own origin", map[string]string{"Content-Type": "text/plain", "Origin": s.URL, "Sec-Fetch-Site": "same-origin"}, 415},
 				{"form", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415},
 				{"no content type", map[string]string{}, 415},
 				{"JSON from another origin", map[string]string{"Content-Type": "application/json", "Origin": "https://evil.example"}, 403},
@@ -122,18 +140,18 @@ func TestE2EBrowserCannotRunCommands(t *testing.T) {
 				for k, v := range auth {
 					tt.hdr[k] = v
 				}
-				code, out, _ := s.rawRequest(t, "POST", "/api/v1/sessions", attack, tt.hdr)
+				code, out, _ := rawRequest(t, s, "POST", "/api/v1/sessions", attack, tt.hdr)
 				if msg, _ := out["error"].(string); code != tt.want || msg == "" {
 					t.Errorf("%s: %d %v, want %d with an error message", tt.name, code, out, tt.want)
 				}
 			}
-			if n := s.sessionCount(t); n != 0 {
+			if n := sessionCount(t, s); n != 0 {
 				t.Errorf("%d session(s) exist after refused creates", n)
 			}
 			// The same command sent as the CLI sends it runs: had a refused
 			// request started it, its file would be there by now too.
 			control := filepath.Join(dir, "control")
-			s.create(t, map[string]any{"command": []string{"/bin/sh", "-c", "id > " + control}})
+			s.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "id > " + control}})
 			waitFile(t, control)
 			if _, err := os.Stat(pwned); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the attack's command ran: %v", err)
@@ -146,13 +164,12 @@ func TestE2EBrowserCannotRunCommands(t *testing.T) {
 // a page of another origin, is refused; the server's own page attaches.
 func TestE2EGuardAttach(t *testing.T) {
 	s := startServer(t)
-	id := s.create(t, map[string]any{"command": []string{"/bin/sh", "-c", "echo ready; exec cat"}})
-	port := s.port(t)
-	wsURL := "ws" + strings.TrimPrefix(s.url, "http") + "/api/v1/sessions/" + id + "/attach"
-	dial := func(host string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	id := s.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "echo ready; exec cat"}})
+	port := serverPort(t, s)
+	dial := func(host string, hdr http.Header) (*wsproto.Conn, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
-		return websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"ptyhost.v1"}, Host: host, HTTPHeader: hdr})
+		return wsproto.Dial(ctx, s.AttachURL(id), wsproto.DialOptions{Header: hdr, HTTPClient: hostClient(host), ReadLimit: -1})
 	}
 	for _, tt := range []struct {
 		name string
@@ -164,76 +181,70 @@ func TestE2EGuardAttach(t *testing.T) {
 		{"another origin", "", http.Header{"Origin": {"http://evil.example:" + port}}, 403},
 		{"cross-site fetch", "", http.Header{"Sec-Fetch-Site": {"cross-site"}}, 403},
 	} {
-		c, resp, err := dial(tt.host, tt.hdr)
+		c, err := dial(tt.host, tt.hdr)
 		if err == nil {
-			c.CloseNow()
+			c.Close()
 			t.Errorf("%s: attached", tt.name)
 			continue
 		}
-		if resp == nil || resp.StatusCode != tt.want {
+		if he := (*wsproto.HandshakeError)(nil); !errors.As(err, &he) || he.StatusCode != tt.want {
 			t.Errorf("%s: %v, want status %d", tt.name, err, tt.want)
 		}
 	}
-	_, out := s.request(t, "GET", "/api/v1/sessions/"+id, nil)
+	_, out := s.Request(t, "GET", "/api/v1/sessions/"+id, nil)
 	if out["active_connections"] != 0.0 {
 		t.Errorf("refused upgrades counted as clients: %v", out)
 	}
-	c, _, err := dial("", http.Header{"Origin": {s.url}, "Sec-Fetch-Site": {"same-origin"}})
+	c, err := dial("", http.Header{"Origin": {s.URL}, "Sec-Fetch-Site": {"same-origin"}})
 	if err != nil {
 		t.Fatalf("the server's own page: %v", err)
 	}
-	c.SetReadLimit(-1)
-	tm := &wsTerm{t: t, c: c}
-	t.Cleanup(func() { c.CloseNow() })
-	tm.waitOutput("ready")
+	e2etest.NewTerm(t, c).WaitOutput("ready")
 }
 
 // TestE2EAllowedHostAndOrigin: a page of an allowed origin, calling the
 // server by an allowed name, creates and attaches.
 func TestE2EAllowedHostAndOrigin(t *testing.T) {
 	s := startServer(t, "--token", "tok", "--allowed-host", "*.example.test", "--allowed-origin", "app.example.test")
-	host := "term.example.test:" + s.port(t)
+	host := "term.example.test:" + serverPort(t, s)
 	hdr := map[string]string{
 		"Host": host, "Origin": "https://app.example.test", "Sec-Fetch-Site": "cross-site",
 		"Content-Type": "application/json", "Authorization": "Bearer tok",
 	}
-	code, out, _ := s.rawRequest(t, "POST", "/api/v1/sessions", `{"environment_id":"host","command":["/bin/sh","-c","echo allowed; exec cat"]}`, hdr)
+	code, out, _ := rawRequest(t, s, "POST", "/api/v1/sessions", `{"environment_id":"host","command":["/bin/sh","-c","echo allowed; exec cat"]}`, hdr)
 	if code != 201 {
 		t.Fatalf("create from the allowed origin: %d %v", code, out)
 	}
 	id := out["id"].(string)
-	t.Cleanup(func() { s.request(t, "DELETE", "/api/v1/sessions/"+id, nil) })
+	t.Cleanup(func() { s.Request(t, "DELETE", "/api/v1/sessions/"+id, nil) })
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	wsURL := "ws" + strings.TrimPrefix(s.url, "http") + "/api/v1/sessions/" + id + "/attach?access_token=tok"
-	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
-		Subprotocols: []string{"ptyhost.v1"}, Host: host,
-		HTTPHeader: http.Header{"Origin": {"https://app.example.test"}, "Sec-Fetch-Site": {"cross-site"}},
+	c, err := wsproto.Dial(ctx, s.AttachURL(id)+"?access_token=tok", wsproto.DialOptions{
+		HTTPClient: hostClient(host), ReadLimit: -1,
+		Header: http.Header{"Origin": {"https://app.example.test"}, "Sec-Fetch-Site": {"cross-site"}},
 	})
 	if err != nil {
 		t.Fatalf("attach from the allowed origin: %v", err)
 	}
-	c.SetReadLimit(-1)
-	t.Cleanup(func() { c.CloseNow() })
-	(&wsTerm{t: t, c: c}).waitOutput("allowed")
+	e2etest.NewTerm(t, c).WaitOutput("allowed")
 
 	// Other names and origins are still refused.
-	hdr["Host"] = "term.example.other:" + s.port(t)
-	if code, out, _ := s.rawRequest(t, "GET", "/api/v1/sessions", "", hdr); code != 421 {
+	hdr["Host"] = "term.example.other:" + serverPort(t, s)
+	if code, out, _ := rawRequest(t, s, "GET", "/api/v1/sessions", "", hdr); code != 421 {
 		t.Errorf("other name: %d %v", code, out)
 	}
 	hdr["Host"], hdr["Origin"] = host, "https://app.example.other"
-	if code, out, _ := s.rawRequest(t, "GET", "/api/v1/sessions", "", hdr); code != 403 {
+	if code, out, _ := rawRequest(t, s, "GET", "/api/v1/sessions", "", hdr); code != 403 {
 		t.Errorf("other origin: %d %v", code, out)
 	}
 	// Without --metrics-auth, /metrics needs no token, but is guarded.
-	if code, _, _ := s.rawRequest(t, "GET", "/metrics", "", nil); code != 200 {
+	if code, _, _ := rawRequest(t, s, "GET", "/metrics", "", nil); code != 200 {
 		t.Errorf("metrics without --metrics-auth: %d", code)
 	}
-	if code, _, _ := s.rawRequest(t, "GET", "/metrics", "", map[string]string{"Host": "evil.example"}); code != 421 {
+	if code, _, _ := rawRequest(t, s, "GET", "/metrics", "", map[string]string{"Host": "evil.example"}); code != 421 {
 		t.Errorf("metrics through a rebound name: %d", code)
 	}
-	if code, _, _ := s.rawRequest(t, "GET", "/metrics", "", map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
+	if code, _, _ := rawRequest(t, s, "GET", "/metrics", "", map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
 		t.Errorf("metrics cross-site: %d", code)
 	}
 }
@@ -264,7 +275,7 @@ func TestE2EAuthorization(t *testing.T) {
 		if tt.auth != "" {
 			hdr["Authorization"] = tt.auth
 		}
-		code, out, h := s.rawRequest(t, "GET", tt.path, "", hdr)
+		code, out, h := rawRequest(t, s, "GET", tt.path, "", hdr)
 		if code != tt.want {
 			t.Errorf("%s with %q: %d %v, want %d", tt.path, tt.auth, code, out, tt.want)
 		}
@@ -273,7 +284,7 @@ func TestE2EAuthorization(t *testing.T) {
 		}
 	}
 	// The CLI sends JSON on its bodiless POST too.
-	if code, stdout, stderr := runCmd(t, "plugins", "restart", "--server", s.url, "--token", "s3cret", "host"); code != 0 {
+	if code, stdout, stderr := runCmd(t, "plugins", "restart", "--server", s.URL, "--token", "s3cret", "host"); code != 0 {
 		t.Errorf("plugins restart: %d %s %s", code, stdout, stderr)
 	}
 }
@@ -282,11 +293,11 @@ func TestE2EAuthorization(t *testing.T) {
 func TestE2EBodyTooLarge(t *testing.T) {
 	s := startServer(t)
 	body := `{"environment_id":"host","command":["` + strings.Repeat("x", 2<<20) + `"]}`
-	code, out, _ := s.rawRequest(t, "POST", "/api/v1/sessions", body, map[string]string{"Content-Type": "application/json"})
+	code, out, _ := rawRequest(t, s, "POST", "/api/v1/sessions", body, map[string]string{"Content-Type": "application/json"})
 	if msg, _ := out["error"].(string); code != 413 || !strings.Contains(msg, "larger than") {
 		t.Errorf("%d %v, want 413 saying the body is too large", code, out)
 	}
-	if n := s.sessionCount(t); n != 0 {
+	if n := sessionCount(t, s); n != 0 {
 		t.Errorf("%d session(s) after the refused create", n)
 	}
 }

@@ -7,6 +7,27 @@
 //	ptyhost kill ID          destroy a session
 //	ptyhost env ls|add|rm    manage environments
 //	ptyhost plugins          list plugins; plugins restart NAME restarts one
+//
+// # Serving
+//
+// serve (serve.go) opens the database (core/gormstore), starts the plugins
+// (core/pluginhost) in the background, creates the core.Manager, records
+// as ERROR the sessions a previous run left live (Reconcile), and serves
+// the HTTP API and /metrics on one listener. The first SIGINT or SIGTERM
+// stops it gracefully, within --shutdown-timeout: the listener stops
+// accepting and every session is hung up at once (its clients get its last
+// output, its exit and close code 1001); then the plugins stop and the
+// database closes. A second signal ends the process at once.
+//
+// # Client commands
+//
+// The other commands talk to a server over its REST API and, to attach,
+// the WebSocket protocol of docs/protocol.md. attach puts a terminal stdin
+// in raw mode and always restores it before it returns; it reads the
+// connection in one goroutine, forwards window-size changes in another,
+// and waits for both, so nothing writes to stdout after it returns (only
+// the goroutine blocked reading stdin may outlive it, and it touches no
+// output).
 package main
 
 import (

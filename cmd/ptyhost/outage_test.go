@@ -1,23 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ptyhost/ptyhost/core/gormstore"
-	"github.com/ptyhost/ptyhost/internal/testbin"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // tcpProxy forwards a local port to a server; Stop cuts every connection
@@ -119,63 +116,10 @@ func postgresSchemaDSN(t *testing.T) (string, *tcpProxy) {
 	return u.String(), proxy
 }
 
-// startServerWith runs the ptyhost binary with extra flags and returns its
-// URL.
-func startServerWith(t *testing.T, args ...string) (*exec.Cmd, string) {
+// startServerWith runs the ptyhost binary with extra flags.
+func startServerWith(t *testing.T, args ...string) *e2etest.Server {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
-		"--plugin-dir", testbin.PluginDir(t, "host"), "--log-level", "error"}, args...)
-	cmd := exec.Command(testbin.Ptyhost(t), args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("server did not start: %v", err)
-	}
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "ptyhost: serving on ")
-	if !ok {
-		t.Fatalf("unexpected line %q", line)
-	}
-	return cmd, u
-}
-
-func request(t *testing.T, method, url, body string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if resp.StatusCode == http.StatusNoContent {
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	decodeBody(t, resp, &out)
-	return resp.StatusCode, out
-}
-
-// waitFor polls cond every 50 ms until it holds or within passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return e2etest.Start(t, e2etest.Options{Args: args})
 }
 
 // During a PostgreSQL outage the server answers creates with 503, starts
@@ -183,44 +127,44 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 // is back, so is everything.
 func TestPostgresOutage(t *testing.T) {
 	dsn, proxy := postgresSchemaDSN(t)
-	_, srv := startServerWith(t, "--db", dsn)
-	if code, body := request(t, "GET", srv+"/healthz", ""); code != 200 || body["store"] != "ok" {
+	srv := startServerWith(t, "--db", dsn)
+	if code, body := srv.Request(t, "GET", "/healthz", nil); code != 200 || body["store"] != "ok" {
 		t.Fatalf("healthz: %d %v", code, body)
 	}
 	create := func(id string) (int, map[string]any) {
-		return request(t, "POST", srv+"/api/v1/sessions", fmt.Sprintf(`{"id":%q,"environment_id":"host","command":["sleep","3600"]}`, id))
+		return srv.Request(t, "POST", "/api/v1/sessions", fmt.Sprintf(`{"id":%q,"environment_id":"host","command":["sleep","3600"]}`, id))
 	}
 	if code, body := create("before"); code != 201 {
 		t.Fatalf("create: %d %v", code, body)
 	}
 
 	proxy.Stop()
-	waitFor(t, 15*time.Second, "healthz to report the database down", func() bool {
-		code, body := request(t, "GET", srv+"/healthz", "")
+	e2etest.Eventually(t, 15*time.Second, "healthz to report the database down", func() bool {
+		code, body := srv.Request(t, "GET", "/healthz", nil)
 		return code == 503 && body["status"] == "degraded" && body["store"] != ""
-	})
+	}, nil)
 	code, body := create("during")
 	if msg, _ := body["error"].(string); code != 503 || !strings.Contains(msg, "database is unavailable") {
 		t.Errorf("create during the outage: %d %v; want 503 saying the database is unavailable", code, body)
 	}
-	if code, body := request(t, "GET", srv+"/api/v1/sessions/before", ""); code != 200 || body["status"] != "ACTIVE" {
+	if code, body := srv.Request(t, "GET", "/api/v1/sessions/before", nil); code != 200 || body["status"] != "ACTIVE" {
 		t.Errorf("the live session during the outage: %d %v", code, body)
 	}
 
 	proxy.Start()
-	waitFor(t, 15*time.Second, "healthz to recover", func() bool {
-		code, body := request(t, "GET", srv+"/healthz", "")
+	e2etest.Eventually(t, 15*time.Second, "healthz to recover", func() bool {
+		code, body := srv.Request(t, "GET", "/healthz", nil)
 		return code == 200 && body["store"] == "ok"
-	})
+	}, nil)
 	// Nothing of the refused create was left behind: not its record, and
 	// not its id.
-	if code, body := request(t, "GET", srv+"/api/v1/sessions/during", ""); code != 404 {
+	if code, body := srv.Request(t, "GET", "/api/v1/sessions/during", nil); code != 404 {
 		t.Errorf("the refused session after the outage: %d %v, want 404", code, body)
 	}
 	if code, body := create("during"); code != 201 {
 		t.Errorf("create after the outage: %d %v", code, body)
 	}
-	code, body = request(t, "GET", srv+"/api/v1/sessions?status=ACTIVE", "")
+	code, body = srv.Request(t, "GET", "/api/v1/sessions?status=ACTIVE", nil)
 	if n := len(fmt.Sprint(body["sessions"])); code != 200 || n == 0 {
 		t.Errorf("list after the outage: %d %v", code, body)
 	}

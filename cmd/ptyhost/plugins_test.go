@@ -93,7 +93,7 @@ plugin "pinned" {
 `)
 	s := startServer(t, "--plugin-dir", dir, "--config", config)
 
-	code, body := s.request(t, "GET", "/api/v1/plugins", nil)
+	code, body := s.Request(t, "GET", "/api/v1/plugins", nil)
 	if code != 200 {
 		t.Fatalf("GET /api/v1/plugins: %d %v", code, body)
 	}
@@ -109,20 +109,20 @@ plugin "pinned" {
 		t.Errorf("plugin states %v, want %v (and no stray)", states, want)
 	}
 
-	code, stdout, stderr := runCmd(t, "plugins", "--server", s.url)
+	code, stdout, stderr := runCmd(t, "plugins", "--server", s.URL)
 	if code != 0 || !strings.Contains(stdout, "pinned: sha256 mismatch: the configuration pins "+wrong) || strings.Contains(stdout, "stray") {
 		t.Errorf("plugins: exit %d\n%s%s", code, stdout, stderr)
 	}
-	code, stdout, stderr = runCmd(t, "plugins", "restart", "extra", "--server", s.url)
+	code, stdout, stderr = runCmd(t, "plugins", "restart", "extra", "--server", s.URL)
 	if code != 0 || !strings.HasPrefix(stdout, "extra: running (pid ") || !strings.Contains(stdout, "restarts 1)") {
 		t.Errorf("plugins restart extra: exit %d\n%s%s", code, stdout, stderr)
 	}
-	code, _, stderr = runCmd(t, "plugins", "restart", "pinned", "--server", s.url)
+	code, _, stderr = runCmd(t, "plugins", "restart", "pinned", "--server", s.URL)
 	if code != 1 || !strings.Contains(stderr, "plugin pinned is refused: sha256 mismatch") {
 		t.Errorf("plugins restart pinned: exit %d, stderr %q", code, stderr)
 	}
 
-	resp, err := http.Get(s.url + "/metrics")
+	resp, err := http.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

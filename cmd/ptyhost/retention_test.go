@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 func TestRetentionSetting(t *testing.T) {
@@ -58,24 +59,24 @@ func TestRetentionSetting(t *testing.T) {
 // The server deletes ended sessions' records past --retention, and keeps
 // the live ones.
 func TestServerAppliesRetention(t *testing.T) {
-	_, srv := startServerWith(t, "--retention", "1s")
+	srv := startServerWith(t, "--retention", "1s")
 	for _, id := range []string{"ended", "live"} {
-		code, body := request(t, "POST", srv+"/api/v1/sessions", `{"id":"`+id+`","environment_id":"host","command":["sleep","3600"]}`)
+		code, body := srv.Request(t, "POST", "/api/v1/sessions", `{"id":"`+id+`","environment_id":"host","command":["sleep","3600"]}`)
 		if code != 201 {
 			t.Fatalf("create %s: %d %v", id, code, body)
 		}
 	}
-	if code, _ := request(t, "DELETE", srv+"/api/v1/sessions/ended", ""); code != 204 {
+	if code, _ := srv.Request(t, "DELETE", "/api/v1/sessions/ended", nil); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
-	if code, body := request(t, "GET", srv+"/api/v1/sessions/ended", ""); code != 200 || body["status"] != "TERMINATED" {
+	if code, body := srv.Request(t, "GET", "/api/v1/sessions/ended", nil); code != 200 || body["status"] != "TERMINATED" {
 		t.Fatalf("the ended session right after: %d %v", code, body)
 	}
-	waitFor(t, 15*time.Second, "the ended session's record to be deleted", func() bool {
-		code, _ := request(t, "GET", srv+"/api/v1/sessions/ended", "")
+	e2etest.Eventually(t, 15*time.Second, "the ended session's record to be deleted", func() bool {
+		code, _ := srv.Request(t, "GET", "/api/v1/sessions/ended", nil)
 		return code == 404
-	})
-	if code, body := request(t, "GET", srv+"/api/v1/sessions/live", ""); code != 200 || body["status"] != "IDLE" && body["status"] != "ACTIVE" {
+	}, nil)
+	if code, body := srv.Request(t, "GET", "/api/v1/sessions/live", nil); code != 200 || body["status"] != "IDLE" && body["status"] != "ACTIVE" {
 		t.Errorf("the live session: %d %v", code, body)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/api"
 	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/core/pluginhost"
 )
@@ -393,7 +394,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/", core.NewHandler(m, core.HandlerOptions{
+	mux.Handle("/", api.NewHandler(m, api.Options{
 		Token:          c.token,
 		AllowedOrigins: c.allowedOrigins,
 		AllowedHosts:   c.allowedHosts,

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
@@ -35,61 +33,37 @@ func TestServeAnswersWhilePluginsStart(t *testing.T) {
 	}
 	config := writeConfig(t, `plugin "mute" {}`)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--plugin-dir", dir,
-			"--config", config, "--log-level", "info"}, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr})
-	}()
 	// Before, the server logged this only after every plugin had started:
 	// a minute for mute.
 	deadline := time.Now().Add(10 * time.Second)
-	urlRE := regexp.MustCompile(`msg="ptyhost serving" url=(http://\S+)`)
-	var url string
-	for url == "" {
-		if m := urlRE.FindStringSubmatch(stderr.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the server did not serve within 10s while a plugin starts:\n%s", stderr.String())
-		} else {
-			time.Sleep(10 * time.Millisecond) // a log to poll
-		}
-	}
-	s := &e2eServer{url: url}
-	if code, body := s.request(t, "GET", "/healthz", nil); code != 200 {
+	s := e2etest.Start(t, e2etest.Options{Run: runServer, PluginDir: dir, LogLevel: "info", WaitLog: true,
+		Args: []string{"--config", config}, StartTimeout: 10 * time.Second})
+	if code, body := s.Request(t, "GET", "/healthz", nil); code != 200 {
 		t.Errorf("GET /healthz: %d %v", code, body)
 	}
 	for {
-		code, _ := s.request(t, "GET", "/api/v1/environments/host", nil)
+		code, _ := s.Request(t, "GET", "/api/v1/environments/host", nil)
 		if code == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no host environment within 10s: %d\n%s", code, stderr.String())
+			t.Fatalf("no host environment within 10s: %d\n%s", code, s.Stderr())
 		}
 		time.Sleep(10 * time.Millisecond) // nothing to wait on but the API
 	}
-	if code, body := s.request(t, "GET", "/api/v1/plugins", nil); code != 200 || !strings.Contains(fmt.Sprint(body), "name:mute") ||
+	if code, body := s.Request(t, "GET", "/api/v1/plugins", nil); code != 200 || !strings.Contains(fmt.Sprint(body), "name:mute") ||
 		!strings.Contains(fmt.Sprint(body), "state:starting") {
 		t.Errorf("GET /api/v1/plugins: %d %v, want mute starting", code, body)
 	}
-	code, body := s.request(t, "POST", "/api/v1/environments", map[string]any{"id": "m", "type": "MUTE"})
+	code, body := s.Request(t, "POST", "/api/v1/environments", map[string]any{"id": "m", "type": "MUTE"})
 	if code != 503 || !strings.Contains(fmt.Sprint(body["error"]), "still starting: mute") {
 		t.Errorf("creating a MUTE environment: %d %v, want 503 saying mute is still starting", code, body)
 	}
 
 	b, _ := os.ReadFile(pidFile)
 	mute, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the server did not stop within 15s\n%s", stderr.String())
+	if err := s.Stop(t, 15*time.Second); err != nil {
+		t.Errorf("serve: %v", err)
 	}
 	if mute == 0 {
 		t.Fatal("mute wrote no pid")
@@ -122,14 +96,13 @@ func TestServeRemovesStaleSockets(t *testing.T) {
 		return out
 	}
 
-	server, _ := startServerProcess(t, dataDir)
+	server := startServerProcess(t, dataDir)
 	first := sockets()
 	if len(first) != 1 {
 		t.Fatalf("sockets in %s: %q, want the host plugin's", runDir, first)
 	}
-	plugins := children(server.Process.Pid)
-	server.Process.Signal(syscall.SIGKILL)
-	server.Wait()
+	plugins := children(server.Pid(t))
+	server.Kill(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range plugins {
 		for alive(pid) {
@@ -143,7 +116,7 @@ func TestServeRemovesStaleSockets(t *testing.T) {
 		t.Logf("the killed server's plugin removed its socket itself: %v", err)
 	}
 
-	startServerProcess(t, dataDir)
+	server.Restart(t)
 	if now := sockets(); len(now) != 1 || now[0] == first[0] {
 		t.Errorf("sockets after the restart: %q, want one, not the stale %s", now, first[0])
 	}
@@ -169,35 +142,17 @@ func TestServeSigtermWithPluginHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	config := writeConfig(t, `plugin "wrapped" {}`)
-	cmd := exec.Command(testbin.Ptyhost(t), "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
-		"--plugin-dir", dir, "--config", config, "--shutdown-timeout", "3s", "--log-level", "warn")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make([]byte, 256)
-	if n, err := out.Read(line); err != nil || !strings.Contains(string(line[:n]), "serving on") {
-		t.Fatalf("server did not start: %q %v", line[:n], err)
-	}
+	s := e2etest.Start(t, e2etest.Options{PluginDir: dir, Args: []string{"--config", config, "--shutdown-timeout", "3s"}})
 	b, err := os.ReadFile(helperFile)
 	helper, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || !alive(helper) {
 		t.Fatalf("the plugin's helper is not running: %q %v", b, err)
 	}
 	start := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		t.Logf("stopped %v after SIGTERM: %v", time.Since(start), err)
-	case <-time.After(3*time.Second + 5*time.Second): // the timeout, and room for a loaded machine
-		t.Fatal("the server did not stop within --shutdown-timeout (3s) and 5s")
-	}
+	s.Signal(t, syscall.SIGTERM)
+	// The timeout, and room for a loaded machine.
+	err = s.Wait(t, 3*time.Second+5*time.Second)
+	t.Logf("stopped %v after SIGTERM: %v", time.Since(start), err)
 	for alive(helper) {
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("the plugin's helper %d outlived the server", helper)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/api"
 	"github.com/ptyhost/ptyhost/core/gormstore"
 )
 
@@ -46,7 +47,7 @@ func newPluginWorld(t *testing.T, opts Options) *pluginWorld {
 		w.store.Close()
 		t.Fatal(err)
 	}
-	w.srv = httptest.NewServer(core.NewHandler(w.m, core.HandlerOptions{}))
+	w.srv = httptest.NewServer(api.NewHandler(w.m, api.Options{}))
 	t.Cleanup(func() {
 		w.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

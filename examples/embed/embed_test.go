@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
@@ -80,23 +80,13 @@ func TestEmbedExample(t *testing.T) {
 	defer cancel()
 	hdr := http.Header{}
 	hdr.Set("Authorization", req.Header.Get("Authorization"))
-	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/terminals/api/v1/sessions/e1/attach",
-		&websocket.DialOptions{Subprotocols: []string{"ptyhost.v1"}, HTTPHeader: hdr})
+	c, err := wsproto.Dial(ctx, "ws://"+addr+"/terminals"+wsproto.AttachPath("e1"), wsproto.DialOptions{Header: hdr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.CloseNow()
-	c.Write(ctx, websocket.MessageBinary, []byte("ok\r"))
-	var out []byte
-	for !strings.Contains(string(out), "embedded-ok") {
-		typ, b, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("reading output (got %q): %v", out, err)
-		}
-		if typ == websocket.MessageBinary {
-			out = append(out, b...)
-		}
-	}
+	term := e2etest.NewTerm(t, c)
+	term.Send("ok\r")
+	term.WaitOutput("embedded-ok")
 
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)

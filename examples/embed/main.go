@@ -2,6 +2,12 @@
 // sessions to its own mux, with its own database, logger and authentication.
 //
 //	go run ./examples/embed -plugin-dir bin/plugins
+//
+// It starts the plugins, the core.Manager and its HTTP handler under
+// /terminals/, behind the application's own authentication. On Ctrl-C the
+// HTTP server shuts down, then the deferred calls close the Manager, which
+// hangs up every session, and stop the plugins. docs/embedding.md walks
+// through it.
 package main
 
 import (
@@ -17,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/api"
 	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/core/pluginhost"
 )
@@ -49,7 +56,7 @@ func main() {
 	check(plugins.WaitType(ctx, "HOST"))
 	_, err = m.EnsureEnvironment(ctx, core.Environment{ID: "host", Type: "HOST"})
 	check(err)
-	mux.Handle("/terminals/", http.StripPrefix("/terminals", requireUser(core.NewHandler(m, core.HandlerOptions{Logger: log}))))
+	mux.Handle("/terminals/", http.StripPrefix("/terminals", requireUser(api.NewHandler(m, api.Options{Logger: log}))))
 
 	ln, err := net.Listen("tcp", *listen)
 	check(err)

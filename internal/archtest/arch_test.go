@@ -52,10 +52,19 @@ func TestImportArrows(t *testing.T) {
 		// Plugin hosting stands on the SDK and on core's contract alone.
 		{module + "/core/pluginhost", []string{module + "/plugins/", module + "/cmd/", module + "/core/gormstore", "gorm.io/"}},
 		{module + "/core/gormstore", []string{module + "/plugins/", module + "/cmd/"}},
+		// The HTTP API stands on core's exported methods; core never
+		// reaches back up to it.
+		{module + "/core", []string{module + "/core/api"}},
+		{module + "/core/api", []string{module + "/plugins/", module + "/cmd/", module + "/core/gormstore", module + "/core/pluginhost", "gorm.io/"}},
+		// The wire protocol is importable by third parties: nothing of ours.
+		{module + "/core/wsproto", []string{module + "/core/", module + "/shared", module + "/plugins/", module + "/cmd/", module + "/internal/", "gorm.io/"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.pkg, module+"/"), func(t *testing.T) {
 			for _, dep := range deps(t, tt.pkg) {
+				if dep == tt.pkg {
+					continue // go list -deps lists the package itself
+				}
 				for _, bad := range tt.forbidden {
 					if dep == strings.TrimSuffix(bad, "/") || strings.HasPrefix(dep, bad) {
 						t.Errorf("%s imports %s", tt.pkg, dep)

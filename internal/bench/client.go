@@ -3,117 +3,58 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
-
-// subprotocol is the attach endpoint's WebSocket subprotocol.
-const subprotocol = "ptyhost.v1"
-
-// control is a server→client control message (docs/protocol.md).
-type control struct {
-	Type    string `json:"type"`
-	Code    *int   `json:"code"`
-	Signal  string `json:"signal"`
-	Reason  string `json:"reason"`
-	Offset  *int64 `json:"offset"`
-	Message string `json:"message"`
-}
 
 // wsClient is one WebSocket client attached to a session. Its methods are
 // called from one goroutine at a time, except that conn may be written
 // from another.
 type wsClient struct {
-	conn *websocket.Conn
-	buf  []byte
+	conn *wsproto.Conn
 	res  clientResult
-	last time.Time // when the last output byte arrived
-	exit *control  // the exit message, once received
+	last time.Time     // when the last output byte arrived
+	exit *wsproto.Exit // the exit message, once received
 }
 
 // attach opens a WebSocket to session id and reads its hello.
 func (s *server) attach(ctx context.Context, id string) (*wsClient, error) {
-	u := "ws" + strings.TrimPrefix(s.base, "http") + "/api/v1/sessions/" + id + "/attach"
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{subprotocol}})
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
+	conn, err := wsproto.Dial(ctx, wsproto.WSURL(s.base)+wsproto.AttachPath(id), wsproto.DialOptions{ReadLimit: -1})
 	if err != nil {
 		return nil, fmt.Errorf("attaching: %w", err)
 	}
-	conn.SetReadLimit(-1)
-	c := &wsClient{conn: conn, buf: make([]byte, 64<<10)}
-	if conn.Subprotocol() != subprotocol {
-		c.close()
-		return nil, fmt.Errorf("attaching: the server chose subprotocol %q, want %q", conn.Subprotocol(), subprotocol)
-	}
-	typ, p, err := c.read(ctx)
-	if err != nil {
-		c.close()
-		return nil, fmt.Errorf("waiting for hello: %w", err)
-	}
-	var m control
-	if typ != websocket.MessageText || json.Unmarshal(p, &m) != nil || m.Type != "hello" {
-		c.close()
-		return nil, fmt.Errorf("the first message is %q, want a hello", p)
-	}
-	return c, nil
+	return &wsClient{conn: conn}, nil
 }
 
-func (c *wsClient) close() { _ = c.conn.CloseNow() }
-
-// read reads one whole message into c.buf, growing it as needed.
-func (c *wsClient) read(ctx context.Context) (websocket.MessageType, []byte, error) {
-	typ, r, err := c.conn.Reader(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	n := 0
-	for {
-		if n == len(c.buf) {
-			c.buf = append(c.buf, make([]byte, len(c.buf))...)
-		}
-		k, err := r.Read(c.buf[n:])
-		n += k
-		if errors.Is(err, io.EOF) {
-			return typ, c.buf[:n], nil
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-	}
-}
+func (c *wsClient) close() { _ = c.conn.Close() }
 
 // next reads messages until output arrives and returns it. Control
 // messages are handled on the way; after the exit message it returns
 // io.EOF.
 func (c *wsClient) next(ctx context.Context) ([]byte, error) {
 	for {
-		typ, p, err := c.read(ctx)
+		f, err := c.conn.Next(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if typ == websocket.MessageBinary {
-			return p, nil
+		if f.Kind == wsproto.FrameOutput {
+			return f.Data, nil
 		}
-		var m control
-		if err := json.Unmarshal(p, &m); err != nil {
-			return nil, fmt.Errorf("bad control message %q: %w", p, err)
-		}
-		switch m.Type {
-		case "exit":
-			c.exit = &m
+		switch m := f.Msg; m.Type {
+		case "":
+			return nil, fmt.Errorf("bad control message %q", f.Data)
+		case wsproto.TypeExit:
+			e := m.Exit()
+			c.exit = &e
 			return nil, io.EOF
-		case "reset":
+		case wsproto.TypeReset:
 			c.res.Resets++
-		case "error":
+		case wsproto.TypeError:
 			return nil, fmt.Errorf("the server rejected our input: %s", m.Message)
 		}
 	}
@@ -159,10 +100,8 @@ func (c *wsClient) exitString() string {
 	switch {
 	case c.exit == nil:
 		return "no exit message"
-	case c.exit.Code == nil:
-		return "exit message without a code"
-	case *c.exit.Code != 0 || c.exit.Signal != "" || c.exit.Reason != "":
-		return fmt.Sprintf("exit code %d, signal %q, reason %q", *c.exit.Code, c.exit.Signal, c.exit.Reason)
+	case c.exit.Code != 0 || c.exit.Signal != "" || c.exit.Reason != "":
+		return fmt.Sprintf("exit code %d, signal %q, reason %q", c.exit.Code, c.exit.Signal, c.exit.Reason)
 	}
 	return ""
 }
@@ -211,7 +150,7 @@ func (s *server) flood(ctx context.Context, at place, n int64, clients int, cpu 
 	}
 	cpu.start()
 	start := time.Now()
-	err = cs[0].conn.Write(ctx, websocket.MessageBinary, []byte("g"))
+	err = cs[0].conn.Input(ctx, []byte("g"))
 	if err != nil {
 		cancel()
 		err = fmt.Errorf("sending the go byte: %w", err)
@@ -270,7 +209,7 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet) (
 		}
 		key := []byte{echoKey(i)}
 		t0 := time.Now()
-		if err := c.conn.Write(ctx, websocket.MessageBinary, key); err != nil {
+		if err := c.conn.Input(ctx, key); err != nil {
 			return echoResult{}, err
 		}
 		p, err := c.next(ctx)
@@ -294,7 +233,7 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet) (
 		res.CoreSwitches = float64(core-core0) / float64(keys)
 		res.PluginSwitches = float64(plugin-plugin0) / float64(keys)
 	}
-	if err := c.conn.Write(ctx, websocket.MessageBinary, []byte("q")); err != nil {
+	if err := c.conn.Input(ctx, []byte("q")); err != nil {
 		return echoResult{}, err
 	}
 	if _, err := c.next(ctx); !errors.Is(err, io.EOF) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // privateDaemon is a dockerd of the test's own, on a private socket and
@@ -22,7 +23,7 @@ type privateDaemon struct {
 	host   string // unix://…
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *syncBuffer
+	log    *e2etest.Buffer
 }
 
 // startPrivateDaemon starts a dockerd with the flags docker.sh uses and
@@ -40,7 +41,7 @@ func startPrivateDaemon(t *testing.T, from *client.Client) *privateDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &privateDaemon{host: "unix://" + filepath.Join(dir, "docker.sock"), exited: make(chan struct{}), log: &syncBuffer{}}
+	d := &privateDaemon{host: "unix://" + filepath.Join(dir, "docker.sock"), exited: make(chan struct{}), log: &e2etest.Buffer{}}
 	d.cmd = exec.Command(bin,
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
@@ -123,24 +124,24 @@ func TestDaemonStopped(t *testing.T) {
 	cli := dockerClient(t)
 	priv := startPrivateDaemon(t, cli)
 	srv := startServer(t)
-	srv.environment(t, "private", map[string]any{"image": testImage(), "pull": "never", "host": priv.host})
-	id := srv.create(t, map[string]any{"environment_id": "private", "command": []string{"/bin/sh", "-c", "echo ready; sleep 100000"}})
-	tm := srv.attach(t, id)
-	tm.waitOutput("ready")
+	srv.CreateEnvironment(t, "private", "DOCKER", map[string]any{"image": testImage(), "pull": "never", "host": priv.host})
+	id := srv.CreateSession(t, map[string]any{"environment_id": "private", "command": []string{"/bin/sh", "-c", "echo ready; sleep 100000"}})
+	tm := srv.Attach(t, id)
+	tm.WaitOutput("ready")
 
 	priv.stop(t)
-	m := tm.waitControl("exit")
-	if m["code"] != -1.0 || !strings.Contains(fmt.Sprint(m["reason"]), "docker daemon connection lost") {
+	m := tm.WaitControl("exit")
+	if m.Code != -1 || !strings.Contains(m.Reason, "docker daemon connection lost") {
 		t.Errorf("exit message %v, want code -1 and the daemon as reason", m)
 	}
-	rec := srv.session(t, id)
+	rec := srv.Session(t, id)
 	if rec["status"] != "ERROR" || !strings.Contains(fmt.Sprint(rec["status_reason"]), "docker daemon") {
 		t.Errorf("session after the daemon stopped: %v", rec)
 	}
 
 	// New sessions fail fast and say why.
 	start := time.Now()
-	code, out := srv.request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": "private"})
+	code, out := srv.Request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": "private"})
 	if code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(out["error"]), priv.host) {
 		t.Errorf("create with the daemon down = %d %v, want 503 naming it", code, out)
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // hostDeathBound is how long the containers of a server killed with
@@ -16,32 +18,21 @@ import (
 // could not. Generous for a loaded machine.
 const hostDeathBound = 30 * time.Second
 
-// killServer kills the server with SIGKILL, as a crash or an OOM kill
-// would, and waits for it to be gone.
-func (s *server) killServer(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	err := <-s.exited
-	s.exited <- err // for the cleanup
-}
-
 // hostDeathSession starts a server with a DOCKER session whose process
 // ignores SIGHUP, and returns the server and the owner label (the plugin
 // process) of the session's container.
-func hostDeathSession(t *testing.T) (*server, string) {
+func hostDeathSession(t *testing.T) (*e2etest.Server, string) {
 	t.Helper()
 	cli := dockerClient(t)
 	srv := startServer(t)
-	srv.environment(t, "k9", map[string]any{"image": testImage(), "pull": "never"})
-	code, out := srv.request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": "k9",
+	srv.CreateEnvironment(t, "k9", "DOCKER", map[string]any{"image": testImage(), "pull": "never"})
+	code, out := srv.Request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": "k9",
 		"command": []string{"/bin/sh", "-c", "trap '' HUP; echo ready; sleep 100000"}})
 	if code != http.StatusCreated {
 		t.Fatalf("create session: %d %v", code, out)
 	}
 	id := out["id"].(string)
-	srv.attach(t, id).waitOutput("ready")
+	srv.Attach(t, id).WaitOutput("ready")
 	list := sessionContainers(t, cli, id)
 	if len(list) != 1 {
 		t.Fatalf("%d containers for the session, want 1", len(list))
@@ -70,7 +61,7 @@ func TestHostDeathPluginRemovesContainers(t *testing.T) {
 	cli := dockerClient(t)
 	srv, owner := hostDeathSession(t)
 	pid := ownerPid(t, owner)
-	srv.killServer(t)
+	srv.Kill(t)
 	eventually(t, hostDeathBound, "the old plugin exits", func() bool {
 		return syscall.Kill(pid, 0) != nil
 	})
@@ -85,7 +76,7 @@ func TestHostDeathPluginRemovesContainers(t *testing.T) {
 func TestHostDeathNewPluginAtOnce(t *testing.T) {
 	cli := dockerClient(t)
 	srv, owner := hostDeathSession(t)
-	srv.killServer(t)
+	srv.Kill(t)
 	loadDocker(t)
 	start := time.Now()
 	eventually(t, hostDeathBound, "no container of the old plugin left", func() bool {

@@ -29,10 +29,10 @@ func TestServerWorkdirRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, "--workdir-root", root)
-	srv.environment(t, "dock", map[string]any{"image": testImage(), "pull": "never"})
-	srv.environment(t, "mount-root", map[string]any{"image": testImage(), "pull": "never",
+	srv.CreateEnvironment(t, "dock", "DOCKER", map[string]any{"image": testImage(), "pull": "never"})
+	srv.CreateEnvironment(t, "mount-root", "DOCKER", map[string]any{"image": testImage(), "pull": "never",
 		"mounts": []any{map[string]any{"source": "/", "target": "/host", "read_only": true}}})
-	srv.environment(t, "mount-inside", map[string]any{"image": testImage(), "pull": "never",
+	srv.CreateEnvironment(t, "mount-inside", "DOCKER", map[string]any{"image": testImage(), "pull": "never",
 		"mounts": []any{map[string]any{"source": inside, "target": "/data", "read_only": true}}})
 
 	refused := []struct {
@@ -54,7 +54,7 @@ func TestServerWorkdirRoots(t *testing.T) {
 			if tt.dir != "" {
 				body["worktree_path"] = tt.dir
 			}
-			code, out := srv.request(t, "POST", "/api/v1/sessions", body)
+			code, out := srv.Request(t, "POST", "/api/v1/sessions", body)
 			if code != http.StatusForbidden || !strings.Contains(fmt.Sprint(out["error"]), tt.reason) {
 				t.Errorf("create = %d %v, want 403 mentioning %q", code, out, tt.reason)
 			}
@@ -65,21 +65,21 @@ func TestServerWorkdirRoots(t *testing.T) {
 	}
 
 	t.Run("host, inside", func(t *testing.T) {
-		id := srv.create(t, map[string]any{"environment_id": "host", "worktree_path": inside,
+		id := srv.CreateSession(t, map[string]any{"environment_id": "host", "worktree_path": inside,
 			"command": []string{"/bin/sh", "-c", "pwd; read x"}})
-		srv.attach(t, id).waitOutput(inside)
+		srv.Attach(t, id).WaitOutput(inside)
 	})
 	t.Run("docker, inside", func(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(inside, "marker"), []byte("in-root"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		id := srv.create(t, map[string]any{"environment_id": "mount-inside", "worktree_path": inside,
+		id := srv.CreateSession(t, map[string]any{"environment_id": "mount-inside", "worktree_path": inside,
 			"command": []string{"/bin/sh", "-c", "echo $(cat /workspace/marker)-$(cat /data/marker); read x"}})
-		srv.attach(t, id).waitOutput("in-root-in-root")
+		srv.Attach(t, id).WaitOutput("in-root-in-root")
 	})
 	t.Run("docker, no worktree", func(t *testing.T) {
-		id := srv.create(t, map[string]any{"environment_id": "dock", "command": []string{"/bin/sh", "-c", "echo up; read x"}})
-		srv.attach(t, id).waitOutput("up")
+		id := srv.CreateSession(t, map[string]any{"environment_id": "dock", "command": []string{"/bin/sh", "-c", "echo up; read x"}})
+		srv.Attach(t, id).WaitOutput("up")
 	})
 	eventually(t, 30*time.Second, "no container of the refused environment", func() bool {
 		return len(labelled(t, cli, labelEnvironment+"=mount-root")) == 0

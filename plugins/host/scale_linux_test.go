@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // Teardown at scale, through the real server and plugin. By default 250
@@ -43,7 +45,7 @@ func TestTeardownAtScale(t *testing.T) {
 		timeout = 10 * time.Second // the default --shutdown-timeout
 	}
 	srv := startTestServer(t, false, "--shutdown-timeout", timeout.String())
-	plugin := srv.plugin(t)
+	plugin := pluginPid(t, srv)
 
 	total := n
 	if measure {
@@ -70,8 +72,8 @@ func TestTeardownAtScale(t *testing.T) {
 	// hangs up the sessions; that is not what this measures.
 	http.DefaultClient.CloseIdleConnections()
 	start := time.Now()
-	srv.cmd.Process.Signal(syscall.SIGTERM)
-	err := srv.cmd.Wait()
+	srv.Signal(t, syscall.SIGTERM)
+	err := srv.Wait(t, 2*time.Minute)
 	took := time.Since(start)
 	t.Logf("shutdown with %d sessions: %v (--shutdown-timeout %v)", n, took.Round(time.Millisecond), timeout)
 	if err != nil {
@@ -87,7 +89,7 @@ func TestTeardownAtScale(t *testing.T) {
 
 // createMany creates n sessions running argv, a few at a time, and returns
 // their ids.
-func createMany(t *testing.T, srv *testServer, n int, argv ...string) []string {
+func createMany(t *testing.T, srv *e2etest.Server, n int, argv ...string) []string {
 	t.Helper()
 	ids := make([]string, n)
 	var wg sync.WaitGroup
@@ -97,8 +99,7 @@ func createMany(t *testing.T, srv *testServer, n int, argv ...string) []string {
 	for range 8 {
 		wg.Go(func() {
 			for i := range next {
-				var out map[string]any
-				code, err := srv.do("POST", "/api/v1/sessions", map[string]any{"environment_id": "host", "command": argv}, &out)
+				code, out, err := srv.Do("POST", "/api/v1/sessions", map[string]any{"environment_id": "host", "command": argv})
 				if err == nil && code != http.StatusCreated {
 					err = fmt.Errorf("create: %d %v", code, out)
 				}
@@ -126,7 +127,7 @@ func createMany(t *testing.T, srv *testServer, n int, argv ...string) []string {
 
 // deleteMany deletes the sessions, concurrent at a time, and returns each
 // DELETE's latency, sorted.
-func deleteMany(t *testing.T, srv *testServer, ids []string, concurrent int) []time.Duration {
+func deleteMany(t *testing.T, srv *e2etest.Server, ids []string, concurrent int) []time.Duration {
 	t.Helper()
 	lat := make([]time.Duration, len(ids))
 	errs := make(chan error, len(ids))
@@ -136,7 +137,7 @@ func deleteMany(t *testing.T, srv *testServer, ids []string, concurrent int) []t
 		wg.Go(func() {
 			for i := range next {
 				start := time.Now()
-				code, err := srv.do("DELETE", "/api/v1/sessions/"+ids[i], nil, nil)
+				code, _, err := srv.Do("DELETE", "/api/v1/sessions/"+ids[i], nil)
 				lat[i] = time.Since(start)
 				if err == nil && code != http.StatusNoContent {
 					err = fmt.Errorf("DELETE %s: %d", ids[i], code)
@@ -165,16 +166,16 @@ func deleteMany(t *testing.T, srv *testServer, ids []string, concurrent int) []t
 func TestShutdownTimeoutBoundsKillGrace(t *testing.T) {
 	const timeout = time.Second
 	srv := startTestServer(t, false, "--shutdown-timeout", timeout.String())
-	srv.create(t, "/bin/sh", "-c", `trap '' HUP; sleep 600`)
-	plugin := srv.plugin(t)
+	createSession(t, srv, "/bin/sh", "-c", `trap '' HUP; sleep 600`)
+	plugin := pluginPid(t, srv)
 	var procs []int
 	waitFor(t, 10*time.Second, "the session's shell and sleep", func() bool {
 		procs = descendants(plugin)
 		return len(procs) >= 2
 	})
 	start := time.Now()
-	srv.cmd.Process.Signal(syscall.SIGTERM)
-	err := srv.cmd.Wait()
+	srv.Signal(t, syscall.SIGTERM)
+	err := srv.Wait(t, 2*time.Minute)
 	took := time.Since(start)
 	if err != nil {
 		t.Errorf("server exit: %v", err)

@@ -7,13 +7,8 @@ package main
 // what is left after the server is killed.
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"slices"
@@ -23,9 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"golang.org/x/sys/unix"
-
-	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
 // wrapEnv makes the test binary a wrapper (see wrapMain): it execs its
@@ -54,87 +48,31 @@ func wrapMain() {
 	os.Exit(2)
 }
 
-// testServer is a `ptyhost serve` process.
-type testServer struct {
-	cmd *exec.Cmd
-	url string
-}
-
 // startTestServer starts the ptyhost binary with the host plugin, through
-// the signal wrapper if wrap is set; the test's cleanup kills it.
-func startTestServer(t *testing.T, wrap bool, extra ...string) *testServer {
+// the signal wrapper if wrap is set.
+func startTestServer(t *testing.T, wrap bool, extra ...string) *e2etest.Server {
 	t.Helper()
-	args := append([]string{testbin.Ptyhost(t), "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
-		"--plugin-dir", testbin.PluginDir(t, "host"), "--log-level", "error"}, extra...)
-	cmd := exec.Command(args[0], args[1:]...)
+	o := e2etest.Options{LogLevel: "error", Args: extra}
 	if wrap {
 		self, err := os.Executable()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd = exec.Command(self, args...)
-		cmd.Env = append(os.Environ(), wrapEnv+"=1")
+		o.Wrapper, o.Env = []string{self}, []string{wrapEnv + "=1"}
 	}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("server did not start: %v", err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "ptyhost: serving on ")
-	if !ok {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	return &testServer{cmd: cmd, url: url}
+	return e2etest.Start(t, o)
 }
 
-// do sends a request with a JSON body (if any) and returns the status.
-func (s *testServer) do(method, path string, body any, out any) (int, error) {
-	var r *bytes.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	} else {
-		r = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequest(method, s.url+path, r)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		_ = json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode, nil
-}
-
-// create creates a HOST session running argv and returns its id.
-func (s *testServer) create(t *testing.T, argv ...string) string {
+// createSession creates a HOST session running argv and returns its id.
+func createSession(t *testing.T, srv *e2etest.Server, argv ...string) string {
 	t.Helper()
-	var out map[string]any
-	code, err := s.do("POST", "/api/v1/sessions", map[string]any{"environment_id": "host", "command": argv}, &out)
-	if err != nil || code != http.StatusCreated {
-		t.Fatalf("create: %d %v %v", code, err, out)
-	}
-	return out["id"].(string)
+	return srv.CreateSession(t, map[string]any{"environment_id": "host", "command": argv})
 }
 
-// plugin returns the pid of the server's plugin process.
-func (s *testServer) plugin(t *testing.T) int {
+// pluginPid returns the pid of the server's plugin process.
+func pluginPid(t *testing.T, srv *e2etest.Server) int {
 	t.Helper()
-	kids := children(s.cmd.Process.Pid)
+	kids := children(srv.Pid(t))
 	if len(kids) != 1 {
 		t.Fatalf("server children %v, want the host plugin only", kids)
 	}
@@ -144,13 +82,7 @@ func (s *testServer) plugin(t *testing.T) int {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e2etest.Eventually(t, timeout, what, cond, nil)
 }
 
 // sessionLeaders waits for n session processes under the plugin and
@@ -222,11 +154,11 @@ func statusField(t *testing.T, pid int, field string) string {
 // ends a shell with SIGHUP.
 func TestSessionsStartWithDefaultSignals(t *testing.T) {
 	srv := startTestServer(t, true)
-	if m := statusMask(t, srv.cmd.Process.Pid, "SigIgn"); m&(1<<(unix.SIGHUP-1)) == 0 {
+	if m := statusMask(t, srv.Pid(t), "SigIgn"); m&(1<<(unix.SIGHUP-1)) == 0 {
 		t.Fatalf("the wrapper did not leave SIGHUP ignored in the server (SigIgn %x)", m)
 	}
-	srv.create(t, "sleep", "600")
-	leader := sessionLeaders(t, srv.plugin(t), 1)[0]
+	createSession(t, srv, "sleep", "600")
+	leader := sessionLeaders(t, pluginPid(t, srv), 1)[0]
 	if m := statusMask(t, leader, "SigIgn"); m != 0 {
 		t.Errorf("session SigIgn = %x, want 0", m)
 	}
@@ -240,16 +172,15 @@ func TestSessionsStartWithDefaultSignals(t *testing.T) {
 // outlive it, nor does its background job.
 func TestServerKilledLeavesNoSession(t *testing.T) {
 	srv := startTestServer(t, false)
-	srv.create(t, "/bin/sh", "-c", `trap '' HUP; sleep 600 & sleep 600`)
-	plugin := srv.plugin(t)
+	createSession(t, srv, "/bin/sh", "-c", `trap '' HUP; sleep 600 & sleep 600`)
+	plugin := pluginPid(t, srv)
 	sessionLeaders(t, plugin, 1)
 	var procs []int
 	waitFor(t, 10*time.Second, "the session's shell and both sleeps", func() bool {
 		procs = descendants(plugin)
 		return len(procs) >= 3
 	})
-	srv.cmd.Process.Signal(syscall.SIGKILL)
-	srv.cmd.Wait()
+	srv.Kill(t)
 	waitFor(t, 10*time.Second, "the plugin and every session process gone", func() bool {
 		return !slices.ContainsFunc(append(procs, plugin), alive)
 	})

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/ptyhost/ptyhost/core/pluginhost"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/testbin"
 	"github.com/ptyhost/ptyhost/shared"
 	"github.com/ptyhost/ptyhost/shared/sharedtest"
@@ -279,7 +280,7 @@ func TestLogs(t *testing.T) {
 	s := testSSHD(t)
 	ctx := testContext(t)
 	t.Setenv(shared.LogLevelEnv, "debug")
-	var logs syncBuffer
+	var logs e2etest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: testbin.PluginDir(t, "ssh"), Logger: logger})
 	if err != nil {

@@ -1,4 +1,4 @@
-package core
+package api
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -13,18 +14,18 @@ import (
 // manager's invalid argument and a plugin's are one error, while the
 // manager's not-found and already-exists are its own.
 func TestErrorIdentity(t *testing.T) {
-	if ErrInvalidArgument != shared.ErrInvalidArgument {
+	if core.ErrInvalidArgument != shared.ErrInvalidArgument {
 		t.Error("core.ErrInvalidArgument is not shared.ErrInvalidArgument")
 	}
-	if got := fmt.Errorf("%w: id %q", ErrInvalidArgument, "x").Error(); got != `invalid argument: id "x"` {
+	if got := fmt.Errorf("%w: id %q", core.ErrInvalidArgument, "x").Error(); got != `invalid argument: id "x"` {
 		t.Errorf("message %q, want %q", got, `invalid argument: id "x"`)
 	}
 	for _, tt := range []struct {
 		name       string
 		core, plug error
 	}{
-		{"ErrSessionNotFound", ErrSessionNotFound, shared.ErrSessionNotFound},
-		{"ErrAlreadyExists", ErrAlreadyExists, shared.ErrAlreadyExists},
+		{"ErrSessionNotFound", core.ErrSessionNotFound, shared.ErrSessionNotFound},
+		{"ErrAlreadyExists", core.ErrAlreadyExists, shared.ErrAlreadyExists},
 	} {
 		if errors.Is(tt.core, tt.plug) || errors.Is(tt.plug, tt.core) {
 			t.Errorf("core.%s and shared.%s are one error; a plugin's must not answer as the manager's", tt.name, tt.name)
@@ -33,27 +34,27 @@ func TestErrorIdentity(t *testing.T) {
 }
 
 func TestStatusOf(t *testing.T) {
-	spawn := func(err error) error { return fmt.Errorf("%w: %w", ErrSpawn, err) }
+	spawn := func(err error) error { return fmt.Errorf("%w: %w", core.ErrSpawn, err) }
 	tests := []struct {
 		name string
 		err  error
 		want int
 	}{
 		{"body too large", fmt.Errorf("request body: %w", &http.MaxBytesError{Limit: 1}), http.StatusRequestEntityTooLarge},
-		{"manager's invalid argument", fmt.Errorf("%w: bad id", ErrInvalidArgument), http.StatusBadRequest},
+		{"manager's invalid argument", fmt.Errorf("%w: bad id", core.ErrInvalidArgument), http.StatusBadRequest},
 		{"plugin's invalid argument at spawn", spawn(fmt.Errorf("%w: no such dir", shared.ErrInvalidArgument)), http.StatusBadRequest},
-		{"plugin's invalid config", fmt.Errorf("%w: %w", ErrInvalidArgument, shared.ErrInvalidConfig), http.StatusBadRequest},
+		{"plugin's invalid config", fmt.Errorf("%w: %w", core.ErrInvalidArgument, shared.ErrInvalidConfig), http.StatusBadRequest},
 		{"bare invalid config", shared.ErrInvalidConfig, http.StatusBadRequest},
 		{"permission denied", spawn(shared.ErrPermissionDenied), http.StatusForbidden},
-		{"session not found", fmt.Errorf("%w: %q", ErrSessionNotFound, "s"), http.StatusNotFound},
-		{"environment not found", ErrEnvironmentNotFound, http.StatusNotFound},
-		{"already exists", ErrAlreadyExists, http.StatusConflict},
-		{"environment in use", ErrEnvironmentInUse, http.StatusConflict},
+		{"session not found", fmt.Errorf("%w: %q", core.ErrSessionNotFound, "s"), http.StatusNotFound},
+		{"environment not found", core.ErrEnvironmentNotFound, http.StatusNotFound},
+		{"already exists", core.ErrAlreadyExists, http.StatusConflict},
+		{"environment in use", core.ErrEnvironmentInUse, http.StatusConflict},
 		{"plugin kept a session at spawn", spawn(shared.ErrAlreadyExists), http.StatusBadGateway},
 		{"plugin lost a session at spawn", spawn(shared.ErrSessionNotFound), http.StatusBadGateway},
 		{"environment unavailable", spawn(shared.ErrUnavailable), http.StatusServiceUnavailable},
-		{"manager closed", ErrClosed, http.StatusServiceUnavailable},
-		{"store unavailable", fmt.Errorf("%w: down", ErrStoreUnavailable), http.StatusServiceUnavailable},
+		{"manager closed", core.ErrClosed, http.StatusServiceUnavailable},
+		{"store unavailable", fmt.Errorf("%w: down", core.ErrStoreUnavailable), http.StatusServiceUnavailable},
 		{"spawn failed", spawn(errors.New("the daemon said no")), http.StatusBadGateway},
 		{"anything else", errors.New("boom"), http.StatusInternalServerError},
 	}

@@ -1,4 +1,4 @@
-package core
+package api
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -22,7 +24,7 @@ type apiHarness struct {
 	srv *httptest.Server
 }
 
-func newAPI(t *testing.T, hopts HandlerOptions, mod func(*Options)) *apiHarness {
+func newAPI(t *testing.T, hopts Options, mod func(*core.Options)) *apiHarness {
 	t.Helper()
 	h := newHarness(t, mod)
 	srv := httptest.NewServer(NewHandler(h.m, hopts))
@@ -66,7 +68,7 @@ func (a *apiHarness) do(t *testing.T, method, path, body string, hdr ...string) 
 }
 
 func TestRESTSessions(t *testing.T) {
-	api := newAPI(t, HandlerOptions{}, nil)
+	api := newAPI(t, Options{}, nil)
 	code, body := api.do(t, "POST", "/api/v1/sessions", `{"id":"s1","environment_id":"fake","worktree_path":"/tmp","command":["sh"],"env":{"A":"b"},"cols":100,"rows":30}`)
 	if code != 201 || body["id"] != "s1" || body["status"] != "ACTIVE" || body["cols"] != 100.0 {
 		t.Fatalf("create: %d %v", code, body)
@@ -92,7 +94,7 @@ func TestRESTSessions(t *testing.T) {
 }
 
 func TestRESTErrors(t *testing.T) {
-	api := newAPI(t, HandlerOptions{}, nil)
+	api := newAPI(t, Options{}, nil)
 	api.create(t, "taken")
 	api.env.mu.Lock()
 	api.env.spawn = func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
@@ -152,7 +154,7 @@ func TestRESTErrors(t *testing.T) {
 }
 
 func TestRESTEnvironments(t *testing.T) {
-	api := newAPI(t, HandlerOptions{}, nil)
+	api := newAPI(t, Options{}, nil)
 	api.env.validate = func(cfg json.RawMessage) error {
 		if bytes.Contains(cfg, []byte("bogus")) {
 			return errors.New(`unknown field "bogus": ` + shared.ErrInvalidConfig.Error())
@@ -204,7 +206,7 @@ func TestRESTEnvironments(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	api := newAPI(t, HandlerOptions{Token: "s3cret"}, nil)
+	api := newAPI(t, Options{Token: "s3cret"}, nil)
 	for _, tt := range []struct {
 		name string
 		path string
@@ -242,7 +244,7 @@ func dialAttach(t *testing.T, api *apiHarness, id string, hdr http.Header) (*web
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(api.srv.URL, "http") + "/api/v1/sessions/" + id + "/attach"
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{Subprotocol}, HTTPHeader: hdr})
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wsproto.Subprotocol}, HTTPHeader: hdr})
 	if err == nil {
 		c.SetReadLimit(-1)
 		t.Cleanup(func() { c.CloseNow() })
@@ -313,7 +315,7 @@ func readOutput(t *testing.T, c *websocket.Conn, n int) []byte {
 }
 
 func TestAttachEndToEnd(t *testing.T) {
-	api := newAPI(t, HandlerOptions{}, nil)
+	api := newAPI(t, Options{}, nil)
 	_, p := api.create(t, "w")
 	p.output(t, []byte("early output 🙂\r\n"))
 
@@ -321,7 +323,7 @@ func TestAttachEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Header.Get("Sec-WebSocket-Protocol") != Subprotocol {
+	if resp.Header.Get("Sec-WebSocket-Protocol") != wsproto.Subprotocol {
 		t.Errorf("subprotocol %q", resp.Header.Get("Sec-WebSocket-Protocol"))
 	}
 	m, _ := readMsg(t, c1)
@@ -368,8 +370,8 @@ func TestAttachEndToEnd(t *testing.T) {
 		{websocket.MessageText, `{"type":"resize","cols":5000,"rows":5000}`},
 		{websocket.MessageText, `{"type":"resize","cols":"80","rows":24}`},
 		{websocket.MessageText, `{"type":"resize","cols":80}`},
-		{websocket.MessageBinary, strings.Repeat("x", maxInputFrame+1)},
-		{websocket.MessageText, strings.Repeat(" ", maxInputFrame+1)},
+		{websocket.MessageBinary, strings.Repeat("x", wsproto.MaxInputFrame+1)},
+		{websocket.MessageText, strings.Repeat(" ", wsproto.MaxInputFrame+1)},
 	} {
 		if err := c1.Write(t.Context(), bad.typ, []byte(bad.data)); err != nil {
 			t.Fatal(err)
@@ -418,7 +420,7 @@ func TestAttachEndToEnd(t *testing.T) {
 }
 
 func TestAttachErrors(t *testing.T) {
-	api := newAPI(t, HandlerOptions{Token: "tok"}, func(o *Options) { o.Linger = time.Millisecond })
+	api := newAPI(t, Options{Token: "tok"}, func(o *core.Options) { o.Linger = time.Millisecond })
 	auth := http.Header{"Authorization": {"Bearer tok"}}
 	if _, resp, err := dialAttach(t, api, "nope", auth); err == nil || resp.StatusCode != 404 {
 		t.Errorf("unknown session: %v %v", err, resp)
@@ -432,14 +434,14 @@ func TestAttachErrors(t *testing.T) {
 		t.Errorf("foreign origin: %v %v", err, resp)
 	}
 	// Refused upgrades never counted as clients.
-	if rec, _ := api.m.GetSession(t.Context(), "t"); rec.ActiveConnections != 0 || rec.Status != StatusActive {
+	if rec, _ := api.m.GetSession(t.Context(), "t"); rec.ActiveConnections != 0 || rec.Status != core.StatusActive {
 		t.Errorf("after refused attaches: %+v", rec)
 	}
 	// An ended session past its linger is 410 with the exit code.
 	p := api.env.last(t)
 	p.end(shared.ExitStatus{Code: 42})
 	eventually(t, "linger to end", func() bool {
-		return errors.Is(tryAttach(api.m, "t"), ErrSessionNotFound)
+		return errors.Is(tryAttach(api.m, "t"), core.ErrSessionNotFound)
 	})
 	req, _ := http.NewRequest("GET", api.srv.URL+"/api/v1/sessions/t/attach", nil)
 	req.Header.Set("Authorization", "Bearer tok")
@@ -456,7 +458,7 @@ func TestAttachErrors(t *testing.T) {
 }
 
 func TestDestroyClosesWebSockets(t *testing.T) {
-	api := newAPI(t, HandlerOptions{}, nil)
+	api := newAPI(t, Options{}, nil)
 	api.create(t, "gone")
 	c, _, err := dialAttach(t, api, "gone", nil)
 	if err != nil {
@@ -474,7 +476,7 @@ func TestDestroyClosesWebSockets(t *testing.T) {
 }
 
 func TestStalledClientDoesNotSlowAnother(t *testing.T) {
-	api := newAPI(t, HandlerOptions{}, func(o *Options) { o.ScrollbackBytes = 64 << 10 })
+	api := newAPI(t, Options{}, func(o *core.Options) { o.ScrollbackBytes = 64 << 10 })
 	_, p := api.create(t, "st")
 	stalled, _, err := dialAttach(t, api, "st", nil) // not read until the end
 	if err != nil {

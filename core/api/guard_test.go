@@ -1,4 +1,4 @@
-package core
+package api
 
 import (
 	"crypto/tls"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // port is the port of api's test server.
@@ -24,7 +26,7 @@ func (a *apiHarness) port(t *testing.T) string {
 // TestGuardREST sends what a browser page could make a browser send, and
 // what a command-line client sends, through NewHandler.
 func TestGuardREST(t *testing.T) {
-	api := newAPI(t, HandlerOptions{
+	api := newAPI(t, Options{
 		AllowedHosts:   []string{"*.Example.test"},
 		AllowedOrigins: []string{"app.example.test", "https://*.trusted.test"},
 	}, nil)
@@ -111,7 +113,7 @@ func TestGuardREST(t *testing.T) {
 // TestGuardAttach: the WebSocket upgrade passes the same rules; a refused
 // upgrade is never a client.
 func TestGuardAttach(t *testing.T) {
-	api := newAPI(t, HandlerOptions{AllowedHosts: []string{"term.example.test"}, AllowedOrigins: []string{"app.example.test"}}, nil)
+	api := newAPI(t, Options{AllowedHosts: []string{"term.example.test"}, AllowedOrigins: []string{"app.example.test"}}, nil)
 	api.create(t, "ws")
 	port := api.port(t)
 	for _, tt := range []struct {
@@ -131,7 +133,7 @@ func TestGuardAttach(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
 			u := "ws" + strings.TrimPrefix(api.srv.URL, "http") + "/api/v1/sessions/ws/attach"
-			c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{Subprotocol}, HTTPHeader: tt.header, Host: tt.host})
+			c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{wsproto.Subprotocol}, HTTPHeader: tt.header, Host: tt.host})
 			if tt.want == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

@@ -1,5 +1,125 @@
 package core
 
+import "bytes"
+
+// This file holds the safe-point scanner. The pump hands it each read of a
+// session's output before committing the bytes to the ring (ring.go): the
+// scanner finds the offsets where a replay may begin (safe points) and the
+// terminal modes in force at each, and the ring stores them with the bytes.
+
+// scanner finds safe points in a session's output as it is produced. It
+// belongs to the session's pump alone, so it runs outside the session's
+// lock.
+type scanner struct {
+	parser  boundary
+	scanned int64       // offset just past the bytes scanned
+	lastAdd int64       // offset of the newest safe point, for spacing
+	found   []safePoint // scan's result, reused
+}
+
+// safePoint is an offset where a replay may begin, with the terminal modes
+// in force there.
+type safePoint struct {
+	off   int64
+	modes modeSet
+}
+
+// Safe points are kept at least minSafeGap bytes apart, at line starts; a
+// stream without newlines gets one every maxSafeGap bytes anyway.
+const (
+	minSafeGap = 1 << 10
+	maxSafeGap = 16 << 10
+)
+
+// newScanner returns a scanner for a session's output from its first byte,
+// on a fresh terminal.
+func newScanner() scanner {
+	return scanner{parser: boundary{modes: defaultModes}}
+}
+
+// scan runs the boundary parser over p, the output after what it scanned
+// before, and returns the safe points in it (valid until the next scan) and
+// the terminal modes in force at p's end.
+//
+// Plain text in the ground state, most of any output, is skipped with
+// IndexByte to the next escape or newline; only escape sequences go byte by
+// byte.
+func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
+	t.found = t.found[:0]
+	base := t.scanned
+	t.scanned += int64(len(p))
+	for i := 0; i < len(p); {
+		if t.parser.state != stGround {
+			c := p[i]
+			t.parser.step(c)
+			i++
+			t.checkSafe(base+int64(i), c)
+			continue
+		}
+		rest := p[i:]
+		stop := len(rest)
+		if j := bytes.IndexByte(rest, 0x1b); j >= 0 {
+			stop = j
+		}
+		if j := bytes.IndexByte(rest[:stop], '\n'); j >= 0 {
+			stop = j
+		}
+		t.gapPoints(rest[:stop], base+int64(i))
+		t.parser.skipText(rest[:stop])
+		i += stop
+		if i < len(p) { // the escape or newline itself
+			c := p[i]
+			t.parser.step(c)
+			i++
+			t.checkSafe(base+int64(i), c)
+		}
+	}
+	return t.found, t.parser.modes
+}
+
+// checkSafe records off as a safe point if the parser allows it there, c
+// being the byte just before it.
+func (t *scanner) checkSafe(off int64, c byte) {
+	gap := off - t.lastAdd
+	if gap < minSafeGap || !t.parser.safe() {
+		return
+	}
+	if c == '\n' || gap >= maxSafeGap {
+		t.add(off)
+	}
+}
+
+// gapPoints records safe points every maxSafeGap bytes inside text, a run
+// of ground-state bytes without escapes or newlines starting at offset
+// start: before any byte that does not continue a UTF-8 sequence, where the
+// bytes before it complete their character as the parser sees them (so a
+// point does not depend on where the output was split into writes).
+func (t *scanner) gapPoints(text []byte, start int64) {
+	for {
+		q := max(t.lastAdd+maxSafeGap-start, 0) // index of the first candidate
+		for q < int64(len(text)) && (text[q]&0xC0 == 0x80 || t.needBefore(text, q) > 0) {
+			q++
+		}
+		if q >= int64(len(text)) {
+			return
+		}
+		t.add(start + q)
+	}
+}
+
+// needBefore returns the UTF-8 continuation bytes the parser expects after
+// text[:q].
+func (t *scanner) needBefore(text []byte, q int64) int {
+	b := boundary{utf8Need: t.parser.utf8Need}
+	b.skipText(text[:q])
+	return b.utf8Need
+}
+
+func (t *scanner) add(off int64) {
+	t.found = append(t.found, safePoint{off: off, modes: t.parser.modes})
+	t.lastAdd = off
+}
+
 // boundary tracks, byte by byte, where in a terminal output stream a replay
 // may safely begin: outside every escape sequence, on a UTF-8 character
 // boundary, preferably at the start of a line. It also follows the handful

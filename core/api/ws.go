@@ -1,4 +1,4 @@
-package core
+package api
 
 import (
 	"bytes"
@@ -11,15 +11,12 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
-// Subprotocol is the WebSocket subprotocol of the attach endpoint.
-const Subprotocol = "ptyhost.v1"
-
 const (
-	// maxInputFrame is the largest client message accepted; a larger one
-	// is answered with an error message and dropped whole.
-	maxInputFrame = 1 << 20
 	// hardReadLimit closes the connection: nobody pastes 64 MiB.
 	hardReadLimit = 64 << 20
 	// outputFrameSize is the most output bytes sent in one binary message.
@@ -29,38 +26,12 @@ const (
 	DefaultWriteTimeout = 30 * time.Second
 )
 
-type controlMessage struct {
-	Type    string `json:"type"`
-	Cols    *int   `json:"cols,omitempty"`
-	Rows    *int   `json:"rows,omitempty"`
-	Offset  *int64 `json:"offset,omitempty"`
-	Code    *int   `json:"code,omitempty"`
-	Signal  string `json:"signal,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message,omitempty"`
-}
-
-type helloMessage struct {
-	Type      string `json:"type"`
-	SessionID string `json:"session_id"`
-	Cols      int    `json:"cols"`
-	Rows      int    `json:"rows"`
-	Offset    int64  `json:"offset"`
-}
-
-type exitMessage struct {
-	Type   string `json:"type"`
-	Code   int    `json:"code"`
-	Signal string `json:"signal"`
-	Reason string `json:"reason"`
-}
-
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	// Answer a missing session with an HTTP status before upgrading, and
 	// attach only once the upgrade (and its origin check) succeeded, so a
 	// refused upgrade never counts as a client.
-	if err := h.m.attachable(id); err != nil {
+	if err := h.m.Attachable(id); err != nil {
 		h.attachFailed(w, r, id, err)
 		return
 	}
@@ -68,7 +39,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	// own check, which stays as a second line, compares Origin with Host
 	// only, and a DNS-rebinding page controls both.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:   []string{Subprotocol},
+		Subprotocols:   []string{wsproto.Subprotocol},
 		OriginPatterns: h.opts.AllowedOrigins,
 	})
 	if err != nil {
@@ -79,7 +50,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	a, err := h.m.Attach(r.Context(), id)
 	if err != nil {
 		// It ended in between.
-		_ = conn.Close(CloseNormal, CloseReasonDestroyed)
+		_ = conn.Close(core.CloseNormal, core.CloseReasonDestroyed)
 		return
 	}
 	defer a.Close()
@@ -103,18 +74,14 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 // attachFailed answers an attach that found no live session: 410 with the
 // exit code when the session has ended, else the error's status.
 func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
-	if errors.Is(err, ErrSessionNotFound) {
-		rec, gerr := h.m.store.GetSession(r.Context(), id)
-		if gerr == nil {
-			h.m.writer.overlay(&rec)
-			if rec.Status == StatusTerminated || rec.Status == StatusError {
-				writeJSON(w, http.StatusGone, map[string]any{
-					"error":     fmt.Sprintf("session %q has ended", id),
-					"status":    rec.Status,
-					"exit_code": rec.ExitCode,
-				})
-				return
-			}
+	if errors.Is(err, core.ErrSessionNotFound) {
+		if rec, ok := h.m.EndedSession(r.Context(), id); ok {
+			writeJSON(w, http.StatusGone, map[string]any{
+				"error":     fmt.Sprintf("session %q has ended", id),
+				"status":    rec.Status,
+				"exit_code": rec.ExitCode,
+			})
+			return
 		}
 	}
 	h.fail(w, r, err)
@@ -124,7 +91,7 @@ func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string
 // writer of the connection; readLoop the only reader.
 type wsClient struct {
 	conn         *websocket.Conn
-	a            *Attachment
+	a            *core.Attachment
 	writeTimeout time.Duration
 }
 
@@ -146,10 +113,8 @@ func (c *wsClient) writeJSON(ctx context.Context, v any) error {
 // attachment or the connection ends.
 func (c *wsClient) writeLoop(ctx context.Context) {
 	h := c.a.Hello()
-	if err := c.writeJSON(ctx, helloMessage{
-		Type: "hello", SessionID: h.SessionID,
-		Cols: int(h.Size.Cols), Rows: int(h.Size.Rows), Offset: h.Offset,
-	}); err != nil {
+	hello := wsproto.Hello{SessionID: h.SessionID, Cols: int(h.Size.Cols), Rows: int(h.Size.Rows), Offset: h.Offset}
+	if err := c.writeJSON(ctx, hello); err != nil {
 		return
 	}
 	buf := make([]byte, outputFrameSize)
@@ -160,26 +125,24 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 		}
 
 		switch f.Kind {
-		case FrameOutput:
+		case core.FrameOutput:
 			err = c.write(ctx, websocket.MessageBinary, f.Data)
-		case FrameResize:
-			cols, rows := int(f.Size.Cols), int(f.Size.Rows)
-			err = c.writeJSON(ctx, controlMessage{Type: "resize", Cols: &cols, Rows: &rows})
-		case FrameReset:
-			off := f.Offset
-			err = c.writeJSON(ctx, controlMessage{Type: "reset", Offset: &off})
-		case FrameError:
-			err = c.writeJSON(ctx, controlMessage{Type: "error", Message: f.Message})
-		case FrameExit:
-			err = c.writeJSON(ctx, exitMessage{Type: "exit", Code: f.Exit.Code, Signal: f.Exit.Signal, Reason: f.Exit.Reason})
-		case FrameClose:
+		case core.FrameResize:
+			err = c.writeJSON(ctx, wsproto.Resize{Cols: int(f.Size.Cols), Rows: int(f.Size.Rows)})
+		case core.FrameReset:
+			err = c.writeJSON(ctx, wsproto.Reset{Offset: f.Offset})
+		case core.FrameError:
+			err = c.writeJSON(ctx, wsproto.Error{Message: f.Message})
+		case core.FrameExit:
+			err = c.writeJSON(ctx, wsproto.Exit{Code: f.Exit.Code, Signal: f.Exit.Signal, Reason: f.Exit.Reason})
+		case core.FrameClose:
 			_ = c.conn.Close(websocket.StatusCode(f.CloseCode), f.CloseReason)
 			return
 		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				// The client accepted nothing for writeTimeout.
-				c.a.s.m.metrics.clientDrops.Inc()
+				c.a.ClientDropped()
 			}
 			return
 		}
@@ -195,15 +158,15 @@ func (c *wsClient) readLoop(ctx context.Context) {
 			return
 		}
 		b.Reset()
-		n, err := io.Copy(&b, io.LimitReader(r, maxInputFrame+1))
+		n, err := io.Copy(&b, io.LimitReader(r, wsproto.MaxInputFrame+1))
 		if err != nil {
 			return
 		}
-		if n > maxInputFrame {
+		if n > wsproto.MaxInputFrame {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return
 			}
-			c.reject(fmt.Sprintf("message too large: the limit is %d bytes; it was dropped", maxInputFrame))
+			c.reject(fmt.Sprintf("message too large: the limit is %d bytes; it was dropped", wsproto.MaxInputFrame))
 			continue
 		}
 		switch typ {
@@ -224,11 +187,8 @@ func (c *wsClient) control(ctx context.Context, p []byte) {
 		c.reject(err.Error())
 		return
 	}
-	switch msg.Type {
-	case "resize":
-		if err := c.a.Resize(ctx, *msg.Cols, *msg.Rows); err != nil {
-			c.reject("resize rejected: " + err.Error())
-		}
+	if err := c.a.Resize(ctx, msg.Cols, msg.Rows); err != nil {
+		c.reject("resize rejected: " + err.Error())
 	}
 }
 
@@ -236,25 +196,15 @@ func (c *wsClient) control(ctx context.Context, p []byte) {
 // that it is of a type a client may send, with the fields that type needs
 // in range: a resize has cols and rows, both in 1..MaxTermSize. The error
 // is what the client is told.
-func parseControl(p []byte) (controlMessage, error) {
-	var msg controlMessage
-	if err := json.Unmarshal(p, &msg); err != nil {
-		return controlMessage{}, fmt.Errorf("invalid control message: %v", err)
+func parseControl(p []byte) (wsproto.Resize, error) {
+	msg, err := wsproto.ParseClientMessage(p)
+	if err != nil {
+		return wsproto.Resize{}, err
 	}
-	switch msg.Type {
-	case "resize":
-		if msg.Cols == nil || msg.Rows == nil {
-			return controlMessage{}, errors.New("resize needs integer cols and rows")
-		}
-		if err := validSize(*msg.Cols, *msg.Rows); err != nil {
-			return controlMessage{}, fmt.Errorf("resize rejected: %w", err)
-		}
-		return msg, nil
-	case "":
-		return controlMessage{}, errors.New(`control message has no "type"`)
-	default:
-		return controlMessage{}, fmt.Errorf("unknown control message type %q", msg.Type)
+	if err := core.ValidSize(msg.Cols, msg.Rows); err != nil {
+		return wsproto.Resize{}, fmt.Errorf("resize rejected: %w", err)
 	}
+	return msg, nil
 }
 
 func (c *wsClient) reject(msg string) { c.a.Reject(msg) }

@@ -1,8 +1,11 @@
-package core
+package api
 
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // FuzzParseControl feeds arbitrary text frames to the WebSocket
@@ -47,7 +50,7 @@ func FuzzParseControl(f *testing.F) {
 			if err.Error() == "" {
 				t.Fatalf("%q: refused with an empty message", p)
 			}
-			if msg != (controlMessage{}) {
+			if msg != (wsproto.Resize{}) {
 				t.Fatalf("%q: refused (%v) but returned %+v", p, err, msg)
 			}
 			return
@@ -55,14 +58,18 @@ func FuzzParseControl(f *testing.F) {
 		if !json.Valid(p) {
 			t.Fatalf("%q: accepted text that is not JSON", p)
 		}
-		if msg.Type != "resize" {
-			t.Fatalf("%q: accepted type %q; a client sends only resize", p, msg.Type)
+		var raw struct {
+			Type       string
+			Cols, Rows *int
 		}
-		if msg.Cols == nil || msg.Rows == nil {
+		if json.Unmarshal(p, &raw) != nil || raw.Type != wsproto.TypeResize {
+			t.Fatalf("%q: accepted type %q; a client sends only resize", p, raw.Type)
+		}
+		if raw.Cols == nil || raw.Rows == nil {
 			t.Fatalf("%q: accepted a resize without cols or rows: %+v", p, msg)
 		}
-		if c, r := *msg.Cols, *msg.Rows; c < 1 || c > MaxTermSize || r < 1 || r > MaxTermSize {
-			t.Fatalf("%q: accepted size %dx%d, outside 1..%d", p, c, r, MaxTermSize)
+		if c, r := msg.Cols, msg.Rows; c < 1 || c > core.MaxTermSize || r < 1 || r > core.MaxTermSize {
+			t.Fatalf("%q: accepted size %dx%d, outside 1..%d", p, c, r, core.MaxTermSize)
 		}
 		// What was accepted means the same once re-encoded.
 		b, err := json.Marshal(msg)
@@ -73,7 +80,7 @@ func FuzzParseControl(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: re-encoded as %s, refused: %v", p, b, err)
 		}
-		if *again.Cols != *msg.Cols || *again.Rows != *msg.Rows || again.Type != msg.Type {
+		if again != msg {
 			t.Fatalf("%q: re-encoded as %s, decoded to %+v", p, b, again)
 		}
 	})

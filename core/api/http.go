@@ -1,4 +1,4 @@
-package core
+package api
 
 import (
 	"encoding/json"
@@ -7,15 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"time"
 
+	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// HandlerOptions configure the HTTP API.
-type HandlerOptions struct {
+// Options configure the HTTP API.
+type Options struct {
 	// Token, when set, is required on every /api request as
 	// "Authorization: Bearer <token>" (the scheme in any case) or
 	// "?access_token=<token>"; see RequireToken. Embedders with their own
@@ -43,7 +43,7 @@ const maxBodyBytes = 1 << 20
 // a mux (or under a prefix with http.StripPrefix). Every request passes
 // Guard with opts' AllowedHosts and AllowedOrigins first; request bodies
 // are limited to 1 MiB (413 beyond).
-func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
+func NewHandler(m *core.Manager, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -71,8 +71,8 @@ func NewHandler(m *Manager, opts HandlerOptions) http.Handler {
 }
 
 type handler struct {
-	m    *Manager
-	opts HandlerOptions
+	m    *core.Manager
+	opts Options
 	log  *slog.Logger
 }
 
@@ -85,18 +85,29 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 			mux.ServeHTTP(w, r)
 			return
 		}
-		rec := httptest.NewRecorder()
+		rec := &statusRecorder{header: http.Header{}, code: http.StatusOK}
 		handler.ServeHTTP(rec, r)
-		if allow := rec.Header().Get("Allow"); allow != "" {
+		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		msg := "no such endpoint: " + r.Method + " " + r.URL.Path
-		if rec.Code == http.StatusMethodNotAllowed {
+		if rec.code == http.StatusMethodNotAllowed {
 			msg = "method " + r.Method + " not allowed on " + r.URL.Path
 		}
-		writeError(w, rec.Code, msg)
+		writeError(w, rec.code, msg)
 	})
 }
+
+// statusRecorder keeps the status and headers of the mux's own 404 and
+// 405 answers and discards their text.
+type statusRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(p []byte) (int, error) { return len(p), nil }
+func (r *statusRecorder) WriteHeader(code int)        { r.code = code }
 
 // authenticate requires the token on /api requests when one is set.
 func (h *handler) authenticate(next http.Handler) http.Handler {
@@ -141,18 +152,18 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrInvalidArgument), errors.Is(err, shared.ErrInvalidConfig):
+	case errors.Is(err, core.ErrInvalidArgument), errors.Is(err, shared.ErrInvalidConfig):
 		return http.StatusBadRequest
 	case errors.Is(err, shared.ErrPermissionDenied):
 		return http.StatusForbidden
-	case errors.Is(err, ErrSessionNotFound), errors.Is(err, ErrEnvironmentNotFound), errors.Is(err, ErrPluginNotFound):
+	case errors.Is(err, core.ErrSessionNotFound), errors.Is(err, core.ErrEnvironmentNotFound), errors.Is(err, core.ErrPluginNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrEnvironmentInUse):
+	case errors.Is(err, core.ErrAlreadyExists), errors.Is(err, core.ErrEnvironmentInUse):
 		return http.StatusConflict
-	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, ErrClosed), errors.Is(err, ErrNoPlugin),
-		errors.Is(err, ErrStoreUnavailable):
+	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, core.ErrClosed), errors.Is(err, core.ErrNoPlugin),
+		errors.Is(err, core.ErrStoreUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, ErrSpawn):
+	case errors.Is(err, core.ErrSpawn):
 		return http.StatusBadGateway
 	default:
 		return http.StatusInternalServerError
@@ -179,12 +190,12 @@ func decode(r *http.Request, v any) error {
 			return fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
 		}
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: request body is empty; want a JSON object", ErrInvalidArgument)
+			return fmt.Errorf("%w: request body is empty; want a JSON object", core.ErrInvalidArgument)
 		}
-		return fmt.Errorf("%w: request body: %v", ErrInvalidArgument, err)
+		return fmt.Errorf("%w: request body: %v", core.ErrInvalidArgument, err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%w: request body: data after the JSON object", ErrInvalidArgument)
+		return fmt.Errorf("%w: request body: data after the JSON object", core.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -202,7 +213,7 @@ func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	env, err := h.m.CreateEnvironment(r.Context(), Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config})
+	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -217,7 +228,7 @@ func (h *handler) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if envs == nil {
-		envs = []Environment{}
+		envs = []core.Environment{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"environments": envs})
 }
@@ -259,7 +270,7 @@ func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.ID != nil && *req.ID != id {
-		h.fail(w, r, fmt.Errorf("%w: id %q does not match the path's %q; an environment's id cannot change", ErrInvalidArgument, *req.ID, id))
+		h.fail(w, r, fmt.Errorf("%w: id %q does not match the path's %q; an environment's id cannot change", core.ErrInvalidArgument, *req.ID, id))
 		return
 	}
 	if req.Type != nil {
@@ -269,11 +280,11 @@ func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if *req.Type != env.Type {
-			h.fail(w, r, fmt.Errorf("%w: type %q: an environment's type (%s) cannot change; create another environment", ErrInvalidArgument, *req.Type, env.Type))
+			h.fail(w, r, fmt.Errorf("%w: type %q: an environment's type (%s) cannot change; create another environment", core.ErrInvalidArgument, *req.Type, env.Type))
 			return
 		}
 	}
-	u := EnvironmentUpdate{Name: req.Name}
+	u := core.EnvironmentUpdate{Name: req.Name}
 	if len(req.Config) > 0 {
 		u.Config = req.Config
 	}
@@ -308,7 +319,7 @@ func (h *handler) restartPlugin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := http.StatusOK
-	if st.State == PluginStarting {
+	if st.State == core.PluginStarting {
 		code = http.StatusAccepted
 	}
 	writeJSON(w, code, st)
@@ -332,7 +343,7 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	opts := CreateOptions{
+	opts := core.CreateOptions{
 		ID:            req.ID,
 		EnvironmentID: req.EnvironmentID,
 		ProjectID:     req.ProjectID,
@@ -340,8 +351,8 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 		WorktreePath:  req.WorktreePath,
 		Command:       req.Command,
 		Env:           req.Env,
-		Cols:          DefaultCols,
-		Rows:          DefaultRows,
+		Cols:          core.DefaultCols,
+		Rows:          core.DefaultRows,
 	}
 	if req.Cols != nil {
 		opts.Cols = *req.Cols
@@ -349,7 +360,7 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 	if req.Rows != nil {
 		opts.Rows = *req.Rows
 	}
-	if err := validSize(opts.Cols, opts.Rows); err != nil {
+	if err := core.ValidSize(opts.Cols, opts.Rows); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -1,4 +1,4 @@
-package core
+package api
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ptyhost/ptyhost/core"
 )
 
 // restBodies are seeds for the REST request decoders: valid bodies of each
@@ -66,10 +68,10 @@ func checkDecode(t *testing.T, body []byte, newReq func() any) {
 		if errors.As(err, &tooLarge) && len(body) > maxBodyBytes {
 			return // a 413
 		}
-		if !errors.Is(err, ErrInvalidArgument) {
+		if !errors.Is(err, core.ErrInvalidArgument) {
 			t.Fatalf("%T from %q: error %q does not wrap ErrInvalidArgument", req, body, err)
 		}
-		if err.Error() == ErrInvalidArgument.Error() {
+		if err.Error() == core.ErrInvalidArgument.Error() {
 			t.Fatalf("%T from %q: error %q says nothing more", req, body, err)
 		}
 		return

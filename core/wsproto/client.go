@@ -1,0 +1,247 @@
+package wsproto
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// DefaultReadLimit is the largest message a Conn reads unless
+// DialOptions.ReadLimit says otherwise. The server sends output in frames
+// of at most 64 KiB.
+const DefaultReadLimit = 16 << 20
+
+// DialOptions configure Dial. The zero value dials without a token.
+type DialOptions struct {
+	// Token, when set, is sent as "Authorization: Bearer <token>".
+	Token string
+	// Header holds more request headers (Origin, Host, ...).
+	Header http.Header
+	// HTTPClient makes the upgrade request; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// ReadLimit bounds one message read: zero means DefaultReadLimit, a
+	// negative value no limit.
+	ReadLimit int64
+}
+
+// Errors of Dial for a server that does not speak the protocol.
+var (
+	ErrSubprotocol = errors.New("the server does not speak " + Subprotocol)
+	ErrNoHello     = errors.New("protocol error: the server did not start with hello")
+	// ErrHelloLost wraps the error that ended the connection before the
+	// hello arrived; CloseStatus reads its close code, if any.
+	ErrHelloLost = errors.New("the connection ended before the server's hello")
+)
+
+// HandshakeError is a refused upgrade: the server answered with an HTTP
+// status instead of a WebSocket.
+type HandshakeError struct {
+	StatusCode int
+	// Message is the {"error": ...} of the body, empty when there is none.
+	Message string
+	// ExitCode is set by a 410: the session has ended with this code.
+	ExitCode *int
+	// Body is the start of the response body (at most 1 KiB).
+	Body []byte
+}
+
+func (e *HandshakeError) Error() string {
+	if e.Message != "" {
+		return fmt.Sprintf("attach refused: HTTP %d: %s", e.StatusCode, e.Message)
+	}
+	return fmt.Sprintf("attach refused: HTTP %d", e.StatusCode)
+}
+
+// Conn is one attached WebSocket. See the package comment for which
+// methods may run concurrently.
+type Conn struct {
+	ws    *websocket.Conn
+	hello Hello
+	buf   []byte // reused by Next
+}
+
+// Dial opens a WebSocket to url (ws:// or wss://, the attach endpoint:
+// see AttachPath) with the ptyhost subprotocol and reads the server's
+// hello. A refused upgrade is a *HandshakeError; a server that does not
+// choose the subprotocol or does not start with hello is an error too.
+func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
+	h := opts.Header.Clone()
+	if opts.Token != "" {
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("Authorization", "Bearer "+opts.Token)
+	}
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		HTTPClient:   opts.HTTPClient,
+		HTTPHeader:   h,
+		Subprotocols: []string{Subprotocol},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, handshakeError(resp)
+		}
+		return nil, err
+	}
+	if ws.Subprotocol() != Subprotocol {
+		ws.CloseNow()
+		return nil, fmt.Errorf("%w: it chose subprotocol %q", ErrSubprotocol, ws.Subprotocol())
+	}
+	switch {
+	case opts.ReadLimit == 0:
+		ws.SetReadLimit(DefaultReadLimit)
+	case opts.ReadLimit < 0:
+		ws.SetReadLimit(-1)
+	default:
+		ws.SetReadLimit(opts.ReadLimit)
+	}
+	c := &Conn{ws: ws, buf: make([]byte, 64<<10)}
+	f, err := c.Next(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("%w: %w", ErrHelloLost, err)
+	}
+	if f.Kind != FrameControl || f.Msg.Type != TypeHello {
+		ws.CloseNow()
+		return nil, fmt.Errorf("%w (first message %q)", ErrNoHello, truncate(f.Data))
+	}
+	c.hello = f.Msg.Hello()
+	return c, nil
+}
+
+func handshakeError(resp *http.Response) *HandshakeError {
+	e := &HandshakeError{StatusCode: resp.StatusCode}
+	if resp.Body != nil {
+		e.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	}
+	var body struct {
+		Error    string `json:"error"`
+		ExitCode *int   `json:"exit_code"`
+	}
+	if json.Unmarshal(e.Body, &body) == nil {
+		e.Message, e.ExitCode = body.Error, body.ExitCode
+	}
+	return e
+}
+
+func truncate(p []byte) string {
+	if len(p) > 200 {
+		return string(p[:200]) + "..."
+	}
+	return string(p)
+}
+
+// Hello returns the server's hello.
+func (c *Conn) Hello() Hello { return c.hello }
+
+// FrameKind says what a Frame holds.
+type FrameKind uint8
+
+const (
+	// FrameOutput is a binary frame: terminal output bytes.
+	FrameOutput FrameKind = iota + 1
+	// FrameControl is a text frame: a control message.
+	FrameControl
+)
+
+// Frame is one message from the server.
+type Frame struct {
+	Kind FrameKind
+	// Data is the frame's payload: output bytes, or a control message's
+	// JSON. It is valid until the next call of Next.
+	Data []byte
+	// Msg is the decoded control message of a FrameControl. A text frame
+	// that does not decode has a Msg with an empty Type.
+	Msg Message
+}
+
+// Next reads the next message. An error ends the connection; CloseStatus
+// tells a close by the server from a lost connection.
+func (c *Conn) Next(ctx context.Context) (Frame, error) {
+	typ, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return Frame{}, err
+	}
+	n := 0
+	for {
+		if n == len(c.buf) {
+			c.buf = append(c.buf, 0)[:n]
+			c.buf = c.buf[:cap(c.buf)]
+		}
+		m, err := r.Read(c.buf[n:])
+		n += m
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Frame{}, err
+		}
+	}
+	f := Frame{Data: c.buf[:n], Kind: FrameOutput}
+	if typ == websocket.MessageText {
+		f.Kind = FrameControl
+		f.Msg, _ = ParseMessage(f.Data)
+	}
+	return f, nil
+}
+
+// Input sends p, keystrokes or a paste, as one binary frame. The server
+// rejects a frame larger than MaxInputFrame (with an error message).
+func (c *Conn) Input(ctx context.Context, p []byte) error {
+	return c.ws.Write(ctx, websocket.MessageBinary, p)
+}
+
+// Resize asks the server to change the terminal's size.
+func (c *Conn) Resize(ctx context.Context, cols, rows int) error {
+	b, err := json.Marshal(Resize{Cols: cols, Rows: rows})
+	if err != nil {
+		return err
+	}
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// SendText sends p as one text frame, as it is: a control message the
+// client builds itself (or, testing a server, one it should reject).
+func (c *Conn) SendText(ctx context.Context, p []byte) error {
+	return c.ws.Write(ctx, websocket.MessageText, p)
+}
+
+// CloseWith ends the connection with the closing handshake, telling the
+// server code and reason (such as 1000 "detached"). It waits a few seconds
+// at most for the server's answer.
+func (c *Conn) CloseWith(code int, reason string) error {
+	return c.ws.Close(websocket.StatusCode(code), reason)
+}
+
+// Close ends the connection at once, without the closing handshake. It is
+// safe to call more than once and after CloseWith.
+func (c *Conn) Close() error { return c.ws.CloseNow() }
+
+// CloseStatus returns the close code and reason of an error from Next when
+// the connection was closed with a close frame; ok is false otherwise (a
+// lost connection, a cancelled context).
+func CloseStatus(err error) (code int, reason string, ok bool) {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return int(ce.Code), ce.Reason, true
+	}
+	return 0, "", false
+}
+
+// WSURL turns an http:// or https:// server base URL into ws:// or wss://.
+// Other URLs are returned as they are.
+func WSURL(base string) string {
+	switch {
+	case strings.HasPrefix(base, "http://"):
+		return "ws://" + strings.TrimPrefix(base, "http://")
+	case strings.HasPrefix(base, "https://"):
+		return "wss://" + strings.TrimPrefix(base, "https://")
+	}
+	return base
+}

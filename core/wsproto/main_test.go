@@ -1,0 +1,9 @@
+package wsproto
+
+import (
+	"testing"
+
+	"github.com/ptyhost/ptyhost/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }

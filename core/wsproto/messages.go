@@ -1,0 +1,195 @@
+package wsproto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+)
+
+// Subprotocol is the WebSocket subprotocol of the attach endpoint.
+const Subprotocol = "ptyhost.v1"
+
+// Control message types: the "type" field of a text frame.
+const (
+	TypeHello  = "hello"  // server → client, always first
+	TypeResize = "resize" // both ways: the terminal's size changed / change it
+	TypeReset  = "reset"  // server → client: output was lost, replay follows
+	TypeExit   = "exit"   // server → client: the process ended
+	TypeError  = "error"  // server → client: the client's last message was rejected
+)
+
+// Close codes the server ends a connection with, with WebSocket semantics.
+const (
+	CloseNormal       = 1000 // session destroyed, or exited
+	CloseGoingAway    = 1001 // server shutting down
+	ClosePluginFailed = 4010 // the session's plugin crashed
+)
+
+// Close reasons the server sends with the close codes.
+const (
+	CloseReasonDestroyed     = "Session destroyed"
+	CloseReasonExited        = "Session exited"
+	CloseReasonShutdown      = "Server shutting down"
+	CloseReasonPluginCrashed = "Plugin crashed"
+)
+
+// MaxInputFrame is the largest client message the server accepts; a
+// larger one is answered with an error message and dropped whole.
+const MaxInputFrame = 1 << 20
+
+// AttachPath is the path of session id's attach endpoint, to append to the
+// server's ws:// or wss:// base URL.
+func AttachPath(id string) string {
+	return "/api/v1/sessions/" + url.PathEscape(id) + "/attach"
+}
+
+// Hello is the server's first message: the session, its terminal size and
+// the absolute output offset at which the replay starts.
+type Hello struct {
+	SessionID string
+	Cols      int
+	Rows      int
+	Offset    int64
+}
+
+// MarshalJSON encodes h as a "hello" message.
+func (h Hello) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		Cols      int    `json:"cols"`
+		Rows      int    `json:"rows"`
+		Offset    int64  `json:"offset"`
+	}{TypeHello, h.SessionID, h.Cols, h.Rows, h.Offset})
+}
+
+// Resize is the terminal's size: from the server, it changed; from a
+// client, change it (cols and rows in 1..1000).
+type Resize struct {
+	Cols int
+	Rows int
+}
+
+// MarshalJSON encodes r as a "resize" message.
+func (r Resize) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type string `json:"type"`
+		Cols int    `json:"cols"`
+		Rows int    `json:"rows"`
+	}{TypeResize, r.Cols, r.Rows})
+}
+
+// Reset tells a client that fell behind that output it had not received
+// was dropped: reset the terminal; the replay from Offset follows.
+type Reset struct {
+	Offset int64
+}
+
+// MarshalJSON encodes r as a "reset" message.
+func (r Reset) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type   string `json:"type"`
+		Offset int64  `json:"offset"`
+	}{TypeReset, r.Offset})
+}
+
+// Exit says the process ended; every output byte came before it. Signal
+// names the signal that killed it, if any; Reason explains an end the
+// process did not choose (such as "plugin_crashed").
+type Exit struct {
+	Code   int
+	Signal string
+	Reason string
+}
+
+// MarshalJSON encodes e as an "exit" message.
+func (e Exit) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type   string `json:"type"`
+		Code   int    `json:"code"`
+		Signal string `json:"signal"`
+		Reason string `json:"reason"`
+	}{TypeExit, e.Code, e.Signal, e.Reason})
+}
+
+// Error says the client's last message was rejected, and why; nothing
+// else changed.
+type Error struct {
+	Message string
+}
+
+// MarshalJSON encodes e as an "error" message.
+func (e Error) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type    string `json:"type"`
+		Message string `json:"message,omitempty"`
+	}{TypeError, e.Message})
+}
+
+// Message is a decoded control message of any type; Type says which fields
+// it carries. Fields a message does not carry are zero. A client should
+// ignore types it does not know: a newer server may send more.
+type Message struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id"` // hello
+	Cols      int    `json:"cols"`       // hello, resize
+	Rows      int    `json:"rows"`       // hello, resize
+	Offset    int64  `json:"offset"`     // hello, reset
+	Code      int    `json:"code"`       // exit
+	Signal    string `json:"signal"`     // exit
+	Reason    string `json:"reason"`     // exit
+	Message   string `json:"message"`    // error
+}
+
+// ParseMessage decodes one control message (a text frame's payload).
+func ParseMessage(p []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(p, &m); err != nil {
+		return Message{}, fmt.Errorf("invalid control message: %v", err)
+	}
+	if m.Type == "" {
+		return Message{}, errors.New(`control message has no "type"`)
+	}
+	return m, nil
+}
+
+// Hello returns m's hello fields.
+func (m Message) Hello() Hello {
+	return Hello{SessionID: m.SessionID, Cols: m.Cols, Rows: m.Rows, Offset: m.Offset}
+}
+
+// Exit returns m's exit fields.
+func (m Message) Exit() Exit { return Exit{Code: m.Code, Signal: m.Signal, Reason: m.Reason} }
+
+// ParseClientMessage decodes a control message a client sent and checks
+// that it is of a type a client may send (today only resize) with the
+// fields that type needs: a resize has integer cols and rows. It does not
+// check their range. The error is what a server tells the client.
+func ParseClientMessage(p []byte) (Resize, error) {
+	var msg struct {
+		Type string `json:"type"`
+		Cols *int   `json:"cols"`
+		Rows *int   `json:"rows"`
+		// Accepted (and ignored) as before: a client may echo them.
+		Offset  *int64 `json:"offset"`
+		Code    *int   `json:"code"`
+		Signal  string `json:"signal"`
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(p, &msg); err != nil {
+		return Resize{}, fmt.Errorf("invalid control message: %v", err)
+	}
+	switch msg.Type {
+	case TypeResize:
+		if msg.Cols == nil || msg.Rows == nil {
+			return Resize{}, errors.New("resize needs integer cols and rows")
+		}
+		return Resize{Cols: *msg.Cols, Rows: *msg.Rows}, nil
+	case "":
+		return Resize{}, errors.New(`control message has no "type"`)
+	default:
+		return Resize{}, fmt.Errorf("unknown control message type %q", msg.Type)
+	}
+}
