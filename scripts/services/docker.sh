@@ -44,13 +44,11 @@ readonly DEFAULT_SOCKET=/var/run/docker.sock
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="$(realpath -m "${PTYHOST_SERVICES_DIR:-$REPO/.services}/docker")"
+SERVICE=docker.sh
+# shellcheck source=lib.sh
+. "$REPO/scripts/services/lib.sh"
 IMAGE="${PTYHOST_TEST_DOCKER_IMAGE:-ptyhost-test:latest}"
 readonly REPO STATE_DIR IMAGE
-
-log() { printf 'docker.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-is_root() { [[ "$(id -u)" == 0 ]]; }
 
 # as_root runs a command as root (directly, or with sudo -n).
 as_root() {
@@ -188,13 +186,6 @@ print_env() {
 	echo "PTYHOST_TEST_DOCKER_IMAGE=$IMAGE"
 }
 
-# lock serialises concurrent invocations on one state dir.
-lock() {
-	mkdir -p "$STATE_DIR"
-	exec 9>>"$STATE_DIR/.lock"
-	flock -w "$DEADLINE_SECONDS" 9 || die "another docker.sh holds $STATE_DIR/.lock"
-}
-
 cmd_start() {
 	if ! command -v dockerd >/dev/null; then
 		apt_install docker.io
@@ -249,12 +240,4 @@ cmd_env() {
 	print_env
 }
 
-case "${1:-}" in
-start) cmd_start ;;
-stop) cmd_stop ;;
-env) cmd_env ;;
-*)
-	echo "usage: $0 start|stop|env" >&2
-	exit 2
-	;;
-esac
+main "$@"

@@ -25,12 +25,10 @@ readonly DEADLINE_SECONDS=60
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="$(realpath -m "${PTYHOST_SERVICES_DIR:-$REPO/.services}/postgres")"
+SERVICE=postgres.sh
+# shellcheck source=lib.sh
+. "$REPO/scripts/services/lib.sh"
 readonly REPO STATE_DIR
-
-log() { printf 'postgres.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-is_root() { [[ "$(id -u)" == 0 ]]; }
 
 # find_bindir prints the newest /usr/lib/postgresql/*/bin holding the server,
 # or the directory of initdb on PATH; nothing if there is none.
@@ -118,19 +116,6 @@ running() {
 # current_port prints the running cluster's port, from postmaster.pid.
 current_port() { sed -n 4p "$DATA/postmaster.pid"; }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-	local p
-	for ((p = DEFAULT_PORT; p < DEFAULT_PORT + 100; p++)); do
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port in $DEFAULT_PORT..$((DEFAULT_PORT + 99)) on 127.0.0.1"
-}
-
 init_cluster() {
 	local major
 	major="$("$BINDIR/postgres" --version | awk '{ split($3, v, "."); print v[1] }')"
@@ -195,13 +180,6 @@ print_dsn() {
 	echo "PTYHOST_TEST_POSTGRES_DSN=postgres://$SUPERUSER@127.0.0.1:$1/$DB_NAME?sslmode=disable"
 }
 
-# lock serialises concurrent invocations on one state dir.
-lock() {
-	mkdir -p "$STATE_DIR"
-	exec 9>>"$STATE_DIR/.lock"
-	flock -w "$DEADLINE_SECONDS" 9 || die "another postgres.sh holds $STATE_DIR/.lock"
-}
-
 cmd_start() {
 	BINDIR="$(find_bindir)"
 	if [[ -z "$BINDIR" ]]; then
@@ -255,12 +233,4 @@ cmd_env() {
 	die "PostgreSQL is not running: run $0 start"
 }
 
-case "${1:-}" in
-start) cmd_start ;;
-stop) cmd_stop ;;
-env) cmd_env ;;
-*)
-	echo "usage: $0 start|stop|env" >&2
-	exit 2
-	;;
-esac
+main "$@"

@@ -41,6 +41,9 @@ readonly DEADLINE_SECONDS=30
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="$(realpath -m "${PTYHOST_SERVICES_DIR:-$REPO/.services}/sshd")"
+SERVICE=sshd.sh
+# shellcheck source=lib.sh
+. "$REPO/scripts/services/lib.sh"
 readonly REPO STATE_DIR
 readonly CONF="$STATE_DIR/sshd_config"
 readonly PID_FILE="$STATE_DIR/sshd.pid"
@@ -50,9 +53,6 @@ readonly CLIENT_KEY="$STATE_DIR/client_ed25519"
 readonly CLIENT_KEY_ENC="$STATE_DIR/client_encrypted_ed25519"
 readonly PASSWORD_FILE="$STATE_DIR/password"
 readonly PASSPHRASE_FILE="$STATE_DIR/passphrase"
-
-log() { printf 'sshd.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # find_sshd prints the absolute path of sshd, or nothing.
 find_sshd() {
@@ -146,19 +146,6 @@ setup_keys() {
 	cat "$CLIENT_KEY.pub" "$CLIENT_KEY_ENC.pub" >"$AUTHORIZED_KEYS"
 	chmod 0644 "$AUTHORIZED_KEYS"
 	chmod 0755 "$STATE_DIR"
-}
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-	local p
-	for ((p = DEFAULT_PORT; p < DEFAULT_PORT + 100; p++)); do
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port in $DEFAULT_PORT..$((DEFAULT_PORT + 99)) on 127.0.0.1"
 }
 
 write_config() {
@@ -256,13 +243,6 @@ print_env() {
 	EOF
 }
 
-# lock serialises concurrent invocations on one state dir.
-lock() {
-	mkdir -p "$STATE_DIR"
-	exec 9>>"$STATE_DIR/.lock"
-	flock -w "$DEADLINE_SECONDS" 9 || die "another sshd.sh holds $STATE_DIR/.lock"
-}
-
 require_root() {
 	[[ "$(id -u)" == 0 ]] || die "run as root: it creates the user $TEST_USER and runs sshd, which needs root"
 }
@@ -338,12 +318,4 @@ cmd_env() {
 	die "sshd is not running: run $0 start"
 }
 
-case "${1:-}" in
-start) cmd_start ;;
-stop) cmd_stop ;;
-env) cmd_env ;;
-*)
-	echo "usage: $0 start|stop|env" >&2
-	exit 2
-	;;
-esac
+main "$@"
