@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -66,7 +67,7 @@ func TestCheckHealth(t *testing.T) {
 
 // healthEnv is an environment that reports its health, one way or another.
 type healthEnv struct {
-	fakeEnv
+	fakeenv.Env
 	checker  shared.HealthChecker // nil: not a HealthChecker
 	reporter func() HealthReport  // nil: not a HealthReporter
 }
@@ -101,7 +102,7 @@ func TestEnvironmentHealthPaths(t *testing.T) {
 		{"checker", checkingEnv{&healthEnv{checker: healthFunc(func(context.Context, string, json.RawMessage) error {
 			return errors.New("asked now")
 		})}}, HealthUnhealthy, "asked now", time.Time{}},
-		{"neither", &fakeEnv{}, HealthUnknown, "", time.Time{}},
+		{"neither", &fakeenv.Env{}, HealthUnknown, "", time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

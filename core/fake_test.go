@@ -2,164 +2,19 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// fakeEnv is a shared.Environment whose sessions the test drives by hand.
-type fakeEnv struct {
-	mu      sync.Mutex
-	spawned []*fakePTY
-	// spawn, when set, replaces the default behaviour.
-	spawn    func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error)
-	validate func(cfg json.RawMessage) error
-}
-
-func (e *fakeEnv) Info(context.Context) (shared.Info, error) {
-	return shared.Info{Name: "fake", Types: []string{"FAKE"}}, nil
-}
-
-func (e *fakeEnv) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
-	if e.spawn != nil {
-		return e.spawn(ctx, req)
-	}
-	p := newFakePTY(req)
-	e.mu.Lock()
-	e.spawned = append(e.spawned, p)
-	e.mu.Unlock()
-	return p, nil
-}
-
-func (e *fakeEnv) ValidateConfig(_ context.Context, _ string, cfg json.RawMessage) error {
-	if e.validate != nil {
-		return e.validate(cfg)
-	}
-	return nil
-}
-
-func (e *fakeEnv) count() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.spawned)
-}
-
-func (e *fakeEnv) last(t *testing.T) *fakePTY {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.spawned) == 0 {
-		t.Fatal("nothing spawned")
-	}
-	return e.spawned[len(e.spawned)-1]
-}
-
-// fakePTY is a terminal whose output the test writes and whose exit the
-// test decides.
-type fakePTY struct {
-	req     shared.SpawnRequest
-	outR    *io.PipeReader
-	outW    *io.PipeWriter
-	input   chan []byte
-	resizes chan shared.Size
-
-	killErr  error
-	closeErr error
-
-	mu     sync.Mutex
-	exit   *shared.ExitStatus
-	exitC  chan struct{}
-	kills  int
-	closes int
-}
-
-func newFakePTY(req shared.SpawnRequest) *fakePTY {
-	r, w := io.Pipe()
-	return &fakePTY{
-		req: req, outR: r, outW: w,
-		input:   make(chan []byte, 64),
-		resizes: make(chan shared.Size, 16),
-		exitC:   make(chan struct{}),
-	}
-}
-
-func (p *fakePTY) Read(b []byte) (int, error) { return p.outR.Read(b) }
-
-func (p *fakePTY) Write(b []byte) (int, error) {
-	p.input <- slices.Clone(b)
-	return len(b), nil
-}
-
-func (p *fakePTY) Resize(_ context.Context, s shared.Size) error {
-	p.resizes <- s
-	return nil
-}
-
-func (p *fakePTY) Wait(ctx context.Context) (shared.ExitStatus, error) {
-	select {
-	case <-p.exitC:
-	case <-ctx.Done():
-		return shared.ExitStatus{}, ctx.Err()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return *p.exit, nil
-}
-
-// output writes b as the child's output; it blocks until the pump reads it.
-func (p *fakePTY) output(t *testing.T, b []byte) {
-	t.Helper()
-	if _, err := p.outW.Write(b); err != nil {
-		t.Fatalf("fake output: %v", err)
-	}
-}
-
-// end makes the child exit with st, after all output written so far.
-func (p *fakePTY) end(st shared.ExitStatus) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.exit != nil {
-		return
-	}
-	p.exit = &st
-	close(p.exitC)
-	p.outW.Close()
-}
-
-// crash makes the output stream fail as it does when the plugin dies.
-func (p *fakePTY) crash() {
-	p.outW.CloseWithError(fmt.Errorf("stream broke: %w", shared.ErrPluginExited))
-}
-
-func (p *fakePTY) Kill(context.Context) error {
-	p.mu.Lock()
-	p.kills++
-	p.mu.Unlock()
-	p.end(shared.ExitStatus{Code: 129, Signal: "SIGHUP"})
-	return p.killErr
-}
-
-func (p *fakePTY) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closes++
-	return p.closeErr
-}
-
-func (p *fakePTY) counts() (kills, closes int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.kills, p.closes
-}
-
-// fakePlugins serves the FAKE type with one fakeEnv.
+// fakePlugins serves environment types from a map. Unlike
+// StaticEnvironments it is no PluginController.
 type fakePlugins map[string]shared.Environment
 
 func (f fakePlugins) Environment(t string) (shared.Environment, error) {
@@ -313,13 +168,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // harness is a Manager over a fake environment and an in-memory store.
 type harness struct {
 	m     *Manager
-	env   *fakeEnv
+	env   *fakeenv.Env
 	store *memStore
 }
 
 func newHarness(t *testing.T, mod func(*Options)) *harness {
 	t.Helper()
-	h := &harness{env: &fakeEnv{}, store: newMemStore()}
+	h := &harness{env: &fakeenv.Env{}, store: newMemStore()}
 	h.store.envs["fake"] = Environment{ID: "fake", Name: "fake", Type: "FAKE"}
 	h.store.envOrder = []string{"fake"}
 	opts := Options{Store: h.store, Plugins: fakePlugins{"FAKE": h.env}, IdleTimeout: NoIdleTimeout}
@@ -341,13 +196,13 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 	return h
 }
 
-func (h *harness) create(t *testing.T, id string) (SessionRecord, *fakePTY) {
+func (h *harness) create(t *testing.T, id string) (SessionRecord, *fakeenv.PTY) {
 	t.Helper()
 	rec, err := h.m.CreateSession(context.Background(), CreateOptions{ID: id, EnvironmentID: "fake"})
 	if err != nil {
 		t.Fatalf("CreateSession(%q): %v", id, err)
 	}
-	return rec, h.env.last(t)
+	return rec, h.env.Last(t)
 }
 
 func (h *harness) attach(t *testing.T, id string) *Attachment {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -21,8 +22,8 @@ func TestCreateSession(t *testing.T) {
 	if rec.Status != StatusActive || rec.Cols != 80 || rec.Rows != 24 {
 		t.Errorf("record = %+v, want ACTIVE 80x24", rec)
 	}
-	if p.req.SessionID != "s1" || p.req.EnvironmentType != "FAKE" || p.req.Size != (shared.Size{Cols: 80, Rows: 24}) {
-		t.Errorf("spawn request = %+v", p.req)
+	if p.Req.SessionID != "s1" || p.Req.EnvironmentType != "FAKE" || p.Req.Size != (shared.Size{Cols: 80, Rows: 24}) {
+		t.Errorf("spawn request = %+v", p.Req)
 	}
 	if e := <-events; e.Type != SessionCreated || e.SessionID != "s1" {
 		t.Errorf("event = %+v, want session_created s1", e)
@@ -59,7 +60,7 @@ func TestCreateSessionErrors(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if h.env.count() != 0 {
+			if h.env.Count() != 0 {
 				t.Error("a process was spawned")
 			}
 			if _, err := h.m.Attach(t.Context(), "a"); !errors.Is(err, ErrSessionNotFound) {
@@ -76,8 +77,8 @@ func TestCreateDuplicateID(t *testing.T) {
 	if !errors.Is(err, ErrAlreadyExists) {
 		t.Fatalf("err = %v, want ErrAlreadyExists", err)
 	}
-	if h.env.count() != 1 {
-		t.Errorf("spawned %d, want 1", h.env.count())
+	if h.env.Count() != 1 {
+		t.Errorf("spawned %d, want 1", h.env.Count())
 	}
 }
 
@@ -85,11 +86,11 @@ func TestConcurrentCreatesSpawnOnce(t *testing.T) {
 	h := newHarness(t, nil)
 	release := make(chan struct{})
 	var spawns atomic.Int32
-	h.env.spawn = func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 		spawns.Add(1)
 		<-release // hold the first create inside Spawn
-		return newFakePTY(req), nil
-	}
+		return fakeenv.NewPTY(req), nil
+	})
 	const n = 10
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -119,7 +120,7 @@ func TestSpawnFailureLeavesNothing(t *testing.T) {
 	h := newHarness(t, nil)
 	events := h.m.Subscribe(t.Context())
 	boom := fmt.Errorf("no such directory: %w", shared.ErrInvalidArgument)
-	h.env.spawn = func(context.Context, shared.SpawnRequest) (shared.PTY, error) { return nil, boom }
+	h.env.SetSpawn(func(context.Context, shared.SpawnRequest) (shared.PTY, error) { return nil, boom })
 	_, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "bad", EnvironmentID: "fake"})
 	if !errors.Is(err, ErrSpawn) || !errors.Is(err, shared.ErrInvalidArgument) {
 		t.Fatalf("err = %v, want ErrSpawn wrapping the plugin's error", err)
@@ -135,7 +136,7 @@ func TestSpawnFailureLeavesNothing(t *testing.T) {
 		t.Errorf("GetSession = %+v, %v; want ERROR with reason", rec, err)
 	}
 	// The id is free again.
-	h.env.spawn = nil
+	h.env.SetSpawn(nil)
 	h.create(t, "bad")
 }
 
@@ -162,7 +163,7 @@ func TestDestroySession(t *testing.T) {
 			t.Errorf("frame = %+v, want close 1000 Session destroyed", f)
 		}
 	}
-	if kills, closes := p.counts(); kills != 1 || closes != 1 {
+	if kills, closes := p.Counts(); kills != 1 || closes != 1 {
 		t.Errorf("kills=%d closes=%d, want 1 and 1", kills, closes)
 	}
 	row := h.store.row(t, "d")
@@ -185,27 +186,25 @@ func TestDestroySession(t *testing.T) {
 			t.Errorf("DestroySession(%q) = %v", id, err)
 		}
 	}
-	if kills, _ := p.counts(); kills != 1 {
+	if kills, _ := p.Counts(); kills != 1 {
 		t.Errorf("killed %d times", kills)
 	}
 }
 
 func TestDestroyGoesOnWhenKillAndCleanupFail(t *testing.T) {
 	h := newHarness(t, nil)
-	h.env.spawn = func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
-		p := newFakePTY(req)
-		p.killErr = errors.New("kill failed")
-		p.closeErr = errors.New("cleanup failed")
-		h.env.mu.Lock()
-		h.env.spawned = append(h.env.spawned, p)
-		h.env.mu.Unlock()
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		p.KillErr = errors.New("kill failed")
+		p.CloseErr = errors.New("cleanup failed")
+		h.env.Add(p)
 		return p, nil
-	}
+	})
 	_, p := h.create(t, "f")
 	if err := h.m.DestroySession(t.Context(), "f"); err != nil {
 		t.Fatal(err)
 	}
-	if kills, closes := p.counts(); kills != 1 || closes != 1 {
+	if kills, closes := p.Counts(); kills != 1 || closes != 1 {
 		t.Errorf("kills=%d closes=%d", kills, closes)
 	}
 	if row := h.store.row(t, "f"); row.Status != StatusTerminated {
@@ -217,8 +216,8 @@ func TestFanOutAndInput(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "f")
 	a1, a2 := h.attach(t, "f"), h.attach(t, "f")
-	p.output(t, []byte("hello "))
-	p.output(t, []byte("world"))
+	p.Output(t, []byte("hello "))
+	p.Output(t, []byte("world"))
 	for i, a := range []*Attachment{a1, a2} {
 		if got := collect(t, a, 11); string(got) != "hello world" {
 			t.Errorf("client %d got %q", i, got)
@@ -229,7 +228,7 @@ func TestFanOutAndInput(t *testing.T) {
 		if _, err := a.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		if got := <-p.input; string(got) != msg {
+		if got := <-p.Input(); string(got) != msg {
 			t.Errorf("input = %q, want %q", got, msg)
 		}
 	}
@@ -238,7 +237,7 @@ func TestFanOutAndInput(t *testing.T) {
 func TestLateJoinerSeesReplayAndHistorySurvivesLeaving(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "r")
-	p.output(t, []byte("before anyone attached\r\n"))
+	p.Output(t, []byte("before anyone attached\r\n"))
 	a := h.attach(t, "r")
 	if a.Hello().Offset != 0 {
 		t.Errorf("hello offset = %d, want 0", a.Hello().Offset)
@@ -247,7 +246,7 @@ func TestLateJoinerSeesReplayAndHistorySurvivesLeaving(t *testing.T) {
 		t.Errorf("replay = %q", got)
 	}
 	a.Close()
-	p.output(t, []byte("while nobody watched"))
+	p.Output(t, []byte("while nobody watched"))
 	b := h.attach(t, "r")
 	want := "before anyone attached\r\nwhile nobody watched"
 	if got := collect(t, b, len(want)); string(got) != want {
@@ -258,13 +257,13 @@ func TestLateJoinerSeesReplayAndHistorySurvivesLeaving(t *testing.T) {
 func TestRecreateAfterDestroyHasNoOldOutput(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "again")
-	p.output(t, []byte("first life"))
+	p.Output(t, []byte("first life"))
 	if err := h.m.DestroySession(t.Context(), "again"); err != nil {
 		t.Fatal(err)
 	}
 	_, p2 := h.create(t, "again")
 	a := h.attach(t, "again")
-	p2.output(t, []byte("second"))
+	p2.Output(t, []byte("second"))
 	if got := collect(t, a, 6); string(got) != "second" {
 		t.Errorf("got %q, want only the new session's output", got)
 	}
@@ -275,8 +274,8 @@ func TestMultibyteSplitAcrossReads(t *testing.T) {
 	_, p := h.create(t, "u")
 	a := h.attach(t, "u")
 	smile := []byte("🙂") // 4 bytes
-	p.output(t, append([]byte("a"), smile[:2]...))
-	p.output(t, append(smile[2:], 'b'))
+	p.Output(t, append([]byte("a"), smile[:2]...))
+	p.Output(t, append(smile[2:], 'b'))
 	if got := collect(t, a, 6); !bytes.Equal(got, []byte("a🙂b")) {
 		t.Errorf("got % x", got)
 	}
@@ -290,8 +289,8 @@ func TestExitDeliversAllOutputFirst(t *testing.T) {
 	events := h.m.Subscribe(t.Context())
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	go func() {
-		p.outW.Write(big)
-		p.end(shared.ExitStatus{Code: 3})
+		p.WriteOutput(big)
+		p.End(shared.ExitStatus{Code: 3})
 	}()
 	f, out := nextFrame(t, a)
 	if f.Kind != FrameExit || f.Exit.Code != 3 {
@@ -315,7 +314,7 @@ func TestExitDeliversAllOutputFirst(t *testing.T) {
 	if f, _ := nextFrame(t, b); f.Kind != FrameExit || f.Exit.Code != 3 {
 		t.Errorf("late client: %+v", f)
 	}
-	if _, closes := p.counts(); closes != 1 {
+	if _, closes := p.Counts(); closes != 1 {
 		t.Errorf("adapter cleanup ran %d times, want 1", closes)
 	}
 }
@@ -324,7 +323,7 @@ func TestExitBySignal(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "sig")
 	a := h.attach(t, "sig")
-	p.end(shared.ExitStatus{Code: 137, Signal: "SIGKILL"})
+	p.End(shared.ExitStatus{Code: 137, Signal: "SIGKILL"})
 	f, _ := nextFrame(t, a)
 	if f.Kind != FrameExit || f.Exit.Signal != "SIGKILL" || f.Exit.Code != 137 {
 		t.Errorf("frame = %+v", f)
@@ -334,7 +333,7 @@ func TestExitBySignal(t *testing.T) {
 func TestLingerEnds(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.Linger = 20 * time.Millisecond })
 	_, p := h.create(t, "l")
-	p.end(shared.ExitStatus{Code: 0})
+	p.End(shared.ExitStatus{Code: 0})
 	eventually(t, "the session to leave the map", func() bool {
 		return errors.Is(tryAttach(h.m, "l"), ErrSessionNotFound)
 	})
@@ -347,7 +346,7 @@ func TestLingerEnds(t *testing.T) {
 func TestCreateReplacesExitedSession(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "re")
-	p.end(shared.ExitStatus{Code: 1})
+	p.End(shared.ExitStatus{Code: 1})
 	eventually(t, "exit", func() bool {
 		rec, _ := h.m.GetSession(t.Context(), "re")
 		return rec.Status == StatusTerminated
@@ -362,7 +361,7 @@ func TestPluginCrashEndsSessionWithError(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "c")
 	a := h.attach(t, "c")
-	p.crash()
+	p.Crash()
 	f, _ := nextFrame(t, a)
 	if f.Kind != FrameExit || f.Exit.Reason != ReasonPluginCrashed {
 		t.Fatalf("frame = %+v, want exit with plugin_crashed", f)
@@ -381,8 +380,8 @@ func TestAbnormalEndReportedByPlugin(t *testing.T) {
 	events := h.m.Subscribe(t.Context())
 	_, p := h.create(t, "lost")
 	a := h.attach(t, "lost")
-	p.output(t, []byte("last words"))
-	p.end(shared.ExitStatus{Code: -1, Reason: "docker daemon connection lost"})
+	p.Output(t, []byte("last words"))
+	p.End(shared.ExitStatus{Code: -1, Reason: "docker daemon connection lost"})
 	f, out := nextFrame(t, a)
 	if string(out) != "last words" || f.Kind != FrameExit || f.Exit.Reason != "docker daemon connection lost" {
 		t.Fatalf("got %q then %+v", out, f)
@@ -416,10 +415,10 @@ func TestResize(t *testing.T) {
 	if err := a2.Resize(t.Context(), 120, 40); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-p.resizes; got != (shared.Size{Cols: 100, Rows: 30}) {
+	if got := <-p.Resizes(); got != (shared.Size{Cols: 100, Rows: 30}) {
 		t.Errorf("first resize = %+v", got)
 	}
-	if got := <-p.resizes; got != (shared.Size{Cols: 120, Rows: 40}) {
+	if got := <-p.Resizes(); got != (shared.Size{Cols: 120, Rows: 40}) {
 		t.Errorf("second resize = %+v", got)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -443,7 +442,7 @@ func TestSlowClientIsResetAndDoesNotSlowOthers(t *testing.T) {
 	line := []byte("0123456789012345678901234567890123456789012345678901234567890\r\n")
 	total := 0
 	for range 1000 { // ~63 KiB, far more than the ring holds
-		p.output(t, line)
+		p.Output(t, line)
 		total += len(line)
 		collect(t, fast, len(line))
 	}
@@ -474,7 +473,7 @@ func TestIdleTimeout(t *testing.T) {
 			break
 		}
 	}
-	if kills, _ := p.counts(); kills != 1 {
+	if kills, _ := p.Counts(); kills != 1 {
 		t.Errorf("kills = %d", kills)
 	}
 	rec, _ := h.m.GetSession(t.Context(), "idle")
@@ -552,7 +551,7 @@ func TestStoreErrorsAreRetriedAndNeverKillSessions(t *testing.T) {
 	h.store.failNext = 3
 	h.store.mu.Unlock()
 	a := h.attach(t, "st")
-	p.output(t, []byte("still fine"))
+	p.Output(t, []byte("still fine"))
 	collect(t, a, 10)
 	eventually(t, "the row to be written after retries", func() bool {
 		rec, err := h.store.GetSession(t.Context(), "st")
@@ -565,7 +564,7 @@ func TestCloseHangsUpEverything(t *testing.T) {
 	_, p1 := h.create(t, "c1")
 	_, p2 := h.create(t, "c2")
 	a := h.attach(t, "c1")
-	p1.output(t, []byte("last words"))
+	p1.Output(t, []byte("last words"))
 
 	// The client sees the last output, the exit, then close 1001; Close
 	// waits for it to detach.
@@ -614,8 +613,8 @@ func TestCloseHangsUpEverything(t *testing.T) {
 	if string(out) != "last words" || !slices.Equal(kinds, []FrameKind{FrameExit, FrameClose}) || last.CloseCode != CloseGoingAway {
 		t.Errorf("client got %q then %v (%+v)", out, kinds, last)
 	}
-	for _, p := range []*fakePTY{p1, p2} {
-		if kills, closes := p.counts(); kills != 1 || closes != 1 {
+	for _, p := range []*fakeenv.PTY{p1, p2} {
+		if kills, closes := p.Counts(); kills != 1 || closes != 1 {
 			t.Errorf("kills=%d closes=%d", kills, closes)
 		}
 	}

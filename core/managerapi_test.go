@@ -18,12 +18,12 @@ import (
 func TestEnvironmentLifecycle(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := t.Context()
-	h.env.validate = func(cfg json.RawMessage) error {
+	h.env.SetValidate(func(cfg json.RawMessage) error {
 		if string(cfg) == `{"bad":true}` {
 			return fmt.Errorf("%w: bad is not allowed", shared.ErrInvalidConfig)
 		}
 		return nil
-	}
+	})
 
 	env, err := h.m.CreateEnvironment(ctx, Environment{ID: "e1", Type: "FAKE", Config: json.RawMessage(`{"a":1}`)})
 	if err != nil || env.Name != "e1" || env.CreatedAt.IsZero() {
@@ -97,7 +97,7 @@ func TestQuerySessionsPages(t *testing.T) {
 		h.create(t, id)
 	}
 	_, p := h.create(t, "f")
-	p.end(shared.ExitStatus{Code: 3})
+	p.End(shared.ExitStatus{Code: 3})
 	eventually(t, "f to end", func() bool {
 		rec, err := h.m.GetSession(ctx, "f")
 		return err == nil && rec.Status == StatusTerminated
@@ -220,7 +220,7 @@ func TestAPIHooks(t *testing.T) {
 		t.Errorf("registered client drops = %v, want 1", n)
 	}
 
-	p.end(shared.ExitStatus{Code: 7})
+	p.End(shared.ExitStatus{Code: 7})
 	a.Close()
 	eventually(t, "the ended session to stop being attachable", func() bool {
 		return errors.Is(h.m.Attachable("live"), ErrSessionNotFound)

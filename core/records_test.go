@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -16,13 +17,11 @@ func TestDestroyedWhileStartingIsRecorded(t *testing.T) {
 	h := newHarness(t, nil)
 	release := make(chan struct{})
 	spawning := make(chan struct{})
-	h.env.mu.Lock()
-	h.env.spawn = func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 		close(spawning)
 		<-release
-		return newFakePTY(req), nil
-	}
-	h.env.mu.Unlock()
+		return fakeenv.NewPTY(req), nil
+	})
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.m.CreateSession(context.Background(), CreateOptions{ID: "racy", EnvironmentID: "fake"})
@@ -57,7 +56,7 @@ func TestPurgeEnded(t *testing.T) {
 	_, p := h.create(t, "old-exit")
 	h.create(t, "old-destroyed")
 	h.create(t, "old-live")
-	p.end(shared.ExitStatus{Code: 0})
+	p.End(shared.ExitStatus{Code: 0})
 	if err := h.m.DestroySession(t.Context(), "old-destroyed"); err != nil {
 		t.Fatal(err)
 	}

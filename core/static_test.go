@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -37,7 +38,7 @@ func TestStaticEnvironments(t *testing.T) {
 
 // Through a manager: the plugin endpoints' methods use the controller.
 func TestStaticEnvironmentsAsController(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.Plugins = StaticEnvironments{"FAKE": &fakeEnv{}} })
+	h := newHarness(t, func(o *Options) { o.Plugins = StaticEnvironments{"FAKE": &fakeenv.Env{}} })
 	if list := h.m.ListPlugins(); len(list) != 1 || list[0].Name != "FAKE" || list[0].State != PluginStatic {
 		t.Errorf("ListPlugins() = %+v", list)
 	}

@@ -95,7 +95,7 @@ func TestGuardREST(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := api.env.count()
+			before := api.env.Count()
 			code, body := api.do(t, tt.method, tt.path, tt.body, tt.hdr...)
 			if code != tt.want {
 				t.Fatalf("status %d %v, want %d", code, body, tt.want)
@@ -103,7 +103,7 @@ func TestGuardREST(t *testing.T) {
 			if msg, _ := body["error"].(string); code >= 400 && msg == "" {
 				t.Errorf("no error message: %v", body)
 			}
-			if spawned := api.env.count() - before; code != 201 && spawned != 0 {
+			if spawned := api.env.Count() - before; code != 201 && spawned != 0 {
 				t.Errorf("refused with %d, yet %d session(s) started", code, spawned)
 			}
 		})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -73,9 +74,9 @@ func TestRESTSessions(t *testing.T) {
 	if code != 201 || body["id"] != "s1" || body["status"] != "ACTIVE" || body["cols"] != 100.0 {
 		t.Fatalf("create: %d %v", code, body)
 	}
-	p := api.env.last(t)
-	if p.req.Dir != "/tmp" || p.req.Command[0] != "sh" || p.req.Env["A"] != "b" {
-		t.Errorf("spawn request = %+v", p.req)
+	p := api.env.Last(t)
+	if p.Req.Dir != "/tmp" || p.Req.Command[0] != "sh" || p.Req.Env["A"] != "b" {
+		t.Errorf("spawn request = %+v", p.Req)
 	}
 	if code, body := api.do(t, "GET", "/api/v1/sessions/s1", ""); code != 200 || body["status"] != "ACTIVE" {
 		t.Errorf("get: %d %v", code, body)
@@ -96,8 +97,7 @@ func TestRESTSessions(t *testing.T) {
 func TestRESTErrors(t *testing.T) {
 	api := newAPI(t, Options{}, nil)
 	api.create(t, "taken")
-	api.env.mu.Lock()
-	api.env.spawn = func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+	api.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 		switch req.SessionID {
 		case "adapter-fails":
 			return nil, errors.New("the daemon said no")
@@ -106,9 +106,8 @@ func TestRESTErrors(t *testing.T) {
 		case "bad-dir":
 			return nil, shared.ErrInvalidArgument
 		}
-		return newFakePTY(req), nil
-	}
-	api.env.mu.Unlock()
+		return fakeenv.NewPTY(req), nil
+	})
 	tests := []struct {
 		name, method, path, body string
 		want                     int
@@ -155,12 +154,12 @@ func TestRESTErrors(t *testing.T) {
 
 func TestRESTEnvironments(t *testing.T) {
 	api := newAPI(t, Options{}, nil)
-	api.env.validate = func(cfg json.RawMessage) error {
+	api.env.SetValidate(func(cfg json.RawMessage) error {
 		if bytes.Contains(cfg, []byte("bogus")) {
 			return errors.New(`unknown field "bogus": ` + shared.ErrInvalidConfig.Error())
 		}
 		return nil
-	}
+	})
 	code, body := api.do(t, "POST", "/api/v1/environments", `{"id":"e1","type":"FAKE","config":{"shell":"/bin/sh"}}`)
 	if code != 201 || body["name"] != "e1" || body["type"] != "FAKE" {
 		t.Fatalf("create: %d %v", code, body)
@@ -180,7 +179,7 @@ func TestRESTEnvironments(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d", tt.body, code, body, tt.want)
 		}
 	}
-	api.env.validate = func(json.RawMessage) error { return shared.ErrInvalidConfig }
+	api.env.SetValidate(func(json.RawMessage) error { return shared.ErrInvalidConfig })
 	if code, body := api.do(t, "POST", "/api/v1/environments", `{"id":"e3","type":"FAKE","config":{"bogus":1}}`); code != 400 {
 		t.Errorf("plugin-rejected config: %d %v", code, body)
 	}
@@ -317,7 +316,7 @@ func readOutput(t *testing.T, c *websocket.Conn, n int) []byte {
 func TestAttachEndToEnd(t *testing.T) {
 	api := newAPI(t, Options{}, nil)
 	_, p := api.create(t, "w")
-	p.output(t, []byte("early output 🙂\r\n"))
+	p.Output(t, []byte("early output 🙂\r\n"))
 
 	c1, resp, err := dialAttach(t, api, "w", nil)
 	if err != nil {
@@ -341,7 +340,7 @@ func TestAttachEndToEnd(t *testing.T) {
 	readOutput(t, c2, 19)
 
 	// Both see live output; both can type.
-	p.output(t, []byte("live"))
+	p.Output(t, []byte("live"))
 	for _, c := range []*websocket.Conn{c1, c2} {
 		if got := readOutput(t, c, 4); string(got) != "live" {
 			t.Errorf("live = %q", got)
@@ -352,7 +351,7 @@ func TestAttachEndToEnd(t *testing.T) {
 		if err := c.Write(t.Context(), websocket.MessageBinary, []byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		if got := <-p.input; string(got) != msg {
+		if got := <-p.Input(); string(got) != msg {
 			t.Errorf("input = %q", got)
 		}
 	}
@@ -382,7 +381,7 @@ func TestAttachEndToEnd(t *testing.T) {
 		}
 	}
 	select {
-	case got := <-p.input:
+	case got := <-p.Input():
 		t.Errorf("oversized input partly written: %d bytes", len(got))
 	default:
 	}
@@ -391,7 +390,7 @@ func TestAttachEndToEnd(t *testing.T) {
 	if err := c2.Write(t.Context(), websocket.MessageText, []byte(`{"type":"resize","cols":120,"rows":40}`)); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-p.resizes; got != (shared.Size{Cols: 120, Rows: 40}) {
+	if got := <-p.Resizes(); got != (shared.Size{Cols: 120, Rows: 40}) {
 		t.Errorf("pty resized to %+v", got)
 	}
 	for _, c := range []*websocket.Conn{c1, c2} {
@@ -401,14 +400,14 @@ func TestAttachEndToEnd(t *testing.T) {
 	}
 
 	// The session still works after all that.
-	p.output(t, []byte("still here"))
+	p.Output(t, []byte("still here"))
 	if got := readOutput(t, c2, 10); string(got) != "still here" {
 		t.Errorf("after bad input: %q", got)
 	}
 
 	// Exit: output first, then the exit message, then a normal close.
-	p.output(t, []byte("bye"))
-	p.end(shared.ExitStatus{Code: 7})
+	p.Output(t, []byte("bye"))
+	p.End(shared.ExitStatus{Code: 7})
 	out, msg := readUntil(t, c1, "exit")
 	if !strings.HasSuffix(string(out), "bye") || msg["code"] != 7.0 {
 		t.Errorf("before exit %q; exit %v", out, msg)
@@ -438,10 +437,14 @@ func TestAttachErrors(t *testing.T) {
 		t.Errorf("after refused attaches: %+v", rec)
 	}
 	// An ended session past its linger is 410 with the exit code.
-	p := api.env.last(t)
-	p.end(shared.ExitStatus{Code: 42})
+	p := api.env.Last(t)
+	p.End(shared.ExitStatus{Code: 42})
 	eventually(t, "linger to end", func() bool {
-		return errors.Is(tryAttach(api.m, "t"), core.ErrSessionNotFound)
+		a, err := api.m.Attach(context.Background(), "t")
+		if err == nil {
+			a.Close()
+		}
+		return errors.Is(err, core.ErrSessionNotFound)
 	})
 	req, _ := http.NewRequest("GET", api.srv.URL+"/api/v1/sessions/t/attach", nil)
 	req.Header.Set("Authorization", "Bearer tok")
@@ -492,7 +495,7 @@ func TestStalledClientDoesNotSlowAnother(t *testing.T) {
 	// client reads nothing.
 	chunk := bytes.Repeat([]byte("0123456789abcde\n"), 2<<10)
 	for i := range 512 {
-		p.output(t, chunk)
+		p.Output(t, chunk)
 		if got := readOutput(t, live, len(chunk)); !bytes.Equal(got, chunk) {
 			t.Fatalf("chunk %d differs", i)
 		}

@@ -29,11 +29,27 @@ func TestMetrics(t *testing.T) {
 	if _, err := api.m.CreateSession(t.Context(), core.CreateOptions{ID: "bad", EnvironmentID: "nope"}); err == nil {
 		t.Fatal("create in an unknown environment succeeded")
 	}
-	a := api.attach(t, "m1")
-	p.output(t, []byte("hello"))
-	collect(t, a, 5)
+	a, err := api.m.Attach(t.Context(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	p.Output(t, []byte("hello"))
+	for got, buf := 0, make([]byte, 64); got < 5; {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		f, err := a.Next(ctx, buf)
+		cancel()
+		switch {
+		case err != nil:
+			t.Fatalf("after %d of 5 output bytes: %v", got, err)
+		case f.Kind == core.FrameOutput:
+			got += len(f.Data)
+		case f.Kind != core.FrameResize:
+			t.Fatalf("after %d output bytes: unexpected frame %+v", got, f)
+		}
+	}
 	a.Write([]byte("ls\r"))
-	<-p.input
+	<-p.Input()
 
 	want := `
 # HELP ptyhost_sessions Sessions in memory (running, or exited and lingering), by environment type and status.
@@ -72,7 +88,7 @@ ptyhost_sessions{status="ACTIVE",type="FAKE"} 2
 		t.Fatal(err)
 	}
 	defer stalled.CloseNow()
-	p2 := api.env.last(t)
+	p2 := api.env.Last(t)
 	chunk := bytes.Repeat([]byte("y"), 32<<10)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -84,7 +100,7 @@ ptyhost_sessions{status="ACTIVE",type="FAKE"} 2
 				return
 			default:
 			}
-			if _, err := p2.outW.Write(chunk); err != nil {
+			if _, err := p2.WriteOutput(chunk); err != nil {
 				return
 			}
 		}

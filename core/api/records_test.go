@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
 
@@ -20,15 +21,13 @@ func TestCreateWritesTheRowFirst(t *testing.T) {
 	api := newAPI(t, Options{}, nil)
 	var atSpawn core.SessionRecord
 	var atSpawnErr error
-	api.env.mu.Lock()
-	api.env.spawn = func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+	api.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 		atSpawn, atSpawnErr = api.store.GetSession(context.Background(), req.SessionID)
 		if req.SessionID == "fails" {
 			return nil, fmt.Errorf("the daemon said no")
 		}
-		return newFakePTY(req), nil
-	}
-	api.env.mu.Unlock()
+		return fakeenv.NewPTY(req), nil
+	})
 
 	if code, body := api.do(t, "POST", "/api/v1/sessions", `{"id":"first","environment_id":"fake"}`); code != 201 {
 		t.Fatalf("create: %d %v", code, body)
@@ -65,14 +64,12 @@ func TestCloseKeepsTheStatusOfEndedSessions(t *testing.T) {
 			t.Fatalf("create %s: %d %v", id, code, body)
 		}
 	}
-	spawned := map[string]*fakePTY{}
-	api.env.mu.Lock()
-	for _, p := range api.env.spawned {
-		spawned[p.req.SessionID] = p
+	spawned := map[string]*fakeenv.PTY{}
+	for _, p := range api.env.Spawned() {
+		spawned[p.Req.SessionID] = p
 	}
-	api.env.mu.Unlock()
-	spawned["exited"].end(shared.ExitStatus{Code: 7})
-	spawned["lost"].end(shared.ExitStatus{Code: -1, Reason: "docker daemon went away"})
+	spawned["exited"].End(shared.ExitStatus{Code: 7})
+	spawned["lost"].End(shared.ExitStatus{Code: -1, Reason: "docker daemon went away"})
 	want := map[string]struct {
 		status, reason string
 		code           float64
@@ -131,7 +128,7 @@ func TestRESTCreateRejectsUnusableInput(t *testing.T) {
 			}
 		})
 	}
-	if n := api.env.count(); n != 0 {
+	if n := api.env.Count(); n != 0 {
 		t.Errorf("%d sessions spawned", n)
 	}
 	if recs, _ := api.store.ListSessions(context.Background()); len(recs) != 0 {
@@ -170,7 +167,7 @@ func TestStoreOutageAnswers503(t *testing.T) {
 			t.Errorf("create during the outage: %d %v, want 503 saying the database is unavailable", code, body)
 		}
 	}
-	if n := api.env.count(); n != 1 {
+	if n := api.env.Count(); n != 1 {
 		t.Errorf("%d sessions spawned, want only the one before the outage", n)
 	}
 	if code, body := api.do(t, "GET", "/api/v1/sessions?status=TERMINATED", ""); code != 503 {
@@ -213,7 +210,9 @@ func TestHealthzIsCached(t *testing.T) {
 
 func TestRESTListPagesAndFilters(t *testing.T) {
 	api := newAPI(t, Options{}, nil)
-	api.store.envs["other"] = core.Environment{ID: "other", Name: "other", Type: "FAKE"}
+	if err := api.store.CreateEnvironment(t.Context(), core.Environment{ID: "other", Name: "other", Type: "FAKE"}); err != nil {
+		t.Fatal(err)
+	}
 	var all []string
 	for i := range 7 {
 		id := fmt.Sprintf("s%d", i)

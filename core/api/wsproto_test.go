@@ -22,7 +22,7 @@ func wsprotoURL(api *apiHarness, id string) string {
 func TestWSProtoClient(t *testing.T) {
 	api := newAPI(t, Options{Token: "tok"}, nil)
 	_, p := api.create(t, "c1")
-	p.output(t, []byte("before\r\n"))
+	p.Output(t, []byte("before\r\n"))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -47,7 +47,7 @@ func TestWSProtoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case in := <-p.input:
+	case in := <-p.Input():
 		if string(in) != "ls\r" {
 			t.Errorf("the PTY got %q", in)
 		}
@@ -58,7 +58,7 @@ func TestWSProtoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case s := <-p.resizes:
+	case s := <-p.Resizes():
 		if s != (shared.Size{Cols: 100, Rows: 30}) {
 			t.Errorf("the PTY was resized to %+v", s)
 		}
@@ -84,7 +84,7 @@ func TestWSProtoClient(t *testing.T) {
 		}
 	}
 
-	p.end(shared.ExitStatus{Code: 4})
+	p.End(shared.ExitStatus{Code: 4})
 	for {
 		f, err := c.Next(ctx)
 		if err != nil {
@@ -121,7 +121,7 @@ func TestWSProtoClientRefused(t *testing.T) {
 	}
 
 	_, p := api.create(t, "gone")
-	p.end(shared.ExitStatus{Code: 5})
+	p.End(shared.ExitStatus{Code: 5})
 	eventually(t, "the session to stop lingering", func() bool {
 		c, err := wsproto.Dial(ctx, wsprotoURL(api, "gone"), wsproto.DialOptions{Token: "tok"})
 		if err == nil {
