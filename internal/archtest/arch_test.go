@@ -1,6 +1,3 @@
-// Package archtest pins the import arrows between ptyhost's parts: the
-// plugin SDK stays small enough for third parties to import, and the core
-// never depends on a particular plugin.
 package archtest
 
 import (
