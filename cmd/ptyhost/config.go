@@ -33,33 +33,23 @@ import (
 
 // configFile is the file's schema.
 type configFile struct {
-	Listen          *string       `hcl:"listen,optional"`
-	DB              *string       `hcl:"db,optional"`
-	DataDir         *string       `hcl:"data_dir,optional"`
-	PluginDir       *string       `hcl:"plugin_dir,optional"`
-	Token           *string       `hcl:"token,optional"`
-	Scrollback      *string       `hcl:"scrollback,optional"`
-	IdleTimeout     *string       `hcl:"idle_timeout,optional"`
-	Linger          *string       `hcl:"linger,optional"`
-	Retention       *string       `hcl:"retention,optional"`
-	ShutdownTimeout *string       `hcl:"shutdown_timeout,optional"`
-	LogLevel        *string       `hcl:"log_level,optional"`
-	LogFormat       *string       `hcl:"log_format,optional"`
-	AllowedOrigins  []string      `hcl:"allowed_origins,optional"`
-	AllowedHosts    []string      `hcl:"allowed_hosts,optional"`
-	MetricsAuth     *bool         `hcl:"metrics_auth,optional"`
-	WorkdirRoots    []string      `hcl:"workdir_roots,optional"`
-	Plugins         []pluginBlock `hcl:"plugin,block"`
-}
-
-// pluginBlock is a plugin "NAME" { ... } block.
-type pluginBlock struct {
-	Name      string            `hcl:"name,label"`
-	SHA256    *string           `hcl:"sha256,optional"`
-	Env       map[string]string `hcl:"env,optional"`
-	Args      []string          `hcl:"args,optional"`
-	NameRange hcl.Range         `hcl:"name,label_range"`
-	Body      hcl.Body          `hcl:",body"`
+	Listen          *string            `hcl:"listen,optional"`
+	DB              *string            `hcl:"db,optional"`
+	DataDir         *string            `hcl:"data_dir,optional"`
+	PluginDir       *string            `hcl:"plugin_dir,optional"`
+	Token           *string            `hcl:"token,optional"`
+	Scrollback      *string            `hcl:"scrollback,optional"`
+	IdleTimeout     *string            `hcl:"idle_timeout,optional"`
+	Linger          *string            `hcl:"linger,optional"`
+	Retention       *string            `hcl:"retention,optional"`
+	ShutdownTimeout *string            `hcl:"shutdown_timeout,optional"`
+	LogLevel        *string            `hcl:"log_level,optional"`
+	LogFormat       *string            `hcl:"log_format,optional"`
+	AllowedOrigins  []string           `hcl:"allowed_origins,optional"`
+	AllowedHosts    []string           `hcl:"allowed_hosts,optional"`
+	MetricsAuth     *bool              `hcl:"metrics_auth,optional"`
+	WorkdirRoots    []string           `hcl:"workdir_roots,optional"`
+	Plugins         []pluginhost.Block `hcl:"plugin,block"`
 }
 
 // setting is one server setting: its flag, its environment variable and
@@ -146,38 +136,9 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		}
 	}
 
-	defined := map[string]hcl.Range{}
-	for _, b := range raw.Plugins {
-		if first, dup := defined[b.Name]; dup {
-			diags = diags.Append(&hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Duplicate plugin block",
-				Detail:   fmt.Sprintf("plugin %q is already defined at %s", b.Name, position(first)),
-				Subject:  b.NameRange.Ptr(),
-			})
-			continue
-		}
-		defined[b.Name] = b.NameRange
-		pc := pluginhost.Config{Name: b.Name, Env: b.Env, Args: b.Args}
-		if err := (pluginhost.Config{Name: b.Name}).Validate(); err != nil {
-			diags = diags.Append(&hcl.Diagnostic{
-				Severity: hcl.DiagError, Summary: "Invalid plugin name", Detail: err.Error(), Subject: b.NameRange.Ptr(),
-			})
-			continue
-		}
-		if b.SHA256 != nil {
-			pc.SHA256 = strings.ToLower(strings.TrimSpace(*b.SHA256))
-			if err := (pluginhost.Config{Name: b.Name, SHA256: pc.SHA256}).Validate(); err != nil {
-				diags = diags.Append(invalid(b.Body, "sha256", "Invalid sha256", err.Error()))
-				continue
-			}
-		}
-		if err := (pluginhost.Config{Name: b.Name, Env: b.Env}).Validate(); err != nil {
-			diags = diags.Append(invalid(b.Body, "env", "Invalid env", err.Error()))
-			continue
-		}
-		fc.plugins = append(fc.plugins, pc)
-	}
+	plugins, pdiags := pluginhost.ConfigsFromBlocks(raw.Plugins)
+	diags = diags.Extend(pdiags)
+	fc.plugins = plugins
 	if diags.HasErrors() {
 		return nil, configError(path, diags)
 	}

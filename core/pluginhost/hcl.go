@@ -1,0 +1,87 @@
+package pluginhost
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// Block is a plugin block of the server's HCL configuration file:
+//
+//	plugin "tmux" {
+//	  sha256 = "9f86d0…"                     # optional pin
+//	  env    = { TMUX_TMPDIR = "/run/ptyhost" } # the plugin's whole environment
+//	  args   = ["--flag"]                      # optional
+//	}
+//
+// A file's decoder (gohcl) fills a []Block from `hcl:"plugin,block"`;
+// ConfigsFromBlocks turns them into Configs.
+type Block struct {
+	Name      string            `hcl:"name,label"`
+	SHA256    *string           `hcl:"sha256,optional"`
+	Env       map[string]string `hcl:"env,optional"`
+	Args      []string          `hcl:"args,optional"`
+	NameRange hcl.Range         `hcl:"name,label_range"`
+	Body      hcl.Body          `hcl:",body"`
+}
+
+// ConfigsFromBlocks checks decoded plugin blocks and returns their Configs.
+// Every problem is a diagnostic pointing at the block or attribute at
+// fault: a plugin named twice, a bad name, a sha256 that is not 64 hex
+// digits, a bad environment variable. A block with a problem yields no
+// Config; the others do.
+func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
+	var (
+		configs []Config
+		diags   hcl.Diagnostics
+	)
+	defined := map[string]hcl.Range{}
+	for _, b := range blocks {
+		if first, dup := defined[b.Name]; dup {
+			diags = diags.Append(&hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate plugin block",
+				Detail:   fmt.Sprintf("plugin %q is already defined at %s:%d,%d", b.Name, first.Filename, first.Start.Line, first.Start.Column),
+				Subject:  b.NameRange.Ptr(),
+			})
+			continue
+		}
+		defined[b.Name] = b.NameRange
+		pc := Config{Name: b.Name, Env: b.Env, Args: b.Args}
+		if err := (Config{Name: b.Name}).Validate(); err != nil {
+			diags = diags.Append(&hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Invalid plugin name", Detail: err.Error(), Subject: b.NameRange.Ptr(),
+			})
+			continue
+		}
+		if b.SHA256 != nil {
+			pc.SHA256 = strings.ToLower(strings.TrimSpace(*b.SHA256))
+			if err := (Config{Name: b.Name, SHA256: pc.SHA256}).Validate(); err != nil {
+				diags = diags.Append(invalidAttribute(b.Body, "sha256", "Invalid sha256", err.Error()))
+				continue
+			}
+		}
+		if err := (Config{Name: b.Name, Env: b.Env}).Validate(); err != nil {
+			diags = diags.Append(invalidAttribute(b.Body, "env", "Invalid env", err.Error()))
+			continue
+		}
+		configs = append(configs, pc)
+	}
+	return configs, diags
+}
+
+// invalidAttribute is an error diagnostic about the value of attribute
+// name in body, pointing at the value (or at the block when it is absent).
+func invalidAttribute(body hcl.Body, name, summary, detail string) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
+	if b, ok := body.(*hclsyntax.Body); ok {
+		if a, ok := b.Attributes[name]; ok {
+			d.Subject = a.Expr.Range().Ptr()
+		} else {
+			d.Subject = b.SrcRange.Ptr()
+		}
+	}
+	return d
+}

@@ -1,0 +1,67 @@
+package pluginhost
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+func TestConfigsFromBlocks(t *testing.T) {
+	const src = `
+plugin "tmux" {
+  sha256 = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+  env    = { TMUX_TMPDIR = "/run/ptyhost" }
+  args   = ["--flag"]
+}
+plugin "tmux" {}
+plugin "bad name!" {}
+plugin "pinned" {
+  sha256 = "nope"
+}
+plugin "envy" {
+  env = { "A=B" = "c" }
+}
+`
+	f, diags := hclparse.NewParser().ParseHCL([]byte(src), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var file struct {
+		Plugins []Block `hcl:"plugin,block"`
+	}
+	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	configs, diags := ConfigsFromBlocks(file.Plugins)
+	if len(configs) != 1 {
+		t.Fatalf("configs = %+v, want only tmux", configs)
+	}
+	c := configs[0]
+	if c.Name != "tmux" || c.SHA256 != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" ||
+		c.Env["TMUX_TMPDIR"] != "/run/ptyhost" || len(c.Args) != 1 {
+		t.Errorf("tmux = %+v", c)
+	}
+	want := []struct {
+		summary string
+		line    int
+	}{
+		{"Duplicate plugin block", 7},
+		{"Invalid plugin name", 8},
+		{"Invalid sha256", 10},
+		{"Invalid env", 13},
+	}
+	if len(diags) != len(want) {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	for i, w := range want {
+		d := diags[i]
+		if d.Summary != w.summary || d.Subject == nil || d.Subject.Start.Line != w.line {
+			t.Errorf("diagnostic %d: %s at %v, want %s at line %d", i, d.Summary, d.Subject, w.summary, w.line)
+		}
+	}
+	if !strings.Contains(diags[0].Detail, "test.hcl:2,") {
+		t.Errorf("duplicate's detail %q does not name the first block", diags[0].Detail)
+	}
+}
