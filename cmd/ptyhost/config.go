@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/shared"
@@ -121,13 +120,13 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 			continue
 		}
 		if err := check(s.flag, *v); err != nil {
-			diags = diags.Append(invalid(f.Body, s.attr, "Invalid "+s.attr, err.Error()))
+			diags = diags.Append(pluginhost.InvalidAttribute(f.Body, s.attr, "Invalid "+s.attr, err.Error()))
 			continue
 		}
 		fc.values[s.flag] = *v
 	}
 	if err := shared.CheckRoots(raw.WorkdirRoots); err != nil {
-		diags = diags.Append(invalid(f.Body, "workdir_roots", "Invalid workdir_roots", err.Error()))
+		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "workdir_roots", "Invalid workdir_roots", err.Error()))
 	}
 	fc.workdirRoots = raw.WorkdirRoots
 	if raw.Token != nil {
@@ -143,20 +142,6 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		return nil, configError(path, diags)
 	}
 	return fc, nil
-}
-
-// invalid is an error diagnostic about the value of attribute name in
-// body.
-func invalid(body hcl.Body, name, summary, detail string) *hcl.Diagnostic {
-	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
-	if b, ok := body.(*hclsyntax.Body); ok {
-		if a, ok := b.Attributes[name]; ok {
-			d.Subject = a.Expr.Range().Ptr()
-		} else {
-			d.Subject = b.SrcRange.Ptr()
-		}
-	}
-	return d
 }
 
 // position prints a range's start as FILE:LINE,COLUMN.

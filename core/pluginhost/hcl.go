@@ -59,12 +59,12 @@ func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
 		if b.SHA256 != nil {
 			pc.SHA256 = strings.ToLower(strings.TrimSpace(*b.SHA256))
 			if err := (Config{Name: b.Name, SHA256: pc.SHA256}).Validate(); err != nil {
-				diags = diags.Append(invalidAttribute(b.Body, "sha256", "Invalid sha256", err.Error()))
+				diags = diags.Append(InvalidAttribute(b.Body, "sha256", "Invalid sha256", err.Error()))
 				continue
 			}
 		}
 		if err := (Config{Name: b.Name, Env: b.Env}).Validate(); err != nil {
-			diags = diags.Append(invalidAttribute(b.Body, "env", "Invalid env", err.Error()))
+			diags = diags.Append(InvalidAttribute(b.Body, "env", "Invalid env", err.Error()))
 			continue
 		}
 		configs = append(configs, pc)
@@ -72,9 +72,10 @@ func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
 	return configs, diags
 }
 
-// invalidAttribute is an error diagnostic about the value of attribute
+// InvalidAttribute is an error diagnostic about the value of attribute
 // name in body, pointing at the value (or at the block when it is absent).
-func invalidAttribute(body hcl.Body, name, summary, detail string) *hcl.Diagnostic {
+// The server's configuration file reports its own settings with it too.
+func InvalidAttribute(body hcl.Body, name, summary, detail string) *hcl.Diagnostic {
 	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
 	if b, ok := body.(*hclsyntax.Body); ok {
 		if a, ok := b.Attributes[name]; ok {
