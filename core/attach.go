@@ -23,7 +23,8 @@ type Attachment struct {
 
 	// The following are protected by s.mu.
 	off         int64
-	preamble    []byte // mode-restoring bytes owed before the replay
+	resetOwed   bool   // a FrameReset is owed before the replay (AttachFrom)
+	modes       []byte // mode-restoring bytes owed before the replay
 	sizeChanged bool
 	notices     []string // error messages owed to the client
 	exitSent    bool
@@ -34,7 +35,8 @@ type Attachment struct {
 type Hello struct {
 	SessionID string
 	Size      shared.Size
-	// Offset is the absolute output offset where the replay starts.
+	// Offset is the absolute output offset of the client's first output
+	// byte: where the replay starts, or where AttachFrom resumes.
 	Offset int64
 }
 
@@ -58,6 +60,11 @@ const (
 	// FrameError: the client's last message was rejected (Message says
 	// why); nothing else changed.
 	FrameError
+	// FrameModes: escape sequences in Data that take a fresh terminal into
+	// the modes in force where the replay begins. They come after the
+	// hello or a FrameReset, before the replay's output, and are not
+	// output: they take up no offsets.
+	FrameModes
 )
 
 // Close codes sent to clients, with WebSocket semantics: the protocol's
@@ -78,7 +85,7 @@ const (
 // Frame is one thing for a client.
 type Frame struct {
 	Kind        FrameKind
-	Data        []byte // FrameOutput: a prefix of the buffer given to Next
+	Data        []byte // FrameOutput, FrameModes: a prefix of the buffer given to Next
 	Size        shared.Size
 	Offset      int64
 	Exit        ExitStatus
@@ -130,22 +137,27 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 	case a.sizeChanged:
 		a.sizeChanged = false
 		return Frame{Kind: FrameResize, Size: shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)}}, true
-	case len(a.preamble) > 0:
-		n := copy(buf, a.preamble)
-		a.preamble = a.preamble[n:]
-		return Frame{Kind: FrameOutput, Data: buf[:n]}, true
+	case a.resetOwed:
+		a.resetOwed = false
+		return Frame{Kind: FrameReset, Offset: a.off}, true
+	case len(a.modes) > 0:
+		// A few dozen bytes; a smaller buf gets them in pieces.
+		n := copy(buf, a.modes)
+		a.modes = a.modes[n:]
+		return Frame{Kind: FrameModes, Data: buf[:n]}, true
 	}
 	n, ok := s.ring.read(buf, a.off)
 	if !ok {
 		// The bytes at our offset are gone: resync at a safe point.
 		p := s.ring.replayPoint()
 		a.off = p.off
-		a.preamble = p.modes.preamble()
+		a.modes = p.modes.preamble()
 		s.deps.metrics.resyncs.Inc()
 		return Frame{Kind: FrameReset, Offset: p.off}, true
 	}
 	if n > 0 {
 		a.off += int64(n)
+		s.flowProgress(a)
 		return Frame{Kind: FrameOutput, Data: buf[:n]}, true
 	}
 	if s.exit != nil {

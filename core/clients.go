@@ -30,8 +30,31 @@ func (m *Manager) attachable(id string) error {
 }
 
 // Attach adds a client to a live or lingering session. The session becomes
-// ACTIVE and its idle timer stops. Close the attachment to detach.
+// ACTIVE and its idle timer stops. Close the attachment to detach. The
+// client's output begins with the replay: from the session's first byte
+// while the ring still holds it, else from the oldest safe point, with the
+// terminal modes in force there (a FrameModes first).
 func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
+	return m.attach(ctx, id, -1)
+}
+
+// AttachFrom is Attach for a client that has received the session's output
+// up to the absolute offset off and resumes there. While the ring still
+// holds off (off may be any byte offset, up to the end of the output), the
+// client receives exactly the bytes from off on: the hello's offset is off,
+// and no modes are sent, since the client's terminal is in them already.
+// Otherwise — off is older than the ring or beyond the end — the client is
+// told FrameReset with the replay point first, then gets Attach's replay.
+// A negative off is ErrInvalidArgument.
+func (m *Manager) AttachFrom(ctx context.Context, id string, off int64) (*Attachment, error) {
+	if off < 0 {
+		return nil, fmt.Errorf("%w: offset %d is negative", ErrInvalidArgument, off)
+	}
+	return m.attach(ctx, id, off)
+}
+
+// attach is Attach (off < 0) and AttachFrom.
+func (m *Manager) attach(_ context.Context, id string, off int64) (*Attachment, error) {
 	m.mu.Lock()
 	s := m.sessions[id]
 	closed := m.closed
@@ -51,18 +74,22 @@ func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
 		m.countAttachment(-1)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	p := s.ring.replayPoint()
 	a := &Attachment{
-		s:        s,
-		wakeC:    make(chan struct{}, 1),
-		off:      p.off,
-		preamble: p.modes.preamble(),
+		s:     s,
+		wakeC: make(chan struct{}, 1),
 		hello: Hello{
 			SessionID: id,
 			Size:      shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)},
-			Offset:    p.off,
 		},
 	}
+	if off >= 0 && s.ring.holds(off) {
+		a.off = off
+	} else {
+		p := s.ring.replayPoint()
+		a.off, a.modes = p.off, p.modes.preamble()
+		a.resetOwed = off >= 0
+	}
+	a.hello.Offset = a.off
 	s.attachments[a] = struct{}{}
 	n := len(s.attachments)
 	s.rec.ActiveConnections = n
@@ -72,6 +99,8 @@ func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
 			s.idleTimer.Stop()
 			s.idleTimer = nil
 		}
+		s.rec.DetachedAt, s.rec.IdleDeadline = time.Time{}, time.Time{}
+		u.DetachedAt = &time.Time{} // clears it
 		st := StatusActive
 		s.rec.Status = st
 		u.Status = &st
@@ -104,6 +133,7 @@ func (m *Manager) detach(a *Attachment) {
 		return
 	}
 	delete(s.attachments, a)
+	s.flowChanged() // the pump may have waited for this client
 	n := len(s.attachments)
 	live := s.state == stateRunning || s.state == stateExited
 	if live {
@@ -115,6 +145,9 @@ func (m *Manager) detach(a *Attachment) {
 		st := StatusIdle
 		s.rec.Status = st
 		u.Status = &st
+		now := s.deps.now()
+		s.rec.DetachedAt = now
+		u.DetachedAt = &now
 	}
 	s.mu.Unlock()
 	m.countAttachment(-1)
@@ -130,22 +163,25 @@ func (m *Manager) detach(a *Attachment) {
 
 // armIdle starts s's idle timer if s is running with no client. lastLeft
 // says the last client just left (only then does DestroyWhenIdle apply).
+// The session's own timeout applies (see idletimeout.go); IdleDeadline
+// says when it will fire.
 func (m *Manager) armIdle(s *session, lastLeft bool) {
-	timeout := m.opts.IdleTimeout
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	timeout := s.idleTimeout()
 	if timeout == NoIdleTimeout || (timeout == DestroyWhenIdle && !lastLeft) {
 		return
 	}
 	if timeout == DestroyWhenIdle {
 		timeout = 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.state != stateRunning || len(s.attachments) > 0 {
 		return
 	}
 	if s.idleTimer != nil {
 		s.idleTimer.Stop()
 	}
+	s.rec.IdleDeadline = s.deps.now().Add(timeout)
 	s.idleTimer = time.AfterFunc(timeout, func() { m.idleExpired(s) })
 }
 
@@ -166,6 +202,6 @@ func (m *Manager) idleExpired(s *session) {
 	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()
-	s.log.Info("session idle too long; destroying", "idle_timeout", m.opts.IdleTimeout)
+	s.log.Info("session idle too long; destroying", "idle_timeout", s.snapshot().IdleTimeout)
 	m.teardown(m.ctx, s, CloseNormal, CloseReasonDestroyed, ReasonIdleTimeout)
 }

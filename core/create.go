@@ -30,6 +30,10 @@ type CreateOptions struct {
 	Env map[string]string
 	// Cols and Rows are the terminal's size; zero means 80×24.
 	Cols, Rows int
+	// IdleTimeout, when set, is the session's idle timeout as
+	// ParseIdleTimeout reads it ("never", "0", "90s", ...); empty means its
+	// environment's, else the server's.
+	IdleTimeout string
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -71,6 +75,11 @@ func (o *CreateOptions) normalize() error {
 	if err := validSize(o.Cols, o.Rows); err != nil {
 		return err
 	}
+	idle, err := normalizeIdleTimeout(o.IdleTimeout)
+	if err != nil {
+		return err
+	}
+	o.IdleTimeout = idle
 	if len(o.Command) > 0 && o.Command[0] == "" {
 		return fmt.Errorf("%w: command[0] is empty; name the program to run, or send no command for the environment's shell", ErrInvalidArgument)
 	}
@@ -128,6 +137,8 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		Cols:          opts.Cols,
 		Rows:          opts.Rows,
 		LastActiveAt:  now,
+		IdleTimeout:   m.idleTimeoutFor(opts.IdleTimeout, env.IdleTimeout),
+		DetachedAt:    now, // no client yet
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	})

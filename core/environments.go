@@ -60,6 +60,11 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 	if env.Type == "" {
 		return fmt.Errorf("%w: type is required", ErrInvalidArgument)
 	}
+	idle, err := normalizeIdleTimeout(env.IdleTimeout)
+	if err != nil {
+		return err
+	}
+	env.IdleTimeout = idle
 	cfg := bytes.TrimSpace(env.Config)
 	if len(cfg) == 0 || bytes.Equal(cfg, []byte("null")) {
 		cfg = []byte("{}")
@@ -131,6 +136,9 @@ type EnvironmentUpdate struct {
 	Name *string
 	// Config replaces the whole config when not nil.
 	Config json.RawMessage
+	// IdleTimeout replaces the idle timeout of the sessions created from
+	// now on (ParseIdleTimeout); "" returns to the server's.
+	IdleTimeout *string
 }
 
 // UpdateEnvironment changes an environment and returns it. A new config is
@@ -155,6 +163,9 @@ func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u Environmen
 	}
 	if u.Config != nil {
 		env.Config = u.Config
+	}
+	if u.IdleTimeout != nil {
+		env.IdleTimeout = *u.IdleTimeout
 	}
 	if err := m.validateEnvironment(ctx, &env); err != nil {
 		return Environment{}, err

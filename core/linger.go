@@ -25,6 +25,7 @@ func (m *Manager) linger(s *session) {
 	if s.state != stateExited {
 		return
 	}
+	s.rec.IdleDeadline = time.Time{} // the idle timer no longer applies
 	s.lingerTimer = time.AfterFunc(m.opts.Linger, func() {
 		m.mu.Lock()
 		if m.sessions[s.id] != s || m.closed {

@@ -36,9 +36,11 @@ type Options struct {
 	// that attach later. Default 256 KiB.
 	ScrollbackBytes int
 	// IdleTimeout is how long a running session with no client attached
-	// lives on. Zero means DefaultIdleTimeout; use NoIdleTimeout to keep
-	// idle sessions forever and DestroyWhenIdle to destroy a session as
-	// soon as its last client leaves.
+	// lives on, unless its environment or the session itself says
+	// otherwise (see ParseIdleTimeout). Zero means DefaultIdleTimeout,
+	// NoIdleTimeout: an idle session stays until it exits or is destroyed.
+	// DestroyWhenIdle destroys a session as soon as its last client
+	// leaves.
 	IdleTimeout time.Duration
 	// Linger is how long a session that exited stays attachable, so a
 	// client that reconnects sees its end and exit code. Default 5 min.
@@ -68,7 +70,7 @@ type Options struct {
 // Defaults.
 const (
 	DefaultScrollbackBytes  = 256 << 10
-	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultIdleTimeout      = NoIdleTimeout
 	DefaultLinger           = 5 * time.Minute
 	DefaultActivityInterval = 5 * time.Second
 	DefaultRetention        = 7 * 24 * time.Hour

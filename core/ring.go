@@ -87,6 +87,12 @@ func (r *ring) replayPoint() safePoint {
 	return safePoint{off: r.end, modes: r.endModes}
 }
 
+// holds reports whether a reader may continue exactly at off: the ring
+// still keeps the byte there, or off is the end (nothing new yet).
+func (r *ring) holds(off int64) bool {
+	return off >= r.start && off <= r.end
+}
+
 // read copies bytes from offset off into p and returns how many. It returns
 // ok=false when off is older than start: those bytes are gone.
 func (r *ring) read(p []byte, off int64) (n int, ok bool) {

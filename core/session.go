@@ -54,8 +54,9 @@ type sessionDeps struct {
 
 // session is one live terminal session. Its output pump, the one goroutine
 // that reads the PTY, scans the output and owns the ring's writes;
-// attachments read the ring at their own offsets, so no client ever slows
-// the pump or another client.
+// attachments read the ring at their own offsets. The pump waits for the
+// fastest client only (flow.go): a slower client never slows the pump or
+// another client.
 type session struct {
 	id   string
 	deps *sessionDeps
@@ -76,9 +77,11 @@ type session struct {
 	ring        *ring
 	attachments map[*Attachment]struct{}
 	exit        *ExitStatus
-	closeCode   int    // when destroyed: the close code for clients
-	closeReason string // when destroyed: the close reason for clients
-	drain       bool   // when destroyed: deliver output and exit first
+	closeCode   int       // when destroyed: the close code for clients
+	closeReason string    // when destroyed: the close reason for clients
+	drain       bool      // when destroyed: deliver output and exit first
+	flow        sync.Cond // on mu: the pump waits on it for a client (flow.go)
+	pumpWaiting bool      // the pump waits on flow
 	idleTimer   *time.Timer
 	lingerTimer *time.Timer
 	lastActive  time.Time // last activity written to the store
@@ -86,7 +89,7 @@ type session struct {
 
 // newSession returns a session, STARTING, for rec.
 func newSession(d *sessionDeps, rec SessionRecord) *session {
-	return &session{
+	s := &session{
 		id:          rec.ID,
 		deps:        d,
 		log:         d.log.With("session_id", rec.ID),
@@ -97,6 +100,8 @@ func newSession(d *sessionDeps, rec SessionRecord) *session {
 		lastActive:  rec.LastActiveAt,
 		rec:         rec,
 	}
+	s.flow.L = &s.mu
+	return s
 }
 
 // snapshot returns the session's record as it is now.
@@ -112,11 +117,13 @@ func (s *session) hasExited() bool {
 	return s.state == stateExited
 }
 
-// wakeAll tells every attachment there is something new. s.mu must be held.
+// wakeAll tells every attachment there is something new, and the pump, if
+// it waits for a client, to look again. s.mu must be held.
 func (s *session) wakeAll() {
 	for a := range s.attachments {
 		a.wake()
 	}
+	s.flowChanged()
 }
 
 // The pump's read buffer, which every running session holds: a session
@@ -128,13 +135,16 @@ const (
 	pumpBufferSize      = 64 << 10
 )
 
-// pump reads the PTY until it ends, then records the exit.
+// pump reads the PTY until it ends, then records the exit. Before each read
+// it waits while every client attached is too far behind (flow.go).
 func (s *session) pump(ctx context.Context) {
 	defer close(s.pumpDone)
 	buf := make([]byte, pumpStartBufferSize)
+	limit := s.maxRead()
 	var readErr error
 	for {
-		n, err := s.pty.Read(buf)
+		s.waitFlow(ctx)
+		n, err := s.pty.Read(buf[:min(len(buf), limit)])
 		if n > 0 {
 			s.output(buf[:n])
 		}
@@ -144,7 +154,7 @@ func (s *session) pump(ctx context.Context) {
 			}
 			break
 		}
-		if n == len(buf) && n < pumpBufferSize {
+		if n == len(buf) && n < pumpBufferSize && n < limit {
 			buf = make([]byte, pumpBufferSize)
 		}
 	}

@@ -47,12 +47,16 @@ var (
 // Docker image, an SSH host. Its Type selects the plugin that serves it; its
 // Config is that plugin's business.
 type Environment struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Type      string          `json:"type"`
-	Config    json.RawMessage `json:"config,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	ID     string          `json:"id"`
+	Name   string          `json:"name"`
+	Type   string          `json:"type"`
+	Config json.RawMessage `json:"config,omitempty"`
+	// IdleTimeout, when set, is the idle timeout of the sessions created
+	// in this environment without one of their own, as ParseIdleTimeout
+	// reads it; empty means the server's.
+	IdleTimeout string    `json:"idle_timeout,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // SessionRecord is a session's row in the store.
@@ -70,8 +74,20 @@ type SessionRecord struct {
 	ExitCode          *int      `json:"exit_code"`
 	ExitSignal        string    `json:"exit_signal,omitempty"`
 	LastActiveAt      time.Time `json:"last_active_at"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	// IdleTimeout is the session's idle timeout, spelled as
+	// FormatIdleTimeout does: "never", or how long it runs on with no
+	// client ("0s": it ends when its last client leaves).
+	IdleTimeout string `json:"idle_timeout,omitempty"`
+	// DetachedAt is when the session last came to have no client: when
+	// its last client left, or when it was created if none attached since.
+	// Zero (omitted) while a client is attached.
+	DetachedAt time.Time `json:"detached_at,omitzero"`
+	// IdleDeadline is when the idle timeout will destroy the session: set
+	// only while it runs with no client and has an idle timeout. Not
+	// stored.
+	IdleDeadline time.Time `json:"idle_deadline,omitzero"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // EnvironmentStore keeps environments. Implementations return

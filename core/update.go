@@ -23,6 +23,8 @@ type SessionUpdate struct {
 	ExitCode          *int
 	ExitSignal        *string
 	LastActiveAt      *time.Time
+	// DetachedAt pointing at the zero time clears it (a client attached).
+	DetachedAt *time.Time
 }
 
 // ApplyTo sets the fields of rec that u sets. rec keeps no pointer into u.
@@ -51,6 +53,9 @@ func (u SessionUpdate) ApplyTo(rec *SessionRecord) {
 	}
 	if u.LastActiveAt != nil {
 		rec.LastActiveAt = *u.LastActiveAt
+	}
+	if u.DetachedAt != nil {
+		rec.DetachedAt = *u.DetachedAt
 	}
 }
 

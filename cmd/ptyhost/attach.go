@@ -35,6 +35,9 @@ type attachOptions struct {
 	// stdin is a terminal, attach subscribes to SIGWINCH itself; tests
 	// inject a channel instead. Ignored when stdin is not a terminal.
 	winch <-chan os.Signal
+	// reconnect is how long attach keeps trying to attach again after the
+	// connection drops; zero or less gives up at once.
+	reconnect time.Duration
 }
 
 // attachEnd says why an attachment ended without an error.
@@ -52,17 +55,19 @@ type attachResult struct {
 }
 
 // attach connects stdio to session opts.id until the process exits, the
-// user detaches, the server ends the connection or ctx is done (then it
-// returns context.Cause(ctx)).
+// user detaches, the server ends the session or ctx is done (then it
+// returns context.Cause(ctx)). When the connection drops without the
+// server saying the session ended, attach reconnects for up to
+// opts.reconnect and resumes at the offset it had received (reconnect.go).
 //
 // When stdio.in is a terminal it is put in raw mode for the duration and
 // always restored before attach returns. attach waits for every goroutine
 // it starts except the one reading stdio.in, which may stay blocked in
 // Read until stdio.in delivers data, EOF or an error (then it finds the
-// connection closed and ends); that goroutine never touches stdio.out or
+// attachment over and ends); that goroutine never touches stdio.out or
 // stdio.err.
 func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (attachResult, error) {
-	conn, err := dialAttach(ctx, c, opts.id, stdio)
+	conn, err := dialAttach(ctx, c, opts.id, stdio, nil)
 	if err != nil {
 		if errors.Is(err, wsproto.ErrHelloLost) {
 			// Ended before hello: say why as for one that ended later.
@@ -71,7 +76,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		}
 		return attachResult{}, err
 	}
-	defer conn.Close()
+	defer func() { conn.Close() }()
 
 	tty := openTerminal(stdio.in)
 	if tty != nil {
@@ -88,69 +93,131 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	defer wg.Wait()
 	defer cancel()
 
-	// dialAttach has read the hello.
-	a := &attachment{conn: conn, out: stdio.out, errw: stdio.err}
-	readerDone := make(chan readResult, 1)
-	wg.Go(func() { readerDone <- a.readLoop(loopCtx) })
-
-	// closeAndWait ends the connection from our side and waits for the
-	// reader, so nothing writes to stdio after attach returns.
-	closeAndWait := func(code int, reason string) {
-		_ = conn.CloseWith(code, reason)
-		<-readerDone
-	}
-
+	var winch <-chan os.Signal
 	if tty != nil {
-		winch := opts.winch
+		winch = opts.winch
 		if winch == nil {
 			ch := make(chan os.Signal, 1)
 			signal.Notify(ch, syscall.SIGWINCH)
 			defer signal.Stop(ch)
 			winch = ch
 		}
-		a.sendSize(loopCtx, tty)
-		wg.Go(func() {
-			for {
-				select {
-				case <-loopCtx.Done():
-					return
-				case <-winch:
-					a.sendSize(loopCtx, tty)
-				}
-			}
-		})
 	}
 
-	detached := make(chan struct{})
-	inputErr := make(chan error, 1)
+	in := &input{
+		chunks:   make(chan []byte),
+		detached: make(chan struct{}),
+		err:      make(chan error, 1),
+	}
 	// Not in wg: it may be blocked in stdio.in.Read indefinitely.
-	go a.pumpInput(loopCtx, stdio.in, opts.detachKey, detached, inputErr)
+	go in.pump(loopCtx, stdio.in, opts.detachKey)
 
-	select {
-	case r := <-readerDone:
-		return a.finish(r)
-	case <-detached:
-		closeAndWait(wsproto.CloseNormal, "detached")
-		fmt.Fprintf(stdio.err, "\r\n[detached from session %s]\r\n", opts.id)
-		return attachResult{end: endDetached}, nil
-	case err := <-inputErr:
-		closeAndWait(wsproto.CloseNormal, "input closed")
-		return attachResult{}, fmt.Errorf("reading input: %w", err)
-	case <-ctx.Done():
-		closeAndWait(wsproto.CloseGoingAway, "client exiting")
-		return attachResult{}, context.Cause(ctx)
+	a := &attachment{out: stdio.out, errw: stdio.err}
+	for {
+		// dialAttach has read the hello.
+		a.conn = conn
+		ev := a.serve(ctx, loopCtx, &wg, tty, winch, in)
+		switch ev.kind {
+		case eventDetached:
+			fmt.Fprintf(stdio.err, "\r\n[detached from session %s%s]\r\n", opts.id, detachFate(ctx, c, opts.id))
+			return attachResult{end: endDetached}, nil
+		case eventInputErr:
+			return attachResult{}, fmt.Errorf("reading input: %w", ev.err)
+		case eventDone:
+			return attachResult{}, context.Cause(ctx)
+		}
+		if ctx.Err() != nil {
+			// The connection ended because ctx did.
+			return attachResult{}, context.Cause(ctx)
+		}
+		if !ev.read.retry || opts.reconnect <= 0 {
+			return a.finish(ev.read)
+		}
+		next, res, err := a.reconnect(ctx, c, stdio, opts, in, conn.Offset(), ev.read.err)
+		if next == nil {
+			return res, err
+		}
+		conn = next
 	}
 }
 
-// dialAttach opens the WebSocket and reads the hello, turning a refused
-// upgrade into a helpful error. A connection that ends before the hello
-// is an error wrapping wsproto.ErrHelloLost.
-func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*wsproto.Conn, error) {
+// eventKind says why serve returned.
+type eventKind int
+
+const (
+	eventRead     eventKind = iota // the connection ended; see event.read
+	eventDetached                  // the user pressed the detach key
+	eventInputErr                  // reading stdin failed; see event.err
+	eventDone                      // ctx is done
+)
+
+type event struct {
+	kind eventKind
+	read readResult
+	err  error
+}
+
+// serve runs a.conn until it ends, the user detaches, stdin fails or ctx
+// is done, and returns which. Whatever the end, the connection is closed
+// and its reader has ended when serve returns, so nothing writes to
+// stdout afterwards. Input read from in is sent on this goroutine, so
+// every byte typed before the detach key is sent before the detach.
+func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty *terminal, winch <-chan os.Signal, in *input) event {
+	connCtx, connCancel := context.WithCancel(loopCtx)
+	defer connCancel()
+	// inputCtx also ends with ctx, so that an Input blocked on a stalled
+	// connection does not keep an interrupt waiting.
+	inputCtx, inputCancel := context.WithCancel(connCtx)
+	defer inputCancel()
+	stop := context.AfterFunc(ctx, inputCancel)
+	defer stop()
+	readerDone := make(chan readResult, 1)
+	wg.Go(func() {
+		r := a.readLoop(connCtx)
+		connCancel() // unblocks a pending Input
+		readerDone <- r
+	})
+	// closeAndWait ends the connection from our side and waits for the
+	// reader.
+	closeAndWait := func(code int, reason string) {
+		_ = a.conn.CloseWith(code, reason)
+		<-readerDone
+	}
+	if tty != nil {
+		a.sendSize(connCtx, tty)
+	}
+	for {
+		select {
+		case r := <-readerDone:
+			return event{kind: eventRead, read: r}
+		case <-winch:
+			a.sendSize(connCtx, tty)
+		case p := <-in.chunks:
+			_ = a.conn.Input(inputCtx, p) // a failure ends the reader
+		case <-in.detached:
+			closeAndWait(wsproto.CloseNormal, "detached")
+			return event{kind: eventDetached}
+		case err := <-in.err:
+			closeAndWait(wsproto.CloseNormal, "input closed")
+			return event{kind: eventInputErr, err: err}
+		case <-ctx.Done():
+			closeAndWait(wsproto.CloseGoingAway, "client exiting")
+			return event{kind: eventDone}
+		}
+	}
+}
+
+// dialAttach opens the WebSocket, resuming at offset when it is not nil,
+// and reads the hello, turning a refused upgrade into a helpful error. A
+// connection that ends before the hello is an error wrapping
+// wsproto.ErrHelloLost.
+func dialAttach(ctx context.Context, c *client, id string, stdio stdio, offset *int64) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(id)), wsproto.DialOptions{
 		HTTPClient: c.http,
 		Header:     c.header(),
+		Offset:     offset,
 	})
 	if err == nil {
 		return conn, nil
@@ -158,11 +225,16 @@ func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*wsprot
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
 	}
+	return nil, attachError(c, id, stdio, err)
+}
+
+// attachError explains an error of wsproto.Dial.
+func attachError(c *client, id string, stdio stdio, err error) error {
 	var he *wsproto.HandshakeError
 	switch {
 	case errors.As(err, &he):
 		if he.StatusCode < 400 {
-			return nil, fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base, he.StatusCode)
+			return fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base, he.StatusCode)
 		}
 		ae := newAPIError(he.StatusCode, he.Body)
 		switch he.StatusCode {
@@ -171,19 +243,19 @@ func dialAttach(ctx context.Context, c *client, id string, stdio stdio) (*wsprot
 		case http.StatusGone:
 			if ae.ExitCode != nil {
 				fmt.Fprintf(stdio.err, "ptyhost: session %s has ended (exit code %d)\n", id, *ae.ExitCode)
-				return nil, exitError{exitStatus(*ae.ExitCode, "")}
+				return exitError{exitStatus(*ae.ExitCode, "")}
 			}
 			ae.Message = fmt.Sprintf("session %s has ended", id)
 		}
-		return nil, ae
+		return ae
 	case errors.Is(err, wsproto.ErrSubprotocol):
-		return nil, fmt.Errorf("the server at %s does not speak %s", c.base, wsproto.Subprotocol)
+		return fmt.Errorf("the server at %s does not speak %s", c.base, wsproto.Subprotocol)
 	case errors.Is(err, wsproto.ErrNoHello):
-		return nil, wsproto.ErrNoHello
+		return wsproto.ErrNoHello
 	case errors.Is(err, wsproto.ErrHelloLost):
-		return nil, err
+		return err
 	}
-	return nil, c.connError(err)
+	return c.connError(err)
 }
 
 // attachment is one live attach connection.
@@ -198,6 +270,10 @@ type readResult struct {
 	attachResult
 	reason string // the exit reason for endExited, the close reason for endDestroyed
 	err    error
+	// retry says the connection ended without the server saying the
+	// session did: it dropped, or the server is going away. Attaching
+	// again may resume it.
+	retry bool
 }
 
 // readLoop copies output to a.out and handles control messages until the
@@ -221,6 +297,11 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 		case wsproto.TypeReset:
 			// Full terminal reset; the replay from m.Offset follows.
 			if _, err := io.WriteString(a.out, "\x1bc"); err != nil {
+				return readResult{err: fmt.Errorf("writing output: %w", err)}
+			}
+		case wsproto.TypeModes:
+			// The terminal modes the replay starts in; not output.
+			if _, err := io.WriteString(a.out, m.Data); err != nil {
 				return readResult{err: fmt.Errorf("writing output: %w", err)}
 			}
 		case wsproto.TypeExit:
@@ -250,12 +331,12 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 		case wsproto.CloseNormal:
 			return readResult{attachResult: attachResult{end: endDestroyed}, reason: reason}
 		case wsproto.CloseGoingAway:
-			return readResult{err: errors.New("the server is shutting down")}
+			return readResult{err: errors.New("the server is shutting down"), retry: true}
 		default:
 			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", code, reason)}
 		}
 	}
-	return readResult{err: fmt.Errorf("connection to the server lost: %w", err)}
+	return readResult{err: fmt.Errorf("connection to the server lost: %w", err), retry: true}
 }
 
 // finish turns the reader's result into attach's, telling the user why
@@ -291,14 +372,21 @@ func exitStatus(code int, signal string) int {
 	return code
 }
 
-// pumpInput copies in to the connection as binary frames until in ends,
-// the detach key is read (it closes detached) or the connection fails. A
-// read error other than EOF goes to inputErr; at EOF the session keeps
+// input reads stdin for attach, across reconnections.
+type input struct {
+	chunks   chan []byte   // what was typed, up to the detach key
+	detached chan struct{} // closed when the detach key is read
+	err      chan error    // a read error other than EOF
+}
+
+// pump reads r until it ends, the detach key is read (it closes
+// in.detached after sending what came before the key) or ctx is done. A
+// read error other than EOF goes to in.err; at EOF the session keeps
 // running and its output keeps coming.
-func (a *attachment) pumpInput(ctx context.Context, in io.Reader, detachKey int, detached chan<- struct{}, inputErr chan<- error) {
+func (in *input) pump(ctx context.Context, r io.Reader, detachKey int) {
 	buf := make([]byte, inputBufSize)
 	for {
-		n, err := in.Read(buf)
+		n, err := r.Read(buf)
 		if n > 0 {
 			p, detach := buf[:n], false
 			if detachKey >= 0 {
@@ -307,18 +395,20 @@ func (a *attachment) pumpInput(ctx context.Context, in io.Reader, detachKey int,
 				}
 			}
 			if len(p) > 0 {
-				if a.conn.Input(ctx, p) != nil {
-					return // the reader sees why the connection ended
+				select {
+				case in.chunks <- bytes.Clone(p):
+				case <-ctx.Done():
+					return
 				}
 			}
 			if detach {
-				close(detached)
+				close(in.detached)
 				return
 			}
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
-				inputErr <- err
+				in.err <- err
 			}
 			return
 		}

@@ -220,12 +220,14 @@ func TestAttachExitStatus(t *testing.T) {
 		{"kill SIGKILL\n", 128 + 9, ""},
 		{"crash\n", 1, "\r\n[session ended: plugin_crashed]\r\n"},
 		{"destroy\n", 0, "\r\n[session destroyed]\r\n"},
+		// Without reconnecting (--reconnect 0); reconnect_test.go
+		// covers the rest.
 		{"shutdown\n", 1, "ptyhost: the server is shutting down\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSpace(tt.input), func(t *testing.T) {
 			f := newFakeServer(t)
-			c, stdin := startAttach(t, f, "s1")
+			c, stdin := startAttach(t, f, "--reconnect", "0", "s1")
 			typeIn(t, stdin, tt.input)
 			if code := c.wait(t); code != tt.wantCode || c.err.String() != tt.wantStderr {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, c.err.String(), tt.wantCode, tt.wantStderr)

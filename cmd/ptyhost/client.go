@@ -181,6 +181,7 @@ type createSessionRequest struct {
 	Env           map[string]string `json:"env,omitempty"`
 	Cols          int               `json:"cols,omitempty"`
 	Rows          int               `json:"rows,omitempty"`
+	IdleTimeout   string            `json:"idle_timeout,omitempty"`
 }
 
 // createEnvironmentRequest is the body of POST /api/v1/environments.
@@ -251,4 +252,12 @@ func (c *client) createEnvironment(ctx context.Context, req createEnvironmentReq
 
 func (c *client) deleteEnvironment(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/environments/"+url.PathEscape(id), nil, nil)
+}
+
+func (c *client) getSession(ctx context.Context, id string) (*session, error) {
+	var s session
+	if err := c.do(ctx, http.MethodGet, "/api/v1/sessions/"+url.PathEscape(id), nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }

@@ -256,10 +256,10 @@ func TestLs(t *testing.T) {
 		return strings.Fields(formatTime(tm))
 	}
 	want := [][]string{
-		{"ID", "ENV", "STATUS", "CLIENTS", "SIZE", "EXIT", "CREATED"},
-		append([]string{"s1", "host", "ACTIVE", "1", "80x24", "-"}, created("2026-11-25T10:00:00Z")...),
-		append([]string{"s2", "docker", "TERMINATED", "0", "120x40", "3"}, created("2026-11-25T10:05:00Z")...),
-		append([]string{"s3", "host", "ERROR", "0", "80x24", "SIGKILL"}, created("2026-11-25T10:06:00Z")...),
+		{"ID", "ENV", "STATUS", "CLIENTS", "DETACHED", "SIZE", "EXIT", "CREATED"},
+		append([]string{"s1", "host", "ACTIVE", "1", "-", "80x24", "-"}, created("2026-11-25T10:00:00Z")...),
+		append([]string{"s2", "docker", "TERMINATED", "0", "-", "120x40", "3"}, created("2026-11-25T10:05:00Z")...),
+		append([]string{"s3", "host", "ERROR", "0", "-", "80x24", "SIGKILL"}, created("2026-11-25T10:06:00Z")...),
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if len(lines) != len(want) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ptyhost/ptyhost/core"
 )
 
 // This file holds the client commands: their flags, help and output. The
@@ -26,10 +28,20 @@ attached (and always restored), and its size is sent to the session now and
 whenever it changes.
 
 Press Ctrl-] to detach: the session keeps running and you can attach again
-later. --detach-key changes the key; the detach key itself is never sent to
-the session. Messages from the server ("ptyhost: server: ...") are printed
+later; the detach message says whether an idle timeout will destroy it.
+--detach-key changes the key; the detach key itself is never sent to the
+session. Messages from the server ("ptyhost: server: ...") are printed
 to stderr and the session carries on. If stdin ends, the session keeps
 running and its output is shown until it exits.
+
+When the connection drops without the server saying the session ended (a
+network failure, a server going away), attach prints "[...;
+reconnecting…]" and attaches again, with backoff, for up to --reconnect
+(default 30s), resuming at the last byte it received: no output is lost or
+repeated while the server still keeps it (else the screen is reset and the
+scrollback replayed). Pressing the detach key meanwhile stops trying. A
+session that ended meanwhile ends attach with its exit status; one that is
+gone, with an error.
 
 Exit status:
   N   the session's process exited with code N while attached
@@ -57,11 +69,17 @@ When the process exits, ptyhost exits with its exit code (128+S when it
 was killed by signal S).
 
 Press Ctrl-] (see --detach-key) to detach: the session keeps running and
-ptyhost prints its ID, so you can 'ptyhost attach ID' again later.
+ptyhost prints its ID, so you can 'ptyhost attach ID' again later. It runs
+until it exits or is killed, unless it has an idle timeout (--idle-timeout
+here, else its environment's, else the server's): then it is destroyed
+that long after its last client left. The detach message says which.
+
+When the connection drops, run reconnects as 'ptyhost attach' does.
 
 If run ends any other way - it is interrupted (SIGINT, SIGTERM), the
-connection to the server is lost, or attaching fails - it destroys the
-session it created, so no session is left running that nobody is watching;
+connection to the server is lost and reconnecting fails, or attaching
+fails - it destroys the session it created, so no session is left running
+that nobody is watching;
 with --keep the session is left running instead and its ID is printed. If
 the session is destroyed from elsewhere ('ptyhost kill', idle timeout),
 run prints "[session destroyed]" and exits 1.
@@ -74,7 +92,9 @@ Examples:
 const lsHelp = `Usage: ptyhost ls [flags]
 
 List sessions, live and ended: ID, environment, status, attached clients,
-size, exit code (or the signal that killed it) and creation time. With
+how long a running session has had no client (DETACHED: 45s, 3m, 2h5m,
+3d4h; - while a client is attached), size, exit code (or the signal that
+killed it) and creation time. With
 --json, print the server's JSON array of sessions instead.
 `
 
@@ -229,6 +249,7 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("attach", &cf)
 	detach := newDetachKeyFlag(fs)
+	reconnect := newReconnectFlag(fs)
 	pos, help, err := parseFlags(fs, attachHelp, args, true, stdio)
 	if help || err != nil {
 		return err
@@ -240,7 +261,7 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	res, err := attach(ctx, c, stdio, attachOptions{id: pos[0], detachKey: detach.key})
+	res, err := attach(ctx, c, stdio, attachOptions{id: pos[0], detachKey: detach.key, reconnect: *reconnect})
 	if err != nil {
 		return err
 	}
@@ -273,10 +294,17 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	envVars := envVarsFlag{}
 	fs.Var(envVars, "env-var", "set an environment variable of the session, `K=V`; repeatable")
 	keep := fs.Bool("keep", false, "when run ends other than by the process exiting or a detach, leave the session running instead of destroying it")
+	idle := fs.String("idle-timeout", "", "destroy the session this long after its last client left (`DURATION` such as 90s or 1h, 0 at once, or never; default: the environment's, else the server's)")
 	detach := newDetachKeyFlag(fs)
+	reconnect := newReconnectFlag(fs)
 	command, help, err := parseFlags(fs, runHelp, args, false, stdio)
 	if help || err != nil {
 		return err
+	}
+	if *idle != "" {
+		if _, err := core.ParseIdleTimeout(*idle); err != nil {
+			return usageError{fmt.Sprintf("run: --idle-timeout %q: want a duration such as 90s or 1h, 0, or never", *idle)}
+		}
 	}
 	if *envID == "" {
 		return usageError{"run: --env must not be empty"}
@@ -299,6 +327,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 		EnvironmentID: *envID,
 		WorktreePath:  dir,
 		Command:       command,
+		IdleTimeout:   *idle,
 	}
 	if len(envVars) > 0 {
 		req.Env = envVars
@@ -311,7 +340,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 		return err
 	}
 
-	res, err := attach(ctx, c, stdio, attachOptions{id: s.ID, detachKey: detach.key})
+	res, err := attach(ctx, c, stdio, attachOptions{id: s.ID, detachKey: detach.key, reconnect: *reconnect})
 	if err != nil {
 		if *keep {
 			fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", s.ID, s.ID)
@@ -366,7 +395,8 @@ func runLs(ctx context.Context, args []string, stdio stdio) error {
 		return fmt.Errorf("bad response from server: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tENV\tSTATUS\tCLIENTS\tSIZE\tEXIT\tCREATED")
+	fmt.Fprintln(tw, "ID\tENV\tSTATUS\tCLIENTS\tDETACHED\tSIZE\tEXIT\tCREATED")
+	now := time.Now()
 	for _, s := range sessions {
 		exit := "-"
 		switch {
@@ -375,8 +405,8 @@ func runLs(ctx context.Context, args []string, stdio stdio) error {
 		case s.ExitCode != nil:
 			exit = fmt.Sprint(*s.ExitCode)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dx%d\t%s\t%s\n",
-			s.ID, s.EnvironmentID, s.Status, s.ActiveConnections, s.Cols, s.Rows, exit, formatTime(s.CreatedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%dx%d\t%s\t%s\n",
+			s.ID, s.EnvironmentID, s.Status, s.ActiveConnections, detachedFor(s, now), s.Cols, s.Rows, exit, formatTime(s.CreatedAt))
 	}
 	return tw.Flush()
 }

@@ -120,7 +120,7 @@ func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
 	fs.Var(&c.scrollback, "scrollback", "output kept per session for clients that attach later, e.g. 256KiB [PTYHOST_SCROLLBACK]")
 	c.idleTimeout = core.DefaultIdleTimeout
-	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long after its last client left; 0 destroys at once, -1 (or never) keeps it [PTYHOST_IDLE_TIMEOUT]")
+	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long [PTYHOST_LINGER]")
 	c.retention = retention(core.DefaultRetention)
 	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long ago, e.g. 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
@@ -240,7 +240,7 @@ type idleTimeout time.Duration
 
 func (d *idleTimeout) String() string {
 	if *d < 0 {
-		return "-1"
+		return "never"
 	}
 	return time.Duration(*d).String()
 }

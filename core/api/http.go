@@ -201,10 +201,11 @@ func decode(r *http.Request, v any) error {
 }
 
 type environmentRequest struct {
-	ID     string          `json:"id"`
-	Name   string          `json:"name"`
-	Type   string          `json:"type"`
-	Config json.RawMessage `json:"config"`
+	ID          string          `json:"id"`
+	Name        string          `json:"name"`
+	Type        string          `json:"type"`
+	Config      json.RawMessage `json:"config"`
+	IdleTimeout string          `json:"idle_timeout"`
 }
 
 func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -213,7 +214,7 @@ func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config})
+	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -257,6 +258,8 @@ type environmentUpdateRequest struct {
 	Name   *string         `json:"name"`
 	Type   *string         `json:"type"`
 	Config json.RawMessage `json:"config"`
+	// IdleTimeout replaces the environment's; "" returns to the server's.
+	IdleTimeout *string `json:"idle_timeout"`
 	// Sent back from a GET; ignored.
 	CreatedAt *time.Time `json:"created_at"`
 	UpdatedAt *time.Time `json:"updated_at"`
@@ -284,7 +287,7 @@ func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	u := core.EnvironmentUpdate{Name: req.Name}
+	u := core.EnvironmentUpdate{Name: req.Name, IdleTimeout: req.IdleTimeout}
 	if len(req.Config) > 0 {
 		u.Config = req.Config
 	}
@@ -335,6 +338,9 @@ type sessionRequest struct {
 	Env           map[string]string `json:"env"`
 	Cols          *int              `json:"cols"`
 	Rows          *int              `json:"rows"`
+	// IdleTimeout is CreateOptions.IdleTimeout: "never", "0" or a
+	// duration such as "90s".
+	IdleTimeout string `json:"idle_timeout"`
 }
 
 func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
@@ -353,6 +359,7 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 		Env:           req.Env,
 		Cols:          core.DefaultCols,
 		Rows:          core.DefaultRows,
+		IdleTimeout:   req.IdleTimeout,
 	}
 	if req.Cols != nil {
 		opts.Cols = *req.Cols

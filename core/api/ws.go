@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,6 +29,11 @@ const (
 
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	off, err := resumeOffset(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	// Answer a missing session with an HTTP status before upgrading, and
 	// attach only once the upgrade (and its origin check) succeeded, so a
 	// refused upgrade never counts as a client.
@@ -47,7 +53,12 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.CloseNow()
-	a, err := h.m.Attach(r.Context(), id)
+	var a *core.Attachment
+	if off >= 0 {
+		a, err = h.m.AttachFrom(r.Context(), id, off)
+	} else {
+		a, err = h.m.Attach(r.Context(), id)
+	}
 	if err != nil {
 		// It ended in between.
 		_ = conn.Close(core.CloseNormal, core.CloseReasonDestroyed)
@@ -69,6 +80,22 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	conn.CloseNow()
 	<-readDone
+}
+
+// resumeOffset returns the attach request's offset query parameter, or -1
+// when it has none. Anything but a decimal integer of 0 or more is
+// ErrInvalidArgument (400).
+func resumeOffset(r *http.Request) (int64, error) {
+	q := r.URL.Query()
+	if !q.Has(wsproto.OffsetParam) {
+		return -1, nil
+	}
+	v := q.Get(wsproto.OffsetParam)
+	off, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || off < 0 {
+		return 0, fmt.Errorf("%w: %s=%q: want a byte offset, a whole number 0 or more", core.ErrInvalidArgument, wsproto.OffsetParam, v)
+	}
+	return off, nil
 }
 
 // attachFailed answers an attach that found no live session: 410 with the
@@ -131,6 +158,8 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 			err = c.writeJSON(ctx, wsproto.Resize{Cols: int(f.Size.Cols), Rows: int(f.Size.Rows)})
 		case core.FrameReset:
 			err = c.writeJSON(ctx, wsproto.Reset{Offset: f.Offset})
+		case core.FrameModes:
+			err = c.writeJSON(ctx, wsproto.Modes{Data: string(f.Data)})
 		case core.FrameError:
 			err = c.writeJSON(ctx, wsproto.Error{Message: f.Message})
 		case core.FrameExit:

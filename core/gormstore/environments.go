@@ -69,7 +69,7 @@ func (s *DB) ListEnvironments(ctx context.Context) ([]core.Environment, error) {
 	return envs, nil
 }
 
-// UpdateEnvironment writes env's name and config to the row env.ID and
+// UpdateEnvironment writes env's name, config and idle timeout to the row env.ID and
 // sets its updated_at from Options.Now, or returns an error wrapping
 // core.ErrEnvironmentNotFound. The type and created_at are not changed; a
 // Config that is not JSON is an error wrapping core.ErrInvalidArgument.
@@ -78,9 +78,10 @@ func (s *DB) UpdateEnvironment(ctx context.Context, env core.Environment) error 
 		return fmt.Errorf("store: update environment %q: config is not JSON: %w", env.ID, core.ErrInvalidArgument)
 	}
 	res := s.db.WithContext(ctx).Model(&environmentModel{}).Where("id = ?", env.ID).Updates(map[string]any{
-		"name":       env.Name,
-		"config":     string(env.Config),
-		"updated_at": s.stamp(),
+		"name":         env.Name,
+		"config":       string(env.Config),
+		"idle_timeout": env.IdleTimeout,
+		"updated_at":   s.stamp(),
 	})
 	if res.Error != nil {
 		return fmt.Errorf("store: update environment %q: %w", env.ID, res.Error)

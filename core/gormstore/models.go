@@ -13,12 +13,13 @@ import (
 
 // environmentModel is a row of execution_environments.
 type environmentModel struct {
-	ID        string    `gorm:"column:id;primaryKey"`
-	Name      string    `gorm:"column:name;not null"`
-	Type      string    `gorm:"column:type;not null"`
-	Config    string    `gorm:"column:config;type:text;not null"` // JSON
-	CreatedAt time.Time `gorm:"column:created_at;not null;autoCreateTime:false"`
-	UpdatedAt time.Time `gorm:"column:updated_at;not null;autoUpdateTime:false"`
+	ID          string    `gorm:"column:id;primaryKey"`
+	Name        string    `gorm:"column:name;not null"`
+	Type        string    `gorm:"column:type;not null"`
+	Config      string    `gorm:"column:config;type:text;not null"` // JSON
+	IdleTimeout string    `gorm:"column:idle_timeout;not null;default:''"`
+	CreatedAt   time.Time `gorm:"column:created_at;not null;autoCreateTime:false"`
+	UpdatedAt   time.Time `gorm:"column:updated_at;not null;autoUpdateTime:false"`
 }
 
 func (environmentModel) TableName() string { return "execution_environments" }
@@ -38,6 +39,8 @@ type sessionModel struct {
 	ExitCode          *int       `gorm:"column:exit_code"`
 	ExitSignal        string     `gorm:"column:exit_signal;not null"`
 	LastActiveAt      *time.Time `gorm:"column:last_active_at"` // NULL: never
+	IdleTimeout       string     `gorm:"column:idle_timeout;not null;default:''"`
+	DetachedAt        *time.Time `gorm:"column:detached_at"` // NULL: a client is attached
 	CreatedAt         time.Time  `gorm:"column:created_at;not null;autoCreateTime:false;index:idx_sessions_order,priority:1"`
 	UpdatedAt         time.Time  `gorm:"column:updated_at;not null;autoUpdateTime:false;index"`
 }
@@ -46,22 +49,24 @@ func (sessionModel) TableName() string { return "sessions" }
 
 func toEnvironmentModel(e core.Environment) environmentModel {
 	return environmentModel{
-		ID:        e.ID,
-		Name:      e.Name,
-		Type:      e.Type,
-		Config:    string(e.Config),
-		CreatedAt: normTime(e.CreatedAt),
-		UpdatedAt: normTime(e.UpdatedAt),
+		ID:          e.ID,
+		Name:        e.Name,
+		Type:        e.Type,
+		Config:      string(e.Config),
+		IdleTimeout: e.IdleTimeout,
+		CreatedAt:   normTime(e.CreatedAt),
+		UpdatedAt:   normTime(e.UpdatedAt),
 	}
 }
 
 func (m environmentModel) toCore() core.Environment {
 	e := core.Environment{
-		ID:        m.ID,
-		Name:      m.Name,
-		Type:      m.Type,
-		CreatedAt: normTime(m.CreatedAt),
-		UpdatedAt: normTime(m.UpdatedAt),
+		ID:          m.ID,
+		Name:        m.Name,
+		Type:        m.Type,
+		IdleTimeout: m.IdleTimeout,
+		CreatedAt:   normTime(m.CreatedAt),
+		UpdatedAt:   normTime(m.UpdatedAt),
 	}
 	if m.Config != "" {
 		e.Config = json.RawMessage(m.Config)
@@ -83,12 +88,17 @@ func toSessionModel(r core.SessionRecord) sessionModel {
 		Rows:              r.Rows,
 		ExitCode:          copyInt(r.ExitCode),
 		ExitSignal:        r.ExitSignal,
+		IdleTimeout:       r.IdleTimeout,
 		CreatedAt:         normTime(r.CreatedAt),
 		UpdatedAt:         normTime(r.UpdatedAt),
 	}
 	if !r.LastActiveAt.IsZero() {
 		t := normTime(r.LastActiveAt)
 		m.LastActiveAt = &t
+	}
+	if !r.DetachedAt.IsZero() {
+		t := normTime(r.DetachedAt)
+		m.DetachedAt = &t
 	}
 	return m
 }
@@ -107,11 +117,15 @@ func (m sessionModel) toCore() core.SessionRecord {
 		Rows:              m.Rows,
 		ExitCode:          copyInt(m.ExitCode),
 		ExitSignal:        m.ExitSignal,
+		IdleTimeout:       m.IdleTimeout,
 		CreatedAt:         normTime(m.CreatedAt),
 		UpdatedAt:         normTime(m.UpdatedAt),
 	}
 	if m.LastActiveAt != nil {
 		r.LastActiveAt = normTime(*m.LastActiveAt)
+	}
+	if m.DetachedAt != nil {
+		r.DetachedAt = normTime(*m.DetachedAt)
 	}
 	return r
 }

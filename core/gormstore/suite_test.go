@@ -65,7 +65,7 @@ func testEnvironmentsCRUD(t *testing.T, e env) {
 	local := core.Environment{ID: "local", Name: "This host", Type: "local"}
 	mustCreateEnv(t, e.s, local)
 	t2 := e.clk.Advance(time.Second)
-	docker := core.Environment{ID: "docker", Name: "Go image", Type: "docker", Config: json.RawMessage(`{"image":"golang:1.26"}`)}
+	docker := core.Environment{ID: "docker", Name: "Go image", Type: "docker", Config: json.RawMessage(`{"image":"golang:1.26"}`), IdleTimeout: "never"}
 	mustCreateEnv(t, e.s, docker)
 
 	local.CreatedAt, local.UpdatedAt = t1, t1
@@ -115,7 +115,7 @@ func testUpdateEnvironment(t *testing.T, e env) {
 	mustCreateEnv(t, e.s, core.Environment{ID: "other", Name: "other", Type: "local"})
 	t2 := e.clk.Advance(time.Second)
 	// The type is not the store's to change.
-	err := e.s.UpdateEnvironment(ctx, core.Environment{ID: "d", Name: "new", Type: "local", Config: json.RawMessage(`{"image":"b"}`)})
+	err := e.s.UpdateEnvironment(ctx, core.Environment{ID: "d", Name: "new", Type: "local", Config: json.RawMessage(`{"image":"b"}`), IdleTimeout: "5m0s"})
 	if err != nil {
 		t.Fatalf("UpdateEnvironment: %v", err)
 	}
@@ -123,7 +123,7 @@ func testUpdateEnvironment(t *testing.T, e env) {
 	if err != nil {
 		t.Fatalf("GetEnvironment: %v", err)
 	}
-	want := core.Environment{ID: "d", Name: "new", Type: "docker", Config: json.RawMessage(`{"image":"b"}`), CreatedAt: t1, UpdatedAt: t2}
+	want := core.Environment{ID: "d", Name: "new", Type: "docker", Config: json.RawMessage(`{"image":"b"}`), IdleTimeout: "5m0s", CreatedAt: t1, UpdatedAt: t2}
 	assertEqual(t, "after UpdateEnvironment", got, want)
 	if other, _ := e.s.GetEnvironment(ctx, "other"); other.Name != "other" || !other.UpdatedAt.Equal(t1) {
 		t.Errorf("UpdateEnvironment changed another row: %+v", other)

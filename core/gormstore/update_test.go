@@ -20,6 +20,7 @@ func testUpdateSessionEachField(t *testing.T, e env) {
 		ID: "s1", EnvironmentID: "local", ProjectID: "p", BranchName: "main", WorktreePath: "/w",
 		Status: core.StatusActive, StatusReason: "started", ActiveConnections: 1, Cols: 80, Rows: 24,
 		ExitCode: ptr(1), ExitSignal: "SIGHUP", LastActiveAt: t0,
+		IdleTimeout: "1h0m0s", DetachedAt: t0,
 	}
 	mustSaveSession(t, e.s, rec)
 	rec.CreatedAt, rec.UpdatedAt = t0, t0
@@ -47,6 +48,7 @@ func testUpdateSessionEachField(t *testing.T, e env) {
 		}
 		u.ApplyTo(&rec)
 		rec.LastActiveAt = kept(rec.LastActiveAt)
+		rec.DetachedAt = kept(rec.DetachedAt)
 		rec.UpdatedAt = now
 		got, err := e.s.GetSession(ctx, "s1")
 		if err != nil {
@@ -66,4 +68,16 @@ func testUpdateSessionEachField(t *testing.T, e env) {
 		t.Fatalf("GetSession: %v", err)
 	}
 	assertEqual(t, "zero LastActiveAt", got, rec)
+
+	// So does a DetachedAt at the zero time (a client attached).
+	now = e.clk.Advance(time.Second)
+	if err := e.s.UpdateSession(ctx, "s1", core.SessionUpdate{DetachedAt: &time.Time{}}); err != nil {
+		t.Fatalf("clear DetachedAt: UpdateSession: %v", err)
+	}
+	rec.DetachedAt, rec.UpdatedAt = time.Time{}, now
+	got, err = e.s.GetSession(ctx, "s1")
+	if err != nil {
+		t.Fatalf("GetSession: %v", err)
+	}
+	assertEqual(t, "zero DetachedAt", got, rec)
 }

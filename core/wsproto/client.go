@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/coder/websocket"
@@ -28,6 +30,12 @@ type DialOptions struct {
 	// ReadLimit bounds one message read: zero means DefaultReadLimit, a
 	// negative value no limit.
 	ReadLimit int64
+	// Offset, when set, resumes at that absolute output offset: it is sent
+	// as the query parameter "offset" (see OffsetParam). A client that has
+	// received the output up to N (Conn.Offset) passes N and receives
+	// exactly the bytes from N on while the server still keeps them, else
+	// a reset. Nil asks for today's replay from a safe point.
+	Offset *int64
 }
 
 // Errors of Dial for a server that does not speak the protocol.
@@ -64,6 +72,7 @@ type Conn struct {
 	ws    *websocket.Conn
 	hello Hello
 	buf   []byte // reused by Next
+	off   int64  // the absolute offset of the next output byte
 }
 
 // Dial opens a WebSocket to url (ws:// or wss://, the attach endpoint:
@@ -71,6 +80,13 @@ type Conn struct {
 // hello. A refused upgrade is a *HandshakeError; a server that does not
 // choose the subprotocol or does not start with hello is an error too.
 func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
+	if opts.Offset != nil {
+		u, err := withOffset(url, *opts.Offset)
+		if err != nil {
+			return nil, err
+		}
+		url = u
+	}
 	h := opts.Header.Clone()
 	if opts.Token != "" {
 		if h == nil {
@@ -112,7 +128,23 @@ func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
 		return nil, fmt.Errorf("%w (first message %q)", ErrNoHello, truncate(f.Data))
 	}
 	c.hello = f.Msg.Hello()
+	c.off = c.hello.Offset
 	return c, nil
+}
+
+// withOffset returns rawURL with the query parameter offset=off.
+func withOffset(rawURL string, off int64) (string, error) {
+	if off < 0 {
+		return "", fmt.Errorf("resume offset %d is negative", off)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("attach URL: %w", err)
+	}
+	q := u.Query()
+	q.Set(OffsetParam, strconv.FormatInt(off, 10))
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 func handshakeError(resp *http.Response) *HandshakeError {
@@ -140,13 +172,24 @@ func truncate(p []byte) string {
 // Hello returns the server's hello.
 func (c *Conn) Hello() Hello { return c.hello }
 
+// Offset returns the absolute output offset of the next output byte: the
+// hello's offset, plus every output byte Next has returned since, or the
+// offset of the last reset plus the output after it. A "modes" message is
+// not output and does not count. A client that loses the connection
+// resumes with DialOptions.Offset set to it.
+//
+// Offset must not be called concurrently with Next.
+func (c *Conn) Offset() int64 { return c.off }
+
 // FrameKind says what a Frame holds.
 type FrameKind uint8
 
 const (
 	// FrameOutput is a binary frame: terminal output bytes.
 	FrameOutput FrameKind = iota + 1
-	// FrameControl is a text frame: a control message.
+	// FrameControl is a text frame: a control message. A terminal writes
+	// the Data of a "modes" message (Msg.Data) as it writes output, but
+	// does not count it as output.
 	FrameControl
 )
 
@@ -187,6 +230,11 @@ func (c *Conn) Next(ctx context.Context) (Frame, error) {
 	if typ == websocket.MessageText {
 		f.Kind = FrameControl
 		f.Msg, _ = ParseMessage(f.Data)
+		if f.Msg.Type == TypeReset {
+			c.off = f.Msg.Offset
+		}
+	} else {
+		c.off += int64(n)
 	}
 	return f, nil
 }

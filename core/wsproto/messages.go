@@ -15,6 +15,7 @@ const (
 	TypeHello  = "hello"  // server → client, always first
 	TypeResize = "resize" // both ways: the terminal's size changed / change it
 	TypeReset  = "reset"  // server → client: output was lost, replay follows
+	TypeModes  = "modes"  // server → client: terminal modes to restore before a replay
 	TypeExit   = "exit"   // server → client: the process ended
 	TypeError  = "error"  // server → client: the client's last message was rejected
 )
@@ -37,6 +38,10 @@ const (
 // MaxInputFrame is the largest client message the server accepts; a
 // larger one is answered with an error message and dropped whole.
 const MaxInputFrame = 1 << 20
+
+// OffsetParam is the attach endpoint's query parameter that resumes at an
+// absolute output offset (a decimal integer, 0 or more).
+const OffsetParam = "offset"
 
 // AttachPath is the path of session id's attach endpoint, to append to the
 // server's ws:// or wss:// base URL.
@@ -94,6 +99,24 @@ func (r Reset) MarshalJSON() ([]byte, error) {
 	}{TypeReset, r.Offset})
 }
 
+// Modes carries the escape sequences that take a fresh terminal into the
+// modes in force where a replay begins (alternate screen, cursor
+// visibility, bracketed paste, mouse reporting, application cursor keys).
+// It comes right after the hello or a reset, before the replay's output,
+// when those modes are not a fresh terminal's. A terminal writes Data as
+// it writes output; it is not output and takes up no offsets.
+type Modes struct {
+	Data string
+}
+
+// MarshalJSON encodes m as a "modes" message.
+func (m Modes) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type string `json:"type"`
+		Data string `json:"data"`
+	}{TypeModes, m.Data})
+}
+
 // Exit says the process ended; every output byte came before it. Signal
 // names the signal that killed it, if any; Reason explains an end the
 // process did not choose (such as "plugin_crashed").
@@ -136,6 +159,7 @@ type Message struct {
 	Cols      int    `json:"cols"`       // hello, resize
 	Rows      int    `json:"rows"`       // hello, resize
 	Offset    int64  `json:"offset"`     // hello, reset
+	Data      string `json:"data"`       // modes
 	Code      int    `json:"code"`       // exit
 	Signal    string `json:"signal"`     // exit
 	Reason    string `json:"reason"`     // exit

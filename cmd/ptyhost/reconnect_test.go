@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"net/url"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/internal/testbin"
+)
+
+// proxyTo puts a tcpProxy (outage_test.go) in front of the server at
+// serverURL and returns it with its URL.
+func proxyTo(t *testing.T, serverURL string) (*tcpProxy, string) {
+	t.Helper()
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTCPProxy(t, u.Host)
+	return p, "http://" + p.addr
+}
+
+// cut drops every connection through p, as a network failure does, and
+// serves again.
+func cut(p *tcpProxy) {
+	p.Stop()
+	p.Start()
+}
+
+// reconnectNotes matches what attach prints to the terminal around a
+// reconnection.
+var reconnectNotes = regexp.MustCompile(`\r\n\[[^\]\r\n]*reconnecting…\]\r\n|\[reconnected\]\r\n`)
+
+// TestE2ERunReconnects runs `ptyhost run` through a proxy and cuts its
+// connection twice while the session counts: it reconnects by itself,
+// resumes from its offset (every line once, in order) and exits with the
+// session's status.
+func TestE2ERunReconnects(t *testing.T) {
+	srv := startServer(t)
+	p, proxyURL := proxyTo(t, srv.URL)
+	const n = 150
+	script := `i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do i=$((i+1)); echo "n$i"; sleep 0.02; done; exit 7`
+	cmd := exec.Command(testbin.Ptyhost(t), "run", "--server", proxyURL, "--", "/bin/sh", "-c", script)
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	out := &ptyReader{f: ptmx}
+	go out.run()
+
+	out.wait(t, regexp.MustCompile(`n20\r\n`))
+	cut(p)
+	out.wait(t, regexp.MustCompile(`(?s)reconnecting….*\[reconnected\]`))
+	out.wait(t, regexp.MustCompile(`n60\r\n`))
+	cut(p)
+	out.wait(t, regexp.MustCompile(`(?s)(\[reconnected\].*){2}`))
+
+	err = waitExit(cmd)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Errorf("exit = %v, want status 7; screen tail %q", err, tail([]byte(out.buf.String())))
+	}
+	screen := reconnectNotes.ReplaceAllString(out.buf.String(), "")
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		want.WriteString("n" + strconv.Itoa(i) + "\r\n")
+	}
+	if screen != want.String() {
+		t.Errorf("output with the reconnection notes taken out is not n1..n%d once each, in order:\n%q", n, screen)
+	}
+}
+
+// TestE2EAttachReconnectSessionGone: when the session is gone by the time
+// attach reconnects, it stops and says so.
+func TestE2EAttachReconnectSessionGone(t *testing.T) {
+	srv := startServer(t)
+	p, proxyURL := proxyTo(t, srv.URL)
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}})
+	cmd := exec.Command(testbin.Ptyhost(t), "attach", "--server", proxyURL, id)
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	out := &ptyReader{f: ptmx}
+	go out.run()
+	ptmx.Write([]byte("echo $((40+2))\r"))
+	out.wait(t, regexp.MustCompile(`42\r\n`))
+
+	p.Stop() // cut, and refuse new connections
+	out.wait(t, regexp.MustCompile(`reconnecting…`))
+	if code, _, err := srv.Do("DELETE", "/api/v1/sessions/"+id, nil); err != nil || code != 204 {
+		t.Fatalf("destroy: %d %v", code, err)
+	}
+	p.Start()
+	err = waitExit(cmd)
+	// Destroying hangs the shell up; attach exits with the status the
+	// server reports.
+	out.wait(t, regexp.MustCompile(`session `+regexp.QuoteMeta(id)+` has ended \(exit code \d+\)`))
+	m := regexp.MustCompile(`has ended \(exit code (\d+)\)`).FindStringSubmatch(out.buf.String())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || strconv.Itoa(ee.ExitCode()) != m[1] || ee.ExitCode() == 0 {
+		t.Errorf("exit = %v, want status %s; screen tail %q", err, m[1], tail([]byte(out.buf.String())))
+	}
+	if n := strings.Count(out.buf.String(), "reconnecting…"); n != 1 {
+		t.Errorf("%d reconnecting notes, want 1", n)
+	}
+}
+
+// TestAttachReconnectsAfterGoingAway: a server that closes with 1001
+// (going away) is attached again, and the session's exit code ends it.
+func TestAttachReconnectsAfterGoingAway(t *testing.T) {
+	f := newFakeServer(t)
+	c, stdin := startAttach(t, f, "s1")
+	c.out.waitFor(t, "replayed")
+	typeIn(t, stdin, "shutdown\n")
+	c.out.waitFor(t, "shutdown\nreplayed\r\n") // the second hello's replay
+	typeIn(t, stdin, "exit 3\n")
+	if code := c.wait(t); code != 3 {
+		t.Fatalf("exit %d, stderr %q", code, c.err.String())
+	}
+	if got, want := c.err.String(), "\r\n[the server is shutting down; reconnecting…]\r\n[reconnected]\r\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+}
+
+func TestDetachedFor(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		status core.Status
+		ago    time.Duration
+		want   string
+	}{
+		{core.StatusIdle, 45 * time.Second, "45s"},
+		{core.StatusIdle, 3*time.Minute + 59*time.Second, "3m"},
+		{core.StatusIdle, 2*time.Hour + 5*time.Minute, "2h5m"},
+		{core.StatusIdle, 2 * time.Hour, "2h"},
+		{core.StatusIdle, 76 * time.Hour, "3d4h"},
+		{core.StatusActive, time.Minute, "1m"}, // started, never attached
+		{core.StatusTerminated, time.Minute, "-"},
+		{core.StatusError, time.Minute, "-"},
+	} {
+		s := session{Status: tt.status, DetachedAt: now.Add(-tt.ago)}
+		if got := detachedFor(s, now); got != tt.want {
+			t.Errorf("%s %v ago: %q, want %q", tt.status, tt.ago, got, tt.want)
+		}
+	}
+	for _, st := range []core.Status{core.StatusIdle, core.StatusActive} {
+		if got := detachedFor(session{Status: st}, now); got != "-" {
+			t.Errorf("%s without detached_at: %q, want -", st, got)
+		}
+	}
+}
