@@ -353,14 +353,7 @@ func TestE2EAttachCommand(t *testing.T) {
 	}
 
 	// Attach again; the session's exit code becomes ptyhost's.
-	cmd = exec.Command(testbin.Ptyhost(t), "attach", "--server", srv.URL, id)
-	ptmx2, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx2.Close()
-	out2 := &ptyReader{f: ptmx2}
-	go out2.run()
+	cmd, ptmx2, out2 := startCLI(t, "attach", "--server", srv.URL, id)
 	out2.wait(t, regexp.MustCompile(`33 110`)) // the replay
 	ptmx2.Write([]byte("exit 9\r"))
 	err = waitExit(cmd)
@@ -380,6 +373,21 @@ func waitExit(cmd *exec.Cmd) error {
 		cmd.Process.Kill()
 		return fmt.Errorf("did not exit: %v", <-done)
 	}
+}
+
+// startCLI runs the ptyhost binary with args in a PTY, collecting what it
+// writes; the PTY is closed at the test's end.
+func startCLI(t *testing.T, args ...string) (*exec.Cmd, *os.File, *ptyReader) {
+	t.Helper()
+	cmd := exec.Command(testbin.Ptyhost(t), args...)
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	out := &ptyReader{f: ptmx}
+	go out.run()
+	return cmd, ptmx, out
 }
 
 // ptyReader collects what a PTY's program writes.

@@ -3,16 +3,12 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/ptyhost/ptyhost/internal/e2etest"
-	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
 // lsFields runs `ptyhost ls` against srv and returns the fields of the
@@ -142,14 +138,7 @@ func TestE2EDetachMessage(t *testing.T) {
 		{[]string{"run", "--server", srv.URL, "--", "/bin/sh"}, `which keeps running until it exits or is killed\]`},
 		{[]string{"run", "--server", srv.URL, "--idle-timeout", "1h", "--", "/bin/sh"}, `which keeps running; it is destroyed after 1h0m0s with no client attached\]`},
 	} {
-		cmd := exec.Command(testbin.Ptyhost(t), tt.args...)
-		ptmx, err := pty.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ptmx.Close()
-		out := &ptyReader{f: ptmx}
-		go out.run()
+		cmd, ptmx, out := startCLI(t, tt.args...)
 		ptmx.Write([]byte("echo $((40+2))\r"))
 		out.wait(t, regexp.MustCompile(`42\r\n`))
 		ptmx.Write([]byte{0x1d})

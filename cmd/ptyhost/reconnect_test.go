@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/ptyhost/ptyhost/core"
-	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
 // proxyTo puts a tcpProxy (outage_test.go) in front of the server at
@@ -48,14 +45,7 @@ func TestE2ERunReconnects(t *testing.T) {
 	p, proxyURL := proxyTo(t, srv.URL)
 	const n = 150
 	script := `i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do i=$((i+1)); echo "n$i"; sleep 0.02; done; exit 7`
-	cmd := exec.Command(testbin.Ptyhost(t), "run", "--server", proxyURL, "--", "/bin/sh", "-c", script)
-	ptmx, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	out := &ptyReader{f: ptmx}
-	go out.run()
+	cmd, _, out := startCLI(t, "run", "--server", proxyURL, "--", "/bin/sh", "-c", script)
 
 	out.wait(t, regexp.MustCompile(`n20\r\n`))
 	cut(p)
@@ -64,7 +54,7 @@ func TestE2ERunReconnects(t *testing.T) {
 	cut(p)
 	out.wait(t, regexp.MustCompile(`(?s)(\[reconnected\].*){2}`))
 
-	err = waitExit(cmd)
+	err := waitExit(cmd)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 		t.Errorf("exit = %v, want status 7; screen tail %q", err, tail([]byte(out.buf.String())))
@@ -85,14 +75,7 @@ func TestE2EAttachReconnectSessionGone(t *testing.T) {
 	srv := startServer(t)
 	p, proxyURL := proxyTo(t, srv.URL)
 	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}})
-	cmd := exec.Command(testbin.Ptyhost(t), "attach", "--server", proxyURL, id)
-	ptmx, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	out := &ptyReader{f: ptmx}
-	go out.run()
+	cmd, ptmx, out := startCLI(t, "attach", "--server", proxyURL, id)
 	ptmx.Write([]byte("echo $((40+2))\r"))
 	out.wait(t, regexp.MustCompile(`42\r\n`))
 
@@ -102,7 +85,7 @@ func TestE2EAttachReconnectSessionGone(t *testing.T) {
 		t.Fatalf("destroy: %d %v", code, err)
 	}
 	p.Start()
-	err = waitExit(cmd)
+	err := waitExit(cmd)
 	// Destroying hangs the shell up; attach exits with the status the
 	// server reports.
 	out.wait(t, regexp.MustCompile(`session `+regexp.QuoteMeta(id)+` has ended \(exit code \d+\)`))
