@@ -99,6 +99,33 @@ func TestStartCommandDrainsPastABackgroundJob(t *testing.T) {
 	}
 }
 
+// The child stays unreaped from its exit until Close, so that Close's
+// kill of its process group cannot reach another process that got its pid.
+func TestStartCommandKeepsItsPidUntilClose(t *testing.T) {
+	if runtime.GOOS != "linux" || strconv.IntSize != 64 {
+		t.Skip("only 64-bit Linux waits without reaping (waitid WNOWAIT)")
+	}
+	ctx := testContext(t)
+	cmd := exec.Command("/bin/sh", "-c", "exit 3")
+	p, err := shared.StartCommand(cmd, shared.Size{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(ctx); err != nil || st.Code != 3 {
+		t.Fatalf("Wait = %+v, %v; want code 3", st, err)
+	}
+	stat := fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)
+	if b, err := os.ReadFile(stat); err != nil || !strings.Contains(string(b), ") Z") {
+		t.Fatalf("after Wait the child is not a zombie holding its pid: %q, %v", b, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(stat); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Close the child is not reaped: %v", err)
+	}
+}
+
 // running reports whether process pid exists and is not a zombie.
 func running(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -78,19 +78,11 @@ type commandPTY struct {
 	closeErr  error
 }
 
-// wait reaps the child and records how it exited.
+// wait records how the child exited. It leaves the child unreaped where
+// the system allows (see WaitExit), so that Kill and Close, which signal
+// its process group, cannot reach another process that got its pid.
 func (p *commandPTY) wait() {
-	err := p.cmd.Wait()
-	var exitErr *exec.ExitError
-	switch ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); {
-	case err != nil && !errors.As(err, &exitErr):
-		p.waitErr = err
-	case ok && ws.Signaled():
-		sig := unix.Signal(ws.Signal())
-		p.status = ExitStatus{Code: 128 + int(sig), Signal: unix.SignalName(sig)}
-	default:
-		p.status = ExitStatus{Code: p.cmd.ProcessState.ExitCode()}
-	}
+	p.status, p.waitErr = WaitExit(p.cmd)
 	close(p.exited)
 	p.ChildExited()
 }
@@ -147,9 +139,10 @@ func (p *commandPTY) Close() error {
 		<-p.exited // within the grace: SIGKILL follows SIGHUP
 		p.killer.Wait()
 		// What the child left running in its process group, such as a
-		// background job, ends with it. The group keeps its id while any
-		// member lives, so the signal cannot reach another group.
+		// background job, ends with it. The child is not reaped yet, so
+		// its pid still names this group alone; then it is.
 		_ = unix.Kill(-p.pid, unix.SIGKILL)
+		Reap(p.cmd)
 		p.closeErr = p.Terminal.Close()
 	})
 	return p.closeErr

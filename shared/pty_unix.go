@@ -67,3 +67,9 @@ func ResizePTY(master *os.File, size Size) error {
 	}
 	return ierr
 }
+
+// signalStatus is the exit status of a process killed by sig: by shell
+// convention code 128+n, and the signal's name.
+func signalStatus(sig unix.Signal) ExitStatus {
+	return ExitStatus{Code: 128 + int(sig), Signal: unix.SignalName(sig)}
+}

@@ -5,16 +5,11 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/ptyhost/ptyhost/shared"
 )
 
 // On Linux, Kill and Close reach every process of the session, including
@@ -42,93 +37,6 @@ const (
 	killRounds    = 3
 	killRoundWait = time.Second
 )
-
-// siginfoChld is the head of Linux's siginfo_t on 64-bit architectures, with
-// the fields waitid fills in for a child.
-type siginfoChld struct {
-	Signo  int32
-	Errno  int32
-	Code   int32
-	_      int32
-	Pid    int32
-	UID    uint32
-	Status int32
-}
-
-// si_code values for SIGCHLD.
-const (
-	cldExited = 1
-	cldKilled = 2
-	cldDumped = 3
-)
-
-// waitExited blocks until the child has exited and says how, leaving it a
-// zombie (WNOWAIT) for reap. It waits for the child's pidfd in Go's poller,
-// so that a thousand sessions do not hold a thousand threads blocked in
-// waitid; where pidfds cannot be polled, in waitid.
-func waitExited(cmd *exec.Cmd) (shared.ExitStatus, error) {
-	pid := cmd.Process.Pid
-	var info unix.Siginfo
-	if pollExit(pid, &info) != nil {
-		for {
-			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, unix.EINTR) {
-				return shared.ExitStatus{}, fmt.Errorf("wait for process %d: %w", pid, err)
-			}
-		}
-	}
-	chld := (*siginfoChld)(unsafe.Pointer(&info))
-	switch chld.Code {
-	case cldExited:
-		return shared.ExitStatus{Code: int(chld.Status)}, nil
-	case cldKilled, cldDumped:
-		return signalStatus(unix.Signal(chld.Status)), nil
-	default:
-		return shared.ExitStatus{}, fmt.Errorf("wait for process %d: unexpected si_code %d", pid, chld.Code)
-	}
-}
-
-// pollExit waits until the child pid has exited, for its pidfd to become
-// readable in Go's poller, and fills info as waitid does, leaving the child
-// a zombie. An error means it could not wait that way.
-func pollExit(pid int, info *unix.Siginfo) error {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
-	if err != nil {
-		return err
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var werr error
-	err = rc.Read(func(fd uintptr) bool {
-		*info = unix.Siginfo{}
-		werr = unix.Waitid(unix.P_PIDFD, int(fd), info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-		switch {
-		case errors.Is(werr, unix.EINTR):
-			return false
-		case werr != nil:
-			return true
-		default:
-			// With WNOHANG, a child that has not exited leaves si_pid 0.
-			return (*siginfoChld)(unsafe.Pointer(info)).Pid != 0
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return werr
-}
-
-// reap releases the child's zombie.
-func reap(cmd *exec.Cmd) {
-	_ = cmd.Wait()
-}
 
 // signalSession sends sig to every process in session sid.
 func signalSession(o *orphanage, sid int, sig unix.Signal) {

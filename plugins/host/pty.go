@@ -81,7 +81,7 @@ func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger, orphans *orphan
 // terminal a grandchild still holds open, so it starts draining.
 func (p *hostPTY) wait() {
 	defer close(p.waiterDone)
-	p.status, p.waitErr = waitExited(p.cmd)
+	p.status, p.waitErr = shared.WaitExit(p.cmd)
 	close(p.exited)
 	p.log.Debug("session process exited", "code", p.status.Code, "signal", p.status.Signal)
 	p.term.ChildExited()
@@ -162,15 +162,11 @@ func (p *hostPTY) Close() error {
 		p.killer.Wait()
 		killSession(p.orphans, p.pid)
 		<-p.waiterDone
-		reap(p.cmd)
+		// Forget before reaping: until the zombie is reaped its pid cannot
+		// be a new leader's, whose registration forget would drop.
 		p.orphans.forget(p.pid)
+		shared.Reap(p.cmd)
 		p.closeErr = p.term.Close()
 	})
 	return p.closeErr
-}
-
-// signalStatus is the exit status of a process killed by sig: by shell
-// convention code 128+n, and the signal's name.
-func signalStatus(sig unix.Signal) shared.ExitStatus {
-	return shared.ExitStatus{Code: 128 + int(sig), Signal: unix.SignalName(sig)}
 }
