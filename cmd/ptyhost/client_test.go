@@ -51,11 +51,20 @@ func (s *syncBuffer) String() string {
 // waitFor waits until the buffer contains want.
 func (s *syncBuffer) waitFor(t *testing.T, want string) {
 	t.Helper()
-	timer := time.NewTimer(waitTimeout)
+	s.waitUntil(t, waitTimeout, func(b string) bool { return strings.Contains(b, want) }, func(b string) string {
+		return fmt.Sprintf("timed out waiting for %q; have %q", want, b)
+	})
+}
+
+// waitUntil waits, waking at every write, until done holds for the
+// buffer's content; after within it fails the test with why's message.
+func (s *syncBuffer) waitUntil(t *testing.T, within time.Duration, done func(string) bool, why func(string) string) {
+	t.Helper()
+	timer := time.NewTimer(within)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		if strings.Contains(s.b.String(), want) {
+		if done(s.b.String()) {
 			s.mu.Unlock()
 			return
 		}
@@ -67,7 +76,7 @@ func (s *syncBuffer) waitFor(t *testing.T, want string) {
 		select {
 		case <-changed:
 		case <-timer.C:
-			t.Fatalf("timed out waiting for %q; have %q", want, s.String())
+			t.Fatal(why(s.String()))
 		}
 	}
 }

@@ -400,11 +400,7 @@ func (r *ptyReader) run() { io.Copy(&r.buf, r.f) }
 
 func (r *ptyReader) wait(t *testing.T, re *regexp.Regexp) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !re.MatchString(r.buf.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s; screen tail %q", re, tail([]byte(r.buf.String())))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r.buf.waitUntil(t, 15*time.Second, re.MatchString, func(b string) string {
+		return fmt.Sprintf("waiting for %s; screen tail %q", re, tail([]byte(b)))
+	})
 }
