@@ -10,6 +10,7 @@ import (
 
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/gormstore"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/fakeenv"
 )
 
@@ -70,16 +71,10 @@ func (h *harness) create(t *testing.T, id string) (core.SessionRecord, *fakeenv.
 	return rec, h.env.Last(t)
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually polls cond until it holds or 5 s have passed.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	e2etest.Eventually(t, 5*time.Second, what, cond, nil)
 }
 
 // outageStore is a Store whose database can be taken down and brought back:
