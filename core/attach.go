@@ -153,6 +153,10 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 		a.off = p.off
 		a.modes = p.modes.preamble()
 		s.deps.metrics.resyncs.Inc()
+		// Moved forward, a may be within the high-water mark now, with
+		// nothing to read (a ring without safe points resyncs to the
+		// end): the pump must look again.
+		s.flowProgress(a)
 		return Frame{Kind: FrameReset, Offset: p.off}, true
 	}
 	if n > 0 {

@@ -91,6 +91,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64) (*Attachment, 
 	}
 	a.hello.Offset = a.off
 	s.attachments[a] = struct{}{}
+	s.flowChanged() // a client near the end lets a waiting pump read on
 	n := len(s.attachments)
 	s.rec.ActiveConnections = n
 	u := SessionUpdate{ActiveConnections: &n}

@@ -240,3 +240,44 @@ func TestFlowLimitsKeepTheFastestClientInTheRing(t *testing.T) {
 		}
 	}
 }
+
+// A client reset to the end of a ring without safe points (one long escape
+// string) has nothing to read at once; the reset itself must wake the
+// pump, or the client and the program wait for each other for good.
+func TestResetToTheEndWakesThePump(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 8 << 10 })
+	_, p := h.create(t, "f")
+	s := h.session(t, "f")
+	fast := h.attach(t, "f")
+	slow := h.attach(t, "f")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = p.WriteOutput(append([]byte("\x1b]"), bytes.Repeat([]byte("x"), 256<<10)...))
+	}()
+	frames(t, fast, 6<<10) // the fast client keeps up a while, then stops
+	eventually(t, "the pump to wait for the clients", func() bool { return pumpWaits(s) })
+	fast.Close() // the slow client, out of the ring, is the only one left
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	buf := make([]byte, 4096)
+	resets := 0
+	for {
+		select {
+		case <-done:
+			if resets == 0 {
+				t.Error("the slow client was never reset")
+			}
+			return
+		default:
+		}
+		f, err := slow.Next(ctx, buf)
+		if err != nil {
+			t.Fatalf("the slow client got nothing more after %d resets while the program still writes: %v", resets, err)
+		}
+		if f.Kind == FrameReset {
+			resets++
+		}
+	}
+}

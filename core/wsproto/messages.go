@@ -195,7 +195,8 @@ func ParseClientMessage(p []byte) (Resize, error) {
 		Type string `json:"type"`
 		Cols *int   `json:"cols"`
 		Rows *int   `json:"rows"`
-		// Accepted (and ignored) as before: a client may echo them.
+		// Ignored, but type-checked as before: a client may echo the
+		// server's fields, and "code":"x" is still refused.
 		Offset  *int64 `json:"offset"`
 		Code    *int   `json:"code"`
 		Signal  string `json:"signal"`
