@@ -255,12 +255,12 @@ func TestResetToTheEndWakesThePump(t *testing.T) {
 		defer close(done)
 		_, _ = p.WriteOutput(append([]byte("\x1b]"), bytes.Repeat([]byte("x"), 256<<10)...))
 	}()
-	frames(t, fast, 6<<10) // the fast client keeps up a while, then stops
+	// The fast client keeps up past the ring's size, so the slow one is out
+	// of it, then stops.
+	frames(t, fast, 16<<10)
 	eventually(t, "the pump to wait for the clients", func() bool { return pumpWaits(s) })
 	fast.Close() // the slow client, out of the ring, is the only one left
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	buf := make([]byte, 4096)
 	resets := 0
 	for {
@@ -272,7 +272,9 @@ func TestResetToTheEndWakesThePump(t *testing.T) {
 			return
 		default:
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		f, err := slow.Next(ctx, buf)
+		cancel()
 		if err != nil {
 			t.Fatalf("the slow client got nothing more after %d resets while the program still writes: %v", resets, err)
 		}

@@ -143,13 +143,14 @@ func TestE2EDetachMessage(t *testing.T) {
 		out.wait(t, regexp.MustCompile(`42\r\n`))
 		ptmx.Write([]byte{0x1d})
 		out.wait(t, regexp.MustCompile(`\[detached from session (\S+), `+tt.want))
+		// The reader may not have the rest yet when the process exits:
+		// wait for it, then for the exit.
+		reattach := regexp.MustCompile(`reattach with 'ptyhost attach (\S+)'`)
+		out.wait(t, reattach)
 		if err := waitExit(cmd); err != nil {
 			t.Errorf("%v: detach exit: %v", tt.args, err)
 		}
-		id := regexp.MustCompile(`reattach with 'ptyhost attach (\S+)'`).FindStringSubmatch(out.buf.String())
-		if id == nil {
-			t.Fatalf("no session id in %q", tail([]byte(out.buf.String())))
-		}
+		id := reattach.FindStringSubmatch(out.buf.String())
 		t.Cleanup(func() { _, _, _ = srv.Do("DELETE", "/api/v1/sessions/"+id[1], nil) })
 	}
 }

@@ -53,6 +53,8 @@ func TestE2ERunReconnects(t *testing.T) {
 	out.wait(t, regexp.MustCompile(`n60\r\n`))
 	cut(p)
 	out.wait(t, regexp.MustCompile(`(?s)(\[reconnected\].*){2}`))
+	// The reader may lag the process's exit: wait for the last line.
+	out.wait(t, regexp.MustCompile(`n`+strconv.Itoa(n)+`\r\n`))
 
 	err := waitExit(cmd)
 	var ee *exec.ExitError
