@@ -23,9 +23,10 @@ func (p *stuckPTY) Close() error {
 func TestCloseAllIsBounded(t *testing.T) {
 	srv := NewGRPCServer(&fakeEnv{}, nil)
 	p := &stuckPTY{fakePTY: newFakePTY(), release: make(chan struct{})}
-	ready := make(chan struct{})
-	close(ready)
-	srv.sessions["stuck"] = &serverSession{id: "stuck", ready: ready, pty: p}
+	sess := newServerSession(SpawnRequest{SessionID: "stuck"}, DefaultScrollbackBytes)
+	sess.start(p)
+	close(sess.ready)
+	srv.sessions["stuck"] = sess
 	t.Cleanup(func() { close(p.release) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

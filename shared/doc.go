@@ -53,6 +53,22 @@
 // the session itself. When the host stops the plugin, Serve kills and closes
 // whatever is still open before it returns.
 //
+// # Sessions that outlive the host
+//
+// The SDK reads each session's output from its spawn on, into a buffer of
+// the session's scrollback size (keepRing), whether or not a stream serves
+// it; a stream sends from that buffer. While a stream serves the session
+// the reader never overwrites bytes the stream has not sent (it stops
+// reading, which is the backpressure); with none it overwrites the oldest,
+// so the program never blocks. A host that opens the Host stream
+// (Keeper.Hold) holds the plugin: from then on a stream that ends without
+// Close leaves its session kept, the plugin outlives its parent, and when
+// no Host stream is open for the orphan timeout the plugin hangs every
+// session up and exits. A host that comes back lists the kept sessions
+// (Keeper.Sessions) and attaches to them from an offset (Keeper.Attach);
+// one stream serves a session at a time, a new attach taking over. A
+// plugin no host held behaves as described above.
+//
 // # Concurrency
 //
 // An Environment must be safe for concurrent use: sessions are spawned in
@@ -66,5 +82,10 @@
 // host that stops reading applies backpressure to the plugin through gRPC
 // flow control. If the plugin process dies or the stream breaks, Read and
 // Wait return an error wrapping ErrPluginExited; after Close, they return an
-// error saying the session is closed.
+// error saying the session is closed; after Detach, ErrDetached.
+//
+// On the plugin's side, each session has one reader goroutine (from spawn
+// to close or end of output), and each session stream an input goroutine
+// and its handler sending output; keepRing's mutex orders the reader and
+// the one stream sending.
 package shared

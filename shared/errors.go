@@ -24,4 +24,8 @@ var (
 	// ErrPermissionDenied: the request asks for something the host's
 	// policy forbids, such as a path outside SpawnRequest.WorkdirRoots.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrDetached: the host detached the session's PTY (Detacher): the
+	// session goes on in the plugin, but this PTY no longer reaches it.
+	// It never crosses the wire, so it has no row in codes.go.
+	ErrDetached = errors.New("session detached")
 )

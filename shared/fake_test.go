@@ -117,7 +117,7 @@ func (p *fakePTY) finish(code int) {
 
 // glue serves env over go-plugin's in-memory gRPC connection and returns
 // the host's client and the plugin's server.
-func glue(t *testing.T, env Environment) (*GRPCClient, *plugin.GRPCServer) {
+func glue(t testing.TB, env Environment) (*GRPCClient, *plugin.GRPCServer) {
 	t.Helper()
 	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
 		PluginName: &EnvironmentPlugin{Impl: env},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
@@ -33,6 +34,7 @@ type GRPCClient struct {
 
 var (
 	_ Environment     = (*GRPCClient)(nil)
+	_ Keeper          = (*GRPCClient)(nil)
 	_ ConfigValidator = (*GRPCClient)(nil)
 	_ HealthChecker   = (*GRPCClient)(nil)
 )
@@ -81,32 +83,6 @@ func (c *GRPCClient) Health(ctx context.Context, envType string, config json.Raw
 // returned PTY, not to ctx: ctx bounds only the wait, and if it ends first
 // the stream is cancelled, which makes the plugin release the session.
 func (c *GRPCClient) Spawn(ctx context.Context, req SpawnRequest) (PTY, error) {
-	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
-	stream, err := c.client.Session(streamCtx)
-	if err != nil {
-		cancelStream(nil)
-		return nil, c.callError(streamCtx, err)
-	}
-	// Abandon the stream if the caller gives up before the plugin answers.
-	stop := context.AfterFunc(ctx, func() { cancelStream(context.Cause(ctx)) })
-	first, err := c.startSession(stream, req)
-	if !stop() {
-		cancelStream(nil)
-		return nil, fmt.Errorf("spawn session %q: %w", req.SessionID, context.Cause(ctx))
-	}
-	if err != nil {
-		cancelStream(nil)
-		return nil, c.callError(streamCtx, err)
-	}
-	if first.GetStarted() == nil {
-		cancelStream(nil)
-		return nil, fmt.Errorf("spawn session %q: %w: plugin answered %v instead of started", req.SessionID, ErrPluginExited, first)
-	}
-	return newGRPCPTY(c, req.SessionID, stream, streamCtx, cancelStream), nil
-}
-
-// startSession sends the spawn frame and returns the plugin's first frame.
-func (c *GRPCClient) startSession(stream proto.Environment_SessionClient, req SpawnRequest) (*proto.SessionResponse, error) {
 	spawn := &proto.Spawn{
 		SessionId:       req.SessionID,
 		EnvironmentId:   req.EnvironmentID,
@@ -117,12 +93,88 @@ func (c *GRPCClient) startSession(stream proto.Environment_SessionClient, req Sp
 		Env:             maps.Clone(req.Env),
 		Size:            &proto.Size{Cols: uint32(req.Size.Cols), Rows: uint32(req.Size.Rows)},
 		WorkdirRoots:    req.WorkdirRoots,
+		OutputOffset:    req.OutputOffset,
+		ScrollbackBytes: int64(req.ScrollbackBytes),
 	}
+	p, _, err := c.openSession(ctx, "spawn", req.SessionID, &proto.SessionRequest{Frame: &proto.SessionRequest_Spawn{Spawn: spawn}})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// openSession opens a session stream for the session id, sends first and
+// waits for the Started frame; it returns the PTY over the stream and the
+// offset of the first output byte the stream carries. what names the
+// operation in errors.
+//
+// If a spawn fails after the stream was opened, other than by the plugin's
+// own answer (the caller gave up, the stream broke, the plugin answered
+// nonsense), the plugin may have started the session and, if a host holds
+// it, keep it: a best-effort Close releases it. A failed attach leaves the
+// session as it was, kept.
+func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *proto.SessionRequest) (*grpcPTY, int64, error) {
+	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
+	stream, err := c.client.Session(streamCtx)
+	if err != nil {
+		cancelStream(nil)
+		return nil, 0, c.callError(streamCtx, err)
+	}
+	fail := func(err error, maybeStarted bool) (*grpcPTY, int64, error) {
+		cancelStream(nil)
+		if maybeStarted && what == "spawn" {
+			c.forget(id)
+		}
+		return nil, 0, err
+	}
+	// Abandon the stream if the caller gives up before the plugin answers.
+	stop := context.AfterFunc(ctx, func() { cancelStream(context.Cause(ctx)) })
+	resp, err := sendFirst(stream, first)
+	if !stop() {
+		return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)
+	}
+	if err != nil {
+		return fail(c.callError(streamCtx, err), !pluginAnswered(err))
+	}
+	started := resp.GetStarted()
+	if started == nil {
+		return fail(fmt.Errorf("%s session %q: %w: plugin answered %v instead of started", what, id, ErrPluginExited, resp), true)
+	}
+	return newGRPCPTY(c, id, stream, streamCtx, cancelStream), started.GetOffset(), nil
+}
+
+// sendFirst sends a session stream's first frame and returns the plugin's
+// first frame.
+func sendFirst(stream proto.Environment_SessionClient, first *proto.SessionRequest) (*proto.SessionResponse, error) {
 	// On io.EOF the plugin ended the stream; Recv returns its status.
-	if err := stream.Send(&proto.SessionRequest{Frame: &proto.SessionRequest_Spawn{Spawn: spawn}}); err != nil && !errors.Is(err, io.EOF) {
+	if err := stream.Send(first); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	return stream.Recv()
+}
+
+// pluginAnswered reports whether err is a status a ptyhost plugin sent (it
+// carries an ErrorDetail), as opposed to a broken call.
+func pluginAnswered(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	_, fromServer := errorKind(st)
+	return fromServer
+}
+
+// forgetTimeout bounds the Close that releases a session whose spawn the
+// host gave up on.
+const forgetTimeout = 5 * time.Second
+
+// forget asks the plugin, best effort, to release the session id, which a
+// failed spawn may have started. The stream is cancelled first; a plugin
+// still spawning the session undoes the spawn (see GRPCServer.Close).
+func (c *GRPCClient) forget(id string) {
+	ctx, cancel := context.WithTimeout(c.pluginCtx, forgetTimeout)
+	defer cancel()
+	_, _ = c.client.Close(ctx, &proto.CloseRequest{SessionId: id})
 }
 
 // join returns ctx, cancelled also when the plugin process exits (with

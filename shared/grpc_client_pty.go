@@ -40,7 +40,10 @@ type grpcPTY struct {
 	closeErr  error
 }
 
-var _ PTY = (*grpcPTY)(nil)
+var (
+	_ PTY      = (*grpcPTY)(nil)
+	_ Detacher = (*grpcPTY)(nil)
+)
 
 func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient, ctx context.Context, cancel context.CancelCauseFunc) *grpcPTY {
 	return &grpcPTY{
@@ -122,6 +125,10 @@ func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 
 // send sends one frame, waiting for its turn at most until ctx ends.
 func (p *grpcPTY) send(ctx context.Context, msg *proto.SessionRequest) error {
+	if p.ctx.Err() != nil {
+		// Closed or detached: say so, whichever ctx the caller passed.
+		return p.ctxError()
+	}
 	select {
 	case p.sendSlot <- struct{}{}:
 	case <-ctx.Done():
@@ -164,8 +171,12 @@ func (p *grpcPTY) Wait(ctx context.Context) (ExitStatus, error) {
 }
 
 // Kill asks the plugin to end the session's processes. Read then returns
-// the remaining output and io.EOF.
+// the remaining output and io.EOF. After Detach it fails with ErrDetached
+// and does not reach the plugin.
 func (p *grpcPTY) Kill(ctx context.Context) error {
+	if p.detached() {
+		return ErrDetached
+	}
 	ctx, cancel := p.c.join(ctx)
 	defer cancel()
 	_, err := p.c.client.Kill(ctx, &proto.KillRequest{SessionId: p.id})
@@ -175,8 +186,12 @@ func (p *grpcPTY) Kill(ctx context.Context) error {
 // Close asks the plugin to release the session, then ends the stream, which
 // also unblocks a Read in progress. A session the plugin no longer has
 // (because the plugin died or already cleaned up) closes without error.
+// After Detach, Close only returns nil: the session is the plugin's.
 func (p *grpcPTY) Close() error {
 	p.closeOnce.Do(func() {
+		if p.detached() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(p.c.pluginCtx, closeTimeout)
 		_, err := p.c.client.Close(ctx, &proto.CloseRequest{SessionId: p.id})
 		err = p.c.callError(ctx, err)
@@ -190,11 +205,27 @@ func (p *grpcPTY) Close() error {
 	return p.closeErr
 }
 
+// Detach implements Detacher: it ends the session stream without the Close
+// RPC, so a plugin a host holds keeps the session for a later Attach (an
+// unheld one kills it). Read, Write, Wait, Resize and Kill then fail with
+// an error wrapping ErrDetached, and Close returns nil without reaching the
+// plugin.
+func (p *grpcPTY) Detach() {
+	p.cancel(ErrDetached)
+}
+
+// detached reports whether Detach was called (and Close was not before).
+func (p *grpcPTY) detached() bool {
+	return p.ctx.Err() != nil && errors.Is(context.Cause(p.ctx), ErrDetached)
+}
+
 // ctxError says why the stream's context ended.
 func (p *grpcPTY) ctxError() error {
 	switch cause := context.Cause(p.ctx); {
 	case errors.Is(cause, errSessionClosed):
 		return errSessionClosed
+	case errors.Is(cause, ErrDetached):
+		return ErrDetached
 	case p.c.pluginCtx.Err() != nil:
 		return ErrPluginExited
 	default:

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +26,10 @@ const MaxFrameSize = 64 << 10
 const cleanupTimeout = 1500 * time.Millisecond
 
 // GRPCServer adapts an Environment to the plugin's gRPC service. It keeps the
-// live sessions by id so the host's Kill and Close calls find them, and
-// releases a session whose stream ends early (the host went away).
+// live sessions by id so the host's Kill and Close calls find them, reads
+// each session's output into a buffer of its scrollback size, and decides
+// what happens to a session whose stream ends without Close: killed, unless
+// a host holds the plugin (Host), which makes it kept for a later attach.
 type GRPCServer struct {
 	proto.UnimplementedEnvironmentServer
 
@@ -34,6 +39,8 @@ type GRPCServer struct {
 	mu sync.Mutex
 	// mu protects the following.
 	sessions map[string]*serverSession
+
+	hold holdState
 }
 
 var _ proto.EnvironmentServer = (*GRPCServer)(nil)
@@ -43,7 +50,12 @@ func NewGRPCServer(impl Environment, logger hclog.Logger) *GRPCServer {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &GRPCServer{impl: impl, logger: logger, sessions: make(map[string]*serverSession)}
+	return &GRPCServer{
+		impl:     impl,
+		logger:   logger,
+		sessions: make(map[string]*serverSession),
+		hold:     holdState{afterFunc: afterFunc, exit: os.Exit},
+	}
 }
 
 // Info implements proto.EnvironmentServer.
@@ -97,10 +109,12 @@ func (s *GRPCServer) Kill(ctx context.Context, req *proto.KillRequest) (*proto.K
 }
 
 // Close implements proto.EnvironmentServer. It forgets the session id, so
-// the id can be spawned again.
+// the id can be spawned again. A Close for a session still spawning (the
+// host gave up on the spawn) makes the spawn undo itself.
 func (s *GRPCServer) Close(ctx context.Context, req *proto.CloseRequest) (*proto.CloseResponse, error) {
 	sess, err := s.lookup(req.GetSessionId())
 	if err != nil {
+		s.abandon(req.GetSessionId())
 		return nil, toStatus(err)
 	}
 	err = sess.close(ctx, false)
@@ -111,75 +125,235 @@ func (s *GRPCServer) Close(ctx context.Context, req *proto.CloseRequest) (*proto
 	return &proto.CloseResponse{}, nil
 }
 
-// Session implements proto.EnvironmentServer: it spawns the PTY, then pumps
-// output up and input down until the exit frame is sent, and keeps the
-// session until the host closes it or the stream ends.
+// Session implements proto.EnvironmentServer. Its first frame says what the
+// stream serves: spawn starts a new session, attach takes up one the plugin
+// keeps. Then it pumps output up and input down until the exit frame is
+// sent, and keeps the stream until the host closes the session or ends the
+// stream.
 func (s *GRPCServer) Session(stream proto.Environment_SessionServer) error {
-	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
 	}
-	spawn := first.GetSpawn()
-	if spawn == nil {
-		return toStatus(fmt.Errorf("%w: the first session frame must be spawn", ErrInvalidArgument))
+	switch f := first.GetFrame().(type) {
+	case *proto.SessionRequest_Spawn:
+		return s.spawnSession(stream, f.Spawn)
+	case *proto.SessionRequest_Attach:
+		return s.attachSession(stream, f.Attach)
+	default:
+		return toStatus(fmt.Errorf("%w: the first session frame must be spawn or attach", ErrInvalidArgument))
 	}
-	sess, err := s.spawn(ctx, spawn)
+}
+
+// spawnSession serves a stream that spawns its session. The session is
+// ready (Close finds it) before the Started frame goes out; if the stream
+// ends before that frame is sent, the session is killed and released
+// whether or not a host holds the plugin: the host never learnt of it.
+func (s *GRPCServer) spawnSession(stream proto.Environment_SessionServer, spawn *proto.Spawn) error {
+	ctx := stream.Context()
+	sess, a, err := s.spawn(ctx, spawn)
 	if err != nil {
 		return toStatus(err)
 	}
 	log := s.logger.With("session_id", sess.id)
-	exited := false
-	defer func() {
-		// The stream is over: if the host did not Close the session, it
-		// went away, so kill (unless it exited) and release what it left.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		if err := sess.close(cctx, !exited); err != nil {
-			log.Debug("closing session after its stream ended", "error", err)
-		}
-		s.remove(sess)
-	}()
+	err = ctx.Err()
+	if err == nil {
+		err = stream.Send(startedFrame(spawn.GetOutputOffset()))
+	}
+	if err != nil {
+		log.Debug("session stream ended before the session started; killing it", "error", err)
+		s.release(ctx, sess, true, log)
+		return err
+	}
+	return s.serve(stream, sess, a, log)
+}
 
-	if err := stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: &proto.Started{}}}); err != nil {
+// attachSession serves a stream that takes up a session the plugin keeps,
+// from the offset asked for (or the oldest byte kept). A stream that served
+// the session until now ends.
+func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *proto.Attach) error {
+	sess, err := s.lookup(req.GetSessionId())
+	if err != nil {
+		return toStatus(err)
+	}
+	a, start := sess.out.attach(req.GetOffset())
+	log := s.logger.With("session_id", sess.id)
+	log.Debug("session stream attached", "offset", req.GetOffset(), "from", start)
+	if err := stream.Send(startedFrame(start)); err != nil {
+		s.streamEnded(stream.Context(), sess, a, log)
 		return err
 	}
-	go sess.pumpInput(ctx, stream, log)
-	if err := sess.pumpOutput(ctx, stream); err != nil {
+	return s.serve(stream, sess, a, log)
+}
+
+// startedFrame is the Started frame of a stream whose first output byte is
+// at offset.
+func startedFrame(offset int64) *proto.SessionResponse {
+	return &proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: &proto.Started{Offset: offset}}}
+}
+
+// serve pumps a started stream: output (from a's cursor) and the exit frame
+// up, input down. After the exit frame it keeps the stream open until the
+// host closes the session, ends the stream, or another stream takes the
+// session over. Then streamEnded decides what becomes of the session.
+func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverSession, a *attachment, log hclog.Logger) error {
+	ctx := stream.Context()
+	defer s.streamEnded(ctx, sess, a, log)
+	stop := context.AfterFunc(ctx, func() { sess.out.endStream(a) })
+	defer stop()
+	go sess.pumpInput(ctx, stream, a, log)
+	if err := sess.pumpOutput(ctx, stream, a); err != nil {
 		return err
 	}
-	exited = true
-	// The exit frame is out. Keep the session (and its id) until the host
-	// closes it, which also ends the stream.
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-a.gone:
+	}
 	return nil
 }
 
-// spawn reserves the session id, then spawns the PTY. The id is reserved
-// before Impl.Spawn runs, so two concurrent spawns of one id cannot both
-// start a process.
-func (s *GRPCServer) spawn(ctx context.Context, spawn *proto.Spawn) (*serverSession, error) {
-	id := spawn.GetSessionId()
-	if id == "" {
-		return nil, fmt.Errorf("%w: empty session id", ErrInvalidArgument)
+// streamEnded handles the end of a's stream without Close. If another
+// stream took the session over, or it was closed, nothing is left to do.
+// Otherwise the session is detached: kept for a later attach if a host
+// holds the plugin; killed (unless it exited) and released if not, as the
+// host that went away was the only one that knew it.
+func (s *GRPCServer) streamEnded(ctx context.Context, sess *serverSession, a *attachment, log hclog.Logger) {
+	if !sess.out.detach(a) {
+		return
 	}
-	sess := &serverSession{id: id, ready: make(chan struct{})}
+	if s.held() {
+		log.Debug("session stream ended without close; keeping the session")
+		return
+	}
+	s.release(ctx, sess, !sess.out.hasExited(), log)
+}
+
+// release closes sess (killing it first with kill) and forgets it, with
+// cleanupTimeout and whatever is left of ctx's values.
+func (s *GRPCServer) release(ctx context.Context, sess *serverSession, kill bool, log hclog.Logger) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := sess.close(cctx, kill); err != nil {
+		log.Debug("closing session after its stream ended", "error", err)
+	}
+	s.remove(sess)
+}
+
+// spawn reserves the session id, spawns the PTY and starts the session's
+// reader, attached to the spawning stream. The id is reserved before
+// Impl.Spawn runs, so two concurrent spawns of one id cannot both start a
+// process.
+func (s *GRPCServer) spawn(ctx context.Context, spawn *proto.Spawn) (*serverSession, *attachment, error) {
+	req := spawnFromProto(spawn)
+	if req.SessionID == "" {
+		return nil, nil, fmt.Errorf("%w: empty session id", ErrInvalidArgument)
+	}
+	scrollback, err := scrollbackBytes(spawn.GetScrollbackBytes())
+	if err != nil {
+		return nil, nil, err
+	}
+	if req.OutputOffset < 0 {
+		return nil, nil, fmt.Errorf("%w: negative output offset %d", ErrInvalidArgument, req.OutputOffset)
+	}
+	req.ScrollbackBytes = scrollback
+	sess := newServerSession(req, scrollback)
 	s.mu.Lock()
-	if _, dup := s.sessions[id]; dup {
+	if _, dup := s.sessions[req.SessionID]; dup {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("session %q: %w", id, ErrAlreadyExists)
+		return nil, nil, fmt.Errorf("session %q: %w", req.SessionID, ErrAlreadyExists)
 	}
-	s.sessions[id] = sess
+	s.sessions[req.SessionID] = sess
 	s.mu.Unlock()
 
-	pty, err := s.impl.Spawn(ctx, spawnFromProto(spawn))
+	pty, err := s.impl.Spawn(ctx, req)
 	if err != nil {
 		s.remove(sess)
-		return nil, err
+		return nil, nil, err
 	}
-	sess.pty = pty
-	close(sess.ready)
-	return sess, nil
+	a := sess.start(pty)
+	s.mu.Lock()
+	abandoned := sess.abandoned
+	if !abandoned {
+		close(sess.ready)
+	}
+	s.mu.Unlock()
+	if abandoned {
+		s.release(ctx, sess, true, s.logger.With("session_id", sess.id))
+		return nil, nil, fmt.Errorf("session %q: closed while it was spawning: %w", req.SessionID, context.Canceled)
+	}
+	return sess, a, nil
+}
+
+// maxScrollbackBytes bounds SpawnRequest.ScrollbackBytes: a GiB of output
+// kept per session is more than any host asks.
+const maxScrollbackBytes = 1 << 30
+
+// scrollbackBytes validates a spawn's scrollback_bytes; 0 means
+// DefaultScrollbackBytes.
+func scrollbackBytes(n int64) (int, error) {
+	switch {
+	case n == 0:
+		return DefaultScrollbackBytes, nil
+	case n < 0 || n > maxScrollbackBytes:
+		return 0, fmt.Errorf("%w: scrollback of %d bytes, want 1 to %d", ErrInvalidArgument, n, maxScrollbackBytes)
+	default:
+		return int(n), nil
+	}
+}
+
+// abandon marks the session with this id, if it is still spawning, as
+// given up by the host: its spawn undoes itself when Impl.Spawn returns.
+func (s *GRPCServer) abandon(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess := s.sessions[id]; sess != nil {
+		select {
+		case <-sess.ready:
+		default:
+			sess.abandoned = true
+		}
+	}
+}
+
+// Sessions implements proto.EnvironmentServer: every session spawned and
+// not closed, with the output it keeps and its exit status once it exited.
+func (s *GRPCServer) Sessions(context.Context, *proto.SessionsRequest) (*proto.SessionsResponse, error) {
+	resp := &proto.SessionsResponse{}
+	for _, sess := range s.readySessions() {
+		if sess.closed.Load() {
+			continue
+		}
+		start, end, attached, exit := sess.out.kept()
+		k := &proto.KeptSession{
+			SessionId:       sess.id,
+			EnvironmentId:   sess.environmentID,
+			EnvironmentType: sess.environmentType,
+			StartOffset:     start,
+			EndOffset:       end,
+			Attached:        attached,
+		}
+		if exit != nil {
+			k.Exit = exitToProto(*exit)
+		}
+		resp.Sessions = append(resp.Sessions, k)
+	}
+	slices.SortFunc(resp.Sessions, func(a, b *proto.KeptSession) int { return strings.Compare(a.SessionId, b.SessionId) })
+	return resp, nil
+}
+
+// readySessions returns the sessions spawned, not those still spawning.
+func (s *GRPCServer) readySessions() []*serverSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ready := make([]*serverSession, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		select {
+		case <-sess.ready:
+			ready = append(ready, sess)
+		default: // still spawning; its stream's end cleans it up
+		}
+	}
+	return ready
 }
 
 // lookup returns the spawned session with this id.
@@ -212,17 +386,7 @@ func (s *GRPCServer) remove(sess *serverSession) {
 // ctx ends, whichever is first. ctx's deadline is passed to Kill, so
 // adapters can shorten their grace to fit. Safe to call while serving.
 func (s *GRPCServer) CloseAll(ctx context.Context) {
-	s.mu.Lock()
-	open := make([]*serverSession, 0, len(s.sessions))
-	for _, sess := range s.sessions {
-		select {
-		case <-sess.ready:
-			open = append(open, sess)
-		default: // still spawning; its stream's end cleans it up
-		}
-	}
-	s.mu.Unlock()
-
+	open := s.readySessions()
 	var wg sync.WaitGroup
 	for _, sess := range open {
 		wg.Go(func() {
@@ -255,6 +419,8 @@ func spawnFromProto(p *proto.Spawn) SpawnRequest {
 		Env:             p.GetEnv(),
 		Size:            sizeFromProto(p.GetSize()),
 		WorkdirRoots:    p.GetWorkdirRoots(),
+		OutputOffset:    p.GetOutputOffset(),
+		ScrollbackBytes: int(max(0, min(p.GetScrollbackBytes(), maxScrollbackBytes))),
 	}
 }
 

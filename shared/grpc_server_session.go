@@ -13,12 +13,22 @@ import (
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
-// serverSession is one session on the plugin's side of the wire.
+// serverSession is one session on the plugin's side of the wire. From its
+// spawn on, one reader goroutine (read) reads its PTY into out, whether or
+// not a session stream serves it; a stream sends from out (pumpOutput).
 type serverSession struct {
-	id string
-	// ready is closed once pty is set; until then the id is only reserved.
+	id              string
+	environmentID   string
+	environmentType string
+	// ready is closed once pty is set and the reader runs; until then the
+	// id is only reserved.
 	ready chan struct{}
 	pty   PTY
+	// out keeps the session's output, its end, and the stream serving it.
+	out *keepRing
+	// ctx ends when the session is closed; the reader's Wait uses it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// lifeMu keeps Kill calls out of Close: kill holds it shared, close
 	// exclusively, so the PTY never sees a Kill after its Close.
@@ -29,6 +39,57 @@ type serverSession struct {
 	// closed is set, and closeErr written, holding both locks.
 	closed   atomic.Bool
 	closeErr error
+	// abandoned is set, under the server's mu, by a Close that came while
+	// the session was still spawning: the spawn then undoes itself.
+	abandoned bool
+}
+
+// newServerSession returns a session reserved for req, whose output the
+// SDK keeps in scrollback bytes from req.OutputOffset.
+func newServerSession(req SpawnRequest, scrollback int) *serverSession {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &serverSession{
+		id:              req.SessionID,
+		environmentID:   req.EnvironmentID,
+		environmentType: req.EnvironmentType,
+		ready:           make(chan struct{}),
+		out:             newKeepRing(scrollback, req.OutputOffset),
+		ctx:             ctx,
+		cancel:          cancel,
+	}
+}
+
+// start takes up pty, attaches the spawning stream from the first byte, and
+// starts the reader. The attachment comes first so that no byte is
+// overwritten before that stream has sent it.
+func (s *serverSession) start(pty PTY) *attachment {
+	s.pty = pty
+	a, _ := s.out.attach(0) // clamped to the first offset
+	go s.read()
+	return a
+}
+
+// read reads the PTY into out until its output ends or the session is
+// closed, then waits for the exit status, once, and keeps it in out.
+//
+// It reads into a buffer of MaxFrameSize, as the stream sends, and copies
+// into the ring: the one copy the SDK adds for keeping output.
+func (s *serverSession) read() {
+	buf := make([]byte, MaxFrameSize)
+	for {
+		n, err := s.pty.Read(buf)
+		if n > 0 && !s.out.write(buf[:n]) {
+			return // closed
+		}
+		if err != nil {
+			s.out.readEnded(err)
+			if errors.Is(err, io.EOF) {
+				st, err := s.pty.Wait(s.ctx)
+				s.out.exitedWith(st, err)
+			}
+			return
+		}
+	}
 }
 
 // input runs fn with the PTY unless the session was closed.
@@ -54,12 +115,15 @@ func (s *serverSession) kill(ctx context.Context) error {
 // close closes the PTY once and returns that Close's error every time. With
 // kill, or if an input call holds inputMu (a Write blocked on a child that
 // does not read), it kills the PTY first, which also makes that Write return.
+// The reader and any stream's sender stop first: nobody wants the output of
+// a closed session.
 func (s *serverSession) close(ctx context.Context, kill bool) error {
 	s.lifeMu.Lock()
 	defer s.lifeMu.Unlock()
 	if s.closed.Load() {
 		return s.closeErr
 	}
+	s.out.close()
 	if kill || !s.inputMu.TryLock() {
 		_ = s.pty.Kill(ctx)
 		s.inputMu.Lock()
@@ -67,17 +131,22 @@ func (s *serverSession) close(ctx context.Context, kill bool) error {
 	defer s.inputMu.Unlock()
 	s.closeErr = s.pty.Close()
 	s.closed.Store(true)
+	s.cancel()
 	return s.closeErr
 }
 
-// pumpInput applies the host's input and resize frames until the stream
-// ends. Failures are logged, not fatal: a Write to a session whose child has
-// exited fails, and the host cannot act on that anyway.
-func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_SessionServer, log hclog.Logger) {
+// pumpInput applies the input and resize frames of a's stream until the
+// stream ends. Frames that come after another stream took the session over
+// are dropped. Failures are logged, not fatal: a Write to a session whose
+// child has exited fails, and the host cannot act on that anyway.
+func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_SessionServer, a *attachment, log hclog.Logger) {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
 			return // the stream is over (host gone, closed, or EOF)
+		}
+		if !s.out.serves(a) {
+			continue
 		}
 		switch f := msg.GetFrame().(type) {
 		case *proto.SessionRequest_Input:
@@ -96,141 +165,48 @@ func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_
 	}
 }
 
-// pumpOutput sends the PTY's output up the stream and then the exit frame.
-//
-// One goroutine reads the PTY with a MaxFrameSize buffer into a pending
-// buffer; this goroutine sends whatever has accumulated as one frame. Under
-// load the reader fills the pending buffer while a frame is in flight, so
-// frames coalesce up to MaxFrameSize; when idle a single echoed keystroke is
-// sent as soon as it is read. No timers are involved.
-func (s *serverSession) pumpOutput(ctx context.Context, stream proto.Environment_SessionServer) error {
-	p := newOutputBuffer()
-	stop := context.AfterFunc(ctx, p.stop)
-	defer stop()
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		p.readFrom(s.pty)
-	}()
-	defer func() {
-		p.stop()
-		select {
-		case <-readerDone:
-		case <-ctx.Done():
-			// The reader may be blocked in Read until the deferred close
-			// in Session closes the PTY; it exits then, as p is stopped.
-		}
-	}()
+// errTakenOver ends a session stream whose session another stream attached
+// to.
+var errTakenOver = fmt.Errorf("%w: another session stream took the session over", ErrUnavailable)
 
+// pumpOutput sends the session's output from a's cursor up the stream,
+// then the exit frame. It returns nil once the exit frame is sent, and an
+// error if the stream ended, another stream took the session over, or the
+// PTY failed.
+//
+// The session's reader fills the ring while a frame is in flight, so under
+// load frames coalesce up to MaxFrameSize; when idle a single echoed
+// keystroke is sent as soon as it is read. No timers are involved.
+func (s *serverSession) pumpOutput(ctx context.Context, stream proto.Environment_SessionServer, a *attachment) error {
 	out := &proto.SessionResponse_Output{}
 	msg := &proto.SessionResponse{Frame: out}
 	var spare []byte
 	for {
-		frame, readErr, ok := p.next(spare)
-		if !ok {
-			return ctx.Err()
-		}
-		if frame == nil {
-			if !errors.Is(readErr, io.EOF) {
-				return toStatus(readErr)
+		frame, ev, st, err := s.out.next(a, spare)
+		switch ev {
+		case sendOutput:
+			out.Output = frame
+			// Send marshals msg before it returns, so frame can be reused.
+			if err := stream.Send(msg); err != nil {
+				return err
 			}
-			break
-		}
-		out.Output = frame
-		// Send marshals msg before it returns, so frame can be reused.
-		if err := stream.Send(msg); err != nil {
-			return err
-		}
-		spare = frame
-	}
-
-	st, err := s.pty.Wait(ctx)
-	if err != nil {
-		return toStatus(err)
-	}
-	return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: &proto.Exit{
-		Code:   int32(st.Code),
-		Signal: st.Signal,
-		Reason: st.Reason,
-	}}})
-}
-
-// outputBuffer hands output from the PTY reader to the stream sender.
-type outputBuffer struct {
-	mu   sync.Mutex
-	cond sync.Cond
-	// mu protects the following.
-	pending []byte // read, not yet sent; at most MaxFrameSize
-	readErr error  // why the reader stopped; io.EOF at the normal end
-	stopped bool   // the sender gave up; the reader must stop too
-}
-
-func newOutputBuffer() *outputBuffer {
-	b := &outputBuffer{}
-	b.cond.L = &b.mu
-	return b
-}
-
-// readFrom reads r until it fails or the buffer is stopped.
-func (b *outputBuffer) readFrom(r io.Reader) {
-	buf := make([]byte, MaxFrameSize)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 && !b.put(buf[:n]) {
-			return
-		}
-		if err != nil {
-			b.mu.Lock()
-			b.readErr = err
-			b.cond.Broadcast()
-			b.mu.Unlock()
-			return
+			spare = frame
+		case sendExit:
+			return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: exitToProto(st)}})
+		case sendFailed:
+			return toStatus(err)
+		case sendClosed:
+			return toStatus(errSessionClosed)
+		case sendStop:
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return toStatus(errTakenOver)
 		}
 	}
 }
 
-// put appends data to the pending bytes, waiting while that would make a
-// frame larger than MaxFrameSize. It reports false if the buffer was stopped.
-func (b *outputBuffer) put(data []byte) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for len(b.pending) > 0 && len(b.pending)+len(data) > MaxFrameSize && !b.stopped {
-		b.cond.Wait()
-	}
-	if b.stopped {
-		return false
-	}
-	b.pending = append(b.pending, data...)
-	b.cond.Broadcast()
-	return true
-}
-
-// next waits for output and returns all pending bytes as one frame, giving
-// the reader spare (the previous frame, already sent) to fill next. With no
-// output left it returns the reader's error instead. ok is false once the
-// buffer is stopped.
-func (b *outputBuffer) next(spare []byte) (frame []byte, readErr error, ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for len(b.pending) == 0 && b.readErr == nil && !b.stopped {
-		b.cond.Wait()
-	}
-	switch {
-	case b.stopped:
-		return nil, nil, false
-	case len(b.pending) > 0:
-		frame, b.pending = b.pending, spare[:0]
-		b.cond.Broadcast() // the reader may be waiting for room
-		return frame, nil, true
-	default:
-		return nil, b.readErr, true
-	}
-}
-
-// stop wakes and ends both sides.
-func (b *outputBuffer) stop() {
-	b.mu.Lock()
-	b.stopped = true
-	b.cond.Broadcast()
-	b.mu.Unlock()
+// exitToProto converts an exit status for the wire.
+func exitToProto(st ExitStatus) *proto.Exit {
+	return &proto.Exit{Code: int32(st.Code), Signal: st.Signal, Reason: st.Reason}
 }

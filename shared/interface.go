@@ -81,6 +81,14 @@ type SpawnRequest struct {
 	// error wrapping ErrPermissionDenied otherwise. Empty means no
 	// restriction.
 	WorkdirRoots []string
+	// OutputOffset is the absolute offset of the session's first output
+	// byte: 0 for a new session. The SDK counts the output it keeps from
+	// it (see Keeper); adapters can ignore it.
+	OutputOffset int64
+	// ScrollbackBytes bounds the output the SDK keeps for a host that
+	// attaches later; 0 means DefaultScrollbackBytes. Adapters can ignore
+	// it.
+	ScrollbackBytes int
 }
 
 // Size is a terminal size in character cells.

@@ -23,8 +23,10 @@ const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 // default signal dispositions and an empty signal mask, whatever the plugin
 // inherited (see resetSignals); this may re-execute the plugin once. If the
 // host dies without stopping the plugin, Serve kills and closes every
-// session and exits the process (see watchHost). If impl is a
-// BackgroundRunner, its RunBackground runs beside the serving.
+// session and exits the process (see watchHost), unless the host held the
+// plugin (Keeper.Hold): then the sessions stay for the next host, until the
+// orphan timeout. If impl is a BackgroundRunner, its RunBackground runs
+// beside the serving.
 func Serve(impl Environment) {
 	resetSignals()
 	logger := Logger()
@@ -59,11 +61,19 @@ const hostGoneTimeout = 3 * time.Second
 // adapter escalates to SIGKILL within the grace) and closed first, so
 // nothing it started outlives it; then the process exits, even if an
 // adapter's Close has not returned by hostGoneTimeout.
+//
+// A plugin a host holds (GRPCServer.Host) is not ended by its parent's
+// death: it keeps its sessions for the next host, and its Host streams and
+// orphan timer decide when it ends.
 func watchHost(logger hclog.Logger, srv *GRPCServer) {
 	host := os.Getppid()
 	for range time.Tick(hostPollInterval) {
 		if os.Getppid() == host {
 			continue
+		}
+		if srv.held() {
+			logger.Info("the host process is gone; keeping the sessions for the next host", "host_pid", host)
+			return
 		}
 		// The host's end of stderr is gone too: this line may go nowhere
 		// (resetSignals made the write fail rather than kill the plugin).

@@ -393,6 +393,7 @@ type SessionRequest struct {
 	//	*SessionRequest_Spawn
 	//	*SessionRequest_Input
 	//	*SessionRequest_Resize
+	//	*SessionRequest_Attach
 	Frame         isSessionRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -462,6 +463,15 @@ func (x *SessionRequest) GetResize() *Size {
 	return nil
 }
 
+func (x *SessionRequest) GetAttach() *Attach {
+	if x != nil {
+		if x, ok := x.Frame.(*SessionRequest_Attach); ok {
+			return x.Attach
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Frame interface {
 	isSessionRequest_Frame()
 }
@@ -480,11 +490,20 @@ type SessionRequest_Resize struct {
 	Resize *Size `protobuf:"bytes,3,opt,name=resize,proto3,oneof"`
 }
 
+type SessionRequest_Attach struct {
+	// attach, as the first frame instead of spawn, takes up a session the
+	// plugin holds: its output from the offset asked for (or from the
+	// oldest byte kept, if that is later), then live output and exit.
+	Attach *Attach `protobuf:"bytes,4,opt,name=attach,proto3,oneof"`
+}
+
 func (*SessionRequest_Spawn) isSessionRequest_Frame() {}
 
 func (*SessionRequest_Input) isSessionRequest_Frame() {}
 
 func (*SessionRequest_Resize) isSessionRequest_Frame() {}
+
+func (*SessionRequest_Attach) isSessionRequest_Frame() {}
 
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -600,9 +619,15 @@ type Spawn struct {
 	// every host path the plugin gives the session (a bind mount's source,
 	// say) must lie under one of them, else the spawn fails with
 	// ERROR_KIND_PERMISSION_DENIED. The host has checked dir already.
-	WorkdirRoots  []string `protobuf:"bytes,9,rep,name=workdir_roots,json=workdirRoots,proto3" json:"workdir_roots,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WorkdirRoots []string `protobuf:"bytes,9,rep,name=workdir_roots,json=workdirRoots,proto3" json:"workdir_roots,omitempty"`
+	// output_offset is the absolute offset of the session's first output
+	// byte (0 for a new session); the plugin counts offsets from it.
+	OutputOffset int64 `protobuf:"varint,10,opt,name=output_offset,json=outputOffset,proto3" json:"output_offset,omitempty"`
+	// scrollback_bytes bounds the output the plugin keeps for a host that
+	// attaches later; 0 means the SDK's default (256 KiB).
+	ScrollbackBytes int64 `protobuf:"varint,11,opt,name=scrollback_bytes,json=scrollbackBytes,proto3" json:"scrollback_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Spawn) Reset() {
@@ -698,6 +723,73 @@ func (x *Spawn) GetWorkdirRoots() []string {
 	return nil
 }
 
+func (x *Spawn) GetOutputOffset() int64 {
+	if x != nil {
+		return x.OutputOffset
+	}
+	return 0
+}
+
+func (x *Spawn) GetScrollbackBytes() int64 {
+	if x != nil {
+		return x.ScrollbackBytes
+	}
+	return 0
+}
+
+type Attach struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// offset is the absolute offset of the first output byte wanted.
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attach) Reset() {
+	*x = Attach{}
+	mi := &file_environment_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attach) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attach) ProtoMessage() {}
+
+func (x *Attach) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attach.ProtoReflect.Descriptor instead.
+func (*Attach) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Attach) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Attach) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 type Size struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cols          uint32                 `protobuf:"varint,1,opt,name=cols,proto3" json:"cols,omitempty"`
@@ -708,7 +800,7 @@ type Size struct {
 
 func (x *Size) Reset() {
 	*x = Size{}
-	mi := &file_environment_proto_msgTypes[9]
+	mi := &file_environment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +812,7 @@ func (x *Size) String() string {
 func (*Size) ProtoMessage() {}
 
 func (x *Size) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[9]
+	mi := &file_environment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +825,7 @@ func (x *Size) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Size.ProtoReflect.Descriptor instead.
 func (*Size) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{9}
+	return file_environment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Size) GetCols() uint32 {
@@ -751,14 +843,18 @@ func (x *Size) GetRows() uint32 {
 }
 
 type Started struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// offset is the absolute offset of the first output byte the stream
+	// carries: the spawn's output_offset, or for an attach the offset asked
+	// for, or the oldest byte kept if that is later.
+	Offset        int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Started) Reset() {
 	*x = Started{}
-	mi := &file_environment_proto_msgTypes[10]
+	mi := &file_environment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +866,7 @@ func (x *Started) String() string {
 func (*Started) ProtoMessage() {}
 
 func (x *Started) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[10]
+	mi := &file_environment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +879,14 @@ func (x *Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Started.ProtoReflect.Descriptor instead.
 func (*Started) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{10}
+	return file_environment_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Started) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
 }
 
 type Exit struct {
@@ -797,7 +900,7 @@ type Exit struct {
 
 func (x *Exit) Reset() {
 	*x = Exit{}
-	mi := &file_environment_proto_msgTypes[11]
+	mi := &file_environment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +912,7 @@ func (x *Exit) String() string {
 func (*Exit) ProtoMessage() {}
 
 func (x *Exit) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[11]
+	mi := &file_environment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +925,7 @@ func (x *Exit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exit.ProtoReflect.Descriptor instead.
 func (*Exit) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{11}
+	return file_environment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Exit) GetCode() int32 {
@@ -855,7 +958,7 @@ type KillRequest struct {
 
 func (x *KillRequest) Reset() {
 	*x = KillRequest{}
-	mi := &file_environment_proto_msgTypes[12]
+	mi := &file_environment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +970,7 @@ func (x *KillRequest) String() string {
 func (*KillRequest) ProtoMessage() {}
 
 func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[12]
+	mi := &file_environment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +983,7 @@ func (x *KillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
 func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{12}
+	return file_environment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KillRequest) GetSessionId() string {
@@ -898,7 +1001,7 @@ type KillResponse struct {
 
 func (x *KillResponse) Reset() {
 	*x = KillResponse{}
-	mi := &file_environment_proto_msgTypes[13]
+	mi := &file_environment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1013,7 @@ func (x *KillResponse) String() string {
 func (*KillResponse) ProtoMessage() {}
 
 func (x *KillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[13]
+	mi := &file_environment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1026,7 @@ func (x *KillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillResponse.ProtoReflect.Descriptor instead.
 func (*KillResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{13}
+	return file_environment_proto_rawDescGZIP(), []int{14}
 }
 
 type CloseRequest struct {
@@ -935,7 +1038,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_environment_proto_msgTypes[14]
+	mi := &file_environment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1050,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[14]
+	mi := &file_environment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1063,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{14}
+	return file_environment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CloseRequest) GetSessionId() string {
@@ -978,7 +1081,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_environment_proto_msgTypes[15]
+	mi := &file_environment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1093,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[15]
+	mi := &file_environment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1106,264 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{15}
+	return file_environment_proto_rawDescGZIP(), []int{16}
+}
+
+type HostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// orphan_timeout_ms is how long the plugin keeps its sessions after the
+	// last Host stream ended; it must be positive.
+	OrphanTimeoutMs int64 `protobuf:"varint,1,opt,name=orphan_timeout_ms,json=orphanTimeoutMs,proto3" json:"orphan_timeout_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HostRequest) Reset() {
+	*x = HostRequest{}
+	mi := &file_environment_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostRequest) ProtoMessage() {}
+
+func (x *HostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostRequest.ProtoReflect.Descriptor instead.
+func (*HostRequest) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HostRequest) GetOrphanTimeoutMs() int64 {
+	if x != nil {
+		return x.OrphanTimeoutMs
+	}
+	return 0
+}
+
+type HostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostResponse) Reset() {
+	*x = HostResponse{}
+	mi := &file_environment_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostResponse) ProtoMessage() {}
+
+func (x *HostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostResponse.ProtoReflect.Descriptor instead.
+func (*HostResponse) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{18}
+}
+
+type SessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsRequest) Reset() {
+	*x = SessionsRequest{}
+	mi := &file_environment_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsRequest) ProtoMessage() {}
+
+func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsRequest.ProtoReflect.Descriptor instead.
+func (*SessionsRequest) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{19}
+}
+
+type SessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*KeptSession         `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsResponse) Reset() {
+	*x = SessionsResponse{}
+	mi := &file_environment_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsResponse) ProtoMessage() {}
+
+func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsResponse.ProtoReflect.Descriptor instead.
+func (*SessionsResponse) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SessionsResponse) GetSessions() []*KeptSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type KeptSession struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SessionId       string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	EnvironmentId   string                 `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	EnvironmentType string                 `protobuf:"bytes,3,opt,name=environment_type,json=environmentType,proto3" json:"environment_type,omitempty"`
+	// start_offset and end_offset bound the output kept: [start, end).
+	StartOffset int64 `protobuf:"varint,4,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	EndOffset   int64 `protobuf:"varint,5,opt,name=end_offset,json=endOffset,proto3" json:"end_offset,omitempty"`
+	// attached is true while a session stream serves the session.
+	Attached bool `protobuf:"varint,6,opt,name=attached,proto3" json:"attached,omitempty"`
+	// exit is set once the session's process has ended.
+	Exit          *Exit `protobuf:"bytes,7,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeptSession) Reset() {
+	*x = KeptSession{}
+	mi := &file_environment_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeptSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeptSession) ProtoMessage() {}
+
+func (x *KeptSession) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeptSession.ProtoReflect.Descriptor instead.
+func (*KeptSession) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *KeptSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *KeptSession) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *KeptSession) GetEnvironmentType() string {
+	if x != nil {
+		return x.EnvironmentType
+	}
+	return ""
+}
+
+func (x *KeptSession) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
+func (x *KeptSession) GetEndOffset() int64 {
+	if x != nil {
+		return x.EndOffset
+	}
+	return 0
+}
+
+func (x *KeptSession) GetAttached() bool {
+	if x != nil {
+		return x.Attached
+	}
+	return false
+}
+
+func (x *KeptSession) GetExit() *Exit {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
 }
 
 // ErrorDetail is the status detail a ptyhost server attaches to errors.
@@ -1016,7 +1376,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_environment_proto_msgTypes[16]
+	mi := &file_environment_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1388,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[16]
+	mi := &file_environment_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1401,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{16}
+	return file_environment_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ErrorDetail) GetKind() ErrorKind {
@@ -1069,17 +1429,18 @@ const file_environment_proto_rawDesc = "" +
 	"\rHealthRequest\x12)\n" +
 	"\x10environment_type\x18\x01 \x01(\tR\x0fenvironmentType\x12\x16\n" +
 	"\x06config\x18\x02 \x01(\fR\x06config\"\x10\n" +
-	"\x0eHealthResponse\"\x96\x01\n" +
+	"\x0eHealthResponse\"\xcb\x01\n" +
 	"\x0eSessionRequest\x120\n" +
 	"\x05spawn\x18\x01 \x01(\v2\x18.ptyhost.plugin.v1.SpawnH\x00R\x05spawn\x12\x16\n" +
 	"\x05input\x18\x02 \x01(\fH\x00R\x05input\x121\n" +
-	"\x06resize\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.SizeH\x00R\x06resizeB\a\n" +
+	"\x06resize\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.SizeH\x00R\x06resize\x123\n" +
+	"\x06attach\x18\x04 \x01(\v2\x19.ptyhost.plugin.v1.AttachH\x00R\x06attachB\a\n" +
 	"\x05frame\"\x9b\x01\n" +
 	"\x0fSessionResponse\x126\n" +
 	"\astarted\x18\x01 \x01(\v2\x1a.ptyhost.plugin.v1.StartedH\x00R\astarted\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.ExitH\x00R\x04exitB\a\n" +
-	"\x05frame\"\xf5\x02\n" +
+	"\x05frame\"\xc5\x03\n" +
 	"\x05Spawn\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -1090,14 +1451,22 @@ const file_environment_proto_rawDesc = "" +
 	"\x04argv\x18\x06 \x03(\tR\x04argv\x123\n" +
 	"\x03env\x18\a \x03(\v2!.ptyhost.plugin.v1.Spawn.EnvEntryR\x03env\x12+\n" +
 	"\x04size\x18\b \x01(\v2\x17.ptyhost.plugin.v1.SizeR\x04size\x12#\n" +
-	"\rworkdir_roots\x18\t \x03(\tR\fworkdirRoots\x1a6\n" +
+	"\rworkdir_roots\x18\t \x03(\tR\fworkdirRoots\x12#\n" +
+	"\routput_offset\x18\n" +
+	" \x01(\x03R\foutputOffset\x12)\n" +
+	"\x10scrollback_bytes\x18\v \x01(\x03R\x0fscrollbackBytes\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
+	"\x06Attach\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\".\n" +
 	"\x04Size\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\rR\x04rows\"\t\n" +
-	"\aStarted\"J\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"!\n" +
+	"\aStarted\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\"J\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x16\n" +
@@ -1109,7 +1478,23 @@ const file_environment_proto_rawDesc = "" +
 	"\fCloseRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x0f\n" +
-	"\rCloseResponse\"?\n" +
+	"\rCloseResponse\"9\n" +
+	"\vHostRequest\x12*\n" +
+	"\x11orphan_timeout_ms\x18\x01 \x01(\x03R\x0forphanTimeoutMs\"\x0e\n" +
+	"\fHostResponse\"\x11\n" +
+	"\x0fSessionsRequest\"N\n" +
+	"\x10SessionsResponse\x12:\n" +
+	"\bsessions\x18\x01 \x03(\v2\x1e.ptyhost.plugin.v1.KeptSessionR\bsessions\"\x89\x02\n" +
+	"\vKeptSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
+	"\x0eenvironment_id\x18\x02 \x01(\tR\renvironmentId\x12)\n" +
+	"\x10environment_type\x18\x03 \x01(\tR\x0fenvironmentType\x12!\n" +
+	"\fstart_offset\x18\x04 \x01(\x03R\vstartOffset\x12\x1d\n" +
+	"\n" +
+	"end_offset\x18\x05 \x01(\x03R\tendOffset\x12\x1a\n" +
+	"\battached\x18\x06 \x01(\bR\battached\x12+\n" +
+	"\x04exit\x18\a \x01(\v2\x17.ptyhost.plugin.v1.ExitR\x04exit\"?\n" +
 	"\vErrorDetail\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.ptyhost.plugin.v1.ErrorKindR\x04kind*\xdb\x02\n" +
 	"\tErrorKind\x12\x1a\n" +
@@ -1124,14 +1509,16 @@ const file_environment_proto_rawDesc = "" +
 	"\x13ERROR_KIND_CANCELED\x10\b\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\t\x12 \n" +
 	"\x1cERROR_KIND_PERMISSION_DENIED\x10\n" +
-	"2\xf7\x03\n" +
+	"2\x99\x05\n" +
 	"\vEnvironment\x12G\n" +
 	"\x04Info\x12\x1e.ptyhost.plugin.v1.InfoRequest\x1a\x1f.ptyhost.plugin.v1.InfoResponse\x12e\n" +
 	"\x0eValidateConfig\x12(.ptyhost.plugin.v1.ValidateConfigRequest\x1a).ptyhost.plugin.v1.ValidateConfigResponse\x12M\n" +
 	"\x06Health\x12 .ptyhost.plugin.v1.HealthRequest\x1a!.ptyhost.plugin.v1.HealthResponse\x12T\n" +
 	"\aSession\x12!.ptyhost.plugin.v1.SessionRequest\x1a\".ptyhost.plugin.v1.SessionResponse(\x010\x01\x12G\n" +
 	"\x04Kill\x12\x1e.ptyhost.plugin.v1.KillRequest\x1a\x1f.ptyhost.plugin.v1.KillResponse\x12J\n" +
-	"\x05Close\x12\x1f.ptyhost.plugin.v1.CloseRequest\x1a .ptyhost.plugin.v1.CloseResponseB/Z-github.com/ptyhost/ptyhost/shared/proto;protob\x06proto3"
+	"\x05Close\x12\x1f.ptyhost.plugin.v1.CloseRequest\x1a .ptyhost.plugin.v1.CloseResponse\x12K\n" +
+	"\x04Host\x12\x1e.ptyhost.plugin.v1.HostRequest\x1a\x1f.ptyhost.plugin.v1.HostResponse(\x010\x01\x12S\n" +
+	"\bSessions\x12\".ptyhost.plugin.v1.SessionsRequest\x1a#.ptyhost.plugin.v1.SessionsResponseB/Z-github.com/ptyhost/ptyhost/shared/proto;protob\x06proto3"
 
 var (
 	file_environment_proto_rawDescOnce sync.Once
@@ -1146,7 +1533,7 @@ func file_environment_proto_rawDescGZIP() []byte {
 }
 
 var file_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_environment_proto_goTypes = []any{
 	(ErrorKind)(0),                 // 0: ptyhost.plugin.v1.ErrorKind
 	(*InfoRequest)(nil),            // 1: ptyhost.plugin.v1.InfoRequest
@@ -1158,41 +1545,54 @@ var file_environment_proto_goTypes = []any{
 	(*SessionRequest)(nil),         // 7: ptyhost.plugin.v1.SessionRequest
 	(*SessionResponse)(nil),        // 8: ptyhost.plugin.v1.SessionResponse
 	(*Spawn)(nil),                  // 9: ptyhost.plugin.v1.Spawn
-	(*Size)(nil),                   // 10: ptyhost.plugin.v1.Size
-	(*Started)(nil),                // 11: ptyhost.plugin.v1.Started
-	(*Exit)(nil),                   // 12: ptyhost.plugin.v1.Exit
-	(*KillRequest)(nil),            // 13: ptyhost.plugin.v1.KillRequest
-	(*KillResponse)(nil),           // 14: ptyhost.plugin.v1.KillResponse
-	(*CloseRequest)(nil),           // 15: ptyhost.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),          // 16: ptyhost.plugin.v1.CloseResponse
-	(*ErrorDetail)(nil),            // 17: ptyhost.plugin.v1.ErrorDetail
-	nil,                            // 18: ptyhost.plugin.v1.Spawn.EnvEntry
+	(*Attach)(nil),                 // 10: ptyhost.plugin.v1.Attach
+	(*Size)(nil),                   // 11: ptyhost.plugin.v1.Size
+	(*Started)(nil),                // 12: ptyhost.plugin.v1.Started
+	(*Exit)(nil),                   // 13: ptyhost.plugin.v1.Exit
+	(*KillRequest)(nil),            // 14: ptyhost.plugin.v1.KillRequest
+	(*KillResponse)(nil),           // 15: ptyhost.plugin.v1.KillResponse
+	(*CloseRequest)(nil),           // 16: ptyhost.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),          // 17: ptyhost.plugin.v1.CloseResponse
+	(*HostRequest)(nil),            // 18: ptyhost.plugin.v1.HostRequest
+	(*HostResponse)(nil),           // 19: ptyhost.plugin.v1.HostResponse
+	(*SessionsRequest)(nil),        // 20: ptyhost.plugin.v1.SessionsRequest
+	(*SessionsResponse)(nil),       // 21: ptyhost.plugin.v1.SessionsResponse
+	(*KeptSession)(nil),            // 22: ptyhost.plugin.v1.KeptSession
+	(*ErrorDetail)(nil),            // 23: ptyhost.plugin.v1.ErrorDetail
+	nil,                            // 24: ptyhost.plugin.v1.Spawn.EnvEntry
 }
 var file_environment_proto_depIdxs = []int32{
 	9,  // 0: ptyhost.plugin.v1.SessionRequest.spawn:type_name -> ptyhost.plugin.v1.Spawn
-	10, // 1: ptyhost.plugin.v1.SessionRequest.resize:type_name -> ptyhost.plugin.v1.Size
-	11, // 2: ptyhost.plugin.v1.SessionResponse.started:type_name -> ptyhost.plugin.v1.Started
-	12, // 3: ptyhost.plugin.v1.SessionResponse.exit:type_name -> ptyhost.plugin.v1.Exit
-	18, // 4: ptyhost.plugin.v1.Spawn.env:type_name -> ptyhost.plugin.v1.Spawn.EnvEntry
-	10, // 5: ptyhost.plugin.v1.Spawn.size:type_name -> ptyhost.plugin.v1.Size
-	0,  // 6: ptyhost.plugin.v1.ErrorDetail.kind:type_name -> ptyhost.plugin.v1.ErrorKind
-	1,  // 7: ptyhost.plugin.v1.Environment.Info:input_type -> ptyhost.plugin.v1.InfoRequest
-	3,  // 8: ptyhost.plugin.v1.Environment.ValidateConfig:input_type -> ptyhost.plugin.v1.ValidateConfigRequest
-	5,  // 9: ptyhost.plugin.v1.Environment.Health:input_type -> ptyhost.plugin.v1.HealthRequest
-	7,  // 10: ptyhost.plugin.v1.Environment.Session:input_type -> ptyhost.plugin.v1.SessionRequest
-	13, // 11: ptyhost.plugin.v1.Environment.Kill:input_type -> ptyhost.plugin.v1.KillRequest
-	15, // 12: ptyhost.plugin.v1.Environment.Close:input_type -> ptyhost.plugin.v1.CloseRequest
-	2,  // 13: ptyhost.plugin.v1.Environment.Info:output_type -> ptyhost.plugin.v1.InfoResponse
-	4,  // 14: ptyhost.plugin.v1.Environment.ValidateConfig:output_type -> ptyhost.plugin.v1.ValidateConfigResponse
-	6,  // 15: ptyhost.plugin.v1.Environment.Health:output_type -> ptyhost.plugin.v1.HealthResponse
-	8,  // 16: ptyhost.plugin.v1.Environment.Session:output_type -> ptyhost.plugin.v1.SessionResponse
-	14, // 17: ptyhost.plugin.v1.Environment.Kill:output_type -> ptyhost.plugin.v1.KillResponse
-	16, // 18: ptyhost.plugin.v1.Environment.Close:output_type -> ptyhost.plugin.v1.CloseResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 1: ptyhost.plugin.v1.SessionRequest.resize:type_name -> ptyhost.plugin.v1.Size
+	10, // 2: ptyhost.plugin.v1.SessionRequest.attach:type_name -> ptyhost.plugin.v1.Attach
+	12, // 3: ptyhost.plugin.v1.SessionResponse.started:type_name -> ptyhost.plugin.v1.Started
+	13, // 4: ptyhost.plugin.v1.SessionResponse.exit:type_name -> ptyhost.plugin.v1.Exit
+	24, // 5: ptyhost.plugin.v1.Spawn.env:type_name -> ptyhost.plugin.v1.Spawn.EnvEntry
+	11, // 6: ptyhost.plugin.v1.Spawn.size:type_name -> ptyhost.plugin.v1.Size
+	22, // 7: ptyhost.plugin.v1.SessionsResponse.sessions:type_name -> ptyhost.plugin.v1.KeptSession
+	13, // 8: ptyhost.plugin.v1.KeptSession.exit:type_name -> ptyhost.plugin.v1.Exit
+	0,  // 9: ptyhost.plugin.v1.ErrorDetail.kind:type_name -> ptyhost.plugin.v1.ErrorKind
+	1,  // 10: ptyhost.plugin.v1.Environment.Info:input_type -> ptyhost.plugin.v1.InfoRequest
+	3,  // 11: ptyhost.plugin.v1.Environment.ValidateConfig:input_type -> ptyhost.plugin.v1.ValidateConfigRequest
+	5,  // 12: ptyhost.plugin.v1.Environment.Health:input_type -> ptyhost.plugin.v1.HealthRequest
+	7,  // 13: ptyhost.plugin.v1.Environment.Session:input_type -> ptyhost.plugin.v1.SessionRequest
+	14, // 14: ptyhost.plugin.v1.Environment.Kill:input_type -> ptyhost.plugin.v1.KillRequest
+	16, // 15: ptyhost.plugin.v1.Environment.Close:input_type -> ptyhost.plugin.v1.CloseRequest
+	18, // 16: ptyhost.plugin.v1.Environment.Host:input_type -> ptyhost.plugin.v1.HostRequest
+	20, // 17: ptyhost.plugin.v1.Environment.Sessions:input_type -> ptyhost.plugin.v1.SessionsRequest
+	2,  // 18: ptyhost.plugin.v1.Environment.Info:output_type -> ptyhost.plugin.v1.InfoResponse
+	4,  // 19: ptyhost.plugin.v1.Environment.ValidateConfig:output_type -> ptyhost.plugin.v1.ValidateConfigResponse
+	6,  // 20: ptyhost.plugin.v1.Environment.Health:output_type -> ptyhost.plugin.v1.HealthResponse
+	8,  // 21: ptyhost.plugin.v1.Environment.Session:output_type -> ptyhost.plugin.v1.SessionResponse
+	15, // 22: ptyhost.plugin.v1.Environment.Kill:output_type -> ptyhost.plugin.v1.KillResponse
+	17, // 23: ptyhost.plugin.v1.Environment.Close:output_type -> ptyhost.plugin.v1.CloseResponse
+	19, // 24: ptyhost.plugin.v1.Environment.Host:output_type -> ptyhost.plugin.v1.HostResponse
+	21, // 25: ptyhost.plugin.v1.Environment.Sessions:output_type -> ptyhost.plugin.v1.SessionsResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_environment_proto_init() }
@@ -1204,6 +1604,7 @@ func file_environment_proto_init() {
 		(*SessionRequest_Spawn)(nil),
 		(*SessionRequest_Input)(nil),
 		(*SessionRequest_Resize)(nil),
+		(*SessionRequest_Attach)(nil),
 	}
 	file_environment_proto_msgTypes[7].OneofWrappers = []any{
 		(*SessionResponse_Started)(nil),
@@ -1216,7 +1617,7 @@ func file_environment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_environment_proto_rawDesc), len(file_environment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

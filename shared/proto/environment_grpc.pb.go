@@ -31,6 +31,8 @@ const (
 	Environment_Session_FullMethodName        = "/ptyhost.plugin.v1.Environment/Session"
 	Environment_Kill_FullMethodName           = "/ptyhost.plugin.v1.Environment/Kill"
 	Environment_Close_FullMethodName          = "/ptyhost.plugin.v1.Environment/Close"
+	Environment_Host_FullMethodName           = "/ptyhost.plugin.v1.Environment/Host"
+	Environment_Sessions_FullMethodName       = "/ptyhost.plugin.v1.Environment/Sessions"
 )
 
 // EnvironmentClient is the client API for Environment service.
@@ -58,6 +60,20 @@ type EnvironmentClient interface {
 	Kill(ctx context.Context, in *KillRequest, opts ...grpc.CallOption) (*KillResponse, error)
 	// Close releases everything a session holds and forgets its id.
 	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
+	// Host is the host's presence. A host that can come back after it stops
+	// or dies opens it right after it connects and keeps it open while it
+	// runs; its first (only) frame says how long the plugin keeps its
+	// sessions once no Host stream is open. The plugin answers one frame once
+	// it holds the host's sessions. While a Host stream has been opened, a
+	// session whose stream ends without Close is kept (its output read into
+	// the plugin's buffer) for a later Attach, instead of killed. When the
+	// last Host stream ends and none opens within the orphan timeout, the
+	// plugin hangs every session up and exits. Plugins built before this RPC
+	// answer UNIMPLEMENTED: their sessions end with their host.
+	Host(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HostRequest, HostResponse], error)
+	// Sessions lists the sessions the plugin holds: running, or exited and
+	// not yet closed.
+	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
 }
 
 type environmentClient struct {
@@ -131,6 +147,29 @@ func (c *environmentClient) Close(ctx context.Context, in *CloseRequest, opts ..
 	return out, nil
 }
 
+func (c *environmentClient) Host(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HostRequest, HostResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Environment_ServiceDesc.Streams[1], Environment_Host_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[HostRequest, HostResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Environment_HostClient = grpc.BidiStreamingClient[HostRequest, HostResponse]
+
+func (c *environmentClient) Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SessionsResponse)
+	err := c.cc.Invoke(ctx, Environment_Sessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnvironmentServer is the server API for Environment service.
 // All implementations must embed UnimplementedEnvironmentServer
 // for forward compatibility.
@@ -156,6 +195,20 @@ type EnvironmentServer interface {
 	Kill(context.Context, *KillRequest) (*KillResponse, error)
 	// Close releases everything a session holds and forgets its id.
 	Close(context.Context, *CloseRequest) (*CloseResponse, error)
+	// Host is the host's presence. A host that can come back after it stops
+	// or dies opens it right after it connects and keeps it open while it
+	// runs; its first (only) frame says how long the plugin keeps its
+	// sessions once no Host stream is open. The plugin answers one frame once
+	// it holds the host's sessions. While a Host stream has been opened, a
+	// session whose stream ends without Close is kept (its output read into
+	// the plugin's buffer) for a later Attach, instead of killed. When the
+	// last Host stream ends and none opens within the orphan timeout, the
+	// plugin hangs every session up and exits. Plugins built before this RPC
+	// answer UNIMPLEMENTED: their sessions end with their host.
+	Host(grpc.BidiStreamingServer[HostRequest, HostResponse]) error
+	// Sessions lists the sessions the plugin holds: running, or exited and
+	// not yet closed.
+	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
 	mustEmbedUnimplementedEnvironmentServer()
 }
 
@@ -183,6 +236,12 @@ func (UnimplementedEnvironmentServer) Kill(context.Context, *KillRequest) (*Kill
 }
 func (UnimplementedEnvironmentServer) Close(context.Context, *CloseRequest) (*CloseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Close not implemented")
+}
+func (UnimplementedEnvironmentServer) Host(grpc.BidiStreamingServer[HostRequest, HostResponse]) error {
+	return status.Error(codes.Unimplemented, "method Host not implemented")
+}
+func (UnimplementedEnvironmentServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Sessions not implemented")
 }
 func (UnimplementedEnvironmentServer) mustEmbedUnimplementedEnvironmentServer() {}
 func (UnimplementedEnvironmentServer) testEmbeddedByValue()                     {}
@@ -302,6 +361,31 @@ func _Environment_Close_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Environment_Host_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EnvironmentServer).Host(&grpc.GenericServerStream[HostRequest, HostResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Environment_HostServer = grpc.BidiStreamingServer[HostRequest, HostResponse]
+
+func _Environment_Sessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServer).Sessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Environment_Sessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServer).Sessions(ctx, req.(*SessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Environment_ServiceDesc is the grpc.ServiceDesc for Environment service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -329,11 +413,21 @@ var Environment_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Close",
 			Handler:    _Environment_Close_Handler,
 		},
+		{
+			MethodName: "Sessions",
+			Handler:    _Environment_Sessions_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Session",
 			Handler:       _Environment_Session_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Host",
+			Handler:       _Environment_Host_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -1,0 +1,295 @@
+package shared
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// keepRing is a session's output on the plugin's side: the last capacity
+// bytes the session's reader read from the PTY, addressed by absolute
+// offset (the count of output bytes before them, from the spawn's
+// OutputOffset), the same offsets the host's ring uses. It also carries how
+// the reading ended and the session's exit status, so a stream that
+// attaches after the end still delivers every kept byte, then the exit.
+//
+// One reader (serverSession.read) writes; at most one attachment, the
+// session stream serving the session, reads from its own cursor. The rule
+// between them is the whole flow control: while an attachment is there the
+// reader never overwrites bytes the attachment has not taken yet, and waits
+// for room instead, which stops reading the PTY and so slows the program
+// (backpressure from the host, through gRPC flow control, as a terminal
+// slows a program). With no attachment the reader overwrites the oldest
+// bytes, so a program whose host is gone never blocks.
+//
+// The buffer grows on demand, as the host's ring does: it is allocated at
+// the first output, at minKeepRingSize, and doubles as output needs room,
+// up to capacity, so an idle session holds little. Byte off is at
+// buf[off % len(buf)] whatever the buffer's size.
+type keepRing struct {
+	mu sync.Mutex
+	// cond wakes the reader (room made, attachment gone, closed) and the
+	// attachment's sender (output, end, taken over, closed). Both wait on
+	// it; every change broadcasts.
+	cond sync.Cond
+
+	// mu protects the following.
+	buf      []byte
+	capacity int
+	start    int64 // offset of the oldest byte kept
+	end      int64 // offset just past the newest byte
+
+	att *attachment // the stream serving the session; nil while detached
+
+	readDone bool  // the reader stopped reading; readErr says why
+	readErr  error // io.EOF at the normal end
+	exited   bool  // the PTY's Wait returned: exit or waitErr is set
+	exit     ExitStatus
+	waitErr  error
+	closed   bool // the session was closed: the reader and sender stop
+
+	// full is true while the reader waits for the attachment to take
+	// bytes: the PTY is not being read (tests watch it).
+	full bool
+}
+
+// minKeepRingSize is the buffer a keepRing starts with at its first output.
+const minKeepRingSize = 4 << 10
+
+// attachment is one session stream's hold on a keepRing: its cursor, the
+// offset of the next byte it sends. A ring has at most one; a new one
+// takes over from the old, which ends.
+type attachment struct {
+	cursor int64
+	// ended is set when the stream's context ended: its sender stops.
+	ended bool
+	// gone is closed when the attachment stops serving the session:
+	// taken over, detached or closed.
+	gone chan struct{}
+}
+
+func newKeepRing(capacity int, offset int64) *keepRing {
+	r := &keepRing{capacity: capacity, start: offset, end: offset}
+	r.cond.L = &r.mu
+	return r
+}
+
+// write appends p, the reader's latest read. While an attachment is there
+// it waits for the attachment to take bytes before overwriting any it has
+// not taken; otherwise it overwrites the oldest. It reports false once the
+// ring is closed: the reader must stop.
+func (r *keepRing) write(p []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(p) > 0 {
+		for !r.closed && r.att != nil && r.end-r.att.cursor >= int64(r.capacity) {
+			r.full = true
+			r.cond.Wait()
+		}
+		r.full = false
+		if r.closed {
+			return false
+		}
+		n := len(p)
+		if r.att != nil {
+			n = min(n, r.capacity-int(r.end-r.att.cursor))
+		}
+		r.append(p[:n])
+		p = p[n:]
+		r.cond.Broadcast()
+	}
+	return true
+}
+
+// append adds p after end, growing the buffer as needed and dropping the
+// oldest bytes beyond it. mu must be held.
+func (r *keepRing) append(p []byte) {
+	if want := r.end - r.start + int64(len(p)); want > int64(len(r.buf)) && len(r.buf) < r.capacity {
+		size := max(len(r.buf), min(minKeepRingSize, r.capacity))
+		for int64(size) < want && size < r.capacity {
+			size *= 2
+		}
+		r.resize(min(size, r.capacity))
+	}
+	n := int64(len(r.buf))
+	if int64(len(p)) > n {
+		// Only the last n bytes survive.
+		r.end += int64(len(p)) - n
+		p = p[len(p)-int(n):]
+	}
+	for len(p) > 0 {
+		c := copy(r.buf[r.end%n:], p)
+		p = p[c:]
+		r.end += int64(c)
+	}
+	r.start = max(r.start, r.end-n)
+}
+
+// resize moves the bytes kept into a new buffer of size bytes, which must
+// hold them. mu must be held.
+func (r *keepRing) resize(size int) {
+	nb := make([]byte, size)
+	for off := r.start; off < r.end; {
+		i := int(off % int64(len(r.buf)))
+		j := int(off % int64(size))
+		n := min(len(r.buf)-i, size-j, int(r.end-off))
+		copy(nb[j:j+n], r.buf[i:i+n])
+		off += int64(n)
+	}
+	r.buf = nb
+}
+
+// readEnded records why the reader stopped: io.EOF when the PTY's output
+// ended.
+func (r *keepRing) readEnded(err error) {
+	r.mu.Lock()
+	r.readDone, r.readErr = true, err
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// exitedWith records the PTY's Wait result.
+func (r *keepRing) exitedWith(st ExitStatus, err error) {
+	r.mu.Lock()
+	r.exited, r.exit, r.waitErr = true, st, err
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// attach makes a new attachment the ring's, from offset clamped to the
+// bytes kept ([start, end]), taking over from the previous attachment,
+// which ends. It returns the attachment and its first offset.
+func (r *keepRing) attach(offset int64) (a *attachment, start int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start = min(max(offset, r.start), r.end)
+	a = &attachment{cursor: start, gone: make(chan struct{})}
+	if !r.closed {
+		r.dropAttachment()
+		r.att = a
+	} else {
+		close(a.gone)
+	}
+	r.cond.Broadcast()
+	return a, start
+}
+
+// detach ends a if it still serves the ring, which the reader may then
+// overwrite again, and reports whether it did (false: taken over, closed).
+func (r *keepRing) detach(a *attachment) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.att != a {
+		return false
+	}
+	r.dropAttachment()
+	r.cond.Broadcast()
+	return true
+}
+
+// dropAttachment ends the current attachment, if any. mu must be held.
+func (r *keepRing) dropAttachment() {
+	if r.att != nil {
+		close(r.att.gone)
+		r.att = nil
+	}
+}
+
+// endStream marks a's stream as ended, which stops its sender; the
+// attachment itself is left for the stream's cleanup to detach.
+func (r *keepRing) endStream(a *attachment) {
+	r.mu.Lock()
+	a.ended = true
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// serves reports whether a is the ring's attachment.
+func (r *keepRing) serves(a *attachment) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.att == a && !a.ended
+}
+
+// close stops the reader and the attachment for good.
+func (r *keepRing) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.dropAttachment()
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// sendEvent is what next hands the sender.
+type sendEvent int
+
+const (
+	// sendOutput: a frame of output to send.
+	sendOutput sendEvent = iota
+	// sendExit: every byte is sent and the exit status is known.
+	sendExit
+	// sendFailed: every byte is sent and the PTY's Read or Wait failed.
+	sendFailed
+	// sendStop: the attachment no longer serves the session: its stream
+	// ended or another took over.
+	sendStop
+	// sendClosed: the session was closed.
+	sendClosed
+)
+
+// next waits for something for a's sender to do. With sendOutput it copies
+// up to MaxFrameSize bytes from a's cursor into spare (grown as needed) and
+// returns them, moving the cursor past them: the ring may overwrite them
+// from then on, they are the sender's. With sendExit or sendFailed, st and
+// err say how the session ended. Bytes read before the end always come
+// first.
+func (r *keepRing) next(a *attachment, spare []byte) (frame []byte, ev sendEvent, st ExitStatus, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		switch {
+		case r.closed:
+			return nil, sendClosed, ExitStatus{}, nil
+		case r.att != a || a.ended:
+			return nil, sendStop, ExitStatus{}, nil
+		case a.cursor < r.end:
+			n := int(min(r.end-a.cursor, MaxFrameSize))
+			if cap(spare) < n {
+				spare = make([]byte, n, MaxFrameSize)
+			}
+			frame = spare[:n]
+			size := int64(len(r.buf))
+			for c := 0; c < n; {
+				c += copy(frame[c:], r.buf[(a.cursor+int64(c))%size:])
+			}
+			a.cursor += int64(n)
+			r.cond.Broadcast() // the reader may wait for room
+			return frame, sendOutput, ExitStatus{}, nil
+		case r.readDone && !errors.Is(r.readErr, io.EOF):
+			return nil, sendFailed, ExitStatus{}, r.readErr
+		case r.exited && r.waitErr != nil:
+			return nil, sendFailed, ExitStatus{}, r.waitErr
+		case r.exited:
+			return nil, sendExit, r.exit, nil
+		}
+		r.cond.Wait()
+	}
+}
+
+// kept describes the ring for Sessions.
+func (r *keepRing) kept() (start, end int64, attached bool, exit *ExitStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exited && r.waitErr == nil {
+		st := r.exit
+		exit = &st
+	}
+	return r.start, r.end, r.att != nil, exit
+}
+
+// hasExited reports whether the PTY's Wait returned.
+func (r *keepRing) hasExited() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exited
+}
