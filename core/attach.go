@@ -71,7 +71,8 @@ const (
 // (package wsproto).
 const (
 	CloseNormal       = wsproto.CloseNormal       // session destroyed, or exited
-	CloseGoingAway    = wsproto.CloseGoingAway    // server shutting down
+	CloseGoingAway    = wsproto.CloseGoingAway    // server shutting down, ending the session
+	CloseRestart      = wsproto.CloseRestart      // server stopping, the session goes on (Detach): reconnect
 	ClosePluginFailed = wsproto.ClosePluginFailed // the session's plugin crashed
 )
 
@@ -80,6 +81,7 @@ const (
 	CloseReasonDestroyed = wsproto.CloseReasonDestroyed
 	CloseReasonExited    = wsproto.CloseReasonExited
 	CloseReasonShutdown  = wsproto.CloseReasonShutdown
+	CloseReasonRestart   = wsproto.CloseReasonRestart
 )
 
 // Frame is one thing for a client.

@@ -193,6 +193,15 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 
 	m.writer.update(s.id, SessionUpdate{Status: &rec.Status})
 	m.metrics.created.Inc()
+	m.run(s)
+	m.armIdle(s, false)
+	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
+	m.publish(Event{Type: SessionCreated, SessionID: s.id})
+	return rec, nil
+}
+
+// run starts the output pump of s, which runs now.
+func (m *Manager) run(s *session) {
 	m.metrics.live.Inc()
 	m.wg.Add(1)
 	go func() {
@@ -200,10 +209,6 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		s.pump(m.ctx)
 		m.metrics.live.Dec()
 	}()
-	m.armIdle(s, false)
-	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
-	m.publish(Event{Type: SessionCreated, SessionID: s.id})
-	return rec, nil
 }
 
 // destroyedWhileStarting records s and returns an error if s was destroyed
@@ -262,6 +267,11 @@ func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir st
 		Env:             opts.Env,
 		Size:            shared.Size{Cols: uint16(opts.Cols), Rows: uint16(opts.Rows)},
 		WorkdirRoots:    m.opts.WorkdirRoots,
+		// The plugin keeps as much output as the ring does, counted from
+		// the session's first byte, for a server that takes the session
+		// up after this one (Reconcile).
+		OutputOffset:    0,
+		ScrollbackBytes: m.opts.ScrollbackBytes,
 	})
 	if err != nil {
 		return nil, m.failed(s, err)

@@ -5,7 +5,12 @@
 // # Lifecycle
 //
 // New returns a Manager; Close hangs up every session, records their status
-// and waits for every goroutine the manager started. CreateSession reserves
+// and waits for every goroutine the manager started. Detach stops it
+// instead without ending the sessions: clients are closed with 1012
+// (CloseRestart), each PTY is detached so its plugin keeps the session,
+// and the records stay live; Reconcile, in the next server on the same
+// database, takes those sessions up again from the plugins that kept them
+// (SurvivorSource), and records the others as lost. CreateSession reserves
 // the id in the session map before it asks the plugin, so two concurrent
 // creates of one id cannot both spawn; any failure after that point cleans
 // up what was made and records the session as ERROR. DestroySession closes

@@ -13,6 +13,10 @@ type EventType string
 const (
 	// SessionCreated: the session's process started.
 	SessionCreated EventType = "session_created"
+	// SessionResumed: a session a previous server left running, which its
+	// plugin kept, is live again in this one (Reconcile). It comes in place
+	// of SessionCreated; the events after it are a created session's.
+	SessionResumed EventType = "session_resumed"
 	// SessionError: the session failed to start, or ended abnormally.
 	SessionError EventType = "session_error"
 	// SessionExited: the session's process exited; Exit says how.

@@ -270,3 +270,182 @@ func tryAttach(m *Manager, id string) error {
 	}
 	return err
 }
+
+// errDetached is what a keptPTY's Read returns once it was detached.
+var errDetached = errors.New("fake: the host's stream was detached")
+
+// keptPTY is a host-side PTY of a session a plugin keeps: Read returns
+// the output kept first, then what the test writes through the fakeenv.PTY
+// it embeds. It is a shared.Detacher: Detach ends the host's stream, Read
+// fails from then on, and Close no longer reaches the plugin.
+type keptPTY struct {
+	*fakeenv.PTY
+
+	mu       sync.Mutex
+	kept     []byte // returned by Read before the live output
+	detaches int
+}
+
+var _ shared.Detacher = (*keptPTY)(nil)
+
+func newKeptPTY(req shared.SpawnRequest, kept []byte) *keptPTY {
+	return &keptPTY{PTY: fakeenv.NewPTY(req), kept: slices.Clone(kept)}
+}
+
+func (p *keptPTY) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.detaches > 0 {
+		p.mu.Unlock()
+		return 0, errDetached
+	}
+	if len(p.kept) > 0 {
+		n := copy(b, p.kept)
+		p.kept = p.kept[n:]
+		p.mu.Unlock()
+		return n, nil
+	}
+	p.mu.Unlock()
+	n, err := p.PTY.Read(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.detaches > 0 {
+		return n, errDetached
+	}
+	return n, err
+}
+
+// Close after Detach releases the host's side only, as the SDK's does: it
+// is not counted. Before, it is the plugin's cleanup.
+func (p *keptPTY) Close() error {
+	p.mu.Lock()
+	detached := p.detaches > 0
+	p.mu.Unlock()
+	if detached {
+		return nil
+	}
+	return p.PTY.Close()
+}
+
+// Detach counts the call and ends the reads.
+func (p *keptPTY) Detach() {
+	p.mu.Lock()
+	p.detaches++
+	p.mu.Unlock()
+	p.PTY.Crash() // wakes a Read waiting for output
+}
+
+// Detaches returns how many times Detach was called.
+func (p *keptPTY) Detaches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.detaches
+}
+
+// fakeKeeper is a shared.Keeper over sessions the test says a plugin kept.
+type fakeKeeper struct {
+	mu       sync.Mutex
+	kept     map[string]*keptSession
+	failWith map[string]error    // Attach of these ids fails
+	attached map[string]*keptPTY // the PTY of each id's last Attach
+	offsets  map[string]int64    // the offset each id's last Attach asked for
+	order    []string            // ids in the order kept
+}
+
+var _ shared.Keeper = (*fakeKeeper)(nil)
+
+// keptSession is a session a fakeKeeper keeps: its output from
+// StartOffset on, and its exit, if it ended.
+type keptSession struct {
+	shared.KeptSession
+	out []byte
+}
+
+func newFakeKeeper() *fakeKeeper {
+	return &fakeKeeper{
+		kept:     map[string]*keptSession{},
+		failWith: map[string]error{},
+		attached: map[string]*keptPTY{},
+		offsets:  map[string]int64{},
+	}
+}
+
+// keep makes the keeper hold session id, of type FAKE, whose output from
+// start on is out, ended with exit unless exit is nil.
+func (k *fakeKeeper) keep(id string, start int64, out []byte, exit *ExitStatus) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kept[id] = &keptSession{
+		KeptSession: shared.KeptSession{
+			ID: id, EnvironmentID: "fake", EnvironmentType: "FAKE",
+			StartOffset: start, EndOffset: start + int64(len(out)), Exit: exit,
+		},
+		out: slices.Clone(out),
+	}
+	k.order = append(k.order, id)
+}
+
+func (k *fakeKeeper) Hold(context.Context, time.Duration) (func(), error) { return func() {}, nil }
+
+func (k *fakeKeeper) Sessions(context.Context) ([]shared.KeptSession, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []shared.KeptSession
+	for _, id := range k.order {
+		out = append(out, k.kept[id].KeptSession)
+	}
+	return out, nil
+}
+
+// Attach returns a keptPTY that reads the output kept from off (or from
+// the oldest byte kept), then live output and the exit.
+func (k *fakeKeeper) Attach(_ context.Context, id string, off int64) (shared.PTY, int64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.failWith[id]; err != nil {
+		return nil, 0, err
+	}
+	ks := k.kept[id]
+	if ks == nil {
+		return nil, 0, fmt.Errorf("fake keeper: %q: %w", id, shared.ErrSessionNotFound)
+	}
+	start := min(max(off, ks.StartOffset), ks.EndOffset)
+	p := newKeptPTY(shared.SpawnRequest{SessionID: id, EnvironmentType: "FAKE"}, ks.out[start-ks.StartOffset:])
+	if ks.Exit != nil {
+		p.End(*ks.Exit)
+	}
+	k.attached[id], k.offsets[id] = p, off
+	return p, start, nil
+}
+
+// pty returns the PTY of id's last Attach; it fails the test if there is
+// none.
+func (k *fakeKeeper) pty(t *testing.T, id string) *keptPTY {
+	t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.attached[id]
+	if p == nil {
+		t.Fatalf("fake keeper: %q was not attached", id)
+	}
+	return p
+}
+
+// survivingPlugins is a Dispatcher that reattached to plugin processes:
+// its Survivors are the sessions its keeper keeps, and err, if set, is
+// returned with them.
+type survivingPlugins struct {
+	Dispatcher
+	keeper *fakeKeeper
+	err    error
+}
+
+var _ SurvivorSource = survivingPlugins{}
+
+func (s survivingPlugins) Survivors(ctx context.Context) ([]Survivor, error) {
+	kept, _ := s.keeper.Sessions(ctx)
+	out := make([]Survivor, 0, len(kept))
+	for _, ks := range kept {
+		out = append(out, Survivor{KeptSession: ks, Keeper: s.keeper})
+	}
+	return out, s.err
+}

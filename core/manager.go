@@ -25,7 +25,7 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the manager started
 
-	closeOnce sync.Once
+	closeOnce sync.Once // Close and Detach: the first one stops the manager
 	closeErr  error
 
 	mu          sync.Mutex // protects the following
@@ -38,7 +38,9 @@ type Manager struct {
 	health    storeHealth // the last store check
 }
 
-// New returns a Manager. Call Close to stop it.
+// New returns a Manager. Call Reconcile once before creating sessions, and
+// Close (hang every session up) or Detach (leave them to their plugins for
+// the next server) to stop it.
 func New(opts Options) (*Manager, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // The contract between the manager and what serves its environment types
@@ -96,4 +98,22 @@ func (m *Manager) RestartPlugin(ctx context.Context, name string) (PluginStatus,
 		m.log.Info("plugin restarted on request", "plugin", name, "state", st.State)
 	}
 	return st, err
+}
+
+// Survivor is a session that a plugin process kept running while no server
+// was attached to it, as a Dispatcher that reattached to that process
+// reports it (SurvivorSource).
+type Survivor struct {
+	shared.KeptSession
+	// Keeper reaches the plugin process that holds the session.
+	Keeper shared.Keeper
+}
+
+// SurvivorSource is implemented by Dispatchers that reattach to the plugin
+// processes a previous server left running (*pluginhost.Plugins does).
+// Reconcile takes their sessions up again.
+type SurvivorSource interface {
+	// Survivors lists the sessions held by the plugin processes this
+	// Dispatcher reattached to. It is called once, by Reconcile.
+	Survivors(ctx context.Context) ([]Survivor, error)
 }

@@ -2,44 +2,261 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // ReasonServerLost is recorded for sessions that were live when a previous
-// server process stopped without ending them.
+// server process stopped without ending them, and that no plugin kept.
 const ReasonServerLost = "server_lost: the server stopped without ending the session"
 
-// Reconcile records as ERROR every session the store holds as STARTING,
-// ACTIVE or IDLE that this manager is not running: their server stopped
-// without ending them (a crash, SIGKILL, power loss), so they are not alive
-// whatever the store says. Their processes went with their plugins, which
-// end their sessions when the server that started them goes away. Call it
-// once at start-up, before creating sessions; it returns how many sessions
-// it reconciled.
+const (
+	// adoptTimeout bounds taking up one session a plugin kept: the
+	// plugin's Attach.
+	adoptTimeout = 10 * time.Second
+	// catchUpTimeout bounds how long Reconcile waits for the sessions it
+	// took up to read the output their plugins kept, all together.
+	catchUpTimeout = 10 * time.Second
+)
+
+// errNowLive says a session id Reconcile was taking up became live in the
+// manager meanwhile: the record is that session's now.
+var errNowLive = errors.New("the session id is live in this server")
+
+// Reconcile brings the store in line with what still runs, once at
+// start-up, before sessions are created. It returns how many sessions it
+// recorded as lost.
 //
-// One database serves one ptyhost server: a second server reconciling would
-// declare the first one's sessions lost.
+// A plugin process keeps its sessions when the server that held it stops
+// or dies (see shared.Keeper), and a Dispatcher that reattached to such
+// processes lists those sessions (SurvivorSource). Every session the
+// store holds as STARTING, ACTIVE or IDLE that this manager is not running
+// is then either taken up again or lost:
+//
+//   - kept by a plugin: it is live again. Its ring begins at the oldest
+//     byte the plugin kept, so a client resuming at an offset the ring
+//     holds gets exactly the bytes from there, and one asking for an older
+//     offset gets a reset and the replay. It is ACTIVE with no client (and
+//     its idle timer, if it has one, starts now), and a SessionResumed
+//     event is published. A session that exited while no server ran is
+//     taken up too: its kept output and then its exit go through the
+//     usual path, so its record gets the real exit code and signal.
+//   - kept by no plugin (the plugin is gone, or predates kept sessions),
+//     or kept but the plugin fails to hand it over: it is recorded as
+//     ERROR with ReasonServerLost, whatever the store said.
+//
+// A session a plugin kept that the store does not hold as live (unknown,
+// or recorded as ended) is hung up: killed and closed.
+//
+// Reconcile waits, within ctx and a bound, until each session taken up has
+// read what its plugin kept, so that clients resuming right after it
+// returns find their offsets in the ring.
+//
+// One database serves one ptyhost server: a second server reconciling
+// would take the first one's sessions (core/gormstore's Claim refuses
+// it).
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
+	survivors := m.survivors(ctx)
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
 	if err != nil {
 		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", err)
 	}
-	n := 0
+	lost, resumed := 0, 0
+	var caughtUp []<-chan struct{}
 	for _, rec := range recs {
-		m.mu.Lock()
-		_, live := m.sessions[rec.ID]
-		m.mu.Unlock()
-		if live {
+		sv, kept := survivors[rec.ID]
+		delete(survivors, rec.ID)
+		if m.isLive(rec.ID) {
 			continue
 		}
-		status, reason, zero := StatusError, ReasonServerLost, 0
-		if err := m.store.UpdateSession(ctx, rec.ID, SessionUpdate{
-			Status: &status, StatusReason: &reason, ActiveConnections: &zero,
-		}); err != nil {
-			return n, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
+		if kept {
+			ch, err := m.adopt(ctx, rec, sv)
+			switch {
+			case err == nil:
+				resumed++
+				caughtUp = append(caughtUp, ch)
+				continue
+			case errors.Is(err, errNowLive):
+				continue
+			case errors.Is(err, ErrClosed):
+				return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
+			}
+			m.log.Warn("the session's plugin kept it but did not hand it over", "session_id", rec.ID, "err", err)
 		}
-		m.log.Warn("session was left live by a previous server; recorded as ERROR", "session_id", rec.ID)
-		n++
+		if err := m.recordLost(ctx, rec.ID); err != nil {
+			return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
+		}
+		m.log.Warn("session was left live by a previous server and no plugin kept it; recorded as ERROR", "session_id", rec.ID)
+		lost++
 	}
-	return n, nil
+	hungUp := m.hangUpSurvivors(ctx, survivors)
+	m.awaitCaughtUp(ctx, caughtUp)
+	if err := m.writer.flush(ctx); err != nil {
+		// The writer retries; the sessions are live whatever the store
+		// says for now.
+		m.log.Warn("recording the sessions taken up failed; will retry", "err", err)
+	}
+	if resumed+lost+hungUp > 0 {
+		m.log.Info("sessions reconciled with the previous server's", "resumed", resumed, "lost", lost, "hung_up", hungUp)
+	}
+	return lost, nil
+}
+
+// survivors returns the sessions the plugins kept, by id; none when the
+// Dispatcher is no SurvivorSource. A listing that fails is logged, and
+// what it did return is used: the sessions of a plugin that could not
+// list its own are lost.
+func (m *Manager) survivors(ctx context.Context) map[string]Survivor {
+	src, ok := m.plugins.(SurvivorSource)
+	if !ok {
+		return nil
+	}
+	list, err := src.Survivors(ctx)
+	if err != nil {
+		m.log.Error("listing the sessions the plugins kept failed; the sessions not listed are lost", "err", err)
+	}
+	byID := make(map[string]Survivor, len(list))
+	for _, sv := range list {
+		byID[sv.ID] = sv
+	}
+	return byID
+}
+
+// isLive reports whether the session id is in the manager's map.
+func (m *Manager) isLive(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, live := m.sessions[id]
+	return live
+}
+
+// recordLost records the session id as ERROR server_lost.
+func (m *Manager) recordLost(ctx context.Context, id string) error {
+	status, reason, zero := StatusError, ReasonServerLost, 0
+	return m.store.UpdateSession(ctx, id, SessionUpdate{
+		Status: &status, StatusReason: &reason, ActiveConnections: &zero,
+	})
+}
+
+// adopt takes up the session of rec, which sv's plugin kept: it attaches to
+// it from the oldest byte kept and runs it as CreateSession runs a new one.
+// The channel it returns is closed once the session has read what the
+// plugin kept.
+func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor) (<-chan struct{}, error) {
+	actx, cancel := context.WithTimeout(ctx, adoptTimeout)
+	p, start, err := sv.Keeper.Attach(actx, rec.ID, 0)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("attaching to the kept session: %w", err)
+	}
+	now := m.now()
+	rec.Status, rec.StatusReason = StatusActive, ""
+	rec.ActiveConnections = 0
+	rec.DetachedAt, rec.IdleDeadline = now, time.Time{}
+	s := newSession(m.deps, rec)
+	caughtUp := s.resumeAt(start, sv.EndOffset)
+	s.pty, s.envType, s.state = p, sv.EnvironmentType, stateRunning
+
+	m.mu.Lock()
+	closed, taken := m.closed, m.sessions[rec.ID] != nil
+	if !closed && !taken {
+		m.sessions[rec.ID] = s
+	}
+	m.mu.Unlock()
+	if closed || taken {
+		// Give the session back to the plugin, which keeps it (Close
+		// after Detach does not reach the plugin).
+		if d, ok := p.(shared.Detacher); ok {
+			d.Detach()
+		}
+		if err := p.Close(); err != nil {
+			m.log.Warn("releasing a kept session failed", "session_id", rec.ID, "err", err)
+		}
+		if closed {
+			return nil, ErrClosed
+		}
+		return nil, errNowLive
+	}
+
+	zero := 0
+	m.writer.update(rec.ID, SessionUpdate{
+		Status: &rec.Status, StatusReason: &rec.StatusReason, ActiveConnections: &zero, DetachedAt: &now,
+	})
+	m.run(s)
+	m.armIdle(s, false)
+	s.log.Info("session taken up again", "environment_id", rec.EnvironmentID, "type", sv.EnvironmentType,
+		"offset", start, "kept_until", sv.EndOffset, "exited", sv.Exit != nil)
+	m.publish(Event{Type: SessionResumed, SessionID: rec.ID})
+	return caughtUp, nil
+}
+
+// hangUpSurvivors kills and closes, in parallel, the sessions the plugins
+// kept that no live record claims, and returns how many it hung up.
+func (m *Manager) hangUpSurvivors(ctx context.Context, survivors map[string]Survivor) int {
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		n  int
+	)
+	for _, sv := range survivors {
+		if m.isLive(sv.ID) {
+			continue
+		}
+		wg.Go(func() {
+			if err := hangUpSurvivor(ctx, sv); err != nil {
+				m.log.Warn("hanging up a session a plugin kept without a record failed", "session_id", sv.ID, "err", err)
+				return
+			}
+			m.log.Warn("a plugin kept a session no live record claims; hung it up", "session_id", sv.ID, "type", sv.EnvironmentType)
+			mu.Lock()
+			n++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return n
+}
+
+// hangUpSurvivor attaches to sv, past the output kept, kills it and has
+// the plugin clean up, within killTimeout.
+func hangUpSurvivor(ctx context.Context, sv Survivor) error {
+	ctx, cancel := context.WithTimeout(ctx, killTimeout)
+	defer cancel()
+	p, _, err := sv.Keeper.Attach(ctx, sv.ID, sv.EndOffset)
+	if err != nil {
+		return fmt.Errorf("attaching: %w", err)
+	}
+	var errs []error
+	if err := p.Kill(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("kill: %w", err))
+	}
+	if err := p.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("cleanup: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// awaitCaughtUp waits, within ctx and catchUpTimeout, until every channel
+// is closed.
+func (m *Manager) awaitCaughtUp(ctx context.Context, chans []<-chan struct{}) {
+	if len(chans) == 0 {
+		return
+	}
+	timer := time.NewTimer(catchUpTimeout)
+	defer timer.Stop()
+	for i, ch := range chans {
+		select {
+		case <-ch:
+		case <-timer.C:
+			m.log.Warn("sessions taken up had not read all their plugins kept; a client resuming in the rest gets a reset and the replay",
+				"behind", len(chans)-i, "waited", catchUpTimeout)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -27,6 +27,15 @@ func newRing(capacity int) *ring {
 	return &ring{capacity: capacity, endModes: defaultModes}
 }
 
+// beginAt makes an empty ring begin at the absolute offset off: its first
+// commit holds the bytes from off on, and a reader asking for an older
+// offset is told those bytes are gone. A session taken up again from a
+// plugin that kept its output (Reconcile) starts so, at the offset of the
+// oldest byte the plugin kept.
+func (r *ring) beginAt(off int64) {
+	r.start, r.end = off, off
+}
+
 // footprint is the memory the ring's buffer holds.
 func (r *ring) footprint() int { return cap(r.buf) }
 

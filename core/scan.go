@@ -37,6 +37,14 @@ func newScanner() scanner {
 	return scanner{parser: boundary{modes: defaultModes}}
 }
 
+// newScannerAt returns a scanner for a session's output from the absolute
+// offset off, which a plugin kept for a session taken up again: what
+// came before off is not known, so the scanner assumes a fresh terminal,
+// and the first line start after off may already be a safe point.
+func newScannerAt(off int64) scanner {
+	return scanner{parser: boundary{modes: defaultModes}, scanned: off, lastAdd: off - minSafeGap}
+}
+
 // scan runs the boundary parser over p, the output after what it scanned
 // before, and returns the safe points in it (valid until the next scan) and
 // the terminal modes in force at p's end.

@@ -85,6 +85,14 @@ type session struct {
 	idleTimer   *time.Timer
 	lingerTimer *time.Timer
 	lastActive  time.Time // last activity written to the store
+	// detached says the server leaves the session running (Detach): its
+	// pump ends without recording anything about the session's end, which
+	// the plugin keeps for the next server.
+	detached bool
+	// caughtUp, when set, is closed once the ring reaches catchUpTo or the
+	// pump ends: a session taken up again has read what its plugin kept.
+	caughtUp  chan struct{}
+	catchUpTo int64
 }
 
 // newSession returns a session, STARTING, for rec.
@@ -165,7 +173,40 @@ func (s *session) pump(ctx context.Context) {
 	} else {
 		st, err = s.pty.Wait(ctx)
 	}
+	s.mu.Lock()
+	s.markCaughtUp(true)
+	detached := s.detached
+	s.mu.Unlock()
+	if detached {
+		// The PTY was detached (Detach): the read failed for that, not
+		// because the session ended, and whatever did end is the next
+		// server's to record.
+		return
+	}
 	s.exited(st, err)
+}
+
+// resumeAt prepares s, not yet running, to take up a session a plugin kept:
+// its ring and scanner begin at start, the offset of the first byte the
+// plugin sends. The channel it returns is closed once the ring reaches
+// end, the end of the output the plugin said it kept, or the pump ends.
+func (s *session) resumeAt(start, end int64) <-chan struct{} {
+	s.ring.beginAt(start)
+	s.scanner = newScannerAt(start)
+	ch := make(chan struct{})
+	s.caughtUp, s.catchUpTo = ch, end
+	s.markCaughtUp(false)
+	return ch
+}
+
+// markCaughtUp closes caughtUp if the ring has reached catchUpTo, or the
+// pump has ended (ended). s.mu must be held, or s not yet running.
+func (s *session) markCaughtUp(ended bool) {
+	if s.caughtUp == nil || (!ended && s.ring.end < s.catchUpTo) {
+		return
+	}
+	close(s.caughtUp)
+	s.caughtUp = nil
 }
 
 // output scans p for safe points, appends it to the scrollback and wakes
@@ -177,6 +218,7 @@ func (s *session) output(p []byte) {
 	points, modes := s.scanner.scan(p)
 	s.mu.Lock()
 	s.ring.commit(p, points, modes)
+	s.markCaughtUp(false)
 	s.wakeAll()
 	touch := now.Sub(s.lastActive) >= s.deps.activityInterval
 	if touch {

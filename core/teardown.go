@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // This file ends sessions: DestroySession and the idle timeout take one out
-// of the map and tear it down; Close tears them all down.
+// of the map and tear it down; Close tears them all down; Detach stops the
+// manager and leaves them all running in their plugins.
 
 // killTimeout bounds how long destruction waits for a killed session's
 // output to end before it cleans up anyway.
@@ -113,14 +116,39 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 // Close hangs up every session (each attached client receives the session's
 // remaining output, its exit, and close code 1001), records their status,
 // waits — within ctx — for the clients to detach, and waits for every
-// goroutine the manager started. It is safe to call more than once; later
-// calls return the first call's result.
+// goroutine the manager started. It is safe to call more than once, and
+// after Detach; later calls do nothing and return the first call's result.
 func (m *Manager) Close(ctx context.Context) error {
-	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
+	m.closeOnce.Do(func() { m.closeErr = m.stop(ctx, m.hangUpAll) })
 	return m.closeErr
 }
 
-func (m *Manager) close(ctx context.Context) error {
+// Detach stops the manager without ending its sessions, for a server that
+// stops to be restarted or upgraded: the plugins keep the sessions, and
+// the next server on the same database takes them up again (Reconcile).
+// New sessions and attachments are refused; every attached client is
+// closed with code 1012 (CloseRestart) and CloseReasonRestart, and should
+// reconnect; each running session's PTY is detached (shared.Detacher), so
+// the plugin keeps the session, and closed, which after Detach releases
+// the server's side only; and the records stay as they are (ACTIVE,
+// IDLE) but for active_connections, 0. Nothing is recorded about a
+// session's end, even one that ends meanwhile: the plugin keeps that too.
+// A session whose PTY cannot be detached (an in-process environment)
+// cannot outlive the server and is hung up as Close does.
+//
+// Like Close, it waits within ctx for the clients to detach and for every
+// goroutine the manager started, and flushes the store writes. Close and
+// Detach share one run: whichever is called first stops the manager, and
+// later calls of either do nothing and return its result.
+func (m *Manager) Detach(ctx context.Context) error {
+	m.closeOnce.Do(func() { m.closeErr = m.stop(ctx, m.detachAll) })
+	return m.closeErr
+}
+
+// stop marks the manager closed, takes every session out of the map and
+// ends them with end, then waits for the clients and the goroutines and
+// writes what is left.
+func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session)) error {
 	m.mu.Lock()
 	m.closed = true
 	all := make([]*session, 0, len(m.sessions))
@@ -130,15 +158,7 @@ func (m *Manager) close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 
-	var wg sync.WaitGroup
-	for _, s := range all {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.teardown(ctx, s, CloseGoingAway, CloseReasonShutdown, ReasonServerShutdown)
-		}()
-	}
-	wg.Wait()
+	end(ctx, all)
 
 	// Give the clients the time (within ctx) to receive their sessions'
 	// last output, exit and close, and to detach.
@@ -165,4 +185,86 @@ func (m *Manager) close(ctx context.Context) error {
 		return fmt.Errorf("core: writing final session status: %w", err)
 	}
 	return nil
+}
+
+// hangUpAll tears every session of all down, in parallel: Close's end.
+func (m *Manager) hangUpAll(ctx context.Context, all []*session) {
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() {
+			m.teardown(ctx, s, CloseGoingAway, CloseReasonShutdown, ReasonServerShutdown)
+		})
+	}
+	wg.Wait()
+}
+
+// detachAll leaves every session of all to its plugin, in parallel:
+// Detach's end.
+func (m *Manager) detachAll(ctx context.Context, all []*session) {
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() { m.leave(ctx, s) })
+	}
+	wg.Wait()
+}
+
+// leave closes the clients of s, which the caller has taken out of the
+// map, with CloseRestart, and ends the server's part in it without ending
+// it: a running session's PTY is detached (then closed, which after
+// Detach does not reach the plugin) and its pump stopped. A session
+// starting, or whose PTY cannot be detached, is torn down instead: it
+// cannot outlive the server.
+func (m *Manager) leave(ctx context.Context, s *session) {
+	s.mu.Lock()
+	prev := s.state
+	d, detachable := s.pty.(shared.Detacher)
+	if prev == stateStarting || (prev == stateRunning && !detachable) {
+		s.mu.Unlock()
+		m.teardown(ctx, s, CloseGoingAway, CloseReasonShutdown, ReasonServerShutdown)
+		return
+	}
+	if prev == stateDestroyed {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateDestroyed
+	s.detached = true
+	s.closeCode, s.closeReason = CloseRestart, CloseReasonRestart
+	s.drain = false
+	if prev == stateExited {
+		// Ended: its clients get the rest of its output and its exit, as
+		// they would have if the server stayed.
+		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
+		s.drain = true
+	}
+	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	s.idleTimer, s.lingerTimer = nil, nil
+	s.rec.ActiveConnections = 0
+	s.wakeAll() // the clients close; a pump waiting for one reads on
+	s.mu.Unlock()
+
+	zero := 0
+	m.writer.update(s.id, SessionUpdate{ActiveConnections: &zero})
+	if prev == stateExited {
+		// Its end is recorded, and the plugin has been told to clean up.
+		m.forgetExited(s)
+		return
+	}
+	// The read the pump is in fails once the PTY is detached; the pump
+	// sees detached and ends without recording anything. Close after
+	// Detach releases the server's side only (shared.Detacher); a PTY
+	// whose Detach could do nothing (a plugin that cannot keep sessions,
+	// behind pluginhost) ends the session there, which ends the read.
+	d.Detach()
+	s.release()
+	select {
+	case <-s.pumpDone:
+		s.log.Info("session left running for the next server")
+	case <-ctx.Done():
+		s.log.Warn("session output did not end after detaching; stopping anyway")
+	}
 }

@@ -332,6 +332,10 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 			return readResult{attachResult: attachResult{end: endDestroyed}, reason: reason}
 		case wsproto.CloseGoingAway:
 			return readResult{err: errors.New("the server is shutting down"), retry: true}
+		case wsproto.CloseRestart:
+			// The server stopped without ending the session: the next
+			// server takes it up, and the attachment resumes at its offset.
+			return readResult{err: errors.New("the server is restarting; the session goes on"), retry: true}
 		default:
 			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", code, reason)}
 		}

@@ -33,6 +33,7 @@ import (
 //	reset      send reset, then the replay again
 //	destroy    close 1000 "Session destroyed" without an exit message
 //	shutdown   close 1001 "Server shutting down"
+//	restart    close 1012 "Server restarting; the session goes on"
 //
 // A valid resize is answered with a resize, anything else with error.
 // Sessions whose id starts with "gone" are 410, "missing" 404; with one
@@ -141,6 +142,9 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 				return
 			case "shutdown":
 				c.Close(websocket.StatusGoingAway, "Server shutting down")
+				return
+			case "restart":
+				c.Close(wsproto.CloseRestart, wsproto.CloseReasonRestart)
 				return
 			}
 		}

@@ -118,6 +118,7 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // fakeRequest is a request the fake server received.
 type fakeRequest struct {
 	method, path, auth, body string
+	query                    string // the raw query, such as offset=18
 }
 
 // fakeResponse is a canned response.
@@ -200,7 +201,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	route := r.Method + " " + r.URL.Path
 	f.mu.Lock()
-	f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), string(body)})
+	f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.Header.Get("Authorization"), string(body), r.URL.RawQuery})
 	canned, ok := f.canned[route]
 	f.mu.Unlock()
 
@@ -513,6 +514,8 @@ func TestUsageErrors(t *testing.T) {
 		{"attach bad server", []string{"attach", "--server", "ftp://x", "a"}, `invalid server URL "ftp://x"`},
 		{"run bad env var", []string{"run", "--env-var", "NOEQUALS", "--", "sh"}, `invalid value "NOEQUALS" for flag -env-var: want K=V`},
 		{"run missing flag value", []string{"run", "--cwd"}, "flag needs an argument: -cwd"},
+		{"stop argument", []string{"stop", "now"}, `stop takes no arguments, got ["now"]`},
+		{"stop unknown flag", []string{"stop", "--force"}, "stop: flag provided but not defined: -force"},
 		{"env no command", []string{"env"}, "env: no command given"},
 		{"env unknown command", []string{"env", "frob"}, `env: unknown command "frob"`},
 		{"env add no type", []string{"env", "add"}, "env add: --type is required"},

@@ -35,7 +35,8 @@ to stderr and the session carries on. If stdin ends, the session keeps
 running and its output is shown until it exits.
 
 When the connection drops without the server saying the session ended (a
-network failure, a server going away), attach prints "[...;
+network failure, a server going away, a server restarting: sessions
+outlive the server, and the next one takes them up), attach prints "[...;
 reconnecting…]" and attaches again, with backoff, for up to --reconnect
 (default 30s), resuming at the last byte it received: no output is lost or
 repeated while the server still keeps it (else the screen is reset and the

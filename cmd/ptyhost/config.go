@@ -21,6 +21,8 @@ import (
 //	listen     = "127.0.0.1:7420"
 //	plugin_dir = "/usr/lib/ptyhost/plugins"
 //	scrollback = "256KiB"
+//	orphan_timeout  = "10m"   # sessions wait this long for the next server
+//	hang_up_on_stop = false   # true: every stop hangs the sessions up
 //	plugin "tmux" {
 //	  sha256 = "9f86d0…"                        # optional pin
 //	  env    = { TMUX_TMPDIR = "/run/ptyhost" }  # its whole environment
@@ -42,6 +44,8 @@ type configFile struct {
 	Linger          *string            `hcl:"linger,optional"`
 	Retention       *string            `hcl:"retention,optional"`
 	ShutdownTimeout *string            `hcl:"shutdown_timeout,optional"`
+	OrphanTimeout   *string            `hcl:"orphan_timeout,optional"`
+	HangUpOnStop    *bool              `hcl:"hang_up_on_stop,optional"`
 	LogLevel        *string            `hcl:"log_level,optional"`
 	LogFormat       *string            `hcl:"log_format,optional"`
 	AllowedOrigins  []string           `hcl:"allowed_origins,optional"`
@@ -71,6 +75,8 @@ func settings() []setting {
 		{"linger", "PTYHOST_LINGER", "linger"},
 		{"retention", "PTYHOST_RETENTION", "retention"},
 		{"shutdown-timeout", "PTYHOST_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
+		{"orphan-timeout", "PTYHOST_ORPHAN_TIMEOUT", "orphan_timeout"},
+		{"hang-up-on-stop", "PTYHOST_HANG_UP_ON_STOP", "hang_up_on_stop"},
 		{"log-level", "PTYHOST_LOG_LEVEL", "log_level"},
 		{"log-format", "PTYHOST_LOG_FORMAT", "log_format"},
 		{"metrics-auth", "PTYHOST_METRICS_AUTH", "metrics_auth"},
@@ -108,11 +114,13 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		"listen": raw.Listen, "db": raw.DB, "data_dir": raw.DataDir, "plugin_dir": raw.PluginDir,
 		"token": raw.Token, "scrollback": raw.Scrollback, "idle_timeout": raw.IdleTimeout,
 		"linger": raw.Linger, "retention": raw.Retention, "shutdown_timeout": raw.ShutdownTimeout, "log_level": raw.LogLevel,
-		"log_format": raw.LogFormat,
+		"log_format": raw.LogFormat, "orphan_timeout": raw.OrphanTimeout,
 	}
-	if raw.MetricsAuth != nil {
-		v := strconv.FormatBool(*raw.MetricsAuth)
-		attrs["metrics_auth"] = &v
+	for attr, b := range map[string]*bool{"metrics_auth": raw.MetricsAuth, "hang_up_on_stop": raw.HangUpOnStop} {
+		if b != nil {
+			v := strconv.FormatBool(*b)
+			attrs[attr] = &v
+		}
 	}
 	for _, s := range settings() {
 		v := attrs[s.attr]

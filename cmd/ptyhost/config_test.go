@@ -20,6 +20,7 @@ var serveEnv = []string{
 	"PTYHOST_CONFIG", "PTYHOST_LISTEN", "PTYHOST_DB", "PTYHOST_DATA_DIR", "PTYHOST_PLUGIN_DIR", "PTYHOST_TOKEN",
 	"PTYHOST_SCROLLBACK", "PTYHOST_IDLE_TIMEOUT", "PTYHOST_LINGER", "PTYHOST_SHUTDOWN_TIMEOUT",
 	"PTYHOST_LOG_LEVEL", "PTYHOST_LOG_FORMAT", "PTYHOST_WORKDIR_ROOTS", "PTYHOST_RETENTION", "PTYHOST_METRICS_AUTH",
+	"PTYHOST_ORPHAN_TIMEOUT", "PTYHOST_HANG_UP_ON_STOP",
 }
 
 func clearServeEnv(t *testing.T) {
@@ -50,6 +51,8 @@ scrollback = "512KiB"
 idle_timeout = "6m"
 linger     = "7m"
 shutdown_timeout = "11s"
+orphan_timeout = "3m"
+hang_up_on_stop = true
 log_level  = "debug"
 log_format = "json"
 allowed_origins = ["*.example.com"]
@@ -76,7 +79,7 @@ func TestConfigFile(t *testing.T) {
 		listen: "127.0.0.1:7421", db: "sqlite:/var/lib/ptyhost/ptyhost.db", dataDir: "/var/lib/ptyhost",
 		pluginDir: "/usr/lib/ptyhost/plugins", token: "s3cret", allowedOrigins: stringList{"*.example.com"},
 		scrollback: 512 << 10, idleTimeout: 6 * time.Minute, linger: 7 * time.Minute, shutdownTimeout: 11 * time.Second,
-		logLevel: slog.LevelDebug, logFormat: "json", configPath: path,
+		orphanTimeout: 3 * time.Minute, hangUpOnStop: true, logLevel: slog.LevelDebug, logFormat: "json", configPath: path,
 		plugins: []pluginhost.Config{
 			{Name: "tmux", SHA256: pin, Env: map[string]string{"TMUX_TMPDIR": "/run/ptyhost"}, Args: []string{"--flag"}},
 			{Name: "docker", SHA256: pin},
@@ -105,6 +108,7 @@ func equalServeConfig(a, b serveConfig) bool {
 	return eqPlugins && eqOrigins && a.listen == b.listen && a.db == b.db && a.dataDir == b.dataDir &&
 		a.pluginDir == b.pluginDir && a.token == b.token && a.insecure == b.insecure && a.scrollback == b.scrollback &&
 		a.idleTimeout == b.idleTimeout && a.linger == b.linger && a.shutdownTimeout == b.shutdownTimeout &&
+		a.orphanTimeout == b.orphanTimeout && a.hangUpOnStop == b.hangUpOnStop &&
 		a.logLevel == b.logLevel && a.logFormat == b.logFormat && a.configPath == b.configPath
 }
 

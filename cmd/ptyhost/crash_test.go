@@ -53,11 +53,11 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-// A server killed with SIGKILL leaves nothing running, and the next server
-// on the same database reports its sessions as ended, not alive.
+// A server killed with SIGKILL, whose successor does not come within the
+// orphan timeout, leaves nothing running: the plugin hangs its sessions up
+// and exits; the next server reports them as lost, not alive.
 func TestKilledServerLeavesNothingAlive(t *testing.T) {
-	dataDir := t.TempDir()
-	server := startServerProcess(t, dataDir)
+	server := e2etest.Start(t, e2etest.Options{Args: []string{"--orphan-timeout", "1s"}})
 	server.CreateSession(t, map[string]any{"id": "orphan", "command": []string{"sleep", "3600"}})
 
 	plugins := children(server.Pid(t))
@@ -78,10 +78,10 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 	}
 
 	server.Kill(t)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
 	for alive(plugin) || alive(sleeper) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after SIGKILL of the server: plugin alive %v, session process alive %v", alive(plugin), alive(sleeper))
+			t.Fatalf("after SIGKILL of the server and the orphan timeout: plugin alive %v, session process alive %v", alive(plugin), alive(sleeper))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -92,8 +92,9 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 	}
 }
 
-// SIGTERM hangs up every session: clients get the last output, the exit
-// and close code 1001; statuses are recorded; the server exits 0.
+// With --hang-up-on-stop (which e2etest passes by default), SIGTERM hangs
+// up every session: clients get the last output, the exit and close code
+// 1001; statuses are recorded; the server exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	dataDir := t.TempDir()
 	srv := startServerProcess(t, dataDir)

@@ -1,6 +1,7 @@
 // Command ptyhost runs the ptyhost server and talks to one.
 //
 //	ptyhost serve            run the server
+//	ptyhost stop             stop it, leaving (or --hang-up ending) the sessions
 //	ptyhost run -- CMD...    create a session and attach to it
 //	ptyhost attach ID        attach this terminal to a session
 //	ptyhost ls               list sessions
@@ -10,14 +11,21 @@
 //
 // # Serving
 //
-// serve (serve.go) opens the database (core/gormstore), starts the plugins
-// (core/pluginhost) in the background, creates the core.Manager, records
-// as ERROR the sessions a previous run left live (Reconcile), and serves
-// the HTTP API and /metrics on one listener. The first SIGINT or SIGTERM
-// stops it gracefully, within --shutdown-timeout: the listener stops
-// accepting and every session is hung up at once (its clients get its last
-// output, its exit and close code 1001); then the plugins stop and the
-// database closes. A second signal ends the process at once.
+// serve (serve.go) opens the database (core/gormstore) and claims it (a
+// second server on the same database is refused), reattaches to the plugin
+// processes a previous server on the data directory left running and
+// starts the others (core/pluginhost), creates the core.Manager, takes up
+// the sessions the plugins kept and records as ERROR the other sessions a
+// previous run left live (Reconcile), and serves the HTTP API and /metrics
+// on one listener. The first SIGINT or SIGTERM, or a stop request ('ptyhost
+// stop'), stops it within --shutdown-timeout (servestop.go): the listener
+// stops accepting and at once, by default, the server detaches from every
+// session (clients get close code 1012 and reconnect) and leaves the plugin
+// processes running them for the next server, which they wait for during
+// --orphan-timeout; with --hang-up-on-stop or 'ptyhost stop --hang-up',
+// every session is hung up instead (its clients get its last output, its
+// exit and close code 1001) and the plugins stop. Then the database
+// closes. A second signal ends the process at once.
 //
 // # Client commands
 //
@@ -90,6 +98,8 @@ const usage = `ptyhost hosts interactive terminal sessions.
 
 Usage:
   ptyhost serve [flags]                 run the server
+  ptyhost stop [--hang-up]              stop the server, leaving the sessions
+                                        running for the next one (or not)
   ptyhost run [--env ID] [--cwd DIR] -- CMD...
                                         create a session and attach to it
   ptyhost attach ID                     attach this terminal to a session
@@ -114,6 +124,8 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return nil
 	case "serve":
 		return runServe(ctx, rest, io)
+	case "stop":
+		return runStop(ctx, rest, io)
 	case "run":
 		return runRun(ctx, rest, io)
 	case "attach":

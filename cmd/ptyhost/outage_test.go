@@ -21,13 +21,15 @@ import (
 // and refuses new ones, as a database outage does, and Start serves again
 // on the same port.
 type tcpProxy struct {
-	t      *testing.T
-	addr   string // the proxy's
-	target string
+	t    *testing.T
+	addr string // the proxy's
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
+	// mu protects the following; retarget changes target while the
+	// proxy serves.
+	mu     sync.Mutex
+	target string
+	ln     net.Listener
+	conns  []net.Conn
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -52,7 +54,10 @@ func (p *tcpProxy) Start() {
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", p.target)
+			p.mu.Lock()
+			target := p.target
+			p.mu.Unlock()
+			up, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
 				continue
@@ -70,6 +75,19 @@ func (p *tcpProxy) Start() {
 			go func() { io.Copy(c, up); c.Close() }()
 		}
 	}()
+}
+
+// retarget forwards the connections the proxy accepts from now on to the
+// server at serverURL, such as a new server after a restart.
+func (p *tcpProxy) retarget(t *testing.T, serverURL string) {
+	t.Helper()
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = u.Host
 }
 
 func (p *tcpProxy) Stop() {

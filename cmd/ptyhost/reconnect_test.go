@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,6 +116,35 @@ func TestAttachReconnectsAfterGoingAway(t *testing.T) {
 	}
 	if got, want := c.err.String(), "\r\n[the server is shutting down; reconnecting…]\r\n[reconnected]\r\n"; got != want {
 		t.Errorf("stderr %q, want %q", got, want)
+	}
+}
+
+// TestAttachReconnectsAfterRestart: a server that closes with 1012 (it
+// stops, the session goes on) is attached again at the offset received so
+// far, and the session's exit code ends it.
+func TestAttachReconnectsAfterRestart(t *testing.T) {
+	f := newFakeServer(t)
+	c, stdin := startAttach(t, f, "s1")
+	c.out.waitFor(t, "replayed")
+	typeIn(t, stdin, "restart\n")
+	c.out.waitFor(t, "restart\nreplayed\r\n") // the second hello's replay
+	typeIn(t, stdin, "exit 4\n")
+	if code := c.wait(t); code != 4 {
+		t.Fatalf("exit %d, stderr %q", code, c.err.String())
+	}
+	if got, want := c.err.String(), "\r\n[the server is restarting; the session goes on; reconnecting…]\r\n[reconnected]\r\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+	// The first attach asked for the replay; the second resumed after
+	// "replayed\r\n" and the echo of "restart\n".
+	var queries []string
+	for _, r := range f.requestsSoFar() {
+		if strings.HasSuffix(r.path, "/attach") {
+			queries = append(queries, r.query)
+		}
+	}
+	if want := []string{"", "offset=18"}; !slices.Equal(queries, want) {
+		t.Errorf("attach queries %q, want %q", queries, want)
 	}
 }
 

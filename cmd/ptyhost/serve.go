@@ -30,6 +30,11 @@ import (
 // DefaultListen is the server's default address: loopback only.
 const DefaultListen = "127.0.0.1:7420"
 
+// defaultOrphanTimeout is --orphan-timeout's default: long enough for an
+// upgrade or a crash-restart by systemd, short enough that sessions of a
+// server that never comes back do not run unseen for long.
+const defaultOrphanTimeout = 10 * time.Minute
+
 // serveConfig is the server's configuration after flags and environment.
 type serveConfig struct {
 	listen          string
@@ -47,8 +52,13 @@ type serveConfig struct {
 	linger          time.Duration
 	retention       retention
 	shutdownTimeout time.Duration
-	logLevel        slog.Level
-	logFormat       string
+	// orphanTimeout is how long the plugins keep the sessions of a server
+	// that died or stopped without hanging them up, waiting for the next
+	// server; hangUpOnStop makes every stop hang the sessions up instead.
+	orphanTimeout time.Duration
+	hangUpOnStop  bool
+	logLevel      slog.Level
+	logFormat     string
 	// configPath is the configuration file, if any; plugins are its
 	// plugin blocks. tokenInFile: it holds the token, readable by others.
 	configPath  string
@@ -125,6 +135,8 @@ func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
 	c.retention = retention(core.DefaultRetention)
 	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long ago, e.g. 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
+	fs.BoolVar(&c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log format: text or json [PTYHOST_LOG_FORMAT] (default text)", func(v string) error {
 		if !slices.Contains([]string{"text", "json"}, v) {
@@ -200,6 +212,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	}
 	if c.shutdownTimeout <= 0 {
 		return c, usageError{"--shutdown-timeout must be positive"}
+	}
+	if c.orphanTimeout <= 0 {
+		return c, usageError{"--orphan-timeout must be positive"}
 	}
 	if c.db == "" {
 		c.db = "sqlite:" + filepath.Join(c.dataDir, "ptyhost.db")
@@ -347,6 +362,24 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	}
 	defer db.Close()
 
+	// Only the server that owns the database may take its sessions up:
+	// claim it before the plugins reattach, so a second server on the same
+	// database touches no plugin process of the first.
+	claim, err := db.Claim(ctx, gormstore.Owner{DataDir: c.dataDir})
+	if err != nil {
+		if errors.Is(err, gormstore.ErrOwned) {
+			return err
+		}
+		return fmt.Errorf("claiming the database: %w", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+		defer cancel()
+		if err := claim.Release(rctx); err != nil {
+			log.Warn("releasing the database", "err", err)
+		}
+	}()
+
 	if c.configPath != "" {
 		log.Info("configuration file read", "path", c.configPath, "plugins", len(c.plugins))
 	}
@@ -356,16 +389,24 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// The plugins start in the background; their sockets go in a private
-	// directory that the next server clears if this one is killed.
+	// Load first reattaches to the plugin processes a previous server on
+	// this data directory left running (their reattach records are in the
+	// private socket directory), then starts the others in the background.
 	plugins, err := pluginhost.Load(ctx, pluginhost.Options{Dir: c.pluginDir, Plugins: c.plugins, Logger: log, Registerer: reg,
-		SocketDir: filepath.Join(c.dataDir, "run")})
+		SocketDir: filepath.Join(c.dataDir, "run"), OrphanTimeout: c.orphanTimeout})
 	if err != nil {
 		return fmt.Errorf("loading plugins: %w", err)
 	}
-	defer plugins.Close()
+	// stop is how this server ends, whatever ends it; every path out of
+	// here (a failed start too) goes through leave, which leaves the
+	// sessions running unless told to hang them up.
+	stop := newStopper(ctx, c.hangUpOnStop)
+	defer stop.cancel(nil)
+	var m *core.Manager
+	var srv *http.Server
+	defer func() { leave(ctx, c, log, io, stop.request(), srv, m, plugins) }()
 
-	m, err := core.New(core.Options{
+	m, err = core.New(core.Options{
 		Store:           db,
 		Plugins:         plugins,
 		Logger:          log,
@@ -380,18 +421,15 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	logWorkdirRoots(log, c.workdirRoots)
-	closeManager := func() error {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
-		defer cancel()
-		return m.Close(sctx)
-	}
-	defer closeManager()
 
+	// Reconcile takes up the sessions the plugins kept (and logs how many)
+	// and records the others a previous run left live as ERROR.
 	if n, err := m.Reconcile(ctx); err != nil {
 		return err
 	} else if n > 0 {
-		log.Warn("sessions left live by a previous run were recorded as ERROR", "count", n)
+		log.Warn("sessions left live by a previous run were lost and recorded as ERROR server_lost", "count", n)
 	}
+	go stop.onLost(claim.Lost(), log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/", api.NewHandler(m, api.Options{
@@ -399,9 +437,10 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		AllowedOrigins: c.allowedOrigins,
 		AllowedHosts:   c.allowedHosts,
 		Logger:         log,
+		Stop:           stop.requestStop,
 	}))
 	mux.Handle("GET /metrics", c.metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	srv := &http.Server{
+	srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
@@ -410,39 +449,17 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", redactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)
 	// The API answers from here on; the line says the plugins have started.
-	if err := awaitPlugins(ctx, plugins, m, log, c.pluginDir); err != nil {
-		srv.Close()
+	if err := awaitPlugins(stop.ctx, plugins, m, log, c.pluginDir); err != nil {
 		return err
 	}
-	if ctx.Err() == nil {
+	if stop.ctx.Err() == nil {
 		fmt.Fprintf(io.out, "ptyhost: serving on http://%s\n", ln.Addr())
 	}
 
 	select {
 	case err := <-served:
 		return err
-	case <-ctx.Done():
+	case <-stop.ctx.Done():
 	}
-	log.Info("shutting down", "timeout", c.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
-	defer cancel()
-	// Stop accepting and hang up the sessions (their clients get close
-	// messages) at once, both within the one deadline: http.Server.Shutdown
-	// may wait for a connection that has sent no request yet. Then stop the
-	// plugins; the deferred calls close the database.
-	httpDone := make(chan struct{})
-	go func() {
-		defer close(httpDone)
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn("http shutdown", "err", err)
-			srv.Close()
-		}
-	}()
-	if err := m.Close(sctx); err != nil {
-		log.Warn("closing sessions", "err", err)
-	}
-	<-httpDone
-	plugins.Shutdown(sctx)
-	log.Info("stopped")
 	return nil
 }

@@ -76,8 +76,10 @@ func TestServeAnswersWhilePluginsStart(t *testing.T) {
 	}
 }
 
-// A server killed with SIGKILL leaves its plugin's socket in DATA_DIR/run;
-// the next server removes it. No socket lands in the temporary directory.
+// A server killed with SIGKILL, and its plugin with it, leave the plugin's
+// socket (and reattach record) in DATA_DIR/run; the next server removes
+// them and starts a plugin afresh. No socket lands in the temporary
+// directory.
 func TestServeRemovesStaleSockets(t *testing.T) {
 	testbin.Ptyhost(t)
 	testbin.PluginDir(t, "host")
@@ -103,9 +105,14 @@ func TestServeRemovesStaleSockets(t *testing.T) {
 	}
 	plugins := children(server.Pid(t))
 	server.Kill(t)
+	for _, pid := range plugins {
+		syscall.Kill(pid, syscall.SIGKILL) // else it keeps its socket for the next server
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range plugins {
-		for alive(pid) {
+		// Gone, not only dead: the next server must not take a zombie
+		// that init has yet to reap for a live plugin.
+		for syscall.Kill(pid, 0) == nil {
 			if time.Now().After(deadline) {
 				t.Fatalf("plugin %d outlived the server", pid)
 			}

@@ -33,6 +33,12 @@ type Options struct {
 	// WriteTimeout disconnects a WebSocket client that accepts no output
 	// for this long. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Stop, when set, serves POST /api/v1/server/stop: it asks the server
+	// to stop as a signal would, hanging every session up when hangUp is
+	// set, and returns at once, reporting whether the stop hangs the
+	// sessions up (a server may do so on every stop). Nil leaves the
+	// endpoint out (404): an embedder's process has its own life.
+	Stop func(hangUp bool) (hangsUp bool)
 }
 
 // maxBodyBytes bounds a REST request body.
@@ -66,6 +72,9 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/sessions/{id}", h.getSession)
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.deleteSession)
 	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.attach)
+	if opts.Stop != nil {
+		mux.HandleFunc("POST /api/v1/server/stop", h.stopServer)
+	}
 	guard := GuardOptions{AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins}
 	return Guard(h.authenticate(limitBody(jsonErrors(mux))), guard)
 }

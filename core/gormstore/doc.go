@@ -19,7 +19,9 @@
 // # Tables
 //
 // execution_environments holds [core.Environment] (config as JSON text);
-// sessions holds [core.SessionRecord], indexed by environment_id and status.
+// sessions holds [core.SessionRecord], indexed by environment_id and status;
+// server_owner holds at most one row, the server that owns the database
+// ([DB.Claim]).
 // Migration is additive (GORM AutoMigrate): it creates missing tables,
 // columns and indexes and never drops any.
 //

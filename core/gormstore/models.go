@@ -137,3 +137,20 @@ func copyInt(p *int) *int {
 	v := *p
 	return &v
 }
+
+// ownerModel is the one row of server_owner: the server that owns the
+// database (claim.go).
+type ownerModel struct {
+	Slot     int    `gorm:"column:slot;primaryKey;autoIncrement:false"` // always ownerSlot
+	NodeID   string `gorm:"column:node_id;not null"`
+	Hostname string `gorm:"column:hostname;not null"`
+	PID      int    `gorm:"column:pid;not null"`
+	DataDir  string `gorm:"column:data_dir;not null"`
+	// Beats counts the writes of the row, so that a server taking it over
+	// replaces it only if nobody wrote it since it was read.
+	Beats       int64     `gorm:"column:beats;not null;default:0"`
+	StartedAt   time.Time `gorm:"column:started_at;not null;autoCreateTime:false"`
+	HeartbeatAt time.Time `gorm:"column:heartbeat_at;not null;autoUpdateTime:false"`
+}
+
+func (ownerModel) TableName() string { return "server_owner" }

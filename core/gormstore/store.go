@@ -34,13 +34,22 @@ type Options struct {
 	// SlowThreshold is the duration above which a statement is logged at
 	// warn. Zero means 200ms.
 	SlowThreshold time.Duration
+	// LeaseTTL is how long a server's claim on the database (Claim) holds
+	// without a heartbeat before another server may take it over. Zero
+	// means DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// LeaseRenewal is how often a claim's heartbeat is written; keep it
+	// well under LeaseTTL. Zero means DefaultLeaseRenewal.
+	LeaseRenewal time.Duration
 }
 
 // DB is a [core.Store] backed by SQLite or PostgreSQL through GORM.
 type DB struct {
 	db    *gorm.DB
 	now   func() time.Time
-	owned bool // Close closes db's pool: Open made it
+	owned bool         // Close closes db's pool: Open made it
+	log   *slog.Logger // the store's own messages (claims)
+	lease leaseTimes
 }
 
 var (
@@ -76,7 +85,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
 	}
-	s := &DB{db: gdb, now: opts.clock(), owned: true}
+	s := &DB{db: gdb, now: opts.clock(), owned: true, log: opts.logger(), lease: opts.leaseTimes()}
 	if err := s.migrate(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -94,7 +103,7 @@ func New(db *gorm.DB, opts Options) (*DB, error) {
 	if opts.Logger != nil {
 		db = db.Session(&gorm.Session{Logger: newGormLogger(opts.Logger, opts.SlowThreshold)})
 	}
-	s := &DB{db: db, now: opts.clock()}
+	s := &DB{db: db, now: opts.clock(), log: opts.logger(), lease: opts.leaseTimes()}
 	if err := s.migrate(db.Statement.Context); err != nil {
 		return nil, err
 	}
@@ -134,7 +143,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := s.db.WithContext(ctx).AutoMigrate(&environmentModel{}, &sessionModel{}); err != nil {
+	if err := s.db.WithContext(ctx).AutoMigrate(&environmentModel{}, &sessionModel{}, &ownerModel{}); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil

@@ -13,20 +13,38 @@
 //
 // # Lifecycle
 //
-// Load validates the Options, finds the executables and returns at once:
-// each plugin is started in the background by a supervisor goroutine of
+// Load validates the Options, finds the executables, reattaches to the
+// processes a previous server left running (below) and returns: each other
+// plugin is started in the background by a supervisor goroutine of
 // its own (supervised.run), the only goroutine that starts and stops that
 // plugin's processes, so launches of one plugin never overlap and a slow
 // plugin holds up only its own environment types. Started is closed once
 // every first launch has ended; WaitType waits for one type. A process is
-// one generation: when it dies (seen from the process, by waitid, not from
-// its pipes) the sessions it served end with reason plugin_crashed and the
+// one generation: when it dies (seen from the process, by a pidfd or
+// waitid, not from its pipes) the sessions it served end with reason plugin_crashed and the
 // supervisor starts it again after an exponential backoff, until too many
 // crashes in a window open the circuit; Restart (an operator's request)
 // ends its sessions with reason plugin_restarted, closes the circuit and
 // starts it again. Shutdown (or Close) stops every process — asked first,
 // its process group killed after a grace period or when the ctx ends — and
-// waits for every supervisor; only its first call does anything.
+// waits for every supervisor; only the first call of Shutdown, Close or
+// Detach does anything.
+//
+// # Outliving the server
+//
+// With Options.SocketDir set, every plugin process built with an SDK that
+// can is held (shared.Keeper.Hold) for its life, and its reattach record
+// (where it listens, its protocol version, its TLS material) is written
+// next to its socket, in that private directory. Detach is the server
+// leaving without ending sessions: held processes go on running with
+// their sessions, their records kept, until a server reattaches to them
+// or their orphan timeout (Options.OrphanTimeout) ends them. Load
+// reattaches to them before it returns — in parallel, each within a few
+// seconds — and they are their plugins' first generation, supervised as
+// any other; Survivors lists their sessions for the manager to take up.
+// A process that cannot be reattached to is left to its orphan timeout,
+// and its plugin launched anew. Shutdown, Restart and a crash remove the
+// record. See reattach.go for the details and the trust model.
 //
 // # Concurrency
 //

@@ -18,10 +18,13 @@ import (
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// generation is one process of a plugin.
+// generation is one process of a plugin: one this server launched, or one
+// a previous server left running that Load reattached to.
 type generation struct {
 	client  *plugin.Client
-	proc    *procRunner
+	rpc     plugin.ClientProtocol // go-plugin's connection
+	proc    process
+	log     *hcLogger          // go-plugin's logger for the process
 	env     shared.Environment // the dispensed gRPC client
 	info    shared.Info
 	wrapped *pluginEnv
@@ -30,8 +33,27 @@ type generation struct {
 	addr    net.Addr
 	health  *healthCache
 
+	// reattached: taken over from a previous server by Load, not launched.
+	reattached bool
+	// durable: the process holds its sessions for the next server when
+	// this one leaves (Detach); release ends the hold, and record is the
+	// path of its reattach record.
+	durable bool
+	release func()
+	record  string
+
 	stopReason atomic.Pointer[string] // why the host stopped it on purpose
 	cleanOnce  sync.Once
+}
+
+// process is what a generation needs of the runner that watches its
+// process: procRunner for a process this server launched, attachRunner
+// for one it reattached to.
+type process interface {
+	// killGroup kills the plugin's process group, if it still runs.
+	killGroup()
+	// detach stops watching the process, leaving it running.
+	detach()
 }
 
 // stop ends the process on purpose; reason, when set, is what its
@@ -60,31 +82,69 @@ func (g *generation) stoppedFor() string {
 	return ""
 }
 
-// cleanup releases what a process that exited leaves behind: go-plugin's
-// connection and goroutines, and the Unix socket a killed plugin could not
-// remove.
+// cleanup releases what a process that exited leaves behind: its hold,
+// go-plugin's connection and goroutines, the Unix socket a killed plugin
+// could not remove, and its reattach record.
 func (g *generation) cleanup() {
 	g.cleanOnce.Do(func() {
+		g.releaseHold()
 		g.client.Kill() // after an exit: closes the connection, waits for go-plugin's goroutines
 		if a, ok := g.addr.(*net.UnixAddr); ok && a.Name != "" {
 			if fi, err := os.Lstat(a.Name); err == nil && fi.Mode()&os.ModeSocket != 0 {
 				_ = os.Remove(a.Name)
 			}
 		}
+		if g.record != "" {
+			removeRecord(g.record, g.pid)
+		}
 	})
+}
+
+// detach leaves the process running, with its sessions, for the next
+// server: go-plugin's connection is closed — but not with go-plugin's
+// Kill or its ClientProtocol's Close, which both ask the plugin to shut
+// down — the hold ends, which starts the plugin's orphan timer, and the
+// runner stops watching the process without killing it. The reattach
+// record stays. After detach, the generation is done with, as after
+// cleanup.
+func (g *generation) detach() {
+	g.cleanOnce.Do(func() {
+		g.log.mute()
+		closeConn(g.rpc)
+		g.releaseHold()
+		g.proc.detach()
+	})
+}
+
+// closeConn closes go-plugin's connection to a plugin and nothing else:
+// its broker and stdio goroutines end with the connection.
+func closeConn(rpc plugin.ClientProtocol) {
+	if c, ok := rpc.(*plugin.GRPCClient); ok {
+		_ = c.Conn.Close()
+	}
+}
+
+// releaseHold ends the generation's hold on its process, if it has one.
+func (g *generation) releaseHold() {
+	if g.release != nil {
+		g.release()
+	}
 }
 
 // pluginEnv is the Environment of one plugin process as Plugins hands it
 // out: it caches health answers, refuses to spawn in an environment found
 // unavailable, and tells sessions that ended because an operator restarted
-// the plugin from sessions whose plugin crashed.
+// the plugin from sessions whose plugin crashed. It is the process's
+// shared.Keeper too, which the manager attaches to kept sessions through.
 type pluginEnv struct{ g *generation }
 
 var (
 	_ shared.Environment     = (*pluginEnv)(nil)
 	_ shared.ConfigValidator = (*pluginEnv)(nil)
 	_ shared.HealthChecker   = (*pluginEnv)(nil)
+	_ shared.Keeper          = (*pluginEnv)(nil)
 	_ core.HealthReporter    = (*pluginEnv)(nil)
+	_ shared.Detacher        = (*supervisedPTY)(nil)
 )
 
 func (e *pluginEnv) Info(ctx context.Context) (shared.Info, error) { return e.g.env.Info(ctx) }
@@ -100,13 +160,62 @@ func (e *pluginEnv) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.
 	}
 	p, err := e.g.env.Spawn(ctx, req)
 	if err != nil {
-		if errors.Is(err, shared.ErrPluginExited) {
-			// The process died under the call; the supervisor restarts it.
-			return nil, fmt.Errorf("%w: plugin %s exited: %w", shared.ErrUnavailable, e.g.info.Name, err)
-		}
-		return nil, err
+		return nil, e.exitedError(err)
 	}
 	return &supervisedPTY{PTY: p, g: e.g}, nil
+}
+
+// exitedError makes the error of a call the process died under an
+// unavailability: the supervisor restarts it.
+func (e *pluginEnv) exitedError(err error) error {
+	if errors.Is(err, shared.ErrPluginExited) {
+		return fmt.Errorf("%w: plugin %s exited: %w", shared.ErrUnavailable, e.g.info.Name, err)
+	}
+	return err
+}
+
+// keeper returns the process's Keeper, or an error wrapping
+// shared.ErrUnsupported for a plugin built before sessions could outlive
+// their host.
+func (e *pluginEnv) keeper() (shared.Keeper, error) {
+	k, ok := e.g.env.(shared.Keeper)
+	if !ok {
+		return nil, fmt.Errorf("plugin %s: kept sessions: %w", e.g.info.Name, shared.ErrUnsupported)
+	}
+	return k, nil
+}
+
+// Hold implements shared.Keeper. Plugins holds its durable processes
+// itself; this is for callers that want a hold of their own.
+func (e *pluginEnv) Hold(ctx context.Context, orphanTimeout time.Duration) (func(), error) {
+	k, err := e.keeper()
+	if err != nil {
+		return nil, err
+	}
+	return k.Hold(ctx, orphanTimeout)
+}
+
+// Sessions implements shared.Keeper.
+func (e *pluginEnv) Sessions(ctx context.Context) ([]shared.KeptSession, error) {
+	k, err := e.keeper()
+	if err != nil {
+		return nil, err
+	}
+	list, err := k.Sessions(ctx)
+	return list, e.exitedError(err)
+}
+
+// Attach implements shared.Keeper: the PTY is supervised as Spawn's are.
+func (e *pluginEnv) Attach(ctx context.Context, id string, offset int64) (shared.PTY, int64, error) {
+	k, err := e.keeper()
+	if err != nil {
+		return nil, 0, err
+	}
+	p, start, err := k.Attach(ctx, id, offset)
+	if err != nil {
+		return nil, 0, e.exitedError(err)
+	}
+	return &supervisedPTY{PTY: p, g: e.g}, start, nil
 }
 
 func (e *pluginEnv) ValidateConfig(ctx context.Context, envType string, config json.RawMessage) error {
@@ -142,6 +251,16 @@ type supervisedPTY struct {
 	shared.PTY
 	g         *generation
 	restarted atomic.Bool
+}
+
+// Detach implements shared.Detacher by passing it on to the plugin's PTY.
+// A PTY of a plugin built before sessions could outlive their host has no
+// Detach: then this does nothing, and the Close that is to follow ends the
+// session.
+func (p *supervisedPTY) Detach() {
+	if d, ok := p.PTY.(shared.Detacher); ok {
+		d.Detach()
+	}
 }
 
 func (p *supervisedPTY) Read(b []byte) (int, error) {

@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -16,13 +17,22 @@ type hcLogger struct {
 	l    *slog.Logger
 	name string
 	args []any // from With
+	// quiet, shared by the loggers derived with With and Named, turns
+	// every record into a debug one: once the server has let a plugin
+	// process go (Detach), go-plugin's view of it — "plugin process
+	// exited" — is not the process's.
+	quiet *atomic.Bool
 }
 
 var _ hclog.Logger = (*hcLogger)(nil)
 
 func newHCLogger(l *slog.Logger, name string) *hcLogger {
-	return &hcLogger{l: l, name: name}
+	return &hcLogger{l: l, name: name, quiet: new(atomic.Bool)}
 }
+
+// mute logs every later record of h and the loggers derived from it at
+// debug level.
+func (h *hcLogger) mute() { h.quiet.Store(true) }
 
 // slogLevel maps an hclog level to slog; slog has no trace, so it is below
 // debug.
@@ -43,6 +53,9 @@ func slogLevel(level hclog.Level) slog.Level {
 
 func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	sl := slogLevel(level)
+	if h.quiet.Load() {
+		sl = min(sl, slog.LevelDebug)
+	}
 	ctx := context.Background()
 	if !h.l.Enabled(ctx, sl) {
 		return
@@ -81,7 +94,7 @@ func (h *hcLogger) enabled(level hclog.Level) bool {
 func (h *hcLogger) ImpliedArgs() []any { return slices.Clone(h.args) }
 
 func (h *hcLogger) With(args ...any) hclog.Logger {
-	return &hcLogger{l: h.l, name: h.name, args: append(slices.Clone(h.args), args...)}
+	return &hcLogger{l: h.l, name: h.name, args: append(slices.Clone(h.args), args...), quiet: h.quiet}
 }
 
 func (h *hcLogger) Name() string { return h.name }
@@ -94,7 +107,7 @@ func (h *hcLogger) Named(name string) hclog.Logger {
 }
 
 func (h *hcLogger) ResetNamed(name string) hclog.Logger {
-	return &hcLogger{l: h.l, name: name, args: h.args}
+	return &hcLogger{l: h.l, name: name, args: h.args, quiet: h.quiet}
 }
 
 // SetLevel does nothing: the slog handler decides.

@@ -51,9 +51,12 @@ type Options struct {
 	// SocketDir is the directory the plugins' go-plugin Unix sockets are
 	// made in: created if missing, made private (0700), and cleared of the
 	// sockets a killed server left there whenever no other loader uses it.
-	// Its path must be at most 90 bytes long. Empty means a new private
-	// directory in os.TempDir(), removed by Close; ptyhost serve uses
-	// DATA_DIR/run.
+	// The reattach records of the plugin processes that may outlive the
+	// server (see Plugins.Detach) are kept there too, and a later Load on
+	// the same directory reattaches to them. Its path must be at most 90
+	// bytes long. Empty means a new private directory in os.TempDir(),
+	// removed by Close, and plugin processes that never outlive the
+	// server; ptyhost serve uses DATA_DIR/run.
 	SocketDir string
 
 	// RestartBackoff is the delay before the first restart of a plugin
@@ -72,6 +75,14 @@ type Options struct {
 	// and by session creation alike; default 5 s.
 	HealthTimeout  time.Duration
 	HealthCacheTTL time.Duration
+
+	// OrphanTimeout is how long a plugin process keeps its sessions
+	// running once no server holds it (the server died, or left with
+	// Detach): a server that comes back within it reattaches to the
+	// process and takes its sessions up again; after it, the plugin hangs
+	// every session up and exits. Default 10 minutes. Only plugins whose
+	// sockets are in SocketDir outlive their server (see Plugins.Detach).
+	OrphanTimeout time.Duration
 }
 
 // Supervision and health defaults.
@@ -83,6 +94,7 @@ const (
 	DefaultHealthTimeout     = core.DefaultHealthTimeout
 	DefaultHealthCacheTTL    = 5 * time.Second
 	DefaultStartTimeout      = time.Minute
+	DefaultOrphanTimeout     = 10 * time.Minute
 )
 
 // Config configures one plugin, by name.
@@ -139,7 +151,7 @@ func (o Options) Validate() error {
 	case len(o.SocketDir) > maxSocketDirLen:
 		return fmt.Errorf("pluginhost: Options.SocketDir %s is %d bytes long; a Unix socket in it needs it at most %d", o.SocketDir, len(o.SocketDir), maxSocketDirLen)
 	case o.StartTimeout < 0, o.RestartBackoff < 0, o.MaxRestartBackoff < 0, o.CrashWindow < 0,
-		o.HealthTimeout < 0, o.HealthCacheTTL < 0:
+		o.HealthTimeout < 0, o.HealthCacheTTL < 0, o.OrphanTimeout < 0:
 		return fmt.Errorf("pluginhost: Options durations must not be negative")
 	}
 	return nil
@@ -170,6 +182,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HealthCacheTTL == 0 {
 		o.HealthCacheTTL = DefaultHealthCacheTTL
+	}
+	if o.OrphanTimeout == 0 {
+		o.OrphanTimeout = DefaultOrphanTimeout
 	}
 	return o
 }

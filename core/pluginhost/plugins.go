@@ -18,6 +18,7 @@ import (
 var (
 	_ core.Dispatcher       = (*Plugins)(nil)
 	_ core.PluginController = (*Plugins)(nil)
+	_ core.SurvivorSource   = (*Plugins)(nil)
 )
 
 // Plugins is the set of environment plugins: an environment type maps to
@@ -37,6 +38,9 @@ type Plugins struct {
 	log     *slog.Logger
 	plugins []*supervised // sorted by name; fixed after load
 	sock    *socketDir    // nil when there are no plugins
+	// durable: the generations may outlive the server (see reattach.go):
+	// the socket directory is Options.SocketDir, and this Plugins owns it.
+	durable bool
 
 	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
@@ -54,7 +58,8 @@ type Plugins struct {
 	byType   map[string]*supervised
 	closed   bool
 	pending  int             // plugins whose first launch has not ended
-	stopping context.Context // Shutdown's ctx, once it is called
+	stopping context.Context // Shutdown's or Detach's ctx, once it is called
+	leaving  bool            // Detach was called: durable processes stay
 }
 
 // Load finds the plugins in opts.Dir — the built-in ones found there
@@ -65,6 +70,12 @@ type Plugins struct {
 // fails to start or is refused (checksum, protocol version, a type another
 // plugin already serves) is logged and listed as such; the others still
 // load. ctx is not used after Load returns: Close ends the plugins.
+//
+// Before it returns, Load reattaches to the plugin processes a previous
+// server on the same SocketDir left running (Detach, or a server that
+// died), in parallel, each within a few seconds: a plugin reattached to
+// is running at once, with the sessions it kept (Survivors); one that
+// cannot be is launched anew.
 func Load(ctx context.Context, opts Options) (*Plugins, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -109,7 +120,9 @@ func Load(ctx context.Context, opts Options) (*Plugins, error) {
 			}
 			return nil, err
 		}
+		p.durable = p.sock.owner && !p.sock.temp
 	}
+	p.reattachAll(ctx)
 	p.pending = len(p.plugins)
 	if p.pending == 0 {
 		close(p.started)
@@ -361,19 +374,34 @@ func (p *Plugins) Restart(ctx context.Context, name string) (core.PluginStatus, 
 // their supervisors: it is Shutdown without a deadline.
 func (p *Plugins) Close() { p.Shutdown(context.Background()) }
 
+// Detach is the server leaving without ending its sessions: every plugin
+// process that holds its sessions for the next server (one launched, or
+// reattached to, with Options.SocketDir set, by a plugin built with an SDK
+// that can) is left running, its reattach record kept, and this Plugins
+// lets go of it; each starts its orphan timer. Any other plugin process is
+// stopped as Shutdown stops it, ctx ending its grace period. Afterwards
+// the Plugins is closed, as after Shutdown. Only the first call of
+// Detach, Shutdown or Close does anything.
+func (p *Plugins) Detach(ctx context.Context) { p.closeWith(ctx, true) }
+
 // Shutdown stops every plugin process and waits for them to exit, and for
 // their supervisors. Each plugin is asked to stop — it kills the sessions
 // still open in it — and its process group is killed when it has not
 // exited after a grace period (2 s), or at once when ctx ends. A plugin
 // still starting is killed at once. Shutdown returns within about half a
-// second of the last kill, whatever the plugins' children do. Only the
-// first call of Shutdown or Close does anything; later ones return at
-// once, or wait for the first to finish.
-func (p *Plugins) Shutdown(ctx context.Context) {
+// second of the last kill, whatever the plugins' children do. Their
+// reattach records are removed. Only the first call of Shutdown, Close or
+// Detach does anything; later ones return at once, or wait for the first
+// to finish.
+func (p *Plugins) Shutdown(ctx context.Context) { p.closeWith(ctx, false) }
+
+// closeWith is Shutdown, or Detach when leave is set.
+func (p *Plugins) closeWith(ctx context.Context, leave bool) {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
 		p.stopping = ctx
+		p.leaving = leave
 		p.mu.Unlock()
 		p.cancel()
 		p.wg.Wait()
@@ -381,6 +409,13 @@ func (p *Plugins) Shutdown(ctx context.Context) {
 			p.sock.close()
 		}
 	})
+}
+
+// detaching reports whether the Plugins is closing with Detach.
+func (p *Plugins) detaching() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leaving
 }
 
 // stopContext returns Shutdown's ctx.

@@ -283,6 +283,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"twice", Options{Dir: "/d", Plugins: []Config{{Name: "tmux"}, {Name: "tmux"}}}, "configured twice"},
 		{"no dir", Options{Plugins: []Config{{Name: "tmux"}}}, "Dir is required"},
 		{"negative backoff", Options{RestartBackoff: -1}, "must not be negative"},
+		{"negative orphan timeout", Options{OrphanTimeout: -time.Second}, "must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ const (
 //     most pluginDrainTimeout; then they are closed, so that go-plugin,
 //     which waits for their EOF before it reports the exit (and in Kill),
 //     never waits on a process that escaped the group.
+//
+// It can also let the process go (detach): the server leaves, the plugin
+// goes on running for the next server to reattach to.
 type procRunner struct {
 	cmd            *exec.Cmd
 	log            hclog.Logger
@@ -52,15 +56,18 @@ type procRunner struct {
 	// end with it.
 	life       context.Context
 	endLife    context.CancelFunc
-	reapedC    chan struct{} // closed after reaping; waitErr is set then
+	reapedC    chan struct{} // closed after reaping (or letting go); waitErr is set then
 	waitErr    error
 	killedOnce sync.Once
+	stopWatch  chan struct{} // closed by detach
+	detachOnce sync.Once
 
 	mu sync.Mutex
 	// mu protects the following.
-	pid    int  // also the process group's id; 0 before the start
-	killed bool // killGroup was called
-	reaped bool // after reaping, the pid (and group id) may be reused
+	pid      int  // also the process group's id; 0 before the start
+	killed   bool // killGroup was called
+	reaped   bool // after reaping, the pid (and group id) may be reused
+	detached bool // let go: never killed by us
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -85,8 +92,8 @@ func newProcRunner(log hclog.Logger, cmd *exec.Cmd, socketDir string) (*procRunn
 	life, endLife := context.WithCancel(context.Background())
 	return &procRunner{
 		cmd: cmd, log: log, socketDir: socketDir,
-		stdout: newDrainedPipe(stdout), stderr: newDrainedPipe(stderr),
-		died: make(chan struct{}), reapedC: make(chan struct{}), life: life, endLife: endLife,
+		stdout: newDrainedPipe(stdout, true), stderr: newDrainedPipe(stderr, false),
+		died: make(chan struct{}), reapedC: make(chan struct{}), stopWatch: make(chan struct{}), life: life, endLife: endLife,
 	}, nil
 }
 
@@ -107,9 +114,13 @@ func (r *procRunner) Start(context.Context) error {
 }
 
 // watch waits for the process to exit, kills what is left of its group,
-// drains and closes its pipes, and reaps it.
+// drains and closes its pipes, and reaps it; or lets it go on detach.
 func (r *procRunner) watch(pid int) {
-	reaped, waitErr := waitExited(r.cmd, pid)
+	reaped, stopped, waitErr := waitExited(r.cmd, pid, r.stopWatch)
+	if stopped {
+		r.letGo()
+		return
+	}
 	close(r.died)
 	r.endLife()
 	r.killGroup()
@@ -133,19 +144,49 @@ func (r *procRunner) watch(pid int) {
 }
 
 // killGroup sends SIGKILL to the plugin's process group, unless the plugin
-// has been reaped; before the process has started, it is killed as soon as
-// it has.
+// has been reaped or let go; before the process has started, it is killed
+// as soon as it has.
 func (r *procRunner) killGroup() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.killed = true
-	if r.reaped || r.pid == 0 {
+	if r.reaped || r.detached || r.pid == 0 {
 		return
 	}
 	if err := killProcessGroup(r.pid); err != nil {
 		r.log.Warn("killing the plugin's process group", "pgid", r.pid, "error", err)
 	}
 }
+
+// detach lets the running process go: it is not watched, killed or
+// reaped by this runner any more, and its stdout and stderr are closed
+// here, which ends go-plugin's readers and its Wait. The plugin's log
+// lines from then on are lost (the plugin, which catches SIGPIPE, gets
+// EPIPE writing them). It returns once the runner is done with the
+// process; a process that exited meanwhile is handled as an exit.
+func (r *procRunner) detach() {
+	r.mu.Lock()
+	r.detached = true
+	r.mu.Unlock()
+	r.detachOnce.Do(func() { close(r.stopWatch) })
+	<-r.reapedC
+}
+
+// letGo ends the watch of a detached process.
+func (r *procRunner) letGo() {
+	r.endLife()
+	r.stdout.close()
+	r.stderr.close()
+	_ = r.cmd.Process.Release()
+	r.mu.Lock()
+	r.reaped = true // as far as this runner is concerned: its pid is not ours to signal
+	r.mu.Unlock()
+	close(r.reapedC)
+}
+
+// handshake returns the go-plugin handshake line the plugin printed on
+// its stdout, or "".
+func (r *procRunner) handshake() string { return r.stdout.firstLine() }
 
 // Wait waits until the process has exited and its pipes are done with.
 func (r *procRunner) Wait(ctx context.Context) error {
@@ -198,25 +239,60 @@ func (r *procRunner) HostToPlugin(network, addr string) (string, string, error) 
 // drainedPipe is the reading end of a plugin's stdout or stderr. eof is
 // closed when a read has returned io.EOF; after close, reads return io.EOF
 // too (rather than os.ErrClosed, which go-plugin would log as an error).
+// On stdout it keeps a copy of the first line read, go-plugin's handshake:
+// the reattach record needs the server certificate it holds, which
+// go-plugin keeps only inside a certificate pool.
 type drainedPipe struct {
 	r       io.ReadCloser
 	eof     chan struct{}
 	eofOnce sync.Once
 	closeMu sync.Mutex
 	closed  bool
+
+	lineMu sync.Mutex
+	// lineMu protects the following.
+	line     []byte
+	lineDone bool // true from the start when no line is kept
 }
 
-func newDrainedPipe(r io.ReadCloser) *drainedPipe {
-	return &drainedPipe{r: r, eof: make(chan struct{})}
+// maxHandshakeLine bounds the first line a drainedPipe keeps.
+const maxHandshakeLine = 64 << 10
+
+// newDrainedPipe wraps r; with keepFirstLine, it keeps r's first line.
+func newDrainedPipe(r io.ReadCloser, keepFirstLine bool) *drainedPipe {
+	return &drainedPipe{r: r, eof: make(chan struct{}), lineDone: !keepFirstLine}
 }
 
 func (p *drainedPipe) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
+	p.keepLine(b[:n])
 	if err != nil && (errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF)) {
 		p.eofOnce.Do(func() { close(p.eof) })
 		return n, io.EOF
 	}
 	return n, err
+}
+
+// keepLine adds what was read to the first line, until its end.
+func (p *drainedPipe) keepLine(b []byte) {
+	p.lineMu.Lock()
+	defer p.lineMu.Unlock()
+	if p.lineDone || len(b) == 0 {
+		return
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b, p.lineDone = b[:i], true
+	}
+	p.line = append(p.line, b[:min(len(b), maxHandshakeLine-len(p.line))]...)
+	p.lineDone = p.lineDone || len(p.line) >= maxHandshakeLine
+}
+
+// firstLine returns the first line read, complete or not, without its
+// newline.
+func (p *drainedPipe) firstLine() string {
+	p.lineMu.Lock()
+	defer p.lineMu.Unlock()
+	return string(p.line)
 }
 
 // Close is go-plugin's: it does nothing; the runner closes the pipe.
@@ -269,6 +345,15 @@ func (l *launchGuard) abort() {
 	if r != nil {
 		r.killGroup()
 	}
+}
+
+// life returns the context of the launch's process, which ends when it
+// has exited, or nil before the process is made.
+func (l *launchGuard) life() context.Context {
+	if r := l.runner(); r != nil {
+		return r.life
+	}
+	return nil
 }
 
 func (l *launchGuard) runner() *procRunner {

@@ -42,3 +42,10 @@ func fileOwner(fi os.FileInfo) (int, bool) {
 	}
 	return int(st.Uid), true
 }
+
+// processAlive reports whether a process with id pid exists (a zombie
+// counts).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -28,3 +28,13 @@ func lockFile(*os.File, bool) error { return nil }
 
 // fileOwner reports no owner on Windows.
 func fileOwner(os.FileInfo) (int, bool) { return 0, false }
+
+// processAlive reports whether a process with id pid exists.
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	_ = p.Release()
+	return true
+}

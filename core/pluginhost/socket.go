@@ -1,11 +1,15 @@
 package pluginhost
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // maxSocketDirLen is the longest socket directory: a plugin's socket,
@@ -25,13 +29,17 @@ type socketDir struct {
 	path string
 	lock *os.File
 	temp bool // made by openSocketDir: removed by close
+	// owner: no other Plugins used the directory when this one opened it.
+	// Only the owner reattaches to the processes the records name, and
+	// makes records.
+	owner bool
 }
 
 // openSocketDir prepares dir for the plugins' sockets: made if missing,
 // mode 0700, owned by this user, not a symbolic link. When no other
 // Plugins uses it, the sockets and go-plugin directories left in it are
-// removed. An empty dir means a new private directory in os.TempDir(),
-// removed by close.
+// removed (see sweepSockets), and this Plugins owns it. An empty dir
+// means a new private directory in os.TempDir(), removed by close.
 func openSocketDir(dir string) (*socketDir, error) {
 	d := &socketDir{path: dir}
 	if dir == "" {
@@ -50,6 +58,7 @@ func openSocketDir(dir string) (*socketDir, error) {
 	}
 	d.lock = lock
 	if err := lockFile(lock, true); err == nil {
+		d.owner = true
 		sweepSockets(d.path)
 	}
 	// Converts the exclusive lock, or waits for a sweeping server's.
@@ -86,22 +95,54 @@ func prepareSocketDir(dir string) error {
 }
 
 // sweepSockets removes what plugins of a server that did not stop cleanly
-// left in dir: sockets named plugin*, and go-plugin's plugin-dir*
-// directories.
+// left in dir, but not what a plugin process still running may be
+// reattached through: the reattach records of processes that have exited,
+// and their sockets (named plugin*) — those nobody listens on any more,
+// unless a record of a live process names them —, go-plugin's plugin-dir*
+// directories (a plugin's socket is never in one: see newProcRunner), and
+// temporary files of records never written.
 func sweepSockets(dir string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
+	live := map[string]bool{} // sockets named by the records of live processes
 	for _, e := range entries {
-		name := e.Name()
+		name, path := e.Name(), filepath.Join(dir, e.Name())
 		switch {
-		case strings.HasPrefix(name, "plugin-dir") && e.IsDir():
-			_ = os.RemoveAll(filepath.Join(dir, name))
-		case strings.HasPrefix(name, "plugin") && e.Type()&fs.ModeSocket != 0:
-			_ = os.Remove(filepath.Join(dir, name))
+		case strings.HasSuffix(name, recordSuffix) && e.Type().IsRegular():
+			// An unreadable record is left to Load, which logs it.
+			if rec, err := readRecord(path); err == nil {
+				if processAlive(rec.PID) {
+					live[rec.Addr] = true
+				} else {
+					_ = os.Remove(path)
+				}
+			}
+		case strings.HasPrefix(name, ".reattach-") && strings.HasSuffix(name, ".tmp"):
+			_ = os.Remove(path)
 		}
 	}
+	for _, e := range entries {
+		name, path := e.Name(), filepath.Join(dir, e.Name())
+		switch {
+		case strings.HasPrefix(name, "plugin-dir") && e.IsDir():
+			_ = os.RemoveAll(path)
+		case strings.HasPrefix(name, "plugin") && e.Type()&fs.ModeSocket != 0 && !live[path] && !listening(path):
+			_ = os.Remove(path)
+		}
+	}
+}
+
+// listening reports whether a process accepts connections on the Unix
+// socket at path: anything but a refusal (or no socket) counts.
+func listening(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return true
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, fs.ErrNotExist)
 }
 
 // close releases the directory; one made by openSocketDir is removed.

@@ -57,18 +57,22 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 		cmd.Env = append(s.conf.environ(s.builtin, os.Environ()), protocolEnv...)
 		return cmd
 	}
-	client := plugin.NewClient(&plugin.ClientConfig{
+	pluginLog := newHCLogger(s.log, "")
+	// go-plugin fills in cfg.TLSConfig (AutoMTLS): the reattach record
+	// keeps it.
+	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
-		VersionedPlugins: versionedPlugins(guard),
+		VersionedPlugins: versionedPlugins(guard.life),
 		RunnerFunc:       guard.runnerFunc(build, s.p.sock.path),
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.p.sock.path},
 		SkipHostEnv:      true, // build's environment is the whole environment
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     o.StartTimeout + time.Second, // ctx's timeout comes first
-		Logger:           newHCLogger(s.log, ""),
-	})
-	env, info, err := dispense(ctx, client)
+		Logger:           pluginLog,
+	}
+	client := plugin.NewClient(cfg)
+	rpc, env, info, err := dispense(ctx, client)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -83,11 +87,12 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 		}
 		return nil, s.startError(err)
 	}
-	g := &generation{client: client, proc: proc, env: env, info: info, exited: proc.died, pid: proc.processID(), health: newHealthCache(o)}
+	g := &generation{client: client, rpc: rpc, proc: proc, log: pluginLog, env: env, info: info, exited: proc.died, pid: proc.processID(), health: newHealthCache(o)}
 	if rc := client.ReattachConfig(); rc != nil {
 		g.addr = rc.Addr
 	}
 	g.wrapped = &pluginEnv{g: g}
+	s.makeDurable(ctx, g, func() (*reattachRecord, error) { return launchRecord(s, g, client, cfg, proc.handshake()) })
 	return g, nil
 }
 
@@ -119,40 +124,43 @@ func supportedVersions() string {
 	return strings.Join(vs, "")
 }
 
-// dispense connects to a started plugin and asks for its Info.
-func dispense(ctx context.Context, client *plugin.Client) (shared.Environment, shared.Info, error) {
+// dispense connects to a started plugin (or reattaches to a running one)
+// and asks for its Info. It returns go-plugin's connection even when it
+// fails after making it.
+func dispense(ctx context.Context, client *plugin.Client) (plugin.ClientProtocol, shared.Environment, shared.Info, error) {
 	rpc, err := client.Client()
 	if err != nil {
-		return nil, shared.Info{}, err
+		return nil, nil, shared.Info{}, err
 	}
 	raw, err := rpc.Dispense(shared.PluginName)
 	if err != nil {
-		return nil, shared.Info{}, err
+		return rpc, nil, shared.Info{}, err
 	}
 	env, ok := raw.(shared.Environment)
 	if !ok {
-		return nil, shared.Info{}, fmt.Errorf("plugin dispensed %T, not a shared.Environment", raw)
+		return rpc, nil, shared.Info{}, fmt.Errorf("plugin dispensed %T, not a shared.Environment", raw)
 	}
 	info, err := env.Info(ctx)
 	if err != nil {
-		return nil, shared.Info{}, fmt.Errorf("info: %w", err)
+		return rpc, nil, shared.Info{}, fmt.Errorf("info: %w", err)
 	}
 	if len(info.Types) == 0 {
-		return nil, shared.Info{}, errors.New("plugin serves no environment type")
+		return rpc, nil, shared.Info{}, errors.New("plugin serves no environment type")
 	}
-	return env, info, nil
+	return rpc, env, info, nil
 }
 
 // versionedPlugins is shared.VersionedPlugins for the host, with every
 // plugin wrapped so that the dispensed client's context, which go-plugin
 // ends only once the plugin's stdout and stderr are closed, ends as soon as
-// the launch's process has exited.
-func versionedPlugins(guard *launchGuard) map[int]plugin.PluginSet {
+// the process has exited: life returns a context that ends then (nil when
+// there is none yet).
+func versionedPlugins(life func() context.Context) map[int]plugin.PluginSet {
 	sets := shared.VersionedPlugins(nil)
 	for _, set := range sets {
 		for name, pl := range set {
 			if gp, ok := pl.(plugin.GRPCPlugin); ok {
-				set[name] = &lifePlugin{grpc: gp, guard: guard}
+				set[name] = &lifePlugin{grpc: gp, life: life}
 			}
 		}
 	}
@@ -162,8 +170,8 @@ func versionedPlugins(guard *launchGuard) map[int]plugin.PluginSet {
 // lifePlugin is a GRPCPlugin whose client lives as long as the process.
 type lifePlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	grpc  plugin.GRPCPlugin
-	guard *launchGuard
+	grpc plugin.GRPCPlugin
+	life func() context.Context
 }
 
 func (p *lifePlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
@@ -171,10 +179,10 @@ func (p *lifePlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
 }
 
 func (p *lifePlugin) GRPCClient(ctx context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	if r := p.guard.runner(); r != nil {
+	if life := p.life(); life != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
-		context.AfterFunc(r.life, cancel)
+		context.AfterFunc(life, cancel)
 	}
 	return p.grpc.GRPCClient(ctx, b, c)
 }

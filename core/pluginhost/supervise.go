@@ -24,6 +24,10 @@ type supervised struct {
 	builtin  bool
 	log      *slog.Logger
 	restartC chan chan core.PluginStatus // operator restarts, answered after the attempt
+	// adopted is the process of a previous server that Load reattached
+	// to, the plugin's first generation; set before run starts, then
+	// never changed.
+	adopted *generation
 
 	// sumOf caches the executable's checksum by its identity; only the
 	// launching goroutine uses it.
@@ -160,7 +164,7 @@ func (s *supervised) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			if g != nil {
-				g.stop(s.p.stopContext(), "")
+				s.leave(g)
 			}
 			s.mu.Lock()
 			s.gen = nil
@@ -197,6 +201,18 @@ func (s *supervised) run(ctx context.Context) {
 			reply <- s.status()
 		}
 	}
+}
+
+// leave ends the generation as the server stops: a durable one is left
+// running, with its sessions, when the server detaches; any other is
+// stopped.
+func (s *supervised) leave(g *generation) {
+	if g.durable && s.p.detaching() {
+		g.detach()
+		s.log.Info("plugin left running for the next server", "pid", g.pid, "orphan_timeout", s.p.opts.OrphanTimeout)
+		return
+	}
+	g.stop(s.p.stopContext(), "")
 }
 
 // crashed records a crash at now. It returns the delay before the next
@@ -236,7 +252,8 @@ func isRefusal(err error) bool {
 
 // launch starts a new process and records the outcome in s's state: the
 // generation and running, or nil, an error, and failed or refused. again
-// says it is not the plugin's first launch.
+// says it is not the plugin's first launch. The first launch takes up the
+// process Load reattached to instead, if there is one.
 func (s *supervised) launch(ctx context.Context, again bool) (*generation, error) {
 	s.mu.Lock()
 	s.gen = nil
@@ -246,7 +263,13 @@ func (s *supervised) launch(ctx context.Context, again bool) (*generation, error
 	}
 	s.mu.Unlock()
 
-	g, err := s.start(ctx)
+	var g *generation
+	var err error
+	if s.adopted != nil && !again {
+		g = s.adopted
+	} else {
+		g, err = s.start(ctx)
+	}
 	if err == nil {
 		// Types are known only now; a restarted plugin may serve other
 		// types than before.
@@ -273,9 +296,12 @@ func (s *supervised) launch(ctx context.Context, again bool) (*generation, error
 	}
 	s.gen, s.info = g, g.info
 	s.setState(core.PluginRunning, "")
-	if again {
+	switch {
+	case g.reattached:
+		s.log.Info("plugin running: reattached", "version", g.info.Version, "types", g.info.Types, "pid", g.pid)
+	case again:
 		s.log.Info("plugin restarted", "version", g.info.Version, "types", g.info.Types, "pid", g.pid, "restarts", s.restarts)
-	} else {
+	default:
 		s.log.Info("plugin loaded", "version", g.info.Version, "types", g.info.Types, "pid", g.pid)
 	}
 	return g, nil

@@ -23,7 +23,8 @@ const (
 // Close codes the server ends a connection with, with WebSocket semantics.
 const (
 	CloseNormal       = 1000 // session destroyed, or exited
-	CloseGoingAway    = 1001 // server shutting down
+	CloseGoingAway    = 1001 // server shutting down, ending the session
+	CloseRestart      = 1012 // server stopping, the session goes on: reconnect
 	ClosePluginFailed = 4010 // the session's plugin crashed
 )
 
@@ -32,6 +33,7 @@ const (
 	CloseReasonDestroyed     = "Session destroyed"
 	CloseReasonExited        = "Session exited"
 	CloseReasonShutdown      = "Server shutting down"
+	CloseReasonRestart       = "Server restarting; the session goes on"
 	CloseReasonPluginCrashed = "Plugin crashed"
 )
 

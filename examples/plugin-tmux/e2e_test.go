@@ -74,7 +74,7 @@ func TestThroughServer(t *testing.T) {
 		ws.send(t, "echo hi-$((1+1))\r")
 		ws.expect(t, "hi-2")
 
-		srv.stop(t)
+		srv.stop(t) // hangs the session up
 		// keep: the tmux session outlives the server, and is tmux's own.
 		if out, err := exec.Command("tmux", "-L", socket, "has-session", "-t", "=e2e:").CombinedOutput(); err != nil {
 			t.Fatalf("tmux session e2e did not outlive the server: %v %s", err, out)
@@ -174,8 +174,10 @@ type server struct {
 // empty data directory; the test's cleanup stops it.
 func startServer(t *testing.T, ptyhost, config string) *server {
 	t.Helper()
+	// --hang-up-on-stop: stopping the server ends its sessions (and its
+	// plugins) rather than leaving them for a next server.
 	cmd := exec.Command(ptyhost, "serve", "--config", config, "--listen", "127.0.0.1:0",
-		"--data-dir", t.TempDir(), "--log-level", "warn")
+		"--data-dir", t.TempDir(), "--log-level", "warn", "--hang-up-on-stop")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

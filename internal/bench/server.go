@@ -47,6 +47,8 @@ func startServer(ctx context.Context, bin, dataDir string, stderr io.Writer) (*s
 		"--plugin-dir", filepath.Join(bin, "plugins"),
 		"--scrollback", scrollback,
 		"--log-level", "warn",
+		// The bench's sessions end with it, plugins included.
+		"--hang-up-on-stop",
 	)
 	// Only the flags configure it: drop the caller's PTYHOST_* settings.
 	for _, kv := range os.Environ() {

@@ -44,6 +44,20 @@ func (s *Server) Attach(t testing.TB, id string) *Term {
 	return NewTerm(t, c)
 }
 
+// AttachAt attaches to session id resuming at output offset off, as a
+// client that has received the output up to off does; otherwise as
+// Attach. The hello's Offset is off when the server still keeps it.
+func (s *Server) AttachAt(t testing.TB, id string, off int64) *Term {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := wsproto.Dial(ctx, s.AttachURL(id), wsproto.DialOptions{Token: s.Token, ReadLimit: -1, Offset: &off})
+	if err != nil {
+		t.Fatalf("attach %s at offset %d: %v", id, off, err)
+	}
+	return NewTerm(t, c)
+}
+
 // NewTerm makes a Term of a connection the test dialled itself; the
 // test's cleanup closes it.
 func NewTerm(t testing.TB, c *wsproto.Conn) *Term {

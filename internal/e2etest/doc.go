@@ -9,6 +9,11 @@
 // for and what it saw; nothing sleeps a fixed time. A Server and its
 // helpers may be used from the test's goroutine; Do may be called from
 // any goroutine. The test's cleanup stops a server still running with
-// SIGTERM and fails the test if it does not exit, or exits with an error,
-// within 30 s.
+// every session hung up (SIGTERM with --hang-up-on-stop, which Start
+// passes unless Options.KeepSessions; else a stop request asking to hang
+// up) and fails the test if it does not exit, or exits with an error,
+// within 30 s. A test may kill a server with SIGKILL (Kill) and start
+// another on the same data directory and database (Restart, or Start with
+// Options): the plugin processes of the first keep its sessions for the
+// second, for DefaultOrphanTimeout unless the test says otherwise.
 package e2etest

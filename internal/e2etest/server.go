@@ -55,7 +55,20 @@ type Options struct {
 	WaitPlugins bool
 	// StartTimeout bounds each of Start's waits; zero means 60 s.
 	StartTimeout time.Duration
+	// KeepSessions makes the server's stop leave its sessions running for
+	// the next server, as ptyhost's own default is. Without it Start
+	// passes --hang-up-on-stop, so that a test's end (or its SIGTERM)
+	// leaves no plugin process or session behind. Either way the test's
+	// cleanup stops a server still running with every session hung up.
+	KeepSessions bool
 }
+
+// DefaultOrphanTimeout is the --orphan-timeout Start passes unless Args
+// give another: the plugins of a server a test killed and did not restart
+// end their sessions and exit that long after, not ptyhost's 10 minutes;
+// a test that restarts a server passes a longer one (--orphan-timeout in
+// Args) so that a loaded machine cannot make it miss the window.
+const DefaultOrphanTimeout = 5 * time.Second
 
 // Server is a running `ptyhost serve`.
 type Server struct {
@@ -81,33 +94,8 @@ var servingLog = regexp.MustCompile(`msg="ptyhost serving" url=(http://\S+)`)
 // stops it if it still runs (see the package doc).
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := &Server{t: t, opts: o, DataDir: o.DataDir, done: make(chan struct{})}
-	if s.DataDir == "" {
-		s.DataDir = t.TempDir()
-		s.opts.DataDir = s.DataDir
-	}
-	pluginDir := o.PluginDir
-	if pluginDir == "" {
-		plugins := o.Plugins
-		if plugins == nil {
-			plugins = []string{"host"}
-		}
-		pluginDir = testbin.PluginDir(t, plugins...)
-		s.opts.PluginDir = pluginDir // a restart uses the same directory
-	}
-	level := o.LogLevel
-	if level == "" {
-		level = "warn"
-	}
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", s.DataDir,
-		"--plugin-dir", pluginDir, "--log-level", level}, o.Args...)
-	for i, a := range o.Args {
-		if a == "--token" && i+1 < len(o.Args) {
-			s.Token = o.Args[i+1]
-		} else if v, ok := strings.CutPrefix(a, "--token="); ok {
-			s.Token = v
-		}
-	}
+	s := &Server{t: t, done: make(chan struct{})}
+	args := s.prepare(t, o)
 
 	stdout := &firstLine{line: make(chan string, 1)}
 	if o.Run != nil {
@@ -162,6 +150,67 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
+// prepare fills in s's options (a new data directory, the plugin
+// directory) and Token from o, and returns the server's command line.
+func (s *Server) prepare(t testing.TB, o Options) []string {
+	t.Helper()
+	s.opts, s.DataDir = o, o.DataDir
+	if s.DataDir == "" {
+		s.DataDir = t.TempDir()
+		s.opts.DataDir = s.DataDir
+	}
+	pluginDir := o.PluginDir
+	if pluginDir == "" {
+		plugins := o.Plugins
+		if plugins == nil {
+			plugins = []string{"host"}
+		}
+		pluginDir = testbin.PluginDir(t, plugins...)
+		s.opts.PluginDir = pluginDir // a restart uses the same directory
+	}
+	level := o.LogLevel
+	if level == "" {
+		level = "warn"
+	}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", s.DataDir,
+		"--plugin-dir", pluginDir, "--log-level", level, "--orphan-timeout", DefaultOrphanTimeout.String()}
+	if !o.KeepSessions {
+		args = append(args, "--hang-up-on-stop")
+	}
+	args = append(args, o.Args...) // later flags win
+	for i, a := range o.Args {
+		if a == "--token" && i+1 < len(o.Args) {
+			s.Token = o.Args[i+1]
+		} else if v, ok := strings.CutPrefix(a, "--token="); ok {
+			s.Token = v
+		}
+	}
+	return args
+}
+
+// RunRefused runs the ptyhost binary as Start would with o, for a server
+// that is to refuse to start: it waits, at most within, for it to exit and
+// returns what it wrote (its log and its error) and its exit error. It
+// fails the test if the server starts serving instead. o.Run is ignored.
+func RunRefused(t testing.TB, o Options, within time.Duration) (string, error) {
+	t.Helper()
+	s := &Server{t: t}
+	args := s.prepare(t, o)
+	argv := append(append([]string{}, o.Wrapper...), testbin.Ptyhost(t))
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], args...)...)
+	cmd.Env = serverEnv(o)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the server did not exit within %v\n%s", within, out)
+	}
+	if bytes.Contains(out, []byte("serving on")) {
+		t.Fatalf("the server served, want it refused:\n%s", out)
+	}
+	return string(out), err
+}
+
 // serverEnv is the environment of a server process.
 func serverEnv(o Options) []string {
 	var env []string
@@ -204,6 +253,18 @@ func (s *Server) Restart(t testing.TB) *Server {
 	}
 	return Start(t, s.opts)
 }
+
+// Options returns the options the server was started with, its data and
+// plugin directories filled in: Start(t, s.Options()) with a change or two
+// starts a server like it, on the same data directory.
+func (s *Server) Options() Options {
+	o := s.opts
+	o.Args = append([]string(nil), o.Args...)
+	return o
+}
+
+// Done is closed once the server has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Stderr returns what the server has written to stderr: its log.
 func (s *Server) Stderr() string { return s.stderr.String() }
@@ -266,9 +327,18 @@ func (s *Server) Kill(t testing.TB) {
 func (s *Server) cleanup() {
 	t := s.t
 	if !isDone(s.done) {
-		if s.cmd != nil {
+		// A server that leaves its sessions on SIGTERM is asked to hang
+		// them up, so the test leaves nothing running.
+		stopped := false
+		if s.opts.KeepSessions {
+			code, _, err := s.Do("POST", "/api/v1/server/stop", map[string]bool{"hang_up": true})
+			stopped = err == nil && code == 202
+		}
+		switch {
+		case stopped:
+		case s.cmd != nil:
 			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		} else {
+		default:
 			s.cancel()
 		}
 		select {

@@ -13,10 +13,14 @@ import (
 )
 
 // hostDeathBound is how long the containers of a server killed with
-// SIGKILL may outlive it: the old plugin notices within 0.5 s and stops
-// and removes them within about 2 s; a new plugin's sweep removes what it
-// could not. Generous for a loaded machine.
+// SIGKILL may outlive it when no server comes back: the old plugin keeps
+// them for its orphan timeout (orphanTimeout here), then stops and removes
+// them within about 2 s; a new plugin's sweep removes what it could not.
+// Generous for a loaded machine.
 const hostDeathBound = 30 * time.Second
+
+// orphanTimeout is the servers' --orphan-timeout in these tests.
+const orphanTimeout = "1s"
 
 // hostDeathSession starts a server with a DOCKER session whose process
 // ignores SIGHUP, and returns the server and the owner label (the plugin
@@ -24,7 +28,7 @@ const hostDeathBound = 30 * time.Second
 func hostDeathSession(t *testing.T) (*e2etest.Server, string) {
 	t.Helper()
 	cli := dockerClient(t)
-	srv := startServer(t)
+	srv := startServer(t, "--orphan-timeout", orphanTimeout)
 	srv.CreateEnvironment(t, "k9", "DOCKER", map[string]any{"image": testImage(), "pull": "never"})
 	code, out := srv.Request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": "k9",
 		"command": []string{"/bin/sh", "-c", "trap '' HUP; echo ready; sleep 100000"}})
@@ -55,8 +59,9 @@ func ownerPid(t *testing.T, owner string) int {
 	return pid
 }
 
-// After a SIGKILL of the server, its DOCKER plugin stops and removes its
-// containers before it exits, even one whose process ignores SIGHUP.
+// After a SIGKILL of the server and no server back within the orphan
+// timeout, its DOCKER plugin stops and removes its containers before it
+// exits, even one whose process ignores SIGHUP.
 func TestHostDeathPluginRemovesContainers(t *testing.T) {
 	cli := dockerClient(t)
 	srv, owner := hostDeathSession(t)
@@ -70,9 +75,11 @@ func TestHostDeathPluginRemovesContainers(t *testing.T) {
 	}
 }
 
-// After a SIGKILL of the server and a new plugin started at once, while
-// the old one still runs, no container of the old plugin remains, running
-// or exited.
+// After a SIGKILL of the server and a new plugin started at once (not
+// through a server, so it does not take the old plugin's sessions up),
+// while the old one still runs: the new plugin leaves the live old one's
+// containers alone, and once the old one's orphan timeout ends no
+// container of it remains, running or exited.
 func TestHostDeathNewPluginAtOnce(t *testing.T) {
 	cli := dockerClient(t)
 	srv, owner := hostDeathSession(t)

@@ -33,13 +33,15 @@ import (
 // only killed if it still runs.
 //
 // A container whose owner still runs on this machine belongs to a live
-// session of another plugin process (another ptyhost server sharing the
-// daemon, or a test) — or to a plugin that is going: its host was killed
-// and a new host started at once, while the old plugin still stops its
-// sessions. So the plugin watches those owners for ownerWatch after the
-// sweep, checking every ownerRecheck, and sweeps the containers of each
-// owner that ends (running or exited) as above. An owner alive after
-// ownerWatch is a live plugin, and its containers its own business.
+// session of another plugin process: another ptyhost server sharing the
+// daemon, a test, or a plugin whose server went away and that keeps its
+// sessions for the next server until its orphan timeout (after which it
+// removes them itself). So the plugin watches those owners for ownerWatch
+// after the sweep, checking every ownerRecheck, and sweeps the containers
+// of each owner that ends (running or exited) as above. An owner alive
+// after ownerWatch is a live plugin, and its containers its own business
+// (if it is later killed before removing them, the next plugin to start
+// sweeps them).
 
 // ownerID identifies this plugin process among those that may share a
 // daemon: "hostname/pid/start", start being the process's start time in
@@ -110,7 +112,8 @@ const (
 	// are checked again.
 	ownerRecheck = 500 * time.Millisecond
 	// ownerWatch is how long they are watched: much longer than a plugin
-	// takes to stop its sessions and exit once its host is gone.
+	// takes to stop its sessions and exit when it is stopped or its
+	// orphan timeout ends while watched.
 	ownerWatch = 2 * time.Minute
 )
 

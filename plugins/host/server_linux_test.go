@@ -167,11 +167,12 @@ func TestSessionsStartWithDefaultSignals(t *testing.T) {
 	}
 }
 
-// After SIGKILL of the server, the plugin ends its sessions with SIGHUP,
-// then SIGKILL, before it exits: a session that ignores SIGHUP does not
-// outlive it, nor does its background job.
+// After SIGKILL of the server and no server back within the orphan
+// timeout, the plugin ends its sessions with SIGHUP, then SIGKILL, before
+// it exits: a session that ignores SIGHUP does not outlive it, nor does its
+// background job.
 func TestServerKilledLeavesNoSession(t *testing.T) {
-	srv := startTestServer(t, false)
+	srv := startTestServer(t, false, "--orphan-timeout", "1s")
 	createSession(t, srv, "/bin/sh", "-c", `trap '' HUP; sleep 600 & sleep 600`)
 	plugin := pluginPid(t, srv)
 	sessionLeaders(t, plugin, 1)

@@ -1,0 +1,414 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// survivingHarness is a harness whose Dispatcher reattached to plugins
+// that keep the sessions of keeper.
+func survivingHarness(t *testing.T, keeper *fakeKeeper, listErr error) *harness {
+	t.Helper()
+	return newHarness(t, func(o *Options) {
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper, err: listErr}
+	})
+}
+
+// saveRows writes recs to h's store as a previous server left them.
+func (h *harness) saveRows(t *testing.T, recs ...SessionRecord) {
+	t.Helper()
+	now := time.Now().UTC() // recent: retention must not purge them
+	for _, rec := range recs {
+		rec.EnvironmentID, rec.CreatedAt, rec.UpdatedAt = "fake", now, now
+		if err := h.store.SaveSession(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// lines returns n numbered lines of output.
+func lines(from, n int) []byte {
+	var b []byte
+	for i := range n {
+		b = fmt.Appendf(b, "line %06d of the output the plugin kept\r\n", from+i)
+	}
+	return b
+}
+
+func TestReconcileTakesUpKeptSession(t *testing.T) {
+	keeper := newFakeKeeper()
+	const start = 5000 // the plugin dropped the first 5000 bytes
+	kept := lines(0, 100)
+	keeper.keep("kept", start, kept, nil)
+	h := survivingHarness(t, keeper, nil)
+	h.saveRows(t, SessionRecord{ID: "kept", Status: StatusIdle, StatusReason: "stale", ActiveConnections: 2, Cols: 100, Rows: 30, IdleTimeout: "never"})
+	events := h.m.Subscribe(t.Context())
+
+	n, err := h.m.Reconcile(t.Context())
+	if err != nil || n != 0 {
+		t.Fatalf("Reconcile = %d, %v; want 0 lost", n, err)
+	}
+	if off := keeper.offsets["kept"]; off != 0 {
+		t.Errorf("attached from offset %d, want 0 (the oldest byte kept)", off)
+	}
+	s := h.session(t, "kept")
+	s.mu.Lock()
+	ringStart, ringEnd, envType := s.ring.start, s.ring.end, s.envType
+	s.mu.Unlock()
+	// Reconcile returned once the ring had read everything kept.
+	if ringStart != start || ringEnd != start+int64(len(kept)) || envType != "FAKE" {
+		t.Errorf("ring [%d, %d) of type %q, want [%d, %d) of FAKE", ringStart, ringEnd, envType, start, start+len(kept))
+	}
+	if e := <-events; e.Type != SessionResumed || e.SessionID != "kept" {
+		t.Errorf("event = %+v, want session_resumed kept", e)
+	}
+	rec, err := h.m.GetSession(t.Context(), "kept")
+	if err != nil || rec.Status != StatusActive || rec.StatusReason != "" || rec.ActiveConnections != 0 ||
+		rec.DetachedAt.IsZero() || rec.Cols != 100 {
+		t.Errorf("GetSession = %+v, %v; want ACTIVE, no reason, no client, detached now, 100 cols", rec, err)
+	}
+	if row := h.store.row(t, "kept"); row.Status != StatusActive || row.StatusReason != "" || row.ActiveConnections != 0 {
+		t.Errorf("stored row = %+v; want ACTIVE with no reason and no client", row)
+	}
+
+	// A client resuming where the ring begins, or inside it, gets exactly
+	// the bytes from there, then the live output.
+	fromStart := h.attachFrom(t, "kept", start)
+	mid := int64(start + 1234)
+	fromMid := h.attachFrom(t, "kept", mid)
+	// One asking for bytes the plugin no longer had is reset to a line
+	// start, and gets the replay from there.
+	old := h.attachFrom(t, "kept", 10)
+	more := []byte("live after the restart\r\n")
+	keeper.pty(t, "kept").Output(t, more)
+
+	want := append(bytes.Clone(kept), more...)
+	if got, other := frames(t, fromStart, len(want)); !bytes.Equal(got, want) || len(other) != 0 {
+		t.Errorf("from %d: got %d bytes and frames %+v, want the %d bytes kept and live exactly", start, len(got), other, len(want))
+	}
+	if got, other := frames(t, fromMid, len(want)-1234); !bytes.Equal(got, want[1234:]) || len(other) != 0 {
+		t.Errorf("from %d: got %q... and frames %+v", mid, got[:min(len(got), 40)], other)
+	}
+	at := old.Hello().Offset
+	if at <= start || at >= start+int64(len(kept)) || bytes.LastIndexByte(kept[:at-start], '\n') != int(at-start)-1 {
+		t.Fatalf("an attach from a dropped offset resumes at %d, want a line start after %d", at, start)
+	}
+	got, other := frames(t, old, len(want)-int(at-start))
+	if !bytes.Equal(got, want[at-start:]) || len(other) == 0 || other[0].Kind != FrameReset || other[0].Offset != at {
+		t.Errorf("from a dropped offset: frames %+v and %d bytes, want a reset to %d, then the output from there", other, len(got), at)
+	}
+
+	// The session runs as a created one does: input reaches its PTY.
+	if _, err := fromStart.Write([]byte("ls\r")); err != nil {
+		t.Fatal(err)
+	}
+	if in := <-keeper.pty(t, "kept").Input(); string(in) != "ls\r" {
+		t.Errorf("input = %q", in)
+	}
+}
+
+func TestReconcileRecordsTheExitOfAKeptSession(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("ended", 0, []byte("bye\r\n"), &ExitStatus{Code: 137, Signal: "SIGKILL"})
+	h := survivingHarness(t, keeper, nil)
+	h.saveRows(t, SessionRecord{ID: "ended", Status: StatusActive, ActiveConnections: 1})
+
+	if n, err := h.m.Reconcile(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Reconcile = %d, %v; want 0 lost", n, err)
+	}
+	eventually(t, "the exit to be recorded", func() bool {
+		if err := h.m.writer.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return h.store.row(t, "ended").Status == StatusTerminated
+	})
+	row := h.store.row(t, "ended")
+	if row.ExitCode == nil || *row.ExitCode != 137 || row.ExitSignal != "SIGKILL" || row.StatusReason != "" {
+		t.Errorf("row = %+v; want TERMINATED, exit 137 SIGKILL", row)
+	}
+	// It lingers with what the plugin kept, as an exited session does.
+	a := h.attach(t, "ended")
+	f, out := nextFrame(t, a)
+	if string(out) != "bye\r\n" || f.Kind != FrameExit || f.Exit.Code != 137 || f.Exit.Signal != "SIGKILL" {
+		t.Errorf("attach: %q then %+v; want the output kept, then exit 137 SIGKILL", out, f)
+	}
+}
+
+func TestReconcileLostAndStraySessions(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("kept", 0, []byte("$ "), nil)
+	keeper.keep("refused", 0, []byte("$ "), nil)
+	keeper.failWith["refused"] = fmt.Errorf("stream broke: %w", shared.ErrPluginExited)
+	keeper.keep("stray", 0, []byte("nobody knows me"), nil)
+	keeper.keep("was-ended", 0, []byte("$ "), nil)
+	h := survivingHarness(t, keeper, errors.New("the DOCKER plugin did not answer"))
+	h.saveRows(t,
+		SessionRecord{ID: "kept", Status: StatusStarting},
+		SessionRecord{ID: "refused", Status: StatusActive, ActiveConnections: 1},
+		SessionRecord{ID: "unkept", Status: StatusIdle},
+		SessionRecord{ID: "was-ended", Status: StatusTerminated},
+	)
+
+	n, err := h.m.Reconcile(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("Reconcile = %d, %v; want 2 lost (refused, unkept)", n, err)
+	}
+	for id, want := range map[string]Status{
+		"kept": StatusActive, "refused": StatusError, "unkept": StatusError, "was-ended": StatusTerminated,
+	} {
+		row := h.store.row(t, id)
+		if row.Status != want {
+			t.Errorf("%s: status %s, want %s", id, row.Status, want)
+		}
+		if want == StatusError && (row.StatusReason != ReasonServerLost || row.ActiveConnections != 0) {
+			t.Errorf("%s: %+v, want reason %q and no client", id, row, ReasonServerLost)
+		}
+	}
+	if err := tryAttach(h.m, "refused"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("a session whose plugin refused the attach is live: %v", err)
+	}
+	// The sessions kept that no live record claims were attached past
+	// their output, killed and cleaned up.
+	for _, id := range []string{"stray", "was-ended"} {
+		p := keeper.pty(t, id)
+		if kills, closes := p.Counts(); kills != 1 || closes != 1 {
+			t.Errorf("%s: kills=%d closes=%d, want 1 and 1", id, kills, closes)
+		}
+		if off := keeper.offsets[id]; off != keeper.kept[id].EndOffset {
+			t.Errorf("%s: attached at %d, want past the output kept (%d)", id, off, keeper.kept[id].EndOffset)
+		}
+		if err := tryAttach(h.m, id); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("%s is live: %v", id, err)
+		}
+	}
+	if kills, _ := keeper.pty(t, "kept").Counts(); kills != 0 {
+		t.Error("the session taken up was killed")
+	}
+}
+
+func TestReconcileLeavesLiveSessionsAlone(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("mine", 0, nil, nil)
+	h := survivingHarness(t, keeper, nil)
+	h.create(t, "mine")
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.m.Reconcile(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Reconcile = %d, %v", n, err)
+	}
+	// Neither taken up (over the running one) nor hung up.
+	keeper.mu.Lock()
+	_, attached := keeper.attached["mine"]
+	keeper.mu.Unlock()
+	if attached {
+		t.Error("the keeper was asked for a session this manager runs")
+	}
+	if kills, _ := h.env.Last(t).Counts(); kills != 0 {
+		t.Error("the running session was killed")
+	}
+}
+
+func TestSpawnAsksThePluginToKeepTheScrollback(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 64 << 10 })
+	_, p := h.create(t, "s")
+	if p.Req.ScrollbackBytes != 64<<10 || p.Req.OutputOffset != 0 {
+		t.Errorf("spawn request: scrollback %d, offset %d; want 64 KiB from 0", p.Req.ScrollbackBytes, p.Req.OutputOffset)
+	}
+}
+
+// detachHarness is a harness whose spawns return PTYs that can be detached
+// (a plugin process's), but for the session "plain" (an in-process one).
+func detachHarness(t *testing.T) (*harness, map[string]*keptPTY) {
+	t.Helper()
+	h := newHarness(t, nil)
+	ptys := map[string]*keptPTY{}
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		if req.SessionID == "plain" {
+			p := fakeenv.NewPTY(req)
+			h.env.Add(p)
+			return p, nil
+		}
+		p := newKeptPTY(req, nil)
+		h.env.Add(p.PTY)
+		ptys[req.SessionID] = p // spawns run one at a time here
+		return p, nil
+	})
+	return h, ptys
+}
+
+func TestDetachLeavesSessionsRunning(t *testing.T) {
+	h, ptys := detachHarness(t)
+	h.create(t, "busy")
+	_, plain := h.create(t, "plain")
+	h.create(t, "idle")
+	h.create(t, "ended")
+	busy := h.attach(t, "busy")
+	onPlain := h.attach(t, "plain")
+	h.attach(t, "idle").Close() // IDLE now
+	ptys["busy"].Output(t, []byte("working\r\n"))
+	if got := collect(t, busy, 9); string(got) != "working\r\n" {
+		t.Fatalf("output %q", got)
+	}
+	ptys["ended"].End(shared.ExitStatus{Code: 0})
+	eventually(t, "ended to exit", func() bool { return h.session(t, "ended").hasExited() })
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	events := h.m.Subscribe(t.Context())
+
+	detached := make(chan error, 1)
+	go func() { detached <- h.m.Detach(context.Background()) }()
+
+	// The client of a session that goes on is told to reconnect, at once.
+	f, _ := nextFrame(t, busy)
+	if f.Kind != FrameClose || f.CloseCode != 1012 || f.CloseReason != CloseReasonRestart {
+		t.Errorf("busy's client: %+v, want close 1012 %q", f, CloseReasonRestart)
+	}
+	busy.Close()
+	// A session that cannot outlive the server is hung up as Close does.
+	f, _ = nextFrame(t, onPlain)
+	if f.Kind != FrameExit {
+		t.Errorf("plain's client: %+v, want its exit", f)
+	}
+	if f, _ = nextFrame(t, onPlain); f.Kind != FrameClose || f.CloseCode != CloseGoingAway {
+		t.Errorf("plain's client: %+v, want close 1001", f)
+	}
+	onPlain.Close()
+	if err := <-detached; err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+
+	for id, want := range map[string]Status{"busy": StatusActive, "idle": StatusIdle} {
+		p := ptys[id]
+		// Counts are the plugin's: Close after Detach does not reach it.
+		if kills, closes := p.Counts(); p.Detaches() != 1 || kills != 0 || closes != 0 {
+			t.Errorf("%s: detaches=%d kills=%d closes=%d, want detached once, neither killed nor closed", id, p.Detaches(), kills, closes)
+		}
+		row := h.store.row(t, id)
+		if row.Status != want || row.ActiveConnections != 0 || row.ExitCode != nil || row.StatusReason != "" {
+			t.Errorf("%s: row %+v, want %s with no client, no exit and no reason", id, row, want)
+		}
+	}
+	if kills, closes := plain.Counts(); kills != 1 || closes != 1 {
+		t.Errorf("plain: kills=%d closes=%d, want 1 and 1", kills, closes)
+	}
+	if row := h.store.row(t, "plain"); row.Status != StatusTerminated || row.StatusReason != ReasonServerShutdown {
+		t.Errorf("plain: row %+v, want TERMINATED %s", row, ReasonServerShutdown)
+	}
+	if row := h.store.row(t, "ended"); row.Status != StatusTerminated || row.ExitCode == nil || *row.ExitCode != 0 {
+		t.Errorf("ended: row %+v, want TERMINATED with exit 0, as it was", row)
+	}
+	if p := ptys["ended"]; p.Detaches() != 0 {
+		t.Error("the exited session's PTY was detached")
+	}
+	for e := range events { // closed by Detach
+		if e.SessionID != "plain" {
+			t.Errorf("event %+v about a session left running", e)
+		}
+	}
+
+	// Stopped: nothing new, and Close is a no-op.
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "new", EnvironmentID: "fake"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("CreateSession after Detach: %v, want ErrClosed", err)
+	}
+	if _, err := h.m.Attach(t.Context(), "busy"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Attach after Detach: %v, want ErrClosed", err)
+	}
+	if err := h.m.Close(t.Context()); err != nil {
+		t.Errorf("Close after Detach: %v", err)
+	}
+	if err := h.m.Detach(t.Context()); err != nil {
+		t.Errorf("Detach again: %v", err)
+	}
+	if kills, closes := ptys["busy"].Counts(); kills != 0 || closes != 0 {
+		t.Errorf("Close after Detach ended busy: kills=%d closes=%d", kills, closes)
+	}
+	if row := h.store.row(t, "busy"); row.Status != StatusActive {
+		t.Errorf("busy after Close: %s, want ACTIVE", row.Status)
+	}
+}
+
+func TestDetachAfterCloseDoesNothing(t *testing.T) {
+	h, ptys := detachHarness(t)
+	h.create(t, "s")
+	if err := h.m.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Detach(t.Context()); err != nil {
+		t.Errorf("Detach after Close: %v", err)
+	}
+	if p := ptys["s"]; p.Detaches() != 0 {
+		t.Error("Detach after Close detached a PTY")
+	}
+	if row := h.store.row(t, "s"); row.Status != StatusTerminated || row.StatusReason != ReasonServerShutdown {
+		t.Errorf("row %+v, want Close's TERMINATED %s", row, ReasonServerShutdown)
+	}
+}
+
+func TestDetachStopsAPumpWaitingForAClient(t *testing.T) {
+	h, ptys := detachHarness(t)
+	h.create(t, "flood")
+	a := h.attach(t, "flood") // never reads: the pump stops at the high-water mark
+	p := ptys["flood"]
+	written := make(chan error, 1)
+	go func() {
+		_, err := p.WriteOutput(make([]byte, DefaultScrollbackBytes))
+		written <- err
+	}()
+	s := h.session(t, "flood")
+	eventually(t, "the pump to wait for the client", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.pumpWaiting
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.m.Detach(ctx) }()
+	// Read nothing before the detach: reading would let the pump on.
+	eventually(t, "the session to be left", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.state == stateDestroyed
+	})
+	if f, _ := nextFrame(t, a); f.Kind != FrameClose || f.CloseCode != CloseRestart {
+		t.Errorf("frame %+v, want close 1012", f)
+	}
+	a.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+	if err := <-written; err == nil {
+		t.Error("the flood was all read after the detach")
+	}
+	if p.Detaches() != 1 {
+		t.Errorf("detaches = %d, want 1", p.Detaches())
+	}
+}
+
+func TestRingBeginsAtAnOffset(t *testing.T) {
+	r := newRing(minRingSize)
+	r.beginAt(1000)
+	buf := make([]byte, 16)
+	if _, ok := r.read(buf, 999); ok {
+		t.Error("a byte before the ring's beginning reads")
+	}
+	if n, ok := r.read(buf, 1000); n != 0 || !ok || !r.holds(1000) {
+		t.Errorf("read at the beginning = %d, %v; want nothing yet", n, ok)
+	}
+	r.commit([]byte("hello"), nil, defaultModes)
+	if n, ok := r.read(buf, 1001); !ok || string(buf[:n]) != "ello" {
+		t.Errorf("read at 1001 = %q, %v", buf[:n], ok)
+	}
+	if p := r.replayPoint(); p.off != r.end {
+		t.Errorf("replay point %d without a safe point, want the end %d", p.off, r.end)
+	}
+}
