@@ -148,7 +148,7 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 		a.modes = a.modes[n:]
 		return Frame{Kind: FrameModes, Data: buf[:n]}, true
 	}
-	n, ok := s.ring.read(buf, a.off)
+	n, ok := s.ring.Read(buf, a.off)
 	if !ok {
 		// The bytes at our offset are gone: resync at a safe point.
 		p := s.ring.replayPoint()

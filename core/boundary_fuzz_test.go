@@ -220,14 +220,14 @@ func FuzzSafePoints(f *testing.F) {
 		}
 		sp := r.replayPoint()
 		switch {
-		case sp.off < r.start || sp.off > r.end:
-			t.Fatalf("ring [%d,%d) replays from %d, outside what it holds", r.start, r.end, sp.off)
-		case sp.off == r.end:
+		case sp.off < r.Start() || sp.off > r.End():
+			t.Fatalf("ring [%d,%d) replays from %d, outside what it holds", r.Start(), r.End(), sp.off)
+		case sp.off == r.End():
 			// Nothing to replay, replayPoint's documented choice when the
 			// ring kept no safe point: the live output that follows may
 			// go on with a sequence begun in what was dropped.
 		case !oracle[sp.off]:
-			t.Fatalf("ring [%d,%d) replays from %d, inside a sequence or character", r.start, r.end, sp.off)
+			t.Fatalf("ring [%d,%d) replays from %d, inside a sequence or character", r.Start(), r.End(), sp.off)
 		}
 		if sp.modes != modesAt[sp.off] {
 			t.Fatalf("ring replays from %d with modes %b, the parser %b", sp.off, sp.modes, modesAt[sp.off])

@@ -82,7 +82,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64) (*Attachment, 
 			Size:      shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)},
 		},
 	}
-	if off >= 0 && s.ring.holds(off) {
+	if off >= 0 && s.ring.Holds(off) {
 		a.off = off
 	} else {
 		p := s.ring.replayPoint()

@@ -18,11 +18,11 @@ import "context"
 
 // highWater is how far behind the end of the output the fastest client may
 // be before the pump stops reading: half the ring.
-func (s *session) highWater() int64 { return int64(s.ring.capacity / 2) }
+func (s *session) highWater() int64 { return int64(s.ring.Capacity() / 2) }
 
 // maxRead is the most the pump reads at a time, so that one read never
 // pushes a client at the high-water mark out of the ring.
-func (s *session) maxRead() int { return max(s.ring.capacity-s.ring.capacity/2, 1) }
+func (s *session) maxRead() int { return max(s.ring.Capacity()-s.ring.Capacity()/2, 1) }
 
 // mustWait reports whether the pump must wait before its next read: the
 // session runs and every client attached is past the high-water mark.
@@ -33,7 +33,7 @@ func (s *session) mustWait() bool {
 	}
 	hw := s.highWater()
 	for a := range s.attachments {
-		if !a.closed && s.ring.end-a.off <= hw {
+		if !a.closed && s.ring.End()-a.off <= hw {
 			return false
 		}
 	}
@@ -65,7 +65,7 @@ func (s *session) waitFlow(ctx context.Context) {
 // flowProgress is called when a has read output: it wakes the waiting
 // pump once a is within the high-water mark. s.mu must be held.
 func (s *session) flowProgress(a *Attachment) {
-	if s.pumpWaiting && s.ring.end-a.off <= s.highWater() {
+	if s.pumpWaiting && s.ring.End()-a.off <= s.highWater() {
 		s.flow.Broadcast()
 	}
 }

@@ -76,12 +76,12 @@ func (m *Manager) keepExited(s *session) {
 		s.mu.Unlock()
 		return
 	}
-	floor := s.ring.end
+	floor := s.ring.End()
 	for a := range s.attachments {
 		floor = min(floor, a.off)
 	}
 	s.ring.shrink(ExitReplayBytes, floor)
-	size := s.ring.footprint()
+	size := s.ring.Footprint()
 	s.mu.Unlock()
 
 	if l.elems == nil {

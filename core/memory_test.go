@@ -139,7 +139,7 @@ func TestIdleSessionsHoldLittle(t *testing.T) {
 	h.m.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.ring.footprint(); f != 0 {
+	if f := s.ring.Footprint(); f != 0 {
 		t.Errorf("an idle session's ring holds %d bytes", f)
 	}
 }

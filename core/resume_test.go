@@ -184,7 +184,7 @@ func TestDetachReleasesTheWaitingPump(t *testing.T) {
 	eventually(t, "the flood in the ring", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.ring.end == int64(len(data))
+		return s.ring.End() == int64(len(data))
 	})
 	b := h.attach(t, "f")
 	at := b.Hello().Offset

@@ -12,32 +12,32 @@ func TestRingReadWriteAndEviction(t *testing.T) {
 	r := newScannedRing(8)
 	r.write([]byte("abcdef"))
 	buf := make([]byte, 16)
-	n, ok := r.read(buf, 0)
+	n, ok := r.Read(buf, 0)
 	if !ok || string(buf[:n]) != "abcdef" {
 		t.Fatalf("read = %q, %v", buf[:n], ok)
 	}
 	r.write([]byte("ghij")) // wraps; "ab" evicted
-	if r.start != 2 || r.end != 10 {
-		t.Fatalf("start=%d end=%d", r.start, r.end)
+	if r.Start() != 2 || r.End() != 10 {
+		t.Fatalf("start=%d end=%d", r.Start(), r.End())
 	}
-	if _, ok := r.read(buf, 1); ok {
+	if _, ok := r.Read(buf, 1); ok {
 		t.Error("read of an evicted offset succeeded")
 	}
-	n, _ = r.read(buf, 2)
+	n, _ = r.Read(buf, 2)
 	if string(buf[:n]) != "cdefghij" {
 		t.Errorf("after wrap: %q", buf[:n])
 	}
-	n, _ = r.read(buf[:3], 7)
+	n, _ = r.Read(buf[:3], 7)
 	if string(buf[:n]) != "hij" {
 		t.Errorf("partial: %q", buf[:n])
 	}
-	if n, ok := r.read(buf, 10); n != 0 || !ok {
+	if n, ok := r.Read(buf, 10); n != 0 || !ok {
 		t.Errorf("read at end = %d, %v", n, ok)
 	}
 	r.write([]byte("0123456789XYZ")) // larger than the ring
-	n, _ = r.read(buf, r.start)
-	if string(buf[:n]) != "56789XYZ" || r.end != 23 {
-		t.Errorf("oversized write kept %q, end %d", buf[:n], r.end)
+	n, _ = r.Read(buf, r.Start())
+	if string(buf[:n]) != "56789XYZ" || r.End() != 23 {
+		t.Errorf("oversized write kept %q, end %d", buf[:n], r.End())
 	}
 }
 
@@ -63,8 +63,8 @@ func TestReplayPointIsSafe(t *testing.T) {
 				p = p[n:]
 			}
 			sp := r.replayPoint()
-			if sp.off < r.start || sp.off >= r.end {
-				t.Fatalf("replay point %d outside [%d,%d)", sp.off, r.start, r.end)
+			if sp.off < r.Start() || sp.off >= r.End() {
+				t.Fatalf("replay point %d outside [%d,%d)", sp.off, r.Start(), r.End())
 			}
 			// The replay must begin exactly where a chunk begins or at a
 			// point a fresh parser agrees is safe: check it parses clean.

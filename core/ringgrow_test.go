@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/ptyhost/ptyhost/internal/bytering"
 )
 
 // A ring allocates nothing until output comes, then grows by doubling as
@@ -13,17 +15,17 @@ import (
 func TestRingGrowsOnDemand(t *testing.T) {
 	const capacity = 256 << 10
 	r := newScannedRing(capacity)
-	if n := r.footprint(); n != 0 {
+	if n := r.Footprint(); n != 0 {
 		t.Fatalf("a new ring holds %d bytes", n)
 	}
 	r.write([]byte("$ "))
-	if n := r.footprint(); n != minRingSize {
-		t.Fatalf("after a prompt the ring holds %d bytes, want %d", n, minRingSize)
+	if n := r.Footprint(); n != bytering.MinSize {
+		t.Fatalf("after a prompt the ring holds %d bytes, want %d", n, bytering.MinSize)
 	}
 	var stream []byte
 	stream = append(stream, "$ "...)
 	rng := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{r.footprint()}
+	sizes := []int{r.Footprint()}
 	for len(stream) < 3*capacity {
 		chunk := make([]byte, rng.IntN(9000)+1)
 		for i := range chunk {
@@ -31,7 +33,7 @@ func TestRingGrowsOnDemand(t *testing.T) {
 		}
 		r.write(chunk)
 		stream = append(stream, chunk...)
-		if f := r.footprint(); sizes[len(sizes)-1] != f {
+		if f := r.Footprint(); sizes[len(sizes)-1] != f {
 			sizes = append(sizes, f)
 		}
 		checkRing(t, r.ring, stream, capacity)
@@ -49,7 +51,7 @@ func TestRingGrowsInOneStep(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 2048) // 32 KiB
 	r.write(data[:10])
 	r.write(data[10:])
-	if f := r.footprint(); f != 32<<10 {
+	if f := r.Footprint(); f != 32<<10 {
 		t.Errorf("footprint %d, want 32 KiB", f)
 	}
 	checkRing(t, r.ring, data, 64<<10)
@@ -60,12 +62,12 @@ func TestRingGrowsInOneStep(t *testing.T) {
 func checkRing(t *testing.T, r *ring, stream []byte, capacity int) {
 	t.Helper()
 	end := int64(len(stream))
-	if r.end != end || r.start != max(0, end-int64(capacity)) {
-		t.Fatalf("start=%d end=%d for %d bytes written", r.start, r.end, end)
+	if r.End() != end || r.Start() != max(0, end-int64(capacity)) {
+		t.Fatalf("start=%d end=%d for %d bytes written", r.Start(), r.End(), end)
 	}
-	got := make([]byte, r.end-r.start)
-	n, ok := r.read(got, r.start)
-	if !ok || n != len(got) || !bytes.Equal(got, stream[r.start:]) {
+	got := make([]byte, r.End()-r.Start())
+	n, ok := r.Read(got, r.Start())
+	if !ok || n != len(got) || !bytes.Equal(got, stream[r.Start():]) {
 		t.Fatalf("ring contents differ from the stream's last bytes (read %d, ok %v)", n, ok)
 	}
 }
@@ -78,16 +80,16 @@ func TestRingShrink(t *testing.T) {
 
 	r := newScannedRing(256 << 10)
 	r.write(stream)
-	r.shrink(ExitReplayBytes, r.end)
+	r.shrink(ExitReplayBytes, r.End())
 	p := r.replayPoint()
-	if p.off < r.end-ExitReplayBytes || p.off != r.start {
-		t.Errorf("replay from %d (start %d), want the first safe point within %d of %d", p.off, r.start, ExitReplayBytes, r.end)
+	if p.off < r.End()-ExitReplayBytes || p.off != r.Start() {
+		t.Errorf("replay from %d (start %d), want the first safe point within %d of %d", p.off, r.Start(), ExitReplayBytes, r.End())
 	}
-	if f := r.footprint(); f > ExitReplayBytes {
+	if f := r.Footprint(); f > ExitReplayBytes {
 		t.Errorf("footprint %d after shrink, want at most %d", f, ExitReplayBytes)
 	}
-	got := make([]byte, r.end-p.off)
-	if n, ok := r.read(got, p.off); !ok || n != len(got) || !bytes.Equal(got, stream[p.off:]) {
+	got := make([]byte, r.End()-p.off)
+	if n, ok := r.Read(got, p.off); !ok || n != len(got) || !bytes.Equal(got, stream[p.off:]) {
 		t.Errorf("replay after shrink differs from the stream's tail")
 	}
 	if !bytes.HasPrefix(stream[p.off:], []byte("\x1b[1;32m")) {
@@ -99,31 +101,31 @@ func TestRingShrink(t *testing.T) {
 	r.write(stream)
 	floor := int64(1000)
 	r.shrink(ExitReplayBytes, floor)
-	if r.start != floor {
-		t.Errorf("start %d after shrink with a reader at %d", r.start, floor)
+	if r.Start() != floor {
+		t.Errorf("start %d after shrink with a reader at %d", r.Start(), floor)
 	}
-	got = make([]byte, r.end-floor)
-	if n, ok := r.read(got, floor); !ok || n != len(got) || !bytes.Equal(got, stream[floor:]) {
+	got = make([]byte, r.End()-floor)
+	if n, ok := r.Read(got, floor); !ok || n != len(got) || !bytes.Equal(got, stream[floor:]) {
 		t.Errorf("the reader's bytes did not survive the shrink")
 	}
 
 	// Short output is kept whole, replayed from the first byte.
 	r = newScannedRing(256 << 10)
 	r.write([]byte("\x1b[?1049hdone\r\n"))
-	r.shrink(ExitReplayBytes, r.end)
-	if p := r.replayPoint(); p.off != 0 || r.footprint() != 14 {
-		t.Errorf("short output: replay from %d, footprint %d", p.off, r.footprint())
+	r.shrink(ExitReplayBytes, r.End())
+	if p := r.replayPoint(); p.off != 0 || r.Footprint() != 14 {
+		t.Errorf("short output: replay from %d, footprint %d", p.off, r.Footprint())
 	}
 
 	// Dropped: nothing to replay, offsets still right.
 	r.drop()
-	if p := r.replayPoint(); p.off != 14 || r.footprint() != 0 {
-		t.Errorf("dropped: replay from %d, footprint %d", p.off, r.footprint())
+	if p := r.replayPoint(); p.off != 14 || r.Footprint() != 0 {
+		t.Errorf("dropped: replay from %d, footprint %d", p.off, r.Footprint())
 	}
-	if n, ok := r.read(make([]byte, 8), 14); n != 0 || !ok {
+	if n, ok := r.Read(make([]byte, 8), 14); n != 0 || !ok {
 		t.Errorf("read at the end of a dropped ring = %d, %v", n, ok)
 	}
-	if _, ok := r.read(make([]byte, 8), 3); ok {
+	if _, ok := r.Read(make([]byte, 8), 3); ok {
 		t.Errorf("read of a dropped byte succeeded")
 	}
 }

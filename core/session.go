@@ -202,7 +202,7 @@ func (s *session) resumeAt(start, end int64) <-chan struct{} {
 // markCaughtUp closes caughtUp if the ring has reached catchUpTo, or the
 // pump has ended (ended). s.mu must be held, or s not yet running.
 func (s *session) markCaughtUp(ended bool) {
-	if s.caughtUp == nil || (!ended && s.ring.end < s.catchUpTo) {
+	if s.caughtUp == nil || (!ended && s.ring.End() < s.catchUpTo) {
 		return
 	}
 	close(s.caughtUp)

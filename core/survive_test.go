@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/internal/bytering"
 	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -60,7 +61,7 @@ func TestReconcileTakesUpKeptSession(t *testing.T) {
 	}
 	s := h.session(t, "kept")
 	s.mu.Lock()
-	ringStart, ringEnd, envType := s.ring.start, s.ring.end, s.envType
+	ringStart, ringEnd, envType := s.ring.Start(), s.ring.End(), s.envType
 	s.mu.Unlock()
 	// Reconcile returned once the ring had read everything kept.
 	if ringStart != start || ringEnd != start+int64(len(kept)) || envType != "FAKE" {
@@ -395,20 +396,20 @@ func TestDetachStopsAPumpWaitingForAClient(t *testing.T) {
 }
 
 func TestRingBeginsAtAnOffset(t *testing.T) {
-	r := newRing(minRingSize)
+	r := newRing(bytering.MinSize)
 	r.beginAt(1000)
 	buf := make([]byte, 16)
-	if _, ok := r.read(buf, 999); ok {
+	if _, ok := r.Read(buf, 999); ok {
 		t.Error("a byte before the ring's beginning reads")
 	}
-	if n, ok := r.read(buf, 1000); n != 0 || !ok || !r.holds(1000) {
+	if n, ok := r.Read(buf, 1000); n != 0 || !ok || !r.Holds(1000) {
 		t.Errorf("read at the beginning = %d, %v; want nothing yet", n, ok)
 	}
 	r.commit([]byte("hello"), nil, defaultModes)
-	if n, ok := r.read(buf, 1001); !ok || string(buf[:n]) != "ello" {
+	if n, ok := r.Read(buf, 1001); !ok || string(buf[:n]) != "ello" {
 		t.Errorf("read at 1001 = %q, %v", buf[:n], ok)
 	}
-	if p := r.replayPoint(); p.off != r.end {
-		t.Errorf("replay point %d without a safe point, want the end %d", p.off, r.end)
+	if p := r.replayPoint(); p.off != r.End() {
+		t.Errorf("replay point %d without a safe point, want the end %d", p.off, r.End())
 	}
 }

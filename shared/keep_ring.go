@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+
+	"github.com/ptyhost/ptyhost/internal/bytering"
 )
 
 // keepRing is a session's output on the plugin's side: the last capacity
@@ -22,10 +24,8 @@ import (
 // slows a program). With no attachment the reader overwrites the oldest
 // bytes, so a program whose host is gone never blocks.
 //
-// The buffer grows on demand, as the host's ring does: it is allocated at
-// the first output, at minKeepRingSize, and doubles as output needs room,
-// up to capacity, so an idle session holds little. Byte off is at
-// buf[off % len(buf)] whatever the buffer's size.
+// The bytes are in a bytering.Ring, the host's kind: it grows on demand, so
+// an idle session holds little.
 type keepRing struct {
 	mu sync.Mutex
 	// cond wakes the reader (room made, attachment gone, closed) and the
@@ -34,10 +34,7 @@ type keepRing struct {
 	cond sync.Cond
 
 	// mu protects the following.
-	buf      []byte
-	capacity int
-	start    int64 // offset of the oldest byte kept
-	end      int64 // offset just past the newest byte
+	bytes bytering.Ring
 
 	att *attachment // the stream serving the session; nil while detached
 
@@ -53,9 +50,6 @@ type keepRing struct {
 	full bool
 }
 
-// minKeepRingSize is the buffer a keepRing starts with at its first output.
-const minKeepRingSize = 4 << 10
-
 // attachment is one session stream's hold on a keepRing: its cursor, the
 // offset of the next byte it sends. A ring has at most one; a new one
 // takes over from the old, which ends.
@@ -69,7 +63,7 @@ type attachment struct {
 }
 
 func newKeepRing(capacity int, offset int64) *keepRing {
-	r := &keepRing{capacity: capacity, start: offset, end: offset}
+	r := &keepRing{bytes: bytering.New(capacity, offset)}
 	r.cond.L = &r.mu
 	return r
 }
@@ -81,8 +75,9 @@ func newKeepRing(capacity int, offset int64) *keepRing {
 func (r *keepRing) write(p []byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	capacity := int64(r.bytes.Capacity())
 	for len(p) > 0 {
-		for !r.closed && r.att != nil && r.end-r.att.cursor >= int64(r.capacity) {
+		for !r.closed && r.att != nil && r.bytes.End()-r.att.cursor >= capacity {
 			r.full = true
 			r.cond.Wait()
 		}
@@ -92,51 +87,13 @@ func (r *keepRing) write(p []byte) bool {
 		}
 		n := len(p)
 		if r.att != nil {
-			n = min(n, r.capacity-int(r.end-r.att.cursor))
+			n = min(n, int(capacity-(r.bytes.End()-r.att.cursor)))
 		}
-		r.append(p[:n])
+		r.bytes.Write(p[:n])
 		p = p[n:]
 		r.cond.Broadcast()
 	}
 	return true
-}
-
-// append adds p after end, growing the buffer as needed and dropping the
-// oldest bytes beyond it. mu must be held.
-func (r *keepRing) append(p []byte) {
-	if want := r.end - r.start + int64(len(p)); want > int64(len(r.buf)) && len(r.buf) < r.capacity {
-		size := max(len(r.buf), min(minKeepRingSize, r.capacity))
-		for int64(size) < want && size < r.capacity {
-			size *= 2
-		}
-		r.resize(min(size, r.capacity))
-	}
-	n := int64(len(r.buf))
-	if int64(len(p)) > n {
-		// Only the last n bytes survive.
-		r.end += int64(len(p)) - n
-		p = p[len(p)-int(n):]
-	}
-	for len(p) > 0 {
-		c := copy(r.buf[r.end%n:], p)
-		p = p[c:]
-		r.end += int64(c)
-	}
-	r.start = max(r.start, r.end-n)
-}
-
-// resize moves the bytes kept into a new buffer of size bytes, which must
-// hold them. mu must be held.
-func (r *keepRing) resize(size int) {
-	nb := make([]byte, size)
-	for off := r.start; off < r.end; {
-		i := int(off % int64(len(r.buf)))
-		j := int(off % int64(size))
-		n := min(len(r.buf)-i, size-j, int(r.end-off))
-		copy(nb[j:j+n], r.buf[i:i+n])
-		off += int64(n)
-	}
-	r.buf = nb
 }
 
 // readEnded records why the reader stopped: io.EOF when the PTY's output
@@ -162,7 +119,7 @@ func (r *keepRing) exitedWith(st ExitStatus, err error) {
 func (r *keepRing) attach(offset int64) (a *attachment, start int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	start = min(max(offset, r.start), r.end)
+	start = min(max(offset, r.bytes.Start()), r.bytes.End())
 	a = &attachment{cursor: start, gone: make(chan struct{})}
 	if !r.closed {
 		r.dropAttachment()
@@ -252,16 +209,15 @@ func (r *keepRing) next(a *attachment, spare []byte) (frame []byte, ev sendEvent
 			return nil, sendClosed, ExitStatus{}, nil
 		case r.att != a || a.ended:
 			return nil, sendStop, ExitStatus{}, nil
-		case a.cursor < r.end:
-			n := int(min(r.end-a.cursor, MaxFrameSize))
+		case a.cursor < r.bytes.End():
+			n := int(min(r.bytes.End()-a.cursor, MaxFrameSize))
 			if cap(spare) < n {
 				spare = make([]byte, n, MaxFrameSize)
 			}
+			// The attachment's bytes are never overwritten (write), so
+			// they are all there.
 			frame = spare[:n]
-			size := int64(len(r.buf))
-			for c := 0; c < n; {
-				c += copy(frame[c:], r.buf[(a.cursor+int64(c))%size:])
-			}
+			r.bytes.Read(frame, a.cursor)
 			a.cursor += int64(n)
 			r.cond.Broadcast() // the reader may wait for room
 			return frame, sendOutput, ExitStatus{}, nil
@@ -284,7 +240,7 @@ func (r *keepRing) kept() (start, end int64, attached bool, exit *ExitStatus) {
 		st := r.exit
 		exit = &st
 	}
-	return r.start, r.end, r.att != nil, exit
+	return r.bytes.Start(), r.bytes.End(), r.att != nil, exit
 }
 
 // hasExited reports whether the PTY's Wait returned.

@@ -12,7 +12,7 @@ func take(t *testing.T, r *keepRing, a *attachment) []byte {
 	var got []byte
 	for {
 		r.mu.Lock()
-		pending := a.cursor < r.end
+		pending := a.cursor < r.bytes.End()
 		r.mu.Unlock()
 		if !pending {
 			return got
@@ -64,8 +64,8 @@ func TestKeepRingOverwritesOldestWhenDetached(t *testing.T) {
 				t.Fatalf("kept = [%d, %d) attached=%v exit=%v; want [%d, %d), detached, running",
 					start, end, attached, exit, wantStart, wantEnd)
 			}
-			if len(r.buf) > tt.capacity {
-				t.Errorf("buffer of %d bytes, capacity %d", len(r.buf), tt.capacity)
+			if r.bytes.Size() > tt.capacity {
+				t.Errorf("buffer of %d bytes, capacity %d", r.bytes.Size(), tt.capacity)
 			}
 			a, from := r.attach(tt.offset) // older than kept: clamped to start
 			if from != wantStart {

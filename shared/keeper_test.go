@@ -575,7 +575,7 @@ func TestAttachedReaderStopsWhenTheHostDoesNot(t *testing.T) {
 	drained := written
 	mu.Unlock()
 	sess.out.mu.Lock()
-	sent, read := sess.out.att.cursor, sess.out.end
+	sent, read := sess.out.att.cursor, sess.out.bytes.End()
 	sess.out.mu.Unlock()
 	// In flight: the stream's window, gRPC's write quota, a frame being
 	// sent, with room.
