@@ -678,3 +678,30 @@ func TestSweepSparesLivePlugins(t *testing.T) {
 		}
 	}
 }
+
+// A plugin process with no session to keep is stopped when the server
+// detaches, record and all: it has nothing to wait for the next server
+// with.
+func TestDetachStopsPluginWithoutSessions(t *testing.T) {
+	ctx := pluginsContext(t)
+	opts := durableOptions(t)
+	p, err := loadPlugins(ctx, t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := p.Plugin("host")
+	if st.State != core.PluginRunning {
+		t.Fatalf("host plugin: %+v", st)
+	}
+	killAtEnd(t, st.PID)
+	if _, err := readRecord(recordPath(opts.SocketDir, "host")); err != nil {
+		t.Fatalf("no reattach record while serving: %v", err)
+	}
+	within(t, 5*time.Second, "Detach", func() { p.Detach(ctx) })
+	if alive(st.PID) {
+		t.Errorf("the plugin process %d, which kept no session, outlived Detach", st.PID)
+	}
+	if _, err := os.Stat(recordPath(opts.SocketDir, "host")); !os.IsNotExist(err) {
+		t.Errorf("the reattach record of a stopped plugin: %v, want it removed", err)
+	}
+}

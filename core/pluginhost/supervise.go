@@ -203,16 +203,33 @@ func (s *supervised) run(ctx context.Context) {
 	}
 }
 
-// leave ends the generation as the server stops: a durable one is left
-// running, with its sessions, when the server detaches; any other is
-// stopped.
+// leave ends the generation as the server stops: a durable one holding
+// sessions is left running, with them, when the server detaches; any
+// other is stopped (a plugin with no session to keep has nothing to wait
+// for the next server with: that one starts its own).
 func (s *supervised) leave(g *generation) {
-	if g.durable && s.p.detaching() {
+	if g.durable && s.p.detaching() && s.keepsSessions(g) {
 		g.detach()
 		s.log.Info("plugin left running for the next server", "pid", g.pid, "orphan_timeout", s.p.opts.OrphanTimeout)
 		return
 	}
 	g.stop(s.p.stopContext(), "")
+}
+
+// keepsSessionsTimeout bounds the question keepsSessions asks a plugin.
+const keepsSessionsTimeout = time.Second
+
+// keepsSessions reports whether g's process holds sessions, or may: a
+// plugin that does not answer within keepsSessionsTimeout is assumed to.
+func (s *supervised) keepsSessions(g *generation) bool {
+	ctx, cancel := context.WithTimeout(s.p.stopContext(), keepsSessionsTimeout)
+	defer cancel()
+	list, err := g.wrapped.Sessions(ctx)
+	if err != nil {
+		s.log.Debug("could not list the plugin's sessions; leaving it running", "pid", g.pid, "error", err)
+		return true
+	}
+	return len(list) > 0
 }
 
 // crashed records a crash at now. It returns the delay before the next
