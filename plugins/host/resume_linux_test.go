@@ -256,24 +256,43 @@ func TestLoneSlowClientReceivesEveryByte(t *testing.T) {
 func TestStalledClientIsResetOthersGetEverything(t *testing.T) {
 	srv := startTestServer(t, false)
 	const size = 16 << 20
-	id := createSession(t, srv, floodCommand(t.TempDir(), size)...)
+	// First a prefix larger than what the kernel buffers for a client that
+	// does not read (its socket's send buffer grows to 4 MiB), then the
+	// program waits for a line: by then the stalled client can take
+	// nothing more, and the live one is the fastest for sure. Before, the
+	// stalled client's buffers were filling while the flood ran, and it
+	// was the faster of the two for a while.
+	f := filepath.Join(t.TempDir(), "flood")
+	id := createSession(t, srv, "sh", "-c", fmt.Sprintf(
+		"head -c %d /dev/urandom | base64 -w 0 > %s && head -c %d /dev/zero | tr '\\0' . && echo && echo READY && read go && "+
+			"echo BEGIN && cat %s && printf '\\nSUM ' && sha256sum < %s && exec sleep 600",
+		size/4*3, f, 8<<20, f, f))
 	stalled := dialAt(t, srv, id, -1) // reads nothing until the live one is done
 	live := dialAt(t, srv, id, -1)
+	var prefix received
+	prefix.readUntil(t, live, "READY\r\n", 60*time.Second, nil)
+	if err := live.Input(t.Context(), []byte("go\r")); err != nil {
+		t.Fatal(err)
+	}
 	var r received
 	r.readUntil(t, live, "  -\r\n", 60*time.Second, nil)
-	checkFlood(t, "live client", r.out, size)
+	_, flood, ok := bytes.Cut(r.out, []byte("BEGIN\r\n"))
+	if !ok {
+		t.Fatalf("no BEGIN line in the live client's %d bytes", len(r.out))
+	}
+	checkFlood(t, "live client", flood, size)
 	for _, m := range r.control {
 		if m.Type == wsproto.TypeReset {
-			t.Fatalf("the live client was reset: %+v", m)
+			t.Fatalf("the live client was reset during the flood: %+v", m)
 		}
 	}
-	var s received
-	s.readUntil(t, stalled, "  -\r\n", 60*time.Second, nil)
+	var st received
+	st.readUntil(t, stalled, "  -\r\n", 60*time.Second, nil)
 	reset := false
-	for _, m := range s.control {
+	for _, m := range st.control {
 		reset = reset || m.Type == wsproto.TypeReset
 	}
-	if !reset || len(s.out) >= size {
-		t.Errorf("stalled client got %d bytes and control messages %+v, want a reset and less than the output", len(s.out), s.control)
+	if !reset || len(st.out) >= size {
+		t.Errorf("stalled client got %d bytes and control messages %+v, want a reset and less than the output", len(st.out), st.control)
 	}
 }
