@@ -112,9 +112,8 @@ func (s *GRPCServer) Kill(ctx context.Context, req *proto.KillRequest) (*proto.K
 // the id can be spawned again. A Close for a session still spawning (the
 // host gave up on the spawn) makes the spawn undo itself.
 func (s *GRPCServer) Close(ctx context.Context, req *proto.CloseRequest) (*proto.CloseResponse, error) {
-	sess, err := s.lookup(req.GetSessionId())
+	sess, err := s.lookupOrAbandon(req.GetSessionId())
 	if err != nil {
-		s.abandon(req.GetSessionId())
 		return nil, toStatus(err)
 	}
 	err = sess.close(ctx, false)
@@ -256,6 +255,9 @@ func (s *GRPCServer) spawn(ctx context.Context, spawn *proto.Spawn) (*serverSess
 		return nil, nil, fmt.Errorf("%w: negative output offset %d", ErrInvalidArgument, req.OutputOffset)
 	}
 	req.ScrollbackBytes = scrollback
+	if s.dying() {
+		return nil, nil, errOrphaned
+	}
 	sess := newServerSession(req, scrollback)
 	s.mu.Lock()
 	if _, dup := s.sessions[req.SessionID]; dup {
@@ -301,18 +303,23 @@ func scrollbackBytes(n int64) (int, error) {
 	}
 }
 
-// abandon marks the session with this id, if it is still spawning, as
-// given up by the host: its spawn undoes itself when Impl.Spawn returns.
-func (s *GRPCServer) abandon(id string) {
+// lookupOrAbandon returns the spawned session with this id, as lookup
+// does; one still spawning is marked as given up by the host instead, and
+// its spawn undoes itself when Impl.Spawn returns. Both under one lock,
+// as spawn marks a session ready: a spawn that ends meanwhile is either
+// found or undone.
+func (s *GRPCServer) lookupOrAbandon(id string) (*serverSession, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess := s.sessions[id]; sess != nil {
 		select {
 		case <-sess.ready:
+			return sess, nil
 		default:
 			sess.abandoned = true
 		}
 	}
+	return nil, fmt.Errorf("session %q: %w", id, ErrSessionNotFound)
 }
 
 // Sessions implements proto.EnvironmentServer: every session spawned and

@@ -28,6 +28,7 @@ type holdState struct {
 	mu sync.Mutex
 	// mu protects the following.
 	held    bool          // a Host stream was opened once
+	dying   bool          // the orphan timer fired: the plugin is ending
 	open    int           // Host streams open now
 	timeout time.Duration // the latest Host stream's orphan timeout
 	// stopTimer stops the orphan timer while it runs; timerGen tells a
@@ -53,7 +54,9 @@ func (s *GRPCServer) Host(stream proto.Environment_HostServer) error {
 		return toStatus(fmt.Errorf("%w: orphan timeout of %dms, want more than 0", ErrInvalidArgument, ms))
 	}
 	timeout := time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
-	s.holdOpened(timeout)
+	if !s.holdOpened(timeout) {
+		return toStatus(errOrphaned)
+	}
 	defer s.holdClosed()
 	if err := stream.Send(&proto.HostResponse{}); err != nil {
 		return err
@@ -67,11 +70,19 @@ func (s *GRPCServer) Host(stream proto.Environment_HostServer) error {
 	}
 }
 
-// holdOpened counts a new Host stream and stops the orphan timer.
-func (s *GRPCServer) holdOpened(timeout time.Duration) {
+// errOrphaned refuses a host that comes back once the orphan timer has
+// fired: the plugin is hanging its sessions up and exiting.
+var errOrphaned = fmt.Errorf("%w: the plugin's orphan timeout passed; it is ending its sessions and exiting", ErrUnavailable)
+
+// holdOpened counts a new Host stream and stops the orphan timer. It
+// reports false, counting nothing, once the timer has fired.
+func (s *GRPCServer) holdOpened(timeout time.Duration) bool {
 	h := &s.hold
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.dying {
+		return false
+	}
 	h.held = true
 	h.open++
 	h.timeout = timeout
@@ -82,6 +93,7 @@ func (s *GRPCServer) holdOpened(timeout time.Duration) {
 	}
 	h.timerGen++
 	s.logger.Debug("a host holds the plugin", "holds", h.open, "orphan_timeout", timeout)
+	return true
 }
 
 // holdClosed counts a Host stream's end; at the last one it starts the
@@ -111,7 +123,10 @@ func (s *GRPCServer) orphaned(gen uint64) {
 	current := gen == h.timerGen && h.open == 0
 	timeout := h.timeout
 	if current {
+		// From here no host may come back (holdOpened), nor spawn
+		// (dying): CloseAll would miss what it started.
 		h.stopTimer = nil
+		h.dying = true
 	}
 	h.mu.Unlock()
 	if !current {
@@ -124,6 +139,13 @@ func (s *GRPCServer) orphaned(gen uint64) {
 	s.CloseAll(ctx)
 	cancel()
 	h.exit(0)
+}
+
+// dying reports whether the orphan timer fired: the plugin is ending.
+func (s *GRPCServer) dying() bool {
+	s.hold.mu.Lock()
+	defer s.hold.mu.Unlock()
+	return s.hold.dying
 }
 
 // held reports whether a host ever held the plugin: then sessions outlive

@@ -72,14 +72,19 @@ func (s *serverSession) start(pty PTY) *attachment {
 // read reads the PTY into out until its output ends or the session is
 // closed, then waits for the exit status, once, and keeps it in out.
 //
-// It reads into a buffer of MaxFrameSize, as the stream sends, and copies
-// into the ring: the one copy the SDK adds for keeping output.
+// It copies what it reads into the ring: the one copy the SDK adds for
+// keeping output. Its buffer starts small, so that an idle session holds
+// little, and becomes MaxFrameSize, what a frame carries, the first time a
+// read fills it.
 func (s *serverSession) read() {
-	buf := make([]byte, MaxFrameSize)
+	buf := make([]byte, readStartBufferSize)
 	for {
 		n, err := s.pty.Read(buf)
 		if n > 0 && !s.out.write(buf[:n]) {
 			return // closed
+		}
+		if n == len(buf) && n < MaxFrameSize {
+			buf = make([]byte, MaxFrameSize)
 		}
 		if err != nil {
 			s.out.readEnded(err)
@@ -91,6 +96,9 @@ func (s *serverSession) read() {
 		}
 	}
 }
+
+// readStartBufferSize is the read buffer a session starts with.
+const readStartBufferSize = 4 << 10
 
 // input runs fn with the PTY unless the session was closed.
 func (s *serverSession) input(fn func(PTY) error) error {

@@ -212,7 +212,7 @@ func (r *keepRing) next(a *attachment, spare []byte) (frame []byte, ev sendEvent
 		case a.cursor < r.bytes.End():
 			n := int(min(r.bytes.End()-a.cursor, MaxFrameSize))
 			if cap(spare) < n {
-				spare = make([]byte, n, MaxFrameSize)
+				spare = make([]byte, n)
 			}
 			// The attachment's bytes are never overwritten (write), so
 			// they are all there.

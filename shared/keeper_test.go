@@ -346,6 +346,23 @@ func TestOrphanTimeoutHangsUpAndExits(t *testing.T) {
 	}
 }
 
+// Once the orphan timer has fired, the plugin is ending: a host that comes
+// back is refused, and so is a spawn, which the hang-up under way would
+// miss.
+func TestNoHoldAfterTheOrphanTimerFired(t *testing.T) {
+	ctx := testContext(t)
+	c, _, _, clock := keeperFake(t)
+	release := hold(ctx, t, c)
+	release()
+	clock.timer(t, 0).fire()
+	if _, err := c.Hold(ctx, time.Minute); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Hold after the orphan timeout: %v, want ErrUnavailable", err)
+	}
+	if _, err := c.Spawn(ctx, spawnReq("late")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Spawn after the orphan timeout: %v, want ErrUnavailable", err)
+	}
+}
+
 // A new hold stops the orphan timer; a timer that fires anyway does
 // nothing.
 func TestNewHoldStopsOrphanTimer(t *testing.T) {
