@@ -346,6 +346,7 @@ type fakeKeeper struct {
 	mu       sync.Mutex
 	kept     map[string]*keptSession
 	failWith map[string]error    // Attach of these ids fails
+	failOnce map[string]error    // the first Attach of these ids fails
 	attached map[string]*keptPTY // the PTY of each id's last Attach
 	offsets  map[string]int64    // the offset each id's last Attach asked for
 	order    []string            // ids in the order kept
@@ -364,6 +365,7 @@ func newFakeKeeper() *fakeKeeper {
 	return &fakeKeeper{
 		kept:     map[string]*keptSession{},
 		failWith: map[string]error{},
+		failOnce: map[string]error{},
 		attached: map[string]*keptPTY{},
 		offsets:  map[string]int64{},
 	}
@@ -402,6 +404,10 @@ func (k *fakeKeeper) Attach(_ context.Context, id string, off int64) (shared.PTY
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.failWith[id]; err != nil {
+		return nil, 0, err
+	}
+	if err := k.failOnce[id]; err != nil {
+		delete(k.failOnce, id)
 		return nil, 0, err
 	}
 	ks := k.kept[id]

@@ -85,7 +85,10 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 			case errors.Is(err, ErrClosed):
 				return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
 			}
-			m.log.Warn("the session's plugin kept it but did not hand it over", "session_id", rec.ID, "err", err)
+			m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", rec.ID, "err", err)
+			// Lost: hung up below with the kept sessions nobody claims, so
+			// that it does not run on unknown in a plugin this server holds.
+			survivors[rec.ID] = sv
 		}
 		if err := m.recordLost(ctx, rec.ID); err != nil {
 			return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)

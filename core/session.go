@@ -287,6 +287,13 @@ func (s *session) exited(st ExitStatus, err error) {
 		}
 	}
 	s.mu.Lock()
+	if s.detached {
+		// Detach came between the pump's end and here: the session's end,
+		// whatever it was, is the plugin's to keep and the next server's
+		// to record, and the session must not be released.
+		s.mu.Unlock()
+		return
+	}
 	s.exit = &st
 	running := s.state == stateRunning
 	if running {

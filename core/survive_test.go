@@ -147,22 +147,25 @@ func TestReconcileLostAndStraySessions(t *testing.T) {
 	keeper.keep("kept", 0, []byte("$ "), nil)
 	keeper.keep("refused", 0, []byte("$ "), nil)
 	keeper.failWith["refused"] = fmt.Errorf("stream broke: %w", shared.ErrPluginExited)
+	keeper.keep("flaky", 0, []byte("$ "), nil)
+	keeper.failOnce["flaky"] = fmt.Errorf("stream broke: %w", shared.ErrPluginExited)
 	keeper.keep("stray", 0, []byte("nobody knows me"), nil)
 	keeper.keep("was-ended", 0, []byte("$ "), nil)
 	h := survivingHarness(t, keeper, errors.New("the DOCKER plugin did not answer"))
 	h.saveRows(t,
 		SessionRecord{ID: "kept", Status: StatusStarting},
 		SessionRecord{ID: "refused", Status: StatusActive, ActiveConnections: 1},
+		SessionRecord{ID: "flaky", Status: StatusActive},
 		SessionRecord{ID: "unkept", Status: StatusIdle},
 		SessionRecord{ID: "was-ended", Status: StatusTerminated},
 	)
 
 	n, err := h.m.Reconcile(t.Context())
-	if err != nil || n != 2 {
-		t.Fatalf("Reconcile = %d, %v; want 2 lost (refused, unkept)", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("Reconcile = %d, %v; want 3 lost (refused, flaky, unkept)", n, err)
 	}
 	for id, want := range map[string]Status{
-		"kept": StatusActive, "refused": StatusError, "unkept": StatusError, "was-ended": StatusTerminated,
+		"kept": StatusActive, "refused": StatusError, "flaky": StatusError, "unkept": StatusError, "was-ended": StatusTerminated,
 	} {
 		row := h.store.row(t, id)
 		if row.Status != want {
@@ -175,9 +178,9 @@ func TestReconcileLostAndStraySessions(t *testing.T) {
 	if err := tryAttach(h.m, "refused"); !errors.Is(err, ErrSessionNotFound) {
 		t.Errorf("a session whose plugin refused the attach is live: %v", err)
 	}
-	// The sessions kept that no live record claims were attached past
-	// their output, killed and cleaned up.
-	for _, id := range []string{"stray", "was-ended"} {
+	// The sessions kept that no live record claims, or that could not be
+	// taken up, were attached past their output, killed and cleaned up.
+	for _, id := range []string{"stray", "was-ended", "flaky"} {
 		p := keeper.pty(t, id)
 		if kills, closes := p.Counts(); kills != 1 || closes != 1 {
 			t.Errorf("%s: kills=%d closes=%d, want 1 and 1", id, kills, closes)

@@ -59,6 +59,12 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	} else {
 		a, err = h.m.Attach(r.Context(), id)
 	}
+	if errors.Is(err, core.ErrClosed) {
+		// The server began to stop in between: the client tries again,
+		// as after any stop (the session may outlive it).
+		_ = conn.Close(core.CloseGoingAway, core.CloseReasonShutdown)
+		return
+	}
 	if err != nil {
 		// It ended in between.
 		_ = conn.Close(core.CloseNormal, core.CloseReasonDestroyed)
