@@ -62,6 +62,10 @@ type Owner struct {
 	Hostname string
 	// PID is the server's process id; os.Getpid when zero.
 	PID int
+	// Instance names the machine's boot and the server's pid namespace
+	// (Linux: boot_id and /proc/self/ns/pid); a pid names the same process
+	// only within one instance. Filled in when empty; "" where unknown.
+	Instance string
 	// StartedAt is when the server claimed the database; the store's
 	// clock when zero.
 	StartedAt time.Time
@@ -138,6 +142,9 @@ func (s *DB) completeOwner(o Owner) (Owner, error) {
 	if o.PID == 0 {
 		o.PID = os.Getpid()
 	}
+	if o.Instance == "" {
+		o.Instance = localInstance()
+	}
 	if o.StartedAt.IsZero() {
 		o.StartedAt = s.stamp()
 	}
@@ -152,7 +159,7 @@ func (s *DB) tryClaim(ctx context.Context, o Owner) (prev *ownerModel, err error
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.stamp()
 		mine := ownerModel{
-			Slot: ownerSlot, NodeID: o.NodeID, Hostname: o.Hostname, PID: o.PID,
+			Slot: ownerSlot, NodeID: o.NodeID, Hostname: o.Hostname, PID: o.PID, Instance: o.Instance,
 			DataDir: o.DataDir, StartedAt: o.StartedAt, HeartbeatAt: now,
 		}
 		var cur ownerModel
@@ -183,7 +190,7 @@ func (s *DB) tryClaim(ctx context.Context, o Owner) (prev *ownerModel, err error
 		res := tx.Model(&ownerModel{}).
 			Where("slot = ? AND node_id = ? AND beats = ?", ownerSlot, cur.NodeID, cur.Beats).
 			Updates(map[string]any{
-				"node_id": mine.NodeID, "hostname": mine.Hostname, "pid": mine.PID,
+				"node_id": mine.NodeID, "hostname": mine.Hostname, "pid": mine.PID, "instance": mine.Instance,
 				"data_dir": mine.DataDir, "started_at": mine.StartedAt,
 				"heartbeat_at": mine.HeartbeatAt, "beats": cur.Beats + 1,
 			})
@@ -202,13 +209,15 @@ func (s *DB) tryClaim(ctx context.Context, o Owner) (prev *ownerModel, err error
 }
 
 // gone reports whether cur, the owner row of another server, may be taken
-// over by o at now: its lease expired, or it ran on o's machine and its
-// process is gone.
+// over by o at now: its lease expired, or it ran on o's machine, in o's
+// boot and pid namespace (a container sharing the host's name has pids of
+// its own), and its process is gone.
 func (s *DB) gone(cur ownerModel, o Owner, now time.Time) bool {
 	if now.Sub(cur.HeartbeatAt) > s.lease.ttl {
 		return true
 	}
-	return cur.Hostname == o.Hostname && !processAlive(cur.PID)
+	local := cur.Hostname == o.Hostname && cur.Instance != "" && cur.Instance == o.Instance
+	return local && !processAlive(cur.PID)
 }
 
 // ownedError returns the error of a claim refused because of cur.

@@ -182,8 +182,16 @@ func testClaimTakeoverDeadPID(t *testing.T, e claimEnv) {
 	}
 	// On another machine, the process cannot be checked: the lease holds.
 	elsewhere := gormstore.Owner{DataDir: "/srv/remote", Hostname: "elsewhere.example", PID: dead}
-	mustClaim(t, a, elsewhere)
+	ce := mustClaim(t, a, elsewhere)
 	refused(t, b, gormstore.Owner{DataDir: "/srv/b"}, elsewhere)
+	if err := ce.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Nor in another pid namespace under this machine's name (a container
+	// on the host's network): its pids are not ours.
+	container := gormstore.Owner{DataDir: "/srv/container", PID: dead, Instance: "another-boot/pid:[4026531836]"}
+	mustClaim(t, a, container)
+	refused(t, b, gormstore.Owner{DataDir: "/srv/b"}, container)
 }
 
 // deadPID returns the id of a process that has exited and been reaped.

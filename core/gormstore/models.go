@@ -145,6 +145,7 @@ type ownerModel struct {
 	NodeID   string `gorm:"column:node_id;not null"`
 	Hostname string `gorm:"column:hostname;not null"`
 	PID      int    `gorm:"column:pid;not null"`
+	Instance string `gorm:"column:instance;not null;default:''"` // Owner.Instance
 	DataDir  string `gorm:"column:data_dir;not null"`
 	// Beats counts the writes of the row, so that a server taking it over
 	// replaces it only if nobody wrote it since it was read.

@@ -4,6 +4,8 @@ package gormstore
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"syscall"
 )
 
@@ -15,4 +17,18 @@ func processAlive(pid int) bool {
 		return false
 	}
 	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// localInstance names this machine's boot and this process's pid
+// namespace (see Owner.Instance): "" where /proc does not say.
+func localInstance() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
 }
