@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 
@@ -136,4 +137,15 @@ func (w *pidWatch) stop() {
 		w.pidfd = -1
 		w.mu.Unlock()
 	})
+}
+
+// pidfdsWork reports whether this kernel has pidfd_open (Linux 5.3) and
+// lets this process use it.
+func pidfdsWork() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	_ = unix.Close(fd)
+	return true
 }

@@ -95,3 +95,7 @@ func (w *pidWatch) stop() {
 		<-w.done
 	})
 }
+
+// pidfdsWork is false outside Linux: a process cannot be let go of
+// without waiting for it (see waitExited).
+func pidfdsWork() bool { return false }

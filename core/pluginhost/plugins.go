@@ -75,7 +75,8 @@ type Plugins struct {
 // server on the same SocketDir left running (Detach, or a server that
 // died), in parallel, each within a few seconds: a plugin reattached to
 // is running at once, with the sessions it kept (Survivors); one that
-// cannot be is launched anew.
+// cannot be is launched anew. If ctx ends meanwhile, Load lets go of what
+// it reattached to, keeps every record, and returns ctx's error.
 func Load(ctx context.Context, opts Options) (*Plugins, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -120,9 +121,27 @@ func Load(ctx context.Context, opts Options) (*Plugins, error) {
 			}
 			return nil, err
 		}
-		p.durable = p.sock.owner && !p.sock.temp
+		p.durable = !p.sock.temp && p.canKeepProcesses()
 	}
 	p.reattachAll(ctx)
+	if err := ctx.Err(); err != nil {
+		// Stopped while reattaching: what was reattached to is let go
+		// and every record kept, for the next server. Launching now
+		// would put a fresh process's record over the one of a process
+		// whose reattach was cut short, and lose its sessions.
+		for _, s := range p.plugins {
+			if s.adopted != nil {
+				s.adopted.detach()
+			}
+		}
+		if p.sock != nil {
+			p.sock.close()
+		}
+		if opts.Registerer != nil {
+			opts.Registerer.Unregister(pluginsCollector{p})
+		}
+		return nil, fmt.Errorf("pluginhost: stopped while reattaching to the plugins: %w", err)
+	}
 	p.pending = len(p.plugins)
 	if p.pending == 0 {
 		close(p.started)
@@ -426,4 +445,22 @@ func (p *Plugins) stopContext() context.Context {
 		return context.Background()
 	}
 	return p.stopping
+}
+
+// canKeepProcesses reports whether plugin processes can outlive this
+// server here, and says why not when they cannot, though the socket
+// directory would let them: a process left running must be let go of
+// without waiting for it, and watched by the next server, which takes
+// pidfds (Linux 5.3 and later).
+func (p *Plugins) canKeepProcesses() bool {
+	if !p.sock.owner {
+		p.opts.Logger.Warn("another server uses the plugin socket directory: this server's plugins end their sessions when it stops",
+			"socket_dir", p.sock.path)
+		return false
+	}
+	if !pidfdsWork() {
+		p.opts.Logger.Warn("no pidfds on this system: the plugins end their sessions when the server stops, and a restarted server cannot take them up")
+		return false
+	}
+	return true
 }

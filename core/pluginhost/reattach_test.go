@@ -705,3 +705,32 @@ func TestDetachStopsPluginWithoutSessions(t *testing.T) {
 		t.Errorf("the reattach record of a stopped plugin: %v, want it removed", err)
 	}
 }
+
+// A Load whose ctx ends (the server is stopped as it starts) launches
+// nothing, lets go of what it reattached to, and keeps the record: the
+// next server still finds the process and its sessions.
+func TestLoadStoppedWhileReattaching(t *testing.T) {
+	ctx := pluginsContext(t)
+	opts := durableOptions(t)
+	old := detached(ctx, t, opts)
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if p, err := Load(stopped, opts); err == nil {
+		p.Close()
+		t.Fatal("Load with an ended ctx succeeded")
+	}
+	if !alive(old) {
+		t.Fatalf("the plugin process %d did not outlive the stopped Load", old)
+	}
+	if rec, err := readRecord(recordPath(opts.SocketDir, "host")); err != nil || rec.PID != old {
+		t.Fatalf("record after the stopped Load: %+v, %v; want the process %d's", rec, err, old)
+	}
+	p, err := loadPlugins(ctx, t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if s, err := p.Survivors(ctx); err != nil || len(s) != 1 || s[0].ID != "kept" {
+		t.Errorf("Survivors() after the stopped Load = %+v, %v; want the session kept", s, err)
+	}
+}
