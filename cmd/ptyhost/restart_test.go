@@ -551,7 +551,8 @@ func TestE2EProtocolMismatchOnUpgrade(t *testing.T) {
 	setRecordProtocol(t, filepath.Join(srv.DataDir, "run", "host.reattach.json"), 99)
 
 	srv = srv.Restart(t)
-	if log := srv.Stderr(); !strings.Contains(log, "99") || !strings.Contains(log, "orphan timeout") {
+	if log := srv.Stderr(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "speaks protocol version 99") ||
+		!strings.Contains(log, "its sessions are left to its orphan timeout") {
 		t.Errorf("the new server's log does not say the plugin's protocol (99) is not ours and its sessions are left to the orphan timeout:\n%s", log)
 	}
 	rec := srv.Session(t, id)

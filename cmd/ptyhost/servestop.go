@@ -82,18 +82,20 @@ func (s *stopper) onLost(lost <-chan struct{}, log *slog.Logger) {
 }
 
 // request returns why the server stops: the recorded reason, else a
-// signal if the parent context ended, else a failure.
+// signal if the parent context ended, else a failure, which it records.
 func (s *stopper) request() stopReason {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.reason != nil:
-		return *s.reason
-	case s.parent.Err() != nil:
-		return stopReason{hangUp: s.hangUpOnStop, why: "signal"}
-	default:
-		return stopReason{hangUp: s.hangUpOnStop, why: "failed"}
+	if s.reason == nil {
+		// Recorded, so that a stop request that comes now is answered
+		// with what really happens.
+		r := stopReason{hangUp: s.hangUpOnStop, why: "failed"}
+		if s.parent.Err() != nil {
+			r.why = "signal"
+		}
+		s.reason = &r
 	}
+	return *s.reason
 }
 
 // leave stops the server within --shutdown-timeout, as r says: it stops
