@@ -15,12 +15,19 @@ all: build
 
 build: $(BIN)/ptyhost $(PLUGIN_BINS)
 
+# The version every binary's --version prints: the checkout's tag or
+# commit (git describe), unless given (make VERSION=v1.2.0). Without it
+# (no git), the binaries fall back to what the go command recorded
+# (shared.Version).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS  := $(if $(VERSION),-X github.com/ptyhost/ptyhost/shared.version=$(VERSION))
+
 # Go's own cache decides what to rebuild; FORCE makes make always ask it.
 $(BIN)/ptyhost: FORCE
-	$(GO) build -o $@ ./cmd/ptyhost
+	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/ptyhost
 
 $(BIN)/plugins/ptyhost-plugin-%: FORCE
-	$(GO) build -o $@ ./plugins/$*
+	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./plugins/$*
 
 FORCE:
 

@@ -18,6 +18,10 @@ type Attachment struct {
 	s     *session
 	hello Hello
 	wakeC chan struct{}
+	// readOnly: attached with AttachRead; Write and Resize refuse.
+	readOnly bool
+	// policy is the session's size policy, which Resize and leaving apply.
+	policy SizePolicy
 
 	closeOnce sync.Once
 
@@ -28,7 +32,12 @@ type Attachment struct {
 	sizeChanged bool
 	notices     []string // error messages owed to the client
 	exitSent    bool
+	// restartPast is one past the offset of the last restart the client
+	// was told of (FrameRestarted); 0: none.
+	restartPast int64
 	closed      bool
+	asked       shared.Size // the size the client last asked for
+	askedSeq    uint64      // orders the clients' asks; 0: never asked
 }
 
 // Hello is what a client is told first.
@@ -65,6 +74,11 @@ const (
 	// hello or a FrameReset, before the replay's output, and are not
 	// output: they take up no offsets.
 	FrameModes
+	// FrameRestarted: the session's process was restarted in place
+	// (Manager.RestartSession); every output byte of the old process came
+	// before, and the new process's output follows from Offset. The client
+	// stays attached; it may reset its terminal's modes.
+	FrameRestarted
 )
 
 // Close codes sent to clients, with WebSocket semantics: the protocol's
@@ -148,6 +162,14 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 		a.modes = a.modes[n:]
 		return Frame{Kind: FrameModes, Data: buf[:n]}, true
 	}
+	if m, ok := s.restartMark(a.off, a.restartPast-1); ok {
+		if m == a.off {
+			a.restartPast = m + 1
+			return Frame{Kind: FrameRestarted, Offset: m}, true
+		}
+		// No output across a restart: the old process's first.
+		buf = buf[:min(int64(len(buf)), m-a.off)]
+	}
 	n, ok := s.ring.Read(buf, a.off)
 	if !ok {
 		// The bytes at our offset are gone: resync at a safe point.
@@ -199,8 +221,12 @@ func (a *Attachment) Reject(msg string) {
 	a.wake()
 }
 
-// Write sends input to the session's terminal.
+// Write sends input to the session's terminal. A read-only attachment's
+// is ErrReadOnly.
 func (a *Attachment) Write(p []byte) (int, error) {
+	if a.readOnly {
+		return 0, ErrReadOnly
+	}
 	a.s.mu.Lock()
 	running := a.s.state == stateRunning
 	a.s.mu.Unlock()
@@ -213,12 +239,26 @@ func (a *Attachment) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Resize changes the session's terminal size; every attachment is told.
+// Resize asks for a terminal size for this client. The session's size
+// policy (SizePolicy) decides the terminal's size from every client's ask;
+// every attachment is told the size, even when it did not change. A
+// read-only attachment's is ErrReadOnly.
 func (a *Attachment) Resize(ctx context.Context, cols, rows int) error {
 	if err := validSize(cols, rows); err != nil {
 		return err
 	}
-	return a.s.resize(ctx, shared.Size{Cols: uint16(cols), Rows: uint16(rows)})
+	if a.readOnly {
+		return ErrReadOnly
+	}
+	s := a.s
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
+		return errNotRunning
+	}
+	a.askSize(shared.Size{Cols: uint16(cols), Rows: uint16(rows)})
+	s.mu.Unlock()
+	return s.followClients(ctx, a.policy, true)
 }
 
 // Close detaches the client. It is safe to call more than once.

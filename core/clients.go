@@ -8,8 +8,8 @@ import (
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// attachable reports whether Attach would find the session, without
-// attaching.
+// attachable reports whether Attach would find the session and take one
+// more client, without attaching.
 func (m *Manager) attachable(id string) error {
 	m.mu.Lock()
 	s := m.sessions[id]
@@ -26,7 +26,7 @@ func (m *Manager) attachable(id string) error {
 	if s.state == stateStarting || s.state == stateDestroyed {
 		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	return nil
+	return tooManyClients(id, len(s.attachments), m.opts.MaxClients)
 }
 
 // Attach adds a client to a live or lingering session. The session becomes
@@ -35,7 +35,7 @@ func (m *Manager) attachable(id string) error {
 // while the ring still holds it, else from the oldest safe point, with the
 // terminal modes in force there (a FrameModes first).
 func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
-	return m.attach(ctx, id, -1)
+	return m.attach(ctx, id, -1, AttachWrite)
 }
 
 // AttachFrom is Attach for a client that has received the session's output
@@ -50,11 +50,14 @@ func (m *Manager) AttachFrom(ctx context.Context, id string, off int64) (*Attach
 	if off < 0 {
 		return nil, fmt.Errorf("%w: offset %d is negative", ErrInvalidArgument, off)
 	}
-	return m.attach(ctx, id, off)
+	return m.attach(ctx, id, off, AttachWrite)
 }
 
-// attach is Attach (off < 0) and AttachFrom.
-func (m *Manager) attach(_ context.Context, id string, off int64) (*Attachment, error) {
+// attach is Attach (off < 0), AttachFrom and AttachWith. A session with
+// Options.MaxClients clients is ErrTooManyClients, checked under s.mu with
+// the attachment's insertion, so that two racing clients cannot both take
+// the last place.
+func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMode) (*Attachment, error) {
 	m.mu.Lock()
 	s := m.sessions[id]
 	closed := m.closed
@@ -74,9 +77,16 @@ func (m *Manager) attach(_ context.Context, id string, off int64) (*Attachment, 
 		m.countAttachment(-1)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
+	if err := tooManyClients(id, len(s.attachments), m.opts.MaxClients); err != nil {
+		s.mu.Unlock()
+		m.countAttachment(-1)
+		return nil, err
+	}
 	a := &Attachment{
-		s:     s,
-		wakeC: make(chan struct{}, 1),
+		s:        s,
+		wakeC:    make(chan struct{}, 1),
+		readOnly: mode == AttachRead,
+		policy:   m.opts.SizePolicy,
 		hello: Hello{
 			SessionID: id,
 			Size:      shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)},
@@ -136,6 +146,9 @@ func (m *Manager) detach(a *Attachment) {
 	delete(s.attachments, a)
 	s.flowChanged() // the pump may have waited for this client
 	n := len(s.attachments)
+	// Its asked size no longer counts: the terminal returns to the size
+	// the others ask for.
+	resize := a.askedSeq != 0 && n > 0 && s.state == stateRunning
 	live := s.state == stateRunning || s.state == stateExited
 	if live {
 		s.rec.ActiveConnections = n
@@ -155,6 +168,9 @@ func (m *Manager) detach(a *Attachment) {
 	m.metrics.clients.Dec()
 	if live {
 		m.writer.update(s.id, u)
+	}
+	if resize {
+		m.sizeAfterLeave(s, a.policy)
 	}
 	if n == 0 {
 		m.armIdle(s, true)

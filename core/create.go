@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,13 +30,26 @@ type CreateOptions struct {
 	Command []string
 	// Env holds extra environment variables.
 	Env map[string]string
+	// UnsetEnv names variables the session must not have: inherited from
+	// the plugin's environment, or set by the environment's config. A name
+	// may not be in Env too. The server's Options.NeverEnv are added.
+	UnsetEnv []string
 	// Cols and Rows are the terminal's size; zero means 80×24.
 	Cols, Rows int
 	// IdleTimeout, when set, is the session's idle timeout as
 	// ParseIdleTimeout reads it ("never", "0", "90s", ...); empty means its
 	// environment's, else the server's.
 	IdleTimeout string
+	// Input, when set, is typed into the terminal once the program is
+	// ready to read: when it has written its first output and then been
+	// quiet for 100 ms (at most 2 s after that first output), or 3 s after
+	// the start if it writes nothing. It is typed again after each restart
+	// (RestartSession). At most MaxInputBytes.
+	Input []byte
 }
+
+// MaxInputBytes bounds CreateOptions.Input.
+const MaxInputBytes = 64 << 10
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
@@ -87,6 +102,17 @@ func (o *CreateOptions) normalize() error {
 		if strings.IndexByte(arg, 0) >= 0 {
 			return fmt.Errorf("%w: command[%d] holds a NUL byte", ErrInvalidArgument, i)
 		}
+	}
+	if err := shared.CheckEnvNames(o.UnsetEnv); err != nil {
+		return fmt.Errorf("%w: unset_env: %v", ErrInvalidArgument, err)
+	}
+	for _, k := range o.UnsetEnv {
+		if _, ok := o.Env[k]; ok {
+			return fmt.Errorf("%w: variable %s is both in env and in unset_env", ErrInvalidArgument, k)
+		}
+	}
+	if len(o.Input) > MaxInputBytes {
+		return fmt.Errorf("%w: input is %d bytes; the limit is %d", ErrInvalidArgument, len(o.Input), MaxInputBytes)
 	}
 	for k, v := range o.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -173,11 +199,14 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	if err := m.destroyedWhileStarting(s); err != nil {
 		return SessionRecord{}, err
 	}
-	p, err := m.spawn(ctx, s, env, dir, opts)
+	p, req, err := m.spawn(ctx, s, env, dir, opts)
 	if err != nil {
 		m.abandon(s)
 		return SessionRecord{}, err
 	}
+	// The pump reads a restartable, so that RestartSession can hand it the
+	// next process's output after this one's.
+	p, r := newRestartable(p, req, opts.Input)
 
 	s.mu.Lock()
 	if s.state != stateStarting {
@@ -194,6 +223,7 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	m.writer.update(s.id, SessionUpdate{Status: &rec.Status})
 	m.metrics.created.Inc()
 	m.run(s)
+	m.typeInput(s, r)
 	m.armIdle(s, false)
 	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
 	m.publish(Event{Type: SessionCreated, SessionID: s.id})
@@ -250,21 +280,22 @@ func storeFailed(err error) error {
 	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 }
 
-// spawn asks the environment's plugin for the session's PTY; errors are
-// recorded.
-func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir string, opts CreateOptions) (shared.PTY, error) {
+// spawn asks the environment's plugin for the session's PTY, and returns
+// it with the request it was spawned with; errors are recorded.
+func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir string, opts CreateOptions) (shared.PTY, shared.SpawnRequest, error) {
 	adapter, err := m.plugins.Environment(env.Type)
 	if err != nil {
-		return nil, m.failed(s, err)
+		return nil, shared.SpawnRequest{}, m.failed(s, err)
 	}
-	p, err := adapter.Spawn(ctx, shared.SpawnRequest{
+	req := shared.SpawnRequest{
 		SessionID:       opts.ID,
 		EnvironmentID:   env.ID,
 		EnvironmentType: env.Type,
 		Config:          env.Config,
 		Dir:             dir,
 		Command:         opts.Command,
-		Env:             opts.Env,
+		Env:             m.withoutNeverEnv(opts.Env),
+		UnsetEnv:        m.unsetEnv(append(slices.Clone(env.UnsetEnv), opts.UnsetEnv...)),
 		Size:            shared.Size{Cols: uint16(opts.Cols), Rows: uint16(opts.Rows)},
 		WorkdirRoots:    m.opts.WorkdirRoots,
 		// The plugin keeps as much output as the ring does, counted from
@@ -272,11 +303,40 @@ func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir st
 		// up after this one (Reconcile).
 		OutputOffset:    0,
 		ScrollbackBytes: m.opts.ScrollbackBytes,
-	})
-	if err != nil {
-		return nil, m.failed(s, err)
 	}
-	return p, nil
+	p, err := adapter.Spawn(ctx, req)
+	if err != nil {
+		return nil, shared.SpawnRequest{}, m.failed(s, err)
+	}
+	return p, req, nil
+}
+
+// unsetEnv returns the variables a session asked to be without, with the
+// server's never-passed ones (Options.NeverEnv) added.
+func (m *Manager) unsetEnv(names []string) []string {
+	if len(m.opts.NeverEnv) == 0 {
+		return names
+	}
+	out := slices.Clone(names)
+	for _, k := range m.opts.NeverEnv {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// withoutNeverEnv returns env without the server's never-passed variables,
+// which a request cannot set either.
+func (m *Manager) withoutNeverEnv(env map[string]string) map[string]string {
+	if len(m.opts.NeverEnv) == 0 {
+		return env
+	}
+	out := maps.Clone(env)
+	for _, k := range m.opts.NeverEnv {
+		delete(out, k)
+	}
+	return out
 }
 
 // failed records a session that could not be started as ERROR and says so.

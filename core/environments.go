@@ -65,6 +65,9 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 		return err
 	}
 	env.IdleTimeout = idle
+	if err := shared.CheckEnvNames(env.UnsetEnv); err != nil {
+		return fmt.Errorf("%w: unset_env: %v", ErrInvalidArgument, err)
+	}
 	cfg := bytes.TrimSpace(env.Config)
 	if len(cfg) == 0 || bytes.Equal(cfg, []byte("null")) {
 		cfg = []byte("{}")
@@ -139,6 +142,9 @@ type EnvironmentUpdate struct {
 	// IdleTimeout replaces the idle timeout of the sessions created from
 	// now on (ParseIdleTimeout); "" returns to the server's.
 	IdleTimeout *string
+	// UnsetEnv replaces the variables the sessions created from now on do
+	// not get; empty: none.
+	UnsetEnv *[]string
 }
 
 // UpdateEnvironment changes an environment and returns it. A new config is
@@ -166,6 +172,9 @@ func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u Environmen
 	}
 	if u.IdleTimeout != nil {
 		env.IdleTimeout = *u.IdleTimeout
+	}
+	if u.UnsetEnv != nil {
+		env.UnsetEnv = *u.UnsetEnv
 	}
 	if err := m.validateEnvironment(ctx, &env); err != nil {
 		return Environment{}, err

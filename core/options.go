@@ -65,6 +65,17 @@ type Options struct {
 	WorkdirRoots []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxClients bounds the clients attached to one session at a time;
+	// the next Attach is ErrTooManyClients. Zero means no limit.
+	MaxClients int
+	// SizePolicy says which size a session's terminal takes when its
+	// clients ask for different ones (see SizePolicy); zero is SizeLatest.
+	SizePolicy SizePolicy
+	// NeverEnv names environment variables no session gets, whether it
+	// would inherit them from the plugin's environment or a request or an
+	// environment's config sets them (SpawnRequest.UnsetEnv), such as
+	// CLAUDECODE, which makes a nested Claude Code refuse to start.
+	NeverEnv []string
 }
 
 // Defaults.
@@ -114,6 +125,15 @@ func (o Options) Validate() error {
 	}
 	if err := shared.CheckRoots(o.WorkdirRoots); err != nil {
 		return fmt.Errorf("core: Options.WorkdirRoots: %w", err)
+	}
+	if o.MaxClients < 0 {
+		return fmt.Errorf("core: Options.MaxClients must not be negative")
+	}
+	if _, err := ParseSizePolicy(string(o.SizePolicy)); err != nil {
+		return fmt.Errorf("core: Options.SizePolicy: %w", err)
+	}
+	if err := shared.CheckEnvNames(o.NeverEnv); err != nil {
+		return fmt.Errorf("core: Options.NeverEnv: %w", err)
 	}
 	return nil
 }

@@ -54,9 +54,12 @@ type Environment struct {
 	// IdleTimeout, when set, is the idle timeout of the sessions created
 	// in this environment without one of their own, as ParseIdleTimeout
 	// reads it; empty means the server's.
-	IdleTimeout string    `json:"idle_timeout,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	IdleTimeout string `json:"idle_timeout,omitempty"`
+	// UnsetEnv names variables the sessions of this environment do not
+	// get, besides their own unset_env (SpawnRequest.UnsetEnv).
+	UnsetEnv  []string  `json:"unset_env,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // SessionRecord is a session's row in the store.
@@ -86,8 +89,10 @@ type SessionRecord struct {
 	// only while it runs with no client and has an idle timeout. Not
 	// stored.
 	IdleDeadline time.Time `json:"idle_deadline,omitzero"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	// Restarts counts the session's restarts in place (RestartSession).
+	Restarts  int       `json:"restarts,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // EnvironmentStore keeps environments. Implementations return

@@ -25,6 +25,7 @@ type SessionUpdate struct {
 	LastActiveAt      *time.Time
 	// DetachedAt pointing at the zero time clears it (a client attached).
 	DetachedAt *time.Time
+	Restarts   *int
 }
 
 // ApplyTo sets the fields of rec that u sets. rec keeps no pointer into u.
@@ -56,6 +57,9 @@ func (u SessionUpdate) ApplyTo(rec *SessionRecord) {
 	}
 	if u.DetachedAt != nil {
 		rec.DetachedAt = *u.DetachedAt
+	}
+	if u.Restarts != nil {
+		rec.Restarts = *u.Restarts
 	}
 }
 

@@ -91,3 +91,29 @@ func ChildEnv(base []string, layers ...map[string]string) []string {
 	}
 	return env
 }
+
+// CheckEnvNames rejects names a process environment cannot hold, as
+// CheckEnv does for a variable's name: empty, or holding '=' or NUL.
+func CheckEnvNames(names []string) error {
+	for _, k := range names {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("bad variable name %q", k)
+		}
+	}
+	return nil
+}
+
+// ChildEnvWithout is ChildEnv without the variables unset names
+// (SpawnRequest.UnsetEnv): they are removed last, from base and from every
+// layer alike, so that an inherited variable that would upset the child
+// (CLAUDECODE makes a nested Claude Code refuse to start) never reaches it.
+func ChildEnvWithout(base []string, unset []string, layers ...map[string]string) []string {
+	env := ChildEnv(base, layers...)
+	if len(unset) == 0 {
+		return env
+	}
+	return slices.DeleteFunc(env, func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(unset, k)
+	})
+}

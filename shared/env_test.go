@@ -85,3 +85,25 @@ func TestIsPluginEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestChildEnvWithout: the names unset are removed from the inherited
+// variables and from every layer alike; the rest keep ChildEnv's order.
+func TestChildEnvWithout(t *testing.T) {
+	base := []string{"PATH=/bin", "CLAUDECODE=1", "HOME=/h"}
+	got := ChildEnvWithout(base, []string{"CLAUDECODE", "SET"}, map[string]string{"TERM": "xterm-256color", "SET": "x"})
+	want := []string{"PATH=/bin", "HOME=/h", "TERM=xterm-256color"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := ChildEnvWithout(base, nil); !slices.Equal(got, base) {
+		t.Errorf("no names: got %q", got)
+	}
+	for _, names := range [][]string{{""}, {"A=B"}, {"A\x00"}} {
+		if CheckEnvNames(names) == nil {
+			t.Errorf("CheckEnvNames(%q) accepted", names)
+		}
+	}
+	if err := CheckEnvNames([]string{"CLAUDECODE", "lower.case"}); err != nil {
+		t.Error(err)
+	}
+}

@@ -95,6 +95,7 @@ func (c *GRPCClient) Spawn(ctx context.Context, req SpawnRequest) (PTY, error) {
 		WorkdirRoots:    req.WorkdirRoots,
 		OutputOffset:    req.OutputOffset,
 		ScrollbackBytes: int64(req.ScrollbackBytes),
+		UnsetEnv:        req.UnsetEnv,
 	}
 	p, _, err := c.openSession(ctx, "spawn", req.SessionID, &proto.SessionRequest{Frame: &proto.SessionRequest_Spawn{Spawn: spawn}})
 	if err != nil {

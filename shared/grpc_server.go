@@ -428,6 +428,7 @@ func spawnFromProto(p *proto.Spawn) SpawnRequest {
 		WorkdirRoots:    p.GetWorkdirRoots(),
 		OutputOffset:    p.GetOutputOffset(),
 		ScrollbackBytes: int(max(0, min(p.GetScrollbackBytes(), maxScrollbackBytes))),
+		UnsetEnv:        p.GetUnsetEnv(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 )
@@ -47,11 +48,13 @@ func TestGRPCSpawnRequestCrossesIntact(t *testing.T) {
 	want := spawnReq("s1")
 	want.EnvironmentID = "env1"
 	want.OutputOffset, want.ScrollbackBytes = 77, 1234
+	want.UnsetEnv = []string{"CLAUDECODE", "X"}
 	_, _ = c.Spawn(ctx, want)
 	got := receive(ctx, t, reqs, "spawn request")
 	if got.SessionID != want.SessionID || got.EnvironmentID != "env1" || got.EnvironmentType != "FAKE" ||
 		string(got.Config) != `{"k":1}` || got.Dir != "/tmp" || len(got.Command) != 1 || got.Command[0] != "sh" ||
-		got.Env["A"] != "B" || got.Size != want.Size || got.OutputOffset != 77 || got.ScrollbackBytes != 1234 {
+		got.Env["A"] != "B" || got.Size != want.Size || got.OutputOffset != 77 || got.ScrollbackBytes != 1234 ||
+		!slices.Equal(got.UnsetEnv, want.UnsetEnv) {
 		t.Errorf("plugin got %+v, want %+v", got, want)
 	}
 }

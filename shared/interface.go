@@ -89,6 +89,12 @@ type SpawnRequest struct {
 	// attaches later; 0 means DefaultScrollbackBytes. Adapters can ignore
 	// it.
 	ScrollbackBytes int
+	// UnsetEnv names variables the child must not have: removed from what
+	// it would inherit and from every layer (the environment's config, Env)
+	// — it wins over all of them. The host passes the session's unset_env
+	// and the server's never-passed variables. ChildEnv applies it; see
+	// UnsetEnvNames for a remote or container environment.
+	UnsetEnv []string
 }
 
 // Size is a terminal size in character cells.

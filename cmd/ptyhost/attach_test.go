@@ -345,7 +345,8 @@ func TestAttachSendsTokenAndPath(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
 	r := f.requestsSoFar()
-	if len(r) != 1 || r[0].path != "/api/v1/sessions/a b/attach" || r[0].auth != "Bearer tok" {
+	// The id is resolved first (an exact id, one GET), then attached.
+	if len(r) != 2 || r[0].path != "/api/v1/sessions/a b" || r[1].path != "/api/v1/sessions/a b/attach" || r[1].auth != "Bearer tok" {
 		t.Errorf("requests %+v", r)
 	}
 }

@@ -26,12 +26,18 @@ type client struct {
 	http  *http.Client
 }
 
-// newClient checks server and returns a client for it. A bad URL is a
-// usageError: it can only have come from --server or PTYHOST_SERVER.
+// newClient checks server and returns a client for it. server is a URL
+// or, as the server prints its --listen address, a bare HOST:PORT, which
+// means http://HOST:PORT. A bad URL is a usageError: it can only have come
+// from --server or PTYHOST_SERVER.
 func newClient(server, token string) (*client, error) {
-	u, err := url.Parse(server)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageError{fmt.Sprintf("invalid server URL %q: want http://HOST:PORT or https://HOST:PORT", server)}
+	raw := server
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" && strings.HasSuffix(u.Host, ":") {
+		return nil, usageError{fmt.Sprintf("invalid server URL %q: want HOST:PORT, http://HOST:PORT or https://HOST:PORT", server)}
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
@@ -203,10 +209,33 @@ func (c *client) createSession(ctx context.Context, req createSessionRequest) (*
 // listSessionsRaw returns every session, each exactly as the server sent
 // it, in one JSON array: it follows next_cursor through the pages.
 func (c *client) listSessionsRaw(ctx context.Context) (json.RawMessage, error) {
+	return c.listSessionsQuery(ctx, lsQuery{})
+}
+
+// lsQuery selects the sessions GET /api/v1/sessions lists; the zero value
+// selects all.
+type lsQuery struct {
+	statuses    []core.Status // any of them
+	environment string
+}
+
+// listSessionsQuery is listSessionsRaw for the sessions q selects.
+func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMessage, error) {
 	all := []json.RawMessage{}
 	cursor := ""
+	filter := ""
+	if len(q.statuses) > 0 {
+		names := make([]string, len(q.statuses))
+		for i, st := range q.statuses {
+			names[i] = string(st)
+		}
+		filter += "&status=" + url.QueryEscape(strings.Join(names, ","))
+	}
+	if q.environment != "" {
+		filter += "&environment_id=" + url.QueryEscape(q.environment)
+	}
 	for {
-		path := "/api/v1/sessions?limit=" + fmt.Sprint(core.MaxListLimit)
+		path := "/api/v1/sessions?limit=" + fmt.Sprint(core.MaxListLimit) + filter
 		if cursor != "" {
 			path += "&cursor=" + url.QueryEscape(cursor)
 		}
@@ -260,4 +289,16 @@ func (c *client) getSession(ctx context.Context, id string) (*session, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// pruneSessions deletes the records of the ended sessions and returns how
+// many it deleted.
+func (c *client) pruneSessions(ctx context.Context) (int, error) {
+	var out struct {
+		Deleted int `json:"deleted"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions/prune", struct{}{}, &out); err != nil {
+		return 0, err
+	}
+	return out.Deleted, nil
 }

@@ -138,6 +138,11 @@ type fakeServer struct {
 	// frame per element.
 	replay []string
 
+	// onlyListed makes GET /api/v1/sessions/{id} answer 404 for the ids
+	// the session list does not hold; by default a session of every id
+	// exists but for "missing..." ones, as on the attach endpoint.
+	onlyListed bool
+
 	// input, controls and closes record the attach connections: input
 	// bytes, client text frames (one per line) and how the client
 	// closed ("1000 detached").
@@ -154,7 +159,8 @@ const cannedSessions = `{"sessions": [
   {"id": "s2", "environment_id": "docker", "status": "TERMINATED", "active_connections": 0,
    "cols": 120, "rows": 40, "exit_code": 3, "exit_signal": "", "created_at": "2026-11-25T10:05:00Z"},
   {"id": "s3", "environment_id": "host", "status": "ERROR", "active_connections": 0,
-   "cols": 80, "rows": 24, "exit_code": -1, "exit_signal": "SIGKILL", "created_at": "2026-11-25T10:06:00Z"}
+   "cols": 80, "rows": 24, "exit_code": -1, "exit_signal": "SIGKILL", "status_reason": "the plugin crashed",
+   "created_at": "2026-11-25T10:06:00Z"}
 ]}`
 
 const cannedEnvironments = `{"environments": [
@@ -221,6 +227,8 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && isSession && strings.HasSuffix(rest, "/attach"):
 		f.serveAttach(w, r, strings.TrimSuffix(rest, "/attach"))
+	case r.Method == http.MethodGet && isSession && !strings.Contains(rest, "/"):
+		f.serveSession(w, rest)
 	case route == "POST /api/v1/sessions":
 		var req map[string]any
 		if json.Unmarshal(body, &req) != nil {
@@ -252,24 +260,47 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveSession answers GET /api/v1/sessions/{id} as a server would that
+// has the sessions the list holds and, unless onlyListed, one of every id
+// the attach endpoint serves: every id but "missing..." ones.
+func (f *fakeServer) serveSession(w http.ResponseWriter, id string) {
+	f.mu.Lock()
+	list, onlyListed := f.canned["GET /api/v1/sessions"].body, f.onlyListed
+	f.mu.Unlock()
+	var page struct{ Sessions []json.RawMessage }
+	_ = json.Unmarshal([]byte(list), &page)
+	for _, raw := range page.Sessions {
+		var s struct{ ID string }
+		if json.Unmarshal(raw, &s) == nil && s.ID == id {
+			writeJSON(w, http.StatusOK, string(raw))
+			return
+		}
+	}
+	if onlyListed || strings.HasPrefix(id, "missing") {
+		writeJSON(w, http.StatusNotFound, `{"error": "session not found"}`)
+		return
+	}
+	writeJSON(w, http.StatusOK, fmt.Sprintf(`{"id": %q, "environment_id": "host", "status": "ACTIVE", "cols": 80, "rows": 24}`, id))
+}
+
 func TestLs(t *testing.T) {
 	f := newFakeServer(t)
-	code, out, stderr := runCmd(t, "ls", "--server", f.srv.URL)
+	code, out, stderr := runCmd(t, "ls", "-a", "--server", f.srv.URL)
 	if code != 0 || stderr != "" {
 		t.Fatalf("ls: exit %d, stderr %q", code, stderr)
 	}
-	created := func(s string) []string {
+	age := func(s string) string {
 		tm, err := time.Parse(time.RFC3339, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.Fields(formatTime(tm))
+		return shortDuration(time.Since(tm))
 	}
 	want := [][]string{
-		{"ID", "ENV", "STATUS", "CLIENTS", "DETACHED", "SIZE", "EXIT", "CREATED"},
-		append([]string{"s1", "host", "ACTIVE", "1", "-", "80x24", "-"}, created("2026-11-25T10:00:00Z")...),
-		append([]string{"s2", "docker", "TERMINATED", "0", "-", "120x40", "3"}, created("2026-11-25T10:05:00Z")...),
-		append([]string{"s3", "host", "ERROR", "0", "-", "80x24", "SIGKILL"}, created("2026-11-25T10:06:00Z")...),
+		{"ID", "COMMAND", "ENVIRONMENT", "STATUS", "CLIENTS", "SIZE", "AGE", "IDLE", "DETACHED", "EXIT", "REASON"},
+		{"s1", "-", "host", "ACTIVE", "1", "80x24", age("2026-11-25T10:00:00Z"), "-", "-", "-", "-"},
+		{"s2", "-", "docker", "TERMINATED", "0", "120x40", age("2026-11-25T10:05:00Z"), "-", "-", "3", "-"},
+		{"s3", "-", "host", "ERROR", "0", "80x24", age("2026-11-25T10:06:00Z"), "-", "-", "SIGKILL", "the", "plugin", "crashed"},
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if len(lines) != len(want) {
@@ -284,11 +315,14 @@ func TestLs(t *testing.T) {
 	if col := strings.Index(lines[0], "STATUS"); strings.Index(lines[2], "TERMINATED") != col {
 		t.Errorf("STATUS column not aligned:\n%s", out)
 	}
+	if r := f.requestsSoFar(); len(r) != 1 || r[0].query != "limit=1000" {
+		t.Errorf("ls -a sent %v, want one request without a filter", r)
+	}
 }
 
 func TestLsJSON(t *testing.T) {
 	f := newFakeServer(t)
-	code, out, _ := runCmd(t, "ls", "--json", "--server", f.srv.URL)
+	code, out, _ := runCmd(t, "ls", "-a", "--json", "--server", f.srv.URL)
 	if code != 0 {
 		t.Fatalf("ls --json: exit %d", code)
 	}
@@ -403,9 +437,13 @@ func TestUnreachableServer(t *testing.T) {
 	}
 }
 
+// kill takes full IDs and unique prefixes, resolved through the API: a
+// full ID with one GET, a prefix with the list.
 func TestKill(t *testing.T) {
 	f := newFakeServer(t)
-	code, stdout, stderr := runCmd(t, "kill", "s1", "--server", f.srv.URL, "a/b")
+	f.onlyListed = true
+	f.respond("GET /api/v1/sessions", 200, `{"sessions": [{"id": "s1"}, {"id": "s10"}, {"id": "abc"}]}`)
+	code, stdout, stderr := runCmd(t, "kill", "s1", "--server", f.srv.URL, "a")
 	if code != 0 || stdout != "" || stderr != "" {
 		t.Fatalf("kill: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
@@ -413,23 +451,66 @@ func TestKill(t *testing.T) {
 	for _, r := range f.requestsSoFar() {
 		got = append(got, r.method+" "+r.path)
 	}
-	want := []string{"DELETE /api/v1/sessions/s1", "DELETE /api/v1/sessions/a/b"}
+	want := []string{"GET /api/v1/sessions/s1", "DELETE /api/v1/sessions/s1",
+		"GET /api/v1/sessions/a", "GET /api/v1/sessions", "DELETE /api/v1/sessions/abc"}
 	if !slices.Equal(got, want) {
 		t.Errorf("requests %q, want %q", got, want)
 	}
 }
 
+// An unknown ID or an ambiguous prefix is an error (exit 1) that deletes
+// nothing; the other IDs are still killed.
+func TestKillUnknownOrAmbiguous(t *testing.T) {
+	f := newFakeServer(t)
+	f.onlyListed = true
+	f.respond("GET /api/v1/sessions", 200, `{"sessions": [{"id": "s1"}, {"id": "s10"}, {"id": "abc"}]}`)
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr string
+		wantKilled []string
+	}{
+		{"unknown", []string{"nope"}, "ptyhost: kill: session nope not found (HTTP 404)\n", nil},
+		{"ambiguous", []string{"s"}, "ptyhost: kill: session ID prefix s is ambiguous: 2 sessions' IDs start with it (s1, s10); type more of it\n", nil},
+		{"exact wins over prefix", []string{"s1", "zzz"}, "ptyhost: kill: session zzz not found (HTTP 404)\n", []string{"s1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.requestsSoFar())
+			code, stdout, stderr := runCmd(t, append([]string{"kill", "--server", f.srv.URL}, tt.args...)...)
+			if code != 1 || stdout != "" || stderr != tt.wantStderr {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, stderr %q", code, stdout, stderr, tt.wantStderr)
+			}
+			var killed []string
+			for _, r := range f.requestsSoFar()[before:] {
+				if r.method == "DELETE" {
+					killed = append(killed, strings.TrimPrefix(r.path, "/api/v1/sessions/"))
+				}
+			}
+			if !slices.Equal(killed, tt.wantKilled) {
+				t.Errorf("killed %q, want %q", killed, tt.wantKilled)
+			}
+		})
+	}
+}
+
 func TestKillSomeFail(t *testing.T) {
 	f := newFakeServer(t)
-	f.respond("DELETE /api/v1/sessions/a", 503, `{"error": "unavailable a"}`)
-	f.respond("DELETE /api/v1/sessions/c", 503, `{"error": "unavailable c"}`)
-	code, _, stderr := runCmd(t, "kill", "--server", f.srv.URL, "a", "b", "c")
-	want := "ptyhost: kill a: unavailable a (HTTP 503)\nptyhost: kill c: unavailable c (HTTP 503)\n"
+	f.respond("DELETE /api/v1/sessions/s1", 503, `{"error": "unavailable s1"}`)
+	f.respond("DELETE /api/v1/sessions/s3", 503, `{"error": "unavailable s3"}`)
+	code, _, stderr := runCmd(t, "kill", "--server", f.srv.URL, "s1", "s2", "s3")
+	want := "ptyhost: kill s1: unavailable s1 (HTTP 503)\nptyhost: kill s3: unavailable s3 (HTTP 503)\n"
 	if code != 1 || stderr != want {
 		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, want)
 	}
-	if n := len(f.requestsSoFar()); n != 3 {
-		t.Errorf("%d requests, want one per id", n)
+	var deletes int
+	for _, r := range f.requestsSoFar() {
+		if r.method == "DELETE" {
+			deletes++
+		}
+	}
+	if deletes != 3 {
+		t.Errorf("%d DELETE requests, want one per id", deletes)
 	}
 }
 
@@ -472,12 +553,11 @@ func TestEnvAdd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(f.requestsSoFar())
 			code, out, stderr := runCmd(t, append([]string{"env", "add", "--server", f.srv.URL}, tt.args...)...)
 			if code != 0 || out != tt.wantOut {
 				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, stderr)
 			}
-			r := f.requestsSoFar()[before]
+			r := f.requestsSoFar()[len(f.requestsSoFar())-1]
 			if r.method+" "+r.path != "POST /api/v1/environments" || r.body != tt.wantBody {
 				t.Errorf("sent %s %s %s, want body %s", r.method, r.path, r.body, tt.wantBody)
 			}
@@ -523,6 +603,8 @@ func TestUsageErrors(t *testing.T) {
 		{"env add config invalid", []string{"env", "add", "--type", "HOST", "--config", "{"}, "env add: --config must be a JSON object"},
 		{"env add config and file", []string{"env", "add", "--type", "HOST", "--config", "{}", "--config-file", "x"}, "not both"},
 		{"env rm no id", []string{"env", "rm"}, "env rm: want at least one environment ID"},
+		{"kill empty id", []string{"kill", ""}, "a session ID must not be empty"},
+		{"ls bad server", []string{"ls", "--server", "box:"}, `invalid server URL "box:": want HOST:PORT, http://HOST:PORT or https://HOST:PORT`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -553,6 +635,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"env", "ls", "--help"}, "Usage: ptyhost env ls [flags]", true},
 		{[]string{"env", "add", "--help"}, "Usage: ptyhost env add --type TYPE [flags]", true},
 		{[]string{"env", "rm", "--help"}, "Usage: ptyhost env rm [flags] ID...", true},
+		{[]string{"env", "show", "--help"}, "Usage: ptyhost env show [flags] ID", true},
+		{[]string{"env", "update", "--help"}, "Usage: ptyhost env update [flags] ID", true},
+		{[]string{"env", "health", "--help"}, "Usage: ptyhost env health [flags] [ID...]", true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -569,5 +654,68 @@ func TestHelp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The server address may omit the scheme, as the server prints its
+// --listen address: http is assumed.
+func TestServerWithoutScheme(t *testing.T) {
+	f := newFakeServer(t)
+	hostPort := strings.TrimPrefix(f.srv.URL, "http://")
+	if code, out, stderr := runCmd(t, "ls", "-q", "--server", hostPort); code != 0 || out != "s1\n" {
+		t.Errorf("ls --server %s: exit %d, stdout %q, stderr %q", hostPort, code, out, stderr)
+	}
+	t.Setenv("PTYHOST_SERVER", hostPort)
+	if code, out, stderr := runCmd(t, "ls", "-q"); code != 0 || out != "s1\n" {
+		t.Errorf("ls with PTYHOST_SERVER=%s: exit %d, stdout %q, stderr %q", hostPort, code, out, stderr)
+	}
+
+	for server, want := range map[string]string{
+		"127.0.0.1:7420":          "http://127.0.0.1:7420",
+		"localhost:7420/ptyhost/": "http://localhost:7420/ptyhost",
+		"[::1]:7420":              "http://[::1]:7420",
+		"https://box:8443":        "https://box:8443",
+		"ftp://box":               "",
+		"box:":                    "",
+		"://box":                  "",
+		"http://":                 "",
+		"box:port":                "",
+	} {
+		c, err := newClient(server, "")
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("newClient(%q) = %s, want an error", server, c.base)
+		case want == "" && !strings.Contains(err.Error(), "want HOST:PORT, http://HOST:PORT or https://HOST:PORT"):
+			t.Errorf("newClient(%q): %v", server, err)
+		case want != "" && err != nil:
+			t.Errorf("newClient(%q): %v", server, err)
+		case want != "" && c.base.String() != want:
+			t.Errorf("newClient(%q) = %s, want %s", server, c.base, want)
+		}
+	}
+}
+
+// attach resolves a prefix too; an unknown or ambiguous one exits 1
+// before any attach.
+func TestAttachPrefix(t *testing.T) {
+	f := newFakeServer(t)
+	f.onlyListed = true
+	f.respond("GET /api/v1/sessions", 200, `{"sessions": [{"id": "s1"}, {"id": "s10"}]}`)
+	for arg, want := range map[string]string{
+		"s":  "ptyhost: session ID prefix s is ambiguous: 2 sessions' IDs start with it (s1, s10); type more of it\n",
+		"x1": "ptyhost: session x1 not found (HTTP 404)\n",
+	} {
+		code, _, stderr := runCmd(t, "attach", "--server", f.srv.URL, arg)
+		if code != 1 || stderr != want {
+			t.Errorf("attach %s: exit %d, stderr %q; want 1, %q", arg, code, stderr, want)
+		}
+	}
+	for _, r := range f.requestsSoFar() {
+		if strings.HasSuffix(r.path, "/attach") {
+			t.Errorf("attached: %v", r)
+		}
+	}
+	if code, _, stderr := runCmd(t, "attach", "--server", f.srv.URL, ""); code != 2 || stderr != "ptyhost: a session ID must not be empty\n" {
+		t.Errorf(`attach "": exit %d, stderr %q`, code, stderr)
 	}
 }

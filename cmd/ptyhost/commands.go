@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
@@ -21,11 +20,12 @@ import (
 
 const attachHelp = `Usage: ptyhost attach [flags] ID
 
-Attach this terminal to session ID. The session's scrollback is replayed,
-then its output is written to stdout byte for byte as it arrives, and what
-you type is sent to it. When stdin is a terminal it is put in raw mode while
-attached (and always restored), and its size is sent to the session now and
-whenever it changes.
+Attach this terminal to session ID, or to the one session whose ID starts
+with ID. The session's scrollback is replayed, then its output is written
+to stdout byte for byte as it arrives, and what you type is sent to it.
+When stdin is a terminal it is put in raw mode while attached (and always
+restored), and its size is sent to the session now and whenever it
+changes.
 
 Press Ctrl-] to detach: the session keeps running and you can attach again
 later; the detach message says whether an idle timeout will destroy it.
@@ -90,20 +90,13 @@ Examples:
   ptyhost run --env dev -- make test   exits with make's status
 `
 
-const lsHelp = `Usage: ptyhost ls [flags]
-
-List sessions, live and ended: ID, environment, status, attached clients,
-how long a running session has had no client (DETACHED: 45s, 3m, 2h5m,
-3d4h; - while a client is attached), size, exit code (or the signal that
-killed it) and creation time. With
---json, print the server's JSON array of sessions instead.
-`
-
 const killHelp = `Usage: ptyhost kill [flags] ID...
 
 Destroy each session: its process is killed and attached clients are
-disconnected. Killing an unknown or ended session is not an error. Prints
-nothing on success.
+disconnected. Each ID may be any unique prefix of a session's ID. Killing
+a session that has ended already is not an error; an ID that names no
+session, or a prefix that starts several sessions' IDs, is (exit status
+1, after the other IDs are done). Prints nothing on success.
 `
 
 // clientFlags are the flags every client command takes.
@@ -113,7 +106,7 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.server, "server", "", "server `URL` (env PTYHOST_SERVER; default "+defaultServer+")")
+	fs.StringVar(&f.server, "server", "", "server `URL`, or HOST:PORT for http://HOST:PORT (env PTYHOST_SERVER; default "+defaultServer+")")
 	fs.StringVar(&f.token, "token", "", "API `TOKEN`, sent as Authorization: Bearer (env PTYHOST_TOKEN)")
 }
 
@@ -176,7 +169,11 @@ func printHelp(w io.Writer, fs *flag.FlagSet, helpText string) {
 	b.WriteString("\nFlags:\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(&b, "  --%s", f.Name)
+		dashes := "--"
+		if len(f.Name) == 1 {
+			dashes = "-" // -a, -q: one letter, as docker spells them
+		}
+		fmt.Fprintf(&b, "  %s%s", dashes, f.Name)
 		if arg != "" {
 			fmt.Fprintf(&b, " %s", arg)
 		}
@@ -262,7 +259,11 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	res, err := attach(ctx, c, stdio, attachOptions{id: pos[0], detachKey: detach.key, reconnect: *reconnect})
+	id, err := resolveSessionID(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	res, err := attach(ctx, c, stdio, attachOptions{id: id, detachKey: detach.key, reconnect: *reconnect})
 	if err != nil {
 		return err
 	}
@@ -296,6 +297,9 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	fs.Var(envVars, "env-var", "set an environment variable of the session, `K=V`; repeatable")
 	keep := fs.Bool("keep", false, "when run ends other than by the process exiting or a detach, leave the session running instead of destroying it")
 	idle := fs.String("idle-timeout", "", "destroy the session this long after its last client left (`DURATION` such as 90s or 1h, 0 at once, or never; default: the environment's, else the server's)")
+	input := fs.String("input", "", "`TEXT` to type into the program once it is ready to read (its first output, then 100ms of quiet; or 3s without output), as given: to press Enter end it with a newline, as bash's --input $'text\\n'")
+	unsetEnv := unsetEnvFlag{}
+	fs.Var(&unsetEnv, "unset-env", "remove the environment variable `NAME` from the session's environment (inherited or the environment's); repeatable, or comma-separated")
 	detach := newDetachKeyFlag(fs)
 	reconnect := newReconnectFlag(fs)
 	command, help, err := parseFlags(fs, runHelp, args, false, stdio)
@@ -336,7 +340,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	if tty := openTerminal(stdio.in); tty != nil {
 		req.Cols, req.Rows, _ = tty.size()
 	}
-	s, err := c.createSession(ctx, req)
+	s, err := c.createRunSession(ctx, runSessionRequest{createSessionRequest: req, Input: *input, UnsetEnv: unsetEnv})
 	if err != nil {
 		return err
 	}
@@ -369,49 +373,6 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	return nil
 }
 
-func runLs(ctx context.Context, args []string, stdio stdio) error {
-	var cf clientFlags
-	fs := newFlagSet("ls", &cf)
-	asJSON := fs.Bool("json", false, "print the sessions as a JSON array")
-	pos, help, err := parseFlags(fs, lsHelp, args, true, stdio)
-	if help || err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usageError{fmt.Sprintf("ls: unexpected argument %q (see 'ptyhost ls --help')", pos[0])}
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	raw, err := c.listSessionsRaw(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSONArray(stdio.out, raw)
-	}
-	var sessions []session
-	if err := unmarshalArray(raw, &sessions); err != nil {
-		return fmt.Errorf("bad response from server: %w", err)
-	}
-	tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tENV\tSTATUS\tCLIENTS\tDETACHED\tSIZE\tEXIT\tCREATED")
-	now := time.Now()
-	for _, s := range sessions {
-		exit := "-"
-		switch {
-		case s.ExitSignal != "":
-			exit = s.ExitSignal
-		case s.ExitCode != nil:
-			exit = fmt.Sprint(*s.ExitCode)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%dx%d\t%s\t%s\n",
-			s.ID, s.EnvironmentID, s.Status, s.ActiveConnections, detachedFor(s, now), s.Cols, s.Rows, exit, formatTime(s.CreatedAt))
-	}
-	return tw.Flush()
-}
-
 func runKill(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("kill", &cf)
@@ -426,7 +387,11 @@ func runKill(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	return forEach(ids, stdio, func(id string) error {
+	return forEach(ids, stdio, func(arg string) error {
+		id, err := resolveSessionID(ctx, c, arg)
+		if err != nil {
+			return fmt.Errorf("kill: %w", err)
+		}
 		if err := c.deleteSession(ctx, id); err != nil {
 			return fmt.Errorf("kill %s: %w", id, err)
 		}

@@ -23,6 +23,9 @@ import (
 //	scrollback = "256KiB"
 //	orphan_timeout  = "10m"   # sessions wait this long for the next server
 //	hang_up_on_stop = false   # true: every stop hangs the sessions up
+//	read_token  = "…"         # may only list and attach read-only
+//	max_clients = 4           # per session; 0 means no limit
+//	size_policy = "smallest"  # or "latest" (the default)
 //	plugin "tmux" {
 //	  sha256 = "9f86d0…"                        # optional pin
 //	  env    = { TMUX_TMPDIR = "/run/ptyhost" }  # its whole environment
@@ -53,6 +56,9 @@ type configFile struct {
 	MetricsAuth     *bool              `hcl:"metrics_auth,optional"`
 	WorkdirRoots    []string           `hcl:"workdir_roots,optional"`
 	Plugins         []pluginhost.Block `hcl:"plugin,block"`
+	ReadToken       *string            `hcl:"read_token,optional"`
+	MaxClients      *int               `hcl:"max_clients,optional"`
+	SizePolicy      *string            `hcl:"size_policy,optional"`
 }
 
 // setting is one server setting: its flag, its environment variable and
@@ -80,6 +86,9 @@ func settings() []setting {
 		{"log-level", "PTYHOST_LOG_LEVEL", "log_level"},
 		{"log-format", "PTYHOST_LOG_FORMAT", "log_format"},
 		{"metrics-auth", "PTYHOST_METRICS_AUTH", "metrics_auth"},
+		{"read-token", "PTYHOST_READ_TOKEN", "read_token"},
+		{"max-clients", "PTYHOST_MAX_CLIENTS", "max_clients"},
+		{"size-policy", "PTYHOST_SIZE_POLICY", "size_policy"},
 	}
 }
 
@@ -115,6 +124,11 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		"token": raw.Token, "scrollback": raw.Scrollback, "idle_timeout": raw.IdleTimeout,
 		"linger": raw.Linger, "retention": raw.Retention, "shutdown_timeout": raw.ShutdownTimeout, "log_level": raw.LogLevel,
 		"log_format": raw.LogFormat, "orphan_timeout": raw.OrphanTimeout,
+		"read_token": raw.ReadToken, "size_policy": raw.SizePolicy,
+	}
+	if raw.MaxClients != nil {
+		v := strconv.Itoa(*raw.MaxClients)
+		attrs["max_clients"] = &v
 	}
 	for attr, b := range map[string]*bool{"metrics_auth": raw.MetricsAuth, "hang_up_on_stop": raw.HangUpOnStop} {
 		if b != nil {
@@ -137,7 +151,7 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "workdir_roots", "Invalid workdir_roots", err.Error()))
 	}
 	fc.workdirRoots = raw.WorkdirRoots
-	if raw.Token != nil {
+	if raw.Token != nil || raw.ReadToken != nil {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fc.tokenExposed = true
 		}

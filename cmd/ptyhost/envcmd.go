@@ -1,22 +1,36 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
+
+	"github.com/ptyhost/ptyhost/core"
 )
 
-// The env commands: list, create and delete environments.
+// The env commands: list, show, create, update, check and delete
+// environments.
 
 const envHelp = `Usage: ptyhost env COMMAND [flags]
 
 Manage environments, the places where sessions run.
 
 Commands:
-  ls    list environments
-  add   create an environment
-  rm    delete environments
+  ls      list environments
+  show    show an environment, with its configuration
+  add     create an environment
+  update  change an environment's name, configuration or idle timeout
+  health  check whether sessions can start in environments
+  rm      delete environments
 
 Run 'ptyhost env COMMAND --help' for a command's flags.
 `
@@ -30,8 +44,8 @@ the server's JSON array of environments instead.
 const envAddHelp = `Usage: ptyhost env add --type TYPE [flags]
 
 Create an environment served by the plugin for TYPE (HOST, DOCKER, SSH or
-a third-party type) and print its ID, which is generated unless --id is
-given. --config (or --config-file) is the type's configuration, a JSON
+a third-party type; in any case: host is HOST) and print its ID, which is
+generated unless --id is given. --config (or --config-file) is the type's configuration, a JSON
 object such as '{"shell": "/bin/zsh"}'.
 `
 
@@ -56,6 +70,12 @@ func runEnv(ctx context.Context, args []string, stdio stdio) error {
 		return runEnvAdd(ctx, args[1:], stdio)
 	case "rm":
 		return runEnvRm(ctx, args[1:], stdio)
+	case "show":
+		return runEnvShow(ctx, args[1:], stdio)
+	case "update":
+		return runEnvUpdate(ctx, args[1:], stdio)
+	case "health":
+		return runEnvHealth(ctx, args[1:], stdio)
 	default:
 		fmt.Fprint(stdio.err, envHelp)
 		return usageError{fmt.Sprintf("env: unknown command %q", args[0])}
@@ -115,26 +135,14 @@ func runEnvAdd(ctx context.Context, args []string, stdio stdio) error {
 		return usageError{"env add: --type is required"}
 	}
 	req := createEnvironmentRequest{ID: *id, Name: *name, Type: *typ}
-	switch {
-	case *config != "" && *configFile != "":
-		return usageError{"env add: give --config or --config-file, not both"}
-	case *config != "":
-		if req.Config, err = jsonObject([]byte(*config)); err != nil {
-			return usageError{"env add: --config " + err.Error()}
-		}
-	case *configFile != "":
-		b, err := os.ReadFile(*configFile)
-		if err != nil {
-			return err
-		}
-		if req.Config, err = jsonObject(b); err != nil {
-			return usageError{fmt.Sprintf("env add: --config-file %s: %v", *configFile, err)}
-		}
+	if req.Config, err = configFlags("env add", *config, *configFile); err != nil {
+		return err
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
+	req.Type = c.environmentType(ctx, req.Type)
 	e, err := c.createEnvironment(ctx, req)
 	if err != nil {
 		return err
@@ -163,4 +171,284 @@ func runEnvRm(ctx context.Context, args []string, stdio stdio) error {
 		}
 		return nil
 	})
+}
+
+// configFlags reads --config or --config-file (at most one of them) into
+// a JSON object; neither is nil.
+func configFlags(cmd, config, configFile string) (json.RawMessage, error) {
+	switch {
+	case config != "" && configFile != "":
+		return nil, usageError{cmd + ": give --config or --config-file, not both"}
+	case config != "":
+		obj, err := jsonObject([]byte(config))
+		if err != nil {
+			return nil, usageError{cmd + ": --config " + err.Error()}
+		}
+		return obj, nil
+	case configFile != "":
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return nil, err
+		}
+		obj, err := jsonObject(b)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("%s: --config-file %s: %v", cmd, configFile, err)}
+		}
+		return obj, nil
+	}
+	return nil, nil
+}
+
+// environmentType returns the environment type the server spells as typ
+// in any case (a plugin's types are case-sensitive on the server): the
+// one of the running plugins' types equal to typ, else the only one equal
+// to it ignoring case, else typ in upper case, as the built-in types are
+// spelled. The server says so if no plugin serves it.
+func (c *client) environmentType(ctx context.Context, typ string) string {
+	var types []string
+	if raw, err := c.listPluginsRaw(ctx); err == nil {
+		var plugins []struct {
+			Types []string `json:"types"`
+		}
+		if unmarshalArray(raw, &plugins) == nil {
+			for _, p := range plugins {
+				types = append(types, p.Types...)
+			}
+		}
+	}
+	if slices.Contains(types, typ) {
+		return typ
+	}
+	var folded []string
+	for _, t := range types {
+		if strings.EqualFold(t, typ) && !slices.Contains(folded, t) {
+			folded = append(folded, t)
+		}
+	}
+	if len(folded) == 1 {
+		return folded[0]
+	}
+	return strings.ToUpper(typ)
+}
+
+const envShowHelp = `Usage: ptyhost env show [flags] ID
+
+Show environment ID: its name, type, idle timeout, when it was created and
+last updated, and its configuration, indented. With --json, print the
+server's JSON object instead.
+`
+
+func runEnvShow(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("env show", &cf)
+	asJSON := fs.Bool("json", false, "print the environment as a JSON object")
+	pos, help, err := parseFlags(fs, envShowHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"env show: want exactly one environment ID (see 'ptyhost env show --help')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, "/api/v1/environments/"+url.PathEscape(pos[0]), nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdio.out, raw)
+	}
+	var e environment
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return fmt.Errorf("bad response from server: %w", err)
+	}
+	config := "{}"
+	if len(e.Config) > 0 {
+		var b bytes.Buffer
+		if err := json.Indent(&b, e.Config, "  ", "  "); err != nil {
+			return fmt.Errorf("bad response from server: %w", err)
+		}
+		config = b.String()
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "ID:\t%s\n", cell(e.ID))
+	fmt.Fprintf(tw, "Name:\t%s\n", orDash(cell(e.Name)))
+	fmt.Fprintf(tw, "Type:\t%s\n", cell(e.Type))
+	fmt.Fprintf(tw, "Idle timeout:\t%s\n", orDash(cell(e.IdleTimeout)))
+	fmt.Fprintf(tw, "Created:\t%s\n", formatTime(e.CreatedAt))
+	fmt.Fprintf(tw, "Updated:\t%s\n", formatTime(e.UpdatedAt))
+	tw.Flush()
+	fmt.Fprintf(&b, "Config:\n  %s\n", cellLines(config))
+	_, err = io.WriteString(stdio.out, b.String())
+	return err
+}
+
+// cellLines is cell for text of several lines: it keeps the newlines.
+func cellLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = cell(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// printJSON prints a JSON value from the server, indented.
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return fmt.Errorf("bad response from server: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+const envUpdateHelp = `Usage: ptyhost env update [flags] ID
+
+Change environment ID and print its ID: each of --name, --config (or
+--config-file) and --idle-timeout given replaces the environment's own;
+what is not given stays. --config replaces the whole configuration (see
+'ptyhost env show ID'), which the plugin checks first. An environment's
+type cannot change. Sessions already running keep what they started
+with; new sessions get the change.
+`
+
+func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("env update", &cf)
+	name := fs.String("name", "", "human-readable `NAME` (\"\" clears it)")
+	config := fs.String("config", "", "the whole configuration, a `JSON` object")
+	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object)")
+	idle := fs.String("idle-timeout", "", "idle timeout of the environment's new sessions: a `DURATION` such as 90s or 1h, 0, never, or \"\" for the server's")
+	pos, help, err := parseFlags(fs, envUpdateHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"env update: want exactly one environment ID (see 'ptyhost env update --help')"}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var req environmentUpdateRequest
+	if set["name"] {
+		req.Name = name
+	}
+	if set["idle-timeout"] {
+		if *idle != "" {
+			if _, err := core.ParseIdleTimeout(*idle); err != nil {
+				return usageError{fmt.Sprintf("env update: --idle-timeout %q: want a duration such as 90s or 1h, 0, never, or \"\"", *idle)}
+			}
+		}
+		req.IdleTimeout = idle
+	}
+	if req.Config, err = configFlags("env update", *config, *configFile); err != nil {
+		return err
+	}
+	if req.Name == nil && req.IdleTimeout == nil && req.Config == nil {
+		return usageError{"env update: nothing to change: give --name, --config, --config-file or --idle-timeout"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var e environment
+	if err := c.do(ctx, http.MethodPut, "/api/v1/environments/"+url.PathEscape(pos[0]), req, &e); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdio.out, e.ID)
+	return nil
+}
+
+// environmentUpdateRequest is the body of PUT /api/v1/environments/{id}:
+// the fields to change.
+type environmentUpdateRequest struct {
+	Name        *string         `json:"name,omitempty"`
+	Config      json.RawMessage `json:"config,omitempty"`
+	IdleTimeout *string         `json:"idle_timeout,omitempty"`
+}
+
+const envHealthHelp = `Usage: ptyhost env health [flags] [ID...]
+
+Ask the plugin of each environment (every one without an ID) whether
+sessions can start there: the Docker daemon answers, the SSH host is
+reachable. Prints ID, type, status (healthy, unhealthy, or unknown when
+the plugin does not say) and the reason of an unhealthy one. With --json,
+print the server's JSON objects in an array instead.
+
+Exit status: 0 when none is unhealthy, 1 when one is or a check failed.
+`
+
+func runEnvHealth(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("env health", &cf)
+	asJSON := fs.Bool("json", false, "print the health reports as a JSON array")
+	ids, help, err := parseFlags(fs, envHealthHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		raw, err := c.listEnvironmentsRaw(ctx)
+		if err != nil {
+			return err
+		}
+		var envs []environment
+		if err := unmarshalArray(raw, &envs); err != nil {
+			return fmt.Errorf("bad response from server: %w", err)
+		}
+		for _, e := range envs {
+			ids = append(ids, e.ID)
+		}
+	}
+	raws := []json.RawMessage{}
+	var reports []core.EnvironmentHealth
+	err = forEach(ids, stdio, func(id string) error {
+		var raw json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "/api/v1/environments/"+url.PathEscape(id)+"/health", nil, &raw); err != nil {
+			return fmt.Errorf("env health %s: %w", id, err)
+		}
+		var h core.EnvironmentHealth
+		if err := json.Unmarshal(raw, &h); err != nil {
+			return fmt.Errorf("env health %s: bad response from server: %w", id, err)
+		}
+		raws, reports = append(raws, raw), append(reports, h)
+		return nil
+	})
+	if *asJSON {
+		b, merr := json.Marshal(raws)
+		if merr != nil {
+			return merr
+		}
+		if perr := printJSONArray(stdio.out, b); perr != nil {
+			return perr
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTYPE\tSTATUS\tREASON")
+		for _, h := range reports {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(h.EnvironmentID), cell(h.Type), cell(string(h.Status)), orDash(cell(h.Reason)))
+		}
+		if ferr := tw.Flush(); ferr != nil {
+			return ferr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	var sick []string
+	for _, h := range reports {
+		if h.Status == core.HealthUnhealthy {
+			sick = append(sick, h.EnvironmentID)
+		}
+	}
+	if len(sick) > 0 {
+		return fmt.Errorf("unhealthy: %s", strings.Join(sick, ", "))
+	}
+	return nil
 }

@@ -18,6 +18,17 @@ func detachedFor(s session, now time.Time) string {
 	return shortDuration(now.Sub(s.DetachedAt))
 }
 
+// idleFor is ls's IDLE column: how long ago a running session last had
+// input or output (last_active_at, which the server updates at most every
+// few seconds), or "-" when it is not running.
+func idleFor(s session, now time.Time) string {
+	running := s.Status == core.StatusActive || s.Status == core.StatusIdle
+	if !running || s.LastActiveAt.IsZero() {
+		return "-"
+	}
+	return shortDuration(now.Sub(s.LastActiveAt))
+}
+
 // shortDuration spells d in its two largest units, rounded down.
 func shortDuration(d time.Duration) string {
 	d = max(d, 0)

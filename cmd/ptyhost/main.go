@@ -4,10 +4,14 @@
 //	ptyhost stop             stop it, leaving (or --hang-up ending) the sessions
 //	ptyhost run -- CMD...    create a session and attach to it
 //	ptyhost attach ID        attach this terminal to a session
-//	ptyhost ls               list sessions
-//	ptyhost kill ID          destroy a session
-//	ptyhost env ls|add|rm    manage environments
+//	ptyhost ls [-a] [-q]     list sessions (running ones by default)
+//	ptyhost kill ID          destroy a session (ID or a unique prefix)
+//	ptyhost prune            delete the records of ended sessions
+//	ptyhost restart ID       restart a session's program in place
+//	ptyhost env ls|show|add|update|health|rm    manage environments
 //	ptyhost plugins          list plugins; plugins restart NAME restarts one
+//	ptyhost version          print the version (version.go; also --version)
+//	ptyhost completion SH    print a completion script for bash, zsh or fish
 //
 // # Serving
 //
@@ -103,10 +107,14 @@ Usage:
   ptyhost run [--env ID] [--cwd DIR] -- CMD...
                                         create a session and attach to it
   ptyhost attach ID                     attach this terminal to a session
-  ptyhost ls                            list sessions
-  ptyhost kill ID                       destroy a session
-  ptyhost env ls|add|rm                 manage environments
+  ptyhost ls [-a] [-q] [--filter K=V]  list sessions (running ones by default)
+  ptyhost kill ID                       destroy a session (ID or a unique prefix)
+  ptyhost prune                         delete the records of ended sessions
+  ptyhost restart ID                    restart a session's program in place
+  ptyhost env ls|show|add|update|health|rm  manage environments
   ptyhost plugins [restart NAME]        list plugins, or restart one
+  ptyhost version                       print the version (also --version)
+  ptyhost completion bash|zsh|fish      print a shell completion script
 
 Run 'ptyhost COMMAND --help' for a command's flags.
 `
@@ -134,10 +142,18 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return runLs(ctx, rest, io)
 	case "kill":
 		return runKill(ctx, rest, io)
+	case "prune":
+		return runPrune(ctx, rest, io)
+	case "restart":
+		return runRestart(ctx, rest, io)
 	case "env":
 		return runEnv(ctx, rest, io)
 	case "plugins":
 		return runPlugins(ctx, rest, io)
+	case "version", "--version":
+		return runVersion(ctx, rest, io)
+	case "completion":
+		return runCompletion(ctx, rest, io)
 	default:
 		fmt.Fprint(io.err, usage)
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}

@@ -58,6 +58,7 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 				res, ferr := a.finish(closeResult(err, nil))
 				return nil, res, ferr
 			}
+			a.modes.restore() // attachError may print the session's end
 			return nil, attachResult{}, attachError(c, opts.id, stdio, err)
 		}
 		if !time.Now().Add(wait).Before(giveUp) {
@@ -68,6 +69,7 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 		case <-t.C:
 		case <-in.detached:
 			t.Stop()
+			a.modes.restore()
 			fmt.Fprintf(stdio.err, "[stopped reconnecting; session %s%s]\r\n", opts.id, detachFate(ctx, c, opts.id))
 			return nil, attachResult{end: endDetached}, nil
 		case err := <-in.err:

@@ -64,6 +64,13 @@ type serveConfig struct {
 	configPath  string
 	plugins     []pluginhost.Config
 	tokenInFile bool
+	// readToken is the read-only token (api.Tokens.ReadToken); maxClients
+	// and sizePolicy the sessions' client limit and size policy.
+	readToken  string
+	maxClients int
+	sizePolicy core.SizePolicy
+	// neverEnv names the variables no session gets (core.Options.NeverEnv).
+	neverEnv []string
 }
 
 type stringList []string
@@ -104,48 +111,112 @@ ssh) and the third-party ones named in the configuration file's plugin
 blocks. Most flags can also be set with the environment variable named in
 brackets and in the configuration file (--config): a flag wins over its
 variable, which wins over the file.
-
-Flags:
 `
 
 // newServeFlagSet returns serve's flags, writing into c, with their
 // defaults: neither the environment nor a configuration file applies yet.
-func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("ptyhost serve", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), serveUsage)
-		fs.PrintDefaults()
-	}
+// The flag package prints nothing: parseServeFlags prints --help (with
+// printHelp, as every command does) and reports errors once.
+func newServeFlagSet(c *serveConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&c.configPath, "config", "", "server configuration `FILE` (HCL); flags and PTYHOST_* variables override it [PTYHOST_CONFIG]")
-	fs.StringVar(&c.listen, "listen", DefaultListen, "address to listen on [PTYHOST_LISTEN]")
-	fs.StringVar(&c.db, "db", "", "database: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the embedded database [PTYHOST_DATA_DIR]")
-	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "directory of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
-	fs.StringVar(&c.token, "token", "", "require this bearer token on every API request [PTYHOST_TOKEN]")
+	fs.StringVar(&c.listen, "listen", DefaultListen, "`ADDRESS` (host:port) to listen on [PTYHOST_LISTEN]")
+	fs.StringVar(&c.db, "db", "", "database `DSN`: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "`DIR` for the embedded database [PTYHOST_DATA_DIR]")
+	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "`DIR` of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
+	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` on every API request [PTYHOST_TOKEN]")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
-	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] pattern such as app.example.com or *.example.com (repeatable)")
-	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost and the --listen name: a pattern such as ptyhost.example.com or *.example.com (repeatable)")
+	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com (repeatable)")
+	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
 	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
-	fs.Var(&c.scrollback, "scrollback", "output kept per session for clients that attach later, e.g. 256KiB [PTYHOST_SCROLLBACK]")
+	fs.Var(&c.scrollback, "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB [PTYHOST_SCROLLBACK]")
 	c.idleTimeout = core.DefaultIdleTimeout
-	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
-	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long [PTYHOST_LINGER]")
+	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long (`DURATION`) after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
+	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long (`DURATION`) [PTYHOST_LINGER]")
 	c.retention = retention(core.DefaultRetention)
-	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long ago, e.g. 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
-	fs.DurationVar(&c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
+	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long (`DURATION`) ago, such as 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long (`DURATION`) shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long (`DURATION`) the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
 	fs.BoolVar(&c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
-	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
-	fs.Func("log-format", "log format: text or json [PTYHOST_LOG_FORMAT] (default text)", func(v string) error {
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
+	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
 		if !slices.Contains([]string{"text", "json"}, v) {
 			return fmt.Errorf("%q: want text or json", v)
 		}
 		c.logFormat = v
 		return nil
 	})
+	fs.StringVar(&c.readToken, "read-token", "", "a second bearer `TOKEN` that may only list and read (GET) and attach read-only (mode=read); needs --token [PTYHOST_READ_TOKEN]")
+	fs.Func("max-clients", "let at most `N` clients (viewers too) attach to one session at a time; the next is refused (HTTP 409); 0 means no limit [PTYHOST_MAX_CLIENTS]", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q: want a whole number, 0 (no limit) or more", v)
+		}
+		c.maxClients = n
+		return nil
+	})
+	fs.Func("size-policy", "the `POLICY` that sizes a session's terminal when its clients ask for different sizes: latest (the last asked) or smallest (each dimension's least); when a client leaves, the size returns to what the others ask [PTYHOST_SIZE_POLICY]", func(v string) error {
+		p, err := core.ParseSizePolicy(v)
+		if err != nil || v == "" {
+			return fmt.Errorf("%q: want latest or smallest", v)
+		}
+		c.sizePolicy = p
+		return nil
+	})
+	fs.Lookup("size-policy").DefValue = string(core.SizeLatest)
+	fs.Func("never-env", "never pass the environment variable `NAME` to a session, whether inherited or set by a request or an environment, such as CLAUDECODE (repeatable, or comma-separated)", func(v string) error {
+		for name := range strings.SplitSeq(v, ",") {
+			if name == "" || strings.ContainsAny(name, "=\x00") {
+				return fmt.Errorf("%q: want variable names, comma-separated", v)
+			}
+			c.neverEnv = append(c.neverEnv, name)
+		}
+		return nil
+	})
+	humanDefaults(fs)
 	return fs
+}
+
+// humanDefaults makes --help show serve's defaults as a person writes
+// them, as the other commands do: 256KiB rather than 262144, info rather
+// than INFO, 5m rather than 5m0s. Only the help reads DefValue.
+func humanDefaults(fs *flag.FlagSet) {
+	fs.Lookup("scrollback").DefValue = humanBytes(core.DefaultScrollbackBytes)
+	fs.Lookup("log-level").DefValue = strings.ToLower(slog.LevelInfo.String())
+	fs.Lookup("log-format").DefValue = "text"
+	fs.VisitAll(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if d, ok := g.Get().(time.Duration); ok && d > 0 {
+				f.DefValue = humanDuration(d)
+			}
+		}
+	})
+}
+
+// humanBytes writes n as byteSize reads it: 256KiB, 4MiB, or bytes.
+func humanBytes(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n)
+}
+
+// humanDuration writes d without its zero units: 5m, 1h30m, 10s.
+func humanDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // parseServeFlags returns serve's configuration: for each setting, its
@@ -155,12 +226,13 @@ func newServeFlagSet(c *serveConfig, out io.Writer) *flag.FlagSet {
 // problem with its file:line.
 func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	c := serveConfig{scrollback: core.DefaultScrollbackBytes, logFormat: "text"}
-	fs := newServeFlagSet(&c, io.err)
+	fs := newServeFlagSet(&c)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(io.out, fs, serveUsage)
 			return c, flag.ErrHelp
 		}
-		return c, usageError{err.Error()}
+		return c, usageError{fmt.Sprintf("serve: %v (see 'ptyhost serve --help')", err)}
 	}
 	if fs.NArg() > 0 {
 		return c, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
@@ -222,10 +294,27 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if err := checkListen(c.listen, c.token, c.insecure); err != nil {
 		return c, usageError{err.Error()}
 	}
+	if err := checkReadToken(c.token, c.readToken); err != nil {
+		return c, usageError{err.Error()}
+	}
 	if err := c.finishGuard(); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// checkReadToken refuses a read-only token that would grant nothing apart:
+// one without the full token (every request passes then) or equal to it.
+func checkReadToken(token, readToken string) error {
+	switch {
+	case readToken == "":
+		return nil
+	case token == "":
+		return errors.New("--read-token needs --token: without a token every request may do everything, and a read-only token restricts nothing")
+	case readToken == token:
+		return errors.New("--read-token must differ from --token: the same token cannot be both read-only and full")
+	}
+	return nil
 }
 
 // checkSetting reports whether value is valid for the flag name, saying
@@ -233,7 +322,7 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 // duration).
 func checkSetting(name, value string) error {
 	var scratch serveConfig
-	fs := newServeFlagSet(&scratch, io.Discard)
+	fs := newServeFlagSet(&scratch)
 	err := fs.Set(name, value)
 	if err == nil {
 		return nil
@@ -416,6 +505,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		Linger:          c.linger,
 		Retention:       time.Duration(c.retention),
 		WorkdirRoots:    c.workdirRoots,
+		MaxClients:      c.maxClients,
+		SizePolicy:      c.sizePolicy,
+		NeverEnv:        c.neverEnv,
 	})
 	if err != nil {
 		return err
@@ -434,6 +526,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", api.NewHandler(m, api.Options{
 		Token:          c.token,
+		ReadToken:      c.readToken,
 		AllowedOrigins: c.allowedOrigins,
 		AllowedHosts:   c.allowedHosts,
 		Logger:         log,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // GuardOptions configure Guard.
@@ -201,22 +204,68 @@ func checkJSONContentType(ct string) string {
 // are 401 with a JSON error. The comparison takes constant time, and the
 // token appears in no message. An empty token requires nothing.
 func RequireToken(next http.Handler, token string) http.Handler {
-	if token == "" {
+	return RequireTokens(next, Tokens{Token: token})
+}
+
+// Tokens are the bearer tokens RequireTokens accepts.
+type Tokens struct {
+	// Token grants every request.
+	Token string
+	// ReadToken, when set, grants only what changes nothing: GET and HEAD
+	// requests (listing and reading environments and sessions) and
+	// attaching read-only (mode=read; the attach endpoint refuses a
+	// write-mode attach with it, 403). Any other request carrying it is
+	// 403. It must differ from Token, and counts only when Token is set.
+	ReadToken string
+}
+
+// RequireTokens is RequireToken with a read-only token besides the full
+// one: a request that carries t.Token passes; one that carries
+// t.ReadToken passes when it is a GET or HEAD, marked so that the attach
+// endpoint lets it attach read-only only, and is 403 otherwise; any other
+// is 401. Both comparisons take constant time and always run, and neither
+// token appears in any message. An empty t.Token requires nothing.
+func RequireTokens(next http.Handler, t Tokens) http.Handler {
+	if t.Token == "" {
 		return next
 	}
-	want := []byte(token)
+	want, wantRead := []byte(t.Token), []byte(t.ReadToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, msg := requestToken(r)
-		if msg == "" && subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			msg = "unauthorized: wrong token"
-		}
 		if msg != "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ptyhost"`)
-			writeError(w, http.StatusUnauthorized, msg)
+			unauthorized(w, msg)
 			return
 		}
-		next.ServeHTTP(w, r)
+		full := subtle.ConstantTimeCompare([]byte(got), want) == 1
+		read := subtle.ConstantTimeCompare([]byte(got), wantRead) == 1 && len(wantRead) > 0
+		switch {
+		case full:
+			next.ServeHTTP(w, r)
+		case !read:
+			unauthorized(w, "unauthorized: wrong token")
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: the read-only token may list, read and attach with %s=%s only; %s needs the full token", wsproto.ModeParam, wsproto.ModeRead, r.Method))
+		default:
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readScopeKey{}, true)))
+		}
 	})
+}
+
+// readScopeKey marks, in a request's context, a request RequireTokens
+// passed with the read-only token.
+type readScopeKey struct{}
+
+// readScope reports whether r was passed with the read-only token: it may
+// attach read-only only.
+func readScope(r *http.Request) bool {
+	ro, _ := r.Context().Value(readScopeKey{}).(bool)
+	return ro
+}
+
+// unauthorized answers 401 with msg.
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ptyhost"`)
+	writeError(w, http.StatusUnauthorized, msg)
 }
 
 // requestToken returns the token r carries, or why it carries none.

@@ -21,6 +21,10 @@ type Options struct {
 	// "?access_token=<token>"; see RequireToken. Embedders with their own
 	// authentication leave it empty and wrap the handler.
 	Token string
+	// ReadToken, when set with Token, is a second token that may only
+	// list and read (GET) and attach read-only (mode=read); see
+	// RequireTokens.
+	ReadToken string
 	// AllowedHosts lists the host names, besides IP addresses and
 	// localhost, that requests may name in their Host header; see Guard.
 	AllowedHosts []string
@@ -72,6 +76,8 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/sessions/{id}", h.getSession)
 	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.deleteSession)
 	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.attach)
+	mux.HandleFunc("POST /api/v1/sessions/prune", h.pruneSessions)
+	mux.HandleFunc("POST /api/v1/sessions/{id}/restart", h.restartSession)
 	if opts.Stop != nil {
 		mux.HandleFunc("POST /api/v1/server/stop", h.stopServer)
 	}
@@ -123,7 +129,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 	if h.opts.Token == "" {
 		return next
 	}
-	api := RequireToken(next, h.opts.Token)
+	api := RequireTokens(next, Tokens{Token: h.opts.Token, ReadToken: h.opts.ReadToken})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			api.ServeHTTP(w, r)
@@ -215,6 +221,7 @@ type environmentRequest struct {
 	Type        string          `json:"type"`
 	Config      json.RawMessage `json:"config"`
 	IdleTimeout string          `json:"idle_timeout"`
+	UnsetEnv    []string        `json:"unset_env"`
 }
 
 func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -223,7 +230,7 @@ func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout})
+	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -269,6 +276,8 @@ type environmentUpdateRequest struct {
 	Config json.RawMessage `json:"config"`
 	// IdleTimeout replaces the environment's; "" returns to the server's.
 	IdleTimeout *string `json:"idle_timeout"`
+	// UnsetEnv replaces the environment's; [] clears it.
+	UnsetEnv *[]string `json:"unset_env"`
 	// Sent back from a GET; ignored.
 	CreatedAt *time.Time `json:"created_at"`
 	UpdatedAt *time.Time `json:"updated_at"`
@@ -296,7 +305,7 @@ func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	u := core.EnvironmentUpdate{Name: req.Name, IdleTimeout: req.IdleTimeout}
+	u := core.EnvironmentUpdate{Name: req.Name, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv}
 	if len(req.Config) > 0 {
 		u.Config = req.Config
 	}
@@ -350,6 +359,10 @@ type sessionRequest struct {
 	// IdleTimeout is CreateOptions.IdleTimeout: "never", "0" or a
 	// duration such as "90s".
 	IdleTimeout string `json:"idle_timeout"`
+	// Input is CreateOptions.Input, as text.
+	Input string `json:"input"`
+	// UnsetEnv is CreateOptions.UnsetEnv.
+	UnsetEnv []string `json:"unset_env"`
 }
 
 func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
@@ -369,6 +382,8 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 		Cols:          core.DefaultCols,
 		Rows:          core.DefaultRows,
 		IdleTimeout:   req.IdleTimeout,
+		Input:         []byte(req.Input),
+		UnsetEnv:      req.UnsetEnv,
 	}
 	if req.Cols != nil {
 		opts.Cols = *req.Cols

@@ -34,6 +34,15 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	mode, err := attachMode(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if readScope(r) && mode != core.AttachRead {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: the read-only token attaches with %s=%s only", wsproto.ModeParam, wsproto.ModeRead))
+		return
+	}
 	// Answer a missing session with an HTTP status before upgrading, and
 	// attach only once the upgrade (and its origin check) succeeded, so a
 	// refused upgrade never counts as a client.
@@ -53,11 +62,11 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.CloseNow()
-	var a *core.Attachment
-	if off >= 0 {
-		a, err = h.m.AttachFrom(r.Context(), id, off)
-	} else {
-		a, err = h.m.Attach(r.Context(), id)
+	a, err := h.m.AttachWith(r.Context(), id, core.AttachOptions{Mode: mode, Resume: off >= 0, Offset: off})
+	if errors.Is(err, core.ErrTooManyClients) {
+		// Another client took the last place since Attachable.
+		_ = conn.Close(wsproto.CloseTryAgainLater, wsproto.CloseReasonTooManyClients)
+		return
 	}
 	if errors.Is(err, core.ErrClosed) {
 		// The server began to stop in between: the client tries again,
@@ -104,9 +113,32 @@ func resumeOffset(r *http.Request) (int64, error) {
 	return off, nil
 }
 
+// attachMode returns the attach request's mode query parameter:
+// AttachWrite when it has none or "write", AttachRead for "read". Anything
+// else is ErrInvalidArgument (400).
+func attachMode(r *http.Request) (core.AttachMode, error) {
+	q := r.URL.Query()
+	if !q.Has(wsproto.ModeParam) {
+		return core.AttachWrite, nil
+	}
+	switch v := q.Get(wsproto.ModeParam); v {
+	case wsproto.ModeWrite:
+		return core.AttachWrite, nil
+	case wsproto.ModeRead:
+		return core.AttachRead, nil
+	default:
+		return 0, fmt.Errorf("%w: %s=%q: want %s or %s", core.ErrInvalidArgument, wsproto.ModeParam, v, wsproto.ModeRead, wsproto.ModeWrite)
+	}
+}
+
 // attachFailed answers an attach that found no live session: 410 with the
-// exit code when the session has ended, else the error's status.
+// exit code when the session has ended, 409 when it has as many clients as
+// it takes, else the error's status.
 func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
+	if errors.Is(err, core.ErrTooManyClients) {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
 	if errors.Is(err, core.ErrSessionNotFound) {
 		if rec, ok := h.m.EndedSession(r.Context(), id); ok {
 			writeJSON(w, http.StatusGone, map[string]any{
@@ -166,6 +198,8 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 			err = c.writeJSON(ctx, wsproto.Reset{Offset: f.Offset})
 		case core.FrameModes:
 			err = c.writeJSON(ctx, wsproto.Modes{Data: string(f.Data)})
+		case core.FrameRestarted:
+			err = c.writeJSON(ctx, wsproto.Restarted{Offset: f.Offset})
 		case core.FrameError:
 			err = c.writeJSON(ctx, wsproto.Error{Message: f.Message})
 		case core.FrameExit:
@@ -206,7 +240,9 @@ func (c *wsClient) readLoop(ctx context.Context) {
 		}
 		switch typ {
 		case websocket.MessageBinary:
-			if _, err := c.a.Write(b.Bytes()); err != nil {
+			if _, err := c.a.Write(b.Bytes()); errors.Is(err, core.ErrReadOnly) {
+				c.reject(wsproto.MsgReadOnlyInput)
+			} else if err != nil {
 				c.reject("input not written: " + err.Error())
 			}
 		case websocket.MessageText:
@@ -222,7 +258,9 @@ func (c *wsClient) control(ctx context.Context, p []byte) {
 		c.reject(err.Error())
 		return
 	}
-	if err := c.a.Resize(ctx, msg.Cols, msg.Rows); err != nil {
+	if err := c.a.Resize(ctx, msg.Cols, msg.Rows); errors.Is(err, core.ErrReadOnly) {
+		c.reject(wsproto.MsgReadOnlyResize)
+	} else if err != nil {
 		c.reject("resize rejected: " + err.Error())
 	}
 }

@@ -81,6 +81,7 @@ func (s *DB) UpdateEnvironment(ctx context.Context, env core.Environment) error 
 		"name":         env.Name,
 		"config":       string(env.Config),
 		"idle_timeout": env.IdleTimeout,
+		"unset_env":    unsetEnvColumn(env.UnsetEnv),
 		"updated_at":   s.stamp(),
 	})
 	if res.Error != nil {

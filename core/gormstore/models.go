@@ -18,6 +18,7 @@ type environmentModel struct {
 	Type        string    `gorm:"column:type;not null"`
 	Config      string    `gorm:"column:config;type:text;not null"` // JSON
 	IdleTimeout string    `gorm:"column:idle_timeout;not null;default:''"`
+	UnsetEnv    string    `gorm:"column:unset_env;not null;default:''"` // a JSON array; '' for none
 	CreatedAt   time.Time `gorm:"column:created_at;not null;autoCreateTime:false"`
 	UpdatedAt   time.Time `gorm:"column:updated_at;not null;autoUpdateTime:false"`
 }
@@ -41,6 +42,7 @@ type sessionModel struct {
 	LastActiveAt      *time.Time `gorm:"column:last_active_at"` // NULL: never
 	IdleTimeout       string     `gorm:"column:idle_timeout;not null;default:''"`
 	DetachedAt        *time.Time `gorm:"column:detached_at"` // NULL: a client is attached
+	Restarts          int        `gorm:"column:restarts;not null;default:0"`
 	CreatedAt         time.Time  `gorm:"column:created_at;not null;autoCreateTime:false;index:idx_sessions_order,priority:1"`
 	UpdatedAt         time.Time  `gorm:"column:updated_at;not null;autoUpdateTime:false;index"`
 }
@@ -54,6 +56,7 @@ func toEnvironmentModel(e core.Environment) environmentModel {
 		Type:        e.Type,
 		Config:      string(e.Config),
 		IdleTimeout: e.IdleTimeout,
+		UnsetEnv:    unsetEnvColumn(e.UnsetEnv),
 		CreatedAt:   normTime(e.CreatedAt),
 		UpdatedAt:   normTime(e.UpdatedAt),
 	}
@@ -65,6 +68,7 @@ func (m environmentModel) toCore() core.Environment {
 		Name:        m.Name,
 		Type:        m.Type,
 		IdleTimeout: m.IdleTimeout,
+		UnsetEnv:    unsetEnvFromColumn(m.UnsetEnv),
 		CreatedAt:   normTime(m.CreatedAt),
 		UpdatedAt:   normTime(m.UpdatedAt),
 	}
@@ -72,6 +76,26 @@ func (m environmentModel) toCore() core.Environment {
 		e.Config = json.RawMessage(m.Config)
 	}
 	return e
+}
+
+// unsetEnvColumn is an environment's unset_env as its column holds it: a
+// JSON array, or ” for none.
+func unsetEnvColumn(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(names) // strings always marshal
+	return string(b)
+}
+
+// unsetEnvFromColumn reads unsetEnvColumn's column back; what does not
+// decode (no row of ours) is none.
+func unsetEnvFromColumn(col string) []string {
+	var names []string
+	if col != "" {
+		_ = json.Unmarshal([]byte(col), &names)
+	}
+	return names
 }
 
 func toSessionModel(r core.SessionRecord) sessionModel {
@@ -89,6 +113,7 @@ func toSessionModel(r core.SessionRecord) sessionModel {
 		ExitCode:          copyInt(r.ExitCode),
 		ExitSignal:        r.ExitSignal,
 		IdleTimeout:       r.IdleTimeout,
+		Restarts:          r.Restarts,
 		CreatedAt:         normTime(r.CreatedAt),
 		UpdatedAt:         normTime(r.UpdatedAt),
 	}
@@ -118,6 +143,7 @@ func (m sessionModel) toCore() core.SessionRecord {
 		ExitCode:          copyInt(m.ExitCode),
 		ExitSignal:        m.ExitSignal,
 		IdleTimeout:       m.IdleTimeout,
+		Restarts:          m.Restarts,
 		CreatedAt:         normTime(m.CreatedAt),
 		UpdatedAt:         normTime(m.UpdatedAt),
 	}

@@ -36,6 +36,10 @@ type DialOptions struct {
 	// exactly the bytes from N on while the server still keeps them, else
 	// a reset. Nil asks for today's replay from a safe point.
 	Offset *int64
+	// ReadOnly attaches read-only: it is sent as the query parameter
+	// mode=read (see ModeParam). The server refuses the connection's input
+	// and resizes, each with an error message.
+	ReadOnly bool
 }
 
 // Errors of Dial for a server that does not speak the protocol.
@@ -82,6 +86,13 @@ type Conn struct {
 func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
 	if opts.Offset != nil {
 		u, err := withOffset(url, *opts.Offset)
+		if err != nil {
+			return nil, err
+		}
+		url = u
+	}
+	if opts.ReadOnly {
+		u, err := withQuery(url, ModeParam, ModeRead)
 		if err != nil {
 			return nil, err
 		}
@@ -137,12 +148,17 @@ func withOffset(rawURL string, off int64) (string, error) {
 	if off < 0 {
 		return "", fmt.Errorf("resume offset %d is negative", off)
 	}
+	return withQuery(rawURL, OffsetParam, strconv.FormatInt(off, 10))
+}
+
+// withQuery returns rawURL with the query parameter name=value.
+func withQuery(rawURL, name, value string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "", fmt.Errorf("attach URL: %w", err)
 	}
 	q := u.Query()
-	q.Set(OffsetParam, strconv.FormatInt(off, 10))
+	q.Set(name, value)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }

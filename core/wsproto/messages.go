@@ -26,6 +26,10 @@ const (
 	CloseGoingAway    = 1001 // server shutting down, ending the session
 	CloseRestart      = 1012 // server stopping, the session goes on: reconnect
 	ClosePluginFailed = 4010 // the session's plugin crashed
+	// CloseTryAgainLater: the session took another client in the moment
+	// between the upgrade's check and the attach (the check itself answers
+	// HTTP 409).
+	CloseTryAgainLater = 1013
 )
 
 // Close reasons the server sends with the close codes.
@@ -35,6 +39,8 @@ const (
 	CloseReasonShutdown      = "Server shutting down"
 	CloseReasonRestart       = "Server restarting; the session goes on"
 	CloseReasonPluginCrashed = "Plugin crashed"
+	// CloseReasonTooManyClients comes with CloseTryAgainLater.
+	CloseReasonTooManyClients = "Session has too many clients"
 )
 
 // MaxInputFrame is the largest client message the server accepts; a
@@ -44,6 +50,26 @@ const MaxInputFrame = 1 << 20
 // OffsetParam is the attach endpoint's query parameter that resumes at an
 // absolute output offset (a decimal integer, 0 or more).
 const OffsetParam = "offset"
+
+// ModeParam is the attach endpoint's query parameter that says what the
+// client may do: ModeWrite (the default) or ModeRead.
+const ModeParam = "mode"
+
+// Attach modes, the values of ModeParam.
+const (
+	// ModeWrite: the client may send input and resize the terminal.
+	ModeWrite = "write"
+	// ModeRead: the client receives output, resizes and the exit; its
+	// input and resizes are refused, each with an error message.
+	ModeRead = "read"
+)
+
+// Error messages the server answers a read-only client's input and
+// resizes with.
+const (
+	MsgReadOnlyInput  = "input refused: this client attached read-only (mode=read)"
+	MsgReadOnlyResize = "resize refused: this client attached read-only (mode=read)"
+)
 
 // AttachPath is the path of session id's attach endpoint, to append to the
 // server's ws:// or wss:// base URL.

@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -192,7 +193,7 @@ func (s *session) create(ctx context.Context, owner string, img client.ImageInsp
 	cfg := &container.Config{
 		Image:        s.cfg.Image,
 		User:         s.cfg.User,
-		Env:          sessionEnv(s.cfg.Env, s.req.Env),
+		Env:          sessionEnvWithout(s.req.UnsetEnv, s.cfg.Env, s.req.Env),
 		Tty:          true,
 		OpenStdin:    true,
 		StdinOnce:    false,
@@ -282,6 +283,17 @@ func sessionEnv(layers ...map[string]string) []string {
 		env = append(env, k+"="+vars[k])
 	}
 	return env
+}
+
+// sessionEnvWithout is sessionEnv without the variables unset names
+// (SpawnRequest.UnsetEnv). A container's process inherits nothing from the
+// plugin, so only ptyhost's own layers can hold them; a variable the
+// image itself sets (its ENV) stays.
+func sessionEnvWithout(unset []string, layers ...map[string]string) []string {
+	return slices.DeleteFunc(sessionEnv(layers...), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(unset, k)
+	})
 }
 
 var nameUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)

@@ -5,5 +5,6 @@ package main
 import "github.com/ptyhost/ptyhost/shared"
 
 func main() {
+	shared.VersionFlag("ptyhost-plugin-docker")
 	shared.Serve(New(shared.Logger().Named("docker")))
 }

@@ -72,7 +72,8 @@ func (h *Host) ValidateConfig(_ context.Context, envType string, raw json.RawMes
 // configured shell, else $SHELL, else /bin/sh, as argv [shell]) in req.Dir
 // (default: the user's home directory) with the plugin's environment,
 // TERM=xterm-256color and COLORTERM=truecolor, the config's env and the
-// session's env, later ones winning.
+// session's env, later ones winning, without the variables req.UnsetEnv
+// names.
 func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 	if err := checkType(req.EnvironmentType); err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 		return nil, fmt.Errorf("%w: command %q: %w", shared.ErrInvalidArgument, argv[0], cmd.Err)
 	}
 	cmd.Dir = dir
-	cmd.Env = shared.ChildEnv(os.Environ(), terminalEnv, cfg.Env, req.Env)
+	cmd.Env = shared.ChildEnvWithout(os.Environ(), req.UnsetEnv, terminalEnv, cfg.Env, req.Env)
 
 	size := req.Size
 	if size.Cols == 0 || size.Rows == 0 {

@@ -3,6 +3,7 @@ package main
 import "github.com/ptyhost/ptyhost/shared"
 
 func main() {
+	shared.VersionFlag("ptyhost-plugin-host")
 	logger := shared.Logger().Named("host")
 	h := New(logger)
 	orphans, err := adoptOrphans()

@@ -58,6 +58,7 @@ func quote(s string) string {
 
 // remoteScript is what a session runs on the remote host.
 type remoteScript struct {
+	unset   []string          // variables to unset (SpawnRequest.UnsetEnv), checked identifiers
 	exports map[string]string // variables to export (refused env requests)
 	dir     string            // "" = the login directory (home)
 	argv    []string          // empty = a login shell
@@ -68,6 +69,11 @@ type remoteScript struct {
 // String builds the command line.
 func (s remoteScript) String() string {
 	var b strings.Builder
+	if len(s.unset) > 0 {
+		// The login's own variables (its profile's, sshd's) are the
+		// remote's; the names are checked identifiers.
+		b.WriteString("unset -v " + strings.Join(s.unset, " ") + "; ")
+	}
 	if len(s.exports) > 0 {
 		b.WriteString("export")
 		for _, k := range slices.Sorted(maps.Keys(s.exports)) {

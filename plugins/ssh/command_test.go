@@ -96,6 +96,26 @@ func TestRemoteScriptInShell(t *testing.T) {
 	}
 }
 
+// TestRemoteScriptUnsets: the variables to unset are gone before the
+// command runs; the exported ones are set.
+func TestRemoteScriptUnsets(t *testing.T) {
+	s := remoteScript{
+		unset:   []string{"DROP_ME", "ALSO"},
+		exports: map[string]string{"KEEP": "k"},
+		argv:    []string{"/bin/sh", "-c", `printf '[%s|%s|%s]' "${DROP_ME-unset}" "${ALSO-unset}" "$KEEP"`},
+		nonce:   "u",
+	}
+	cmd := exec.Command("/bin/sh", "-c", s.String())
+	cmd.Env = append(os.Environ(), "DROP_ME=1", "ALSO=2")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if want := marker(markOK, "u") + "[unset|unset|k]"; string(out) != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
 func TestRemoteScriptFailures(t *testing.T) {
 	work := t.TempDir()
 	tests := []struct {

@@ -106,7 +106,16 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 	p.out, p.outW = io.Pipe()
 	sess.Stdout, sess.Stderr = p.outW, p.outW
 
-	exports, err := c.setenv(sess, sessionEnv(cfg, req.Env))
+	for _, k := range req.UnsetEnv {
+		if !shared.PortableEnvName(k) {
+			return nil, fmt.Errorf("%w: unset_env: variable name %q: use letters, digits and '_', not starting with a digit", shared.ErrInvalidArgument, k)
+		}
+	}
+	env := sessionEnv(cfg, req.Env)
+	for _, k := range req.UnsetEnv {
+		delete(env, k)
+	}
+	exports, err := c.setenv(sess, env)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +124,7 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 		return nil, c.startError("allocate a terminal (pty-req)", err)
 	}
 	nonce := newNonce()
-	script := remoteScript{exports: exports, dir: req.Dir, argv: req.Command, shell: cfg.Shell, nonce: nonce}
+	script := remoteScript{unset: req.UnsetEnv, exports: exports, dir: req.Dir, argv: req.Command, shell: cfg.Shell, nonce: nonce}
 	if err := sess.Start(script.String()); err != nil {
 		return nil, c.startError("run the command (exec request)", err)
 	}

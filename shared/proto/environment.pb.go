@@ -626,8 +626,11 @@ type Spawn struct {
 	// scrollback_bytes bounds the output the plugin keeps for a host that
 	// attaches later; 0 means the SDK's default (256 KiB).
 	ScrollbackBytes int64 `protobuf:"varint,11,opt,name=scrollback_bytes,json=scrollbackBytes,proto3" json:"scrollback_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// unset_env names variables the child must not have, whether inherited
+	// or set by a layer (the environment's config, env): removed last.
+	UnsetEnv      []string `protobuf:"bytes,12,rep,name=unset_env,json=unsetEnv,proto3" json:"unset_env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Spawn) Reset() {
@@ -735,6 +738,13 @@ func (x *Spawn) GetScrollbackBytes() int64 {
 		return x.ScrollbackBytes
 	}
 	return 0
+}
+
+func (x *Spawn) GetUnsetEnv() []string {
+	if x != nil {
+		return x.UnsetEnv
+	}
+	return nil
 }
 
 type Attach struct {
@@ -1440,7 +1450,7 @@ const file_environment_proto_rawDesc = "" +
 	"\astarted\x18\x01 \x01(\v2\x1a.ptyhost.plugin.v1.StartedH\x00R\astarted\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.ExitH\x00R\x04exitB\a\n" +
-	"\x05frame\"\xc5\x03\n" +
+	"\x05frame\"\xe2\x03\n" +
 	"\x05Spawn\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -1454,7 +1464,8 @@ const file_environment_proto_rawDesc = "" +
 	"\rworkdir_roots\x18\t \x03(\tR\fworkdirRoots\x12#\n" +
 	"\routput_offset\x18\n" +
 	" \x01(\x03R\foutputOffset\x12)\n" +
-	"\x10scrollback_bytes\x18\v \x01(\x03R\x0fscrollbackBytes\x1a6\n" +
+	"\x10scrollback_bytes\x18\v \x01(\x03R\x0fscrollbackBytes\x12\x1b\n" +
+	"\tunset_env\x18\f \x03(\tR\bunsetEnv\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+const restartHelp = `Usage: ptyhost restart [flags] ID...
+
+Restart each session in place: its process is killed (its remaining output
+is delivered) and a new one is started with the same command, variables,
+working directory and initial input, under the same ID. Attached clients
+stay attached and see the new process's output follow the old one's. ID may
+be any unique prefix of a session's ID. A session that has ended cannot be
+restarted: create it again with 'ptyhost run --id ID ...'.
+
+Exit status: 0 when every session was restarted, 1 otherwise.
+
+Flags:
+`
+
+// restartSessionRequest is the body of POST /api/v1/sessions/{id}/restart.
+type restartSessionRequest struct {
+	Env map[string]string `json:"env,omitempty"`
+}
+
+func (c *client) restartSession(ctx context.Context, id string, req restartSessionRequest) (*session, error) {
+	var s session
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(id)+"/restart", req, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// runRestart is `ptyhost restart ID...`; it prints each restarted
+// session's id.
+func runRestart(ctx context.Context, args []string, stdio stdio) error {
+	var cf clientFlags
+	fs := newFlagSet("restart", &cf)
+	envVars := envVarsFlag{}
+	fs.Var(envVars, "env-var", "replace the session's environment variables with these, `K=V`; repeatable (default: keep the session's)")
+	ids, help, err := parseFlags(fs, restartHelp, args, true, stdio)
+	if help || err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return usageError{"restart: want at least one session ID (see 'ptyhost restart --help')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var req restartSessionRequest
+	if len(envVars) > 0 {
+		req.Env = envVars
+	}
+	return forEach(ids, stdio, func(arg string) error {
+		id, err := resolveSessionID(ctx, c, arg)
+		if err != nil {
+			return fmt.Errorf("restart %s: %w", arg, err)
+		}
+		if _, err := c.restartSession(ctx, id, req); err != nil {
+			return fmt.Errorf("restart %s: %w", id, err)
+		}
+		fmt.Fprintln(stdio.out, id)
+		return nil
+	})
+}
+
+// runSessionRequest is the body `ptyhost run` creates its session with:
+// createSessionRequest and run's --input and --unset-env.
+type runSessionRequest struct {
+	createSessionRequest
+	Input    string   `json:"input,omitempty"`
+	UnsetEnv []string `json:"unset_env,omitempty"`
+}
+
+// createRunSession creates run's session. Without --input or --unset-env
+// the request is createSession's, field for field.
+func (c *client) createRunSession(ctx context.Context, req runSessionRequest) (*session, error) {
+	if req.Input == "" && len(req.UnsetEnv) == 0 {
+		return c.createSession(ctx, req.createSessionRequest)
+	}
+	var s session
+	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions", req, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// unsetEnvFlag is run's repeatable --unset-env NAME[,NAME...].
+type unsetEnvFlag []string
+
+func (u *unsetEnvFlag) String() string { return strings.Join(*u, ",") }
+
+func (u *unsetEnvFlag) Set(s string) error {
+	for name := range strings.SplitSeq(s, ",") {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			return fmt.Errorf("want variable names, comma-separated, got %q", s)
+		}
+		*u = append(*u, name)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// dialStatus dials session id's attach endpoint with query and opts and
+// returns the refusal's status, or 0 when it attached (and detached
+// again).
+func dialStatus(t *testing.T, api *apiHarness, id, query string, opts wsproto.DialOptions) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := wsproto.Dial(ctx, wsprotoURL(api, id)+query, opts)
+	if err == nil {
+		c.Close()
+		return 0
+	}
+	var he *wsproto.HandshakeError
+	if !errors.As(err, &he) {
+		t.Fatalf("dial %s%s: %v", id, query, err)
+	}
+	return he.StatusCode
+}
+
+// A read-only client gets output, resizes and the exit; its input and
+// resizes are refused with an error message each and reach nothing.
+func TestReadOnlyAttach(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	_, p := api.create(t, "ro")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := wsproto.Dial(ctx, wsprotoURL(api, "ro"), wsproto.DialOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Input(ctx, []byte("rm -rf ~\r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resize(ctx, 100, 30); err != nil {
+		t.Fatal(err)
+	}
+	var errs []string
+	for len(errs) < 2 {
+		f, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the refusals (got %q): %v", errs, err)
+		}
+		if f.Kind == wsproto.FrameControl && f.Msg.Type == wsproto.TypeError {
+			errs = append(errs, f.Msg.Message)
+		}
+	}
+	if errs[0] != wsproto.MsgReadOnlyInput || errs[1] != wsproto.MsgReadOnlyResize {
+		t.Errorf("error messages %q, want %q and %q", errs, wsproto.MsgReadOnlyInput, wsproto.MsgReadOnlyResize)
+	}
+	select {
+	case in := <-p.Input():
+		t.Fatalf("a read-only client's input reached the session: %q", in)
+	case s := <-p.Resizes():
+		t.Fatalf("a read-only client resized the session to %v", s)
+	default:
+	}
+	// A writer's resize is delivered to the viewer, then output and exit.
+	w, err := wsproto.Dial(ctx, wsprotoURL(api, "ro")+"?mode=write", wsproto.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Resize(ctx, 120, 40); err != nil {
+		t.Fatal(err)
+	}
+	p.Output(t, []byte("shown"))
+	var out []byte
+	var resized bool
+	for !resized || string(out) != "shown" {
+		f, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("resize %v, output %q: %v", resized, out, err)
+		}
+		switch {
+		case f.Kind == wsproto.FrameOutput:
+			out = append(out, f.Data...)
+		case f.Msg.Type == wsproto.TypeResize:
+			resized = resized || (f.Msg.Cols == 120 && f.Msg.Rows == 40)
+		}
+	}
+	p.End(shared.ExitStatus{Code: 2})
+	for {
+		f, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("no exit before the end: %v", err)
+		}
+		if f.Msg.Type == wsproto.TypeExit {
+			if f.Msg.Code != 2 {
+				t.Errorf("exit %+v", f.Msg)
+			}
+			break
+		}
+	}
+}
+
+func TestAttachModeParam(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	api.create(t, "m")
+	for _, tt := range []struct {
+		query string
+		want  int
+	}{
+		{"?mode=read", 0},
+		{"?mode=write", 0},
+		{"?mode=", 400},
+		{"?mode=READ", 400},
+		{"?mode=rw", 400},
+		{"?mode=read&offset=-1", 400},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			if got := dialStatus(t, api, "m", tt.query, wsproto.DialOptions{}); got != tt.want {
+				t.Errorf("status %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// The read-only token lists and attaches read-only; everything else it
+// tries is 403, and nothing changes.
+func TestReadToken(t *testing.T) {
+	api := newAPI(t, Options{Token: "full-tok", ReadToken: "read-tok"}, nil)
+	api.create(t, "s")
+	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+	for _, tt := range []struct {
+		name, method, path, body string
+		hdr                      []string
+		want                     int
+	}{
+		{"read lists", "GET", "/api/v1/sessions", "", bearer("read-tok"), 200},
+		{"read gets", "GET", "/api/v1/sessions/s", "", bearer("read-tok"), 200},
+		{"read lists environments", "GET", "/api/v1/environments", "", bearer("read-tok"), 200},
+		{"read may not create", "POST", "/api/v1/sessions", `{"environment_id":"fake"}`, bearer("read-tok"), 403},
+		{"read may not destroy", "DELETE", "/api/v1/sessions/s", "", bearer("read-tok"), 403},
+		{"read may not delete environments", "DELETE", "/api/v1/environments/fake", "", bearer("read-tok"), 403},
+		{"read in the query", "GET", "/api/v1/sessions?access_token=read-tok", "", nil, 200},
+		{"read, destroy in the query", "DELETE", "/api/v1/sessions/s?access_token=read-tok", "", nil, 403},
+		{"full lists", "GET", "/api/v1/sessions", "", bearer("full-tok"), 200},
+		{"wrong token", "GET", "/api/v1/sessions", "", bearer("read-tok2"), 401},
+		{"prefix of the read token", "GET", "/api/v1/sessions", "", bearer("read"), 401},
+		{"no token", "GET", "/api/v1/sessions", "", nil, 401},
+		{"attacker's form post", "POST", "/api/v1/sessions", `{"environment_id":"fake"}`, []string{"Content-Type", "text/plain"}, 415},
+		{"attacker's page with the read token", "DELETE", "/api/v1/sessions/s", "", append(bearer("read-tok"), "Origin", "http://evil.example"), 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := api.do(t, tt.method, tt.path, tt.body, tt.hdr...)
+			if code != tt.want {
+				t.Errorf("status %d %v, want %d", code, body, tt.want)
+			}
+			if msg, _ := body["error"].(string); strings.Contains(msg, "read-tok") || strings.Contains(msg, "full-tok") {
+				t.Errorf("the error names a token: %q", msg)
+			}
+		})
+	}
+	if rec, err := api.m.GetSession(t.Context(), "s"); err != nil || rec.Status == core.StatusTerminated {
+		t.Fatalf("the session changed under the read-only token: %+v, %v", rec, err)
+	}
+
+	for _, tt := range []struct {
+		name, query string
+		opts        wsproto.DialOptions
+		want        int
+	}{
+		{"read token, read mode", "", wsproto.DialOptions{Token: "read-tok", ReadOnly: true}, 0},
+		{"read token in the query, read mode", "?access_token=read-tok", wsproto.DialOptions{ReadOnly: true}, 0},
+		{"read token, default mode", "", wsproto.DialOptions{Token: "read-tok"}, 403},
+		{"read token, write mode", "?mode=write", wsproto.DialOptions{Token: "read-tok"}, 403},
+		{"full token, write mode", "", wsproto.DialOptions{Token: "full-tok"}, 0},
+		{"full token, read mode", "", wsproto.DialOptions{Token: "full-tok", ReadOnly: true}, 0},
+		{"no token, read mode", "", wsproto.DialOptions{ReadOnly: true}, 401},
+		{"wrong token, read mode", "", wsproto.DialOptions{Token: "nope", ReadOnly: true}, 401},
+		{"attacker's page, read token", "", wsproto.DialOptions{Token: "read-tok", ReadOnly: true, Header: http.Header{"Origin": {"http://evil.example"}}}, 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := dialStatus(t, api, "s", tt.query, tt.opts); got != tt.want {
+				t.Errorf("status %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequireTokens(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if readScope(r) {
+			w.WriteHeader(299) // passed with the read-only token
+		}
+	})
+	for _, tt := range []struct {
+		name   string
+		tokens Tokens
+		method string
+		auth   string
+		want   int
+	}{
+		{"full", Tokens{"f", "r"}, "POST", "f", 200},
+		{"read GET", Tokens{"f", "r"}, "GET", "r", 299},
+		{"read HEAD", Tokens{"f", "r"}, "HEAD", "r", 299},
+		{"read POST", Tokens{"f", "r"}, "POST", "r", 403},
+		{"read PUT", Tokens{"f", "r"}, "PUT", "r", 403},
+		{"read DELETE", Tokens{"f", "r"}, "DELETE", "r", 403},
+		{"no read token: empty bearer", Tokens{"f", ""}, "GET", "", 401},
+		{"no token set: all pass", Tokens{"", ""}, "POST", "", 200},
+		{"wrong", Tokens{"f", "r"}, "GET", "x", 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "/api/v1/sessions", nil)
+			if tt.auth != "" {
+				r.Header.Set("Authorization", "Bearer "+tt.auth)
+			}
+			w := httptest.NewRecorder()
+			RequireTokens(ok, tt.tokens).ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Errorf("status %d %s, want %d", w.Code, w.Body, tt.want)
+			}
+		})
+	}
+}
+
+// The client past max clients is refused with 409 and the reason before
+// the upgrade; once one leaves, the next gets in.
+func TestMaxClients409(t *testing.T) {
+	api := newAPI(t, Options{}, func(o *core.Options) { o.MaxClients = 1 })
+	api.create(t, "busy")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	first, err := wsproto.Dial(ctx, wsprotoURL(api, "busy"), wsproto.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wsproto.Dial(ctx, wsprotoURL(api, "busy")+"?mode=read", wsproto.DialOptions{})
+	var he *wsproto.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusConflict || !strings.Contains(he.Message, "too many clients") {
+		t.Fatalf("second client: %v, want 409 saying too many clients", err)
+	}
+	first.Close()
+	eventually(t, "the first client to leave", func() bool {
+		return dialStatus(t, api, "busy", "", wsproto.DialOptions{}) == 0
+	})
+}

@@ -1,0 +1,513 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// This file restarts a session in place (RestartSession) and types a
+// session's initial input (CreateOptions.Input). Both work through
+// restartable, the PTY every created session's pump reads: it hands the
+// pump the next process's output after the last one's, so the session —
+// its ring, its offsets, its attachments — stays the same object.
+
+// SessionRestarted: a session's process was replaced by a new one
+// (RestartSession); the session, its id and its clients stay. Exit says
+// how the old process ended.
+const SessionRestarted EventType = "session_restarted"
+
+// ErrSessionEnded is returned by RestartSession for a session whose process
+// has ended: create it again under the same id instead.
+var ErrSessionEnded = errors.New("session has ended")
+
+// ErrRestartInProgress is returned by RestartSession while the session is
+// being restarted already.
+var ErrRestartInProgress = errors.New("a restart of the session is in progress")
+
+// RestartOptions change what a restarted session runs. The zero value
+// restarts it as it was created.
+type RestartOptions struct {
+	// Command, when not nil, replaces the session's argv; an empty, non-nil
+	// Command means the environment's shell.
+	Command []string
+	// Env, when not nil, replaces the session's extra variables whole.
+	Env map[string]string
+}
+
+// validate checks o as CreateOptions checks its own fields.
+func (o RestartOptions) validate() error {
+	if len(o.Command) > 0 && o.Command[0] == "" {
+		return fmt.Errorf("%w: command[0] is empty; name the program to run, or send an empty command for the environment's shell", ErrInvalidArgument)
+	}
+	for i, arg := range o.Command {
+		if strings.IndexByte(arg, 0) >= 0 {
+			return fmt.Errorf("%w: command[%d] holds a NUL byte", ErrInvalidArgument, i)
+		}
+	}
+	if err := shared.CheckEnv(o.Env); err != nil {
+		return fmt.Errorf("%w: env: %v", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
+// RestartSession kills the running process of session id and starts a new
+// one under the same id with the same spawn request — environment
+// configuration, working directory, command, variables and initial input
+// as at creation, at the session's current size — or o's command and
+// variables. The old process's remaining output is delivered first; the
+// new process's output continues the session's offsets, so attached
+// clients stay attached and read on. The record's restarts count goes up
+// by one, and SessionRestarted is published.
+//
+// A session that is not running is ErrSessionEnded (exited) or
+// ErrSessionNotFound (unknown, starting, destroyed); one already being
+// restarted is ErrRestartInProgress. When the new process cannot be
+// started the session ends as ERROR, with the reason, and the error wraps
+// ErrSpawn. A session taken up from a previous server (Reconcile) cannot
+// be restarted: ErrUnsupported.
+func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOptions) (SessionRecord, error) {
+	if err := o.validate(); err != nil {
+		return SessionRecord{}, err
+	}
+	m.mu.Lock()
+	s := m.sessions[id]
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return SessionRecord{}, ErrClosed
+	}
+	if s == nil {
+		return SessionRecord{}, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+	}
+	s.mu.Lock()
+	state, p := s.state, s.pty
+	s.mu.Unlock()
+	switch state {
+	case stateExited:
+		return SessionRecord{}, fmt.Errorf("%w: session %q: create it again with the same id", ErrSessionEnded, id)
+	case stateRunning:
+	default:
+		return SessionRecord{}, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
+	}
+	r, ok := ptyRestartable(p)
+	if !ok {
+		return SessionRecord{}, fmt.Errorf("%w: session %q was taken up from a previous server and cannot be restarted; destroy and create it", shared.ErrUnsupported, id)
+	}
+	rs, req, err := r.begin()
+	if err != nil {
+		return SessionRecord{}, fmt.Errorf("%w: session %q", err, id)
+	}
+	if o.Command != nil {
+		req.Command = slices.Clone(o.Command)
+	}
+	if o.Env != nil {
+		req.Env = m.withoutNeverEnv(maps.Clone(o.Env))
+	}
+
+	// Kill the old process; the pump reads the rest of its output and
+	// parks in the restartable's Read.
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
+	defer cancel()
+	if err := r.killCurrent(kctx); err != nil {
+		s.log.Warn("kill before restart failed", "err", err)
+	}
+	select {
+	case <-rs.drained:
+	case <-kctx.Done():
+		r.abort(rs, ExitStatus{Code: -1, Reason: "restart failed: the old process's output did not end after the kill"})
+		return SessionRecord{}, fmt.Errorf("%w: session %q: the old process did not end", ErrSpawn, id)
+	}
+	if !r.parked(rs) {
+		// Destroyed or hung up meanwhile: the pump ended with the old
+		// process.
+		return SessionRecord{}, fmt.Errorf("%w: %q was destroyed while restarting", ErrSessionNotFound, id)
+	}
+	old := r.current()
+	oldExit, err := old.Wait(kctx)
+	if err != nil {
+		oldExit = ExitStatus{Code: -1}
+	}
+	if err := r.closeOld(old); err != nil {
+		s.log.Warn("adapter cleanup failed", "err", err)
+	}
+
+	// The pump is parked: the ring's end is the new process's first offset.
+	s.mu.Lock()
+	req.OutputOffset = s.ring.End()
+	req.Size = shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)}
+	envType := s.envType
+	s.mu.Unlock()
+	// The new program starts on what it takes for a fresh terminal: a
+	// replay from after here restores its modes, not the old one's. The
+	// pump, which owns the scanner, is parked until install or abort.
+	s.scanner = newScannerAt(req.OutputOffset)
+
+	var np shared.PTY
+	adapter, err := m.plugins.Environment(envType)
+	if err == nil {
+		np, err = adapter.Spawn(ctx, req)
+	}
+	if err != nil {
+		r.abort(rs, ExitStatus{Code: -1, Reason: "restart failed: " + err.Error()})
+		s.log.Warn("restart failed", "err", err)
+		return SessionRecord{}, fmt.Errorf("%w: %w", ErrSpawn, err)
+	}
+	if !r.install(rs, np, req, oldExit) {
+		m.killStarted(np, s.log)
+		return SessionRecord{}, fmt.Errorf("%w: %q was destroyed while restarting", ErrSessionNotFound, id)
+	}
+
+	s.mu.Lock()
+	r.marks = append(r.marks, req.OutputOffset)
+	if len(r.marks) > maxRestartMarks {
+		r.marks = slices.Delete(r.marks, 0, len(r.marks)-maxRestartMarks)
+	}
+	s.wakeAll()
+	s.rec.Restarts++
+	n := s.rec.Restarts
+	rec := s.rec
+	s.mu.Unlock()
+	m.writer.update(id, SessionUpdate{Restarts: &n})
+	m.typeInput(s, r)
+	s.log.Info("session restarted", "restarts", n, "offset", req.OutputOffset, "old_exit_code", oldExit.Code)
+	m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit})
+	return rec, nil
+}
+
+// restartMark returns the offset of the first restart at or after off
+// that is later than seen, the last one an attachment was told of: the
+// attachment, at off, is to be told of the restart (a "restarted"
+// message) when it reaches it, and read no output across it before. The
+// attachment's poll calls it. s.mu must be held.
+func (s *session) restartMark(off, seen int64) (int64, bool) {
+	r, ok := ptyRestartable(s.pty)
+	if !ok {
+		return 0, false
+	}
+	for _, m := range r.marks {
+		if m >= off && m > seen {
+			return m, true
+		}
+	}
+	return 0, false
+}
+
+// restart is one restart of a restartable, from begin to install or
+// abort.
+type restart struct {
+	drained chan struct{} // closed when the old process's output has ended
+	done    chan struct{} // closed by install or abort: the pump reads on
+	parked  bool          // the pump waits in Read for done
+}
+
+// restartable is the PTY a created session's pump reads: the current
+// process's, and after a restart the next one's, each process's output
+// following the last's. It also tells when the process first wrote
+// (for the initial input).
+type restartable struct {
+	mu        sync.Mutex // protects the following
+	cur       shared.PTY
+	req       shared.SpawnRequest // what cur was spawned with
+	restart   *restart            // a restart in progress
+	pending   error               // an end of cur's output owed to the next Read
+	final     *ExitStatus         // when set, what Wait reports: the restart did not go through
+	killed    bool
+	closed    bool
+	curClosed bool          // a restart has closed cur, which is no longer to be used
+	output    chan struct{} // closed at cur's first output
+	lastWrite time.Time     // when cur last wrote
+	in        []byte        // the initial input, typed into each process
+
+	// marks are the offsets at which restarts' output begins, the last
+	// maxRestartMarks of them, for attachments to be told (restartMark).
+	// Protected by the session's mu, not by mu.
+	marks []int64
+}
+
+// maxRestartMarks bounds restartable.marks: a client further behind than
+// that many restarts is told of the later ones only.
+const maxRestartMarks = 16
+
+// input returns the initial input. r.mu must be held.
+func (r *restartable) input() []byte { return r.in }
+
+// restartableDetacher is a restartable whose PTYs can be detached
+// (shared.Detacher), so that Detach leaves its session to the plugin.
+type restartableDetacher struct{ *restartable }
+
+// Detach implements shared.Detacher.
+func (d restartableDetacher) Detach() {
+	d.mu.Lock()
+	cur := d.cur
+	d.mu.Unlock()
+	if dt, ok := cur.(shared.Detacher); ok {
+		dt.Detach()
+	}
+}
+
+var _ shared.Detacher = restartableDetacher{}
+
+// newRestartable wraps p, spawned with req, whose initial input is in. The
+// result is a shared.Detacher exactly when p is.
+func newRestartable(p shared.PTY, req shared.SpawnRequest, in []byte) (shared.PTY, *restartable) {
+	r := &restartable{cur: p, req: req, output: make(chan struct{}), in: in}
+	if _, ok := p.(shared.Detacher); ok {
+		return restartableDetacher{r}, r
+	}
+	return r, r
+}
+
+// ptyRestartable returns the restartable behind p, if p is one.
+func ptyRestartable(p shared.PTY) (*restartable, bool) {
+	switch v := p.(type) {
+	case *restartable:
+		return v, true
+	case restartableDetacher:
+		return v.restartable, true
+	}
+	return nil, false
+}
+
+// begin starts a restart and returns it with a copy of the last request.
+func (r *restartable) begin() (*restart, shared.SpawnRequest, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.restart != nil {
+		return nil, shared.SpawnRequest{}, ErrRestartInProgress
+	}
+	if r.killed || r.closed || r.final != nil {
+		return nil, shared.SpawnRequest{}, ErrSessionNotFound
+	}
+	rs := &restart{drained: make(chan struct{}), done: make(chan struct{})}
+	r.restart = rs
+	req := r.req
+	req.Command, req.Env = slices.Clone(req.Command), maps.Clone(req.Env)
+	return rs, req, nil
+}
+
+// closeOld closes old, the current PTY, for a restart: Kill and Close
+// leave it alone then, since a PTY is closed once.
+func (r *restartable) closeOld(old shared.PTY) error {
+	r.mu.Lock()
+	r.curClosed = true
+	r.mu.Unlock()
+	return old.Close()
+}
+
+func (r *restartable) current() shared.PTY {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur
+}
+
+// parked reports whether the pump waits for rs's new process.
+func (r *restartable) parked(rs *restart) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return rs.parked && r.restart == rs
+}
+
+// killCurrent kills the current process for a restart: unlike Kill, the
+// session goes on.
+func (r *restartable) killCurrent(ctx context.Context) error { return r.current().Kill(ctx) }
+
+// install makes p, spawned with req, the current process and lets the pump
+// read on. It reports false, changing nothing, when the session was killed
+// or closed meanwhile: the pump then ends with oldExit.
+func (r *restartable) install(rs *restart, p shared.PTY, req shared.SpawnRequest, oldExit ExitStatus) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.restart != rs {
+		return false
+	}
+	r.restart = nil
+	if r.killed || r.closed {
+		r.final = &oldExit
+		close(rs.done)
+		return false
+	}
+	r.cur, r.req, r.pending, r.curClosed = p, req, nil, false
+	r.output, r.lastWrite = make(chan struct{}), time.Time{}
+	close(rs.done)
+	return true
+}
+
+// abort ends rs without a new process: the pump's Read ends and Wait
+// reports st.
+func (r *restartable) abort(rs *restart, st ExitStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.restart != rs {
+		return
+	}
+	r.restart = nil
+	r.final = &st
+	close(rs.done)
+}
+
+// Read implements shared.PTY: the current process's output; at its end,
+// while a restart is in progress, it waits for the next process and reads
+// on.
+func (r *restartable) Read(p []byte) (int, error) {
+	for {
+		r.mu.Lock()
+		cur, pending := r.cur, r.pending
+		r.mu.Unlock()
+		var n int
+		err := pending
+		if err == nil {
+			n, err = cur.Read(p)
+		}
+		r.mu.Lock()
+		if n > 0 {
+			if r.lastWrite.IsZero() {
+				close(r.output)
+			}
+			r.lastWrite = time.Now()
+		}
+		if err == nil {
+			r.mu.Unlock()
+			return n, nil
+		}
+		rs := r.restart
+		if rs == nil || r.killed || r.closed {
+			r.pending = nil
+			if rs != nil {
+				// Destroyed while restarting: end here, with the old
+				// process, which the pump waits for.
+				r.restart = nil
+				close(rs.drained)
+				close(rs.done)
+			}
+			r.mu.Unlock()
+			return n, err
+		}
+		if n > 0 {
+			r.pending = err
+			r.mu.Unlock()
+			return n, nil
+		}
+		// The old process's output has ended: wait for the new one.
+		r.pending = nil
+		rs.parked = true
+		close(rs.drained)
+		r.mu.Unlock()
+		<-rs.done
+		r.mu.Lock()
+		final := r.final
+		r.mu.Unlock()
+		if final != nil {
+			return 0, io.EOF
+		}
+	}
+}
+
+// Write implements shared.PTY.
+func (r *restartable) Write(p []byte) (int, error) { return r.current().Write(p) }
+
+// Resize implements shared.PTY.
+func (r *restartable) Resize(ctx context.Context, size shared.Size) error {
+	return r.current().Resize(ctx, size)
+}
+
+// Wait implements shared.PTY.
+func (r *restartable) Wait(ctx context.Context) (ExitStatus, error) {
+	r.mu.Lock()
+	cur, final := r.cur, r.final
+	r.mu.Unlock()
+	if final != nil {
+		return *final, nil
+	}
+	return cur.Wait(ctx)
+}
+
+// Kill implements shared.PTY: it ends the session, and a restart in
+// progress with it.
+func (r *restartable) Kill(ctx context.Context) error {
+	r.mu.Lock()
+	r.killed = true
+	cur, gone := r.cur, r.curClosed
+	r.mu.Unlock()
+	if gone {
+		return nil // ended and closed by a restart, which sees killed
+	}
+	return cur.Kill(ctx)
+}
+
+// Close implements shared.PTY.
+func (r *restartable) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	cur, gone := r.cur, r.curClosed
+	r.mu.Unlock()
+	if gone {
+		return nil // closed by a restart, which sees closed
+	}
+	return cur.Close()
+}
+
+// The initial input's rule: it is typed once the process has written its
+// first output and then been quiet for inputQuiet (at most inputMaxWait
+// after that first output), or inputSettle after the start when it
+// writes nothing.
+const (
+	inputQuiet   = 100 * time.Millisecond
+	inputMaxWait = 2 * time.Second
+	inputSettle  = 3 * time.Second
+)
+
+// typeInput types the session's initial input (SpawnRequest's, kept by
+// r) into its current process, by the rule above, in a goroutine of the
+// manager's.
+func (m *Manager) typeInput(s *session, r *restartable) {
+	r.mu.Lock()
+	input, output, cur := r.input(), r.output, r.cur
+	r.mu.Unlock()
+	if len(input) == 0 {
+		return
+	}
+	m.wg.Go(func() {
+		settle := time.NewTimer(inputSettle)
+		defer settle.Stop()
+		select {
+		case <-output:
+			start := time.Now()
+			for {
+				r.mu.Lock()
+				quiet := time.Since(r.lastWrite)
+				r.mu.Unlock()
+				if quiet >= inputQuiet || time.Since(start) >= inputMaxWait {
+					break
+				}
+				t := time.NewTimer(inputQuiet - quiet)
+				select {
+				case <-t.C:
+				case <-m.ctx.Done():
+					t.Stop()
+					return
+				}
+			}
+		case <-settle.C:
+		case <-m.ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		running := s.state == stateRunning
+		s.mu.Unlock()
+		if !running || r.current() != cur {
+			return // ended, or restarted: the next process gets its own
+		}
+		if err := s.input(input); err != nil {
+			s.log.Warn("typing the initial input failed", "err", err)
+		}
+	})
+}

@@ -1,0 +1,304 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+func (h *harness) attachWith(t *testing.T, id string, opts AttachOptions) *Attachment {
+	t.Helper()
+	a, err := h.m.AttachWith(context.Background(), id, opts)
+	if err != nil {
+		t.Fatalf("AttachWith(%q, %+v): %v", id, opts, err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// size returns session id's terminal size as recorded.
+func (h *harness) size(t *testing.T, id string) shared.Size {
+	t.Helper()
+	rec := h.session(t, id).snapshot()
+	return shared.Size{Cols: uint16(rec.Cols), Rows: uint16(rec.Rows)}
+}
+
+// lastResize drains p's resizes and returns the last, failing when the
+// plugin was asked for none.
+func lastResize(t *testing.T, p *fakeenv.PTY) shared.Size {
+	t.Helper()
+	var last shared.Size
+	select {
+	case last = <-p.Resizes():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the plugin was asked for no resize")
+	}
+	for {
+		select {
+		case last = <-p.Resizes():
+		default:
+			return last
+		}
+	}
+}
+
+func TestReadOnlyAttachment(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "ro")
+	a := h.attachWith(t, "ro", AttachOptions{Mode: AttachRead})
+	if !a.ReadOnly() {
+		t.Fatal("ReadOnly() = false for AttachRead")
+	}
+	if _, err := a.Write([]byte("rm -rf /\n")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Write: %v, want ErrReadOnly", err)
+	}
+	if err := a.Resize(context.Background(), 100, 30); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Resize: %v, want ErrReadOnly", err)
+	}
+	select {
+	case in := <-p.Input():
+		t.Fatalf("the session got input %q from a read-only client", in)
+	case s := <-p.Resizes():
+		t.Fatalf("the session was resized to %v by a read-only client", s)
+	default:
+	}
+	p.Output(t, []byte("hello"))
+	if got := collect(t, a, 5); string(got) != "hello" {
+		t.Fatalf("output %q", got)
+	}
+	p.End(shared.ExitStatus{Code: 3})
+	f, _ := nextFrame(t, a)
+	if f.Kind != FrameExit || f.Exit.Code != 3 {
+		t.Fatalf("frame %+v, want the exit with code 3", f)
+	}
+}
+
+func TestAttachWithErrors(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "e")
+	for name, opts := range map[string]AttachOptions{
+		"negative offset": {Resume: true, Offset: -1},
+		"unknown mode":    {Mode: 7},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := h.m.AttachWith(context.Background(), "e", opts); !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("AttachWith(%+v): %v, want ErrInvalidArgument", opts, err)
+			}
+		})
+	}
+	if _, err := h.m.AttachWith(context.Background(), "nope", AttachOptions{}); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("unknown session: %v", err)
+	}
+}
+
+func TestMaxClients(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxClients = 2 })
+	h.create(t, "m")
+	a := h.attach(t, "m")
+	h.attachWith(t, "m", AttachOptions{Mode: AttachRead}) // viewers count too
+	if err := h.m.Attachable("m"); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("Attachable with 2 of 2 clients: %v, want ErrTooManyClients", err)
+	}
+	if _, err := h.m.Attach(context.Background(), "m"); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("third Attach: %v, want ErrTooManyClients", err)
+	}
+	if n := h.session(t, "m").snapshot().ActiveConnections; n != 2 {
+		t.Fatalf("ActiveConnections = %d after a refused attach, want 2", n)
+	}
+	a.Close()
+	if err := h.m.Attachable("m"); err != nil {
+		t.Fatalf("Attachable after one left: %v", err)
+	}
+	h.attach(t, "m")
+}
+
+func TestOptionsValidateClients(t *testing.T) {
+	base := Options{Store: newMemStore(), Plugins: fakePlugins{}}
+	for name, tt := range map[string]struct {
+		mod  func(*Options)
+		fail bool
+	}{
+		"defaults":             {mod: func(*Options) {}},
+		"smallest":             {mod: func(o *Options) { o.SizePolicy = SizeSmallest }},
+		"latest":               {mod: func(o *Options) { o.SizePolicy = SizeLatest }},
+		"unknown size policy":  {mod: func(o *Options) { o.SizePolicy = "largest" }, fail: true},
+		"negative max clients": {mod: func(o *Options) { o.MaxClients = -1 }, fail: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := base
+			tt.mod(&o)
+			if err := o.Validate(); (err != nil) != tt.fail {
+				t.Fatalf("Validate: %v, want failure %v", err, tt.fail)
+			}
+		})
+	}
+}
+
+func TestParseSizePolicy(t *testing.T) {
+	for in, want := range map[string]SizePolicy{"": SizeLatest, "latest": SizeLatest, "smallest": SizeSmallest} {
+		if got, err := ParseSizePolicy(in); err != nil || got != want {
+			t.Errorf("ParseSizePolicy(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"Smallest", "largest", " latest"} {
+		if _, err := ParseSizePolicy(in); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("ParseSizePolicy(%q): %v, want ErrInvalidArgument", in, err)
+		}
+	}
+}
+
+func TestSizePolicy(t *testing.T) {
+	type ask struct {
+		client     int // index of the client that asks
+		cols, rows int
+	}
+	for _, tt := range []struct {
+		name   string
+		policy SizePolicy
+		asks   []ask
+		want   shared.Size // after the asks
+		leaves int         // the client that leaves then
+		after  shared.Size // the size after it left
+	}{
+		{
+			name: "latest: the leaver's size gives way", policy: SizeLatest,
+			asks: []ask{{0, 100, 30}, {1, 120, 40}}, want: shared.Size{Cols: 120, Rows: 40},
+			leaves: 1, after: shared.Size{Cols: 100, Rows: 30},
+		},
+		{
+			name: "latest is the default", policy: "",
+			asks: []ask{{1, 120, 40}, {0, 100, 30}}, want: shared.Size{Cols: 100, Rows: 30},
+			leaves: 0, after: shared.Size{Cols: 120, Rows: 40},
+		},
+		{
+			name: "smallest takes each dimension's least", policy: SizeSmallest,
+			asks: []ask{{0, 100, 30}, {1, 80, 50}}, want: shared.Size{Cols: 80, Rows: 30},
+			leaves: 0, after: shared.Size{Cols: 80, Rows: 50},
+		},
+		{
+			name: "smallest: a newer larger ask does not grow it", policy: SizeSmallest,
+			asks: []ask{{0, 90, 20}, {1, 200, 60}, {0, 100, 30}}, want: shared.Size{Cols: 100, Rows: 30},
+			leaves: 0, after: shared.Size{Cols: 200, Rows: 60},
+		},
+		{
+			name: "a client that never asked leaves nothing changed", policy: SizeSmallest,
+			asks: []ask{{0, 100, 30}}, want: shared.Size{Cols: 100, Rows: 30},
+			leaves: 1, after: shared.Size{Cols: 100, Rows: 30},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(o *Options) { o.SizePolicy = tt.policy })
+			_, p := h.create(t, "s")
+			clients := []*Attachment{h.attach(t, "s"), h.attach(t, "s"), h.attachWith(t, "s", AttachOptions{Mode: AttachRead})}
+			for _, k := range tt.asks {
+				if err := clients[k.client].Resize(context.Background(), k.cols, k.rows); err != nil {
+					t.Fatalf("Resize %+v: %v", k, err)
+				}
+			}
+			if got := h.size(t, "s"); got != tt.want {
+				t.Fatalf("size %v after the asks, want %v", got, tt.want)
+			}
+			if got := lastResize(t, p); got != tt.want {
+				t.Fatalf("the plugin's last resize %v, want %v", got, tt.want)
+			}
+			clients[2].Close() // a viewer leaving changes nothing
+			clients[tt.leaves].Close()
+			if got := h.size(t, "s"); got != tt.after {
+				t.Fatalf("size %v after client %d left, want %v", got, tt.leaves, tt.after)
+			}
+			if tt.after != tt.want {
+				if got := lastResize(t, p); got != tt.after {
+					t.Fatalf("the plugin's last resize %v, want %v", got, tt.after)
+				}
+			}
+			select {
+			case s := <-p.Resizes():
+				t.Fatalf("unexpected resize to %v", s)
+			default:
+			}
+			// The one left is told the size.
+			other := clients[1-tt.leaves]
+			var told shared.Size
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			buf := make([]byte, 64)
+			for told != tt.after {
+				f, err := other.Next(ctx, buf)
+				if err != nil {
+					t.Fatalf("the remaining client was told %v, not %v: %v", told, tt.after, err)
+				}
+				if f.Kind == FrameResize {
+					told = f.Size
+				}
+			}
+		})
+	}
+}
+
+func TestSizeStaysWhenLastClientLeaves(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "z")
+	a := h.attach(t, "z")
+	if err := a.Resize(context.Background(), 132, 43); err != nil {
+		t.Fatal(err)
+	}
+	lastResize(t, p)
+	a.Close()
+	if got := h.size(t, "z"); got != (shared.Size{Cols: 132, Rows: 43}) {
+		t.Fatalf("size %v after the last client left, want 132x43 kept", got)
+	}
+}
+
+// Clients resizing at once leave the terminal, the record and the plugin at
+// the size the policy picks from their last asks.
+func TestConcurrentResizesConverge(t *testing.T) {
+	for _, policy := range []SizePolicy{SizeLatest, SizeSmallest} {
+		t.Run(string(policy), func(t *testing.T) {
+			h := newHarness(t, func(o *Options) { o.SizePolicy = policy })
+			_, p := h.create(t, "c")
+			stop := make(chan struct{})
+			drained := make(chan struct{})
+			go func() { // the fake PTY's resize channel holds 16
+				defer close(drained)
+				for {
+					select {
+					case <-p.Resizes():
+					case <-stop:
+						return
+					}
+				}
+			}()
+			defer func() { close(stop); <-drained }()
+			var clients []*Attachment
+			for range 4 {
+				clients = append(clients, h.attach(t, "c"))
+			}
+			done := make(chan struct{})
+			for i, a := range clients {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					for j := range 50 {
+						if err := a.Resize(context.Background(), 40+i*10+j%7, 10+i+j%5); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			for range clients {
+				<-done
+			}
+			s := h.session(t, "c")
+			s.mu.Lock()
+			want, ok := s.wantedSize(policy)
+			s.mu.Unlock()
+			if !ok || h.size(t, "c") != want {
+				t.Fatalf("size %v, want %v", h.size(t, "c"), want)
+			}
+		})
+	}
+}
