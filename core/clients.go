@@ -26,7 +26,7 @@ func (m *Manager) attachable(id string) error {
 	if s.state == stateStarting || s.state == stateDestroyed {
 		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	return tooManyClients(id, len(s.attachments), m.opts.MaxClients)
+	return tooManyClients(id, len(s.attachments), s.maxClients(m.opts.MaxClients))
 }
 
 // Attach adds a client to a live or lingering session. The session becomes
@@ -53,10 +53,10 @@ func (m *Manager) AttachFrom(ctx context.Context, id string, off int64) (*Attach
 	return m.attach(ctx, id, off, AttachWrite)
 }
 
-// attach is Attach (off < 0), AttachFrom and AttachWith. A session with
-// Options.MaxClients clients is ErrTooManyClients, checked under s.mu with
-// the attachment's insertion, so that two racing clients cannot both take
-// the last place.
+// attach is Attach (off < 0), AttachFrom and AttachWith. A session with as
+// many clients as its limit (session.maxClients) is ErrTooManyClients,
+// checked under s.mu with the attachment's insertion, so that two racing
+// clients cannot both take the last place.
 func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMode) (*Attachment, error) {
 	m.mu.Lock()
 	s := m.sessions[id]
@@ -77,7 +77,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMod
 		m.countAttachment(-1)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	if err := tooManyClients(id, len(s.attachments), m.opts.MaxClients); err != nil {
+	if err := tooManyClients(id, len(s.attachments), s.maxClients(m.opts.MaxClients)); err != nil {
 		s.mu.Unlock()
 		m.countAttachment(-1)
 		return nil, err
@@ -86,7 +86,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMod
 		s:        s,
 		wakeC:    make(chan struct{}, 1),
 		readOnly: mode == AttachRead,
-		policy:   m.opts.SizePolicy,
+		policy:   s.sizePolicy(m.opts.SizePolicy),
 		hello: Hello{
 			SessionID: id,
 			Size:      shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)},

@@ -44,8 +44,21 @@ type CreateOptions struct {
 	// ready to read: when it has written its first output and then been
 	// quiet for 100 ms (at most 2 s after that first output), or 3 s after
 	// the start if it writes nothing. It is typed again after each restart
-	// (RestartSession). At most MaxInputBytes.
+	// (RestartSession), but not after a restart of a session taken up
+	// from a previous server: it is not stored. At most MaxInputBytes.
 	Input []byte
+	// MaxClients bounds the clients attached to the session at a time (the
+	// next attach is ErrTooManyClients); 0 means the server's
+	// Options.MaxClients. Not negative.
+	MaxClients int
+	// SizePolicy is the session's size policy (ParseSizePolicy's names);
+	// empty means the server's Options.SizePolicy.
+	SizePolicy SizePolicy
+	// Record, when not nil, says whether the session is recorded
+	// (recording.go); nil means its environment's Record, else the
+	// server's Options.Record. true on a server without
+	// Options.RecordingDir is ErrInvalidArgument.
+	Record *bool
 }
 
 // MaxInputBytes bounds CreateOptions.Input.
@@ -111,6 +124,14 @@ func (o *CreateOptions) normalize() error {
 			return fmt.Errorf("%w: variable %s is both in env and in unset_env", ErrInvalidArgument, k)
 		}
 	}
+	if o.MaxClients < 0 {
+		return fmt.Errorf("%w: max_clients %d: want 0 (the server's limit) or a positive number", ErrInvalidArgument, o.MaxClients)
+	}
+	if o.SizePolicy != "" {
+		if _, err := ParseSizePolicy(string(o.SizePolicy)); err != nil {
+			return err
+		}
+	}
 	if len(o.Input) > MaxInputBytes {
 		return fmt.Errorf("%w: input is %d bytes; the limit is %d", ErrInvalidArgument, len(o.Input), MaxInputBytes)
 	}
@@ -142,6 +163,9 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	if err := opts.normalize(); err != nil {
 		return SessionRecord{}, err
 	}
+	if err := m.checkRecordable(opts.Record); err != nil {
+		return SessionRecord{}, err
+	}
 	env, err := m.lookupEnvironment(ctx, opts.EnvironmentID)
 	if err != nil {
 		m.metrics.createFailed.Inc()
@@ -159,6 +183,10 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		ProjectID:     opts.ProjectID,
 		BranchName:    opts.BranchName,
 		WorktreePath:  opts.WorktreePath,
+		Command:       slices.Clone(opts.Command),
+		UnsetEnv:      slices.Clone(opts.UnsetEnv),
+		MaxClients:    opts.MaxClients,
+		SizePolicy:    opts.SizePolicy,
 		Status:        StatusStarting,
 		Cols:          opts.Cols,
 		Rows:          opts.Rows,
@@ -215,6 +243,7 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		return SessionRecord{}, m.destroyedWhileStarting(s)
 	}
 	s.pty, s.envType = p, env.Type
+	s.recorder = m.startRecording(s, opts, env)
 	s.state = stateRunning
 	s.rec.Status = StatusActive
 	rec := s.rec

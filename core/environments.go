@@ -68,6 +68,9 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 	if err := shared.CheckEnvNames(env.UnsetEnv); err != nil {
 		return fmt.Errorf("%w: unset_env: %v", ErrInvalidArgument, err)
 	}
+	if err := m.checkRecordable(env.Record); err != nil {
+		return err
+	}
 	cfg := bytes.TrimSpace(env.Config)
 	if len(cfg) == 0 || bytes.Equal(cfg, []byte("null")) {
 		cfg = []byte("{}")
@@ -145,6 +148,10 @@ type EnvironmentUpdate struct {
 	// UnsetEnv replaces the variables the sessions created from now on do
 	// not get; empty: none.
 	UnsetEnv *[]string
+	// SetRecord replaces the environment's Record with Record (nil: the
+	// server's setting) for the sessions created from now on.
+	SetRecord bool
+	Record    *bool
 }
 
 // UpdateEnvironment changes an environment and returns it. A new config is
@@ -175,6 +182,9 @@ func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u Environmen
 	}
 	if u.UnsetEnv != nil {
 		env.UnsetEnv = *u.UnsetEnv
+	}
+	if u.SetRecord {
+		env.Record = u.Record
 	}
 	if err := m.validateEnvironment(ctx, &env); err != nil {
 		return Environment{}, err

@@ -76,6 +76,22 @@ type Options struct {
 	// environment's config sets them (SpawnRequest.UnsetEnv), such as
 	// CLAUDECODE, which makes a nested Claude Code refuse to start.
 	NeverEnv []string
+	// RecordingDir is where session recordings (asciicast v2, recording.go)
+	// are kept, as ID.cast (0600; the directory is made 0700); ptyhost
+	// serve uses DATA_DIR/recordings. Empty means no session is recorded.
+	RecordingDir string
+	// Record records every session unless its create or its environment
+	// says otherwise (CreateOptions.Record, Environment.Record). Needs
+	// RecordingDir.
+	Record bool
+	// RecordInput records what clients type too ("i" events). A
+	// recording may then hold passwords typed into the session; whoever
+	// may download it (the read-only token too) reads them.
+	RecordInput bool
+	// RecordingMaxBytes bounds each recording's file; at the bound the
+	// recording stops with a marker event. Zero means
+	// DefaultRecordingMaxBytes; at least 4 KiB.
+	RecordingMaxBytes int
 }
 
 // Defaults.
@@ -134,6 +150,9 @@ func (o Options) Validate() error {
 	}
 	if err := shared.CheckEnvNames(o.NeverEnv); err != nil {
 		return fmt.Errorf("core: Options.NeverEnv: %w", err)
+	}
+	if err := o.validateRecording(); err != nil {
+		return err
 	}
 	return nil
 }

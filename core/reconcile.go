@@ -45,6 +45,7 @@ var errNowLive = errors.New("the session id is live in this server")
 //     event is published. A session that exited while no server ran is
 //     taken up too: its kept output and then its exit go through the
 //     usual path, so its record gets the real exit code and signal.
+//     It can be restarted in place (RestartSession), from its record.
 //   - kept by no plugin (the plugin is gone, or predates kept sessions),
 //     or kept but the plugin fails to hand it over: it is recorded as
 //     ERROR with ReasonServerLost, whatever the store said.
@@ -162,7 +163,9 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor) (<-
 	rec.DetachedAt, rec.IdleDeadline = now, time.Time{}
 	s := newSession(m.deps, rec)
 	caughtUp := s.resumeAt(start, sv.EndOffset)
-	s.pty, s.envType, s.state = p, sv.EnvironmentType, stateRunning
+	// Wrapped as a created session's PTY is, so that RestartSession can
+	// restart it from its record.
+	s.pty, s.envType, s.state = adoptRestartable(p), sv.EnvironmentType, stateRunning
 
 	m.mu.Lock()
 	closed, taken := m.closed, m.sessions[rec.ID] != nil

@@ -72,8 +72,14 @@ func (o RestartOptions) validate() error {
 // ErrSessionNotFound (unknown, starting, destroyed); one already being
 // restarted is ErrRestartInProgress. When the new process cannot be
 // started the session ends as ERROR, with the reason, and the error wraps
-// ErrSpawn. A session taken up from a previous server (Reconcile) cannot
-// be restarted: ErrUnsupported.
+// ErrSpawn. A new command (o.Command) is recorded as the session's.
+//
+// A session taken up from a previous server (Reconcile) is restarted from
+// its record: its stored command, working directory and unset_env names,
+// with its environment's configuration as the store holds it now. Its
+// variables (CreateOptions.Env) and initial input were never stored, so
+// it gets o.Env only, and no input; after its first restart here, later
+// restarts reuse what that one was given.
 func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOptions) (SessionRecord, error) {
 	if err := o.validate(); err != nil {
 		return SessionRecord{}, err
@@ -100,11 +106,23 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	}
 	r, ok := ptyRestartable(p)
 	if !ok {
-		return SessionRecord{}, fmt.Errorf("%w: session %q was taken up from a previous server and cannot be restarted; destroy and create it", shared.ErrUnsupported, id)
+		// Every running session's PTY is one; kept for safety.
+		return SessionRecord{}, fmt.Errorf("%w: session %q cannot be restarted; destroy and create it", shared.ErrUnsupported, id)
+	}
+	var fromRecord *shared.SpawnRequest
+	if r.recordOnly() {
+		req, err := m.requestFromRecord(ctx, s.snapshot())
+		if err != nil {
+			return SessionRecord{}, err
+		}
+		fromRecord = &req
 	}
 	rs, req, err := r.begin()
 	if err != nil {
 		return SessionRecord{}, fmt.Errorf("%w: session %q", err, id)
+	}
+	if fromRecord != nil {
+		req = *fromRecord
 	}
 	if o.Command != nil {
 		req.Command = slices.Clone(o.Command)
@@ -174,9 +192,15 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	s.wakeAll()
 	s.rec.Restarts++
 	n := s.rec.Restarts
+	u := SessionUpdate{Restarts: &n}
+	if o.Command != nil {
+		s.rec.Command = slices.Clone(o.Command)
+		cmd := slices.Clone(o.Command)
+		u.Command = &cmd
+	}
 	rec := s.rec
 	s.mu.Unlock()
-	m.writer.update(id, SessionUpdate{Restarts: &n})
+	m.writer.update(id, u)
 	m.typeInput(s, r)
 	s.log.Info("session restarted", "restarts", n, "offset", req.OutputOffset, "old_exit_code", oldExit.Code)
 	m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit})
@@ -226,6 +250,11 @@ type restartable struct {
 	output    chan struct{} // closed at cur's first output
 	lastWrite time.Time     // when cur last wrote
 	in        []byte        // the initial input, typed into each process
+	// fromRecord says req is not what cur was spawned with, which this
+	// server does not know: cur was taken up from a previous server
+	// (Reconcile), and a restart builds its request from the session's
+	// record (requestFromRecord). The first restart's install clears it.
+	fromRecord bool
 
 	// marks are the offsets at which restarts' output begins, the last
 	// maxRestartMarks of them, for attachments to be told (restartMark).
@@ -264,6 +293,51 @@ func newRestartable(p shared.PTY, req shared.SpawnRequest, in []byte) (shared.PT
 		return restartableDetacher{r}, r
 	}
 	return r, r
+}
+
+// adoptRestartable wraps p, a session's PTY taken up from a previous
+// server, whose spawn request this server does not know: a restart builds
+// one from the session's record.
+func adoptRestartable(p shared.PTY) shared.PTY {
+	p, r := newRestartable(p, shared.SpawnRequest{}, nil)
+	r.fromRecord = true
+	return p
+}
+
+// recordOnly reports whether a restart must build its request from the
+// session's record (restartable.fromRecord).
+func (r *restartable) recordOnly() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fromRecord
+}
+
+// requestFromRecord builds the spawn request of a restart of a session
+// taken up from a previous server from what its record keeps: command,
+// working directory and unset_env names, with its environment's
+// configuration and unset_env as the store holds them now and the
+// server's never-passed variables. It has no Env (never stored); the
+// restart sets Size and OutputOffset.
+func (m *Manager) requestFromRecord(ctx context.Context, rec SessionRecord) (shared.SpawnRequest, error) {
+	env, err := m.lookupEnvironment(ctx, rec.EnvironmentID)
+	if err != nil {
+		return shared.SpawnRequest{}, err
+	}
+	dir, err := m.workdir(env.Type, rec.WorktreePath)
+	if err != nil {
+		return shared.SpawnRequest{}, err
+	}
+	return shared.SpawnRequest{
+		SessionID:       rec.ID,
+		EnvironmentID:   env.ID,
+		EnvironmentType: env.Type,
+		Config:          env.Config,
+		Dir:             dir,
+		Command:         slices.Clone(rec.Command),
+		UnsetEnv:        m.unsetEnv(append(slices.Clone(env.UnsetEnv), rec.UnsetEnv...)),
+		WorkdirRoots:    m.opts.WorkdirRoots,
+		ScrollbackBytes: m.opts.ScrollbackBytes,
+	}, nil
 }
 
 // ptyRestartable returns the restartable behind p, if p is one.
@@ -336,6 +410,7 @@ func (r *restartable) install(rs *restart, p shared.PTY, req shared.SpawnRequest
 		return false
 	}
 	r.cur, r.req, r.pending, r.curClosed = p, req, nil, false
+	r.fromRecord = false
 	r.output, r.lastWrite = make(chan struct{}), time.Time{}
 	close(rs.done)
 	return true

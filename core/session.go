@@ -93,6 +93,10 @@ type session struct {
 	// pump ends: a session taken up again has read what its plugin kept.
 	caughtUp  chan struct{}
 	catchUpTo int64
+
+	// recorder, when set (before the pump starts, never changed), records
+	// the session (recording.go); nil when it is not recorded.
+	recorder *recorder
 }
 
 // newSession returns a session, STARTING, for rec.
@@ -166,6 +170,10 @@ func (s *session) pump(ctx context.Context) {
 			buf = make([]byte, pumpBufferSize)
 		}
 	}
+	if s.recorder != nil {
+		// Every output byte is queued: write them and close the file.
+		s.recorder.close()
+	}
 	var st ExitStatus
 	var err error
 	if readErr != nil {
@@ -227,6 +235,9 @@ func (s *session) output(p []byte) {
 	}
 	s.mu.Unlock()
 	s.deps.metrics.bytesOut.Add(float64(len(p)))
+	if s.recorder != nil {
+		s.recorder.output(p)
+	}
 	if touch {
 		s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
 	}
@@ -238,6 +249,9 @@ func (s *session) input(p []byte) error {
 		return err
 	}
 	s.deps.metrics.bytesIn.Add(float64(len(p)))
+	if s.recorder != nil {
+		s.recorder.recordInput(p)
+	}
 	now := s.deps.now()
 	s.mu.Lock()
 	touch := now.Sub(s.lastActive) >= s.deps.activityInterval
@@ -264,6 +278,10 @@ func (s *session) resize(ctx context.Context, size shared.Size) error {
 		return err
 	}
 	cols, rows := int(size.Cols), int(size.Rows)
+	if s.recorder != nil {
+		// At once: before the output the program redraws at the new size.
+		s.recorder.resize(cols, rows)
+	}
 	s.mu.Lock()
 	s.rec.Cols, s.rec.Rows = cols, rows
 	for a := range s.attachments {

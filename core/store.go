@@ -57,26 +57,45 @@ type Environment struct {
 	IdleTimeout string `json:"idle_timeout,omitempty"`
 	// UnsetEnv names variables the sessions of this environment do not
 	// get, besides their own unset_env (SpawnRequest.UnsetEnv).
-	UnsetEnv  []string  `json:"unset_env,omitempty"`
+	UnsetEnv []string `json:"unset_env,omitempty"`
+	// Record, when set, says whether the sessions created in this
+	// environment without a record field of their own are recorded
+	// (recording.go); nil means the server's Options.Record.
+	Record    *bool     `json:"record,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // SessionRecord is a session's row in the store.
 type SessionRecord struct {
-	ID                string    `json:"id"`
-	EnvironmentID     string    `json:"environment_id"`
-	ProjectID         string    `json:"project_id,omitempty"`
-	BranchName        string    `json:"branch_name,omitempty"`
-	WorktreePath      string    `json:"worktree_path,omitempty"`
-	Status            Status    `json:"status"`
-	StatusReason      string    `json:"status_reason,omitempty"`
-	ActiveConnections int       `json:"active_connections"`
-	Cols              int       `json:"cols"`
-	Rows              int       `json:"rows"`
-	ExitCode          *int      `json:"exit_code"`
-	ExitSignal        string    `json:"exit_signal,omitempty"`
-	LastActiveAt      time.Time `json:"last_active_at"`
+	ID            string `json:"id"`
+	EnvironmentID string `json:"environment_id"`
+	ProjectID     string `json:"project_id,omitempty"`
+	BranchName    string `json:"branch_name,omitempty"`
+	WorktreePath  string `json:"worktree_path,omitempty"`
+	// Command is the argv the session runs (CreateOptions.Command, or a
+	// restart's); empty means its environment's shell. It is stored, so
+	// that a session taken up after a server restart can be restarted in
+	// place (RestartSession). The session's variables (Env) are not: they
+	// may hold secrets.
+	Command []string `json:"command,omitempty"`
+	// UnsetEnv names the variables the session asked to be without
+	// (CreateOptions.UnsetEnv); names only, kept for the same restart.
+	UnsetEnv []string `json:"unset_env,omitempty"`
+	// MaxClients bounds the clients attached to the session at a time; 0
+	// means the server's Options.MaxClients.
+	MaxClients int `json:"max_clients,omitempty"`
+	// SizePolicy is the session's size policy; empty means the server's
+	// Options.SizePolicy.
+	SizePolicy        SizePolicy `json:"size_policy,omitempty"`
+	Status            Status     `json:"status"`
+	StatusReason      string     `json:"status_reason,omitempty"`
+	ActiveConnections int        `json:"active_connections"`
+	Cols              int        `json:"cols"`
+	Rows              int        `json:"rows"`
+	ExitCode          *int       `json:"exit_code"`
+	ExitSignal        string     `json:"exit_signal,omitempty"`
+	LastActiveAt      time.Time  `json:"last_active_at"`
 	// IdleTimeout is the session's idle timeout, spelled as
 	// FormatIdleTimeout does: "never", or how long it runs on with no
 	// client ("0s": it ends when its last client leaves).

@@ -2,6 +2,7 @@ package core
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,6 +27,8 @@ type SessionUpdate struct {
 	// DetachedAt pointing at the zero time clears it (a client attached).
 	DetachedAt *time.Time
 	Restarts   *int
+	// Command is set by a restart with a new command.
+	Command *[]string
 }
 
 // ApplyTo sets the fields of rec that u sets. rec keeps no pointer into u.
@@ -60,6 +63,9 @@ func (u SessionUpdate) ApplyTo(rec *SessionRecord) {
 	}
 	if u.Restarts != nil {
 		rec.Restarts = *u.Restarts
+	}
+	if u.Command != nil {
+		rec.Command = slices.Clone(*u.Command)
 	}
 }
 

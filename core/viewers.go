@@ -18,7 +18,8 @@ var (
 	// or resize the terminal.
 	ErrReadOnly = errors.New("the client attached read-only")
 	// ErrTooManyClients: the session has as many clients attached as its
-	// limit allows (Options.MaxClients). The HTTP API answers 409.
+	// limit allows (CreateOptions.MaxClients, else Options.MaxClients).
+	// The HTTP API answers 409.
 	ErrTooManyClients = errors.New("the session has too many clients")
 )
 
@@ -74,8 +75,9 @@ func ParseSizePolicy(s string) (SizePolicy, error) {
 }
 
 // AttachWith attaches a client as opts say: Attach, AttachFrom, and
-// read-only attachment. A session that has Options.MaxClients clients
-// already is ErrTooManyClients.
+// read-only attachment. A session that has as many clients as its limit
+// (CreateOptions.MaxClients, else Options.MaxClients) already is
+// ErrTooManyClients.
 func (m *Manager) AttachWith(ctx context.Context, id string, opts AttachOptions) (*Attachment, error) {
 	off := int64(-1)
 	if opts.Resume {
@@ -97,9 +99,27 @@ func (a *Attachment) ReadOnly() bool { return a.readOnly }
 // no more under the limit max (0 is none).
 func tooManyClients(id string, n, max int) error {
 	if max > 0 && n >= max {
-		return fmt.Errorf("%w: session %q has %d clients attached, the most the server allows (max clients %d)", ErrTooManyClients, id, n, max)
+		return fmt.Errorf("%w: session %q has %d clients attached, the most it allows (max clients %d)", ErrTooManyClients, id, n, max)
 	}
 	return nil
+}
+
+// maxClients returns s's client limit: its own (CreateOptions.MaxClients),
+// else def, the server's. s.mu must be held.
+func (s *session) maxClients(def int) int {
+	if s.rec.MaxClients > 0 {
+		return s.rec.MaxClients
+	}
+	return def
+}
+
+// sizePolicy returns s's size policy: its own (CreateOptions.SizePolicy),
+// else def, the server's. s.mu must be held.
+func (s *session) sizePolicy(def SizePolicy) SizePolicy {
+	if s.rec.SizePolicy != "" {
+		return s.rec.SizePolicy
+	}
+	return def
 }
 
 // askSize records size as a's asked size, the newest of the session's.

@@ -44,6 +44,9 @@ type attachOptions struct {
 	// stdio.out is a terminal; a file or pipe gets the output byte for
 	// byte and nothing else. Tests set it with a buffer for stdout.
 	restoreModes bool
+	// readOnly attaches as a viewer (wsproto.DialOptions.ReadOnly): no
+	// size is sent and nothing typed is; the detach key still detaches.
+	readOnly bool
 }
 
 // attachEnd says why an attachment ended without an error.
@@ -67,11 +70,14 @@ type attachResult struct {
 // opts.reconnect and resumes at the offset it had received (reconnect.go).
 //
 // When stdio.in is a terminal it is put in raw mode for the duration and
-// always restored before attach returns. When stdio.out is a terminal (or
-// opts.restoreModes), the modes the session's output turned on there
-// (the alternate screen, a hidden cursor, mouse reporting…; termModes)
-// are turned off again before the line saying why attach ended, and in
-// any case before attach returns. attach waits for every goroutine
+// always restored before attach returns. With opts.readOnly, attach says
+// so in a line, sends no size and forwards no keys: it only watches for
+// the detach key. When stdio.out is a terminal (or opts.restoreModes),
+// the modes the session's output turned on there (the alternate screen,
+// a hidden cursor, mouse reporting…; termModes) are turned off again
+// when the session's program is restarted in place, before the one line
+// saying why attach ended, and in any case before attach returns. attach
+// waits for every goroutine
 // it starts except the one reading stdio.in, which may stay blocked in
 // Read until stdio.in delivers data, EOF or an error (then it finds the
 // attachment over and ends); that goroutine never touches stdio.out or
@@ -87,7 +93,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		stdio.out = modes
 		defer modes.restore()
 	}
-	conn, err := dialAttach(ctx, c, opts.id, stdio, nil)
+	conn, err := dialAttach(ctx, c, opts.id, opts.readOnly, stdio, nil)
 	if err != nil {
 		if errors.Is(err, wsproto.ErrHelloLost) {
 			// Ended before hello: say why as for one that ended later.
@@ -105,6 +111,13 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		}
 		defer tty.restore()
 	}
+	// sizer is the terminal whose size the session follows: none for a
+	// viewer, whose resizes the server would refuse.
+	sizer := tty
+	if opts.readOnly {
+		sizer = nil
+		fmt.Fprintf(stdio.err, "[attached read-only to session %s: what you type is not sent%s]\r\n", opts.id, detachHint(opts.detachKey))
+	}
 
 	// loopCtx bounds every goroutine below; it is cancelled, and they are
 	// waited for, before the terminal is restored.
@@ -114,7 +127,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	defer cancel()
 
 	var winch <-chan os.Signal
-	if tty != nil {
+	if sizer != nil {
 		winch = opts.winch
 		if winch == nil {
 			ch := make(chan os.Signal, 1)
@@ -132,15 +145,15 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	// Not in wg: it may be blocked in stdio.in.Read indefinitely.
 	go in.pump(loopCtx, stdio.in, opts.detachKey)
 
-	a := &attachment{out: stdio.out, errw: stdio.err, modes: modes}
+	a := &attachment{out: stdio.out, errw: stdio.err, modes: modes, readOnly: opts.readOnly}
 	for {
 		// dialAttach has read the hello.
 		a.conn = conn
-		ev := a.serve(ctx, loopCtx, &wg, tty, winch, in)
+		ev := a.serve(ctx, loopCtx, &wg, sizer, winch, in)
 		switch ev.kind {
 		case eventDetached:
 			a.modes.restore()
-			fmt.Fprintf(stdio.err, "\r\n[detached from session %s%s]\r\n", opts.id, detachFate(ctx, c, opts.id))
+			fmt.Fprintf(stdio.err, "\r\n[%s]\r\n", detachLine(ctx, c, "detached from session", opts))
 			return attachResult{end: endDetached}, nil
 		case eventInputErr:
 			return attachResult{}, fmt.Errorf("reading input: %w", ev.err)
@@ -150,6 +163,10 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		if ctx.Err() != nil {
 			// The connection ended because ctx did.
 			return attachResult{}, context.Cause(ctx)
+		}
+		if ev.read.retry && opts.reconnect <= 0 {
+			// The session may go on without us: say how to come back.
+			ev.read.err = fmt.Errorf("%w; reattach with '%s'", ev.read.err, attachCommand(opts))
 		}
 		if !ev.read.retry || opts.reconnect <= 0 {
 			return a.finish(ev.read)
@@ -182,7 +199,9 @@ type event struct {
 // is done, and returns which. Whatever the end, the connection is closed
 // and its reader has ended when serve returns, so nothing writes to
 // stdout afterwards. Input read from in is sent on this goroutine, so
-// every byte typed before the detach key is sent before the detach.
+// every byte typed before the detach key is sent before the detach; a
+// read-only attachment drops it. tty, when not nil, is the terminal whose
+// size is sent now and on every winch.
 func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty *terminal, winch <-chan os.Signal, in *input) event {
 	connCtx, connCancel := context.WithCancel(loopCtx)
 	defer connCancel()
@@ -214,7 +233,9 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 		case <-winch:
 			a.sendSize(connCtx, tty)
 		case p := <-in.chunks:
-			_ = a.conn.Input(inputCtx, p) // a failure ends the reader
+			if !a.readOnly {
+				_ = a.conn.Input(inputCtx, p) // a failure ends the reader
+			}
 		case <-in.detached:
 			closeAndWait(wsproto.CloseNormal, "detached")
 			return event{kind: eventDetached}
@@ -228,17 +249,18 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 	}
 }
 
-// dialAttach opens the WebSocket, resuming at offset when it is not nil,
-// and reads the hello, turning a refused upgrade into a helpful error. A
-// connection that ends before the hello is an error wrapping
-// wsproto.ErrHelloLost.
-func dialAttach(ctx context.Context, c *client, id string, stdio stdio, offset *int64) (*wsproto.Conn, error) {
+// dialAttach opens the WebSocket, resuming at offset when it is not nil
+// and read-only when readOnly, and reads the hello, turning a refused
+// upgrade into a helpful error. A connection that ends before the hello
+// is an error wrapping wsproto.ErrHelloLost.
+func dialAttach(ctx context.Context, c *client, id string, readOnly bool, stdio stdio, offset *int64) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(id)), wsproto.DialOptions{
 		HTTPClient: c.http,
 		Header:     c.header(),
 		Offset:     offset,
+		ReadOnly:   readOnly,
 	})
 	if err == nil {
 		return conn, nil
@@ -285,15 +307,21 @@ type attachment struct {
 	out  io.Writer // written only by readLoop
 	errw io.Writer // written by readLoop, then by attach once readLoop is done
 	// modes follows the terminal modes of out, when out is a terminal
-	// (nil otherwise); restored before the line saying why attach ends.
+	// (nil otherwise); restored before the line saying why attach ends,
+	// and when the session's program is restarted.
 	modes *termModes
+	// readOnly: what is typed is dropped, not sent.
+	readOnly bool
 }
 
 // readResult is how readLoop ended.
 type readResult struct {
 	attachResult
-	reason string // the exit reason for endExited, the close reason for endDestroyed
-	err    error
+	// line says what happened to the session, for the one line attach
+	// prints when it ends without an error ("session exited with code
+	// 3"); "" for none.
+	line string
+	err  error
 	// retry says the connection ended without the server saying the
 	// session did: it dropped, or the server is going away. Attaching
 	// again may resume it.
@@ -336,6 +364,12 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 		case wsproto.TypeResize:
 			// Another client resized the session; the local terminal
 			// keeps its own size.
+		case wsproto.TypeRestarted:
+			// The session's program was replaced; the new one starts
+			// from a fresh terminal's modes, and its output follows.
+			// Nothing is printed: the session, and this attachment, go
+			// on.
+			a.modes.restore()
 		}
 	}
 }
@@ -351,21 +385,32 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 		// attach exits 1, as its help says of a server shutting down,
 		// rather than 129.
 		if code, _, ok := wsproto.CloseStatus(err); ok && code == wsproto.CloseGoingAway {
-			reason := "the server shut down and hung it up"
+			line := "session ended: the server shut down and hung it up"
 			if exit.Reason != "" {
-				reason += " (" + exit.Reason + ")"
+				line += " (" + exit.Reason + ")"
 			}
-			return readResult{attachResult: attachResult{end: endExited, code: 1}, reason: reason}
+			return readResult{attachResult: attachResult{end: endExited, code: 1}, line: line}
+		}
+		line := fmt.Sprintf("session exited with code %d", exit.Code)
+		switch {
+		case exit.Reason != "":
+			line = "session ended: " + exit.Reason
+		case exit.Signal != "":
+			line = "session killed by " + exit.Signal
 		}
 		return readResult{
 			attachResult: attachResult{end: endExited, code: exitStatus(exit.Code, exit.Signal)},
-			reason:       exit.Reason,
+			line:         line,
 		}
 	}
 	if code, reason, ok := wsproto.CloseStatus(err); ok {
 		switch code {
 		case wsproto.CloseNormal:
-			return readResult{attachResult: attachResult{end: endDestroyed}, reason: reason}
+			line := "session destroyed"
+			if reason != "" && reason != wsproto.CloseReasonDestroyed {
+				line = "session closed by the server: " + reason
+			}
+			return readResult{attachResult: attachResult{end: endDestroyed}, line: line}
 		case wsproto.CloseGoingAway:
 			return readResult{err: errors.New("the server is shutting down"), retry: true}
 		case wsproto.CloseRestart:
@@ -379,20 +424,16 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 	return readResult{err: fmt.Errorf("connection to the server lost: %w", err), retry: true}
 }
 
-// finish turns the reader's result into attach's, telling the user why
-// the session went away when that is not obvious from its output.
+// finish turns the reader's result into attach's: it restores the
+// terminal's modes, then prints the one line that says what happened to
+// the session (an error is printed by the caller, as one line too).
 func (a *attachment) finish(r readResult) (attachResult, error) {
 	if r.err != nil {
 		return attachResult{}, r.err
 	}
 	a.modes.restore()
-	switch {
-	case r.end == endExited && r.reason != "":
-		fmt.Fprintf(a.errw, "\r\n[session ended: %s]\r\n", r.reason)
-	case r.end == endDestroyed && (r.reason == "" || r.reason == wsproto.CloseReasonDestroyed):
-		fmt.Fprint(a.errw, "\r\n[session destroyed]\r\n")
-	case r.end == endDestroyed:
-		fmt.Fprintf(a.errw, "\r\n[session closed by the server: %s]\r\n", r.reason)
+	if r.line != "" {
+		fmt.Fprintf(a.errw, "\r\n[%s]\r\n", r.line)
 	}
 	return r.attachResult, nil
 }

@@ -34,11 +34,14 @@ import (
 //	destroy    close 1000 "Session destroyed" without an exit message
 //	shutdown   close 1001 "Server shutting down"
 //	restart    close 1012 "Server restarting; the session goes on"
+//	restarted  send restarted, then the output "new program\r\n"
 //
 // A valid resize is answered with a resize, anything else with error.
 // Sessions whose id starts with "gone" are 410, "missing" 404; with one
 // starting "nohello" the server sends output before hello, with one
-// starting "early" it closes 1000 "Session destroyed" before hello.
+// starting "early" it closes 1000 "Session destroyed" before hello, and
+// with one starting "drop" it drops a connection without an offset after
+// the replay, as a failing network does.
 func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id string) {
 	switch {
 	case strings.HasPrefix(id, "missing"):
@@ -83,6 +86,9 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 	}
 	if send(fmt.Sprintf(`{"type": "hello", "session_id": %q, "cols": 80, "rows": 24, "offset": 0}`, id)) != nil || sendReplay() != nil {
 		return
+	}
+	if strings.HasPrefix(id, "drop") && !r.URL.Query().Has(wsproto.OffsetParam) {
+		return // CloseNow, without a close frame
 	}
 	var line []byte
 	for {
@@ -146,6 +152,10 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 			case "restart":
 				c.Close(wsproto.CloseRestart, wsproto.CloseReasonRestart)
 				return
+			case "restarted":
+				if send(`{"type": "restarted", "offset": 100}`) != nil || c.Write(ctx, websocket.MessageBinary, []byte("new program\r\n")) != nil {
+					return
+				}
 			}
 		}
 	}
@@ -204,8 +214,8 @@ func TestAttachCopiesBytesExactly(t *testing.T) {
 	if got := f.input.String(); got != "héllo wörld\nexit 0\n" {
 		t.Errorf("server received %q", got)
 	}
-	if got := c.err.String(); got != "" {
-		t.Errorf("stderr = %q, want nothing", got)
+	if got, want := c.err.String(), "\r\n[session exited with code 0]\r\n"; got != want {
+		t.Errorf("stderr = %q, want %q", got, want)
 	}
 	if got := f.controls.String(); got != "" {
 		t.Errorf("sent control messages %q without a terminal", got)
@@ -218,15 +228,16 @@ func TestAttachExitStatus(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{"exit 0\n", 0, ""},
-		{"exit 3\n", 3, ""},
-		{"exit 300\n", 1, ""},
-		{"kill SIGKILL\n", 128 + 9, ""},
+		{"exit 0\n", 0, "\r\n[session exited with code 0]\r\n"},
+		{"exit 3\n", 3, "\r\n[session exited with code 3]\r\n"},
+		{"exit 300\n", 1, "\r\n[session exited with code 300]\r\n"},
+		{"kill SIGKILL\n", 128 + 9, "\r\n[session killed by SIGKILL]\r\n"},
 		{"crash\n", 1, "\r\n[session ended: plugin_crashed]\r\n"},
 		{"destroy\n", 0, "\r\n[session destroyed]\r\n"},
 		// Without reconnecting (--reconnect 0); reconnect_test.go
 		// covers the rest.
-		{"shutdown\n", 1, "ptyhost: the server is shutting down\n"},
+		{"shutdown\n", 1, "ptyhost: the server is shutting down; reattach with 'ptyhost attach s1'\n"},
+		{"restart\n", 1, "ptyhost: the server is restarting; the session goes on; reattach with 'ptyhost attach s1'\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSpace(tt.input), func(t *testing.T) {
@@ -261,7 +272,7 @@ func TestAttachDetach(t *testing.T) {
 			if code := c.wait(t); code != 0 {
 				t.Fatalf("exit %d, stderr %q", code, c.err.String())
 			}
-			if got, want := c.err.String(), "\r\n[detached from session s1]\r\n"; got != want {
+			if got, want := c.err.String(), "\r\n[detached from session s1; reattach with 'ptyhost attach s1']\r\n"; got != want {
 				t.Errorf("stderr %q, want %q", got, want)
 			}
 			f.closes.waitFor(t, "1000 detached\n")
@@ -278,7 +289,7 @@ func TestAttachDetachKeyNone(t *testing.T) {
 	typeIn(t, stdin, "a\x1db\n")
 	f.input.waitFor(t, "a\x1db\n")
 	typeIn(t, stdin, "exit 0\n")
-	if code := c.wait(t); code != 0 || c.err.String() != "" {
+	if code := c.wait(t); code != 0 || c.err.String() != "\r\n[session exited with code 0]\r\n" {
 		t.Errorf("exit %d, stderr %q", code, c.err.String())
 	}
 }
@@ -395,7 +406,7 @@ func TestRun(t *testing.T) {
 	pr, stdin := newStdin(t)
 	c := startCmd(t.Context(), []string{"run", "--server", f.srv.URL, "--cwd", dir, "--env-var", "A=1", "--env-var", "B=x=y", "--", "make", "-k", "test"}, pr)
 	typeIn(t, stdin, "exit 5\n")
-	if code := c.wait(t); code != 5 || c.err.String() != "" {
+	if code := c.wait(t); code != 5 || c.err.String() != "\r\n[session exited with code 5]\r\n" {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
 	r := f.requestsSoFar()
@@ -442,7 +453,8 @@ func TestRunDetach(t *testing.T) {
 	if code := c.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
-	want := "\r\n[detached from session new1]\r\nptyhost: session new1 is still running; reattach with 'ptyhost attach new1'\n"
+	// One line says what happened and how to come back.
+	want := "\r\n[detached from session new1; reattach with 'ptyhost attach new1']\r\n"
 	if got := c.err.String(); got != want {
 		t.Errorf("stderr %q, want %q", got, want)
 	}

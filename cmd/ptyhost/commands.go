@@ -28,11 +28,32 @@ restored), and its size is sent to the session now and whenever it
 changes.
 
 Press Ctrl-] to detach: the session keeps running and you can attach again
-later; the detach message says whether an idle timeout will destroy it.
---detach-key changes the key; the detach key itself is never sent to the
-session. Messages from the server ("ptyhost: server: ...") are printed
-to stderr and the session carries on. If stdin ends, the session keeps
-running and its output is shown until it exits.
+later. The detach line says whether an idle timeout will destroy it and
+how to come back ("[detached from session ID, which keeps running until
+it exits or is killed; reattach with 'ptyhost attach ID']"). --detach-key
+changes the key; the detach key itself is never sent to the session.
+Messages from the server ("ptyhost: server: ...") are printed to stderr
+and the session carries on. If stdin ends, the session keeps running and
+its output is shown until it exits.
+
+With --read-only you watch: the session's output is shown, but nothing
+you type is sent (only the detach key works, and --detach-key none is
+refused) and the session keeps the size its other clients give it. A line
+says so when you attach. A read-only API token (serve --read-token) can
+attach only this way.
+
+Whatever ends attach, the terminal is left as it was before: programs
+such as vim and less turn on the alternate screen, hide the cursor, or
+turn on the application keypad, mouse reporting or bracketed paste, and
+attach turns off what the session's output left on before its last line,
+as tmux does. When the session's program is restarted in place ('ptyhost
+restart'), attach does the same, prints nothing and stays attached: the
+new program starts from a fresh terminal.
+
+When attach ends, one line says what happened: "[detached from session
+ID...]", "[session exited with code N]", "[session killed by SIGNAL]",
+"[session ended: REASON]", "[session destroyed]", or an error line
+("ptyhost: ...") such as "ptyhost: the server is shutting down".
 
 When the connection drops without the server saying the session ended (a
 network failure, a server going away, a server restarting: sessions
@@ -51,7 +72,9 @@ Exit status:
   0   you detached, or the session was destroyed ('ptyhost kill', idle
       timeout; "[session destroyed]" is printed)
   1   any error: session not found, unauthorized, server unreachable or
-      shutting down, connection lost, interrupted (SIGINT, SIGTERM)
+      shutting down (also when a server that stops hangs its sessions
+      up: "[session ended: the server shut down and hung it up]"),
+      connection lost, interrupted (SIGINT, SIGTERM)
   2   bad usage
 `
 
@@ -70,10 +93,12 @@ When the process exits, ptyhost exits with its exit code (128+S when it
 was killed by signal S).
 
 Press Ctrl-] (see --detach-key) to detach: the session keeps running and
-ptyhost prints its ID, so you can 'ptyhost attach ID' again later. It runs
-until it exits or is killed, unless it has an idle timeout (--idle-timeout
-here, else its environment's, else the server's): then it is destroyed
-that long after its last client left. The detach message says which.
+the detach line gives its ID, so you can 'ptyhost attach ID' again later.
+It runs until it exits or is killed, unless it has an idle timeout
+(--idle-timeout here, else its environment's, else the server's): then it
+is destroyed that long after its last client left. The detach line says
+which. The terminal is restored, and the last line says what happened, as
+'ptyhost attach --help' describes.
 
 When the connection drops, run reconnects as 'ptyhost attach' does.
 
@@ -248,12 +273,18 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	fs := newFlagSet("attach", &cf)
 	detach := newDetachKeyFlag(fs)
 	reconnect := newReconnectFlag(fs)
+	readOnly := fs.Bool("read-only", false, "watch: show the output, send nothing typed but the detach key, and no terminal size")
 	pos, help, err := parseFlags(fs, attachHelp, args, true, stdio)
 	if help || err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usageError{"attach: want exactly one session ID (see 'ptyhost attach --help')"}
+	}
+	if *readOnly && detach.key < 0 {
+		// In raw mode Ctrl-C is a key like any other, and a viewer's
+		// keys go nowhere: nothing would end the attachment.
+		return usageError{"attach: --read-only needs a detach key to leave by; --detach-key none is not allowed with it"}
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -263,7 +294,7 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	res, err := attach(ctx, c, stdio, attachOptions{id: id, detachKey: detach.key, reconnect: *reconnect})
+	res, err := attach(ctx, c, stdio, attachOptions{id: id, detachKey: detach.key, reconnect: *reconnect, readOnly: *readOnly})
 	if err != nil {
 		return err
 	}
@@ -362,7 +393,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	}
 	switch res.end {
 	case endDetached:
-		fmt.Fprintf(stdio.err, "ptyhost: session %s is still running; reattach with 'ptyhost attach %s'\n", s.ID, s.ID)
+		// The detach line said how to come back.
 		return nil
 	case endDestroyed:
 		return exitError{1}

@@ -26,6 +26,9 @@ import (
 //	read_token  = "…"         # may only list and attach read-only
 //	max_clients = 4           # per session; 0 means no limit
 //	size_policy = "smallest"  # or "latest" (the default)
+//	record      = true        # record every session (DATA_DIR/recordings)
+//	record_input     = false  # record what clients type too
+//	record_max_bytes = "64MiB"
 //	plugin "tmux" {
 //	  sha256 = "9f86d0…"                        # optional pin
 //	  env    = { TMUX_TMPDIR = "/run/ptyhost" }  # its whole environment
@@ -59,6 +62,9 @@ type configFile struct {
 	ReadToken       *string            `hcl:"read_token,optional"`
 	MaxClients      *int               `hcl:"max_clients,optional"`
 	SizePolicy      *string            `hcl:"size_policy,optional"`
+	Record          *bool              `hcl:"record,optional"`
+	RecordInput     *bool              `hcl:"record_input,optional"`
+	RecordMaxBytes  *string            `hcl:"record_max_bytes,optional"`
 }
 
 // setting is one server setting: its flag, its environment variable and
@@ -89,6 +95,9 @@ func settings() []setting {
 		{"read-token", "PTYHOST_READ_TOKEN", "read_token"},
 		{"max-clients", "PTYHOST_MAX_CLIENTS", "max_clients"},
 		{"size-policy", "PTYHOST_SIZE_POLICY", "size_policy"},
+		{"record", "PTYHOST_RECORD", "record"},
+		{"record-input", "PTYHOST_RECORD_INPUT", "record_input"},
+		{"record-max-bytes", "PTYHOST_RECORD_MAX_BYTES", "record_max_bytes"},
 	}
 }
 
@@ -130,7 +139,9 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		v := strconv.Itoa(*raw.MaxClients)
 		attrs["max_clients"] = &v
 	}
-	for attr, b := range map[string]*bool{"metrics_auth": raw.MetricsAuth, "hang_up_on_stop": raw.HangUpOnStop} {
+	attrs["record_max_bytes"] = raw.RecordMaxBytes
+	for attr, b := range map[string]*bool{"metrics_auth": raw.MetricsAuth, "hang_up_on_stop": raw.HangUpOnStop,
+		"record": raw.Record, "record_input": raw.RecordInput} {
 		if b != nil {
 			v := strconv.FormatBool(*b)
 			attrs[attr] = &v

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,9 +25,36 @@ func exitStatusOf(err error) int {
 	return -1
 }
 
+// linesAfterReady returns the non-empty lines of a PTY's screen after the
+// session's last "ready" line (all of them when there is none): what
+// attach printed itself once the session was ready, and the echo of what
+// was typed.
+func linesAfterReady(screen string) []string {
+	if i := strings.LastIndex(screen, "ready\r\n"); i >= 0 {
+		screen = screen[i+len("ready\r\n"):]
+	}
+	var lines []string
+	for l := range strings.SplitSeq(screen, "\r\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// checkOneLine fails the test unless attach printed exactly one line,
+// matching want, after the session's "ready".
+func checkOneLine(t *testing.T, out *ptyReader, want string) {
+	t.Helper()
+	out.wait(t, regexp.MustCompile(want))
+	if lines := linesAfterReady(out.buf.String()); len(lines) != 1 || !regexp.MustCompile(want).MatchString(lines[0]+"\r\n") {
+		t.Errorf("printed %q, want one line matching %s", lines, want)
+	}
+}
+
 // TestE2EAttachExitCodes drives the ptyhost binary in a PTY against the
 // real server and checks every exit status 'ptyhost attach --help'
-// documents, with the line that says what happened.
+// documents, with the one line that says what happened.
 func TestE2EAttachExitCodes(t *testing.T) {
 	srv := startServer(t)
 	tests := []struct {
@@ -42,17 +70,17 @@ func TestE2EAttachExitCodes(t *testing.T) {
 		{
 			name: "exit code", command: "echo ready; read x; exit 7",
 			act:      func(t *testing.T, _ *exec.Cmd, ptmx io.Writer, _ string) { ptmx.Write([]byte("\r")) },
-			wantCode: 7,
+			wantCode: 7, wantLine: `\[session exited with code 7\]\r\n$`,
 		},
 		{
 			name: "killed by a signal", command: "echo ready; read x; kill -TERM $$",
 			act:      func(t *testing.T, _ *exec.Cmd, ptmx io.Writer, _ string) { ptmx.Write([]byte("\r")) },
-			wantCode: 128 + int(syscall.SIGTERM),
+			wantCode: 128 + int(syscall.SIGTERM), wantLine: `\[session killed by SIGTERM\]\r\n$`,
 		},
 		{
 			name: "detached", command: "echo ready; read x",
 			act:      func(t *testing.T, _ *exec.Cmd, ptmx io.Writer, _ string) { ptmx.Write([]byte{0x1d}) },
-			wantCode: 0, wantLine: `\[detached from session [^\]]+\]\r\n$`,
+			wantCode: 0, wantLine: `\[detached from session (\S+), which keeps running until it exits or is killed; reattach with 'ptyhost attach (\S+)'\]\r\n$`,
 		},
 		{
 			name: "destroyed", command: "echo ready; read x",
@@ -89,9 +117,7 @@ func TestE2EAttachExitCodes(t *testing.T) {
 			if code := exitStatusOf(err); code != tt.wantCode {
 				t.Errorf("exit %v, want status %d; screen tail %q", err, tt.wantCode, tail([]byte(out.buf.String())))
 			}
-			if tt.wantLine != "" {
-				out.wait(t, regexp.MustCompile(tt.wantLine))
-			}
+			checkOneLine(t, out, tt.wantLine)
 		})
 	}
 
@@ -102,6 +128,9 @@ func TestE2EAttachExitCodes(t *testing.T) {
 	if code := exitStatusOf(waitExit(cmd)); code != 3 {
 		t.Errorf("attach to an ended session: exit %d, want 3; screen tail %q", code, tail([]byte(out.buf.String())))
 	}
+	// The server replays an ended session's output and its exit, or
+	// refuses with 410 once it keeps no more of it.
+	checkOneLine(t, out, `(\[session exited with code 3\]|ptyhost: session \S+ has ended \(exit code 3\))\r\n$`)
 }
 
 // TestE2EAttachServerShutdown: a server that stops and hangs its
@@ -121,7 +150,7 @@ func TestE2EAttachServerShutdown(t *testing.T) {
 		if code := exitStatusOf(waitExit(cmd)); code != 1 {
 			t.Errorf("exit %d, want 1; screen tail %q", code, tail([]byte(out.buf.String())))
 		}
-		out.wait(t, regexp.MustCompile(`\[session ended: the server shut down and hung it up\]\r\n$`))
+		checkOneLine(t, out, `\[session ended: the server shut down and hung it up\]\r\n$`)
 	})
 	t.Run("leave running", func(t *testing.T) {
 		srv := startKeeping(t, e2etest.Options{Run: runServer})
@@ -134,7 +163,7 @@ func TestE2EAttachServerShutdown(t *testing.T) {
 		if code := exitStatusOf(waitExit(cmd)); code != 1 {
 			t.Errorf("exit %d, want 1; screen tail %q", code, tail([]byte(out.buf.String())))
 		}
-		out.wait(t, regexp.MustCompile(`the session goes on`))
+		checkOneLine(t, out, `ptyhost: the server is restarting; the session goes on; reattach with 'ptyhost attach `+regexp.QuoteMeta(id)+`'\r\n$`)
 		// The next server takes it up, and the session was not hung up.
 		srv = srv.Restart(t)
 		waitLive(t, srv, id)

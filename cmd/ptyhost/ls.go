@@ -25,7 +25,8 @@ prune', or the server's --retention). Columns:
 
   ID           the session's ID; commands taking an ID accept any unique
                prefix of it
-  COMMAND      the command it runs, when the server reports it (else -)
+  COMMAND      the command it runs, as created or last restarted (- for
+               its environment's shell)
   ENVIRONMENT  the environment it runs in
   STATUS       ACTIVE (a client is attached), IDLE (none is), STARTING,
                TERMINATED or ERROR
@@ -132,11 +133,10 @@ func (f *lsFilter) keep(row lsRow) bool {
 		(len(f.envs) == 0 || slices.Contains(f.envs, row.EnvironmentID))
 }
 
-// lsRow is a session as ls reads it. The session record carries no
-// command today; Command shows one if the server sends it.
+// lsRow is a session as ls reads it: the server's session record, whose
+// command (SessionRecord.Command) fills the COMMAND column.
 type lsRow struct {
 	core.SessionRecord
-	Command []string `json:"command,omitempty"`
 }
 
 func runLs(ctx context.Context, args []string, stdio stdio) error {

@@ -156,7 +156,7 @@ func TestE2ELsKillInPTY(t *testing.T) {
 		srv.CreateSession(t, map[string]any{"id": id, "command": []string{"/bin/sh"}})
 	}
 	cmd, _, out := startCLI(t, "ls", "--server", srv.URL)
-	out.wait(t, regexp.MustCompile(`ID +COMMAND +ENVIRONMENT +STATUS +CLIENTS +SIZE +AGE +IDLE +DETACHED +EXIT +REASON\r\ntty-a +- +host +(ACTIVE|IDLE) +0 +80x24 .*\r\ntty-b `))
+	out.wait(t, regexp.MustCompile(`ID +COMMAND +ENVIRONMENT +STATUS +CLIENTS +SIZE +AGE +IDLE +DETACHED +EXIT +REASON\r\ntty-a +/bin/sh +host +(ACTIVE|IDLE) +0 +80x24 .*\r\ntty-b `))
 	if err := waitExit(cmd); err != nil {
 		t.Errorf("ls: %v", err)
 	}

@@ -116,8 +116,8 @@ func TestPrintSessions(t *testing.T) {
 	code := 0
 	rows := []lsRow{
 		{SessionRecord: core.SessionRecord{ID: "live", EnvironmentID: "host", Status: core.StatusIdle, Cols: 80, Rows: 24,
-			CreatedAt: now.Add(-26 * time.Hour), LastActiveAt: now.Add(-90 * time.Second), DetachedAt: now.Add(-45 * time.Second)},
-			Command: []string{"claude", "--model", "a b"}},
+			CreatedAt: now.Add(-26 * time.Hour), LastActiveAt: now.Add(-90 * time.Second), DetachedAt: now.Add(-45 * time.Second),
+			Command: []string{"claude", "--model", "a b"}}},
 		{SessionRecord: core.SessionRecord{ID: "gone", EnvironmentID: "dev", Status: core.StatusError, Cols: 100, Rows: 30,
 			CreatedAt: now.Add(-3 * time.Minute), LastActiveAt: now.Add(-time.Minute), ExitCode: &code,
 			StatusReason: "ssh:\tconnection\x1b[31m lost\nto host"}},

@@ -8,6 +8,7 @@
 //	ptyhost kill ID          destroy a session (ID or a unique prefix)
 //	ptyhost prune            delete the records of ended sessions
 //	ptyhost restart ID       restart a session's program in place
+//	ptyhost rec ID           write a session's recording to stdout
 //	ptyhost env ls|show|add|update|health|rm    manage environments
 //	ptyhost plugins          list plugins; plugins restart NAME restarts one
 //	ptyhost version          print the version (version.go; also --version)
@@ -111,6 +112,7 @@ Usage:
   ptyhost kill ID                       destroy a session (ID or a unique prefix)
   ptyhost prune                         delete the records of ended sessions
   ptyhost restart ID                    restart a session's program in place
+  ptyhost rec ID > FILE.cast            write a session's recording (asciicast)
   ptyhost env ls|show|add|update|health|rm  manage environments
   ptyhost plugins [restart NAME]        list plugins, or restart one
   ptyhost version                       print the version (also --version)
@@ -146,6 +148,8 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return runPrune(ctx, rest, io)
 	case "restart":
 		return runRestart(ctx, rest, io)
+	case "rec":
+		return runRec(ctx, rest, io)
 	case "env":
 		return runEnv(ctx, rest, io)
 	case "plugins":

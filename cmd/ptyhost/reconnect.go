@@ -45,7 +45,7 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 	giveUp := time.Now().Add(opts.reconnect)
 	wait := reconnectFirst
 	for {
-		conn, err := dialResume(ctx, c, opts.id, off, giveUp)
+		conn, err := dialResume(ctx, c, opts, off, giveUp)
 		if err == nil {
 			fmt.Fprint(stdio.err, "[reconnected]\r\n")
 			return conn, attachResult{}, nil
@@ -62,7 +62,7 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 			return nil, attachResult{}, attachError(c, opts.id, stdio, err)
 		}
 		if !time.Now().Add(wait).Before(giveUp) {
-			return nil, attachResult{}, fmt.Errorf("gave up reconnecting after %v: %w", opts.reconnect, attachError(c, opts.id, stdio, err))
+			return nil, attachResult{}, fmt.Errorf("gave up reconnecting after %v: %w; reattach with '%s' later", opts.reconnect, attachError(c, opts.id, stdio, err), attachCommand(opts))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -70,7 +70,7 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 		case <-in.detached:
 			t.Stop()
 			a.modes.restore()
-			fmt.Fprintf(stdio.err, "[stopped reconnecting; session %s%s]\r\n", opts.id, detachFate(ctx, c, opts.id))
+			fmt.Fprintf(stdio.err, "[%s]\r\n", detachLine(ctx, c, "stopped reconnecting; session", opts))
 			return nil, attachResult{end: endDetached}, nil
 		case err := <-in.err:
 			t.Stop()
@@ -83,14 +83,16 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 	}
 }
 
-// dialResume dials once, resuming at off, within the time left.
-func dialResume(ctx context.Context, c *client, id string, off int64, giveUp time.Time) (*wsproto.Conn, error) {
+// dialResume dials session opts.id once, resuming at off, within the
+// time left; read-only again when opts.readOnly.
+func dialResume(ctx context.Context, c *client, opts attachOptions, off int64, giveUp time.Time) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithDeadline(ctx, giveUp.Add(time.Second))
 	defer cancel()
-	return wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(id)), wsproto.DialOptions{
+	return wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(opts.id)), wsproto.DialOptions{
 		HTTPClient: c.http,
 		Header:     c.header(),
 		Offset:     &off,
+		ReadOnly:   opts.readOnly,
 	})
 }
 
@@ -111,24 +113,65 @@ func final(err error) bool {
 	return false
 }
 
+// detachLine is the line, without its brackets, that attach prints when
+// the user leaves session opts.id, starting with what ("detached from
+// session"): what becomes of the session and, unless it is destroyed now
+// that nobody is attached, the command that comes back to it.
+func detachLine(ctx context.Context, c *client, what string, opts attachOptions) string {
+	fate, stays := detachFate(ctx, c, opts.id)
+	line := what + " " + opts.id + fate
+	if stays {
+		line += "; reattach with '" + attachCommand(opts) + "'"
+	}
+	return line
+}
+
+// attachCommand is the command that attaches to opts.id again, as this
+// attachment did ("ptyhost attach --read-only ID" for a viewer).
+func attachCommand(opts attachOptions) string {
+	if opts.readOnly {
+		return "ptyhost attach --read-only " + opts.id
+	}
+	return "ptyhost attach " + opts.id
+}
+
+// detachHint tells a viewer how to leave, as "; press KEY to detach" to
+// end the read-only line, or "" when there is no detach key.
+func detachHint(key int) string {
+	if key < 0 {
+		return ""
+	}
+	return "; press " + keyName(key) + " to detach"
+}
+
+// keyName spells the control key that sends byte b, as --detach-key does
+// ("Ctrl-]"); the inverse of parseDetachKey.
+func keyName(b int) string {
+	if b == 0 {
+		return "Ctrl-@"
+	}
+	return "Ctrl-" + string(rune(b+'@'))
+}
+
 // detachFate says what becomes of session id now that this client is
 // gone, as ", which ..." to end the detach message, or "" when the server
-// does not say.
-func detachFate(ctx context.Context, c *client, id string) string {
+// does not say. stays is false when the session is destroyed now (its
+// idle timeout is 0): there is nothing to come back to.
+func detachFate(ctx context.Context, c *client, id string) (fate string, stays bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	s, err := c.getSession(ctx, id)
 	if err != nil || s.IdleTimeout == "" {
-		return ""
+		return "", true
 	}
 	switch d, err := core.ParseIdleTimeout(s.IdleTimeout); {
 	case err != nil:
-		return ""
+		return "", true
 	case d == core.NoIdleTimeout:
-		return ", which keeps running until it exits or is killed"
+		return ", which keeps running until it exits or is killed", true
 	case d == core.DestroyWhenIdle:
-		return ", which is destroyed when no client is attached"
+		return ", which is destroyed when no client is attached", false
 	default:
-		return fmt.Sprintf(", which keeps running; it is destroyed after %v with no client attached", d)
+		return fmt.Sprintf(", which keeps running; it is destroyed after %v with no client attached", d), true
 	}
 }

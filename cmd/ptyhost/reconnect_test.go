@@ -34,8 +34,9 @@ func cut(p *tcpProxy) {
 }
 
 // reconnectNotes matches what attach prints to the terminal around a
-// reconnection.
-var reconnectNotes = regexp.MustCompile(`\r\n\[[^\]\r\n]*reconnecting…\]\r\n|\[reconnected\]\r\n`)
+// reconnection, and the line it ends with when the session exits, so that
+// what is left is the session's output.
+var reconnectNotes = regexp.MustCompile(`\r\n\[[^\]\r\n]*reconnecting…\]\r\n|\[reconnected\]\r\n|\r\n\[session exited with code \d+\]\r\n$`)
 
 // TestE2ERunReconnects runs `ptyhost run` through a proxy and cuts its
 // connection twice while the session counts: it reconnects by itself,
@@ -62,6 +63,7 @@ func TestE2ERunReconnects(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 		t.Errorf("exit = %v, want status 7; screen tail %q", err, tail([]byte(out.buf.String())))
 	}
+	out.wait(t, regexp.MustCompile(`\[session exited with code 7\]\r\n$`))
 	screen := reconnectNotes.ReplaceAllString(out.buf.String(), "")
 	var want strings.Builder
 	for i := 1; i <= n; i++ {
@@ -114,7 +116,7 @@ func TestAttachReconnectsAfterGoingAway(t *testing.T) {
 	if code := c.wait(t); code != 3 {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
-	if got, want := c.err.String(), "\r\n[the server is shutting down; reconnecting…]\r\n[reconnected]\r\n"; got != want {
+	if got, want := c.err.String(), "\r\n[the server is shutting down; reconnecting…]\r\n[reconnected]\r\n\r\n[session exited with code 3]\r\n"; got != want {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
@@ -132,7 +134,7 @@ func TestAttachReconnectsAfterRestart(t *testing.T) {
 	if code := c.wait(t); code != 4 {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
-	if got, want := c.err.String(), "\r\n[the server is restarting; the session goes on; reconnecting…]\r\n[reconnected]\r\n"; got != want {
+	if got, want := c.err.String(), "\r\n[the server is restarting; the session goes on; reconnecting…]\r\n[reconnected]\r\n\r\n[session exited with code 4]\r\n"; got != want {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
 	// The first attach asked for the replay; the second resumed after
@@ -173,5 +175,24 @@ func TestDetachedFor(t *testing.T) {
 		if got := detachedFor(session{Status: st}, now); got != "-" {
 			t.Errorf("%s without detached_at: %q, want -", st, got)
 		}
+	}
+}
+
+// TestAttachDetachWhileReconnecting: the detach key stops the
+// reconnecting, and the one line says how to come back.
+func TestAttachDetachWhileReconnecting(t *testing.T) {
+	f := newFakeServer(t)
+	c, stdin := startAttach(t, f, "s1")
+	c.out.waitFor(t, "replayed")
+	f.respond("GET /api/v1/sessions/s1/attach", 503, `{"error": "try later"}`)
+	typeIn(t, stdin, "shutdown\n")
+	c.err.waitFor(t, "reconnecting…]\r\n")
+	typeIn(t, stdin, "\x1d")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, c.err.String())
+	}
+	want := "\r\n[the server is shutting down; reconnecting…]\r\n[stopped reconnecting; session s1; reattach with 'ptyhost attach s1']\r\n"
+	if got := c.err.String(); got != want {
+		t.Errorf("stderr %q, want %q", got, want)
 	}
 }

@@ -71,6 +71,12 @@ type serveConfig struct {
 	sizePolicy core.SizePolicy
 	// neverEnv names the variables no session gets (core.Options.NeverEnv).
 	neverEnv []string
+	// record, recordInput and recordMaxBytes are the sessions' recording
+	// settings (core.Options.Record, RecordInput, RecordingMaxBytes); the
+	// recordings are kept in DATA_DIR/recordings.
+	record         bool
+	recordInput    bool
+	recordMaxBytes byteSize
 }
 
 type stringList []string
@@ -176,6 +182,11 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 		}
 		return nil
 	})
+	fs.BoolVar(&c.record, "record", false, "record every session (asciicast v2, in DATA_DIR/recordings) unless its create says \"record\": false; without it, only the sessions created with \"record\": true are [PTYHOST_RECORD]")
+	fs.BoolVar(&c.recordInput, "record-input", false, "record what clients type into recorded sessions too; whoever may download a recording (the read-only token too) reads it, passwords included [PTYHOST_RECORD_INPUT]")
+	c.recordMaxBytes = core.DefaultRecordingMaxBytes
+	fs.Var((*recordBytes)(&c.recordMaxBytes), "record-max-bytes", "`SIZE` at which a session's recording stops (with a marker event), such as 64MiB; at least 4KiB [PTYHOST_RECORD_MAX_BYTES]")
+	fs.Lookup("record-max-bytes").DefValue = humanBytes(core.DefaultRecordingMaxBytes)
 	humanDefaults(fs)
 	return fs
 }
@@ -508,6 +519,12 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		MaxClients:      c.maxClients,
 		SizePolicy:      c.sizePolicy,
 		NeverEnv:        c.neverEnv,
+
+		// Recordings (core/recording.go).
+		RecordingDir:      filepath.Join(c.dataDir, "recordings"),
+		Record:            c.record,
+		RecordInput:       c.recordInput,
+		RecordingMaxBytes: int(c.recordMaxBytes),
 	})
 	if err != nil {
 		return err

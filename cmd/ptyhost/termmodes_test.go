@@ -84,11 +84,15 @@ func TestAttachRestoresModes(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"detach", []string{modes}, "\x1d", resets, 0, "\r\n[detached from session s1]\r\n"},
-		{"exit", []string{modes}, "exit 3\n", "exit 3\n" + resets, 3, ""},
+		{"detach", []string{modes}, "\x1d", resets, 0, "\r\n[detached from session s1; reattach with 'ptyhost attach s1']\r\n"},
+		{"exit", []string{modes}, "exit 3\n", "exit 3\n" + resets, 3, "\r\n[session exited with code 3]\r\n"},
 		{"destroyed", []string{modes}, "destroy\n", "destroy\n" + resets, 0, "\r\n[session destroyed]\r\n"},
-		{"shutdown", []string{modes}, "shutdown\n", "shutdown\n" + resets, 1, "ptyhost: the server is shutting down\n"},
-		{"plain session", []string{"plain\r\n"}, "exit 0\n", "exit 0\n", 0, ""},
+		{"shutdown", []string{modes}, "shutdown\n", "shutdown\n" + resets, 1, "ptyhost: the server is shutting down; reattach with 'ptyhost attach s1'\n"},
+		{"plain session", []string{"plain\r\n"}, "exit 0\n", "exit 0\n", 0, "\r\n[session exited with code 0]\r\n"},
+		// A restart in place: the modes go, nothing is printed, and the
+		// new program's output follows; it set no modes, so the exit
+		// adds none.
+		{"restarted", []string{modes}, "restarted\n", "restarted\n" + resets + "new program\r\nexit 0\n", 0, "\r\n[session exited with code 0]\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +116,10 @@ func TestAttachRestoresModes(t *testing.T) {
 			}()
 			screen.waitFor(t, strings.Join(tt.replay, ""))
 			typeIn(t, stdin, tt.input)
+			if tt.name == "restarted" {
+				screen.waitFor(t, "new program\r\n")
+				typeIn(t, stdin, "exit 0\n")
+			}
 			var r result
 			select {
 			case r = <-done:
@@ -138,24 +146,25 @@ func TestCloseResultAfterExit(t *testing.T) {
 		return fmt.Errorf("reading: %w", websocket.CloseError{Code: code, Reason: reason})
 	}
 	tests := []struct {
-		name       string
-		err        error
-		exit       wsproto.Exit
-		wantCode   int
-		wantReason string
+		name     string
+		err      error
+		exit     wsproto.Exit
+		wantCode int
+		wantLine string
 	}{
-		{"exited", closed(websocket.StatusNormalClosure, wsproto.CloseReasonExited), wsproto.Exit{Code: 4}, 4, ""},
-		{"killed", closed(websocket.StatusNormalClosure, wsproto.CloseReasonExited), wsproto.Exit{Code: -1, Signal: "SIGKILL"}, 137, ""},
-		{"connection lost after the exit", errors.New("EOF"), wsproto.Exit{Code: 2}, 2, ""},
-		{"hung up on shutdown", closed(websocket.StatusGoingAway, wsproto.CloseReasonShutdown), wsproto.Exit{Code: -1, Signal: "SIGHUP"}, 1, "the server shut down and hung it up"},
-		{"hung up, exited 0", closed(websocket.StatusGoingAway, wsproto.CloseReasonShutdown), wsproto.Exit{Code: 0}, 1, "the server shut down and hung it up"},
-		{"crashed on shutdown", closed(websocket.StatusGoingAway, wsproto.CloseReasonShutdown), wsproto.Exit{Code: -1, Reason: "plugin_crashed"}, 1, "the server shut down and hung it up (plugin_crashed)"},
+		{"exited", closed(websocket.StatusNormalClosure, wsproto.CloseReasonExited), wsproto.Exit{Code: 4}, 4, "session exited with code 4"},
+		{"killed", closed(websocket.StatusNormalClosure, wsproto.CloseReasonExited), wsproto.Exit{Code: -1, Signal: "SIGKILL"}, 137, "session killed by SIGKILL"},
+		{"crashed", closed(websocket.StatusNormalClosure, wsproto.CloseReasonExited), wsproto.Exit{Code: -1, Reason: "plugin_crashed"}, 1, "session ended: plugin_crashed"},
+		{"connection lost after the exit", errors.New("EOF"), wsproto.Exit{Code: 2}, 2, "session exited with code 2"},
+		{"hung up on shutdown", closed(websocket.StatusGoingAway, wsproto.CloseReasonShutdown), wsproto.Exit{Code: -1, Signal: "SIGHUP"}, 1, "session ended: the server shut down and hung it up"},
+		{"hung up, exited 0", closed(websocket.StatusGoingAway, wsproto.CloseReasonShutdown), wsproto.Exit{Code: 0}, 1, "session ended: the server shut down and hung it up"},
+		{"crashed on shutdown", closed(websocket.StatusGoingAway, wsproto.CloseReasonShutdown), wsproto.Exit{Code: -1, Reason: "plugin_crashed"}, 1, "session ended: the server shut down and hung it up (plugin_crashed)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := closeResult(tt.err, &tt.exit)
-			if r.err != nil || r.retry || r.end != endExited || r.code != tt.wantCode || r.reason != tt.wantReason {
-				t.Errorf("closeResult = %+v; want exit %d, reason %q", r, tt.wantCode, tt.wantReason)
+			if r.err != nil || r.retry || r.end != endExited || r.code != tt.wantCode || r.line != tt.wantLine {
+				t.Errorf("closeResult = %+v; want exit %d, line %q", r, tt.wantCode, tt.wantLine)
 			}
 		})
 	}
@@ -190,5 +199,5 @@ func TestE2EAttachTerminalRestored(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
 		t.Errorf("exit = %v, want status 5", err)
 	}
-	out.wait(t, regexp.MustCompile(regexp.QuoteMeta(resets)+`$`))
+	out.wait(t, regexp.MustCompile(regexp.QuoteMeta(resets+"\r\n[session exited with code 5]\r\n")+`$`))
 }

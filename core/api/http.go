@@ -78,6 +78,7 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.attach)
 	mux.HandleFunc("POST /api/v1/sessions/prune", h.pruneSessions)
 	mux.HandleFunc("POST /api/v1/sessions/{id}/restart", h.restartSession)
+	mux.HandleFunc("GET /api/v1/sessions/{id}/recording", h.getRecording)
 	if opts.Stop != nil {
 		mux.HandleFunc("POST /api/v1/server/stop", h.stopServer)
 	}
@@ -222,6 +223,9 @@ type environmentRequest struct {
 	Config      json.RawMessage `json:"config"`
 	IdleTimeout string          `json:"idle_timeout"`
 	UnsetEnv    []string        `json:"unset_env"`
+	// Record is Environment.Record: true, false, or absent (or null) for
+	// the server's setting.
+	Record *bool `json:"record"`
 }
 
 func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -230,7 +234,7 @@ func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv})
+	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv, Record: req.Record})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -278,6 +282,9 @@ type environmentUpdateRequest struct {
 	IdleTimeout *string `json:"idle_timeout"`
 	// UnsetEnv replaces the environment's; [] clears it.
 	UnsetEnv *[]string `json:"unset_env"`
+	// Record replaces the environment's: true or false; null returns to
+	// the server's setting; absent leaves it.
+	Record json.RawMessage `json:"record"`
 	// Sent back from a GET; ignored.
 	CreatedAt *time.Time `json:"created_at"`
 	UpdatedAt *time.Time `json:"updated_at"`
@@ -306,6 +313,14 @@ func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u := core.EnvironmentUpdate{Name: req.Name, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv}
+	if len(req.Record) > 0 {
+		var err error
+		if u.Record, err = recordSetting(req.Record); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		u.SetRecord = true
+	}
 	if len(req.Config) > 0 {
 		u.Config = req.Config
 	}
@@ -363,6 +378,15 @@ type sessionRequest struct {
 	Input string `json:"input"`
 	// UnsetEnv is CreateOptions.UnsetEnv.
 	UnsetEnv []string `json:"unset_env"`
+	// Record is CreateOptions.Record: true or false; absent means the
+	// environment's setting, else the server's.
+	Record *bool `json:"record"`
+	// MaxClients is CreateOptions.MaxClients: 0 or absent is the
+	// server's limit.
+	MaxClients int `json:"max_clients"`
+	// SizePolicy is CreateOptions.SizePolicy: "latest", "smallest", or
+	// empty for the server's.
+	SizePolicy string `json:"size_policy"`
 }
 
 func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
@@ -384,6 +408,9 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 		IdleTimeout:   req.IdleTimeout,
 		Input:         []byte(req.Input),
 		UnsetEnv:      req.UnsetEnv,
+		Record:        req.Record,
+		MaxClients:    req.MaxClients,
+		SizePolicy:    core.SizePolicy(req.SizePolicy),
 	}
 	if req.Cols != nil {
 		opts.Cols = *req.Cols

@@ -82,6 +82,7 @@ func (s *DB) UpdateEnvironment(ctx context.Context, env core.Environment) error 
 		"config":       string(env.Config),
 		"idle_timeout": env.IdleTimeout,
 		"unset_env":    unsetEnvColumn(env.UnsetEnv),
+		"record":       env.Record,
 		"updated_at":   s.stamp(),
 	})
 	if res.Error != nil {

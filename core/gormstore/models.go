@@ -19,6 +19,7 @@ type environmentModel struct {
 	Config      string    `gorm:"column:config;type:text;not null"` // JSON
 	IdleTimeout string    `gorm:"column:idle_timeout;not null;default:''"`
 	UnsetEnv    string    `gorm:"column:unset_env;not null;default:''"` // a JSON array; '' for none
+	Record      *bool     `gorm:"column:record"`                        // NULL: the server's setting
 	CreatedAt   time.Time `gorm:"column:created_at;not null;autoCreateTime:false"`
 	UpdatedAt   time.Time `gorm:"column:updated_at;not null;autoUpdateTime:false"`
 }
@@ -32,6 +33,10 @@ type sessionModel struct {
 	ProjectID         string     `gorm:"column:project_id;not null"`
 	BranchName        string     `gorm:"column:branch_name;not null"`
 	WorktreePath      string     `gorm:"column:worktree_path;not null"`
+	Command           string     `gorm:"column:command;type:text;not null;default:''"`   // a JSON array; '' for none
+	UnsetEnv          string     `gorm:"column:unset_env;type:text;not null;default:''"` // a JSON array; '' for none
+	MaxClients        int        `gorm:"column:max_clients;not null;default:0"`
+	SizePolicy        string     `gorm:"column:size_policy;not null;default:''"`
 	Status            string     `gorm:"column:status;not null;index"`
 	StatusReason      string     `gorm:"column:status_reason;not null"`
 	ActiveConnections int        `gorm:"column:active_connections;not null"`
@@ -57,6 +62,7 @@ func toEnvironmentModel(e core.Environment) environmentModel {
 		Config:      string(e.Config),
 		IdleTimeout: e.IdleTimeout,
 		UnsetEnv:    unsetEnvColumn(e.UnsetEnv),
+		Record:      e.Record,
 		CreatedAt:   normTime(e.CreatedAt),
 		UpdatedAt:   normTime(e.UpdatedAt),
 	}
@@ -69,6 +75,7 @@ func (m environmentModel) toCore() core.Environment {
 		Type:        m.Type,
 		IdleTimeout: m.IdleTimeout,
 		UnsetEnv:    unsetEnvFromColumn(m.UnsetEnv),
+		Record:      m.Record,
 		CreatedAt:   normTime(m.CreatedAt),
 		UpdatedAt:   normTime(m.UpdatedAt),
 	}
@@ -78,8 +85,9 @@ func (m environmentModel) toCore() core.Environment {
 	return e
 }
 
-// unsetEnvColumn is an environment's unset_env as its column holds it: a
-// JSON array, or ” for none.
+// unsetEnvColumn is a list of strings — an environment's or a session's
+// unset_env, a session's command — as its column holds it: a JSON array,
+// or ” for none.
 func unsetEnvColumn(names []string) string {
 	if len(names) == 0 {
 		return ""
@@ -105,6 +113,10 @@ func toSessionModel(r core.SessionRecord) sessionModel {
 		ProjectID:         r.ProjectID,
 		BranchName:        r.BranchName,
 		WorktreePath:      r.WorktreePath,
+		Command:           unsetEnvColumn(r.Command),
+		UnsetEnv:          unsetEnvColumn(r.UnsetEnv),
+		MaxClients:        r.MaxClients,
+		SizePolicy:        string(r.SizePolicy),
 		Status:            string(r.Status),
 		StatusReason:      r.StatusReason,
 		ActiveConnections: r.ActiveConnections,
@@ -135,6 +147,10 @@ func (m sessionModel) toCore() core.SessionRecord {
 		ProjectID:         m.ProjectID,
 		BranchName:        m.BranchName,
 		WorktreePath:      m.WorktreePath,
+		Command:           unsetEnvFromColumn(m.Command),
+		UnsetEnv:          unsetEnvFromColumn(m.UnsetEnv),
+		MaxClients:        m.MaxClients,
+		SizePolicy:        core.SizePolicy(m.SizePolicy),
 		Status:            core.Status(m.Status),
 		StatusReason:      m.StatusReason,
 		ActiveConnections: m.ActiveConnections,

@@ -21,6 +21,8 @@ func testUpdateSessionEachField(t *testing.T, e env) {
 		Status: core.StatusActive, StatusReason: "started", ActiveConnections: 1, Cols: 80, Rows: 24,
 		ExitCode: ptr(1), ExitSignal: "SIGHUP", LastActiveAt: t0,
 		IdleTimeout: "1h0m0s", DetachedAt: t0,
+		Command: []string{"/bin/sh", "-c", "echo 'a b'"}, UnsetEnv: []string{"CLAUDECODE"},
+		MaxClients: 3, SizePolicy: core.SizeSmallest,
 	}
 	mustSaveSession(t, e.s, rec)
 	rec.CreatedAt, rec.UpdatedAt = t0, t0
@@ -37,6 +39,8 @@ func testUpdateSessionEachField(t *testing.T, e env) {
 			elem.SetString("changed")
 		case elem.Kind() == reflect.Int:
 			elem.SetInt(int64(100 + i))
+		case elem.Type() == reflect.TypeFor[[]string]():
+			elem.Set(reflect.ValueOf([]string{"changed", "", "a b"}))
 		default:
 			t.Fatalf("SessionUpdate.%s: no sample value for %v; teach the test the new field type", ut.Field(i).Name, elem.Type())
 		}

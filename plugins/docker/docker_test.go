@@ -56,6 +56,8 @@ func TestConformanceExec(t *testing.T) {
 			Config:    json.RawMessage(fmt.Sprintf(`{"container": %q}`, target)),
 			BadConfig: json.RawMessage(fmt.Sprintf(`{"container": %q, "memory": "1g"}`, target)),
 			Timeout:   60 * time.Second,
+			Skip: map[string]string{"kill_group": "known defect: an exec session's Kill does not reach a background job " +
+				"that ignores SIGHUP in the shared container (issue 11)"},
 		})
 	})
 	if !targetRunning(t, cli, target) {

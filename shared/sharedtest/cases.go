@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"slices"
 	"testing"
 
@@ -25,6 +27,7 @@ var cases = []testCase{
 	{"large_output", testLargeOutput},
 	{"utf8", testUTF8},
 	{"kill", testKill},
+	{"kill_group", testKillGroup},
 	{"close", testClose},
 	{"duplicate_id", testDuplicateID},
 	{"missing_dir", testMissingDir},
@@ -127,6 +130,64 @@ func testKill(ctx context.Context, t *testing.T, h *harness) {
 	}
 	if st := term.Wait(ctx); st.Code == 0 {
 		t.Errorf("exit status %+v after Kill, want non-zero", st)
+	}
+}
+
+// killGroupChild is the kill_group case's session: a background child
+// that ignores SIGHUP (as nohup would) reports its own pid once the trap
+// is set, and the session's leader waits for it.
+const killGroupChild = `sh -c 'trap "" HUP; printf "child=%s.\n" $$; exec sleep 1000' & wait`
+
+// killGroupCheck is the kill_group case's watcher, run in a second session
+// of the environment: it says whether it can see the child (pid %s), waits
+// for a line of input, then prints "gone" once the child no longer runs. A
+// zombie counts as gone: killed, but whoever adopted it has not reaped it
+// yet.
+const killGroupCheck = `pid=%s
+alive() {
+	kill -0 "$pid" 2>/dev/null || return 1
+	st=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
+	case $st in *") Z "*) return 1 ;; esac
+}
+if alive; then printf 'watch:%%s.\n' seen; else printf 'watch:%%s.\n' blind; fi
+read x
+while alive; do sleep 0.1 2>/dev/null || sleep 1; done
+printf 'watch:%%s.\n' gone`
+
+var (
+	killGroupChildRe = regexp.MustCompile(`child=([0-9]+)\.`)
+	killGroupWatchRe = regexp.MustCompile(`watch:(seen|blind)\.`)
+)
+
+// testKillGroup checks that Kill ends everything the session started, not
+// only its leader: a background child that ignores SIGHUP must be gone
+// once the session has ended, before the case's deadline (Config.Timeout).
+// An adapter that signals only the leader's pid, or only hangs up, fails.
+// The child is watched from a second session of the same environment; an
+// environment whose sessions cannot see each other's processes (a
+// container per session) skips the case, which then proves nothing.
+func testKillGroup(ctx context.Context, t *testing.T, h *harness) {
+	term := h.run(ctx, t, killGroupChild)
+	pid := term.Match(ctx, killGroupChildRe)[1]
+	watch := h.run(ctx, t, fmt.Sprintf(killGroupCheck, pid))
+	if watch.Match(ctx, killGroupWatchRe)[1] == "blind" {
+		t.Skipf("a second session cannot see the first one's process %s: sessions do not share a process namespace", pid)
+	}
+	if err := term.PTY.Kill(ctx); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	if st := term.Wait(ctx); st.Code == 0 {
+		t.Errorf("exit status %+v after Kill, want non-zero", st)
+	}
+	watch.Write("\r")
+	out, _, ok := watch.waitFor(ctx, func(out []byte, readErr error) bool {
+		return bytes.Contains(out, []byte("watch:gone.")) || readErr != nil
+	})
+	if !bytes.Contains(out, []byte("watch:gone.")) {
+		if ok {
+			t.Fatalf("the watching session ended before the child was gone; output: %q", tail(out))
+		}
+		t.Fatalf("background child %s (ignoring SIGHUP) still runs after Kill and the session's end: Kill must end the whole process group", pid)
 	}
 }
 

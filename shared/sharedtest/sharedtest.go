@@ -2,7 +2,8 @@
 //
 // Run executes a table of named subtests against a shared.Environment:
 // Info, spawning, input and output, terminal size, exit statuses, large and
-// multibyte output, Kill, Close, and the errors for bad requests. Pass it
+// multibyte output, Kill (of everything the session started, not only its
+// leader), Close, and the errors for bad requests. Pass it
 // the environment as the host will see it, through the real glue:
 //
 //   - Serve(t, impl) serves an implementation through the gRPC glue inside

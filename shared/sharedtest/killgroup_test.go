@@ -1,0 +1,91 @@
+//go:build unix
+
+package sharedtest_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ptyhost/ptyhost/shared"
+	"github.com/ptyhost/ptyhost/shared/sharedtest"
+)
+
+// leaderOnlyEnv is a deliberately broken environment: its sessions run
+// with shared.StartCommand, but Kill sends SIGKILL to the leader's pid
+// alone, not to its process group — the bug the kill_group case exists to
+// catch. Close still ends the group, so nothing outlives the test.
+type leaderOnlyEnv struct{}
+
+func (leaderOnlyEnv) Info(context.Context) (shared.Info, error) {
+	return shared.Info{Name: "leader-only", Version: "0.0.1", Types: []string{"LEADER_ONLY"}}, nil
+}
+
+func (leaderOnlyEnv) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+	dir, err := shared.WorkingDir(req.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(req.Command[0], req.Command[1:]...)
+	cmd.Dir = dir
+	cmd.Env = shared.ChildEnv(os.Environ(), nil, req.Env)
+	p, err := shared.StartCommand(cmd, req.Size)
+	if err != nil {
+		return nil, err
+	}
+	return leaderOnlyPTY{PTY: p, pid: cmd.Process.Pid}, nil
+}
+
+// leaderOnlyPTY is a StartCommand session whose Kill reaches the leader only.
+type leaderOnlyPTY struct {
+	shared.PTY
+	pid int
+}
+
+func (p leaderOnlyPTY) Kill(context.Context) error { return unix.Kill(p.pid, unix.SIGKILL) }
+
+// brokenKillEnv, set to 1, makes TestKillGroupCatchesLeaderOnlyKill run
+// the harness against leaderOnlyEnv (in a child test process) instead of
+// starting that child.
+const brokenKillEnv = "PTYHOST_SHAREDTEST_BROKEN_KILL"
+
+// A plugin whose Kill ends only the session's leader fails the harness's
+// kill_group case, and only that case: the harness runs against
+// leaderOnlyEnv in a child test process, whose failure is the expected
+// outcome. (StartCommand, which kills the group, passes the same case in
+// shared's TestStartCommandConformance and TestLaunchHostPlugin.)
+func TestKillGroupCatchesLeaderOnlyKill(t *testing.T) {
+	if os.Getenv(brokenKillEnv) == "1" {
+		// The short timeout bounds how long kill_group waits for the
+		// child that this environment leaves running.
+		sharedtest.Run(t, sharedtest.Serve(t, leaderOnlyEnv{}), sharedtest.Config{Timeout: 10 * time.Second})
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestKillGroupCatchesLeaderOnlyKill$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), brokenKillEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the harness passed an environment whose Kill ends only the leader; output:\n%s", out)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the child test process did not finish: %v; output:\n%s", err, out)
+	}
+	failed := regexp.MustCompile(`--- FAIL: TestKillGroupCatchesLeaderOnlyKill/(\S+)`).FindAllStringSubmatch(string(out), -1)
+	if len(failed) != 1 || failed[0][1] != "kill_group" {
+		t.Fatalf("failed cases %q, want kill_group alone; output:\n%s", failed, out)
+	}
+	if !strings.Contains(string(out), "still runs after Kill") {
+		t.Errorf("kill_group failed for another reason than the surviving child; output:\n%s", out)
+	}
+}
