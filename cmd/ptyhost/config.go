@@ -65,6 +65,7 @@ type configFile struct {
 	Record          *bool              `hcl:"record,optional"`
 	RecordInput     *bool              `hcl:"record_input,optional"`
 	RecordMaxBytes  *string            `hcl:"record_max_bytes,optional"`
+	NeverEnv        []string           `hcl:"never_env,optional"`
 }
 
 // setting is one server setting: its flag, its environment variable and
@@ -98,6 +99,7 @@ func settings() []setting {
 		{"record", "PTYHOST_RECORD", "record"},
 		{"record-input", "PTYHOST_RECORD_INPUT", "record_input"},
 		{"record-max-bytes", "PTYHOST_RECORD_MAX_BYTES", "record_max_bytes"},
+		{"never-env", "PTYHOST_NEVER_ENV", "never_env"},
 	}
 }
 
@@ -140,6 +142,10 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		attrs["max_clients"] = &v
 	}
 	attrs["record_max_bytes"] = raw.RecordMaxBytes
+	if raw.NeverEnv != nil {
+		v := strings.Join(raw.NeverEnv, ",")
+		attrs["never_env"] = &v
+	}
 	for attr, b := range map[string]*bool{"metrics_auth": raw.MetricsAuth, "hang_up_on_stop": raw.HangUpOnStop,
 		"record": raw.Record, "record_input": raw.RecordInput} {
 		if b != nil {

@@ -224,3 +224,35 @@ func TestConfigPrecedence(t *testing.T) {
 		}
 	})
 }
+
+// The variables never passed to sessions come from the file, the
+// environment or the flag, in that order of precedence, each a list.
+func TestNeverEnvSettings(t *testing.T) {
+	clearServeEnv(t)
+	path := writeConfig(t, "never_env = [\"CLAUDECODE\", \"AWS_SECRET_ACCESS_KEY\"]\n")
+	for _, tt := range []struct {
+		name string
+		env  string
+		args []string
+		want []string
+	}{
+		{"file", "", nil, []string{"CLAUDECODE", "AWS_SECRET_ACCESS_KEY"}},
+		{"variable", "GITHUB_TOKEN,NPM_TOKEN", nil, []string{"GITHUB_TOKEN", "NPM_TOKEN"}},
+		{"flag", "GITHUB_TOKEN", []string{"--never-env", "ONLY"}, []string{"ONLY"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PTYHOST_NEVER_ENV", tt.env)
+			if tt.env == "" {
+				os.Unsetenv("PTYHOST_NEVER_ENV")
+			}
+			c, err := parseServeFlags(append([]string{"--config", path}, tt.args...), stdio{out: io.Discard, err: io.Discard})
+			if err != nil || !slices.Equal(c.neverEnv, tt.want) {
+				t.Errorf("never env %q, %v; want %q", c.neverEnv, err, tt.want)
+			}
+		})
+	}
+	bad := writeConfig(t, "never_env = [\"A=B\"]\n")
+	if _, err := parseServeFlags([]string{"--config", bad}, stdio{out: io.Discard, err: io.Discard}); err == nil || !strings.Contains(err.Error(), "never_env") {
+		t.Errorf("never_env = [\"A=B\"]: %v, want an error naming never_env", err)
+	}
+}
