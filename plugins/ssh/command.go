@@ -5,6 +5,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ptyhost/ptyhost/shared"
@@ -19,11 +20,12 @@ import (
 //
 //	export K='v'; cd -- '/dir' || { printf '<nodir marker>'; exit 1; };
 //	command -v -- 'prog' >/dev/null 2>&1 || { printf '<nocmd marker>'; exit 127; };
-//	printf '<ok marker>'; exec 'prog' 'arg 1' 'it'\''s'
+//	printf '<ok marker>' "$$"; exec 'prog' 'arg 1' 'it'\''s'
 //
 // The markers are OSC escape sequences with a random nonce, which Spawn
 // reads (and removes) from the output: Spawn returns once the command is
-// about to run, and a missing directory or command is a clear error rather
+// about to run, and knows the remote process group to signal (the ok
+// marker carries the shell's pid), and a missing directory or command is a clear error rather
 // than a session that dies at once. The export part holds only the
 // variables whose env requests the server refused. With no command, the
 // session runs the configured shell, or the user's login shell ($SHELL), as
@@ -37,7 +39,8 @@ const (
 	markNoCmd = "nocmd"
 )
 
-// marker is the escape sequence the remote prints for status.
+// marker is the escape sequence the remote prints for status. The ok
+// marker carries one more field, the remote shell's pid (okMarker).
 func marker(status, nonce string) string {
 	return "\x1b]ptyhost;" + status + ";" + nonce + "\x07"
 }
@@ -45,6 +48,25 @@ func marker(status, nonce string) string {
 // printMarker is the shell command that prints marker(status, nonce).
 func printMarker(status, nonce string) string {
 	return `printf '\033]ptyhost;` + status + ";" + nonce + `\007'`
+}
+
+// okMarkerPrefix is the ok marker up to its pid field.
+func okMarkerPrefix(nonce string) string {
+	return "\x1b]ptyhost;" + markOK + ";" + nonce + ";"
+}
+
+// okMarker is the ok marker of a remote shell with the given pid.
+func okMarker(nonce string, pid int) string {
+	return okMarkerPrefix(nonce) + strconv.Itoa(pid) + "\x07"
+}
+
+// printOKMarker is the shell command that prints the ok marker with the
+// shell's pid ($$). The command then runs as that pid (exec), and sshd
+// made that process a session leader when it set up the terminal, so the
+// pid is also the session's process group and session id, which Kill
+// signals (session.go).
+func printOKMarker(nonce string) string {
+	return `printf '\033]ptyhost;` + markOK + ";" + nonce + `;%s\007' "$$"`
 }
 
 // quote returns s as one POSIX shell word: s in single quotes, inside which
@@ -92,7 +114,7 @@ func (s remoteScript) String() string {
 	if prog != "" {
 		fmt.Fprintf(&b, "command -v -- %s >/dev/null 2>&1 || { %s; exit 127; }; ", quote(prog), printMarker(markNoCmd, s.nonce))
 	}
-	b.WriteString(printMarker(markOK, s.nonce) + "; exec")
+	b.WriteString(printOKMarker(s.nonce) + "; exec")
 	switch {
 	case len(s.argv) > 0:
 		for _, a := range s.argv {

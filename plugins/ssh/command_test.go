@@ -81,7 +81,7 @@ func TestRemoteScriptInShell(t *testing.T) {
 				if err != nil {
 					t.Fatalf("dir %q: %v: %s", name, err, out)
 				}
-				want := marker(markOK, s.nonce) + "[" + name + "][x'y][" + dir + "]"
+				want := okMarker(s.nonce, cmd.Process.Pid) + "[" + name + "][x'y][" + dir + "]"
 				for _, a := range hostile {
 					want += "[" + a + "]"
 				}
@@ -111,7 +111,7 @@ func TestRemoteScriptUnsets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if want := marker(markOK, "u") + "[unset|unset|k]"; string(out) != want {
+	if want := okMarker("u", cmd.Process.Pid) + "[unset|unset|k]"; string(out) != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
 }
@@ -138,7 +138,8 @@ func TestRemoteScriptFailures(t *testing.T) {
 			if errors.As(err, &ee) {
 				code = ee.ExitCode()
 			}
-			if !strings.Contains(string(out), marker(tt.mark, "x")) || code != tt.code {
+			// The ok marker goes on with the pid; the others end.
+			if !strings.Contains(string(out), "\x1b]ptyhost;"+tt.mark+";x") || code != tt.code {
 				t.Errorf("got %q, status %d; want the %s marker and status %d", out, code, tt.mark, tt.code)
 			}
 		})
@@ -151,9 +152,9 @@ func TestRemoteScriptShapes(t *testing.T) {
 		script remoteScript
 		want   string
 	}{
-		{"login shell", remoteScript{nonce: "n"}, `printf '\033]ptyhost;ok;n\007'; exec "${SHELL:-/bin/sh}" -l`},
+		{"login shell", remoteScript{nonce: "n"}, `printf '\033]ptyhost;ok;n;%s\007' "$$"; exec "${SHELL:-/bin/sh}" -l`},
 		{"configured shell", remoteScript{shell: "/bin/bash", nonce: "n"},
-			`command -v -- '/bin/bash' >/dev/null 2>&1 || { printf '\033]ptyhost;nocmd;n\007'; exit 127; }; printf '\033]ptyhost;ok;n\007'; exec '/bin/bash' -l`},
+			`command -v -- '/bin/bash' >/dev/null 2>&1 || { printf '\033]ptyhost;nocmd;n\007'; exit 127; }; printf '\033]ptyhost;ok;n;%s\007' "$$"; exec '/bin/bash' -l`},
 		{"home", remoteScript{dir: "~", nonce: "n"}, `cd -- ~ || {`},
 		{"under home", remoteScript{dir: "~/src/my app", nonce: "n"}, `cd -- ~/'src/my app' || {`},
 		{"exports sorted", remoteScript{exports: map[string]string{"B": "2", "A": "it's"}, nonce: "n"}, `export A='it'\''s' B='2'; `},

@@ -31,9 +31,13 @@
 // then waits for the start marker, so a missing directory or
 // command is a Spawn error. Spawn as a whole is bounded by connect_timeout.
 // Output is the channel's bytes, untouched; the exit status follows the
-// last byte. Kill sends a SIGHUP signal request, then after a grace SIGKILL
-// and closes the channel; Close sends SIGKILL if the command still runs,
-// closes the channel and gives the connection back to the pool.
+// last byte. The start marker carries the remote shell's pid, which the
+// command keeps (exec) and which sshd made a session leader: Kill sends
+// SIGHUP to that whole process group (and session, where the remote has
+// pkill) by running kill on a second channel, and by a signal request;
+// after a grace, SIGKILL the same ways, and it closes the channel. Close
+// sends SIGKILL to the group if the command still runs (or a Kill is under
+// way), closes the channel and gives the connection back to the pool.
 //
 // # Concurrency
 //

@@ -4,6 +4,7 @@ package main
 // separate process over go-plugin) against the real sshd of sshd.sh.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +45,6 @@ func TestConformance(t *testing.T) {
 		Config:    s.config(t, 0, map[string]any{"env": map[string]string{"PTYHOST_SHAREDTEST": "1"}}),
 		BadConfig: json.RawMessage(`{"host": "127.0.0.1", "hostname": "typo"}`),
 		Dir:       s.remoteDir(t, "conformance"),
-		Skip:      map[string]string{"kill_group": "known defect: Kill signals the remote shell only, so a background job that ignores SIGHUP outlives it (issue 11)"},
 	})
 }
 
@@ -57,8 +58,7 @@ func TestConformanceInProcess(t *testing.T) {
 	sharedtest.Run(t, env, sharedtest.Config{
 		Config: s.config(t, 0, map[string]any{"env": map[string]string{"PTYHOST_SHAREDTEST": "1"}}),
 		Dir:    s.remoteDir(t, "conformance"),
-		Skip: map[string]string{"duplicate_id": "session ids are the gRPC server's business",
-			"kill_group": "known defect: Kill signals the remote shell only, so a background job that ignores SIGHUP outlives it (issue 11)"},
+		Skip:   map[string]string{"duplicate_id": "session ids are the gRPC server's business"},
 	})
 }
 
@@ -366,4 +366,55 @@ func TestAgentAuth(t *testing.T) {
 	term := sharedtest.NewTerm(t, p)
 	term.Expect(ctx, "via-agent")
 	term.Wait(ctx)
+}
+
+// groupChildRe matches the pid a session's background child reports.
+var groupChildRe = regexp.MustCompile(`child=([0-9]+)\.`)
+
+// Close of a running session, and a Kill whose ctx deadline is near (as
+// when the plugin stops), end the remote process group too: a background
+// child that ignores SIGHUP is gone within half the deadline's time (not
+// after the full killGrace), or at once after Close. The test sshd runs on
+// this machine, so /proc shows the child.
+func TestKillCloseEndGroup(t *testing.T) {
+	s := testSSHD(t)
+	env := New(nil)
+	t.Cleanup(env.Close)
+	const child = `sh -c 'trap "" HUP; printf "child=%s.\n" $$; exec sleep 1000' & wait`
+	// within: how soon the child must be gone; well under killGrace.
+	for how, within := range map[string]time.Duration{"close": time.Second, "kill with a deadline": 1500 * time.Millisecond} {
+		t.Run(how, func(t *testing.T) {
+			ctx := testContext(t)
+			p, err := env.Spawn(ctx, request("group-"+strings.ReplaceAll(how, " ", "-"), s.config(t, 0, nil), "/bin/sh", "-c", child))
+			if err != nil {
+				t.Fatal(err)
+			}
+			term := sharedtest.NewTerm(t, p)
+			pid := term.Match(ctx, groupChildRe)[1]
+			start := time.Now()
+			if how == "close" {
+				if err := p.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+			} else {
+				kctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				if err := p.Kill(kctx); err != nil {
+					t.Fatalf("Kill: %v", err)
+				}
+			}
+			for processRuns(pid) {
+				if time.Since(start) > within {
+					t.Fatalf("background child %s (ignoring SIGHUP) still runs %v after %s", pid, within, how)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// processRuns reports whether the process pid exists and is not a zombie.
+func processRuns(pid string) bool {
+	st, err := os.ReadFile("/proc/" + pid + "/stat")
+	return err == nil && !strings.Contains(string(st), ") Z ")
 }

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,9 @@ const (
 	// TERM as an env request: the terminals ptyhost serves show 24-bit
 	// colour.
 	colorTerm = "truecolor"
-	// killGrace is how long Kill waits after SIGHUP before SIGKILL and
-	// closing the channel.
+	// killGrace is how long Kill waits after SIGHUP before SIGKILL to the
+	// process group and closing the channel (less when Kill's ctx has a
+	// nearer deadline).
 	killGrace = 2 * time.Second
 	// closeWait bounds how long Close waits for the server to confirm that
 	// the channel is closed.
@@ -70,10 +72,15 @@ type sshPTY struct {
 	// Read returns first. Only Spawn, then Read's goroutine, touch it.
 	pending []byte
 
+	// pgid is the remote command's process group (and session) id, from
+	// the ok marker; Kill and Close signal it. Set by Spawn.
+	pgid int
+
 	exited chan struct{}     // closed by the waiter when the session ended
 	status shared.ExitStatus // set before exited is closed
 
 	sentSignal atomic.Value // ssh.Signal: the last signal Kill or Close sent
+	groupDone  atomic.Bool  // Kill's escalation sent SIGKILL to the group
 	killOnce   sync.Once
 	closed     chan struct{} // closed by Close
 	closeOnce  sync.Once
@@ -228,7 +235,7 @@ func newNonce() string {
 func (p *sshPTY) awaitStart(ctx context.Context, req shared.SpawnRequest, nonce string) error {
 	stop := context.AfterFunc(ctx, func() { p.out.CloseWithError(ctx.Err()) })
 	defer stop()
-	ok, noDir, noCmd := []byte(marker(markOK, nonce)), []byte(marker(markNoDir, nonce)), []byte(marker(markNoCmd, nonce))
+	ok, noDir, noCmd := []byte(okMarkerPrefix(nonce)), []byte(marker(markNoDir, nonce)), []byte(marker(markNoCmd, nonce))
 	host := p.conn.cfg.Target.addr()
 	var got []byte
 	buf := make([]byte, 32<<10)
@@ -236,8 +243,15 @@ func (p *sshPTY) awaitStart(ctx context.Context, req shared.SpawnRequest, nonce 
 		n, err := p.out.Read(buf)
 		got = append(got, buf[:n]...)
 		if i := bytes.Index(got, ok); i >= 0 {
-			p.pending = append(got[:i:i], got[i+len(ok):]...)
-			return nil
+			if j := bytes.IndexByte(got[i+len(ok):], '\a'); j >= 0 {
+				pid, perr := strconv.Atoi(string(got[i+len(ok) : i+len(ok)+j]))
+				if perr != nil || pid <= 1 {
+					return fmt.Errorf("ssh: %s: bad process id %q in the start marker", host, got[i+len(ok):i+len(ok)+j])
+				}
+				p.pgid = pid
+				p.pending = append(got[:i:i], got[i+len(ok)+j+1:]...)
+				return nil
+			}
 		}
 		if i := bytes.Index(got, noDir); i >= 0 {
 			return fmt.Errorf("%w: working directory %q on %s: %s", shared.ErrInvalidArgument, req.Dir, host, lastLine(got[:i], "cannot change to it"))
@@ -365,11 +379,24 @@ func (p *sshPTY) Wait(ctx context.Context) (shared.ExitStatus, error) {
 	}
 }
 
-// Kill implements shared.PTY: a SIGHUP signal request, as a hangup would
-// send; then, if the session has not ended after killGrace, SIGKILL and
-// closing the channel (which makes sshd hang up the terminal, so the rest
-// of the session's foreground jobs get SIGHUP too).
-func (p *sshPTY) Kill(context.Context) error {
+// Kill implements shared.PTY. It ends the remote command's whole process
+// group, not only its leader: a background job that ignores SIGHUP (as
+// nohup makes it) would otherwise outlive the session. Kill sends SIGHUP,
+// as a hangup would, by a signal request (see signal) and by `kill` on a
+// second session channel of the connection (signalGroup); it returns at
+// once. After killGrace a goroutine sends SIGKILL to the group by `kill`,
+// and, if the leader still runs, by a signal request, and closes the
+// channel (which makes sshd hang up the terminal). The second channel is
+// what reaches a job that ignored the SIGHUP: once the leader has ended,
+// sshd takes no more signal requests for the session, yet its jobs may
+// still run. The grace is at most half the time left to ctx's deadline,
+// so that SIGKILL follows in time when the plugin is stopping; Close cuts
+// it short.
+func (p *sshPTY) Kill(ctx context.Context) error {
+	grace := killGrace
+	if dl, ok := ctx.Deadline(); ok {
+		grace = max(0, min(grace, time.Until(dl)/2))
+	}
 	select {
 	case <-p.exited:
 		return nil
@@ -382,12 +409,19 @@ func (p *sshPTY) Kill(context.Context) error {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			t := time.NewTimer(killGrace)
+			p.signalGroup("HUP")
+			t := time.NewTimer(grace)
 			defer t.Stop()
 			select {
-			case <-p.exited:
-			case <-p.closed:
+			case <-p.closed: // Close kills the group itself
+				return
 			case <-t.C:
+			}
+			p.signalGroup("KILL")
+			p.groupDone.Store(true)
+			select {
+			case <-p.exited:
+			default:
 				p.signal(ssh.SIGKILL)
 				_ = p.sess.Close()
 			}
@@ -396,8 +430,9 @@ func (p *sshPTY) Kill(context.Context) error {
 	return nil
 }
 
-// signal sends a signal request (OpenSSH 7.9 and later deliver it to the
-// session's process).
+// signal sends a signal request. OpenSSH 7.9 and later deliver it while
+// the session's process runs (to its process group, in the versions
+// tested), and refuse it after.
 func (p *sshPTY) signal(sig ssh.Signal) {
 	p.sentSignal.Store(sig)
 	if err := p.sess.Signal(sig); err != nil {
@@ -405,8 +440,50 @@ func (p *sshPTY) signal(sig ssh.Signal) {
 	}
 }
 
-// Close implements shared.PTY: SIGKILL if the session still runs, close
-// the channel, end a blocked Read, wait (briefly) for the server to confirm,
+// signalGroup sends sig (a signal name such as "KILL") to the session's
+// remote process group, and, where the remote has pkill, to every process
+// of its session (a job-control shell puts each job in a group of its
+// own), by running kill on a second session channel as the same user. A
+// failure (the connection lost, or the server refusing one more channel
+// on a full connection) is logged: the signal request and the hangup
+// still reach a running leader. The group id is the leader's pid; it
+// could be reused once the whole group has ended, which is why only Kill
+// (within its grace) and Close of a running or killed session signal it.
+func (p *sshPTY) signalGroup(sig string) {
+	if p.pgid <= 1 {
+		return
+	}
+	id := strconv.Itoa(p.pgid)
+	cmd := "kill -s " + sig + " -- -" + id + " 2>/dev/null; " +
+		"if command -v pkill >/dev/null 2>&1; then pkill -" + sig + " -s " + id + "; fi; :"
+	if err := p.conn.run(cmd, closeWait); err != nil {
+		p.log.Debug("signalling the remote process group failed", "signal", sig, "pgid", p.pgid, "error", err)
+	}
+}
+
+// run runs cmd on a session channel of its own on c, and waits (at most
+// timeout) for it to end. The channel counts as open while it runs, as it
+// holds one of the server's sessions.
+func (c *conn) run(cmd string, timeout time.Duration) error {
+	c.openMu.Lock()
+	sess, err := c.link.client.NewSession()
+	if err == nil {
+		c.sessionOpened()
+	}
+	c.openMu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer c.sessionClosed()
+	defer sess.Close()
+	t := time.AfterFunc(timeout, func() { _ = sess.Close() })
+	defer t.Stop()
+	return sess.Run(cmd)
+}
+
+// Close implements shared.PTY: SIGKILL to the session's process group if
+// the session still runs or a Kill is under way (signalGroup), close the
+// channel, end a blocked Read, wait (briefly) for the server to confirm,
 // and give the connection back to the pool.
 func (p *sshPTY) Close() error {
 	p.closeOnce.Do(func() {
@@ -420,9 +497,16 @@ func (p *sshPTY) Close() error {
 // and counts its channel closed.
 func (p *sshPTY) shut() {
 	close(p.closed)
+	p.killOnce.Do(func() {}) // no Kill from now on
+	_, killed := p.sentSignal.Load().(ssh.Signal)
 	select {
 	case <-p.exited:
+		// A Kill under way: its group may outlive the leader.
+		if killed && !p.groupDone.Load() {
+			p.signalGroup("KILL")
+		}
 	default:
+		p.signalGroup("KILL")
 		p.signal(ssh.SIGKILL)
 	}
 	_ = p.sess.Close()
