@@ -56,8 +56,6 @@ func TestConformanceExec(t *testing.T) {
 			Config:    json.RawMessage(fmt.Sprintf(`{"container": %q}`, target)),
 			BadConfig: json.RawMessage(fmt.Sprintf(`{"container": %q, "memory": "1g"}`, target)),
 			Timeout:   60 * time.Second,
-			Skip: map[string]string{"kill_group": "known defect: an exec session's Kill does not reach a background job " +
-				"that ignores SIGHUP in the shared container (issue 11)"},
 		})
 	})
 	if !targetRunning(t, cli, target) {
@@ -278,6 +276,72 @@ func TestKillEscalates(t *testing.T) {
 	}
 	if d := time.Since(start); d < killGrace || d > killGrace+10*time.Second {
 		t.Errorf("the process was killed after %v, want about %v", d, killGrace)
+	}
+}
+
+// In exec mode Kill ends every process the session started, even one in a
+// session and process group of its own that ignores the hangup, which
+// outlives the exec'd process; and it does not wait out the grace when the
+// hangup ended them all.
+func TestExecKillReachesEveryProcess(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	target := startTarget(t, cli)
+	cfg := json.RawMessage(fmt.Sprintf(`{"container": %q}`, target))
+	ctx := testContext(t, 60*time.Second)
+	// survivors lists the target's processes whose command line is cmd.
+	survivors := func(cmd string) []string {
+		res, err := cli.ContainerTop(ctx, target, client.ContainerTopOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []string
+		for _, row := range res.Processes {
+			if len(row) > 0 && row[len(row)-1] == cmd {
+				found = append(found, strings.Join(row, " "))
+			}
+		}
+		return found
+	}
+
+	p, err := env.Spawn(ctx, request("exec-kill-setsid", cfg, "/bin/sh", "-c",
+		`setsid sh -c 'trap "" HUP; echo ready; exec sleep 424242' & wait`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "ready")
+	eventually(t, 10*time.Second, "the child runs", func() bool {
+		return len(survivors("sleep 424242")) == 1
+	})
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := term.Wait(ctx); st.Code == 0 {
+		t.Errorf("exit status %+v after Kill, want non-zero", st)
+	}
+	eventually(t, killGrace+10*time.Second, "the child in a group of its own ends", func() bool {
+		return len(survivors("sleep 424242")) == 0
+	})
+	term.Close()
+
+	p, err = env.Spawn(ctx, request("exec-kill-prompt", cfg, "/bin/sh", "-c", "echo ready; sleep 424243"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term = sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "ready")
+	start := time.Now()
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	term.Wait(ctx)
+	term.Close() // waits for Kill's work to end
+	if d := time.Since(start); d >= killGrace {
+		t.Errorf("Kill and Close of a session that obeys the hangup took %v, want less than the grace %v", d, killGrace)
+	}
+	if left := survivors("sleep 424243"); len(left) != 0 {
+		t.Errorf("processes left after Kill: %q", left)
 	}
 }
 

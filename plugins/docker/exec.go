@@ -24,8 +24,12 @@ const (
 
 // signalExec signals every process in the container whose environment
 // holds the session's token: sh -c signalExec ptyhost-kill SIGNAL TOKEN. It
-// exits 0 if it signalled any. Without tr, the shell reads the environment
-// with its NULs dropped, in which the token still shows.
+// exits 0 if it signalled any, so that signal 0 asks whether any is left (a
+// zombie's environment cannot be read: it counts as gone). The token reaches
+// every descendant that keeps its environment, whatever its process group
+// or session, so a background job in a group of its own is signalled too.
+// Without tr, the shell reads the environment with its NULs dropped, in
+// which the token still shows.
 const signalExec = `sig=$1 tok=$2 found=1
 for d in /proc/[0-9]*; do
 	env=$(tr '\0' '\n' < "$d/environ" 2>/dev/null || cat "$d/environ" 2>/dev/null) || continue
@@ -172,6 +176,11 @@ func (p *execProcess) running(ctx context.Context) bool {
 
 // hangup sends SIGHUP to every process of the session, then SIGKILL to
 // those left after grace. The container itself is left alone.
+//
+// The exec'd process ending is not enough to stop early: a background job
+// it started that ignores SIGHUP (nohup) outlives it in the shared
+// container, so once the exec has ended hangup asks whether any process of
+// the session is left, and only when none is does it skip the SIGKILL.
 func (p *execProcess) hangup(ctx context.Context, grace time.Duration) {
 	if !p.running(ctx) {
 		return
@@ -185,7 +194,8 @@ func (p *execProcess) hangup(ctx context.Context, grace time.Duration) {
 			return
 		case <-time.After(delay):
 		}
-		if !p.running(ctx) {
+		// Signal 0 only tells whether any process of the session is left.
+		if !p.running(ctx) && !p.signal(ctx, "0") {
 			return
 		}
 		delay = min(2*delay, 200*time.Millisecond)
@@ -194,8 +204,9 @@ func (p *execProcess) hangup(ctx context.Context, grace time.Duration) {
 }
 
 // signal runs a helper exec that signals the session's processes, as the
-// session's user, and waits for it.
-func (p *execProcess) signal(ctx context.Context, sig string) {
+// session's user, and waits for it. It reports whether it may have
+// signalled any: false only when the helper ran and found none.
+func (p *execProcess) signal(ctx context.Context, sig string) bool {
 	created, err := p.s.d.api.ExecCreate(ctx, p.container, client.ExecCreateOptions{
 		User: p.s.cfg.User,
 		Cmd:  []string{"/bin/sh", "-c", signalExec, "ptyhost-kill", sig, p.token},
@@ -205,23 +216,30 @@ func (p *execProcess) signal(ctx context.Context, sig string) {
 	}
 	if err != nil {
 		p.s.log.Warn("signalling the exec'd process failed", "signal", sig, "error", err)
-		return
+		return true
 	}
 	// Wait for the helper so that the signal has been sent on return.
 	for i := 0; i < 100; i++ {
 		res, err := p.s.d.api.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
-		if err != nil || !res.Running {
-			if err == nil && res.ExitCode != 0 {
-				p.s.log.Debug("no process of the session to signal", "signal", sig)
+		if err != nil {
+			return true
+		}
+		if !res.Running {
+			if res.ExitCode != 0 {
+				if sig != "0" {
+					p.s.log.Debug("no process of the session to signal", "signal", sig)
+				}
+				return false
 			}
-			return
+			return true
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	return true
 }
 
 // cleanup kills the exec'd process if it still runs; the container stays.
