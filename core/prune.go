@@ -10,9 +10,10 @@ import (
 // returns how many it deleted: what 'ptyhost prune' asks for. Running
 // sessions are left alone, and so is an ended session whose end the
 // manager has not written to the store yet (it goes at the next prune or
-// with retention). A client still attached to a session that has just
-// exited keeps its exit: the session lingers in memory (Options.Linger),
-// not in the record.
+// with retention). The recordings of the deleted sessions go with them
+// (removeOrphanRecordings). A client still attached to a session that has
+// just exited keeps its exit: the session lingers in memory
+// (Options.Linger), not in the record.
 func (m *Manager) PruneEnded(ctx context.Context) (int, error) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -22,6 +23,7 @@ func (m *Manager) PruneEnded(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, storeFailed(err)
 	}
+	m.removeOrphanRecordings(ctx)
 	if n > 0 {
 		m.log.Info("deleted the records of ended sessions on request", "count", n)
 	}

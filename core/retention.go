@@ -2,6 +2,10 @@ package core
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -11,8 +15,9 @@ var endedStatuses = []Status{StatusTerminated, StatusError}
 // PurgeEnded deletes the rows of sessions that ended (TERMINATED or ERROR)
 // longer than Options.Retention ago, going by the time their row was last
 // updated, which for an ended session is when it ended. It returns how many
-// rows it deleted. The manager calls it periodically; with KeepForever it
-// deletes nothing.
+// rows it deleted. The recordings of the sessions whose rows are gone go
+// with them (removeOrphanRecordings). The manager calls it periodically;
+// with KeepForever it deletes nothing.
 func (m *Manager) PurgeEnded(ctx context.Context) (int, error) {
 	if m.opts.Retention == KeepForever {
 		return 0, nil
@@ -22,6 +27,7 @@ func (m *Manager) PurgeEnded(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, storeFailed(err)
 	}
+	m.removeOrphanRecordings(ctx)
 	if n > 0 {
 		m.log.Info("deleted the records of ended sessions past retention", "count", n, "retention", m.opts.Retention)
 	}
@@ -49,5 +55,62 @@ func (m *Manager) purgeLoop(ctx context.Context) {
 			return
 		case <-time.After(interval):
 		}
+	}
+}
+
+// removeOrphanRecordings removes the recording (RecordingDir/ID.cast) of
+// every session that has no row any more, after PurgeEnded or PruneEnded
+// deleted rows. It goes by the directory rather than by the rows deleted,
+// which the store does not name, so that it also removes what an earlier
+// run left behind when it stopped between a row's deletion and its
+// file's. Failures are logged: a recording left is removed next time.
+//
+// A session of the map is skipped, whatever its row says. The map is
+// checked, under mu, after the store has said the row is gone: a session
+// created under that id meanwhile is in the map by then (create reserves
+// the id before it saves the row and starts its recording), and one
+// created later truncates the file anew.
+func (m *Manager) removeOrphanRecordings(ctx context.Context) {
+	if m.opts.RecordingDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(m.opts.RecordingDir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("cannot list the recordings to remove those of deleted sessions", "err", err)
+		}
+		return
+	}
+	removed := 0
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".cast")
+		if !ok || !e.Type().IsRegular() || validID(id) != nil {
+			continue
+		}
+		if _, err := m.store.GetSession(ctx, id); !errors.Is(err, ErrSessionNotFound) {
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("cannot tell whether a recording's session is deleted; kept for now", "session_id", id, "err", err)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		m.mu.Lock()
+		_, live := m.sessions[id]
+		if !live {
+			err = os.Remove(filepath.Join(m.opts.RecordingDir, e.Name()))
+		}
+		m.mu.Unlock()
+		switch {
+		case live:
+		case err == nil:
+			removed++
+		case !errors.Is(err, os.ErrNotExist):
+			m.log.Warn("cannot remove the recording of a deleted session", "session_id", id, "err", err)
+		}
+	}
+	if removed > 0 {
+		m.log.Info("removed the recordings of deleted sessions", "count", removed)
 	}
 }

@@ -13,9 +13,15 @@ import (
 type Status string
 
 // Session statuses.
+//
+// ACTIVE does not mean "has a client": a session is ACTIVE from its start
+// (or its take-up by Reconcile) until its last client leaves, and again
+// from its next attach. A session never attached, or taken up and not yet
+// attached, is ACTIVE with 0 connections; only a client leaving makes a
+// running session IDLE.
 const (
 	StatusStarting   Status = "STARTING"   // recorded before the plugin is asked to start it
-	StatusActive     Status = "ACTIVE"     // running, at least one client attached
+	StatusActive     Status = "ACTIVE"     // running, from start until the last client leaves
 	StatusIdle       Status = "IDLE"       // running, no client attached
 	StatusTerminated Status = "TERMINATED" // ended: exited or destroyed
 	StatusError      Status = "ERROR"      // failed to start, or ended abnormally

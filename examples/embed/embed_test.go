@@ -28,8 +28,8 @@ func TestEmbedExample(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "-listen", addr, "-plugin-dir", testbin.PluginDir(t, "host"),
-		"-db", filepath.Join(t.TempDir(), "app.db"))
+	dbPath := filepath.Join(t.TempDir(), "app.db")
+	cmd := exec.Command(bin, "-listen", addr, "-plugin-dir", testbin.PluginDir(t, "host"), "-db", dbPath)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -87,6 +87,13 @@ func TestEmbedExample(t *testing.T) {
 	term := e2etest.NewTerm(t, c)
 	term.Send("ok\r")
 	term.WaitOutput("embedded-ok")
+
+	// One server per database: a second one is refused, and exits 1.
+	second := exec.Command(bin, "-listen", "127.0.0.1:0", "-plugin-dir", testbin.PluginDir(t, "host"), "-db", dbPath)
+	out, err := second.CombinedOutput()
+	if code := second.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "owned by another") {
+		t.Errorf("a second server on the database: exit %d (%v), output %q; want 1 and a claim refused", code, err, out)
+	}
 
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)

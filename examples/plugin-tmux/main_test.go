@@ -98,7 +98,6 @@ func conformanceConfig(t *testing.T, socket string) sharedtest.Config {
 		Dir:       t.TempDir(),
 		Skip: map[string]string{
 			"large_output": "the host sees a tmux client, which redraws the session's screen: not the command's bytes",
-			"kill_group":   "known defect: kill-session sends SIGHUP only, so a background job that ignores it outlives the session",
 		},
 	}
 }

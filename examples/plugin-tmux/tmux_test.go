@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,5 +356,33 @@ func TestHealth(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if err := env.Health(ctx, EnvironmentType, nil); !errors.Is(err, shared.ErrUnavailable) {
 		t.Errorf("Health without tmux: %v; want ErrUnavailable", err)
+	}
+}
+
+// groupAlive counts a process group's living members, not its zombies.
+func TestGroupAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	if !groupAlive(pgid) {
+		t.Error("a running group is not alive")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Not reaped yet: a zombie, which does not count.
+	deadline := time.Now().Add(5 * time.Second)
+	for groupAlive(pgid) {
+		if time.Now().After(deadline) {
+			t.Fatal("a group of one killed, unreaped process is still alive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Wait()
+	if groupAlive(pgid) {
+		t.Error("an empty group is alive")
 	}
 }
