@@ -1,0 +1,348 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// serve's flags and settings: parsing, checking and the value types.
+
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// byteSize parses sizes such as 262144, 256KiB or 4MiB.
+type byteSize int
+
+func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
+
+func (b *byteSize) Set(v string) error {
+	s := strings.TrimSpace(v)
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a positive size such as 262144, 256KiB or 4MiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+const serveUsage = `Usage: ptyhost serve [flags]
+
+Runs the ptyhost server: the REST API and WebSocket attach endpoint, with the
+environment plugins of the plugin directory: the built-in ones (host, docker,
+ssh) and the third-party ones named in the configuration file's plugin
+blocks. Most flags can also be set with the environment variable named in
+brackets and in the configuration file (--config): a flag wins over its
+variable, which wins over the file.
+`
+
+// newServeFlagSet returns serve's flags, writing into c, with their
+// defaults: neither the environment nor a configuration file applies yet.
+// The flag package prints nothing: parseServeFlags prints --help (with
+// printHelp, as every command does) and reports errors once.
+func newServeFlagSet(c *serveConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&c.configPath, "config", "", "server configuration `FILE` (HCL); flags and PTYHOST_* variables override it [PTYHOST_CONFIG]")
+	fs.StringVar(&c.listen, "listen", DefaultListen, "`ADDRESS` (host:port) to listen on [PTYHOST_LISTEN]")
+	fs.StringVar(&c.db, "db", "", "database `DSN`: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "`DIR` for the embedded database [PTYHOST_DATA_DIR]")
+	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "`DIR` of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
+	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` on every API request [PTYHOST_TOKEN]")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
+	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com (repeatable)")
+	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
+	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
+	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
+	fs.Var(&c.scrollback, "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB [PTYHOST_SCROLLBACK]")
+	c.idleTimeout = core.DefaultIdleTimeout
+	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long (`DURATION`) after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
+	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long (`DURATION`) [PTYHOST_LINGER]")
+	c.retention = retention(core.DefaultRetention)
+	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long (`DURATION`) ago, such as 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long (`DURATION`) shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long (`DURATION`) the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
+	fs.BoolVar(&c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
+	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
+		if !slices.Contains([]string{"text", "json"}, v) {
+			return fmt.Errorf("%q: want text or json", v)
+		}
+		c.logFormat = v
+		return nil
+	})
+	fs.StringVar(&c.readToken, "read-token", "", "a second bearer `TOKEN` that may only list and read (GET) and attach read-only (mode=read); needs --token [PTYHOST_READ_TOKEN]")
+	fs.Func("max-clients", "let at most `N` clients (viewers too) attach to one session at a time; the next is refused (HTTP 409); 0 means no limit [PTYHOST_MAX_CLIENTS]", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q: want a whole number, 0 (no limit) or more", v)
+		}
+		c.maxClients = n
+		return nil
+	})
+	fs.Func("size-policy", "the `POLICY` that sizes a session's terminal when its clients ask for different sizes: latest (the last asked) or smallest (each dimension's least); when a client leaves, the size returns to what the others ask [PTYHOST_SIZE_POLICY]", func(v string) error {
+		p, err := core.ParseSizePolicy(v)
+		if err != nil || v == "" {
+			return fmt.Errorf("%q: want latest or smallest", v)
+		}
+		c.sizePolicy = p
+		return nil
+	})
+	fs.Lookup("size-policy").DefValue = string(core.SizeLatest)
+	fs.Func("never-env", "never pass the environment variable `NAME` to a session, whether inherited or set by a request or an environment, such as CLAUDECODE (repeatable, or comma-separated)", func(v string) error {
+		for name := range strings.SplitSeq(v, ",") {
+			if name == "" || strings.ContainsAny(name, "=\x00") {
+				return fmt.Errorf("%q: want variable names, comma-separated", v)
+			}
+			c.neverEnv = append(c.neverEnv, name)
+		}
+		return nil
+	})
+	fs.BoolVar(&c.record, "record", false, "record every session (asciicast v2, in DATA_DIR/recordings) unless its create says \"record\": false; without it, only the sessions created with \"record\": true are [PTYHOST_RECORD]")
+	fs.BoolVar(&c.recordInput, "record-input", false, "record what clients type into recorded sessions too; whoever may download a recording (the read-only token too) reads it, passwords included [PTYHOST_RECORD_INPUT]")
+	c.recordMaxBytes = core.DefaultRecordingMaxBytes
+	fs.Var((*recordBytes)(&c.recordMaxBytes), "record-max-bytes", "`SIZE` at which a session's recording stops (with a marker event), such as 64MiB; at least 4KiB [PTYHOST_RECORD_MAX_BYTES]")
+	fs.Lookup("record-max-bytes").DefValue = humanBytes(core.DefaultRecordingMaxBytes)
+	humanDefaults(fs)
+	return fs
+}
+
+// humanDefaults makes --help show serve's defaults as a person writes
+// them, as the other commands do: 256KiB rather than 262144, info rather
+// than INFO, 5m rather than 5m0s. Only the help reads DefValue.
+func humanDefaults(fs *flag.FlagSet) {
+	fs.Lookup("scrollback").DefValue = humanBytes(core.DefaultScrollbackBytes)
+	fs.Lookup("log-level").DefValue = strings.ToLower(slog.LevelInfo.String())
+	fs.Lookup("log-format").DefValue = "text"
+	fs.VisitAll(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if d, ok := g.Get().(time.Duration); ok && d > 0 {
+				f.DefValue = humanDuration(d)
+			}
+		}
+	})
+}
+
+// humanBytes writes n as byteSize reads it: 256KiB, 4MiB, or bytes.
+func humanBytes(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n)
+}
+
+// humanDuration writes d without its zero units: 5m, 1h30m, 10s.
+func humanDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// parseServeFlags returns serve's configuration: for each setting, its
+// flag if given, else its PTYHOST_* variable if set, else the
+// configuration file's value (--config or PTYHOST_CONFIG) if any, else
+// the default. A bad configuration file is a usageError listing every
+// problem with its file:line.
+func parseServeFlags(args []string, io stdio) (serveConfig, error) {
+	c := serveConfig{scrollback: core.DefaultScrollbackBytes, logFormat: "text"}
+	fs := newServeFlagSet(&c)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(io.out, fs, serveUsage)
+			return c, flag.ErrHelp
+		}
+		return c, usageError{fmt.Sprintf("serve: %v (see 'ptyhost serve --help')", err)}
+	}
+	if fs.NArg() > 0 {
+		return c, usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	if !given["config"] {
+		c.configPath = os.Getenv("PTYHOST_CONFIG")
+	}
+	var file *fileConfig
+	if c.configPath != "" {
+		var err error
+		file, err = loadConfigFile(c.configPath, checkSetting)
+		if err != nil {
+			return c, usageError{err.Error()}
+		}
+		c.plugins = file.plugins
+		c.tokenInFile = file.tokenExposed
+		if !given["allowed-origin"] && len(file.allowedOrigins) > 0 {
+			c.allowedOrigins = file.allowedOrigins
+		}
+		if !given["allowed-host"] && len(file.allowedHosts) > 0 {
+			c.allowedHosts = file.allowedHosts
+		}
+	}
+	if err := c.setWorkdirRoots(given["workdir-root"], file); err != nil {
+		return c, err
+	}
+	for _, s := range settings() {
+		if given[s.flag] {
+			continue
+		}
+		if v, ok := os.LookupEnv(s.env); ok {
+			if err := checkSetting(s.flag, v); err != nil {
+				return c, usageError{fmt.Sprintf("%s: %v", s.env, err)}
+			}
+			fs.Set(s.flag, v)
+			continue
+		}
+		if v, ok := file.value(s.flag); ok {
+			if err := fs.Set(s.flag, v); err != nil { // checked when loaded
+				return c, usageError{fmt.Sprintf("%s: %s: %v", c.configPath, s.attr, err)}
+			}
+		}
+	}
+	if c.linger <= 0 {
+		return c, usageError{"--linger must be positive"}
+	}
+	if c.shutdownTimeout <= 0 {
+		return c, usageError{"--shutdown-timeout must be positive"}
+	}
+	if c.orphanTimeout <= 0 {
+		return c, usageError{"--orphan-timeout must be positive"}
+	}
+	if c.db == "" {
+		c.db = "sqlite:" + filepath.Join(c.dataDir, "ptyhost.db")
+	}
+	if err := checkListen(c.listen, c.token, c.insecure); err != nil {
+		return c, usageError{err.Error()}
+	}
+	if err := checkReadToken(c.token, c.readToken); err != nil {
+		return c, usageError{err.Error()}
+	}
+	if err := c.finishGuard(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// checkReadToken refuses a read-only token that would grant nothing apart:
+// one without the full token (every request passes then) or equal to it.
+func checkReadToken(token, readToken string) error {
+	switch {
+	case readToken == "":
+		return nil
+	case token == "":
+		return errors.New("--read-token needs --token: without a token every request may do everything, and a read-only token restricts nothing")
+	case readToken == token:
+		return errors.New("--read-token must differ from --token: the same token cannot be both read-only and full")
+	}
+	return nil
+}
+
+// checkSetting reports whether value is valid for the flag name, saying
+// what is wrong in words (the flag package says "parse error" for a bad
+// duration).
+func checkSetting(name, value string) error {
+	var scratch serveConfig
+	fs := newServeFlagSet(&scratch)
+	err := fs.Set(name, value)
+	if err == nil {
+		return nil
+	}
+	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
+		if _, isBool := g.Get().(bool); isBool {
+			return fmt.Errorf("%q: want true or false", value)
+		}
+		if _, isDuration := g.Get().(time.Duration); isDuration {
+			return fmt.Errorf("%q is not a duration; want one such as 90s, 5m or 1h30m", value)
+		}
+	}
+	return fmt.Errorf("%q: %v", value, err)
+}
+
+// idleTimeout is a flag value: a duration >= 0, or -1 / never (stored as
+// -1) for no idle timeout.
+type idleTimeout time.Duration
+
+func (d *idleTimeout) String() string {
+	if *d < 0 {
+		return "never"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *idleTimeout) Set(v string) error {
+	if v == "-1" || v == "never" {
+		*d = -1
+		return nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return fmt.Errorf("want a duration >= 0 such as 5m, 0 to destroy at once, or -1 (never)")
+	}
+	*d = idleTimeout(dur)
+	return nil
+}
+
+// managerIdleTimeout maps the flag's convention (0 at once, negative never)
+// to core's.
+func managerIdleTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return core.DestroyWhenIdle
+	case d < 0:
+		return core.NoIdleTimeout
+	default:
+		return d
+	}
+}
+
+// checkListen refuses a non-loopback address without a token.
+func checkListen(addr, token string, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %v", addr, err)
+	}
+	if token != "" || insecure || isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("--listen %q is reachable beyond this machine: set --token (or PTYHOST_TOKEN), or pass --insecure to serve without authentication", addr)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
