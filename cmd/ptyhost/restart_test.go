@@ -526,7 +526,14 @@ func TestE2ESecondServerRefused(t *testing.T) {
 			if code, body := first.Request(t, "GET", "/healthz", nil); code != http.StatusOK {
 				t.Errorf("the first server after the second was refused: healthz %d %v", code, body)
 			}
-			first.Attach(t, id).WaitOutput("\n3\r\n")
+			// The refused server touched nothing: the session is still live
+			// in the first one's records, and the first one still starts
+			// sessions (a replay of old output would not show that).
+			if st := first.Session(t, id)["status"]; st != "ACTIVE" && st != "IDLE" {
+				t.Errorf("the session after the second server was refused: %v, want ACTIVE or IDLE", st)
+			}
+			fresh := first.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "echo still-$((6*7))-serving; sleep 60"}})
+			first.Attach(t, fresh).WaitOutput("still-42-serving")
 		})
 	}
 }
