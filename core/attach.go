@@ -47,6 +47,11 @@ type Hello struct {
 	// Offset is the absolute output offset of the client's first output
 	// byte: where the replay starts, or where AttachFrom resumes.
 	Offset int64
+	// End is the session's output offset when the client attached: the
+	// bytes from Offset to End are history (the replay), those after it
+	// new output. A client that resumed where the session was has
+	// End == Offset.
+	End int64
 }
 
 // FrameKind says what Next returned.

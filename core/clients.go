@@ -100,6 +100,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMod
 		a.resetOwed = off >= 0
 	}
 	a.hello.Offset = a.off
+	a.hello.End = s.ring.End()
 	s.attachments[a] = struct{}{}
 	s.flowChanged() // a client near the end lets a waiting pump read on
 	n := len(s.attachments)

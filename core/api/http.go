@@ -43,6 +43,12 @@ type Options struct {
 	// sessions up (a server may do so on every stop). Nil leaves the
 	// endpoint out (404): an embedder's process has its own life.
 	Stop func(hangUp bool) (hangsUp bool)
+	// Page, when set, serves the browser page (see package core/webui):
+	// GET / and GET /assets/..., without a token (the page holds no
+	// secret and asks for the token itself), with Guard's Host check but
+	// not its Origin check, so that a link from another site may open it.
+	// Nil leaves them out (404).
+	Page http.Handler
 }
 
 // maxBodyBytes bounds a REST request body.
@@ -79,8 +85,17 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("POST /api/v1/sessions/prune", h.pruneSessions)
 	mux.HandleFunc("POST /api/v1/sessions/{id}/restart", h.restartSession)
 	mux.HandleFunc("GET /api/v1/sessions/{id}/recording", h.getRecording)
+	mux.HandleFunc("GET /api/v1/auth", h.authScope)
+	mux.HandleFunc("GET /api/v1/events", h.events)
+	// The ancestor's JSON WebSocket protocol (compat.go).
+	mux.HandleFunc("GET /ws/claude/{id}", h.compatAttach)
+	mux.HandleFunc("GET /ws/terminal/{id}", h.compatAttach)
 	if opts.Stop != nil {
 		mux.HandleFunc("POST /api/v1/server/stop", h.stopServer)
+	}
+	if opts.Page != nil {
+		mux.Handle("GET /{$}", opts.Page)
+		mux.Handle("GET /assets/", opts.Page)
 	}
 	guard := GuardOptions{AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins}
 	return Guard(h.authenticate(limitBody(jsonErrors(mux))), guard)
@@ -125,14 +140,15 @@ func (r *statusRecorder) Header() http.Header         { return r.header }
 func (r *statusRecorder) Write(p []byte) (int, error) { return len(p), nil }
 func (r *statusRecorder) WriteHeader(code int)        { r.code = code }
 
-// authenticate requires the token on /api requests when one is set.
+// authenticate requires the token on /api and /ws requests when one is
+// set.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	if h.opts.Token == "" {
 		return next
 	}
 	api := RequireTokens(next, Tokens{Token: h.opts.Token, ReadToken: h.opts.ReadToken})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
+		if strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/ws/") {
 			api.ServeHTTP(w, r)
 			return
 		}
