@@ -37,6 +37,9 @@ func (m *Manager) linger(s *session) {
 		s.mu.Lock()
 		s.state = stateDestroyed
 		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
+		// A client still attached gets what it has not read, and the
+		// exit, before the close: the process ended on its own.
+		s.drain = true
 		s.wakeAll()
 		s.mu.Unlock()
 		m.forgetExited(s)

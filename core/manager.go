@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,7 @@ type Manager struct {
 
 	closeOnce sync.Once // Close and Detach: the first one stops the manager
 	closeErr  error
+	byDetach  atomic.Bool // Detach, not Close, stopped it
 
 	mu          sync.Mutex // protects the following
 	sessions    map[string]*session

@@ -343,6 +343,26 @@ func TestLingerEnds(t *testing.T) {
 	}
 }
 
+// A client that has not read the end of the output when the linger runs
+// out still gets it, and the exit, before the close.
+func TestLingerEndDrainsAttachedClient(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Linger = time.Millisecond })
+	_, p := h.create(t, "ld")
+	a := h.attach(t, "ld")
+	p.Output(t, []byte("the last words"))
+	p.End(shared.ExitStatus{Code: 5})
+	eventually(t, "the linger to run out", func() bool {
+		return errors.Is(tryAttach(h.m, "ld"), ErrSessionNotFound)
+	})
+	f, out := nextFrame(t, a)
+	if f.Kind != FrameExit || f.Exit.Code != 5 || string(out) != "the last words" {
+		t.Fatalf("after the linger: %q then %+v, want the output then exit 5", out, f)
+	}
+	if f, _ := nextFrame(t, a); f.Kind != FrameClose || f.CloseCode != CloseNormal || f.CloseReason != CloseReasonExited {
+		t.Errorf("close = %+v", f)
+	}
+}
+
 func TestCreateReplacesExitedSession(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "re")

@@ -141,9 +141,17 @@ func (m *Manager) Close(ctx context.Context) error {
 // Detach share one run: whichever is called first stops the manager, and
 // later calls of either do nothing and return its result.
 func (m *Manager) Detach(ctx context.Context) error {
-	m.closeOnce.Do(func() { m.closeErr = m.stop(ctx, m.detachAll) })
+	m.closeOnce.Do(func() {
+		m.byDetach.Store(true)
+		m.closeErr = m.stop(ctx, m.detachAll)
+	})
 	return m.closeErr
 }
+
+// Detached reports whether Detach, not Close, stopped the manager: its
+// sessions go on for the next server. It is set before Subscribe's
+// channels close.
+func (m *Manager) Detached() bool { return m.byDetach.Load() }
 
 // stop marks the manager closed, takes every session out of the map and
 // ends them with end, then waits for the clients and the goroutines and
