@@ -57,8 +57,9 @@ const maxBodyBytes = 1 << 20
 // NewHandler returns the HTTP API for m: the REST endpoints under /api/v1
 // and the WebSocket attach endpoint, plus /healthz. Mount it at the root of
 // a mux (or under a prefix with http.StripPrefix). Every request passes
-// Guard with opts' AllowedHosts and AllowedOrigins first; request bodies
-// are limited to 1 MiB (413 beyond).
+// Guard with opts' AllowedHosts and AllowedOrigins first, but for the GETs
+// of opts.Page, which pass its Host check only (see Options.Page); request
+// bodies are limited to 1 MiB (413 beyond).
 func NewHandler(m *core.Manager, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -94,11 +95,17 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 		mux.HandleFunc("POST /api/v1/server/stop", h.stopServer)
 	}
 	if opts.Page != nil {
+		// withPage serves these GETs before Guard; the routes here give
+		// the other methods of / and /assets/ their JSON 405.
 		mux.Handle("GET /{$}", opts.Page)
 		mux.Handle("GET /assets/", opts.Page)
 	}
 	guard := GuardOptions{AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins}
-	return Guard(h.authenticate(limitBody(jsonErrors(mux))), guard)
+	api := Guard(h.authenticate(limitBody(jsonErrors(mux))), guard)
+	if opts.Page == nil {
+		return api
+	}
+	return withPage(api, opts.Page, guard)
 }
 
 type handler struct {

@@ -82,16 +82,25 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	defer a.Close()
 	conn.SetReadLimit(hardReadLimit)
 
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
 	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout}
+	serveConn(r.Context(), conn, c.readLoop, c.writeLoop)
+}
+
+// serveConn runs read in a goroutine of its own and write in this one,
+// until either returns; then it closes conn and waits for read. The
+// reader must run for pings and the close handshake to be answered, and
+// it notices a client that went away (a hijacked connection's request
+// context does not).
+func serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		defer cancel()
-		c.readLoop(ctx)
+		read(ctx)
 	}()
-	c.writeLoop(ctx)
+	write(ctx)
 	cancel()
 	conn.CloseNow()
 	<-readDone
@@ -218,23 +227,37 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 	}
 }
 
+// readMessage reads the connection's next message into b, whole, unless it
+// is larger than MaxInputFrame: then it is read to its end and dropped, and
+// tooLarge is set. An error ends the connection.
+func readMessage(ctx context.Context, conn *websocket.Conn, b *bytes.Buffer) (typ websocket.MessageType, tooLarge bool, err error) {
+	typ, r, err := conn.Reader(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	b.Reset()
+	n, err := io.Copy(b, io.LimitReader(r, wsproto.MaxInputFrame+1))
+	if err != nil {
+		return 0, false, err
+	}
+	if n > wsproto.MaxInputFrame {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return 0, false, err
+		}
+		return typ, true, nil
+	}
+	return typ, false, nil
+}
+
 // readLoop reads the client's messages until the connection ends.
 func (c *wsClient) readLoop(ctx context.Context) {
 	var b bytes.Buffer // reused: input is written before the next read
 	for {
-		typ, r, err := c.conn.Reader(ctx)
+		typ, tooLarge, err := readMessage(ctx, c.conn, &b)
 		if err != nil {
 			return
 		}
-		b.Reset()
-		n, err := io.Copy(&b, io.LimitReader(r, wsproto.MaxInputFrame+1))
-		if err != nil {
-			return
-		}
-		if n > wsproto.MaxInputFrame {
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return
-			}
+		if tooLarge {
 			c.reject(fmt.Sprintf("message too large: the limit is %d bytes; it was dropped", wsproto.MaxInputFrame))
 			continue
 		}

@@ -10,6 +10,10 @@ import (
 // Subprotocol is the WebSocket subprotocol of the attach endpoint.
 const Subprotocol = "ptyhost.v1"
 
+// EventsSubprotocol is the WebSocket subprotocol of the events stream,
+// GET /api/v1/events (docs/protocol.md).
+const EventsSubprotocol = "ptyhost.events.v1"
+
 // Control message types: the "type" field of a text frame.
 const (
 	TypeHello  = "hello"  // server → client, always first
