@@ -9,7 +9,7 @@ LISTEN    ?= 127.0.0.1:7420
 
 PLUGIN_BINS := $(PLUGINS:%=$(BIN)/plugins/ptyhost-plugin-%)
 
-.PHONY: all build run test bench fuzz proto lint clean FORCE
+.PHONY: all build run test bench fuzz proto lint web clean FORCE
 
 all: build
 
@@ -54,6 +54,13 @@ bench: build
 # Regenerate the plugin protocol's Go code (needs protoc; see scripts/proto.sh).
 proto:
 	./scripts/proto.sh
+
+# Copy the pinned xterm.js packages (core/webui/package-lock.json) into
+# core/webui/dist/vendor, which is committed; needs node and npm. Run it
+# after changing the pins; the page's own sources, core/webui/src, are
+# served as written.
+web:
+	cd core/webui && npm ci --no-audit --no-fund && node build.mjs
 
 lint:
 	$(GO) vet ./...

@@ -28,10 +28,16 @@ stop_services() {
 }
 trap stop_services EXIT
 
-# tmux, for the TMUX plugin example's tests.
-if ! command -v tmux >/dev/null; then
-  step "installing tmux"
-  apt-get update >&2 && apt-get install -y tmux >&2
+# tmux, for the TMUX plugin example's tests; Debian's Chromium, for the
+# browser tests (internal/browsertest). One package list update for both.
+missing=()
+command -v tmux >/dev/null || missing+=(tmux)
+if ! command -v chromium >/dev/null && ! command -v chromium-headless-shell >/dev/null; then
+  missing+=(chromium)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  step "installing ${missing[*]}"
+  apt-get update >&2 && apt-get install -y "${missing[@]}" >&2
 fi
 
 step "starting PostgreSQL"

@@ -23,6 +23,7 @@ import (
 //	scrollback = "256KiB"
 //	orphan_timeout  = "10m"   # sessions wait this long for the next server
 //	hang_up_on_stop = false   # true: every stop hangs the sessions up
+//	web         = false       # serve no browser page at /
 //	read_token  = "…"         # may only list and attach read-only
 //	max_clients = 4           # per session; 0 means no limit
 //	size_policy = "smallest"  # or "latest" (the default)
@@ -52,6 +53,7 @@ type configFile struct {
 	ShutdownTimeout *string            `hcl:"shutdown_timeout,optional"`
 	OrphanTimeout   *string            `hcl:"orphan_timeout,optional"`
 	HangUpOnStop    *bool              `hcl:"hang_up_on_stop,optional"`
+	Web             *bool              `hcl:"web,optional"`
 	LogLevel        *string            `hcl:"log_level,optional"`
 	LogFormat       *string            `hcl:"log_format,optional"`
 	AllowedOrigins  []string           `hcl:"allowed_origins,optional"`
@@ -90,6 +92,7 @@ func settings() []setting {
 		{"shutdown-timeout", "PTYHOST_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
 		{"orphan-timeout", "PTYHOST_ORPHAN_TIMEOUT", "orphan_timeout"},
 		{"hang-up-on-stop", "PTYHOST_HANG_UP_ON_STOP", "hang_up_on_stop"},
+		{"web", "PTYHOST_WEB", "web"},
 		{"log-level", "PTYHOST_LOG_LEVEL", "log_level"},
 		{"log-format", "PTYHOST_LOG_FORMAT", "log_format"},
 		{"metrics-auth", "PTYHOST_METRICS_AUTH", "metrics_auth"},
@@ -147,7 +150,7 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		attrs["never_env"] = &v
 	}
 	for attr, b := range map[string]*bool{"metrics_auth": raw.MetricsAuth, "hang_up_on_stop": raw.HangUpOnStop,
-		"record": raw.Record, "record_input": raw.RecordInput} {
+		"record": raw.Record, "record_input": raw.RecordInput, "web": raw.Web} {
 		if b != nil {
 			v := strconv.FormatBool(*b)
 			attrs[attr] = &v

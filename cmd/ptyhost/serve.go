@@ -73,6 +73,8 @@ type serveConfig struct {
 	record         bool
 	recordInput    bool
 	recordMaxBytes byteSize
+	// web serves the browser page (core/webui) at / (--web).
+	web bool
 }
 
 // redactDSN hides a DSN's password for logging.
@@ -217,6 +219,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		AllowedHosts:   c.allowedHosts,
 		Logger:         log,
 		Stop:           stop.requestStop,
+		Page:           c.page(),
 	}))
 	mux.Handle("GET /metrics", c.metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	srv = &http.Server{

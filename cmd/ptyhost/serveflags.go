@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/webui"
 )
 
 // serve's flags and settings: parsing, checking and the value types.
@@ -88,6 +90,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long (`DURATION`) shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
 	fs.DurationVar(&c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long (`DURATION`) the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
 	fs.BoolVar(&c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
+	fs.BoolVar(&c.web, "web", true, "serve the browser page (a terminal in the browser) at /; --web=false leaves it out (404), the API unchanged [PTYHOST_WEB]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
 		if !slices.Contains([]string{"text", "json"}, v) {
@@ -345,4 +348,13 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// page is api.Options.Page: the browser page, or nil (no page) with
+// --web=false.
+func (c serveConfig) page() http.Handler {
+	if !c.web {
+		return nil
+	}
+	return webui.Handler()
 }

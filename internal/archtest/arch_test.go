@@ -59,6 +59,11 @@ func TestImportArrows(t *testing.T) {
 		// The byte ring serves both ends of a session, the SDK included:
 		// nothing of ours.
 		{module + "/internal/bytering", []string{module + "/"}},
+		// The browser page is embedded files and a handler: the standard
+		// library only; the API takes it as an http.Handler, so embedders
+		// who serve no page carry none of its bytes.
+		{module + "/core/webui", []string{module + "/", "github.com/", "golang.org/", "google.golang.org/", "gorm.io/"}},
+		{module + "/core/api", []string{module + "/core/webui"}},
 		// The wire protocol is importable by third parties: nothing of ours.
 		{module + "/core/wsproto", []string{module + "/core/", module + "/shared", module + "/plugins/", module + "/cmd/", module + "/internal/", "gorm.io/"}},
 	}

@@ -1,0 +1,225 @@
+// One attachment of the page to a session: the WebSocket of
+// docs/protocol.md ("Attaching"), the absolute output offset, and the
+// reconnects with ?offset= resume. It knows nothing of the DOM: the
+// terminal view passes callbacks.
+
+import { api, APIError, backoff, ended, recordExit, sessionPath, wsURL } from './api.mjs';
+
+const SUBPROTOCOL = 'ptyhost.v1';
+
+// Close codes after which the session is over: no reconnect.
+const CLOSE_ENDED = 1000; // destroyed, or exited (after the exit message)
+const CLOSE_PLUGIN_CRASHED = 4010;
+
+export class Attachment {
+  // opts: {sessionId, readOnly, and callbacks:
+  //   state(state, why)    "connecting" | "open" | "reconnecting" | "closed",
+  //                        and why it reconnects"
+  //   output(Uint8Array)   output bytes, in order
+  //   reset()              clear the terminal (a fresh replay follows)
+  //   modes(string)        escape sequences to write before the replay
+  //   hello(msg)           after each hello, once the terminal is ready
+  //   resize(cols, rows)   the session's terminal size changed
+  //   restarted()          the program was restarted in place
+  //   exit(info)           the session ended: {code, signal, reason} or {text}
+  //   notice(message)      something to show for a moment}
+  constructor(opts) {
+    this.opts = opts;
+    this.sessionId = opts.sessionId;
+    this.readOnly = !!opts.readOnly;
+    this.ws = null;
+    // offset is the absolute offset of the next output byte: hello's (or
+    // reset's) offset plus the bytes received since. It is what a
+    // reconnect resumes at.
+    this.offset = 0;
+    this.hadHello = false;
+    this.exited = false;
+    this.disposed = false;
+    this.attempt = 0;
+    this.timer = 0;
+    this.lastSize = null;
+  }
+
+  start() {
+    this.connect();
+  }
+
+  // connect asks first whether the session still runs: the upgrade of an
+  // ended session is answered 410, which a browser reports as nothing but
+  // a failed WebSocket (and an error in the console).
+  async connect() {
+    if (this.disposed) return;
+    this.setState(this.hadHello ? 'reconnecting' : 'connecting');
+    let record;
+    try {
+      record = await api('GET', sessionPath(this.sessionId));
+    } catch (err) {
+      if (this.disposed) return;
+      if (err instanceof APIError && err.status === 404) {
+        this.finish({ text: `session ${this.sessionId} does not exist (or is gone)` });
+        return;
+      }
+      if (err instanceof APIError && err.status > 0 && err.status < 500) {
+        // 400, 403: asking again will not change the answer.
+        this.finish({ text: `cannot attach: ${err.message}` });
+        return;
+      }
+      // The server is down or restarting: keep trying, as the protocol asks.
+      this.retry(err.message);
+      return;
+    }
+    if (this.disposed) return;
+    if (ended(record)) {
+      this.finish(recordExit(record));
+      return;
+    }
+    const params = {};
+    if (this.hadHello) params.offset = this.offset;
+    if (this.readOnly) params.mode = 'read';
+    const ws = new WebSocket(wsURL(sessionPath(this.sessionId, '/attach'), params), SUBPROTOCOL);
+    ws.binaryType = 'arraybuffer';
+    ws.onmessage = (ev) => this.message(ev.data);
+    ws.onclose = (ev) => this.closed(ws, ev);
+    this.ws = ws;
+    this.lastSize = null;
+  }
+
+  message(data) {
+    if (this.disposed) return;
+    if (typeof data !== 'string') {
+      this.offset += data.byteLength;
+      this.opts.output(new Uint8Array(data));
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      this.opts.notice('the server sent a control message that is not JSON; ignored');
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        // A first connect starts from a fresh terminal. A reconnect keeps
+        // what the terminal shows when the server resumes exactly where
+        // this page stopped; otherwise a replay follows, from scratch.
+        if (!this.hadHello || msg.offset !== this.offset) this.opts.reset();
+        this.offset = msg.offset;
+        this.hadHello = true;
+        this.attempt = 0;
+        this.setState('open');
+        this.opts.hello(msg);
+        break;
+      case 'reset':
+        this.offset = msg.offset;
+        this.opts.reset();
+        break;
+      case 'modes':
+        this.opts.modes(msg.data);
+        break;
+      case 'resize':
+        this.opts.resize(msg.cols, msg.rows);
+        break;
+      case 'restarted':
+        this.offset = msg.offset;
+        this.opts.restarted();
+        break;
+      case 'exit':
+        this.exited = true;
+        this.opts.exit({ code: msg.code, signal: msg.signal, reason: msg.reason });
+        break;
+      case 'error':
+        this.opts.notice(msg.message);
+        break;
+      default:
+        // Newer servers may send more; the protocol lets clients ignore it.
+        break;
+    }
+  }
+
+  closed(ws, ev) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    if (this.disposed) return;
+    if (this.exited) {
+      // The exit message came first (1000 Session exited, 1001 hung up,
+      // 4010 plugin crashed): the banner says it all.
+      this.setState('closed');
+      return;
+    }
+    if (ev.code === CLOSE_ENDED || ev.code === CLOSE_PLUGIN_CRASHED) {
+      this.finishFromRecord(ev.reason || 'the session ended');
+      return;
+    }
+    // 1012 (server restarting), 1001, 1006 (dropped, or the upgrade was
+    // refused), 1013 (too many clients): attach again, resuming at offset.
+    // connect() finds out from the record when the session has ended.
+    this.retry(ev.reason || (ev.code === 1006 ? 'connection lost' : `closed with code ${ev.code}`));
+  }
+
+  retry(why) {
+    const delay = backoff(this.attempt++);
+    this.setState('reconnecting', why);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  // finishFromRecord shows how the session ended from its record, since
+  // the close said only that it did (a destroy sends no exit message).
+  async finishFromRecord(fallback) {
+    try {
+      const record = await api('GET', sessionPath(this.sessionId));
+      if (ended(record)) {
+        this.finish({ ...recordExit(record), prefix: fallback });
+        return;
+      }
+    } catch {
+      // The record is gone or unreachable: the close's reason is all there is.
+    }
+    this.finish({ text: fallback });
+  }
+
+  finish(info) {
+    if (this.disposed) return;
+    this.exited = true;
+    this.setState('closed');
+    this.opts.exit(info);
+  }
+
+  setState(state, why) {
+    this.opts.state(state, why);
+  }
+
+  // send writes input bytes; nothing while disconnected or read-only (a
+  // reconnect does not replay keystrokes typed into a dead connection).
+  send(bytes) {
+    if (this.readOnly || !this.ws || this.ws.readyState !== WebSocket.OPEN || !this.hadHello) return;
+    this.ws.send(bytes);
+  }
+
+  // resize asks for the terminal size cols×rows, only when it differs from
+  // the last one this connection asked for; viewers never ask.
+  resize(cols, rows) {
+    if (this.readOnly || !this.ws || this.ws.readyState !== WebSocket.OPEN || !this.hadHello) return;
+    if (this.lastSize && this.lastSize.cols === cols && this.lastSize.rows === rows) return;
+    this.lastSize = { cols, rows };
+    this.ws.send(JSON.stringify({ type: 'resize', cols, rows }));
+  }
+
+  dispose() {
+    this.disposed = true;
+    clearTimeout(this.timer);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      if (ws.readyState === WebSocket.CONNECTING) {
+        // Closing a socket still connecting logs an error in Chrome; let
+        // it open, then close it.
+        ws.onopen = () => ws.close(1000, 'page left');
+        ws.onmessage = null;
+      } else {
+        ws.close(1000, 'page left');
+      }
+    }
+  }
+}
