@@ -82,7 +82,18 @@ type config struct {
 	// the session's process gets signals and exits as it would on a
 	// terminal.
 	Init *bool `json:"init,omitempty"`
+	// LogDriver is the container's log driver (image mode): "none" by
+	// default, because the core keeps the session's scrollback itself and
+	// a daemon-side copy of every byte (json-file) costs the daemon more
+	// CPU than the rest of the path. Name another ("json-file", "local",
+	// "journald") to keep `docker logs`; LogOptions are its options.
+	LogDriver  string            `json:"log_driver,omitempty"`
+	LogOptions map[string]string `json:"log_options,omitempty"`
 }
+
+// DefaultLogDriver is the log driver of a container whose config names
+// none.
+const DefaultLogDriver = "none"
 
 // mountConfig is one extra bind mount.
 type mountConfig struct {
@@ -124,6 +135,9 @@ func parseConfig(raw json.RawMessage) (config, error) {
 	}
 	if cfg.WorkdirTarget == "" && !cfg.execMode() {
 		cfg.WorkdirTarget = defaultWorkdirTarget
+	}
+	if cfg.LogDriver == "" && !cfg.execMode() {
+		cfg.LogDriver = DefaultLogDriver
 	}
 	return cfg, nil
 }
@@ -179,16 +193,42 @@ func (c config) check() error {
 			return invalid("cap_add: %v", err)
 		}
 	}
+	if err := c.checkLog(); err != nil {
+		return err
+	}
 	if c.execMode() {
 		// What configures a container that exec mode does not create.
 		for name, set := range map[string]bool{
 			"mounts": len(c.Mounts) > 0, "network": c.Network != "", "memory": c.Memory != 0,
 			"cpus": c.CPUs != 0, "pull": c.Pull != "", "remove": c.Remove != nil,
 			"privileged": c.Privileged, "cap_add": len(c.CapAdd) > 0, "init": c.Init != nil,
+			"log_driver": c.LogDriver != "", "log_options": len(c.LogOptions) > 0,
 		} {
 			if set {
 				return invalid("%s does not apply to exec mode (\"container\"): the container exists already", name)
 			}
+		}
+	}
+	return nil
+}
+
+// logDriverName is what a log driver's name may be: the daemon's own
+// drivers and plugins' names ("vendor/driver:tag").
+var logDriverName = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:-]*$`)
+
+func (c config) checkLog() error {
+	if c.LogDriver != "" && !logDriverName.MatchString(c.LogDriver) {
+		return invalid("log_driver %q is not a log driver's name, such as none, json-file or local", c.LogDriver)
+	}
+	if len(c.LogOptions) > 0 && c.LogDriver == DefaultLogDriver {
+		return invalid("log_options: the %q log driver takes no options; name a log_driver", DefaultLogDriver)
+	}
+	if len(c.LogOptions) > 0 && c.LogDriver == "" && !c.execMode() {
+		return invalid("log_options need a log_driver: the default, %q, takes none", DefaultLogDriver)
+	}
+	for k := range c.LogOptions {
+		if k == "" || strings.ContainsAny(k, "= \t\n\x00") {
+			return invalid("log_options: %q is not an option name", k)
 		}
 	}
 	return nil

@@ -18,7 +18,7 @@ func TestParseConfig(t *testing.T) {
 		check func(t *testing.T, c config)
 	}{
 		{name: "image only", config: `{"image": "debian:12"}`, check: func(t *testing.T, c config) {
-			if c.Pull != PullMissing || c.WorkdirTarget != "/workspace" || !c.remove() || !c.init() || c.Privileged {
+			if c.Pull != PullMissing || c.WorkdirTarget != "/workspace" || !c.remove() || !c.init() || c.Privileged || c.LogDriver != "none" {
 				t.Errorf("defaults: %+v", c)
 			}
 		}},
@@ -82,6 +82,21 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad user", config: `{"image": "x", "user": "a:b:c"}`, err: "user"},
 		{name: "exec with mounts", config: `{"container": "c", "mounts": [{"source": "/a", "target": "/b"}]}`, err: "mounts does not apply to exec mode"},
 		{name: "exec with memory", config: `{"container": "c", "memory": "1g"}`, err: "memory does not apply"},
+		{name: "log driver kept", config: `{"image": "x", "log_driver": "json-file", "log_options": {"max-size": "10m"}}`, check: func(t *testing.T, c config) {
+			if c.LogDriver != "json-file" || c.LogOptions["max-size"] != "10m" {
+				t.Errorf("log config: %q %v", c.LogDriver, c.LogOptions)
+			}
+		}},
+		{name: "exec mode has no log driver", config: `{"container": "c"}`, check: func(t *testing.T, c config) {
+			if c.LogDriver != "" {
+				t.Errorf("exec mode log driver %q; want none set", c.LogDriver)
+			}
+		}},
+		{name: "bad log driver", config: `{"image": "x", "log_driver": "json file"}`, err: `log_driver "json file" is not a log driver's name`},
+		{name: "log options without driver", config: `{"image": "x", "log_options": {"max-size": "1m"}}`, err: "log_options need a log_driver"},
+		{name: "log options for none", config: `{"image": "x", "log_driver": "none", "log_options": {"max-size": "1m"}}`, err: "takes no options"},
+		{name: "bad log option", config: `{"image": "x", "log_driver": "local", "log_options": {"a=b": "1"}}`, err: `log_options: "a=b" is not an option name`},
+		{name: "exec with log driver", config: `{"container": "c", "log_driver": "local"}`, err: "log_driver does not apply"},
 		{name: "exec with pull", config: `{"container": "c", "pull": "never"}`, err: "pull does not apply"},
 	}
 	for _, tt := range tests {

@@ -223,6 +223,8 @@ func (s *session) create(ctx context.Context, owner string, img client.ImageInsp
 		ConsoleSize: [2]uint{uint(size.Rows), uint(size.Cols)},
 		// We remove it ourselves, after reading the exit code.
 		AutoRemove: false,
+		// The core keeps the scrollback; see config.LogDriver.
+		LogConfig: container.LogConfig{Type: s.cfg.LogDriver, Config: s.cfg.LogOptions},
 	}
 	if s.cfg.init() {
 		init := true

@@ -214,6 +214,10 @@ func TestContainerSettings(t *testing.T) {
 	if hc.Memory != 64<<20 || hc.NanoCPUs != 5e8 || hc.NetworkMode != "none" || hc.AutoRemove {
 		t.Errorf("memory %d, nano cpus %d, network %q, auto remove %v", hc.Memory, hc.NanoCPUs, hc.NetworkMode, hc.AutoRemove)
 	}
+	// The core keeps the scrollback: the daemon keeps no copy by default.
+	if hc.LogConfig.Type != "none" {
+		t.Errorf("log driver %q, want none", hc.LogConfig.Type)
+	}
 	if l := c.Config.Labels; l[labelEnvironment] != "settings-env" || l[labelOwner] == "" {
 		t.Errorf("labels %v", l)
 	}
