@@ -4,6 +4,10 @@
 # (internal/bench; see docs/performance.md) with this script's arguments:
 #
 #   scripts/bench.sh [--runs N] [--bytes SIZE] [--remote-bytes SIZE] [--json] ...
+#   scripts/bench.sh --soak 30m [--soak-sessions 200]   # the soak alone
+#
+# The soak uses only the HOST path, so with --soak the services are not
+# started.
 #
 # A service that cannot start does not stop the bench: the HOST part runs
 # and the path's lines say why it was skipped (PTYHOST_BENCH_SKIP_DOCKER /
@@ -69,11 +73,20 @@ start_service() {
 step "building binaries"
 make --no-print-directory build >&2 # stdout is the bench's alone (--json)
 
-step "starting Docker"
-start_service docker PTYHOST_BENCH_SKIP_DOCKER
+soak=""
+for arg in "$@"; do
+  case "$arg" in
+    --soak | --soak=* | -soak | -soak=*) soak=1 ;;
+  esac
+done
 
-step "starting sshd"
-start_service sshd PTYHOST_BENCH_SKIP_SSH
+if [ -z "$soak" ]; then
+  step "starting Docker"
+  start_service docker PTYHOST_BENCH_SKIP_DOCKER
+
+  step "starting sshd"
+  start_service sshd PTYHOST_BENCH_SKIP_SSH
+fi
 
 step "bench"
 go run ./internal/bench --bin bin "$@"

@@ -180,9 +180,11 @@ func (s *server) flood(ctx context.Context, at place, n int64, clients int, cpu 
 
 // echo types keys keystrokes, one at a time, into `gen echo` in a session
 // in at and times each until its echo arrives over the WebSocket. With
-// procs, it also counts the core's and the plugin's context switches per
-// keystroke.
-func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet) (echoResult, error) {
+// readers > 0, that many more clients are attached to the session and
+// read everything it writes meanwhile (each must receive every echoed
+// byte). With procs, it also counts the core's and the plugin's context
+// switches per keystroke.
+func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet, readers int) (echoResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	id, err := s.createSession(ctx, at, at.argv("echo"))
@@ -196,6 +198,15 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet) (
 	}
 	defer c.close()
 	if err := c.awaitReady(ctx); err != nil {
+		return echoResult{}, err
+	}
+	others, readErrs, err := s.attachReaders(ctx, id, readers)
+	defer func() {
+		for _, o := range others {
+			o.close()
+		}
+	}()
+	if err != nil {
 		return echoResult{}, err
 	}
 
@@ -242,5 +253,42 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet) (
 	if e := c.exitString(); e != "" {
 		return echoResult{}, fmt.Errorf("the generator failed: %s", e)
 	}
+	want := int64(warmupKeys + keys)
+	for i, o := range others {
+		if err := <-readErrs; err != nil {
+			return echoResult{}, err
+		}
+		if o.res.Bytes != want || o.res.Resets > 0 {
+			return echoResult{}, fmt.Errorf("reader %d received %d bytes (%d resets), want %d", i+1, o.res.Bytes, o.res.Resets, want)
+		}
+	}
 	return res, nil
+}
+
+// attachReaders attaches n clients to session id, waits for each to have
+// the generator's ready line, and starts each reading until the exit
+// message; each reader's result arrives on the channel when it is done.
+func (s *server) attachReaders(ctx context.Context, id string, n int) ([]*wsClient, <-chan error, error) {
+	errs := make(chan error, n)
+	var cs []*wsClient
+	for i := range n {
+		c, err := s.attach(ctx, id)
+		if err != nil {
+			return cs, nil, fmt.Errorf("reader %d: %w", i+1, err)
+		}
+		cs = append(cs, c)
+		if err := c.awaitReady(ctx); err != nil {
+			return cs, nil, fmt.Errorf("reader %d: %w", i+1, err)
+		}
+	}
+	for i, c := range cs {
+		go func() {
+			if err := c.drain(ctx); err != nil {
+				errs <- fmt.Errorf("reader %d: %w", i+1, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	return cs, errs, nil
 }

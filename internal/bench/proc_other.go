@@ -12,7 +12,7 @@ func serverProcAttr() *syscall.SysProcAttr { return nil }
 
 func clockTicks() (float64, error) { return 100, nil }
 
-type procSet struct{}
+type procSet struct{ core, plugin int }
 
 func findProcs(int) (procSet, error) {
 	return procSet{}, errors.New("measuring CPU needs Linux's /proc")
@@ -38,3 +38,13 @@ func (*loadMeter) otherCPUs() (float64, error) { return 0, nil }
 
 func (*loadMeter) pause()  {}
 func (*loadMeter) resume() {}
+
+type procMem struct {
+	RSS     int64 `json:"rss_bytes"`
+	Threads int   `json:"threads"`
+	FDs     int   `json:"fds"`
+}
+
+func readProcMem(int) (procMem, error) {
+	return procMem{}, errors.New("reading a process's memory needs Linux's /proc")
+}

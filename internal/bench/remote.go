@@ -35,7 +35,7 @@ type remote struct {
 	at   place
 	// config is the environment's config.
 	config map[string]any
-	// echo says whether the path's echo is measured (SSH only).
+	// echo says whether the path's echo is measured.
 	echo bool
 	// hold says whether the create measurement keeps a session open while
 	// it times the others, so that they reuse its connection (SSH).
@@ -81,7 +81,7 @@ type createResult struct {
 // pulled) with genDir mounted read-only at /bench. The daemon is the
 // server's $DOCKER_HOST.
 func dockerPath(genDir string, bytes int64) *remote {
-	r := &remote{name: "docker", typ: "DOCKER", res: &remoteResults{Bytes: bytes},
+	r := &remote{name: "docker", typ: "DOCKER", echo: true, res: &remoteResults{Bytes: bytes},
 		at: place{env: "bench-docker", gen: genMount + "/gen"}}
 	image := os.Getenv("PTYHOST_TEST_DOCKER_IMAGE")
 	switch {
@@ -193,7 +193,7 @@ func (b *bench) runRemote(ctx context.Context, i int, r *remote) error {
 		r.res.Flood = append(r.res.Flood, f)
 		if r.echo {
 			b.log("run %d/%d: %s echo, %d keystrokes", i+1, b.c.runs, r.name, b.c.keys)
-			e, err := b.srv.echo(ctx, r.at, b.c.keys, nil)
+			e, err := b.srv.echo(ctx, r.at, b.c.keys, nil, 0)
 			if err != nil {
 				return fmt.Errorf("echo: %w", err)
 			}

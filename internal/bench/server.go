@@ -38,18 +38,21 @@ type server struct {
 }
 
 // startServer starts bin/ptyhost serve with its data in dataDir and the
-// plugins in bin/plugins, and waits until it serves. Its log goes to
-// stderr.
-func startServer(ctx context.Context, bin, dataDir string, stderr io.Writer) (*server, error) {
-	cmd := exec.Command(filepath.Join(bin, "ptyhost"), "serve",
+// plugins in bin/plugins, and waits until it serves. scrollback is its
+// --scrollback; "" leaves the server's default. Its log goes to stderr.
+func startServer(ctx context.Context, bin, dataDir, scrollback string, stderr io.Writer) (*server, error) {
+	args := []string{"serve",
 		"--listen", "127.0.0.1:0",
 		"--data-dir", dataDir,
 		"--plugin-dir", filepath.Join(bin, "plugins"),
-		"--scrollback", scrollback,
 		"--log-level", "warn",
 		// The bench's sessions end with it, plugins included.
 		"--hang-up-on-stop",
-	)
+	}
+	if scrollback != "" {
+		args = append(args, "--scrollback", scrollback)
+	}
+	cmd := exec.Command(filepath.Join(bin, "ptyhost"), args...)
 	// Only the flags configure it: drop the caller's PTYHOST_* settings.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PTYHOST_") {
@@ -71,7 +74,12 @@ func startServer(ctx context.Context, bin, dataDir string, stderr io.Writer) (*s
 		r.Close()
 		return nil, fmt.Errorf("starting ptyhost serve: %w", err)
 	}
-	s := &server{cmd: cmd, http: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
+	// Enough idle connections for the bounded-concurrency creates and
+	// deletes of the idle-sessions run, so that each request reuses one
+	// instead of opening (and leaving in TIME_WAIT) a new one.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2 * scaleConcurrency
+	s := &server{cmd: cmd, http: &http.Client{Timeout: 30 * time.Second, Transport: tr}, exited: make(chan struct{})}
 	go func() {
 		s.waitErr = cmd.Wait()
 		close(s.exited)

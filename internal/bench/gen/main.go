@@ -4,6 +4,10 @@
 //
 //	gen flood BYTES   write BYTES bytes of terminal output after a go byte
 //	gen echo          write every byte read straight back, until 'q'
+//	gen fill BYTES    write BYTES bytes of terminal output at once, then
+//	                  wait, writing nothing, until 'q' or the end of input
+//	gen trickle MS    write one line of output every MS milliseconds,
+//	                  until 'q' or the end of input
 //
 // Both modes put the terminal into raw mode first (no echo, no line
 // buffering, no output processing, so every byte arrives and leaves as it
@@ -13,12 +17,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 )
@@ -46,7 +53,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: gen flood BYTES | gen echo")
+		return errors.New(usageLine)
 	}
 	switch {
 	case args[0] == "flood" && len(args) == 2:
@@ -57,9 +64,23 @@ func run(args []string) error {
 		return flood(n)
 	case args[0] == "echo" && len(args) == 1:
 		return echo()
+	case args[0] == "fill" && len(args) == 2:
+		n, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil || n < int64(len(Ready)) {
+			return fmt.Errorf("fill: BYTES must be an integer >= %d, got %q", len(Ready), args[1])
+		}
+		return fill(n)
+	case args[0] == "trickle" && len(args) == 2:
+		ms, err := strconv.Atoi(args[1])
+		if err != nil || ms < 1 {
+			return fmt.Errorf("trickle: MS must be a whole number of milliseconds >= 1, got %q", args[1])
+		}
+		return trickle(time.Duration(ms) * time.Millisecond)
 	}
-	return fmt.Errorf("usage: gen flood BYTES | gen echo")
+	return errors.New(usageLine)
 }
+
+const usageLine = "usage: gen flood BYTES | gen echo | gen fill BYTES | gen trickle MS"
 
 // ready puts the terminal on stdin into raw mode and announces it. The
 // terminal is not restored: the program exits soon, and nobody reads the
@@ -95,6 +116,72 @@ func flood(total int64) error {
 		at = (at + n) % period
 	}
 	return nil
+}
+
+// fill writes total bytes in all (counting Ready) at once, without a go
+// byte, then waits until quit or the end of input: a session whose
+// scrollback holds exactly known output and that then stays quiet.
+func fill(total int64) error {
+	out := pattern()
+	if err := ready(); err != nil {
+		return err
+	}
+	left := total - int64(len(Ready))
+	period := len(out) - writeSize
+	at := 0
+	for left > 0 {
+		n := int(min(left, writeSize))
+		if _, err := os.Stdout.Write(out[at : at+n]); err != nil {
+			return err
+		}
+		left -= int64(n)
+		at = (at + n) % period
+	}
+	waitQuit()
+	return nil
+}
+
+// trickle writes one line of the pattern every interval until quit or
+// the end of input: a session with periodic output.
+func trickle(interval time.Duration) error {
+	out := pattern()
+	if err := ready(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		waitQuit()
+		close(done)
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	at := 0
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+		}
+		end := at + bytes.Index(out[at:], []byte("\r\n")) + 2
+		if _, err := os.Stdout.Write(out[at:end]); err != nil {
+			return err
+		}
+		at = end
+		if at >= len(out)-writeSize {
+			at = 0
+		}
+	}
+}
+
+// waitQuit reads input until quit or its end.
+func waitQuit() {
+	buf := make([]byte, 256)
+	for {
+		n, err := os.Stdin.Read(buf)
+		if strings.IndexByte(string(buf[:n]), quit) >= 0 || err != nil {
+			return
+		}
+	}
 }
 
 // echo writes back every byte it reads until it reads quit.
