@@ -209,3 +209,37 @@ func TestExitShown(t *testing.T) {
 		t.Errorf("#conn-state is %q after the exit, want closed", st)
 	}
 }
+
+// TestListOrderRestartDestroy: running sessions come before ended ones,
+// and the row's restart and destroy buttons do what they say (destroy
+// after the user confirms).
+func TestListOrderRestartDestroy(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, e2etest.Options{})
+	done := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "exit 0"}})
+	eventually(t, "the first session to end", func() bool {
+		return srv.Session(t, done)["status"] == "TERMINATED"
+	}, func() string { return fmt.Sprint(srv.Session(t, done)) })
+	live := shellSession(t, srv)
+	p := openPage(t, srv, "list", "/")
+
+	order := `Array.from(document.querySelectorAll("#sessions tbody tr")).map(r => r.dataset.sessionId)`
+	p.waitFor("both rows, the running session first", fmt.Sprintf(`JSON.stringify(%s) === %s`, order, jsString(fmt.Sprintf("[%q,%q]", live, done))), order)
+
+	row := fmt.Sprintf(`document.querySelector('#sessions tr[data-session-id=%s]')`, jsString(live))
+	eval[bool](p, row+`.querySelector("button.restart").click() || true`)
+	eventually(t, "the restart", func() bool {
+		return number(srv.Session(t, live), "restarts") == 1
+	}, func() string { return fmt.Sprint(srv.Session(t, live)) })
+
+	// The page asks before it destroys: the answer here is the user's yes.
+	eval[bool](p, `(window.confirm = (msg) => { window.__asked = msg; return true; }, true)`)
+	eval[bool](p, row+`.querySelector("button.destroy").click() || true`)
+	eventually(t, "the destroy", func() bool {
+		return srv.Session(t, live)["status"] == "TERMINATED"
+	}, func() string { return fmt.Sprint(srv.Session(t, live)) })
+	if asked := eval[string](p, `window.__asked || ""`); !strings.Contains(asked, live) {
+		t.Errorf("the page destroyed without asking about %s (asked %q)", live, asked)
+	}
+	p.waitFor("the row to show the session ended", row+`.querySelector(".status").textContent.trim() === "TERMINATED"`, row+`.querySelector(".status").textContent`)
+}

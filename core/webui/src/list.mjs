@@ -8,7 +8,13 @@ import { joinWords } from './words.mjs';
 const POLL_MS = 5000;
 const DEBOUNCE_MS = 150;
 const PAGE_LIMIT = 1000;
-const MAX_PAGES = 10;
+// Every running session is listed (up to LIVE_PAGES pages of them); of the
+// ended ones, whose records stay for --retention, only the first
+// ENDED_PAGES pages, with a note when there are more.
+const LIVE_PAGES = 10;
+const ENDED_PAGES = 1;
+const LIVE = 'STARTING,ACTIVE,IDLE';
+const ENDED = 'TERMINATED,ERROR';
 
 export class SessionList {
   // scope: "full" or "read" (the read token: no restart, destroy or
@@ -17,6 +23,7 @@ export class SessionList {
     this.scope = scope;
     this.tbody = document.querySelector('#sessions tbody');
     this.empty = document.getElementById('list-empty');
+    this.more = document.getElementById('list-more');
     this.error = document.getElementById('list-error');
     this.running = false;
     this.events = null;
@@ -80,20 +87,29 @@ export class SessionList {
   }
 
   async load() {
+    const live = await this.fetchPages(LIVE, LIVE_PAGES);
+    const done = await this.fetchPages(ENDED, ENDED_PAGES);
+    this.error.textContent = '';
+    this.more.hidden = !live.more && !done.more;
+    // Running sessions first, then the ended ones; newest first in each:
+    // the one just created is where the eye is.
+    this.render([...live.sessions.reverse(), ...done.sessions.reverse()]);
+  }
+
+  // fetchPages lists the sessions in the given statuses, at most pages
+  // pages of them; more says whether there were others.
+  async fetchPages(status, pages) {
     const sessions = [];
     let cursor = '';
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const q = new URLSearchParams({ limit: String(PAGE_LIMIT) });
+    for (let page = 0; page < pages; page++) {
+      const q = new URLSearchParams({ status, limit: String(PAGE_LIMIT) });
       if (cursor) q.set('cursor', cursor);
       const res = await api('GET', 'api/v1/sessions?' + q);
       sessions.push(...(res.sessions || []));
       cursor = res.next_cursor || '';
       if (!cursor) break;
     }
-    this.error.textContent = '';
-    // Newest first: the one just created is where the eye is.
-    sessions.reverse();
-    this.render(sessions);
+    return { sessions, more: cursor !== '' };
   }
 
   render(sessions) {
