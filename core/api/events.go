@@ -66,7 +66,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(-1)
 
 	// The reader discards what the client sends (see serveConn).
-	serveConn(ctx, conn, func(ctx context.Context) { discardMessages(ctx, conn) },
+	h.serveConn(ctx, conn, func(ctx context.Context) { discardMessages(ctx, conn) },
 		func(ctx context.Context) { h.streamEvents(ctx, conn, evs) })
 }
 

@@ -37,6 +37,12 @@ type Options struct {
 	// WriteTimeout disconnects a WebSocket client that accepts no output
 	// for this long. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// PingInterval is how often the server pings each WebSocket client
+	// (attach, events, the compatibility endpoint); a client that has not
+	// answered by the next ping is disconnected, so a client whose network
+	// vanished stops counting as attached. Zero means DefaultPingInterval;
+	// a negative value sends no pings.
+	PingInterval time.Duration
 	// Stop, when set, serves POST /api/v1/server/stop: it asks the server
 	// to stop as a signal would, hanging every session up when hangUp is
 	// set, and returns at once, reporting whether the stop hangs the
@@ -66,6 +72,9 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
 	}
 	h := &handler{m: m, opts: opts, log: opts.Logger}
 	mux := http.NewServeMux()

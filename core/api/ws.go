@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +26,8 @@ const (
 	// DefaultWriteTimeout bounds one message write: a client that accepts
 	// nothing for this long is disconnected.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultPingInterval is how often a WebSocket client is pinged.
+	DefaultPingInterval = 30 * time.Second
 )
 
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
@@ -83,27 +86,53 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(hardReadLimit)
 
 	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout}
-	serveConn(r.Context(), conn, c.readLoop, c.writeLoop)
+	h.serveConn(r.Context(), conn, c.readLoop, c.writeLoop)
 }
 
-// serveConn runs read in a goroutine of its own and write in this one,
-// until either returns; then it closes conn and waits for read. The
-// reader must run for pings and the close handshake to be answered, and
-// it notices a client that went away (a hijacked connection's request
-// context does not).
-func serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context)) {
+// serveConn runs read in a goroutine of its own, write in this one and
+// the pings (see Options.PingInterval) in a third, until one of them
+// returns; then it closes conn and waits for the others. The reader must
+// run for pings and the close handshake to be answered, and it notices a
+// client that went away (a hijacked connection's request context does
+// not).
+func (h *handler) serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		defer cancel()
 		read(ctx)
-	}()
+	})
+	if h.opts.PingInterval > 0 {
+		wg.Go(func() {
+			defer cancel()
+			keepAlive(ctx, conn, h.opts.PingInterval)
+		})
+	}
 	write(ctx)
 	cancel()
 	conn.CloseNow()
-	<-readDone
+	wg.Wait()
+}
+
+// keepAlive pings conn every interval until ctx ends or a ping is not
+// answered within interval.
+func keepAlive(ctx context.Context, conn *websocket.Conn, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
 }
 
 // resumeOffset returns the attach request's offset query parameter, or -1
