@@ -39,13 +39,8 @@ const maxCloseReason = 123
 // the ancestor did: a browser's WebSocket sees no HTTP status.
 func (h *handler) compatAttach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	mode, err := attachMode(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if readScope(r) && mode != core.AttachRead {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: the read-only token attaches with %s=%s only", wsproto.ModeParam, wsproto.ModeRead))
+	mode, ok := h.attachModeOf(w, r)
+	if !ok {
 		return
 	}
 	// Guard has checked Host, Origin and Sec-Fetch-Site already; Accept's

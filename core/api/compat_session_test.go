@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -261,15 +260,8 @@ func TestCompatStalledClientIsReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, live, "hello")
-	// As TestStalledClientDoesNotSlowAnother: far beyond the socket
-	// buffers and the ring, in lock step with the live client.
-	chunk := bytes.Repeat([]byte("0123456789abcde\n"), 2<<10)
-	for i := range 512 {
-		p.Output(t, chunk)
-		if got := readOutput(t, live, len(chunk)); !bytes.Equal(got, chunk) {
-			t.Fatalf("chunk %d differs", i)
-		}
-	}
+	// As TestStalledClientDoesNotSlowAnother.
+	floodInStep(t, p, live)
 	p.Output(t, []byte("END"))
 	// The stalled client, once it reads, is told to reset its terminal,
 	// and the replay follows as data, up to the end.

@@ -490,19 +490,26 @@ func TestStalledClientDoesNotSlowAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, live, "hello")
-	// 16 MiB, far beyond the socket buffers and the ring, in lock step
-	// with the live client: it must get every byte while the other
-	// client reads nothing.
+	// The live client gets every byte while the other reads nothing.
+	floodInStep(t, p, live)
+	// The stalled client, once it reads, is told it lost output.
+	_, msg := readUntil(t, stalled, "reset")
+	if off, _ := msg["offset"].(float64); off <= 0 {
+		t.Errorf("reset = %v", msg)
+	}
+}
+
+// floodInStep writes 16 MiB of output through p, 32 KiB at a time, and
+// reads each chunk back whole on live before the next: far beyond the
+// socket buffers and the ring, so that a client that reads nothing falls
+// behind while live must get every byte.
+func floodInStep(t *testing.T, p *fakeenv.PTY, live *websocket.Conn) {
+	t.Helper()
 	chunk := bytes.Repeat([]byte("0123456789abcde\n"), 2<<10)
 	for i := range 512 {
 		p.Output(t, chunk)
 		if got := readOutput(t, live, len(chunk)); !bytes.Equal(got, chunk) {
 			t.Fatalf("chunk %d differs", i)
 		}
-	}
-	// The stalled client, once it reads, is told it lost output.
-	_, msg := readUntil(t, stalled, "reset")
-	if off, _ := msg["offset"].(float64); off <= 0 {
-		t.Errorf("reset = %v", msg)
 	}
 }

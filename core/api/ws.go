@@ -37,13 +37,8 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	mode, err := attachMode(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if readScope(r) && mode != core.AttachRead {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: the read-only token attaches with %s=%s only", wsproto.ModeParam, wsproto.ModeRead))
+	mode, ok := h.attachModeOf(w, r)
+	if !ok {
 		return
 	}
 	// Answer a missing session with an HTTP status before upgrading, and
@@ -167,6 +162,22 @@ func attachMode(r *http.Request) (core.AttachMode, error) {
 	default:
 		return 0, fmt.Errorf("%w: %s=%q: want %s or %s", core.ErrInvalidArgument, wsproto.ModeParam, v, wsproto.ModeRead, wsproto.ModeWrite)
 	}
+}
+
+// attachModeOf returns the mode an attach request asks for (attachMode),
+// or answers it with an error: 400 for a bad mode, 403 for a write attach
+// with the read-only token.
+func (h *handler) attachModeOf(w http.ResponseWriter, r *http.Request) (core.AttachMode, bool) {
+	mode, err := attachMode(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return 0, false
+	}
+	if readScope(r) && mode != core.AttachRead {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: the read-only token attaches with %s=%s only", wsproto.ModeParam, wsproto.ModeRead))
+		return 0, false
+	}
+	return mode, true
 }
 
 // attachFailed answers an attach that found no live session: 410 with the
