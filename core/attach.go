@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/shared"
@@ -36,8 +37,11 @@ type Attachment struct {
 	// was told of (FrameRestarted); 0: none.
 	restartPast int64
 	closed      bool
-	asked       shared.Size // the size the client last asked for
-	askedSeq    uint64      // orders the clients' asks; 0: never asked
+	// keptUp is when the client was last within the pump's high-water
+	// mark (flow.go); it starts at its attach.
+	keptUp   time.Time
+	asked    shared.Size // the size the client last asked for
+	askedSeq uint64      // orders the clients' asks; 0: never asked
 }
 
 // Hello is what a client is told first.

@@ -101,6 +101,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMod
 	}
 	a.hello.Offset = a.off
 	a.hello.End = s.ring.End()
+	a.keptUp = time.Now()
 	s.attachments[a] = struct{}{}
 	s.flowChanged() // a client near the end lets a waiting pump read on
 	n := len(s.attachments)

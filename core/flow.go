@@ -1,77 +1,128 @@
 package core
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // This file holds the pump's flow control. A session's pump stops reading
-// the PTY while every attached client is more than the high-water mark
-// behind the end of the output, as a real terminal that cannot keep up
-// slows the program writing to it: the plugin's stream fills, the plugin
-// stops reading the PTY, and the program blocks in write. A client slower
-// than the fastest one is left behind and reset, as before; it never slows
-// the session. With no client attached the pump never waits, so the ring
-// keeps draining.
+// the PTY, as a real terminal that cannot keep up slows the program
+// writing to it (the plugin's stream fills, the plugin stops reading the
+// PTY, and the program blocks in write), while either
 //
-// The fastest client's lag stays within the ring: the pump reads only when
-// it is at most highWater, and reads at most capacity-highWater bytes at a
-// time, so a lone client that keeps reading is never reset and receives
-// every byte.
+//   - every attached client is more than the high-water mark behind the
+//     end of the output, or
+//   - a client that is keeping up is: one that has been within the
+//     high-water mark at some time in the last keepUpWindow.
+//
+// So clients that keep reading all get every byte, at the pace of the
+// slowest of them, however many share the session; a client that stops
+// reading holds the session for keepUpWindow at most, then is left behind
+// and later reset, while others read on. One that trickles must still come
+// within the high-water mark once a keepUpWindow to hold the session, so
+// it cannot slow the others below highWater per keepUpWindow. With no
+// client attached the pump never waits, so the ring keeps draining.
+//
+// A client's lag stays within the ring while the pump waits for it: the
+// pump reads only when it is at most highWater behind, and at most
+// capacity-highWater bytes at a time.
 
-// highWater is how far behind the end of the output the fastest client may
-// be before the pump stops reading: half the ring.
+// keepUpWindow is how long since it was last within the high-water mark a
+// client still holds the pump: longer than a busy machine deschedules a
+// reading client, shorter than anyone would call a stall.
+const keepUpWindow = 500 * time.Millisecond
+
+// highWater is how far behind the end of the output a client may be before
+// the pump waits for it: half the ring.
 func (s *session) highWater() int64 { return int64(s.ring.Capacity() / 2) }
 
 // maxRead is the most the pump reads at a time, so that one read never
 // pushes a client at the high-water mark out of the ring.
 func (s *session) maxRead() int { return max(s.ring.Capacity()-s.ring.Capacity()/2, 1) }
 
-// mustWait reports whether the pump must wait before its next read: the
-// session runs and every client attached is past the high-water mark.
-// s.mu must be held.
-func (s *session) mustWait() bool {
+// mustWait reports whether the pump must wait before its next read (see
+// above), and, when it must because of a client keeping up, until when
+// that client holds it (the zero time otherwise). s.mu must be held.
+func (s *session) mustWait(now time.Time) (bool, time.Time) {
 	if s.state != stateRunning || len(s.attachments) == 0 {
-		return false
+		return false, time.Time{}
 	}
 	hw := s.highWater()
+	allBehind := true
+	var until time.Time
 	for a := range s.attachments {
-		if !a.closed && s.ring.End()-a.off <= hw {
-			return false
+		if a.closed {
+			continue
+		}
+		if s.ring.End()-a.off <= hw {
+			allBehind = false
+			continue
+		}
+		if end := a.keptUp.Add(keepUpWindow); end.After(now) && end.After(until) {
+			until = end
 		}
 	}
-	return true
+	if allBehind {
+		return true, time.Time{}
+	}
+	return !until.IsZero(), until
 }
 
 // waitFlow blocks the pump while mustWait holds, until a client catches
-// up or leaves, the session stops running (teardown, via wakeAll) or ctx
-// ends.
+// up, leaves or stops keeping up, the session stops running (teardown,
+// via wakeAll) or ctx ends.
 func (s *session) waitFlow(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.mustWait() {
+	wait, until := s.mustWait(time.Now())
+	if !wait {
 		return
 	}
-	stop := context.AfterFunc(ctx, func() {
+	wake := func() {
 		s.mu.Lock()
 		s.flow.Broadcast()
 		s.mu.Unlock()
-	})
+	}
+	stop := context.AfterFunc(ctx, wake)
 	defer stop()
-	for s.mustWait() && ctx.Err() == nil {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for wait && ctx.Err() == nil {
+		if !until.IsZero() {
+			// Look again when the client holding the pump stops counting
+			// as keeping up.
+			if timer == nil {
+				timer = time.AfterFunc(time.Until(until), wake)
+			} else {
+				timer.Reset(time.Until(until))
+			}
+		}
 		s.pumpWaiting = true
 		s.flow.Wait()
+		wait, until = s.mustWait(time.Now())
 	}
 	s.pumpWaiting = false
 }
 
-// flowProgress is called when a has read output: it wakes the waiting
-// pump once a is within the high-water mark. s.mu must be held.
+// flowProgress is called when a has read output: a client within the
+// high-water mark is keeping up, and wakes the waiting pump. s.mu must be
+// held.
 func (s *session) flowProgress(a *Attachment) {
-	if s.pumpWaiting && s.ring.End()-a.off <= s.highWater() {
+	if s.ring.End()-a.off > s.highWater() {
+		return
+	}
+	a.keptUp = time.Now()
+	if s.pumpWaiting {
 		s.flow.Broadcast()
 	}
 }
 
-// flowChanged wakes the waiting pump to look again: a client left, or the
-// session's state changed. s.mu must be held.
+// flowChanged wakes the waiting pump to look again: a client came or left,
+// or the session's state changed. s.mu must be held.
 func (s *session) flowChanged() {
 	if s.pumpWaiting {
 		s.flow.Broadcast()

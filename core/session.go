@@ -55,8 +55,8 @@ type sessionDeps struct {
 // session is one live terminal session. Its output pump, the one goroutine
 // that reads the PTY, scans the output and owns the ring's writes;
 // attachments read the ring at their own offsets. The pump waits for the
-// fastest client only (flow.go): a slower client never slows the pump or
-// another client.
+// clients that keep reading, never for long for one that stopped
+// (flow.go).
 type session struct {
 	id   string
 	deps *sessionDeps

@@ -1,0 +1,79 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Clients that keep reading all get every byte, the slower ones included:
+// the session runs at the pace of the slowest (issue 13: eight clients of
+// one session each lost a tenth of the output at the default scrollback
+// when the pump waited for the fastest only).
+func TestReadingClientsAllGetEveryByte(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 8 << 10 })
+	_, p := h.create(t, "f")
+	fast := h.attach(t, "f")
+	slow := h.attach(t, "f")
+	done, data := flood(p, 256<<10)
+
+	var wg sync.WaitGroup
+	var slowGot []byte
+	var slowOther []Frame
+	wg.Go(func() {
+		// Far slower than the fast client: a small read, then a pause,
+		// never a pause near keepUpWindow.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		buf := make([]byte, 1024)
+		for len(slowGot) < len(data) {
+			f, err := slow.Next(ctx, buf)
+			if err != nil {
+				t.Errorf("slow client, after %d of %d bytes: %v", len(slowGot), len(data), err)
+				return
+			}
+			if f.Kind == FrameOutput {
+				slowGot = append(slowGot, f.Data...)
+			} else if f.Kind != FrameResize {
+				slowOther = append(slowOther, f)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	got, other := frames(t, fast, len(data))
+	wg.Wait()
+	if !bytes.Equal(got, data) || len(other) != 0 {
+		t.Errorf("fast client: %d bytes (equal: %v), frames %+v; want every byte, no reset", len(got), bytes.Equal(got, data), other)
+	}
+	if !bytes.Equal(slowGot, data) || len(slowOther) != 0 {
+		t.Errorf("slow client: %d bytes (equal: %v), frames %+v; want every byte, no reset", len(slowGot), bytes.Equal(slowGot, data), slowOther)
+	}
+	<-done
+}
+
+// A client that stops reading holds the session for keepUpWindow at most
+// while another reads on; then it is left behind, and reset when it reads
+// again.
+func TestStalledClientHoldsThePumpBriefly(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 8 << 10 })
+	_, p := h.create(t, "f")
+	fast := h.attach(t, "f")
+	stalled := h.attach(t, "f")
+	start := time.Now()
+	done, data := flood(p, 256<<10)
+	got, other := frames(t, fast, len(data))
+	if !bytes.Equal(got, data) || len(other) != 0 {
+		t.Fatalf("fast client: %d bytes (equal: %v), frames %+v", len(got), bytes.Equal(got, data), other)
+	}
+	<-done
+	// It waited for the stalled client once, and once only: far less than
+	// a keepUpWindow per ring of output (64 of them here).
+	if took := time.Since(start); took < keepUpWindow || took > 10*keepUpWindow {
+		t.Errorf("the flood took %v with a stalled client; want one wait of about %v", took, keepUpWindow)
+	}
+	if f, _ := nextFrame(t, stalled); f.Kind != FrameReset {
+		t.Errorf("the stalled client's next frame is %+v, want a reset", f)
+	}
+}
