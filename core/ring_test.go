@@ -208,3 +208,15 @@ func firstDiff(a, b []safePoint) int {
 	}
 	return min(len(a), len(b))
 }
+
+// BenchmarkScanLines scans pump-sized reads of short lines without
+// escapes, the output of most programs: the escape search must not start
+// again from every line.
+func BenchmarkScanLines(b *testing.B) {
+	p := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), (64<<10)/37)
+	sc := newScanner()
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		sc.scan(p)
+	}
+}

@@ -56,6 +56,10 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 	t.found = t.found[:0]
 	base := t.scanned
 	t.scanned += int64(len(p))
+	// esc is the index of the next escape at or after i, or len(p): found
+	// once per escape, not once per line, or output of many short lines
+	// and no escape would be searched to its end from every line.
+	esc := -1
 	for i := 0; i < len(p); {
 		if t.parser.state != stGround {
 			c := p[i]
@@ -64,11 +68,14 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 			t.checkSafe(base+int64(i), c)
 			continue
 		}
-		rest := p[i:]
-		stop := len(rest)
-		if j := bytes.IndexByte(rest, 0x1b); j >= 0 {
-			stop = j
+		if esc < i {
+			esc = len(p)
+			if j := bytes.IndexByte(p[i:], 0x1b); j >= 0 {
+				esc = i + j
+			}
 		}
+		rest := p[i:]
+		stop := esc - i
 		if j := bytes.IndexByte(rest[:stop], '\n'); j >= 0 {
 			stop = j
 		}
