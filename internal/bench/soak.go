@@ -23,6 +23,9 @@ import (
 const (
 	// soakTickMs is how often each soak session writes a line.
 	soakTickMs = 500
+	// soakFillBytes is what each soak session writes first: more than the
+	// default scrollback.
+	soakFillBytes = 320 << 10
 	// soakAttachers clients attach and detach at once, each to a random
 	// session, staying soakStay (reading the replay and live output).
 	soakAttachers = 4
@@ -91,7 +94,11 @@ func (b *bench) soak(ctx context.Context, bin, tmp string, stdout, stderr io.Wri
 	b.log("soak: creating %d sessions writing a line every %dms", c.soakSessions, soakTickMs)
 	ids := make([]string, c.soakSessions)
 	defer func() { _ = srv.deleteAll(ids) }()
-	argv := b.host.argv("trickle", strconv.Itoa(soakTickMs))
+	// Each session first writes more than a scrollback (the server's
+	// default, as the soak runs it) so that the rings, the core's and the
+	// plugin's, are full from the start and what grows after the warm-up
+	// is not their filling (at a line every 500 ms that takes half an hour).
+	argv := b.host.argv("trickle", strconv.Itoa(soakTickMs), strconv.Itoa(soakFillBytes))
 	if err := bounded(len(ids), func(i int) error {
 		id, err := srv.createSession(ctx, b.host, argv)
 		ids[i] = id

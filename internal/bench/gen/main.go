@@ -6,8 +6,10 @@
 //	gen echo          write every byte read straight back, until 'q'
 //	gen fill BYTES    write BYTES bytes of terminal output at once, then
 //	                  wait, writing nothing, until 'q' or the end of input
-//	gen trickle MS    write one line of output every MS milliseconds,
-//	                  until 'q' or the end of input
+//	gen trickle MS [BYTES]
+//	                  write BYTES bytes of output at once (none if absent),
+//	                  then one line every MS milliseconds, until 'q' or the
+//	                  end of input
 //
 // Both modes put the terminal into raw mode first (no echo, no line
 // buffering, no output processing, so every byte arrives and leaves as it
@@ -70,17 +72,23 @@ func run(args []string) error {
 			return fmt.Errorf("fill: BYTES must be an integer >= %d, got %q", len(Ready), args[1])
 		}
 		return fill(n)
-	case args[0] == "trickle" && len(args) == 2:
+	case args[0] == "trickle" && (len(args) == 2 || len(args) == 3):
 		ms, err := strconv.Atoi(args[1])
 		if err != nil || ms < 1 {
 			return fmt.Errorf("trickle: MS must be a whole number of milliseconds >= 1, got %q", args[1])
 		}
-		return trickle(time.Duration(ms) * time.Millisecond)
+		var first int64
+		if len(args) == 3 {
+			if first, err = strconv.ParseInt(args[2], 10, 64); err != nil || first < 0 {
+				return fmt.Errorf("trickle: BYTES must be an integer >= 0, got %q", args[2])
+			}
+		}
+		return trickle(time.Duration(ms)*time.Millisecond, first)
 	}
 	return errors.New(usageLine)
 }
 
-const usageLine = "usage: gen flood BYTES | gen echo | gen fill BYTES | gen trickle MS"
+const usageLine = "usage: gen flood BYTES | gen echo | gen fill BYTES | gen trickle MS [BYTES]"
 
 // ready puts the terminal on stdin into raw mode and announces it. The
 // terminal is not restored: the program exits soon, and nobody reads the
@@ -142,11 +150,20 @@ func fill(total int64) error {
 }
 
 // trickle writes one line of the pattern every interval until quit or
-// the end of input: a session with periodic output.
-func trickle(interval time.Duration) error {
+// the end of input: a session with periodic output. First, it writes
+// first bytes at once: the soak fills the session's scrollback so that its
+// memory is warm from the start.
+func trickle(interval time.Duration, first int64) error {
 	out := pattern()
 	if err := ready(); err != nil {
 		return err
+	}
+	for at := 0; first > 0; at = (at + writeSize) % (len(out) - writeSize) {
+		n := int(min(first, writeSize))
+		if _, err := os.Stdout.Write(out[at : at+n]); err != nil {
+			return err
+		}
+		first -= int64(n)
 	}
 	done := make(chan struct{})
 	go func() {
