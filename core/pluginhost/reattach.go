@@ -230,6 +230,7 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 		},
 		TLSConfig:        tlsConf,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  shared.GRPCDialOptions(),
 		Logger:           pluginLog,
 	})
 	// go-plugin waits for its stdio stream without a bound: letting the

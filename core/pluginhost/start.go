@@ -68,6 +68,7 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 		SkipHostEnv:      true, // build's environment is the whole environment
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  shared.GRPCDialOptions(),
 		StartTimeout:     o.StartTimeout + time.Second, // ctx's timeout comes first
 		Logger:           pluginLog,
 	}
