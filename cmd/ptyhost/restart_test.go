@@ -209,9 +209,11 @@ func TestE2EKilledServerSessionsLive(t *testing.T) {
 	srv.CreateEnvironment(t, "remote", "SSH", ssh)
 
 	// The HOST counter also writes its value to a file: the test's clock
-	// for "values were printed while no server ran".
+	// for "values were printed while no server ran". It renames the file
+	// into place: a reader must never see it truncated and empty, which
+	// reads as 0.
 	mark := filepath.Join(t.TempDir(), "counter")
-	hostScript := `i=0; while :; do i=$((i+1)); echo $i; echo $i > ` + mark + `; sleep 0.01; done`
+	hostScript := `i=0; while :; do i=$((i+1)); echo $i; echo $i > ` + mark + `.new; mv ` + mark + `.new ` + mark + `; sleep 0.01; done`
 	var clients []*counterClient
 	for _, env := range []struct{ id, script string }{{"host", hostScript}, {"dock", counterScript}, {"remote", counterScript}} {
 		id := srv.CreateSession(t, map[string]any{"environment_id": env.id, "command": []string{"/bin/sh", "-c", env.script}})
