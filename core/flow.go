@@ -70,13 +70,15 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 
 // waitFlow blocks the pump while mustWait holds, until a client catches
 // up, leaves or stops keeping up, the session stops running (teardown,
-// via wakeAll) or ctx ends.
-func (s *session) waitFlow(ctx context.Context) {
+// via wakeAll) or ctx ends. It reports whether the session was detached
+// (Manager.Detach): the pump must not read another byte, which the next
+// server reads from the plugin instead.
+func (s *session) waitFlow(ctx context.Context) (detached bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wait, until := s.mustWait(time.Now())
 	if !wait {
-		return
+		return s.detached
 	}
 	wake := func() {
 		s.mu.Lock()
@@ -106,6 +108,7 @@ func (s *session) waitFlow(ctx context.Context) {
 		wait, until = s.mustWait(time.Now())
 	}
 	s.pumpWaiting = false
+	return s.detached
 }
 
 // flowProgress is called when a has read output: a client within the

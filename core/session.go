@@ -148,14 +148,17 @@ const (
 )
 
 // pump reads the PTY until it ends, then records the exit. Before each read
-// it waits while every client attached is too far behind (flow.go).
+// it waits while its clients are too far behind (flow.go); a session
+// detached meanwhile (Manager.Detach) stops it there.
 func (s *session) pump(ctx context.Context) {
 	defer close(s.pumpDone)
 	buf := make([]byte, pumpStartBufferSize)
 	limit := s.maxRead()
 	var readErr error
 	for {
-		s.waitFlow(ctx)
+		if s.waitFlow(ctx) {
+			break // detached while it waited: see below
+		}
 		n, err := s.pty.Read(buf[:min(len(buf), limit)])
 		if n > 0 {
 			s.output(buf[:n])
@@ -176,9 +179,13 @@ func (s *session) pump(ctx context.Context) {
 	}
 	var st ExitStatus
 	var err error
-	if readErr != nil {
+	s.mu.Lock()
+	left := s.detached // before the PTY ended: nothing to wait for
+	s.mu.Unlock()
+	switch {
+	case readErr != nil:
 		err = readErr
-	} else {
+	case !left:
 		st, err = s.pty.Wait(ctx)
 	}
 	s.mu.Lock()

@@ -252,7 +252,7 @@ func (m *Manager) leave(ctx context.Context, s *session) {
 	}
 	s.idleTimer, s.lingerTimer = nil, nil
 	s.rec.ActiveConnections = 0
-	s.wakeAll() // the clients close; a pump waiting for one reads on
+	s.wakeAll() // the clients close; a pump waiting for one stops
 	s.mu.Unlock()
 
 	zero := 0
