@@ -169,3 +169,33 @@ func waitClosed(ctx context.Context, t *testing.T, ch <-chan struct{}, what stri
 }
 
 var errTest = errors.New("test error")
+
+// clientPath is one of the ways a session's bytes cross between host and
+// plugin: its client asks for a byte channel, or keeps them on the stream.
+type clientPath struct {
+	name    string
+	channel bool
+}
+
+// of returns c as this path's client.
+func (p clientPath) of(c *GRPCClient) *GRPCClient {
+	if p.channel {
+		return c
+	}
+	return c.StreamOnly().(*GRPCClient)
+}
+
+// check fails t unless pty carries its bytes this path's way.
+func (p clientPath) check(t *testing.T, pty PTY) {
+	t.Helper()
+	if got := pty.(*grpcPTY).ByteChannel(); got != p.channel {
+		t.Fatalf("session on a byte channel: %v, want %v", got, p.channel)
+	}
+}
+
+// forEachPath runs test once for each way bytes cross, as subtests.
+func forEachPath(t *testing.T, test func(t *testing.T, path clientPath)) {
+	for _, p := range []clientPath{{"channel", true}, {"stream", false}} {
+		t.Run(p.name, func(t *testing.T) { test(t, p) })
+	}
+}

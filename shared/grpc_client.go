@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,6 +31,9 @@ type GRPCClient struct {
 	client proto.EnvironmentClient
 	// pluginCtx ends when the plugin process has exited.
 	pluginCtx context.Context
+	// streamOnly keeps sessions' bytes on their streams: no byte channel
+	// is asked for.
+	streamOnly bool
 }
 
 var (
@@ -37,13 +41,33 @@ var (
 	_ Keeper          = (*GRPCClient)(nil)
 	_ ConfigValidator = (*GRPCClient)(nil)
 	_ HealthChecker   = (*GRPCClient)(nil)
+	_ ByteChannels    = (*GRPCClient)(nil)
 )
+
+// ByteChannels is implemented by an Environment whose sessions carry their
+// bytes on byte channels where they can: a GRPCClient, and the server's
+// environments over one. Hosts that cannot reach a plugin's Unix sockets
+// use StreamOnly; tests, to cover both paths (sharedtest.Run does).
+type ByteChannels interface {
+	// StreamOnly returns the same environment, with every session's bytes
+	// on its stream.
+	StreamOnly() Environment
+}
 
 // NewGRPCClient returns a client over conn. pluginCtx must end when the
 // plugin process exits (go-plugin passes such a context to
 // GRPCPlugin.GRPCClient); sessions live at most as long as it.
 func NewGRPCClient(pluginCtx context.Context, conn grpc.ClientConnInterface) *GRPCClient {
 	return &GRPCClient{client: proto.NewEnvironmentClient(conn), pluginCtx: pluginCtx}
+}
+
+// StreamOnly implements ByteChannels: it returns a client like c (a
+// *GRPCClient) whose sessions carry their bytes on their gRPC streams,
+// never on a byte channel.
+func (c *GRPCClient) StreamOnly() Environment {
+	cc := *c
+	cc.streamOnly = true
+	return &cc
 }
 
 // Info implements Environment.
@@ -115,6 +139,14 @@ func (c *GRPCClient) Spawn(ctx context.Context, req SpawnRequest) (PTY, error) {
 // it, keep it: a best-effort Close releases it. A failed attach leaves the
 // session as it was, kept.
 func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *proto.SessionRequest) (*grpcPTY, int64, error) {
+	if !c.streamOnly {
+		switch f := first.GetFrame().(type) {
+		case *proto.SessionRequest_Spawn:
+			f.Spawn.ByteChannel = true
+		case *proto.SessionRequest_Attach:
+			f.Attach.ByteChannel = true
+		}
+	}
 	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
 	stream, err := c.client.Session(streamCtx)
 	if err != nil {
@@ -141,7 +173,26 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	if started == nil {
 		return fail(fmt.Errorf("%s session %q: %w: plugin answered %v instead of started", what, id, ErrPluginExited, resp), true)
 	}
-	return newGRPCPTY(c, id, stream, streamCtx, cancelStream), started.GetOffset(), nil
+	var ch *net.UnixConn
+	if addr := started.GetByteChannelAddress(); addr != "" {
+		// A channel that cannot be opened is no failure: the stream
+		// carries the bytes then.
+		ch, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck())
+		if ctx.Err() != nil {
+			if ch != nil {
+				ch.Close()
+			}
+			return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)
+		}
+		opened := &proto.SessionRequest{Frame: &proto.SessionRequest_ByteChannel{ByteChannel: &proto.ByteChannel{Opened: ch != nil}}}
+		if err := stream.Send(opened); err != nil {
+			if ch != nil {
+				ch.Close()
+			}
+			return fail(c.callError(streamCtx, err), true)
+		}
+	}
+	return newGRPCPTY(c, id, stream, streamCtx, cancelStream, ch), started.GetOffset(), nil
 }
 
 // sendFirst sends a session stream's first frame and returns the plugin's

@@ -5,19 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
-// grpcPTY is a session as the host sees it: a PTY backed by a session stream.
-// It starts no goroutines: Read receives frames itself, in the caller's
-// goroutine, so a host that stops reading pushes back on the plugin through
-// gRPC flow control.
+// grpcPTY is a session as the host sees it: a PTY backed by a session
+// stream, and by a byte channel if the plugin offered one and it could be
+// opened. It starts no goroutines: Read reads the channel, or receives
+// frames, itself, in the caller's goroutine, so a host that stops reading
+// pushes back on the plugin through the socket's or gRPC's flow control.
 type grpcPTY struct {
 	c      *GRPCClient
 	id     string
 	stream proto.Environment_SessionClient
+	// ch is the byte channel, nil if the stream carries the bytes. It is
+	// closed when ctx ends.
+	ch *net.UnixConn
 	// ctx is the stream's context; cancel ends the stream.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -27,6 +32,7 @@ type grpcPTY struct {
 	sendSlot chan struct{}
 
 	// Read's state, used only by the goroutine calling Read.
+	chDone  bool   // the channel's output ended: the stream tells the end
 	rest    []byte // the unread rest of the current output frame
 	readErr error  // io.EOF after the exit frame, or why the stream broke
 
@@ -45,16 +51,38 @@ var (
 	_ Detacher = (*grpcPTY)(nil)
 )
 
-func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient, ctx context.Context, cancel context.CancelCauseFunc) *grpcPTY {
-	return &grpcPTY{
+func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient, ctx context.Context, cancel context.CancelCauseFunc, ch *net.UnixConn) *grpcPTY {
+	p := &grpcPTY{
 		c:        c,
 		id:       id,
 		stream:   stream,
+		ch:       ch,
 		ctx:      ctx,
 		cancel:   cancel,
 		sendSlot: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
+	if ch != nil {
+		// Closed, detached or the plugin gone: a Read or Write blocked on
+		// the channel returns.
+		context.AfterFunc(ctx, func() { ch.Close() })
+	}
+	return p
+}
+
+// ByteChannel reports whether the session's bytes go on a byte channel
+// rather than on its stream.
+func (p *grpcPTY) ByteChannel() bool { return p.ch != nil }
+
+// UsesByteChannel reports whether p is a plugin's session (from a
+// GRPCClient) whose bytes go on a byte channel beside its session stream,
+// rather than on the stream: the plugin offered one and the host opened
+// it.
+//
+// A PTY that wraps a plugin's tells by a ByteChannel method of its own.
+func UsesByteChannel(p PTY) bool {
+	c, ok := p.(interface{ ByteChannel() bool })
+	return ok && c.ByteChannel()
 }
 
 // Read returns output bytes. After the exit frame it returns io.EOF; if the
@@ -67,6 +95,18 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 	for len(p.rest) == 0 {
 		if p.readErr != nil {
 			return 0, p.readErr
+		}
+		if p.ch != nil && !p.chDone {
+			n, err := p.ch.Read(b)
+			if n > 0 {
+				return n, nil
+			}
+			if err != nil {
+				// The output ended (io.EOF: the exit frame follows), or
+				// the channel broke or was closed: the stream says which.
+				p.chDone = true
+			}
+			continue
 		}
 		msg, err := p.stream.Recv()
 		if err != nil {
@@ -103,6 +143,9 @@ func (p *grpcPTY) end(st ExitStatus, err error) {
 
 // Write sends input, in frames of at most MaxFrameSize.
 func (p *grpcPTY) Write(b []byte) (int, error) {
+	if p.ch != nil {
+		return p.sendChannel(p.ctx, channelInput, b)
+	}
 	written := 0
 	for len(b) > 0 {
 		chunk := b[:min(len(b), MaxFrameSize)]
@@ -118,23 +161,65 @@ func (p *grpcPTY) Write(b []byte) (int, error) {
 // Resize sends a resize frame. It returns once the frame is sent; the
 // plugin applies it in order with the input.
 func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
+	if p.ch != nil {
+		_, err := p.sendChannel(ctx, channelResize, resizePayload(size))
+		return err
+	}
 	return p.send(ctx, &proto.SessionRequest{Frame: &proto.SessionRequest_Resize{
 		Resize: &proto.Size{Cols: uint32(size.Cols), Rows: uint32(size.Rows)},
 	}})
 }
 
-// send sends one frame, waiting for its turn at most until ctx ends.
-func (p *grpcPTY) send(ctx context.Context, msg *proto.SessionRequest) error {
+// sendChannel writes b on the byte channel as frames of type typ, of at
+// most MaxFrameSize bytes each, waiting for its turn at most until ctx
+// ends. It returns how many bytes of b went.
+func (p *grpcPTY) sendChannel(ctx context.Context, typ byte, b []byte) (int, error) {
+	if err := p.takeSendSlot(ctx); err != nil {
+		return 0, err
+	}
+	defer func() { <-p.sendSlot }()
+	written := 0
+	for {
+		chunk := b[:min(len(b), MaxFrameSize)]
+		var h [channelHeaderSize]byte
+		// The header and the payload in one writev, with no copy.
+		bufs := net.Buffers{inputHeader(&h, typ, len(chunk)), chunk}
+		if _, err := bufs.WriteTo(p.ch); err != nil {
+			if p.ctx.Err() != nil {
+				return written, p.ctxError()
+			}
+			return written, fmt.Errorf("%w: byte channel broke: %w", ErrPluginExited, err)
+		}
+		written += len(chunk)
+		b = b[len(chunk):]
+		if len(b) == 0 {
+			return written, nil
+		}
+	}
+}
+
+// takeSendSlot takes the send slot, waiting at most until ctx ends, and
+// fails at once if the stream's context ended (closed, detached, plugin
+// gone).
+func (p *grpcPTY) takeSendSlot(ctx context.Context) error {
 	if p.ctx.Err() != nil {
 		// Closed or detached: say so, whichever ctx the caller passed.
 		return p.ctxError()
 	}
 	select {
 	case p.sendSlot <- struct{}{}:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-p.ctx.Done():
 		return p.ctxError()
+	}
+}
+
+// send sends one frame, waiting for its turn at most until ctx ends.
+func (p *grpcPTY) send(ctx context.Context, msg *proto.SessionRequest) error {
+	if err := p.takeSendSlot(ctx); err != nil {
+		return err
 	}
 	defer func() { <-p.sendSlot }()
 	err := p.stream.Send(msg)

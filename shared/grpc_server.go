@@ -41,6 +41,9 @@ type GRPCServer struct {
 	sessions map[string]*serverSession
 
 	hold holdState
+
+	// channels serves the sessions' byte channels.
+	channels channelListener
 }
 
 var _ proto.EnvironmentServer = (*GRPCServer)(nil)
@@ -55,6 +58,7 @@ func NewGRPCServer(impl Environment, logger hclog.Logger) *GRPCServer {
 		logger:   logger,
 		sessions: make(map[string]*serverSession),
 		hold:     holdState{afterFunc: afterFunc, exit: os.Exit},
+		channels: channelListener{logger: logger},
 	}
 }
 
@@ -155,16 +159,20 @@ func (s *GRPCServer) spawnSession(stream proto.Environment_SessionServer, spawn 
 		return toStatus(err)
 	}
 	log := s.logger.With("session_id", sess.id)
+	started, offer := s.startedFrame(spawn.GetOutputOffset(), spawn.GetByteChannel())
 	err = ctx.Err()
 	if err == nil {
-		err = stream.Send(startedFrame(spawn.GetOutputOffset()))
+		err = stream.Send(started)
 	}
 	if err != nil {
 		log.Debug("session stream ended before the session started; killing it", "error", err)
+		if offer != nil {
+			s.channels.withdraw(offer)
+		}
 		s.release(ctx, sess, true, log)
 		return err
 	}
-	return s.serve(stream, sess, a, log)
+	return s.serve(stream, sess, a, offer, log)
 }
 
 // attachSession serves a stream that takes up a session the plugin keeps,
@@ -178,28 +186,53 @@ func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *
 	a, start := sess.out.attach(req.GetOffset())
 	log := s.logger.With("session_id", sess.id)
 	log.Debug("session stream attached", "offset", req.GetOffset(), "from", start)
-	if err := stream.Send(startedFrame(start)); err != nil {
+	started, offer := s.startedFrame(start, req.GetByteChannel())
+	if err := stream.Send(started); err != nil {
+		if offer != nil {
+			s.channels.withdraw(offer)
+		}
 		s.streamEnded(stream.Context(), sess, a, log)
 		return err
 	}
-	return s.serve(stream, sess, a, log)
+	return s.serve(stream, sess, a, offer, log)
 }
 
 // startedFrame is the Started frame of a stream whose first output byte is
-// at offset.
-func startedFrame(offset int64) *proto.SessionResponse {
-	return &proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: &proto.Started{Offset: offset}}}
+// at offset, with an offer of a byte channel if the host asked for one and
+// the plugin can serve it.
+func (s *GRPCServer) startedFrame(offset int64, byteChannel bool) (*proto.SessionResponse, *channelOffer) {
+	started := &proto.Started{Offset: offset}
+	var offer *channelOffer
+	if byteChannel {
+		var addr string
+		if offer, addr = s.channels.offer(); offer != nil {
+			started.ByteChannelAddress = addr
+			started.ByteChannelToken = offer.token()
+			started.ByteChannelAck = offer.ack[:]
+		}
+	}
+	return &proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: started}}, offer
 }
 
 // serve pumps a started stream: output (from a's cursor) and the exit frame
-// up, input down. After the exit frame it keeps the stream open until the
-// host closes the session, ends the stream, or another stream takes the
-// session over. Then streamEnded decides what becomes of the session.
-func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverSession, a *attachment, log hclog.Logger) error {
+// up, input down, on the byte channel if offer was taken up, else on the
+// stream. After the exit frame it keeps the stream open until the host
+// closes the session, ends the stream, or another stream takes the session
+// over. Then streamEnded decides what becomes of the session.
+func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverSession, a *attachment, offer *channelOffer, log hclog.Logger) error {
 	ctx := stream.Context()
 	defer s.streamEnded(ctx, sess, a, log)
 	stop := context.AfterFunc(ctx, func() { sess.out.endStream(a) })
 	defer stop()
+	if offer != nil {
+		conn, err := s.takeChannel(ctx, stream, offer)
+		if err != nil {
+			return err
+		}
+		if conn != nil {
+			return sess.serveChannel(ctx, stream, a, conn, log)
+		}
+	}
 	go sess.pumpInput(ctx, stream, a, log)
 	if err := sess.pumpOutput(ctx, stream, a); err != nil {
 		return err
@@ -391,8 +424,11 @@ func (s *GRPCServer) remove(sess *serverSession) {
 // does before it exits, all at once, and returns when they are closed
 // (including those being closed meanwhile by their streams' end) or when
 // ctx ends, whichever is first. ctx's deadline is passed to Kill, so
-// adapters can shorten their grace to fit. Safe to call while serving.
+// adapters can shorten their grace to fit. Safe to call while serving; it
+// also removes the byte channels' socket, so later sessions' bytes go on
+// their streams.
 func (s *GRPCServer) CloseAll(ctx context.Context) {
+	s.channels.close()
 	open := s.readySessions()
 	var wg sync.WaitGroup
 	for _, sess := range open {

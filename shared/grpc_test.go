@@ -74,148 +74,161 @@ func TestGRPCSpawnErrorsKeepIdentity(t *testing.T) {
 }
 
 func TestGRPCOutputArrivesWholeAndBeforeExit(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	fake := receive(ctx, t, ptys, "spawn")
-
-	var sent bytes.Buffer
-	for i := range 3000 {
-		chunk := bytes.Repeat([]byte{byte(i)}, 1+i%2000)
-		sent.Write(chunk)
-	}
-	go func() {
-		data := sent.Bytes()
-		for len(data) > 0 {
-			n := min(len(data), 1+len(data)%7000)
-			if _, err := fake.out.Write(data[:n]); err != nil {
-				return
-			}
-			data = data[n:]
-		}
-		fake.finish(5)
-	}()
-
-	var got bytes.Buffer
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := p.Read(buf)
-		if n > MaxFrameSize {
-			t.Fatalf("Read returned %d bytes, more than one %d-byte frame", n, MaxFrameSize)
-		}
-		got.Write(buf[:n])
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
 		if err != nil {
-			t.Fatalf("Read: %v", err)
+			t.Fatal(err)
 		}
-	}
-	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
-		t.Fatalf("received %d bytes, sent %d: not equal", got.Len(), sent.Len())
-	}
-	st, err := p.Wait(ctx)
-	if err != nil || st.Code != 5 {
-		t.Errorf("Wait = %+v, %v; want code 5", st, err)
-	}
-	if n, err := p.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
-		t.Errorf("Read after the end = %d, %v; want io.EOF again", n, err)
-	}
+		defer p.Close()
+		path.check(t, p)
+		fake := receive(ctx, t, ptys, "spawn")
+
+		var sent bytes.Buffer
+		for i := range 3000 {
+			chunk := bytes.Repeat([]byte{byte(i)}, 1+i%2000)
+			sent.Write(chunk)
+		}
+		go func() {
+			data := sent.Bytes()
+			for len(data) > 0 {
+				n := min(len(data), 1+len(data)%7000)
+				if _, err := fake.out.Write(data[:n]); err != nil {
+					return
+				}
+				data = data[n:]
+			}
+			fake.finish(5)
+		}()
+
+		var got bytes.Buffer
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := p.Read(buf)
+			if !path.channel && n > MaxFrameSize {
+				t.Fatalf("Read returned %d bytes, more than one %d-byte frame", n, MaxFrameSize)
+			}
+			got.Write(buf[:n])
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+		}
+		if !bytes.Equal(got.Bytes(), sent.Bytes()) {
+			t.Fatalf("received %d bytes, sent %d: not equal", got.Len(), sent.Len())
+		}
+		st, err := p.Wait(ctx)
+		if err != nil || st.Code != 5 {
+			t.Errorf("Wait = %+v, %v; want code 5", st, err)
+		}
+		if n, err := p.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
+			t.Errorf("Read after the end = %d, %v; want io.EOF again", n, err)
+		}
+	})
 }
 
 func TestGRPCSmallReadsKeepTheRestOfAFrame(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	fake := receive(ctx, t, ptys, "spawn")
-	go func() {
-		_, _ = fake.out.Write([]byte("🙂 hello, world"))
-		fake.finish(0)
-	}()
-	var got []byte
-	buf := make([]byte, 3)
-	for {
-		n, err := p.Read(buf)
-		got = append(got, buf[:n]...)
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-	}
-	if string(got) != "🙂 hello, world" {
-		t.Errorf("got %q", got)
-	}
+		defer p.Close()
+		fake := receive(ctx, t, ptys, "spawn")
+		go func() {
+			_, _ = fake.out.Write([]byte("🙂 hello, world"))
+			fake.finish(0)
+		}()
+		var got []byte
+		buf := make([]byte, 3)
+		for {
+			n, err := p.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if string(got) != "🙂 hello, world" {
+			t.Errorf("got %q", got)
+		}
+	})
 }
 
 func TestGRPCInputAndResizeInOrder(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	fake := receive(ctx, t, ptys, "spawn")
-
-	big := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
-	if n, err := p.Write(big); n != len(big) || err != nil {
-		t.Fatalf("Write = %d, %v", n, err)
-	}
-	if err := p.Resize(ctx, Size{Cols: 132, Rows: 50}); err != nil {
-		t.Fatalf("Resize: %v", err)
-	}
-	var got []byte
-	for len(got) < len(big) {
-		in := receive(ctx, t, fake.inputs, "input")
-		if len(in) > MaxFrameSize {
-			t.Errorf("one input write of %d bytes, want at most %d", len(in), MaxFrameSize)
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		got = append(got, in...)
-	}
-	if !bytes.Equal(got, big) {
-		t.Error("input arrived changed")
-	}
-	if size := receive(ctx, t, fake.resizes, "resize"); size != (Size{Cols: 132, Rows: 50}) {
-		t.Errorf("resize to %+v, want 132x50", size)
-	}
+		defer p.Close()
+		fake := receive(ctx, t, ptys, "spawn")
+
+		big := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
+		if n, err := p.Write(big); n != len(big) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		if err := p.Resize(ctx, Size{Cols: 132, Rows: 50}); err != nil {
+			t.Fatalf("Resize: %v", err)
+		}
+		var got []byte
+		for len(got) < len(big) {
+			in := receive(ctx, t, fake.inputs, "input")
+			if len(in) > MaxFrameSize {
+				t.Errorf("one input write of %d bytes, want at most %d", len(in), MaxFrameSize)
+			}
+			got = append(got, in...)
+		}
+		if !bytes.Equal(got, big) {
+			t.Error("input arrived changed")
+		}
+		if size := receive(ctx, t, fake.resizes, "resize"); size != (Size{Cols: 132, Rows: 50}) {
+			t.Errorf("resize to %+v, want 132x50", size)
+		}
+	})
 }
 
 func TestGRPCKillAndClose(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
 
-	if err := p.Kill(ctx); err != nil {
-		t.Fatalf("Kill: %v", err)
-	}
-	waitClosed(ctx, t, fake.killed, "kill")
-	if _, err := io.ReadAll(p); err != nil {
-		t.Fatalf("Read after Kill: %v", err)
-	}
-	if st, err := p.Wait(ctx); err != nil || st.Signal != "SIGKILL" {
-		t.Errorf("Wait after Kill = %+v, %v", st, err)
-	}
-	if err := p.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	waitClosed(ctx, t, fake.closed, "close")
-	if err := p.Kill(ctx); !errors.Is(err, ErrSessionNotFound) {
-		t.Errorf("Kill after Close: %v, want ErrSessionNotFound", err)
-	}
-	if err := p.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
+		if err := p.Kill(ctx); err != nil {
+			t.Fatalf("Kill: %v", err)
+		}
+		waitClosed(ctx, t, fake.killed, "kill")
+		if _, err := io.ReadAll(p); err != nil {
+			t.Fatalf("Read after Kill: %v", err)
+		}
+		if st, err := p.Wait(ctx); err != nil || st.Signal != "SIGKILL" {
+			t.Errorf("Wait after Kill = %+v, %v", st, err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		waitClosed(ctx, t, fake.closed, "close")
+		if err := p.Kill(ctx); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("Kill after Close: %v, want ErrSessionNotFound", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
 }
 
 func TestGRPCDuplicateSessionID(t *testing.T) {
@@ -239,37 +252,43 @@ func TestGRPCDuplicateSessionID(t *testing.T) {
 }
 
 func TestGRPCCloseUnblocksRead(t *testing.T) {
-	ctx := testContext(t)
-	c, _, _ := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := p.Read(make([]byte, 10))
-		readErr <- err
-	}()
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := receive(ctx, t, readErr, "Read's return"); err == nil {
-		t.Error("Read after Close succeeded")
-	}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, _ := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := p.Read(make([]byte, 10))
+			readErr <- err
+		}()
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := receive(ctx, t, readErr, "Read's return"); err == nil {
+			t.Error("Read after Close succeeded")
+		}
+	})
 }
 
 // When the host goes away without closing, the plugin kills and closes.
 func TestGRPCHostGoneReleasesSession(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
-	p.(*grpcPTY).cancel(errors.New("host gone"))
-	waitClosed(ctx, t, fake.killed, "kill")
-	waitClosed(ctx, t, fake.closed, "close")
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
+		p.(*grpcPTY).cancel(errors.New("host gone"))
+		waitClosed(ctx, t, fake.killed, "kill")
+		waitClosed(ctx, t, fake.closed, "close")
+	})
 }
 
 // A caller that gives up during Spawn leaves nothing behind.
@@ -297,21 +316,24 @@ func TestGRPCSpawnCanceled(t *testing.T) {
 }
 
 func TestGRPCPluginGone(t *testing.T) {
-	ctx := testContext(t)
-	c, server, _ := spawnFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	server.Stop()
-	_, err = io.ReadAll(p)
-	if !errors.Is(err, ErrPluginExited) {
-		t.Errorf("Read after the plugin went away: %v, want ErrPluginExited", err)
-	}
-	if _, err := p.Wait(ctx); !errors.Is(err, ErrPluginExited) {
-		t.Errorf("Wait after the plugin went away: %v, want ErrPluginExited", err)
-	}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, server, _ := spawnFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		server.Stop()
+		_, err = io.ReadAll(p)
+		if !errors.Is(err, ErrPluginExited) {
+			t.Errorf("Read after the plugin went away: %v, want ErrPluginExited", err)
+		}
+		if _, err := p.Wait(ctx); !errors.Is(err, ErrPluginExited) {
+			t.Errorf("Wait after the plugin went away: %v, want ErrPluginExited", err)
+		}
+	})
 }
 
 func TestGRPCOptionalInterfaces(t *testing.T) {

@@ -60,6 +60,27 @@ type attachment struct {
 	// gone is closed when the attachment stops serving the session:
 	// taken over, detached or closed.
 	gone chan struct{}
+	// stop, if set, runs once, under the ring's lock, when the attachment
+	// stops serving or its stream ends: it closes a byte channel, which
+	// makes the pumps blocked on it return. It must not block.
+	stop func()
+	// direct, if set, writes output to the attachment's byte channel
+	// without waiting, from the reader's goroutine under the ring's lock,
+	// and returns how many bytes it took. It spares the hand-off to the
+	// sender for output that finds the attachment caught up.
+	direct func(p []byte) int
+	// inFlight is set while the sender writes the frame next gave it:
+	// until it asks for the next one, direct must not write, or bytes
+	// would overtake the frame.
+	inFlight bool
+}
+
+// stopped runs a's stop, once. The ring's lock must be held.
+func (a *attachment) stopped() {
+	if a.stop != nil {
+		a.stop()
+		a.stop = nil
+	}
 }
 
 func newKeepRing(capacity int, offset int64) *keepRing {
@@ -76,6 +97,18 @@ func (r *keepRing) write(p []byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	capacity := int64(r.bytes.Capacity())
+	if a := r.att; a != nil && a.direct != nil && !a.ended && !r.closed && !a.inFlight &&
+		a.cursor == r.bytes.End() && int64(len(p)) <= capacity {
+		// The attachment has sent every byte so far: p goes to it
+		// straight from here, as much as its connection takes without
+		// waiting, and its sender is only woken for the rest.
+		r.bytes.Write(p)
+		a.cursor += int64(a.direct(p))
+		if a.cursor < r.bytes.End() {
+			r.cond.Broadcast()
+		}
+		return true
+	}
 	for len(p) > 0 {
 		for !r.closed && r.att != nil && r.bytes.End()-r.att.cursor >= capacity {
 			r.full = true
@@ -148,7 +181,19 @@ func (r *keepRing) detach(a *attachment) bool {
 func (r *keepRing) dropAttachment() {
 	if r.att != nil {
 		close(r.att.gone)
+		r.att.stopped()
 		r.att = nil
+	}
+}
+
+// onStop sets a's stop and direct; if a already stopped serving, stop
+// runs now.
+func (r *keepRing) onStop(a *attachment, stop func(), direct func([]byte) int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a.stop, a.direct = stop, direct
+	if r.att != a || a.ended {
+		a.stopped()
 	}
 }
 
@@ -157,6 +202,7 @@ func (r *keepRing) dropAttachment() {
 func (r *keepRing) endStream(a *attachment) {
 	r.mu.Lock()
 	a.ended = true
+	a.stopped()
 	r.cond.Broadcast()
 	r.mu.Unlock()
 }
@@ -203,6 +249,7 @@ const (
 func (r *keepRing) next(a *attachment, spare []byte) (frame []byte, ev sendEvent, st ExitStatus, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	a.inFlight = false // the sender is back: its last frame is written
 	for {
 		switch {
 		case r.closed:
@@ -219,6 +266,7 @@ func (r *keepRing) next(a *attachment, spare []byte) (frame []byte, ev sendEvent
 			frame = spare[:n]
 			r.bytes.Read(frame, a.cursor)
 			a.cursor += int64(n)
+			a.inFlight = true
 			r.cond.Broadcast() // the reader may wait for room
 			return frame, sendOutput, ExitStatus{}, nil
 		case r.readDone && !errors.Is(r.readErr, io.EOF):

@@ -177,133 +177,142 @@ func kept(ctx context.Context, t *testing.T, c *GRPCClient, id string) KeptSessi
 // session printed meanwhile is read by an Attach from the host's offset,
 // with no gap and no duplicate, then live output and the exit.
 func TestHeldSessionOutlivesItsStream(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys, _ := keeperFake(t)
-	hold(ctx, t, c)
-	req := spawnReq("s1")
-	req.EnvironmentID = "env1"
-	p, err := c.Spawn(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
-	fake.print(t, "one ")
-	if got := readN(t, p, 4); string(got) != "one " {
-		t.Fatalf("read %q", got)
-	}
-	p.(Detacher).Detach()
-	if _, err := p.Read(make([]byte, 1)); !errors.Is(err, ErrDetached) {
-		t.Errorf("Read after Detach: %v, want ErrDetached", err)
-	}
-	if _, err := p.Write([]byte("x")); !errors.Is(err, ErrDetached) {
-		t.Errorf("Write after Detach: %v, want ErrDetached", err)
-	}
-	if err := p.Close(); err != nil {
-		t.Errorf("Close after Detach: %v", err)
-	}
-	eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
-	// The reader goes on reading with no stream attached.
-	fake.print(t, "two ")
-	fake.print(t, "three ")
-	select {
-	case <-fake.killed:
-		t.Fatal("the held session was killed when its stream ended")
-	case <-fake.closed:
-		t.Fatal("the held session was closed when its stream ended")
-	default:
-	}
-	eventually(t, "the output kept", func() bool { return kept(ctx, t, c, "s1").EndOffset == 14 })
-	k := kept(ctx, t, c, "s1")
-	want := KeptSession{ID: "s1", EnvironmentID: "env1", EnvironmentType: "FAKE", StartOffset: 0, EndOffset: 14}
-	if k.ID != want.ID || k.EnvironmentID != want.EnvironmentID || k.EnvironmentType != want.EnvironmentType ||
-		k.StartOffset != 0 || k.EndOffset != 14 || k.Attached || k.Exit != nil {
-		t.Errorf("kept %+v, want %+v", k, want)
-	}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys, _ := keeperFake(t)
+		c = path.of(c)
+		hold(ctx, t, c)
+		req := spawnReq("s1")
+		req.EnvironmentID = "env1"
+		p, err := c.Spawn(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
+		fake.print(t, "one ")
+		if got := readN(t, p, 4); string(got) != "one " {
+			t.Fatalf("read %q", got)
+		}
+		p.(Detacher).Detach()
+		if _, err := p.Read(make([]byte, 1)); !errors.Is(err, ErrDetached) {
+			t.Errorf("Read after Detach: %v, want ErrDetached", err)
+		}
+		if _, err := p.Write([]byte("x")); !errors.Is(err, ErrDetached) {
+			t.Errorf("Write after Detach: %v, want ErrDetached", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("Close after Detach: %v", err)
+		}
+		eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
+		// The reader goes on reading with no stream attached.
+		fake.print(t, "two ")
+		fake.print(t, "three ")
+		select {
+		case <-fake.killed:
+			t.Fatal("the held session was killed when its stream ended")
+		case <-fake.closed:
+			t.Fatal("the held session was closed when its stream ended")
+		default:
+		}
+		eventually(t, "the output kept", func() bool { return kept(ctx, t, c, "s1").EndOffset == 14 })
+		k := kept(ctx, t, c, "s1")
+		want := KeptSession{ID: "s1", EnvironmentID: "env1", EnvironmentType: "FAKE", StartOffset: 0, EndOffset: 14}
+		if k.ID != want.ID || k.EnvironmentID != want.EnvironmentID || k.EnvironmentType != want.EnvironmentType ||
+			k.StartOffset != 0 || k.EndOffset != 14 || k.Attached || k.Exit != nil {
+			t.Errorf("kept %+v, want %+v", k, want)
+		}
 
-	again, start, err := c.Attach(ctx, "s1", 4)
-	if err != nil {
-		t.Fatalf("Attach: %v", err)
-	}
-	defer again.Close()
-	if start != 4 {
-		t.Errorf("Attach(4) starts at %d, want 4", start)
-	}
-	if got := readN(t, again, 10); string(got) != "two three " {
-		t.Errorf("after the attach read %q, want %q", got, "two three ")
-	}
-	if !kept(ctx, t, c, "s1").Attached {
-		t.Error("Sessions says the attached session is detached")
-	}
-	fake.print(t, "four")
-	if got := readN(t, again, 4); string(got) != "four" {
-		t.Errorf("live output %q, want four", got)
-	}
-	if _, err := again.Write([]byte("in")); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
-	if in := receive(ctx, t, fake.inputs, "input"); string(in) != "in" {
-		t.Errorf("input %q, want in", in)
-	}
-	fake.finish(3)
-	if rest, err := io.ReadAll(again); err != nil || len(rest) != 0 {
-		t.Errorf("ReadAll = %q, %v; want the end", rest, err)
-	}
-	if st, err := again.Wait(ctx); err != nil || st.Code != 3 {
-		t.Errorf("Wait = %+v, %v; want code 3", st, err)
-	}
+		again, start, err := c.Attach(ctx, "s1", 4)
+		if err != nil {
+			t.Fatalf("Attach: %v", err)
+		}
+		defer again.Close()
+		if start != 4 {
+			t.Errorf("Attach(4) starts at %d, want 4", start)
+		}
+		if got := readN(t, again, 10); string(got) != "two three " {
+			t.Errorf("after the attach read %q, want %q", got, "two three ")
+		}
+		if !kept(ctx, t, c, "s1").Attached {
+			t.Error("Sessions says the attached session is detached")
+		}
+		fake.print(t, "four")
+		if got := readN(t, again, 4); string(got) != "four" {
+			t.Errorf("live output %q, want four", got)
+		}
+		if _, err := again.Write([]byte("in")); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		if in := receive(ctx, t, fake.inputs, "input"); string(in) != "in" {
+			t.Errorf("input %q, want in", in)
+		}
+		fake.finish(3)
+		if rest, err := io.ReadAll(again); err != nil || len(rest) != 0 {
+			t.Errorf("ReadAll = %q, %v; want the end", rest, err)
+		}
+		if st, err := again.Wait(ctx); err != nil || st.Code != 3 {
+			t.Errorf("Wait = %+v, %v; want code 3", st, err)
+		}
+	})
 }
 
 // An Attach from an offset older than the plugin kept starts at the oldest
 // byte kept, and says so.
 func TestAttachOlderThanKept(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys, _ := keeperFake(t)
-	hold(ctx, t, c)
-	req := spawnReq("s1")
-	req.ScrollbackBytes = 16
-	req.OutputOffset = 1000
-	p, err := c.Spawn(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
-	p.(Detacher).Detach()
-	eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
-	fake.print(t, "0123456789abcdefghijklmnopqrstuvwxyz")
-	eventually(t, "the output kept", func() bool { return kept(ctx, t, c, "s1").EndOffset == 1036 })
-	if k := kept(ctx, t, c, "s1"); k.StartOffset != 1020 || k.EndOffset != 1036 {
-		t.Errorf("kept [%d, %d), want [1020, 1036)", k.StartOffset, k.EndOffset)
-	}
-	again, start, err := c.Attach(ctx, "s1", 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if start != 1020 {
-		t.Errorf("Attach(1000) starts at %d, want 1020", start)
-	}
-	if got := readN(t, again, 16); string(got) != "klmnopqrstuvwxyz" {
-		t.Errorf("read %q, want the 16 bytes kept", got)
-	}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys, _ := keeperFake(t)
+		c = path.of(c)
+		hold(ctx, t, c)
+		req := spawnReq("s1")
+		req.ScrollbackBytes = 16
+		req.OutputOffset = 1000
+		p, err := c.Spawn(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
+		p.(Detacher).Detach()
+		eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
+		fake.print(t, "0123456789abcdefghijklmnopqrstuvwxyz")
+		eventually(t, "the output kept", func() bool { return kept(ctx, t, c, "s1").EndOffset == 1036 })
+		if k := kept(ctx, t, c, "s1"); k.StartOffset != 1020 || k.EndOffset != 1036 {
+			t.Errorf("kept [%d, %d), want [1020, 1036)", k.StartOffset, k.EndOffset)
+		}
+		again, start, err := c.Attach(ctx, "s1", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer again.Close()
+		if start != 1020 {
+			t.Errorf("Attach(1000) starts at %d, want 1020", start)
+		}
+		if got := readN(t, again, 16); string(got) != "klmnopqrstuvwxyz" {
+			t.Errorf("read %q, want the 16 bytes kept", got)
+		}
+	})
 }
 
 // Without a hold, a stream that ends without Close kills and releases its
 // session, as before holds existed.
 func TestUnheldDetachKills(t *testing.T) {
-	ctx := testContext(t)
-	c, srv, ptys, _ := keeperFake(t)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
-	p.(Detacher).Detach()
-	waitClosed(ctx, t, fake.killed, "kill")
-	waitClosed(ctx, t, fake.closed, "close")
-	eventually(t, "the id released", func() bool { return len(srv.readySessions()) == 0 })
-	if _, _, err := c.Attach(ctx, "s1", 0); !errors.Is(err, ErrSessionNotFound) {
-		t.Errorf("Attach to the released session: %v, want ErrSessionNotFound", err)
-	}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, srv, ptys, _ := keeperFake(t)
+		c = path.of(c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
+		p.(Detacher).Detach()
+		waitClosed(ctx, t, fake.killed, "kill")
+		waitClosed(ctx, t, fake.closed, "close")
+		eventually(t, "the id released", func() bool { return len(srv.readySessions()) == 0 })
+		if _, _, err := c.Attach(ctx, "s1", 0); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("Attach to the released session: %v, want ErrSessionNotFound", err)
+		}
+	})
 }
 
 // When the last hold ends and no host comes back within the orphan
@@ -426,81 +435,87 @@ func TestHoldOldPlugin(t *testing.T) {
 // An Attach takes a session over from the stream serving it: that stream
 // ends, the session does not.
 func TestAttachTakesOver(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys, _ := keeperFake(t)
-	hold(ctx, t, c)
-	first, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
-	fake.print(t, "ab")
-	readN(t, first, 2)
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys, _ := keeperFake(t)
+		c = path.of(c)
+		hold(ctx, t, c)
+		first, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
+		fake.print(t, "ab")
+		readN(t, first, 2)
 
-	second, start, err := c.Attach(ctx, "s1", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	if start != 2 {
-		t.Errorf("Attach(2) starts at %d", start)
-	}
-	if _, err := io.ReadAll(first); !errors.Is(err, ErrPluginExited) {
-		t.Errorf("the taken-over stream's Read: %v, want it to end with an error", err)
-	}
-	first.(Detacher).Detach()
-	first.Close()
-	fake.print(t, "cd")
-	if got := readN(t, second, 2); string(got) != "cd" {
-		t.Errorf("the new stream read %q, want cd", got)
-	}
-	select {
-	case <-fake.killed:
-		t.Error("the take-over killed the session")
-	default:
-	}
-	if _, _, err := c.Attach(ctx, "nope", 0); !errors.Is(err, ErrSessionNotFound) {
-		t.Errorf("Attach to an unknown id: %v, want ErrSessionNotFound", err)
-	}
+		second, start, err := c.Attach(ctx, "s1", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer second.Close()
+		if start != 2 {
+			t.Errorf("Attach(2) starts at %d", start)
+		}
+		if _, err := io.ReadAll(first); !errors.Is(err, ErrPluginExited) {
+			t.Errorf("the taken-over stream's Read: %v, want it to end with an error", err)
+		}
+		first.(Detacher).Detach()
+		first.Close()
+		fake.print(t, "cd")
+		if got := readN(t, second, 2); string(got) != "cd" {
+			t.Errorf("the new stream read %q, want cd", got)
+		}
+		select {
+		case <-fake.killed:
+			t.Error("the take-over killed the session")
+		default:
+		}
+		if _, _, err := c.Attach(ctx, "nope", 0); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("Attach to an unknown id: %v, want ErrSessionNotFound", err)
+		}
+	})
 }
 
 // A session that exits while no stream serves it is listed with its exit
 // status; an Attach then delivers the rest and the exit at once.
 func TestSessionExitedWhileDetached(t *testing.T) {
-	ctx := testContext(t)
-	c, _, ptys, _ := keeperFake(t)
-	hold(ctx, t, c)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
-	p.(Detacher).Detach()
-	eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
-	fake.print(t, "last words")
-	fake.exit <- ExitStatus{Code: 7, Signal: "SIGTERM"}
-	fake.out.Close()
-	eventually(t, "the exit listed", func() bool { return kept(ctx, t, c, "s1").Exit != nil })
-	if k := kept(ctx, t, c, "s1"); *k.Exit != (ExitStatus{Code: 7, Signal: "SIGTERM"}) || k.EndOffset != 10 {
-		t.Errorf("kept %+v (exit %+v), want code 7 SIGTERM after 10 bytes", k, *k.Exit)
-	}
-	again, _, err := c.Attach(ctx, "s1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := io.ReadAll(again); err != nil || string(out) != "last words" {
-		t.Errorf("ReadAll = %q, %v", out, err)
-	}
-	if st, err := again.Wait(ctx); err != nil || st.Code != 7 {
-		t.Errorf("Wait = %+v, %v", st, err)
-	}
-	if err := again.Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitClosed(ctx, t, fake.closed, "close")
-	if list, err := c.Sessions(ctx); err != nil || len(list) != 0 {
-		t.Errorf("Sessions after Close = %+v, %v; want none", list, err)
-	}
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys, _ := keeperFake(t)
+		c = path.of(c)
+		hold(ctx, t, c)
+		p, err := c.Spawn(ctx, spawnReq("s1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := receive(ctx, t, ptys, "spawn")
+		p.(Detacher).Detach()
+		eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
+		fake.print(t, "last words")
+		fake.exit <- ExitStatus{Code: 7, Signal: "SIGTERM"}
+		fake.out.Close()
+		eventually(t, "the exit listed", func() bool { return kept(ctx, t, c, "s1").Exit != nil })
+		if k := kept(ctx, t, c, "s1"); *k.Exit != (ExitStatus{Code: 7, Signal: "SIGTERM"}) || k.EndOffset != 10 {
+			t.Errorf("kept %+v (exit %+v), want code 7 SIGTERM after 10 bytes", k, *k.Exit)
+		}
+		again, _, err := c.Attach(ctx, "s1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := io.ReadAll(again); err != nil || string(out) != "last words" {
+			t.Errorf("ReadAll = %q, %v", out, err)
+		}
+		if st, err := again.Wait(ctx); err != nil || st.Code != 7 {
+			t.Errorf("Wait = %+v, %v", st, err)
+		}
+		if err := again.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(ctx, t, fake.closed, "close")
+		if list, err := c.Sessions(ctx); err != nil || len(list) != 0 {
+			t.Errorf("Sessions after Close = %+v, %v; want none", list, err)
+		}
+	})
 }
 
 // A spawn the host gives up on before the Started frame leaves nothing

@@ -136,7 +136,24 @@ func (g *generation) releaseHold() {
 // unavailable, and tells sessions that ended because an operator restarted
 // the plugin from sessions whose plugin crashed. It is the process's
 // shared.Keeper too, which the manager attaches to kept sessions through.
-type pluginEnv struct{ g *generation }
+type pluginEnv struct {
+	g *generation
+	// streamOnly keeps the sessions' bytes on their streams (StreamOnly).
+	streamOnly bool
+}
+
+// env is the plugin's client, as StreamOnly asks.
+func (e *pluginEnv) env() shared.Environment {
+	if bc, ok := e.g.env.(shared.ByteChannels); ok && e.streamOnly {
+		return bc.StreamOnly()
+	}
+	return e.g.env
+}
+
+// StreamOnly implements shared.ByteChannels.
+func (e *pluginEnv) StreamOnly() shared.Environment {
+	return &pluginEnv{g: e.g, streamOnly: true}
+}
 
 var (
 	_ shared.Environment     = (*pluginEnv)(nil)
@@ -144,6 +161,7 @@ var (
 	_ shared.HealthChecker   = (*pluginEnv)(nil)
 	_ shared.Keeper          = (*pluginEnv)(nil)
 	_ core.HealthReporter    = (*pluginEnv)(nil)
+	_ shared.ByteChannels    = (*pluginEnv)(nil)
 	_ shared.Detacher        = (*supervisedPTY)(nil)
 )
 
@@ -158,7 +176,7 @@ func (e *pluginEnv) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.
 	if r, ok := e.g.health.cached(req.EnvironmentType, req.Config); ok && refuses(r) {
 		return nil, r.Err
 	}
-	p, err := e.g.env.Spawn(ctx, req)
+	p, err := e.env().Spawn(ctx, req)
 	if err != nil {
 		return nil, e.exitedError(err)
 	}
@@ -178,7 +196,7 @@ func (e *pluginEnv) exitedError(err error) error {
 // shared.ErrUnsupported for a plugin built before sessions could outlive
 // their host.
 func (e *pluginEnv) keeper() (shared.Keeper, error) {
-	k, ok := e.g.env.(shared.Keeper)
+	k, ok := e.env().(shared.Keeper)
 	if !ok {
 		return nil, fmt.Errorf("plugin %s: kept sessions: %w", e.g.info.Name, shared.ErrUnsupported)
 	}
@@ -252,6 +270,9 @@ type supervisedPTY struct {
 	g         *generation
 	restarted atomic.Bool
 }
+
+// ByteChannel tells shared.UsesByteChannel about the plugin's PTY.
+func (p *supervisedPTY) ByteChannel() bool { return shared.UsesByteChannel(p.PTY) }
 
 // Detach implements shared.Detacher by passing it on to the plugin's PTY.
 // A PTY of a plugin built before sessions could outlive their host has no

@@ -394,6 +394,7 @@ type SessionRequest struct {
 	//	*SessionRequest_Input
 	//	*SessionRequest_Resize
 	//	*SessionRequest_Attach
+	//	*SessionRequest_ByteChannel
 	Frame         isSessionRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -472,6 +473,15 @@ func (x *SessionRequest) GetAttach() *Attach {
 	return nil
 }
 
+func (x *SessionRequest) GetByteChannel() *ByteChannel {
+	if x != nil {
+		if x, ok := x.Frame.(*SessionRequest_ByteChannel); ok {
+			return x.ByteChannel
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Frame interface {
 	isSessionRequest_Frame()
 }
@@ -497,6 +507,13 @@ type SessionRequest_Attach struct {
 	Attach *Attach `protobuf:"bytes,4,opt,name=attach,proto3,oneof"`
 }
 
+type SessionRequest_ByteChannel struct {
+	// byte_channel is the host's second frame, and only sent after a
+	// started frame that offered a byte channel: whether the host opened
+	// it. If not, the session's bytes flow on this stream.
+	ByteChannel *ByteChannel `protobuf:"bytes,5,opt,name=byte_channel,json=byteChannel,proto3,oneof"`
+}
+
 func (*SessionRequest_Spawn) isSessionRequest_Frame() {}
 
 func (*SessionRequest_Input) isSessionRequest_Frame() {}
@@ -504,6 +521,8 @@ func (*SessionRequest_Input) isSessionRequest_Frame() {}
 func (*SessionRequest_Resize) isSessionRequest_Frame() {}
 
 func (*SessionRequest_Attach) isSessionRequest_Frame() {}
+
+func (*SessionRequest_ByteChannel) isSessionRequest_Frame() {}
 
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -628,7 +647,10 @@ type Spawn struct {
 	ScrollbackBytes int64 `protobuf:"varint,11,opt,name=scrollback_bytes,json=scrollbackBytes,proto3" json:"scrollback_bytes,omitempty"`
 	// unset_env names variables the child must not have, whether inherited
 	// or set by a layer (the environment's config, env): removed last.
-	UnsetEnv      []string `protobuf:"bytes,12,rep,name=unset_env,json=unsetEnv,proto3" json:"unset_env,omitempty"`
+	UnsetEnv []string `protobuf:"bytes,12,rep,name=unset_env,json=unsetEnv,proto3" json:"unset_env,omitempty"`
+	// byte_channel asks the plugin to carry the session's bytes on a byte
+	// channel beside this stream (see Started).
+	ByteChannel   bool `protobuf:"varint,13,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -747,11 +769,20 @@ func (x *Spawn) GetUnsetEnv() []string {
 	return nil
 }
 
+func (x *Spawn) GetByteChannel() bool {
+	if x != nil {
+		return x.ByteChannel
+	}
+	return false
+}
+
 type Attach struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// offset is the absolute offset of the first output byte wanted.
-	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// byte_channel asks for a byte channel, as Spawn's does.
+	ByteChannel   bool `protobuf:"varint,3,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -798,6 +829,13 @@ func (x *Attach) GetOffset() int64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *Attach) GetByteChannel() bool {
+	if x != nil {
+		return x.ByteChannel
+	}
+	return false
 }
 
 type Size struct {
@@ -857,9 +895,30 @@ type Started struct {
 	// offset is the absolute offset of the first output byte the stream
 	// carries: the spawn's output_offset, or for an attach the offset asked
 	// for, or the oldest byte kept if that is later.
-	Offset        int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Offset int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// byte_channel_address, when set, is the path of a Unix socket on the
+	// plugin's machine serving the session's byte channel, offered because
+	// the first frame asked for one. The host connects, writes
+	// byte_channel_token, reads byte_channel_ack, sends its byte_channel
+	// frame on this stream, and writes input and resize frames (a byte of type,
+	// 1 input or 2 resize, a 4-byte big-endian length, the payload: input
+	// bytes, or cols and rows as 2-byte big-endian numbers); the plugin
+	// writes the output bytes as they are, unframed, from offset on. When
+	// every output byte is written the plugin shuts the channel's writing
+	// down and sends the exit frame on this stream; a stream that ends for
+	// another reason closes the channel first. Output and exit never come
+	// on this stream then, and input and resize should not. A host that
+	// cannot connect says so in its byte_channel frame, and the stream
+	// carries the bytes as without a channel. Plugins that offer none leave it empty.
+	ByteChannelAddress string `protobuf:"bytes,2,opt,name=byte_channel_address,json=byteChannelAddress,proto3" json:"byte_channel_address,omitempty"`
+	// byte_channel_token proves the connection is this stream's host: it is
+	// good for one connection, within a few seconds.
+	ByteChannelToken []byte `protobuf:"bytes,3,opt,name=byte_channel_token,json=byteChannelToken,proto3" json:"byte_channel_token,omitempty"`
+	// byte_channel_ack is what the plugin writes back once it took the
+	// token, before any output: it proves the socket is the plugin's.
+	ByteChannelAck []byte `protobuf:"bytes,4,opt,name=byte_channel_ack,json=byteChannelAck,proto3" json:"byte_channel_ack,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Started) Reset() {
@@ -899,6 +958,73 @@ func (x *Started) GetOffset() int64 {
 	return 0
 }
 
+func (x *Started) GetByteChannelAddress() string {
+	if x != nil {
+		return x.ByteChannelAddress
+	}
+	return ""
+}
+
+func (x *Started) GetByteChannelToken() []byte {
+	if x != nil {
+		return x.ByteChannelToken
+	}
+	return nil
+}
+
+func (x *Started) GetByteChannelAck() []byte {
+	if x != nil {
+		return x.ByteChannelAck
+	}
+	return nil
+}
+
+type ByteChannel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// opened is true once the host connected, wrote the token and read the
+	// acknowledgement.
+	Opened        bool `protobuf:"varint,1,opt,name=opened,proto3" json:"opened,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ByteChannel) Reset() {
+	*x = ByteChannel{}
+	mi := &file_environment_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ByteChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ByteChannel) ProtoMessage() {}
+
+func (x *ByteChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ByteChannel.ProtoReflect.Descriptor instead.
+func (*ByteChannel) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ByteChannel) GetOpened() bool {
+	if x != nil {
+		return x.Opened
+	}
+	return false
+}
+
 type Exit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -910,7 +1036,7 @@ type Exit struct {
 
 func (x *Exit) Reset() {
 	*x = Exit{}
-	mi := &file_environment_proto_msgTypes[12]
+	mi := &file_environment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1048,7 @@ func (x *Exit) String() string {
 func (*Exit) ProtoMessage() {}
 
 func (x *Exit) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[12]
+	mi := &file_environment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1061,7 @@ func (x *Exit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exit.ProtoReflect.Descriptor instead.
 func (*Exit) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{12}
+	return file_environment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Exit) GetCode() int32 {
@@ -968,7 +1094,7 @@ type KillRequest struct {
 
 func (x *KillRequest) Reset() {
 	*x = KillRequest{}
-	mi := &file_environment_proto_msgTypes[13]
+	mi := &file_environment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1106,7 @@ func (x *KillRequest) String() string {
 func (*KillRequest) ProtoMessage() {}
 
 func (x *KillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[13]
+	mi := &file_environment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1119,7 @@ func (x *KillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillRequest.ProtoReflect.Descriptor instead.
 func (*KillRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{13}
+	return file_environment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KillRequest) GetSessionId() string {
@@ -1011,7 +1137,7 @@ type KillResponse struct {
 
 func (x *KillResponse) Reset() {
 	*x = KillResponse{}
-	mi := &file_environment_proto_msgTypes[14]
+	mi := &file_environment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1149,7 @@ func (x *KillResponse) String() string {
 func (*KillResponse) ProtoMessage() {}
 
 func (x *KillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[14]
+	mi := &file_environment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1162,7 @@ func (x *KillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillResponse.ProtoReflect.Descriptor instead.
 func (*KillResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{14}
+	return file_environment_proto_rawDescGZIP(), []int{15}
 }
 
 type CloseRequest struct {
@@ -1048,7 +1174,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_environment_proto_msgTypes[15]
+	mi := &file_environment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1186,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[15]
+	mi := &file_environment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1199,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{15}
+	return file_environment_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CloseRequest) GetSessionId() string {
@@ -1091,7 +1217,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_environment_proto_msgTypes[16]
+	mi := &file_environment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1229,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[16]
+	mi := &file_environment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1242,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{16}
+	return file_environment_proto_rawDescGZIP(), []int{17}
 }
 
 type HostRequest struct {
@@ -1130,7 +1256,7 @@ type HostRequest struct {
 
 func (x *HostRequest) Reset() {
 	*x = HostRequest{}
-	mi := &file_environment_proto_msgTypes[17]
+	mi := &file_environment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1268,7 @@ func (x *HostRequest) String() string {
 func (*HostRequest) ProtoMessage() {}
 
 func (x *HostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[17]
+	mi := &file_environment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1281,7 @@ func (x *HostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostRequest.ProtoReflect.Descriptor instead.
 func (*HostRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{17}
+	return file_environment_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HostRequest) GetOrphanTimeoutMs() int64 {
@@ -1173,7 +1299,7 @@ type HostResponse struct {
 
 func (x *HostResponse) Reset() {
 	*x = HostResponse{}
-	mi := &file_environment_proto_msgTypes[18]
+	mi := &file_environment_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1311,7 @@ func (x *HostResponse) String() string {
 func (*HostResponse) ProtoMessage() {}
 
 func (x *HostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[18]
+	mi := &file_environment_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1324,7 @@ func (x *HostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostResponse.ProtoReflect.Descriptor instead.
 func (*HostResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{18}
+	return file_environment_proto_rawDescGZIP(), []int{19}
 }
 
 type SessionsRequest struct {
@@ -1209,7 +1335,7 @@ type SessionsRequest struct {
 
 func (x *SessionsRequest) Reset() {
 	*x = SessionsRequest{}
-	mi := &file_environment_proto_msgTypes[19]
+	mi := &file_environment_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1347,7 @@ func (x *SessionsRequest) String() string {
 func (*SessionsRequest) ProtoMessage() {}
 
 func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[19]
+	mi := &file_environment_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1360,7 @@ func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsRequest.ProtoReflect.Descriptor instead.
 func (*SessionsRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{19}
+	return file_environment_proto_rawDescGZIP(), []int{20}
 }
 
 type SessionsResponse struct {
@@ -1246,7 +1372,7 @@ type SessionsResponse struct {
 
 func (x *SessionsResponse) Reset() {
 	*x = SessionsResponse{}
-	mi := &file_environment_proto_msgTypes[20]
+	mi := &file_environment_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1384,7 @@ func (x *SessionsResponse) String() string {
 func (*SessionsResponse) ProtoMessage() {}
 
 func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[20]
+	mi := &file_environment_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1397,7 @@ func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsResponse.ProtoReflect.Descriptor instead.
 func (*SessionsResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{20}
+	return file_environment_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SessionsResponse) GetSessions() []*KeptSession {
@@ -1299,7 +1425,7 @@ type KeptSession struct {
 
 func (x *KeptSession) Reset() {
 	*x = KeptSession{}
-	mi := &file_environment_proto_msgTypes[21]
+	mi := &file_environment_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1437,7 @@ func (x *KeptSession) String() string {
 func (*KeptSession) ProtoMessage() {}
 
 func (x *KeptSession) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[21]
+	mi := &file_environment_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1450,7 @@ func (x *KeptSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptSession.ProtoReflect.Descriptor instead.
 func (*KeptSession) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{21}
+	return file_environment_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KeptSession) GetSessionId() string {
@@ -1386,7 +1512,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_environment_proto_msgTypes[22]
+	mi := &file_environment_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1524,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[22]
+	mi := &file_environment_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1537,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{22}
+	return file_environment_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ErrorDetail) GetKind() ErrorKind {
@@ -1439,18 +1565,19 @@ const file_environment_proto_rawDesc = "" +
 	"\rHealthRequest\x12)\n" +
 	"\x10environment_type\x18\x01 \x01(\tR\x0fenvironmentType\x12\x16\n" +
 	"\x06config\x18\x02 \x01(\fR\x06config\"\x10\n" +
-	"\x0eHealthResponse\"\xcb\x01\n" +
+	"\x0eHealthResponse\"\x90\x02\n" +
 	"\x0eSessionRequest\x120\n" +
 	"\x05spawn\x18\x01 \x01(\v2\x18.ptyhost.plugin.v1.SpawnH\x00R\x05spawn\x12\x16\n" +
 	"\x05input\x18\x02 \x01(\fH\x00R\x05input\x121\n" +
 	"\x06resize\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.SizeH\x00R\x06resize\x123\n" +
-	"\x06attach\x18\x04 \x01(\v2\x19.ptyhost.plugin.v1.AttachH\x00R\x06attachB\a\n" +
+	"\x06attach\x18\x04 \x01(\v2\x19.ptyhost.plugin.v1.AttachH\x00R\x06attach\x12C\n" +
+	"\fbyte_channel\x18\x05 \x01(\v2\x1e.ptyhost.plugin.v1.ByteChannelH\x00R\vbyteChannelB\a\n" +
 	"\x05frame\"\x9b\x01\n" +
 	"\x0fSessionResponse\x126\n" +
 	"\astarted\x18\x01 \x01(\v2\x1a.ptyhost.plugin.v1.StartedH\x00R\astarted\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.ExitH\x00R\x04exitB\a\n" +
-	"\x05frame\"\xe2\x03\n" +
+	"\x05frame\"\x85\x04\n" +
 	"\x05Spawn\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -1465,19 +1592,26 @@ const file_environment_proto_rawDesc = "" +
 	"\routput_offset\x18\n" +
 	" \x01(\x03R\foutputOffset\x12)\n" +
 	"\x10scrollback_bytes\x18\v \x01(\x03R\x0fscrollbackBytes\x12\x1b\n" +
-	"\tunset_env\x18\f \x03(\tR\bunsetEnv\x1a6\n" +
+	"\tunset_env\x18\f \x03(\tR\bunsetEnv\x12!\n" +
+	"\fbyte_channel\x18\r \x01(\bR\vbyteChannel\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +
 	"\x06Attach\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset\".\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12!\n" +
+	"\fbyte_channel\x18\x03 \x01(\bR\vbyteChannel\".\n" +
 	"\x04Size\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\rR\x04rows\"!\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"\xab\x01\n" +
 	"\aStarted\x12\x16\n" +
-	"\x06offset\x18\x01 \x01(\x03R\x06offset\"J\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x120\n" +
+	"\x14byte_channel_address\x18\x02 \x01(\tR\x12byteChannelAddress\x12,\n" +
+	"\x12byte_channel_token\x18\x03 \x01(\fR\x10byteChannelToken\x12(\n" +
+	"\x10byte_channel_ack\x18\x04 \x01(\fR\x0ebyteChannelAck\"%\n" +
+	"\vByteChannel\x12\x16\n" +
+	"\x06opened\x18\x01 \x01(\bR\x06opened\"J\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x16\n" +
@@ -1544,7 +1678,7 @@ func file_environment_proto_rawDescGZIP() []byte {
 }
 
 var file_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_environment_proto_goTypes = []any{
 	(ErrorKind)(0),                 // 0: ptyhost.plugin.v1.ErrorKind
 	(*InfoRequest)(nil),            // 1: ptyhost.plugin.v1.InfoRequest
@@ -1559,51 +1693,53 @@ var file_environment_proto_goTypes = []any{
 	(*Attach)(nil),                 // 10: ptyhost.plugin.v1.Attach
 	(*Size)(nil),                   // 11: ptyhost.plugin.v1.Size
 	(*Started)(nil),                // 12: ptyhost.plugin.v1.Started
-	(*Exit)(nil),                   // 13: ptyhost.plugin.v1.Exit
-	(*KillRequest)(nil),            // 14: ptyhost.plugin.v1.KillRequest
-	(*KillResponse)(nil),           // 15: ptyhost.plugin.v1.KillResponse
-	(*CloseRequest)(nil),           // 16: ptyhost.plugin.v1.CloseRequest
-	(*CloseResponse)(nil),          // 17: ptyhost.plugin.v1.CloseResponse
-	(*HostRequest)(nil),            // 18: ptyhost.plugin.v1.HostRequest
-	(*HostResponse)(nil),           // 19: ptyhost.plugin.v1.HostResponse
-	(*SessionsRequest)(nil),        // 20: ptyhost.plugin.v1.SessionsRequest
-	(*SessionsResponse)(nil),       // 21: ptyhost.plugin.v1.SessionsResponse
-	(*KeptSession)(nil),            // 22: ptyhost.plugin.v1.KeptSession
-	(*ErrorDetail)(nil),            // 23: ptyhost.plugin.v1.ErrorDetail
-	nil,                            // 24: ptyhost.plugin.v1.Spawn.EnvEntry
+	(*ByteChannel)(nil),            // 13: ptyhost.plugin.v1.ByteChannel
+	(*Exit)(nil),                   // 14: ptyhost.plugin.v1.Exit
+	(*KillRequest)(nil),            // 15: ptyhost.plugin.v1.KillRequest
+	(*KillResponse)(nil),           // 16: ptyhost.plugin.v1.KillResponse
+	(*CloseRequest)(nil),           // 17: ptyhost.plugin.v1.CloseRequest
+	(*CloseResponse)(nil),          // 18: ptyhost.plugin.v1.CloseResponse
+	(*HostRequest)(nil),            // 19: ptyhost.plugin.v1.HostRequest
+	(*HostResponse)(nil),           // 20: ptyhost.plugin.v1.HostResponse
+	(*SessionsRequest)(nil),        // 21: ptyhost.plugin.v1.SessionsRequest
+	(*SessionsResponse)(nil),       // 22: ptyhost.plugin.v1.SessionsResponse
+	(*KeptSession)(nil),            // 23: ptyhost.plugin.v1.KeptSession
+	(*ErrorDetail)(nil),            // 24: ptyhost.plugin.v1.ErrorDetail
+	nil,                            // 25: ptyhost.plugin.v1.Spawn.EnvEntry
 }
 var file_environment_proto_depIdxs = []int32{
 	9,  // 0: ptyhost.plugin.v1.SessionRequest.spawn:type_name -> ptyhost.plugin.v1.Spawn
 	11, // 1: ptyhost.plugin.v1.SessionRequest.resize:type_name -> ptyhost.plugin.v1.Size
 	10, // 2: ptyhost.plugin.v1.SessionRequest.attach:type_name -> ptyhost.plugin.v1.Attach
-	12, // 3: ptyhost.plugin.v1.SessionResponse.started:type_name -> ptyhost.plugin.v1.Started
-	13, // 4: ptyhost.plugin.v1.SessionResponse.exit:type_name -> ptyhost.plugin.v1.Exit
-	24, // 5: ptyhost.plugin.v1.Spawn.env:type_name -> ptyhost.plugin.v1.Spawn.EnvEntry
-	11, // 6: ptyhost.plugin.v1.Spawn.size:type_name -> ptyhost.plugin.v1.Size
-	22, // 7: ptyhost.plugin.v1.SessionsResponse.sessions:type_name -> ptyhost.plugin.v1.KeptSession
-	13, // 8: ptyhost.plugin.v1.KeptSession.exit:type_name -> ptyhost.plugin.v1.Exit
-	0,  // 9: ptyhost.plugin.v1.ErrorDetail.kind:type_name -> ptyhost.plugin.v1.ErrorKind
-	1,  // 10: ptyhost.plugin.v1.Environment.Info:input_type -> ptyhost.plugin.v1.InfoRequest
-	3,  // 11: ptyhost.plugin.v1.Environment.ValidateConfig:input_type -> ptyhost.plugin.v1.ValidateConfigRequest
-	5,  // 12: ptyhost.plugin.v1.Environment.Health:input_type -> ptyhost.plugin.v1.HealthRequest
-	7,  // 13: ptyhost.plugin.v1.Environment.Session:input_type -> ptyhost.plugin.v1.SessionRequest
-	14, // 14: ptyhost.plugin.v1.Environment.Kill:input_type -> ptyhost.plugin.v1.KillRequest
-	16, // 15: ptyhost.plugin.v1.Environment.Close:input_type -> ptyhost.plugin.v1.CloseRequest
-	18, // 16: ptyhost.plugin.v1.Environment.Host:input_type -> ptyhost.plugin.v1.HostRequest
-	20, // 17: ptyhost.plugin.v1.Environment.Sessions:input_type -> ptyhost.plugin.v1.SessionsRequest
-	2,  // 18: ptyhost.plugin.v1.Environment.Info:output_type -> ptyhost.plugin.v1.InfoResponse
-	4,  // 19: ptyhost.plugin.v1.Environment.ValidateConfig:output_type -> ptyhost.plugin.v1.ValidateConfigResponse
-	6,  // 20: ptyhost.plugin.v1.Environment.Health:output_type -> ptyhost.plugin.v1.HealthResponse
-	8,  // 21: ptyhost.plugin.v1.Environment.Session:output_type -> ptyhost.plugin.v1.SessionResponse
-	15, // 22: ptyhost.plugin.v1.Environment.Kill:output_type -> ptyhost.plugin.v1.KillResponse
-	17, // 23: ptyhost.plugin.v1.Environment.Close:output_type -> ptyhost.plugin.v1.CloseResponse
-	19, // 24: ptyhost.plugin.v1.Environment.Host:output_type -> ptyhost.plugin.v1.HostResponse
-	21, // 25: ptyhost.plugin.v1.Environment.Sessions:output_type -> ptyhost.plugin.v1.SessionsResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	13, // 3: ptyhost.plugin.v1.SessionRequest.byte_channel:type_name -> ptyhost.plugin.v1.ByteChannel
+	12, // 4: ptyhost.plugin.v1.SessionResponse.started:type_name -> ptyhost.plugin.v1.Started
+	14, // 5: ptyhost.plugin.v1.SessionResponse.exit:type_name -> ptyhost.plugin.v1.Exit
+	25, // 6: ptyhost.plugin.v1.Spawn.env:type_name -> ptyhost.plugin.v1.Spawn.EnvEntry
+	11, // 7: ptyhost.plugin.v1.Spawn.size:type_name -> ptyhost.plugin.v1.Size
+	23, // 8: ptyhost.plugin.v1.SessionsResponse.sessions:type_name -> ptyhost.plugin.v1.KeptSession
+	14, // 9: ptyhost.plugin.v1.KeptSession.exit:type_name -> ptyhost.plugin.v1.Exit
+	0,  // 10: ptyhost.plugin.v1.ErrorDetail.kind:type_name -> ptyhost.plugin.v1.ErrorKind
+	1,  // 11: ptyhost.plugin.v1.Environment.Info:input_type -> ptyhost.plugin.v1.InfoRequest
+	3,  // 12: ptyhost.plugin.v1.Environment.ValidateConfig:input_type -> ptyhost.plugin.v1.ValidateConfigRequest
+	5,  // 13: ptyhost.plugin.v1.Environment.Health:input_type -> ptyhost.plugin.v1.HealthRequest
+	7,  // 14: ptyhost.plugin.v1.Environment.Session:input_type -> ptyhost.plugin.v1.SessionRequest
+	15, // 15: ptyhost.plugin.v1.Environment.Kill:input_type -> ptyhost.plugin.v1.KillRequest
+	17, // 16: ptyhost.plugin.v1.Environment.Close:input_type -> ptyhost.plugin.v1.CloseRequest
+	19, // 17: ptyhost.plugin.v1.Environment.Host:input_type -> ptyhost.plugin.v1.HostRequest
+	21, // 18: ptyhost.plugin.v1.Environment.Sessions:input_type -> ptyhost.plugin.v1.SessionsRequest
+	2,  // 19: ptyhost.plugin.v1.Environment.Info:output_type -> ptyhost.plugin.v1.InfoResponse
+	4,  // 20: ptyhost.plugin.v1.Environment.ValidateConfig:output_type -> ptyhost.plugin.v1.ValidateConfigResponse
+	6,  // 21: ptyhost.plugin.v1.Environment.Health:output_type -> ptyhost.plugin.v1.HealthResponse
+	8,  // 22: ptyhost.plugin.v1.Environment.Session:output_type -> ptyhost.plugin.v1.SessionResponse
+	16, // 23: ptyhost.plugin.v1.Environment.Kill:output_type -> ptyhost.plugin.v1.KillResponse
+	18, // 24: ptyhost.plugin.v1.Environment.Close:output_type -> ptyhost.plugin.v1.CloseResponse
+	20, // 25: ptyhost.plugin.v1.Environment.Host:output_type -> ptyhost.plugin.v1.HostResponse
+	22, // 26: ptyhost.plugin.v1.Environment.Sessions:output_type -> ptyhost.plugin.v1.SessionsResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_environment_proto_init() }
@@ -1616,6 +1752,7 @@ func file_environment_proto_init() {
 		(*SessionRequest_Input)(nil),
 		(*SessionRequest_Resize)(nil),
 		(*SessionRequest_Attach)(nil),
+		(*SessionRequest_ByteChannel)(nil),
 	}
 	file_environment_proto_msgTypes[7].OneofWrappers = []any{
 		(*SessionResponse_Started)(nil),
@@ -1628,7 +1765,7 @@ func file_environment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_environment_proto_rawDesc), len(file_environment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

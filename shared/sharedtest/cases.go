@@ -20,6 +20,7 @@ var cases = []testCase{
 	{"info", testInfo},
 	{"echo", testEcho},
 	{"input", testInput},
+	{"large_input", testLargeInput},
 	{"initial_size", testInitialSize},
 	{"resize", testResize},
 	{"exit_code", testExitCode},
@@ -63,6 +64,24 @@ func testInput(ctx context.Context, t *testing.T, h *harness) {
 	term.Expect(ctx, "ready")
 	term.Write("hello\r")
 	term.Expect(ctx, "got:hello")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v, want code 0", st)
+	}
+}
+
+// largeInput is the size of the large_input case: more than two frames.
+const largeInput = 150000
+
+func testLargeInput(ctx context.Context, t *testing.T, h *harness) {
+	// Raw mode: no line discipline limits or echo; the count comes back
+	// once every byte arrived.
+	term := h.run(ctx, t, fmt.Sprintf(`stty raw -echo; printf 'ready\n'; head -c %d | wc -c`, largeInput))
+	term.Expect(ctx, "ready")
+	if _, err := term.PTY.Write(bytes.Repeat([]byte("x"), largeInput)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	// Not \b: an escape sequence may end in a letter right before it.
+	term.Match(ctx, regexp.MustCompile(fmt.Sprintf(`(^|[^0-9])%d([^0-9]|$)`, largeInput)))
 	if st := term.Wait(ctx); st.Code != 0 {
 		t.Errorf("exit status %+v, want code 0", st)
 	}

@@ -73,6 +73,9 @@ type harness struct {
 	cfg  Config
 	info shared.Info
 	seq  atomic.Int64
+	// channel is set when the environment is a plugin's client that asks
+	// for byte channels.
+	channel bool
 }
 
 // Run runs the conformance cases against env as parallel subtests of t.
@@ -87,18 +90,36 @@ func Run(t *testing.T, env shared.Environment, cfg Config) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	h := &harness{env: env, cfg: cfg}
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.Timeout)
 	defer cancel()
 	info, err := env.Info(ctx)
 	if err != nil {
 		t.Fatalf("Info: %v", err)
 	}
-	h.info = info
-	if h.cfg.Type == "" && len(info.Types) > 0 {
-		h.cfg.Type = info.Types[0]
+	if cfg.Type == "" && len(info.Types) > 0 {
+		cfg.Type = info.Types[0]
 	}
-	for _, c := range cases {
+	c, ok := env.(shared.ByteChannels)
+	if !ok {
+		runCases(t, &harness{env: env, cfg: cfg, info: info}, cases)
+		return
+	}
+	// A plugin's sessions carry their bytes on a byte channel where
+	// they can, else on their streams: every case runs both ways.
+	t.Run("byte_channel", func(t *testing.T) {
+		t.Parallel()
+		runCases(t, &harness{env: env, cfg: cfg, info: info, channel: true}, cases)
+	})
+	t.Run("stream", func(t *testing.T) {
+		t.Parallel()
+		runCases(t, &harness{env: c.StreamOnly(), cfg: cfg, info: info}, cases)
+	})
+}
+
+// runCases runs cs against h's environment as parallel subtests of t.
+func runCases(t *testing.T, h *harness, cs []testCase) {
+	cfg := h.cfg
+	for _, c := range cs {
 		t.Run(c.name, func(t *testing.T) {
 			if reason, ok := cfg.Skip[c.name]; ok {
 				t.Skip(reason)
@@ -138,6 +159,9 @@ func (h *harness) spawn(ctx context.Context, t *testing.T, req shared.SpawnReque
 	p, err := h.env.Spawn(ctx, req)
 	if err != nil {
 		t.Fatalf("Spawn %v: %v", req.Command, err)
+	}
+	if h.channel && !shared.UsesByteChannel(p) {
+		t.Errorf("the session's bytes go on its stream, not on a byte channel")
 	}
 	return NewTerm(t, p)
 }

@@ -1,0 +1,169 @@
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ptyhost/ptyhost/shared/proto"
+)
+
+// takeChannel waits for the host's byte_channel frame, which follows a
+// Started frame that offered a channel, and returns the connection the
+// host opened, or nil if it opened none (the stream then carries the
+// bytes). Any other frame is the host breaking the protocol.
+func (s *GRPCServer) takeChannel(ctx context.Context, stream proto.Environment_SessionServer, offer *channelOffer) (*net.UnixConn, error) {
+	msg, err := stream.Recv()
+	if err != nil {
+		s.channels.withdraw(offer)
+		return nil, err
+	}
+	bc := msg.GetByteChannel()
+	if bc == nil {
+		s.channels.withdraw(offer)
+		return nil, toStatus(fmt.Errorf("%w: after a byte channel offer the host's frame must be byte_channel, not %T",
+			ErrInvalidArgument, msg.GetFrame()))
+	}
+	if !bc.GetOpened() {
+		s.channels.withdraw(offer)
+		return nil, nil
+	}
+	// The host read the acknowledgement, which the handshake writes just
+	// before it hands the connection over: it is there or about to be.
+	t := time.NewTimer(channelHandshakeTimeout)
+	defer t.Stop()
+	select {
+	case conn := <-offer.conn:
+		return conn, nil
+	case <-ctx.Done():
+		s.channels.withdraw(offer)
+		return nil, ctx.Err()
+	case <-t.C:
+		s.channels.withdraw(offer)
+		return nil, toStatus(fmt.Errorf("%w: the host said it opened the byte channel, which never came", ErrInvalidArgument))
+	}
+}
+
+// serveChannel pumps a session on its byte channel: output up the channel
+// and then the exit frame up the stream, input and resizes down the
+// channel. Closing the channel is how its two pumps stop when the
+// attachment stops serving the session (taken over, detached, closed, or
+// the stream ended). After the exit frame it keeps the stream open as
+// serve does.
+func (s *serverSession) serveChannel(ctx context.Context, stream proto.Environment_SessionServer, a *attachment, conn *net.UnixConn, log hclog.Logger) error {
+	defer conn.Close()
+	var inErr atomic.Pointer[error]
+	s.out.onStop(a, func() { conn.Close() }, writeNow(conn))
+	go s.pumpChannelInput(ctx, conn, a, &inErr, log)
+	if err := s.pumpChannelOutput(ctx, stream, conn, a, &inErr); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-a.gone:
+	}
+	return nil
+}
+
+// pumpChannelInput applies the input and resize frames the host writes on
+// the channel until it is closed. If it breaks while the attachment still
+// serves the session (the host closed it without ending the stream, or
+// wrote nonsense), the attachment's stream ends, with inErr saying why.
+func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error], log hclog.Logger) {
+	var buf []byte
+	for {
+		typ, payload, grown, err := readInputFrame(conn, buf)
+		buf = grown
+		if err != nil {
+			if ctx.Err() == nil && s.out.serves(a) {
+				log.Debug("byte channel input ended", "error", err)
+				inErr.Store(&err)
+				s.out.endStream(a)
+			}
+			return
+		}
+		if !s.out.serves(a) {
+			continue
+		}
+		switch typ {
+		case channelInput:
+			err = s.input(func(p PTY) error {
+				_, err := p.Write(payload)
+				return err
+			})
+		case channelResize:
+			size := sizeFromPayload(payload)
+			err = s.input(func(p PTY) error { return p.Resize(ctx, size) })
+		}
+		if err != nil {
+			log.Debug("session input failed", "error", err)
+		}
+		if cap(buf) > readStartBufferSize {
+			buf = nil // an idle session keeps no large buffer after a paste
+		}
+	}
+}
+
+// pumpChannelOutput writes the session's output from a's cursor on the
+// channel, then shuts the channel's writing down and sends the exit frame
+// on the stream. It returns nil once the exit frame is sent, and an error
+// as pumpOutput does; a broken channel is ErrUnavailable.
+func (s *serverSession) pumpChannelOutput(ctx context.Context, stream proto.Environment_SessionServer, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error]) error {
+	var spare []byte
+	for {
+		frame, ev, st, err := s.out.next(a, spare)
+		switch ev {
+		case sendOutput:
+			if _, err := conn.Write(frame); err != nil {
+				return s.channelBroke(ctx, a, err)
+			}
+			spare = frame
+		case sendExit:
+			if err := conn.CloseWrite(); err != nil {
+				return s.channelBroke(ctx, a, err)
+			}
+			return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: exitToProto(st)}})
+		case sendFailed:
+			return toStatus(err)
+		case sendClosed:
+			return toStatus(errSessionClosed)
+		case sendStop:
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if p := inErr.Load(); p != nil {
+				return toStatus(channelError(*p))
+			}
+			return toStatus(errTakenOver)
+		}
+	}
+}
+
+// channelBroke says why writing to a's channel failed: the stream ended,
+// another stream took over, the session closed (all of which close the
+// channel), or the channel itself broke.
+func (s *serverSession) channelBroke(ctx context.Context, a *attachment, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case s.closed.Load():
+		return toStatus(errSessionClosed)
+	case !s.out.serves(a):
+		return toStatus(errTakenOver)
+	default:
+		return toStatus(channelError(err))
+	}
+}
+
+// channelError wraps an error of the byte channel for the host.
+func channelError(err error) error {
+	if errors.Is(err, ErrInvalidArgument) {
+		return err
+	}
+	return fmt.Errorf("%w: byte channel broke: %v", ErrUnavailable, err)
+}
