@@ -10,8 +10,10 @@
 // what a session's processes leave behind when their parent dies stays
 // within Kill's reach, and serves through shared.Serve. Spawn (host.go)
 // starts the command as the leader of a new session with the
-// pseudo-terminal as its controlling terminal (pty.go); a goroutine per
-// session waits for the leader's exit. Read returns the terminal's output
+// pseudo-terminal as its controlling terminal (pty.go). On Linux no
+// goroutine, thread or pidfd waits for each leader: the orphanage notices
+// a leader's exit on SIGCHLD and leaves it a zombie until Close
+// (leaders_linux.go), so a session holds one fd, its terminal. Read returns the terminal's output
 // until the leader has exited and the terminal is drained, then io.EOF;
 // Wait then reports the exit. Kill sends SIGHUP to every process in the
 // session and, from a goroutine, SIGKILL after a grace to whatever is left;

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"sync"
@@ -22,11 +21,15 @@ import (
 // The kernel hands an orphan to the first live thread of the subreaper,
 // its main thread, which a Go program never ends; so the orphans are the
 // children listed in /proc/<pid>/task/<pid>/children that are not session
-// leaders. The leaders are the children Spawn started; their waiters reap
-// them.
+// leaders.
+//
+// The leaders are the children Spawn started. The orphanage notices their
+// exits too, on the same SIGCHLD, so that a session costs the plugin no
+// file descriptor but its terminal and no thread (see leaders_linux.go).
 //
 // A nil *orphanage (the plugin's code run in another process, as in tests)
-// adopts nothing: orphans go to init and out of reach.
+// adopts nothing: orphans go to init and out of reach; leaders are waited
+// for by shared.WaitExit, a goroutine each.
 type orphanage struct {
 	// startMu is held shared from a leader's fork until it is registered,
 	// and exclusively while orphans are reaped, so that the reaper never
@@ -35,56 +38,40 @@ type orphanage struct {
 
 	mu sync.Mutex
 	// mu protects the following.
-	leaders map[int]struct{}
+	leaders map[int]*leader
+	// suspects are the leaders the plugin has signalled to end and whose
+	// exit is not noticed yet: every SIGCHLD checks them at once.
+	suspects map[int]struct{}
 
 	children string // the main thread's children file
 }
 
 // adoptOrphans makes the process a child subreaper and starts reaping the
-// orphans it adopts. Call it once, from main.
+// orphans it adopts and noticing the leaders' exits. Call it once, from
+// main.
 func adoptOrphans() (*orphanage, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("become a child subreaper: %w", err)
 	}
 	pid := strconv.Itoa(os.Getpid())
-	o := &orphanage{
-		leaders:  make(map[int]struct{}),
-		children: "/proc/" + pid + "/task/" + pid + "/children",
-	}
+	o := newOrphanage("/proc/" + pid + "/task/" + pid + "/children")
+	// One buffered signal suffices: a SIGCHLD that arrives while watch
+	// works is kept, and each round looks at every child, so exits the
+	// signal coalesced are seen too.
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, unix.SIGCHLD)
-	go func() {
-		for range sigchld {
-			o.reap()
-		}
-	}()
+	go o.watch(sigchld)
 	return o, nil
 }
 
-// start starts cmd and registers it as a session leader.
-func (o *orphanage) start(cmd *exec.Cmd) error {
-	if o == nil {
-		return cmd.Start()
+// newOrphanage returns an orphanage whose orphans are listed in the
+// children file.
+func newOrphanage(children string) *orphanage {
+	return &orphanage{
+		leaders:  make(map[int]*leader),
+		suspects: make(map[int]struct{}),
+		children: children,
 	}
-	o.startMu.RLock()
-	defer o.startMu.RUnlock()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	o.mu.Lock()
-	o.leaders[cmd.Process.Pid] = struct{}{}
-	o.mu.Unlock()
-	return nil
-}
-
-// forget unregisters a leader once it is reaped.
-func (o *orphanage) forget(pid int) {
-	if o == nil {
-		return
-	}
-	o.mu.Lock()
-	delete(o.leaders, pid)
-	o.mu.Unlock()
 }
 
 // orphans returns the adopted processes, live or not: the plugin's

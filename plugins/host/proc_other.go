@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // Outside 64-bit Linux, Kill and Close signal the child's process group
@@ -23,6 +25,14 @@ type orphanage struct{}
 
 func adoptOrphans() (*orphanage, error) { return nil, nil }
 
-func (*orphanage) start(cmd *exec.Cmd) error { return cmd.Start() }
+// start starts cmd and waits for it in a goroutine (see startAlone).
+func (*orphanage) start(cmd *exec.Cmd, exited func(shared.ExitStatus, error)) (int, error) {
+	return startAlone(cmd, exited)
+}
 
-func (*orphanage) forget(int) {}
+// suspect does nothing: shared.WaitExit notices every exit at once.
+func (*orphanage) suspect(int) {}
+
+// reapLeader does nothing more than shared.Reap: shared.WaitExit has
+// reaped the leader already outside 64-bit Linux.
+func (*orphanage) reapLeader(cmd *exec.Cmd, _ int) { shared.Reap(cmd) }

@@ -24,16 +24,19 @@ const (
 // controlling terminal.
 //
 // On Linux the child is not reaped until Close, so its pid, which names the
-// session, cannot be reused while Kill and Close signal the session.
+// session, cannot be reused while Kill and Close signal the session. In
+// the plugin process the session holds one file descriptor, the
+// terminal's master: the orphanage notices the child's exit on SIGCHLD
+// (see orphanage).
 type hostPTY struct {
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // started; its Process is released if orphans is set
 	pid     int
 	term    *shared.Terminal // reads until the child exited and the terminal is drained
 	log     hclog.Logger
 	orphans *orphanage
 
 	// exited is closed when the child has exited; status and waitErr are
-	// written before.
+	// written before. waiterDone is closed once childExited has told term.
 	exited     chan struct{}
 	status     shared.ExitStatus
 	waitErr    error
@@ -60,30 +63,43 @@ func startPTY(cmd *exec.Cmd, size shared.Size, log hclog.Logger, orphans *orphan
 	// Setsid makes the child a session leader; Setctty gives it the tty
 	// (its fd 0) as controlling terminal.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := orphans.start(cmd); err != nil {
-		term.Close()
-		return nil, err
-	}
 	p := &hostPTY{
 		cmd:        cmd,
-		pid:        cmd.Process.Pid,
 		term:       term,
 		log:        log,
 		orphans:    orphans,
 		exited:     make(chan struct{}),
 		waiterDone: make(chan struct{}),
 	}
-	go p.wait()
+	// childExited may run before start returns; it reads no field start
+	// sets.
+	pid, err := orphans.start(cmd, p.childExited)
+	if err != nil {
+		term.Close()
+		return nil, err
+	}
+	p.pid = pid
 	return p, nil
 }
 
-// wait records the child's exit, then wakes a Read that may be blocked on a
-// terminal a grandchild still holds open, so it starts draining.
-func (p *hostPTY) wait() {
+// startAlone starts cmd without an orphanage: a goroutine waits in
+// shared.WaitExit (on a pidfd of its own where it can) and calls exited.
+func startAlone(cmd *exec.Cmd, exited func(shared.ExitStatus, error)) (int, error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	go func() { exited(shared.WaitExit(cmd)) }()
+	return cmd.Process.Pid, nil
+}
+
+// childExited records the child's exit, then wakes a Read that may be
+// blocked on a terminal a grandchild still holds open, so it starts
+// draining. It is called once.
+func (p *hostPTY) childExited(status shared.ExitStatus, err error) {
 	defer close(p.waiterDone)
-	p.status, p.waitErr = shared.WaitExit(p.cmd)
+	p.status, p.waitErr = status, err
 	close(p.exited)
-	p.log.Debug("session process exited", "code", p.status.Code, "signal", p.status.Signal)
+	p.log.Debug("session process exited", "code", status.Code, "signal", status.Signal, "error", err)
 	p.term.ChildExited()
 }
 
@@ -130,6 +146,7 @@ func (p *hostPTY) Kill(ctx context.Context) error {
 
 func (p *hostPTY) startKill(grace time.Duration) {
 	deadline := time.Now().Add(grace)
+	p.orphans.suspect(p.pid) // so that its exit is noticed at once
 	signalSession(p.orphans, p.pid, unix.SIGHUP)
 	p.killer.Go(func() {
 		t := time.NewTimer(grace)
@@ -162,10 +179,7 @@ func (p *hostPTY) Close() error {
 		p.killer.Wait()
 		killSession(p.orphans, p.pid)
 		<-p.waiterDone
-		// Forget before reaping: until the zombie is reaped its pid cannot
-		// be a new leader's, whose registration forget would drop.
-		p.orphans.forget(p.pid)
-		shared.Reap(p.cmd)
+		p.orphans.reapLeader(p.cmd, p.pid)
 		p.closeErr = p.term.Close()
 	})
 	return p.closeErr
