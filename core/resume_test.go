@@ -105,6 +105,8 @@ func TestAttachFromLostOffsetResets(t *testing.T) {
 	}
 	p.Output(t, out)
 	end := int64(len(out))
+	// Output returns once the pump read the bytes, not once it kept them.
+	eventually(t, "the output in the ring", func() bool { return ringEnd(h, "r") == end })
 	for _, off := range []int64{0, 100, end + 1, end + 1<<20} {
 		a := h.attachFrom(t, "r", off)
 		at := a.Hello().Offset

@@ -98,7 +98,7 @@ func (s *serverSession) read() {
 }
 
 // readStartBufferSize is the read buffer a session starts with.
-const readStartBufferSize = 4 << 10
+const readStartBufferSize = 1 << 10
 
 // input runs fn with the PTY unless the session was closed.
 func (s *serverSession) input(fn func(PTY) error) error {
