@@ -180,6 +180,7 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	s := newSession(m.deps, SessionRecord{
 		ID:            opts.ID,
 		EnvironmentID: opts.EnvironmentID,
+		Node:          m.opts.NodeName,
 		ProjectID:     opts.ProjectID,
 		BranchName:    opts.BranchName,
 		WorktreePath:  opts.WorktreePath,

@@ -92,6 +92,20 @@ type Options struct {
 	// recording stops with a marker event. Zero means
 	// DefaultRecordingMaxBytes; at least 4 KiB.
 	RecordingMaxBytes int
+
+	// NodeName names this server in a cluster of servers sharing one
+	// database (docs/design.md, "Nodes"): it is recorded on every session
+	// it creates (SessionRecord.Node), and Reconcile takes up only the
+	// sessions recorded with it, leaving the other nodes' alone. Empty
+	// means a single server, which owns every session of its store.
+	NodeName string
+	// Nodes lists the cluster's nodes for ListNodes; nil means a single
+	// server, listed as Self.
+	Nodes NodeLister
+	// Self is how ListNodes lists this server when Nodes is nil: its Name
+	// (DefaultNodeName when empty), URL and Version; ListNodes fills in
+	// Healthy and Sessions.
+	Self Node
 }
 
 // Defaults.
@@ -138,6 +152,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("core: Options.Retention must be positive or KeepForever")
 	case o.LingerScrollbackBytes < 0:
 		return fmt.Errorf("core: Options.LingerScrollbackBytes must not be negative")
+	case o.Nodes != nil && o.NodeName == "":
+		return fmt.Errorf("core: Options.Nodes needs Options.NodeName: a cluster's node records its sessions under its name")
 	}
 	if err := shared.CheckRoots(o.WorkdirRoots); err != nil {
 		return fmt.Errorf("core: Options.WorkdirRoots: %w", err)

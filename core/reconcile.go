@@ -59,7 +59,10 @@ var errNowLive = errors.New("the session id is live in this server")
 //
 // One database serves one ptyhost server: a second server reconciling
 // would take the first one's sessions (core/gormstore's Claim refuses
-// it).
+// it). A node of a cluster (Options.NodeName) shares the database with
+// the other nodes and reconciles only the sessions recorded with its name;
+// the node registry (core/gormstore's RegisterNode) keeps two processes
+// from running under one name.
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	survivors := m.survivors(ctx)
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
@@ -69,6 +72,9 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	lost, resumed := 0, 0
 	var caughtUp []<-chan struct{}
 	for _, rec := range recs {
+		if rec.Node != m.opts.NodeName && m.opts.NodeName != "" {
+			continue // another node's session, live or not: its own to take up
+		}
 		sv, kept := survivors[rec.ID]
 		delete(survivors, rec.ID)
 		if m.isLive(rec.ID) {

@@ -76,9 +76,13 @@ type Environment struct {
 type SessionRecord struct {
 	ID            string `json:"id"`
 	EnvironmentID string `json:"environment_id"`
-	ProjectID     string `json:"project_id,omitempty"`
-	BranchName    string `json:"branch_name,omitempty"`
-	WorktreePath  string `json:"worktree_path,omitempty"`
+	// Node names the server of a cluster that runs the session
+	// (Options.NodeName of the manager that created it); empty on a
+	// single server, and then left out of the JSON, as before clusters.
+	Node         string `json:"node,omitempty"`
+	ProjectID    string `json:"project_id,omitempty"`
+	BranchName   string `json:"branch_name,omitempty"`
+	WorktreePath string `json:"worktree_path,omitempty"`
 	// Command is the argv the session runs (CreateOptions.Command, or a
 	// restart's); empty means its environment's shell. It is stored, so
 	// that a session taken up after a server restart can be restarted in

@@ -30,6 +30,10 @@ import (
 //	record      = true        # record every session (DATA_DIR/recordings)
 //	record_input     = false  # record what clients type too
 //	record_max_bytes = "64MiB"
+//	node_name      = "a"                    # a node of a cluster (cluster.go)
+//	advertise_url  = "http://10.0.0.1:7420"
+//	cluster_secret = "…"                    # 16 bytes or more
+//	node_lease     = "10s"
 //	plugin "tmux" {
 //	  sha256 = "9f86d0…"                        # optional pin
 //	  env    = { TMUX_TMPDIR = "/run/ptyhost" }  # its whole environment
@@ -68,6 +72,10 @@ type configFile struct {
 	RecordInput     *bool              `hcl:"record_input,optional"`
 	RecordMaxBytes  *string            `hcl:"record_max_bytes,optional"`
 	NeverEnv        []string           `hcl:"never_env,optional"`
+	NodeName        *string            `hcl:"node_name,optional"`
+	AdvertiseURL    *string            `hcl:"advertise_url,optional"`
+	ClusterSecret   *string            `hcl:"cluster_secret,optional"`
+	NodeLease       *string            `hcl:"node_lease,optional"`
 }
 
 // setting is one server setting: its flag, its environment variable and
@@ -103,6 +111,10 @@ func settings() []setting {
 		{"record-input", "PTYHOST_RECORD_INPUT", "record_input"},
 		{"record-max-bytes", "PTYHOST_RECORD_MAX_BYTES", "record_max_bytes"},
 		{"never-env", "PTYHOST_NEVER_ENV", "never_env"},
+		{"node-name", "PTYHOST_NODE_NAME", "node_name"},
+		{"advertise-url", "PTYHOST_ADVERTISE_URL", "advertise_url"},
+		{"cluster-secret", "PTYHOST_CLUSTER_SECRET", "cluster_secret"},
+		{"node-lease", "PTYHOST_NODE_LEASE", "node_lease"},
 	}
 }
 
@@ -139,6 +151,8 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		"linger": raw.Linger, "retention": raw.Retention, "shutdown_timeout": raw.ShutdownTimeout, "log_level": raw.LogLevel,
 		"log_format": raw.LogFormat, "orphan_timeout": raw.OrphanTimeout,
 		"read_token": raw.ReadToken, "size_policy": raw.SizePolicy,
+		"node_name": raw.NodeName, "advertise_url": raw.AdvertiseURL, "cluster_secret": raw.ClusterSecret,
+		"node_lease": raw.NodeLease,
 	}
 	if raw.MaxClients != nil {
 		v := strconv.Itoa(*raw.MaxClients)
@@ -171,7 +185,7 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "workdir_roots", "Invalid workdir_roots", err.Error()))
 	}
 	fc.workdirRoots = raw.WorkdirRoots
-	if raw.Token != nil || raw.ReadToken != nil {
+	if raw.Token != nil || raw.ReadToken != nil || raw.ClusterSecret != nil {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fc.tokenExposed = true
 		}

@@ -11,13 +11,15 @@
 //	ptyhost rec ID           write a session's recording to stdout
 //	ptyhost env ls|show|add|update|health|rm    manage environments
 //	ptyhost plugins          list plugins; plugins restart NAME restarts one
+//	ptyhost nodes            list the nodes of the server's cluster (nodes.go)
 //	ptyhost version          print the version (version.go; also --version)
 //	ptyhost completion SH    print a completion script for bash, zsh or fish
 //
 // # Serving
 //
 // serve (serve.go) opens the database (core/gormstore) and claims it (a
-// second server on the same database is refused), reattaches to the plugin
+// second server on the same database is refused; a node of a cluster
+// registers its name instead, cluster.go), reattaches to the plugin
 // processes a previous server on the data directory left running and
 // starts the others (core/pluginhost), creates the core.Manager, takes up
 // the sessions the plugins kept and records as ERROR the other sessions a
@@ -115,6 +117,7 @@ Usage:
   ptyhost rec ID > FILE.cast            write a session's recording (asciicast)
   ptyhost env ls|show|add|update|health|rm  manage environments
   ptyhost plugins [restart NAME]        list plugins, or restart one
+  ptyhost nodes                         list the nodes of the server's cluster
   ptyhost version                       print the version (also --version)
   ptyhost completion bash|zsh|fish      print a shell completion script
 
@@ -154,6 +157,8 @@ func run(ctx context.Context, args []string, io stdio) error {
 		return runEnv(ctx, rest, io)
 	case "plugins":
 		return runPlugins(ctx, rest, io)
+	case "nodes":
+		return runNodes(ctx, rest, io)
 	case "version", "--version":
 		return runVersion(ctx, rest, io)
 	case "completion":

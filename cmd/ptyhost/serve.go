@@ -21,6 +21,7 @@ import (
 	"github.com/ptyhost/ptyhost/core/api"
 	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/core/pluginhost"
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // DefaultListen is the server's default address: loopback only.
@@ -56,7 +57,8 @@ type serveConfig struct {
 	logLevel      slog.Level
 	logFormat     string
 	// configPath is the configuration file, if any; plugins are its
-	// plugin blocks. tokenInFile: it holds the token, readable by others.
+	// plugin blocks. tokenInFile: it holds the token or the cluster
+	// secret, readable by others.
 	configPath  string
 	plugins     []pluginhost.Config
 	tokenInFile bool
@@ -75,6 +77,9 @@ type serveConfig struct {
 	recordMaxBytes byteSize
 	// web serves the browser page (core/webui) at / (--web).
 	web bool
+	// cluster makes this server a node of a cluster sharing its
+	// PostgreSQL database with others (cluster.go); zero: a single server.
+	cluster clusterConfig
 }
 
 // redactDSN hides a DSN's password for logging.
@@ -135,27 +140,24 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 
 	// Only the server that owns the database may take its sessions up:
 	// claim it before the plugins reattach, so a second server on the same
-	// database touches no plugin process of the first.
-	claim, err := db.Claim(ctx, gormstore.Owner{DataDir: c.dataDir})
+	// database touches no plugin process of the first. A node of a
+	// cluster owns only its own sessions: it registers its name instead,
+	// and a second process of that name is refused.
+	claimLost, release, err := c.own(ctx, db, log)
 	if err != nil {
-		if errors.Is(err, gormstore.ErrOwned) {
-			return err
-		}
-		return fmt.Errorf("claiming the database: %w", err)
+		return err
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 		defer cancel()
-		if err := claim.Release(rctx); err != nil {
-			log.Warn("releasing the database", "err", err)
-		}
+		release(rctx)
 	}()
 
 	if c.configPath != "" {
 		log.Info("configuration file read", "path", c.configPath, "plugins", len(c.plugins))
 	}
 	if c.tokenInFile {
-		log.Warn("the configuration file holds the API token and others can read it: chmod 600 it, or use PTYHOST_TOKEN", "path", c.configPath)
+		log.Warn("the configuration file holds the API token or the cluster secret and others can read it: chmod 600 it, or use PTYHOST_TOKEN and PTYHOST_CLUSTER_SECRET", "path", c.configPath)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -196,6 +198,11 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		Record:            c.record,
 		RecordInput:       c.recordInput,
 		RecordingMaxBytes: int(c.recordMaxBytes),
+
+		// Nodes (cluster.go): a single server lists itself.
+		NodeName: c.cluster.nodeName,
+		Nodes:    c.nodeLister(db),
+		Self:     core.Node{URL: "http://" + ln.Addr().String(), Version: shared.Version()},
 	})
 	if err != nil {
 		return err
@@ -209,7 +216,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	} else if n > 0 {
 		log.Warn("sessions left live by a previous run were lost and recorded as ERROR server_lost", "count", n)
 	}
-	go stop.onLost(claim.Lost(), log)
+	go stop.onLost(claimLost, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/", api.NewHandler(m, api.Options{

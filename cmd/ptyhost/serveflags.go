@@ -131,6 +131,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	c.recordMaxBytes = core.DefaultRecordingMaxBytes
 	fs.Var((*recordBytes)(&c.recordMaxBytes), "record-max-bytes", "`SIZE` at which a session's recording stops (with a marker event), such as 64MiB; at least 4KiB [PTYHOST_RECORD_MAX_BYTES]")
 	fs.Lookup("record-max-bytes").DefValue = humanBytes(core.DefaultRecordingMaxBytes)
+	c.cluster.register(fs)
 	humanDefaults(fs)
 	return fs
 }
@@ -254,6 +255,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	}
 	if err := c.finishGuard(); err != nil {
 		return c, err
+	}
+	if err := c.cluster.check(c.db); err != nil {
+		return c, usageError{err.Error()}
 	}
 	return c, nil
 }

@@ -97,6 +97,7 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/sessions/{id}/recording", h.getRecording)
 	mux.HandleFunc("GET /api/v1/auth", h.authScope)
 	mux.HandleFunc("GET /api/v1/events", h.events)
+	mux.HandleFunc("GET /api/v1/nodes", h.listNodes)
 	// The ancestor's JSON WebSocket protocol (compat.go).
 	mux.HandleFunc("GET /ws/claude/{id}", h.compatAttach)
 	mux.HandleFunc("GET /ws/terminal/{id}", h.compatAttach)

@@ -87,7 +87,8 @@ const claimAttempts = 3
 // is gone: its heartbeat is older than LeaseTTL, or it ran on this machine
 // (same hostname) and its process no longer exists (a server killed here
 // is taken over at once). Otherwise it returns an error wrapping ErrOwned
-// that names the owner.
+// that names the owner. On PostgreSQL it also refuses, with ErrOwned, a
+// database that nodes of a cluster hold live leases on (nodes.go).
 //
 // If a heartbeat finds that another server has taken the claim over (this
 // one missed its heartbeats for longer than the TTL), the Claim's Lost
@@ -157,6 +158,16 @@ func (s *DB) completeOwner(o Owner) (Owner, error) {
 // is errClaimRace.
 func (s *DB) tryClaim(ctx context.Context, o Owner) (prev *ownerModel, err error) {
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.postgres() {
+			// A cluster's nodes may share a PostgreSQL database, and a
+			// single server would take their sessions up (nodes.go).
+			if err := lockNodesAndClaim(tx); err != nil {
+				return err
+			}
+			if err := refuseNodes(tx); err != nil {
+				return err
+			}
+		}
 		now := s.stamp()
 		mine := ownerModel{
 			Slot: ownerSlot, NodeID: o.NodeID, Hostname: o.Hostname, PID: o.PID, Instance: o.Instance,

@@ -21,7 +21,10 @@
 // execution_environments holds [core.Environment] (config as JSON text);
 // sessions holds [core.SessionRecord], indexed by environment_id and status;
 // server_owner holds at most one row, the server that owns the database
-// ([DB.Claim]).
+// ([DB.Claim]). On PostgreSQL, nodes holds the nodes of a cluster of
+// servers sharing the database, each with a lease on the database's clock
+// ([DB.RegisterNode], nodes.go), and sessions.node names the node that runs
+// each session (empty on a single server).
 // Migration is additive (GORM AutoMigrate): it creates missing tables,
 // columns and indexes and never drops any.
 //

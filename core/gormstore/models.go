@@ -30,6 +30,7 @@ func (environmentModel) TableName() string { return "execution_environments" }
 type sessionModel struct {
 	ID                string     `gorm:"column:id;primaryKey;index:idx_sessions_order,priority:2"`
 	EnvironmentID     string     `gorm:"column:environment_id;not null;index"`
+	Node              string     `gorm:"column:node;not null;default:'';index"` // '' on a single server
 	ProjectID         string     `gorm:"column:project_id;not null"`
 	BranchName        string     `gorm:"column:branch_name;not null"`
 	WorktreePath      string     `gorm:"column:worktree_path;not null"`
@@ -110,6 +111,7 @@ func toSessionModel(r core.SessionRecord) sessionModel {
 	m := sessionModel{
 		ID:                r.ID,
 		EnvironmentID:     r.EnvironmentID,
+		Node:              r.Node,
 		ProjectID:         r.ProjectID,
 		BranchName:        r.BranchName,
 		WorktreePath:      r.WorktreePath,
@@ -144,6 +146,7 @@ func (m sessionModel) toCore() core.SessionRecord {
 	r := core.SessionRecord{
 		ID:                m.ID,
 		EnvironmentID:     m.EnvironmentID,
+		Node:              m.Node,
 		ProjectID:         m.ProjectID,
 		BranchName:        m.BranchName,
 		WorktreePath:      m.WorktreePath,

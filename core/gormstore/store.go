@@ -143,7 +143,11 @@ func (s *DB) migrate(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := s.db.WithContext(ctx).AutoMigrate(&environmentModel{}, &sessionModel{}, &ownerModel{}); err != nil {
+	models := []any{&environmentModel{}, &sessionModel{}, &ownerModel{}}
+	if s.postgres() {
+		models = append(models, &nodeModel{}) // only PostgreSQL keeps nodes (nodes.go)
+	}
+	if err := s.db.WithContext(ctx).AutoMigrate(models...); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil

@@ -1,0 +1,306 @@
+package gormstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// The node registry. Several servers may share one PostgreSQL database as
+// the nodes of a cluster: each registers under its name in the nodes table
+// and holds its row by a lease it renews. Leases are written and judged
+// with the database's clock (now()), never a node's, so that clocks that
+// disagree between machines change nothing. A lease that expired means the
+// node is not known to run: its row may be taken over by a process of the
+// same name, and the node lists as unhealthy. Two live processes never
+// hold one name: a second one is refused (ErrNodeRunning) until the
+// first one's lease expires.
+//
+// A cluster and a single server (Claim) exclude each other on one
+// database: a single server takes up every live session of the store, the
+// other nodes' too. Both check for the other under one PostgreSQL
+// advisory lock (lockNodesAndClaim).
+
+// Node lease defaults.
+const (
+	DefaultNodeLeaseTTL = 10 * time.Second
+	DefaultNodeRenewal  = 2 * time.Second
+)
+
+var (
+	// ErrNodeRunning is wrapped by the error of a RegisterNode refused
+	// because another live process holds the node's name.
+	ErrNodeRunning = errors.New("the node is already running")
+	// ErrNodesUnsupported is wrapped by the error of RegisterNode and
+	// ListNodes on a database other than PostgreSQL.
+	ErrNodesUnsupported = errors.New("several servers on one database need PostgreSQL")
+)
+
+// NodeOptions describe a node that registers. Name and URL are required;
+// the zero value of the others means their default.
+type NodeOptions struct {
+	// Name is the node's name, unique in the cluster.
+	Name string
+	// URL is where other nodes and clients reach the node.
+	URL string
+	// Version is the node's ptyhost version, for the listing.
+	Version string
+	// Instance tells this process from every other that ever held the
+	// name, so that a renewal can tell its row was taken over; random when
+	// empty. A process registering again with its own instance takes its
+	// row back even while the lease runs.
+	Instance string
+	// LeaseTTL is how long the lease holds without a renewal. Zero means
+	// DefaultNodeLeaseTTL.
+	LeaseTTL time.Duration
+	// Renewal is how often the lease is renewed; keep it well under
+	// LeaseTTL. Zero means DefaultNodeRenewal.
+	Renewal time.Duration
+}
+
+// nodeModel is a row of nodes.
+type nodeModel struct {
+	Name           string    `gorm:"column:name;primaryKey"`
+	URL            string    `gorm:"column:url;not null"`
+	Version        string    `gorm:"column:version;not null;default:''"`
+	Instance       string    `gorm:"column:instance;not null"`
+	StartedAt      time.Time `gorm:"column:started_at;not null;autoCreateTime:false"`
+	LeaseExpiresAt time.Time `gorm:"column:lease_expires_at;not null;index"`
+}
+
+func (nodeModel) TableName() string { return "nodes" }
+
+// postgres reports whether the store's database is PostgreSQL, the only
+// one that keeps nodes.
+func (s *DB) postgres() bool { return s.db.Dialector.Name() == "postgres" }
+
+// advisoryLockKey names the PostgreSQL advisory lock under which node
+// registrations and single-server claims check for each other ("ptyhost").
+const advisoryLockKey = 0x70747968_6f7374
+
+// lockNodesAndClaim takes the advisory lock for the rest of tx.
+func lockNodesAndClaim(tx *gorm.DB) error {
+	return tx.Exec("SELECT pg_advisory_xact_lock(?)", int64(advisoryLockKey)).Error
+}
+
+// interval is d as a PostgreSQL interval expression's argument: whole
+// microseconds, multiplied by interval '1 microsecond' in the statements.
+func interval(d time.Duration) int64 { return d.Microseconds() }
+
+// RegisterNode registers o as a node of the cluster, with a lease renewed
+// every o.Renewal until Release. It inserts the node's row, or takes it
+// over if its lease expired or it is o.Instance's own. It returns an error
+// wrapping ErrNodeRunning, naming the URL, when another process holds a
+// live lease on the name; one wrapping ErrOwned when a single server
+// (Claim) owns the database; one wrapping ErrNodesUnsupported on SQLite.
+//
+// If a renewal finds the row taken over by another process (this one
+// missed its renewals past the TTL), the error is logged, renewals stop,
+// and Lost is closed. A renewal that fails otherwise is logged and tried
+// again at the next one.
+func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error) {
+	if !s.postgres() {
+		return nil, fmt.Errorf("store: register node %q: %w, not %s", o.Name, ErrNodesUnsupported, s.db.Dialector.Name())
+	}
+	if o.Name == "" || o.URL == "" {
+		return nil, fmt.Errorf("store: register node: a name and a URL are required: %w", core.ErrInvalidArgument)
+	}
+	if o.Instance == "" {
+		o.Instance = rand.Text()
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultNodeLeaseTTL
+	}
+	if o.Renewal <= 0 {
+		o.Renewal = DefaultNodeRenewal
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockNodesAndClaim(tx); err != nil {
+			return err
+		}
+		if err := s.refuseClaimed(tx); err != nil {
+			return err
+		}
+		// The row is inserted, or taken over when its lease expired or it
+		// is this instance's; else RETURNING returns nothing.
+		var taken []string
+		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at)
+			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond')
+			ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, version = EXCLUDED.version,
+				instance = EXCLUDED.instance, started_at = EXCLUDED.started_at,
+				lease_expires_at = EXCLUDED.lease_expires_at
+			WHERE nodes.lease_expires_at <= now() OR nodes.instance = EXCLUDED.instance
+			RETURNING name`,
+			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL)).Scan(&taken).Error
+		if err != nil {
+			return err
+		}
+		if len(taken) == 1 {
+			return nil
+		}
+		var url string
+		var left float64 // seconds
+		row := tx.Raw(`SELECT url, extract(epoch FROM lease_expires_at - now()) FROM nodes WHERE name = ?`, o.Name).Row()
+		if err := row.Scan(&url, &left); err != nil {
+			return err
+		}
+		expires := time.Duration(left * float64(time.Second)).Round(time.Millisecond)
+		return fmt.Errorf("%w: node %s is already running at %s (its lease expires in %v unless renewed): "+
+			"stop it, or give this server another --node-name", ErrNodeRunning, o.Name, url, expires)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNodeRunning) || errors.Is(err, ErrOwned) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: register node %q: %w", o.Name, err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &NodeLease{
+		s: s, opts: o, log: s.log.With("component", "store", "node", o.Name),
+		lost: make(chan struct{}), done: make(chan struct{}), ctx: rctx, cancel: cancel,
+	}
+	go l.renew()
+	return l, nil
+}
+
+// refuseClaimed returns an error wrapping ErrOwned if a single server's
+// claim on the database is live, judged as Claim judges it.
+func (s *DB) refuseClaimed(tx *gorm.DB) error {
+	var cur ownerModel
+	err := tx.Where("slot = ?", ownerSlot).Take(&cur).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	me, err := s.completeOwner(Owner{})
+	if err != nil {
+		return err
+	}
+	now := s.stamp()
+	if s.gone(cur, me, now) {
+		return nil
+	}
+	return fmt.Errorf("%w: a single ptyhost server (on %s, pid %d, data dir %q) owns it, last seen %v ago, "+
+		"and would take the nodes' sessions up: stop it, or run it as a node too (--node-name)",
+		ErrOwned, cur.Hostname, cur.PID, cur.DataDir, now.Sub(cur.HeartbeatAt).Round(time.Millisecond))
+}
+
+// refuseNodes returns an error wrapping ErrOwned if a node of a cluster
+// holds a live lease: a single server would take its sessions up.
+func refuseNodes(tx *gorm.DB) error {
+	var live []nodeModel
+	if err := tx.Where("lease_expires_at > now()").Order("name").Limit(1).Find(&live).Error; err != nil {
+		return err
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the nodes of a cluster share it (node %s runs at %s), and a single server would take their sessions up: "+
+		"start this server as a node (--node-name, --advertise-url, --cluster-secret), or on a database of its own",
+		ErrOwned, live[0].Name, live[0].URL)
+}
+
+// ListNodes returns every registered node, sorted by name: healthy while
+// its lease has not expired by the database's clock, with the count of
+// its sessions recorded as STARTING, ACTIVE or IDLE.
+func (s *DB) ListNodes(ctx context.Context) ([]core.Node, error) {
+	if !s.postgres() {
+		return nil, fmt.Errorf("store: list nodes: %w", ErrNodesUnsupported)
+	}
+	var rows []struct {
+		Name, URL, Version string
+		Healthy            bool
+		Sessions           int
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, n.version, n.lease_expires_at > now() AS healthy,
+			(SELECT count(*) FROM sessions s WHERE s.node = n.name AND s.status IN ?) AS sessions
+		FROM nodes n ORDER BY n.name`,
+		statusNames([]core.Status{core.StatusStarting, core.StatusActive, core.StatusIdle})).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: list nodes: %w", err)
+	}
+	nodes := make([]core.Node, len(rows))
+	for i, r := range rows {
+		nodes[i] = core.Node{Name: r.Name, URL: r.URL, Healthy: r.Healthy, Sessions: r.Sessions, Version: r.Version}
+	}
+	return nodes, nil
+}
+
+var _ core.NodeLister = (*DB)(nil)
+
+// NodeLease is a node's registration, from RegisterNode. Its methods are
+// safe for concurrent use.
+type NodeLease struct {
+	s    *DB
+	opts NodeOptions
+	log  *slog.Logger
+
+	lost     chan struct{} // closed when another process took the row over
+	done     chan struct{} // closed when renew returned
+	ctx      context.Context
+	cancel   context.CancelFunc // stops renew
+	lostOnce sync.Once
+}
+
+// Instance returns the instance the node registered with.
+func (l *NodeLease) Instance() string { return l.opts.Instance }
+
+// Lost returns a channel closed when another process has taken the node's
+// row over: this process no longer holds the name.
+func (l *NodeLease) Lost() <-chan struct{} { return l.lost }
+
+// Release stops the renewals and expires the lease at once, if the row is
+// still this instance's, so that the node lists as unhealthy and a process
+// of the same name may start at once. The row stays. It is safe to call
+// more than once.
+func (l *NodeLease) Release(ctx context.Context) error {
+	l.cancel()
+	<-l.done
+	err := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() WHERE name = ? AND instance = ?`,
+		l.opts.Name, l.opts.Instance).Error
+	if err != nil {
+		return fmt.Errorf("store: release node %q: %w", l.opts.Name, err)
+	}
+	return nil
+}
+
+// renew renews the lease every Renewal until Release, or until it finds
+// the row taken over.
+func (l *NodeLease) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.opts.Renewal)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(l.ctx, l.opts.LeaseTTL)
+		res := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() + ? * interval '1 microsecond'
+			WHERE name = ? AND instance = ?`, interval(l.opts.LeaseTTL), l.opts.Name, l.opts.Instance)
+		cancel()
+		switch {
+		case res.Error == nil && res.RowsAffected > 0:
+		case res.Error == nil:
+			l.log.Error("another process took this node's registration over; no longer renewing its lease",
+				"instance", l.opts.Instance)
+			l.lostOnce.Do(func() { close(l.lost) })
+			return
+		case l.ctx.Err() != nil:
+			return
+		default:
+			l.log.Warn("renewing the node's lease failed; will retry", "err", res.Error, "lease_ttl", l.opts.LeaseTTL)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package gormstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/gormstore"
+)
+
+// openReal opens dsn with the real clock, as a server does, and closes it
+// when the test ends.
+func openReal(t *testing.T, dsn string) *gormstore.DB {
+	t.Helper()
+	s, err := gormstore.Open(context.Background(), dsn, gormstore.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// mustRegister registers o in s and releases the lease when the test ends.
+func mustRegister(t *testing.T, s *gormstore.DB, o gormstore.NodeOptions) *gormstore.NodeLease {
+	t.Helper()
+	l, err := s.RegisterNode(context.Background(), o)
+	if err != nil {
+		t.Fatalf("RegisterNode(%s): %v", o.Name, err)
+	}
+	t.Cleanup(func() {
+		if err := l.Release(context.Background()); err != nil {
+			t.Errorf("Release: %v", err)
+		}
+	})
+	return l
+}
+
+// listed returns s's nodes as one line each: name url healthy sessions
+// version.
+func listed(t *testing.T, s *gormstore.DB) string {
+	t.Helper()
+	nodes, err := s.ListNodes(context.Background())
+	if err != nil {
+		t.Fatalf("ListNodes: %v", err)
+	}
+	var lines []string
+	for _, n := range nodes {
+		lines = append(lines, fmt.Sprintf("%s %s %v %d %s", n.Name, n.URL, n.Healthy, n.Sessions, n.Version))
+	}
+	return strings.Join(lines, "; ")
+}
+
+// waitFor polls cond every 20 ms until it holds, failing the test after
+// within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond) // a database to poll
+	}
+}
+
+// TestNodes: nodes register with leases on one PostgreSQL database, list
+// one another with their running sessions, and a name is held by one live
+// process at a time.
+func TestNodes(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", Version: "v2"})
+	la := mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", Version: "v1"})
+
+	for i, st := range []core.Status{core.StatusActive, core.StatusIdle, core.StatusStarting, core.StatusTerminated, core.StatusError} {
+		rec := core.SessionRecord{ID: fmt.Sprintf("a%d", i), EnvironmentID: "host", Node: "a", Status: st}
+		if err := a.SaveSession(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.SaveSession(ctx, core.SessionRecord{ID: "single", EnvironmentID: "host", Status: core.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.GetSession(ctx, "a0"); err != nil || got.Node != "a" {
+		t.Errorf("GetSession(a0): node %q, %v; want a", got.Node, err)
+	}
+	want := "a http://a:7420 true 3 v1; b http://b:7420 true 0 v2"
+	if got := listed(t, b); got != want {
+		t.Errorf("nodes: %s\nwant %s", got, want)
+	}
+
+	// A second process of the name is refused while the first one's lease
+	// runs, naming where it runs; the same instance takes its row back.
+	_, err := b.RegisterNode(ctx, gormstore.NodeOptions{Name: "a", URL: "http://elsewhere:7420"})
+	if !errors.Is(err, gormstore.ErrNodeRunning) || !strings.Contains(err.Error(), "node a is already running at http://a:7420") {
+		t.Errorf("a second node a: %v; want ErrNodeRunning naming http://a:7420", err)
+	}
+	again := mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7421", Version: "v1", Instance: la.Instance()})
+	if again.Instance() != la.Instance() {
+		t.Errorf("instance %q, want %q", again.Instance(), la.Instance())
+	}
+
+	// Released: unhealthy at once, and the name is free.
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := listed(t, b), "a http://a:7421 false 3 v1; b http://b:7420 true 0 v2"; got != want {
+		t.Errorf("after the release: %s\nwant %s", got, want)
+	}
+	mustRegister(t, b, gormstore.NodeOptions{Name: "a", URL: "http://a2:7420", Version: "v3"})
+	if got, want := listed(t, a), "a http://a2:7420 true 3 v3; b http://b:7420 true 0 v2"; got != want {
+		t.Errorf("after a new a: %s\nwant %s", got, want)
+	}
+}
+
+// TestNodeLeaseExpires: a node that stops renewing lists as unhealthy once
+// its lease expires; then another process takes its name over, and the
+// first one's next renewal finds the name lost.
+func TestNodeLeaseExpires(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	// Renewed less often than it expires: a node that misses its
+	// renewals, as one stalled or cut off from the database does.
+	stalled := mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: 300 * time.Millisecond, Renewal: time.Second})
+	if got := listed(t, b); got != "a http://a:7420 true 0 " {
+		t.Fatalf("nodes: %q, want a healthy", got)
+	}
+	waitFor(t, 5*time.Second, "node a to turn unhealthy", func() bool { return listed(t, b) == "a http://a:7420 false 0 " })
+	mustRegister(t, b, gormstore.NodeOptions{Name: "a", URL: "http://a-new:7420"})
+	select {
+	case <-stalled.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled node's renewal did not find its name lost")
+	}
+	if got := listed(t, b); got != "a http://a-new:7420 true 0 " {
+		t.Errorf("nodes: %q, want the new a healthy", got)
+	}
+}
+
+// TestNodesAndClaimExclude: a single server's claim and a cluster's nodes
+// do not share a database: each would take the other's sessions up.
+func TestNodesAndClaimExclude(t *testing.T) {
+	t.Run("claimed", func(t *testing.T) {
+		dsn := postgresFreshDSN(t)
+		single, node := openReal(t, dsn), openReal(t, dsn)
+		mustClaim(t, single, gormstore.Owner{DataDir: "/srv/single"})
+		_, err := node.RegisterNode(context.Background(), gormstore.NodeOptions{Name: "a", URL: "http://a:7420"})
+		if !errors.Is(err, gormstore.ErrOwned) || !strings.Contains(err.Error(), "/srv/single") {
+			t.Errorf("RegisterNode on a claimed database: %v; want ErrOwned naming the single server", err)
+		}
+	})
+	t.Run("nodes", func(t *testing.T) {
+		dsn := postgresFreshDSN(t)
+		single, node := openReal(t, dsn), openReal(t, dsn)
+		mustRegister(t, node, gormstore.NodeOptions{Name: "a", URL: "http://a:7420"})
+		_, err := single.Claim(context.Background(), gormstore.Owner{DataDir: "/srv/single"})
+		if !errors.Is(err, gormstore.ErrOwned) || !strings.Contains(err.Error(), "node a runs at http://a:7420") {
+			t.Errorf("Claim of a cluster's database: %v; want ErrOwned naming node a", err)
+		}
+	})
+}
+
+// TestNodesNeedPostgres: SQLite keeps no nodes.
+func TestNodesNeedPostgres(t *testing.T) {
+	s := openReal(t, sqliteDSN(t))
+	if _, err := s.RegisterNode(context.Background(), gormstore.NodeOptions{Name: "a", URL: "http://a:7420"}); !errors.Is(err, gormstore.ErrNodesUnsupported) {
+		t.Errorf("RegisterNode on SQLite: %v, want ErrNodesUnsupported", err)
+	}
+	if _, err := s.ListNodes(context.Background()); !errors.Is(err, gormstore.ErrNodesUnsupported) {
+		t.Errorf("ListNodes on SQLite: %v, want ErrNodesUnsupported", err)
+	}
+}
