@@ -165,12 +165,14 @@ func (m *Manager) detach(a *Attachment) {
 		s.rec.DetachedAt = now
 		u.DetachedAt = &now
 	}
+	if live {
+		// Under s.mu: queued after, never before, the update of an exit
+		// that comes next, which an IDLE would otherwise overwrite.
+		m.writer.update(s.id, u)
+	}
 	s.mu.Unlock()
 	m.countAttachment(-1)
 	m.metrics.clients.Dec()
-	if live {
-		m.writer.update(s.id, u)
-	}
 	if resize {
 		m.sizeAfterLeave(s, a.policy)
 	}

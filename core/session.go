@@ -341,14 +341,15 @@ func (s *session) exited(st ExitStatus, err error) {
 	}
 	rec := s.rec
 	s.wakeAll()
-	s.mu.Unlock()
-
 	u := SessionUpdate{ExitCode: &st.Code, ExitSignal: &st.Signal}
 	if running || abnormal {
 		// A destroyed session's status is teardown's to record.
 		u.Status, u.StatusReason = &rec.Status, &rec.StatusReason
 	}
+	// Under s.mu, so that updates queue in the order of the changes they
+	// record (a client's detach may race the exit).
 	s.deps.writer.update(s.id, u)
+	s.mu.Unlock()
 	if abnormal {
 		if err == nil {
 			err = errors.New(st.Reason)

@@ -128,18 +128,12 @@ func (s *serverSession) pumpChannelOutput(ctx context.Context, stream proto.Envi
 				return s.channelBroke(ctx, a, err)
 			}
 			return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: exitToProto(st)}})
-		case sendFailed:
-			return toStatus(err)
-		case sendClosed:
-			return toStatus(errSessionClosed)
-		case sendStop:
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		default:
+			var broke error
 			if p := inErr.Load(); p != nil {
-				return toStatus(channelError(*p))
+				broke = *p
 			}
-			return toStatus(errTakenOver)
+			return stopped(ctx, ev, err, broke)
 		}
 	}
 }

@@ -201,17 +201,30 @@ func (s *serverSession) pumpOutput(ctx context.Context, stream proto.Environment
 			spare = frame
 		case sendExit:
 			return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: exitToProto(st)}})
-		case sendFailed:
-			return toStatus(err)
-		case sendClosed:
-			return toStatus(errSessionClosed)
-		case sendStop:
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return toStatus(errTakenOver)
+		default:
+			return stopped(ctx, ev, err, nil)
 		}
 	}
+}
+
+// stopped is the error a sender returns for an event that ends its
+// stream other than by the exit frame: sendFailed (err), sendClosed, or
+// sendStop (the stream's context ended, the host broke the byte channel
+// with inErr, or another stream took over).
+func stopped(ctx context.Context, ev sendEvent, err, inErr error) error {
+	switch ev {
+	case sendFailed:
+		return toStatus(err)
+	case sendClosed:
+		return toStatus(errSessionClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if inErr != nil {
+		return toStatus(channelError(inErr))
+	}
+	return toStatus(errTakenOver)
 }
 
 // exitToProto converts an exit status for the wire.

@@ -53,7 +53,35 @@ func WaitExit(cmd *exec.Cmd) (ExitStatus, error) {
 			}
 		}
 	}
-	chld := (*siginfoChld)(unsafe.Pointer(&info))
+	return exitOf(pid, &info)
+}
+
+// PeekExit says whether the child pid has exited, and how, without
+// waiting and without reaping it (waitid with WNOHANG and WNOWAIT): for a
+// plugin that notices its children's exits itself, on SIGCHLD say, and
+// keeps them zombies as WaitExit does. An error (with exited true) means
+// the child cannot be waited for.
+func PeekExit(pid int) (st ExitStatus, exited bool, err error) {
+	var info unix.Siginfo
+	for {
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return ExitStatus{}, true, fmt.Errorf("wait for process %d: %w", pid, err)
+	}
+	if (*siginfoChld)(unsafe.Pointer(&info)).Pid == 0 {
+		return ExitStatus{}, false, nil // WNOHANG: it has not exited
+	}
+	st, err = exitOf(pid, &info)
+	return st, true, err
+}
+
+// exitOf decodes the exit status waitid filled info with for child pid.
+func exitOf(pid int, info *unix.Siginfo) (ExitStatus, error) {
+	chld := (*siginfoChld)(unsafe.Pointer(info))
 	switch chld.Code {
 	case cldExited:
 		return ExitStatus{Code: int(chld.Status)}, nil

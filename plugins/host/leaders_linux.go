@@ -4,11 +4,9 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -191,7 +189,7 @@ func (o *orphanage) checkLeaders() {
 // checkLeader calls the leader pid's exited if it has exited and that was
 // not noticed yet; it leaves the leader a zombie.
 func (o *orphanage) checkLeader(pid int) {
-	st, ok, err := exitStatus(pid)
+	st, ok, err := shared.PeekExit(pid)
 	if !ok {
 		return
 	}
@@ -204,53 +202,5 @@ func (o *orphanage) checkLeader(pid int) {
 	o.mu.Unlock()
 	if exited != nil {
 		exited(st, err)
-	}
-}
-
-// siginfoChld is the head of Linux's siginfo_t on 64-bit architectures,
-// with the fields waitid fills in for a child (as in shared's WaitExit,
-// whose decoding is not exported).
-type siginfoChld struct {
-	Signo  int32
-	Errno  int32
-	Code   int32
-	_      int32
-	Pid    int32
-	UID    uint32
-	Status int32
-}
-
-// si_code values for SIGCHLD.
-const (
-	cldExited = 1
-	cldKilled = 2
-	cldDumped = 3
-)
-
-// exitStatus says how the child pid exited, without reaping it; exited is
-// false if it has not exited yet. An error (with exited) means it cannot
-// be waited for.
-func exitStatus(pid int) (st shared.ExitStatus, exited bool, err error) {
-	var info unix.Siginfo
-	for {
-		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return shared.ExitStatus{}, true, fmt.Errorf("wait for process %d: %w", pid, err)
-	}
-	chld := (*siginfoChld)(unsafe.Pointer(&info))
-	switch {
-	case chld.Pid == 0: // WNOHANG: it has not exited
-		return shared.ExitStatus{}, false, nil
-	case chld.Code == cldExited:
-		return shared.ExitStatus{Code: int(chld.Status)}, true, nil
-	case chld.Code == cldKilled, chld.Code == cldDumped:
-		sig := unix.Signal(chld.Status)
-		return shared.ExitStatus{Code: 128 + int(sig), Signal: unix.SignalName(sig)}, true, nil
-	default:
-		return shared.ExitStatus{}, true, fmt.Errorf("wait for process %d: unexpected si_code %d", pid, chld.Code)
 	}
 }
