@@ -167,6 +167,9 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		return SessionRecord{}, err
 	}
 	env, err := m.lookupEnvironment(ctx, opts.EnvironmentID)
+	if err == nil {
+		err = m.checkClusterCreate(ctx, env, opts.ID) // placement.go
+	}
 	if err != nil {
 		m.metrics.createFailed.Inc()
 		return SessionRecord{}, err

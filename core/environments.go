@@ -24,6 +24,7 @@ func (m *Manager) CreateEnvironment(ctx context.Context, env Environment) (Envir
 	if env.Name == "" {
 		env.Name = env.ID
 	}
+	m.defaultNode(&env)
 	if err := m.validateEnvironment(ctx, &env); err != nil {
 		return Environment{}, err
 	}
@@ -69,6 +70,9 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 		return fmt.Errorf("%w: unset_env: %v", ErrInvalidArgument, err)
 	}
 	if err := m.checkRecordable(env.Record); err != nil {
+		return err
+	}
+	if err := checkPlacementFields(env); err != nil {
 		return err
 	}
 	cfg := bytes.TrimSpace(env.Config)
@@ -152,6 +156,13 @@ type EnvironmentUpdate struct {
 	// server's setting) for the sessions created from now on.
 	SetRecord bool
 	Record    *bool
+	// Node replaces a HOST environment's node when not nil; "" gives it
+	// this server's node (in a cluster; none on a single server).
+	// Sessions already running stay where they run.
+	Node *string
+	// Nodes replaces the nodes that serve the environment when not nil;
+	// empty: every node.
+	Nodes *[]string
 }
 
 // UpdateEnvironment changes an environment and returns it. A new config is
@@ -185,6 +196,13 @@ func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u Environmen
 	}
 	if u.SetRecord {
 		env.Record = u.Record
+	}
+	if u.Node != nil {
+		env.Node = *u.Node
+		m.defaultNode(&env)
+	}
+	if u.Nodes != nil {
+		env.Nodes = *u.Nodes
 	}
 	if err := m.validateEnvironment(ctx, &env); err != nil {
 		return Environment{}, err

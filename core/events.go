@@ -23,6 +23,10 @@ const (
 	SessionExited EventType = "session_exited"
 	// SessionDestroyed: the session was destroyed and is gone.
 	SessionDestroyed EventType = "session_destroyed"
+	// EventsLost names no session: the events may have missed some
+	// (Options.Relay lost its connection, or another node could not send
+	// its own). A subscriber lists the sessions again.
+	EventsLost EventType = "events_lost"
 )
 
 // Event is one thing that happened to a session.
@@ -34,6 +38,9 @@ type Event struct {
 	Exit *ExitStatus
 	// Err is set on SessionError.
 	Err error
+	// Node names the node of a cluster the event happened on (its
+	// Options.NodeName); empty on a single server.
+	Node string
 }
 
 // eventBufferSize is how many events a subscriber may fall behind by before

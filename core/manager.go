@@ -83,6 +83,9 @@ func New(opts Options) (*Manager, error) {
 		defer m.wg.Done()
 		m.writer.run(ctx)
 	}()
+	if opts.Relay != nil {
+		m.wg.Go(func() { m.receiveRelayed(ctx) })
+	}
 	if opts.Retention != KeepForever {
 		m.wg.Add(1)
 		go func() {
@@ -103,7 +106,13 @@ func (m *Manager) Subscribe(ctx context.Context) <-chan Event {
 	return m.events.subscribe(ctx)
 }
 
+// publish delivers e, which happened in this manager, to its subscribers
+// and, on a node of a cluster, to the other nodes' (Options.Relay).
 func (m *Manager) publish(e Event) {
 	e.Time = m.now()
+	e.Node = m.opts.NodeName
 	m.events.publish(e)
+	if m.opts.Relay != nil {
+		m.opts.Relay.Send(e)
+	}
 }

@@ -106,6 +106,11 @@ type Options struct {
 	// (DefaultNodeName when empty), URL and Version; ListNodes fills in
 	// Healthy and Sessions.
 	Self Node
+	// Relay carries events between the nodes of a cluster (nodeevents.go):
+	// this manager's events go out through it, and the other nodes' reach
+	// its subscribers. Nil: a single server, whose subscribers see its
+	// own events only. Needs NodeName.
+	Relay EventRelay
 }
 
 // Defaults.
@@ -154,6 +159,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("core: Options.LingerScrollbackBytes must not be negative")
 	case o.Nodes != nil && o.NodeName == "":
 		return fmt.Errorf("core: Options.Nodes needs Options.NodeName: a cluster's node records its sessions under its name")
+	case o.Relay != nil && o.NodeName == "":
+		return fmt.Errorf("core: Options.Relay needs Options.NodeName: the events it carries name their node")
 	}
 	if err := shared.CheckRoots(o.WorkdirRoots); err != nil {
 		return fmt.Errorf("core: Options.WorkdirRoots: %w", err)

@@ -62,7 +62,9 @@ var errNowLive = errors.New("the session id is live in this server")
 // it). A node of a cluster (Options.NodeName) shares the database with
 // the other nodes and reconciles only the sessions recorded with its name;
 // the node registry (core/gormstore's RegisterNode) keeps two processes
-// from running under one name.
+// from running under one name. A node also takes up the sessions its
+// plugins kept that another node recorded as node_lost while it was away
+// (reclaimNodeLost); those no plugin kept stay node_lost.
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	survivors := m.survivors(ctx)
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
@@ -102,6 +104,14 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 		}
 		m.log.Warn("session was left live by a previous server and no plugin kept it; recorded as ERROR", "session_id", rec.ID)
 		lost++
+	}
+	// Sessions another node recorded as node_lost while this one was
+	// away are this node's again if its plugins kept them.
+	reclaimed, chans, err := m.reclaimNodeLost(ctx, survivors)
+	resumed += reclaimed
+	caughtUp = append(caughtUp, chans...)
+	if err != nil {
+		return lost, fmt.Errorf("core: reclaiming sessions recorded as node_lost: %w", err)
 	}
 	hungUp := m.hangUpSurvivors(ctx, survivors)
 	m.awaitCaughtUp(ctx, caughtUp)

@@ -67,7 +67,16 @@ type Environment struct {
 	// Record, when set, says whether the sessions created in this
 	// environment without a record field of their own are recorded
 	// (recording.go); nil means the server's Options.Record.
-	Record    *bool     `json:"record,omitempty"`
+	Record *bool `json:"record,omitempty"`
+	// Node, on a HOST environment, names the node of a cluster whose
+	// machine it stands for, the one node that serves it (placement.go);
+	// in a cluster it defaults to the node that creates the environment.
+	// Empty on a single server's, unless given. Only HOST has one.
+	Node string `json:"node,omitempty"`
+	// Nodes, on any other type, restricts the nodes of a cluster that
+	// serve it to these; empty means every node. A single server stores
+	// it and serves the environment whatever it says.
+	Nodes     []string  `json:"nodes,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -136,8 +145,9 @@ type EnvironmentStore interface {
 // EnvironmentUpdater is implemented by stores that can change an
 // environment (core/gormstore does); Manager.UpdateEnvironment needs it.
 type EnvironmentUpdater interface {
-	// UpdateEnvironment replaces the name, config and updated_at of the
-	// environment env.ID, or returns ErrEnvironmentNotFound (wrapped or
+	// UpdateEnvironment replaces the name, config, idle timeout,
+	// unset_env, record, node, nodes and updated_at of the environment
+	// env.ID, or returns ErrEnvironmentNotFound (wrapped or
 	// not). The type and created_at are left alone.
 	UpdateEnvironment(ctx context.Context, env Environment) error
 }

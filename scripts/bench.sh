@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh — what `make bench` runs: build, start the Docker daemon and the
-# sshd that the bench's DOCKER and SSH paths run against, and run the bench
+# sshd that the bench's DOCKER and SSH paths run against, and the PostgreSQL
+# its cluster path runs two nodes on, and run the bench
 # (internal/bench; see docs/performance.md) with this script's arguments:
 #
 #   scripts/bench.sh [--runs N] [--bytes SIZE] [--remote-bytes SIZE] [--json] ...
@@ -86,6 +87,9 @@ if [ -z "$soak" ]; then
 
   step "starting sshd"
   start_service sshd PTYHOST_BENCH_SKIP_SSH
+
+  step "starting PostgreSQL (two nodes of a cluster)"
+  start_service postgres PTYHOST_BENCH_SKIP_POSTGRES
 fi
 
 step "bench"

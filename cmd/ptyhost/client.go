@@ -196,6 +196,10 @@ type createEnvironmentRequest struct {
 	Name   string          `json:"name,omitempty"`
 	Type   string          `json:"type"`
 	Config json.RawMessage `json:"config,omitempty"`
+	// Node and Nodes say which nodes of a cluster serve it (env add
+	// --node, --nodes).
+	Node  string   `json:"node,omitempty"`
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 func (c *client) createSession(ctx context.Context, req createSessionRequest) (*session, error) {

@@ -129,16 +129,18 @@ func (c clusterConfig) registerNode(ctx context.Context, db *gormstore.DB, log *
 // own makes the database this server's to take sessions up from: a single
 // server claims it whole (a second one is refused), a node registers its
 // name (a second process of the name is refused). lost is closed when a
-// single server's claim is taken over and it must stop; a node's lease
-// that is taken over is logged by the store, and the node serves on.
-// release gives the claim or the lease up, within its context.
+// single server's claim is taken over, or when a node's lease is lost
+// (taken over, or expired unrenewed, when the other nodes may record its
+// sessions as node_lost): the server must stop, leaving its sessions to
+// the plugins for its next start (docs/design.md, "Nodes"). release gives
+// the claim or the lease up, within its context.
 func (c serveConfig) own(ctx context.Context, db *gormstore.DB, log *slog.Logger) (lost <-chan struct{}, release func(context.Context), err error) {
 	if c.cluster.enabled() {
 		lease, err := c.cluster.registerNode(ctx, db, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		return nil, func(ctx context.Context) {
+		return lease.Lost(), func(ctx context.Context) {
 			if err := lease.Release(ctx); err != nil {
 				log.Warn("expiring the node's lease", "err", err)
 			}

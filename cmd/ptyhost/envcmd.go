@@ -28,7 +28,7 @@ Commands:
   ls      list environments
   show    show an environment, with its configuration
   add     create an environment
-  update  change an environment's name, configuration or idle timeout
+  update  change an environment's name, configuration, idle timeout or nodes
   health  check whether sessions can start in environments
   rm      delete environments
 
@@ -47,6 +47,11 @@ Create an environment served by the plugin for TYPE (HOST, DOCKER, SSH or
 a third-party type; in any case: host is HOST) and print its ID, which is
 generated unless --id is given. --config (or --config-file) is the type's configuration, a JSON
 object such as '{"shell": "/bin/zsh"}'.
+
+In a cluster of servers, --node names the node whose machine a HOST
+environment is (default: the node that creates it), and --nodes restricts
+the nodes that serve another type's (default: every node); a session
+created in the environment through any node runs on one of them.
 `
 
 const envRmHelp = `Usage: ptyhost env rm [flags] ID...
@@ -108,9 +113,20 @@ func runEnvLs(ctx context.Context, args []string, stdio stdio) error {
 	if err := unmarshalArray(raw, &envs); err != nil {
 		return fmt.Errorf("bad response from server: %w", err)
 	}
+	// NODES is shown when an environment names nodes (a cluster's), so
+	// that a single server's table stays as it was.
+	withNodes := slices.ContainsFunc(envs, func(e environment) bool { return e.Node != "" || len(e.Nodes) > 0 })
 	tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCREATED")
+	if withNodes {
+		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tNODES\tCREATED")
+	} else {
+		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCREATED")
+	}
 	for _, e := range envs {
+		if withNodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(e.ID), cell(e.Name), cell(e.Type), envNodesCell(e), formatTime(e.CreatedAt))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.Name, e.Type, formatTime(e.CreatedAt))
 	}
 	return tw.Flush()
@@ -124,6 +140,9 @@ func runEnvAdd(ctx context.Context, args []string, stdio stdio) error {
 	name := fs.String("name", "", "human-readable `NAME`")
 	config := fs.String("config", "", "configuration, a `JSON` object")
 	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object)")
+	node := fs.String("node", "", "in a cluster, the `NODE` whose machine a HOST environment is (default: the node that creates it)")
+	var nodes nameList
+	fs.Var(&nodes, "nodes", "in a cluster, the `NODES` (comma-separated, or the flag repeated) that serve a DOCKER, SSH or other environment (default: every node)")
 	pos, help, err := parseFlags(fs, envAddHelp, args, true, stdio)
 	if help || err != nil {
 		return err
@@ -134,7 +153,7 @@ func runEnvAdd(ctx context.Context, args []string, stdio stdio) error {
 	if *typ == "" {
 		return usageError{"env add: --type is required"}
 	}
-	req := createEnvironmentRequest{ID: *id, Name: *name, Type: *typ}
+	req := createEnvironmentRequest{ID: *id, Name: *name, Type: *typ, Node: *node, Nodes: nodes}
 	if req.Config, err = configFlags("env add", *config, *configFile); err != nil {
 		return err
 	}
@@ -278,12 +297,27 @@ func runEnvShow(ctx context.Context, args []string, stdio stdio) error {
 	fmt.Fprintf(tw, "Name:\t%s\n", orDash(cell(e.Name)))
 	fmt.Fprintf(tw, "Type:\t%s\n", cell(e.Type))
 	fmt.Fprintf(tw, "Idle timeout:\t%s\n", orDash(cell(e.IdleTimeout)))
+	if e.Node != "" || len(e.Nodes) > 0 {
+		fmt.Fprintf(tw, "Nodes:\t%s\n", envNodesCell(e))
+	}
 	fmt.Fprintf(tw, "Created:\t%s\n", formatTime(e.CreatedAt))
 	fmt.Fprintf(tw, "Updated:\t%s\n", formatTime(e.UpdatedAt))
 	tw.Flush()
 	fmt.Fprintf(&b, "Config:\n  %s\n", cellLines(config))
 	_, err = io.WriteString(stdio.out, b.String())
 	return err
+}
+
+// envNodesCell is the nodes that serve e, comma-separated: its node (a
+// HOST environment's) or its nodes; "any" when neither is set.
+func envNodesCell(e environment) string {
+	switch {
+	case e.Node != "":
+		return cell(e.Node)
+	case len(e.Nodes) > 0:
+		return cell(strings.Join(e.Nodes, ","))
+	}
+	return "any"
 }
 
 // cellLines is cell for text of several lines: it keeps the newlines.
@@ -309,7 +343,8 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 const envUpdateHelp = `Usage: ptyhost env update [flags] ID
 
 Change environment ID and print its ID: each of --name, --config (or
---config-file) and --idle-timeout given replaces the environment's own;
+--config-file), --idle-timeout, --node and --nodes given replaces the
+environment's own;
 what is not given stays. --config replaces the whole configuration (see
 'ptyhost env show ID'), which the plugin checks first. An environment's
 type cannot change. Sessions already running keep what they started
@@ -323,6 +358,9 @@ func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 	config := fs.String("config", "", "the whole configuration, a `JSON` object")
 	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object)")
 	idle := fs.String("idle-timeout", "", "idle timeout of the environment's new sessions: a `DURATION` such as 90s or 1h, 0, never, or \"\" for the server's")
+	node := fs.String("node", "", "in a cluster, the `NODE` whose machine a HOST environment is (\"\": the node that answers)")
+	var nodes nameList
+	fs.Var(&nodes, "nodes", "in a cluster, the `NODES` (comma-separated, or the flag repeated) that serve the environment (\"\": every node)")
 	pos, help, err := parseFlags(fs, envUpdateHelp, args, true, stdio)
 	if help || err != nil {
 		return err
@@ -344,11 +382,21 @@ func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 		}
 		req.IdleTimeout = idle
 	}
+	if set["node"] {
+		req.Node = node
+	}
+	if set["nodes"] {
+		list := []string(nodes)
+		if list == nil {
+			list = []string{}
+		}
+		req.Nodes = &list
+	}
 	if req.Config, err = configFlags("env update", *config, *configFile); err != nil {
 		return err
 	}
-	if req.Name == nil && req.IdleTimeout == nil && req.Config == nil {
-		return usageError{"env update: nothing to change: give --name, --config, --config-file or --idle-timeout"}
+	if req.Name == nil && req.IdleTimeout == nil && req.Config == nil && req.Node == nil && req.Nodes == nil {
+		return usageError{"env update: nothing to change: give --name, --config, --config-file, --idle-timeout, --node or --nodes"}
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -368,6 +416,8 @@ type environmentUpdateRequest struct {
 	Name        *string         `json:"name,omitempty"`
 	Config      json.RawMessage `json:"config,omitempty"`
 	IdleTimeout *string         `json:"idle_timeout,omitempty"`
+	Node        *string         `json:"node,omitempty"`
+	Nodes       *[]string       `json:"nodes,omitempty"`
 }
 
 const envHealthHelp = `Usage: ptyhost env health [flags] [ID...]

@@ -28,6 +28,8 @@ prune', or the server's --retention). Columns:
   COMMAND      the command it runs, as created or last restarted (- for
                its environment's shell)
   ENVIRONMENT  the environment it runs in
+  NODE         the node of a cluster that runs it (shown only when a
+               session listed has one: a single server's have none)
   STATUS       ACTIVE (a client is attached), IDLE (none is), STARTING,
                TERMINATED or ERROR
   CLIENTS      how many clients are attached
@@ -201,10 +203,23 @@ func runLs(ctx context.Context, args []string, stdio stdio) error {
 	return printSessions(stdio.out, rows, time.Now())
 }
 
-// printSessions writes ls's table.
+// printSessions writes ls's table. The NODE column is there when a
+// session has a node (a cluster's), so that a single server's table stays
+// as it was.
 func printSessions(w io.Writer, rows []lsRow, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCOMMAND\tENVIRONMENT\tSTATUS\tCLIENTS\tSIZE\tAGE\tIDLE\tDETACHED\tEXIT\tREASON")
+	nodes := slices.ContainsFunc(rows, func(r lsRow) bool { return r.Node != "" })
+	envCells := func(s lsRow) string { // ENVIRONMENT, and NODE after it when shown
+		if !nodes {
+			return cell(s.EnvironmentID)
+		}
+		return cell(s.EnvironmentID) + "\t" + orDash(cell(s.Node))
+	}
+	head := "ENVIRONMENT"
+	if nodes {
+		head += "\tNODE"
+	}
+	fmt.Fprintln(tw, "ID\tCOMMAND\t"+head+"\tSTATUS\tCLIENTS\tSIZE\tAGE\tIDLE\tDETACHED\tEXIT\tREASON")
 	for _, s := range rows {
 		exit := "-"
 		switch {
@@ -214,7 +229,7 @@ func printSessions(w io.Writer, rows []lsRow, now time.Time) error {
 			exit = fmt.Sprint(*s.ExitCode)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%dx%d\t%s\t%s\t%s\t%s\t%s\n",
-			cell(s.ID), commandCell(s.Command), cell(s.EnvironmentID), cell(string(s.Status)), s.ActiveConnections,
+			cell(s.ID), commandCell(s.Command), envCells(s), cell(string(s.Status)), s.ActiveConnections,
 			s.Cols, s.Rows, since(s.CreatedAt, now), idleFor(s.SessionRecord, now), detachedFor(s.SessionRecord, now),
 			cell(exit), orDash(cell(s.StatusReason)))
 	}

@@ -179,6 +179,10 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	var srv *http.Server
 	defer func() { leave(ctx, c, log, io, stop.request(), srv, m, plugins) }()
 
+	relay, err := c.eventRelay(db)
+	if err != nil {
+		return err
+	}
 	m, err = core.New(core.Options{
 		Store:           db,
 		Plugins:         plugins,
@@ -203,6 +207,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		NodeName: c.cluster.nodeName,
 		Nodes:    c.nodeLister(db),
 		Self:     core.Node{URL: "http://" + ln.Addr().String(), Version: shared.Version()},
+		Relay:    relay,
 	})
 	if err != nil {
 		return err
@@ -227,6 +232,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		Logger:         log,
 		Stop:           stop.requestStop,
 		Page:           c.page(),
+		// Nodes (cluster.go): requests about another node's sessions
+		// are forwarded to it.
+		Cluster: api.ClusterOptions{NodeName: c.cluster.nodeName, Secret: c.cluster.secret},
 	}))
 	mux.Handle("GET /metrics", c.metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	srv = &http.Server{

@@ -26,10 +26,18 @@ type eventMessage struct {
 	ExitCode   *int   `json:"exit_code,omitempty"`
 	ExitSignal string `json:"exit_signal,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Node names the node of a cluster the event happened on; left out on
+	// a single server.
+	Node string `json:"node,omitempty"`
 }
 
 func eventMessageOf(e core.Event) eventMessage {
-	m := eventMessage{Type: string(e.Type), SessionID: e.SessionID, Time: e.Time.UTC().Format(time.RFC3339Nano)}
+	if e.Type == core.EventsLost {
+		// Another node's events may be missing (the relay reconnected):
+		// the same message as for a full buffer, with nothing else.
+		return eventMessage{Type: eventsLost}
+	}
+	m := eventMessage{Type: string(e.Type), SessionID: e.SessionID, Time: e.Time.UTC().Format(time.RFC3339Nano), Node: e.Node}
 	if e.Exit != nil {
 		code := e.Exit.Code
 		m.ExitCode, m.ExitSignal = &code, e.Exit.Signal

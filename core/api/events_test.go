@@ -367,3 +367,17 @@ func TestEventsDetachClosesRestart(t *testing.T) {
 		break
 	}
 }
+
+// TestEventMessageOfRelayed: a relayed event names its node; the relay's
+// events_lost is the bare events_lost message, as for a full buffer.
+func TestEventMessageOfRelayed(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b, _ := json.Marshal(eventMessageOf(core.Event{Type: core.SessionCreated, SessionID: "s1", Node: "b", Time: at}))
+	if got, want := string(b), `{"type":"session_created","session_id":"s1","time":"2026-01-02T03:04:05Z","node":"b"}`; got != want {
+		t.Errorf("relayed event: %s, want %s", got, want)
+	}
+	b, _ = json.Marshal(eventMessageOf(core.Event{Type: core.EventsLost, Time: at, Node: "b"}))
+	if got, want := string(b), `{"type":"events_lost"}`; got != want {
+		t.Errorf("events_lost: %s, want %s", got, want)
+	}
+}

@@ -55,6 +55,10 @@ type Options struct {
 	// not its Origin check, so that a link from another site may open it.
 	// Nil leaves them out (404).
 	Page http.Handler
+	// Cluster makes the handler a node of a cluster, forwarding requests
+	// about other nodes' sessions to them (cluster.go); the zero value is
+	// a single server.
+	Cluster ClusterOptions
 }
 
 // maxBodyBytes bounds a REST request body.
@@ -76,7 +80,7 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	if opts.PingInterval == 0 {
 		opts.PingInterval = DefaultPingInterval
 	}
-	h := &handler{m: m, opts: opts, log: opts.Logger}
+	h := &handler{m: m, opts: opts, log: opts.Logger, cl: newCluster(opts.Cluster)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("POST /api/v1/environments", h.createEnvironment)
@@ -90,17 +94,17 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("POST /api/v1/sessions", h.createSession)
 	mux.HandleFunc("GET /api/v1/sessions", h.listSessions)
 	mux.HandleFunc("GET /api/v1/sessions/{id}", h.getSession)
-	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.deleteSession)
-	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.attach)
+	mux.HandleFunc("DELETE /api/v1/sessions/{id}", h.owned(h.deleteSession))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/attach", h.owned(h.attach))
 	mux.HandleFunc("POST /api/v1/sessions/prune", h.pruneSessions)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/restart", h.restartSession)
-	mux.HandleFunc("GET /api/v1/sessions/{id}/recording", h.getRecording)
+	mux.HandleFunc("POST /api/v1/sessions/{id}/restart", h.owned(h.restartSession))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/recording", h.owned(h.getRecording))
 	mux.HandleFunc("GET /api/v1/auth", h.authScope)
 	mux.HandleFunc("GET /api/v1/events", h.events)
 	mux.HandleFunc("GET /api/v1/nodes", h.listNodes)
 	// The ancestor's JSON WebSocket protocol (compat.go).
-	mux.HandleFunc("GET /ws/claude/{id}", h.compatAttach)
-	mux.HandleFunc("GET /ws/terminal/{id}", h.compatAttach)
+	mux.HandleFunc("GET /ws/claude/{id}", h.owned(h.compatAttach))
+	mux.HandleFunc("GET /ws/terminal/{id}", h.owned(h.compatAttach))
 	if opts.Stop != nil {
 		mux.HandleFunc("POST /api/v1/server/stop", h.stopServer)
 	}
@@ -111,7 +115,10 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 		mux.Handle("GET /assets/", opts.Page)
 	}
 	guard := GuardOptions{AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins}
-	api := Guard(h.authenticate(limitBody(jsonErrors(mux))), guard)
+	// A request another node forwards skips Guard and the token
+	// (clusterAuth).
+	direct := limitBody(jsonErrors(mux))
+	api := h.clusterAuth(Guard(h.authenticate(direct), guard), direct)
 	if opts.Page == nil {
 		return api
 	}
@@ -122,6 +129,9 @@ type handler struct {
 	m    *core.Manager
 	opts Options
 	log  *slog.Logger
+	// cl forwards requests to the other nodes of a cluster; nil on a
+	// single server.
+	cl *cluster
 }
 
 // jsonErrors answers requests that match no route (404) or no method of a
@@ -259,6 +269,9 @@ type environmentRequest struct {
 	// Record is Environment.Record: true, false, or absent (or null) for
 	// the server's setting.
 	Record *bool `json:"record"`
+	// Node and Nodes are Environment.Node and Environment.Nodes.
+	Node  string   `json:"node"`
+	Nodes []string `json:"nodes"`
 }
 
 func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
@@ -267,7 +280,7 @@ func (h *handler) createEnvironment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv, Record: req.Record})
+	env, err := h.m.CreateEnvironment(r.Context(), core.Environment{ID: req.ID, Name: req.Name, Type: req.Type, Config: req.Config, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv, Record: req.Record, Node: req.Node, Nodes: req.Nodes})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -318,6 +331,11 @@ type environmentUpdateRequest struct {
 	// Record replaces the environment's: true or false; null returns to
 	// the server's setting; absent leaves it.
 	Record json.RawMessage `json:"record"`
+	// Node replaces a HOST environment's node; "" gives it this node.
+	Node *string `json:"node"`
+	// Nodes replaces the nodes that serve the environment; [] clears it
+	// (every node serves it); absent or null leaves it.
+	Nodes *[]string `json:"nodes"`
 	// Sent back from a GET; ignored.
 	CreatedAt *time.Time `json:"created_at"`
 	UpdatedAt *time.Time `json:"updated_at"`
@@ -345,7 +363,7 @@ func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	u := core.EnvironmentUpdate{Name: req.Name, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv}
+	u := core.EnvironmentUpdate{Name: req.Name, IdleTimeout: req.IdleTimeout, UnsetEnv: req.UnsetEnv, Node: req.Node, Nodes: req.Nodes}
 	if len(req.Record) > 0 {
 		var err error
 		if u.Record, err = recordSetting(req.Record); err != nil {
@@ -424,7 +442,11 @@ type sessionRequest struct {
 
 func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 	var req sessionRequest
-	if err := decode(r, &req); err != nil {
+	body, err := bufferBody(r) // placement.go: kept to forward
+	if err == nil {
+		err = decode(r, &req)
+	}
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -453,6 +475,9 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := core.ValidSize(opts.Cols, opts.Rows); err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if h.placedElsewhere(w, r, req.EnvironmentID, body) {
 		return
 	}
 	rec, err := h.m.CreateSession(r.Context(), opts)

@@ -69,7 +69,8 @@ func (s *DB) ListEnvironments(ctx context.Context) ([]core.Environment, error) {
 	return envs, nil
 }
 
-// UpdateEnvironment writes env's name, config and idle timeout to the row env.ID and
+// UpdateEnvironment writes env's name, config, idle timeout, unset_env,
+// record, node and nodes to the row env.ID and
 // sets its updated_at from Options.Now, or returns an error wrapping
 // core.ErrEnvironmentNotFound. The type and created_at are not changed; a
 // Config that is not JSON is an error wrapping core.ErrInvalidArgument.
@@ -83,6 +84,8 @@ func (s *DB) UpdateEnvironment(ctx context.Context, env core.Environment) error 
 		"idle_timeout": env.IdleTimeout,
 		"unset_env":    unsetEnvColumn(env.UnsetEnv),
 		"record":       env.Record,
+		"node":         env.Node,
+		"nodes":        unsetEnvColumn(env.Nodes),
 		"updated_at":   s.stamp(),
 	})
 	if res.Error != nil {

@@ -20,6 +20,8 @@ type environmentModel struct {
 	IdleTimeout string    `gorm:"column:idle_timeout;not null;default:''"`
 	UnsetEnv    string    `gorm:"column:unset_env;not null;default:''"` // a JSON array; '' for none
 	Record      *bool     `gorm:"column:record"`                        // NULL: the server's setting
+	Node        string    `gorm:"column:node;not null;default:''"`      // a HOST environment's node; '' for none
+	Nodes       string    `gorm:"column:nodes;not null;default:''"`     // a JSON array; '' for every node
 	CreatedAt   time.Time `gorm:"column:created_at;not null;autoCreateTime:false"`
 	UpdatedAt   time.Time `gorm:"column:updated_at;not null;autoUpdateTime:false"`
 }
@@ -64,6 +66,8 @@ func toEnvironmentModel(e core.Environment) environmentModel {
 		IdleTimeout: e.IdleTimeout,
 		UnsetEnv:    unsetEnvColumn(e.UnsetEnv),
 		Record:      e.Record,
+		Node:        e.Node,
+		Nodes:       unsetEnvColumn(e.Nodes),
 		CreatedAt:   normTime(e.CreatedAt),
 		UpdatedAt:   normTime(e.UpdatedAt),
 	}
@@ -77,6 +81,8 @@ func (m environmentModel) toCore() core.Environment {
 		IdleTimeout: m.IdleTimeout,
 		UnsetEnv:    unsetEnvFromColumn(m.UnsetEnv),
 		Record:      m.Record,
+		Node:        m.Node,
+		Nodes:       unsetEnvFromColumn(m.Nodes),
 		CreatedAt:   normTime(m.CreatedAt),
 		UpdatedAt:   normTime(m.UpdatedAt),
 	}

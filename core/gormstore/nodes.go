@@ -102,10 +102,12 @@ func interval(d time.Duration) int64 { return d.Microseconds() }
 // live lease on the name; one wrapping ErrOwned when a single server
 // (Claim) owns the database; one wrapping ErrNodesUnsupported on SQLite.
 //
-// If a renewal finds the row taken over by another process (this one
-// missed its renewals past the TTL), the error is logged, renewals stop,
-// and Lost is closed. A renewal that fails otherwise is logged and tried
-// again at the next one.
+// If a renewal finds the row taken over by another process or its lease
+// expired, or none succeeded for the TTL (judged conservatively with this
+// process's clock), the error is logged, renewals stop, and Lost is
+// closed. A renewal that fails otherwise is logged and tried again at the
+// next one. After each renewal the node marks the sessions of lost nodes
+// (MarkLostNodes).
 func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error) {
 	if !s.postgres() {
 		return nil, fmt.Errorf("store: register node %q: %w, not %s", o.Name, ErrNodesUnsupported, s.db.Dialector.Name())
@@ -122,6 +124,9 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 	if o.Renewal <= 0 {
 		o.Renewal = DefaultNodeRenewal
 	}
+	// The lease runs from no earlier than this, by the database's clock:
+	// the local deadline the renewals keep is never later than its.
+	sent := time.Now()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockNodesAndClaim(tx); err != nil {
 			return err
@@ -162,12 +167,13 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 		}
 		return nil, fmt.Errorf("store: register node %q: %w", o.Name, err)
 	}
+	s.self.Store(&nodeSelf{name: o.Name, instance: o.Instance})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &NodeLease{
 		s: s, opts: o, log: s.log.With("component", "store", "node", o.Name),
 		lost: make(chan struct{}), done: make(chan struct{}), ctx: rctx, cancel: cancel,
 	}
-	go l.renew()
+	go l.renew(sent)
 	return l, nil
 }
 
@@ -255,8 +261,10 @@ type NodeLease struct {
 // Instance returns the instance the node registered with.
 func (l *NodeLease) Instance() string { return l.opts.Instance }
 
-// Lost returns a channel closed when another process has taken the node's
-// row over: this process no longer holds the name.
+// Lost returns a channel closed when this process no longer holds the
+// node's lease: another process took its row over, or the lease expired
+// before it could be renewed (the other nodes may then record its
+// sessions as node_lost). The lease is not renewed after.
 func (l *NodeLease) Lost() <-chan struct{} { return l.lost }
 
 // Release stops the renewals and expires the lease at once, if the row is
@@ -274,9 +282,14 @@ func (l *NodeLease) Release(ctx context.Context) error {
 	return nil
 }
 
-// renew renews the lease every Renewal until Release, or until it finds
-// the row taken over.
-func (l *NodeLease) renew() {
+// renew renews the lease every Renewal until Release, or until the lease
+// is lost: its row was taken over by another process, or it expired
+// before a renewal could reach the database. The lease holds until sent
+// plus LeaseTTL, by this process's clock, at the latest: sent is when the
+// statement that set it last was sent, and the database set it later.
+// After each renewal it marks the sessions of the nodes whose leases
+// expired as lost (MarkLostNodes).
+func (l *NodeLease) renew(sent time.Time) {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.Renewal)
 	defer t.Stop()
@@ -286,21 +299,55 @@ func (l *NodeLease) renew() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(l.ctx, l.opts.LeaseTTL)
+		deadline := sent.Add(l.opts.LeaseTTL)
+		if !time.Now().Before(deadline) {
+			l.log.Error("the node's lease expired before it could be renewed (the database was unreachable or this process stalled); "+
+				"the other nodes may record its sessions as node_lost", "lease_ttl", l.opts.LeaseTTL, "last_renewed", time.Since(sent).Round(time.Millisecond))
+			l.lose()
+			return
+		}
+		// A renewal that would land past the deadline is of no use: the
+		// lease is lost then, whatever the database answers.
+		ctx, cancel := context.WithDeadline(l.ctx, deadline)
+		attempt := time.Now()
 		res := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() + ? * interval '1 microsecond'
-			WHERE name = ? AND instance = ?`, interval(l.opts.LeaseTTL), l.opts.Name, l.opts.Instance)
+			WHERE name = ? AND instance = ? AND lease_expires_at > now()`, interval(l.opts.LeaseTTL), l.opts.Name, l.opts.Instance)
 		cancel()
 		switch {
 		case res.Error == nil && res.RowsAffected > 0:
+			sent = attempt
 		case res.Error == nil:
-			l.log.Error("another process took this node's registration over; no longer renewing its lease",
+			l.log.Error("this node's lease expired, or another process took its registration over; no longer renewing it",
 				"instance", l.opts.Instance)
-			l.lostOnce.Do(func() { close(l.lost) })
+			l.lose()
 			return
 		case l.ctx.Err() != nil:
 			return
 		default:
 			l.log.Warn("renewing the node's lease failed; will retry", "err", res.Error, "lease_ttl", l.opts.LeaseTTL)
+			continue
 		}
+		l.markLost()
+	}
+}
+
+// lose closes Lost.
+func (l *NodeLease) lose() { l.lostOnce.Do(func() { close(l.lost) }) }
+
+// markLost marks the sessions of the nodes whose leases expired as lost,
+// within a renewal period; a failure is logged, and the next renewal
+// tries again.
+func (l *NodeLease) markLost() {
+	ctx, cancel := context.WithTimeout(l.ctx, l.opts.Renewal)
+	defer cancel()
+	marked, err := l.s.MarkLostNodes(ctx)
+	if err != nil {
+		if l.ctx.Err() == nil {
+			l.log.Warn("recording the sessions of lost nodes failed; will retry", "err", err)
+		}
+		return
+	}
+	for node, ids := range marked {
+		l.log.Warn("a node's lease expired: its sessions recorded as ERROR node_lost", "lost_node", node, "sessions", len(ids))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -50,6 +51,9 @@ type DB struct {
 	owned bool         // Close closes db's pool: Open made it
 	log   *slog.Logger // the store's own messages (claims)
 	lease leaseTimes
+	// self is the node this process registered as (RegisterNode); nil
+	// until it does.
+	self atomic.Pointer[nodeSelf]
 }
 
 var (

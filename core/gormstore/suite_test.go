@@ -62,10 +62,11 @@ func TestStore(t *testing.T) {
 func testEnvironmentsCRUD(t *testing.T, e env) {
 	ctx := context.Background()
 	t1 := e.clk.Advance(time.Second)
-	local := core.Environment{ID: "local", Name: "This host", Type: "local"}
+	local := core.Environment{ID: "local", Name: "This host", Type: "local", Node: "node-a"}
 	mustCreateEnv(t, e.s, local)
 	t2 := e.clk.Advance(time.Second)
-	docker := core.Environment{ID: "docker", Name: "Go image", Type: "docker", Config: json.RawMessage(`{"image":"golang:1.26"}`), IdleTimeout: "never"}
+	docker := core.Environment{ID: "docker", Name: "Go image", Type: "docker", Config: json.RawMessage(`{"image":"golang:1.26"}`), IdleTimeout: "never",
+		Nodes: []string{"node-b", "node-a"}}
 	mustCreateEnv(t, e.s, docker)
 
 	local.CreatedAt, local.UpdatedAt = t1, t1
@@ -111,11 +112,12 @@ func testEnvironmentDuplicate(t *testing.T, e env) {
 func testUpdateEnvironment(t *testing.T, e env) {
 	ctx := context.Background()
 	t1 := e.clk.Advance(time.Second)
-	mustCreateEnv(t, e.s, core.Environment{ID: "d", Name: "old", Type: "docker", Config: json.RawMessage(`{"image":"a"}`)})
+	mustCreateEnv(t, e.s, core.Environment{ID: "d", Name: "old", Type: "docker", Config: json.RawMessage(`{"image":"a"}`), Nodes: []string{"a"}})
 	mustCreateEnv(t, e.s, core.Environment{ID: "other", Name: "other", Type: "local"})
 	t2 := e.clk.Advance(time.Second)
 	// The type is not the store's to change.
-	err := e.s.UpdateEnvironment(ctx, core.Environment{ID: "d", Name: "new", Type: "local", Config: json.RawMessage(`{"image":"b"}`), IdleTimeout: "5m0s"})
+	err := e.s.UpdateEnvironment(ctx, core.Environment{ID: "d", Name: "new", Type: "local", Config: json.RawMessage(`{"image":"b"}`), IdleTimeout: "5m0s",
+		Node: "n1", Nodes: []string{"b", "c"}})
 	if err != nil {
 		t.Fatalf("UpdateEnvironment: %v", err)
 	}
@@ -123,7 +125,7 @@ func testUpdateEnvironment(t *testing.T, e env) {
 	if err != nil {
 		t.Fatalf("GetEnvironment: %v", err)
 	}
-	want := core.Environment{ID: "d", Name: "new", Type: "docker", Config: json.RawMessage(`{"image":"b"}`), IdleTimeout: "5m0s", CreatedAt: t1, UpdatedAt: t2}
+	want := core.Environment{ID: "d", Name: "new", Type: "docker", Config: json.RawMessage(`{"image":"b"}`), IdleTimeout: "5m0s", Node: "n1", Nodes: []string{"b", "c"}, CreatedAt: t1, UpdatedAt: t2}
 	assertEqual(t, "after UpdateEnvironment", got, want)
 	if other, _ := e.s.GetEnvironment(ctx, "other"); other.Name != "other" || !other.UpdatedAt.Equal(t1) {
 		t.Errorf("UpdateEnvironment changed another row: %+v", other)

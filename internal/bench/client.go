@@ -24,7 +24,11 @@ type wsClient struct {
 
 // attach opens a WebSocket to session id and reads its hello.
 func (s *server) attach(ctx context.Context, id string) (*wsClient, error) {
-	conn, err := wsproto.Dial(ctx, wsproto.WSURL(s.base)+wsproto.AttachPath(id), wsproto.DialOptions{ReadLimit: -1})
+	base := s.base
+	if s.via != nil {
+		base = s.via.base // another node of the cluster, which proxies
+	}
+	conn, err := wsproto.Dial(ctx, wsproto.WSURL(base)+wsproto.AttachPath(id), wsproto.DialOptions{ReadLimit: -1})
 	if err != nil {
 		return nil, fmt.Errorf("attaching: %w", err)
 	}

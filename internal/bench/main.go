@@ -185,6 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := b.ringRuns(ctx, bin, tmp, stderr, r); err != nil {
 		return err
 	}
+	b.clusterPath(ctx, bin, tmp, stderr, r)
 	r.summarize()
 	for _, rm := range b.remotes {
 		rm.summarize(&r.Summary, r.Summary.OneMBps)
@@ -209,6 +210,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if rm.res.Failed != "" {
 			failed = append(failed, fmt.Sprintf("the %s path: %s", rm.typ, rm.res.Failed))
 		}
+	}
+	if c := r.Cluster; c != nil && c.Failed != "" {
+		failed = append(failed, "the cluster path: "+c.Failed)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("could not measure %s", strings.Join(failed, "; "))

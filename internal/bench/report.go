@@ -201,6 +201,9 @@ type results struct {
 	// of each round.
 	Docker *remoteResults `json:"docker"`
 	SSH    *remoteResults `json:"ssh"`
+	// Cluster is the cluster path: two nodes on PostgreSQL, a session
+	// attached on its node and through the other.
+	Cluster *clusterResults `json:"cluster,omitempty"`
 
 	// Idle is the idle-sessions run; nil when skipped, and IdleSkipped
 	// says why.
@@ -354,6 +357,7 @@ func (r *results) writeTable(w io.Writer, remotes []*remote) {
 	for _, rm := range remotes {
 		rm.writeTable(p)
 	}
+	r.Cluster.writeTable(p)
 	r.writeScale(p)
 	if r.OtherCPUs != nil {
 		p("%-26s %.2f CPUs of %d busy with other work during the host runs", "other load", *r.OtherCPUs, r.CPUs)
@@ -374,6 +378,13 @@ func (r *results) writeTable(w io.Writer, remotes []*remote) {
 		if l := rm.runsLine(); l != "" {
 			p("runs (%s): %s", rm.name, l)
 		}
+	}
+	if c := r.Cluster; c != nil && len(c.Proxied) > 0 {
+		var b []string
+		for i := range c.Proxied {
+			b = append(b, fmt.Sprintf("%.1f vs %.1f MB/s, echo %s vs %s", c.DirectFlood[i].MBps, c.ProxiedFlood[i].MBps, us(c.Direct[i].P50), us(c.Proxied[i].P50)))
+		}
+		p("runs (cluster, on b vs through a): %s", strings.Join(b, " | "))
 	}
 	p("")
 	writeTargets(p, s.Targets)

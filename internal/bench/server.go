@@ -35,12 +35,16 @@ type server struct {
 	exited chan struct{} // closed when the process has exited; waitErr is set
 	// waitErr is cmd.Wait's result.
 	waitErr error
+	// via, when set, is the node of the same cluster that clients attach
+	// through (see cluster.go); sessions are still created on s.
+	via *server
 }
 
 // startServer starts bin/ptyhost serve with its data in dataDir and the
 // plugins in bin/plugins, and waits until it serves. scrollback is its
-// --scrollback; "" leaves the server's default. Its log goes to stderr.
-func startServer(ctx context.Context, bin, dataDir, scrollback string, stderr io.Writer) (*server, error) {
+// --scrollback; "" leaves the server's default; extra are more flags. Its
+// log goes to stderr.
+func startServer(ctx context.Context, bin, dataDir, scrollback string, stderr io.Writer, extra ...string) (*server, error) {
 	args := []string{"serve",
 		"--listen", "127.0.0.1:0",
 		"--data-dir", dataDir,
@@ -52,6 +56,7 @@ func startServer(ctx context.Context, bin, dataDir, scrollback string, stderr io
 	if scrollback != "" {
 		args = append(args, "--scrollback", scrollback)
 	}
+	args = append(args, extra...) // a later flag wins
 	cmd := exec.Command(filepath.Join(bin, "ptyhost"), args...)
 	// Only the flags configure it: drop the caller's PTYHOST_* settings.
 	for _, kv := range os.Environ() {

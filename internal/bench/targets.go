@@ -127,6 +127,7 @@ func (r *results) targets() []target {
 			ts = append(ts, target{"DOCKER echo p50", notMeasuredIdle + why, hostEcho, want, statusNA})
 		}
 	}
+	ts = append(ts, r.Cluster.targets()...)
 	ts = append(ts, r.idleTargets()...)
 
 	if rp := r.Replay; rp != nil {
@@ -202,7 +203,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // writeTargets prints the targets' table.
 func writeTargets(p func(format string, a ...any), ts []target) {
-	p("  %-31s %-42s %-22s %-26s %s", "targets (issue 13)", "measured", "baseline", "want", "status")
+	p("  %-31s %-42s %-22s %-26s %s", "targets (issues 13, 14)", "measured", "baseline", "want", "status")
 	for _, t := range ts {
 		p("  %-31s %-42s %-22s %-26s %s", t.Name, t.Measured, t.Baseline, t.Want, t.Status)
 	}

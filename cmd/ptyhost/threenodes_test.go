@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/internal/e2etest"
+)
+
+// TestThreeNodes is issue 14's whole story on one machine: three nodes of
+// one cluster on three ports over one PostgreSQL. A session created
+// through a in an environment b serves runs on b; attached through c it
+// shows b's output and takes input, with the same bytes at the same
+// offsets as on b; `ptyhost ls` on every node lists every node's
+// sessions; kill -9 of b records its sessions node_lost within its lease
+// (and a sweep), while a and c go on serving theirs.
+func TestThreeNodes(t *testing.T) {
+	dsn, _ := postgresSchemaDSN(t)
+	a := startReachableNode(t, dsn, "a")
+	b := startReachableNode(t, dsn, "b")
+	c := startReachableNode(t, dsn, "c")
+
+	// Created through a, in b's own environment: placed on b.
+	id := a.CreateSession(t, map[string]any{"environment_id": "host-b",
+		"command": []string{"/bin/sh", "-c", `printf 'hello from b\n'; exec cat`}})
+	for name, srv := range map[string]*e2etest.Server{"a": a, "b": b, "c": c} {
+		if rec := srv.Session(t, id); rec["node"] != "b" {
+			t.Fatalf("the session created through a, as %s reads it: node %v, want b", name, rec["node"])
+		}
+	}
+
+	// Attached through c: b's output, input accepted, offsets exact.
+	tc := c.Attach(t, id)
+	tc.WaitOutput("hello from b")
+	tc.Send("ping\r")
+	tc.WaitOutput("ping\r\nping\r\n")
+	if got, want := tc.Conn.Offset(), int64(len(tc.Out)); tc.Hello().Offset != 0 || got != want {
+		t.Fatalf("through c: hello at %d, offset %d after %d bytes", tc.Hello().Offset, got, want)
+	}
+	const from = 5
+	direct, via := b.AttachAt(t, id, from), c.AttachAt(t, id, from)
+	for name, tm := range map[string]*e2etest.Term{"on b": direct, "through c": via} {
+		if err := tm.Until(func() bool { return len(tm.Out) >= len(tc.Out)-from }); err != nil {
+			t.Fatalf("resumed %s: %v", name, err)
+		}
+		if tm.Hello().Offset != from || !bytes.Equal(tm.Out, tc.Out[from:]) {
+			t.Errorf("resumed at %d %s: hello at %d, %q; want %q", from, name, tm.Hello().Offset, tm.Out, tc.Out[from:])
+		}
+	}
+	direct.Conn.Close()
+	via.Conn.Close()
+
+	// Every node lists every node's sessions.
+	idA := createOn(t, a, "a", "/bin/sh")
+	idC := createOn(t, c, "c", "/bin/sh")
+	want := []string{id, idA, idC}
+	slices.Sort(want)
+	for name, srv := range map[string]*e2etest.Server{"a": a, "b": b, "c": c} {
+		code, out, stderr := cli(t, srv.URL, "ls", "--json")
+		if code != 0 {
+			t.Fatalf("ls on %s: exit %d: %s", name, code, stderr)
+		}
+		var listed []struct {
+			ID   string `json:"id"`
+			Node string `json:"node"`
+		}
+		if err := json.Unmarshal([]byte(out), &listed); err != nil {
+			t.Fatalf("ls --json on %s: %v: %s", name, err, out)
+		}
+		var got []string
+		for _, s := range listed {
+			got = append(got, s.ID)
+			if wantNode := map[string]string{id: "b", idA: "a", idC: "c"}[s.ID]; s.Node != wantNode {
+				t.Errorf("ls on %s: session %s on node %q, want %q", name, s.ID, s.Node, wantNode)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("ls on %s lists %v, want %v", name, got, want)
+		}
+	}
+
+	// kill -9 of b: its session is node_lost within the lease and a
+	// sweep (every fifth of the lease); a's and c's go on.
+	b.Kill(t)
+	killed := time.Now()
+	deadline := killed.Add(testNodeLease + testNodeLease/5 + 3*time.Second)
+	for {
+		rec := a.Session(t, id)
+		reason, _ := rec["status_reason"].(string)
+		if rec["status"] == "ERROR" && strings.HasPrefix(reason, "node_lost") {
+			t.Logf("b's session recorded node_lost %v after SIGKILL (lease %v)", time.Since(killed).Round(time.Millisecond), testNodeLease)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's session %v after b was killed %v ago; want ERROR node_lost", rec, time.Since(killed))
+		}
+		time.Sleep(100 * time.Millisecond) // polling a record another process writes
+	}
+	if err := tc.WaitEnd(); err == nil {
+		t.Errorf("the client attached to b's session through c was not closed")
+	}
+	for name, pair := range map[string]struct {
+		srv *e2etest.Server
+		id  string
+	}{"a": {a, idA}, "c": {c, idC}} {
+		term := pair.srv.Attach(t, pair.id)
+		term.Send("echo " + name + "-still-$((6*7))\n")
+		term.WaitOutput(name + "-still-42")
+		term.Conn.Close()
+	}
+}

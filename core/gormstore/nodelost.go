@@ -1,0 +1,106 @@
+package gormstore
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// Lost nodes. After each renewal of its own lease, every node looks for
+// nodes whose lease expired (by the database's clock) that still have
+// live sessions (STARTING, ACTIVE, IDLE), and records those sessions as
+// ERROR core.ReasonNodeLost, notifying a session_error event for each
+// (relay.go), all in one transaction. The transaction locks the lost
+// node's row (SELECT … FOR UPDATE SKIP LOCKED): of nodes sweeping at once
+// one marks a lost node's sessions and the others skip it, and a process
+// registering under the lost node's name (RegisterNode's upsert takes the
+// same row lock) either commits first, and the node is not lost, or waits
+// until the sessions are marked, and finds them so.
+//
+// A node that comes back takes up the marked sessions its plugins kept
+// (core's Reconcile, through ReclaimSession), only while it holds the
+// name's live lease. Since a sweep marks only the sessions of an expired
+// lease, under the row lock that a registration needs, a session is never
+// both reclaimed by a live node and marked by a sweep after it.
+
+// nodeSelf is the node this process registered as (RegisterNode), for
+// ReclaimSession.
+type nodeSelf struct {
+	name, instance string
+}
+
+// liveStatuses are the statuses of sessions that have not ended.
+var liveStatuses = statusNames([]core.Status{core.StatusStarting, core.StatusActive, core.StatusIdle})
+
+// MarkLostNodes records the live sessions of every node whose lease
+// expired as ERROR core.ReasonNodeLost, and notifies a session_error event
+// for each to every node's Relay, in one transaction. It returns the
+// sessions it marked, by node. Nodes call it after each renewal of their
+// lease (NodeLease); it is exported for tests and tools.
+func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
+	if !s.postgres() {
+		return nil, fmt.Errorf("store: mark lost nodes: %w", ErrNodesUnsupported)
+	}
+	var marked map[string][]string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		marked = nil
+		var names []string
+		// A node another sweep holds is skipped: that one marks it.
+		err := tx.Raw(`SELECT name FROM nodes n WHERE n.lease_expires_at <= now()
+				AND EXISTS (SELECT 1 FROM sessions s WHERE s.node = n.name AND s.status IN ?)
+			ORDER BY name FOR UPDATE SKIP LOCKED`, liveStatuses).Scan(&names).Error
+		if err != nil || len(names) == 0 {
+			return err
+		}
+		now := s.stamp()
+		var lost []struct{ ID, Node string }
+		err = tx.Raw(`UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
+			WHERE node IN ? AND status IN ? RETURNING id, node`,
+			string(core.StatusError), core.ReasonNodeLost, now, names, liveStatuses).Scan(&lost).Error
+		if err != nil {
+			return err
+		}
+		marked = make(map[string][]string)
+		for _, l := range lost {
+			// Notified on commit, to every node's relay, this one's too.
+			p, err := notification{Type: string(core.SessionError), SessionID: l.ID, Node: l.Node, Time: now,
+				Error: core.ReasonNodeLost}.payload()
+			if err != nil {
+				return err
+			}
+			if err := tx.Exec(notifySQL, p).Error; err != nil {
+				return err
+			}
+			marked[l.Node] = append(marked[l.Node], l.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: mark lost nodes: %w", err)
+	}
+	return marked, nil
+}
+
+// ReclaimSession is core.SessionReclaimer: it records session id as ACTIVE
+// again if it is ERROR with a node_lost reason, belongs to node, and node
+// is the one this process registered as, with its lease live by the
+// database's clock. It reports whether it did.
+func (s *DB) ReclaimSession(ctx context.Context, id, node string) (bool, error) {
+	self := s.self.Load()
+	if self == nil || self.name != node || !s.postgres() {
+		return false, nil
+	}
+	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET status = ?, status_reason = '', updated_at = ?
+		WHERE id = ? AND node = ? AND status = ? AND (status_reason = 'node_lost' OR status_reason LIKE 'node_lost:%')
+			AND EXISTS (SELECT 1 FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now())`,
+		string(core.StatusActive), s.stamp(), id, node, string(core.StatusError), node, self.instance)
+	if res.Error != nil {
+		return false, fmt.Errorf("store: reclaim session %q: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+var _ core.SessionReclaimer = (*DB)(nil)

@@ -1,0 +1,286 @@
+package gormstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/gormstore"
+)
+
+// saveSessions records sessions of node with the given statuses, ids
+// node-0, node-1, ….
+func saveSessions(t *testing.T, s *gormstore.DB, node string, statuses ...core.Status) {
+	t.Helper()
+	for i, st := range statuses {
+		rec := core.SessionRecord{ID: fmt.Sprintf("%s-%d", node, i), EnvironmentID: "host", Node: node, Status: st}
+		if err := s.SaveSession(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// statusOf returns session id's status and reason as one string.
+func statusOf(t *testing.T, s *gormstore.DB, id string) string {
+	t.Helper()
+	rec, err := s.GetSession(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.StatusReason == "" {
+		return string(rec.Status)
+	}
+	return string(rec.Status) + " " + rec.StatusReason
+}
+
+// expire ends node's lease now, as a crash that outlived it would.
+func expire(t *testing.T, s *gormstore.DB, node string) {
+	t.Helper()
+	if err := s.Gorm().Exec("UPDATE nodes SET lease_expires_at = now() WHERE name = ?", node).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMarkLostNodes: once a node's lease has expired, the live sessions of
+// that node, and no other, are recorded ERROR node_lost and their
+// session_error events reach every node's relay; a second sweep marks
+// nothing. A live node's renewals do the sweep by themselves.
+func TestMarkLostNodes(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	// a renews every 100 ms, and sweeps after each renewal.
+	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: 5 * time.Second, Renewal: 100 * time.Millisecond})
+	// b is registered, and crashes (its lease is expired below).
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	saveSessions(t, a, "a", core.StatusActive)
+	saveSessions(t, a, "b", core.StatusActive, core.StatusIdle, core.StatusStarting, core.StatusTerminated)
+	_, gotA := runRelay(t, a, "a")
+	rb, gotB := runRelay(t, b, "b")
+	awaitListening(t, rb, "b", gotA)
+
+	// b's lease is live: nothing is marked.
+	if marked, err := b.MarkLostNodes(ctx); err != nil || len(marked) != 0 {
+		t.Fatalf("MarkLostNodes with every lease live: %v, %v; want nothing", marked, err)
+	}
+	expire(t, a, "b")
+	// a's renewals sweep: within a few renewals b's sessions are lost.
+	waitFor(t, 5*time.Second, "b's sessions to be recorded node_lost", func() bool {
+		return statusOf(t, a, "b-0") != "ACTIVE"
+	})
+	want := map[string]string{
+		"a-0": "ACTIVE",
+		"b-0": "ERROR " + core.ReasonNodeLost,
+		"b-1": "ERROR " + core.ReasonNodeLost,
+		"b-2": "ERROR " + core.ReasonNodeLost,
+		"b-3": "TERMINATED",
+	}
+	for id, w := range want {
+		if got := statusOf(t, a, id); got != w {
+			t.Errorf("session %s: %s, want %s", id, got, w)
+		}
+	}
+	// Every relay, the sweeping node's too, delivers the events once.
+	for _, got := range []*received{gotA, gotB} {
+		got.await(t, "session_error b-0 b", "session_error b-1 b", "session_error b-2 b")
+		if e := got.event(0); e.Err == nil || e.Err.Error() != core.ReasonNodeLost {
+			t.Errorf("the event's error: %v, want %s", e.Err, core.ReasonNodeLost)
+		}
+	}
+	if marked, err := b.MarkLostNodes(ctx); err != nil || len(marked) != 0 {
+		t.Errorf("a second sweep: %v, %v; want nothing", marked, err)
+	}
+	if nodes := listed(t, a); nodes != "a http://a:7420 true 1 ; b http://b:7420 false 0 " {
+		t.Errorf("nodes: %q", nodes)
+	}
+}
+
+// TestReclaimSession: a node that registers again takes its node_lost
+// sessions back while it holds the lease; another node, a process that
+// did not register under the name, or a session lost otherwise cannot.
+func TestReclaimSession(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	saveSessions(t, a, "b", core.StatusActive, core.StatusError)
+	// b-1 ended on its own.
+	reason := "spawn failed"
+	if err := a.UpdateSession(ctx, "b-1", core.SessionUpdate{StatusReason: &reason}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Gorm().Exec(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at)
+		VALUES ('b', 'http://b:7420', '', 'old', now(), now())`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.MarkLostNodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.ReclaimSession(ctx, "b-0", "b"); ok || err != nil {
+		t.Errorf("node a reclaiming b's session: %v, %v; want false", ok, err)
+	}
+	if ok, err := b.ReclaimSession(ctx, "b-0", "b"); ok || err != nil {
+		t.Errorf("an unregistered process reclaiming b's session: %v, %v; want false", ok, err)
+	}
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	if ok, err := b.ReclaimSession(ctx, "b-1", "b"); ok || err != nil {
+		t.Errorf("reclaiming a session that ended otherwise: %v, %v; want false", ok, err)
+	}
+	if ok, err := b.ReclaimSession(ctx, "b-0", "b"); !ok || err != nil {
+		t.Errorf("b reclaiming its session: %v, %v; want true", ok, err)
+	}
+	if got := statusOf(t, a, "b-0"); got != "ACTIVE" {
+		t.Errorf("b-0 reclaimed: %s, want ACTIVE", got)
+	}
+	if ok, err := b.ReclaimSession(ctx, "b-0", "b"); ok || err != nil {
+		t.Errorf("reclaiming it twice: %v, %v; want false", ok, err)
+	}
+}
+
+// TestNodeLostRace races, round after round, a sweep by node a with two
+// processes starting as node b, whose lease just expired, each reclaiming
+// b's sessions as a starting node does: at most one process registers as
+// b, only it reclaims, and in the end every session is either still
+// node_lost with nobody owning it, or ACTIVE and owned by that one
+// process: never both believed owned by b and recorded as lost.
+func TestNodeLostRace(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a := openReal(t, dsn)
+	ctx := context.Background()
+	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	procs := []*gormstore.DB{openReal(t, dsn), openReal(t, dsn)}
+	const rounds, sessions = 30, 8
+	for round := range rounds {
+		ids := make([]string, sessions)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("r%d-%d", round, i)
+			rec := core.SessionRecord{ID: ids[i], EnvironmentID: "host", Node: "b", Status: core.StatusActive}
+			if err := a.SaveSession(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		expire(t, a, "b")
+
+		var (
+			wg        sync.WaitGroup
+			start     = make(chan struct{})
+			leases    = make([]*gormstore.NodeLease, len(procs))
+			reclaimed = make([][]string, len(procs))
+			errs      = make([]error, len(procs)+1)
+			marked    map[string][]string
+		)
+		wg.Go(func() {
+			<-start
+			marked, errs[len(procs)] = a.MarkLostNodes(ctx)
+		})
+		for p, s := range procs {
+			wg.Go(func() {
+				<-start
+				l, err := s.RegisterNode(ctx, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+				if errors.Is(err, gormstore.ErrNodeRunning) {
+					// The other process is b; this one still tries to
+					// reclaim, and must not manage to.
+					for _, id := range ids {
+						if ok, err := s.ReclaimSession(ctx, id, "b"); ok || err != nil {
+							errs[p] = fmt.Errorf("a process refused the name reclaimed %s: %v", id, err)
+						}
+					}
+					return
+				}
+				if err != nil {
+					errs[p] = err
+					return
+				}
+				leases[p] = l
+				// As Reconcile: the sessions found node_lost are taken back.
+				for _, id := range ids {
+					rec, err := s.GetSession(ctx, id)
+					if err != nil {
+						errs[p] = err
+						return
+					}
+					if rec.Status != core.StatusError {
+						continue
+					}
+					ok, err := s.ReclaimSession(ctx, id, "b")
+					if err != nil || !ok {
+						errs[p] = fmt.Errorf("reclaiming %s, found %s: %v, %v", id, rec.Status, ok, err)
+						return
+					}
+					reclaimed[p] = append(reclaimed[p], id)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		owners := 0
+		for p, l := range leases {
+			if l == nil {
+				if len(reclaimed[p]) > 0 {
+					t.Fatalf("round %d: process %d reclaimed %v without the name", round, p, reclaimed[p])
+				}
+				continue
+			}
+			owners++
+			// The owner reclaimed exactly what the sweep marked.
+			got, want := slices.Sorted(slices.Values(reclaimed[p])), slices.Sorted(slices.Values(marked["b"]))
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d: reclaimed %v, the sweep marked %v", round, got, want)
+			}
+		}
+		if owners != 1 {
+			t.Fatalf("round %d: %d processes registered as b, want 1", round, owners)
+		}
+		// Every session is the owner's and live; a sweep now marks none.
+		for _, id := range ids {
+			if got := statusOf(t, a, id); got != "ACTIVE" {
+				t.Fatalf("round %d: session %s is %s, owned by a live b", round, id, got)
+			}
+		}
+		if again, err := a.MarkLostNodes(ctx); err != nil || len(again) != 0 {
+			t.Fatalf("round %d: a sweep with b live: %v, %v", round, again, err)
+		}
+		// b ends its sessions and stops, for the next round.
+		for _, id := range ids {
+			st := core.StatusTerminated
+			if err := a.UpdateSession(ctx, id, core.SessionUpdate{Status: &st}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, l := range leases {
+			if l != nil {
+				if err := l.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		t.Logf("round %d: the sweep marked %d sessions before b came back", round, len(marked["b"]))
+	}
+}
+
+// TestNodeLeaseLostWhenExpired: a node whose lease expired before a
+// renewal, as after a stall or a partition, takes its lease as lost
+// rather than renewing it: the other nodes may have recorded its sessions
+// as node_lost already.
+func TestNodeLeaseLostWhenExpired(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a := openReal(t, dsn)
+	l := mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: 50 * time.Millisecond})
+	expire(t, a, "a")
+	select {
+	case <-l.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the renewal renewed an expired lease")
+	}
+	if got := listed(t, a); got != "a http://a:7420 false 0 " {
+		t.Errorf("nodes: %q, want a unhealthy", got)
+	}
+}

@@ -1,0 +1,125 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"strings"
+)
+
+// Events and lost nodes in a cluster (docs/design.md, "Nodes"). Each node
+// publishes its own sessions' events on its bus, as a single server does,
+// and hands them to Options.Relay, which carries them to the other nodes
+// (core/gormstore's relay: PostgreSQL LISTEN/NOTIFY); the other nodes'
+// events come back through it to this node's subscribers. A node never
+// gets its own events back from the relay, so none is delivered twice.
+//
+// A node whose lease expired is lost: one of the others records its live
+// sessions as ERROR ReasonNodeLost and publishes their SessionError events
+// (core/gormstore does both in one transaction). If the lost node comes
+// back on its data directory while its plugins still keep the sessions,
+// its Reconcile takes them up again (reclaimNodeLost).
+
+// ReasonNodeLost is recorded for the sessions of a node of a cluster whose
+// lease expired (it died, stalled, or lost the database): another node
+// recorded them as ERROR with it. It begins with "node_lost", the reason
+// clients test for.
+const ReasonNodeLost = "node_lost: the node running the session stopped renewing its lease"
+
+// IsNodeLost reports whether a session's status reason is ReasonNodeLost
+// (or any reason of the node_lost kind).
+func IsNodeLost(reason string) bool {
+	return reason == "node_lost" || strings.HasPrefix(reason, "node_lost:")
+}
+
+// EventRelay carries events between the nodes of a cluster. Its methods
+// are safe for concurrent use.
+type EventRelay interface {
+	// Send hands e, published on this node, to the other nodes. It never
+	// blocks: sessions publish their events on their own paths. What it
+	// cannot send (the database is down, or its queue is full) is lost
+	// for the other nodes, whose subscribers get EventsLost instead.
+	Send(e Event)
+	// Receive calls deliver with the other nodes' events until ctx ends,
+	// each node's in the order it sent them. When events may have been
+	// missed (its connection was lost and made again), it delivers an
+	// Event of type EventsLost.
+	Receive(ctx context.Context, deliver func(Event))
+}
+
+// receiveRelayed delivers the other nodes' events to this manager's
+// subscribers until ctx ends. Their times and nodes are the sending
+// node's.
+func (m *Manager) receiveRelayed(ctx context.Context) {
+	m.opts.Relay.Receive(ctx, m.events.publish)
+}
+
+// SessionReclaimer is implemented by a store that keeps the nodes of a
+// cluster (core/gormstore's DB). Reconcile uses it to take up a session
+// another node recorded as node_lost.
+type SessionReclaimer interface {
+	// ReclaimSession records session id, which is ERROR with a node_lost
+	// reason and belongs to node, as ACTIVE again, only while node's lease
+	// is live and held by this process; it reports whether it did. Two
+	// processes can never both reclaim a session, nor can a session be
+	// reclaimed and then recorded as lost by a lease that had already
+	// expired.
+	ReclaimSession(ctx context.Context, id, node string) (bool, error)
+}
+
+// reclaimNodeLost takes up the sessions this node's plugins kept whose
+// records another node marked node_lost while this node was away: for
+// each survivor no live record claimed, a record of this node that is
+// ERROR node_lost is reclaimed (SessionReclaimer) and the session adopted.
+// The survivors it takes up are removed from survivors; the others stay
+// there, to be hung up. It returns how many it took up and the channels
+// adopt returned.
+func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string]Survivor) (int, []<-chan struct{}, error) {
+	rc, ok := m.store.(SessionReclaimer)
+	if !ok || m.opts.NodeName == "" {
+		return 0, nil, nil
+	}
+	n := 0
+	var caughtUp []<-chan struct{}
+	for id, sv := range survivors {
+		if m.isLive(id) {
+			continue
+		}
+		rec, err := m.store.GetSession(ctx, id)
+		if errors.Is(err, ErrSessionNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, caughtUp, err
+		}
+		if rec.Node != m.opts.NodeName || rec.Status != StatusError || !IsNodeLost(rec.StatusReason) {
+			continue
+		}
+		ok, err := rc.ReclaimSession(ctx, id, m.opts.NodeName)
+		if err != nil {
+			return n, caughtUp, err
+		}
+		if !ok {
+			m.log.Warn("could not reclaim a session recorded as node_lost: this node's lease is not live", "session_id", id)
+			continue
+		}
+		ch, err := m.adopt(ctx, rec, sv)
+		switch {
+		case err == nil:
+			delete(survivors, id)
+			caughtUp = append(caughtUp, ch)
+			n++
+			m.log.Info("session recorded as node_lost taken up again", "session_id", id)
+			continue
+		case errors.Is(err, errNowLive):
+			delete(survivors, id)
+			continue
+		case errors.Is(err, ErrClosed):
+			return n, caughtUp, err
+		}
+		m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", id, "err", err)
+		if err := m.recordLost(ctx, id); err != nil {
+			return n, caughtUp, err
+		}
+	}
+	return n, caughtUp, nil
+}

@@ -1,0 +1,203 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeRelay is an EventRelay whose sent events are kept and whose received
+// ones come from in.
+type fakeRelay struct {
+	in       chan Event
+	mu       sync.Mutex
+	sent     []Event
+	received chan struct{} // closed when Receive returns
+}
+
+func newFakeRelay() *fakeRelay {
+	return &fakeRelay{in: make(chan Event), received: make(chan struct{})}
+}
+
+func (r *fakeRelay) Send(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, e)
+}
+
+func (r *fakeRelay) Receive(ctx context.Context, deliver func(Event)) {
+	defer close(r.received)
+	for {
+		select {
+		case e := <-r.in:
+			deliver(e)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (r *fakeRelay) sentEvents() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.sent...)
+}
+
+// nextEvent returns the next event of evs, failing after 5 s.
+func nextEvent(t *testing.T, evs <-chan Event) Event {
+	t.Helper()
+	select {
+	case e := <-evs:
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s")
+		return Event{}
+	}
+}
+
+// TestRelayedEvents: a node's own events reach its subscribers once,
+// naming the node, and go out through the relay; the other nodes' events,
+// and the relay's events_lost, reach its subscribers as the relay
+// delivers them. The relay runs until the manager closes.
+func TestRelayedEvents(t *testing.T) {
+	relay := newFakeRelay()
+	h := newHarness(t, func(o *Options) { o.NodeName, o.Relay = "a", relay })
+	evs := h.m.Subscribe(t.Context())
+	h.create(t, "s1")
+	if e := nextEvent(t, evs); e.Type != SessionCreated || e.SessionID != "s1" || e.Node != "a" {
+		t.Errorf("own event %+v, want session_created s1 on a", e)
+	}
+	if sent := relay.sentEvents(); len(sent) != 1 || sent[0].Type != SessionCreated || sent[0].Node != "a" || sent[0].Time.IsZero() {
+		t.Errorf("sent %+v, want the session_created of a, with its time", sent)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	relay.in <- Event{Type: SessionError, SessionID: "s9", Node: "b", Time: at, Err: errors.New(ReasonNodeLost)}
+	relay.in <- Event{Type: EventsLost}
+	if e := nextEvent(t, evs); e.Type != SessionError || e.SessionID != "s9" || e.Node != "b" || !e.Time.Equal(at) {
+		t.Errorf("relayed event %+v, want b's session_error as sent", e)
+	}
+	if e := nextEvent(t, evs); e.Type != EventsLost {
+		t.Errorf("relayed event %+v, want events_lost", e)
+	}
+	select {
+	case e := <-evs:
+		t.Errorf("an event more: %+v", e)
+	default:
+	}
+	if err := h.m.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-relay.received:
+	default:
+		t.Error("Receive still runs after Close")
+	}
+}
+
+func TestRelayNeedsNodeName(t *testing.T) {
+	err := Options{Store: newMemStore(), Plugins: fakePlugins{}, Relay: newFakeRelay()}.Validate()
+	if err == nil {
+		t.Error("a relay without a node name was accepted")
+	}
+}
+
+// reclaimingStore is a memStore that is a SessionReclaimer: it reclaims
+// as core/gormstore does while live says the node's lease is its.
+type reclaimingStore struct {
+	*memStore
+	live bool
+}
+
+func (s *reclaimingStore) ReclaimSession(_ context.Context, id, node string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.sessions[id]
+	if !ok || !s.live || rec.Node != node || rec.Status != StatusError || !IsNodeLost(rec.StatusReason) {
+		return false, nil
+	}
+	rec.Status, rec.StatusReason = StatusActive, ""
+	s.sessions[id] = rec
+	return true, nil
+}
+
+// TestReconcileReclaimsNodeLost: a node back after another recorded its
+// sessions node_lost takes up those its plugins kept; those no plugin
+// kept stay node_lost; a kept session recorded lost otherwise, or of
+// another node, is hung up, not taken.
+func TestReconcileReclaimsNodeLost(t *testing.T) {
+	keeper := newFakeKeeper()
+	for _, id := range []string{"lost-kept", "other-node", "server-lost"} {
+		keeper.keep(id, 0, []byte("$ "), nil)
+	}
+	store := &reclaimingStore{live: true}
+	h := newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	h.saveRows(t,
+		SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost},
+		SessionRecord{ID: "lost-unkept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost},
+		SessionRecord{ID: "other-node", Node: "b", Status: StatusError, StatusReason: ReasonNodeLost},
+		SessionRecord{ID: "server-lost", Node: "a", Status: StatusError, StatusReason: ReasonServerLost},
+	)
+	evs := h.m.Subscribe(t.Context())
+	if n, err := h.m.Reconcile(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Reconcile = %d, %v; want 0 lost", n, err)
+	}
+	if e := nextEvent(t, evs); e.Type != SessionResumed || e.SessionID != "lost-kept" || e.Node != "a" {
+		t.Errorf("event %+v, want session_resumed lost-kept", e)
+	}
+	for id, want := range map[string]string{
+		"lost-kept":   string(StatusActive),
+		"lost-unkept": string(StatusError) + " " + ReasonNodeLost,
+		"other-node":  string(StatusError) + " " + ReasonNodeLost,
+		"server-lost": string(StatusError) + " " + ReasonServerLost,
+	} {
+		row := h.store.row(t, id)
+		got := string(row.Status)
+		if row.StatusReason != "" {
+			got += " " + row.StatusReason
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+	}
+	if err := tryAttach(h.m, "lost-kept"); err != nil {
+		t.Errorf("attaching to the session taken up: %v", err)
+	}
+	for _, id := range []string{"other-node", "server-lost"} {
+		if kills, closes := keeper.pty(t, id).Counts(); kills != 1 || closes != 1 {
+			t.Errorf("%s: kills=%d closes=%d, want it hung up", id, kills, closes)
+		}
+	}
+}
+
+// TestReconcileWithoutLeaseReclaimsNothing: a node whose lease is not
+// live (the store refuses the reclaim) takes nothing up and hangs the
+// kept session up.
+func TestReconcileWithoutLeaseReclaimsNothing(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("lost-kept", 0, []byte("$ "), nil)
+	store := &reclaimingStore{live: false}
+	h := newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	h.saveRows(t, SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost})
+	if _, err := h.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "lost-kept"); row.Status != StatusError || row.StatusReason != ReasonNodeLost {
+		t.Errorf("row %+v, want it left node_lost", row)
+	}
+	if err := tryAttach(h.m, "lost-kept"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("the session is live: %v", err)
+	}
+	if kills, _ := keeper.pty(t, "lost-kept").Counts(); kills != 1 {
+		t.Error("the kept session was not hung up")
+	}
+}
