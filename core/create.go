@@ -222,6 +222,12 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	err = m.writer.saveNow(sctx, s.snapshot())
 	cancel()
+	if errors.Is(err, ErrAlreadyExists) {
+		// Another node of the cluster records the id as its own, live:
+		// it won a race with this create.
+		m.abandon(s)
+		return SessionRecord{}, fmt.Errorf("session %q: %w", opts.ID, err)
+	}
 	if err != nil {
 		m.abandon(s)
 		s.log.Warn("recording the new session failed; not starting it", "err", err)

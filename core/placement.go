@@ -191,8 +191,8 @@ var ErrNotServed = fmt.Errorf("%w: this node does not serve the environment", Er
 // node serves env, and no other node's record holds id live. Session ids
 // are the cluster's, and the store keeps one row per id: a create here
 // must not replace a session another node runs. (Two nodes creating one
-// id at the same instant may still both pass; ids drawn by the server are
-// random.)
+// id at the same instant may both pass here; the store's insert then lets
+// one win, and the other's create fails with ErrAlreadyExists.)
 func (m *Manager) checkClusterCreate(ctx context.Context, env Environment, id string) error {
 	if m.opts.NodeName == "" {
 		return nil

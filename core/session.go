@@ -252,13 +252,15 @@ func (s *session) output(p []byte) {
 
 // input writes p to the terminal.
 func (s *session) input(p []byte) error {
+	if s.recorder != nil {
+		// Before the write: its echo can come back, and be recorded,
+		// before the write returns.
+		s.recorder.recordInput(p)
+	}
 	if _, err := s.pty.Write(p); err != nil {
 		return err
 	}
 	s.deps.metrics.bytesIn.Add(float64(len(p)))
-	if s.recorder != nil {
-		s.recorder.recordInput(p)
-	}
 	now := s.deps.now()
 	s.mu.Lock()
 	touch := now.Sub(s.lastActive) >= s.deps.activityInterval

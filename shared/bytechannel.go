@@ -86,6 +86,10 @@ type channelOffer struct {
 	secret [channelSecretSize]byte
 	ack    [channelAckSize]byte
 	conn   chan *net.UnixConn // buffered: the acceptor never waits
+	// withdrawn is set, under the listener's mu, by withdraw: a
+	// connection the handshake took for the offer is closed, not handed
+	// over to nobody.
+	withdrawn bool
 }
 
 // token is what the host writes first on the connection.
@@ -207,6 +211,12 @@ func (l *channelListener) handshake(c *net.UnixConn) {
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o.withdrawn {
+		c.Close() // the stream gave up on it meanwhile
+		return
+	}
 	o.conn <- c
 }
 
@@ -214,6 +224,7 @@ func (l *channelListener) handshake(c *net.UnixConn) {
 // that came already is closed.
 func (l *channelListener) withdraw(o *channelOffer) {
 	l.mu.Lock()
+	o.withdrawn = true
 	if l.offers[o.id] == o {
 		delete(l.offers, o.id)
 		l.unlisten(false)

@@ -118,6 +118,9 @@ func newCluster(o ClusterOptions) *cluster {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: forwardDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ForceAttemptHTTP2 = false
+	// An owner that takes the connection but never answers (a partition,
+	// a stopped process) fails the request instead of holding it.
+	tr.ResponseHeaderTimeout = forwardAnswerTimeout
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	return &cluster{name: o.NodeName, secret: o.Secret, digest: sha256.Sum256([]byte(o.Secret)),
 		interval: o.NodeCheckInterval, transport: tr}
@@ -134,6 +137,11 @@ func (c *cluster) validSecret(got string) bool {
 type forwardedKey struct{}
 
 // forwarded reports whether r came from another node of the cluster.
+// forwardAnswerTimeout bounds the wait for the owner's answer to a
+// forwarded request (its headers: a WebSocket's 101, a DELETE's 204 after
+// the kill's grace).
+const forwardAnswerTimeout = 30 * time.Second
+
 func forwarded(r *http.Request) bool {
 	f, _ := r.Context().Value(forwardedKey{}).(bool)
 	return f

@@ -49,7 +49,7 @@ func rewind(r *http.Request, body []byte) {
 // node it forwarded r to, or with the error of the placement (503 when no
 // healthy node serves the environment, 404 for an unknown one).
 func (h *handler) placedElsewhere(w http.ResponseWriter, r *http.Request, envID string, body []byte) bool {
-	if r.Header.Get(HeaderClusterHop) != "" {
+	if forwarded(r) {
 		return false
 	}
 	node, local, err := h.m.PlaceSession(r.Context(), envID)

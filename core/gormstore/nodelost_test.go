@@ -110,8 +110,8 @@ func TestReclaimSession(t *testing.T) {
 	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
 	saveSessions(t, a, "b", core.StatusActive, core.StatusError)
 	// b-1 ended on its own.
-	reason := "spawn failed"
-	if err := a.UpdateSession(ctx, "b-1", core.SessionUpdate{StatusReason: &reason}); err != nil {
+	// (SQL: a node's UpdateSession writes only its own sessions.)
+	if err := a.Gorm().Exec("UPDATE sessions SET status_reason = ? WHERE id = ?", "spawn failed", "b-1").Error; err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Gorm().Exec(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at)
@@ -249,11 +249,9 @@ func TestNodeLostRace(t *testing.T) {
 			t.Fatalf("round %d: a sweep with b live: %v, %v", round, again, err)
 		}
 		// b ends its sessions and stops, for the next round.
-		for _, id := range ids {
-			st := core.StatusTerminated
-			if err := a.UpdateSession(ctx, id, core.SessionUpdate{Status: &st}); err != nil {
-				t.Fatal(err)
-			}
+		// (SQL: a node's UpdateSession writes only its own sessions.)
+		if err := a.Gorm().Exec("UPDATE sessions SET status = ? WHERE id IN ?", string(core.StatusTerminated), ids).Error; err != nil {
+			t.Fatal(err)
 		}
 		for _, l := range leases {
 			if l != nil {
@@ -282,5 +280,66 @@ func TestNodeLeaseLostWhenExpired(t *testing.T) {
 	}
 	if got := listed(t, a); got != "a http://a:7420 false 0 " {
 		t.Errorf("nodes: %q, want a unhealthy", got)
+	}
+}
+
+// TestSessionOwnershipFence: on the nodes of a cluster, of two creates of
+// one id racing, exactly one records it; a node cannot replace or update
+// another node's live session; and the node a session belongs to cannot
+// write over the node_lost mark another node made (ReclaimSession takes
+// it back, nothing else). An ended session's id may be used again.
+func TestSessionOwnershipFence(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+
+	for round := range 20 {
+		id := fmt.Sprintf("race-%d", round)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, s := range []*gormstore.DB{a, b} {
+			wg.Go(func() {
+				errs[i] = s.SaveSession(ctx, core.SessionRecord{ID: id, EnvironmentID: "host", Node: []string{"a", "b"}[i], Status: core.StatusStarting})
+			})
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, core.ErrAlreadyExists):
+				t.Fatalf("round %d: %v, want nil or ErrAlreadyExists", round, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d of two racing creates recorded the id, want 1 (%v)", round, won, errs)
+		}
+	}
+
+	saveSessions(t, a, "a", core.StatusActive) // a-0
+	active := core.StatusIdle
+	if err := b.UpdateSession(ctx, "a-0", core.SessionUpdate{Status: &active}); !errors.Is(err, core.ErrSessionNotFound) {
+		t.Errorf("b updating a's session: %v, want not found", err)
+	}
+	if err := b.SaveSession(ctx, core.SessionRecord{ID: "a-0", EnvironmentID: "host", Node: "b", Status: core.StatusStarting}); !errors.Is(err, core.ErrAlreadyExists) {
+		t.Errorf("b replacing a's live session: %v, want ErrAlreadyExists", err)
+	}
+	// a's lease expires, b marks a-0 lost: a's late write is fenced.
+	expire(t, a, "a")
+	if _, err := b.MarkLostNodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.UpdateSession(ctx, "a-0", core.SessionUpdate{Status: &active}); !errors.Is(err, core.ErrSessionNotFound) {
+		t.Errorf("a's late write over the node_lost mark: %v, want not found", err)
+	}
+	if got := statusOf(t, b, "a-0"); got != "ERROR "+core.ReasonNodeLost {
+		t.Errorf("a-0 after a's late write: %s, want the node_lost mark", got)
+	}
+	// Ended (lost): its id may be created again, on b.
+	if err := b.SaveSession(ctx, core.SessionRecord{ID: "a-0", EnvironmentID: "host", Node: "b", Status: core.StatusStarting}); err != nil {
+		t.Errorf("b creating over a's ended session: %v", err)
 	}
 }

@@ -283,23 +283,30 @@ func (l *NodeLease) Release(ctx context.Context) error {
 }
 
 // renew renews the lease every Renewal until Release, or until the lease
-// is lost: its row was taken over by another process, or it expired
-// before a renewal could reach the database. The lease holds until sent
-// plus LeaseTTL, by this process's clock, at the latest: sent is when the
-// statement that set it last was sent, and the database set it later.
+// is lost: its row was taken over by another process, or a renewal could
+// not reach the database in time. The lease holds until sent plus
+// LeaseTTL, by this process's clock, at the earliest: sent is when the
+// statement that set it last was sent, and the database set it later; the
+// node gives it up a renewal period before that (giveUpAt).
 // After each renewal it marks the sessions of the nodes whose leases
 // expired as lost (MarkLostNodes).
 func (l *NodeLease) renew(sent time.Time) {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.Renewal)
 	defer t.Stop()
+	// The node gives its lease up one renewal period before it could
+	// expire in the database, on a timer of its own rather than the next
+	// tick, so that it is stopping before any other node can sweep it.
+	giveUp := time.NewTimer(time.Until(l.giveUpAt(sent)))
+	defer giveUp.Stop()
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-t.C:
+		case <-giveUp.C:
 		}
-		deadline := sent.Add(l.opts.LeaseTTL)
+		deadline := l.giveUpAt(sent)
 		if !time.Now().Before(deadline) {
 			l.log.Error("the node's lease expired before it could be renewed (the database was unreachable or this process stalled); "+
 				"the other nodes may record its sessions as node_lost", "lease_ttl", l.opts.LeaseTTL, "last_renewed", time.Since(sent).Round(time.Millisecond))
@@ -316,6 +323,7 @@ func (l *NodeLease) renew(sent time.Time) {
 		switch {
 		case res.Error == nil && res.RowsAffected > 0:
 			sent = attempt
+			giveUp.Reset(time.Until(l.giveUpAt(sent)))
 		case res.Error == nil:
 			l.log.Error("this node's lease expired, or another process took its registration over; no longer renewing it",
 				"instance", l.opts.Instance)
@@ -333,6 +341,13 @@ func (l *NodeLease) renew(sent time.Time) {
 
 // lose closes Lost.
 func (l *NodeLease) lose() { l.lostOnce.Do(func() { close(l.lost) }) }
+
+// giveUpAt is when a lease last set by a statement sent at sent is taken
+// as lost: a renewal period before it could expire in the database
+// (sent + LeaseTTL at the earliest), and never before sent.
+func (l *NodeLease) giveUpAt(sent time.Time) time.Time {
+	return sent.Add(max(l.opts.LeaseTTL-l.opts.Renewal, 0))
+}
 
 // markLost marks the sessions of the nodes whose leases expired as lost,
 // within a renewal period; a failure is logged, and the next renewal

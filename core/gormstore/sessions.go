@@ -13,7 +13,9 @@ import (
 )
 
 // SaveSession inserts rec, or replaces the whole row when its id exists. A
-// zero CreatedAt is set from Options.Now; UpdatedAt always is.
+// zero CreatedAt is set from Options.Now; UpdatedAt always is. On a node of
+// a cluster (RegisterNode), a row another node runs is not replaced: the
+// error wraps core.ErrAlreadyExists.
 func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 	if rec.ID == "" {
 		return fmt.Errorf("store: save session: empty id: %w", core.ErrInvalidArgument)
@@ -24,19 +26,32 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 	}
 	rec.UpdatedAt = now
 	m := toSessionModel(rec)
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "id"}},
-		UpdateAll: true,
-	}).Create(&m).Error
-	if err != nil {
-		return fmt.Errorf("store: save session %q: %w", rec.ID, err)
+	onConflict := clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, UpdateAll: true}
+	self := s.self.Load()
+	if self != nil {
+		// A node of a cluster replaces only its own row or an ended one:
+		// of two nodes creating one id at once, one wins, in the
+		// database, and the other is refused before it spawns.
+		onConflict.Where = clause.Where{Exprs: []clause.Expression{clause.Expr{
+			SQL:  "sessions.node = ? OR sessions.status NOT IN ?",
+			Vars: []any{self.name, liveStatuses},
+		}}}
+	}
+	res := s.db.WithContext(ctx).Clauses(onConflict).Create(&m)
+	if res.Error != nil {
+		return fmt.Errorf("store: save session %q: %w", rec.ID, res.Error)
+	}
+	if self != nil && res.RowsAffected == 0 {
+		return fmt.Errorf("store: session %q runs on another node: %w", rec.ID, core.ErrAlreadyExists)
 	}
 	return nil
 }
 
 // UpdateSession writes the non-nil fields of u to session id's row and sets
 // its updated_at, or returns an error wrapping core.ErrSessionNotFound. A
-// LastActiveAt pointing at the zero time clears the column.
+// LastActiveAt pointing at the zero time clears the column. On a node of a
+// cluster, only its own rows not recorded node_lost are written: another
+// is not found.
 //
 // The columns written are those u.Fields names, and their values are what
 // u.ApplyTo puts in a record, converted as SaveSession converts it, so the
@@ -49,7 +64,15 @@ func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate)
 	// Select names the columns to write, zero values included, and no
 	// others.
 	cols := append(u.Fields(), "updated_at")
-	res := s.db.WithContext(ctx).Model(&sessionModel{}).Where("id = ?", id).Select(cols).Updates(&m)
+	q := s.db.WithContext(ctx).Model(&sessionModel{}).Where("id = ?", id)
+	if self := s.self.Load(); self != nil {
+		// A node of a cluster writes only its own rows, and never over a
+		// node_lost mark another node made once its lease expired: a
+		// late write of a node that lost its lease cannot revive the
+		// session (taking it back is ReclaimSession's).
+		q = q.Where("node = ? AND NOT (status = ? AND status_reason LIKE ?)", self.name, string(core.StatusError), "node_lost%")
+	}
+	res := q.Select(cols).Updates(&m)
 	if res.Error != nil {
 		return fmt.Errorf("store: update session %q: %w", id, res.Error)
 	}
