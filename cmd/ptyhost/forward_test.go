@@ -72,6 +72,24 @@ func request(t *testing.T, srv *e2etest.Server, method, path string, hdr ...stri
 	return code, msg
 }
 
+// checkResumed attaches to session id at offset from on its owner and
+// through another node, via, and fails the test unless both get a hello
+// at from and the bytes of full, what a client attached from 0 got, from
+// there. It returns the two clients.
+func checkResumed(t *testing.T, owner, via *e2etest.Server, id string, full []byte, from int64) (direct, through *e2etest.Term) {
+	t.Helper()
+	direct, through = owner.AttachAt(t, id, from), via.AttachAt(t, id, from)
+	for name, tm := range map[string]*e2etest.Term{"on the owner": direct, "through another node": through} {
+		if err := tm.Until(func() bool { return int64(len(tm.Out)) >= int64(len(full))-from }); err != nil {
+			t.Fatalf("resumed %s: %v", name, err)
+		}
+		if tm.Hello().Offset != from || !bytes.Equal(tm.Out, full[from:]) {
+			t.Errorf("resumed at %d %s: hello at %d, %q; want %q", from, name, tm.Hello().Offset, tm.Out, full[from:])
+		}
+	}
+	return direct, through
+}
+
 // wantClose fails the test unless err ended a connection with code and
 // reason.
 func wantClose(t *testing.T, what string, err error, code int, reason string) {
@@ -103,16 +121,7 @@ func TestForwardTwoNodes(t *testing.T) {
 		t.Fatalf("through a: hello at %d, offset %d after %d bytes", ta.Hello().Offset, got, want)
 	}
 	// A resume at an offset, through a and on b itself: the same bytes.
-	const from = 3
-	direct, via := b.AttachAt(t, id, from), a.AttachAt(t, id, from)
-	for name, tm := range map[string]*e2etest.Term{"on b": direct, "through a": via} {
-		if err := tm.Until(func() bool { return len(tm.Out) >= len(ta.Out)-from }); err != nil {
-			t.Fatalf("resumed %s: %v", name, err)
-		}
-		if tm.Hello().Offset != from || !bytes.Equal(tm.Out, ta.Out[from:]) {
-			t.Errorf("resumed at %d %s: hello at %d, %q; want %q", from, name, tm.Hello().Offset, tm.Out, ta.Out[from:])
-		}
-	}
+	direct, _ := checkResumed(t, b, a, id, ta.Out, 3)
 	ta.Resize(111, 33)
 	if msg := direct.WaitControl(wsproto.TypeResize); msg.Cols != 111 || msg.Rows != 33 {
 		t.Errorf("a resize through a, seen on b: %+v", msg)

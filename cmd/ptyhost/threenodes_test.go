@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -41,16 +40,7 @@ func TestThreeNodes(t *testing.T) {
 	if got, want := tc.Conn.Offset(), int64(len(tc.Out)); tc.Hello().Offset != 0 || got != want {
 		t.Fatalf("through c: hello at %d, offset %d after %d bytes", tc.Hello().Offset, got, want)
 	}
-	const from = 5
-	direct, via := b.AttachAt(t, id, from), c.AttachAt(t, id, from)
-	for name, tm := range map[string]*e2etest.Term{"on b": direct, "through c": via} {
-		if err := tm.Until(func() bool { return len(tm.Out) >= len(tc.Out)-from }); err != nil {
-			t.Fatalf("resumed %s: %v", name, err)
-		}
-		if tm.Hello().Offset != from || !bytes.Equal(tm.Out, tc.Out[from:]) {
-			t.Errorf("resumed at %d %s: hello at %d, %q; want %q", from, name, tm.Hello().Offset, tm.Out, tc.Out[from:])
-		}
-	}
+	direct, via := checkResumed(t, b, c, id, tc.Out, 5)
 	direct.Conn.Close()
 	via.Conn.Close()
 
