@@ -76,20 +76,16 @@ func TestThreeNodes(t *testing.T) {
 
 	// kill -9 of b: its session is node_lost within the lease and a
 	// sweep (every fifth of the lease); a's and c's go on.
+	events := subscribe(t, a)
 	b.Kill(t)
 	killed := time.Now()
-	deadline := killed.Add(testNodeLease + testNodeLease/5 + 3*time.Second)
-	for {
-		rec := a.Session(t, id)
-		reason, _ := rec["status_reason"].(string)
-		if rec["status"] == "ERROR" && strings.HasPrefix(reason, "node_lost") {
-			t.Logf("b's session recorded node_lost %v after SIGKILL (lease %v)", time.Since(killed).Round(time.Millisecond), testNodeLease)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b's session %v after b was killed %v ago; want ERROR node_lost", rec, time.Since(killed))
-		}
-		time.Sleep(100 * time.Millisecond) // polling a record another process writes
+	ev := events.await(t, testNodeLease+testNodeLease/5+3*time.Second, "session_error", id, "b")
+	t.Logf("b's session recorded node_lost %v after SIGKILL (lease %v)", time.Since(killed).Round(time.Millisecond), testNodeLease)
+	if e, _ := ev["error"].(string); !strings.HasPrefix(e, "node_lost") {
+		t.Errorf("the event's error %q, want node_lost", e)
+	}
+	if rec := c.Session(t, id); rec["status"] != "ERROR" || !strings.HasPrefix(rec["status_reason"].(string), "node_lost") {
+		t.Errorf("b's session as c reads it: %v; want ERROR node_lost", rec)
 	}
 	if err := tc.WaitEnd(); err == nil {
 		t.Errorf("the client attached to b's session through c was not closed")

@@ -49,16 +49,7 @@ func TestClaim(t *testing.T) {
 // renewal, and closes it when the test ends.
 func (e claimEnv) server(t *testing.T, renewal time.Duration) *gormstore.DB {
 	t.Helper()
-	s, err := gormstore.Open(context.Background(), e.dsn, gormstore.Options{Now: e.clk.Now, LeaseRenewal: renewal})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return openWith(t, e.dsn, gormstore.Options{Now: e.clk.Now, LeaseRenewal: renewal})
 }
 
 // mustClaim claims s for o and releases the claim when the test ends.

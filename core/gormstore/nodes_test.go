@@ -16,7 +16,13 @@ import (
 // when the test ends.
 func openReal(t *testing.T, dsn string) *gormstore.DB {
 	t.Helper()
-	s, err := gormstore.Open(context.Background(), dsn, gormstore.Options{})
+	return openWith(t, dsn, gormstore.Options{})
+}
+
+// openWith opens dsn with o and closes it when the test ends.
+func openWith(t *testing.T, dsn string, o gormstore.Options) *gormstore.DB {
+	t.Helper()
+	s, err := gormstore.Open(context.Background(), dsn, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

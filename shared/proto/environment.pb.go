@@ -900,16 +900,17 @@ type Started struct {
 	// plugin's machine serving the session's byte channel, offered because
 	// the first frame asked for one. The host connects, writes
 	// byte_channel_token, reads byte_channel_ack, sends its byte_channel
-	// frame on this stream, and writes input and resize frames (a byte of type,
-	// 1 input or 2 resize, a 4-byte big-endian length, the payload: input
-	// bytes, or cols and rows as 2-byte big-endian numbers); the plugin
+	// frame on this stream, and writes input and resize frames (a byte of
+	// type, 1 input or 2 resize, a 4-byte big-endian length, the payload:
+	// input bytes, or cols and rows as 2-byte big-endian numbers); the plugin
 	// writes the output bytes as they are, unframed, from offset on. When
 	// every output byte is written the plugin shuts the channel's writing
 	// down and sends the exit frame on this stream; a stream that ends for
 	// another reason closes the channel first. Output and exit never come
 	// on this stream then, and input and resize should not. A host that
 	// cannot connect says so in its byte_channel frame, and the stream
-	// carries the bytes as without a channel. Plugins that offer none leave it empty.
+	// carries the bytes as without a channel. Plugins that offer none leave
+	// it empty.
 	ByteChannelAddress string `protobuf:"bytes,2,opt,name=byte_channel_address,json=byteChannelAddress,proto3" json:"byte_channel_address,omitempty"`
 	// byte_channel_token proves the connection is this stream's host: it is
 	// good for one connection, within a few seconds.
