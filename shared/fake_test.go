@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 )
@@ -118,18 +119,29 @@ func (p *fakePTY) finish(code int) {
 // glue serves env over go-plugin's in-memory gRPC connection and returns
 // the host's client and the plugin's server.
 func glue(t testing.TB, env Environment) (*GRPCClient, *plugin.GRPCServer) {
+	c, s, _ := gluePlugin(t, env)
+	return c, s
+}
+
+// gluePlugin is glue that also returns the plugin, whose CloseAll does
+// what the plugin process does before it exits (the cleanup calls it).
+func gluePlugin(t testing.TB, env Environment) (*GRPCClient, *plugin.GRPCServer, *EnvironmentPlugin) {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &EnvironmentPlugin{Impl: env},
-	})
+	ep := &EnvironmentPlugin{Impl: env}
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: ep})
 	// Closing the client stops the server too (go-plugin's Shutdown RPC);
 	// stopping it here as well would race inside go-plugin.
-	t.Cleanup(func() { _ = client.Close() })
+	t.Cleanup(func() {
+		_ = client.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ep.CloseAll(ctx)
+	})
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw.(*GRPCClient), server
+	return raw.(*GRPCClient), server, ep
 }
 
 // spawnFake serves a fakeEnv whose Spawn returns the PTYs it sends on the
@@ -171,31 +183,40 @@ func waitClosed(ctx context.Context, t *testing.T, ch <-chan struct{}, what stri
 var errTest = errors.New("test error")
 
 // clientPath is one of the ways a session's bytes cross between host and
-// plugin: its client asks for a byte channel, or keeps them on the stream.
+// plugin: its client asks for a byte channel, which the stream is released
+// to (or, as hosts before releases_stream, kept beside), or keeps them on
+// the stream.
 type clientPath struct {
-	name    string
-	channel bool
+	name       string
+	channel    bool
+	keepStream bool
 }
 
 // of returns c as this path's client.
 func (p clientPath) of(c *GRPCClient) *GRPCClient {
-	if p.channel {
-		return c
+	if !p.channel {
+		return c.StreamOnly().(*GRPCClient)
 	}
-	return c.StreamOnly().(*GRPCClient)
+	cc := *c
+	cc.keepStreams = p.keepStream
+	return &cc
 }
 
 // check fails t unless pty carries its bytes this path's way.
 func (p clientPath) check(t *testing.T, pty PTY) {
 	t.Helper()
-	if got := pty.(*grpcPTY).ByteChannel(); got != p.channel {
+	g := pty.(*grpcPTY)
+	if got := g.ByteChannel(); got != p.channel {
 		t.Fatalf("session on a byte channel: %v, want %v", got, p.channel)
+	}
+	if released := g.stream == nil; released != (p.channel && !p.keepStream) {
+		t.Fatalf("session stream released: %v, want %v", released, p.channel && !p.keepStream)
 	}
 }
 
 // forEachPath runs test once for each way bytes cross, as subtests.
 func forEachPath(t *testing.T, test func(t *testing.T, path clientPath)) {
-	for _, p := range []clientPath{{"channel", true}, {"stream", false}} {
+	for _, p := range []clientPath{{"channel", true, false}, {"channel-kept-stream", true, true}, {"stream", false, false}} {
 		t.Run(p.name, func(t *testing.T) { test(t, p) })
 	}
 }

@@ -34,6 +34,10 @@ type GRPCClient struct {
 	// streamOnly keeps sessions' bytes on their streams: no byte channel
 	// is asked for.
 	streamOnly bool
+	// keepStreams keeps a session's stream open beside its byte channel,
+	// as hosts before Started.releases_stream did (tests cover that path
+	// with it).
+	keepStreams bool
 }
 
 var (
@@ -142,9 +146,9 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	if !c.streamOnly {
 		switch f := first.GetFrame().(type) {
 		case *proto.SessionRequest_Spawn:
-			f.Spawn.ByteChannel = true
+			f.Spawn.ByteChannel, f.Spawn.ReleaseStream = true, !c.keepStreams
 		case *proto.SessionRequest_Attach:
-			f.Attach.ByteChannel = true
+			f.Attach.ByteChannel, f.Attach.ReleaseStream = true, !c.keepStreams
 		}
 	}
 	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
@@ -191,8 +195,35 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 			}
 			return fail(c.callError(streamCtx, err), true)
 		}
+		if ch != nil && started.GetReleasesStream() {
+			if err := awaitRelease(stream); err != nil {
+				ch.Close()
+				return fail(c.callError(streamCtx, err), true)
+			}
+			p := newGRPCPTY(c, id, nil, streamCtx, cancelStream, ch)
+			p.channelID = started.GetByteChannelId()
+			return p, started.GetOffset(), nil
+		}
 	}
 	return newGRPCPTY(c, id, stream, streamCtx, cancelStream, ch), started.GetOffset(), nil
+}
+
+// awaitRelease waits for the plugin to end a stream it released to the
+// session's byte channel, which frees the stream: a successful end (io.EOF
+// from Recv). A frame instead is the plugin breaking the protocol.
+func awaitRelease(stream proto.Environment_SessionClient) error {
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	msg, err := stream.Recv()
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return err
+	default:
+		return fmt.Errorf("%w: plugin sent %T on a stream it released to the byte channel", ErrPluginExited, msg.GetFrame())
+	}
 }
 
 // sendFirst sends a session stream's first frame and returns the plugin's

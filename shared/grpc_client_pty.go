@@ -17,9 +17,12 @@ import (
 // frames, itself, in the caller's goroutine, so a host that stops reading
 // pushes back on the plugin through the socket's or gRPC's flow control.
 type grpcPTY struct {
-	c      *GRPCClient
-	id     string
-	stream proto.Environment_SessionClient
+	c  *GRPCClient
+	id string
+	// stream is the session stream; nil once the plugin released it to
+	// the byte channel (then SessionEnd with channelID tells the end).
+	stream    proto.Environment_SessionClient
+	channelID uint64
 	// ch is the byte channel, nil if the stream carries the bytes. It is
 	// closed when ctx ends.
 	ch *net.UnixConn
@@ -32,7 +35,7 @@ type grpcPTY struct {
 	sendSlot chan struct{}
 
 	// Read's state, used only by the goroutine calling Read.
-	chDone  bool   // the channel's output ended: the stream tells the end
+	chDone  bool   // the channel's output ended: the stream (or SessionEnd) tells the end
 	rest    []byte // the unread rest of the current output frame
 	readErr error  // io.EOF after the exit frame, or why the stream broke
 
@@ -108,6 +111,10 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 			}
 			continue
 		}
+		if p.stream == nil {
+			p.end(p.sessionEnd())
+			continue
+		}
 		msg, err := p.stream.Recv()
 		if err != nil {
 			p.end(ExitStatus{}, p.streamError(err))
@@ -129,6 +136,17 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 	n := copy(b, p.rest)
 	p.rest = p.rest[n:]
 	return n, nil
+}
+
+// sessionEnd asks the plugin how the session whose stream it released
+// ended, once its channel's output was read to its end.
+func (p *grpcPTY) sessionEnd() (ExitStatus, error) {
+	resp, err := p.c.client.SessionEnd(p.ctx, &proto.SessionEndRequest{SessionId: p.id, ByteChannelId: p.channelID})
+	if err != nil {
+		return ExitStatus{}, p.streamError(err)
+	}
+	e := resp.GetExit()
+	return ExitStatus{Code: int(e.GetCode()), Signal: e.GetSignal(), Reason: e.GetReason()}, nil
 }
 
 // end records how the session ended. Only Read calls it, once.

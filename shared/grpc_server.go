@@ -39,6 +39,10 @@ type GRPCServer struct {
 	mu sync.Mutex
 	// mu protects the following.
 	sessions map[string]*serverSession
+	// ends are the ends of the sessions' released streams, by session id,
+	// the newest only, kept until SessionEnd answered or a new stream
+	// serves the id: the session may be gone by then.
+	ends map[string]*channelEnd
 
 	hold holdState
 
@@ -57,6 +61,7 @@ func NewGRPCServer(impl Environment, logger hclog.Logger) *GRPCServer {
 		impl:     impl,
 		logger:   logger,
 		sessions: make(map[string]*serverSession),
+		ends:     make(map[string]*channelEnd),
 		hold:     holdState{afterFunc: afterFunc, exit: os.Exit},
 		channels: channelListener{logger: logger},
 	}
@@ -116,6 +121,9 @@ func (s *GRPCServer) Kill(ctx context.Context, req *proto.KillRequest) (*proto.K
 // the id can be spawned again. A Close for a session still spawning (the
 // host gave up on the spawn) makes the spawn undo itself.
 func (s *GRPCServer) Close(ctx context.Context, req *proto.CloseRequest) (*proto.CloseResponse, error) {
+	s.mu.Lock()
+	delete(s.ends, req.GetSessionId()) // the host asks no more
+	s.mu.Unlock()
 	sess, err := s.lookupOrAbandon(req.GetSessionId())
 	if err != nil {
 		return nil, toStatus(err)
@@ -159,7 +167,7 @@ func (s *GRPCServer) spawnSession(stream proto.Environment_SessionServer, spawn 
 		return toStatus(err)
 	}
 	log := s.logger.With("session_id", sess.id)
-	started, offer := s.startedFrame(spawn.GetOutputOffset(), spawn.GetByteChannel())
+	started, offer := s.startedFrame(spawn.GetOutputOffset(), spawn.GetByteChannel(), spawn.GetReleaseStream())
 	err = ctx.Err()
 	if err == nil {
 		err = stream.Send(started)
@@ -172,7 +180,7 @@ func (s *GRPCServer) spawnSession(stream proto.Environment_SessionServer, spawn 
 		s.release(ctx, sess, true, log)
 		return err
 	}
-	return s.serve(stream, sess, a, offer, log)
+	return s.serve(stream, sess, a, offer, started.GetStarted().GetReleasesStream(), log)
 }
 
 // attachSession serves a stream that takes up a session the plugin keeps,
@@ -186,7 +194,7 @@ func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *
 	a, start := sess.out.attach(req.GetOffset())
 	log := s.logger.With("session_id", sess.id)
 	log.Debug("session stream attached", "offset", req.GetOffset(), "from", start)
-	started, offer := s.startedFrame(start, req.GetByteChannel())
+	started, offer := s.startedFrame(start, req.GetByteChannel(), req.GetReleaseStream())
 	if err := stream.Send(started); err != nil {
 		if offer != nil {
 			s.channels.withdraw(offer)
@@ -194,13 +202,14 @@ func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *
 		s.streamEnded(stream.Context(), sess, a, log)
 		return err
 	}
-	return s.serve(stream, sess, a, offer, log)
+	return s.serve(stream, sess, a, offer, started.GetStarted().GetReleasesStream(), log)
 }
 
 // startedFrame is the Started frame of a stream whose first output byte is
 // at offset, with an offer of a byte channel if the host asked for one and
-// the plugin can serve it.
-func (s *GRPCServer) startedFrame(offset int64, byteChannel bool) (*proto.SessionResponse, *channelOffer) {
+// the plugin can serve it, and the promise to release the stream to it if
+// the host asked for that too.
+func (s *GRPCServer) startedFrame(offset int64, byteChannel, release bool) (*proto.SessionResponse, *channelOffer) {
 	started := &proto.Started{Offset: offset}
 	var offer *channelOffer
 	if byteChannel {
@@ -209,6 +218,8 @@ func (s *GRPCServer) startedFrame(offset int64, byteChannel bool) (*proto.Sessio
 			started.ByteChannelAddress = addr
 			started.ByteChannelToken = offer.token()
 			started.ByteChannelAck = offer.ack[:]
+			started.ReleasesStream = release
+			started.ByteChannelId = offer.id
 		}
 	}
 	return &proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: started}}, offer
@@ -219,9 +230,18 @@ func (s *GRPCServer) startedFrame(offset int64, byteChannel bool) (*proto.Sessio
 // stream. After the exit frame it keeps the stream open until the host
 // closes the session, ends the stream, or another stream takes the session
 // over. Then streamEnded decides what becomes of the session.
-func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverSession, a *attachment, offer *channelOffer, log hclog.Logger) error {
+//
+// With release (the Started frame promised it), a channel taken up stands
+// for the stream from then on: serve hands the session to serveReleased
+// and ends the stream.
+func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverSession, a *attachment, offer *channelOffer, release bool, log hclog.Logger) error {
 	ctx := stream.Context()
-	defer s.streamEnded(ctx, sess, a, log)
+	released := false
+	defer func() {
+		if !released {
+			s.streamEnded(ctx, sess, a, log)
+		}
+	}()
 	stop := context.AfterFunc(ctx, func() { sess.out.endStream(a) })
 	defer stop()
 	if offer != nil {
@@ -229,8 +249,18 @@ func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverS
 		if err != nil {
 			return err
 		}
+		if conn != nil && release {
+			if !stop() {
+				// The stream ended meanwhile: so did the attachment.
+				conn.Close()
+				return ctx.Err()
+			}
+			released = true
+			go s.serveReleased(sess, a, offer.id, conn, log)
+			return nil
+		}
 		if conn != nil {
-			return sess.serveChannel(ctx, stream, a, conn, log)
+			return sess.serveChannel(ctx, streamExit(stream), a, conn, log)
 		}
 	}
 	go sess.pumpInput(ctx, stream, a, log)

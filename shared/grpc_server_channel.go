@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,24 +51,36 @@ func (s *GRPCServer) takeChannel(ctx context.Context, stream proto.Environment_S
 }
 
 // serveChannel pumps a session on its byte channel: output up the channel
-// and then the exit frame up the stream, input and resizes down the
-// channel. Closing the channel is how its two pumps stop when the
-// attachment stops serving the session (taken over, detached, closed, or
-// the stream ended). After the exit frame it keeps the stream open as
-// serve does.
-func (s *serverSession) serveChannel(ctx context.Context, stream proto.Environment_SessionServer, a *attachment, conn *net.UnixConn, log hclog.Logger) error {
+// and then the exit (exitTo: the exit frame up the stream, or kept for
+// SessionEnd), input and resizes down the channel. Closing the channel is
+// how its two pumps stop when the attachment stops serving the session
+// (taken over, detached, closed, or the stream ended). After the exit it
+// keeps serving as serve does, until the host closes the channel too.
+func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exit) error, a *attachment, conn *net.UnixConn, log hclog.Logger) error {
 	defer conn.Close()
 	var inErr atomic.Pointer[error]
+	inDone := make(chan struct{})
 	s.out.onStop(a, func() { conn.Close() }, writeNow(conn))
-	go s.pumpChannelInput(ctx, conn, a, &inErr, log)
-	if err := s.pumpChannelOutput(ctx, stream, conn, a, &inErr); err != nil {
+	go func() {
+		defer close(inDone)
+		s.pumpChannelInput(ctx, conn, a, &inErr, log)
+	}()
+	if err := s.pumpChannelOutput(ctx, exitTo, conn, a, &inErr); err != nil {
 		return err
 	}
 	select {
 	case <-ctx.Done():
 	case <-a.gone:
+	case <-inDone:
 	}
 	return nil
+}
+
+// streamExit returns an exitTo that sends the exit frame on stream.
+func streamExit(stream proto.Environment_SessionServer) func(*proto.Exit) error {
+	return func(e *proto.Exit) error {
+		return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: e}})
+	}
 }
 
 // pumpChannelInput applies the input and resize frames the host writes on
@@ -113,7 +126,7 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn
 // channel, then shuts the channel's writing down and sends the exit frame
 // on the stream. It returns nil once the exit frame is sent, and an error
 // as pumpOutput does; a broken channel is ErrUnavailable.
-func (s *serverSession) pumpChannelOutput(ctx context.Context, stream proto.Environment_SessionServer, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error]) error {
+func (s *serverSession) pumpChannelOutput(ctx context.Context, exitTo func(*proto.Exit) error, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error]) error {
 	var spare []byte
 	for {
 		frame, ev, st, err := s.out.next(a, spare)
@@ -127,7 +140,7 @@ func (s *serverSession) pumpChannelOutput(ctx context.Context, stream proto.Envi
 			if err := conn.CloseWrite(); err != nil {
 				return s.channelBroke(ctx, a, err)
 			}
-			return stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Exit{Exit: exitToProto(st)}})
+			return exitTo(exitToProto(st))
 		default:
 			var broke error
 			if p := inErr.Load(); p != nil {
@@ -160,4 +173,80 @@ func channelError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: byte channel broke: %v", ErrUnavailable, err)
+}
+
+// serveReleased serves a session whose stream was released to its byte
+// channel id, conn: as the stream would have (serveChannel), with the
+// channel standing for the stream. The host closing it ends the
+// attachment as the stream's end would (streamEnded); the end the stream
+// would have carried, exit or error, is kept for SessionEnd.
+func (s *GRPCServer) serveReleased(sess *serverSession, a *attachment, id uint64, conn *net.UnixConn, log hclog.Logger) {
+	end := s.openEnd(sess.id, id)
+	ctx := context.Background()
+	err := sess.serveChannel(ctx, func(e *proto.Exit) error {
+		end.resolve(e, nil)
+		return nil
+	}, a, conn, log)
+	end.resolve(nil, err)
+	s.streamEnded(ctx, sess, a, log)
+}
+
+// SessionEnd implements proto.EnvironmentServer: how the released stream
+// whose channel is req's ended, once it is known.
+func (s *GRPCServer) SessionEnd(ctx context.Context, req *proto.SessionEndRequest) (*proto.SessionEndResponse, error) {
+	id := req.GetSessionId()
+	s.mu.Lock()
+	end := s.ends[id]
+	s.mu.Unlock()
+	switch {
+	case end == nil:
+		if _, err := s.lookup(id); err != nil {
+			return nil, toStatus(err)
+		}
+		return nil, toStatus(errTakenOver)
+	case end.id != req.GetByteChannelId():
+		return nil, toStatus(errTakenOver)
+	}
+	select {
+	case <-end.done:
+	case <-ctx.Done():
+		return nil, toStatus(ctx.Err())
+	}
+	s.mu.Lock()
+	if s.ends[id] == end {
+		delete(s.ends, id)
+	}
+	s.mu.Unlock()
+	if end.err != nil {
+		return nil, toStatus(end.err)
+	}
+	return &proto.SessionEndResponse{Exit: end.exit}, nil
+}
+
+// channelEnd is how a released stream's channel ended: the exit, or the
+// error status the stream would have ended with.
+type channelEnd struct {
+	id   uint64
+	once sync.Once
+	done chan struct{} // closed once exit or err is set
+	exit *proto.Exit
+	err  error
+}
+
+// resolve sets the end, once; later calls do nothing.
+func (e *channelEnd) resolve(exit *proto.Exit, err error) {
+	e.once.Do(func() {
+		e.exit, e.err = exit, err
+		close(e.done)
+	})
+}
+
+// openEnd makes the end of the session's channel id the one SessionEnd
+// answers for: the newest stream is the only one serving.
+func (s *GRPCServer) openEnd(session string, id uint64) *channelEnd {
+	e := &channelEnd{id: id, done: make(chan struct{})}
+	s.mu.Lock()
+	s.ends[session] = e
+	s.mu.Unlock()
+	return e
 }

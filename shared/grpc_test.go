@@ -318,14 +318,18 @@ func TestGRPCSpawnCanceled(t *testing.T) {
 func TestGRPCPluginGone(t *testing.T) {
 	forEachPath(t, func(t *testing.T, path clientPath) {
 		ctx := testContext(t)
-		c, server, _ := spawnFake(t)
+		env := &fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) { return newFakePTY(), nil }}
+		c, server, ep := gluePlugin(t, env)
 		c = path.of(c)
 		p, err := c.Spawn(ctx, spawnReq("s1"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer p.Close()
+		// The plugin process goes: its server and, with it, its
+		// sessions and their byte channels.
 		server.Stop()
+		ep.CloseAll(ctx)
 		_, err = io.ReadAll(p)
 		if !errors.Is(err, ErrPluginExited) {
 			t.Errorf("Read after the plugin went away: %v, want ErrPluginExited", err)

@@ -2,6 +2,7 @@ package shared
 
 import (
 	"context"
+	"sync"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -49,7 +50,9 @@ type EnvironmentPlugin struct {
 	// Impl is the environment to serve; the host leaves it nil.
 	Impl Environment
 	// server, if set, is served instead of a new GRPCServer for Impl;
-	// Serve keeps it to close what is left open at shutdown.
+	// Serve keeps it to close what is left open at shutdown. GRPCServer
+	// sets it otherwise, for CloseAll.
+	mu     sync.Mutex
 	server *GRPCServer
 }
 
@@ -57,12 +60,29 @@ var _ plugin.GRPCPlugin = (*EnvironmentPlugin)(nil)
 
 // GRPCServer registers the environment service on s.
 func (p *EnvironmentPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	srv := p.server
-	if srv == nil {
-		srv = NewGRPCServer(p.Impl, Logger())
+	p.mu.Lock()
+	if p.server == nil {
+		p.server = NewGRPCServer(p.Impl, Logger())
 	}
+	srv := p.server
+	p.mu.Unlock()
 	proto.RegisterEnvironmentServer(s, srv)
 	return nil
+}
+
+// CloseAll kills and closes every session the plugin's server still has
+// open (see GRPCServer.CloseAll), as a plugin process does before it exits.
+// A plugin served inside a host's or a test's process (go-plugin's test
+// connections, sharedtest.Serve) calls it when it stops serving: a session
+// whose stream was released to its byte channel outlives the gRPC server
+// until then.
+func (p *EnvironmentPlugin) CloseAll(ctx context.Context) {
+	p.mu.Lock()
+	srv := p.server
+	p.mu.Unlock()
+	if srv != nil {
+		srv.CloseAll(ctx)
+	}
 }
 
 // GRPCClient returns a GRPCClient over c. go-plugin's ctx ends when the

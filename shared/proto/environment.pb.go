@@ -650,7 +650,11 @@ type Spawn struct {
 	UnsetEnv []string `protobuf:"bytes,12,rep,name=unset_env,json=unsetEnv,proto3" json:"unset_env,omitempty"`
 	// byte_channel asks the plugin to carry the session's bytes on a byte
 	// channel beside this stream (see Started).
-	ByteChannel   bool `protobuf:"varint,13,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
+	ByteChannel bool `protobuf:"varint,13,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
+	// release_stream asks the plugin to end this stream once the byte
+	// channel is open, so that an idle session holds no stream (see
+	// Started.releases_stream).
+	ReleaseStream bool `protobuf:"varint,14,opt,name=release_stream,json=releaseStream,proto3" json:"release_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -776,13 +780,22 @@ func (x *Spawn) GetByteChannel() bool {
 	return false
 }
 
+func (x *Spawn) GetReleaseStream() bool {
+	if x != nil {
+		return x.ReleaseStream
+	}
+	return false
+}
+
 type Attach struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// offset is the absolute offset of the first output byte wanted.
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// byte_channel asks for a byte channel, as Spawn's does.
-	ByteChannel   bool `protobuf:"varint,3,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
+	ByteChannel bool `protobuf:"varint,3,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
+	// release_stream is Spawn's.
+	ReleaseStream bool `protobuf:"varint,4,opt,name=release_stream,json=releaseStream,proto3" json:"release_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -834,6 +847,13 @@ func (x *Attach) GetOffset() int64 {
 func (x *Attach) GetByteChannel() bool {
 	if x != nil {
 		return x.ByteChannel
+	}
+	return false
+}
+
+func (x *Attach) GetReleaseStream() bool {
+	if x != nil {
+		return x.ReleaseStream
 	}
 	return false
 }
@@ -918,8 +938,20 @@ type Started struct {
 	// byte_channel_ack is what the plugin writes back once it took the
 	// token, before any output: it proves the socket is the plugin's.
 	ByteChannelAck []byte `protobuf:"bytes,4,opt,name=byte_channel_ack,json=byteChannelAck,proto3" json:"byte_channel_ack,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// releases_stream, set only with a byte channel and only if the first
+	// frame asked for it, says the plugin ends this stream (status OK) once
+	// the host's byte_channel frame says it opened the channel. The channel
+	// then stands for the stream: the host closing it is the stream ending
+	// (the session is detached: kept or released as then), the plugin
+	// closing it is the session taken over, closed or failed; and instead of
+	// the exit frame the host, having read the output to its end, asks
+	// SessionEnd with byte_channel_id. A host that did not ask, and plugins
+	// built before this field, keep the stream as above.
+	ReleasesStream bool `protobuf:"varint,5,opt,name=releases_stream,json=releasesStream,proto3" json:"releases_stream,omitempty"`
+	// byte_channel_id names the channel in SessionEnd.
+	ByteChannelId uint64 `protobuf:"varint,6,opt,name=byte_channel_id,json=byteChannelId,proto3" json:"byte_channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Started) Reset() {
@@ -978,6 +1010,20 @@ func (x *Started) GetByteChannelAck() []byte {
 		return x.ByteChannelAck
 	}
 	return nil
+}
+
+func (x *Started) GetReleasesStream() bool {
+	if x != nil {
+		return x.ReleasesStream
+	}
+	return false
+}
+
+func (x *Started) GetByteChannelId() uint64 {
+	if x != nil {
+		return x.ByteChannelId
+	}
+	return 0
 }
 
 type ByteChannel struct {
@@ -1328,6 +1374,102 @@ func (*HostResponse) Descriptor() ([]byte, []int) {
 	return file_environment_proto_rawDescGZIP(), []int{19}
 }
 
+type SessionEndRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	ByteChannelId uint64                 `protobuf:"varint,2,opt,name=byte_channel_id,json=byteChannelId,proto3" json:"byte_channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEndRequest) Reset() {
+	*x = SessionEndRequest{}
+	mi := &file_environment_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEndRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEndRequest) ProtoMessage() {}
+
+func (x *SessionEndRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEndRequest.ProtoReflect.Descriptor instead.
+func (*SessionEndRequest) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SessionEndRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionEndRequest) GetByteChannelId() uint64 {
+	if x != nil {
+		return x.ByteChannelId
+	}
+	return 0
+}
+
+type SessionEndResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exit          *Exit                  `protobuf:"bytes,1,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEndResponse) Reset() {
+	*x = SessionEndResponse{}
+	mi := &file_environment_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEndResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEndResponse) ProtoMessage() {}
+
+func (x *SessionEndResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_environment_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEndResponse.ProtoReflect.Descriptor instead.
+func (*SessionEndResponse) Descriptor() ([]byte, []int) {
+	return file_environment_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SessionEndResponse) GetExit() *Exit {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
 type SessionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1336,7 +1478,7 @@ type SessionsRequest struct {
 
 func (x *SessionsRequest) Reset() {
 	*x = SessionsRequest{}
-	mi := &file_environment_proto_msgTypes[20]
+	mi := &file_environment_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1490,7 @@ func (x *SessionsRequest) String() string {
 func (*SessionsRequest) ProtoMessage() {}
 
 func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[20]
+	mi := &file_environment_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1503,7 @@ func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsRequest.ProtoReflect.Descriptor instead.
 func (*SessionsRequest) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{20}
+	return file_environment_proto_rawDescGZIP(), []int{22}
 }
 
 type SessionsResponse struct {
@@ -1373,7 +1515,7 @@ type SessionsResponse struct {
 
 func (x *SessionsResponse) Reset() {
 	*x = SessionsResponse{}
-	mi := &file_environment_proto_msgTypes[21]
+	mi := &file_environment_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1527,7 @@ func (x *SessionsResponse) String() string {
 func (*SessionsResponse) ProtoMessage() {}
 
 func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[21]
+	mi := &file_environment_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1540,7 @@ func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsResponse.ProtoReflect.Descriptor instead.
 func (*SessionsResponse) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{21}
+	return file_environment_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SessionsResponse) GetSessions() []*KeptSession {
@@ -1426,7 +1568,7 @@ type KeptSession struct {
 
 func (x *KeptSession) Reset() {
 	*x = KeptSession{}
-	mi := &file_environment_proto_msgTypes[22]
+	mi := &file_environment_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1580,7 @@ func (x *KeptSession) String() string {
 func (*KeptSession) ProtoMessage() {}
 
 func (x *KeptSession) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[22]
+	mi := &file_environment_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1593,7 @@ func (x *KeptSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptSession.ProtoReflect.Descriptor instead.
 func (*KeptSession) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{22}
+	return file_environment_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KeptSession) GetSessionId() string {
@@ -1513,7 +1655,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_environment_proto_msgTypes[23]
+	mi := &file_environment_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1667,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_environment_proto_msgTypes[23]
+	mi := &file_environment_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1680,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_environment_proto_rawDescGZIP(), []int{23}
+	return file_environment_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ErrorDetail) GetKind() ErrorKind {
@@ -1578,7 +1720,7 @@ const file_environment_proto_rawDesc = "" +
 	"\astarted\x18\x01 \x01(\v2\x1a.ptyhost.plugin.v1.StartedH\x00R\astarted\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.ExitH\x00R\x04exitB\a\n" +
-	"\x05frame\"\x85\x04\n" +
+	"\x05frame\"\xac\x04\n" +
 	"\x05Spawn\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -1594,23 +1736,27 @@ const file_environment_proto_rawDesc = "" +
 	" \x01(\x03R\foutputOffset\x12)\n" +
 	"\x10scrollback_bytes\x18\v \x01(\x03R\x0fscrollbackBytes\x12\x1b\n" +
 	"\tunset_env\x18\f \x03(\tR\bunsetEnv\x12!\n" +
-	"\fbyte_channel\x18\r \x01(\bR\vbyteChannel\x1a6\n" +
+	"\fbyte_channel\x18\r \x01(\bR\vbyteChannel\x12%\n" +
+	"\x0erelease_stream\x18\x0e \x01(\bR\rreleaseStream\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
 	"\x06Attach\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12!\n" +
-	"\fbyte_channel\x18\x03 \x01(\bR\vbyteChannel\".\n" +
+	"\fbyte_channel\x18\x03 \x01(\bR\vbyteChannel\x12%\n" +
+	"\x0erelease_stream\x18\x04 \x01(\bR\rreleaseStream\".\n" +
 	"\x04Size\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\rR\x04rows\"\xab\x01\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"\xfc\x01\n" +
 	"\aStarted\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x120\n" +
 	"\x14byte_channel_address\x18\x02 \x01(\tR\x12byteChannelAddress\x12,\n" +
 	"\x12byte_channel_token\x18\x03 \x01(\fR\x10byteChannelToken\x12(\n" +
-	"\x10byte_channel_ack\x18\x04 \x01(\fR\x0ebyteChannelAck\"%\n" +
+	"\x10byte_channel_ack\x18\x04 \x01(\fR\x0ebyteChannelAck\x12'\n" +
+	"\x0freleases_stream\x18\x05 \x01(\bR\x0ereleasesStream\x12&\n" +
+	"\x0fbyte_channel_id\x18\x06 \x01(\x04R\rbyteChannelId\"%\n" +
 	"\vByteChannel\x12\x16\n" +
 	"\x06opened\x18\x01 \x01(\bR\x06opened\"J\n" +
 	"\x04Exit\x12\x12\n" +
@@ -1627,7 +1773,13 @@ const file_environment_proto_rawDesc = "" +
 	"\rCloseResponse\"9\n" +
 	"\vHostRequest\x12*\n" +
 	"\x11orphan_timeout_ms\x18\x01 \x01(\x03R\x0forphanTimeoutMs\"\x0e\n" +
-	"\fHostResponse\"\x11\n" +
+	"\fHostResponse\"Z\n" +
+	"\x11SessionEndRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12&\n" +
+	"\x0fbyte_channel_id\x18\x02 \x01(\x04R\rbyteChannelId\"A\n" +
+	"\x12SessionEndResponse\x12+\n" +
+	"\x04exit\x18\x01 \x01(\v2\x17.ptyhost.plugin.v1.ExitR\x04exit\"\x11\n" +
 	"\x0fSessionsRequest\"N\n" +
 	"\x10SessionsResponse\x12:\n" +
 	"\bsessions\x18\x01 \x03(\v2\x1e.ptyhost.plugin.v1.KeptSessionR\bsessions\"\x89\x02\n" +
@@ -1655,7 +1807,7 @@ const file_environment_proto_rawDesc = "" +
 	"\x13ERROR_KIND_CANCELED\x10\b\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\t\x12 \n" +
 	"\x1cERROR_KIND_PERMISSION_DENIED\x10\n" +
-	"2\x99\x05\n" +
+	"2\xf4\x05\n" +
 	"\vEnvironment\x12G\n" +
 	"\x04Info\x12\x1e.ptyhost.plugin.v1.InfoRequest\x1a\x1f.ptyhost.plugin.v1.InfoResponse\x12e\n" +
 	"\x0eValidateConfig\x12(.ptyhost.plugin.v1.ValidateConfigRequest\x1a).ptyhost.plugin.v1.ValidateConfigResponse\x12M\n" +
@@ -1664,7 +1816,9 @@ const file_environment_proto_rawDesc = "" +
 	"\x04Kill\x12\x1e.ptyhost.plugin.v1.KillRequest\x1a\x1f.ptyhost.plugin.v1.KillResponse\x12J\n" +
 	"\x05Close\x12\x1f.ptyhost.plugin.v1.CloseRequest\x1a .ptyhost.plugin.v1.CloseResponse\x12K\n" +
 	"\x04Host\x12\x1e.ptyhost.plugin.v1.HostRequest\x1a\x1f.ptyhost.plugin.v1.HostResponse(\x010\x01\x12S\n" +
-	"\bSessions\x12\".ptyhost.plugin.v1.SessionsRequest\x1a#.ptyhost.plugin.v1.SessionsResponseB/Z-github.com/ptyhost/ptyhost/shared/proto;protob\x06proto3"
+	"\bSessions\x12\".ptyhost.plugin.v1.SessionsRequest\x1a#.ptyhost.plugin.v1.SessionsResponse\x12Y\n" +
+	"\n" +
+	"SessionEnd\x12$.ptyhost.plugin.v1.SessionEndRequest\x1a%.ptyhost.plugin.v1.SessionEndResponseB/Z-github.com/ptyhost/ptyhost/shared/proto;protob\x06proto3"
 
 var (
 	file_environment_proto_rawDescOnce sync.Once
@@ -1679,7 +1833,7 @@ func file_environment_proto_rawDescGZIP() []byte {
 }
 
 var file_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_environment_proto_goTypes = []any{
 	(ErrorKind)(0),                 // 0: ptyhost.plugin.v1.ErrorKind
 	(*InfoRequest)(nil),            // 1: ptyhost.plugin.v1.InfoRequest
@@ -1702,11 +1856,13 @@ var file_environment_proto_goTypes = []any{
 	(*CloseResponse)(nil),          // 18: ptyhost.plugin.v1.CloseResponse
 	(*HostRequest)(nil),            // 19: ptyhost.plugin.v1.HostRequest
 	(*HostResponse)(nil),           // 20: ptyhost.plugin.v1.HostResponse
-	(*SessionsRequest)(nil),        // 21: ptyhost.plugin.v1.SessionsRequest
-	(*SessionsResponse)(nil),       // 22: ptyhost.plugin.v1.SessionsResponse
-	(*KeptSession)(nil),            // 23: ptyhost.plugin.v1.KeptSession
-	(*ErrorDetail)(nil),            // 24: ptyhost.plugin.v1.ErrorDetail
-	nil,                            // 25: ptyhost.plugin.v1.Spawn.EnvEntry
+	(*SessionEndRequest)(nil),      // 21: ptyhost.plugin.v1.SessionEndRequest
+	(*SessionEndResponse)(nil),     // 22: ptyhost.plugin.v1.SessionEndResponse
+	(*SessionsRequest)(nil),        // 23: ptyhost.plugin.v1.SessionsRequest
+	(*SessionsResponse)(nil),       // 24: ptyhost.plugin.v1.SessionsResponse
+	(*KeptSession)(nil),            // 25: ptyhost.plugin.v1.KeptSession
+	(*ErrorDetail)(nil),            // 26: ptyhost.plugin.v1.ErrorDetail
+	nil,                            // 27: ptyhost.plugin.v1.Spawn.EnvEntry
 }
 var file_environment_proto_depIdxs = []int32{
 	9,  // 0: ptyhost.plugin.v1.SessionRequest.spawn:type_name -> ptyhost.plugin.v1.Spawn
@@ -1715,32 +1871,35 @@ var file_environment_proto_depIdxs = []int32{
 	13, // 3: ptyhost.plugin.v1.SessionRequest.byte_channel:type_name -> ptyhost.plugin.v1.ByteChannel
 	12, // 4: ptyhost.plugin.v1.SessionResponse.started:type_name -> ptyhost.plugin.v1.Started
 	14, // 5: ptyhost.plugin.v1.SessionResponse.exit:type_name -> ptyhost.plugin.v1.Exit
-	25, // 6: ptyhost.plugin.v1.Spawn.env:type_name -> ptyhost.plugin.v1.Spawn.EnvEntry
+	27, // 6: ptyhost.plugin.v1.Spawn.env:type_name -> ptyhost.plugin.v1.Spawn.EnvEntry
 	11, // 7: ptyhost.plugin.v1.Spawn.size:type_name -> ptyhost.plugin.v1.Size
-	23, // 8: ptyhost.plugin.v1.SessionsResponse.sessions:type_name -> ptyhost.plugin.v1.KeptSession
-	14, // 9: ptyhost.plugin.v1.KeptSession.exit:type_name -> ptyhost.plugin.v1.Exit
-	0,  // 10: ptyhost.plugin.v1.ErrorDetail.kind:type_name -> ptyhost.plugin.v1.ErrorKind
-	1,  // 11: ptyhost.plugin.v1.Environment.Info:input_type -> ptyhost.plugin.v1.InfoRequest
-	3,  // 12: ptyhost.plugin.v1.Environment.ValidateConfig:input_type -> ptyhost.plugin.v1.ValidateConfigRequest
-	5,  // 13: ptyhost.plugin.v1.Environment.Health:input_type -> ptyhost.plugin.v1.HealthRequest
-	7,  // 14: ptyhost.plugin.v1.Environment.Session:input_type -> ptyhost.plugin.v1.SessionRequest
-	15, // 15: ptyhost.plugin.v1.Environment.Kill:input_type -> ptyhost.plugin.v1.KillRequest
-	17, // 16: ptyhost.plugin.v1.Environment.Close:input_type -> ptyhost.plugin.v1.CloseRequest
-	19, // 17: ptyhost.plugin.v1.Environment.Host:input_type -> ptyhost.plugin.v1.HostRequest
-	21, // 18: ptyhost.plugin.v1.Environment.Sessions:input_type -> ptyhost.plugin.v1.SessionsRequest
-	2,  // 19: ptyhost.plugin.v1.Environment.Info:output_type -> ptyhost.plugin.v1.InfoResponse
-	4,  // 20: ptyhost.plugin.v1.Environment.ValidateConfig:output_type -> ptyhost.plugin.v1.ValidateConfigResponse
-	6,  // 21: ptyhost.plugin.v1.Environment.Health:output_type -> ptyhost.plugin.v1.HealthResponse
-	8,  // 22: ptyhost.plugin.v1.Environment.Session:output_type -> ptyhost.plugin.v1.SessionResponse
-	16, // 23: ptyhost.plugin.v1.Environment.Kill:output_type -> ptyhost.plugin.v1.KillResponse
-	18, // 24: ptyhost.plugin.v1.Environment.Close:output_type -> ptyhost.plugin.v1.CloseResponse
-	20, // 25: ptyhost.plugin.v1.Environment.Host:output_type -> ptyhost.plugin.v1.HostResponse
-	22, // 26: ptyhost.plugin.v1.Environment.Sessions:output_type -> ptyhost.plugin.v1.SessionsResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	14, // 8: ptyhost.plugin.v1.SessionEndResponse.exit:type_name -> ptyhost.plugin.v1.Exit
+	25, // 9: ptyhost.plugin.v1.SessionsResponse.sessions:type_name -> ptyhost.plugin.v1.KeptSession
+	14, // 10: ptyhost.plugin.v1.KeptSession.exit:type_name -> ptyhost.plugin.v1.Exit
+	0,  // 11: ptyhost.plugin.v1.ErrorDetail.kind:type_name -> ptyhost.plugin.v1.ErrorKind
+	1,  // 12: ptyhost.plugin.v1.Environment.Info:input_type -> ptyhost.plugin.v1.InfoRequest
+	3,  // 13: ptyhost.plugin.v1.Environment.ValidateConfig:input_type -> ptyhost.plugin.v1.ValidateConfigRequest
+	5,  // 14: ptyhost.plugin.v1.Environment.Health:input_type -> ptyhost.plugin.v1.HealthRequest
+	7,  // 15: ptyhost.plugin.v1.Environment.Session:input_type -> ptyhost.plugin.v1.SessionRequest
+	15, // 16: ptyhost.plugin.v1.Environment.Kill:input_type -> ptyhost.plugin.v1.KillRequest
+	17, // 17: ptyhost.plugin.v1.Environment.Close:input_type -> ptyhost.plugin.v1.CloseRequest
+	19, // 18: ptyhost.plugin.v1.Environment.Host:input_type -> ptyhost.plugin.v1.HostRequest
+	23, // 19: ptyhost.plugin.v1.Environment.Sessions:input_type -> ptyhost.plugin.v1.SessionsRequest
+	21, // 20: ptyhost.plugin.v1.Environment.SessionEnd:input_type -> ptyhost.plugin.v1.SessionEndRequest
+	2,  // 21: ptyhost.plugin.v1.Environment.Info:output_type -> ptyhost.plugin.v1.InfoResponse
+	4,  // 22: ptyhost.plugin.v1.Environment.ValidateConfig:output_type -> ptyhost.plugin.v1.ValidateConfigResponse
+	6,  // 23: ptyhost.plugin.v1.Environment.Health:output_type -> ptyhost.plugin.v1.HealthResponse
+	8,  // 24: ptyhost.plugin.v1.Environment.Session:output_type -> ptyhost.plugin.v1.SessionResponse
+	16, // 25: ptyhost.plugin.v1.Environment.Kill:output_type -> ptyhost.plugin.v1.KillResponse
+	18, // 26: ptyhost.plugin.v1.Environment.Close:output_type -> ptyhost.plugin.v1.CloseResponse
+	20, // 27: ptyhost.plugin.v1.Environment.Host:output_type -> ptyhost.plugin.v1.HostResponse
+	24, // 28: ptyhost.plugin.v1.Environment.Sessions:output_type -> ptyhost.plugin.v1.SessionsResponse
+	22, // 29: ptyhost.plugin.v1.Environment.SessionEnd:output_type -> ptyhost.plugin.v1.SessionEndResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_environment_proto_init() }
@@ -1766,7 +1925,7 @@ func file_environment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_environment_proto_rawDesc), len(file_environment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

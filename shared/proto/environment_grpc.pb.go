@@ -33,6 +33,7 @@ const (
 	Environment_Close_FullMethodName          = "/ptyhost.plugin.v1.Environment/Close"
 	Environment_Host_FullMethodName           = "/ptyhost.plugin.v1.Environment/Host"
 	Environment_Sessions_FullMethodName       = "/ptyhost.plugin.v1.Environment/Sessions"
+	Environment_SessionEnd_FullMethodName     = "/ptyhost.plugin.v1.Environment/SessionEnd"
 )
 
 // EnvironmentClient is the client API for Environment service.
@@ -52,8 +53,9 @@ type EnvironmentClient interface {
 	// the server answers started (or ends the stream with an error status).
 	// Then input and resize frames flow down, output frames and exactly one
 	// final exit frame flow up; every output byte precedes the exit frame.
-	// The session lives as long as the stream: when the stream ends before
-	// Close, the plugin kills and releases it.
+	// The session lives as long as the stream (or the byte channel the
+	// stream was released to, see Started): when it ends before Close, the
+	// plugin kills and releases it, or keeps it for a holding host (Host).
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 	// Kill ends a session's process and everything it started. Output written
 	// before the kill still arrives on the session stream, then exit.
@@ -74,6 +76,13 @@ type EnvironmentClient interface {
 	// Sessions lists the sessions the plugin holds: running, or exited and
 	// not yet closed.
 	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
+	// SessionEnd tells how a session stream that moved to its byte channel
+	// (Started.releases_stream) ended, once the host has read the channel's
+	// output to its end: the exit status, or the error status the stream
+	// would have ended with. It waits until that is known. An id that no
+	// longer names the channel serving the session is UNAVAILABLE (another
+	// stream took the session over).
+	SessionEnd(ctx context.Context, in *SessionEndRequest, opts ...grpc.CallOption) (*SessionEndResponse, error)
 }
 
 type environmentClient struct {
@@ -170,6 +179,16 @@ func (c *environmentClient) Sessions(ctx context.Context, in *SessionsRequest, o
 	return out, nil
 }
 
+func (c *environmentClient) SessionEnd(ctx context.Context, in *SessionEndRequest, opts ...grpc.CallOption) (*SessionEndResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SessionEndResponse)
+	err := c.cc.Invoke(ctx, Environment_SessionEnd_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnvironmentServer is the server API for Environment service.
 // All implementations must embed UnimplementedEnvironmentServer
 // for forward compatibility.
@@ -187,8 +206,9 @@ type EnvironmentServer interface {
 	// the server answers started (or ends the stream with an error status).
 	// Then input and resize frames flow down, output frames and exactly one
 	// final exit frame flow up; every output byte precedes the exit frame.
-	// The session lives as long as the stream: when the stream ends before
-	// Close, the plugin kills and releases it.
+	// The session lives as long as the stream (or the byte channel the
+	// stream was released to, see Started): when it ends before Close, the
+	// plugin kills and releases it, or keeps it for a holding host (Host).
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	// Kill ends a session's process and everything it started. Output written
 	// before the kill still arrives on the session stream, then exit.
@@ -209,6 +229,13 @@ type EnvironmentServer interface {
 	// Sessions lists the sessions the plugin holds: running, or exited and
 	// not yet closed.
 	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
+	// SessionEnd tells how a session stream that moved to its byte channel
+	// (Started.releases_stream) ended, once the host has read the channel's
+	// output to its end: the exit status, or the error status the stream
+	// would have ended with. It waits until that is known. An id that no
+	// longer names the channel serving the session is UNAVAILABLE (another
+	// stream took the session over).
+	SessionEnd(context.Context, *SessionEndRequest) (*SessionEndResponse, error)
 	mustEmbedUnimplementedEnvironmentServer()
 }
 
@@ -242,6 +269,9 @@ func (UnimplementedEnvironmentServer) Host(grpc.BidiStreamingServer[HostRequest,
 }
 func (UnimplementedEnvironmentServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sessions not implemented")
+}
+func (UnimplementedEnvironmentServer) SessionEnd(context.Context, *SessionEndRequest) (*SessionEndResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SessionEnd not implemented")
 }
 func (UnimplementedEnvironmentServer) mustEmbedUnimplementedEnvironmentServer() {}
 func (UnimplementedEnvironmentServer) testEmbeddedByValue()                     {}
@@ -386,6 +416,24 @@ func _Environment_Sessions_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Environment_SessionEnd_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionEndRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServer).SessionEnd(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Environment_SessionEnd_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServer).SessionEnd(ctx, req.(*SessionEndRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Environment_ServiceDesc is the grpc.ServiceDesc for Environment service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -416,6 +464,10 @@ var Environment_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Sessions",
 			Handler:    _Environment_Sessions_Handler,
+		},
+		{
+			MethodName: "SessionEnd",
+			Handler:    _Environment_SessionEnd_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

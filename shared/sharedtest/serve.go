@@ -1,9 +1,11 @@
 package sharedtest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -27,12 +29,24 @@ import (
 // every session impl still has open.
 func Serve(t testing.TB, impl shared.Environment) shared.Environment {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, shared.VersionedPlugins(impl)[shared.ProtocolVersion])
+	plugins := shared.VersionedPlugins(impl)[shared.ProtocolVersion]
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugins)
 	// Closing the client stops the server as well (go-plugin's Shutdown
 	// RPC); stopping the server here too would race inside go-plugin.
-	t.Cleanup(func() { _ = client.Close() })
+	// Then what a plugin process does before it exits: close what is
+	// left.
+	t.Cleanup(func() {
+		_ = client.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), closeAllTimeout)
+		defer cancel()
+		plugins[shared.PluginName].(*shared.EnvironmentPlugin).CloseAll(ctx)
+	})
 	return dispense(t, client)
 }
+
+// closeAllTimeout bounds the cleanup's CloseAll, as a plugin process's
+// shutdown is bounded.
+const closeAllTimeout = 10 * time.Second
 
 // Launch starts the plugin executable at path as the host does — a
 // separate process, go-plugin's handshake with shared.Handshake, gRPC only,
