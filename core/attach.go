@@ -42,6 +42,14 @@ type Attachment struct {
 	keptUp   time.Time
 	asked    shared.Size // the size the client last asked for
 	askedSeq uint64      // orders the clients' asks; 0: never asked
+	// direct is the client's direct writer (direct.go); waiting is set
+	// while Next waits with nothing to return; directBusy while the pump
+	// writes with direct, when Next must wait; wokenBusy if Next was woken
+	// meanwhile, so the pump wakes it again after.
+	direct     func([]byte) error
+	waiting    bool
+	directBusy bool
+	wokenBusy  bool
 }
 
 // Hello is what a client is told first.
@@ -146,9 +154,21 @@ func (a *Attachment) Next(ctx context.Context, buf []byte) (Frame, error) {
 
 // poll returns the next frame if one is ready.
 func (a *Attachment) poll(buf []byte) (Frame, bool) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if a.directBusy {
+		// The pump is writing output to the client: after it.
+		a.wokenBusy, a.waiting = true, true
+		return Frame{}, false
+	}
+	f, ok := a.pollLocked(buf)
+	a.waiting = !ok
+	return f, ok
+}
+
+// pollLocked is poll's work; s.mu is held.
+func (a *Attachment) pollLocked(buf []byte) (Frame, bool) {
 	s := a.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case a.closed:
 		return Frame{Kind: FrameClose, CloseCode: s.closeCode, CloseReason: s.closeReason}, true

@@ -234,13 +234,24 @@ func (s *session) output(p []byte) {
 	s.mu.Lock()
 	s.ring.commit(p, points, modes)
 	s.markCaughtUp(false)
-	s.wakeAll()
+	d := s.directTarget(len(p))
+	if d != nil {
+		// The lone client's, written below by the pump itself.
+		d.off += int64(len(p))
+		d.directBusy = true
+		s.flowProgress(d)
+	} else {
+		s.wakeAll()
+	}
 	touch := now.Sub(s.lastActive) >= s.deps.activityInterval
 	if touch {
 		s.lastActive = now
 		s.rec.LastActiveAt = now
 	}
 	s.mu.Unlock()
+	if d != nil {
+		s.deliver(d, p)
+	}
 	s.deps.metrics.bytesOut.Add(float64(len(p)))
 	if s.recorder != nil {
 		s.recorder.output(p)

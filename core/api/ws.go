@@ -231,6 +231,18 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 	if err := c.writeJSON(ctx, hello); err != nil {
 		return
 	}
+	// Output for this client alone and caught up is written by the
+	// session's reader itself (core.Attachment.Direct): no hand-off.
+	c.a.Direct(func(p []byte) error {
+		err := c.write(ctx, websocket.MessageBinary, p)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.a.ClientDropped()
+			}
+			_ = c.conn.CloseNow() // the client missed bytes: it must not go on
+		}
+		return err
+	})
 	buf := make([]byte, outputFrameSize)
 	for {
 		f, err := c.a.Next(ctx, buf)

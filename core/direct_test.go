@@ -1,0 +1,181 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sink is one client's view of its output: what its direct writer and
+// its Next loop received, in the order they did.
+type sink struct {
+	mu     sync.Mutex
+	got    []byte
+	direct int // bytes that came through the direct writer
+	fail   error
+}
+
+func (k *sink) write(p []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fail != nil {
+		return k.fail
+	}
+	k.got = append(k.got, p...)
+	k.direct += len(p)
+	return nil
+}
+
+func (k *sink) add(p []byte) {
+	k.mu.Lock()
+	k.got = append(k.got, p...)
+	k.mu.Unlock()
+}
+
+func (k *sink) snapshot() (got []byte, direct int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return bytes.Clone(k.got), k.direct
+}
+
+// readInto runs a's Next loop into k until ctx ends.
+func readInto(ctx context.Context, a *Attachment, k *sink) {
+	buf := make([]byte, 4096)
+	for {
+		f, err := a.Next(ctx, buf)
+		if err != nil || f.Kind == FrameClose {
+			return
+		}
+		if f.Kind == FrameOutput {
+			k.add(f.Data)
+		}
+	}
+}
+
+// waiting reports whether a's Next waits with nothing owed.
+func (h *harness) waiting(t *testing.T, id string, a *Attachment) bool {
+	s := h.session(t, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return a.waiting && !a.directBusy
+}
+
+// A lone client that waits with everything taken gets output from its
+// direct writer; with a second client attached, output goes through Next
+// again; every byte arrives once, in order.
+func TestDirectDelivery(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "d")
+	a := h.attach(t, "d")
+	var k sink
+	a.Direct(k.write)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go readInto(ctx, a, &k)
+
+	var want []byte
+	for i := range 5 {
+		eventually(t, "the client waits", func() bool { return h.waiting(t, "d", a) })
+		key := fmt.Appendf(nil, "key %d;", i)
+		want = append(want, key...)
+		p.Output(t, key)
+		eventually(t, "the echo", func() bool { got, _ := k.snapshot(); return len(got) == len(want) })
+	}
+	got, direct := k.snapshot()
+	if !bytes.Equal(got, want) || direct != len(want) {
+		t.Fatalf("got %q (%d bytes directly), want %q, all directly", got, direct, want)
+	}
+
+	// A second client: no direct delivery to either.
+	b := h.attach(t, "d")
+	eventually(t, "the client waits", func() bool { return h.waiting(t, "d", a) })
+	p.Output(t, []byte("both"))
+	if out := collect(t, b, len(want)+4); !bytes.Equal(out, append(bytes.Clone(want), "both"...)) {
+		t.Errorf("second client got %q", out)
+	}
+	eventually(t, "the output through Next", func() bool { got, _ := k.snapshot(); return len(got) == len(want)+4 })
+	if got, direct := k.snapshot(); string(got[len(want):]) != "both" || direct != len(want) {
+		t.Errorf("first client got %q, %d bytes directly; want both through Next", got, direct)
+	}
+}
+
+// Output racing everything a client may be owed — resizes, notices,
+// a slow direct writer — still reaches it once, in order.
+func TestDirectDeliveryKeepsOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "o")
+	a := h.attach(t, "o")
+	var k sink
+	a.Direct(func(b []byte) error {
+		if len(b)%3 == 0 {
+			time.Sleep(50 * time.Microsecond) // a slow write now and then
+		}
+		return k.write(b)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go readInto(ctx, a, &k)
+
+	go func() { // the fake PTY's resizes, drained
+		for {
+			select {
+			case <-p.Resizes():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var want []byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			if i%7 == 0 {
+				a.Reject("noise")
+			}
+			if i%11 == 0 {
+				_ = a.Resize(context.Background(), 80+i%5, 24)
+			}
+		}
+	}()
+	for i := range 300 {
+		chunk := fmt.Appendf(nil, "<%d>", i)
+		want = append(want, chunk...)
+		p.Output(t, chunk)
+	}
+	<-done
+	eventually(t, "every byte", func() bool { got, _ := k.snapshot(); return len(got) >= len(want) })
+	if got, _ := k.snapshot(); !bytes.Equal(got, want) {
+		t.Fatalf("client got %q,\nwant %q", got, want)
+	}
+}
+
+// A direct writer that fails loses the client those bytes (its
+// connection ends); the session and Next go on.
+func TestDirectDeliveryFailure(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "f")
+	a := h.attach(t, "f")
+	k := sink{fail: errors.New("connection reset")}
+	a.Direct(k.write)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go readInto(ctx, a, &k)
+	eventually(t, "the client waits", func() bool { return h.waiting(t, "f", a) })
+	p.Output(t, []byte("lost"))
+	eventually(t, "the direct writer given up", func() bool {
+		s := h.session(t, "f")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return a.direct == nil && !a.directBusy
+	})
+	p.Output(t, []byte("next"))
+	eventually(t, "output through Next", func() bool { got, _ := k.snapshot(); return string(got) == "next" })
+	if h.session(t, "f").snapshot().Status != StatusActive {
+		t.Error("the session did not go on")
+	}
+}
