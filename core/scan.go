@@ -50,8 +50,8 @@ func newScannerAt(off int64) scanner {
 // the terminal modes in force at p's end.
 //
 // Plain text in the ground state, most of any output, is skipped with
-// IndexByte to the next escape or newline; only escape sequences go byte by
-// byte.
+// IndexByte to the next escape or the next newline that could make a safe
+// point; only escape sequences go byte by byte.
 func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 	t.found = t.found[:0]
 	base := t.scanned
@@ -76,8 +76,15 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 		}
 		rest := p[i:]
 		stop := esc - i
-		if j := bytes.IndexByte(rest[:stop], '\n'); j >= 0 {
-			stop = j
+		// A newline less than minSafeGap past the last safe point cannot
+		// make one (checkSafe): the text runs on over it, so that
+		// output of many short lines is not stopped at every line.
+		from := 0
+		if skip := t.lastAdd + minSafeGap - 1 - (base + int64(i)); skip > 0 {
+			from = int(min(skip, int64(stop)))
+		}
+		if j := bytes.IndexByte(rest[from:stop], '\n'); j >= 0 {
+			stop = from + j
 		}
 		t.gapPoints(rest[:stop], base+int64(i))
 		t.parser.skipText(rest[:stop])
