@@ -32,6 +32,7 @@ const (
 // may be called concurrently with it and with each other.
 type Terminal struct {
 	master *os.File // non-blocking, so reads honour deadlines and Close
+	raw    syscall.RawConn
 
 	exitOnce sync.Once
 	// exited is closed by ChildExited; exitAt is written before.
@@ -50,7 +51,13 @@ func OpenTerminal(size Size) (term *Terminal, tty *os.File, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Terminal{master: master, exited: make(chan struct{})}, tty, nil
+	raw, err := master.SyscallConn()
+	if err != nil {
+		master.Close()
+		tty.Close()
+		return nil, nil, err
+	}
+	return &Terminal{master: master, raw: raw, exited: make(chan struct{})}, tty, nil
 }
 
 // ChildExited tells the terminal that its child has exited, and wakes a
@@ -77,6 +84,9 @@ func (t *Terminal) Read(b []byte) (int, error) {
 		n, err := t.read(b)
 		switch {
 		case n > 0:
+			if n >= gatherMin {
+				n = t.gather(b, n)
+			}
 			return n, nil
 		case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
 			continue // woken at exit, or the grace ended: look again
@@ -106,6 +116,36 @@ func (t *Terminal) read(b []byte) (int, error) {
 	n, err := readNow(t.master, b)
 	t.drained += n
 	return n, err
+}
+
+// gatherMin is the read from which Read looks for more output at once: a
+// read this large is a flood's, not a keystroke's echo.
+const gatherMin = 1 << 10
+
+// gather adds to b[:n], just read, what the terminal has now, without
+// waiting, until b is full or nothing is left: a program that writes fast
+// is read into b whole (the kernel hands a terminal's output out 4 KiB at
+// a time), so the bytes go on in one write instead of a dozen. Errors are
+// left for the next Read.
+func (t *Terminal) gather(b []byte, n int) int {
+	for n < len(b) {
+		var m int
+		err := t.raw.Read(func(fd uintptr) bool {
+			for {
+				k, err := unix.Read(int(fd), b[n:])
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				m = k
+				return true // one attempt: never wait
+			}
+		})
+		if err != nil || m <= 0 {
+			break
+		}
+		n += m
+	}
+	return n
 }
 
 // readNow reads what f has now, without waiting; io.EOF if nothing.
