@@ -1,0 +1,64 @@
+//go:build unix
+
+package shared
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// A flood read through Terminal.Read, which goes on reading what is ready
+// after a large read (gather), arrives whole and in order, and a
+// keystroke's echo after it on its own.
+func TestTerminalReadFlood(t *testing.T) {
+	term, tty, err := OpenTerminal(Size{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	defer tty.Close()
+
+	// 1 MiB in 1 KiB writes, each numbered; no newline to translate.
+	var flood []byte
+	for i := 0; len(flood) < 1<<20; i++ {
+		chunk := fmt.Appendf(nil, "[%08d]", i)
+		flood = append(flood, bytes.Repeat(chunk, 1024/len(chunk)+1)[:1024]...)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		for off := 0; off < len(flood); off += 1024 {
+			if _, err := tty.Write(flood[off : off+1024]); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	var got []byte
+	buf := make([]byte, 64<<10)
+	for len(got) < len(flood) {
+		n, err := term.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, flood) {
+		i := 0
+		for i < len(got) && got[i] == flood[i] {
+			i++
+		}
+		t.Fatalf("read %d bytes, differing from the %d written at %d", len(got), len(flood), i)
+	}
+
+	if _, err := tty.Write([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := term.Read(buf); err != nil || string(buf[:n]) != "k" {
+		t.Fatalf("Read after the flood: %q, %v; want k", buf[:n], err)
+	}
+}
