@@ -1,6 +1,7 @@
 package shared
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -83,14 +84,21 @@ func streamExit(stream proto.Environment_SessionServer) func(*proto.Exit) error 
 	}
 }
 
+// inputReadSize is the buffer a channel's input frames are read through:
+// enough for a typed key's frame or a resize's; a paste's payload is read
+// past it, straight into its frame buffer.
+const inputReadSize = 64
+
 // pumpChannelInput applies the input and resize frames the host writes on
 // the channel until it is closed. If it breaks while the attachment still
 // serves the session (the host closed it without ending the stream, or
 // wrote nonsense), the attachment's stream ends, with inErr saying why.
 func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error], log hclog.Logger) {
 	var buf []byte
+	// A keystroke's frame, header and byte, in one read.
+	br := bufio.NewReaderSize(conn, inputReadSize)
 	for {
-		typ, payload, grown, err := readInputFrame(conn, buf)
+		typ, payload, grown, err := readInputFrame(br, buf)
 		buf = grown
 		if err != nil {
 			if ctx.Err() == nil && s.out.serves(a) {
