@@ -143,7 +143,7 @@ func (s *session) wakeAll() {
 // the large one the first time a read fills the buffer, so that a flood is
 // read in few, large reads (a plugin sends up to 64 KiB at a time).
 const (
-	pumpStartBufferSize = 1 << 10
+	pumpStartBufferSize = 256
 	pumpBufferSize      = 64 << 10
 )
 

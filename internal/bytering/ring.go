@@ -13,7 +13,7 @@
 package bytering
 
 // MinSize is the buffer a Ring starts with at its first write.
-const MinSize = 1 << 10
+const MinSize = 256
 
 // Ring is a byte ring; the zero value has no capacity (see New).
 type Ring struct {
