@@ -147,6 +147,9 @@ func (a *Attachment) Next(ctx context.Context, buf []byte) (Frame, error) {
 		select {
 		case <-a.wakeC:
 		case <-ctx.Done():
+			a.s.mu.Lock()
+			a.waiting = false // not waiting in Next any more
+			a.s.mu.Unlock()
 			return Frame{}, ctx.Err()
 		}
 	}

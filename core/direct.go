@@ -1,5 +1,7 @@
 package core
 
+import "errors"
+
 // Direct delivery: a client that has taken every byte so far and waits in
 // Next for more, alone on its session, gets the next output written by the
 // session's pump itself (Attachment.Direct), rather than by its own
@@ -8,16 +10,24 @@ package core
 // bytes can take; everything else (more clients, a client behind, owed
 // frames, a slow write) goes through Next as before.
 
+// ErrWouldBlock is what a direct writer (Attachment.Direct) returns when
+// it cannot send without waiting: the bytes then go through Next.
+var ErrWouldBlock = errors.New("the client's connection would block")
+
+// directMax is the most output handed to a direct writer at once: an
+// echo's or a prompt's, not a flood's, which goes through Next.
+const directMax = 4 << 10
+
 // Direct sets fn as the attachment's direct writer. From then on, output
-// that finds the attachment its session's only one, waiting in Next with
-// every byte before taken and nothing else owed, is handed to fn by the
-// session's reader and not returned by Next. fn must send p to the client
-// as Next's FrameOutput would be sent and return once it is sent; it may
-// block, which holds the session's output back as a slow client does, so
-// it must give up when the client's write times out. If it returns an
-// error, the bytes are the client's loss: fn must end the client's
-// connection then, and Next carries on from after them. p is at most 64
-// KiB and must not be kept.
+// of at most 4 KiB that finds the attachment its session's only one,
+// waiting in Next with every byte before taken and nothing else owed, is
+// handed to fn by the session's reader and not returned by Next. fn must
+// send p to the client as Next's FrameOutput would be sent, and must not
+// wait for the client: if the send would wait (a full socket buffer), it
+// returns ErrWouldBlock without sending, and Next returns p instead. Any
+// other error means the bytes were lost to the client: fn must end the
+// client's connection then, and Next carries on after them. p must not be
+// kept.
 //
 // Call it from the goroutine that calls Next. Attachments without a direct
 // writer (the default) get all their output from Next.
@@ -28,36 +38,42 @@ func (a *Attachment) Direct(fn func(p []byte) error) {
 }
 
 // directTarget returns the attachment the output just committed, n bytes,
-// may go to directly, or nil. s.mu must be held.
-func (s *session) directTarget(n int) *Attachment {
-	if len(s.attachments) != 1 || s.state != stateRunning || s.exit != nil {
-		return nil
+// may go to directly, with its direct writer, or nil. s.mu must be held.
+func (s *session) directTarget(n int) (*Attachment, func([]byte) error) {
+	if n > directMax || len(s.attachments) != 1 || s.state != stateRunning || s.exit != nil {
+		return nil, nil
 	}
 	for a := range s.attachments {
 		if a.direct == nil || !a.waiting || a.directBusy || a.closed || len(a.wakeC) > 0 ||
 			a.off != s.ring.End()-int64(n) || a.resetOwed || len(a.modes) > 0 || a.sizeChanged || len(a.notices) > 0 {
-			return nil
+			return nil, nil
 		}
 		if _, ok := s.restartMark(a.off, a.restartPast-1); ok {
-			return nil
+			return nil, nil
 		}
-		return a
+		return a, a.direct
 	}
-	return nil
+	return nil, nil
 }
 
-// deliver writes p, taken by a already (directTarget), with a's direct
-// writer, then lets a's Next go on, waking it if it was woken meanwhile.
-func (s *session) deliver(a *Attachment, p []byte) {
-	err := a.direct(p)
+// deliver writes p, taken by a already (directTarget), with fn, a's direct
+// writer, then lets a's Next go on, waking it if it was woken meanwhile or
+// has p to return after all.
+func (s *session) deliver(a *Attachment, fn func([]byte) error, p []byte) {
+	err := fn(p)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	a.directBusy = false
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrWouldBlock):
+		// Not sent: Next returns it. Nothing was committed meanwhile
+		// (the pump is here), so the ring still holds it.
+		a.off -= int64(len(p))
+	case err != nil:
 		a.direct = nil // the connection is ending: Next sees to the rest
 	}
 	if a.wokenBusy || err != nil {
 		a.wokenBusy = false
 		a.wake()
 	}
-	s.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -177,5 +178,33 @@ func TestDirectDeliveryFailure(t *testing.T) {
 	eventually(t, "output through Next", func() bool { got, _ := k.snapshot(); return string(got) == "next" })
 	if h.session(t, "f").snapshot().Status != StatusActive {
 		t.Error("the session did not go on")
+	}
+}
+
+// A direct writer that would block hands the bytes back: Next returns
+// them, and later output may go directly again.
+func TestDirectDeliveryWouldBlock(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "w")
+	a := h.attach(t, "w")
+	var k sink
+	var refused atomic.Int32
+	a.Direct(func(b []byte) error {
+		if refused.Add(1) == 1 {
+			return ErrWouldBlock
+		}
+		return k.write(b)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go readInto(ctx, a, &k)
+	eventually(t, "the client waits", func() bool { return h.waiting(t, "w", a) })
+	p.Output(t, []byte("back"))
+	eventually(t, "the output through Next", func() bool { got, _ := k.snapshot(); return string(got) == "back" })
+	eventually(t, "the client waits", func() bool { return h.waiting(t, "w", a) })
+	p.Output(t, []byte("direct"))
+	eventually(t, "the next output", func() bool { got, _ := k.snapshot(); return string(got) == "backdirect" })
+	if _, direct := k.snapshot(); direct != len("direct") {
+		t.Errorf("%d bytes went directly, want the second output's %d", direct, len("direct"))
 	}
 }

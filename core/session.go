@@ -140,8 +140,9 @@ func (s *session) wakeAll() {
 
 // The pump's read buffer, which every running session holds: a session
 // starts with a small one, so that an idle session holds little, and gets
-// the large one the first time a read fills the buffer, so that a flood is
-// read in few, large reads (a plugin sends up to 64 KiB at a time).
+// one four times larger each time a read fills it, up to the large one, so
+// that a flood is read in few, large reads (a plugin sends up to 64 KiB at
+// a time).
 const (
 	pumpStartBufferSize = 256
 	pumpBufferSize      = 64 << 10
@@ -170,7 +171,9 @@ func (s *session) pump(ctx context.Context) {
 			break
 		}
 		if n == len(buf) && n < pumpBufferSize && n < limit {
-			buf = make([]byte, pumpBufferSize)
+			// Grown in steps, so that a burst of a few hundred bytes
+			// does not leave a quiet session holding 64 KiB.
+			buf = make([]byte, min(4*len(buf), pumpBufferSize))
 		}
 	}
 	if s.recorder != nil {
@@ -234,7 +237,7 @@ func (s *session) output(p []byte) {
 	s.mu.Lock()
 	s.ring.commit(p, points, modes)
 	s.markCaughtUp(false)
-	d := s.directTarget(len(p))
+	d, direct := s.directTarget(len(p))
 	if d != nil {
 		// The lone client's, written below by the pump itself.
 		d.off += int64(len(p))
@@ -249,13 +252,14 @@ func (s *session) output(p []byte) {
 		s.rec.LastActiveAt = now
 	}
 	s.mu.Unlock()
-	if d != nil {
-		s.deliver(d, p)
-	}
-	s.deps.metrics.bytesOut.Add(float64(len(p)))
 	if s.recorder != nil {
+		// Before the delivery: input typed meanwhile is recorded after.
 		s.recorder.output(p)
 	}
+	if d != nil {
+		s.deliver(d, direct, p)
+	}
+	s.deps.metrics.bytesOut.Add(float64(len(p)))
 	if touch {
 		s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -51,9 +52,9 @@ func releaseChannel(ctx context.Context, t *testing.T, c *GRPCClient, id string)
 	return started, ch
 }
 
-// A released stream's end comes from SessionEnd, for the channel serving
-// the session only; a host that did not ask keeps its stream, and so do
-// plugins that do not offer a release.
+// A released stream's end comes from SessionEnd, asked with its channel's
+// id, and waits for the end. (The path where the stream is kept, because
+// the host did not ask, is forEachPath's "channel-kept-stream".)
 func TestReleasedStreamEnd(t *testing.T) {
 	ctx := testContext(t)
 	c, _, ptys := spawnFake(t)
@@ -147,5 +148,73 @@ func TestReleasedReadReportsTheEnd(t *testing.T) {
 	if _, err := io.ReadAll(p); !errors.Is(err, ErrPluginExited) || !errors.Is(err, ErrUnavailable) ||
 		!strings.Contains(err.Error(), "the terminal went away") {
 		t.Errorf("Read after the PTY failed: %v, want ErrPluginExited wrapping the plugin's error", err)
+	}
+}
+
+// stubbornServer promises to release session streams and never ends them.
+type stubbornServer struct{ *GRPCServer }
+
+func (s stubbornServer) Session(stream proto.Environment_SessionServer) error {
+	err := s.GRPCServer.Session(stream)
+	<-stream.Context().Done()
+	return err
+}
+
+// The caller's context bounds a spawn whose plugin never ends the stream
+// it promised to release, and what it started is released.
+func TestReleaseHonoursTheCallersContext(t *testing.T) {
+	ptys := make(chan *fakePTY, 1)
+	srv := NewGRPCServer(&fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
+		p := newFakePTY()
+		ptys <- p
+		return p, nil
+	}}, nil)
+	t.Cleanup(func() { srv.CloseAll(context.Background()) })
+	c := serveRaw(t, stubbornServer{srv})
+	ctx, cancel := context.WithTimeout(testContext(t), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if p, err := c.Spawn(ctx, spawnReq("s1")); !errors.Is(err, context.DeadlineExceeded) {
+		if p != nil {
+			p.Close()
+		}
+		t.Fatalf("Spawn: %v, want the caller's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Spawn took %v past a 300ms deadline", d)
+	}
+	fake := receive(testContext(t), t, ptys, "spawn")
+	waitClosed(testContext(t), t, fake.closed, "the abandoned session's release")
+}
+
+// A released stream's end stays its own: an attach that takes the session
+// over after the exit leaves the first host the exit status.
+func TestReleasedEndSurvivesATakeover(t *testing.T) {
+	ctx := testContext(t)
+	c, _, ptys, _ := keeperFake(t)
+	hold(ctx, t, c)
+	started, ch := releaseChannel(ctx, t, c, "t1")
+	fake := receive(ctx, t, ptys, "spawn")
+	go func() {
+		_, _ = fake.out.Write([]byte("out"))
+		fake.finish(7)
+	}()
+	if out, err := io.ReadAll(ch); err != nil || string(out) != "out" {
+		t.Fatalf("channel: %q, %v", out, err)
+	}
+	p, _, err := c.Attach(ctx, "t1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	resp, err := c.client.SessionEnd(ctx, &proto.SessionEndRequest{SessionId: "t1", ByteChannelId: started.GetByteChannelId()})
+	if err != nil || resp.GetExit().GetCode() != 7 {
+		t.Errorf("SessionEnd of the first channel after the takeover: %v, %v; want exit code 7", resp, err)
+	}
+	if out, err := io.ReadAll(p); err != nil || string(out) != "out" {
+		t.Errorf("the new attachment read %q, %v; want the kept output", out, err)
+	}
+	if st, err := p.Wait(ctx); err != nil || st.Code != 7 {
+		t.Errorf("the new attachment's exit: %+v, %v; want code 7", st, err)
 	}
 }

@@ -196,7 +196,14 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 			return fail(c.callError(streamCtx, err), true)
 		}
 		if ch != nil && started.GetReleasesStream() {
-			if err := awaitRelease(stream); err != nil {
+			// The caller's ctx bounds the wait for the release too.
+			stop := context.AfterFunc(ctx, func() { cancelStream(context.Cause(ctx)) })
+			err := awaitRelease(stream)
+			if !stop() {
+				ch.Close()
+				return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)
+			}
+			if err != nil {
 				ch.Close()
 				return fail(c.callError(streamCtx, err), true)
 			}

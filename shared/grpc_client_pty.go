@@ -88,7 +88,8 @@ func UsesByteChannel(p PTY) bool {
 	return ok && c.ByteChannel()
 }
 
-// Read returns output bytes. After the exit frame it returns io.EOF; if the
+// Read returns output bytes. After the exit frame (or, on a released
+// stream, SessionEnd's exit status) it returns io.EOF; if the
 // stream breaks first (plugin died, connection lost) it returns an error
 // wrapping ErrPluginExited. Either result repeats on later calls.
 func (p *grpcPTY) Read(b []byte) (int, error) {
@@ -286,7 +287,8 @@ func (p *grpcPTY) Kill(ctx context.Context) error {
 	return p.c.callError(ctx, err)
 }
 
-// Close asks the plugin to release the session, then ends the stream, which
+// Close asks the plugin to release the session, then ends the stream (and
+// closes the byte channel), which
 // also unblocks a Read in progress. A session the plugin no longer has
 // (because the plugin died or already cleaned up) closes without error.
 // After Detach, Close only returns nil: the session is the plugin's.

@@ -39,10 +39,10 @@ type GRPCServer struct {
 	mu sync.Mutex
 	// mu protects the following.
 	sessions map[string]*serverSession
-	// ends are the ends of the sessions' released streams, by session id,
-	// the newest only, kept until SessionEnd answered or a new stream
-	// serves the id: the session may be gone by then.
-	ends map[string]*channelEnd
+	// ends are the ends of the sessions' released streams, by channel id,
+	// kept for SessionEnd (see openEnd): the session may be gone by the
+	// time its host asks.
+	ends map[uint64]*channelEnd
 
 	hold holdState
 
@@ -61,7 +61,7 @@ func NewGRPCServer(impl Environment, logger hclog.Logger) *GRPCServer {
 		impl:     impl,
 		logger:   logger,
 		sessions: make(map[string]*serverSession),
-		ends:     make(map[string]*channelEnd),
+		ends:     make(map[uint64]*channelEnd),
 		hold:     holdState{afterFunc: afterFunc, exit: os.Exit},
 		channels: channelListener{logger: logger},
 	}
@@ -121,9 +121,7 @@ func (s *GRPCServer) Kill(ctx context.Context, req *proto.KillRequest) (*proto.K
 // the id can be spawned again. A Close for a session still spawning (the
 // host gave up on the spawn) makes the spawn undo itself.
 func (s *GRPCServer) Close(ctx context.Context, req *proto.CloseRequest) (*proto.CloseResponse, error) {
-	s.mu.Lock()
-	delete(s.ends, req.GetSessionId()) // the host asks no more
-	s.mu.Unlock()
+	s.forgetEnds(req.GetSessionId()) // the host asks no more
 	sess, err := s.lookupOrAbandon(req.GetSessionId())
 	if err != nil {
 		return nil, toStatus(err)
@@ -256,11 +254,11 @@ func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverS
 				return ctx.Err()
 			}
 			released = true
-			go s.serveReleased(sess, a, offer.id, conn, log)
+			go s.serveReleased(sess, a, s.openEnd(sess.id, offer.id), conn, log)
 			return nil
 		}
 		if conn != nil {
-			return sess.serveChannel(ctx, streamExit(stream), a, conn, log)
+			return sess.serveChannel(ctx, streamExit(stream), a, conn, nil, log)
 		}
 	}
 	go sess.pumpInput(ctx, stream, a, log)

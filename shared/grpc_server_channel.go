@@ -57,11 +57,19 @@ func (s *GRPCServer) takeChannel(ctx context.Context, stream proto.Environment_S
 // how its two pumps stop when the attachment stops serving the session
 // (taken over, detached, closed, or the stream ended). After the exit it
 // keeps serving as serve does, until the host closes the channel too.
-func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exit) error, a *attachment, conn *net.UnixConn, log hclog.Logger) error {
+//
+// stopped, if not nil, runs (once, without blocking) when the attachment
+// stops serving.
+func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exit) error, a *attachment, conn *net.UnixConn, stopped func(), log hclog.Logger) error {
 	defer conn.Close()
 	var inErr atomic.Pointer[error]
 	inDone := make(chan struct{})
-	s.out.onStop(a, func() { conn.Close() }, writeNow(conn))
+	s.out.onStop(a, func() {
+		conn.Close()
+		if stopped != nil {
+			stopped()
+		}
+	}, writeNow(conn))
 	go func() {
 		defer close(inDone)
 		s.pumpChannelInput(ctx, conn, a, &inErr, log)
@@ -131,9 +139,9 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn
 }
 
 // pumpChannelOutput writes the session's output from a's cursor on the
-// channel, then shuts the channel's writing down and sends the exit frame
-// on the stream. It returns nil once the exit frame is sent, and an error
-// as pumpOutput does; a broken channel is ErrUnavailable.
+// channel, then shuts the channel's writing down and hands the exit to
+// exitTo. It returns nil once the exit is handed on, and an error as
+// pumpOutput does; a broken channel is ErrUnavailable.
 func (s *serverSession) pumpChannelOutput(ctx context.Context, exitTo func(*proto.Exit) error, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error]) error {
 	var spare []byte
 	for {
@@ -184,35 +192,43 @@ func channelError(err error) error {
 }
 
 // serveReleased serves a session whose stream was released to its byte
-// channel id, conn: as the stream would have (serveChannel), with the
-// channel standing for the stream. The host closing it ends the
-// attachment as the stream's end would (streamEnded); the end the stream
-// would have carried, exit or error, is kept for SessionEnd.
-func (s *GRPCServer) serveReleased(sess *serverSession, a *attachment, id uint64, conn *net.UnixConn, log hclog.Logger) {
-	end := s.openEnd(sess.id, id)
-	ctx := context.Background()
+// channel, conn, whose end is end: as the stream would have
+// (serveChannel), with the channel standing for the stream. The host
+// closing it ends the attachment as the stream's end would (streamEnded);
+// the end the stream would have carried, exit or error, is kept for
+// SessionEnd. Its context ends when the attachment stops serving, as the
+// stream's did.
+func (s *GRPCServer) serveReleased(sess *serverSession, a *attachment, end *channelEnd, conn *net.UnixConn, log hclog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	err := sess.serveChannel(ctx, func(e *proto.Exit) error {
 		end.resolve(e, nil)
 		return nil
-	}, a, conn, log)
+	}, a, conn, cancel, log)
 	end.resolve(nil, err)
 	s.streamEnded(ctx, sess, a, log)
+	if _, err := s.lookup(sess.id); err != nil {
+		// Released: the host asks at once if at all (it read the
+		// channel's end); an end nobody asked for goes after endKeep.
+		time.AfterFunc(endKeep, func() { s.forgetEnd(end) })
+	}
 }
+
+// endKeep is how long the end of a released stream whose session is gone
+// is kept for SessionEnd.
+const endKeep = time.Minute
 
 // SessionEnd implements proto.EnvironmentServer: how the released stream
 // whose channel is req's ended, once it is known.
 func (s *GRPCServer) SessionEnd(ctx context.Context, req *proto.SessionEndRequest) (*proto.SessionEndResponse, error) {
 	id := req.GetSessionId()
 	s.mu.Lock()
-	end := s.ends[id]
+	end := s.ends[req.GetByteChannelId()]
 	s.mu.Unlock()
-	switch {
-	case end == nil:
+	if end == nil || end.session != id {
 		if _, err := s.lookup(id); err != nil {
 			return nil, toStatus(err)
 		}
-		return nil, toStatus(errTakenOver)
-	case end.id != req.GetByteChannelId():
 		return nil, toStatus(errTakenOver)
 	}
 	select {
@@ -220,11 +236,7 @@ func (s *GRPCServer) SessionEnd(ctx context.Context, req *proto.SessionEndReques
 	case <-ctx.Done():
 		return nil, toStatus(ctx.Err())
 	}
-	s.mu.Lock()
-	if s.ends[id] == end {
-		delete(s.ends, id)
-	}
-	s.mu.Unlock()
+	s.forgetEnd(end)
 	if end.err != nil {
 		return nil, toStatus(end.err)
 	}
@@ -234,11 +246,12 @@ func (s *GRPCServer) SessionEnd(ctx context.Context, req *proto.SessionEndReques
 // channelEnd is how a released stream's channel ended: the exit, or the
 // error status the stream would have ended with.
 type channelEnd struct {
-	id   uint64
-	once sync.Once
-	done chan struct{} // closed once exit or err is set
-	exit *proto.Exit
-	err  error
+	id      uint64 // the channel's
+	session string
+	once    sync.Once
+	done    chan struct{} // closed once exit or err is set
+	exit    *proto.Exit
+	err     error
 }
 
 // resolve sets the end, once; later calls do nothing.
@@ -249,12 +262,34 @@ func (e *channelEnd) resolve(exit *proto.Exit, err error) {
 	})
 }
 
-// openEnd makes the end of the session's channel id the one SessionEnd
-// answers for: the newest stream is the only one serving.
+// openEnd keeps the end of the session's channel id for SessionEnd, until
+// it is asked for, the session is closed, or endKeep after the session is
+// gone.
 func (s *GRPCServer) openEnd(session string, id uint64) *channelEnd {
-	e := &channelEnd{id: id, done: make(chan struct{})}
+	e := &channelEnd{id: id, session: session, done: make(chan struct{})}
 	s.mu.Lock()
-	s.ends[session] = e
+	s.ends[id] = e
 	s.mu.Unlock()
 	return e
+}
+
+// forgetEnd drops e.
+func (s *GRPCServer) forgetEnd(e *channelEnd) {
+	s.mu.Lock()
+	if s.ends[e.id] == e {
+		delete(s.ends, e.id)
+	}
+	s.mu.Unlock()
+}
+
+// forgetEnds drops the ends of session's channels: it was closed, and its
+// host asks no more.
+func (s *GRPCServer) forgetEnds(session string) {
+	s.mu.Lock()
+	for id, e := range s.ends {
+		if e.session == session {
+			delete(s.ends, id)
+		}
+	}
+	s.mu.Unlock()
 }

@@ -218,11 +218,13 @@ func stopped(ctx context.Context, ev sendEvent, err, inErr error) error {
 	case sendClosed:
 		return toStatus(errSessionClosed)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	// Before ctx's end: a released stream's context ends because the
+	// channel's input broke.
 	if inErr != nil {
 		return toStatus(channelError(inErr))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return toStatus(errTakenOver)
 }

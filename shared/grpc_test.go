@@ -327,7 +327,9 @@ func TestGRPCPluginGone(t *testing.T) {
 		}
 		defer p.Close()
 		// The plugin process goes: its server and, with it, its
-		// sessions and their byte channels.
+		// sessions and their byte channels. (A released session does
+		// not end with the gRPC server alone: its channel stands for
+		// the stream, and the process's end closes it.)
 		server.Stop()
 		ep.CloseAll(ctx)
 		_, err = io.ReadAll(p)

@@ -49,10 +49,10 @@ type EnvironmentPlugin struct {
 
 	// Impl is the environment to serve; the host leaves it nil.
 	Impl Environment
+	mu   sync.Mutex
 	// server, if set, is served instead of a new GRPCServer for Impl;
 	// Serve keeps it to close what is left open at shutdown. GRPCServer
-	// sets it otherwise, for CloseAll.
-	mu     sync.Mutex
+	// sets it otherwise, for CloseAll. mu protects it.
 	server *GRPCServer
 }
 

@@ -84,7 +84,8 @@ func (t *Terminal) Read(b []byte) (int, error) {
 		n, err := t.read(b)
 		switch {
 		case n > 0:
-			if n >= gatherMin {
+			if n >= gatherMin && !t.childExited() {
+				// After the exit, read counts what it drains.
 				n = t.gather(b, n)
 			}
 			return n, nil
@@ -116,6 +117,16 @@ func (t *Terminal) read(b []byte) (int, error) {
 	n, err := readNow(t.master, b)
 	t.drained += n
 	return n, err
+}
+
+// childExited reports whether ChildExited was called.
+func (t *Terminal) childExited() bool {
+	select {
+	case <-t.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 // gatherMin is the read from which Read looks for more output at once: a

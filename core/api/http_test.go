@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -511,5 +512,64 @@ func floodInStep(t *testing.T, p *fakeenv.PTY, live *websocket.Conn) {
 		if got := readOutput(t, live, len(chunk)); !bytes.Equal(got, chunk) {
 			t.Fatalf("chunk %d differs", i)
 		}
+	}
+}
+
+// A lone client that reads nothing holds the session's output, by design
+// (a terminal that cannot keep up slows the program), but not the
+// session's reader, which would write its output itself while it keeps up
+// (core.Attachment.Direct): a second client that attaches gets live output
+// at once, not after the stalled one's write times out.
+func TestStalledLoneClientDoesNotHoldTheReader(t *testing.T) {
+	api := newAPI(t, Options{WriteTimeout: time.Minute}, func(o *core.Options) { o.ScrollbackBytes = 64 << 10 })
+	_, p := api.create(t, "lone")
+	stalled, _, err := dialAttach(t, api, "lone", nil) // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.CloseNow()
+	// The program writes echo-sized pieces until the session stops
+	// taking them: far beyond both sockets' buffers.
+	var written atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		piece := bytes.Repeat([]byte("0123456789abcde\n"), 128)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := p.WriteOutput(piece); err != nil {
+				return
+			}
+			written.Add(int64(len(piece)))
+		}
+	}()
+	// Stalled: no progress for a while.
+	last := int64(-1)
+	for n := written.Load(); n != last; n = written.Load() {
+		last = n
+		time.Sleep(500 * time.Millisecond)
+	}
+	live, _, err := dialAttach(t, api, "lone", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.CloseNow()
+	go func() {
+		for {
+			if _, _, err := live.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for written.Load() < last+1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the program wrote %d bytes more in 10 s with a live client attached; want the session's reader going again", written.Load()-last)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

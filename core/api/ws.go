@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -51,7 +52,8 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	// Guard has checked Host, Origin and Sec-Fetch-Site already. Accept's
 	// own check, which stays as a second line, compares Origin with Host
 	// only, and a DNS-rebinding page controls both.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	tap := &hijackTap{ResponseWriter: w}
+	conn, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{wsproto.Subprotocol},
 		OriginPatterns: h.opts.AllowedOrigins,
 	})
@@ -80,7 +82,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	defer a.Close()
 	conn.SetReadLimit(hardReadLimit)
 
-	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout}
+	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout, raw: tap.rawConn()}
 	h.serveConn(r.Context(), conn, c.readLoop, c.writeLoop)
 }
 
@@ -202,11 +204,16 @@ func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string
 }
 
 // wsClient is one WebSocket attached to a session. writeLoop is the only
-// writer of the connection; readLoop the only reader.
+// writer of the connection, but for the output the session's pump writes
+// itself (core.Attachment.Direct), one at a time with writeLoop's;
+// readLoop is the only reader.
 type wsClient struct {
 	conn         *websocket.Conn
 	a            *core.Attachment
 	writeTimeout time.Duration
+	// raw is the connection's socket, which says whether a direct write
+	// would wait; nil: no direct writes.
+	raw syscall.RawConn
 }
 
 func (c *wsClient) write(ctx context.Context, typ websocket.MessageType, p []byte) error {
@@ -232,17 +239,24 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 		return
 	}
 	// Output for this client alone and caught up is written by the
-	// session's reader itself (core.Attachment.Direct): no hand-off.
-	c.a.Direct(func(p []byte) error {
-		err := c.write(ctx, websocket.MessageBinary, p)
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.a.ClientDropped()
+	// session's reader itself (core.Attachment.Direct): no hand-off. It
+	// never waits for the client: with the socket's buffer full, the
+	// bytes go through Next and this goroutine.
+	if c.raw != nil {
+		c.a.Direct(func(p []byte) error {
+			if !canWrite(c.raw) {
+				return core.ErrWouldBlock
 			}
-			_ = c.conn.CloseNow() // the client missed bytes: it must not go on
-		}
-		return err
-	})
+			err := c.write(ctx, websocket.MessageBinary, p)
+			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					c.a.ClientDropped()
+				}
+				_ = c.conn.CloseNow() // the client missed bytes: it must not go on
+			}
+			return err
+		})
+	}
 	buf := make([]byte, outputFrameSize)
 	for {
 		f, err := c.a.Next(ctx, buf)
