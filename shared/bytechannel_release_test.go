@@ -21,22 +21,10 @@ import (
 // channel and the Started frame.
 func releaseChannel(ctx context.Context, t *testing.T, c *GRPCClient, id string) (*proto.Started, io.ReadWriteCloser) {
 	t.Helper()
-	stream, err := c.client.Session(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spawn := &proto.Spawn{SessionId: id, EnvironmentType: "FAKE", Size: &proto.Size{Cols: 80, Rows: 24},
-		ByteChannel: true, ReleaseStream: true}
-	if err := stream.Send(&proto.SessionRequest{Frame: &proto.SessionRequest_Spawn{Spawn: spawn}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := resp.GetStarted()
-	if started.GetByteChannelAddress() == "" || !started.GetReleasesStream() || started.GetByteChannelId() == 0 {
-		t.Fatalf("first frame %v, want started with a byte channel it releases the stream to", resp)
+	stream, started := spawnRaw(ctx, t, c, &proto.Spawn{SessionId: id, EnvironmentType: "FAKE",
+		Size: &proto.Size{Cols: 80, Rows: 24}, ByteChannel: true, ReleaseStream: true})
+	if !started.GetReleasesStream() || started.GetByteChannelId() == 0 {
+		t.Fatalf("started %v, want a byte channel it releases the stream to", started)
 	}
 	ch, err := dialChannel(ctx, started.GetByteChannelAddress(), started.GetByteChannelToken(), started.GetByteChannelAck())
 	if err != nil {
@@ -163,12 +151,7 @@ func (s stubbornServer) Session(stream proto.Environment_SessionServer) error {
 // The caller's context bounds a spawn whose plugin never ends the stream
 // it promised to release, and what it started is released.
 func TestReleaseHonoursTheCallersContext(t *testing.T) {
-	ptys := make(chan *fakePTY, 1)
-	srv := NewGRPCServer(&fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
-		p := newFakePTY()
-		ptys <- p
-		return p, nil
-	}}, nil)
+	srv, ptys := fakeServer()
 	t.Cleanup(func() { srv.CloseAll(context.Background()) })
 	c := serveRaw(t, stubbornServer{srv})
 	ctx, cancel := context.WithTimeout(testContext(t), 300*time.Millisecond)

@@ -23,11 +23,17 @@ import (
 // which must offer one.
 func offerChannel(ctx context.Context, t *testing.T, c *GRPCClient, id string) (proto.Environment_SessionClient, *proto.Started) {
 	t.Helper()
+	return spawnRaw(ctx, t, c, &proto.Spawn{SessionId: id, EnvironmentType: "FAKE", Size: &proto.Size{Cols: 80, Rows: 24}, ByteChannel: true})
+}
+
+// spawnRaw opens a session stream that sends spawn, and returns the stream
+// and its Started frame, which must offer a byte channel.
+func spawnRaw(ctx context.Context, t *testing.T, c *GRPCClient, spawn *proto.Spawn) (proto.Environment_SessionClient, *proto.Started) {
+	t.Helper()
 	stream, err := c.client.Session(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spawn := &proto.Spawn{SessionId: id, EnvironmentType: "FAKE", Size: &proto.Size{Cols: 80, Rows: 24}, ByteChannel: true}
 	if err := stream.Send(&proto.SessionRequest{Frame: &proto.SessionRequest_Spawn{Spawn: spawn}}); err != nil {
 		t.Fatal(err)
 	}

@@ -95,16 +95,23 @@ func (c *orphanClock) exited() []int {
 // Every session left is closed at the end of the test.
 func keeperFake(t *testing.T) (*GRPCClient, *GRPCServer, chan *fakePTY, *orphanClock) {
 	t.Helper()
+	srv, ptys := fakeServer()
+	clock := &orphanClock{}
+	clock.install(srv)
+	c := glueServer(t, srv)
+	return c, srv, ptys, clock
+}
+
+// fakeServer returns a server of a fakeEnv whose Spawn returns the PTYs
+// it sends on the returned channel.
+func fakeServer() (*GRPCServer, chan *fakePTY) {
 	ptys := make(chan *fakePTY, 16)
 	srv := NewGRPCServer(&fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
 		p := newFakePTY()
 		ptys <- p
 		return p, nil
 	}}, nil)
-	clock := &orphanClock{}
-	clock.install(srv)
-	c := glueServer(t, srv)
-	return c, srv, ptys, clock
+	return srv, ptys
 }
 
 // glueServer serves srv over go-plugin's gRPC connection, as glue does,
