@@ -220,3 +220,31 @@ func BenchmarkScanLines(b *testing.B) {
 		sc.scan(p)
 	}
 }
+
+// BenchmarkScanColoured scans pump-sized reads of lines where one word in
+// six is coloured (an SGR before, a reset after) and some are multibyte,
+// as the bench's generator writes: escapes every few dozen bytes.
+func BenchmarkScanColoured(b *testing.B) {
+	words := []string{"alpha", "beta", "gamma", "delta", "epsilon", "é", "→", "日本語"}
+	sgr := []string{"\x1b[1m", "\x1b[31m", "\x1b[1;34m", "\x1b[38;5;208m"}
+	var p []byte
+	for i := 0; len(p) < 64<<10; i++ {
+		if i%6 == 0 {
+			p = append(p, sgr[i%len(sgr)]...)
+		}
+		p = append(p, words[i%len(words)]...)
+		if i%6 == 0 {
+			p = append(p, "\x1b[0m"...)
+		}
+		if i%9 == 8 {
+			p = append(p, "\r\n"...)
+		} else {
+			p = append(p, ' ')
+		}
+	}
+	sc := newScanner()
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		sc.scan(p)
+	}
+}
