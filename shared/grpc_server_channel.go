@@ -207,15 +207,14 @@ func (s *GRPCServer) serveReleased(sess *serverSession, a *attachment, end *chan
 	}, a, conn, cancel, log)
 	end.resolve(nil, err)
 	s.streamEnded(ctx, sess, a, log)
-	if _, err := s.lookup(sess.id); err != nil {
-		// Released: the host asks at once if at all (it read the
-		// channel's end); an end nobody asked for goes after endKeep.
-		time.AfterFunc(endKeep, func() { s.forgetEnd(end) })
-	}
+	// The host asks at once if at all (it read the channel's end; a
+	// host that closed the channel itself never asks): an end nobody
+	// asked for goes after endKeep.
+	time.AfterFunc(endKeep, func() { s.forgetEnd(end) })
 }
 
-// endKeep is how long the end of a released stream whose session is gone
-// is kept for SessionEnd.
+// endKeep is how long the end of a released stream is kept for
+// SessionEnd once the stream is over.
 const endKeep = time.Minute
 
 // SessionEnd implements proto.EnvironmentServer: how the released stream
@@ -263,8 +262,8 @@ func (e *channelEnd) resolve(exit *proto.Exit, err error) {
 }
 
 // openEnd keeps the end of the session's channel id for SessionEnd, until
-// it is asked for, the session is closed, or endKeep after the session is
-// gone.
+// it is asked for, the session is closed, or endKeep after the stream is
+// over.
 func (s *GRPCServer) openEnd(session string, id uint64) *channelEnd {
 	e := &channelEnd{id: id, session: session, done: make(chan struct{})}
 	s.mu.Lock()
