@@ -169,7 +169,21 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 	return f, ok
 }
 
-// pollLocked is poll's work; s.mu is held.
+// owesFrame reports whether pollLocked may return something other than
+// output first: the states it answers before the ring, and, to be safe, a
+// session not running. Keep it in step with pollLocked: the pump's direct
+// write (direct.go) relies on it to keep frames in order. s.mu is held.
+func (a *Attachment) owesFrame() bool {
+	s := a.s
+	if a.closed || s.state != stateRunning || len(a.notices) > 0 || a.sizeChanged || a.resetOwed || len(a.modes) > 0 || s.exit != nil {
+		return true
+	}
+	_, restarted := s.restartMark(a.off, a.restartPast-1)
+	return restarted
+}
+
+// pollLocked is poll's work; s.mu is held. What it answers before the ring
+// owesFrame lists too.
 func (a *Attachment) pollLocked(buf []byte) (Frame, bool) {
 	s := a.s
 	switch {

@@ -40,15 +40,14 @@ func (a *Attachment) Direct(fn func(p []byte) error) {
 // directTarget returns the attachment the output just committed, n bytes,
 // may go to directly, with its direct writer, or nil. s.mu must be held.
 func (s *session) directTarget(n int) (*Attachment, func([]byte) error) {
-	if n > directMax || len(s.attachments) != 1 || s.state != stateRunning || s.exit != nil {
+	if n > directMax || len(s.attachments) != 1 {
 		return nil, nil
 	}
 	for a := range s.attachments {
-		if a.direct == nil || !a.waiting || a.directBusy || a.closed || len(a.wakeC) > 0 ||
-			a.off != s.ring.End()-int64(n) || a.resetOwed || len(a.modes) > 0 || a.sizeChanged || len(a.notices) > 0 {
-			return nil, nil
-		}
-		if _, ok := s.restartMark(a.off, a.restartPast-1); ok {
+		// Waiting with nothing taken since, no wake-up pending and
+		// nothing else owed: Next would return these bytes next.
+		if a.direct == nil || !a.waiting || a.directBusy || len(a.wakeC) > 0 ||
+			a.off != s.ring.End()-int64(n) || a.owesFrame() {
 			return nil, nil
 		}
 		return a, a.direct
