@@ -100,9 +100,7 @@ func (t *Terminal) Read(b []byte) (int, error) {
 }
 
 func (t *Terminal) read(b []byte) (int, error) {
-	select {
-	case <-t.exited:
-	default:
+	if !t.childExited() {
 		return t.master.Read(b)
 	}
 	if grace := t.exitAt.Add(drainGrace); time.Now().Before(grace) {
@@ -114,7 +112,7 @@ func (t *Terminal) read(b []byte) (int, error) {
 	if t.drained >= drainLimit {
 		return 0, io.EOF
 	}
-	n, err := readNow(t.master, b)
+	n, err := t.readNow(b)
 	t.drained += n
 	return n, err
 }
@@ -140,17 +138,7 @@ const gatherMin = 1 << 10
 // left for the next Read.
 func (t *Terminal) gather(b []byte, n int) int {
 	for n < len(b) {
-		var m int
-		err := t.raw.Read(func(fd uintptr) bool {
-			for {
-				k, err := unix.Read(int(fd), b[n:])
-				if errors.Is(err, unix.EINTR) {
-					continue
-				}
-				m = k
-				return true // one attempt: never wait
-			}
-		})
+		m, err := t.readOnce(b[n:])
 		if err != nil || m <= 0 {
 			break
 		}
@@ -159,30 +147,40 @@ func (t *Terminal) gather(b []byte, n int) int {
 	return n
 }
 
-// readNow reads what f has now, without waiting; io.EOF if nothing.
-func readNow(f *os.File, b []byte) (int, error) {
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
+// readNow reads what the terminal has now, without waiting and whatever
+// read deadline was set; io.EOF if nothing.
+func (t *Terminal) readNow(b []byte) (int, error) {
+	if err := t.master.SetReadDeadline(time.Time{}); err != nil {
 		return 0, err
 	}
-	rc, err := f.SyscallConn()
+	n, err := t.readOnce(b)
+	switch {
+	case errors.Is(err, unix.EAGAIN), err == nil && n <= 0:
+		return 0, io.EOF
+	case err != nil:
+		return 0, err
+	}
+	return n, nil
+}
+
+// readOnce makes one read system call on the terminal, never waiting in
+// the poller: unix.EAGAIN if nothing is there. A read deadline that has
+// passed makes it fail with os.ErrDeadlineExceeded.
+func (t *Terminal) readOnce(b []byte) (int, error) {
+	var n int
+	var rerr error
+	err := t.raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = unix.Read(int(fd), b)
+			if !errors.Is(rerr, unix.EINTR) {
+				return true // one attempt: never wait
+			}
+		}
+	})
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), b)
-		return true // one attempt: never wait
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case errors.Is(rerr, unix.EAGAIN), rerr == nil && n <= 0:
-		return 0, io.EOF
-	case rerr != nil:
-		return 0, rerr
-	}
-	return n, nil
+	return max(n, 0), rerr
 }
 
 // Write sends input to the terminal.
