@@ -158,6 +158,17 @@ func spawnFake(t *testing.T) (*GRPCClient, *plugin.GRPCServer, chan *fakePTY) {
 	return c, s, ptys
 }
 
+// spawnOne spawns req on c and returns the session and the fake PTY the
+// plugin made for it, which it sent on ptys.
+func spawnOne(ctx context.Context, t *testing.T, c *GRPCClient, ptys <-chan *fakePTY, req SpawnRequest) (PTY, *fakePTY) {
+	t.Helper()
+	p, err := c.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, receive(ctx, t, ptys, "spawn")
+}
+
 // receive waits for a value from ch until ctx ends.
 func receive[T any](ctx context.Context, t *testing.T, ch <-chan T, what string) T {
 	t.Helper()

@@ -136,12 +136,8 @@ func TestGRPCSmallReadsKeepTheRestOfAFrame(t *testing.T) {
 		ctx := testContext(t)
 		c, _, ptys := spawnFake(t)
 		c = path.of(c)
-		p, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 		defer p.Close()
-		fake := receive(ctx, t, ptys, "spawn")
 		go func() {
 			_, _ = fake.out.Write([]byte("🙂 hello, world"))
 			fake.finish(0)
@@ -166,12 +162,8 @@ func TestGRPCInputAndResizeInOrder(t *testing.T) {
 		ctx := testContext(t)
 		c, _, ptys := spawnFake(t)
 		c = path.of(c)
-		p, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 		defer p.Close()
-		fake := receive(ctx, t, ptys, "spawn")
 
 		big := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
 		if n, err := p.Write(big); n != len(big) || err != nil {
@@ -202,11 +194,7 @@ func TestGRPCKillAndClose(t *testing.T) {
 		ctx := testContext(t)
 		c, _, ptys := spawnFake(t)
 		c = path.of(c)
-		p, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 
 		if err := p.Kill(ctx); err != nil {
 			t.Fatalf("Kill: %v", err)
@@ -280,11 +268,7 @@ func TestGRPCHostGoneReleasesSession(t *testing.T) {
 		ctx := testContext(t)
 		c, _, ptys := spawnFake(t)
 		c = path.of(c)
-		p, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 		p.(*grpcPTY).cancel(errors.New("host gone"))
 		waitClosed(ctx, t, fake.killed, "kill")
 		waitClosed(ctx, t, fake.closed, "close")

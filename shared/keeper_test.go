@@ -191,11 +191,7 @@ func TestHeldSessionOutlivesItsStream(t *testing.T) {
 		hold(ctx, t, c)
 		req := spawnReq("s1")
 		req.EnvironmentID = "env1"
-		p, err := c.Spawn(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		p, fake := spawnOne(ctx, t, c, ptys, req)
 		fake.print(t, "one ")
 		if got := readN(t, p, 4); string(got) != "one " {
 			t.Fatalf("read %q", got)
@@ -274,11 +270,7 @@ func TestAttachOlderThanKept(t *testing.T) {
 		req := spawnReq("s1")
 		req.ScrollbackBytes = 16
 		req.OutputOffset = 1000
-		p, err := c.Spawn(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		p, fake := spawnOne(ctx, t, c, ptys, req)
 		p.(Detacher).Detach()
 		eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
 		fake.print(t, "0123456789abcdefghijklmnopqrstuvwxyz")
@@ -307,11 +299,7 @@ func TestUnheldDetachKills(t *testing.T) {
 		ctx := testContext(t)
 		c, srv, ptys, _ := keeperFake(t)
 		c = path.of(c)
-		p, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 		p.(Detacher).Detach()
 		waitClosed(ctx, t, fake.killed, "kill")
 		waitClosed(ctx, t, fake.closed, "close")
@@ -332,11 +320,7 @@ func TestOrphanTimeoutHangsUpAndExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := hold(ctx, t, c)
-	p, err := c.Spawn(ctx, spawnReq("s1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := receive(ctx, t, ptys, "spawn")
+	p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 	p.(Detacher).Detach()
 	release()
 	second()
@@ -447,11 +431,7 @@ func TestAttachTakesOver(t *testing.T) {
 		c, _, ptys, _ := keeperFake(t)
 		c = path.of(c)
 		hold(ctx, t, c)
-		first, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		first, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 		fake.print(t, "ab")
 		readN(t, first, 2)
 
@@ -491,11 +471,7 @@ func TestSessionExitedWhileDetached(t *testing.T) {
 		c, _, ptys, _ := keeperFake(t)
 		c = path.of(c)
 		hold(ctx, t, c)
-		p, err := c.Spawn(ctx, spawnReq("s1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fake := receive(ctx, t, ptys, "spawn")
+		p, fake := spawnOne(ctx, t, c, ptys, spawnReq("s1"))
 		p.(Detacher).Detach()
 		eventually(t, "the session detached", func() bool { return !kept(ctx, t, c, "s1").Attached })
 		fake.print(t, "last words")
@@ -578,12 +554,8 @@ func TestAttachedReaderStopsWhenTheHostDoesNot(t *testing.T) {
 	const scrollback = 32 << 10
 	req := spawnReq("s1")
 	req.ScrollbackBytes = scrollback
-	p, err := c.Spawn(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, fake := spawnOne(ctx, t, c, ptys, req)
 	defer p.Close()
-	fake := receive(ctx, t, ptys, "spawn")
 	sess, err := srv.lookup("s1")
 	if err != nil {
 		t.Fatal(err)
