@@ -72,6 +72,21 @@ func request(t *testing.T, srv *e2etest.Server, method, path string, hdr ...stri
 	return code, msg
 }
 
+// attachThrough attaches to b's session id (which printed "hello from b"
+// and then echoes) through node via, named name: its output arrives, input
+// typed there is echoed, and the offsets count every byte from 0.
+func attachThrough(t *testing.T, via *e2etest.Server, name, id string) *e2etest.Term {
+	t.Helper()
+	term := via.Attach(t, id)
+	term.WaitOutput("hello from b")
+	term.Send("ping\r")
+	term.WaitOutput("ping\r\nping\r\n")
+	if got, want := term.Conn.Offset(), int64(len(term.Out)); term.Hello().Offset != 0 || got != want {
+		t.Fatalf("through %s: hello at %d, offset %d after %d bytes", name, term.Hello().Offset, got, want)
+	}
+	return term
+}
+
 // checkResumed attaches to session id at offset from on its owner and
 // through another node, via, and fails the test unless both get a hello
 // at from and the bytes of full, what a client attached from 0 got, from
@@ -113,13 +128,7 @@ func TestForwardTwoNodes(t *testing.T) {
 	b := startReachableNode(t, dsn, "b", "--token", token, "--read-token", readToken)
 	id := createOn(t, b, "b", "/bin/sh", "-c", `printf 'hello from b\n'; exec cat`)
 
-	ta := a.Attach(t, id)
-	ta.WaitOutput("hello from b")
-	ta.Send("ping\r")
-	ta.WaitOutput("ping\r\nping\r\n")
-	if got, want := ta.Conn.Offset(), int64(len(ta.Out)); ta.Hello().Offset != 0 || got != want {
-		t.Fatalf("through a: hello at %d, offset %d after %d bytes", ta.Hello().Offset, got, want)
-	}
+	ta := attachThrough(t, a, "a", id)
 	// A resume at an offset, through a and on b itself: the same bytes.
 	direct, _ := checkResumed(t, b, a, id, ta.Out, 3)
 	ta.Resize(111, 33)

@@ -33,13 +33,7 @@ func TestThreeNodes(t *testing.T) {
 	}
 
 	// Attached through c: b's output, input accepted, offsets exact.
-	tc := c.Attach(t, id)
-	tc.WaitOutput("hello from b")
-	tc.Send("ping\r")
-	tc.WaitOutput("ping\r\nping\r\n")
-	if got, want := tc.Conn.Offset(), int64(len(tc.Out)); tc.Hello().Offset != 0 || got != want {
-		t.Fatalf("through c: hello at %d, offset %d after %d bytes", tc.Hello().Offset, got, want)
-	}
+	tc := attachThrough(t, c, "c", id)
 	direct, via := checkResumed(t, b, c, id, tc.Out, 5)
 	direct.Conn.Close()
 	via.Conn.Close()
