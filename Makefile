@@ -26,8 +26,10 @@ LDFLAGS  := $(if $(VERSION),-X github.com/ptyhost/ptyhost/shared.version=$(VERSI
 $(BIN)/ptyhost: FORCE
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/ptyhost
 
+# The DOCKER plugin is linked statically: it is also the command of the
+# containers it creates (docs/environments.md, "terminal").
 $(BIN)/plugins/ptyhost-plugin-%: FORCE
-	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./plugins/$*
+	$(if $(filter docker,$*),CGO_ENABLED=0 )$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./plugins/$*
 
 FORCE:
 

@@ -4,6 +4,7 @@ package shared
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -51,13 +52,40 @@ func OpenTerminal(size Size) (term *Terminal, tty *os.File, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	raw, err := master.SyscallConn()
+	term, err = newTerminal(master)
 	if err != nil {
-		master.Close()
 		tty.Close()
 		return nil, nil, err
 	}
-	return &Terminal{master: master, raw: raw, exited: make(chan struct{})}, tty, nil
+	return term, tty, nil
+}
+
+// NewTerminal makes a Terminal of a pseudo-terminal master that was opened
+// elsewhere, such as in a container, and handed to the plugin (over a unix
+// socket, SCM_RIGHTS). It takes f over: the Terminal uses a non-blocking
+// duplicate of it and closes f. A file that is not a terminal's master
+// is refused with ErrInvalidArgument.
+func NewTerminal(f *os.File) (*Terminal, error) {
+	if err := checkMaster(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a pseudo-terminal master: %w", ErrInvalidArgument, f.Name(), err)
+	}
+	master, err := nonBlocking(f)
+	if err != nil {
+		return nil, err
+	}
+	return newTerminal(master)
+}
+
+// newTerminal makes a Terminal of master, non-blocking already; it closes
+// master if it fails.
+func newTerminal(master *os.File) (*Terminal, error) {
+	raw, err := master.SyscallConn()
+	if err != nil {
+		master.Close()
+		return nil, err
+	}
+	return &Terminal{master: master, raw: raw, exited: make(chan struct{})}, nil
 }
 
 // ChildExited tells the terminal that its child has exited, and wakes a

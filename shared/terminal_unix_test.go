@@ -4,8 +4,12 @@ package shared
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"testing"
+
+	"github.com/creack/pty"
 )
 
 // A flood read through Terminal.Read, which goes on reading what is ready
@@ -60,5 +64,49 @@ func TestTerminalReadFlood(t *testing.T) {
 	}
 	if n, err := term.Read(buf); err != nil || string(buf[:n]) != "k" {
 		t.Fatalf("Read after the flood: %q, %v; want k", buf[:n], err)
+	}
+}
+
+// NewTerminal takes a master opened elsewhere, and refuses anything else:
+// a pipe, and the terminal's other side.
+func TestNewTerminal(t *testing.T) {
+	master, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	term, err := NewTerminal(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	if _, err := tty.WriteString("handed over"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if n, err := term.Read(buf); err != nil || string(buf[:n]) != "handed over" {
+		t.Fatalf("Read: %q, %v", buf[:n], err)
+	}
+	if err := term.Resize(Size{Cols: 100, Rows: 30}); err != nil {
+		t.Errorf("Resize: %v", err)
+	}
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	otherMaster, other, err := OpenPTY(Size{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherMaster.Close()
+	for name, f := range map[string]*os.File{"pipe": r, "the terminal's side": other} {
+		if _, err := NewTerminal(f); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+		if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+			t.Errorf("%s: left open after the refusal (Close: %v)", name, err)
+		}
 	}
 }

@@ -89,6 +89,11 @@ type config struct {
 	// "journald") to keep `docker logs`; LogOptions are its options.
 	LogDriver  string            `json:"log_driver,omitempty"`
 	LogOptions map[string]string `json:"log_options,omitempty"`
+	// Terminal is where the session's terminal is (image mode, see
+	// direct.go): "direct", the plugin holds it; "daemon", the daemon's
+	// TTY through its attach stream. Empty means direct where it can be,
+	// else the daemon's.
+	Terminal string `json:"terminal,omitempty"`
 }
 
 // DefaultLogDriver is the log driver of a container whose config names
@@ -196,6 +201,11 @@ func (c config) check() error {
 	if err := c.checkLog(); err != nil {
 		return err
 	}
+	switch c.Terminal {
+	case "", TerminalDirect, TerminalDaemon:
+	default:
+		return invalid("terminal %q: want %q or %q", c.Terminal, TerminalDirect, TerminalDaemon)
+	}
 	if c.execMode() {
 		// What configures a container that exec mode does not create.
 		for name, set := range map[string]bool{
@@ -203,6 +213,7 @@ func (c config) check() error {
 			"cpus": c.CPUs != 0, "pull": c.Pull != "", "remove": c.Remove != nil,
 			"privileged": c.Privileged, "cap_add": len(c.CapAdd) > 0, "init": c.Init != nil,
 			"log_driver": c.LogDriver != "", "log_options": len(c.LogOptions) > 0,
+			"terminal": c.Terminal != "",
 		} {
 			if set {
 				return invalid("%s does not apply to exec mode (\"container\"): the container exists already", name)

@@ -97,6 +97,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "log options for none", config: `{"image": "x", "log_driver": "none", "log_options": {"max-size": "1m"}}`, err: "takes no options"},
 		{name: "bad log option", config: `{"image": "x", "log_driver": "local", "log_options": {"a=b": "1"}}`, err: `log_options: "a=b" is not an option name`},
 		{name: "exec with log driver", config: `{"container": "c", "log_driver": "local"}`, err: "log_driver does not apply"},
+		{name: "bad terminal", config: `{"image": "x", "terminal": "tty"}`, err: `terminal "tty": want "direct" or "daemon"`},
+		{name: "exec with terminal", config: `{"container": "c", "terminal": "direct"}`, err: "terminal does not apply"},
 		{name: "exec with pull", config: `{"container": "c", "pull": "never"}`, err: "pull does not apply"},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,16 +56,28 @@ type ctrProcess struct {
 	exited  chan struct{}
 	code    int
 	waitErr error
+
+	// term is the container's terminal when the plugin holds it (a
+	// direct terminal, direct.go); nil when the daemon does.
+	term *shared.Terminal
 }
 
 var _ process = (*ctrProcess)(nil)
 
 // startContainer creates the session's container, attaches to it, starts
-// it and records it with running. Any failure removes the container.
+// it and records it with running; with a direct terminal, startDirect
+// does. Any failure removes the container.
 func (s *session) startContainer(ctx context.Context, e *Docker, img client.ImageInspectResult) error {
+	bin, err := e.directBinary(s)
+	if err != nil {
+		return err
+	}
+	if bin != "" {
+		return s.startDirect(ctx, e, img, bin)
+	}
 	gate := !s.d.consoleSizeAtCreate()
 	size := s.currentSize()
-	id, err := s.create(ctx, e.owner, img, size, gate)
+	id, err := s.create(ctx, e.owner, img, size, gate, nil)
 	if err != nil {
 		return err
 	}
@@ -83,7 +96,7 @@ func (s *session) startContainer(ctx context.Context, e *Docker, img client.Imag
 		case cerrdefs.IsNotFound(err):
 			s.log.Debug("image has no /bin/sh: no size gate", "image", s.cfg.Image)
 			c.remove(ctx)
-			if c.id, err = s.create(ctx, e.owner, img, size, false); err != nil {
+			if c.id, err = s.create(ctx, e.owner, img, size, false, nil); err != nil {
 				c.id = ""
 				return err
 			}
@@ -129,7 +142,7 @@ func (s *session) startContainer(ctx context.Context, e *Docker, img client.Imag
 	}
 	ok = true
 	s.log.Debug("container started", "container", shortID(c.id), "image", s.cfg.Image)
-	s.running(c, stream, size)
+	s.running(c, hijacked{stream}, size)
 	return nil
 }
 
@@ -176,8 +189,11 @@ func (c *ctrProcess) checkCommand(ctx context.Context) error {
 	return nil
 }
 
-// create creates the session's container from the config and request.
-func (s *session) create(ctx context.Context, owner string, img client.ImageInspectResult, size shared.Size, gate bool) (string, error) {
+// create creates the session's container from the config and request:
+// with init set, one whose command is pty-init holding a direct terminal
+// (direct.go), else one with the daemon's TTY, its command behind the
+// size gate if gate is set.
+func (s *session) create(ctx context.Context, owner string, img client.ImageInspectResult, size shared.Size, gate bool, init *initMounts) (string, error) {
 	argv := s.req.Command
 	if len(argv) == 0 && s.cfg.Shell != "" {
 		argv = []string{s.cfg.Shell}
@@ -220,7 +236,6 @@ func (s *session) create(ctx context.Context, owner string, img client.ImageInsp
 			Memory:   int64(s.cfg.Memory),
 			NanoCPUs: s.cfg.CPUs.nanoCPUs(),
 		},
-		ConsoleSize: [2]uint{uint(size.Rows), uint(size.Cols)},
 		// We remove it ourselves, after reading the exit code.
 		AutoRemove: false,
 		// The core keeps the scrollback; see config.LogDriver.
@@ -243,6 +258,22 @@ func (s *session) create(ctx context.Context, owner string, img client.ImageInsp
 	}
 	for _, m := range s.cfg.Mounts {
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	if init != nil {
+		full := imageCommand(img, argv)
+		if len(full) == 0 {
+			return "", fmt.Errorf("%w: image %s has no command and the session names none", shared.ErrInvalidArgument, s.cfg.Image)
+		}
+		// No TTY and nothing to attach: pty-init makes the terminal.
+		cfg.Tty, cfg.OpenStdin = false, false
+		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = false, false, false
+		cfg.Entrypoint = []string{initPath, initArg, socketPath, strconv.Itoa(int(size.Rows)), strconv.Itoa(int(size.Cols)), "--"}
+		cfg.Cmd = full
+		host.Mounts = append(host.Mounts,
+			mount.Mount{Type: mount.TypeBind, Source: init.binary, Target: initPath, ReadOnly: true},
+			mount.Mount{Type: mount.TypeBind, Source: init.socket, Target: socketPath})
+	} else {
+		host.ConsoleSize = [2]uint{uint(size.Rows), uint(size.Cols)}
 	}
 	res, err := s.d.api.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config:     cfg,
@@ -313,6 +344,9 @@ func containerNameFor(sessionID string) string {
 }
 
 func (c *ctrProcess) resize(ctx context.Context, size shared.Size) error {
+	if c.term != nil {
+		return c.term.Resize(size)
+	}
 	_, err := c.s.d.api.ContainerResize(ctx, c.id, client.ContainerResizeOptions{Height: uint(size.Rows), Width: uint(size.Cols)})
 	if err != nil {
 		return c.s.d.classify("resize", err)

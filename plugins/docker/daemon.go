@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,6 +152,10 @@ func (d *daemon) unavailable(err error) error {
 	}
 	return fmt.Errorf("%w: docker daemon at %s: %w", shared.ErrUnavailable, d.api.DaemonHost(), err)
 }
+
+// local reports whether the daemon is on this machine: its host is a unix
+// socket.
+func (d *daemon) local() bool { return strings.HasPrefix(d.api.DaemonHost(), "unix://") }
 
 // consoleSizeAtCreate reports whether the negotiated API honours a console
 // size at create and exec start. Call it after ping.

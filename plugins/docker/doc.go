@@ -11,13 +11,18 @@
 // (background.go), which cleans up the containers that plugin processes
 // which are gone left behind (reap.go). Spawn pings the daemon (unreachable:
 // shared.ErrUnavailable), checks the image and, in image mode, creates the
-// container, attaches to it and registers the wait for its exit before it
-// starts it, so that no output and no exit is missed (container.go); in
-// exec mode it execs into the running container (exec.go). When the image
-// must be pulled, Spawn returns at once and the start continues in the
-// background behind the pull's progress lines (pull.go). Read returns the
-// attach stream's raw bytes until it ends; Wait then reports the exit code
-// the daemon gives, or, when the daemon went away, code -1 and a reason.
+// container. With a direct terminal (direct.go, the default where it can
+// be) the container's command is this binary as pty-init
+// (ptyinit_linux.go), which hands the container's terminal to the plugin
+// over a unix socket, so that the plugin reads and writes it as the HOST
+// plugin does; otherwise the plugin attaches to the container's TTY. Either
+// way it registers the wait for the exit before the start, so that no
+// output and no exit is missed (container.go); in exec mode it execs into
+// the running container (exec.go). When the image must be pulled, Spawn
+// returns at once and the start continues in the background behind the
+// pull's progress lines (pull.go). Read returns the terminal's raw bytes
+// until it ends; Wait then reports the exit code the daemon gives, or,
+// when the daemon went away, code -1 and a reason.
 // Kill hangs up (SIGHUP, then SIGKILL after a grace) in the background;
 // Close removes the container the session created, never an exec target.
 //

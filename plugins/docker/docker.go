@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
 	"sync"
 
@@ -41,6 +42,12 @@ type Docker struct {
 	reapMu sync.Mutex
 	// reapMu protects the following.
 	reaped map[string]bool // hosts whose orphans were cleaned up
+
+	// initBinary returns the binary a direct terminal's container runs
+	// (direct.go): this one, if it can run there. runDir holds the
+	// handoff sockets. Tests set both.
+	initBinary func() (string, error)
+	runDir     string
 }
 
 var (
@@ -55,7 +62,10 @@ func New(logger hclog.Logger) *Docker {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Docker{logger: logger, owner: ownerID(), reaped: map[string]bool{}, ctx: ctx, cancel: cancel}
+	return &Docker{
+		logger: logger, owner: ownerID(), reaped: map[string]bool{}, ctx: ctx, cancel: cancel,
+		initBinary: staticSelfOnce, runDir: os.TempDir(),
+	}
 }
 
 // Close stops watching other plugin processes and closes the daemon

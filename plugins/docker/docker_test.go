@@ -32,12 +32,14 @@ func TestConformance(t *testing.T) {
 
 // The implementation without the glue passes too (but for the id
 // bookkeeping, which is the glue's); leakcheck sees its goroutines here.
+// This one runs the daemon's terminal; TestConformanceInProcessDirect the
+// direct one.
 func TestConformanceInProcess(t *testing.T) {
 	needDaemon(t)
 	env := New(nil)
 	t.Cleanup(env.Close)
 	sharedtest.Run(t, env, sharedtest.Config{
-		Config:    imageConfig(nil),
+		Config:    imageConfig(map[string]any{"terminal": "daemon"}),
 		BadConfig: json.RawMessage(`{"image": ""}`),
 		Dir:       t.TempDir(),
 		Timeout:   60 * time.Second,

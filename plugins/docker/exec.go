@@ -109,7 +109,7 @@ func (s *session) startExec(ctx context.Context) error {
 		}
 	}
 	s.log.Debug("exec started", "container", shortID(target), "exec", shortID(p.id))
-	s.running(p, &att.HijackedResponse, size)
+	s.running(p, hijacked{&att.HijackedResponse}, size)
 	return nil
 }
 

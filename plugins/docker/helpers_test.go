@@ -81,6 +81,12 @@ func dockerClient(t testing.TB) *client.Client {
 	return cli
 }
 
+// pluginBinary is the plugin built as make build builds it: static.
+func pluginBinary(t testing.TB) string {
+	t.Helper()
+	return testbin.Path(t, "plugins/docker", "plugins/ptyhost-plugin-docker")
+}
+
 // loadDocker starts the real plugin binary through pluginhost.Load and
 // returns its DOCKER environment; the test's cleanup stops it.
 func loadDocker(t testing.TB) shared.Environment {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -22,7 +21,7 @@ func checkRoots(d *daemon, cfg *config, req *shared.SpawnRequest) error {
 	if len(req.WorkdirRoots) == 0 || cfg.execMode() {
 		return nil
 	}
-	local := strings.HasPrefix(d.api.DaemonHost(), "unix://")
+	local := d.local()
 	if req.Dir != "" {
 		dir, err := shared.CheckUnderRoots(req.WorkdirRoots, req.Dir, local)
 		if err != nil {

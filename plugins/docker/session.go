@@ -45,9 +45,10 @@ type process interface {
 	cleanup(ctx context.Context)
 }
 
-// session is one DOCKER session: a process on a terminal in a container,
-// attached through one hijacked connection to the daemon that carries the
-// raw terminal bytes both ways.
+// session is one DOCKER session: a process on a terminal in a container.
+// The plugin holds the terminal's master (direct.go), or, through the
+// daemon, one hijacked connection carries the raw terminal bytes both
+// ways.
 //
 // Its start runs either in Spawn, or, when the image must be pulled first,
 // in a goroutine after Spawn returned; then Read first returns the pull's
@@ -73,15 +74,15 @@ type session struct {
 	progressDone bool
 
 	// started is closed when the start has ended; startErr, proc and
-	// stream are written before, and not after.
+	// term are written before, and not after.
 	started  chan struct{}
 	startErr error
 	proc     process
-	stream   *client.HijackedResponse
+	term     terminal
 
 	inputMu sync.Mutex
 	// inputMu serializes input and resizes, and protects the following.
-	live    bool        // the process runs: input goes to stream
+	live    bool        // the process runs: input goes to term
 	pending []byte      // input before that
 	size    shared.Size // the latest size asked for
 
@@ -92,6 +93,24 @@ type session struct {
 }
 
 var _ shared.PTY = (*session)(nil)
+
+// terminal is a session's terminal as the plugin sees it: the daemon's
+// attach stream, or the container's terminal itself (direct.go).
+type terminal interface {
+	io.Reader
+	io.Writer
+	Close() error
+}
+
+// hijacked is the daemon's attach stream as a terminal.
+type hijacked struct{ *client.HijackedResponse }
+
+func (h hijacked) Read(b []byte) (int, error)  { return h.Reader.Read(b) }
+func (h hijacked) Write(b []byte) (int, error) { return h.Conn.Write(b) }
+func (h hijacked) Close() error {
+	h.HijackedResponse.Close()
+	return nil
+}
 
 func newSession(d *daemon, cfg config, req shared.SpawnRequest, log hclog.Logger) *session {
 	s := &session{
@@ -110,8 +129,8 @@ func newSession(d *daemon, cfg config, req shared.SpawnRequest, log hclog.Logger
 // running records a successful start: the process runs, on a terminal of
 // the given size, and input flows. A resize asked for meanwhile is
 // applied, and input kept while the image was pulled is sent.
-func (s *session) running(proc process, stream *client.HijackedResponse, size shared.Size) {
-	s.proc, s.stream = proc, stream
+func (s *session) running(proc process, term terminal, size shared.Size) {
+	s.proc, s.term = proc, term
 	s.inputMu.Lock()
 	defer s.inputMu.Unlock()
 	s.live = true
@@ -123,7 +142,7 @@ func (s *session) running(proc process, stream *client.HijackedResponse, size sh
 	if len(s.pending) > 0 {
 		pending := s.pending
 		s.pending = nil
-		if _, err := stream.Conn.Write(pending); err != nil {
+		if _, err := term.Write(pending); err != nil {
 			s.log.Debug("sending input typed during the pull failed", "error", err)
 		}
 	}
@@ -175,7 +194,7 @@ func (s *session) startAfterPull(e *Docker) {
 			s.log.Warn("session failed to start", "error", err)
 		}
 		// Before the pipe ends, so that Read, which goes on to the
-		// stream at the pipe's end, finds the start over.
+		// terminal at the pipe's end, finds the start over.
 		s.finishStart(err)
 		pw.Close()
 	})
@@ -203,7 +222,7 @@ func (s *session) Read(b []byte) (int, error) {
 	if s.startErr != nil {
 		return 0, io.EOF
 	}
-	n, err := s.stream.Reader.Read(b)
+	n, err := s.term.Read(b)
 	if n > 0 {
 		return n, nil
 	}
@@ -219,7 +238,7 @@ func (s *session) Write(b []byte) (int, error) {
 	s.inputMu.Lock()
 	defer s.inputMu.Unlock()
 	if s.live {
-		return s.stream.Conn.Write(b)
+		return s.term.Write(b)
 	}
 	select {
 	case <-s.started:
@@ -329,7 +348,7 @@ func (s *session) Close() error {
 		s.starter.Wait()
 		<-s.started
 		if s.startErr == nil {
-			s.stream.Close()
+			s.term.Close()
 			s.killer.Wait()
 			ctx, cancel := context.WithTimeout(s.ctx, cleanupTimeout+killGrace)
 			s.proc.cleanup(ctx)

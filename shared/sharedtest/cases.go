@@ -161,12 +161,18 @@ const killGroupChild = `sh -c 'trap "" HUP; printf "child=%s.\n" $$; exec sleep 
 // of the environment: it says whether it can see the child (pid %s), waits
 // for a line of input, then prints "gone" once the child no longer runs. A
 // zombie counts as gone: killed, but whoever adopted it has not reaped it
-// yet.
+// yet. Where /proc tells, the pid must also be the child's (its command
+// line holds sleep and 1000, which the watcher's own does not): in another
+// pid namespace (a container per session) the same number is another
+// process.
 const killGroupCheck = `pid=%s
 alive() {
 	kill -0 "$pid" 2>/dev/null || return 1
 	st=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
 	case $st in *") Z "*) return 1 ;; esac
+	cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || return 0
+	case $cmd in *sle[e]p*100[0]*) return 0 ;; esac
+	return 1
 }
 if alive; then printf 'watch:%%s.\n' seen; else printf 'watch:%%s.\n' blind; fi
 read x

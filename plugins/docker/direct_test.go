@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/ptyhost/ptyhost/shared"
+	"github.com/ptyhost/ptyhost/shared/sharedtest"
+)
+
+// inspectSession returns the one container of the session.
+func inspectSession(t *testing.T, cli *client.Client, sessionID string) container.InspectResponse {
+	t.Helper()
+	list := sessionContainers(t, cli, sessionID)
+	if len(list) != 1 {
+		t.Fatalf("%d containers labelled with the session, want 1", len(list))
+	}
+	res, err := cli.ContainerInspect(t.Context(), list[0].ID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Container
+}
+
+// isDirect reports whether the container runs pty-init with the plugin
+// binary mounted read-only, and no daemon TTY.
+func isDirect(c container.InspectResponse) bool {
+	mounted := slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool {
+		return m.Destination == initPath && !m.RW
+	})
+	return mounted && !c.Config.Tty && slices.Equal(c.Config.Entrypoint[:2], []string{initPath, initArg})
+}
+
+// Through the real plugin binary, a session's container holds its own
+// terminal, which the plugin reads: the container's user (not root) gets a
+// terminal of the session's size from the first instruction, resizes
+// reach it, and the exit code comes back.
+func TestDirectTerminal(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	id := fmt.Sprintf("direct-%d", time.Now().UnixNano())
+	req := request(id, imageConfig(map[string]any{"user": "1000"}), "/bin/sh", "-c",
+		`echo "[$(tty)|$(stty size)|$(id -u)]"; read x; echo "[$(stty size)]"; exit 7`)
+	req.Size = sizeOf(101, 33)
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[/dev/pts/0|33 101|1000]")
+	if c := inspectSession(t, cli, id); !isDirect(c) {
+		t.Errorf("not a direct terminal: tty %v, entrypoint %q, mounts %+v", c.Config.Tty, c.Config.Entrypoint, c.Mounts)
+	}
+	if err := p.Resize(ctx, sizeOf(90, 20)); err != nil {
+		t.Fatal(err)
+	}
+	term.Write("\r")
+	term.Expect(ctx, "[20 90]")
+	if st := term.Wait(ctx); st.Code != 7 {
+		t.Errorf("exit status %+v, want code 7", st)
+	}
+	term.Close()
+	if left := sessionContainers(t, cli, id); len(left) != 0 {
+		t.Errorf("%d container(s) left after Close", len(left))
+	}
+}
+
+// "terminal": "daemon" keeps the daemon's TTY and attach stream.
+func TestDaemonTerminal(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	id := fmt.Sprintf("daemon-tty-%d", time.Now().UnixNano())
+	req := request(id, imageConfig(map[string]any{"terminal": "daemon"}), "/bin/sh", "-c", `read x; echo "[$x|$(stty size)]"`)
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
+		t.Errorf("not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
+	}
+	term.Write("typed\r")
+	term.Expect(ctx, "[typed|24 80]")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
+	}
+}
+
+// The harness in process, with the static plugin binary as pty-init: the
+// direct terminal under leakcheck, and no handoff socket left.
+func TestConformanceInProcessDirect(t *testing.T) {
+	needDaemon(t)
+	env := New(nil)
+	bin := pluginBinary(t)
+	env.initBinary = func() (string, error) { return bin, nil }
+	env.runDir = t.TempDir()
+	t.Cleanup(env.Close)
+	t.Run("harness", func(t *testing.T) {
+		sharedtest.Run(t, env, sharedtest.Config{
+			Config:    imageConfig(map[string]any{"terminal": "direct"}),
+			BadConfig: json.RawMessage(`{"image": ""}`),
+			Dir:       t.TempDir(),
+			Timeout:   60 * time.Second,
+			Skip:      map[string]string{"duplicate_id": "session ids are the gRPC server's business"},
+		})
+	})
+	left, err := os.ReadDir(env.runDir)
+	if err != nil || len(left) != 0 {
+		t.Errorf("left in the run directory: %v, %v", left, err)
+	}
+}
+
+// Where the binary cannot run in a container, the default falls back to
+// the daemon's terminal, and "terminal": "direct" is a config error that
+// says why; nothing is created either way but the fallback's container.
+func TestDirectUnavailable(t *testing.T) {
+	needDaemon(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	env := New(nil)
+	t.Cleanup(env.Close)
+	env.initBinary = func() (string, error) {
+		return "", errors.New("/opt/plugin is dynamically linked (build it with CGO_ENABLED=0, as make build does)")
+	}
+
+	id := fmt.Sprintf("direct-refused-%d", time.Now().UnixNano())
+	_, err := env.Spawn(ctx, request(id, imageConfig(map[string]any{"terminal": "direct"}), "/bin/true"))
+	if !errors.Is(err, shared.ErrInvalidConfig) || !strings.Contains(err.Error(), "dynamically linked") {
+		t.Errorf("Spawn with terminal direct: %v", err)
+	}
+	if left := sessionContainers(t, cli, id); len(left) != 0 {
+		t.Errorf("%d container(s) left", len(left))
+	}
+
+	id = fmt.Sprintf("direct-fallback-%d", time.Now().UnixNano())
+	p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
+		t.Errorf("fallback is not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
+	}
+	term.Write("it\r")
+	term.Expect(ctx, "got-it")
+	term.Wait(ctx)
+}
