@@ -86,6 +86,9 @@ type channelOffer struct {
 	secret [channelSecretSize]byte
 	ack    [channelAckSize]byte
 	conn   chan *net.UnixConn // buffered: the acceptor never waits
+	// input, if not nil, is the session's terminal, sent with the
+	// acknowledgement for the host to write input to (direct_input).
+	input *os.File
 	// withdrawn is set, under the listener's mu, by withdraw: a
 	// connection the handshake took for the offer is closed, not handed
 	// over to nobody.
@@ -102,8 +105,9 @@ func (o *channelOffer) token() []byte {
 
 // offer makes a new offer and returns it with the socket's address, or
 // nil if the plugin cannot serve byte channels (no socket could be made,
-// or the listener was closed): the stream then carries the bytes.
-func (l *channelListener) offer() (*channelOffer, string) {
+// or the listener was closed): the stream then carries the bytes. input,
+// if not nil, goes with the acknowledgement (channelOffer.input).
+func (l *channelListener) offer(input *os.File) (*channelOffer, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || l.failed {
@@ -116,7 +120,7 @@ func (l *channelListener) offer() (*channelOffer, string) {
 			return nil, ""
 		}
 	}
-	o := &channelOffer{conn: make(chan *net.UnixConn, 1)}
+	o := &channelOffer{conn: make(chan *net.UnixConn, 1), input: input}
 	var id [channelIDSize]byte
 	for {
 		rand.Read(id[:])
@@ -206,7 +210,7 @@ func (l *channelListener) handshake(c *net.UnixConn) {
 		c.Close()
 		return
 	}
-	if _, err := c.Write(o.ack[:]); err != nil {
+	if err := writeAck(c, o.ack[:], o.input); err != nil {
 		c.Close()
 		return
 	}
@@ -248,13 +252,15 @@ func (l *channelListener) close() {
 
 // dialChannel opens the byte channel a Started frame offered: it connects,
 // writes the token and checks the plugin's acknowledgement, within
-// channelHandshakeTimeout and ctx.
-func dialChannel(ctx context.Context, address string, token, ack []byte) (*net.UnixConn, error) {
+// channelHandshakeTimeout and ctx. With wantInput it also takes the
+// terminal the plugin may send with the acknowledgement (direct_input),
+// else input is nil.
+func dialChannel(ctx context.Context, address string, token, ack []byte, wantInput bool) (conn *net.UnixConn, input *directInput, err error) {
 	if !filepath.IsAbs(address) || len(address) > maxUnixPath {
-		return nil, fmt.Errorf("byte channel address %q is not an absolute socket path", address)
+		return nil, nil, fmt.Errorf("byte channel address %q is not an absolute socket path", address)
 	}
 	if len(token) != channelTokenSize || len(ack) != channelAckSize {
-		return nil, fmt.Errorf("byte channel token of %d bytes and acknowledgement of %d, want %d and %d",
+		return nil, nil, fmt.Errorf("byte channel token of %d bytes and acknowledgement of %d, want %d and %d",
 			len(token), len(ack), channelTokenSize, channelAckSize)
 	}
 	deadline := time.Now().Add(channelHandshakeTimeout)
@@ -264,25 +270,29 @@ func dialChannel(ctx context.Context, address string, token, ack []byte) (*net.U
 	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(ctx, "unix", address)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := nc.(*net.UnixConn)
 	_ = c.SetDeadline(deadline)
 	var got [channelAckSize]byte
 	if _, err := c.Write(token); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := io.ReadFull(c, got[:]); err != nil {
+	input, err = readAck(c, got[:], wantInput)
+	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("byte channel handshake: %w", err)
+		return nil, nil, fmt.Errorf("byte channel handshake: %w", err)
 	}
 	if subtle.ConstantTimeCompare(got[:], ack) != 1 {
 		c.Close()
-		return nil, errors.New("byte channel handshake: the socket is not the plugin's")
+		if input != nil {
+			input.close()
+		}
+		return nil, nil, errors.New("byte channel handshake: the socket is not the plugin's")
 	}
 	_ = c.SetDeadline(time.Time{})
-	return c, nil
+	return c, input, nil
 }
 
 // inputHeader fills h as the header of an input frame of type typ with n

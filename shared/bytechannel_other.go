@@ -2,7 +2,33 @@
 
 package shared
 
-import "net"
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+)
 
 // writeNow returns nil: the sender writes all output.
 func writeNow(*net.UnixConn) func(p []byte) int { return nil }
+
+// writeAck writes the acknowledgement; no terminal goes with it here.
+func writeAck(c *net.UnixConn, ack []byte, _ *os.File) error {
+	_, err := c.Write(ack)
+	return err
+}
+
+// readAck reads the acknowledgement; no terminal comes with it here.
+func readAck(c *net.UnixConn, got []byte, _ bool) (*directInput, error) {
+	_, err := io.ReadFull(c, got)
+	return nil, err
+}
+
+// writeNow fails: there is no directInput here.
+func (d *directInput) writeNow([]byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// resize fails: there is no directInput here.
+func (d *directInput) resize(Size) error { return errors.ErrUnsupported }
+
+// closeLocked does nothing.
+func (d *directInput) closeLocked() {}

@@ -26,7 +26,7 @@ func releaseChannel(ctx context.Context, t *testing.T, c *GRPCClient, id string)
 	if !started.GetReleasesStream() || started.GetByteChannelId() == 0 {
 		t.Fatalf("started %v, want a byte channel it releases the stream to", started)
 	}
-	ch, err := dialChannel(ctx, started.GetByteChannelAddress(), started.GetByteChannelToken(), started.GetByteChannelAck())
+	ch, _, err := dialChannel(ctx, started.GetByteChannelAddress(), started.GetByteChannelToken(), started.GetByteChannelAck(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func TestByteChannelRefusesStrangers(t *testing.T) {
 	}
 
 	// The offer still stands: the host's connection is taken.
-	ch, err := dialChannel(ctx, addr, token, started.GetByteChannelAck())
+	ch, _, err := dialChannel(ctx, addr, token, started.GetByteChannelAck(), false)
 	if err != nil {
 		t.Fatalf("the host's dial after strangers failed: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestByteChannelRefusesStrangers(t *testing.T) {
 	if _, err := os.Stat(addr); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the socket is still there with no offer open (stat: %v)", err)
 	}
-	if _, err := dialChannel(ctx, addr, token, started.GetByteChannelAck()); err == nil {
+	if _, _, err := dialChannel(ctx, addr, token, started.GetByteChannelAck(), false); err == nil {
 		t.Errorf("the token was taken twice")
 	}
 	if err := stream.Send(openedFrame(true)); err != nil {
@@ -201,7 +201,7 @@ func TestByteChannelBadFrame(t *testing.T) {
 			id := "bad-" + strings.ReplaceAll(bad.name, " ", "-")
 			stream, started := offerChannel(ctx, t, c, id)
 			fake := receive(ctx, t, ptys, "spawn")
-			ch, err := dialChannel(ctx, started.GetByteChannelAddress(), started.GetByteChannelToken(), started.GetByteChannelAck())
+			ch, _, err := dialChannel(ctx, started.GetByteChannelAddress(), started.GetByteChannelToken(), started.GetByteChannelAck(), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -284,15 +284,15 @@ func TestDialChannelChecksThePlugin(t *testing.T) {
 		}
 	}()
 	token, ack := make([]byte, channelTokenSize), make([]byte, channelAckSize)
-	if _, err := dialChannel(ctx, path, token, ack); err == nil {
+	if _, _, err := dialChannel(ctx, path, token, ack, false); err == nil {
 		t.Error("a socket with the wrong acknowledgement was taken")
 	}
 	for _, addr := range []string{"relative/sock", "/" + strings.Repeat("x", 200)} {
-		if _, err := dialChannel(ctx, addr, token, ack); err == nil {
+		if _, _, err := dialChannel(ctx, addr, token, ack, false); err == nil {
 			t.Errorf("address %q was dialled", addr)
 		}
 	}
-	if _, err := dialChannel(ctx, path, token[:3], ack); err == nil {
+	if _, _, err := dialChannel(ctx, path, token[:3], ack, false); err == nil {
 		t.Error("a short token was sent")
 	}
 }

@@ -4,8 +4,12 @@ package shared
 
 import (
 	"errors"
+	"io"
 	"net"
+	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // writeNow returns a function that writes as much of p to conn as it takes
@@ -29,5 +33,83 @@ func writeNow(conn *net.UnixConn) func(p []byte) int {
 			}
 		})
 		return n
+	}
+}
+
+// writeAck writes the acknowledgement ack on c, with input's descriptor
+// beside it (SCM_RIGHTS) if input is not nil and still open.
+func writeAck(c *net.UnixConn, ack []byte, input *os.File) error {
+	if input != nil {
+		if rc, err := input.SyscallConn(); err == nil {
+			var werr error
+			if err := rc.Control(func(fd uintptr) {
+				_, _, werr = c.WriteMsgUnix(ack, unix.UnixRights(int(fd)), nil)
+			}); err == nil {
+				return werr
+			}
+		}
+		// Closed meanwhile: the acknowledgement alone.
+	}
+	_, err := c.Write(ack)
+	return err
+}
+
+// readAck reads the acknowledgement into got, and, if want, takes the
+// terminal the plugin sent beside it: one descriptor, a terminal's master
+// (made non-blocking, which the plugin's is already). Any other
+// descriptor is closed, and so is a terminal nobody asked for.
+func readAck(c *net.UnixConn, got []byte, want bool) (*directInput, error) {
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(got, oob)
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	if cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range cmsgs {
+			if rights, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+	}
+	var input *directInput
+	if want && len(fds) == 1 && isMaster(fds[0]) && unix.SetNonblock(fds[0], true) == nil {
+		input = &directInput{fd: fds[0]}
+		fds = nil
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	if _, err := io.ReadFull(c, got[n:]); err != nil {
+		if input != nil {
+			input.close()
+		}
+		return nil, err
+	}
+	return input, nil
+}
+
+// writeNow makes one write of b to the terminal, never waiting:
+// unix.EAGAIN if it is full. It returns what went (0 on error).
+func (d *directInput) writeNow(b []byte) (int, error) {
+	for {
+		n, err := unix.Write(d.fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return max(n, 0), err
+	}
+}
+
+// resize sets the terminal's size, not zero (Resize checks).
+func (d *directInput) resize(size Size) error {
+	return unix.IoctlSetWinsize(d.fd, unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
+}
+
+// closeLocked closes the descriptor; d.mu is held.
+func (d *directInput) closeLocked() {
+	if d.fd >= 0 {
+		unix.Close(d.fd)
+		d.fd = -1
 	}
 }

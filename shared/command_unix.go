@@ -88,6 +88,10 @@ func (p *commandPTY) wait() {
 }
 
 // Resize sets the terminal's size.
+// InputTerminal implements InputTerminal: Write and Resize are the
+// terminal's.
+func (p *commandPTY) InputTerminal() *Terminal { return p.Terminal }
+
 func (p *commandPTY) Resize(_ context.Context, size Size) error { return p.Terminal.Resize(size) }
 
 // Wait returns how the child exited.

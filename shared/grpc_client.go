@@ -38,6 +38,9 @@ type GRPCClient struct {
 	// as hosts before Started.releases_stream did (tests cover that path
 	// with it).
 	keepStreams bool
+	// inputFrames sends input as frames on the byte channel even when the
+	// plugin could hand over the terminal (direct_input); tests set it.
+	inputFrames bool
 }
 
 var (
@@ -146,9 +149,9 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	if !c.streamOnly {
 		switch f := first.GetFrame().(type) {
 		case *proto.SessionRequest_Spawn:
-			f.Spawn.ByteChannel, f.Spawn.ReleaseStream = true, !c.keepStreams
+			f.Spawn.ByteChannel, f.Spawn.ReleaseStream, f.Spawn.DirectInput = true, !c.keepStreams, !c.inputFrames
 		case *proto.SessionRequest_Attach:
-			f.Attach.ByteChannel, f.Attach.ReleaseStream = true, !c.keepStreams
+			f.Attach.ByteChannel, f.Attach.ReleaseStream, f.Attach.DirectInput = true, !c.keepStreams, !c.inputFrames
 		}
 	}
 	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
@@ -178,21 +181,26 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 		return fail(fmt.Errorf("%s session %q: %w: plugin answered %v instead of started", what, id, ErrPluginExited, resp), true)
 	}
 	var ch *net.UnixConn
+	var input *directInput
+	closeChannel := func() {
+		if ch != nil {
+			ch.Close()
+		}
+		if input != nil {
+			input.close()
+		}
+	}
 	if addr := started.GetByteChannelAddress(); addr != "" {
 		// A channel that cannot be opened is no failure: the stream
 		// carries the bytes then.
-		ch, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck())
+		ch, input, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck(), !c.inputFrames)
 		if ctx.Err() != nil {
-			if ch != nil {
-				ch.Close()
-			}
+			closeChannel()
 			return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)
 		}
 		opened := &proto.SessionRequest{Frame: &proto.SessionRequest_ByteChannel{ByteChannel: &proto.ByteChannel{Opened: ch != nil}}}
 		if err := stream.Send(opened); err != nil {
-			if ch != nil {
-				ch.Close()
-			}
+			closeChannel()
 			return fail(c.callError(streamCtx, err), true)
 		}
 		if ch != nil && started.GetReleasesStream() {
@@ -200,19 +208,19 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 			stop := context.AfterFunc(ctx, func() { cancelStream(context.Cause(ctx)) })
 			err := awaitRelease(stream)
 			if !stop() {
-				ch.Close()
+				closeChannel()
 				return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)
 			}
 			if err != nil {
-				ch.Close()
+				closeChannel()
 				return fail(c.callError(streamCtx, err), true)
 			}
-			p := newGRPCPTY(c, id, nil, streamCtx, cancelStream, ch)
+			p := newGRPCPTY(c, id, nil, streamCtx, cancelStream, ch, input)
 			p.channelID = started.GetByteChannelId()
 			return p, started.GetOffset(), nil
 		}
 	}
-	return newGRPCPTY(c, id, stream, streamCtx, cancelStream, ch), started.GetOffset(), nil
+	return newGRPCPTY(c, id, stream, streamCtx, cancelStream, ch, input), started.GetOffset(), nil
 }
 
 // awaitRelease waits for the plugin to end a stream it released to the

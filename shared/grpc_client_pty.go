@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
@@ -26,6 +27,10 @@ type grpcPTY struct {
 	// ch is the byte channel, nil if the stream carries the bytes. It is
 	// closed when ctx ends.
 	ch *net.UnixConn
+	// input is the session's terminal, which the plugin handed over for
+	// input (direct_input); nil if input goes as frames. Closed when ctx
+	// ends.
+	input *directInput
 	// ctx is the stream's context; cancel ends the stream.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -54,12 +59,13 @@ var (
 	_ Detacher = (*grpcPTY)(nil)
 )
 
-func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient, ctx context.Context, cancel context.CancelCauseFunc, ch *net.UnixConn) *grpcPTY {
+func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient, ctx context.Context, cancel context.CancelCauseFunc, ch *net.UnixConn, input *directInput) *grpcPTY {
 	p := &grpcPTY{
 		c:        c,
 		id:       id,
 		stream:   stream,
 		ch:       ch,
+		input:    input,
 		ctx:      ctx,
 		cancel:   cancel,
 		sendSlot: make(chan struct{}, 1),
@@ -69,6 +75,10 @@ func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient
 		// Closed, detached or the plugin gone: a Read or Write blocked on
 		// the channel returns.
 		context.AfterFunc(ctx, func() { ch.Close() })
+	}
+	if input != nil {
+		// A Write blocked on a terminal that does not read returns too.
+		context.AfterFunc(ctx, input.close)
 	}
 	return p
 }
@@ -160,8 +170,41 @@ func (p *grpcPTY) end(st ExitStatus, err error) {
 	close(p.done)
 }
 
-// Write sends input, in frames of at most MaxFrameSize.
+// Write sends input, in frames of at most MaxFrameSize, or writes it to
+// the terminal itself when the plugin handed it over (direct_input). A
+// terminal that cannot take all of b at once (the program does not read)
+// is given up: the rest of b, and all later input, go as frames, which the
+// plugin writes in order after what went.
 func (p *grpcPTY) Write(b []byte) (int, error) {
+	d := p.input
+	if d == nil {
+		return p.writeFrames(b)
+	}
+	// Held throughout, so that input given up on keeps its order.
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return p.writeFrames(b)
+	}
+	if p.ctx.Err() != nil {
+		return 0, p.ctxError()
+	}
+	n, err := d.writeNow(b)
+	switch {
+	case err == nil && n == len(b):
+		return n, nil
+	case errors.Is(err, syscall.EIO):
+		// Every program on the terminal is gone: the plugin drops
+		// input then too.
+		return len(b), nil
+	}
+	d.closeLocked()
+	m, err := p.writeFrames(b[n:])
+	return n + m, err
+}
+
+// writeFrames sends b as input frames, on the byte channel or the stream.
+func (p *grpcPTY) writeFrames(b []byte) (int, error) {
 	if p.ch != nil {
 		return p.sendChannel(p.ctx, channelInput, b)
 	}
@@ -177,9 +220,25 @@ func (p *grpcPTY) Write(b []byte) (int, error) {
 	return written, nil
 }
 
-// Resize sends a resize frame. It returns once the frame is sent; the
-// plugin applies it in order with the input.
+// Resize sets the terminal's size: itself, on the terminal the plugin
+// handed over (in order with the input written there), or with a resize
+// frame, which the plugin applies in order with the input frames. It
+// returns once the size is set or the frame sent. A size with a zero
+// dimension is refused with ErrInvalidArgument, whichever the way.
 func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
+	if size.Cols == 0 || size.Rows == 0 {
+		return fmt.Errorf("%w: terminal size %dx%d", ErrInvalidArgument, size.Cols, size.Rows)
+	}
+	if d := p.input; d != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.fd >= 0 {
+			if p.ctx.Err() != nil {
+				return p.ctxError()
+			}
+			return d.resize(size)
+		}
+	}
 	if p.ch != nil {
 		_, err := p.sendChannel(ctx, channelResize, resizePayload(size))
 		return err
@@ -302,6 +361,7 @@ func (p *grpcPTY) Close() error {
 		err = p.c.callError(ctx, err)
 		cancel()
 		p.cancel(errSessionClosed)
+		p.closeInput()
 		if errors.Is(err, ErrPluginExited) || errors.Is(err, ErrSessionNotFound) {
 			err = nil
 		}
@@ -317,6 +377,16 @@ func (p *grpcPTY) Close() error {
 // plugin.
 func (p *grpcPTY) Detach() {
 	p.cancel(ErrDetached)
+	p.closeInput()
+}
+
+// closeInput closes the terminal the plugin handed over for input, if
+// any, now: no more input reaches the session from this host. (Its
+// context's end closes it too, a moment later.)
+func (p *grpcPTY) closeInput() {
+	if p.input != nil {
+		p.input.close()
+	}
 }
 
 // detached reports whether Detach was called (and Close was not before).
@@ -353,4 +423,21 @@ func (p *grpcPTY) streamError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: session stream broke: %w", ErrPluginExited, err)
+}
+
+// directInput is the terminal a plugin handed over for a session's input
+// and size (direct_input): a raw descriptor, written without waiting, and kept out
+// of Go's poller, whose epoll would wake the host for every output byte
+// the terminal holds for the plugin.
+type directInput struct {
+	mu sync.Mutex
+	// mu protects fd: -1 once closed or given up.
+	fd int
+}
+
+// close closes the descriptor once no Write uses it.
+func (d *directInput) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closeLocked()
 }

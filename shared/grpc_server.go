@@ -164,7 +164,7 @@ func (s *GRPCServer) spawnSession(stream proto.Environment_SessionServer, spawn 
 		return toStatus(err)
 	}
 	log := s.logger.With("session_id", sess.id)
-	started, offer := s.startedFrame(spawn.GetOutputOffset(), spawn.GetByteChannel(), spawn.GetReleaseStream())
+	started, offer := s.startedFrame(spawn.GetOutputOffset(), spawn.GetByteChannel(), spawn.GetReleaseStream(), sess.directInput(spawn.GetDirectInput()))
 	err = ctx.Err()
 	if err == nil {
 		err = stream.Send(started)
@@ -191,7 +191,7 @@ func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *
 	a, start := sess.out.attach(req.GetOffset())
 	log := s.logger.With("session_id", sess.id)
 	log.Debug("session stream attached", "offset", req.GetOffset(), "from", start)
-	started, offer := s.startedFrame(start, req.GetByteChannel(), req.GetReleaseStream())
+	started, offer := s.startedFrame(start, req.GetByteChannel(), req.GetReleaseStream(), sess.directInput(req.GetDirectInput()))
 	if err := stream.Send(started); err != nil {
 		if offer != nil {
 			s.channels.withdraw(offer)
@@ -205,13 +205,14 @@ func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *
 // startedFrame is the Started frame of a stream whose first output byte is
 // at offset, with an offer of a byte channel if the host asked for one and
 // the plugin can serve it, and the promise to release the stream to it if
-// the host asked for that too.
-func (s *GRPCServer) startedFrame(offset int64, byteChannel, release bool) (*proto.SessionResponse, *channelOffer) {
+// the host asked for that too. input, if not nil, is the terminal the
+// channel's acknowledgement carries (direct_input).
+func (s *GRPCServer) startedFrame(offset int64, byteChannel, release bool, input *os.File) (*proto.SessionResponse, *channelOffer) {
 	started := &proto.Started{Offset: offset}
 	var offer *channelOffer
 	if byteChannel {
 		var addr string
-		if offer, addr = s.channels.offer(); offer != nil {
+		if offer, addr = s.channels.offer(input); offer != nil {
 			started.ByteChannelAddress = addr
 			started.ByteChannelToken = offer.token()
 			started.ByteChannelAck = offer.ack[:]

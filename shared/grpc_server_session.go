@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -95,6 +96,16 @@ func (s *serverSession) read() {
 			return
 		}
 	}
+}
+
+// directInput returns the terminal a host that asked (direct_input) may
+// write the session's input to, if the PTY says it may (InputTerminal);
+// else nil, and input stays frames.
+func (s *serverSession) directInput(asked bool) *os.File {
+	if !asked {
+		return nil
+	}
+	return terminalInput(s.pty)
 }
 
 // readStartBufferSize is the read buffer a session starts with.

@@ -16,10 +16,16 @@ func checkMaster(f *os.File) error {
 		return err
 	}
 	var ierr error
-	if err := rc.Control(func(fd uintptr) {
-		_, ierr = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { ierr = masterCheck(int(fd)) }); err != nil {
 		return err
 	}
 	return ierr
+}
+
+// isMaster reports whether fd is a terminal (see checkMaster).
+func isMaster(fd int) bool { return masterCheck(fd) == nil }
+
+func masterCheck(fd int) error {
+	_, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
+	return err
 }

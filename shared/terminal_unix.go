@@ -60,6 +60,28 @@ func OpenTerminal(size Size) (term *Terminal, tty *os.File, err error) {
 	return term, tty, nil
 }
 
+// InputTerminal is implemented by a plugin's PTY whose Write and Resize do
+// nothing but write to and resize a Terminal (StartCommand's PTY does):
+// InputTerminal returns that terminal, or nil while that is not so. The
+// SDK then hands the terminal to a host that asks (direct_input), which
+// writes input to it and sets its size itself, and a keystroke skips the
+// plugin's process. A PTY that does more with input or sizes (filters,
+// logs or queues them) must not implement it.
+type InputTerminal interface {
+	InputTerminal() *Terminal
+}
+
+// terminalInput returns the terminal p's input may be written to directly
+// (InputTerminal), or nil.
+func terminalInput(p PTY) *os.File {
+	if it, ok := p.(InputTerminal); ok {
+		if t := it.InputTerminal(); t != nil {
+			return t.master
+		}
+	}
+	return nil
+}
+
 // NewTerminal makes a Terminal of a pseudo-terminal master that was opened
 // elsewhere, such as in a container, and handed to the plugin (over a unix
 // socket, SCM_RIGHTS). It takes f over: the Terminal uses a non-blocking

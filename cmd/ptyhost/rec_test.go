@@ -135,7 +135,9 @@ func TestE2ERecording(t *testing.T) {
 func TestE2ERecordingBoundAndRefusals(t *testing.T) {
 	srv := startServer(t, "--record", "--record-max-bytes", "4KiB")
 	id := srv.CreateSession(t, map[string]any{
-		"command": []string{"/bin/sh", "-c", `i=0; while [ $i -lt 400 ]; do echo "line $i of the flood"; i=$((i+1)); done; sleep 60`},
+		// Lines of 100 bytes: even when each is read, and recorded, on
+		// its own, the events' framing is a small part of the bound.
+		"command": []string{"/bin/sh", "-c", `i=0; while [ $i -lt 400 ]; do printf 'line %3d of the flood %077d\n' $i 0; i=$((i+1)); done; sleep 60`},
 	})
 	a := srv.Attach(t, id)
 	a.WaitOutput("line 399 of the flood")

@@ -92,7 +92,10 @@ type session struct {
 	closeOnce sync.Once
 }
 
-var _ shared.PTY = (*session)(nil)
+var (
+	_ shared.PTY           = (*session)(nil)
+	_ shared.InputTerminal = (*session)(nil)
+)
 
 // terminal is a session's terminal as the plugin sees it: the daemon's
 // attach stream, or the container's terminal itself (direct.go).
@@ -250,6 +253,20 @@ func (s *session) Write(b []byte) (int, error) {
 	}
 	s.pending = append(s.pending, b...)
 	return len(b), nil
+}
+
+// InputTerminal implements shared.InputTerminal: once the process runs on
+// a direct terminal, Write and Resize are the terminal's, so a host may
+// write input to it and size it itself; before (input and sizes kept
+// during a pull) or through the daemon they are not.
+func (s *session) InputTerminal() *shared.Terminal {
+	s.inputMu.Lock()
+	defer s.inputMu.Unlock()
+	if !s.live {
+		return nil // and term may be being set
+	}
+	t, _ := s.term.(*shared.Terminal)
+	return t
 }
 
 // Resize sets the terminal's size through the daemon; before the process

@@ -49,7 +49,10 @@ type hostPTY struct {
 	closeErr  error
 }
 
-var _ shared.PTY = (*hostPTY)(nil)
+var (
+	_ shared.PTY           = (*hostPTY)(nil)
+	_ shared.InputTerminal = (*hostPTY)(nil)
+)
 
 // startPTY starts cmd in a new session on a new pseudo-terminal of the
 // given size.
@@ -113,6 +116,10 @@ func (p *hostPTY) Read(b []byte) (int, error) {
 func (p *hostPTY) Write(b []byte) (int, error) {
 	return p.term.Write(b)
 }
+
+// InputTerminal implements shared.InputTerminal: Write and Resize are the
+// terminal's, so a host may write input to it and size it itself.
+func (p *hostPTY) InputTerminal() *shared.Terminal { return p.term }
 
 // Resize sets the terminal's size; the kernel signals SIGWINCH to the
 // foreground process group.

@@ -655,6 +655,14 @@ type Spawn struct {
 	// channel is open, so that an idle session holds no stream (see
 	// Started.releases_stream).
 	ReleaseStream bool `protobuf:"varint,14,opt,name=release_stream,json=releaseStream,proto3" json:"release_stream,omitempty"`
+	// direct_input asks the plugin, if the session is a terminal on its
+	// machine, to send the terminal's master with byte_channel_ack, as a
+	// file descriptor (SCM_RIGHTS) on the same write: the host then writes
+	// input to the terminal and sets its size itself, not as input and
+	// resize frames, and a keystroke skips the plugin's process. A plugin
+	// that cannot sends the acknowledgement alone, and input and resizes go
+	// on the channel as before; a host that did not ask never gets one.
+	DirectInput   bool `protobuf:"varint,15,opt,name=direct_input,json=directInput,proto3" json:"direct_input,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -787,6 +795,13 @@ func (x *Spawn) GetReleaseStream() bool {
 	return false
 }
 
+func (x *Spawn) GetDirectInput() bool {
+	if x != nil {
+		return x.DirectInput
+	}
+	return false
+}
+
 type Attach struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -796,6 +811,8 @@ type Attach struct {
 	ByteChannel bool `protobuf:"varint,3,opt,name=byte_channel,json=byteChannel,proto3" json:"byte_channel,omitempty"`
 	// release_stream is Spawn's.
 	ReleaseStream bool `protobuf:"varint,4,opt,name=release_stream,json=releaseStream,proto3" json:"release_stream,omitempty"`
+	// direct_input is Spawn's.
+	DirectInput   bool `protobuf:"varint,5,opt,name=direct_input,json=directInput,proto3" json:"direct_input,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -854,6 +871,13 @@ func (x *Attach) GetByteChannel() bool {
 func (x *Attach) GetReleaseStream() bool {
 	if x != nil {
 		return x.ReleaseStream
+	}
+	return false
+}
+
+func (x *Attach) GetDirectInput() bool {
+	if x != nil {
+		return x.DirectInput
 	}
 	return false
 }
@@ -1720,7 +1744,7 @@ const file_environment_proto_rawDesc = "" +
 	"\astarted\x18\x01 \x01(\v2\x1a.ptyhost.plugin.v1.StartedH\x00R\astarted\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x12-\n" +
 	"\x04exit\x18\x03 \x01(\v2\x17.ptyhost.plugin.v1.ExitH\x00R\x04exitB\a\n" +
-	"\x05frame\"\xac\x04\n" +
+	"\x05frame\"\xcf\x04\n" +
 	"\x05Spawn\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -1737,16 +1761,18 @@ const file_environment_proto_rawDesc = "" +
 	"\x10scrollback_bytes\x18\v \x01(\x03R\x0fscrollbackBytes\x12\x1b\n" +
 	"\tunset_env\x18\f \x03(\tR\bunsetEnv\x12!\n" +
 	"\fbyte_channel\x18\r \x01(\bR\vbyteChannel\x12%\n" +
-	"\x0erelease_stream\x18\x0e \x01(\bR\rreleaseStream\x1a6\n" +
+	"\x0erelease_stream\x18\x0e \x01(\bR\rreleaseStream\x12!\n" +
+	"\fdirect_input\x18\x0f \x01(\bR\vdirectInput\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
 	"\x06Attach\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12!\n" +
 	"\fbyte_channel\x18\x03 \x01(\bR\vbyteChannel\x12%\n" +
-	"\x0erelease_stream\x18\x04 \x01(\bR\rreleaseStream\".\n" +
+	"\x0erelease_stream\x18\x04 \x01(\bR\rreleaseStream\x12!\n" +
+	"\fdirect_input\x18\x05 \x01(\bR\vdirectInput\".\n" +
 	"\x04Size\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\rR\x04rows\"\xfc\x01\n" +

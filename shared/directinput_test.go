@@ -1,0 +1,272 @@
+//go:build unix
+
+package shared
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// commandFake serves an environment whose sessions run their command with
+// StartCommand; with hide set, its PTYs hide InputTerminal, as a PTY that
+// does more with input than write it does.
+func commandFake(t *testing.T, hide bool) *GRPCClient {
+	t.Helper()
+	env := &fakeEnv{spawn: func(_ context.Context, req SpawnRequest) (PTY, error) {
+		p, err := StartCommand(exec.Command(req.Command[0], req.Command[1:]...), req.Size)
+		if err != nil || !hide {
+			return p, err
+		}
+		return struct{ PTY }{p}, nil
+	}}
+	c, _ := glue(t, env)
+	return c
+}
+
+func spawnCommand(ctx context.Context, t *testing.T, c *GRPCClient, script string) *grpcPTY {
+	t.Helper()
+	p, err := c.Spawn(ctx, SpawnRequest{
+		SessionID: fmt.Sprintf("direct-%d", time.Now().UnixNano()), EnvironmentType: "FAKE",
+		Command: []string{"/bin/sh", "-c", script}, Size: Size{Cols: 80, Rows: 24},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p.(*grpcPTY)
+}
+
+// readUntil reads p until its output holds want.
+func readUntil(t *testing.T, p PTY, want string) []byte {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(out, []byte(want)) {
+		n, err := p.Read(buf)
+		out = append(out, buf[:n]...)
+		if err != nil {
+			t.Fatalf("output %q, then %v; want %q", out, err, want)
+		}
+	}
+	return out
+}
+
+// directFD is the descriptor p writes input to, -1 if none.
+func directFD(p *grpcPTY) int {
+	if p.input == nil {
+		return -1
+	}
+	p.input.mu.Lock()
+	defer p.input.mu.Unlock()
+	return p.input.fd
+}
+
+// A host writes a StartCommand session's input to its terminal, and sets
+// its size, itself; with frames asked for, or a PTY that does not offer its
+// terminal, input and resizes go as frames. Every way, the program reads
+// what was typed, and a resize lands before the input typed after it.
+func TestDirectInput(t *testing.T) {
+	ctx := testContext(t)
+	c := commandFake(t, false)
+	framesOnly := *c
+	framesOnly.inputFrames = true
+	for _, tt := range []struct {
+		name   string
+		c      *GRPCClient
+		direct bool
+	}{
+		{"direct", c, true},
+		{"frames asked for", &framesOnly, false},
+		{"terminal not offered", commandFake(t, true), false},
+		{"stream", c.StreamOnly().(*GRPCClient), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := spawnCommand(ctx, t, tt.c, `echo ready; read line; echo "got:$line"; read x; echo "size:$(stty size)"`)
+			if got := directFD(p) >= 0; got != tt.direct {
+				t.Fatalf("input written to the terminal: %v, want %v", got, tt.direct)
+			}
+			readUntil(t, p, "ready")
+			if _, err := p.Write([]byte("typed\r")); err != nil {
+				t.Fatal(err)
+			}
+			readUntil(t, p, "got:typed")
+			// The size is set before the input that follows it.
+			if err := p.Resize(ctx, Size{Cols: 132, Rows: 50}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Write([]byte("\r")); err != nil {
+				t.Fatal(err)
+			}
+			readUntil(t, p, "size:50 132")
+			if err := p.Resize(ctx, Size{Cols: 0, Rows: 50}); !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("Resize to 0x50: %v, want ErrInvalidArgument", err)
+			}
+		})
+	}
+}
+
+// Input the terminal cannot take at once (the program is not reading) is
+// not waited for: the rest goes as frames, and so does all later input,
+// and the program reads every byte in order.
+func TestDirectInputGivesUpWhenFull(t *testing.T) {
+	ctx := testContext(t)
+	p := spawnCommand(ctx, t, commandFake(t, false),
+		`stty raw -echo; echo ready; sleep 0.5; head -c 300010 | md5sum; echo end`)
+	if directFD(p) < 0 {
+		t.Fatal("no direct input")
+	}
+	readUntil(t, p, "ready")
+	in := make([]byte, 300000)
+	for i := range in {
+		in[i] = 'a' + byte(i%26)
+	}
+	if n, err := p.Write(in); n != len(in) || err != nil {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if directFD(p) >= 0 {
+		t.Error("the terminal was not given up, though it could not take 300000 bytes at once")
+	}
+	if _, err := p.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x", md5.Sum(append(in, "0123456789"...)))
+	readUntil(t, p, want)
+}
+
+// After Close or Detach the terminal is closed and input fails; input to
+// a terminal whose program is gone is dropped, not an error.
+func TestDirectInputEnds(t *testing.T) {
+	ctx := testContext(t)
+	c := commandFake(t, false)
+
+	p := spawnCommand(ctx, t, c, `echo ready; sleep 60`)
+	readUntil(t, p, "ready")
+	p.Close()
+	if _, err := p.Write([]byte("x")); err == nil {
+		t.Error("Write after Close succeeded")
+	}
+	if directFD(p) >= 0 {
+		t.Error("the terminal is still open after Close")
+	}
+	if _, err := p.Read(make([]byte, 1)); err == nil {
+		t.Error("Read after Close succeeded")
+	}
+
+	p = spawnCommand(ctx, t, c, `echo ready; sleep 60`)
+	readUntil(t, p, "ready")
+	p.Detach()
+	if _, err := p.Write([]byte("x")); !errors.Is(err, ErrDetached) {
+		t.Errorf("Write after Detach: %v, want ErrDetached", err)
+	}
+	if directFD(p) >= 0 {
+		t.Error("the terminal is still open after Detach")
+	}
+
+	p = spawnCommand(ctx, t, c, `exit 0`)
+	if directFD(p) < 0 {
+		t.Fatal("no direct input")
+	}
+	if _, err := io.ReadAll(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write([]byte("late\r")); err != nil {
+		t.Errorf("Write after the exit: %v, want the input dropped", err)
+	}
+}
+
+// readAck takes exactly one terminal master, when asked for, and reads the
+// acknowledgement whole however it arrives; anything else is refused.
+func TestReadAck(t *testing.T) {
+	ack := []byte("0123456789abcdef")
+	master, tty, err := OpenPTY(Size{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer tty.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	for _, tt := range []struct {
+		name   string
+		fds    []int
+		want   bool
+		split  bool
+		direct bool
+	}{
+		{"master", []int{int(master.Fd())}, true, false, true},
+		{"master, ack in two writes", []int{int(master.Fd())}, true, true, true},
+		{"not asked for", []int{int(master.Fd())}, false, false, false},
+		{"a pipe", []int{int(pr.Fd())}, true, false, false},
+		{"the terminal's other side", []int{int(tty.Fd())}, true, false, false},
+		{"two", []int{int(master.Fd()), int(master.Fd())}, true, false, false},
+		{"none", nil, true, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			host := socketConn(t, fds[0])
+			plugin := socketConn(t, fds[1])
+			first := ack
+			if tt.split {
+				first = ack[:5]
+			}
+			var oob []byte
+			if tt.fds != nil {
+				oob = unix.UnixRights(tt.fds...)
+			}
+			if _, _, err := plugin.WriteMsgUnix(first, oob, nil); err != nil {
+				t.Fatal(err)
+			}
+			if tt.split {
+				go func() {
+					time.Sleep(10 * time.Millisecond)
+					plugin.Write(ack[5:])
+				}()
+			}
+			got := make([]byte, len(ack))
+			input, err := readAck(host, got, tt.want)
+			if err != nil || !bytes.Equal(got, ack) {
+				t.Fatalf("readAck: %q, %v", got, err)
+			}
+			if (input != nil) != tt.direct {
+				t.Fatalf("terminal taken: %v, want %v", input != nil, tt.direct)
+			}
+			if input != nil {
+				input.close()
+			}
+		})
+	}
+}
+
+// socketConn makes a *net.UnixConn of fd, closed at cleanup.
+func socketConn(t *testing.T, fd int) *net.UnixConn {
+	t.Helper()
+	f := os.NewFile(uintptr(fd), "socket")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.UnixConn)
+}
