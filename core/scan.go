@@ -51,7 +51,8 @@ func newScannerAt(off int64) scanner {
 //
 // Plain text in the ground state, most of any output, is skipped with
 // IndexByte to the next escape or the next newline that could make a safe
-// point; only escape sequences go byte by byte.
+// point; a plain CSI sequence (colours, cursor moves: plainCSI) is taken
+// whole; only other escape sequences go byte by byte.
 func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 	t.found = t.found[:0]
 	base := t.scanned
@@ -86,17 +87,55 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 		if j := bytes.IndexByte(rest[from:stop], '\n'); j >= 0 {
 			stop = from + j
 		}
-		t.gapPoints(rest[:stop], base+int64(i))
-		t.parser.skipText(rest[:stop])
-		i += stop
-		if i < len(p) { // the escape or newline itself
-			c := p[i]
-			t.parser.step(c)
-			i++
-			t.checkSafe(base+int64(i), c)
+		text := rest[:stop]
+		if start := base + int64(i); start+int64(len(text))-t.lastAdd > maxSafeGap {
+			t.gapPoints(text, start)
 		}
+		if len(text) > 0 && text[len(text)-1] < 0x80 {
+			t.parser.utf8Need = 0 // what skipText finds after ASCII
+		} else {
+			t.parser.skipText(text)
+		}
+		i += stop
+		if i == len(p) {
+			break
+		}
+		// The escape or newline itself; a whole plain CSI sequence (the
+		// SGR colours of most output) at once.
+		if n := plainCSI(p[i:]); n > 0 {
+			t.parser.utf8Need = 0
+			i += n
+			t.checkSafe(base+int64(i), p[i-1])
+			continue
+		}
+		c := p[i]
+		t.parser.step(c)
+		i++
+		t.checkSafe(base+int64(i), c)
 	}
 	return t.found, t.parser.modes
+}
+
+// plainCSI returns the length of the CSI sequence at the start of p if it
+// is whole and plain: ESC [, parameter bytes that are digits, ':' or ';'
+// only (not private, no intermediates, no control inside), and a final
+// byte. Stepping over it byte by byte leaves the parser in the ground
+// state with no UTF-8 pending and the modes unchanged, and makes no safe
+// point inside it. Else 0: step goes byte by byte.
+func plainCSI(p []byte) int {
+	if len(p) < 3 || p[0] != 0x1b || p[1] != '[' {
+		return 0
+	}
+	for j := 2; j < len(p); j++ {
+		switch c := p[j]; {
+		case c >= '0' && c <= ';':
+		case c >= 0x40 && c <= 0x7e:
+			return j + 1
+		default:
+			return 0
+		}
+	}
+	return 0
 }
 
 // checkSafe records off as a safe point if the parser allows it there, c
