@@ -99,6 +99,22 @@ func NewTerminal(f *os.File) (*Terminal, error) {
 	return newTerminal(master)
 }
 
+// checkMaster fails unless f is a pseudo-terminal's master (masterCheck).
+func checkMaster(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { ierr = masterCheck(int(fd)) }); err != nil {
+		return err
+	}
+	return ierr
+}
+
+// isMaster reports whether fd is a pseudo-terminal's master (masterCheck).
+func isMaster(fd int) bool { return masterCheck(fd) == nil }
+
 // newTerminal makes a Terminal of master, non-blocking already; it closes
 // master if it fails.
 func newTerminal(master *os.File) (*Terminal, error) {

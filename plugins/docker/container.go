@@ -73,7 +73,13 @@ func (s *session) startContainer(ctx context.Context, e *Docker, img client.Imag
 		return err
 	}
 	if bin != "" {
-		return s.startDirect(ctx, e, img, bin)
+		err := s.startDirect(ctx, e, img, bin)
+		if !errors.Is(err, errNoHandoff) || s.cfg.Terminal == TerminalDirect {
+			return err
+		}
+		// Nothing was created: the daemon's terminal, as with a
+		// binary that cannot run in a container.
+		s.log.Warn("no direct terminal: the terminal goes through the daemon", "error", err)
 	}
 	gate := !s.d.consoleSizeAtCreate()
 	size := s.currentSize()

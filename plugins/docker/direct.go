@@ -171,11 +171,16 @@ type handoff struct {
 	ln  *net.UnixListener
 }
 
+// errNoHandoff wraps a failure to make the handoff socket (a parent
+// directory that is read-only, or whose path is too long for a socket).
+var errNoHandoff = errors.New("no handoff socket")
+
 // newHandoff listens on a new socket in a new directory under parent.
+// Failures wrap errNoHandoff.
 func newHandoff(parent string) (*handoff, error) {
 	dir, err := os.MkdirTemp(parent, "ptyhost-pty-")
 	if err != nil {
-		return nil, fmt.Errorf("handoff socket: %w", err)
+		return nil, fmt.Errorf("%w: %w", errNoHandoff, err)
 	}
 	sock := filepath.Join(dir, "pty.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -189,7 +194,7 @@ func newHandoff(parent string) (*handoff, error) {
 			ln.Close()
 		}
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("handoff socket: %w", err)
+		return nil, fmt.Errorf("%w: %w", errNoHandoff, err)
 	}
 	return &handoff{dir: dir, ln: ln}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -155,4 +156,46 @@ func TestDirectUnavailable(t *testing.T) {
 	term.Write("it\r")
 	term.Expect(ctx, "got-it")
 	term.Wait(ctx)
+}
+
+// A handoff socket that cannot be made (its directory's path is too long
+// for a unix socket) is the daemon's terminal by default, and an error
+// with "terminal": "direct"; nothing is left behind either way.
+func TestDirectNoSocket(t *testing.T) {
+	needDaemon(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	env := New(nil)
+	t.Cleanup(env.Close)
+	bin := pluginBinary(t)
+	env.initBinary = func() (string, error) { return bin, nil }
+	env.runDir = filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(env.runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	id := fmt.Sprintf("direct-nosock-%d", time.Now().UnixNano())
+	_, err := env.Spawn(ctx, request(id, imageConfig(map[string]any{"terminal": "direct"}), "/bin/true"))
+	if !errors.Is(err, errNoHandoff) {
+		t.Errorf("Spawn with terminal direct: %v, want the socket's failure", err)
+	}
+	if left := sessionContainers(t, cli, id); len(left) != 0 {
+		t.Errorf("%d container(s) left", len(left))
+	}
+
+	id = fmt.Sprintf("direct-nosock-fallback-%d", time.Now().UnixNano())
+	p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
+		t.Errorf("fallback is not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
+	}
+	term.Write("it\r")
+	term.Expect(ctx, "got-it")
+	term.Wait(ctx)
+	if left, err := os.ReadDir(env.runDir); err != nil || len(left) != 0 {
+		t.Errorf("left in the run directory: %v, %v", left, err)
+	}
 }
