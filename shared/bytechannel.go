@@ -279,20 +279,18 @@ func dialChannel(ctx context.Context, address string, token, ack []byte, wantInp
 		c.Close()
 		return nil, nil, err
 	}
-	input, err = readAck(c, got[:], wantInput)
+	fds, err := readAck(c, got[:])
 	if err != nil {
 		c.Close()
 		return nil, nil, fmt.Errorf("byte channel handshake: %w", err)
 	}
 	if subtle.ConstantTimeCompare(got[:], ack) != 1 {
 		c.Close()
-		if input != nil {
-			input.close()
-		}
+		closeFDs(fds)
 		return nil, nil, errors.New("byte channel handshake: the socket is not the plugin's")
 	}
 	_ = c.SetDeadline(time.Time{})
-	return c, input, nil
+	return c, takeInput(fds, wantInput), nil
 }
 
 // inputHeader fills h as the header of an input frame of type typ with n

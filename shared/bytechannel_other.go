@@ -18,11 +18,16 @@ func writeAck(c *net.UnixConn, ack []byte, _ *os.File) error {
 	return err
 }
 
-// readAck reads the acknowledgement; no terminal comes with it here.
-func readAck(c *net.UnixConn, got []byte, _ bool) (*directInput, error) {
+// readAck reads the acknowledgement; no descriptor comes with it here.
+func readAck(c *net.UnixConn, got []byte) ([]int, error) {
 	_, err := io.ReadFull(c, got)
 	return nil, err
 }
+
+// takeInput returns nil: there is no direct input here.
+func takeInput([]int, bool) *directInput { return nil }
+
+func closeFDs([]int) {}
 
 // writeNow fails: there is no directInput here.
 func (d *directInput) writeNow([]byte) (int, error) { return 0, errors.ErrUnsupported }

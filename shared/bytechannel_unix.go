@@ -54,17 +54,14 @@ func writeAck(c *net.UnixConn, ack []byte, input *os.File) error {
 	return err
 }
 
-// readAck reads the acknowledgement into got, and, if want, takes the
-// terminal the plugin sent beside it: one descriptor, a terminal's master
-// (made non-blocking, which the plugin's is already). Any other
-// descriptor is closed, and so is a terminal nobody asked for.
-func readAck(c *net.UnixConn, got []byte, want bool) (*directInput, error) {
+// readAck reads the acknowledgement into got, and any descriptors the
+// plugin sent beside it (see takeInput).
+func readAck(c *net.UnixConn, got []byte) (fds []int, err error) {
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	n, oobn, _, _, err := c.ReadMsgUnix(got, oob)
 	if err != nil {
 		return nil, err
 	}
-	var fds []int
 	if cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 		for _, m := range cmsgs {
 			if rights, err := unix.ParseUnixRights(&m); err == nil {
@@ -72,21 +69,29 @@ func readAck(c *net.UnixConn, got []byte, want bool) (*directInput, error) {
 			}
 		}
 	}
-	var input *directInput
-	if want && len(fds) == 1 && isMaster(fds[0]) && unix.SetNonblock(fds[0], true) == nil {
-		input = &directInput{fd: fds[0]}
-		fds = nil
+	if _, err := io.ReadFull(c, got[n:]); err != nil {
+		closeFDs(fds)
+		return nil, err
 	}
+	return fds, nil
+}
+
+// takeInput makes the direct input of fds, which came with a checked
+// acknowledgement, if want: one descriptor, a terminal's master (made
+// non-blocking, which the plugin's is already). Anything else is closed,
+// and so is a terminal nobody asked for.
+func takeInput(fds []int, want bool) *directInput {
+	if want && len(fds) == 1 && isMaster(fds[0]) && unix.SetNonblock(fds[0], true) == nil {
+		return newDirectInput(fds[0])
+	}
+	closeFDs(fds)
+	return nil
+}
+
+func closeFDs(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
-	if _, err := io.ReadFull(c, got[n:]); err != nil {
-		if input != nil {
-			input.close()
-		}
-		return nil, err
-	}
-	return input, nil
 }
 
 // writeNow makes one write of b to the terminal, never waiting:
@@ -106,7 +111,7 @@ func (d *directInput) resize(size Size) error {
 	return unix.IoctlSetWinsize(d.fd, unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
 }
 
-// closeLocked closes the descriptor; d.mu is held.
+// closeLocked closes the descriptor; the slot is held.
 func (d *directInput) closeLocked() {
 	if d.fd >= 0 {
 		unix.Close(d.fd)

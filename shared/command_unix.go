@@ -87,11 +87,11 @@ func (p *commandPTY) wait() {
 	p.ChildExited()
 }
 
-// Resize sets the terminal's size.
 // InputTerminal implements InputTerminal: Write and Resize are the
 // terminal's.
 func (p *commandPTY) InputTerminal() *Terminal { return p.Terminal }
 
+// Resize sets the terminal's size.
 func (p *commandPTY) Resize(_ context.Context, size Size) error { return p.Terminal.Resize(size) }
 
 // Wait returns how the child exited.

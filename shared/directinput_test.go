@@ -67,8 +67,8 @@ func directFD(p *grpcPTY) int {
 	if p.input == nil {
 		return -1
 	}
-	p.input.mu.Lock()
-	defer p.input.mu.Unlock()
+	p.input.slot <- struct{}{}
+	defer p.input.release()
 	return p.input.fd
 }
 
@@ -142,6 +142,37 @@ func TestDirectInputGivesUpWhenFull(t *testing.T) {
 	}
 	want := fmt.Sprintf("%x", md5.Sum(append(in, "0123456789"...)))
 	readUntil(t, p, want)
+}
+
+// A Resize waiting behind input that goes as frames to a program that
+// does not read gives up when its context ends (a leaving client's resize
+// must not hang); the input arrives once the program reads.
+func TestDirectInputResizeHonoursContext(t *testing.T) {
+	ctx := testContext(t)
+	// The program reads nothing for a while, then everything.
+	p := spawnCommand(ctx, t, commandFake(t, false), `stty raw -echo; echo ready; sleep 2; head -c 8388608 >/dev/null; echo drained`)
+	readUntil(t, p, "ready")
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := p.Write(make([]byte, 8<<20)) // more than the buffers hold
+		wrote <- err
+	}()
+	// Nothing tells from outside when the Write has given the terminal
+	// up and waits on frames; either way the Resize must wait for it.
+	time.Sleep(300 * time.Millisecond)
+	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Resize(rctx, Size{Cols: 100, Rows: 30}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Resize: %v, want its context's end", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Resize took %v", d)
+	}
+	if err := <-wrote; err != nil {
+		t.Errorf("the Write, once the program read: %v", err)
+	}
+	readUntil(t, p, "drained")
 }
 
 // After Close or Detach the terminal is closed and input fails; input to
@@ -244,15 +275,20 @@ func TestReadAck(t *testing.T) {
 				}()
 			}
 			got := make([]byte, len(ack))
-			input, err := readAck(host, got, tt.want)
+			before := openFDs(t)
+			received, err := readAck(host, got)
 			if err != nil || !bytes.Equal(got, ack) {
 				t.Fatalf("readAck: %q, %v", got, err)
 			}
+			input := takeInput(received, tt.want)
 			if (input != nil) != tt.direct {
 				t.Fatalf("terminal taken: %v, want %v", input != nil, tt.direct)
 			}
 			if input != nil {
 				input.close()
+			}
+			if after := openFDs(t); after != before {
+				t.Errorf("%d descriptors open after, %d before: what came was not all closed", after, before)
 			}
 		})
 	}
@@ -269,4 +305,14 @@ func socketConn(t *testing.T, fd int) *net.UnixConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c.(*net.UnixConn)
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
 }

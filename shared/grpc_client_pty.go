@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/ptyhost/ptyhost/shared/proto"
@@ -177,30 +178,47 @@ func (p *grpcPTY) end(st ExitStatus, err error) {
 // plugin writes in order after what went.
 func (p *grpcPTY) Write(b []byte) (int, error) {
 	d := p.input
-	if d == nil {
+	if d == nil || d.gaveUp.Load() {
 		return p.writeFrames(b)
 	}
 	// Held throughout, so that input given up on keeps its order.
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := p.takeInput(p.ctx); err != nil {
+		return 0, err
+	}
+	defer d.release()
 	if d.fd < 0 {
 		return p.writeFrames(b)
-	}
-	if p.ctx.Err() != nil {
-		return 0, p.ctxError()
 	}
 	n, err := d.writeNow(b)
 	switch {
 	case err == nil && n == len(b):
 		return n, nil
 	case errors.Is(err, syscall.EIO):
-		// Every program on the terminal is gone: the plugin drops
-		// input then too.
+		// Every program on the terminal is gone, on a system that says
+		// so (Linux takes a few KiB more, then is full, below): the
+		// plugin drops input then too.
 		return len(b), nil
 	}
 	d.closeLocked()
 	m, err := p.writeFrames(b[n:])
+	d.gaveUp.Store(true)
 	return n + m, err
+}
+
+// takeInput takes the direct input's slot, waiting at most until ctx
+// ends, and fails at once if the session's context ended.
+func (p *grpcPTY) takeInput(ctx context.Context) error {
+	if p.ctx.Err() != nil {
+		return p.ctxError()
+	}
+	select {
+	case p.input.slot <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.ctx.Done():
+		return p.ctxError()
+	}
 }
 
 // writeFrames sends b as input frames, on the byte channel or the stream.
@@ -229,13 +247,13 @@ func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 	if size.Cols == 0 || size.Rows == 0 {
 		return fmt.Errorf("%w: terminal size %dx%d", ErrInvalidArgument, size.Cols, size.Rows)
 	}
-	if d := p.input; d != nil {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	if d := p.input; d != nil && !d.gaveUp.Load() {
+		if err := p.takeInput(ctx); err != nil {
+			return err
+		}
+		// Held through a frame too, in order with input given up on.
+		defer d.release()
 		if d.fd >= 0 {
-			if p.ctx.Err() != nil {
-				return p.ctxError()
-			}
 			return d.resize(size)
 		}
 	}
@@ -426,18 +444,31 @@ func (p *grpcPTY) streamError(err error) error {
 }
 
 // directInput is the terminal a plugin handed over for a session's input
-// and size (direct_input): a raw descriptor, written without waiting, and kept out
-// of Go's poller, whose epoll would wake the host for every output byte
-// the terminal holds for the plugin.
+// and size (direct_input): a raw descriptor, written without waiting, and
+// kept out of Go's poller, whose epoll would wake the host for every
+// output byte the terminal holds for the plugin.
 type directInput struct {
-	mu sync.Mutex
-	// mu protects fd: -1 once closed or given up.
-	fd int
+	// slot is held by whoever uses fd, or sends what was meant for it as
+	// frames; a channel, so that waiting for it honours a context.
+	slot chan struct{}
+	fd   int // -1 once closed or given up; the slot's holder's
+	// gaveUp is set once the terminal was given up and what was being
+	// written went as frames: input and resizes go as frames from then
+	// on, without the slot.
+	gaveUp atomic.Bool
 }
 
-// close closes the descriptor once no Write uses it.
+func newDirectInput(fd int) *directInput {
+	return &directInput{slot: make(chan struct{}, 1), fd: fd}
+}
+
+// release gives the slot back.
+func (d *directInput) release() { <-d.slot }
+
+// close closes the descriptor once no Write or Resize uses it (they
+// return once the session's context ended, which comes first).
 func (d *directInput) close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.slot <- struct{}{}
+	defer d.release()
 	d.closeLocked()
 }

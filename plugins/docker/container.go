@@ -74,11 +74,14 @@ func (s *session) startContainer(ctx context.Context, e *Docker, img client.Imag
 	}
 	if bin != "" {
 		err := s.startDirect(ctx, e, img, bin)
-		if !errors.Is(err, errNoHandoff) || s.cfg.Terminal == TerminalDirect {
+		switch {
+		case !errors.Is(err, errDirectFailed):
 			return err
+		case s.cfg.Terminal == TerminalDirect:
+			return fmt.Errorf("%w: terminal %q: %w", shared.ErrUnavailable, TerminalDirect, err)
 		}
-		// Nothing was created: the daemon's terminal, as with a
-		// binary that cannot run in a container.
+		// Nothing is left of it and nothing ran: the daemon's terminal,
+		// as with a binary that cannot run in a container.
 		s.log.Warn("no direct terminal: the terminal goes through the daemon", "error", err)
 	}
 	gate := !s.d.consoleSizeAtCreate()

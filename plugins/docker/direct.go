@@ -98,8 +98,14 @@ func (e *Docker) directBinary(s *session) (string, error) {
 		return "", nil
 	}
 	bin, err := e.initBinary()
-	if err == nil && !s.d.local() {
+	switch {
+	case err != nil:
+	case !s.d.local():
 		err = errors.New("the daemon is not on this machine (its host is not a unix socket)")
+	case !s.cfg.remove():
+		// Its command would be pty-init, with a socket that is gone:
+		// it could not be started again.
+		err = errors.New("a kept container (remove: false) must be startable again")
 	}
 	switch {
 	case err == nil:
@@ -127,6 +133,11 @@ func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageIn
 	size := s.currentSize()
 	id, err := s.create(ctx, e.owner, img, size, false, &initMounts{binary: bin, socket: h.socket()})
 	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, shared.ErrInvalidArgument) {
+			// Such as a daemon that cannot bind mount the plugin's
+			// files (in a VM, or confined).
+			err = fmt.Errorf("%w: %w", errDirectFailed, err)
+		}
 		return err
 	}
 	c := &ctrProcess{s: s, id: id, exited: make(chan struct{})}
@@ -140,9 +151,25 @@ func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageIn
 		return err
 	}
 	if _, err := s.d.api.ContainerStart(ctx, c.id, client.ContainerStartOptions{}); err != nil {
-		return s.d.classify("start the container", err)
+		err = s.d.classify("start the container", err)
+		if ctx.Err() == nil && !errors.Is(err, shared.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", errDirectFailed, err)
+		}
+		return err
 	}
 	term, err := h.receive(ctx, c.exited)
+	select {
+	case <-c.exited:
+		if err != nil && ctx.Err() == nil {
+			// pty-init says why on its stderr, which the log driver
+			// (none by default) may not keep.
+			err = fmt.Errorf("%w: %w (exit code %d): the container's command is this plugin's binary as pty-init (docs/environments.md, terminal)", errDirectFailed, err, c.code)
+		}
+	default:
+		if err != nil && ctx.Err() == nil && !errors.Is(err, shared.ErrInvalidArgument) {
+			err = fmt.Errorf("%w: %w", errDirectFailed, err)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -171,9 +198,16 @@ type handoff struct {
 	ln  *net.UnixListener
 }
 
+// errDirectFailed wraps a direct terminal's failure that the daemon's
+// terminal may not have: the handoff socket could not be made (errNoHandoff),
+// the daemon could not create or start the container with the plugin's
+// mounts, or the container did not hand its terminal over. The session's
+// command has not run; the container is gone.
+var errDirectFailed = errors.New("no direct terminal")
+
 // errNoHandoff wraps a failure to make the handoff socket (a parent
 // directory that is read-only, or whose path is too long for a socket).
-var errNoHandoff = errors.New("no handoff socket")
+var errNoHandoff = fmt.Errorf("%w: no handoff socket", errDirectFailed)
 
 // newHandoff listens on a new socket in a new directory under parent.
 // Failures wrap errNoHandoff.

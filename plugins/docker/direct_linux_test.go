@@ -301,4 +301,8 @@ func TestCheckStatic(t *testing.T) {
 	if err := checkStatic(text); err == nil {
 		t.Error("a script passed")
 	}
+	// Debian's, as the tests' machines have it.
+	if err := checkStatic("/bin/true"); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
+		t.Errorf("/bin/true, dynamically linked: %v", err)
+	}
 }

@@ -158,44 +158,59 @@ func TestDirectUnavailable(t *testing.T) {
 	term.Wait(ctx)
 }
 
-// A handoff socket that cannot be made (its directory's path is too long
-// for a unix socket) is the daemon's terminal by default, and an error
-// with "terminal": "direct"; nothing is left behind either way.
-func TestDirectNoSocket(t *testing.T) {
+// A direct terminal that fails at the start — no handoff socket (its
+// directory's path is too long for a unix socket), or a pty-init the
+// container cannot run (here a dynamically linked binary) — is the
+// daemon's terminal by default, and a 503 with the reason with
+// "terminal": "direct"; nothing is left behind either way.
+func TestDirectFailsAtStart(t *testing.T) {
 	needDaemon(t)
 	cli := dockerClient(t)
-	ctx := testContext(t, 60*time.Second)
-	env := New(nil)
-	t.Cleanup(env.Close)
+	longDir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(longDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	bin := pluginBinary(t)
-	env.initBinary = func() (string, error) { return bin, nil }
-	env.runDir = filepath.Join(t.TempDir(), strings.Repeat("d", 100))
-	if err := os.Mkdir(env.runDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	for _, tt := range []struct {
+		name, bin, runDir, want string
+	}{
+		{"no socket", bin, longDir, "no handoff socket"},
+		{"pty-init cannot run", "/bin/true", t.TempDir(), "no direct terminal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.bin == "/bin/true" && checkStatic("/bin/true") == nil {
+				t.Fatal("this test needs a dynamically linked /bin/true")
+			}
+			ctx := testContext(t, 60*time.Second)
+			env := New(nil)
+			t.Cleanup(env.Close)
+			env.initBinary = func() (string, error) { return tt.bin, nil }
+			env.runDir = tt.runDir
 
-	id := fmt.Sprintf("direct-nosock-%d", time.Now().UnixNano())
-	_, err := env.Spawn(ctx, request(id, imageConfig(map[string]any{"terminal": "direct"}), "/bin/true"))
-	if !errors.Is(err, errNoHandoff) {
-		t.Errorf("Spawn with terminal direct: %v, want the socket's failure", err)
-	}
-	if left := sessionContainers(t, cli, id); len(left) != 0 {
-		t.Errorf("%d container(s) left", len(left))
-	}
+			id := fmt.Sprintf("direct-fails-%d", time.Now().UnixNano())
+			_, err := env.Spawn(ctx, request(id, imageConfig(map[string]any{"terminal": "direct"}), "/bin/true"))
+			if !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Spawn with terminal direct: %v, want ErrUnavailable saying %q", err, tt.want)
+			}
+			if left := sessionContainers(t, cli, id); len(left) != 0 {
+				t.Errorf("%d container(s) left", len(left))
+			}
 
-	id = fmt.Sprintf("direct-nosock-fallback-%d", time.Now().UnixNano())
-	p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := sharedtest.NewTerm(t, p)
-	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
-		t.Errorf("fallback is not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
-	}
-	term.Write("it\r")
-	term.Expect(ctx, "got-it")
-	term.Wait(ctx)
-	if left, err := os.ReadDir(env.runDir); err != nil || len(left) != 0 {
-		t.Errorf("left in the run directory: %v, %v", left, err)
+			id = fmt.Sprintf("direct-fails-fallback-%d", time.Now().UnixNano())
+			p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			term := sharedtest.NewTerm(t, p)
+			if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
+				t.Errorf("fallback is not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
+			}
+			term.Write("it\r")
+			term.Expect(ctx, "got-it")
+			term.Wait(ctx)
+			if left, err := os.ReadDir(env.runDir); err != nil || len(left) != 0 {
+				t.Errorf("left in the run directory: %v, %v", left, err)
+			}
+		})
 	}
 }

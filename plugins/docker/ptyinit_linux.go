@@ -72,8 +72,9 @@ func runPTYInit(args []string) int {
 	}
 	conn.Close()
 
-	cmd := exec.Command(path, argv[1:]...)
-	cmd.Args[0] = argv[0]
+	// Not exec.Command, which would look argv[0] up again (and refuse
+	// one found in the working directory).
+	cmd := &exec.Cmd{Path: path, Args: argv}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	// Forward before the start, so that no signal falls between.
