@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,23 @@ func isDirect(c container.InspectResponse) bool {
 		return m.Destination == initPath && !m.RW
 	})
 	return mounted && !c.Config.Tty && slices.Equal(c.Config.Entrypoint[:2], []string{initPath, initArg})
+}
+
+// runsOnDaemonTerminal spawns session id of env with the default terminal,
+// which must be the daemon's, and checks that it takes input.
+func runsOnDaemonTerminal(ctx context.Context, t *testing.T, env shared.Environment, cli *client.Client, id string) {
+	t.Helper()
+	p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
+		t.Errorf("not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
+	}
+	term.Write("it\r")
+	term.Expect(ctx, "got-it")
+	term.Wait(ctx)
 }
 
 // Through the real plugin binary, a session's container holds its own
@@ -144,18 +162,7 @@ func TestDirectUnavailable(t *testing.T) {
 		t.Errorf("%d container(s) left", len(left))
 	}
 
-	id = fmt.Sprintf("direct-fallback-%d", time.Now().UnixNano())
-	p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := sharedtest.NewTerm(t, p)
-	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
-		t.Errorf("fallback is not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
-	}
-	term.Write("it\r")
-	term.Expect(ctx, "got-it")
-	term.Wait(ctx)
+	runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fallback-%d", time.Now().UnixNano()))
 }
 
 // A direct terminal that fails at the start — no handoff socket (its
@@ -196,18 +203,7 @@ func TestDirectFailsAtStart(t *testing.T) {
 				t.Errorf("%d container(s) left", len(left))
 			}
 
-			id = fmt.Sprintf("direct-fails-fallback-%d", time.Now().UnixNano())
-			p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			term := sharedtest.NewTerm(t, p)
-			if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
-				t.Errorf("fallback is not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
-			}
-			term.Write("it\r")
-			term.Expect(ctx, "got-it")
-			term.Wait(ctx)
+			runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fails-fallback-%d", time.Now().UnixNano()))
 			if left, err := os.ReadDir(env.runDir); err != nil || len(left) != 0 {
 				t.Errorf("left in the run directory: %v, %v", left, err)
 			}
