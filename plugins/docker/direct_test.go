@@ -42,11 +42,12 @@ func isDirect(c container.InspectResponse) bool {
 	return mounted && !c.Config.Tty && slices.Equal(c.Config.Entrypoint[:2], []string{initPath, initArg})
 }
 
-// runsOnDaemonTerminal spawns session id of env with the default terminal,
-// which must be the daemon's, and checks that it takes input.
-func runsOnDaemonTerminal(ctx context.Context, t *testing.T, env shared.Environment, cli *client.Client, id string) {
+// runsOnDaemonTerminal spawns session id of env with cfg, whose terminal
+// must be the daemon's, and checks that it takes input, has the session's
+// size and exits 0.
+func runsOnDaemonTerminal(ctx context.Context, t *testing.T, env shared.Environment, cli *client.Client, id string, cfg json.RawMessage) {
 	t.Helper()
-	p, err := env.Spawn(ctx, request(id, imageConfig(nil), "/bin/sh", "-c", "read x; echo got-$x"))
+	p, err := env.Spawn(ctx, request(id, cfg, "/bin/sh", "-c", `read x; echo "[$x|$(stty size)]"`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +55,11 @@ func runsOnDaemonTerminal(ctx context.Context, t *testing.T, env shared.Environm
 	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
 		t.Errorf("not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
 	}
-	term.Write("it\r")
-	term.Expect(ctx, "got-it")
-	term.Wait(ctx)
+	term.Write("typed\r")
+	term.Expect(ctx, "[typed|24 80]")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
+	}
 }
 
 // Through the real plugin binary, a session's container holds its own
@@ -96,24 +99,9 @@ func TestDirectTerminal(t *testing.T) {
 
 // "terminal": "daemon" keeps the daemon's TTY and attach stream.
 func TestDaemonTerminal(t *testing.T) {
-	env := loadDocker(t)
-	cli := dockerClient(t)
 	ctx := testContext(t, 60*time.Second)
 	id := fmt.Sprintf("daemon-tty-%d", time.Now().UnixNano())
-	req := request(id, imageConfig(map[string]any{"terminal": "daemon"}), "/bin/sh", "-c", `read x; echo "[$x|$(stty size)]"`)
-	p, err := env.Spawn(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := sharedtest.NewTerm(t, p)
-	if c := inspectSession(t, cli, id); isDirect(c) || !c.Config.Tty {
-		t.Errorf("not the daemon's terminal: tty %v, entrypoint %q", c.Config.Tty, c.Config.Entrypoint)
-	}
-	term.Write("typed\r")
-	term.Expect(ctx, "[typed|24 80]")
-	if st := term.Wait(ctx); st.Code != 0 {
-		t.Errorf("exit status %+v", st)
-	}
+	runsOnDaemonTerminal(ctx, t, loadDocker(t), dockerClient(t), id, imageConfig(map[string]any{"terminal": "daemon"}))
 }
 
 // The harness in process, with the static plugin binary as pty-init: the
@@ -162,7 +150,7 @@ func TestDirectUnavailable(t *testing.T) {
 		t.Errorf("%d container(s) left", len(left))
 	}
 
-	runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fallback-%d", time.Now().UnixNano()))
+	runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fallback-%d", time.Now().UnixNano()), imageConfig(nil))
 }
 
 // A direct terminal that fails at the start — no handoff socket (its
@@ -203,7 +191,7 @@ func TestDirectFailsAtStart(t *testing.T) {
 				t.Errorf("%d container(s) left", len(left))
 			}
 
-			runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fails-fallback-%d", time.Now().UnixNano()))
+			runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fails-fallback-%d", time.Now().UnixNano()), imageConfig(nil))
 			if left, err := os.ReadDir(env.runDir); err != nil || len(left) != 0 {
 				t.Errorf("left in the run directory: %v, %v", left, err)
 			}
