@@ -199,14 +199,57 @@ func unwrapHandshake(err error) string {
 // wireConn is a connection that remembers why it stopped reading, so that a
 // session can say why its connection was lost: x/crypto closes the session
 // channels only after the read has failed, so the reason is known by then.
+//
+// It also reads ahead: x/crypto reads each packet's header through a 4 KiB
+// bufio.Reader and then the rest of the packet, two or more reads per
+// packet, and a remote terminal's output comes in packets of a few KiB
+// (sshd sends what each read of its terminal returned). wireConn reads up
+// to wireReadAhead bytes at once and hands them out from there, so a flood
+// costs one read(2) per many packets. Reads are x/crypto's, one at a
+// time: the handshake's, then its read loop's.
 type wireConn struct {
 	net.Conn
+
+	ahead []byte // read from Conn, not yet handed out: a window of buf
+	buf   []byte // wireReadAhead bytes, made at the first Read
+	// aheadErr is the error the read that filled ahead returned with
+	// its bytes; Read returns it once they are handed out.
+	aheadErr error
 
 	mu  sync.Mutex
 	err error // mu protects err
 }
 
+// wireReadAhead is the most a wireConn reads at once: two of sshd's
+// largest packets (32 KiB of data each).
+const wireReadAhead = 64 << 10
+
 func (w *wireConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(w.ahead) == 0 && w.aheadErr == nil {
+		if len(p) >= wireReadAhead {
+			return w.read(p)
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, wireReadAhead)
+		}
+		n, err := w.read(w.buf)
+		w.ahead, w.aheadErr = w.buf[:n], err
+	}
+	n := copy(p, w.ahead)
+	w.ahead = w.ahead[n:]
+	if len(w.ahead) > 0 || w.aheadErr == nil {
+		return n, nil
+	}
+	err := w.aheadErr
+	w.aheadErr = nil
+	return n, err
+}
+
+// read reads from the connection, remembering the first error.
+func (w *wireConn) read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	if err != nil {
 		w.mu.Lock()

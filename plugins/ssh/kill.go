@@ -141,7 +141,7 @@ func (p *sshPTY) shut() {
 		p.signal(ssh.SIGKILL)
 	}
 	_ = p.sess.Close()
-	p.out.CloseWithError(errSessionClosed)
+	p.out.closeRead(errSessionClosed)
 	t := time.NewTimer(closeWait)
 	select {
 	case <-p.exited:

@@ -56,7 +56,7 @@ var terminalModes = ssh.TerminalModes{
 // connection, with a pty-req and an exec request.
 //
 // Output: x/crypto copies the channel's data (and any extended data) into
-// an io.Pipe that Read reads; the waiter goroutine closes the pipe only
+// an outPipe that Read reads; the waiter goroutine closes the pipe only
 // after session.Wait has returned, and Wait returns only after both copies
 // ended, so Read's io.EOF comes after every output byte and after the exit
 // status is known.
@@ -64,8 +64,7 @@ type sshPTY struct {
 	conn  *conn
 	sess  *ssh.Session
 	stdin io.Writer
-	out   *io.PipeReader
-	outW  *io.PipeWriter
+	out   *outPipe
 	log   hclog.Logger
 
 	// pending is output read while waiting for the start marker, which
@@ -110,8 +109,8 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 	if p.stdin, err = sess.StdinPipe(); err != nil {
 		return nil, err
 	}
-	p.out, p.outW = io.Pipe()
-	sess.Stdout, sess.Stderr = p.outW, p.outW
+	p.out = newOutPipe()
+	sess.Stdout, sess.Stderr = p.out, p.out
 
 	for _, k := range req.UnsetEnv {
 		if !shared.PortableEnvName(k) {
@@ -233,7 +232,7 @@ func newNonce() string {
 // awaitStart reads output until the start marker. Output before it (from
 // the remote shell's start-up files) and after it is kept for Read.
 func (p *sshPTY) awaitStart(ctx context.Context, req shared.SpawnRequest, nonce string) error {
-	stop := context.AfterFunc(ctx, func() { p.out.CloseWithError(ctx.Err()) })
+	stop := context.AfterFunc(ctx, func() { p.out.closeRead(ctx.Err()) })
 	defer stop()
 	ok, noDir, noCmd := []byte(okMarkerPrefix(nonce)), []byte(marker(markNoDir, nonce)), []byte(marker(markNoCmd, nonce))
 	host := p.conn.cfg.Target.addr()
@@ -313,7 +312,7 @@ func (p *sshPTY) wait() {
 	err := p.sess.Wait()
 	p.status = p.statusOf(err)
 	close(p.exited)
-	_ = p.outW.Close()
+	p.out.closeWrite(nil)
 }
 
 // statusOf turns session.Wait's result into an exit status. A session
