@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -108,8 +109,27 @@ type terminal interface {
 // hijacked is the daemon's attach stream as a terminal.
 type hijacked struct{ *client.HijackedResponse }
 
-func (h hijacked) Read(b []byte) (int, error)  { return h.Reader.Read(b) }
-func (h hijacked) Write(b []byte) (int, error) { return h.Conn.Write(b) }
+func (h hijacked) Read(b []byte) (int, error) { return h.Reader.Read(b) }
+
+// Write waits while the daemon takes no input, until endInput.
+func (h hijacked) Write(b []byte) (int, error) {
+	n, err := h.Conn.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errInputEnded
+	}
+	return n, err
+}
+
+// endInput ends a Write blocked on the stream, and makes later ones fail
+// at once (errInputEnded). Read calls it when the output ends: the process
+// is gone, but the daemon may keep the stream's input side open, its copy
+// into the process stuck on input nobody read, and a Write blocked there
+// would hold the session's Close up.
+func (h hijacked) endInput() { _ = h.Conn.SetWriteDeadline(time.Now()) }
+
+// errInputEnded is a Write's error once the session's output has ended.
+var errInputEnded = errors.New("the session's process is gone: input dropped")
+
 func (h hijacked) Close() error {
 	h.HijackedResponse.Close()
 	return nil
@@ -231,6 +251,9 @@ func (s *session) Read(b []byte) (int, error) {
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		s.log.Debug("session output ended", "error", err)
+	}
+	if e, ok := s.term.(interface{ endInput() }); ok {
+		e.endInput()
 	}
 	return 0, io.EOF
 }
