@@ -316,3 +316,43 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// A session whose program never reads, with a large input stuck in the
+// plugin's write to its terminal, still closes at once: the kill makes
+// the child exit, and its exit ends the write. (Before, the plugin's
+// Close waited for the write forever, and the host's for 30 s.)
+func TestCloseWithInputStuck(t *testing.T) {
+	for _, frames := range []bool{false, true} {
+		t.Run(fmt.Sprintf("frames=%v", frames), func(t *testing.T) {
+			ctx := testContext(t)
+			c := commandFake(t, false)
+			if frames {
+				framesOnly := *c
+				framesOnly.inputFrames = true
+				c = &framesOnly
+			}
+			p := spawnCommand(ctx, t, c, `stty raw -echo; echo ready; exec sleep 600`)
+			readUntil(t, p, "ready")
+			// More than the terminal and the channel's socket hold: the
+			// plugin's write to the terminal blocks.
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := p.Write(make([]byte, 4<<20))
+				wrote <- err
+			}()
+			time.Sleep(300 * time.Millisecond)
+			start := time.Now()
+			if err := p.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Close took %v with input stuck, want well under the 30 s timeout", d)
+			}
+			select {
+			case <-wrote:
+			case <-time.After(5 * time.Second):
+				t.Error("the host's Write did not return after Close")
+			}
+		})
+	}
+}

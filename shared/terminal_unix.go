@@ -128,14 +128,25 @@ func newTerminal(master *os.File) (*Terminal, error) {
 
 // ChildExited tells the terminal that its child has exited, and wakes a
 // Read that may be blocked on a terminal a grandchild still holds open, so
-// that it starts draining. Later calls do nothing.
+// that it starts draining. It also ends a Write blocked on a terminal
+// nobody reads, and input is refused from then on (ErrChildExited). Later
+// calls do nothing.
 func (t *Terminal) ChildExited() {
 	t.exitOnce.Do(func() {
 		t.exitAt = time.Now()
 		close(t.exited)
-		_ = t.master.SetReadDeadline(time.Now())
+		now := time.Now()
+		_ = t.master.SetReadDeadline(now)
+		_ = t.master.SetWriteDeadline(now)
 	})
 }
+
+// ErrChildExited is what a Terminal's Write returns once its child has
+// exited (ChildExited): the input is dropped. A Write blocked on a
+// terminal whose program stopped reading returns it when the program is
+// killed, rather than waiting forever for room (after the program exits,
+// Linux takes a few KiB more input, then is full for good).
+var ErrChildExited = errors.New("the terminal's program exited: input dropped")
 
 // Read returns the terminal's output. It returns io.EOF once the child has
 // exited and the terminal is drained: when the last holder of the terminal
@@ -249,8 +260,15 @@ func (t *Terminal) readOnce(b []byte) (int, error) {
 	return max(n, 0), rerr
 }
 
-// Write sends input to the terminal.
-func (t *Terminal) Write(b []byte) (int, error) { return t.master.Write(b) }
+// Write sends input to the terminal. It waits while the terminal is full,
+// until the child exits (ErrChildExited) or Close.
+func (t *Terminal) Write(b []byte) (int, error) {
+	n, err := t.master.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = ErrChildExited
+	}
+	return n, err
+}
 
 // Resize sets the terminal's size (see ResizePTY).
 func (t *Terminal) Resize(size Size) error { return ResizePTY(t.master, size) }

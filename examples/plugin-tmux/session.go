@@ -232,6 +232,9 @@ func (p *tmuxPTY) wait() {
 	err := p.client.Wait()
 	close(p.clientDone)
 	_ = p.master.SetReadDeadline(time.Now().Add(drainGrace))
+	// A Write blocked on a client that stopped reading ends now, and later
+	// input is dropped: nobody reads the terminal any more.
+	_ = p.master.SetWriteDeadline(time.Now())
 	p.log.Debug("tmux client exited", "error", err)
 	close(p.stop)
 	<-p.watchDone
@@ -333,9 +336,17 @@ func (p *tmuxPTY) Read(b []byte) (int, error) {
 }
 
 // Write sends input to the tmux client, which passes it to the session.
+// It waits while the client's terminal is full, until the client exits.
 func (p *tmuxPTY) Write(b []byte) (int, error) {
-	return p.master.Write(b)
+	n, err := p.master.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errClientExited
+	}
+	return n, err
 }
+
+// errClientExited is Write's error once the tmux client has exited.
+var errClientExited = errors.New("the tmux client exited: input dropped")
 
 // Resize sets the size of the client's terminal; the tmux window follows
 // (window-size smallest), and tmux resizes the pane's terminal, in its own

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -30,6 +31,7 @@ var cases = []testCase{
 	{"kill", testKill},
 	{"kill_group", testKillGroup},
 	{"close", testClose},
+	{"close_input_stuck", testCloseInputStuck},
 	{"duplicate_id", testDuplicateID},
 	{"missing_dir", testMissingDir},
 	{"bad_config", testBadConfig},
@@ -236,6 +238,46 @@ func testClose(ctx context.Context, t *testing.T, h *harness) {
 	again := h.spawn(ctx, t, req)
 	if err := again.Close(); err != nil {
 		t.Errorf("Close of the respawned session: %v", err)
+	}
+}
+
+// closeStuckWait bounds the close_input_stuck case's Close: well under
+// the 30 s a host waits for a plugin's Close.
+const closeStuckWait = 10 * time.Second
+
+// testCloseInputStuck checks that a session whose program never reads
+// input, with more input pending than the terminal holds, still closes
+// promptly: the kill must end a write stuck on the terminal.
+func testCloseInputStuck(ctx context.Context, t *testing.T, h *harness) {
+	term := h.run(ctx, t, `stty raw -echo; printf 'ready\n'; exec sleep 1000`)
+	term.Expect(ctx, "ready")
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := term.PTY.Write(bytes.Repeat([]byte("x"), 4<<20))
+		wrote <- err
+	}()
+	// Let the input fill the terminal, and whatever lies between.
+	select {
+	case err := <-wrote:
+		t.Fatalf("Write of 4 MiB to a program that reads nothing returned (%v) before Close", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- term.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(closeStuckWait):
+		t.Fatalf("Close did not return within %v with input stuck", closeStuckWait)
+	}
+	t.Logf("Close took %v", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-wrote:
+	case <-time.After(closeStuckWait):
+		t.Error("Write did not return after Close")
 	}
 }
 
