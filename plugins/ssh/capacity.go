@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -69,22 +71,60 @@ func (c *conn) openCount() int {
 // openSession opens a session channel on c and counts it. When the
 // server refuses it and c holds other sessions, c is full and the error
 // wraps errConnFull.
-func (c *conn) openSession() (*ssh.Session, error) {
+//
+// A refusal while c holds fewer sessions than the server allowed on a
+// connection before is a slot not yet freed: OpenSSH frees a session's
+// slot once it has reaped the session's processes, which under load can
+// come after it confirmed the channel's close. Such a refusal is retried
+// every slotRetry for up to slotFreeWait (within ctx) before c counts as
+// full.
+func (c *conn) openSession(ctx context.Context) (*ssh.Session, error) {
 	c.openMu.Lock()
 	defer c.openMu.Unlock()
-	sess, err := c.link.client.NewSession()
-	if err == nil {
-		c.sessionOpened()
-		return sess, nil
-	}
-	var oce *ssh.OpenChannelError
-	if errors.As(err, &oce) && c.lostReason() == "" {
-		if others := c.openCount(); others > 0 {
-			c.sessionRefused(others)
-			return nil, fmt.Errorf("%w: %s refused a session channel with %d open (%s)", errConnFull, c.cfg.Target.addr(), others, oce.Message)
+	var waited time.Duration
+	for {
+		sess, err := c.link.client.NewSession()
+		if err == nil {
+			c.sessionOpened()
+			return sess, nil
 		}
+		var oce *ssh.OpenChannelError
+		if !errors.As(err, &oce) || c.lostReason() != "" {
+			return nil, c.sessionError("open a session channel", err)
+		}
+		others := c.openCount()
+		if others == 0 {
+			return nil, c.sessionError("open a session channel", err)
+		}
+		if others < c.knownPerConn() && waited < slotFreeWait {
+			t := time.NewTimer(slotRetry)
+			select {
+			case <-t.C:
+				waited += slotRetry
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
+		}
+		c.sessionRefused(others)
+		return nil, fmt.Errorf("%w: %s refused a session channel with %d open (%s)", errConnFull, c.cfg.Target.addr(), others, oce.Message)
 	}
-	return nil, c.sessionError("open a session channel", err)
+}
+
+// How long, and how often, openSession retries a refusal that a slot not
+// yet freed explains.
+const (
+	slotFreeWait = 2 * time.Second
+	slotRetry    = 50 * time.Millisecond
+)
+
+// knownPerConn returns how many sessions the server allowed on one of
+// the group's connections, 0 if it never refused one.
+func (c *conn) knownPerConn() int {
+	c.pool.mu.Lock()
+	defer c.pool.mu.Unlock()
+	return c.group.perConn
 }
 
 // startError explains a failed pty-req or exec request on a session

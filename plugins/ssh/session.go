@@ -94,7 +94,7 @@ var _ shared.PTY = (*sshPTY)(nil)
 // reference on c. When the server refuses the session while c holds
 // others, the error wraps errConnFull and c is marked full.
 func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *config, log hclog.Logger) (*sshPTY, error) {
-	sess, err := c.openSession()
+	sess, err := c.openSession(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/crypto/ssh"
+)
+
+// refusingServer serves one SSH connection on a loopback listener that
+// refuses the first refusals session channels and accepts the rest, and
+// returns a conn of the plugin's on it, counted as holding open sessions
+// in a group whose connections the server allowed perConn.
+func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *atomic.Int32) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCfg := &ssh.ServerConfig{NoClientAuth: true}
+	srvCfg.AddHostKey(signer)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var tries atomic.Int32
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, chans, reqs, err := ssh.NewServerConn(nc, srvCfg)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nch := range chans {
+			if tries.Add(1) <= refusals {
+				nch.Reject(ssh.ResourceShortage, "no more sessions")
+				continue
+			}
+			ch, chReqs, err := nch.Accept()
+			if err != nil {
+				continue
+			}
+			go ssh.DiscardRequests(chReqs)
+			t.Cleanup(func() { ch.Close() })
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := &wireConn{Conn: nc}
+	cc, chans, reqs, err := ssh.NewClientConn(wire, ln.Addr().String(), &ssh.ClientConfig{
+		User: "test", HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the test's own server
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	t.Cleanup(func() { client.Close() })
+	p := &pool{}
+	c := &conn{
+		group: &group{perConn: perConn, pool: p},
+		cfg:   &config{Target: endpoint{Host: "127.0.0.1", Port: 22}},
+		pool:  p,
+		log:   hclog.NewNullLogger(),
+		link:  &link{client: client, wire: wire},
+		open:  open,
+	}
+	return c, &tries
+}
+
+// A refusal on a connection holding fewer sessions than the server allowed
+// before is a slot not yet freed: openSession tries again, and the open
+// goes through once the server has room, without marking the connection
+// full.
+func TestOpenSessionWaitsForAFreedSlot(t *testing.T) {
+	c, tries := refusingServer(t, 3, 9, 10)
+	sess, err := c.openSession(testContext(t))
+	if err != nil {
+		t.Fatalf("openSession: %v", err)
+	}
+	sess.Close()
+	if n := tries.Load(); n != 4 {
+		t.Errorf("%d channel opens, want 4 (3 refused, then accepted)", n)
+	}
+	if c.full || c.open != 10 {
+		t.Errorf("full %v, open %d; want false, 10", c.full, c.open)
+	}
+}
+
+// A connection holding as many sessions as the server allows is full at
+// the first refusal, without waiting; one that stays refused is full
+// after slotFreeWait; and a refusal on one whose server never refused
+// before marks it full at once (its limit is learned there).
+func TestOpenSessionFull(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		open, perConn int
+		wait          time.Duration
+	}{
+		{"at the limit", 10, 10, 0},
+		{"limit not known", 4, 0, 0},
+		{"never freed", 9, 10, slotFreeWait},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := refusingServer(t, 1<<30, tt.open, tt.perConn)
+			start := time.Now()
+			_, err := c.openSession(testContext(t))
+			d := time.Since(start)
+			if !errors.Is(err, errConnFull) {
+				t.Fatalf("openSession: %v, want errConnFull", err)
+			}
+			if !c.full {
+				t.Error("the connection is not marked full")
+			}
+			if d < tt.wait || d > tt.wait+time.Second {
+				t.Errorf("refused after %v, want about %v", d, tt.wait)
+			}
+		})
+	}
+	// The wait honours ctx.
+	c, _ := refusingServer(t, 1<<30, 9, 10)
+	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
+	defer cancel()
+	if _, err := c.openSession(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("openSession with a short ctx: %v, want its deadline", err)
+	}
+}
