@@ -72,17 +72,33 @@ func (s *session) startContainer(ctx context.Context, e *Docker, img client.Imag
 	if err != nil {
 		return err
 	}
+	if bin != "" && s.cfg.Terminal != TerminalDirect {
+		if why := s.d.noDirect(time.Now()); why != nil {
+			s.log.Debug("the terminal goes through the daemon: a direct terminal failed there lately", "reason", why)
+			bin = ""
+		}
+	}
 	if bin != "" {
+		e.directTries.Add(1)
 		err := s.startDirect(ctx, e, img, bin)
 		switch {
+		case err == nil:
+			s.d.directWorked()
+			return nil
 		case !errors.Is(err, errDirectFailed):
 			return err
 		case s.cfg.Terminal == TerminalDirect:
 			return fmt.Errorf("%w: terminal %q: %w", shared.ErrUnavailable, TerminalDirect, err)
 		}
 		// Nothing is left of it and nothing ran: the daemon's terminal,
-		// as with a binary that cannot run in a container.
-		s.log.Warn("no direct terminal: the terminal goes through the daemon", "error", err)
+		// as with a binary that cannot run in a container. Sessions on
+		// this daemon do the same for a while without trying.
+		if s.d.directFailedNow(err, time.Now()) {
+			s.log.Warn("no direct terminal: the terminal goes through the daemon, for every session on this daemon for a while",
+				"error", err, "retry_after", directRetryAfter)
+		} else {
+			s.log.Debug("no direct terminal: the terminal goes through the daemon", "error", err)
+		}
 	}
 	gate := !s.d.consoleSizeAtCreate()
 	size := s.currentSize()

@@ -39,6 +39,12 @@ type daemon struct {
 	// a ping through it fails as soon as the daemon stops listening, even
 	// while connections opened before are still being served.
 	probe *client.Client
+
+	directMu sync.Mutex
+	// directMu protects the following: the last direct terminal that
+	// failed at its start on this daemon (direct.go, noDirect).
+	directFailed   error
+	directFailedAt time.Time
 }
 
 // daemons is the set of daemons the plugin has talked to, one per host.

@@ -190,6 +190,42 @@ func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageIn
 	return nil
 }
 
+// directRetryAfter is how long, after a direct terminal failed at its
+// start on a daemon, sessions there use the daemon's terminal without
+// trying: such failures come from the daemon or the machine (a daemon
+// that cannot bind mount the plugin's files, a $TMPDIR without room for
+// the socket), and each try costs a container.
+const directRetryAfter = 10 * time.Minute
+
+// noDirect returns why the last direct terminal on d failed, if that was
+// less than directRetryAfter ago; else nil.
+func (d *daemon) noDirect(now time.Time) error {
+	d.directMu.Lock()
+	defer d.directMu.Unlock()
+	if d.directFailed == nil || now.Sub(d.directFailedAt) >= directRetryAfter {
+		return nil
+	}
+	return d.directFailed
+}
+
+// directFailedNow remembers err, a direct terminal's failure at its start
+// (errDirectFailed), for noDirect. It reports whether it is news: no
+// failure was remembered.
+func (d *daemon) directFailedNow(err error, now time.Time) bool {
+	d.directMu.Lock()
+	defer d.directMu.Unlock()
+	news := d.directFailed == nil || now.Sub(d.directFailedAt) >= directRetryAfter
+	d.directFailed, d.directFailedAt = err, now
+	return news
+}
+
+// directWorked forgets a failure: a direct terminal just worked on d.
+func (d *daemon) directWorked() {
+	d.directMu.Lock()
+	defer d.directMu.Unlock()
+	d.directFailed = nil
+}
+
 // handoff is where one container hands its terminal over: a unix socket
 // in a directory of its own that only the plugin's user can enter; the
 // socket itself is bind mounted into the container.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,6 +195,33 @@ func TestDirectFailsAtStart(t *testing.T) {
 			runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fails-fallback-%d", time.Now().UnixNano()), imageConfig(nil))
 			if left, err := os.ReadDir(env.runDir); err != nil || len(left) != 0 {
 				t.Errorf("left in the run directory: %v, %v", left, err)
+			}
+			// The failure is remembered for the daemon: the next session
+			// goes to the daemon's terminal without trying (one try for
+			// the explicit session, one for the first fallback).
+			runsOnDaemonTerminal(ctx, t, env, cli, fmt.Sprintf("direct-fails-remembered-%d", time.Now().UnixNano()), imageConfig(nil))
+			if n := env.directTries.Load(); n != 2 {
+				t.Errorf("%d direct terminals tried, want 2: the third session should not have tried", n)
+			}
+			// Named explicitly, it is tried again, and once it works the
+			// daemon's sessions try it again too.
+			env.initBinary = func() (string, error) { return bin, nil }
+			env.runDir = t.TempDir()
+			p, err := env.Spawn(ctx, request(fmt.Sprintf("direct-works-%d", time.Now().UnixNano()), imageConfig(map[string]any{"terminal": "direct"}), "/bin/true"))
+			if err != nil {
+				t.Fatalf("Spawn with terminal direct once it can work: %v", err)
+			}
+			io.ReadAll(p)
+			if st, err := p.Wait(ctx); err != nil || st.Code != 0 {
+				t.Errorf("the direct session: %+v, %v; want exit 0", st, err)
+			}
+			p.Close()
+			d, err := env.daemons.get("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if why := d.noDirect(time.Now()); why != nil {
+				t.Errorf("the failure is still remembered after a direct terminal worked: %v", why)
 			}
 		})
 	}

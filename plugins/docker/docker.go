@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
@@ -48,6 +49,8 @@ type Docker struct {
 	// handoff sockets. Tests set both.
 	initBinary func() (string, error)
 	runDir     string
+	// directTries counts the direct terminals tried (tests read it).
+	directTries atomic.Int64
 }
 
 var (
