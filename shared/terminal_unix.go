@@ -129,15 +129,15 @@ func newTerminal(master *os.File) (*Terminal, error) {
 // ChildExited tells the terminal that its child has exited, and wakes a
 // Read that may be blocked on a terminal a grandchild still holds open, so
 // that it starts draining. It also ends a Write blocked on a terminal
-// nobody reads, and input is refused from then on (ErrChildExited). Later
-// calls do nothing.
+// nobody reads, and Write refuses input from then on (ErrChildExited); a
+// host writing input to the terminal itself (direct input) writes without
+// waiting, and is not affected. Later calls do nothing.
 func (t *Terminal) ChildExited() {
 	t.exitOnce.Do(func() {
 		t.exitAt = time.Now()
 		close(t.exited)
-		now := time.Now()
-		_ = t.master.SetReadDeadline(now)
-		_ = t.master.SetWriteDeadline(now)
+		_ = t.master.SetReadDeadline(t.exitAt)
+		_ = t.master.SetWriteDeadline(t.exitAt)
 	})
 }
 

@@ -16,9 +16,11 @@ import (
 // that when the server refuses one the count of open channels is exact: a
 // refusal on a connection that holds others means it is full, and that
 // count is what the server allows; a refusal on an empty one is the
-// server refusing sessions, an error. A refused pty-req or exec request
-// on a connection that holds others counts as full too (a server out of
-// terminals or processes for this login).
+// server refusing sessions, an error. Once the group knows what the
+// server allows, a refusal below it is first taken for a slot the server
+// has not freed yet, and retried for a while (openSession). A refused
+// pty-req or exec request on a connection that holds others counts as
+// full too (a server out of terminals or processes for this login).
 
 // errConnFull is what a session start returns when the server refused
 // the session on a connection that holds others: its per-connection
@@ -73,43 +75,59 @@ func (c *conn) openCount() int {
 // wraps errConnFull.
 //
 // A refusal while c holds fewer sessions than the server allowed on a
-// connection before is a slot not yet freed: OpenSSH frees a session's
-// slot once it has reaped the session's processes, which under load can
-// come after it confirmed the channel's close. Such a refusal is retried
-// every slotRetry for up to slotFreeWait (within ctx) before c counts as
-// full.
+// connection before (none, even) is a slot not yet freed: OpenSSH frees a
+// session's slot once it has reaped the session's processes, which under
+// load can come after it confirmed the channel's close. Such a refusal is
+// retried every slotRetry until slotFreeWait has passed (within ctx),
+// without holding openMu meanwhile, before c counts as full (or, holding
+// none, the refusal is the error it is).
 func (c *conn) openSession(ctx context.Context) (*ssh.Session, error) {
-	c.openMu.Lock()
-	defer c.openMu.Unlock()
-	var waited time.Duration
+	deadline := time.Now().Add(slotFreeWait)
 	for {
-		sess, err := c.link.client.NewSession()
+		sess, others, err := c.tryOpen()
 		if err == nil {
-			c.sessionOpened()
 			return sess, nil
 		}
 		var oce *ssh.OpenChannelError
-		if !errors.As(err, &oce) || c.lostReason() != "" {
-			return nil, c.sessionError("open a session channel", err)
-		}
-		others := c.openCount()
-		if others == 0 {
-			return nil, c.sessionError("open a session channel", err)
-		}
-		if others < c.knownPerConn() && waited < slotFreeWait {
+		refused := errors.As(err, &oce) && c.lostReason() == ""
+		if refused && others < c.knownPerConn() && time.Now().Before(deadline) && !c.isFull() {
 			t := time.NewTimer(slotRetry)
 			select {
 			case <-t.C:
-				waited += slotRetry
 				continue
 			case <-ctx.Done():
 				t.Stop()
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("%w (the server was refusing session channels: %s)", ctx.Err(), oce.Message)
 			}
+		}
+		if !refused || others == 0 {
+			return nil, c.sessionError("open a session channel", err)
 		}
 		c.sessionRefused(others)
 		return nil, fmt.Errorf("%w: %s refused a session channel with %d open (%s)", errConnFull, c.cfg.Target.addr(), others, oce.Message)
 	}
+}
+
+// tryOpen opens a session channel on c, counting it, or returns the
+// server's refusal with the count of channels open when it came. Opens
+// go one at a time (openMu), so that count is exact.
+func (c *conn) tryOpen() (*ssh.Session, int, error) {
+	c.openMu.Lock()
+	defer c.openMu.Unlock()
+	sess, err := c.link.client.NewSession()
+	if err != nil {
+		return nil, c.openCount(), err
+	}
+	c.sessionOpened()
+	return sess, 0, nil
+}
+
+// isFull reports whether c was marked full (a Spawn gave up on it
+// meanwhile).
+func (c *conn) isFull() bool {
+	c.pool.mu.Lock()
+	defer c.pool.mu.Unlock()
+	return c.full
 }
 
 // How long, and how often, openSession retries a refusal that a slot not

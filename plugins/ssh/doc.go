@@ -13,7 +13,8 @@
 // (OpenSSH's MaxSessions, 10 by default) by refusing a channel: the
 // connection is then full, the pool learns how many sessions a connection
 // holds, and the Spawn goes on to another connection at once
-// (capacity.go). A connection is kept while sessions use it and for the
+// (capacity.go); below that count, a refusal is taken for a slot the
+// server has not freed yet and retried for up to 2 s first. A connection is kept while sessions use it and for the
 // config's linger after the last one ends, so rapid re-creates reuse it,
 // and replaced on a later Spawn once it has died. A goroutine per
 // connection sends keepalive@openssh.com requests; when keepalive_count of

@@ -22,19 +22,24 @@ type outPipe struct {
 	// mu protects the following.
 	buf    []byte // written, not yet read: buf[off:]
 	off    int
-	werr   error // set by closeWrite: Read returns it once buf is empty
-	rerr   error // set by closeRead: both sides return it at once
-	closed bool  // werr is set
+	bufp   *[]byte // where buf came from (pipeBuffers); nil with buf
+	werr   error   // set by closeWrite: Read returns it once buf is empty
+	rerr   error   // set by closeRead: both sides return it at once
+	closed bool    // werr is set
 }
 
 // outPipeLimit is how many unread bytes make Write wait: two of sshd's
 // largest packets.
 const outPipeLimit = 64 << 10
 
-// outPipeKeep is the largest buffer an emptied pipe keeps for the next
-// Write; a larger one, grown by a flood, is dropped so an idle session
-// holds little.
-const outPipeKeep = 4 << 10
+// pipeBuffers holds the buffers of pipes that are empty: a pipe takes one
+// at its first Write after it emptied and gives it back when a Read
+// empties it, so an idle session holds none, and a flood, which empties
+// and fills the pipe over and over, allocates none.
+var pipeBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, outPipeLimit)
+	return &b
+}}
 
 func newOutPipe() *outPipe {
 	p := &outPipe{}
@@ -61,6 +66,10 @@ func (p *outPipe) Write(b []byte) (int, error) {
 			return written, io.ErrClosedPipe
 		}
 		n := min(len(b), outPipeLimit-(len(p.buf)-p.off))
+		if p.bufp == nil {
+			p.bufp = pipeBuffers.Get().(*[]byte)
+			p.buf = (*p.bufp)[:0]
+		}
 		if p.off > 0 && cap(p.buf)-len(p.buf) < n {
 			// Move the unread bytes to the front rather than grow.
 			m := copy(p.buf, p.buf[p.off:])
@@ -95,12 +104,7 @@ func (p *outPipe) Read(b []byte) (int, error) {
 	n := copy(b, p.buf[p.off:])
 	p.off += n
 	if p.off == len(p.buf) {
-		if cap(p.buf) > outPipeKeep {
-			p.buf = nil
-		} else {
-			p.buf = p.buf[:0]
-		}
-		p.off = 0
+		p.release()
 	}
 	p.cond.Broadcast()
 	return n, nil
@@ -127,7 +131,16 @@ func (p *outPipe) closeRead(err error) {
 	defer p.mu.Unlock()
 	if p.rerr == nil {
 		p.rerr = err
-		p.buf, p.off = nil, 0
+		p.release()
 		p.cond.Broadcast()
 	}
+}
+
+// release gives the buffer back to pipeBuffers. p.mu must be held.
+func (p *outPipe) release() {
+	if p.bufp != nil {
+		*p.bufp = p.buf[:0]
+		pipeBuffers.Put(p.bufp)
+	}
+	p.buf, p.bufp, p.off = nil, nil, 0
 }

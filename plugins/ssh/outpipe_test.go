@@ -120,6 +120,12 @@ func TestOutPipeClose(t *testing.T) {
 	if _, err := p.Read(buf); err != io.EOF {
 		t.Fatalf("read after the end: %v, want io.EOF", err)
 	}
+	// An emptied pipe holds no buffer.
+	p = newOutPipe()
+	p.Write(make([]byte, 10000))
+	if n, _ := p.Read(make([]byte, 20000)); n != 10000 || p.buf != nil || p.bufp != nil {
+		t.Fatalf("read %d; buffer held after the pipe emptied: %v", n, p.bufp != nil)
+	}
 
 	p = newOutPipe()
 	stop := errors.New("stop")
@@ -181,7 +187,7 @@ func TestWireConnReadsAhead(t *testing.T) {
 		t.Fatalf("got %d bytes, want %d in order", len(got), len(want))
 	}
 	// net.Pipe hands over at most one Write per Read: 4 reads of data,
-	// and one for the end, against ~200,000 reads of 1 to 5 bytes.
+	// and one for the end, against ~65,000 reads of 1 to 5 bytes.
 	if counted.reads > 10 {
 		t.Errorf("%d reads of the connection, want a few", counted.reads)
 	}

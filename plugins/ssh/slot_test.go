@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +37,18 @@ func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *at
 	}
 	t.Cleanup(func() { ln.Close() })
 	var tries atomic.Int32
+	accepted := make(chan ssh.Channel, 16)
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case ch := <-accepted:
+				ch.Close()
+			default:
+				return
+			}
+		}
+	})
 	go func() {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -56,7 +69,7 @@ func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *at
 				continue
 			}
 			go ssh.DiscardRequests(chReqs)
-			t.Cleanup(func() { ch.Close() })
+			accepted <- ch
 		}
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
@@ -85,59 +98,95 @@ func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *at
 }
 
 // A refusal on a connection holding fewer sessions than the server allowed
-// before is a slot not yet freed: openSession tries again, and the open
-// goes through once the server has room, without marking the connection
-// full.
+// before (none, even) is a slot not yet freed: openSession tries again,
+// and the open goes through once the server has room, without marking the
+// connection full.
 func TestOpenSessionWaitsForAFreedSlot(t *testing.T) {
-	c, tries := refusingServer(t, 3, 9, 10)
-	sess, err := c.openSession(testContext(t))
-	if err != nil {
-		t.Fatalf("openSession: %v", err)
-	}
-	sess.Close()
-	if n := tries.Load(); n != 4 {
-		t.Errorf("%d channel opens, want 4 (3 refused, then accepted)", n)
-	}
-	if c.full || c.open != 10 {
-		t.Errorf("full %v, open %d; want false, 10", c.full, c.open)
+	for _, open := range []int{9, 0} {
+		c, tries := refusingServer(t, 3, open, 10)
+		sess, err := c.openSession(testContext(t))
+		if err != nil {
+			t.Fatalf("%d open: openSession: %v", open, err)
+		}
+		sess.Close()
+		if n := tries.Load(); n != 4 {
+			t.Errorf("%d open: %d channel opens, want 4 (3 refused, then accepted)", open, n)
+		}
+		if c.full || c.open != open+1 {
+			t.Errorf("%d open: full %v, open %d; want false, %d", open, c.full, c.open, open+1)
+		}
 	}
 }
 
 // A connection holding as many sessions as the server allows is full at
 // the first refusal, without waiting; one that stays refused is full
 // after slotFreeWait; and a refusal on one whose server never refused
-// before marks it full at once (its limit is learned there).
+// before marks it full at once (its limit is learned there). A refusal
+// with none open is an error, not a full connection: at once while the
+// limit is not known, after slotFreeWait once it is.
 func TestOpenSessionFull(t *testing.T) {
 	for _, tt := range []struct {
 		name          string
 		open, perConn int
 		wait          time.Duration
+		full          bool
 	}{
-		{"at the limit", 10, 10, 0},
-		{"limit not known", 4, 0, 0},
-		{"never freed", 9, 10, slotFreeWait},
+		{"at the limit", 10, 10, 0, true},
+		{"limit not known", 4, 0, 0, true},
+		{"never freed", 9, 10, slotFreeWait, true},
+		{"none open, limit not known", 0, 0, 0, false},
+		{"none open, never freed", 0, 10, slotFreeWait, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := refusingServer(t, 1<<30, tt.open, tt.perConn)
 			start := time.Now()
 			_, err := c.openSession(testContext(t))
 			d := time.Since(start)
-			if !errors.Is(err, errConnFull) {
-				t.Fatalf("openSession: %v, want errConnFull", err)
+			if err == nil || errors.Is(err, errConnFull) != tt.full {
+				t.Fatalf("openSession: %v, want an error that is errConnFull: %v", err, tt.full)
 			}
-			if !c.full {
-				t.Error("the connection is not marked full")
+			if c.full != tt.full {
+				t.Errorf("marked full: %v, want %v", c.full, tt.full)
 			}
-			if d < tt.wait || d > tt.wait+time.Second {
+			// The wait is wall-clock time, round trips included.
+			if d < tt.wait || d > tt.wait+2*time.Second {
 				t.Errorf("refused after %v, want about %v", d, tt.wait)
 			}
 		})
 	}
-	// The wait honours ctx.
+	// The wait honours ctx, and says the server was refusing.
 	c, _ := refusingServer(t, 1<<30, 9, 10)
 	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
 	defer cancel()
-	if _, err := c.openSession(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("openSession with a short ctx: %v, want its deadline", err)
+	if _, err := c.openSession(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "refusing") {
+		t.Errorf("openSession with a short ctx: %v, want its deadline, saying the server was refusing", err)
+	}
+}
+
+// While one Spawn waits for a slot, the connection is free for others:
+// a second open on it is not held up by the first one's wait.
+func TestOpenSessionWaitHoldsNoLock(t *testing.T) {
+	c, _ := refusingServer(t, 1<<30, 9, 10)
+	ctx, cancel := context.WithCancel(testContext(t))
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		c.openSession(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-waited
+	}()
+	time.Sleep(3 * slotRetry)
+	locked := make(chan struct{})
+	go func() {
+		c.openMu.Lock()
+		defer c.openMu.Unlock()
+		close(locked)
+	}()
+	select {
+	case <-locked:
+	case <-time.After(slotFreeWait / 2):
+		t.Fatal("openMu is held while openSession waits for a slot")
 	}
 }

@@ -259,7 +259,9 @@ func testCloseInputStuck(ctx context.Context, t *testing.T, h *harness) {
 	// Let the input fill the terminal, and whatever lies between.
 	select {
 	case err := <-wrote:
-		t.Fatalf("Write of 4 MiB to a program that reads nothing returned (%v) before Close", err)
+		// A plugin may hold that much input itself: then nothing is
+		// stuck, and this case checks nothing.
+		t.Skipf("Write of 4 MiB to a program that reads nothing returned (%v) within 500ms: no input is stuck to test Close with", err)
 	case <-time.After(500 * time.Millisecond):
 	}
 	start := time.Now()
