@@ -222,16 +222,7 @@ func testClose(ctx context.Context, t *testing.T, h *harness) {
 	req := h.request(t, `printf 'ready\n'; sleep 1000`)
 	term := h.spawn(ctx, t, req)
 	term.Expect(ctx, "ready")
-	closed := make(chan error, 1)
-	go func() { closed <- term.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Close did not return before the deadline")
-	}
+	closeWithin(ctx, t, term, "before the deadline")
 	term.Ended(ctx) // Close unblocks Read
 
 	// The session id is free again.
@@ -265,6 +256,21 @@ func testCloseInputStuck(ctx context.Context, t *testing.T, h *harness) {
 	case <-time.After(500 * time.Millisecond):
 	}
 	start := time.Now()
+	closeCtx, cancel := context.WithTimeout(ctx, closeStuckWait)
+	defer cancel()
+	closeWithin(closeCtx, t, term, fmt.Sprintf("within %v with input stuck", closeStuckWait))
+	t.Logf("Close took %v", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-wrote:
+	case <-time.After(closeStuckWait):
+		t.Error("Write did not return after Close")
+	}
+}
+
+// closeWithin closes term and fails the case unless Close returns before
+// ctx ends; within says what the bound was.
+func closeWithin(ctx context.Context, t *testing.T, term *Term, within string) {
+	t.Helper()
 	closed := make(chan error, 1)
 	go func() { closed <- term.Close() }()
 	select {
@@ -272,14 +278,8 @@ func testCloseInputStuck(ctx context.Context, t *testing.T, h *harness) {
 		if err != nil {
 			t.Errorf("Close: %v", err)
 		}
-	case <-time.After(closeStuckWait):
-		t.Fatalf("Close did not return within %v with input stuck", closeStuckWait)
-	}
-	t.Logf("Close took %v", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-wrote:
-	case <-time.After(closeStuckWait):
-		t.Error("Write did not return after Close")
+	case <-ctx.Done():
+		t.Fatalf("Close did not return %s", within)
 	}
 }
 
