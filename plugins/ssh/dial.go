@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -53,7 +54,7 @@ func (d *dialer) dial(ctx context.Context, cfg *config) (*link, error) {
 		if err != nil {
 			return nil, err
 		}
-		wire := &wireConn{Conn: nc}
+		wire := newWireConn(nc)
 		client, err := d.handshake(ctx, wire, target, cfg, "")
 		if err != nil {
 			return nil, err
@@ -78,7 +79,7 @@ func (d *dialer) dial(ctx context.Context, cfg *config) (*link, error) {
 		}
 		return nil, fmt.Errorf("%w: ssh: jump host %s cannot reach %s: %v", shared.ErrUnavailable, jump.addr(), target.addr(), err)
 	}
-	wire := &wireConn{Conn: tc}
+	wire := newWireConn(tc)
 	client, err := d.handshake(ctx, wire, target, cfg, "")
 	if err != nil {
 		_ = jumpClient.Close()
@@ -203,18 +204,14 @@ func unwrapHandshake(err error) string {
 // It also reads ahead: x/crypto reads each packet's header through a 4 KiB
 // bufio.Reader and then the rest of the packet, two or more reads per
 // packet, and a remote terminal's output comes in packets of a few KiB
-// (sshd sends what each read of its terminal returned). wireConn reads up
-// to wireReadAhead bytes at once and hands them out from there, so a flood
-// costs one read(2) per many packets. Reads are x/crypto's, one at a
-// time: the handshake's, then its read loop's.
+// (sshd sends what each read of its terminal returned). wireConn reads
+// through a bufio.Reader of wireReadAhead bytes, so a flood costs one
+// read(2) per many packets; a read error comes after the bytes read
+// before it. Reads are x/crypto's, one at a time: the handshake's, then
+// its read loop's.
 type wireConn struct {
 	net.Conn
-
-	ahead []byte // read from Conn, not yet handed out: a window of buf
-	buf   []byte // wireReadAhead bytes, made at the first Read
-	// aheadErr is the error the read that filled ahead returned with
-	// its bytes; Read returns it once they are handed out.
-	aheadErr error
+	r *bufio.Reader // reads Conn through errorReader
 
 	mu  sync.Mutex
 	err error // mu protects err
@@ -224,39 +221,25 @@ type wireConn struct {
 // largest packets (32 KiB of data each).
 const wireReadAhead = 64 << 10
 
-func (w *wireConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if len(w.ahead) == 0 && w.aheadErr == nil {
-		if len(p) >= wireReadAhead {
-			return w.read(p)
-		}
-		if w.buf == nil {
-			w.buf = make([]byte, wireReadAhead)
-		}
-		n, err := w.read(w.buf)
-		w.ahead, w.aheadErr = w.buf[:n], err
-	}
-	n := copy(p, w.ahead)
-	w.ahead = w.ahead[n:]
-	if len(w.ahead) > 0 || w.aheadErr == nil {
-		return n, nil
-	}
-	err := w.aheadErr
-	w.aheadErr = nil
-	return n, err
+func newWireConn(c net.Conn) *wireConn {
+	w := &wireConn{Conn: c}
+	w.r = bufio.NewReaderSize(errorReader{w}, wireReadAhead)
+	return w
 }
 
-// read reads from the connection, remembering the first error.
-func (w *wireConn) read(p []byte) (int, error) {
-	n, err := w.Conn.Read(p)
+func (w *wireConn) Read(p []byte) (int, error) { return w.r.Read(p) }
+
+// errorReader reads w's connection, remembering the first error.
+type errorReader struct{ w *wireConn }
+
+func (e errorReader) Read(p []byte) (int, error) {
+	n, err := e.w.Conn.Read(p)
 	if err != nil {
-		w.mu.Lock()
-		if w.err == nil {
-			w.err = err
+		e.w.mu.Lock()
+		if e.w.err == nil {
+			e.w.err = err
 		}
-		w.mu.Unlock()
+		e.w.mu.Unlock()
 	}
 	return n, err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"sync"
 )
@@ -20,12 +21,10 @@ type outPipe struct {
 	mu   sync.Mutex
 	cond sync.Cond // signalled on every change; both sides wait on it
 	// mu protects the following.
-	buf    []byte // written, not yet read: buf[off:]
-	off    int
-	bufp   *[]byte // where buf came from (pipeBuffers); nil with buf
-	werr   error   // set by closeWrite: Read returns it once buf is empty
-	rerr   error   // set by closeRead: both sides return it at once
-	closed bool    // werr is set
+	buf    *bytes.Buffer // written, not yet read; nil while empty
+	werr   error         // set by closeWrite: Read returns it once buf is empty
+	rerr   error         // set by closeRead: both sides return it at once
+	closed bool          // werr is set
 }
 
 // outPipeLimit is how many unread bytes make Write wait: two of sshd's
@@ -37,9 +36,16 @@ const outPipeLimit = 64 << 10
 // empties it, so an idle session holds none, and a flood, which empties
 // and fills the pipe over and over, allocates none.
 var pipeBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 0, outPipeLimit)
-	return &b
+	return bytes.NewBuffer(make([]byte, 0, outPipeLimit))
 }}
+
+// unread is how many bytes wait for Read. p.mu must be held.
+func (p *outPipe) unread() int {
+	if p.buf == nil {
+		return 0
+	}
+	return p.buf.Len()
+}
 
 func newOutPipe() *outPipe {
 	p := &outPipe{}
@@ -56,7 +62,7 @@ func (p *outPipe) Write(b []byte) (int, error) {
 	defer p.mu.Unlock()
 	written := 0
 	for len(b) > 0 {
-		for p.rerr == nil && !p.closed && len(p.buf)-p.off >= outPipeLimit {
+		for p.rerr == nil && !p.closed && p.unread() >= outPipeLimit {
 			p.cond.Wait()
 		}
 		switch {
@@ -65,17 +71,11 @@ func (p *outPipe) Write(b []byte) (int, error) {
 		case p.closed:
 			return written, io.ErrClosedPipe
 		}
-		n := min(len(b), outPipeLimit-(len(p.buf)-p.off))
-		if p.bufp == nil {
-			p.bufp = pipeBuffers.Get().(*[]byte)
-			p.buf = (*p.bufp)[:0]
+		n := min(len(b), outPipeLimit-p.unread())
+		if p.buf == nil {
+			p.buf = pipeBuffers.Get().(*bytes.Buffer)
 		}
-		if p.off > 0 && cap(p.buf)-len(p.buf) < n {
-			// Move the unread bytes to the front rather than grow.
-			m := copy(p.buf, p.buf[p.off:])
-			p.buf, p.off = p.buf[:m], 0
-		}
-		p.buf = append(p.buf, b[:n]...)
+		p.buf.Write(b[:n])
 		b = b[n:]
 		written += n
 		p.cond.Broadcast()
@@ -92,18 +92,17 @@ func (p *outPipe) Read(b []byte) (int, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.rerr == nil && !p.closed && p.off == len(p.buf) {
+	for p.rerr == nil && !p.closed && p.unread() == 0 {
 		p.cond.Wait()
 	}
 	if p.rerr != nil {
 		return 0, p.rerr
 	}
-	if p.off == len(p.buf) {
+	if p.unread() == 0 {
 		return 0, p.werr
 	}
-	n := copy(b, p.buf[p.off:])
-	p.off += n
-	if p.off == len(p.buf) {
+	n, _ := p.buf.Read(b)
+	if p.buf.Len() == 0 {
 		p.release()
 	}
 	p.cond.Broadcast()
@@ -138,9 +137,9 @@ func (p *outPipe) closeRead(err error) {
 
 // release gives the buffer back to pipeBuffers. p.mu must be held.
 func (p *outPipe) release() {
-	if p.bufp != nil {
-		*p.bufp = p.buf[:0]
-		pipeBuffers.Put(p.bufp)
+	if p.buf != nil {
+		p.buf.Reset()
+		pipeBuffers.Put(p.buf)
+		p.buf = nil
 	}
-	p.buf, p.bufp, p.off = nil, nil, 0
 }

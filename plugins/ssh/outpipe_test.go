@@ -49,8 +49,8 @@ func TestOutPipeCarriesEverything(t *testing.T) {
 		n, err := p.Read(buf[:1+rand.IntN(len(buf))])
 		got = append(got, buf[:n]...)
 		p.mu.Lock()
-		if c := cap(p.buf); c > 3*outPipeLimit {
-			t.Fatalf("buffer grew to %d bytes, past 3 × %d", c, outPipeLimit)
+		if p.buf != nil && p.buf.Cap() > 3*outPipeLimit {
+			t.Fatalf("buffer grew to %d bytes, past 3 × %d", p.buf.Cap(), outPipeLimit)
 		}
 		p.mu.Unlock()
 		if errors.Is(err, io.EOF) {
@@ -123,8 +123,8 @@ func TestOutPipeClose(t *testing.T) {
 	// An emptied pipe holds no buffer.
 	p = newOutPipe()
 	p.Write(make([]byte, 10000))
-	if n, _ := p.Read(make([]byte, 20000)); n != 10000 || p.buf != nil || p.bufp != nil {
-		t.Fatalf("read %d; buffer held after the pipe emptied: %v", n, p.bufp != nil)
+	if n, _ := p.Read(make([]byte, 20000)); n != 10000 || p.buf != nil {
+		t.Fatalf("read %d; buffer held after the pipe emptied: %v", n, p.buf != nil)
 	}
 
 	p = newOutPipe()
@@ -162,7 +162,7 @@ func TestOutPipeClose(t *testing.T) {
 func TestWireConnReadsAhead(t *testing.T) {
 	a, b := net.Pipe()
 	counted := &countingConn{Conn: a}
-	w := &wireConn{Conn: counted}
+	w := newWireConn(counted)
 	want := make([]byte, 3*wireReadAhead+123)
 	for i := range want {
 		want[i] = byte(i * 31)
@@ -194,13 +194,15 @@ func TestWireConnReadsAhead(t *testing.T) {
 	if err := w.readErr(); err != io.EOF {
 		t.Errorf("readErr: %v, want io.EOF", err)
 	}
-	// A read as large as the read-ahead goes straight to the connection.
+	// A read larger than the read-ahead goes straight to the connection,
+	// with the reader's own buffer.
 	c, d := net.Pipe()
-	w = &wireConn{Conn: c}
+	sized := &countingConn{Conn: c}
+	w = newWireConn(sized)
 	go d.Write([]byte("direct"))
-	big := make([]byte, wireReadAhead)
-	if n, err := w.Read(big); string(big[:n]) != "direct" || err != nil || w.buf != nil {
-		t.Errorf("large read: %q, %v, buffer made: %v", big[:n], err, w.buf != nil)
+	big := make([]byte, 2*wireReadAhead)
+	if n, err := w.Read(big); string(big[:n]) != "direct" || err != nil || sized.last != len(big) {
+		t.Errorf("large read: %q, %v, the connection read into %d bytes, want the reader's %d", big[:n], err, sized.last, len(big))
 	}
 	c.Close()
 	d.Close()
@@ -209,9 +211,11 @@ func TestWireConnReadsAhead(t *testing.T) {
 type countingConn struct {
 	net.Conn
 	reads int
+	last  int // the size of the last read's buffer
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	c.reads++
+	c.last = len(p)
 	return c.Conn.Read(p)
 }

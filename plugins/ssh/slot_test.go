@@ -76,7 +76,7 @@ func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *at
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire := &wireConn{Conn: nc}
+	wire := newWireConn(nc)
 	cc, chans, reqs, err := ssh.NewClientConn(wire, ln.Addr().String(), &ssh.ClientConfig{
 		User: "test", HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the test's own server
 	})
