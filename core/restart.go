@@ -177,16 +177,28 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		s.log.Warn("restart failed", "err", err)
 		return SessionRecord{}, fmt.Errorf("%w: %w", ErrSpawn, err)
 	}
-	if !r.install(rs, np, req, oldExit) {
-		m.killStarted(np, s.log)
-		return SessionRecord{}, fmt.Errorf("%w: %q was destroyed while restarting", ErrSessionNotFound, id)
-	}
-
+	// The mark goes in before the pump reads on: once it has, the new
+	// process's output may be committed, and handed to a client (even
+	// written to it directly, direct.go) at once. A client that read
+	// past the mark's offset would never be told.
 	s.mu.Lock()
 	r.marks = append(r.marks, req.OutputOffset)
 	if len(r.marks) > maxRestartMarks {
 		r.marks = slices.Delete(r.marks, 0, len(r.marks)-maxRestartMarks)
 	}
+	s.mu.Unlock()
+	if !r.install(rs, np, req, oldExit) {
+		s.mu.Lock()
+		if i := len(r.marks) - 1; i >= 0 && r.marks[i] == req.OutputOffset {
+			r.marks = r.marks[:i]
+		}
+		s.mu.Unlock()
+		m.killStarted(np, s.log)
+		return SessionRecord{}, fmt.Errorf("%w: %q was destroyed while restarting", ErrSessionNotFound, id)
+	}
+	testHookRestartInstalled()
+
+	s.mu.Lock()
 	s.wakeAll()
 	s.rec.Restarts++
 	n := s.rec.Restarts
@@ -204,6 +216,10 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit})
 	return rec, nil
 }
+
+// testHookRestartInstalled runs in RestartSession after the new process
+// is installed, the pump free to read on; tests set it.
+var testHookRestartInstalled = func() {}
 
 // restartMark returns the offset of the first restart at or after off
 // that is later than seen, the last one an attachment was told of: the
