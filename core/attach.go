@@ -275,6 +275,9 @@ func (a *Attachment) Write(p []byte) (int, error) {
 	}
 	a.s.mu.Lock()
 	running := a.s.state == stateRunning
+	if _, attached := a.s.attachments[a]; running && attached {
+		a.s.typist = a // of several clients, the one its echo goes to first
+	}
 	a.s.mu.Unlock()
 	if !running {
 		return 0, errNotRunning

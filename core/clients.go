@@ -146,6 +146,9 @@ func (m *Manager) detach(a *Attachment) {
 		return
 	}
 	delete(s.attachments, a)
+	if s.typist == a {
+		s.typist = nil
+	}
 	s.flowChanged() // the pump may have waited for this client
 	n := len(s.attachments)
 	// Its asked size no longer counts: the terminal returns to the size

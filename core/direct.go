@@ -3,12 +3,13 @@ package core
 import "errors"
 
 // Direct delivery: a client that has taken every byte so far and waits in
-// Next for more, alone on its session, gets the next output written by the
-// session's pump itself (Attachment.Direct), rather than by its own
-// goroutine after a wake-up. A keystroke's echo then crosses no goroutine
-// hand-off in the server, which is the shortest path a typing user's
-// bytes can take; everything else (more clients, a client behind, owed
-// frames, a slow write) goes through Next as before.
+// Next for more, alone on its session or the one whose input came last
+// (the typist), gets the next output written by the session's pump itself
+// (Attachment.Direct), rather than by its own goroutine after a wake-up. A
+// keystroke's echo then crosses no goroutine hand-off in the server, which
+// is the shortest path a typing user's bytes can take; the session's other
+// clients are woken after that write, and everything else (a client
+// behind, owed frames, a slow write) goes through Next as before.
 
 // ErrWouldBlock is what a direct writer (Attachment.Direct) returns when
 // it cannot send without waiting: the bytes then go through Next.
@@ -19,8 +20,9 @@ var ErrWouldBlock = errors.New("the client's connection would block")
 const directMax = 4 << 10
 
 // Direct sets fn as the attachment's direct writer. From then on, output
-// of at most 4 KiB that finds the attachment its session's only one,
-// waiting in Next with every byte before taken and nothing else owed, is
+// of at most 4 KiB that finds the attachment its session's only one, or
+// the one that wrote the session's last input, waiting in Next with every
+// byte before taken and nothing else owed, is
 // handed to fn by the session's reader and not returned by Next. fn must
 // send p to the client as Next's FrameOutput would be sent, and must not
 // wait for the client: if the send would wait (a full socket buffer), it
@@ -38,30 +40,39 @@ func (a *Attachment) Direct(fn func(p []byte) error) {
 }
 
 // directTarget returns the attachment the output just committed, n bytes,
-// may go to directly, with its direct writer, or nil. s.mu must be held.
+// may go to directly, with its direct writer, or nil: the session's only
+// one, or else its typist. s.mu must be held.
 func (s *session) directTarget(n int) (*Attachment, func([]byte) error) {
-	if n > directMax || len(s.attachments) != 1 {
+	if n > directMax {
 		return nil, nil
 	}
-	for a := range s.attachments {
-		// Waiting with nothing taken since, no wake-up pending and
-		// nothing else owed: Next would return these bytes next.
-		if a.direct == nil || !a.waiting || a.directBusy || len(a.wakeC) > 0 ||
-			a.off != s.ring.End()-int64(n) || a.owesFrame() {
-			return nil, nil
+	a := s.typist
+	if len(s.attachments) == 1 {
+		for only := range s.attachments {
+			a = only
 		}
-		return a, a.direct
 	}
-	return nil, nil
+	// Waiting with nothing taken since, no wake-up pending and nothing
+	// else owed: Next would return these bytes next.
+	if a == nil || a.direct == nil || !a.waiting || a.directBusy || len(a.wakeC) > 0 ||
+		a.off != s.ring.End()-int64(n) || a.owesFrame() {
+		return nil, nil
+	}
+	return a, a.direct
 }
 
 // deliver writes p, taken by a already (directTarget), with fn, a's direct
-// writer, then lets a's Next go on, waking it if it was woken meanwhile or
-// has p to return after all.
+// writer, then wakes the session's other clients, and lets a's Next go on,
+// waking it if it was woken meanwhile or has p to return after all.
 func (s *session) deliver(a *Attachment, fn func([]byte) error, p []byte) {
 	err := fn(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for o := range s.attachments {
+		if o != a {
+			o.wake()
+		}
+	}
 	a.directBusy = false
 	switch {
 	case errors.Is(err, ErrWouldBlock):

@@ -104,6 +104,64 @@ func TestDirectDelivery(t *testing.T) {
 	}
 }
 
+// Of several clients, the one whose input came last (the typist) gets the
+// output directly, and the others through Next; the typist changes with
+// each client's input; one that detached, or wrote while not attached, is
+// no one's typist. Every client gets every byte once, in order.
+func TestDirectDeliveryToTypist(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "ty")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var as [3]*Attachment
+	var ks [3]sink
+	for i := range as {
+		as[i] = h.attach(t, "ty")
+		as[i].Direct(ks[i].write)
+		wg.Go(func() { readInto(ctx, as[i], &ks[i]) })
+	}
+
+	var want []byte
+	step := func(out string, wantDirect [3]int) {
+		t.Helper()
+		for _, a := range as {
+			if a != nil {
+				eventually(t, "the clients wait", func() bool { return h.waiting(t, "ty", a) })
+			}
+		}
+		want = append(want, out...)
+		p.Output(t, []byte(out))
+		for i, a := range as {
+			if a == nil {
+				continue
+			}
+			eventually(t, "the output", func() bool { got, _ := ks[i].snapshot(); return len(got) == len(want) })
+			if got, direct := ks[i].snapshot(); !bytes.Equal(got, want) || direct != wantDirect[i] {
+				t.Fatalf("after %q: client %d got %q, %d bytes directly; want %q, %d directly", out, i, got, direct, want, wantDirect[i])
+			}
+		}
+	}
+
+	step("none;", [3]int{}) // no one typed yet
+	if _, err := as[1].Write([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	step("one;", [3]int{0, 4, 0})
+	step("one again;", [3]int{0, 14, 0})
+	if _, err := as[2].Write([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	step("two;", [3]int{0, 14, 4})
+
+	// The typist leaves: the other two get output through Next, and a
+	// write from the closed attachment makes it no one's typist.
+	as[2].Close()
+	_, _ = as[2].Write([]byte("k"))
+	as[2] = nil
+	step("gone;", [3]int{0, 14, 0})
+}
+
 // Output racing everything a client may be owed — resizes, notices,
 // a slow direct writer — still reaches it once, in order.
 func TestDirectDeliveryKeepsOrder(t *testing.T) {

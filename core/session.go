@@ -76,6 +76,9 @@ type session struct {
 	rec         SessionRecord
 	ring        *ring
 	attachments map[*Attachment]struct{}
+	// typist is the attachment whose input came last, while attached: of
+	// several clients, its output may be written directly (direct.go).
+	typist      *Attachment
 	exit        *ExitStatus
 	closeCode   int       // when destroyed: the close code for clients
 	closeReason string    // when destroyed: the close reason for clients
@@ -239,7 +242,8 @@ func (s *session) output(p []byte) {
 	s.markCaughtUp(false)
 	d, direct := s.directTarget(len(p))
 	if d != nil {
-		// The lone client's, written below by the pump itself.
+		// Written below by the pump itself, before the other clients
+		// are woken (deliver).
 		d.off += int64(len(p))
 		d.directBusy = true
 		s.flowProgress(d)
