@@ -84,8 +84,12 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 		if skip := t.lastAdd + minSafeGap - 1 - (base + int64(i)); skip > 0 {
 			from = int(min(skip, int64(stop)))
 		}
-		if j := bytes.IndexByte(rest[from:stop], '\n'); j >= 0 {
-			stop = from + j
+		if from < stop {
+			// Not searched at all when the text cannot make one: an
+			// empty search costs a call, and that is most escapes'.
+			if j := bytes.IndexByte(rest[from:stop], '\n'); j >= 0 {
+				stop = from + j
+			}
 		}
 		text := rest[:stop]
 		if start := base + int64(i); start+int64(len(text))-t.lastAdd > maxSafeGap {
