@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
@@ -125,7 +126,8 @@ type initMounts struct{ binary, socket string }
 // command, starts it, takes its terminal and records it with running. Any
 // failure removes the container.
 func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageInspectResult, bin string) error {
-	h, err := newHandoff(e.runDir)
+	e.sweepHandoffs.Do(func() { sweepHandoffs(e.runDir, e.logger) })
+	h, err := newHandoff(e.runDir, e.owner)
 	if err != nil {
 		return err
 	}
@@ -245,10 +247,21 @@ var errDirectFailed = errors.New("no direct terminal")
 // directory that is read-only, or whose path is too long for a socket).
 var errNoHandoff = fmt.Errorf("%w: no handoff socket", errDirectFailed)
 
-// newHandoff listens on a new socket in a new directory under parent.
-// Failures wrap errNoHandoff.
-func newHandoff(parent string) (*handoff, error) {
-	dir, err := os.MkdirTemp(parent, "ptyhost-pty-")
+// handoffPrefix begins the name of every handoff directory. The plugin
+// process that made it follows, as "PID-START-" (ownerID's pid and start
+// time), then MkdirTemp's random part: so that a plugin can tell the
+// directories of plugin processes that are gone (sweepHandoffs).
+const handoffPrefix = "ptyhost-pty-"
+
+// newHandoff listens on a new socket in a new directory under parent,
+// named for owner, this plugin process (ownerID). Failures wrap
+// errNoHandoff.
+func newHandoff(parent, owner string) (*handoff, error) {
+	name := handoffPrefix
+	if f := strings.Split(owner, "/"); len(f) == 3 {
+		name += f[1] + "-" + f[2] + "-"
+	}
+	dir, err := os.MkdirTemp(parent, name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoHandoff, err)
 	}
@@ -267,6 +280,39 @@ func newHandoff(parent string) (*handoff, error) {
 		return nil, fmt.Errorf("%w: %w", errNoHandoff, err)
 	}
 	return &handoff{dir: dir, ln: ln}, nil
+}
+
+// sweepHandoffs removes the handoff directories under parent that plugin
+// processes now gone left behind — one killed while a container was
+// handing its terminal over never removed its own — logging each. The
+// directories of live plugin processes, of other users, and those whose
+// name does not say whose they are, are left alone.
+func sweepHandoffs(parent string, log hclog.Logger) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	host, _ := os.Hostname()
+	for _, de := range entries {
+		rest, ok := strings.CutPrefix(de.Name(), handoffPrefix)
+		f := strings.SplitN(rest, "-", 3)
+		if !ok || !de.IsDir() || len(f) != 3 {
+			continue // not a directory (a symlink is not), or not named for its owner
+		}
+		if gone, known := ownerGone(host + "/" + f[0] + "/" + f[1]); !gone || !known {
+			continue
+		}
+		dir := filepath.Join(parent, de.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(dir, &st); err != nil || st.Uid != uint32(os.Getuid()) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("could not remove the handoff directory of a plugin process that is gone", "dir", dir, "err", err)
+			continue
+		}
+		log.Info("removed the handoff directory of a plugin process that is gone", "dir", dir)
+	}
 }
 
 // socket is the socket's path on this machine.

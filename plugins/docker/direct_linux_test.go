@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/ptyhost/ptyhost/shared"
@@ -45,7 +47,7 @@ type receiveResult struct {
 
 // A terminal handed over arrives working; the handoff leaves nothing.
 func TestHandoffReceivesTerminal(t *testing.T) {
-	h, err := newHandoff(t.TempDir())
+	h, err := newHandoff(t.TempDir(), ownerID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func TestHandoffRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := newHandoff(t.TempDir())
+			h, err := newHandoff(t.TempDir(), ownerID())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +138,7 @@ func TestHandoffRefuses(t *testing.T) {
 
 // The wait for the terminal ends with the container, and with ctx.
 func TestHandoffGivesUp(t *testing.T) {
-	h, err := newHandoff(t.TempDir())
+	h, err := newHandoff(t.TempDir(), ownerID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func TestHandoffGivesUp(t *testing.T) {
 // the running process.
 func runInit(t *testing.T, argv ...string) (*shared.Terminal, *exec.Cmd) {
 	t.Helper()
-	h, err := newHandoff(t.TempDir())
+	h, err := newHandoff(t.TempDir(), ownerID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func TestPTYInitForwardsSignals(t *testing.T) {
 // A command that is not there fails the handoff with the reason, and no
 // terminal is handed over; bad arguments are a usage error.
 func TestPTYInitErrors(t *testing.T) {
-	h, err := newHandoff(t.TempDir())
+	h, err := newHandoff(t.TempDir(), ownerID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,5 +306,66 @@ func TestCheckStatic(t *testing.T) {
 	// Debian's, as the tests' machines have it.
 	if err := checkStatic("/bin/true"); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
 		t.Errorf("/bin/true, dynamically linked: %v", err)
+	}
+}
+
+// The handoff directories of plugin processes that are gone are removed;
+// this process's, a live process's, other users', those not named for
+// their owner, symlinks and files are left alone.
+func TestSweepHandoffs(t *testing.T) {
+	parent := t.TempDir()
+	mine, err := newHandoff(parent, ownerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.close()
+	if !strings.HasPrefix(filepath.Base(mine.dir), handoffPrefix+strconv.Itoa(os.Getpid())+"-"+procStart(os.Getpid())+"-") {
+		t.Fatalf("handoff directory %s is not named for its owner %s", mine.dir, ownerID())
+	}
+	gone := staleHandoff(t, parent)
+	base := filepath.Base(gone)
+	goneName := base[:strings.LastIndexByte(base, '-')+1] // "ptyhost-pty-PID-START-"
+
+	keep := map[string]string{}
+	mk := func(name string) string {
+		dir := filepath.Join(parent, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	keep["a live process's"] = mk(handoffPrefix + "1-" + procStart(1) + "-x")
+	keep["one not named for its owner"] = mk(handoffPrefix + "8xq2")
+	keep["a symlink"] = filepath.Join(parent, goneName+"link")
+	target := t.TempDir()
+	if err := os.Symlink(target, keep["a symlink"]); err != nil {
+		t.Fatal(err)
+	}
+	keep["a file"] = filepath.Join(parent, goneName+"file")
+	if err := os.WriteFile(keep["a file"], nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() == 0 {
+		// Another user's: root may make one.
+		keep["another user's"] = mk(goneName + "other")
+		if err := os.Chown(keep["another user's"], 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sweepHandoffs(parent, hclog.NewNullLogger())
+	if _, err := os.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dead plugin's directory is still there: %v", err)
+	}
+	if _, err := os.Stat(mine.socket()); err != nil {
+		t.Errorf("this plugin's socket: %v", err)
+	}
+	for what, p := range keep {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s (%s) was removed: %v", what, filepath.Base(p), err)
+		}
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the symlink's target was removed: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -113,6 +114,7 @@ func TestConformanceInProcessDirect(t *testing.T) {
 	bin := pluginBinary(t)
 	env.initBinary = func() (string, error) { return bin, nil }
 	env.runDir = t.TempDir()
+	stale := staleHandoff(t, env.runDir) // swept before the first handoff
 	t.Cleanup(env.Close)
 	t.Run("harness", func(t *testing.T) {
 		sharedtest.Run(t, env, sharedtest.Config{
@@ -125,8 +127,26 @@ func TestConformanceInProcessDirect(t *testing.T) {
 	})
 	left, err := os.ReadDir(env.runDir)
 	if err != nil || len(left) != 0 {
-		t.Errorf("left in the run directory: %v, %v", left, err)
+		t.Errorf("left in the run directory: %v, %v (%s was a dead plugin's)", left, err, filepath.Base(stale))
 	}
+}
+
+// staleHandoff makes a handoff directory under parent as a plugin process
+// that has ended would have left it, with its socket, and returns it.
+func staleHandoff(t *testing.T, parent string) string {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%s%d-%s-", handoffPrefix, cmd.Process.Pid, "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pty.sock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // Where the binary cannot run in a container, the default falls back to

@@ -49,6 +49,9 @@ type Docker struct {
 	// handoff sockets. Tests set both.
 	initBinary func() (string, error)
 	runDir     string
+	// sweepHandoffs runs sweepHandoffs on runDir once, before the first
+	// handoff.
+	sweepHandoffs sync.Once
 	// directTries counts the direct terminals tried (tests read it).
 	directTries atomic.Int64
 }
