@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -126,8 +127,8 @@ type initMounts struct{ binary, socket string }
 // command, starts it, takes its terminal and records it with running. Any
 // failure removes the container.
 func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageInspectResult, bin string) error {
-	e.sweepHandoffs.Do(func() { sweepHandoffs(e.runDir, e.logger) })
-	h, err := newHandoff(e.runDir, e.owner)
+	e.sweepStale()
+	h, err := newHandoff(e.runDir, e.handoffName)
 	if err != nil {
 		return err
 	}
@@ -247,20 +248,32 @@ var errDirectFailed = errors.New("no direct terminal")
 // directory that is read-only, or whose path is too long for a socket).
 var errNoHandoff = fmt.Errorf("%w: no handoff socket", errDirectFailed)
 
-// handoffPrefix begins the name of every handoff directory. The plugin
-// process that made it follows, as "PID-START-" (ownerID's pid and start
-// time), then MkdirTemp's random part: so that a plugin can tell the
-// directories of plugin processes that are gone (sweepHandoffs).
+// handoffPrefix begins the name of every handoff directory.
 const handoffPrefix = "ptyhost-pty-"
 
-// newHandoff listens on a new socket in a new directory under parent,
-// named for owner, this plugin process (ownerID). Failures wrap
-// errNoHandoff.
-func newHandoff(parent, owner string) (*handoff, error) {
-	name := handoffPrefix
-	if f := strings.Split(owner, "/"); len(f) == 3 {
-		name += f[1] + "-" + f[2] + "-"
+// handoffName returns how the names of the handoff directories of the
+// plugin process owner (an ownerID) begin: handoffPrefix, then
+// "PID.START-" in base 36 (short: the socket's path must stay under about
+// 100 bytes), then MkdirTemp's random part. So a plugin can tell the
+// directories of plugin processes that are gone (sweepHandoffs), as it
+// tells their containers (ownerGone). Without a start time (no /proc) the
+// name says nothing of its owner.
+func handoffName(owner string) string {
+	f := strings.Split(owner, "/")
+	if len(f) != 3 {
+		return handoffPrefix
 	}
+	pid, err1 := strconv.ParseInt(f[1], 10, 64)
+	start, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return handoffPrefix
+	}
+	return handoffPrefix + strconv.FormatInt(pid, 36) + "." + strconv.FormatInt(start, 36) + "-"
+}
+
+// newHandoff listens on a new socket in a new directory under parent,
+// whose name begins with name (handoffName). Failures wrap errNoHandoff.
+func newHandoff(parent, name string) (*handoff, error) {
 	dir, err := os.MkdirTemp(parent, name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoHandoff, err)
@@ -282,29 +295,46 @@ func newHandoff(parent, owner string) (*handoff, error) {
 	return &handoff{dir: dir, ln: ln}, nil
 }
 
+// handoffSweepAge is how old a handoff directory must be for
+// sweepHandoffs to remove it: far longer than a handoff takes (the
+// container's create and start, then handoffTimeout), so that a live
+// handoff of a plugin that merely looks gone — one in another PID
+// namespace sharing the directory, where its pid means another process —
+// is never taken.
+const handoffSweepAge = 10 * time.Minute
+
 // sweepHandoffs removes the handoff directories under parent that plugin
 // processes now gone left behind — one killed while a container was
-// handing its terminal over never removed its own — logging each. The
-// directories of live plugin processes, of other users, and those whose
-// name does not say whose they are, are left alone.
+// handing its terminal over never removed its own — logging each. Those of
+// live plugin processes, those younger than handoffSweepAge, other users',
+// those whose name does not say whose they are, and what is not a
+// directory, are left alone.
 func sweepHandoffs(parent string, log hclog.Logger) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
-	host, _ := os.Hostname()
 	for _, de := range entries {
-		rest, ok := strings.CutPrefix(de.Name(), handoffPrefix)
-		f := strings.SplitN(rest, "-", 3)
-		if !ok || !de.IsDir() || len(f) != 3 {
-			continue // not a directory (a symlink is not), or not named for its owner
+		rest, named := strings.CutPrefix(de.Name(), handoffPrefix)
+		owner, _, dashed := strings.Cut(rest, "-")
+		f := strings.Split(owner, ".")
+		if !named || !dashed || !de.IsDir() || len(f) != 2 {
+			continue // a symlink is not a directory here
 		}
-		if gone, known := ownerGone(host + "/" + f[0] + "/" + f[1]); !gone || !known {
+		pid, err1 := strconv.ParseInt(f[0], 36, 32)
+		start, err2 := strconv.ParseInt(f[1], 36, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if gone, known := pidGone(int(pid), strconv.FormatInt(start, 10)); !gone || !known {
+			continue
+		}
+		if fi, err := de.Info(); err != nil || time.Since(fi.ModTime()) < handoffSweepAge {
 			continue
 		}
 		dir := filepath.Join(parent, de.Name())
 		var st unix.Stat_t
-		if err := unix.Lstat(dir, &st); err != nil || st.Uid != uint32(os.Getuid()) {
+		if err := unix.Lstat(dir, &st); err != nil || st.Uid != uint32(os.Geteuid()) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -313,6 +343,18 @@ func sweepHandoffs(parent string, log hclog.Logger) {
 		}
 		log.Info("removed the handoff directory of a plugin process that is gone", "dir", dir)
 	}
+}
+
+// sweepStale runs sweepHandoffs on the run directory before a handoff, at
+// most once every handoffSweepAge.
+func (e *Docker) sweepStale() {
+	e.sweepMu.Lock()
+	defer e.sweepMu.Unlock()
+	if !e.sweptAt.IsZero() && time.Since(e.sweptAt) < handoffSweepAge {
+		return
+	}
+	e.sweptAt = time.Now()
+	sweepHandoffs(e.runDir, e.logger)
 }
 
 // socket is the socket's path on this machine.

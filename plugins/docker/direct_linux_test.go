@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -47,7 +48,7 @@ type receiveResult struct {
 
 // A terminal handed over arrives working; the handoff leaves nothing.
 func TestHandoffReceivesTerminal(t *testing.T) {
-	h, err := newHandoff(t.TempDir(), ownerID())
+	h, err := newHandoff(t.TempDir(), handoffName(ownerID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestHandoffRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := newHandoff(t.TempDir(), ownerID())
+			h, err := newHandoff(t.TempDir(), handoffName(ownerID()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +139,7 @@ func TestHandoffRefuses(t *testing.T) {
 
 // The wait for the terminal ends with the container, and with ctx.
 func TestHandoffGivesUp(t *testing.T) {
-	h, err := newHandoff(t.TempDir(), ownerID())
+	h, err := newHandoff(t.TempDir(), handoffName(ownerID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestHandoffGivesUp(t *testing.T) {
 // the running process.
 func runInit(t *testing.T, argv ...string) (*shared.Terminal, *exec.Cmd) {
 	t.Helper()
-	h, err := newHandoff(t.TempDir(), ownerID())
+	h, err := newHandoff(t.TempDir(), handoffName(ownerID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestPTYInitForwardsSignals(t *testing.T) {
 // A command that is not there fails the handoff with the reason, and no
 // terminal is handed over; bad arguments are a usage error.
 func TestPTYInitErrors(t *testing.T) {
-	h, err := newHandoff(t.TempDir(), ownerID())
+	h, err := newHandoff(t.TempDir(), handoffName(ownerID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,21 +311,26 @@ func TestCheckStatic(t *testing.T) {
 }
 
 // The handoff directories of plugin processes that are gone are removed;
-// this process's, a live process's, other users', those not named for
-// their owner, symlinks and files are left alone.
+// this process's, a live process's, a dead one's made lately, other
+// users', those not named for their owner, symlinks and files are left
+// alone.
 func TestSweepHandoffs(t *testing.T) {
 	parent := t.TempDir()
-	mine, err := newHandoff(parent, ownerID())
+	mine, err := newHandoff(parent, handoffName(ownerID()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mine.close()
-	if !strings.HasPrefix(filepath.Base(mine.dir), handoffPrefix+strconv.Itoa(os.Getpid())+"-"+procStart(os.Getpid())+"-") {
-		t.Fatalf("handoff directory %s is not named for its owner %s", mine.dir, ownerID())
+	start, err := strconv.ParseInt(procStart(os.Getpid()), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := handoffPrefix + strconv.FormatInt(int64(os.Getpid()), 36) + "." + strconv.FormatInt(start, 36) + "-"; !strings.HasPrefix(filepath.Base(mine.dir), want) {
+		t.Fatalf("handoff directory %s, want it named %s…", mine.dir, want)
 	}
 	gone := staleHandoff(t, parent)
-	base := filepath.Base(gone)
-	goneName := base[:strings.LastIndexByte(base, '-')+1] // "ptyhost-pty-PID-START-"
+	goneName := handoffName(deadOwner(t))
+	old := time.Now().Add(-time.Hour)
 
 	keep := map[string]string{}
 	mk := func(name string) string {
@@ -332,10 +338,22 @@ func TestSweepHandoffs(t *testing.T) {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chtimes(dir, old, old); err != nil {
+			t.Fatal(err)
+		}
 		return dir
 	}
-	keep["a live process's"] = mk(handoffPrefix + "1-" + procStart(1) + "-x")
+	host, _ := os.Hostname()
+	parentPid := os.Getppid()
+	if procStart(parentPid) == "" {
+		t.Fatalf("no start time for the test's parent process %d", parentPid)
+	}
+	keep["a live process's"] = mk(handoffName(host+"/"+strconv.Itoa(parentPid)+"/"+procStart(parentPid)) + "x")
 	keep["one not named for its owner"] = mk(handoffPrefix + "8xq2")
+	keep["a dead process's made lately"] = filepath.Join(parent, goneName+"new")
+	if err := os.Mkdir(keep["a dead process's made lately"], 0o700); err != nil {
+		t.Fatal(err)
+	}
 	keep["a symlink"] = filepath.Join(parent, goneName+"link")
 	target := t.TempDir()
 	if err := os.Symlink(target, keep["a symlink"]); err != nil {
@@ -345,7 +363,7 @@ func TestSweepHandoffs(t *testing.T) {
 	if err := os.WriteFile(keep["a file"], nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if os.Getuid() == 0 {
+	if os.Geteuid() == 0 {
 		// Another user's: root may make one.
 		keep["another user's"] = mk(goneName + "other")
 		if err := os.Chown(keep["another user's"], 65534, 65534); err != nil {

@@ -132,21 +132,34 @@ func TestConformanceInProcessDirect(t *testing.T) {
 }
 
 // staleHandoff makes a handoff directory under parent as a plugin process
-// that has ended would have left it, with its socket, and returns it.
+// that has ended would have left it an hour ago, with its socket, and
+// returns it.
 func staleHandoff(t *testing.T, parent string) string {
 	t.Helper()
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%s%d-%s-", handoffPrefix, cmd.Process.Pid, "1"))
+	dir, err := os.MkdirTemp(parent, handoffName(deadOwner(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "pty.sock"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
 	return dir
+}
+
+// deadOwner returns the ownerID of a process of this machine that has
+// ended.
+func deadOwner(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/1", host, cmd.Process.Pid)
 }
 
 // Where the binary cannot run in a container, the default falls back to

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
@@ -49,9 +50,12 @@ type Docker struct {
 	// handoff sockets. Tests set both.
 	initBinary func() (string, error)
 	runDir     string
-	// sweepHandoffs runs sweepHandoffs on runDir once, before the first
-	// handoff.
-	sweepHandoffs sync.Once
+	// handoffName begins the names of this process's handoff
+	// directories (handoffName).
+	handoffName string
+	sweepMu     sync.Mutex
+	sweptAt     time.Time // protected by sweepMu: runDir's last sweep
+
 	// directTries counts the direct terminals tried (tests read it).
 	directTries atomic.Int64
 }
@@ -68,9 +72,10 @@ func New(logger hclog.Logger) *Docker {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	owner := ownerID()
 	return &Docker{
-		logger: logger, owner: ownerID(), reaped: map[string]bool{}, ctx: ctx, cancel: cancel,
-		initBinary: staticSelfOnce, runDir: os.TempDir(),
+		logger: logger, owner: owner, reaped: map[string]bool{}, ctx: ctx, cancel: cancel,
+		initBinary: staticSelfOnce, runDir: os.TempDir(), handoffName: handoffName(owner),
 	}
 }
 

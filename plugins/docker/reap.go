@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -53,24 +54,31 @@ func ownerID() string {
 }
 
 // procStart returns the start time of process pid from /proc, or "" where
-// there is no /proc.
+// there is no /proc or no such process.
 func procStart(pid int) string {
+	s, _ := readProcStart(pid)
+	return s
+}
+
+// readProcStart is procStart with the error of reading /proc/PID/stat:
+// one wrapping fs.ErrNotExist when there is no such process (or no /proc).
+func readProcStart(pid int) (string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return ""
+		return "", err
 	}
 	// The command name may hold spaces and parentheses: fields follow the
 	// last ')'. starttime is field 22, the 20th after it.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return ""
+		return "", nil
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 20 {
-		return ""
+		return "", nil
 	}
-	return f[19]
+	return f[19], nil
 }
 
 // ownerGone reports whether the plugin process owner (an ownerID) has
@@ -83,17 +91,31 @@ func ownerGone(owner string) (gone, known bool) {
 	}
 	host, _ := os.Hostname()
 	pid, err := strconv.Atoi(parts[1])
-	if parts[0] != host || err != nil || pid <= 0 {
+	if parts[0] != host || err != nil {
 		return false, false
 	}
-	start := procStart(pid)
-	if start == "" {
+	return pidGone(pid, parts[2])
+}
+
+// pidGone reports whether the process pid that started at start (a
+// procStart) on this machine has ended. known is false when that cannot
+// be told: a pid that is not one, or /proc that could not be read for
+// another reason than the process being gone (too many open files, say).
+func pidGone(pid int, start string) (gone, known bool) {
+	if pid <= 0 {
+		return false, false
+	}
+	now, err := readProcStart(pid)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH):
 		if _, err := os.Stat("/proc/self/stat"); err != nil {
 			return !processExists(pid), true // no /proc: by pid alone
 		}
 		return true, true
+	case err != nil || now == "":
+		return false, false
 	}
-	return start != parts[2], true
+	return now != start, true
 }
 
 // processExists reports whether a process with that pid exists.
