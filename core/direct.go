@@ -29,7 +29,8 @@ const directMax = 4 << 10
 // returns ErrWouldBlock without sending, and Next returns p instead. Any
 // other error means the bytes were lost to the client: fn must end the
 // client's connection then, and Next carries on after them. p must not be
-// kept.
+// kept. The session's reader, and the session's other clients, wait for
+// fn: bound it (a socket with room takes a write at once).
 //
 // Call it from the goroutine that calls Next. Attachments without a direct
 // writer (the default) get all their output from Next.

@@ -62,7 +62,7 @@ func (h *harness) waiting(t *testing.T, id string, a *Attachment) bool {
 	s := h.session(t, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return a.waiting && !a.directBusy
+	return a.waiting && !a.directBusy && len(a.wakeC) == 0
 }
 
 // A lone client that waits with everything taken gets output from its
@@ -157,7 +157,19 @@ func TestDirectDeliveryToTypist(t *testing.T) {
 	// The typist leaves: the other two get output through Next, and a
 	// write from the closed attachment makes it no one's typist.
 	as[2].Close()
+	noTypist := func() bool {
+		s := h.session(t, "ty")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.typist == nil
+	}
+	if !noTypist() {
+		t.Fatal("a detached client is still the typist")
+	}
 	_, _ = as[2].Write([]byte("k"))
+	if !noTypist() {
+		t.Fatal("a detached client's write made it the typist")
+	}
 	as[2] = nil
 	step("gone;", [3]int{0, 14, 0})
 }

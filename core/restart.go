@@ -180,7 +180,10 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	// The mark goes in before the pump reads on: once it has, the new
 	// process's output may be committed, and handed to a client (even
 	// written to it directly, direct.go) at once. A client that read
-	// past the mark's offset would never be told.
+	// past the mark's offset would never be told. A client that looks
+	// meanwhile may be told of the restart a little early, and, if the
+	// session is destroyed before the install, of one that did not
+	// happen; it is closed next.
 	s.mu.Lock()
 	r.marks = append(r.marks, req.OutputOffset)
 	if len(r.marks) > maxRestartMarks {

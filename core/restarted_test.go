@@ -2,6 +2,9 @@ package core
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -56,10 +59,20 @@ func TestRestartedFrame(t *testing.T) {
 
 // TestRestartedBeforeNewOutput: a client waiting in Next when the new
 // process's output comes at once — read and committed by the pump before
-// RestartSession has returned — is still told of the restart first. The
-// restart's mark used to be set after the pump was let go, and a client
-// that read the new output before it never got its "restarted" message.
+// RestartSession has returned — is still told of the restart first,
+// whether it reads its output from Next or has a direct writer (which the
+// pump would write it with). The restart's mark used to be set after the
+// pump was let go, and a client that took the new output before it never
+// got its "restarted" message.
 func TestRestartedBeforeNewOutput(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(map[bool]string{false: "next", true: "direct"}[direct], func(t *testing.T) {
+			restartedBeforeNewOutput(t, direct)
+		})
+	}
+}
+
+func restartedBeforeNewOutput(t *testing.T, direct bool) {
 	h := newHarness(t, nil)
 	_, old := h.create(t, "s1")
 	a := h.attach(t, "s1")
@@ -68,12 +81,22 @@ func TestRestartedBeforeNewOutput(t *testing.T) {
 		t.Fatalf("output %q", got)
 	}
 
-	type got struct {
-		f    Frame
-		data string
-		err  error
+	// What the client receives, from Next and its direct writer, in order.
+	var mu sync.Mutex
+	var log []string
+	record := func(e string) {
+		mu.Lock()
+		log = append(log, e)
+		mu.Unlock()
 	}
-	frames := make(chan got, 16)
+	snapshot := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(log)
+	}
+	if direct {
+		a.Direct(func(p []byte) error { record("output " + string(p)); return nil })
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	defer func() { cancel(); <-done }()
@@ -82,13 +105,15 @@ func TestRestartedBeforeNewOutput(t *testing.T) {
 		buf := make([]byte, 4096)
 		for {
 			f, err := a.Next(ctx, buf)
-			select {
-			case frames <- got{f, string(f.Data), err}:
-			case <-ctx.Done():
+			switch {
+			case err != nil || f.Kind == FrameClose:
 				return
-			}
-			if err != nil || f.Kind == FrameClose {
-				return
+			case f.Kind == FrameRestarted:
+				record(fmt.Sprintf("restarted at %d", f.Offset))
+			case f.Kind == FrameOutput:
+				record("output " + string(f.Data))
+			case f.Kind != FrameResize:
+				record(fmt.Sprintf("frame %+v", f))
 			}
 		}
 	}()
@@ -107,32 +132,11 @@ func TestRestartedBeforeNewOutput(t *testing.T) {
 	if _, err := h.m.RestartSession(context.Background(), "s1", RestartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-
-	var seen []string
-	var out string
-	for out != "new" {
-		select {
-		case g := <-frames:
-			if g.err != nil {
-				t.Fatalf("Next: %v after %v", g.err, seen)
-			}
-			switch g.f.Kind {
-			case FrameRestarted:
-				if g.f.Offset != 3 || out != "" {
-					t.Fatalf("FrameRestarted at %d after %q, want at 3 before the new output", g.f.Offset, out)
-				}
-				seen = append(seen, "restarted")
-			case FrameOutput:
-				if len(seen) == 0 {
-					t.Fatalf("output %q before FrameRestarted", g.data)
-				}
-				out += g.data
-			case FrameResize:
-			default:
-				t.Fatalf("frame %+v after %v", g.f, seen)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("waiting for frames; got %v and %q", seen, out)
-		}
+	want := []string{"restarted at 3", "output new"}
+	for end := time.Now().Add(5 * time.Second); len(snapshot()) < len(want) && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := snapshot(); !slices.Equal(got, want) {
+		t.Fatalf("the client received %q, want %q", got, want)
 	}
 }

@@ -29,6 +29,12 @@ const (
 	DefaultWriteTimeout = 30 * time.Second
 	// DefaultPingInterval is how often a WebSocket client is pinged.
 	DefaultPingInterval = 30 * time.Second
+	// directWriteTimeout bounds a write made by the session's reader
+	// itself (core.Attachment.Direct), when it is shorter than the write
+	// timeout. Made only when the socket has room, such a write takes
+	// microseconds, and the session's other clients wait for it: one that
+	// takes longer ends the connection, as any failed write does.
+	directWriteTimeout = time.Second
 )
 
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
@@ -205,8 +211,8 @@ func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string
 
 // wsClient is one WebSocket attached to a session. writeLoop is the only
 // writer of the connection, but for the output the session's pump writes
-// itself (core.Attachment.Direct), one at a time with writeLoop's;
-// readLoop is the only reader.
+// itself (core.Attachment.Direct: a lone client's, or the typist's), one
+// at a time with writeLoop's; readLoop is the only reader.
 type wsClient struct {
 	conn         *websocket.Conn
 	a            *core.Attachment
@@ -217,7 +223,12 @@ type wsClient struct {
 }
 
 func (c *wsClient) write(ctx context.Context, typ websocket.MessageType, p []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, c.writeTimeout)
+	return c.writeWithin(ctx, c.writeTimeout, typ, p)
+}
+
+// writeWithin writes one message, giving up after d.
+func (c *wsClient) writeWithin(ctx context.Context, d time.Duration, typ websocket.MessageType, p []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	return c.conn.Write(ctx, typ, p)
 }
@@ -238,16 +249,17 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 	if err := c.writeJSON(ctx, hello); err != nil {
 		return
 	}
-	// Output for this client alone and caught up is written by the
-	// session's reader itself (core.Attachment.Direct): no hand-off. It
-	// never waits for the client: with the socket's buffer full, the
-	// bytes go through Next and this goroutine.
+	// Small output for this client, caught up and alone on the session
+	// or its typist, is written by the session's reader itself
+	// (core.Attachment.Direct): no hand-off, and the session's other
+	// clients are woken after. It never waits for the client: with the
+	// socket's buffer full, the bytes go through Next and this goroutine.
 	if c.raw != nil {
 		c.a.Direct(func(p []byte) error {
 			if !canWrite(c.raw) {
 				return core.ErrWouldBlock
 			}
-			err := c.write(ctx, websocket.MessageBinary, p)
+			err := c.writeWithin(ctx, min(c.writeTimeout, directWriteTimeout), websocket.MessageBinary, p)
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
 					c.a.ClientDropped()
