@@ -9,11 +9,10 @@ import (
 	"time"
 )
 
-// TestRestartedFrame: an attached client reads the old process's output,
-// then FrameRestarted at the offset where the new process's begins, then
-// that output; a client attaching later, from the first byte, is told at
-// the same offset; one attaching after it is not told.
-func TestRestartedFrame(t *testing.T) {
+// attachedAfterOld creates session s1, attaches a client and has it read
+// the process's first output, "old".
+func attachedAfterOld(t *testing.T) (*harness, *Attachment) {
+	t.Helper()
 	h := newHarness(t, nil)
 	_, old := h.create(t, "s1")
 	a := h.attach(t, "s1")
@@ -21,6 +20,15 @@ func TestRestartedFrame(t *testing.T) {
 	if got := collect(t, a, 3); string(got) != "old" {
 		t.Fatalf("output %q", got)
 	}
+	return h, a
+}
+
+// TestRestartedFrame: an attached client reads the old process's output,
+// then FrameRestarted at the offset where the new process's begins, then
+// that output; a client attaching later, from the first byte, is told at
+// the same offset; one attaching after it is not told.
+func TestRestartedFrame(t *testing.T) {
+	h, a := attachedAfterOld(t)
 	if _, err := h.m.RestartSession(context.Background(), "s1", RestartOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +81,7 @@ func TestRestartedBeforeNewOutput(t *testing.T) {
 }
 
 func restartedBeforeNewOutput(t *testing.T, direct bool) {
-	h := newHarness(t, nil)
-	_, old := h.create(t, "s1")
-	a := h.attach(t, "s1")
-	old.Output(t, []byte("old"))
-	if got := collect(t, a, 3); string(got) != "old" {
-		t.Fatalf("output %q", got)
-	}
+	h, a := attachedAfterOld(t)
 
 	// What the client receives, from Next and its direct writer, in order.
 	var mu sync.Mutex
