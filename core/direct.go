@@ -22,15 +22,15 @@ const directMax = 4 << 10
 // Direct sets fn as the attachment's direct writer. From then on, output
 // of at most 4 KiB that finds the attachment its session's only one, or
 // the one that wrote the session's last input, waiting in Next with every
-// byte before taken and nothing else owed, is
-// handed to fn by the session's reader and not returned by Next. fn must
-// send p to the client as Next's FrameOutput would be sent, and must not
-// wait for the client: if the send would wait (a full socket buffer), it
-// returns ErrWouldBlock without sending, and Next returns p instead. Any
-// other error means the bytes were lost to the client: fn must end the
-// client's connection then, and Next carries on after them. p must not be
-// kept. The session's reader, and the session's other clients, wait for
-// fn: bound it (a socket with room takes a write at once).
+// byte before taken and nothing else owed, is handed to fn by the
+// session's reader and not returned by Next. fn must send p to the client
+// as Next's FrameOutput would be sent, and must not wait for the client:
+// if the send would wait (a full socket buffer), it returns ErrWouldBlock
+// without sending, and Next returns p instead. Any other error means the
+// bytes were lost to the client: fn must end the client's connection
+// then, and Next carries on after them. p must not be kept. The session's
+// reader, and the session's other clients, wait for fn: bound it (a
+// socket with room takes a write at once).
 //
 // Call it from the goroutine that calls Next. Attachments without a direct
 // writer (the default) get all their output from Next.
