@@ -205,7 +205,12 @@ const directRetryAfter = 10 * time.Minute
 func (d *daemon) noDirect(now time.Time) error {
 	d.directMu.Lock()
 	defer d.directMu.Unlock()
-	if d.directFailed == nil || now.Sub(d.directFailedAt) >= directRetryAfter {
+	return d.failedLately(now)
+}
+
+// failedLately is noDirect's answer; d.directMu is held.
+func (d *daemon) failedLately(now time.Time) error {
+	if now.Sub(d.directFailedAt) >= directRetryAfter {
 		return nil
 	}
 	return d.directFailed
@@ -217,7 +222,7 @@ func (d *daemon) noDirect(now time.Time) error {
 func (d *daemon) directFailedNow(err error, now time.Time) bool {
 	d.directMu.Lock()
 	defer d.directMu.Unlock()
-	news := d.directFailed == nil || now.Sub(d.directFailedAt) >= directRetryAfter
+	news := d.failedLately(now) == nil
 	d.directFailed, d.directFailedAt = err, now
 	return news
 }
