@@ -28,4 +28,12 @@ var (
 	// session goes on in the plugin, but this PTY no longer reaches it.
 	// It never crosses the wire, so it has no row in codes.go.
 	ErrDetached = errors.New("session detached")
+	// ErrChildExited: a PTY's Write once the session's process has ended:
+	// the input is dropped. A Write blocked on a terminal whose program
+	// stopped reading returns it when the program ends, rather than
+	// waiting forever for room (after the program exits, Linux takes a few
+	// KiB more input, then is full for good); Terminal's does (see
+	// Terminal.ChildExited). The SDK logs a Write's error and goes on, so
+	// it has no row in codes.go either.
+	ErrChildExited = errors.New("the session's process exited: input dropped")
 )

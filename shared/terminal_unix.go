@@ -141,13 +141,6 @@ func (t *Terminal) ChildExited() {
 	})
 }
 
-// ErrChildExited is what a Terminal's Write returns once its child has
-// exited (ChildExited): the input is dropped. A Write blocked on a
-// terminal whose program stopped reading returns it when the program is
-// killed, rather than waiting forever for room (after the program exits,
-// Linux takes a few KiB more input, then is full for good).
-var ErrChildExited = errors.New("the terminal's program exited: input dropped")
-
 // Read returns the terminal's output. It returns io.EOF once the child has
 // exited and the terminal is drained: when the last holder of the terminal
 // closes it (EIO), or, while a background grandchild keeps it open, once no

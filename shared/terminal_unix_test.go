@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
+	xterm "golang.org/x/term"
 )
 
 // A flood read through Terminal.Read, which goes on reading what is ready
@@ -108,5 +110,44 @@ func TestNewTerminal(t *testing.T) {
 		if err := f.Close(); !errors.Is(err, os.ErrClosed) {
 			t.Errorf("%s: left open after the refusal (Close: %v)", name, err)
 		}
+	}
+}
+
+// A Write blocked on a terminal nobody reads returns ErrChildExited once
+// the child exited (ChildExited), and every later Write at once.
+func TestTerminalWriteAfterChildExited(t *testing.T) {
+	term, tty, err := OpenTerminal(Size{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	defer tty.Close()
+	// Raw, as a program that reads no input has it: in canonical mode the
+	// terminal drops what a full line buffer cannot hold instead.
+	if _, err := xterm.MakeRaw(int(tty.Fd())); err != nil {
+		t.Fatal(err)
+	}
+
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := term.Write(make([]byte, 4<<20)) // more than the terminal holds
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		t.Fatalf("Write returned %v while nothing read the terminal", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	term.ChildExited()
+	select {
+	case err := <-wrote:
+		if !errors.Is(err, ErrChildExited) {
+			t.Fatalf("the blocked Write: %v, want ErrChildExited", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked Write did not return after ChildExited")
+	}
+	if _, err := term.Write([]byte("x")); !errors.Is(err, ErrChildExited) {
+		t.Errorf("a later Write: %v, want ErrChildExited", err)
 	}
 }

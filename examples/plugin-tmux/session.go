@@ -340,13 +340,10 @@ func (p *tmuxPTY) Read(b []byte) (int, error) {
 func (p *tmuxPTY) Write(b []byte) (int, error) {
 	n, err := p.master.Write(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = errClientExited
+		err = shared.ErrChildExited // the client: nobody reads the terminal
 	}
 	return n, err
 }
-
-// errClientExited is Write's error once the tmux client has exited.
-var errClientExited = errors.New("the tmux client exited: input dropped")
 
 // Resize sets the size of the client's terminal; the tmux window follows
 // (window-size smallest), and tmux resizes the pane's terminal, in its own

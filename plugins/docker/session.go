@@ -115,20 +115,17 @@ func (h hijacked) Read(b []byte) (int, error) { return h.Reader.Read(b) }
 func (h hijacked) Write(b []byte) (int, error) {
 	n, err := h.Conn.Write(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = errInputEnded
+		err = shared.ErrChildExited
 	}
 	return n, err
 }
 
 // endInput ends a Write blocked on the stream, and makes later ones fail
-// at once (errInputEnded). Read calls it when the output ends: the process
+// at once (shared.ErrChildExited). Read calls it when the output ends: the process
 // is gone, but the daemon may keep the stream's input side open, its copy
 // into the process stuck on input nobody read, and a Write blocked there
 // would hold the session's Close up.
 func (h hijacked) endInput() { _ = h.Conn.SetWriteDeadline(time.Now()) }
-
-// errInputEnded is a Write's error once the session's output has ended.
-var errInputEnded = errors.New("the session's process is gone: input dropped")
 
 func (h hijacked) Close() error {
 	h.HijackedResponse.Close()
