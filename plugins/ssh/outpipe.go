@@ -21,10 +21,9 @@ type outPipe struct {
 	mu   sync.Mutex
 	cond sync.Cond // signalled on every change; both sides wait on it
 	// mu protects the following.
-	buf    *bytes.Buffer // written, not yet read; nil while empty
-	werr   error         // set by closeWrite: Read returns it once buf is empty
-	rerr   error         // set by closeRead: both sides return it at once
-	closed bool          // werr is set
+	buf  *bytes.Buffer // written, not yet read; nil while empty
+	werr error         // set by closeWrite: Read returns it once buf is empty
+	rerr error         // set by closeRead: both sides return it at once
 }
 
 // outPipeLimit is how many unread bytes make Write wait: two of sshd's
@@ -62,13 +61,13 @@ func (p *outPipe) Write(b []byte) (int, error) {
 	defer p.mu.Unlock()
 	written := 0
 	for len(b) > 0 {
-		for p.rerr == nil && !p.closed && p.unread() >= outPipeLimit {
+		for p.rerr == nil && p.werr == nil && p.unread() >= outPipeLimit {
 			p.cond.Wait()
 		}
 		switch {
 		case p.rerr != nil:
 			return written, p.rerr
-		case p.closed:
+		case p.werr != nil:
 			return written, io.ErrClosedPipe
 		}
 		n := min(len(b), outPipeLimit-p.unread())
@@ -92,7 +91,7 @@ func (p *outPipe) Read(b []byte) (int, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.rerr == nil && !p.closed && p.unread() == 0 {
+	for p.rerr == nil && p.werr == nil && p.unread() == 0 {
 		p.cond.Wait()
 	}
 	if p.rerr != nil {
@@ -117,8 +116,8 @@ func (p *outPipe) closeWrite(err error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed, p.werr = true, err
+	if p.werr == nil {
+		p.werr = err
 		p.cond.Broadcast()
 	}
 }
