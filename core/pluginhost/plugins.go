@@ -182,8 +182,19 @@ func (p *Plugins) WaitType(ctx context.Context, envType string) error {
 	for {
 		changed := p.changes()
 		_, err := p.Environment(envType)
-		if err == nil || !p.transient(envType) {
-			return err
+		if err == nil {
+			return nil
+		}
+		testHookWaitTypeLooked()
+		if !p.transient(envType) {
+			// A plugin's start may have ended between the two looks:
+			// Environment's error is stale then, so look again.
+			select {
+			case <-changed:
+				continue
+			default:
+				return err
+			}
 		}
 		select {
 		case <-changed:
@@ -192,6 +203,10 @@ func (p *Plugins) WaitType(ctx context.Context, envType string) error {
 		}
 	}
 }
+
+// testHookWaitTypeLooked runs in WaitType between its look at the
+// environment and its look at the plugins' states.
+var testHookWaitTypeLooked = func() {}
 
 // transient reports whether envType may yet be served without an
 // operator's help: its plugin is starting or restarting, or it has no

@@ -378,3 +378,30 @@ func TestPluginEnvironHidesServerSettings(t *testing.T) {
 		t.Errorf("pluginEnviron = %q, want %q", got, want)
 	}
 }
+
+// WaitType does not return a stale error when the plugin that serves the
+// type ends its start between its look at the environment and its look at
+// the plugins' states (CI saw the default 'host' environment go missing
+// this way).
+func TestWaitTypeStartEndsBetweenLooks(t *testing.T) {
+	ctx := pluginsContext(t)
+	p, err := Load(ctx, Options{Dir: testbin.PluginDir(t, "host")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	looked := 0
+	testHookWaitTypeLooked = func() {
+		looked++
+		if looked == 1 {
+			waitPlugin(ctx, t, p, "host", "running", running)
+		}
+	}
+	defer func() { testHookWaitTypeLooked = func() {} }()
+	if err := p.WaitType(ctx, "HOST"); err != nil {
+		t.Fatalf("WaitType(HOST): %v", err)
+	}
+	if looked == 0 {
+		t.Fatal("the host plugin was running before WaitType's first look; the window was not exercised")
+	}
+}
