@@ -204,6 +204,10 @@ func (p *Plugins) WaitType(ctx context.Context, envType string) error {
 	}
 }
 
+// testHookEnvironmentLooked runs in Environment between its look at the
+// types served and its look at the plugins still starting.
+var testHookEnvironmentLooked = func() {}
+
 // testHookWaitTypeLooked runs in WaitType between its look at the
 // environment and its look at the plugins' states.
 var testHookWaitTypeLooked = func() {}
@@ -328,13 +332,21 @@ func (p *Plugins) Environment(envType string) (shared.Environment, error) {
 	s, ok := p.byType[envType]
 	closed := p.closed
 	p.mu.Unlock()
-	switch {
-	case !ok && !closed:
+	if !ok && !closed {
+		testHookEnvironmentLooked()
 		if names := p.starting(); len(names) > 0 {
 			return nil, fmt.Errorf("%w: no plugin serves environment type %q yet; still starting: %s",
 				shared.ErrUnavailable, envType, strings.Join(names, ", "))
 		}
-		return nil, fmt.Errorf("%w %q", core.ErrNoPlugin, envType)
+		// A plugin claims its types before it stops counting as
+		// starting: one whose start ended since the first look is
+		// found now.
+		p.mu.Lock()
+		s, ok = p.byType[envType]
+		closed = p.closed
+		p.mu.Unlock()
+	}
+	switch {
 	case !ok:
 		return nil, fmt.Errorf("%w %q", core.ErrNoPlugin, envType)
 	case closed:

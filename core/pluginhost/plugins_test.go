@@ -379,29 +379,52 @@ func TestPluginEnvironHidesServerSettings(t *testing.T) {
 	}
 }
 
+// hostStartsAtHook loads the host plugin and sets *hook to wait, at its
+// first call, until that plugin is running. It returns the plugins and
+// the hook's calls.
+func hostStartsAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins, *int) {
+	t.Helper()
+	p, err := Load(ctx, Options{Dir: testbin.PluginDir(t, "host")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	calls := new(int)
+	*hook = func() {
+		*calls++
+		if *calls == 1 {
+			waitPlugin(ctx, t, p, "host", "running", running)
+		}
+	}
+	t.Cleanup(func() { *hook = func() {} })
+	return p, calls
+}
+
 // WaitType does not return a stale error when the plugin that serves the
 // type ends its start between its look at the environment and its look at
 // the plugins' states (CI saw the default 'host' environment go missing
 // this way).
 func TestWaitTypeStartEndsBetweenLooks(t *testing.T) {
 	ctx := pluginsContext(t)
-	p, err := Load(ctx, Options{Dir: testbin.PluginDir(t, "host")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	looked := 0
-	testHookWaitTypeLooked = func() {
-		looked++
-		if looked == 1 {
-			waitPlugin(ctx, t, p, "host", "running", running)
-		}
-	}
-	defer func() { testHookWaitTypeLooked = func() {} }()
+	p, looked := hostStartsAtHook(ctx, t, &testHookWaitTypeLooked)
 	if err := p.WaitType(ctx, "HOST"); err != nil {
 		t.Fatalf("WaitType(HOST): %v", err)
 	}
-	if looked == 0 {
+	if *looked == 0 {
 		t.Fatal("the host plugin was running before WaitType's first look; the window was not exercised")
+	}
+}
+
+// Environment does not answer "no plugin" when the plugin that serves the
+// type ends its start between its look at the types served and its look at
+// the plugins still starting.
+func TestEnvironmentStartEndsBetweenLooks(t *testing.T) {
+	ctx := pluginsContext(t)
+	p, looked := hostStartsAtHook(ctx, t, &testHookEnvironmentLooked)
+	if _, err := p.Environment("HOST"); err != nil {
+		t.Fatalf("Environment(HOST): %v", err)
+	}
+	if *looked == 0 {
+		t.Fatal("the host plugin was running before Environment's first look; the window was not exercised")
 	}
 }
