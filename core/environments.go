@@ -121,7 +121,8 @@ func (m *Manager) ListEnvironments(ctx context.Context) ([]Environment, error) {
 }
 
 // DeleteEnvironment removes an environment. It is ErrEnvironmentInUse while
-// a session runs in it, and ErrEnvironmentNotFound when unknown.
+// a session runs in it (in a cluster, on any node, as the store records
+// it), and ErrEnvironmentNotFound when unknown.
 func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock() // held so no session starts in it meanwhile
@@ -133,11 +134,37 @@ func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 			return fmt.Errorf("%w: %q", ErrEnvironmentInUse, id)
 		}
 	}
+	if err := m.otherNodesUse(ctx, id); err != nil {
+		return err
+	}
 	err := m.store.DeleteEnvironment(ctx, id)
 	if errors.Is(err, ErrEnvironmentNotFound) {
 		return fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
 	}
 	return err
+}
+
+// otherNodesUse returns ErrEnvironmentInUse when, in a cluster, the store
+// records a running session of environment id on another node. Such a
+// session counts even when its node's lease has expired: a node that
+// died comes back to the sessions its plugins kept.
+func (m *Manager) otherNodesUse(ctx context.Context, id string) error {
+	if m.opts.Nodes == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	recs, err := m.store.QuerySessions(sctx, SessionQuery{
+		Statuses: []Status{StatusStarting, StatusActive, StatusIdle}, EnvironmentID: id})
+	if err != nil {
+		return storeFailed(err)
+	}
+	for _, rec := range recs {
+		if rec.Node != m.opts.NodeName {
+			return fmt.Errorf("%w: %q: session %s runs in it on node %s", ErrEnvironmentInUse, id, rec.ID, rec.Node)
+		}
+	}
+	return nil
 }
 
 // EnvironmentUpdate changes an environment: nil fields are left as they

@@ -355,3 +355,25 @@ func (l *connTracker) breakAll() {
 	}
 	l.conns = nil
 }
+
+// An environment that a session on another node runs in cannot be deleted
+// through this one, even while that node's lease has lapsed; once the
+// session has ended it can.
+func TestDeleteEnvironmentInUseOnAnotherNode(t *testing.T) {
+	c := newTwoNodes(t, Options{})
+	c.setBHealthy(false)
+	code, msg := request(t, c.aSrv, "DELETE", "/api/v1/environments/fake")
+	if code != http.StatusConflict || !strings.Contains(msg, "session s1") || !strings.Contains(msg, "node b") {
+		t.Fatalf("DELETE through a while s1 runs on b: %d %q, want 409 naming s1 and b", code, msg)
+	}
+	if _, err := c.a.store.GetEnvironment(context.Background(), "fake"); err != nil {
+		t.Fatalf("the refused delete removed the environment: %v", err)
+	}
+	ended := core.StatusTerminated
+	if err := c.a.store.UpdateSession(context.Background(), "s1", core.SessionUpdate{Status: &ended}); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := request(t, c.aSrv, "DELETE", "/api/v1/environments/fake"); code != http.StatusNoContent {
+		t.Fatalf("DELETE through a after s1 ended: %d %q, want 204", code, msg)
+	}
+}
