@@ -379,12 +379,17 @@ func TestPluginEnvironHidesServerSettings(t *testing.T) {
 	}
 }
 
-// hostStartsAtHook loads the host plugin and sets *hook to wait, at its
-// first call, until that plugin is running. It returns the plugins and
-// the hook's calls.
-func hostStartsAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins, *int) {
+// gatedStartAtHook loads plugin "gated", serving GATED, whose process
+// waits for a gate before it execs the fake plugin, and sets *hook to
+// open the gate at its first call and wait until the plugin is running:
+// so the plugin is surely starting until the hook runs, and running after.
+// It returns the plugins and the hook's calls.
+func gatedStartAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins, *int) {
 	t.Helper()
-	p, err := Load(ctx, Options{Dir: testbin.PluginDir(t, "host")})
+	dir, gate := t.TempDir(), filepath.Join(t.TempDir(), "gate")
+	writeExecutable(t, dir, ExecutablePrefix+"gated", fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s ]; do %s 0.01; done\nexec %s \"$@\"\n",
+		gate, sleepPath(t), fakePluginBin(t)), 0o755)
+	p, err := Load(ctx, Options{Dir: dir, Plugins: []Config{{Name: "gated", Args: []string{"-types", "GATED"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +398,10 @@ func hostStartsAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins
 	*hook = func() {
 		*calls++
 		if *calls == 1 {
-			waitPlugin(ctx, t, p, "host", "running", running)
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			waitPlugin(ctx, t, p, "gated", "running", running)
 		}
 	}
 	t.Cleanup(func() { *hook = func() {} })
@@ -406,12 +414,12 @@ func hostStartsAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins
 // this way).
 func TestWaitTypeStartEndsBetweenLooks(t *testing.T) {
 	ctx := pluginsContext(t)
-	p, looked := hostStartsAtHook(ctx, t, &testHookWaitTypeLooked)
-	if err := p.WaitType(ctx, "HOST"); err != nil {
-		t.Fatalf("WaitType(HOST): %v", err)
+	p, looked := gatedStartAtHook(ctx, t, &testHookWaitTypeLooked)
+	if err := p.WaitType(ctx, "GATED"); err != nil {
+		t.Fatalf("WaitType(GATED): %v", err)
 	}
-	if *looked == 0 {
-		t.Fatal("the host plugin was running before WaitType's first look; the window was not exercised")
+	if *looked != 1 {
+		t.Fatalf("the hook ran %d times, want once", *looked)
 	}
 }
 
@@ -420,11 +428,11 @@ func TestWaitTypeStartEndsBetweenLooks(t *testing.T) {
 // the plugins still starting.
 func TestEnvironmentStartEndsBetweenLooks(t *testing.T) {
 	ctx := pluginsContext(t)
-	p, looked := hostStartsAtHook(ctx, t, &testHookEnvironmentLooked)
-	if _, err := p.Environment("HOST"); err != nil {
-		t.Fatalf("Environment(HOST): %v", err)
+	p, looked := gatedStartAtHook(ctx, t, &testHookEnvironmentLooked)
+	if _, err := p.Environment("GATED"); err != nil {
+		t.Fatalf("Environment(GATED): %v", err)
 	}
-	if *looked == 0 {
-		t.Fatal("the host plugin was running before Environment's first look; the window was not exercised")
+	if *looked != 1 {
+		t.Fatalf("the hook ran %d times, want once", *looked)
 	}
 }
