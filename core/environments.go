@@ -122,8 +122,11 @@ func (m *Manager) ListEnvironments(ctx context.Context) ([]Environment, error) {
 
 // DeleteEnvironment removes an environment. It is ErrEnvironmentInUse while
 // a session runs in it (in a cluster, on any node, as the store records
-// it), and ErrEnvironmentNotFound when unknown.
+// it: otherNodesUse), and ErrEnvironmentNotFound when unknown.
 func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
+	if err := m.otherNodesUse(ctx, id); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock() // held so no session starts in it meanwhile
 	for _, s := range m.sessions {
@@ -134,9 +137,6 @@ func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 			return fmt.Errorf("%w: %q", ErrEnvironmentInUse, id)
 		}
 	}
-	if err := m.otherNodesUse(ctx, id); err != nil {
-		return err
-	}
 	err := m.store.DeleteEnvironment(ctx, id)
 	if errors.Is(err, ErrEnvironmentNotFound) {
 		return fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
@@ -145,9 +145,11 @@ func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 }
 
 // otherNodesUse returns ErrEnvironmentInUse when, in a cluster, the store
-// records a running session of environment id on another node. Such a
-// session counts even when its node's lease has expired: a node that
-// died comes back to the sessions its plugins kept.
+// records a running session (STARTING, ACTIVE, IDLE) of environment id on
+// another node. It is a check, not a lock: a session another node creates
+// in the environment at the same moment is not seen. Sessions of a node
+// declared lost (ERROR node_lost) no longer count, and rows that name no
+// node (from before the database served a cluster) have no node to run on.
 func (m *Manager) otherNodesUse(ctx context.Context, id string) error {
 	if m.opts.Nodes == nil {
 		return nil
@@ -160,7 +162,7 @@ func (m *Manager) otherNodesUse(ctx context.Context, id string) error {
 		return storeFailed(err)
 	}
 	for _, rec := range recs {
-		if rec.Node != m.opts.NodeName {
+		if rec.Node != "" && rec.Node != m.opts.NodeName {
 			return fmt.Errorf("%w: %q: session %s runs in it on node %s", ErrEnvironmentInUse, id, rec.ID, rec.Node)
 		}
 	}

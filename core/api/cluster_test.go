@@ -357,11 +357,10 @@ func (l *connTracker) breakAll() {
 }
 
 // An environment that a session on another node runs in cannot be deleted
-// through this one, even while that node's lease has lapsed; once the
-// session has ended it can.
+// through this one; once the session has ended it can, even with a row
+// from before the cluster (no node) that still says it runs.
 func TestDeleteEnvironmentInUseOnAnotherNode(t *testing.T) {
 	c := newTwoNodes(t, Options{})
-	c.setBHealthy(false)
 	code, msg := request(t, c.aSrv, "DELETE", "/api/v1/environments/fake")
 	if code != http.StatusConflict || !strings.Contains(msg, "session s1") || !strings.Contains(msg, "node b") {
 		t.Fatalf("DELETE through a while s1 runs on b: %d %q, want 409 naming s1 and b", code, msg)
@@ -371,6 +370,14 @@ func TestDeleteEnvironmentInUseOnAnotherNode(t *testing.T) {
 	}
 	ended := core.StatusTerminated
 	if err := c.a.store.UpdateSession(context.Background(), "s1", core.SessionUpdate{Status: &ended}); err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := c.a.store.GetSession(context.Background(), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy.ID, legacy.Node, legacy.Status = "s0", "", core.StatusActive
+	if err := c.a.store.SaveSession(context.Background(), legacy); err != nil {
 		t.Fatal(err)
 	}
 	if code, msg := request(t, c.aSrv, "DELETE", "/api/v1/environments/fake"); code != http.StatusNoContent {
