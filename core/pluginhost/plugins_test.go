@@ -386,7 +386,8 @@ func TestPluginEnvironHidesServerSettings(t *testing.T) {
 // It returns the plugins and the hook's calls.
 func gatedStartAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins, *int) {
 	t.Helper()
-	dir, gate := t.TempDir(), filepath.Join(t.TempDir(), "gate")
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate") // not a plugin's name: Load ignores it
 	writeExecutable(t, dir, ExecutablePrefix+"gated", fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s ]; do %s 0.01; done\nexec %s \"$@\"\n",
 		gate, sleepPath(t), fakePluginBin(t)), 0o755)
 	p, err := Load(ctx, Options{Dir: dir, Plugins: []Config{{Name: "gated", Args: []string{"-types", "GATED"}}}})
@@ -401,7 +402,12 @@ func gatedStartAtHook(ctx context.Context, t *testing.T, hook *func()) (*Plugins
 			if err := os.WriteFile(gate, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			waitPlugin(ctx, t, p, "gated", "running", running)
+			st := waitPlugin(ctx, t, p, "gated", "the end of its start", func(st core.PluginStatus) bool {
+				return st.State != core.PluginStarting
+			})
+			if st.State != core.PluginRunning {
+				t.Fatalf("plugin gated did not start: %+v", st)
+			}
 		}
 	}
 	t.Cleanup(func() { *hook = func() {} })
