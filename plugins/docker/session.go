@@ -121,10 +121,10 @@ func (h hijacked) Write(b []byte) (int, error) {
 }
 
 // endInput ends a Write blocked on the stream, and makes later ones fail
-// at once (shared.ErrChildExited). Read calls it when the output ends: the process
-// is gone, but the daemon may keep the stream's input side open, its copy
-// into the process stuck on input nobody read, and a Write blocked there
-// would hold the session's Close up.
+// at once (shared.ErrChildExited). Read calls it when the output ends:
+// the process is gone, but the daemon may keep the stream's input side
+// open, its copy into the process stuck on input nobody read, and a Write
+// blocked there would hold the session's Close up.
 func (h hijacked) endInput() { _ = h.Conn.SetWriteDeadline(time.Now()) }
 
 func (h hijacked) Close() error {
