@@ -69,7 +69,8 @@ type SessionReclaimer interface {
 // reclaimNodeLost takes up the sessions this node's plugins kept whose
 // records another node marked node_lost while this node was away: for
 // each survivor no live record claimed, a record of this node that is
-// ERROR node_lost is reclaimed (SessionReclaimer) and the session adopted.
+// ERROR node_lost, of an environment that still exists, is reclaimed
+// (SessionReclaimer) and the session adopted.
 // The survivors it takes up are removed from survivors; the others stay
 // there, to be hung up. It returns how many it took up and the channels
 // adopt returned.
@@ -93,6 +94,17 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string]Surv
 		}
 		if rec.Node != m.opts.NodeName || rec.Status != StatusError || !IsNodeLost(rec.StatusReason) {
 			continue
+		}
+		// A node_lost session does not hold its environment
+		// (otherNodesUse): one deleted while the node was away is not
+		// taken up, so that nothing runs on in an environment that is
+		// gone. Left in survivors, it is hung up.
+		if _, err := m.store.GetEnvironment(ctx, rec.EnvironmentID); errors.Is(err, ErrEnvironmentNotFound) {
+			m.log.Warn("a session recorded as node_lost ran in an environment deleted since; hanging it up",
+				"session_id", id, "environment_id", rec.EnvironmentID)
+			continue
+		} else if err != nil {
+			return n, caughtUp, err
 		}
 		ok, err := rc.ReclaimSession(ctx, id, m.opts.NodeName)
 		if err != nil {

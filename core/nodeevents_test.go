@@ -175,6 +175,43 @@ func TestReconcileReclaimsNodeLost(t *testing.T) {
 	}
 }
 
+// TestReconcileHangsUpNodeLostOfDeletedEnvironment: a session recorded
+// node_lost whose environment was deleted while its node was away (which
+// a node_lost session does not prevent) is hung up when the node comes
+// back, not taken up, and its record stays node_lost.
+func TestReconcileHangsUpNodeLostOfDeletedEnvironment(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("in-gone-env", 0, []byte("$ "), nil)
+	keeper.keep("in-fake-env", 0, []byte("$ "), nil)
+	store := &reclaimingStore{live: true}
+	h := newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	h.saveRows(t, SessionRecord{ID: "in-fake-env", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost})
+	now := time.Now().UTC()
+	if err := h.store.SaveSession(t.Context(), SessionRecord{ID: "in-gone-env", EnvironmentID: "gone", Node: "a",
+		Status: StatusError, StatusReason: ReasonNodeLost, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "in-gone-env"); row.Status != StatusError || row.StatusReason != ReasonNodeLost {
+		t.Errorf("row %+v, want it left node_lost", row)
+	}
+	if err := tryAttach(h.m, "in-gone-env"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("the session of the deleted environment is live: %v", err)
+	}
+	if kills, closes := keeper.pty(t, "in-gone-env").Counts(); kills != 1 || closes != 1 {
+		t.Errorf("kills=%d closes=%d, want it hung up", kills, closes)
+	}
+	if row := h.store.row(t, "in-fake-env"); row.Status != StatusActive {
+		t.Errorf("the session of the environment still there: %+v, want it taken up", row)
+	}
+}
+
 // TestReconcileWithoutLeaseReclaimsNothing: a node whose lease is not
 // live (the store refuses the reclaim) takes nothing up and hangs the
 // kept session up.
