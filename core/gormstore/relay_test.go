@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +95,8 @@ func runRelay(t *testing.T, s *gormstore.DB, node string) (*gormstore.Relay, *re
 }
 
 // awaitListening sends probes from r until got delivers one: the other
-// relay listens. It returns the number of probes sent.
+// relay listens. It returns once every probe that will come came, with
+// got emptied.
 func awaitListening(t *testing.T, from *gormstore.Relay, node string, got *received) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -102,6 +104,17 @@ func awaitListening(t *testing.T, from *gormstore.Relay, node string, got *recei
 		from.Send(core.Event{Type: "probe", SessionID: fmt.Sprint(i), Node: node, Time: time.Now()})
 		select {
 		case <-got.more:
+			// The relay listens since before the probe it delivered was
+			// sent, so every later probe comes too: wait for the last
+			// one, or it could come after the events the test awaits.
+			last := fmt.Sprintf("probe %d %s", i, node)
+			for !slices.Contains(got.lines(), last) {
+				select {
+				case <-got.more:
+				case <-time.After(time.Until(deadline)):
+					t.Fatalf("the last probe never came: delivered %q", got.lines())
+				}
+			}
 			got.mu.Lock()
 			got.events = nil
 			got.mu.Unlock()
