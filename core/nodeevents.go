@@ -17,7 +17,8 @@ import (
 // sessions as ERROR ReasonNodeLost and publishes their SessionError events
 // (core/gormstore does both in one transaction). If the lost node comes
 // back on its data directory while its plugins still keep the sessions,
-// its Reconcile takes them up again (reclaimNodeLost).
+// its Reconcile takes them up again (reclaimNodeLost), unless their
+// environment is gone meanwhile.
 
 // ReasonNodeLost is recorded for the sessions of a node of a cluster whose
 // lease expired (it died, stalled, or lost the database): another node
@@ -96,14 +97,19 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string]Surv
 			continue
 		}
 		// A node_lost session does not hold its environment
-		// (otherNodesUse): one deleted while the node was away is not
-		// taken up, so that nothing runs on in an environment that is
-		// gone. Left in survivors, it is hung up.
-		if _, err := m.store.GetEnvironment(ctx, rec.EnvironmentID); errors.Is(err, ErrEnvironmentNotFound) {
-			m.log.Warn("a session recorded as node_lost ran in an environment deleted since; hanging it up",
+		// (otherNodesUse): one deleted while the node was away, or
+		// made again under its id as another type, is not taken up,
+		// so that nothing runs on in an environment that is gone.
+		// Left in survivors, it is hung up. (A check, not a lock, as
+		// otherNodesUse's.)
+		env, err := m.store.GetEnvironment(ctx, rec.EnvironmentID)
+		switch {
+		case errors.Is(err, ErrEnvironmentNotFound),
+			err == nil && sv.EnvironmentType != "" && !strings.EqualFold(env.Type, sv.EnvironmentType):
+			m.log.Warn("a session recorded as node_lost ran in an environment that is gone (deleted, or made again as another type); hanging it up",
 				"session_id", id, "environment_id", rec.EnvironmentID)
 			continue
-		} else if err != nil {
+		case err != nil:
 			return n, caughtUp, err
 		}
 		ok, err := rc.ReclaimSession(ctx, id, m.opts.NodeName)

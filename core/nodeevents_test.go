@@ -108,6 +108,15 @@ func TestRelayNeedsNodeName(t *testing.T) {
 type reclaimingStore struct {
 	*memStore
 	live bool
+	// envErr, if set, is what GetEnvironment fails with.
+	envErr error
+}
+
+func (s *reclaimingStore) GetEnvironment(ctx context.Context, id string) (Environment, error) {
+	if s.envErr != nil {
+		return Environment{}, s.envErr
+	}
+	return s.memStore.GetEnvironment(ctx, id)
 }
 
 func (s *reclaimingStore) ReclaimSession(_ context.Context, id, node string) (bool, error) {
@@ -177,38 +186,81 @@ func TestReconcileReclaimsNodeLost(t *testing.T) {
 
 // TestReconcileHangsUpNodeLostOfDeletedEnvironment: a session recorded
 // node_lost whose environment was deleted while its node was away (which
-// a node_lost session does not prevent) is hung up when the node comes
-// back, not taken up, and its record stays node_lost.
+// a node_lost session does not prevent), or made again under its id as
+// another type, is hung up when the node comes back, not taken up, and
+// its record stays node_lost.
 func TestReconcileHangsUpNodeLostOfDeletedEnvironment(t *testing.T) {
 	keeper := newFakeKeeper()
-	keeper.keep("in-gone-env", 0, []byte("$ "), nil)
-	keeper.keep("in-fake-env", 0, []byte("$ "), nil)
+	for _, id := range []string{"in-deleted-env", "in-retyped-env", "in-fake-env"} {
+		keeper.keep(id, 0, []byte("$ "), nil) // kept as type FAKE
+	}
 	store := &reclaimingStore{live: true}
 	h := newHarness(t, func(o *Options) {
 		store.memStore = o.Store.(*memStore)
 		o.Store, o.NodeName = store, "a"
 		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
 	})
+	ctx := t.Context()
+	for _, env := range []Environment{{ID: "deleted", Name: "deleted", Type: "FAKE"}, {ID: "retyped", Name: "retyped", Type: "OTHER"}} {
+		if err := h.store.CreateEnvironment(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.saveRows(t, SessionRecord{ID: "in-fake-env", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost})
 	now := time.Now().UTC()
-	if err := h.store.SaveSession(t.Context(), SessionRecord{ID: "in-gone-env", EnvironmentID: "gone", Node: "a",
-		Status: StatusError, StatusReason: ReasonNodeLost, CreatedAt: now, UpdatedAt: now}); err != nil {
+	for id, env := range map[string]string{"in-deleted-env": "deleted", "in-retyped-env": "retyped"} {
+		if err := h.store.SaveSession(ctx, SessionRecord{ID: id, EnvironmentID: env, Node: "a",
+			Status: StatusError, StatusReason: ReasonNodeLost, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.store.DeleteEnvironment(ctx, "deleted"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.m.Reconcile(t.Context()); err != nil {
+	if _, err := h.m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if row := h.store.row(t, "in-gone-env"); row.Status != StatusError || row.StatusReason != ReasonNodeLost {
-		t.Errorf("row %+v, want it left node_lost", row)
-	}
-	if err := tryAttach(h.m, "in-gone-env"); !errors.Is(err, ErrSessionNotFound) {
-		t.Errorf("the session of the deleted environment is live: %v", err)
-	}
-	if kills, closes := keeper.pty(t, "in-gone-env").Counts(); kills != 1 || closes != 1 {
-		t.Errorf("kills=%d closes=%d, want it hung up", kills, closes)
+	for _, id := range []string{"in-deleted-env", "in-retyped-env"} {
+		if row := h.store.row(t, id); row.Status != StatusError || row.StatusReason != ReasonNodeLost {
+			t.Errorf("%s: row %+v, want it left node_lost", id, row)
+		}
+		if err := tryAttach(h.m, id); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("%s: the session is live: %v", id, err)
+		}
+		if kills, closes := keeper.pty(t, id).Counts(); kills != 1 || closes != 1 {
+			t.Errorf("%s: kills=%d closes=%d, want it hung up", id, kills, closes)
+		}
 	}
 	if row := h.store.row(t, "in-fake-env"); row.Status != StatusActive {
 		t.Errorf("the session of the environment still there: %+v, want it taken up", row)
+	}
+}
+
+// TestReconcileNodeLostEnvironmentLookupFails: a store that cannot say
+// whether a node_lost session's environment is there fails the
+// Reconcile, which takes nothing up and hangs nothing up.
+func TestReconcileNodeLostEnvironmentLookupFails(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("lost-kept", 0, []byte("$ "), nil)
+	broken := errors.New("the database is gone")
+	store := &reclaimingStore{live: true, envErr: broken}
+	h := newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	h.saveRows(t, SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost})
+	if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, broken) {
+		t.Errorf("Reconcile: %v, want the store's error", err)
+	}
+	if row := h.store.row(t, "lost-kept"); row.Status != StatusError || row.StatusReason != ReasonNodeLost {
+		t.Errorf("row %+v, want it left node_lost", row)
+	}
+	keeper.mu.Lock()
+	attached := keeper.attached["lost-kept"] != nil
+	keeper.mu.Unlock()
+	if attached {
+		t.Error("the kept session was attached to (taken up or hung up), want it left to the plugin")
 	}
 }
 

@@ -64,7 +64,8 @@ var errNowLive = errors.New("the session id is live in this server")
 // the node registry (core/gormstore's RegisterNode) keeps two processes
 // from running under one name. A node also takes up the sessions its
 // plugins kept that another node recorded as node_lost while it was away
-// (reclaimNodeLost); those no plugin kept stay node_lost.
+// (reclaimNodeLost); those no plugin kept stay node_lost, and those whose
+// environment is gone are hung up.
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	survivors := m.survivors(ctx)
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
