@@ -519,7 +519,7 @@ func termios(t *testing.T, f *os.File) *unix.Termios {
 		t.Fatal(err)
 	}
 	var tio *unix.Termios
-	if err := rc.Control(func(fd uintptr) { tio, err = unix.IoctlGetTermios(int(fd), unix.TCGETS) }); err != nil {
+	if err := rc.Control(func(fd uintptr) { tio, err = unix.IoctlGetTermios(int(fd), ioctlGetTermios) }); err != nil {
 		t.Fatal(err)
 	}
 	if err != nil {
