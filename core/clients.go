@@ -118,8 +118,11 @@ func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMod
 		s.rec.Status = st
 		u.Status = &st
 	}
-	s.mu.Unlock()
+	// Under s.mu, as detach's and the exit's: queued before the update
+	// of an exit that comes next, which an ACTIVE would otherwise
+	// overwrite.
 	m.writer.update(id, u)
+	s.mu.Unlock()
 	m.metrics.clients.Inc()
 	return a, nil
 }

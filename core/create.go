@@ -257,9 +257,12 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	s.state = stateRunning
 	s.rec.Status = StatusActive
 	rec := s.rec
+	// Under s.mu, so that a client's attach and detach, or the exit,
+	// which may all come as soon as the state is running, queue theirs
+	// after it.
+	m.writer.update(s.id, SessionUpdate{Status: &rec.Status})
 	s.mu.Unlock()
 
-	m.writer.update(s.id, SessionUpdate{Status: &rec.Status})
 	m.metrics.created.Inc()
 	m.run(s)
 	m.typeInput(s, r)

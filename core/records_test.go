@@ -139,3 +139,40 @@ func TestWriterDropsUpdatesOfDeletedRows(t *testing.T) {
 		t.Errorf("%d writes still pending", n)
 	}
 }
+
+// An attach racing the process's exit: the exit's TERMINATED is recorded
+// last whichever comes first, never overwritten by the attach's ACTIVE.
+func TestAttachRacingExitRecordsTheExit(t *testing.T) {
+	h := newHarness(t, nil)
+	const n = 300
+	bad := 0
+	for i := range n {
+		id := fmt.Sprintf("s%d", i)
+		_, p := h.create(t, id)
+		var wg sync.WaitGroup
+		var a *Attachment
+		wg.Go(func() { a, _ = h.m.Attach(context.Background(), id) })
+		wg.Go(func() { p.End(shared.ExitStatus{Code: 0}) })
+		wg.Wait()
+		eventually(t, "the exit", func() bool {
+			h.m.mu.Lock()
+			s := h.m.sessions[id]
+			h.m.mu.Unlock()
+			return s == nil || s.hasExited()
+		})
+		if a != nil {
+			a.Close()
+		}
+		if err := h.m.writer.flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if row := h.store.row(t, id); row.Status != StatusTerminated {
+			if bad++; bad == 1 {
+				t.Errorf("%s exited, recorded as %s with %d connections", id, row.Status, row.ActiveConnections)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d exited sessions not recorded as TERMINATED", bad, n)
+	}
+}
