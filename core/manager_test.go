@@ -648,6 +648,65 @@ func TestCloseHangsUpEverything(t *testing.T) {
 	}
 }
 
+// A session that ended on its own just before the shutdown: its client
+// still gets what it had not read, the exit, and then the close that says
+// the session exited, not a close that cuts them off.
+func TestCloseDrainsAnExitedSession(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "x")
+	a := h.attach(t, "x")
+	p.Output(t, []byte("the last lines\r\n"))
+	p.End(shared.ExitStatus{Code: 3})
+	eventually(t, "the exit", func() bool {
+		h.m.mu.Lock()
+		s := h.m.sessions["x"]
+		h.m.mu.Unlock()
+		return s.hasExited()
+	})
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closed <- h.m.Close(ctx)
+	}()
+	eventually(t, "Close to begin", func() bool {
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		return h.m.closed
+	})
+	var out []byte
+	var kinds []FrameKind
+	var last Frame
+	buf := make([]byte, 64)
+	for last.Kind != FrameClose {
+		f, err := a.Next(t.Context(), buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Kind == FrameOutput {
+			out = append(out, f.Data...)
+		} else {
+			kinds = append(kinds, f.Kind)
+			if f.Kind == FrameExit && f.Exit.Code != 3 {
+				t.Errorf("exit frame %+v, want code 3", f.Exit)
+			}
+		}
+		last = f
+	}
+	a.Close()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "the last lines\r\n" || !slices.Equal(kinds, []FrameKind{FrameExit, FrameClose}) ||
+		last.CloseCode != CloseNormal || last.CloseReason != CloseReasonExited {
+		t.Errorf("client got %q then %v (%d %q), want the last lines, the exit, and close %d %q",
+			out, kinds, last.CloseCode, last.CloseReason, CloseNormal, CloseReasonExited)
+	}
+	if row := h.store.row(t, "x"); row.Status != StatusTerminated || row.ExitCode == nil || *row.ExitCode != 3 {
+		t.Errorf("row = %+v", row)
+	}
+}
+
 func TestCloseGivesUpOnClientsAtItsDeadline(t *testing.T) {
 	h := newHarness(t, nil)
 	h.create(t, "held")

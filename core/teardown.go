@@ -47,7 +47,13 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 	s.closeCode, s.closeReason = code, reason
 	// On shutdown, clients get the session's last output and its exit
 	// before the close; a destroyed session just closes them.
-	s.drain = code == CloseGoingAway && prev == stateRunning
+	s.drain = code == CloseGoingAway && (prev == stateRunning || prev == stateExited)
+	if s.drain && prev == stateExited {
+		// Ended on its own before the shutdown: what its clients have
+		// not read yet, its exit, and the close that says so, as leave
+		// gives them.
+		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
+	}
 	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
 		if t != nil {
 			t.Stop()
@@ -114,7 +120,8 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 }
 
 // Close hangs up every session (each attached client receives the session's
-// remaining output, its exit, and close code 1001), records their status,
+// remaining output, its exit, and close code 1001, or 1000 with
+// CloseReasonExited for a session that had exited), records their status,
 // waits — within ctx — for the clients to detach, and waits for every
 // goroutine the manager started. It is safe to call more than once, and
 // after Detach; later calls do nothing and return the first call's result.
