@@ -225,10 +225,11 @@ func (m *Manager) idleExpired(s *session) {
 		m.mu.Unlock()
 		return
 	}
-	delete(m.sessions, s.id)
+	done := m.takeOutLocked(s)
 	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()
+	defer done()
 	s.log.Info("session idle too long; destroying", "idle_timeout", s.snapshot().IdleTimeout)
 	m.teardown(m.ctx, s, CloseNormal, CloseReasonDestroyed, ReasonIdleTimeout)
 }

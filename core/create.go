@@ -151,8 +151,9 @@ func (o *CreateOptions) normalize() error {
 const storeTimeout = 5 * time.Second
 
 // CreateSession starts a session and returns its record. A duplicate live
-// id is ErrAlreadyExists; a session that has exited is replaced. An unknown
-// environment is ErrEnvironmentNotFound.
+// id is ErrAlreadyExists; a session that has exited is replaced, and one
+// being destroyed is waited for, within ctx. An unknown environment is
+// ErrEnvironmentNotFound.
 //
 // The session's row is written, as STARTING, before the plugin is asked to
 // start it: once CreateSession returns, the record survives any crash. A
@@ -202,8 +203,19 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	})
 
 	// Reserve the id before anything else, so that two concurrent creates
-	// of one id cannot both spawn.
+	// of one id cannot both spawn; after the teardown of a session of the
+	// same id that is being destroyed, whose record it is to write.
 	m.mu.Lock()
+	for ch := m.ending[opts.ID]; ch != nil && !m.closed; ch = m.ending[opts.ID] {
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			m.metrics.createFailed.Inc()
+			return SessionRecord{}, fmt.Errorf("session %q is still being destroyed: %w", opts.ID, ctx.Err())
+		}
+		m.mu.Lock()
+	}
 	if m.closed {
 		m.mu.Unlock()
 		return SessionRecord{}, ErrClosed

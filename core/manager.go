@@ -32,6 +32,7 @@ type Manager struct {
 
 	mu          sync.Mutex // protects the following
 	sessions    map[string]*session
+	ending      map[string]chan struct{} // ids being destroyed: closed when done (endingOf)
 	closed      bool
 	attachments int           // attachments not yet closed
 	detached    chan struct{} // closed when attachments drops to 0
@@ -57,6 +58,7 @@ func New(opts Options) (*Manager, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: make(map[string]*session),
+		ending:   make(map[string]chan struct{}),
 		metrics:  newMetrics(),
 	}
 	if opts.Registerer != nil {

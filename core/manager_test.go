@@ -707,6 +707,98 @@ func TestCloseDrainsAnExitedSession(t *testing.T) {
 	}
 }
 
+// slowKillPTY's process ends only some time after Kill, as a process
+// that takes its SIGHUP's time to go does.
+type slowKillPTY struct {
+	*fakeenv.PTY
+	delay time.Duration
+}
+
+func (p *slowKillPTY) Kill(ctx context.Context) error {
+	time.AfterFunc(p.delay, func() { p.PTY.Kill(ctx) })
+	return nil
+}
+
+// A session created under the id of one still being destroyed waits for
+// that teardown, whose record it is to write: the old session's late
+// writes (TERMINATED, its exit code) must not land on the new one's row.
+// A second destroy of the same id waits for it too.
+func TestCreateWaitsForTheTeardownOfItsID(t *testing.T) {
+	h := newHarness(t, nil)
+	first := true
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		if first {
+			first = false
+			return &slowKillPTY{PTY: p, delay: 200 * time.Millisecond}, nil
+		}
+		return p, nil
+	})
+	h.create(t, "x")
+	destroyed := make(chan struct{})
+	go func() {
+		defer close(destroyed)
+		if err := h.m.DestroySession(context.Background(), "x"); err != nil {
+			t.Error(err)
+		}
+	}()
+	eventually(t, "x to be taken out of the map", func() bool { return !h.m.isLive("x") })
+	if err := h.m.DestroySession(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	// The teardown writes the record and flushes it before it is done.
+	if row := h.store.row(t, "x"); row.Status != StatusTerminated {
+		t.Errorf("a second DestroySession returned before the first's teardown was done: x is %s", row.Status)
+	}
+	<-destroyed
+	// Again, the create racing the teardown this time.
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return &slowKillPTY{PTY: p, delay: 200 * time.Millisecond}, nil
+	})
+	h.create(t, "y")
+	destroyed = make(chan struct{})
+	go func() {
+		defer close(destroyed)
+		h.m.DestroySession(context.Background(), "y")
+	}()
+	eventually(t, "y to be taken out of the map", func() bool { return !h.m.isLive("y") })
+	h.env.SetSpawn(nil)
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "y", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	<-destroyed
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "y"); row.Status != StatusActive || row.ExitCode != nil {
+		t.Errorf("the new, running session y is recorded as %s, exit code %v", row.Status, row.ExitCode)
+	}
+	if _, err := h.m.PruneEnded(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.GetSession(t.Context(), "y"); err != nil {
+		t.Errorf("PruneEnded deleted the row of y, which runs: %v", err)
+	}
+
+	// A create given up while it waits says why, and leaves nothing.
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return &slowKillPTY{PTY: p, delay: time.Second}, nil
+	})
+	h.create(t, "z")
+	go h.m.DestroySession(context.Background(), "z")
+	eventually(t, "z to be taken out of the map", func() bool { return !h.m.isLive("z") })
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.m.CreateSession(ctx, CreateOptions{ID: "z", EnvironmentID: "fake"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("create while z is still being destroyed, given up: %v", err)
+	}
+}
+
 func TestCloseGivesUpOnClientsAtItsDeadline(t *testing.T) {
 	h := newHarness(t, nil)
 	h.create(t, "held")

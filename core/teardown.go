@@ -20,19 +20,47 @@ const killTimeout = 10 * time.Second
 // DestroySession ends a session: it closes every client with "Session
 // destroyed", kills the process, has the plugin clean up, and records the
 // session as TERMINATED. A failing step is logged and destruction goes on.
-// An unknown or already destroyed id is not an error.
+// An unknown or already destroyed id is not an error; one being destroyed
+// (by another call, or its idle timeout) is waited for, within ctx.
 func (m *Manager) DestroySession(ctx context.Context, id string) error {
 	m.mu.Lock()
 	s := m.sessions[id]
-	if s != nil {
-		delete(m.sessions, id)
-	}
-	m.mu.Unlock()
 	if s == nil {
+		ch := m.ending[id]
+		m.mu.Unlock()
+		if ch != nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		return nil
 	}
+	done := m.takeOutLocked(s)
+	m.mu.Unlock()
+	defer done()
 	m.teardown(ctx, s, CloseNormal, CloseReasonDestroyed, "")
 	return nil
+}
+
+// takeOutLocked takes s out of the map to be torn down, and returns what
+// to call when the teardown is done. Until then the id is ending: the
+// destroyed session still writes its record, so a session created under
+// the same id waits (endingOf), lest the old one's late writes land on the
+// new one's row. m.mu is held.
+func (m *Manager) takeOutLocked(s *session) (done func()) {
+	delete(m.sessions, s.id)
+	ch := make(chan struct{})
+	m.ending[s.id] = ch
+	return func() {
+		m.mu.Lock()
+		if m.ending[s.id] == ch {
+			delete(m.ending, s.id)
+		}
+		m.mu.Unlock()
+		close(ch)
+	}
 }
 
 // teardown destroys s, which the caller has taken out of the map.
