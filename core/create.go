@@ -167,6 +167,9 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	if err := m.checkRecordable(opts.Record); err != nil {
 		return SessionRecord{}, err
 	}
+	m.mu.Lock()
+	envDeletes := m.envDeletes
+	m.mu.Unlock()
 	env, err := m.lookupEnvironment(ctx, opts.EnvironmentID)
 	if err == nil {
 		err = m.checkClusterCreate(ctx, env, opts.ID) // placement.go
@@ -224,6 +227,17 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	if old != nil && !old.hasExited() {
 		m.mu.Unlock()
 		return SessionRecord{}, fmt.Errorf("%w: session %q", ErrAlreadyExists, opts.ID)
+	}
+	if m.envDeletes != envDeletes {
+		// An environment was deleted since the lookup, perhaps this
+		// one, which saw no session of its own in the map: look again,
+		// under m.mu as DeleteEnvironment deletes, so that neither
+		// misses the other.
+		if _, err := m.lookupEnvironment(ctx, opts.EnvironmentID); err != nil {
+			m.mu.Unlock()
+			m.metrics.createFailed.Inc()
+			return SessionRecord{}, err
+		}
 	}
 	m.sessions[opts.ID] = s
 	m.mu.Unlock()

@@ -141,6 +141,9 @@ func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 	if errors.Is(err, ErrEnvironmentNotFound) {
 		return fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
 	}
+	if err == nil {
+		m.envDeletes++ // a create that looked it up before looks again
+	}
 	return err
 }
 

@@ -32,7 +32,8 @@ type Manager struct {
 
 	mu          sync.Mutex // protects the following
 	sessions    map[string]*session
-	ending      map[string]chan struct{} // ids being destroyed: closed when done (endingOf)
+	ending      map[string]chan struct{} // ids being destroyed: closed when done (takeOutLocked)
+	envDeletes  uint64                   // environments deleted, for CreateSession to see one it looked up go
 	closed      bool
 	attachments int           // attachments not yet closed
 	detached    chan struct{} // closed when attachments drops to 0

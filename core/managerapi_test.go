@@ -1,9 +1,11 @@
 package core
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,4 +257,49 @@ func gatheredValue(t *testing.T, reg *prometheus.Registry, name string) float64 
 	}
 	t.Fatalf("metric %s not gathered", name)
 	return 0
+}
+
+// gatedEnvStore holds up one environment lookup, after it has its answer,
+// until gate closes.
+type gatedEnvStore struct {
+	*memStore
+	once   sync.Once
+	looked chan struct{} // closed when the held lookup has its answer
+	gate   chan struct{}
+}
+
+func (s *gatedEnvStore) GetEnvironment(ctx context.Context, id string) (Environment, error) {
+	env, err := s.memStore.GetEnvironment(ctx, id)
+	s.once.Do(func() {
+		close(s.looked)
+		<-s.gate
+	})
+	return env, err
+}
+
+// An environment deleted between a create's lookup of it and the create's
+// reservation of its id: DeleteEnvironment saw no session in it, so the
+// create must not start one there.
+func TestCreateRacingDeleteEnvironment(t *testing.T) {
+	var st *gatedEnvStore
+	h := newHarness(t, func(o *Options) {
+		st = &gatedEnvStore{memStore: o.Store.(*memStore), looked: make(chan struct{}), gate: make(chan struct{})}
+		o.Store = st
+	})
+	created := make(chan error, 1)
+	go func() {
+		_, err := h.m.CreateSession(context.Background(), CreateOptions{ID: "x", EnvironmentID: "fake"})
+		created <- err
+	}()
+	<-st.looked
+	if err := h.m.DeleteEnvironment(t.Context(), "fake"); err != nil {
+		t.Fatal(err)
+	}
+	close(st.gate)
+	if err := <-created; !errors.Is(err, ErrEnvironmentNotFound) {
+		t.Errorf("create in an environment deleted meanwhile: %v, want ErrEnvironmentNotFound", err)
+	}
+	if h.m.isLive("x") || h.env.Count() != 0 {
+		t.Errorf("the create left a session (live %v, %d spawned)", h.m.isLive("x"), h.env.Count())
+	}
 }

@@ -47,8 +47,8 @@ func (m *Manager) DestroySession(ctx context.Context, id string) error {
 // takeOutLocked takes s out of the map to be torn down, and returns what
 // to call when the teardown is done. Until then the id is ending: the
 // destroyed session still writes its record, so a session created under
-// the same id waits (endingOf), lest the old one's late writes land on the
-// new one's row. m.mu is held.
+// the same id waits, lest the old one's late writes land on the
+// new one's row (CreateSession). m.mu is held.
 func (m *Manager) takeOutLocked(s *session) (done func()) {
 	delete(m.sessions, s.id)
 	ch := make(chan struct{})
