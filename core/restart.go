@@ -116,6 +116,9 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		fromRecord = &req
 	}
 	rs, req, err := r.begin()
+	if errors.Is(err, ErrSessionEnded) {
+		return SessionRecord{}, fmt.Errorf("%w: session %q: create it again with the same id", ErrSessionEnded, id)
+	}
 	if err != nil {
 		return SessionRecord{}, fmt.Errorf("%w: session %q", err, id)
 	}

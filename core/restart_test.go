@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
@@ -262,5 +263,48 @@ func TestRestartWhileRestarting(t *testing.T) {
 	}
 	if rec, err := h.m.GetSession(context.Background(), "s1"); err != nil || rec.Restarts != 1 {
 		t.Errorf("record %+v, %v; want 1 restart", rec, err)
+	}
+}
+
+// heldWaitPTY's Wait says it was called, then waits for release: the pump,
+// done reading at the process's end, is held before it records the exit.
+type heldWaitPTY struct {
+	*fakeenv.PTY
+	waiting chan struct{}
+	release chan struct{}
+}
+
+func (p *heldWaitPTY) Wait(ctx context.Context) (shared.ExitStatus, error) {
+	close(p.waiting)
+	<-p.release
+	return p.PTY.Wait(ctx)
+}
+
+// A restart that comes after the process ended on its own, while the pump
+// waits for its exit status: the session has ended, at once, and its exit
+// is recorded as it was.
+func TestRestartRacingTheExit(t *testing.T) {
+	h := newHarness(t, nil)
+	var p *heldWaitPTY
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p = &heldWaitPTY{PTY: fakeenv.NewPTY(req), waiting: make(chan struct{}), release: make(chan struct{})}
+		h.env.Add(p.PTY)
+		return p, nil
+	})
+	h.create(t, "x")
+	p.End(shared.ExitStatus{Code: 4})
+	<-p.waiting
+	start := time.Now()
+	_, err := h.m.RestartSession(t.Context(), "x", RestartOptions{})
+	if !errors.Is(err, ErrSessionEnded) || time.Since(start) > 2*time.Second {
+		t.Errorf("restart of a session whose process ended: %v after %v, want ErrSessionEnded at once", err, time.Since(start))
+	}
+	close(p.release)
+	eventually(t, "the exit", func() bool {
+		rec, err := h.m.GetSession(t.Context(), "x")
+		return err == nil && rec.Status == StatusTerminated
+	})
+	if rec, _ := h.m.GetSession(t.Context(), "x"); rec.ExitCode == nil || *rec.ExitCode != 4 || rec.Restarts != 0 {
+		t.Errorf("record %+v, want exit code 4 and no restart", rec)
 	}
 }

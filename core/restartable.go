@@ -35,6 +35,7 @@ type restartable struct {
 	final     *ExitStatus         // when set, what Wait reports: the restart did not go through
 	killed    bool
 	closed    bool
+	ended     bool          // Read returned the end of the output: the pump is done reading
 	curClosed bool          // a restart has closed cur, which is no longer to be used
 	output    chan struct{} // closed at cur's first output
 	lastWrite time.Time     // when cur last wrote
@@ -119,6 +120,12 @@ func (r *restartable) begin() (*restart, shared.SpawnRequest, error) {
 	}
 	if r.killed || r.closed || r.final != nil {
 		return nil, shared.SpawnRequest{}, ErrSessionNotFound
+	}
+	if r.ended {
+		// The process ended on its own, and the pump, done reading,
+		// waits for its exit status: no output will come to end, and
+		// the session is about to be recorded as exited.
+		return nil, shared.SpawnRequest{}, ErrSessionEnded
 	}
 	rs := &restart{drained: make(chan struct{}), done: make(chan struct{})}
 	r.restart = rs
@@ -215,6 +222,7 @@ func (r *restartable) Read(p []byte) (int, error) {
 		rs := r.restart
 		if rs == nil || r.killed || r.closed {
 			r.pending = nil
+			r.ended = true
 			if rs != nil {
 				// Destroyed while restarting: end here, with the old
 				// process, which the pump waits for.
