@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -881,5 +882,61 @@ func TestReconcileLeftoverRows(t *testing.T) {
 		if want == StatusError && (row.StatusReason != ReasonServerLost || row.ActiveConnections != 0) {
 			t.Errorf("%s: %+v", id, row)
 		}
+	}
+}
+
+// stuckPTY's output never ends, whatever Kill and Close do: a plugin that
+// no longer answers.
+type stuckPTY struct {
+	*fakeenv.PTY
+	release chan struct{}
+}
+
+func (p *stuckPTY) Read(b []byte) (int, error) {
+	n, err := p.PTY.Read(b)
+	if err != nil {
+		<-p.release
+	}
+	return n, err
+}
+
+func (p *stuckPTY) Kill(context.Context) error { return nil }
+
+// Close keeps to its deadline when a session's output never ends: it says
+// so, and the caller can go on to shut the plugins down.
+func TestCloseKeepsToItsDeadlineWithAStuckPump(t *testing.T) {
+	release := make(chan struct{})
+	var fake *fakeenv.PTY
+	defer func() {
+		// Unstuck, so that the pump ends with the test.
+		close(release)
+		fake.Kill(context.Background())
+	}()
+	// Not newHarness's manager, whose cleanup expects Close to succeed.
+	env := &fakeenv.Env{}
+	store := newMemStore()
+	store.envs["fake"] = Environment{ID: "fake", Name: "fake", Type: "FAKE"}
+	store.envOrder = []string{"fake"}
+	m, err := New(Options{Store: store, Plugins: fakePlugins{"FAKE": env}, IdleTimeout: NoIdleTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		fake = fakeenv.NewPTY(req)
+		env.Add(fake)
+		return &stuckPTY{PTY: fake, release: release}, nil
+	})
+	if _, err := m.CreateSession(t.Context(), CreateOptions{ID: "x", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = m.Close(ctx)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Close took %v, past its deadline of 300ms", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "had not ended by the deadline") {
+		t.Errorf("Close = %v, want an error saying a session's output had not ended", err)
 	}
 }

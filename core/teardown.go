@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,6 +17,10 @@ import (
 // killTimeout bounds how long destruction waits for a killed session's
 // output to end before it cleans up anyway.
 const killTimeout = 10 * time.Second
+
+// stopGrace is how long past its deadline a stop still waits for the
+// sessions' output to end.
+const stopGrace = time.Second
 
 // DestroySession ends a session: it closes every client with "Session
 // destroyed", kills the process, has the plugin clean up, and records the
@@ -150,9 +155,12 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 // Close hangs up every session (each attached client receives the session's
 // remaining output, its exit, and close code 1001, or 1000 with
 // CloseReasonExited for a session that had exited), records their status,
-// waits — within ctx — for the clients to detach, and waits for every
-// goroutine the manager started. It is safe to call more than once, and
-// after Detach; later calls do nothing and return the first call's result.
+// waits — within ctx — for the clients to detach and for every goroutine
+// the manager started (past ctx it returns an error, and a session whose
+// output has not ended by then, its plugin stuck, is the plugin shutdown's
+// to end and the next server's to record). It is safe to call more than
+// once, and after Detach; later calls do nothing and return the first
+// call's result.
 func (m *Manager) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() { m.closeErr = m.stop(ctx, m.hangUpAll) })
 	return m.closeErr
@@ -221,13 +229,33 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 	}
 
 	m.cancel()
-	m.wg.Wait()
+	// Within ctx too: a pump whose plugin never ends its output would
+	// hold the stop, and the caller's plugin shutdown, which ends that
+	// output, comes after it. What such a pump records later is not
+	// written; the next server's Reconcile records its session.
+	waited := make(chan struct{})
+	go func() {
+		m.wg.Wait()
+		close(waited)
+	}()
+	var late error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		// The clients may have had all of it: pumps that are ending
+		// anyway get a moment more.
+		select {
+		case <-waited:
+		case <-time.After(stopGrace):
+			late = errors.New("core: some sessions' output had not ended by the deadline; their end is not recorded")
+		}
+	}
 	err := m.writer.flush(ctx)
 	m.events.close()
 	if err != nil {
-		return fmt.Errorf("core: writing final session status: %w", err)
+		err = fmt.Errorf("core: writing final session status: %w", err)
 	}
-	return nil
+	return errors.Join(late, err)
 }
 
 // hangUpAll tears every session of all down, in parallel: Close's end.
