@@ -18,8 +18,6 @@ be any unique prefix of a session's ID. A session that has ended cannot be
 restarted: create it again with 'ptyhost run --id ID ...'.
 
 Exit status: 0 when every session was restarted, 1 otherwise.
-
-Flags:
 `
 
 // restartSessionRequest is the body of POST /api/v1/sessions/{id}/restart.

@@ -78,7 +78,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` on every API request [PTYHOST_TOKEN]")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
 	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com (repeatable)")
-	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
+	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost, names under .localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
 	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
 	fs.Var(&c.scrollback, "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB [PTYHOST_SCROLLBACK]")
@@ -117,7 +117,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 		return nil
 	})
 	fs.Lookup("size-policy").DefValue = string(core.SizeLatest)
-	fs.Func("never-env", "never pass the environment variable `NAME` to a session, whether inherited or set by a request or an environment, such as CLAUDECODE (repeatable, or comma-separated)", func(v string) error {
+	fs.Func("never-env", "never pass the environment variable `NAME` to a session, whether inherited or set by a request or an environment, such as CLAUDECODE (repeatable, or comma-separated) [PTYHOST_NEVER_ENV]", func(v string) error {
 		for name := range strings.SplitSeq(v, ",") {
 			if name == "" || strings.ContainsAny(name, "=\x00") {
 				return fmt.Errorf("%q: want variable names, comma-separated", v)

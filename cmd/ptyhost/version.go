@@ -18,8 +18,11 @@ const versionHelp = `Usage: ptyhost version
 Print the version of this ptyhost binary, and the Go release and platform
 it was built for. 'ptyhost --version' prints the same. A binary built by
 'make build' carries the checkout's 'git describe' (or make VERSION=...);
-one built otherwise, the version the go command recorded: a release tag
-for 'go install', else the commit ("devel-<commit>[+dirty]").
+one built otherwise, the version the go command recorded: the release for
+'go install ...@v1.2.0'; for a build in a checkout, the commit's tag or a
+pseudo-version (v0.0.0-20261206034041-edcc40b046a0), with +dirty when the
+checkout had changes; or "unknown" when it recorded no version control
+information (-buildvcs=false).
 
 Each plugin binary answers --version the same way
 (ptyhost-plugin-host --version).
