@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -303,9 +304,12 @@ func resolveEndpoint(ep endpoint, target *endpoint, prefix string) (endpoint, er
 	if ep.Host == "" {
 		return ep, fmt.Errorf("%shost is required", prefix)
 	}
-	if strings.HasPrefix(ep.Host, "-") || strings.ContainsAny(ep.Host, " \t\r\n\x00/@") {
-		return ep, fmt.Errorf("%shost: %q is not a host name or address", prefix, ep.Host)
+	host, ok := hostName(ep.Host)
+	if !ok {
+		return ep, fmt.Errorf("%shost: %q is not a host name (letters, digits, '-', '_' and dots) or an IP address (IPv6 optionally in brackets); "+
+			"known_hosts patterns such as '*', '?', ',' and '!' are refused, since accept-new records the host as given", prefix, ep.Host)
 	}
+	ep.Host = host
 	switch {
 	case ep.Port == 0:
 		ep.Port = defaultPort
@@ -353,6 +357,59 @@ func resolveEndpoint(ep endpoint, target *endpoint, prefix string) (endpoint, er
 		return ep, fmt.Errorf("%shost_key_check: %q is not one of strict, accept-new, off", prefix, ep.HostKeyCheck)
 	}
 	return ep, nil
+}
+
+// hostName checks a host field and returns it without the brackets of a
+// bracketed IPv6 address. A host is a DNS name or an IP address, nothing
+// else: the host is the name accept-new writes into known_hosts, where
+// "*", "a,b" or "!a" would be a pattern vouching for other hosts too, and
+// a leading '-' could pass for an option.
+func hostName(host string) (string, bool) {
+	if inner, ok := strings.CutPrefix(host, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		if a, err := netip.ParseAddr(inner); ok && err == nil && a.Is6() && zoneName(a.Zone()) {
+			return inner, true
+		}
+		return "", false
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return host, zoneName(a.Zone())
+	}
+	// A fully qualified name may end in a dot.
+	name := strings.TrimSuffix(host, ".")
+	if name == "" || len(name) > 253 {
+		return "", false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if !nameLabel(label) {
+			return "", false
+		}
+	}
+	return host, true
+}
+
+// nameLabel reports whether s is a label of a host name: 1 to 63 letters,
+// digits, '-' and '_' ('_' is not in RFC 1123, but is in the wild), not
+// starting with '-'.
+func nameLabel(s string) bool {
+	return s != "" && len(s) <= 63 && s[0] != '-' && !strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+	})
+}
+
+// zoneName reports whether an IPv6 address's zone (netip checks the rest)
+// is none or an interface name: labels as in a host name, which netip
+// does not ensure.
+func zoneName(zone string) bool {
+	if zone == "" {
+		return true
+	}
+	for label := range strings.SplitSeq(zone, ".") {
+		if !nameLabel(label) {
+			return false
+		}
+	}
+	return true
 }
 
 // currentUser returns the name of the user the plugin runs as.

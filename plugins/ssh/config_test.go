@@ -115,6 +115,25 @@ func TestParseConfigErrors(t *testing.T) {
 		{"literal password in jump", `{"host": "h", "jump": {"host": "b", "password": "x"}}`, "jump.password: secrets"},
 		{"host with space", `{"host": "a b"}`, "not a host name"},
 		{"host option", `{"host": "-oProxyCommand=x"}`, "not a host name"},
+		{"host wildcard", `{"host": "*"}`, `host: "*" is not a host name`},
+		{"host pattern", `{"host": "prod-*.internal"}`, "known_hosts patterns"},
+		{"host question mark", `{"host": "db?"}`, "not a host name"},
+		{"host list", `{"host": "evil.example,prod.internal"}`, `host: "evil.example,prod.internal" is not a host name`},
+		{"host negation", `{"host": "!prod.internal"}`, "not a host name"},
+		{"host hashed", `{"host": "|1|abc=|def="}`, "not a host name"},
+		{"host bracketed name", `{"host": "[prod.internal]"}`, "not a host name"},
+		{"host bracketed pattern", `{"host": "[*]:22"}`, "not a host name"},
+		{"host bracketed IPv4", `{"host": "[10.0.0.1]"}`, "not a host name"},
+		{"host with port", `{"host": "db:22"}`, "not a host name"},
+		{"host empty label", `{"host": "a..b"}`, "not a host name"},
+		{"host label option", `{"host": "a.-b"}`, "not a host name"},
+		{"host slash", `{"host": "a/b"}`, "not a host name"},
+		{"host user", `{"host": "u@h"}`, "not a host name"},
+		{"host zone pattern", `{"host": "fe80::1%*"}`, "not a host name"},
+		{"host long label", `{"host": "` + strings.Repeat("a", 64) + `.example"}`, "not a host name"},
+		{"jump host wildcard", `{"host": "h", "jump": "*"}`, `jump.host: "*" is not a host name`},
+		{"jump host list", `{"host": "h", "jump": "ops@a,b:22"}`, `jump.host: "a,b" is not a host name`},
+		{"jump object host pattern", `{"host": "h", "jump": {"host": "bastion?"}}`, `jump.host: "bastion?" is not a host name`},
 		{"port string", `{"host": "h", "port": "22"}`, "cannot unmarshal string"},
 		{"port range", `{"host": "h", "port": 70000}`, "port: 70000 is not in 1..65535"},
 		{"negative port", `{"host": "h", "port": -1}`, "port: -1"},
@@ -151,6 +170,37 @@ func TestParseConfigErrors(t *testing.T) {
 			_, err := parseConfig(json.RawMessage(tt.config))
 			if !errors.Is(err, shared.ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("parseConfig(%s) = %v, want ErrInvalidConfig mentioning %q", tt.config, err, tt.want)
+			}
+		})
+	}
+}
+
+// Host names and IP addresses are accepted, a bracketed IPv6 address
+// without its brackets.
+func TestParseConfigHosts(t *testing.T) {
+	for _, tt := range []struct{ host, want string }{
+		{"example.com", "example.com"},
+		{"example.com.", "example.com."},
+		{"db-1.prod_eu.internal", "db-1.prod_eu.internal"},
+		{"localhost", "localhost"},
+		{"DB1", "DB1"},
+		{"10.0.0.5", "10.0.0.5"},
+		{"::1", "::1"},
+		{"[::1]", "::1"},
+		{"2001:db8::5", "2001:db8::5"},
+		{"[2001:db8::5]", "2001:db8::5"},
+		{"::ffff:10.0.0.5", "::ffff:10.0.0.5"},
+		{"fe80::1%eth0", "fe80::1%eth0"},
+		{"[fe80::1%eth0.100]", "fe80::1%eth0.100"},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			raw, _ := json.Marshal(map[string]any{"host": tt.host, "user": "u", "jump": map[string]any{"host": tt.host}})
+			c, err := parseConfig(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Target.Host != tt.want || c.Jump.Host != tt.want {
+				t.Errorf("host %q, jump host %q; want %q", c.Target.Host, c.Jump.Host, tt.want)
 			}
 		})
 	}

@@ -157,8 +157,8 @@ func classifyHandshake(err error, ep *endpoint, check *hostKeyCheck, creds *cred
 	switch {
 	case errors.As(err, &hke):
 		return fmt.Errorf("ssh: %w", hke)
-	case !check.called && len(check.algorithms) > 0 && strings.Contains(err.Error(), "no common algorithm for host key"):
-		return fmt.Errorf("ssh: %w", noCommonHostKeyError(ep, check.algorithms, err))
+	case !check.called && len(check.keyAlgorithms) > 0 && strings.Contains(err.Error(), "no common algorithm for host key"):
+		return fmt.Errorf("ssh: %w", check.noCommonHostKeyError(err))
 	case !check.called && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
 		return fmt.Errorf("%w: ssh: %s closed the connection before the SSH handshake finished (is it an SSH server, and is it refusing connections?): %v",
 			shared.ErrUnavailable, ep.addr(), err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -49,35 +51,58 @@ func newHostKeys(logger hclog.Logger) *hostKeys {
 type hostKeyCheck struct {
 	hk *hostKeys
 	ep *endpoint
-	// algorithms lists the host key algorithms of the keys known for ep,
-	// so the server offers a key the file can vouch for; nil means any.
+	// algorithms lists the host key algorithms to ask the server for; nil
+	// (any) only when checking is off. See check.
 	algorithms []string
+	// keyAlgorithms lists the algorithms of ep's known host keys (not
+	// counting @cert-authority lines), for noCommonHostKeyError.
+	keyAlgorithms []string
+	// cas are the @cert-authority lines that cover ep: a host certificate
+	// signed by one of them is checked as a certificate.
+	cas []knownhosts.KnownKey
 	// called is set once the server's key has been seen.
 	called bool
 }
 
-// check prepares the verification of ep's host key for one handshake.
+// check prepares the verification of ep's host key for one handshake. It
+// chooses what to ask the server for, as OpenSSH does: certificates first
+// when a @cert-authority line covers ep, so a host certificate signed by
+// that CA verifies; then the types of ep's known host keys, so a host with
+// several keys is checked against the right one; or, when the file has no
+// host key for ep, every plain type, so that a certificate from a CA the
+// file does not trust is not presented in place of the key accept-new
+// would record or strict would name.
 func (h *hostKeys) check(ep *endpoint) (*hostKeyCheck, error) {
 	c := &hostKeyCheck{hk: h, ep: ep}
 	if ep.HostKeyCheck == checkOff {
 		return c, nil
 	}
-	db, err := loadKnownHosts(ep.KnownHosts)
+	kh, err := loadKnownHosts(ep.KnownHosts)
 	if err != nil {
 		return nil, err
 	}
 	var ke *knownhosts.KeyError
-	if err := db(ep.addr(), probeAddr(ep), h.probe); errors.As(err, &ke) {
-		seen := map[string]bool{}
+	if err := kh.check(ep.addr(), probeAddr(ep), h.probe); errors.As(err, &ke) {
 		for _, k := range ke.Want {
+			if kh.isCA(k) {
+				c.cas = append(c.cas, k)
+				continue
+			}
 			for _, alg := range algorithmsFor(k.Key.Type()) {
-				if !seen[alg] {
-					seen[alg] = true
-					c.algorithms = append(c.algorithms, alg)
+				if !slices.Contains(c.keyAlgorithms, alg) {
+					c.keyAlgorithms = append(c.keyAlgorithms, alg)
 				}
 			}
 		}
 	}
+	certs, plain := hostKeyAlgorithms()
+	if len(c.cas) > 0 {
+		c.algorithms = certs
+	}
+	if len(c.keyAlgorithms) > 0 {
+		plain = c.keyAlgorithms
+	}
+	c.algorithms = append(c.algorithms, plain...)
 	return c, nil
 }
 
@@ -90,7 +115,7 @@ func (c *hostKeyCheck) callback(hostport string, remote net.Addr, key ssh.Public
 			"host", ep.addr(), "host_key", fingerprint(key))
 		return nil
 	}
-	err := c.hk.verify(ep, hostport, remote, key, false)
+	key, err := c.verify(hostport, remote, key, false)
 	var ke *knownhosts.KeyError
 	if !errors.As(err, &ke) || len(ke.Want) > 0 || ep.HostKeyCheck != checkAcceptNew {
 		return err
@@ -98,7 +123,7 @@ func (c *hostKeyCheck) callback(hostport string, remote net.Addr, key ssh.Public
 	c.hk.mu.Lock()
 	defer c.hk.mu.Unlock()
 	// Another connection may have recorded it meanwhile.
-	if err := c.hk.verify(ep, hostport, remote, key, true); !errors.As(err, &ke) || len(ke.Want) > 0 {
+	if _, err := c.verify(hostport, remote, key, true); !errors.As(err, &ke) || len(ke.Want) > 0 {
 		return err
 	}
 	if err := appendKnownHost(ep.KnownHosts, knownhosts.Line([]string{knownhosts.Normalize(hostport)}, key)); err != nil {
@@ -109,66 +134,137 @@ func (c *hostKeyCheck) callback(hostport string, remote net.Addr, key ssh.Public
 	return nil
 }
 
-// verify checks key against ep's known_hosts file. An unknown host is
-// returned as the *knownhosts.KeyError itself when raw is set or the mode
-// is accept-new, so the caller can record it; every other failure is a
-// *hostKeyError with the full explanation.
-func (h *hostKeys) verify(ep *endpoint, hostport string, remote net.Addr, key ssh.PublicKey, raw bool) error {
-	db, err := loadKnownHosts(ep.KnownHosts)
+// verify checks key against ep's known_hosts file and returns the key it
+// judged: a certificate from a CA the file trusts for ep is checked as a
+// certificate; from any other CA it vouches for nothing, and, as OpenSSH
+// does, the server is judged by the plain key inside it (x/crypto would
+// refuse it outright). An unknown host is returned as an empty
+// *knownhosts.KeyError when raw is set or the mode is accept-new, so the
+// caller can record the key; every other failure is a *hostKeyError with
+// the full explanation.
+func (c *hostKeyCheck) verify(hostport string, remote net.Addr, key ssh.PublicKey, raw bool) (ssh.PublicKey, error) {
+	ep := c.ep
+	kh, err := loadKnownHosts(ep.KnownHosts)
 	if err != nil {
-		return &hostKeyError{err.Error()}
-	}
-	err = db(hostport, remote, key)
-	if err == nil {
-		return nil
+		return key, &hostKeyError{err.Error()}
 	}
 	name := knownhosts.Normalize(hostport)
+	if cert, ok := key.(*ssh.Certificate); ok {
+		// x/crypto says a certificate is revoked but not which line
+		// revokes it: ask about its two keys one by one.
+		for _, k := range []struct {
+			what string
+			key  ssh.PublicKey
+		}{{"CA", cert.SignatureKey}, {"key", cert.Key}} {
+			var revoked *knownhosts.RevokedError
+			if errors.As(kh.check(hostport, remote, k.key), &revoked) {
+				return key, &hostKeyError{fmt.Sprintf("host certificate for %s is revoked: %s:%d marks its %s %s @revoked",
+					name, revoked.Revoked.Filename, revoked.Revoked.Line, k.what, fingerprint(k.key))}
+			}
+		}
+		i := slices.IndexFunc(c.cas, func(ca knownhosts.KnownKey) bool { return keyEqual(ca.Key, cert.SignatureKey) })
+		if i < 0 {
+			key = cert.Key
+		} else if err := kh.check(hostport, remote, cert); err != nil {
+			return key, &hostKeyError{fmt.Sprintf("host certificate for %s, signed by %s (@cert-authority at %s:%d), is not valid for it: %v",
+				name, fingerprint(cert.SignatureKey), c.cas[i].Filename, c.cas[i].Line, err)}
+		} else {
+			return key, nil
+		}
+	}
+	err = kh.check(hostport, remote, key)
+	if err == nil {
+		return key, nil
+	}
 	var revoked *knownhosts.RevokedError
 	if errors.As(err, &revoked) {
-		return &hostKeyError{fmt.Sprintf("host key for %s is revoked: %s:%d marks %s @revoked",
+		return key, &hostKeyError{fmt.Sprintf("host key for %s is revoked: %s:%d marks %s @revoked",
 			name, revoked.Revoked.Filename, revoked.Revoked.Line, fingerprint(key))}
 	}
 	var ke *knownhosts.KeyError
 	if !errors.As(err, &ke) {
-		return &hostKeyError{fmt.Sprintf("host key for %s: %v", name, err)}
+		return key, &hostKeyError{fmt.Sprintf("host key for %s: %v", name, err)}
 	}
-	if len(ke.Want) == 0 {
+	// x/crypto lists the @cert-authority lines that cover the host among
+	// its keys; they vouch for certificates only, so a plain key they do
+	// not list is unknown, not changed.
+	want := slices.DeleteFunc(slices.Clone(ke.Want), kh.isCA)
+	if len(want) == 0 {
 		if raw || ep.HostKeyCheck == checkAcceptNew {
-			return ke
+			return key, &knownhosts.KeyError{}
+		}
+		known := "has no entry for it"
+		if len(ke.Want) > 0 {
+			known = "has only @cert-authority lines for it, and the server presented no certificate signed by one of them"
 		}
 		host, port, _ := net.SplitHostPort(ep.addr())
-		return &hostKeyError{fmt.Sprintf("host key for %s is unknown: %s has no entry for it (host_key_check strict); the server offered %s. "+
+		return key, &hostKeyError{fmt.Sprintf("host key for %s is unknown: %s %s (host_key_check strict); the server offered %s. "+
 			"Check that fingerprint with the server's administrator, then add the key with `ssh-keyscan -p %s %s >> %s`, or set host_key_check to accept-new",
-			name, ep.KnownHosts, fingerprint(key), port, host, ep.KnownHosts)}
+			name, ep.KnownHosts, known, fingerprint(key), port, host, ep.KnownHosts)}
 	}
-	want := make([]string, len(ke.Want))
-	for i, k := range ke.Want {
-		want[i] = fmt.Sprintf("%s:%d has %s", k.Filename, k.Line, fingerprint(k.Key))
+	lines := make([]string, len(want))
+	for i, k := range want {
+		lines[i] = fmt.Sprintf("%s:%d has %s", k.Filename, k.Line, fingerprint(k.Key))
 	}
-	return &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s, but the server offered %s. "+
+	return key, &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s, but the server offered %s. "+
 		"Someone may be intercepting the connection (man-in-the-middle), or the host key was changed; "+
 		"if you trust the new key, remove the old one with `ssh-keygen -R '%s' -f %s`",
-		name, strings.Join(want, "; "), fingerprint(key), name, ep.KnownHosts)}
+		name, strings.Join(lines, "; "), fingerprint(key), name, ep.KnownHosts)}
 }
 
 // noCommonHostKeyError explains a handshake that failed because the server
 // offers none of the host key types known_hosts has for it.
-func noCommonHostKeyError(ep *endpoint, algorithms []string, err error) error {
-	return &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s has only %s keys for it, and the server offers none of those (%v). "+
+func (c *hostKeyCheck) noCommonHostKeyError(err error) error {
+	certs := ""
+	if len(c.cas) > 0 {
+		certs = " (and certificates from its @cert-authority lines)"
+	}
+	return &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s has only %s keys for it%s, and the server offers none of those (%v). "+
 		"Someone may be intercepting the connection (man-in-the-middle), or the host keys were changed",
-		knownhosts.Normalize(ep.addr()), ep.KnownHosts, strings.Join(algorithms, ", "), err)}
+		knownhosts.Normalize(c.ep.addr()), c.ep.KnownHosts, strings.Join(c.keyAlgorithms, ", "), certs, err)}
+}
+
+// knownHostsDB is one reading of a known_hosts file: x/crypto's check of a
+// host key against it, and which of its lines are @cert-authority lines,
+// which x/crypto's KeyError lists among a host's keys without saying so.
+type knownHostsDB struct {
+	check ssh.HostKeyCallback
+	path  string
+	cas   map[int]ssh.PublicKey // the CA keys, by line number
 }
 
 // loadKnownHosts parses a known_hosts file; a missing file knows no host.
-func loadKnownHosts(path string) (ssh.HostKeyCallback, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return knownhosts.New()
+func loadKnownHosts(path string) (*knownHostsDB, error) {
+	kh := &knownHostsDB{path: path, cas: map[int]ssh.PublicKey{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		kh.check, err = knownhosts.New()
+		return kh, err
 	}
-	db, err := knownhosts.New(path)
 	if err != nil {
 		return nil, fmt.Errorf("known_hosts %s: %w", path, err)
 	}
-	return db, nil
+	if kh.check, err = knownhosts.New(path); err != nil {
+		return nil, fmt.Errorf("known_hosts %s: %w", path, err)
+	}
+	// Lines are numbered as knownhosts numbers them. Should the file
+	// change between the two reads, isCA compares the keys too.
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if !bytes.Contains(line, []byte("@cert-authority")) {
+			continue
+		}
+		if marker, _, key, _, _, err := ssh.ParseKnownHosts(line); err == nil && marker == "cert-authority" {
+			kh.cas[i+1] = key
+		}
+	}
+	return kh, nil
+}
+
+// isCA reports whether k, from a knownhosts.KeyError, is a
+// @cert-authority line.
+func (kh *knownHostsDB) isCA(k knownhosts.KnownKey) bool {
+	ca, ok := kh.cas[k.Line]
+	return ok && k.Filename == kh.path && keyEqual(ca, k.Key)
 }
 
 // appendKnownHost adds line to the file at path, creating it (0600, its
@@ -205,12 +301,49 @@ func probeAddr(ep *endpoint) net.Addr {
 	return &net.TCPAddr{IP: ip, Port: ep.Port}
 }
 
+// hostKeyAlgorithms returns the host key algorithms x/crypto offers by
+// default (its supported ones and SHA-1 ssh-rsa), split into those that
+// present a host certificate and those that present a plain key, each in
+// OpenSSH's order of preference (Ed25519, ECDSA, RSA with SHA-2, the
+// rest): the server presents, and accept-new records, the key OpenSSH
+// would.
+func hostKeyAlgorithms() (certs, plain []string) {
+	for _, alg := range slices.Concat(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys) {
+		// Certificate algorithms are named "<key type>-cert-v01@<domain>"
+		// (OpenSSH's PROTOCOL.certkeys; x/crypto's ML-DSA ones too).
+		if strings.Contains(alg, "-cert-v01@") {
+			certs = append(certs, alg)
+		} else {
+			plain = append(plain, alg)
+		}
+	}
+	byPreference := func(a, b string) int { return algorithmRank(a) - algorithmRank(b) }
+	slices.SortStableFunc(certs, byPreference)
+	slices.SortStableFunc(plain, byPreference)
+	return certs, plain
+}
+
+// algorithmRank orders host key algorithms as OpenSSH's client does.
+func algorithmRank(alg string) int {
+	for i, prefix := range []string{"ssh-ed25519", "ecdsa-sha2-", "rsa-sha2-512", "rsa-sha2-256"} {
+		if strings.HasPrefix(alg, prefix) {
+			return i
+		}
+	}
+	return 4
+}
+
 // algorithmsFor lists the host key algorithms that present a key of type t.
 func algorithmsFor(t string) []string {
 	if t == ssh.KeyAlgoRSA {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
 	}
 	return []string{t}
+}
+
+// keyEqual reports whether a and b are the same key.
+func keyEqual(a, b ssh.PublicKey) bool {
+	return bytes.Equal(a.Marshal(), b.Marshal())
 }
 
 // fingerprint formats a key as OpenSSH does: "ssh-ed25519 SHA256:…".
