@@ -291,7 +291,7 @@ func checkContainerPath(p string) error {
 
 // checkHost accepts the daemon addresses the plugin can use safely: a
 // unix socket, or tcp:// when the plugin's environment configures TLS
-// (DOCKER_CERT_PATH, as the docker CLI reads it). Plain tcp://, http:// and
+// that verifies the daemon (checkTLSEnv). Plain tcp://, http:// and
 // https:// without client certificates would hand anyone who can reach the
 // port, or sit on the path, the daemon: root on its machine. Other schemes
 // (npipe, ssh, fd) the plugin's client cannot dial on Linux.
@@ -307,21 +307,38 @@ func checkHost(h string) error {
 		}
 		return nil
 	case "tcp":
-		if os.Getenv(envCertPath) == "" {
-			return fmt.Errorf("%q: tcp:// needs TLS: set %s (and %s=1) in the plugin's environment, or use a unix:// socket", h, envCertPath, envTLSVerify)
-		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%q: want tcp://host:port: %v", h, err)
 		}
+		if err := checkTLSEnv(); err != nil {
+			return fmt.Errorf("%q: %w", h, err)
+		}
 		return nil
 	case "http", "https":
-		return fmt.Errorf("%q: scheme %s is not accepted: use unix:///path/docker.sock, or tcp://host:port with TLS (%s)", h, scheme, envCertPath)
+		return fmt.Errorf("%q: scheme %s is not accepted: use unix:///path/docker.sock, or tcp://host:port with TLS (%s, %s)", h, scheme, envCertPath, envTLSVerify)
 	}
-	return fmt.Errorf("%q: unsupported scheme %q: use unix:///path/docker.sock, or tcp://host:port with TLS (%s)", h, scheme, envCertPath)
+	return fmt.Errorf("%q: unsupported scheme %q: use unix:///path/docker.sock, or tcp://host:port with TLS (%s, %s)", h, scheme, envCertPath, envTLSVerify)
+}
+
+// checkTLSEnv fails unless the plugin's environment configures TLS to a
+// tcp:// daemon that verifies the daemon's certificate. The docker CLI,
+// and client.WithTLSClientConfigFromEnv, read DOCKER_CERT_PATH without
+// DOCKER_TLS_VERIFY as "TLS, but accept any certificate": then anyone on
+// the path can pose as the daemon and receive every session's input. The
+// plugin refuses that rather than quietly reading it otherwise, so that the
+// variables mean for the server what they mean for the docker CLI.
+func checkTLSEnv() error {
+	if os.Getenv(envCertPath) == "" {
+		return fmt.Errorf("tcp:// needs TLS: set %s (a directory holding ca.pem, cert.pem and key.pem) and %s=1 in the plugin's environment, or use a unix:// socket", envCertPath, envTLSVerify)
+	}
+	if os.Getenv(envTLSVerify) == "" {
+		return fmt.Errorf("tcp:// needs the daemon's certificate verified: set %s=1 in the plugin's environment (%s alone would accept any certificate, so anyone on the path could pose as the daemon)", envTLSVerify, envCertPath)
+	}
+	return nil
 }
 
 // The variables that configure the client's TLS, as the docker CLI reads
-// them (client.WithTLSClientConfigFromEnv).
+// them. The plugin reads them itself (daemonTLS), always verifying.
 const (
 	envCertPath  = "DOCKER_CERT_PATH"
 	envTLSVerify = "DOCKER_TLS_VERIFY"

@@ -232,16 +232,22 @@ func TestSessionEnv(t *testing.T) {
 	}
 }
 
-// A tcp:// daemon is accepted only with TLS configured for the client.
+// A tcp:// daemon is accepted only with TLS configured for the client,
+// and verifying the daemon's certificate.
 func TestHostTCPNeedsTLS(t *testing.T) {
 	cfg := json.RawMessage(`{"image": "x", "host": "tcp://docker.example.com:2376"}`)
 	t.Setenv(envCertPath, "")
+	t.Setenv(envTLSVerify, "")
 	if _, err := parseConfig(cfg); !errors.Is(err, shared.ErrInvalidConfig) || !strings.Contains(err.Error(), "tcp:// needs TLS") {
 		t.Errorf("without %s: parseConfig = %v, want ErrInvalidConfig saying tcp:// needs TLS", envCertPath, err)
 	}
 	t.Setenv(envCertPath, t.TempDir())
+	if _, err := parseConfig(cfg); !errors.Is(err, shared.ErrInvalidConfig) || !strings.Contains(err.Error(), "set "+envTLSVerify+"=1") {
+		t.Errorf("with %s but not %s: parseConfig = %v, want ErrInvalidConfig saying to set %s=1", envCertPath, envTLSVerify, err, envTLSVerify)
+	}
+	t.Setenv(envTLSVerify, "1")
 	if _, err := parseConfig(cfg); err != nil {
-		t.Errorf("with %s: parseConfig = %v", envCertPath, err)
+		t.Errorf("with %s and %s: parseConfig = %v", envCertPath, envTLSVerify, err)
 	}
 	if _, err := parseConfig(json.RawMessage(`{"image": "x", "host": "tcp://docker.example.com"}`)); err == nil || !strings.Contains(err.Error(), "host:port") {
 		t.Errorf("tcp:// without a port: parseConfig = %v, want an error asking for host:port", err)
@@ -260,29 +266,49 @@ func TestContainerName(t *testing.T) {
 	}
 }
 
+// An owner is this machine's only when both its hostname and its boot id
+// are: then it is gone when its pid no longer runs, or runs another
+// process. Every other label is unknown, and its container is left alone:
+// another machine of the same name (another boot id), an older plugin's
+// label without a boot id, another machine, no owner.
 func TestOwner(t *testing.T) {
+	m := thisMachine()
+	if m.boot == "" {
+		t.Skip("no boot id on this system")
+	}
 	me := ownerID()
-	if gone, known := ownerGone(me); gone || !known {
+	if gone, known := m.ownerGone(me); gone || !known {
 		t.Errorf("ownerGone(self %q) = %v, %v; want alive and known", me, gone, known)
 	}
 	parts := strings.Split(me, "/")
+	if len(parts) != 4 || parts[0] != m.host || parts[3] != m.boot {
+		t.Fatalf("ownerID() = %q, want host/pid/start/boot", me)
+	}
+	host, boot := parts[0], parts[3]
+	const otherBoot = "00000000-0000-4000-8000-000000000000"
 	tests := []struct {
 		name        string
+		m           machine
 		owner       string
 		gone, known bool
 	}{
-		{"reused pid", parts[0] + "/" + parts[1] + "/1", true, true},
-		{"no such pid", parts[0] + "/999999999/1", true, true},
-		{"other machine", "elsewhere.example/1/1", false, false},
-		{"not an owner", "garbage", false, false},
-		{"empty", "", false, false},
+		{"reused pid", m, host + "/" + parts[1] + "/1/" + boot, true, true},
+		{"no such pid", m, host + "/999999999/1/" + boot, true, true},
+		{"same name, another boot", m, host + "/999999999/1/" + otherBoot, false, false},
+		{"an older plugin's, without a boot id", m, host + "/999999999/1", false, false},
+		{"empty boot id", m, host + "/999999999/1/", false, false},
+		{"another machine", m, "elsewhere.example/999999999/1/" + boot, false, false},
+		{"this machine knows no boot id", machine{host: host}, host + "/999999999/1/", false, false},
+		{"pid not a number", m, host + "/x/1/" + boot, false, false},
+		{"not an owner", m, "garbage", false, false},
+		{"empty", m, "", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if parts[2] == "" && tt.name == "reused pid" {
 				t.Skip("no /proc: start times are unknown")
 			}
-			gone, known := ownerGone(tt.owner)
+			gone, known := tt.m.ownerGone(tt.owner)
 			if gone != tt.gone || known != tt.known {
 				t.Errorf("ownerGone(%q) = %v, %v; want %v, %v", tt.owner, gone, known, tt.gone, tt.known)
 			}

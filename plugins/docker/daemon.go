@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -92,7 +95,9 @@ func (ds *daemons) close() {
 
 // newClient returns a client for host (empty: from the environment) whose
 // connections are dialed with dialTimeout. keepAlive false makes every
-// request use a new connection.
+// request use a new connection. A tcp:// daemon is reached over TLS that
+// verifies its certificate (daemonTLS); any other address but a unix
+// socket is refused (checkHost), DOCKER_HOST's too.
 func newClient(host string, keepAlive bool) (*client.Client, error) {
 	if host == "" {
 		host = os.Getenv(client.EnvOverrideHost)
@@ -100,35 +105,88 @@ func newClient(host string, keepAlive bool) (*client.Client, error) {
 	if host == "" {
 		host = client.DefaultDockerHost
 	}
+	if err := checkHost(host); err != nil {
+		return nil, fmt.Errorf("%w: host: %w", shared.ErrInvalidConfig, err)
+	}
 	u, err := client.ParseHostURL(host)
 	if err != nil {
 		return nil, fmt.Errorf("%w: host: %w", shared.ErrInvalidConfig, err)
 	}
 	network, addr := u.Scheme, u.Host
-	if network == "http" || network == "https" {
-		network = "tcp"
-	}
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr)
+	}
+	if network == "tcp" {
+		cfg, err := daemonTLS()
+		if err != nil {
+			return nil, fmt.Errorf("docker daemon at %s: %w", host, err)
+		}
+		// The handshake happens in our dialer, not in the transport
+		// (TLSClientConfig): the client dials its hijacked streams
+		// (attach, exec) with the transport's dialer only when the
+		// transport has no TLS config, and otherwise with a tls.Dial
+		// of its own that has no timeout. So every connection, request
+		// or stream, gets the same verification and dialTimeout (which
+		// bounds the handshake too), and the transport keeps our
+		// settings: client.WithTLSClientConfigFromEnv would replace it,
+		// losing DisableKeepAlives.
+		tlsDialer := &tls.Dialer{NetDialer: dialer, Config: cfg}
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return tlsDialer.DialContext(ctx, "tcp", addr)
+		}
+	}
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
-		},
-		DisableKeepAlives:     !keepAlive,
+		DialContext:       dial,
+		DisableKeepAlives: !keepAlive,
+		// No Proxy: the dialer reaches the daemon directly whatever
+		// address the transport asks for, so a proxy from HTTP_PROXY
+		// would only change how requests are written.
+		DisableCompression:    network == "unix", // as WithHost sets it
 		MaxIdleConns:          16,
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: 0, // waits and pulls stream for long
 	}
-	// Order matters: WithHost configures the transport it finds (and, for
-	// unix sockets, replaces its dialer), so our transport goes first and
-	// our dialer, with its timeout, last.
+	// Order matters: WithHost configures the transport it finds (its
+	// dialer, its proxy), so it goes first, on the client's default
+	// transport, and then ours replaces that one untouched.
+	// WithDialContext sets our dialer again, as the client also reads it
+	// for hijacked streams (dialerFromTransport).
 	return client.New(
-		client.WithHTTPClient(&http.Client{Transport: tr, CheckRedirect: client.CheckRedirect}),
-		client.WithTLSClientConfigFromEnv(),
 		client.WithHost(host),
-		client.WithDialContext(tr.DialContext),
+		client.WithHTTPClient(&http.Client{Transport: tr, CheckRedirect: client.CheckRedirect}),
+		client.WithDialContext(dial),
 		client.WithAPIVersionFromEnv(),
 		client.WithUserAgent("ptyhost-plugin-docker/"+Version),
 	)
+}
+
+// daemonTLS is the TLS configuration for a daemon at a tcp:// address,
+// from the files in DOCKER_CERT_PATH that the docker CLI reads: the
+// daemon's certificate must be signed by ca.pem — alone, not the system's
+// roots, as for a daemon set up with its own CA as Docker documents — and
+// the plugin presents cert.pem and key.pem, without which the daemon
+// would serve anyone. Unlike client.WithTLSClientConfigFromEnv it never
+// skips the verification; a configuration that asks to (no
+// DOCKER_TLS_VERIFY) is refused.
+func daemonTLS() (*tls.Config, error) {
+	if err := checkTLSEnv(); err != nil {
+		return nil, fmt.Errorf("%w: %w", shared.ErrInvalidConfig, err)
+	}
+	dir := os.Getenv(envCertPath)
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the daemon's CA (%s): %w", shared.ErrUnavailable, envCertPath, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("%w: %s holds no PEM certificate", shared.ErrUnavailable, filepath.Join(dir, "ca.pem"))
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the plugin's client certificate (%s): %w", shared.ErrUnavailable, envCertPath, err)
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // ping checks that the daemon answers, within pingTimeout, and negotiates

@@ -261,11 +261,12 @@ const handoffPrefix = "ptyhost-pty-"
 // "PID.START-" in base 36 (short: the socket's path must stay under about
 // 100 bytes), then MkdirTemp's random part. So a plugin can tell the
 // directories of plugin processes that are gone (sweepHandoffs), as it
-// tells their containers (ownerGone). Without a start time (no /proc) the
-// name says nothing of its owner.
+// tells their containers (ownerGone); the directories are this machine's,
+// so its name and boot need not be in it. Without a start time (no
+// /proc) the name says nothing of its owner.
 func handoffName(owner string) string {
 	f := strings.Split(owner, "/")
-	if len(f) != 3 {
+	if len(f) < 3 {
 		return handoffPrefix
 	}
 	pid, err1 := strconv.ParseInt(f[1], 10, 64)

@@ -343,12 +343,11 @@ func TestSweepHandoffs(t *testing.T) {
 		}
 		return dir
 	}
-	host, _ := os.Hostname()
 	parentPid := os.Getppid()
 	if procStart(parentPid) == "" {
 		t.Fatalf("no start time for the test's parent process %d", parentPid)
 	}
-	keep["a live process's"] = mk(handoffName(host+"/"+strconv.Itoa(parentPid)+"/"+procStart(parentPid)) + "x")
+	keep["a live process's"] = mk(handoffName(thisMachine().ownerID(parentPid)) + "x")
 	keep["one not named for its owner"] = mk(handoffPrefix + "8xq2")
 	keep["a dead process's made lately"] = filepath.Join(parent, goneName+"new")
 	if err := os.Mkdir(keep["a dead process's made lately"], 0o700); err != nil {

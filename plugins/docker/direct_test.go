@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -154,12 +153,8 @@ func staleHandoff(t *testing.T, parent string) string {
 // ended.
 func deadOwner(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/1", host, cmd.Process.Pid)
+	m := thisMachine()
+	return fmt.Sprintf("%s/%d/1/%s", m.host, deadPid(t), m.boot)
 }
 
 // Where the binary cannot run in a container, the default falls back to

@@ -28,10 +28,13 @@ const (
 )
 
 // Docker is the DOCKER environment. It is safe for concurrent use; its only
-// state is the daemon clients, one per configured host, and the owner id
-// that labels its containers. Each session is a *session.
+// state is the daemon clients, one per configured host, and the machine
+// and owner id that label its containers. Each session is a *session.
 type Docker struct {
-	logger  hclog.Logger
+	logger hclog.Logger
+	// machine is this machine, owner this process (reap.go): they label
+	// its containers and tell whose others are.
+	machine machine
 	owner   string
 	daemons daemons
 
@@ -72,9 +75,10 @@ func New(logger hclog.Logger) *Docker {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	owner := ownerID()
+	m := thisMachine()
+	owner := m.ownerID(os.Getpid())
 	return &Docker{
-		logger: logger, owner: owner, reaped: map[string]bool{}, ctx: ctx, cancel: cancel,
+		logger: logger, machine: m, owner: owner, reaped: map[string]bool{}, ctx: ctx, cancel: cancel,
 		initBinary: staticSelfOnce, runDir: os.TempDir(), handoffName: handoffName(owner),
 	}
 }
@@ -123,7 +127,7 @@ func (e *Docker) Health(ctx context.Context, envType string, raw json.RawMessage
 		return err
 	}
 	if cfg.execMode() {
-		_, err := d.execTarget(ctx, cfg.Container)
+		_, _, err := d.execTarget(ctx, cfg.Container)
 		return err
 	}
 	return nil
@@ -226,19 +230,24 @@ func imageInfo(ctx context.Context, d *daemon, image string) (img client.ImageIn
 	return img, false, d.classify("inspect image "+image, err)
 }
 
-// execTarget returns the id of the running container named in exec mode.
-// A missing container is a config error; a stopped one is unavailable.
-func (d *daemon) execTarget(ctx context.Context, name string) (string, error) {
+// execTarget returns the id of the running container named in exec mode,
+// and the environment its execs inherit (its config's, the image's ENV
+// included). A missing container is a config error; a stopped one is
+// unavailable.
+func (d *daemon) execTarget(ctx context.Context, name string) (id string, env []string, err error) {
 	res, err := d.api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	switch {
 	case cerrdefs.IsNotFound(err):
-		return "", fmt.Errorf("%w: container %s not found", shared.ErrInvalidConfig, name)
+		return "", nil, fmt.Errorf("%w: container %s not found", shared.ErrInvalidConfig, name)
 	case err != nil:
-		return "", d.classify("inspect container "+name, err)
+		return "", nil, d.classify("inspect container "+name, err)
 	case res.Container.State == nil || !res.Container.State.Running:
-		return "", fmt.Errorf("%w: container %s is not running", shared.ErrUnavailable, name)
+		return "", nil, fmt.Errorf("%w: container %s is not running", shared.ErrUnavailable, name)
 	}
-	return res.Container.ID, nil
+	if res.Container.Config != nil {
+		env = res.Container.Config.Env
+	}
+	return res.Container.ID, env, nil
 }
 
 // checkType rejects environment types other than DOCKER. Empty is DOCKER.

@@ -351,6 +351,75 @@ func TestExecKillReachesEveryProcess(t *testing.T) {
 	}
 }
 
+// In exec mode Close ends the background jobs a session left in the
+// shared container after its exec'd process has ended — two in sessions
+// of their own (setsid), out of the terminal's hangup, one ignoring SIGHUP
+// too — which Docker would leave running.
+func TestExecCloseEndsBackgroundJobs(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	target := startTarget(t, cli)
+	ctx := testContext(t, 60*time.Second)
+	survivors := func() []string {
+		res, err := cli.ContainerTop(ctx, target, client.ContainerTopOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []string
+		for _, row := range res.Processes {
+			if len(row) > 0 && (strings.HasSuffix(row[len(row)-1], "sleep 424246") || strings.HasSuffix(row[len(row)-1], "sleep 424247")) {
+				found = append(found, strings.Join(row, " "))
+			}
+		}
+		return found
+	}
+	p, err := env.Spawn(ctx, request("exec-background", json.RawMessage(fmt.Sprintf(`{"container": %q}`, target)), "/bin/sh", "-c",
+		// Each in a session of its own, out of reach of the terminal's
+		// hangup at the exec's end, one ignoring SIGHUP too; started
+		// before the exec ends. (The test image has no nohup.)
+		`setsid sleep 424246 >/dev/null 2>&1 & setsid sh -c 'trap "" HUP; exec sleep 424247' >/dev/null 2>&1 & sleep 0.5; echo started`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "started")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
+	}
+	eventually(t, 10*time.Second, "both jobs run after the exec ended", func() bool {
+		return len(survivors()) == 2
+	})
+	term.Close()
+	// Killed by the time Close returns; the container's init reaps them.
+	eventually(t, 5*time.Second, "no background job left after Close", func() bool {
+		return len(survivors()) == 0
+	})
+	if !targetRunning(t, cli, target) {
+		t.Error("the exec target stopped")
+	}
+}
+
+// In exec mode unset_env (and the server's never-passed variables) strip
+// a variable whether the config, the session or the container itself
+// sets it; the rest of the container's environment stays.
+func TestExecUnsetEnvIntegration(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	target := startTargetEnv(t, cli, []string{"CLAUDECODE=1", "FROM_TARGET=kept"})
+	ctx := testContext(t, 60*time.Second)
+	req := request("exec-unset", json.RawMessage(fmt.Sprintf(`{"container": %q, "env": {"CLAUDECODE": "1", "FROM_CONFIG": "yes"}}`, target)),
+		"/bin/sh", "-c", `echo "[${CLAUDECODE-unset}|$FROM_TARGET|$FROM_CONFIG|${`+execTokenVar+`:+token}]"`)
+	req.UnsetEnv = []string{"CLAUDECODE"}
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[unset|kept|yes|token]")
+	term.Wait(ctx)
+	term.Close()
+}
+
 // The container's anonymous volumes go with it.
 func TestNoVolumeLeft(t *testing.T) {
 	env := loadDocker(t)

@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -45,6 +48,8 @@ type execProcess struct {
 	container string // the target's id
 	id        string // the exec's id
 	token     string // the value of execTokenVar in its environment
+	// gone is set once no process of the session is left (signal).
+	gone atomic.Bool
 }
 
 var _ process = (*execProcess)(nil)
@@ -54,10 +59,13 @@ var _ process = (*execProcess)(nil)
 // one that is not running is unavailable, and a working directory that is
 // not a directory in it is an invalid argument.
 func (s *session) startExec(ctx context.Context) error {
-	target, err := s.d.execTarget(ctx, s.cfg.Container)
+	target, inherited, err := s.d.execTarget(ctx, s.cfg.Container)
 	if err != nil {
 		return err
 	}
+	// The token must stay whatever the session's unset names: it is how
+	// hangup finds the session's processes.
+	unset := slices.DeleteFunc(slices.Clone(s.req.UnsetEnv), func(k string) bool { return k == execTokenVar })
 	dir := s.req.Dir
 	if dir == "" {
 		dir = s.cfg.WorkdirTarget
@@ -74,6 +82,7 @@ func (s *session) startExec(ctx context.Context) error {
 			argv = []string{defaultExecShell}
 		}
 	}
+	argv = s.withoutInherited(ctx, target, inherited, unset, argv)
 	if !s.d.consoleSizeAtCreate() && s.hasShell(ctx, target) {
 		// See sizeGate: this daemon ignores the size at exec start.
 		argv = append([]string{"/bin/sh", "-c", sizeGate, "ptyhost-gate"}, argv...)
@@ -90,7 +99,7 @@ func (s *session) startExec(ctx context.Context) error {
 		AttachStdin:  true,
 		AttachStdout: true,
 		AttachStderr: true,
-		Env:          sessionEnv(s.cfg.Env, s.req.Env, map[string]string{execTokenVar: p.token}),
+		Env:          sessionEnvWithout(unset, s.cfg.Env, s.req.Env, map[string]string{execTokenVar: p.token}),
 		WorkingDir:   dir,
 		Cmd:          argv,
 	})
@@ -111,6 +120,48 @@ func (s *session) startExec(ctx context.Context) error {
 	s.log.Debug("exec started", "container", shortID(target), "exec", shortID(p.id))
 	s.running(p, hijacked{&att.HijackedResponse}, size)
 	return nil
+}
+
+// envPaths are where withoutInherited looks for env(1) in the container.
+var envPaths = []string{"/usr/bin/env", "/bin/env"}
+
+// daemonExecEnv are the variables the daemon gives every exec with a TTY
+// before the container's own: PATH, HOSTNAME and TERM=xterm.
+var daemonExecEnv = []string{"PATH", "HOSTNAME", "TERM"}
+
+// withoutInherited returns argv wrapped so that the session is without the
+// variables in unset that it would inherit from the container: the
+// daemon's (daemonExecEnv) and the container's config's (inherited, the
+// image's ENV included). The Engine API can add variables to an exec but
+// not remove one, and sessionEnvWithout only strips ptyhost's own layers.
+// The wrapper is the container's env(1), "env -u NAME … -- argv", which
+// execs argv in its place (the same process, so its exit and signals are
+// the command's); it needs no shell. A container without env keeps them:
+// the plugin logs which.
+func (s *session) withoutInherited(ctx context.Context, target string, inherited, unset, argv []string) []string {
+	var names []string
+	for _, kv := range append(slices.Clone(daemonExecEnv), inherited...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(unset, k) && !slices.Contains(names, k) {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return argv
+	}
+	for _, env := range envPaths {
+		if _, err := s.d.api.ContainerStatPath(ctx, target, client.ContainerStatPathOptions{Path: env}); err != nil {
+			continue
+		}
+		wrapped := []string{env}
+		for _, k := range names {
+			wrapped = append(wrapped, "-u", k)
+		}
+		return append(append(wrapped, "--"), argv...)
+	}
+	s.log.Warn("the session keeps variables it should be without, which the container itself defines: the container has no env to remove them",
+		"names", names, "looked_for", envPaths)
+	return argv
 }
 
 // checkDir fails unless dir is a directory in the container.
@@ -168,34 +219,28 @@ func (p *execProcess) exit(ctx context.Context) (int, error) {
 // oomKilled is false: Docker does not tell for an exec.
 func (p *execProcess) oomKilled(context.Context) bool { return false }
 
-// running reports whether the exec'd process still runs.
-func (p *execProcess) running(ctx context.Context) bool {
-	res, err := p.s.d.api.ExecInspect(ctx, p.id, client.ExecInspectOptions{})
-	return err == nil && res.Running
-}
-
 // hangup sends SIGHUP to every process of the session, then SIGKILL to
 // those left after grace. The container itself is left alone.
 //
-// The exec'd process ending is not enough to stop early: a background job
-// it started that ignores SIGHUP (nohup) outlives it in the shared
-// container, so once the exec has ended hangup asks whether any process of
-// the session is left, and only when none is does it skip the SIGKILL.
+// It does so whether or not the exec'd process still runs: Docker kills
+// nothing when an exec ends, so a background job the session started that
+// ignores SIGHUP (nohup), or runs in a session of its own (setsid),
+// outlives the exec'd process in the shared container. hangup returns
+// early only once the helper finds no process of the session left.
 func (p *execProcess) hangup(ctx context.Context, grace time.Duration) {
-	if !p.running(ctx) {
+	if !p.signal(ctx, "HUP") {
 		return
 	}
-	p.signal(ctx, "HUP")
 	deadline := time.Now().Add(grace)
 	delay := 10 * time.Millisecond
 	for time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-time.After(min(delay, time.Until(deadline))):
 		}
 		// Signal 0 only tells whether any process of the session is left.
-		if !p.running(ctx) && !p.signal(ctx, "0") {
+		if !p.signal(ctx, "0") {
 			return
 		}
 		delay = min(2*delay, 200*time.Millisecond)
@@ -205,8 +250,14 @@ func (p *execProcess) hangup(ctx context.Context, grace time.Duration) {
 
 // signal runs a helper exec that signals the session's processes, as the
 // session's user, and waits for it. It reports whether it may have
-// signalled any: false only when the helper ran and found none.
+// signalled any: false only when the helper ran and found none (its exit
+// code 1), or when the daemon runs no exec in the container (gone,
+// stopped, paused). Once none is found, later calls return false without
+// a helper: no process is left to start another with the token.
 func (p *execProcess) signal(ctx context.Context, sig string) bool {
+	if p.gone.Load() {
+		return false
+	}
 	created, err := p.s.d.api.ExecCreate(ctx, p.container, client.ExecCreateOptions{
 		User: p.s.cfg.User,
 		Cmd:  []string{"/bin/sh", "-c", signalExec, "ptyhost-kill", sig, p.token},
@@ -214,8 +265,20 @@ func (p *execProcess) signal(ctx context.Context, sig string) bool {
 	if err == nil {
 		_, err = p.s.d.api.ExecStart(ctx, created.ID, client.ExecStartOptions{Detach: true})
 	}
-	if err != nil {
-		p.s.log.Warn("signalling the exec'd process failed", "signal", sig, "error", err)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		// The container was removed, and its processes with it.
+		p.s.log.Debug("no process of the session to signal: the container is gone", "signal", sig, "error", err)
+		p.gone.Store(true)
+		return false
+	case cerrdefs.IsConflict(err):
+		// The daemon runs no exec in a container that is stopped (its
+		// processes are gone), restarting (likewise) or paused (they
+		// cannot be signalled): waiting would change nothing.
+		p.s.log.Debug("cannot signal the session's processes: the container does not run", "signal", sig, "error", err)
+		return false
+	case err != nil:
+		p.s.log.Warn("signalling the session's processes failed", "signal", sig, "error", err)
 		return true
 	}
 	// Wait for the helper so that the signal has been sent on return.
@@ -225,11 +288,19 @@ func (p *execProcess) signal(ctx context.Context, sig string) bool {
 			return true
 		}
 		if !res.Running {
-			if res.ExitCode != 0 {
+			switch res.ExitCode {
+			case 0:
+				return true
+			case 1: // signalExec's "none": any other code is the helper failing
 				if sig != "0" {
 					p.s.log.Debug("no process of the session to signal", "signal", sig)
 				}
+				p.gone.Store(true)
 				return false
+			}
+			if sig != "0" {
+				p.s.log.Warn("the helper that signals the session's processes failed: the container needs /bin/sh, tr and kill",
+					"signal", sig, "exit_code", res.ExitCode)
 			}
 			return true
 		}
@@ -242,9 +313,8 @@ func (p *execProcess) signal(ctx context.Context, sig string) bool {
 	return true
 }
 
-// cleanup kills the exec'd process if it still runs; the container stays.
+// cleanup ends every process of the session still left, the exec'd
+// process or not (see hangup); the container stays.
 func (p *execProcess) cleanup(ctx context.Context) {
-	if p.running(ctx) {
-		p.hangup(ctx, killGrace)
-	}
+	p.hangup(ctx, killGrace)
 }

@@ -183,6 +183,13 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 // mode and returns its name; the test's cleanup removes it.
 func startTarget(t testing.TB, cli *client.Client) string {
 	t.Helper()
+	return startTargetEnv(t, cli, nil)
+}
+
+// startTargetEnv is startTarget with the container's environment, which
+// its execs inherit, set to env (NAME=value).
+func startTargetEnv(t testing.TB, cli *client.Client, env []string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	init := true
@@ -191,6 +198,7 @@ func startTarget(t testing.TB, cli *client.Client) string {
 		Config: &container.Config{
 			Image:  testImage(),
 			Cmd:    []string{"sleep", "100000"},
+			Env:    env,
 			Labels: map[string]string{"io.ptyhost.test": "exec-target"},
 		},
 		HostConfig: &container.HostConfig{Init: &init},
@@ -221,5 +229,8 @@ func targetRunning(t testing.TB, cli *client.Client, name string) bool {
 	}
 	return res.Container.State != nil && res.Container.State.Running
 }
+
+// ownerID is this test process's owner id, as a plugin's (reap.go).
+func ownerID() string { return thisMachine().ownerID(os.Getpid()) }
 
 func sizeOf(cols, rows uint16) shared.Size { return shared.Size{Cols: cols, Rows: rows} }

@@ -53,8 +53,8 @@ func ownerPid(t *testing.T, owner string) int {
 	t.Helper()
 	parts := strings.Split(owner, "/")
 	pid, err := strconv.Atoi(parts[1])
-	if len(parts) != 3 || err != nil {
-		t.Fatalf("owner label %q is not host/pid/start", owner)
+	if len(parts) != 4 || err != nil {
+		t.Fatalf("owner label %q is not host/pid/start/boot", owner)
 	}
 	return pid
 }

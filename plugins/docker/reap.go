@@ -33,6 +33,19 @@ import (
 // machine's plugin will clean up. A container kept by "remove": false is
 // only killed if it still runs.
 //
+// Only what is provably this machine's is checked: a process is looked up
+// in this machine's /proc, and a pid of another machine means nothing
+// here. Two machines sharing a daemon may have one hostname, so the owner
+// carries the kernel's boot id too (random at every boot), and an owner
+// is this machine's only when both match. An owner from another boot of
+// this machine (before a reboot) cannot be told from another machine's of
+// the same name: it is left alone and logged, for removal by hand. So is
+// a container without an owner, or with one an older plugin wrote
+// (hostname/pid/start, no boot id), whose hostname alone proves nothing.
+// A limit remains: two servers on one kernel with one hostname but in
+// different PID namespaces (containers given the same hostname) look like
+// one machine, as they did before.
+//
 // A container whose owner still runs on this machine belongs to a live
 // session of another plugin process: another ptyhost server sharing the
 // daemon, a test, or a plugin whose server went away and that keeps its
@@ -44,13 +57,48 @@ import (
 // (if it is later killed before removing them, the next plugin to start
 // sweeps them).
 
-// ownerID identifies this plugin process among those that may share a
-// daemon: "hostname/pid/start", start being the process's start time in
-// clock ticks since boot (so a reused pid is a different owner).
-func ownerID() string {
+// machine tells the machine a plugin process runs on from another that
+// shares the daemon: its hostname, and its kernel's boot id ("" where the
+// system has none, and then nothing is provably this machine's).
+type machine struct{ host, boot string }
+
+// thisMachine returns the machine this process runs on.
+func thisMachine() machine {
 	host, _ := os.Hostname()
-	pid := os.Getpid()
-	return fmt.Sprintf("%s/%d/%s", host, pid, procStart(pid))
+	return machine{host: host, boot: bootID()}
+}
+
+// ownerID identifies the plugin process pid of m among those that may
+// share a daemon: "hostname/pid/start/boot", start being the process's
+// start time in clock ticks since boot (so a reused pid is a different
+// owner) and boot the kernel's boot id.
+func (m machine) ownerID(pid int) string {
+	return fmt.Sprintf("%s/%d/%s/%s", m.host, pid, procStart(pid), m.boot)
+}
+
+// ownerGone reports whether the plugin process owner (an ownerID) has
+// ended. known is false when nobody here can tell: the owner ran on
+// another machine, or on a machine of the same name that may be another
+// (another boot id, or none: an older plugin's label), or the label is not
+// an ownerID.
+func (m machine) ownerGone(owner string) (gone, known bool) {
+	parts := strings.Split(owner, "/")
+	if len(parts) != 4 || m.boot == "" || parts[0] != m.host || parts[3] != m.boot {
+		return false, false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return false, false
+	}
+	return pidGone(pid, parts[2])
+}
+
+// namesake reports whether owner, which ownerGone cannot tell, has m's
+// hostname: then it may be this machine's (before a reboot, or an older
+// plugin's) or that of another machine of the same name.
+func (m machine) namesake(owner string) bool {
+	host, _, _ := strings.Cut(owner, "/")
+	return owner != "" && host == m.host
 }
 
 // procStart returns the start time of process pid from /proc, or "" where
@@ -79,22 +127,6 @@ func readProcStart(pid int) (string, error) {
 		return "", nil
 	}
 	return f[19], nil
-}
-
-// ownerGone reports whether the plugin process owner (an ownerID) has
-// ended. known is false when the owner ran on another machine, or the
-// label is not an ownerID: then nobody here can tell.
-func ownerGone(owner string) (gone, known bool) {
-	parts := strings.Split(owner, "/")
-	if len(parts) != 3 {
-		return false, false
-	}
-	host, _ := os.Hostname()
-	pid, err := strconv.Atoi(parts[1])
-	if parts[0] != host || err != nil {
-		return false, false
-	}
-	return pidGone(pid, parts[2])
 }
 
 // pidGone reports whether the process pid that started at start (a
@@ -170,11 +202,17 @@ func (e *Docker) ReapOrphans(ctx context.Context, host string) {
 		if owner == e.owner {
 			continue
 		}
-		gone, known := ownerGone(owner)
-		if owner != "" && (!known || !gone) {
-			if known {
-				live[owner] = true
+		gone, known := e.machine.ownerGone(owner)
+		switch {
+		case !known:
+			// Not provably this machine's: never removed on a guess.
+			if owner == "" || e.machine.namesake(owner) {
+				e.logger.Info("leaving a session container alone: its owner label does not prove that its plugin process ran on this machine (it may be another machine's of the same name, this machine's before a reboot, or an older plugin's); remove it by hand if no plugin uses it",
+					"container", shortID(c.ID), "session_id", c.Labels[labelSession], "state", c.State, "owner", owner)
 			}
+			continue
+		case !gone:
+			live[owner] = true
 			continue
 		}
 		e.reap(ctx, d, c)
@@ -222,7 +260,7 @@ func (e *Docker) watchOwners(d *daemon, owners map[string]bool) {
 			case <-tick.C:
 			}
 			for owner := range owners {
-				if gone, _ := ownerGone(owner); gone {
+				if gone, _ := e.machine.ownerGone(owner); gone {
 					delete(owners, owner)
 					e.reapOwner(d, owner)
 				}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +25,10 @@ import (
 func TestReapOrphans(t *testing.T) {
 	cli := dockerClient(t)
 	ctx := testContext(t, 90*time.Second)
-	host := strings.Split(ownerID(), "/")[0]
+	m := thisMachine()
+	if m.boot == "" {
+		t.Skip("no boot id on this system: no container is provably this machine's")
+	}
 
 	// Containers as plugins would have left them.
 	labelledContainer := func(session, owner string) string {
@@ -48,9 +53,14 @@ func TestReapOrphans(t *testing.T) {
 		}
 		return res.ID
 	}
-	dead := labelledContainer("reap-dead-owner", host+"/999999999/1")
+	dead := labelledContainer("reap-dead-owner", m.host+"/999999999/1/"+m.boot)
 	live := labelledContainer("reap-live-owner", ownerID())
-	remote := labelledContainer("reap-remote-owner", "elsewhere.example/1/1")
+	remote := labelledContainer("reap-remote-owner", "elsewhere.example/1/1/"+m.boot)
+	// A machine of the same name (or this one before a reboot), and an
+	// older plugin's label without a boot id: not provably this
+	// machine's, so left alone though their pids do not run here.
+	namesake := labelledContainer("reap-namesake-owner", m.host+"/999999999/1/00000000-0000-4000-8000-000000000000")
+	legacy := labelledContainer("reap-legacy-owner", m.host+"/999999999/1")
 
 	// A plugin with a session, killed.
 	crashed := loadDocker(t)
@@ -87,9 +97,9 @@ func TestReapOrphans(t *testing.T) {
 			return err != nil
 		})
 	}
-	for _, id := range []string{live, remote} {
+	for _, id := range []string{live, remote, namesake, legacy} {
 		if _, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); err != nil {
-			t.Errorf("container %s of a live or remote owner: %v", shortID(id), err)
+			t.Errorf("container %s of a live, remote or unprovable owner: %v", shortID(id), err)
 		}
 	}
 }
@@ -116,8 +126,7 @@ func TestReapOwnerThatEndsLater(t *testing.T) {
 		owner.Process.Kill()
 		<-ownerExited
 	})
-	host := strings.Split(ownerID(), "/")[0]
-	label := fmt.Sprintf("%s/%d/%s", host, owner.Process.Pid, procStart(owner.Process.Pid))
+	label := thisMachine().ownerID(owner.Process.Pid)
 
 	var ids []string
 	for _, tt := range []struct {
@@ -172,4 +181,62 @@ func TestReapOwnerThatEndsLater(t *testing.T) {
 			return err != nil
 		})
 	}
+}
+
+// The sweep removes only what it can prove is this machine's and dead: an
+// owner with this machine's hostname and boot id whose process is gone.
+// Another machine of the same name sharing the daemon (another boot id)
+// keeps its containers even though its pids mean nothing here; so do an
+// older plugin's label without a boot id, a container without an owner,
+// another machine's, and a live owner's. A kept container is only killed.
+func TestReapProvesOwner(t *testing.T) {
+	m := thisMachine()
+	if m.boot == "" {
+		t.Skip("no boot id on this system")
+	}
+	fd := startFakeDaemon(t)
+	dead := deadPid(t)
+	labelled := func(id, owner string, extra ...string) {
+		labels := map[string]string{labelSession: "s-" + id, labelEnvironment: "reap"}
+		if owner != "" {
+			labels[labelOwner] = owner
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			labels[extra[i]] = extra[i+1]
+		}
+		fd.addContainer(&fakeContainer{ID: id, Name: "ptyhost-" + id, Running: true, Labels: labels})
+	}
+	deadOwner := fmt.Sprintf("%s/%d/1/%s", m.host, dead, m.boot)
+	labelled("mine-dead", deadOwner)
+	labelled("mine-dead-kept", deadOwner, labelKeep, "true")
+	labelled("namesake", fmt.Sprintf("%s/%d/1/00000000-0000-4000-8000-000000000000", m.host, dead))
+	labelled("legacy", fmt.Sprintf("%s/%d/1", m.host, dead))
+	labelled("no-owner", "")
+	labelled("remote", fmt.Sprintf("elsewhere.example/%d/1/%s", dead, m.boot))
+	labelled("live", m.ownerID(os.Getppid()))
+	fd.addContainer(&fakeContainer{ID: "unlabelled", Running: true})
+
+	e := New(nil)
+	t.Cleanup(e.Close)
+	e.ReapOrphans(testContext(t, 30*time.Second), fd.host)
+	if got, want := fd.removedIDs(), []string{"mine-dead"}; !slices.Equal(got, want) {
+		t.Errorf("removed %q, want %q", got, want)
+	}
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	for _, c := range fd.containers {
+		if c.Running != (c.ID != "mine-dead-kept") {
+			t.Errorf("container %s: running %v", c.ID, c.Running)
+		}
+	}
+}
+
+// deadPid returns the pid of a process of this machine that has ended.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
 }

@@ -374,7 +374,8 @@ func (s *session) kill(grace time.Duration) {
 // Close ends the start if it still runs, closes the connection (a blocked
 // Read returns io.EOF), kills what still runs and removes the container the
 // session created (unless the config keeps it). An exec target is never
-// stopped or removed: only the exec'd process is killed.
+// stopped or removed: only the session's processes are killed, the
+// exec'd process and what it left running, even once the exec has ended.
 func (s *session) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancelStart()
