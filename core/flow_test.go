@@ -3,9 +3,13 @@ package core
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // Clients that keep reading all get every byte, the slower ones included:
@@ -75,5 +79,73 @@ func TestStalledClientHoldsThePumpBriefly(t *testing.T) {
 	}
 	if f, _ := nextFrame(t, stalled); f.Kind != FrameReset {
 		t.Errorf("the stalled client's next frame is %+v, want a reset", f)
+	}
+}
+
+// unreadPTY's program does not read its input: a write waits until
+// release, and so does a resize, which goes in order with the input (as
+// the plugin SDK's does).
+type unreadPTY struct {
+	*fakeenv.PTY
+	writing chan struct{} // closed when the first write waits
+	release chan struct{}
+}
+
+func (p *unreadPTY) Write(b []byte) (int, error) {
+	select {
+	case <-p.writing:
+	default:
+		close(p.writing)
+	}
+	<-p.release
+	return len(b), nil
+}
+
+func (p *unreadPTY) Resize(ctx context.Context, size shared.Size) error {
+	select {
+	case <-p.release:
+		return p.PTY.Resize(ctx, size)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Input stuck behind a program that does not read holds up the other
+// clients' input and resizes for inputWait at most: they are refused with
+// ErrInputBlocked, and the session goes on.
+func TestStuckInputHoldsOthersUpForABoundedTime(t *testing.T) {
+	defer func(d time.Duration) { inputWait = d }(inputWait)
+	inputWait = 100 * time.Millisecond
+	h := newHarness(t, nil)
+	p := &unreadPTY{writing: make(chan struct{}), release: make(chan struct{})}
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p.PTY = fakeenv.NewPTY(req)
+		h.env.Add(p.PTY)
+		return p, nil
+	})
+	h.create(t, "x")
+	stuck, other := h.attach(t, "x"), h.attach(t, "x")
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := stuck.Write([]byte("a paste the program does not read"))
+		wrote <- err
+	}()
+	<-p.writing
+	start := time.Now()
+	if _, err := other.Write([]byte("ls\r")); !errors.Is(err, ErrInputBlocked) {
+		t.Errorf("input behind stuck input: %v, want ErrInputBlocked", err)
+	}
+	if err := other.Resize(t.Context(), 100, 30); !errors.Is(err, ErrInputBlocked) {
+		t.Errorf("resize behind stuck input: %v, want ErrInputBlocked", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("refused after %v, want about 2×inputWait", took)
+	}
+	close(p.release)
+	if err := <-wrote; err != nil {
+		t.Errorf("the stuck input, once read: %v", err)
+	}
+	if _, err := other.Write([]byte("ls\r")); err != nil {
+		t.Errorf("input once the program reads again: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -100,6 +101,9 @@ type session struct {
 	// recorder, when set (before the pump starts, never changed), records
 	// the session (recording.go); nil when it is not recorded.
 	recorder *recorder
+
+	// inputSlot is held by the one input write under way (input).
+	inputSlot chan struct{}
 }
 
 // newSession returns a session, STARTING, for rec.
@@ -112,6 +116,7 @@ func newSession(d *sessionDeps, rec SessionRecord) *session {
 		pumpDone:    make(chan struct{}),
 		ring:        newRing(d.scrollbackBytes),
 		attachments: make(map[*Attachment]struct{}),
+		inputSlot:   make(chan struct{}, 1),
 		lastActive:  rec.LastActiveAt,
 		rec:         rec,
 	}
@@ -269,8 +274,27 @@ func (s *session) output(p []byte) {
 	}
 }
 
-// input writes p to the terminal.
+// inputWait bounds how long input waits for the terminal while earlier
+// input still waits to be written (the program does not read): then it is
+// dropped with ErrInputBlocked, so that one stuck write holds up no
+// client for longer. A variable for tests.
+var inputWait = 10 * time.Second
+
+// ErrInputBlocked: input was dropped because earlier input is still
+// waiting for the program to read it.
+var ErrInputBlocked = errors.New("the program is not reading its input: earlier input is still waiting to be written, so this was dropped")
+
+// input writes p to the terminal, after the input written before it; it
+// waits at most inputWait for that (ErrInputBlocked).
 func (s *session) input(p []byte) error {
+	t := time.NewTimer(inputWait)
+	select {
+	case s.inputSlot <- struct{}{}:
+		t.Stop()
+	case <-t.C:
+		return ErrInputBlocked
+	}
+	defer func() { <-s.inputSlot }()
 	if s.recorder != nil {
 		// Before the write: its echo can come back, and be recorded,
 		// before the write returns.
@@ -302,7 +326,15 @@ func (s *session) resize(ctx context.Context, size shared.Size) error {
 		return errNotRunning
 	}
 	s.mu.Unlock()
-	if err := s.pty.Resize(ctx, size); err != nil {
+	// A resize goes in order with the input, behind one the program has
+	// not read yet: it waits as long as input does.
+	rctx, cancel := context.WithTimeoutCause(ctx, inputWait, ErrInputBlocked)
+	err := s.pty.Resize(rctx, size)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && context.Cause(rctx) == ErrInputBlocked {
+			return fmt.Errorf("the size was not set: %w", ErrInputBlocked)
+		}
 		return err
 	}
 	cols, rows := int(size.Cols), int(size.Rows)

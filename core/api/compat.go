@@ -68,7 +68,7 @@ func (h *handler) compatAttach(w http.ResponseWriter, r *http.Request) {
 		id:       id,
 		readOnly: mode == core.AttachRead,
 	}
-	h.serveConn(ctx, conn, c.readLoop, c.writeLoop)
+	h.serveConn(ctx, conn, c.readLoop, c.writeLoop, a.Close)
 }
 
 // compatRefuse closes a connection whose attach failed with err, with the

@@ -75,7 +75,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 
 	// The reader discards what the client sends (see serveConn).
 	h.serveConn(ctx, conn, func(ctx context.Context) { discardMessages(ctx, conn) },
-		func(ctx context.Context) { h.streamEvents(ctx, conn, evs) })
+		func(ctx context.Context) { h.streamEvents(ctx, conn, evs) }, nil)
 }
 
 // streamEvents writes evs to conn until either ends. When evs closes (the

@@ -89,16 +89,19 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(hardReadLimit)
 
 	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout, raw: tap.rawConn()}
-	h.serveConn(r.Context(), conn, c.readLoop, c.writeLoop)
+	h.serveConn(r.Context(), conn, c.readLoop, c.writeLoop, a.Close)
 }
 
 // serveConn runs read in a goroutine of its own, write in this one and
 // the pings (see Options.PingInterval) in a third, until one of them
-// returns; then it closes conn and waits for the others. The reader must
-// run for pings and the close handshake to be answered, and it notices a
-// client that went away (a hijacked connection's request context does
-// not).
-func (h *handler) serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context)) {
+// returns; then it closes conn, calls ended if not nil, and waits for the
+// others. The reader must run for pings and the close handshake to be
+// answered, and it notices a client that went away (a hijacked
+// connection's request context does not). ended comes before that wait:
+// a reader stuck in a write to the terminal (the program does not read)
+// returns only once the write does, and a client that went away must not
+// count as attached meanwhile.
+func (h *handler) serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context), ended func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -115,6 +118,9 @@ func (h *handler) serveConn(ctx context.Context, conn *websocket.Conn, read, wri
 	write(ctx)
 	cancel()
 	conn.CloseNow()
+	if ended != nil {
+		ended()
+	}
 	wg.Wait()
 }
 
