@@ -30,8 +30,8 @@ type Block struct {
 // ConfigsFromBlocks checks decoded plugin blocks and returns their Configs.
 // Every problem is a diagnostic pointing at the block or attribute at
 // fault: a plugin named twice, a bad name, a sha256 that is not 64 hex
-// digits, a bad environment variable. A block with a problem yields no
-// Config; the others do.
+// digits, a bad environment variable, an argument with NUL. A block with a
+// problem yields no Config; the others do.
 func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
 	var (
 		configs []Config
@@ -65,6 +65,10 @@ func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
 		}
 		if err := (Config{Name: b.Name, Env: b.Env}).Validate(); err != nil {
 			diags = diags.Append(InvalidAttribute(b.Body, "env", "Invalid env", err.Error()))
+			continue
+		}
+		if err := (Config{Name: b.Name, Args: b.Args}).Validate(); err != nil {
+			diags = diags.Append(InvalidAttribute(b.Body, "args", "Invalid args", err.Error()))
 			continue
 		}
 		configs = append(configs, pc)

@@ -65,3 +65,55 @@ plugin "envy" {
 		t.Errorf("duplicate's detail %q does not name the first block", diags[0].Detail)
 	}
 }
+
+// NUL fails an exec only when the plugin launches, far from the file: the
+// block is refused instead, with the file, line and attribute at fault.
+func TestConfigsFromBlocksNUL(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     string
+		want    string // the diagnostic's position and summary
+		details string
+	}{
+		{
+			name:    "env value",
+			src:     "plugin \"host\" {\n  env = { FOO = \"a\\u0000b\" }\n}\n",
+			want:    "test.hcl:2,9-",
+			details: `Invalid env; plugin host: env FOO: value "a\x00b" contains NUL`,
+		},
+		{
+			name:    "arg",
+			src:     "plugin \"ssh\" {\n  env  = { A = \"b\" }\n  args = [\"-v\", \"a\\u0000b\"]\n}\n",
+			want:    "test.hcl:3,10-",
+			details: `Invalid args; plugin ssh: args[1] "a\x00b" contains NUL`,
+		},
+		{
+			name:    "env name",
+			src:     "plugin \"host\" {\n  env = { \"A\\u0000B\" = \"c\" }\n}\n",
+			want:    "test.hcl:2,9-",
+			details: `Invalid env; plugin host: env name "A\x00B"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags := hclparse.NewParser().ParseHCL([]byte(tt.src), "test.hcl")
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var file struct {
+				Plugins []Block `hcl:"plugin,block"`
+			}
+			if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			configs, diags := ConfigsFromBlocks(file.Plugins)
+			if len(configs) != 0 || len(diags) != 1 {
+				t.Fatalf("configs = %+v, diagnostics = %v; want one diagnostic and no config", configs, diags)
+			}
+			msg := diags[0].Error()
+			if !strings.HasPrefix(msg, tt.want) || !strings.Contains(msg, tt.details) {
+				t.Errorf("diagnostic %q, want %q…%q", msg, tt.want, tt.details)
+			}
+		})
+	}
+}

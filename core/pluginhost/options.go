@@ -125,9 +125,19 @@ func (c Config) Validate() error {
 			return fmt.Errorf("plugin %s: sha256 %q: want 64 hex digits, as printed by sha256sum", c.Name, c.SHA256)
 		}
 	}
-	for k := range c.Env {
+	// An exec fails on NUL in the environment or the arguments, and only
+	// when the plugin launches: say so here, where the configuration is.
+	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("plugin %s: env name %q", c.Name, k)
+			return fmt.Errorf("plugin %s: env name %q: want a non-empty name without '=' or NUL", c.Name, k)
+		}
+		if strings.ContainsRune(c.Env[k], 0) {
+			return fmt.Errorf("plugin %s: env %s: value %q contains NUL", c.Name, k, c.Env[k])
+		}
+	}
+	for i, a := range c.Args {
+		if strings.ContainsRune(a, 0) {
+			return fmt.Errorf("plugin %s: args[%d] %q contains NUL", c.Name, i, a)
 		}
 	}
 	return nil

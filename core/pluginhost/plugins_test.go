@@ -295,6 +295,36 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Config
+		want string // "" when valid
+	}{
+		{"env and args", Config{Name: "host", Env: map[string]string{"FOO": "a b", "EMPTY": ""}, Args: []string{"-x", ""}}, ""},
+		{"empty env name", Config{Name: "host", Env: map[string]string{"": "a"}}, `env name ""`},
+		{"env name with =", Config{Name: "host", Env: map[string]string{"A=B": "c"}}, `env name "A=B"`},
+		{"env name with NUL", Config{Name: "host", Env: map[string]string{"A\x00B": "c"}}, `env name "A\x00B"`},
+		{"env value with NUL", Config{Name: "host", Env: map[string]string{"FOO": "a\x00b"}}, `plugin host: env FOO: value "a\x00b" contains NUL`},
+		{"arg with NUL", Config{Name: "ssh", Args: []string{"-v", "a\x00b"}}, `plugin ssh: args[1] "a\x00b" contains NUL`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+			if tt.want == "" {
+				return
+			}
+			// Options.Validate, which Load runs, refuses it too.
+			if err := (Options{Dir: "/d", Plugins: []Config{tt.c}}).Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Options.Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	ms := time.Millisecond
 	tests := []struct {
