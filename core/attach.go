@@ -55,7 +55,13 @@ type Attachment struct {
 // Hello is what a client is told first.
 type Hello struct {
 	SessionID string
-	Size      shared.Size
+	// Epoch tells this session from another created under the same id
+	// before or after it: a client resuming gives it back
+	// (AttachOptions.Epoch), so that its offset does not count in another
+	// session's output. It stays the same when the session is restarted
+	// in place or taken up by the next server.
+	Epoch string
+	Size  shared.Size
 	// Offset is the absolute output offset of the client's first output
 	// byte: where the replay starts, or where AttachFrom resumes.
 	Offset int64

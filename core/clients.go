@@ -35,7 +35,7 @@ func (m *Manager) attachable(id string) error {
 // while the ring still holds it, else from the oldest safe point, with the
 // terminal modes in force there (a FrameModes first).
 func (m *Manager) Attach(ctx context.Context, id string) (*Attachment, error) {
-	return m.attach(ctx, id, -1, AttachWrite)
+	return m.attach(ctx, id, -1, "", AttachWrite)
 }
 
 // AttachFrom is Attach for a client that has received the session's output
@@ -50,14 +50,15 @@ func (m *Manager) AttachFrom(ctx context.Context, id string, off int64) (*Attach
 	if off < 0 {
 		return nil, fmt.Errorf("%w: offset %d is negative", ErrInvalidArgument, off)
 	}
-	return m.attach(ctx, id, off, AttachWrite)
+	return m.attach(ctx, id, off, "", AttachWrite)
 }
 
-// attach is Attach (off < 0), AttachFrom and AttachWith. A session with as
+// attach is Attach (off < 0), AttachFrom and AttachWith; a resume (off >=
+// 0) with an epoch other than the session's is not one. A session with as
 // many clients as its limit (session.maxClients) is ErrTooManyClients,
 // checked under s.mu with the attachment's insertion, so that two racing
 // clients cannot both take the last place.
-func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMode) (*Attachment, error) {
+func (m *Manager) attach(_ context.Context, id string, off int64, epoch string, mode AttachMode) (*Attachment, error) {
 	m.mu.Lock()
 	s := m.sessions[id]
 	closed := m.closed
@@ -89,10 +90,11 @@ func (m *Manager) attach(_ context.Context, id string, off int64, mode AttachMod
 		policy:   s.sizePolicy(m.opts.SizePolicy),
 		hello: Hello{
 			SessionID: id,
+			Epoch:     s.epochLocked(),
 			Size:      shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)},
 		},
 	}
-	if off >= 0 && s.ring.Holds(off) {
+	if off >= 0 && s.ring.Holds(off) && (epoch == "" || epoch == a.hello.Epoch) {
 		a.off = off
 	} else {
 		p := s.ring.replayPoint()

@@ -201,8 +201,11 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		LastActiveAt:  now,
 		IdleTimeout:   m.idleTimeoutFor(opts.IdleTimeout, env.IdleTimeout),
 		DetachedAt:    now, // no client yet
-		CreatedAt:     now,
-		UpdatedAt:     now,
+		// To the microsecond every store keeps, so that the epoch it
+		// makes (epochLocked) is the same after a server takes the
+		// session up from the store.
+		CreatedAt: now.Truncate(time.Microsecond),
+		UpdatedAt: now,
 	})
 
 	// Reserve the id before anything else, so that two concurrent creates

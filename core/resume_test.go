@@ -297,3 +297,58 @@ func TestResetToTheEndWakesThePump(t *testing.T) {
 		}
 	}
 }
+
+// A client resuming with the epoch of the session it was attached to, in
+// a session created again under the same id since, gets a reset and the
+// replay, not the new session's bytes from its old offset; in the same
+// session (restarted in place included) the epoch changes nothing.
+func TestResumeIntoASessionCreatedAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "x")
+	a := h.attach(t, "x")
+	p.Output(t, []byte("the first session's output\r\n"))
+	got := collect(t, a, len("the first session's output\r\n"))
+	off, epoch := a.Hello().Offset+int64(len(got)), a.Hello().Epoch
+	if epoch == "" {
+		t.Fatal("the hello has no epoch")
+	}
+	a.Close()
+
+	// The same session: resumed exactly.
+	p.Output(t, []byte("more\r\n"))
+	same, err := h.m.AttachWith(t.Context(), "x", AttachOptions{Resume: true, Offset: off, Epoch: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, other := frames(t, same, len("more\r\n")); string(out) != "more\r\n" || len(other) != 0 || same.Hello().Epoch != epoch {
+		t.Errorf("resumed in the same session: %q after %+v, epoch %q; want exactly the bytes after the offset", out, other, same.Hello().Epoch)
+	}
+	same.Close()
+
+	if err := h.m.DestroySession(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	_, p2 := h.create(t, "x")
+	p2.Output(t, []byte("\x1b[?1049hTHE SECOND SESSION'S SCREEN, long enough to pass the offset\r\n"))
+	eventually(t, "the second session's output to pass the offset", func() bool {
+		s := h.session(t, "x")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.ring.End() > off
+	})
+	b, err := h.m.AttachWith(t.Context(), "x", AttachOptions{Resume: true, Offset: off, Epoch: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Hello().Epoch == epoch {
+		t.Errorf("the session created again has the first one's epoch %q", epoch)
+	}
+	f, err := b.Next(t.Context(), make([]byte, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Kind != FrameReset {
+		t.Errorf("resumed with the first session's epoch into the second: first frame %v %q, want a reset", f.Kind, f.Data)
+	}
+}

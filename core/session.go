@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -122,6 +123,12 @@ func newSession(d *sessionDeps, rec SessionRecord) *session {
 	}
 	s.flow.L = &s.mu
 	return s
+}
+
+// epochLocked returns Hello.Epoch: the session's creation time, in
+// microseconds (as every store keeps it), base 36. s.mu is held.
+func (s *session) epochLocked() string {
+	return strconv.FormatInt(s.rec.CreatedAt.UnixMicro(), 36)
 }
 
 // snapshot returns the session's record as it is now.

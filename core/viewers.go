@@ -42,6 +42,12 @@ type AttachOptions struct {
 	// AttachFrom does; otherwise the client gets Attach's replay.
 	Resume bool
 	Offset int64
+	// Epoch, when set with Resume, is the Hello.Epoch of the connection
+	// the client resumes: if the session under the id is not that one
+	// (it was created again meanwhile), Offset counts for nothing and
+	// the client gets FrameReset and the replay, as for an offset the
+	// ring no longer holds.
+	Epoch string
 }
 
 // SizePolicy says which size a session's terminal takes when several
@@ -89,7 +95,7 @@ func (m *Manager) AttachWith(ctx context.Context, id string, opts AttachOptions)
 	if opts.Mode != AttachWrite && opts.Mode != AttachRead {
 		return nil, fmt.Errorf("%w: attach mode %d", ErrInvalidArgument, opts.Mode)
 	}
-	return m.attach(ctx, id, off, opts.Mode)
+	return m.attach(ctx, id, off, opts.Epoch, opts.Mode)
 }
 
 // ReadOnly reports whether the client attached read-only (AttachRead).

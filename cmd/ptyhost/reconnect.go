@@ -40,12 +40,15 @@ const (
 // what attach returns: the session's end, an error, or a detach or
 // interruption while it waited.
 func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts attachOptions, in *input, off int64, cause error) (*wsproto.Conn, attachResult, error) {
+	// The session the offset counts in: one created again under the id
+	// meanwhile gives a reset, not its bytes from off.
+	epoch := a.conn.Hello().Epoch
 	_ = a.conn.Close()
 	fmt.Fprintf(stdio.err, "\r\n[%v; reconnecting…]\r\n", cause)
 	giveUp := time.Now().Add(opts.reconnect)
 	wait := reconnectFirst
 	for {
-		conn, err := dialResume(ctx, c, opts, off, giveUp)
+		conn, err := dialResume(ctx, c, opts, off, epoch, giveUp)
 		if err == nil {
 			fmt.Fprint(stdio.err, "[reconnected]\r\n")
 			return conn, attachResult{}, nil
@@ -83,15 +86,16 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 	}
 }
 
-// dialResume dials session opts.id once, resuming at off, within the
-// time left; read-only again when opts.readOnly.
-func dialResume(ctx context.Context, c *client, opts attachOptions, off int64, giveUp time.Time) (*wsproto.Conn, error) {
+// dialResume dials session opts.id once, resuming at off in the session
+// of epoch, within the time left; read-only again when opts.readOnly.
+func dialResume(ctx context.Context, c *client, opts attachOptions, off int64, epoch string, giveUp time.Time) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithDeadline(ctx, giveUp.Add(time.Second))
 	defer cancel()
 	return wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(opts.id)), wsproto.DialOptions{
 		HTTPClient: c.http,
 		Header:     c.header(),
 		Offset:     &off,
+		Epoch:      epoch,
 		ReadOnly:   opts.readOnly,
 	})
 }

@@ -68,7 +68,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.CloseNow()
-	a, err := h.m.AttachWith(r.Context(), id, core.AttachOptions{Mode: mode, Resume: off >= 0, Offset: off})
+	a, err := h.m.AttachWith(r.Context(), id, core.AttachOptions{Mode: mode, Resume: off >= 0, Offset: off, Epoch: r.URL.Query().Get(wsproto.EpochParam)})
 	if errors.Is(err, core.ErrTooManyClients) {
 		// Another client took the last place since Attachable.
 		_ = conn.Close(wsproto.CloseTryAgainLater, wsproto.CloseReasonTooManyClients)
@@ -251,7 +251,7 @@ func (c *wsClient) writeJSON(ctx context.Context, v any) error {
 // attachment or the connection ends.
 func (c *wsClient) writeLoop(ctx context.Context) {
 	h := c.a.Hello()
-	hello := wsproto.Hello{SessionID: h.SessionID, Cols: int(h.Size.Cols), Rows: int(h.Size.Rows), Offset: h.Offset}
+	hello := wsproto.Hello{SessionID: h.SessionID, Epoch: h.Epoch, Cols: int(h.Size.Cols), Rows: int(h.Size.Rows), Offset: h.Offset}
 	if err := c.writeJSON(ctx, hello); err != nil {
 		return
 	}

@@ -36,6 +36,11 @@ type DialOptions struct {
 	// exactly the bytes from N on while the server still keeps them, else
 	// a reset. Nil asks for today's replay from a safe point.
 	Offset *int64
+	// Epoch, with Offset, is the epoch of the hello of the connection
+	// resumed (Conn.Hello): sent as the query parameter "epoch" (see
+	// EpochParam), so that an offset into a session since created again
+	// under the id gets a reset, not another session's bytes from there.
+	Epoch string
 	// ReadOnly attaches read-only: it is sent as the query parameter
 	// mode=read (see ModeParam). The server refuses the connection's input
 	// and resizes, each with an error message.
@@ -90,6 +95,11 @@ func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
 			return nil, err
 		}
 		url = u
+		if opts.Epoch != "" {
+			if url, err = withQuery(url, EpochParam, opts.Epoch); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if opts.ReadOnly {
 		u, err := withQuery(url, ModeParam, ModeRead)

@@ -55,6 +55,12 @@ const MaxInputFrame = 1 << 20
 // absolute output offset (a decimal integer, 0 or more).
 const OffsetParam = "offset"
 
+// EpochParam is the attach endpoint's query parameter that a client
+// resuming at an offset gives back the hello's epoch in: if the session
+// under the id is another one by now (created again), the offset counts
+// for nothing and the client gets a reset and the replay.
+const EpochParam = "epoch"
+
 // ModeParam is the attach endpoint's query parameter that says what the
 // client may do: ModeWrite (the default) or ModeRead.
 const ModeParam = "mode"
@@ -85,9 +91,13 @@ func AttachPath(id string) string {
 // the absolute output offset at which the replay starts.
 type Hello struct {
 	SessionID string
-	Cols      int
-	Rows      int
-	Offset    int64
+	// Epoch tells this session from another created under the same id:
+	// a client resuming gives it back (EpochParam). Empty from a server
+	// older than it.
+	Epoch  string
+	Cols   int
+	Rows   int
+	Offset int64
 }
 
 // MarshalJSON encodes h as a "hello" message.
@@ -95,10 +105,11 @@ func (h Hello) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Type      string `json:"type"`
 		SessionID string `json:"session_id"`
+		Epoch     string `json:"epoch,omitempty"`
 		Cols      int    `json:"cols"`
 		Rows      int    `json:"rows"`
 		Offset    int64  `json:"offset"`
-	}{TypeHello, h.SessionID, h.Cols, h.Rows, h.Offset})
+	}{TypeHello, h.SessionID, h.Epoch, h.Cols, h.Rows, h.Offset})
 }
 
 // Resize is the terminal's size: from the server, it changed; from a
@@ -188,6 +199,7 @@ func (e Error) MarshalJSON() ([]byte, error) {
 type Message struct {
 	Type      string `json:"type"`
 	SessionID string `json:"session_id"` // hello
+	Epoch     string `json:"epoch"`      // hello
 	Cols      int    `json:"cols"`       // hello, resize
 	Rows      int    `json:"rows"`       // hello, resize
 	Offset    int64  `json:"offset"`     // hello, reset
@@ -212,7 +224,7 @@ func ParseMessage(p []byte) (Message, error) {
 
 // Hello returns m's hello fields.
 func (m Message) Hello() Hello {
-	return Hello{SessionID: m.SessionID, Cols: m.Cols, Rows: m.Rows, Offset: m.Offset}
+	return Hello{SessionID: m.SessionID, Epoch: m.Epoch, Cols: m.Cols, Rows: m.Rows, Offset: m.Offset}
 }
 
 // Exit returns m's exit fields.

@@ -32,6 +32,10 @@ export class Attachment {
     // reset's) offset plus the bytes received since. It is what a
     // reconnect resumes at.
     this.offset = 0;
+    // epoch is the hello's: the session the offset counts in. A reconnect
+    // gives it back, so that a session created again under the id meanwhile
+    // answers with a reset rather than its own bytes from the offset.
+    this.epoch = '';
     this.hadHello = false;
     this.exited = false;
     this.disposed = false;
@@ -74,7 +78,10 @@ export class Attachment {
       return;
     }
     const params = {};
-    if (this.hadHello) params.offset = this.offset;
+    if (this.hadHello) {
+      params.offset = this.offset;
+      if (this.epoch) params.epoch = this.epoch;
+    }
     if (this.readOnly) params.mode = 'read';
     const ws = new WebSocket(wsURL(sessionPath(this.sessionId, '/attach'), params), SUBPROTOCOL);
     ws.binaryType = 'arraybuffer';
@@ -105,6 +112,7 @@ export class Attachment {
         // this page stopped; otherwise a replay follows, from scratch.
         if (!this.hadHello || msg.offset !== this.offset) this.opts.reset();
         this.offset = msg.offset;
+        this.epoch = msg.epoch || '';
         this.hadHello = true;
         this.attempt = 0;
         this.setState('open');
