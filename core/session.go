@@ -294,12 +294,16 @@ var ErrInputBlocked = errors.New("the program is not reading its input: earlier 
 // input writes p to the terminal, after the input written before it; it
 // waits at most inputWait for that (ErrInputBlocked).
 func (s *session) input(p []byte) error {
-	t := time.NewTimer(inputWait)
 	select {
-	case s.inputSlot <- struct{}{}:
-		t.Stop()
-	case <-t.C:
-		return ErrInputBlocked
+	case s.inputSlot <- struct{}{}: // a keystroke's way: no timer
+	default:
+		t := time.NewTimer(inputWait)
+		select {
+		case s.inputSlot <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return ErrInputBlocked
+		}
 	}
 	defer func() { <-s.inputSlot }()
 	if s.recorder != nil {
