@@ -178,7 +178,11 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	if err != nil {
 		r.abort(rs, ExitStatus{Code: -1, Reason: "restart failed: " + err.Error()})
 		s.log.Warn("restart failed", "err", err)
-		return SessionRecord{}, fmt.Errorf("%w: %w", ErrSpawn, err)
+		// The cause is kept as text only: the old process is gone and the
+		// session has ended, so the plugin's sentinel (an invalid argument
+		// for a program that does not exist, say) must not make the
+		// failure read as a request refused before anything was done.
+		return SessionRecord{}, fmt.Errorf("%w: session %q has ended: restart failed: %v", ErrSpawn, id, err)
 	}
 	// The mark goes in before the pump reads on: once it has, the new
 	// process's output may be committed, and handed to a client (even

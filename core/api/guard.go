@@ -2,15 +2,19 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/ptyhost/ptyhost/core/wsproto"
 )
@@ -229,15 +233,15 @@ func RequireTokens(next http.Handler, t Tokens) http.Handler {
 	if t.Token == "" {
 		return next
 	}
-	want, wantRead := []byte(t.Token), []byte(t.ReadToken)
+	want, wantRead := sha256.Sum256([]byte(t.Token)), sha256.Sum256([]byte(t.ReadToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, msg := requestToken(r)
 		if msg != "" {
 			unauthorized(w, msg)
 			return
 		}
-		full := subtle.ConstantTimeCompare([]byte(got), want) == 1
-		read := subtle.ConstantTimeCompare([]byte(got), wantRead) == 1 && len(wantRead) > 0
+		full := tokenMatches(got, want)
+		read := tokenMatches(got, wantRead) && t.ReadToken != ""
 		switch {
 		case full:
 			next.ServeHTTP(w, r)
@@ -249,6 +253,16 @@ func RequireTokens(next http.Handler, t Tokens) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readScopeKey{}, true)))
 		}
 	})
+}
+
+// tokenMatches reports whether got is the token whose SHA-256 digest is
+// want. It compares digests, which all have one length, because
+// subtle.ConstantTimeCompare returns at once on inputs of different
+// lengths, and its time would show the token's length; the cluster secret
+// is compared the same way (validSecret).
+func tokenMatches(got string, want [sha256.Size]byte) bool {
+	d := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(d[:], want[:]) == 1
 }
 
 // readScopeKey marks, in a request's context, a request RequireTokens
@@ -293,6 +307,85 @@ func limitBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bodyReadTimeout bounds the time from the start of a request to the end
+// of its body (at most maxBodyBytes); see bodyDeadline. A variable so that
+// tests can shorten it.
+var bodyReadTimeout = 30 * time.Second
+
+// drainTimeout bounds the reading, after the handler, of the part of a
+// body it left unread; see bodyDeadline. A variable so that tests can
+// shorten it.
+var drainTimeout = time.Second
+
+// bodyDeadline bounds the time a request's body may take to arrive, so
+// that a client that declares a body and sends it slowly, or not at all,
+// holds no connection and goroutine open: until bodyReadTimeout after the
+// request's start, and after the handler until drainTimeout from then at
+// most, for net/http reads up to 256 KiB of a body the handler left unread
+// (a refused request's, say) before it answers, to keep the connection.
+// A read that runs out of time fails, and the connection is closed after
+// the answer. Once the body has been read to its end, net/http lifts the
+// deadline itself (the read it then starts in the background, to notice a
+// client that goes away, has none), so a handler may work on past it.
+//
+// A request without a body, which every WebSocket upgrade is, is left
+// alone, and so is every request of a server that has a ReadTimeout of
+// its own, which bounds the body already. A ResponseWriter that cannot
+// set a deadline (a recorder's, a proxy's) has no connection to bound.
+func bodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || hasReadTimeout(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		end := time.Now().Add(bodyReadTimeout)
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(end); err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body := &deadlineBody{ReadCloser: r.Body}
+		// A copy of r carries the wrapped body: net/http looks at its
+		// own request's body, whose unread size tells it whether a drain
+		// is worth it at all.
+		r = r.WithContext(r.Context())
+		r.Body = body
+		next.ServeHTTP(w, r)
+		if body.read.Load() {
+			return
+		}
+		if drain := time.Now().Add(drainTimeout); drain.Before(end) {
+			end = drain
+		}
+		// An error here leaves the deadline as it was, which bounds the
+		// drain too.
+		_ = rc.SetReadDeadline(end)
+	})
+}
+
+// hasReadTimeout reports whether the server serving r bounds its reads
+// with a ReadTimeout.
+func hasReadTimeout(r *http.Request) bool {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	return srv != nil && srv.ReadTimeout > 0
+}
+
+// deadlineBody is a request body that notes when it has been read to its
+// end, when bodyDeadline need not bound the drain after the handler.
+type deadlineBody struct {
+	io.ReadCloser
+	// read is set once the body has been read to its end.
+	read atomic.Bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.read.Store(true)
+	}
+	return n, err
 }
 
 // hostOnly returns the host of host[:port] without brackets.

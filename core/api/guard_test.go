@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
@@ -234,6 +235,70 @@ func TestRequireToken(t *testing.T) {
 	}
 	if RequireToken(http.NotFoundHandler(), "") == nil {
 		t.Error("no handler for an empty token")
+	}
+}
+
+// TestRequireTokensLength: a token passes only when it is the very one,
+// whatever the length of a wrong one; the comparison is of digests, so
+// that its time does not depend on the length of the token (tokenMatches).
+func TestRequireTokensLength(t *testing.T) {
+	h := RequireTokens(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), Tokens{Token: "full-token", ReadToken: "read-token"})
+	for _, tt := range []struct {
+		name, token string
+		get, post   int
+	}{
+		{"full", "full-token", 200, 200},
+		{"read", "read-token", 200, 403},
+		{"shorter", "full-toke", 401, 401},
+		{"longer", "full-tokenn", 401, 401},
+		{"same length", "full-tokem", 401, 401},
+		{"read shorter", "read-toke", 401, 401},
+		{"read longer", "read-tokenn", 401, 401},
+		{"read same length", "read-tokem", 401, 401},
+		{"much longer", strings.Repeat("full-token", 100), 401, 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for method, want := range map[string]int{"GET": tt.get, "POST": tt.post} {
+				r := httptest.NewRequest(method, "/api/v1/sessions", nil)
+				r.Header.Set("Authorization", "Bearer "+tt.token)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != want {
+					t.Errorf("%s: status %d %s, want %d", method, w.Code, w.Body, want)
+				}
+			}
+		})
+	}
+	// Without a read-only token, neither an empty bearer token (whose
+	// digest is the unset read-only token's) nor a wrong one passes.
+	h = RequireTokens(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), Tokens{Token: "full-token"})
+	for _, token := range []string{"", "x"} {
+		r := httptest.NewRequest("GET", "/api/v1/sessions", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 401 {
+			t.Errorf("token %q without a read-only token: %d, want 401", token, w.Code)
+		}
+	}
+}
+
+func TestTokenMatches(t *testing.T) {
+	want := sha256.Sum256([]byte("s3cret"))
+	for _, tt := range []struct {
+		got  string
+		want bool
+	}{
+		{"s3cret", true},
+		{"", false},
+		{"s3cre", false},
+		{"s3crett", false},
+		{"s3creT", false},
+		{"S3CRET", false},
+	} {
+		if got := tokenMatches(tt.got, want); got != tt.want {
+			t.Errorf("tokenMatches(%q) = %v, want %v", tt.got, got, tt.want)
+		}
 	}
 }
 

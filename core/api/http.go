@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -69,7 +71,9 @@ const maxBodyBytes = 1 << 20
 // a mux (or under a prefix with http.StripPrefix). Every request passes
 // Guard with opts' AllowedHosts and AllowedOrigins first, but for the GETs
 // of opts.Page, which pass its Host check only (see Options.Page); request
-// bodies are limited to 1 MiB (413 beyond).
+// bodies are limited to 1 MiB (413 beyond), and must have arrived 30 s
+// after the request's start, else the connection is closed (see
+// bodyDeadline).
 func NewHandler(m *core.Manager, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -119,10 +123,12 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	// (clusterAuth).
 	direct := limitBody(jsonErrors(mux))
 	api := h.clusterAuth(Guard(h.authenticate(direct), guard), direct)
-	if opts.Page == nil {
-		return api
+	if opts.Page != nil {
+		api = withPage(api, opts.Page, guard)
 	}
-	return withPage(api, opts.Page, guard)
+	// Outermost, so that it bounds the bodies of the requests that skip
+	// Guard too: those that carry a cluster secret, a wrong one included.
+	return bodyDeadline(api)
 }
 
 type handler struct {
@@ -211,6 +217,9 @@ func statusOf(err error) int {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// Only reading a request body has a deadline (bodyDeadline).
+		return http.StatusRequestTimeout
 	case errors.Is(err, core.ErrInvalidArgument), errors.Is(err, shared.ErrInvalidConfig):
 		return http.StatusBadRequest
 	case errors.Is(err, shared.ErrPermissionDenied):
@@ -237,27 +246,46 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, code, err.Error())
 }
 
-// decode reads a JSON body into v, rejecting unknown fields and trailing
-// data. A body beyond maxBodyBytes (limitBody) is an error wrapping
-// *http.MaxBytesError.
+// decode reads a JSON object from r's body into v, rejecting unknown
+// fields, any other JSON value (null, an array, a number) and anything
+// after the object. A body beyond maxBodyBytes (limitBody) is an error
+// wrapping *http.MaxBytesError.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// The body is read whole (it is at most maxBodyBytes): a decoder
+	// alone cannot tell a literal null, which leaves v as it is, from {}.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
 		}
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: request body is empty; want a JSON object", core.ErrInvalidArgument)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("the request body did not arrive in time: %w", err)
 		}
+		return fmt.Errorf("%w: reading the request body: %v", core.ErrInvalidArgument, err)
+	}
+	obj := bytes.TrimLeft(body, jsonSpace)
+	if len(obj) == 0 {
+		return fmt.Errorf("%w: request body is empty; want a JSON object", core.ErrInvalidArgument)
+	}
+	if obj[0] != '{' {
+		return fmt.Errorf("%w: request body is not a JSON object", core.ErrInvalidArgument)
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", core.ErrInvalidArgument, err)
 	}
-	if dec.More() {
+	// Only white space may follow the object. Decoder.More is no test
+	// of that: it reports false before a stray '}' or ']'.
+	if len(bytes.TrimLeft(obj[dec.InputOffset():], jsonSpace)) != 0 {
 		return fmt.Errorf("%w: request body: data after the JSON object", core.ErrInvalidArgument)
 	}
 	return nil
 }
+
+// jsonSpace is the white space JSON allows between values.
+const jsonSpace = " \t\r\n"
 
 type sessionRequest struct {
 	ID            string            `json:"id"`

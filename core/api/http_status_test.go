@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/ptyhost/ptyhost/core"
@@ -41,6 +42,7 @@ func TestStatusOf(t *testing.T) {
 		want int
 	}{
 		{"body too large", fmt.Errorf("request body: %w", &http.MaxBytesError{Limit: 1}), http.StatusRequestEntityTooLarge},
+		{"body too slow", fmt.Errorf("the request body did not arrive in time: %w", os.ErrDeadlineExceeded), http.StatusRequestTimeout},
 		{"manager's invalid argument", fmt.Errorf("%w: bad id", core.ErrInvalidArgument), http.StatusBadRequest},
 		{"plugin's invalid argument at spawn", spawn(fmt.Errorf("%w: no such dir", shared.ErrInvalidArgument)), http.StatusBadRequest},
 		{"plugin's invalid config", fmt.Errorf("%w: %w", core.ErrInvalidArgument, shared.ErrInvalidConfig), http.StatusBadRequest},

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ptyhost/ptyhost/core"
+)
+
+// TestDecode pins what a request body may be: one JSON object, with white
+// space around it and nothing else.
+func TestDecode(t *testing.T) {
+	type body struct {
+		Name string `json:"name"`
+	}
+	tests := []struct {
+		name, body string
+		want       string // the decoded name, or the error's text
+		ok         bool
+	}{
+		{"object", `{"name":"a"}`, "a", true},
+		{"white space around", " \r\n\t{\"name\":\"a\"}\n\t \r\n", "a", true},
+		{"empty object", `{}`, "", true},
+		{"empty", ``, "request body is empty", false},
+		{"white space only", " \n", "request body is empty", false},
+		{"null", `null`, "not a JSON object", false},
+		{"null after space", ` null `, "not a JSON object", false},
+		{"array", `[{"name":"a"}]`, "not a JSON object", false},
+		{"number", `1`, "not a JSON object", false},
+		{"string", `"a"`, "not a JSON object", false},
+		{"stray brace", `{"name":"a"}}`, "data after the JSON object", false},
+		{"stray brackets", `{"name":"a"}]]]`, "data after the JSON object", false},
+		{"second object", `{"name":"a"} {}`, "data after the JSON object", false},
+		{"garbage", `{"name":"a"}x`, "data after the JSON object", false},
+		{"unterminated", `{"name":"a"`, "unexpected EOF", false},
+		{"unknown field", `{"nme":"a"}`, `unknown field "nme"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tt.body))
+			var v body
+			err := decode(r, &v)
+			if tt.ok {
+				if err != nil || v.Name != tt.want {
+					t.Fatalf("decode = %+v, %v; want name %q", v, err, tt.want)
+				}
+				return
+			}
+			if !errors.Is(err, core.ErrInvalidArgument) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("decode: %v; want an invalid argument saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeEndpoints sends bodies that are not one JSON object to the
+// endpoints that take one: each is 400 and changes nothing.
+func TestDecodeEndpoints(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	api.create(t, "s1")
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"environment with a stray brace", "POST", "/api/v1/environments", `{"id":"e1","type":"FAKE"}}`},
+		{"environment with stray brackets", "POST", "/api/v1/environments", `{"id":"e2","type":"FAKE"}]]]`},
+		{"null environment", "POST", "/api/v1/environments", `null`},
+		{"null update", "PUT", "/api/v1/environments/fake", `null`},
+		{"array update", "PUT", "/api/v1/environments/fake", `[]`},
+		{"update with a stray brace", "PUT", "/api/v1/environments/fake", `{"name":"renamed"}}`},
+		{"session with a stray bracket", "POST", "/api/v1/sessions", `{"id":"s2","environment_id":"fake"}]`},
+		{"null session", "POST", "/api/v1/sessions", `null`},
+		{"null restart", "POST", "/api/v1/sessions/s1/restart", `null`},
+		{"restart with a stray brace", "POST", "/api/v1/sessions/s1/restart", `{}}`},
+		{"null prune", "POST", "/api/v1/sessions/prune", `null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := api.do(t, tt.method, tt.path, tt.body)
+			if msg, _ := body["error"].(string); code != 400 || !strings.HasPrefix(msg, "invalid argument: request body") {
+				t.Fatalf("status %d %v, want 400 naming the request body", code, body)
+			}
+		})
+	}
+	for _, id := range []string{"e1", "e2"} {
+		if code, body := api.do(t, "GET", "/api/v1/environments/"+id, ""); code != 404 {
+			t.Errorf("environment %s: %d %v, want 404: a refused body created it", id, code, body)
+		}
+	}
+	if code, body := api.do(t, "GET", "/api/v1/environments/fake", ""); code != 200 || body["name"] != "fake" {
+		t.Errorf("environment fake: %d %v, want it unchanged", code, body)
+	}
+	if code, body := api.do(t, "GET", "/api/v1/sessions/s2", ""); code != 404 {
+		t.Errorf("session s2: %d %v, want 404: a refused body created it", code, body)
+	}
+	if code, body := api.do(t, "GET", "/api/v1/sessions/s1", ""); code != 200 || body["restarts"] != nil {
+		t.Errorf("session s1: %d %v, want it never restarted", code, body)
+	}
+}
