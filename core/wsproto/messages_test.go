@@ -14,6 +14,7 @@ func TestMessageEncoding(t *testing.T) {
 	}{
 		{Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 1234}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":1234}`},
 		{Hello{SessionID: "s1", Cols: 80, Rows: 24}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`},
+		{Hello{SessionID: "s1", Epoch: "k3j9", Cols: 80, Rows: 24}, `{"type":"hello","session_id":"s1","epoch":"k3j9","cols":80,"rows":24,"offset":0}`},
 		{Resize{Cols: 100, Rows: 30}, `{"type":"resize","cols":100,"rows":30}`},
 		{Reset{Offset: 0}, `{"type":"reset","offset":0}`},
 		{Reset{Offset: 5678}, `{"type":"reset","offset":5678}`},
