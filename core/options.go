@@ -33,7 +33,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 
 	// ScrollbackBytes is how much output each session keeps for clients
-	// that attach later. Default 256 KiB.
+	// that attach later. Default 256 KiB; at least 4 KiB and at most
+	// MaxScrollbackBytes.
 	ScrollbackBytes int
 	// IdleTimeout is how long a running session with no client attached
 	// lives on, unless its environment or the session itself says
@@ -125,6 +126,11 @@ const (
 	DefaultRows             = 24
 	// MaxTermSize bounds cols and rows.
 	MaxTermSize = 1000
+	// MaxScrollbackBytes bounds Options.ScrollbackBytes: it is the most a
+	// plugin keeps per session (maxScrollbackBytes in the SDK's
+	// shared/grpc_server_spawn.go, unexported there), which refuses every
+	// spawn asking for more. Keep the two equal.
+	MaxScrollbackBytes = 1 << 30
 )
 
 // Special IdleTimeout values.
@@ -149,6 +155,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("core: Options.ScrollbackBytes must not be negative")
 	case o.ScrollbackBytes > 0 && o.ScrollbackBytes < 4<<10:
 		return fmt.Errorf("core: Options.ScrollbackBytes must be at least 4 KiB")
+	case o.ScrollbackBytes > MaxScrollbackBytes:
+		return fmt.Errorf("core: Options.ScrollbackBytes must be at most 1 GiB (MaxScrollbackBytes): plugins keep no more, and would refuse every session")
 	case o.IdleTimeout < 0 && o.IdleTimeout != NoIdleTimeout && o.IdleTimeout != DestroyWhenIdle:
 		return fmt.Errorf("core: Options.IdleTimeout must be positive, NoIdleTimeout or DestroyWhenIdle")
 	case o.Linger < 0:

@@ -187,7 +187,7 @@ func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "sqlite:"), "?")
 		if path == "" {
-			return nil, false, fmt.Errorf("store: DSN %q has no path: want %s", dsn, acceptedDSNs)
+			return nil, false, fmt.Errorf("store: DSN %s has no path: want %s", redact(dsn), acceptedDSNs)
 		}
 		single = path == ":memory:"
 		if !single {
@@ -215,19 +215,142 @@ func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
 	}
 }
 
-// redact returns dsn fit for a log line or error: a URL's password is
-// masked, and what does not parse is reduced to its scheme.
-func redact(dsn string) string {
-	if dsn == "" || strings.HasPrefix(dsn, "sqlite:") {
-		return fmt.Sprintf("%q", dsn)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		scheme, _, ok := strings.Cut(dsn, ":")
-		if !ok || strings.ContainsAny(scheme, "@/ =") {
-			return `"<unparsable DSN>"`
+// redact returns dsn fit for an error message, quoted: RedactDSN.
+func redact(dsn string) string { return fmt.Sprintf("%q", RedactDSN(dsn)) }
+
+// redactedPassword replaces a password, as url.URL.Redacted does.
+const redactedPassword = "xxxxx"
+
+// RedactDSN returns dsn fit for a log line or an error message: a URL's
+// user password, and the value of every password or sslpassword parameter
+// (libpq's names, the latter the passphrase of the client certificate's
+// key) in a URL's query or in a key=value DSN, are masked as xxxxx. What
+// does not parse is reduced to its scheme, since a password may hide in it
+// where no parser finds it.
+func RedactDSN(dsn string) string {
+	switch {
+	case dsn == "":
+		return ""
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path, query, ok := strings.Cut(dsn, "?")
+		if !ok {
+			return dsn
 		}
-		return fmt.Sprintf("%q", scheme+":…")
+		return path + "?" + redactQuery(query)
+	case strings.Contains(dsn, "://"):
+		if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+			u.RawQuery = redactQuery(u.RawQuery)
+			// The fragment means nothing to a driver; dropping it keeps
+			// what follows a '#' in a mistyped password out of the log.
+			u.Fragment, u.RawFragment = "", ""
+			return u.Redacted()
+		}
+	case strings.Contains(dsn, "="):
+		if s, ok := redactKeyValues(dsn); ok {
+			return s
+		}
+		return "<unparsable DSN>"
 	}
-	return fmt.Sprintf("%q", u.Redacted())
+	scheme, _, ok := strings.Cut(dsn, ":")
+	if !ok || strings.ContainsAny(scheme, "@/ =") {
+		return "<unparsable DSN>"
+	}
+	return scheme + ":…"
+}
+
+// secretParam reports whether a DSN parameter holds a password. Case is
+// ignored: masking too much costs nothing.
+func secretParam(name string) bool {
+	switch strings.ToLower(name) {
+	case "password", "sslpassword":
+		return true
+	}
+	return false
+}
+
+// redactQuery masks the value of every secret parameter of a URL's raw
+// query, leaving the rest as written. Both '&' and ';' separate
+// parameters, so that no way of writing one slips through.
+func redactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	var b strings.Builder
+	for raw != "" {
+		i := strings.IndexAny(raw, "&;")
+		param, sep := raw, ""
+		if i >= 0 {
+			param, sep, raw = raw[:i], raw[i:i+1], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		key, _, hasValue := strings.Cut(param, "=")
+		name, err := url.QueryUnescape(key)
+		if err != nil {
+			name = key
+		}
+		if hasValue && secretParam(name) {
+			param = key + "=" + redactedPassword
+		}
+		b.WriteString(param + sep)
+	}
+	return b.String()
+}
+
+// redactKeyValues masks the secret values of a key=value DSN ("host=db
+// password='a b'"), parsed as libpq parses one: values are bare words or
+// single-quoted, with backslash escapes in either. ok is false when dsn is
+// not such a DSN.
+func redactKeyValues(dsn string) (redacted string, ok bool) {
+	var b strings.Builder
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+	i, copied := 0, 0
+	for {
+		for i < len(dsn) && isSpace(dsn[i]) {
+			i++
+		}
+		if i == len(dsn) {
+			break
+		}
+		start := i
+		for i < len(dsn) && dsn[i] != '=' && !isSpace(dsn[i]) {
+			i++
+		}
+		key := dsn[start:i]
+		for i < len(dsn) && isSpace(dsn[i]) {
+			i++
+		}
+		if key == "" || i == len(dsn) || dsn[i] != '=' {
+			return "", false
+		}
+		i++
+		for i < len(dsn) && isSpace(dsn[i]) {
+			i++
+		}
+		valueStart := i
+		if i < len(dsn) && dsn[i] == '\'' {
+			for i++; i < len(dsn) && dsn[i] != '\''; i++ {
+				if dsn[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(dsn) {
+				return "", false // an unterminated quote
+			}
+			i++
+		} else {
+			for ; i < len(dsn) && !isSpace(dsn[i]); i++ {
+				if dsn[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i, len(dsn))
+		}
+		if secretParam(key) {
+			b.WriteString(dsn[copied:valueStart] + redactedPassword)
+			copied = i
+		}
+	}
+	b.WriteString(dsn[copied:])
+	return b.String(), true
 }
