@@ -42,7 +42,16 @@ func newClient(server, token string) (*client, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	u.RawQuery, u.Fragment = "", ""
-	return &client{base: u, token: token, http: &http.Client{}}, nil
+	return &client{base: u, token: token, http: &http.Client{CheckRedirect: noRedirects}}, nil
+}
+
+// noRedirects is the client's http.Client.CheckRedirect: the API never
+// answers with a redirect, so one means the request reached something
+// else (a proxy, another server, or a path the server's router cleaned,
+// such as /environments/. into the list), whose answer must not be taken
+// for the API's. readAPIError says where it pointed.
+func noRedirects(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
 }
 
 // apiError is an error response from the server. Error prints it as
@@ -64,11 +73,16 @@ type errorBody struct {
 }
 
 // readAPIError turns a non-2xx response into an *apiError, using the
-// {"error": ...} body when there is one and the status text otherwise.
+// {"error": ...} body when there is one and the status text otherwise; a
+// redirect's says where it pointed.
 func readAPIError(resp *http.Response) *apiError {
 	var body []byte
 	if resp.Body != nil {
 		body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	}
+	if loc, err := resp.Location(); resp.StatusCode >= 300 && resp.StatusCode <= 399 && err == nil {
+		return &apiError{Status: resp.StatusCode, Message: fmt.Sprintf(
+			"the server redirected the request to %s, and the ptyhost API never redirects: if the server is there, give its URL as --server (PTYHOST_SERVER)", loc.Redacted())}
 	}
 	return newAPIError(resp.StatusCode, body)
 }

@@ -132,7 +132,7 @@ type clientFlags struct {
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "server `URL`, or HOST:PORT for http://HOST:PORT (env PTYHOST_SERVER; default "+defaultServer+")")
-	fs.StringVar(&f.token, "token", "", "API `TOKEN`, sent as Authorization: Bearer (env PTYHOST_TOKEN)")
+	fs.StringVar(&f.token, "token", "", "API `TOKEN`, sent as Authorization: Bearer; prefer the variable, as a flag shows in the process list (env PTYHOST_TOKEN)")
 }
 
 // client applies the environment defaults and returns a client.
@@ -344,6 +344,9 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	}
 	if *envID == "" {
 		return usageError{"run: --env must not be empty"}
+	}
+	if err := checkIDArg("environment", *envID); err != nil {
+		return usageError{"run: --env: " + err.Error()}
 	}
 	c, err := cf.client()
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -136,7 +137,15 @@ type fileConfig struct {
 // not a flag or variable overrides them). Every problem found is reported,
 // one a line, each as FILE:LINE,COLUMN: what.
 func loadConfigFile(path string, check func(flag, value string) error) (*fileConfig, error) {
-	f, diags := hclparse.NewParser().ParseHCLFile(path)
+	src, err := readConfigFile(path)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration file: %w", err)
+	}
+	f, diags := hclparse.NewParser().ParseHCL(src, path)
 	if diags.HasErrors() {
 		return nil, configError(path, diags)
 	}
@@ -198,6 +207,67 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		return nil, configError(path, diags)
 	}
 	return fc, nil
+}
+
+// maxConfigFileBytes bounds the configuration files the command line
+// reads (serve --config, env add and update --config-file): 1 MiB, the
+// most the server takes in a request body, and far more than any
+// configuration needs.
+const maxConfigFileBytes = 1 << 20
+
+// readConfigFile returns the content of the configuration file at path. It
+// refuses what is not a regular file and a file larger than
+// maxConfigFileBytes, each with a usageError naming path: a device such as
+// /dev/zero, or a huge file, would otherwise grow the process until it is
+// killed, and a named pipe would block it.
+func readConfigFile(path string) ([]byte, error) {
+	// Stat before opening: opening a named pipe waits for a writer.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkConfigFileInfo(path, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The file may have been replaced since: judge the one opened.
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if err := checkConfigFileInfo(path, fi); err != nil {
+		return nil, err
+	}
+	// The limit holds even if the file grows while it is read.
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxConfigFileBytes {
+		return nil, configTooLarge(path)
+	}
+	return b, nil
+}
+
+// checkConfigFileInfo refuses a configuration file that is not a regular
+// file or is too large.
+func checkConfigFileInfo(path string, fi os.FileInfo) error {
+	switch {
+	case fi.IsDir():
+		return usageError{fmt.Sprintf("%s is a directory: name a configuration file", path)}
+	case !fi.Mode().IsRegular():
+		return usageError{fmt.Sprintf("%s is not a regular file (it is a device, a named pipe or a socket): name a configuration file", path)}
+	case fi.Size() > maxConfigFileBytes:
+		return configTooLarge(path)
+	}
+	return nil
+}
+
+func configTooLarge(path string) error {
+	return usageError{fmt.Sprintf("%s is larger than 1 MiB, the most a configuration file may be: name a smaller one", path)}
 }
 
 // position prints a range's start as FILE:LINE,COLUMN.

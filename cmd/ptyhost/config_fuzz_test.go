@@ -53,6 +53,13 @@ func FuzzConfigFile(f *testing.F) {
 			t.Fatal(err)
 		}
 		fc, err := loadConfigFile(path, checkSetting)
+		if len(content) > maxConfigFileBytes {
+			// Refused whole, before it is parsed: there is no line to name.
+			if err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
+				t.Fatalf("a file of %d bytes: %v, want it refused as too large", len(content), err)
+			}
+			return
+		}
 		if err == nil {
 			if fc == nil {
 				t.Fatalf("%q: no error and no configuration", content)

@@ -46,7 +46,7 @@ listen     = "127.0.0.1:7421"
 db         = "sqlite:/var/lib/ptyhost/ptyhost.db"
 data_dir   = "/var/lib/ptyhost"
 plugin_dir = "/usr/lib/ptyhost/plugins"
-token      = "s3cret"
+token      = "s3cret-s3cret-s3cret"
 scrollback = "512KiB"
 idle_timeout = "6m"
 linger     = "7m"
@@ -77,7 +77,7 @@ func TestConfigFile(t *testing.T) {
 	pin := "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	want := serveConfig{
 		listen: "127.0.0.1:7421", db: "sqlite:/var/lib/ptyhost/ptyhost.db", dataDir: "/var/lib/ptyhost",
-		pluginDir: "/usr/lib/ptyhost/plugins", token: "s3cret", allowedOrigins: stringList{"*.example.com"},
+		pluginDir: "/usr/lib/ptyhost/plugins", token: "s3cret-s3cret-s3cret", allowedOrigins: stringList{"*.example.com"},
 		scrollback: 512 << 10, idleTimeout: 6 * time.Minute, linger: 7 * time.Minute, shutdownTimeout: 11 * time.Second,
 		orphanTimeout: 3 * time.Minute, hangUpOnStop: true, logLevel: slog.LevelDebug, logFormat: "json", configPath: path,
 		plugins: []pluginhost.Config{
@@ -173,7 +173,7 @@ func TestConfigFileErrors(t *testing.T) {
 // A flag wins over its variable, which wins over the file, which wins
 // over the default.
 func TestConfigPrecedence(t *testing.T) {
-	file := writeConfig(t, "linger = \"3m\"\nlisten = \"127.0.0.1:7003\"\ntoken = \"file\"\n")
+	file := writeConfig(t, "linger = \"3m\"\nlisten = \"127.0.0.1:7003\"\ntoken = \"file-token-0123456789\"\n")
 	tests := []struct {
 		name       string
 		args       []string
@@ -185,15 +185,15 @@ func TestConfigPrecedence(t *testing.T) {
 		scrollback int
 	}{
 		{"defaults", nil, nil, false, core.DefaultLinger, DefaultListen, "", core.DefaultScrollbackBytes},
-		{"file", nil, nil, true, 3 * time.Minute, "127.0.0.1:7003", "file", core.DefaultScrollbackBytes},
-		{"env over file", nil, map[string]string{"PTYHOST_LINGER": "2m", "PTYHOST_TOKEN": "env"}, true,
-			2 * time.Minute, "127.0.0.1:7003", "env", core.DefaultScrollbackBytes},
+		{"file", nil, nil, true, 3 * time.Minute, "127.0.0.1:7003", "file-token-0123456789", core.DefaultScrollbackBytes},
+		{"env over file", nil, map[string]string{"PTYHOST_LINGER": "2m", "PTYHOST_TOKEN": "env-token-0123456789"}, true,
+			2 * time.Minute, "127.0.0.1:7003", "env-token-0123456789", core.DefaultScrollbackBytes},
 		{"flag over env and file", []string{"--linger", "1m", "--listen", "127.0.0.1:7001"}, map[string]string{"PTYHOST_LINGER": "2m", "PTYHOST_LISTEN": "127.0.0.1:7002"}, true,
-			time.Minute, "127.0.0.1:7001", "file", core.DefaultScrollbackBytes},
+			time.Minute, "127.0.0.1:7001", "file-token-0123456789", core.DefaultScrollbackBytes},
 		{"env without file", nil, map[string]string{"PTYHOST_SCROLLBACK": "8KiB"}, false, core.DefaultLinger, DefaultListen, "", 8 << 10},
-		{"config from env", nil, map[string]string{"PTYHOST_CONFIG": file}, false, 3 * time.Minute, "127.0.0.1:7003", "file", core.DefaultScrollbackBytes},
+		{"config from env", nil, map[string]string{"PTYHOST_CONFIG": file}, false, 3 * time.Minute, "127.0.0.1:7003", "file-token-0123456789", core.DefaultScrollbackBytes},
 		{"config flag over env", []string{"--config", file}, map[string]string{"PTYHOST_CONFIG": "/nonexistent.hcl"}, false,
-			3 * time.Minute, "127.0.0.1:7003", "file", core.DefaultScrollbackBytes},
+			3 * time.Minute, "127.0.0.1:7003", "file-token-0123456789", core.DefaultScrollbackBytes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -226,7 +226,7 @@ func TestE2ERecreateHasNoDuplicateOutput(t *testing.T) {
 }
 
 func TestE2EBadRequests(t *testing.T) {
-	srv := startServer(t, "--token", "t0ken")
+	srv := startServer(t, "--token", "t0ken-t0ken-t0ken")
 	missing := filepath.Join(t.TempDir(), "nope")
 	for _, tt := range []struct {
 		name string

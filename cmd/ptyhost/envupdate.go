@@ -29,7 +29,7 @@ func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 	fs := newFlagSet("env update", &cf)
 	name := fs.String("name", "", "human-readable `NAME` (\"\" clears it)")
 	config := fs.String("config", "", "the whole configuration, a `JSON` object")
-	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object)")
+	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object, at most 1 MiB)")
 	idle := fs.String("idle-timeout", "", "idle timeout of the environment's new sessions: a `DURATION` such as 90s or 1h, 0, never, or \"\" for the server's")
 	node := fs.String("node", "", "in a cluster, the `NODE` whose machine a HOST environment is (\"\": the node that answers)")
 	var nodes nameList
@@ -40,6 +40,9 @@ func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 	}
 	if len(pos) != 1 {
 		return usageError{"env update: want exactly one environment ID (see 'ptyhost env update --help')"}
+	}
+	if err := checkIDArg("environment", pos[0]); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -110,6 +113,9 @@ func runEnvHealth(ctx context.Context, args []string, stdio stdio) error {
 	asJSON := fs.Bool("json", false, "print the health reports as a JSON array")
 	ids, help, err := parseFlags(fs, envHealthHelp, args, true, stdio)
 	if help || err != nil {
+		return err
+	}
+	if err := checkIDArgs("environment", ids); err != nil {
 		return err
 	}
 	c, err := cf.client()

@@ -110,13 +110,13 @@ func TestE2EBrowserCannotRunCommands(t *testing.T) {
 		name := "no token"
 		var extra []string
 		if withToken {
-			name, extra = "token", []string{"--token", "t0ken"}
+			name, extra = "token", []string{"--token", "t0ken-t0ken-t0ken"}
 		}
 		t.Run(name, func(t *testing.T) {
 			s := startServer(t, extra...)
 			auth := map[string]string{}
 			if withToken {
-				auth["Authorization"] = "Bearer t0ken"
+				auth["Authorization"] = "Bearer t0ken-t0ken-t0ken"
 			}
 			dir := t.TempDir()
 			pwned := filepath.Join(dir, "pwned")
@@ -205,11 +205,11 @@ func TestE2EGuardAttach(t *testing.T) {
 // TestE2EAllowedHostAndOrigin: a page of an allowed origin, calling the
 // server by an allowed name, creates and attaches.
 func TestE2EAllowedHostAndOrigin(t *testing.T) {
-	s := startServer(t, "--token", "tok", "--allowed-host", "*.example.test", "--allowed-origin", "app.example.test")
+	s := startServer(t, "--token", "tok-tok-tok-tok-tok", "--allowed-host", "*.example.test", "--allowed-origin", "app.example.test")
 	host := "term.example.test:" + serverPort(t, s)
 	hdr := map[string]string{
 		"Host": host, "Origin": "https://app.example.test", "Sec-Fetch-Site": "cross-site",
-		"Content-Type": "application/json", "Authorization": "Bearer tok",
+		"Content-Type": "application/json", "Authorization": "Bearer tok-tok-tok-tok-tok",
 	}
 	code, out, _ := rawRequest(t, s, "POST", "/api/v1/sessions", `{"environment_id":"host","command":["/bin/sh","-c","echo allowed; exec cat"]}`, hdr)
 	if code != 201 {
@@ -219,7 +219,7 @@ func TestE2EAllowedHostAndOrigin(t *testing.T) {
 	t.Cleanup(func() { s.Request(t, "DELETE", "/api/v1/sessions/"+id, nil) })
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, err := wsproto.Dial(ctx, s.AttachURL(id)+"?access_token=tok", wsproto.DialOptions{
+	c, err := wsproto.Dial(ctx, s.AttachURL(id)+"?access_token=tok-tok-tok-tok-tok", wsproto.DialOptions{
 		HTTPClient: hostClient(host), ReadLimit: -1,
 		Header: http.Header{"Origin": {"https://app.example.test"}, "Sec-Fetch-Site": {"cross-site"}},
 	})
@@ -252,23 +252,23 @@ func TestE2EAllowedHostAndOrigin(t *testing.T) {
 // TestE2EAuthorization: the Bearer scheme in any case; a bare token, or
 // /metrics without the token under --metrics-auth, is refused.
 func TestE2EAuthorization(t *testing.T) {
-	s := startServer(t, "--token", "s3cret", "--metrics-auth")
+	s := startServer(t, "--token", "s3cret-s3cret-s3cret", "--metrics-auth")
 	for _, tt := range []struct {
 		path, auth string
 		want       int
 	}{
-		{"/api/v1/sessions", "Bearer s3cret", 200},
-		{"/api/v1/sessions", "bearer s3cret", 200},
-		{"/api/v1/sessions", "BEARER s3cret", 200},
-		{"/api/v1/sessions", "s3cret", 401},
-		{"/api/v1/sessions", "Basic czNjcmV0", 401},
+		{"/api/v1/sessions", "Bearer s3cret-s3cret-s3cret", 200},
+		{"/api/v1/sessions", "bearer s3cret-s3cret-s3cret", 200},
+		{"/api/v1/sessions", "BEARER s3cret-s3cret-s3cret", 200},
+		{"/api/v1/sessions", "s3cret-s3cret-s3cret", 401},
+		{"/api/v1/sessions", "Basic czNjcmV0LXMzY3JldC1zM2NyZXQ=", 401},
 		{"/api/v1/sessions", "Bearer wrong", 401},
 		{"/api/v1/sessions", "", 401},
 		{"/metrics", "", 401},
 		{"/metrics", "Bearer wrong", 401},
-		{"/metrics", "s3cret", 401},
-		{"/metrics", "bearer s3cret", 200},
-		{"/metrics?access_token=s3cret", "", 200},
+		{"/metrics", "s3cret-s3cret-s3cret", 401},
+		{"/metrics", "bearer s3cret-s3cret-s3cret", 200},
+		{"/metrics?access_token=s3cret-s3cret-s3cret", "", 200},
 		{"/healthz", "", 200},
 	} {
 		hdr := map[string]string{}
@@ -284,7 +284,7 @@ func TestE2EAuthorization(t *testing.T) {
 		}
 	}
 	// The CLI sends JSON on its bodiless POST too.
-	if code, stdout, stderr := runCmd(t, "plugins", "restart", "--server", s.URL, "--token", "s3cret", "host"); code != 0 {
+	if code, stdout, stderr := runCmd(t, "plugins", "restart", "--server", s.URL, "--token", "s3cret-s3cret-s3cret", "host"); code != 0 {
 		t.Errorf("plugins restart: %d %s %s", code, stdout, stderr)
 	}
 }
@@ -309,7 +309,7 @@ func TestServeGuardSettings(t *testing.T) {
 	os.Unsetenv("PTYHOST_METRICS_AUTH")
 	quiet := stdio{out: io.Discard, err: io.Discard}
 
-	c, err := parseServeFlags([]string{"--listen", "Term.Example.com.:7420", "--token", "x", "--allowed-host", "*.lan", "--metrics-auth"}, quiet)
+	c, err := parseServeFlags([]string{"--listen", "Term.Example.com.:7420", "--token", "x-token-0123456789", "--allowed-host", "*.lan", "--metrics-auth"}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,13 +317,13 @@ func TestServeGuardSettings(t *testing.T) {
 		t.Errorf("allowed hosts %q, metrics auth %v", c.allowedHosts, c.metricsAuth)
 	}
 	for _, listen := range []string{"127.0.0.1:7420", "[::1]:7420", ":7420", "localhost:7420"} {
-		c, err := parseServeFlags([]string{"--listen", listen, "--token", "x"}, quiet)
+		c, err := parseServeFlags([]string{"--listen", listen, "--token", "x-token-0123456789"}, quiet)
 		if err != nil || len(c.allowedHosts) != 0 {
 			t.Errorf("--listen %s: allowed hosts %q, %v", listen, c.allowedHosts, err)
 		}
 	}
 
-	path := writeConfig(t, "token = \"x\"\nallowed_hosts = [\"ptyhost.lan\"]\nmetrics_auth = true\n")
+	path := writeConfig(t, "token = \"x-token-0123456789\"\nallowed_hosts = [\"ptyhost.lan\"]\nmetrics_auth = true\n")
 	c, err = parseServeFlags([]string{"--config", path}, quiet)
 	if err != nil || strings.Join(c.allowedHosts, ",") != "ptyhost.lan" || !c.metricsAuth {
 		t.Errorf("from the file: %q %v %v", c.allowedHosts, c.metricsAuth, err)
@@ -337,7 +337,7 @@ func TestServeGuardSettings(t *testing.T) {
 		t.Errorf("variable over the file: %v %v", c.metricsAuth, err)
 	}
 	t.Setenv("PTYHOST_METRICS_AUTH", "yes")
-	if _, err = parseServeFlags([]string{"--token", "x"}, quiet); err == nil || !strings.Contains(err.Error(), "PTYHOST_METRICS_AUTH: \"yes\": want true or false") {
+	if _, err = parseServeFlags([]string{"--token", "x-token-0123456789"}, quiet); err == nil || !strings.Contains(err.Error(), "PTYHOST_METRICS_AUTH: \"yes\": want true or false") {
 		t.Errorf("PTYHOST_METRICS_AUTH=yes: %v", err)
 	}
 	os.Unsetenv("PTYHOST_METRICS_AUTH")
@@ -352,7 +352,7 @@ func TestServeGuardSettings(t *testing.T) {
 		{"host with a port", []string{"--allowed-host", "ptyhost.lan:7420"}, "", "without scheme or port"},
 		{"bad host pattern", []string{"--allowed-host", "[x"}, "", "syntax error in pattern"},
 		{"bad origin pattern", []string{"--allowed-origin", "[x"}, "", "syntax error in pattern"},
-		{"metrics_auth not a bool", nil, "token = \"x\"\nmetrics_auth = \"yes\"\n", "metrics_auth"},
+		{"metrics_auth not a bool", nil, "token = \"x-token-0123456789\"\nmetrics_auth = \"yes\"\n", "metrics_auth"},
 		{"allowed_hosts not a list", nil, "allowed_hosts = \"x\"\n", "allowed_hosts"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

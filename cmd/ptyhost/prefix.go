@@ -21,14 +21,14 @@ const maxAmbiguousShown = 5
 // whose id is arg, else the one session whose id starts with arg. No
 // session is an *apiError 404 ("session ARG not found", as attach says of
 // a session that is gone); several are an error listing them. Either
-// exits 1. arg must not be empty. Ended sessions count as the server still
+// exits 1. arg must pass checkIDArg. Ended sessions count as the server still
 // lists them, so a prefix may be ambiguous between a running session and
 // an ended one until that one's record is pruned.
 //
 // A full id costs one GET; only a prefix lists the sessions.
 func resolveSessionID(ctx context.Context, c *client, arg string) (string, error) {
-	if arg == "" {
-		return "", usageError{"a session ID must not be empty"}
+	if err := checkIDArg("session", arg); err != nil {
+		return "", err
 	}
 	_, err := c.getSession(ctx, arg)
 	var ae *apiError
@@ -53,6 +53,39 @@ func resolveSessionID(ctx context.Context, c *client, arg string) (string, error
 		ids[i] = s.ID
 	}
 	return matchPrefix(ids, arg)
+}
+
+// checkIDArg refuses, as a usageError before any request, an ID typed on
+// the command line that can name no session or environment (kind): the
+// empty one; "." and "..", which a URL path cannot hold (the server
+// cleans /environments/. into /environments/, the list); and one with a
+// '/', which no ID has. The server would answer each with a confusing
+// error, or worse, another endpoint's answer.
+func checkIDArg(kind, id string) error {
+	a := "a"
+	if strings.ContainsAny(kind[:1], "aeiou") {
+		a = "an"
+	}
+	switch {
+	case id == "":
+		return usageError{fmt.Sprintf("%s %s ID must not be empty", a, kind)}
+	case id == "." || id == "..":
+		return usageError{fmt.Sprintf("%q is not %s %s ID: no ID is . or ..", id, a, kind)}
+	case strings.Contains(id, "/"):
+		return usageError{fmt.Sprintf("%q is not %s %s ID: no ID has a '/'", id, a, kind)}
+	}
+	return nil
+}
+
+// checkIDArgs is checkIDArg for each of ids, so that a command given
+// several refuses them all before it acts on any.
+func checkIDArgs(kind string, ids []string) error {
+	for _, id := range ids {
+		if err := checkIDArg(kind, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // matchPrefix returns the id among ids that is arg, else the only one

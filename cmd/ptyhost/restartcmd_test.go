@@ -84,8 +84,8 @@ func TestE2ERestartInPlace(t *testing.T) {
 // ended one 409, GET 405; a request a browser page could send, or one
 // without the token, changes nothing.
 func TestE2ERestartRefusals(t *testing.T) {
-	srv := startServer(t, "--token", "t0ken")
-	srv.Token = "t0ken"
+	srv := startServer(t, "--token", "t0ken-t0ken-t0ken")
+	srv.Token = "t0ken-t0ken-t0ken"
 	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", "echo up; exec cat"}})
 	ended := srv.CreateSession(t, map[string]any{"command": []string{"/bin/true"}})
 	e2etest.Eventually(t, 10*time.Second, "the short session to end", func() bool {
@@ -112,7 +112,7 @@ func TestE2ERestartRefusals(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d with an error message", tt.name, code, out, tt.want)
 		}
 	}
-	auth := "Bearer t0ken"
+	auth := "Bearer t0ken-t0ken-t0ken"
 	for _, tt := range []struct {
 		name   string
 		method string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -8,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,6 +26,14 @@ import (
 
 // DefaultListen is the server's default address: loopback only.
 const DefaultListen = "127.0.0.1:7420"
+
+// defaultConnIdleTimeout is how long the HTTP server keeps a keep-alive
+// connection that sends no request open: without a bound, anyone who can
+// reach the port holds connections open for free until the server runs
+// out of file descriptors. Two minutes spares clients that poll. It does
+// not apply to WebSockets: the server lets go of a connection it hands
+// to one.
+const defaultConnIdleTimeout = 2 * time.Minute
 
 // defaultOrphanTimeout is --orphan-timeout's default: long enough for an
 // upgrade or a crash-restart by systemd, short enough that sessions of a
@@ -80,14 +88,12 @@ type serveConfig struct {
 	// cluster makes this server a node of a cluster sharing its
 	// PostgreSQL database with others (cluster.go); zero: a single server.
 	cluster clusterConfig
-}
-
-// redactDSN hides a DSN's password for logging.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return dsn
+	// tokenFlags names the token flags given on the command line, which
+	// every local user can read in the process list; the server warns.
+	tokenFlags []string
+	// connIdleTimeout is the HTTP server's IdleTimeout; zero means
+	// defaultConnIdleTimeout. No flag sets it: tests shorten it.
+	connIdleTimeout time.Duration
 }
 
 func defaultDataDir() string {
@@ -120,6 +126,12 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	return serve(ctx, c, io)
+}
+
+// serve runs the server configured by c until ctx is done or it is
+// stopped.
+func serve(ctx context.Context, c serveConfig, io stdio) error {
 	var handler slog.Handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
 	if c.logFormat == "json" {
 		handler = slog.NewJSONHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
@@ -155,6 +167,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 
 	if c.configPath != "" {
 		log.Info("configuration file read", "path", c.configPath, "plugins", len(c.plugins))
+	}
+	if len(c.tokenFlags) > 0 {
+		log.Warn("a token given as a flag shows in the process list, where every local user can read it: set PTYHOST_TOKEN and PTYHOST_READ_TOKEN, or the configuration file's token and read_token (chmod 600), instead", "flags", c.tokenFlags)
 	}
 	if c.tokenInFile {
 		log.Warn("the configuration file holds the API token or the cluster secret and others can read it: chmod 600 it, or use PTYHOST_TOKEN and PTYHOST_CLUSTER_SECRET", "path", c.configPath)
@@ -240,11 +255,12 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cmp.Or(c.connIdleTimeout, defaultConnIdleTimeout),
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", redactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)
+	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", gormstore.RedactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)
 	// The API answers from here on; the line says the plugins have started.
 	if err := awaitPlugins(stop.ctx, plugins, m, log, c.pluginDir); err != nil {
 		return err

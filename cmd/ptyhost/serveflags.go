@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -45,10 +46,56 @@ func (b *byteSize) Set(v string) error {
 		}
 	}
 	n, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) || err == nil && n > math.MaxInt/mult {
+		// Multiplied, it would wrap around to another size, even a
+		// negative one, and start the server with it.
+		return fmt.Errorf("too large: want a size such as 262144, 256KiB or 4MiB")
+	}
 	if err != nil || n <= 0 {
 		return fmt.Errorf("want a positive size such as 262144, 256KiB or 4MiB")
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// scrollbackSize is --scrollback: a byteSize of at most
+// core.MaxScrollbackBytes, the most a plugin keeps; a server given more
+// would start, and then fail every create.
+type scrollbackSize byteSize
+
+func (b *scrollbackSize) String() string { return (*byteSize)(b).String() }
+
+func (b *scrollbackSize) Set(v string) error {
+	var n byteSize
+	if err := n.Set(v); err != nil {
+		return err
+	}
+	if n > core.MaxScrollbackBytes {
+		return fmt.Errorf("%s is too large: want at most %s, the most a plugin keeps per session", humanBytes(int(n)), humanBytes(core.MaxScrollbackBytes))
+	}
+	*b = scrollbackSize(n)
+	return nil
+}
+
+// minTokenBytes is the least length of the API tokens, in bytes, as of
+// the cluster secret (minClusterSecret): the full token runs commands as
+// the server's user, and the read-only one reads every session's output.
+const minTokenBytes = 16
+
+// checkTokenLengths refuses a token too short to resist guessing,
+// whatever the listen address: a loopback port is open to every local
+// user, and a tunnel or proxy may carry it further. Errors name the
+// setting, never the token.
+func checkTokenLengths(token, readToken string) error {
+	for _, t := range []struct{ name, value string }{
+		{"--token (PTYHOST_TOKEN, or token in the configuration file)", token},
+		{"--read-token (PTYHOST_READ_TOKEN, or read_token in the configuration file)", readToken},
+	} {
+		if t.value != "" && len(t.value) < minTokenBytes {
+			return fmt.Errorf("%s is %d bytes long: want at least %d, such as the output of 'openssl rand -hex 16'",
+				t.name, len(t.value), minTokenBytes)
+		}
+	}
 	return nil
 }
 
@@ -70,18 +117,18 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(&c.configPath, "config", "", "server configuration `FILE` (HCL); flags and PTYHOST_* variables override it [PTYHOST_CONFIG]")
+	fs.StringVar(&c.configPath, "config", "", "server configuration `FILE` (HCL, at most 1 MiB); flags and PTYHOST_* variables override it [PTYHOST_CONFIG]")
 	fs.StringVar(&c.listen, "listen", DefaultListen, "`ADDRESS` (host:port) to listen on [PTYHOST_LISTEN]")
 	fs.StringVar(&c.db, "db", "", "database `DSN`: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "`DIR` for the embedded database [PTYHOST_DATA_DIR]")
 	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "`DIR` of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
-	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` on every API request [PTYHOST_TOKEN]")
+	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` (16 bytes or more) on every API request; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_TOKEN]")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
 	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com (repeatable)")
 	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost, names under .localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
 	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
-	fs.Var(&c.scrollback, "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB [PTYHOST_SCROLLBACK]")
+	fs.Var((*scrollbackSize)(&c.scrollback), "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB; at most 1024MiB [PTYHOST_SCROLLBACK]")
 	c.idleTimeout = core.DefaultIdleTimeout
 	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long (`DURATION`) after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long (`DURATION`) [PTYHOST_LINGER]")
@@ -99,7 +146,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 		c.logFormat = v
 		return nil
 	})
-	fs.StringVar(&c.readToken, "read-token", "", "a second bearer `TOKEN` that may only list and read (GET) and attach read-only (mode=read); needs --token [PTYHOST_READ_TOKEN]")
+	fs.StringVar(&c.readToken, "read-token", "", "a second bearer `TOKEN` (16 bytes or more) that may only list and read (GET) and attach read-only (mode=read); needs --token; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_READ_TOKEN]")
 	fs.Func("max-clients", "let at most `N` clients (viewers too) attach to one session at a time; the next is refused (HTTP 409); 0 means no limit [PTYHOST_MAX_CLIENTS]", func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -195,6 +242,11 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, name := range []string{"token", "read-token"} {
+		if given[name] {
+			c.tokenFlags = append(c.tokenFlags, "--"+name)
+		}
+	}
 
 	if !given["config"] {
 		c.configPath = os.Getenv("PTYHOST_CONFIG")
@@ -251,6 +303,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 		return c, usageError{err.Error()}
 	}
 	if err := checkReadToken(c.token, c.readToken); err != nil {
+		return c, usageError{err.Error()}
+	}
+	if err := checkTokenLengths(c.token, c.readToken); err != nil {
 		return c, usageError{err.Error()}
 	}
 	if err := c.finishGuard(); err != nil {

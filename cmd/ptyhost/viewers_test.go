@@ -30,6 +30,7 @@ func clearViewerEnv(t *testing.T) {
 }
 
 func TestViewerSettings(t *testing.T) {
+	const fullToken, readToken = "full-token-0123456789", "read-token-0123456789"
 	for _, tt := range []struct {
 		name    string
 		args    []string
@@ -39,17 +40,17 @@ func TestViewerSettings(t *testing.T) {
 		wantErr string // a part of the error; "" for none
 	}{
 		{name: "defaults", want: func(c serveConfig) bool { return c.maxClients == 0 && c.sizePolicy == "" && c.readToken == "" }},
-		{name: "flags", args: []string{"--token", "t", "--read-token", "r", "--max-clients", "3", "--size-policy", "smallest"},
+		{name: "flags", args: []string{"--token", fullToken, "--read-token", readToken, "--max-clients", "3", "--size-policy", "smallest"},
 			want: func(c serveConfig) bool {
-				return c.readToken == "r" && c.maxClients == 3 && c.sizePolicy == core.SizeSmallest
+				return c.readToken == readToken && c.maxClients == 3 && c.sizePolicy == core.SizeSmallest
 			}},
-		{name: "variables", args: []string{"--token", "t"}, env: map[string]string{"PTYHOST_READ_TOKEN": "r", "PTYHOST_MAX_CLIENTS": "2", "PTYHOST_SIZE_POLICY": "latest"},
+		{name: "variables", args: []string{"--token", fullToken}, env: map[string]string{"PTYHOST_READ_TOKEN": readToken, "PTYHOST_MAX_CLIENTS": "2", "PTYHOST_SIZE_POLICY": "latest"},
 			want: func(c serveConfig) bool {
-				return c.readToken == "r" && c.maxClients == 2 && c.sizePolicy == core.SizeLatest
+				return c.readToken == readToken && c.maxClients == 2 && c.sizePolicy == core.SizeLatest
 			}},
-		{name: "file", file: "token = \"t\"\nread_token = \"r\"\nmax_clients = 5\nsize_policy = \"smallest\"\n",
+		{name: "file", file: "token = \"" + fullToken + "\"\nread_token = \"" + readToken + "\"\nmax_clients = 5\nsize_policy = \"smallest\"\n",
 			want: func(c serveConfig) bool {
-				return c.readToken == "r" && c.maxClients == 5 && c.sizePolicy == core.SizeSmallest
+				return c.readToken == readToken && c.maxClients == 5 && c.sizePolicy == core.SizeSmallest
 			}},
 		{name: "flag wins over the file", args: []string{"--max-clients", "0"}, file: "max_clients = 5\n",
 			want: func(c serveConfig) bool { return c.maxClients == 0 }},
@@ -60,8 +61,8 @@ func TestViewerSettings(t *testing.T) {
 		{name: "empty size policy", args: []string{"--size-policy", ""}, wantErr: `"": want latest or smallest`},
 		{name: "bad size policy in the file", file: "size_policy = \"biggest\"\n", wantErr: "size_policy"},
 		{name: "negative max clients in the file", file: "max_clients = -2\n", wantErr: "max_clients"},
-		{name: "read token without token", args: []string{"--read-token", "r"}, wantErr: "--read-token needs --token"},
-		{name: "read token equal to token", args: []string{"--token", "t", "--read-token", "t"}, wantErr: "must differ"},
+		{name: "read token without token", args: []string{"--read-token", readToken}, wantErr: "--read-token needs --token"},
+		{name: "read token equal to token", args: []string{"--token", fullToken, "--read-token", fullToken}, wantErr: "must differ"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			clearViewerEnv(t)
@@ -185,10 +186,10 @@ func refusal(t *testing.T, srv *e2etest.Server, id, query string, opts wsproto.D
 // HOST plugin: the viewer sees the shell and cannot type into it or
 // change anything; an attacker without a token gets nothing.
 func TestE2EReadOnlyToken(t *testing.T) {
-	srv := startServer(t, "--token", "full-secret", "--read-token", "view-secret")
+	srv := startServer(t, "--token", "full-secret-0123456789", "--read-token", "view-secret-0123456789")
 	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}})
 	writer := srv.Attach(t, id)
-	viewer := attachWith(t, srv, id, wsproto.DialOptions{Token: "view-secret", ReadOnly: true})
+	viewer := attachWith(t, srv, id, wsproto.DialOptions{Token: "view-secret-0123456789", ReadOnly: true})
 
 	mark := t.TempDir() + "/typed"
 	viewer.Send("touch " + mark + "\r")
@@ -210,11 +211,11 @@ func TestE2EReadOnlyToken(t *testing.T) {
 		opts        wsproto.DialOptions
 		want        int
 	}{
-		{"read token, write mode", "", wsproto.DialOptions{Token: "view-secret"}, http.StatusForbidden},
-		{"read token, mode=write", "?mode=write", wsproto.DialOptions{Token: "view-secret"}, http.StatusForbidden},
+		{"read token, write mode", "", wsproto.DialOptions{Token: "view-secret-0123456789"}, http.StatusForbidden},
+		{"read token, mode=write", "?mode=write", wsproto.DialOptions{Token: "view-secret-0123456789"}, http.StatusForbidden},
 		{"no token", "", wsproto.DialOptions{ReadOnly: true}, http.StatusUnauthorized},
-		{"wrong token", "", wsproto.DialOptions{Token: "view-secreT", ReadOnly: true}, http.StatusUnauthorized},
-		{"bad mode", "?mode=admin", wsproto.DialOptions{Token: "full-secret"}, http.StatusBadRequest},
+		{"wrong token", "", wsproto.DialOptions{Token: "view-secret-012345678X", ReadOnly: true}, http.StatusUnauthorized},
+		{"bad mode", "?mode=admin", wsproto.DialOptions{Token: "full-secret-0123456789"}, http.StatusBadRequest},
 		{"attacker's page", "", wsproto.DialOptions{ReadOnly: true, Header: http.Header{"Origin": {"http://evil.example"}}}, http.StatusForbidden},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,7 +239,7 @@ func TestE2EReadOnlyToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Authorization", "Bearer view-secret")
+		req.Header.Set("Authorization", "Bearer view-secret-0123456789")
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -251,7 +252,7 @@ func TestE2EReadOnlyToken(t *testing.T) {
 	}
 	writer.Send("echo still-$((1+1))\r")
 	viewer.WaitOutput("still-2")
-	if strings.Contains(srv.Stderr(), "view-secret") || strings.Contains(srv.Stderr(), "full-secret") {
+	if strings.Contains(srv.Stderr(), "view-secret-0123456789") || strings.Contains(srv.Stderr(), "full-secret-0123456789") {
 		t.Errorf("a token was logged:\n%s", srv.Stderr())
 	}
 }

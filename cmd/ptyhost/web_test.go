@@ -41,7 +41,7 @@ func getPage(t *testing.T, srv *e2etest.Server, path string) (int, http.Header, 
 // TestE2EWebPage: the real binary serves the page at /, to anyone who may
 // reach the server (no token), and not with --web=false.
 func TestE2EWebPage(t *testing.T) {
-	srv := e2etest.Start(t, e2etest.Options{Args: []string{"--token", "page-test-token"}})
+	srv := e2etest.Start(t, e2etest.Options{Args: []string{"--token", "page-test-token-0123"}})
 	code, hdr, body := getPage(t, srv, "/")
 	if code != 200 {
 		t.Fatalf("GET /: %d %q", code, e2etest.Tail([]byte(body), 300))
