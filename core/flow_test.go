@@ -82,34 +82,6 @@ func TestStalledClientHoldsThePumpBriefly(t *testing.T) {
 	}
 }
 
-// unreadPTY's program does not read its input: a write waits until
-// release, and so does a resize, which goes in order with the input (as
-// the plugin SDK's does).
-type unreadPTY struct {
-	*fakeenv.PTY
-	writing chan struct{} // closed when the first write waits
-	release chan struct{}
-}
-
-func (p *unreadPTY) Write(b []byte) (int, error) {
-	select {
-	case <-p.writing:
-	default:
-		close(p.writing)
-	}
-	<-p.release
-	return len(b), nil
-}
-
-func (p *unreadPTY) Resize(ctx context.Context, size shared.Size) error {
-	select {
-	case <-p.release:
-		return p.PTY.Resize(ctx, size)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Input stuck behind a program that does not read holds up the other
 // clients' input and resizes for inputWait at most: they are refused with
 // ErrInputBlocked, and the session goes on.
@@ -117,9 +89,9 @@ func TestStuckInputHoldsOthersUpForABoundedTime(t *testing.T) {
 	defer func(d time.Duration) { inputWait = d }(inputWait)
 	inputWait = 100 * time.Millisecond
 	h := newHarness(t, nil)
-	p := &unreadPTY{writing: make(chan struct{}), release: make(chan struct{})}
+	var p *fakeenv.UnreadPTY
 	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
-		p.PTY = fakeenv.NewPTY(req)
+		p = fakeenv.NewUnreadPTY(req)
 		h.env.Add(p.PTY)
 		return p, nil
 	})
@@ -130,7 +102,7 @@ func TestStuckInputHoldsOthersUpForABoundedTime(t *testing.T) {
 		_, err := stuck.Write([]byte("a paste the program does not read"))
 		wrote <- err
 	}()
-	<-p.writing
+	<-p.Writing()
 	start := time.Now()
 	if _, err := other.Write([]byte("ls\r")); !errors.Is(err, ErrInputBlocked) {
 		t.Errorf("input behind stuck input: %v, want ErrInputBlocked", err)
@@ -141,7 +113,7 @@ func TestStuckInputHoldsOthersUpForABoundedTime(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("refused after %v, want about 2×inputWait", took)
 	}
-	close(p.release)
+	p.Release()
 	if err := <-wrote; err != nil {
 		t.Errorf("the stuck input, once read: %v", err)
 	}

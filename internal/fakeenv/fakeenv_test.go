@@ -151,3 +151,34 @@ func TestPTYInputResizeKillClose(t *testing.T) {
 		t.Errorf("Counts = %d kills, %d closes; want 2, 1", kills, closes)
 	}
 }
+
+func TestUnreadPTYHoldsInputUntilRelease(t *testing.T) {
+	p := fakeenv.NewUnreadPTY(shared.SpawnRequest{})
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := p.Write([]byte("held"))
+		wrote <- err
+	}()
+	<-p.Writing()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := p.Resize(ctx, shared.Size{Cols: 80, Rows: 24}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("resize behind held input: %v, want the context's end", err)
+	}
+	select {
+	case err := <-wrote:
+		t.Fatalf("the write went through before Release: %v", err)
+	default:
+	}
+	p.Release()
+	p.Release()
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if got := string(<-p.Input()); got != "held" {
+		t.Errorf("input %q", got)
+	}
+	if err := p.Resize(context.Background(), shared.Size{Cols: 80, Rows: 24}); err != nil {
+		t.Fatal(err)
+	}
+}
