@@ -207,40 +207,15 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		CreatedAt: now.Truncate(time.Microsecond),
 		UpdatedAt: now,
 	})
+	defer close(s.created)
 
 	// Reserve the id before anything else, so that two concurrent creates
 	// of one id cannot both spawn; after the teardown of a session of the
 	// same id that is being destroyed, whose record it is to write.
-	m.mu.Lock()
-	for ch := m.ending[opts.ID]; ch != nil && !m.closed; ch = m.ending[opts.ID] {
-		m.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			m.metrics.createFailed.Inc()
-			return SessionRecord{}, fmt.Errorf("session %q is still being destroyed: %w", opts.ID, ctx.Err())
-		}
-		m.mu.Lock()
-	}
-	if m.closed {
-		m.mu.Unlock()
-		return SessionRecord{}, ErrClosed
-	}
-	old := m.sessions[opts.ID]
-	if old != nil && !old.hasExited() {
-		m.mu.Unlock()
-		return SessionRecord{}, fmt.Errorf("%w: session %q", ErrAlreadyExists, opts.ID)
-	}
-	if m.envDeletes != envDeletes {
-		// An environment was deleted since the lookup, perhaps this
-		// one, which saw no session of its own in the map: look again,
-		// under m.mu as DeleteEnvironment deletes, so that neither
-		// misses the other.
-		if _, err := m.lookupEnvironment(ctx, opts.EnvironmentID); err != nil {
-			m.mu.Unlock()
-			m.metrics.createFailed.Inc()
-			return SessionRecord{}, err
-		}
+	old, err := m.reserveLocked(ctx, opts.ID, opts.EnvironmentID, envDeletes)
+	if err != nil {
+		m.metrics.createFailed.Inc()
+		return SessionRecord{}, err
 	}
 	m.sessions[opts.ID] = s
 	m.mu.Unlock()
@@ -299,6 +274,47 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
 	m.publish(Event{Type: SessionCreated, SessionID: s.id})
 	return rec, nil
+}
+
+// reserveLocked waits until no session of id is being destroyed and
+// returns with m.mu held, and no error, when id may be reserved: no live
+// session has it (old is an exited one, for the caller to replace). An
+// environment deleted since the caller's lookup, whose count was
+// envDeletes, is looked up again, outside m.mu and then the count
+// compared again, so that DeleteEnvironment, which deletes under m.mu and
+// saw no session of its own in the map, and this create do not miss each
+// other. On an error m.mu is not held.
+func (m *Manager) reserveLocked(ctx context.Context, id, envID string, envDeletes uint64) (old *session, err error) {
+	m.mu.Lock()
+	for {
+		for ch := m.ending[id]; ch != nil && !m.closed; ch = m.ending[id] {
+			m.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("session %q is still being destroyed: %w", id, ctx.Err())
+			}
+			m.mu.Lock()
+		}
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		old = m.sessions[id]
+		if old != nil && !old.hasExited() {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("%w: session %q", ErrAlreadyExists, id)
+		}
+		if m.envDeletes == envDeletes {
+			return old, nil
+		}
+		envDeletes = m.envDeletes
+		m.mu.Unlock()
+		if _, err := m.lookupEnvironment(ctx, envID); err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+	}
 }
 
 // run starts the output pump of s, which runs now.

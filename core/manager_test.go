@@ -940,3 +940,53 @@ func TestCloseKeepsToItsDeadlineWithAStuckPump(t *testing.T) {
 		t.Errorf("Close = %v, want an error saying a session's output had not ended", err)
 	}
 }
+
+// A session destroyed while it starts is recorded by its create, after the
+// spawn returns: a create of the same id meanwhile waits for that, so that
+// the first create's TERMINATED does not land on the second one's row.
+func TestCreateWaitsForTheCreateOfADestroyedStartingSession(t *testing.T) {
+	h := newHarness(t, nil)
+	spawning, release := make(chan struct{}), make(chan struct{})
+	first := true
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		if first {
+			first = false
+			close(spawning)
+			<-release
+		}
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return p, nil
+	})
+	created := make(chan error, 1)
+	go func() {
+		_, err := h.m.CreateSession(context.Background(), CreateOptions{ID: "x", EnvironmentID: "fake"})
+		created <- err
+	}()
+	<-spawning
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- h.m.DestroySession(context.Background(), "x") }()
+	eventually(t, "x to be taken out of the map", func() bool { return !h.m.isLive("x") })
+	again := make(chan error, 1)
+	go func() {
+		_, err := h.m.CreateSession(context.Background(), CreateOptions{ID: "x", EnvironmentID: "fake"})
+		again <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the second create, if it did not wait, saves its row now
+	close(release)
+	if err := <-created; err == nil {
+		t.Error("the first create succeeded although its session was destroyed while it started")
+	}
+	if err := <-destroyed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-again; err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if row := h.store.row(t, "x"); row.Status != StatusActive || row.ExitCode != nil {
+		t.Errorf("the second, running session x is recorded as %s (%q), exit code %v", row.Status, row.StatusReason, row.ExitCode)
+	}
+}

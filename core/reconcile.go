@@ -179,6 +179,7 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor) (<-
 	rec.ActiveConnections = 0
 	rec.DetachedAt, rec.IdleDeadline = now, time.Time{}
 	s := newSession(m.deps, rec)
+	close(s.created) // taken up: no create of this server's owns it
 	caughtUp := s.resumeAt(start, sv.EndOffset)
 	// Wrapped as a created session's PTY is, so that RestartSession can
 	// restart it from its record.

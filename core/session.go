@@ -105,6 +105,11 @@ type session struct {
 
 	// inputSlot is held by the one input write under way (input).
 	inputSlot chan struct{}
+
+	// created is closed once the CreateSession that made the session has
+	// returned (at once for a session taken up): until then a session
+	// destroyed while starting is its create's to record and clean up.
+	created chan struct{}
 }
 
 // newSession returns a session, STARTING, for rec.
@@ -118,6 +123,7 @@ func newSession(d *sessionDeps, rec SessionRecord) *session {
 		ring:        newRing(d.scrollbackBytes),
 		attachments: make(map[*Attachment]struct{}),
 		inputSlot:   make(chan struct{}, 1),
+		created:     make(chan struct{}),
 		lastActive:  rec.LastActiveAt,
 		rec:         rec,
 	}

@@ -53,18 +53,32 @@ func (m *Manager) DestroySession(ctx context.Context, id string) error {
 // to call when the teardown is done. Until then the id is ending: the
 // destroyed session still writes its record, so a session created under
 // the same id waits, lest the old one's late writes land on the
-// new one's row (CreateSession). m.mu is held.
+// new one's row (CreateSession). A session destroyed while starting is
+// recorded and cleaned up by its create, so its id ends when that create
+// has returned, which done does not wait for (a spawn may take minutes).
+// m.mu is held.
 func (m *Manager) takeOutLocked(s *session) (done func()) {
 	delete(m.sessions, s.id)
 	ch := make(chan struct{})
 	m.ending[s.id] = ch
-	return func() {
+	end := func() {
 		m.mu.Lock()
 		if m.ending[s.id] == ch {
 			delete(m.ending, s.id)
 		}
 		m.mu.Unlock()
 		close(ch)
+	}
+	return func() {
+		select {
+		case <-s.created:
+			end()
+		default:
+			go func() {
+				<-s.created
+				end()
+			}()
+		}
 	}
 }
 
