@@ -26,6 +26,7 @@ func (m *Manager) GetSession(ctx context.Context, id string) (SessionRecord, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	held := m.writer.capture(id)
 	rec, err := m.store.GetSession(sctx, id)
 	if err != nil {
 		if rec, ok := m.writer.pendingRecord(id); ok {
@@ -36,6 +37,7 @@ func (m *Manager) GetSession(ctx context.Context, id string) (SessionRecord, err
 		}
 		return SessionRecord{}, storeFailed(err)
 	}
+	held(&rec)
 	m.writer.overlay(&rec)
 	return rec, nil
 }

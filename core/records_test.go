@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,5 +175,65 @@ func TestAttachRacingExitRecordsTheExit(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d exited sessions not recorded as TERMINATED", bad, n)
+	}
+}
+
+// gatedReadStore holds up one session read, after it has read the row,
+// until gate closes: the window in which a write lands after the read.
+type gatedReadStore struct {
+	*memStore
+	once   sync.Once
+	looked chan struct{}
+	gate   chan struct{}
+	armed  atomic.Bool
+}
+
+func (s *gatedReadStore) GetSession(ctx context.Context, id string) (SessionRecord, error) {
+	rec, err := s.memStore.GetSession(ctx, id)
+	if s.armed.Load() {
+		s.once.Do(func() {
+			close(s.looked)
+			<-s.gate
+		})
+	}
+	return rec, err
+}
+
+// A write still to be made when GetSession reads the row, and made while
+// the row is on its way back, is in the record it returns: neither the row
+// read nor the writer's queue has it by then.
+func TestGetSessionSeesAWriteMadeDuringTheRead(t *testing.T) {
+	var st *gatedReadStore
+	h := newHarness(t, func(o *Options) {
+		st = &gatedReadStore{memStore: o.Store.(*memStore), looked: make(chan struct{}), gate: make(chan struct{})}
+		o.Store = st
+	})
+	h.create(t, "x")
+	if err := h.m.DestroySession(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	// Held, so that the update is still queued when GetSession starts.
+	if err := h.m.writer.lock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	reason := "written during the read"
+	h.m.writer.update("x", SessionUpdate{StatusReason: &reason})
+	st.armed.Store(true)
+	got := make(chan SessionRecord, 1)
+	go func() {
+		rec, err := h.m.GetSession(context.Background(), "x")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- rec
+	}()
+	<-st.looked
+	h.m.writer.unlock()
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	close(st.gate)
+	if rec := <-got; rec.StatusReason != reason {
+		t.Errorf("GetSession: reason %q, want %q", rec.StatusReason, reason)
 	}
 }

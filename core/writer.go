@@ -99,6 +99,34 @@ func (w *writer) overlay(rec *SessionRecord) {
 	}
 }
 
+// capture returns what is still to be written for id now, to be applied
+// (before overlay) to a row read from the store after it: a write that
+// lands between that read and overlay is in neither, and the row would
+// come back without it.
+func (w *writer) capture(id string) func(rec *SessionRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var held []pendingWrite
+	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
+		if p := m[id]; p != nil {
+			c := *p
+			if p.rec != nil {
+				r := *p.rec
+				c.rec = &r
+			}
+			held = append(held, c)
+		}
+	}
+	return func(rec *SessionRecord) {
+		for _, p := range held {
+			if p.rec != nil {
+				*rec = *p.rec
+			}
+			p.upd.ApplyTo(rec)
+		}
+	}
+}
+
 // pendingRecord returns the whole row still to be written for id, if
 // there is one.
 func (w *writer) pendingRecord(id string) (SessionRecord, bool) {
