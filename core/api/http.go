@@ -211,14 +211,18 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// errBodyTimeout: the request's body did not arrive within bodyDeadline's
+// bound (408). A sentinel of its own, as other deadlines (a database's, a
+// plugin's) wrap os.ErrDeadlineExceeded too, and are no client's fault.
+var errBodyTimeout = errors.New("the request body did not arrive in time")
+
 // statusOf maps an error to its HTTP status.
 func statusOf(err error) int {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// Only reading a request body has a deadline (bodyDeadline).
+	case errors.Is(err, errBodyTimeout):
 		return http.StatusRequestTimeout
 	case errors.Is(err, core.ErrInvalidArgument), errors.Is(err, shared.ErrInvalidConfig):
 		return http.StatusBadRequest
@@ -260,7 +264,7 @@ func decode(r *http.Request, v any) error {
 			return fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("the request body did not arrive in time: %w", err)
+			return fmt.Errorf("%w: %v", errBodyTimeout, err)
 		}
 		return fmt.Errorf("%w: reading the request body: %v", core.ErrInvalidArgument, err)
 	}

@@ -42,7 +42,9 @@ func TestStatusOf(t *testing.T) {
 		want int
 	}{
 		{"body too large", fmt.Errorf("request body: %w", &http.MaxBytesError{Limit: 1}), http.StatusRequestEntityTooLarge},
-		{"body too slow", fmt.Errorf("the request body did not arrive in time: %w", os.ErrDeadlineExceeded), http.StatusRequestTimeout},
+		{"body too slow", fmt.Errorf("%w: %v", errBodyTimeout, os.ErrDeadlineExceeded), http.StatusRequestTimeout},
+		// Another deadline (a database's, a plugin's) is not the client's.
+		{"store timeout", fmt.Errorf("%w: %w", core.ErrStoreUnavailable, os.ErrDeadlineExceeded), http.StatusServiceUnavailable},
 		{"manager's invalid argument", fmt.Errorf("%w: bad id", core.ErrInvalidArgument), http.StatusBadRequest},
 		{"plugin's invalid argument at spawn", spawn(fmt.Errorf("%w: no such dir", shared.ErrInvalidArgument)), http.StatusBadRequest},
 		{"plugin's invalid config", fmt.Errorf("%w: %w", core.ErrInvalidArgument, shared.ErrInvalidConfig), http.StatusBadRequest},

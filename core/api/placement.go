@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 )
 
 // Placement of a new session (core.Manager.PlaceSession; docs/design.md,
@@ -28,6 +29,9 @@ func bufferBody(r *http.Request) ([]byte, error) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %v", errBodyTimeout, err)
 		}
 		return nil, err
 	}
