@@ -79,7 +79,7 @@ func TestConfigsFromBlocksNUL(t *testing.T) {
 			name:    "env value",
 			src:     "plugin \"host\" {\n  env = { FOO = \"a\\u0000b\" }\n}\n",
 			want:    "test.hcl:2,9-",
-			details: `Invalid env; plugin host: env FOO: value "a\x00b" contains NUL`,
+			details: `Invalid env; plugin host: env FOO: its value contains NUL (at byte 1)`,
 		},
 		{
 			name:    "arg",

@@ -131,8 +131,9 @@ func (c Config) Validate() error {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("plugin %s: env name %q: want a non-empty name without '=' or NUL", c.Name, k)
 		}
-		if strings.ContainsRune(c.Env[k], 0) {
-			return fmt.Errorf("plugin %s: env %s: value %q contains NUL", c.Name, k, c.Env[k])
+		if i := strings.IndexByte(c.Env[k], 0); i >= 0 {
+			// Not the value: a plugin's env often holds a secret.
+			return fmt.Errorf("plugin %s: env %s: its value contains NUL (at byte %d)", c.Name, k, i)
 		}
 	}
 	for i, a := range c.Args {

@@ -305,7 +305,7 @@ func TestConfigValidate(t *testing.T) {
 		{"empty env name", Config{Name: "host", Env: map[string]string{"": "a"}}, `env name ""`},
 		{"env name with =", Config{Name: "host", Env: map[string]string{"A=B": "c"}}, `env name "A=B"`},
 		{"env name with NUL", Config{Name: "host", Env: map[string]string{"A\x00B": "c"}}, `env name "A\x00B"`},
-		{"env value with NUL", Config{Name: "host", Env: map[string]string{"FOO": "a\x00b"}}, `plugin host: env FOO: value "a\x00b" contains NUL`},
+		{"env value with NUL", Config{Name: "host", Env: map[string]string{"FOO": "a\x00b"}}, `plugin host: env FOO: its value contains NUL (at byte 1)`},
 		{"arg with NUL", Config{Name: "ssh", Args: []string{"-v", "a\x00b"}}, `plugin ssh: args[1] "a\x00b" contains NUL`},
 	}
 	for _, tt := range tests {
