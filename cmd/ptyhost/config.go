@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -216,12 +217,13 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 const maxConfigFileBytes = 1 << 20
 
 // readConfigFile returns the content of the configuration file at path. It
-// refuses what is not a regular file and a file larger than
+// refuses a directory, a socket and anything larger than
 // maxConfigFileBytes, each with a usageError naming path: a device such as
 // /dev/zero, or a huge file, would otherwise grow the process until it is
-// killed, and a named pipe would block it.
+// killed. It reads at most one byte past the bound.
 func readConfigFile(path string) ([]byte, error) {
-	// Stat before opening: opening a named pipe waits for a writer.
+	// A named pipe or a device (`<(jq …)`, /dev/stdin) is read as a file
+	// is, within the size bound (/dev/zero is refused as too large).
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -252,14 +254,14 @@ func readConfigFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// checkConfigFileInfo refuses a configuration file that is not a regular
-// file or is too large.
+// checkConfigFileInfo refuses a directory, a socket, or a file too large
+// to be a configuration file.
 func checkConfigFileInfo(path string, fi os.FileInfo) error {
 	switch {
 	case fi.IsDir():
 		return usageError{fmt.Sprintf("%s is a directory: name a configuration file", path)}
-	case !fi.Mode().IsRegular():
-		return usageError{fmt.Sprintf("%s is not a regular file (it is a device, a named pipe or a socket): name a configuration file", path)}
+	case fi.Mode()&(fs.ModeSocket|fs.ModeIrregular) != 0:
+		return usageError{fmt.Sprintf("%s is a socket or an irregular file: name a configuration file", path)}
 	case fi.Size() > maxConfigFileBytes:
 		return configTooLarge(path)
 	}

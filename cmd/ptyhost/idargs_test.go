@@ -95,8 +95,8 @@ func TestEnvConfigFileLimits(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"add a device", []string{"env", "add", "--type", "HOST", "--config-file", "/dev/zero"}, "env add: --config-file /dev/zero is not a regular file"},
-		{"update a device", []string{"env", "update", "dev", "--config-file", "/dev/zero"}, "env update: --config-file /dev/zero is not a regular file"},
+		{"add a device", []string{"env", "add", "--type", "HOST", "--config-file", "/dev/zero"}, "env add: --config-file /dev/zero is larger than 1 MiB"},
+		{"update a device", []string{"env", "update", "dev", "--config-file", "/dev/zero"}, "env update: --config-file /dev/zero is larger than 1 MiB"},
 		{"add a directory", []string{"env", "add", "--type", "HOST", "--config-file", dir}, "env add: --config-file " + dir + " is a directory"},
 		{"add over 1 MiB", []string{"env", "add", "--type", "HOST", "--config-file", large}, "env add: --config-file " + large + " is larger than 1 MiB"},
 	} {

@@ -56,13 +56,11 @@ func TestServeClosesIdleConnections(t *testing.T) {
 		t.Fatalf("GET /healthz: %s, close %v; want 200 on a connection kept alive", resp.Status, resp.Close)
 	}
 
-	start := time.Now()
+	// No lower bound on when: on a loaded machine this goroutine may
+	// come here after the timeout has run.
 	conn.SetReadDeadline(time.Now().Add(waitTimeout))
 	if n, err := r.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("the idle connection: read %d bytes, %v; want it closed by the server (EOF)", n, err)
-	}
-	if waited := time.Since(start); waited < idle/2 {
-		t.Errorf("the connection was closed after %v, before the idle timeout %v", waited, idle)
 	}
 }
 
@@ -230,9 +228,10 @@ func TestScrollbackLimit(t *testing.T) {
 	}
 }
 
-// TestServeConfigFileLimits: serve --config refuses what is not a regular
-// file (a device would be read forever, a named pipe would block) and a
-// file over 1 MiB, with exit status 2 and without reading it whole.
+// TestServeConfigFileLimits: serve --config refuses a directory and a
+// file over 1 MiB, a device that never ends (/dev/zero) included, with
+// exit status 2 and without reading more than the bound; a named pipe
+// (`--config <(…)`) is read as a file is.
 func TestServeConfigFileLimits(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo.hcl")
@@ -249,9 +248,8 @@ func TestServeConfigFileLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ name, path, want string }{
-		{"device", "/dev/zero", "/dev/zero is not a regular file"},
+		{"device", "/dev/zero", "/dev/zero is larger than 1 MiB"},
 		{"directory", dir, dir + " is a directory"},
-		{"named pipe", fifo, fifo + " is not a regular file"},
 		{"over 1 MiB", large, large + " is larger than 1 MiB"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,5 +263,14 @@ func TestServeConfigFileLimits(t *testing.T) {
 	clearServeEnv(t)
 	if c, err := parseServeFlags([]string{"--config", largest}, stdio{out: io.Discard, err: io.Discard}); err != nil || c.listen != "127.0.0.1:0" {
 		t.Errorf("a file of exactly 1 MiB: listen %q, %v", c.listen, err)
+	}
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString("listen = \"127.0.0.1:0\"\n")
+			f.Close()
+		}
+	}()
+	if c, err := parseServeFlags([]string{"--config", fifo}, stdio{out: io.Discard, err: io.Discard}); err != nil || c.listen != "127.0.0.1:0" {
+		t.Errorf("a named pipe: listen %q, %v", c.listen, err)
 	}
 }
