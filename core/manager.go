@@ -89,12 +89,11 @@ func New(opts Options) (*Manager, error) {
 	if opts.Relay != nil {
 		m.wg.Go(func() { m.receiveRelayed(ctx) })
 	}
-	if opts.Retention != KeepForever {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.purgeLoop(ctx)
-		}()
+	// The loop runs with KeepForever too, when there are recordings: it
+	// deletes no row then, but removes the recordings whose rows another
+	// node's prune deleted, which nothing else would.
+	if opts.Retention != KeepForever || opts.RecordingDir != "" {
+		m.wg.Go(func() { m.purgeLoop(ctx) })
 	}
 	return m, nil
 }

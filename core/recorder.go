@@ -35,6 +35,14 @@ type recEvent struct {
 	data []byte
 }
 
+// recEventOverhead is what each queued event is charged against
+// recordQueueBytes besides its data: its recEvent in the queue (40 bytes),
+// its share of the queue's spare capacity, and its copy rounded up to an
+// allocation size. Without it a trickle of one-byte reads (or keystrokes,
+// with RecordInput) behind a stalled disk queued millions of events, each
+// holding far more memory than the byte it was charged.
+const recEventOverhead = 64
+
 // recorder writes one session's recording. The session's goroutines call
 // output, input and resize, which only queue; run, its own goroutine,
 // writes. close ends it once the session's output has ended.
@@ -45,7 +53,7 @@ type recorder struct {
 
 	mu      sync.Mutex // protects the following
 	queue   []recEvent
-	queued  int  // bytes in queue
+	queued  int  // bytes charged for queue: each event's data and recEventOverhead
 	dropped int  // events dropped since the writer last said so
 	dropB   int  // their bytes
 	closed  bool // close was called
@@ -119,19 +127,21 @@ func (r *recorder) resize(cols, rows int) {
 	r.add('r', []byte(strconv.Itoa(cols)+"x"+strconv.Itoa(rows)))
 }
 
-// add queues an event, or, past recordQueueBytes, counts its bytes as
-// dropped.
+// add queues an event, or, when its charge (its bytes and
+// recEventOverhead) would take the queue past recordQueueBytes, counts it
+// and its bytes as dropped.
 func (r *recorder) add(kind byte, p []byte) {
 	e := recEvent{t: time.Since(r.started), kind: kind, data: bytes.Clone(p)}
+	charge := len(p) + recEventOverhead
 	r.mu.Lock()
 	switch {
 	case r.closed:
-	case r.queued+len(p) > recordQueueBytes:
+	case r.queued+charge > recordQueueBytes:
 		r.dropped++
 		r.dropB += len(p)
 	default:
 		r.queue = append(r.queue, e)
-		r.queued += len(p)
+		r.queued += charge
 	}
 	r.mu.Unlock()
 	select {

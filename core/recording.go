@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,9 +34,11 @@ import (
 // and queues a copy of it (recorder.add); one goroutine per recording
 // encodes the queue and writes it through a buffer, which it flushes
 // whenever the queue is empty, so a download sees output within moments.
-// A queue beyond recordQueueBytes (a disk that stalls) drops the newest
-// events and the writer says so with a marker event: "ptyhost: N events
-// (B bytes) were dropped: the recording fell behind".
+// A queue beyond recordQueueBytes (a disk that stalls), each event counted
+// as its bytes and recEventOverhead so that many small events are bounded
+// as well as a few large ones, drops the newest events and the writer says
+// so with a marker event: "ptyhost: N events (B bytes) were dropped: the
+// recording fell behind".
 //
 // A recording is bounded by Options.RecordingMaxBytes: of the output event
 // that would pass it, what fits is written (cut at a character; another
@@ -58,7 +61,8 @@ const DefaultRecordingMaxBytes = 64 << 20
 // header and the final marker.
 const minRecordingMaxBytes = 4 << 10
 
-// recordQueueBytes bounds the output queued for a recording's writer.
+// recordQueueBytes bounds the events queued for a recording's writer: their
+// bytes and recEventOverhead for each.
 const recordQueueBytes = 4 << 20
 
 // recordingTERM is the TERM a recording's header names when the session's
@@ -136,15 +140,34 @@ func (m *Manager) startRecording(s *session, o CreateOptions, env Environment) *
 // OpenRecording returns session id's recording, an asciicast v2 file, and
 // its length: up to the end of its last complete line, so that a recording
 // still being written reads as a valid file. A session that has none is
-// ErrNoRecording; recordings outlive their sessions and servers. The
-// caller closes it.
-func (m *Manager) OpenRecording(id string) (io.ReadCloser, int64, error) {
+// ErrNoRecording; recordings outlive their sessions and servers, but not
+// their records. The caller closes it.
+//
+// A recording whose session is neither in the map nor in the store is
+// ErrNoRecording, and is removed (removeOrphanRecording): its record was
+// deleted, in a cluster perhaps by another node's prune, and this node's
+// sweep (PurgeEnded) may not have come round to its file yet. A store
+// that cannot say is ErrStoreUnavailable, rather than a recording that
+// may have been deleted.
+func (m *Manager) OpenRecording(ctx context.Context, id string) (io.ReadCloser, int64, error) {
 	if err := validID(id); err != nil {
 		return nil, 0, err
 	}
 	path := m.recordingPath(id)
 	if path == "" {
 		return nil, 0, fmt.Errorf("%w: this server records no sessions", ErrNoRecording)
+	}
+	if !m.isLive(id) {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		_, err := m.store.GetSession(sctx, id)
+		cancel()
+		if errors.Is(err, ErrSessionNotFound) {
+			m.removeOrphanRecording(id)
+			return nil, 0, fmt.Errorf("%w: session %q is deleted", ErrNoRecording, id)
+		}
+		if err != nil {
+			return nil, 0, storeFailed(err)
+		}
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -16,10 +15,15 @@ var endedStatuses = []Status{StatusTerminated, StatusError}
 // longer than Options.Retention ago, going by the time their row was last
 // updated, which for an ended session is when it ended. It returns how many
 // rows it deleted. The recordings of the sessions whose rows are gone go
-// with them (removeOrphanRecordings). The manager calls it periodically;
-// with KeepForever it deletes nothing.
+// with them (removeOrphanRecordings). The manager calls it periodically.
+//
+// With KeepForever it deletes no row, but still removes the recordings
+// whose rows are gone: in a cluster another node's prune deletes the rows
+// of this node's sessions from the shared table, and only this node can
+// remove their files, which nothing else would ever remove.
 func (m *Manager) PurgeEnded(ctx context.Context) (int, error) {
 	if m.opts.Retention == KeepForever {
+		m.removeOrphanRecordings(ctx)
 		return 0, nil
 	}
 	cutoff := m.now().Add(-m.opts.Retention)
@@ -35,8 +39,12 @@ func (m *Manager) PurgeEnded(ctx context.Context) (int, error) {
 }
 
 // retentionInterval is how often the manager purges: twice per retention
-// period, at least every hour, at most every second.
+// period, at least every hour, at most every second. With KeepForever it
+// is hourly, for the recordings of rows another node deleted.
 func retentionInterval(retention time.Duration) time.Duration {
+	if retention == KeepForever {
+		return time.Hour
+	}
 	return min(max(retention/2, time.Second), time.Hour)
 }
 
@@ -63,7 +71,9 @@ func (m *Manager) purgeLoop(ctx context.Context) {
 // deleted rows. It goes by the directory rather than by the rows deleted,
 // which the store does not name, so that it also removes what an earlier
 // run left behind when it stopped between a row's deletion and its
-// file's. Failures are logged: a recording left is removed next time.
+// file's, and, in a cluster, the recordings of this node's sessions whose
+// rows another node's prune or retention deleted. Failures are logged: a
+// recording left is removed next time.
 //
 // A session of the map is skipped, whatever its row says. The map is
 // checked, under mu, after the store has said the row is gone: a session
@@ -96,21 +106,34 @@ func (m *Manager) removeOrphanRecordings(ctx context.Context) {
 			}
 			continue
 		}
-		m.mu.Lock()
-		_, live := m.sessions[id]
-		if !live {
-			err = os.Remove(filepath.Join(m.opts.RecordingDir, e.Name()))
-		}
-		m.mu.Unlock()
-		switch {
-		case live:
-		case err == nil:
+		if m.removeOrphanRecording(id) {
 			removed++
-		case !errors.Is(err, os.ErrNotExist):
-			m.log.Warn("cannot remove the recording of a deleted session", "session_id", id, "err", err)
 		}
 	}
 	if removed > 0 {
 		m.log.Info("removed the recordings of deleted sessions", "count", removed)
 	}
+}
+
+// removeOrphanRecording removes session id's recording, whose row the
+// store has just said is gone, unless the session is in the map, and
+// reports whether it removed one. The map is checked under mu, which
+// create holds to reserve an id, so a session created under id since the
+// store answered keeps its new recording. A failure is logged.
+func (m *Manager) removeOrphanRecording(id string) bool {
+	m.mu.Lock()
+	_, live := m.sessions[id]
+	var err error
+	if !live {
+		err = os.Remove(m.recordingPath(id))
+	}
+	m.mu.Unlock()
+	switch {
+	case live, errors.Is(err, os.ErrNotExist):
+		return false
+	case err != nil:
+		m.log.Warn("cannot remove the recording of a deleted session", "session_id", id, "err", err)
+		return false
+	}
+	return true
 }

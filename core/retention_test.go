@@ -103,3 +103,78 @@ func TestRecordingOfSessionInMapIsKept(t *testing.T) {
 		t.Errorf("the recording of a session in the map was removed: %v", err)
 	}
 }
+
+// With KeepForever, PurgeEnded deletes no row but still removes the
+// recordings whose rows are gone (in a cluster, another node's prune
+// deletes this node's rows), and keeps the others.
+func TestPurgeEndedForeverRemovesOrphanRecordings(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, func(o *Options) {
+		o.Retention = KeepForever
+		o.Linger = time.Millisecond
+		o.RecordingDir = dir
+		o.Record = true
+	})
+	cast := func(id string) string { return filepath.Join(dir, id+".cast") }
+	h.create(t, "ended")
+	if err := h.m.DestroySession(t.Context(), "ended"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ended row to be TERMINATED", func() bool {
+		rec, err := h.store.GetSession(t.Context(), "ended")
+		return err == nil && rec.Status == StatusTerminated
+	})
+	// The recording of a session whose row another node deleted.
+	if err := os.WriteFile(cast("pruned"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := h.m.PurgeEnded(t.Context())
+	if err != nil || n != 0 {
+		t.Fatalf("PurgeEnded: deleted %d rows, %v; want 0 with KeepForever", n, err)
+	}
+	if _, err := os.Stat(cast("pruned")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the recording of a deleted row is still there: %v", err)
+	}
+	if _, err := os.Stat(cast("ended")); err != nil {
+		t.Errorf("the recording of a kept row was removed: %v", err)
+	}
+	if _, err := h.store.GetSession(t.Context(), "ended"); err != nil {
+		t.Errorf("the ended row was deleted with KeepForever: %v", err)
+	}
+}
+
+func TestRetentionInterval(t *testing.T) {
+	tests := []struct {
+		name      string
+		retention time.Duration
+		want      time.Duration
+	}{
+		{"forever sweeps recordings hourly", KeepForever, time.Hour},
+		{"short", time.Second, time.Second},
+		{"half the period", 10 * time.Minute, 5 * time.Minute},
+		{"at least hourly", 7 * 24 * time.Hour, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retentionInterval(tt.retention); got != tt.want {
+				t.Errorf("retentionInterval(%v) = %v, want %v", tt.retention, got, tt.want)
+			}
+		})
+	}
+}
+
+// With KeepForever the manager still sweeps, at start and then hourly,
+// the recordings whose rows are gone.
+func TestForeverSweepsRecordingsAtStart(t *testing.T) {
+	dir := t.TempDir()
+	stray := filepath.Join(dir, "pruned.cast")
+	if err := os.WriteFile(stray, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newHarness(t, func(o *Options) { o.Retention = KeepForever; o.RecordingDir = dir })
+	eventually(t, "the recording of a deleted row to be removed", func() bool {
+		_, err := os.Stat(stray)
+		return errors.Is(err, os.ErrNotExist)
+	})
+}

@@ -17,10 +17,12 @@ const recordingContentType = "application/x-asciicast"
 // getRecording answers GET /api/v1/sessions/{id}/recording: the session's
 // asciicast v2 recording (core.Manager.OpenRecording), as far as it is
 // written, whether the session still runs or ended long ago; 404 when it
-// has none. It changes nothing, so the read-only token may download it.
+// has none, or its record is deleted. All it may change is to remove a
+// deleted session's recording sooner than the sweep would, so the
+// read-only token may download it.
 func (h *handler) getRecording(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	rc, n, err := h.m.OpenRecording(id)
+	rc, n, err := h.m.OpenRecording(r.Context(), id)
 	if errors.Is(err, core.ErrNoRecording) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
