@@ -10,24 +10,36 @@ import (
 	"time"
 )
 
-// GetSession returns a session's record: a live one from memory, an ended
-// one from the store.
+// GetSession returns a session's record: a running one from memory, an
+// ended one from the store. A session that has exited and lingers here is
+// read from the store too: on a node of a cluster its id may have been
+// created again on another node meanwhile (an ended session's id is free),
+// and then the record is that node's session's, not this lingering copy's
+// (ownRecord). Should the store fail or have lost the row, the lingering
+// copy is what this node knows.
 func (m *Manager) GetSession(ctx context.Context, id string) (SessionRecord, error) {
 	m.mu.Lock()
 	s := m.sessions[id]
 	m.mu.Unlock()
+	var lingering *session
 	if s != nil {
 		s.mu.Lock()
-		starting := s.state == stateStarting
+		state := s.state
 		s.mu.Unlock()
-		if !starting {
+		switch state {
+		case stateRunning:
 			return s.snapshot(), nil
+		case stateExited:
+			lingering = s
 		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	held := m.writer.capture(id)
 	rec, err := m.store.GetSession(sctx, id)
+	if lingering != nil && (err != nil || m.ownRecord(rec)) {
+		return lingering.snapshot(), nil
+	}
 	if err != nil {
 		if rec, ok := m.writer.pendingRecord(id); ok {
 			return rec, nil
@@ -37,9 +49,35 @@ func (m *Manager) GetSession(ctx context.Context, id string) (SessionRecord, err
 		}
 		return SessionRecord{}, storeFailed(err)
 	}
-	held(&rec)
-	m.writer.overlay(&rec)
+	m.overlayPending(&rec, func(r *SessionRecord) {
+		held(r)
+		m.writer.overlay(r)
+	})
 	return rec, nil
+}
+
+// ownRecord reports whether rec, a stored record, is of a session of this
+// manager's: on a node of a cluster, one that names this node; on a single
+// server, any (it owns its database whole, the sessions a cluster left
+// there too). Only then may a session in this manager's map, and the
+// writes it has yet to make, stand for it: an id created again on another
+// node while an exited session of this one lingers has that node's record.
+func (m *Manager) ownRecord(rec SessionRecord) bool {
+	return m.opts.NodeName == "" || rec.Node == m.opts.NodeName
+}
+
+// overlayPending applies the writes this manager has yet to make for
+// rec's id, with apply, when they leave a record of its own: they update
+// one of its sessions', or replace the row whole for a session it creates.
+// Updates of an id whose row is now another node's are of a session of
+// this one that ended, and the store refuses them there: rec stays as it
+// is.
+func (m *Manager) overlayPending(rec *SessionRecord, apply func(*SessionRecord)) {
+	r := *rec
+	apply(&r)
+	if m.ownRecord(r) {
+		*rec = r
+	}
 }
 
 // ListSessions returns every session the store knows, live ones as they are
@@ -50,15 +88,21 @@ func (m *Manager) ListSessions(ctx context.Context) ([]SessionRecord, error) {
 		return nil, storeFailed(err)
 	}
 	for i := range recs {
-		m.writer.overlay(&recs[i])
 		m.overlayLive(&recs[i])
 	}
 	return recs, nil
 }
 
-// overlayLive replaces rec with the live session's record, if the session
-// of rec's id is live and started.
+// overlayLive brings rec, a stored record, up to date: with the writes
+// not yet in the store (overlayPending), then with the live session's
+// record if the session of rec's id is live and started and rec is its
+// (ownRecord): a session that lingers here does not hide another node's
+// session created under its id since.
 func (m *Manager) overlayLive(rec *SessionRecord) {
+	m.overlayPending(rec, m.writer.overlay)
+	if !m.ownRecord(*rec) {
+		return
+	}
 	m.mu.Lock()
 	s := m.sessions[rec.ID]
 	m.mu.Unlock()
@@ -143,7 +187,6 @@ func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage
 	}
 	page.Sessions = make([]SessionRecord, 0, len(recs))
 	for _, rec := range recs {
-		m.writer.overlay(&rec)
 		m.overlayLive(&rec)
 		if len(o.Statuses) > 0 && !slices.Contains(o.Statuses, rec.Status) {
 			continue

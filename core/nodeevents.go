@@ -18,7 +18,8 @@ import (
 // (core/gormstore does both in one transaction). If the lost node comes
 // back on its data directory while its plugins still keep the sessions,
 // its Reconcile takes them up again (reclaimNodeLost), unless their
-// environment is gone meanwhile.
+// environment is gone meanwhile or they were destroyed meanwhile
+// (destroyNodeLost): those it hangs up.
 
 // ReasonNodeLost is recorded for the sessions of a node of a cluster whose
 // lease expired (it died, stalled, or lost the database): another node
@@ -65,6 +66,46 @@ type SessionReclaimer interface {
 	// reclaimed and then recorded as lost by a lease that had already
 	// expired.
 	ReclaimSession(ctx context.Context, id, node string) (bool, error)
+}
+
+// ReasonDestroyedNodeLost is recorded for a session destroyed (DELETE)
+// while it was recorded node_lost: TERMINATED with it, the session is no
+// longer node_lost, so that its node, should it come back with the
+// session kept, hangs it up instead of taking it up (reclaimNodeLost).
+const ReasonDestroyedNodeLost = "destroyed: the session was destroyed while its node was lost"
+
+// NodeLostEnder is implemented by a store that keeps the nodes of a
+// cluster (core/gormstore's DB). DestroySession uses it to end a session
+// another node recorded as node_lost.
+type NodeLostEnder interface {
+	// EndNodeLost records session id as TERMINATED with reason, in one
+	// conditional write, only while it is ERROR with a node_lost reason,
+	// whichever node it belongs to; it reports whether it did. Of it and
+	// a ReclaimSession of the same session at once, exactly one succeeds.
+	EndNodeLost(ctx context.Context, id, reason string) (bool, error)
+}
+
+// destroyNodeLost ends session id, which is not live here, if it is
+// recorded node_lost: its node is away, and no other runs it. It is
+// recorded TERMINATED (ReasonDestroyedNodeLost), and a SessionDestroyed
+// event published. Any other id is left alone, as DestroySession leaves an
+// unknown one; without a NodeLostEnder store there is nothing to do.
+func (m *Manager) destroyNodeLost(ctx context.Context, id string) error {
+	e, ok := m.store.(NodeLostEnder)
+	if !ok {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	ended, err := e.EndNodeLost(sctx, id, ReasonDestroyedNodeLost)
+	if err != nil {
+		return storeFailed(err)
+	}
+	if ended {
+		m.log.Info("session recorded as node_lost destroyed; its node hangs it up if it comes back", "session_id", id)
+		m.publish(Event{Type: SessionDestroyed, SessionID: id})
+	}
+	return nil
 }
 
 // reclaimNodeLost takes up the sessions this node's plugins kept whose

@@ -131,6 +131,86 @@ func (s *reclaimingStore) ReclaimSession(_ context.Context, id, node string) (bo
 	return true, nil
 }
 
+// EndNodeLost ends a node_lost record as core/gormstore does, in one step
+// under the store's lock, whatever node the record names.
+func (s *reclaimingStore) EndNodeLost(_ context.Context, id, reason string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.sessions[id]
+	if !ok || rec.Status != StatusError || !IsNodeLost(rec.StatusReason) {
+		return false, nil
+	}
+	rec.Status, rec.StatusReason, rec.ActiveConnections = StatusTerminated, reason, 0
+	s.sessions[id] = rec
+	return true, nil
+}
+
+// TestDestroyNodeLostSession: node a destroying a session node b ran,
+// recorded node_lost while b is away, records it TERMINATED (destroyed)
+// and publishes session_destroyed; other records it does not run are left
+// alone. When b comes back with the session kept, it finds the session no
+// longer node_lost and hangs it up instead of taking it up.
+func TestDestroyNodeLostSession(t *testing.T) {
+	store := &reclaimingStore{live: true}
+	ha := newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+	})
+	ha.saveRows(t,
+		SessionRecord{ID: "lost", Node: "b", Status: StatusError, StatusReason: ReasonNodeLost},
+		SessionRecord{ID: "crashed", Node: "b", Status: StatusError, StatusReason: ReasonPluginCrashed},
+		SessionRecord{ID: "running", Node: "b", Status: StatusActive},
+	)
+	evs := ha.m.Subscribe(t.Context())
+	for _, id := range []string{"lost", "crashed", "running", "unknown"} {
+		if err := ha.m.DestroySession(t.Context(), id); err != nil {
+			t.Errorf("DestroySession(%s): %v", id, err)
+		}
+	}
+	if e := nextEvent(t, evs); e.Type != SessionDestroyed || e.SessionID != "lost" {
+		t.Errorf("event %+v, want session_destroyed lost", e)
+	}
+	for id, want := range map[string]string{
+		"lost":    string(StatusTerminated) + " " + ReasonDestroyedNodeLost,
+		"crashed": string(StatusError) + " " + ReasonPluginCrashed,
+		"running": string(StatusActive),
+	} {
+		row := ha.store.row(t, id)
+		got := string(row.Status)
+		if row.StatusReason != "" {
+			got += " " + row.StatusReason
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+	}
+	select {
+	case e := <-evs:
+		t.Errorf("an event more: %+v", e)
+	default:
+	}
+
+	// b comes back; its plugin kept the session.
+	keeper := newFakeKeeper()
+	keeper.keep("lost", 0, []byte("$ "), nil)
+	hb := newHarness(t, func(o *Options) {
+		o.Store, o.NodeName = store, "b"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	if _, err := hb.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryAttach(hb.m, "lost"); err == nil {
+		t.Error("b took the destroyed session up again")
+	}
+	if kills, closes := keeper.pty(t, "lost").Counts(); kills != 1 || closes != 1 {
+		t.Errorf("kills=%d closes=%d, want the destroyed session hung up", kills, closes)
+	}
+	if row := ha.store.row(t, "lost"); row.Status != StatusTerminated || row.StatusReason != ReasonDestroyedNodeLost {
+		t.Errorf("row after b came back: %+v, want it still destroyed", row)
+	}
+}
+
 // TestReconcileReclaimsNodeLost: a node back after another recorded its
 // sessions node_lost takes up those its plugins kept; those no plugin
 // kept stay node_lost; a kept session recorded lost otherwise, or of

@@ -28,6 +28,11 @@ const stopGrace = time.Second
 // An unknown or already destroyed id is not an error; one being destroyed
 // (by another call, or its idle timeout) is waited for, within ctx, and is
 // not an error either when ctx ends first: it is being destroyed.
+//
+// In a cluster, an id not live here whose record is ERROR node_lost (its
+// node is away, and no node runs it) is recorded TERMINATED, so that the
+// node, should it come back with the session, hangs it up rather than
+// taking it up again (destroyNodeLost); the error is then the store's.
 func (m *Manager) DestroySession(ctx context.Context, id string) error {
 	m.mu.Lock()
 	s := m.sessions[id]
@@ -39,8 +44,9 @@ func (m *Manager) DestroySession(ctx context.Context, id string) error {
 			case <-ch:
 			case <-ctx.Done():
 			}
+			return nil
 		}
-		return nil
+		return m.destroyNodeLost(ctx, id)
 	}
 	done := m.takeOutLocked(s)
 	m.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -205,37 +204,87 @@ func withoutClusterHeaders(r *http.Request) *http.Request {
 }
 
 // owned serves a request about session {id} with next where the session
-// runs here, and forwards it to its owner otherwise (remoteOwner).
+// runs here, and forwards it to its owner otherwise (remoteOwner). A
+// session recorded node_lost while its node is still away (ownerLost) may
+// run again when that node comes back: a request about it is answered 503
+// node_lost, to be tried again, not as about a session that ended; but a
+// DELETE, which ends it here (core's DestroySession), and a WebSocket,
+// which the endpoint answers (attachFailed answers the attach so, before
+// any upgrade; the compatibility endpoint closes as for an ended one).
 func (h *handler) owned(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if node, ok := h.remoteOwner(r.Context(), r.PathValue("id")); ok {
+		node, where := h.remoteOwner(r.Context(), r.PathValue("id"))
+		switch {
+		case where == ownerRemote:
 			h.forwardTo(w, r, node)
-			return
+		case where == ownerLost && r.Method != http.MethodDelete && !isWebSocket(r):
+			writeNodeLost(w, node.Name, recordedLost(node.Name))
+		default:
+			next(w, r)
 		}
-		next(w, r)
 	}
 }
 
-// remoteOwner returns the node that owns session id when it is another
-// node: a session live here is this node's at once, without a look at
-// the store; else its record names its node. It reports false — serve
-// the request here — on a single server, for a session of this node or
-// of none, for one the store does not know or cannot tell, and for one
+// ownerWhere is where remoteOwner finds a session's owner.
+type ownerWhere int
+
+const (
+	// ownerHere: the request is served here.
+	ownerHere ownerWhere = iota
+	// ownerRemote: another node runs the session; the request is
+	// forwarded to it.
+	ownerRemote
+	// ownerLost: the session's node, another one, is lost, and the
+	// session is recorded ERROR node_lost: served here (lostOwner).
+	ownerLost
+)
+
+// remoteOwner returns the node that owns session id, and where the
+// request is served: ownerRemote, forwarded to that node, when it is
+// another one. A session that runs here is this node's at once, without a
+// look at the store; for any other, its record names its
+// node: one that has exited and lingers here is this node's only while the
+// store's record is its own, since its id may have been created again on
+// another node (core's GetSession says which). It reports ownerHere —
+// serve the request here — on a single server, for a session of this node
+// or of none, for one the store does not know or cannot tell, and for one
 // that has ended on a node that is no longer healthy (its record here
-// answers as well as the owner would).
-func (h *handler) remoteOwner(ctx context.Context, id string) (core.Node, bool) {
-	if h.cl == nil || !errors.Is(h.m.Attachable(id), core.ErrSessionNotFound) {
-		return core.Node{}, false
+// answers as well as the owner would), and ownerLost when that end is the
+// node's loss (lostOwner).
+func (h *handler) remoteOwner(ctx context.Context, id string) (core.Node, ownerWhere) {
+	if h.cl == nil {
+		return core.Node{}, ownerHere
 	}
 	rec, err := h.m.GetSession(ctx, id)
 	if err != nil || rec.Node == "" || rec.Node == h.cl.name {
+		return core.Node{}, ownerHere
+	}
+	node := h.nodeNamed(ctx, rec.Node)
+	switch {
+	case node.Healthy:
+		return node, ownerRemote
+	case rec.Status == core.StatusError && core.IsNodeLost(rec.StatusReason):
+		return node, ownerLost
+	case rec.Status == core.StatusTerminated || rec.Status == core.StatusError:
+		return core.Node{}, ownerHere
+	}
+	return node, ownerRemote
+}
+
+// lostOwner reports whether rec is the record of a session that another
+// node ran, recorded ERROR node_lost (core.IsNodeLost), while that node is
+// still lost (not healthy), and returns the node. Such a session may run
+// again: a node that comes back with its sessions kept takes them up
+// (core's reclaimNodeLost). Once the node is back, a record still
+// node_lost is final (no plugin kept the session), and so is one a single
+// server reads: it has no node to wait for.
+func (h *handler) lostOwner(ctx context.Context, rec core.SessionRecord) (core.Node, bool) {
+	if h.cl == nil || rec.Node == "" || rec.Node == h.cl.name ||
+		rec.Status != core.StatusError || !core.IsNodeLost(rec.StatusReason) {
 		return core.Node{}, false
 	}
 	node := h.nodeNamed(ctx, rec.Node)
-	if !node.Healthy && (rec.Status == core.StatusTerminated || rec.Status == core.StatusError) {
-		return core.Node{}, false
-	}
-	return node, true
+	return node, !node.Healthy
 }
 
 // nodeNamed returns the registry's node name, or, when the registry does
@@ -327,11 +376,7 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 // no HTTP status), any other request is 503.
 func (h *handler) nodeLost(w http.ResponseWriter, r *http.Request, node core.Node) {
 	if !isWebSocket(r) {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-			"error":  fmt.Sprintf("node %s, which runs this session, is lost: it does not hold its lease or does not answer", node.Name),
-			"node":   node.Name,
-			"reason": CloseReasonNodeLost,
-		})
+		writeNodeLost(w, node.Name, fmt.Sprintf("node %s, which runs this session, is lost: it does not hold its lease or does not answer", node.Name))
 		return
 	}
 	// Guard has checked the Origin; Accept's own check stays as a second
@@ -345,6 +390,23 @@ func (h *handler) nodeLost(w http.ResponseWriter, r *http.Request, node core.Nod
 	}
 	defer conn.CloseNow()
 	_ = conn.Close(CloseNodeLost, CloseReasonNodeLost)
+}
+
+// writeNodeLost answers 503 for a session whose node, node, is lost, with
+// msg, the node and the reason clients test for: they try again later.
+func writeNodeLost(w http.ResponseWriter, node, msg string) {
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+		"error":  msg,
+		"node":   node,
+		"reason": CloseReasonNodeLost,
+	})
+}
+
+// recordedLost is writeNodeLost's message for a session recorded
+// node_lost while its node, node, is away.
+func recordedLost(node string) string {
+	return fmt.Sprintf("node %s, which ran this session, is lost: its lease expired and the session is recorded as node_lost; "+
+		"it runs again if the node comes back with it", node)
 }
 
 // isWebSocket reports whether r asks for a WebSocket upgrade.

@@ -195,8 +195,9 @@ func (h *handler) attachModeOf(w http.ResponseWriter, r *http.Request) (core.Att
 }
 
 // attachFailed answers an attach that found no live session: 410 with the
-// exit code when the session has ended, 409 when it has as many clients as
-// it takes, else the error's status.
+// exit code when the session has ended, 503 node_lost when its end is its
+// node's loss and that node is still away (lostOwner), 409 when it has as
+// many clients as it takes, else the error's status.
 func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
 	if errors.Is(err, core.ErrTooManyClients) {
 		writeError(w, http.StatusConflict, err.Error())
@@ -204,6 +205,13 @@ func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string
 	}
 	if errors.Is(err, core.ErrSessionNotFound) {
 		if rec, ok := h.m.EndedSession(r.Context(), id); ok {
+			if node, lost := h.lostOwner(r.Context(), rec); lost {
+				// Not ended for good: its node may come back with it.
+				// 503, which clients retry, before any upgrade; 4503
+				// closes the clients that were attached when it was lost.
+				writeNodeLost(w, node.Name, recordedLost(node.Name))
+				return
+			}
 			writeJSON(w, http.StatusGone, map[string]any{
 				"error":     fmt.Sprintf("session %q has ended", id),
 				"status":    rec.Status,

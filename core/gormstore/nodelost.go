@@ -13,12 +13,15 @@ import (
 // nodes whose lease expired (by the database's clock) that still have
 // live sessions (STARTING, ACTIVE, IDLE), and records those sessions as
 // ERROR core.ReasonNodeLost, notifying a session_error event for each
-// (relay.go), all in one transaction. The transaction locks the lost
-// node's row (SELECT … FOR UPDATE SKIP LOCKED): of nodes sweeping at once
-// one marks a lost node's sessions and the others skip it, and a process
-// registering under the lost node's name (RegisterNode's upsert takes the
-// same row lock) either commits first, and the node is not lost, or waits
-// until the sessions are marked, and finds them so.
+// (relay.go), all in one transaction. A node released by a stop that left
+// its sessions running is swept the same way, once its lease has run out
+// (Release leaves it running): a planned restart within it loses nothing.
+// The transaction locks the lost node's row (SELECT … FOR UPDATE SKIP
+// LOCKED): of nodes sweeping at once one marks a lost node's sessions and
+// the others skip it, and a process registering under the lost node's
+// name (RegisterNode's upsert takes the same row lock) either commits
+// first, and the node is not lost, or waits until the sessions are
+// marked, and finds them so.
 //
 // A node that comes back takes up the marked sessions its plugins kept
 // (core's Reconcile, through ReclaimSession), only while it holds the
@@ -95,7 +98,7 @@ func (s *DB) ReclaimSession(ctx context.Context, id, node string) (bool, error) 
 	}
 	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET status = ?, status_reason = '', updated_at = ?
 		WHERE id = ? AND node = ? AND status = ? AND (status_reason = 'node_lost' OR status_reason LIKE 'node_lost:%')
-			AND EXISTS (SELECT 1 FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now())`,
+			AND EXISTS (SELECT 1 FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now() AND NOT released)`,
 		string(core.StatusActive), s.stamp(), id, node, string(core.StatusError), node, self.instance)
 	if res.Error != nil {
 		return false, fmt.Errorf("store: reclaim session %q: %w", id, res.Error)
@@ -103,4 +106,23 @@ func (s *DB) ReclaimSession(ctx context.Context, id, node string) (bool, error) 
 	return res.RowsAffected == 1, nil
 }
 
-var _ core.SessionReclaimer = (*DB)(nil)
+// EndNodeLost is core.NodeLostEnder: it records session id as TERMINATED
+// with reason if it is ERROR with a node_lost reason, whichever node it
+// belongs to, in one conditional UPDATE, and reports whether it did. Since
+// ReclaimSession takes back only a node_lost session, in an UPDATE of the
+// same row, of the two at once one changes the row and the other finds it
+// no longer node_lost.
+func (s *DB) EndNodeLost(ctx context.Context, id, reason string) (bool, error) {
+	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
+		WHERE id = ? AND status = ? AND (status_reason = 'node_lost' OR status_reason LIKE 'node_lost:%')`,
+		string(core.StatusTerminated), reason, s.stamp(), id, string(core.StatusError))
+	if res.Error != nil {
+		return false, fmt.Errorf("store: end node_lost session %q: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+var (
+	_ core.SessionReclaimer = (*DB)(nil)
+	_ core.NodeLostEnder    = (*DB)(nil)
+)

@@ -343,3 +343,72 @@ func TestSessionOwnershipFence(t *testing.T) {
 		t.Errorf("b creating over a's ended session: %v", err)
 	}
 }
+
+// TestEndNodeLost: a node_lost session, whichever node it belongs to, is
+// recorded TERMINATED with the reason given, once; a session not
+// node_lost is left alone; and a session ended so is no longer reclaimed
+// by its node coming back. Raced with that node's reclaim, round after
+// round, exactly one of the two changes the row.
+func TestEndNodeLost(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	// b is registered, and crashes (its lease is expired below).
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	saveSessions(t, a, "b", core.StatusActive, core.StatusActive, core.StatusTerminated, core.StatusError)
+	expire(t, a, "b")
+	if _, err := a.MarkLostNodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "destroyed: test"
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{{"b-0", true}, {"b-0", false}, {"b-2", false}, {"b-3", false}, {"none", false}} {
+		if got, err := a.EndNodeLost(ctx, c.id, reason); err != nil || got != c.want {
+			t.Errorf("EndNodeLost(%s) = %v, %v; want %v", c.id, got, err, c.want)
+		}
+	}
+	for id, want := range map[string]string{
+		"b-0": "TERMINATED " + reason,
+		"b-1": "ERROR " + core.ReasonNodeLost,
+		"b-2": "TERMINATED",
+		"b-3": "ERROR",
+	} {
+		if got := statusOf(t, a, id); got != want {
+			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+	}
+	// b comes back: it reclaims b-1, not the ended b-0.
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	for id, want := range map[string]bool{"b-0": false, "b-1": true} {
+		if got, err := b.ReclaimSession(ctx, id, "b"); err != nil || got != want {
+			t.Errorf("ReclaimSession(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+
+	for round := range 20 {
+		id := fmt.Sprintf("race-%d", round)
+		rec := core.SessionRecord{ID: id, EnvironmentID: "host", Node: "b", Status: core.StatusError, StatusReason: core.ReasonNodeLost}
+		if err := a.SaveSession(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		var ended, reclaimed bool
+		var errEnd, errReclaim error
+		var wg sync.WaitGroup
+		wg.Go(func() { ended, errEnd = a.EndNodeLost(ctx, id, reason) })
+		wg.Go(func() { reclaimed, errReclaim = b.ReclaimSession(ctx, id, "b") })
+		wg.Wait()
+		if errEnd != nil || errReclaim != nil || ended == reclaimed {
+			t.Fatalf("round %d: ended %v (%v), reclaimed %v (%v); want exactly one", round, ended, errEnd, reclaimed, errReclaim)
+		}
+		want := "ACTIVE"
+		if ended {
+			want = "TERMINATED " + reason
+		}
+		if got := statusOf(t, a, id); got != want {
+			t.Fatalf("round %d: %s, want %s", round, got, want)
+		}
+	}
+}

@@ -22,7 +22,15 @@ import (
 // node is not known to run: its row may be taken over by a process of the
 // same name, and the node lists as unhealthy. Two live processes never
 // hold one name: a second one is refused (ErrNodeRunning) until the
-// first one's lease expires.
+// first one's lease expires or the first one releases it (Release).
+//
+// A node that stops leaving its sessions running (the default stop) is
+// not lost: Release marks its row released, so that it lists as unhealthy
+// and its name is free at once, but leaves its lease to run out as if
+// unrenewed, so that the other nodes record its sessions node_lost only
+// then (MarkLostNodes), not at once: a node restarted within its lease
+// takes them up as they were, and clients meanwhile are told the node is
+// lost (503, which they retry), not that the sessions ended.
 //
 // A cluster and a single server (Claim) exclude each other on one
 // database: a single server takes up every live session of the store, the
@@ -74,6 +82,10 @@ type nodeModel struct {
 	Instance       string    `gorm:"column:instance;not null"`
 	StartedAt      time.Time `gorm:"column:started_at;not null;autoCreateTime:false"`
 	LeaseExpiresAt time.Time `gorm:"column:lease_expires_at;not null;index"`
+	// Released says the process that holds the row stopped (Release):
+	// the node does not run, whatever the lease says, which only bounds
+	// how soon its sessions are recorded node_lost.
+	Released bool `gorm:"column:released;not null;default:false"`
 }
 
 func (nodeModel) TableName() string { return "nodes" }
@@ -97,10 +109,11 @@ func interval(d time.Duration) int64 { return d.Microseconds() }
 
 // RegisterNode registers o as a node of the cluster, with a lease renewed
 // every o.Renewal until Release. It inserts the node's row, or takes it
-// over if its lease expired or it is o.Instance's own. It returns an error
-// wrapping ErrNodeRunning, naming the URL, when another process holds a
-// live lease on the name; one wrapping ErrOwned when a single server
-// (Claim) owns the database; one wrapping ErrNodesUnsupported on SQLite.
+// over if its lease expired, it was released, or it is o.Instance's own.
+// It returns an error wrapping ErrNodeRunning, naming the URL, when
+// another process holds a live lease on the name; one wrapping ErrOwned
+// when a single server (Claim) owns the database; one wrapping
+// ErrNodesUnsupported on SQLite.
 //
 // If a renewal finds the row taken over by another process or its lease
 // expired, or none succeeded for the TTL (judged conservatively with this
@@ -134,15 +147,16 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 		if err := s.refuseClaimed(tx); err != nil {
 			return err
 		}
-		// The row is inserted, or taken over when its lease expired or it
-		// is this instance's; else RETURNING returns nothing.
+		// The row is inserted, or taken over when its lease expired, it
+		// was released (its process stopped), or it is this instance's;
+		// else RETURNING returns nothing.
 		var taken []string
-		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at)
-			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond')
+		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released)
+			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false)
 			ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, version = EXCLUDED.version,
 				instance = EXCLUDED.instance, started_at = EXCLUDED.started_at,
-				lease_expires_at = EXCLUDED.lease_expires_at
-			WHERE nodes.lease_expires_at <= now() OR nodes.instance = EXCLUDED.instance
+				lease_expires_at = EXCLUDED.lease_expires_at, released = false
+			WHERE nodes.lease_expires_at <= now() OR nodes.released OR nodes.instance = EXCLUDED.instance
 			RETURNING name`,
 			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL)).Scan(&taken).Error
 		if err != nil {
@@ -202,10 +216,11 @@ func (s *DB) refuseClaimed(tx *gorm.DB) error {
 }
 
 // refuseNodes returns an error wrapping ErrOwned if a node of a cluster
-// holds a live lease: a single server would take its sessions up.
+// runs (holds a live lease it has not released): a single server would
+// take its sessions up.
 func refuseNodes(tx *gorm.DB) error {
 	var live []nodeModel
-	if err := tx.Where("lease_expires_at > now()").Order("name").Limit(1).Find(&live).Error; err != nil {
+	if err := tx.Where("lease_expires_at > now() AND NOT released").Order("name").Limit(1).Find(&live).Error; err != nil {
 		return err
 	}
 	if len(live) == 0 {
@@ -217,8 +232,9 @@ func refuseNodes(tx *gorm.DB) error {
 }
 
 // ListNodes returns every registered node, sorted by name: healthy while
-// its lease has not expired by the database's clock, with the count of
-// its sessions recorded as STARTING, ACTIVE or IDLE.
+// its lease has not expired by the database's clock and it has not been
+// released, with the count of its sessions recorded as STARTING, ACTIVE
+// or IDLE.
 func (s *DB) ListNodes(ctx context.Context) ([]core.Node, error) {
 	if !s.postgres() {
 		return nil, fmt.Errorf("store: list nodes: %w", ErrNodesUnsupported)
@@ -228,7 +244,7 @@ func (s *DB) ListNodes(ctx context.Context) ([]core.Node, error) {
 		Healthy            bool
 		Sessions           int
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, n.version, n.lease_expires_at > now() AS healthy,
+	err := s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, n.version, n.lease_expires_at > now() AND NOT n.released AS healthy,
 			(SELECT count(*) FROM sessions s WHERE s.node = n.name AND s.status IN ?) AS sessions
 		FROM nodes n ORDER BY n.name`,
 		statusNames([]core.Status{core.StatusStarting, core.StatusActive, core.StatusIdle})).Scan(&rows).Error
@@ -267,15 +283,22 @@ func (l *NodeLease) Instance() string { return l.opts.Instance }
 // sessions as node_lost). The lease is not renewed after.
 func (l *NodeLease) Lost() <-chan struct{} { return l.lost }
 
-// Release stops the renewals and expires the lease at once, if the row is
-// still this instance's, so that the node lists as unhealthy and a process
-// of the same name may start at once. The row stays. It is safe to call
-// more than once.
+// Release stops the renewals and marks the row released, if it is still
+// this instance's, so that the node lists as unhealthy and a process of
+// the same name may start at once. The row stays. The lease runs out as
+// if unrenewed while the node has sessions recorded live, those a stop
+// left running in their plugins (core's Detach): they are recorded
+// node_lost only when it has (MarkLostNodes), and a node restarted before
+// takes them up as they are. A node without any, whose stop hung them up,
+// has its lease expired at once. It is safe to call more than once.
 func (l *NodeLease) Release(ctx context.Context) error {
 	l.cancel()
 	<-l.done
-	err := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() WHERE name = ? AND instance = ?`,
-		l.opts.Name, l.opts.Instance).Error
+	err := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET released = true,
+			lease_expires_at = CASE WHEN EXISTS (SELECT 1 FROM sessions s WHERE s.node = nodes.name AND s.status IN ?)
+				THEN lease_expires_at ELSE least(lease_expires_at, now()) END
+		WHERE name = ? AND instance = ?`,
+		liveStatuses, l.opts.Name, l.opts.Instance).Error
 	if err != nil {
 		return fmt.Errorf("store: release node %q: %w", l.opts.Name, err)
 	}

@@ -185,3 +185,59 @@ func TestNodesNeedPostgres(t *testing.T) {
 		t.Errorf("ListNodes on SQLite: %v, want ErrNodesUnsupported", err)
 	}
 }
+
+// TestReleaseKeepingSessions: a node released with sessions recorded live
+// (a stop that left them running in their plugins) lists as unhealthy and
+// frees its name at once, but its sessions are recorded node_lost only
+// once its lease has run out, not at its release: a process of the name
+// that registers before takes them up as they are. A node released with
+// none (a stop that hung them up) has its lease expired at once.
+func TestReleaseKeepingSessions(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	lb := mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	lc := mustRegister(t, b, gormstore.NodeOptions{Name: "c", URL: "http://c:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	saveSessions(t, a, "b", core.StatusActive, core.StatusIdle)
+	saveSessions(t, a, "c", core.StatusTerminated)
+	leaseExpired := func(node string) bool {
+		t.Helper()
+		var expired bool
+		if err := a.Gorm().Raw("SELECT lease_expires_at <= now() FROM nodes WHERE name = ?", node).Scan(&expired).Error; err != nil {
+			t.Fatal(err)
+		}
+		return expired
+	}
+
+	for _, l := range []*gormstore.NodeLease{lb, lc} {
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := listed(t, a), "a http://a:7420 true 0 ; b http://b:7420 false 2 ; c http://c:7420 false 0 "; got != want {
+		t.Errorf("after the releases: %s\nwant %s", got, want)
+	}
+	if leaseExpired("b") || !leaseExpired("c") {
+		t.Errorf("lease expired: b %v, c %v; want b's running out, c's expired at once", leaseExpired("b"), leaseExpired("c"))
+	}
+	if marked, err := a.MarkLostNodes(ctx); err != nil || len(marked) != 0 {
+		t.Errorf("a sweep right after b's release marked %v, %v; want nothing while its lease runs", marked, err)
+	}
+
+	// b restarts within its lease: the name is free, its sessions live.
+	lb2 := mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7421", LeaseTTL: time.Hour, Renewal: time.Hour})
+	for _, id := range []string{"b-0", "b-1"} {
+		if got := statusOf(t, a, id); got == "ERROR "+core.ReasonNodeLost {
+			t.Errorf("%s after b restarted within its lease: %s", id, got)
+		}
+	}
+	// Stopped again, and not back within the lease: then it is lost.
+	if err := lb2.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expire(t, a, "b")
+	if marked, err := a.MarkLostNodes(ctx); err != nil || len(marked["b"]) != 2 {
+		t.Errorf("a sweep once b's lease ran out marked %v, %v; want b's two sessions", marked, err)
+	}
+}
