@@ -415,6 +415,10 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 			// The server stopped without ending the session: the next
 			// server takes it up, and the attachment resumes at its offset.
 			return readResult{err: errors.New("the server is restarting; the session goes on"), retry: true}
+		case wsproto.CloseNodeLost:
+			// In a cluster, the node that runs the session is away: it
+			// may come back with the session, and the attachment resumes.
+			return readResult{err: errors.New("the node that runs the session is lost"), retry: true}
 		default:
 			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", code, reason)}
 		}

@@ -152,6 +152,9 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 			case "restart":
 				c.Close(wsproto.CloseRestart, wsproto.CloseReasonRestart)
 				return
+			case "nodelost":
+				c.Close(wsproto.CloseNodeLost, wsproto.CloseReasonNodeLost)
+				return
 			case "restarted":
 				if send(`{"type": "restarted", "offset": 100}`) != nil || c.Write(ctx, websocket.MessageBinary, []byte("new program\r\n")) != nil {
 					return
@@ -238,6 +241,7 @@ func TestAttachExitStatus(t *testing.T) {
 		// covers the rest.
 		{"shutdown\n", 1, "ptyhost: the server is shutting down; reattach with 'ptyhost attach s1'\n"},
 		{"restart\n", 1, "ptyhost: the server is restarting; the session goes on; reattach with 'ptyhost attach s1'\n"},
+		{"nodelost\n", 1, "ptyhost: the node that runs the session is lost; reattach with 'ptyhost attach s1'\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSpace(tt.input), func(t *testing.T) {

@@ -150,6 +150,24 @@ func TestAttachReconnectsAfterRestart(t *testing.T) {
 	}
 }
 
+// TestAttachReconnectsAfterNodeLost: in a cluster, a client attached
+// through another node whose owner is lost (close code 4503) attaches
+// again, as after a restart, and the session's exit code ends it.
+func TestAttachReconnectsAfterNodeLost(t *testing.T) {
+	f := newFakeServer(t)
+	c, stdin := startAttach(t, f, "s1")
+	c.out.waitFor(t, "replayed")
+	typeIn(t, stdin, "nodelost\n")
+	c.out.waitFor(t, "nodelost\nreplayed\r\n") // the second hello's replay
+	typeIn(t, stdin, "exit 5\n")
+	if code := c.wait(t); code != 5 {
+		t.Fatalf("exit %d, stderr %q", code, c.err.String())
+	}
+	if got, want := c.err.String(), "\r\n[the node that runs the session is lost; reconnecting…]\r\n[reconnected]\r\n\r\n[session exited with code 5]\r\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+}
+
 func TestDetachedFor(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {

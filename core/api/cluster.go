@@ -56,8 +56,8 @@ const clusterHeaderPrefix = "Ptyhost-Cluster-"
 // session's owner when the owner is lost: its connection broke without a
 // close frame, or its lease expired, or it cannot be reached at all.
 const (
-	CloseNodeLost       = 4503
-	CloseReasonNodeLost = "node_lost"
+	CloseNodeLost       = wsproto.CloseNodeLost
+	CloseReasonNodeLost = wsproto.CloseReasonNodeLost
 )
 
 // DefaultNodeCheckInterval is how often a proxied WebSocket checks its

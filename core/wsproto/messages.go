@@ -34,6 +34,10 @@ const (
 	// between the upgrade's check and the attach (the check itself answers
 	// HTTP 409).
 	CloseTryAgainLater = 1013
+	// CloseNodeLost: in a cluster, the node that runs the session is
+	// lost (reason CloseReasonNodeLost); attach again, with backoff, and
+	// resume once it is back.
+	CloseNodeLost = 4503
 )
 
 // Close reasons the server sends with the close codes.
@@ -45,6 +49,8 @@ const (
 	CloseReasonPluginCrashed = "Plugin crashed"
 	// CloseReasonTooManyClients comes with CloseTryAgainLater.
 	CloseReasonTooManyClients = "Session has too many clients"
+	// CloseReasonNodeLost comes with CloseNodeLost.
+	CloseReasonNodeLost = "node_lost"
 )
 
 // MaxInputFrame is the largest client message the server accepts; a
