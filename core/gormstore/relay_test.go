@@ -172,9 +172,12 @@ func TestRelay(t *testing.T) {
 func TestRelayReconnects(t *testing.T) {
 	dsn := postgresFreshDSN(t)
 	a, b := openReal(t, dsn), openReal(t, dsn)
-	ra, _ := runRelay(t, a, "a")
-	_, gotB := runRelay(t, b, "b")
+	ra, gotA := runRelay(t, a, "a")
+	rb, gotB := runRelay(t, b, "b")
+	// Both listen, each seen by the other's probe: the test breaks both
+	// listening connections (a flaked with only b's awaited).
 	awaitListening(t, ra, "a", gotB)
+	awaitListening(t, rb, "b", gotA)
 
 	// Break the listening connections of this schema's channel, a's and
 	// b's, from the server's side.
