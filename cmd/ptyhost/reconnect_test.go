@@ -104,20 +104,28 @@ func TestE2EAttachReconnectSessionGone(t *testing.T) {
 	}
 }
 
-// TestAttachReconnectsAfterGoingAway: a server that closes with 1001
-// (going away) is attached again, and the session's exit code ends it.
-func TestAttachReconnectsAfterGoingAway(t *testing.T) {
-	f := newFakeServer(t)
-	c, stdin := startAttach(t, f, "s1")
-	c.out.waitFor(t, "replayed")
-	typeIn(t, stdin, "shutdown\n")
-	c.out.waitFor(t, "shutdown\nreplayed\r\n") // the second hello's replay
-	typeIn(t, stdin, "exit 3\n")
-	if code := c.wait(t); code != 3 {
-		t.Fatalf("exit %d, stderr %q", code, c.err.String())
-	}
-	if got, want := c.err.String(), "\r\n[the server is shutting down; reconnecting…]\r\n[reconnected]\r\n\r\n[session exited with code 3]\r\n"; got != want {
-		t.Errorf("stderr %q, want %q", got, want)
+// TestAttachReconnectsAfterAClose: a server that closes with 1001 (going
+// away), or a node that closes with 4503 (in a cluster, the session's
+// node is lost), is attached again, and the session's exit code ends it.
+func TestAttachReconnectsAfterAClose(t *testing.T) {
+	for _, tt := range []struct{ close, why string }{
+		{"shutdown", "the server is shutting down"},
+		{"nodelost", "the node that runs the session is lost"},
+	} {
+		t.Run(tt.close, func(t *testing.T) {
+			f := newFakeServer(t)
+			c, stdin := startAttach(t, f, "s1")
+			c.out.waitFor(t, "replayed")
+			typeIn(t, stdin, tt.close+"\n")
+			c.out.waitFor(t, tt.close+"\nreplayed\r\n") // the second hello's replay
+			typeIn(t, stdin, "exit 3\n")
+			if code := c.wait(t); code != 3 {
+				t.Fatalf("exit %d, stderr %q", code, c.err.String())
+			}
+			if got, want := c.err.String(), "\r\n["+tt.why+"; reconnecting…]\r\n[reconnected]\r\n\r\n[session exited with code 3]\r\n"; got != want {
+				t.Errorf("stderr %q, want %q", got, want)
+			}
+		})
 	}
 }
 
@@ -147,24 +155,6 @@ func TestAttachReconnectsAfterRestart(t *testing.T) {
 	}
 	if want := []string{"", "offset=18"}; !slices.Equal(queries, want) {
 		t.Errorf("attach queries %q, want %q", queries, want)
-	}
-}
-
-// TestAttachReconnectsAfterNodeLost: in a cluster, a client attached
-// through another node whose owner is lost (close code 4503) attaches
-// again, as after a restart, and the session's exit code ends it.
-func TestAttachReconnectsAfterNodeLost(t *testing.T) {
-	f := newFakeServer(t)
-	c, stdin := startAttach(t, f, "s1")
-	c.out.waitFor(t, "replayed")
-	typeIn(t, stdin, "nodelost\n")
-	c.out.waitFor(t, "nodelost\nreplayed\r\n") // the second hello's replay
-	typeIn(t, stdin, "exit 5\n")
-	if code := c.wait(t); code != 5 {
-		t.Fatalf("exit %d, stderr %q", code, c.err.String())
-	}
-	if got, want := c.err.String(), "\r\n[the node that runs the session is lost; reconnecting…]\r\n[reconnected]\r\n\r\n[session exited with code 5]\r\n"; got != want {
-		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
 
