@@ -4,10 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A recording whose session's row is gone (another node's prune deleted
@@ -15,14 +13,7 @@ import (
 // refuses it and removes the file at once, without waiting for the next
 // sweep. A session still in the map keeps serving its recording.
 func TestOpenRecordingOfDeletedSession(t *testing.T) {
-	dir := t.TempDir()
-	h := newHarness(t, func(o *Options) {
-		o.Retention = KeepForever
-		o.Linger = time.Millisecond
-		o.RecordingDir = dir
-		o.Record = true
-	})
-	cast := func(id string) string { return filepath.Join(dir, id+".cast") }
+	h, cast := recordingForeverHarness(t)
 	deleteRow := func(id string) {
 		h.store.mu.Lock()
 		delete(h.store.sessions, id)

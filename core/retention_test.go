@@ -108,14 +108,7 @@ func TestRecordingOfSessionInMapIsKept(t *testing.T) {
 // recordings whose rows are gone (in a cluster, another node's prune
 // deletes this node's rows), and keeps the others.
 func TestPurgeEndedForeverRemovesOrphanRecordings(t *testing.T) {
-	dir := t.TempDir()
-	h := newHarness(t, func(o *Options) {
-		o.Retention = KeepForever
-		o.Linger = time.Millisecond
-		o.RecordingDir = dir
-		o.Record = true
-	})
-	cast := func(id string) string { return filepath.Join(dir, id+".cast") }
+	h, cast := recordingForeverHarness(t)
 	h.create(t, "ended")
 	if err := h.m.DestroySession(t.Context(), "ended"); err != nil {
 		t.Fatal(err)
@@ -177,4 +170,18 @@ func TestForeverSweepsRecordingsAtStart(t *testing.T) {
 		_, err := os.Stat(stray)
 		return errors.Is(err, os.ErrNotExist)
 	})
+}
+
+// recordingForeverHarness is a harness that records every session into a
+// directory of the test's and keeps rows forever, its exited sessions
+// lingering a millisecond; cast names a session's recording there.
+func recordingForeverHarness(t *testing.T) (h *harness, cast func(id string) string) {
+	dir := t.TempDir()
+	h = newHarness(t, func(o *Options) {
+		o.Retention = KeepForever
+		o.Linger = time.Millisecond
+		o.RecordingDir = dir
+		o.Record = true
+	})
+	return h, func(id string) string { return filepath.Join(dir, id+".cast") }
 }

@@ -16,10 +16,7 @@ import (
 func TestClusterDeleteNodeLostSession(t *testing.T) {
 	dsn, _ := postgresSchemaDSN(t)
 	a := startNode(t, dsn, "a")
-	bOpts := nodeOptions(dsn, "b")
-	bOpts.KeepSessions = true
-	bOpts.Args = append(bOpts.Args, "--orphan-timeout", restartOrphanTimeout)
-	b := e2etest.Start(t, bOpts)
+	b := e2etest.Start(t, keepingNodeOptions(dsn, "b"))
 	events := subscribe(t, a)
 	id := b.CreateSession(t, map[string]any{"environment_id": "host-b", "command": []string{"/bin/sh"}})
 	events.await(t, 10*time.Second, "session_created", id, "b")

@@ -22,9 +22,8 @@ func TestClusterPlannedStop(t *testing.T) {
 	const bLease = 10 * time.Second
 	dsn, _ := postgresSchemaDSN(t)
 	a := startNode(t, dsn, "a")
-	bOpts := nodeOptions(dsn, "b")
-	bOpts.KeepSessions = true
-	bOpts.Args = append(bOpts.Args, "--orphan-timeout", restartOrphanTimeout, "--node-lease", bLease.String()) // the later --node-lease wins
+	bOpts := keepingNodeOptions(dsn, "b")
+	bOpts.Args = append(bOpts.Args, "--node-lease", bLease.String()) // the later --node-lease wins
 	b := e2etest.Start(t, bOpts)
 	events := subscribe(t, a)
 	id := b.CreateSession(t, map[string]any{"environment_id": "host-b", "command": []string{"/bin/sh"}})

@@ -75,10 +75,7 @@ func (s *eventStream) count(typ, id string) int {
 func TestClusterEventsAndNodeLost(t *testing.T) {
 	dsn, _ := postgresSchemaDSN(t)
 	a := startNode(t, dsn, "a")
-	bOpts := nodeOptions(dsn, "b")
-	bOpts.KeepSessions = true
-	bOpts.Args = append(bOpts.Args, "--orphan-timeout", restartOrphanTimeout)
-	b := e2etest.Start(t, bOpts)
+	b := e2etest.Start(t, keepingNodeOptions(dsn, "b"))
 	events := subscribe(t, a)
 
 	idB := b.CreateSession(t, map[string]any{"environment_id": "host-b", "command": []string{"/bin/sh"}})
@@ -137,10 +134,7 @@ func TestClusterPartitionedNodeStops(t *testing.T) {
 	}
 	cut := newTCPProxy(t, u.Host)
 	u.Host = cut.addr
-	bOpts := nodeOptions(u.String(), "b")
-	bOpts.KeepSessions = true
-	bOpts.Args = append(bOpts.Args, "--orphan-timeout", restartOrphanTimeout)
-	b := e2etest.Start(t, bOpts)
+	b := e2etest.Start(t, keepingNodeOptions(u.String(), "b"))
 	events := subscribe(t, a)
 	idB := b.CreateSession(t, map[string]any{"environment_id": "host-b", "command": []string{"/bin/sh"}})
 	events.await(t, 10*time.Second, "session_created", idB, "b")

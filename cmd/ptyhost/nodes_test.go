@@ -37,6 +37,16 @@ func nodeOptions(dsn, name string) e2etest.Options {
 	}
 }
 
+// keepingNodeOptions are nodeOptions for a node whose sessions outlive it
+// (a stop or a kill leaves them to its plugins) for restartOrphanTimeout,
+// so that the node started again takes them up.
+func keepingNodeOptions(dsn, name string) e2etest.Options {
+	o := nodeOptions(dsn, name)
+	o.KeepSessions = true
+	o.Args = append(o.Args, "--orphan-timeout", restartOrphanTimeout)
+	return o
+}
+
 // nodesOf returns what `ptyhost nodes --json` on srv prints.
 func nodesOf(t *testing.T, srv *e2etest.Server) []node {
 	t.Helper()
