@@ -210,7 +210,8 @@ func withoutClusterHeaders(r *http.Request) *http.Request {
 // node_lost, to be tried again, not as about a session that ended; but a
 // DELETE, which ends it here (core's DestroySession), and a WebSocket,
 // which the endpoint answers (attachFailed answers the attach so, before
-// any upgrade; the compatibility endpoint closes as for an ended one).
+// any upgrade; the compatibility endpoint, whose client sees no status,
+// accepts and closes with CloseNodeLost).
 func (h *handler) owned(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		node, where := h.remoteOwner(r.Context(), r.PathValue("id"))

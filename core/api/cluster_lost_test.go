@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/internal/e2etest"
@@ -125,10 +127,27 @@ func TestNodeLostRecord(t *testing.T) {
 		}
 	}
 
+	// The compatibility endpoint's client sees no status: it is closed
+	// 4503 node_lost, with no exit message.
+	compat, _, err := dialCompat(t, api, "/ws/terminal/gone", nil)
+	if err != nil {
+		t.Fatalf("compatibility attach while b is away: %v", err)
+	}
+	if m, err := compatRead(t, compat); websocket.CloseStatus(err) != CloseNodeLost {
+		t.Errorf("compatibility attach while b is away: message %v, %v; want close %d node_lost", m, err, CloseNodeLost)
+	}
+
 	// b is back, and did not take it up: b's record is final.
 	c.setBHealthy(true)
 	if err := attach(); !errors.As(err, &he) || he.StatusCode != http.StatusGone {
 		t.Errorf("attach once b is back: %v; want HTTP 410", err)
+	}
+	compat, _, err = dialCompat(t, api, "/ws/terminal/gone", nil)
+	if err != nil {
+		t.Fatalf("compatibility attach once b is back: %v", err)
+	}
+	if m := compatNext(t, compat); m["type"] != "exit" {
+		t.Errorf("compatibility attach once b is back: %v; want the exit", m)
 	}
 
 	c.setBHealthy(false)

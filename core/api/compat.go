@@ -95,7 +95,9 @@ func (h *handler) compatRefuse(ctx context.Context, conn *websocket.Conn, r *htt
 
 // compatNotRunning closes a connection to a session that is not running:
 // an ended one with its exit and 1000, as if the client had been there
-// when it ended; one the store does not know with 1008.
+// when it ended; one the store does not know with 1008; one recorded
+// node_lost while its node is away (lostOwner) with CloseNodeLost and no
+// exit, since that node may come back with it.
 func (h *handler) compatNotRunning(ctx context.Context, conn *websocket.Conn, r *http.Request, id string) {
 	rec, err := h.m.GetSession(ctx, id)
 	switch {
@@ -110,6 +112,10 @@ func (h *handler) compatNotRunning(ctx context.Context, conn *websocket.Conn, r 
 		// Still starting, or a record no server has taken up: there is
 		// nothing to attach to (yet).
 		_ = conn.Close(closePolicyViolation, closeReason(fmt.Sprintf("session not found: %s (status %s; try again later)", id, rec.Status)))
+		return
+	}
+	if _, lost := h.lostOwner(ctx, rec); lost {
+		_ = conn.Close(CloseNodeLost, CloseReasonNodeLost)
 		return
 	}
 	// -1, the code core gives an end it does not know the code of.
