@@ -74,6 +74,14 @@ export class Attachment {
     }
     if (this.disposed) return;
     if (ended(record)) {
+      const node = await this.lostNode(record);
+      if (this.disposed) return;
+      if (node) {
+        // Not over yet: its node may come back with it (docs/protocol.md,
+        // "Between nodes"), as the server's 503 says to the attach.
+        this.retry(`node ${node} is lost; waiting for it to come back`);
+        return;
+      }
       this.finish(recordExit(record));
       return;
     }
@@ -163,6 +171,25 @@ export class Attachment {
     // refused), 1013 (too many clients): attach again, resuming at offset.
     // connect() finds out from the record when the session has ended.
     this.retry(ev.reason || (ev.code === 1006 ? 'connection lost' : `closed with code ${ev.code}`));
+  }
+
+  // lostNode returns the name of the node of a session recorded ERROR
+  // node_lost while that node is away (not listed healthy), else ''. Such
+  // a record is not final: the node may come back and take the session
+  // up. When the nodes cannot be read, it counts the node as away, to be
+  // asked again, unless the answer is a refusal that will not change.
+  async lostNode(record) {
+    const reason = typeof record.status_reason === 'string' ? record.status_reason : '';
+    if (record.status !== 'ERROR' || !reason.startsWith('node_lost') || !record.node) return '';
+    try {
+      const res = await api('GET', 'api/v1/nodes');
+      const nodes = res && Array.isArray(res.nodes) ? res.nodes : [];
+      const node = nodes.find((n) => n && n.name === record.node);
+      return node && node.healthy ? '' : record.node;
+    } catch (err) {
+      if (err instanceof APIError && err.status > 0 && err.status < 500) return '';
+      return record.node;
+    }
   }
 
   retry(why) {
