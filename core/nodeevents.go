@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -88,8 +89,11 @@ type NodeLostEnder interface {
 // destroyNodeLost ends session id, which is not live here, if it is
 // recorded node_lost: its node is away, and no other runs it. It is
 // recorded TERMINATED (ReasonDestroyedNodeLost), and a SessionDestroyed
-// event published. Any other id is left alone, as DestroySession leaves an
-// unknown one; without a NodeLostEnder store there is nothing to do.
+// event published. A session that runs on another node, such as one its
+// node took up again (reclaimNodeLost) between the API's look at its
+// record and this, is ErrOtherNode: only that node can end it. Any other
+// id is left alone, as DestroySession leaves an unknown one; without a
+// NodeLostEnder store there is nothing to do.
 func (m *Manager) destroyNodeLost(ctx context.Context, id string) error {
 	e, ok := m.store.(NodeLostEnder)
 	if !ok {
@@ -104,6 +108,19 @@ func (m *Manager) destroyNodeLost(ctx context.Context, id string) error {
 	if ended {
 		m.log.Info("session recorded as node_lost destroyed; its node hangs it up if it comes back", "session_id", id)
 		m.publish(Event{Type: SessionDestroyed, SessionID: id})
+		return nil
+	}
+	if m.opts.NodeName == "" {
+		return nil
+	}
+	rec, err := m.store.GetSession(sctx, id)
+	switch {
+	case errors.Is(err, ErrSessionNotFound):
+		return nil
+	case err != nil:
+		return storeFailed(err)
+	case isLive(rec.Status) && rec.Node != "" && rec.Node != m.opts.NodeName:
+		return fmt.Errorf("%w: session %s runs on node %s; try again", ErrOtherNode, id, rec.Node)
 	}
 	return nil
 }

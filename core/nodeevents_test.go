@@ -148,7 +148,9 @@ func (s *reclaimingStore) EndNodeLost(_ context.Context, id, reason string) (boo
 // TestDestroyNodeLostSession: node a destroying a session node b ran,
 // recorded node_lost while b is away, records it TERMINATED (destroyed)
 // and publishes session_destroyed; other records it does not run are left
-// alone. When b comes back with the session kept, it finds the session no
+// alone, and one that runs on b is ErrOtherNode (b may have taken a
+// node_lost session up again between the API's look and the destroy).
+// When b comes back with the session kept, it finds the session no
 // longer node_lost and hangs it up instead of taking it up.
 func TestDestroyNodeLostSession(t *testing.T) {
 	store := &reclaimingStore{live: true}
@@ -163,8 +165,9 @@ func TestDestroyNodeLostSession(t *testing.T) {
 	)
 	evs := ha.m.Subscribe(t.Context())
 	for _, id := range []string{"lost", "crashed", "running", "unknown"} {
-		if err := ha.m.DestroySession(t.Context(), id); err != nil {
-			t.Errorf("DestroySession(%s): %v", id, err)
+		err := ha.m.DestroySession(t.Context(), id)
+		if want := id == "running"; errors.Is(err, ErrOtherNode) != want || (!want && err != nil) {
+			t.Errorf("DestroySession(%s): %v; want ErrOtherNode %v", id, err, want)
 		}
 	}
 	if e := nextEvent(t, evs); e.Type != SessionDestroyed || e.SessionID != "lost" {

@@ -46,7 +46,11 @@ var (
 	// ErrStoreUnavailable wraps a store error the manager could not work
 	// around: the database is down or unreachable. The API answers 503.
 	ErrStoreUnavailable = errors.New("the database is unavailable")
-	errNotRunning       = errors.New("session is not running")
+	// ErrOtherNode: in a cluster, the session runs on another node, which
+	// alone can act on it (DestroySession on a node that does not run
+	// it). The API answers 503: a request tried again is forwarded there.
+	ErrOtherNode  = errors.New("the session runs on another node")
+	errNotRunning = errors.New("session is not running")
 )
 
 // Environment is a configured place where sessions run: the local host, a

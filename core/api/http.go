@@ -233,7 +233,7 @@ func statusOf(err error) int {
 	case errors.Is(err, core.ErrAlreadyExists), errors.Is(err, core.ErrEnvironmentInUse):
 		return http.StatusConflict
 	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, core.ErrClosed), errors.Is(err, core.ErrNoPlugin),
-		errors.Is(err, core.ErrStoreUnavailable):
+		errors.Is(err, core.ErrStoreUnavailable), errors.Is(err, core.ErrOtherNode):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, core.ErrSpawn):
 		return http.StatusBadGateway

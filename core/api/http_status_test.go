@@ -59,6 +59,7 @@ func TestStatusOf(t *testing.T) {
 		{"environment unavailable", spawn(shared.ErrUnavailable), http.StatusServiceUnavailable},
 		{"manager closed", core.ErrClosed, http.StatusServiceUnavailable},
 		{"store unavailable", fmt.Errorf("%w: down", core.ErrStoreUnavailable), http.StatusServiceUnavailable},
+		{"session on another node", fmt.Errorf("%w: session x runs on node b; try again", core.ErrOtherNode), http.StatusServiceUnavailable},
 		{"spawn failed", spawn(errors.New("the daemon said no")), http.StatusBadGateway},
 		{"anything else", errors.New("boom"), http.StatusInternalServerError},
 	}
