@@ -123,10 +123,13 @@ const (
 
 // Frame is one thing for a client.
 type Frame struct {
-	Kind        FrameKind
-	Data        []byte // FrameOutput, FrameModes: a prefix of the buffer given to Next
-	Size        shared.Size
-	Offset      int64
+	Kind   FrameKind
+	Data   []byte // FrameOutput, FrameModes: a prefix of the buffer given to Next
+	Size   shared.Size
+	Offset int64
+	// End, of a FrameReset: the session's output offset at the reset. The
+	// replay's bytes up to it are history, as Hello.End says.
+	End         int64
 	Exit        ExitStatus
 	CloseCode   int
 	CloseReason string
@@ -207,7 +210,7 @@ func (a *Attachment) pollLocked(buf []byte) (Frame, bool) {
 		return Frame{Kind: FrameResize, Size: shared.Size{Cols: uint16(s.rec.Cols), Rows: uint16(s.rec.Rows)}}, true
 	case a.resetOwed:
 		a.resetOwed = false
-		return Frame{Kind: FrameReset, Offset: a.off}, true
+		return Frame{Kind: FrameReset, Offset: a.off, End: a.hello.End}, true
 	case len(a.modes) > 0:
 		// A few dozen bytes; a smaller buf gets them in pieces.
 		n := copy(buf, a.modes)
@@ -233,7 +236,7 @@ func (a *Attachment) pollLocked(buf []byte) (Frame, bool) {
 		// nothing to read (a ring without safe points resyncs to the
 		// end): the pump must look again.
 		s.flowProgress(a)
-		return Frame{Kind: FrameReset, Offset: p.off}, true
+		return Frame{Kind: FrameReset, Offset: p.off, End: s.ring.End()}, true
 	}
 	if n > 0 {
 		a.off += int64(n)

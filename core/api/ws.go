@@ -259,7 +259,7 @@ func (c *wsClient) writeJSON(ctx context.Context, v any) error {
 // attachment or the connection ends.
 func (c *wsClient) writeLoop(ctx context.Context) {
 	h := c.a.Hello()
-	hello := wsproto.Hello{SessionID: h.SessionID, Epoch: h.Epoch, Cols: int(h.Size.Cols), Rows: int(h.Size.Rows), Offset: h.Offset}
+	hello := wsproto.Hello{SessionID: h.SessionID, Epoch: h.Epoch, Cols: int(h.Size.Cols), Rows: int(h.Size.Rows), Offset: h.Offset, End: h.End}
 	if err := c.writeJSON(ctx, hello); err != nil {
 		return
 	}
@@ -296,7 +296,7 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 		case core.FrameResize:
 			err = c.writeJSON(ctx, wsproto.Resize{Cols: int(f.Size.Cols), Rows: int(f.Size.Rows)})
 		case core.FrameReset:
-			err = c.writeJSON(ctx, wsproto.Reset{Offset: f.Offset})
+			err = c.writeJSON(ctx, wsproto.Reset{Offset: f.Offset, End: f.End})
 		case core.FrameModes:
 			err = c.writeJSON(ctx, wsproto.Modes{Data: string(f.Data)})
 		case core.FrameRestarted:

@@ -31,7 +31,7 @@ func TestWSProtoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if h := c.Hello(); h.Epoch == "" || h != (wsproto.Hello{SessionID: "c1", Epoch: h.Epoch, Cols: core.DefaultCols, Rows: core.DefaultRows, Offset: 0}) {
+	if h := c.Hello(); h.Epoch == "" || h != (wsproto.Hello{SessionID: "c1", Epoch: h.Epoch, Cols: core.DefaultCols, Rows: core.DefaultRows, Offset: 0, End: int64(len("before\r\n"))}) {
 		t.Errorf("hello %+v", h)
 	}
 	var out []byte

@@ -70,7 +70,7 @@ func TestDialAndFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if h := c.Hello(); h != (Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 5}) {
+	if h := c.Hello(); h != (Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 5, End: 5}) { // no end: none to replay
 		t.Errorf("hello %+v", h)
 	}
 	if f, err := c.Next(ctx(t)); err != nil || f.Kind != FrameOutput || string(f.Data) != "out" {

@@ -104,6 +104,14 @@ type Hello struct {
 	Cols   int
 	Rows   int
 	Offset int64
+	// End is the session's output offset when the client attached: the
+	// bytes from Offset to End are history (the replay, or what a resume
+	// missed), those from End on new output. A terminal emulator should
+	// not answer the queries (device attributes, cursor position, ...)
+	// in history: the program asked them long ago, and the answers would
+	// reach it as typed input. Equal to Offset from a server older than
+	// it (the field absent).
+	End int64
 }
 
 // MarshalJSON encodes h as a "hello" message.
@@ -115,7 +123,8 @@ func (h Hello) MarshalJSON() ([]byte, error) {
 		Cols      int    `json:"cols"`
 		Rows      int    `json:"rows"`
 		Offset    int64  `json:"offset"`
-	}{TypeHello, h.SessionID, h.Epoch, h.Cols, h.Rows, h.Offset})
+		End       int64  `json:"end"`
+	}{TypeHello, h.SessionID, h.Epoch, h.Cols, h.Rows, h.Offset, max(h.End, h.Offset)})
 }
 
 // Resize is the terminal's size: from the server, it changed; from a
@@ -135,9 +144,11 @@ func (r Resize) MarshalJSON() ([]byte, error) {
 }
 
 // Reset tells a client that fell behind that output it had not received
-// was dropped: reset the terminal; the replay from Offset follows.
+// was dropped: reset the terminal; the replay from Offset follows. End,
+// as the hello's, is where the replay's history ends.
 type Reset struct {
 	Offset int64
+	End    int64
 }
 
 // MarshalJSON encodes r as a "reset" message.
@@ -145,7 +156,8 @@ func (r Reset) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Type   string `json:"type"`
 		Offset int64  `json:"offset"`
-	}{TypeReset, r.Offset})
+		End    int64  `json:"end"`
+	}{TypeReset, r.Offset, max(r.End, r.Offset)})
 }
 
 // Modes carries the escape sequences that take a fresh terminal into the
@@ -209,6 +221,7 @@ type Message struct {
 	Cols      int    `json:"cols"`       // hello, resize
 	Rows      int    `json:"rows"`       // hello, resize
 	Offset    int64  `json:"offset"`     // hello, reset
+	End       int64  `json:"end"`        // hello, reset
 	Data      string `json:"data"`       // modes
 	Code      int    `json:"code"`       // exit
 	Signal    string `json:"signal"`     // exit
@@ -230,7 +243,7 @@ func ParseMessage(p []byte) (Message, error) {
 
 // Hello returns m's hello fields.
 func (m Message) Hello() Hello {
-	return Hello{SessionID: m.SessionID, Epoch: m.Epoch, Cols: m.Cols, Rows: m.Rows, Offset: m.Offset}
+	return Hello{SessionID: m.SessionID, Epoch: m.Epoch, Cols: m.Cols, Rows: m.Rows, Offset: m.Offset, End: max(m.End, m.Offset)}
 }
 
 // Exit returns m's exit fields.

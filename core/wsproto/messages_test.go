@@ -12,12 +12,14 @@ func TestMessageEncoding(t *testing.T) {
 		msg  any
 		want string
 	}{
-		{Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 1234}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":1234}`},
-		{Hello{SessionID: "s1", Cols: 80, Rows: 24}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`},
-		{Hello{SessionID: "s1", Epoch: "k3j9", Cols: 80, Rows: 24}, `{"type":"hello","session_id":"s1","epoch":"k3j9","cols":80,"rows":24,"offset":0}`},
+		{Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 1234, End: 2000}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":1234,"end":2000}`},
+		// An End before the Offset (unset) is the Offset: no history.
+		{Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 1234}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":1234,"end":1234}`},
+		{Hello{SessionID: "s1", Cols: 80, Rows: 24}, `{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0,"end":0}`},
+		{Hello{SessionID: "s1", Epoch: "k3j9", Cols: 80, Rows: 24}, `{"type":"hello","session_id":"s1","epoch":"k3j9","cols":80,"rows":24,"offset":0,"end":0}`},
 		{Resize{Cols: 100, Rows: 30}, `{"type":"resize","cols":100,"rows":30}`},
-		{Reset{Offset: 0}, `{"type":"reset","offset":0}`},
-		{Reset{Offset: 5678}, `{"type":"reset","offset":5678}`},
+		{Reset{Offset: 0}, `{"type":"reset","offset":0,"end":0}`},
+		{Reset{Offset: 5678, End: 6000}, `{"type":"reset","offset":5678,"end":6000}`},
 		{Exit{}, `{"type":"exit","code":0,"signal":"","reason":""}`},
 		{Exit{Code: -1, Signal: "SIGKILL", Reason: "plugin_crashed"}, `{"type":"exit","code":-1,"signal":"SIGKILL","reason":"plugin_crashed"}`},
 		{Error{Message: "no"}, `{"type":"error","message":"no"}`},
@@ -31,11 +33,15 @@ func TestMessageEncoding(t *testing.T) {
 
 // What the server encodes, ParseMessage decodes back.
 func TestParseMessageRoundTrip(t *testing.T) {
-	h := Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 9}
+	h := Hello{SessionID: "s1", Cols: 80, Rows: 24, Offset: 9, End: 12}
 	b, _ := json.Marshal(h)
 	m, err := ParseMessage(b)
 	if err != nil || m.Type != TypeHello || m.Hello() != h {
 		t.Errorf("hello: %+v, %v", m, err)
+	}
+	// A server older than End sends none: no history.
+	if m, err := ParseMessage([]byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":9}`)); err != nil || m.Hello().End != 9 {
+		t.Errorf("hello without end: %+v, %v; want End 9", m, err)
 	}
 	e := Exit{Code: 3, Signal: "SIGTERM", Reason: "r"}
 	b, _ = json.Marshal(e)

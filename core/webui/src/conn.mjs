@@ -11,16 +11,24 @@ const SUBPROTOCOL = 'ptyhost.v1';
 const CLOSE_ENDED = 1000; // destroyed, or exited (after the exit message)
 const CLOSE_PLUGIN_CRASHED = 4010;
 
+// The protocol's bounds on what a client sends: a frame of input (the
+// server takes up to 1 MiB), a terminal size (1..1000 either way).
+const INPUT_FRAME = 64 * 1024;
+const MAX_SIZE = 1000;
+
 export class Attachment {
   // opts: {sessionId, readOnly, and callbacks:
   //   state(state, why)    "connecting" | "open" | "reconnecting" | "closed",
   //                        and why it reconnects"
-  //   output(Uint8Array)   output bytes, in order
+  //   output(Uint8Array, history)  output bytes, in order; history: they
+  //                        are (or begin in) the replay of what came
+  //                        before this page attached
   //   reset()              clear the terminal (a fresh replay follows)
   //   modes(string)        escape sequences to write before the replay
   //   hello(msg)           after each hello, once the terminal is ready
   //   resize(cols, rows)   the session's terminal size changed
-  //   restarted()          the program was restarted in place
+  //   restarted(history)   the program was restarted in place (history:
+  //                        in the replay, before this page attached)
   //   exit(info)           the session ended: {code, signal, reason} or {text}
   //   notice(message)      something to show for a moment}
   constructor(opts) {
@@ -36,6 +44,9 @@ export class Attachment {
     // gives it back, so that a session created again under the id meanwhile
     // answers with a reset rather than its own bytes from the offset.
     this.epoch = '';
+    // replayEnd is the hello's (or reset's) end: output before it is
+    // history, whose queries the terminal must not answer (termview).
+    this.replayEnd = 0;
     this.hadHello = false;
     this.exited = false;
     this.disposed = false;
@@ -102,8 +113,9 @@ export class Attachment {
   message(data) {
     if (this.disposed) return;
     if (typeof data !== 'string') {
+      const start = this.offset;
       this.offset += data.byteLength;
-      this.opts.output(new Uint8Array(data));
+      this.opts.output(new Uint8Array(data), start < this.replayEnd);
       return;
     }
     let msg;
@@ -120,6 +132,7 @@ export class Attachment {
         // this page stopped; otherwise a replay follows, from scratch.
         if (!this.hadHello || msg.offset !== this.offset) this.opts.reset();
         this.offset = msg.offset;
+        this.replayEnd = typeof msg.end === 'number' ? msg.end : msg.offset;
         this.epoch = msg.epoch || '';
         this.hadHello = true;
         this.attempt = 0;
@@ -128,6 +141,7 @@ export class Attachment {
         break;
       case 'reset':
         this.offset = msg.offset;
+        this.replayEnd = typeof msg.end === 'number' ? msg.end : msg.offset;
         this.opts.reset();
         break;
       case 'modes':
@@ -138,7 +152,7 @@ export class Attachment {
         break;
       case 'restarted':
         this.offset = msg.offset;
-        this.opts.restarted();
+        this.opts.restarted(msg.offset < this.replayEnd);
         break;
       case 'exit':
         this.exited = true;
@@ -227,15 +241,20 @@ export class Attachment {
 
   // send writes input bytes; nothing while disconnected or read-only (a
   // reconnect does not replay keystrokes typed into a dead connection).
+  // A large paste goes in frames the server takes (at most 1 MiB each).
   send(bytes) {
     if (this.readOnly || !this.ws || this.ws.readyState !== WebSocket.OPEN || !this.hadHello) return;
-    this.ws.send(bytes);
+    for (let i = 0; i < bytes.length; i += INPUT_FRAME) {
+      this.ws.send(bytes.subarray(i, i + INPUT_FRAME));
+    }
   }
 
   // resize asks for the terminal size cols×rows, only when it differs from
   // the last one this connection asked for; viewers never ask.
   resize(cols, rows) {
     if (this.readOnly || !this.ws || this.ws.readyState !== WebSocket.OPEN || !this.hadHello) return;
+    cols = Math.min(Math.max(cols, 1), MAX_SIZE);
+    rows = Math.min(Math.max(rows, 1), MAX_SIZE);
     if (this.lastSize && this.lastSize.cols === cols && this.lastSize.rows === rows) return;
     this.lastSize = { cols, rows };
     this.ws.send(JSON.stringify({ type: 'resize', cols, rows }));

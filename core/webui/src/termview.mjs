@@ -18,6 +18,36 @@ const STATE_LABELS = {
 
 const encoder = new TextEncoder();
 
+// The largest terminal the protocol allows, either way.
+const MAX_SIZE = 1000;
+
+// The queries a terminal answers (xterm.js's handlers that reply): device
+// attributes, device status and cursor position, the mode requests, the
+// setting request (DCS $ q). In the replay they are history: the program
+// asked them long ago and had its answer from whichever terminal was
+// there; answered again, they would reach it as typed input.
+const QUERIES_CSI = [
+  { final: 'c' },
+  { prefix: '>', final: 'c' },
+  { final: 'n' },
+  { prefix: '?', final: 'n' },
+  { intermediates: '$', final: 'p' },
+  { prefix: '?', intermediates: '$', final: 'p' },
+];
+// The window reports of CSI t (the others change the window).
+const WINDOW_REPORTS = new Set([11, 13, 14, 15, 16, 18, 19, 20, 21]);
+// Color queries: OSC 4 (palette), 10, 11, 12 with "?" for the color.
+const QUERIES_OSC = [4, 10, 11, 12];
+
+// What a new program in place of the old one starts from (a restart in
+// place): the modes a fresh terminal has. CAN first ends a sequence the
+// old program left unfinished. Then: main screen, no mouse reporting,
+// normal cursor keys and keypad, no bracketed paste, no focus reports, a
+// visible cursor of the default style, default colors.
+const FRESH_MODES =
+  '\x18\x1b[?1049l\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l' +
+  '\x1b[?1l\x1b>\x1b[?2004l\x1b[?1004l\x1b[?25h\x1b[0 q\x1b[m';
+
 export class TerminalView {
   // sessionId: the session; readOnly: attach as a viewer (mode=read);
   // forceDOM: skip the WebGL renderer (?renderer=dom).
@@ -34,6 +64,11 @@ export class TerminalView {
     };
     this.raf = 0;
     this.disposed = false;
+    // history: the parser is in output the page was not there for (the
+    // replay), whose queries it must not answer. It changes in band, at
+    // its place in the output (see output).
+    this.history = false;
+    this.historyWritten = false;
     this.resets = 0; // see the test hook in app.mjs
   }
 
@@ -71,7 +106,7 @@ export class TerminalView {
       sessionId: this.sessionId,
       readOnly: this.readOnly,
       state: (state, why) => this.setState(state, why),
-      output: (bytes) => term.write(bytes),
+      output: (bytes, history) => this.output(bytes, history),
       // In band, after what is already queued: term.reset() would clear
       // the screen at once and then draw the stale output still queued
       // for write() over the replay.
@@ -86,11 +121,15 @@ export class TerminalView {
         // the session's.
         if (this.readOnly) term.resize(cols, rows);
       },
-      restarted: () => notice('The session was restarted: a new program is running.'),
+      restarted: (history) => {
+        term.write(FRESH_MODES);
+        if (!history) notice('The session was restarted: a new program is running.');
+      },
       exit: (info) => this.exit(info),
       notice,
     });
 
+    this.ignoreHistoryQueries(term);
     term.onData((data) => this.conn.send(encoder.encode(data)));
     term.onBinary((data) => {
       // onBinary's string holds one byte per character (mouse reports in
@@ -136,13 +175,43 @@ export class TerminalView {
     }
   }
 
+  // output writes output bytes; history says they are (or begin in) the
+  // replay. The parser learns it where they begin: a write's callback runs
+  // once everything written before it has been parsed.
+  output(bytes, history) {
+    if (history !== this.historyWritten) {
+      this.historyWritten = history;
+      this.term.write('', () => {
+        this.history = history;
+      });
+    }
+    this.term.write(bytes);
+  }
+
+  // ignoreHistoryQueries makes the terminal leave the queries in the
+  // replay unanswered (QUERIES_CSI); a handler that returns true is the
+  // last, and xterm.js's own, which answers, does not run.
+  ignoreHistoryQueries(term) {
+    const inHistory = () => this.history;
+    for (const id of QUERIES_CSI) term.parser.registerCsiHandler(id, inHistory);
+    term.parser.registerCsiHandler({ final: 't' }, (params) => this.history && WINDOW_REPORTS.has(params[0]));
+    term.parser.registerDcsHandler({ intermediates: '$', final: 'q' }, inHistory);
+    for (const ident of QUERIES_OSC) {
+      term.parser.registerOscHandler(ident, (data) => this.history && data.includes('?'));
+    }
+  }
+
   refit() {
     if (this.disposed || this.readOnly) return;
     try {
       this.fit.fit();
     } catch {
       // A hidden container has no size to fit to; the next resize refits.
+      return;
     }
+    // A window too large for the protocol gets the largest terminal.
+    const { cols, rows } = this.term;
+    if (cols > MAX_SIZE || rows > MAX_SIZE) this.term.resize(Math.min(cols, MAX_SIZE), Math.min(rows, MAX_SIZE));
   }
 
   hello(msg) {
