@@ -350,6 +350,9 @@ type fakeKeeper struct {
 	attached map[string]*keptPTY // the PTY of each id's last Attach
 	offsets  map[string]int64    // the offset each id's last Attach asked for
 	order    []string            // ids in the order kept
+	// answer, when it has an id, is the offset Attach answers for it,
+	// whatever it keeps: a plugin's lie.
+	answer map[string]int64
 }
 
 var _ shared.Keeper = (*fakeKeeper)(nil)
@@ -368,6 +371,7 @@ func newFakeKeeper() *fakeKeeper {
 		failOnce: map[string]error{},
 		attached: map[string]*keptPTY{},
 		offsets:  map[string]int64{},
+		answer:   map[string]int64{},
 	}
 }
 
@@ -420,6 +424,9 @@ func (k *fakeKeeper) Attach(_ context.Context, id string, off int64) (shared.PTY
 		p.End(*ks.Exit)
 	}
 	k.attached[id], k.offsets[id] = p, off
+	if a, ok := k.answer[id]; ok {
+		return p, a, nil
+	}
 	return p, start, nil
 }
 

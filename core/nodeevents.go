@@ -130,17 +130,18 @@ func (m *Manager) destroyNodeLost(ctx context.Context, id string) error {
 // each survivor no live record claimed, a record of this node that is
 // ERROR node_lost, of an environment that still exists, is reclaimed
 // (SessionReclaimer) and the session adopted.
-// The survivors it takes up are removed from survivors; the others stay
-// there, to be hung up. It returns how many it took up and the channels
-// adopt returned.
-func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string]Survivor) (int, []<-chan struct{}, error) {
-	rc, ok := m.store.(SessionReclaimer)
+// The survivors of the records it looks at are removed from survivors,
+// and those it does not take up go to rc.strays, to be hung up; the
+// others stay in survivors. It returns how many it took up and the
+// channels adopt returned.
+func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Survivor, rc *reconciling) (int, []<-chan struct{}, error) {
+	reclaimer, ok := m.store.(SessionReclaimer)
 	if !ok || m.opts.NodeName == "" {
 		return 0, nil, nil
 	}
 	n := 0
 	var caughtUp []<-chan struct{}
-	for id, sv := range survivors {
+	for id, cands := range survivors {
 		if m.isLive(id) {
 			continue
 		}
@@ -160,38 +161,39 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string]Surv
 		// so that nothing runs on in an environment that is gone.
 		// Left in survivors, it is hung up. (A check, not a lock, as
 		// otherNodesUse's.)
-		env, err := m.store.GetEnvironment(ctx, rec.EnvironmentID)
-		switch {
-		case errors.Is(err, ErrEnvironmentNotFound),
-			err == nil && sv.EnvironmentType != "" && !strings.EqualFold(env.Type, sv.EnvironmentType):
+		delete(survivors, id) // what pickSurvivor does not take goes to rc.strays
+		sv, kept, err := m.pickSurvivor(ctx, rec, cands, rc)
+		if err != nil {
+			return n, caughtUp, err
+		}
+		if !kept {
 			m.log.Warn("a session recorded as node_lost ran in an environment that is gone (deleted, or made again as another type); hanging it up",
 				"session_id", id, "environment_id", rec.EnvironmentID)
 			continue
-		case err != nil:
-			return n, caughtUp, err
 		}
-		ok, err := rc.ReclaimSession(ctx, id, m.opts.NodeName)
+		ok, err := reclaimer.ReclaimSession(ctx, id, m.opts.NodeName)
 		if err != nil {
 			return n, caughtUp, err
 		}
 		if !ok {
 			m.log.Warn("could not reclaim a session recorded as node_lost: this node's lease is not live", "session_id", id)
+			rc.strays = append(rc.strays, sv)
 			continue
 		}
 		ch, err := m.adopt(ctx, rec, sv)
 		switch {
 		case err == nil:
-			delete(survivors, id)
+			rc.taken[id] = sv.Keeper
 			caughtUp = append(caughtUp, ch)
 			n++
 			m.log.Info("session recorded as node_lost taken up again", "session_id", id)
 			continue
 		case errors.Is(err, errNowLive):
-			delete(survivors, id)
 			continue
 		case errors.Is(err, ErrClosed):
 			return n, caughtUp, err
 		}
+		rc.strays = append(rc.strays, sv)
 		m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", id, "err", err)
 		if err := m.recordLost(ctx, id); err != nil {
 			return n, caughtUp, err

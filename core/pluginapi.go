@@ -107,6 +107,11 @@ type Survivor struct {
 	shared.KeptSession
 	// Keeper reaches the plugin process that holds the session.
 	Keeper shared.Keeper
+	// Foreign: the plugin process that keeps it does not serve its
+	// EnvironmentType (another plugin does, or none). Reconcile hangs it
+	// up and never takes it up: a plugin must not pass a session of its
+	// own off as another plugin's.
+	Foreign bool
 }
 
 // SurvivorSource is implemented by Dispatchers that reattach to the plugin

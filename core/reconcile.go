@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,7 +69,8 @@ var errNowLive = errors.New("the session id is live in this server")
 // (reclaimNodeLost); those no plugin kept stay node_lost, and those whose
 // environment is gone are hung up.
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
-	survivors := m.survivors(ctx)
+	survivors, foreign := m.survivors(ctx)
+	rc := &reconciling{types: make(map[string]string), taken: make(map[string]shared.Keeper), strays: foreign}
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
 	if err != nil {
 		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", err)
@@ -78,15 +81,20 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 		if rec.Node != m.opts.NodeName && m.opts.NodeName != "" {
 			continue // another node's session, live or not: its own to take up
 		}
-		sv, kept := survivors[rec.ID]
+		cands := survivors[rec.ID]
 		delete(survivors, rec.ID)
 		if m.isLive(rec.ID) {
 			continue
+		}
+		sv, kept, err := m.pickSurvivor(ctx, rec, cands, rc)
+		if err != nil {
+			return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
 		}
 		if kept {
 			ch, err := m.adopt(ctx, rec, sv)
 			switch {
 			case err == nil:
+				rc.taken[rec.ID] = sv.Keeper
 				resumed++
 				caughtUp = append(caughtUp, ch)
 				continue
@@ -98,7 +106,7 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 			m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", rec.ID, "err", err)
 			// Lost: hung up below with the kept sessions nobody claims, so
 			// that it does not run on unknown in a plugin this server holds.
-			survivors[rec.ID] = sv
+			rc.strays = append(rc.strays, sv)
 		}
 		if err := m.recordLost(ctx, rec.ID); err != nil {
 			return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
@@ -108,13 +116,16 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	}
 	// Sessions another node recorded as node_lost while this one was
 	// away are this node's again if its plugins kept them.
-	reclaimed, chans, err := m.reclaimNodeLost(ctx, survivors)
+	reclaimed, chans, err := m.reclaimNodeLost(ctx, survivors, rc)
 	resumed += reclaimed
 	caughtUp = append(caughtUp, chans...)
 	if err != nil {
 		return lost, fmt.Errorf("core: reclaiming sessions recorded as node_lost: %w", err)
 	}
-	hungUp := m.hangUpSurvivors(ctx, survivors)
+	for _, cands := range survivors {
+		rc.strays = append(rc.strays, cands...)
+	}
+	hungUp := m.hangUpSurvivors(ctx, rc)
 	m.awaitCaughtUp(ctx, caughtUp)
 	if err := m.writer.flush(ctx); err != nil {
 		// The writer retries; the sessions are live whatever the store
@@ -127,24 +138,87 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	return lost, nil
 }
 
-// survivors returns the sessions the plugins kept, by id; none when the
-// Dispatcher is no SurvivorSource. A listing that fails is logged, and
-// what it did return is used: the sessions of a plugin that could not
-// list its own are lost.
-func (m *Manager) survivors(ctx context.Context) map[string]Survivor {
+// survivors returns the sessions the plugins kept, by id, and the
+// foreign ones (Survivor.Foreign), to be hung up; none when the
+// Dispatcher is no SurvivorSource. An id is usually listed once, but
+// more than one plugin may list it (a plugin lying, or a leftover):
+// pickSurvivor chooses. A listing that fails is logged, and what it did
+// return is used: the sessions of a plugin that could not list its own
+// are lost.
+func (m *Manager) survivors(ctx context.Context) (map[string][]Survivor, []Survivor) {
 	src, ok := m.plugins.(SurvivorSource)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	list, err := src.Survivors(ctx)
 	if err != nil {
 		m.log.Error("listing the sessions the plugins kept failed; the sessions not listed are lost", "err", err)
 	}
-	byID := make(map[string]Survivor, len(list))
+	byID := make(map[string][]Survivor, len(list))
+	var foreign []Survivor
 	for _, sv := range list {
-		byID[sv.ID] = sv
+		if sv.Foreign {
+			m.log.Warn("a plugin kept a session of a type it does not serve; hanging it up", "session_id", sv.ID, "type", sv.EnvironmentType)
+			foreign = append(foreign, sv)
+			continue
+		}
+		byID[sv.ID] = append(byID[sv.ID], sv)
 	}
-	return byID
+	return byID, foreign
+}
+
+// reconciling is what one Reconcile learns on its way.
+type reconciling struct {
+	// types is the type of each environment looked up, by id: "" for one
+	// that does not exist.
+	types map[string]string
+	// taken is the Keeper each session taken up came from, by id.
+	taken map[string]shared.Keeper
+	// strays are kept sessions to hang up (hangUpSurvivors).
+	strays []Survivor
+}
+
+// pickSurvivor returns, of cands, the sessions the plugins kept under
+// rec's id, the one of the type of rec's environment (kept true); the
+// others go to rc.strays, to be hung up: only the plugin that serves a
+// session's type may take it up. None is picked when rec's environment
+// is gone.
+func (m *Manager) pickSurvivor(ctx context.Context, rec SessionRecord, cands []Survivor, rc *reconciling) (sv Survivor, kept bool, err error) {
+	if len(cands) == 0 {
+		return Survivor{}, false, nil
+	}
+	typ, looked := rc.types[rec.EnvironmentID]
+	if !looked {
+		env, err := m.lookupEnvironment(ctx, rec.EnvironmentID)
+		switch {
+		case err == nil:
+			typ = env.Type
+		case !errors.Is(err, ErrEnvironmentNotFound):
+			return Survivor{}, false, err
+		}
+		rc.types[rec.EnvironmentID] = typ
+	}
+	for _, c := range cands {
+		if !kept && typ != "" && strings.EqualFold(c.EnvironmentType, typ) {
+			sv, kept = c, true
+			continue
+		}
+		m.log.Warn("a plugin kept a session under the id of a session of another type (or of an environment that is gone); hanging it up",
+			"session_id", rec.ID, "type", c.EnvironmentType, "environment_type", typ)
+		rc.strays = append(rc.strays, c)
+	}
+	return sv, kept, nil
+}
+
+// sameKeeper reports whether a and b are one plugin process's Keeper.
+func sameKeeper(a, b shared.Keeper) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if ta, tb := reflect.TypeOf(a), reflect.TypeOf(b); ta != tb || !ta.Comparable() {
+		return false
+	}
+	return a == b
 }
 
 // isLive reports whether the session id is in the manager's map.
@@ -173,6 +247,11 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor) (<-
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("attaching to the kept session: %w", err)
+	}
+	if start < 0 || start > maxKeptOffset {
+		// The plugin's word, which the scrollback's offsets must not take.
+		_ = p.Close()
+		return nil, fmt.Errorf("attaching to the kept session: the plugin answered offset %d, outside 0..%d", start, int64(maxKeptOffset))
 	}
 	now := m.now()
 	rec.Status, rec.StatusReason = StatusActive, ""
@@ -218,17 +297,28 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor) (<-
 	return caughtUp, nil
 }
 
-// hangUpSurvivors kills and closes, in parallel, the sessions the plugins
-// kept that no live record claims, and returns how many it hung up.
-func (m *Manager) hangUpSurvivors(ctx context.Context, survivors map[string]Survivor) int {
+// maxKeptOffset bounds the offset a plugin may answer for a kept
+// session's oldest byte: far beyond any real output (4 EiB), and far
+// enough from the int64 limit that the scrollback's arithmetic on it
+// cannot overflow.
+const maxKeptOffset = 1 << 62
+
+// hangUpSurvivors kills and closes, in parallel, rc.strays, the sessions
+// the plugins kept that no live record claims, and returns how many it
+// hung up. One whose id runs here is left alone unless this Reconcile
+// took that id up from another plugin process: the same process's
+// session is the live one.
+func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex
 		n  int
 	)
-	for _, sv := range survivors {
+	for _, sv := range rc.strays {
 		if m.isLive(sv.ID) {
-			continue
+			if k, ok := rc.taken[sv.ID]; !ok || sameKeeper(k, sv.Keeper) {
+				continue
+			}
 		}
 		wg.Go(func() {
 			if err := hangUpSurvivor(ctx, sv); err != nil {

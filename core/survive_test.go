@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -414,5 +415,92 @@ func TestRingBeginsAtAnOffset(t *testing.T) {
 	}
 	if p := r.replayPoint(); p.off != r.End() {
 		t.Errorf("replay point %d without a safe point, want the end %d", p.off, r.End())
+	}
+}
+
+// TestReconcileRefusesABadOffset: a kept session whose plugin answers an
+// offset the scrollback cannot begin at (negative, or near the int64
+// limit) is not taken up: it is recorded lost and hung up, and the server
+// goes on.
+func TestReconcileRefusesABadOffset(t *testing.T) {
+	keeper := newFakeKeeper()
+	for id, off := range map[string]int64{"negative": -1000, "huge": math.MaxInt64 - 10} {
+		keeper.keep(id, 0, []byte("$ "), nil)
+		keeper.answer[id] = off
+	}
+	h := survivingHarness(t, keeper, nil)
+	h.saveRows(t, SessionRecord{ID: "negative", Status: StatusActive}, SessionRecord{ID: "huge", Status: StatusActive})
+
+	if n, err := h.m.Reconcile(t.Context()); err != nil || n != 2 {
+		t.Fatalf("Reconcile = %d, %v; want 2 lost", n, err)
+	}
+	for _, id := range []string{"negative", "huge"} {
+		if row := h.store.row(t, id); row.Status != StatusError || row.StatusReason != ReasonServerLost {
+			t.Errorf("%s: %+v, want ERROR %s", id, row, ReasonServerLost)
+		}
+		if err := tryAttach(h.m, id); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("%s is live: %v", id, err)
+		}
+		if kills, closes := keeper.pty(t, id).Counts(); kills != 1 || closes != 1 {
+			t.Errorf("%s: kills=%d closes=%d, want it hung up", id, kills, closes)
+		}
+	}
+}
+
+// listedSurvivors is a Dispatcher that reattached to plugin processes
+// whose kept sessions are list, as pluginhost lists them.
+type listedSurvivors struct {
+	Dispatcher
+	list []Survivor
+}
+
+func (s listedSurvivors) Survivors(context.Context) ([]Survivor, error) { return s.list, nil }
+
+// TestReconcileTakesUpOnlyTheSessionsOfItsType: a plugin cannot take up
+// another plugin's session by listing its id. Of two plugins that both
+// list a session, the one of its environment's type takes it up, the
+// other's is hung up, whichever is listed last; a session listed only by
+// a plugin of another type, or listed as foreign (a type its plugin does
+// not serve), is recorded lost, and what that plugin kept is hung up.
+func TestReconcileTakesUpOnlyTheSessionsOfItsType(t *testing.T) {
+	legit, evil := newFakeKeeper(), newFakeKeeper()
+	legit.keep("victim", 0, []byte("legit$ "), nil)
+	for _, id := range []string{"victim", "other-type", "foreign"} {
+		evil.keep(id, 0, []byte("evil$ "), nil)
+	}
+	evil.kept["victim"].EnvironmentType = "EVIL"
+	evil.kept["other-type"].EnvironmentType = "EVIL"
+	list := []Survivor{
+		{KeptSession: legit.kept["victim"].KeptSession, Keeper: legit},
+		{KeptSession: evil.kept["victim"].KeptSession, Keeper: evil},
+		{KeptSession: evil.kept["other-type"].KeptSession, Keeper: evil},
+		{KeptSession: evil.kept["foreign"].KeptSession, Keeper: evil, Foreign: true},
+	}
+	h := newHarness(t, func(o *Options) { o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: list} })
+	h.saveRows(t,
+		SessionRecord{ID: "victim", Status: StatusActive},
+		SessionRecord{ID: "other-type", Status: StatusActive},
+		SessionRecord{ID: "foreign", Status: StatusActive},
+	)
+
+	if n, err := h.m.Reconcile(t.Context()); err != nil || n != 2 {
+		t.Fatalf("Reconcile = %d, %v; want 2 lost (other-type, foreign)", n, err)
+	}
+	a := h.attach(t, "victim")
+	if out, _ := frames(t, a, len("legit$ ")); string(out) != "legit$ " {
+		t.Errorf("the session taken up shows %q, want its own plugin's %q", out, "legit$ ")
+	}
+	if kills, _ := legit.pty(t, "victim").Counts(); kills != 0 {
+		t.Error("the session taken up was killed")
+	}
+	for _, id := range []string{"victim", "other-type", "foreign"} {
+		if kills, closes := evil.pty(t, id).Counts(); kills != 1 || closes != 1 {
+			t.Errorf("the other plugin's %s: kills=%d closes=%d, want it hung up", id, kills, closes)
+		}
+	}
+	for _, id := range []string{"other-type", "foreign"} {
+		if row := h.store.row(t, id); row.Status != StatusError || row.StatusReason != ReasonServerLost {
+			t.Errorf("%s: %+v, want ERROR %s", id, row, ReasonServerLost)
+		}
 	}
 }

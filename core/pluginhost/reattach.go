@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,7 +345,8 @@ func (r *attachRunner) HostToPlugin(network, addr string) (string, string, error
 
 // Survivors implements core.SurvivorSource: the sessions held by the
 // plugin processes Load reattached to (not those it launched), each with
-// the Keeper to attach to it through. A reattached process that has
+// the Keeper to attach to it through, and Foreign when its process may
+// not keep a session of its type (mayKeep). A reattached process that has
 // exited since has none. When a plugin cannot list its sessions, the
 // others' are returned with an error naming it.
 func (p *Plugins) Survivors(ctx context.Context) ([]core.Survivor, error) {
@@ -366,10 +368,23 @@ func (p *Plugins) Survivors(ctx context.Context) ([]core.Survivor, error) {
 			continue
 		}
 		for _, ks := range list {
-			out = append(out, core.Survivor{KeptSession: ks, Keeper: g.wrapped})
+			out = append(out, core.Survivor{KeptSession: ks, Keeper: g.wrapped, Foreign: !p.mayKeep(s, g, ks.EnvironmentType)})
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// mayKeep reports whether the process g of plugin s may keep a session
+// of type typ: g declared the type, and no other plugin serves it. A
+// plugin does not take up another's session by listing its id.
+func (p *Plugins) mayKeep(s *supervised, g *generation, typ string) bool {
+	if !slices.Contains(g.info.Types, typ) {
+		return false
+	}
+	p.mu.Lock()
+	owner, ok := p.byType[typ]
+	p.mu.Unlock()
+	return !ok || owner == s
 }
 
 var _ core.SurvivorSource = (*Plugins)(nil)

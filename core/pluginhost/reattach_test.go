@@ -204,8 +204,8 @@ func TestReattachKeepsSessions(t *testing.T) {
 	}
 	if len(survivors) != 1 || survivors[0].ID != "counter" || survivors[0].EnvironmentType != "HOST" ||
 		survivors[0].EnvironmentID != "host" || survivors[0].StartOffset != 0 || survivors[0].EndOffset < int64(len(first)) ||
-		survivors[0].Exit != nil || survivors[0].Keeper == nil {
-		t.Fatalf("Survivors() = %+v, want the running counter session, with at least %d bytes kept", survivors, len(first))
+		survivors[0].Exit != nil || survivors[0].Keeper == nil || survivors[0].Foreign {
+		t.Fatalf("Survivors() = %+v, want the running counter session, with at least %d bytes kept, not foreign", survivors, len(first))
 	}
 	st := waitPlugin(ctx, t, p2, "host", "running", running)
 	if st.PID != before.PID || st.Restarts != 0 {
@@ -732,5 +732,32 @@ func TestLoadStoppedWhileReattaching(t *testing.T) {
 	defer p.Close()
 	if s, err := p.Survivors(ctx); err != nil || len(s) != 1 || s[0].ID != "kept" {
 		t.Errorf("Survivors() after the stopped Load = %+v, %v; want the session kept", s, err)
+	}
+}
+
+// TestMayKeep: a reattached plugin process may keep the sessions of the
+// types it declared that no other plugin serves; a session of another
+// plugin's type, or of a type it did not declare, is foreign.
+func TestMayKeep(t *testing.T) {
+	host, zz := &supervised{name: "host"}, &supervised{name: "zz"}
+	p := &Plugins{byType: map[string]*supervised{"HOST": host, "EVIL": zz}}
+	hostGen := &generation{info: shared.Info{Types: []string{"HOST"}}}
+	zzGen := &generation{info: shared.Info{Types: []string{"EVIL", "HOST", "NEW"}}}
+	for _, tt := range []struct {
+		s    *supervised
+		g    *generation
+		typ  string
+		want bool
+	}{
+		{host, hostGen, "HOST", true},
+		{host, hostGen, "EVIL", false}, // not declared
+		{zz, zzGen, "EVIL", true},
+		{zz, zzGen, "HOST", false}, // declared, but host serves it
+		{zz, zzGen, "NEW", true},   // declared, and nobody has claimed it yet
+		{zz, zzGen, "DOCKER", false},
+	} {
+		if got := p.mayKeep(tt.s, tt.g, tt.typ); got != tt.want {
+			t.Errorf("mayKeep(%s, %s) = %v, want %v", tt.s.name, tt.typ, got, tt.want)
+		}
 	}
 }
