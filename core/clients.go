@@ -140,6 +140,13 @@ func (m *Manager) countAttachment(delta int) {
 	}
 }
 
+// attachmentCount returns how many attachments are open.
+func (m *Manager) attachmentCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.attachments
+}
+
 // detach removes a from its session; the last one out makes the session
 // IDLE and arms its idle timer.
 func (m *Manager) detach(a *Attachment) {

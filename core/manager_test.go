@@ -800,14 +800,40 @@ func TestCreateWaitsForTheTeardownOfItsID(t *testing.T) {
 	}
 }
 
+// TestCloseGivesUpOnClientsAtItsDeadline: a client that never reads holds
+// Close until its deadline at most, and Close says so.
 func TestCloseGivesUpOnClientsAtItsDeadline(t *testing.T) {
 	h := newHarness(t, nil)
 	h.create(t, "held")
 	h.attach(t, "held") // never reads, never detaches until cleanup
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
+	err := h.m.Close(ctx)
+	h.closeFailed = err != nil
+	if err == nil || !strings.Contains(err.Error(), "1 clients had not detached") {
+		t.Errorf("Close past its deadline with a client attached: %v; want an error saying so", err)
+	}
+	if row := h.store.row(t, "held"); row.Status != StatusTerminated {
+		t.Errorf("row = %+v", row)
+	}
+}
+
+// TestCloseLeavesAClientThatDoesNotRead: a client that never reads holds
+// Close for detachWait at most, not its whole deadline, which the
+// plugins' shutdown and the store's writes after it need.
+func TestCloseLeavesAClientThatDoesNotRead(t *testing.T) {
+	defer func(d time.Duration) { detachWait = d }(detachWait)
+	detachWait = 100 * time.Millisecond
+	h := newHarness(t, nil)
+	h.create(t, "held")
+	h.attach(t, "held") // never reads, never detaches until cleanup
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	if err := h.m.Close(ctx); err != nil {
-		t.Fatal(err)
+		t.Errorf("Close: %v", err)
+	}
+	if left, ok := ctx.Deadline(); !ok || time.Until(left) < 50*time.Second {
+		t.Errorf("Close took %v of its minute, waiting for a client that does not read", time.Minute-time.Until(left))
 	}
 	if row := h.store.row(t, "held"); row.Status != StatusTerminated {
 		t.Errorf("row = %+v", row)

@@ -22,6 +22,13 @@ const killTimeout = 10 * time.Second
 // sessions' output to end.
 const stopGrace = time.Second
 
+// detachWait bounds how long a stop waits for the clients to detach
+// (within its deadline): a client that no longer reads, such as an
+// embedder's Attachment nobody calls Next on, must not take the time the
+// plugins' shutdown and the store's last writes need. A variable for
+// the tests.
+var detachWait = 5 * time.Second
+
 // DestroySession ends a session: it closes every client with "Session
 // destroyed", kills the process, has the plugin clean up, and records the
 // session as TERMINATED. A failing step is logged and destruction goes on.
@@ -175,8 +182,9 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 // Close hangs up every session (each attached client receives the session's
 // remaining output, its exit, and close code 1001, or 1000 with
 // CloseReasonExited for a session that had exited), records their status,
-// waits — within ctx — for the clients to detach and for every goroutine
-// the manager started (past ctx it returns an error, and a session whose
+// waits — within ctx — for the clients to detach (5 s at most: a client
+// that no longer reads is left behind) and for every goroutine the
+// manager started (past ctx it returns an error, and a session whose
 // output has not ended by then, its plugin stuck, is the plugin shutdown's
 // to end and the next server's to record). It is safe to call more than
 // once, and after Detach; later calls do nothing and return the first
@@ -231,8 +239,8 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 
 	end(ctx, all)
 
-	// Give the clients the time (within ctx) to receive their sessions'
-	// last output, exit and close, and to detach.
+	// Give the clients the time (within ctx, and detachWait) to receive
+	// their sessions' last output, exit and close, and to detach.
 	m.mu.Lock()
 	var detached chan struct{}
 	if m.attachments > 0 {
@@ -240,12 +248,19 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 		m.detached = detached
 	}
 	m.mu.Unlock()
+	var undetached error
 	if detached != nil {
+		timer := time.NewTimer(detachWait)
 		select {
 		case <-detached:
+		case <-timer.C:
+			m.log.Warn("clients did not all detach; stopping without them", "waited", detachWait, "attached", m.attachmentCount())
 		case <-ctx.Done():
-			m.log.Warn("clients did not all detach before the shutdown deadline")
+			n := m.attachmentCount()
+			m.log.Warn("clients did not all detach before the shutdown deadline", "attached", n)
+			undetached = fmt.Errorf("core: %d clients had not detached by the deadline", n)
 		}
+		timer.Stop()
 	}
 
 	m.cancel()
@@ -275,7 +290,7 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 	if err != nil {
 		err = fmt.Errorf("core: writing final session status: %w", err)
 	}
-	return errors.Join(late, err)
+	return errors.Join(undetached, late, err)
 }
 
 // hangUpAll tears every session of all down, in parallel: Close's end.
