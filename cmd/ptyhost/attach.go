@@ -147,6 +147,8 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	for {
 		// dialAttach has read the hello.
 		a.conn = conn
+		h := conn.Hello()
+		a.history.reset(h.Offset, h.End)
 		ev := a.serve(ctx, loopCtx, &wg, sizer, winch, in)
 		switch ev.kind {
 		case eventDetached:
@@ -310,6 +312,11 @@ type attachment struct {
 	modes *termModes
 	// readOnly: what is typed is dropped, not sent.
 	readOnly bool
+	// history keeps the queries in the replay from the local terminal,
+	// which would answer them on stdin (historyFilter); buf is its
+	// storage.
+	history historyFilter
+	buf     []byte
 }
 
 // readResult is how readLoop ended.
@@ -336,7 +343,11 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 			return closeResult(err, exit)
 		}
 		if f.Kind == wsproto.FrameOutput {
-			if _, err := a.out.Write(f.Data); err != nil {
+			p := a.history.filter(f.Data, a.buf)
+			if len(p) > 0 && &p[0] != &f.Data[0] {
+				a.buf = p[:0] // keep what filter grew
+			}
+			if _, err := a.out.Write(p); err != nil {
 				return readResult{err: fmt.Errorf("writing output: %w", err)}
 			}
 			continue
@@ -345,7 +356,9 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 		// is not ours to judge: a newer server may send more.
 		switch m := f.Msg; m.Type {
 		case wsproto.TypeReset:
-			// Full terminal reset; the replay from m.Offset follows.
+			// Full terminal reset; the replay from m.Offset follows, its
+			// history up to m.End.
+			a.history.reset(m.Offset, m.End)
 			if _, err := io.WriteString(a.out, "\x1bc"); err != nil {
 				return readResult{err: fmt.Errorf("writing output: %w", err)}
 			}

@@ -37,7 +37,8 @@ import (
 //	restarted  send restarted, then the output "new program\r\n"
 //
 // A valid resize is answered with a resize, anything else with error.
-// Sessions whose id starts with "gone" are 410, "missing" 404; with one
+// With a session whose id starts with "history", the hello says the
+// replay is history (its "end"). Sessions whose id starts with "gone" are 410, "missing" 404; with one
 // starting "nohello" the server sends output before hello, with one
 // starting "early" it closes 1000 "Session destroyed" before hello, and
 // with one starting "drop" it drops a connection without an offset after
@@ -84,7 +85,11 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 			c.Close(websocket.StatusNormalClosure, "Session exited")
 		}
 	}
-	if send(fmt.Sprintf(`{"type": "hello", "session_id": %q, "cols": 80, "rows": 24, "offset": 0}`, id)) != nil || sendReplay() != nil {
+	hello := fmt.Sprintf(`{"type": "hello", "session_id": %q, "cols": 80, "rows": 24, "offset": 0}`, id)
+	if strings.HasPrefix(id, "history") { // the replay is history, as a server says
+		hello = fmt.Sprintf(`{"type": "hello", "session_id": %q, "cols": 80, "rows": 24, "offset": 0, "end": %d}`, id, len(strings.Join(f.replay, "")))
+	}
+	if send(hello) != nil || sendReplay() != nil {
 		return
 	}
 	if strings.HasPrefix(id, "drop") && !r.URL.Query().Has(wsproto.OffsetParam) {
@@ -323,6 +328,25 @@ func TestAttachReset(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	if got, want := c.out.String(), "[screen]reset\n\x1bc[screen]exit 0\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+}
+
+// TestAttachLeavesHistoryQueriesOut: the queries in the replay's history
+// do not reach the local terminal, which would answer them as if typed;
+// everything else of the replay does, and so do the queries in new
+// output.
+func TestAttachLeavesHistoryQueriesOut(t *testing.T) {
+	f := newFakeServer(t)
+	f.replay = []string{"ask\x1b[c\x1b", "[6n\x1b[31m!"}
+	c, stdin := startAttach(t, f, "history1")
+	typeIn(t, stdin, "x\x1b[cy\n")
+	f.input.waitFor(t, "y\n")
+	typeIn(t, stdin, "exit 0\n")
+	if code := c.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, c.err.String())
+	}
+	if got, want := c.out.String(), "ask\x1b[31m!x\x1b[cy\nexit 0\n"; got != want {
 		t.Errorf("stdout %q, want %q", got, want)
 	}
 }
