@@ -113,14 +113,12 @@ func (m *Manager) destroyNodeLost(ctx context.Context, id string) error {
 	if m.opts.NodeName == "" {
 		return nil
 	}
-	rec, err := m.store.GetSession(sctx, id)
-	switch {
-	case errors.Is(err, ErrSessionNotFound):
-		return nil
-	case err != nil:
-		return storeFailed(err)
-	case isLive(rec.Status) && rec.Node != "" && rec.Node != m.opts.NodeName:
-		return fmt.Errorf("%w: session %s runs on node %s; try again", ErrOtherNode, id, rec.Node)
+	node, err := m.liveElsewhere(ctx, id)
+	if err != nil {
+		return err
+	}
+	if node != "" {
+		return fmt.Errorf("%w: session %s runs on node %s; try again", ErrOtherNode, id, node)
 	}
 	return nil
 }

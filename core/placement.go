@@ -201,18 +201,32 @@ func (m *Manager) checkClusterCreate(ctx context.Context, env Environment, id st
 		return fmt.Errorf("%w: environment %q runs on node %s, not on %s; create the session through any node's API, which places it",
 			ErrNotServed, env.ID, strings.Join(servingNodes(env), ", "), m.opts.NodeName)
 	}
+	node, err := m.liveElsewhere(ctx, id)
+	if err != nil {
+		return err
+	}
+	if node != "" {
+		return fmt.Errorf("%w: session %q runs on node %s", ErrAlreadyExists, id, node)
+	}
+	return nil
+}
+
+// liveElsewhere returns the node, another than this one, that session
+// id's record says runs it; "" when the record is not live there, or
+// there is none.
+func (m *Manager) liveElsewhere(ctx context.Context, id string) (string, error) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	rec, err := m.store.GetSession(sctx, id)
 	switch {
 	case errors.Is(err, ErrSessionNotFound):
-		return nil
+		return "", nil
 	case err != nil:
-		return storeFailed(err)
+		return "", storeFailed(err)
 	case rec.Node != m.opts.NodeName && isLive(rec.Status):
-		return fmt.Errorf("%w: session %q runs on node %s", ErrAlreadyExists, id, rec.Node)
+		return rec.Node, nil
 	}
-	return nil
+	return "", nil
 }
 
 // isLive reports whether a session recorded as st runs.
