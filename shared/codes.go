@@ -71,7 +71,9 @@ func toStatus(err error) error {
 // A status without an ErrorDetail did not come from a ptyhost server: with
 // codes.Unavailable it means the connection failed, which for a local plugin
 // means the plugin process is gone (ErrPluginExited); other codes map through
-// the table. Errors that are not statuses are returned unchanged.
+// the table. Errors that are not statuses are returned unchanged. The
+// message, the plugin's text, is bounded and made clean (cleanMessage,
+// within MaxErrorLen): the host returns and logs it.
 func fromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -80,16 +82,17 @@ func fromStatus(err error) error {
 	if !ok {
 		return err
 	}
+	msg := cleanMessage(st.Message(), MaxErrorLen)
 	kind, fromServer := errorKind(st)
 	if !fromServer && st.Code() == codes.Unavailable {
-		return &remoteError{msg: fmt.Sprintf("%v: %s", ErrPluginExited, st.Message()), sentinel: ErrPluginExited}
+		return &remoteError{msg: fmt.Sprintf("%v: %s", ErrPluginExited, msg), sentinel: ErrPluginExited}
 	}
 	for _, row := range errorCodes {
 		if fromServer && row.kind == kind || !fromServer && row.code == st.Code() {
-			return &remoteError{msg: st.Message(), sentinel: row.err}
+			return &remoteError{msg: msg, sentinel: row.err}
 		}
 	}
-	return &remoteError{msg: st.Message()}
+	return &remoteError{msg: msg}
 }
 
 // errorKind returns the ErrorDetail kind a ptyhost server attached to st, and

@@ -139,15 +139,29 @@ func running(pid int) bool {
 	return !strings.HasPrefix(state, "Z") && !strings.HasPrefix(state, "X")
 }
 
-// A program that does not exist is the request's fault.
+// A program that does not exist is the request's fault, whether named by
+// a path or looked up in PATH (exec.ErrNotFound), as the HOST plugin has
+// it: ErrInvalidArgument, through the plugin boundary too.
 func TestStartCommandMissingProgram(t *testing.T) {
-	p, err := shared.StartCommand(exec.Command("/nonexistent/program"), shared.Size{Cols: 80, Rows: 24})
-	if err == nil {
-		p.Close()
-		t.Fatal("started a program that does not exist")
-	}
-	if !errors.Is(err, shared.ErrInvalidArgument) || !strings.Contains(err.Error(), "/nonexistent/program") {
-		t.Errorf("error %q, want ErrInvalidArgument naming the program", err)
+	t.Setenv("PATH", t.TempDir())
+	env := sharedtest.Serve(t, commandEnv{})
+	for _, name := range []string{"/nonexistent/program", "ptyhost-no-such-program"} {
+		p, err := shared.StartCommand(exec.Command(name), shared.Size{Cols: 80, Rows: 24})
+		if err == nil {
+			p.Close()
+			t.Fatalf("started %q, a program that does not exist", name)
+		}
+		if !errors.Is(err, shared.ErrInvalidArgument) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %q, want ErrInvalidArgument naming the program", name, err)
+		}
+		p, err = env.Spawn(testContext(t), shared.SpawnRequest{SessionID: "missing", Command: []string{name}, Size: shared.Size{Cols: 80, Rows: 24}})
+		if err == nil {
+			p.Close()
+			t.Fatalf("spawned %q, a program that does not exist", name)
+		}
+		if !errors.Is(err, shared.ErrInvalidArgument) {
+			t.Errorf("%s: spawn: error %q, want ErrInvalidArgument", name, err)
+		}
 	}
 }
 

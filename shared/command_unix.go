@@ -49,7 +49,11 @@ func StartCommand(cmd *exec.Cmd, size Size) (PTY, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
 		term.Close()
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		// A name that exec.Command could not find in PATH (exec.ErrNotFound,
+		// or exec.ErrDot) is an *exec.Error, not fs.ErrNotExist: the
+		// request's fault all the same, as the HOST plugin has it.
+		var lookErr *exec.Error
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.As(err, &lookErr) {
 			err = fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
 		return nil, fmt.Errorf("start %q: %w", cmd.Args[0], err)

@@ -87,10 +87,15 @@ func grpcServerOptions() []grpc.ServerOption {
 
 // GRPCDialOptions are the options a host passes to go-plugin for its
 // connection to a plugin (plugin.ClientConfig.GRPCDialOptions): the
-// frame-sized buffers, for its connection only.
+// frame-sized buffers, for its connection only, and the bounds on what the
+// plugin sends: messages of at most MaxMessageSize on every call, go-plugin's
+// own services' too (go-plugin's default, replaced here, is 2 GiB), and
+// headers and trailers of at most maxHeaderListSize. A GRPCClient bounds
+// its calls' messages itself as well.
 func GRPCDialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(frameCodec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(frameCodec{}), recvLimit(MaxMessageSize)),
 		experimental.WithBufferPool(frameBuffers),
+		grpc.WithMaxHeaderListSize(maxHeaderListSize),
 	}
 }

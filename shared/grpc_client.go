@@ -63,9 +63,24 @@ type ByteChannels interface {
 
 // NewGRPCClient returns a client over conn. pluginCtx must end when the
 // plugin process exits (go-plugin passes such a context to
-// GRPCPlugin.GRPCClient); sessions live at most as long as it.
+// GRPCPlugin.GRPCClient); sessions live at most as long as it. Every call
+// takes messages of at most MaxMessageSize from the plugin (the list of
+// kept sessions, MaxSessionsMessageSize), whatever conn's own options.
 func NewGRPCClient(pluginCtx context.Context, conn grpc.ClientConnInterface) *GRPCClient {
-	return &GRPCClient{client: proto.NewEnvironmentClient(conn), pluginCtx: pluginCtx}
+	return &GRPCClient{client: proto.NewEnvironmentClient(limitedConn{conn}), pluginCtx: pluginCtx}
+}
+
+// limitedConn is a connection to a plugin whose calls take messages of at
+// most MaxMessageSize, unless the call's own options say otherwise (they
+// come after).
+type limitedConn struct{ grpc.ClientConnInterface }
+
+func (c limitedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return c.ClientConnInterface.Invoke(ctx, method, args, reply, append([]grpc.CallOption{recvLimit(MaxMessageSize)}, opts...)...)
+}
+
+func (c limitedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return c.ClientConnInterface.NewStream(ctx, desc, method, append([]grpc.CallOption{recvLimit(MaxMessageSize)}, opts...)...)
 }
 
 // StreamOnly implements ByteChannels: it returns a client like c (a
@@ -85,12 +100,14 @@ func (c *GRPCClient) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, c.callError(ctx, err)
 	}
-	return Info{
+	// The plugin's free text is bounded and made clean here, where it
+	// enters the host.
+	return cleanInfo(Info{
 		Name:         resp.GetName(),
 		Version:      resp.GetVersion(),
 		Types:        resp.GetTypes(),
 		Capabilities: resp.GetCapabilities(),
-	}, nil
+	})
 }
 
 // ValidateConfig implements ConfigValidator.

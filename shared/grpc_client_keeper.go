@@ -54,7 +54,8 @@ func (c *GRPCClient) Hold(ctx context.Context, orphanTimeout time.Duration) (rel
 func (c *GRPCClient) Sessions(ctx context.Context) ([]KeptSession, error) {
 	ctx, cancel := c.join(ctx)
 	defer cancel()
-	resp, err := c.client.Sessions(ctx, &proto.SessionsRequest{})
+	// The list grows with the sessions kept: it has a bound of its own.
+	resp, err := c.client.Sessions(ctx, &proto.SessionsRequest{}, recvLimit(MaxSessionsMessageSize))
 	if err != nil {
 		return nil, fmt.Errorf("list kept sessions: %w", c.callError(ctx, err))
 	}
@@ -69,7 +70,8 @@ func (c *GRPCClient) Sessions(ctx context.Context) ([]KeptSession, error) {
 			Attached:        k.GetAttached(),
 		}
 		if e := k.GetExit(); e != nil {
-			ks.Exit = &ExitStatus{Code: int(e.GetCode()), Signal: e.GetSignal(), Reason: e.GetReason()}
+			st := exitFromProto(e)
+			ks.Exit = &st
 		}
 		kept = append(kept, ks)
 	}

@@ -136,11 +136,7 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 		case *proto.SessionResponse_Output:
 			p.rest = f.Output
 		case *proto.SessionResponse_Exit:
-			p.end(ExitStatus{
-				Code:   int(f.Exit.GetCode()),
-				Signal: f.Exit.GetSignal(),
-				Reason: f.Exit.GetReason(),
-			}, nil)
+			p.end(exitFromProto(f.Exit), nil)
 		default:
 			p.end(ExitStatus{}, fmt.Errorf("%w: unexpected session frame %T", ErrPluginExited, f))
 		}
@@ -157,8 +153,14 @@ func (p *grpcPTY) sessionEnd() (ExitStatus, error) {
 	if err != nil {
 		return ExitStatus{}, p.streamError(err)
 	}
-	e := resp.GetExit()
-	return ExitStatus{Code: int(e.GetCode()), Signal: e.GetSignal(), Reason: e.GetReason()}, nil
+	return exitFromProto(resp.GetExit()), nil
+}
+
+// exitFromProto converts a plugin's exit status from the wire, its text
+// bounded and made clean (cleanExit): the host stores, returns and logs
+// it.
+func exitFromProto(e *proto.Exit) ExitStatus {
+	return cleanExit(ExitStatus{Code: int(e.GetCode()), Signal: e.GetSignal(), Reason: e.GetReason()})
 }
 
 // end records how the session ended. Only Read calls it, once.

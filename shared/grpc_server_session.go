@@ -240,7 +240,10 @@ func stopped(ctx context.Context, ev sendEvent, err, inErr error) error {
 	return toStatus(errTakenOver)
 }
 
-// exitToProto converts an exit status for the wire.
+// exitToProto converts an exit status for the wire, its text within what
+// the host keeps (cleanExit), so that no exit frame, nor the list of kept
+// sessions, grows with an adapter's long reason.
 func exitToProto(st ExitStatus) *proto.Exit {
+	st = cleanExit(st)
 	return &proto.Exit{Code: int32(st.Code), Signal: st.Signal, Reason: st.Reason}
 }

@@ -109,9 +109,13 @@ type ExitStatus struct {
 	// died of signal n.
 	Code int
 	// Signal names the signal that killed the process ("SIGKILL"), if any.
+	// The host keeps at most MaxSignalLen bytes of it, as text (see
+	// MaxReasonLen).
 	Signal string
 	// Reason explains an abnormal end that is not the process's own doing,
-	// such as a lost connection to the remote host. Empty otherwise.
+	// such as a lost connection to the remote host. Empty otherwise. The
+	// host keeps at most MaxReasonLen bytes of it, control characters
+	// made spaces.
 	Reason string
 }
 

@@ -73,6 +73,7 @@ func Launch(t testing.TB, path string) shared.Environment {
 		Cmd:              exec.Command(path),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  shared.GRPCDialOptions(),
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:   "plugin",
 			Level:  level,
