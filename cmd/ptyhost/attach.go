@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,6 +46,10 @@ type attachOptions struct {
 	// readOnly attaches as a viewer (wsproto.DialOptions.ReadOnly): no
 	// size is sent and nothing typed is; the detach key still detaches.
 	readOnly bool
+	// stall is how long attach waits for anything from the server (its
+	// pings included) before it takes the connection for lost
+	// (liveness.go); zero means defaultStallTimeout. Tests shorten it.
+	stall time.Duration
 }
 
 // attachEnd says why an attachment ended without an error.
@@ -91,7 +96,8 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		stdio.out = modes
 		defer modes.restore()
 	}
-	conn, err := dialAttach(ctx, c, opts.id, opts.readOnly, stdio, nil)
+	watch := &connWatch{}
+	conn, err := dialAttach(ctx, c, watch, opts.id, opts.readOnly, stdio, nil)
 	if err != nil {
 		if errors.Is(err, wsproto.ErrHelloLost) {
 			// Ended before hello: say why as for one that ended later.
@@ -114,7 +120,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	sizer := tty
 	if opts.readOnly {
 		sizer = nil
-		fmt.Fprintf(stdio.err, "[attached read-only to session %s: what you type is not sent%s]\r\n", opts.id, detachHint(opts.detachKey))
+		fmt.Fprintf(stdio.err, "[attached read-only to session %s: what you type is not sent%s]\r\n", cell(opts.id), detachHint(opts.detachKey))
 	}
 
 	// loopCtx bounds every goroutine below; it is cancelled, and they are
@@ -143,7 +149,10 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	// Not in wg: it may be blocked in stdio.in.Read indefinitely.
 	go in.pump(loopCtx, stdio.in, opts.detachKey)
 
-	a := &attachment{out: stdio.out, errw: stdio.err, modes: modes, readOnly: opts.readOnly}
+	a := &attachment{out: stdio.out, errw: stdio.err, modes: modes, readOnly: opts.readOnly, watch: watch, stall: opts.stall}
+	if a.stall <= 0 {
+		a.stall = defaultStallTimeout
+	}
 	for {
 		// dialAttach has read the hello.
 		a.conn = conn
@@ -153,7 +162,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		switch ev.kind {
 		case eventDetached:
 			a.modes.restore()
-			fmt.Fprintf(stdio.err, "\r\n[%s]\r\n", detachLine(ctx, c, "detached from session", opts))
+			fmt.Fprintf(stdio.err, "\r\n[%s]\r\n", cell(detachLine(ctx, c, "detached from session", opts)))
 			return attachResult{end: endDetached}, nil
 		case eventInputErr:
 			return attachResult{}, fmt.Errorf("reading input: %w", ev.err)
@@ -212,11 +221,18 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 	stop := context.AfterFunc(ctx, inputCancel)
 	defer stop()
 	readerDone := make(chan readResult, 1)
+	var stalled atomic.Bool
 	wg.Go(func() {
 		r := a.readLoop(connCtx)
 		connCancel() // unblocks a pending Input
+		if stalled.Load() && r.retry {
+			// watchStall closed it: say why, rather than how the
+			// read then failed.
+			r.err = stallError{a.stall}
+		}
 		readerDone <- r
 	})
+	wg.Go(func() { a.watchStall(connCtx, &stalled) })
 	// closeAndWait ends the connection from our side and waits for the
 	// reader.
 	closeAndWait := func(code int, reason string) {
@@ -253,11 +269,11 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 // and read-only when readOnly, and reads the hello, turning a refused
 // upgrade into a helpful error. A connection that ends before the hello
 // is an error wrapping wsproto.ErrHelloLost.
-func dialAttach(ctx context.Context, c *client, id string, readOnly bool, stdio stdio, offset *int64) (*wsproto.Conn, error) {
+func dialAttach(ctx context.Context, c *client, watch *connWatch, id string, readOnly bool, stdio stdio, offset *int64) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(id)), wsproto.DialOptions{
-		HTTPClient: c.http,
+		HTTPClient: watch.httpClient(c.http),
 		Header:     c.header(),
 		Offset:     offset,
 		ReadOnly:   readOnly,
@@ -285,7 +301,7 @@ func attachError(c *client, id string, stdio stdio, err error) error {
 			ae.Message = fmt.Sprintf("session %s not found", id)
 		case http.StatusGone:
 			if ae.ExitCode != nil {
-				fmt.Fprintf(stdio.err, "ptyhost: session %s has ended (exit code %d)\n", id, *ae.ExitCode)
+				fmt.Fprintf(stdio.err, "ptyhost: session %s has ended (exit code %d)\n", cell(id), *ae.ExitCode)
 				return exitError{exitStatus(*ae.ExitCode, "")}
 			}
 			ae.Message = fmt.Sprintf("session %s has ended", id)
@@ -317,6 +333,10 @@ type attachment struct {
 	// storage.
 	history historyFilter
 	buf     []byte
+	// watch follows the network connection under conn; after stall
+	// without anything from the server, serve closes conn (liveness.go).
+	watch *connWatch
+	stall time.Duration
 }
 
 // readResult is how readLoop ended.
@@ -347,7 +367,10 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 			if len(p) > 0 && &p[0] != &f.Data[0] {
 				a.buf = p[:0] // keep what filter grew
 			}
-			if _, err := a.out.Write(p); err != nil {
+			done := a.watch.writing()
+			_, err := a.out.Write(p)
+			done()
+			if err != nil {
 				return readResult{err: fmt.Errorf("writing output: %w", err)}
 			}
 			continue
@@ -371,7 +394,7 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 			e := m.Exit()
 			exit = &e
 		case wsproto.TypeError:
-			fmt.Fprintf(a.errw, "\r\nptyhost: server: %s\r\n", m.Message)
+			fmt.Fprintf(a.errw, "\r\nptyhost: server: %s\r\n", cell(m.Message))
 		case wsproto.TypeResize:
 			// Another client resized the session; the local terminal
 			// keeps its own size.
@@ -448,7 +471,7 @@ func (a *attachment) finish(r readResult) (attachResult, error) {
 	}
 	a.modes.restore()
 	if r.line != "" {
-		fmt.Fprintf(a.errw, "\r\n[%s]\r\n", r.line)
+		fmt.Fprintf(a.errw, "\r\n[%s]\r\n", cell(r.line))
 	}
 	return r.attachResult, nil
 }

@@ -35,6 +35,8 @@ import (
 //	shutdown   close 1001 "Server shutting down"
 //	restart    close 1012 "Server restarting; the session goes on"
 //	restarted  send restarted, then the output "new program\r\n"
+//	evil       send an error control message, then an exit with a
+//	           reason, both with escape sequences in them
 //
 // A valid resize is answered with a resize, anything else with error.
 // With a session whose id starts with "history", the hello says the
@@ -42,7 +44,10 @@ import (
 // starting "nohello" the server sends output before hello, with one
 // starting "early" it closes 1000 "Session destroyed" before hello, and
 // with one starting "drop" it drops a connection without an offset after
-// the replay, as a failing network does.
+// the replay, as a failing network does. As a real server does, the fake
+// pings the client every 50ms, except on the first connection to a
+// session whose id starts with "stall", which sends nothing once the
+// replay is sent.
 func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id string) {
 	switch {
 	case strings.HasPrefix(id, "missing"):
@@ -94,6 +99,22 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 	}
 	if strings.HasPrefix(id, "drop") && !r.URL.Query().Has(wsproto.OffsetParam) {
 		return // CloseNow, without a close frame
+	}
+	if !strings.HasPrefix(id, "stall") || r.URL.Query().Has(wsproto.OffsetParam) {
+		pingCtx, stopPings := context.WithCancel(ctx)
+		defer stopPings()
+		go func() {
+			for {
+				select {
+				case <-pingCtx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if c.Ping(pingCtx) != nil {
+					return
+				}
+			}
+		}()
 	}
 	var line []byte
 	for {
@@ -159,6 +180,10 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 				return
 			case "nodelost":
 				c.Close(wsproto.CloseNodeLost, wsproto.CloseReasonNodeLost)
+				return
+			case "evil":
+				send(`{"type": "error", "message": "bad\u001b]0;pwned\u0007\u001b[2J"}`)
+				exit(`{"type": "exit", "code": -1, "signal": "", "reason": "gone\u001b[31m\u009b2J"}`)
 				return
 			case "restarted":
 				if send(`{"type": "restarted", "offset": 100}`) != nil || c.Write(ctx, websocket.MessageBinary, []byte("new program\r\n")) != nil {

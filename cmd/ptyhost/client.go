@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ptyhost/ptyhost/core"
 )
@@ -24,6 +25,56 @@ type client struct {
 	base  *url.URL // http or https, without a trailing slash in Path
 	token string   // sent as Authorization: Bearer when non-empty
 	http  *http.Client
+	// timeout bounds each REST call without a deadline of its own
+	// (requestTimeout; tests shorten it).
+	timeout time.Duration
+}
+
+// requestTimeout bounds a REST call, so that a server that accepts the
+// connection and never answers (stopped with SIGSTOP, hung) ends the
+// command with an error instead of hanging it. The calls that start a
+// program or a plugin wait longer (spawnTimeout, pluginStartTimeout); a
+// download (rec) is bounded in its wait for the answer and between its
+// reads, never in total.
+const requestTimeout = 30 * time.Second
+
+const (
+	// spawnTimeout bounds a call that starts a session's program: an SSH
+	// environment's connect_timeout may be up to 10 minutes.
+	spawnTimeout = 11 * time.Minute
+	// pluginStartTimeout bounds a plugin's restart, which the server
+	// waits for up to the plugin's start timeout (a minute).
+	pluginStartTimeout = 2 * time.Minute
+)
+
+// noAnswerError is a call the server did not answer within its bound.
+type noAnswerError struct {
+	base   *url.URL
+	within time.Duration
+}
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("the ptyhost server at %s did not answer within %v", e.base, e.within)
+}
+
+// Unwrap makes it a context.DeadlineExceeded.
+func (e *noAnswerError) Unwrap() error { return context.DeadlineExceeded }
+
+// bound gives ctx the deadline within unless it has one already (a
+// caller's own, shorter or longer); timedOut turns an error that came of
+// that deadline into a *noAnswerError, and returns any other as it is.
+func (c *client) bound(ctx context.Context, within time.Duration) (_ context.Context, cancel context.CancelFunc, timedOut func(error) error) {
+	if _, ok := ctx.Deadline(); ok || within <= 0 {
+		return ctx, func() {}, func(err error) error { return err }
+	}
+	cause := &noAnswerError{base: c.base, within: within}
+	ctx, cancel = context.WithTimeoutCause(ctx, within, cause)
+	return ctx, cancel, func(err error) error {
+		if err != nil && errors.Is(context.Cause(ctx), cause) {
+			return cause
+		}
+		return err
+	}
 }
 
 // newClient checks server and returns a client for it. server is a URL
@@ -42,7 +93,7 @@ func newClient(server, token string) (*client, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	u.RawQuery, u.Fragment = "", ""
-	return &client{base: u, token: token, http: &http.Client{CheckRedirect: noRedirects}}, nil
+	return &client{base: u, token: token, http: &http.Client{CheckRedirect: noRedirects}, timeout: requestTimeout}, nil
 }
 
 // noRedirects is the client's http.Client.CheckRedirect: the API never
@@ -92,7 +143,9 @@ func newAPIError(status int, body []byte) *apiError {
 	e := &apiError{Status: status}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-		e.Message, e.ExitCode = eb.Error, eb.ExitCode
+		// The message may quote a plugin's error text: made safe to
+		// print (printable.go).
+		e.Message, e.ExitCode = printableMessage(eb.Error), eb.ExitCode
 	} else {
 		e.Message = strings.ToLower(http.StatusText(status))
 		if e.Message == "" {
@@ -131,10 +184,29 @@ func (c *client) header() http.Header {
 	return h
 }
 
+// noContent, as do's out, expects the 204 No Content with which the API
+// answers a DELETE: any other success is not the API's (a proxy, another
+// server answering 200 with a page), and an error.
+type noContent struct{}
+
 // do sends a request with in (when non-nil) as its JSON body and decodes a
-// 2xx JSON response into out (when non-nil). A non-2xx response is an
-// *apiError.
+// 2xx JSON response into out (when non-nil; noContent{} wants a 204). A
+// non-2xx response is an *apiError. Without a deadline of its own, ctx
+// gets c.timeout: a server that does not answer by then is a
+// *noAnswerError.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWithin(ctx, c.timeout, method, path, in, out)
+}
+
+// doWithin is do with the bound within instead of c.timeout.
+func (c *client) doWithin(ctx context.Context, within time.Duration, method, path string, in, out any) error {
+	ctx, cancel, timedOut := c.bound(ctx, within)
+	defer cancel()
+	return timedOut(c.send(ctx, method, path, in, out))
+}
+
+// send is do without the bound.
+func (c *client) send(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -161,6 +233,13 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return readAPIError(resp)
+	}
+	if _, ok := out.(noContent); ok {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("%s %s: bad response from server: HTTP %d, want 204 No Content", method, path, resp.StatusCode)
+		}
+		return nil
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -218,7 +297,7 @@ type createEnvironmentRequest struct {
 
 func (c *client) createSession(ctx context.Context, req createSessionRequest) (*session, error) {
 	var s session
-	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions", req, &s); err != nil {
+	if err := c.doWithin(ctx, spawnTimeout, http.MethodPost, "/api/v1/sessions", req, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -274,7 +353,7 @@ func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMess
 }
 
 func (c *client) deleteSession(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/sessions/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, "/api/v1/sessions/"+url.PathEscape(id), nil, noContent{})
 }
 
 // listEnvironmentsRaw returns the "environments" array exactly as the
@@ -298,7 +377,7 @@ func (c *client) createEnvironment(ctx context.Context, req createEnvironmentReq
 }
 
 func (c *client) deleteEnvironment(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/environments/"+url.PathEscape(id), nil, nil)
+	return c.do(ctx, http.MethodDelete, "/api/v1/environments/"+url.PathEscape(id), nil, noContent{})
 }
 
 func (c *client) getSession(ctx context.Context, id string) (*session, error) {

@@ -719,3 +719,87 @@ func TestAttachPrefix(t *testing.T) {
 		t.Errorf(`attach "": exit %d, stderr %q`, code, stderr)
 	}
 }
+
+// TestNotAPtyhostServer: a server that is not ptyhost's, answering 200
+// with a page to everything, fails every command with "bad response from
+// server" (exit 1), the ones whose answer has no body (env rm, kill)
+// included: the API answers those with 204.
+func TestNotAPtyhostServer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body>It works!</body></html>\n")
+	}))
+	t.Cleanup(srv.Close)
+	for _, args := range [][]string{
+		{"env", "rm", "x"},
+		{"kill", "x"},
+		{"ls"},
+		{"env", "ls"},
+	} {
+		code, _, stderr := runCmd(t, append(args, "--server", srv.URL)...)
+		if code != 1 || !strings.Contains(stderr, "bad response from server") {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and bad response from server", strings.Join(args, " "), code, stderr)
+		}
+	}
+}
+
+// TestRequestTimeout: a server that accepts the connection and never
+// answers (as one stopped with SIGSTOP) fails a REST call after the
+// client's timeout, with a message saying so, instead of hanging it; a
+// recording's download is bounded in its wait for the answer and between
+// reads, not in total.
+func TestRequestTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/sessions/slow/recording":
+			// Longer in total than the timeout, never idle that long.
+			w.Header().Set("Content-Type", "application/x-asciicast")
+			w.WriteHeader(http.StatusOK)
+			for i := range 8 {
+				fmt.Fprintf(w, "[%d]\n", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(timeout / 3)
+			}
+			return
+		case "/api/v1/sessions/stalled/recording":
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "[0]\n")
+			w.(http.Flusher).Flush()
+		}
+		select { // never answers (more)
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	c, err := newClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.timeout != requestTimeout {
+		t.Errorf("the default timeout is %v, want %v", c.timeout, requestTimeout)
+	}
+	c.timeout = timeout
+	want := "the ptyhost server at " + srv.URL + " did not answer within 300ms"
+	for name, call := range map[string]func(ctx context.Context) error{
+		"ls":     func(ctx context.Context) error { _, err := c.listSessionsRaw(ctx); return err },
+		"kill":   func(ctx context.Context) error { return c.deleteSession(ctx, "s1") },
+		"attach": func(ctx context.Context) error { _, err := resolveSessionID(ctx, c, "s1"); return err },
+		"rec":    func(ctx context.Context) error { return c.getRecording(ctx, "s1", io.Discard) },
+		"rec stalled": func(ctx context.Context) error {
+			return c.getRecording(ctx, "stalled", io.Discard)
+		},
+	} {
+		start := time.Now()
+		err := call(t.Context())
+		if err == nil || !strings.Contains(err.Error(), want) || time.Since(start) > waitTimeout/2 {
+			t.Errorf("%s: %v after %v; want %q at once", name, err, time.Since(start), want)
+		}
+	}
+	var out bytes.Buffer
+	if err := c.getRecording(t.Context(), "slow", &out); err != nil || strings.Count(out.String(), "\n") != 8 {
+		t.Errorf("a slow recording: %v, %q", err, out.String())
+	}
+}

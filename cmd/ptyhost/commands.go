@@ -57,13 +57,14 @@ ID...]", "[session exited with code N]", "[session killed by SIGNAL]",
 
 When the connection drops without the server saying the session ended (a
 network failure, a server going away, a server restarting: sessions
-outlive the server, and the next one takes them up), attach prints "[...;
+outlive the server, and the next one takes them up; or nothing, not even
+the server's pings every 30s, came for 75s), attach prints "[...;
 reconnecting…]" and attaches again, with backoff, for up to --reconnect
 (default 30s), resuming at the last byte it received: no output is lost or
 repeated while the server still keeps it (else the screen is reset and the
-scrollback replayed). Pressing the detach key meanwhile stops trying. A
-session that ended meanwhile ends attach with its exit status; one that is
-gone, with an error.
+scrollback replayed). Pressing the detach key meanwhile stops trying; what
+else is typed meanwhile is dropped. A session that ended meanwhile ends
+attach with its exit status; one that is gone, with an error.
 
 Exit status:
   N   the session's process exited with code N while attached
@@ -74,8 +75,11 @@ Exit status:
   1   any error: session not found, unauthorized, server unreachable or
       shutting down (also when a server that stops hangs its sessions
       up: "[session ended: the server shut down and hung it up]"),
-      connection lost, interrupted (SIGINT, SIGTERM)
+      connection lost, interrupted (SIGINT, SIGTERM, SIGQUIT, or SIGHUP:
+      the terminal hung up)
   2   bad usage
+  141 stdout is a pipe whose reader went away ('ptyhost attach ID | head');
+      nothing is printed, as for a command SIGPIPE killed
 `
 
 const runHelp = `Usage: ptyhost run [flags] [--] [CMD [ARG...]]
@@ -102,9 +106,10 @@ which. The terminal is restored, and the last line says what happened, as
 
 When the connection drops, run reconnects as 'ptyhost attach' does.
 
-If run ends any other way - it is interrupted (SIGINT, SIGTERM), the
-connection to the server is lost and reconnecting fails, or attaching
-fails - it destroys the session it created, so no session is left running
+If run ends any other way - it is interrupted (SIGINT, SIGTERM, SIGQUIT,
+or SIGHUP: the terminal hung up), the reader of its stdout goes away
+('ptyhost run ... | head'), the connection to the server is lost and
+reconnecting fails, or attaching fails - it destroys the session it created, so no session is left running
 that nobody is watching;
 with --keep the session is left running instead and its ID is printed. If
 the session is destroyed from elsewhere ('ptyhost kill', idle timeout),
@@ -382,7 +387,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	res, err := attach(ctx, c, stdio, attachOptions{id: s.ID, detachKey: detach.key, reconnect: *reconnect})
 	if err != nil {
 		if *keep {
-			fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", s.ID, s.ID)
+			fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", cell(s.ID), cell(s.ID))
 			return err
 		}
 		// The session was created for this terminal; do not leave it
@@ -390,7 +395,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if derr := c.deleteSession(cleanupCtx, s.ID); derr != nil {
-			fmt.Fprintf(stdio.err, "ptyhost: session %s may still be running: %v\n", s.ID, derr)
+			fmt.Fprintf(stdio.err, "ptyhost: session %s may still be running: %s\n", cell(s.ID), printableMessage(derr.Error()))
 		}
 		return err
 	}
@@ -440,7 +445,7 @@ func forEach(ids []string, stdio stdio, f func(id string) error) error {
 	for _, id := range ids {
 		if err := f(id); err != nil {
 			if last != nil {
-				fmt.Fprintln(stdio.err, "ptyhost:", last)
+				fmt.Fprintln(stdio.err, "ptyhost:", printableMessage(last.Error()))
 			}
 			last = err
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -124,7 +125,7 @@ func runEnvLs(ctx context.Context, args []string, stdio stdio) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(e.ID), cell(e.Name), cell(e.Type), envNodesCell(e), formatTime(e.CreatedAt))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.Name, e.Type, formatTime(e.CreatedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(e.ID), cell(e.Name), cell(e.Type), formatTime(e.CreatedAt))
 	}
 	return tw.Flush()
 }
@@ -163,7 +164,7 @@ func runEnvAdd(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdio.out, e.ID)
+	fmt.Fprintln(stdio.out, cell(e.ID))
 	return nil
 }
 
@@ -210,8 +211,14 @@ func configFlags(cmd, config, configFile string) (json.RawMessage, error) {
 		if errors.As(err, &ue) {
 			return nil, usageError{fmt.Sprintf("%s: --config-file %s", cmd, ue.msg)}
 		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			// A file that is missing or unreadable is a bad argument,
+			// as a directory is: exit 2, naming the flag.
+			return nil, usageError{fmt.Sprintf("%s: --config-file %s: %v", cmd, configFile, pe.Err)}
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: --config-file %s: %w", cmd, configFile, err)
 		}
 		obj, err := jsonObject(b)
 		if err != nil {
@@ -325,15 +332,6 @@ func envNodesCell(e environment) string {
 		return cell(strings.Join(e.Nodes, ","))
 	}
 	return "any"
-}
-
-// cellLines is cell for text of several lines: it keeps the newlines.
-func cellLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = cell(l)
-	}
-	return strings.Join(lines, "\n")
 }
 
 // printJSON prints a JSON value from the server, indented.

@@ -80,8 +80,9 @@ func TestClientRefusesRedirects(t *testing.T) {
 	}
 }
 
-// TestEnvConfigFileLimits: --config-file refuses what is not a regular
-// file and a file over 1 MiB (exit status 2, no request), and takes one of
+// TestEnvConfigFileLimits: --config-file refuses a missing file, what is
+// not a regular file and a file over 1 MiB (exit status 2, naming the
+// flag, no request), and takes one of
 // exactly 1 MiB.
 func TestEnvConfigFileLimits(t *testing.T) {
 	f := newFakeServer(t)
@@ -99,6 +100,8 @@ func TestEnvConfigFileLimits(t *testing.T) {
 		{"update a device", []string{"env", "update", "dev", "--config-file", "/dev/zero"}, "env update: --config-file /dev/zero is larger than 1 MiB"},
 		{"add a directory", []string{"env", "add", "--type", "HOST", "--config-file", dir}, "env add: --config-file " + dir + " is a directory"},
 		{"add over 1 MiB", []string{"env", "add", "--type", "HOST", "--config-file", large}, "env add: --config-file " + large + " is larger than 1 MiB"},
+		{"add a missing file", []string{"env", "add", "--type", "HOST", "--config-file", filepath.Join(dir, "missing.json")}, "env add: --config-file " + filepath.Join(dir, "missing.json") + ": no such file or directory"},
+		{"update a missing file", []string{"env", "update", "dev", "--config-file", filepath.Join(dir, "missing.json")}, "env update: --config-file " + filepath.Join(dir, "missing.json") + ": no such file or directory"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := runCmd(t, append(tt.args, "--server", f.srv.URL)...)

@@ -195,7 +195,7 @@ func runLs(ctx context.Context, args []string, stdio stdio) error {
 	case *quiet:
 		var b strings.Builder
 		for _, row := range rows {
-			b.WriteString(row.ID + "\n")
+			b.WriteString(cell(row.ID) + "\n")
 		}
 		_, err := io.WriteString(stdio.out, b.String())
 		return err
@@ -258,18 +258,6 @@ func commandCell(argv []string) string {
 		s = append(s[:maxCommandCell-1], '…')
 	}
 	return string(s)
-}
-
-// cell makes text from the server safe for one table cell on a terminal:
-// control characters (a tab would split the cell, an escape sequence would
-// reach the terminal) become '?'.
-func cell(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // since is the AGE column: how long ago t was, or "-" when unknown.

@@ -37,12 +37,14 @@
 // # Client commands
 //
 // The other commands talk to a server over its REST API and, to attach,
-// the WebSocket protocol of docs/protocol.md. attach puts a terminal stdin
-// in raw mode and always restores it before it returns; it reads the
-// connection in one goroutine, forwards window-size changes in another,
-// and waits for both, so nothing writes to stdout after it returns (only
-// the goroutine blocked reading stdin may outlive it, and it touches no
-// output).
+// the WebSocket protocol of docs/protocol.md. SIGINT, SIGTERM, SIGQUIT
+// and SIGHUP end them gracefully, and a write to a pipe whose reader is
+// gone fails with EPIPE rather than killing them (notifyContext). attach
+// puts a terminal stdin in raw mode and always restores it before it
+// returns; it reads the connection in one goroutine, forwards window-size
+// changes in another, and waits for both, so nothing writes to stdout
+// after it returns (only the goroutine blocked reading stdin may outlive
+// it, and it touches no output).
 package main
 
 import (
@@ -52,17 +54,69 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first signal starts a graceful stop; once it has, the signals'
-	// default action is back, so a second one ends the process at once.
-	context.AfterFunc(ctx, func() { stop() })
+	ctx, stop := notifyContext(len(os.Args) > 1 && os.Args[1] != "serve")
 	err := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// signalError is the cause of a context that a signal ended, as
+// signal.NotifyContext words it ("interrupt signal received").
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return e.sig.String() + " signal received" }
+
+// notifyContext returns a context that the first SIGINT or SIGTERM ends,
+// with a signalError as its cause: it starts a graceful stop. Once it has,
+// those signals' default action is back, so a second one ends the process
+// at once.
+//
+// For a client command (client), SIGQUIT does the same, and so does
+// SIGHUP: a hangup means the terminal, and the user with it, is gone, so
+// attach restores the terminal and run destroys its session as on SIGTERM.
+// A hangup often comes twice (the kernel's, then the shell's to its jobs):
+// after the first signal, SIGHUP stays caught and is ignored, so that it
+// cannot cut that cleanup short. A client also catches SIGPIPE: a write
+// to a pipe whose reader is gone ('ptyhost attach ID | head') then fails
+// with EPIPE, instead of the signal killing the process before the
+// terminal is restored and run's session destroyed (exitCode). Caught
+// signals, unlike ignored ones, are not inherited by the processes the
+// CLI starts. serve keeps the default actions of these (a hangup ends
+// it at once, as a crash does: the plugins keep the sessions for the
+// next server).
+func notifyContext(client bool) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stopping := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if client {
+		stopping = append(stopping, syscall.SIGQUIT)
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) // never read
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, stopping...)
+	if client {
+		signal.Notify(ch, syscall.SIGHUP)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(signalError{sig})
+			signal.Reset(stopping...) // SIGHUP stays caught, and ignored
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			close(done)
+			cancel(context.Canceled)
+		})
+	}
 }
 
 // stdio is the command's standard streams, so tests can run commands
@@ -90,15 +144,30 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case stdoutGone(err):
+		// stdout is a pipe whose reader went away ('ptyhost ls | head'):
+		// silently, with the status of a program SIGPIPE killed, as the
+		// shell reports the other commands of a pipeline (main).
+		return 128 + int(syscall.SIGPIPE)
 	case errors.As(err, &ee):
 		return ee.code
 	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "ptyhost:", ue.msg)
+		fmt.Fprintln(stderr, "ptyhost:", printableMessage(ue.msg))
 		return 2
 	default:
-		fmt.Fprintln(stderr, "ptyhost:", err)
+		// An error may carry the server's text (an API error's message,
+		// a session's ID): printed as it is safe to (printable.go).
+		fmt.Fprintln(stderr, "ptyhost:", printableMessage(err.Error()))
 		return 1
 	}
+}
+
+// stdoutGone reports whether err is a write to stdout that failed with
+// EPIPE: its reader is gone. (A connection to the server that breaks is
+// no *os.PathError.)
+func stdoutGone(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe) && pe.Op == "write" && pe.Path == os.Stdout.Name() && errors.Is(pe.Err, syscall.EPIPE)
 }
 
 const usage = `ptyhost hosts interactive terminal sessions.

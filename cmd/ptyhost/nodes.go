@@ -56,7 +56,7 @@ func runNodes(ctx context.Context, args []string, stdio stdio) error {
 		if n.Healthy {
 			healthy = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", n.Name, orDash(n.URL), healthy, n.Sessions, orDash(n.Version))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", cell(n.Name), orDash(cell(n.URL)), healthy, n.Sessions, orDash(cell(n.Version)))
 	}
 	return tw.Flush()
 }

@@ -87,14 +87,14 @@ func runPlugins(ctx context.Context, args []string, stdio stdio) error {
 	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tTYPES\tRESTARTS\tSHA256\tPATH")
 	for _, p := range plugins {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			p.Name, orDash(p.Version), p.State, orDash(strings.Join(p.Types, ",")), p.Restarts, orDash(shortSum(p.SHA256)), orDash(p.Path))
+			cell(p.Name), orDash(cell(p.Version)), cell(string(p.State)), orDash(cell(strings.Join(p.Types, ","))), p.Restarts, orDash(cell(shortSum(p.SHA256))), orDash(cell(p.Path)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, p := range plugins {
 		if why := pluginReason(p); why != "" {
-			fmt.Fprintf(stdio.out, "%s: %s\n", p.Name, why)
+			fmt.Fprintf(stdio.out, "%s: %s\n", cell(p.Name), cell(why))
 		}
 	}
 	return nil
@@ -120,10 +120,10 @@ func runPluginsRestart(ctx context.Context, args []string, stdio stdio) error {
 	}
 	switch p.State {
 	case core.PluginRunning:
-		fmt.Fprintf(stdio.out, "%s: running (pid %d, restarts %d)\n", p.Name, p.PID, p.Restarts)
+		fmt.Fprintf(stdio.out, "%s: running (pid %d, restarts %d)\n", cell(p.Name), p.PID, p.Restarts)
 		return nil
 	case core.PluginStarting:
-		fmt.Fprintf(stdio.out, "%s: still starting; see 'ptyhost plugins'\n", p.Name)
+		fmt.Fprintf(stdio.out, "%s: still starting; see 'ptyhost plugins'\n", cell(p.Name))
 		return nil
 	default:
 		return fmt.Errorf("plugin %s is %s: %s", p.Name, p.State, pluginReason(*p))
@@ -168,7 +168,7 @@ func (c *client) listPluginsRaw(ctx context.Context) (json.RawMessage, error) {
 
 func (c *client) restartPlugin(ctx context.Context, name string) (*plugin, error) {
 	var p plugin
-	if err := c.do(ctx, http.MethodPost, "/api/v1/plugins/"+url.PathEscape(name)+"/restart", nil, &p); err != nil {
+	if err := c.doWithin(ctx, pluginStartTimeout, http.MethodPost, "/api/v1/plugins/"+url.PathEscape(name)+"/restart", nil, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 const recHelp = `Usage: ptyhost rec [flags] ID > FILE.cast
@@ -21,8 +23,24 @@ Exit status: 0 when the recording was written, 1 otherwise (no such
 session, or it has no recording).
 `
 
-// getRecording writes session id's recording to w.
+// getRecording writes session id's recording to w. However large it is,
+// the download is not bounded in total: the server must answer within
+// c.timeout, and then send something at least every c.timeout.
 func (c *client) getRecording(ctx context.Context, id string, w io.Writer) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := &noAnswerError{base: c.base, within: c.timeout}
+	var idle *time.Timer
+	if c.timeout > 0 {
+		idle = time.AfterFunc(c.timeout, func() { cancel(stalled) })
+		defer idle.Stop()
+	}
+	timedOut := func(err error) error {
+		if errors.Is(context.Cause(ctx), stalled) {
+			return stalled
+		}
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/api/v1/sessions/"+url.PathEscape(id)+"/recording"), nil)
 	if err != nil {
 		return err
@@ -30,13 +48,19 @@ func (c *client) getRecording(ctx context.Context, id string, w io.Writer) error
 	req.Header = c.header()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return c.connError(err)
+		return timedOut(c.connError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return readAPIError(resp)
 	}
-	n, err := io.Copy(w, resp.Body)
+	var body io.Reader = resp.Body
+	if idle != nil {
+		idle.Stop() // the answer came; its reads are bounded one by one
+		body = &idleReader{r: resp.Body, idle: idle, d: c.timeout}
+	}
+	n, err := io.Copy(w, body)
+	err = timedOut(err)
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = io.ErrUnexpectedEOF
 	}
@@ -44,6 +68,22 @@ func (c *client) getRecording(ctx context.Context, id string, w io.Writer) error
 		return fmt.Errorf("the recording was cut short after %d bytes: %w", n, err)
 	}
 	return nil
+}
+
+// idleReader reads r with idle armed to fire after d during each Read,
+// and only then: the wait for the network is bounded, the writes of what
+// was read (to a slow pipe, say) are not.
+type idleReader struct {
+	r    io.Reader
+	idle *time.Timer
+	d    time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	r.idle.Reset(r.d)
+	n, err := r.r.Read(p)
+	r.idle.Stop()
+	return n, err
 }
 
 // runRec is `ptyhost rec ID`: it writes the session's recording to stdout.

@@ -38,17 +38,32 @@ const (
 // reconnect attaches to opts.id again from offset off after the
 // connection ended with cause. It returns the new connection, or nil and
 // what attach returns: the session's end, an error, or a detach or
-// interruption while it waited.
+// interruption while it waited. It reads the input all along, while it
+// dials as while it waits between attempts (waitInput): the detach key
+// stops it at any time, and what else is typed meanwhile is dropped, as
+// the browser page drops it: keystrokes typed into a lost connection are
+// not replayed into the session once it is back.
 func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts attachOptions, in *input, off int64, cause error) (*wsproto.Conn, attachResult, error) {
 	// The session the offset counts in: one created again under the id
 	// meanwhile gives a reset, not its bytes from off.
 	epoch := a.conn.Hello().Epoch
 	_ = a.conn.Close()
-	fmt.Fprintf(stdio.err, "\r\n[%v; reconnecting…]\r\n", cause)
+	fmt.Fprintf(stdio.err, "\r\n[%s; reconnecting…]\r\n", cell(cause.Error()))
 	giveUp := time.Now().Add(opts.reconnect)
 	wait := reconnectFirst
+	detached := func() (*wsproto.Conn, attachResult, error) {
+		a.modes.restore()
+		fmt.Fprintf(stdio.err, "[%s]\r\n", cell(detachLine(ctx, c, "stopped reconnecting; session", opts)))
+		return nil, attachResult{end: endDetached}, nil
+	}
 	for {
-		conn, err := dialResume(ctx, c, opts, off, epoch, giveUp)
+		conn, detach, inErr, err := a.dialWhileReading(ctx, c, opts, in, off, epoch, giveUp)
+		switch {
+		case detach:
+			return detached()
+		case inErr != nil:
+			return nil, attachResult{}, fmt.Errorf("reading input: %w", inErr)
+		}
 		if err == nil {
 			fmt.Fprint(stdio.err, "[reconnected]\r\n")
 			return conn, attachResult{}, nil
@@ -68,31 +83,71 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 			return nil, attachResult{}, fmt.Errorf("gave up reconnecting after %v: %w; reattach with '%s' later", opts.reconnect, attachError(c, opts.id, stdio, err), attachCommand(opts))
 		}
 		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-in.detached:
-			t.Stop()
-			a.modes.restore()
-			fmt.Fprintf(stdio.err, "[%s]\r\n", detachLine(ctx, c, "stopped reconnecting; session", opts))
-			return nil, attachResult{end: endDetached}, nil
-		case err := <-in.err:
-			t.Stop()
-			return nil, attachResult{}, fmt.Errorf("reading input: %w", err)
-		case <-ctx.Done():
-			t.Stop()
+		detach, inErr = waitInput(ctx, in, t.C)
+		t.Stop()
+		switch {
+		case detach:
+			return detached()
+		case inErr != nil:
+			return nil, attachResult{}, fmt.Errorf("reading input: %w", inErr)
+		case ctx.Err() != nil:
 			return nil, attachResult{}, context.Cause(ctx)
 		}
 		wait = min(2*wait, reconnectMax)
 	}
 }
 
+// waitInput waits until done delivers or ctx ends, dropping what is typed
+// meanwhile; it returns early when the detach key is read (detach) or
+// reading the input fails (inErr).
+func waitInput[T any](ctx context.Context, in *input, done <-chan T) (detach bool, inErr error) {
+	for {
+		select {
+		case <-done:
+			return false, nil
+		case <-in.chunks:
+			// Typed while there is no connection: dropped.
+		case <-in.detached:
+			return true, nil
+		case err := <-in.err:
+			return false, err
+		case <-ctx.Done():
+			return false, nil
+		}
+	}
+}
+
+// dialWhileReading is dialResume, reading the input meanwhile as
+// waitInput does: a detach or a failed read abandons the dial (detach,
+// inErr; conn and err are then nil).
+func (a *attachment) dialWhileReading(ctx context.Context, c *client, opts attachOptions, in *input, off int64, epoch string, giveUp time.Time) (conn *wsproto.Conn, detach bool, inErr, err error) {
+	dialCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dialed := make(chan struct{})
+	go func() {
+		defer close(dialed)
+		conn, err = a.dialResume(dialCtx, c, opts, off, epoch, giveUp)
+	}()
+	detach, inErr = waitInput(ctx, in, dialed)
+	if detach || inErr != nil {
+		cancel()
+		<-dialed
+		if conn != nil {
+			_ = conn.Close()
+		}
+		return nil, detach, inErr, nil
+	}
+	<-dialed // done, or ctx ended and the dial with it
+	return conn, false, nil, err
+}
+
 // dialResume dials session opts.id once, resuming at off in the session
 // of epoch, within the time left; read-only again when opts.readOnly.
-func dialResume(ctx context.Context, c *client, opts attachOptions, off int64, epoch string, giveUp time.Time) (*wsproto.Conn, error) {
+func (a *attachment) dialResume(ctx context.Context, c *client, opts attachOptions, off int64, epoch string, giveUp time.Time) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithDeadline(ctx, giveUp.Add(time.Second))
 	defer cancel()
 	return wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(opts.id)), wsproto.DialOptions{
-		HTTPClient: c.http,
+		HTTPClient: a.watch.httpClient(c.http),
 		Header:     c.header(),
 		Offset:     &off,
 		Epoch:      epoch,

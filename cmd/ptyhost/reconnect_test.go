@@ -204,3 +204,94 @@ func TestAttachDetachWhileReconnecting(t *testing.T) {
 		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
+
+// TestAttachReconnectsAfterAStall: a connection on which nothing comes
+// from the server, not even its pings, for the stall timeout is taken for
+// lost: attach reconnects, resuming at its offset; a connection the server
+// pings stays up however quiet the session.
+func TestAttachReconnectsAfterAStall(t *testing.T) {
+	f := newFakeServer(t)
+	c, err := newClient(f.srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := newStdin(t)
+	var out, errOut syncBuffer
+	type result struct {
+		res attachResult
+		err error
+	}
+	done := make(chan result, 1)
+	const stall = 400 * time.Millisecond
+	go func() {
+		res, err := attach(t.Context(), c, stdio{in: pr, out: &out, err: &errOut},
+			attachOptions{id: "stall1", detachKey: defaultDetachKey, reconnect: 10 * time.Second, stall: stall})
+		done <- result{res, err}
+	}()
+	errOut.waitFor(t, "[nothing from the server for 400ms, not even its pings: the connection has stalled; reconnecting…]\r\n[reconnected]\r\n")
+	// Pinged, the second connection outlives several stall timeouts.
+	time.Sleep(3 * stall)
+	typeIn(t, pw, "exit 5\n")
+	select {
+	case r := <-done:
+		if r.err != nil || r.res.end != endExited || r.res.code != 5 {
+			t.Errorf("attach = %+v, %v; want exit 5", r.res, r.err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("attach did not end; stderr %q", errOut.String())
+	}
+	if n := strings.Count(errOut.String(), "reconnecting"); n != 1 {
+		t.Errorf("reconnected %d times, want once; stderr %q", n, errOut.String())
+	}
+	var queries []string
+	for _, r := range f.requestsSoFar() {
+		if strings.HasSuffix(r.path, "/attach") {
+			queries = append(queries, r.query)
+		}
+	}
+	if want := []string{"", "offset=10"}; !slices.Equal(queries, want) {
+		t.Errorf("attach queries %q, want %q (resumed after the replay)", queries, want)
+	}
+}
+
+// TestAttachDetachAfterTypingWhileReconnecting: the detach key works
+// while attach reconnects even after other keys were typed, and those
+// keys, typed into no connection, are not sent once it is back.
+func TestAttachDetachAfterTypingWhileReconnecting(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		reattach bool // the server takes attaches again before the detach
+	}{{"detach", false}, {"reattach first", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			c, stdin := startAttach(t, f, "s1")
+			c.out.waitFor(t, "replayed")
+			f.respond("GET /api/v1/sessions/s1/attach", 503, `{"error": "try later"}`)
+			typeIn(t, stdin, "shutdown\n")
+			c.err.waitFor(t, "reconnecting…]\r\n")
+			typeIn(t, stdin, "lost keys")
+			typeIn(t, stdin, "more lost keys\n")
+			if tt.reattach {
+				// typeIn returns once the keys are read; let them reach
+				// the reconnecting loop before it can reconnect.
+				time.Sleep(100 * time.Millisecond)
+				f.mu.Lock()
+				delete(f.canned, "GET /api/v1/sessions/s1/attach")
+				f.mu.Unlock()
+				c.err.waitFor(t, "[reconnected]\r\n")
+				typeIn(t, stdin, "sent\n")
+				c.out.waitFor(t, "sent\n")
+			}
+			typeIn(t, stdin, "\x1d")
+			if code := c.wait(t); code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, c.err.String())
+			}
+			if !strings.Contains(c.err.String(), "[detached from session s1") && !strings.Contains(c.err.String(), "[stopped reconnecting; session s1") {
+				t.Errorf("stderr %q, want the detach line", c.err.String())
+			}
+			if in := f.input.String(); strings.Contains(in, "lost") {
+				t.Errorf("the server received %q, keys typed while reconnecting included", in)
+			}
+		})
+	}
+}

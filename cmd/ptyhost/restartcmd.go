@@ -27,7 +27,7 @@ type restartSessionRequest struct {
 
 func (c *client) restartSession(ctx context.Context, id string, req restartSessionRequest) (*session, error) {
 	var s session
-	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(id)+"/restart", req, &s); err != nil {
+	if err := c.doWithin(ctx, spawnTimeout, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(id)+"/restart", req, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -63,7 +63,7 @@ func runRestart(ctx context.Context, args []string, stdio stdio) error {
 		if _, err := c.restartSession(ctx, id, req); err != nil {
 			return fmt.Errorf("restart %s: %w", id, err)
 		}
-		fmt.Fprintln(stdio.out, id)
+		fmt.Fprintln(stdio.out, cell(id))
 		return nil
 	})
 }
@@ -83,7 +83,7 @@ func (c *client) createRunSession(ctx context.Context, req runSessionRequest) (*
 		return c.createSession(ctx, req.createSessionRequest)
 	}
 	var s session
-	if err := c.do(ctx, http.MethodPost, "/api/v1/sessions", req, &s); err != nil {
+	if err := c.doWithin(ctx, spawnTimeout, http.MethodPost, "/api/v1/sessions", req, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil

@@ -138,6 +138,13 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	}
 	log := slog.New(handler)
 
+	// Before any plugin starts: descriptors inherited without
+	// close-on-exec must not reach the plugins and their sessions
+	// (cloexec.go).
+	if err := closeOnExecInherited(); err != nil {
+		log.Warn("inherited file descriptors may pass to the plugins and their sessions", "error", err)
+	}
+
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err

@@ -28,7 +28,8 @@ func (l *stringList) String() string { return strings.Join(*l, ",") }
 
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-// byteSize parses sizes such as 262144, 256KiB or 4MiB.
+// byteSize parses sizes such as 262144, 256KiB, 4MiB or 1GiB (K, M and G
+// are the same binary units).
 type byteSize int
 
 func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
@@ -39,7 +40,7 @@ func (b *byteSize) Set(v string) error {
 	for _, u := range []struct {
 		suffix string
 		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}} {
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
 		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
 			s, mult = rest, u.mult
 			break
@@ -49,19 +50,23 @@ func (b *byteSize) Set(v string) error {
 	if errors.Is(err, strconv.ErrRange) || err == nil && n > math.MaxInt/mult {
 		// Multiplied, it would wrap around to another size, even a
 		// negative one, and start the server with it.
-		return fmt.Errorf("too large: want a size such as 262144, 256KiB or 4MiB")
+		return fmt.Errorf("too large: want a size such as 262144, 256KiB, 4MiB or 1GiB")
 	}
 	if err != nil || n <= 0 {
-		return fmt.Errorf("want a positive size such as 262144, 256KiB or 4MiB")
+		return fmt.Errorf("want a positive size such as 262144, 256KiB, 4MiB or 1GiB")
 	}
 	*b = byteSize(n * mult)
 	return nil
 }
 
-// scrollbackSize is --scrollback: a byteSize of at most
+// scrollbackSize is --scrollback: a byteSize of at least
+// minScrollbackBytes, as core.Options requires, and at most
 // core.MaxScrollbackBytes, the most a plugin keeps; a server given more
 // would start, and then fail every create.
 type scrollbackSize byteSize
+
+// minScrollbackBytes is the least core.Options.ScrollbackBytes.
+const minScrollbackBytes = 4 << 10
 
 func (b *scrollbackSize) String() string { return (*byteSize)(b).String() }
 
@@ -69,6 +74,9 @@ func (b *scrollbackSize) Set(v string) error {
 	var n byteSize
 	if err := n.Set(v); err != nil {
 		return err
+	}
+	if n < minScrollbackBytes {
+		return fmt.Errorf("%s is too small: want at least %s, such as 256KiB", humanBytes(int(n)), humanBytes(minScrollbackBytes))
 	}
 	if n > core.MaxScrollbackBytes {
 		return fmt.Errorf("%s is too large: want at most %s, the most a plugin keeps per session", humanBytes(int(n)), humanBytes(core.MaxScrollbackBytes))
@@ -128,7 +136,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost, names under .localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
 	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
-	fs.Var((*scrollbackSize)(&c.scrollback), "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB; at most 1024MiB [PTYHOST_SCROLLBACK]")
+	fs.Var((*scrollbackSize)(&c.scrollback), "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB; at least 4KiB, at most 1GiB [PTYHOST_SCROLLBACK]")
 	c.idleTimeout = core.DefaultIdleTimeout
 	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long (`DURATION`) after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
 	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long (`DURATION`) [PTYHOST_LINGER]")
@@ -199,9 +207,11 @@ func humanDefaults(fs *flag.FlagSet) {
 	})
 }
 
-// humanBytes writes n as byteSize reads it: 256KiB, 4MiB, or bytes.
+// humanBytes writes n as byteSize reads it: 256KiB, 4MiB, 1GiB, or bytes.
 func humanBytes(n int) string {
 	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.Itoa(n>>30) + "GiB"
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return strconv.Itoa(n>>20) + "MiB"
 	case n >= 1<<10 && n%(1<<10) == 0:

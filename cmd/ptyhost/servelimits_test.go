@@ -167,6 +167,10 @@ func TestByteSizeOverflow(t *testing.T) {
 		wantErr string
 	}{
 		{in: "4MiB", want: 4 << 20},
+		{in: "1GiB", want: 1 << 30},
+		{in: "2G", want: 2 << 30},
+		{in: "8589934591GiB", want: 8589934591 << 30},
+		{in: "8589934592GiB", wantErr: "too large"}, // wrapped negative
 		{in: "8796093022207MiB", want: 8796093022207 << 20},
 		{in: "9223372036854775807", want: 1<<63 - 1},
 		{in: "17592186044417MiB", wantErr: "too large"}, // wrapped to 1 MiB
@@ -203,8 +207,8 @@ func TestScrollbackLimit(t *testing.T) {
 		file string
 		want string
 	}{
-		{name: "2 GiB", args: []string{"--scrollback", "2048MiB"}, want: "2048MiB is too large: want at most 1024MiB"},
-		{name: "one byte more", args: []string{"--scrollback", "1073741825"}, want: "want at most 1024MiB"},
+		{name: "2 GiB", args: []string{"--scrollback", "2048MiB"}, want: "2GiB is too large: want at most 1GiB"},
+		{name: "one byte more", args: []string{"--scrollback", "1073741825"}, want: "want at most 1GiB"},
 		{name: "overflow", args: []string{"--scrollback", "17592186044417MiB"}, want: "too large"},
 		{name: "variable", env: "2048MiB", want: "PTYHOST_SCROLLBACK"},
 		{name: "file", file: "scrollback = \"2048MiB\"\n", want: "Invalid scrollback"},
@@ -223,6 +227,39 @@ func TestScrollbackLimit(t *testing.T) {
 			code, _, stderr := runCmd(t, args...)
 			if code != 2 || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "too large") {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// TestSizeFlagsGiB: --scrollback and --record-max-bytes take GiB, and a
+// scrollback below the 4 KiB core.Options requires is bad usage (exit
+// status 2) naming the flag, not a failure of the server's start.
+func TestSizeFlagsGiB(t *testing.T) {
+	clearServeEnv(t)
+	c, err := parseServeFlags([]string{"--scrollback", "1GiB", "--record-max-bytes", "1GiB"}, stdio{out: io.Discard, err: io.Discard})
+	if err != nil || int(c.scrollback) != 1<<30 || int(c.recordMaxBytes) != 1<<30 {
+		t.Errorf("--scrollback 1GiB --record-max-bytes 1GiB: %d, %d, %v", c.scrollback, c.recordMaxBytes, err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{name: "flag", args: []string{"--scrollback", "1KiB"}, want: "-scrollback"},
+		{name: "one byte less", args: []string{"--scrollback", "4095"}, want: "-scrollback"},
+		{name: "variable", env: "1K", want: "PTYHOST_SCROLLBACK"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clearServeEnv(t)
+			if tt.env != "" {
+				t.Setenv("PTYHOST_SCROLLBACK", tt.env)
+			}
+			args := append([]string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, tt.args...)
+			code, _, stderr := runCmd(t, args...)
+			if code != 2 || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "too small: want at least 4KiB") {
+				t.Errorf("exit %d, stderr %q; want 2, %q and too small", code, stderr, tt.want)
 			}
 		})
 	}

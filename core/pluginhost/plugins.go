@@ -68,7 +68,7 @@ type Plugins struct {
 // its environment types are mapped to it then; Started tells when every
 // first start has ended, WaitType when a type is served. A plugin that
 // fails to start or is refused (checksum, protocol version, a type another
-// plugin already serves) is logged and listed as such; the others still
+// plugin already serves, a built-in plugin's type) is logged and listed as such; the others still
 // load. ctx is not used after Load returns: Close ends the plugins.
 //
 // Before it returns, Load reattaches to the plugin processes a previous
@@ -297,9 +297,33 @@ func executable(path string) error {
 	return nil
 }
 
+// builtinTypes is the environment type each built-in plugin serves
+// (plugins/host, plugins/docker, plugins/ssh: their EnvironmentType).
+var builtinTypes = map[string]string{"host": "HOST", "docker": "DOCKER", "ssh": "SSH"}
+
+// reservedBy returns the built-in plugin among p's that owns typ, the
+// type it serves, or nil. Such a type is the built-in's alone, whichever
+// plugin starts first: another plugin that declares it is refused.
+func (p *Plugins) reservedBy(typ string) *supervised {
+	for _, b := range p.plugins { // fixed after load
+		if b.builtin && builtinTypes[b.name] == typ {
+			return b
+		}
+	}
+	return nil
+}
+
 // claim maps types to s, dropping the types s served before. A type
-// another plugin serves is an error naming both.
+// another plugin serves, or the type of a built-in plugin this server
+// loads (host's HOST, docker's DOCKER, ssh's SSH) when s is not that
+// plugin, is an error naming both.
 func (p *Plugins) claim(s *supervised, types []string) error {
+	for _, typ := range types {
+		if b := p.reservedBy(typ); b != nil && b != s {
+			return fmt.Errorf("environment type %q belongs to the built-in plugin %s and may not be served by %s",
+				typ, b.describe(), s.describe())
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, typ := range types {

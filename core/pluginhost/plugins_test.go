@@ -200,8 +200,8 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// Two plugins claiming one type: the one that starts second is refused,
-// with a reason naming both; the first serves the type.
+// A third-party plugin claiming a built-in's type is refused, with a
+// reason naming both, whichever starts first; the built-in serves the type.
 func TestLoadDuplicateType(t *testing.T) {
 	ctx := pluginsContext(t)
 	dir := testbin.PluginDir(t, "host")
@@ -221,20 +221,52 @@ func TestLoadDuplicateType(t *testing.T) {
 	if len(list) != 2 || (list[0].State == core.PluginRunning) == (list[1].State == core.PluginRunning) {
 		t.Fatalf("List() = %+v, want one running and one refused", list)
 	}
-	refused := list[0]
-	if refused.State == core.PluginRunning {
-		refused = list[1]
+	refused := list[1] // by name: host, host-copy
+	if refused.Name != "host-copy" || refused.State != core.PluginRefused {
+		t.Errorf("%s: %s, want host-copy refused", refused.Name, refused.State)
 	}
-	if refused.State != core.PluginRefused {
-		t.Errorf("%s: %s, want refused", refused.Name, refused.State)
-	}
-	for _, want := range []string{`"HOST"`, "ptyhost-plugin-host ", "ptyhost-plugin-host-copy"} {
+	for _, want := range []string{`"HOST"`, "built-in plugin", "ptyhost-plugin-host ", "ptyhost-plugin-host-copy"} {
 		if !strings.Contains(refused.Reason+" ", want) {
 			t.Errorf("reason %q does not mention %s", refused.Reason, want)
 		}
 	}
 	if _, err := p.Environment("HOST"); err != nil {
 		t.Errorf("Environment(HOST): %v", err)
+	}
+}
+
+// A third-party plugin that declares a built-in plugin's type is refused
+// even when it starts first, and the built-in serves the type once it
+// runs: which plugin serves HOST does not depend on a race.
+func TestBuiltinTypeIsTheBuiltins(t *testing.T) {
+	ctx := pluginsContext(t)
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate") // not a plugin's name: Load ignores it
+	// The built-in host, slow to start: it waits for the gate.
+	writeExecutable(t, dir, ExecutablePrefix+"host", fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %s ]; do %s 0.01; done\nexec %s -types HOST\n",
+		gate, sleepPath(t), fakePluginBin(t)), 0o755)
+	linkPlugin(t, dir, "squatter", fakePluginBin(t))
+	p, err := Load(ctx, Options{Dir: dir, Plugins: []Config{{Name: "squatter", Args: []string{"-types", "HOST,SQUAT"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	st := waitPlugin(ctx, t, p, "squatter", "the end of its start", func(st core.PluginStatus) bool {
+		return st.State != core.PluginStarting
+	})
+	if st.State != core.PluginRefused || !containsAll(st.Reason, []string{`"HOST"`, "built-in plugin", ExecutablePrefix + "host", ExecutablePrefix + "squatter"}) {
+		t.Errorf("squatter: %+v, want refused: HOST is the built-in host's", st)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitPlugin(ctx, t, p, "host", "the end of its start", func(st core.PluginStatus) bool {
+		return st.State != core.PluginStarting
+	}); st.State != core.PluginRunning {
+		t.Fatalf("host: %+v, want running", st)
+	}
+	if got := p.Types(); !slices.Equal(got, []string{"HOST"}) {
+		t.Errorf("Types() = %q, want [HOST]", got)
 	}
 }
 

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// An attachment whose server stops answering — stopped with SIGSTOP, or
+// a network that drops packets silently — would otherwise go unnoticed:
+// the session simply seems quiet. The server pings every client every
+// 30 s (docs/protocol.md), so a connection from which nothing at all
+// arrives, neither output nor ping, for defaultStallTimeout while attach
+// waits for it has stalled: attach closes it and reconnects as after any
+// lost connection. (The client does not ping itself: the WebSocket is
+// core/wsproto's, which does not expose one.)
+
+// defaultStallTimeout is how long an attachment waits for anything from
+// the server: two and a half of the server's ping intervals.
+const defaultStallTimeout = 75 * time.Second
+
+// connWatch follows the network connection of an attachment, one dial
+// after the other. A nil *connWatch watches nothing.
+type connWatch struct {
+	last atomic.Int64 // when the connection last read anything (UnixNano)
+	busy atomic.Int32 // > 0 while the reader writes output, not waiting for the network
+	// dialed is set once the connection is made through this watch; a
+	// client whose transport is not an *http.Transport is not watched.
+	dialed atomic.Bool
+}
+
+// touch records that the connection is alive now.
+func (w *connWatch) touch() { w.last.Store(time.Now().UnixNano()) }
+
+// idle returns how long the connection has waited for the network, or 0
+// while the reader is busy elsewhere.
+func (w *connWatch) idle() time.Duration {
+	if w == nil || w.busy.Load() > 0 || !w.dialed.Load() {
+		return 0
+	}
+	return time.Since(time.Unix(0, w.last.Load()))
+}
+
+// writing marks the reader busy writing output until done is called,
+// which counts as activity: a terminal slow to take the output is no
+// stall of the server's.
+func (w *connWatch) writing() (done func()) {
+	if w == nil {
+		return func() {}
+	}
+	w.busy.Add(1)
+	return func() {
+		w.touch()
+		w.busy.Add(-1)
+	}
+}
+
+// httpClient returns base with a transport whose connections report their
+// reads to w, for one dial. A base with a transport of its own is
+// returned as it is, unwatched.
+func (w *connWatch) httpClient(base *http.Client) *http.Client {
+	if w == nil || base.Transport != nil {
+		return base
+	}
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return base
+	}
+	tr := def.Clone()
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		w.touch()
+		w.dialed.Store(true)
+		return &watchedConn{Conn: conn, w: w}, nil
+	}
+	hc := *base
+	hc.Transport = tr
+	return &hc
+}
+
+// watchedConn is a net.Conn whose reads touch its watch.
+type watchedConn struct {
+	net.Conn
+	w *connWatch
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.w.touch()
+	}
+	return n, err
+}
+
+// stallError is the connection attach closed because nothing came from
+// the server for within.
+type stallError struct{ within time.Duration }
+
+func (e stallError) Error() string {
+	return fmt.Sprintf("nothing from the server for %v, not even its pings: the connection has stalled", e.within)
+}
+
+// watchStall closes the attachment's connection once it has waited
+// a.stall for the server, setting stalled first; or returns once ctx
+// ends.
+func (a *attachment) watchStall(ctx context.Context, stalled *atomic.Bool) {
+	if a.stall <= 0 || a.watch == nil {
+		<-ctx.Done()
+		return
+	}
+	tick := time.NewTicker(max(a.stall/8, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if a.watch.idle() >= a.stall {
+			stalled.Store(true)
+			_ = a.conn.Close()
+			return
+		}
+	}
+}

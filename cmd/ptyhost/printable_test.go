@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// hasControl reports whether s holds a control character other than the
+// newlines, carriage returns and tabs the CLI itself writes.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return r == 0x1b || r == 0x07 || r >= 0x80 && r <= 0x9f
+	})
+}
+
+// TestServerTextIsPrintable: escape sequences in what the server sends —
+// a plugin's version, types and reason, an API error's message (a
+// plugin's error text flows into it), environments, nodes, a session's
+// ID — never reach the operator's terminal: they are printed as '?'.
+func TestServerTextIsPrintable(t *testing.T) {
+	const evil = `\u001b]0;pwned\u0007\u001b[2J\u009b1m`
+	f := newFakeServer(t)
+	f.respond("GET /api/v1/plugins", 200, `{"plugins": [{"name": "evil`+evil+`", "version": "1.0`+evil+`",
+		"types": ["T`+evil+`"], "capabilities": [], "state": "failed", "reason": "boom`+evil+`", "path": "/p`+evil+`"}]}`)
+	f.respond("POST /api/v1/plugins/x/restart", 500, `{"error": "plugin says `+evil+`"}`)
+	f.respond("GET /api/v1/nodes", 200, `{"nodes": [{"name": "n`+evil+`", "url": "http://x`+evil+`", "healthy": true, "version": "v`+evil+`"}]}`)
+	f.respond("GET /api/v1/environments", 200, `{"environments": [{"id": "e`+evil+`", "name": "n`+evil+`", "type": "HOST`+evil+`"}]}`)
+	f.respond("GET /api/v1/environments/dev", 200, `{"id": "dev`+evil+`", "name": "n`+evil+`", "type": "HOST", "config": {"k": "v`+evil+`"}}`)
+	f.respond("DELETE /api/v1/environments/dev", 409, `{"error": "in use`+evil+`"}`)
+	f.respond("GET /api/v1/sessions", 200, `{"sessions": [{"id": "s`+evil+`", "environment_id": "host", "status": "ACTIVE"}]}`)
+	for _, args := range [][]string{
+		{"plugins"},
+		{"plugins", "restart", "x"},
+		{"nodes"},
+		{"env", "ls"},
+		{"env", "show", "dev"},
+		{"env", "rm", "dev"},
+		{"ls", "-q"},
+	} {
+		_, stdout, stderr := runCmd(t, append(args, "--server", f.srv.URL)...)
+		if hasControl(stdout) || hasControl(stderr) || !strings.Contains(stdout+stderr, "?]0;pwned??[2J?1m") {
+			t.Errorf("%s: stdout %q, stderr %q; want the escape sequences made harmless", strings.Join(args, " "), stdout, stderr)
+		}
+	}
+
+	// Attached: the server's error message and the session's end.
+	c, stdin := startAttach(t, f, "s1")
+	typeIn(t, stdin, "evil\r")
+	c.wait(t)
+	if stderr := c.err.String(); hasControl(stderr) || !strings.Contains(stderr, "bad?]0;pwned") || !strings.Contains(stderr, "gone?[31m?2J") {
+		t.Errorf("attach: stderr %q; want the escape sequences made harmless", stderr)
+	}
+}
