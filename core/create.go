@@ -159,7 +159,11 @@ const storeTimeout = 5 * time.Second
 // start it: once CreateSession returns, the record survives any crash. A
 // store that fails that write is ErrStoreUnavailable, with nothing started.
 // Any failure after the plugin was asked leaves nothing running and
-// records the session as ERROR.
+// records the session as ERROR. The plugin has Options.SpawnTimeout to
+// start it, whatever ctx allows; past that the start is cancelled and the
+// error wraps ErrSpawn and ErrPluginTimeout. A DestroySession meanwhile
+// cancels the start as well: the session is recorded TERMINATED and the
+// error wraps ErrSessionNotFound.
 func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (SessionRecord, error) {
 	if err := opts.normalize(); err != nil {
 		return SessionRecord{}, err
@@ -242,6 +246,11 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		return SessionRecord{}, err
 	}
 	p, req, err := m.spawn(ctx, s, env, dir, opts)
+	if errors.Is(err, errStartAbandoned) {
+		// Destroyed (or hung up) while it started, which cancelled the
+		// spawn: teardown left the record to this create.
+		return SessionRecord{}, m.destroyedWhileStarting(s)
+	}
 	if err != nil {
 		m.abandon(s)
 		return SessionRecord{}, err
@@ -330,7 +339,8 @@ func (m *Manager) run(s *session) {
 
 // destroyedWhileStarting records s and returns an error if s was destroyed
 // or hung up while it was starting; teardown left the record to the
-// create.
+// create. The error wraps ErrSessionNotFound, as a restart's does when
+// its session is destroyed meanwhile: the session is gone.
 func (m *Manager) destroyedWhileStarting(s *session) error {
 	s.mu.Lock()
 	if s.state == stateStarting {
@@ -341,7 +351,7 @@ func (m *Manager) destroyedWhileStarting(s *session) error {
 	s.mu.Unlock()
 	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason})
 	m.metrics.createFailed.Inc()
-	return fmt.Errorf("session %q was destroyed while starting", s.id)
+	return fmt.Errorf("%w: session %q was destroyed while starting", ErrSessionNotFound, s.id)
 }
 
 // lookupEnvironment returns the environment a session is created in.
@@ -391,12 +401,55 @@ func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir st
 		OutputOffset:    0,
 		ScrollbackBytes: m.opts.ScrollbackBytes,
 	}
-	p, err := adapter.Spawn(ctx, req)
-	if err != nil {
-		return nil, shared.SpawnRequest{}, m.failed(s, err)
+	// The spawn has Options.SpawnTimeout at most, whatever ctx allows,
+	// and a destroy of the session meanwhile cancels it (teardown).
+	tctx, cancelTimeout := context.WithTimeoutCause(ctx, m.opts.SpawnTimeout, errSpawnTimedOut)
+	defer cancelTimeout()
+	sctx, cancel := context.WithCancelCause(tctx)
+	defer cancel(nil)
+	s.mu.Lock()
+	if s.state != stateStarting {
+		s.mu.Unlock()
+		return nil, shared.SpawnRequest{}, errStartAbandoned
 	}
-	return p, req, nil
+	s.cancelStart = cancel
+	s.mu.Unlock()
+
+	p, err := adapter.Spawn(sctx, req)
+
+	s.mu.Lock()
+	s.cancelStart = nil
+	abandoned := s.state != stateStarting
+	s.mu.Unlock()
+	if err == nil && sctx.Err() == nil {
+		// A destroy from now on is the caller's to notice.
+		return p, req, nil
+	}
+	if err == nil {
+		// Answered although the spawn was given up on (its deadline,
+		// a destroy, the caller gone): an adapter that did not watch
+		// ctx. What it started must not stay.
+		m.killStarted(p, s.log)
+		err = fmt.Errorf("spawn session %q: %w", s.id, context.Cause(sctx))
+	}
+	switch {
+	case abandoned:
+		return nil, shared.SpawnRequest{}, errStartAbandoned
+	case errors.Is(context.Cause(sctx), errSpawnTimedOut):
+		err = fmt.Errorf("%w: the session was not started within %v (the spawn timeout); the start was cancelled", ErrPluginTimeout, m.opts.SpawnTimeout)
+	}
+	return nil, shared.SpawnRequest{}, m.failed(s, err)
 }
+
+var (
+	// errSpawnTimedOut is the cause of a spawn's context past
+	// Options.SpawnTimeout.
+	errSpawnTimedOut = errors.New("spawn timeout")
+	// errStartAbandoned is the cause of the context of the spawn of a
+	// session destroyed or hung up while it started (teardown), and what
+	// spawn returns for such a session, which CreateSession records.
+	errStartAbandoned = errors.New("the session was destroyed while it started")
+)
 
 // unsetEnv returns the variables a session asked to be without, with the
 // server's never-passed ones (Options.NeverEnv) added.
@@ -442,6 +495,11 @@ func (m *Manager) failed(s *session, err error) error {
 // ErrSpawn wraps every error of an environment's plugin while creating a
 // session; errors.Is also finds the plugin's own error (shared.ErrX).
 var ErrSpawn = errors.New("starting the session failed")
+
+// ErrPluginTimeout says an environment's plugin did not answer in time: a
+// spawn past Options.SpawnTimeout (wrapped in ErrSpawn too), a config
+// validation past its bound. The API answers 504.
+var ErrPluginTimeout = errors.New("the environment's plugin did not answer in time")
 
 // abandon removes a reservation whose create failed.
 func (m *Manager) abandon(s *session) {

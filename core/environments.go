@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -57,6 +58,14 @@ func (m *Manager) EnsureEnvironment(ctx context.Context, env Environment) (Envir
 	return got, err
 }
 
+// validateConfigTimeout bounds a plugin's validation of an environment's
+// config (a variable for tests).
+var validateConfigTimeout = 15 * time.Second
+
+// errValidateTimedOut is the cause of a validation's context past
+// validateConfigTimeout.
+var errValidateTimedOut = errors.New("config validation timeout")
+
 func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) error {
 	if env.Type == "" {
 		return fmt.Errorf("%w: type is required", ErrInvalidArgument)
@@ -96,11 +105,17 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 	if !ok {
 		return nil
 	}
-	switch err := v.ValidateConfig(ctx, env.Type, cfg); {
+	// Bounded, as a health check is: a plugin that does not answer must
+	// not hold the request.
+	vctx, cancel := context.WithTimeoutCause(ctx, validateConfigTimeout, errValidateTimedOut)
+	defer cancel()
+	switch err := v.ValidateConfig(vctx, env.Type, cfg); {
 	case err == nil, errors.Is(err, shared.ErrUnsupported):
 		return nil
 	case errors.Is(err, shared.ErrInvalidConfig), errors.Is(err, shared.ErrInvalidArgument):
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	case errors.Is(context.Cause(vctx), errValidateTimedOut):
+		return fmt.Errorf("validating the config: %w: no answer within %v", ErrPluginTimeout, validateConfigTimeout)
 	default:
 		return fmt.Errorf("validating the config: %w", err)
 	}

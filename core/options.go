@@ -94,6 +94,18 @@ type Options struct {
 	// DefaultRecordingMaxBytes; at least 4 KiB.
 	RecordingMaxBytes int
 
+	// SpawnTimeout bounds how long an environment's plugin may take to
+	// start a session (shared.Environment.Spawn), at its create and at
+	// each restart in place, whatever the caller's context allows: a
+	// plugin that has not answered by then fails the create with an error
+	// wrapping ErrSpawn and ErrPluginTimeout (the API answers 504), the
+	// session is recorded ERROR, and the start is cancelled, so nothing
+	// of it stays behind. Zero means DefaultSpawnTimeout; not negative.
+	// Leave room for slow starts: a DOCKER container's creation, an SSH
+	// login (an SSH environment's connect_timeout may be up to 10
+	// minutes, which the default leaves room for).
+	SpawnTimeout time.Duration
+
 	// NodeName names this server in a cluster of servers sharing one
 	// database (docs/design.md, "Nodes"): it is recorded on every session
 	// it creates (SessionRecord.Node), and Reconcile takes up only the
@@ -122,6 +134,7 @@ const (
 	DefaultActivityInterval = 5 * time.Second
 	DefaultRetention        = 7 * 24 * time.Hour
 	DefaultLingerScrollback = 32 << 20
+	DefaultSpawnTimeout     = 11 * time.Minute
 	DefaultCols             = 80
 	DefaultRows             = 24
 	// MaxTermSize bounds cols and rows.
@@ -165,6 +178,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("core: Options.Retention must be positive or KeepForever")
 	case o.LingerScrollbackBytes < 0:
 		return fmt.Errorf("core: Options.LingerScrollbackBytes must not be negative")
+	case o.SpawnTimeout < 0:
+		return fmt.Errorf("core: Options.SpawnTimeout must not be negative")
 	case o.Nodes != nil && o.NodeName == "":
 		return fmt.Errorf("core: Options.Nodes needs Options.NodeName: a cluster's node records its sessions under its name")
 	case o.Relay != nil && o.NodeName == "":
@@ -209,6 +224,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LingerScrollbackBytes == 0 {
 		o.LingerScrollbackBytes = DefaultLingerScrollback
+	}
+	if o.SpawnTimeout == 0 {
+		o.SpawnTimeout = DefaultSpawnTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now

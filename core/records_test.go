@@ -13,7 +13,8 @@ import (
 )
 
 // A session destroyed while its plugin starts it is recorded as ended, not
-// left STARTING.
+// left STARTING, even by a plugin that does not watch the spawn's context
+// and answers with a PTY after the destroy, which is killed.
 func TestDestroyedWhileStartingIsRecorded(t *testing.T) {
 	h := newHarness(t, nil)
 	release := make(chan struct{})
@@ -21,7 +22,9 @@ func TestDestroyedWhileStartingIsRecorded(t *testing.T) {
 	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 		close(spawning)
 		<-release
-		return fakeenv.NewPTY(req), nil
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return p, nil
 	})
 	done := make(chan error, 1)
 	go func() {
@@ -29,12 +32,19 @@ func TestDestroyedWhileStartingIsRecorded(t *testing.T) {
 		done <- err
 	}()
 	<-spawning
-	if err := h.m.DestroySession(context.Background(), "racy"); err != nil {
+	// DestroySession waits for the create, which waits for the spawn.
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- h.m.DestroySession(context.Background(), "racy") }()
+	eventually(t, "racy to be taken out of the map", func() bool { return !h.m.isLive("racy") })
+	close(release)
+	if err := <-destroyed; err != nil {
 		t.Fatal(err)
 	}
-	close(release)
 	if err := <-done; err == nil {
 		t.Fatal("create of a session destroyed while starting succeeded")
+	}
+	if kills, closes := h.env.Last(t).Counts(); kills == 0 || closes != 1 {
+		t.Errorf("the PTY spawned after the destroy: %d kills, %d closes; want it killed and closed", kills, closes)
 	}
 	eventually(t, "the row to be TERMINATED", func() bool {
 		rec, err := h.store.GetSession(context.Background(), "racy")

@@ -173,7 +173,19 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	var np shared.PTY
 	adapter, err := m.plugins.Environment(envType)
 	if err == nil {
-		np, err = adapter.Spawn(ctx, req)
+		// Bounded as a create's spawn is (Options.SpawnTimeout).
+		sctx, cancel := context.WithTimeoutCause(ctx, m.opts.SpawnTimeout, errSpawnTimedOut)
+		np, err = adapter.Spawn(sctx, req)
+		if err == nil && sctx.Err() != nil {
+			// Answered past the deadline: an adapter that did not
+			// watch ctx.
+			m.killStarted(np, s.log)
+			np, err = nil, context.Cause(sctx)
+		}
+		if err != nil && errors.Is(context.Cause(sctx), errSpawnTimedOut) {
+			err = fmt.Errorf("%w: the new process was not started within %v (the spawn timeout)", ErrPluginTimeout, m.opts.SpawnTimeout)
+		}
+		cancel()
 	}
 	if err != nil {
 		r.abort(rs, ExitStatus{Code: -1, Reason: "restart failed: " + err.Error()})

@@ -40,6 +40,10 @@ var detachWait = 5 * time.Second
 // node is away, and no node runs it) is recorded TERMINATED, so that the
 // node, should it come back with the session, hangs it up rather than
 // taking it up again (destroyNodeLost); the error is then the store's.
+//
+// A session still starting has its plugin's spawn cancelled; its create
+// fails (ErrSessionNotFound) and records it TERMINATED, which
+// DestroySession waits for, within ctx and at most killTimeout.
 func (m *Manager) DestroySession(ctx context.Context, id string) error {
 	m.mu.Lock()
 	s := m.sessions[id]
@@ -59,6 +63,18 @@ func (m *Manager) DestroySession(ctx context.Context, id string) error {
 	m.mu.Unlock()
 	defer done()
 	m.teardown(ctx, s, CloseNormal, CloseReasonDestroyed, "")
+	// A session destroyed while starting is recorded by its create, once
+	// the spawn the teardown cancelled has returned: wait for that (within
+	// ctx, and killTimeout at most, as for a kill), so that the session
+	// reads as ended when this returns.
+	t := time.NewTimer(killTimeout)
+	defer t.Stop()
+	select {
+	case <-s.created:
+	case <-ctx.Done():
+	case <-t.C:
+		s.log.Warn("the create of the session destroyed while starting has not returned; its plugin does not end the spawn")
+	}
 	return nil
 }
 
@@ -68,8 +84,8 @@ func (m *Manager) DestroySession(ctx context.Context, id string) error {
 // the same id waits, lest the old one's late writes land on the
 // new one's row (CreateSession). A session destroyed while starting is
 // recorded and cleaned up by its create, so its id ends when that create
-// has returned, which done does not wait for (a spawn may take minutes).
-// m.mu is held.
+// has returned, which done does not wait for (its cancelled spawn may end
+// late, in a plugin that does not watch its context). m.mu is held.
 func (m *Manager) takeOutLocked(s *session) (done func()) {
 	delete(m.sessions, s.id)
 	ch := make(chan struct{})
@@ -123,8 +139,12 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 	s.wakeAll()
 	if prev == stateStarting {
 		// CreateSession sees the state, records it and cleans up what it
-		// spawned.
+		// spawned. Its spawn is cancelled: the plugin may take long, or
+		// never answer.
 		s.rec.Status, s.rec.StatusReason = StatusTerminated, statusReason
+		if s.cancelStart != nil {
+			s.cancelStart(errStartAbandoned)
+		}
 		s.mu.Unlock()
 		return
 	}

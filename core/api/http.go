@@ -235,6 +235,8 @@ func statusOf(err error) int {
 	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, core.ErrClosed), errors.Is(err, core.ErrNoPlugin),
 		errors.Is(err, core.ErrStoreUnavailable), errors.Is(err, core.ErrOtherNode):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, core.ErrPluginTimeout):
+		return http.StatusGatewayTimeout
 	case errors.Is(err, core.ErrSpawn):
 		return http.StatusBadGateway
 	default:

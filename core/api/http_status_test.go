@@ -61,6 +61,9 @@ func TestStatusOf(t *testing.T) {
 		{"store unavailable", fmt.Errorf("%w: down", core.ErrStoreUnavailable), http.StatusServiceUnavailable},
 		{"session on another node", fmt.Errorf("%w: session x runs on node b; try again", core.ErrOtherNode), http.StatusServiceUnavailable},
 		{"spawn failed", spawn(errors.New("the daemon said no")), http.StatusBadGateway},
+		{"spawn timed out", spawn(fmt.Errorf("%w: not started within 1m0s", core.ErrPluginTimeout)), http.StatusGatewayTimeout},
+		{"config validation timed out", fmt.Errorf("validating the config: %w", core.ErrPluginTimeout), http.StatusGatewayTimeout},
+		{"destroyed while starting", fmt.Errorf("%w: session \"x\" was destroyed while starting", core.ErrSessionNotFound), http.StatusNotFound},
 		{"anything else", errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, tt := range tests {

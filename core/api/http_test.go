@@ -573,3 +573,81 @@ func TestStalledLoneClientDoesNotHoldTheReader(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A create whose plugin never answers the spawn is 504 at the spawn
+// timeout, not held until the client gives up, and the session is
+// recorded ERROR with the reason.
+func TestRESTSpawnTimeout(t *testing.T) {
+	api := newAPI(t, Options{}, func(o *core.Options) { o.SpawnTimeout = 200 * time.Millisecond })
+	api.env.SetSpawn(hangingSpawn(t, nil))
+	type result struct {
+		code int
+		body map[string]any
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, body := api.do(t, "POST", "/api/v1/sessions", `{"id":"hung","environment_id":"fake"}`)
+		done <- result{code, body}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the create was still held 10 s after the spawn timeout")
+	}
+	if msg, _ := r.body["error"].(string); r.code != http.StatusGatewayTimeout || !strings.Contains(msg, "did not answer in time") {
+		t.Errorf("create: %d %v, want 504 saying the plugin did not answer in time", r.code, r.body)
+	}
+	if code, body := api.do(t, "GET", "/api/v1/sessions/hung", ""); code != 200 || body["status"] != "ERROR" || !strings.Contains(body["status_reason"].(string), "within 200ms") {
+		t.Errorf("get: %d %v, want ERROR with the reason", code, body)
+	}
+}
+
+// A DELETE of a session whose spawn has not answered cancels the spawn:
+// the session reads TERMINATED once the 204 is in, and the create answers
+// at once, 404.
+func TestRESTDeleteWhileStarting(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	spawning := make(chan struct{})
+	api.env.SetSpawn(hangingSpawn(t, spawning))
+	done := make(chan int, 1)
+	go func() {
+		code, _ := api.do(t, "POST", "/api/v1/sessions", `{"id":"hung","environment_id":"fake"}`)
+		done <- code
+	}()
+	<-spawning
+	if code, _ := api.do(t, "DELETE", "/api/v1/sessions/hung", ""); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, body := api.do(t, "GET", "/api/v1/sessions/hung", ""); code != 200 || body["status"] != "TERMINATED" {
+		t.Errorf("get after delete: %d %v, want TERMINATED", code, body)
+	}
+	select {
+	case code := <-done:
+		if code != http.StatusNotFound {
+			t.Errorf("create of the session destroyed while starting: %d, want 404", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the create was still held 5 s after the DELETE")
+	}
+}
+
+// hangingSpawn returns a spawn that never answers: it ends with its
+// context, as the gRPC client's does for a plugin that never answers, or
+// with the test (lest a create the server failed to bound hold the test
+// server's Close). It closes spawning, when not nil, once called.
+func hangingSpawn(t *testing.T, spawning chan struct{}) func(context.Context, shared.SpawnRequest) (shared.PTY, error) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before the server's Close
+	return func(ctx context.Context, _ shared.SpawnRequest) (shared.PTY, error) {
+		if spawning != nil {
+			close(spawning)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-stop:
+			return nil, errors.New("the test is over")
+		}
+	}
+}
