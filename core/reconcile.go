@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -199,7 +198,9 @@ func (m *Manager) pickSurvivor(ctx context.Context, rec SessionRecord, cands []S
 		rc.types[rec.EnvironmentID] = typ
 	}
 	for _, c := range cands {
-		if !kept && typ != "" && strings.EqualFold(c.EnvironmentType, typ) {
+		// Exactly: a type is its plugin's as spelled (Dispatcher's
+		// Environment), and another plugin may claim "host" beside HOST.
+		if !kept && typ != "" && c.EnvironmentType == typ {
 			sv, kept = c, true
 			continue
 		}

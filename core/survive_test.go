@@ -459,7 +459,7 @@ func (s listedSurvivors) Survivors(context.Context) ([]Survivor, error) { return
 // TestReconcileTakesUpOnlyTheSessionsOfItsType: a plugin cannot take up
 // another plugin's session by listing its id. Of two plugins that both
 // list a session, the one of its environment's type takes it up, the
-// other's is hung up, whichever is listed last; a session listed only by
+// other's is hung up, whichever is listed first; a session listed only by
 // a plugin of another type, or listed as foreign (a type its plugin does
 // not serve), is recorded lost, and what that plugin kept is hung up.
 func TestReconcileTakesUpOnlyTheSessionsOfItsType(t *testing.T) {
@@ -468,11 +468,12 @@ func TestReconcileTakesUpOnlyTheSessionsOfItsType(t *testing.T) {
 	for _, id := range []string{"victim", "other-type", "foreign"} {
 		evil.keep(id, 0, []byte("evil$ "), nil)
 	}
-	evil.kept["victim"].EnvironmentType = "EVIL"
+	// A type is its plugin's as spelled: another plugin may serve "fake".
+	evil.kept["victim"].EnvironmentType = "fake"
 	evil.kept["other-type"].EnvironmentType = "EVIL"
 	list := []Survivor{
-		{KeptSession: legit.kept["victim"].KeptSession, Keeper: legit},
 		{KeptSession: evil.kept["victim"].KeptSession, Keeper: evil},
+		{KeptSession: legit.kept["victim"].KeptSession, Keeper: legit},
 		{KeptSession: evil.kept["other-type"].KeptSession, Keeper: evil},
 		{KeptSession: evil.kept["foreign"].KeptSession, Keeper: evil, Foreign: true},
 	}

@@ -375,16 +375,31 @@ func (p *Plugins) Survivors(ctx context.Context) ([]core.Survivor, error) {
 }
 
 // mayKeep reports whether the process g of plugin s may keep a session
-// of type typ: g declared the type, and no other plugin serves it. A
-// plugin does not take up another's session by listing its id.
+// of type typ: g declared the type, and the type is s's — a built-in's
+// own type is that built-in's, a claimed one its claimant's, and one not
+// claimed yet (the reattached plugins claim their types once they run,
+// which may be after Reconcile asks) s's only if no other reattached
+// plugin declares it. A plugin does not take up another's session by
+// listing its id.
 func (p *Plugins) mayKeep(s *supervised, g *generation, typ string) bool {
 	if !slices.Contains(g.info.Types, typ) {
 		return false
 	}
+	if b := p.reservedBy(typ); b != nil {
+		return b == s
+	}
 	p.mu.Lock()
-	owner, ok := p.byType[typ]
+	owner, claimed := p.byType[typ]
 	p.mu.Unlock()
-	return !ok || owner == s
+	if claimed {
+		return owner == s
+	}
+	for _, o := range p.plugins {
+		if o != s && o.adopted != nil && slices.Contains(o.adopted.info.Types, typ) {
+			return false
+		}
+	}
+	return true
 }
 
 var _ core.SurvivorSource = (*Plugins)(nil)

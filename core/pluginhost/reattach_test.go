@@ -736,25 +736,30 @@ func TestLoadStoppedWhileReattaching(t *testing.T) {
 }
 
 // TestMayKeep: a reattached plugin process may keep the sessions of the
-// types it declared that no other plugin serves; a session of another
-// plugin's type, or of a type it did not declare, is foreign.
+// types it declared that are its own: a built-in's type is the
+// built-in's, a claimed type its claimant's, and an unclaimed one its
+// only if no other reattached plugin declares it; a session of a type it
+// did not declare is foreign.
 func TestMayKeep(t *testing.T) {
-	host, zz := &supervised{name: "host"}, &supervised{name: "zz"}
-	p := &Plugins{byType: map[string]*supervised{"HOST": host, "EVIL": zz}}
+	host := &supervised{name: "host", builtin: true}
+	zz := &supervised{name: "zz", adopted: &generation{info: shared.Info{Types: []string{"EVIL", "HOST", "NEW", "host", "BOTH"}}}}
+	yy := &supervised{name: "yy", adopted: &generation{info: shared.Info{Types: []string{"BOTH"}}}}
+	p := &Plugins{plugins: []*supervised{host, yy, zz}, byType: map[string]*supervised{"EVIL": zz, "host": yy}}
 	hostGen := &generation{info: shared.Info{Types: []string{"HOST"}}}
-	zzGen := &generation{info: shared.Info{Types: []string{"EVIL", "HOST", "NEW"}}}
 	for _, tt := range []struct {
 		s    *supervised
 		g    *generation
 		typ  string
 		want bool
 	}{
-		{host, hostGen, "HOST", true},
+		{host, hostGen, "HOST", true},  // its own, claimed or not yet
 		{host, hostGen, "EVIL", false}, // not declared
-		{zz, zzGen, "EVIL", true},
-		{zz, zzGen, "HOST", false}, // declared, but host serves it
-		{zz, zzGen, "NEW", true},   // declared, and nobody has claimed it yet
-		{zz, zzGen, "DOCKER", false},
+		{zz, zz.adopted, "EVIL", true},
+		{zz, zz.adopted, "HOST", false}, // declared, but the built-in's
+		{zz, zz.adopted, "host", false}, // declared, but yy claimed it
+		{zz, zz.adopted, "NEW", true},   // declared, and nobody else does
+		{zz, zz.adopted, "BOTH", false}, // unclaimed, and yy declares it too
+		{zz, zz.adopted, "DOCKER", false},
 	} {
 		if got := p.mayKeep(tt.s, tt.g, tt.typ); got != tt.want {
 			t.Errorf("mayKeep(%s, %s) = %v, want %v", tt.s.name, tt.typ, got, tt.want)
