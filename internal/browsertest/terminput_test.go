@@ -137,3 +137,25 @@ func TestWideWindow(t *testing.T) {
 		t.Errorf("the page's terminal has %d columns, want 1000", cols)
 	}
 }
+
+// TestRestartInPlaceKeepsTheCursor: a restart of a program that used the
+// main screen leaves the cursor where it was: the new program's output
+// follows the old output, and does not overwrite the top of the screen.
+func TestRestartInPlaceKeepsTheCursor(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, e2etest.Options{})
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c",
+		`printf 'old line 1\r\nold line 2\r\n'; exec sleep 600`}})
+	p := newTab(t, "restart-cursor")
+	p.attach(srv, id)
+	p.waitLine("old line 2")
+	if code, out := srv.Request(t, "POST", "/api/v1/sessions/"+id+"/restart",
+		map[string]any{"command": []string{"/bin/sh", "-c", "printf NEW-PROGRAM; exec sleep 600"}}); code != 200 {
+		t.Fatalf("restart: %d %v", code, out)
+	}
+	text := p.waitText("the new program's output", func(s string) bool { return strings.Contains(s, "NEW-PROGRAM") })
+	lines := strings.Split(text, "\n")
+	if len(lines) < 3 || lines[0] != "old line 1" || lines[1] != "old line 2" || !strings.Contains(lines[2], "NEW-PROGRAM") {
+		t.Errorf("after the restart the terminal shows %q, want the old lines, then the new program's output", lines[:min(len(lines), 4)])
+	}
+}

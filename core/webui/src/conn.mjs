@@ -113,9 +113,13 @@ export class Attachment {
   message(data) {
     if (this.disposed) return;
     if (typeof data !== 'string') {
+      const bytes = new Uint8Array(data);
       const start = this.offset;
-      this.offset += data.byteLength;
-      this.opts.output(new Uint8Array(data), start < this.replayEnd);
+      this.offset += bytes.length;
+      // A frame may hold the end of the history and new output after it.
+      const history = Math.max(0, Math.min(bytes.length, this.replayEnd - start));
+      if (history > 0) this.opts.output(bytes.subarray(0, history), true);
+      if (history < bytes.length) this.opts.output(bytes.subarray(history), false);
       return;
     }
     let msg;

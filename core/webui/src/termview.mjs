@@ -41,11 +41,13 @@ const QUERIES_OSC = [4, 10, 11, 12];
 
 // What a new program in place of the old one starts from (a restart in
 // place): the modes a fresh terminal has. CAN first ends a sequence the
-// old program left unfinished. Then: main screen, no mouse reporting,
+// old program left unfinished. Then: main screen (leaving the alternate
+// one restores the main screen's saved cursor, so the cursor is saved
+// first: on the main screen that keeps it where it is), no mouse reporting,
 // normal cursor keys and keypad, no bracketed paste, no focus reports, a
 // visible cursor of the default style, default colors.
 const FRESH_MODES =
-  '\x18\x1b[?1049l\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l' +
+  '\x18\x1b7\x1b[?1049l\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l' +
   '\x1b[?1l\x1b>\x1b[?2004l\x1b[?1004l\x1b[?25h\x1b[0 q\x1b[m';
 
 export class TerminalView {
