@@ -134,30 +134,52 @@ func (c clusterConfig) registerNode(ctx context.Context, db *gormstore.DB, log *
 // sessions as node_lost): the server must stop, leaving its sessions to
 // the plugins for its next start (docs/design.md, "Nodes"). release gives
 // the claim or the lease up, within its context.
-func (c serveConfig) own(ctx context.Context, db *gormstore.DB, log *slog.Logger) (lost <-chan struct{}, release func(context.Context), err error) {
+func (c serveConfig) own(ctx context.Context, db *gormstore.DB, log *slog.Logger) (ownership, error) {
 	if c.cluster.enabled() {
 		lease, err := c.cluster.registerNode(ctx, db, log)
 		if err != nil {
-			return nil, nil, err
+			return ownership{}, err
 		}
-		return lease.Lost(), func(ctx context.Context) {
-			if err := lease.Release(ctx); err != nil {
-				log.Warn("expiring the node's lease", "err", err)
-			}
+		return ownership{
+			lost: lease.Lost(),
+			ready: func(ctx context.Context) {
+				if err := lease.Ready(ctx); err != nil {
+					log.Warn("marking the node ready; its next renewal will", "err", err)
+				}
+			},
+			release: func(ctx context.Context) {
+				if err := lease.Release(ctx); err != nil {
+					log.Warn("expiring the node's lease", "err", err)
+				}
+			},
 		}, nil
 	}
 	claim, err := db.Claim(ctx, gormstore.Owner{DataDir: c.dataDir})
 	if err != nil {
 		if errors.Is(err, gormstore.ErrOwned) {
-			return nil, nil, err
+			return ownership{}, err
 		}
-		return nil, nil, fmt.Errorf("claiming the database: %w", err)
+		return ownership{}, fmt.Errorf("claiming the database: %w", err)
 	}
-	return claim.Lost(), func(ctx context.Context) {
-		if err := claim.Release(ctx); err != nil {
-			log.Warn("releasing the database", "err", err)
-		}
+	return ownership{
+		lost:  claim.Lost(),
+		ready: func(context.Context) {},
+		release: func(ctx context.Context) {
+			if err := claim.Release(ctx); err != nil {
+				log.Warn("releasing the database", "err", err)
+			}
+		},
 	}, nil
+}
+
+// ownership is what own returns: lost is closed when the server no
+// longer owns what it claimed; ready says that the server has taken up
+// the sessions it had kept (a node lists as unhealthy until then);
+// release gives the claim up.
+type ownership struct {
+	lost    <-chan struct{}
+	ready   func(context.Context)
+	release func(context.Context)
 }
 
 // nodeLister is core.Options.Nodes: the database's registry for a node of

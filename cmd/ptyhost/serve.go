@@ -162,14 +162,15 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	// database touches no plugin process of the first. A node of a
 	// cluster owns only its own sessions: it registers its name instead,
 	// and a second process of that name is refused.
-	claimLost, release, err := c.own(ctx, db, log)
+	owned, err := c.own(ctx, db, log)
 	if err != nil {
 		return err
 	}
+	claimLost := owned.lost
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 		defer cancel()
-		release(rctx)
+		owned.release(rctx)
 	}()
 
 	if c.configPath != "" {
@@ -243,6 +244,9 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	} else if n > 0 {
 		log.Warn("sessions left live by a previous run were lost and recorded as ERROR server_lost", "count", n)
 	}
+	// A node lists as healthy from now on: the sessions of it recorded
+	// node_lost that it took up run again, and the others are final.
+	owned.ready(ctx)
 	go stop.onLost(claimLost, log)
 
 	mux := http.NewServeMux()

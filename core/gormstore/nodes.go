@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -86,6 +87,12 @@ type nodeModel struct {
 	// the node does not run, whatever the lease says, which only bounds
 	// how soon its sessions are recorded node_lost.
 	Released bool `gorm:"column:released;not null;default:false"`
+	// Ready says the node has taken up the sessions it had kept
+	// (NodeLease.Ready): until then it lists as unhealthy, so that the
+	// other nodes do not take a session of its recorded node_lost for
+	// one no plugin kept, while it is taking it up. Rows of servers
+	// older than it are ready.
+	Ready bool `gorm:"column:ready;not null;default:true"`
 }
 
 func (nodeModel) TableName() string { return "nodes" }
@@ -151,11 +158,11 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 		// was released (its process stopped), or it is this instance's;
 		// else RETURNING returns nothing.
 		var taken []string
-		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released)
-			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false)
+		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released, ready)
+			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false, false)
 			ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, version = EXCLUDED.version,
 				instance = EXCLUDED.instance, started_at = EXCLUDED.started_at,
-				lease_expires_at = EXCLUDED.lease_expires_at, released = false
+				lease_expires_at = EXCLUDED.lease_expires_at, released = false, ready = false
 			WHERE nodes.lease_expires_at <= now() OR nodes.released OR nodes.instance = EXCLUDED.instance
 			RETURNING name`,
 			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL)).Scan(&taken).Error
@@ -244,7 +251,7 @@ func (s *DB) ListNodes(ctx context.Context) ([]core.Node, error) {
 		Healthy            bool
 		Sessions           int
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, n.version, n.lease_expires_at > now() AND NOT n.released AS healthy,
+	err := s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, n.version, n.lease_expires_at > now() AND NOT n.released AND n.ready AS healthy,
 			(SELECT count(*) FROM sessions s WHERE s.node = n.name AND s.status IN ?) AS sessions
 		FROM nodes n ORDER BY n.name`,
 		statusNames([]core.Status{core.StatusStarting, core.StatusActive, core.StatusIdle})).Scan(&rows).Error
@@ -272,6 +279,7 @@ type NodeLease struct {
 	ctx      context.Context
 	cancel   context.CancelFunc // stops renew
 	lostOnce sync.Once
+	ready    atomic.Bool // Ready was called: renewals keep the row ready
 }
 
 // Instance returns the instance the node registered with.
@@ -282,6 +290,21 @@ func (l *NodeLease) Instance() string { return l.opts.Instance }
 // before it could be renewed (the other nodes may then record its
 // sessions as node_lost). The lease is not renewed after.
 func (l *NodeLease) Lost() <-chan struct{} { return l.lost }
+
+// Ready marks the node ready, once it has taken up the sessions its
+// plugins kept (core's Reconcile): it lists as healthy from then on, and
+// a session of it still recorded node_lost is one no plugin kept. A
+// registered node lists as unhealthy until then. If the update fails, the
+// next renewal makes it.
+func (l *NodeLease) Ready(ctx context.Context) error {
+	l.ready.Store(true)
+	err := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET ready = true WHERE name = ? AND instance = ?`,
+		l.opts.Name, l.opts.Instance).Error
+	if err != nil {
+		return fmt.Errorf("store: mark node %q ready: %w", l.opts.Name, err)
+	}
+	return nil
+}
 
 // Release stops the renewals and marks the row released, if it is still
 // this instance's, so that the node lists as unhealthy and a process of
@@ -340,8 +363,8 @@ func (l *NodeLease) renew(sent time.Time) {
 		// lease is lost then, whatever the database answers.
 		ctx, cancel := context.WithDeadline(l.ctx, deadline)
 		attempt := time.Now()
-		res := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() + ? * interval '1 microsecond'
-			WHERE name = ? AND instance = ? AND lease_expires_at > now()`, interval(l.opts.LeaseTTL), l.opts.Name, l.opts.Instance)
+		res := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() + ? * interval '1 microsecond', ready = ready OR ?
+			WHERE name = ? AND instance = ? AND lease_expires_at > now()`, interval(l.opts.LeaseTTL), l.ready.Load(), l.opts.Name, l.opts.Instance)
 		cancel()
 		switch {
 		case res.Error == nil && res.RowsAffected > 0:

@@ -34,8 +34,19 @@ func openWith(t *testing.T, dsn string, o gormstore.Options) *gormstore.DB {
 	return s
 }
 
-// mustRegister registers o in s and releases the lease when the test ends.
+// mustRegister registers o in s, ready as a node is once it has taken
+// its sessions up, and releases the lease when the test ends.
 func mustRegister(t *testing.T, s *gormstore.DB, o gormstore.NodeOptions) *gormstore.NodeLease {
+	t.Helper()
+	l := mustRegisterUnready(t, s, o)
+	if err := l.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready(%s): %v", o.Name, err)
+	}
+	return l
+}
+
+// mustRegisterUnready is mustRegister without Ready.
+func mustRegisterUnready(t *testing.T, s *gormstore.DB, o gormstore.NodeOptions) *gormstore.NodeLease {
 	t.Helper()
 	l, err := s.RegisterNode(context.Background(), o)
 	if err != nil {
@@ -239,5 +250,33 @@ func TestReleaseKeepingSessions(t *testing.T) {
 	expire(t, a, "b")
 	if marked, err := a.MarkLostNodes(ctx); err != nil || len(marked["b"]) != 2 {
 		t.Errorf("a sweep once b's lease ran out marked %v, %v; want b's two sessions", marked, err)
+	}
+}
+
+// TestNodeReady: a node registered lists as unhealthy until it is ready
+// (it has taken up the sessions it kept), so that the other nodes do not
+// take its node_lost sessions for final meanwhile; renewals keep it
+// ready, and a new process of the name starts unready again.
+func TestNodeReady(t *testing.T) {
+	s := openReal(t, postgresFreshDSN(t))
+	o := gormstore.NodeOptions{Name: "a", URL: "http://a:7420", Version: "v1", LeaseTTL: time.Hour, Renewal: 50 * time.Millisecond}
+	l := mustRegisterUnready(t, s, o)
+	if got, want := listed(t, s), "a http://a:7420 false 0 v1"; got != want {
+		t.Fatalf("registered: %s, want %s (not ready yet)", got, want)
+	}
+	if err := l.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // renewals
+	if got, want := listed(t, s), "a http://a:7420 true 0 v1"; got != want {
+		t.Fatalf("ready, after renewals: %s, want %s", got, want)
+	}
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o.Version = "v2"
+	mustRegisterUnready(t, s, o)
+	if got, want := listed(t, s), "a http://a:7420 false 0 v2"; got != want {
+		t.Errorf("registered again: %s, want %s (not ready yet)", got, want)
 	}
 }

@@ -16,6 +16,13 @@ const CLOSE_PLUGIN_CRASHED = 4010;
 const INPUT_FRAME = 64 * 1024;
 const MAX_SIZE = 1000;
 
+// isNodeLost says whether a session record is ERROR node_lost, of a
+// node of a cluster (docs/protocol.md, "Between nodes").
+function isNodeLost(record) {
+  const reason = record && typeof record.status_reason === 'string' ? record.status_reason : '';
+  return !!record && record.status === 'ERROR' && reason.startsWith('node_lost') && !!record.node;
+}
+
 export class Attachment {
   // opts: {sessionId, readOnly, and callbacks:
   //   state(state, why)    "connecting" | "open" | "reconnecting" | "closed",
@@ -87,6 +94,10 @@ export class Attachment {
     if (ended(record)) {
       const node = await this.lostNode(record);
       if (this.disposed) return;
+      if (node === null) {
+        this.retry('the session runs again');
+        return;
+      }
       if (node) {
         // Not over yet: its node may come back with it (docs/protocol.md,
         // "Between nodes"), as the server's 503 says to the attach.
@@ -194,16 +205,20 @@ export class Attachment {
   // lostNode returns the name of the node of a session recorded ERROR
   // node_lost while that node is away (not listed healthy), else ''. Such
   // a record is not final: the node may come back and take the session
-  // up. When the nodes cannot be read, it counts the node as away, to be
-  // asked again, unless the answer is a refusal that will not change.
+  // up. A node lists as healthy once it has taken its sessions up: the
+  // record, read again, is then final if still node_lost; null when it
+  // is not (the node took the session up between the two reads). When
+  // the nodes cannot be read, it counts the node as away, to be asked
+  // again, unless the answer is a refusal that will not change.
   async lostNode(record) {
-    const reason = typeof record.status_reason === 'string' ? record.status_reason : '';
-    if (record.status !== 'ERROR' || !reason.startsWith('node_lost') || !record.node) return '';
+    if (!isNodeLost(record)) return '';
     try {
       const res = await api('GET', 'api/v1/nodes');
       const nodes = res && Array.isArray(res.nodes) ? res.nodes : [];
       const node = nodes.find((n) => n && n.name === record.node);
-      return node && node.healthy ? '' : record.node;
+      if (!node || !node.healthy) return record.node;
+      const again = await api('GET', sessionPath(this.sessionId));
+      return isNodeLost(again) ? '' : null;
     } catch (err) {
       if (err instanceof APIError && err.status > 0 && err.status < 500) return '';
       return record.node;
