@@ -40,7 +40,7 @@ var errorCodes = [...]errorCode{
 // toStatus converts an error returned by an Environment into a gRPC status
 // error with the table's code, the error's message, and an ErrorDetail naming
 // the sentinel. Errors matching no sentinel become codes.Unknown. A nil error
-// stays nil.
+// stays nil. The message is bounded and made clean (cleanMessage).
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -57,7 +57,9 @@ func toStatus(err error) error {
 			break
 		}
 	}
-	st := status.New(code, err.Error())
+	// Within what a host takes (MaxErrorLen; the trailers that carry the
+	// message twice are bounded), so that a long error keeps its kind.
+	st := status.New(code, cleanMessage(err.Error(), MaxErrorLen))
 	if withDetail, derr := st.WithDetails(&proto.ErrorDetail{Kind: kind}); derr == nil {
 		st = withDetail
 	}

@@ -341,3 +341,20 @@ func TestCleanText(t *testing.T) {
 		t.Errorf("cleanMessage: %q, want %q", got, want)
 	}
 }
+
+// The SDK's server sends an error's message within what a host takes, so
+// that a long error (a command's output folded into it) keeps its kind
+// rather than breaking the call's trailers.
+func TestToStatusBoundsTheMessage(t *testing.T) {
+	err := toStatus(fmt.Errorf("%w: %s", ErrInvalidArgument, strings.Repeat("m", 300<<10)))
+	st, ok := status.FromError(err)
+	if !ok {
+		t.Fatalf("toStatus = %v, want a status", err)
+	}
+	if n := len(st.Message()); n > MaxErrorLen {
+		t.Errorf("message of %d bytes, want at most %d", n, MaxErrorLen)
+	}
+	if got := fromStatus(err); !errors.Is(got, ErrInvalidArgument) {
+		t.Errorf("fromStatus(toStatus(...)) = %.60v..., want ErrInvalidArgument", got)
+	}
+}

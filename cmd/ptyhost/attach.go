@@ -232,7 +232,8 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 		}
 		readerDone <- r
 	})
-	wg.Go(func() { a.watchStall(connCtx, &stalled) })
+	conn := a.conn
+	wg.Go(func() { a.watchStall(connCtx, conn, &stalled) })
 	// closeAndWait ends the connection from our side and waits for the
 	// reader.
 	closeAndWait := func(code int, reason string) {
@@ -272,12 +273,14 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 func dialAttach(ctx context.Context, c *client, watch *connWatch, id string, readOnly bool, stdio stdio, offset *int64) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	hc := watch.httpClient(c.http)
 	conn, err := wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(id)), wsproto.DialOptions{
-		HTTPClient: watch.httpClient(c.http),
+		HTTPClient: hc,
 		Header:     c.header(),
 		Offset:     offset,
 		ReadOnly:   readOnly,
 	})
+	hc.CloseIdleConnections() // the dial's own transport: nothing else uses it
 	if err == nil {
 		return conn, nil
 	}

@@ -39,9 +39,12 @@ type client struct {
 const requestTimeout = 30 * time.Second
 
 const (
-	// spawnTimeout bounds a call that starts a session's program: an SSH
-	// environment's connect_timeout may be up to 10 minutes.
-	spawnTimeout = 11 * time.Minute
+	// spawnTimeout bounds a call that starts a session's program: the
+	// server's own bound (core.DefaultSpawnTimeout, above an SSH
+	// environment's longest connect_timeout) and a minute more, so that
+	// the server's 504 saying why comes first (a restart also waits for
+	// the old program to end).
+	spawnTimeout = core.DefaultSpawnTimeout + time.Minute
 	// pluginStartTimeout bounds a plugin's restart, which the server
 	// waits for up to the plugin's start timeout (a minute).
 	pluginStartTimeout = 2 * time.Minute

@@ -40,8 +40,15 @@ const (
 // short) and is written as it is.
 const maxHeldSeq = 4096
 
-// reset starts history anew: output from off on, history up to end.
+// reset starts history anew: output from off on, history up to end. A
+// resume exactly where the output stopped keeps the sequence held back
+// (its rest is to come); any other start drops it, with the output it
+// belonged to.
 func (f *historyFilter) reset(off, end int64) {
+	if f.inSeq && off == f.off {
+		f.end = max(end, off)
+		return
+	}
 	f.off, f.end = off, max(end, off)
 	f.held, f.inSeq = f.held[:0], false
 }

@@ -65,3 +65,17 @@ func TestHistoryFilterReset(t *testing.T) {
 		t.Errorf("after another reset, the held sequence came back: %q", got)
 	}
 }
+
+// TestHistoryFilterResume: a resume exactly where the output stopped
+// keeps a sequence held across the reconnect, so that its rest is not
+// written as text.
+func TestHistoryFilterResume(t *testing.T) {
+	var f historyFilter
+	f.reset(0, 10)
+	got := f.filter([]byte("ab\x1b[3"), nil)
+	f.reset(5, 10) // resumed at the offset received up to
+	got = append(got, f.filter([]byte("1mc\x1b[6n"), nil)...)
+	if want := "ab\x1b[31mc"; string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // An attachment whose server stops answering — stopped with SIGSTOP, or
@@ -110,10 +112,11 @@ func (e stallError) Error() string {
 	return fmt.Sprintf("nothing from the server for %v, not even its pings: the connection has stalled", e.within)
 }
 
-// watchStall closes the attachment's connection once it has waited
+// watchStall closes conn, the attachment's connection (given, as a.conn
+// is the next one's once serve returns), once it has waited
 // a.stall for the server, setting stalled first; or returns once ctx
 // ends.
-func (a *attachment) watchStall(ctx context.Context, stalled *atomic.Bool) {
+func (a *attachment) watchStall(ctx context.Context, conn *wsproto.Conn, stalled *atomic.Bool) {
 	if a.stall <= 0 || a.watch == nil {
 		<-ctx.Done()
 		return
@@ -128,7 +131,7 @@ func (a *attachment) watchStall(ctx context.Context, stalled *atomic.Bool) {
 		}
 		if a.watch.idle() >= a.stall {
 			stalled.Store(true)
-			_ = a.conn.Close()
+			_ = conn.Close()
 			return
 		}
 	}

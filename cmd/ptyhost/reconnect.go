@@ -146,8 +146,10 @@ func (a *attachment) dialWhileReading(ctx context.Context, c *client, opts attac
 func (a *attachment) dialResume(ctx context.Context, c *client, opts attachOptions, off int64, epoch string, giveUp time.Time) (*wsproto.Conn, error) {
 	dialCtx, cancel := context.WithDeadline(ctx, giveUp.Add(time.Second))
 	defer cancel()
+	hc := a.watch.httpClient(c.http)
+	defer hc.CloseIdleConnections() // the dial's own transport: nothing else uses it
 	return wsproto.Dial(dialCtx, c.wsURL(wsproto.AttachPath(opts.id)), wsproto.DialOptions{
-		HTTPClient: a.watch.httpClient(c.http),
+		HTTPClient: hc,
 		Header:     c.header(),
 		Offset:     &off,
 		Epoch:      epoch,
