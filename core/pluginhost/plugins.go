@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -255,91 +253,6 @@ func (p *Plugins) changed() {
 	close(p.notify)
 	p.notify = make(chan struct{})
 	p.notifyMu.Unlock()
-}
-
-// findPlugins maps the name of every plugin executable in dir
-// (ptyhost-plugin-NAME) to its path.
-func findPlugins(dir string) (map[string]string, error) {
-	found := map[string]string{}
-	if dir == "" {
-		return found, nil
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("plugin dir: %w", err)
-	}
-	for _, e := range entries {
-		name, ok := strings.CutPrefix(e.Name(), ExecutablePrefix)
-		if !ok || name == "" {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		if executable(path) != nil {
-			continue
-		}
-		found[name] = path
-	}
-	return found, nil
-}
-
-// executable checks that path is an executable regular file (following
-// symlinks).
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return err
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s is not a regular file", path)
-	case fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("%s is not executable", path)
-	}
-	return nil
-}
-
-// builtinTypes is the environment type each built-in plugin serves
-// (plugins/host, plugins/docker, plugins/ssh: their EnvironmentType).
-var builtinTypes = map[string]string{"host": "HOST", "docker": "DOCKER", "ssh": "SSH"}
-
-// reservedBy returns the built-in plugin among p's that owns typ, the
-// type it serves, or nil. Such a type is the built-in's alone, whichever
-// plugin starts first: another plugin that declares it is refused.
-func (p *Plugins) reservedBy(typ string) *supervised {
-	for _, b := range p.plugins { // fixed after load
-		if b.builtin && builtinTypes[b.name] == typ {
-			return b
-		}
-	}
-	return nil
-}
-
-// claim maps types to s, dropping the types s served before. A type
-// another plugin serves, or the type of a built-in plugin this server
-// loads (host's HOST, docker's DOCKER, ssh's SSH) when s is not that
-// plugin, is an error naming both.
-func (p *Plugins) claim(s *supervised, types []string) error {
-	for _, typ := range types {
-		if b := p.reservedBy(typ); b != nil && b != s {
-			return fmt.Errorf("environment type %q belongs to the built-in plugin %s and may not be served by %s",
-				typ, b.describe(), s.describe())
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, typ := range types {
-		if other, ok := p.byType[typ]; ok && other != s {
-			return fmt.Errorf("environment type %q is claimed by two plugins: %s and %s", typ, other.describe(), s.describe())
-		}
-	}
-	for typ, owner := range p.byType {
-		if owner == s && !slices.Contains(types, typ) {
-			delete(p.byType, typ)
-		}
-	}
-	for _, typ := range types {
-		p.byType[typ] = s
-	}
-	return nil
 }
 
 // Environment returns the environment that serves envType. An unknown type
