@@ -710,10 +710,8 @@ func TestAttachPrefix(t *testing.T) {
 			t.Errorf("attach %s: exit %d, stderr %q; want 1, %q", arg, code, stderr, want)
 		}
 	}
-	for _, r := range f.requestsSoFar() {
-		if strings.HasSuffix(r.path, "/attach") {
-			t.Errorf("attached: %v", r)
-		}
+	if q := f.attachQueries(); len(q) != 0 {
+		t.Errorf("attached: %q", q)
 	}
 	if code, _, stderr := runCmd(t, "attach", "--server", f.srv.URL, ""); code != 2 || stderr != "ptyhost: a session ID must not be empty\n" {
 		t.Errorf(`attach "": exit %d, stderr %q`, code, stderr)

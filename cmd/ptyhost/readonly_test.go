@@ -32,12 +32,7 @@ func TestAttachReadOnly(t *testing.T) {
 		t.Errorf("the server received input %q from a read-only client", got)
 	}
 	f.closes.waitFor(t, "1000 detached\n")
-	var queries []string
-	for _, r := range f.requestsSoFar() {
-		if strings.HasSuffix(r.path, "/attach") {
-			queries = append(queries, r.query)
-		}
-	}
+	queries := f.attachQueries()
 	if len(queries) != 1 || queries[0] != "mode=read" {
 		t.Errorf("attach queries %q, want [mode=read]", queries)
 	}
@@ -162,12 +157,7 @@ func TestAttachReadOnlyReconnects(t *testing.T) {
 	if code := c.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
 	}
-	var queries []string
-	for _, r := range f.requestsSoFar() {
-		if strings.HasSuffix(r.path, "/attach") {
-			queries = append(queries, r.query)
-		}
-	}
+	queries := f.attachQueries()
 	if len(queries) != 2 || queries[0] != "mode=read" || !strings.Contains(queries[1], "mode=read") || !strings.Contains(queries[1], "offset=10") {
 		t.Errorf("attach queries %q, want mode=read, then mode=read with offset=10", queries)
 	}

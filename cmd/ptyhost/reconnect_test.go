@@ -147,12 +147,7 @@ func TestAttachReconnectsAfterRestart(t *testing.T) {
 	}
 	// The first attach asked for the replay; the second resumed after
 	// "replayed\r\n" and the echo of "restart\n".
-	var queries []string
-	for _, r := range f.requestsSoFar() {
-		if strings.HasSuffix(r.path, "/attach") {
-			queries = append(queries, r.query)
-		}
-	}
+	queries := f.attachQueries()
 	if want := []string{"", "offset=18"}; !slices.Equal(queries, want) {
 		t.Errorf("attach queries %q, want %q", queries, want)
 	}
@@ -243,12 +238,7 @@ func TestAttachReconnectsAfterAStall(t *testing.T) {
 	if n := strings.Count(errOut.String(), "reconnecting"); n != 1 {
 		t.Errorf("reconnected %d times, want once; stderr %q", n, errOut.String())
 	}
-	var queries []string
-	for _, r := range f.requestsSoFar() {
-		if strings.HasSuffix(r.path, "/attach") {
-			queries = append(queries, r.query)
-		}
-	}
+	queries := f.attachQueries()
 	if want := []string{"", "offset=10"}; !slices.Equal(queries, want) {
 		t.Errorf("attach queries %q, want %q (resumed after the replay)", queries, want)
 	}
@@ -294,4 +284,16 @@ func TestAttachDetachAfterTypingWhileReconnecting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attachQueries returns the query of each attach request f has had, in
+// order.
+func (f *fakeServer) attachQueries() []string {
+	var queries []string
+	for _, r := range f.requestsSoFar() {
+		if strings.HasSuffix(r.path, "/attach") {
+			queries = append(queries, r.query)
+		}
+	}
+	return queries
 }
