@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net/url"
 	"os/exec"
 	"regexp"
@@ -184,12 +185,7 @@ func TestDetachedFor(t *testing.T) {
 // TestAttachDetachWhileReconnecting: the detach key stops the
 // reconnecting, and the one line says how to come back.
 func TestAttachDetachWhileReconnecting(t *testing.T) {
-	f := newFakeServer(t)
-	c, stdin := startAttach(t, f, "s1")
-	c.out.waitFor(t, "replayed")
-	f.respond("GET /api/v1/sessions/s1/attach", 503, `{"error": "try later"}`)
-	typeIn(t, stdin, "shutdown\n")
-	c.err.waitFor(t, "reconnecting…]\r\n")
+	_, c, stdin := reconnectingAttach(t)
 	typeIn(t, stdin, "\x1d")
 	if code := c.wait(t); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, c.err.String())
@@ -253,12 +249,7 @@ func TestAttachDetachAfterTypingWhileReconnecting(t *testing.T) {
 		reattach bool // the server takes attaches again before the detach
 	}{{"detach", false}, {"reattach first", true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeServer(t)
-			c, stdin := startAttach(t, f, "s1")
-			c.out.waitFor(t, "replayed")
-			f.respond("GET /api/v1/sessions/s1/attach", 503, `{"error": "try later"}`)
-			typeIn(t, stdin, "shutdown\n")
-			c.err.waitFor(t, "reconnecting…]\r\n")
+			f, c, stdin := reconnectingAttach(t)
 			typeIn(t, stdin, "lost keys")
 			typeIn(t, stdin, "more lost keys\n")
 			if tt.reattach {
@@ -296,4 +287,17 @@ func (f *fakeServer) attachQueries() []string {
 		}
 	}
 	return queries
+}
+
+// reconnectingAttach starts attach on s1, then has the server go away
+// and refuse attaches (503): attach is reconnecting when it returns.
+func reconnectingAttach(t *testing.T) (*fakeServer, *cmdRun, *io.PipeWriter) {
+	t.Helper()
+	f := newFakeServer(t)
+	c, stdin := startAttach(t, f, "s1")
+	c.out.waitFor(t, "replayed")
+	f.respond("GET /api/v1/sessions/s1/attach", 503, `{"error": "try later"}`)
+	typeIn(t, stdin, "shutdown\n")
+	c.err.waitFor(t, "reconnecting…]\r\n")
+	return f, c, stdin
 }
