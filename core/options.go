@@ -233,3 +233,8 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// SpawnTimeout returns Options.SpawnTimeout, with its default applied:
+// how long a create or a restart may wait for the plugin to start the
+// program.
+func (m *Manager) SpawnTimeout() time.Duration { return m.opts.SpawnTimeout }

@@ -98,6 +98,9 @@ type cluster struct {
 	// transport carries forwarded requests: HTTP/1.1 only, since a
 	// WebSocket upgrade cannot cross HTTP/2.
 	transport *http.Transport
+	// starts is transport for the requests that start a program (a
+	// create, a restart: POSTs), whose answers may take the spawn timeout.
+	starts *http.Transport
 
 	// mu protects the following: the registry as the proxied
 	// WebSockets' watchers last read it (see nodes).
@@ -107,7 +110,12 @@ type cluster struct {
 }
 
 // newCluster returns o's forwarding state, or nil for a single server.
-func newCluster(o ClusterOptions) *cluster {
+// A create or a restart forwarded to the node that runs it waits for its
+// answer as long as that node's plugin may take to start the program
+// (spawnTimeout) and a minute more: given up sooner, the client would be
+// told the node is lost while the session starts there, and a client
+// trying again would start a second one.
+func newCluster(o ClusterOptions, spawnTimeout time.Duration) *cluster {
 	if o.NodeName == "" || o.Secret == "" {
 		return nil
 	}
@@ -121,8 +129,20 @@ func newCluster(o ClusterOptions) *cluster {
 	// a stopped process) fails the request instead of holding it.
 	tr.ResponseHeaderTimeout = forwardAnswerTimeout
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	starts := tr.Clone()
+	starts.ResponseHeaderTimeout = spawnTimeout + time.Minute
 	return &cluster{name: o.NodeName, secret: o.Secret, digest: sha256.Sum256([]byte(o.Secret)),
-		interval: o.NodeCheckInterval, transport: tr}
+		interval: o.NodeCheckInterval, transport: tr, starts: starts}
+}
+
+// transportFor returns the transport that forwards r: c.starts for a
+// POST (a create placed on another node, a restart), which starts a
+// program, else c.transport.
+func (c *cluster) transportFor(r *http.Request) *http.Transport {
+	if r.Method == http.MethodPost {
+		return c.starts
+	}
+	return c.transport
 }
 
 // validSecret compares got with the cluster secret in constant time.
@@ -139,7 +159,7 @@ type forwardedKey struct{}
 // forwardAnswerTimeout bounds the wait for the owner's answer to a
 // forwarded request (its headers: a WebSocket's 101, a DELETE's 204 after
 // the kill's grace).
-const forwardAnswerTimeout = 30 * time.Second
+var forwardAnswerTimeout = 30 * time.Second // a variable for the tests
 
 func forwarded(r *http.Request) bool {
 	f, _ := r.Context().Value(forwardedKey{}).(bool)
@@ -358,7 +378,7 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 			out.Set(HeaderClusterScope, scope)
 			out.Set(HeaderClusterHop, "1")
 		},
-		Transport: h.cl.transport,
+		Transport: h.cl.transportFor(r),
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			h.log.Warn("forwarding to a node failed", "node", node.Name, "method", r.Method, "path", r.URL.Path, "err", err)
 			h.nodeLost(w, r, node)

@@ -84,7 +84,7 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	if opts.PingInterval == 0 {
 		opts.PingInterval = DefaultPingInterval
 	}
-	h := &handler{m: m, opts: opts, log: opts.Logger, cl: newCluster(opts.Cluster)}
+	h := &handler{m: m, opts: opts, log: opts.Logger, cl: newCluster(opts.Cluster, m.SpawnTimeout())}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("POST /api/v1/environments", h.createEnvironment)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ptyhost/ptyhost/core"
 )
@@ -18,6 +19,8 @@ import (
 // requests forwarded to it and answers a create as a node would.
 type fakeNode struct {
 	srv *httptest.Server
+	// delay is how long it takes to answer.
+	delay atomic.Int64
 
 	mu   sync.Mutex
 	reqs []string // "METHOD PATH hop=HOP body"
@@ -30,6 +33,7 @@ func newFakeNode(t *testing.T, name string) *fakeNode {
 		n.mu.Lock()
 		n.reqs = append(n.reqs, fmt.Sprintf("%s %s hop=%s %s", r.Method, r.URL.Path, r.Header.Get("Ptyhost-Cluster-Hop"), body))
 		n.mu.Unlock()
+		time.Sleep(time.Duration(n.delay.Load()))
 		writeJSON(w, http.StatusCreated, map[string]any{"id": "made-on-" + name, "node": name, "status": "ACTIVE"})
 	}))
 	t.Cleanup(n.srv.Close)
@@ -302,5 +306,23 @@ func TestReadsShowEveryNode(t *testing.T) {
 	_, raw := single.do(t, "GET", "/api/v1/sessions/alone", "")
 	if _, has := raw["node"]; has {
 		t.Errorf("a single server's session has a node field: %v", raw)
+	}
+}
+
+// TestForwardedCreateWaitsForTheStart: a create placed on another node
+// waits for that node's answer as long as a plugin may take to start the
+// program, not the bound on other forwarded requests: given up sooner,
+// the client would be told the node is lost while the session starts
+// there. Other requests keep their bound.
+func TestForwardedCreateWaitsForTheStart(t *testing.T) {
+	defer func(d time.Duration) { forwardAnswerTimeout = d }(forwardAnswerTimeout)
+	forwardAnswerTimeout = 100 * time.Millisecond
+	api := newClusterAPI(t, Options{})
+	if code, got := api.do(t, "POST", "/api/v1/environments", `{"id":"on-b","type":"FAKE","nodes":["b"]}`); code != 201 {
+		t.Fatalf("create environment: %d %v", code, got)
+	}
+	api.b.delay.Store(int64(500 * time.Millisecond))
+	if code, rec := api.do(t, "POST", "/api/v1/sessions", `{"environment_id":"on-b"}`); code != 201 || rec["node"] != "b" {
+		t.Errorf("create taking 500ms on b, forwarded with a 100ms bound on answers: %d %v, want b's 201", code, rec)
 	}
 }
