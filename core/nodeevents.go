@@ -157,7 +157,7 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 		// (otherNodesUse): one deleted while the node was away, or
 		// made again under its id as another type, is not taken up,
 		// so that nothing runs on in an environment that is gone.
-		// Left in survivors, it is hung up. (A check, not a lock, as
+		// What pickSurvivor does not take is hung up. (A check, not a lock, as
 		// otherNodesUse's.)
 		delete(survivors, id) // what pickSurvivor does not take goes to rc.strays
 		sv, kept, err := m.pickSurvivor(ctx, rec, cands, rc)

@@ -277,10 +277,8 @@ type attachment struct {
 	// readOnly: what is typed is dropped, not sent.
 	readOnly bool
 	// history keeps the queries in the replay from the local terminal,
-	// which would answer them on stdin (historyFilter); buf is its
-	// storage.
+	// which would answer them on stdin (historyFilter).
 	history historyFilter
-	buf     []byte
 	// watch follows the network connection under conn; after stall
 	// without anything from the server, serve closes conn (liveness.go).
 	watch *connWatch
@@ -311,10 +309,7 @@ func (a *attachment) readLoop(ctx context.Context) readResult {
 			return closeResult(err, exit)
 		}
 		if f.Kind == wsproto.FrameOutput {
-			p := a.history.filter(f.Data, a.buf)
-			if len(p) > 0 && &p[0] != &f.Data[0] {
-				a.buf = p[:0] // keep what filter grew
-			}
+			p := a.history.filter(f.Data)
 			done := a.watch.writing()
 			_, err := a.out.Write(p)
 			done()

@@ -24,6 +24,8 @@ type historyFilter struct {
 	held  []byte
 	inSeq bool
 	st    seqState
+	// out is the storage of what filter returns when it has to copy.
+	out []byte
 }
 
 // seqState is where in an escape sequence the filter is.
@@ -54,15 +56,16 @@ func (f *historyFilter) reset(off, end int64) {
 }
 
 // filter returns what of p, the next output, to write to the terminal:
-// p itself once history is over, else p without its queries, in buf's
-// storage (grown as needed).
-func (f *historyFilter) filter(p []byte, buf []byte) []byte {
+// p itself once history is over, else p without its queries, in storage
+// of f's, valid until the next call.
+func (f *historyFilter) filter(p []byte) (out []byte) {
 	start := f.off
 	f.off += int64(len(p))
 	if !f.inSeq && start >= f.end {
 		return p
 	}
-	out := buf[:0]
+	out = f.out[:0]
+	defer func() { f.out = out[:0] }() // what the appends grew, for next time
 	for i, c := range p {
 		if !f.inSeq {
 			if start+int64(i) >= f.end {
