@@ -72,8 +72,9 @@ func TestHistoryFilterReset(t *testing.T) {
 func TestHistoryFilterResume(t *testing.T) {
 	var f historyFilter
 	f.reset(0, 10)
-	got := append([]byte(nil), f.filter([]byte("ab\x1b[3"))...) // valid until the next call
-	f.reset(5, 10)                                              // resumed at the offset received up to
+	// filter's result is valid until its next call: kept as a copy.
+	got := append([]byte(nil), f.filter([]byte("ab\x1b[3"))...)
+	f.reset(5, 10) // resumed at the offset received up to
 	got = append(got, f.filter([]byte("1mc\x1b[6n"))...)
 	if want := "ab\x1b[31mc"; string(got) != want {
 		t.Errorf("got %q, want %q", got, want)
