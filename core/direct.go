@@ -1,6 +1,9 @@
 package core
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Direct delivery: a client that has taken every byte so far and waits in
 // Next for more, alone on its session or the one whose input came last
@@ -8,12 +11,23 @@ import "errors"
 // (Attachment.Direct), rather than by its own goroutine after a wake-up. A
 // keystroke's echo then crosses no goroutine hand-off in the server, which
 // is the shortest path a typing user's bytes can take; the session's other
-// clients are woken after that write, and everything else (a client
-// behind, owed frames, a slow write) goes through Next as before.
+// clients (the watchers) are woken after that write, and at most once per
+// watcherDelay, and everything else (a client behind, owed frames, a slow
+// write) goes through Next as before.
 
 // ErrWouldBlock is what a direct writer (Attachment.Direct) returns when
 // it cannot send without waiting: the bytes then go through Next.
 var ErrWouldBlock = errors.New("the client's connection would block")
+
+// watcherDelay is how long the watchers of a session, its clients other
+// than the one a direct write went to, may wait for that output: they are
+// woken once per watcherDelay while the typist types, not once per
+// keystroke, so that their writes, several per keystroke, do not hold up
+// the typist's next echo on a machine with few CPUs, and each of them gets
+// a few keystrokes' echoes in one frame. Output that goes through Next
+// (more than directMax, or no direct target) wakes every client at once,
+// as before. A variable for tests.
+var watcherDelay = 2 * time.Millisecond
 
 // directMax is the most output handed to a direct writer at once: an
 // echo's or a prompt's, not a flood's, which goes through Next.
@@ -63,15 +77,19 @@ func (s *session) directTarget(n int) (*Attachment, func([]byte) error) {
 }
 
 // deliver writes p, taken by a already (directTarget), with fn, a's direct
-// writer, then wakes the session's other clients, and lets a's Next go on,
-// waking it if it was woken meanwhile or has p to return after all.
+// writer, then has the session's other clients woken within watcherDelay,
+// and lets a's Next go on, waking it if it was woken meanwhile or has p to
+// return after all.
 func (s *session) deliver(a *Attachment, fn func([]byte) error, p []byte) {
 	err := fn(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for o := range s.attachments {
-		if o != a {
-			o.wake()
+	if len(s.attachments) > 1 && !s.watchersDue {
+		s.watchersDue = true
+		if s.watchersTimer == nil {
+			s.watchersTimer = time.AfterFunc(watcherDelay, s.wakeWatchers)
+		} else {
+			s.watchersTimer.Reset(watcherDelay)
 		}
 	}
 	a.directBusy = false
@@ -86,5 +104,19 @@ func (s *session) deliver(a *Attachment, fn func([]byte) error, p []byte) {
 	if a.wokenBusy || err != nil {
 		a.wokenBusy = false
 		a.wake()
+	}
+}
+
+// wakeWatchers wakes the session's clients that have output to take, when
+// watcherDelay has passed since a direct write (deliver).
+func (s *session) wakeWatchers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchersDue = false
+	end := s.ring.End()
+	for o := range s.attachments {
+		if o.off < end {
+			o.wake()
+		}
 	}
 }

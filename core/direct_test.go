@@ -278,3 +278,106 @@ func TestDirectDeliveryWouldBlock(t *testing.T) {
 		t.Errorf("%d bytes went directly, want the second output's %d", direct, len("direct"))
 	}
 }
+
+// The typist's echo reaches the session's other clients (the watchers)
+// when watcherDelay has passed, not with the echo: until then they are
+// not woken, and output that goes through Next wakes them at once, with
+// everything they missed, in order.
+func TestDirectDeliveryWatchersLater(t *testing.T) {
+	defer func(d time.Duration) { watcherDelay = d }(watcherDelay)
+	watcherDelay = time.Hour
+	h := newHarness(t, nil)
+	_, p := h.create(t, "wl")
+	ctx, cancel := context.WithCancel(context.Background())
+	typing, stopTyping := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var as [3]*Attachment
+	var ks [3]sink
+	for i := range as {
+		as[i] = h.attach(t, "wl")
+		as[i].Direct(ks[i].write)
+		rctx := ctx
+		if i == 0 {
+			rctx = typing
+		}
+		wg.Go(func() { readInto(rctx, as[i], &ks[i]) })
+	}
+	if _, err := as[0].Write([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for _, echo := range []string{"k", "e", "y"} {
+		eventually(t, "the typist waits", func() bool { return h.waiting(t, "wl", as[0]) })
+		want = append(want, echo...)
+		p.Output(t, []byte(echo))
+		eventually(t, "the echo", func() bool { got, _ := ks[0].snapshot(); return len(got) == len(want) })
+	}
+	if got, direct := ks[0].snapshot(); string(got) != "key" || direct != 3 {
+		t.Fatalf("the typist got %q, %d bytes directly; want \"key\", all directly", got, direct)
+	}
+	time.Sleep(50 * time.Millisecond) // time for a wrongly woken watcher to read
+	for i := 1; i < len(as); i++ {
+		if got, _ := ks[i].snapshot(); len(got) != 0 {
+			t.Fatalf("watcher %d got %q before watcherDelay", i, got)
+		}
+	}
+	s := h.session(t, "wl")
+	s.mu.Lock()
+	due := s.watchersDue
+	s.mu.Unlock()
+	if !due {
+		t.Fatal("no wake-up of the watchers is due")
+	}
+
+	// The typist stops reading: output goes through Next, to everyone.
+	stopTyping()
+	eventually(t, "the typist stops waiting", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !as[0].waiting
+	})
+	p.Output(t, []byte(";next"))
+	want = append(want, ";next"...)
+	for i := 1; i < len(as); i++ {
+		eventually(t, "every byte", func() bool { got, _ := ks[i].snapshot(); return len(got) >= len(want) })
+		if got, _ := ks[i].snapshot(); !bytes.Equal(got, want) {
+			t.Fatalf("watcher %d got %q, want %q", i, got, want)
+		}
+	}
+}
+
+// With the default watcherDelay, the watchers get the typist's echoes
+// soon after, without any other output to wake them.
+func TestDirectDeliveryWatchersWoken(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "ww")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var as [2]*Attachment
+	var ks [2]sink
+	for i := range as {
+		as[i] = h.attach(t, "ww")
+		as[i].Direct(ks[i].write)
+		wg.Go(func() { readInto(ctx, as[i], &ks[i]) })
+	}
+	if _, err := as[0].Write([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := range 20 {
+		eventually(t, "the typist waits", func() bool { return h.waiting(t, "ww", as[0]) })
+		key := fmt.Appendf(nil, "%d;", i)
+		want = append(want, key...)
+		p.Output(t, key)
+		eventually(t, "the echo", func() bool { got, _ := ks[0].snapshot(); return len(got) == len(want) })
+	}
+	eventually(t, "the watcher's output", func() bool { got, _ := ks[1].snapshot(); return len(got) == len(want) })
+	if got, direct := ks[1].snapshot(); !bytes.Equal(got, want) || direct != 0 {
+		t.Fatalf("the watcher got %q, %d bytes directly; want %q, none directly", got, direct, want)
+	}
+	if _, direct := ks[0].snapshot(); direct != len(want) {
+		t.Fatalf("the typist got %d bytes directly, want all %d", direct, len(want))
+	}
+}

@@ -80,16 +80,20 @@ type session struct {
 	attachments map[*Attachment]struct{}
 	// typist is the attachment whose input came last, while attached: of
 	// several clients, its output may be written directly (direct.go).
-	typist      *Attachment
-	exit        *ExitStatus
-	closeCode   int       // when destroyed: the close code for clients
-	closeReason string    // when destroyed: the close reason for clients
-	drain       bool      // when destroyed: deliver output and exit first
-	flow        sync.Cond // on mu: the pump waits on it for a client (flow.go)
-	pumpWaiting bool      // the pump waits on flow
-	idleTimer   *time.Timer
-	lingerTimer *time.Timer
-	lastActive  time.Time // last activity written to the store
+	typist *Attachment
+	// watchersDue is set while watchersTimer runs to wake the clients
+	// that a direct write passed over (direct.go, deliver).
+	watchersDue   bool
+	watchersTimer *time.Timer
+	exit          *ExitStatus
+	closeCode     int       // when destroyed: the close code for clients
+	closeReason   string    // when destroyed: the close reason for clients
+	drain         bool      // when destroyed: deliver output and exit first
+	flow          sync.Cond // on mu: the pump waits on it for a client (flow.go)
+	pumpWaiting   bool      // the pump waits on flow
+	idleTimer     *time.Timer
+	lingerTimer   *time.Timer
+	lastActive    time.Time // last activity written to the store
 	// detached says the server leaves the session running (Detach): its
 	// pump ends without recording anything about the session's end, which
 	// the plugin keeps for the next server.
