@@ -20,6 +20,10 @@ type wsClient struct {
 	res  clientResult
 	last time.Time     // when the last output byte arrived
 	exit *wsproto.Exit // the exit message, once received
+	// stamp, set before drain, has drain note in arrivals when each
+	// output byte arrived: an echo's readers, one byte per keystroke.
+	stamp    bool
+	arrivals []time.Time
 }
 
 // attach opens a WebSocket to session id and reads its hello.
@@ -96,6 +100,11 @@ func (c *wsClient) drain(ctx context.Context) error {
 		c.res.Bytes += int64(len(p))
 		c.res.Reads++
 		c.last = time.Now()
+		if c.stamp {
+			for range p {
+				c.arrivals = append(c.arrivals, c.last)
+			}
+		}
 	}
 }
 
@@ -215,6 +224,7 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet, r
 	}
 
 	lat := make([]time.Duration, 0, keys)
+	sent := make([]time.Time, 0, warmupKeys+keys)
 	var core0, plugin0 int64
 	for i := range warmupKeys + keys {
 		if i == warmupKeys && procs != nil {
@@ -224,6 +234,7 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet, r
 		}
 		key := []byte{echoKey(i)}
 		t0 := time.Now()
+		sent = append(sent, t0)
 		if err := c.conn.Input(ctx, key); err != nil {
 			return echoResult{}, err
 		}
@@ -258,13 +269,23 @@ func (s *server) echo(ctx context.Context, at place, keys int, procs *procSet, r
 		return echoResult{}, fmt.Errorf("the generator failed: %s", e)
 	}
 	want := int64(warmupKeys + keys)
-	for i, o := range others {
+	var lag []time.Duration
+	for range others {
 		if err := <-readErrs; err != nil {
 			return echoResult{}, err
 		}
+	}
+	for i, o := range others {
 		if o.res.Bytes != want || o.res.Resets > 0 {
 			return echoResult{}, fmt.Errorf("reader %d received %d bytes (%d resets), want %d", i+1, o.res.Bytes, o.res.Resets, want)
 		}
+		for k := warmupKeys; k < len(sent); k++ {
+			lag = append(lag, o.arrivals[k].Sub(sent[k]))
+		}
+	}
+	if len(lag) > 0 {
+		w := newEchoResult(lag)
+		res.ReadersP50, res.ReadersP99 = w.P50, w.P99
 	}
 	return res, nil
 }
@@ -281,6 +302,7 @@ func (s *server) attachReaders(ctx context.Context, id string, n int) ([]*wsClie
 			return cs, nil, fmt.Errorf("reader %d: %w", i+1, err)
 		}
 		cs = append(cs, c)
+		c.stamp = true
 		if err := c.awaitReady(ctx); err != nil {
 			return cs, nil, fmt.Errorf("reader %d: %w", i+1, err)
 		}

@@ -84,6 +84,10 @@ type echoResult struct {
 	// of the plugin (ptyhost runs on Linux only).
 	CoreSwitches   float64 `json:"core_switches_per_key,omitempty"`
 	PluginSwitches float64 `json:"plugin_switches_per_key,omitempty"`
+	// ReadersP50 and ReadersP99, of an echo with readers attached: how
+	// long after its keystroke was sent each echo reached the readers.
+	ReadersP50 time.Duration `json:"readers_p50_ns,omitempty"`
+	ReadersP99 time.Duration `json:"readers_p99_ns,omitempty"`
 }
 
 func newEchoResult(lat []time.Duration) echoResult {
@@ -266,12 +270,15 @@ func (s *summary) medianFlood(name string, runs []floodResult) (mean, slowest, t
 
 func medianEcho(runs []echoResult) echoResult {
 	var p50, p99, mx []time.Duration
+	var rp50, rp99 []time.Duration
 	var core, plugin []float64
 	for _, r := range runs {
 		p50, p99, mx = append(p50, r.P50), append(p99, r.P99), append(mx, r.Max)
+		rp50, rp99 = append(rp50, r.ReadersP50), append(rp99, r.ReadersP99)
 		core, plugin = append(core, r.CoreSwitches), append(plugin, r.PluginSwitches)
 	}
-	return echoResult{P50: median(p50), P99: median(p99), Max: median(mx), CoreSwitches: median(core), PluginSwitches: median(plugin)}
+	return echoResult{P50: median(p50), P99: median(p99), Max: median(mx), CoreSwitches: median(core), PluginSwitches: median(plugin),
+		ReadersP50: median(rp50), ReadersP99: median(rp99)}
 }
 
 func (r *results) summarize() {
@@ -345,6 +352,7 @@ func (r *results) writeTable(w io.Writer, remotes []*remote) {
 	p("%-26s p50 %-7s p99 %s", "echo direct", us(s.EchoDirect.P50), us(s.EchoDirect.P99))
 	p("%-26s p50 %-7s p99 %-7s (p99 %s over direct)", "echo ptyhost", us(s.EchoPtyhost.P50), us(s.EchoPtyhost.P99), signedUs(s.EchoP99Extra))
 	p("%-26s p50 %-7s p99 %-7s (echo client + %d readers)", fmt.Sprintf("echo ptyhost, %d clients", r.Clients), us(s.EchoMany.P50), us(s.EchoMany.P99), r.Clients-1)
+	p("%-26s p50 %-7s p99 %-7s (keystroke to the echo at the %d readers)", "", us(s.EchoMany.ReadersP50), us(s.EchoMany.ReadersP99), r.Clients-1)
 	if s.EchoPtyhost.CoreSwitches > 0 {
 		p("%-26s core %.1f + plugin %.1f context switches per keystroke", "", s.EchoPtyhost.CoreSwitches, s.EchoPtyhost.PluginSwitches)
 	}
@@ -371,7 +379,7 @@ func (r *results) writeTable(w io.Writer, remotes []*remote) {
 	p("runs (echo p50/p99, direct vs ptyhost): %s", strings.Join(e, " | "))
 	e = e[:0]
 	for _, x := range r.EchoMany {
-		e = append(e, us(x.P50)+"/"+us(x.P99))
+		e = append(e, us(x.P50)+"/"+us(x.P99)+" (readers "+us(x.ReadersP50)+"/"+us(x.ReadersP99)+")")
 	}
 	p("runs (echo p50/p99, %d clients): %s", r.Clients, strings.Join(e, " | "))
 	for _, rm := range remotes {
