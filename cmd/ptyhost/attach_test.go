@@ -45,9 +45,11 @@ import (
 // starting "early" it closes 1000 "Session destroyed" before hello, and
 // with one starting "drop" it drops a connection without an offset after
 // the replay, as a failing network does. As a real server does, the fake
-// pings the client every 50ms, except on the first connection to a
-// session whose id starts with "stall", which sends nothing once the
-// replay is sent.
+// pings the client every 50ms, except on connections to a session whose
+// id starts with "quiet" (a server embedded with no pings), and on the
+// first connection to one whose id starts with "stall", which stops
+// altogether once the replay is sent, as a server stopped with SIGSTOP
+// does: it sends nothing and reads nothing, so it answers no ping.
 func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id string) {
 	switch {
 	case strings.HasPrefix(id, "missing"):
@@ -100,7 +102,14 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 	if strings.HasPrefix(id, "drop") && !r.URL.Query().Has(wsproto.OffsetParam) {
 		return // CloseNow, without a close frame
 	}
-	if !strings.HasPrefix(id, "stall") || r.URL.Query().Has(wsproto.OffsetParam) {
+	if strings.HasPrefix(id, "stall") && !r.URL.Query().Has(wsproto.OffsetParam) {
+		select {
+		case <-f.stopped:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if !strings.HasPrefix(id, "quiet") {
 		pingCtx, stopPings := context.WithCancel(ctx)
 		defer stopPings()
 		go func() {

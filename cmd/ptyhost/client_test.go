@@ -148,6 +148,10 @@ type fakeServer struct {
 	// closed ("1000 detached").
 	input, controls, closes syncBuffer
 
+	// stopped is closed when the test ends, before the server is: a
+	// stalled attach connection is held until then.
+	stopped chan struct{}
+
 	mu       sync.Mutex
 	canned   map[string]fakeResponse // by "METHOD /path"
 	requests []fakeRequest
@@ -180,7 +184,9 @@ func newFakeServer(t *testing.T) *fakeServer {
 		},
 	}
 	f.srv = httptest.NewServer(f)
+	f.stopped = make(chan struct{})
 	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() { close(f.stopped) }) // first: Cleanup runs last in first
 	return f
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,15 +14,18 @@ import (
 
 // An attachment whose server stops answering — stopped with SIGSTOP, or
 // a network that drops packets silently — would otherwise go unnoticed:
-// the session simply seems quiet. The server pings every client every
-// 30 s (docs/protocol.md), so a connection from which nothing at all
-// arrives, neither output nor ping, for defaultStallTimeout while attach
-// waits for it has stalled: attach closes it and reconnects as after any
-// lost connection. (The client does not ping itself: the WebSocket is
-// core/wsproto's, which does not expose one.)
+// the session simply seems quiet. So when nothing has come from the
+// server for a third of defaultStallTimeout while attach waits for it,
+// attach pings it (a WebSocket ping, which every server answers), and a
+// connection from which nothing at all arrives, neither output nor a
+// pong, for defaultStallTimeout has stalled: attach closes it and
+// reconnects as after any lost connection. The server's own pings (every
+// 30 s from ptyhost's) count as activity too, but attach does not rely on
+// them: a server embedded with a longer ping interval, or none, is not
+// taken for stalled.
 
 // defaultStallTimeout is how long an attachment waits for anything from
-// the server: two and a half of the server's ping intervals.
+// the server.
 const defaultStallTimeout = 75 * time.Second
 
 // connWatch follows the network connection of an attachment, one dial
@@ -109,13 +113,13 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 type stallError struct{ within time.Duration }
 
 func (e stallError) Error() string {
-	return fmt.Sprintf("nothing from the server for %v, not even its pings: the connection has stalled", e.within)
+	return fmt.Sprintf("nothing from the server for %v, not even an answer to a ping: the connection has stalled", e.within)
 }
 
-// watchStall closes conn, the attachment's connection (given, as a.conn
-// is the next one's once serve returns), once it has waited
-// a.stall for the server, setting stalled first; or returns once ctx
-// ends.
+// watchStall pings the server over conn, the attachment's connection
+// (given, as a.conn is the next one's once serve returns), when it has
+// waited a third of a.stall for the server, and closes conn once it has
+// waited a.stall, setting stalled first; or returns once ctx ends.
 func (a *attachment) watchStall(ctx context.Context, conn *wsproto.Conn, stalled *atomic.Bool) {
 	if a.stall <= 0 || a.watch == nil {
 		<-ctx.Done()
@@ -123,16 +127,31 @@ func (a *attachment) watchStall(ctx context.Context, conn *wsproto.Conn, stalled
 	}
 	tick := time.NewTicker(max(a.stall/8, 10*time.Millisecond))
 	defer tick.Stop()
+	var pings sync.WaitGroup
+	defer pings.Wait()
+	var pinging atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if a.watch.idle() >= a.stall {
+		idle := a.watch.idle()
+		if idle >= a.stall {
 			stalled.Store(true)
 			_ = conn.Close()
 			return
+		}
+		if idle >= a.stall/3 && pinging.CompareAndSwap(false, true) {
+			pings.Go(func() {
+				defer pinging.Store(false)
+				// Its pong touches the watch when the reader reads it;
+				// an error is the connection's end, which the reader
+				// sees, or the stall, which the loop sees.
+				pctx, cancel := context.WithTimeout(ctx, a.stall)
+				defer cancel()
+				_ = conn.Ping(pctx)
+			})
 		}
 	}
 }

@@ -197,9 +197,9 @@ func TestAttachDetachWhileReconnecting(t *testing.T) {
 }
 
 // TestAttachReconnectsAfterAStall: a connection on which nothing comes
-// from the server, not even its pings, for the stall timeout is taken for
-// lost: attach reconnects, resuming at its offset; a connection the server
-// pings stays up however quiet the session.
+// from the server, not even an answer to attach's pings, for the stall
+// timeout is taken for lost: attach reconnects, resuming at its offset; a
+// connection the server answers on stays up however quiet the session.
 func TestAttachReconnectsAfterAStall(t *testing.T) {
 	f := newFakeServer(t)
 	c, err := newClient(f.srv.URL, "")
@@ -219,8 +219,8 @@ func TestAttachReconnectsAfterAStall(t *testing.T) {
 			attachOptions{id: "stall1", detachKey: defaultDetachKey, reconnect: 10 * time.Second, stall: stall})
 		done <- result{res, err}
 	}()
-	errOut.waitFor(t, "[nothing from the server for 400ms, not even its pings: the connection has stalled; reconnecting…]\r\n[reconnected]\r\n")
-	// Pinged, the second connection outlives several stall timeouts.
+	errOut.waitFor(t, "[nothing from the server for 400ms, not even an answer to a ping: the connection has stalled; reconnecting…]\r\n[reconnected]\r\n")
+	// Answering, the second connection outlives several stall timeouts.
 	time.Sleep(3 * stall)
 	typeIn(t, pw, "exit 5\n")
 	select {
@@ -237,6 +237,47 @@ func TestAttachReconnectsAfterAStall(t *testing.T) {
 	queries := f.attachQueries()
 	if want := []string{"", "offset=10"}; !slices.Equal(queries, want) {
 		t.Errorf("attach queries %q, want %q (resumed after the replay)", queries, want)
+	}
+}
+
+// TestAttachPingsAQuietServer: a server that sends no pings of its own (an
+// embedder's, with a longer interval or none) is not taken for stalled
+// while it answers attach's pings, however quiet the session.
+func TestAttachPingsAQuietServer(t *testing.T) {
+	f := newFakeServer(t)
+	c, err := newClient(f.srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := newStdin(t)
+	var out, errOut syncBuffer
+	type result struct {
+		res attachResult
+		err error
+	}
+	done := make(chan result, 1)
+	const stall = 300 * time.Millisecond
+	go func() {
+		res, err := attach(t.Context(), c, stdio{in: pr, out: &out, err: &errOut},
+			attachOptions{id: "quiet1", detachKey: defaultDetachKey, reconnect: 10 * time.Second, stall: stall})
+		done <- result{res, err}
+	}()
+	out.waitFor(t, "replayed\r\n")
+	time.Sleep(5 * stall)
+	typeIn(t, pw, "exit 5\n")
+	select {
+	case r := <-done:
+		if r.err != nil || r.res.end != endExited || r.res.code != 5 {
+			t.Errorf("attach = %+v, %v; want exit 5", r.res, r.err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("attach did not end; stderr %q", errOut.String())
+	}
+	if strings.Contains(errOut.String(), "reconnecting") {
+		t.Errorf("attach reconnected to a server that answers its pings; stderr %q", errOut.String())
+	}
+	if queries := f.attachQueries(); len(queries) != 1 {
+		t.Errorf("attach queries %q, want one connection", queries)
 	}
 }
 

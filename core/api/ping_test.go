@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // A client that stops answering — its network gone, its tab frozen — is
@@ -49,5 +51,36 @@ func TestPingDropsSilentClient(t *testing.T) {
 	time.Sleep(10 * interval)
 	if n := clients("alive"); n != 1 {
 		t.Errorf("the client that reads has %d connections after 10 pings, want 1", n)
+	}
+}
+
+// The server answers a client's pings (ptyhost attach sends them on a
+// quiet connection), on an ordinary and on a read-only attachment, while
+// the session is quiet.
+func TestServerAnswersClientPings(t *testing.T) {
+	api := newAPI(t, Options{Token: "tok", PingInterval: time.Hour}, nil)
+	api.create(t, "quiet")
+	for _, readOnly := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		c, err := wsproto.Dial(ctx, wsprotoURL(api, "quiet"), wsproto.DialOptions{Token: "tok", ReadOnly: readOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { // the pong is read here
+			for {
+				if _, err := c.Next(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		for i := range 3 {
+			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := c.Ping(pctx); err != nil {
+				t.Errorf("read-only %v: ping %d: %v", readOnly, i, err)
+			}
+			pcancel()
+		}
+		_ = c.Close()
+		cancel()
 	}
 }

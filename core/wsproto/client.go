@@ -286,6 +286,11 @@ func (c *Conn) SendText(ctx context.Context, p []byte) error {
 	return c.ws.Write(ctx, websocket.MessageText, p)
 }
 
+// Ping sends a WebSocket ping and waits for the server's pong, or for ctx
+// to end. The pong is read by Next: call Ping while another goroutine
+// waits in Next.
+func (c *Conn) Ping(ctx context.Context) error { return c.ws.Ping(ctx) }
+
 // CloseWith ends the connection with the closing handshake, telling the
 // server code and reason (such as 1000 "detached"). It waits a few seconds
 // at most for the server's answer.
