@@ -396,6 +396,29 @@ func TestPluginCrashEndsSessionWithError(t *testing.T) {
 	}
 }
 
+// A plugin that breaks the protocol ends the session with an error that
+// says so, not as a crash: the plugin process may well be running.
+func TestPluginProtocolErrorIsNoCrash(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "pe")
+	a := h.attach(t, "pe")
+	p.Fail(fmt.Errorf("%w: unexpected session frame", shared.ErrPluginProtocol))
+	f, _ := nextFrame(t, a)
+	if f.Kind != FrameExit || !strings.Contains(f.Exit.Reason, "broke the protocol") {
+		t.Fatalf("frame = %+v, want exit with the protocol error", f)
+	}
+	if f, _ := nextFrame(t, a); f.Kind != FrameClose || f.CloseCode != CloseNormal {
+		t.Errorf("close = %+v, want %d", f, CloseNormal)
+	}
+	rec, _ := h.m.GetSession(t.Context(), "pe")
+	if rec.Status != StatusError || !strings.Contains(rec.StatusReason, "broke the protocol") {
+		t.Errorf("record = %+v", rec)
+	}
+	if _, closes := p.Counts(); closes != 1 {
+		t.Errorf("the PTY was closed %d times, want once: the plugin must end the session", closes)
+	}
+}
+
 func TestAbnormalEndReportedByPlugin(t *testing.T) {
 	h := newHarness(t, nil)
 	events := h.m.Subscribe(t.Context())

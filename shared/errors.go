@@ -21,6 +21,12 @@ var (
 	ErrUnsupported = errors.New("unsupported")
 	// ErrPluginExited: the plugin process went away mid-call.
 	ErrPluginExited = errors.New("plugin exited")
+	// ErrPluginProtocol: the plugin answered what the protocol does not
+	// allow — a frame out of place, a message larger than the host takes —
+	// while its process may well be running. The host ends the call (a
+	// session: with this error as its reason, not plugin_crashed). It
+	// never crosses the wire, so it has no row in codes.go.
+	ErrPluginProtocol = errors.New("the plugin broke the protocol")
 	// ErrPermissionDenied: the request asks for something the host's
 	// policy forbids, such as a path outside SpawnRequest.WorkdirRoots.
 	ErrPermissionDenied = errors.New("permission denied")

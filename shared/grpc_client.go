@@ -195,7 +195,7 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	}
 	started := resp.GetStarted()
 	if started == nil {
-		return fail(fmt.Errorf("%s session %q: %w: plugin answered %v instead of started", what, id, ErrPluginExited, resp), true)
+		return fail(fmt.Errorf("%s session %q: %w: it answered %T instead of started", what, id, ErrPluginProtocol, resp.GetFrame()), true)
 	}
 	var ch *net.UnixConn
 	var input *directInput
@@ -254,7 +254,7 @@ func awaitRelease(stream proto.Environment_SessionClient) error {
 	case err != nil:
 		return err
 	default:
-		return fmt.Errorf("%w: plugin sent %T on a stream it released to the byte channel", ErrPluginExited, msg.GetFrame())
+		return fmt.Errorf("%w: it sent %T on a stream it released to the byte channel", ErrPluginProtocol, msg.GetFrame())
 	}
 }
 

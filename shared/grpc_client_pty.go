@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
@@ -138,7 +141,7 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 		case *proto.SessionResponse_Exit:
 			p.end(exitFromProto(f.Exit), nil)
 		default:
-			p.end(ExitStatus{}, fmt.Errorf("%w: unexpected session frame %T", ErrPluginExited, f))
+			p.end(ExitStatus{}, fmt.Errorf("%w: unexpected session frame %T", ErrPluginProtocol, f))
 		}
 	}
 	n := copy(b, p.rest)
@@ -430,13 +433,18 @@ func (p *grpcPTY) ctxError() error {
 
 // streamError converts an error from the session stream. Every way a stream
 // can break before its exit frame wraps ErrPluginExited, so the host can
-// tell a broken session from one that exited.
+// tell a broken session from one that exited, except a message larger than
+// the host takes, which wraps ErrPluginProtocol.
 func (p *grpcPTY) streamError(err error) error {
 	if p.ctx.Err() != nil {
 		return p.ctxError()
 	}
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: session stream ended without an exit status", ErrPluginExited)
+	}
+	if status.Code(err) == codes.ResourceExhausted {
+		// A message larger than the host takes (MaxMessageSize).
+		return fmt.Errorf("%w: %w", ErrPluginProtocol, err)
 	}
 	err = fromStatus(err)
 	if errors.Is(err, ErrPluginExited) {

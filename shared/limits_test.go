@@ -29,7 +29,9 @@ type hostileServer struct {
 	info     *proto.InfoResponse
 	infoErr  error
 	sessions *proto.SessionsResponse
-	// frames are sent on a session stream after started.
+	// first answers a session's start (nil: started); frames are sent
+	// on a session stream after it.
+	first  *proto.SessionResponse
 	frames []*proto.SessionResponse
 }
 
@@ -45,7 +47,11 @@ func (s *hostileServer) Session(stream proto.Environment_SessionServer) error {
 	if _, err := stream.Recv(); err != nil {
 		return err
 	}
-	if err := stream.Send(&proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: &proto.Started{}}}); err != nil {
+	first := s.first
+	if first == nil {
+		first = &proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: &proto.Started{}}}
+	}
+	if err := stream.Send(first); err != nil {
 		return err
 	}
 	for _, f := range s.frames {
@@ -112,11 +118,37 @@ func TestOversizedOutputFrame(t *testing.T) {
 	if len(got) != MaxFrameSize {
 		t.Errorf("read %d bytes, want the full frame before the oversized one, %d", len(got), MaxFrameSize)
 	}
-	if !errors.Is(err, ErrPluginExited) || !strings.Contains(err.Error(), "larger than max") {
-		t.Errorf("Read: %v, want the session failed for a message larger than max", err)
+	if !errors.Is(err, ErrPluginProtocol) || errors.Is(err, ErrPluginExited) || !strings.Contains(err.Error(), "larger than max") {
+		t.Errorf("Read: %v, want the session failed for a message larger than max, as a protocol error", err)
 	}
 	if _, err := p.Wait(ctx); err == nil {
 		t.Error("Wait: no error after an oversized frame")
+	}
+}
+
+// A plugin that answers a start with anything but started, or sends a
+// frame out of place on a session's stream, fails the call or the session
+// with ErrPluginProtocol, not as if it had crashed.
+func TestProtocolViolations(t *testing.T) {
+	ctx := testContext(t)
+	started := &proto.SessionResponse{Frame: &proto.SessionResponse_Started{Started: &proto.Started{}}}
+	c := glueRaw(t, &hostileServer{first: outputFrame(3)})
+	if _, err := c.StreamOnly().Spawn(ctx, SpawnRequest{SessionID: "s1", Size: Size{Cols: 80, Rows: 24}}); !errors.Is(err, ErrPluginProtocol) || errors.Is(err, ErrPluginExited) {
+		t.Errorf("Spawn answered with output: %v, want a protocol error", err)
+	}
+
+	c = glueRaw(t, &hostileServer{frames: []*proto.SessionResponse{outputFrame(3), started}})
+	p, err := c.StreamOnly().Spawn(ctx, SpawnRequest{SessionID: "s2", Size: Size{Cols: 80, Rows: 24}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got, err := io.ReadAll(p)
+	if string(got) != "xxx" || !errors.Is(err, ErrPluginProtocol) || errors.Is(err, ErrPluginExited) {
+		t.Errorf("Read: %q, %v; want the output, then a protocol error", got, err)
+	}
+	if _, err := p.Wait(ctx); !errors.Is(err, ErrPluginProtocol) {
+		t.Errorf("Wait: %v, want the protocol error", err)
 	}
 }
 

@@ -133,6 +133,12 @@ func (p *PTY) Crash() {
 	p.outW.CloseWithError(fmt.Errorf("stream broke: %w", shared.ErrPluginExited))
 }
 
+// Fail makes the output stream fail with err, as the SDK's client does
+// when the plugin breaks the protocol (shared.ErrPluginProtocol).
+func (p *PTY) Fail(err error) {
+	p.outW.CloseWithError(err)
+}
+
 // Counts returns how many times Kill and Close were called.
 func (p *PTY) Counts() (kills, closes int) {
 	p.mu.Lock()
