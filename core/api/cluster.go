@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -234,8 +235,10 @@ func withoutClusterHeaders(r *http.Request) *http.Request {
 // accepts and closes with CloseNodeLost).
 func (h *handler) owned(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		node, where := h.remoteOwner(r.Context(), r.PathValue("id"))
+		node, where, err := h.remoteOwner(r.Context(), r.PathValue("id"))
 		switch {
+		case err != nil:
+			h.fail(w, r, err)
 		case where == ownerRemote:
 			h.forwardTo(w, r, node)
 		case where == ownerLost && r.Method != http.MethodDelete && !isWebSocket(r):
@@ -268,28 +271,34 @@ const (
 // store's record is its own, since its id may have been created again on
 // another node (core's GetSession says which). It reports ownerHere —
 // serve the request here — on a single server, for a session of this node
-// or of none, for one the store does not know or cannot tell, and for one
-// that has ended on a node that is no longer healthy (its record here
-// answers as well as the owner would), and ownerLost when that end is the
-// node's loss (lostOwner).
-func (h *handler) remoteOwner(ctx context.Context, id string) (core.Node, ownerWhere) {
+// or of none, for one the store does not know, and for one that has ended
+// on a node that is no longer healthy (its record here answers as well as
+// the owner would), and ownerLost when that end is the node's loss
+// (lostOwner). When the store cannot be read, it returns the error
+// (wrapping core.ErrStoreUnavailable, 503): the session may run on
+// another node, and serving the request here would answer 404, which
+// clients take as the session's end.
+func (h *handler) remoteOwner(ctx context.Context, id string) (core.Node, ownerWhere, error) {
 	if h.cl == nil {
-		return core.Node{}, ownerHere
+		return core.Node{}, ownerHere, nil
 	}
 	rec, err := h.m.GetSession(ctx, id)
+	if err != nil && !errors.Is(err, core.ErrSessionNotFound) {
+		return core.Node{}, ownerHere, err
+	}
 	if err != nil || rec.Node == "" || rec.Node == h.cl.name {
-		return core.Node{}, ownerHere
+		return core.Node{}, ownerHere, nil
 	}
 	node := h.nodeNamed(ctx, rec.Node)
 	switch {
 	case node.Healthy:
-		return node, ownerRemote
+		return node, ownerRemote, nil
 	case rec.Status == core.StatusError && core.IsNodeLost(rec.StatusReason):
-		return node, ownerLost
+		return node, ownerLost, nil
 	case rec.Status == core.StatusTerminated || rec.Status == core.StatusError:
-		return core.Node{}, ownerHere
+		return core.Node{}, ownerHere, nil
 	}
-	return node, ownerRemote
+	return node, ownerRemote, nil
 }
 
 // lostOwner reports whether rec is the record of a session that another

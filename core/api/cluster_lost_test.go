@@ -162,3 +162,40 @@ func TestNodeLostRecord(t *testing.T) {
 		t.Errorf("attach after DELETE: %v; want HTTP 410", err)
 	}
 }
+
+// A node that cannot read the store answers a request about a session it
+// does not run 503, to be tried again, not 404: the session may run on
+// another node, and clients take 404 as its end. Once the store answers,
+// the request reaches the session's node again.
+func TestStoreFailureIsNoNotFound(t *testing.T) {
+	c := newTwoNodes(t, Options{})
+	db := c.a.store.Gorm()
+	if err := db.Exec(`ALTER TABLE sessions RENAME TO sessions_away`).Error; err != nil {
+		t.Fatal(err)
+	}
+	back := func() {
+		if err := db.Exec(`ALTER TABLE sessions_away RENAME TO sessions`).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var he *wsproto.HandshakeError
+	if _, err := dial(t, c.aSrv, wsproto.DialOptions{}); !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		back()
+		t.Fatalf("attach through a while its store fails: %v, want 503", err)
+	}
+	for _, tt := range []struct{ method, path string }{
+		{http.MethodGet, "/api/v1/sessions/s1"},
+		{http.MethodGet, "/api/v1/sessions/s1/recording"},
+		{http.MethodPost, "/api/v1/sessions/s1/restart"},
+		{http.MethodDelete, "/api/v1/sessions/s1"},
+	} {
+		if code, msg := request(t, c.aSrv, tt.method, tt.path, "Content-Type", "application/json"); code != http.StatusServiceUnavailable {
+			back()
+			t.Fatalf("%s %s through a while its store fails: %d %q, want 503", tt.method, tt.path, code, msg)
+		}
+	}
+	back()
+	tm := attachThrough(t, c.aSrv, wsproto.DialOptions{})
+	c.pty.Output(t, []byte("still on b"))
+	tm.WaitOutput("still on b")
+}
