@@ -66,6 +66,22 @@ func (s *memStore) DeleteSessions(_ context.Context, statuses []Status, before t
 	return n, nil
 }
 
+// DeleteSessionsButNodeLost is NodeLostPruner, as core/gormstore's.
+func (s *memStore) DeleteSessionsButNodeLost(ctx context.Context, statuses []Status, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, rec := range s.sessions {
+		if slices.Contains(statuses, rec.Status) && rec.UpdatedAt.Before(before) &&
+			(rec.Status != StatusError || !IsNodeLost(rec.StatusReason)) {
+			delete(s.sessions, id)
+			s.order = slices.DeleteFunc(s.order, func(o string) bool { return o == id })
+			n++
+		}
+	}
+	return n, nil
+}
+
 // outageStore is a Store whose database can be taken down and brought back:
 // while down, every call fails.
 type outageStore struct {

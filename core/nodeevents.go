@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Events and lost nodes in a cluster (docs/design.md, "Nodes"). Each node
@@ -84,6 +85,18 @@ type NodeLostEnder interface {
 	// whichever node it belongs to; it reports whether it did. Of it and
 	// a ReclaimSession of the same session at once, exactly one succeeds.
 	EndNodeLost(ctx context.Context, id, reason string) (bool, error)
+}
+
+// NodeLostPruner is implemented by a store that keeps the nodes of a
+// cluster (core/gormstore's DB). PruneEnded uses it to leave alone the
+// records of sessions recorded node_lost: their node may come back with
+// them kept, and takes them up only while the record says node_lost. A
+// DELETE ends such a session for good (NodeLostEnder), and the prune after
+// it deletes its record; retention deletes it once it is old enough.
+type NodeLostPruner interface {
+	// DeleteSessionsButNodeLost is DeleteSessions, leaving alone the rows
+	// ERROR with a node_lost reason (IsNodeLost).
+	DeleteSessionsButNodeLost(ctx context.Context, statuses []Status, before time.Time) (int, error)
 }
 
 // destroyNodeLost ends session id, which is not live here, if it is

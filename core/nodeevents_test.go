@@ -267,6 +267,37 @@ func TestReconcileReclaimsNodeLost(t *testing.T) {
 	}
 }
 
+// TestPruneKeepsNodeLost: a prune while a node is away (run on any node)
+// leaves its sessions' node_lost records, and deletes the other ended
+// ones; the node coming back with a session kept takes it up.
+func TestPruneKeepsNodeLost(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("lost-kept", 0, []byte("$ "), nil)
+	store := &reclaimingStore{live: true}
+	h := newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	h.saveRows(t,
+		SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost},
+		SessionRecord{ID: "crashed", Node: "a", Status: StatusError, StatusReason: ReasonPluginCrashed},
+		SessionRecord{ID: "done", Node: "b", Status: StatusTerminated},
+	)
+	if n, err := h.m.PruneEnded(t.Context()); err != nil || n != 2 {
+		t.Fatalf("PruneEnded = %d, %v; want 2 deleted", n, err)
+	}
+	if _, err := h.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if kills, _ := keeper.pty(t, "lost-kept").Counts(); kills != 0 {
+		t.Errorf("the kept session was hung up (kills=%d): the prune deleted its record", kills)
+	}
+	if row := h.store.row(t, "lost-kept"); row.Status != StatusActive {
+		t.Errorf("lost-kept is %s %q, want ACTIVE again", row.Status, row.StatusReason)
+	}
+}
+
 // TestReconcileHangsUpNodeLostOfDeletedEnvironment: a session recorded
 // node_lost whose environment was deleted while its node was away (which
 // a node_lost session does not prevent), or made again under its id as

@@ -10,7 +10,8 @@ import (
 // returns how many it deleted: what 'ptyhost prune' asks for. Running
 // sessions are left alone, and so is an ended session whose end the
 // manager has not written to the store yet (it goes at the next prune or
-// with retention). The recordings of the deleted sessions go with them
+// with retention), and, with a NodeLostPruner store, a session recorded
+// node_lost, which its node may yet take up again. The recordings of the deleted sessions go with them
 // (removeOrphanRecordings). A client still attached to a session that has
 // just exited keeps its exit: the session lingers in memory
 // (Options.Linger), not in the record.
@@ -19,7 +20,11 @@ func (m *Manager) PruneEnded(ctx context.Context) (int, error) {
 	defer cancel()
 	// DeleteSessions deletes the rows updated before its cutoff; one
 	// updated at this very instant is ended too.
-	n, err := m.store.DeleteSessions(sctx, endedStatuses, m.now().Add(time.Millisecond))
+	del := m.store.DeleteSessions
+	if p, ok := m.store.(NodeLostPruner); ok {
+		del = p.DeleteSessionsButNodeLost
+	}
+	n, err := del(sctx, endedStatuses, m.now().Add(time.Millisecond))
 	if err != nil {
 		return n, storeFailed(err)
 	}

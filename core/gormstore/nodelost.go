@@ -125,4 +125,5 @@ func (s *DB) EndNodeLost(ctx context.Context, id, reason string) (bool, error) {
 var (
 	_ core.SessionReclaimer = (*DB)(nil)
 	_ core.NodeLostEnder    = (*DB)(nil)
+	_ core.NodeLostPruner   = (*DB)(nil)
 )

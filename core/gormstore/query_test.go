@@ -112,6 +112,33 @@ func testDeleteSessions(t *testing.T, e env) {
 	}
 }
 
+// DeleteSessionsButNodeLost deletes what DeleteSessions does but the rows
+// ERROR with a node_lost reason, with or without detail.
+func testDeleteSessionsButNodeLost(t *testing.T, e env) {
+	ctx := context.Background()
+	ended := []core.Status{core.StatusTerminated, core.StatusError}
+	for _, rec := range []core.SessionRecord{
+		{ID: "lost", Node: "a", Status: core.StatusError, StatusReason: "node_lost"},
+		{ID: "lost-detail", Node: "a", Status: core.StatusError, StatusReason: core.ReasonNodeLost},
+		{ID: "error", Node: "a", Status: core.StatusError, StatusReason: "plugin_crashed"},
+		{ID: "error-no-reason", Node: "a", Status: core.StatusError},
+		{ID: "not-lost", Node: "a", Status: core.StatusError, StatusReason: "node_lostness"},
+		{ID: "done", Node: "a", Status: core.StatusTerminated, StatusReason: core.ReasonNodeLost},
+		{ID: "live", Node: "a", Status: core.StatusActive},
+	} {
+		mustSaveSession(t, e.s, rec)
+	}
+	n, err := e.s.DeleteSessionsButNodeLost(ctx, ended, e.clk.Advance(time.Second))
+	if err != nil || n != 4 {
+		t.Errorf("DeleteSessionsButNodeLost = %d, %v; want 4, nil", n, err)
+	}
+	recs, err := e.s.ListSessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertEqual(t, "rows left", ids(recs), []string{"live", "lost", "lost-detail"})
+}
+
 func testPing(t *testing.T, e env) {
 	ctx := context.Background()
 	if err := e.s.Ping(ctx); err != nil {

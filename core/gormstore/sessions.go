@@ -145,12 +145,26 @@ func (s *DB) QuerySessions(ctx context.Context, q core.SessionQuery) ([]core.Ses
 // DeleteSessions deletes the session rows in one of statuses last updated
 // before before, and returns how many it deleted.
 func (s *DB) DeleteSessions(ctx context.Context, statuses []core.Status, before time.Time) (int, error) {
+	return s.deleteSessions(ctx, statuses, before, false)
+}
+
+// DeleteSessionsButNodeLost is core.NodeLostPruner: DeleteSessions,
+// leaving alone the rows ERROR with a node_lost reason.
+func (s *DB) DeleteSessionsButNodeLost(ctx context.Context, statuses []core.Status, before time.Time) (int, error) {
+	return s.deleteSessions(ctx, statuses, before, true)
+}
+
+func (s *DB) deleteSessions(ctx context.Context, statuses []core.Status, before time.Time, keepNodeLost bool) (int, error) {
 	if len(statuses) == 0 {
 		return 0, fmt.Errorf("store: delete sessions: no status given: %w", core.ErrInvalidArgument)
 	}
-	res := s.db.WithContext(ctx).
-		Where("status IN ? AND updated_at < ?", statusNames(statuses), normTime(before)).
-		Delete(&sessionModel{})
+	tx := s.db.WithContext(ctx).
+		Where("status IN ? AND updated_at < ?", statusNames(statuses), normTime(before))
+	if keepNodeLost {
+		tx = tx.Where("NOT (status = ? AND (COALESCE(status_reason, '') = 'node_lost' OR COALESCE(status_reason, '') LIKE 'node_lost:%'))",
+			string(core.StatusError))
+	}
+	res := tx.Delete(&sessionModel{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("store: delete sessions: %w", res.Error)
 	}

@@ -40,6 +40,7 @@ func TestStore(t *testing.T) {
 		{"ListSessionsOrderAndFilter", testListSessions},
 		{"QuerySessionsFilterAndPage", testQuerySessions},
 		{"DeleteEndedSessions", testDeleteSessions},
+		{"DeleteEndedSessionsButNodeLost", testDeleteSessionsButNodeLost},
 		{"Ping", testPing},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ContextCanceled", testContextCanceled},
