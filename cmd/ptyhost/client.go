@@ -91,12 +91,37 @@ func newClient(server, token string) (*client, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" && strings.HasSuffix(u.Host, ":") {
-		return nil, usageError{fmt.Sprintf("invalid server URL %q: want HOST:PORT, http://HOST:PORT or https://HOST:PORT", server)}
+		return nil, usageError{fmt.Sprintf("invalid server URL %q: want HOST:PORT, http://HOST:PORT or https://HOST:PORT", redactURL(server))}
+	}
+	if u.User != nil {
+		return nil, usageError{fmt.Sprintf("invalid server URL %q: it holds a user name or password, which the server does not take: give a token with --token or PTYHOST_TOKEN", u.Redacted())}
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	u.RawQuery, u.Fragment = "", ""
 	return &client{base: u, token: token, http: &http.Client{CheckRedirect: noRedirects}, timeout: requestTimeout}, nil
+}
+
+// redactURL returns raw with the password of its user information, if it
+// has any, replaced: for messages, which must not repeat a password
+// however the URL came to hold one. A raw URL that does not parse is cut
+// at its last '@' before the host.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		rest = "xxxxx" + rest[i:]
+	}
+	if ok {
+		return scheme + "://" + rest
+	}
+	return rest
 }
 
 // noRedirects is the client's http.Client.CheckRedirect: the API never

@@ -611,12 +611,18 @@ func TestUsageErrors(t *testing.T) {
 		{"env rm no id", []string{"env", "rm"}, "env rm: want at least one environment ID"},
 		{"kill empty id", []string{"kill", ""}, "a session ID must not be empty"},
 		{"ls bad server", []string{"ls", "--server", "box:"}, `invalid server URL "box:": want HOST:PORT, http://HOST:PORT or https://HOST:PORT`},
+		{"ls server with password", []string{"ls", "--server", "http://u:SECRETPW@127.0.0.1:1"}, `invalid server URL "http://u:xxxxx@127.0.0.1:1": it holds a user name or password`},
+		{"ls bad server with password", []string{"ls", "--server", "ftp://u:SECRETPW@x"}, `invalid server URL "ftp://u:xxxxx@x"`},
+		{"ls unparsable server with password", []string{"ls", "--server", "http://u:SECRETPW@x:%zz"}, `invalid server URL "http://xxxxx@x:%zz"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := runCmd(t, tt.args...)
 			if code != 2 || !strings.Contains(stderr, "ptyhost: ") || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tt.want)
+			}
+			if strings.Contains(stderr, "SECRETPW") {
+				t.Errorf("stderr %q repeats the password", stderr)
 			}
 		})
 	}

@@ -95,7 +95,7 @@ func (c *clusterConfig) check(db string) error {
 	u, err := url.Parse(c.advertiseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 		u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("--advertise-url %q: want an absolute http:// or https:// URL, such as http://10.0.0.1:7420, without user, query or fragment", c.advertiseURL)
+		return fmt.Errorf("--advertise-url %q: want an absolute http:// or https:// URL, such as http://10.0.0.1:7420, without user, query or fragment", redactURL(c.advertiseURL))
 	}
 	c.advertiseURL = strings.TrimSuffix(c.advertiseURL, "/")
 	if len(c.secret) < minClusterSecret {

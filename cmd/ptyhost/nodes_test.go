@@ -165,6 +165,7 @@ func TestClusterSettingsRefused(t *testing.T) {
 		{"long name", with("--db", pg, "--node-name", strings.Repeat("a", 64)), nil, "want 1 to 63"},
 		{"relative URL", with("--db", pg, "--advertise-url", "a.test:7420"), nil, `--advertise-url "a.test:7420": want an absolute`},
 		{"other scheme", with("--db", pg, "--advertise-url", "ftp://a.test"), nil, "want an absolute http:// or https:// URL"},
+		{"URL with password", with("--db", pg, "--advertise-url", "http://u:short-secret@a.test"), nil, `--advertise-url "http://u:xxxxx@a.test": want an absolute`},
 		{"short lease", with("--db", pg, "--node-lease", "100ms"), nil, "--node-lease 100ms: want at least 1s"},
 	}
 	for _, tc := range tests {
