@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -194,6 +195,10 @@ func TestConfigPrecedence(t *testing.T) {
 		{"config from env", nil, map[string]string{"PTYHOST_CONFIG": file}, false, 3 * time.Minute, "127.0.0.1:7003", "file-token-0123456789", core.DefaultScrollbackBytes},
 		{"config flag over env", []string{"--config", file}, map[string]string{"PTYHOST_CONFIG": "/nonexistent.hcl"}, false,
 			3 * time.Minute, "127.0.0.1:7003", "file-token-0123456789", core.DefaultScrollbackBytes},
+		// A variable set to "" counts as unset: it does not turn the
+		// file's token off, nor the file's settings back to defaults.
+		{"empty env", nil, map[string]string{"PTYHOST_TOKEN": "", "PTYHOST_LINGER": "", "PTYHOST_LISTEN": ""}, true,
+			3 * time.Minute, "127.0.0.1:7003", "file-token-0123456789", core.DefaultScrollbackBytes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,6 +220,20 @@ func TestConfigPrecedence(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("empty workdir roots variable", func(t *testing.T) {
+		clearServeEnv(t)
+		root := t.TempDir()
+		f := writeConfig(t, fmt.Sprintf("workdir_roots = [%q]\n", root))
+		t.Setenv("PTYHOST_WORKDIR_ROOTS", "")
+		c, err := parseServeFlags([]string{"--config", f}, stdio{out: io.Discard, err: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.workdirRoots) != 1 || c.workdirRoots[0] != root {
+			t.Errorf("workdir roots %q, want the file's %q", c.workdirRoots, root)
+		}
+	})
 
 	t.Run("bad variable", func(t *testing.T) {
 		clearServeEnv(t)

@@ -14,13 +14,15 @@ import (
 const workdirRootsEnv = "PTYHOST_WORKDIR_ROOTS"
 
 // setWorkdirRoots settles the working-directory roots: the --workdir-root
-// flags if given, else PTYHOST_WORKDIR_ROOTS if set (empty: none), else the
-// file's workdir_roots. Each must be an absolute path.
+// flags if given, else PTYHOST_WORKDIR_ROOTS if not empty, else the file's
+// workdir_roots. Each must be an absolute path. An empty variable counts as
+// unset, as every other one does, so that it cannot lift the file's
+// restriction.
 func (c *serveConfig) setWorkdirRoots(flagGiven bool, file *fileConfig) error {
 	source := "--workdir-root"
-	switch v, set := os.LookupEnv(workdirRootsEnv); {
+	switch v := os.Getenv(workdirRootsEnv); {
 	case flagGiven:
-	case set:
+	case v != "":
 		source = workdirRootsEnv
 		c.workdirRoots = nil
 		for _, r := range filepath.SplitList(v) {

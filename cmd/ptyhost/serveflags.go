@@ -284,7 +284,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 		if given[s.flag] {
 			continue
 		}
-		if v, ok := os.LookupEnv(s.env); ok {
+		// A variable set to "" counts as unset: PTYHOST_TOKEN= left in a
+		// unit file must not turn the file's token off.
+		if v := os.Getenv(s.env); v != "" {
 			if err := checkSetting(s.flag, v); err != nil {
 				return c, usageError{fmt.Sprintf("%s: %v", s.env, err)}
 			}
