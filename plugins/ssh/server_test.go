@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,7 +273,16 @@ func TestServer(t *testing.T) {
 				t.Errorf("session = %v, want ERROR with the reason", rec)
 			}
 		}
-		// The host is down now: creating a session says so, at once.
+		// The host is down now: creating a session says so, at once. (Its
+		// listening socket may outlive the killed process for a moment,
+		// taking a connection and resetting it: wait until it is gone.)
+		waitFor(5*time.Second, func() bool {
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", priv.port))
+			if err == nil {
+				conn.Close()
+			}
+			return err != nil
+		})
 		start := time.Now()
 		code, out := srv.Request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": env, "command": []string{"true"}})
 		if code != 503 || !contains(out["error"], "connection refused") || time.Since(start) > 5*time.Second {
