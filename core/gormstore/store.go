@@ -151,10 +151,55 @@ func (s *DB) migrate(ctx context.Context) error {
 	if s.postgres() {
 		models = append(models, &nodeModel{}) // only PostgreSQL keeps nodes (nodes.go)
 	}
+	if s.postgres() {
+		unlock, err := s.lockMigrations(ctx)
+		if err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		defer unlock()
+	}
 	if err := s.db.WithContext(ctx).AutoMigrate(models...); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
+}
+
+// migrationLockKey names the PostgreSQL advisory lock that servers opening
+// one database take around their schema migration: GORM's AutoMigrate
+// looks for a table (an index, a column), then creates it, so two nodes
+// starting at once could both create it, and one of them fail.
+const migrationLockKey = 0x7074_7968_6f73_746d // "ptyhostm"
+
+// migrationLockWait bounds the wait for another server's migration.
+const migrationLockWait = 2 * time.Minute
+
+// lockMigrations takes the migration lock on a connection of its own, and
+// returns what releases it. The lock goes with the connection, so a
+// server that dies while migrating does not hold it.
+func (s *DB) lockMigrations(ctx context.Context) (unlock func(), err error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, migrationLockWait)
+	defer cancel()
+	conn, err := sqlDB.Conn(wctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(wctx, "SELECT pg_advisory_lock($1)", int64(migrationLockKey)); err != nil {
+		_ = conn.Close()
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("another server has been migrating the database for %v: %w", migrationLockWait, err)
+		}
+		return nil, err
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", int64(migrationLockKey))
+		_ = conn.Close()
+	}, nil
 }
 
 // stamp returns the store's current time as it is kept: UTC, microseconds.
