@@ -64,15 +64,30 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	if h.name != "" {
 		attrs = append(attrs, "logger", h.name)
 	}
-	attrs = append(attrs, h.args...)
-	for i := 0; i < len(args); i += 2 {
-		// go-plugin adds the plugin's own timestamp; slog has its own.
-		if k, _ := args[i].(string); k == "timestamp" && i+1 < len(args) {
-			continue
-		}
-		attrs = append(attrs, args[i:min(i+2, len(args))]...)
-	}
+	attrs = appendArgs(attrs, h.args)
+	attrs = appendArgs(attrs, args)
 	h.l.Log(ctx, sl, msg, attrs...)
+}
+
+// appendArgs appends go-plugin's key-value pairs args to attrs. go-plugin
+// names the plugin's executable "plugin", a key the server's logger
+// already gives the plugin's name (supervised.log): it becomes
+// "plugin_path", so that a JSON log has no key twice. go-plugin's
+// "timestamp", the plugin's own, is left out: slog has its own.
+func appendArgs(attrs, args []any) []any {
+	for i := 0; i < len(args); i += 2 {
+		k, _ := args[i].(string)
+		switch {
+		case i+1 >= len(args):
+			attrs = append(attrs, args[i])
+		case k == "timestamp":
+		case k == "plugin":
+			attrs = append(attrs, "plugin_path", args[i+1])
+		default:
+			attrs = append(attrs, args[i], args[i+1])
+		}
+	}
+	return attrs
 }
 
 func (h *hcLogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
