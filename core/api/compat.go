@@ -46,6 +46,9 @@ func (h *handler) compatAttach(w http.ResponseWriter, r *http.Request) {
 	// Guard has checked Host, Origin and Sec-Fetch-Site already; Accept's
 	// own origin check stays as a second line (see attach). The ancestor's
 	// client offers no subprotocol, and none is chosen.
+	if !upgrading(w, r) {
+		return
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.opts.AllowedOrigins})
 	if err != nil {
 		// Accept has answered the request already.

@@ -53,6 +53,9 @@ func eventMessageOf(e core.Event) eventMessage {
 // "Events"). It is a GET that changes nothing, so the read-only token may
 // subscribe; Guard and the token checks have run already.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	if !upgrading(w, r) {
+		return
+	}
 	// Subscribe before the upgrade is answered: a client that lists the
 	// sessions once the socket is open misses no event in between.
 	ctx, cancel := context.WithCancel(r.Context())

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +84,25 @@ func TestServerAnswersClientPings(t *testing.T) {
 		}
 		_ = c.Close()
 		cancel()
+	}
+}
+
+// A request to a WebSocket endpoint that asks for no upgrade is 426 with
+// a JSON error, as every error of the API is, and names the upgrade;
+// what the endpoint answers before any upgrade comes first (a missing
+// session's 404).
+func TestWebSocketEndpointsWantAnUpgrade(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	api.create(t, "x")
+	if code, _ := api.do(t, http.MethodGet, "/api/v1/sessions/missing/attach", ""); code != http.StatusNotFound {
+		t.Errorf("GET of a missing session's attach: %d, want 404", code)
+	}
+	for _, path := range []string{"/api/v1/sessions/x/attach", "/api/v1/events", "/ws/terminal/x", "/ws/claude/x"} {
+		for _, hdr := range [][]string{nil, {"Upgrade", "websocket"}, {"Connection", "Upgrade"}} {
+			code, body := api.do(t, http.MethodGet, path, "", hdr...)
+			if msg, _ := body["error"].(string); code != http.StatusUpgradeRequired || !strings.Contains(msg, "WebSocket") {
+				t.Errorf("GET %s with %q: %d %v, want 426 and a JSON error", path, hdr, code, body)
+			}
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,6 +38,32 @@ const (
 	directWriteTimeout = time.Second
 )
 
+// upgrading reports whether r asks for a WebSocket, as a request to a
+// WebSocket endpoint must by the time it is to be upgraded (after the
+// checks that answer with a status of their own, such as 404 or 410); if
+// not, it answers 426 with a JSON error, as every error of the API has.
+func upgrading(w http.ResponseWriter, r *http.Request) bool {
+	if isWebSocket(r) && connectionUpgrade(r) {
+		return true
+	}
+	w.Header().Set("Upgrade", "websocket")
+	w.Header().Set("Connection", "Upgrade")
+	writeError(w, http.StatusUpgradeRequired, "this endpoint takes a WebSocket: send Upgrade: websocket and Connection: Upgrade")
+	return false
+}
+
+// connectionUpgrade reports whether r's Connection header lists upgrade.
+func connectionUpgrade(r *http.Request) bool {
+	for _, v := range r.Header.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	off, err := resumeOffset(r)
@@ -58,6 +85,9 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	// Guard has checked Host, Origin and Sec-Fetch-Site already. Accept's
 	// own check, which stays as a second line, compares Origin with Host
 	// only, and a DNS-rebinding page controls both.
+	if !upgrading(w, r) {
+		return
+	}
 	tap := &hijackTap{ResponseWriter: w}
 	conn, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{wsproto.Subprotocol},
