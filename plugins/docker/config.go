@@ -171,16 +171,17 @@ func (c config) check() error {
 	if c.Shell != "" && strings.TrimSpace(c.Shell) != c.Shell {
 		return invalid("shell %q has surrounding spaces", c.Shell)
 	}
+	if strings.ContainsRune(c.Shell, 0) {
+		return invalid("shell: %q is not a program name or path: it contains NUL", c.Shell)
+	}
 	if strings.ContainsAny(c.User, " \t\n\x00") || strings.Count(c.User, ":") > 1 {
 		return invalid("user %q is not name, uid or uid:gid", c.User)
 	}
 	if err := shared.CheckEnv(c.Env); err != nil {
 		return invalid("env: %v", err)
 	}
-	if c.WorkdirTarget != "" {
-		if err := checkContainerPath(c.WorkdirTarget); err != nil {
-			return invalid("workdir_target: %v", err)
-		}
+	if err := c.checkWorkdirTarget(); err != nil {
+		return err
 	}
 	if err := c.checkMounts(); err != nil {
 		return err
@@ -237,9 +238,12 @@ func (c config) checkLog() error {
 	if len(c.LogOptions) > 0 && c.LogDriver == "" && !c.execMode() {
 		return invalid("log_options need a log_driver: the default, %q, takes none", DefaultLogDriver)
 	}
-	for k := range c.LogOptions {
+	for k, v := range c.LogOptions {
 		if k == "" || strings.ContainsAny(k, "= \t\n\x00") {
 			return invalid("log_options: %q is not an option name", k)
+		}
+		if strings.ContainsRune(v, 0) {
+			return invalid("log_options: the value of %q contains NUL", k)
 		}
 	}
 	return nil
@@ -258,13 +262,13 @@ func (c config) checkMounts() error {
 		if m.Source == "" || !path.IsAbs(m.Source) {
 			return invalid("mounts[%d]: source %q is not an absolute path", i, m.Source)
 		}
-		if err := checkContainerPath(m.Target); err != nil {
+		if strings.ContainsRune(m.Source, 0) {
+			return invalid("mounts[%d]: source %q contains NUL", i, m.Source)
+		}
+		if err := checkMountTarget(m.Target); err != nil {
 			return invalid("mounts[%d]: target: %v", i, err)
 		}
 		t := path.Clean(m.Target)
-		if t == "/" {
-			return invalid("mounts[%d]: target cannot be /", i)
-		}
 		if targets[t] {
 			return invalid("mounts[%d]: target %q is mounted twice (the worktree goes to workdir_target)", i, m.Target)
 		}
@@ -277,6 +281,40 @@ var (
 	// containerName matches Docker's container names and ids.
 	containerName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
+
+// checkWorkdirTarget checks workdir_target: in image mode the worktree is
+// bind mounted there (checkMountTarget); in exec mode it is only a working
+// directory, which may be any absolute path, / included.
+func (c config) checkWorkdirTarget() error {
+	if c.WorkdirTarget == "" {
+		return nil
+	}
+	check := checkMountTarget
+	if c.execMode() {
+		check = checkContainerPath
+	}
+	if err := check(c.WorkdirTarget); err != nil {
+		return invalid("workdir_target: %v", err)
+	}
+	return nil
+}
+
+// checkMountTarget rejects what a bind mount cannot cover in a container
+// the plugin creates: a path that is not an absolute container path, the
+// root (the image's whole filesystem), and initDir or anything under it,
+// which holds the direct terminal's own mounts (direct.go).
+func checkMountTarget(p string) error {
+	if err := checkContainerPath(p); err != nil {
+		return err
+	}
+	switch clean := path.Clean(p); {
+	case clean == "/":
+		return fmt.Errorf("%q is the container's root", p)
+	case clean == initDir || strings.HasPrefix(clean, initDir+"/"):
+		return fmt.Errorf("%q: %s and what is under it hold the plugin's own mounts", p, initDir)
+	}
+	return nil
+}
 
 // checkContainerPath rejects paths that are not absolute container paths.
 func checkContainerPath(p string) error {

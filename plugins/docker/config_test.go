@@ -66,6 +66,22 @@ func TestParseConfig(t *testing.T) {
 		{name: "mount unknown field", config: `{"image": "x", "mounts": [{"source": "/a", "target": "/m", "readonly": true}]}`, err: `mounts[0]: unknown field "readonly"`},
 		{name: "mount wrong type", config: `{"image": "x", "mounts": [{"source": "/a", "target": "/m"}, {"source": 1}]}`, err: "mounts[1].source: cannot unmarshal number into string"},
 		{name: "relative workdir", config: `{"image": "x", "workdir_target": "w"}`, err: "workdir_target"},
+		{name: "shell with NUL", config: `{"image": "x", "shell": "/bin/sh\u0000x"}`, err: `shell: "/bin/sh\x00x" is not a program name or path: it contains NUL`},
+		{name: "exec shell with NUL", config: `{"container": "c", "shell": "/bin/sh\u0000x"}`, err: "contains NUL"},
+		{name: "mount source with NUL", config: `{"image": "x", "mounts": [{"source": "/srv\u0000x", "target": "/c"}]}`, err: `mounts[0]: source "/srv\x00x" contains NUL`},
+		{name: "log option value with NUL", config: `{"image": "x", "log_driver": "json-file", "log_options": {"max-size": "1\u0000m"}}`, err: `log_options: the value of "max-size" contains NUL`},
+		{name: "workdir at the root", config: `{"image": "x", "workdir_target": "/"}`, err: `workdir_target: "/" is the container's root`},
+		{name: "workdir at the root, uncleaned", config: `{"image": "x", "workdir_target": "/workspace/.."}`, err: "the container's root"},
+		{name: "workdir on the plugin's mounts", config: `{"image": "x", "workdir_target": "/.ptyhost"}`, err: `workdir_target: "/.ptyhost": /.ptyhost and what is under it hold the plugin's own mounts`},
+		{name: "mount at the root", config: `{"image": "x", "mounts": [{"source": "/srv", "target": "//"}]}`, err: `mounts[0]: target: "//" is the container's root`},
+		{name: "mount over the plugin's mounts", config: `{"image": "x", "mounts": [{"source": "/srv", "target": "/.ptyhost/init"}]}`, err: `mounts[0]: target: "/.ptyhost/init": /.ptyhost and what`},
+		{name: "mount on the plugin's directory", config: `{"image": "x", "mounts": [{"source": "/srv", "target": "/.ptyhost/"}]}`, err: "the plugin's own mounts"},
+		{name: "mount beside the plugin's directory", config: `{"image": "x", "mounts": [{"source": "/srv", "target": "/.ptyhostx"}]}`},
+		{name: "exec workdir at the root", config: `{"container": "c", "workdir_target": "/"}`, check: func(t *testing.T, c config) {
+			if c.WorkdirTarget != "/" {
+				t.Errorf("workdir_target %q", c.WorkdirTarget)
+			}
+		}},
 		{name: "bad pull", config: `{"image": "x", "pull": "sometimes"}`, err: `pull "sometimes"`},
 		{name: "bad memory", config: `{"image": "x", "memory": "lots"}`, err: `memory: "lots": want bytes or a size`},
 		{name: "memory too small", config: `{"image": "x", "memory": "1m"}`, err: `memory: "1m" is below Docker's minimum`},

@@ -2,22 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"path"
-	"regexp"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/ptyhost/ptyhost/shared"
@@ -78,28 +70,54 @@ func (s *session) startContainer(ctx context.Context, e *Docker, img client.Imag
 			bin = ""
 		}
 	}
-	if bin != "" {
-		e.directTries.Add(1)
-		err := s.startDirect(ctx, e, img, bin)
-		switch {
-		case err == nil:
-			s.d.directWorked()
-			return nil
-		case !errors.Is(err, errDirectFailed):
-			return err
-		case s.cfg.Terminal == TerminalDirect:
-			return fmt.Errorf("%w: terminal %q: %w", shared.ErrUnavailable, TerminalDirect, err)
-		}
-		// Nothing is left of it and nothing ran: the daemon's terminal,
-		// as with a binary that cannot run in a container. Sessions on
-		// this daemon do the same for a while without trying.
-		if s.d.directFailedNow(err, time.Now()) {
-			s.log.Warn("no direct terminal: the terminal goes through the daemon, for every session on this daemon for a while",
-				"error", err, "retry_after", directRetryAfter)
-		} else {
-			s.log.Debug("no direct terminal: the terminal goes through the daemon", "error", err)
-		}
+	if bin == "" {
+		return s.startAttached(ctx, e, img)
 	}
+	e.directTries.Add(1)
+	err = s.startDirect(ctx, e, img, bin)
+	var unproven *unprovenError
+	switch {
+	case err == nil:
+		s.d.directWorked()
+		return nil
+	case errors.As(err, &unproven):
+		return s.startUnproven(ctx, e, img, unproven)
+	case !errors.Is(err, errDirectFailed):
+		return err
+	case s.cfg.Terminal == TerminalDirect:
+		return fmt.Errorf("%w: terminal %q: %w", shared.ErrUnavailable, TerminalDirect, err)
+	}
+	// Nothing is left of it and nothing ran: the daemon's terminal,
+	// as with a binary that cannot run in a container. Sessions on
+	// this daemon do the same for a while without trying.
+	s.directFailed(err)
+	return s.startAttached(ctx, e, img)
+}
+
+// startUnproven goes on after the daemon would not create or start a
+// direct terminal's container for a reason that may be the session's as
+// much as the direct terminal's (unprovenError). Named explicitly, the
+// direct terminal is not replaced: the session fails with the daemon's
+// error. Otherwise the daemon's terminal tells: if it fails too, its error
+// is the session's, and the direct terminal is not blamed; if it works,
+// the direct terminal's failure was its own after all, and is remembered
+// as one (directFailed).
+func (s *session) startUnproven(ctx context.Context, e *Docker, img client.ImageInspectResult, u *unprovenError) error {
+	if s.cfg.Terminal == TerminalDirect {
+		return u.err
+	}
+	s.log.Debug("the direct terminal's container did not start: trying the daemon's terminal", "error", u.err)
+	if err := s.startAttached(ctx, e, img); err != nil {
+		return err
+	}
+	s.directFailed(fmt.Errorf("%w: %w", errDirectFailed, u.err))
+	return nil
+}
+
+// startAttached creates the session's container with the daemon's
+// terminal, attaches to it, starts it and records it with running. Any
+// failure removes the container.
+func (s *session) startAttached(ctx context.Context, e *Docker, img client.ImageInspectResult) error {
 	gate := !s.d.consoleSizeAtCreate()
 	size := s.currentSize()
 	id, err := s.create(ctx, e.owner, img, size, gate, nil)
@@ -212,160 +230,6 @@ func (c *ctrProcess) checkCommand(ctx context.Context) error {
 		return c.s.d.classify("stat the command", err)
 	}
 	return nil
-}
-
-// create creates the session's container from the config and request:
-// with init set, one whose command is pty-init holding a direct terminal
-// (direct.go), else one with the daemon's TTY, its command behind the
-// size gate if gate is set.
-func (s *session) create(ctx context.Context, owner string, img client.ImageInspectResult, size shared.Size, gate bool, init *initMounts) (string, error) {
-	argv := s.req.Command
-	if len(argv) == 0 && s.cfg.Shell != "" {
-		argv = []string{s.cfg.Shell}
-	}
-	labels := map[string]string{
-		labelSession:     s.req.SessionID,
-		labelEnvironment: s.req.EnvironmentID,
-		labelOwner:       owner,
-	}
-	if !s.cfg.remove() {
-		labels[labelKeep] = "true"
-	}
-	cfg := &container.Config{
-		Image:        s.cfg.Image,
-		User:         s.cfg.User,
-		Env:          sessionEnvWithout(s.req.UnsetEnv, s.cfg.Env, s.req.Env),
-		Tty:          true,
-		OpenStdin:    true,
-		StdinOnce:    false,
-		AttachStdin:  true,
-		AttachStdout: true,
-		AttachStderr: true,
-		Labels:       labels,
-		// What a terminal's hangup sends; `docker stop` and Kill too.
-		StopSignal: "SIGHUP",
-	}
-	if len(argv) > 0 {
-		cfg.Cmd = argv
-	}
-	if gate {
-		full := imageCommand(img, argv)
-		if len(full) > 0 {
-			cfg.Entrypoint = []string{"/bin/sh", "-c", sizeGate, "ptyhost-gate"}
-			cfg.Cmd = full
-		}
-	}
-	host := &container.HostConfig{
-		NetworkMode: container.NetworkMode(s.cfg.Network),
-		Resources: container.Resources{
-			Memory:   int64(s.cfg.Memory),
-			NanoCPUs: s.cfg.CPUs.nanoCPUs(),
-		},
-		// We remove it ourselves, after reading the exit code.
-		AutoRemove: false,
-		// The core keeps the scrollback; see config.LogDriver.
-		LogConfig: container.LogConfig{Type: s.cfg.LogDriver, Config: s.cfg.LogOptions},
-	}
-	if s.cfg.init() {
-		init := true
-		host.Init = &init
-	}
-	if s.cfg.Privileged {
-		host.Privileged = true
-	} else {
-		host.CapDrop = []string{"ALL"}
-		host.CapAdd = s.cfg.CapAdd
-		host.SecurityOpt = []string{"no-new-privileges"}
-	}
-	if s.req.Dir != "" {
-		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: s.req.Dir, Target: s.cfg.WorkdirTarget})
-		cfg.WorkingDir = s.cfg.WorkdirTarget
-	}
-	for _, m := range s.cfg.Mounts {
-		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
-	}
-	if init != nil {
-		full := imageCommand(img, argv)
-		if len(full) == 0 {
-			return "", fmt.Errorf("%w: image %s has no command and the session names none", shared.ErrInvalidArgument, s.cfg.Image)
-		}
-		// No TTY and nothing to attach: pty-init makes the terminal.
-		cfg.Tty, cfg.OpenStdin = false, false
-		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = false, false, false
-		cfg.Entrypoint = []string{initPath, initArg, socketPath, strconv.Itoa(int(size.Rows)), strconv.Itoa(int(size.Cols)), "--"}
-		cfg.Cmd = full
-		host.Mounts = append(host.Mounts,
-			mount.Mount{Type: mount.TypeBind, Source: init.binary, Target: initPath, ReadOnly: true},
-			mount.Mount{Type: mount.TypeBind, Source: init.socket, Target: socketPath})
-	} else {
-		host.ConsoleSize = [2]uint{uint(size.Rows), uint(size.Cols)}
-	}
-	res, err := s.d.api.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     cfg,
-		HostConfig: host,
-		Name:       containerNameFor(s.req.SessionID),
-	})
-	if err != nil {
-		return "", s.d.classify("create the container", err)
-	}
-	for _, w := range res.Warnings {
-		s.log.Warn("docker warning creating the container", "warning", w)
-	}
-	return res.ID, nil
-}
-
-// imageCommand is what a container of img runs given argv as its command:
-// the image's entrypoint, then argv or else the image's command.
-func imageCommand(img client.ImageInspectResult, argv []string) []string {
-	var entry, cmd []string
-	if c := img.Config; c != nil {
-		entry, cmd = c.Entrypoint, c.Cmd
-	}
-	if len(argv) > 0 {
-		cmd = argv
-	}
-	return append(slices.Clone(entry), cmd...)
-}
-
-// sessionEnv is a session's environment: TERM=xterm-256color and
-// COLORTERM=truecolor (what the terminals ptyhost serves, xterm.js among
-// them, support), then the config's and the session's variables, later
-// ones winning, sorted for a stable order.
-func sessionEnv(layers ...map[string]string) []string {
-	vars := map[string]string{"TERM": "xterm-256color", "COLORTERM": "truecolor"}
-	for _, l := range layers {
-		maps.Copy(vars, l)
-	}
-	env := make([]string, 0, len(vars))
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		env = append(env, k+"="+vars[k])
-	}
-	return env
-}
-
-// sessionEnvWithout is sessionEnv without the variables unset names
-// (SpawnRequest.UnsetEnv). A container's process inherits nothing from the
-// plugin, so only ptyhost's own layers can hold them; a variable the
-// image itself sets (its ENV) stays.
-func sessionEnvWithout(unset []string, layers ...map[string]string) []string {
-	return slices.DeleteFunc(sessionEnv(layers...), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(unset, k)
-	})
-}
-
-var nameUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
-
-// containerNameFor names a session's container after the session, with a
-// random suffix (session ids are unique per host, not per daemon).
-func containerNameFor(sessionID string) string {
-	name := nameUnsafe.ReplaceAllString(sessionID, "-")
-	if len(name) > 40 {
-		name = name[:40]
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "ptyhost-" + name + "-" + hex.EncodeToString(b[:])
 }
 
 func (c *ctrProcess) resize(ctx context.Context, size shared.Size) error {

@@ -134,14 +134,10 @@ func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageIn
 	}
 	defer h.close()
 	size := s.currentSize()
-	id, err := s.create(ctx, e.owner, img, size, false, &initMounts{binary: bin, socket: h.socket()})
+	mounts := &initMounts{binary: bin, socket: h.socket()}
+	id, err := s.create(ctx, e.owner, img, size, false, mounts)
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, shared.ErrInvalidArgument) {
-			// Such as a daemon that cannot bind mount the plugin's
-			// files (in a VM, or confined).
-			err = fmt.Errorf("%w: %w", errDirectFailed, err)
-		}
-		return err
+		return mounts.fault(ctx, err)
 	}
 	c := &ctrProcess{s: s, id: id, exited: make(chan struct{})}
 	ok := false
@@ -154,11 +150,7 @@ func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageIn
 		return err
 	}
 	if _, err := s.d.api.ContainerStart(ctx, c.id, client.ContainerStartOptions{}); err != nil {
-		err = s.d.classify("start the container", err)
-		if ctx.Err() == nil && !errors.Is(err, shared.ErrUnavailable) {
-			err = fmt.Errorf("%w: %w", errDirectFailed, err)
-		}
-		return err
+		return mounts.fault(ctx, s.d.classify("start the container", err))
 	}
 	term, err := h.receive(ctx, c.exited)
 	select {
@@ -193,47 +185,6 @@ func (s *session) startDirect(ctx context.Context, e *Docker, img client.ImageIn
 	return nil
 }
 
-// directRetryAfter is how long, after a direct terminal failed at its
-// start on a daemon, sessions there use the daemon's terminal without
-// trying: such failures come from the daemon or the machine (a daemon
-// that cannot bind mount the plugin's files, a $TMPDIR without room for
-// the socket), and each try costs a container.
-const directRetryAfter = 10 * time.Minute
-
-// noDirect returns why the last direct terminal on d failed, if that was
-// less than directRetryAfter ago; else nil.
-func (d *daemon) noDirect(now time.Time) error {
-	d.directMu.Lock()
-	defer d.directMu.Unlock()
-	return d.failedLately(now)
-}
-
-// failedLately is noDirect's answer; d.directMu is held.
-func (d *daemon) failedLately(now time.Time) error {
-	if now.Sub(d.directFailedAt) >= directRetryAfter {
-		return nil
-	}
-	return d.directFailed
-}
-
-// directFailedNow remembers err, a direct terminal's failure at its start
-// (errDirectFailed), for noDirect. It reports whether it is news: no
-// failure was remembered.
-func (d *daemon) directFailedNow(err error, now time.Time) bool {
-	d.directMu.Lock()
-	defer d.directMu.Unlock()
-	news := d.failedLately(now) == nil
-	d.directFailed, d.directFailedAt = err, now
-	return news
-}
-
-// directWorked forgets a failure: a direct terminal just worked on d.
-func (d *daemon) directWorked() {
-	d.directMu.Lock()
-	defer d.directMu.Unlock()
-	d.directFailed = nil
-}
-
 // handoff is where one container hands its terminal over: a unix socket
 // in a directory of its own that only the plugin's user can enter; the
 // socket itself is bind mounted into the container.
@@ -241,13 +192,6 @@ type handoff struct {
 	dir string
 	ln  *net.UnixListener
 }
-
-// errDirectFailed wraps a direct terminal's failure that the daemon's
-// terminal may not have: the handoff socket could not be made (errNoHandoff),
-// the daemon could not create or start the container with the plugin's
-// mounts, or the container did not hand its terminal over. The session's
-// command has not run; the container is gone.
-var errDirectFailed = errors.New("no direct terminal")
 
 // errNoHandoff wraps a failure to make the handoff socket (a parent
 // directory that is read-only, or whose path is too long for a socket).

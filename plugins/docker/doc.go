@@ -11,11 +11,13 @@
 // (background.go), which cleans up the containers that plugin processes
 // which are gone left behind (reap.go). Spawn pings the daemon (unreachable:
 // shared.ErrUnavailable), checks the image and, in image mode, creates the
-// container. With a direct terminal (direct.go, the default where it can
-// be) the container's command is this binary as pty-init
+// container (create.go). With a direct terminal (direct.go, the default
+// where it can be) the container's command is this binary as pty-init
 // (ptyinit_linux.go), which hands the container's terminal to the plugin
 // over a unix socket, so that the plugin reads and writes it as the HOST
-// plugin does; otherwise the plugin attaches to the container's TTY. Either
+// plugin does; otherwise, or when the direct terminal fails at its start
+// for a reason of its own (directfault.go), the plugin attaches to the
+// container's TTY. Either
 // way it registers the wait for the exit before the start, so that no
 // output and no exit is missed (container.go); in exec mode it execs into
 // the running container (exec.go). When the image must be pulled, Spawn

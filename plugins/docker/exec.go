@@ -110,6 +110,9 @@ func (s *session) startExec(ctx context.Context) error {
 	// Attaching starts the process.
 	att, err := s.d.api.ExecAttach(ctx, p.id, client.ExecAttachOptions{TTY: true, ConsoleSize: console})
 	if err != nil {
+		if ctx.Err() != nil {
+			p.killAbandoned(ctx)
+		}
 		return s.d.classify("start the exec", err)
 	}
 	if !s.d.consoleSizeAtCreate() {
@@ -120,6 +123,39 @@ func (s *session) startExec(ctx context.Context) error {
 	s.log.Debug("exec started", "container", shortID(target), "exec", shortID(p.id))
 	s.running(p, hijacked{&att.HijackedResponse}, size)
 	return nil
+}
+
+// killAbandoned kills the processes of an exec whose start ctx ended
+// (a spawn timeout, a Close during the start): the daemon starts the
+// process whether or not the client still waits for its answer, and it
+// would run in the shared container with nobody to end it. An exec
+// created and never started runs nothing, so nothing is done for a
+// create that ctx ended. With a fresh context bounded by abandonTimeout,
+// it waits for the daemon to say the exec started (its pid), then kills
+// the session's processes by their token (signal); an exec that does not
+// start within that time is left, as one that never will.
+func (p *execProcess) killAbandoned(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+	defer cancel()
+	delay := 20 * time.Millisecond
+	for {
+		res, err := p.s.d.api.ExecInspect(ctx, p.id, client.ExecInspectOptions{})
+		switch {
+		case err != nil:
+			// Gone with its container, or no answer in time.
+			p.s.log.Debug("cannot tell whether the exec of a start given up runs", "exec", shortID(p.id), "error", err)
+			return
+		case res.Running || res.PID != 0:
+			p.s.log.Debug("killing the processes of an exec whose start was given up", "exec", shortID(p.id))
+			p.signal(ctx, "KILL")
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
 }
 
 // envPaths are where withoutInherited looks for env(1) in the container.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -44,6 +45,13 @@ type fakeDaemon struct {
 	hijacked   []net.Conn // attach streams, closed at cleanup
 	conns      int        // connections accepted
 	next       int
+
+	// routes adds to the API served (fakeengine_test.go); set before
+	// the daemon serves.
+	routes func(mux *http.ServeMux)
+	// execStartDelay holds the answer to a session's exec start, whose
+	// process already runs, as a slow daemon would.
+	execStartDelay time.Duration
 }
 
 // fakeContainer is a container of the fake daemon.
@@ -78,6 +86,14 @@ type fakeProc struct {
 // ends.
 func startFakeDaemon(t *testing.T) *fakeDaemon {
 	t.Helper()
+	fd := newFakeDaemon()
+	serveFakeDaemon(t, fd)
+	return fd
+}
+
+// serveFakeDaemon serves fd on a unix socket until the test ends.
+func serveFakeDaemon(t *testing.T, fd *fakeDaemon) {
+	t.Helper()
 	// Not t.TempDir: a socket's path must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "fakedockerd")
 	if err != nil {
@@ -89,12 +105,10 @@ func startFakeDaemon(t *testing.T) *fakeDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := newFakeDaemon()
 	fd.host = "unix://" + sock
 	srv := fd.server()
 	go srv.Serve(ln)
 	t.Cleanup(func() { fd.close(srv) })
-	return fd
 }
 
 func newFakeDaemon() *fakeDaemon {
@@ -262,6 +276,9 @@ func (fd *fakeDaemon) handler() http.Handler {
 	mux.HandleFunc("POST /exec/{id}/start", fd.execStart)
 	mux.HandleFunc("GET /exec/{id}/json", fd.execInspect)
 	mux.HandleFunc("POST /exec/{id}/resize", func(http.ResponseWriter, *http.Request) {})
+	if fd.routes != nil {
+		fd.routes(mux)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = apiVersionPrefix.ReplaceAllString(r.URL.Path, "/")
 		r.URL.RawPath = ""
@@ -422,6 +439,14 @@ func (fd *fakeDaemon) execStart(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	e.running = true
+	e.proc = &fakeProc{token: tokenOf(e.req.Env), alive: true, exec: e}
+	fd.procs = append(fd.procs, e.proc)
+	if d := fd.execStartDelay; d > 0 {
+		fd.mu.Unlock()
+		time.Sleep(d)
+		fd.mu.Lock()
+	}
 	conn, buf, err := w.(http.Hijacker).Hijack()
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, "%v", err)
@@ -430,9 +455,10 @@ func (fd *fakeDaemon) execStart(w http.ResponseWriter, r *http.Request) {
 	fd.hijacked = append(fd.hijacked, conn)
 	buf.WriteString("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
 	buf.Flush()
-	e.running, e.conn = true, conn
-	e.proc = &fakeProc{token: tokenOf(e.req.Env), alive: true, exec: e}
-	fd.procs = append(fd.procs, e.proc)
+	e.conn = conn
+	if !e.proc.alive {
+		conn.Close() // killed meanwhile
+	}
 }
 
 // signal interprets the helper: it signals the processes with token and
