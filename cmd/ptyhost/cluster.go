@@ -58,7 +58,7 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.advertiseURL, "advertise-url", "", "the `URL` (http:// or https://) at which the cluster's other nodes and clients reach this node [PTYHOST_ADVERTISE_URL]")
 	fs.StringVar(&c.secret, "cluster-secret", "", "the `SECRET` (16 bytes or more) the nodes of the cluster share to authenticate to each other; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_CLUSTER_SECRET]")
 	c.lease = gormstore.DefaultNodeLeaseTTL
-	fs.DurationVar(&c.lease, "node-lease", gormstore.DefaultNodeLeaseTTL, "how long (`DURATION`) a node counts as running after its last renewal, at least 1s; it renews every fifth of it [PTYHOST_NODE_LEASE]")
+	durationFlag(fs, &c.lease, "node-lease", gormstore.DefaultNodeLeaseTTL, "how long (`DURATION`) a node counts as running after its last renewal, at least 1s; it renews every fifth of it [PTYHOST_NODE_LEASE]")
 }
 
 // enabled reports whether any cluster setting is given: the server is a

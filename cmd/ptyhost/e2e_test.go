@@ -315,6 +315,18 @@ func TestServeRefusesOpenListenWithoutToken(t *testing.T) {
 			t.Errorf("%v: err = %v, want a usage error", bad, err)
 		}
 	}
+	// A bad duration or boolean says what it wants, not "parse error".
+	for bad, want := range map[string]string{
+		"--orphan-timeout=soon": "not a duration; want one such as 90s",
+		"--node-lease=soon":     "not a duration; want one such as 90s",
+		"--web=maybe":           "want true or false",
+		"--record-input=2":      "want true or false",
+	} {
+		err := run(t.Context(), []string{"serve", "--data-dir", t.TempDir(), bad}, stdio{out: io.Discard, err: io.Discard})
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want a usage error saying %q", bad, err, want)
+		}
+	}
 }
 
 // TestE2EAttachCommand runs the real ptyhost binary on a real PTY.

@@ -131,21 +131,21 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "`DIR` for the embedded database [PTYHOST_DATA_DIR]")
 	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "`DIR` of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
 	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` (16 bytes or more) on every API request; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_TOKEN]")
-	fs.BoolVar(&c.insecure, "insecure", false, "allow listening beyond loopback without a token")
+	boolFlag(fs, &c.insecure, "insecure", false, "allow listening beyond loopback without a token")
 	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com (repeatable)")
 	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost, names under .localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
-	fs.BoolVar(&c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
+	boolFlag(fs, &c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
 	fs.Var((*scrollbackSize)(&c.scrollback), "scrollback", "`SIZE` of the output kept per session for clients that attach later, such as 262144, 256KiB or 4MiB; at least 4KiB, at most 1GiB [PTYHOST_SCROLLBACK]")
 	c.idleTimeout = core.DefaultIdleTimeout
 	fs.Var((*idleTimeout)(&c.idleTimeout), "idle-timeout", "destroy a session this long (`DURATION`) after its last client left, unless its environment or the session says otherwise; 0 destroys at once, never (or -1) keeps it until it exits or is killed [PTYHOST_IDLE_TIMEOUT]")
-	fs.DurationVar(&c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long (`DURATION`) [PTYHOST_LINGER]")
+	durationFlag(fs, &c.linger, "linger", core.DefaultLinger, "keep an exited session attachable this long (`DURATION`) [PTYHOST_LINGER]")
 	c.retention = retention(core.DefaultRetention)
 	fs.Var(&c.retention, "retention", "delete the records of sessions ended this long (`DURATION`) ago, such as 72h or 7d; 0 (or forever) keeps them [PTYHOST_RETENTION]")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long (`DURATION`) shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
-	fs.DurationVar(&c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long (`DURATION`) the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
-	fs.BoolVar(&c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
-	fs.BoolVar(&c.web, "web", true, "serve the browser page (a terminal in the browser) at /; --web=false leaves it out (404), the API unchanged [PTYHOST_WEB]")
+	durationFlag(fs, &c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long (`DURATION`) shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
+	durationFlag(fs, &c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long (`DURATION`) the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
+	boolFlag(fs, &c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
+	boolFlag(fs, &c.web, "web", true, "serve the browser page (a terminal in the browser) at /; --web=false leaves it out (404), the API unchanged [PTYHOST_WEB]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
 		if !slices.Contains([]string{"text", "json"}, v) {
@@ -181,8 +181,8 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 		}
 		return nil
 	})
-	fs.BoolVar(&c.record, "record", false, "record every session (asciicast v2, in DATA_DIR/recordings) unless its create says \"record\": false; without it, only the sessions created with \"record\": true are [PTYHOST_RECORD]")
-	fs.BoolVar(&c.recordInput, "record-input", false, "record what clients type into recorded sessions too; whoever may download a recording (the read-only token too) reads it, passwords included [PTYHOST_RECORD_INPUT]")
+	boolFlag(fs, &c.record, "record", false, "record every session (asciicast v2, in DATA_DIR/recordings) unless its create says \"record\": false; without it, only the sessions created with \"record\": true are [PTYHOST_RECORD]")
+	boolFlag(fs, &c.recordInput, "record-input", false, "record what clients type into recorded sessions too; whoever may download a recording (the read-only token too) reads it, passwords included [PTYHOST_RECORD_INPUT]")
 	c.recordMaxBytes = core.DefaultRecordingMaxBytes
 	fs.Var((*recordBytes)(&c.recordMaxBytes), "record-max-bytes", "`SIZE` at which a session's recording stops (with a marker event), such as 64MiB; at least 4KiB [PTYHOST_RECORD_MAX_BYTES]")
 	fs.Lookup("record-max-bytes").DefValue = humanBytes(core.DefaultRecordingMaxBytes)

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"flag"
+	"strconv"
+	"time"
+)
+
+// The flag package answers a bad duration or boolean with "parse error";
+// serve's duration and boolean flags say what they want instead, as the
+// same settings do from a variable or the configuration file
+// (checkSetting).
+
+// durationValue is a flag.Value holding a time.Duration.
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errNotDuration
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Get() any       { return time.Duration(*d) }
+
+// boolValue is a flag.Value holding a bool, given as -name or -name=VALUE.
+type boolValue bool
+
+func (b *boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errNotBool
+	}
+	*b = boolValue(v)
+	return nil
+}
+
+func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *boolValue) Get() any         { return bool(*b) }
+func (b *boolValue) IsBoolFlag() bool { return true }
+
+type flagError string
+
+func (e flagError) Error() string { return string(e) }
+
+const (
+	errNotDuration = flagError("not a duration; want one such as 90s, 5m or 1h30m")
+	errNotBool     = flagError("want true or false")
+)
+
+// durationFlag defines a duration flag on fs, as fs.DurationVar does.
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	fs.Var((*durationValue)(p), name, usage)
+}
+
+// boolFlag defines a boolean flag on fs, as fs.BoolVar does.
+func boolFlag(fs *flag.FlagSet, p *bool, name string, value bool, usage string) {
+	*p = value
+	fs.Var((*boolValue)(p), name, usage)
+}
