@@ -29,6 +29,15 @@ import (
 // clients test for.
 const ReasonNodeLost = "node_lost: the node running the session stopped renewing its lease"
 
+// ReasonSingleServerLost is recorded for a live session of a single
+// server, from before the database served a cluster (its record names no
+// node), once the cluster runs and no single server holds the database:
+// one of the nodes records it as ERROR with it (core/gormstore's
+// MarkLostNodes). It is of the node_lost kind: the node restarted on the
+// single server's data directory, if its plugins kept the session, takes
+// it up (reclaimNodeLost), and a DELETE meanwhile ends it.
+const ReasonSingleServerLost = "node_lost: the single server that ran the session is gone, and no node has taken it up"
+
 // IsNodeLost reports whether a session's status reason is ReasonNodeLost
 // (or any reason of the node_lost kind).
 func IsNodeLost(reason string) bool {
@@ -67,6 +76,12 @@ type SessionReclaimer interface {
 	// processes can never both reclaim a session, nor can a session be
 	// reclaimed and then recorded as lost by a lease that had already
 	// expired.
+	//
+	// A session whose record names no node (a single server's, from
+	// before the database served a cluster), live or ERROR node_lost, is
+	// reclaimed the same way, and recorded as node's: the write that sets
+	// its node is conditional on its naming none, so that of two nodes
+	// reclaiming it at once one does.
 	ReclaimSession(ctx context.Context, id, node string) (bool, error)
 }
 
@@ -140,7 +155,11 @@ func (m *Manager) destroyNodeLost(ctx context.Context, id string) error {
 // records another node marked node_lost while this node was away: for
 // each survivor no live record claimed, a record of this node that is
 // ERROR node_lost, of an environment that still exists, is reclaimed
-// (SessionReclaimer) and the session adopted.
+// (SessionReclaimer) and the session adopted. So are the sessions of a
+// single server this node was before the database served a cluster, kept
+// by the plugins of its data directory: their records name no node, and
+// are live or were marked node_lost meanwhile (ReasonSingleServerLost);
+// reclaimed, they are this node's.
 // The survivors of the records it looks at are removed from survivors,
 // and those it does not take up go to rc.strays, to be hung up; the
 // others stay in survivors. It returns how many it took up and the
@@ -163,7 +182,7 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 		if err != nil {
 			return n, caughtUp, err
 		}
-		if rec.Node != m.opts.NodeName || rec.Status != StatusError || !IsNodeLost(rec.StatusReason) {
+		if !reclaimable(rec, m.opts.NodeName) {
 			continue
 		}
 		// A node_lost session does not hold its environment
@@ -187,10 +206,15 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 			return n, caughtUp, err
 		}
 		if !ok {
-			m.log.Warn("could not reclaim a session recorded as node_lost: this node's lease is not live", "session_id", id)
+			m.log.Warn("could not reclaim a session recorded as node_lost or by a single server: this node's lease is not live, or another node took it",
+				"session_id", id, "node", rec.Node)
 			rc.strays = append(rc.strays, sv)
 			continue
 		}
+		if rec.Node == "" {
+			m.log.Info("a session of the single server this node was before the cluster is this node's now", "session_id", id)
+		}
+		rec.Node = m.opts.NodeName
 		ch, err := m.adopt(ctx, rec, sv)
 		switch {
 		case err == nil:
@@ -211,4 +235,18 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 		}
 	}
 	return n, caughtUp, nil
+}
+
+// reclaimable reports whether node may reclaim rec's session, which its
+// plugins kept: its own record marked node_lost while it was away, or a
+// record of no node, from a single server before the database served a
+// cluster, live or marked node_lost since. A record of no node is taken
+// only through the plugins that kept its session, which are those of the
+// single server's data directory: no other node has them.
+func reclaimable(rec SessionRecord, node string) bool {
+	lost := rec.Status == StatusError && IsNodeLost(rec.StatusReason)
+	if rec.Node == "" {
+		return lost || isLive(rec.Status)
+	}
+	return rec.Node == node && lost
 }

@@ -104,7 +104,8 @@ func TestRelayNeedsNodeName(t *testing.T) {
 }
 
 // reclaimingStore is a memStore that is a SessionReclaimer: it reclaims
-// as core/gormstore does while live says the node's lease is its.
+// as core/gormstore does while live says the node's lease is its, a
+// record of no node (a single server's) too.
 type reclaimingStore struct {
 	*memStore
 	live bool
@@ -123,10 +124,10 @@ func (s *reclaimingStore) ReclaimSession(_ context.Context, id, node string) (bo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.sessions[id]
-	if !ok || !s.live || rec.Node != node || rec.Status != StatusError || !IsNodeLost(rec.StatusReason) {
+	if !ok || !s.live || !reclaimable(rec, node) {
 		return false, nil
 	}
-	rec.Status, rec.StatusReason = StatusActive, ""
+	rec.Node, rec.Status, rec.StatusReason = node, StatusActive, ""
 	s.sessions[id] = rec
 	return true, nil
 }

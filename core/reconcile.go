@@ -66,7 +66,9 @@ var errNowLive = errors.New("the session id is live in this server")
 // from running under one name. A node also takes up the sessions its
 // plugins kept that another node recorded as node_lost while it was away
 // (reclaimNodeLost); those no plugin kept stay node_lost, and those whose
-// environment is gone are hung up.
+// environment is gone are hung up. It takes up the same way the sessions
+// its plugins kept whose records name no node: those of the single server
+// it was, on its data directory, before the database served a cluster.
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	survivors, foreign := m.survivors(ctx)
 	rc := &reconciling{types: make(map[string]string), taken: make(map[string]shared.Keeper), strays: foreign}
@@ -78,7 +80,10 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	var caughtUp []<-chan struct{}
 	for _, rec := range recs {
 		if rec.Node != m.opts.NodeName && m.opts.NodeName != "" {
-			continue // another node's session, live or not: its own to take up
+			// Another node's session, live or not: its own to take up. One
+			// of no node, a single server's, is this node's if its plugins
+			// kept it (reclaimNodeLost).
+			continue
 		}
 		cands := survivors[rec.ID]
 		delete(survivors, rec.ID)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -26,6 +27,11 @@ import (
 // ErrOwned is wrapped by the error of a Claim refused because another
 // server owns the database.
 var ErrOwned = errors.New("the database is owned by another ptyhost server")
+
+// ErrClaimLost is wrapped by the error of a session write refused because
+// this server's claim on the database is lost (Claim.Lost): another
+// server may own its sessions' rows now.
+var ErrClaimLost = errors.New("this server's claim on the database is lost")
 
 // Lease defaults.
 const (
@@ -94,7 +100,15 @@ const claimAttempts = 3
 // one missed its heartbeats for longer than the TTL), the Claim's Lost
 // channel is closed: the server must stop, as its sessions are the other
 // one's now. A heartbeat that fails otherwise (the database is down) is
-// logged and tried again at the next one.
+// logged and tried again at the next one: a single server cut off from its
+// database for a while goes on, and stops only if another took over.
+//
+// While the claim is held, the store's session writes are fenced on it:
+// an update lands only while the owner row is still this claim's, so
+// that a late write of a server taken over (queued while the database was
+// out of its reach, before its next heartbeat finds the claim lost) cannot
+// change the rows of the server that took over; and once the claim is
+// known lost, SaveSession and UpdateSession are refused (ErrClaimLost).
 func (s *DB) Claim(ctx context.Context, o Owner) (*Claim, error) {
 	o, err := s.completeOwner(o)
 	if err != nil {
@@ -124,6 +138,7 @@ func (s *DB) Claim(ctx context.Context, o Owner) (*Claim, error) {
 		ctx:    rctx,
 		cancel: cancel,
 	}
+	s.claim.Store(c)
 	go c.renew()
 	return c, nil
 }
@@ -250,6 +265,7 @@ type Claim struct {
 	ctx      context.Context
 	cancel   context.CancelFunc // stops renew
 	lostOnce sync.Once
+	isLost   atomic.Bool // set before lost is closed
 }
 
 // Owner returns the owner the claim was made for, its zero fields filled
@@ -295,7 +311,7 @@ func (c *Claim) renew() {
 		case err == nil:
 		case errors.Is(err, errLost):
 			log.Error("another server took the database over; this one must stop", "err", err)
-			c.lostOnce.Do(func() { close(c.lost) })
+			c.lose()
 			return
 		case c.ctx.Err() != nil:
 			return
@@ -303,6 +319,40 @@ func (c *Claim) renew() {
 			log.Warn("renewing the claim on the database failed; will retry", "err", err, "lease_ttl", c.s.lease.ttl)
 		}
 	}
+}
+
+// lose marks the claim lost, so that the store's session writes are
+// refused, and closes Lost.
+func (c *Claim) lose() {
+	c.isLost.Store(true)
+	c.lostOnce.Do(func() { close(c.lost) })
+}
+
+// fenceSessions returns q, an update of session rows, restricted to while
+// this server holds the claim it made (if any): an error wrapping
+// ErrClaimLost once it knows the claim lost, and otherwise q conditioned
+// on the owner row being still the claim's, so that of this write and
+// another server's take-over the database orders one first. After
+// Release the owner row is not the claim's either: the server owns
+// nothing.
+func (s *DB) fenceSessions(q *gorm.DB) (*gorm.DB, error) {
+	if err := s.claimLost(); err != nil {
+		return nil, err
+	}
+	c := s.claim.Load()
+	if c == nil {
+		return q, nil
+	}
+	return q.Where("EXISTS (SELECT 1 FROM server_owner WHERE slot = ? AND node_id = ?)", ownerSlot, c.owner.NodeID), nil
+}
+
+// claimLost returns an error wrapping ErrClaimLost once this server knows
+// the claim it made lost; nil while it holds it, or made none.
+func (s *DB) claimLost() error {
+	if c := s.claim.Load(); c != nil && c.isLost.Load() {
+		return fmt.Errorf("%w: this server must stop", ErrClaimLost)
+	}
+	return nil
 }
 
 // errLost says the owner row is no longer this claim's.

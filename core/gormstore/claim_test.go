@@ -33,6 +33,7 @@ func TestClaim(t *testing.T) {
 		{"Release", testClaimRelease},
 		{"Lost", testClaimLost},
 		{"ConcurrentClaimsOneWins", testClaimConcurrent},
+		{"WritesFencedAfterTakeover", testClaimFencedAfterTakeover},
 	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -28,6 +29,17 @@ import (
 // name's live lease. Since a sweep marks only the sessions of an expired
 // lease, under the row lock that a registration needs, a session is never
 // both reclaimed by a live node and marked by a sweep after it.
+//
+// The live sessions of a single server from before the database served a
+// cluster name no node. The node restarted on that server's data
+// directory takes up those its plugins kept (ReclaimSession sets their
+// node, only where it is still empty); no other node can, as the plugins
+// are that directory's. So that the others, whose machine may be gone
+// for good, do not stay live forever, a sweep records them ERROR
+// core.ReasonSingleServerLost, of the node_lost kind, once no single
+// server holds a claim on the database (markLostSingle): the node that
+// has them reclaims them from there as from a live record, and a DELETE
+// meanwhile ends them (EndNodeLost).
 
 // nodeSelf is the node this process registered as (RegisterNode), for
 // ReclaimSession.
@@ -40,9 +52,12 @@ var liveStatuses = statusNames([]core.Status{core.StatusStarting, core.StatusAct
 
 // MarkLostNodes records the live sessions of every node whose lease
 // expired as ERROR core.ReasonNodeLost, and notifies a session_error event
-// for each to every node's Relay, in one transaction. It returns the
-// sessions it marked, by node. Nodes call it after each renewal of their
-// lease (NodeLease); it is exported for tests and tools.
+// for each to every node's Relay, in one transaction. It then records the
+// live sessions of no node (a single server's) as ERROR
+// core.ReasonSingleServerLost, the same way, unless a single server's
+// claim is live (markLostSingle). It returns the sessions it marked, by
+// node ("" for a single server's). Nodes call it after each renewal of
+// their lease (NodeLease); it is exported for tests and tools.
 func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
 	if !s.postgres() {
 		return nil, fmt.Errorf("store: mark lost nodes: %w", ErrNodesUnsupported)
@@ -84,22 +99,86 @@ func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: mark lost nodes: %w", err)
 	}
+	single, err := s.markLostSingle(ctx)
+	if err != nil {
+		return marked, fmt.Errorf("store: mark lost nodes: %w", err)
+	}
+	if len(single) > 0 {
+		if marked == nil {
+			marked = make(map[string][]string)
+		}
+		marked[""] = single
+	}
 	return marked, nil
+}
+
+// markLostSingle records the live sessions of no node as ERROR
+// core.ReasonSingleServerLost and notifies their session_error events, in
+// one transaction, unless a single server's claim is live (judged as
+// RegisterNode judges it, under the same advisory lock, so that no claim
+// is made meanwhile); it returns their ids. It looks first without the
+// lock: once the single server's sessions are swept, there are none.
+// (Its own transaction: MarkLostNodes's holds rows of nodes, which a
+// registration locks after the advisory lock.)
+func (s *DB) markLostSingle(ctx context.Context) ([]string, error) {
+	var found []string
+	err := s.db.WithContext(ctx).Raw(`SELECT id FROM sessions WHERE node = '' AND status IN ? LIMIT 1`, liveStatuses).Scan(&found).Error
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	var ids []string
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ids = nil
+		if err := lockNodesAndClaim(tx); err != nil {
+			return err
+		}
+		switch err := s.refuseClaimed(tx); {
+		case errors.Is(err, ErrOwned):
+			return nil // the single server runs: its sessions are its own
+		case err != nil:
+			return err
+		}
+		now := s.stamp()
+		if err := tx.Raw(`UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
+			WHERE node = '' AND status IN ? RETURNING id`,
+			string(core.StatusError), core.ReasonSingleServerLost, now, liveStatuses).Scan(&ids).Error; err != nil {
+			return err
+		}
+		for _, id := range ids {
+			p, err := notification{Type: string(core.SessionError), SessionID: id, Time: now,
+				Error: core.ReasonSingleServerLost}.payload()
+			if err != nil {
+				return err
+			}
+			if err := tx.Exec(notifySQL, p).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ids, err
 }
 
 // ReclaimSession is core.SessionReclaimer: it records session id as ACTIVE
 // again if it is ERROR with a node_lost reason, belongs to node, and node
 // is the one this process registered as, with its lease live by the
-// database's clock. It reports whether it did.
+// database's clock. It reports whether it did. A session of no node (a
+// single server's), live or ERROR node_lost, is reclaimed the same way
+// and recorded as node's: the one UPDATE sets the node only where it is
+// still empty, so that of two nodes reclaiming it at once the second
+// finds it the first's (PostgreSQL checks the condition again on the row
+// the first committed).
 func (s *DB) ReclaimSession(ctx context.Context, id, node string) (bool, error) {
 	self := s.self.Load()
 	if self == nil || self.name != node || !s.postgres() {
 		return false, nil
 	}
-	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET status = ?, status_reason = '', updated_at = ?
-		WHERE id = ? AND node = ? AND status = ? AND (status_reason = 'node_lost' OR status_reason LIKE 'node_lost:%')
+	const nodeLost = `status = ? AND (status_reason = 'node_lost' OR status_reason LIKE 'node_lost:%')`
+	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET node = ?, status = ?, status_reason = '', updated_at = ?
+		WHERE id = ? AND (node = ? AND `+nodeLost+` OR node = '' AND (status IN ? OR `+nodeLost+`))
 			AND EXISTS (SELECT 1 FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now() AND NOT released)`,
-		string(core.StatusActive), s.stamp(), id, node, string(core.StatusError), node, self.instance)
+		node, string(core.StatusActive), s.stamp(), id, node, string(core.StatusError), liveStatuses, string(core.StatusError),
+		node, self.instance)
 	if res.Error != nil {
 		return false, fmt.Errorf("store: reclaim session %q: %w", id, res.Error)
 	}

@@ -409,6 +409,10 @@ func (l *NodeLease) markLost() {
 		return
 	}
 	for node, ids := range marked {
+		if node == "" {
+			l.log.Warn("no node took up the sessions of the single server from before the cluster: recorded as ERROR node_lost", "sessions", len(ids))
+			continue
+		}
 		l.log.Warn("a node's lease expired: its sessions recorded as ERROR node_lost", "lost_node", node, "sessions", len(ids))
 	}
 }

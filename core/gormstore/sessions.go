@@ -15,7 +15,9 @@ import (
 // SaveSession inserts rec, or replaces the whole row when its id exists. A
 // zero CreatedAt is set from Options.Now; UpdatedAt always is. On a node of
 // a cluster (RegisterNode), a row another node runs is not replaced: the
-// error wraps core.ErrAlreadyExists.
+// error wraps core.ErrAlreadyExists. On a server whose claim on the
+// database (Claim) is lost, nothing is written: the error wraps
+// ErrClaimLost.
 func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 	if rec.ID == "" {
 		return fmt.Errorf("store: save session: empty id: %w", core.ErrInvalidArgument)
@@ -26,6 +28,9 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 	}
 	rec.UpdatedAt = now
 	m := toSessionModel(rec)
+	if err := s.claimLost(); err != nil {
+		return fmt.Errorf("store: save session %q: %w", rec.ID, err)
+	}
 	onConflict := clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, UpdateAll: true}
 	self := s.self.Load()
 	if self != nil {
@@ -51,7 +56,10 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 // its updated_at, or returns an error wrapping core.ErrSessionNotFound. A
 // LastActiveAt pointing at the zero time clears the column. On a node of a
 // cluster, only its own rows not recorded node_lost are written: another
-// is not found.
+// is not found. On a server that claimed the database (Claim), rows are
+// written only while the claim is its: an update after another server
+// took it over is not found, and one after this server knows the claim
+// lost is refused (ErrClaimLost).
 //
 // The columns written are those u.Fields names, and their values are what
 // u.ApplyTo puts in a record, converted as SaveSession converts it, so the
@@ -71,6 +79,12 @@ func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate)
 		// late write of a node that lost its lease cannot revive the
 		// session (taking it back is ReclaimSession's).
 		q = q.Where("node = ? AND NOT (status = ? AND status_reason LIKE ?)", self.name, string(core.StatusError), "node_lost%")
+	} else {
+		// A single server writes only while it holds its claim (Claim).
+		var err error
+		if q, err = s.fenceSessions(q); err != nil {
+			return fmt.Errorf("store: update session %q: %w", id, err)
+		}
 	}
 	res := q.Select(cols).Updates(&m)
 	if res.Error != nil {

@@ -54,6 +54,9 @@ type DB struct {
 	// self is the node this process registered as (RegisterNode); nil
 	// until it does.
 	self atomic.Pointer[nodeSelf]
+	// claim is this server's claim on the database (Claim), which fences
+	// its session writes; nil until it claims.
+	claim atomic.Pointer[Claim]
 }
 
 var (
