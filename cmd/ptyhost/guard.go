@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -21,6 +22,9 @@ func (c *serveConfig) finishGuard() error {
 	}
 	if err := c.guardOptions().Validate(); err != nil {
 		return usageError{err.Error()}
+	}
+	if p, ok := c.guardOptions().AnyName(); ok && c.token == "" {
+		return usageError{fmt.Sprintf("--allowed-host/--allowed-origin %q lets any web page through: without a token, a page the server's user opens could run commands through the API; set --token (or PTYHOST_TOKEN), or name the hosts", p)}
 	}
 	return nil
 }

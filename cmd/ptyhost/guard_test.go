@@ -349,9 +349,11 @@ func TestServeGuardSettings(t *testing.T) {
 		want string
 	}{
 		{"metrics auth without a token", []string{"--metrics-auth"}, "", "--metrics-auth requires a token"},
-		{"host with a port", []string{"--allowed-host", "ptyhost.lan:7420"}, "", "without scheme or port"},
+		{"host with a port", []string{"--allowed-host", "ptyhost.lan:7420"}, "", "without scheme, port or spaces"},
 		{"bad host pattern", []string{"--allowed-host", "[x"}, "", "syntax error in pattern"},
 		{"bad origin pattern", []string{"--allowed-origin", "[x"}, "", "syntax error in pattern"},
+		{"any host without a token", []string{"--allowed-host", "*"}, "", "lets any web page through"},
+		{"any origin without a token", nil, "allowed_origins = [\"https://*\"]\n", "lets any web page through"},
 		{"metrics_auth not a bool", nil, "token = \"x-token-0123456789\"\nmetrics_auth = \"yes\"\n", "metrics_auth"},
 		{"allowed_hosts not a list", nil, "allowed_hosts = \"x\"\n", "allowed_hosts"},
 	} {

@@ -12,9 +12,11 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/ptyhost/ptyhost/core/wsproto"
 )
@@ -41,8 +43,8 @@ func (o GuardOptions) Validate() error {
 		if p == "" {
 			return errors.New("allowed host: empty pattern")
 		}
-		if strings.ContainsAny(p, ":/") {
-			return fmt.Errorf("allowed host %q: want a host name pattern such as ptyhost.example.com or *.example.com, without scheme or port", p)
+		if strings.ContainsAny(p, ":/") || strings.ContainsFunc(p, badPatternRune) {
+			return fmt.Errorf("allowed host %q: want a host name pattern such as ptyhost.example.com or *.example.com, without scheme, port or spaces", p)
 		}
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("allowed host %q: %v", p, err)
@@ -52,11 +54,34 @@ func (o GuardOptions) Validate() error {
 		if p == "" {
 			return errors.New("allowed origin: empty pattern")
 		}
+		if strings.ContainsFunc(p, badPatternRune) {
+			return fmt.Errorf("allowed origin %q: want a host[:port] pattern such as *.example.com, without spaces", p)
+		}
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("allowed origin %q: %v", p, err)
 		}
 	}
 	return nil
+}
+
+// badPatternRune reports the runes no host or origin can hold, which a
+// pattern holding them would therefore never match.
+func badPatternRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// AnyName returns the first of AllowedHosts and AllowedOrigins that lets
+// any web page through, such as "*": one that matches a name no operator
+// chose. Without a token such a pattern lets any page the server's user
+// opens reach the API (by DNS rebinding, or from its own origin).
+func (o GuardOptions) AnyName() (string, bool) {
+	for _, p := range append(slices.Clone(o.AllowedHosts), o.AllowedOrigins...) {
+		for _, stranger := range []string{"rebinding-check.attacker.invalid", "rebinding-check.attacker.invalid:443",
+			"https://rebinding-check.attacker.invalid", "http://rebinding-check.attacker.invalid:80"} {
+			if ok, _ := path.Match(p, stranger); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // Guard refuses the requests a web page could make a browser send to the

@@ -315,11 +315,32 @@ func TestGuardOptionsValidate(t *testing.T) {
 		{"bad host pattern", GuardOptions{AllowedHosts: []string{"[a-"}}, false},
 		{"empty host", GuardOptions{AllowedHosts: []string{""}}, false},
 		{"bad origin pattern", GuardOptions{AllowedOrigins: []string{"[x"}}, false},
+		{"host with a space", GuardOptions{AllowedHosts: []string{"a b"}}, false},
+		{"origin with a tab", GuardOptions{AllowedOrigins: []string{"a\tb"}}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.opts.Validate(); (err == nil) != tt.ok {
 				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// AnyName finds the patterns that let any name through, and only those.
+func TestGuardOptionsAnyName(t *testing.T) {
+	for _, tt := range []struct {
+		opts GuardOptions
+		want string
+	}{
+		{GuardOptions{AllowedHosts: []string{"ptyhost.example.com", "*.example.com"}, AllowedOrigins: []string{"app.example.com:8443", "https://*.example.com"}}, ""},
+		{GuardOptions{AllowedHosts: []string{"*"}}, "*"},
+		{GuardOptions{AllowedHosts: []string{"*.*"}}, "*.*"},
+		{GuardOptions{AllowedOrigins: []string{"*:*"}}, "*:*"},
+		{GuardOptions{AllowedOrigins: []string{"https://*"}}, "https://*"},
+		{GuardOptions{AllowedOrigins: []string{"http://*"}}, "http://*"},
+	} {
+		if got, _ := tt.opts.AnyName(); got != tt.want {
+			t.Errorf("AnyName(%+v) = %q, want %q", tt.opts, got, tt.want)
+		}
 	}
 }
