@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/ptyhost/ptyhost/core/api"
 	"github.com/ptyhost/ptyhost/core/pluginhost"
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -191,6 +192,12 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 		}
 		fc.values[s.flag] = *v
 	}
+	if err := (api.GuardOptions{AllowedHosts: raw.AllowedHosts}).Validate(); err != nil {
+		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "allowed_hosts", "Invalid allowed_hosts", err.Error()))
+	}
+	if err := (api.GuardOptions{AllowedOrigins: raw.AllowedOrigins}).Validate(); err != nil {
+		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "allowed_origins", "Invalid allowed_origins", err.Error()))
+	}
 	if err := shared.CheckRoots(raw.WorkdirRoots); err != nil {
 		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "workdir_roots", "Invalid workdir_roots", err.Error()))
 	}
@@ -281,6 +288,17 @@ func position(r hcl.Range) string {
 // starting with its position.
 func configError(path string, diags hcl.Diagnostics) error {
 	var lines []string
+	// In the file's order, whichever check found them.
+	diags = slices.Clone(diags)
+	slices.SortStableFunc(diags, func(a, b *hcl.Diagnostic) int {
+		switch {
+		case a.Subject == nil || b.Subject == nil:
+			return 0
+		case a.Subject.Start.Line != b.Subject.Start.Line:
+			return a.Subject.Start.Line - b.Subject.Start.Line
+		}
+		return a.Subject.Start.Column - b.Subject.Start.Column
+	})
 	for _, d := range diags {
 		if d.Severity != hcl.DiagError {
 			continue

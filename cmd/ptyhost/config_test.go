@@ -144,6 +144,15 @@ func TestConfigFileErrors(t *testing.T) {
 		{"plugin without a name", "plugin {}\n", []string{":1,8:", "Missing name for plugin"}},
 		{"bad env name", "plugin \"tmux\" {\n  env = { \"A=B\" = \"c\" }\n}\n", []string{":2,9:", "Invalid env"}},
 		{"two errors", "scrollback = \"lots\"\nlinger = \"never\"\n", []string{":1,14: Invalid scrollback", ":2,10: Invalid linger"}},
+		// Values that parse but cannot be, each at its place, in order.
+		{"values", "linger = \"0s\"\nshutdown_timeout = \"0s\"\norphan_timeout = \"-1m\"\nlisten = \"nope\"\ntoken = \"short\"\n" +
+			"allowed_hosts = [\"a:b\"]\nnode_lease = \"100ms\"\nread_token = \"tiny\"\nallowed_origins = [\"a b\"]\n",
+			[]string{
+				":1,10: Invalid linger; \"0s\": must be positive\n",
+				":2,20: Invalid shutdown_timeout", ":3,18: Invalid orphan_timeout",
+				":4,10: Invalid listen", ":5,9: Invalid token; 5 bytes long", ":6,17: Invalid allowed_hosts",
+				":7,14: Invalid node_lease; \"100ms\": want at least 1s", ":8,14: Invalid read_token; 4 bytes long", ":9,19: Invalid allowed_origins",
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +166,9 @@ func TestConfigFileErrors(t *testing.T) {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("stderr %q lacks %q", stderr, want)
 				}
+			}
+			if strings.Contains(stderr, `"short"`) || strings.Contains(stderr, `"tiny"`) {
+				t.Errorf("stderr %q shows a token", stderr)
 			}
 		})
 	}

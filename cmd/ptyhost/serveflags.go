@@ -351,6 +351,9 @@ func checkSetting(name, value string) error {
 	fs := newServeFlagSet(&scratch)
 	err := fs.Set(name, value)
 	if err == nil {
+		if check := valueChecks[name]; check != nil {
+			return check(value)
+		}
 		return nil
 	}
 	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
@@ -362,6 +365,45 @@ func checkSetting(name, value string) error {
 		}
 	}
 	return fmt.Errorf("%q: %v", value, err)
+}
+
+// valueChecks hold what a value of a setting must be beyond parsing, for
+// checkSetting: a variable's or the configuration file's value is then
+// refused with the variable's name or the file's position. (A flag's is
+// checked once every setting is in, with the others that depend on
+// several.) A token's message does not repeat the token.
+var valueChecks = map[string]func(value string) error{
+	"linger":           positiveDuration,
+	"shutdown-timeout": positiveDuration,
+	"orphan-timeout":   positiveDuration,
+	"token":            tokenLength,
+	"read-token":       tokenLength,
+	"listen": func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("%q: %v", v, err)
+		}
+		return nil
+	},
+	"node-lease": func(v string) error {
+		if d, _ := time.ParseDuration(v); d < minNodeLease {
+			return fmt.Errorf("%q: want at least %v", v, minNodeLease)
+		}
+		return nil
+	},
+}
+
+func positiveDuration(v string) error {
+	if d, _ := time.ParseDuration(v); d <= 0 {
+		return fmt.Errorf("%q: must be positive", v)
+	}
+	return nil
+}
+
+func tokenLength(v string) error {
+	if len(v) < minTokenBytes {
+		return fmt.Errorf("%d bytes long: want at least %d, such as the output of 'openssl rand -hex 16'", len(v), minTokenBytes)
+	}
+	return nil
 }
 
 // idleTimeout is a flag value: a duration >= 0, or -1 / never (stored as
