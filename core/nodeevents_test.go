@@ -113,6 +113,18 @@ type reclaimingStore struct {
 	envErr error
 }
 
+// keptNodeHarness returns a harness of node "a" whose store is store (a
+// reclaimingStore over the harness's memStore) and whose plugins kept
+// keeper's sessions.
+func keptNodeHarness(t *testing.T, store *reclaimingStore, keeper *fakeKeeper) *harness {
+	t.Helper()
+	return newHarness(t, func(o *Options) {
+		store.memStore = o.Store.(*memStore)
+		o.Store, o.NodeName = store, "a"
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+}
+
 func (s *reclaimingStore) GetEnvironment(ctx context.Context, id string) (Environment, error) {
 	if s.envErr != nil {
 		return Environment{}, s.envErr
@@ -224,12 +236,7 @@ func TestReconcileReclaimsNodeLost(t *testing.T) {
 	for _, id := range []string{"lost-kept", "other-node", "server-lost"} {
 		keeper.keep(id, 0, []byte("$ "), nil)
 	}
-	store := &reclaimingStore{live: true}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: true}, keeper)
 	h.saveRows(t,
 		SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost},
 		SessionRecord{ID: "lost-unkept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost},
@@ -274,12 +281,7 @@ func TestReconcileReclaimsNodeLost(t *testing.T) {
 func TestPruneKeepsNodeLost(t *testing.T) {
 	keeper := newFakeKeeper()
 	keeper.keep("lost-kept", 0, []byte("$ "), nil)
-	store := &reclaimingStore{live: true}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: true}, keeper)
 	h.saveRows(t,
 		SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost},
 		SessionRecord{ID: "crashed", Node: "a", Status: StatusError, StatusReason: ReasonPluginCrashed},
@@ -309,12 +311,7 @@ func TestReconcileHangsUpNodeLostOfDeletedEnvironment(t *testing.T) {
 	for _, id := range []string{"in-deleted-env", "in-retyped-env", "in-fake-env"} {
 		keeper.keep(id, 0, []byte("$ "), nil) // kept as type FAKE
 	}
-	store := &reclaimingStore{live: true}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: true}, keeper)
 	ctx := t.Context()
 	for _, env := range []Environment{{ID: "deleted", Name: "deleted", Type: "FAKE"}, {ID: "retyped", Name: "retyped", Type: "OTHER"}} {
 		if err := h.store.CreateEnvironment(ctx, env); err != nil {
@@ -358,12 +355,7 @@ func TestReconcileNodeLostEnvironmentLookupFails(t *testing.T) {
 	keeper := newFakeKeeper()
 	keeper.keep("lost-kept", 0, []byte("$ "), nil)
 	broken := errors.New("the database is gone")
-	store := &reclaimingStore{live: true, envErr: broken}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: true, envErr: broken}, keeper)
 	h.saveRows(t, SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost})
 	if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, broken) {
 		t.Errorf("Reconcile: %v, want the store's error", err)
@@ -385,12 +377,7 @@ func TestReconcileNodeLostEnvironmentLookupFails(t *testing.T) {
 func TestReconcileWithoutLeaseReclaimsNothing(t *testing.T) {
 	keeper := newFakeKeeper()
 	keeper.keep("lost-kept", 0, []byte("$ "), nil)
-	store := &reclaimingStore{live: false}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: false}, keeper)
 	h.saveRows(t, SessionRecord{ID: "lost-kept", Node: "a", Status: StatusError, StatusReason: ReasonNodeLost})
 	if _, err := h.m.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)

@@ -14,12 +14,7 @@ func TestReconcileTakesUpSingleServerSessions(t *testing.T) {
 	for _, id := range []string{"single-live", "single-idle", "single-swept", "single-ended"} {
 		keeper.keep(id, 0, []byte("$ "), nil)
 	}
-	store := &reclaimingStore{live: true}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: true}, keeper)
 	h.saveRows(t,
 		SessionRecord{ID: "single-live", Status: StatusActive},
 		SessionRecord{ID: "single-idle", Status: StatusIdle},
@@ -55,12 +50,7 @@ func TestReconcileTakesUpSingleServerSessions(t *testing.T) {
 func TestReconcileSingleServerSessionTakenElsewhere(t *testing.T) {
 	keeper := newFakeKeeper()
 	keeper.keep("single", 0, []byte("$ "), nil)
-	store := &reclaimingStore{live: false}
-	h := newHarness(t, func(o *Options) {
-		store.memStore = o.Store.(*memStore)
-		o.Store, o.NodeName = store, "a"
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
+	h := keptNodeHarness(t, &reclaimingStore{live: false}, keeper)
 	h.saveRows(t, SessionRecord{ID: "single", Status: StatusActive})
 	if _, err := h.m.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)

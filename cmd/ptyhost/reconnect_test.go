@@ -196,41 +196,54 @@ func TestAttachDetachWhileReconnecting(t *testing.T) {
 	}
 }
 
-// TestAttachReconnectsAfterAStall: a connection on which nothing comes
-// from the server, not even an answer to attach's pings, for the stall
-// timeout is taken for lost: attach reconnects, resuming at its offset; a
-// connection the server answers on stays up however quiet the session.
-func TestAttachReconnectsAfterAStall(t *testing.T) {
-	f := newFakeServer(t)
+// quietAttach runs attach to session id of a fake server with the stall
+// timeout stall. It returns the server, attach's stdin, its stdout and
+// stderr, and exitFive, which types "exit 5" and fails the test unless
+// attach then ends with that exit.
+func quietAttach(t *testing.T, id string, stall time.Duration) (f *fakeServer, out, errOut *syncBuffer, exitFive func()) {
+	t.Helper()
+	f = newFakeServer(t)
 	c, err := newClient(f.srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pr, pw := newStdin(t)
-	var out, errOut syncBuffer
+	out, errOut = new(syncBuffer), new(syncBuffer)
 	type result struct {
 		res attachResult
 		err error
 	}
 	done := make(chan result, 1)
-	const stall = 400 * time.Millisecond
 	go func() {
-		res, err := attach(t.Context(), c, stdio{in: pr, out: &out, err: &errOut},
-			attachOptions{id: "stall1", detachKey: defaultDetachKey, reconnect: 10 * time.Second, stall: stall})
+		res, err := attach(t.Context(), c, stdio{in: pr, out: out, err: errOut},
+			attachOptions{id: id, detachKey: defaultDetachKey, reconnect: 10 * time.Second, stall: stall})
 		done <- result{res, err}
 	}()
+	return f, out, errOut, func() {
+		t.Helper()
+		typeIn(t, pw, "exit 5\n")
+		select {
+		case r := <-done:
+			if r.err != nil || r.res.end != endExited || r.res.code != 5 {
+				t.Errorf("attach = %+v, %v; want exit 5", r.res, r.err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("attach did not end; stderr %q", errOut.String())
+		}
+	}
+}
+
+// TestAttachReconnectsAfterAStall: a connection on which nothing comes
+// from the server, not even an answer to attach's pings, for the stall
+// timeout is taken for lost: attach reconnects, resuming at its offset; a
+// connection the server answers on stays up however quiet the session.
+func TestAttachReconnectsAfterAStall(t *testing.T) {
+	const stall = 400 * time.Millisecond
+	f, _, errOut, exitFive := quietAttach(t, "stall1", stall)
 	errOut.waitFor(t, "[nothing from the server for 400ms, not even an answer to a ping: the connection has stalled; reconnecting…]\r\n[reconnected]\r\n")
 	// Answering, the second connection outlives several stall timeouts.
 	time.Sleep(3 * stall)
-	typeIn(t, pw, "exit 5\n")
-	select {
-	case r := <-done:
-		if r.err != nil || r.res.end != endExited || r.res.code != 5 {
-			t.Errorf("attach = %+v, %v; want exit 5", r.res, r.err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatalf("attach did not end; stderr %q", errOut.String())
-	}
+	exitFive()
 	if n := strings.Count(errOut.String(), "reconnecting"); n != 1 {
 		t.Errorf("reconnected %d times, want once; stderr %q", n, errOut.String())
 	}
@@ -244,35 +257,11 @@ func TestAttachReconnectsAfterAStall(t *testing.T) {
 // embedder's, with a longer interval or none) is not taken for stalled
 // while it answers attach's pings, however quiet the session.
 func TestAttachPingsAQuietServer(t *testing.T) {
-	f := newFakeServer(t)
-	c, err := newClient(f.srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := newStdin(t)
-	var out, errOut syncBuffer
-	type result struct {
-		res attachResult
-		err error
-	}
-	done := make(chan result, 1)
 	const stall = 300 * time.Millisecond
-	go func() {
-		res, err := attach(t.Context(), c, stdio{in: pr, out: &out, err: &errOut},
-			attachOptions{id: "quiet1", detachKey: defaultDetachKey, reconnect: 10 * time.Second, stall: stall})
-		done <- result{res, err}
-	}()
+	f, out, errOut, exitFive := quietAttach(t, "quiet1", stall)
 	out.waitFor(t, "replayed\r\n")
 	time.Sleep(5 * stall)
-	typeIn(t, pw, "exit 5\n")
-	select {
-	case r := <-done:
-		if r.err != nil || r.res.end != endExited || r.res.code != 5 {
-			t.Errorf("attach = %+v, %v; want exit 5", r.res, r.err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatalf("attach did not end; stderr %q", errOut.String())
-	}
+	exitFive()
 	if strings.Contains(errOut.String(), "reconnecting") {
 		t.Errorf("attach reconnected to a server that answers its pings; stderr %q", errOut.String())
 	}
