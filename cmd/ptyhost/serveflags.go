@@ -379,10 +379,8 @@ var valueChecks = map[string]func(value string) error{
 	"token":            tokenLength,
 	"read-token":       tokenLength,
 	"listen": func(v string) error {
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			return fmt.Errorf("%q: %v", v, err)
-		}
-		return nil
+		_, err := splitListen(v)
+		return err
 	},
 	"node-lease": func(v string) error {
 		if d, _ := time.ParseDuration(v); d < minNodeLease {
@@ -445,14 +443,29 @@ func managerIdleTimeout(d time.Duration) time.Duration {
 
 // checkListen refuses a non-loopback address without a token.
 func checkListen(addr, token string, insecure bool) error {
-	host, _, err := net.SplitHostPort(addr)
+	host, err := splitListen(addr)
 	if err != nil {
-		return fmt.Errorf("--listen %q: %v", addr, err)
+		return fmt.Errorf("--listen %w", err)
 	}
 	if token != "" || insecure || isLoopback(host) {
 		return nil
 	}
 	return fmt.Errorf("--listen %q is reachable beyond this machine: set --token (or PTYHOST_TOKEN), or pass --insecure to serve without authentication", addr)
+}
+
+// splitListen returns the host of a listen address, or an error that
+// quotes it: not net's, which repeats it unquoted, so that a newline in
+// it would break the message's line.
+func splitListen(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err == nil {
+		return host, nil
+	}
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return "", fmt.Errorf("%q: %s", addr, ae.Err)
+	}
+	return "", fmt.Errorf("%q is not HOST:PORT", addr)
 }
 
 func isLoopback(host string) bool {
