@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -442,8 +443,10 @@ func (p *grpcPTY) streamError(err error) error {
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: session stream ended without an exit status", ErrPluginExited)
 	}
-	if status.Code(err) == codes.ResourceExhausted {
-		// A message larger than the host takes (MaxMessageSize).
+	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
+		// A message larger than the host takes (MaxMessageSize), as
+		// grpc-go's receiver says; a plugin's own RESOURCE_EXHAUSTED is
+		// an error like any other.
 		return fmt.Errorf("%w: %w", ErrPluginProtocol, err)
 	}
 	err = fromStatus(err)

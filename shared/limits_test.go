@@ -33,6 +33,8 @@ type hostileServer struct {
 	// on a session stream after it.
 	first  *proto.SessionResponse
 	frames []*proto.SessionResponse
+	// endErr, if set, ends the stream after frames.
+	endErr error
 }
 
 func (s *hostileServer) Info(context.Context, *proto.InfoRequest) (*proto.InfoResponse, error) {
@@ -58,6 +60,9 @@ func (s *hostileServer) Session(stream proto.Environment_SessionServer) error {
 		if err := stream.Send(f); err != nil {
 			return err
 		}
+	}
+	if s.endErr != nil {
+		return s.endErr
 	}
 	<-stream.Context().Done()
 	return nil
@@ -149,6 +154,18 @@ func TestProtocolViolations(t *testing.T) {
 	}
 	if _, err := p.Wait(ctx); !errors.Is(err, ErrPluginProtocol) {
 		t.Errorf("Wait: %v, want the protocol error", err)
+	}
+
+	// A plugin's own RESOURCE_EXHAUSTED is its error, not a protocol
+	// break.
+	c = glueRaw(t, &hostileServer{endErr: status.Error(codes.ResourceExhausted, "too many sessions")})
+	p, err = c.StreamOnly().Spawn(ctx, SpawnRequest{SessionID: "s3", Size: Size{Cols: 80, Rows: 24}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := io.ReadAll(p); errors.Is(err, ErrPluginProtocol) || !strings.Contains(err.Error(), "too many sessions") {
+		t.Errorf("Read: %v, want the plugin's own error", err)
 	}
 }
 

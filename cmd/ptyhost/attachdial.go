@@ -40,7 +40,7 @@ func attachError(c *client, id string, stdio stdio, err error) error {
 	switch {
 	case errors.As(err, &he):
 		if he.StatusCode < 400 {
-			return fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base, he.StatusCode)
+			return fmt.Errorf("the server at %s did not accept a WebSocket (HTTP %d)", c.base.Redacted(), he.StatusCode)
 		}
 		ae := newAPIError(he.StatusCode, he.Body)
 		switch he.StatusCode {
@@ -55,7 +55,7 @@ func attachError(c *client, id string, stdio stdio, err error) error {
 		}
 		return ae
 	case errors.Is(err, wsproto.ErrSubprotocol):
-		return fmt.Errorf("the server at %s does not speak %s", c.base, wsproto.Subprotocol)
+		return fmt.Errorf("the server at %s does not speak %s", c.base.Redacted(), wsproto.Subprotocol)
 	case errors.Is(err, wsproto.ErrNoHello):
 		return wsproto.ErrNoHello
 	case errors.Is(err, wsproto.ErrHelloLost):

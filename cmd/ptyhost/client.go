@@ -93,9 +93,6 @@ func newClient(server, token string) (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" && strings.HasSuffix(u.Host, ":") {
 		return nil, usageError{fmt.Sprintf("invalid server URL %q: want HOST:PORT, http://HOST:PORT or https://HOST:PORT", redactURL(server))}
 	}
-	if u.User != nil {
-		return nil, usageError{fmt.Sprintf("invalid server URL %q: it holds a user name or password, which the server does not take: give a token with --token or PTYHOST_TOKEN", u.Redacted())}
-	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	u.RawQuery, u.Fragment = "", ""
@@ -290,7 +287,7 @@ func (c *client) connError(err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return fmt.Errorf("cannot reach the ptyhost server at %s: %w", c.base, err)
+	return fmt.Errorf("cannot reach the ptyhost server at %s: %w", c.base.Redacted(), err)
 }
 
 // The API's environments and sessions are core's own types.

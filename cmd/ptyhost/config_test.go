@@ -233,6 +233,15 @@ func TestConfigPrecedence(t *testing.T) {
 		})
 	}
 
+	t.Run("empty tokens in the file", func(t *testing.T) {
+		clearServeEnv(t)
+		f := writeConfig(t, "token = \"\"\nread_token = \"\"\n")
+		c, err := parseServeFlags([]string{"--config", f}, stdio{out: io.Discard, err: io.Discard})
+		if err != nil || c.token != "" || c.readToken != "" {
+			t.Errorf("tokens %q, %q, %v; want none, no error", c.token, c.readToken, err)
+		}
+	})
+
 	t.Run("empty workdir roots variable", func(t *testing.T) {
 		clearServeEnv(t)
 		root := t.TempDir()

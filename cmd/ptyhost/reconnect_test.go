@@ -257,10 +257,11 @@ func TestAttachReconnectsAfterAStall(t *testing.T) {
 // embedder's, with a longer interval or none) is not taken for stalled
 // while it answers attach's pings, however quiet the session.
 func TestAttachPingsAQuietServer(t *testing.T) {
-	const stall = 300 * time.Millisecond
+	// attach pings after stall/3 of quiet: the pong has 2/3 of it to come.
+	const stall = 600 * time.Millisecond
 	f, out, errOut, exitFive := quietAttach(t, "quiet1", stall)
 	out.waitFor(t, "replayed\r\n")
-	time.Sleep(5 * stall)
+	time.Sleep(4 * stall)
 	exitFive()
 	if strings.Contains(errOut.String(), "reconnecting") {
 		t.Errorf("attach reconnected to a server that answers its pings; stderr %q", errOut.String())

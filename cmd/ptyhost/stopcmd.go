@@ -79,7 +79,7 @@ func (c *client) waitGone(ctx context.Context, within time.Duration) error {
 			return nil // it no longer accepts connections
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the server at %s still answers %v after it was asked to stop", c.base, within)
+			return fmt.Errorf("the server at %s still answers %v after it was asked to stop", c.base.Redacted(), within)
 		}
 		select {
 		case <-tick.C:

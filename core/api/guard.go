@@ -69,14 +69,21 @@ func (o GuardOptions) Validate() error {
 func badPatternRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
 
 // AnyName returns the first of AllowedHosts and AllowedOrigins that lets
-// any web page through, such as "*": one that matches a name no operator
-// chose. Without a token such a pattern lets any page the server's user
-// opens reach the API (by DNS rebinding, or from its own origin).
+// web pages of anyone's through, such as "*" or "*.com": one that matches
+// a name under a public top-level domain that no operator chose. Without
+// a token such a pattern lets any page the server's user opens reach the
+// API (by DNS rebinding, or from its own origin). It is a check for the
+// likely mistakes, not a proof: a pattern over one registrable domain
+// (*.example.com) trusts whoever controls that domain.
 func (o GuardOptions) AnyName() (string, bool) {
+	var strangers []string
+	for _, tld := range []string{"invalid", "com", "net", "org", "io", "dev", "app", "co", "xyz", "info", "me"} {
+		name := "rebinding-check.attacker." + tld
+		strangers = append(strangers, name, name+":443", "https://"+name, "http://"+name+":80")
+	}
 	for _, p := range append(slices.Clone(o.AllowedHosts), o.AllowedOrigins...) {
-		for _, stranger := range []string{"rebinding-check.attacker.invalid", "rebinding-check.attacker.invalid:443",
-			"https://rebinding-check.attacker.invalid", "http://rebinding-check.attacker.invalid:80"} {
-			if ok, _ := path.Match(p, stranger); ok {
+		for _, stranger := range strangers {
+			if ok, _ := path.Match(strings.ToLower(p), stranger); ok {
 				return p, true
 			}
 		}

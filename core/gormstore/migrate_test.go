@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ptyhost/ptyhost/core/gormstore"
 )
@@ -30,5 +31,30 @@ func TestConcurrentMigrations(t *testing.T) {
 		if err != nil {
 			t.Errorf("server %d: %v", i, err)
 		}
+	}
+}
+
+// An embedder's *gorm.DB with a single connection is migrated too: the
+// migration holds one connection, not one for its lock and another for
+// its statements.
+func TestMigrationOnOneConnection(t *testing.T) {
+	db := postgresGorm(t, postgresFreshDSN(t))
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := gormstore.New(db, gormstore.Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("New did not return on a database of one connection")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 
@@ -45,6 +46,9 @@ import (
 // ReclaimSession.
 type nodeSelf struct {
 	name, instance string
+	// ready is the lease's: set once the node has taken up its sessions
+	// (NodeLease.Ready).
+	ready *atomic.Bool
 }
 
 // liveStatuses are the statuses of sessions that have not ended.
@@ -55,7 +59,9 @@ var liveStatuses = statusNames([]core.Status{core.StatusStarting, core.StatusAct
 // for each to every node's Relay, in one transaction. It then records the
 // live sessions of no node (a single server's) as ERROR
 // core.ReasonSingleServerLost, the same way, unless a single server's
-// claim is live (markLostSingle). It returns the sessions it marked, by
+// claim is live (markLostSingle), or this process's node has not taken up
+// its own sessions yet (NodeLease.Ready): it may be that single server,
+// restarted as a node. It returns the sessions it marked, by
 // node ("" for a single server's). Nodes call it after each renewal of
 // their lease (NodeLease); it is exported for tests and tools.
 func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
@@ -98,6 +104,11 @@ func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: mark lost nodes: %w", err)
+	}
+	if self := s.self.Load(); self != nil && !self.ready.Load() {
+		// Not before this node took up its own sessions: it may be the
+		// single server restarted as a node, whose sessions these are.
+		return marked, nil
 	}
 	single, err := s.markLostSingle(ctx)
 	if err != nil {

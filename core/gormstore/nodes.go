@@ -188,12 +188,12 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 		}
 		return nil, fmt.Errorf("store: register node %q: %w", o.Name, err)
 	}
-	s.self.Store(&nodeSelf{name: o.Name, instance: o.Instance})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &NodeLease{
 		s: s, opts: o, log: s.log.With("component", "store", "node", o.Name),
 		lost: make(chan struct{}), done: make(chan struct{}), ctx: rctx, cancel: cancel,
 	}
+	s.self.Store(&nodeSelf{name: o.Name, instance: o.Instance, ready: &l.ready})
 	go l.renew(sent)
 	return l, nil
 }

@@ -37,7 +37,7 @@ func TestMarkLostSingleServer(t *testing.T) {
 	dsn := postgresFreshDSN(t)
 	a, single := openReal(t, dsn), openReal(t, dsn)
 	ctx := context.Background()
-	mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	la := mustRegisterUnready(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
 	saveSessions(t, a, "a", core.StatusActive)
 	saveSingle(t, single, map[string]core.Status{
 		"s-active": core.StatusActive, "s-idle": core.StatusIdle, "s-starting": core.StatusStarting, "s-ended": core.StatusTerminated,
@@ -57,6 +57,14 @@ func TestMarkLostSingleServer(t *testing.T) {
 		t.Errorf("s-active while the claim is live: %s, want ACTIVE", got)
 	}
 	if err := single.Gorm().Exec(`DELETE FROM server_owner`).Error; err != nil {
+		t.Fatal(err)
+	}
+	// Nor before the node has taken its own sessions up: it may be the
+	// single server, restarted as a node.
+	if marked, err := a.MarkLostNodes(ctx); err != nil || len(marked) != 0 {
+		t.Fatalf("MarkLostNodes before the node is ready: %v, %v; want nothing", marked, err)
+	}
+	if err := la.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
 	marked, err := a.MarkLostNodes(ctx)

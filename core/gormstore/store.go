@@ -154,14 +154,27 @@ func (s *DB) migrate(ctx context.Context) error {
 	if s.postgres() {
 		models = append(models, &nodeModel{}) // only PostgreSQL keeps nodes (nodes.go)
 	}
-	if s.postgres() {
-		unlock, err := s.lockMigrations(ctx)
-		if err != nil {
+	db := s.db.WithContext(ctx)
+	if !s.postgres() {
+		if err := db.AutoMigrate(models...); err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
 		}
-		defer unlock()
+		return nil
 	}
-	if err := s.db.WithContext(ctx).AutoMigrate(models...); err != nil {
+	// On PostgreSQL, in one transaction holding the migration lock: its
+	// DDL is transactional, the lock goes with the transaction (and with
+	// a server that dies meanwhile), and it needs one connection only.
+	err := db.Transaction(func(tx *gorm.DB) error {
+		// SET takes no parameters; the value is a constant of ours.
+		if err := tx.Exec(fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", migrationLockWait.Milliseconds())).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", int64(migrationLockKey)).Error; err != nil {
+			return fmt.Errorf("waiting for another server's migration of the database: %w", err)
+		}
+		return tx.AutoMigrate(models...)
+	})
+	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
@@ -175,35 +188,6 @@ const migrationLockKey = 0x7074_7968_6f73_746d // "ptyhostm"
 
 // migrationLockWait bounds the wait for another server's migration.
 const migrationLockWait = 2 * time.Minute
-
-// lockMigrations takes the migration lock on a connection of its own, and
-// returns what releases it. The lock goes with the connection, so a
-// server that dies while migrating does not hold it.
-func (s *DB) lockMigrations(ctx context.Context) (unlock func(), err error) {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, migrationLockWait)
-	defer cancel()
-	conn, err := sqlDB.Conn(wctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.ExecContext(wctx, "SELECT pg_advisory_lock($1)", int64(migrationLockKey)); err != nil {
-		_ = conn.Close()
-		if wctx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("another server has been migrating the database for %v: %w", migrationLockWait, err)
-		}
-		return nil, err
-	}
-	return func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_, _ = conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", int64(migrationLockKey))
-		_ = conn.Close()
-	}, nil
-}
 
 // stamp returns the store's current time as it is kept: UTC, microseconds.
 func (s *DB) stamp() time.Time { return normTime(s.now()) }
