@@ -101,7 +101,7 @@ func newRecorder(path string, c recorderConfig) (*recorder, error) {
 		Height    int               `json:"height"`
 		Timestamp int64             `json:"timestamp"`
 		Env       map[string]string `json:"env"`
-	}{2, c.cols, c.rows, c.start.Unix(), map[string]string{"TERM": c.term}})
+	}{2, c.cols, c.rows, c.start.Unix(), map[string]string{"TERM": shortTerm(c.term)}})
 	r.writeLine(append(header, '\n'))
 	if err := r.w.Flush(); err != nil {
 		f.Close()
@@ -110,6 +110,23 @@ func newRecorder(path string, c recorderConfig) (*recorder, error) {
 	}
 	go r.run()
 	return r, nil
+}
+
+// maxTermBytes bounds the TERM the header names: a terminal type's name
+// is a few bytes, and the header must stay far below the smallest bound
+// (minRecordingMaxBytes), whatever a create's env says.
+const maxTermBytes = 64
+
+// shortTerm returns term cut to maxTermBytes, at a character.
+func shortTerm(term string) string {
+	if len(term) <= maxTermBytes {
+		return term
+	}
+	n := maxTermBytes
+	for n > 0 && !utf8.RuneStart(term[n]) {
+		n--
+	}
+	return term[:n]
 }
 
 // output queues output bytes p. It copies p and never waits on the disk.
@@ -245,6 +262,9 @@ func (r *recorder) writeEvent(t time.Duration, kind byte, data []byte) {
 // fitOutput returns the longest "o" event line of a prefix of text, cut at
 // a character, that is at most room bytes; nil when none is.
 func fitOutput(t time.Duration, text string, room int64) []byte {
+	if room <= 0 {
+		return nil
+	}
 	n := int64(len(text))
 	for n > 0 {
 		n = min(n, room)

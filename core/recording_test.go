@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // castEvent is one parsed event line of a recording.
@@ -139,6 +140,42 @@ func TestRecorderBound(t *testing.T) {
 		cut := i == len(events)-2 && strings.HasPrefix(strings.Repeat("x", 100), e.data)
 		if e.kind != "o" || !whole && !cut {
 			t.Fatalf("event %+v, want the output as written (the last one cut)", e)
+		}
+	}
+}
+
+// A create's TERM of any length leaves the header far within the
+// smallest bound: it is cut, at a character, and the output after it is
+// recorded, within the bound.
+func TestRecorderLongTerm(t *testing.T) {
+	const limit = 4 << 10
+	path := filepath.Join(t.TempDir(), "s1.cast")
+	term := strings.Repeat("é", 5000)
+	r, err := newRecorder(path, recorderConfig{cols: 80, rows: 24, start: time.Unix(1700000000, 0), term: term,
+		maxBytes: limit, log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.output([]byte("hello"))
+	r.close()
+	header, events := readCast(t, path)
+	got, _ := header["env"].(map[string]any)["TERM"].(string)
+	if len(got) > maxTermBytes || !strings.HasPrefix(term, got) || !utf8.ValidString(got) {
+		t.Errorf("header TERM of %d bytes, want a whole-character prefix of at most %d", len(got), maxTermBytes)
+	}
+	if len(events) != 1 || events[0].data != "hello" {
+		t.Errorf("events %+v, want the output", events)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() > limit {
+		t.Errorf("recording %v bytes (%v), want at most %d", fi.Size(), err, limit)
+	}
+}
+
+// No room at all records none of the output, and does not fail.
+func TestFitOutputNoRoom(t *testing.T) {
+	for _, room := range []int64{-1000, -1, 0, 3} {
+		if got := fitOutput(time.Second, "hello", room); got != nil {
+			t.Errorf("fitOutput(room %d) = %q, want nil", room, got)
 		}
 	}
 }
