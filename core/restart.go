@@ -173,8 +173,11 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	var np shared.PTY
 	adapter, err := m.plugins.Environment(envType)
 	if err == nil {
-		// Bounded as a create's spawn is (Options.SpawnTimeout).
-		sctx, cancel := context.WithTimeoutCause(ctx, m.opts.SpawnTimeout, errSpawnTimedOut)
+		// Bounded as a create's spawn is (Options.SpawnTimeout), and not
+		// by the caller: the old process is gone, so a caller that goes
+		// away now (a client that hung up, ^C on 'ptyhost restart') must
+		// not end the session with it.
+		sctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), m.opts.SpawnTimeout, errSpawnTimedOut)
 		np, err = adapter.Spawn(sctx, req)
 		if err == nil && sctx.Err() != nil {
 			// Answered past the deadline: an adapter that did not

@@ -308,3 +308,32 @@ func TestRestartRacingTheExit(t *testing.T) {
 		t.Errorf("record %+v, want exit code 4 and no restart", rec)
 	}
 }
+
+// A restart's caller that goes away while the new process starts (a
+// client that hung up) does not end the session: the old process is gone
+// already, and the new one starts all the same.
+func TestRestartCallerGone(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "s1")
+	started := make(chan struct{})
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		close(started)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+			p := fakeenv.NewPTY(req)
+			h.env.Add(p)
+			return p, nil
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	if _, err := h.m.RestartSession(ctx, "s1", RestartOptions{}); err != nil {
+		t.Errorf("restart: %v", err)
+	}
+	rec, err := h.m.GetSession(context.Background(), "s1")
+	if err != nil || rec.Status != StatusActive || rec.Restarts != 1 {
+		t.Errorf("session %s %q, %d restarts (%v); want ACTIVE, restarted once", rec.Status, rec.StatusReason, rec.Restarts, err)
+	}
+}

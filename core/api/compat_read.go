@@ -77,7 +77,12 @@ func (c *compatClient) handle(ctx context.Context, p []byte) {
 		}
 		c.resize(ctx, *size.Cols, *size.Rows)
 	case compatRestart:
-		c.restart(ctx)
+		// Not in the read loop: a restart may take as long as a spawn
+		// does, and meanwhile the loop must read on, the pong of the
+		// server's ping included, or the ping times out and the
+		// connection ends. The restart itself does not end with the
+		// connection (RestartSession), and a second one meanwhile is 409.
+		go c.restart(context.WithoutCancel(ctx))
 	case "":
 		c.reject(`message has no "type"; want input, resize or restart`)
 	default:
