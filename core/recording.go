@@ -117,9 +117,14 @@ func (m *Manager) wantsRecording(o CreateOptions, env Environment) bool {
 // ask for one (wantsRecording); nil otherwise, and when the file cannot be
 // created (which is logged: the session runs unrecorded rather than not
 // at all). A recording of an earlier session under the same id is
-// replaced.
+// replaced, or removed when this one is not recorded: it is not this
+// session's to serve.
 func (m *Manager) startRecording(s *session, o CreateOptions, env Environment) *recorder {
-	if !m.wantsRecording(o, env) || m.opts.RecordingDir == "" {
+	if m.opts.RecordingDir == "" {
+		return nil
+	}
+	if !m.wantsRecording(o, env) {
+		m.removeRecording(s)
 		return nil
 	}
 	term := recordingTERM
@@ -132,9 +137,18 @@ func (m *Manager) startRecording(s *session, o CreateOptions, env Environment) *
 	})
 	if err != nil {
 		s.log.Warn("cannot record the session; it runs unrecorded", "err", err)
+		m.removeRecording(s)
 		return nil
 	}
 	return r
+}
+
+// removeRecording removes the recording an earlier session under s's id
+// left, if any.
+func (m *Manager) removeRecording(s *session) {
+	if err := os.Remove(m.recordingPath(s.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("cannot remove the recording of an earlier session under this id", "err", err)
+	}
 }
 
 // OpenRecording returns session id's recording, an asciicast v2 file, and

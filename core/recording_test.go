@@ -2,7 +2,9 @@ package core
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // castEvent is one parsed event line of a recording.
@@ -334,5 +338,30 @@ func TestCompleteLines(t *testing.T) {
 				t.Fatalf("completeLines = %d, %v; want %d", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// A session created again under an id, unrecorded, has no recording: the
+// earlier session's is not served as its own (ErrNoRecording), and is
+// removed.
+func TestRecreatedUnrecordedHasNoRecording(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, func(o *Options) { o.RecordingDir = dir; o.Record = true })
+	_, p := h.create(t, "s1")
+	p.Output(t, []byte("first session's output\r\n"))
+	p.End(shared.ExitStatus{})
+	eventually(t, "the exit", func() bool {
+		r, _ := h.m.GetSession(context.Background(), "s1")
+		return r.Status == StatusTerminated
+	})
+	no := false
+	if _, err := h.m.CreateSession(context.Background(), CreateOptions{ID: "s1", EnvironmentID: "fake", Record: &no}); err != nil {
+		t.Fatal(err)
+	}
+	if rc, _, err := h.m.OpenRecording(context.Background(), "s1"); !errors.Is(err, ErrNoRecording) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Errorf("OpenRecording of the new, unrecorded s1: %v, want ErrNoRecording", err)
 	}
 }
