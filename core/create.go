@@ -275,11 +275,13 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	s.mu.Unlock()
 
 	m.metrics.created.Inc()
+	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
+	// Before the pump runs: a program that exits at once publishes its
+	// session_exited from there, and events come in the order they happen.
+	m.publish(Event{Type: SessionCreated, SessionID: s.id})
 	m.run(s)
 	m.typeInput(s, r)
 	m.armIdle(s, false)
-	s.log.Info("session created", "environment_id", opts.EnvironmentID, "type", env.Type)
-	m.publish(Event{Type: SessionCreated, SessionID: s.id})
 	return rec, nil
 }
 

@@ -212,6 +212,11 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		r.marks = slices.Delete(r.marks, 0, len(r.marks)-maxRestartMarks)
 	}
 	s.mu.Unlock()
+	// Before the install, for the same reason: once the pump reads on,
+	// the new process's exit may publish session_exited, and events come
+	// in the order they happen. A destroy that comes first publishes its
+	// session_destroyed after this.
+	m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit})
 	if !r.install(rs, np, req, oldExit) {
 		s.mu.Lock()
 		if i := len(r.marks) - 1; i >= 0 && r.marks[i] == req.OutputOffset {
@@ -238,7 +243,6 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	m.writer.update(id, u)
 	m.typeInput(s, r)
 	s.log.Info("session restarted", "restarts", n, "offset", req.OutputOffset, "old_exit_code", oldExit.Code)
-	m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit})
 	return rec, nil
 }
 
