@@ -104,8 +104,8 @@ func (n notification) event() core.Event {
 	return e
 }
 
-// payload encodes n within maxPayload bytes, cutting its error text if
-// need be.
+// payload encodes n within maxPayload bytes, cutting its error text, or
+// its exit reason (which often repeats it), the longer first, if need be.
 func (n notification) payload() (string, error) {
 	for {
 		b, err := json.Marshal(n)
@@ -116,18 +116,25 @@ func (n notification) payload() (string, error) {
 			return string(b), nil
 		}
 		over := len(b) - maxPayload
-		if n.Error == "" || over >= len(n.Error) {
+		text := &n.Error
+		if len(n.ExitReason) > len(n.Error) {
+			text = &n.ExitReason
+		}
+		if len(*text) <= len(cutMark) {
 			return "", fmt.Errorf("an event of %d bytes does not fit a notification", len(b))
 		}
 		// JSON escapes may make the text longer than its bytes: cut more
 		// than needed, and check again.
-		cut := n.Error[:max(0, len(n.Error)-over-64)]
+		cut := (*text)[:max(0, len(*text)-over-64)]
 		for !utf8.ValidString(cut) {
 			cut = cut[:len(cut)-1]
 		}
-		n.Error = strings.TrimSpace(cut) + " …(cut)"
+		*text = strings.TrimSpace(cut) + cutMark
 	}
 }
+
+// cutMark ends a text payload cut.
+const cutMark = " …(cut)"
 
 // Relay carries events between the nodes of a cluster over PostgreSQL
 // LISTEN/NOTIFY: core.Options.Relay. Make one per node with NewRelay; the

@@ -147,7 +147,13 @@ func TestRelay(t *testing.T) {
 		Exit: &core.ExitStatus{Code: 137, Signal: "SIGKILL"}})
 	long := strings.Repeat("é", 6000) // 12000 bytes
 	ra.Send(core.Event{Type: core.SessionError, SessionID: "s2", Node: "a", Time: at, Err: errors.New(long)})
-	gotB.await(t, "session_created s1 a", "session_exited s1 a", "session_error s2 a")
+	// An exit whose reason repeats the long error: both are cut.
+	ra.Send(core.Event{Type: core.SessionExited, SessionID: "s4", Node: "a", Time: at,
+		Exit: &core.ExitStatus{Code: -1, Reason: long}, Err: errors.New(long)})
+	gotB.await(t, "session_created s1 a", "session_exited s1 a", "session_error s2 a", "session_exited s4 a")
+	if e := gotB.event(3); e.Exit == nil || !strings.HasSuffix(e.Exit.Reason, "…(cut)") || e.Err == nil {
+		t.Errorf("the exit with a long reason came as %+v", e)
+	}
 	if e := gotB.event(0); !e.Time.Equal(at) {
 		t.Errorf("time %v, want %v", e.Time, at)
 	}
