@@ -291,8 +291,13 @@ func TestNeverEnvSettings(t *testing.T) {
 			}
 		})
 	}
-	bad := writeConfig(t, "never_env = [\"A=B\"]\n")
-	if _, err := parseServeFlags([]string{"--config", bad}, stdio{out: io.Discard, err: io.Discard}); err == nil || !strings.Contains(err.Error(), "never_env") {
-		t.Errorf("never_env = [\"A=B\"]: %v, want an error naming never_env", err)
+	for _, name := range []string{"A=B", "A.B", "1A", "A B"} {
+		bad := writeConfig(t, fmt.Sprintf("never_env = [%q]\n", name))
+		if _, err := parseServeFlags([]string{"--config", bad}, stdio{out: io.Discard, err: io.Discard}); err == nil || !strings.Contains(err.Error(), "never_env") {
+			t.Errorf("never_env = [%q]: %v, want an error naming never_env", name, err)
+		}
+		if _, err := parseServeFlags([]string{"--never-env", name}, stdio{out: io.Discard, err: io.Discard}); err == nil {
+			t.Errorf("--never-env %q: no error", name)
+		}
 	}
 }

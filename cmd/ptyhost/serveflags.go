@@ -18,6 +18,7 @@ import (
 
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/webui"
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // serve's flags and settings: parsing, checking and the value types.
@@ -174,8 +175,10 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.Lookup("size-policy").DefValue = string(core.SizeLatest)
 	fs.Func("never-env", "never pass the environment variable `NAME` to a session, whether inherited or set by a request or an environment, such as CLAUDECODE (repeatable, or comma-separated) [PTYHOST_NEVER_ENV]", func(v string) error {
 		for name := range strings.SplitSeq(v, ",") {
-			if name == "" || strings.ContainsAny(name, "=\x00") {
-				return fmt.Errorf("%q: want variable names, comma-separated", v)
+			// Portable names only: they go to every plugin's sessions,
+			// and the SSH plugin unsets nothing else on a remote shell.
+			if !shared.PortableEnvName(name) {
+				return fmt.Errorf("%q: want variable names (letters, digits and _, not starting with a digit), comma-separated", v)
 			}
 			c.neverEnv = append(c.neverEnv, name)
 		}
