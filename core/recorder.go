@@ -168,7 +168,10 @@ func (r *recorder) add(kind byte, p []byte) {
 }
 
 // close ends the recording once what is queued is written, and closes the
-// file. It is safe to call more than once.
+// file. It waits for that recorderCloseWait at most: the session's exit
+// waits for it, and a disk that does not answer must not hold the exit
+// from its clients; the writer then finishes on its own. It is safe to
+// call more than once.
 func (r *recorder) close() {
 	r.mu.Lock()
 	r.closed = true
@@ -177,8 +180,18 @@ func (r *recorder) close() {
 	case r.wake <- struct{}{}:
 	default:
 	}
-	<-r.done
+	t := time.NewTimer(recorderCloseWait)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-t.C:
+		r.log.Warn("the session's recording is still being written: the disk is slow or stuck; the session's end goes on without it",
+			"waited", recorderCloseWait)
+	}
 }
+
+// recorderCloseWait bounds close's wait for the disk. A variable for tests.
+var recorderCloseWait = 10 * time.Second
 
 // run writes the queue until close.
 func (r *recorder) run() {

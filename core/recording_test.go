@@ -2,6 +2,7 @@ package core
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -363,5 +365,42 @@ func TestRecreatedUnrecordedHasNoRecording(t *testing.T) {
 			rc.Close()
 		}
 		t.Errorf("OpenRecording of the new, unrecorded s1: %v, want ErrNoRecording", err)
+	}
+}
+
+// A recording whose disk does not take its writes (here a pipe nobody
+// reads) does not hold the session's end: close returns within
+// recorderCloseWait.
+func TestRecorderCloseOnStuckDisk(t *testing.T) {
+	defer func(d time.Duration) { recorderCloseWait = d }(recorderCloseWait)
+	recorderCloseWait = 200 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "s1.cast")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A reader that never reads, so that the writer's open succeeds and
+	// its writes block once the pipe is full.
+	rd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close() // last: it lets the blocked writer finish
+	r, err := newRecorder(path, recorderConfig{cols: 80, rows: 24, start: time.Unix(1700000000, 0), term: "xterm",
+		maxBytes: 64 << 20, log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 64 {
+		r.output(bytes.Repeat([]byte("x"), 16<<10))
+	}
+	start := time.Now()
+	r.close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("close took %v with the disk stuck, want about %v", d, recorderCloseWait)
+	}
+	select {
+	case <-r.done:
+		t.Fatal("the writer finished on a disk that takes nothing")
+	default:
 	}
 }
