@@ -347,7 +347,10 @@ func (m *Manager) typeInput(s *session, r *restartable) {
 		if !running || r.current() != cur {
 			return // ended, or restarted: the next process gets its own
 		}
-		if err := s.input(input); err != nil {
+		// To cur itself: a restart between the look above and the write
+		// must not have the new process typed the old one's input (it
+		// gets its own); the old one, gone, takes none.
+		if err := s.inputTo(cur, input); err != nil {
 			s.log.Warn("typing the initial input failed", "err", err)
 		}
 	})

@@ -306,7 +306,11 @@ var ErrInputBlocked = errors.New("the program is not reading its input: earlier 
 
 // input writes p to the terminal, after the input written before it; it
 // waits at most inputWait for that (ErrInputBlocked).
-func (s *session) input(p []byte) error {
+func (s *session) input(p []byte) error { return s.inputTo(s.pty, p) }
+
+// inputTo is input written to w: the session's PTY, or one process of it
+// (the initial input's, typeInput).
+func (s *session) inputTo(w io.Writer, p []byte) error {
 	select {
 	case s.inputSlot <- struct{}{}: // a keystroke's way: no timer
 	default:
@@ -324,7 +328,7 @@ func (s *session) input(p []byte) error {
 		// before the write returns.
 		s.recorder.recordInput(p)
 	}
-	if _, err := s.pty.Write(p); err != nil {
+	if _, err := w.Write(p); err != nil {
 		return err
 	}
 	s.deps.metrics.bytesIn.Add(float64(len(p)))
