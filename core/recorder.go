@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -78,7 +79,7 @@ func newRecorder(path string, c recorderConfig) (*recorder, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createRecordingFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +128,17 @@ func shortTerm(term string) string {
 		n--
 	}
 	return term[:n]
+}
+
+// createRecordingFile creates the file of a new recording at path (0600):
+// a new file, not the old one truncated, since an earlier session's writer
+// under this id may still write to the old one (close gave up on a slow
+// disk), and goes on doing so where nobody reads. A variable for tests.
+var createRecordingFile = func(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 // output queues output bytes p. It copies p and never waits on the disk.

@@ -385,6 +385,8 @@ func TestRecorderCloseOnStuckDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close() // last: it lets the blocked writer finish
+	defer func(f func(string) (*os.File, error)) { createRecordingFile = f }(createRecordingFile)
+	createRecordingFile = func(path string) (*os.File, error) { return os.OpenFile(path, os.O_WRONLY, 0) }
 	r, err := newRecorder(path, recorderConfig{cols: 80, rows: 24, start: time.Unix(1700000000, 0), term: "xterm",
 		maxBytes: 64 << 20, log: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -402,5 +404,29 @@ func TestRecorderCloseOnStuckDisk(t *testing.T) {
 	case <-r.done:
 		t.Fatal("the writer finished on a disk that takes nothing")
 	default:
+	}
+}
+
+// A recording made under an id whose earlier recording is still being
+// written (its close gave up on a slow disk) is a file of its own: the
+// earlier writer's late events do not land in it.
+func TestRecordingReplacesWithNewFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s1.cast")
+	cfg := recorderConfig{cols: 80, rows: 24, start: time.Unix(1700000000, 0), term: "xterm", log: slog.New(slog.DiscardHandler)}
+	old, err := newRecorder(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := newRecorder(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.output([]byte(strings.Repeat("old session ", 100)))
+	old.close()
+	cur.output([]byte("new session"))
+	cur.close()
+	_, events := readCast(t, path)
+	if len(events) != 1 || events[0].data != "new session" {
+		t.Errorf("events %+v, want only the new session's", events)
 	}
 }
