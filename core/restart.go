@@ -170,25 +170,12 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	// pump, which owns the scanner, is parked until install or abort.
 	s.scanner = newScannerAt(req.OutputOffset)
 
-	var np shared.PTY
-	adapter, err := m.plugins.Environment(envType)
-	if err == nil {
-		// Bounded as a create's spawn is (Options.SpawnTimeout), and not
-		// by the caller: the old process is gone, so a caller that goes
-		// away now (a client that hung up, ^C on 'ptyhost restart') must
-		// not end the session with it.
-		sctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), m.opts.SpawnTimeout, errSpawnTimedOut)
-		np, err = adapter.Spawn(sctx, req)
-		if err == nil && sctx.Err() != nil {
-			// Answered past the deadline: an adapter that did not
-			// watch ctx.
-			m.killStarted(np, s.log)
-			np, err = nil, context.Cause(sctx)
-		}
-		if err != nil && errors.Is(context.Cause(sctx), errSpawnTimedOut) {
-			err = fmt.Errorf("%w: the new process was not started within %v (the spawn timeout)", ErrPluginTimeout, m.opts.SpawnTimeout)
-		}
-		cancel()
+	np, err := m.spawnRestart(s, envType, req)
+	if errors.Is(err, errStartAbandoned) {
+		// Destroyed meanwhile: the session ends as destroyed, as when the
+		// destroy comes between the spawn and the install.
+		r.abort(rs, oldExit)
+		return SessionRecord{}, fmt.Errorf("%w: %q was destroyed while restarting", ErrSessionNotFound, id)
 	}
 	if err != nil {
 		r.abort(rs, ExitStatus{Code: -1, Reason: "restart failed: " + err.Error()})
@@ -212,12 +199,11 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		r.marks = slices.Delete(r.marks, 0, len(r.marks)-maxRestartMarks)
 	}
 	s.mu.Unlock()
-	// Before the install, for the same reason: once the pump reads on,
-	// the new process's exit may publish session_exited, and events come
-	// in the order they happen. A destroy that comes first publishes its
-	// session_destroyed after this.
-	m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit})
-	if !r.install(rs, np, req, oldExit) {
+	// session_restarted goes out as the install succeeds, before the pump
+	// reads on: the new process's exit may publish session_exited from
+	// there, and events come in the order they happen.
+	restarted := func() { m.publish(Event{Type: SessionRestarted, SessionID: id, Exit: &oldExit}) }
+	if !r.install(rs, np, req, oldExit, restarted) {
 		s.mu.Lock()
 		if i := len(r.marks) - 1; i >= 0 && r.marks[i] == req.OutputOffset {
 			r.marks = r.marks[:i]
@@ -244,6 +230,44 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	m.typeInput(s, r)
 	s.log.Info("session restarted", "restarts", n, "offset", req.OutputOffset, "old_exit_code", oldExit.Code)
 	return rec, nil
+}
+
+// spawnRestart starts the new process of session s's restart. The start is
+// bounded as a create's (Options.SpawnTimeout), and by the manager's life,
+// not the caller's: the old process is gone, so a caller that goes away
+// now (a client that hung up, ^C on 'ptyhost restart') must not end the
+// session with it. A destroy of the session meanwhile cancels it, as a
+// create's (teardown): the error then wraps errStartAbandoned.
+func (m *Manager) spawnRestart(s *session, envType string, req shared.SpawnRequest) (shared.PTY, error) {
+	adapter, err := m.plugins.Environment(envType)
+	if err != nil {
+		return nil, err
+	}
+	tctx, cancelTimeout := context.WithTimeoutCause(m.ctx, m.opts.SpawnTimeout, errSpawnTimedOut)
+	defer cancelTimeout()
+	sctx, cancel := context.WithCancelCause(tctx)
+	defer cancel(nil)
+	s.mu.Lock()
+	s.cancelStart = cancel
+	s.mu.Unlock()
+	np, err := adapter.Spawn(sctx, req)
+	s.mu.Lock()
+	s.cancelStart = nil
+	s.mu.Unlock()
+	if err == nil && sctx.Err() != nil {
+		// Answered past the deadline: an adapter that did not watch ctx.
+		m.killStarted(np, s.log)
+		np, err = nil, context.Cause(sctx)
+	}
+	switch cause := context.Cause(sctx); {
+	case err == nil:
+		return np, nil
+	case errors.Is(cause, errSpawnTimedOut):
+		return nil, fmt.Errorf("%w: the new process was not started within %v (the spawn timeout)", ErrPluginTimeout, m.opts.SpawnTimeout)
+	case errors.Is(cause, errStartAbandoned):
+		return nil, fmt.Errorf("%w: %w", errStartAbandoned, err)
+	}
+	return nil, err
 }
 
 // testHookRestartInstalled runs in RestartSession after the new process

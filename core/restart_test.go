@@ -156,6 +156,58 @@ func TestRestartDestroyedWhileSpawning(t *testing.T) {
 	}
 }
 
+// TestRestartDestroyCancelsSpawn: a destroy while the restart's new
+// process starts cancels that start, as a create's, rather than waiting
+// for the spawn timeout; the session ends destroyed, and no
+// session_restarted is published for the restart that did not happen.
+func TestRestartDestroyCancelsSpawn(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "s1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := h.m.Subscribe(ctx)
+	spawning := make(chan struct{})
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		close(spawning)
+		<-ctx.Done() // a plugin that never answers
+		return nil, ctx.Err()
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.m.RestartSession(context.Background(), "s1", RestartOptions{})
+		done <- err
+	}()
+	<-spawning
+	if err := h.m.DestroySession(context.Background(), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("restart: %v, want ErrSessionNotFound", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the restart's start was not cancelled by the destroy")
+	}
+	r, err := h.store.GetSession(context.Background(), "s1")
+	if err != nil || r.Status != StatusTerminated {
+		t.Errorf("record %+v, %v; want TERMINATED", r, err)
+	}
+	for {
+		select {
+		case e := <-evs:
+			if e.Type == SessionRestarted {
+				t.Fatalf("session_restarted published for a restart that did not happen")
+			}
+			if e.Type == SessionDestroyed {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no session_destroyed")
+		}
+	}
+}
+
 // TestNeverEnvAndUnsetEnv: the server's never-passed variables are
 // removed from a session's env and added to its unset_env; a session's
 // own unset_env goes to the plugin; a name set and unset is refused.

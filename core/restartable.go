@@ -160,10 +160,11 @@ func (r *restartable) parked(rs *restart) bool {
 // session goes on.
 func (r *restartable) killCurrent(ctx context.Context) error { return r.current().Kill(ctx) }
 
-// install makes p, spawned with req, the current process and lets the pump
-// read on. It reports false, changing nothing, when the session was killed
-// or closed meanwhile: the pump then ends with oldExit.
-func (r *restartable) install(rs *restart, p shared.PTY, req shared.SpawnRequest, oldExit ExitStatus) bool {
+// install makes p, spawned with req, the current process, calls installed
+// (with r.mu held: it must not take r's lock) and lets the pump read on. It
+// reports false, changing nothing and calling nothing, when the session
+// was killed or closed meanwhile: the pump then ends with oldExit.
+func (r *restartable) install(rs *restart, p shared.PTY, req shared.SpawnRequest, oldExit ExitStatus, installed func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.restart != rs {
@@ -178,6 +179,7 @@ func (r *restartable) install(rs *restart, p shared.PTY, req shared.SpawnRequest
 	r.cur, r.req, r.pending, r.curClosed = p, req, nil, false
 	r.fromRecord = false
 	r.output, r.lastWrite = make(chan struct{}), time.Time{}
+	installed() // before the pump may read the new process (rs.done)
 	close(rs.done)
 	return true
 }

@@ -114,8 +114,9 @@ type session struct {
 	// returned (at once for a session taken up): until then a session
 	// destroyed while starting is its create's to record and clean up.
 	created chan struct{}
-	// cancelStart, while the create's plugin starts the session, cancels
-	// that start: a destroy of the session does (teardown).
+	// cancelStart, while the plugin starts the session (its create) or
+	// its new process (a restart), cancels that start: a destroy of the
+	// session does (teardown).
 	cancelStart context.CancelCauseFunc
 }
 

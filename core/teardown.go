@@ -137,14 +137,15 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 	}
 	s.idleTimer, s.lingerTimer = nil, nil
 	s.wakeAll()
+	if s.cancelStart != nil {
+		// A create's start, or a restart's: the plugin may take long, or
+		// never answer.
+		s.cancelStart(errStartAbandoned)
+	}
 	if prev == stateStarting {
 		// CreateSession sees the state, records it and cleans up what it
-		// spawned. Its spawn is cancelled: the plugin may take long, or
-		// never answer.
+		// spawned (its spawn is cancelled, above).
 		s.rec.Status, s.rec.StatusReason = StatusTerminated, statusReason
-		if s.cancelStart != nil {
-			s.cancelStart(errStartAbandoned)
-		}
 		s.mu.Unlock()
 		return
 	}
