@@ -104,7 +104,7 @@ func (n notification) event() core.Event {
 	return e
 }
 
-// payload encodes n within maxPayload bytes, cutting its error text, or
+// payload encodes n within maxPayload bytes, cutting its error text and
 // its exit reason (which often repeats it), the longer first, if need be.
 func (n notification) payload() (string, error) {
 	for {
@@ -116,21 +116,32 @@ func (n notification) payload() (string, error) {
 			return string(b), nil
 		}
 		over := len(b) - maxPayload
-		text := &n.Error
-		if len(n.ExitReason) > len(n.Error) {
-			text = &n.ExitReason
+		e, r := jsonLen(n.Error), jsonLen(n.ExitReason)
+		text, tlen, other := &n.Error, e, r
+		if r > e {
+			text, tlen, other = &n.ExitReason, r, e
 		}
 		if len(*text) <= len(cutMark) {
 			return "", fmt.Errorf("an event of %d bytes does not fit a notification", len(b))
 		}
-		// JSON escapes may make the text longer than its bytes: cut more
-		// than needed, and check again.
-		cut := (*text)[:max(0, len(*text)-over-64)]
+		// Down to the other text's length first, then half of what is
+		// over from each in turn; the cut counts the text's JSON escapes,
+		// in proportion, so that escaped text is not cut much more than
+		// it must be.
+		want := min(over, max(tlen-other, (over+1)/2))
+		drop := want*len(*text)/tlen + len(cutMark) + 1
+		cut := (*text)[:max(0, len(*text)-drop)]
 		for !utf8.ValidString(cut) {
 			cut = cut[:len(cut)-1]
 		}
 		*text = strings.TrimSpace(cut) + cutMark
 	}
+}
+
+// jsonLen returns the length of s as a JSON string, without its quotes.
+func jsonLen(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b) - 2
 }
 
 // cutMark ends a text payload cut.
