@@ -14,7 +14,7 @@ import (
 // ping interval (a slow DOCKER or SSH start) neither ends the session
 // nor the connection: the read loop reads on (the pongs too) meanwhile.
 func TestCompatRestartSlowSpawn(t *testing.T) {
-	api := newAPI(t, Options{PingInterval: 100 * time.Millisecond}, nil)
+	api := newAPI(t, Options{PingInterval: 300 * time.Millisecond}, nil)
 	_, old := api.create(t, "r")
 	c := compatAttached(t, api, "/ws/claude/r", "r", 1)
 	go func() { // the browser: reads (and so answers pings)
@@ -29,7 +29,7 @@ func TestCompatRestartSlowSpawn(t *testing.T) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(1 * time.Second): // a docker/ssh start
+		case <-time.After(1500 * time.Millisecond): // a docker/ssh start: several ping intervals
 		}
 		p := fakeenv.NewPTY(req)
 		api.env.Add(p)
