@@ -232,42 +232,16 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	return rec, nil
 }
 
-// spawnRestart starts the new process of session s's restart. The start is
-// bounded as a create's (Options.SpawnTimeout), and by the manager's life,
-// not the caller's: the old process is gone, so a caller that goes away
-// now (a client that hung up, ^C on 'ptyhost restart') must not end the
-// session with it. A destroy of the session meanwhile cancels it, as a
-// create's (teardown): the error then wraps errStartAbandoned.
+// spawnRestart starts the new process of session s's restart
+// (startProcess), bounded by the manager's life, not the caller's: the old
+// process is gone, so a caller that goes away now (a client that hung up,
+// ^C on 'ptyhost restart') must not end the session with it.
 func (m *Manager) spawnRestart(s *session, envType string, req shared.SpawnRequest) (shared.PTY, error) {
 	adapter, err := m.plugins.Environment(envType)
 	if err != nil {
 		return nil, err
 	}
-	tctx, cancelTimeout := context.WithTimeoutCause(m.ctx, m.opts.SpawnTimeout, errSpawnTimedOut)
-	defer cancelTimeout()
-	sctx, cancel := context.WithCancelCause(tctx)
-	defer cancel(nil)
-	s.mu.Lock()
-	s.cancelStart = cancel
-	s.mu.Unlock()
-	np, err := adapter.Spawn(sctx, req)
-	s.mu.Lock()
-	s.cancelStart = nil
-	s.mu.Unlock()
-	if err == nil && sctx.Err() != nil {
-		// Answered past the deadline: an adapter that did not watch ctx.
-		m.killStarted(np, s.log)
-		np, err = nil, context.Cause(sctx)
-	}
-	switch cause := context.Cause(sctx); {
-	case err == nil:
-		return np, nil
-	case errors.Is(cause, errSpawnTimedOut):
-		return nil, fmt.Errorf("%w: the new process was not started within %v (the spawn timeout)", ErrPluginTimeout, m.opts.SpawnTimeout)
-	case errors.Is(cause, errStartAbandoned):
-		return nil, fmt.Errorf("%w: %w", errStartAbandoned, err)
-	}
-	return nil, err
+	return m.startProcess(m.ctx, s, adapter, req, stateRunning)
 }
 
 // testHookRestartInstalled runs in RestartSession after the new process

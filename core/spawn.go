@@ -38,16 +38,34 @@ func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir st
 		OutputOffset:    0,
 		ScrollbackBytes: m.opts.ScrollbackBytes,
 	}
-	// The spawn has Options.SpawnTimeout at most, whatever ctx allows,
-	// and a destroy of the session meanwhile cancels it (teardown).
+	p, err := m.startProcess(ctx, s, adapter, req, stateStarting)
+	switch {
+	case err == nil:
+		// A destroy from now on is the caller's to notice.
+		return p, req, nil
+	case errors.Is(err, errStartAbandoned):
+		return nil, shared.SpawnRequest{}, errStartAbandoned
+	}
+	return nil, shared.SpawnRequest{}, m.failed(s, err)
+}
+
+// startProcess asks adapter for the PTY of req, a process of session s,
+// which must be in state live meanwhile (starting for a create, running
+// for a restart). The start has Options.SpawnTimeout at most, whatever ctx
+// allows, and a destroy of the session meanwhile cancels it (teardown
+// calls s.cancelStart). A PTY answered although the start was given up
+// (an adapter that did not watch ctx) is killed. The error wraps
+// errStartAbandoned when the session was destroyed before or meanwhile,
+// and ErrPluginTimeout past the spawn timeout.
+func (m *Manager) startProcess(ctx context.Context, s *session, adapter shared.Environment, req shared.SpawnRequest, live sessState) (shared.PTY, error) {
 	tctx, cancelTimeout := context.WithTimeoutCause(ctx, m.opts.SpawnTimeout, errSpawnTimedOut)
 	defer cancelTimeout()
 	sctx, cancel := context.WithCancelCause(tctx)
 	defer cancel(nil)
 	s.mu.Lock()
-	if s.state != stateStarting {
+	if s.state != live {
 		s.mu.Unlock()
-		return nil, shared.SpawnRequest{}, errStartAbandoned
+		return nil, errStartAbandoned
 	}
 	s.cancelStart = cancel
 	s.mu.Unlock()
@@ -56,26 +74,22 @@ func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir st
 
 	s.mu.Lock()
 	s.cancelStart = nil
-	abandoned := s.state != stateStarting
+	abandoned := s.state != live
 	s.mu.Unlock()
 	if err == nil && sctx.Err() == nil {
-		// A destroy from now on is the caller's to notice.
-		return p, req, nil
+		return p, nil
 	}
 	if err == nil {
-		// Answered although the spawn was given up on (its deadline,
-		// a destroy, the caller gone): an adapter that did not watch
-		// ctx. What it started must not stay.
 		m.killStarted(p, s.log)
-		err = fmt.Errorf("spawn session %q: %w", s.id, context.Cause(sctx))
+		err = context.Cause(sctx)
 	}
 	switch {
-	case abandoned:
-		return nil, shared.SpawnRequest{}, errStartAbandoned
+	case abandoned || errors.Is(context.Cause(sctx), errStartAbandoned):
+		return nil, fmt.Errorf("%w: %w", errStartAbandoned, err)
 	case errors.Is(context.Cause(sctx), errSpawnTimedOut):
-		err = fmt.Errorf("%w: the session was not started within %v (the spawn timeout); the start was cancelled", ErrPluginTimeout, m.opts.SpawnTimeout)
+		return nil, fmt.Errorf("%w: not started within %v (the spawn timeout); the start was cancelled", ErrPluginTimeout, m.opts.SpawnTimeout)
 	}
-	return nil, shared.SpawnRequest{}, m.failed(s, err)
+	return nil, err
 }
 
 var (
