@@ -347,8 +347,8 @@ func checkReadToken(token, readToken string) error {
 }
 
 // checkSetting reports whether value is valid for the flag name, saying
-// what is wrong in words (the flag package says "parse error" for a bad
-// duration).
+// what is wrong in words, as the flag's value does when it parses it, and
+// valueChecks beyond that.
 func checkSetting(name, value string) error {
 	var scratch serveConfig
 	fs := newServeFlagSet(&scratch)
@@ -359,14 +359,8 @@ func checkSetting(name, value string) error {
 		}
 		return nil
 	}
-	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
-		if _, isBool := g.Get().(bool); isBool {
-			return fmt.Errorf("%q: want true or false", value)
-		}
-		if _, isDuration := g.Get().(time.Duration); isDuration {
-			return fmt.Errorf("%q is not a duration; want one such as 90s, 5m or 1h30m", value)
-		}
-	}
+	// The flag's own words (durationValue and boolValue say what they
+	// want, flagvalues.go).
 	return fmt.Errorf("%q: %v", value, err)
 }
 
