@@ -9,9 +9,6 @@ import (
 	"os"
 )
 
-// writeNow returns nil: the sender writes all output.
-func writeNow(*net.UnixConn) func(p []byte) int { return nil }
-
 // writeAck writes the acknowledgement; no terminal goes with it here.
 func writeAck(c *net.UnixConn, ack []byte, _ *os.File) error {
 	_, err := c.Write(ack)

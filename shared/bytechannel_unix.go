@@ -3,38 +3,14 @@
 package shared
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
-)
 
-// writeNow returns a function that writes as much of p to conn as it takes
-// without waiting (one write system call on the non-blocking socket) and
-// returns how much that was: 0 if the socket is full or closed.
-func writeNow(conn *net.UnixConn) func(p []byte) int {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return func(p []byte) int {
-		var n int
-		_ = rc.Write(func(fd uintptr) bool {
-			for {
-				m, err := syscall.Write(int(fd), p)
-				if errors.Is(err, syscall.EINTR) {
-					continue
-				}
-				n = max(m, 0)
-				return true // done either way: never wait in the poller
-			}
-		})
-		return n
-	}
-}
+	"github.com/ptyhost/ptyhost/internal/rawio"
+)
 
 // writeAck writes the acknowledgement ack on c, with input's descriptor
 // beside it (SCM_RIGHTS) if input is not nil and still open.
@@ -97,13 +73,7 @@ func closeFDs(fds []int) {
 // writeNow makes one write of b to the terminal, never waiting:
 // unix.EAGAIN if it is full. It returns what went (0 on error).
 func (d *directInput) writeNow(b []byte) (int, error) {
-	for {
-		n, err := unix.Write(d.fd, b)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return max(n, 0), err
-	}
+	return rawio.Write(d.fd, b)
 }
 
 // resize sets the terminal's size, not zero (Resize checks).

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ptyhost/ptyhost/internal/rawio"
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
@@ -32,6 +33,9 @@ type grpcPTY struct {
 	// ch is the byte channel, nil if the stream carries the bytes. It is
 	// closed when ctx ends.
 	ch *net.UnixConn
+	// chFD is ch's descriptor, which Read reads with raw calls; nil:
+	// Read reads ch.
+	chFD *rawio.FD
 	// input is the session's terminal, which the plugin handed over for
 	// input (direct_input); nil if input goes as frames. Closed when ctx
 	// ends.
@@ -77,6 +81,7 @@ func newGRPCPTY(c *GRPCClient, id string, stream proto.Environment_SessionClient
 		done:     make(chan struct{}),
 	}
 	if ch != nil {
+		p.chFD = rawio.New(ch)
 		// Closed, detached or the plugin gone: a Read or Write blocked on
 		// the channel returns.
 		context.AfterFunc(ctx, func() { ch.Close() })
@@ -103,6 +108,14 @@ func UsesByteChannel(p PTY) bool {
 	return ok && c.ByteChannel()
 }
 
+// readChannel reads the byte channel.
+func (p *grpcPTY) readChannel(b []byte) (int, error) {
+	if p.chFD != nil {
+		return p.chFD.Read(b)
+	}
+	return p.ch.Read(b)
+}
+
 // Read returns output bytes. After the exit frame (or, on a released
 // stream, SessionEnd's exit status) it returns io.EOF; if the
 // stream breaks first (plugin died, connection lost) it returns an error
@@ -116,7 +129,7 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 			return 0, p.readErr
 		}
 		if p.ch != nil && !p.chDone {
-			n, err := p.ch.Read(b)
+			n, err := p.readChannel(b)
 			if n > 0 {
 				return n, nil
 			}

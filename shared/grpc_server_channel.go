@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ptyhost/ptyhost/internal/rawio"
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
@@ -62,6 +64,7 @@ func (s *GRPCServer) takeChannel(ctx context.Context, stream proto.Environment_S
 // stops serving.
 func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exit) error, a *attachment, conn *net.UnixConn, stopped func(), log hclog.Logger) error {
 	defer conn.Close()
+	fd := rawio.New(conn) // nil: conn is written the usual way
 	var inErr atomic.Pointer[error]
 	inDone := make(chan struct{})
 	s.out.onStop(a, func() {
@@ -69,12 +72,12 @@ func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exi
 		if stopped != nil {
 			stopped()
 		}
-	}, writeNow(conn))
+	}, writeNow(fd))
 	go func() {
 		defer close(inDone)
 		s.pumpChannelInput(ctx, conn, a, &inErr, log)
 	}()
-	if err := s.pumpChannelOutput(ctx, exitTo, conn, a, &inErr); err != nil {
+	if err := s.pumpChannelOutput(ctx, exitTo, conn, fd, a, &inErr); err != nil {
 		return err
 	}
 	select {
@@ -138,17 +141,34 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn
 	}
 }
 
+// writeNow returns a function that writes as much of p to the channel fd
+// as it takes without waiting (one write system call) and returns how
+// much that was: 0 if the socket is full or closed. Nil if fd is.
+func writeNow(fd *rawio.FD) func(p []byte) int {
+	if fd == nil {
+		return nil
+	}
+	return func(p []byte) int {
+		n, _ := fd.WriteNow(p)
+		return max(n, 0)
+	}
+}
+
 // pumpChannelOutput writes the session's output from a's cursor on the
 // channel, then shuts the channel's writing down and hands the exit to
 // exitTo. It returns nil once the exit is handed on, and an error as
 // pumpOutput does; a broken channel is ErrUnavailable.
-func (s *serverSession) pumpChannelOutput(ctx context.Context, exitTo func(*proto.Exit) error, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error]) error {
+func (s *serverSession) pumpChannelOutput(ctx context.Context, exitTo func(*proto.Exit) error, conn *net.UnixConn, fd *rawio.FD, a *attachment, inErr *atomic.Pointer[error]) error {
+	var out io.Writer = conn
+	if fd != nil {
+		out = fd
+	}
 	var spare []byte
 	for {
 		frame, ev, st, err := s.out.next(a, spare)
 		switch ev {
 		case sendOutput:
-			if _, err := conn.Write(frame); err != nil {
+			if _, err := out.Write(frame); err != nil {
 				return s.channelBroke(ctx, a, err)
 			}
 			spare = frame

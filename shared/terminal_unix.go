@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ptyhost/ptyhost/internal/rawio"
 )
 
 const (
@@ -32,8 +34,8 @@ const (
 // Read is called from one goroutine; Write, Resize, ChildExited and Close
 // may be called concurrently with it and with each other.
 type Terminal struct {
-	master *os.File // non-blocking, so reads honour deadlines and Close
-	raw    syscall.RawConn
+	master *os.File  // non-blocking, so reads honour deadlines and Close
+	fd     *rawio.FD // master's descriptor, read with raw calls
 
 	exitOnce sync.Once
 	// exited is closed by ChildExited; exitAt is written before.
@@ -118,12 +120,12 @@ func isMaster(fd int) bool { return masterCheck(fd) == nil }
 // newTerminal makes a Terminal of master, non-blocking already; it closes
 // master if it fails.
 func newTerminal(master *os.File) (*Terminal, error) {
-	raw, err := master.SyscallConn()
-	if err != nil {
+	fd := rawio.New(master)
+	if fd == nil {
 		master.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w: the terminal's master is not in non-blocking mode", ErrInvalidArgument)
 	}
-	return &Terminal{master: master, raw: raw, exited: make(chan struct{})}, nil
+	return &Terminal{master: master, fd: fd, exited: make(chan struct{})}, nil
 }
 
 // ChildExited tells the terminal that its child has exited, and wakes a
@@ -171,13 +173,13 @@ func (t *Terminal) Read(b []byte) (int, error) {
 
 func (t *Terminal) read(b []byte) (int, error) {
 	if !t.childExited() {
-		return t.master.Read(b)
+		return t.fd.Read(b)
 	}
 	if grace := t.exitAt.Add(drainGrace); time.Now().Before(grace) {
 		if err := t.master.SetReadDeadline(grace); err != nil {
 			return 0, err
 		}
-		return t.master.Read(b)
+		return t.fd.Read(b)
 	}
 	if t.drained >= drainLimit {
 		return 0, io.EOF
@@ -237,20 +239,7 @@ func (t *Terminal) readNow(b []byte) (int, error) {
 // the poller: unix.EAGAIN if nothing is there. A read deadline that has
 // passed makes it fail with os.ErrDeadlineExceeded.
 func (t *Terminal) readOnce(b []byte) (int, error) {
-	var n int
-	var rerr error
-	err := t.raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = unix.Read(int(fd), b)
-			if !errors.Is(rerr, unix.EINTR) {
-				return true // one attempt: never wait
-			}
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	return max(n, 0), rerr
+	return t.fd.ReadNow(b)
 }
 
 // Write sends input to the terminal. It waits while the terminal is full,

@@ -8,16 +8,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/internal/rawio"
 )
 
 const (
@@ -118,7 +119,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	defer a.Close()
 	conn.SetReadLimit(hardReadLimit)
 
-	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout, raw: tap.rawConn()}
+	c := &wsClient{conn: conn, a: a, writeTimeout: h.opts.WriteTimeout, sock: tap.sock}
 	h.serveConn(r.Context(), conn, c.readLoop, c.writeLoop, a.Close)
 }
 
@@ -261,20 +262,42 @@ type wsClient struct {
 	conn         *websocket.Conn
 	a            *core.Attachment
 	writeTimeout time.Duration
-	// raw is the connection's socket, which says whether a direct write
-	// would wait; nil: no direct writes.
-	raw syscall.RawConn
+	// sock is the connection's socket, read and written with raw system
+	// calls: it says whether a direct write would wait, and bounds how
+	// long a write waits for the client. Nil: no direct writes, and a
+	// write's bound is a timer.
+	sock *rawio.Conn
+	// writeMu keeps the bound SetWriteWait set with the write it is for.
+	writeMu sync.Mutex
 }
 
 func (c *wsClient) write(ctx context.Context, typ websocket.MessageType, p []byte) error {
 	return c.writeWithin(ctx, c.writeTimeout, typ, p)
 }
 
-// writeWithin writes one message, giving up after d.
+// writeWithin writes one message, giving up once it has waited d for the
+// client to take it.
+//
+// On a raw socket (sock) the socket itself bounds the wait, arming a
+// deadline only when a write must wait: a write that need not, a
+// keystroke's echo say, arms no timer, whose arming wakes one of the
+// runtime's threads. Otherwise the write's context does.
 func (c *wsClient) writeWithin(ctx context.Context, d time.Duration, typ websocket.MessageType, p []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
+	if c.sock == nil {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return c.conn.Write(ctx, typ, p)
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.sock.SetWriteWait(d)
 	return c.conn.Write(ctx, typ, p)
+}
+
+// timedOut reports whether a write's error is its bound's: its context's
+// deadline, or its socket's.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (c *wsClient) writeJSON(ctx context.Context, v any) error {
@@ -298,14 +321,14 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 	// (core.Attachment.Direct): no hand-off, and the session's other
 	// clients are woken after. It never waits for the client: with the
 	// socket's buffer full, the bytes go through Next and this goroutine.
-	if c.raw != nil {
+	if c.sock != nil {
 		c.a.Direct(func(p []byte) error {
-			if !canWrite(c.raw) {
+			if !c.sock.CanWrite() {
 				return core.ErrWouldBlock
 			}
 			err := c.writeWithin(ctx, min(c.writeTimeout, directWriteTimeout), websocket.MessageBinary, p)
 			if err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
+				if timedOut(err) {
 					c.a.ClientDropped()
 				}
 				_ = c.conn.CloseNow() // the client missed bytes: it must not go on
@@ -340,7 +363,7 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
+			if timedOut(err) {
 				// The client accepted nothing for writeTimeout.
 				c.a.ClientDropped()
 			}

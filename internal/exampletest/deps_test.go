@@ -22,8 +22,10 @@ func TestExamplesImportOnlyTheSDK(t *testing.T) {
 			allowed := map[string]bool{
 				module + "/shared":       true,
 				module + "/shared/proto": true,
-				// The SDK's own, through shared: its byte ring.
+				// The SDK's own, through shared: its byte ring and its
+				// raw reads and writes.
 				module + "/internal/bytering": true,
+				module + "/internal/rawio":    true,
 				module + "/examples/" + name:  true,
 			}
 			var sdk bool

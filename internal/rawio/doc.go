@@ -1,0 +1,19 @@
+// Package rawio reads and writes the descriptors on a session's byte path
+// (terminals, the byte channel, a WebSocket's socket) with raw system
+// calls.
+//
+// Go's read and write system calls tell the runtime that the thread may
+// block (syscall.Syscall's entersyscall). When every P was idle just
+// before, as it is between two keystrokes, that wakes the runtime's
+// monitor thread (sysmon), which then polls every 20 µs for a while: on a
+// machine with few CPUs that thread's wake-ups and the futex call that
+// starts them sit on a keystroke's echo, a few in each process. A read or
+// write of a non-blocking descriptor never blocks, so it may be made raw
+// (syscall.RawSyscall): the runtime is not told and the monitor sleeps on.
+// Waiting for a descriptor still goes through Go's poller
+// (syscall.RawConn), with its deadlines and Close.
+//
+// Only descriptors in non-blocking mode are made raw (New checks), and on
+// systems other than Linux the same functions make ordinary system calls.
+// Reads made raw are not seen by the race detector.
+package rawio
