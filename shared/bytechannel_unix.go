@@ -71,9 +71,11 @@ func closeFDs(fds []int) {
 }
 
 // writeNow makes one write of b to the terminal, never waiting:
-// unix.EAGAIN if it is full. It returns what went (0 on error).
+// unix.EAGAIN if it is full, rawio.ErrBlocking if whoever shares it (the
+// plugin) switched it to blocking mode; input goes as frames then. It
+// returns what went (0 on error).
 func (d *directInput) writeNow(b []byte) (int, error) {
-	return rawio.Write(d.fd, b)
+	return rawio.WriteNow(d.fd, b)
 }
 
 // resize sets the terminal's size, not zero (Resize checks).

@@ -144,6 +144,55 @@ func TestDirectInputGivesUpWhenFull(t *testing.T) {
 	readUntil(t, p, want)
 }
 
+// A terminal that whoever shares it (the plugin) switched to blocking mode
+// is given up for input at the next keystroke, never written raw: a raw
+// write to a full terminal in blocking mode would hold its thread without
+// the runtime knowing, and the whole host with it at the next collection.
+// The keystroke goes as a frame, and the program reads every byte.
+func TestDirectInputGivesUpBlockingTerminal(t *testing.T) {
+	ctx := testContext(t)
+	p := spawnCommand(ctx, t, commandFake(t, false),
+		`stty raw -echo; echo ready; sleep 2; grep -o -m1 0123456789; echo end`)
+	fd := directFD(p)
+	if fd < 0 {
+		t.Fatal("no direct input")
+	}
+	readUntil(t, p, "ready")
+	// Fill the terminal while the program sleeps, until a write would
+	// wait.
+	chunk := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 40)
+	for {
+		_, err := unix.Write(fd, chunk)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := p.Write([]byte("0123456789\n"))
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatal("Write waited on a full terminal in blocking mode")
+	}
+	if directFD(p) >= 0 {
+		t.Error("the terminal in blocking mode was not given up")
+	}
+	// The keystrokes came after the letters, and whole.
+	readUntil(t, p, "0123456789\nend")
+}
+
 // A Resize waiting behind input that goes as frames to a program that
 // does not read gives up when its context ends (a leaving client's resize
 // must not hang); the input arrives once the program reads.

@@ -267,7 +267,8 @@ type wsClient struct {
 	// long a write waits for the client. Nil: no direct writes, and a
 	// write's bound is a timer.
 	sock *rawio.Conn
-	// writeMu keeps the bound SetWriteWait set with the write it is for.
+	// writeMu keeps the bound SetWriteWait set with the message it is for
+	// (a message may take several writes of the socket).
 	writeMu sync.Mutex
 }
 
@@ -291,6 +292,9 @@ func (c *wsClient) writeWithin(ctx context.Context, d time.Duration, typ websock
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.sock.SetWriteWait(d)
+	// Pings and close frames (keepAlive, Close) write without writeMu:
+	// they have deadlines of their own, and find no bound set here.
+	defer c.sock.SetWriteWait(0)
 	return c.conn.Write(ctx, typ, p)
 }
 

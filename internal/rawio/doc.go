@@ -13,7 +13,12 @@
 // Waiting for a descriptor still goes through Go's poller
 // (syscall.RawConn), with its deadlines and Close.
 //
-// Only descriptors in non-blocking mode are made raw (New checks), and on
-// systems other than Linux the same functions make ordinary system calls.
-// Reads made raw are not seen by the race detector.
+// No raw call may block: it would hold its thread without the runtime
+// knowing, and the whole process at the next garbage collection. Sockets
+// are read and written with MSG_DONTWAIT, which never waits; files only
+// while they are in non-blocking mode, checked before each call, since
+// the mode belongs to the open file, which other processes may share and
+// switch (ErrBlocking). On systems other than Linux the same functions
+// make ordinary system calls. Reads made raw are not seen by the race
+// detector.
 package rawio

@@ -5,24 +5,29 @@ import (
 	"unsafe"
 )
 
-// Read makes one read(2) of fd into p, repeated if a signal interrupts it,
-// without telling the runtime: fd must be non-blocking.
-func Read(fd int, p []byte) (int, error) {
-	return rawCall(syscall.SYS_READ, fd, p)
+// The system calls below are raw (syscall.RawSyscall): the runtime is not
+// told, so they must never block. read and write are made only on a
+// descriptor found in non-blocking mode just before (nonBlocking), recv
+// and send on a socket with MSG_DONTWAIT, which never waits whatever the
+// descriptor's mode.
+
+func read(fd int, p []byte) (int, error) {
+	return rawCall(syscall.SYS_READ, fd, p, 0)
 }
 
-// Write makes one write(2) of p to fd, as Read does.
-func Write(fd int, p []byte) (int, error) {
-	return rawCall(syscall.SYS_WRITE, fd, p)
+func write(fd int, p []byte) (int, error) {
+	return rawCall(syscall.SYS_WRITE, fd, p, 0)
 }
 
-func rawCall(trap uintptr, fd int, p []byte) (int, error) {
+func rawCall(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
 	for {
-		r, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+		// recvfrom and sendto take two more arguments, the address and
+		// its length: none.
+		r, _, errno := syscall.RawSyscall6(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)), flags, 0, 0)
 		switch errno {
 		case 0:
 			return int(r), nil
@@ -32,6 +37,14 @@ func rawCall(trap uintptr, fd int, p []byte) (int, error) {
 			return 0, errno
 		}
 	}
+}
+
+// nonBlocking reports whether fd is in non-blocking mode (O_NONBLOCK), a
+// mode of the open file that every process holding it shares and may
+// change.
+func nonBlocking(fd int) bool {
+	fl, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	return errno == 0 && fl&syscall.O_NONBLOCK != 0
 }
 
 // pollFD is struct pollfd.

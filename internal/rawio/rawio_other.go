@@ -21,11 +21,11 @@ func (f *FD) Write(p []byte) (int, error)    { return 0, errors.ErrUnsupported }
 func (f *FD) WriteNow(p []byte) (int, error) { return 0, errors.ErrUnsupported }
 func (f *FD) CanWrite() bool                 { return false }
 
-// Read is unsupported outside Unix systems.
-func Read(fd int, p []byte) (int, error) { return 0, errors.ErrUnsupported }
+// ErrBlocking is never returned outside Unix systems.
+var ErrBlocking = errors.New("the descriptor is in blocking mode")
 
-// Write is unsupported outside Unix systems.
-func Write(fd int, p []byte) (int, error) { return 0, errors.ErrUnsupported }
+// WriteNow is unsupported outside Unix systems.
+func WriteNow(fd int, p []byte) (int, error) { return 0, errors.ErrUnsupported }
 
 // Conn is, outside Unix systems, never made: NewConn returns nil.
 type Conn struct{ net.Conn }

@@ -92,8 +92,7 @@ func TestConnReadWrite(t *testing.T) {
 }
 
 // A write that must wait for a client that reads nothing fails after the
-// limit SetWriteWait set, with os.ErrDeadlineExceeded; a write that need
-// not wait leaves no deadline behind.
+// limit SetWriteWait set, with os.ErrDeadlineExceeded.
 func TestConnWriteWait(t *testing.T) {
 	a, _ := tcpPair(t)
 	c := NewConn(a)
@@ -105,16 +104,28 @@ func TestConnWriteWait(t *testing.T) {
 		t.Fatal("CanWrite false on an empty socket")
 	}
 	start := time.Now()
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		chunk := make([]byte, 1<<20)
+		// Far more than the socket's buffers, in several writes: the
+		// limit holds for them together, not each.
+		for i := 0; i < 64 && err == nil; i++ {
+			_, err = c.Write(chunk)
+		}
+		errc <- err
+	}()
 	var err error
-	chunk := make([]byte, 1<<20)
-	for i := 0; i < 64 && err == nil; i++ { // far more than the socket's buffers
-		_, err = c.Write(chunk)
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write to a peer that reads nothing did not give up")
 	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a write to a peer that reads nothing: %v; want os.ErrDeadlineExceeded", err)
 	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("the write gave up after %v, not about 100ms", took)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the writes gave up after %v, not about 100ms", took)
 	}
 	if c.CanWrite() {
 		t.Fatal("CanWrite true on a full socket")
@@ -223,24 +234,119 @@ func TestNewRefusesBlocking(t *testing.T) {
 	}
 }
 
-func TestRawReadWrite(t *testing.T) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+// A descriptor whose open file was switched to blocking mode after New
+// (by a process sharing it, say) is never read or written raw: ReadNow and
+// WriteNow refuse with ErrBlocking, and Read and Write go through the
+// file, so that no raw call can hold a thread the runtime does not know
+// is blocked. A raw write to the full pipe below would never return.
+func TestBlockingModeLater(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	if _, err := Read(fds[0], make([]byte, 4)); err != syscall.EAGAIN {
-		t.Fatalf("Read of an empty pipe: %v; want EAGAIN", err)
+	defer r.Close()
+	defer w.Close()
+	fr, fw := New(r), New(w)
+	if fr == nil || fw == nil {
+		t.Fatal("New refused the ends of a pipe")
 	}
-	if n, err := Write(fds[1], []byte("xy")); n != 2 || err != nil {
-		t.Fatalf("Write: %d, %v", n, err)
+	var wfd int
+	rcw, _ := w.SyscallConn()
+	rcw.Control(func(fd uintptr) { wfd = int(fd) })
+	// Fill the pipe.
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := fw.WriteNow(chunk); err == syscall.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
 	}
-	buf := make([]byte, 4)
-	if n, err := Read(fds[0], buf); n != 2 || err != nil || string(buf[:2]) != "xy" {
-		t.Fatalf("Read: %q, %v", buf[:n], err)
+	if n, err := WriteNow(wfd, chunk); n != 0 || err != syscall.EAGAIN {
+		t.Fatalf("WriteNow of a full pipe: %d, %v; want EAGAIN", n, err)
 	}
-	if _, err := Write(-1, []byte("x")); err != syscall.EBADF {
-		t.Fatalf("Write to -1: %v; want EBADF", err)
+	setBlocking := func(f *os.File) {
+		rc, _ := f.SyscallConn()
+		rc.Control(func(fd uintptr) {
+			if err := unix.SetNonblock(int(fd), false); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	setBlocking(w)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if n, err := fw.WriteNow(chunk); n != 0 || err != ErrBlocking {
+			t.Errorf("FD.WriteNow to a full pipe in blocking mode: %d, %v; want ErrBlocking", n, err)
+		}
+		if n, err := WriteNow(wfd, chunk); n != 0 || err != ErrBlocking {
+			t.Errorf("WriteNow to a full pipe in blocking mode: %d, %v; want ErrBlocking", n, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write that must not wait waited on a descriptor in blocking mode")
+	}
+	// Write goes through the file: it waits as the file's own would,
+	// until the reader makes room.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := fw.Write([]byte("after"))
+		wrote <- err
+	}()
+	setBlocking(r)
+	if _, err := fr.ReadNow(chunk); err != ErrBlocking {
+		t.Fatalf("FD.ReadNow of a pipe in blocking mode: %v; want ErrBlocking", err)
+	}
+	var got []byte
+	buf := make([]byte, 64<<10)
+	for !bytes.HasSuffix(got, []byte("after")) {
+		n, err := fr.Read(buf)
+		if err != nil {
+			t.Fatalf("Read of a pipe in blocking mode: %v", err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("Write to a pipe in blocking mode: %v", err)
+	}
+}
+
+// A write that waited and then went through leaves no deadline behind: a
+// later write with no limit waits as long as the peer takes.
+func TestConnWriteWaitLeavesNoDeadline(t *testing.T) {
+	a, b := tcpPair(t)
+	// Small buffers, so that the writes below must wait for the reader.
+	a.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	b.(*net.TCPConn).SetReadBuffer(16 << 10)
+	c := NewConn(a)
+	fill := func(limit time.Duration, readAfter time.Duration) error {
+		c.SetWriteWait(limit)
+		defer c.SetWriteWait(0)
+		go func() {
+			time.Sleep(readAfter)
+			buf := make([]byte, 1<<20)
+			for {
+				b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := b.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		_, err := c.Write(make([]byte, 4<<20)) // more than the buffers hold
+		return err
+	}
+	if err := fill(5*time.Second, 50*time.Millisecond); err != nil {
+		t.Fatalf("a write that waited 50ms within 5s: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // the reader above stops
+	start := time.Now()
+	if err := fill(0, 6*time.Second); err != nil {
+		t.Fatalf("a write with no limit, waiting longer than the earlier limit: %v", err)
+	}
+	if took := time.Since(start); took < 6*time.Second {
+		t.Fatalf("the write took %v: it never waited for the reader, and tested nothing", took)
 	}
 }

@@ -3,6 +3,7 @@
 package rawio
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -13,34 +14,74 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrBlocking is what a read or write that must not wait returns when its
+// descriptor was found in blocking mode: whoever shares the open file
+// turned O_NONBLOCK off. Nothing was read or written.
+var ErrBlocking = errors.New("the descriptor is in blocking mode")
+
 // FD is a non-blocking descriptor that Go's poller watches (a socket's or a
 // terminal's), read and written with raw calls, waiting in the poller only
 // when it must. Its methods may be called as the *os.File's or net.Conn's
 // it came from: a Read beside a Write, one Read at a time.
+//
+// A file's mode belongs to the open file, which other processes may share
+// (a terminal's master handed over a socket) and switch to blocking mode
+// (os.File.Fd does): a raw call on it would then hold its thread without
+// the runtime knowing, and the whole process at the next collection. So
+// a file's mode is checked before each raw call, and once it is blocking,
+// Read and Write go through the file as it would (ReadNow and WriteNow
+// refuse with ErrBlocking). A socket is read and written with
+// MSG_DONTWAIT, which never waits whatever its mode.
 type FD struct {
 	rc syscall.RawConn
 	// file, if set, is the file the descriptor is: once it is closed, a
-	// read or write fails as the file's own would (os.ErrClosed).
-	file *os.File
+	// read or write fails as the file's own would (os.ErrClosed), and
+	// once it is in blocking mode Read and Write go through it.
+	file   *os.File
+	socket bool // read and written with recv and send
 }
 
-// New returns c's descriptor as an FD; nil if it has none in non-blocking
-// mode, whose raw reads could block a thread and the goroutines queued
-// behind it. The caller then uses c itself.
+// New returns c's descriptor as an FD; nil if it is neither a socket nor
+// an *os.File, or not in non-blocking mode: the caller then uses c itself.
 func New(c syscall.Conn) *FD {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	nonBlocking := false
+	var nb, sock bool
 	if err := rc.Control(func(fd uintptr) {
-		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
-		nonBlocking = err == nil && fl&unix.O_NONBLOCK != 0
-	}); err != nil || !nonBlocking {
+		nb = nonBlocking(int(fd))
+		var st unix.Stat_t
+		sock = unix.Fstat(int(fd), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
+	}); err != nil || !nb {
 		return nil
 	}
 	f, _ := c.(*os.File)
-	return &FD{rc: rc, file: f}
+	if f == nil && !sock {
+		return nil
+	}
+	return &FD{rc: rc, file: f, socket: sock && socketsRaw}
+}
+
+// readNow makes one raw read of fd, or says it must not (blocking).
+func (f *FD) readNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, recv, read) }
+
+// writeNow makes one raw write to fd, or says it must not (blocking).
+func (f *FD) writeNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, send, write) }
+
+// now makes one raw call with p on fd: onSocket on a socket, onFile on a
+// file in non-blocking mode. On a file in blocking mode it calls nothing
+// and says so.
+func (f *FD) now(fd int, p []byte, onSocket, onFile func(int, []byte) (int, error)) (n int, blocking bool, err error) {
+	if f.socket {
+		n, err = onSocket(fd, p)
+		return n, false, err
+	}
+	if !nonBlocking(fd) {
+		return 0, true, nil
+	}
+	n, err = onFile(fd, p)
+	return n, false, err
 }
 
 // Read reads into p what one read(2) returns, waiting in the poller while
@@ -52,13 +93,16 @@ func (f *FD) Read(p []byte) (int, error) {
 	}
 	var n int
 	var errno error
+	blocking := false
 	err := f.rc.Read(func(fd uintptr) bool {
-		n, errno = Read(int(fd), p)
-		return errno != syscall.EAGAIN
+		n, blocking, errno = f.readNow(int(fd), p)
+		return blocking || errno != syscall.EAGAIN
 	})
 	switch {
 	case err != nil:
 		return 0, f.pollError(err)
+	case blocking:
+		return f.file.Read(p)
 	case errno != nil:
 		return 0, os.NewSyscallError("read", errno)
 	case n == 0:
@@ -68,18 +112,8 @@ func (f *FD) Read(p []byte) (int, error) {
 }
 
 // ReadNow makes one read(2) without waiting: syscall.EAGAIN (bare) if
-// nothing is there.
-func (f *FD) ReadNow(p []byte) (int, error) {
-	var n int
-	var errno error
-	if err := f.rc.Read(func(fd uintptr) bool {
-		n, errno = Read(int(fd), p)
-		return true
-	}); err != nil {
-		return 0, f.pollError(err)
-	}
-	return n, errno
-}
+// nothing is there, ErrBlocking if the descriptor is in blocking mode.
+func (f *FD) ReadNow(p []byte) (int, error) { return f.once(f.rc.Read, f.readNow, p) }
 
 // Write writes all of p, waiting in the poller while the descriptor is
 // full.
@@ -91,10 +125,14 @@ func (f *FD) Write(p []byte) (int, error) {
 func (f *FD) write(p []byte, waiting func()) (int, error) {
 	n := 0
 	var errno error
+	blocking := false
 	err := f.rc.Write(func(fd uintptr) bool {
 		for n < len(p) {
-			m, err := Write(int(fd), p[n:])
+			m, b, err := f.writeNow(int(fd), p[n:])
 			switch {
+			case b:
+				blocking = true
+				return true
 			case err == syscall.EAGAIN:
 				if waiting != nil {
 					waiting()
@@ -111,24 +149,49 @@ func (f *FD) write(p []byte, waiting func()) (int, error) {
 		}
 		return true
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return n, f.pollError(err)
+	case blocking:
+		m, err := f.file.Write(p[n:])
+		return n + m, err
 	}
 	return n, errno
 }
 
 // WriteNow makes one write(2) of p without waiting and returns what it
-// took: 0 and syscall.EAGAIN (bare) if the descriptor is full.
-func (f *FD) WriteNow(p []byte) (int, error) {
+// took: 0 and syscall.EAGAIN (bare) if the descriptor is full, ErrBlocking
+// if it is in blocking mode.
+func (f *FD) WriteNow(p []byte) (int, error) { return f.once(f.rc.Write, f.writeNow, p) }
+
+// once makes one call of op (readNow or writeNow) with p on the
+// descriptor, held through use (the raw connection's Read or Write),
+// without waiting.
+func (f *FD) once(use func(func(uintptr) bool) error, op func(int, []byte) (int, bool, error), p []byte) (int, error) {
 	var n int
 	var errno error
-	if err := f.rc.Write(func(fd uintptr) bool {
-		n, errno = Write(int(fd), p)
+	blocking := false
+	if err := use(func(fd uintptr) bool {
+		n, blocking, errno = op(int(fd), p)
 		return true
 	}); err != nil {
 		return 0, f.pollError(err)
 	}
+	if blocking {
+		return 0, ErrBlocking
+	}
 	return n, errno
+}
+
+// WriteNow makes one write(2) of p to fd, a descriptor outside Go's
+// poller, without waiting: syscall.EAGAIN (bare) if it is full,
+// ErrBlocking if it is in blocking mode, which whoever shares its open
+// file may have switched it to.
+func WriteNow(fd int, p []byte) (int, error) {
+	if !nonBlocking(fd) {
+		return 0, ErrBlocking
+	}
+	return write(fd, p)
 }
 
 // CanWrite reports whether the descriptor takes a small write now: its
@@ -152,16 +215,19 @@ func (f *FD) pollError(err error) error {
 	return err
 }
 
-// Conn is a net.Conn whose Read and Write are an FD's. When a Write must
-// wait for room, it waits at most what SetWriteWait last set, arming the
-// connection's write deadline then and only then: a write that need not
-// wait arms no timer (a timer armed for each write of a connection wakes
-// one of the runtime's threads to watch it, in the middle of a
-// keystroke's echo).
+// Conn is a net.Conn whose Read and Write are an FD's. The Writes after a
+// SetWriteWait may wait for room, together, at most the time it set,
+// counted from the first of them that must wait: that one arms the
+// connection's write deadline, and a write that need not wait arms no
+// timer (a timer armed for each write of a connection wakes one of the
+// runtime's threads to watch it, in the middle of a keystroke's echo).
 type Conn struct {
 	net.Conn
 	fd   *FD
 	wait atomic.Int64 // time.Duration; 0: no limit
+	// since is when the first Write since SetWriteWait had to wait, in
+	// Unix nanoseconds; 0: none has.
+	since atomic.Int64
 }
 
 // NewConn returns c as a Conn, or nil if its descriptor cannot be read raw
@@ -187,16 +253,24 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write writes all of p. If it must wait for room longer than the limit
-// SetWriteWait set, it fails with os.ErrDeadlineExceeded, and the
+// Write writes all of p. If the writes since SetWriteWait must wait for
+// room longer than it set, it fails with os.ErrDeadlineExceeded, and the
 // connection, part of p written, is of no more use.
 func (c *Conn) Write(p []byte) (int, error) {
 	armed := false
 	n, err := c.fd.write(p, func() {
-		if d := time.Duration(c.wait.Load()); d > 0 && !armed {
-			armed = true
-			_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
+		d := time.Duration(c.wait.Load())
+		if d <= 0 || armed {
+			return
 		}
+		armed = true
+		now := time.Now()
+		since := c.since.Load()
+		if since == 0 {
+			since = now.UnixNano()
+			c.since.Store(since)
+		}
+		_ = c.Conn.SetWriteDeadline(time.Unix(0, since).Add(d))
 	})
 	if armed {
 		_ = c.Conn.SetWriteDeadline(time.Time{})
@@ -207,9 +281,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// SetWriteWait sets how long a Write may wait for room from now on; 0: as
-// long as it takes.
-func (c *Conn) SetWriteWait(d time.Duration) { c.wait.Store(int64(d)) }
+// SetWriteWait sets how long the Writes from now on may wait for room in
+// all; 0: as long as they take. Call it before the writes of one message,
+// not beside them.
+func (c *Conn) SetWriteWait(d time.Duration) {
+	c.wait.Store(int64(d))
+	c.since.Store(0)
+}
 
 // CanWrite reports whether the connection takes a small write now
 // (FD.CanWrite).

@@ -8,11 +8,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Read makes one read(2) of fd into p, repeated if a signal interrupts it.
-// Outside Linux it is an ordinary system call.
-func Read(fd int, p []byte) (int, error) {
+// Outside Linux the calls are ordinary system calls, and sockets are read
+// and written as files are.
+
+func read(fd int, p []byte) (int, error)  { return retried(unix.Read, fd, p) }
+func write(fd int, p []byte) (int, error) { return retried(unix.Write, fd, p) }
+func recv(fd int, p []byte) (int, error)  { return read(fd, p) }
+func send(fd int, p []byte) (int, error)  { return write(fd, p) }
+
+const socketsRaw = false
+
+// retried calls op until a signal does not interrupt it.
+func retried(op func(int, []byte) (int, error), fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, p)
+		n, err := op(fd, p)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -20,15 +29,10 @@ func Read(fd int, p []byte) (int, error) {
 	}
 }
 
-// Write makes one write(2) of p to fd, as Read does.
-func Write(fd int, p []byte) (int, error) {
-	for {
-		n, err := unix.Write(fd, p)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return max(n, 0), err
-	}
+// nonBlocking reports whether fd is in non-blocking mode (O_NONBLOCK).
+func nonBlocking(fd int) bool {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_NONBLOCK != 0
 }
 
 // canWrite reports whether fd's buffer has room now (POLLOUT).
