@@ -210,7 +210,9 @@ const gatherMin = 1 << 10
 // left for the next Read.
 func (t *Terminal) gather(b []byte, n int) int {
 	for n < len(b) {
-		m, err := t.readOnce(b[n:])
+		// Right after a read that returned bytes: the mode was just
+		// checked (rawio.FD.ReadNext).
+		m, err := t.fd.ReadNext(b[n:])
 		if err != nil || m <= 0 {
 			break
 		}
