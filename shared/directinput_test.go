@@ -152,7 +152,7 @@ func TestDirectInputGivesUpWhenFull(t *testing.T) {
 func TestDirectInputGivesUpBlockingTerminal(t *testing.T) {
 	ctx := testContext(t)
 	p := spawnCommand(ctx, t, commandFake(t, false),
-		`stty raw -echo; echo ready; sleep 2; grep -o -m1 0123456789; echo end`)
+		`stty raw -echo; echo ready; sleep 5; grep -o -m1 0123456789; echo end`)
 	fd := directFD(p)
 	if fd < 0 {
 		t.Fatal("no direct input")

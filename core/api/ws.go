@@ -292,8 +292,9 @@ func (c *wsClient) writeWithin(ctx context.Context, d time.Duration, typ websock
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.sock.SetWriteWait(d)
-	// Pings and close frames (keepAlive, Close) write without writeMu:
-	// they have deadlines of their own, and find no bound set here.
+	// Pings and close frames (keepAlive, Close) write without writeMu,
+	// with deadlines of their own; one that goes out while a message's
+	// bound is set shares what is left of it.
 	defer c.sock.SetWriteWait(0)
 	return c.conn.Write(ctx, typ, p)
 }

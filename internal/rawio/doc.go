@@ -16,9 +16,10 @@
 // No raw call may block: it would hold its thread without the runtime
 // knowing, and the whole process at the next garbage collection. Sockets
 // are read and written with MSG_DONTWAIT, which never waits; files only
-// while they are in non-blocking mode, checked before each call, since
-// the mode belongs to the open file, which other processes may share and
-// switch (ErrBlocking). On systems other than Linux the same functions
+// while they are in non-blocking mode, checked just before the call (and
+// not again by ReadNext), since the mode belongs to the open file, which
+// other processes may share and switch (ErrBlocking). A switch between
+// the check and the call is not caught. On systems other than Linux the same functions
 // make ordinary system calls. Reads made raw are not seen by the race
 // detector.
 package rawio

@@ -287,6 +287,8 @@ func TestBlockingModeLater(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
+		go io.Copy(io.Discard, r) // let the stuck write return, so the test can end
+		<-done
 		t.Fatal("a write that must not wait waited on a descriptor in blocking mode")
 	}
 	// Write goes through the file: it waits as the file's own would,
@@ -322,31 +324,67 @@ func TestConnWriteWaitLeavesNoDeadline(t *testing.T) {
 	a.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	b.(*net.TCPConn).SetReadBuffer(16 << 10)
 	c := NewConn(a)
+	const size = 4 << 20 // more than the buffers hold
 	fill := func(limit time.Duration, readAfter time.Duration) error {
 		c.SetWriteWait(limit)
 		defer c.SetWriteWait(0)
+		read := make(chan struct{})
 		go func() {
+			defer close(read)
 			time.Sleep(readAfter)
-			buf := make([]byte, 1<<20)
-			for {
-				b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-				if _, err := b.Read(buf); err != nil {
-					return
-				}
+			if _, err := io.ReadFull(b, make([]byte, size)); err != nil {
+				t.Errorf("the reader: %v", err)
 			}
 		}()
-		_, err := c.Write(make([]byte, 4<<20)) // more than the buffers hold
+		_, err := c.Write(make([]byte, size))
+		<-read // the reader took this write's bytes and no more
 		return err
 	}
 	if err := fill(5*time.Second, 50*time.Millisecond); err != nil {
 		t.Fatalf("a write that waited 50ms within 5s: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond) // the reader above stops
 	start := time.Now()
 	if err := fill(0, 6*time.Second); err != nil {
 		t.Fatalf("a write with no limit, waiting longer than the earlier limit: %v", err)
 	}
 	if took := time.Since(start); took < 6*time.Second {
 		t.Fatalf("the write took %v: it never waited for the reader, and tested nothing", took)
+	}
+}
+
+// ReadNext after a Read that found the file in blocking mode (and read
+// through the file) checks the mode, as ReadNow does: it must not read
+// raw from a file in blocking mode with nothing there.
+func TestReadNextAfterBlockingRead(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fr := New(r)
+	if _, err := w.Write(make([]byte, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := r.SyscallConn()
+	rc.Control(func(fd uintptr) { unix.SetNonblock(int(fd), false) })
+	buf := make([]byte, 4096)
+	if n, err := fr.Read(buf); n != 2000 || err != nil {
+		t.Fatalf("Read: %d, %v", n, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := fr.ReadNext(buf)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != ErrBlocking {
+			t.Fatalf("ReadNext of an empty pipe in blocking mode: %v; want ErrBlocking", err)
+		}
+	case <-time.After(10 * time.Second):
+		w.Write([]byte("x")) // let the stuck read return, so the test can end
+		<-done
+		t.Fatal("ReadNext read raw, and waited, on a pipe in blocking mode")
 	}
 }

@@ -39,6 +39,10 @@ type FD struct {
 	// once it is in blocking mode Read and Write go through it.
 	file   *os.File
 	socket bool // read and written with recv and send
+	// readRaw is set while the last Read read raw, having found the
+	// file non-blocking: ReadNext relies on it. Only Read, of which
+	// there is one at a time, and ReadNext use it.
+	readRaw bool
 }
 
 // New returns c's descriptor as an FD; nil if it is neither a socket nor
@@ -98,9 +102,12 @@ func (f *FD) Read(p []byte) (int, error) {
 		n, blocking, errno = f.readNow(int(fd), p)
 		return blocking || errno != syscall.EAGAIN
 	})
+	f.readRaw = err == nil && !blocking
 	switch {
 	case err != nil:
 		return 0, f.pollError(err)
+	case blocking && f.file == nil:
+		return 0, ErrBlocking
 	case blocking:
 		return f.file.Read(p)
 	case errno != nil:
@@ -115,20 +122,27 @@ func (f *FD) Read(p []byte) (int, error) {
 // nothing is there, ErrBlocking if the descriptor is in blocking mode.
 func (f *FD) ReadNow(p []byte) (int, error) { return f.once(f.rc.Read, f.readNow, p) }
 
-// ReadNext is ReadNow for a read that follows, within microseconds, one
-// that returned bytes (a read gathering what a flood left): it does not
-// check the mode again, one system call fewer per read. Were the mode
-// switched in between, and nothing there, the read would wait for the
-// next bytes without the runtime knowing.
+// ReadNext is ReadNow for a read that follows, within microseconds, a
+// Read that returned bytes (gathering what a flood left): if that Read
+// read raw, having found the mode non-blocking, ReadNext does not check it
+// again, one system call fewer per read; otherwise it is ReadNow. Were
+// the mode switched in between, and nothing there, the read would wait
+// for the next bytes without the runtime knowing.
 func (f *FD) ReadNext(p []byte) (int, error) {
-	return f.once(f.rc.Read, func(fd int, p []byte) (int, bool, error) {
-		if f.socket {
-			n, err := recv(fd, p)
-			return n, false, err
-		}
-		n, err := read(fd, p)
+	if !f.readRaw {
+		return f.ReadNow(p)
+	}
+	return f.once(f.rc.Read, f.readUnchecked, p)
+}
+
+// readUnchecked makes one raw read of fd without checking its mode.
+func (f *FD) readUnchecked(fd int, p []byte) (int, bool, error) {
+	if f.socket {
+		n, err := recv(fd, p)
 		return n, false, err
-	}, p)
+	}
+	n, err := read(fd, p)
+	return n, false, err
 }
 
 // Write writes all of p, waiting in the poller while the descriptor is
@@ -168,6 +182,8 @@ func (f *FD) write(p []byte, waiting func()) (int, error) {
 	switch {
 	case err != nil:
 		return n, f.pollError(err)
+	case blocking && f.file == nil:
+		return n, ErrBlocking
 	case blocking:
 		m, err := f.file.Write(p[n:])
 		return n + m, err
