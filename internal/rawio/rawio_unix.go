@@ -28,10 +28,10 @@ var ErrBlocking = errors.New("the descriptor is in blocking mode")
 // (a terminal's master handed over a socket) and switch to blocking mode
 // (os.File.Fd does): a raw call on it would then hold its thread without
 // the runtime knowing, and the whole process at the next collection. So
-// a file's mode is checked before each raw call, and once it is blocking,
-// Read and Write go through the file as it would (ReadNow and WriteNow
-// refuse with ErrBlocking). A socket is read and written with
-// MSG_DONTWAIT, which never waits whatever its mode.
+// a file's mode is checked before each raw call (ReadNext excepted), and
+// once it is blocking, Read and Write go through the file as it would
+// (ReadNow and WriteNow refuse with ErrBlocking). A socket is read and
+// written with MSG_DONTWAIT, which never waits whatever its mode.
 type FD struct {
 	rc syscall.RawConn
 	// file, if set, is the file the descriptor is: once it is closed, a
@@ -68,20 +68,25 @@ func New(c syscall.Conn) *FD {
 }
 
 // readNow makes one raw read of fd, or says it must not (blocking).
-func (f *FD) readNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, recv, read) }
+func (f *FD) readNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, recv, read, true) }
+
+// readUnchecked makes one raw read of fd without checking a file's mode.
+func (f *FD) readUnchecked(fd int, p []byte) (int, bool, error) {
+	return f.now(fd, p, recv, read, false)
+}
 
 // writeNow makes one raw write to fd, or says it must not (blocking).
-func (f *FD) writeNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, send, write) }
+func (f *FD) writeNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, send, write, true) }
 
 // now makes one raw call with p on fd: onSocket on a socket, onFile on a
-// file in non-blocking mode. On a file in blocking mode it calls nothing
-// and says so.
-func (f *FD) now(fd int, p []byte, onSocket, onFile func(int, []byte) (int, error)) (n int, blocking bool, err error) {
+// file, in non-blocking mode if check is set: on a file in blocking mode
+// it then calls nothing and says so.
+func (f *FD) now(fd int, p []byte, onSocket, onFile func(int, []byte) (int, error), check bool) (n int, blocking bool, err error) {
 	if f.socket {
 		n, err = onSocket(fd, p)
 		return n, false, err
 	}
-	if !nonBlocking(fd) {
+	if check && !nonBlocking(fd) {
 		return 0, true, nil
 	}
 	n, err = onFile(fd, p)
@@ -133,16 +138,6 @@ func (f *FD) ReadNext(p []byte) (int, error) {
 		return f.ReadNow(p)
 	}
 	return f.once(f.rc.Read, f.readUnchecked, p)
-}
-
-// readUnchecked makes one raw read of fd without checking its mode.
-func (f *FD) readUnchecked(fd int, p []byte) (int, bool, error) {
-	if f.socket {
-		n, err := recv(fd, p)
-		return n, false, err
-	}
-	n, err := read(fd, p)
-	return n, false, err
 }
 
 // Write writes all of p, waiting in the poller while the descriptor is
@@ -296,10 +291,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return
 		}
 		armed = true
-		now := time.Now()
 		since := c.since.Load()
 		if since == 0 {
-			since = now.UnixNano()
+			since = time.Now().UnixNano()
 			c.since.Store(since)
 		}
 		_ = c.Conn.SetWriteDeadline(time.Unix(0, since).Add(d))
@@ -324,9 +318,6 @@ func (c *Conn) SetWriteWait(d time.Duration) {
 // CanWrite reports whether the connection takes a small write now
 // (FD.CanWrite).
 func (c *Conn) CanWrite() bool { return c.fd.CanWrite() }
-
-// SyscallConn returns the connection's raw descriptor.
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.fd.rc, nil }
 
 // opError dresses a bare error as the connection's *net.OpError; the
 // poller's own errors come dressed already.
