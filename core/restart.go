@@ -193,10 +193,22 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	// meanwhile may be told of the restart a little early, and, if the
 	// session is destroyed before the install, of one that did not
 	// happen; it is closed next.
+	// So is the record's count (and command): whoever reads the session
+	// on hearing session_restarted sees this restart counted. Both are
+	// undone if the session is destroyed before the install.
 	s.mu.Lock()
 	r.marks = append(r.marks, req.OutputOffset)
 	if len(r.marks) > maxRestartMarks {
 		r.marks = slices.Delete(r.marks, 0, len(r.marks)-maxRestartMarks)
+	}
+	oldCommand := s.rec.Command
+	s.rec.Restarts++
+	n := s.rec.Restarts
+	u := SessionUpdate{Restarts: &n}
+	if o.Command != nil {
+		s.rec.Command = slices.Clone(o.Command)
+		cmd := slices.Clone(o.Command)
+		u.Command = &cmd
 	}
 	s.mu.Unlock()
 	// session_restarted goes out as the install succeeds, before the pump
@@ -208,6 +220,8 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		if i := len(r.marks) - 1; i >= 0 && r.marks[i] == req.OutputOffset {
 			r.marks = r.marks[:i]
 		}
+		s.rec.Restarts--
+		s.rec.Command = oldCommand
 		s.mu.Unlock()
 		m.killStarted(np, s.log)
 		return SessionRecord{}, fmt.Errorf("%w: %q was destroyed while restarting", ErrSessionNotFound, id)
@@ -216,14 +230,6 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 
 	s.mu.Lock()
 	s.wakeAll()
-	s.rec.Restarts++
-	n := s.rec.Restarts
-	u := SessionUpdate{Restarts: &n}
-	if o.Command != nil {
-		s.rec.Command = slices.Clone(o.Command)
-		cmd := slices.Clone(o.Command)
-		u.Command = &cmd
-	}
 	rec := s.rec
 	s.mu.Unlock()
 	m.writer.update(id, u)

@@ -142,3 +142,46 @@ func restartedBeforeNewOutput(t *testing.T, direct bool) {
 		t.Fatalf("the client received %q, want %q", got, want)
 	}
 }
+
+// Whoever reads a session on hearing session_restarted sees that restart
+// counted, and the new command: the count used to go up only after the
+// event was out.
+func TestRestartedEventSeesCount(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "s1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := h.m.Subscribe(ctx)
+	checked := make(chan struct{})
+	testHookRestartInstalled = func() { <-checked }
+	t.Cleanup(func() { testHookRestartInstalled = func() {} })
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.m.RestartSession(context.Background(), "s1", RestartOptions{Command: []string{"sh", "-c", "again"}})
+		done <- err
+	}()
+	func() {
+		defer close(checked)
+		for {
+			select {
+			case e := <-evs:
+				if e.Type != SessionRestarted {
+					continue
+				}
+				rec, err := h.m.GetSession(context.Background(), "s1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec.Restarts != 1 || !slices.Equal(rec.Command, []string{"sh", "-c", "again"}) {
+					t.Errorf("on session_restarted the session reads restarts %d, command %q; want 1, the new command", rec.Restarts, rec.Command)
+				}
+				return
+			case <-time.After(5 * time.Second):
+				t.Fatal("no session_restarted")
+			}
+		}
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
