@@ -229,7 +229,7 @@ func (d *daemon) consoleSizeAtCreate() bool {
 
 // classify wraps an error of the daemon in the sentinel that says whose
 // fault it is: unreachable daemon → ErrUnavailable; a request the daemon
-// rejects as invalid → ErrInvalidArgument.
+// rejects as invalid, or a user the image lacks → ErrInvalidArgument.
 func (d *daemon) classify(what string, err error) error {
 	if what != "" {
 		err = fmt.Errorf("%s: %w", what, err)
@@ -239,8 +239,20 @@ func (d *daemon) classify(what string, err error) error {
 		return d.unavailable(err)
 	case cerrdefs.IsInvalidArgument(err):
 		return fmt.Errorf("%w: %w", shared.ErrInvalidArgument, err)
+	case userMissing(err):
+		return fmt.Errorf("%w: the image has no such user or group (the environment's \"user\"): %w", shared.ErrInvalidArgument, err)
 	}
 	return err
+}
+
+// userMissing reports whether err is the runtime refusing to start a
+// process as a user or group the image's passwd or group file lacks
+// ("unable to find user nosuch: no matching entries in passwd file"),
+// which the daemon reports as its own failure (a 500): it is the
+// session's config at fault. Only the runtime's message tells.
+func userMissing(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "unable to find user ") || strings.Contains(msg, "unable to find group ")
 }
 
 // isConnError reports whether err is a broken or refused connection.

@@ -54,10 +54,11 @@ func blamed(t *testing.T, e *Docker, fe *fakeEngine) error {
 
 // A create or a start that fails for the session's config — a network
 // that does not exist (the daemon's 404 at create), a user the image
-// lacks (its 500 at start) — fails the session with the daemon's error,
-// classified as with the daemon's terminal (a 400 for the network),
-// whether the direct terminal was named or is the default; it leaves no
-// container, and the daemon's sessions go on trying the direct terminal.
+// lacks (its 500 at start, which the runtime's message shows is the
+// config's) — fails the session with the daemon's error, a 400, whether
+// the direct terminal was named or is the default, without a second try
+// on the daemon's terminal; it leaves no container, and the daemon's
+// sessions go on trying the direct terminal.
 func TestConfigErrorIsNotTheDirectTerminals(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -70,8 +71,8 @@ func TestConfigErrorIsNotTheDirectTerminals(t *testing.T) {
 	}{
 		{"no such network, default", "", noSuchNetwork, nil, "network nosuchnet not found", true, 0},
 		{"no such network, direct", TerminalDirect, noSuchNetwork, nil, "network nosuchnet not found", true, 0},
-		{"no such user, default", "", nil, noSuchUser, "unable to find user nosuch", false, 2},
-		{"no such user, direct", TerminalDirect, nil, noSuchUser, "unable to find user nosuch", false, 1},
+		{"no such user, default", "", nil, noSuchUser, "unable to find user nosuch", true, 1},
+		{"no such user, direct", TerminalDirect, nil, noSuchUser, "unable to find user nosuch", true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,6 +96,10 @@ func TestSpawnErrors(t *testing.T) {
 			shared.ErrInvalidArgument, "/nonexistent/src"},
 		{"missing command", imageConfig(nil), func(r *shared.SpawnRequest) { r.Command = []string{"/no/such/command"} },
 			shared.ErrInvalidArgument, "/no/such/command"},
+		{"missing user", imageConfig(map[string]any{"user": "ptyhost-no-such-user"}), nil,
+			shared.ErrInvalidArgument, "unable to find user ptyhost-no-such-user"},
+		{"missing user, exec", json.RawMessage(fmt.Sprintf(`{"container": %q, "user": "ptyhost-no-such-user"}`, startTarget(t, cli))), nil,
+			shared.ErrInvalidArgument, "unable to find user ptyhost-no-such-user"},
 		{"unknown field", json.RawMessage(`{"image": "x", "imagee": "y"}`), nil,
 			shared.ErrInvalidConfig, `unknown field "imagee"`},
 		{"missing exec target", json.RawMessage(`{"container": "ptyhost-no-such-container"}`), nil,
@@ -460,4 +464,22 @@ func TestNoVolumeLeft(t *testing.T) {
 	if n := volumes(); n != before {
 		t.Errorf("%d volumes after the session, want %d", n, before)
 	}
+}
+
+// A named user and group the exec target has pass the plugin's check and
+// run the session as them; the image's are root and user (1000).
+func TestExecNamedUser(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	req := request("exec-user", json.RawMessage(fmt.Sprintf(`{"container": %q, "user": "user:user"}`, startTarget(t, cli))),
+		"/bin/sh", "-c", `echo "[$(id -u):$(id -g)]"`)
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[1000:1000]")
+	term.Wait(ctx)
+	term.Close()
 }

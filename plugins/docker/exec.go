@@ -75,6 +75,9 @@ func (s *session) startExec(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.checkExecUser(ctx, target); err != nil {
+		return err
+	}
 	argv := s.req.Command
 	if len(argv) == 0 {
 		argv = []string{s.cfg.Shell}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// accountFileLimit bounds how much of a container's /etc/passwd or
+// /etc/group checkExecUser reads.
+const accountFileLimit = 1 << 20
+
+// checkExecUser fails with ErrInvalidArgument if the config's user, or
+// its group, is a name the target container's /etc/passwd (or
+// /etc/group) lacks. A daemon before Engine 28 only finds out when it
+// starts the exec: the start then takes 10 s, the session's terminal
+// shows the runtime's error, and the daemon reports the exec running
+// for good, so that the session never ends. The runtime looks a name
+// up the same way (a numeric id needs no entry); what the container
+// changes between this check and the start is not seen.
+func (s *session) checkExecUser(ctx context.Context, target string) error {
+	user, group, _ := strings.Cut(s.cfg.User, ":")
+	for _, c := range []struct{ name, file, kind string }{
+		{user, "/etc/passwd", "user"},
+		{group, "/etc/group", "group"},
+	} {
+		if c.name == "" || isNumeric(c.name) {
+			continue
+		}
+		found, err := s.hasAccount(ctx, target, c.file, c.name)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: unable to find %s %s: no matching entries in %s of container %s",
+				shared.ErrInvalidArgument, c.kind, c.name, c.file, s.cfg.Container)
+		}
+	}
+	return nil
+}
+
+// hasAccount reports whether file, /etc/passwd or /etc/group in the
+// container, has an entry named name. A file that is not there has none.
+func (s *session) hasAccount(ctx context.Context, target, file, name string) (bool, error) {
+	res, err := s.d.api.CopyFromContainer(ctx, target, client.CopyFromContainerOptions{SourcePath: file})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, s.d.classify("read "+file, err)
+	}
+	defer res.Content.Close()
+	tr := tar.NewReader(res.Content)
+	if _, err := tr.Next(); err != nil {
+		return false, s.d.classify("read "+file, fmt.Errorf("the daemon's archive: %w", err))
+	}
+	return hasEntry(io.LimitReader(tr, accountFileLimit), name)
+}
+
+// hasEntry reports whether r, in the format of /etc/passwd or /etc/group
+// (name:...), has a line for name.
+func hasEntry(r io.Reader, name string) (bool, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), accountFileLimit)
+	for sc.Scan() {
+		if n, _, ok := strings.Cut(sc.Text(), ":"); ok && n == name {
+			return true, nil
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+		return false, err
+	}
+	return false, nil
+}
+
+// isNumeric reports whether s is a decimal id.
+func isNumeric(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
