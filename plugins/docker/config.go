@@ -61,8 +61,9 @@ type config struct {
 	// run (image mode; default /workspace). In exec mode it is the working
 	// directory of a session that names no worktree.
 	WorkdirTarget string `json:"workdir_target,omitempty"`
-	// Network is the container's network mode (none, bridge, host, or a
-	// network's name). Empty means the daemon's default.
+	// Network is the container's network mode (none, bridge, host, a
+	// network's name, or container:NAME). Empty means the daemon's
+	// default.
 	Network string `json:"network,omitempty"`
 	// Memory limits the container's memory: bytes, or a size such as
 	// "512m" or "1g" (binary units).
