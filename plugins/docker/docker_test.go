@@ -483,3 +483,32 @@ func TestExecNamedUser(t *testing.T) {
 	term.Wait(ctx)
 	term.Close()
 }
+
+// "network": "container:NAME" puts the session in that container's
+// network namespace, with either terminal.
+func TestNetworkOfAnotherContainer(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	target := startTarget(t, cli)
+	info, err := cli.ContainerInspect(ctx, target, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", info.Container.State.Pid))
+	if err != nil {
+		t.Fatalf("the target's network namespace: %v", err)
+	}
+	for _, terminal := range []string{TerminalDirect, "daemon"} {
+		req := request("net-of-"+terminal, imageConfig(map[string]any{"network": "container:" + target, "terminal": terminal}),
+			"/bin/sh", "-c", `echo "[$(readlink /proc/self/ns/net)]"`)
+		p, err := env.Spawn(ctx, req)
+		if err != nil {
+			t.Fatalf("terminal %s: %v", terminal, err)
+		}
+		term := sharedtest.NewTerm(t, p)
+		term.Expect(ctx, "["+want+"]")
+		term.Wait(ctx)
+		term.Close()
+	}
+}
