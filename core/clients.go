@@ -105,11 +105,14 @@ func (m *Manager) attach(_ context.Context, id string, off int64, epoch string, 
 	a.hello.End = s.ring.End()
 	a.keptUp = time.Now()
 	s.attachments[a] = struct{}{}
+	if !a.readOnly {
+		s.writers++
+	}
 	s.flowChanged() // a client near the end lets a waiting pump read on
 	n := len(s.attachments)
 	s.rec.ActiveConnections = n
 	u := SessionUpdate{ActiveConnections: &n}
-	if s.state == stateRunning {
+	if s.state == stateRunning && !a.readOnly {
 		if s.idleTimer != nil {
 			s.idleTimer.Stop()
 			s.idleTimer = nil
@@ -147,8 +150,8 @@ func (m *Manager) attachmentCount() int {
 	return m.attachments
 }
 
-// detach removes a from its session; the last one out makes the session
-// IDLE and arms its idle timer.
+// detach removes a from its session; the last writer out (a viewer
+// counts for nothing) makes the session IDLE and arms its idle timer.
 func (m *Manager) detach(a *Attachment) {
 	s := a.s
 	s.mu.Lock()
@@ -158,6 +161,10 @@ func (m *Manager) detach(a *Attachment) {
 		return
 	}
 	delete(s.attachments, a)
+	if !a.readOnly {
+		s.writers--
+	}
+	lastWriter := !a.readOnly && s.writers == 0
 	if s.typist == a {
 		s.typist = nil
 	}
@@ -172,7 +179,7 @@ func (m *Manager) detach(a *Attachment) {
 	}
 	var u SessionUpdate
 	u.ActiveConnections = &n
-	if n == 0 && s.state == stateRunning {
+	if lastWriter && s.state == stateRunning {
 		st := StatusIdle
 		s.rec.Status = st
 		u.Status = &st
@@ -191,14 +198,17 @@ func (m *Manager) detach(a *Attachment) {
 	if resize {
 		m.sizeAfterLeave(s, a.policy)
 	}
-	if n == 0 {
+	if lastWriter {
 		m.armIdle(s, true)
+	}
+	if n == 0 {
 		m.keepExited(s)
 	}
 }
 
-// armIdle starts s's idle timer if s is running with no client. lastLeft
-// says the last client just left (only then does DestroyWhenIdle apply).
+// armIdle starts s's idle timer if s is running with no writer (viewers
+// do not count). lastLeft says the last writer just left (only then does
+// DestroyWhenIdle apply).
 // The session's own timeout applies (see idletimeout.go); IdleDeadline
 // says when it will fire.
 func (m *Manager) armIdle(s *session, lastLeft bool) {
@@ -211,7 +221,7 @@ func (m *Manager) armIdle(s *session, lastLeft bool) {
 	if timeout == DestroyWhenIdle {
 		timeout = 0
 	}
-	if s.state != stateRunning || len(s.attachments) > 0 {
+	if s.state != stateRunning || s.writers > 0 {
 		return
 	}
 	if s.idleTimer != nil {
@@ -228,7 +238,7 @@ func (m *Manager) idleExpired(s *session) {
 		return
 	}
 	s.mu.Lock()
-	idle := s.state == stateRunning && len(s.attachments) == 0
+	idle := s.state == stateRunning && s.writers == 0
 	s.mu.Unlock()
 	if !idle {
 		m.mu.Unlock()

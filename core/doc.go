@@ -19,8 +19,9 @@
 //
 // A session whose process exits stays attachable for Options.Linger, so a
 // reconnecting client sees the end and the exit code. A running session
-// with no client attached is IDLE; it stays until it exits or is
-// destroyed, unless it has an idle timeout (see idletimeout.go).
+// with no writing client attached is IDLE (viewers, read-only, count for
+// nothing here); it stays until it exits or is destroyed, unless it has
+// an idle timeout (see idletimeout.go).
 //
 // # Concurrency
 //

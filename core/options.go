@@ -36,12 +36,12 @@ type Options struct {
 	// that attach later. Default 256 KiB; at least 4 KiB and at most
 	// MaxScrollbackBytes.
 	ScrollbackBytes int
-	// IdleTimeout is how long a running session with no client attached
-	// lives on, unless its environment or the session itself says
-	// otherwise (see ParseIdleTimeout). Zero means DefaultIdleTimeout,
+	// IdleTimeout is how long a running session with no writing client
+	// attached (viewers do not count) lives on, unless its environment or
+	// the session itself says otherwise (see ParseIdleTimeout). Zero means DefaultIdleTimeout,
 	// NoIdleTimeout: an idle session stays until it exits or is destroyed.
-	// DestroyWhenIdle destroys a session as soon as its last client
-	// leaves.
+	// DestroyWhenIdle destroys a session as soon as its last writing
+	// client leaves.
 	IdleTimeout time.Duration
 	// Linger is how long a session that exited stays attachable, so a
 	// client that reconnects sees its end and exit code. Default 5 min.
@@ -150,7 +150,8 @@ const (
 const (
 	// NoIdleTimeout keeps idle sessions until they exit or are destroyed.
 	NoIdleTimeout time.Duration = -1
-	// DestroyWhenIdle destroys a session as soon as its last client leaves.
+	// DestroyWhenIdle destroys a session as soon as its last writing client
+	// leaves.
 	DestroyWhenIdle time.Duration = -2
 )
 

@@ -78,6 +78,10 @@ type session struct {
 	rec         SessionRecord
 	ring        *ring
 	attachments map[*Attachment]struct{}
+	// writers counts the attachments that are not read-only: only they
+	// make the session ACTIVE or IDLE and start or stop its idle timeout.
+	// A viewer changes nothing, its leaving included.
+	writers int
 	// typist is the attachment whose input came last, while attached: of
 	// several clients, its output may be written directly (direct.go).
 	typist *Attachment

@@ -15,14 +15,15 @@ type Status string
 // Session statuses.
 //
 // ACTIVE does not mean "has a client": a session is ACTIVE from its start
-// (or its take-up by Reconcile) until its last client leaves, and again
-// from its next attach. A session never attached, or taken up and not yet
-// attached, is ACTIVE with 0 connections; only a client leaving makes a
-// running session IDLE.
+// (or its take-up by Reconcile) until its last writing client leaves, and
+// again from a writer's next attach. A session never attached, or taken up
+// and not yet attached, is ACTIVE with 0 connections; only a writing
+// client leaving makes a running session IDLE. Viewers (AttachRead) change
+// neither.
 const (
 	StatusStarting   Status = "STARTING"   // recorded before the plugin is asked to start it
-	StatusActive     Status = "ACTIVE"     // running, from start until the last client leaves
-	StatusIdle       Status = "IDLE"       // running, no client attached
+	StatusActive     Status = "ACTIVE"     // running, from start until the last writing client leaves
+	StatusIdle       Status = "IDLE"       // running, no writing client attached
 	StatusTerminated Status = "TERMINATED" // ended: exited or destroyed
 	StatusError      Status = "ERROR"      // failed to start, or ended abnormally
 )
@@ -123,12 +124,12 @@ type SessionRecord struct {
 	// FormatIdleTimeout does: "never", or how long it runs on with no
 	// client ("0s": it ends when its last client leaves).
 	IdleTimeout string `json:"idle_timeout,omitempty"`
-	// DetachedAt is when the session last came to have no client: when
-	// its last client left, or when it was created if none attached since.
-	// Zero (omitted) while a client is attached.
+	// DetachedAt is when the session last came to have no writing client
+	// (viewers do not count): when its last one left, or when it was
+	// created if none attached since. Zero (omitted) while one is attached.
 	DetachedAt time.Time `json:"detached_at,omitzero"`
 	// IdleDeadline is when the idle timeout will destroy the session: set
-	// only while it runs with no client and has an idle timeout. Not
+	// only while it runs with no writing client and has an idle timeout. Not
 	// stored.
 	IdleDeadline time.Time `json:"idle_deadline,omitzero"`
 	// Restarts counts the session's restarts in place (RestartSession).

@@ -302,3 +302,73 @@ func TestConcurrentResizesConverge(t *testing.T) {
 		})
 	}
 }
+
+// A viewer changes nothing about a session's idleness: attaching and
+// leaving at once does not end a session whose idle timeout is 0 that no
+// writer has attached to yet, nor makes it IDLE; only a writer's leaving
+// does, viewers or not. (A holder of the read-only token could otherwise
+// kill such a session.)
+func TestViewerLeavingEndsNothing(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.IdleTimeout = DestroyWhenIdle })
+	events := h.m.Subscribe(t.Context())
+	_, p := h.create(t, "v")
+	v := h.attachWith(t, "v", AttachOptions{Mode: AttachRead})
+	v.Close()
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := h.m.GetSession(t.Context(), "v")
+	if err != nil || rec.Status != StatusActive || !rec.IdleDeadline.IsZero() {
+		t.Fatalf("after a viewer came and went: %+v, %v; want ACTIVE, no idle deadline", rec, err)
+	}
+	if kills, _ := p.Counts(); kills != 0 {
+		t.Fatalf("a viewer's leaving killed the session (%d kills)", kills)
+	}
+
+	// A writer leaving with a viewer still attached ends it.
+	w := h.attach(t, "v")
+	h.attachWith(t, "v", AttachOptions{Mode: AttachRead})
+	w.Close()
+	for {
+		select {
+		case e := <-events:
+			if e.Type == SessionDestroyed && e.SessionID == "v" {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the last writer left and the session with an idle timeout of 0 is not destroyed")
+		}
+	}
+}
+
+// With an idle timeout, a viewer attaching neither stops the timer nor
+// makes the session ACTIVE, and its leaving does not start one: a
+// viewer re-attaching cannot keep an abandoned session alive.
+func TestViewerKeepsNothingAlive(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.IdleTimeout = time.Hour })
+	h.create(t, "k")
+	h.attach(t, "k").Close()
+	before, _ := h.m.GetSession(t.Context(), "k")
+	if before.Status != StatusIdle || before.IdleDeadline.IsZero() {
+		t.Fatalf("after the writer left: %+v", before)
+	}
+	v := h.attachWith(t, "k", AttachOptions{Mode: AttachRead})
+	rec, _ := h.m.GetSession(t.Context(), "k")
+	if rec.Status != StatusIdle || !rec.IdleDeadline.Equal(before.IdleDeadline) || !rec.DetachedAt.Equal(before.DetachedAt) || rec.ActiveConnections != 1 {
+		t.Errorf("with a viewer attached: %+v; want IDLE, the same deadline and detached_at, 1 connection", rec)
+	}
+	h.m.mu.Lock()
+	s := h.m.sessions["k"]
+	h.m.mu.Unlock()
+	s.mu.Lock()
+	timer := s.idleTimer
+	s.mu.Unlock()
+	if timer == nil {
+		t.Error("a viewer's attach stopped the idle timer")
+	}
+	v.Close()
+	rec, _ = h.m.GetSession(t.Context(), "k")
+	if !rec.IdleDeadline.Equal(before.IdleDeadline) {
+		t.Errorf("a viewer's leaving moved the idle deadline: %v, was %v", rec.IdleDeadline, before.IdleDeadline)
+	}
+}

@@ -101,7 +101,7 @@ Press Ctrl-] (see --detach-key) to detach: the session keeps running and
 the detach line gives its ID, so you can 'ptyhost attach ID' again later.
 It runs until it exits or is killed, unless it has an idle timeout
 (--idle-timeout here, else its environment's, else the server's): then it
-is destroyed that long after its last client left. The detach line says
+is destroyed that long after its last writing client left. The detach line says
 which. The terminal is restored, and the last line says what happened, as
 'ptyhost attach --help' describes.
 
@@ -333,7 +333,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	envVars := envVarsFlag{}
 	fs.Var(envVars, "env-var", "set an environment variable of the session, `K=V`; repeatable")
 	keep := fs.Bool("keep", false, "when run ends other than by the process exiting or a detach, leave the session running instead of destroying it")
-	idle := fs.String("idle-timeout", "", "destroy the session this long after its last client left (`DURATION` such as 90s or 1h, 0 at once, or never; default: the environment's, else the server's)")
+	idle := fs.String("idle-timeout", "", "destroy the session this long after its last writing client left (`DURATION` such as 90s or 1h, 0 at once, or never; default: the environment's, else the server's)")
 	input := fs.String("input", "", "`TEXT` to type into the program once it is ready to read (its first output, then 100ms of quiet; or 3s without output), as given: to press Enter end it with a newline, as bash's --input $'text\\n'")
 	unsetEnv := unsetEnvFlag{}
 	fs.Var(&unsetEnv, "unset-env", "remove the environment variable `NAME` from the session's environment (inherited or the environment's); repeatable, or comma-separated")

@@ -136,7 +136,7 @@ func TestE2EDetachMessage(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--server", srv.URL, "--", "/bin/sh"}, `which keeps running until it exits or is killed; reattach`},
-		{[]string{"run", "--server", srv.URL, "--idle-timeout", "1h", "--", "/bin/sh"}, `which keeps running; it is destroyed after 1h0m0s with no client attached; reattach`},
+		{[]string{"run", "--server", srv.URL, "--idle-timeout", "1h", "--", "/bin/sh"}, `which keeps running; it is destroyed after 1h0m0s with no writing client attached; reattach`},
 	} {
 		cmd, ptmx, out := startCLI(t, tt.args...)
 		ptmx.Write([]byte("echo $((40+2))\r"))

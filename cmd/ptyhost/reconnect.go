@@ -179,7 +179,7 @@ func final(err error) bool {
 // session"): what becomes of the session and, unless it is destroyed now
 // that nobody is attached, the command that comes back to it.
 func detachLine(ctx context.Context, c *client, what string, opts attachOptions) string {
-	fate, stays := detachFate(ctx, c, opts.id)
+	fate, stays := detachFate(ctx, c, opts.id, opts.readOnly)
 	line := what + " " + opts.id + fate
 	if stays {
 		line += "; reattach with '" + attachCommand(opts) + "'"
@@ -217,8 +217,9 @@ func keyName(b int) string {
 // detachFate says what becomes of session id now that this client is
 // gone, as ", which ..." to end the detach message, or "" when the server
 // does not say. stays is false when the session is destroyed now (its
-// idle timeout is 0): there is nothing to come back to.
-func detachFate(ctx context.Context, c *client, id string) (fate string, stays bool) {
+// idle timeout is 0 and this client wrote): there is nothing to come back
+// to. A viewer's leaving (readOnly) changes nothing.
+func detachFate(ctx context.Context, c *client, id string, readOnly bool) (fate string, stays bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	s, err := c.getSession(ctx, id)
@@ -231,8 +232,8 @@ func detachFate(ctx context.Context, c *client, id string) (fate string, stays b
 	case d == core.NoIdleTimeout:
 		return ", which keeps running until it exits or is killed", true
 	case d == core.DestroyWhenIdle:
-		return ", which is destroyed when no client is attached", false
+		return ", which is destroyed when its last writing client leaves", readOnly
 	default:
-		return fmt.Sprintf(", which keeps running; it is destroyed after %v with no client attached", d), true
+		return fmt.Sprintf(", which keeps running; it is destroyed after %v with no writing client attached", d), true
 	}
 }

@@ -253,3 +253,36 @@ func TestMaxClients409(t *testing.T) {
 		return dialStatus(t, api, "busy", "", wsproto.DialOptions{}) == 0
 	})
 }
+
+// An attacker holding the read-only token attaches read-only to a session
+// whose idle timeout is 0 and that no writer has attached to, and leaves
+// at once: the session goes on (it used to be destroyed, the viewer's
+// leaving taken for its last client's). Then a writer's leaving ends it,
+// which shows the first leaving was measured after it was handled.
+func TestReadTokenViewerCannotEndSession(t *testing.T) {
+	const full, read = "full-token-0123456789", "read-token-0123456789"
+	api := newAPI(t, Options{Token: full, ReadToken: read}, nil)
+	if code, body := api.do(t, "POST", "/api/v1/sessions", `{"id":"victim","environment_id":"fake","idle_timeout":"0"}`,
+		"Authorization", "Bearer "+full); code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	if code := dialStatus(t, api, "victim", "?mode=read", wsproto.DialOptions{Token: read, ReadOnly: true}); code != 0 {
+		t.Fatalf("read-only attach: %d", code)
+	}
+	var rec core.SessionRecord
+	eventually(t, "the server to see the viewer leave", func() bool {
+		var err error
+		rec, err = api.m.GetSession(t.Context(), "victim")
+		return err != nil || rec.ActiveConnections == 0
+	})
+	if rec.Status != core.StatusActive {
+		t.Fatalf("after a viewer came and went: %+v; want ACTIVE", rec)
+	}
+	if code := dialStatus(t, api, "victim", "", wsproto.DialOptions{Token: full}); code != 0 {
+		t.Fatalf("attach: %d", code)
+	}
+	eventually(t, "the session ended by its writer's leaving", func() bool {
+		rec, err := api.m.GetSession(t.Context(), "victim")
+		return err == nil && rec.Status == core.StatusTerminated && rec.StatusReason == core.ReasonIdleTimeout
+	})
+}
