@@ -73,8 +73,14 @@ func closeFDs(fds []int) {
 // writeNow makes one write of b to the terminal, never waiting:
 // unix.EAGAIN if it is full, rawio.ErrBlocking if whoever shares it (the
 // plugin) switched it to blocking mode; input goes as frames then. It
-// returns what went (0 on error).
+// returns what went (0 on error). The write is raw only for a plugin the
+// host trusts (GRPCClient.TrustInput): another could switch the terminal
+// to blocking mode, full, between the check and a raw write, which would
+// then hold the whole host at its next garbage collection.
 func (d *directInput) writeNow(b []byte) (int, error) {
+	if d.raw {
+		return rawio.WriteNowRaw(d.fd, b)
+	}
 	return rawio.WriteNow(d.fd, b)
 }
 

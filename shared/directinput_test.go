@@ -85,16 +85,21 @@ func TestDirectInput(t *testing.T) {
 		name   string
 		c      *GRPCClient
 		direct bool
+		raw    bool // written with raw system calls
 	}{
-		{"direct", c, true},
-		{"frames asked for", &framesOnly, false},
-		{"terminal not offered", commandFake(t, true), false},
-		{"stream", c.StreamOnly().(*GRPCClient), false},
+		{"direct", c, true, false},
+		{"direct, trusted", c.TrustInput().(*GRPCClient), true, true},
+		{"frames asked for", &framesOnly, false, false},
+		{"terminal not offered", commandFake(t, true), false, false},
+		{"stream", c.StreamOnly().(*GRPCClient), false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := spawnCommand(ctx, t, tt.c, `echo ready; read line; echo "got:$line"; read x; echo "size:$(stty size)"`)
 			if got := directFD(p) >= 0; got != tt.direct {
 				t.Fatalf("input written to the terminal: %v, want %v", got, tt.direct)
+			}
+			if tt.direct && p.input.raw != tt.raw {
+				t.Errorf("input written with raw system calls: %v, want %v", p.input.raw, tt.raw)
 			}
 			readUntil(t, p, "ready")
 			if _, err := p.Write([]byte("typed\r")); err != nil {
@@ -403,5 +408,48 @@ func TestCloseWithInputStuck(t *testing.T) {
 				t.Error("the host's Write did not return after Close")
 			}
 		})
+	}
+}
+
+// The direct input's close returns at once while a write holds the
+// terminal — one that may never return, on a terminal a hostile plugin
+// switched to blocking mode and does not read — and the writer closes the
+// descriptor as it lets go. Close and Detach used to wait for it.
+func TestDirectInputCloseDoesNotWaitForAWrite(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd, err := unix.Dup(int(w.Fd()))
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDirectInput(fd)
+	d.slot <- struct{}{} // a write in progress
+	closed := make(chan struct{})
+	go func() { d.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("close waited for the write")
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || d.fd != fd {
+		t.Fatalf("the descriptor was closed under the write: %v", err)
+	}
+	d.release() // the write ends
+	if d.fd != -1 {
+		t.Errorf("the descriptor is still open after the write let go")
+	}
+	// With nothing in progress, close closes at once.
+	fd2, err := unix.Dup(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := newDirectInput(fd2)
+	d2.close()
+	if d2.fd != -1 {
+		t.Errorf("close left an idle descriptor open")
 	}
 }

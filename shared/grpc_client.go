@@ -41,6 +41,9 @@ type GRPCClient struct {
 	// inputFrames sends input as frames on the byte channel even when the
 	// plugin could hand over the terminal (direct_input); tests set it.
 	inputFrames bool
+	// trustInput writes input to a terminal the plugin hands over with
+	// raw system calls (TrustInput).
+	trustInput bool
 }
 
 var (
@@ -89,6 +92,30 @@ func (c limitedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, metho
 func (c *GRPCClient) StreamOnly() Environment {
 	cc := *c
 	cc.streamOnly = true
+	return &cc
+}
+
+// InputTruster is implemented by a GRPCClient, and by a host's wrapper of
+// one.
+type InputTruster interface {
+	// TrustInput returns the same environment, whose sessions write their
+	// input to a terminal the plugin hands over (direct input) with raw
+	// system calls, which spare a keystroke a wake-up of the Go runtime's
+	// monitor thread. Only for a plugin the host ships: a plugin that
+	// switched that terminal to blocking mode while it is full, between
+	// the host's check of its mode and the write, would hold the whole
+	// host process at its next garbage collection. Without it the write is
+	// an ordinary system call, which such a plugin can only hold up for
+	// one session.
+	TrustInput() Environment
+}
+
+var _ InputTruster = (*GRPCClient)(nil)
+
+// TrustInput implements InputTruster.
+func (c *GRPCClient) TrustInput() Environment {
+	cc := *c
+	cc.trustInput = true
 	return &cc
 }
 
@@ -211,6 +238,9 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 		// A channel that cannot be opened is no failure: the stream
 		// carries the bytes then.
 		ch, input, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck(), !c.inputFrames)
+		if input != nil {
+			input.raw = c.trustInput
+		}
 		if ctx.Err() != nil {
 			closeChannel()
 			return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)

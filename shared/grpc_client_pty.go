@@ -482,19 +482,38 @@ type directInput struct {
 	// written went as frames: input and resizes go as frames from then
 	// on, without the slot.
 	gaveUp atomic.Bool
+	// closing is set by close: whoever holds the slot closes fd as it
+	// lets go (release).
+	closing atomic.Bool
+	// raw writes input with raw system calls (writeNow); set before use.
+	raw bool
 }
 
 func newDirectInput(fd int) *directInput {
 	return &directInput{slot: make(chan struct{}, 1), fd: fd}
 }
 
-// release gives the slot back.
-func (d *directInput) release() { <-d.slot }
+// release gives the slot back, closing the descriptor first if close
+// asked for it meanwhile.
+func (d *directInput) release() {
+	if d.closing.Load() {
+		d.closeLocked()
+	}
+	<-d.slot
+}
 
-// close closes the descriptor once no Write or Resize uses it (they
-// return once the session's context ended, which comes first).
+// close closes the descriptor now if no Write or Resize uses it, else has
+// the one that does close it as it lets go, and returns at once either
+// way: a write may never return, on a terminal that a plugin switched to
+// blocking mode and does not read (rawio.WriteNow), and Close and Detach
+// must not wait for it.
 func (d *directInput) close() {
-	d.slot <- struct{}{}
-	defer d.release()
-	d.closeLocked()
+	d.closing.Store(true)
+	select {
+	case d.slot <- struct{}{}:
+		d.release()
+	default:
+		// Held: the holder sees closing when it lets go, since it was
+		// set before this attempt.
+	}
 }

@@ -247,7 +247,7 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 		r.detach()
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
-	g := &generation{client: client, rpc: rpc, proc: r, log: pluginLog, env: env, info: info, exited: w.exited, pid: rec.PID, addr: addr,
+	g := &generation{client: client, rpc: rpc, proc: r, log: pluginLog, env: s.trusted(env), info: info, exited: w.exited, pid: rec.PID, addr: addr,
 		health: newHealthCache(s.p.opts), reattached: true}
 	g.wrapped = &pluginEnv{g: g}
 	release, err := s.hold(ctx, g)

@@ -88,7 +88,7 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 		}
 		return nil, s.startError(err)
 	}
-	g := &generation{client: client, rpc: rpc, proc: proc, log: pluginLog, env: env, info: info, exited: proc.died, pid: proc.processID(), health: newHealthCache(o)}
+	g := &generation{client: client, rpc: rpc, proc: proc, log: pluginLog, env: s.trusted(env), info: info, exited: proc.died, pid: proc.processID(), health: newHealthCache(o)}
 	if rc := client.ReattachConfig(); rc != nil {
 		g.addr = rc.Addr
 	}
@@ -123,6 +123,17 @@ func supportedVersions() string {
 		return strings.Join(vs[:len(vs)-1], ", ") + " and " + vs[len(vs)-1]
 	}
 	return strings.Join(vs, "")
+}
+
+// trusted returns env as the plugin's sessions use it: a built-in
+// plugin, which ptyhost ships, is trusted with the terminals it hands
+// over for input (shared.InputTruster); a third-party one is not, so that
+// it cannot hold the whole server through one.
+func (s *supervised) trusted(env shared.Environment) shared.Environment {
+	if t, ok := env.(shared.InputTruster); ok && s.builtin {
+		return t.TrustInput()
+	}
+	return env
 }
 
 // dispense connects to a started plugin (or reattaches to a running one)

@@ -661,3 +661,28 @@ func TestUpdateEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// trustRecorder is an environment that says whether it was trusted with
+// its plugins' terminals.
+type trustRecorder struct {
+	shared.Environment
+	trusted bool
+}
+
+func (r *trustRecorder) TrustInput() shared.Environment { return &trustRecorder{trusted: true} }
+
+// Only a built-in plugin is trusted with the terminals it hands over for
+// input: a third-party one could hold the whole server through a raw
+// write to one (shared.InputTruster).
+func TestOnlyBuiltinsTrustedWithInput(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		want bool
+	}{{"host", true}, {"docker", true}, {"ssh", true}, {"thirdparty", false}} {
+		s := &supervised{name: tt.name, builtin: IsBuiltin(tt.name)}
+		got, ok := s.trusted(&trustRecorder{}).(*trustRecorder)
+		if !ok || got.trusted != tt.want {
+			t.Errorf("plugin %s: trusted with input %v, want %v", tt.name, ok && got.trusted, tt.want)
+		}
+	}
+}

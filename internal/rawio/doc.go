@@ -19,7 +19,10 @@
 // while they are in non-blocking mode, checked just before the call (and
 // not again by ReadNext), since the mode belongs to the open file, which
 // other processes may share and switch (ErrBlocking). A switch between
-// the check and the call is not caught. On systems other than Linux the same functions
+// the check and the call is not caught, so a file shared with a process
+// that is not trusted is written with an ordinary system call (WriteNow,
+// where WriteNowRaw is the raw one).
+// On systems other than Linux the same functions
 // make ordinary system calls. Reads made raw are not seen by the race
 // detector.
 package rawio

@@ -27,6 +27,9 @@ var ErrBlocking = errors.New("the descriptor is in blocking mode")
 // WriteNow is unsupported outside Unix systems.
 func WriteNow(fd int, p []byte) (int, error) { return 0, errors.ErrUnsupported }
 
+// WriteNowRaw is unsupported outside Unix systems.
+func WriteNowRaw(fd int, p []byte) (int, error) { return 0, errors.ErrUnsupported }
+
 // Conn is, outside Unix systems, never made: NewConn returns nil.
 type Conn struct{ net.Conn }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -386,5 +388,64 @@ func TestReadNextAfterBlockingRead(t *testing.T) {
 		w.Write([]byte("x")) // let the stuck read return, so the test can end
 		<-done
 		t.Fatal("ReadNext read raw, and waited, on a pipe in blocking mode")
+	}
+}
+
+// A file switched to blocking mode, full, between WriteNow's check and its
+// write — what a hostile plugin can do to the terminal it hands the host —
+// blocks that write and its thread only: a garbage collection meanwhile
+// completes. A raw write held the whole process until the file drained.
+func TestWriteNowSwitchedToBlocking(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	wfd := int(w.Fd()) // Fd leaves it in blocking mode; the test sets it
+	if err := unix.SetNonblock(wfd, true); err != nil {
+		t.Fatal(err)
+	}
+	junk := make([]byte, 4096)
+	for {
+		if _, err := unix.Write(wfd, junk); errors.Is(err, unix.EAGAIN) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	testHookChecked = func(fd int) { _ = unix.SetNonblock(fd, false) }
+	t.Cleanup(func() { testHookChecked = func(int) {} })
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := WriteNow(wfd, []byte("x"))
+		wrote <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the write is blocked by now
+	select {
+	case err := <-wrote:
+		t.Fatalf("WriteNow returned %v on a full pipe in blocking mode", err)
+	default:
+	}
+	// Another process drains the pipe, later: a process whose every
+	// goroutine is stopped cannot.
+	drain := exec.Command("/bin/sh", "-c", "sleep 3; exec cat >/dev/null")
+	drain.Stdin = r
+	if err := drain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = drain.Process.Kill(); _ = drain.Wait() }()
+	start := time.Now()
+	runtime.GC()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a garbage collection took %v, waiting for the blocked write", took)
+	}
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Errorf("WriteNow after the drain: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("WriteNow still blocked after the drain")
 	}
 }

@@ -214,12 +214,40 @@ func (f *FD) once(use func(func(uintptr) bool) error, op func(int, []byte) (int,
 // poller, without waiting: syscall.EAGAIN (bare) if it is full,
 // ErrBlocking if it is in blocking mode, which whoever shares its open
 // file may have switched it to.
+//
+// Unlike the rest of the package, the write is an ordinary system call:
+// fd's open file is shared with a process that is not trusted (the
+// terminal a plugin hands the host), which can switch it to blocking
+// mode between the check and the write, with the terminal full. The
+// write then blocks one thread, which the runtime knows of, not the
+// whole process at the next garbage collection.
 func WriteNow(fd int, p []byte) (int, error) {
 	if !nonBlocking(fd) {
 		return 0, ErrBlocking
 	}
+	testHookChecked(fd)
+	n, err := syscall.Write(fd, p)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// WriteNowRaw is WriteNow with a raw write(2), which a keystroke's way
+// prefers (see the package's doc): for a descriptor whose open file only
+// trusted processes share, none of which switches it to blocking mode
+// while it is full.
+func WriteNowRaw(fd int, p []byte) (int, error) {
+	if !nonBlocking(fd) {
+		return 0, ErrBlocking
+	}
+	testHookChecked(fd)
 	return write(fd, p)
 }
+
+// testHookChecked runs in WriteNow and WriteNowRaw between the mode's
+// check and the write; tests set it.
+var testHookChecked = func(int) {}
 
 // CanWrite reports whether the descriptor takes a small write now: its
 // buffer has room (POLLOUT).
