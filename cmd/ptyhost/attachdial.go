@@ -58,6 +58,8 @@ func attachError(c *client, id string, stdio stdio, err error) error {
 		return fmt.Errorf("the server at %s does not speak %s", c.base.Redacted(), wsproto.Subprotocol)
 	case errors.Is(err, wsproto.ErrNoHello):
 		return wsproto.ErrNoHello
+	case errors.Is(err, wsproto.ErrBadOffset):
+		return err
 	case errors.Is(err, wsproto.ErrHelloLost):
 		return err
 	}

@@ -166,7 +166,7 @@ func final(err error) bool {
 	switch {
 	case errors.As(err, &he):
 		return he.StatusCode < 500 && he.StatusCode != http.StatusTooManyRequests
-	case errors.Is(err, wsproto.ErrSubprotocol), errors.Is(err, wsproto.ErrNoHello):
+	case errors.Is(err, wsproto.ErrSubprotocol), errors.Is(err, wsproto.ErrNoHello), errors.Is(err, wsproto.ErrBadOffset):
 		return true
 	case errors.Is(err, wsproto.ErrHelloLost):
 		return !closeResult(err, nil).retry

@@ -54,6 +54,10 @@ var (
 	// ErrHelloLost wraps the error that ended the connection before the
 	// hello arrived; CloseStatus reads its close code, if any.
 	ErrHelloLost = errors.New("the connection ended before the server's hello")
+	// ErrBadOffset is a hello or reset at an offset no server sends (below
+	// 0): Dial and Next fail with it, since a client could not resume
+	// there.
+	ErrBadOffset = errors.New("protocol error: the server sent an impossible output offset")
 )
 
 // HandshakeError is a refused upgrade: the server answered with an HTTP
@@ -149,6 +153,10 @@ func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
 		return nil, fmt.Errorf("%w (first message %q)", ErrNoHello, truncate(f.Data))
 	}
 	c.hello = f.Msg.Hello()
+	if c.hello.Offset < 0 {
+		ws.CloseNow()
+		return nil, fmt.Errorf("%w: hello at offset %d", ErrBadOffset, c.hello.Offset)
+	}
 	c.off = c.hello.Offset
 	return c, nil
 }
@@ -257,6 +265,10 @@ func (c *Conn) Next(ctx context.Context) (Frame, error) {
 		f.Kind = FrameControl
 		f.Msg, _ = ParseMessage(f.Data)
 		if f.Msg.Type == TypeReset {
+			if f.Msg.Offset < 0 {
+				c.ws.CloseNow()
+				return Frame{}, fmt.Errorf("%w: reset to offset %d", ErrBadOffset, f.Msg.Offset)
+			}
 			c.off = f.Msg.Offset
 		}
 	} else {

@@ -198,3 +198,45 @@ func TestDialErrors(t *testing.T) {
 		}
 	})
 }
+
+// A hello or a reset with an offset no server sends fails Dial or Next
+// with ErrBadOffset, rather than leaving the connection at an offset a
+// resume could never use.
+func TestBadOffsets(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		messages []string
+		inDial   bool
+	}{
+		{"hello below 0", []string{`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":-1}`}, true},
+		{"reset below 0", []string{`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`, `{"type":"reset","offset":-100}`}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				c := accept(t, w, r)
+				if c == nil {
+					return
+				}
+				defer c.CloseNow()
+				for _, m := range tt.messages {
+					_ = c.Write(r.Context(), websocket.MessageText, []byte(m))
+				}
+				_, _, _ = c.Read(r.Context()) // until the client hangs up
+			})
+			c, err := Dial(ctx(t), url, DialOptions{})
+			if tt.inDial {
+				if !errors.Is(err, ErrBadOffset) {
+					t.Fatalf("Dial: %v, want ErrBadOffset", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Next(ctx(t)); !errors.Is(err, ErrBadOffset) {
+				t.Errorf("Next: %v, want ErrBadOffset", err)
+			}
+		})
+	}
+}
