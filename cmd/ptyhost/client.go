@@ -342,6 +342,10 @@ type lsQuery struct {
 }
 
 // listSessionsQuery is listSessionsRaw for the sessions q selects.
+// maxListPages bounds the pages of one listing: 10,000 full pages are
+// millions of sessions.
+const maxListPages = 10000
+
 func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMessage, error) {
 	all := []json.RawMessage{}
 	cursor := ""
@@ -356,6 +360,7 @@ func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMess
 	if q.environment != "" {
 		filter += "&environment_id=" + url.QueryEscape(q.environment)
 	}
+	seen := map[string]bool{}
 	for {
 		path := "/api/v1/sessions?limit=" + fmt.Sprint(core.MaxListLimit) + filter
 		if cursor != "" {
@@ -369,9 +374,15 @@ func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMess
 			return nil, err
 		}
 		all = append(all, out.Sessions...)
-		if out.NextCursor == "" || out.NextCursor == cursor {
+		if out.NextCursor == "" {
 			break
 		}
+		// A server that hands out a cursor twice, pages without
+		// sessions, or pages on and on would be followed for ever.
+		if seen[out.NextCursor] || len(out.Sessions) == 0 || len(seen) >= maxListPages {
+			return nil, fmt.Errorf("bad response from the server: its list of sessions does not end (after %d pages, cursor %q)", len(seen)+1, out.NextCursor)
+		}
+		seen[out.NextCursor] = true
 		cursor = out.NextCursor
 	}
 	return json.Marshal(all)

@@ -102,6 +102,9 @@ func (c *clusterConfig) check(db string) error {
 		return fmt.Errorf("--cluster-secret (PTYHOST_CLUSTER_SECRET) is %d bytes long: want at least %d, such as the output of 'openssl rand -hex 16'",
 			len(c.secret), minClusterSecret)
 	}
+	if err := tokenChars(c.secret); err != nil {
+		return fmt.Errorf("--cluster-secret (PTYHOST_CLUSTER_SECRET): %w", err)
+	}
 	return nil
 }
 

@@ -153,6 +153,11 @@ func (f *clientFlags) client() (*client, error) {
 	if token == "" {
 		token = os.Getenv("PTYHOST_TOKEN")
 	}
+	if err := tokenChars(token); err != nil {
+		// Sent as it is, it fails every request in a way that reads
+		// as the network's fault.
+		return nil, usageError{fmt.Sprintf("--token (PTYHOST_TOKEN): %v", err)}
+	}
 	return newClient(server, token)
 }
 

@@ -30,6 +30,10 @@ func (c *serveConfig) setWorkdirRoots(flagGiven bool, file *fileConfig) error {
 				c.workdirRoots = append(c.workdirRoots, r)
 			}
 		}
+		if len(c.workdirRoots) == 0 {
+			// Separators alone would lift every restriction.
+			return usageError{fmt.Sprintf("%s=%q lists no directory; unset it, or name the roots", workdirRootsEnv, v)}
+		}
 	case file != nil:
 		source = file.path + ": workdir_roots"
 		c.workdirRoots = file.workdirRoots // checked when loaded

@@ -100,12 +100,41 @@ func checkTokenLengths(token, readToken string) error {
 		{"--token (PTYHOST_TOKEN, or token in the configuration file)", token},
 		{"--read-token (PTYHOST_READ_TOKEN, or read_token in the configuration file)", readToken},
 	} {
-		if t.value != "" && len(t.value) < minTokenBytes {
-			return fmt.Errorf("%s is %d bytes long: want at least %d, such as the output of 'openssl rand -hex 16'",
-				t.name, len(t.value), minTokenBytes)
+		if err := tokenLength(t.value); err != nil {
+			return fmt.Errorf("%s is %w", t.name, err)
 		}
 	}
 	return nil
+}
+
+// tokenChars refuses a token a request cannot carry as it is: anything
+// but printable ASCII without spaces. A control character (the CR of a
+// file with CRLF line ends) makes every client's request fail, and
+// spaces at either end are lost in the header. The message does not
+// repeat the token.
+func tokenChars(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("byte %d of %d is %s: want printable ASCII without spaces, such as the output of 'openssl rand -hex 16'", i+1, len(v), describeByte(c))
+		}
+	}
+	return nil
+}
+
+// describeByte names a byte of a secret without showing the secret: a
+// control character's name, or its value.
+func describeByte(c byte) string {
+	switch c {
+	case '\r':
+		return "a carriage return (a file with CRLF line ends?)"
+	case '\n':
+		return "a newline"
+	case '\t':
+		return "a tab"
+	case ' ':
+		return "a space"
+	}
+	return fmt.Sprintf("0x%02x", c)
 }
 
 const serveUsage = `Usage: ptyhost serve [flags]
@@ -311,8 +340,15 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if c.orphanTimeout <= 0 {
 		return c, usageError{"--orphan-timeout must be positive"}
 	}
+	for _, d := range []struct{ name, value string }{{"--data-dir", c.dataDir}, {"--plugin-dir", c.pluginDir}} {
+		if err := notEmpty(d.value); err != nil {
+			return c, usageError{fmt.Sprintf("%s %v", d.name, err)}
+		}
+	}
 	if c.db == "" {
 		c.db = "sqlite:" + filepath.Join(c.dataDir, "ptyhost.db")
+	} else if err := checkDB(c.db); err != nil {
+		return c, usageError{fmt.Sprintf("--db: %v", err)}
 	}
 	if err := checkListen(c.listen, c.token, c.insecure); err != nil {
 		return c, usageError{err.Error()}
@@ -360,7 +396,10 @@ func checkSetting(name, value string) error {
 		return nil
 	}
 	// The flag's own words (durationValue and boolValue say what they
-	// want, flagvalues.go).
+	// want, flagvalues.go), with the value in front unless they have it.
+	if q := strconv.Quote(value); strings.HasPrefix(err.Error(), q) {
+		return err
+	}
 	return fmt.Errorf("%q: %v", value, err)
 }
 
@@ -375,6 +414,15 @@ var valueChecks = map[string]func(value string) error{
 	"orphan-timeout":   positiveDuration,
 	"token":            tokenLength,
 	"read-token":       tokenLength,
+	"cluster-secret":   tokenChars,
+	"data-dir":         notEmpty,
+	"plugin-dir":       notEmpty,
+	"db": func(v string) error {
+		if v == "" {
+			return nil // the default, in the data directory
+		}
+		return checkDB(v)
+	},
 	"listen": func(v string) error {
 		_, err := splitListen(v)
 		return err
@@ -394,12 +442,33 @@ func positiveDuration(v string) error {
 	return nil
 }
 
-// tokenLength refuses a short token; "" is none.
+// tokenLength refuses a short token, or one a request cannot carry
+// (tokenChars); "" is none.
 func tokenLength(v string) error {
 	if v != "" && len(v) < minTokenBytes {
 		return fmt.Errorf("%d bytes long: want at least %d, such as the output of 'openssl rand -hex 16'", len(v), minTokenBytes)
 	}
+	return tokenChars(v)
+}
+
+// notEmpty refuses an empty directory, which would quietly mean the
+// working directory (--data-dir) or no plugins at all (--plugin-dir).
+func notEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
 	return nil
+}
+
+// checkDB refuses a DSN the store does not take, naming the forms it
+// does, before anything starts.
+func checkDB(v string) error {
+	for _, prefix := range []string{"sqlite:", "postgres://", "postgresql://"} {
+		if strings.HasPrefix(v, prefix) {
+			return nil
+		}
+	}
+	return errors.New(`want sqlite:PATH or postgres://… (postgresql://…)`)
 }
 
 // idleTimeout is a flag value: a duration >= 0, or -1 / never (stored as
@@ -455,8 +524,11 @@ func checkListen(addr, token string, insecure bool) error {
 // quotes it: not net's, which repeats it unquoted, so that a newline in
 // it would break the message's line.
 func splitListen(addr string) (string, error) {
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err == nil {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+			return "", fmt.Errorf("%q: the port must be a number from 0 to 65535 (0: any free one)", addr)
+		}
 		return host, nil
 	}
 	var ae *net.AddrError
