@@ -141,3 +141,18 @@ func TestListenPortAndDB(t *testing.T) {
 		t.Errorf(`db = "mysql://x": %v, want an error naming it`, err)
 	}
 }
+
+// --reconnect and stop's --wait take a duration of 0 or more, and say so.
+func TestWaitFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"attach", "--reconnect", "-1s", "s1"},
+		{"attach", "--reconnect", "5", "s1"},
+		{"run", "--reconnect", "-5m", "--", "true"},
+		{"stop", "--wait", "-1s"},
+	} {
+		code, _, stderr := runCmd(t, args...)
+		if code != 2 || !strings.Contains(stderr, "want a duration of 0 or more") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and what it wants", args, code, stderr)
+		}
+	}
+}

@@ -49,7 +49,32 @@ func (e flagError) Error() string { return string(e) }
 const (
 	errNotDuration = flagError("not a duration; want one such as 90s, 5m or 1h30m")
 	errNotBool     = flagError("want true or false")
+	errNotWait     = flagError("want a duration of 0 or more, such as 0, 30s or 2m")
 )
+
+// waitValue is a flag.Value holding a duration of at least 0: how long a
+// client command waits for something.
+type waitValue time.Duration
+
+func (d *waitValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return errNotWait
+	}
+	*d = waitValue(v)
+	return nil
+}
+
+func (d *waitValue) String() string { return humanDuration(time.Duration(*d)) }
+func (d *waitValue) Get() any       { return time.Duration(*d) }
+
+// waitFlag defines a flag of a waitValue on fs and returns where it goes.
+func waitFlag(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	*p = value
+	fs.Var((*waitValue)(p), name, usage)
+	return p
+}
 
 // durationFlag defines a duration flag on fs, as fs.DurationVar does.
 func durationFlag(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {

@@ -25,7 +25,7 @@ const defaultReconnect = 30 * time.Second
 
 // newReconnectFlag registers --reconnect.
 func newReconnectFlag(fs *flag.FlagSet) *time.Duration {
-	return fs.Duration("reconnect", defaultReconnect, "how long to keep trying to attach again when the connection drops (`DURATION`; 0 gives up at once)")
+	return waitFlag(fs, "reconnect", defaultReconnect, "how long to keep trying to attach again when the connection drops (`DURATION`; 0 gives up at once)")
 }
 
 // Backoff between attempts: it starts at reconnectFirst and doubles up to
