@@ -208,6 +208,16 @@ func (h *harness) create(t *testing.T, id string) (SessionRecord, *fakeenv.PTY) 
 	return rec, h.env.Last(t)
 }
 
+// idleTimer returns session id's idle timer, nil if none runs.
+func (h *harness) idleTimer(id string) *time.Timer {
+	h.m.mu.Lock()
+	s := h.m.sessions[id]
+	h.m.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idleTimer
+}
+
 func (h *harness) attach(t *testing.T, id string) *Attachment {
 	t.Helper()
 	a, err := h.m.Attach(context.Background(), id)

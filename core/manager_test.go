@@ -540,13 +540,7 @@ func TestIdleStatusAndReattachCancelsTimer(t *testing.T) {
 	if rec.Status != StatusActive || rec.ActiveConnections != 1 {
 		t.Errorf("after reattach: %+v", rec)
 	}
-	h.m.mu.Lock()
-	s := h.m.sessions["i"]
-	h.m.mu.Unlock()
-	s.mu.Lock()
-	timer := s.idleTimer
-	s.mu.Unlock()
-	if timer != nil {
+	if h.idleTimer("i") != nil {
 		t.Error("idle timer still armed with a client attached")
 	}
 }

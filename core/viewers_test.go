@@ -357,13 +357,7 @@ func TestViewerKeepsNothingAlive(t *testing.T) {
 	if rec.Status != StatusIdle || !rec.IdleDeadline.Equal(before.IdleDeadline) || !rec.DetachedAt.Equal(before.DetachedAt) || rec.ActiveConnections != 1 {
 		t.Errorf("with a viewer attached: %+v; want IDLE, the same deadline and detached_at, 1 connection", rec)
 	}
-	h.m.mu.Lock()
-	s := h.m.sessions["k"]
-	h.m.mu.Unlock()
-	s.mu.Lock()
-	timer := s.idleTimer
-	s.mu.Unlock()
-	if timer == nil {
+	if h.idleTimer("k") == nil {
 		t.Error("a viewer's attach stopped the idle timer")
 	}
 	v.Close()

@@ -221,11 +221,27 @@ func (f *FD) once(use func(func(uintptr) bool) error, op func(int, []byte) (int,
 // mode between the check and the write, with the terminal full. The
 // write then blocks one thread, which the runtime knows of, not the
 // whole process at the next garbage collection.
-func WriteNow(fd int, p []byte) (int, error) {
+func WriteNow(fd int, p []byte) (int, error) { return checkedWrite(fd, p, ordinaryWrite) }
+
+// WriteNowRaw is WriteNow with a raw write(2), which a keystroke's way
+// prefers (see the package's doc): for a descriptor whose open file only
+// trusted processes share, none of which switches it to blocking mode
+// while it is full.
+func WriteNowRaw(fd int, p []byte) (int, error) { return checkedWrite(fd, p, write) }
+
+// checkedWrite writes p to fd with w once fd is found in non-blocking
+// mode.
+func checkedWrite(fd int, p []byte, w func(int, []byte) (int, error)) (int, error) {
 	if !nonBlocking(fd) {
 		return 0, ErrBlocking
 	}
 	testHookChecked(fd)
+	return w(fd, p)
+}
+
+// ordinaryWrite is write(2) as Go's syscall package makes it, telling
+// the runtime that it may block; 0 on error, as write.
+func ordinaryWrite(fd int, p []byte) (int, error) {
 	n, err := syscall.Write(fd, p)
 	if err != nil {
 		return 0, err
@@ -233,20 +249,8 @@ func WriteNow(fd int, p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteNowRaw is WriteNow with a raw write(2), which a keystroke's way
-// prefers (see the package's doc): for a descriptor whose open file only
-// trusted processes share, none of which switches it to blocking mode
-// while it is full.
-func WriteNowRaw(fd int, p []byte) (int, error) {
-	if !nonBlocking(fd) {
-		return 0, ErrBlocking
-	}
-	testHookChecked(fd)
-	return write(fd, p)
-}
-
-// testHookChecked runs in WriteNow and WriteNowRaw between the mode's
-// check and the write; tests set it.
+// testHookChecked runs in checkedWrite between the mode's check and the
+// write; tests set it.
 var testHookChecked = func(int) {}
 
 // CanWrite reports whether the descriptor takes a small write now: its
