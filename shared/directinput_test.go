@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -451,5 +452,42 @@ func TestDirectInputCloseDoesNotWaitForAWrite(t *testing.T) {
 	d2.close()
 	if d2.fd != -1 {
 		t.Errorf("close left an idle descriptor open")
+	}
+}
+
+// A close racing a write's release never leaves the descriptor open: the
+// release gave the slot back after checking for a close that came in
+// between.
+func TestDirectInputCloseRacesRelease(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	const rounds = 20000
+	left := 0
+	for range rounds {
+		fd, err := unix.Dup(int(w.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := newDirectInput(fd)
+		d.slot <- struct{}{} // a write in progress
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { <-start; d.release() })
+		wg.Go(func() { <-start; d.close() })
+		close(start)
+		wg.Wait()
+		// Both are done: nobody holds the slot, and the descriptor must
+		// be closed.
+		if d.fd >= 0 {
+			left++
+			unix.Close(d.fd)
+		}
+	}
+	if left > 0 {
+		t.Errorf("%d of %d closes racing a release left the descriptor open", left, rounds)
 	}
 }

@@ -500,6 +500,17 @@ func (d *directInput) release() {
 		d.closeLocked()
 	}
 	<-d.slot
+	// close may have come between the check and the release, and found
+	// the slot held: close now, unless someone else took the slot
+	// meanwhile, who then closes as it lets go.
+	if d.closing.Load() {
+		select {
+		case d.slot <- struct{}{}:
+			d.closeLocked()
+			<-d.slot
+		default:
+		}
+	}
 }
 
 // close closes the descriptor now if no Write or Resize uses it, else has
@@ -513,7 +524,7 @@ func (d *directInput) close() {
 	case d.slot <- struct{}{}:
 		d.release()
 	default:
-		// Held: the holder sees closing when it lets go, since it was
-		// set before this attempt.
+		// Held: the holder closes it as it lets go (release looks again
+		// after giving the slot back).
 	}
 }
