@@ -512,3 +512,34 @@ func TestNetworkOfAnotherContainer(t *testing.T) {
 		term.Close()
 	}
 }
+
+// An /etc/passwd that is a link, which the daemon's archive does not
+// follow, leaves the named user to the runtime, which does: the session
+// runs as the user rather than being refused.
+func TestExecNamedUserThroughLink(t *testing.T) {
+	env := loadDocker(t)
+	cli := dockerClient(t)
+	ctx := testContext(t, 60*time.Second)
+	target := startTarget(t, cli)
+	relink := request("exec-relink", json.RawMessage(fmt.Sprintf(`{"container": %q}`, target)),
+		"/bin/sh", "-c", "mv /etc/passwd /etc/passwd.real && ln -s passwd.real /etc/passwd && echo [linked]")
+	p, err := env.Spawn(ctx, relink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[linked]")
+	term.Wait(ctx)
+	term.Close()
+
+	req := request("exec-user-link", json.RawMessage(fmt.Sprintf(`{"container": %q, "user": "user"}`, target)),
+		"/bin/sh", "-c", `echo "[$(id -u)]"`)
+	p, err = env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term = sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[1000]")
+	term.Wait(ctx)
+	term.Close()
+}

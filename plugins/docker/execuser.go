@@ -2,9 +2,8 @@ package main
 
 import (
 	"archive/tar"
-	"bufio"
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -36,11 +35,11 @@ func (s *session) checkExecUser(ctx context.Context, target string) error {
 		if c.name == "" || isNumeric(c.name) {
 			continue
 		}
-		found, err := s.hasAccount(ctx, target, c.file, c.name)
+		found, known, err := s.hasAccount(ctx, target, c.file, c.name)
 		if err != nil {
 			return err
 		}
-		if !found {
+		if known && !found {
 			return fmt.Errorf("%w: unable to find %s %s: no matching entries in %s of container %s",
 				shared.ErrInvalidArgument, c.kind, c.name, c.file, s.cfg.Container)
 		}
@@ -50,36 +49,46 @@ func (s *session) checkExecUser(ctx context.Context, target string) error {
 
 // hasAccount reports whether file, /etc/passwd or /etc/group in the
 // container, has an entry named name. A file that is not there has none.
-func (s *session) hasAccount(ctx context.Context, target, file, name string) (bool, error) {
+// known is false when the plugin cannot tell, and the runtime decides at
+// the start: the file is a link (the daemon's archive holds the link,
+// not what it points to, which the runtime reads), or larger than
+// accountFileLimit.
+func (s *session) hasAccount(ctx context.Context, target, file, name string) (found, known bool, err error) {
 	res, err := s.d.api.CopyFromContainer(ctx, target, client.CopyFromContainerOptions{SourcePath: file})
 	switch {
 	case cerrdefs.IsNotFound(err):
-		return false, nil
+		return false, true, nil
 	case err != nil:
-		return false, s.d.classify("read "+file, err)
+		return false, false, s.d.classify("read "+file, err)
 	}
 	defer res.Content.Close()
 	tr := tar.NewReader(res.Content)
-	if _, err := tr.Next(); err != nil {
-		return false, s.d.classify("read "+file, fmt.Errorf("the daemon's archive: %w", err))
+	hdr, err := tr.Next()
+	if err != nil {
+		return false, false, s.d.classify("read "+file, fmt.Errorf("the daemon's archive: %w", err))
 	}
-	return hasEntry(io.LimitReader(tr, accountFileLimit), name)
+	if hdr.Typeflag != tar.TypeReg {
+		return false, false, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, accountFileLimit+1))
+	if err != nil {
+		return false, false, s.d.classify("read "+file, fmt.Errorf("the daemon's archive: %w", err))
+	}
+	if len(data) > accountFileLimit {
+		return false, false, nil
+	}
+	return hasEntry(data, name), true, nil
 }
 
-// hasEntry reports whether r, in the format of /etc/passwd or /etc/group
-// (name:...), has a line for name.
-func hasEntry(r io.Reader, name string) (bool, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), accountFileLimit)
-	for sc.Scan() {
-		if n, _, ok := strings.Cut(sc.Text(), ":"); ok && n == name {
-			return true, nil
+// hasEntry reports whether data, in the format of /etc/passwd or
+// /etc/group (name:...), has a line for name.
+func hasEntry(data []byte, name string) bool {
+	for line := range bytes.Lines(data) {
+		if n, _, ok := bytes.Cut(line, []byte(":")); ok && string(n) == name {
+			return true
 		}
 	}
-	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
-		return false, err
-	}
-	return false, nil
+	return false
 }
 
 // isNumeric reports whether s is a decimal id.
