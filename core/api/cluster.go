@@ -124,6 +124,9 @@ func newCluster(o ClusterOptions, spawnTimeout time.Duration) *cluster {
 		o.NodeCheckInterval = DefaultNodeCheckInterval
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Straight to the node advertised: never through $HTTP_PROXY, which
+	// would get the cluster secret and every forwarded byte.
+	tr.Proxy = nil
 	tr.DialContext = (&net.Dialer{Timeout: forwardDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ForceAttemptHTTP2 = false
 	// An owner that takes the connection but never answers (a partition,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/internal/rawio"
 )
 
 // Proxied WebSockets. httputil.ReverseProxy switches protocols itself: it
@@ -60,7 +61,7 @@ func (h *handler) proxyWebSocket(w http.ResponseWriter, r *http.Request, p *http
 	wg.Go(func() { h.watchNode(ctx, node.Name, t) })
 	defer wg.Wait()
 	defer cancel()
-	p.ServeHTTP(&hijackRecorder{ResponseWriter: w, t: t}, r)
+	p.ServeHTTP(&hijackRecorder{ResponseWriter: w, t: t, writeTimeout: h.opts.WriteTimeout}, r)
 }
 
 // watchNode checks, every interval, that node name still holds its lease,
@@ -304,15 +305,58 @@ func (s *frameScanner) atBoundary() bool { return s.n == 0 && s.remain == 0 }
 type hijackRecorder struct {
 	http.ResponseWriter
 	t *tunnel
+	// writeTimeout bounds each write to the client (Options.WriteTimeout).
+	writeTimeout time.Duration
 }
 
-// Hijack hijacks the connection and records it.
+// Hijack hijacks the connection and records it. The proxy's copy writes
+// to the client through the connection it returns, each write bounded by
+// writeTimeout: a client that stops reading is disconnected as on a
+// direct attach, rather than holding the copy, and the connection to the
+// owner, for good once the owner has dropped it.
 func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.t.hijacked(conn)
+	if err != nil {
+		return conn, brw, err
 	}
-	return conn, brw, err
+	w.t.hijacked(conn)
+	return boundWrites(conn, w.writeTimeout), brw, nil
+}
+
+// boundWrites returns c with each Write bounded by d. A connection whose
+// descriptor can be written raw arms its deadline only when a write must
+// wait (rawio.Conn), as a direct attach's does; another arms it for every
+// write.
+func boundWrites(c net.Conn, d time.Duration) net.Conn {
+	if rc := rawio.NewConn(c); rc != nil {
+		return &waitBoundConn{Conn: rc, rc: rc, d: d}
+	}
+	return &deadlineConn{Conn: c, d: d}
+}
+
+// waitBoundConn bounds each Write by d, armed only if it must wait.
+type waitBoundConn struct {
+	net.Conn
+	rc *rawio.Conn
+	d  time.Duration
+}
+
+func (c *waitBoundConn) Write(p []byte) (int, error) {
+	c.rc.SetWriteWait(c.d)
+	return c.rc.Write(p)
+}
+
+// deadlineConn bounds each Write by d with the connection's deadline.
+type deadlineConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.d)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // Unwrap lets http.ResponseController reach the ResponseWriter's other
