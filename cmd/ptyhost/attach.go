@@ -402,6 +402,10 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 			return readResult{err: fmt.Errorf("the server closed the connection: %d %s", code, reason)}
 		}
 	}
+	if errors.Is(err, wsproto.ErrBadOffset) {
+		// The server broke the protocol: resuming would not mend it.
+		return readResult{err: err}
+	}
 	return readResult{err: fmt.Errorf("connection to the server lost: %w", err), retry: true}
 }
 

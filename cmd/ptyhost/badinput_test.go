@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
 // A server whose session list never ends — a cursor handed out again, or
@@ -83,13 +85,20 @@ func TestNeverEnvList(t *testing.T) {
 // does not show it; the client used to blame the network.
 func TestTokenCharacters(t *testing.T) {
 	const secret = "0123456789abcdef0123"
-	for _, bad := range []string{secret + "\r", secret + " ", "0123456789\tabcdef"} {
+	for _, bad := range []string{secret + "\r", secret + " ", " " + secret, "0123456789\tabcdef", secret + "\x7f"} {
 		clearServeEnv(t)
 		t.Setenv("PTYHOST_TOKEN", bad)
 		_, err := parseServeFlags(nil, stdio{out: io.Discard, err: io.Discard})
 		var ue usageError
 		if !errors.As(err, &ue) || strings.Contains(err.Error(), "0123456789") {
 			t.Errorf("serve with token %q: %v; want a usage error that does not show the token", bad, err)
+		}
+	}
+	for _, good := range []string{"0123456789abcdef 0123", "pässwört-0123456789"} {
+		clearServeEnv(t)
+		t.Setenv("PTYHOST_TOKEN", good)
+		if _, err := parseServeFlags(nil, stdio{out: io.Discard, err: io.Discard}); err != nil {
+			t.Errorf("serve with token %q: %v", good, err)
 		}
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -126,7 +135,7 @@ func TestListenPortAndDB(t *testing.T) {
 			t.Errorf("--listen %s: %v, want a usage error about the port", l, err)
 		}
 	}
-	for _, ok := range []string{"127.0.0.1:0", "127.0.0.1:7420", "[::1]:7420"} {
+	for _, ok := range []string{"127.0.0.1:0", "127.0.0.1:7420", "[::1]:7420", "localhost:0", "localhost:http"} {
 		clearServeEnv(t)
 		if _, err := parseServeFlags([]string{"--listen", ok}, stdio{out: io.Discard, err: io.Discard}); err != nil {
 			t.Errorf("--listen %s: %v", ok, err)
@@ -154,5 +163,31 @@ func TestWaitFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, "want a duration of 0 or more") {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and what it wants", args, code, stderr)
 		}
+	}
+}
+
+// A reset at a negative offset ends attach at once as the server's fault:
+// resuming at that offset would not mend it.
+func TestResetBadOffsetIsFinal(t *testing.T) {
+	err := fmt.Errorf("%w: reset to offset %d", wsproto.ErrBadOffset, -100)
+	if r := closeResult(err, nil); r.retry || !errors.Is(r.err, wsproto.ErrBadOffset) {
+		t.Errorf("closeResult: retry %v, err %v; want no retry and the protocol error", r.retry, r.err)
+	}
+}
+
+// A page may be empty and still have a next one (a status filter drops
+// what the store returned): ls follows it.
+func TestLsFollowsEmptyPage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("cursor") == "" {
+			fmt.Fprint(w, `{"sessions":[],"next_cursor":"p2"}`)
+			return
+		}
+		fmt.Fprint(w, `{"sessions":[{"id":"ended1","status":"TERMINATED"}]}`)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := runCmd(t, "ls", "-a", "--server", srv.URL)
+	if code != 0 || !strings.Contains(stdout, "ended1") {
+		t.Errorf("ls: exit %d, stdout %q, stderr %q; want the session of the second page", code, stdout, stderr)
 	}
 }

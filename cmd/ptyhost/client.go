@@ -377,9 +377,10 @@ func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMess
 		if out.NextCursor == "" {
 			break
 		}
-		// A server that hands out a cursor twice, pages without
-		// sessions, or pages on and on would be followed for ever.
-		if seen[out.NextCursor] || len(out.Sessions) == 0 || len(seen) >= maxListPages {
+		// A server that hands out a cursor twice, or pages on and on,
+		// would be followed for ever. (A page may be empty and still
+		// have a next one: a filter drops what the store returned.)
+		if seen[out.NextCursor] || len(seen) >= maxListPages {
 			return nil, fmt.Errorf("bad response from the server: its list of sessions does not end (after %d pages, cursor %q)", len(seen)+1, out.NextCursor)
 		}
 		seen[out.NextCursor] = true

@@ -30,15 +30,16 @@ prune', or the server's --retention). Columns:
   ENVIRONMENT  the environment it runs in
   NODE         the node of a cluster that runs it (shown only when a
                session listed has one: a single server's have none)
-  STATUS       ACTIVE (a client is attached), IDLE (none is), STARTING,
-               TERMINATED or ERROR
-  CLIENTS      how many clients are attached
+  STATUS       ACTIVE (a writing client is attached, or none has left
+               yet), IDLE (the last one left; viewers do not count),
+               STARTING, TERMINATED or ERROR
+  CLIENTS      how many clients are attached, viewers included
   SIZE         its terminal's size, COLSxROWS
   AGE          how long ago it was created (45s, 3m, 2h5m, 3d4h)
   IDLE         how long ago it last had input or output, to within 5s
                (- once ended)
-  DETACHED     how long a running session has had no client (- while one
-               is attached, or once ended)
+  DETACHED     how long a running session has had no writing client (-
+               while one is attached, or once ended)
   EXIT         its exit code, or the signal that killed it (- while it runs)
   REASON       why it ended, when the server says: the reason of an ERROR,
                or idle_timeout, say

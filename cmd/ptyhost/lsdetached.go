@@ -8,8 +8,8 @@ import (
 )
 
 // detachedFor is ls's DETACHED column: how long a running session has had
-// no client ("45s", "3m", "2h5m", "3d4h"), or "-" when a client is attached
-// or the session is not running.
+// no writing client ("45s", "3m", "2h5m", "3d4h"), or "-" when one is
+// attached or the session is not running.
 func detachedFor(s session, now time.Time) string {
 	running := s.Status == core.StatusActive || s.Status == core.StatusIdle
 	if !running || s.DetachedAt.IsZero() {

@@ -107,15 +107,15 @@ func checkTokenLengths(token, readToken string) error {
 	return nil
 }
 
-// tokenChars refuses a token a request cannot carry as it is: anything
-// but printable ASCII without spaces. A control character (the CR of a
-// file with CRLF line ends) makes every client's request fail, and
-// spaces at either end are lost in the header. The message does not
-// repeat the token.
+// tokenChars refuses a token a request cannot carry as it is: one with
+// a control character (the CR of a file with CRLF line ends, say), which
+// makes every client's request fail, or a space at either end, which the
+// header loses. The message does not repeat the token.
 func tokenChars(v string) error {
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= ' ' || c > '~' {
-			return fmt.Errorf("byte %d of %d is %s: want printable ASCII without spaces, such as the output of 'openssl rand -hex 16'", i+1, len(v), describeByte(c))
+		c := v[i]
+		if c < ' ' || c == 0x7f || (c == ' ' && (i == 0 || i == len(v)-1)) {
+			return fmt.Errorf("byte %d of %d is %s: want no control character, and no space at either end", i+1, len(v), describeByte(c))
 		}
 	}
 	return nil
@@ -526,8 +526,8 @@ func checkListen(addr, token string, insecure bool) error {
 func splitListen(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil {
-		if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
-			return "", fmt.Errorf("%q: the port must be a number from 0 to 65535 (0: any free one)", addr)
+		if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+			return "", fmt.Errorf("%q: the port must be a number from 0 to 65535 (0: any free one) or a service's name", addr)
 		}
 		return host, nil
 	}
