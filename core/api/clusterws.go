@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -326,7 +327,9 @@ func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // boundWrites returns c with each Write bounded by d. A connection whose
 // descriptor can be written raw arms its deadline only when a write must
 // wait (rawio.Conn), as a direct attach's does; another arms it for every
-// write.
+// write. Either keeps c's CloseWrite, with which the proxy half-closes
+// the client when the owner's stream ends, giving it closeGrace to answer
+// the close frame (without it, the proxy closes the connection at once).
 func boundWrites(c net.Conn, d time.Duration) net.Conn {
 	if rc := rawio.NewConn(c); rc != nil {
 		return &waitBoundConn{Conn: rc, rc: rc, d: d}
@@ -346,6 +349,8 @@ func (c *waitBoundConn) Write(p []byte) (int, error) {
 	return c.rc.Write(p)
 }
 
+func (c *waitBoundConn) CloseWrite() error { return closeWrite(c.rc.Conn) }
+
 // deadlineConn bounds each Write by d with the connection's deadline.
 type deadlineConn struct {
 	net.Conn
@@ -357,6 +362,16 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+func (c *deadlineConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c if it can (a TCP or TLS connection does).
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // Unwrap lets http.ResponseController reach the ResponseWriter's other
