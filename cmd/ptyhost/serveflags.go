@@ -86,57 +86,6 @@ func (b *scrollbackSize) Set(v string) error {
 	return nil
 }
 
-// minTokenBytes is the least length of the API tokens, in bytes, as of
-// the cluster secret (minClusterSecret): the full token runs commands as
-// the server's user, and the read-only one reads every session's output.
-const minTokenBytes = 16
-
-// checkTokenLengths refuses a token too short to resist guessing,
-// whatever the listen address: a loopback port is open to every local
-// user, and a tunnel or proxy may carry it further. Errors name the
-// setting, never the token.
-func checkTokenLengths(token, readToken string) error {
-	for _, t := range []struct{ name, value string }{
-		{"--token (PTYHOST_TOKEN, or token in the configuration file)", token},
-		{"--read-token (PTYHOST_READ_TOKEN, or read_token in the configuration file)", readToken},
-	} {
-		if err := tokenLength(t.value); err != nil {
-			return fmt.Errorf("%s is %w", t.name, err)
-		}
-	}
-	return nil
-}
-
-// tokenChars refuses a token a request cannot carry as it is: one with
-// a control character (the CR of a file with CRLF line ends, say), which
-// makes every client's request fail, or a space at either end, which the
-// header loses. The message does not repeat the token.
-func tokenChars(v string) error {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < ' ' || c == 0x7f || (c == ' ' && (i == 0 || i == len(v)-1)) {
-			return fmt.Errorf("byte %d of %d is %s: want no control character, and no space at either end", i+1, len(v), describeByte(c))
-		}
-	}
-	return nil
-}
-
-// describeByte names a byte of a secret without showing the secret: a
-// control character's name, or its value.
-func describeByte(c byte) string {
-	switch c {
-	case '\r':
-		return "a carriage return (a file with CRLF line ends?)"
-	case '\n':
-		return "a newline"
-	case '\t':
-		return "a tab"
-	case ' ':
-		return "a space"
-	}
-	return fmt.Sprintf("0x%02x", c)
-}
-
 const serveUsage = `Usage: ptyhost serve [flags]
 
 Runs the ptyhost server: the REST API and WebSocket attach endpoint, with the
@@ -433,42 +382,6 @@ var valueChecks = map[string]func(value string) error{
 		}
 		return nil
 	},
-}
-
-func positiveDuration(v string) error {
-	if d, _ := time.ParseDuration(v); d <= 0 {
-		return fmt.Errorf("%q: must be positive", v)
-	}
-	return nil
-}
-
-// tokenLength refuses a short token, or one a request cannot carry
-// (tokenChars); "" is none.
-func tokenLength(v string) error {
-	if v != "" && len(v) < minTokenBytes {
-		return fmt.Errorf("%d bytes long: want at least %d, such as the output of 'openssl rand -hex 16'", len(v), minTokenBytes)
-	}
-	return tokenChars(v)
-}
-
-// notEmpty refuses an empty directory, which would quietly mean the
-// working directory (--data-dir) or no plugins at all (--plugin-dir).
-func notEmpty(v string) error {
-	if v == "" {
-		return errors.New("must not be empty")
-	}
-	return nil
-}
-
-// checkDB refuses a DSN the store does not take, naming the forms it
-// does, before anything starts.
-func checkDB(v string) error {
-	for _, prefix := range []string{"sqlite:", "postgres://", "postgresql://"} {
-		if strings.HasPrefix(v, prefix) {
-			return nil
-		}
-	}
-	return errors.New(`want sqlite:PATH or postgres://… (postgresql://…)`)
 }
 
 // idleTimeout is a flag value: a duration >= 0, or -1 / never (stored as
