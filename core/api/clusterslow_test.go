@@ -13,6 +13,33 @@ import (
 	"time"
 )
 
+// attachThroughA attaches a raw WebSocket client, dialled with d, to s1
+// (on b) through a, and waits until b has it. The connection closes with
+// the test.
+func attachThroughA(t *testing.T, c *twoNodes, d *net.Dialer) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := d.Dial("tcp", strings.TrimPrefix(c.aSrv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	req := "GET /api/v1/sessions/s1/attach HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ptyhost.v1\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReaderSize(conn, 16)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade through a: %v %v", res, err)
+	}
+	eventually(t, "the client attached on b", func() bool {
+		rec, err := c.b.m.GetSession(context.Background(), "s1")
+		return err == nil && rec.ActiveConnections == 1
+	})
+	return conn, br
+}
+
 // Node to node traffic never goes through $HTTP_PROXY, which would get
 // the cluster secret and every forwarded byte.
 func TestClusterTransportHasNoProxy(t *testing.T) {
@@ -31,24 +58,7 @@ func TestProxiedClientThatStopsReading(t *testing.T) {
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
 	}}
-	conn, err := d.Dial("tcp", strings.TrimPrefix(c.aSrv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	req := "GET /api/v1/sessions/s1/attach HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ptyhost.v1\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReaderSize(conn, 16), nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade through a: %v %v", res, err)
-	}
-	eventually(t, "the client attached on b", func() bool {
-		rec, err := c.b.m.GetSession(context.Background(), "s1")
-		return err == nil && rec.ActiveConnections == 1
-	})
+	attachThroughA(t, c, &d)
 	// From here on the client reads nothing, and the program writes a
 	// lot. b's own write timeout is 30 s: only a's can end it sooner.
 	ctx, cancel := context.WithCancel(t.Context())
@@ -85,25 +95,7 @@ func TestProxiedCloseHandshake(t *testing.T) {
 		t.Error("boundWrites hides the connection's CloseWrite")
 	}
 	c := newTwoNodes(t, Options{WriteTimeout: 5 * time.Second})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(c.aSrv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	req := "GET /api/v1/sessions/s1/attach HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ptyhost.v1\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade through a: %v %v", res, err)
-	}
-	eventually(t, "the client attached on b", func() bool {
-		rec, err := c.b.m.GetSession(context.Background(), "s1")
-		return err == nil && rec.ActiveConnections == 1
-	})
+	conn, br := attachThroughA(t, c, &net.Dialer{})
 	c.setBHealthy(false) // a's watcher loses the owner: node_lost
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	all, err := io.ReadAll(br)

@@ -414,14 +414,7 @@ func TestExecUnsetEnvIntegration(t *testing.T) {
 	req := request("exec-unset", json.RawMessage(fmt.Sprintf(`{"container": %q, "env": {"CLAUDECODE": "1", "FROM_CONFIG": "yes"}}`, target)),
 		"/bin/sh", "-c", `echo "[${CLAUDECODE-unset}|$FROM_TARGET|$FROM_CONFIG|${`+execTokenVar+`:+token}]"`)
 	req.UnsetEnv = []string{"CLAUDECODE"}
-	p, err := env.Spawn(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := sharedtest.NewTerm(t, p)
-	term.Expect(ctx, "[unset|kept|yes|token]")
-	term.Wait(ctx)
-	term.Close()
+	expectOutput(ctx, t, env, req, "[unset|kept|yes|token]")
 }
 
 // The container's anonymous volumes go with it.
@@ -474,14 +467,7 @@ func TestExecNamedUser(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	req := request("exec-user", json.RawMessage(fmt.Sprintf(`{"container": %q, "user": "user:user"}`, startTarget(t, cli))),
 		"/bin/sh", "-c", `echo "[$(id -u):$(id -g)]"`)
-	p, err := env.Spawn(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := sharedtest.NewTerm(t, p)
-	term.Expect(ctx, "[1000:1000]")
-	term.Wait(ctx)
-	term.Close()
+	expectOutput(ctx, t, env, req, "[1000:1000]")
 }
 
 // "network": "container:NAME" puts the session in that container's
@@ -502,14 +488,7 @@ func TestNetworkOfAnotherContainer(t *testing.T) {
 	for _, terminal := range []string{TerminalDirect, "daemon"} {
 		req := request("net-of-"+terminal, imageConfig(map[string]any{"network": "container:" + target, "terminal": terminal}),
 			"/bin/sh", "-c", `echo "[$(readlink /proc/self/ns/net)]"`)
-		p, err := env.Spawn(ctx, req)
-		if err != nil {
-			t.Fatalf("terminal %s: %v", terminal, err)
-		}
-		term := sharedtest.NewTerm(t, p)
-		term.Expect(ctx, "["+want+"]")
-		term.Wait(ctx)
-		term.Close()
+		expectOutput(ctx, t, env, req, "["+want+"]")
 	}
 }
 
@@ -523,23 +502,23 @@ func TestExecNamedUserThroughLink(t *testing.T) {
 	target := startTarget(t, cli)
 	relink := request("exec-relink", json.RawMessage(fmt.Sprintf(`{"container": %q}`, target)),
 		"/bin/sh", "-c", "mv /etc/passwd /etc/passwd.real && ln -s passwd.real /etc/passwd && echo [linked]")
-	p, err := env.Spawn(ctx, relink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := sharedtest.NewTerm(t, p)
-	term.Expect(ctx, "[linked]")
-	term.Wait(ctx)
-	term.Close()
+	expectOutput(ctx, t, env, relink, "[linked]")
 
 	req := request("exec-user-link", json.RawMessage(fmt.Sprintf(`{"container": %q, "user": "user"}`, target)),
 		"/bin/sh", "-c", `echo "[$(id -u)]"`)
-	p, err = env.Spawn(ctx, req)
+	expectOutput(ctx, t, env, req, "[1000]")
+}
+
+// expectOutput spawns req in env, expects want in its output, and waits
+// for the session to end.
+func expectOutput(ctx context.Context, t *testing.T, env shared.Environment, req shared.SpawnRequest, want string) {
+	t.Helper()
+	p, err := env.Spawn(ctx, req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Spawn %s: %v", req.SessionID, err)
 	}
-	term = sharedtest.NewTerm(t, p)
-	term.Expect(ctx, "[1000]")
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, want)
 	term.Wait(ctx)
 	term.Close()
 }
