@@ -8,17 +8,18 @@ import (
 
 // A session's idle timeout is how long it lives on, running, with no
 // writing client attached: viewers (AttachRead) neither keep a session
-// alive nor, leaving, start its timeout. It comes from the session (CreateOptions.IdleTimeout),
-// else its environment (Environment.IdleTimeout), else the server
-// (Options.IdleTimeout, by default NoIdleTimeout). Sessions and
-// environments spell it as ParseIdleTimeout reads it.
+// alive nor, leaving, start its timeout. It comes from the session
+// (CreateOptions.IdleTimeout), else its environment
+// (Environment.IdleTimeout), else the server (Options.IdleTimeout, by
+// default NoIdleTimeout). Sessions and environments spell it as
+// ParseIdleTimeout reads it.
 
 // ParseIdleTimeout reads an idle timeout as sessions and environments spell
 // it: "never" (or "-1") keeps the session until it exits or is destroyed,
 // a duration such as "90s", "5m" or "1h30m" destroys it that long after
 // its last writing client left, and "0" destroys it as soon as its last
-// writing client leaves. It returns NoIdleTimeout, DestroyWhenIdle or a positive
-// duration; an error wraps ErrInvalidArgument.
+// writing client leaves. It returns NoIdleTimeout, DestroyWhenIdle or a
+// positive duration; an error wraps ErrInvalidArgument.
 func ParseIdleTimeout(s string) (time.Duration, error) {
 	switch v := strings.TrimSpace(s); v {
 	case "never", "-1":

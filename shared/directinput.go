@@ -26,24 +26,11 @@ func newDirectInput(fd int) *directInput {
 	return &directInput{slot: make(chan struct{}, 1), fd: fd}
 }
 
-// release gives the slot back, closing the descriptor first if close
-// asked for it meanwhile.
+// release gives the slot back, then closes the descriptor if close
+// asked for it meanwhile (closeIfAsked).
 func (d *directInput) release() {
-	if d.closing.Load() {
-		d.closeLocked()
-	}
 	<-d.slot
-	// close may have come between the check and the release, and found
-	// the slot held: close now, unless someone else took the slot
-	// meanwhile, who then closes as it lets go.
-	if d.closing.Load() {
-		select {
-		case d.slot <- struct{}{}:
-			d.closeLocked()
-			<-d.slot
-		default:
-		}
-	}
+	d.closeIfAsked()
 }
 
 // close closes the descriptor now if no Write or Resize uses it, else has
@@ -53,11 +40,20 @@ func (d *directInput) release() {
 // must not wait for it.
 func (d *directInput) close() {
 	d.closing.Store(true)
+	d.closeIfAsked()
+}
+
+// closeIfAsked closes the descriptor if close asked for it and the slot
+// is free. If it is held, its holder does so as it lets go: it looks
+// after giving the slot back, and close asked before trying the slot.
+func (d *directInput) closeIfAsked() {
+	if !d.closing.Load() {
+		return
+	}
 	select {
 	case d.slot <- struct{}{}:
-		d.release()
+		d.closeLocked()
+		<-d.slot
 	default:
-		// Held: the holder closes it as it lets go (release looks again
-		// after giving the slot back).
 	}
 }

@@ -95,8 +95,8 @@ func (c *GRPCClient) StreamOnly() Environment {
 	return &cc
 }
 
-// InputTruster is implemented by a GRPCClient, and by a host's wrapper of
-// one.
+// InputTruster is implemented by a GRPCClient: a host that loads plugins
+// itself (core/pluginhost does) trusts the ones it ships with it.
 type InputTruster interface {
 	// TrustInput returns the same environment, whose sessions write their
 	// input to a terminal the plugin hands over (direct input) with raw

@@ -172,16 +172,10 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 	attrs["record_max_bytes"] = raw.RecordMaxBytes
 	// Each name on its own: joined, a comma inside one would split it,
 	// and an empty list would be one empty name. An empty list is none.
-	badNever := false
-	for _, name := range raw.NeverEnv {
-		if !shared.PortableEnvName(name) {
-			diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "never_env", "Invalid never_env",
-				fmt.Sprintf("%q: want a variable name (letters, digits and _, not starting with a digit)", name)))
-			badNever = true
-			break
-		}
-	}
-	if len(raw.NeverEnv) > 0 && !badNever {
+	if i := slices.IndexFunc(raw.NeverEnv, func(n string) bool { return !shared.PortableEnvName(n) }); i >= 0 {
+		diags = diags.Append(pluginhost.InvalidAttribute(f.Body, "never_env", "Invalid never_env",
+			fmt.Sprintf("%q: want a variable name (letters, digits and _, not starting with a digit)", raw.NeverEnv[i])))
+	} else if len(raw.NeverEnv) > 0 {
 		v := strings.Join(raw.NeverEnv, ",")
 		attrs["never_env"] = &v
 	}

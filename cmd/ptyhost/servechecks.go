@@ -15,19 +15,16 @@ import (
 // the server's user, and the read-only one reads every session's output.
 const minTokenBytes = 16
 
-// checkTokenLengths refuses a token too short to resist guessing,
-// whatever the listen address: a loopback port is open to every local
-// user, and a tunnel or proxy may carry it further. Errors name the
-// setting, never the token.
-func checkTokenLengths(token, readToken string) error {
+// checkTokens refuses a token too short to resist guessing, whatever
+// the listen address (a loopback port is open to every local user, and a
+// tunnel or proxy may carry it further), or one a request cannot carry
+// (tokenLength). Errors name the setting, never the token.
+func checkTokens(token, readToken string) error {
 	for _, t := range []struct{ name, value string }{
 		{"--token (PTYHOST_TOKEN, or token in the configuration file)", token},
 		{"--read-token (PTYHOST_READ_TOKEN, or read_token in the configuration file)", readToken},
 	} {
-		if t.value != "" && len(t.value) < minTokenBytes {
-			return fmt.Errorf("%s is %w", t.name, tokenLength(t.value))
-		}
-		if err := tokenChars(t.value); err != nil {
+		if err := tokenLength(t.value); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}

@@ -305,7 +305,7 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if err := checkReadToken(c.token, c.readToken); err != nil {
 		return c, usageError{err.Error()}
 	}
-	if err := checkTokenLengths(c.token, c.readToken); err != nil {
+	if err := checkTokens(c.token, c.readToken); err != nil {
 		return c, usageError{err.Error()}
 	}
 	if err := c.finishGuard(); err != nil {
