@@ -27,7 +27,7 @@ with; new sessions get the change.
 func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("env update", &cf)
-	name := fs.String("name", "", "human-readable `NAME` (\"\" clears it)")
+	name := fs.String("name", "", "a new human-readable `NAME` (not empty)")
 	config := fs.String("config", "", "the whole configuration, a `JSON` object")
 	configFile := fs.String("config-file", "", "read the configuration from `FILE` (a JSON object, at most 1 MiB)")
 	idle := fs.String("idle-timeout", "", "idle timeout of the environment's new sessions: a `DURATION` such as 90s or 1h, 0, never, or \"\" for the server's")

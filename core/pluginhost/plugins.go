@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +81,15 @@ func Load(ctx context.Context, opts Options) (*Plugins, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	if opts.Dir != "" {
+		// A relative Dir such as "." would make a plugin's path a bare
+		// name, which exec looks up in $PATH.
+		dir, err := filepath.Abs(opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("pluginhost: the plugin directory: %w", err)
+		}
+		opts.Dir = dir
+	}
 	found, err := findPlugins(opts.Dir)
 	if err != nil {
 		return nil, err

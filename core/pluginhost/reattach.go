@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -347,27 +348,63 @@ func (r *attachRunner) HostToPlugin(network, addr string) (string, string, error
 // plugin processes Load reattached to (not those it launched), each with
 // the Keeper to attach to it through, and Foreign when its process may
 // not keep a session of its type (mayKeep). A reattached process that has
-// exited since has none. When a plugin cannot list its sessions, the
-// others' are returned with an error naming it.
+// exited since has none. The plugins are asked together, each for at
+// most reattachTimeout: one that does not answer by then is killed, as
+// one that crashed (its supervisor starts it anew), so that it neither
+// holds the server's start nor keeps sessions the server has given up.
+// When a plugin cannot list its sessions, the others' are returned with
+// an error naming it.
 func (p *Plugins) Survivors(ctx context.Context) ([]core.Survivor, error) {
-	var out []core.Survivor
-	var errs []error
-	for _, s := range p.plugins {
+	type answer struct {
+		list []shared.KeptSession
+		err  error
+		late bool // killed for it
+	}
+	answers := make([]answer, len(p.plugins))
+	var wg sync.WaitGroup
+	for i, s := range p.plugins {
 		g := s.adopted
 		if g == nil {
 			continue
 		}
-		list, err := g.wrapped.Sessions(ctx)
+		wg.Go(func() {
+			actx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var late atomic.Bool
+			timer := time.AfterFunc(reattachTimeout, func() {
+				late.Store(true)
+				s.log.Error("the plugin did not list the sessions it kept in time; killing it", "pid", g.pid, "timeout", reattachTimeout)
+				g.proc.killGroup()
+				cancel()
+			})
+			list, err := g.wrapped.Sessions(actx)
+			timer.Stop()
+			if late.Load() {
+				list, err = nil, fmt.Errorf("no answer within %v; the plugin was killed", reattachTimeout)
+			}
+			answers[i] = answer{list, err, late.Load()}
+		})
+	}
+	wg.Wait()
+	var out []core.Survivor
+	var errs []error
+	for i, s := range p.plugins {
+		g := s.adopted
+		if g == nil {
+			continue
+		}
 		select {
 		case <-g.exited:
-			continue
+			if !answers[i].late {
+				continue
+			}
 		default:
 		}
-		if err != nil {
+		if err := answers[i].err; err != nil {
 			errs = append(errs, fmt.Errorf("plugin %s: listing its sessions: %w", s.name, err))
 			continue
 		}
-		for _, ks := range list {
+		for _, ks := range answers[i].list {
 			out = append(out, core.Survivor{KeptSession: ks, Keeper: g.wrapped, Foreign: !p.mayKeep(s, g, ks.EnvironmentType)})
 		}
 	}

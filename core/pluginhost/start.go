@@ -2,15 +2,11 @@ package pluginhost
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -30,11 +26,16 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	s.mu.Lock()
 	path := s.path
 	s.mu.Unlock()
-	if err := executable(path); err != nil {
+	exe, err := openExecutable(path)
+	if err != nil {
 		return nil, fmt.Errorf("no plugin executable: %w", err)
 	}
+	defer exe.Close() // after the process has started: dispense waits for that
+	if why := exe.looseModes(); why != "" {
+		s.log.Warn("someone else could replace this plugin's executable; a pin does not help against that", "path", path, "why", why)
+	}
 	pin := strings.ToLower(s.conf.SHA256)
-	sum, err := s.checksum(path, pin != "")
+	sum, err := s.checksum(exe, pin != "")
 	if err != nil {
 		return nil, fmt.Errorf("reading the plugin executable: %w", err)
 	}
@@ -43,6 +44,9 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	s.mu.Unlock()
 	if pin != "" && sum != pin {
 		return nil, &refusal{fmt.Sprintf("sha256 mismatch: the configuration pins %s, but %s has %s", pin, path, sum)}
+	}
+	if afterChecksum != nil {
+		afterChecksum(path)
 	}
 
 	o := s.p.opts
@@ -53,7 +57,7 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	// handshaken: go-plugin's Start does not watch a context.
 	defer context.AfterFunc(ctx, guard.abort)()
 	build := func(protocolEnv []string) *exec.Cmd {
-		cmd := exec.Command(path, s.conf.Args...)
+		cmd := exe.command(s.conf.Args)
 		cmd.Env = append(s.conf.environ(s.builtin, os.Environ()), protocolEnv...)
 		return cmd
 	}
@@ -199,46 +203,21 @@ func (p *lifePlugin) GRPCClient(ctx context.Context, b *plugin.GRPCBroker, c *gr
 	return p.grpc.GRPCClient(ctx, b, c)
 }
 
-// fileKey identifies a file's content well enough to cache its checksum
-// for listings (a pin is checked against a fresh checksum at every launch).
-type fileKey struct {
-	path  string
-	size  int64
-	mtime time.Time
-}
+// afterChecksum, when set (by a test), runs between the check of a
+// plugin's checksum and the start of its process.
+var afterChecksum func(path string)
 
-// checksum returns the SHA-256 of the executable at path, cached while the
-// file stays the same unless fresh.
-func (s *supervised) checksum(path string, fresh bool) (string, error) {
-	resolved, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return "", err
-	}
-	fi, err := os.Stat(resolved)
-	if err != nil {
-		return "", err
-	}
-	key := fileKey{resolved, fi.Size(), fi.ModTime()}
-	if s.sumOf.key == key && !fresh {
+// checksum returns the SHA-256 of the open executable, cached while it is
+// the same file, unchanged, unless fresh (a pin is checked against a
+// fresh checksum at every launch).
+func (s *supervised) checksum(exe *exeFile, fresh bool) (string, error) {
+	if exe.sameAs(s.sumOf.fi) && !fresh {
 		return s.sumOf.sum, nil
 	}
-	sum, err := fileSHA256(resolved)
+	sum, err := exe.sha256()
 	if err != nil {
 		return "", err
 	}
-	s.sumOf.key, s.sumOf.sum = key, sum
+	s.sumOf.fi, s.sumOf.sum = exe.fi, sum
 	return sum, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -32,7 +33,7 @@ type supervised struct {
 	// sumOf caches the executable's checksum by its identity; only the
 	// launching goroutine uses it.
 	sumOf struct {
-		key fileKey
+		fi  os.FileInfo
 		sum string
 	}
 

@@ -686,3 +686,13 @@ func TestOnlyBuiltinsTrustedWithInput(t *testing.T) {
 		}
 	}
 }
+
+// fileSHA256 returns the SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	e, err := openExecutable(path)
+	if err != nil {
+		return "", err
+	}
+	defer e.Close()
+	return e.sha256()
+}
