@@ -12,6 +12,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/hashicorp/go-hclog"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/ptyhost/ptyhost/shared"
@@ -127,7 +128,7 @@ func (e *Docker) Health(ctx context.Context, envType string, raw json.RawMessage
 		return err
 	}
 	if cfg.execMode() {
-		_, _, err := d.execTarget(ctx, cfg.Container)
+		_, err := d.execTarget(ctx, cfg.Container)
 		return err
 	}
 	return nil
@@ -230,24 +231,28 @@ func imageInfo(ctx context.Context, d *daemon, image string) (img client.ImageIn
 	return img, false, d.classify("inspect image "+image, err)
 }
 
-// execTarget returns the id of the running container named in exec mode,
-// and the environment its execs inherit (its config's, the image's ENV
-// included). A missing container is a config error; a stopped one is
-// unavailable.
-func (d *daemon) execTarget(ctx context.Context, name string) (id string, env []string, err error) {
+// execTarget inspects the running container named in exec mode. A
+// missing container is a config error; a stopped one is unavailable.
+func (d *daemon) execTarget(ctx context.Context, name string) (container.InspectResponse, error) {
 	res, err := d.api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	switch {
 	case cerrdefs.IsNotFound(err):
-		return "", nil, fmt.Errorf("%w: container %s not found", shared.ErrInvalidConfig, name)
+		return container.InspectResponse{}, fmt.Errorf("%w: container %s not found", shared.ErrInvalidConfig, name)
 	case err != nil:
-		return "", nil, d.classify("inspect container "+name, err)
+		return container.InspectResponse{}, d.classify("inspect container "+name, err)
 	case res.Container.State == nil || !res.Container.State.Running:
-		return "", nil, fmt.Errorf("%w: container %s is not running", shared.ErrUnavailable, name)
+		return container.InspectResponse{}, fmt.Errorf("%w: container %s is not running", shared.ErrUnavailable, name)
 	}
-	if res.Container.Config != nil {
-		env = res.Container.Config.Env
+	return res.Container, nil
+}
+
+// inheritedEnv is the environment a container's execs inherit: its
+// config's, the image's ENV included.
+func inheritedEnv(c container.InspectResponse) []string {
+	if c.Config == nil {
+		return nil
 	}
-	return res.Container.ID, env, nil
+	return c.Config.Env
 }
 
 // checkType rejects environment types other than DOCKER. Empty is DOCKER.

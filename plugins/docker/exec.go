@@ -59,10 +59,14 @@ var _ process = (*execProcess)(nil)
 // one that is not running is unavailable, and a working directory that is
 // not a directory in it is an invalid argument.
 func (s *session) startExec(ctx context.Context) error {
-	target, inherited, err := s.d.execTarget(ctx, s.cfg.Container)
+	ctr, err := s.d.execTarget(ctx, s.cfg.Container)
 	if err != nil {
 		return err
 	}
+	if err := checkExecConfinement(s.d, ctr, s.req.WorkdirRoots); err != nil {
+		return err
+	}
+	target, inherited := ctr.ID, inheritedEnv(ctr)
 	// The token must stay whatever the session's unset names: it is how
 	// hangup finds the session's processes.
 	unset := slices.DeleteFunc(slices.Clone(s.req.UnsetEnv), func(k string) bool { return k == execTokenVar })

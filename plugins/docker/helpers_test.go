@@ -190,10 +190,18 @@ func startTarget(t testing.TB, cli *client.Client) string {
 // its execs inherit, set to env (NAME=value).
 func startTargetEnv(t testing.TB, cli *client.Client, env []string) string {
 	t.Helper()
+	return startTargetWith(t, cli, "", env, &container.HostConfig{})
+}
+
+// startTargetWith is startTargetEnv with the container's host settings
+// (host), its name made unique by suffix.
+func startTargetWith(t testing.TB, cli *client.Client, suffix string, env []string, host *container.HostConfig) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	init := true
-	name := containerNameFor("exec-target-" + t.Name())
+	host.Init = &init
+	name := containerNameFor("exec-target-" + t.Name() + suffix)
 	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &container.Config{
 			Image:  testImage(),
@@ -201,7 +209,7 @@ func startTargetEnv(t testing.TB, cli *client.Client, env []string) string {
 			Env:    env,
 			Labels: map[string]string{"io.ptyhost.test": "exec-target"},
 		},
-		HostConfig: &container.HostConfig{Init: &init},
+		HostConfig: host,
 		Name:       name,
 	})
 	if err != nil {
