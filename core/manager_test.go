@@ -315,9 +315,10 @@ func TestExitDeliversAllOutputFirst(t *testing.T) {
 	if f, _ := nextFrame(t, b); f.Kind != FrameExit || f.Exit.Code != 3 {
 		t.Errorf("late client: %+v", f)
 	}
-	if _, closes := p.Counts(); closes != 1 {
-		t.Errorf("adapter cleanup ran %d times, want 1", closes)
-	}
+	eventually(t, "the adapter's cleanup, once the exit is stored", func() bool {
+		_, closes := p.Counts()
+		return closes == 1
+	})
 }
 
 func TestExitBySignal(t *testing.T) {
@@ -414,9 +415,11 @@ func TestPluginProtocolErrorIsNoCrash(t *testing.T) {
 	if rec.Status != StatusError || !strings.Contains(rec.StatusReason, "broke the protocol") {
 		t.Errorf("record = %+v", rec)
 	}
-	if _, closes := p.Counts(); closes != 1 {
-		t.Errorf("the PTY was closed %d times, want once: the plugin must end the session", closes)
-	}
+	// Once the end is stored, the plugin is told to end the session.
+	eventually(t, "the PTY closed: the plugin must end the session", func() bool {
+		_, closes := p.Counts()
+		return closes == 1
+	})
 }
 
 func TestAbnormalEndReportedByPlugin(t *testing.T) {

@@ -102,6 +102,9 @@ type session struct {
 	// pump ends without recording anything about the session's end, which
 	// the plugin keeps for the next server.
 	detached bool
+	// exitInStore says the process's end is recorded in the store, and the
+	// plugin told to forget the session (exitStored).
+	exitInStore bool
 	// caughtUp, when set, is closed once the ring reaches catchUpTo or the
 	// pump ends: a session taken up again has read what its plugin kept.
 	caughtUp  chan struct{}
@@ -433,8 +436,10 @@ func (s *session) exited(st ExitStatus, err error) {
 		u.Status, u.StatusReason = &rec.Status, &rec.StatusReason
 	}
 	// Under s.mu, so that updates queue in the order of the changes they
-	// record (a client's detach may race the exit).
-	s.deps.writer.update(s.id, u)
+	// record (a client's detach may race the exit). The plugin, which
+	// keeps the exit for the next server until told to forget the
+	// session, is told once the exit is stored (exitStored).
+	s.deps.writer.updateThen(s.id, u, s.exitStored)
 	s.mu.Unlock()
 	if abnormal {
 		if err == nil {
@@ -446,10 +451,22 @@ func (s *session) exited(st ExitStatus, err error) {
 		s.log.Info("session exited", "code", st.Code, "signal", st.Signal)
 		s.deps.publish(Event{Type: SessionExited, SessionID: s.id, Exit: &st})
 	}
-	// The process is gone: release what the plugin still holds for it.
-	s.release()
 	if running {
 		s.deps.exited(s)
+	}
+}
+
+// exitStored releases what the plugin still holds for the session, whose
+// process is gone, now that its exit is in the store: until then the
+// plugin keeps the exit, so that a server stopped meanwhile (leave) leaves
+// it to the next one, which records it.
+func (s *session) exitStored() {
+	s.mu.Lock()
+	left := s.detached // leave let the plugin keep the session
+	s.exitInStore = !left
+	s.mu.Unlock()
+	if !left {
+		s.release()
 	}
 }
 

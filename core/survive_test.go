@@ -505,3 +505,68 @@ func TestReconcileTakesUpOnlyTheSessionsOfItsType(t *testing.T) {
 		}
 	}
 }
+
+// The plugin is told to forget an exited session only once its exit is in
+// the store. While the store is down it keeps the session, so that a
+// server that stops meanwhile leaves the exit to the next one (which
+// records it: TestReconcileRecordsTheExitOfAKeptSession) instead of losing
+// it to server_lost.
+func TestExitForgottenOnlyOnceStored(t *testing.T) {
+	t.Run("stored", func(t *testing.T) {
+		h, ptys := detachHarness(t)
+		h.create(t, "s")
+		ptys["s"].End(shared.ExitStatus{Code: 7})
+		eventually(t, "the plugin told to forget the session", func() bool {
+			_, closes := ptys["s"].Counts()
+			return closes == 1
+		})
+		if row := h.store.row(t, "s"); row.ExitCode == nil || *row.ExitCode != 7 {
+			t.Errorf("row %+v when the plugin was told, want the exit stored", row)
+		}
+	})
+	t.Run("stored after retries", func(t *testing.T) {
+		h, ptys := detachHarness(t)
+		h.create(t, "s")
+		if err := h.m.writer.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		h.store.mu.Lock()
+		h.store.failNext = 3
+		h.store.mu.Unlock()
+		ptys["s"].End(shared.ExitStatus{Code: 7})
+		a := h.attach(t, "s") // an update merged into the failed one
+		a.Close()
+		eventually(t, "the plugin told to forget the session", func() bool {
+			_, closes := ptys["s"].Counts()
+			return closes == 1
+		})
+		if row := h.store.row(t, "s"); row.ExitCode == nil || *row.ExitCode != 7 {
+			t.Errorf("row %+v when the plugin was told, want the exit stored", row)
+		}
+	})
+	t.Run("store down, then the server stops", func(t *testing.T) {
+		h, ptys := detachHarness(t)
+		h.create(t, "s")
+		if err := h.m.writer.flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		h.store.mu.Lock()
+		h.store.failNext = 1 << 30
+		h.store.mu.Unlock()
+		ptys["s"].End(shared.ExitStatus{Code: 7})
+		eventually(t, "the session to exit", func() bool { return h.session(t, "s").hasExited() })
+		if err := h.m.writer.flush(t.Context()); err == nil {
+			t.Fatal("the flush succeeded with the store down")
+		}
+		if _, closes := ptys["s"].Counts(); closes != 0 {
+			t.Fatalf("the plugin was told to forget the session before its exit was stored")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		h.closeFailed = true
+		_ = h.m.Detach(ctx) // its last flush fails too
+		if _, closes := ptys["s"].Counts(); closes != 0 || ptys["s"].Detaches() != 1 {
+			t.Errorf("after Detach: closes=%d detaches=%d, want the session detached, kept by the plugin", closes, ptys["s"].Detaches())
+		}
+	})
+}

@@ -372,13 +372,22 @@ func (m *Manager) leave(ctx context.Context, s *session) {
 	s.idleTimer, s.lingerTimer = nil, nil
 	s.rec.ActiveConnections = 0
 	s.wakeAll() // the clients close; a pump waiting for one stops
+	stored := s.exitInStore
 	s.mu.Unlock()
 
 	zero := 0
 	m.writer.update(s.id, SessionUpdate{ActiveConnections: &zero})
 	if prev == stateExited {
-		// Its end is recorded, and the plugin has been told to clean up.
 		m.forgetExited(s)
+		if !stored {
+			// Its end is not in the store yet (a database that is down):
+			// the plugin keeps it, if it can, for the next server to
+			// record.
+			if detachable {
+				d.Detach()
+			}
+			s.release()
+		}
 		return
 	}
 	// The read the pump is in fails once the PTY is detached; the pump

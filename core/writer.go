@@ -41,6 +41,29 @@ type writer struct {
 type pendingWrite struct {
 	rec *SessionRecord
 	upd SessionUpdate
+	// after are called once the write holding them has landed (or has
+	// nothing left to land on: the row was deleted or replaced whole).
+	after []func()
+}
+
+// takeOver merges newer, enqueued while p was being written, into p,
+// which failed and goes back to pending: newer's update on top of p's, or,
+// when newer replaces the row whole, newer with p's callbacks.
+func (p *pendingWrite) takeOver(newer *pendingWrite) *pendingWrite {
+	if newer.rec != nil {
+		newer.after = append(p.after, newer.after...)
+		return newer
+	}
+	p.upd.Merge(newer.upd)
+	p.after = append(p.after, newer.after...)
+	return p
+}
+
+// done calls p's callbacks.
+func (p *pendingWrite) done() {
+	for _, f := range p.after {
+		f()
+	}
 }
 
 const (
@@ -66,6 +89,14 @@ func newWriter(store SessionStore, log *slog.Logger, metrics *metrics) *writer {
 
 // update enqueues a change to one row.
 func (w *writer) update(id string, u SessionUpdate) {
+	w.updateThen(id, u, nil)
+}
+
+// updateThen is update, then calls then (when not nil), on the writer's
+// goroutine, once the change is in the store: written, merged into a write
+// that landed, or made moot by the row's deletion or replacement. While
+// the store refuses the write, then waits with it.
+func (w *writer) updateThen(id string, u SessionUpdate, then func()) {
 	w.mu.Lock()
 	p := w.pending[id]
 	if p == nil {
@@ -73,6 +104,9 @@ func (w *writer) update(id string, u SessionUpdate) {
 		w.pending[id] = p
 	}
 	p.upd.Merge(u)
+	if then != nil {
+		p.after = append(p.after, then)
+	}
 	w.mu.Unlock()
 	w.poke()
 }
@@ -179,8 +213,18 @@ func (w *writer) flush(ctx context.Context) error {
 // batches. What was pending for its id is dropped once it is written: the
 // row replaces it.
 func (w *writer) saveNow(ctx context.Context, rec SessionRecord) error {
+	replaced, err := w.saveLocked(ctx, rec)
+	if replaced != nil {
+		replaced.done()
+	}
+	return err
+}
+
+// saveLocked is saveNow's work, under the writing semaphore; it returns
+// the pending write the row replaced.
+func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) (*pendingWrite, error) {
 	if err := w.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer w.unlock()
 	wctx, cancel := context.WithTimeout(ctx, writerTimeout)
@@ -190,12 +234,13 @@ func (w *writer) saveNow(ctx context.Context, rec SessionRecord) error {
 	timer.ObserveDuration()
 	if err != nil {
 		w.metrics.storeErrors.Inc()
-		return err
+		return nil, err
 	}
 	w.mu.Lock()
+	replaced := w.pending[rec.ID]
 	delete(w.pending, rec.ID)
 	w.mu.Unlock()
-	return nil
+	return replaced, nil
 }
 
 func (w *writer) lock(ctx context.Context) error {
@@ -215,10 +260,21 @@ func (w *writer) lock(ctx context.Context) error {
 func (w *writer) unlock() { <-w.writing }
 
 // writeBatch takes every pending write and performs it. Failed writes go
-// back to pending, under anything enqueued meanwhile.
+// back to pending, under anything enqueued meanwhile. The callbacks of
+// those that landed are called after, when the next batch may begin.
 func (w *writer) writeBatch(ctx context.Context) error {
+	landed, err := w.writeLocked(ctx)
+	for _, p := range landed {
+		p.done()
+	}
+	return err
+}
+
+// writeLocked is writeBatch's work, under the writing semaphore; it
+// returns the writes that landed.
+func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err error) {
 	if err := w.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer w.unlock()
 
@@ -237,12 +293,14 @@ func (w *writer) writeBatch(ctx context.Context) error {
 	for id, p := range batch {
 		err := w.write(ctx, id, p)
 		if err == nil {
+			landed = append(landed, p)
 			continue
 		}
 		if p.rec == nil && errors.Is(err, ErrSessionNotFound) {
 			// The row was deleted (retention) while the session lingered:
 			// there is nothing left to update.
 			w.log.Debug("session row gone; update dropped", "session_id", id)
+			landed = append(landed, p)
 			continue
 		}
 		if firstErr == nil {
@@ -252,16 +310,13 @@ func (w *writer) writeBatch(ctx context.Context) error {
 		w.metrics.storeErrors.Inc()
 		w.mu.Lock()
 		if newer := w.pending[id]; newer != nil {
-			if newer.rec == nil {
-				p.upd.Merge(newer.upd)
-				w.pending[id] = p
-			}
+			w.pending[id] = p.takeOver(newer)
 		} else {
 			w.pending[id] = p
 		}
 		w.mu.Unlock()
 	}
-	return firstErr
+	return landed, firstErr
 }
 
 func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
