@@ -193,6 +193,13 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 		s.log.Info("reattaching to a plugin process that runs another executable; the configured one serves from the plugin's next launch",
 			"pid", rec.PID, "running", rec.Path, "configured", exe)
 	}
+	if rec.Launch != nil {
+		if names, args := rec.Launch.differences(s.launchSums()); len(names) > 0 || args {
+			s.log.Warn("reattaching to a plugin process an earlier server launched with other variables or arguments than this one would; "+
+				"new sessions get the earlier ones until the plugin restarts ('ptyhost plugins restart NAME', which ends its sessions)",
+				"pid", rec.PID, "variables", strings.Join(names, ","), "args_changed", args)
+		}
+	}
 	tlsConf, err := rec.tlsConfig()
 	if err != nil {
 		return nil, err

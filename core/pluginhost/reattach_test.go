@@ -289,9 +289,12 @@ func TestReattachRecord(t *testing.T) {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"addr", "client_cert", "client_key", "network", "path", "pid", "protocol_version", "server_cert", "sha256"}
+	want := []string{"addr", "client_cert", "client_key", "launch", "network", "path", "pid", "protocol_version", "server_cert", "sha256"}
 	if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
 		t.Errorf("record fields %q, want %q", got, want)
+	}
+	if path := os.Getenv("PATH"); strings.Contains(string(b), path) {
+		t.Errorf("the record holds the value of the plugin's PATH, %q; want only its checksum", path)
 	}
 	rec, err := readRecord(path)
 	if err != nil {
@@ -764,5 +767,46 @@ func TestMayKeep(t *testing.T) {
 		if got := p.mayKeep(tt.s, tt.g, tt.typ); got != tt.want {
 			t.Errorf("mayKeep(%s, %s) = %v, want %v", tt.s.name, tt.typ, got, tt.want)
 		}
+	}
+}
+
+// A server that reattaches to a plugin process launched with other
+// variables than it would launch the plugin with says which: the process
+// keeps the environment it started with, and its new sessions get it.
+func TestReattachWarnsOfAnotherLaunch(t *testing.T) {
+	ctx := pluginsContext(t)
+	t.Setenv("REATTACH_TEST_SECRET", "one")
+	opts := durableOptions(t)
+	detached(ctx, t, opts)
+	const warning = "reattaching to a plugin process an earlier server launched with other variables"
+
+	load := func() (*Plugins, *logRecords) {
+		t.Helper()
+		logs := newLogRecords()
+		o := opts
+		o.Logger = slog.New(logs)
+		p, err := loadPlugins(ctx, t, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitPlugin(ctx, t, p, "host", "reattach", running)
+		return p, logs
+	}
+	p, logs := load()
+	logs.store.mu.Lock()
+	for _, l := range logs.store.lines {
+		if strings.Contains(l, warning) {
+			t.Errorf("reattached with the same environment, and warned: %s", l)
+		}
+	}
+	logs.store.mu.Unlock()
+	p.Detach(ctx)
+
+	t.Setenv("REATTACH_TEST_SECRET", "two")
+	t.Setenv("REATTACH_TEST_NEW", "x")
+	p, logs = load()
+	defer p.Close()
+	if l := logs.wait(ctx, t, warning); !strings.Contains(l, "variables=REATTACH_TEST_NEW,REATTACH_TEST_SECRET") || !strings.Contains(l, "args_changed=false") || strings.Contains(l, "two") {
+		t.Errorf("warning %q, want the two variables named, and no value", l)
 	}
 }

@@ -45,6 +45,9 @@ type reattachRecord struct {
 	ClientCert string `json:"client_cert"`
 	ClientKey  string `json:"client_key"`
 	ServerCert string `json:"server_cert"`
+	// Launch is what the process was launched with beyond its executable
+	// (absent from the records of servers before it).
+	Launch *launchSums `json:"launch,omitempty"`
 }
 
 // recordPath is the path of the reattach record of the plugin name.
@@ -83,7 +86,7 @@ func launchRecord(s *supervised, g *generation, client *plugin.Client, cfg *plug
 	s.mu.Unlock()
 	return &reattachRecord{
 		PID: g.pid, Network: g.addr.Network(), Addr: g.addr.String(),
-		ProtocolVersion: client.NegotiatedVersion(), Path: path, SHA256: sum,
+		ProtocolVersion: client.NegotiatedVersion(), Path: path, SHA256: sum, Launch: s.launchSums(),
 		ClientCert: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})),
 		ClientKey:  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
 		ServerCert: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
