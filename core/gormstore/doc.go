@@ -41,5 +41,10 @@
 // A *DB is safe for concurrent use by many goroutines; every method honours
 // its ctx. SQLite runs in WAL mode with a busy timeout, so concurrent
 // writers in one process wait for each other instead of failing with
-// SQLITE_BUSY.
+// SQLITE_BUSY. Writes are single statements, outside any transaction
+// (GORM's default one is skipped). On PostgreSQL, Open's connections have
+// PostgreSQL end a transaction left 5 s without a statement
+// (idle_in_transaction_session_timeout, unless the DSN sets it), so that
+// the row locks of a process that stalled or was cut off in one do not
+// hold up the other nodes' writes for long.
 package gormstore

@@ -23,7 +23,13 @@ import (
 // the others skip it, and a process registering under the lost node's
 // name (RegisterNode's upsert takes the same row lock) either commits
 // first, and the node is not lost, or waits until the sessions are
-// marked, and finds them so.
+// marked, and finds them so. The sessions' rows are locked the same way,
+// skipping those another transaction holds: a lost node's transaction
+// left open (it stalled, or was cut off, between a statement and its
+// COMMIT) holds up neither its other sessions nor other lost nodes'. Its
+// row is marked by a later sweep, once PostgreSQL has ended that
+// transaction (idleInTransactionTimeout); a node registering meanwhile
+// finds it live, its own, and takes it up as such.
 //
 // A node that comes back takes up the marked sessions its plugins kept
 // (core's Reconcile, through ReclaimSession), only while it holds the
@@ -81,8 +87,16 @@ func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
 		}
 		now := s.stamp()
 		var lost []struct{ ID, Node string }
-		err = tx.Raw(`UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
-			WHERE node IN ? AND status IN ? RETURNING id, node`,
+		// A session row another transaction holds is skipped, not waited
+		// for: that may be the open transaction of a process that stalled
+		// or was cut off, which holds it until the database ends it
+		// (idleInTransactionTimeout). Its node stays lost with a live
+		// session, so a later sweep marks it. The marks are notified in
+		// the order the sessions list in.
+		err = tx.Raw(`WITH marked AS (UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
+				WHERE id IN (SELECT id FROM sessions WHERE node IN ? AND status IN ? FOR UPDATE SKIP LOCKED)
+				RETURNING id, node, created_at)
+			SELECT id, node FROM marked ORDER BY node, created_at, id`,
 			string(core.StatusError), core.ReasonNodeLost, now, names, liveStatuses).Scan(&lost).Error
 		if err != nil {
 			return err
@@ -150,8 +164,12 @@ func (s *DB) markLostSingle(ctx context.Context) ([]string, error) {
 			return err
 		}
 		now := s.stamp()
-		if err := tx.Raw(`UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
-			WHERE node = '' AND status IN ? RETURNING id`,
+		// A row another transaction holds is skipped, as MarkLostNodes
+		// skips one, and marked by a later sweep.
+		if err := tx.Raw(`WITH marked AS (UPDATE sessions SET status = ?, status_reason = ?, active_connections = 0, updated_at = ?
+				WHERE id IN (SELECT id FROM sessions WHERE node = '' AND status IN ? FOR UPDATE SKIP LOCKED)
+				RETURNING id, created_at)
+			SELECT id FROM marked ORDER BY created_at, id`,
 			string(core.StatusError), core.ReasonSingleServerLost, now, liveStatuses).Scan(&ids).Error; err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -410,5 +411,55 @@ func TestEndNodeLost(t *testing.T) {
 		if got := statusOf(t, a, id); got != want {
 			t.Fatalf("round %d: %s, want %s", round, got, want)
 		}
+	}
+}
+
+// TestSweepSkipsHeldRows: a lost node's session row held by a transaction
+// left open (its process stalled, or was cut off, between a statement and
+// its COMMIT) holds up neither the sweep nor another lost node's
+// sessions, and is marked node_lost by a later sweep once PostgreSQL has
+// ended that transaction (the store's idle-in-transaction timeout).
+func TestSweepSkipsHeldRows(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b, c := openReal(t, dsn), openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	for name, s := range map[string]*gormstore.DB{"a": a, "b": b, "c": c} {
+		mustRegister(t, s, gormstore.NodeOptions{Name: name, URL: "http://" + name + ":7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	}
+	saveSessions(t, b, "b", core.StatusActive) // b-0
+	saveSessions(t, c, "c", core.StatusActive) // c-0
+	// What b's connection holds when b stops between an UPDATE and its
+	// COMMIT.
+	held := b.Gorm().Begin()
+	if err := held.Exec("UPDATE sessions SET active_connections = 1 WHERE id = 'b-0'").Error; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Rollback() })
+	expire(t, a, "b")
+	expire(t, a, "c")
+
+	// sweep is a's sweep within a renewal period, as NodeLease's.
+	sweep := func() map[string][]string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		marked, err := a.MarkLostNodes(sctx)
+		if err != nil {
+			t.Fatalf("a sweep while b-0 is held: %v", err)
+		}
+		return marked
+	}
+	if got, want := sweep(), map[string][]string{"c": {"c-0"}}; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("the sweep while b-0 is held marked %v, want %v", got, want)
+	}
+	if got := statusOf(t, a, "b-0"); got != "ACTIVE" {
+		t.Errorf("b-0 while held: %s, want ACTIVE", got)
+	}
+	waitFor(t, 30*time.Second, "b-0 recorded node_lost once the database ends the held transaction", func() bool {
+		sweep()
+		return statusOf(t, a, "b-0") == "ERROR "+core.ReasonNodeLost
+	})
+	if err := held.Commit().Error; err == nil {
+		t.Error("the held transaction committed; want it ended by the database")
 	}
 }

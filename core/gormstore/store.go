@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
@@ -76,6 +78,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		Logger:               newGormLogger(opts.logger(), opts.SlowThreshold),
 		TranslateError:       true,
 		DisableAutomaticPing: true,
+		// Every write of the store is one statement: wrapped in a
+		// transaction of GORM's, its row locks would outlast it until a
+		// COMMIT that a stalled or cut-off process never sends.
+		SkipDefaultTransaction: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redact(dsn), err)
@@ -102,14 +108,19 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 
 // New wraps db, which the caller opened and keeps owning, and migrates its
 // tables. If opts.Logger is set, the store's statements log there instead
-// of through db's logger; db itself is not changed.
+// of through db's logger; db itself is not changed. The store's writes
+// skip GORM's default transaction, as Open's do. The connections are the
+// caller's: on PostgreSQL, the caller sets idle_in_transaction_session_timeout
+// on them if it wants the bound Open sets (idleInTransactionTimeout).
 func New(db *gorm.DB, opts Options) (*DB, error) {
 	if db == nil {
 		return nil, errors.New("store: New: nil *gorm.DB")
 	}
+	sess := &gorm.Session{SkipDefaultTransaction: true}
 	if opts.Logger != nil {
-		db = db.Session(&gorm.Session{Logger: newGormLogger(opts.Logger, opts.SlowThreshold)})
+		sess.Logger = newGormLogger(opts.Logger, opts.SlowThreshold)
 	}
+	db = db.Session(sess)
 	s := &DB{db: db, now: opts.clock(), log: opts.logger(), lease: opts.leaseTimes()}
 	if err := s.migrate(db.Statement.Context); err != nil {
 		return nil, err
@@ -241,10 +252,44 @@ func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
 		}
 		return sqlite.Open(conn), single, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(dsn), false, nil
+		return postgres.New(postgres.Config{DSN: dsn, OptionOpenDB: []stdlib.OptionOpenDB{
+			stdlib.OptionAfterConnect(boundIdleTransactions),
+		}}), false, nil
 	default:
 		return nil, false, fmt.Errorf("store: unsupported DSN %s: want %s", redact(dsn), acceptedDSNs)
 	}
+}
+
+// idleInTransactionTimeout is how long PostgreSQL lets a connection of
+// Open's sit in a transaction without a statement before it ends the
+// session, rolling the transaction back. The store's transactions send
+// their statements back to back; one left open is that of a process that
+// stalled or was cut off from the database, and its row locks would
+// otherwise hold until the operating system gives up on the connection
+// (hours, with TCP keepalive's defaults), holding up every write of those
+// rows: other nodes' sweeps of a lost node (MarkLostNodes), and the lost
+// node's own reclaims once it is back. Well under the default node lease
+// (DefaultNodeLeaseTTL), so that a row is freed about as soon as its node
+// is known lost.
+const idleInTransactionTimeout = 5 * time.Second
+
+// idleTimeoutParam is PostgreSQL's name for idleInTransactionTimeout.
+const idleTimeoutParam = "idle_in_transaction_session_timeout"
+
+// boundIdleTransactions sets idleInTransactionTimeout on a new PostgreSQL
+// connection, unless the DSN sets the parameter itself (a query parameter
+// of the URL, sent when the connection starts). A SET rather than a
+// startup parameter of our own: a pooler such as PgBouncer refuses
+// startup parameters it does not know.
+func boundIdleTransactions(ctx context.Context, conn *pgx.Conn) error {
+	if _, set := conn.Config().RuntimeParams[idleTimeoutParam]; set {
+		return nil
+	}
+	// SET takes no parameters; the value is a constant of ours.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SET %s = %d", idleTimeoutParam, idleInTransactionTimeout.Milliseconds())); err != nil {
+		return fmt.Errorf("setting %s: %w", idleTimeoutParam, err)
+	}
+	return nil
 }
 
 // redact returns dsn fit for an error message, quoted: RedactDSN.
