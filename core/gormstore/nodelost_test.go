@@ -463,3 +463,51 @@ func TestSweepSkipsHeldRows(t *testing.T) {
 		t.Error("the held transaction committed; want it ended by the database")
 	}
 }
+
+// TestLateWriteOfLostNode: a node writes its sessions' rows only while it
+// holds its lease. A released lease still runs while the node has live
+// sessions (a stop that left them running), so the stop's last writes
+// land. Once the lease expired, a late write (one queued before the node
+// knew) is not found, before the sweep and after it, and does not revive
+// a session another node destroyed since (EndNodeLost).
+func TestLateWriteOfLostNode(t *testing.T) {
+	dsn := postgresFreshDSN(t)
+	a, b := openReal(t, dsn), openReal(t, dsn)
+	ctx := context.Background()
+	la := mustRegister(t, a, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	mustRegister(t, b, gormstore.NodeOptions{Name: "b", URL: "http://b:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	saveSessions(t, a, "a", core.StatusActive, core.StatusActive, core.StatusActive) // a-0, a-1, a-2
+	idle := core.StatusIdle
+	update := func(id string) error { return a.UpdateSession(ctx, id, core.SessionUpdate{Status: &idle}) }
+
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := update("a-2"); err != nil {
+		t.Errorf("a's write after its release, its lease running: %v", err)
+	}
+	if got := statusOf(t, b, "a-2"); got != "IDLE" {
+		t.Errorf("a-2 after a's write: %s, want IDLE", got)
+	}
+
+	expire(t, a, "a")
+	if err := update("a-1"); !errors.Is(err, core.ErrSessionNotFound) {
+		t.Errorf("a's write once its lease expired: %v, want not found", err)
+	}
+	if got := statusOf(t, b, "a-1"); got != "ACTIVE" {
+		t.Errorf("a-1 after a's late write: %s, want ACTIVE", got)
+	}
+
+	if _, err := b.MarkLostNodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.EndNodeLost(ctx, "a-0", core.ReasonDestroyedNodeLost); err != nil || !ok {
+		t.Fatalf("EndNodeLost(a-0) = %v, %v; want true", ok, err)
+	}
+	if err := update("a-0"); !errors.Is(err, core.ErrSessionNotFound) {
+		t.Errorf("a's late write over the destroyed record: %v, want not found", err)
+	}
+	if got := statusOf(t, b, "a-0"); got != "TERMINATED "+core.ReasonDestroyedNodeLost {
+		t.Errorf("a-0 after a's late write: %s, want it destroyed still", got)
+	}
+}

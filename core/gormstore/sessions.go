@@ -55,11 +55,12 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 // UpdateSession writes the non-nil fields of u to session id's row and sets
 // its updated_at, or returns an error wrapping core.ErrSessionNotFound. A
 // LastActiveAt pointing at the zero time clears the column. On a node of a
-// cluster, only its own rows not recorded node_lost are written: another
-// is not found. On a server that claimed the database (Claim), rows are
-// written only while the claim is its: an update after another server
-// took it over is not found, and one after this server knows the claim
-// lost is refused (ErrClaimLost).
+// cluster, only its own rows not recorded node_lost are written, and only
+// while this process holds the node's lease: another row, or any row once
+// the lease expired, is not found. On a server that claimed the database
+// (Claim), rows are written only while the claim is its: an update after
+// another server took it over is not found, and one after this server
+// knows the claim lost is refused (ErrClaimLost).
 //
 // The columns written are those u.Fields names, and their values are what
 // u.ApplyTo puts in a record, converted as SaveSession converts it, so the
@@ -74,11 +75,15 @@ func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate)
 	cols := append(u.Fields(), "updated_at")
 	q := s.db.WithContext(ctx).Model(&sessionModel{}).Where("id = ?", id)
 	if self := s.self.Load(); self != nil {
-		// A node of a cluster writes only its own rows, and never over a
-		// node_lost mark another node made once its lease expired: a
-		// late write of a node that lost its lease cannot revive the
-		// session (taking it back is ReclaimSession's).
-		q = q.Where("node = ? AND NOT (status = ? AND status_reason LIKE ?)", self.name, string(core.StatusError), "node_lost%")
+		// A node of a cluster writes only its own rows, never over a
+		// node_lost mark another node made once its lease expired, and
+		// only while its lease is live by the database's clock: a late
+		// write of a node that lost its lease cannot revive the session,
+		// even after another node ended the mark (EndNodeLost) (taking
+		// it back is ReclaimSession's). A released lease is still live
+		// while it runs (Release), so a stop's last writes land.
+		q = q.Where("node = ? AND NOT (status = ? AND status_reason LIKE ?)", self.name, string(core.StatusError), "node_lost%").
+			Where("EXISTS (SELECT 1 FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now())", self.name, self.instance)
 	} else {
 		// A single server writes only while it holds its claim (Claim).
 		var err error
