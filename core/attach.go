@@ -37,9 +37,12 @@ type Attachment struct {
 	// was told of (FrameRestarted); 0: none.
 	restartPast int64
 	closed      bool
-	// keptUp is when the client was last within the pump's high-water
-	// mark (flow.go); it starts at its attach.
+	// keptUp is when the client was last within the pump's low-water mark
+	// (flow.go); it starts at its attach. behind is set from when the pump
+	// finds the client past its high-water mark until it is back within
+	// the low-water mark.
 	keptUp   time.Time
+	behind   bool
 	asked    shared.Size // the size the client last asked for
 	askedSeq uint64      // orders the clients' asks; 0: never asked
 	// direct is the client's direct writer (direct.go); waiting is set
@@ -232,7 +235,7 @@ func (a *Attachment) pollLocked(buf []byte) (Frame, bool) {
 		a.off = p.off
 		a.modes = p.modes.preamble()
 		s.deps.metrics.resyncs.Inc()
-		// Moved forward, a may be within the high-water mark now, with
+		// Moved forward, a may be within the low-water mark now, with
 		// nothing to read (a ring without safe points resyncs to the
 		// end): the pump must look again.
 		s.flowProgress(a)

@@ -10,24 +10,28 @@ import (
 // writing to it (the plugin's stream fills, the plugin stops reading the
 // PTY, and the program blocks in write), while either
 //
-//   - every attached client is more than the high-water mark behind the
-//     end of the output, or
-//   - a client that is keeping up is: one that has been within the
-//     high-water mark at some time in the last keepUpWindow.
+//   - every attached client is behind, or
+//   - a client that is keeping up is behind: one that has been within the
+//     low-water mark at some time in the last keepUpWindow.
 //
-// So clients that keep reading all get every byte, at the pace of the
-// slowest of them, however many share the session; a client that stops
-// reading holds the session for keepUpWindow at most, then is left behind
-// and later reset, while others read on. One that trickles must still come
-// within the high-water mark once a keepUpWindow to hold the session, so
-// it cannot slow the others below highWater per keepUpWindow. With no
-// client attached the pump never waits, so the ring keeps draining.
+// A client is behind from when the pump finds it more than the high-water
+// mark behind the end of the output until it comes back within the
+// low-water mark. So clients that keep reading all get every byte, at the
+// pace of the slowest of them, however many share the session; a client
+// that stops reading holds the session for keepUpWindow at most, then is
+// left behind and later reset, while others read on. One that trickles
+// must catch up from the high-water mark to the low-water mark once a
+// keepUpWindow to hold the session, so it cannot slow the others below
+// highWater-lowWater per keepUpWindow: were it enough to come within the
+// high-water mark, a client reading one PTY read's worth per keepUpWindow
+// would hold the session to that pace. With no client attached the pump
+// never waits, so the ring keeps draining.
 //
 // A client's lag stays within the ring while the pump waits for it: the
 // pump reads only when it is at most highWater behind, and at most
 // capacity-highWater bytes at a time.
 
-// keepUpWindow is how long since it was last within the high-water mark a
+// keepUpWindow is how long since it was last within the low-water mark a
 // client still holds the pump: longer than a busy machine deschedules a
 // reading client, shorter than anyone would call a stall.
 const keepUpWindow = 500 * time.Millisecond
@@ -35,6 +39,11 @@ const keepUpWindow = 500 * time.Millisecond
 // highWater is how far behind the end of the output a client may be before
 // the pump waits for it: half the ring.
 func (s *session) highWater() int64 { return int64(s.ring.Capacity() / 2) }
+
+// lowWater is how far behind a client that is behind must come again for
+// the pump to read on, and for the client to count as keeping up: half the
+// high-water mark, a quarter of the ring.
+func (s *session) lowWater() int64 { return s.highWater() / 2 }
 
 // maxRead is the most the pump reads at a time, so that one read never
 // pushes a client at the high-water mark out of the ring.
@@ -47,14 +56,20 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 	if s.state != stateRunning || len(s.attachments) == 0 {
 		return false, time.Time{}
 	}
-	hw := s.highWater()
+	hw, lw := s.highWater(), s.lowWater()
 	allBehind := true
 	var until time.Time
 	for a := range s.attachments {
 		if a.closed {
 			continue
 		}
-		if s.ring.End()-a.off <= hw {
+		switch lag := s.ring.End() - a.off; {
+		case lag > hw:
+			a.behind = true
+		case lag <= lw:
+			a.behind = false
+		}
+		if !a.behind {
 			allBehind = false
 			continue
 		}
@@ -112,13 +127,14 @@ func (s *session) waitFlow(ctx context.Context) (detached bool) {
 }
 
 // flowProgress is called when a has read output: a client within the
-// high-water mark is keeping up, and wakes the waiting pump. s.mu must be
-// held.
+// low-water mark is keeping up, is no longer behind, and wakes the waiting
+// pump. s.mu must be held.
 func (s *session) flowProgress(a *Attachment) {
-	if s.ring.End()-a.off > s.highWater() {
+	if s.ring.End()-a.off > s.lowWater() {
 		return
 	}
 	a.keptUp = time.Now()
+	a.behind = false
 	if s.pumpWaiting {
 		s.flow.Broadcast()
 	}

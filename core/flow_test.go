@@ -121,3 +121,54 @@ func TestStuckInputHoldsOthersUpForABoundedTime(t *testing.T) {
 		t.Errorf("input once the program reads again: %v", err)
 	}
 }
+
+// A client that trickles cannot hold the session below the pace it must
+// catch up at to count as keeping up: highWater-lowWater per keepUpWindow.
+// Here a viewer reads a PTY read's worth (4 KiB) every 400 ms while the
+// program writes 4 KiB at a time; when it was enough for it to come within
+// the high-water mark, it held the session, and the other client, to
+// 10 KB/s.
+func TestTricklingClientCannotHoldTheSession(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "f")
+	s := h.session(t, "f")
+	fast := h.attach(t, "f")
+	viewer := h.attachWith(t, "f", AttachOptions{Mode: AttachRead})
+	const windows = 6
+	want := windows * (s.highWater() - s.lowWater())
+	ctx, cancel := context.WithTimeout(context.Background(), windows*keepUpWindow)
+	defer cancel()
+	go func() {
+		chunk := bytes.Repeat([]byte("abcdefghijklmno\n"), 256)
+		for ctx.Err() == nil {
+			if _, err := p.WriteOutput(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 4<<10)
+		for {
+			if _, err := viewer.Next(ctx, buf); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(400 * time.Millisecond):
+			}
+		}
+	})
+	var got int64
+	buf := make([]byte, 64<<10)
+	for got < want {
+		f, err := fast.Next(ctx, buf)
+		if err != nil {
+			t.Errorf("the other client got %d bytes in %v, want at least %d", got, windows*keepUpWindow, want)
+			break
+		}
+		got += int64(len(f.Data))
+	}
+	cancel()
+	wg.Wait()
+}
