@@ -48,9 +48,9 @@ func (m *Manager) linger(s *session) {
 
 // ExitReplayBytes is about how much of its last output an exited session
 // keeps for clients that attach while it lingers: the replay starts at the
-// oldest safe point within the last ExitReplayBytes (or the newest safe
-// point, if none is that recent). The rest of its scrollback is released
-// when it exits.
+// newest safe point at least ExitReplayBytes before the end, so it holds
+// that much and at most the spacing of safe points more (ring.shrink). The
+// rest of its scrollback is released when it exits.
 const ExitReplayBytes = 16 << 10
 
 // lingerRings accounts for the scrollback that exited sessions keep, and

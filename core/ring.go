@@ -65,17 +65,24 @@ func (r *ring) replayPoint() safePoint {
 }
 
 // shrink releases what a replay of the ended output does not need: it
-// keeps the output from the oldest safe point within the last keep bytes
-// (all of it if it is no more than keep bytes, from the newest safe point
-// if none is that recent), and never the bytes at or after floor, which a
-// reader has yet to read. The buffer is reallocated to fit.
+// keeps the output from the newest safe point at least keep bytes before
+// the end, so that the replay holds at least keep bytes and at most the
+// spacing of safe points more (all of it if it is no more than keep bytes,
+// from the replay point if no safe point is that old), and never the
+// bytes at or after floor, which a reader has yet to read. The buffer is
+// reallocated to fit.
+//
+// Not from the oldest safe point within the last keep bytes: without
+// newlines (a full-screen program, a progress bar) safe points are up to
+// maxSafeGap apart, so that one could be a few bytes from the end, and a
+// client attaching after the exit would see a blank screen.
 func (r *ring) shrink(keep int, floor int64) {
 	start, end := r.Start(), r.End()
 	from := start
 	if end-start > int64(keep) {
-		from = end
-		for i := range r.safe {
-			if r.safe[i].off >= end-int64(keep) || i == len(r.safe)-1 {
+		from = r.replayPoint().off
+		for i := len(r.safe) - 1; i >= 0; i-- {
+			if r.safe[i].off <= end-int64(keep) {
 				from = r.safe[i].off
 				break
 			}

@@ -78,20 +78,27 @@ func checkRing(t *testing.T, r *ring, stream []byte, capacity int) {
 }
 
 // An exited session's ring keeps only its replay: the output from the
-// oldest safe point in the last keep bytes, in a buffer that fits it.
+// newest safe point at least keep bytes before the end, in a buffer that
+// fits it.
 func TestRingShrink(t *testing.T) {
 	line := []byte("\x1b[1;32mok\x1b[0m a line of output from a build tool\r\n")
 	stream := bytes.Repeat(line, (100<<10)/len(line))
 
 	r := newScannedRing(256 << 10)
 	r.write(stream)
+	var want int64
+	for _, sp := range r.safe {
+		if sp.off <= r.End()-ExitReplayBytes {
+			want = sp.off
+		}
+	}
 	r.shrink(ExitReplayBytes, r.End())
 	p := r.replayPoint()
-	if p.off < r.End()-ExitReplayBytes || p.off != r.Start() {
-		t.Errorf("replay from %d (start %d), want the first safe point within %d of %d", p.off, r.Start(), ExitReplayBytes, r.End())
+	if p.off != want || p.off != r.Start() {
+		t.Errorf("replay from %d (start %d), want the newest safe point at least %d before %d, %d", p.off, r.Start(), ExitReplayBytes, r.End(), want)
 	}
-	if f := r.Footprint(); f > ExitReplayBytes {
-		t.Errorf("footprint %d after shrink, want at most %d", f, ExitReplayBytes)
+	if f := r.Footprint(); f > ExitReplayBytes+minSafeGap+len(line) {
+		t.Errorf("footprint %d after shrink, want at most %d and the spacing of safe points", f, ExitReplayBytes)
 	}
 	got := make([]byte, r.End()-p.off)
 	if n, ok := r.Read(got, p.off); !ok || n != len(got) || !bytes.Equal(got, stream[p.off:]) {
