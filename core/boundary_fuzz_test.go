@@ -96,7 +96,8 @@ func replayOracle(p []byte) []bool {
 }
 
 // FuzzSafePoints checks the replay safe-point scanner on arbitrary output:
-// the boundary parser is never "safe" where the oracle is not; the scanner
+// the boundary parser is never "safe" where the oracle is not; the scanner,
+// for the default ring and for the smallest (whose points are closer),
 // finds the same safe points however the stream is split into writes, each
 // one where the byte-by-byte parser is safe, with the modes it has there;
 // and a ring that has wrapped replays from a safe offset.
@@ -160,7 +161,6 @@ func FuzzSafePoints(f *testing.F) {
 		}
 
 		// The scanner: the same points whatever the split.
-		whole := scanChunks(stream, []int{len(stream)})
 		rng := rand.New(rand.NewPCG(seed, seed>>32|1))
 		var cuts []int
 		for n := len(stream); n > 0; {
@@ -168,47 +168,8 @@ func FuzzSafePoints(f *testing.F) {
 			cuts = append(cuts, k)
 			n -= k
 		}
-		if split := scanChunks(stream, cuts); !slices.Equal(split, whole) {
-			t.Fatalf("split %v: %d safe points, want %d as unsplit; first difference at %d",
-				cuts, len(split), len(whole), firstDifference(split, whole))
-		}
-		// Splits right at, before and after each point, and at each
-		// multiple of maxSafeGap, where a point found in the middle of a
-		// write falls on the edge of one.
-		var edges []int
-		for _, sp := range whole {
-			edges = append(edges, int(sp.off)-1, int(sp.off), int(sp.off)+1)
-		}
-		for o := maxSafeGap; o < len(stream); o += maxSafeGap {
-			edges = append(edges, o-1, o, o+1)
-		}
-		if split := scanChunks(stream, lengthsAt(edges, len(stream))); !slices.Equal(split, whole) {
-			t.Fatalf("split at %v: %d safe points, want %d as unsplit; first difference at %d",
-				edges, len(split), len(whole), firstDifference(split, whole))
-		}
-		if len(stream) <= 8<<10 {
-			ones := make([]int, len(stream))
-			for i := range ones {
-				ones[i] = 1
-			}
-			if bytewise := scanChunks(stream, ones); !slices.Equal(bytewise, whole) {
-				t.Fatalf("byte by byte: %d safe points, want %d as unsplit; first difference at %d",
-					len(bytewise), len(whole), firstDifference(bytewise, whole))
-			}
-		}
-		var last int64
-		for _, sp := range whole {
-			if sp.off <= last || sp.off > int64(len(stream)) {
-				t.Fatalf("safe point %d after %d, stream of %d", sp.off, last, len(stream))
-			}
-			last = sp.off
-			if !safeAt[sp.off] || !oracle[sp.off] {
-				t.Fatalf("safe point %d is inside a sequence or character: %q|%q",
-					sp.off, stream[max(0, sp.off-24):sp.off], stream[sp.off:min(int64(len(stream)), sp.off+8)])
-			}
-			if sp.modes != modesAt[sp.off] {
-				t.Fatalf("safe point %d has modes %b, the parser %b", sp.off, sp.modes, modesAt[sp.off])
-			}
+		for _, capacity := range []int{DefaultScrollbackBytes, 4 << 10} {
+			checkScanner(t, stream, capacity, cuts, safeAt, oracle, modesAt)
 		}
 
 		// A ring that wrapped replays from a safe offset.
@@ -235,10 +196,61 @@ func FuzzSafePoints(f *testing.F) {
 	})
 }
 
-// scanChunks runs a fresh scanner over stream cut into chunks of the given
-// lengths and returns every safe point it found.
-func scanChunks(stream []byte, lengths []int) []safePoint {
-	sc := newScanner()
+// checkScanner checks a scanner for a ring of capacity on stream: it finds
+// the same safe points however the stream is split into writes (cuts, at
+// each point, byte by byte), each one where the byte-by-byte parser is
+// safe (safeAt) and the oracle agrees, with the parser's modes there.
+func checkScanner(t *testing.T, stream []byte, capacity int, cuts []int, safeAt, oracle []bool, modesAt []modeSet) {
+	t.Helper()
+	whole := scanChunks(stream, capacity, []int{len(stream)})
+	if split := scanChunks(stream, capacity, cuts); !slices.Equal(split, whole) {
+		t.Fatalf("ring of %d: split %v: %d safe points, want %d as unsplit; first difference at %d",
+			capacity, cuts, len(split), len(whole), firstDifference(split, whole))
+	}
+	// Splits right at, before and after each point, and at each
+	// multiple of the gap, where a point found in the middle of a
+	// write falls on the edge of one.
+	var edges []int
+	for _, sp := range whole {
+		edges = append(edges, int(sp.off)-1, int(sp.off), int(sp.off)+1)
+	}
+	for o := int(safeGap(capacity)); o < len(stream); o += int(safeGap(capacity)) {
+		edges = append(edges, o-1, o, o+1)
+	}
+	if split := scanChunks(stream, capacity, lengthsAt(edges, len(stream))); !slices.Equal(split, whole) {
+		t.Fatalf("ring of %d: split at %v: %d safe points, want %d as unsplit; first difference at %d",
+			capacity, edges, len(split), len(whole), firstDifference(split, whole))
+	}
+	if len(stream) <= 8<<10 {
+		ones := make([]int, len(stream))
+		for i := range ones {
+			ones[i] = 1
+		}
+		if bytewise := scanChunks(stream, capacity, ones); !slices.Equal(bytewise, whole) {
+			t.Fatalf("ring of %d: byte by byte: %d safe points, want %d as unsplit; first difference at %d",
+				capacity, len(bytewise), len(whole), firstDifference(bytewise, whole))
+		}
+	}
+	var last int64
+	for _, sp := range whole {
+		if sp.off <= last || sp.off > int64(len(stream)) {
+			t.Fatalf("ring of %d: safe point %d after %d, stream of %d", capacity, sp.off, last, len(stream))
+		}
+		last = sp.off
+		if !safeAt[sp.off] || !oracle[sp.off] {
+			t.Fatalf("ring of %d: safe point %d is inside a sequence or character: %q|%q",
+				capacity, sp.off, stream[max(0, sp.off-24):sp.off], stream[sp.off:min(int64(len(stream)), sp.off+8)])
+		}
+		if sp.modes != modesAt[sp.off] {
+			t.Fatalf("ring of %d: safe point %d has modes %b, the parser %b", capacity, sp.off, sp.modes, modesAt[sp.off])
+		}
+	}
+}
+
+// scanChunks runs a fresh scanner, for a ring of capacity, over stream cut
+// into chunks of the given lengths and returns every safe point it found.
+func scanChunks(stream []byte, capacity int, lengths []int) []safePoint {
+	sc := newScanner(capacity)
 	var out []safePoint
 	off := 0
 	for _, k := range lengths {

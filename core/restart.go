@@ -168,7 +168,7 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 	// The new program starts on what it takes for a fresh terminal: a
 	// replay from after here restores its modes, not the old one's. The
 	// pump, which owns the scanner, is parked until install or abort.
-	s.scanner = newScannerAt(req.OutputOffset)
+	s.scanner = newScannerAt(req.OutputOffset, s.deps.scrollbackBytes)
 
 	np, err := m.spawnRestart(s, envType, req)
 	if errors.Is(err, errStartAbandoned) {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -214,7 +215,7 @@ func firstDiff(a, b []safePoint) int {
 // again from every line.
 func BenchmarkScanLines(b *testing.B) {
 	p := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), (64<<10)/37)
-	sc := newScanner()
+	sc := newScanner(DefaultScrollbackBytes)
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
 		sc.scan(p)
@@ -242,9 +243,29 @@ func BenchmarkScanColoured(b *testing.B) {
 			p = append(p, ' ')
 		}
 	}
-	sc := newScanner()
+	sc := newScanner(DefaultScrollbackBytes)
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
 		sc.scan(p)
+	}
+}
+
+// A full-screen program (cursor moves and colours, no newline) on a server
+// with a scrollback smaller than maxSafeGap: once the ring has wrapped, it
+// still holds a safe point near its start, and a new client gets most of
+// it, where with safe points maxSafeGap apart it often got nothing.
+func TestSmallRingReplaysAScreen(t *testing.T) {
+	const capacity = 8 << 10
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = capacity })
+	_, p := h.create(t, "tui")
+	var out []byte
+	for i := 0; len(out) < 40<<10; i++ {
+		out = fmt.Appendf(out, "\x1b[%d;1H\x1b[32mrow %05d status ok......................................\x1b[0m", i%24+1, i)
+	}
+	p.Output(t, out)
+	eventually(t, "the output in the ring", func() bool { return ringEnd(h, "tui") == int64(len(out)) })
+	hl := h.attach(t, "tui").Hello()
+	if hl.End != int64(len(out)) || hl.End-hl.Offset < capacity/2 {
+		t.Errorf("replay [%d,%d) of %d bytes, want at least half the ring of %d", hl.Offset, hl.End, len(out), capacity)
 	}
 }

@@ -12,6 +12,7 @@ import "bytes"
 // lock.
 type scanner struct {
 	parser  boundary
+	maxGap  int64       // the most bytes between safe points: safeGap
 	scanned int64       // offset just past the bytes scanned
 	lastAdd int64       // offset of the newest safe point, for spacing
 	found   []safePoint // scan's result, reused
@@ -25,24 +26,38 @@ type safePoint struct {
 }
 
 // Safe points are kept at least minSafeGap bytes apart, at line starts; a
-// stream without newlines gets one every maxSafeGap bytes anyway.
+// stream without newlines gets one every maxSafeGap bytes anyway, or more
+// often for a small ring (safeGap).
 const (
 	minSafeGap = 1 << 10
 	maxSafeGap = 16 << 10
 )
 
-// newScanner returns a scanner for a session's output from its first byte,
-// on a fresh terminal.
-func newScanner() scanner {
-	return scanner{parser: boundary{modes: defaultModes}}
+// safeGap returns the most bytes between safe points outside sequences for
+// a ring of capacity bytes: maxSafeGap, or a quarter of a smaller ring (not
+// under minSafeGap). So a ring that has wrapped holds a safe point in its
+// first quarter (unless one sequence spans it), and a replay of the rest:
+// with points maxSafeGap apart, a ring of 8 KiB often held none, and a new
+// client saw a blank screen.
+func safeGap(capacity int) int64 {
+	return max(minSafeGap, min(maxSafeGap, int64(capacity/4)))
 }
 
-// newScannerAt returns a scanner for a session's output from the absolute
-// offset off, which a plugin kept for a session taken up again: what
-// came before off is not known, so the scanner assumes a fresh terminal,
-// and the first line start after off may already be a safe point.
-func newScannerAt(off int64) scanner {
-	return scanner{parser: boundary{modes: defaultModes}, scanned: off, lastAdd: off - minSafeGap}
+// newScanner returns a scanner for a session's output, kept in a ring of
+// capacity bytes, from its first byte, on a fresh terminal.
+func newScanner(capacity int) scanner {
+	return scanner{parser: boundary{modes: defaultModes}, maxGap: safeGap(capacity)}
+}
+
+// newScannerAt returns a scanner for a session's output, kept in a ring of
+// capacity bytes, from the absolute offset off, which a plugin kept for a
+// session taken up again: what came before off is not known, so the
+// scanner assumes a fresh terminal, and the first line start after off may
+// already be a safe point.
+func newScannerAt(off int64, capacity int) scanner {
+	t := newScanner(capacity)
+	t.scanned, t.lastAdd = off, off-minSafeGap
+	return t
 }
 
 // scan runs the boundary parser over p, the output after what it scanned
@@ -92,7 +107,7 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 			}
 		}
 		text := rest[:stop]
-		if start := base + int64(i); start+int64(len(text))-t.lastAdd > maxSafeGap {
+		if start := base + int64(i); start+int64(len(text))-t.lastAdd > t.maxGap {
 			t.gapPoints(text, start)
 		}
 		if len(text) > 0 && text[len(text)-1] < 0x80 {
@@ -149,19 +164,19 @@ func (t *scanner) checkSafe(off int64, c byte) {
 	if gap < minSafeGap || !t.parser.safe() {
 		return
 	}
-	if c == '\n' || gap >= maxSafeGap {
+	if c == '\n' || gap >= t.maxGap {
 		t.add(off)
 	}
 }
 
-// gapPoints records safe points every maxSafeGap bytes inside text, a run
+// gapPoints records safe points every maxGap bytes inside text, a run
 // of ground-state bytes without escapes or newlines starting at offset
 // start: before any byte that does not continue a UTF-8 sequence, where the
 // bytes before it complete their character as the parser sees them (so a
 // point does not depend on where the output was split into writes).
 func (t *scanner) gapPoints(text []byte, start int64) {
 	for {
-		q := max(t.lastAdd+maxSafeGap-start, 0) // index of the first candidate
+		q := max(t.lastAdd+t.maxGap-start, 0) // index of the first candidate
 		for q < int64(len(text)) && (text[q]&0xC0 == 0x80 || t.needBefore(text, q) > 0) {
 			q++
 		}

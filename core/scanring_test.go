@@ -8,7 +8,7 @@ type scannedRing struct {
 }
 
 func newScannedRing(capacity int) *scannedRing {
-	return &scannedRing{ring: newRing(capacity), scanner: newScanner()}
+	return &scannedRing{ring: newRing(capacity), scanner: newScanner(capacity)}
 }
 
 // write scans p and commits it, as session.output does.

@@ -133,7 +133,7 @@ func newSession(d *sessionDeps, rec SessionRecord) *session {
 		id:          rec.ID,
 		deps:        d,
 		log:         d.log.With("session_id", rec.ID),
-		scanner:     newScanner(),
+		scanner:     newScanner(d.scrollbackBytes),
 		pumpDone:    make(chan struct{}),
 		ring:        newRing(d.scrollbackBytes),
 		attachments: make(map[*Attachment]struct{}),
@@ -246,7 +246,7 @@ func (s *session) pump(ctx context.Context) {
 // end, the end of the output the plugin said it kept, or the pump ends.
 func (s *session) resumeAt(start, end int64) <-chan struct{} {
 	s.ring.beginAt(start)
-	s.scanner = newScannerAt(start)
+	s.scanner = newScannerAt(start, s.deps.scrollbackBytes)
 	ch := make(chan struct{})
 	s.caughtUp, s.catchUpTo = ch, end
 	s.markCaughtUp(false)
