@@ -39,7 +39,7 @@ func (commandEnv) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY,
 	}
 	cmd := exec.Command(req.Command[0], req.Command[1:]...)
 	cmd.Dir = dir
-	cmd.Env = shared.ChildEnv(os.Environ(), map[string]string{"TERM": "xterm"}, req.Env)
+	cmd.Env = shared.ChildEnvWithout(os.Environ(), req.UnsetEnv, map[string]string{"TERM": "xterm"}, req.Env)
 	return shared.StartCommand(cmd, req.Size)
 }
 

@@ -91,9 +91,12 @@ type SpawnRequest struct {
 	ScrollbackBytes int
 	// UnsetEnv names variables the child must not have: removed from what
 	// it would inherit and from every layer (the environment's config, Env)
-	// — it wins over all of them. The host passes the session's unset_env
-	// and the server's never-passed variables. ChildEnv applies it; see
-	// UnsetEnvNames for a remote or container environment.
+	// — it wins over all of them. The host passes the environment's and the
+	// session's unset_env and the server's never-passed variables, names
+	// checked not to be empty or hold '=' or NUL. ChildEnvWithout applies
+	// it to a process the plugin starts; a remote or container environment
+	// removes them there (docs/plugins.md tells how the SSH and DOCKER
+	// plugins do).
 	UnsetEnv []string
 }
 

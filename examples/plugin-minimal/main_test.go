@@ -14,9 +14,14 @@ import (
 	"github.com/ptyhost/ptyhost/shared/sharedtest"
 )
 
+// conformanceConfig is the conformance cases' config. The plugin inherits
+// FROM_PLUGIN (a server's variable), and the environment's config sets
+// FROM_CONFIG: unset_env checks UnsetEnv removes both.
 func conformanceConfig(t *testing.T) sharedtest.Config {
+	t.Setenv("FROM_PLUGIN", "yes")
 	return sharedtest.Config{
 		Config:    json.RawMessage(`{"env": {"FROM_CONFIG": "yes"}}`),
+		UnsetEnv:  []string{"FROM_PLUGIN", "FROM_CONFIG"},
 		BadConfig: json.RawMessage(`{"envv": {}}`),
 		Dir:       t.TempDir(),
 	}
@@ -33,7 +38,8 @@ func TestConformanceBinary(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	sharedtest.Run(t, sharedtest.Launch(t, bin), conformanceConfig(t))
+	cfg := conformanceConfig(t) // before Launch, which passes on FROM_PLUGIN
+	sharedtest.Run(t, sharedtest.Launch(t, bin), cfg)
 }
 
 func spawnRequest(id, config string, argv ...string) shared.SpawnRequest {
@@ -55,6 +61,29 @@ func TestConfigEnv(t *testing.T) {
 	}
 	term := sharedtest.NewTerm(t, p)
 	term.Expect(ctx, "[hello|xterm-256color]")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
+	}
+}
+
+// The variables of SpawnRequest.UnsetEnv (the session's unset_env, the
+// server's --never-env) are not the session's, whether the plugin
+// inherited them or the config or the session sets them.
+func TestUnsetEnv(t *testing.T) {
+	t.Setenv("CLAUDECODE", "1")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	env := sharedtest.Serve(t, minimal{})
+	req := spawnRequest("unset", `{"env": {"SECRETX": "cfg", "KEPT": "cfg"}}`,
+		"/bin/sh", "-c", `printf '[%s|%s|%s|%s]\n' "${CLAUDECODE-unset}" "${SECRETX-unset}" "${SESSIONX-unset}" "${KEPT-unset}"`)
+	req.Env = map[string]string{"SESSIONX": "req"}
+	req.UnsetEnv = []string{"CLAUDECODE", "SECRETX", "SESSIONX"}
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[unset|unset|unset|cfg]")
 	if st := term.Wait(ctx); st.Code != 0 {
 		t.Errorf("exit status %+v", st)
 	}

@@ -84,8 +84,14 @@ func pluginBinary(t testing.TB) string {
 	return builtPath
 }
 
+// conformanceConfig is the conformance cases' config for a tmux server on
+// socket. The plugin inherits FROM_PLUGIN (a server's variable), and the
+// environment's config sets FROM_CONFIG: unset_env checks UnsetEnv removes
+// both.
 func conformanceConfig(t *testing.T, socket string) sharedtest.Config {
+	t.Setenv("FROM_PLUGIN", "yes")
 	return sharedtest.Config{
+		UnsetEnv: []string{"FROM_PLUGIN", "FROM_CONFIG"},
 		// tmux 3.3a (Debian 12) may close the pane of a command that exits
 		// right after writing before it has read that output (see
 		// README.md); the scripts linger a little after their last write,
@@ -111,5 +117,6 @@ func TestConformance(t *testing.T) {
 // The built binary, started as ptyhost starts it.
 func TestConformanceBinary(t *testing.T) {
 	socket := newSocket(t)
-	sharedtest.Run(t, sharedtest.Launch(t, pluginBinary(t)), conformanceConfig(t, socket))
+	cfg := conformanceConfig(t, socket) // before Launch, which passes on FROM_PLUGIN
+	sharedtest.Run(t, sharedtest.Launch(t, pluginBinary(t)), cfg)
 }

@@ -131,10 +131,14 @@ func (t *Tmux) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, 
 		env = map[string]string{}
 	}
 	maps.Copy(env, req.Env)
+	run, err := withoutUnset(argv, env, req.UnsetEnv)
+	if err != nil {
+		return nil, err
+	}
 
 	srv := tmuxServer{socket: cfg.Socket, env: tmuxEnviron(os.Environ())}
 	log := t.logger.With("session_id", req.SessionID, "socket", cfg.Socket)
-	args := newSessionArgs(name, dir, size, env, argv)
+	args := newSessionArgs(name, dir, size, env, run)
 	out, err := srv.run(ctx, args...)
 	for try := 1; errors.Is(err, errServerExited) && try < newSessionTries; try++ {
 		// The server was exiting (its last session had ended) as tmux
@@ -175,6 +179,33 @@ func cleanup(srv tmuxServer, name string, log hclog.Logger) {
 	if err := srv.killSession(ctx, name); err != nil {
 		log.Warn("could not kill the tmux session of a failed spawn", "error", err)
 	}
+}
+
+// withoutUnset keeps the session from having the variables unset names
+// (SpawnRequest.UnsetEnv: the session's unset_env, the server's
+// --never-env). It deletes them from env, the session's own variables, and
+// returns argv run through env(1) — "env -u NAME … -- argv", which execs
+// argv in its place, the same process — since the command also inherits
+// the tmux server's environment (the plugin's, when the server started,
+// and what tmux takes from the client that created the session), which
+// tmux cannot remove a variable from for one session. With no names argv
+// is returned as it is.
+func withoutUnset(argv []string, env map[string]string, unset []string) ([]string, error) {
+	if len(unset) == 0 {
+		return argv, nil
+	}
+	for _, k := range unset {
+		delete(env, k)
+	}
+	path, err := exec.LookPath("env")
+	if err != nil {
+		return nil, fmt.Errorf("%w: env, which removes the variables the session must not have: %w", shared.ErrUnavailable, err)
+	}
+	run := []string{path}
+	for _, k := range unset {
+		run = append(run, "-u", k)
+	}
+	return append(append(run, "--"), argv...), nil
 }
 
 // newSessionArgs is the tmux command list that creates a session, prints

@@ -211,6 +211,35 @@ func TestChildEnvironment(t *testing.T) {
 	sharedtest.NewTerm(t, p).Expect(ctx, "[c|s|unset|in-tmux]")
 }
 
+// The variables of SpawnRequest.UnsetEnv (the session's unset_env, the
+// server's --never-env) are not the session's, whether the plugin — and so
+// the tmux server — inherited them or the config or the session sets them;
+// a single-argument command still runs as a program.
+func TestUnsetEnv(t *testing.T) {
+	t.Setenv("CLAUDECODE", "1")
+	socket := newSocket(t)
+	env := sharedtest.Serve(t, New(nil))
+	ctx := testContext(t)
+	script := filepath.Join(t.TempDir(), "print env")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+
+		`printf '[%s|%s|%s|%s]\n' "${CLAUDECODE-unset}" "${SECRETX-unset}" "${SESSIONX-unset}" "${KEPT-unset}"`+"\nsleep 0.1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	req := request(socket, "unset", script)
+	req.Config = json.RawMessage(fmt.Sprintf(`{"socket": %q, "env": {"SECRETX": "cfg", "KEPT": "cfg"}}`, socket))
+	req.Env = map[string]string{"SESSIONX": "req"}
+	req.UnsetEnv = []string{"CLAUDECODE", "SECRETX", "SESSIONX"}
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, "[unset|unset|unset|cfg]")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
+	}
+}
+
 // With no command, the session runs the configured shell, as argv [shell].
 func TestDefaultShell(t *testing.T) {
 	socket := newSocket(t)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ var cases = []testCase{
 	{"signal_exit", testSignalExit},
 	{"large_output", testLargeOutput},
 	{"utf8", testUTF8},
+	{"unset_env", testUnsetEnv},
 	{"kill", testKill},
 	{"kill_group", testKillGroup},
 	{"close", testClose},
@@ -141,6 +143,58 @@ func testUTF8(ctx context.Context, t *testing.T, h *harness) {
 	term := h.run(ctx, t, `printf '\360\237\231\202 \303\251t\303\251\n'`)
 	term.Expect(ctx, "🙂 été")
 	term.Wait(ctx)
+}
+
+// unsetEnvLayer is the variable the unset_env case sets in the request's
+// Env and names in its UnsetEnv.
+const unsetEnvLayer = "PTYHOST_SHAREDTEST_UNSET"
+
+// testUnsetEnv checks that the variables SpawnRequest.UnsetEnv names are
+// not in the session's environment, however they would get there: one the
+// request's Env sets, and those of Config.UnsetEnv (inherited, set by the
+// environment's config). Each of those must be in a session spawned
+// without UnsetEnv, or the case would prove nothing. A variable it does
+// not name stays (PTYHOST_SHAREDTEST, of the request's Env).
+func testUnsetEnv(ctx context.Context, t *testing.T, h *harness) {
+	names := append([]string{unsetEnvLayer}, h.cfg.UnsetEnv...)
+	for _, k := range names {
+		if !shared.PortableEnvName(k) {
+			t.Fatalf("Config.UnsetEnv: %q is not a name a shell can read: use letters, digits and '_'", k)
+		}
+	}
+	script := unsetEnvScript(append(slices.Clone(names), "PTYHOST_SHAREDTEST"))
+	req := h.request(t, script)
+	req.Env[unsetEnvLayer] = "layer"
+	out := h.spawn(ctx, t, req).ReadAll(ctx)
+	for _, k := range names {
+		if !bytes.Contains(out, []byte("unset_env:"+k+"=set.")) {
+			t.Errorf("a session spawned without UnsetEnv does not have %s, so removing it proves nothing (Config.UnsetEnv names variables sessions have); output: %q", k, tail(out))
+		}
+	}
+
+	req = h.request(t, script)
+	req.Env[unsetEnvLayer] = "layer"
+	req.UnsetEnv = names
+	out = h.spawn(ctx, t, req).ReadAll(ctx)
+	for _, k := range names {
+		if !bytes.Contains(out, []byte("unset_env:"+k+"=unset.")) {
+			t.Errorf("the session has %s, which its SpawnRequest.UnsetEnv names; output: %q", k, tail(out))
+		}
+	}
+	if !bytes.Contains(out, []byte("unset_env:PTYHOST_SHAREDTEST=set.")) {
+		t.Errorf("the session lacks PTYHOST_SHAREDTEST, set by the request's Env and not named by its UnsetEnv; output: %q", tail(out))
+	}
+}
+
+// unsetEnvScript returns a script that prints, for each of names, a line
+// "unset_env:NAME=set." when the session has the variable and
+// "unset_env:NAME=unset." when it does not.
+func unsetEnvScript(names []string) string {
+	var b strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&b, "s=${%s+set}; printf 'unset_env:%%s=%%s.\\n' %s \"${s:-unset}\"\n", k, k)
+	}
+	return b.String()
 }
 
 func testKill(ctx context.Context, t *testing.T, h *harness) {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -35,7 +34,7 @@ func (leaderOnlyEnv) Spawn(_ context.Context, req shared.SpawnRequest) (shared.P
 	}
 	cmd := exec.Command(req.Command[0], req.Command[1:]...)
 	cmd.Dir = dir
-	cmd.Env = shared.ChildEnv(os.Environ(), nil, req.Env)
+	cmd.Env = shared.ChildEnvWithout(os.Environ(), req.UnsetEnv, req.Env)
 	p, err := shared.StartCommand(cmd, req.Size)
 	if err != nil {
 		return nil, err
@@ -68,31 +67,13 @@ func TestKillGroupCatchesLeaderOnlyKill(t *testing.T) {
 		sharedtest.Run(t, sharedtest.Serve(t, leaderOnlyEnv{}), sharedtest.Config{Timeout: 10 * time.Second})
 		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testContext(t)
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestKillGroupCatchesLeaderOnlyKill$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), brokenKillEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the harness passed an environment whose Kill ends only the leader; output:\n%s", out)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("the child test process did not finish: %v; output:\n%s", err, out)
-	}
 	// Every case runs on the byte channel and on the stream: kill_group
 	// fails on both, and nothing else (the groups fail with it).
-	var failed []string
-	for _, m := range regexp.MustCompile(`--- FAIL: TestKillGroupCatchesLeaderOnlyKill/(\S+)`).FindAllStringSubmatch(string(out), -1) {
-		failed = append(failed, m[1])
-	}
-	slices.Sort(failed)
+	failed, out := harnessFailures(t, "TestKillGroupCatchesLeaderOnlyKill", brokenKillEnv)
 	if want := []string{"byte_channel", "byte_channel/kill_group", "stream", "stream/kill_group"}; !slices.Equal(failed, want) {
 		t.Fatalf("failed cases %q, want %q; output:\n%s", failed, want, out)
 	}
-	if !strings.Contains(string(out), "still runs after Kill") {
+	if !strings.Contains(out, "still runs after Kill") {
 		t.Errorf("kill_group failed for another reason than the surviving child; output:\n%s", out)
 	}
 }

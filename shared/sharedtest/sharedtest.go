@@ -2,9 +2,10 @@
 //
 // Run executes a table of named subtests against a shared.Environment:
 // Info, spawning, input and output, terminal size, exit statuses, large and
-// multibyte output, Kill (of everything the session started, not only its
-// leader), Close, and the errors for bad requests. Pass it
-// the environment as the host will see it, through the real glue:
+// multibyte output, the variables SpawnRequest.UnsetEnv removes, Kill (of
+// everything the session started, not only its leader), Close, and the
+// errors for bad requests. Pass it the environment as the host will see
+// it, through the real glue:
 //
 //   - Serve(t, impl) serves an implementation through the gRPC glue inside
 //     the test process, with no binary to build;
@@ -61,6 +62,13 @@ type Config struct {
 	// MissingDir is a path that is not a directory in the environment.
 	// Empty means "/nonexistent/ptyhost-sharedtest".
 	MissingDir string
+	// UnsetEnv names variables a session of the environment has without
+	// the request setting them — inherited from the plugin, set by Config,
+	// given by a remote login — which the unset_env case checks that
+	// SpawnRequest.UnsetEnv removes too, beside one the request's Env
+	// sets. Each must be in a session spawned without UnsetEnv, and be
+	// letters, digits and '_'. Empty checks the request's Env only.
+	UnsetEnv []string
 	// Timeout bounds each case. Zero means 30s.
 	Timeout time.Duration
 	// Skip maps names of cases not to run to the reason.

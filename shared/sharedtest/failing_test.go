@@ -1,0 +1,38 @@
+package sharedtest_test
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"testing"
+)
+
+// harnessFailures runs the test named test again in a child test process
+// with the variable broken set to 1, where it runs the harness against a
+// deliberately broken environment, and returns the subtests that failed
+// there, sorted, and the child's output. It fails t unless the child
+// failed, within t's deadline.
+func harnessFailures(t *testing.T, test, broken string) (failed []string, out string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), broken+"=1")
+	b, err := cmd.CombinedOutput()
+	out = string(b)
+	if err == nil {
+		t.Fatalf("the harness passed a broken environment; output:\n%s", out)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the child test process did not finish: %v; output:\n%s", err, out)
+	}
+	for _, m := range regexp.MustCompile(`--- FAIL: `+test+`/(\S+)`).FindAllStringSubmatch(out, -1) {
+		failed = append(failed, m[1])
+	}
+	slices.Sort(failed)
+	return failed, out
+}
