@@ -272,7 +272,10 @@ func TestConcurrentResizesConverge(t *testing.T) {
 					}
 				}
 			}()
-			defer func() { close(stop); <-drained }()
+			// After the clients' own cleanups (registered later, run
+			// first), whose detaches resize too: a full channel would
+			// hold them for good.
+			t.Cleanup(func() { close(stop); <-drained })
 			var clients []*Attachment
 			for range 4 {
 				clients = append(clients, h.attach(t, "c"))
