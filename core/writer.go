@@ -306,8 +306,15 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 		if firstErr == nil {
 			firstErr = err
 		}
-		w.log.Warn("store write failed; will retry", "session_id", id, "err", err)
-		w.metrics.storeErrors.Inc()
+		if ctx.Err() != nil {
+			// Cut short by the writer's stop (run's context, or a
+			// flush's deadline): the final flush writes it, or reports
+			// that it could not.
+			w.log.Debug("store write cut short by the stop", "session_id", id, "err", err)
+		} else {
+			w.log.Warn("store write failed; will retry", "session_id", id, "err", err)
+			w.metrics.storeErrors.Inc()
+		}
 		w.mu.Lock()
 		if newer := w.pending[id]; newer != nil {
 			w.pending[id] = p.takeOver(newer)
