@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,6 +298,12 @@ type keptPTY struct {
 	mu       sync.Mutex
 	kept     []byte // returned by Read before the live output
 	detaches int
+
+	// closeGate, when set before the session ends, holds the plugin's
+	// cleanup (Close before Detach) until it is closed; closing says a
+	// cleanup began.
+	closeGate chan struct{}
+	closing   atomic.Bool
 }
 
 var _ shared.Detacher = (*keptPTY)(nil)
@@ -335,6 +342,10 @@ func (p *keptPTY) Close() error {
 	p.mu.Unlock()
 	if detached {
 		return nil
+	}
+	p.closing.Store(true)
+	if p.closeGate != nil {
+		<-p.closeGate
 	}
 	return p.PTY.Close()
 }

@@ -79,6 +79,7 @@ func New(opts Options) (*Manager, error) {
 		scrollbackBytes:  opts.ScrollbackBytes,
 		activityInterval: opts.ActivityInterval,
 		exited:           m.exited,
+		releases:         newExitReleases(),
 		detached:         m.detach,
 	}
 	m.wg.Add(1)

@@ -50,6 +50,9 @@ type sessionDeps struct {
 	// own and everything about it is recorded (the Manager lets it
 	// linger).
 	exited func(*session)
+	// releases tells the plugins to forget exited sessions once their end
+	// is stored.
+	releases *exitReleases
 	// detached is called when a client closes its attachment.
 	detached func(*Attachment)
 }
@@ -102,9 +105,6 @@ type session struct {
 	// pump ends without recording anything about the session's end, which
 	// the plugin keeps for the next server.
 	detached bool
-	// exitInStore says the process's end is recorded in the store, and the
-	// plugin told to forget the session (exitStored).
-	exitInStore bool
 	// caughtUp, when set, is closed once the ring reaches catchUpTo or the
 	// pump ends: a session taken up again has read what its plugin kept.
 	caughtUp  chan struct{}
@@ -438,8 +438,8 @@ func (s *session) exited(st ExitStatus, err error) {
 	// Under s.mu, so that updates queue in the order of the changes they
 	// record (a client's detach may race the exit). The plugin, which
 	// keeps the exit for the next server until told to forget the
-	// session, is told once the exit is stored (exitStored).
-	s.deps.writer.updateThen(s.id, u, s.exitStored)
+	// session, is told once the exit is stored (exitReleases).
+	s.deps.writer.updateThen(s.id, u, s.deps.releases.await(s))
 	s.mu.Unlock()
 	if abnormal {
 		if err == nil {
@@ -453,20 +453,6 @@ func (s *session) exited(st ExitStatus, err error) {
 	}
 	if running {
 		s.deps.exited(s)
-	}
-}
-
-// exitStored releases what the plugin still holds for the session, whose
-// process is gone, now that its exit is in the store: until then the
-// plugin keeps the exit, so that a server stopped meanwhile (leave) leaves
-// it to the next one, which records it.
-func (s *session) exitStored() {
-	s.mu.Lock()
-	left := s.detached // leave let the plugin keep the session
-	s.exitInStore = !left
-	s.mu.Unlock()
-	if !left {
-		s.release()
 	}
 }
 

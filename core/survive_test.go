@@ -544,6 +544,57 @@ func TestExitForgottenOnlyOnceStored(t *testing.T) {
 			t.Errorf("row %+v when the plugin was told, want the exit stored", row)
 		}
 	})
+	t.Run("a slow cleanup holds up no other write", func(t *testing.T) {
+		h, ptys := detachHarness(t)
+		h.create(t, "slow")
+		h.create(t, "other")
+		unblock := make(chan struct{})
+		defer close(unblock)
+		ptys["slow"].closeGate = unblock // its plugin's cleanup takes until the test ends
+		ptys["slow"].End(shared.ExitStatus{Code: 1})
+		eventually(t, "slow's cleanup to begin", func() bool { return ptys["slow"].closing.Load() })
+		ptys["other"].End(shared.ExitStatus{Code: 5})
+		eventually(t, "other's exit stored and its plugin told", func() bool {
+			_, closes := ptys["other"].Counts()
+			row := h.store.row(t, "other")
+			return closes == 1 && row.ExitCode != nil && *row.ExitCode == 5
+		})
+	})
+	for _, stop := range []string{"Close", "Detach"} {
+		t.Run("store down, a lingered-out session, then "+stop, func(t *testing.T) {
+			h, ptys := detachHarness(t)
+			h.m.opts.Linger = time.Millisecond
+			h.create(t, "s")
+			if err := h.m.writer.flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			h.store.mu.Lock()
+			h.store.failNext = 1 << 30
+			h.store.mu.Unlock()
+			ptys["s"].End(shared.ExitStatus{Code: 7})
+			eventually(t, "the session to linger out", func() bool {
+				h.m.mu.Lock()
+				defer h.m.mu.Unlock()
+				return h.m.sessions["s"] == nil
+			})
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			h.closeFailed = true
+			detaches := 0
+			if stop == "Close" {
+				_ = h.m.Close(ctx)
+			} else {
+				_ = h.m.Detach(ctx)
+				detaches = 1 // the plugin keeps it for the next server
+			}
+			if ptys["s"].Detaches() != detaches {
+				t.Errorf("detaches = %d, want %d", ptys["s"].Detaches(), detaches)
+			}
+			if _, closes := ptys["s"].Counts(); closes != 1-detaches {
+				t.Errorf("plugin cleanups = %d, want %d", closes, 1-detaches)
+			}
+		})
+	}
 	t.Run("store down, then the server stops", func(t *testing.T) {
 		h, ptys := detachHarness(t)
 		h.create(t, "s")

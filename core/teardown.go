@@ -307,6 +307,7 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 		}
 	}
 	err := m.writer.flush(ctx)
+	m.deps.releases.settle(ctx, m.byDetach.Load())
 	m.events.close()
 	if err != nil {
 		err = fmt.Errorf("core: writing final session status: %w", err)
@@ -372,22 +373,13 @@ func (m *Manager) leave(ctx context.Context, s *session) {
 	s.idleTimer, s.lingerTimer = nil, nil
 	s.rec.ActiveConnections = 0
 	s.wakeAll() // the clients close; a pump waiting for one stops
-	stored := s.exitInStore
 	s.mu.Unlock()
 
 	zero := 0
 	m.writer.update(s.id, SessionUpdate{ActiveConnections: &zero})
 	if prev == stateExited {
+		// Its end is recorded, or is on its way (exitReleases).
 		m.forgetExited(s)
-		if !stored {
-			// Its end is not in the store yet (a database that is down):
-			// the plugin keeps it, if it can, for the next server to
-			// record.
-			if detachable {
-				d.Detach()
-			}
-			s.release()
-		}
 		return
 	}
 	// The read the pump is in fails once the PTY is detached; the pump
