@@ -303,6 +303,11 @@ func TestDirectDeliveryWatchersLater(t *testing.T) {
 		}
 		wg.Go(func() { readInto(rctx, as[i], &ks[i]) })
 	}
+	// The watchers wait, with no wake-up of the attaches (a size change)
+	// still on its way to them, which would let them read the echo.
+	for i := 1; i < len(as); i++ {
+		eventually(t, "the watchers wait", func() bool { return h.waiting(t, "wl", as[i]) })
+	}
 	if _, err := as[0].Write([]byte("k")); err != nil {
 		t.Fatal(err)
 	}
