@@ -37,8 +37,8 @@ type Attachment struct {
 	// was told of (FrameRestarted); 0: none.
 	restartPast int64
 	closed      bool
-	// keptUp is when the client was last within the pump's low-water mark
-	// (flow.go); it starts at its attach. behind is set from when the pump
+	// keptUp is when the client last kept up with the pump (flow.go:
+	// flowProgress); it starts at its attach. behind is set from when the pump
 	// finds the client past its high-water mark until it is back within
 	// the low-water mark.
 	keptUp   time.Time

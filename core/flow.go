@@ -11,18 +11,19 @@ import (
 // PTY, and the program blocks in write), while either
 //
 //   - every attached client is behind, or
-//   - a client that is keeping up is behind: one that has been within the
-//     low-water mark at some time in the last keepUpWindow.
+//   - a client that is keeping up is behind: one that, at some time in
+//     the last keepUpWindow, read while within the high-water mark and not
+//     behind, or came back within the low-water mark.
 //
 // A client is behind from when the pump finds it more than the high-water
 // mark behind the end of the output until it comes back within the
 // low-water mark. So clients that keep reading all get every byte, at the
 // pace of the slowest of them, however many share the session; a client
 // that stops reading holds the session for keepUpWindow at most, then is
-// left behind and later reset, while others read on. One that trickles
-// must catch up from the high-water mark to the low-water mark once a
-// keepUpWindow to hold the session, so it cannot slow the others below
-// highWater-lowWater per keepUpWindow: were it enough to come within the
+// left behind and later reset, while others read on. One that trickles,
+// once behind, must catch up from the high-water mark to the low-water
+// mark once a keepUpWindow to hold the session, so it cannot slow the
+// others below highWater-lowWater per keepUpWindow: were it enough to come within the
 // high-water mark, a client reading one PTY read's worth per keepUpWindow
 // would hold the session to that pace. With no client attached the pump
 // never waits, so the ring keeps draining.
@@ -31,8 +32,8 @@ import (
 // pump reads only when it is at most highWater behind, and at most
 // capacity-highWater bytes at a time.
 
-// keepUpWindow is how long since it was last within the low-water mark a
-// client still holds the pump: longer than a busy machine deschedules a
+// keepUpWindow is how long since it last kept up a client still holds the
+// pump: longer than a busy machine deschedules a
 // reading client, shorter than anyone would call a stall.
 const keepUpWindow = 500 * time.Millisecond
 
@@ -127,14 +128,21 @@ func (s *session) waitFlow(ctx context.Context) (detached bool) {
 }
 
 // flowProgress is called when a has read output: a client within the
-// low-water mark is keeping up, is no longer behind, and wakes the waiting
-// pump. s.mu must be held.
+// high-water mark that is not behind, or one back within the low-water
+// mark, is keeping up (and, back there, no longer behind), and wakes the
+// waiting pump. A client that keeps reading a little slower than the
+// program writes drifts from the low-water mark towards the high-water
+// mark without ever being behind, and keeps up all the way. s.mu must be
+// held.
 func (s *session) flowProgress(a *Attachment) {
-	if s.ring.End()-a.off > s.lowWater() {
+	lag := s.ring.End() - a.off
+	if lag > s.highWater() || (a.behind && lag > s.lowWater()) {
 		return
 	}
 	a.keptUp = time.Now()
-	a.behind = false
+	if lag <= s.lowWater() {
+		a.behind = false
+	}
 	if s.pumpWaiting {
 		s.flow.Broadcast()
 	}

@@ -172,3 +172,69 @@ func TestTricklingClientCannotHoldTheSession(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// A client that keeps reading, steadily, only a little slower than the
+// program writes (90 KiB/s against 100 KiB/s, far more than a quarter of
+// the scrollback per keepUpWindow) must not be reset: the docs promise a
+// client that keeps reading is never reset and the session runs at the
+// pace of the slowest.
+func TestSteadySlowerClientIsNeverReset(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 32 << 10 })
+	_, p := h.create(t, "f")
+	fast := h.attach(t, "f")
+	steady := h.attach(t, "f")
+	const dur = 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	const progRate, clientRate = 100 << 10, 90 << 10 // bytes/s
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Go(func() { // the program: writes at most progRate
+		chunk := bytes.Repeat([]byte("abcdefghijklmno\n"), 64) // 1 KiB
+		var wrote int
+		for ctx.Err() == nil {
+			if float64(wrote) > progRate*time.Since(start).Seconds() {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			n, err := p.WriteOutput(chunk)
+			if err != nil {
+				return
+			}
+			wrote += n
+		}
+	})
+	wg.Go(func() { // the fast client
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := fast.Next(ctx, buf); err != nil {
+				return
+			}
+		}
+	})
+	var resets, got int
+	buf := make([]byte, 1024)
+	for ctx.Err() == nil {
+		if float64(got) > clientRate*time.Since(start).Seconds() {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		f, err := steady.Next(ctx, buf)
+		if err != nil {
+			break
+		}
+		switch f.Kind {
+		case FrameOutput:
+			got += len(f.Data)
+		case FrameReset:
+			resets++
+			t.Logf("reset after %v, %d bytes read", time.Since(start), got)
+		}
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("steady client read %d bytes in %v (%.0f KiB/s)", got, dur, float64(got)/1024/dur.Seconds())
+	if resets > 0 {
+		t.Errorf("a client reading steadily at %d KiB/s was reset %d times", clientRate>>10, resets)
+	}
+}
