@@ -12,6 +12,8 @@ import (
 
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/gormstore"
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // saveSessions records sessions of node with the given statuses, ids
@@ -333,8 +335,8 @@ func TestSessionOwnershipFence(t *testing.T) {
 	if _, err := b.MarkLostNodes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.UpdateSession(ctx, "a-0", core.SessionUpdate{Status: &active}); !errors.Is(err, core.ErrSessionNotFound) {
-		t.Errorf("a's late write over the node_lost mark: %v, want not found", err)
+	if err := a.UpdateSession(ctx, "a-0", core.SessionUpdate{Status: &active}); !errors.Is(err, gormstore.ErrLeaseLost) {
+		t.Errorf("a's late write over the node_lost mark: %v, want its lease lost", err)
 	}
 	if got := statusOf(t, b, "a-0"); got != "ERROR "+core.ReasonNodeLost {
 		t.Errorf("a-0 after a's late write: %s, want the node_lost mark", got)
@@ -491,8 +493,10 @@ func TestLateWriteOfLostNode(t *testing.T) {
 	}
 
 	expire(t, a, "a")
-	if err := update("a-1"); !errors.Is(err, core.ErrSessionNotFound) {
-		t.Errorf("a's write once its lease expired: %v, want not found", err)
+	// Refused, and not as a missing row, which the core's writer would
+	// drop, and with it a session's end it must keep.
+	if err := update("a-1"); !errors.Is(err, gormstore.ErrLeaseLost) || errors.Is(err, core.ErrSessionNotFound) {
+		t.Errorf("a's write once its lease expired: %v, want the lease lost", err)
 	}
 	if got := statusOf(t, b, "a-1"); got != "ACTIVE" {
 		t.Errorf("a-1 after a's late write: %s, want ACTIVE", got)
@@ -504,10 +508,60 @@ func TestLateWriteOfLostNode(t *testing.T) {
 	if ok, err := b.EndNodeLost(ctx, "a-0", core.ReasonDestroyedNodeLost); err != nil || !ok {
 		t.Fatalf("EndNodeLost(a-0) = %v, %v; want true", ok, err)
 	}
-	if err := update("a-0"); !errors.Is(err, core.ErrSessionNotFound) {
-		t.Errorf("a's late write over the destroyed record: %v, want not found", err)
+	if err := update("a-0"); !errors.Is(err, gormstore.ErrLeaseLost) {
+		t.Errorf("a's late write over the destroyed record: %v, want the lease lost", err)
+	}
+	if err := b.UpdateSession(ctx, "a-0", core.SessionUpdate{Status: &idle}); !errors.Is(err, core.ErrSessionNotFound) {
+		t.Errorf("b's write of a's row: %v, want not found (b's lease is live)", err)
 	}
 	if got := statusOf(t, b, "a-0"); got != "TERMINATED "+core.ReasonDestroyedNodeLost {
 		t.Errorf("a-0 after a's late write: %s, want it destroyed still", got)
 	}
+}
+
+// A node whose lease has expired in the database while its process still
+// runs (a stall longer than the lease, not yet noticed by its renewal)
+// keeps a session's end that its write could not store: the plugin is not
+// told to forget the session, so the end is not lost; once the lease is
+// live again (the renewal caught up) the write lands, and only then is the
+// plugin told.
+func TestExitWrittenOnlyUnderALiveLease(t *testing.T) {
+	db := openReal(t, postgresFreshDSN(t))
+	ctx := context.Background()
+	mustRegister(t, db, gormstore.NodeOptions{Name: "a", URL: "http://a:7420", LeaseTTL: time.Hour, Renewal: time.Hour})
+	if err := db.CreateEnvironment(ctx, core.Environment{ID: "fake", Name: "fake", Type: "FAKE"}); err != nil {
+		t.Fatal(err)
+	}
+	env := &fakeenv.Env{}
+	m, err := core.New(core.Options{Store: db, Plugins: core.StaticEnvironments{"FAKE": env}, NodeName: "a", IdleTimeout: core.NoIdleTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	if _, err := m.CreateSession(ctx, core.CreateOptions{ID: "s", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	p := env.Last(t)
+	waitFor(t, 10*time.Second, "the session recorded started", func() bool {
+		rec, err := db.GetSession(ctx, "s")
+		return err == nil && rec.Status != core.StatusStarting
+	})
+	expire(t, db, "a")
+	p.End(shared.ExitStatus{Code: 3})
+	// The writer tries at once, then again after 100 ms, 200 ms, ...
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if _, closes := p.Counts(); closes != 0 {
+			t.Fatal("the plugin was told to forget the session while its end could not be stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := db.Gorm().Exec("UPDATE nodes SET lease_expires_at = now() + interval '1 hour' WHERE name = 'a'").Error; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the end stored, and the plugin told", func() bool {
+		rec, err := db.GetSession(ctx, "s")
+		_, closes := p.Counts()
+		return err == nil && rec.ExitCode != nil && *rec.ExitCode == 3 && closes == 1
+	})
 }

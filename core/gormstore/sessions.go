@@ -56,8 +56,8 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 // its updated_at, or returns an error wrapping core.ErrSessionNotFound. A
 // LastActiveAt pointing at the zero time clears the column. On a node of a
 // cluster, only its own rows not recorded node_lost are written, and only
-// while this process holds the node's lease: another row, or any row once
-// the lease expired, is not found. On a server that claimed the database
+// while this process holds the node's lease: another row is not found, and
+// any row once the lease expired is refused (ErrLeaseLost). On a server that claimed the database
 // (Claim), rows are written only while the claim is its: an update after
 // another server took it over is not found, and one after this server
 // knows the claim lost is refused (ErrClaimLost).
@@ -96,9 +96,29 @@ func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate)
 		return fmt.Errorf("store: update session %q: %w", id, res.Error)
 	}
 	if res.RowsAffected == 0 {
+		if self := s.self.Load(); self != nil && !s.leaseLive(ctx, self) {
+			return fmt.Errorf("store: update session %q: %w", id, ErrLeaseLost)
+		}
 		return fmt.Errorf("store: session %q: %w", id, core.ErrSessionNotFound)
 	}
 	return nil
+}
+
+// ErrLeaseLost is wrapped by the error of a node's session write refused
+// because the node's lease has expired by the database's clock. It is not
+// a missing row: the write is to be kept, not dropped (the core's writer
+// retries it, and a session's end it carries stays its plugin's to keep
+// for the node's next start), until the node stops, which it does within
+// its lease.
+var ErrLeaseLost = errors.New("this node's lease has expired")
+
+// leaseLive reports whether the database holds self's lease live; a
+// failed query reports it live, leaving the caller's answer as it was.
+func (s *DB) leaseLive(ctx context.Context, self *nodeSelf) bool {
+	var live int64
+	err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now()",
+		self.name, self.instance).Scan(&live).Error
+	return err != nil || live > 0
 }
 
 // GetSession returns session id's row, or an error wrapping

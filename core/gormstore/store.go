@@ -154,7 +154,11 @@ func (s *DB) Ping(ctx context.Context) error {
 }
 
 // Gorm returns the underlying *gorm.DB, for embedders that keep their own
-// tables in the same database.
+// tables in the same database. It skips GORM's default transaction (wrap
+// writes that must go together in Transaction yourself), and on
+// PostgreSQL, when Open made it, its connections end a transaction left
+// idle for 5 s (idleInTransactionTimeout): keep a transaction's
+// statements back to back.
 func (s *DB) Gorm() *gorm.DB { return s.db }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -278,12 +282,15 @@ const idleTimeoutParam = "idle_in_transaction_session_timeout"
 
 // boundIdleTransactions sets idleInTransactionTimeout on a new PostgreSQL
 // connection, unless the DSN sets the parameter itself (a query parameter
-// of the URL, sent when the connection starts). A SET rather than a
+// of the URL, or `options=-c idle_in_transaction_session_timeout=…`, sent
+// when the connection starts). A setting of the role or the database
+// (ALTER ROLE … SET) is overridden: set it in the DSN instead. A SET rather than a
 // startup parameter of our own: a pooler such as PgBouncer refuses
 // startup parameters it does not know.
 func boundIdleTransactions(ctx context.Context, conn *pgx.Conn) error {
-	if _, set := conn.Config().RuntimeParams[idleTimeoutParam]; set {
-		return nil
+	params := conn.Config().RuntimeParams
+	if _, set := params[idleTimeoutParam]; set || strings.Contains(params["options"], idleTimeoutParam) {
+		return nil // the DSN's, as a parameter or in libpq's options=-c …
 	}
 	// SET takes no parameters; the value is a constant of ours.
 	if _, err := conn.Exec(ctx, fmt.Sprintf("SET %s = %d", idleTimeoutParam, idleInTransactionTimeout.Milliseconds())); err != nil {
