@@ -63,7 +63,7 @@ func (s *session) startExec(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkExecConfinement(s.d, ctr, s.req.WorkdirRoots); err != nil {
+	if err := checkExecConfinement(ctx, s.d, ctr, s.req.WorkdirRoots); err != nil {
 		return err
 	}
 	target, inherited := ctr.ID, inheritedEnv(ctr)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -64,9 +66,11 @@ var dockerDefaultCaps = map[string]bool{
 // container that could reach the host past them: a privileged one, one
 // given a capability beyond Docker's defaults (DAC_READ_SEARCH opens any
 // file of a mounted file system by its handle, SYS_ADMIN mounts, ALL is
-// root), or one in the host's network namespace (the host's loopback
-// services and abstract sockets). The error wraps
-// shared.ErrPermissionDenied.
+// root), one in the host's network namespace (the host's loopback
+// services and abstract sockets), or one in another container's network
+// namespace, which may be the host's: all are refused rather than
+// following container:NAME to what that container was given. The error
+// wraps shared.ErrPermissionDenied.
 func checkConfinement(privileged bool, capAdd []string, network string) error {
 	refuse := func(what string) error {
 		return fmt.Errorf("%w: %s is not allowed while the server restricts sessions to working-directory roots: it would reach the host past them", shared.ErrPermissionDenied, what)
@@ -79,50 +83,124 @@ func checkConfinement(privileged bool, capAdd []string, network string) error {
 			return refuse(fmt.Sprintf("cap_add %q (beyond Docker's default capabilities)", c))
 		}
 	}
-	if container.NetworkMode(network).IsHost() {
+	switch mode := container.NetworkMode(network); {
+	case mode.IsHost():
 		return refuse(`network "host"`)
+	case mode.IsContainer():
+		return refuse(fmt.Sprintf("network %q (another container's namespace)", network))
 	}
 	return nil
 }
 
 // checkExecConfinement refuses, while roots are set, exec mode into a
 // container made with more than checkConfinement allows, or sharing the
-// host's PID or IPC namespace, given devices, with a security profile
-// turned off, or bind mounting a path of the daemon's machine outside the
-// roots. Exec mode runs in a container that exists already, so what it
-// was given is what a session gets.
-func checkExecConfinement(d *daemon, c container.InspectResponse, roots []string) error {
+// host's or another container's PID or IPC namespace, given devices, with
+// a security profile turned off or replaced (checkSecurityOpt), or
+// mounting a path of the daemon's machine outside the roots, directly or
+// through a volume (checkVolume). Exec mode runs in a container that
+// exists already, so what it was given is what a session gets.
+func checkExecConfinement(ctx context.Context, d *daemon, c container.InspectResponse, roots []string) error {
 	if len(roots) == 0 {
 		return nil
 	}
+	name := strings.TrimPrefix(c.Name, "/")
 	refuse := func(what string) error {
-		return fmt.Errorf("%w: container %s %s, which the server's working-directory roots do not allow", shared.ErrPermissionDenied, strings.TrimPrefix(c.Name, "/"), what)
+		return fmt.Errorf("%w: container %s %s, which the server's working-directory roots do not allow", shared.ErrPermissionDenied, name, what)
 	}
 	if h := c.HostConfig; h != nil {
 		if err := checkConfinement(h.Privileged, h.CapAdd, string(h.NetworkMode)); err != nil {
-			return fmt.Errorf("container %s: %w", strings.TrimPrefix(c.Name, "/"), err)
+			return fmt.Errorf("container %s: %w", name, err)
 		}
 		switch {
 		case h.PidMode.IsHost():
 			return refuse("shares the host's PID namespace")
+		case h.PidMode.IsContainer():
+			return refuse("shares the PID namespace of container " + h.PidMode.Container())
 		case h.IpcMode.IsHost():
 			return refuse("shares the host's IPC namespace")
+		case h.IpcMode.IsContainer():
+			return refuse("shares the IPC namespace of container " + h.IpcMode.Container())
 		case len(h.Devices) > 0 || len(h.DeviceRequests) > 0 || len(h.DeviceCgroupRules) > 0:
 			return refuse("is given host devices")
 		}
 		for _, o := range h.SecurityOpt {
-			if strings.HasSuffix(o, "unconfined") || strings.HasSuffix(o, "disable") {
-				return refuse(fmt.Sprintf("runs with %q", o))
+			if what := checkSecurityOpt(o); what != "" {
+				return refuse(what)
 			}
 		}
 	}
 	for _, m := range c.Mounts {
-		if m.Type != mount.TypeBind {
-			continue
+		switch m.Type {
+		case mount.TypeBind:
+			if _, err := shared.CheckUnderRoots(roots, m.Source, d.local()); err != nil {
+				return fmt.Errorf("container %s: bind mount of %s: %w", name, m.Source, err)
+			}
+		case mount.TypeVolume, mount.TypeCluster:
+			if err := checkVolume(ctx, d, m, roots); err != nil {
+				return fmt.Errorf("container %s: %w", name, err)
+			}
 		}
-		if _, err := shared.CheckUnderRoots(roots, m.Source, d.local()); err != nil {
-			return fmt.Errorf("container %s: bind mount of %s: %w", strings.TrimPrefix(c.Name, "/"), m.Source, err)
+	}
+	return nil
+}
+
+// checkSecurityOpt returns what is wrong with a security option (o, as
+// --security-opt takes it: key=value, or the older key:value) while roots
+// are set, or "" when nothing is: a profile turned off (seccomp, AppArmor
+// or SELinux labels "unconfined" or "disable"), SELinux's type spc_t (a
+// container unconfined, as privileged ones run), or a seccomp profile of
+// the container's own, which the daemon is given inline and which may
+// allow what Docker's default profile blocks.
+func checkSecurityOpt(o string) string {
+	if strings.HasSuffix(o, "unconfined") || strings.HasSuffix(o, "disable") {
+		return fmt.Sprintf("runs with %q", o)
+	}
+	key, value := o, ""
+	if i := strings.IndexAny(o, "=:"); i >= 0 {
+		key, value = o[:i], o[i+1:]
+	}
+	switch {
+	case key == "label" && value == "type:spc_t":
+		return fmt.Sprintf("runs with %q", o)
+	case key == "seccomp" && strings.HasPrefix(strings.TrimSpace(value), "{"):
+		return "runs with its own seccomp profile"
+	}
+	return ""
+}
+
+// checkVolume checks, while roots are set, a volume the container mounts
+// (m). A volume of the local driver is a directory the daemon keeps, or,
+// with options, what they name: one that bind mounts a path of the
+// daemon's machine (o=bind or rbind, the path in device) must bind one
+// under the roots, one that is a tmpfs is allowed, and any other device
+// or remote file system is refused, as is a volume of any other driver,
+// which can mount anything and does not tell what. The
+// error wraps shared.ErrPermissionDenied, or is the daemon's failing to
+// tell the volume's options.
+func checkVolume(ctx context.Context, d *daemon, m container.MountPoint, roots []string) error {
+	refuse := func(what string) error {
+		return fmt.Errorf("%w: volume %s %s, which the server's working-directory roots do not allow", shared.ErrPermissionDenied, m.Name, what)
+	}
+	if m.Type != mount.TypeVolume || m.Driver != "local" {
+		return refuse(fmt.Sprintf("is of the %q driver", m.Driver))
+	}
+	res, err := d.api.VolumeInspect(ctx, m.Name, client.VolumeInspectOptions{})
+	if err != nil {
+		return d.classify("inspect volume "+m.Name, err)
+	}
+	opts := res.Volume.Options
+	device, fsType := opts["device"], opts["type"]
+	switch {
+	case slices.ContainsFunc(strings.Split(opts["o"], ","), func(o string) bool {
+		o = strings.TrimSpace(o)
+		return o == "bind" || o == "rbind"
+	}):
+		if _, err := shared.CheckUnderRoots(roots, device, d.local()); err != nil {
+			return fmt.Errorf("volume %s bind mounts %s: %w", m.Name, device, err)
 		}
+	case fsType == "tmpfs":
+	case device != "" || fsType != "":
+		return refuse(fmt.Sprintf("mounts %q of type %q", device, fsType))
 	}
 	return nil
 }
