@@ -29,6 +29,7 @@ const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 // orphan timeout. If impl is a BackgroundRunner, its RunBackground runs
 // beside the serving.
 func Serve(impl Environment) {
+	nameProcess()
 	resetSignals()
 	logger := Logger()
 	srv := NewGRPCServer(impl, logger)

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,5 +111,29 @@ func TestLooseModes(t *testing.T) {
 	}
 	if strings.Contains(why, target) {
 		t.Errorf("looseModes = %q names the sticky directory %s", why, target)
+	}
+}
+
+// A plugin started through its open file is named after its executable,
+// not after the descriptor (shared.Serve names it): ps and pgrep find it.
+func TestPluginProcessName(t *testing.T) {
+	ctx := pluginsContext(t)
+	dir := t.TempDir()
+	linkPlugin(t, dir, "tool", fakePluginBin(t))
+	p, err := loadPlugins(ctx, t, Options{Dir: dir, Plugins: []Config{{Name: "tool"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	st, _ := p.Plugin("tool")
+	if st.State != core.PluginRunning {
+		t.Fatalf("plugin %+v", st)
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(comm)), (ExecutablePrefix + "tool")[:15]; got != want {
+		t.Errorf("the plugin's process name is %q, want %q", got, want)
 	}
 }

@@ -27,7 +27,10 @@ type launchSums struct {
 // volatileEnv are variables set anew for every process by whatever starts
 // the server (systemd, a shell), not by its operator: a change in them is
 // not worth a warning.
-var volatileEnv = []string{"_", "INVOCATION_ID", "JOURNAL_STREAM", "OLDPWD", "PWD", "SHLVL", "SYSTEMD_EXEC_PID"}
+var volatileEnv = []string{
+	"_", "INVOCATION_ID", "JOURNAL_STREAM", "OLDPWD", "PWD", "SHLVL", "SYSTEMD_EXEC_PID",
+	"SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "XDG_SESSION_ID", // a login's
+}
 
 // launchSums returns the launch sums of s's plugin as this server would
 // launch it now.

@@ -108,7 +108,7 @@ func (r *procRunner) Start(context.Context) error {
 		_ = killProcessGroup(r.pid)
 	}
 	r.mu.Unlock()
-	r.log.Debug("plugin started", "path", r.cmd.Path, "pid", r.cmd.Process.Pid)
+	r.log.Debug("plugin started", "path", r.Name(), "pid", r.cmd.Process.Pid)
 	go r.watch(r.cmd.Process.Pid)
 	return nil
 }
@@ -207,7 +207,10 @@ func (r *procRunner) Kill(context.Context) error {
 
 func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }
 func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
-func (r *procRunner) Name() string          { return r.cmd.Path }
+
+// Name is the plugin's path: its argv[0], which the process was started
+// as, even when it was started through its open file (exeFile.command).
+func (r *procRunner) Name() string { return r.cmd.Args[0] }
 
 func (r *procRunner) ID() string {
 	if pid := r.processID(); pid != 0 {
@@ -225,7 +228,7 @@ func (r *procRunner) processID() int {
 
 func (r *procRunner) Diagnose(context.Context) string {
 	return fmt.Sprintf("the plugin %s did not speak the go-plugin handshake on its stdout: "+
-		"is it a ptyhost plugin, built for this system, executable by this user?", r.cmd.Path)
+		"is it a ptyhost plugin, built for this system, executable by this user?", r.Name())
 }
 
 func (r *procRunner) PluginToHost(network, addr string) (string, string, error) {

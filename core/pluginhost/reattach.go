@@ -377,19 +377,23 @@ func (p *Plugins) Survivors(ctx context.Context) ([]core.Survivor, error) {
 		wg.Go(func() {
 			actx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			var late atomic.Bool
+			// Exactly one of the answer and the timer wins.
+			const waiting, answered, late = 0, 1, 2
+			var state atomic.Int32
 			timer := time.AfterFunc(reattachTimeout, func() {
-				late.Store(true)
+				if !state.CompareAndSwap(waiting, late) {
+					return
+				}
 				s.log.Error("the plugin did not list the sessions it kept in time; killing it", "pid", g.pid, "timeout", reattachTimeout)
 				g.proc.killGroup()
 				cancel()
 			})
 			list, err := g.wrapped.Sessions(actx)
 			timer.Stop()
-			if late.Load() {
+			if !state.CompareAndSwap(waiting, answered) {
 				list, err = nil, fmt.Errorf("no answer within %v; the plugin was killed", reattachTimeout)
 			}
-			answers[i] = answer{list, err, late.Load()}
+			answers[i] = answer{list, err, state.Load() == late}
 		})
 	}
 	wg.Wait()
