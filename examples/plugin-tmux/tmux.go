@@ -138,7 +138,7 @@ func (t *Tmux) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, 
 
 	srv := tmuxServer{socket: cfg.Socket, env: tmuxEnviron(os.Environ())}
 	log := t.logger.With("session_id", req.SessionID, "socket", cfg.Socket)
-	args := newSessionArgs(name, dir, size, env, run)
+	args := newSessionArgs(name, dir, size, env, run, req.UnsetEnv)
 	out, err := srv.run(ctx, args...)
 	for try := 1; errors.Is(err, errServerExited) && try < newSessionTries; try++ {
 		// The server was exiting (its last session had ended) as tmux
@@ -188,8 +188,9 @@ func cleanup(srv tmuxServer, name string, log hclog.Logger) {
 // argv in its place, the same process — since the command also inherits
 // the tmux server's environment (the plugin's, when the server started,
 // and what tmux takes from the client that created the session), which
-// tmux cannot remove a variable from for one session. With no names argv
-// is returned as it is.
+// tmux cannot remove a variable from for one session's first process
+// (newSessionArgs removes them for the session's later windows and
+// panes). With no names argv is returned as it is.
 func withoutUnset(argv []string, env map[string]string, unset []string) ([]string, error) {
 	if len(unset) == 0 {
 		return argv, nil
@@ -230,7 +231,7 @@ func withoutUnset(argv []string, env map[string]string, unset []string) ([]strin
 // It sets no hooks: a hook's command that fails (say, on a session killed
 // meanwhile) has its error shown in the next client that attaches, on
 // whatever session.
-func newSessionArgs(name, dir string, size shared.Size, env map[string]string, argv []string) []string {
+func newSessionArgs(name, dir string, size shared.Size, env map[string]string, argv, unset []string) []string {
 	t := target(name)
 	args := []string{
 		"new-session", "-d", "-P", "-F", "#{pane_pid}", "-s", name,
@@ -249,6 +250,11 @@ func newSessionArgs(name, dir string, size shared.Size, env map[string]string, a
 	}
 	for _, a := range argv {
 		args = append(args, arg(a))
+	}
+	for _, k := range unset {
+		// Nor the windows and panes opened in the session later (C-b c),
+		// which env -u does not reach.
+		args = append(args, ";", "set-environment", "-t", t, "-r", arg(k))
 	}
 	return append(args,
 		";", "set-option", "-g", "-w", "window-size", "smallest",

@@ -235,6 +235,29 @@ func TestUnsetEnv(t *testing.T) {
 	}
 	term := sharedtest.NewTerm(t, p)
 	term.Expect(ctx, "[unset|unset|unset|cfg]")
+
+	// A window opened in the session later (C-b c) has none of them either.
+	out := filepath.Join(t.TempDir(), "window")
+	name, err := sessionName(req.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := exec.Command("tmux", "-L", socket, "new-window", "-t", target(name), "--",
+		"/bin/sh", "-c", `printf '[%s|%s|%s|%s]' "${CLAUDECODE-unset}" "${SECRETX-unset}" "${SESSIONX-unset}" "${KEPT-unset}" > "$0"`, out)
+	if b, err := window.CombinedOutput(); err != nil {
+		t.Fatalf("new-window: %v: %s", err, b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(out)
+		if string(b) == "[unset|unset|unset|cfg]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new window's environment: %q, want [unset|unset|unset|cfg]", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if st := term.Wait(ctx); st.Code != 0 {
 		t.Errorf("exit status %+v", st)
 	}
