@@ -239,6 +239,12 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		s.log.Warn("recording the new session failed; not starting it", "err", err)
 		return SessionRecord{}, storeFailed(fmt.Errorf("recording session %q: %w", opts.ID, err))
 	}
+	// An exited session of the id whose end the row replaced may still be
+	// telling its plugin to forget it: the plugin knows sessions by id.
+	if err := m.deps.releases.wait(ctx, opts.ID); err != nil {
+		m.abandon(s)
+		return SessionRecord{}, fmt.Errorf("session %q: waiting for the plugin to forget its previous session: %w", opts.ID, err)
+	}
 
 	if err := m.destroyedWhileStarting(s); err != nil {
 		return SessionRecord{}, err

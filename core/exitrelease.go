@@ -15,16 +15,21 @@ import (
 //
 // The releases run on goroutines of their own: a plugin's cleanup may take
 // long (DOCKER removes a container), and neither the store's writer nor
-// the session may wait for it.
+// the session may wait for it. A create of the same id waits for one
+// (wait): the plugin forgets a session by its id.
 type exitReleases struct {
 	mu sync.Mutex
 	// awaiting are the exited sessions whose end is not in the store yet.
 	awaiting map[*session]struct{}
-	running  sync.WaitGroup // releases under way
+	// releasing are the releases under way, by session id, each closed
+	// when done.
+	releasing map[string]chan struct{}
+	settled   bool           // settle has begun: the Manager is stopping
+	running   sync.WaitGroup // releases under way; Add under mu, before settled
 }
 
 func newExitReleases() *exitReleases {
-	return &exitReleases{awaiting: map[*session]struct{}{}}
+	return &exitReleases{awaiting: map[*session]struct{}{}, releasing: map[string]chan struct{}{}}
 }
 
 // await notes that s's end is on its way to the store, and returns what
@@ -37,10 +42,58 @@ func (e *exitReleases) await(s *session) func() {
 		e.mu.Lock()
 		_, ok := e.awaiting[s]
 		delete(e.awaiting, s)
-		e.mu.Unlock()
-		if ok {
-			e.running.Go(s.release)
+		if !ok || e.settled {
+			e.mu.Unlock()
+			if ok {
+				s.release() // a write landing as the Manager stops
+			}
+			return
 		}
+		e.startLocked(s, false)
+		e.mu.Unlock()
+	}
+}
+
+// startLocked starts s's release, detaching it first with detach; e.mu
+// must be held.
+func (e *exitReleases) startLocked(s *session, detach bool) {
+	done := make(chan struct{})
+	prev := e.releasing[s.id]
+	e.releasing[s.id] = done
+	e.running.Add(1)
+	go func() {
+		defer e.running.Done()
+		if prev != nil {
+			<-prev // an earlier session of the id: its plugin call first
+		}
+		if d, ok := s.pty.(shared.Detacher); ok && detach {
+			d.Detach()
+		}
+		s.release()
+		e.mu.Lock()
+		if e.releasing[s.id] == done {
+			delete(e.releasing, s.id)
+		}
+		e.mu.Unlock()
+		close(done)
+	}()
+}
+
+// wait waits, within ctx, for the release under way of a session of id,
+// if there is one: a new session of the id must not reach the plugin
+// before the old one's Close.
+func (e *exitReleases) wait(ctx context.Context, id string) error {
+	e.mu.Lock()
+	done := e.releasing[id]
+	e.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -51,17 +104,12 @@ func (e *exitReleases) await(s *session) func() {
 // Then it waits, within ctx, for every release under way.
 func (e *exitReleases) settle(ctx context.Context, keep bool) {
 	e.mu.Lock()
-	left := e.awaiting
+	e.settled = true
+	for s := range e.awaiting {
+		e.startLocked(s, keep)
+	}
 	e.awaiting = map[*session]struct{}{}
 	e.mu.Unlock()
-	for s := range left {
-		e.running.Go(func() {
-			if d, ok := s.pty.(shared.Detacher); ok && keep {
-				d.Detach()
-			}
-			s.release()
-		})
-	}
 	done := make(chan struct{})
 	go func() {
 		e.running.Wait()

@@ -621,3 +621,46 @@ func TestExitForgottenOnlyOnceStored(t *testing.T) {
 		}
 	})
 }
+
+// A session created again under the id of one that exited reaches the
+// plugin only after the plugin was told to forget the old one, which the
+// plugin knows by the same id: here the old session's release waits for
+// its end to be stored, and the new session's row replaces that end.
+func TestRecreatedSessionSpawnsAfterTheOldRelease(t *testing.T) {
+	h, ptys := detachHarness(t)
+	h.m.opts.Linger = time.Millisecond
+	h.create(t, "s")
+	if err := h.m.writer.flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	old := ptys["s"]
+	gate := make(chan struct{})
+	old.closeGate = gate // the plugin's cleanup of the old session is slow
+	h.store.mu.Lock()
+	h.store.failNext = 1 << 30
+	h.store.mu.Unlock()
+	old.End(shared.ExitStatus{Code: 7})
+	eventually(t, "the session to linger out", func() bool {
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		return h.m.sessions["s"] == nil
+	})
+	h.store.mu.Lock()
+	h.store.failNext = 0
+	h.store.mu.Unlock()
+	oldClosesAtSpawn := -1
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		_, oldClosesAtSpawn = old.Counts()
+		p := newKeptPTY(req, nil)
+		h.env.Add(p.PTY)
+		ptys[req.SessionID] = p
+		return p, nil
+	})
+	time.AfterFunc(100*time.Millisecond, func() { close(gate) })
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "s", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	if oldClosesAtSpawn != 1 {
+		t.Errorf("the new session was spawned before the old one's cleanup reached the plugin (old cleanups then: %d)", oldClosesAtSpawn)
+	}
+}

@@ -96,8 +96,15 @@ func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate)
 		return fmt.Errorf("store: update session %q: %w", id, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		if self := s.self.Load(); self != nil && !s.leaseLive(ctx, self) {
-			return fmt.Errorf("store: update session %q: %w", id, ErrLeaseLost)
+		if self := s.self.Load(); self != nil {
+			live, err := s.leaseLive(ctx, self)
+			switch {
+			case err != nil:
+				// Not known to be missing: to be retried, not dropped.
+				return fmt.Errorf("store: update session %q: checking the lease: %w", id, err)
+			case !live:
+				return fmt.Errorf("store: update session %q: %w", id, ErrLeaseLost)
+			}
 		}
 		return fmt.Errorf("store: session %q: %w", id, core.ErrSessionNotFound)
 	}
@@ -112,13 +119,12 @@ func (s *DB) UpdateSession(ctx context.Context, id string, u core.SessionUpdate)
 // its lease.
 var ErrLeaseLost = errors.New("this node's lease has expired")
 
-// leaseLive reports whether the database holds self's lease live; a
-// failed query reports it live, leaving the caller's answer as it was.
-func (s *DB) leaseLive(ctx context.Context, self *nodeSelf) bool {
+// leaseLive reports whether the database holds self's lease live.
+func (s *DB) leaseLive(ctx context.Context, self *nodeSelf) (bool, error) {
 	var live int64
 	err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM nodes WHERE name = ? AND instance = ? AND lease_expires_at > now()",
 		self.name, self.instance).Scan(&live).Error
-	return err != nil || live > 0
+	return live > 0, err
 }
 
 // GetSession returns session id's row, or an error wrapping
