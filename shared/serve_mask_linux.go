@@ -23,9 +23,14 @@ func clearSignalMask(ignored []os.Signal) {
 	if err := unix.PthreadSigmask(unix.SIG_SETMASK, nil, &mask); err != nil || mask == empty {
 		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return
+	// /proc/self/exe is the file this process runs, even if its name now
+	// names another: the server started the plugin from the file whose
+	// checksum it took. os.Executable would give the name.
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return
+		}
 	}
 	if len(ignored) > 0 {
 		signal.Notify(make(chan os.Signal, 1), ignored...)
@@ -34,7 +39,7 @@ func clearSignalMask(ignored []os.Signal) {
 		return
 	}
 	env := append(os.Environ(), ignoredSignalsEnv+"="+signalList(ignored))
-	err = syscall.Exec(exe, os.Args, env)
+	err := syscall.Exec(exe, os.Args, env)
 	// Still here: the exec failed. Keep the mask the plugin started with.
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &mask, nil)
 	Logger().Warn("could not clear the inherited signal mask; sessions inherit it", "error", err)

@@ -254,7 +254,7 @@ func newSessionArgs(name, dir string, size shared.Size, env map[string]string, a
 	for _, k := range unset {
 		// Nor the windows and panes opened in the session later (C-b c),
 		// which env -u does not reach.
-		args = append(args, ";", "set-environment", "-t", t, "-r", arg(k))
+		args = append(args, ";", "set-environment", "-t", t, "-r", "--", arg(k))
 	}
 	return append(args,
 		";", "set-option", "-g", "-w", "window-size", "smallest",

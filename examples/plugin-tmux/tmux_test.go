@@ -228,7 +228,7 @@ func TestUnsetEnv(t *testing.T) {
 	req := request(socket, "unset", script)
 	req.Config = json.RawMessage(fmt.Sprintf(`{"socket": %q, "env": {"SECRETX": "cfg", "KEPT": "cfg"}}`, socket))
 	req.Env = map[string]string{"SESSIONX": "req"}
-	req.UnsetEnv = []string{"CLAUDECODE", "SECRETX", "SESSIONX"}
+	req.UnsetEnv = []string{"CLAUDECODE", "SECRETX", "SESSIONX", "-g"} // -g: a name, not a flag of tmux's
 	p, err := env.Spawn(ctx, req)
 	if err != nil {
 		t.Fatal(err)

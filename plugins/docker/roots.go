@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -31,6 +32,9 @@ func checkRoots(d *daemon, cfg *config, req *shared.SpawnRequest) error {
 		return nil
 	}
 	if err := checkConfinement(cfg.Privileged, cfg.CapAdd, cfg.Network); err != nil {
+		return fmt.Errorf("environment config: %w", err)
+	}
+	if err := checkLogDriver(cfg.LogDriver); err != nil {
 		return fmt.Errorf("environment config: %w", err)
 	}
 	local := d.local()
@@ -92,6 +96,56 @@ func checkConfinement(privileged bool, capAdd []string, network string) error {
 	return nil
 }
 
+// rootsLogDrivers are the log drivers allowed while roots are set: those
+// that keep the output on the daemon's disk. The others send it where
+// their options say (syslog-address, fluentd-address, gelf-address, a
+// splunk-url, the host's journal), which the daemon, as root in the host's
+// network namespace, reaches for a container that has no network.
+var rootsLogDrivers = []string{"", "none", "json-file", "local"}
+
+// checkLogDriver refuses, while roots are set, a log driver that sends the
+// output past them. The error wraps shared.ErrPermissionDenied.
+func checkLogDriver(driver string) error {
+	if slices.Contains(rootsLogDrivers, driver) {
+		return nil
+	}
+	return fmt.Errorf("%w: log_driver %q is not allowed while the server restricts sessions to working-directory roots: it sends the output past them (none, json-file and local are)", shared.ErrPermissionDenied, driver)
+}
+
+// checkHostPath checks a path of the daemon's machine that an existing
+// container mounts against the roots. On this machine (local) the path
+// must also be what it resolves to below the root it was written under: a
+// symbolic link there (in a worktree, where sessions may change it) may
+// have pointed elsewhere when the mount was made. Links in a root's own
+// path, the operator's, are followed.
+func checkHostPath(roots []string, path string, local bool) error {
+	resolved, err := shared.CheckUnderRoots(roots, path, local)
+	if err != nil || !local {
+		return err
+	}
+	clean := filepath.Clean(path)
+	for _, r := range roots {
+		rel, err := filepath.Rel(filepath.Clean(r), clean)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		if real, err := filepath.EvalSymlinks(r); err == nil && filepath.Join(real, rel) == resolved {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s goes through a symbolic link (to %s), so what was mounted from it cannot be told from the roots", shared.ErrPermissionDenied, path, resolved)
+}
+
+// dockerProcPaths are paths of /proc that Docker makes read-only or masks
+// in every container unless told not to (--security-opt
+// systempaths=unconfined, which leaves no other trace): writable, they let
+// the container's root change the host's kernel settings (a core_pattern
+// runs a program as root on the host).
+var dockerProcPaths = struct{ readonly, masked []string }{
+	readonly: []string{"/proc/sys", "/proc/sysrq-trigger"},
+	masked:   []string{"/proc/kcore"},
+}
+
 // checkExecConfinement refuses, while roots are set, exec mode into a
 // container made with more than checkConfinement allows, or sharing the
 // host's or another container's PID or IPC namespace, given devices, with
@@ -128,11 +182,23 @@ func checkExecConfinement(ctx context.Context, d *daemon, c container.InspectRes
 				return refuse(what)
 			}
 		}
+		// A daemon that reports the lists reports Docker's defaults in
+		// them, unless systempaths=unconfined emptied them.
+		for _, p := range dockerProcPaths.readonly {
+			if h.ReadonlyPaths != nil && !slices.Contains(h.ReadonlyPaths, p) {
+				return refuse("has " + p + " writable (systempaths=unconfined)")
+			}
+		}
+		for _, p := range dockerProcPaths.masked {
+			if h.MaskedPaths != nil && !slices.Contains(h.MaskedPaths, p) {
+				return refuse("has " + p + " unmasked (systempaths=unconfined)")
+			}
+		}
 	}
 	for _, m := range c.Mounts {
 		switch m.Type {
 		case mount.TypeBind:
-			if _, err := shared.CheckUnderRoots(roots, m.Source, d.local()); err != nil {
+			if err := checkHostPath(roots, m.Source, d.local()); err != nil {
 				return fmt.Errorf("container %s: bind mount of %s: %w", name, m.Source, err)
 			}
 		case mount.TypeVolume, mount.TypeCluster:
@@ -195,7 +261,7 @@ func checkVolume(ctx context.Context, d *daemon, m container.MountPoint, roots [
 		o = strings.TrimSpace(o)
 		return o == "bind" || o == "rbind"
 	}):
-		if _, err := shared.CheckUnderRoots(roots, device, d.local()); err != nil {
+		if err := checkHostPath(roots, device, d.local()); err != nil {
 			return fmt.Errorf("volume %s bind mounts %s: %w", m.Name, device, err)
 		}
 	case fsType == "tmpfs":
