@@ -85,6 +85,14 @@ func (s *memStore) DeleteEnvironment(_ context.Context, id string) error {
 	return nil
 }
 
+// failWrites makes the next n session writes fail (0: none), as a store
+// that is down.
+func (s *memStore) failWrites(n int) {
+	s.mu.Lock()
+	s.failNext = n
+	s.mu.Unlock()
+}
+
 func (s *memStore) fail() error {
 	s.writes++
 	if s.failNext > 0 {

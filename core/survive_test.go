@@ -530,9 +530,7 @@ func TestExitForgottenOnlyOnceStored(t *testing.T) {
 		if err := h.m.writer.flush(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		h.store.mu.Lock()
-		h.store.failNext = 3
-		h.store.mu.Unlock()
+		h.store.failWrites(3)
 		ptys["s"].End(shared.ExitStatus{Code: 7})
 		a := h.attach(t, "s") // an update merged into the failed one
 		a.Close()
@@ -568,9 +566,7 @@ func TestExitForgottenOnlyOnceStored(t *testing.T) {
 			if err := h.m.writer.flush(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			h.store.mu.Lock()
-			h.store.failNext = 1 << 30
-			h.store.mu.Unlock()
+			h.store.failWrites(1 << 30)
 			ptys["s"].End(shared.ExitStatus{Code: 7})
 			eventually(t, "the session to linger out", func() bool {
 				h.m.mu.Lock()
@@ -601,9 +597,7 @@ func TestExitForgottenOnlyOnceStored(t *testing.T) {
 		if err := h.m.writer.flush(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		h.store.mu.Lock()
-		h.store.failNext = 1 << 30
-		h.store.mu.Unlock()
+		h.store.failWrites(1 << 30)
 		ptys["s"].End(shared.ExitStatus{Code: 7})
 		eventually(t, "the session to exit", func() bool { return h.session(t, "s").hasExited() })
 		if err := h.m.writer.flush(t.Context()); err == nil {
@@ -636,18 +630,14 @@ func TestRecreatedSessionSpawnsAfterTheOldRelease(t *testing.T) {
 	old := ptys["s"]
 	gate := make(chan struct{})
 	old.closeGate = gate // the plugin's cleanup of the old session is slow
-	h.store.mu.Lock()
-	h.store.failNext = 1 << 30
-	h.store.mu.Unlock()
+	h.store.failWrites(1 << 30)
 	old.End(shared.ExitStatus{Code: 7})
 	eventually(t, "the session to linger out", func() bool {
 		h.m.mu.Lock()
 		defer h.m.mu.Unlock()
 		return h.m.sessions["s"] == nil
 	})
-	h.store.mu.Lock()
-	h.store.failNext = 0
-	h.store.mu.Unlock()
+	h.store.failWrites(0)
 	oldClosesAtSpawn := -1
 	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
 		_, oldClosesAtSpawn = old.Counts()
