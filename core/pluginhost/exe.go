@@ -30,12 +30,8 @@ func openExecutable(path string) (*exeFile, error) {
 		return nil, err
 	}
 	fi, err := f.Stat()
-	switch {
-	case err != nil:
-	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%s is not a regular file", path)
-	case fi.Mode().Perm()&0o111 == 0:
-		err = fmt.Errorf("%s is not executable", path)
+	if err == nil {
+		err = checkExecutable(path, fi)
 	}
 	if err != nil {
 		f.Close()

@@ -36,9 +36,16 @@ func findPlugins(dir string) (map[string]string, error) {
 // symlinks).
 func executable(path string) error {
 	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
+	}
+	return checkExecutable(path, fi)
+}
+
+// checkExecutable checks that fi, the file at path, is a regular file with
+// an execute bit.
+func checkExecutable(path string, fi os.FileInfo) error {
+	switch {
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s is not a regular file", path)
 	case fi.Mode().Perm()&0o111 == 0:

@@ -76,9 +76,7 @@ var dockerDefaultCaps = map[string]bool{
 // following container:NAME to what that container was given. The error
 // wraps shared.ErrPermissionDenied.
 func checkConfinement(privileged bool, capAdd []string, network string) error {
-	refuse := func(what string) error {
-		return fmt.Errorf("%w: %s is not allowed while the server restricts sessions to working-directory roots: it would reach the host past them", shared.ErrPermissionDenied, what)
-	}
+	refuse := func(what string) error { return refusedUnderRoots(what, "it would reach the host past them") }
 	if privileged {
 		return refuse("privileged")
 	}
@@ -109,7 +107,13 @@ func checkLogDriver(driver string) error {
 	if slices.Contains(rootsLogDrivers, driver) {
 		return nil
 	}
-	return fmt.Errorf("%w: log_driver %q is not allowed while the server restricts sessions to working-directory roots: it sends the output past them (none, json-file and local are)", shared.ErrPermissionDenied, driver)
+	return refusedUnderRoots(fmt.Sprintf("log_driver %q", driver), "it sends the output past them (none, json-file and local are)")
+}
+
+// refusedUnderRoots is the error of an environment setting (what) refused
+// while roots are set, and why: it wraps shared.ErrPermissionDenied.
+func refusedUnderRoots(what, why string) error {
+	return fmt.Errorf("%w: %s is not allowed while the server restricts sessions to working-directory roots: %s", shared.ErrPermissionDenied, what, why)
 }
 
 // checkHostPath checks a path of the daemon's machine that an existing
