@@ -1,3 +1,5 @@
+//go:build unix
+
 package sharedtest_test
 
 import (
@@ -6,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // harnessFailures runs the test named test again in a child test process
@@ -35,4 +39,19 @@ func harnessFailures(t *testing.T, test, broken string) (failed []string, out st
 	}
 	slices.Sort(failed)
 	return failed, out
+}
+
+// startSession starts req's command as shared.StartCommand does for a
+// plugin, with env as its environment: the common part of the
+// deliberately broken environments.
+func startSession(req shared.SpawnRequest, env []string) (shared.PTY, *exec.Cmd, error) {
+	dir, err := shared.WorkingDir(req.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(req.Command[0], req.Command[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
+	p, err := shared.StartCommand(cmd, req.Size)
+	return p, cmd, err
 }

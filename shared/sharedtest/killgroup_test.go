@@ -5,7 +5,6 @@ package sharedtest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -28,14 +27,7 @@ func (leaderOnlyEnv) Info(context.Context) (shared.Info, error) {
 }
 
 func (leaderOnlyEnv) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
-	dir, err := shared.WorkingDir(req.Dir)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(req.Command[0], req.Command[1:]...)
-	cmd.Dir = dir
-	cmd.Env = shared.ChildEnvWithout(os.Environ(), req.UnsetEnv, req.Env)
-	p, err := shared.StartCommand(cmd, req.Size)
+	p, cmd, err := startSession(req, shared.ChildEnvWithout(os.Environ(), req.UnsetEnv, req.Env))
 	if err != nil {
 		return nil, err
 	}

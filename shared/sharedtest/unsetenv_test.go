@@ -5,7 +5,6 @@ package sharedtest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -25,14 +24,8 @@ func (keepsUnsetEnv) Info(context.Context) (shared.Info, error) {
 }
 
 func (keepsUnsetEnv) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
-	dir, err := shared.WorkingDir(req.Dir)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(req.Command[0], req.Command[1:]...)
-	cmd.Dir = dir
-	cmd.Env = shared.ChildEnv(os.Environ(), nil, req.Env)
-	return shared.StartCommand(cmd, req.Size)
+	p, _, err := startSession(req, shared.ChildEnv(os.Environ(), nil, req.Env))
+	return p, err
 }
 
 // brokenUnsetEnv, set to 1, makes TestUnsetEnvCatchesKeptVariables run
