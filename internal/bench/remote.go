@@ -40,7 +40,10 @@ type remote struct {
 	// hold says whether the create measurement keeps a session open while
 	// it times the others, so that they reuse its connection (SSH).
 	hold bool
-	res  *remoteResults
+	// openssh says whether OpenSSH's client runs the same flood as a
+	// baseline of the path's own (SSH; opensshFlood).
+	openssh bool
+	res     *remoteResults
 }
 
 // remoteResults is what the bench measured on one path, or why not.
@@ -53,6 +56,10 @@ type remoteResults struct {
 	Flood   []floodResult  `json:"flood_runs,omitempty"`
 	Echo    []echoResult   `json:"echo_runs,omitempty"`
 	Create  []createResult `json:"create_runs,omitempty"`
+	// OpenSSH is the floods of OpenSSH's client (the SSH path), or why
+	// they failed; a failure there does not stop the path's measurements.
+	OpenSSH       []floodResult `json:"openssh_client_runs,omitempty"`
+	OpenSSHFailed string        `json:"openssh_client_failed,omitempty"`
 
 	Summary remoteSummary `json:"summary"`
 }
@@ -61,9 +68,13 @@ type remoteResults struct {
 type remoteSummary struct {
 	MBps float64 `json:"one_client_mb_per_s"`
 	// Ratio is MBps ÷ the HOST path's 1-client figure of the same bench.
-	Ratio  float64       `json:"host_ratio"`
-	Echo   *echoResult   `json:"echo,omitempty"`
-	Create *createResult `json:"create,omitempty"`
+	Ratio float64 `json:"host_ratio"`
+	// OpenSSHMBps is the median of OpenSSH's client's floods (0 when not
+	// measured), OpenSSHRatio that ÷ the HOST path's 1-client figure.
+	OpenSSHMBps  float64       `json:"openssh_client_mb_per_s,omitempty"`
+	OpenSSHRatio float64       `json:"openssh_client_host_ratio,omitempty"`
+	Echo         *echoResult   `json:"echo,omitempty"`
+	Create       *createResult `json:"create,omitempty"`
 }
 
 // createResult is one run's session creates: the time from POST to its
@@ -103,7 +114,7 @@ func dockerPath(genDir string, bytes int64) *remote {
 // against a known_hosts file written into dir. The generator, at gen,
 // must be executable by the test user.
 func sshPath(dir, gen string, bytes int64) *remote {
-	r := &remote{name: "ssh", typ: "SSH", echo: true, hold: true, res: &remoteResults{Bytes: bytes},
+	r := &remote{name: "ssh", typ: "SSH", echo: true, hold: true, openssh: true, res: &remoteResults{Bytes: bytes},
 		at: place{env: "bench-ssh", gen: gen}}
 	if why := os.Getenv("PTYHOST_BENCH_SKIP_SSH"); why != "" {
 		r.res.Skipped = why
@@ -191,6 +202,19 @@ func (b *bench) runRemote(ctx context.Context, i int, r *remote) error {
 			return fmt.Errorf("flood: %w", err)
 		}
 		r.res.Flood = append(r.res.Flood, f)
+		if r.openssh && r.res.OpenSSHFailed == "" {
+			b.log("run %d/%d: %s flood of %d bytes, OpenSSH's client", i+1, b.c.runs, r.name, r.res.Bytes)
+			f, err := opensshFlood(ctx, r.config, r.at.gen, r.res.Bytes)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return err
+			case err != nil:
+				r.res.OpenSSHFailed = err.Error()
+				b.log("%s, OpenSSH's client: %v; not measuring it any further", r.name, err)
+			default:
+				r.res.OpenSSH = append(r.res.OpenSSH, f)
+			}
+		}
 		if r.echo {
 			b.log("run %d/%d: %s echo, %d keystrokes", i+1, b.c.runs, r.name, b.c.keys)
 			e, err := b.srv.echo(ctx, r.at, b.c.keys, nil, 0)
@@ -264,6 +288,12 @@ func (r *remote) summarize(s *summary, host float64) {
 			res.Summary.Ratio = res.Summary.MBps / host
 		}
 	}
+	if len(res.OpenSSH) > 0 {
+		res.Summary.OpenSSHMBps, _, _ = s.medianFlood(r.name+", OpenSSH's client", res.OpenSSH)
+		if host > 0 {
+			res.Summary.OpenSSHRatio = res.Summary.OpenSSHMBps / host
+		}
+	}
 	if len(res.Echo) > 0 {
 		e := medianEcho(res.Echo)
 		res.Summary.Echo = &e
@@ -289,6 +319,13 @@ func (r *remote) writeTable(p func(format string, a ...any)) {
 		return
 	}
 	p("%-26s %6.1f MB/s   %.2fx host", r.name+", 1 client", s.MBps, s.Ratio)
+	switch {
+	case s.OpenSSHMBps > 0:
+		p("%-26s %6.1f MB/s   %.2fx host   (the same sshd and flood; ptyhost's path gets %.2fx this)", r.name+", OpenSSH client",
+			s.OpenSSHMBps, s.OpenSSHRatio, s.MBps/s.OpenSSHMBps)
+	case res.OpenSSHFailed != "":
+		p("%-26s FAILED: %s", r.name+", OpenSSH client", res.OpenSSHFailed)
+	}
 	if s.Echo != nil {
 		p("%-26s p50 %-7s p99 %s", r.name+" echo", us(s.Echo.P50), us(s.Echo.P99))
 	}
@@ -310,6 +347,9 @@ func (r *remote) runsLine() string {
 	var b []string
 	for i, f := range r.res.Flood {
 		x := fmt.Sprintf("%.1f MB/s", f.MBps)
+		if i < len(r.res.OpenSSH) {
+			x += fmt.Sprintf(" (OpenSSH client %.1f)", r.res.OpenSSH[i].MBps)
+		}
 		if i < len(r.res.Echo) {
 			x += fmt.Sprintf(", echo %s/%s", us(r.res.Echo[i].P50), us(r.res.Echo[i].P99))
 		}

@@ -116,6 +116,9 @@ func (r *results) targets() []target {
 			ts = append(ts, target{p.name + " throughput", fmt.Sprintf("%.1f MB/s (%.2fx)", p.res.Summary.MBps, p.res.Summary.Ratio),
 				host, want, verdict(p.res.Summary.Ratio >= remoteFloor)})
 		}
+		if p.name == "SSH" && why == "" {
+			ts = append(ts, r.opensshTarget(host))
+		}
 		if p.name != "DOCKER" {
 			continue
 		}
@@ -238,4 +241,21 @@ func (r *results) writeScale(p func(format string, a ...any)) {
 	if st := r.Store; st != nil && st.Missing == "" {
 		p("%-26s %.0f in %.1f s over %d sessions writing every %dms", "store writes", st.Writes, st.Seconds, st.Sessions, storeTickMs)
 	}
+}
+
+// opensshTarget is the SSH path's baseline: OpenSSH's own client over
+// the same sshd and flood. It has no target of its own; it says how much
+// of the SSH target the remote side allows on this machine.
+func (r *results) opensshTarget(host string) target {
+	t := target{Name: "SSH, OpenSSH's client", Baseline: host, Want: "(sshd's own client)", Status: statusInfo}
+	s := r.SSH.Summary
+	switch {
+	case s.OpenSSHMBps > 0:
+		t.Measured = fmt.Sprintf("%.1f MB/s (%.2fx); SSH path %.2fx it", s.OpenSSHMBps, s.OpenSSHRatio, s.MBps/s.OpenSSHMBps)
+	case r.SSH.OpenSSHFailed != "":
+		t.Measured, t.Status = "failed: "+r.SSH.OpenSSHFailed, statusNA
+	default:
+		t.Measured, t.Status = "not measured", statusNA
+	}
+	return t
 }
