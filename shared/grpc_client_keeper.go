@@ -54,13 +54,15 @@ func (c *GRPCClient) Hold(ctx context.Context, orphanTimeout time.Duration) (rel
 func (c *GRPCClient) Sessions(ctx context.Context) ([]KeptSession, error) {
 	ctx, cancel := c.join(ctx)
 	defer cancel()
-	// The list grows with the sessions kept: it has a bound of its own.
-	resp, err := c.client.Sessions(ctx, &proto.SessionsRequest{}, recvLimit(MaxSessionsMessageSize))
+	// The list grows with the sessions kept: it has bounds of its own,
+	// in bytes and in entries (keptListCodec).
+	resp, err := c.client.Sessions(ctx, &proto.SessionsRequest{}, recvLimit(MaxSessionsMessageSize), keptListOption)
 	if err != nil {
 		return nil, fmt.Errorf("list kept sessions: %w", c.callError(ctx, err))
 	}
 	kept := make([]KeptSession, 0, len(resp.GetSessions()))
-	for _, k := range resp.GetSessions() {
+	seen := make(map[string]bool, len(resp.GetSessions()))
+	for i, k := range resp.GetSessions() {
 		ks := KeptSession{
 			ID:              k.GetSessionId(),
 			EnvironmentID:   k.GetEnvironmentId(),
@@ -72,6 +74,9 @@ func (c *GRPCClient) Sessions(ctx context.Context) ([]KeptSession, error) {
 		if e := k.GetExit(); e != nil {
 			st := exitFromProto(e)
 			ks.Exit = &st
+		}
+		if err := checkKept(i, ks, seen); err != nil {
+			return nil, fmt.Errorf("list kept sessions: %w", err)
 		}
 		kept = append(kept, ks)
 	}

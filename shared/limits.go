@@ -22,8 +22,15 @@ const (
 	// MaxSessionsMessageSize.
 	MaxMessageSize = MaxFrameSize + 64<<10
 	// MaxSessionsMessageSize is the largest Sessions reply (the list of
-	// kept sessions) the host accepts: room for tens of thousands.
-	MaxSessionsMessageSize = 64 << 20
+	// kept sessions) the host accepts, and MaxKeptSessions the most
+	// sessions it may list: an entry can take two bytes on the wire and
+	// a hundred times that decoded, so the count has a bound of its own,
+	// checked before anything is decoded. Each entry's ids and type are
+	// at most MaxKeptIDLen bytes. A reply beyond any of these is refused
+	// whole, with an error.
+	MaxSessionsMessageSize = 16 << 20
+	MaxKeptSessions        = 100_000
+	MaxKeptIDLen           = 256
 	// MaxReasonLen and MaxSignalLen bound an exit status's Reason and
 	// Signal, in bytes, as the host keeps them: longer text is cut.
 	MaxReasonLen = 1 << 10

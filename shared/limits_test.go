@@ -202,6 +202,48 @@ func TestOversizedReplies(t *testing.T) {
 	}
 }
 
+// A Sessions reply is bounded in entries, counted before any is decoded:
+// an empty entry takes two bytes on the wire and a hundred times that
+// decoded. Entries without an id, with an id too long, or listed twice
+// are refused too; the reply is refused whole.
+func TestKeptListBounded(t *testing.T) {
+	ctx := testContext(t)
+	empty := make([]*proto.KeptSession, MaxKeptSessions+1)
+	for i := range empty {
+		empty[i] = &proto.KeptSession{}
+	}
+	srv := &hostileServer{sessions: &proto.SessionsResponse{Sessions: empty}}
+	c := glueRaw(t, srv)
+	if _, err := c.Sessions(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d kept sessions", MaxKeptSessions)) {
+		t.Errorf("Sessions of %d entries: %v, want them refused", len(empty), err)
+	}
+
+	entry := func(id string) *proto.KeptSession {
+		return &proto.KeptSession{SessionId: id, EnvironmentId: "env", EnvironmentType: "HOST"}
+	}
+	for name, list := range map[string][]*proto.KeptSession{
+		"no id":        {entry("a"), entry("")},
+		"long id":      {entry(strings.Repeat("x", MaxKeptIDLen+1))},
+		"long type":    {{SessionId: "a", EnvironmentType: strings.Repeat("T", MaxKeptIDLen+1)}},
+		"listed twice": {entry("a"), entry("b"), entry("a")},
+	} {
+		srv.sessions = &proto.SessionsResponse{Sessions: list}
+		if kept, err := c.Sessions(ctx); !errors.Is(err, ErrPluginProtocol) {
+			t.Errorf("%s: Sessions = %d, %v; want ErrPluginProtocol", name, len(kept), err)
+		}
+	}
+
+	// The most a plugin may list, with ids as long as they may be, goes.
+	most := make([]*proto.KeptSession, 0, 1000)
+	for i := range cap(most) {
+		most = append(most, entry(fmt.Sprintf("%0*d", MaxKeptIDLen, i)))
+	}
+	srv.sessions = &proto.SessionsResponse{Sessions: most}
+	if kept, err := c.Sessions(ctx); err != nil || len(kept) != len(most) {
+		t.Errorf("Sessions of %d good entries: %d, %v", len(most), len(kept), err)
+	}
+}
+
 func gproto(m *proto.SessionsResponse) int {
 	b, err := (frameCodec{}).Marshal(m)
 	if err != nil {
