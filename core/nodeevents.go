@@ -215,7 +215,7 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 			m.log.Info("a session of the single server this node was before the cluster is this node's now", "session_id", id)
 		}
 		rec.Node = m.opts.NodeName
-		ch, err := m.adopt(ctx, rec, sv)
+		ch, err := m.adopt(ctx, rec, sv, &rc.gate)
 		switch {
 		case err == nil:
 			rc.taken[id] = sv.Keeper
@@ -228,8 +228,7 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 		case errors.Is(err, ErrClosed):
 			return n, caughtUp, err
 		}
-		rc.strays = append(rc.strays, sv)
-		m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", id, "err", err)
+		rc.notHandedOver(m, sv, err)
 		if err := m.recordLost(ctx, id); err != nil {
 			return n, caughtUp, err
 		}

@@ -95,7 +95,7 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 			return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
 		}
 		if kept {
-			ch, err := m.adopt(ctx, rec, sv)
+			ch, err := m.adopt(ctx, rec, sv, &rc.gate)
 			switch {
 			case err == nil:
 				rc.taken[rec.ID] = sv.Keeper
@@ -107,10 +107,9 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 			case errors.Is(err, ErrClosed):
 				return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
 			}
-			m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", rec.ID, "err", err)
 			// Lost: hung up below with the kept sessions nobody claims, so
 			// that it does not run on unknown in a plugin this server holds.
-			rc.strays = append(rc.strays, sv)
+			rc.notHandedOver(m, sv, err)
 		}
 		if err := m.recordLost(ctx, rec.ID); err != nil {
 			return lost, fmt.Errorf("core: reconciling session %q: %w", rec.ID, err)
@@ -130,6 +129,10 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 		rc.strays = append(rc.strays, cands...)
 	}
 	hungUp := m.hangUpSurvivors(ctx, rc)
+	for _, e := range rc.gate.givenUp() {
+		m.log.Error("a plugin that kept sessions did not answer in time, and was not asked again: the sessions it kept that were not taken up are lost, and those to hang up run on in it until it stops (ptyhost plugins restart)",
+			"type", e.typ, "why", e.givenUp, "not_asked", e.skipped)
+	}
 	m.awaitCaughtUp(ctx, caughtUp)
 	if err := m.writer.flush(ctx); err != nil {
 		// The writer retries; the sessions are live whatever the store
@@ -180,6 +183,19 @@ type reconciling struct {
 	taken map[string]shared.Keeper
 	// strays are kept sessions to hang up (hangUpSurvivors).
 	strays []Survivor
+	// gate bounds what each plugin's attaches may cost the start.
+	gate keeperGate
+}
+
+// notHandedOver deals with sv, a kept session its plugin did not hand
+// over (err): it is hung up with the strays, unless the plugin was given
+// up on, which keeperGate's log says once for all its sessions.
+func (rc *reconciling) notHandedOver(m *Manager, sv Survivor, err error) {
+	if errors.Is(err, errKeeperGivenUp) {
+		return
+	}
+	m.log.Warn("the session's plugin kept it but did not hand it over; hanging it up", "session_id", sv.ID, "err", err)
+	rc.strays = append(rc.strays, sv)
 }
 
 // pickSurvivor returns, of cands, the sessions the plugins kept under
@@ -247,10 +263,16 @@ func (m *Manager) recordLost(ctx context.Context, id string) error {
 // it from the oldest byte kept and runs it as CreateSession runs a new one.
 // The channel it returns is closed once the session has read what the
 // plugin kept.
-func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor) (<-chan struct{}, error) {
-	actx, cancel := context.WithTimeout(ctx, adoptTimeout)
-	p, start, err := sv.Keeper.Attach(actx, rec.ID, 0)
-	cancel()
+func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor, gate *keeperGate) (<-chan struct{}, error) {
+	var (
+		p     shared.PTY
+		start int64
+	)
+	err := gate.attach(ctx, sv, adoptTimeout, func(actx context.Context) error {
+		var err error
+		p, start, err = sv.Keeper.Attach(actx, rec.ID, 0)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("attaching to the kept session: %w", err)
 	}
@@ -316,9 +338,10 @@ const maxKeptOffset = 1 << 62
 // session is the live one.
 func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-		n  int
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		n       int
+		workers = make(chan struct{}, hangUpWorkers)
 	)
 	for _, sv := range rc.strays {
 		if m.isLive(sv.ID) {
@@ -326,8 +349,14 @@ func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 				continue
 			}
 		}
+		workers <- struct{}{}
 		wg.Go(func() {
-			if err := hangUpSurvivor(ctx, sv); err != nil {
+			defer func() { <-workers }()
+			err := hangUpSurvivor(ctx, sv, &rc.gate)
+			switch {
+			case errors.Is(err, errKeeperGivenUp):
+				return // said once, by Reconcile
+			case err != nil:
 				m.log.Warn("hanging up a session a plugin kept without a record failed", "session_id", sv.ID, "err", err)
 				return
 			}
@@ -341,15 +370,21 @@ func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 	return n
 }
 
-// hangUpSurvivor attaches to sv, past the output kept, kills it and has
-// the plugin clean up, within killTimeout.
-func hangUpSurvivor(ctx context.Context, sv Survivor) error {
-	ctx, cancel := context.WithTimeout(ctx, killTimeout)
-	defer cancel()
-	p, _, err := sv.Keeper.Attach(ctx, sv.ID, sv.EndOffset)
+// hangUpSurvivor attaches to sv, past the output kept, within
+// killTimeout (and gate's bound), then kills it and has the plugin clean
+// up, within killTimeout again.
+func hangUpSurvivor(ctx context.Context, sv Survivor, gate *keeperGate) error {
+	var p shared.PTY
+	err := gate.attach(ctx, sv, killTimeout, func(actx context.Context) error {
+		var err error
+		p, _, err = sv.Keeper.Attach(actx, sv.ID, sv.EndOffset)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("attaching: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, killTimeout)
+	defer cancel()
 	var errs []error
 	if err := p.Kill(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("kill: %w", err))

@@ -1,0 +1,183 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// slowKeeper is a plugin's Keeper that lists sessions and answers each
+// Attach with an error after delay, or when the caller gives up if delay
+// is 0 (a plugin that never answers). It counts the attaches in flight.
+type slowKeeper struct {
+	delay    time.Duration
+	inFlight atomic.Int64
+	maxSeen  atomic.Int64
+	attaches atomic.Int64
+}
+
+func (k *slowKeeper) Hold(context.Context, time.Duration) (func(), error) { return func() {}, nil }
+func (k *slowKeeper) Sessions(context.Context) ([]shared.KeptSession, error) {
+	return nil, nil
+}
+func (k *slowKeeper) Attach(ctx context.Context, id string, off int64) (shared.PTY, int64, error) {
+	k.attaches.Add(1)
+	n := k.inFlight.Add(1)
+	defer k.inFlight.Add(-1)
+	for m := k.maxSeen.Load(); n > m && !k.maxSeen.CompareAndSwap(m, n); m = k.maxSeen.Load() {
+	}
+	var after <-chan time.Time
+	if k.delay > 0 {
+		after = time.After(k.delay)
+	}
+	select {
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	case <-after:
+		return nil, 0, fmt.Errorf("slow keeper: %w", shared.ErrPluginExited)
+	}
+}
+
+// survivorsOf lists n sessions of k with ids prefix-0...
+func survivorsOf(k shared.Keeper, prefix string, n int) []Survivor {
+	var list []Survivor
+	for i := range n {
+		ks := shared.KeptSession{ID: fmt.Sprintf("%s-%d", prefix, i), EnvironmentID: "fake", EnvironmentType: "FAKE"}
+		list = append(list, Survivor{KeptSession: ks, Keeper: k})
+	}
+	return list
+}
+
+// A plugin that lists many sessions no record claims gets them hung up a
+// few at a time, not all at once (a goroutine, a stream and a socket
+// each).
+func TestStraySurvivorsHungUpAFewAtATime(t *testing.T) {
+	k := &slowKeeper{delay: 20 * time.Millisecond}
+	const n = 400
+	h := newHarness(t, func(o *Options) {
+		o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: survivorsOf(k, "stray", n)}
+	})
+	if _, err := h.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.attaches.Load(); got != n {
+		t.Errorf("%d hang-up attaches, want %d", got, n)
+	}
+	if got := k.maxSeen.Load(); got > hangUpWorkers {
+		t.Errorf("%d hang-up attaches in flight at once, want at most %d", got, hangUpWorkers)
+	}
+}
+
+// A plugin that keeps sessions and never answers an Attach holds the
+// server's start for one attach's timeout, not one per session: after the
+// first, it is not asked again, and its sessions are lost.
+func TestStallingKeeperHoldsStartOnce(t *testing.T) {
+	k := &slowKeeper{}
+	list := survivorsOf(k, "kept", 3)
+	var recs []SessionRecord
+	for _, sv := range list {
+		recs = append(recs, SessionRecord{ID: sv.ID, Status: StatusActive})
+	}
+	// A stray of the same plugin is not asked for either.
+	list = append(list, survivorsOf(k, "stray", 1)...)
+	h := newHarness(t, func(o *Options) { o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: list} })
+	h.saveRows(t, recs...)
+	start := time.Now()
+	lost, err := h.m.Reconcile(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > adoptTimeout+adoptTimeout/2 {
+		t.Errorf("Reconcile took %v for 3 sessions of a plugin that does not answer, want about one %v", d.Round(time.Second), adoptTimeout)
+	}
+	if got := k.attaches.Load(); got != 1 {
+		t.Errorf("the plugin was asked %d times, want once", got)
+	}
+	if lost != len(recs) {
+		t.Errorf("Reconcile lost %d sessions, want %d", lost, len(recs))
+	}
+	for _, r := range recs {
+		rec, err := h.m.GetSession(t.Context(), r.ID)
+		if err != nil || rec.Status != StatusError || rec.StatusReason != ReasonServerLost {
+			t.Errorf("session %s: %s %q, %v; want %s %q", r.ID, rec.Status, rec.StatusReason, err, StatusError, ReasonServerLost)
+		}
+	}
+}
+
+// The gate gives up on a Keeper once one attach ran out its time or all
+// of its attaches took the budget, and then fails at once; other Keepers
+// are asked as before.
+func TestKeeperGate(t *testing.T) {
+	ctx := t.Context()
+	a, b := &slowKeeper{}, &slowKeeper{}
+	sa, sb := survivorsOf(a, "a", 1)[0], survivorsOf(b, "b", 1)[0]
+	g := &keeperGate{budget: 300 * time.Millisecond}
+	quick := func(d time.Duration) func(context.Context) error {
+		return func(ctx context.Context) error {
+			select {
+			case <-time.After(d):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	// 200 ms of a's 300 ms budget, within each attach's 250 ms.
+	if err := g.attach(ctx, sa, 250*time.Millisecond, quick(200*time.Millisecond)); err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	// The next has 100 ms left, not 250.
+	start := time.Now()
+	if err := g.attach(ctx, sa, 250*time.Millisecond, quick(time.Second)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("attach past the budget: %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("attach past the budget took %v, want about 100ms", d)
+	}
+	called := false
+	err := g.attach(ctx, sa, time.Second, func(context.Context) error { called = true; return nil })
+	if !errors.Is(err, errKeeperGivenUp) || called {
+		t.Fatalf("attach after the budget: %v (called %v), want errKeeperGivenUp at once", err, called)
+	}
+	// b is its own: a late attach gives up on it, not before.
+	if err := g.attach(ctx, sb, 50*time.Millisecond, quick(time.Second)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("late attach of b: %v", err)
+	}
+	if err := g.attach(ctx, sb, time.Second, quick(0)); !errors.Is(err, errKeeperGivenUp) {
+		t.Fatalf("attach of b after a late one: %v, want errKeeperGivenUp", err)
+	}
+	given := g.givenUp()
+	if len(given) != 2 || given[0].skipped != 1 || given[1].skipped != 1 {
+		t.Errorf("given up: %+v, want a and b, one attach skipped each", given)
+	}
+	// A caller that gives up does not give up on the plugin.
+	c := &slowKeeper{}
+	sc := survivorsOf(c, "c", 1)[0]
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = g.attach(cctx, sc, time.Second, quick(time.Second))
+	if err := g.attach(ctx, sc, time.Second, quick(0)); err != nil {
+		t.Errorf("attach after the caller's own cancel: %v", err)
+	}
+}
+
+// A Keeper that cannot be compared is not gated, and does not panic the
+// gate.
+func TestKeeperGateUncomparable(t *testing.T) {
+	type uncomparable struct {
+		shared.Keeper
+		_ []int
+	}
+	sv := Survivor{Keeper: uncomparable{Keeper: &slowKeeper{}}}
+	g := &keeperGate{budget: time.Millisecond}
+	for range 2 {
+		if err := g.attach(t.Context(), sv, time.Second, func(context.Context) error { time.Sleep(2 * time.Millisecond); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
