@@ -259,7 +259,9 @@ func (p *grpcPTY) writeFrames(b []byte) (int, error) {
 // Resize sets the terminal's size: itself, on the terminal the plugin
 // handed over (in order with the input written there), or with a resize
 // frame, which the plugin applies in order with the input frames. It
-// returns once the size is set or the frame sent. A size with a zero
+// returns once the size is set or the frame sent, or when ctx ends: a
+// frame whose write has begun is then still sent, whole, when the plugin
+// reads. A size with a zero
 // dimension is refused with ErrInvalidArgument, whichever the way.
 func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 	if size.Cols == 0 || size.Rows == 0 {
@@ -275,13 +277,28 @@ func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 			return d.resize(size)
 		}
 	}
-	if p.ch != nil {
-		_, err := p.sendChannel(ctx, channelResize, resizePayload(size))
+	// The frame is sent by a goroutine of its own, so that the wait ends
+	// with ctx even once the frame's write has begun (a plugin that does
+	// not read, its socket or stream full): the write goes on, holding
+	// the send slot, so that no frame is ever cut, and the frame goes in
+	// order when the plugin reads again, or never if the session ends.
+	done := make(chan error, 1)
+	go func() {
+		if p.ch != nil {
+			_, err := p.sendChannel(ctx, channelResize, resizePayload(size))
+			done <- err
+			return
+		}
+		done <- p.send(ctx, &proto.SessionRequest{Frame: &proto.SessionRequest_Resize{
+			Resize: &proto.Size{Cols: uint32(size.Cols), Rows: uint32(size.Rows)},
+		}})
+	}()
+	select {
+	case err := <-done:
 		return err
+	case <-ctx.Done():
+		return fmt.Errorf("the plugin took no resize in time: %w", ctx.Err())
 	}
-	return p.send(ctx, &proto.SessionRequest{Frame: &proto.SessionRequest_Resize{
-		Resize: &proto.Size{Cols: uint32(size.Cols), Rows: uint32(size.Rows)},
-	}})
 }
 
 // sendChannel writes b on the byte channel as frames of type typ, of at
