@@ -56,8 +56,12 @@ func (c *GRPCClient) Sessions(ctx context.Context) ([]KeptSession, error) {
 	defer cancel()
 	// The list grows with the sessions kept: it has bounds of its own,
 	// in bytes and in entries (keptListCodec).
-	resp, err := c.client.Sessions(ctx, &proto.SessionsRequest{}, recvLimit(MaxSessionsMessageSize), keptListOption)
-	if err != nil {
+	codec, refused := keptListOption()
+	resp, err := c.client.Sessions(ctx, &proto.SessionsRequest{}, recvLimit(MaxSessionsMessageSize), codec)
+	switch {
+	case *refused != nil:
+		return nil, fmt.Errorf("list kept sessions: %w", *refused)
+	case err != nil:
 		return nil, fmt.Errorf("list kept sessions: %w", c.callError(ctx, err))
 	}
 	kept := make([]KeptSession, 0, len(resp.GetSessions()))

@@ -9,15 +9,24 @@ import (
 	protobuf "google.golang.org/protobuf/proto"
 )
 
-// keptListCodec is the codec of the Sessions call: frameCodec, except
+// keptListCodec is the codec of one Sessions call: frameCodec, except
 // that it counts the reply's entries on the wire before it decodes any,
-// and refuses a list of more than MaxKeptSessions.
-type keptListCodec struct{ frameCodec }
+// and refuses a list of more than MaxKeptSessions. gRPC turns a codec's
+// error into a status of its own; the refusal is kept in refused too, so
+// that the call can say it is the plugin's.
+type keptListCodec struct {
+	frameCodec
+	refused *error
+}
 
-// keptListOption is the call option that puts keptListCodec on a call.
-var keptListOption = grpc.ForceCodecV2(keptListCodec{})
+// keptListOption returns the call option that puts a keptListCodec on a
+// call, and where its refusal will be.
+func keptListOption() (grpc.CallOption, *error) {
+	refused := new(error)
+	return grpc.ForceCodecV2(keptListCodec{refused: refused}), refused
+}
 
-func (keptListCodec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c keptListCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m := messageOf(v)
 	if m == nil {
 		return fmt.Errorf("unmarshal: %T is not a protobuf message", v)
@@ -25,6 +34,7 @@ func (keptListCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(frameBuffers)
 	defer buf.Free()
 	if err := countKept(buf.ReadOnlyData()); err != nil {
+		*c.refused = err
 		return err
 	}
 	return protobuf.Unmarshal(buf.ReadOnlyData(), m)
@@ -47,7 +57,7 @@ func countKept(b []byte) error {
 		b = b[k:]
 		if num == keptListField {
 			if n++; n > MaxKeptSessions {
-				return fmt.Errorf("the plugin listed more than %d kept sessions (shared.MaxKeptSessions)", MaxKeptSessions)
+				return fmt.Errorf("%w: it listed more than %d kept sessions (shared.MaxKeptSessions)", ErrPluginProtocol, MaxKeptSessions)
 			}
 		}
 		k = protowire.ConsumeFieldValue(num, typ, b)

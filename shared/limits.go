@@ -26,10 +26,12 @@ const (
 	// sessions it may list: an entry can take two bytes on the wire and
 	// a hundred times that decoded, so the count has a bound of its own,
 	// checked before anything is decoded. Each entry's ids and type are
-	// at most MaxKeptIDLen bytes. A reply beyond any of these is refused
+	// at most MaxKeptIDLen bytes. A list of MaxKeptSessions entries with
+	// every id, type and exit text at its longest fits in
+	// MaxSessionsMessageSize; a reply beyond any of these is refused
 	// whole, with an error.
-	MaxSessionsMessageSize = 16 << 20
-	MaxKeptSessions        = 100_000
+	MaxSessionsMessageSize = 64 << 20
+	MaxKeptSessions        = 20_000
 	MaxKeptIDLen           = 256
 	// MaxReasonLen and MaxSignalLen bound an exit status's Reason and
 	// Signal, in bytes, as the host keeps them: longer text is cut.

@@ -214,8 +214,8 @@ func TestKeptListBounded(t *testing.T) {
 	}
 	srv := &hostileServer{sessions: &proto.SessionsResponse{Sessions: empty}}
 	c := glueRaw(t, srv)
-	if _, err := c.Sessions(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d kept sessions", MaxKeptSessions)) {
-		t.Errorf("Sessions of %d entries: %v, want them refused", len(empty), err)
+	if _, err := c.Sessions(ctx); !errors.Is(err, ErrPluginProtocol) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d kept sessions", MaxKeptSessions)) {
+		t.Errorf("Sessions of %d entries: %v, want them refused as ErrPluginProtocol", len(empty), err)
 	}
 
 	entry := func(id string) *proto.KeptSession {
@@ -233,14 +233,20 @@ func TestKeptListBounded(t *testing.T) {
 		}
 	}
 
-	// The most a plugin may list, with ids as long as they may be, goes.
-	most := make([]*proto.KeptSession, 0, 1000)
-	for i := range cap(most) {
-		most = append(most, entry(fmt.Sprintf("%0*d", MaxKeptIDLen, i)))
+	// The most a plugin may list, every id, type and exit text as long as
+	// it may be, goes.
+	most := make([]*proto.KeptSession, 0, MaxKeptSessions)
+	long := func(c string, i int) string { return fmt.Sprintf("%s%0*d", c, MaxKeptIDLen-1, i) }
+	for i := range MaxKeptSessions {
+		most = append(most, &proto.KeptSession{
+			SessionId: long("s", i), EnvironmentId: long("e", i), EnvironmentType: long("T", i),
+			StartOffset: math.MaxInt64 - 1, EndOffset: math.MaxInt64, Attached: true,
+			Exit: &proto.Exit{Code: math.MinInt32, Signal: strings.Repeat("S", MaxSignalLen), Reason: strings.Repeat("r", MaxReasonLen)},
+		})
 	}
 	srv.sessions = &proto.SessionsResponse{Sessions: most}
 	if kept, err := c.Sessions(ctx); err != nil || len(kept) != len(most) {
-		t.Errorf("Sessions of %d good entries: %d, %v", len(most), len(kept), err)
+		t.Errorf("Sessions of %d entries at their longest (%d bytes): %d, %v", len(most), gproto(srv.sessions), len(kept), err)
 	}
 }
 
