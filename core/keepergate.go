@@ -12,11 +12,15 @@ import (
 )
 
 const (
-	// keeperBudget bounds the time one Reconcile spends in one plugin
-	// process's attaches, all together: far more than a plugin that
-	// answers needs (a few milliseconds each), and what a plugin that
-	// answers each one just within its timeout may cost the start.
+	// keeperBudget and keptBudget bound the time one Reconcile spends
+	// waiting on one plugin process's attaches: keeperBudget, plus
+	// keptBudget for each session it listed. That is far more than a
+	// plugin that answers needs (a few milliseconds an attach), and what
+	// a plugin that answers each attach just within its timeout may cost
+	// the start. The time is the plugin's busy time: while one attach to
+	// it or more are under way, however many.
 	keeperBudget = time.Minute
+	keptBudget   = 10 * time.Millisecond
 	// hangUpWorkers bounds the kept sessions being hung up at once.
 	hangUpWorkers = 16
 )
@@ -27,10 +31,10 @@ var errKeeperGivenUp = errors.New("the plugin was not asked: it did not answer a
 
 // keeperGate is what one Reconcile has waited for each plugin process
 // (shared.Keeper). A plugin that lets one attach run out its time, or
-// whose attaches have taken keeperBudget in all, is not asked again in
-// that Reconcile: its sessions still to take up are lost, and those to
-// hang up are left to it. So a plugin that stalls holds the server's
-// start once, not once per session it lists.
+// that has kept the Reconcile waiting for its budget in all, is not asked
+// again in that Reconcile: its sessions still to take up are lost, and
+// those to hang up are left to it. So a plugin that stalls holds the
+// server's start about once, not once per session it lists.
 type keeperGate struct {
 	budget  time.Duration // 0: keeperBudget
 	mu      sync.Mutex
@@ -39,14 +43,17 @@ type keeperGate struct {
 
 type gatedKeeper struct {
 	k       shared.Keeper
-	typ     string // the type of the first session asked for, for the log
-	spent   time.Duration
-	givenUp error // why it is not asked any more; nil while it is
-	skipped int   // hang-ups not asked for since
+	typ     string // the type of the first session listed, for the log
+	listed  int    // sessions it listed
+	busy    time.Duration
+	active  int       // attaches under way
+	since   time.Time // when the attaches under way began, while active > 0
+	givenUp error     // why it is not asked any more; nil while it is
+	skipped int       // attaches not asked for since
 }
 
 // get returns the entry of sv's Keeper; nil for a Keeper that cannot be
-// compared, which is not gated.
+// compared, which is not gated. g.mu is held.
 func (g *keeperGate) get(sv Survivor) *gatedKeeper {
 	k := sv.Keeper
 	if k == nil || !reflect.TypeOf(k).Comparable() {
@@ -62,24 +69,58 @@ func (g *keeperGate) get(sv Survivor) *gatedKeeper {
 	return e
 }
 
-// attach runs f, an attach to sv, with a context that ends after timeout
-// or when the budget of sv's Keeper is spent, whichever is first; or
-// fails at once with errKeeperGivenUp if that Keeper was given up on.
+// listed counts sv among the sessions its Keeper listed.
+func (g *keeperGate) listed(sv Survivor) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.get(sv); e != nil {
+		e.listed++
+	}
+}
+
+// budgetOf is e's budget. g.mu is held.
+func (g *keeperGate) budgetOf(e *gatedKeeper) time.Duration {
+	if g.budget > 0 {
+		return g.budget
+	}
+	return keeperBudget + time.Duration(e.listed)*keptBudget
+}
+
+// busyAt is e's busy time until now. g.mu is held.
+func (e *gatedKeeper) busyAt(now time.Time) time.Duration {
+	if e.active > 0 {
+		return e.busy + now.Sub(e.since)
+	}
+	return e.busy
+}
+
+// attach runs f, an attach to sv (and what follows it, for a hang-up),
+// with a context that ends after timeout or when the budget of sv's
+// Keeper is spent, whichever is first; or fails at once with
+// errKeeperGivenUp if that Keeper was given up on.
 func (g *keeperGate) attach(ctx context.Context, sv Survivor, timeout time.Duration, f func(context.Context) error) error {
 	g.mu.Lock()
 	e := g.get(sv)
 	if e != nil {
+		now := time.Now()
+		left := g.budgetOf(e) - e.busyAt(now)
+		if e.givenUp == nil && left <= 0 {
+			e.givenUp = fmt.Errorf("it kept the start waiting %v in all", g.budgetOf(e))
+		}
 		if e.givenUp != nil {
 			e.skipped++
 			g.mu.Unlock()
 			return fmt.Errorf("%w (%w)", errKeeperGivenUp, e.givenUp)
 		}
-		timeout = min(timeout, g.budgetOrDefault()-e.spent)
+		timeout = min(timeout, left)
+		if e.active == 0 {
+			e.since = now
+		}
+		e.active++
 	}
 	g.mu.Unlock()
 
 	actx, cancel := context.WithTimeout(ctx, timeout)
-	start := time.Now()
 	err := f(actx)
 	late := actx.Err() != nil && ctx.Err() == nil
 	cancel()
@@ -88,22 +129,18 @@ func (g *keeperGate) attach(ctx context.Context, sv Survivor, timeout time.Durat
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	e.spent += time.Since(start)
-	switch {
-	case e.givenUp != nil:
-	case e.spent >= g.budgetOrDefault():
-		e.givenUp = fmt.Errorf("its attaches took %v in all", g.budgetOrDefault())
-	case late:
-		e.givenUp = fmt.Errorf("an attach took more than %v", timeout.Round(time.Millisecond))
+	now := time.Now()
+	if e.active--; e.active == 0 {
+		e.busy += now.Sub(e.since)
+	}
+	if late && e.givenUp == nil {
+		if e.busyAt(now) >= g.budgetOf(e) {
+			e.givenUp = fmt.Errorf("it kept the start waiting %v in all", g.budgetOf(e))
+		} else {
+			e.givenUp = fmt.Errorf("an attach took more than %v", timeout.Round(time.Millisecond))
+		}
 	}
 	return err
-}
-
-func (g *keeperGate) budgetOrDefault() time.Duration {
-	if g.budget > 0 {
-		return g.budget
-	}
-	return keeperBudget
 }
 
 // givenUp returns the plugins given up on, with why and how many

@@ -181,3 +181,83 @@ func TestKeeperGateUncomparable(t *testing.T) {
 		}
 	}
 }
+
+// A plugin that answers every hang-up attach in 100 ms, 16 at a time, for
+// about 4.5 s in all, is not given up on: its budget is the time the
+// start waits on it, not the sum of its attaches that ran at once.
+func TestGateCountsBusyTimeNotTheSum(t *testing.T) {
+	k := &slowKeeper{delay: 100 * time.Millisecond}
+	const n = 700
+	h := newHarness(t, func(o *Options) {
+		o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: survivorsOf(k, "stray", n)}
+	})
+	start := time.Now()
+	if _, err := h.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Reconcile took %v", time.Since(start).Round(time.Millisecond))
+	if got := k.attaches.Load(); got != n {
+		t.Errorf("%d of %d strays asked to hang up; a plugin that answers each in 100ms was given up on after %v of wall clock",
+			got, n, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// wrapKeeper is a comparable Keeper type (a struct of an interface)
+// whose value may hold an uncomparable Keeper: reflect says Comparable,
+// == panics.
+type wrapKeeper struct{ shared.Keeper }
+
+type funcKeeper struct {
+	shared.Keeper
+	hook func()
+}
+
+// A Keeper of a comparable type may hold a value that is not: the gate
+// does not panic on it.
+func TestGateKeeperOfComparableTypeButUncomparableValue(t *testing.T) {
+	inner := funcKeeper{Keeper: &slowKeeper{}, hook: func() {}}
+	sa := Survivor{Keeper: wrapKeeper{inner}}
+	sb := Survivor{Keeper: wrapKeeper{inner}}
+	g := &keeperGate{}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("the gate panicked: %v", r)
+		}
+	}()
+	ok := func(context.Context) error { return nil }
+	_ = g.attach(t.Context(), sa, time.Second, ok)
+	_ = g.attach(t.Context(), sb, time.Second, ok)
+}
+
+// stallKillKeeper answers every Attach at once, with a PTY whose Kill
+// does not answer until the caller gives up: the gate sees quick
+// attaches, and the kills are not gated.
+type stallKillKeeper struct{ slowKeeper }
+
+type stallKillPTY struct{ shared.PTY }
+
+func (stallKillPTY) Kill(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+func (stallKillPTY) Close() error                   { return nil }
+
+func (k *stallKillKeeper) Attach(ctx context.Context, id string, off int64) (shared.PTY, int64, error) {
+	k.attaches.Add(1)
+	return stallKillPTY{}, off, nil
+}
+
+// A plugin that answers its strays' attaches at once and stalls their
+// kills holds the start for one kill timeout, not one per 16 strays: the
+// whole hang-up is under the gate.
+func TestStalledKillsHoldStartOnce(t *testing.T) {
+	k := &stallKillKeeper{}
+	const n = 48
+	h := newHarness(t, func(o *Options) {
+		o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: survivorsOf(k, "stray", n)}
+	})
+	start := time.Now()
+	if _, err := h.m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > killTimeout+killTimeout/2 {
+		t.Errorf("Reconcile took %v for %d strays of a plugin that stalls kills, want about one %v", d.Round(time.Second), n, killTimeout)
+	}
+}

@@ -72,6 +72,14 @@ var errNowLive = errors.New("the session id is live in this server")
 func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	survivors, foreign := m.survivors(ctx)
 	rc := &reconciling{types: make(map[string]string), taken: make(map[string]shared.Keeper), strays: foreign}
+	for _, cands := range survivors {
+		for _, sv := range cands {
+			rc.gate.listed(sv)
+		}
+	}
+	for _, sv := range foreign {
+		rc.gate.listed(sv)
+	}
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
 	if err != nil {
 		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", err)
@@ -233,13 +241,20 @@ func (m *Manager) pickSurvivor(ctx context.Context, rec SessionRecord, cands []S
 }
 
 // sameKeeper reports whether a and b are one plugin process's Keeper.
-func sameKeeper(a, b shared.Keeper) bool {
+func sameKeeper(a, b shared.Keeper) (same bool) {
 	if a == nil || b == nil {
 		return a == b
 	}
 	if ta, tb := reflect.TypeOf(a), reflect.TypeOf(b); ta != tb || !ta.Comparable() {
 		return false
 	}
+	// A comparable type may hold a value that is not (an interface
+	// field holding a func, say): == panics on it.
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
 	return a == b
 }
 
@@ -370,29 +385,23 @@ func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 	return n
 }
 
-// hangUpSurvivor attaches to sv, past the output kept, within
-// killTimeout (and gate's bound), then kills it and has the plugin clean
-// up, within killTimeout again.
+// hangUpSurvivor attaches to sv, past the output kept, kills it and has
+// the plugin clean up, within killTimeout in all (and gate's bound).
 func hangUpSurvivor(ctx context.Context, sv Survivor, gate *keeperGate) error {
-	var p shared.PTY
-	err := gate.attach(ctx, sv, killTimeout, func(actx context.Context) error {
-		var err error
-		p, _, err = sv.Keeper.Attach(actx, sv.ID, sv.EndOffset)
-		return err
+	return gate.attach(ctx, sv, killTimeout, func(ctx context.Context) error {
+		p, _, err := sv.Keeper.Attach(ctx, sv.ID, sv.EndOffset)
+		if err != nil {
+			return fmt.Errorf("attaching: %w", err)
+		}
+		var errs []error
+		if err := p.Kill(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("kill: %w", err))
+		}
+		if err := p.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup: %w", err))
+		}
+		return errors.Join(errs...)
 	})
-	if err != nil {
-		return fmt.Errorf("attaching: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, killTimeout)
-	defer cancel()
-	var errs []error
-	if err := p.Kill(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("kill: %w", err))
-	}
-	if err := p.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("cleanup: %w", err))
-	}
-	return errors.Join(errs...)
 }
 
 // awaitCaughtUp waits, within ctx and catchUpTimeout, until every channel
