@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"google.golang.org/grpc/codes"
@@ -260,8 +261,9 @@ func (p *grpcPTY) writeFrames(b []byte) (int, error) {
 // handed over (in order with the input written there), or with a resize
 // frame, which the plugin applies in order with the input frames. It
 // returns once the size is set or the frame sent, or when ctx ends: a
-// frame whose write has begun is then still sent, whole, when the plugin
-// reads. A size with a zero
+// frame that had its turn by then is still sent, whole and in order, when
+// the plugin reads, and Resize returns nil; one that had not is never
+// sent, and Resize returns ctx's error. A size with a zero
 // dimension is refused with ErrInvalidArgument, whichever the way.
 func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 	if size.Cols == 0 || size.Rows == 0 {
@@ -279,17 +281,32 @@ func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 	}
 	// The frame is sent by a goroutine of its own, so that the wait ends
 	// with ctx even once the frame's write has begun (a plugin that does
-	// not read, its socket or stream full): the write goes on, holding
-	// the send slot, so that no frame is ever cut, and the frame goes in
-	// order when the plugin reads again, or never if the session ends.
+	// not read, its socket or stream full). A frame that has the send
+	// slot when ctx ends is committed: it goes, whole and in order before
+	// any later input or resize, when the plugin reads again (or never, if
+	// the session ends first), and Resize reports it sent. One that does
+	// not is abandoned and never sent.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("the plugin took no resize in time: %w", err)
+	}
+	const pending, committed, abandoned = 0, 1, 2
+	var state atomic.Int32
 	done := make(chan error, 1)
 	go func() {
-		if p.ch != nil {
-			_, err := p.sendChannel(ctx, channelResize, resizePayload(size))
+		if err := p.takeSendSlot(ctx); err != nil {
 			done <- err
 			return
 		}
-		done <- p.send(ctx, &proto.SessionRequest{Frame: &proto.SessionRequest_Resize{
+		defer func() { <-p.sendSlot }()
+		if !state.CompareAndSwap(pending, committed) {
+			return
+		}
+		if p.ch != nil {
+			_, err := p.writeChannel(channelResize, resizePayload(size))
+			done <- err
+			return
+		}
+		done <- p.sendStream(&proto.SessionRequest{Frame: &proto.SessionRequest_Resize{
 			Resize: &proto.Size{Cols: uint32(size.Cols), Rows: uint32(size.Rows)},
 		}})
 	}()
@@ -297,7 +314,10 @@ func (p *grpcPTY) Resize(ctx context.Context, size Size) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("the plugin took no resize in time: %w", ctx.Err())
+		if state.CompareAndSwap(pending, abandoned) {
+			return fmt.Errorf("the plugin took no resize in time: %w", ctx.Err())
+		}
+		return nil
 	}
 }
 
@@ -309,6 +329,11 @@ func (p *grpcPTY) sendChannel(ctx context.Context, typ byte, b []byte) (int, err
 		return 0, err
 	}
 	defer func() { <-p.sendSlot }()
+	return p.writeChannel(typ, b)
+}
+
+// writeChannel is sendChannel's write, by the holder of the send slot.
+func (p *grpcPTY) writeChannel(typ byte, b []byte) (int, error) {
 	written := 0
 	for {
 		chunk := b[:min(len(b), MaxFrameSize)]
@@ -353,6 +378,11 @@ func (p *grpcPTY) send(ctx context.Context, msg *proto.SessionRequest) error {
 		return err
 	}
 	defer func() { <-p.sendSlot }()
+	return p.sendStream(msg)
+}
+
+// sendStream is send's send, by the holder of the send slot.
+func (p *grpcPTY) sendStream(msg *proto.SessionRequest) error {
 	err := p.stream.Send(msg)
 	switch {
 	case err == nil:

@@ -5,6 +5,7 @@ package shared
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -38,8 +39,9 @@ func unixPair(t *testing.T) (*net.UnixConn, *net.UnixConn) {
 
 // A plugin that does not read its byte channel, full: a Resize returns
 // when its ctx ends (the core bounds a leaving client's resize so that
-// Close does not hang), and its frame still reaches the plugin, whole,
-// once the plugin reads.
+// Close does not hang), and its frame, which had its turn, still reaches
+// the plugin, whole, once the plugin reads; a second Resize, which never
+// had its turn, fails with its ctx's error and is never sent.
 func TestResizeOnAFullChannelKeepsToCtx(t *testing.T) {
 	host, plugin := unixPair(t)
 	pluginCtx, endPlugin := context.WithCancel(context.Background())
@@ -67,14 +69,21 @@ func TestResizeOnAFullChannelKeepsToCtx(t *testing.T) {
 	go func() { done <- p.Resize(ctx, size) }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Resize on a full channel: %v, want its ctx's deadline", err)
+		if err != nil {
+			t.Errorf("Resize on a full channel: %v, want nil: its frame had its turn, and goes when the plugin reads", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Resize with a 300ms ctx still waits after 5s on a channel the plugin does not read")
 	}
 
-	// The plugin reads again: what was there, then the resize frame.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if err := p.Resize(ctx2, Size{Cols: 99, Rows: 99}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Resize waiting for its turn: %v, want its ctx's deadline", err)
+	}
+
+	// The plugin reads again: what was there, then the first resize
+	// frame, and nothing more.
 	var h [channelHeaderSize]byte
 	want := append(inputHeader(&h, channelResize, len(resizePayload(size))), resizePayload(size)...)
 	got := make([]byte, filled+len(want))
@@ -84,5 +93,89 @@ func TestResizeOnAFullChannelKeepsToCtx(t *testing.T) {
 	}
 	if !bytes.Equal(got[filled:], want) {
 		t.Errorf("after the input, the channel carried %x, want the resize frame %x", got[filled:], want)
+	}
+	_ = plugin.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := plugin.Read(make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("after the resize frame the channel carried %d bytes more (%v), want nothing: the abandoned resize went", n, err)
+	}
+}
+
+// A Resize that returns an error has not sent its frame, and a Write
+// after it does not overtake it, even when its ctx ends as it starts.
+func TestResizeFailedIsNotSentAndNotOvertaken(t *testing.T) {
+	host, plugin := unixPair(t)
+	pluginCtx, endPlugin := context.WithCancel(context.Background())
+	defer endPlugin()
+	streamCtx, cancel := context.WithCancelCause(pluginCtx)
+	defer cancel(nil)
+	p := newGRPCPTY(&GRPCClient{pluginCtx: pluginCtx}, "s", nil, streamCtx, cancel, host, nil)
+
+	// The plugin reads every frame: type, then payload.
+	type frame struct {
+		typ byte
+		n   int
+	}
+	frames := make(chan frame, 1024)
+	go func() {
+		var h [channelHeaderSize]byte
+		for {
+			if _, err := io.ReadFull(plugin, h[:]); err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint32(h[1:]))
+			if _, err := io.CopyN(io.Discard, plugin, int64(n)); err != nil {
+				return
+			}
+			frames <- frame{h[0], n}
+		}
+	}()
+
+	failedButSent, overtaken, failed := 0, 0, 0
+	const rounds = 300
+	for i := range rounds {
+		// A ctx that ends before, while or after the frame takes its
+		// turn: a client leaving as it resizes.
+		ctx, stop := context.WithTimeout(context.Background(), time.Duration(i%30)*time.Microsecond)
+		err := p.Resize(ctx, Size{Cols: 80, Rows: 24})
+		stop()
+		if err != nil {
+			failed++
+		}
+		if _, werr := p.Write([]byte("x")); werr != nil {
+			t.Fatal(werr)
+		}
+		// Collect this round's frames: the input, and the resize if it went.
+		var got []byte
+		deadline := time.After(10 * time.Millisecond)
+	collect:
+		for {
+			select {
+			case f := <-frames:
+				got = append(got, f.typ)
+			case <-deadline:
+				break collect
+			}
+		}
+		sent := false
+		for j, typ := range got {
+			if typ == channelResize {
+				sent = true
+				if j > 0 && got[j-1] == channelInput {
+					overtaken++
+				}
+			}
+		}
+		if err != nil && sent {
+			failedButSent++
+		}
+	}
+	if failed == 0 || failed == rounds {
+		t.Logf("%d of %d Resizes failed: the race was not exercised both ways", failed, rounds)
+	}
+	if failedButSent > 0 {
+		t.Errorf("%d/%d Resizes returned an error, yet their frame reached the plugin (the core keeps the old size)", failedButSent, rounds)
+	}
+	if overtaken > 0 {
+		t.Errorf("%d/%d times the input written after Resize returned reached the plugin before the resize frame", overtaken, rounds)
 	}
 }
