@@ -37,6 +37,7 @@ var errKeeperGivenUp = errors.New("the plugin was not asked: it did not answer a
 // server's start about once, not once per session it lists.
 type keeperGate struct {
 	budget  time.Duration // 0: keeperBudget
+	hangUp  time.Duration // a hang-up's attach and kill; 0: killTimeout
 	mu      sync.Mutex
 	keepers []*gatedKeeper
 }
@@ -86,6 +87,47 @@ func (g *keeperGate) budgetOf(e *gatedKeeper) time.Duration {
 	return keeperBudget + time.Duration(e.listed)*keptBudget
 }
 
+// begin and end count a call to e under way. g.mu is held.
+func (e *gatedKeeper) begin(now time.Time) {
+	if e.active == 0 {
+		e.since = now
+	}
+	e.active++
+}
+
+func (e *gatedKeeper) end(now time.Time) {
+	if e.active--; e.active == 0 {
+		e.busy += now.Sub(e.since)
+	}
+}
+
+// account runs f, a call to sv's Keeper bounded by its own timeout (a
+// cleanup after an attach that went), whatever the Keeper's state, and
+// counts its time as the Keeper's busy time: a plugin whose cleanups are
+// slow spends its budget, and is then not asked for more attaches.
+func (g *keeperGate) account(sv Survivor, f func()) {
+	g.mu.Lock()
+	e := g.get(sv)
+	if e != nil {
+		e.begin(time.Now())
+	}
+	g.mu.Unlock()
+	f()
+	if e != nil {
+		g.mu.Lock()
+		e.end(time.Now())
+		g.mu.Unlock()
+	}
+}
+
+// hangUpTimeout bounds a hang-up's attach and kill.
+func (g *keeperGate) hangUpTimeout() time.Duration {
+	if g.hangUp > 0 {
+		return g.hangUp
+	}
+	return killTimeout
+}
+
 // busyAt is e's busy time until now. g.mu is held.
 func (e *gatedKeeper) busyAt(now time.Time) time.Duration {
 	if e.active > 0 {
@@ -113,10 +155,7 @@ func (g *keeperGate) attach(ctx context.Context, sv Survivor, timeout time.Durat
 			return fmt.Errorf("%w (%w)", errKeeperGivenUp, e.givenUp)
 		}
 		timeout = min(timeout, left)
-		if e.active == 0 {
-			e.since = now
-		}
-		e.active++
+		e.begin(now)
 	}
 	g.mu.Unlock()
 
@@ -130,9 +169,7 @@ func (g *keeperGate) attach(ctx context.Context, sv Survivor, timeout time.Durat
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
-	if e.active--; e.active == 0 {
-		e.busy += now.Sub(e.since)
-	}
+	e.end(now)
 	if late && e.givenUp == nil {
 		if e.busyAt(now) >= g.budgetOf(e) {
 			e.givenUp = fmt.Errorf("it kept the start waiting %v in all", g.budgetOf(e))

@@ -261,3 +261,51 @@ func TestStalledKillsHoldStartOnce(t *testing.T) {
 		t.Errorf("Reconcile took %v for %d strays of a plugin that stalls kills, want about one %v", d.Round(time.Second), n, killTimeout)
 	}
 }
+
+// slowCloseKeeper answers every Attach and Kill at once; its sessions'
+// cleanup (Close) takes closeDelay, or waits for release if stall.
+type slowCloseKeeper struct {
+	slowKeeper
+	closeDelay time.Duration
+}
+
+type slowClosePTY struct {
+	shared.PTY
+	delay time.Duration
+}
+
+func (slowClosePTY) Kill(context.Context) error { return nil }
+func (p slowClosePTY) Close() error             { time.Sleep(p.delay); return nil }
+
+func (k *slowCloseKeeper) Attach(ctx context.Context, id string, off int64) (shared.PTY, int64, error) {
+	k.attaches.Add(1)
+	return slowClosePTY{delay: k.closeDelay}, off, nil
+}
+
+// A hang-up's cleanup, which a slow container removal may need, is not
+// held to the attach's and kill's timeout: a plugin whose cleanups take
+// longer than that is not given up on, until they have used its budget.
+func TestSlowCleanupSpendsTheBudgetOnly(t *testing.T) {
+	k := &slowCloseKeeper{closeDelay: 100 * time.Millisecond}
+	g := &keeperGate{hangUp: 50 * time.Millisecond, budget: 250 * time.Millisecond}
+	list := survivorsOf(k, "stray", 4)
+	for i, sv := range list[:2] {
+		if err := hangUpSurvivor(t.Context(), sv, g); err != nil {
+			t.Fatalf("hang-up %d: %v", i, err)
+		}
+	}
+	if given := g.givenUp(); len(given) != 0 {
+		t.Fatalf("given up after two hang-ups whose cleanup took longer than the attach's timeout: %+v", given)
+	}
+	// 200 ms of 250 spent: the third goes, and its cleanup spends the
+	// rest; the fourth is not asked.
+	if err := hangUpSurvivor(t.Context(), list[2], g); err != nil {
+		t.Fatalf("hang-up 3: %v", err)
+	}
+	if err := hangUpSurvivor(t.Context(), list[3], g); !errors.Is(err, errKeeperGivenUp) {
+		t.Fatalf("hang-up past the budget: %v, want errKeeperGivenUp", err)
+	}
+	if got := k.attaches.Load(); got != 3 {
+		t.Errorf("%d attaches, want 3", got)
+	}
+}

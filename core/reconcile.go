@@ -385,23 +385,36 @@ func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 	return n
 }
 
-// hangUpSurvivor attaches to sv, past the output kept, kills it and has
-// the plugin clean up, within killTimeout in all (and gate's bound).
+// hangUpSurvivor attaches to sv, past the output kept, and kills it,
+// within killTimeout (and gate's bound), then has the plugin clean up
+// (within the PTY's own bound for that, which a slow container removal
+// may need), on gate's account.
 func hangUpSurvivor(ctx context.Context, sv Survivor, gate *keeperGate) error {
-	return gate.attach(ctx, sv, killTimeout, func(ctx context.Context) error {
-		p, _, err := sv.Keeper.Attach(ctx, sv.ID, sv.EndOffset)
-		if err != nil {
-			return fmt.Errorf("attaching: %w", err)
+	var (
+		p       shared.PTY
+		killErr error
+	)
+	err := gate.attach(ctx, sv, gate.hangUpTimeout(), func(ctx context.Context) error {
+		var err error
+		if p, _, err = sv.Keeper.Attach(ctx, sv.ID, sv.EndOffset); err != nil {
+			return err
 		}
-		var errs []error
-		if err := p.Kill(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("kill: %w", err))
-		}
+		killErr = p.Kill(ctx)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("attaching: %w", err)
+	}
+	var errs []error
+	if killErr != nil {
+		errs = append(errs, fmt.Errorf("kill: %w", killErr))
+	}
+	gate.account(sv, func() {
 		if err := p.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup: %w", err))
 		}
-		return errors.Join(errs...)
 	})
+	return errors.Join(errs...)
 }
 
 // awaitCaughtUp waits, within ctx and catchUpTimeout, until every channel
