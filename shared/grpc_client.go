@@ -8,9 +8,11 @@ import (
 	"io"
 	"maps"
 	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ptyhost/ptyhost/shared/proto"
@@ -335,6 +337,15 @@ func (c *GRPCClient) join(ctx context.Context) (context.Context, context.CancelF
 
 // callError converts an error from a call made with ctx (from join, or a
 // stream context) into an error from errors.go's vocabulary.
+// tooLarge reports whether err is grpc-go's refusal of a message larger
+// than the host takes (MaxMessageSize, MaxSessionsMessageSize): the
+// plugin broke the protocol. A plugin's own RESOURCE_EXHAUSTED is an
+// error like any other.
+func tooLarge(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max")
+}
+
 func (c *GRPCClient) callError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil

@@ -61,6 +61,8 @@ func (c *GRPCClient) Sessions(ctx context.Context) ([]KeptSession, error) {
 	switch {
 	case *refused != nil:
 		return nil, fmt.Errorf("list kept sessions: %w", *refused)
+	case tooLarge(err):
+		return nil, fmt.Errorf("list kept sessions: %w: %w", ErrPluginProtocol, err)
 	case err != nil:
 		return nil, fmt.Errorf("list kept sessions: %w", c.callError(ctx, err))
 	}

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ptyhost/ptyhost/internal/rawio"
 	"github.com/ptyhost/ptyhost/shared/proto"
@@ -502,10 +498,7 @@ func (p *grpcPTY) streamError(err error) error {
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: session stream ended without an exit status", ErrPluginExited)
 	}
-	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
-		// A message larger than the host takes (MaxMessageSize), as
-		// grpc-go's receiver says; a plugin's own RESOURCE_EXHAUSTED is
-		// an error like any other.
+	if tooLarge(err) {
 		return fmt.Errorf("%w: %w", ErrPluginProtocol, err)
 	}
 	err = fromStatus(err)

@@ -192,8 +192,8 @@ func TestOversizedReplies(t *testing.T) {
 	}
 
 	srv.sessions = &proto.SessionsResponse{Sessions: []*proto.KeptSession{{SessionId: strings.Repeat("x", MaxSessionsMessageSize)}}}
-	if _, err := c.Sessions(ctx); err == nil || !strings.Contains(err.Error(), "larger than max") {
-		t.Errorf("Sessions of a list over %d bytes: %v, want it refused", MaxSessionsMessageSize, err)
+	if _, err := c.Sessions(ctx); !errors.Is(err, ErrPluginProtocol) || !strings.Contains(err.Error(), "larger than max") {
+		t.Errorf("Sessions of a list over %d bytes: %v, want it refused as ErrPluginProtocol", MaxSessionsMessageSize, err)
 	}
 
 	srv.info = &proto.InfoResponse{Name: "big", Version: strings.Repeat("v", 4<<20), Types: []string{"BIG"}}
