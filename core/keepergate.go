@@ -17,8 +17,9 @@ const (
 	// keptBudget for each session it listed. That is far more than a
 	// plugin that answers needs (a few milliseconds an attach), and what
 	// a plugin that answers each attach just within its timeout may cost
-	// the start. The time is the plugin's busy time: while one attach to
-	// it or more are under way, however many.
+	// the start. The time is the plugin's busy time: while one call to
+	// it or more (attaches, and hang-ups' cleanups) are under way,
+	// however many.
 	keeperBudget = time.Minute
 	keptBudget   = 10 * time.Millisecond
 	// hangUpWorkers bounds the kept sessions being hung up at once.
@@ -47,8 +48,8 @@ type gatedKeeper struct {
 	typ     string // the type of the first session listed, for the log
 	listed  int    // sessions it listed
 	busy    time.Duration
-	active  int       // attaches under way
-	since   time.Time // when the attaches under way began, while active > 0
+	active  int       // calls under way (attaches, cleanups)
+	since   time.Time // when the calls under way began, while active > 0
 	givenUp error     // why it is not asked any more; nil while it is
 	skipped int       // attaches not asked for since
 }
