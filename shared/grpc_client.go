@@ -22,6 +22,11 @@ import (
 // It covers an adapter's kill grace (the host plugin's is 2s) with room.
 const closeTimeout = 30 * time.Second
 
+// sessionEndTimeout bounds how long the host waits for SessionEnd's
+// answer, once a released stream's channel has ended: the plugin knows
+// the exit by then, or within moments (a container's exit code).
+const sessionEndTimeout = 30 * time.Second
+
 // GRPCClient is the host's side of the plugin protocol: an Environment whose
 // calls go to a plugin process. It also implements ConfigValidator and
 // HealthChecker; those return an error wrapping ErrUnsupported when the
@@ -46,6 +51,9 @@ type GRPCClient struct {
 	// trustInput writes input to a terminal the plugin hands over with
 	// raw system calls (TrustInput).
 	trustInput bool
+	// endWait bounds SessionEnd's answer; 0 is sessionEndTimeout (tests
+	// set less).
+	endWait time.Duration
 }
 
 var (

@@ -162,11 +162,20 @@ func (p *grpcPTY) Read(b []byte) (int, error) {
 // sessionEnd asks the plugin how the session whose stream it released
 // ended, once its channel's output was read to its end.
 func (p *grpcPTY) sessionEnd() (ExitStatus, error) {
-	resp, err := p.c.client.SessionEnd(p.ctx, &proto.SessionEndRequest{SessionId: p.id, ByteChannelId: p.channelID})
-	if err != nil {
-		return ExitStatus{}, p.streamError(err)
+	wait := p.c.endWait
+	if wait <= 0 {
+		wait = sessionEndTimeout
 	}
-	return exitFromProto(resp.GetExit()), nil
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
+	defer cancel()
+	resp, err := p.c.client.SessionEnd(ctx, &proto.SessionEndRequest{SessionId: p.id, ByteChannelId: p.channelID})
+	switch {
+	case err == nil:
+		return exitFromProto(resp.GetExit()), nil
+	case ctx.Err() != nil && p.ctx.Err() == nil:
+		return ExitStatus{}, fmt.Errorf("%w: the plugin did not say how the session ended within %v of its output's end", ErrPluginProtocol, wait)
+	}
+	return ExitStatus{}, p.streamError(err)
 }
 
 // exitFromProto converts a plugin's exit status from the wire, its text

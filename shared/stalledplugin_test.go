@@ -7,13 +7,19 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
 // unixPair returns the two ends of a connected Unix stream socket.
@@ -177,5 +183,47 @@ func TestResizeFailedIsNotSentAndNotOvertaken(t *testing.T) {
 	}
 	if overtaken > 0 {
 		t.Errorf("%d/%d times the input written after Resize returned reached the plugin before the resize frame", overtaken, rounds)
+	}
+}
+
+// stallingEnd is a plugin that never answers SessionEnd.
+type stallingEnd struct{ proto.EnvironmentClient }
+
+func (stallingEnd) SessionEnd(ctx context.Context, _ *proto.SessionEndRequest, _ ...grpc.CallOption) (*proto.SessionEndResponse, error) {
+	<-ctx.Done()
+	return nil, status.FromContextError(ctx.Err()).Err()
+}
+
+// A plugin that ends a released stream's channel and never says how the
+// session ended does not leave the session running: Read returns an
+// error wrapping ErrPluginProtocol once the host's wait is over.
+func TestSessionEndUnanswered(t *testing.T) {
+	host, plugin := unixPair(t)
+	pluginCtx, endPlugin := context.WithCancel(context.Background())
+	defer endPlugin()
+	streamCtx, cancel := context.WithCancelCause(pluginCtx)
+	defer cancel(nil)
+	c := &GRPCClient{client: stallingEnd{}, pluginCtx: pluginCtx, endWait: 200 * time.Millisecond}
+	p := newGRPCPTY(c, "s", nil, streamCtx, cancel, host, nil)
+	if _, err := plugin.Write([]byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	plugin.Close()
+
+	done := make(chan error, 1)
+	go func() {
+		out, err := io.ReadAll(p)
+		if string(out) != "last words" {
+			err = fmt.Errorf("read %q before the end (%w)", out, err)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrPluginProtocol) || !strings.Contains(err.Error(), "did not say how the session ended") {
+			t.Errorf("Read after an unanswered SessionEnd: %v, want ErrPluginProtocol", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still waits 5s after the channel's end for a SessionEnd the plugin never answers")
 	}
 }
