@@ -149,6 +149,21 @@ func TestForwardTwoNodes(t *testing.T) {
 	}
 	compat.CloseNow()
 
+	// A browser's attach through a, its token as a subprotocol: b chooses
+	// the endpoint's own and sends the session's hello.
+	browser, _, err := websocket.Dial(ctx, a.AttachURL(id), &websocket.DialOptions{
+		Subprotocols: []string{wsproto.Subprotocol, wsproto.TokenSubprotocol(token)}})
+	if err != nil {
+		t.Fatalf("an attach through a with the token subprotocol: %v", err)
+	}
+	if got := browser.Subprotocol(); got != wsproto.Subprotocol {
+		t.Errorf("an attach through a with the token subprotocol chose %q, want %q", got, wsproto.Subprotocol)
+	}
+	if _, first, err := browser.Read(ctx); err != nil || !bytes.Contains(first, []byte(`"type":"hello"`)) {
+		t.Errorf("an attach through a with the token subprotocol: first message %s, %v", first, err)
+	}
+	browser.CloseNow()
+
 	// The scope: a's read-only client claiming the full scope is still
 	// read-only on b.
 	_, err = wsproto.Dial(ctx, a.AttachURL(id), wsproto.DialOptions{Token: readToken,

@@ -386,6 +386,7 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 				q.Del("access_token")
 				pr.Out.URL.RawQuery = q.Encode()
 			}
+			withoutTokenSubprotocols(out)
 			out.Set(HeaderClusterSecret, h.cl.secret)
 			out.Set(HeaderClusterScope, scope)
 			out.Set(HeaderClusterHop, "1")

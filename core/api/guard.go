@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -236,7 +237,8 @@ func checkJSONContentType(ct string) string {
 
 // RequireToken passes to next only the requests that carry token, as
 // "Authorization: Bearer <token>" (the scheme in any case) or, when there
-// is no Authorization header, as the query parameter access_token; others
+// is no Authorization header, as a WebSocket upgrade's token subprotocol
+// (wsproto.TokenSubprotocol) or the query parameter access_token; others
 // are 401 with a JSON error. The comparison takes constant time, and the
 // token appears in no message. An empty token requires nothing.
 func RequireToken(next http.Handler, token string) http.Handler {
@@ -314,10 +316,15 @@ func unauthorized(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusUnauthorized, msg)
 }
 
-// requestToken returns the token r carries, or why it carries none.
+// requestToken returns the token r carries, or why it carries none: the
+// Authorization header, else a WebSocket upgrade's token subprotocol
+// (wsproto.TokenSubprotocol), else the query parameter access_token.
 func requestToken(r *http.Request) (token, problem string) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
+		if t, ok, problem := subprotocolToken(r.Header); ok || problem != "" {
+			return t, problem
+		}
 		if t := r.URL.Query().Get("access_token"); t != "" {
 			return t, ""
 		}
@@ -328,6 +335,54 @@ func requestToken(r *http.Request) (token, problem string) {
 		return "", `unauthorized: the Authorization header must be "Bearer <token>"`
 	}
 	return strings.TrimLeft(t, " "), ""
+}
+
+// subprotocolToken returns the token of the first token subprotocol
+// (wsproto.TokenSubprotocolPrefix) that h's Sec-WebSocket-Protocol
+// offers, and ok; or why it cannot be read.
+func subprotocolToken(h http.Header) (token string, ok bool, problem string) {
+	for _, p := range offeredSubprotocols(h) {
+		enc, found := strings.CutPrefix(p, wsproto.TokenSubprotocolPrefix)
+		if !found {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(enc)
+		if err != nil {
+			return "", false, "unauthorized: the token subprotocol must hold the token in unpadded base64url (" + wsproto.TokenSubprotocolPrefix + "<base64url>)"
+		}
+		return string(b), true, ""
+	}
+	return "", false, ""
+}
+
+// offeredSubprotocols returns the subprotocols h's Sec-WebSocket-Protocol
+// lines offer, in order.
+func offeredSubprotocols(h http.Header) []string {
+	var out []string
+	for _, line := range h.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(line, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// withoutTokenSubprotocols removes the token subprotocols from h's
+// Sec-WebSocket-Protocol, keeping the others: a request forwarded to
+// another node carries the cluster's secret, not the client's token.
+func withoutTokenSubprotocols(h http.Header) {
+	var keep []string
+	for _, p := range offeredSubprotocols(h) {
+		if !strings.HasPrefix(p, wsproto.TokenSubprotocolPrefix) {
+			keep = append(keep, p)
+		}
+	}
+	h.Del("Sec-WebSocket-Protocol")
+	if len(keep) > 0 {
+		h.Set("Sec-WebSocket-Protocol", strings.Join(keep, ", "))
+	}
 }
 
 // limitBody bounds every request body to maxBodyBytes: reading past it

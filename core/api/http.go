@@ -19,7 +19,8 @@ import (
 // Options configure the HTTP API.
 type Options struct {
 	// Token, when set, is required on every /api request as
-	// "Authorization: Bearer <token>" (the scheme in any case) or
+	// "Authorization: Bearer <token>" (the scheme in any case), the
+	// WebSocket subprotocol wsproto.TokenSubprotocol(token) or
 	// "?access_token=<token>"; see RequireToken. Embedders with their own
 	// authentication leave it empty and wrap the handler.
 	Token string

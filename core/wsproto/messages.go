@@ -1,6 +1,7 @@
 package wsproto
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,18 @@ const Subprotocol = "ptyhost.v1"
 // EventsSubprotocol is the WebSocket subprotocol of the events stream,
 // GET /api/v1/events (docs/protocol.md).
 const EventsSubprotocol = "ptyhost.events.v1"
+
+// TokenSubprotocolPrefix begins the WebSocket subprotocol that carries a
+// browser's token: the prefix, then the token in unpadded base64url
+// (TokenSubprotocol). A browser cannot set Authorization on a WebSocket,
+// and a token in the URL's query ends up in proxies' access logs; the
+// Sec-WebSocket-Protocol header does not. The server never chooses it.
+const TokenSubprotocolPrefix = "ptyhost.token."
+
+// TokenSubprotocol is the subprotocol that carries token.
+func TokenSubprotocol(token string) string {
+	return TokenSubprotocolPrefix + base64.RawURLEncoding.EncodeToString([]byte(token))
+}
 
 // Control message types: the "type" field of a text frame.
 const (

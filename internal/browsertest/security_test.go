@@ -6,10 +6,13 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
@@ -26,6 +29,7 @@ func TestToken(t *testing.T) {
 	srv := startServer(t, e2etest.Options{LogLevel: "debug", Args: []string{"--token", testToken}})
 	id := shellSession(t, srv)
 	p := newTab(t, "token")
+	sockets := watchWebSockets(p)
 	// The page asks the server before it has a token, then with a wrong
 	// one: each answer is a 401, which Chromium logs.
 	p.expect(`^log network error: Failed to load resource: the server responded with a status of 401`)
@@ -63,6 +67,65 @@ func TestToken(t *testing.T) {
 	if log := srv.Stderr(); strings.Contains(log, testToken) {
 		t.Errorf("the server's log holds the token:\n%s", log)
 	}
+	// The page's WebSockets (the events stream, the attach) carry the
+	// token as a subprotocol, never in their URLs, which proxies log.
+	seen := sockets.list()
+	if len(seen) < 2 {
+		t.Errorf("the page opened %d WebSockets, want the events stream and the attach: %q", len(seen), seen)
+	}
+	for _, ws := range seen {
+		if strings.Contains(ws.url, "access_token") || strings.Contains(ws.url, testToken) {
+			t.Errorf("a WebSocket URL carries the token: %s", ws.url)
+		}
+		if !strings.Contains(ws.protocols, wsproto.TokenSubprotocol(testToken)) {
+			t.Errorf("the WebSocket to %s offered %q, not the token subprotocol", ws.url, ws.protocols)
+		}
+	}
+}
+
+// webSocketsSeen records the WebSockets a tab opens: URL and the
+// subprotocols its handshake offered.
+type webSocketsSeen struct {
+	mu      sync.Mutex
+	sockets map[network.RequestID]*seenSocket
+	order   []network.RequestID
+}
+
+type seenSocket struct{ url, protocols string }
+
+// watchWebSockets starts recording p's WebSockets (chromedp enables the
+// network events on every tab).
+func watchWebSockets(p *tab) *webSocketsSeen {
+	w := &webSocketsSeen{sockets: map[network.RequestID]*seenSocket{}}
+	p.listen(func(ev any) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventWebSocketCreated:
+			w.sockets[ev.RequestID] = &seenSocket{url: ev.URL}
+			w.order = append(w.order, ev.RequestID)
+		case *network.EventWebSocketWillSendHandshakeRequest:
+			if s := w.sockets[ev.RequestID]; s != nil && ev.Request != nil {
+				for k, v := range ev.Request.Headers {
+					if strings.EqualFold(k, "Sec-WebSocket-Protocol") {
+						s.protocols = fmt.Sprint(v)
+					}
+				}
+			}
+		}
+	})
+	return w
+}
+
+// list returns the WebSockets seen so far, in order.
+func (w *webSocketsSeen) list() []seenSocket {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []seenSocket
+	for _, id := range w.order {
+		out = append(out, *w.sockets[id])
+	}
+	return out
 }
 
 // otherOriginPage is a page of another origin that tries to use the

@@ -37,9 +37,18 @@ type tab struct {
 	ctx  context.Context
 
 	// mu protects the following.
-	mu       sync.Mutex
-	problems []string         // console errors, exceptions and error log entries
-	expected []*regexp.Regexp // problems that are not failures
+	mu        sync.Mutex
+	problems  []string         // console errors, exceptions and error log entries
+	expected  []*regexp.Regexp // problems that are not failures
+	listeners []func(ev any)   // a test's own, called with every event (listen)
+}
+
+// listen calls fn with every event of the tab from now on (the protocol's
+// page, runtime, log and network events), on chromedp's goroutine.
+func (p *tab) listen(fn func(ev any)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.listeners = append(p.listeners, fn)
 }
 
 // newTab opens a tab in a browser context of its own (its own cookies and
@@ -107,6 +116,12 @@ func (p *tab) expect(patterns ...string) {
 // onEvent records the page's errors. It runs on the tab's reading
 // goroutine and must not call the browser.
 func (p *tab) onEvent(ev any) {
+	p.mu.Lock()
+	listeners := p.listeners
+	p.mu.Unlock()
+	for _, fn := range listeners {
+		fn(ev)
+	}
 	var msg string
 	switch ev := ev.(type) {
 	case *runtime.EventConsoleAPICalled:

@@ -1,7 +1,8 @@
 // The REST client, the token and WebSocket URLs: everything the page
 // says to the server goes through here, so that the token is added in one
-// place (the Authorization header on fetch; access_token on a WebSocket,
-// whose constructor cannot set headers).
+// place (the Authorization header on fetch; on a WebSocket, whose
+// constructor cannot set headers, a second subprotocol, wsProtocols,
+// which keeps it out of the URL and so out of proxies' access logs).
 
 const TOKEN_KEY = 'ptyhost.token';
 let memoryToken = '';
@@ -101,7 +102,8 @@ export async function api(method, path, body) {
 }
 
 // wsURL turns an API path into a ws:// or wss:// URL on this page's
-// origin, with the query params and the token as access_token.
+// origin, with the query params. The token does not go in it: see
+// wsProtocols.
 export function wsURL(path, params = {}) {
   const u = new URL(path, document.baseURI);
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -110,9 +112,24 @@ export function wsURL(path, params = {}) {
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
   }
-  const token = getToken();
-  if (token) u.searchParams.set('access_token', token);
   return u.toString();
+}
+
+// TOKEN_PROTOCOL_PREFIX begins the subprotocol that carries the token:
+// the server reads it and never chooses it (docs/protocol.md,
+// Authentication).
+const TOKEN_PROTOCOL_PREFIX = 'ptyhost.token.';
+
+// wsProtocols returns the subprotocols to offer for an endpoint that
+// speaks protocol: it, and the token, if any, as unpadded base64url of
+// its UTF-8 bytes.
+export function wsProtocols(protocol) {
+  const token = getToken();
+  if (!token) return [protocol];
+  let bin = '';
+  for (const b of new TextEncoder().encode(token)) bin += String.fromCharCode(b);
+  const b64url = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return [protocol, TOKEN_PROTOCOL_PREFIX + b64url];
 }
 
 export function sessionPath(id, suffix = '') {

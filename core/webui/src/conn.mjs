@@ -3,7 +3,7 @@
 // reconnects with ?offset= resume. It knows nothing of the DOM: the
 // terminal view passes callbacks.
 
-import { api, APIError, backoff, ended, recordExit, sessionPath, wsURL } from './api.mjs';
+import { api, APIError, backoff, ended, recordExit, sessionPath, wsProtocols, wsURL } from './api.mjs';
 
 const SUBPROTOCOL = 'ptyhost.v1';
 
@@ -113,7 +113,7 @@ export class Attachment {
       if (this.epoch) params.epoch = this.epoch;
     }
     if (this.readOnly) params.mode = 'read';
-    const ws = new WebSocket(wsURL(sessionPath(this.sessionId, '/attach'), params), SUBPROTOCOL);
+    const ws = new WebSocket(wsURL(sessionPath(this.sessionId, '/attach'), params), wsProtocols(SUBPROTOCOL));
     ws.binaryType = 'arraybuffer';
     ws.onmessage = (ev) => this.message(ev.data);
     ws.onclose = (ev) => this.closed(ws, ev);

@@ -2,7 +2,7 @@
 // (each event triggers a debounced refetch) and a refetch every 5 s for
 // what events do not announce (clients, size, age).
 
-import { api, backoff, ended, wsURL } from './api.mjs';
+import { api, backoff, ended, wsProtocols, wsURL } from './api.mjs';
 import { joinWords } from './words.mjs';
 
 const POLL_MS = 5000;
@@ -223,7 +223,7 @@ export class SessionList {
   // may have been missed while it was down.
   openEvents() {
     if (!this.running) return;
-    const ws = new WebSocket(wsURL('api/v1/events'), 'ptyhost.events.v1');
+    const ws = new WebSocket(wsURL('api/v1/events'), wsProtocols('ptyhost.events.v1'));
     this.events = ws;
     ws.onopen = () => {
       this.eventsAttempt = 0;
