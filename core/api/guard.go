@@ -322,8 +322,11 @@ func unauthorized(w http.ResponseWriter, msg string) {
 func requestToken(r *http.Request) (token, problem string) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		if t, ok, problem := subprotocolToken(r.Header); ok || problem != "" {
-			return t, problem
+		// Only an upgrade offers subprotocols.
+		if isWebSocket(r) {
+			if t, ok, problem := subprotocolToken(r.Header); ok || problem != "" {
+				return t, problem
+			}
 		}
 		if t := r.URL.Query().Get("access_token"); t != "" {
 			return t, ""

@@ -79,3 +79,47 @@ func TestWithoutTokenSubprotocols(t *testing.T) {
 		t.Errorf("a header of the token alone is left: %q", h)
 	}
 }
+
+// A browser's attach through a, its token as a subprotocol: b receives
+// the endpoint's subprotocol, not the token's.
+func TestForwardStripsTokenSubprotocol(t *testing.T) {
+	c := newTwoNodes(t, Options{Token: "a-token", ReadToken: "a-read"})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, wsproto.WSURL(c.aSrv.URL)+wsproto.AttachPath("s1"), &websocket.DialOptions{
+		Subprotocols: []string{wsproto.Subprotocol, wsproto.TokenSubprotocol("a-token")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if conn.Subprotocol() != wsproto.Subprotocol {
+		t.Errorf("chose %q", conn.Subprotocol())
+	}
+	h := c.lastBHeader()
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		if strings.Contains(v, wsproto.TokenSubprotocolPrefix) {
+			t.Errorf("b received the token subprotocol: %q", v)
+		}
+	}
+	if got := h.Values("Sec-WebSocket-Protocol"); len(got) != 1 || !strings.Contains(got[0], wsproto.Subprotocol) {
+		t.Errorf("b received Sec-WebSocket-Protocol %q, want %s", got, wsproto.Subprotocol)
+	}
+}
+
+// The token subprotocol counts on a WebSocket upgrade only: a plain
+// request carrying the header alone is 401.
+func TestTokenSubprotocolOnPlainRequest(t *testing.T) {
+	api := newAPI(t, Options{Token: "full-tok", ReadToken: "read-tok"}, nil)
+	for _, m := range []string{"GET", "DELETE"} {
+		req, _ := http.NewRequest(m, api.srv.URL+"/api/v1/sessions/nope", nil)
+		req.Header.Set("Sec-WebSocket-Protocol", wsproto.TokenSubprotocol("full-tok"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without Upgrade, token only in Sec-WebSocket-Protocol: %d, not 401", m, resp.StatusCode)
+		}
+	}
+}
