@@ -43,18 +43,27 @@ func unixPair(t *testing.T) (*net.UnixConn, *net.UnixConn) {
 	return a, b
 }
 
+// channelPTY is a session of c on a byte channel, its stream released:
+// the host's PTY, and the channel's two ends. c's plugin lives as long as
+// the test.
+func channelPTY(t *testing.T, c *GRPCClient) (p *grpcPTY, host, plugin *net.UnixConn) {
+	t.Helper()
+	host, plugin = unixPair(t)
+	pluginCtx, endPlugin := context.WithCancel(context.Background())
+	t.Cleanup(endPlugin)
+	c.pluginCtx = pluginCtx
+	streamCtx, cancel := context.WithCancelCause(pluginCtx)
+	t.Cleanup(func() { cancel(nil) })
+	return newGRPCPTY(c, "s", nil, streamCtx, cancel, host, nil), host, plugin
+}
+
 // A plugin that does not read its byte channel, full: a Resize returns
 // when its ctx ends (the core bounds a leaving client's resize so that
 // Close does not hang), and its frame, which had its turn, still reaches
 // the plugin, whole, once the plugin reads; a second Resize, which never
 // had its turn, fails with its ctx's error and is never sent.
 func TestResizeOnAFullChannelKeepsToCtx(t *testing.T) {
-	host, plugin := unixPair(t)
-	pluginCtx, endPlugin := context.WithCancel(context.Background())
-	defer endPlugin()
-	streamCtx, cancel := context.WithCancelCause(pluginCtx)
-	defer cancel(nil)
-	p := newGRPCPTY(&GRPCClient{pluginCtx: pluginCtx}, "s", nil, streamCtx, cancel, host, nil)
+	p, host, plugin := channelPTY(t, &GRPCClient{})
 
 	// Fill the socket, as input the plugin does not read would.
 	var filled int
@@ -109,12 +118,7 @@ func TestResizeOnAFullChannelKeepsToCtx(t *testing.T) {
 // A Resize that returns an error has not sent its frame, and a Write
 // after it does not overtake it, even when its ctx ends as it starts.
 func TestResizeFailedIsNotSentAndNotOvertaken(t *testing.T) {
-	host, plugin := unixPair(t)
-	pluginCtx, endPlugin := context.WithCancel(context.Background())
-	defer endPlugin()
-	streamCtx, cancel := context.WithCancelCause(pluginCtx)
-	defer cancel(nil)
-	p := newGRPCPTY(&GRPCClient{pluginCtx: pluginCtx}, "s", nil, streamCtx, cancel, host, nil)
+	p, _, plugin := channelPTY(t, &GRPCClient{})
 
 	// The plugin reads every frame: type, then payload.
 	type frame struct {
@@ -198,13 +202,7 @@ func (stallingEnd) SessionEnd(ctx context.Context, _ *proto.SessionEndRequest, _
 // session ended does not leave the session running: Read returns an
 // error wrapping ErrPluginProtocol once the host's wait is over.
 func TestSessionEndUnanswered(t *testing.T) {
-	host, plugin := unixPair(t)
-	pluginCtx, endPlugin := context.WithCancel(context.Background())
-	defer endPlugin()
-	streamCtx, cancel := context.WithCancelCause(pluginCtx)
-	defer cancel(nil)
-	c := &GRPCClient{client: stallingEnd{}, pluginCtx: pluginCtx, endWait: 200 * time.Millisecond}
-	p := newGRPCPTY(c, "s", nil, streamCtx, cancel, host, nil)
+	p, _, plugin := channelPTY(t, &GRPCClient{client: stallingEnd{}, endWait: 200 * time.Millisecond})
 	if _, err := plugin.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
 	}
