@@ -182,6 +182,9 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	if c.tokenInFile {
 		log.Warn("the configuration file holds the API token or the cluster secret and others can read it: chmod 600 it, or use PTYHOST_TOKEN and PTYHOST_CLUSTER_SECRET", "path", c.configPath)
 	}
+	if c.web && (!isASCII(c.token) || !isASCII(c.readToken)) {
+		log.Warn("the API token or the read-only token has characters beyond ASCII, which a browser cannot send in a header: the browser page cannot use it (the command-line client can); a token such as the output of 'openssl rand -hex 16' works everywhere")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

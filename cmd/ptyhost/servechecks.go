@@ -45,6 +45,17 @@ func tokenChars(v string) error {
 	return nil
 }
 
+// isASCII reports whether s is ASCII only: what a browser can send in a
+// header.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // describeByte names a byte of a secret without showing the secret: a
 // control character's name, or its value.
 func describeByte(c byte) string {

@@ -76,6 +76,29 @@ func TestServeLogHidesDSNPassword(t *testing.T) {
 	}
 }
 
+// TestServeNonASCIITokenWarning: a token the browser page cannot send
+// (beyond ASCII) is warned about while the page is served, without its
+// value; an ASCII one, or one with the page off, is not.
+func TestServeNonASCIITokenWarning(t *testing.T) {
+	const warning = "has characters beyond ASCII"
+	clearViewerEnv(t)
+	const token = "pässwört-" + longToken
+	t.Setenv("PTYHOST_TOKEN", token)
+	srv := e2etest.Start(t, e2etest.Options{Run: runServer})
+	if log := srv.Stderr(); !strings.Contains(log, warning) || strings.Contains(log, token) {
+		t.Errorf("with a token beyond ASCII, the log lacks the warning or shows the token:\n%s", log)
+	}
+	srv = e2etest.Start(t, e2etest.Options{Run: runServer, Args: []string{"--web=false"}})
+	if log := srv.Stderr(); strings.Contains(log, warning) {
+		t.Errorf("with the page off, the log warns of it:\n%s", log)
+	}
+	t.Setenv("PTYHOST_TOKEN", longToken)
+	srv = e2etest.Start(t, e2etest.Options{Run: runServer})
+	if log := srv.Stderr(); strings.Contains(log, warning) {
+		t.Errorf("with an ASCII token, the log warns of it:\n%s", log)
+	}
+}
+
 // TestServeTokenFlagWarning: a token given as a flag, which every local
 // user reads in the process list, is warned about (without its value);
 // one from the variable is not. The flags' help says so too.
