@@ -120,10 +120,12 @@ func TestResizeOnAFullChannelKeepsToCtx(t *testing.T) {
 func TestResizeFailedIsNotSentAndNotOvertaken(t *testing.T) {
 	p, _, plugin := channelPTY(t, &GRPCClient{})
 
-	// The plugin reads every frame: type, then payload.
+	// The plugin reads every frame. Round i's resize asks for 1+i
+	// columns and its input is i, both big-endian, so that each frame
+	// says its round.
 	type frame struct {
-		typ byte
-		n   int
+		typ   byte
+		round int
 	}
 	frames := make(chan frame, 1024)
 	go func() {
@@ -132,51 +134,53 @@ func TestResizeFailedIsNotSentAndNotOvertaken(t *testing.T) {
 			if _, err := io.ReadFull(plugin, h[:]); err != nil {
 				return
 			}
-			n := int(binary.BigEndian.Uint32(h[1:]))
-			if _, err := io.CopyN(io.Discard, plugin, int64(n)); err != nil {
+			payload := make([]byte, binary.BigEndian.Uint32(h[1:]))
+			if _, err := io.ReadFull(plugin, payload); err != nil || len(payload) < 2 {
 				return
 			}
-			frames <- frame{h[0], n}
+			round := int(binary.BigEndian.Uint16(payload))
+			if h[0] == channelResize {
+				round--
+			}
+			frames <- frame{h[0], round}
 		}
 	}()
 
-	failedButSent, overtaken, failed := 0, 0, 0
 	const rounds = 300
+	var (
+		failedErr [rounds]bool
+		inputSeen [rounds]bool
+	)
+	failedButSent, overtaken, failed := 0, 0, 0
 	for i := range rounds {
 		// A ctx that ends before, while or after the frame takes its
 		// turn: a client leaving as it resizes.
 		ctx, stop := context.WithTimeout(context.Background(), time.Duration(i%30)*time.Microsecond)
-		err := p.Resize(ctx, Size{Cols: 80, Rows: 24})
+		err := p.Resize(ctx, Size{Cols: uint16(1 + i), Rows: 24})
 		stop()
 		if err != nil {
 			failed++
+			failedErr[i] = true
 		}
-		if _, werr := p.Write([]byte("x")); werr != nil {
+		if _, werr := p.Write(binary.BigEndian.AppendUint16(nil, uint16(i))); werr != nil {
 			t.Fatal(werr)
 		}
-		// Collect this round's frames: the input, and the resize if it went.
-		var got []byte
-		deadline := time.After(10 * time.Millisecond)
-	collect:
-		for {
+		// Read up to this round's input: its resize, if it went, comes
+		// before it (a late one of an earlier round may come too).
+		for !inputSeen[i] {
 			select {
 			case f := <-frames:
-				got = append(got, f.typ)
-			case <-deadline:
-				break collect
-			}
-		}
-		sent := false
-		for j, typ := range got {
-			if typ == channelResize {
-				sent = true
-				if j > 0 && got[j-1] == channelInput {
+				switch {
+				case f.typ == channelInput:
+					inputSeen[f.round] = true
+				case f.typ == channelResize && failedErr[f.round]:
+					failedButSent++
+				case f.typ == channelResize && inputSeen[f.round]:
 					overtaken++
 				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: the input did not reach the plugin within 5s", i)
 			}
-		}
-		if err != nil && sent {
-			failedButSent++
 		}
 	}
 	if failed == 0 || failed == rounds {
