@@ -116,7 +116,7 @@ func TestKeeperGate(t *testing.T) {
 	ctx := t.Context()
 	a, b := &slowKeeper{}, &slowKeeper{}
 	sa, sb := survivorsOf(a, "a", 1)[0], survivorsOf(b, "b", 1)[0]
-	g := &keeperGate{budget: 300 * time.Millisecond}
+	g := &keeperGate{budget: time.Second}
 	quick := func(d time.Duration) func(context.Context) error {
 		return func(ctx context.Context) error {
 			select {
@@ -127,17 +127,17 @@ func TestKeeperGate(t *testing.T) {
 			}
 		}
 	}
-	// 200 ms of a's 300 ms budget, within each attach's 250 ms.
-	if err := g.attach(ctx, sa, 250*time.Millisecond, quick(200*time.Millisecond)); err != nil {
+	// 300 ms of a's 1 s budget, well within each attach's 3 s.
+	if err := g.attach(ctx, sa, 3*time.Second, quick(300*time.Millisecond)); err != nil {
 		t.Fatalf("first attach: %v", err)
 	}
-	// The next has 100 ms left, not 250.
+	// The next has what is left of the budget (about 700 ms), not 3 s.
 	start := time.Now()
-	if err := g.attach(ctx, sa, 250*time.Millisecond, quick(time.Second)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := g.attach(ctx, sa, 3*time.Second, quick(time.Minute)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("attach past the budget: %v, want the deadline", err)
 	}
-	if d := time.Since(start); d > 200*time.Millisecond {
-		t.Errorf("attach past the budget took %v, want about 100ms", d)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("attach past the budget took %v, want what was left of the budget (about 700ms), not its own 3s", d)
 	}
 	called := false
 	err := g.attach(ctx, sa, time.Second, func(context.Context) error { called = true; return nil })
@@ -262,11 +262,12 @@ func TestStalledKillsHoldStartOnce(t *testing.T) {
 	}
 }
 
-// slowCloseKeeper answers every Attach and Kill at once; its sessions'
-// cleanup (Close) takes closeDelay, or waits for release if stall.
+// slowCloseKeeper answers every Attach and Kill at once; the cleanup
+// (Close) of its n-th session attached takes closeDelays[n], or the last
+// of them.
 type slowCloseKeeper struct {
 	slowKeeper
-	closeDelay time.Duration
+	closeDelays []time.Duration
 }
 
 type slowClosePTY struct {
@@ -278,16 +279,16 @@ func (slowClosePTY) Kill(context.Context) error { return nil }
 func (p slowClosePTY) Close() error             { time.Sleep(p.delay); return nil }
 
 func (k *slowCloseKeeper) Attach(ctx context.Context, id string, off int64) (shared.PTY, int64, error) {
-	k.attaches.Add(1)
-	return slowClosePTY{delay: k.closeDelay}, off, nil
+	n := int(k.attaches.Add(1)) - 1
+	return slowClosePTY{delay: k.closeDelays[min(n, len(k.closeDelays)-1)]}, off, nil
 }
 
 // A hang-up's cleanup, which a slow container removal may need, is not
 // held to the attach's and kill's timeout: a plugin whose cleanups take
 // longer than that is not given up on, until they have used its budget.
 func TestSlowCleanupSpendsTheBudgetOnly(t *testing.T) {
-	k := &slowCloseKeeper{closeDelay: 100 * time.Millisecond}
-	g := &keeperGate{hangUp: 50 * time.Millisecond, budget: 250 * time.Millisecond}
+	k := &slowCloseKeeper{closeDelays: []time.Duration{400 * time.Millisecond, 400 * time.Millisecond, 2 * time.Second}}
+	g := &keeperGate{hangUp: 300 * time.Millisecond, budget: 1500 * time.Millisecond}
 	list := survivorsOf(k, "stray", 4)
 	for i, sv := range list[:2] {
 		if err := hangUpSurvivor(t.Context(), sv, g); err != nil {
@@ -297,8 +298,8 @@ func TestSlowCleanupSpendsTheBudgetOnly(t *testing.T) {
 	if given := g.givenUp(); len(given) != 0 {
 		t.Fatalf("given up after two hang-ups whose cleanup took longer than the attach's timeout: %+v", given)
 	}
-	// 200 ms of 250 spent: the third goes, and its cleanup spends the
-	// rest; the fourth is not asked.
+	// About 800 ms of 1.5 s spent: the third goes, and its cleanup (2 s)
+	// spends the rest; the fourth is not asked.
 	if err := hangUpSurvivor(t.Context(), list[2], g); err != nil {
 		t.Fatalf("hang-up 3: %v", err)
 	}
