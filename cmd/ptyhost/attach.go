@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ptyhost/ptyhost/core/wsproto"
 )
@@ -30,7 +26,8 @@ type attachOptions struct {
 	// detachKey is the byte that detaches, or -1 for none.
 	detachKey int
 	// winch delivers "the terminal may have changed size". When nil and
-	// stdin is a terminal, attach subscribes to SIGWINCH itself; tests
+	// stdin is a terminal, attach watches the terminal itself
+	// (notifyResize: SIGWINCH, or on Windows its size polled); tests
 	// inject a channel instead. Ignored when stdin is not a terminal.
 	winch <-chan os.Signal
 	// reconnect is how long attach keeps trying to attach again after the
@@ -85,6 +82,7 @@ type attachResult struct {
 // attachment over and ends); that goroutine never touches stdio.out or
 // stdio.err.
 func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (attachResult, error) {
+	out := stdio.out // the terminal's own output, for openTerminal
 	var modes *termModes
 	if opts.restoreModes || isTerminal(stdio.out) {
 		// Output goes through the tracker. Its resets go out before the
@@ -107,7 +105,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	}
 	defer func() { conn.Close() }()
 
-	tty := openTerminal(stdio.in)
+	tty := openTerminal(stdio.in, out)
 	if tty != nil {
 		if err := tty.makeRaw(); err != nil {
 			return attachResult{}, fmt.Errorf("setting terminal to raw mode: %w", err)
@@ -133,9 +131,8 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 	if sizer != nil {
 		winch = opts.winch
 		if winch == nil {
-			ch := make(chan os.Signal, 1)
-			signal.Notify(ch, syscall.SIGWINCH)
-			defer signal.Stop(ch)
+			ch, stop := notifyResize(loopCtx, sizer)
+			defer stop()
 			winch = ch
 		}
 	}
@@ -428,8 +425,8 @@ func (a *attachment) finish(r readResult) (attachResult, error) {
 // do, and 1 for anything that does not fit an exit status.
 func exitStatus(code int, signal string) int {
 	if signal != "" {
-		if n := unix.SignalNum(signal); n != 0 {
-			return 128 + int(n)
+		if n := signalNumber(signal); n != 0 {
+			return 128 + n
 		}
 		return 1
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // getEnvironment returns the environment with this id.
@@ -22,9 +23,10 @@ func (c *client) getEnvironment(ctx context.Context, id string) (*environment, e
 // default is the current directory, and a relative --cwd is made absolute.
 // Elsewhere (a container, a remote host) a local directory means nothing:
 // the default is the environment's own, and --cwd is sent as written, so
-// that "~/src" reaches an SSH host untouched.
+// that "~/src" reaches an SSH host untouched. On Windows, where no server
+// runs (errServeOnWindows), every environment is elsewhere.
 func runDir(envType, cwd string) (string, error) {
-	if envType != "HOST" {
+	if envType != "HOST" || runtime.GOOS == "windows" {
 		return cwd, nil
 	}
 	if cwd == "" {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,8 +127,16 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	if runtime.GOOS == "windows" {
+		return errServeOnWindows
+	}
 	return serve(ctx, c, io)
 }
+
+// errServeOnWindows is serve's answer on Windows. The server's plugins
+// start sessions as Unix terminals and processes; on Windows ptyhost is a
+// client of a server elsewhere.
+var errServeOnWindows = errors.New("serve: the server runs on Linux, macOS and other Unix systems; on Windows ptyhost is a client: give its commands --server URL (or set PTYHOST_SERVER)")
 
 // serve runs the server configured by c until ctx is done or it is
 // stopped.

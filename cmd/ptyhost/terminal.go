@@ -13,10 +13,15 @@ import (
 type terminal struct {
 	fd    int
 	state *term.State // the mode to restore; nil when not raw
+	// console is what else the platform needs of the terminal: on
+	// Windows its output, which holds the size and renders escape
+	// sequences only when told to (terminal_windows.go).
+	console console
 }
 
-// openTerminal returns r as a terminal, or nil when it is not one.
-func openTerminal(r io.Reader) *terminal {
+// openTerminal returns r as a terminal, or nil when it is not one. out is
+// where the session's output goes (stdout).
+func openTerminal(r io.Reader, out io.Writer) *terminal {
 	f, ok := r.(*os.File)
 	if !ok {
 		return nil
@@ -31,7 +36,7 @@ func openTerminal(r io.Reader) *terminal {
 	if rc.Control(func(u uintptr) { fd = int(u) }) != nil || !term.IsTerminal(fd) {
 		return nil
 	}
-	return &terminal{fd: fd}
+	return &terminal{fd: fd, console: openConsole(out)}
 }
 
 // isTerminal reports whether w is a terminal.
@@ -54,12 +59,17 @@ func (t *terminal) makeRaw() error {
 	if err != nil {
 		return err
 	}
+	if err := t.console.makeRaw(); err != nil {
+		_ = term.Restore(t.fd, st)
+		return err
+	}
 	t.state = st
 	return nil
 }
 
 func (t *terminal) restore() {
 	if t.state != nil {
+		t.console.restore()
 		_ = term.Restore(t.fd, t.state)
 		t.state = nil
 	}
@@ -68,7 +78,7 @@ func (t *terminal) restore() {
 // size returns the terminal's size, clamped to what the protocol allows;
 // ok is false when the terminal has no size.
 func (t *terminal) size() (cols, rows int, ok bool) {
-	cols, rows, err := term.GetSize(t.fd)
+	cols, rows, err := term.GetSize(t.console.sizeFd(t.fd))
 	if err != nil || cols <= 0 || rows <= 0 {
 		return 0, 0, false
 	}
