@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,11 +263,18 @@ func TestConcurrentResizesConverge(t *testing.T) {
 			_, p := h.create(t, "c")
 			stop := make(chan struct{})
 			drained := make(chan struct{})
+			var (
+				appliedMu sync.Mutex
+				applied   shared.Size // the last size the plugin was given
+			)
 			go func() { // the fake PTY's resize channel holds 16
 				defer close(drained)
 				for {
 					select {
-					case <-p.Resizes():
+					case size := <-p.Resizes():
+						appliedMu.Lock()
+						applied = size
+						appliedMu.Unlock()
 					case <-stop:
 						return
 					}
@@ -301,6 +309,22 @@ func TestConcurrentResizesConverge(t *testing.T) {
 			s.mu.Unlock()
 			if !ok || h.size(t, "c") != want {
 				t.Fatalf("size %v, want %v", h.size(t, "c"), want)
+			}
+			// The terminal is at the size recorded: the resizes reached
+			// the plugin in the order their sizes were recorded. (The
+			// fake takes each at once: what it was given is in Resizes.)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				appliedMu.Lock()
+				got := applied
+				appliedMu.Unlock()
+				if got == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the plugin's last resize was to %v; the record says %v", got, want)
+				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
