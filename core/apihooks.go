@@ -3,21 +3,34 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // This file holds the exported methods the HTTP API (core/api) is built
 // on, beyond the Manager's lifecycle methods.
 
-// Attachable reports whether Attach would find session id, without
-// attaching: nil, ErrClosed, or an error wrapping ErrSessionNotFound.
-func (m *Manager) Attachable(id string) error { return m.attachable(id) }
+// Attachable reports whether Attach would find session id and take the
+// client, without attaching: nil, ErrClosed, or an error wrapping
+// ErrSessionNotFound or ErrTooManyClients. It is AttachableWith for a
+// writer.
+func (m *Manager) Attachable(id string) error { return m.attachable(id, AttachWrite) }
+
+// AttachableWith is Attachable for a client that attaches in mode: a
+// viewer finds no place where a writer would (session's viewers give way
+// to writers; see AttachOptions).
+func (m *Manager) AttachableWith(id string, mode AttachMode) error {
+	if mode != AttachWrite && mode != AttachRead {
+		return fmt.Errorf("%w: attach mode %d", ErrInvalidArgument, mode)
+	}
+	return m.attachable(id, mode)
+}
 
 // EndedSession returns session id's record when it is no longer live and
 // has ended (TERMINATED or ERROR), with the writes not yet in the store
 // applied; ok is false when it is live, starting, unknown, or the store
 // does not answer.
 func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecord, ok bool) {
-	if err := m.attachable(id); !errors.Is(err, ErrSessionNotFound) {
+	if err := m.attachable(id, AttachRead); !errors.Is(err, ErrSessionNotFound) {
 		return SessionRecord{}, false
 	}
 	rec, err := m.store.GetSession(ctx, id)

@@ -37,6 +37,11 @@ type Attachment struct {
 	// was told of (FrameRestarted); 0: none.
 	restartPast int64
 	closed      bool
+	// seq orders the session's attachments by when they attached;
+	// displaced is set on a viewer that gave its place to a writer
+	// (session.displaceViewer): it is closed with CloseTryAgainLater.
+	seq       uint64
+	displaced bool
 	// keptUp is when the client last kept up with the pump (flow.go:
 	// flowProgress); it starts at its attach. behind is set from when the pump
 	// finds the client past its high-water mark until it is back within
@@ -199,6 +204,9 @@ func (a *Attachment) owesFrame() bool {
 func (a *Attachment) pollLocked(buf []byte) (Frame, bool) {
 	s := a.s
 	switch {
+	case a.displaced:
+		a.closed = true
+		return Frame{Kind: FrameClose, CloseCode: wsproto.CloseTryAgainLater, CloseReason: wsproto.CloseReasonDisplaced}, true
 	case a.closed:
 		return Frame{Kind: FrameClose, CloseCode: s.closeCode, CloseReason: s.closeReason}, true
 	case s.state == stateDestroyed && !s.drain:

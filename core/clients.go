@@ -8,9 +8,9 @@ import (
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// attachable reports whether Attach would find the session and take one
-// more client, without attaching.
-func (m *Manager) attachable(id string) error {
+// attachable reports whether an attach in mode would find the session and
+// take one more client, without attaching.
+func (m *Manager) attachable(id string, mode AttachMode) error {
 	m.mu.Lock()
 	s := m.sessions[id]
 	closed := m.closed
@@ -26,7 +26,7 @@ func (m *Manager) attachable(id string) error {
 	if s.state == stateStarting || s.state == stateDestroyed {
 		return fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	return tooManyClients(id, len(s.attachments), s.maxClients(m.opts.MaxClients))
+	return s.admits(mode, m.opts.MaxClients)
 }
 
 // Attach adds a client to a live or lingering session. The session becomes
@@ -56,8 +56,9 @@ func (m *Manager) AttachFrom(ctx context.Context, id string, off int64) (*Attach
 // attach is Attach (off < 0), AttachFrom and AttachWith; a resume (off >=
 // 0) with an epoch other than the session's is not one. A session with as
 // many clients as its limit (session.maxClients) is ErrTooManyClients,
-// checked under s.mu with the attachment's insertion, so that two racing
-// clients cannot both take the last place.
+// unless a writer finds a viewer to displace (session.admits), checked
+// under s.mu with the attachment's insertion, so that two racing clients
+// cannot both take the last place.
 func (m *Manager) attach(_ context.Context, id string, off int64, epoch string, mode AttachMode) (*Attachment, error) {
 	m.mu.Lock()
 	s := m.sessions[id]
@@ -78,13 +79,18 @@ func (m *Manager) attach(_ context.Context, id string, off int64, epoch string, 
 		m.countAttachment(-1)
 		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
-	if err := tooManyClients(id, len(s.attachments), s.maxClients(m.opts.MaxClients)); err != nil {
+	if err := s.admits(mode, m.opts.MaxClients); err != nil {
 		s.mu.Unlock()
 		m.countAttachment(-1)
 		return nil, err
 	}
+	if mode == AttachWrite {
+		s.displaceViewer(m.opts.MaxClients)
+	}
+	s.attachSeq++
 	a := &Attachment{
 		s:        s,
+		seq:      s.attachSeq,
 		wakeC:    make(chan struct{}, 1),
 		readOnly: mode == AttachRead,
 		policy:   s.sizePolicy(m.opts.SizePolicy),
@@ -163,6 +169,9 @@ func (m *Manager) detach(a *Attachment) {
 	delete(s.attachments, a)
 	if !a.readOnly {
 		s.writers--
+	}
+	if a.displaced {
+		s.displaced--
 	}
 	lastWriter := !a.readOnly && s.writers == 0
 	if s.typist == a {

@@ -14,6 +14,7 @@ type metrics struct {
 	clients       prometheus.Gauge
 	resyncs       prometheus.Counter
 	clientDrops   prometheus.Counter
+	displaced     prometheus.Counter
 	storeErrors   prometheus.Counter
 	storeLatency  prometheus.Histogram
 	eventsDropped prometheus.Counter
@@ -45,6 +46,9 @@ func newMetrics() *metrics {
 		clientDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ptyhost_client_drops_total", Help: "Clients disconnected for accepting no output for too long.",
 		}),
+		displaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ptyhost_viewers_displaced_total", Help: "Viewers closed to make room for a writing client under a session's client limit.",
+		}),
 		storeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ptyhost_store_write_seconds", Help: "Time a store write took (each may stand for several merged changes).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
@@ -61,7 +65,7 @@ func newMetrics() *metrics {
 func (m *metrics) register(r prometheus.Registerer, mgr *Manager) error {
 	for _, c := range []prometheus.Collector{
 		m.live, m.created, m.createFailed, m.bytesIn, m.bytesOut,
-		m.clients, m.resyncs, m.clientDrops, m.storeErrors, m.storeLatency, m.eventsDropped,
+		m.clients, m.resyncs, m.clientDrops, m.displaced, m.storeErrors, m.storeLatency, m.eventsDropped,
 		sessionsCollector{mgr},
 	} {
 		if err := r.Register(c); err != nil {

@@ -85,6 +85,10 @@ type session struct {
 	// make the session ACTIVE or IDLE and start or stop its idle timeout.
 	// A viewer changes nothing, its leaving included.
 	writers int
+	// displaced counts the viewers that gave their places to writers and
+	// have not left yet; attachSeq numbers the attachments (Attachment.seq).
+	displaced int
+	attachSeq uint64
 	// typist is the attachment whose input came last, while attached: of
 	// several clients, its output may be written directly (direct.go).
 	typist *Attachment

@@ -102,7 +102,7 @@ func TestPerSessionMaxClients(t *testing.T) {
 		if err := tryAttach(h.m, tt.id); !errors.Is(err, ErrTooManyClients) {
 			t.Errorf("%s: attach %d: %v, want ErrTooManyClients", tt.id, tt.want+1, err)
 		}
-		if err := h.m.attachable(tt.id); !errors.Is(err, ErrTooManyClients) {
+		if err := h.m.attachable(tt.id, AttachWrite); !errors.Is(err, ErrTooManyClients) {
 			t.Errorf("%s: attachable: %v, want ErrTooManyClients", tt.id, err)
 		}
 	}

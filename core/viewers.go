@@ -110,6 +110,45 @@ func tooManyClients(id string, n, max int) error {
 	return nil
 }
 
+// admits returns ErrTooManyClients when s may take no more clients in mode
+// under its limit (maxClients with def, the server's). A writer is turned
+// away only when every place is a writer's: the viewers give way to it
+// (displaceViewer), so that holders of the read-only token cannot keep
+// the session's writers out. Viewers already displaced, which are on
+// their way out, hold no place. s.mu must be held.
+func (s *session) admits(mode AttachMode, def int) error {
+	max := s.maxClients(def)
+	err := tooManyClients(s.id, len(s.attachments)-s.displaced, max)
+	if err == nil || mode == AttachRead || s.writers >= max {
+		return err
+	}
+	return nil
+}
+
+// displaceViewer makes room for a writer in s, if s is full: it ends the
+// viewer that attached last with CloseTryAgainLater and
+// wsproto.CloseReasonDisplaced. s.mu must be held, and admits must have let
+// the writer in.
+func (s *session) displaceViewer(def int) {
+	max := s.maxClients(def)
+	if max <= 0 || len(s.attachments)-s.displaced < max {
+		return
+	}
+	var last *Attachment
+	for a := range s.attachments {
+		if a.readOnly && !a.displaced && !a.closed && (last == nil || a.seq > last.seq) {
+			last = a
+		}
+	}
+	if last == nil {
+		return
+	}
+	last.displaced = true
+	s.displaced++
+	s.deps.metrics.displaced.Inc()
+	last.wake()
+}
+
 // maxClients returns s's client limit: its own (CreateOptions.MaxClients),
 // else def, the server's. s.mu must be held.
 func (s *session) maxClients(def int) int {

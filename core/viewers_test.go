@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -100,21 +101,105 @@ func TestMaxClients(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.MaxClients = 2 })
 	h.create(t, "m")
 	a := h.attach(t, "m")
-	h.attachWith(t, "m", AttachOptions{Mode: AttachRead}) // viewers count too
+	h.attach(t, "m")
 	if err := h.m.Attachable("m"); !errors.Is(err, ErrTooManyClients) {
-		t.Fatalf("Attachable with 2 of 2 clients: %v, want ErrTooManyClients", err)
+		t.Fatalf("Attachable with 2 of 2 writers: %v, want ErrTooManyClients", err)
+	}
+	if err := h.m.AttachableWith("m", AttachRead); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("AttachableWith(AttachRead) with 2 of 2 writers: %v, want ErrTooManyClients", err)
 	}
 	if _, err := h.m.Attach(context.Background(), "m"); !errors.Is(err, ErrTooManyClients) {
 		t.Fatalf("third Attach: %v, want ErrTooManyClients", err)
 	}
+	if _, err := h.m.AttachWith(context.Background(), "m", AttachOptions{Mode: AttachRead}); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("a viewer past the limit: %v, want ErrTooManyClients", err)
+	}
 	if n := h.session(t, "m").snapshot().ActiveConnections; n != 2 {
-		t.Fatalf("ActiveConnections = %d after a refused attach, want 2", n)
+		t.Fatalf("ActiveConnections = %d after refused attaches, want 2", n)
 	}
 	a.Close()
 	if err := h.m.Attachable("m"); err != nil {
 		t.Fatalf("Attachable after one left: %v", err)
 	}
 	h.attach(t, "m")
+}
+
+// expectOpen fails if a has anything but output for the client (it has not
+// been closed).
+func expectOpen(t *testing.T, a *Attachment, who string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	buf := make([]byte, 4096)
+	for {
+		f, err := a.Next(ctx, buf)
+		if err != nil {
+			return // nothing more: still attached
+		}
+		if f.Kind == FrameClose {
+			t.Fatalf("%s was closed (%d %q)", who, f.CloseCode, f.CloseReason)
+		}
+	}
+}
+
+// Holders of the read-only token cannot keep the session's writers out
+// by filling its client limit: a writer that finds it full takes the
+// place of the viewer that came last, which is closed with 1013 and
+// says why. Viewers still cannot push anyone out, nor can a writer when
+// every place is a writer's.
+func TestWriterDisplacesNewestViewer(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxClients = 3 })
+	h.create(t, "m")
+	first := h.attach(t, "m")
+	older := h.attachWith(t, "m", AttachOptions{Mode: AttachRead})
+	newer := h.attachWith(t, "m", AttachOptions{Mode: AttachRead})
+	tryViewer := func() error {
+		v, err := h.m.AttachWith(context.Background(), "m", AttachOptions{Mode: AttachRead})
+		if err == nil {
+			t.Cleanup(v.Close)
+		}
+		return err
+	}
+	if err := tryViewer(); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("a fourth client, a viewer: %v, want ErrTooManyClients", err)
+	}
+	if err := h.m.Attachable("m"); err != nil {
+		t.Fatalf("Attachable for a writer with a viewer to displace: %v", err)
+	}
+
+	h.attach(t, "m")
+	f, _ := nextFrame(t, newer)
+	if f.Kind != FrameClose || f.CloseCode != wsproto.CloseTryAgainLater || f.CloseReason != wsproto.CloseReasonDisplaced {
+		t.Fatalf("the newest viewer got %+v, want a close 1013 %q", f, wsproto.CloseReasonDisplaced)
+	}
+	expectOpen(t, older, "the older viewer")
+	if err := tryViewer(); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("a viewer after the displacement: %v, want ErrTooManyClients", err)
+	}
+
+	// The displaced viewer holds no place while it is on its way out: with
+	// the first writer gone, a viewer gets in before it has left.
+	first.Close()
+	if err := tryViewer(); err != nil {
+		t.Fatalf("a viewer with a place free beside a displaced one: %v", err)
+	}
+	newer.Close()
+	if n := h.session(t, "m").snapshot().ActiveConnections; n != 3 {
+		t.Fatalf("ActiveConnections = %d, want 3 (a writer, two viewers)", n)
+	}
+
+	// Writers take the viewers' places, the newest's first; then every
+	// place is a writer's, and a fourth writer is refused.
+	h.attach(t, "m")
+	expectOpen(t, older, "the older viewer, with a newer one to displace")
+	h.attach(t, "m")
+	if f, _ := nextFrame(t, older); f.Kind != FrameClose || f.CloseReason != wsproto.CloseReasonDisplaced {
+		t.Fatalf("the older viewer got %+v, want the displacement's close", f)
+	}
+	older.Close()
+	if _, err := h.m.Attach(context.Background(), "m"); !errors.Is(err, ErrTooManyClients) {
+		t.Fatalf("a fourth writer with three: %v, want ErrTooManyClients", err)
+	}
 }
 
 func TestOptionsValidateClients(t *testing.T) {

@@ -134,7 +134,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 		return nil
 	})
 	fs.StringVar(&c.readToken, "read-token", "", "a second bearer `TOKEN` (16 bytes or more) that may only list and read (GET) and attach read-only (mode=read); needs --token; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_READ_TOKEN]")
-	fs.Func("max-clients", "let at most `N` clients (viewers too) attach to one session at a time; the next is refused (HTTP 409); 0 means no limit [PTYHOST_MAX_CLIENTS]", func(v string) error {
+	fs.Func("max-clients", "let at most `N` clients (viewers too) attach to one session at a time; the next is refused (HTTP 409), unless it is a writer and a viewer can give way (that viewer is closed, code 1013); 0 means no limit [PTYHOST_MAX_CLIENTS]", func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			return fmt.Errorf("%q: want a whole number, 0 (no limit) or more", v)

@@ -258,16 +258,30 @@ func TestE2EReadOnlyToken(t *testing.T) {
 }
 
 // --max-clients: the next client is refused with 409 and the reason
-// before the upgrade.
+// before the upgrade, unless it is a writer and a viewer can give way:
+// that viewer's connection is closed with 1013 and the reason.
 func TestE2EMaxClients(t *testing.T) {
 	srv := startServer(t, "--max-clients", "2")
 	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}})
 	a := srv.Attach(t, id)
-	attachWith(t, srv, id, wsproto.DialOptions{ReadOnly: true})
-	he := refusal(t, srv, id, "", wsproto.DialOptions{})
+	viewer := attachWith(t, srv, id, wsproto.DialOptions{ReadOnly: true})
+	he := refusal(t, srv, id, "?mode=read", wsproto.DialOptions{ReadOnly: true})
 	if he.StatusCode != http.StatusConflict || !strings.Contains(he.Message, "too many clients") || !strings.Contains(he.Message, "max clients 2") {
-		t.Fatalf("third client: %d %q, want 409 with the reason", he.StatusCode, he.Message)
+		t.Fatalf("third client, a viewer: %d %q, want 409 with the reason", he.StatusCode, he.Message)
 	}
+
+	b := srv.Attach(t, id)
+	err := viewer.WaitEnd()
+	if code, reason, ok := wsproto.CloseStatus(err); !ok || code != wsproto.CloseTryAgainLater || reason != wsproto.CloseReasonDisplaced {
+		t.Fatalf("the viewer's connection ended with %v, want 1013 %q", err, wsproto.CloseReasonDisplaced)
+	}
+	he = refusal(t, srv, id, "", wsproto.DialOptions{})
+	if he.StatusCode != http.StatusConflict || !strings.Contains(he.Message, "max clients 2") {
+		t.Fatalf("third writer: %d %q, want 409 with the reason", he.StatusCode, he.Message)
+	}
+	b.Send("echo still-$((40+2))\n")
+	a.WaitOutput("still-42")
+
 	a.Conn.CloseWith(wsproto.CloseNormal, "")
 	e2etest.Eventually(t, 10*time.Second, "a place to free up", func() bool {
 		_, rec := srv.Request(t, "GET", "/api/v1/sessions/"+id, nil)

@@ -286,3 +286,71 @@ func TestReadTokenViewerCannotEndSession(t *testing.T) {
 		return err == nil && rec.Status == core.StatusTerminated && rec.StatusReason == core.ReasonIdleTimeout
 	})
 }
+
+// An attacker holding the read-only token fills a session's client limit
+// with viewers: the token's holder still attaches and types, and the
+// viewer that came last is closed with 1013 and the reason. The attacker
+// cannot take a writer's place in turn: with every place a writer's, a
+// viewer is refused with 409.
+func TestReadTokenViewersCannotLockOutWriters(t *testing.T) {
+	const full, read = "full-token-0123456789", "read-token-0123456789"
+	api := newAPI(t, Options{Token: full, ReadToken: read}, func(o *core.Options) { o.MaxClients = 2 })
+	if code, body := api.do(t, "POST", "/api/v1/sessions", `{"id":"s","environment_id":"fake"}`,
+		"Authorization", "Bearer "+full); code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var viewers []*wsproto.Conn
+	for range 2 {
+		v, err := wsproto.Dial(ctx, wsprotoURL(api, "s")+"?mode=read", wsproto.DialOptions{Token: read, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		viewers = append(viewers, v)
+	}
+	if code := dialStatus(t, api, "s", "?mode=read", wsproto.DialOptions{Token: read, ReadOnly: true}); code != http.StatusConflict {
+		t.Fatalf("a third viewer: %d, want 409", code)
+	}
+
+	w, err := wsproto.Dial(ctx, wsprotoURL(api, "s"), wsproto.DialOptions{Token: full})
+	if err != nil {
+		t.Fatalf("the token's holder, with the limit full of viewers: %v", err)
+	}
+	defer w.Close()
+	wantDisplaced := func(v *wsproto.Conn, who string) {
+		t.Helper()
+		for {
+			_, err := v.Next(ctx)
+			if err == nil {
+				continue
+			}
+			if code, reason, ok := wsproto.CloseStatus(err); !ok || code != wsproto.CloseTryAgainLater || reason != wsproto.CloseReasonDisplaced {
+				t.Fatalf("%s's connection ended with %v, want 1013 %q", who, err, wsproto.CloseReasonDisplaced)
+			}
+			return
+		}
+	}
+	wantDisplaced(viewers[1], "the last viewer")
+	if err := w.Input(ctx, []byte("typed\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	w2, err := wsproto.Dial(ctx, wsprotoURL(api, "s"), wsproto.DialOptions{Token: full})
+	if err != nil {
+		t.Fatalf("a second writer, with a viewer left to give way: %v", err)
+	}
+	defer w2.Close()
+	wantDisplaced(viewers[0], "the first viewer")
+	eventually(t, "both viewers gone", func() bool {
+		rec, err := api.m.GetSession(t.Context(), "s")
+		return err == nil && rec.ActiveConnections == 2
+	})
+	if code := dialStatus(t, api, "s", "?mode=read", wsproto.DialOptions{Token: read, ReadOnly: true}); code != http.StatusConflict {
+		t.Fatalf("a viewer with every place a writer's: %d, want 409", code)
+	}
+	if code := dialStatus(t, api, "s", "", wsproto.DialOptions{Token: full}); code != http.StatusConflict {
+		t.Fatalf("a third writer: %d, want 409", code)
+	}
+}

@@ -79,7 +79,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	// Answer a missing session with an HTTP status before upgrading, and
 	// attach only once the upgrade (and its origin check) succeeded, so a
 	// refused upgrade never counts as a client.
-	if err := h.m.Attachable(id); err != nil {
+	if err := h.m.AttachableWith(id, mode); err != nil {
 		h.attachFailed(w, r, id, err)
 		return
 	}

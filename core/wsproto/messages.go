@@ -45,7 +45,8 @@ const (
 	ClosePluginFailed = 4010 // the session's plugin crashed
 	// CloseTryAgainLater: the session took another client in the moment
 	// between the upgrade's check and the attach (the check itself answers
-	// HTTP 409).
+	// HTTP 409), reason CloseReasonTooManyClients; or a viewer gave its
+	// place to a writer, reason CloseReasonDisplaced.
 	CloseTryAgainLater = 1013
 	// CloseNodeLost: in a cluster, the node that runs the session is
 	// lost (reason CloseReasonNodeLost); attach again, with backoff, and
@@ -62,6 +63,10 @@ const (
 	CloseReasonPluginCrashed = "Plugin crashed"
 	// CloseReasonTooManyClients comes with CloseTryAgainLater.
 	CloseReasonTooManyClients = "Session has too many clients"
+	// CloseReasonDisplaced comes with CloseTryAgainLater, to a viewer
+	// whose place a writer took: the session had as many clients as it
+	// allows.
+	CloseReasonDisplaced = "A writing client took this viewer's place"
 	// CloseReasonNodeLost comes with CloseNodeLost.
 	CloseReasonNodeLost = "node_lost"
 )
