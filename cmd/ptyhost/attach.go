@@ -46,6 +46,11 @@ type attachOptions struct {
 	// pings included) before it takes the connection for lost
 	// (liveness.go); zero means defaultStallTimeout. Tests shorten it.
 	stall time.Duration
+	// inputStall is how long one send of what was typed (or of the size)
+	// may wait for the server to take it before attach ends the
+	// connection (inputStallError); zero means defaultInputStall. Tests
+	// shorten it.
+	inputStall time.Duration
 }
 
 // attachEnd says why an attachment ended without an error.
@@ -137,17 +142,16 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		}
 	}
 
-	in := &input{
-		chunks:   make(chan []byte),
-		detached: make(chan struct{}),
-		err:      make(chan error, 1),
-	}
+	in := newInput()
 	// Not in wg: it may be blocked in stdio.in.Read indefinitely.
 	go in.pump(loopCtx, stdio.in, opts.detachKey)
 
-	a := &attachment{out: stdio.out, errw: stdio.err, modes: modes, readOnly: opts.readOnly, watch: watch, stall: opts.stall}
+	a := &attachment{out: stdio.out, errw: stdio.err, modes: modes, readOnly: opts.readOnly, watch: watch, stall: opts.stall, inputStall: opts.inputStall}
 	if a.stall <= 0 {
 		a.stall = defaultStallTimeout
+	}
+	if a.inputStall <= 0 {
+		a.inputStall = defaultInputStall
 	}
 	for {
 		// dialAttach has read the hello.
@@ -203,10 +207,12 @@ type event struct {
 // serve runs a.conn until it ends, the user detaches, stdin fails or ctx
 // is done, and returns which. Whatever the end, the connection is closed
 // and its reader has ended when serve returns, so nothing writes to
-// stdout afterwards. Input read from in is sent on this goroutine, so
-// every byte typed before the detach key is sent before the detach; a
-// read-only attachment drops it. tty, when not nil, is the terminal whose
-// size is sent now and on every winch.
+// stdout afterwards. Input read from in is sent by a.send, in order; a
+// detach first waits up to detachGrace for every byte typed before the
+// detach key to be sent; a read-only attachment drops it. tty, when not
+// nil, is the terminal whose size is sent now and on every winch. Nothing
+// serve's loop does waits on the server: one that stops reading keeps
+// neither the detach key nor an interrupt waiting.
 func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty *terminal, winch <-chan os.Signal, in *input) event {
 	connCtx, connCancel := context.WithCancel(loopCtx)
 	defer connCancel()
@@ -217,42 +223,56 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 	stop := context.AfterFunc(ctx, inputCancel)
 	defer stop()
 	readerDone := make(chan readResult, 1)
-	var stalled atomic.Bool
+	var stalled, inputStalled atomic.Bool
 	wg.Go(func() {
 		r := a.readLoop(connCtx)
 		connCancel() // unblocks a pending Input
-		if stalled.Load() && r.retry {
+		switch {
+		case !r.retry:
+		case stalled.Load():
 			// watchStall closed it: say why, rather than how the
 			// read then failed.
 			r.err = stallError{a.stall}
+		case inputStalled.Load():
+			r.err = inputStallError{a.inputStall}
 		}
 		readerDone <- r
 	})
 	conn := a.conn
 	wg.Go(func() { a.watchStall(connCtx, conn, &stalled) })
+	resized := make(chan struct{}, 1)
+	if tty != nil {
+		resized <- struct{}{}
+	}
+	// The sender ends before serve returns: the next connection's must not
+	// meet it.
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		a.send(inputCtx, conn, in, tty, resized, &inputStalled)
+	}()
+	defer func() { inputCancel(); <-sendDone }()
 	// closeAndWait ends the connection from our side and waits for the
 	// reader.
+	// A send the server does not take is abandoned first: it would hold
+	// the close frame back.
 	closeAndWait := func(code int, reason string) {
+		inputCancel()
 		_ = a.conn.CloseWith(code, reason)
 		<-readerDone
-	}
-	if tty != nil {
-		a.sendSize(connCtx, tty)
 	}
 	for {
 		select {
 		case r := <-readerDone:
 			return event{kind: eventRead, read: r}
 		case <-winch:
-			a.sendSize(connCtx, tty)
-		case p := <-in.chunks:
-			if !a.readOnly {
-				_ = a.conn.Input(inputCtx, p) // a failure ends the reader
-			}
+			poke(resized)
 		case <-in.detached:
+			in.settle(connCtx, detachGrace)
 			closeAndWait(wsproto.CloseNormal, "detached")
 			return event{kind: eventDetached}
 		case err := <-in.err:
+			in.settle(connCtx, detachGrace)
 			closeAndWait(wsproto.CloseNormal, "input closed")
 			return event{kind: eventInputErr, err: err}
 		case <-ctx.Done():
@@ -280,6 +300,8 @@ type attachment struct {
 	// without anything from the server, serve closes conn (liveness.go).
 	watch *connWatch
 	stall time.Duration
+	// inputStall bounds each send of what is typed (attachment.send).
+	inputStall time.Duration
 }
 
 // readResult is how readLoop ended.
@@ -436,11 +458,44 @@ func exitStatus(code int, signal string) int {
 	return code
 }
 
-// sendSize sends the terminal's current size, if it has a usable one.
-func (a *attachment) sendSize(ctx context.Context, tty *terminal) {
-	cols, rows, ok := tty.size()
-	if !ok {
-		return
+// send sends what is typed (in), and tty's size whenever resized has a
+// value, until ctx ends. A failure to send ends the connection, and with
+// it the reader; what failed is lost, as is what a read-only attachment
+// takes and drops. A send the server has not taken within a.inputStall
+// ends the connection too, setting stalled first: a server that takes no
+// input would otherwise hold what is typed, the detach key behind it
+// included, for as long as it keeps the connection.
+func (a *attachment) send(ctx context.Context, conn *wsproto.Conn, in *input, tty *terminal, resized <-chan struct{}, stalled *atomic.Bool) {
+	defer in.wakeNext()
+	// The flag is set before the connection is closed, so that the reader
+	// finds it when its read fails.
+	within := func(f func(context.Context) error) {
+		t := time.AfterFunc(a.inputStall, func() {
+			stalled.Store(true)
+			_ = conn.Close()
+		})
+		_ = f(ctx)
+		t.Stop()
 	}
-	_ = a.conn.Resize(ctx, cols, rows) // a failure ends the reader
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-resized:
+			if cols, rows, ok := tty.size(); ok {
+				within(func(ctx context.Context) error { return conn.Resize(ctx, cols, rows) })
+			}
+		case <-in.ready:
+			for ctx.Err() == nil {
+				p := in.take(inputBufSize)
+				if p == nil {
+					break
+				}
+				if !a.readOnly {
+					within(func(ctx context.Context) error { return conn.Input(ctx, p) })
+				}
+				in.sent()
+			}
+		}
+	}
 }

@@ -6,19 +6,57 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
+	"time"
 )
 
 // What attach reads from the local terminal: keystrokes up to the detach key.
 
-// input reads stdin for attach, across reconnections.
+// maxQueuedInput bounds what is typed and not yet sent: beyond it, the
+// input is read no further until some is sent.
+const maxQueuedInput = 1 << 20
+
+// detachGrace is how long a detach waits for what was typed before the
+// detach key to be sent: a server that does not read it does not keep
+// the user from leaving for longer.
+const detachGrace = 2 * time.Second
+
+// input reads stdin for attach, across reconnections. What is typed waits
+// in a queue for the connection's sender (attachment.send), so that the
+// detach key is seen however slowly the server takes the input.
 type input struct {
-	chunks   chan []byte   // what was typed, up to the detach key
 	detached chan struct{} // closed when the detach key is read
 	err      chan error    // a read error other than EOF
+
+	ready   chan struct{} // has a value when the queue has bytes
+	room    chan struct{} // has a value when take made room in the queue
+	settled chan struct{} // has a value when a send ended
+
+	mu      sync.Mutex
+	queued  []byte // typed and not yet taken
+	sending bool   // what take returned is being sent
+}
+
+func newInput() *input {
+	return &input{
+		detached: make(chan struct{}),
+		err:      make(chan error, 1),
+		ready:    make(chan struct{}, 1),
+		room:     make(chan struct{}, 1),
+		settled:  make(chan struct{}, 1),
+	}
+}
+
+// poke leaves a value in c, unless one is there already.
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // pump reads r until it ends, the detach key is read (it closes
-// in.detached after sending what came before the key) or ctx is done. A
+// in.detached after queueing what came before the key) or ctx is done. A
 // read error other than EOF goes to in.err; at EOF the session keeps
 // running and its output keeps coming.
 func (in *input) pump(ctx context.Context, r io.Reader, detachKey int) {
@@ -32,12 +70,8 @@ func (in *input) pump(ctx context.Context, r io.Reader, detachKey int) {
 					p, detach = p[:i], true
 				}
 			}
-			if len(p) > 0 {
-				select {
-				case in.chunks <- bytes.Clone(p):
-				case <-ctx.Done():
-					return
-				}
+			if !in.put(ctx, p) {
+				return
 			}
 			if detach {
 				close(in.detached)
@@ -48,6 +82,96 @@ func (in *input) pump(ctx context.Context, r io.Reader, detachKey int) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				in.err <- err
 			}
+			return
+		}
+	}
+}
+
+// put queues p, waiting while the queue is full; false when ctx ended
+// first.
+func (in *input) put(ctx context.Context, p []byte) bool {
+	for len(p) > 0 {
+		in.mu.Lock()
+		n := min(len(p), maxQueuedInput-len(in.queued))
+		in.queued = append(in.queued, p[:n]...)
+		in.mu.Unlock()
+		if n > 0 {
+			poke(in.ready)
+			p = p[n:]
+			continue
+		}
+		select {
+		case <-in.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// take returns up to max queued bytes, oldest first, and marks them being
+// sent until sent is called; nil when none are queued.
+func (in *input) take(max int) []byte {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.queued) == 0 {
+		return nil
+	}
+	n := min(len(in.queued), max)
+	p := bytes.Clone(in.queued[:n])
+	in.queued = in.queued[:copy(in.queued, in.queued[n:])]
+	in.sending = true
+	if len(in.queued) > 0 {
+		poke(in.ready)
+	}
+	poke(in.room)
+	return p
+}
+
+// sent says that what take returned was sent, or failed to be.
+func (in *input) sent() {
+	in.mu.Lock()
+	in.sending = false
+	in.mu.Unlock()
+	poke(in.settled)
+}
+
+// wakeNext leaves in.ready set if bytes are queued: a sender that ends may
+// have taken the wake-up meant for them.
+func (in *input) wakeNext() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.queued) > 0 {
+		poke(in.ready)
+	}
+}
+
+// drop discards what is queued: typed while there is no connection.
+func (in *input) drop() {
+	in.mu.Lock()
+	in.queued = in.queued[:0]
+	in.mu.Unlock()
+	poke(in.room)
+}
+
+// idle reports whether everything taken was sent and nothing is queued.
+func (in *input) idle() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.queued) == 0 && !in.sending
+}
+
+// settle waits until everything queued was sent, ctx ends, or within
+// passes.
+func (in *input) settle(ctx context.Context, within time.Duration) {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	for !in.idle() {
+		select {
+		case <-in.settled:
+		case <-ctx.Done():
+			return
+		case <-t.C:
 			return
 		}
 	}

@@ -108,6 +108,19 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// defaultInputStall is how long one send of what was typed may wait for
+// the server to take it. The server itself gives up on input that its
+// session's program has not read within 10 s and reads on.
+const defaultInputStall = 30 * time.Second
+
+// inputStallError is the connection attach closed because the server took
+// nothing typed for within.
+type inputStallError struct{ within time.Duration }
+
+func (e inputStallError) Error() string {
+	return fmt.Sprintf("the server took nothing typed for %v: the connection has stalled", e.within)
+}
+
 // stallError is the connection attach closed because nothing came from
 // the server for within.
 type stallError struct{ within time.Duration }

@@ -105,8 +105,8 @@ func waitInput[T any](ctx context.Context, in *input, done <-chan T) (detach boo
 		select {
 		case <-done:
 			return false, nil
-		case <-in.chunks:
-			// Typed while there is no connection: dropped.
+		case <-in.ready:
+			in.drop() // typed while there is no connection
 		case <-in.detached:
 			return true, nil
 		case err := <-in.err:
