@@ -270,11 +270,20 @@ func (c *client) send(ctx context.Context, method, path string, in, out any) err
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	lr := &io.LimitedReader{R: resp.Body, N: maxResponseBody + 1}
+	if err := json.NewDecoder(lr).Decode(out); err != nil {
+		if lr.N <= 0 {
+			return fmt.Errorf("%s %s: bad response from server: larger than %d MiB", method, path, maxResponseBody>>20)
+		}
 		return fmt.Errorf("%s %s: bad response from server: %w", method, path, err)
 	}
 	return nil
 }
+
+// maxResponseBody bounds an answer of the API that the client reads whole:
+// far beyond any the server sends (a page of sessions is a few hundred
+// KiB), and as the protocol's WebSocket messages are bounded.
+const maxResponseBody = 16 << 20
 
 // connError explains a failure to talk to the server at all.
 func (c *client) connError(err error) error {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -819,5 +820,33 @@ func TestServerURLPasswordHidden(t *testing.T) {
 	code, _, stderr := runCmd(t, "ls", "--server", "http://u:SECRETPW@127.0.0.1:1")
 	if code != 1 || !strings.Contains(stderr, "cannot reach the ptyhost server at http://u:xxxxx@127.0.0.1:1") || strings.Contains(stderr, "SECRETPW") {
 		t.Errorf("exit %d, stderr %q; want 1, the URL without its password", code, stderr)
+	}
+}
+
+// A server (hostile, or not ptyhost) whose answer never ends: the client
+// reads 16 MiB of it at most and says why it gave up, rather than holding
+// all of it in memory (or printing it).
+func TestResponseBodyBounded(t *testing.T) {
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"sessions": [{"id": "`)
+		chunk := strings.Repeat("A", 64<<10)
+		for sent.Load() < 64<<20 {
+			n, err := io.WriteString(w, chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, `", "status": "ACTIVE"}]}`)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := runCmd(t, "ls", "-q", "--server", srv.URL)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "bad response from server: larger than 16 MiB") {
+		t.Fatalf("ls against an endless answer: exit %d, stdout %d bytes, stderr %.300q; want 1 and the reason", code, len(stdout), stderr)
+	}
+	if n := sent.Load(); n >= 64<<20 {
+		t.Fatalf("the client read all %d MiB", n>>20)
 	}
 }
