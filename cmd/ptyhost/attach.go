@@ -395,7 +395,7 @@ func closeResult(err error, exit *wsproto.Exit) readResult {
 			line = "session killed by " + exit.Signal
 		}
 		return readResult{
-			attachResult: attachResult{end: endExited, code: exitStatus(exit.Code, exit.Signal)},
+			attachResult: attachResult{end: endExited, code: endStatus(exitStatus(exit.Code, exit.Signal), exit.Reason != "")},
 			line:         line,
 		}
 	}
@@ -440,6 +440,16 @@ func (a *attachment) finish(r readResult) (attachResult, error) {
 		fmt.Fprintf(a.errw, "\r\n[%s]\r\n", cell(r.line))
 	}
 	return r.attachResult, nil
+}
+
+// endStatus is status, an exitStatus, for a session whose end was abnormal
+// or not: an end its process did not choose (an exit with a reason, a
+// session recorded ERROR) is never a success, whatever code came with it.
+func endStatus(status int, abnormal bool) int {
+	if abnormal && status == 0 {
+		return 1
+	}
+	return status
 }
 
 // exitStatus is the status this process exits with for a session that

@@ -49,7 +49,7 @@ func attachError(c *client, id string, stdio stdio, err error) error {
 		case http.StatusGone:
 			if ae.ExitCode != nil {
 				fmt.Fprintf(stdio.err, "ptyhost: session %s has ended (exit code %d)\n", cell(id), *ae.ExitCode)
-				return exitError{exitStatus(*ae.ExitCode, "")}
+				return exitError{endStatus(exitStatus(*ae.ExitCode, ""), ae.Abnormal)}
 			}
 			ae.Message = fmt.Sprintf("session %s has ended", id)
 		}

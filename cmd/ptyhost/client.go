@@ -136,6 +136,9 @@ type apiError struct {
 	Status   int
 	Message  string
 	ExitCode *int // set by a 410 from the attach endpoint
+	// Abnormal: the 410's session ended in a way its process did not
+	// choose (status ERROR).
+	Abnormal bool
 }
 
 func (e *apiError) Error() string {
@@ -146,6 +149,7 @@ func (e *apiError) Error() string {
 type errorBody struct {
 	Error    string `json:"error"`
 	ExitCode *int   `json:"exit_code"`
+	Status   string `json:"status"` // a 410's: the session's
 }
 
 // readAPIError turns a non-2xx response into an *apiError, using the
@@ -171,6 +175,7 @@ func newAPIError(status int, body []byte) *apiError {
 		// The message may quote a plugin's error text: made safe to
 		// print (printable.go).
 		e.Message, e.ExitCode = printableMessage(eb.Error), eb.ExitCode
+		e.Abnormal = eb.Status == "ERROR"
 	} else {
 		e.Message = strings.ToLower(http.StatusText(status))
 		if e.Message == "" {

@@ -77,7 +77,9 @@ Exit status:
       shutting down (also when a server that stops hangs its sessions
       up: "[session ended: the server shut down and hung it up]"),
       connection lost, interrupted (SIGINT, SIGTERM, SIGQUIT, or SIGHUP:
-      the terminal hung up)
+      the terminal hung up); also a session that ended in a way its
+      process did not choose ("[session ended: REASON]", status ERROR)
+      with code 0
   2   bad usage
   141 stdout is a pipe whose reader went away ('ptyhost attach ID | head');
       nothing is printed, as for a command SIGPIPE killed
