@@ -446,13 +446,7 @@ func printJSONArray(w io.Writer, raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = json.RawMessage("[]")
 	}
-	var b bytes.Buffer
-	if err := json.Indent(&b, raw, "", "  "); err != nil {
-		return fmt.Errorf("bad response from server: %w", err)
-	}
-	b.WriteByte('\n')
-	_, err := w.Write(b.Bytes())
-	return err
+	return printJSON(w, raw)
 }
 
 // unmarshalArray decodes a JSON array from the server; null or missing is

@@ -334,13 +334,14 @@ func envNodesCell(e environment) string {
 	return "any"
 }
 
-// printJSON prints a JSON value from the server, indented.
+// printJSON prints a JSON value from the server, indented, with what a
+// terminal would take for a control escaped (jsonText).
 func printJSON(w io.Writer, raw json.RawMessage) error {
 	var b bytes.Buffer
 	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		return fmt.Errorf("bad response from server: %w", err)
 	}
 	b.WriteByte('\n')
-	_, err := w.Write(b.Bytes())
+	_, err := w.Write(jsonText(b.Bytes()))
 	return err
 }

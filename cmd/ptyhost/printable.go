@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Text from the server — IDs, names, plugins' versions and types, error
@@ -44,4 +46,26 @@ func printableMessage(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// jsonText makes JSON from the server (valid, as json.Indent found it)
+// safe for a terminal without changing what it says: the controls JSON
+// lets a string hold raw — DEL and C1, which xterm takes for CSI and the
+// like — become \u escapes, and an invalid byte becomes \ufffd, as a
+// decoder would read it. Neither can stand outside a string.
+func jsonText(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			out = append(out, `\ufffd`...)
+		case r == 0x7f || (r >= 0x80 && r <= 0x9f):
+			out = fmt.Appendf(out, `\u%04x`, r)
+		default:
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
 }

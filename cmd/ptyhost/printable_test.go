@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -49,5 +52,33 @@ func TestServerTextIsPrintable(t *testing.T) {
 	c.wait(t)
 	if stderr := c.err.String(); hasControl(stderr) || !strings.Contains(stderr, "bad?]0;pwned") || !strings.Contains(stderr, "gone?[31m?2J") {
 		t.Errorf("attach: stderr %q; want the escape sequences made harmless", stderr)
+	}
+}
+
+// --json output goes through jsonText: the C1 controls and DEL that JSON
+// lets a string hold raw, and invalid bytes, reach the terminal as \u
+// escapes, and the JSON still says the same (an invalid byte decodes to
+// U+FFFD either way).
+func TestJSONOutputEscapesControls(t *testing.T) {
+	body := "{\"sessions\": [{\"id\": \"s1\u009b2J\x9b31m\x7f\", \"environment_id\": \"h\u00e9\", \"status\": \"ACTIVE\"}]}"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, body)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := runCmd(t, "ls", "--json", "--server", srv.URL)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, c := range []string{"\u009b", "\x9b", "\x7f"} {
+		if strings.Contains(stdout, c) {
+			t.Errorf("ls --json printed %q from the server: %q", c, stdout)
+		}
+	}
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("the output is no longer JSON: %v\n%s", err, stdout)
+	}
+	if len(got) != 1 || got[0]["id"] != "s1\u009b2J\ufffd31m\x7f" || got[0]["environment_id"] != "h\u00e9" {
+		t.Errorf("the output says %q, want what the server said", got)
 	}
 }
