@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -848,5 +849,56 @@ func TestResponseBodyBounded(t *testing.T) {
 	}
 	if n := sent.Load(); n >= 64<<20 {
 		t.Fatalf("the client read all %d MiB", n>>20)
+	}
+}
+
+// The token never crosses the network in the clear unless the user says
+// so: with a token, http:// to a host beyond loopback is refused before
+// any request (exit 2, saying what to do), unless --token-over-http or
+// PTYHOST_TOKEN_OVER_HTTP. Loopback, https:// and no token at all are
+// not refused.
+func TestTokenNotSentInClearBeyondLoopback(t *testing.T) {
+	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "")
+	t.Setenv("PTYHOST_SERVER", "")
+	t.Setenv("PTYHOST_TOKEN", "")
+	client := func(f clientFlags) (*client, error) { return f.client() }
+	for _, server := range []string{"http://192.0.2.1:7420", "192.0.2.1:7420", "http://ptyhost.example.com", "http://[2001:db8::1]:7420", "http://localhost.example.com:7420"} {
+		_, err := client(clientFlags{server: server, token: "secret-0123456789"})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "the token would cross the network in the clear") || strings.Contains(err.Error(), "secret-0123456789") {
+			t.Errorf("%s with a token: %v; want the refusal, without the token", server, err)
+		}
+		if c, err := client(clientFlags{server: server, token: "secret-0123456789", tokenOverHTTP: true}); err != nil || c.token != "secret-0123456789" {
+			t.Errorf("%s with --token-over-http: %v", server, err)
+		}
+		if _, err := client(clientFlags{server: server}); err != nil {
+			t.Errorf("%s without a token: %v", server, err)
+		}
+	}
+	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "1")
+	if _, err := client(clientFlags{server: "http://192.0.2.1:7420", token: "secret-0123456789"}); err != nil {
+		t.Errorf("with PTYHOST_TOKEN_OVER_HTTP=1: %v", err)
+	}
+	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "")
+	for _, server := range []string{"http://127.0.0.1:7420", "127.0.0.2:7420", "http://[::1]:7420", "http://localhost:7420", "http://LOCALHOST.:7420", "http://ptyhost.localhost:7420", "https://ptyhost.example.com", "https://192.0.2.1:7420"} {
+		if _, err := client(clientFlags{server: server, token: "secret-0123456789"}); err != nil {
+			t.Errorf("%s with a token: %v; want no refusal", server, err)
+		}
+	}
+
+	// Through the command: refused with status 2, and no request made.
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		writeJSON(w, http.StatusOK, `{"sessions": []}`)
+	}))
+	defer srv.Close()
+	t.Setenv("PTYHOST_TOKEN", "secret-0123456789")
+	code, _, stderr := runCmd(t, "ls", "--server", "http://192.0.2.1:1")
+	if code != 2 || !strings.Contains(stderr, "--token-over-http") || strings.Contains(stderr, "secret-0123456789") {
+		t.Errorf("ls to 192.0.2.1 over http with a token: exit %d, stderr %q; want 2 and the way out", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "ls", "--server", srv.URL); code != 0 || hits.Load() != 1 {
+		t.Errorf("ls to the loopback server with a token: exit %d, stderr %q, %d requests", code, stderr, hits.Load())
 	}
 }

@@ -3,18 +3,25 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
 	server string
 	token  string
+	// tokenOverHTTP lets the token go in the clear, over http://, to a
+	// server beyond loopback.
+	tokenOverHTTP bool
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "server `URL`, or HOST:PORT for http://HOST:PORT (env PTYHOST_SERVER; default "+defaultServer+")")
 	fs.StringVar(&f.token, "token", "", "API `TOKEN`, sent as Authorization: Bearer; prefer the variable, as a flag shows in the process list (env PTYHOST_TOKEN)")
+	boolFlag(fs, &f.tokenOverHTTP, "token-over-http", false, "send the token over plain http:// to a server beyond loopback, where anyone on the network between can read it (env PTYHOST_TOKEN_OVER_HTTP)")
 }
 
 // client applies the environment defaults and returns a client.
@@ -34,5 +41,28 @@ func (f *clientFlags) client() (*client, error) {
 		// as the network's fault.
 		return nil, usageError{fmt.Sprintf("--token (PTYHOST_TOKEN): %v", err)}
 	}
-	return newClient(server, token)
+	c, err := newClient(server, token)
+	if err != nil {
+		return nil, err
+	}
+	overHTTP := f.tokenOverHTTP
+	if !overHTTP {
+		overHTTP, _ = strconv.ParseBool(os.Getenv("PTYHOST_TOKEN_OVER_HTTP"))
+	}
+	if token != "" && c.base.Scheme == "http" && !loopbackHost(c.base.Hostname()) && !overHTTP {
+		return nil, usageError{fmt.Sprintf("the token would cross the network in the clear to %s over http://: give an https:// URL (a TLS proxy in front of the server), or, on a network you trust, --token-over-http (PTYHOST_TOKEN_OVER_HTTP=1)", cell(c.base.Host))}
+	}
+	return c, nil
+}
+
+// loopbackHost reports whether host (a URL's, without its port) names this
+// machine alone: localhost, a name under .localhost, or a loopback
+// address.
+func loopbackHost(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
