@@ -18,14 +18,22 @@ import (
 
 // cell makes text from the server safe for one table cell or one line on
 // a terminal: every control character (a tab would split the cell, a
-// newline the line) becomes '?'.
+// newline the line) becomes '?', and so does every bidirectional format
+// character, which would make the text read otherwise than it is (an ID
+// shown reversed, a cell's text running on in the next column's place).
 func cell(s string) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unprintable(r) {
 			return '?'
 		}
 		return r
 	}, s)
+}
+
+// unprintable reports whether r, from the server, must not reach the
+// terminal as it is: a control character or a bidirectional format one.
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // cellLines is cell for text of several lines: it keeps the newlines.
@@ -41,7 +49,7 @@ func cellLines(s string) string {
 // error: it keeps newlines and tabs.
 func printableMessage(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+		if r != '\n' && r != '\t' && unprintable(r) {
 			return '?'
 		}
 		return r

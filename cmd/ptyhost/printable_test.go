@@ -82,3 +82,22 @@ func TestJSONOutputEscapesControls(t *testing.T) {
 		t.Errorf("the output says %q, want what the server said", got)
 	}
 }
+
+// Bidirectional format characters from the server (RLO, LRI, PDF...) are
+// shown as '?': they would make an ID or a message read otherwise than it
+// is. Right-to-left letters themselves are text, and stay.
+func TestServerTextBidiControls(t *testing.T) {
+	for _, tt := range []struct{ in, cell, msg string }{
+		{"s1\u202egnp.exe", "s1?gnp.exe", "s1?gnp.exe"},
+		{"a\u2066b\u2069c\u200fd", "a?b?c?d", "a?b?c?d"},
+		{"x\u061cy\nz", "x?y?z", "x?y\nz"},
+		{"שלום", "שלום", "שלום"},
+	} {
+		if got := cell(tt.in); got != tt.cell {
+			t.Errorf("cell(%q) = %q, want %q", tt.in, got, tt.cell)
+		}
+		if got := printableMessage(tt.in); got != tt.msg {
+			t.Errorf("printableMessage(%q) = %q, want %q", tt.in, got, tt.msg)
+		}
+	}
+}
