@@ -192,7 +192,7 @@ func (a *Attachment) poll(buf []byte) (Frame, bool) {
 // write (direct.go) relies on it to keep frames in order. s.mu is held.
 func (a *Attachment) owesFrame() bool {
 	s := a.s
-	if a.closed || s.state != stateRunning || len(a.notices) > 0 || a.sizeChanged || a.resetOwed || len(a.modes) > 0 || s.exit != nil {
+	if a.closed || a.displaced || s.state != stateRunning || len(a.notices) > 0 || a.sizeChanged || a.resetOwed || len(a.modes) > 0 || s.exit != nil {
 		return true
 	}
 	_, restarted := s.restartMark(a.off, a.restartPast-1)

@@ -26,7 +26,8 @@ import (
 // others below highWater-lowWater per keepUpWindow: were it enough to come within the
 // high-water mark, a client reading one PTY read's worth per keepUpWindow
 // would hold the session to that pace. With no client attached the pump
-// never waits, so the ring keeps draining.
+// never waits, so the ring keeps draining; clients on their way out (their
+// close taken, or displaced by a writer) count as none.
 //
 // A client's lag stays within the ring while the pump waits for it: the
 // pump reads only when it is at most highWater behind, and at most
@@ -58,12 +59,13 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 		return false, time.Time{}
 	}
 	hw, lw := s.highWater(), s.lowWater()
-	allBehind := true
+	allBehind, counted := true, false
 	var until time.Time
 	for a := range s.attachments {
-		if a.closed {
-			continue
+		if a.closed || a.displaced {
+			continue // on its way out: its close is all it is owed
 		}
+		counted = true
 		switch lag := s.ring.End() - a.off; {
 		case lag > hw:
 			a.behind = true
@@ -78,7 +80,7 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 			until = end
 		}
 	}
-	if allBehind {
+	if allBehind && counted {
 		return true, time.Time{}
 	}
 	return !until.IsZero(), until

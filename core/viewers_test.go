@@ -478,3 +478,39 @@ func TestViewerKeepsNothingAlive(t *testing.T) {
 		t.Errorf("a viewer's leaving moved the idle deadline: %v, was %v", rec.IdleDeadline, before.IdleDeadline)
 	}
 }
+
+// A displaced viewer owes its close before anything else: the pump never
+// writes output to it directly (direct.go), even as the session's only
+// client, and never waits for it to keep up (flow.go).
+func TestDisplacedViewerOwesItsClose(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxClients = 1 })
+	h.create(t, "d")
+	v := h.attachWith(t, "d", AttachOptions{Mode: AttachRead})
+	v.Direct(func([]byte) error { return nil })
+	expectOpen(t, v, "the viewer") // takes the hello's frames: nothing owed
+
+	w := h.attach(t, "d") // displaces v
+	w.Close()             // v is the session's only client now
+
+	s := h.session(t, "d")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !v.displaced {
+		t.Fatal("the viewer was not displaced")
+	}
+	if !v.owesFrame() {
+		t.Error("owesFrame() = false for a displaced viewer, whose next frame is its close")
+	}
+	for len(v.wakeC) > 0 { // v's goroutine took the wake-up, has not polled yet
+		<-v.wakeC
+	}
+	v.waiting = true
+	if a, _ := s.directTarget(0); a == v {
+		t.Error("directTarget picked the displaced viewer: output would be written to it ahead of its close")
+	}
+	v.waiting = false
+	v.behind, v.keptUp = true, time.Now()
+	if wait, _ := s.mustWait(time.Now()); wait {
+		t.Error("the pump waits for a displaced viewer to keep up")
+	}
+}
