@@ -115,7 +115,13 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		if err := tty.makeRaw(); err != nil {
 			return attachResult{}, fmt.Errorf("setting terminal to raw mode: %w", err)
 		}
-		defer tty.restore()
+		// The modes' resets go out while the terminal still takes them
+		// (a Windows console interprets escape sequences only until
+		// restore), whatever the end.
+		defer func() {
+			modes.restore()
+			tty.restore()
+		}()
 	}
 	// sizer is the terminal whose size the session follows: none for a
 	// viewer, whose resizes the server would refuse.
