@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/ptyhost/ptyhost/internal/leakcheck"
 )
 
@@ -862,7 +864,10 @@ func TestTokenNotSentInClearBeyondLoopback(t *testing.T) {
 	t.Setenv("PTYHOST_SERVER", "")
 	t.Setenv("PTYHOST_TOKEN", "")
 	client := func(f clientFlags) (*client, error) { return f.client() }
-	for _, server := range []string{"http://192.0.2.1:7420", "192.0.2.1:7420", "http://ptyhost.example.com", "http://[2001:db8::1]:7420", "http://localhost.example.com:7420"} {
+	// Names the HTTP client may send through HTTP_PROXY, or DNS may resolve
+	// anywhere, are not loopback, however they read.
+	for _, server := range []string{"http://192.0.2.1:7420", "192.0.2.1:7420", "http://ptyhost.example.com", "http://[2001:db8::1]:7420", "http://localhost.example.com:7420",
+		"http://127.0.0.1.example.com:7420", "http://LOCALHOST:7420", "http://localhost.:7420", "http://ptyhost.localhost:7420", "http://0.0.0.0:7420", "http://[::ffff:192.0.2.1]:7420"} {
 		_, err := client(clientFlags{server: server, token: "secret-0123456789"})
 		var ue usageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "the token would cross the network in the clear") || strings.Contains(err.Error(), "secret-0123456789") {
@@ -880,7 +885,7 @@ func TestTokenNotSentInClearBeyondLoopback(t *testing.T) {
 		t.Errorf("with PTYHOST_TOKEN_OVER_HTTP=1: %v", err)
 	}
 	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "")
-	for _, server := range []string{"http://127.0.0.1:7420", "127.0.0.2:7420", "http://[::1]:7420", "http://localhost:7420", "http://LOCALHOST.:7420", "http://ptyhost.localhost:7420", "https://ptyhost.example.com", "https://192.0.2.1:7420"} {
+	for _, server := range []string{"http://127.0.0.1:7420", "127.0.0.2:7420", "http://[::1]:7420", "http://[::ffff:127.0.0.1]:7420", "http://localhost:7420", "http://user:pw@127.0.0.1:7420", "https://ptyhost.example.com", "https://192.0.2.1:7420"} {
 		if _, err := client(clientFlags{server: server, token: "secret-0123456789"}); err != nil {
 			t.Errorf("%s with a token: %v; want no refusal", server, err)
 		}
@@ -900,5 +905,27 @@ func TestTokenNotSentInClearBeyondLoopback(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, "ls", "--server", srv.URL); code != 0 || hits.Load() != 1 {
 		t.Errorf("ls to the loopback server with a token: exit %d, stderr %q, %d requests", code, stderr, hits.Load())
+	}
+}
+
+// Every server the token check lets through over http:// is one the HTTP
+// client reaches directly, never through HTTP_PROXY, which would get the
+// token in the clear: the check's idea of loopback is the transport's.
+func TestTokenLoopbackIsNeverProxied(t *testing.T) {
+	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "")
+	t.Setenv("PTYHOST_SERVER", "")
+	t.Setenv("PTYHOST_TOKEN", "")
+	proxyFor := (&httpproxy.Config{HTTPProxy: "http://proxy.example:3128"}).ProxyFunc()
+	for _, server := range []string{
+		"http://127.0.0.1:7420", "http://[::1]:7420", "http://localhost:7420", "http://[::ffff:127.0.0.1]:7420",
+		"http://LOCALHOST:7420", "http://localhost.:7420", "http://ptyhost.localhost:7420", "http://Localhost:7420",
+	} {
+		c, err := (&clientFlags{server: server, token: "secret-0123456789"}).client()
+		if err != nil {
+			continue // refused: the token goes nowhere
+		}
+		if p, _ := proxyFor(c.base); p != nil {
+			t.Errorf("%s passes as loopback, yet the client sends its requests, token and all, to the proxy %s", server, p)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 )
 
 // clientFlags are the flags every client command takes.
@@ -56,11 +55,13 @@ func (f *clientFlags) client() (*client, error) {
 }
 
 // loopbackHost reports whether host (a URL's, without its port) names this
-// machine alone: localhost, a name under .localhost, or a loopback
-// address.
+// machine alone, as the HTTP client treats it: a loopback address, or
+// exactly "localhost". Those alone it never sends through a proxy
+// (http.ProxyFromEnvironment); any other name (LOCALHOST, localhost.,
+// a name under .localhost) may go to HTTP_PROXY, or be resolved by DNS
+// to anywhere.
 func loopbackHost(host string) bool {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)
