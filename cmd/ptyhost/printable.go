@@ -59,8 +59,9 @@ func printableMessage(s string) string {
 // jsonText makes JSON from the server (valid, as json.Indent found it)
 // safe for a terminal without changing what it says: the controls JSON
 // lets a string hold raw — DEL and C1, which xterm takes for CSI and the
-// like — become \u escapes, and an invalid byte becomes \ufffd, as a
-// decoder would read it. Neither can stand outside a string.
+// like — and the bidirectional format characters become \u escapes, and
+// an invalid byte becomes \ufffd, as a decoder would read it. None can
+// stand outside a string.
 func jsonText(b []byte) []byte {
 	out := make([]byte, 0, len(b))
 	for len(b) > 0 {
@@ -68,7 +69,7 @@ func jsonText(b []byte) []byte {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			out = append(out, `\ufffd`...)
-		case r == 0x7f || (r >= 0x80 && r <= 0x9f):
+		case r == 0x7f || (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Bidi_Control, r):
 			out = fmt.Appendf(out, `\u%04x`, r)
 		default:
 			out = append(out, b[:n]...)

@@ -101,3 +101,19 @@ func TestServerTextBidiControls(t *testing.T) {
 		}
 	}
 }
+
+// --json escapes the bidirectional format characters too: an ID holding
+// RLO would print reversed. The JSON still says the same.
+func TestJSONOutputEscapesBidi(t *testing.T) {
+	var out strings.Builder
+	if err := printJSON(&out, json.RawMessage("{\"id\": \"s1\u202egnp.exe\u2066\"}")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\u202e\u2066") {
+		t.Errorf("--json printed %q: the bidi controls reach the terminal raw", out.String())
+	}
+	var v struct{ ID string }
+	if err := json.Unmarshal([]byte(out.String()), &v); err != nil || v.ID != "s1\u202egnp.exe\u2066" {
+		t.Errorf("the output decodes to %q, %v", v.ID, err)
+	}
+}
