@@ -58,7 +58,7 @@ When the connection drops without the server saying the session ended (a
 network failure, a server going away, a server restarting: sessions
 outlive the server, and the next one takes them up; or nothing came for
 75s, not even an answer to the pings attach sends after 25s of quiet; or
-the server took nothing typed for 30s),
+the server took nothing typed for 2 minutes),
 attach prints "[...;
 reconnecting…]" and attaches again, with backoff, for up to --reconnect
 (default 30s), resuming at the last byte it received: no output is lost or

@@ -109,9 +109,13 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 }
 
 // defaultInputStall is how long one send of what was typed may wait for
-// the server to take it. The server itself gives up on input that its
-// session's program has not read within 10 s and reads on.
-const defaultInputStall = 30 * time.Second
+// the server to take it. The server takes a client's input no faster
+// than the session's program reads it, so a paste larger than what the
+// terminal and the connection hold waits on a busy program: the bound is
+// long enough for any program that reads at all, and it ends a connection
+// that would otherwise hold the detach key, queued behind the paste,
+// for good.
+const defaultInputStall = 2 * time.Minute
 
 // inputStallError is the connection attach closed because the server took
 // nothing typed for within.
