@@ -58,6 +58,9 @@ export class Attachment {
     this.exited = false;
     this.disposed = false;
     this.attempt = 0;
+    // refusal is why the server last closed with 1013, until the next
+    // hello: what a refused upgrade meanwhile means.
+    this.refusal = '';
     this.timer = 0;
     this.lastSize = null;
   }
@@ -151,6 +154,7 @@ export class Attachment {
         this.epoch = msg.epoch || '';
         this.hadHello = true;
         this.attempt = 0;
+        this.refusal = '';
         this.setState('open');
         this.opts.hello(msg);
         break;
@@ -197,9 +201,13 @@ export class Attachment {
       return;
     }
     // 1012 (server restarting), 1001, 1006 (dropped, or the upgrade was
-    // refused), 1013 (too many clients): attach again, resuming at offset.
-    // connect() finds out from the record when the session has ended.
-    this.retry(ev.reason || (ev.code === 1006 ? 'connection lost' : `closed with code ${ev.code}`));
+    // refused), 1013 (too many clients, or a viewer whose place a writer
+    // took): attach again, resuming at offset. connect() finds out from
+    // the record when the session has ended. While a session is full,
+    // its upgrade is refused with 409, which a browser sees as 1006: the
+    // reason of the 1013 that came first still says why.
+    if (ev.code === 1013 && ev.reason) this.refusal = ev.reason;
+    this.retry(ev.reason || (ev.code === 1006 ? this.refusal || 'connection lost' : `closed with code ${ev.code}`));
   }
 
   // lostNode returns the name of the node of a session recorded ERROR
