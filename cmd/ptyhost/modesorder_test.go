@@ -10,24 +10,34 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // rawProbe is stdout that notes whether the terminal was still raw when
-// the reset of the alternate screen was written.
+// the reset of the alternate screen was written. It is written by attach's
+// goroutines, so it records a failure to read the terminal's mode rather
+// than failing the test there.
 type rawProbe struct {
 	syncBuffer
 	tty       *os.File
-	t         *testing.T
 	mu        sync.Mutex
 	seen      bool
 	rawAtSeen bool
+	err       error
 }
 
 func (p *rawProbe) Write(b []byte) (int, error) {
 	if bytes.Contains(b, []byte("\x1b[?1049l")) {
-		raw := isRaw(termios(p.t, p.tty))
+		// Not Fd(): it would switch tty, attach's stdin, to blocking mode.
+		var tio *unix.Termios
+		rc, err := p.tty.SyscallConn()
+		if err == nil {
+			cerr := rc.Control(func(fd uintptr) { tio, err = unix.IoctlGetTermios(int(fd), ioctlGetTermios) })
+			err = errors.Join(cerr, err)
+		}
 		p.mu.Lock()
-		p.seen, p.rawAtSeen = true, raw
+		p.seen, p.err = true, err
+		p.rawAtSeen = err == nil && isRaw(tio)
 		p.mu.Unlock()
 	}
 	return p.syncBuffer.Write(b)
@@ -52,7 +62,7 @@ func TestModeResetsBeforeTerminalRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &rawProbe{tty: tty, t: t}
+	out := &rawProbe{tty: tty}
 	var errOut syncBuffer
 	ctx, cancel := context.WithCancelCause(t.Context())
 	done := make(chan error, 1)
@@ -72,6 +82,9 @@ func TestModeResetsBeforeTerminalRestore(t *testing.T) {
 	defer out.mu.Unlock()
 	if !out.seen {
 		t.Fatalf("the resets were never written; stdout %q", out.String())
+	}
+	if out.err != nil {
+		t.Fatalf("reading the terminal's mode as the resets were written: %v", out.err)
 	}
 	if !out.rawAtSeen {
 		t.Fatal("the mode resets were written after the terminal was restored")
