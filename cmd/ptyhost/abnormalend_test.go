@@ -32,13 +32,12 @@ func TestAbnormalEndIsNoSuccess(t *testing.T) {
 			writeJSON(w, http.StatusGone, `{"error": "session \"s1\" has ended", "status": "ERROR", "exit_code": 0}`)
 			return
 		}
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsproto.Subprotocol}})
-		if err != nil {
+		c := acceptWithHello(w, r)
+		if c == nil {
 			return
 		}
 		defer c.CloseNow()
 		ctx := r.Context()
-		_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`))
 		_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"exit","code":0,"signal":"","reason":"docker daemon connection lost: EOF"}`))
 		_ = c.Close(websocket.StatusNormalClosure, wsproto.CloseReasonExited)
 	}))

@@ -26,15 +26,12 @@ func notReadingServer(t *testing.T, reads bool) *httptest.Server {
 			writeJSON(w, http.StatusOK, `{"id": "s1", "environment_id": "host", "status": "ACTIVE", "cols": 80, "rows": 24}`)
 			return
 		}
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsproto.Subprotocol}})
-		if err != nil {
+		c := acceptWithHello(w, r)
+		if c == nil {
 			return
 		}
 		defer c.CloseNow()
 		ctx := r.Context()
-		if c.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`)) != nil {
-			return
-		}
 		if reads {
 			go func() {
 				for {
@@ -60,6 +57,20 @@ func notReadingServer(t *testing.T, reads bool) *httptest.Server {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(stop) })
 	return srv
+}
+
+// acceptWithHello accepts r's attach WebSocket and sends the hello of a
+// session s1 of 80x24; nil when either fails. The caller closes it.
+func acceptWithHello(w http.ResponseWriter, r *http.Request) *websocket.Conn {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsproto.Subprotocol}})
+	if err != nil {
+		return nil
+	}
+	if c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`)) != nil {
+		c.CloseNow()
+		return nil
+	}
+	return c
 }
 
 // pasteThenDetach attaches to srv with in fed a 64 MiB paste and then the
