@@ -7,10 +7,14 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/ptyhost/ptyhost/core/wsproto"
 )
 
-// What attach reads from the local terminal: keystrokes up to the detach key.
+// What attach reads from the local terminal, keystrokes up to the detach
+// key, and the sender that takes them to the server.
 
 // maxQueuedInput bounds what is typed and not yet sent: beyond it, the
 // input is read no further until some is sent.
@@ -173,6 +177,48 @@ func (in *input) settle(ctx context.Context, within time.Duration) {
 			return
 		case <-t.C:
 			return
+		}
+	}
+}
+
+// send sends what is typed (in), and tty's size whenever resized has a
+// value, until ctx ends. A failure to send ends the connection, and with
+// it the reader; what failed is lost, as is what a read-only attachment
+// takes and drops. A send the server has not taken within a.inputStall
+// ends the connection too, setting stalled first: a server that takes no
+// input would otherwise hold what is typed, the detach key behind it
+// included, for as long as it keeps the connection.
+func (a *attachment) send(ctx context.Context, conn *wsproto.Conn, in *input, tty *terminal, resized <-chan struct{}, stalled *atomic.Bool) {
+	defer in.wakeNext()
+	// The flag is set before the connection is closed, so that the reader
+	// finds it when its read fails.
+	within := func(f func(context.Context) error) {
+		t := time.AfterFunc(a.inputStall, func() {
+			stalled.Store(true)
+			_ = conn.Close()
+		})
+		_ = f(ctx)
+		t.Stop()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-resized:
+			if cols, rows, ok := tty.size(); ok {
+				within(func(ctx context.Context) error { return conn.Resize(ctx, cols, rows) })
+			}
+		case <-in.ready:
+			for ctx.Err() == nil {
+				p := in.take(inputBufSize)
+				if p == nil {
+					break
+				}
+				if !a.readOnly {
+					within(func(ctx context.Context) error { return conn.Input(ctx, p) })
+				}
+				in.sent()
+			}
 		}
 	}
 }
