@@ -259,9 +259,8 @@ func (a *attachment) serve(ctx, loopCtx context.Context, wg *sync.WaitGroup, tty
 	}()
 	defer func() { inputCancel(); <-sendDone }()
 	// closeAndWait ends the connection from our side and waits for the
-	// reader.
-	// A send the server does not take is abandoned first: it would hold
-	// the close frame back.
+	// reader. A send the server does not take is abandoned first: it would
+	// hold the close frame back.
 	closeAndWait := func(code int, reason string) {
 		inputCancel()
 		_ = a.conn.CloseWith(code, reason)
