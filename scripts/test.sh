@@ -28,10 +28,13 @@ stop_services() {
 }
 trap stop_services EXIT
 
-# tmux, for the TMUX plugin example's tests; Debian's Chromium, for the
-# browser tests (internal/browsertest). One package list update for both.
+# tmux, for the TMUX plugin example's tests; zsh and fish, for the
+# completion scripts' tests; Debian's Chromium, for the browser tests
+# (internal/browsertest). One package list update for all.
 missing=()
 command -v tmux >/dev/null || missing+=(tmux)
+command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
 if ! command -v chromium >/dev/null && ! command -v chromium-headless-shell >/dev/null; then
   missing+=(chromium)
 fi

@@ -48,11 +48,7 @@ func (p *rawProbe) Write(b []byte) (int, error) {
 // set it: a Windows console interprets escape sequences only until the
 // terminal is restored, after which they would print as text.
 func TestModeResetsBeforeTerminalRestore(t *testing.T) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Fatalf("no pty: %v", err)
-	}
-	t.Cleanup(func() { tty.Close(); ptmx.Close() })
+	ptmx, tty := openPTY(t)
 	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: 80, Rows: 24}); err != nil {
 		t.Fatal(err)
 	}

@@ -41,14 +41,7 @@ func TestAttachReadOnly(t *testing.T) {
 // TestAttachReadOnlyTerminal: on a terminal, a viewer is in raw mode (its
 // keys do not echo) but sends no size, neither at once nor on SIGWINCH.
 func TestAttachReadOnlyTerminal(t *testing.T) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pty: %v", err)
-	}
-	t.Cleanup(func() {
-		tty.Close()
-		ptmx.Close()
-	})
+	ptmx, tty := openPTY(t)
 	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: 100, Rows: 30}); err != nil {
 		t.Fatal(err)
 	}

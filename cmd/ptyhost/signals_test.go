@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
-
 	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
@@ -22,14 +20,7 @@ import (
 // what the PTY shows.
 func startRunOnTTY(t *testing.T, url, id, script string, stdout *os.File) (*exec.Cmd, *os.File, *ptyReader) {
 	t.Helper()
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pty: %v", err)
-	}
-	t.Cleanup(func() {
-		tty.Close()
-		ptmx.Close()
-	})
+	ptmx, tty := openPTY(t)
 	cmd := exec.Command(testbin.Ptyhost(t), "run", "--server", url, "--id", id, "--", "/bin/sh", "-c", script)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	if stdout != nil {
