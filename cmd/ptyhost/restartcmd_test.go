@@ -257,10 +257,7 @@ func TestRunSendsInputAndUnsetEnv(t *testing.T) {
 // environment's config sets (unset_env), restarted in place into a new
 // container that reads on at the next offsets.
 func TestE2EDockerRestartAndUnsetEnv(t *testing.T) {
-	img := os.Getenv("PTYHOST_TEST_DOCKER_IMAGE")
-	if os.Getenv("PTYHOST_INTEGRATION") == "" || img == "" {
-		t.Skip("needs PTYHOST_INTEGRATION and PTYHOST_TEST_DOCKER_IMAGE (a Docker daemon)")
-	}
+	img := dockerImage(t)
 	srv := e2etest.Start(t, e2etest.Options{Run: runServer, Plugins: []string{"host", "docker"}, WaitPlugins: true})
 	srv.CreateEnvironment(t, "dock", "DOCKER", map[string]any{
 		"image": img, "pull": "never",
@@ -290,8 +287,8 @@ func TestE2EDockerRestartAndUnsetEnv(t *testing.T) {
 func TestE2ESSHUnsetEnvAndRestart(t *testing.T) {
 	host, port, user := os.Getenv("PTYHOST_TEST_SSH_HOST"), os.Getenv("PTYHOST_TEST_SSH_PORT"), os.Getenv("PTYHOST_TEST_SSH_USER")
 	key, hostKey := os.Getenv("PTYHOST_TEST_SSH_KEY"), os.Getenv("PTYHOST_TEST_SSH_HOST_KEY_PUB")
-	if os.Getenv("PTYHOST_INTEGRATION") == "" || host == "" || key == "" || hostKey == "" {
-		t.Skip("needs PTYHOST_INTEGRATION and the PTYHOST_TEST_SSH_* variables (a test sshd)")
+	if host == "" || port == "" || user == "" || key == "" || hostKey == "" {
+		needService(t, "sshd (PTYHOST_TEST_SSH_*)")
 	}
 	pub, err := os.ReadFile(hostKey)
 	if err != nil {
