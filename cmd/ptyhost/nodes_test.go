@@ -167,10 +167,15 @@ func TestClusterSettingsRefused(t *testing.T) {
 		{"other scheme", with("--db", pg, "--advertise-url", "ftp://a.test"), nil, "want an absolute http:// or https:// URL"},
 		{"URL with password", with("--db", pg, "--advertise-url", "http://u:short-secret@a.test"), nil, `--advertise-url "http://u:xxxxx@a.test": want an absolute`},
 		{"short lease", with("--db", pg, "--node-lease", "100ms"), nil, "--node-lease 100ms: want at least 1s"},
+		// A request with the secret skips the token checks and says its
+		// own scope: equal to the read-only token, it would make that
+		// token full.
+		{"secret is the read token", with("--db", pg, "--token", "full-token-0123456789", "--read-token", testClusterSecret), nil, "--cluster-secret must differ from --read-token"},
+		{"secret is the token", with("--db", pg, "--token", testClusterSecret), nil, "--cluster-secret must differ from --token"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, kv := range []string{"PTYHOST_NODE_NAME", "PTYHOST_ADVERTISE_URL", "PTYHOST_CLUSTER_SECRET", "PTYHOST_DB"} {
+			for _, kv := range []string{"PTYHOST_NODE_NAME", "PTYHOST_ADVERTISE_URL", "PTYHOST_CLUSTER_SECRET", "PTYHOST_DB", "PTYHOST_TOKEN", "PTYHOST_READ_TOKEN"} {
 				t.Setenv(kv, "")
 				os.Unsetenv(kv)
 			}

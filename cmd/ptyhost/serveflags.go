@@ -314,7 +314,26 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if err := c.cluster.check(c.db); err != nil {
 		return c, usageError{err.Error()}
 	}
+	if err := checkClusterSecret(c.cluster.secret, c.token, c.readToken); err != nil {
+		return c, usageError{err.Error()}
+	}
 	return c, nil
+}
+
+// checkClusterSecret refuses a cluster secret equal to a token: a request
+// with the secret skips the token checks and claims its own scope, so the
+// read-only token's holder would have the full token's power (and the
+// token's, the nodes' trust in each other). Errors never name the values.
+func checkClusterSecret(secret, token, readToken string) error {
+	switch {
+	case secret == "":
+		return nil
+	case secret == token:
+		return errors.New("--cluster-secret must differ from --token: a request carrying the secret skips the token checks and says its own scope")
+	case secret == readToken:
+		return errors.New("--cluster-secret must differ from --read-token: the read-only token would then claim the full scope as the secret")
+	}
+	return nil
 }
 
 // checkReadToken refuses a read-only token that would grant nothing apart:

@@ -79,7 +79,11 @@ type ClusterOptions struct {
 	NodeName string
 	// Secret is the cluster secret the nodes share: sent on every
 	// forwarded request, and required of every request that carries a
-	// cluster header. Never logged.
+	// cluster header. Never logged. It must differ from Options.Token and
+	// Options.ReadToken: a request with the secret skips the token checks
+	// and says its own scope. A handler whose secret equals either runs as
+	// a single server, forwarding nothing and taking no cluster request,
+	// and logs why.
 	Secret string
 	// NodeCheckInterval is how often a proxied WebSocket checks that its
 	// session's owner still holds its lease; zero means

@@ -384,3 +384,33 @@ func TestDeleteEnvironmentInUseOnAnotherNode(t *testing.T) {
 		t.Fatalf("DELETE through a after s1 ended: %d %q, want 204", code, msg)
 	}
 }
+
+// A cluster secret equal to the read-only token (or the token) would let
+// its holder claim the full scope, skipping Host, Origin and the tokens:
+// such a handler runs as a single server, and a request with the secret
+// and any scope is a plain request, which the read token cannot make
+// write. serve refuses the configuration outright
+// (cmd/ptyhost: TestClusterSecretMayNotBeAToken).
+func TestClusterSecretEqualToATokenGrantsNothing(t *testing.T) {
+	const full, read = "full-token-0123456789", "read-token-0123456789"
+	for _, secret := range []string{read, full} {
+		var logs strings.Builder
+		api := newAPI(t, Options{Token: full, ReadToken: read, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Cluster: ClusterOptions{NodeName: "a", Secret: secret}}, nil)
+		api.create(t, "s")
+		code, body := api.do(t, "DELETE", "/api/v1/sessions/s", "",
+			HeaderClusterSecret, secret, HeaderClusterScope, ScopeFull, "Authorization", "Bearer "+read)
+		if code != http.StatusForbidden {
+			t.Errorf("DELETE with the read token and a secret equal to a token: %d %v, want 403", code, body)
+		}
+		if code, _ := api.do(t, "DELETE", "/api/v1/sessions/s", "", HeaderClusterSecret, secret, HeaderClusterScope, ScopeFull); code != http.StatusUnauthorized {
+			t.Errorf("DELETE with only a secret equal to a token: %d, want 401", code)
+		}
+		if rec, err := api.m.GetSession(t.Context(), "s"); err != nil || rec.Status == core.StatusTerminated {
+			t.Fatalf("the session was destroyed: %+v, %v", rec, err)
+		}
+		if !strings.Contains(logs.String(), "the cluster secret equals a token") || strings.Contains(logs.String(), secret) {
+			t.Errorf("log:\n%s\nwant the refusal, without the secret", logs.String())
+		}
+	}
+}

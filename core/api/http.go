@@ -85,6 +85,10 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	if opts.PingInterval == 0 {
 		opts.PingInterval = DefaultPingInterval
 	}
+	if s := opts.Cluster.Secret; s != "" && (s == opts.Token || s == opts.ReadToken) {
+		opts.Logger.Error("the cluster secret equals a token: this node forwards nothing and takes no cluster request (ClusterOptions.Secret must differ from Token and ReadToken)")
+		opts.Cluster = ClusterOptions{}
+	}
 	h := &handler{m: m, opts: opts, log: opts.Logger, cl: newCluster(opts.Cluster, m.SpawnTimeout())}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
