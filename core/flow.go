@@ -10,14 +10,14 @@ import (
 // writing to it (the plugin's stream fills, the plugin stops reading the
 // PTY, and the program blocks in write), while either
 //
-//   - every attached client is behind, or
-//   - a client that is keeping up is behind: one that, at some time in
+//   - every attached writing client is behind, or
+//   - a writing client that is keeping up is behind: one that, at some time in
 //     the last keepUpWindow, read while within the high-water mark and not
 //     behind, or came back within the low-water mark.
 //
 // A client is behind from when the pump finds it more than the high-water
 // mark behind the end of the output until it comes back within the
-// low-water mark. So clients that keep reading all get every byte, at the
+// low-water mark. So writing clients that keep reading all get every byte, at the
 // pace of the slowest of them, however many share the session; a client
 // that stops reading holds the session for keepUpWindow at most, then is
 // left behind and later reset, while others read on. One that trickles,
@@ -27,7 +27,10 @@ import (
 // high-water mark, a client reading one PTY read's worth per keepUpWindow
 // would hold the session to that pace. With no client attached the pump
 // never waits, so the ring keeps draining; clients on their way out (their
-// close taken, or displaced by a writer) count as none.
+// close taken, or displaced by a writer) count as none, and so do viewers
+// (read-only): the read-only token must not slow a session's program, or
+// its writers. A viewer that falls behind is reset, as one that stops
+// reading is.
 //
 // A client's lag stays within the ring while the pump waits for it: the
 // pump reads only when it is at most highWater behind, and at most
@@ -62,8 +65,10 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 	allBehind, counted := true, false
 	var until time.Time
 	for a := range s.attachments {
-		if a.closed || a.displaced {
-			continue // on its way out: its close is all it is owed
+		if a.closed || a.displaced || a.readOnly {
+			// On its way out, its close all it is owed; or a viewer,
+			// which what the read-only token allows must not slow.
+			continue
 		}
 		counted = true
 		switch lag := s.ring.End() - a.off; {

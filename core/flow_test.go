@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,16 +125,16 @@ func TestStuckInputHoldsOthersUpForABoundedTime(t *testing.T) {
 
 // A client that trickles cannot hold the session below the pace it must
 // catch up at to count as keeping up: highWater-lowWater per keepUpWindow.
-// Here a viewer reads a PTY read's worth (4 KiB) every 400 ms while the
-// program writes 4 KiB at a time; when it was enough for it to come within
-// the high-water mark, it held the session, and the other client, to
-// 10 KB/s.
+// Here a second writer reads a PTY read's worth (4 KiB) every 400 ms while
+// the program writes 4 KiB at a time; when it was enough for it to come
+// within the high-water mark, it held the session, and the other client,
+// to 10 KB/s.
 func TestTricklingClientCannotHoldTheSession(t *testing.T) {
 	h := newHarness(t, nil)
 	_, p := h.create(t, "f")
 	s := h.session(t, "f")
 	fast := h.attach(t, "f")
-	viewer := h.attachWith(t, "f", AttachOptions{Mode: AttachRead})
+	viewer := h.attach(t, "f") // the trickler
 	const windows = 6
 	want := windows * (s.highWater() - s.lowWater())
 	ctx, cancel := context.WithTimeout(context.Background(), windows*keepUpWindow)
@@ -236,5 +237,65 @@ func TestSteadySlowerClientIsNeverReset(t *testing.T) {
 	t.Logf("steady client read %d bytes in %v (%.0f KiB/s)", got, dur, float64(got)/1024/dur.Seconds())
 	if resets > 0 {
 		t.Errorf("a client reading steadily at %d KiB/s was reset %d times", clientRate>>10, resets)
+	}
+}
+
+// A viewer never holds the pump: what the read-only token allows must not
+// slow the session's program, or its writers. One that reads a frame every
+// 50 ms, which as a writer would hold the session to about a quarter of
+// the scrollback per keepUpWindow, falls behind and is reset, while the
+// writer gets every byte of the flood.
+func TestTricklingViewerHoldsNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	_, p := h.create(t, "f")
+	writer := h.attach(t, "f")
+	viewer := h.attachWith(t, "f", AttachOptions{Mode: AttachRead})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	const total = 16 << 20
+	go func() {
+		chunk := bytes.Repeat([]byte("abcdefghijklmno\n"), 2048)
+		for sent := 0; sent < total && ctx.Err() == nil; sent += len(chunk) {
+			if _, err := p.WriteOutput(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	var resets atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 64<<10)
+		for {
+			f, err := viewer.Next(ctx, buf)
+			if err != nil {
+				return
+			}
+			if f.Kind == FrameReset {
+				resets.Add(1)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+	var got int64
+	buf := make([]byte, 64<<10)
+	for got < total {
+		f, err := writer.Next(ctx, buf)
+		if err != nil {
+			t.Fatalf("the writer got %d of %d bytes: %v", got, total, err)
+		}
+		if f.Kind == FrameReset {
+			t.Fatal("the writer, reading as fast as it can, was reset")
+		}
+		if f.Kind == FrameOutput {
+			got += int64(len(f.Data))
+		}
+	}
+	cancel()
+	wg.Wait()
+	if resets.Load() == 0 {
+		t.Error("the trickling viewer was never reset: the pump waited for it")
 	}
 }
