@@ -10,7 +10,8 @@ import (
 // writing to it (the plugin's stream fills, the plugin stops reading the
 // PTY, and the program blocks in write), while either
 //
-//   - every attached writing client is behind, or
+//   - every attached writing client is behind, and no viewer reads within
+//     the high-water mark, or
 //   - a writing client that is keeping up is behind: one that, at some time in
 //     the last keepUpWindow, read while within the high-water mark and not
 //     behind, or came back within the low-water mark.
@@ -27,10 +28,12 @@ import (
 // high-water mark, a client reading one PTY read's worth per keepUpWindow
 // would hold the session to that pace. With no client attached the pump
 // never waits, so the ring keeps draining; clients on their way out (their
-// close taken, or displaced by a writer) count as none, and so do viewers
-// (read-only): the read-only token must not slow a session's program, or
-// its writers. A viewer that falls behind is reset, as one that stops
-// reading is.
+// close taken, or displaced by a writer) count as none. Viewers (read-only)
+// never hold the pump, since the read-only token must not slow a session's
+// program or its writers: a viewer that falls behind is reset once its
+// bytes are overwritten, as a client that stops reading is. A viewer
+// within the high-water mark does keep the pump from waiting for writers
+// that are all behind, as any reading client does.
 //
 // A client's lag stays within the ring while the pump waits for it: the
 // pump reads only when it is at most highWater behind, and at most
@@ -65,9 +68,16 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 	allBehind, counted := true, false
 	var until time.Time
 	for a := range s.attachments {
-		if a.closed || a.displaced || a.readOnly {
-			// On its way out, its close all it is owed; or a viewer,
-			// which what the read-only token allows must not slow.
+		if a.closed || a.displaced {
+			continue // on its way out: its close is all it is owed
+		}
+		if a.readOnly {
+			// A viewer never holds the pump: what the read-only token
+			// allows must slow nothing. But one that reads on keeps
+			// writers that all stopped reading from holding it for good.
+			if s.ring.End()-a.off <= hw {
+				allBehind = false
+			}
 			continue
 		}
 		counted = true

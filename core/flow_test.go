@@ -299,3 +299,30 @@ func TestTricklingViewerHoldsNothing(t *testing.T) {
 		t.Error("the trickling viewer was never reset: the pump waited for it")
 	}
 }
+
+// A writer that stops reading holds the session for keepUpWindow at most
+// while a viewer reads on: the viewer gets the whole flood. (Viewers hold
+// the pump for nothing, but a reading one still keeps stalled writers
+// from holding it for good.)
+func TestStalledWriterHoldsReadingViewerBriefly(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = 8 << 10 })
+	_, p := h.create(t, "f")
+	_ = h.attach(t, "f") // a writer that stops reading
+	viewer := h.attachWith(t, "f", AttachOptions{Mode: AttachRead})
+	done, data := flood(p, 256<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*keepUpWindow)
+	defer cancel()
+	var got int
+	buf := make([]byte, 4096)
+	for got < len(data) {
+		f, err := viewer.Next(ctx, buf)
+		if err != nil {
+			t.Fatalf("a viewer reading as fast as it can got %d of %d bytes in %v (the stalled writer holds the pump): %v",
+				got, len(data), 10*keepUpWindow, err)
+		}
+		if f.Kind == FrameOutput {
+			got += len(f.Data)
+		}
+	}
+	<-done
+}
