@@ -193,8 +193,7 @@ func TestInputQueue(t *testing.T) {
 	}
 	settled := make(chan struct{})
 	go func() { in.settle(ctx, 5*time.Second); close(settled) }()
-	time.Sleep(20 * time.Millisecond)
-	in.sent()
+	in.sent() // before or after settle begins: "y" is still queued either way
 	select {
 	case <-settled:
 		t.Fatal("settle returned with a byte still queued")
