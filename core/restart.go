@@ -66,8 +66,9 @@ func (o RestartOptions) validate() error {
 // clients stay attached and read on. The record's restarts count goes up
 // by one, and SessionRestarted is published.
 //
-// A session that is not running is ErrSessionEnded (exited) or
-// ErrSessionNotFound (unknown, starting, destroyed); one already being
+// A session that is not running is ErrSessionEnded when it has ended
+// (exited, destroyed, or ended under an earlier server: its record is
+// TERMINATED or ERROR) or ErrSessionNotFound (unknown, starting); one already being
 // restarted is ErrRestartInProgress. When the new process cannot be
 // started the session ends as ERROR, with the reason, and the error wraps
 // ErrSpawn. A new command (o.Command) is recorded as the session's.
@@ -90,6 +91,9 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		return SessionRecord{}, ErrClosed
 	}
 	if s == nil {
+		if _, ended := m.EndedSession(ctx, id); ended {
+			return SessionRecord{}, fmt.Errorf("%w: session %q: create it again with the same id", ErrSessionEnded, id)
+		}
 		return SessionRecord{}, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 	}
 	s.mu.Lock()

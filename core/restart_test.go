@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +89,24 @@ func TestRestartRefusals(t *testing.T) {
 		if _, err := h.m.RestartSession(context.Background(), tt.id, tt.o); !errors.Is(err, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
+	}
+	if n := h.env.Count(); n != 1 {
+		t.Errorf("%d spawns, want 1", n)
+	}
+}
+
+// TestRestartDestroyedSession: a session destroyed, no longer in memory
+// but TERMINATED in the store, is "ended" (create it again), not
+// "not found", as GET still finds it.
+func TestRestartDestroyedSession(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "s1")
+	if err := h.m.DestroySession(t.Context(), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.m.RestartSession(t.Context(), "s1", RestartOptions{})
+	if !errors.Is(err, ErrSessionEnded) || !strings.Contains(err.Error(), "create it again") {
+		t.Errorf("restart of a destroyed session: %v, want ErrSessionEnded", err)
 	}
 	if n := h.env.Count(); n != 1 {
 		t.Errorf("%d spawns, want 1", n)

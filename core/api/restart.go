@@ -20,7 +20,8 @@ type restartRequest struct {
 
 // restartSession restarts a running session in place (Manager.
 // RestartSession) and answers 200 with its record. A session that has
-// ended, or is being restarted, is 409. A session taken up from a
+// ended (exited, destroyed, or ended under an earlier server), or is being
+// restarted, is 409. A session taken up from a
 // previous server is restarted from its record (its stored command and
 // working directory; no env or input unless the request sends env).
 func (h *handler) restartSession(w http.ResponseWriter, r *http.Request) {
