@@ -81,8 +81,10 @@
 // same contract. Their Read receives frames in the caller's goroutine, so a
 // host that stops reading applies backpressure to the plugin through gRPC
 // flow control. If the plugin process dies or the stream breaks, Read and
-// Wait return an error wrapping ErrPluginExited; after Close, they return an
-// error saying the session is closed; after Detach, ErrDetached.
+// Wait return an error wrapping ErrPluginExited; if the plugin's own PTY
+// failed (its Read or Wait returned an error), an error carrying the
+// plugin's message, which does not; after Close, they return an error
+// saying the session is closed; after Detach, ErrDetached.
 //
 // On the plugin's side, each session has one reader goroutine (from spawn
 // to close or end of output), and each session stream an input goroutine

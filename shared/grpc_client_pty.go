@@ -8,6 +8,9 @@ import (
 	"net"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ptyhost/ptyhost/internal/rawio"
 	"github.com/ptyhost/ptyhost/shared/proto"
 )
@@ -113,7 +116,9 @@ func (p *grpcPTY) readChannel(b []byte) (int, error) {
 // Read returns output bytes. After the exit frame (or, on a released
 // stream, SessionEnd's exit status) it returns io.EOF; if the
 // stream breaks first (plugin died, connection lost) it returns an error
-// wrapping ErrPluginExited. Either result repeats on later calls.
+// wrapping ErrPluginExited; if the plugin's PTY failed (its Read or Wait
+// returned an error), an error with the plugin's message that does not.
+// Each result repeats on later calls.
 func (p *grpcPTY) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
@@ -290,7 +295,8 @@ func (p *grpcPTY) ctxError() error {
 // streamError converts an error from the session stream. Every way a stream
 // can break before its exit frame wraps ErrPluginExited, so the host can
 // tell a broken session from one that exited, except a message larger than
-// the host takes, which wraps ErrPluginProtocol.
+// the host takes, which wraps ErrPluginProtocol, and the plugin's report
+// that the session's PTY failed (sessionFailure).
 func (p *grpcPTY) streamError(err error) error {
 	if p.ctx.Err() != nil {
 		return p.ctxError()
@@ -301,9 +307,28 @@ func (p *grpcPTY) streamError(err error) error {
 	if tooLarge(err) {
 		return fmt.Errorf("%w: %w", ErrPluginProtocol, err)
 	}
+	if failed := sessionFailure(err); failed != nil {
+		return failed
+	}
 	err = fromStatus(err)
 	if errors.Is(err, ErrPluginExited) {
 		return err
 	}
 	return fmt.Errorf("%w: session stream broke: %w", ErrPluginExited, err)
+}
+
+// sessionFailure returns the end of a session whose PTY failed in the
+// plugin — its Read or Wait returned an error that names no sentinel,
+// which the plugin's server sent as the stream's status — or nil for any
+// other error. The plugin is alive and said why: the session ends with
+// the plugin's message, not as a plugin that died.
+func sessionFailure(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unknown {
+		return nil
+	}
+	if _, fromServer := errorKind(st); !fromServer {
+		return nil
+	}
+	return fmt.Errorf("the plugin's session failed: %w", fromStatus(err))
 }

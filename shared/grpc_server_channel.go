@@ -130,7 +130,7 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn
 			})
 		case channelResize:
 			size := sizeFromPayload(payload)
-			err = s.input(func(p PTY) error { return p.Resize(ctx, size) })
+			err = s.resize(ctx, size, log)
 		}
 		if err != nil {
 			log.Debug("session input failed", "error", err)

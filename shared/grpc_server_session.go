@@ -121,6 +121,20 @@ func (s *serverSession) input(fn func(PTY) error) error {
 	return fn(s.pty)
 }
 
+// resize resizes the PTY unless the session was closed. The host sent
+// the size in order with the input and does not wait for an answer, so a
+// PTY's failure to take it is logged here, as a warning the host's log
+// shows under the plugin's name, and returns nil; the session goes on at
+// its old size.
+func (s *serverSession) resize(ctx context.Context, size Size, log hclog.Logger) error {
+	err := s.input(func(p PTY) error { return p.Resize(ctx, size) })
+	if err != nil && !errors.Is(err, errSessionClosed) {
+		log.Warn("the session's PTY refused a resize; it keeps its size", "cols", size.Cols, "rows", size.Rows, "error", err)
+		return nil
+	}
+	return err
+}
+
 // kill kills the PTY unless the session was closed.
 func (s *serverSession) kill(ctx context.Context) error {
 	s.lifeMu.RLock()
@@ -174,7 +188,7 @@ func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_
 				return err
 			})
 		case *proto.SessionRequest_Resize:
-			err = s.input(func(p PTY) error { return p.Resize(ctx, sizeFromProto(f.Resize)) })
+			err = s.resize(ctx, sizeFromProto(f.Resize), log)
 		default:
 			log.Warn("unexpected session frame ignored", "frame", msg.String())
 		}

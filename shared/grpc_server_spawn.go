@@ -38,6 +38,9 @@ func (s *GRPCServer) spawn(ctx context.Context, spawn *proto.Spawn) (*serverSess
 	s.mu.Unlock()
 
 	pty, err := s.impl.Spawn(ctx, req)
+	if err == nil && pty == nil {
+		err = fmt.Errorf("%w: Spawn returned no PTY and no error", ErrPluginProtocol)
+	}
 	if err != nil {
 		s.remove(sess)
 		return nil, nil, err

@@ -1,0 +1,168 @@
+package shared
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// failingPTY is a fakePTY whose Read fails with readErr once its output
+// is read, or whose Wait fails with waitErr.
+type failingPTY struct {
+	*fakePTY
+	readErr, waitErr error
+}
+
+func (p *failingPTY) Read(b []byte) (int, error) {
+	n, err := p.fakePTY.Read(b)
+	if errors.Is(err, io.EOF) && p.readErr != nil {
+		return n, p.readErr
+	}
+	return n, err
+}
+
+func (p *failingPTY) Wait(ctx context.Context) (ExitStatus, error) {
+	if p.waitErr != nil {
+		return ExitStatus{}, p.waitErr
+	}
+	return p.fakePTY.Wait(ctx)
+}
+
+// TestPluginSessionFailureIsNotACrash: a session whose PTY's Read or Wait
+// fails in the plugin ends with the plugin's message (Read's error after
+// every byte, and Wait's), on every path, and
+// not as a plugin that died (ErrPluginExited, recorded plugin_crashed):
+// the plugin is alive and said why.
+func TestPluginSessionFailureIsNotACrash(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		readErr, waitErr error
+	}{
+		{"read", errors.New("backend stream broke"), nil},
+		{"wait", nil, errors.New("lost the exit status")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			forEachPath(t, func(t *testing.T, path clientPath) {
+				ctx := testContext(t)
+				ptys := make(chan *fakePTY, 1)
+				c, _ := glue(t, &fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
+					p := newFakePTY()
+					ptys <- p
+					return &failingPTY{fakePTY: p, readErr: tt.readErr, waitErr: tt.waitErr}, nil
+				}})
+				pty, fake := spawnOne(ctx, t, path.of(c), ptys, spawnReq("s1"))
+				path.check(t, pty)
+				go func() {
+					_, _ = fake.out.Write([]byte("last words"))
+					fake.finish(0)
+				}()
+				got, err := io.ReadAll(pty)
+				if string(got) != "last words" {
+					t.Errorf("output %q, want every byte before the failure", got)
+				}
+				want := tt.readErr
+				if want == nil {
+					want = tt.waitErr
+				}
+				if err == nil || errors.Is(err, ErrPluginExited) || !strings.Contains(err.Error(), want.Error()) {
+					t.Fatalf("session end: %v, want the plugin's %q, not ErrPluginExited", err, want)
+				}
+				if _, werr := pty.Wait(ctx); werr == nil || werr.Error() != err.Error() {
+					t.Errorf("Wait: %v, want %v", werr, err)
+				}
+				_ = pty.Close()
+			})
+		})
+	}
+}
+
+// TestSpawnNilPTY: a plugin whose Spawn returns neither a PTY nor an error
+// gets the spawn refused with a clear error, instead of a panic that
+// would take every session of the plugin down with it.
+func TestSpawnNilPTY(t *testing.T) {
+	ctx := testContext(t)
+	c, _ := glue(t, &fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) { return nil, nil }})
+	_, err := c.Spawn(ctx, spawnReq("s1"))
+	if err == nil || !strings.Contains(err.Error(), "no PTY") {
+		t.Fatalf("Spawn: %v, want an error saying it returned no PTY", err)
+	}
+	// The id is free again and the plugin alive: a spawn that works goes.
+	ptys := make(chan *fakePTY, 1)
+	c2, _ := glue(t, &fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
+		p := newFakePTY()
+		ptys <- p
+		return p, nil
+	}})
+	pty, fake := spawnOne(ctx, t, c2, ptys, spawnReq("s1"))
+	fake.finish(0)
+	if _, err := io.ReadAll(pty); err != nil {
+		t.Errorf("Read: %v", err)
+	}
+	_ = pty.Close()
+}
+
+// refusingPTY is a fakePTY whose Resize fails.
+type refusingPTY struct{ *fakePTY }
+
+func (p refusingPTY) Resize(context.Context, Size) error {
+	return errors.New("cannot resize this backend")
+}
+
+// TestResizeRefusedIsLogged: a PTY that refuses a resize, which the host
+// sent without waiting for an answer, gets a warning in the plugin's log
+// (the host's log shows it under the plugin's name) rather than a debug
+// line nobody sees, and the session goes on.
+func TestResizeRefusedIsLogged(t *testing.T) {
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		var logged syncBuffer
+		ptys := make(chan *fakePTY, 1)
+		srv := NewGRPCServer(&fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
+			p := newFakePTY()
+			ptys <- p
+			return refusingPTY{p}, nil
+		}}, hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Info}))
+		c := glueServer(t, srv)
+		pty, fake := spawnOne(ctx, t, path.of(c), ptys, spawnReq("s1"))
+		if err := pty.Resize(ctx, Size{Cols: 100, Rows: 30}); err != nil {
+			t.Fatalf("Resize: %v", err)
+		}
+		if _, err := pty.Write([]byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		if got := receive(ctx, t, fake.inputs, "input after the resize"); string(got) != "after" {
+			t.Errorf("input %q", got)
+		}
+		out := logged.String()
+		if !strings.Contains(out, "[WARN]") || !strings.Contains(out, "refused a resize") ||
+			!strings.Contains(out, "cannot resize this backend") || !strings.Contains(out, "cols=100") {
+			t.Errorf("plugin log %q, want a warning with the size and the PTY's error", out)
+		}
+		_ = pty.Close()
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's writes from many
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
