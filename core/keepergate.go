@@ -175,7 +175,7 @@ func (g *keeperGate) attach(ctx context.Context, sv Survivor, timeout time.Durat
 		if e.busyAt(now) >= g.budgetOf(e) {
 			e.givenUp = fmt.Errorf("it kept the start waiting %v in all", g.budgetOf(e))
 		} else {
-			e.givenUp = fmt.Errorf("an attach took more than %v", timeout.Round(time.Millisecond))
+			e.givenUp = fmt.Errorf("an attach (for a hang-up, its attach and kill) took more than %v", timeout.Round(time.Millisecond))
 		}
 	}
 	return err

@@ -105,6 +105,10 @@ type session struct {
 	idleTimer     *time.Timer
 	lingerTimer   *time.Timer
 	lastActive    time.Time // last activity written to the store
+	// closedEarly: a teardown closed the PTY because its kill did not
+	// end the output; an error ending the output after that is the
+	// close's, not an end of the session's own.
+	closedEarly bool
 	// detached says the server leaves the session running (Detach): its
 	// pump ends without recording anything about the session's end, which
 	// the plugin keeps for the next server.
@@ -396,14 +400,6 @@ func (s *session) resize(ctx context.Context, size shared.Size) error {
 // exited records the end of the process: every output byte is in the ring
 // by now, so attachments deliver it all before the exit message.
 func (s *session) exited(st ExitStatus, err error) {
-	if err != nil {
-		st.Code = -1
-		if errors.Is(err, shared.ErrPluginExited) {
-			st.Reason = ReasonPluginCrashed
-		} else {
-			st.Reason = err.Error()
-		}
-	}
 	s.mu.Lock()
 	if s.detached {
 		// Detach came between the pump's end and here: the session's end,
@@ -411,6 +407,18 @@ func (s *session) exited(st ExitStatus, err error) {
 		// to record, and the session must not be released.
 		s.mu.Unlock()
 		return
+	}
+	if err != nil && s.closedEarly {
+		s.log.Info("the session's output ended with its close", "err", err)
+		err, st = nil, ExitStatus{Code: -1}
+	}
+	if err != nil {
+		st.Code = -1
+		if errors.Is(err, shared.ErrPluginExited) {
+			st.Reason = ReasonPluginCrashed
+		} else {
+			st.Reason = err.Error()
+		}
 	}
 	s.exit = &st
 	running := s.state == stateRunning

@@ -171,6 +171,7 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 			s.log.Warn("session output did not end after kill; cleaning up anyway")
 			s.mu.Lock()
 			s.drain = false // no exit is coming: close the clients now
+			s.closedEarly = true
 			s.wakeAll()
 			s.mu.Unlock()
 		}

@@ -1,0 +1,53 @@
+package core
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// deafPTY is a plugin's session whose Kill does nothing; its Close ends
+// the output with an error, as the SDK's client does when the plugin
+// closes a session whose stream it serves.
+type deafPTY struct{ *fakeenv.PTY }
+
+func (p deafPTY) Kill(context.Context) error { return nil }
+
+func (p deafPTY) Close() error {
+	p.Crash()
+	return p.PTY.Close()
+}
+
+// TestDestroyStuckSessionIsTerminated: a session whose plugin's Kill does
+// not end it is closed once the kill's wait is over, and recorded as
+// destroyed (TERMINATED), not as the failure its close's error would
+// otherwise read as (ERROR plugin_crashed).
+func TestDestroyStuckSessionIsTerminated(t *testing.T) {
+	h := newHarness(t, nil)
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return deafPTY{p}, nil
+	})
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "s1", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := h.m.DestroySession(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the record to settle", func() bool {
+		r, err := h.store.GetSession(context.Background(), "s1")
+		return err == nil && r.Status != StatusActive && r.Status != StatusIdle
+	})
+	// Whatever the pump's end raced, the record stays TERMINATED.
+	time.Sleep(50 * time.Millisecond)
+	r, err := h.store.GetSession(context.Background(), "s1")
+	if err != nil || r.Status != StatusTerminated || r.StatusReason != "" {
+		t.Fatalf("record %+v, %v; want TERMINATED with no reason", r, err)
+	}
+}
