@@ -81,8 +81,16 @@ func (c *compatClient) handle(ctx context.Context, p []byte) {
 		// does, and meanwhile the loop must read on, the pong of the
 		// server's ping included, or the ping times out and the
 		// connection ends. The restart itself does not end with the
-		// connection (RestartSession), and a second one meanwhile is 409.
-		go c.restart(context.WithoutCancel(ctx))
+		// connection (RestartSession). One at a time per connection: a
+		// flood of restart messages starts no goroutine each.
+		if !c.restarting.CompareAndSwap(false, true) {
+			c.reject("restart failed: " + core.ErrRestartInProgress.Error())
+			return
+		}
+		go func() {
+			defer c.restarting.Store(false)
+			c.restart(context.WithoutCancel(ctx))
+		}()
 	case "":
 		c.reject(`message has no "type"; want input, resize or restart`)
 	default:

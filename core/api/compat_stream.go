@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/coder/websocket"
 
@@ -25,6 +26,8 @@ type compatClient struct {
 	log      *slog.Logger
 	id       string
 	readOnly bool
+	// restarting: a restart this client asked for is under way.
+	restarting atomic.Bool
 
 	// The following belong to writeLoop.
 	text utf8Stream

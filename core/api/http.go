@@ -235,7 +235,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, core.ErrSessionNotFound), errors.Is(err, core.ErrEnvironmentNotFound), errors.Is(err, core.ErrPluginNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, core.ErrAlreadyExists), errors.Is(err, core.ErrEnvironmentInUse):
+	case errors.Is(err, core.ErrAlreadyExists), errors.Is(err, core.ErrEnvironmentInUse),
+		errors.Is(err, core.ErrSessionEnded), errors.Is(err, core.ErrRestartInProgress):
 		return http.StatusConflict
 	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, core.ErrClosed), errors.Is(err, core.ErrNoPlugin),
 		errors.Is(err, core.ErrStoreUnavailable), errors.Is(err, core.ErrOtherNode):

@@ -54,6 +54,8 @@ func TestStatusOf(t *testing.T) {
 		{"environment not found", core.ErrEnvironmentNotFound, http.StatusNotFound},
 		{"already exists", core.ErrAlreadyExists, http.StatusConflict},
 		{"environment in use", core.ErrEnvironmentInUse, http.StatusConflict},
+		{"session ended (restart)", fmt.Errorf("%w: session \"x\"", core.ErrSessionEnded), http.StatusConflict},
+		{"restart in progress", core.ErrRestartInProgress, http.StatusConflict},
 		{"plugin kept a session at spawn", spawn(shared.ErrAlreadyExists), http.StatusBadGateway},
 		{"plugin lost a session at spawn", spawn(shared.ErrSessionNotFound), http.StatusBadGateway},
 		{"environment unavailable", spawn(shared.ErrUnavailable), http.StatusServiceUnavailable},

@@ -34,9 +34,6 @@ func (h *handler) restartSession(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := h.m.RestartSession(r.Context(), r.PathValue("id"), core.RestartOptions{Command: req.Command, Env: req.Env})
 	switch {
-	case errors.Is(err, core.ErrSessionEnded), errors.Is(err, core.ErrRestartInProgress):
-		writeError(w, http.StatusConflict, err.Error())
-		return
 	case errors.Is(err, shared.ErrUnsupported):
 		writeError(w, http.StatusNotImplemented, err.Error())
 		return
