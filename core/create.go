@@ -343,9 +343,9 @@ func (m *Manager) run(s *session) {
 	}()
 }
 
-// destroyedWhileStarting records s and returns an error if s was destroyed
-// or hung up while it was starting; teardown left the record to the
-// create. The error wraps ErrSessionNotFound, as a restart's does when
+// destroyedWhileStarting records s, publishes SessionDestroyed and
+// returns an error if s was destroyed or hung up while it was starting;
+// teardown left both to the create. The error wraps ErrSessionNotFound, as a restart's does when
 // its session is destroyed meanwhile: the session is gone.
 func (m *Manager) destroyedWhileStarting(s *session) error {
 	s.mu.Lock()
@@ -357,6 +357,9 @@ func (m *Manager) destroyedWhileStarting(s *session) error {
 	s.mu.Unlock()
 	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason})
 	m.metrics.createFailed.Inc()
+	// Its listing said STARTING: a client that follows the events learns
+	// it is gone, as of any session destroyed.
+	m.publish(Event{Type: SessionDestroyed, SessionID: s.id})
 	return fmt.Errorf("%w: session %q was destroyed while starting", ErrSessionNotFound, s.id)
 }
 

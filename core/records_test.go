@@ -17,6 +17,7 @@ import (
 // and answers with a PTY after the destroy, which is killed.
 func TestDestroyedWhileStartingIsRecorded(t *testing.T) {
 	h := newHarness(t, nil)
+	events := h.m.Subscribe(t.Context())
 	release := make(chan struct{})
 	spawning := make(chan struct{})
 	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
@@ -50,6 +51,15 @@ func TestDestroyedWhileStartingIsRecorded(t *testing.T) {
 		rec, err := h.store.GetSession(context.Background(), "racy")
 		return err == nil && rec.Status == StatusTerminated
 	})
+	// A client following the events saw it listed STARTING: it is told.
+	select {
+	case ev := <-events:
+		if ev.Type != SessionDestroyed || ev.SessionID != "racy" {
+			t.Errorf("event %+v, want session_destroyed of racy", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no event for the session destroyed while starting")
+	}
 }
 
 // PurgeEnded deletes the rows of sessions that ended longer than the
