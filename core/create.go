@@ -157,9 +157,11 @@ const storeTimeout = 5 * time.Second
 // start it: once CreateSession returns, the record survives any crash. A
 // store that fails that write is ErrStoreUnavailable, with nothing started.
 // Any failure after the plugin was asked leaves nothing running and
-// records the session as ERROR. The plugin has Options.SpawnTimeout to
-// start it, whatever ctx allows; past that the start is cancelled and the
-// error wraps ErrSpawn and ErrPluginTimeout. A DestroySession meanwhile
+// records the session as ERROR. ctx bounds the steps before the plugin is
+// asked; the plugin has Options.SpawnTimeout to start it, whatever ctx
+// allows or however it ends (a client that hung up does not cancel the
+// start, which goes on to its end and its record); past that the start is
+// cancelled and the error wraps ErrSpawn and ErrPluginTimeout. A DestroySession meanwhile
 // cancels the start as well: the session is recorded TERMINATED and the
 // error wraps ErrSessionNotFound.
 func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (SessionRecord, error) {
@@ -249,7 +251,7 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	if err := m.destroyedWhileStarting(s); err != nil {
 		return SessionRecord{}, err
 	}
-	p, req, err := m.spawn(ctx, s, env, dir, opts)
+	p, req, err := m.spawn(s, env, dir, opts)
 	if errors.Is(err, errStartAbandoned) {
 		// Destroyed (or hung up) while it started, which cancelled the
 		// spawn: teardown left the record to this create.

@@ -16,7 +16,7 @@ import (
 
 // spawn asks the environment's plugin for the session's PTY, and returns
 // it with the request it was spawned with; errors are recorded.
-func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir string, opts CreateOptions) (shared.PTY, shared.SpawnRequest, error) {
+func (m *Manager) spawn(s *session, env Environment, dir string, opts CreateOptions) (shared.PTY, shared.SpawnRequest, error) {
 	adapter, err := m.plugins.Environment(env.Type)
 	if err != nil {
 		return nil, shared.SpawnRequest{}, m.failed(s, err)
@@ -38,7 +38,10 @@ func (m *Manager) spawn(ctx context.Context, s *session, env Environment, dir st
 		OutputOffset:    0,
 		ScrollbackBytes: m.opts.ScrollbackBytes,
 	}
-	p, err := m.startProcess(ctx, s, adapter, req, stateStarting)
+	// Bounded by the manager's life, the spawn timeout and a destroy, not
+	// by the caller: the row says STARTING, and a client that hangs up now
+	// (an HTTP request's context) must not turn the start into an ERROR.
+	p, err := m.startProcess(m.ctx, s, adapter, req, stateStarting)
 	switch {
 	case err == nil:
 		// A destroy from now on is the caller's to notice.

@@ -173,3 +173,35 @@ func TestSpawnTimeoutOption(t *testing.T) {
 		t.Errorf("default SpawnTimeout = %v, want %v", got, DefaultSpawnTimeout)
 	}
 }
+
+// A caller that gives up while the plugin starts the session (a client
+// that hung up on its create) does not cancel the start: the session
+// starts and runs, rather than being recorded ERROR "context canceled".
+func TestCallerGoneDoesNotCancelTheStart(t *testing.T) {
+	h := newHarness(t, nil)
+	spawning, release := make(chan struct{}), make(chan struct{})
+	h.env.SetSpawn(func(ctx context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		close(spawning)
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-release:
+		}
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return p, nil
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	created := createAsync(ctx, h.m, "s1")
+	<-spawning
+	cancel()
+	time.Sleep(50 * time.Millisecond) // what a cancelled start would need to end
+	close(release)
+	if err := within(t, "the create", created, 5*time.Second); err != nil {
+		t.Fatalf("create after its caller left: %v, want the session started", err)
+	}
+	rec, err := h.m.GetSession(t.Context(), "s1")
+	if err != nil || rec.Status != StatusActive {
+		t.Errorf("record %+v, %v; want ACTIVE", rec, err)
+	}
+}
