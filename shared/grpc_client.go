@@ -211,8 +211,9 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
 	stream, err := c.client.Session(streamCtx)
 	if err != nil {
+		err = c.callError(streamCtx, err) // before the cancel, which it reads
 		cancelStream(nil)
-		return nil, 0, c.callError(streamCtx, err)
+		return nil, 0, err
 	}
 	fail := func(err error, maybeStarted bool) (*grpcPTY, int64, error) {
 		cancelStream(nil)
@@ -343,8 +344,6 @@ func (c *GRPCClient) join(ctx context.Context) (context.Context, context.CancelF
 	}
 }
 
-// callError converts an error from a call made with ctx (from join, or a
-// stream context) into an error from errors.go's vocabulary.
 // tooLarge reports whether err is grpc-go's refusal of a message larger
 // than the host takes (MaxMessageSize, MaxSessionsMessageSize): the
 // plugin broke the protocol. A plugin's own RESOURCE_EXHAUSTED is an
@@ -354,12 +353,22 @@ func tooLarge(err error) bool {
 	return ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max")
 }
 
+// callError converts an error from a call made with ctx (from join, or a
+// stream context) into an error from errors.go's vocabulary. A call
+// cancelled by gRPC itself, not by ctx nor by the plugin (no ErrorDetail),
+// found the connection to the plugin closing — the plugin being stopped or
+// restarted — and wraps ErrPluginExited, as a call the process died under.
 func (c *GRPCClient) callError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	if ctx.Err() != nil && (errors.Is(context.Cause(ctx), ErrPluginExited) || c.pluginCtx.Err() != nil) {
 		return ErrPluginExited
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Canceled && ctx.Err() == nil {
+		if _, fromServer := errorKind(st); !fromServer {
+			return fmt.Errorf("%w: %s", ErrPluginExited, cleanMessage(st.Message(), MaxErrorLen))
+		}
 	}
 	return fromStatus(err)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 )
 
 // failingPTY is a fakePTY whose Read fails with readErr once its output
@@ -165,4 +166,29 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestSpawnOnAClosingConnection: a call made while the host's connection
+// to the plugin is closing (a plugin being restarted or stopped) fails
+// with ErrPluginExited, which the server answers as an unavailable
+// environment (503), not with gRPC's "the client connection is closing"
+// taken for the caller's cancel (a 502).
+func TestSpawnOnAClosingConnection(t *testing.T) {
+	ctx := testContext(t)
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &EnvironmentPlugin{Impl: &fakeEnv{}}})
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*GRPCClient)
+	if err := client.Conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Spawn(ctx, spawnReq("s1"))
+	if !errors.Is(err, ErrPluginExited) || errors.Is(err, context.Canceled) {
+		t.Errorf("Spawn on a closed connection: %v, want ErrPluginExited", err)
+	}
+	if _, err := c.Info(ctx); !errors.Is(err, ErrPluginExited) {
+		t.Errorf("Info on a closed connection: %v, want ErrPluginExited", err)
+	}
 }
