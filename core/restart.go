@@ -325,6 +325,13 @@ func (m *Manager) typeInput(s *session, r *restartable) {
 		return
 	}
 	m.wg.Go(func() {
+		// The input is in this manager's memory only: one stopped to
+		// leave its sessions to the next server loses it. Say so.
+		lost := func() {
+			if m.byDetach.Load() {
+				s.log.Warn("the server stopped before the session's initial input was typed; it is not typed, and the next server does not have it")
+			}
+		}
 		settle := time.NewTimer(inputSettle)
 		defer settle.Stop()
 		select {
@@ -342,11 +349,13 @@ func (m *Manager) typeInput(s *session, r *restartable) {
 				case <-t.C:
 				case <-m.ctx.Done():
 					t.Stop()
+					lost()
 					return
 				}
 			}
 		case <-settle.C:
 		case <-m.ctx.Done():
+			lost()
 			return
 		}
 		s.mu.Lock()

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ptyhost/ptyhost/internal/bytering"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/fakeenv"
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -652,5 +655,34 @@ func TestRecreatedSessionSpawnsAfterTheOldRelease(t *testing.T) {
 	}
 	if oldClosesAtSpawn != 1 {
 		t.Errorf("the new session was spawned before the old one's cleanup reached the plugin (old cleanups then: %d)", oldClosesAtSpawn)
+	}
+}
+
+// A server stopped to leave its sessions running before a session's
+// initial input was typed cannot hand the input on (it is never stored):
+// it says so, naming the session, rather than losing it silently.
+func TestDetachBeforeTheInputSaysItIsLost(t *testing.T) {
+	var logs e2etest.Buffer
+	h := newHarness(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	var kept *keptPTY
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		kept = newKeptPTY(req, nil)
+		h.env.Add(kept.PTY)
+		return kept, nil
+	})
+	// The program writes nothing: the input would go 3 s after the start.
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "s1", EnvironmentID: "fake", Input: []byte("first\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Detach(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-kept.Input():
+		t.Errorf("input %q typed although the server stopped first", in)
+	default:
+	}
+	if out := logs.String(); !strings.Contains(out, "initial input was typed; it is not typed") || !strings.Contains(out, "s1") {
+		t.Errorf("log %q, want the lost input's warning for s1", out)
 	}
 }
