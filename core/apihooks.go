@@ -28,10 +28,21 @@ func (m *Manager) AttachableWith(id string, mode AttachMode) error {
 // EndedSession returns session id's record when it is no longer live and
 // has ended (TERMINATED or ERROR), with the writes not yet in the store
 // applied; ok is false when it is live, starting, unknown, or the store
-// does not answer.
+// does not answer. A session being destroyed is waited for, within ctx,
+// so that it reads as ended rather than as unknown.
 func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecord, ok bool) {
 	if err := m.attachable(id, AttachRead); !errors.Is(err, ErrSessionNotFound) {
 		return SessionRecord{}, false
+	}
+	m.mu.Lock()
+	ending := m.ending[id]
+	m.mu.Unlock()
+	if ending != nil {
+		select {
+		case <-ending:
+		case <-ctx.Done():
+			return SessionRecord{}, false
+		}
 	}
 	rec, err := m.store.GetSession(ctx, id)
 	if err != nil {

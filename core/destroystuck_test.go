@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -49,5 +50,33 @@ func TestDestroyStuckSessionIsTerminated(t *testing.T) {
 	r, err := h.store.GetSession(context.Background(), "s1")
 	if err != nil || r.Status != StatusTerminated || r.StatusReason != "" {
 		t.Fatalf("record %+v, %v; want TERMINATED with no reason", r, err)
+	}
+}
+
+// TestEndedWhileBeingDestroyed: a client that looks a session up while
+// its destroy is under way finds it ended (the API's 410, a restart's
+// 409), not unknown (404) while GET still shows it running.
+func TestEndedWhileBeingDestroyed(t *testing.T) {
+	h := newHarness(t, nil)
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return &slowKillPTY{PTY: p, delay: 300 * time.Millisecond}, nil
+	})
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "s1", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- h.m.DestroySession(t.Context(), "s1") }()
+	eventually(t, "the destroy to begin", func() bool { return !h.m.isLive("s1") })
+	rec, ok := h.m.EndedSession(t.Context(), "s1")
+	if !ok || rec.Status != StatusTerminated {
+		t.Errorf("EndedSession during the destroy: %+v, %v; want TERMINATED", rec, ok)
+	}
+	if _, err := h.m.RestartSession(t.Context(), "s1", RestartOptions{}); !errors.Is(err, ErrSessionEnded) {
+		t.Errorf("restart during the destroy: %v, want ErrSessionEnded", err)
+	}
+	if err := <-destroyed; err != nil {
+		t.Fatal(err)
 	}
 }
