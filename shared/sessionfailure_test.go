@@ -1,16 +1,16 @@
 package shared
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // failingPTY is a fakePTY whose Read fails with readErr once its output
@@ -122,7 +122,7 @@ func (p refusingPTY) Resize(context.Context, Size) error {
 func TestResizeRefusedIsLogged(t *testing.T) {
 	forEachPath(t, func(t *testing.T, path clientPath) {
 		ctx := testContext(t)
-		var logged syncBuffer
+		var logged e2etest.Buffer
 		ptys := make(chan *fakePTY, 1)
 		srv := NewGRPCServer(&fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
 			p := newFakePTY()
@@ -147,25 +147,6 @@ func TestResizeRefusedIsLogged(t *testing.T) {
 		}
 		_ = pty.Close()
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's writes from many
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestSpawnOnAClosingConnection: a call made while the host's connection
