@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/ptyhost/ptyhost/shared/proto"
@@ -54,6 +55,10 @@ type GRPCClient struct {
 	// endWait bounds SessionEnd's answer; 0 is sessionEndTimeout (tests
 	// set less).
 	endWait time.Duration
+	// connShut reports whether the connection to the plugin is shut down
+	// (closed by go-plugin as the plugin stops or restarts); nil when the
+	// connection cannot say.
+	connShut func() bool
 }
 
 var (
@@ -80,7 +85,11 @@ type ByteChannels interface {
 // takes messages of at most MaxMessageSize from the plugin (the list of
 // kept sessions, MaxSessionsMessageSize), whatever conn's own options.
 func NewGRPCClient(pluginCtx context.Context, conn grpc.ClientConnInterface) *GRPCClient {
-	return &GRPCClient{client: proto.NewEnvironmentClient(limitedConn{conn}), pluginCtx: pluginCtx}
+	c := &GRPCClient{client: proto.NewEnvironmentClient(limitedConn{conn}), pluginCtx: pluginCtx}
+	if sc, ok := conn.(interface{ GetState() connectivity.State }); ok {
+		c.connShut = func() bool { return sc.GetState() == connectivity.Shutdown }
+	}
+	return c
 }
 
 // limitedConn is a connection to a plugin whose calls take messages of at
@@ -355,9 +364,11 @@ func tooLarge(err error) bool {
 
 // callError converts an error from a call made with ctx (from join, or a
 // stream context) into an error from errors.go's vocabulary. A call
-// cancelled by gRPC itself, not by ctx nor by the plugin (no ErrorDetail),
-// found the connection to the plugin closing — the plugin being stopped or
+// cancelled on a connection that is shut down, not by ctx, found the
+// connection to the plugin closing — the plugin being stopped or
 // restarted — and wraps ErrPluginExited, as a call the process died under.
+// (A plugin's own Canceled, an adapter passing on its backend's gRPC
+// error, comes over a connection that is up.)
 func (c *GRPCClient) callError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -365,10 +376,8 @@ func (c *GRPCClient) callError(ctx context.Context, err error) error {
 	if ctx.Err() != nil && (errors.Is(context.Cause(ctx), ErrPluginExited) || c.pluginCtx.Err() != nil) {
 		return ErrPluginExited
 	}
-	if st, ok := status.FromError(err); ok && st.Code() == codes.Canceled && ctx.Err() == nil {
-		if _, fromServer := errorKind(st); !fromServer {
-			return fmt.Errorf("%w: %s", ErrPluginExited, cleanMessage(st.Message(), MaxErrorLen))
-		}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Canceled && ctx.Err() == nil && c.connShut != nil && c.connShut() {
+		return fmt.Errorf("%w: %s", ErrPluginExited, cleanMessage(st.Message(), MaxErrorLen))
 	}
 	return fromStatus(err)
 }

@@ -40,6 +40,10 @@ type serverSession struct {
 	// closed is set, and closeErr written, holding both locks.
 	closed   atomic.Bool
 	closeErr error
+	// resizeWarned: a refused resize was logged as a warning; later ones
+	// are debug lines, so that a client resizing on and on does not fill
+	// the host's log.
+	resizeWarned atomic.Bool
 	// abandoned is set, under the server's mu, by a Close that came while
 	// the session was still spawning: the spawn then undoes itself.
 	abandoned bool
@@ -124,15 +128,19 @@ func (s *serverSession) input(fn func(PTY) error) error {
 // resize resizes the PTY unless the session was closed. The host sent
 // the size in order with the input and does not wait for an answer, so a
 // PTY's failure to take it is logged here, as a warning the host's log
-// shows under the plugin's name, and returns nil; the session goes on at
-// its old size.
+// shows under the plugin's name (the session's first; later ones at debug
+// level), and returns nil; the session goes on at its old size.
 func (s *serverSession) resize(ctx context.Context, size Size, log hclog.Logger) error {
 	err := s.input(func(p PTY) error { return p.Resize(ctx, size) })
-	if err != nil && !errors.Is(err, errSessionClosed) {
-		log.Warn("the session's PTY refused a resize; it keeps its size", "cols", size.Cols, "rows", size.Rows, "error", err)
-		return nil
+	if err == nil || errors.Is(err, errSessionClosed) {
+		return err
 	}
-	return err
+	logf := log.Debug
+	if s.resizeWarned.CompareAndSwap(false, true) {
+		logf = log.Warn
+	}
+	logf("the session's PTY refused a resize; it keeps its size", "cols", size.Cols, "rows", size.Rows, "error", err)
+	return nil
 }
 
 // kill kills the PTY unless the session was closed.

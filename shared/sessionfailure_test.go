@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
@@ -118,7 +120,7 @@ func (p refusingPTY) Resize(context.Context, Size) error {
 // TestResizeRefusedIsLogged: a PTY that refuses a resize, which the host
 // sent without waiting for an answer, gets a warning in the plugin's log
 // (the host's log shows it under the plugin's name) rather than a debug
-// line nobody sees, and the session goes on.
+// line nobody sees — once per session — and the session goes on.
 func TestResizeRefusedIsLogged(t *testing.T) {
 	forEachPath(t, func(t *testing.T, path clientPath) {
 		ctx := testContext(t)
@@ -131,8 +133,10 @@ func TestResizeRefusedIsLogged(t *testing.T) {
 		}}, hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Info}))
 		c := glueServer(t, srv)
 		pty, fake := spawnOne(ctx, t, path.of(c), ptys, spawnReq("s1"))
-		if err := pty.Resize(ctx, Size{Cols: 100, Rows: 30}); err != nil {
-			t.Fatalf("Resize: %v", err)
+		for i := range 20 {
+			if err := pty.Resize(ctx, Size{Cols: 100 + uint16(i%2), Rows: 30}); err != nil {
+				t.Fatalf("Resize: %v", err)
+			}
 		}
 		if _, err := pty.Write([]byte("after")); err != nil {
 			t.Fatal(err)
@@ -144,6 +148,9 @@ func TestResizeRefusedIsLogged(t *testing.T) {
 		if !strings.Contains(out, "[WARN]") || !strings.Contains(out, "refused a resize") ||
 			!strings.Contains(out, "cannot resize this backend") || !strings.Contains(out, "cols=100") {
 			t.Errorf("plugin log %q, want a warning with the size and the PTY's error", out)
+		}
+		if n := strings.Count(out, "[WARN]"); n != 1 {
+			t.Errorf("%d warnings for 20 refused resizes, want 1 (the log must not fill)", n)
 		}
 		_ = pty.Close()
 	})
@@ -171,5 +178,23 @@ func TestSpawnOnAClosingConnection(t *testing.T) {
 	}
 	if _, err := c.Info(ctx); !errors.Is(err, ErrPluginExited) {
 		t.Errorf("Info on a closed connection: %v, want ErrPluginExited", err)
+	}
+}
+
+// TestPluginsOwnCanceledIsNotAnExit: an adapter that passes on its own
+// backend's gRPC Canceled (the plugin alive, its connection up) is not
+// taken for a plugin that exited.
+func TestPluginsOwnCanceledIsNotAnExit(t *testing.T) {
+	ctx := testContext(t)
+	nested := status.Error(codes.Canceled, "backend: grpc: the client connection is closing")
+	c, _ := glue(t, &fakeEnv{
+		info:  func(context.Context) (Info, error) { return Info{}, nested },
+		spawn: func(context.Context, SpawnRequest) (PTY, error) { return nil, nested },
+	})
+	if _, err := c.Info(ctx); err == nil || errors.Is(err, ErrPluginExited) {
+		t.Errorf("Info: %v, want the plugin's error, not ErrPluginExited", err)
+	}
+	if _, err := c.Spawn(ctx, spawnReq("s1")); err == nil || errors.Is(err, ErrPluginExited) {
+		t.Errorf("Spawn: %v, want the plugin's error, not ErrPluginExited", err)
 	}
 }
