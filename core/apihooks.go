@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // This file holds the exported methods the HTTP API (core/api) is built
@@ -28,8 +29,9 @@ func (m *Manager) AttachableWith(id string, mode AttachMode) error {
 // EndedSession returns session id's record when it is no longer live and
 // has ended (TERMINATED or ERROR), with the writes not yet in the store
 // applied; ok is false when it is live, starting, unknown, or the store
-// does not answer. A session being destroyed is waited for, within ctx,
-// so that it reads as ended rather than as unknown.
+// does not answer. A session being destroyed is waited for, within ctx
+// and endingWait, so that it reads as ended rather than as unknown; the
+// store, within storeTimeout.
 func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecord, ok bool) {
 	if err := m.attachable(id, AttachRead); !errors.Is(err, ErrSessionNotFound) {
 		return SessionRecord{}, false
@@ -38,13 +40,17 @@ func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecor
 	ending := m.ending[id]
 	m.mu.Unlock()
 	if ending != nil {
+		t := time.NewTimer(endingWait)
 		select {
 		case <-ending:
+		case <-t.C:
 		case <-ctx.Done():
-			return SessionRecord{}, false
 		}
+		t.Stop()
 	}
-	rec, err := m.store.GetSession(ctx, id)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	rec, err := m.store.GetSession(sctx, id)
 	if err != nil {
 		return SessionRecord{}, false
 	}
@@ -54,6 +60,10 @@ func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecor
 	}
 	return rec, true
 }
+
+// endingWait bounds EndedSession's wait for a destroy under way: what a
+// destroy waits for its kill. A variable for the tests.
+var endingWait = killTimeout
 
 // ClientDropped counts a client disconnected because it accepted no
 // output for the write timeout (the ptyhost_client_drops_total metric).

@@ -80,3 +80,62 @@ func TestEndedWhileBeingDestroyed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEndedSessionWaitIsBounded: a destroy that does not finish — the
+// create of a session destroyed while starting, its in-process adapter
+// ignoring the cancel — holds a lookup for endingWait at most, however
+// long the caller's context.
+func TestEndedSessionWaitIsBounded(t *testing.T) {
+	old := endingWait
+	endingWait = 200 * time.Millisecond
+	t.Cleanup(func() { endingWait = old })
+	h := newHarness(t, nil)
+	spawning, release := make(chan struct{}), make(chan struct{})
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		close(spawning)
+		<-release // ignores its context
+		return nil, errors.New("too late")
+	})
+	t.Cleanup(func() { close(release) })
+	createAsync(t.Context(), h.m, "s1")
+	<-spawning
+	dctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_ = h.m.DestroySession(dctx, "s1")
+	start := time.Now()
+	_, err := h.m.RestartSession(context.Background(), "s1", RestartOptions{})
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the restart's lookup took %v, want endingWait's bound", took)
+	}
+	if err == nil {
+		t.Error("restart of a session destroyed while starting succeeded")
+	}
+}
+
+// TestCloseWhileStartingRecordsTheRow: a manager closed while a session
+// starts cancels the start and writes the session's row, rather than
+// leaving it STARTING for the next server to find.
+func TestCloseWhileStartingRecordsTheRow(t *testing.T) {
+	h := newHarness(t, nil)
+	spawning := make(chan struct{})
+	h.env.SetSpawn(func(ctx context.Context, _ shared.SpawnRequest) (shared.PTY, error) {
+		close(spawning)
+		<-ctx.Done()
+		time.Sleep(100 * time.Millisecond) // a plugin a moment slow to answer the cancel
+		return nil, context.Cause(ctx)
+	})
+	created := createAsync(t.Context(), h.m, "s1")
+	<-spawning
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := h.m.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-created; err == nil {
+		t.Error("the create of a session hung up while starting succeeded")
+	}
+	r, err := h.store.GetSession(context.Background(), "s1")
+	if err != nil || r.Status == StatusStarting {
+		t.Errorf("row after Close: %+v, %v; want it recorded, not STARTING", r, err)
+	}
+}

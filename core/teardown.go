@@ -260,6 +260,7 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 	m.mu.Unlock()
 
 	end(ctx, all)
+	m.awaitCreates(ctx, all)
 
 	// Give the clients the time (within ctx, and detachWait) to receive
 	// their sessions' last output, exit and close, and to detach.
@@ -314,6 +315,25 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 		err = fmt.Errorf("core: writing final session status: %w", err)
 	}
 	return errors.Join(undetached, late, err)
+}
+
+// awaitCreates waits, within ctx and killTimeout, for the creates of the
+// sessions of all that were starting: each records its session once its
+// cancelled start returns (destroyedWhileStarting), through the writer
+// that stop ends next, so that the row is not left STARTING.
+func (m *Manager) awaitCreates(ctx context.Context, all []*session) {
+	t := time.NewTimer(killTimeout)
+	defer t.Stop()
+	for _, s := range all {
+		select {
+		case <-s.created:
+		case <-t.C:
+			m.log.Warn("sessions' creates had not returned when their starts were cancelled; their rows may stay STARTING until the next server")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // hangUpAll tears every session of all down, in parallel: Close's end.
