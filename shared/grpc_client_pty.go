@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -58,6 +59,10 @@ type grpcPTY struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// closing is set as Close begins: the stream may end with the
+	// plugin's "session closed" before Close's cancel, and that end is
+	// Close's, not a failure.
+	closing atomic.Bool
 }
 
 var (
@@ -240,6 +245,7 @@ func (p *grpcPTY) Close() error {
 		if p.detached() {
 			return
 		}
+		p.closing.Store(true)
 		ctx, cancel := context.WithTimeout(p.c.pluginCtx, closeTimeout)
 		_, err := p.c.client.Close(ctx, &proto.CloseRequest{SessionId: p.id})
 		err = p.c.callError(ctx, err)
@@ -300,6 +306,9 @@ func (p *grpcPTY) ctxError() error {
 func (p *grpcPTY) streamError(err error) error {
 	if p.ctx.Err() != nil {
 		return p.ctxError()
+	}
+	if p.closing.Load() {
+		return errSessionClosed
 	}
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: session stream ended without an exit status", ErrPluginExited)

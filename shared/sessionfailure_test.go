@@ -3,6 +3,7 @@ package shared
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -197,4 +198,27 @@ func TestPluginsOwnCanceledIsNotAnExit(t *testing.T) {
 	if _, err := c.Spawn(ctx, spawnReq("s1")); err == nil || errors.Is(err, ErrPluginExited) {
 		t.Errorf("Spawn: %v, want the plugin's error, not ErrPluginExited", err)
 	}
+}
+
+// TestReadAfterCloseSaysClosed: a Read waiting while the host closes the
+// session ends with "session closed" on every path, also when the
+// plugin's answer to the Close (the stream's end) comes before Close's
+// own cancel: neither a failure of the session nor a plugin that exited.
+func TestReadAfterCloseSaysClosed(t *testing.T) {
+	forEachPath(t, func(t *testing.T, path clientPath) {
+		ctx := testContext(t)
+		c, _, ptys := spawnFake(t)
+		for i := range 20 {
+			pty, _ := spawnOne(ctx, t, path.of(c), ptys, spawnReq(fmt.Sprintf("s%d", i)))
+			read := make(chan error, 1)
+			go func() {
+				_, err := io.ReadAll(pty)
+				read <- err
+			}()
+			_ = pty.Close()
+			if err := receive(ctx, t, read, "Read's end"); !errors.Is(err, errSessionClosed) {
+				t.Fatalf("Read after Close: %v, want session closed", err)
+			}
+		}
+	})
 }
