@@ -154,6 +154,14 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 		log.Warn("inherited file descriptors may pass to the plugins and their sessions", "error", err)
 	}
 
+	tightened, err := prepareDataDir(c.dataDir, c.db)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if len(tightened) > 0 {
+		log.Warn("the database could be read by other users, and it holds the environments' variables: made it private (0600)", "files", tightened)
+	}
+
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err

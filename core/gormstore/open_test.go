@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -99,6 +100,16 @@ func TestSQLiteFile(t *testing.T) {
 	}
 	if timeout < 1000 {
 		t.Errorf("busy_timeout = %dms, want at least 1s", timeout)
+	}
+	// The database holds every environment's variables: its user's alone,
+	// and so are the files SQLite makes beside it.
+	if err := s.Gorm().Exec("CREATE TABLE mode_probe (x int)").Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ptyhost.db", "ptyhost.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", f, fi.Mode(), err)
+		}
 	}
 }
 

@@ -241,6 +241,12 @@ func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 				return nil, false, fmt.Errorf("store: sqlite: %w", err)
 			}
+			// A new database is its user's alone (SQLite's -wal and -shm
+			// files take its mode): it holds every environment's
+			// variables. An existing one keeps the mode it has.
+			if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+				_ = f.Close()
+			}
 		}
 		params := url.Values{}
 		params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
