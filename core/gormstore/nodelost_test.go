@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -290,7 +291,8 @@ func TestNodeLeaseLostWhenExpired(t *testing.T) {
 // one id racing, exactly one records it; a node cannot replace or update
 // another node's live session; and the node a session belongs to cannot
 // write over the node_lost mark another node made (ReclaimSession takes
-// it back, nothing else). An ended session's id may be used again.
+// it back, nothing else). A node_lost session's id is not taken by a
+// create; an ended session's may be used again.
 func TestSessionOwnershipFence(t *testing.T) {
 	dsn := postgresFreshDSN(t)
 	a, b := openReal(t, dsn), openReal(t, dsn)
@@ -341,7 +343,16 @@ func TestSessionOwnershipFence(t *testing.T) {
 	if got := statusOf(t, b, "a-0"); got != "ERROR "+core.ReasonNodeLost {
 		t.Errorf("a-0 after a's late write: %s, want the node_lost mark", got)
 	}
-	// Ended (lost): its id may be created again, on b.
+	// Lost is not ended for good: a may come back with it, so b does not
+	// take the id (a create would silently cost the session a keeps)...
+	err := b.SaveSession(ctx, core.SessionRecord{ID: "a-0", EnvironmentID: "host", Node: "b", Status: core.StatusStarting})
+	if !errors.Is(err, core.ErrAlreadyExists) || !strings.Contains(err.Error(), "node_lost") {
+		t.Errorf("b creating over a's node_lost session: %v, want ErrAlreadyExists saying it is node_lost", err)
+	}
+	// ...until a DELETE ends it: then its id may be created again, on b.
+	if ended, err := b.EndNodeLost(ctx, "a-0", "destroyed: test"); !ended || err != nil {
+		t.Fatalf("EndNodeLost: %v, %v", ended, err)
+	}
 	if err := b.SaveSession(ctx, core.SessionRecord{ID: "a-0", EnvironmentID: "host", Node: "b", Status: core.StatusStarting}); err != nil {
 		t.Errorf("b creating over a's ended session: %v", err)
 	}

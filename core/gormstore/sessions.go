@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -14,8 +15,10 @@ import (
 
 // SaveSession inserts rec, or replaces the whole row when its id exists. A
 // zero CreatedAt is set from Options.Now; UpdatedAt always is. On a node of
-// a cluster (RegisterNode), a row another node runs is not replaced: the
-// error wraps core.ErrAlreadyExists. On a server whose claim on the
+// a cluster (RegisterNode), a row another node runs is not replaced, nor
+// one recorded node_lost that is not this node's (its node may come back
+// with the session; a DELETE ends it first): the error wraps
+// core.ErrAlreadyExists. On a server whose claim on the
 // database (Claim) is lost, nothing is written: the error wraps
 // ErrClaimLost.
 func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
@@ -36,10 +39,11 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 	if self != nil {
 		// A node of a cluster replaces only its own row or an ended one:
 		// of two nodes creating one id at once, one wins, in the
-		// database, and the other is refused before it spawns.
+		// database, and the other is refused before it spawns. A
+		// node_lost row is not ended for good.
 		onConflict.Where = clause.Where{Exprs: []clause.Expression{clause.Expr{
-			SQL:  "sessions.node = ? OR sessions.status NOT IN ?",
-			Vars: []any{self.name, liveStatuses},
+			SQL:  "sessions.node = ? OR sessions.status NOT IN ? AND NOT (sessions.status = ? AND " + nodeLostReason + ")",
+			Vars: []any{self.name, liveStatuses, string(core.StatusError)},
 		}}}
 	}
 	res := s.db.WithContext(ctx).Clauses(onConflict).Create(&m)
@@ -47,10 +51,18 @@ func (s *DB) SaveSession(ctx context.Context, rec core.SessionRecord) error {
 		return fmt.Errorf("store: save session %q: %w", rec.ID, res.Error)
 	}
 	if self != nil && res.RowsAffected == 0 {
+		var row struct{ Node, Status, StatusReason string }
+		if err := s.db.WithContext(ctx).Raw("SELECT node, status, status_reason FROM sessions WHERE id = ?", rec.ID).Scan(&row).Error; err == nil &&
+			row.Status == string(core.StatusError) && (row.StatusReason == "node_lost" || strings.HasPrefix(row.StatusReason, "node_lost:")) {
+			return fmt.Errorf("store: session %q is recorded node_lost: it runs again if its node comes back; delete it to end it for good, then create it: %w", rec.ID, core.ErrAlreadyExists)
+		}
 		return fmt.Errorf("store: session %q runs on another node: %w", rec.ID, core.ErrAlreadyExists)
 	}
 	return nil
 }
+
+// nodeLostReason is the SQL condition of a node_lost status reason.
+const nodeLostReason = "(sessions.status_reason = 'node_lost' OR sessions.status_reason LIKE 'node_lost:%')"
 
 // UpdateSession writes the non-nil fields of u to session id's row and sets
 // its updated_at, or returns an error wrapping core.ErrSessionNotFound. A
