@@ -147,6 +147,9 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 	if err != nil {
 		return nil, fmt.Errorf("reading the configuration file: %w", err)
 	}
+	if err := checkNesting(path, src); err != nil {
+		return nil, err
+	}
 	f, diags := hclparse.NewParser().ParseHCL(src, path)
 	if diags.HasErrors() {
 		return nil, configError(path, diags)
