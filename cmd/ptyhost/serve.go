@@ -89,8 +89,9 @@ type serveConfig struct {
 	// cluster makes this server a node of a cluster sharing its
 	// PostgreSQL database with others (cluster.go); zero: a single server.
 	cluster clusterConfig
-	// tokenFlags names the token flags given on the command line, which
-	// every local user can read in the process list; the server warns.
+	// tokenFlags names the secrets' flags given on the command line (a
+	// --db with a password too), which every local user can read in the
+	// process list; the server warns.
 	tokenFlags []string
 	// connIdleTimeout is the HTTP server's IdleTimeout; zero means
 	// defaultConnIdleTimeout. No flag sets it: tests shorten it.
@@ -194,7 +195,7 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 		log.Info("configuration file read", "path", c.configPath, "plugins", len(c.plugins))
 	}
 	if len(c.tokenFlags) > 0 {
-		log.Warn("a token given as a flag shows in the process list, where every local user can read it: set PTYHOST_TOKEN and PTYHOST_READ_TOKEN, or the configuration file's token and read_token (chmod 600), instead", "flags", c.tokenFlags)
+		log.Warn("a secret given as a flag shows in the process list, where every local user can read it: set PTYHOST_TOKEN, PTYHOST_READ_TOKEN, PTYHOST_CLUSTER_SECRET or PTYHOST_DB, or the configuration file's token, read_token, cluster_secret or db (chmod 600), instead", "flags", c.tokenFlags)
 	}
 	if c.tokenInFile {
 		log.Warn("the configuration file holds the API token or the cluster secret and others can read it: chmod 600 it, or use PTYHOST_TOKEN and PTYHOST_CLUSTER_SECRET", "path", c.configPath)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -106,4 +107,17 @@ func checkDB(v string) error {
 		}
 	}
 	return errors.New(`want sqlite:PATH or postgres://… (postgresql://…)`)
+}
+
+// dsnHasPassword reports whether a PostgreSQL URL carries a password, in
+// its user information or as the password parameter.
+func dsnHasPassword(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return false
+	}
+	if _, ok := u.User.Password(); ok {
+		return true
+	}
+	return u.Query().Has("password")
 }

@@ -233,10 +233,13 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	for _, name := range []string{"token", "read-token"} {
+	for _, name := range []string{"token", "read-token", "cluster-secret"} {
 		if given[name] {
 			c.tokenFlags = append(c.tokenFlags, "--"+name)
 		}
+	}
+	if given["db"] && dsnHasPassword(c.db) {
+		c.tokenFlags = append(c.tokenFlags, "--db (its password)")
 	}
 
 	if !given["config"] {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,7 +104,7 @@ func TestServeNonASCIITokenWarning(t *testing.T) {
 // user reads in the process list, is warned about (without its value);
 // one from the variable is not. The flags' help says so too.
 func TestServeTokenFlagWarning(t *testing.T) {
-	const warning = "a token given as a flag shows in the process list"
+	const warning = "a secret given as a flag shows in the process list"
 	clearViewerEnv(t)
 	srv := e2etest.Start(t, e2etest.Options{Run: runServer, Args: []string{"--token", longToken, "--read-token", "read-" + longToken}})
 	if log := srv.Stderr(); !strings.Contains(log, warning) || !strings.Contains(log, "--read-token") || strings.Contains(log, longToken) {
@@ -114,6 +115,25 @@ func TestServeTokenFlagWarning(t *testing.T) {
 	srv = e2etest.Start(t, e2etest.Options{Run: runServer})
 	if log := srv.Stderr(); strings.Contains(log, warning) {
 		t.Errorf("with PTYHOST_TOKEN, the log warns of a flag:\n%s", log)
+	}
+
+	// The cluster's secret and a database password are secrets too.
+	for _, tt := range []struct {
+		db   string
+		want []string
+	}{
+		{"postgres://ptyhost:pw@127.0.0.1/ptyhost", []string{"--token", "--cluster-secret", "--db (its password)"}},
+		{"postgresql://ptyhost@127.0.0.1/ptyhost?password=pw", []string{"--token", "--cluster-secret", "--db (its password)"}},
+		{"postgres://ptyhost@127.0.0.1/ptyhost", []string{"--token", "--cluster-secret"}},
+	} {
+		c, err := parseServeFlags([]string{"--db", tt.db, "--node-name", "a", "--advertise-url", "http://127.0.0.1:7420",
+			"--token", longToken, "--cluster-secret", "cluster-" + longToken}, stdio{out: io.Discard, err: io.Discard})
+		if err != nil {
+			t.Fatalf("parseServeFlags with %s: %v", tt.db, err)
+		}
+		if !slices.Equal(c.tokenFlags, tt.want) {
+			t.Errorf("with --db %s: secrets' flags %q, want %q", tt.db, c.tokenFlags, tt.want)
+		}
 	}
 
 	for _, tt := range []struct {
