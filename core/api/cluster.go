@@ -395,8 +395,16 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 			out.Set(HeaderClusterScope, scope)
 			out.Set(HeaderClusterHop, "1")
 		},
-		Transport: h.cl.transportFor(r),
+		Transport:      h.cl.transportFor(r),
+		ModifyResponse: refusedSecret,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if errors.Is(err, errSecretRefused) {
+				// The client passed this node's checks; the owner refused
+				// this node: its 401 would read as the client's token.
+				h.log.Error("a node refused this node's cluster secret: the nodes' --cluster-secret settings differ", "node", node.Name)
+				writeError(w, http.StatusBadGateway, fmt.Sprintf("node %s, which runs this session, refused node %s's cluster secret: the nodes are configured with different --cluster-secret settings", node.Name, h.cl.name))
+				return
+			}
 			h.log.Warn("forwarding to a node failed", "node", node.Name, "method", r.Method, "path", r.URL.Path, "err", err)
 			h.nodeLost(w, r, node)
 		},
@@ -407,6 +415,20 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 		return
 	}
 	h.proxyWebSocket(w, r, p, node)
+}
+
+// errSecretRefused: the node a request was forwarded to answered 401. The
+// forwarding node checked the client's token itself and sends the
+// cluster secret instead of it, so the owner refused the secret.
+var errSecretRefused = errors.New("the node refused the cluster secret")
+
+// refusedSecret is a forwarding proxy's ModifyResponse: an owner's 401 is
+// errSecretRefused, not an answer for the client.
+func refusedSecret(res *http.Response) error {
+	if res.StatusCode == http.StatusUnauthorized {
+		return errSecretRefused
+	}
+	return nil
 }
 
 // nodeLost answers a request for node, which is lost: a WebSocket upgrade

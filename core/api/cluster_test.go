@@ -414,3 +414,35 @@ func TestClusterSecretEqualToATokenGrantsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardToANodeWithAnotherSecret: a node whose cluster secret
+// differs from this node's refuses what this node forwards; the client,
+// whose token this node took, gets 502 saying so — not the owner's 401,
+// which would read as its token being wrong — and this node logs it.
+func TestForwardToANodeWithAnotherSecret(t *testing.T) {
+	c := newTwoNodes(t, Options{})
+	var logs e2etest.Buffer
+	other := httptest.NewServer(NewHandler(c.a.m, Options{Token: "a-token", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Cluster: ClusterOptions{NodeName: "a", Secret: "another-cluster-secret-0123456789"}}))
+	t.Cleanup(other.Close)
+	for _, path := range []string{"/api/v1/sessions/s1", "/api/v1/sessions/s1/attach"} {
+		method := "DELETE"
+		if strings.HasSuffix(path, "/attach") {
+			method = "GET"
+		}
+		code, msg := request(t, other, method, path, "Authorization", "Bearer a-token")
+		if code != http.StatusBadGateway || !strings.Contains(msg, "cluster secret") {
+			t.Errorf("%s %s through a node with another secret: %d %q, want 502 naming the cluster secret", method, path, code, msg)
+		}
+	}
+	// A WebSocket upgrade is refused before it is switched, the same way.
+	if _, err := dial(t, other, wsproto.DialOptions{Token: "a-token"}); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Errorf("attach through a node with another secret: %v, want 502", err)
+	}
+	if err := c.b.m.Attachable("s1"); err != nil {
+		t.Errorf("s1 on b: %v, want it untouched", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "node=b") {
+		t.Errorf("a's log:\n%s\nwant an error naming node b", logs.String())
+	}
+}

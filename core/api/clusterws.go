@@ -55,7 +55,7 @@ func (h *handler) proxyWebSocket(w http.ResponseWriter, r *http.Request, p *http
 		if rwc, ok := res.Body.(io.ReadWriteCloser); ok && res.StatusCode == http.StatusSwitchingProtocols {
 			res.Body = t.switched(rwc)
 		}
-		return nil
+		return refusedSecret(res)
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	var wg sync.WaitGroup
