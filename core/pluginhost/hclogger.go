@@ -6,7 +6,9 @@ import (
 	"log"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -22,6 +24,12 @@ type hcLogger struct {
 	// process go (Detach), go-plugin's view of it — "plugin process
 	// exited" — is not the process's.
 	quiet *atomic.Bool
+	// budget, shared by a Named logger and those derived from it, bounds
+	// how many records a second it logs: go-plugin logs every line a
+	// plugin writes to stderr (and stdout) through Named loggers, and a
+	// plugin must not fill the server's log. Nil: no bound (go-plugin's
+	// own records).
+	budget *logBudget
 }
 
 var _ hclog.Logger = (*hcLogger)(nil)
@@ -59,6 +67,16 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	ctx := context.Background()
 	if !h.l.Enabled(ctx, sl) {
 		return
+	}
+	if h.budget != nil {
+		ok, dropped := h.budget.take()
+		if !ok {
+			return
+		}
+		if dropped > 0 {
+			h.l.Warn("a plugin logged more than its share; lines were dropped", "logger", h.name,
+				"dropped", dropped, "lines_per_second", logRate)
+		}
 	}
 	attrs := make([]any, 0, len(h.args)+len(args)+2)
 	if h.name != "" {
@@ -109,7 +127,7 @@ func (h *hcLogger) enabled(level hclog.Level) bool {
 func (h *hcLogger) ImpliedArgs() []any { return slices.Clone(h.args) }
 
 func (h *hcLogger) With(args ...any) hclog.Logger {
-	return &hcLogger{l: h.l, name: h.name, args: append(slices.Clone(h.args), args...), quiet: h.quiet}
+	return &hcLogger{l: h.l, name: h.name, args: append(slices.Clone(h.args), args...), quiet: h.quiet, budget: h.budget}
 }
 
 func (h *hcLogger) Name() string { return h.name }
@@ -122,7 +140,48 @@ func (h *hcLogger) Named(name string) hclog.Logger {
 }
 
 func (h *hcLogger) ResetNamed(name string) hclog.Logger {
-	return &hcLogger{l: h.l, name: name, args: h.args, quiet: h.quiet}
+	budget := h.budget
+	if budget == nil {
+		budget = newLogBudget(time.Now)
+	}
+	return &hcLogger{l: h.l, name: name, args: h.args, quiet: h.quiet, budget: budget}
+}
+
+// A plugin's lines are logged at logRate a second, after a burst of
+// logBurst; the rest are dropped and counted.
+const (
+	logRate  = 100
+	logBurst = 1000
+)
+
+// logBudget is a token bucket of log records.
+type logBudget struct {
+	now     func() time.Time
+	mu      sync.Mutex
+	tokens  float64
+	last    time.Time
+	dropped int
+}
+
+func newLogBudget(now func() time.Time) *logBudget {
+	return &logBudget{now: now, tokens: logBurst, last: now()}
+}
+
+// take reports whether a record may be logged now and, when it may, how
+// many were dropped since the last that was.
+func (b *logBudget) take() (ok bool, dropped int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	b.tokens = min(logBurst, b.tokens+now.Sub(b.last).Seconds()*logRate)
+	b.last = now
+	if b.tokens < 1 {
+		b.dropped++
+		return false, 0
+	}
+	b.tokens--
+	dropped, b.dropped = b.dropped, 0
+	return true, dropped
 }
 
 // SetLevel does nothing: the slog handler decides.

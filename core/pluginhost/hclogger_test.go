@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // go-plugin's "plugin" key (the executable's path) does not repeat the
@@ -33,5 +35,34 @@ func TestHCLoggerKeys(t *testing.T) {
 		if rec["plugin"] != "ssh" || rec["plugin_path"] != "/x/ptyhost-plugin-ssh" || rec["timestamp"] != nil {
 			t.Errorf("%s: want plugin ssh, plugin_path /x/ptyhost-plugin-ssh, no timestamp", line)
 		}
+	}
+}
+
+// TestHCLoggerBoundsAPluginsLines: the lines a plugin writes (go-plugin
+// logs them through a Named logger) are logged at logRate a second after
+// a burst of logBurst, the rest dropped and counted in a warning once
+// lines go through again; go-plugin's own records are never dropped.
+func TestHCLoggerBoundsAPluginsLines(t *testing.T) {
+	var buf bytes.Buffer
+	h := newHCLogger(slog.New(slog.NewTextHandler(&buf, nil)), "")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	plugin := h.Named("ptyhost-plugin-x").(*hcLogger)
+	plugin.budget = newLogBudget(func() time.Time { return now })
+	for range 3 * logBurst {
+		plugin.With("k", "v").Error("flood")
+	}
+	h.Warn("plugin process exited")
+	if n := strings.Count(buf.String(), "msg=flood"); n != logBurst {
+		t.Errorf("%d of %d flood lines logged at once, want the burst, %d", n, 3*logBurst, logBurst)
+	}
+	if !strings.Contains(buf.String(), `msg="plugin process exited"`) {
+		t.Error("go-plugin's own record was dropped with the plugin's lines")
+	}
+	buf.Reset()
+	now = now.Add(time.Second)
+	plugin.Error("flood")
+	out := buf.String()
+	if !strings.Contains(out, "dropped="+strconv.Itoa(2*logBurst)) || strings.Count(out, "msg=flood") != 1 {
+		t.Errorf("a second later: %q, want the count of dropped lines, then the line", out)
 	}
 }
