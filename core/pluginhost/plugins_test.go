@@ -134,12 +134,13 @@ func TestLoad(t *testing.T) {
 	t.Setenv(shared.LogLevelEnv, "debug") // the plugin inherits it
 	dir := testbin.PluginDir(t, "host")
 	writeExecutable(t, dir, "ptyhost-plugin-broken", "#!/bin/sh\necho 'not a plugin'\n", 0o755)
+	writeExecutable(t, dir, "ptyhost-plugin-dies", "#!/bin/sh\necho 'starting' >&2\necho 'dies: no such backend' >&2\nexit 3\n", 0o755)
 	writeExecutable(t, dir, "ptyhost-plugin-unnamed", "#!/bin/sh\necho 'never run'\n", 0o755)
 	writeExecutable(t, dir, "ptyhost-plugin-notexec", "#!/bin/sh\n", 0o644)
 	writeExecutable(t, dir, "README", "#!/bin/sh\n", 0o755)
 	logs := newLogRecords()
 
-	p, err := loadPlugins(ctx, t, Options{Dir: dir, Logger: slog.New(logs), Plugins: []Config{{Name: "broken"}}})
+	p, err := loadPlugins(ctx, t, Options{Dir: dir, Logger: slog.New(logs), Plugins: []Config{{Name: "broken"}, {Name: "dies"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,13 +152,19 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Types() = %q, want [HOST]", got)
 	}
 	list := p.List()
-	if len(list) != 2 {
-		t.Fatalf("List() = %+v, want the broken and the host plugin", list)
+	if len(list) != 3 {
+		t.Fatalf("List() = %+v, want the broken, dying and host plugins", list)
 	}
 	if broken := list[0]; broken.Name != "broken" || broken.State != core.PluginFailed || broken.Reason == "" || broken.SHA256 == "" {
 		t.Errorf("List()[0] = %+v, want broken failed with a reason and its sha256", broken)
 	}
-	host := list[1]
+	// A plugin that exits at its start: how, and its own last words.
+	logs.wait(ctx, t, `msg="plugin failed"`, "plugin=dies")
+	if dies, _ := p.Plugin("dies"); dies.State != core.PluginFailed || !strings.Contains(dies.Reason, "exit status 3") ||
+		!strings.Contains(dies.Reason, `starting\ndies: no such backend`) {
+		t.Errorf("dies: %+v, want failed with its exit status and its stderr's end", dies)
+	}
+	host := list[2]
 	if host.Name != "host" || host.State != core.PluginRunning || host.Version == "" || !host.Builtin ||
 		!slices.Equal(host.Types, []string{"HOST"}) || !slices.Contains(host.Capabilities, shared.CapResize) ||
 		filepath.Base(host.Path) != "ptyhost-plugin-host" || len(host.SHA256) != 64 || host.PID == 0 || host.Restarts != 0 {
@@ -189,7 +196,7 @@ func TestLoad(t *testing.T) {
 
 	p.Close()
 	p.Close() // idempotent
-	if st := p.List()[1]; st.State != core.PluginStopped || st.PID != 0 {
+	if st := p.List()[2]; st.State != core.PluginStopped || st.PID != 0 {
 		t.Errorf("after Close: %+v, want stopped", st)
 	}
 	if _, err := p.Environment("HOST"); !errors.Is(err, shared.ErrPluginExited) {

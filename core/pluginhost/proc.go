@@ -92,7 +92,7 @@ func newProcRunner(log hclog.Logger, cmd *exec.Cmd, socketDir string) (*procRunn
 	life, endLife := context.WithCancel(context.Background())
 	return &procRunner{
 		cmd: cmd, log: log, socketDir: socketDir,
-		stdout: newDrainedPipe(stdout, true), stderr: newDrainedPipe(stderr, false),
+		stdout: newDrainedPipe(stdout, true), stderr: newDrainedPipe(stderr, false).keepingTail(),
 		died: make(chan struct{}), reapedC: make(chan struct{}), stopWatch: make(chan struct{}), life: life, endLife: endLife,
 	}, nil
 }
@@ -226,9 +226,29 @@ func (r *procRunner) processID() int {
 	return r.pid
 }
 
-func (r *procRunner) Diagnose(context.Context) string {
-	return fmt.Sprintf("the plugin %s did not speak the go-plugin handshake on its stdout: "+
-		"is it a ptyhost plugin, built for this system, executable by this user?", r.Name())
+// Diagnose says why the plugin gave no handshake. One that exited says
+// how, with the end of what it wrote on stderr, which go-plugin logs at
+// debug level only (lines that are not hclog's JSON): most often the
+// plugin's own reason.
+func (r *procRunner) Diagnose(ctx context.Context) string {
+	select {
+	case <-r.died:
+	default:
+		return fmt.Sprintf("the plugin %s did not speak the go-plugin handshake on its stdout: "+
+			"is it a ptyhost plugin, built for this system, executable by this user?", r.Name())
+	}
+	// Its pipes drained and its status known, within a moment.
+	wait, cancel := context.WithTimeout(ctx, pluginDrainTimeout+time.Second)
+	defer cancel()
+	how := "exited"
+	if err := r.Wait(wait); err != nil && wait.Err() == nil {
+		how = fmt.Sprintf("exited (%v)", err)
+	}
+	msg := fmt.Sprintf("the plugin %s %s before its go-plugin handshake", r.Name(), how)
+	if tail := r.stderr.tailText(); tail != "" {
+		msg += fmt.Sprintf("; the end of what it wrote on stderr: %q", tail)
+	}
+	return msg
 }
 
 func (r *procRunner) PluginToHost(network, addr string) (string, string, error) {
@@ -256,6 +276,31 @@ type drainedPipe struct {
 	// lineMu protects the following.
 	line     []byte
 	lineDone bool // true from the start when no line is kept
+	tail     []byte
+	keepTail bool // tail keeps the last maxPipeTail bytes read
+}
+
+// maxPipeTail bounds the end of a plugin's stderr a drainedPipe keeps.
+const maxPipeTail = 512
+
+// keepingTail makes p keep the last maxPipeTail bytes it reads.
+func (p *drainedPipe) keepingTail() *drainedPipe {
+	p.keepTail = true
+	return p
+}
+
+// tailText returns the last lines read, at most maxPipeTail bytes (from a
+// line's start when one is within them), trimmed.
+func (p *drainedPipe) tailText() string {
+	p.lineMu.Lock()
+	defer p.lineMu.Unlock()
+	t := bytes.TrimSpace(p.tail)
+	if len(p.tail) == maxPipeTail {
+		if i := bytes.IndexByte(t, '\n'); i >= 0 && i < len(t)-1 {
+			t = t[i+1:]
+		}
+	}
+	return string(t)
 }
 
 // maxHandshakeLine bounds the first line a drainedPipe keeps.
@@ -276,10 +321,17 @@ func (p *drainedPipe) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// keepLine adds what was read to the first line, until its end.
+// keepLine adds what was read to the first line, until its end, and to
+// the tail when p keeps one.
 func (p *drainedPipe) keepLine(b []byte) {
 	p.lineMu.Lock()
 	defer p.lineMu.Unlock()
+	if p.keepTail && len(b) > 0 {
+		p.tail = append(p.tail, b[max(0, len(b)-maxPipeTail):]...)
+		if n := len(p.tail); n > maxPipeTail {
+			p.tail = append(p.tail[:0], p.tail[n-maxPipeTail:]...)
+		}
+	}
 	if p.lineDone || len(b) == 0 {
 		return
 	}
