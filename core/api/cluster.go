@@ -112,6 +112,12 @@ type cluster struct {
 	mu     sync.Mutex
 	read   []core.Node
 	readAt time.Time
+
+	// tunnelsMu protects the following: the proxied WebSockets open, and
+	// the servers whose shutdown ends them (restartTunnels).
+	tunnelsMu sync.Mutex
+	tunnels   map[*tunnel]struct{}
+	servers   map[*http.Server]bool
 }
 
 // newCluster returns o's forwarding state, or nil for a single server.

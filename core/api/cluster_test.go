@@ -446,3 +446,24 @@ func TestForwardToANodeWithAnotherSecret(t *testing.T) {
 		t.Errorf("a's log:\n%s\nwant an error naming node b", logs.String())
 	}
 }
+
+// TestProxiedClientsOfAStoppingNode: a node that stops closes the clients
+// it proxies to another node with 1012, "the session goes on: reconnect",
+// as it closes its own, rather than dropping their connections without a
+// close; the session runs on where it is.
+func TestProxiedClientsOfAStoppingNode(t *testing.T) {
+	c := newTwoNodes(t, Options{Token: "a-token"})
+	tm := attachThrough(t, c.aSrv, wsproto.DialOptions{Token: "a-token"})
+	c.pty.Output(t, []byte("before the stop"))
+	tm.WaitOutput("before the stop")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	go func() { _ = c.aSrv.Config.Shutdown(ctx) }()
+	err := tm.WaitEnd()
+	if code, reason, _ := wsproto.CloseStatus(err); code != wsproto.CloseRestart || reason != wsproto.CloseReasonRestart {
+		t.Errorf("the proxied client as a stops: %v, want %d %q", err, wsproto.CloseRestart, wsproto.CloseReasonRestart)
+	}
+	if err := c.b.m.Attachable("s1"); err != nil {
+		t.Errorf("s1 on b after a stopped: %v, want it running", err)
+	}
+}

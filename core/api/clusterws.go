@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/wsproto"
 	"github.com/ptyhost/ptyhost/internal/rawio"
 )
 
@@ -40,12 +41,19 @@ import (
 const closeGrace = 5 * time.Second
 
 // nodeLostFrame is the close frame CloseNodeLost "node_lost", as a server
-// sends it (unmasked).
-var nodeLostFrame = func() []byte {
-	payload := binary.BigEndian.AppendUint16(nil, CloseNodeLost)
-	payload = append(payload, CloseReasonNodeLost...)
+// sends it (unmasked); restartFrame, CloseRestart's, which a client of a
+// node that stops gets (the session goes on: it reconnects elsewhere).
+var (
+	nodeLostFrame = closeFrame(CloseNodeLost, CloseReasonNodeLost)
+	restartFrame  = closeFrame(wsproto.CloseRestart, wsproto.CloseReasonRestart)
+)
+
+// closeFrame is the close frame of code and reason, as a server sends it.
+func closeFrame(code uint16, reason string) []byte {
+	payload := binary.BigEndian.AppendUint16(nil, code)
+	payload = append(payload, reason...)
 	return append([]byte{0x80 | opClose, byte(len(payload))}, payload...)
-}()
+}
 
 // proxyWebSocket serves the WebSocket upgrade r with p, which proxies it
 // to node, watching the node's lease while the connection lasts.
@@ -62,7 +70,54 @@ func (h *handler) proxyWebSocket(w http.ResponseWriter, r *http.Request, p *http
 	wg.Go(func() { h.watchNode(ctx, node.Name, t) })
 	defer wg.Wait()
 	defer cancel()
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	h.cl.track(t, srv)
+	defer h.cl.untrack(t)
 	p.ServeHTTP(&hijackRecorder{ResponseWriter: w, t: t, writeTimeout: h.opts.WriteTimeout}, r)
+}
+
+// track records t, open, and has srv's shutdown end it (restartTunnels):
+// the server does not track the connections it let go (hijacked). A
+// tunnel opened once the shutdown began is ended at once.
+func (c *cluster) track(t *tunnel, srv *http.Server) {
+	c.tunnelsMu.Lock()
+	defer c.tunnelsMu.Unlock()
+	if c.tunnels == nil {
+		c.tunnels, c.servers = map[*tunnel]struct{}{}, map[*http.Server]bool{}
+	}
+	c.tunnels[t] = struct{}{}
+	if srv == nil {
+		return
+	}
+	switch stopping, seen := c.servers[srv]; {
+	case stopping:
+		t.restart()
+	case !seen:
+		c.servers[srv] = false
+		srv.RegisterOnShutdown(func() { c.restartTunnels(srv) })
+	}
+}
+
+func (c *cluster) untrack(t *tunnel) {
+	c.tunnelsMu.Lock()
+	delete(c.tunnels, t)
+	c.tunnelsMu.Unlock()
+}
+
+// restartTunnels ends every proxied WebSocket as srv shuts down, with
+// CloseRestart: the session goes on on its node, and the client attaches
+// again, through another node or this one once it is back.
+func (c *cluster) restartTunnels(srv *http.Server) {
+	c.tunnelsMu.Lock()
+	c.servers[srv] = true
+	open := make([]*tunnel, 0, len(c.tunnels))
+	for t := range c.tunnels {
+		open = append(open, t)
+	}
+	c.tunnelsMu.Unlock()
+	for _, t := range open {
+		t.restart()
+	}
 }
 
 // watchNode checks, every interval, that node name still holds its lease,
@@ -123,6 +178,9 @@ type tunnel struct {
 	client net.Conn
 	owner  *nodeConn
 	lost   bool
+	// restarting: this node stops (restart), not the owner; the client
+	// gets restartFrame rather than nodeLostFrame.
+	restarting bool
 }
 
 // switched wraps the owner's connection, once it has switched protocols.
@@ -155,6 +213,26 @@ func (t *tunnel) lose() {
 	if owner != nil {
 		owner.rwc.Close()
 	}
+}
+
+// restart is lose for a node that stops: the client's stream ends with
+// CloseRestart.
+func (t *tunnel) restart() {
+	t.mu.Lock()
+	t.restarting = true
+	t.mu.Unlock()
+	t.lose()
+}
+
+// endFrame is the close frame a client gets when the owner's stream ends
+// without one.
+func (t *tunnel) endFrame() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.restarting {
+		return restartFrame
+	}
+	return nodeLostFrame
 }
 
 // ending gives the client closeGrace to answer the close and hang up;
@@ -200,7 +278,7 @@ func (c *nodeConn) Read(p []byte) (int, error) {
 	}
 	c.ended = true
 	if !c.frames.closeSeen && c.frames.atBoundary() {
-		c.pending = nodeLostFrame
+		c.pending = c.t.endFrame()
 	}
 	// The client's answer to the close must fail at once, not wait for an
 	// owner that is gone: that ends the copy the other way.
