@@ -43,7 +43,7 @@ var (
 	ErrAlreadyExists       = errors.New("already exists")
 	ErrEnvironmentInUse    = errors.New("environment has live sessions")
 	ErrInvalidArgument     = shared.ErrInvalidArgument
-	ErrClosed              = errors.New("manager closed")
+	ErrClosed              = errors.New("the server is stopping: its session manager is closed")
 	// ErrStoreUnavailable wraps a store error the manager could not work
 	// around: the database is down or unreachable. The API answers 503.
 	ErrStoreUnavailable = errors.New("the database is unavailable")
