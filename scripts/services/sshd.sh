@@ -23,8 +23,8 @@
 #   lines="$(scripts/services/sshd.sh start)" && while read -r l; do export "$l"; done <<<"$lines"
 #
 # State lives in ${PTYHOST_SERVICES_DIR:-<repo>/.services}/sshd: the host key,
-# the client keys, the password and passphrase, sshd_config, the pid file and
-# the log. The server listens only on 127.0.0.1 (port 22022, or the next free
+# the client keys, the passphrase, sshd_config, the pid file and the log; the
+# user's password, the machine's as the user is, in /var/lib/ptyhost-test-sshd. The server listens only on 127.0.0.1 (port 22022, or the next free
 # one), lets in only the user ptyhost-test (public key or password; no PAM),
 # and accepts the env requests LANG, LC_* and PTYHOST_TEST_* only, so tests
 # can exercise both an accepted env request and the refusal fallback. It
@@ -51,7 +51,11 @@ readonly LOG_FILE="$STATE_DIR/sshd.log"
 readonly HOST_KEY="$STATE_DIR/host_ed25519_key"
 readonly CLIENT_KEY="$STATE_DIR/client_ed25519"
 readonly CLIENT_KEY_ENC="$STATE_DIR/client_encrypted_ed25519"
-readonly PASSWORD_FILE="$STATE_DIR/password"
+# The test user is the machine's, not one state dir's: so is its password,
+# which two instances (two clones' test runs) would otherwise set in turn,
+# each failing the other's password tests.
+readonly PASSWORD_DIR=/var/lib/ptyhost-test-sshd
+readonly PASSWORD_FILE="$PASSWORD_DIR/password"
 readonly PASSPHRASE_FILE="$STATE_DIR/passphrase"
 
 # find_sshd prints the absolute path of sshd, or nothing.
@@ -110,6 +114,7 @@ setup_user() {
 		chown "$TEST_USER:" "$home"
 	fi
 	# Password authentication without PAM checks /etc/shadow.
+	(umask 077 && mkdir -p "$PASSWORD_DIR")
 	printf '%s:%s\n' "$TEST_USER" "$(secret_file "$PASSWORD_FILE")" | chpasswd
 }
 
