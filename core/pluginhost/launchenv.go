@@ -1,6 +1,8 @@
 package pluginhost
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
@@ -12,11 +14,17 @@ import (
 // launchSums is what a plugin process was launched with beyond its
 // executable, kept in its reattach record as checksums (the values may be
 // secrets): a later server that reattaches to the process compares them
-// with what it would launch the plugin with, and says which differ.
+// with what it would launch the plugin with, and says which differ. The
+// checksums are HMAC-SHA-256 keyed with a random salt of the record's, so
+// that a copy of the record cannot be matched against checksums computed
+// beforehand, nor a value across records (a record of an earlier version,
+// without a salt, has plain SHA-256 ones).
 // Nothing but the plugin's restart changes a running process's
 // environment, and a reattached process serves the new server's sessions
 // too.
 type launchSums struct {
+	// Salt keys the checksums, hex; "" for plain SHA-256.
+	Salt string `json:"salt,omitempty"`
 	// Args is the checksum of the plugin's arguments.
 	Args string `json:"args"`
 	// Env is, for each variable of the plugin's environment (without
@@ -33,12 +41,20 @@ var volatileEnv = []string{
 }
 
 // launchSums returns the launch sums of s's plugin as this server would
-// launch it now.
+// launch it now, with a new salt.
 func (s *supervised) launchSums() *launchSums {
-	ls := &launchSums{Args: sha256Hex(strings.Join(s.conf.Args, "\x00")), Env: map[string]string{}}
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt) // never fails (crypto/rand)
+	return s.launchSumsSalted(hex.EncodeToString(salt))
+}
+
+// launchSumsSalted is launchSums with the given salt, to compare with a
+// record's.
+func (s *supervised) launchSumsSalted(salt string) *launchSums {
+	ls := &launchSums{Salt: salt, Args: keyedSum(salt, strings.Join(s.conf.Args, "\x00")), Env: map[string]string{}}
 	for _, kv := range s.conf.environ(s.builtin, os.Environ()) {
 		name, value, _ := strings.Cut(kv, "=")
-		ls.Env[name] = sha256Hex(value) // later entries win, as in exec
+		ls.Env[name] = keyedSum(salt, value) // later entries win, as in exec
 	}
 	return ls
 }
@@ -61,8 +77,14 @@ func (old *launchSums) differences(now *launchSums) (names []string, args bool) 
 	return names, old.Args != now.Args
 }
 
-// sha256Hex is the hex SHA-256 of s.
-func sha256Hex(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
+// keyedSum is the hex HMAC-SHA-256 of s keyed with salt, or its plain
+// SHA-256 without one.
+func keyedSum(salt, s string) string {
+	if salt == "" {
+		h := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(h[:])
+	}
+	mac := hmac.New(sha256.New, []byte(salt))
+	mac.Write([]byte(s))
+	return hex.EncodeToString(mac.Sum(nil))
 }

@@ -194,7 +194,7 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 			"pid", rec.PID, "running", rec.Path, "configured", exe)
 	}
 	if rec.Launch != nil {
-		if names, args := rec.Launch.differences(s.launchSums()); len(names) > 0 || args {
+		if names, args := rec.Launch.differences(s.launchSumsSalted(rec.Launch.Salt)); len(names) > 0 || args {
 			s.log.Warn("reattaching to a plugin process an earlier server launched with other variables or arguments than this one would; "+
 				"new sessions get the earlier ones until the plugin restarts ('ptyhost plugins restart NAME', which ends its sessions)",
 				"pid", rec.PID, "variables", strings.Join(names, ","), "args_changed", args)

@@ -6,8 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -800,6 +802,22 @@ func TestReattachWarnsOfAnotherLaunch(t *testing.T) {
 		}
 	}
 	logs.store.mu.Unlock()
+	// The record's checksums are salted: a value's plain SHA-256 (one
+	// computed beforehand, or in another record) is not in it.
+	records, _ := filepath.Glob(filepath.Join(opts.SocketDir, "*"+recordSuffix))
+	if len(records) == 0 {
+		t.Fatal("no reattach record")
+	}
+	plain := sha256.Sum256([]byte("one"))
+	for _, r := range records {
+		b, err := os.ReadFile(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), hex.EncodeToString(plain[:])) || !strings.Contains(string(b), `"salt":`) {
+			t.Errorf("%s holds a plain checksum of a variable, or no salt", r)
+		}
+	}
 	p.Detach(ctx)
 
 	t.Setenv("REATTACH_TEST_SECRET", "two")
