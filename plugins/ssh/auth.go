@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -96,12 +95,15 @@ func loadCredentials(ep *endpoint, getenv func(string) string) (*credentials, er
 // loadIdentity reads a private key file, decrypting it with the passphrase
 // in the variable passphraseEnv names.
 func loadIdentity(path, passphraseEnv string, getenv func(string) string) (ssh.Signer, error) {
-	pem, err := os.ReadFile(path)
+	pem, fi, err := readConfigFile("identity_file", path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("identity_file %s does not exist", path)
 		}
-		return nil, fmt.Errorf("identity_file: %w", err)
+		return nil, err
+	}
+	if err := keyTooOpen(path, fi); err != nil {
+		return nil, err
 	}
 	signer, err := ssh.ParsePrivateKey(pem)
 	var missing *ssh.PassphraseMissingError

@@ -360,7 +360,10 @@ func resolveEndpoint(ep endpoint, target *endpoint, prefix string) (endpoint, er
 }
 
 // hostName checks a host field and returns it without the brackets of a
-// bracketed IPv6 address. A host is a DNS name or an IP address, nothing
+// bracketed IPv6 address, a name in lower case and an address in its
+// canonical form: known_hosts is matched as OpenSSH matches it, and a host
+// written in other case must not miss a pinned entry (accept-new would
+// then add the key a server offers). A host is a DNS name or an IP address, nothing
 // else: the host is the name accept-new writes into known_hosts, where
 // "*", "a,b" or "!a" would be a pattern vouching for other hosts too, and
 // a leading '-' could pass for an option.
@@ -368,12 +371,12 @@ func hostName(host string) (string, bool) {
 	if inner, ok := strings.CutPrefix(host, "["); ok {
 		inner, ok = strings.CutSuffix(inner, "]")
 		if a, err := netip.ParseAddr(inner); ok && err == nil && a.Is6() && zoneName(a.Zone()) {
-			return inner, true
+			return a.String(), true
 		}
 		return "", false
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		return host, zoneName(a.Zone())
+		return a.String(), zoneName(a.Zone())
 	}
 	// A fully qualified name may end in a dot.
 	name := strings.TrimSuffix(host, ".")
@@ -385,7 +388,7 @@ func hostName(host string) (string, bool) {
 			return "", false
 		}
 	}
-	return host, true
+	return strings.ToLower(host), true
 }
 
 // nameLabel reports whether s is a label of a host name: 1 to 63 letters,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,14 +177,21 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 // Host names and IP addresses are accepted, a bracketed IPv6 address
-// without its brackets.
+// without its brackets; names in lower case and addresses in their
+// canonical form, as OpenSSH looks them up in known_hosts: "LOCALHOST"
+// kept as given missed the pinned "localhost" entry, and accept-new added
+// the key the server offered.
 func TestParseConfigHosts(t *testing.T) {
 	for _, tt := range []struct{ host, want string }{
 		{"example.com", "example.com"},
 		{"example.com.", "example.com."},
 		{"db-1.prod_eu.internal", "db-1.prod_eu.internal"},
 		{"localhost", "localhost"},
-		{"DB1", "DB1"},
+		{"DB1", "db1"},
+		{"LOCALHOST", "localhost"},
+		{"Example.COM.", "example.com."},
+		{"FE80::1", "fe80::1"},
+		{"[2001:DB8:0:0::5]", "2001:db8::5"},
 		{"10.0.0.5", "10.0.0.5"},
 		{"::1", "::1"},
 		{"[::1]", "::1"},
@@ -237,6 +245,15 @@ func TestLoadCredentials(t *testing.T) {
 	encrypted := filepath.Join(dir, "encrypted")
 	writeKey(t, plain, "")
 	writeKey(t, encrypted, "s3cret")
+	open := filepath.Join(dir, "open")
+	writeKey(t, open, "")
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{"PASS": "s3cret", "WRONG": "nope", "PW": "pw"}
 	getenv := func(k string) string { return env[k] }
 	yes := true
@@ -253,6 +270,10 @@ func TestLoadCredentials(t *testing.T) {
 		{"wrong passphrase", endpoint{IdentityFile: encrypted, PassphraseEnv: "WRONG"}, "the passphrase in $WRONG is wrong", ""},
 		{"missing key", endpoint{IdentityFile: filepath.Join(dir, "nope")}, "does not exist", ""},
 		{"not a key", endpoint{IdentityFile: "/etc/hostname"}, "identity_file /etc/hostname", ""},
+		// Refused at once: reading a FIFO waited for a writer, for ever.
+		{"a FIFO", endpoint{IdentityFile: fifo}, "is not a regular file", ""},
+		{"a device", endpoint{IdentityFile: "/dev/zero"}, "is not a regular file", ""},
+		{"readable by others", endpoint{IdentityFile: open}, "can be read by other users (mode 0644)", ""},
 		{"password", endpoint{PasswordEnv: "PW"}, "", "password from $PW"},
 		{"password unset", endpoint{PasswordEnv: "UNSET"}, "password_env: UNSET is not set", ""},
 		{"agent without socket", endpoint{Agent: &yes}, "SSH_AUTH_SOCK is not set", ""},

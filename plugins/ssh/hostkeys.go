@@ -236,13 +236,13 @@ type knownHostsDB struct {
 // loadKnownHosts parses a known_hosts file; a missing file knows no host.
 func loadKnownHosts(path string) (*knownHostsDB, error) {
 	kh := &knownHostsDB{path: path, cas: map[int]ssh.PublicKey{}}
-	data, err := os.ReadFile(path)
+	data, _, err := readConfigFile("known_hosts", path)
 	if errors.Is(err, fs.ErrNotExist) {
 		kh.check, err = knownhosts.New()
 		return kh, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("known_hosts %s: %w", path, err)
+		return nil, err
 	}
 	if kh.check, err = knownhosts.New(path); err != nil {
 		return nil, fmt.Errorf("known_hosts %s: %w", path, err)

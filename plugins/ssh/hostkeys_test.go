@@ -15,7 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
@@ -291,5 +293,29 @@ func TestHostKeyAcceptNew(t *testing.T) {
 				t.Errorf("strict after accept-new: %v", err)
 			}
 		})
+	}
+}
+
+// A known_hosts that is a FIFO or a device is refused at once: reading a
+// FIFO waited for a writer, and /dev/zero had no end.
+func TestKnownHostsNotARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := loadKnownHosts(path)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "known_hosts "+path+" is not a regular file") {
+				t.Errorf("loadKnownHosts(%s): %v, want it refused", path, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("loadKnownHosts(%s) did not return", path)
+		}
 	}
 }

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// maxConfigFile bounds an identity or known_hosts file: either is a few
+// KiB, and a path to /dev/zero must not be read without end.
+const maxConfigFile = 4 << 20
+
+// readConfigFile reads the regular file at path, which the config names
+// as what (its errors say so): a FIFO or a device is refused (opening a FIFO for reading
+// waits for a writer: a plugin thread, and the environment's creation,
+// held until one came), and so is a file larger than maxConfigFile. It
+// returns the file's information with its bytes; a missing file's error
+// wraps fs.ErrNotExist.
+func readConfigFile(what, path string) ([]byte, fs.FileInfo, error) {
+	// O_NONBLOCK: a FIFO opens at once, to be refused below; a regular
+	// file reads as without it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fi, fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fi, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(data) > maxConfigFile {
+		return nil, fi, fmt.Errorf("%s %s is larger than %d MiB", what, path, maxConfigFile>>20)
+	}
+	return data, fi, nil
+}
+
+// keyTooOpen refuses, as OpenSSH does, a private key of this user's that
+// others may read.
+func keyTooOpen(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	return fmt.Errorf("identity_file %s can be read by other users (mode %04o): chmod 600 it (OpenSSH refuses such a key too)", path, fi.Mode().Perm())
+}
