@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -93,23 +94,48 @@ func (p *sshPTY) signalGroup(sig string) {
 }
 
 // run runs cmd on a session channel of its own on c, and waits (at most
-// timeout) for it to end. The channel counts as open while it runs, as it
-// holds one of the server's sessions.
+// timeout) for the channel to open and then for cmd to end: a connection
+// gone silent must not hold a Kill, or a Close, for as long as it takes to
+// be found dead. A channel the server opens after that is closed at once.
+// The channel counts as open while it runs, as it holds one of the
+// server's sessions.
 func (c *conn) run(cmd string, timeout time.Duration) error {
-	c.openMu.Lock()
-	sess, err := c.link.client.NewSession()
-	if err == nil {
-		c.sessionOpened()
+	type opened struct {
+		sess *ssh.Session
+		err  error
 	}
-	c.openMu.Unlock()
-	if err != nil {
-		return err
+	ch := make(chan opened, 1)
+	go func() {
+		c.openMu.Lock()
+		sess, err := c.link.client.NewSession()
+		if err == nil {
+			c.sessionOpened()
+		}
+		c.openMu.Unlock()
+		ch <- opened{sess, err}
+	}()
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	var o opened
+	select {
+	case o = <-ch:
+	case <-wait.C:
+		go func() {
+			if late := <-ch; late.err == nil {
+				_ = late.sess.Close()
+				c.sessionClosed()
+			}
+		}()
+		return fmt.Errorf("the server opened no channel within %v", timeout)
+	}
+	if o.err != nil {
+		return o.err
 	}
 	defer c.sessionClosed()
-	defer sess.Close()
-	t := time.AfterFunc(timeout, func() { _ = sess.Close() })
+	defer o.sess.Close()
+	t := time.AfterFunc(timeout, func() { _ = o.sess.Close() })
 	defer t.Stop()
-	return sess.Run(cmd)
+	return o.sess.Run(cmd)
 }
 
 // Close implements shared.PTY: SIGKILL to the session's process group if

@@ -322,6 +322,28 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a frozen host does not hold a destroy", func(t *testing.T) {
+		t.Parallel()
+		priv := s.startPrivate(t)
+		env := srv.CreateEnvironment(t, "ssh-frozen-destroy", "SSH", s.config(t, priv.port, map[string]any{"keepalive_interval": "0s"}))
+		id := srv.CreateSession(t, map[string]any{"environment_id": env, "command": []string{"/bin/sh"}})
+		c := srv.Attach(t, id)
+		c.Send("echo alive\r")
+		c.WaitOutput("alive\r\n")
+		// Gone silent, and no keepalive to find it dead: the destroy's
+		// kill, then its close, each wait a bounded time for the channel
+		// they open to signal the group (the server's kill wait, 10 s,
+		// then 2 s), not for as long as the connection lasts.
+		priv.signal(syscall.SIGSTOP)
+		start := time.Now()
+		if code, out := srv.Request(t, "DELETE", "/api/v1/sessions/"+id, nil); code != 204 {
+			t.Fatalf("DELETE: %d %v", code, out)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("destroying a session of a frozen host took %v", d)
+		}
+	})
+
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
 		env := srv.CreateEnvironment(t, "ssh-refused", "SSH", s.config(t, freePort(t), nil))
