@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -133,7 +134,11 @@ func loadIdentity(path, passphraseEnv string, getenv func(string) string) (ssh.S
 // keys (identity files first, then the agent's keys), then the password,
 // also as keyboard-interactive for servers that only offer that — and a
 // function that releases the agent connection once the handshake is over.
-func (c *credentials) methods() ([]ssh.AuthMethod, func()) {
+// The agent is given until ctx's deadline (agentTimeout without one): an
+// agent that does not answer (a stalled forwarded agent, one waiting for
+// a confirmation) must not hold the handshake, which closing the server's
+// connection does not end while it waits for the agent.
+func (c *credentials) methods(ctx context.Context) ([]ssh.AuthMethod, func()) {
 	var agentConn net.Conn
 	var methods []ssh.AuthMethod
 	if len(c.signers) > 0 || c.agentSock != "" {
@@ -148,6 +153,11 @@ func (c *credentials) methods() ([]ssh.AuthMethod, func()) {
 				return signers, nil
 			}
 			agentConn = conn
+			deadline, ok := ctx.Deadline()
+			if !ok {
+				deadline = time.Now().Add(agentTimeout)
+			}
+			_ = conn.SetDeadline(deadline)
 			keys, err := agent.NewClient(conn).Signers()
 			if err != nil {
 				c.setAgentErr(err)
@@ -177,6 +187,10 @@ func (c *credentials) methods() ([]ssh.AuthMethod, func()) {
 		}
 	}
 }
+
+// agentTimeout bounds the agent's answers in a handshake without a
+// deadline.
+const agentTimeout = 30 * time.Second
 
 func (c *credentials) setAgentErr(err error) {
 	c.mu.Lock()

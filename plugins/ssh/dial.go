@@ -117,7 +117,7 @@ func (d *dialer) handshake(ctx context.Context, nc net.Conn, ep *endpoint, cfg *
 		nc.Close()
 		return nil, fmt.Errorf("ssh: %s%s: %w", what, ep.addr(), err)
 	}
-	methods, releaseAgent := creds.methods()
+	methods, releaseAgent := creds.methods(ctx)
 	defer releaseAgent()
 	cc := &ssh.ClientConfig{
 		User:              ep.User,
