@@ -159,3 +159,26 @@ func TestRestartInPlaceKeepsTheCursor(t *testing.T) {
 		t.Errorf("after the restart the terminal shows %q, want the old lines, then the new program's output", lines[:min(len(lines), 4)])
 	}
 }
+
+// TestHugeLineCountsDoNotFreeze: output asking to scroll, insert or
+// delete 99,999,999 lines (twelve bytes; xterm.js runs each once per
+// line) froze the tab for minutes, and again at each replay; the page
+// caps the counts at its rows, also when a sequence is cut between two
+// writes, live and in the replay.
+func TestHugeLineCountsDoNotFreeze(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, e2etest.Options{})
+	goFile := filepath.Join(t.TempDir(), "go")
+	script := fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.05; done; printf 'before\r\n\033[9999'; sleep 0.3; `+
+		`printf '9999S\033[99999999T\033[99999999L\033[99999999M'; printf 'after\r\n'; exec sleep 1000`, goFile)
+	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c", script}})
+	p := newTab(t, "huge-counts")
+	p.attach(srv, id)
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLine("after")
+	p2 := p.sibling("huge-counts-replay")
+	p2.attach(srv, id)
+	p2.waitLine("after")
+}

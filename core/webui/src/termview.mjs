@@ -5,6 +5,7 @@ import { FitAddon } from './vendor/addon-fit.mjs';
 import { WebLinksAddon } from './vendor/addon-web-links.mjs';
 import { WebglAddon } from './vendor/addon-webgl.mjs';
 import { exitText } from './api.mjs';
+import { LineClamp } from './clamp.mjs';
 import { Attachment } from './conn.mjs';
 import { notice } from './notice.mjs';
 import { currentTheme, onThemeChange } from './theme.mjs';
@@ -95,6 +96,7 @@ export class TerminalView {
       theme: currentTheme(),
     });
     this.term = term;
+    this.clamp = new LineClamp(() => term.rows);
     this.fit = new FitAddon();
     term.loadAddon(this.fit);
     term.loadAddon(new WebLinksAddon());
@@ -114,6 +116,7 @@ export class TerminalView {
       // for write() over the replay.
       reset: () => {
         this.resets++;
+        this.clamp = new LineClamp(() => term.rows); // what it held was cut off
         term.write('\x1bc');
       },
       modes: (data) => term.write(data),
@@ -187,7 +190,7 @@ export class TerminalView {
         this.history = history;
       });
     }
-    this.term.write(bytes);
+    this.term.write(this.clamp.feed(bytes));
   }
 
   // ignoreHistoryQueries makes the terminal leave the queries in the
