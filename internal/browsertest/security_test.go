@@ -48,6 +48,15 @@ func TestToken(t *testing.T) {
 		t.Error("the token dialog closed after a wrong token")
 	}
 
+	// A token a browser cannot send in a header (an em dash from smart
+	// punctuation) is refused at entry with why: sent, fetch threw, which
+	// read as "cannot reach the server", and the dialog never came back.
+	p.do("submit a token beyond ASCII",
+		chromedp.SetValue(chromedp.CSS("#token-input"), "wrong\u2014"+testToken),
+		chromedp.Click(chromedp.CSS("#token-submit")))
+	p.waitFor("the beyond-ASCII message", `document.querySelector("#token-dialog").open && /beyond ASCII/.test(document.querySelector("#token-error").textContent)`,
+		`[document.querySelector("#token-error").textContent, document.querySelector("#token-dialog").open]`)
+
 	p.do("submit the right token",
 		chromedp.SetValue(chromedp.CSS("#token-input"), testToken),
 		chromedp.Click(chromedp.CSS("#token-submit")))

@@ -28,6 +28,13 @@ export function setToken(token) {
   }
 }
 
+// sendableToken reports whether a browser can send token in a header:
+// printable ASCII (a token with an em dash, as smart punctuation makes of
+// a pasted "--", is not).
+export function sendableToken(token) {
+  return /^[\x20-\x7e]+$/.test(token);
+}
+
 // APIError carries the HTTP status (0 when the server could not be
 // reached) and the server's JSON body, whose `error` is the message.
 export class APIError extends Error {
@@ -65,6 +72,13 @@ function askForToken(wrong) {
 export async function api(method, path, body) {
   for (;;) {
     const sent = getToken();
+    if (sent && !sendableToken(sent) && onUnauthorized) {
+      // Kept from before the dialog refused such tokens: fetch would
+      // throw building the header, which reads as "cannot reach".
+      setToken('');
+      await askForToken(true);
+      continue;
+    }
     const headers = { Accept: 'application/json' };
     if (sent) headers.Authorization = 'Bearer ' + sent;
     const init = { method, headers, cache: 'no-store', credentials: 'same-origin' };
@@ -158,7 +172,7 @@ export function exitText({ code, signal, reason }) {
   if (signal) text = `killed by ${signal}`;
   else if (code !== null && code !== undefined) text = `exited with code ${code}`;
   else text = 'ended';
-  if (reason) text += ` (${REASONS[reason] || reason})`;
+  if (reason) text += ` (${Object.hasOwn(REASONS, reason) ? REASONS[reason] : reason})`;
   return text;
 }
 

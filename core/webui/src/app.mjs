@@ -3,7 +3,7 @@
 // attached to ID, #/s/ID?mode=read a read-only viewer. The page's own
 // query says how to render: ?renderer=dom forces xterm's DOM renderer.
 
-import { api, setToken, setUnauthorizedHandler } from './api.mjs';
+import { api, sendableToken, setToken, setUnauthorizedHandler } from './api.mjs';
 import { CreateForm } from './create.mjs';
 import { SessionList } from './list.mjs';
 import { notice } from './notice.mjs';
@@ -66,6 +66,11 @@ function askToken(wrong) {
       ev.preventDefault();
       const token = input.value.trim();
       if (!token) return;
+      if (!sendableToken(token)) {
+        error.textContent =
+          'This token has a character beyond ASCII (smart punctuation such as “—” from a paste, say), which a browser cannot send. Paste it again as plain text.';
+        return;
+      }
       form.onsubmit = null;
       setToken(token);
       dialog.close();

@@ -115,9 +115,13 @@ export class SessionList {
   render(sessions) {
     const now = Date.now();
     const keep = new Set();
+    // The rows by id, looked up once each: a search of the rows per
+    // session took 20 s for 10,000 sessions.
+    const rows = new Map();
+    for (const tr of this.tbody.children) rows.set(tr.dataset.sessionId, tr);
     sessions.forEach((s, i) => {
       keep.add(s.id);
-      let tr = this.row(s.id);
+      let tr = rows.get(s.id);
       if (!tr) tr = this.newRow(s.id);
       this.fill(tr, s, now);
       // Move a row only when it is out of place: moving the row that
@@ -128,11 +132,6 @@ export class SessionList {
       if (!keep.has(tr.dataset.sessionId)) tr.remove();
     }
     this.empty.hidden = sessions.length > 0;
-  }
-
-  row(id) {
-    for (const tr of this.tbody.children) if (tr.dataset.sessionId === id) return tr;
-    return null;
   }
 
   newRow(id) {
