@@ -206,8 +206,13 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
 }
 
+// writeJSON answers v as JSON with code. No answer is kept by a cache (a
+// session's list, a token's scope: a GET with the legacy ?access_token=
+// would otherwise be kept under its URL), nor read as anything but JSON.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }

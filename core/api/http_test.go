@@ -85,6 +85,15 @@ func TestRESTSessions(t *testing.T) {
 	if code, body := api.do(t, "GET", "/api/v1/sessions", ""); code != 200 || len(body["sessions"].([]any)) != 1 {
 		t.Errorf("list: %d %v", code, body)
 	}
+	// No answer is kept by a cache, nor read as other than JSON.
+	res, err := http.Get(api.srv.URL + "/api/v1/sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if cc, nosniff := res.Header.Get("Cache-Control"), res.Header.Get("X-Content-Type-Options"); cc != "no-store" || nosniff != "nosniff" {
+		t.Errorf("list's Cache-Control %q, X-Content-Type-Options %q; want no-store, nosniff", cc, nosniff)
+	}
 	for range 2 { // idempotent
 		if code, _ := api.do(t, "DELETE", "/api/v1/sessions/s1", ""); code != 204 {
 			t.Errorf("delete: %d", code)

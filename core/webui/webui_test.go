@@ -34,6 +34,8 @@ func wantSecurityHeaders(t *testing.T, rec *httptest.ResponseRecorder) {
 		"X-Content-Type-Options":  "nosniff",
 		"Referrer-Policy":         "no-referrer",
 		"X-Frame-Options":         "DENY",
+		// The opener of a page of another site loses its handle.
+		"Cross-Origin-Opener-Policy": "same-origin",
 	}
 	for k, v := range want {
 		if got := rec.Header().Get(k); got != v {
