@@ -73,6 +73,14 @@ func hostKeyServer(t *testing.T, keys ...ssh.Signer) int {
 	for _, k := range keys {
 		cfg.AddHostKey(k)
 	}
+	return serveSSH(t, cfg)
+}
+
+// serveSSH serves SSH handshakes with cfg on a loopback port and returns
+// the port. It opens no channel; its connections end when the client's
+// do, or at the test's end.
+func serveSSH(t *testing.T, cfg *ssh.ServerConfig) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
