@@ -161,9 +161,9 @@ const storeTimeout = 5 * time.Second
 // asked; the plugin has Options.SpawnTimeout to start it, whatever ctx
 // allows or however it ends (a client that hung up does not cancel the
 // start, which goes on to its end and its record); past that the start is
-// cancelled and the error wraps ErrSpawn and ErrPluginTimeout. A DestroySession meanwhile
-// cancels the start as well: the session is recorded TERMINATED and the
-// error wraps ErrSessionNotFound.
+// cancelled and the error wraps ErrSpawn and ErrPluginTimeout. A
+// DestroySession meanwhile cancels the start as well: the session is
+// recorded TERMINATED and the error wraps ErrSessionNotFound.
 func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (SessionRecord, error) {
 	if err := opts.normalize(); err != nil {
 		return SessionRecord{}, err
@@ -347,8 +347,9 @@ func (m *Manager) run(s *session) {
 
 // destroyedWhileStarting records s, publishes SessionDestroyed and
 // returns an error if s was destroyed or hung up while it was starting;
-// teardown left both to the create. The error wraps ErrSessionNotFound, as a restart's does when
-// its session is destroyed meanwhile: the session is gone.
+// teardown left both to the create. The error wraps ErrSessionNotFound,
+// as a restart's does when its session is destroyed meanwhile: the
+// session is gone.
 func (m *Manager) destroyedWhileStarting(s *session) error {
 	s.mu.Lock()
 	if s.state == stateStarting {
