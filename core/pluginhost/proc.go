@@ -231,11 +231,17 @@ func (r *procRunner) processID() int {
 // debug level only (lines that are not hclog's JSON): most often the
 // plugin's own reason.
 func (r *procRunner) Diagnose(ctx context.Context) string {
+	// go-plugin asks when the plugin's stdout ended, which comes a moment
+	// before its exit is seen (or when a start timed out: then it runs on).
+	settle := time.NewTimer(pluginDrainTimeout)
+	defer settle.Stop()
 	select {
 	case <-r.died:
-	default:
+	case <-settle.C:
 		return fmt.Sprintf("the plugin %s did not speak the go-plugin handshake on its stdout: "+
 			"is it a ptyhost plugin, built for this system, executable by this user?", r.Name())
+	case <-ctx.Done():
+		return fmt.Sprintf("the plugin %s did not speak the go-plugin handshake on its stdout", r.Name())
 	}
 	// Its pipes drained and its status known, within a moment.
 	wait, cancel := context.WithTimeout(ctx, pluginDrainTimeout+time.Second)
