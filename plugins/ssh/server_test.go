@@ -33,6 +33,19 @@ func contains(v any, s string) bool { return strings.Contains(fmt.Sprint(v), s) 
 func TestServer(t *testing.T) {
 	s := testSSHD(t)
 	srv := startServer(t)
+	// aliveShell starts a private sshd the test may freeze, an environment
+	// name on it with settings, and a shell session there, attached and
+	// answering.
+	aliveShell := func(t *testing.T, name string, settings map[string]any) (*privateSSHD, string, *e2etest.Term) {
+		t.Helper()
+		priv := s.startPrivate(t)
+		env := srv.CreateEnvironment(t, name, "SSH", s.config(t, priv.port, settings))
+		id := srv.CreateSession(t, map[string]any{"environment_id": env, "command": []string{"/bin/sh"}})
+		c := srv.Attach(t, id)
+		c.Send("echo alive\r")
+		c.WaitOutput("alive\r\n")
+		return priv, id, c
+	}
 
 	t.Run("type, size, resize, pwd, env, exit", func(t *testing.T) {
 		t.Parallel()
@@ -292,12 +305,7 @@ func TestServer(t *testing.T) {
 
 	t.Run("keepalive detects a dead connection", func(t *testing.T) {
 		t.Parallel()
-		priv := s.startPrivate(t)
-		env := srv.CreateEnvironment(t, "ssh-keepalive", "SSH", s.config(t, priv.port, map[string]any{"keepalive_interval": "300ms", "keepalive_count": 2}))
-		id := srv.CreateSession(t, map[string]any{"environment_id": env, "command": []string{"/bin/sh"}})
-		c := srv.Attach(t, id)
-		c.Send("echo alive\r")
-		c.WaitOutput("alive\r\n")
+		priv, id, c := aliveShell(t, "ssh-keepalive", map[string]any{"keepalive_interval": "300ms", "keepalive_count": 2})
 		// Freeze the server: the TCP connection stays up, nothing answers.
 		priv.signal(syscall.SIGSTOP)
 		start := time.Now()
@@ -314,7 +322,7 @@ func TestServer(t *testing.T) {
 			t.Errorf("session = %v", rec)
 		}
 		// A frozen host does not hang a create past connect_timeout.
-		env = srv.CreateEnvironment(t, "ssh-frozen", "SSH", s.config(t, priv.port, map[string]any{"connect_timeout": "1s"}))
+		env := srv.CreateEnvironment(t, "ssh-frozen", "SSH", s.config(t, priv.port, map[string]any{"connect_timeout": "1s"}))
 		start = time.Now()
 		code, out := srv.Request(t, "POST", "/api/v1/sessions", map[string]any{"environment_id": env, "command": []string{"true"}})
 		if code != 503 || !contains(out["error"], "1s (connect_timeout)") || time.Since(start) > 4*time.Second {
@@ -324,12 +332,7 @@ func TestServer(t *testing.T) {
 
 	t.Run("a frozen host does not hold a destroy", func(t *testing.T) {
 		t.Parallel()
-		priv := s.startPrivate(t)
-		env := srv.CreateEnvironment(t, "ssh-frozen-destroy", "SSH", s.config(t, priv.port, map[string]any{"keepalive_interval": "0s"}))
-		id := srv.CreateSession(t, map[string]any{"environment_id": env, "command": []string{"/bin/sh"}})
-		c := srv.Attach(t, id)
-		c.Send("echo alive\r")
-		c.WaitOutput("alive\r\n")
+		priv, id, _ := aliveShell(t, "ssh-frozen-destroy", map[string]any{"keepalive_interval": "0s"})
 		// Gone silent, and no keepalive to find it dead: the destroy's
 		// kill, then its close, each wait a bounded time for the channel
 		// they open to signal the group (the server's kill wait, 10 s,
