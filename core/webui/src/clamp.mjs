@@ -12,6 +12,7 @@ const FINALS = new Set([0x53, 0x54, 0x4c, 0x4d]); // S T L M
 // at most this long (ESC [ and the digits of a count); longer, it is
 // nothing a terminal sends, and passes as it is.
 const MAX_HELD = 24;
+const encoder = new TextEncoder();
 
 export class LineClamp {
   // rows returns the terminal's rows now.
@@ -51,13 +52,18 @@ export class LineClamp {
       const rows = Math.max(1, this.rows());
       if (j === i + 2 || !FINALS.has(bytes[j]) || count <= rows) continue;
       out ??= [];
-      out.push(bytes.subarray(from, i + 2), new TextEncoder().encode(String(rows)));
+      out.push(bytes.subarray(from, i + 2), encoder.encode(String(rows)));
       from = j;
       i = j;
     }
     if (!out) return bytes;
     if (from < bytes.length && !this.held) out.push(bytes.subarray(from));
     return concat(out);
+  }
+
+  // drop forgets a sequence held: the output starts afresh (a reset).
+  drop() {
+    this.held = null;
   }
 
   hold(bytes, i, out, from) {

@@ -116,7 +116,7 @@ export class TerminalView {
       // for write() over the replay.
       reset: () => {
         this.resets++;
-        this.clamp = new LineClamp(() => term.rows); // what it held was cut off
+        this.clamp.drop(); // what it held was cut off
         term.write('\x1bc');
       },
       modes: (data) => term.write(data),
