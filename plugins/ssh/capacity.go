@@ -84,7 +84,9 @@ func (c *conn) openCount() int {
 func (c *conn) openSession(ctx context.Context) (*ssh.Session, error) {
 	deadline := time.Now().Add(slotFreeWait)
 	for {
+		stop := c.watchStall(ctx)
 		sess, others, err := c.tryOpen()
+		stop()
 		if err == nil {
 			return sess, nil
 		}

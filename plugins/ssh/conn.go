@@ -32,7 +32,9 @@ type conn struct {
 	// Under pool.mu:
 	refs        int  // Spawns using it, starting or started
 	open        int  // session channels open on it
+	sessions    int  // sessions started on it and not yet closed
 	full        bool // the server refused a session on it; cleared when one ends
+	stuck       bool // the server left a session's start unanswered (stall.go)
 	lingerTimer *time.Timer
 
 	// openMu serialises channel opens, so that open is exact when the

@@ -145,7 +145,7 @@ func (c *conn) run(cmd string, timeout time.Duration) error {
 func (p *sshPTY) Close() error {
 	p.closeOnce.Do(func() {
 		p.shut()
-		p.conn.pool.release(p.conn)
+		p.conn.pool.sessionEnded(p.conn)
 	})
 	return nil
 }

@@ -71,7 +71,7 @@ func (g *group) remove(c *conn) {
 
 // hasRoom reports whether a session may go to c. pool.mu must be held.
 func (g *group) hasRoom(c *conn) bool {
-	return !c.isDead() && !c.full && (g.perConn == 0 || c.refs < g.perConn)
+	return !c.isDead() && !c.full && !c.stuck && (g.perConn == 0 || c.refs < g.perConn)
 }
 
 // acquire returns a live connection of the environment with room for a
@@ -167,6 +167,16 @@ func (p *pool) get(key, envID string, cfg *config) (*conn, error) {
 // fullError is the error of a Spawn that finds every connection of the
 // group full. pool.mu must be held.
 func (g *group) fullError(cfg *config) error {
+	stuck := 0
+	for _, c := range g.conns {
+		if c.stuck && !c.isDead() {
+			stuck++
+		}
+	}
+	if stuck > 0 {
+		return fmt.Errorf("%w: ssh: all %d connections to %s (max_connections) are in use, %d of them by sessions the server no longer starts others beside; they close when those sessions end",
+			shared.ErrUnavailable, cfg.MaxConnections, cfg.Target.addr(), stuck)
+	}
 	per := "as many sessions as the server allows"
 	if g.perConn > 0 {
 		per = fmt.Sprintf("%d sessions, as many as the server allows on one", g.perConn)

@@ -121,18 +121,12 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 	for _, k := range req.UnsetEnv {
 		delete(env, k)
 	}
-	exports, err := c.setenv(sess, env)
+	nonce := newNonce()
+	stop := c.watchStall(ctx)
+	exports, err := c.request(sess, req, cfg, env, nonce)
+	stop()
 	if err != nil {
 		return nil, err
-	}
-	size := req.Size
-	if err := sess.RequestPty(termType, int(size.Rows), int(size.Cols), terminalModes); err != nil {
-		return nil, c.startError("allocate a terminal (pty-req)", err)
-	}
-	nonce := newNonce()
-	script := remoteScript{unset: req.UnsetEnv, exports: exports, dir: req.Dir, argv: req.Command, shell: cfg.Shell, nonce: nonce}
-	if err := sess.Start(script.String()); err != nil {
-		return nil, c.startError("run the command (exec request)", err)
 	}
 	started = true
 	go p.wait()
@@ -144,6 +138,23 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 		log.Debug("the server refused env requests; exported in the command instead", "names", slices.Sorted(maps.Keys(exports)))
 	}
 	return p, nil
+}
+
+// request sends a session's env requests, its pty-req and its exec
+// request, each of which waits for the server's answer.
+func (c *conn) request(sess *ssh.Session, req shared.SpawnRequest, cfg *config, env map[string]envVar, nonce string) (exports map[string]string, err error) {
+	if exports, err = c.setenv(sess, env); err != nil {
+		return nil, err
+	}
+	size := req.Size
+	if err := sess.RequestPty(termType, int(size.Rows), int(size.Cols), terminalModes); err != nil {
+		return nil, c.startError("allocate a terminal (pty-req)", err)
+	}
+	script := remoteScript{unset: req.UnsetEnv, exports: exports, dir: req.Dir, argv: req.Command, shell: cfg.Shell, nonce: nonce}
+	if err := sess.Start(script.String()); err != nil {
+		return nil, c.startError("run the command (exec request)", err)
+	}
+	return exports, nil
 }
 
 // sessionEnv is what a session's env requests carry: LANG and LC_* of the

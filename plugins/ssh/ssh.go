@@ -199,9 +199,15 @@ func (s *SSH) start(ctx context.Context, req shared.SpawnRequest, cfg *config, l
 		}
 		p, err := c.startSession(ctx, req, cfg, log)
 		if err == nil {
+			s.pool.sessionStarted(c)
 			return p, nil
 		}
 		s.pool.release(c)
+		if s.pool.isStuck(c) && ctx.Err() == nil && attempt < attempts {
+			// Closed under this start because an earlier one stalled on it.
+			log.Debug("connection stuck; trying another", "reason", err)
+			continue
+		}
 		if !errors.Is(err, errConnFull) {
 			return nil, err
 		}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// A server can go on answering keepalives while it never answers a
+// session's channel open, pty-req, env or exec request: sshd stuck on a
+// full disk or a hung PAM module, a middlebox that drops one direction of
+// a channel. x/crypto's requests take no context, so a Spawn that runs out
+// of its connect_timeout leaves its start blocked on the connection, and
+// the start keeps its reference: the connection never lingers out, and
+// every later Spawn of the environment, sent to the same connection, waits
+// out its own connect_timeout behind the first. So a start the server
+// leaves unanswered past its deadline makes the connection stuck: no new
+// session goes to it, and it is closed as soon as it holds no started
+// session (at once if it holds none), which also ends the blocked starts.
+// Later Spawns dial another connection, as do the starts that waited
+// behind the stalled one and still have time.
+
+// watchStall marks c stuck if ctx's deadline passes before the returned
+// stop is called. Call it around requests the server must answer.
+func (c *conn) watchStall(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			c.stalled()
+		}
+	})
+}
+
+// stalled marks c stuck, and closes it if no started session is on it.
+func (c *conn) stalled() {
+	p := c.pool
+	p.mu.Lock()
+	if c.stuck || c.isDead() {
+		p.mu.Unlock()
+		return
+	}
+	c.stuck = true
+	sessions := c.sessions
+	p.mu.Unlock()
+	if sessions == 0 {
+		c.log.Warn("the server left a session's start unanswered; closing the connection", "connect_timeout", c.cfg.ConnectTimeout)
+		c.shutdown(stuckReason)
+		return
+	}
+	c.log.Warn("the server left a session's start unanswered; no new session goes to this connection, which closes when its sessions end",
+		"connect_timeout", c.cfg.ConnectTimeout, "sessions", sessions)
+}
+
+// stuckReason is why a stuck connection was closed.
+const stuckReason = "the server left a session's start unanswered for connect_timeout"
+
+// isStuck reports whether c was found stuck.
+func (p *pool) isStuck(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.stuck
+}
+
+// sessionStarted counts a session started on c.
+func (p *pool) sessionStarted(c *conn) {
+	p.mu.Lock()
+	c.sessions++
+	p.mu.Unlock()
+}
+
+// sessionEnded counts a started session of c closed, closes c if it is
+// stuck and held no other, and gives back the session's reference.
+func (p *pool) sessionEnded(c *conn) {
+	p.mu.Lock()
+	c.sessions--
+	closing := c.stuck && c.sessions == 0 && !c.isDead()
+	p.mu.Unlock()
+	if closing {
+		c.log.Debug("closing the stuck connection: its last session ended")
+		c.shutdown(stuckReason)
+	}
+	p.release(c)
+}

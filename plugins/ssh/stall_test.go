@@ -1,0 +1,299 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/ptyhost/ptyhost/shared"
+)
+
+// stallMode says what a stallingServer does with the nth session channel
+// of its conn-th connection (both counted from 0).
+type stallMode func(conn, n int) string
+
+const (
+	answerAll    = "answer"  // a session that starts: it prints the start marker
+	holdOpen     = "open"    // never answer the channel open
+	holdPtyReq   = "pty-req" // accept the channel, never answer its pty-req
+	stallTimeout = "1s"
+)
+
+// stallingServer is an SSH server that logs in with the password "pw",
+// answers keepalives, and does what mode says with session channels. It
+// records each connection's end.
+type stallingServer struct {
+	port int
+	mu   sync.Mutex
+	// ended[i] is closed when the ith connection ended.
+	ended []chan struct{}
+}
+
+var okNonce = regexp.MustCompile(`ptyhost;ok;([0-9a-f]+);`)
+
+func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
+	t.Helper()
+	cfg := &ssh.ServerConfig{
+		PasswordCallback: func(_ ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			if string(pw) == "pw" {
+				return nil, nil
+			}
+			return nil, errors.New("wrong password")
+		},
+	}
+	cfg.AddHostKey(newSigner(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stallingServer{port: ln.Addr().(*net.TCPAddr).Port}
+	var wg sync.WaitGroup
+	var held []net.Conn
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ended := make(chan struct{})
+			s.mu.Lock()
+			index := len(s.ended)
+			s.ended = append(s.ended, ended)
+			held = append(held, nc)
+			s.mu.Unlock()
+			wg.Go(func() {
+				defer close(ended)
+				defer nc.Close()
+				sc, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+				if err != nil {
+					return
+				}
+				go ssh.DiscardRequests(reqs) // keepalives are answered
+				n := 0
+				for nch := range chans {
+					switch mode(index, n) {
+					case holdOpen:
+						// Neither accepted nor rejected.
+					case holdPtyReq:
+						ch, chReqs, err := nch.Accept()
+						if err == nil {
+							go holdPty(ch, chReqs)
+						}
+					default:
+						ch, chReqs, err := nch.Accept()
+						if err == nil {
+							go startShell(ch, chReqs)
+						}
+					}
+					n++
+				}
+				_ = sc.Wait()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		s.mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+// holdPty answers a channel's requests until its pty-req, which it never
+// answers.
+func holdPty(_ ssh.Channel, reqs <-chan *ssh.Request) {
+	for r := range reqs {
+		if r.Type == "pty-req" {
+			continue
+		}
+		_ = r.Reply(false, nil)
+	}
+}
+
+// startShell answers a channel's requests, and prints the start marker
+// of its exec request's script: a session that started, running until
+// the channel closes.
+func startShell(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	for r := range reqs {
+		switch r.Type {
+		case "pty-req":
+			_ = r.Reply(true, nil)
+		case "exec":
+			_ = r.Reply(true, nil)
+			if m := okNonce.FindSubmatch(r.Payload); m != nil {
+				_, _ = ch.Write([]byte(okMarker(string(m[1]), 4242)))
+			}
+		default:
+			_ = r.Reply(false, nil)
+		}
+	}
+}
+
+// connections returns how many connections the server accepted.
+func (s *stallingServer) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ended)
+}
+
+// waitEnded reports whether the ith connection ends within d.
+func (s *stallingServer) waitEnded(i int, d time.Duration) bool {
+	s.mu.Lock()
+	if i >= len(s.ended) {
+		s.mu.Unlock()
+		panic(fmt.Sprintf("connection %d: the server accepted %d", i, len(s.ended)))
+	}
+	ended := s.ended[i]
+	s.mu.Unlock()
+	select {
+	case <-ended:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// stallSSH returns the plugin's environment and a config for srv, with
+// the given linger.
+func stallSSH(t *testing.T, srv *stallingServer, linger string) (*SSH, json.RawMessage) {
+	t.Helper()
+	raw, err := json.Marshal(map[string]any{"host": "127.0.0.1", "port": srv.port, "user": "test",
+		"password_env": "PW", "known_hosts": filepath.Join(t.TempDir(), "known_hosts"), "host_key_check": "accept-new",
+		"connect_timeout": stallTimeout, "linger": linger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := New(nil)
+	env.dialer.getenv = func(k string) string {
+		if k == "PW" {
+			return "pw"
+		}
+		return ""
+	}
+	t.Cleanup(env.Close)
+	return env, raw
+}
+
+// spawnTimesOut spawns on env and wants the connect_timeout's error.
+func spawnTimesOut(t *testing.T, env *SSH, cfg json.RawMessage, id string) {
+	t.Helper()
+	start := time.Now()
+	p, err := env.Spawn(testContext(t), request(id, cfg, "/bin/sh"))
+	if err == nil {
+		p.Close()
+		t.Fatalf("%s: Spawn succeeded on a server that does not answer", id)
+	}
+	if !errors.Is(err, shared.ErrUnavailable) || !strings.Contains(err.Error(), "(connect_timeout)") {
+		t.Fatalf("%s: Spawn: %v, want the connect_timeout's error", id, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("%s: Spawn took %v, want about %s", id, d, stallTimeout)
+	}
+}
+
+// A server that answers keepalives but never a session's channel open
+// (or its pty-req) left the Spawn's start blocked with its reference on
+// the connection: the connection never lingered out, and every later
+// Spawn of the environment went to it and timed out behind the first.
+// Now the connection is closed once a start runs out of connect_timeout
+// on it, and the next Spawn dials a new one.
+func TestStuckConnectionIsClosed(t *testing.T) {
+	for _, mode := range []string{holdOpen, holdPtyReq} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := newStallingServer(t, func(int, int) string { return mode })
+			env, cfg := stallSSH(t, srv, "10m")
+			spawnTimesOut(t, env, cfg, "first")
+			if !srv.waitEnded(0, 5*time.Second) {
+				t.Fatal("the connection on which a start went unanswered is still open")
+			}
+			spawnTimesOut(t, env, cfg, "second")
+			if n := srv.connections(); n != 2 {
+				t.Errorf("%d connections after two Spawns on stuck connections, want 2", n)
+			}
+		})
+	}
+}
+
+// A stuck connection that holds a started session is kept for it, but no
+// new session goes to it: the next Spawn dials another connection, and
+// the stuck one closes once its session ends, not after the linger.
+func TestStuckConnectionKeepsItsSessions(t *testing.T) {
+	// Each connection starts its first session and then holds every
+	// channel open.
+	srv := newStallingServer(t, func(_, n int) string {
+		if n == 0 {
+			return answerAll
+		}
+		return holdOpen
+	})
+	env, cfg := stallSSH(t, srv, "10m")
+	ctx := testContext(t)
+	a, err := env.Spawn(ctx, request("a", cfg, "/bin/sh"))
+	if err != nil {
+		t.Fatalf("the first session: %v", err)
+	}
+	spawnTimesOut(t, env, cfg, "b")
+	if srv.waitEnded(0, 500*time.Millisecond) {
+		t.Fatal("the stuck connection was closed under its started session")
+	}
+	c, err := env.Spawn(ctx, request("c", cfg, "/bin/sh"))
+	if err != nil {
+		t.Fatalf("a session after a stuck start: %v", err)
+	}
+	defer c.Close()
+	if n := srv.connections(); n != 2 {
+		t.Errorf("%d connections, want 2: the stuck one and a new one", n)
+	}
+	a.Close()
+	if !srv.waitEnded(0, 5*time.Second) {
+		t.Error("the stuck connection is still open after its last session ended")
+	}
+	if srv.waitEnded(1, 200*time.Millisecond) {
+		t.Error("the new connection was closed under its session")
+	}
+}
+
+// A Spawn that waited behind a stalled start on the same connection, and
+// still has time when the connection is closed for it, goes on to a new
+// connection.
+func TestStartBehindAStallMovesOn(t *testing.T) {
+	// The first connection holds every channel open; the next answer.
+	srv := newStallingServer(t, func(conn, _ int) string {
+		if conn == 0 {
+			return holdOpen
+		}
+		return answerAll
+	})
+	env, cfg := stallSSH(t, srv, "10m")
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		spawnTimesOut(t, env, cfg, "first")
+	}()
+	// The second Spawn waits behind the first's open on connection 0
+	// (opens go one at a time), with half a second more of its time.
+	time.Sleep(500 * time.Millisecond)
+	p, err := env.Spawn(testContext(t), request("second", cfg, "/bin/sh"))
+	<-first
+	if err != nil {
+		t.Fatalf("a Spawn waiting behind a stalled start: %v, want it started on a new connection", err)
+	}
+	p.Close()
+	if n := srv.connections(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
