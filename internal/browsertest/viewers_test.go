@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,4 +41,51 @@ func TestDisplacedViewerPage(t *testing.T) {
 
 	w.Conn.CloseWith(wsproto.CloseNormal, "")
 	p.waitAttached(id)
+}
+
+// termSize is the page's terminal's size, as "COLSxROWS".
+const termSize = `window.ptyhost.term.cols + "x" + window.ptyhost.term.rows`
+
+// sizeNote is the text of the bar's note that the session is larger than
+// the page draws, or "" while it is not shown.
+const sizeNote = `(() => { const b = document.querySelector("#size-badge"); return b && b.checkVisibility() ? b.textContent : ""; })()`
+
+// A viewer takes the session's size, which a writer may make as large as
+// 1000×1000; a terminal that size froze the tab for seconds (xterm.js in
+// software WebGL). A viewer's terminal is cut to 500×200, and the bar
+// says the session's size; a viewer of a session of a window's size gets
+// that size and no note, also when a writer changes it.
+func TestViewerOfHugeSession(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, e2etest.Options{})
+	huge := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}, "cols": 1000, "rows": 1000})
+	normal := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}, "cols": 100, "rows": 30})
+
+	p := newTab(t, "huge-viewer")
+	// The default renderer, WebGL where Chromium has it, as a user's page.
+	p.navigate(pageURL(srv, "/s/"+huge+"?mode=read", false))
+	p.waitAttached(huge) // the hello has sized the terminal
+	if got := eval[string](p, termSize); got != "500x200" {
+		t.Errorf("a viewer of a 1000×1000 session has a %s terminal, want 500x200", got)
+	}
+	if got := eval[string](p, sizeNote); !strings.Contains(got, "1000×1000") {
+		t.Errorf("the bar's size note is %q, want one saying the session is 1000×1000", got)
+	}
+
+	v := newTab(t, "normal-viewer")
+	v.navigate(pageURL(srv, "/s/"+normal+"?mode=read", true))
+	v.waitAttached(normal)
+	if got := eval[string](v, termSize); got != "100x30" {
+		t.Errorf("a viewer of a 100×30 session has a %s terminal, want 100x30", got)
+	}
+	if got := eval[string](v, sizeNote); got != "" {
+		t.Errorf("a viewer of a 100×30 session notes %q", got)
+	}
+	w := srv.Attach(t, normal)
+	w.Resize(1000, 1000)
+	v.waitFor("the viewer's terminal cut to 500×200, noted", termSize+` === "500x200" && `+sizeNote+`.includes("1000×1000")`,
+		`[`+termSize+`, `+sizeNote+`]`)
+	w.Resize(120, 40)
+	v.waitFor("the viewer's terminal to take 120×40, without a note", termSize+` === "120x40" && `+sizeNote+` === ""`,
+		`[`+termSize+`, `+sizeNote+`]`)
 }

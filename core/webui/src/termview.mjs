@@ -22,6 +22,18 @@ const encoder = new TextEncoder();
 // The largest terminal the protocol allows, either way.
 const MAX_SIZE = 1000;
 
+// The largest terminal a viewer draws. A viewer takes the session's size,
+// which a writer may make anything up to MAX_SIZE either way: 1000×1000 is
+// a million cells and, with WebGL, a canvas of 8,000 × 16,000 pixels,
+// whose first draw in software rendering (a machine without a GPU) froze
+// the tab for seconds, and each frame after it for about a second.
+// 500×200 is more than a whole 4K screen holds at the page's font (about
+// 455×135), so a session sized by a writer's window is shown whole; a
+// larger one is drawn cut to it (lines wrap at 500 columns, and what the
+// program puts below row 200 lands on the last), and the bar says so.
+const VIEW_MAX_COLS = 500;
+const VIEW_MAX_ROWS = 200;
+
 // The queries a terminal answers (xterm.js's handlers that reply): device
 // attributes, device status and cursor position, the mode requests, the
 // setting request (DCS $ q). In the replay they are history: the program
@@ -64,6 +76,7 @@ export class TerminalView {
       badge: document.getElementById('readonly-badge'),
       state: document.getElementById('conn-state'),
       banner: document.getElementById('exit-banner'),
+      size: document.getElementById('size-badge'),
     };
     this.raf = 0;
     this.disposed = false;
@@ -80,9 +93,12 @@ export class TerminalView {
   }
 
   open() {
-    const { host, title, badge, banner } = this.el;
+    const { host, title, badge, banner, size } = this.el;
     title.textContent = this.sessionId;
     badge.hidden = !this.readOnly;
+    size.hidden = true;
+    size.textContent = '';
+    size.title = '';
     banner.hidden = true;
     banner.textContent = '';
     host.replaceChildren();
@@ -124,7 +140,7 @@ export class TerminalView {
       resize: (cols, rows) => {
         // A writer's size is its window's (the fit addon); a viewer shows
         // the session's.
-        if (this.readOnly) term.resize(cols, rows);
+        if (this.readOnly) this.showSize(cols, rows);
       },
       restarted: (history) => {
         term.write(FRESH_MODES);
@@ -219,9 +235,25 @@ export class TerminalView {
     if (cols > MAX_SIZE || rows > MAX_SIZE) this.term.resize(Math.min(cols, MAX_SIZE), Math.min(rows, MAX_SIZE));
   }
 
+  // showSize gives a viewer's terminal the session's size, cols×rows, cut
+  // to VIEW_MAX_COLS×VIEW_MAX_ROWS, and shows the cut in the bar.
+  showSize(cols, rows) {
+    const c = Math.max(1, Math.min(cols, VIEW_MAX_COLS));
+    const r = Math.max(1, Math.min(rows, VIEW_MAX_ROWS));
+    this.term.resize(c, r);
+    const { size } = this.el;
+    const cut = c < cols || r < rows;
+    size.hidden = !cut;
+    size.textContent = cut ? `showing ${c}×${r} of ${cols}×${rows}` : '';
+    size.title = cut
+      ? `The session's terminal is ${cols}×${rows}; a viewer here draws at most ` +
+        `${VIEW_MAX_COLS}×${VIEW_MAX_ROWS}, so what the program puts beyond that is out of place.`
+      : '';
+  }
+
   hello(msg) {
     if (this.readOnly) {
-      this.term.resize(msg.cols, msg.rows);
+      this.showSize(msg.cols, msg.rows);
       return;
     }
     // A (re)connected writer asks for its window's size: the server
