@@ -245,3 +245,32 @@ func TestReferencesResolve(t *testing.T) {
 		t.Error("no module imports ./vendor/xterm.mjs")
 	}
 }
+
+// TestTokenFieldNotForPasswordManagers: the token is a bearer secret the
+// page keeps for the tab (sessionStorage), not a password for the
+// browser's password manager to keep and sync. Its field is the token
+// form's only input, autocomplete off, and nothing in the page names a
+// credential to autocomplete (a hidden username beside a current-password
+// field made it a login form to save).
+func TestTokenFieldNotForPasswordManagers(t *testing.T) {
+	index, err := fs.ReadFile(page, "src/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := regexp.MustCompile(`(?s)<form id="token-form"[^>]*>.*?</form>`).Find(index)
+	if form == nil {
+		t.Fatal(`index.html has no <form id="token-form">`)
+	}
+	inputs := regexp.MustCompile(`<input\b[^>]*>`).FindAll(form, -1)
+	if len(inputs) != 1 || !bytes.Contains(inputs[0], []byte(`id="token-input"`)) {
+		t.Fatalf("the token form's inputs are %q, want the token's field alone", inputs)
+	}
+	if !bytes.Contains(inputs[0], []byte(`autocomplete="off"`)) {
+		t.Errorf("the token's field is %s, want autocomplete=\"off\"", inputs[0])
+	}
+	for _, m := range regexp.MustCompile(`autocomplete="([^"]*)"`).FindAllSubmatch(index, -1) {
+		if v := string(m[1]); v != "off" {
+			t.Errorf("index.html has autocomplete=%q: the page autocompletes nothing, a credential least of all", v)
+		}
+	}
+}

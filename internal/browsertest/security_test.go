@@ -35,6 +35,11 @@ func TestToken(t *testing.T) {
 	p.expect(`^log network error: Failed to load resource: the server responded with a status of 401`)
 	p.navigate(pageURL(srv, "/", true))
 	p.waitFor("the token dialog", `document.querySelector("#token-dialog").open`, `document.body.innerText.slice(0, 300)`)
+	// A bearer token, kept for the tab: not a login for the browser's
+	// password manager (no username beside it, autocomplete off).
+	if got := eval[string](p, `Array.from(document.querySelectorAll("#token-form input"), (e) => e.id + ":" + e.autocomplete).join(" ")`); got != "token-input:off" {
+		t.Errorf("the token form's inputs are %q, want token-input:off alone", got)
+	}
 
 	p.do("submit a wrong token",
 		chromedp.SetValue(chromedp.CSS("#token-input"), "wrong-"+testToken),
