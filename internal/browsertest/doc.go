@@ -19,7 +19,8 @@
 // PTYHOST_INTEGRATION=1. The tests read the terminal through the page's
 // test hook (window.ptyhost.text()), which reads xterm's buffer, so they
 // pass whichever renderer the page picks; those that read the DOM load
-// the page with ?renderer=dom.
+// the page with ?renderer=dom. The page sets the hook only when loaded
+// with ?testhook=1, which pageURL adds.
 //
 // PTYHOST_UPDATE_SCREENSHOT=1 makes TestScreenshot write
 // docs/images/page.png as well as its temporary copy.

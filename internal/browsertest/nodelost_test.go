@@ -66,7 +66,7 @@ func TestNodeLostRecordIsNotTheEnd(t *testing.T) {
 	t.Cleanup(front.Close)
 
 	p := newTab(t, "node-lost")
-	p.navigate(front.URL + "/?renderer=dom#/s/" + id)
+	p.navigate(front.URL + "/?" + testHook + "&renderer=dom#/s/" + id)
 	eventually(t, "the page to read the node_lost record again and again", func() bool {
 		return lostReads.Load() >= 3
 	}, func() string { return p.connState() + ": " + p.text() })
@@ -82,7 +82,7 @@ func TestNodeLostRecordIsNotTheEnd(t *testing.T) {
 	p.waitLine("back-42")
 
 	final := newTab(t, "node-lost-final")
-	final.navigate(front.URL + "/?renderer=dom#/s/" + finalID)
+	final.navigate(front.URL + "/?" + testHook + "&renderer=dom#/s/" + finalID)
 	final.waitFor("the page to show the end of a final node_lost record",
 		`(() => { const b = document.querySelector("#exit-banner");
 			return (document.querySelector("#conn-state") || {dataset: {}}).dataset.state === "closed" &&

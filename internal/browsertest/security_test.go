@@ -213,3 +213,28 @@ func TestOtherOriginCannotAttach(t *testing.T) {
 		t.Errorf("the server's own page could not attach with the token either (%s): the test shows nothing about origins", got)
 	}
 }
+
+// TestNoTestHookByDefault: the page puts its test hook, window.ptyhost,
+// on window only when loaded with ?testhook=1, as the tests load it;
+// loaded as a user loads it, listing the sessions or attached to one, it
+// has none.
+func TestNoTestHookByDefault(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, e2etest.Options{})
+	id := shellSession(t, srv)
+	p := newTab(t, "no-hook")
+	p.navigate(srv.URL + "/#/")
+	row := fmt.Sprintf(`document.querySelector('#sessions tr[data-session-id=%s]')`, jsString(id))
+	p.waitFor("the session's row in the list", row, `document.body.innerText.slice(0, 300)`)
+	if eval[bool](p, `"ptyhost" in window`) {
+		t.Error("the list page has window.ptyhost without ?testhook=1")
+	}
+
+	eval[bool](p, fmt.Sprintf(`(location.hash = "#/s/" + %s, true)`, jsString(id)))
+	p.waitFor("the page attached", fmt.Sprintf(`document.querySelector("#term-title").textContent === %s &&
+		document.querySelector("#conn-state").dataset.state === "open"`, jsString(id)),
+		`[location.hash, document.querySelector("#conn-state").dataset.state]`)
+	if eval[bool](p, `"ptyhost" in window`) {
+		t.Error("the attached page has window.ptyhost without ?testhook=1")
+	}
+}

@@ -26,12 +26,17 @@ func startServer(t testing.TB, o e2etest.Options) *e2etest.Server {
 	return e2etest.Start(t, o)
 }
 
-// pageURL is the page's address on srv, showing route (such as "/" or
-// "/s/ID"); dom forces xterm's DOM renderer, for tests that read the DOM.
+// testHook is the page's query that sets its test hook, window.ptyhost,
+// which the page leaves out otherwise.
+const testHook = "testhook=1"
+
+// pageURL is the page's address on srv, with its test hook, showing route
+// (such as "/" or "/s/ID"); dom forces xterm's DOM renderer, for tests
+// that read the DOM.
 func pageURL(srv *e2etest.Server, route string, dom bool) string {
-	u := srv.URL + "/"
+	u := srv.URL + "/?" + testHook
 	if dom {
-		u += "?renderer=dom"
+		u += "&renderer=dom"
 	}
 	return u + "#" + route
 }

@@ -1,7 +1,8 @@
 // The page's entry point: asks for the token when the server wants one,
 // then routes on the URL's hash — #/ the sessions list, #/s/ID a terminal
 // attached to ID, #/s/ID?mode=read a read-only viewer. The page's own
-// query says how to render: ?renderer=dom forces xterm's DOM renderer.
+// query says how to render: ?renderer=dom forces xterm's DOM renderer;
+// ?testhook=1 sets the browser tests' hook (below).
 
 import { api, sendableToken, setToken, setUnauthorizedHandler } from './api.mjs';
 import { CreateForm } from './create.mjs';
@@ -21,7 +22,16 @@ let create = null;
 let view = null;
 
 // The test hook (docs of the browser tests): the terminal, the session,
-// the output offset, the count of resets and the terminal's text.
+// the output offset, the count of resets and the terminal's text. It is
+// window.ptyhost only when the page is loaded with ?testhook=1, as
+// internal/browsertest loads it; otherwise the page puts nothing on
+// window, and no page carries a global whose shape nothing promises. The
+// flag gives nothing to a site that links here with it: the hook is a
+// property of this page's window, which only scripts of this origin can
+// reach (the CSP lets no other script run here, frame-ancestors 'none'
+// keeps the page out of other sites' frames, and Cross-Origin-Opener-
+// Policy takes the handle of a window that opened it), and such a script
+// can already do what the hook does, through the API with the tab's token.
 const hook = {
   term: null,
   sessionId: null,
@@ -48,7 +58,7 @@ const hook = {
     return lines.join('\n');
   },
 };
-window.ptyhost = hook;
+if (query.get('testhook') === '1') window.ptyhost = hook;
 
 // askToken shows the token dialog and resolves once a token is entered.
 // wrong: the last token sent was refused.
