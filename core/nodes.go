@@ -27,7 +27,23 @@ type Node struct {
 	// the store records them.
 	Sessions int    `json:"sessions"`
 	Version  string `json:"version"`
+	// ClusterSecret says whether the node's cluster secret is the one of
+	// the node that lists it: SecretSame, SecretDiffers, or SecretUnknown
+	// when either has none recorded (a node of a ptyhost from before the
+	// registry held them). Empty on a single server. The registry holds
+	// a fingerprint of each node's secret (core/gormstore's
+	// RegisterNode), never the secret. A node whose secret differs
+	// refuses what this one forwards: placement passes it over, and a
+	// request for its sessions is refused here (502) rather than sent.
+	ClusterSecret string `json:"cluster_secret,omitempty"`
 }
+
+// The values of Node.ClusterSecret.
+const (
+	SecretSame    = "same"
+	SecretDiffers = "differs"
+	SecretUnknown = "unknown"
+)
 
 // NodeLister lists the nodes of a cluster, sorted by name
 // (core/gormstore's DB does, on PostgreSQL).

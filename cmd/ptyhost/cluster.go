@@ -118,6 +118,9 @@ func (c clusterConfig) registerNode(ctx context.Context, db *gormstore.DB, log *
 		Version:  shared.Version(),
 		LeaseTTL: c.lease,
 		Renewal:  c.lease / 5,
+		// The registry records a fingerprint of it, never the secret, so
+		// that the nodes see one started with another secret.
+		ClusterSecret: c.secret,
 	})
 	if err != nil {
 		if errors.Is(err, gormstore.ErrNodeRunning) || errors.Is(err, gormstore.ErrOwned) {

@@ -23,8 +23,10 @@
 // server_owner holds at most one row, the server that owns the database
 // ([DB.Claim]). On PostgreSQL, nodes holds the nodes of a cluster of
 // servers sharing the database, each with a lease on the database's clock
-// ([DB.RegisterNode], nodes.go), and sessions.node names the node that runs
-// each session (empty on a single server).
+// ([DB.RegisterNode], nodes.go) and a fingerprint of its cluster secret;
+// cluster holds one row, the cluster's identity, drawn at random once,
+// which salts those fingerprints (nodesecret.go); and sessions.node names
+// the node that runs each session (empty on a single server).
 // Migration is additive (GORM AutoMigrate): it creates missing tables,
 // columns and indexes and never drops any.
 //

@@ -52,6 +52,9 @@ import (
 // ReclaimSession.
 type nodeSelf struct {
 	name, instance string
+	// fingerprint is the fingerprint of its cluster secret, "" without
+	// one (nodesecret.go).
+	fingerprint string
 	// ready is the lease's: set once the node has taken up its sessions
 	// (NodeLease.Ready).
 	ready *atomic.Bool

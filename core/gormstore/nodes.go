@@ -62,6 +62,12 @@ type NodeOptions struct {
 	URL string
 	// Version is the node's ptyhost version, for the listing.
 	Version string
+	// ClusterSecret is the secret the nodes share (core/api's
+	// ClusterOptions.Secret). Only a fingerprint of it is recorded
+	// (nodesecret.go), so that the nodes can tell one registered with
+	// another secret; RegisterNode keeps nothing of it. Empty records
+	// none: the node's secret lists as unknown.
+	ClusterSecret string
 	// Instance tells this process from every other that ever held the
 	// name, so that a renewal can tell its row was taken over; random when
 	// empty. A process registering again with its own instance takes its
@@ -93,6 +99,13 @@ type nodeModel struct {
 	// one no plugin kept, while it is taking it up. Rows of servers
 	// older than it are ready.
 	Ready bool `gorm:"column:ready;not null;default:true"`
+	// SecretFingerprint is the fingerprint of the node's cluster secret
+	// (secretFingerprint), written by the instance FingerprintInstance:
+	// it counts only while that instance holds the row, since a ptyhost
+	// from before them, taking the row over, leaves both as they were.
+	// Rows from before them have none: their secret lists as unknown.
+	SecretFingerprint   string `gorm:"column:secret_fingerprint;not null;default:''"`
+	FingerprintInstance string `gorm:"column:fingerprint_instance;not null;default:''"`
 }
 
 func (nodeModel) TableName() string { return "nodes" }
@@ -128,6 +141,10 @@ func interval(d time.Duration) int64 { return d.Microseconds() }
 // closed. A renewal that fails otherwise is logged and tried again at the
 // next one. After each renewal the node marks the sessions of lost nodes
 // (MarkLostNodes).
+//
+// With o.ClusterSecret, the row records a fingerprint of it, and the
+// node logs an error for each live node it finds, then and after its
+// renewals, registered with a different one (nodesecret.go).
 func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error) {
 	if !s.postgres() {
 		return nil, fmt.Errorf("store: register node %q: %w, not %s", o.Name, ErrNodesUnsupported, s.db.Dialector.Name())
@@ -144,6 +161,17 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 	if o.Renewal <= 0 {
 		o.Renewal = DefaultNodeRenewal
 	}
+	// The fingerprint is computed before the transaction, which holds the
+	// nodes' advisory lock: the KDF takes a moment.
+	var fingerprint string
+	if o.ClusterSecret != "" {
+		id, err := s.clusterID(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("store: register node %q: %w", o.Name, err)
+		}
+		fingerprint = secretFingerprint(o.ClusterSecret, id)
+		o.ClusterSecret = ""
+	}
 	// The lease runs from no earlier than this, by the database's clock:
 	// the local deadline the renewals keep is never later than its.
 	sent := time.Now()
@@ -158,14 +186,16 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 		// was released (its process stopped), or it is this instance's;
 		// else RETURNING returns nothing.
 		var taken []string
-		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released, ready)
-			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false, false)
+		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released, ready,
+				secret_fingerprint, fingerprint_instance)
+			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false, false, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, version = EXCLUDED.version,
 				instance = EXCLUDED.instance, started_at = EXCLUDED.started_at,
-				lease_expires_at = EXCLUDED.lease_expires_at, released = false, ready = false
+				lease_expires_at = EXCLUDED.lease_expires_at, released = false, ready = false,
+				secret_fingerprint = EXCLUDED.secret_fingerprint, fingerprint_instance = EXCLUDED.fingerprint_instance
 			WHERE nodes.lease_expires_at <= now() OR nodes.released OR nodes.instance = EXCLUDED.instance
 			RETURNING name`,
-			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL)).Scan(&taken).Error
+			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL), fingerprint, o.Instance).Scan(&taken).Error
 		if err != nil {
 			return err
 		}
@@ -192,8 +222,10 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 	l := &NodeLease{
 		s: s, opts: o, log: s.log.With("component", "store", "node", o.Name),
 		lost: make(chan struct{}), done: make(chan struct{}), ctx: rctx, cancel: cancel,
+		fingerprint: fingerprint, reported: map[string]string{},
 	}
-	s.self.Store(&nodeSelf{name: o.Name, instance: o.Instance, ready: &l.ready})
+	s.self.Store(&nodeSelf{name: o.Name, instance: o.Instance, fingerprint: fingerprint, ready: &l.ready})
+	l.checkSecrets(ctx, true)
 	go l.renew(sent)
 	return l, nil
 }
@@ -241,7 +273,8 @@ func refuseNodes(tx *gorm.DB) error {
 // ListNodes returns every registered node, sorted by name: healthy while
 // its lease has not expired by the database's clock and it has not been
 // released, with the count of its sessions recorded as STARTING, ACTIVE
-// or IDLE.
+// or IDLE, and, once this process has registered as a node, whether its
+// cluster secret is this node's (compareSecrets).
 func (s *DB) ListNodes(ctx context.Context) ([]core.Node, error) {
 	if !s.postgres() {
 		return nil, fmt.Errorf("store: list nodes: %w", ErrNodesUnsupported)
@@ -250,17 +283,23 @@ func (s *DB) ListNodes(ctx context.Context) ([]core.Node, error) {
 		Name, URL, Version string
 		Healthy            bool
 		Sessions           int
+		Fingerprint        string
 	}
 	err := s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, n.version, n.lease_expires_at > now() AND NOT n.released AND n.ready AS healthy,
-			(SELECT count(*) FROM sessions s WHERE s.node = n.name AND s.status IN ?) AS sessions
+			(SELECT count(*) FROM sessions s WHERE s.node = n.name AND s.status IN ?) AS sessions,
+			`+registeredFingerprint+` AS fingerprint
 		FROM nodes n ORDER BY n.name`,
 		statusNames([]core.Status{core.StatusStarting, core.StatusActive, core.StatusIdle})).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: list nodes: %w", err)
 	}
+	self := s.self.Load()
 	nodes := make([]core.Node, len(rows))
 	for i, r := range rows {
 		nodes[i] = core.Node{Name: r.Name, URL: r.URL, Healthy: r.Healthy, Sessions: r.Sessions, Version: r.Version}
+		if self != nil {
+			nodes[i].ClusterSecret = compareSecrets(self.fingerprint, r.Fingerprint)
+		}
 	}
 	return nodes, nil
 }
@@ -280,6 +319,12 @@ type NodeLease struct {
 	cancel   context.CancelFunc // stops renew
 	lostOnce sync.Once
 	ready    atomic.Bool // Ready was called: renewals keep the row ready
+
+	// fingerprint is the fingerprint of the node's cluster secret, ""
+	// without one; reported holds, by name, the other nodes' differing
+	// fingerprints already logged (checkSecrets).
+	fingerprint string
+	reported    map[string]string
 }
 
 // Instance returns the instance the node registered with.
@@ -335,7 +380,8 @@ func (l *NodeLease) Release(ctx context.Context) error {
 // statement that set it last was sent, and the database set it later; the
 // node gives it up a renewal period before that (giveUpAt).
 // After each renewal it marks the sessions of the nodes whose leases
-// expired as lost (MarkLostNodes).
+// expired as lost (MarkLostNodes), and checks the live nodes' cluster
+// secrets (checkSecrets).
 func (l *NodeLease) renew(sent time.Time) {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.Renewal)
@@ -382,6 +428,7 @@ func (l *NodeLease) renew(sent time.Time) {
 			continue
 		}
 		l.markLost()
+		l.checkSecrets(l.ctx, false)
 	}
 }
 

@@ -167,7 +167,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	}
 	models := []any{&environmentModel{}, &sessionModel{}, &ownerModel{}}
 	if s.postgres() {
-		models = append(models, &nodeModel{}) // only PostgreSQL keeps nodes (nodes.go)
+		models = append(models, &nodeModel{}, &clusterModel{}) // only PostgreSQL keeps nodes (nodes.go, nodesecret.go)
 	}
 	db := s.db.WithContext(ctx)
 	if !s.postgres() {
