@@ -101,15 +101,19 @@ func serves(env Environment, name string) bool {
 
 // pickNode returns the node a new session of env runs on: of the healthy
 // nodes that serve it, the one with the fewest running sessions; on a tie
-// self (no hop through another node), then the first by name. The counts
-// are the registry's, read a moment ago: two creates at once may pick the
-// same node, and that is fine, the next ones even it out. With no healthy
+// self (no hop through another node), then the first by name. A node
+// whose cluster secret differs from this node's (Node.ClusterSecret) is
+// passed over: it would refuse the forwarded create. One whose secret is
+// unknown (a node from before the registry recorded them) is not: it may
+// well share the secret, as every node did before. The counts are the
+// registry's, read a moment ago: two creates at once may pick the same
+// node, and that is fine, the next ones even it out. With no healthy
 // node serving env, the error wraps ErrNoServingNode and says why.
 func pickNode(env Environment, nodes []Node, self string) (Node, error) {
 	names := servingNodes(env)
 	var cands []Node
 	for _, n := range nodes {
-		if n.Healthy && (names == nil || slices.Contains(names, n.Name)) {
+		if n.Healthy && n.ClusterSecret != SecretDiffers && (names == nil || slices.Contains(names, n.Name)) {
 			cands = append(cands, n)
 		}
 	}
@@ -135,6 +139,15 @@ func pickNode(env Environment, nodes []Node, self string) (Node, error) {
 // (nil: by every node).
 func whyNoNode(names []string, nodes []Node) string {
 	if names == nil {
+		var differ []string
+		for _, n := range nodes {
+			if n.Healthy && n.ClusterSecret == SecretDiffers {
+				differ = append(differ, n.Name)
+			}
+		}
+		if len(differ) > 0 {
+			return "may run on any node, and the healthy ones, " + strings.Join(differ, ", ") + ", have a cluster secret other than this node's"
+		}
 		return "may run on any node, and none is healthy"
 	}
 	var parts []string
@@ -143,6 +156,8 @@ func whyNoNode(names []string, nodes []Node) string {
 		switch {
 		case i < 0:
 			parts = append(parts, name+" (not registered)")
+		case nodes[i].Healthy && nodes[i].ClusterSecret == SecretDiffers:
+			parts = append(parts, name+" (its cluster secret differs from this node's)")
 		default:
 			parts = append(parts, name+" (unhealthy: its lease expired)")
 		}

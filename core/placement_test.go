@@ -11,7 +11,8 @@ import (
 
 // TestPickNode: of the healthy nodes that serve the environment, the one
 // with the fewest running sessions; a tie goes to this node, then to the
-// first name; none is an error that says why.
+// first name; a node with another cluster secret never; none is an error
+// that says why.
 func TestPickNode(t *testing.T) {
 	nodes := []Node{
 		{Name: "a", Healthy: true, Sessions: 3},
@@ -21,6 +22,15 @@ func TestPickNode(t *testing.T) {
 		{Name: "e", Healthy: true, Sessions: 2},
 	}
 	docker := func(served ...string) Environment { return Environment{ID: "dk", Type: "DOCKER", Nodes: served} }
+	// secrets are a, b and c, healthy, with 2, 0 and 1 sessions, and the
+	// cluster secrets given, as a lists them.
+	secrets := func(a, b, c string) []Node {
+		return []Node{
+			{Name: "a", Healthy: true, Sessions: 2, ClusterSecret: a},
+			{Name: "b", Healthy: true, Sessions: 0, ClusterSecret: b},
+			{Name: "c", Healthy: true, Sessions: 1, ClusterSecret: c},
+		}
+	}
 	tests := []struct {
 		name  string
 		env   Environment
@@ -42,6 +52,19 @@ func TestPickNode(t *testing.T) {
 			`environment "h" is served by node c (unhealthy`},
 		{"HOST of a single server's: any node", Environment{ID: "host", Type: "HOST"}, "e", nodes, "b"},
 		{"no healthy node at all", docker(), "a", []Node{{Name: "a"}, {Name: "b"}}, `may run on any node, and none is healthy`},
+		// A node whose cluster secret differs from this node's would
+		// refuse the forwarded create: passed over, though idlest. One
+		// whose secret is unknown (a node of an older ptyhost) is not.
+		{"another secret passed over", docker(), "a", secrets(SecretSame, SecretDiffers, SecretSame), "c"},
+		{"an unknown secret is no mismatch", docker(), "a", secrets(SecretSame, SecretUnknown, SecretSame), "b"},
+		{"no secret recorded at all", docker(), "a", secrets("", "", ""), "b"},
+		{"restricted to a node with another secret", docker("b"), "a", secrets(SecretSame, SecretDiffers, SecretSame),
+			`environment "dk" is served by node b (its cluster secret differs from this node's)`},
+		{"HOST pinned to a node with another secret", Environment{ID: "h", Type: "HOST", Node: "b"}, "a", secrets(SecretSame, SecretDiffers, SecretSame),
+			`no healthy node serves it: environment "h" is served by node b (its cluster secret differs`},
+		{"every other node with another secret, this one unhealthy", docker(), "a",
+			[]Node{{Name: "a", ClusterSecret: SecretSame}, {Name: "b", Healthy: true, ClusterSecret: SecretDiffers}},
+			`may run on any node, and the healthy ones, b, have a cluster secret other than this node's`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

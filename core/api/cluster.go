@@ -374,6 +374,13 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 		h.nodeLost(w, r, node)
 		return
 	}
+	if node.ClusterSecret == core.SecretDiffers {
+		// The registry says it would refuse this node's secret: nothing is
+		// sent, so the secret does not go to a node configured apart. The
+		// store logged the mismatch once, when it first saw the node.
+		writeError(w, http.StatusBadGateway, secretDiffers(node.Name, h.cl.name, r.PathValue("id")))
+		return
+	}
 	target, err := url.Parse(node.URL)
 	if err != nil || target.Host == "" {
 		h.log.Error("a node's URL in the registry is not a URL", "node", node.Name, "url", node.URL)
@@ -421,20 +428,6 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 		return
 	}
 	h.proxyWebSocket(w, r, p, node)
-}
-
-// errSecretRefused: the node a request was forwarded to answered 401. The
-// forwarding node checked the client's token itself and sends the
-// cluster secret instead of it, so the owner refused the secret.
-var errSecretRefused = errors.New("the node refused the cluster secret")
-
-// refusedSecret is a forwarding proxy's ModifyResponse: an owner's 401 is
-// errSecretRefused, not an answer for the client.
-func refusedSecret(res *http.Response) error {
-	if res.StatusCode == http.StatusUnauthorized {
-		return errSecretRefused
-	}
-	return nil
 }
 
 // nodeLost answers a request for node, which is lost: a WebSocket upgrade

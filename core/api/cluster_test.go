@@ -35,6 +35,8 @@ type twoNodes struct {
 	// mu protects the following: the registry both nodes list.
 	mu       sync.Mutex
 	bHealthy bool
+	// bSecret is b's core.Node.ClusterSecret as the registry lists it.
+	bSecret string
 	// bHeader is the header of the last request b received.
 	bHeader http.Header
 }
@@ -49,7 +51,7 @@ func newTwoNodes(t *testing.T, aOpts Options) *twoNodes {
 		defer c.mu.Unlock()
 		return []core.Node{
 			{Name: "a", URL: c.aSrv.URL, Healthy: true},
-			{Name: "b", URL: c.bSrv.URL, Healthy: c.bHealthy},
+			{Name: "b", URL: c.bSrv.URL, Healthy: c.bHealthy, ClusterSecret: c.bSecret},
 		}, nil
 	}}
 	node := func(name string) func(*core.Options) {
@@ -91,6 +93,13 @@ func newTwoNodes(t *testing.T, aOpts Options) *twoNodes {
 func (c *twoNodes) setBHealthy(ok bool) {
 	c.mu.Lock()
 	c.bHealthy = ok
+	c.mu.Unlock()
+}
+
+// setBSecret sets b's cluster secret as the registry lists it.
+func (c *twoNodes) setBSecret(s string) {
+	c.mu.Lock()
+	c.bSecret = s
 	c.mu.Unlock()
 }
 
@@ -444,6 +453,48 @@ func TestForwardToANodeWithAnotherSecret(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "node=b") {
 		t.Errorf("a's log:\n%s\nwant an error naming node b", logs.String())
+	}
+}
+
+// TestForwardRefusedToANodeOfAnotherSecret: a node the registry lists
+// with a cluster secret other than this node's (the fingerprints differ)
+// is sent nothing: a request for its session is refused here with a 502
+// that names the node and the mismatch, a WebSocket before its upgrade,
+// and no request, so no secret, reaches it. A node whose secret is
+// unknown (a node of a ptyhost from before the fingerprints) is
+// forwarded to as before.
+func TestForwardRefusedToANodeOfAnotherSecret(t *testing.T) {
+	c := newTwoNodes(t, Options{Token: "a-token"})
+	c.setBSecret(core.SecretDiffers)
+	for _, tc := range []struct{ method, path string }{
+		{"DELETE", "/api/v1/sessions/s1"},
+		{"POST", "/api/v1/sessions/s1/restart"},
+		{"GET", "/api/v1/sessions/s1/attach"},
+	} {
+		code, msg := request(t, c.aSrv, tc.method, tc.path, "Authorization", "Bearer a-token")
+		if code != http.StatusBadGateway || !strings.Contains(msg, "node b, which runs this session, has a cluster secret other than node a's") {
+			t.Errorf("%s %s for b's session: %d %q, want 502 naming b and the mismatch", tc.method, tc.path, code, msg)
+		}
+	}
+	if _, err := dial(t, c.aSrv, wsproto.DialOptions{Token: "a-token"}); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Errorf("attach to b's session: %v, want 502", err)
+	}
+	if h := c.lastBHeader(); h != nil {
+		t.Errorf("b received a request: %v", h)
+	}
+	if err := c.b.m.Attachable("s1"); err != nil {
+		t.Errorf("s1 on b: %v, want it untouched", err)
+	}
+	if log := c.aLog.String(); strings.Contains(log, testClusterSecret) {
+		t.Errorf("a's log shows the secret:\n%s", log)
+	}
+
+	c.setBSecret(core.SecretUnknown)
+	tm := attachThrough(t, c.aSrv, wsproto.DialOptions{Token: "a-token"})
+	c.pty.Output(t, []byte("from b"))
+	tm.WaitOutput("from b")
+	if got := c.lastBHeader().Get(HeaderClusterSecret); got != testClusterSecret {
+		t.Errorf("b's secret unknown: b got %q, want the request forwarded with the secret", got)
 	}
 }
 

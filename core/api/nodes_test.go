@@ -17,8 +17,9 @@ type nodeLister struct {
 func (l nodeLister) ListNodes(ctx context.Context) ([]core.Node, error) { return l.list(ctx) }
 
 // TestListNodes: a single server lists itself, as Options.Self with its
-// running sessions; a node of a cluster lists what the registry says,
-// sorted by name; a registry that fails is a 503.
+// running sessions, and no cluster secret; a node of a cluster lists what
+// the registry says, sorted by name, whether each node's cluster secret is
+// its own included; a registry that fails is a 503.
 func TestListNodes(t *testing.T) {
 	t.Run("single server", func(t *testing.T) {
 		api := newAPI(t, Options{}, func(o *core.Options) {
@@ -37,8 +38,8 @@ func TestListNodes(t *testing.T) {
 			o.NodeName = "b"
 			o.Nodes = nodeLister{list: func(context.Context) ([]core.Node, error) {
 				return []core.Node{
-					{Name: "b", URL: "http://b:7420", Healthy: true, Sessions: 1, Version: "v2"},
-					{Name: "a", URL: "http://a:7420", Sessions: 3, Version: "v1"},
+					{Name: "b", URL: "http://b:7420", Healthy: true, Sessions: 1, Version: "v2", ClusterSecret: core.SecretSame},
+					{Name: "a", URL: "http://a:7420", Sessions: 3, Version: "v1", ClusterSecret: core.SecretDiffers},
 				}, nil
 			}}
 		})
@@ -47,7 +48,7 @@ func TestListNodes(t *testing.T) {
 			t.Errorf("the session's node is %q, want b, the node that created it", rec.Node)
 		}
 		code, body := api.do(t, "GET", "/api/v1/nodes", "")
-		want := `[map[healthy:false name:a sessions:3 url:http://a:7420 version:v1] map[healthy:true name:b sessions:1 url:http://b:7420 version:v2]]`
+		want := `[map[cluster_secret:differs healthy:false name:a sessions:3 url:http://a:7420 version:v1] map[cluster_secret:same healthy:true name:b sessions:1 url:http://b:7420 version:v2]]`
 		if got := fmt.Sprint(body["nodes"]); code != 200 || got != want {
 			t.Errorf("GET /api/v1/nodes: %d %s, want 200 %s", code, got, want)
 		}

@@ -56,6 +56,8 @@ type clusterAPI struct {
 	aSessions atomic.Int64
 	bSessions atomic.Int64
 	bHealthy  atomic.Bool
+	// bSecret is b's core.Node.ClusterSecret as a lists it.
+	bSecret atomic.Value
 }
 
 // placementSecret is the cluster secret of newClusterAPI's node a.
@@ -65,13 +67,14 @@ func newClusterAPI(t *testing.T, hopts Options) *clusterAPI {
 	c := &clusterAPI{b: newFakeNode(t, "b")}
 	hopts.Cluster = ClusterOptions{NodeName: "a", Secret: placementSecret}
 	c.bHealthy.Store(true)
+	c.bSecret.Store("")
 	c.apiHarness = newAPI(t, hopts, func(o *core.Options) {
 		o.NodeName = "a"
 		o.Plugins = core.StaticEnvironments{"FAKE": o.Plugins.(core.StaticEnvironments)["FAKE"], "HOST": o.Plugins.(core.StaticEnvironments)["FAKE"]}
 		o.Nodes = nodeLister{list: func(context.Context) ([]core.Node, error) {
 			return []core.Node{
 				{Name: "a", URL: "http://a.invalid", Healthy: true, Sessions: int(c.aSessions.Load())},
-				{Name: "b", URL: c.b.srv.URL, Healthy: c.bHealthy.Load(), Sessions: int(c.bSessions.Load())},
+				{Name: "b", URL: c.b.srv.URL, Healthy: c.bHealthy.Load(), Sessions: int(c.bSessions.Load()), ClusterSecret: c.bSecret.Load().(string)},
 			}, nil
 		}}
 	})
@@ -324,5 +327,38 @@ func TestForwardedCreateWaitsForTheStart(t *testing.T) {
 	api.b.delay.Store(int64(500 * time.Millisecond))
 	if code, rec := api.do(t, "POST", "/api/v1/sessions", `{"environment_id":"on-b"}`); code != 201 || rec["node"] != "b" {
 		t.Errorf("create taking 500ms on b, forwarded with a 100ms bound on answers: %d %v, want b's 201", code, rec)
+	}
+}
+
+// TestCreatePlacedAvoidsAnotherSecret: a node whose cluster secret the
+// registry says differs from this node's gets no create, though it is the
+// idlest: the session runs here, and an environment only it serves is
+// 503 saying why; nothing is sent to it. A node whose secret is unknown
+// (one of a ptyhost from before the registry recorded them) is placed on
+// as before.
+func TestCreatePlacedAvoidsAnotherSecret(t *testing.T) {
+	api := newClusterAPI(t, Options{})
+	if code, got := api.do(t, "POST", "/api/v1/environments", `{"id":"on-b","type":"FAKE","nodes":["b"]}`); code != 201 {
+		t.Fatalf("create environment on-b: %d %v", code, got)
+	}
+	api.aSessions.Store(3)
+	api.bSecret.Store(core.SecretDiffers)
+	if code, rec := api.do(t, "POST", "/api/v1/sessions", `{"id":"s1","environment_id":"fake"}`); code != 201 || rec["node"] != "a" {
+		t.Errorf("create with b idlest but of another secret: %d %v, want 201 on a", code, rec)
+	}
+	code, rec := api.do(t, "POST", "/api/v1/sessions", `{"environment_id":"on-b"}`)
+	if msg, _ := rec["error"].(string); code != 503 || !strings.Contains(msg, `environment "on-b" is served by node b (its cluster secret differs from this node's)`) {
+		t.Errorf("create in on-b, b of another secret: %d %v, want 503 saying why", code, rec)
+	}
+	if got := api.b.requests(); got != "" {
+		t.Errorf("b, of another secret, received:\n%s", got)
+	}
+
+	api.bSecret.Store(core.SecretUnknown)
+	if code, rec := api.do(t, "POST", "/api/v1/sessions", `{"environment_id":"fake"}`); code != 201 || rec["node"] != "b" {
+		t.Errorf("create with b idlest, its secret unknown: %d %v, want b's 201", code, rec)
+	}
+	if got, want := api.b.requests(), `POST /api/v1/sessions hop=1 {"environment_id":"fake"}`; got != want {
+		t.Errorf("b received:\n%s\nwant %s", got, want)
 	}
 }
