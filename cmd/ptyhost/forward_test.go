@@ -27,6 +27,12 @@ import (
 // flags for serve.
 func startReachableNode(t *testing.T, dsn, name string, args ...string) *e2etest.Server {
 	t.Helper()
+	return e2etest.Start(t, reachableNodeOptions(t, dsn, name, args...))
+}
+
+// reachableNodeOptions are startReachableNode's options.
+func reachableNodeOptions(t *testing.T, dsn, name string, args ...string) e2etest.Options {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +42,7 @@ func startReachableNode(t *testing.T, dsn, name string, args ...string) *e2etest
 	o := nodeOptions(dsn, name)
 	o.Args = append(o.Args, "--listen", addr, "--advertise-url", "http://"+addr) // later flags win
 	o.Args = append(o.Args, args...)
-	return e2etest.Start(t, o)
+	return o
 }
 
 // createOn creates a session running command on node srv, named name: in

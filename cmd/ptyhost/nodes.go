@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/ptyhost/ptyhost/core"
@@ -16,8 +18,13 @@ List the nodes of the cluster the server belongs to (several servers
 sharing one PostgreSQL database; 'ptyhost serve --node-name'), sorted by
 name: name, URL, whether it is healthy (its lease, renewed every few
 seconds, has not expired), how many sessions run on it, and its version.
-A single server lists itself alone, as "local", at the address it listens
-on. With --json, print the server's JSON array of nodes instead.
+In a cluster, SECRET says whether the node's cluster secret is the one of
+the node answering: same, differs, or unknown (a node of a ptyhost from
+before the registry recorded it). A node whose secret differs gets no
+session that node places, and a request for its sessions through that
+node fails: the list then says so on stderr. A single server lists itself
+alone, as "local", at the address it listens on. With --json, print the
+server's JSON array of nodes instead.
 `
 
 // node is the API's node: core's own type.
@@ -49,16 +56,46 @@ func runNodes(ctx context.Context, args []string, stdio stdio) error {
 	if err := unmarshalArray(raw, &nodes); err != nil {
 		return fmt.Errorf("bad response from server: %w", err)
 	}
+	// SECRET is shown by a node of a cluster, whose listing compares the
+	// nodes' cluster secrets (core.Node.ClusterSecret); a single server's
+	// keeps its columns.
+	withSecret := slices.ContainsFunc(nodes, func(n node) bool { return n.ClusterSecret != "" })
 	tw := tabwriter.NewWriter(stdio.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tURL\tHEALTHY\tSESSIONS\tVERSION")
+	if withSecret {
+		fmt.Fprintln(tw, "NAME\tURL\tHEALTHY\tSESSIONS\tVERSION\tSECRET")
+	} else {
+		fmt.Fprintln(tw, "NAME\tURL\tHEALTHY\tSESSIONS\tVERSION")
+	}
+	var differ []string
 	for _, n := range nodes {
 		healthy := "no"
 		if n.Healthy {
 			healthy = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", cell(n.Name), orDash(cell(n.URL)), healthy, n.Sessions, orDash(cell(n.Version)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s", cell(n.Name), orDash(cell(n.URL)), healthy, n.Sessions, orDash(cell(n.Version)))
+		if withSecret {
+			fmt.Fprintf(tw, "\t%s", orDash(cell(n.ClusterSecret)))
+		}
+		fmt.Fprintln(tw)
+		if n.ClusterSecret == core.SecretDiffers {
+			differ = append(differ, cell(n.Name))
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	switch len(differ) {
+	case 0:
+	case 1:
+		fmt.Fprintf(stdio.err, "ptyhost: the cluster secret of node %s differs from that of the node that answered: "+
+			"it gets no session that node places, and requests for its sessions through that node fail; give every node the same --cluster-secret\n",
+			differ[0])
+	default:
+		fmt.Fprintf(stdio.err, "ptyhost: the cluster secrets of nodes %s differ from that of the node that answered: "+
+			"they get no session that node places, and requests for their sessions through that node fail; give every node the same --cluster-secret\n",
+			strings.Join(differ, ", "))
+	}
+	return nil
 }
 
 // listNodesRaw returns the "nodes" array exactly as the server sent it.

@@ -97,7 +97,7 @@ func TestNodesCluster(t *testing.T) {
 		}
 	}
 	code, out, _ := cli(t, b.URL, "nodes")
-	table := regexp.MustCompile(`(?m)^NAME +URL +HEALTHY +SESSIONS +VERSION\na +http://a\.cluster\.test:7420 +yes +1 +\S+\nb +http://b\.cluster\.test:7420 +yes +0 +\S+\n$`)
+	table := regexp.MustCompile(`(?m)^NAME +URL +HEALTHY +SESSIONS +VERSION +SECRET\na +http://a\.cluster\.test:7420 +yes +1 +\S+ +same\nb +http://b\.cluster\.test:7420 +yes +0 +\S+ +same\n$`)
 	if code != 0 || !table.MatchString(out) {
 		t.Errorf("nodes: exit %d\n%s", code, out)
 	}
