@@ -70,9 +70,14 @@ func TestHostDeathPluginRemovesContainers(t *testing.T) {
 	eventually(t, hostDeathBound, "the old plugin exits", func() bool {
 		return syscall.Kill(pid, 0) != nil
 	})
-	if left := labelled(t, cli, labelOwner+"="+owner); len(left) != 0 {
-		t.Errorf("the plugin exited leaving %d container(s): %s %s", len(left), left[0].State, left[0].Status)
-	}
+	// The plugin's last request, the container's removal, may still be
+	// under way in the daemon when the plugin's exit bound ends (a loaded
+	// dockerd has taken over 1.5 s to remove a container): the daemon
+	// finishes a removal whose client went away. What must not happen is a
+	// container left for good, with no server back to sweep it.
+	eventually(t, hostDeathBound, "no container of the exited plugin left", func() bool {
+		return len(labelled(t, cli, labelOwner+"="+owner)) == 0
+	})
 }
 
 // After a SIGKILL of the server and a new plugin started at once (not
