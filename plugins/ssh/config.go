@@ -49,8 +49,9 @@ const (
 
 // endpoint is how to reach and log in to one SSH server: the environment's
 // host, or its jump host. In the JSON config its fields sit at the top level
-// (the host) or in "jump". After parseConfig, Port, User, KnownHosts and
-// HostKeyCheck hold their resolved values and paths are absolute.
+// (the host) or in "jump". After parseConfig, Port, User, KnownHosts,
+// GlobalKnownHosts and HostKeyCheck hold their resolved values and paths
+// are absolute.
 type endpoint struct {
 	// Host is a host name or IP address.
 	Host string `json:"host"`
@@ -71,6 +72,9 @@ type endpoint struct {
 	PasswordEnv string `json:"password_env,omitempty"`
 	// KnownHosts is the known_hosts file (default ~/.ssh/known_hosts).
 	KnownHosts string `json:"known_hosts,omitempty"`
+	// GlobalKnownHosts are system-wide known_hosts files, consulted with
+	// KnownHosts but never written (default defaultGlobalKnownHosts).
+	GlobalKnownHosts pathList `json:"global_known_hosts"`
 	// HostKeyCheck is strict (default), accept-new or off.
 	HostKeyCheck string `json:"host_key_check,omitempty"`
 }
@@ -297,6 +301,9 @@ func resolveEndpoint(ep endpoint, target *endpoint, prefix string) (endpoint, er
 		if ep.KnownHosts == "" {
 			ep.KnownHosts = target.KnownHosts
 		}
+		if ep.GlobalKnownHosts == nil {
+			ep.GlobalKnownHosts = target.GlobalKnownHosts
+		}
 		if ep.HostKeyCheck == "" {
 			ep.HostKeyCheck = target.HostKeyCheck
 		}
@@ -348,6 +355,9 @@ func resolveEndpoint(ep endpoint, target *endpoint, prefix string) (endpoint, er
 	}
 	if ep.KnownHosts, err = expandPath(ep.KnownHosts); err != nil {
 		return ep, fmt.Errorf("%sknown_hosts: %w", prefix, err)
+	}
+	if ep.GlobalKnownHosts, err = resolvePaths(prefix+"global_known_hosts", ep.GlobalKnownHosts, defaultGlobalKnownHosts); err != nil {
+		return ep, err
 	}
 	switch ep.HostKeyCheck {
 	case "":

@@ -232,6 +232,8 @@ func TestConfigHash(t *testing.T) {
 		`{"host": "h", "user": "u", "port": 23}`,
 		`{"host": "h", "user": "u", "jump": "b"}`,
 		`{"host": "h", "user": "u", "password_env": "X"}`,
+		`{"host": "h", "user": "u", "global_known_hosts": ""}`,
+		`{"host": "h", "user": "u", "global_known_hosts": "/etc/ssh/ssh_known_hosts"}`,
 	} {
 		if parse(other) == a {
 			t.Errorf("%s hashes like the base config", other)

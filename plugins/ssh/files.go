@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"syscall"
 )
 
@@ -51,4 +54,58 @@ func keyTooOpen(path string, fi fs.FileInfo) error {
 		return nil
 	}
 	return fmt.Errorf("identity_file %s can be read by other users (mode %04o): chmod 600 it (OpenSSH refuses such a key too)", path, fi.Mode().Perm())
+}
+
+// defaultGlobalKnownHosts are the system-wide known_hosts files OpenSSH
+// reads by default (its GlobalKnownHostsFile): where a fleet's host keys
+// are usually distributed.
+var defaultGlobalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+
+// pathList is a config field naming files: one path, or an array of
+// paths. nil is a field left out, which takes a default; empty, from ""
+// or [], names no file. It is written back as an array, [] for none, so
+// that a field turned off does not read back as left out.
+type pathList []string
+
+// UnmarshalJSON reads one path, or an array of them.
+func (l *pathList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as left out
+	}
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*l = pathList{}
+		if s != "" {
+			*l = pathList{s}
+		}
+		return nil
+	}
+	var paths []string
+	if err := json.Unmarshal(b, &paths); err != nil {
+		return errors.New(`want a path, an array of paths, or "" (or []) for none`)
+	}
+	*l = append(pathList{}, paths...)
+	return nil
+}
+
+// resolvePaths applies def to a field left out and checks every path as
+// expandPath does, dropping repeats. field names the field in errors.
+func resolvePaths(field string, l pathList, def []string) (pathList, error) {
+	if l == nil {
+		l = def
+	}
+	out := pathList{}
+	for _, p := range l {
+		if p == "" {
+			return nil, fmt.Errorf(`%s: an empty path in the list ("" or [] alone reads no file)`, field)
+		}
+		abs, err := expandPath(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		if !slices.Contains(out, abs) {
+			out = append(out, abs)
+		}
+	}
+	return out, nil
 }

@@ -24,8 +24,10 @@ type hostKeyError struct{ msg string }
 
 func (e *hostKeyError) Error() string { return e.msg }
 
-// hostKeys verifies servers' host keys against known_hosts files and, for
-// accept-new, records the keys of hosts seen for the first time. It is
+// hostKeys verifies servers' host keys against known_hosts files (an
+// endpoint's own and the system-wide ones, as OpenSSH reads both) and, for
+// accept-new, records the keys of hosts seen for the first time in the
+// endpoint's own file, never in a system-wide one. It is
 // shared by every connection of the plugin; mu serialises the check-then-
 // append of accept-new, so two first connections record a key once.
 type hostKeys struct {
@@ -55,8 +57,10 @@ type hostKeyCheck struct {
 	// (any) only when checking is off. See check.
 	algorithms []string
 	// keyAlgorithms lists the algorithms of ep's known host keys (not
-	// counting @cert-authority lines), for noCommonHostKeyError.
+	// counting @cert-authority lines), and keyFiles the files that hold
+	// them, for noCommonHostKeyError.
 	keyAlgorithms []string
+	keyFiles      []string
 	// cas are the @cert-authority lines that cover ep: a host certificate
 	// signed by one of them is checked as a certificate.
 	cas []knownhosts.KnownKey
@@ -71,13 +75,14 @@ type hostKeyCheck struct {
 // several keys is checked against the right one; or, when the file has no
 // host key for ep, every plain type, so that a certificate from a CA the
 // file does not trust is not presented in place of the key accept-new
-// would record or strict would name.
+// would record or strict would name. The files are ep's known_hosts and
+// its global_known_hosts together, as one.
 func (h *hostKeys) check(ep *endpoint) (*hostKeyCheck, error) {
 	c := &hostKeyCheck{hk: h, ep: ep}
 	if ep.HostKeyCheck == checkOff {
 		return c, nil
 	}
-	kh, err := loadKnownHosts(ep.KnownHosts)
+	kh, err := loadKnownHosts(ep.KnownHosts, ep.GlobalKnownHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +92,9 @@ func (h *hostKeys) check(ep *endpoint) (*hostKeyCheck, error) {
 			if kh.isCA(k) {
 				c.cas = append(c.cas, k)
 				continue
+			}
+			if !slices.Contains(c.keyFiles, k.Filename) {
+				c.keyFiles = append(c.keyFiles, k.Filename)
 			}
 			for _, alg := range algorithmsFor(k.Key.Type()) {
 				if !slices.Contains(c.keyAlgorithms, alg) {
@@ -134,17 +142,19 @@ func (c *hostKeyCheck) callback(hostport string, remote net.Addr, key ssh.Public
 	return nil
 }
 
-// verify checks key against ep's known_hosts file and returns the key it
-// judged: a certificate from a CA the file trusts for ep is checked as a
+// verify checks key against ep's known_hosts files and returns the key it
+// judged: a certificate from a CA the files trust for ep is checked as a
 // certificate; from any other CA it vouches for nothing, and, as OpenSSH
 // does, the server is judged by the plain key inside it (x/crypto would
 // refuse it outright). An unknown host is returned as an empty
 // *knownhosts.KeyError when raw is set or the mode is accept-new, so the
 // caller can record the key; every other failure is a *hostKeyError with
-// the full explanation.
+// the full explanation. A host is unknown only when no file, global ones
+// included, has a key for it: a key pinned in a global file and not
+// offered is a changed key, which accept-new refuses like any other.
 func (c *hostKeyCheck) verify(hostport string, remote net.Addr, key ssh.PublicKey, raw bool) (ssh.PublicKey, error) {
 	ep := c.ep
-	kh, err := loadKnownHosts(ep.KnownHosts)
+	kh, err := loadKnownHosts(ep.KnownHosts, ep.GlobalKnownHosts)
 	if err != nil {
 		return key, &hostKeyError{err.Error()}
 	}
@@ -193,23 +203,40 @@ func (c *hostKeyCheck) verify(hostport string, remote net.Addr, key ssh.PublicKe
 		if raw || ep.HostKeyCheck == checkAcceptNew {
 			return key, &knownhosts.KeyError{}
 		}
-		known := "has no entry for it"
+		known := "no entry for it"
 		if len(ke.Want) > 0 {
-			known = "has only @cert-authority lines for it, and the server presented no certificate signed by one of them"
+			known = "only @cert-authority lines for it, and the server presented no certificate signed by one of them"
 		}
 		host, port, _ := net.SplitHostPort(ep.addr())
 		return key, &hostKeyError{fmt.Sprintf("host key for %s is unknown: %s %s (host_key_check strict); the server offered %s. "+
 			"Check that fingerprint with the server's administrator, then add the key with `ssh-keyscan -p %s %s >> %s`, or set host_key_check to accept-new",
-			name, ep.KnownHosts, known, fingerprint(key), port, host, ep.KnownHosts)}
+			name, filesHave(kh.files()), known, fingerprint(key), port, host, ep.KnownHosts)}
 	}
 	lines := make([]string, len(want))
+	inUser, inGlobal := false, []string(nil)
 	for i, k := range want {
 		lines[i] = fmt.Sprintf("%s:%d has %s", k.Filename, k.Line, fingerprint(k.Key))
+		switch {
+		case k.Filename == kh.user:
+			inUser = true
+		case !slices.Contains(inGlobal, k.Filename):
+			inGlobal = append(inGlobal, k.Filename)
+		}
+	}
+	// A key pinned in a global file is the machine's administrator's to
+	// change; the plugin never writes there.
+	var fixes []string
+	if inUser {
+		fixes = append(fixes, fmt.Sprintf("remove the old one with `ssh-keygen -R '%s' -f %s`", name, kh.user))
+	}
+	if len(inGlobal) > 0 {
+		fixes = append(fixes, fmt.Sprintf("have the machine's administrator replace the old one in %s (global_known_hosts; ptyhost never writes there)",
+			strings.Join(inGlobal, " and ")))
 	}
 	return key, &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s, but the server offered %s. "+
 		"Someone may be intercepting the connection (man-in-the-middle), or the host key was changed; "+
-		"if you trust the new key, remove the old one with `ssh-keygen -R '%s' -f %s`",
-		name, strings.Join(lines, "; "), fingerprint(key), name, ep.KnownHosts)}
+		"if you trust the new key, %s",
+		name, strings.Join(lines, "; "), fingerprint(key), strings.Join(fixes, ", and "))}
 }
 
 // noCommonHostKeyError explains a handshake that failed because the server
@@ -219,52 +246,110 @@ func (c *hostKeyCheck) noCommonHostKeyError(err error) error {
 	if len(c.cas) > 0 {
 		certs = " (and certificates from its @cert-authority lines)"
 	}
-	return &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s has only %s keys for it%s, and the server offers none of those (%v). "+
+	return &hostKeyError{fmt.Sprintf("host key mismatch for %s: %s only %s keys for it%s, and the server offers none of those (%v). "+
 		"Someone may be intercepting the connection (man-in-the-middle), or the host keys were changed",
-		knownhosts.Normalize(c.ep.addr()), c.ep.KnownHosts, strings.Join(c.keyAlgorithms, ", "), certs, err)}
+		knownhosts.Normalize(c.ep.addr()), filesHave(c.keyFiles), strings.Join(c.keyAlgorithms, ", "), certs, err)}
 }
 
-// knownHostsDB is one reading of a known_hosts file: x/crypto's check of a
-// host key against it, and which of its lines are @cert-authority lines,
-// which x/crypto's KeyError lists among a host's keys without saying so.
+// knownHostsDB is one reading of an endpoint's known_hosts files, its own
+// and the global ones, as one: x/crypto's check of a host key against
+// them, and which of their lines are @cert-authority lines, which
+// x/crypto's KeyError lists among a host's keys without saying so.
 type knownHostsDB struct {
-	check ssh.HostKeyCallback
-	path  string
-	cas   map[int]ssh.PublicKey // the CA keys, by line number
+	check  ssh.HostKeyCallback
+	user   string                     // the endpoint's known_hosts, read or not
+	global []string                   // the global files read: those that exist
+	cas    map[fileLine]ssh.PublicKey // the CA keys, by file and line
 }
 
-// loadKnownHosts parses a known_hosts file; a missing file knows no host.
-func loadKnownHosts(path string) (*knownHostsDB, error) {
-	kh := &knownHostsDB{path: path, cas: map[int]ssh.PublicKey{}}
-	data, _, err := readConfigFile("known_hosts", path)
-	if errors.Is(err, fs.ErrNotExist) {
-		kh.check, err = knownhosts.New()
-		return kh, err
+// fileLine is a line of a known_hosts file.
+type fileLine struct {
+	path string
+	line int
+}
+
+// loadKnownHosts parses the known_hosts file user and the global files;
+// a missing file knows no host, as in OpenSSH. Any other failure to read
+// one, global files included, is an error: a global file that pins a
+// host's key and went unread would let accept-new record whatever key a
+// server offered for it.
+func loadKnownHosts(user string, global []string) (*knownHostsDB, error) {
+	kh := &knownHostsDB{user: user, cas: map[fileLine]ssh.PublicKey{}}
+	var files []string
+	read := func(field, path string) error {
+		data, _, err := readConfigFile(field, path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		files = append(files, path)
+		if path != user {
+			kh.global = append(kh.global, path)
+		}
+		// Lines are numbered as knownhosts numbers them. Should the file
+		// change between the two reads, isCA compares the keys too.
+		for i, line := range bytes.Split(data, []byte("\n")) {
+			if !bytes.Contains(line, []byte("@cert-authority")) {
+				continue
+			}
+			if marker, _, key, _, _, err := ssh.ParseKnownHosts(line); err == nil && marker == "cert-authority" {
+				kh.cas[fileLine{path, i + 1}] = key
+			}
+		}
+		return nil
 	}
-	if err != nil {
+	if err := read("known_hosts", user); err != nil {
 		return nil, err
 	}
-	if kh.check, err = knownhosts.New(path); err != nil {
-		return nil, fmt.Errorf("known_hosts %s: %w", path, err)
-	}
-	// Lines are numbered as knownhosts numbers them. Should the file
-	// change between the two reads, isCA compares the keys too.
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		if !bytes.Contains(line, []byte("@cert-authority")) {
+	for _, path := range global {
+		// The endpoint's own file may be listed as global too; it is
+		// read once, as its own.
+		if path == user {
 			continue
 		}
-		if marker, _, key, _, _, err := ssh.ParseKnownHosts(line); err == nil && marker == "cert-authority" {
-			kh.cas[i+1] = key
+		if err := read("global_known_hosts", path); err != nil {
+			return nil, err
 		}
 	}
+	var err error
+	if kh.check, err = knownhosts.New(files...); err != nil {
+		// Say which field's file is wrong: knownhosts stops at the first.
+		for _, path := range files {
+			if _, ferr := knownhosts.New(path); ferr != nil {
+				field := "global_known_hosts"
+				if path == user {
+					field = "known_hosts"
+				}
+				return nil, fmt.Errorf("%s %s: %w", field, path, ferr)
+			}
+		}
+		return nil, fmt.Errorf("known_hosts files: %w", err)
+	}
 	return kh, nil
+}
+
+// files lists the files kh stands for: the endpoint's known_hosts (named
+// even when it does not exist: accept-new and ssh-keyscan add to it) and
+// the global files read.
+func (kh *knownHostsDB) files() []string {
+	return append([]string{kh.user}, kh.global...)
 }
 
 // isCA reports whether k, from a knownhosts.KeyError, is a
 // @cert-authority line.
 func (kh *knownHostsDB) isCA(k knownhosts.KnownKey) bool {
-	ca, ok := kh.cas[k.Line]
-	return ok && k.Filename == kh.path && keyEqual(ca, k.Key)
+	ca, ok := kh.cas[fileLine{k.Filename, k.Line}]
+	return ok && keyEqual(ca, k.Key)
+}
+
+// filesHave begins a sentence about files: "F has" or "F and G have".
+func filesHave(files []string) string {
+	if len(files) == 1 {
+		return files[0] + " has"
+	}
+	return strings.Join(files, " and ") + " have"
 }
 
 // appendKnownHost adds line to the file at path, creating it (0600, its

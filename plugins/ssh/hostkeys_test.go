@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -129,8 +130,17 @@ func serveSSH(t *testing.T, cfg *ssh.ServerConfig) int {
 // known_hosts file kh and host_key_check mode, and disconnects.
 func dialHostKeys(t *testing.T, port int, kh, mode string) error {
 	t.Helper()
-	raw, err := json.Marshal(map[string]any{"host": "127.0.0.1", "port": port, "user": "test",
-		"password_env": "PW", "known_hosts": kh, "host_key_check": mode})
+	return dialFields(t, map[string]any{"port": port, "known_hosts": kh, "host_key_check": mode})
+}
+
+// dialFields connects to 127.0.0.1 as the plugin does, with the config
+// fields given beside the test's host, user and password, and
+// disconnects.
+func dialFields(t *testing.T, fields map[string]any) error {
+	t.Helper()
+	c := map[string]any{"host": "127.0.0.1", "user": "test", "password_env": "PW"}
+	maps.Copy(c, fields)
+	raw, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +324,7 @@ func TestKnownHostsNotARegularFile(t *testing.T) {
 	for _, path := range []string{fifo, "/dev/zero"} {
 		done := make(chan error, 1)
 		go func() {
-			_, err := loadKnownHosts(path)
+			_, err := loadKnownHosts(path, nil)
 			done <- err
 		}()
 		select {

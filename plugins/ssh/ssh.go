@@ -69,7 +69,8 @@ func (s *SSH) Info(context.Context) (shared.Info, error) {
 // ValidateConfig implements shared.ConfigValidator: the config's fields,
 // and what the plugin's machine must provide for it — a readable identity
 // file (decrypted with its passphrase), the named variables, the agent
-// socket, a parseable known_hosts file. It does not connect; Health does.
+// socket, parseable known_hosts files (the global ones too: a missing one
+// is fine, an unreadable one is not). It does not connect; Health does.
 func (s *SSH) ValidateConfig(_ context.Context, envType string, raw json.RawMessage) error {
 	if err := checkType(envType); err != nil {
 		return err
@@ -83,7 +84,7 @@ func (s *SSH) ValidateConfig(_ context.Context, envType string, raw json.RawMess
 			return prefixErr(ep.what, err)
 		}
 		if ep.ep.HostKeyCheck != checkOff {
-			if _, err := loadKnownHosts(ep.ep.KnownHosts); err != nil {
+			if _, err := loadKnownHosts(ep.ep.KnownHosts, ep.ep.GlobalKnownHosts); err != nil {
 				return fmt.Errorf("%w: %s%w", shared.ErrInvalidConfig, ep.what, err)
 			}
 		}
