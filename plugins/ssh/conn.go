@@ -82,10 +82,8 @@ func (c *conn) dial() {
 // watch waits for the connection to end and records why.
 func (c *conn) watch() {
 	err := c.link.client.Wait()
-	reason := ""
-	if rerr := c.link.wire.readErr(); rerr != nil {
-		reason = describeLoss(rerr)
-	} else if err != nil {
+	reason := c.transportLoss()
+	if reason == "" && err != nil {
 		reason = describeLoss(err)
 	}
 	if c.markDead(reason) {
@@ -171,20 +169,55 @@ func (c *conn) isDead() bool {
 
 // lostReason says why the connection is gone or going: the recorded
 // reason, else the transport's read error (known before x/crypto closes
-// the channels), else "".
+// the channels), else "". Through a jump host, it names both hosts.
 func (c *conn) lostReason() string {
 	c.lostMu.Lock()
 	reason := c.lost
 	c.lostMu.Unlock()
 	if reason == "" && c.link != nil {
-		if err := c.link.wire.readErr(); err != nil {
-			reason = describeLoss(err)
-		}
+		reason = c.transportLoss()
 	}
 	if reason == "" {
 		return ""
 	}
-	return fmt.Sprintf("ssh connection to %s lost: %s", c.cfg.Target.addr(), reason)
+	where := c.cfg.Target.addr()
+	if c.cfg.Jump != nil {
+		where += " through jump host " + c.cfg.Jump.addr()
+	}
+	return fmt.Sprintf("ssh connection to %s lost: %s", where, reason)
+}
+
+// transportLoss says why the link's transport stopped reading, or "".
+// The jump host's connection comes first: the target's runs in it, so
+// when the jump host's fails, the target's tunnel ends too and reads an
+// end of file, which said the target had closed the connection and sent
+// the operator to the wrong machine. The jump host's read fails before
+// the tunnel's, since x/crypto ends the tunnel only once that read has
+// failed; a failure of the jump host's connection after the target's
+// (closing the link closes it) comes too late to be taken for the cause.
+// A jump host that closes the tunnel and then its connection, in order,
+// is not told from a tunnel's end: what was seen was only the tunnel's.
+func (c *conn) transportLoss() string {
+	if jw := c.link.jumpWire; jw != nil {
+		if err := jw.readErr(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return "the jump host closed the connection"
+			}
+			return "the connection to the jump host failed: " + err.Error()
+		}
+	}
+	err := c.link.wire.readErr()
+	switch {
+	case err == nil:
+		return ""
+	case c.link.jumpWire != nil && errors.Is(err, io.EOF):
+		// The tunnel ended: the jump host passes on the target's close,
+		// and closes the tunnel when its own connection to the target
+		// fails.
+		return "the target host, or the jump host's connection to it, closed the connection (the connection to the jump host was up)"
+	default:
+		return describeLoss(err)
+	}
 }
 
 // describeLoss says in words why a connection read failed.

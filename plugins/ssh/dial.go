@@ -23,6 +23,11 @@ type link struct {
 	client *ssh.Client
 	jump   *ssh.Client // nil without a jump host
 	wire   *wireConn   // the target connection's transport
+	// jumpWire is the jump host connection's transport (nil without a
+	// jump host). When it fails, the tunnel in it ends too, and the
+	// target's transport reads a plain end of file: only jumpWire tells
+	// that the jump host was lost, not the target.
+	jumpWire *wireConn
 }
 
 // close closes the connection and the jump host's.
@@ -67,7 +72,8 @@ func (d *dialer) dial(ctx context.Context, cfg *config) (*link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jump host: %w", err)
 	}
-	jumpClient, err := d.handshake(ctx, nc, jump, cfg, "jump host ")
+	jumpWire := newWireConn(nc)
+	jumpClient, err := d.handshake(ctx, jumpWire, jump, cfg, "jump host ")
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,7 @@ func (d *dialer) dial(ctx context.Context, cfg *config) (*link, error) {
 		_ = jumpClient.Close()
 		return nil, err
 	}
-	return &link{client: client, jump: jumpClient, wire: wire}, nil
+	return &link{client: client, jump: jumpClient, wire: wire, jumpWire: jumpWire}, nil
 }
 
 // dialTCP opens the TCP connection to ep.

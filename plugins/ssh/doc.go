@@ -21,7 +21,9 @@
 // them in a row go unanswered, it closes the connection, and every session
 // on it ends with ExitStatus{Code: -1, Reason: "ssh connection to HOST
 // lost: keepalive unanswered …"} (or the transport's own reason when the
-// server went away), which the core records as ERROR.
+// server went away; through a jump host, "ssh connection to HOST through
+// jump host JUMP lost: …", saying whether the jump host's connection or
+// the tunnel to HOST ended), which the core records as ERROR.
 //
 // # Sessions
 //

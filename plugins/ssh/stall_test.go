@@ -36,6 +36,7 @@ type stallingServer struct {
 	mu   sync.Mutex
 	// ended[i] is closed when the ith connection ended.
 	ended []chan struct{}
+	held  []net.Conn // its connections, for drop
 }
 
 var okNonce = regexp.MustCompile(`ptyhost;ok;([0-9a-f]+);`)
@@ -57,7 +58,6 @@ func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
 	}
 	s := &stallingServer{port: ln.Addr().(*net.TCPAddr).Port}
 	var wg sync.WaitGroup
-	var held []net.Conn
 	wg.Go(func() {
 		for {
 			nc, err := ln.Accept()
@@ -68,7 +68,7 @@ func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
 			s.mu.Lock()
 			index := len(s.ended)
 			s.ended = append(s.ended, ended)
-			held = append(held, nc)
+			s.held = append(s.held, nc)
 			s.mu.Unlock()
 			wg.Go(func() {
 				defer close(ended)
@@ -102,14 +102,19 @@ func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		s.mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		s.mu.Unlock()
+		s.drop()
 		wg.Wait()
 	})
 	return s
+}
+
+// drop closes the server's connections, as a server that goes away.
+func (s *stallingServer) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.held {
+		c.Close()
+	}
 }
 
 // holdPty answers a channel's requests until its pty-req, which it never
