@@ -23,7 +23,9 @@
 // server_owner holds at most one row, the server that owns the database
 // ([DB.Claim]). On PostgreSQL, nodes holds the nodes of a cluster of
 // servers sharing the database, each with a lease on the database's clock
-// ([DB.RegisterNode], nodes.go) and a fingerprint of its cluster secret;
+// ([DB.RegisterNode], nodes.go), the process that holds it, so that one
+// killed on this machine is taken over at once (nodetakeover.go), and a
+// fingerprint of its cluster secret;
 // cluster holds one row, the cluster's identity, drawn at random once,
 // which salts those fingerprints (nodesecret.go); and sessions.node names
 // the node that runs each session (empty on a single server).

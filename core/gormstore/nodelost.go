@@ -21,7 +21,7 @@ import (
 // The transaction locks the lost node's row (SELECT … FOR UPDATE SKIP
 // LOCKED): of nodes sweeping at once one marks a lost node's sessions and
 // the others skip it, and a process registering under the lost node's
-// name (RegisterNode's upsert takes the same row lock) either commits
+// name (RegisterNode takes the same row lock, goneHolder) either commits
 // first, and the node is not lost, or waits until the sessions are
 // marked, and finds them so. The sessions' rows are locked the same way,
 // skipping those another transaction holds: a lost node's transaction

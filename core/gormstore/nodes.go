@@ -23,7 +23,9 @@ import (
 // node is not known to run: its row may be taken over by a process of the
 // same name, and the node lists as unhealthy. Two live processes never
 // hold one name: a second one is refused (ErrNodeRunning) until the
-// first one's lease expires or the first one releases it (Release).
+// first one's lease expires or the first one releases it (Release), or
+// until the first one is seen to be gone on this machine (a node killed
+// here and restarted at once takes its row over: nodetakeover.go).
 //
 // A node that stops leaving its sessions running (the default stop) is
 // not lost: Release marks its row released, so that it lists as unhealthy
@@ -71,6 +73,16 @@ type NodeOptions struct {
 	// empty. A process registering again with its own instance takes its
 	// row back even while the lease runs.
 	Instance string
+	// Hostname, PID and HostInstance name the node's process, as Owner's
+	// Hostname, PID and Instance name a single server's: a process of the
+	// name that registers while this one's lease runs takes the row over
+	// at once if they say this process ran on its machine, in its boot
+	// and pid namespace, and is gone (nodetakeover.go). Filled in when
+	// zero: os.Hostname, os.Getpid and the machine's boot and pid
+	// namespace, "" where unknown.
+	Hostname     string
+	PID          int
+	HostInstance string
 	// LeaseTTL is how long the lease holds without a renewal. Zero means
 	// DefaultNodeLeaseTTL.
 	LeaseTTL time.Duration
@@ -104,6 +116,15 @@ type nodeModel struct {
 	// Rows from before them have none: their secret lists as unknown.
 	SecretFingerprint   string `gorm:"column:secret_fingerprint;not null;default:''"`
 	FingerprintInstance string `gorm:"column:fingerprint_instance;not null;default:''"`
+	// Hostname, PID and HostInstance name the process that holds the
+	// row (NodeOptions), written by the instance ProcessInstance, and
+	// counting, as the fingerprint does, only while that instance holds
+	// the row. Rows from before them have none: their holder is never
+	// known to be gone before its lease expires (nodetakeover.go).
+	Hostname        string `gorm:"column:hostname;not null;default:''"`
+	PID             int    `gorm:"column:pid;not null;default:0"`
+	HostInstance    string `gorm:"column:host_instance;not null;default:''"`
+	ProcessInstance string `gorm:"column:process_instance;not null;default:''"`
 }
 
 func (nodeModel) TableName() string { return "nodes" }
@@ -118,7 +139,9 @@ func interval(d time.Duration) int64 { return d.Microseconds() }
 
 // RegisterNode registers o as a node of the cluster, with a lease renewed
 // every o.Renewal until Release. It inserts the node's row, or takes it
-// over if its lease expired, it was released, or it is o.Instance's own.
+// over if its lease expired, it was released, it is o.Instance's own, or
+// its holder was a process of this machine that is gone (goneHolder),
+// which it logs as a warning naming that process.
 // It returns an error wrapping ErrNodeRunning, naming the URL, when
 // another process holds a live lease on the name; one wrapping ErrOwned
 // when a single server (Claim) owns the database; one wrapping
@@ -150,6 +173,7 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 	if o.Renewal <= 0 {
 		o.Renewal = DefaultNodeRenewal
 	}
+	o.completeProcess()
 	// The fingerprint is computed before the transaction, which holds the
 	// nodes' advisory lock: the KDF takes a moment.
 	var fingerprint string
@@ -164,6 +188,7 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 	// The lease runs from no earlier than this, by the database's clock:
 	// the local deadline the renewals keep is never later than its.
 	sent := time.Now()
+	var prev *nodeHolder
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockNodesAndClaim(tx); err != nil {
 			return err
@@ -171,20 +196,35 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 		if err := s.refuseClaimed(tx); err != nil {
 			return err
 		}
+		// The row, locked from here on, may be held by a process of this
+		// machine that is gone: its instance is then one the upsert
+		// takes the row from, as from this instance's own.
+		var err error
+		if prev, err = goneHolder(tx, o); err != nil {
+			return err
+		}
+		gone := o.Instance
+		if prev != nil {
+			gone = prev.Instance
+		}
 		// The row is inserted, or taken over when its lease expired, it
-		// was released (its process stopped), or it is this instance's;
-		// else RETURNING returns nothing.
+		// was released (its process stopped), it is this instance's, or
+		// its holder is gone; else RETURNING returns nothing.
 		var taken []string
-		err := tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released, ready,
-				secret_fingerprint, fingerprint_instance)
-			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false, false, ?, ?)
+		err = tx.Raw(`INSERT INTO nodes (name, url, version, instance, started_at, lease_expires_at, released, ready,
+				secret_fingerprint, fingerprint_instance, hostname, pid, host_instance, process_instance)
+			VALUES (?, ?, ?, ?, now(), now() + ? * interval '1 microsecond', false, false, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, version = EXCLUDED.version,
 				instance = EXCLUDED.instance, started_at = EXCLUDED.started_at,
 				lease_expires_at = EXCLUDED.lease_expires_at, released = false, ready = false,
-				secret_fingerprint = EXCLUDED.secret_fingerprint, fingerprint_instance = EXCLUDED.fingerprint_instance
+				secret_fingerprint = EXCLUDED.secret_fingerprint, fingerprint_instance = EXCLUDED.fingerprint_instance,
+				hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, host_instance = EXCLUDED.host_instance,
+				process_instance = EXCLUDED.process_instance
 			WHERE nodes.lease_expires_at <= now() OR nodes.released OR nodes.instance = EXCLUDED.instance
+				OR nodes.instance = ?
 			RETURNING name`,
-			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL), fingerprint, o.Instance).Scan(&taken).Error
+			o.Name, o.URL, o.Version, o.Instance, interval(o.LeaseTTL), fingerprint, o.Instance,
+			o.Hostname, o.PID, o.HostInstance, o.Instance, gone).Scan(&taken).Error
 		if err != nil {
 			return err
 		}
@@ -206,6 +246,9 @@ func (s *DB) RegisterNode(ctx context.Context, o NodeOptions) (*NodeLease, error
 			return nil, err
 		}
 		return nil, fmt.Errorf("store: register node %q: %w", o.Name, err)
+	}
+	if prev != nil {
+		s.logTakeover(o, prev)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &NodeLease{
