@@ -79,16 +79,19 @@ func (c *conn) openCount() int {
 // session's slot once it has reaped the session's processes, which under
 // load can come after it confirmed the channel's close. Such a refusal is
 // retried every slotRetry until slotFreeWait has passed (within ctx),
-// without holding openMu meanwhile, before c counts as full (or, holding
+// without holding the turn to open meanwhile, before c counts as full (or, holding
 // none, the refusal is the error it is).
 func (c *conn) openSession(ctx context.Context) (*ssh.Session, error) {
 	deadline := time.Now().Add(slotFreeWait)
 	for {
 		stop := c.watchStall(ctx)
-		sess, others, err := c.tryOpen()
+		sess, others, err := c.tryOpen(ctx)
 		stop()
 		if err == nil {
 			return sess, nil
+		}
+		if errors.Is(err, errConnStuck) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, err
 		}
 		var oce *ssh.OpenChannelError
 		refused := errors.As(err, &oce) && c.lostReason() == ""
@@ -112,10 +115,13 @@ func (c *conn) openSession(ctx context.Context) (*ssh.Session, error) {
 
 // tryOpen opens a session channel on c, counting it, or returns the
 // server's refusal with the count of channels open when it came. Opens
-// go one at a time (openMu), so that count is exact.
-func (c *conn) tryOpen() (*ssh.Session, int, error) {
-	c.openMu.Lock()
-	defer c.openMu.Unlock()
+// go one at a time (lockOpen), so that count is exact; waiting for its
+// turn ends with ctx, or with errConnStuck.
+func (c *conn) tryOpen(ctx context.Context) (*ssh.Session, int, error) {
+	if err := c.lockOpen(ctx); err != nil {
+		return nil, 0, err
+	}
+	defer c.unlockOpen()
 	sess, err := c.link.client.NewSession()
 	if err != nil {
 		return nil, c.openCount(), err
@@ -123,6 +129,23 @@ func (c *conn) tryOpen() (*ssh.Session, int, error) {
 	c.sessionOpened()
 	return sess, 0, nil
 }
+
+// lockOpen takes c's turn to open a channel, waiting for the open under
+// way, if any. It gives up when ctx ends, or with errConnStuck when that
+// open is found stuck: the server is not answering opens on c.
+func (c *conn) lockOpen(ctx context.Context) error {
+	select {
+	case c.opening <- struct{}{}:
+		return nil
+	case <-c.unusable:
+		return fmt.Errorf("%w: %s", errConnStuck, c.cfg.Target.addr())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// unlockOpen ends c's turn to open a channel.
+func (c *conn) unlockOpen() { <-c.opening }
 
 // isFull reports whether c was marked full (a Spawn gave up on it
 // meanwhile).

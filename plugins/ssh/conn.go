@@ -37,9 +37,12 @@ type conn struct {
 	stuck       bool // the server left a session's start unanswered (stall.go)
 	lingerTimer *time.Timer
 
-	// openMu serialises channel opens, so that open is exact when the
-	// server refuses one.
-	openMu sync.Mutex
+	// opening serialises channel opens, so that open is exact when the
+	// server refuses one: a token of capacity one (lockOpen, unlockOpen),
+	// which a start waiting for it gives up when its ctx ends or the
+	// connection is found stuck (unusable is closed then, stall.go).
+	opening  chan struct{}
+	unusable chan struct{}
 
 	envMu   sync.Mutex
 	refused map[string]bool // env names the server refused; envMu protects it

@@ -106,12 +106,12 @@ func (c *conn) run(cmd string, timeout time.Duration) error {
 	}
 	ch := make(chan opened, 1)
 	go func() {
-		c.openMu.Lock()
+		c.opening <- struct{}{}
 		sess, err := c.link.client.NewSession()
 		if err == nil {
 			c.sessionOpened()
 		}
-		c.openMu.Unlock()
+		c.unlockOpen()
 		ch <- opened{sess, err}
 	}()
 	wait := time.NewTimer(timeout)

@@ -138,13 +138,15 @@ func (p *pool) get(key, envID string, cfg *config) (*conn, error) {
 			return nil, g.fullError(cfg)
 		}
 		c = &conn{
-			group:   g,
-			cfg:     cfg,
-			pool:    p,
-			log:     p.logger.With("environment_id", envID, "host", cfg.Target.String()),
-			ready:   make(chan struct{}),
-			dead:    make(chan struct{}),
-			refused: make(map[string]bool),
+			group:    g,
+			cfg:      cfg,
+			pool:     p,
+			log:      p.logger.With("environment_id", envID, "host", cfg.Target.String()),
+			ready:    make(chan struct{}),
+			dead:     make(chan struct{}),
+			refused:  make(map[string]bool),
+			opening:  make(chan struct{}, 1),
+			unusable: make(chan struct{}),
 		}
 		g.conns = append(g.conns, c)
 		if live > 0 {

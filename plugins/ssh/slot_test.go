@@ -87,12 +87,14 @@ func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *at
 	t.Cleanup(func() { client.Close() })
 	p := &pool{}
 	c := &conn{
-		group: &group{perConn: perConn, pool: p},
-		cfg:   &config{Target: endpoint{Host: "127.0.0.1", Port: 22}},
-		pool:  p,
-		log:   hclog.NewNullLogger(),
-		link:  &link{client: client, wire: wire},
-		open:  open,
+		group:    &group{perConn: perConn, pool: p},
+		cfg:      &config{Target: endpoint{Host: "127.0.0.1", Port: 22}},
+		pool:     p,
+		log:      hclog.NewNullLogger(),
+		link:     &link{client: client, wire: wire},
+		open:     open,
+		opening:  make(chan struct{}, 1),
+		unusable: make(chan struct{}),
 	}
 	return c, &tries
 }
@@ -180,13 +182,13 @@ func TestOpenSessionWaitHoldsNoLock(t *testing.T) {
 	time.Sleep(3 * slotRetry)
 	locked := make(chan struct{})
 	go func() {
-		c.openMu.Lock()
-		defer c.openMu.Unlock()
+		c.opening <- struct{}{}
+		defer c.unlockOpen()
 		close(locked)
 	}()
 	select {
 	case <-locked:
 	case <-time.After(slotFreeWait / 2):
-		t.Fatal("openMu is held while openSession waits for a slot")
+		t.Fatal("the turn to open is held while openSession waits for a slot")
 	}
 }

@@ -38,6 +38,7 @@ func (c *conn) stalled() {
 		return
 	}
 	c.stuck = true
+	close(c.unusable)
 	sessions := c.sessions
 	p.mu.Unlock()
 	if sessions == 0 {
@@ -48,6 +49,10 @@ func (c *conn) stalled() {
 	c.log.Warn("the server left a session's start unanswered; no new session goes to this connection, which closes when its sessions end",
 		"connect_timeout", c.cfg.ConnectTimeout, "sessions", sessions)
 }
+
+// errConnStuck: a start waited for its turn to open a channel on a
+// connection found stuck meanwhile. The Spawn goes on to another.
+var errConnStuck = errors.New("the server left a session's start unanswered on the connection")
 
 // stuckReason is why a stuck connection was closed.
 const stuckReason = "the server left a session's start unanswered for connect_timeout"

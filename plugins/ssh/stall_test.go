@@ -234,8 +234,10 @@ func TestStuckConnectionIsClosed(t *testing.T) {
 }
 
 // A stuck connection that holds a started session is kept for it, but no
-// new session goes to it: the next Spawn dials another connection, and
-// the stuck one closes once its session ends, not after the linger.
+// new session goes to it: a Spawn that waited behind the stalled start
+// moves on to another connection as soon as the stall is found, as does
+// the next, and the stuck one closes once its session ends, not after the
+// linger.
 func TestStuckConnectionKeepsItsSessions(t *testing.T) {
 	// Each connection starts its first session and then holds every
 	// channel open.
@@ -251,15 +253,32 @@ func TestStuckConnectionKeepsItsSessions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the first session: %v", err)
 	}
-	spawnTimesOut(t, env, cfg, "b")
-	if srv.waitEnded(0, 500*time.Millisecond) {
-		t.Fatal("the stuck connection was closed under its started session")
-	}
+	stalled := make(chan struct{})
+	go func() {
+		defer close(stalled)
+		spawnTimesOut(t, env, cfg, "b")
+	}()
+	// c waits behind b's open (opens go one at a time), with half a
+	// second more of its time than b has.
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
 	c, err := env.Spawn(ctx, request("c", cfg, "/bin/sh"))
 	if err != nil {
-		t.Fatalf("a session after a stuck start: %v", err)
+		t.Fatalf("a session waiting behind a stalled start: %v", err)
 	}
 	defer c.Close()
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("the session waiting behind the stall took %v to start, want about the 0.5s until the stall is found", d)
+	}
+	<-stalled
+	if srv.waitEnded(0, 200*time.Millisecond) {
+		t.Fatal("the stuck connection was closed under its started session")
+	}
+	d, err := env.Spawn(ctx, request("d", cfg, "/bin/sh"))
+	if err == nil {
+		d.Close() // the new connection holds c, and stalls d
+		t.Fatal("a second session on the new connection started; its server holds every channel but the first")
+	}
 	if n := srv.connections(); n != 2 {
 		t.Errorf("%d connections, want 2: the stuck one and a new one", n)
 	}
