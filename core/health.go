@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -15,6 +16,13 @@ const (
 	storeHealthTTL     = time.Second
 )
 
+// writesUnhealthyAfter is how long the session writes may keep failing,
+// while the store answers its check, before the store counts as
+// unavailable: a database that reads but takes no writes (a full disk, a
+// locked table) loses the sessions' status as surely as one down. It
+// spans two of the writer's retries at their longest (writerRetryMax).
+var writesUnhealthyAfter = 2*writerRetryMax + 5*time.Second
+
 // storeHealth caches the last store check.
 type storeHealth struct {
 	mu  sync.Mutex // held through a check: concurrent callers share it
@@ -26,7 +34,9 @@ type storeHealth struct {
 // wrapping ErrStoreUnavailable. A store that implements Pinger is pinged;
 // another is asked for an environment that does not exist. The result of a
 // check is reused for a second, and a check that takes longer than two
-// seconds counts as failed.
+// seconds counts as failed. A store that answers, but on which the
+// sessions' writes have kept failing for writesUnhealthyAfter, is
+// unavailable too.
 func (m *Manager) StoreHealth(ctx context.Context) error {
 	h := &m.health
 	h.mu.Lock()
@@ -45,9 +55,20 @@ func (m *Manager) StoreHealth(ctx context.Context) error {
 			err = nil
 		}
 	}
+	if err == nil {
+		if d, werr := m.writer.writeHealth(); d >= writesUnhealthyAfter {
+			err = fmt.Errorf("session writes have failed for %v: %w", d.Round(time.Second), werr)
+		}
+	}
 	if err != nil {
 		err = storeFailed(err)
-		m.log.Warn("the database health check failed", "err", err)
+		if h.err == nil {
+			// Once an outage, not once a check: /healthz may be polled
+			// every second.
+			m.log.Warn("the database health check failed", "err", err)
+		}
+	} else if h.err != nil {
+		m.log.Info("the database health check passes again")
 	}
 	h.at, h.err = time.Now(), err
 	return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -302,4 +303,26 @@ func TestCreateRacingDeleteEnvironment(t *testing.T) {
 	if h.m.isLive("x") || h.env.Count() != 0 {
 		t.Errorf("the create left a session (live %v, %d spawned)", h.m.isLive("x"), h.env.Count())
 	}
+}
+
+// A store that answers its check, but takes no session writes (a full
+// disk, a locked table), is reported unavailable once the writes have
+// kept failing for writesUnhealthyAfter, and healthy again once one lands.
+func TestStoreHealthFailingWrites(t *testing.T) {
+	old := writesUnhealthyAfter
+	writesUnhealthyAfter = 300 * time.Millisecond
+	t.Cleanup(func() { writesUnhealthyAfter = old })
+	h := newHarness(t, nil)
+	h.create(t, "s1")
+	h.store.failWrites(1 << 30)
+	cols := 100
+	h.m.writer.update("s1", SessionUpdate{Cols: &cols})
+	eventually(t, "the store reported down while its writes fail", func() bool {
+		err := h.m.StoreHealth(t.Context())
+		return errors.Is(err, ErrStoreUnavailable) && strings.Contains(err.Error(), "session writes have failed")
+	})
+	h.store.failWrites(0)
+	eventually(t, "the store reported up once a write lands", func() bool {
+		return h.m.StoreHealth(t.Context()) == nil
+	})
 }

@@ -197,7 +197,9 @@ type SessionKey struct {
 }
 
 // Pinger is implemented by stores that can check their database cheaply
-// (core/gormstore does). The manager's StoreHealth uses it.
+// (core/gormstore does, reading a row of its sessions). The manager's
+// StoreHealth uses it, and also reports the store unavailable while the
+// sessions' writes keep failing.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }

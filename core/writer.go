@@ -26,6 +26,11 @@ type writer struct {
 	mu       sync.Mutex // protects the following
 	pending  map[string]*pendingWrite
 	inflight map[string]*pendingWrite // the batch being written now
+	// failing is when writes began to fail, zero while the last one
+	// landed, and failErr the last failure (writeHealth).
+	failing time.Time
+	failErr error
+	retried int // writes that failed since failing
 
 	// writing, a semaphore of one, serialises batches with synchronous
 	// flushes and saves, so writes to one row land in the order they were
@@ -234,8 +239,12 @@ func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) (*pendingWri
 	timer.ObserveDuration()
 	if err != nil {
 		w.metrics.storeErrors.Inc()
+		if ctx.Err() == nil {
+			w.failed(err)
+		}
 		return nil, err
 	}
+	w.landed()
 	w.mu.Lock()
 	replaced := w.pending[rec.ID]
 	delete(w.pending, rec.ID)
@@ -290,9 +299,18 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 	}()
 
 	var firstErr error
+	failed, firstFailed, failErr := 0, "", error(nil)
+	defer func() {
+		if failed > 0 {
+			// One line a batch, not one a session: an outage under a
+			// thousand sessions is one line every retry.
+			w.log.Warn("store writes failed; will retry", "sessions", failed, "session_id", firstFailed, "err", failErr)
+		}
+	}()
 	for id, p := range batch {
 		err := w.write(ctx, id, p)
 		if err == nil {
+			w.landed()
 			landed = append(landed, p)
 			continue
 		}
@@ -312,7 +330,11 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 			// that it could not.
 			w.log.Debug("store write cut short by the stop", "session_id", id, "err", err)
 		} else {
-			w.log.Warn("store write failed; will retry", "session_id", id, "err", err)
+			if failed == 0 {
+				firstFailed, failErr = id, err
+			}
+			failed++
+			w.failed(err)
 			w.metrics.storeErrors.Inc()
 		}
 		w.mu.Lock()
@@ -336,4 +358,37 @@ func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
 		return w.store.SaveSession(ctx, rec)
 	}
 	return w.store.UpdateSession(ctx, id, p.upd)
+}
+
+// failed records a write that failed.
+func (w *writer) failed(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failing.IsZero() {
+		w.failing = time.Now()
+	}
+	w.failErr = err
+	w.retried++
+}
+
+// landed records a write that landed, and says so once after failures.
+func (w *writer) landed() {
+	w.mu.Lock()
+	since, retried := w.failing, w.retried
+	w.failing, w.failErr, w.retried = time.Time{}, nil, 0
+	w.mu.Unlock()
+	if !since.IsZero() {
+		w.log.Info("store writes land again", "failing_for", time.Since(since).Round(time.Millisecond), "failed_writes", retried)
+	}
+}
+
+// writeHealth returns how long writes have been failing, and the last
+// failure; zero and nil while the last write landed.
+func (w *writer) writeHealth() (time.Duration, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failing.IsZero() {
+		return 0, nil
+	}
+	return time.Since(w.failing), w.failErr
 }

@@ -144,6 +144,29 @@ func testPing(t *testing.T, e env) {
 	if err := e.s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+	// A database that answers a ping but not a read of its sessions
+	// fails: on PostgreSQL, its sessions table locked by another
+	// transaction; on SQLite, whose ping reads nothing, the table gone.
+	if e.b.name == "postgres" {
+		tx := e.s.Gorm().Begin()
+		if err := tx.Exec("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").Error; err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := e.s.Ping(short)
+		cancel()
+		tx.Rollback()
+		if err == nil {
+			t.Error("Ping succeeded while the sessions table was locked")
+		}
+	} else {
+		if err := e.s.Gorm().Exec("DROP TABLE sessions").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.Ping(ctx); err == nil {
+			t.Error("Ping succeeded with the sessions table gone")
+		}
+	}
 	if err := e.s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -150,6 +150,13 @@ func (s *DB) Ping(ctx context.Context) error {
 	if err := sqlDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
+	// A ping is answered without reading anything (SQLite's never touches
+	// the file): read a row of sessions, so that a database whose file is
+	// damaged or gone, or whose sessions table is locked, fails the check.
+	var n []int
+	if err := s.db.WithContext(ctx).Raw("SELECT 1 FROM sessions LIMIT 1").Scan(&n).Error; err != nil {
+		return fmt.Errorf("store: ping: reading sessions: %w", err)
+	}
 	return nil
 }
 
