@@ -145,8 +145,9 @@ func (o *CreateOptions) normalize() error {
 }
 
 // storeTimeout bounds each store call a request waits on, so that a
-// database that hangs answers 503 rather than holding the request.
-const storeTimeout = 5 * time.Second
+// database that hangs answers 503 rather than holding the request (a
+// variable for tests).
+var storeTimeout = 5 * time.Second
 
 // CreateSession starts a session and returns its record. A duplicate live
 // id is ErrAlreadyExists; a session that has exited is replaced, and one
@@ -296,10 +297,11 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 // reserveLocked waits until no session of id is being destroyed and
 // returns with m.mu held, and no error, when id may be reserved: no live
 // session has it (old is an exited one, for the caller to replace). An
-// environment deleted since the caller's lookup, whose count was
-// envDeletes, is looked up again, outside m.mu and then the count
-// compared again, so that DeleteEnvironment, which deletes under m.mu and
-// saw no session of its own in the map, and this create do not miss each
+// environment being deleted is waited for, within ctx, and one deleted
+// since the caller's lookup, whose count was envDeletes, is looked up
+// again, outside m.mu and then the count compared again, so that
+// DeleteEnvironment, which marks the environment under m.mu once it saw
+// no session of its own in the map, and this create do not miss each
 // other. On an error m.mu is not held.
 func (m *Manager) reserveLocked(ctx context.Context, id, envID string, envDeletes uint64) (old *session, err error) {
 	m.mu.Lock()
@@ -316,6 +318,16 @@ func (m *Manager) reserveLocked(ctx context.Context, id, envID string, envDelete
 		if m.closed {
 			m.mu.Unlock()
 			return nil, ErrClosed
+		}
+		if ch := m.envDeleting[envID]; ch != nil {
+			m.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("environment %q is being deleted: %w", envID, ctx.Err())
+			}
+			m.mu.Lock()
+			continue
 		}
 		old = m.sessions[id]
 		if old != nil && !old.hasExited() {

@@ -14,7 +14,9 @@ import (
 // CreateEnvironment validates env and stores it. The id is generated when
 // empty and the name defaults to the id. The type must be served by a
 // plugin, and the config must be a JSON object that plugin accepts (when it
-// can validate configs). Errors wrap ErrInvalidArgument or ErrAlreadyExists.
+// can validate configs). Errors wrap ErrInvalidArgument or ErrAlreadyExists,
+// or ErrStoreUnavailable when the store fails or does not answer within
+// storeTimeout, as every environment method's do.
 func (m *Manager) CreateEnvironment(ctx context.Context, env Environment) (Environment, error) {
 	if env.ID == "" {
 		env.ID = newID()
@@ -31,11 +33,13 @@ func (m *Manager) CreateEnvironment(ctx context.Context, env Environment) (Envir
 	}
 	now := m.now()
 	env.CreatedAt, env.UpdatedAt = now, now
-	if err := m.store.CreateEnvironment(ctx, env); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if err := m.store.CreateEnvironment(sctx, env); err != nil {
 		if errors.Is(err, ErrAlreadyExists) {
 			return Environment{}, fmt.Errorf("%w: environment %q", ErrAlreadyExists, env.ID)
 		}
-		return Environment{}, err
+		return Environment{}, storeFailed(fmt.Errorf("creating environment %q: %w", env.ID, err))
 	}
 	m.log.Info("environment created", "environment_id", env.ID, "type", env.Type)
 	return env, nil
@@ -43,17 +47,14 @@ func (m *Manager) CreateEnvironment(ctx context.Context, env Environment) (Envir
 
 // EnsureEnvironment creates env unless an environment with its id exists.
 func (m *Manager) EnsureEnvironment(ctx context.Context, env Environment) (Environment, error) {
-	got, err := m.store.GetEnvironment(ctx, env.ID)
-	if err == nil {
-		return got, nil
-	}
+	got, err := m.GetEnvironment(ctx, env.ID)
 	if !errors.Is(err, ErrEnvironmentNotFound) {
-		return Environment{}, err
+		return got, err
 	}
 	got, err = m.CreateEnvironment(ctx, env)
 	if errors.Is(err, ErrAlreadyExists) {
 		// Created concurrently: fine.
-		return m.store.GetEnvironment(ctx, env.ID)
+		return m.GetEnvironment(ctx, env.ID)
 	}
 	return got, err
 }
@@ -123,43 +124,97 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 
 // GetEnvironment returns one environment, or ErrEnvironmentNotFound.
 func (m *Manager) GetEnvironment(ctx context.Context, id string) (Environment, error) {
-	env, err := m.store.GetEnvironment(ctx, id)
-	if errors.Is(err, ErrEnvironmentNotFound) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	env, err := m.store.GetEnvironment(sctx, id)
+	switch {
+	case err == nil:
+		return env, nil
+	case errors.Is(err, ErrEnvironmentNotFound):
 		return Environment{}, fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
+	default:
+		return Environment{}, storeFailed(fmt.Errorf("reading environment %q: %w", id, err))
 	}
-	return env, err
 }
 
 // ListEnvironments returns every environment.
 func (m *Manager) ListEnvironments(ctx context.Context) ([]Environment, error) {
-	return m.store.ListEnvironments(ctx)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	envs, err := m.store.ListEnvironments(sctx)
+	if err != nil {
+		return nil, storeFailed(fmt.Errorf("listing environments: %w", err))
+	}
+	return envs, nil
 }
 
 // DeleteEnvironment removes an environment. It is ErrEnvironmentInUse while
 // a session runs in it (in a cluster, on any node, as the store records
-// it: otherNodesUse), and ErrEnvironmentNotFound when unknown.
+// it: otherNodesUse), ErrEnvironmentNotFound when unknown, and
+// ErrStoreUnavailable when the store fails or does not answer within
+// storeTimeout.
+//
+// The store is not asked under m.mu, which every request on a session
+// takes: a database that hangs would hold them all. The environment is
+// marked as being deleted under m.mu instead, after the check that no
+// session of this manager runs in it, and a create that reserves a
+// session in it meanwhile waits for the delete's outcome (reserveLocked).
 func (m *Manager) DeleteEnvironment(ctx context.Context, id string) error {
 	if err := m.otherNodesUse(ctx, id); err != nil {
 		return err
 	}
+	done, err := m.beginEnvDelete(ctx, id)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err = m.store.DeleteEnvironment(sctx, id)
+	cancel()
 	m.mu.Lock()
-	defer m.mu.Unlock() // held so no session starts in it meanwhile
+	delete(m.envDeleting, id)
+	// Counted whatever the outcome: a delete that timed out may still
+	// have happened in the database, and a create that looked the
+	// environment up before only looks again.
+	m.envDeletes++
+	m.mu.Unlock()
+	close(done)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrEnvironmentNotFound):
+		return fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
+	default:
+		return storeFailed(fmt.Errorf("deleting environment %q: %w", id, err))
+	}
+}
+
+// beginEnvDelete marks environment id as being deleted, once no session
+// of this manager starts or runs in it, and returns the channel to close
+// when the delete is done. Another delete of id under way is waited for,
+// within ctx, so that one at a time asks the store.
+func (m *Manager) beginEnvDelete(ctx context.Context, id string) (chan struct{}, error) {
+	m.mu.Lock()
+	for ch := m.envDeleting[id]; ch != nil; ch = m.envDeleting[id] {
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("environment %q is being deleted: %w", id, ctx.Err())
+		}
+		m.mu.Lock()
+	}
+	defer m.mu.Unlock()
 	for _, s := range m.sessions {
 		s.mu.Lock()
 		inUse := s.rec.EnvironmentID == id && (s.state == stateStarting || s.state == stateRunning)
 		s.mu.Unlock()
 		if inUse {
-			return fmt.Errorf("%w: %q", ErrEnvironmentInUse, id)
+			return nil, fmt.Errorf("%w: %q", ErrEnvironmentInUse, id)
 		}
 	}
-	err := m.store.DeleteEnvironment(ctx, id)
-	if errors.Is(err, ErrEnvironmentNotFound) {
-		return fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
-	}
-	if err == nil {
-		m.envDeletes++ // a create that looked it up before looks again
-	}
-	return err
+	done := make(chan struct{})
+	m.envDeleting[id] = done
+	return done, nil
 }
 
 // otherNodesUse returns ErrEnvironmentInUse when, in a cluster, the store
@@ -255,14 +310,17 @@ func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u Environmen
 		return Environment{}, err
 	}
 	env.UpdatedAt = m.now()
-	if err := up.UpdateEnvironment(ctx, env); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if err := up.UpdateEnvironment(sctx, env); err != nil {
 		if errors.Is(err, ErrEnvironmentNotFound) {
 			return Environment{}, fmt.Errorf("%w: %q", ErrEnvironmentNotFound, id)
 		}
-		return Environment{}, err
+		return Environment{}, storeFailed(fmt.Errorf("updating environment %q: %w", id, err))
 	}
 	m.log.Info("environment updated", "environment_id", env.ID, "type", env.Type)
-	if got, err := m.store.GetEnvironment(ctx, id); err == nil {
+	// Best effort, within a bound of its own: the update is made.
+	if got, err := m.GetEnvironment(ctx, id); err == nil {
 		env = got // with the store's updated_at
 	}
 	return env, nil

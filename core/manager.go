@@ -34,6 +34,7 @@ type Manager struct {
 	sessions    map[string]*session
 	ending      map[string]chan struct{} // ids being destroyed: closed when done (takeOutLocked)
 	envDeletes  uint64                   // environments deleted, for CreateSession to see one it looked up go
+	envDeleting map[string]chan struct{} // environments being deleted: closed when done (DeleteEnvironment)
 	closed      bool
 	attachments int           // attachments not yet closed
 	detached    chan struct{} // closed when attachments drops to 0
@@ -52,15 +53,16 @@ func New(opts Options) (*Manager, error) {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
-		opts:     opts,
-		store:    opts.Store,
-		plugins:  opts.Plugins,
-		log:      opts.Logger,
-		ctx:      ctx,
-		cancel:   cancel,
-		sessions: make(map[string]*session),
-		ending:   make(map[string]chan struct{}),
-		metrics:  newMetrics(),
+		opts:        opts,
+		store:       opts.Store,
+		plugins:     opts.Plugins,
+		log:         opts.Logger,
+		ctx:         ctx,
+		cancel:      cancel,
+		sessions:    make(map[string]*session),
+		ending:      make(map[string]chan struct{}),
+		envDeleting: make(map[string]chan struct{}),
+		metrics:     newMetrics(),
 	}
 	if opts.Registerer != nil {
 		if err := m.metrics.register(opts.Registerer, m); err != nil {

@@ -78,7 +78,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // outageStore is a Store whose database can be taken down and brought back:
-// while down, the calls a create, a list and a health check make fail.
+// while down, the calls a create, a list, a health check and the
+// environments' endpoints make fail.
 type outageStore struct {
 	core.Store
 	down  atomic.Bool
@@ -109,6 +110,24 @@ func (o *outageStore) Ping(context.Context) error {
 
 func (o *outageStore) GetEnvironment(ctx context.Context, id string) (core.Environment, error) {
 	return unlessDown(o, func() (core.Environment, error) { return o.Store.GetEnvironment(ctx, id) })
+}
+
+func (o *outageStore) CreateEnvironment(ctx context.Context, env core.Environment) error {
+	return errUnlessDown(o, func() error { return o.Store.CreateEnvironment(ctx, env) })
+}
+
+func (o *outageStore) ListEnvironments(ctx context.Context) ([]core.Environment, error) {
+	return unlessDown(o, func() ([]core.Environment, error) { return o.Store.ListEnvironments(ctx) })
+}
+
+func (o *outageStore) DeleteEnvironment(ctx context.Context, id string) error {
+	return errUnlessDown(o, func() error { return o.Store.DeleteEnvironment(ctx, id) })
+}
+
+// UpdateEnvironment makes outageStore a core.EnvironmentUpdater, as the
+// store it wraps is.
+func (o *outageStore) UpdateEnvironment(ctx context.Context, env core.Environment) error {
+	return errUnlessDown(o, func() error { return o.Store.(core.EnvironmentUpdater).UpdateEnvironment(ctx, env) })
 }
 
 func (o *outageStore) SaveSession(ctx context.Context, rec core.SessionRecord) error {
