@@ -28,13 +28,16 @@ func (m *Manager) AttachableWith(id string, mode AttachMode) error {
 
 // EndedSession returns session id's record when it is no longer live and
 // has ended (TERMINATED or ERROR), with the writes not yet in the store
-// applied; ok is false when it is live, starting, unknown, or the store
-// does not answer. A session being destroyed is waited for, within ctx
-// and endingWait, so that it reads as ended rather than as unknown; the
-// store, within storeTimeout.
-func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecord, ok bool) {
+// applied; ok is false when it is live, starting or unknown. A session
+// being destroyed is waited for, within ctx and endingWait, so that it
+// reads as ended rather than as unknown; the store, within storeTimeout.
+// A store that fails or does not answer is an error wrapping
+// ErrStoreUnavailable, as GetSession's: the session may have ended, and
+// saying it is unknown would send the client away (404) from a session
+// it can still learn the end of.
+func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecord, ok bool, err error) {
 	if err := m.attachable(id, AttachRead); !errors.Is(err, ErrSessionNotFound) {
-		return SessionRecord{}, false
+		return SessionRecord{}, false, nil
 	}
 	m.mu.Lock()
 	ending := m.ending[id]
@@ -50,15 +53,24 @@ func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecor
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	rec, err := m.store.GetSession(sctx, id)
-	if err != nil {
-		return SessionRecord{}, false
+	rec, err = m.store.GetSession(sctx, id)
+	switch {
+	case err == nil:
+		m.writer.overlay(&rec)
+	case errors.Is(err, ErrSessionNotFound):
+		return SessionRecord{}, false, nil
+	default:
+		// A row still to be written answers for the store, as in
+		// GetSession.
+		var pending bool
+		if rec, pending = m.writer.pendingRecord(id); !pending {
+			return SessionRecord{}, false, storeFailed(fmt.Errorf("reading session %q: %w", id, err))
+		}
 	}
-	m.writer.overlay(&rec)
 	if rec.Status != StatusTerminated && rec.Status != StatusError {
-		return SessionRecord{}, false
+		return SessionRecord{}, false, nil
 	}
-	return rec, true
+	return rec, true, nil
 }
 
 // endingWait bounds EndedSession's wait for a destroy under way: what a

@@ -69,9 +69,9 @@ func TestEndedWhileBeingDestroyed(t *testing.T) {
 	destroyed := make(chan error, 1)
 	go func() { destroyed <- h.m.DestroySession(t.Context(), "s1") }()
 	eventually(t, "the destroy to begin", func() bool { return !h.m.isLive("s1") })
-	rec, ok := h.m.EndedSession(t.Context(), "s1")
-	if !ok || rec.Status != StatusTerminated {
-		t.Errorf("EndedSession during the destroy: %+v, %v; want TERMINATED", rec, ok)
+	rec, ok, err := h.m.EndedSession(t.Context(), "s1")
+	if !ok || err != nil || rec.Status != StatusTerminated {
+		t.Errorf("EndedSession during the destroy: %+v, %v, %v; want TERMINATED", rec, ok, err)
 	}
 	if _, err := h.m.RestartSession(t.Context(), "s1", RestartOptions{}); !errors.Is(err, ErrSessionEnded) {
 		t.Errorf("restart during the destroy: %v, want ErrSessionEnded", err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // stallStore is a memStore whose chosen methods hang until their context
@@ -98,6 +100,13 @@ func (s *stallStore) UpdateEnvironment(ctx context.Context, env Environment) err
 	}
 	s.memStore.envs[env.ID] = env
 	return nil
+}
+
+func (s *stallStore) GetSession(ctx context.Context, id string) (SessionRecord, error) {
+	if err := s.call(ctx, "GetSession"); err != nil {
+		return SessionRecord{}, err
+	}
+	return s.memStore.GetSession(ctx, id)
 }
 
 // withStoreTimeout sets storeTimeout to d for the test. Call it before
@@ -285,5 +294,36 @@ func TestEnvironmentStoreFailures(t *testing.T) {
 				<-st.entered
 			}
 		}
+	}
+}
+
+// An ended session's record the store cannot give is ErrStoreUnavailable,
+// not a session that has not ended (which the attach answered 404).
+func TestEndedSessionStoreDown(t *testing.T) {
+	var st *stallStore
+	h := newHarness(t, func(o *Options) {
+		st = newStallStore(o.Store.(*memStore))
+		o.Store = st
+		o.Linger = time.Millisecond
+	})
+	_, p := h.create(t, "s")
+	p.End(shared.ExitStatus{Code: 3})
+	eventually(t, "the ended session to be written and let go", func() bool {
+		h.m.mu.Lock()
+		inMap := h.m.sessions["s"] != nil
+		h.m.mu.Unlock()
+		_, pending := h.m.writer.pendingRecord("s")
+		return !inMap && !pending && h.store.row(t, "s").Status == StatusTerminated
+	})
+	st.set("GetSession", "fail")
+	if _, ok, err := h.m.EndedSession(t.Context(), "s"); ok || !errors.Is(err, ErrStoreUnavailable) {
+		t.Errorf("EndedSession with the store down: %v, %v; want ErrStoreUnavailable", ok, err)
+	}
+	if _, err := h.m.RestartSession(t.Context(), "s", RestartOptions{}); !errors.Is(err, ErrStoreUnavailable) {
+		t.Errorf("RestartSession of an ended session with the store down: %v; want ErrStoreUnavailable", err)
+	}
+	st.set("GetSession", "")
+	if rec, ok, err := h.m.EndedSession(t.Context(), "s"); !ok || err != nil || rec.Status != StatusTerminated {
+		t.Errorf("EndedSession with the store back: %+v, %v, %v", rec, ok, err)
 	}
 }

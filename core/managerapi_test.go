@@ -205,11 +205,11 @@ func TestAPIHooks(t *testing.T) {
 	if err := h.m.Attachable("missing"); !errors.Is(err, ErrSessionNotFound) {
 		t.Errorf("Attachable(missing): %v", err)
 	}
-	if _, ok := h.m.EndedSession(ctx, "live"); ok {
-		t.Error("EndedSession(live) reports it ended")
+	if _, ok, err := h.m.EndedSession(ctx, "live"); ok || err != nil {
+		t.Errorf("EndedSession(live): %v, %v; want not ended", ok, err)
 	}
-	if _, ok := h.m.EndedSession(ctx, "missing"); ok {
-		t.Error("EndedSession(missing) reports it ended")
+	if _, ok, err := h.m.EndedSession(ctx, "missing"); ok || err != nil {
+		t.Errorf("EndedSession(missing): %v, %v; want not ended", ok, err)
 	}
 
 	a := h.attach(t, "live")
@@ -228,9 +228,9 @@ func TestAPIHooks(t *testing.T) {
 	eventually(t, "the ended session to stop being attachable", func() bool {
 		return errors.Is(h.m.Attachable("live"), ErrSessionNotFound)
 	})
-	rec, ok := h.m.EndedSession(ctx, "live")
-	if !ok || rec.Status != StatusTerminated || rec.ExitCode == nil || *rec.ExitCode != 7 {
-		t.Errorf("EndedSession: %+v, %v; want TERMINATED with code 7", rec, ok)
+	rec, ok, err := h.m.EndedSession(ctx, "live")
+	if !ok || err != nil || rec.Status != StatusTerminated || rec.ExitCode == nil || *rec.ExitCode != 7 {
+		t.Errorf("EndedSession: %+v, %v, %v; want TERMINATED with code 7", rec, ok, err)
 	}
 
 	if err := ValidSize(80, 24); err != nil {

@@ -91,7 +91,11 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		return SessionRecord{}, ErrClosed
 	}
 	if s == nil {
-		if _, ended := m.EndedSession(ctx, id); ended {
+		_, ended, err := m.EndedSession(ctx, id)
+		if err != nil {
+			return SessionRecord{}, err
+		}
+		if ended {
 			return SessionRecord{}, fmt.Errorf("%w: session %q: create it again with the same id", ErrSessionEnded, id)
 		}
 		return SessionRecord{}, fmt.Errorf("%w: %q", ErrSessionNotFound, id)

@@ -227,15 +227,21 @@ func (h *handler) attachModeOf(w http.ResponseWriter, r *http.Request) (core.Att
 
 // attachFailed answers an attach that found no live session: 410 with the
 // exit code when the session has ended, 503 node_lost when its end is its
-// node's loss and that node is still away (lostOwner), 409 when it has as
-// many clients as it takes, else the error's status.
+// node's loss and that node is still away (lostOwner), 503 when the
+// database cannot say whether it has ended (as a GET of it answers), 409
+// when it has as many clients as it takes, else the error's status.
 func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
 	if errors.Is(err, core.ErrTooManyClients) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
 	if errors.Is(err, core.ErrSessionNotFound) {
-		if rec, ok := h.m.EndedSession(r.Context(), id); ok {
+		rec, ok, serr := h.m.EndedSession(r.Context(), id)
+		if serr != nil {
+			h.fail(w, r, serr)
+			return
+		}
+		if ok {
 			if node, lost := h.lostOwner(r.Context(), rec); lost {
 				// Not ended for good: its node may come back with it.
 				// 503, which clients retry, before any upgrade; 4503
