@@ -61,6 +61,7 @@ func TestStraySurvivorsHungUpAFewAtATime(t *testing.T) {
 	const n = 400
 	h := newHarness(t, func(o *Options) {
 		o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: survivorsOf(k, "stray", n)}
+		o.HangUpUnknownKept = true // the store knows none of them
 	})
 	if _, err := h.m.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
@@ -190,6 +191,7 @@ func TestGateCountsBusyTimeNotTheSum(t *testing.T) {
 	const n = 700
 	h := newHarness(t, func(o *Options) {
 		o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: survivorsOf(k, "stray", n)}
+		o.HangUpUnknownKept = true // the store knows none of them
 	})
 	start := time.Now()
 	if _, err := h.m.Reconcile(t.Context()); err != nil {
@@ -252,6 +254,7 @@ func TestStalledKillsHoldStartOnce(t *testing.T) {
 	const n = 48
 	h := newHarness(t, func(o *Options) {
 		o.Plugins = listedSurvivors{Dispatcher: o.Plugins, list: survivorsOf(k, "stray", n)}
+		o.HangUpUnknownKept = true // the store knows none of them
 	})
 	start := time.Now()
 	if _, err := h.m.Reconcile(t.Context()); err != nil {

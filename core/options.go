@@ -124,6 +124,16 @@ type Options struct {
 	// its subscribers. Nil: a single server, whose subscribers see its
 	// own events only. Needs NodeName.
 	Relay EventRelay
+
+	// HangUpUnknownKept makes Reconcile hang up the sessions the plugins
+	// kept even when the store holds the record of none of them, as it
+	// hangs up any kept session no live record claims. Without it,
+	// Reconcile refuses (UnknownKeptError) and touches none of them: a
+	// store that knows none of the sessions the plugins kept is far more
+	// likely the wrong database (a new one, a mistyped path, an older
+	// backup) than the right one, and a hang-up cannot be undone. Set it
+	// for one start, when ending those sessions is meant.
+	HangUpUnknownKept bool
 }
 
 // Defaults.

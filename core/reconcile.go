@@ -52,7 +52,11 @@ var errNowLive = errors.New("the session id is live in this server")
 //     ERROR with ReasonServerLost, whatever the store said.
 //
 // A session a plugin kept that the store does not hold as live (unknown,
-// or recorded as ended) is hung up: killed and closed.
+// or recorded as ended) is hung up: killed and closed. But when the
+// plugins kept sessions and the store holds the record of none of them
+// (a new or emptied database, or the wrong one), Reconcile touches
+// nothing and returns an *UnknownKeptError, unless
+// Options.HangUpUnknownKept is set (checkKeptKnown).
 //
 // Reconcile waits, within ctx and a bound, until each session taken up has
 // read what its plugin kept, so that clients resuming right after it
@@ -83,6 +87,11 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
 	if err != nil {
 		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", err)
+	}
+	// Before any session is taken up, recorded lost or hung up: a store
+	// that knows none of the kept sessions would have them all hung up.
+	if err := m.checkKeptKnown(ctx, survivors, recs); err != nil {
+		return 0, err
 	}
 	lost, resumed := 0, 0
 	var caughtUp []<-chan struct{}
