@@ -59,6 +59,9 @@ type DB struct {
 	// claim is this server's claim on the database (Claim), which fences
 	// its session writes; nil until it claims.
 	claim atomic.Pointer[Claim]
+	// created: the migration of Open or New created the sessions table
+	// (Created).
+	created bool
 }
 
 var (
@@ -160,6 +163,13 @@ func (s *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Created reports whether Open (or New) created the store's sessions
+// table: the database held no ptyhost tables before, so this start made
+// it. A server tells its operator so when the plugins kept sessions the
+// database cannot know (core.UnknownKeptError): the likely cause is a
+// DSN that names another database than the previous server's.
+func (s *DB) Created() bool { return s.created }
+
 // Gorm returns the underlying *gorm.DB, for embedders that keep their own
 // tables in the same database. It skips GORM's default transaction (wrap
 // writes that must go together in Transaction yourself), and on
@@ -178,6 +188,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	}
 	db := s.db.WithContext(ctx)
 	if !s.postgres() {
+		s.created = !db.Migrator().HasTable(&sessionModel{})
 		if err := db.AutoMigrate(models...); err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
 		}
@@ -194,6 +205,8 @@ func (s *DB) migrate(ctx context.Context) error {
 		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", int64(migrationLockKey)).Error; err != nil {
 			return fmt.Errorf("waiting for another server's migration of the database: %w", err)
 		}
+		// Under the lock: another node's migration cannot be half done.
+		s.created = !tx.Migrator().HasTable(&sessionModel{})
 		return tx.AutoMigrate(models...)
 	})
 	if err != nil {

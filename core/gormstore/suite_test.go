@@ -439,6 +439,10 @@ func testContextCanceled(t *testing.T, e env) {
 
 func testReopen(t *testing.T, e env) {
 	ctx := context.Background()
+	// The case's database was empty: its Open made the tables.
+	if !e.s.Created() {
+		t.Error("Created() = false for the Open that made the tables")
+	}
 	now := e.clk.Advance(time.Second)
 	want := core.SessionRecord{ID: "s1", EnvironmentID: "local", Status: core.StatusIdle, ExitCode: ptr(0), CreatedAt: now, UpdatedAt: now}
 	mustSaveSession(t, e.s, want)
@@ -448,6 +452,9 @@ func testReopen(t *testing.T, e env) {
 	}
 	// Opening again migrates again, which must keep the rows.
 	s := openStore(t, e.dsn, e.clk)
+	if s.Created() {
+		t.Error("Created() = true for an Open of a database that had the tables")
+	}
 	assertSession(t, s, want)
 	if _, err := s.GetEnvironment(ctx, "local"); err != nil {
 		t.Errorf("GetEnvironment after reopen: %v", err)
