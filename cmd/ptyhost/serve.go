@@ -63,6 +63,10 @@ type serveConfig struct {
 	// server; hangUpOnStop makes every stop hang the sessions up instead.
 	orphanTimeout time.Duration
 	hangUpOnStop  bool
+	// hangUpUnknown is --hang-up-unknown-sessions: this start hangs up the
+	// sessions the plugins kept even when the database knows none of them
+	// (keptunknown.go).
+	hangUpUnknown bool
 	logLevel      slog.Level
 	logFormat     string
 	// configPath is the configuration file, if any; plugins are its
@@ -252,6 +256,8 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 		Nodes:    c.nodeLister(db),
 		Self:     core.Node{URL: "http://" + ln.Addr().String(), Version: shared.Version()},
 		Relay:    relay,
+
+		HangUpUnknownKept: c.hangUpUnknown,
 	})
 	if err != nil {
 		return err
@@ -259,9 +265,11 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	logWorkdirRoots(log, c.workdirRoots)
 
 	// Reconcile takes up the sessions the plugins kept (and logs how many)
-	// and records the others a previous run left live as ERROR.
+	// and records the others a previous run left live as ERROR. It
+	// refuses when the database knows none of the sessions kept, which
+	// then run on in their plugins (keptunknown.go).
 	if n, err := m.Reconcile(ctx); err != nil {
-		return err
+		return keptUnknownError(c, db, err)
 	} else if n > 0 {
 		log.Warn("sessions left live by a previous run were lost and recorded as ERROR server_lost", "count", n)
 	}

@@ -124,6 +124,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	durationFlag(fs, &c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long (`DURATION`) shutdown may take [PTYHOST_SHUTDOWN_TIMEOUT]")
 	durationFlag(fs, &c.orphanTimeout, "orphan-timeout", defaultOrphanTimeout, "how long (`DURATION`) the plugins keep the sessions of a server that died or stopped, waiting for the next server on this data directory; then they hang them up and exit [PTYHOST_ORPHAN_TIMEOUT]")
 	boolFlag(fs, &c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
+	boolFlag(fs, &c.hangUpUnknown, "hang-up-unknown-sessions", false, "for this start: hang up the sessions the plugins kept even when the database holds the record of none of them, where the server refuses to start (a new or another database: a mistyped --db, a deleted file); a flag only, for one start")
 	boolFlag(fs, &c.web, "web", true, "serve the browser page (a terminal in the browser) at /; --web=false leaves it out (404), the API unchanged [PTYHOST_WEB]")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
