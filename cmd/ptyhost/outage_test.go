@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -30,6 +29,9 @@ type tcpProxy struct {
 	target string
 	ln     net.Listener
 	conns  []net.Conn
+	// hung, while not nil, holds every byte and every new connection
+	// until it is closed (Resume, Stop).
+	hung chan struct{}
 }
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -55,6 +57,10 @@ func (p *tcpProxy) Start() {
 				return
 			}
 			p.mu.Lock()
+			p.conns = append(p.conns, c) // a Stop while it hangs closes it
+			p.mu.Unlock()
+			p.passing()
+			p.mu.Lock()
 			target := p.target
 			p.mu.Unlock()
 			up, err := net.Dial("tcp", target)
@@ -69,10 +75,10 @@ func (p *tcpProxy) Start() {
 				up.Close()
 				return
 			}
-			p.conns = append(p.conns, c, up)
+			p.conns = append(p.conns, up)
 			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
+			go p.pipe(up, c)
+			go p.pipe(c, up)
 		}
 	}()
 }
@@ -90,9 +96,64 @@ func (p *tcpProxy) retarget(t *testing.T, serverURL string) {
 	p.target = u.Host
 }
 
+// Hang stops passing bytes on, either way, and holds new connections
+// unanswered, as a database that hangs (a stalled machine, a network that
+// drops packets) does: nothing fails, everything waits. Resume or Stop
+// ends it.
+func (p *tcpProxy) Hang() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hung == nil {
+		p.hung = make(chan struct{})
+	}
+}
+
+// Resume passes bytes and connections on again after Hang.
+func (p *tcpProxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hung != nil {
+		close(p.hung)
+		p.hung = nil
+	}
+}
+
+// passing returns once the proxy is not hung.
+func (p *tcpProxy) passing() {
+	p.mu.Lock()
+	hung := p.hung
+	p.mu.Unlock()
+	if hung != nil {
+		<-hung
+	}
+}
+
+// pipe copies from src to dst, holding what it read while the proxy is
+// hung, and closes dst at src's end.
+func (p *tcpProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.passing()
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 func (p *tcpProxy) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.hung != nil {
+		close(p.hung)
+		p.hung = nil
+	}
 	if p.ln != nil {
 		p.ln.Close()
 		p.ln = nil

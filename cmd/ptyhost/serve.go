@@ -145,7 +145,7 @@ var errServeOnWindows = errors.New("serve: the server runs on Linux, macOS and o
 
 // serve runs the server configured by c until ctx is done or it is
 // stopped.
-func serve(ctx context.Context, c serveConfig, io stdio) error {
+func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	var handler slog.Handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
 	if c.logFormat == "json" {
 		handler = slog.NewJSONHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
@@ -177,7 +177,12 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
-	defer db.Close()
+	// Every path out of here (a failed start too) goes through the one
+	// shutdown (servestop.go), which the server fills in as it starts:
+	// it leaves the sessions, gives the claim up and closes the database
+	// within one --shutdown-timeout, and says "stopped" only then.
+	sd := &shutdown{c: c, log: log, out: io, db: db}
+	defer func() { err = sd.run(ctx, err) }()
 
 	// Only the server that owns the database may take its sessions up:
 	// claim it before the plugins reattach, so a second server on the same
@@ -188,12 +193,7 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	if err != nil {
 		return err
 	}
-	claimLost := owned.lost
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
-		defer cancel()
-		owned.release(rctx)
-	}()
+	sd.owned = &owned
 
 	if c.configPath != "" {
 		log.Info("configuration file read", "path", c.configPath, "plugins", len(c.plugins))
@@ -218,20 +218,17 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	if err != nil {
 		return fmt.Errorf("loading plugins: %w", err)
 	}
-	// stop is how this server ends, whatever ends it; every path out of
-	// here (a failed start too) goes through leave, which leaves the
+	// stop is how this server ends, whatever ends it; from here every
+	// path out goes through leave (the shutdown's), which leaves the
 	// sessions running unless told to hang them up.
 	stop := newStopper(ctx, c.hangUpOnStop)
-	defer stop.cancel(nil)
-	var m *core.Manager
-	var srv *http.Server
-	defer func() { leave(ctx, c, log, io, stop.request(), srv, m, plugins) }()
+	sd.plugins, sd.stop = plugins, stop
 
 	relay, err := c.eventRelay(db)
 	if err != nil {
 		return err
 	}
-	m, err = core.New(core.Options{
+	m, err := core.New(core.Options{
 		Store:           db,
 		Plugins:         plugins,
 		Logger:          log,
@@ -262,6 +259,7 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	if err != nil {
 		return err
 	}
+	sd.m = m
 	logWorkdirRoots(log, c.workdirRoots)
 
 	// Reconcile takes up the sessions the plugins kept (and logs how many)
@@ -276,7 +274,7 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 	// A node lists as healthy from now on: the sessions of it recorded
 	// node_lost that it took up run again, and the others are final.
 	owned.ready(ctx)
-	go stop.onLost(claimLost, log)
+	go stop.onLost(owned.lost, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/", api.NewHandler(m, api.Options{
@@ -292,12 +290,13 @@ func serve(ctx context.Context, c serveConfig, io stdio) error {
 		Cluster: api.ClusterOptions{NodeName: c.cluster.nodeName, Secret: c.cluster.secret},
 	}))
 	mux.Handle("GET /metrics", c.metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	srv = &http.Server{
+	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       cmp.Or(c.connIdleTimeout, defaultConnIdleTimeout),
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
+	sd.srv = srv
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", gormstore.RedactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/core/pluginhost"
 )
 
@@ -22,10 +24,14 @@ import (
 // stopReason says why the server stops and what becomes of the sessions.
 type stopReason struct {
 	hangUp bool
-	// why is "signal", "stop request", "database lost" or "failed" (the
-	// server ended otherwise: a failed start, a listener error).
+	// why is "signal", "stop request", whyLost or "failed" (the server
+	// ended otherwise: a failed start, a listener error).
 	why string
 }
+
+// whyLost is the stop reason of a server that no longer owns the
+// database: its claim was taken over, or a node's lease was lost.
+const whyLost = "database lost"
 
 // stopper collects the reasons a server stops: a signal (its parent ctx
 // ends), a stop request over the API, or the loss of the database's
@@ -76,7 +82,7 @@ func (s *stopper) onLost(lost <-chan struct{}, log *slog.Logger) {
 	select {
 	case <-lost:
 		log.Error("this server no longer owns the database (another server took it over, or it was unreachable past the lease): stopping, leaving the sessions running")
-		s.set(stopReason{why: "database lost"})
+		s.set(stopReason{why: whyLost})
 	case <-s.ctx.Done():
 	}
 }
@@ -98,16 +104,74 @@ func (s *stopper) request() stopReason {
 	return *s.reason
 }
 
-// leave stops the server within --shutdown-timeout, as r says: it stops
-// accepting requests (srv, if serving) and at once either hangs every
-// session up and stops the plugins, or detaches from the sessions and
-// leaves the plugins running with them. m is nil when the manager was not
-// made. It logs, and for a requested stop prints, what became of the
-// sessions.
-func leave(ctx context.Context, c serveConfig, log *slog.Logger, out stdio, r stopReason, srv *http.Server, m *core.Manager, plugins *pluginhost.Plugins) {
-	log.Info("shutting down", "why", r.why, "hang_up", r.hangUp, "timeout", c.shutdownTimeout)
+// shutdown is how serve ends, whatever ends it: serve fills it in as it
+// starts (what is nil was not made) and runs it once, on its way out.
+type shutdown struct {
+	c   serveConfig
+	log *slog.Logger
+	out stdio
+	db  *gormstore.DB
+	// owned is the claim or the lease, once made; stop, plugins, m and
+	// srv are the server's, once made.
+	owned   *ownership
+	stop    *stopper
+	plugins *pluginhost.Plugins
+	m       *core.Manager
+	srv     *http.Server
+}
+
+// releaseShare is the part of --shutdown-timeout kept for giving the
+// claim or the lease up, at most maxReleaseShare: the sessions' part
+// (leave) may take the rest, as a hang-up whose clients are slow to go
+// does, and the release, one statement, still gets its chance, so that
+// the next server need not wait for the lease.
+const (
+	releaseShare    = 5 // a fifth
+	maxReleaseShare = time.Second
+)
+
+// run stops the server, all of it within one --shutdown-timeout from
+// now: it leaves the sessions as the stop's reason says (leave), gives
+// the claim or the lease up and closes the database; then it logs and,
+// unless the start failed, prints that the server stopped, which it now
+// has. The database's outage cannot stretch the stop: each step gets
+// what is left of the one deadline. It returns err, the server's.
+func (s *shutdown) run(ctx context.Context, err error) error {
+	c, log := s.c, s.log
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 	defer cancel()
+	var r stopReason
+	var what string
+	if s.stop != nil {
+		r = s.stop.request()
+		deadline, _ := sctx.Deadline()
+		lctx, cancel := context.WithDeadline(sctx, deadline.Add(-min(c.shutdownTimeout/releaseShare, maxReleaseShare)))
+		what = leave(lctx, c, log, r, s.srv, s.m, s.plugins)
+		cancel()
+		s.stop.cancel(nil)
+	}
+	if s.owned != nil {
+		s.owned.release(sctx)
+	}
+	if cerr := s.db.Close(); cerr != nil {
+		log.Warn("closing the database", "err", cerr)
+	}
+	if s.stop != nil {
+		log.Info("stopped; "+what, "why", r.why)
+		if r.why != "failed" {
+			fmt.Fprintf(s.out.out, "ptyhost: stopped; %s\n", what)
+		}
+	}
+	return err
+}
+
+// leave stops the server within ctx, as r says: it stops accepting
+// requests (srv, if serving) and at once either hangs every session up
+// and stops the plugins, or detaches from the sessions and leaves the
+// plugins running with them. m is nil when the manager was not made. It
+// logs the stop and returns what became of the sessions.
+func leave(sctx context.Context, c serveConfig, log *slog.Logger, r stopReason, srv *http.Server, m *core.Manager, plugins *pluginhost.Plugins) string {
+	log.Info("shutting down", "why", r.why, "hang_up", r.hangUp, "timeout", c.shutdownTimeout)
 	// Stop accepting and end the sessions' streams at once, both within
 	// the one deadline: http.Server.Shutdown may wait for a connection that
 	// has sent no request yet.
@@ -142,8 +206,5 @@ func leave(ctx context.Context, c serveConfig, log *slog.Logger, out stdio, r st
 		plugins.Detach(sctx)
 		what = fmt.Sprintf("sessions left running for the next server; they end after the orphan timeout (%v) if none starts", c.orphanTimeout)
 	}
-	log.Info("stopped; "+what, "why", r.why)
-	if r.why != "failed" {
-		fmt.Fprintf(out.out, "ptyhost: stopped; %s\n", what)
-	}
+	return what
 }
