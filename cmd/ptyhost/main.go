@@ -31,8 +31,11 @@
 // processes running them for the next server, which they wait for during
 // --orphan-timeout; with --hang-up-on-stop or 'ptyhost stop --hang-up',
 // every session is hung up instead (its clients get its last output, its
-// exit and close code 1001) and the plugins stop. Then the database
-// closes. A second signal ends the process at once.
+// exit and close code 1001) and the plugins stop. Then the claim is given
+// up and the database closes, all within the one --shutdown-timeout, and
+// the server exits 0. A server that stops because it lost the database
+// (its claim taken over, a node's lease lost) exits 75 instead, for its
+// supervisor to start it again. A second signal ends the process at once.
 //
 // # Client commands
 //

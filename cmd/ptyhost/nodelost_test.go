@@ -122,8 +122,10 @@ func TestClusterEventsAndNodeLost(t *testing.T) {
 
 // TestClusterPartitionedNodeStops: node b cut off from the database takes
 // its lease as lost once a lease's length passes unrenewed, and stops,
-// leaving its session to its plugin; a records the session node_lost; b,
-// started again once the database is back, takes it up again.
+// leaving its session to its plugin, with exit status 75, which a
+// supervisor's Restart=on-failure restarts (0 it would not); a records the
+// session node_lost; b, started again once the database is back, takes it
+// up again, and a stop by SIGTERM or by 'ptyhost stop' exits 0.
 func TestClusterPartitionedNodeStops(t *testing.T) {
 	dsn, _ := postgresSchemaDSN(t)
 	a := startNode(t, dsn, "a")
@@ -141,11 +143,14 @@ func TestClusterPartitionedNodeStops(t *testing.T) {
 
 	cut.Stop()
 	partitioned := time.Now()
-	// It stops as a single server that lost its claim does (exit 0).
-	_ = b.Wait(t, testNodeLease+30*time.Second)
+	// It stops as a single server that lost its claim does.
+	err = b.Wait(t, testNodeLease+30*time.Second)
 	t.Logf("b stopped %v after its partition (lease %v)", time.Since(partitioned).Round(time.Millisecond), testNodeLease)
-	if log := b.Stderr(); !strings.Contains(log, "lease expired before it could be renewed") {
-		t.Errorf("b's log does not say its lease was lost:\n%s", log)
+	if got := exitStatusOf(err); got != exitLost {
+		t.Errorf("b exited with %v (status %d) after it lost its lease, want status %d", err, got, exitLost)
+	}
+	if log := b.Stderr(); !strings.Contains(log, "lease expired before it could be renewed") || !strings.Contains(log, "it exits with status 75") {
+		t.Errorf("b's log does not say its lease was lost, and that it exits with 75:\n%s", log)
 	}
 	events.await(t, testNodeLease+5*time.Second, "session_error", idB, "b")
 
@@ -156,4 +161,17 @@ func TestClusterPartitionedNodeStops(t *testing.T) {
 	term.Send("echo b-back-$((6*7))\n")
 	term.WaitOutput("b-back-42")
 	term.Conn.Close()
+
+	// The stops an operator asks for exit 0, which Restart=on-failure
+	// leaves stopped.
+	if err := b2.Stop(t, 30*time.Second); err != nil {
+		t.Errorf("b stopped by SIGTERM: %v, want exit status 0", err)
+	}
+	b3 := b2.Restart(t)
+	if code, _, stderr := cli(t, b3.URL, "stop", "--hang-up"); code != 0 {
+		t.Errorf("ptyhost stop: exit %d: %s", code, stderr)
+	}
+	if err := b3.Wait(t, 30*time.Second); err != nil {
+		t.Errorf("b stopped by 'ptyhost stop': %v, want exit status 0", err)
+	}
 }

@@ -144,7 +144,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 var errServeOnWindows = errors.New("serve: the server runs on Linux, macOS and other Unix systems; on Windows ptyhost is a client: give its commands --server URL (or set PTYHOST_SERVER)")
 
 // serve runs the server configured by c until ctx is done or it is
-// stopped.
+// stopped. A server that stopped because it lost the database (its claim
+// taken over, a node's lease lost) returns exitError{exitLost}, so that
+// its supervisor starts it again; any other stop returns nil.
 func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	var handler slog.Handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
 	if c.logFormat == "json" {

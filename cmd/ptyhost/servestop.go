@@ -33,6 +33,22 @@ type stopReason struct {
 // database: its claim was taken over, or a node's lease was lost.
 const whyLost = "database lost"
 
+// exitLost is the exit status of a server that stopped for whyLost:
+// EX_TEMPFAIL of sysexits.h, "try again later". A stop that the operator
+// asked for (a signal, 'ptyhost stop') exits 0, and a supervisor that
+// restarts a failed service (systemd's Restart=on-failure) leaves it
+// stopped; this one is no such stop. A node whose lease ran out while the
+// database was unreachable must come back once it is reachable again, to
+// take its sessions up (docs/design.md, "Partitions"); with status 0 it
+// stayed down for good after any outage longer than its lease. A single
+// server whose claim another server took over exits with it too: started
+// again, it is refused ("owned by") while the other holds the database,
+// and takes it back, with whatever its plugins kept, once the other is
+// gone, rather than leaving the service down without saying so. A
+// distinct status, not 1, lets a supervisor or an operator tell it from a
+// failed start (RestartPreventExitStatus=75 keeps it down).
+const exitLost = 75
+
 // stopper collects the reasons a server stops: a signal (its parent ctx
 // ends), a stop request over the API, or the loss of the database's
 // ownership. The first reason wins; ctx ends with it.
@@ -81,7 +97,8 @@ func (s *stopper) requestStop(hangUp bool) bool {
 func (s *stopper) onLost(lost <-chan struct{}, log *slog.Logger) {
 	select {
 	case <-lost:
-		log.Error("this server no longer owns the database (another server took it over, or it was unreachable past the lease): stopping, leaving the sessions running")
+		log.Error("this server no longer owns the database (another server took it over, or it was unreachable past the lease): stopping, leaving the sessions running; " +
+			"it exits with status 75, for its supervisor to start it again")
 		s.set(stopReason{why: whyLost})
 	case <-s.ctx.Done():
 	}
@@ -135,7 +152,9 @@ const (
 // the claim or the lease up and closes the database; then it logs and,
 // unless the start failed, prints that the server stopped, which it now
 // has. The database's outage cannot stretch the stop: each step gets
-// what is left of the one deadline. It returns err, the server's.
+// what is left of the one deadline. It returns err, the server's, or
+// exitError{exitLost} for a server that stopped because it lost the
+// database.
 func (s *shutdown) run(ctx context.Context, err error) error {
 	c, log := s.c, s.log
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
@@ -161,6 +180,9 @@ func (s *shutdown) run(ctx context.Context, err error) error {
 		if r.why != "failed" {
 			fmt.Fprintf(s.out.out, "ptyhost: stopped; %s\n", what)
 		}
+	}
+	if err == nil && r.why == whyLost {
+		return exitError{exitLost}
 	}
 	return err
 }

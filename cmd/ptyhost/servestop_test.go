@@ -2,13 +2,39 @@ package main
 
 import (
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
+
+// TestServerStopsWhenTakenOver: a single server whose claim on the
+// database another server took over (its row rewritten, as the other's
+// takeover does) stops with exit status 75, as a node that lost its lease
+// does (TestClusterPartitionedNodeStops), for its supervisor to start it
+// again.
+func TestServerStopsWhenTakenOver(t *testing.T) {
+	srv := e2etest.Start(t, e2etest.Options{KeepSessions: true})
+	srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh"}})
+
+	db, err := gormstore.Open(t.Context(), "sqlite:"+filepath.Join(srv.DataDir, "ptyhost.db"), gormstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Gorm().Exec(`UPDATE server_owner SET node_id = 'another-server', hostname = 'elsewhere', pid = 1`).Error; err != nil {
+		t.Fatal(err)
+	}
+	// The server's next heartbeat, within 5 s, finds the row another's.
+	err = srv.Wait(t, gormstore.DefaultLeaseRenewal+30*time.Second)
+	if got := exitStatusOf(err); got != exitLost {
+		t.Errorf("the server taken over exited with %v (status %d), want status %d\n%s", err, got, exitLost, srv.Stderr())
+	}
+}
 
 // stoppedLogTime is the time of the server's "stopped" log line (JSON).
 var stoppedLogTime = regexp.MustCompile(`"time":"([^"]+)","level":"INFO","msg":"stopped; `)
