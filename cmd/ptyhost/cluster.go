@@ -147,6 +147,7 @@ func (c serveConfig) own(ctx context.Context, db *gormstore.DB, log *slog.Logger
 			return ownership{}, err
 		}
 		return ownership{
+			node: true,
 			lost: lease.Lost(),
 			ready: func(ctx context.Context) {
 				if err := lease.Ready(ctx); err != nil {
@@ -183,6 +184,8 @@ func (c serveConfig) own(ctx context.Context, db *gormstore.DB, log *slog.Logger
 // the sessions it had kept (a node lists as unhealthy until then);
 // release gives the claim up.
 type ownership struct {
+	// node: a node's lease, not a single server's claim (onLost).
+	node    bool
 	lost    <-chan struct{}
 	ready   func(context.Context)
 	release func(context.Context)

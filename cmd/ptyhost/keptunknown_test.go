@@ -66,7 +66,11 @@ func TestE2ENewDatabaseLeavesKeptSessionsRunning(t *testing.T) {
 	o := srv.Options()
 	mistyped := o
 	mistyped.Args = append(append([]string(nil), o.Args...), "--db", "sqlite:"+filepath.Join(t.TempDir(), "ptyhsot.db"))
-	for _, start := range []e2etest.Options{o, mistyped} {
+	// A server that hangs its sessions up on every stop still leaves
+	// them when its start is refused: it never took them up.
+	hangsUp := o
+	hangsUp.Args = append(append([]string(nil), o.Args...), "--db", "sqlite:"+filepath.Join(t.TempDir(), "other.db"), "--hang-up-on-stop")
+	for _, start := range []e2etest.Options{o, mistyped, hangsUp} {
 		out, err := e2etest.RunRefused(t, start, 30*time.Second)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {

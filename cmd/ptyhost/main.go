@@ -33,8 +33,8 @@
 // every session is hung up instead (its clients get its last output, its
 // exit and close code 1001) and the plugins stop. Then the claim is given
 // up and the database closes, all within the one --shutdown-timeout, and
-// the server exits 0. A server that stops because it lost the database
-// (its claim taken over, a node's lease lost) exits 75 instead, for its
+// the server exits 0 (also when another server took its database over).
+// A node that stops because it lost its lease exits 75 instead, for its
 // supervisor to start it again. A second signal ends the process at once.
 //
 // # Client commands

@@ -144,9 +144,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 var errServeOnWindows = errors.New("serve: the server runs on Linux, macOS and other Unix systems; on Windows ptyhost is a client: give its commands --server URL (or set PTYHOST_SERVER)")
 
 // serve runs the server configured by c until ctx is done or it is
-// stopped. A server that stopped because it lost the database (its claim
-// taken over, a node's lease lost) returns exitError{exitLost}, so that
-// its supervisor starts it again; any other stop returns nil.
+// stopped. A node that stopped because it lost its lease returns
+// exitError{exitLost}, so that its supervisor starts it again; any other
+// stop returns nil.
 func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	var handler slog.Handler = slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: c.logLevel})
 	if c.logFormat == "json" {
@@ -273,10 +273,11 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	} else if n > 0 {
 		log.Warn("sessions left live by a previous run were lost and recorded as ERROR server_lost", "count", n)
 	}
+	stop.tookUp()
 	// A node lists as healthy from now on: the sessions of it recorded
 	// node_lost that it took up run again, and the others are final.
 	owned.ready(ctx)
-	go stop.onLost(owned.lost, log)
+	go stop.onLost(owned.lost, owned.node, log)
 
 	mux := http.NewServeMux()
 	mux.Handle("/", api.NewHandler(m, api.Options{

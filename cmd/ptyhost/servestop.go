@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
@@ -29,24 +30,27 @@ type stopReason struct {
 	why string
 }
 
-// whyLost is the stop reason of a server that no longer owns the
-// database: its claim was taken over, or a node's lease was lost.
-const whyLost = "database lost"
+// whyLost is the stop reason of a node that lost its lease; whyTakenOver
+// that of a single server whose claim another server took over.
+const (
+	whyLost      = "lease lost"
+	whyTakenOver = "database taken over"
+)
 
-// exitLost is the exit status of a server that stopped for whyLost:
+// exitLost is the exit status of a node that stopped for whyLost:
 // EX_TEMPFAIL of sysexits.h, "try again later". A stop that the operator
 // asked for (a signal, 'ptyhost stop') exits 0, and a supervisor that
 // restarts a failed service (systemd's Restart=on-failure) leaves it
 // stopped; this one is no such stop. A node whose lease ran out while the
 // database was unreachable must come back once it is reachable again, to
 // take its sessions up (docs/design.md, "Partitions"); with status 0 it
-// stayed down for good after any outage longer than its lease. A single
-// server whose claim another server took over exits with it too: started
-// again, it is refused ("owned by") while the other holds the database,
-// and takes it back, with whatever its plugins kept, once the other is
-// gone, rather than leaving the service down without saying so. A
-// distinct status, not 1, lets a supervisor or an operator tell it from a
-// failed start (RestartPreventExitStatus=75 keeps it down).
+// stayed down for good after any outage longer than its lease.
+//
+// A single server whose claim another server took over exits 0, and stays
+// down: another server owns the database and serves its sessions now.
+// Started again over and over, this one would be refused while the other
+// runs, and would claim the database the moment the other stopped for a
+// restart, recording the other's sessions lost and hanging them up.
 const exitLost = 75
 
 // stopper collects the reasons a server stops: a signal (its parent ctx
@@ -57,8 +61,10 @@ type stopper struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	parent context.Context
-	// hangUpOnStop is --hang-up-on-stop: every stop hangs up.
+	// hangUpOnStop is --hang-up-on-stop: every stop hangs up, once the
+	// sessions are taken up (taken, tookUp).
 	hangUpOnStop bool
+	taken        atomic.Bool
 
 	// mu protects the following.
 	mu     sync.Mutex
@@ -94,15 +100,28 @@ func (s *stopper) requestStop(hangUp bool) bool {
 // database over, and two servers must not both manage its sessions. The
 // sessions stay for whichever server comes back on this data directory;
 // hanging them up would write their end into records another server owns.
-func (s *stopper) onLost(lost <-chan struct{}, log *slog.Logger) {
+func (s *stopper) onLost(lost <-chan struct{}, node bool, log *slog.Logger) {
 	select {
 	case <-lost:
-		log.Error("this server no longer owns the database (another server took it over, or it was unreachable past the lease): stopping, leaving the sessions running; " +
+		if !node {
+			log.Error("another server took the database over: stopping, leaving the sessions running; " +
+				"it exits with status 0, and is not to be started again while the other serves")
+			s.set(stopReason{why: whyTakenOver})
+			return
+		}
+		log.Error("this node lost its lease (taken over, or the database unreachable past the lease): stopping, leaving the sessions running; " +
 			"it exits with status 75, for its supervisor to start it again")
 		s.set(stopReason{why: whyLost})
 	case <-s.ctx.Done():
 	}
 }
+
+// tookUp records that the server has taken up the sessions its plugins
+// kept (Reconcile): from now on --hang-up-on-stop hangs them up at a stop
+// that is a signal or a failure. Before, they are not this server's to
+// end: a start refused because the database knows none of them (a
+// mistyped --db) must leave them running, whatever the stop says.
+func (s *stopper) tookUp() { s.taken.Store(true) }
 
 // request returns why the server stops: the recorded reason, else a
 // signal if the parent context ended, else a failure, which it records.
@@ -112,7 +131,7 @@ func (s *stopper) request() stopReason {
 	if s.reason == nil {
 		// Recorded, so that a stop request that comes now is answered
 		// with what really happens.
-		r := stopReason{hangUp: s.hangUpOnStop, why: "failed"}
+		r := stopReason{hangUp: s.hangUpOnStop && s.taken.Load(), why: "failed"}
 		if s.parent.Err() != nil {
 			r.why = "signal"
 		}
