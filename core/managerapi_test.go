@@ -326,3 +326,22 @@ func TestStoreHealthFailingWrites(t *testing.T) {
 		return h.m.StoreHealth(t.Context()) == nil
 	})
 }
+
+// A create whose first save fails (a store that refuses it, an id live
+// elsewhere) does not mark the writes failing: it is its caller's error,
+// and no write waits to be retried. It held /healthz at 503 for good on
+// a server with nothing else to write.
+func TestStoreHealthFailedSave(t *testing.T) {
+	old := writesUnhealthyAfter
+	writesUnhealthyAfter = 100 * time.Millisecond
+	t.Cleanup(func() { writesUnhealthyAfter = old })
+	h := newHarness(t, nil)
+	h.store.failWrites(1)
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "refused", EnvironmentID: "fake"}); err == nil {
+		t.Fatal("a create whose save failed succeeded")
+	}
+	time.Sleep(3 * writesUnhealthyAfter)
+	if err := h.m.StoreHealth(t.Context()); err != nil {
+		t.Errorf("the store after one failed create: %v, want healthy", err)
+	}
+}

@@ -26,8 +26,8 @@ type writer struct {
 	mu       sync.Mutex // protects the following
 	pending  map[string]*pendingWrite
 	inflight map[string]*pendingWrite // the batch being written now
-	// failing is when writes began to fail, zero while the last one
-	// landed, and failErr the last failure (writeHealth).
+	// failing is when the batches' writes began to fail, zero while the
+	// last batch landed whole, and failErr the last failure (writeHealth).
 	failing time.Time
 	failErr error
 	retried int // writes that failed since failing
@@ -239,12 +239,8 @@ func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) (*pendingWri
 	timer.ObserveDuration()
 	if err != nil {
 		w.metrics.storeErrors.Inc()
-		if ctx.Err() == nil {
-			w.failed(err)
-		}
 		return nil, err
 	}
-	w.landed()
 	w.mu.Lock()
 	replaced := w.pending[rec.ID]
 	delete(w.pending, rec.ID)
@@ -301,16 +297,21 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 	var firstErr error
 	failed, firstFailed, failErr := 0, "", error(nil)
 	defer func() {
-		if failed > 0 {
+		// The health of the writes is judged a batch at a time: one row
+		// that keeps failing in a batch whose others land keeps it failing.
+		switch {
+		case failed > 0:
 			// One line a batch, not one a session: an outage under a
 			// thousand sessions is one line every retry.
 			w.log.Warn("store writes failed; will retry", "sessions", failed, "session_id", firstFailed, "err", failErr)
+			w.failed(failErr, failed)
+		case len(landed) > 0:
+			w.landed()
 		}
 	}()
 	for id, p := range batch {
 		err := w.write(ctx, id, p)
 		if err == nil {
-			w.landed()
 			landed = append(landed, p)
 			continue
 		}
@@ -334,7 +335,6 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 				firstFailed, failErr = id, err
 			}
 			failed++
-			w.failed(err)
 			w.metrics.storeErrors.Inc()
 		}
 		w.mu.Lock()
@@ -360,18 +360,22 @@ func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
 	return w.store.UpdateSession(ctx, id, p.upd)
 }
 
-// failed records a write that failed.
-func (w *writer) failed(err error) {
+// failed records a batch of which n writes failed, to be retried. Only
+// the batches count: a create's first save (saveNow) that fails is its
+// caller's error, retried by nobody, and may be refused for reasons of
+// its own (a live id elsewhere in a cluster).
+func (w *writer) failed(err error, n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.failing.IsZero() {
 		w.failing = time.Now()
 	}
 	w.failErr = err
-	w.retried++
+	w.retried += n
 }
 
-// landed records a write that landed, and says so once after failures.
+// landed records a batch whose writes all landed, and says so once after
+// failures.
 func (w *writer) landed() {
 	w.mu.Lock()
 	since, retried := w.failing, w.retried
