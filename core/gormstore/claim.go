@@ -242,8 +242,18 @@ func (s *DB) gone(cur ownerModel, o Owner, now time.Time) bool {
 	if now.Sub(cur.HeartbeatAt) > s.lease.ttl {
 		return true
 	}
-	local := cur.Hostname == o.Hostname && cur.Instance != "" && cur.Instance == o.Instance
-	return local && !processAlive(cur.PID)
+	return goneHere(cur.Hostname, cur.Instance, cur.PID, o.Hostname, o.Instance)
+}
+
+// goneHere reports whether the process pid recorded on host, in instance
+// (the boot and pid namespace it ran in: localInstance), ran on this
+// machine, host myHost in myInstance, and no longer exists. A pid names
+// the same process only within one instance, and an unknown instance
+// ("") names none. The single server's claim (gone) and a node's
+// registration (goneHolder) both take a live lease over on it.
+func goneHere(host, instance string, pid int, myHost, myInstance string) bool {
+	local := host == myHost && instance != "" && instance == myInstance
+	return local && pid > 0 && !processAlive(pid)
 }
 
 // ownedError returns the error of a claim refused because of cur.

@@ -94,8 +94,7 @@ func goneHolder(tx *gorm.DB, o NodeOptions) (*nodeHolder, error) {
 	if !h.Live || h.Instance == o.Instance || h.ProcessInstance != h.Instance {
 		return nil, nil
 	}
-	local := h.Hostname == o.Hostname && h.HostInstance != "" && h.HostInstance == o.HostInstance
-	if !local || h.PID <= 0 || processAlive(h.PID) {
+	if !goneHere(h.Hostname, h.HostInstance, h.PID, o.Hostname, o.HostInstance) {
 		return nil, nil
 	}
 	return &h, nil
