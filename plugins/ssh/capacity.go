@@ -84,9 +84,7 @@ func (c *conn) openCount() int {
 func (c *conn) openSession(ctx context.Context) (*ssh.Session, error) {
 	deadline := time.Now().Add(slotFreeWait)
 	for {
-		stop := c.watchStall(ctx)
 		sess, others, err := c.tryOpen(ctx)
-		stop()
 		if err == nil {
 			return sess, nil
 		}
@@ -122,7 +120,9 @@ func (c *conn) tryOpen(ctx context.Context) (*ssh.Session, int, error) {
 		return nil, 0, err
 	}
 	defer c.unlockOpen()
+	stop := c.watchStall() // from the open's sending, not the wait for the turn
 	sess, err := c.link.client.NewSession()
+	stop()
 	if err != nil {
 		return nil, c.openCount(), err
 	}

@@ -122,7 +122,7 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 		delete(env, k)
 	}
 	nonce := newNonce()
-	stop := c.watchStall(ctx)
+	stop := c.watchStall()
 	exports, err := c.request(sess, req, cfg, env, nonce)
 	stop()
 	if err != nil {

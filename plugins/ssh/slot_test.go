@@ -88,7 +88,7 @@ func refusingServer(t *testing.T, refusals int32, open, perConn int) (*conn, *at
 	p := &pool{}
 	c := &conn{
 		group:    &group{perConn: perConn, pool: p},
-		cfg:      &config{Target: endpoint{Host: "127.0.0.1", Port: 22}},
+		cfg:      &config{Target: endpoint{Host: "127.0.0.1", Port: 22}, ConnectTimeout: time.Minute},
 		pool:     p,
 		log:      hclog.NewNullLogger(),
 		link:     &link{client: client, wire: wire},

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
+	"time"
 )
 
 // A server can go on answering keepalives while it never answers a
@@ -10,23 +10,26 @@ import (
 // full disk or a hung PAM module, a middlebox that drops one direction of
 // a channel. x/crypto's requests take no context, so a Spawn that runs out
 // of its connect_timeout leaves its start blocked on the connection, and
-// the start keeps its reference: the connection never lingers out, and
-// every later Spawn of the environment, sent to the same connection, waits
-// out its own connect_timeout behind the first. So a start the server
-// leaves unanswered past its deadline makes the connection stuck: no new
-// session goes to it, and it is closed as soon as it holds no started
-// session (at once if it holds none), which also ends the blocked starts.
-// Later Spawns dial another connection, as do the starts that waited
-// behind the stalled one and still have time.
+// the start keeps its reference: the connection never lingered out, and
+// every later Spawn of the environment, sent to the same connection, waited
+// out its own connect_timeout behind the first. So a request the server
+// leaves unanswered for connect_timeout after it was sent makes the
+// connection stuck: no new session goes to it, and it is closed as soon as
+// it holds no started session (at once if it holds none), which also ends
+// the blocked starts. Later Spawns dial another connection, as do the
+// starts that waited behind the stalled one and still have time.
+//
+// Only the server's silence counts, not the Spawn's deadline: a Spawn's
+// connect_timeout also covers its dial and its wait for the turn to open
+// a channel, and a Spawn that spent most of it on a slow login must not
+// have a healthy connection, which answers its open a moment later, taken
+// for a stuck one.
 
-// watchStall marks c stuck if ctx's deadline passes before the returned
-// stop is called. Call it around requests the server must answer.
-func (c *conn) watchStall(ctx context.Context) (stop func() bool) {
-	return context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			c.stalled()
-		}
-	})
+// watchStall marks c stuck unless the returned stop is called within
+// the config's connect_timeout. Call it right as a request the server must
+// answer is sent, and stop it once answered.
+func (c *conn) watchStall() (stop func() bool) {
+	return time.AfterFunc(c.cfg.ConnectTimeout, c.stalled).Stop
 }
 
 // stalled marks c stuck, and closes it if no started session is on it.

@@ -25,6 +25,7 @@ const (
 	answerAll    = "answer"  // a session that starts: it prints the start marker
 	holdOpen     = "open"    // never answer the channel open
 	holdPtyReq   = "pty-req" // accept the channel, never answer its pty-req
+	slowOpen     = "slow"    // answer the channel open after openDelay, then start
 	stallTimeout = "1s"
 )
 
@@ -37,14 +38,22 @@ type stallingServer struct {
 	// ended[i] is closed when the ith connection ended.
 	ended []chan struct{}
 	held  []net.Conn // its connections, for drop
+	// authDelay is how long each login takes; openDelay, how long a
+	// slowOpen channel waits for its answer.
+	authDelay, openDelay time.Duration
 }
 
 var okNonce = regexp.MustCompile(`ptyhost;ok;([0-9a-f]+);`)
 
-func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
+func newStallingServer(t *testing.T, mode stallMode, opts ...func(*stallingServer)) *stallingServer {
 	t.Helper()
+	s := &stallingServer{}
+	for _, o := range opts {
+		o(s)
+	}
 	cfg := &ssh.ServerConfig{
 		PasswordCallback: func(_ ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			time.Sleep(s.authDelay)
 			if string(pw) == "pw" {
 				return nil, nil
 			}
@@ -56,7 +65,7 @@ func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stallingServer{port: ln.Addr().(*net.TCPAddr).Port}
+	s.port = ln.Addr().(*net.TCPAddr).Port
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -83,6 +92,14 @@ func newStallingServer(t *testing.T, mode stallMode) *stallingServer {
 					switch mode(index, n) {
 					case holdOpen:
 						// Neither accepted nor rejected.
+					case slowOpen:
+						wg.Go(func() {
+							time.Sleep(s.openDelay)
+							ch, chReqs, err := nch.Accept()
+							if err == nil {
+								go startShell(ch, chReqs)
+							}
+						})
 					case holdPtyReq:
 						ch, chReqs, err := nch.Accept()
 						if err == nil {
@@ -319,5 +336,30 @@ func TestStartBehindAStallMovesOn(t *testing.T) {
 	p.Close()
 	if n := srv.connections(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// A start's stall is the server's silence on a request, not the Spawn
+// running out of its connect_timeout: a Spawn that spent most of it on a
+// slow login, and whose channel open the server answers a moment after
+// its deadline, well within connect_timeout of the open, leaves a healthy
+// connection. It was marked stuck and closed, and the next Spawn dialled
+// (and logged in) again.
+func TestSlowLoginDoesNotMakeAStall(t *testing.T) {
+	srv := newStallingServer(t, func(int, int) string { return slowOpen }, func(s *stallingServer) {
+		s.authDelay = 700 * time.Millisecond
+		s.openDelay = 500 * time.Millisecond
+	})
+	env, cfg := stallSSH(t, srv, "10m")
+	spawnTimesOut(t, env, cfg, "slow login")
+	// The open is answered 1.2s in; a stall would be found at 1.7s.
+	time.Sleep(time.Second)
+	p, err := env.Spawn(testContext(t), request("next", cfg, "/bin/sh"))
+	if err != nil {
+		t.Fatalf("a Spawn on the connection logged in already, whose opens take 0.5s of its 1s: %v", err)
+	}
+	p.Close()
+	if n := srv.connections(); n != 1 {
+		t.Errorf("%d connections, want 1: the healthy connection was taken for a stuck one", n)
 	}
 }
