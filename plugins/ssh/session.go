@@ -92,11 +92,13 @@ var _ shared.PTY = (*sshPTY)(nil)
 // returns once the command is about to run (see command.go). On failure
 // it closes what it opened; the caller still holds, and must release, its
 // reference on c. When the server refuses the session while c holds
-// others, the error wraps errConnFull and c is marked full.
-func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *config, log hclog.Logger) (*sshPTY, error) {
+// others, the error wraps errConnFull and c is marked full. ran reports
+// whether the server accepted the exec request, after which the command
+// may have run: such a start must not be tried again.
+func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *config, log hclog.Logger) (_ *sshPTY, ran bool, _ error) {
 	sess, err := c.openSession(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p := &sshPTY{conn: c, sess: sess, log: log, exited: make(chan struct{}), closed: make(chan struct{})}
 	started := false
@@ -107,14 +109,14 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 		}
 	}()
 	if p.stdin, err = sess.StdinPipe(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p.out = newOutPipe()
 	sess.Stdout, sess.Stderr = p.out, p.out
 
 	for _, k := range req.UnsetEnv {
 		if !shared.PortableEnvName(k) {
-			return nil, fmt.Errorf("%w: unset_env: variable name %q: use letters, digits and '_', not starting with a digit", shared.ErrInvalidArgument, k)
+			return nil, false, fmt.Errorf("%w: unset_env: variable name %q: use letters, digits and '_', not starting with a digit", shared.ErrInvalidArgument, k)
 		}
 	}
 	env := sessionEnv(cfg, req.Env)
@@ -126,18 +128,20 @@ func (c *conn) startSession(ctx context.Context, req shared.SpawnRequest, cfg *c
 	exports, err := c.request(sess, req, cfg, env, nonce)
 	stop()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	started = true
+	c.pool.sessionStarted(c) // the command may run from now on
 	go p.wait()
 	if err := p.awaitStart(ctx, req, nonce); err != nil {
-		p.closeOnce.Do(p.shut) // the caller releases the reference
-		return nil, err
+		p.closeOnce.Do(p.shut)
+		c.pool.sessionGone(c) // the caller releases the reference
+		return nil, true, err
 	}
 	if len(exports) > 0 {
 		log.Debug("the server refused env requests; exported in the command instead", "names", slices.Sorted(maps.Keys(exports)))
 	}
-	return p, nil
+	return p, true, nil
 }
 
 // request sends a session's env requests, its pty-req and its exec

@@ -187,7 +187,8 @@ func (s *SSH) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.PTY, e
 
 // start acquires a connection and starts the session on it, moving on to
 // another connection each time the server refuses the session on a full
-// one. On failure it has released every connection it took.
+// one, or the connection is found stuck before the exec request was
+// accepted. On failure it has released every connection it took.
 func (s *SSH) start(ctx context.Context, req shared.SpawnRequest, cfg *config, log hclog.Logger) (*sshPTY, error) {
 	// Each refusal marks a connection full; a connection of the group has
 	// room again only when one of its sessions ends. The bound stops a
@@ -198,14 +199,15 @@ func (s *SSH) start(ctx context.Context, req shared.SpawnRequest, cfg *config, l
 		if err != nil {
 			return nil, err
 		}
-		p, err := c.startSession(ctx, req, cfg, log)
+		p, ran, err := c.startSession(ctx, req, cfg, log)
 		if err == nil {
-			s.pool.sessionStarted(c)
 			return p, nil
 		}
 		s.pool.release(c)
-		if s.pool.isStuck(c) && ctx.Err() == nil && attempt < attempts {
-			// Closed under this start because an earlier one stalled on it.
+		if !ran && s.pool.isStuck(c) && ctx.Err() == nil && attempt < attempts {
+			// Closed under this start because an earlier one stalled on
+			// it. Not once the server accepted the exec request: the
+			// command may have run, and must not run twice.
 			log.Debug("connection stuck; trying another", "reason", err)
 			continue
 		}

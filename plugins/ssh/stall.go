@@ -67,16 +67,21 @@ func (p *pool) isStuck(c *conn) bool {
 	return c.stuck
 }
 
-// sessionStarted counts a session started on c.
+// sessionStarted counts a session started on c: from the moment the
+// server accepted its exec request, since its command may run from then
+// on, even before its start marker has come. A stall of another start
+// must not close the connection under it, nor have its Spawn retried on
+// another connection, which would run the command twice.
 func (p *pool) sessionStarted(c *conn) {
 	p.mu.Lock()
 	c.sessions++
 	p.mu.Unlock()
 }
 
-// sessionEnded counts a started session of c closed, closes c if it is
-// stuck and held no other, and gives back the session's reference.
-func (p *pool) sessionEnded(c *conn) {
+// sessionGone undoes sessionStarted's count for a session of c that
+// closed, and closes c if it is stuck and held no other. The session's
+// reference is left to its holder.
+func (p *pool) sessionGone(c *conn) {
 	p.mu.Lock()
 	c.sessions--
 	closing := c.stuck && c.sessions == 0 && !c.isDead()
@@ -85,5 +90,11 @@ func (p *pool) sessionEnded(c *conn) {
 		c.log.Debug("closing the stuck connection: its last session ended")
 		c.shutdown(stuckReason)
 	}
+}
+
+// sessionEnded counts a started session of c closed, closes c if it is
+// stuck and held no other, and gives back the session's reference.
+func (p *pool) sessionEnded(c *conn) {
+	p.sessionGone(c)
 	p.release(c)
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ const (
 	holdOpen     = "open"    // never answer the channel open
 	holdPtyReq   = "pty-req" // accept the channel, never answer its pty-req
 	slowOpen     = "slow"    // answer the channel open after openDelay, then start
+	holdMarker   = "marker"  // accept the exec, print the start marker once marker is closed
 	stallTimeout = "1s"
 )
 
@@ -41,13 +43,16 @@ type stallingServer struct {
 	// authDelay is how long each login takes; openDelay, how long a
 	// slowOpen channel waits for its answer.
 	authDelay, openDelay time.Duration
+	// marker holds the start marker of holdMarker sessions until closed.
+	marker chan struct{}
+	execs  atomic.Int32 // exec requests of sessions accepted (not Kill's)
 }
 
 var okNonce = regexp.MustCompile(`ptyhost;ok;([0-9a-f]+);`)
 
 func newStallingServer(t *testing.T, mode stallMode, opts ...func(*stallingServer)) *stallingServer {
 	t.Helper()
-	s := &stallingServer{}
+	s := &stallingServer{marker: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -97,9 +102,14 @@ func newStallingServer(t *testing.T, mode stallMode, opts ...func(*stallingServe
 							time.Sleep(s.openDelay)
 							ch, chReqs, err := nch.Accept()
 							if err == nil {
-								go startShell(ch, chReqs)
+								go s.startShell(ch, chReqs, nil)
 							}
 						})
+					case holdMarker:
+						ch, chReqs, err := nch.Accept()
+						if err == nil {
+							go s.startShell(ch, chReqs, s.marker)
+						}
 					case holdPtyReq:
 						ch, chReqs, err := nch.Accept()
 						if err == nil {
@@ -108,7 +118,7 @@ func newStallingServer(t *testing.T, mode stallMode, opts ...func(*stallingServe
 					default:
 						ch, chReqs, err := nch.Accept()
 						if err == nil {
-							go startShell(ch, chReqs)
+							go s.startShell(ch, chReqs, nil)
 						}
 					}
 					n++
@@ -146,9 +156,9 @@ func holdPty(_ ssh.Channel, reqs <-chan *ssh.Request) {
 }
 
 // startShell answers a channel's requests, and prints the start marker
-// of its exec request's script: a session that started, running until
-// the channel closes.
-func startShell(ch ssh.Channel, reqs <-chan *ssh.Request) {
+// of its exec request's script (once marker is closed, if not nil): a
+// session that started, running until the channel closes.
+func (s *stallingServer) startShell(ch ssh.Channel, reqs <-chan *ssh.Request, marker <-chan struct{}) {
 	for r := range reqs {
 		switch r.Type {
 		case "pty-req":
@@ -156,7 +166,13 @@ func startShell(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		case "exec":
 			_ = r.Reply(true, nil)
 			if m := okNonce.FindSubmatch(r.Payload); m != nil {
-				_, _ = ch.Write([]byte(okMarker(string(m[1]), 4242)))
+				s.execs.Add(1)
+				go func() {
+					if marker != nil {
+						<-marker
+					}
+					_, _ = ch.Write([]byte(okMarker(string(m[1]), 4242)))
+				}()
 			}
 		default:
 			_ = r.Reply(false, nil)
@@ -362,4 +378,102 @@ func TestSlowLoginDoesNotMakeAStall(t *testing.T) {
 	if n := srv.connections(); n != 1 {
 		t.Errorf("%d connections, want 1: the healthy connection was taken for a stuck one", n)
 	}
+}
+
+// A session whose exec the server accepted counts as started on its
+// connection, though its start marker has not come yet: its command may
+// run. It counted only once started, so another start's stall closed the
+// connection under it, and its Spawn, finding the connection stuck, ran
+// the command again on a new one. Now the connection is kept for it; the
+// session starts there, or, when its marker never comes, its Spawn fails
+// without a retry and the stuck connection closes with it.
+func TestStallSparesAStartingSession(t *testing.T) {
+	for _, marked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("marker %v", marked), func(t *testing.T) {
+			t.Parallel()
+			// The first channel stalls at its pty-req, the second starts
+			// once the test lets it; other connections answer.
+			srv := newStallingServer(t, func(conn, n int) string {
+				switch {
+				case conn > 0:
+					return answerAll
+				case n == 0:
+					return holdPtyReq
+				default:
+					return holdMarker
+				}
+			})
+			env, cfg := stallSSH(t, srv, "10m")
+			stalled := make(chan struct{})
+			go func() {
+				defer close(stalled)
+				spawnTimesOut(t, env, cfg, "stalled")
+			}()
+			// The second Spawn's exec is accepted before the stall is
+			// found, and it has half a second more than the first.
+			time.Sleep(500 * time.Millisecond)
+			c := onlyConn(t, env)
+			started := make(chan error, 1)
+			go func() {
+				p, err := env.Spawn(testContext(t), request("starting", cfg, "/bin/sh"))
+				if err == nil {
+					defer p.Close()
+					if srv.waitEnded(0, 200*time.Millisecond) {
+						err = errors.New("the stuck connection closed under its session")
+					}
+				}
+				started <- err
+			}()
+			<-stalled
+			if !waitStuck(c, 2*time.Second) {
+				t.Fatal("the stalled start did not make its connection stuck")
+			}
+			if marked {
+				close(srv.marker)
+			} else {
+				defer close(srv.marker) // ends the server's wait to print it
+			}
+			err := <-started
+			if marked && err != nil {
+				t.Fatalf("a session whose exec was accepted before the stall: %v", err)
+			}
+			if !marked && err == nil {
+				t.Fatal("a session whose start marker never came started")
+			}
+			if !srv.waitEnded(0, 5*time.Second) {
+				t.Error("the stuck connection is still open after its only session ended")
+			}
+			if n := srv.connections(); n != 1 {
+				t.Errorf("%d connections, want 1: the start was tried again on another", n)
+			}
+			if n := srv.execs.Load(); n != 1 {
+				t.Errorf("%d sessions' exec requests, want 1", n)
+			}
+		})
+	}
+}
+
+// onlyConn returns env's one connection.
+func onlyConn(t *testing.T, env *SSH) *conn {
+	t.Helper()
+	env.pool.mu.Lock()
+	defer env.pool.mu.Unlock()
+	var conns []*conn
+	for _, g := range env.pool.groups {
+		conns = append(conns, g.conns...)
+	}
+	if len(conns) != 1 {
+		t.Fatalf("%d connections in the pool, want 1", len(conns))
+	}
+	return conns[0]
+}
+
+// waitStuck reports whether c is found stuck within d.
+func waitStuck(c *conn, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c.pool.isStuck(c) {
+			return true
+		}
+	}
+	return false
 }
