@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -94,19 +95,28 @@ func (p *sshPTY) signalGroup(sig string) {
 }
 
 // run runs cmd on a session channel of its own on c, and waits (at most
-// timeout) for the channel to open and then for cmd to end: a connection
-// gone silent must not hold a Kill, or a Close, for as long as it takes to
-// be found dead. A channel the server opens after that is closed at once.
-// The channel counts as open while it runs, as it holds one of the
-// server's sessions.
+// timeout) for its turn to open a channel, for the channel to open and
+// then for cmd to end: a connection gone silent must not hold a Kill, or
+// a Close, for as long as it takes to be found dead. A channel the server
+// opens after that is closed at once. The channel counts as open while it
+// runs, as it holds one of the server's sessions. On a stuck connection
+// it gives up at once: the stalled open holds the turn until the
+// connection closes, which a connection kept for its sessions does only
+// once they are closed, so a wait for it would park a goroutine for each
+// signal until then.
 func (c *conn) run(cmd string, timeout time.Duration) error {
 	type opened struct {
 		sess *ssh.Session
 		err  error
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	ch := make(chan opened, 1)
 	go func() {
-		c.opening <- struct{}{}
+		if err := c.lockOpen(ctx); err != nil {
+			ch <- opened{err: err}
+			return
+		}
 		sess, err := c.link.client.NewSession()
 		if err == nil {
 			c.sessionOpened()
@@ -114,12 +124,10 @@ func (c *conn) run(cmd string, timeout time.Duration) error {
 		c.unlockOpen()
 		ch <- opened{sess, err}
 	}()
-	wait := time.NewTimer(timeout)
-	defer wait.Stop()
 	var o opened
 	select {
 	case o = <-ch:
-	case <-wait.C:
+	case <-ctx.Done():
 		go func() {
 			if late := <-ch; late.err == nil {
 				_ = late.sess.Close()
@@ -128,7 +136,10 @@ func (c *conn) run(cmd string, timeout time.Duration) error {
 		}()
 		return fmt.Errorf("the server opened no channel within %v", timeout)
 	}
-	if o.err != nil {
+	switch {
+	case errors.Is(o.err, context.DeadlineExceeded):
+		return fmt.Errorf("no turn to open a channel within %v: another open is under way", timeout)
+	case o.err != nil:
 		return o.err
 	}
 	defer c.sessionClosed()

@@ -477,3 +477,56 @@ func waitStuck(c *conn, d time.Duration) bool {
 	}
 	return false
 }
+
+// On a stuck connection kept for its sessions, the stalled open holds the
+// turn to open a channel until the connection closes. Kill and Close,
+// which signal the process group on a channel of their own, waited for
+// that turn: each Close took closeWait, and left a goroutine parked for
+// each signal. Now they give up on the channel at once.
+func TestCloseOnAStuckConnection(t *testing.T) {
+	srv := newStallingServer(t, func(_, n int) string {
+		if n == 0 {
+			return answerAll
+		}
+		return holdOpen
+	})
+	env, cfg := stallSSH(t, srv, "10m")
+	a, err := env.Spawn(testContext(t), request("a", cfg, "/bin/sh"))
+	if err != nil {
+		t.Fatalf("the first session: %v", err)
+	}
+	c := onlyConn(t, env)
+	spawnTimesOut(t, env, cfg, "b")
+	if !waitStuck(c, 2*time.Second) {
+		t.Fatal("the stalled start did not make its connection stuck")
+	}
+	start := time.Now()
+	a.Close()
+	if d := time.Since(start); d > closeWait/2 {
+		t.Errorf("Close on a stuck connection took %v, want it not to wait for the stalled open's turn (%v)", d, closeWait)
+	}
+	if !srv.waitEnded(0, 5*time.Second) {
+		t.Error("the stuck connection is still open after its last session ended")
+	}
+}
+
+// run waits for its turn to open a channel no longer than its timeout,
+// and leaves no goroutine behind waiting for it.
+func TestRunWaitsForItsTurnWithinItsTimeout(t *testing.T) {
+	c, tries := refusingServer(t, 0, 0, 0)
+	c.opening <- struct{}{} // an open under way, never answered
+	start := time.Now()
+	err := c.run("true", 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no turn to open a channel") && !strings.Contains(err.Error(), "opened no channel") {
+		t.Fatalf("run behind an open that never ends: %v, want its timeout's error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("run took %v, want about its 200ms timeout", d)
+	}
+	time.Sleep(50 * time.Millisecond) // the goroutine's give-up
+	c.unlockOpen()
+	time.Sleep(100 * time.Millisecond)
+	if n := tries.Load(); n != 0 {
+		t.Errorf("%d channel opens after run gave up, want none", n)
+	}
+}
