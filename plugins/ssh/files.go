@@ -15,6 +15,10 @@ import (
 // KiB, and a path to /dev/zero must not be read without end.
 const maxConfigFile = 4 << 20
 
+// maxGlobalKnownHosts bounds a global known_hosts file, larger: one that
+// lists a whole fleet's host keys can run to tens of MiB.
+const maxGlobalKnownHosts = 64 << 20
+
 // readConfigFile reads the regular file at path, which the config names
 // as what (its errors say so): a FIFO or a device is refused (opening a FIFO for reading
 // waits for a writer: a plugin thread, and the environment's creation,
@@ -22,6 +26,11 @@ const maxConfigFile = 4 << 20
 // returns the file's information with its bytes; a missing file's error
 // wraps fs.ErrNotExist.
 func readConfigFile(what, path string) ([]byte, fs.FileInfo, error) {
+	return readBoundedFile(what, path, maxConfigFile)
+}
+
+// readBoundedFile is readConfigFile with limit in place of maxConfigFile.
+func readBoundedFile(what, path string, limit int) ([]byte, fs.FileInfo, error) {
 	// O_NONBLOCK: a FIFO opens at once, to be refused below; a regular
 	// file reads as without it.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -36,12 +45,12 @@ func readConfigFile(what, path string) ([]byte, fs.FileInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fi, fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, fi, fmt.Errorf("%s: %w", what, err)
 	}
-	if len(data) > maxConfigFile {
-		return nil, fi, fmt.Errorf("%s %s is larger than %d MiB", what, path, maxConfigFile>>20)
+	if len(data) > limit {
+		return nil, fi, fmt.Errorf("%s %s is larger than %d MiB", what, path, limit>>20)
 	}
 	return data, fi, nil
 }

@@ -161,9 +161,10 @@ func TestGlobalKnownHostsJump(t *testing.T) {
 	}
 }
 
-// A global file that is missing is no error, as in OpenSSH; one that
-// cannot be read, or is not a regular file, is: unread, it could not
-// stop accept-new from recording a key it pins otherwise.
+// A global file that is missing is no error, as in OpenSSH; under
+// accept-new, one that cannot be read, or is not a regular file, is:
+// unread, it could not stop accept-new from recording a key it pins
+// otherwise.
 func TestGlobalKnownHostsFiles(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
@@ -183,7 +184,7 @@ func TestGlobalKnownHostsFiles(t *testing.T) {
 	t.Cleanup(env.Close)
 	validate := func(global any) error {
 		raw, _ := json.Marshal(map[string]any{"host": "h", "user": "u", "password_env": "PW",
-			"known_hosts": filepath.Join(dir, "known_hosts"), "global_known_hosts": global})
+			"known_hosts": filepath.Join(dir, "known_hosts"), "global_known_hosts": global, "host_key_check": checkAcceptNew})
 		return env.ValidateConfig(context.Background(), EnvironmentType, raw)
 	}
 	tests := []struct {
@@ -311,4 +312,54 @@ func readOrEmpty(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Under strict, a global file the plugin may not read is skipped, as
+// OpenSSH skips it: unread, it can only make the check fail. It made
+// every environment fail when a machine's administrator kept it from the
+// plugin's user. accept-new still refuses it.
+func TestGlobalKnownHostsUnreadable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	hostKey := newSigner(t)
+	port := hostKeyServer(t, hostKey)
+	user := knownHostsFile(t, port, "[127.0.0.1]:%d "+authorized(hostKey.PublicKey()))
+	global := filepath.Join(t.TempDir(), "ssh_known_hosts")
+	if err := os.WriteFile(global, nil, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]any{"port": port, "known_hosts": user, "global_known_hosts": global}
+	if err := dialFields(t, fields); err != nil {
+		t.Fatalf("strict, an unreadable global file: %v, want it skipped", err)
+	}
+	fields["host_key_check"] = checkAcceptNew
+	if err := dialFields(t, fields); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("accept-new, an unreadable global file: %v, want it refused", err)
+	}
+}
+
+// A global file may be up to 64 MiB (one that lists a fleet's keys is
+// large); the endpoint's own known_hosts stays bounded by 4 MiB.
+func TestGlobalKnownHostsSize(t *testing.T) {
+	hostKey := newSigner(t)
+	port := hostKeyServer(t, hostKey)
+	padding := strings.Repeat("# "+strings.Repeat("x", 1021)+"\n", 5<<10) // 5 MiB
+	big := knownHostsFile(t, port, padding+"[127.0.0.1]:%d "+authorized(hostKey.PublicKey()))
+	if err := dialFields(t, map[string]any{"port": port, "known_hosts": filepath.Join(t.TempDir(), "known_hosts"), "global_known_hosts": big}); err != nil {
+		t.Fatalf("a 5 MiB global file: %v", err)
+	}
+	if err := dialFields(t, map[string]any{"port": port, "known_hosts": big, "global_known_hosts": ""}); err == nil || !strings.Contains(err.Error(), "larger than 4 MiB") {
+		t.Fatalf("a 5 MiB known_hosts: %v, want it refused", err)
+	}
+	huge := filepath.Join(t.TempDir(), "ssh_known_hosts")
+	if err := os.WriteFile(huge, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, maxGlobalKnownHosts+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialFields(t, map[string]any{"port": port, "known_hosts": filepath.Join(t.TempDir(), "known_hosts"), "global_known_hosts": huge}); err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("a global file over 64 MiB: %v, want it refused", err)
+	}
 }

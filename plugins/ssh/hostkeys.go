@@ -33,6 +33,9 @@ func (e *hostKeyError) Error() string { return e.msg }
 type hostKeys struct {
 	logger hclog.Logger
 	probe  ssh.PublicKey // a key no file holds, to list a host's known keys
+	// unreadable holds the global files skipped as unreadable, to warn
+	// once for each (load).
+	unreadable sync.Map
 
 	mu sync.Mutex
 }
@@ -82,7 +85,7 @@ func (h *hostKeys) check(ep *endpoint) (*hostKeyCheck, error) {
 	if ep.HostKeyCheck == checkOff {
 		return c, nil
 	}
-	kh, err := loadKnownHosts(ep.KnownHosts, ep.GlobalKnownHosts)
+	kh, err := h.load(ep)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +157,7 @@ func (c *hostKeyCheck) callback(hostport string, remote net.Addr, key ssh.Public
 // offered is a changed key, which accept-new refuses like any other.
 func (c *hostKeyCheck) verify(hostport string, remote net.Addr, key ssh.PublicKey, raw bool) (ssh.PublicKey, error) {
 	ep := c.ep
-	kh, err := loadKnownHosts(ep.KnownHosts, ep.GlobalKnownHosts)
+	kh, err := c.hk.load(ep)
 	if err != nil {
 		return key, &hostKeyError{err.Error()}
 	}
@@ -268,17 +271,46 @@ type fileLine struct {
 	line int
 }
 
+// load reads ep's known_hosts files (loadKnownHosts). Under strict, a
+// global file the plugin may not read is skipped, with a warning logged
+// once for its path: unread, it can only make the check fail, never pass,
+// and a machine's administrator may keep one from the plugin's user.
+// Under accept-new it is refused: its pinned keys, unread, could not stop
+// accept-new recording another.
+func (h *hostKeys) load(ep *endpoint) (*knownHostsDB, error) {
+	var skip func(path string, err error)
+	if ep.HostKeyCheck == checkStrict {
+		skip = func(path string, err error) {
+			if _, warned := h.unreadable.LoadOrStore(path, true); !warned {
+				h.logger.Warn("skipping a global_known_hosts file the plugin cannot read (host_key_check strict); accept-new refuses it",
+					"path", path, "error", err)
+			}
+		}
+	}
+	return loadKnownHosts(ep.KnownHosts, ep.GlobalKnownHosts, skip)
+}
+
 // loadKnownHosts parses the known_hosts file user and the global files;
 // a missing file knows no host, as in OpenSSH. Any other failure to read
 // one, global files included, is an error: a global file that pins a
 // host's key and went unread would let accept-new record whatever key a
-// server offered for it.
-func loadKnownHosts(user string, global []string) (*knownHostsDB, error) {
+// server offered for it. skip, when not nil, is given instead each global
+// file the plugin has no permission to read, which is then left out. A
+// global file may be as large as maxGlobalKnownHosts.
+func loadKnownHosts(user string, global []string, skip func(path string, err error)) (*knownHostsDB, error) {
 	kh := &knownHostsDB{user: user, cas: map[fileLine]ssh.PublicKey{}}
 	var files []string
 	read := func(field, path string) error {
-		data, _, err := readConfigFile(field, path)
+		limit := maxConfigFile
+		if path != user {
+			limit = maxGlobalKnownHosts
+		}
+		data, _, err := readBoundedFile(field, path, limit)
 		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if errors.Is(err, fs.ErrPermission) && path != user && skip != nil {
+			skip(path, err)
 			return nil
 		}
 		if err != nil {

@@ -324,7 +324,7 @@ func TestKnownHostsNotARegularFile(t *testing.T) {
 	for _, path := range []string{fifo, "/dev/zero"} {
 		done := make(chan error, 1)
 		go func() {
-			_, err := loadKnownHosts(path, nil)
+			_, err := loadKnownHosts(path, nil, nil)
 			done <- err
 		}()
 		select {

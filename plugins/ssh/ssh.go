@@ -70,7 +70,8 @@ func (s *SSH) Info(context.Context) (shared.Info, error) {
 // and what the plugin's machine must provide for it — a readable identity
 // file (decrypted with its passphrase), the named variables, the agent
 // socket, parseable known_hosts files (the global ones too: a missing one
-// is fine, an unreadable one is not). It does not connect; Health does.
+// is fine, and so is one the plugin may not read under strict, which only
+// accept-new refuses). It does not connect; Health does.
 func (s *SSH) ValidateConfig(_ context.Context, envType string, raw json.RawMessage) error {
 	if err := checkType(envType); err != nil {
 		return err
@@ -84,7 +85,7 @@ func (s *SSH) ValidateConfig(_ context.Context, envType string, raw json.RawMess
 			return prefixErr(ep.what, err)
 		}
 		if ep.ep.HostKeyCheck != checkOff {
-			if _, err := loadKnownHosts(ep.ep.KnownHosts, ep.ep.GlobalKnownHosts); err != nil {
+			if _, err := s.dialer.hostKeys.load(ep.ep); err != nil {
 				return fmt.Errorf("%w: %s%w", shared.ErrInvalidConfig, ep.what, err)
 			}
 		}
