@@ -292,7 +292,7 @@ func (c *Claim) Lost() <-chan struct{} { return c.lost }
 func (c *Claim) Release(ctx context.Context) error {
 	c.cancel()
 	<-c.done
-	err := c.s.db.WithContext(ctx).
+	err := c.s.renewalDB().WithContext(ctx).
 		Where("slot = ? AND node_id = ?", ownerSlot, c.owner.NodeID).
 		Delete(&ownerModel{}).Error
 	if err != nil {
@@ -369,9 +369,10 @@ func (s *DB) claimLost() error {
 var errLost = errors.New("the database claim was lost")
 
 // heartbeat stamps the owner row of nodeID with the time, or returns an
-// error wrapping errLost if the row is another's, or gone.
+// error wrapping errLost if the row is another's, or gone, through the
+// renewal pool (pool.go), which requests hung on a lock cannot exhaust.
 func (s *DB) heartbeat(ctx context.Context, nodeID string) error {
-	res := s.db.WithContext(ctx).Model(&ownerModel{}).
+	res := s.renewalDB().WithContext(ctx).Model(&ownerModel{}).
 		Where("slot = ? AND node_id = ?", ownerSlot, nodeID).
 		Updates(map[string]any{"heartbeat_at": s.stamp(), "beats": gorm.Expr("beats + 1")})
 	if res.Error != nil {
@@ -381,7 +382,7 @@ func (s *DB) heartbeat(ctx context.Context, nodeID string) error {
 		return nil
 	}
 	var cur ownerModel
-	err := s.db.WithContext(ctx).Where("slot = ?", ownerSlot).Take(&cur).Error
+	err := s.renewalDB().WithContext(ctx).Where("slot = ?", ownerSlot).Take(&cur).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("%w: the owner row was deleted", errLost)

@@ -74,11 +74,17 @@ var liveStatuses = statusNames([]core.Status{core.StatusStarting, core.StatusAct
 // node ("" for a single server's). Nodes call it after each renewal of
 // their lease (NodeLease); it is exported for tests and tools.
 func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
+	return s.markLostNodes(ctx, s.db)
+}
+
+// markLostNodes is MarkLostNodes through db, one of the store's pools:
+// a node's renewals sweep through the renewal pool (pool.go).
+func (s *DB) markLostNodes(ctx context.Context, db *gorm.DB) (map[string][]string, error) {
 	if !s.postgres() {
 		return nil, fmt.Errorf("store: mark lost nodes: %w", ErrNodesUnsupported)
 	}
 	var marked map[string][]string
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		marked = nil
 		var names []string
 		// A node another sweep holds is skipped: that one marks it.
@@ -127,7 +133,7 @@ func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
 		// single server restarted as a node, whose sessions these are.
 		return marked, nil
 	}
-	single, err := s.markLostSingle(ctx)
+	single, err := s.markLostSingle(ctx, db)
 	if err != nil {
 		return marked, fmt.Errorf("store: mark lost nodes: %w", err)
 	}
@@ -148,14 +154,14 @@ func (s *DB) MarkLostNodes(ctx context.Context) (map[string][]string, error) {
 // lock: once the single server's sessions are swept, there are none.
 // (Its own transaction: MarkLostNodes's holds rows of nodes, which a
 // registration locks after the advisory lock.)
-func (s *DB) markLostSingle(ctx context.Context) ([]string, error) {
+func (s *DB) markLostSingle(ctx context.Context, db *gorm.DB) ([]string, error) {
 	var found []string
-	err := s.db.WithContext(ctx).Raw(`SELECT id FROM sessions WHERE node = '' AND status IN ? LIMIT 1`, liveStatuses).Scan(&found).Error
+	err := db.WithContext(ctx).Raw(`SELECT id FROM sessions WHERE node = '' AND status IN ? LIMIT 1`, liveStatuses).Scan(&found).Error
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
 	var ids []string
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		ids = nil
 		if err := lockNodesAndClaim(tx); err != nil {
 			return err

@@ -335,7 +335,7 @@ func (l *NodeLease) Lost() <-chan struct{} { return l.lost }
 // next renewal makes it.
 func (l *NodeLease) Ready(ctx context.Context) error {
 	l.ready.Store(true)
-	err := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET ready = true WHERE name = ? AND instance = ?`,
+	err := l.s.renewalDB().WithContext(ctx).Exec(`UPDATE nodes SET ready = true WHERE name = ? AND instance = ?`,
 		l.opts.Name, l.opts.Instance).Error
 	if err != nil {
 		return fmt.Errorf("store: mark node %q ready: %w", l.opts.Name, err)
@@ -354,7 +354,7 @@ func (l *NodeLease) Ready(ctx context.Context) error {
 func (l *NodeLease) Release(ctx context.Context) error {
 	l.cancel()
 	<-l.done
-	err := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET released = true,
+	err := l.s.renewalDB().WithContext(ctx).Exec(`UPDATE nodes SET released = true,
 			lease_expires_at = CASE WHEN EXISTS (SELECT 1 FROM sessions s WHERE s.node = nodes.name AND s.status IN ?)
 				THEN lease_expires_at ELSE least(lease_expires_at, now()) END
 		WHERE name = ? AND instance = ?`,
@@ -373,7 +373,9 @@ func (l *NodeLease) Release(ctx context.Context) error {
 // node gives it up a renewal period before that (giveUpAt).
 // After each renewal it marks the sessions of the nodes whose leases
 // expired as lost (MarkLostNodes), and checks the live nodes' cluster
-// secrets (checkSecrets).
+// secrets (checkSecrets). All of it goes through the renewal pool
+// (pool.go): requests that exhaust the store's own pool, hung on a lock,
+// do not hold it up.
 func (l *NodeLease) renew(sent time.Time) {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.Renewal)
@@ -401,7 +403,7 @@ func (l *NodeLease) renew(sent time.Time) {
 		// lease is lost then, whatever the database answers.
 		ctx, cancel := context.WithDeadline(l.ctx, deadline)
 		attempt := time.Now()
-		res := l.s.db.WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() + ? * interval '1 microsecond', ready = ready OR ?
+		res := l.s.renewalDB().WithContext(ctx).Exec(`UPDATE nodes SET lease_expires_at = now() + ? * interval '1 microsecond', ready = ready OR ?
 			WHERE name = ? AND instance = ? AND lease_expires_at > now()`, interval(l.opts.LeaseTTL), l.ready.Load(), l.opts.Name, l.opts.Instance)
 		cancel()
 		switch {
@@ -440,7 +442,7 @@ func (l *NodeLease) giveUpAt(sent time.Time) time.Time {
 func (l *NodeLease) markLost() {
 	ctx, cancel := context.WithTimeout(l.ctx, l.opts.Renewal)
 	defer cancel()
-	marked, err := l.s.MarkLostNodes(ctx)
+	marked, err := l.s.markLostNodes(ctx, l.s.renewalDB())
 	if err != nil {
 		if l.ctx.Err() == nil {
 			l.log.Warn("recording the sessions of lost nodes failed; will retry", "err", err)

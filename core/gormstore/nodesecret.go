@@ -134,7 +134,7 @@ func (l *NodeLease) checkSecrets(ctx context.Context, atStart bool) {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Renewal)
 	defer cancel()
 	var rows []struct{ Name, URL, Fingerprint string }
-	err := l.s.db.WithContext(ctx).Raw(`SELECT n.name, n.url, `+registeredFingerprint+` AS fingerprint
+	err := l.s.renewalDB().WithContext(ctx).Raw(`SELECT n.name, n.url, `+registeredFingerprint+` AS fingerprint
 		FROM nodes n WHERE n.name <> ? AND n.lease_expires_at > now() AND NOT n.released ORDER BY n.name`, l.opts.Name).Scan(&rows).Error
 	if err != nil {
 		if !errors.Is(err, context.Canceled) && l.ctx.Err() == nil {

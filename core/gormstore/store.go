@@ -44,15 +44,23 @@ type Options struct {
 	// LeaseRenewal is how often a claim's heartbeat is written; keep it
 	// well under LeaseTTL. Zero means DefaultLeaseRenewal.
 	LeaseRenewal time.Duration
+	// MaxConns caps the connections to PostgreSQL that the store's
+	// requests hold at once (pool.go); the lease's and the claim's
+	// renewals have a pool of their own besides. Zero means
+	// DefaultMaxConns. SQLite ignores it, as does New.
+	MaxConns int
 }
 
 // DB is a [core.Store] backed by SQLite or PostgreSQL through GORM.
 type DB struct {
-	db    *gorm.DB
-	now   func() time.Time
-	owned bool         // Close closes db's pool: Open made it
-	log   *slog.Logger // the store's own messages (claims)
-	lease leaseTimes
+	db *gorm.DB
+	// renewals is the pool of the lease's and the claim's statements
+	// (renewalDB, pool.go); nil where the store has one pool.
+	renewals *gorm.DB
+	now      func() time.Time
+	owned    bool         // Close closes db's pool: Open made it
+	log      *slog.Logger // the store's own messages (claims)
+	lease    leaseTimes
 	// self is the node this process registered as (RegisterNode); nil
 	// until it does.
 	self atomic.Pointer[nodeSelf]
@@ -77,15 +85,18 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	gdb, err := gorm.Open(dialector, &gorm.Config{
-		Logger:               newGormLogger(opts.logger(), opts.SlowThreshold),
-		TranslateError:       true,
-		DisableAutomaticPing: true,
-		// Every write of the store is one statement: wrapped in a
-		// transaction of GORM's, its row locks would outlast it until a
-		// COMMIT that a stalled or cut-off process never sends.
-		SkipDefaultTransaction: true,
-	})
+	config := func() *gorm.Config {
+		return &gorm.Config{
+			Logger:               newGormLogger(opts.logger(), opts.SlowThreshold),
+			TranslateError:       true,
+			DisableAutomaticPing: true,
+			// Every write of the store is one statement: wrapped in a
+			// transaction of GORM's, its row locks would outlast it until a
+			// COMMIT that a stalled or cut-off process never sends.
+			SkipDefaultTransaction: true,
+		}
+	}
+	gdb, err := gorm.Open(dialector, config())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redact(dsn), err)
 	}
@@ -102,8 +113,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
 	}
 	s := &DB{db: gdb, now: opts.clock(), owned: true, log: opts.logger(), lease: opts.leaseTimes()}
+	if s.postgres() {
+		// The requests' pool is capped, and the renewals get one of
+		// their own (pool.go).
+		capRequests(sqlDB, opts.maxConns())
+		if s.renewals, err = openRenewals(ctx, dsn, config); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
-		_ = sqlDB.Close()
+		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -131,17 +151,26 @@ func New(db *gorm.DB, opts Options) (*DB, error) {
 	return s, nil
 }
 
-// Close closes the connection pool if Open created it; for a store made by
-// New it does nothing, since the caller owns the pool.
+// Close closes the connection pools if Open created them; for a store
+// made by New it does nothing, since the caller owns the pool.
 func (s *DB) Close() error {
 	if !s.owned {
 		return nil
 	}
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return fmt.Errorf("store: close: %w", err)
+	var errs []error
+	for _, db := range []*gorm.DB{s.db, s.renewals} {
+		if db == nil {
+			continue
+		}
+		sqlDB, err := db.DB()
+		if err == nil {
+			err = sqlDB.Close()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store: close: %w", err))
+		}
 	}
-	return sqlDB.Close()
+	return errors.Join(errs...)
 }
 
 // Ping checks that the database answers.
@@ -171,7 +200,8 @@ func (s *DB) Ping(ctx context.Context) error {
 func (s *DB) Created() bool { return s.created }
 
 // Gorm returns the underlying *gorm.DB, for embedders that keep their own
-// tables in the same database. It skips GORM's default transaction (wrap
+// tables in the same database: on PostgreSQL, when Open made it, the
+// request pool, capped at Options.MaxConns (pool.go). It skips GORM's default transaction (wrap
 // writes that must go together in Transaction yourself), and on
 // PostgreSQL, when Open made it, its connections end a transaction left
 // idle for 5 s (idleInTransactionTimeout): keep a transaction's
