@@ -202,22 +202,7 @@ func TestNodeLostRace(t *testing.T) {
 				}
 				leases[p] = l
 				// As Reconcile: the sessions found node_lost are taken back.
-				for _, id := range ids {
-					rec, err := s.GetSession(ctx, id)
-					if err != nil {
-						errs[p] = err
-						return
-					}
-					if rec.Status != core.StatusError {
-						continue
-					}
-					ok, err := s.ReclaimSession(ctx, id, "b")
-					if err != nil || !ok {
-						errs[p] = fmt.Errorf("reclaiming %s, found %s: %v, %v", id, rec.Status, ok, err)
-						return
-					}
-					reclaimed[p] = append(reclaimed[p], id)
-				}
+				reclaimed[p], errs[p] = reclaimLost(ctx, s, ids, "b")
 			})
 		}
 		close(start)
@@ -575,4 +560,25 @@ func TestExitWrittenOnlyUnderALiveLease(t *testing.T) {
 		_, closes := p.Counts()
 		return err == nil && rec.ExitCode != nil && *rec.ExitCode == 3 && closes == 1
 	})
+}
+
+// reclaimLost takes back for node, as Reconcile does, those of the
+// sessions ids recorded node_lost (ERROR), and returns their ids.
+func reclaimLost(ctx context.Context, s *gormstore.DB, ids []string, node string) ([]string, error) {
+	var reclaimed []string
+	for _, id := range ids {
+		rec, err := s.GetSession(ctx, id)
+		if err != nil {
+			return reclaimed, err
+		}
+		if rec.Status != core.StatusError {
+			continue
+		}
+		ok, err := s.ReclaimSession(ctx, id, node)
+		if err != nil || !ok {
+			return reclaimed, fmt.Errorf("reclaiming %s, found %s: %v, %v", id, rec.Status, ok, err)
+		}
+		reclaimed = append(reclaimed, id)
+	}
+	return reclaimed, nil
 }

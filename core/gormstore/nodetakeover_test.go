@@ -232,22 +232,7 @@ func TestNodeTakeoverRace(t *testing.T) {
 				}
 				leases[p] = l
 				// As Reconcile: the sessions found node_lost are taken back.
-				for _, id := range ids {
-					rec, err := s.GetSession(ctx, id)
-					if err != nil {
-						errs[p] = err
-						return
-					}
-					if rec.Status != core.StatusError {
-						continue
-					}
-					ok, err := s.ReclaimSession(ctx, id, "b")
-					if err != nil || !ok {
-						errs[p] = fmt.Errorf("reclaiming %s, found %s: %v, %v", id, rec.Status, ok, err)
-						return
-					}
-					reclaimed[p] = append(reclaimed[p], id)
-				}
+				reclaimed[p], errs[p] = reclaimLost(ctx, s, ids, "b")
 			})
 		}
 		close(start)
