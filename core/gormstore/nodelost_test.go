@@ -210,45 +210,7 @@ func TestNodeLostRace(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		owners := 0
-		for p, l := range leases {
-			if l == nil {
-				if len(reclaimed[p]) > 0 {
-					t.Fatalf("round %d: process %d reclaimed %v without the name", round, p, reclaimed[p])
-				}
-				continue
-			}
-			owners++
-			// The owner reclaimed exactly what the sweep marked.
-			got, want := slices.Sorted(slices.Values(reclaimed[p])), slices.Sorted(slices.Values(marked["b"]))
-			if !slices.Equal(got, want) {
-				t.Fatalf("round %d: reclaimed %v, the sweep marked %v", round, got, want)
-			}
-		}
-		if owners != 1 {
-			t.Fatalf("round %d: %d processes registered as b, want 1", round, owners)
-		}
-		// Every session is the owner's and live; a sweep now marks none.
-		for _, id := range ids {
-			if got := statusOf(t, a, id); got != "ACTIVE" {
-				t.Fatalf("round %d: session %s is %s, owned by a live b", round, id, got)
-			}
-		}
-		if again, err := a.MarkLostNodes(ctx); err != nil || len(again) != 0 {
-			t.Fatalf("round %d: a sweep with b live: %v, %v", round, again, err)
-		}
-		// b ends its sessions and stops, for the next round.
-		// (SQL: a node's UpdateSession writes only its own sessions.)
-		if err := a.Gorm().Exec("UPDATE sessions SET status = ? WHERE id IN ?", string(core.StatusTerminated), ids).Error; err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range leases {
-			if l != nil {
-				if err := l.Release(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		checkRaceRound(t, ctx, round, a, ids, leases, reclaimed, marked)
 		t.Logf("round %d: the sweep marked %d sessions before b came back", round, len(marked["b"]))
 	}
 }
@@ -581,4 +543,50 @@ func reclaimLost(ctx context.Context, s *gormstore.DB, ids []string, node string
 		reclaimed = append(reclaimed, id)
 	}
 	return reclaimed, nil
+}
+
+// checkRaceRound checks a round of a race between a sweep of a (which
+// marked marked) and processes registering as b: exactly one holds the
+// name (leases), it reclaimed exactly what the sweep marked and no other
+// reclaimed anything, every session of ids is ACTIVE, and a sweep now
+// marks nothing. Then b's sessions end and its lease is released, for the
+// next round. (SQL: a node's UpdateSession writes only its own sessions.)
+func checkRaceRound(t *testing.T, ctx context.Context, round int, a *gormstore.DB, ids []string,
+	leases []*gormstore.NodeLease, reclaimed [][]string, marked map[string][]string) {
+	t.Helper()
+	owners := 0
+	for p, l := range leases {
+		if l == nil {
+			if len(reclaimed[p]) > 0 {
+				t.Fatalf("round %d: process %d reclaimed %v without the name", round, p, reclaimed[p])
+			}
+			continue
+		}
+		owners++
+		got, want := slices.Sorted(slices.Values(reclaimed[p])), slices.Sorted(slices.Values(marked["b"]))
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: reclaimed %v, the sweep marked %v", round, got, want)
+		}
+	}
+	if owners != 1 {
+		t.Fatalf("round %d: %d processes registered as b, want 1", round, owners)
+	}
+	for _, id := range ids {
+		if got := statusOf(t, a, id); got != "ACTIVE" {
+			t.Fatalf("round %d: session %s is %s, owned by a live b", round, id, got)
+		}
+	}
+	if again, err := a.MarkLostNodes(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("round %d: a sweep with b live: %v, %v", round, again, err)
+	}
+	if err := a.Gorm().Exec("UPDATE sessions SET status = ? WHERE id IN ?", string(core.StatusTerminated), ids).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range leases {
+		if l != nil {
+			if err := l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

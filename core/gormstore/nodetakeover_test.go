@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -240,39 +239,7 @@ func TestNodeTakeoverRace(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		owners := 0
-		for p, l := range leases {
-			if l == nil {
-				continue
-			}
-			owners++
-			got, want := slices.Sorted(slices.Values(reclaimed[p])), slices.Sorted(slices.Values(marked["b"]))
-			if !slices.Equal(got, want) {
-				t.Fatalf("round %d: reclaimed %v, the sweep marked %v", round, got, want)
-			}
-		}
-		if owners != 1 {
-			t.Fatalf("round %d: %d processes registered as b, want 1", round, owners)
-		}
-		for _, id := range ids {
-			if got := statusOf(t, a, id); got != "ACTIVE" {
-				t.Fatalf("round %d: session %s is %s, owned by a live b", round, id, got)
-			}
-		}
-		if again, err := a.MarkLostNodes(ctx); err != nil || len(again) != 0 {
-			t.Fatalf("round %d: a sweep with b live: %v, %v", round, again, err)
-		}
-		// b ends its sessions and stops, for the next round.
-		if err := a.Gorm().Exec("UPDATE sessions SET status = ? WHERE id IN ?", string(core.StatusTerminated), ids).Error; err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range leases {
-			if l != nil {
-				if err := l.Release(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		checkRaceRound(t, ctx, round, a, ids, leases, reclaimed, marked)
 		t.Logf("round %d (lease left %v): the sweep marked %d sessions", round, left, len(marked["b"]))
 	}
 }
