@@ -134,6 +134,14 @@ func (c *conn) tryOpen(ctx context.Context) (*ssh.Session, int, error) {
 // way, if any. It gives up when ctx ends, or with errConnStuck when that
 // open is found stuck: the server is not answering opens on c.
 func (c *conn) lockOpen(ctx context.Context) error {
+	// A free turn is taken even when ctx has just ended: select picks at
+	// random among ready cases, and a refusal's retry, whose ctx ended,
+	// must still say the server was refusing.
+	select {
+	case c.opening <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case c.opening <- struct{}{}:
 		return nil
