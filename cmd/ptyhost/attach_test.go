@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -138,6 +139,7 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 			return
 		}
 		if typ == websocket.MessageText {
+			f.kinds.Write([]byte("c"))
 			fmt.Fprintf(&f.controls, "%s\n", p)
 			var m struct {
 				Type       string
@@ -150,6 +152,7 @@ func (f *fakeServer) serveAttach(w http.ResponseWriter, r *http.Request, id stri
 			send(fmt.Sprintf(`{"type": "resize", "cols": %d, "rows": %d}`, m.Cols, m.Rows))
 			continue
 		}
+		f.kinds.Write([]byte("i"))
 		f.input.Write(p)
 		if c.Write(ctx, websocket.MessageBinary, p) != nil {
 			return
@@ -679,5 +682,51 @@ func TestAttachTerminal(t *testing.T) {
 	}
 	if !bytes.HasSuffix([]byte(out.String()), []byte("\x03\rexit 9\r")) {
 		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// A size waiting to be sent goes before input waiting beside it, so that
+// the program sees the terminal's size before what was typed: keys typed
+// before attach connects (or while it reconnects) and the first size are
+// both waiting when the sender starts, and the e2e test's shell once
+// answered a `stty size` typed at once with 24 80.
+func TestAttachSendsSizeBeforeWaitingInput(t *testing.T) {
+	ptmx, tty := openPTY(t)
+	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: 90, Rows: 20}); err != nil {
+		t.Fatal(err)
+	}
+	term := openTerminal(tty, io.Discard)
+	if term == nil {
+		t.Fatal("openTerminal: not a terminal")
+	}
+	f := newFakeServer(t)
+	c, err := newClient(f.srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 20 // a sender picking at random fails one in two
+	for round := range rounds {
+		conn, err := dialAttach(t.Context(), c, &connWatch{}, "s1", false, stdio{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := newInput()
+		in.put(t.Context(), []byte("stty size\r"))
+		resized := make(chan struct{}, 1)
+		resized <- struct{}{}
+		ctx, cancel := context.WithCancel(t.Context())
+		a := &attachment{conn: conn, inputStall: waitTimeout}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.send(ctx, conn, in, term, resized, new(atomic.Bool))
+		}()
+		f.input.waitFor(t, strings.Repeat("stty size\r", round+1))
+		cancel()
+		<-done
+		conn.Close()
+	}
+	if got, want := f.kinds.String(), strings.Repeat("ci", rounds); got != want {
+		t.Errorf("the server got %q (c a size, i input), want %q: input went before the size", got, want)
 	}
 }

@@ -182,7 +182,7 @@ func (in *input) settle(ctx context.Context, within time.Duration) {
 }
 
 // send sends what is typed (in), and tty's size whenever resized has a
-// value, until ctx ends. A failure to send ends the connection, and with
+// value, until ctx ends; a size waiting goes before input waiting. A failure to send ends the connection, and with
 // it the reader; what failed is lost, as is what a read-only attachment
 // takes and drops. A send the server has not taken within a.inputStall
 // ends the connection too, setting stalled first: a server that takes no
@@ -200,14 +200,27 @@ func (a *attachment) send(ctx context.Context, conn *wsproto.Conn, in *input, tt
 		_ = f(ctx)
 		t.Stop()
 	}
+	sendSize := func() {
+		if cols, rows, ok := tty.size(); ok {
+			within(func(ctx context.Context) error { return conn.Resize(ctx, cols, rows) })
+		}
+	}
 	for {
+		// A size waiting goes first, before input waiting beside it: the
+		// first size and what was typed before the connection are both
+		// waiting at the start, and the program must see the size first
+		// (select would pick one of them at random).
+		select {
+		case <-resized:
+			sendSize()
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-resized:
-			if cols, rows, ok := tty.size(); ok {
-				within(func(ctx context.Context) error { return conn.Resize(ctx, cols, rows) })
-			}
+			sendSize()
 		case <-in.ready:
 			for ctx.Err() == nil {
 				p := in.take(inputBufSize)

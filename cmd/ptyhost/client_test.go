@@ -149,8 +149,9 @@ type fakeServer struct {
 
 	// input, controls and closes record the attach connections: input
 	// bytes, client text frames (one per line) and how the client
-	// closed ("1000 detached").
-	input, controls, closes syncBuffer
+	// closed ("1000 detached"). kinds has one letter per client frame,
+	// in order: "c" for a text (control) frame, "i" for input.
+	input, controls, closes, kinds syncBuffer
 
 	// stopped is closed when the test ends, before the server is: a
 	// stalled attach connection is held until then.
