@@ -16,6 +16,10 @@ type scanner struct {
 	scanned int64       // offset just past the bytes scanned
 	lastAdd int64       // offset of the newest safe point, for spacing
 	found   []safePoint // scan's result, reused
+	// unsynced: the parser's state at the next byte is not known (output
+	// taken up in the middle: newScannerMidway); no safe point is found
+	// until a byte that ends whatever sequence may be open (syncIndex).
+	unsynced bool
 }
 
 // safePoint is an offset where a replay may begin, with the terminal modes
@@ -60,6 +64,30 @@ func newScannerAt(off int64, capacity int) scanner {
 	return t
 }
 
+// newScannerMidway returns a scanner for output taken up at the absolute
+// offset off, where the terminal's state is not known: the plugin kept a
+// session's output from there, and off may be inside an escape sequence,
+// a long OSC or DCS string (an image, say) or a character. Until the first
+// byte after which the parser's state is known again (syncIndex), no safe
+// point is found: a replay from a point inside a sequence would print the
+// rest of it as text. From there on it is as newScannerAt's, assuming the
+// modes of a fresh terminal.
+func newScannerMidway(off int64, capacity int) scanner {
+	t := newScannerAt(off, capacity)
+	t.unsynced = true
+	return t
+}
+
+// syncIndex returns the index of the first byte of p from which the
+// parser's state is known whatever it was before, or -1: ESC begins an
+// escape sequence, and CAN and SUB end one, in every state; a newline is
+// taken to do so too (it ends no sequence, but no program puts one inside
+// an escape sequence, and few inside a string), or output without escapes
+// (a log) would never have a safe point again.
+func syncIndex(p []byte) int {
+	return bytes.IndexAny(p, "\x1b\x18\x1a\n")
+}
+
 // scan runs the boundary parser over p, the output after what it scanned
 // before, and returns the safe points in it (valid until the next scan) and
 // the terminal modes in force at p's end.
@@ -72,11 +100,18 @@ func (t *scanner) scan(p []byte) (points []safePoint, modes modeSet) {
 	t.found = t.found[:0]
 	base := t.scanned
 	t.scanned += int64(len(p))
+	i := 0
+	if t.unsynced {
+		if i = syncIndex(p); i < 0 {
+			return nil, t.parser.modes
+		}
+		t.unsynced = false // the parser, in the ground state, steps p[i]
+	}
 	// esc is the index of the next escape at or after i, or len(p): found
 	// once per escape, not once per line, or output of many short lines
 	// and no escape would be searched to its end from every line.
 	esc := -1
-	for i := 0; i < len(p); {
+	for i < len(p) {
 		if t.parser.state != stGround {
 			c := p[i]
 			t.parser.step(c)

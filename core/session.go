@@ -254,7 +254,11 @@ func (s *session) pump(ctx context.Context) {
 // end, the end of the output the plugin said it kept, or the pump ends.
 func (s *session) resumeAt(start, end int64) <-chan struct{} {
 	s.ring.beginAt(start)
-	s.scanner = newScannerAt(start, s.deps.scrollbackBytes)
+	if start == 0 {
+		s.scanner = newScanner(s.deps.scrollbackBytes) // the session's start: a fresh terminal
+	} else {
+		s.scanner = newScannerMidway(start, s.deps.scrollbackBytes)
+	}
 	ch := make(chan struct{})
 	s.caughtUp, s.catchUpTo = ch, end
 	s.markCaughtUp(false)

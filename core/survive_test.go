@@ -686,3 +686,42 @@ func TestDetachBeforeTheInputSaysItIsLost(t *testing.T) {
 		t.Errorf("log %q, want the lost input's warning for s1", out)
 	}
 }
+
+// A plugin's kept output can begin inside an escape sequence or a long
+// string (an image), whose state a new server cannot know: a new client's
+// replay must not begin before the first byte that ends one, or the rest
+// of the sequence is printed as text.
+func TestReconcileKeptOutputBeginningInsideASequence(t *testing.T) {
+	for _, tc := range []struct {
+		name, kept, after string
+	}{
+		// The tail of a DCS string (sixel) longer than the safe points'
+		// spacing, then its terminator.
+		{"dcs", strings.Repeat("#0~~", 20000) + "\x1b\\", "after\r\n"},
+		// The end of a colour's parameters, then text without a newline.
+		{"csi", "5;196m" + strings.Repeat("B", 40000), "\x1b[0m\r\nafter\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keeper := newFakeKeeper()
+			const start = 5000
+			kept := []byte(tc.kept + tc.after)
+			keeper.keep("kept", start, kept, nil)
+			h := survivingHarness(t, keeper, nil)
+			h.saveRows(t, SessionRecord{ID: "kept", Status: StatusActive, Cols: 80, Rows: 24, IdleTimeout: "never"})
+			if _, err := h.m.Reconcile(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			a := h.attach(t, "kept")
+			more := []byte("live\r\n")
+			keeper.pty(t, "kept").Output(t, more)
+			at := a.Hello().Offset
+			if at < start+int64(len(tc.kept)) {
+				t.Fatalf("the replay begins at %d, before %d, where the first sequence kept from %d is known to end", at, start+len(tc.kept), start)
+			}
+			want := append(kept[at-start:], more...)
+			if got, other := frames(t, a, len(want)); !bytes.Equal(got, want) {
+				t.Errorf("replay %q, frames %+v; want %q", got, other, want)
+			}
+		})
+	}
+}
