@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,69 @@ func TestCloseWhileStartingRecordsTheRow(t *testing.T) {
 	r, err := h.store.GetSession(context.Background(), "s1")
 	if err != nil || r.Status == StatusStarting {
 		t.Errorf("row after Close: %+v, %v; want it recorded, not STARTING", r, err)
+	}
+}
+
+// hangingClosePTY is a plugin's session whose cleanup (Close) does not
+// return until released is closed.
+type hangingClosePTY struct {
+	*fakeenv.PTY
+	released chan struct{}
+}
+
+func (p hangingClosePTY) Close() error {
+	<-p.released
+	return p.PTY.Close()
+}
+
+// A plugin whose cleanup of a session hangs holds neither a destroy nor
+// the Manager's Close past their deadlines; Close says so; and a new
+// session of the same id still waits for the old one's cleanup.
+func TestHangingCleanupWithinDeadlines(t *testing.T) {
+	h := newHarness(t, nil)
+	h.closeFailed = true // Close's error is this test's to check
+	released := make(chan struct{})
+	defer close(released)
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return hangingClosePTY{p, released}, nil
+	})
+	for _, id := range []string{"s1", "s2"} {
+		if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: id, EnvironmentID: "fake"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	within := func(what string, d time.Duration, f func(ctx context.Context) error) error {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- f(ctx) }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(d + 5*time.Second):
+			t.Fatalf("%s with a deadline of %v had not returned 5 s past it", what, d)
+			return nil
+		}
+	}
+	if err := within("DestroySession", 300*time.Millisecond, func(ctx context.Context) error { return h.m.DestroySession(ctx, "s1") }); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.store.GetSession(t.Context(), "s1")
+	if err != nil || r.Status != StatusTerminated {
+		t.Errorf("record %+v, %v; want TERMINATED", r, err)
+	}
+	err = within("CreateSession of the same id", 300*time.Millisecond, func(ctx context.Context) error {
+		_, err := h.m.CreateSession(ctx, CreateOptions{ID: "s1", EnvironmentID: "fake"})
+		return err
+	})
+	if err == nil {
+		t.Error("a new session s1 was created before the old one's cleanup returned")
+	}
+	err = within("Close", 500*time.Millisecond, h.m.Close)
+	if err == nil || !strings.Contains(err.Error(), "cleanups") {
+		t.Errorf("Close = %v, want an error saying cleanups had not returned", err)
 	}
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/ptyhost/ptyhost/shared"
@@ -101,8 +102,9 @@ func (e *exitReleases) wait(ctx context.Context, id string) error {
 // sessions whose end never reached the store: on Detach (keep) a session
 // its plugin can keep is detached first, so that the plugin keeps its end
 // for the next server; the others are released, which loses their end.
-// Then it waits, within ctx, for every release under way.
-func (e *exitReleases) settle(ctx context.Context, keep bool) {
+// Then it waits, within ctx, for every release under way; an error says
+// some had not returned by then.
+func (e *exitReleases) settle(ctx context.Context, keep bool) error {
 	e.mu.Lock()
 	e.settled = true
 	for s := range e.awaiting {
@@ -117,6 +119,36 @@ func (e *exitReleases) settle(ctx context.Context, keep bool) {
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
+		return errors.New("core: some plugins' cleanups of their sessions had not returned by the deadline")
+	}
+}
+
+// releaseWithin releases s, a session torn down, waiting for it within
+// ctx: a plugin whose cleanup hangs must not hold a destroy, or a stop,
+// past its deadline. A release that has not returned by then goes on in
+// the background, and a create of the same id still waits for it (wait);
+// false says it had not returned.
+func (e *exitReleases) releaseWithin(ctx context.Context, s *session) bool {
+	e.mu.Lock()
+	var done chan struct{}
+	if e.settled {
+		// settle may be waiting for running: not added to it.
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			s.release()
+		}()
+	} else {
+		e.startLocked(s, false)
+		done = e.releasing[s.id]
+	}
+	e.mu.Unlock()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

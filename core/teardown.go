@@ -31,8 +31,10 @@ var detachWait = 5 * time.Second
 
 // DestroySession ends a session: it closes every client with "Session
 // destroyed", kills the process, has the plugin clean up, and records the
-// session as TERMINATED. A failing step is logged and destruction goes on.
-// An unknown or already destroyed id is not an error; one being destroyed
+// session as TERMINATED. A failing step is logged and destruction goes on;
+// a plugin's cleanup is waited for within ctx, and one that has not
+// returned by then goes on in the background (a create of the same id
+// waits for it). An unknown or already destroyed id is not an error; one being destroyed
 // (by another call, or its idle timeout) is waited for, within ctx, and is
 // not an error either when ctx ends first: it is being destroyed.
 //
@@ -177,7 +179,9 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 		}
 		cancel()
 	}
-	s.release()
+	if !m.deps.releases.releaseWithin(ctx, s) {
+		s.log.Warn("the plugin's cleanup of the session had not returned by the deadline; destroying anyway, and it goes on in the background")
+	}
 
 	zero := 0
 	s.mu.Lock()
@@ -208,7 +212,8 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 // that no longer reads is left behind) and for every goroutine the
 // manager started (past ctx it returns an error, and a session whose
 // output has not ended by then, its plugin stuck, is the plugin shutdown's
-// to end and the next server's to record). It is safe to call more than
+// to end and the next server's to record; so is a plugin's cleanup of a
+// session that has not returned). It is safe to call more than
 // once, and after Detach; later calls do nothing and return the first
 // call's result.
 func (m *Manager) Close(ctx context.Context) error {
@@ -309,12 +314,12 @@ func (m *Manager) stop(ctx context.Context, end func(context.Context, []*session
 		}
 	}
 	err := m.writer.flush(ctx)
-	m.deps.releases.settle(ctx, m.byDetach.Load())
+	unreleased := m.deps.releases.settle(ctx, m.byDetach.Load())
 	m.events.close()
 	if err != nil {
 		err = fmt.Errorf("core: writing final session status: %w", err)
 	}
-	return errors.Join(undetached, late, err)
+	return errors.Join(undetached, late, err, unreleased)
 }
 
 // awaitCreates waits, within ctx and killTimeout, for the creates of the
