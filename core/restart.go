@@ -115,6 +115,14 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 		// Every running session's PTY is one; kept for safety.
 		return SessionRecord{}, fmt.Errorf("%w: session %q cannot be restarted; destroy and create it", shared.ErrUnsupported, id)
 	}
+	// As at create: a variable the session is to be without cannot be
+	// given to it too.
+	unset := s.snapshot().UnsetEnv
+	for _, k := range unset {
+		if _, ok := o.Env[k]; ok {
+			return SessionRecord{}, fmt.Errorf("%w: variable %s is in env and in the session's unset_env", ErrInvalidArgument, k)
+		}
+	}
 	var fromRecord *shared.SpawnRequest
 	if r.recordOnly() {
 		req, err := m.requestFromRecord(ctx, s.snapshot())

@@ -254,6 +254,14 @@ func TestNeverEnvAndUnsetEnv(t *testing.T) {
 			t.Errorf("%+v: %v, want ErrInvalidArgument", o.UnsetEnv, err)
 		}
 	}
+	// A restart may not give the session a variable its unset_env names
+	// either; the session runs on, not restarted.
+	if _, err := h.m.RestartSession(context.Background(), "s1", RestartOptions{Env: map[string]string{"X": "1"}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("restart with env X, which unset_env names: %v, want ErrInvalidArgument", err)
+	}
+	if rec, err := h.m.GetSession(context.Background(), "s1"); err != nil || rec.Status != StatusActive || rec.Restarts != 0 {
+		t.Errorf("after the refused restart: %+v, %v; want ACTIVE, not restarted", rec, err)
+	}
 	if err := (Options{Store: h.store, Plugins: fakePlugins{}, NeverEnv: []string{"A=B"}}).Validate(); err == nil {
 		t.Error("Validate accepted NeverEnv A=B")
 	}
