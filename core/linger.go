@@ -15,7 +15,21 @@ import (
 // attachable for Options.Linger, keeping the end of its scrollback.
 func (m *Manager) exited(s *session) {
 	m.linger(s)
+	keepAllFor := m.lingering.keepAllFor
+	if keepAllFor > 0 {
+		s.mu.Lock()
+		s.keepAll = true
+		s.mu.Unlock()
+	}
 	m.keepExited(s)
+	if keepAllFor > 0 {
+		time.AfterFunc(keepAllFor, func() {
+			s.mu.Lock()
+			s.keepAll = false
+			s.mu.Unlock()
+			m.keepExited(s)
+		})
+	}
 }
 
 // linger keeps an exited session attachable for Options.Linger.
@@ -53,22 +67,39 @@ func (m *Manager) linger(s *session) {
 // rest of its scrollback is released when it exits.
 const ExitReplayBytes = 16 << 10
 
+// exitKeepAll is how long an exited session keeps its whole scrollback,
+// within Options.LingerScrollbackBytes, before it keeps only the end
+// (ExitReplayBytes): a client that lost its connection as the program
+// printed its last output and exited, and reconnects at its offset (as
+// ptyhost attach does: it notices a dead connection within 75 s and
+// retries for 30 s by default), gets every byte it missed rather
+// than a reset to the last 16 KiB. A var for tests: New reads it.
+var exitKeepAll = 2 * time.Minute
+
 // lingerRings accounts for the scrollback that exited sessions keep, and
-// keeps it within Options.LingerScrollbackBytes by dropping the
-// scrollback of the sessions that exited first.
+// keeps it within Options.LingerScrollbackBytes: over it, the sessions
+// that keep their whole scrollback (exitKeepAll) are cut down to its end,
+// then the scrollback of the sessions that exited first is dropped, each
+// oldest first.
 type lingerRings struct {
+	keepAllFor time.Duration // exitKeepAll, as New found it
+
 	mu    sync.Mutex // protects the following; taken before any session's mu
 	order list.List  // of *session, in the order they exited
 	elems map[*session]*list.Element
-	bytes map[*session]int // what each keeps
-	total int
+	// whole holds those of order that keep their whole scrollback, in
+	// the same order.
+	whole      list.List
+	wholeElems map[*session]*list.Element
+	bytes      map[*session]int // what each keeps
+	total      int
 }
 
 // keepExited releases what s, which has exited, no longer needs of its
-// scrollback, accounts for the rest, and drops the oldest exited
-// sessions' scrollback while the total is over the budget. It is called
-// when s exits and again when its last client leaves, since a client still
-// reading holds the bytes it has yet to read.
+// scrollback (all of it while s.keepAll), accounts for the rest, and
+// keeps the total within the budget (lingerRings). It is called when s
+// exits, again when its last client leaves, since a client still reading
+// holds the bytes it has yet to read, and once exitKeepAll has passed.
 func (m *Manager) keepExited(s *session) {
 	l := &m.lingering
 	l.mu.Lock()
@@ -79,23 +110,39 @@ func (m *Manager) keepExited(s *session) {
 		s.mu.Unlock()
 		return
 	}
-	floor := s.ring.End()
-	for a := range s.attachments {
-		floor = min(floor, a.off)
+	keepAll := s.keepAll
+	if !keepAll {
+		s.shrinkExitedLocked()
 	}
-	s.ring.shrink(ExitReplayBytes, floor)
 	size := s.ring.Footprint()
 	s.mu.Unlock()
 
 	if l.elems == nil {
 		l.elems = make(map[*session]*list.Element)
+		l.wholeElems = make(map[*session]*list.Element)
 		l.bytes = make(map[*session]int)
 	}
 	if _, ok := l.elems[s]; !ok {
 		l.elems[s] = l.order.PushBack(s)
 	}
+	if e, ok := l.wholeElems[s]; ok && !keepAll {
+		l.whole.Remove(e)
+		delete(l.wholeElems, s)
+	} else if !ok && keepAll {
+		l.wholeElems[s] = l.whole.PushBack(s)
+	}
 	l.total += size - l.bytes[s]
 	l.bytes[s] = size
+	for l.total > m.opts.LingerScrollbackBytes && l.whole.Len() > 0 {
+		o := l.whole.Remove(l.whole.Front()).(*session)
+		delete(l.wholeElems, o)
+		o.mu.Lock()
+		o.shrinkExitedLocked()
+		size := o.ring.Footprint()
+		o.mu.Unlock()
+		l.total += size - l.bytes[o]
+		l.bytes[o] = size
+	}
 	for l.total > m.opts.LingerScrollbackBytes && l.order.Len() > 0 {
 		oldest := l.order.Remove(l.order.Front()).(*session)
 		l.total -= l.bytes[oldest]
@@ -120,6 +167,10 @@ func (m *Manager) forgetExited(s *session) {
 		delete(l.elems, s)
 		delete(l.bytes, s)
 	}
+	if e, ok := l.wholeElems[s]; ok {
+		l.whole.Remove(e)
+		delete(l.wholeElems, s)
+	}
 }
 
 // lingeringScrollback returns the bytes exited sessions keep, all together.
@@ -127,4 +178,16 @@ func (m *Manager) lingeringScrollback() int {
 	m.lingering.mu.Lock()
 	defer m.lingering.mu.Unlock()
 	return m.lingering.total
+}
+
+// shrinkExitedLocked cuts s's scrollback down to the end a replay needs
+// (ExitReplayBytes), keeping what a client still attached has yet to read.
+// s.mu must be held.
+func (s *session) shrinkExitedLocked() {
+	s.keepAll = false
+	floor := s.ring.End()
+	for a := range s.attachments {
+		floor = min(floor, a.off)
+	}
+	s.ring.shrink(ExitReplayBytes, floor)
 }

@@ -64,6 +64,7 @@ func New(opts Options) (*Manager, error) {
 		envDeleting: make(map[string]chan struct{}),
 		metrics:     newMetrics(),
 	}
+	m.lingering.keepAllFor = exitKeepAll
 	if opts.Registerer != nil {
 		if err := m.metrics.register(opts.Registerer, m); err != nil {
 			cancel()

@@ -56,8 +56,10 @@ type Options struct {
 	// LingerScrollbackBytes bounds the scrollback that exited sessions
 	// keep, all together, for clients that attach while they linger; past
 	// it, the sessions that exited first lose theirs (an attach then shows
-	// only the exit). Each exited session keeps the last ExitReplayBytes
-	// or a little more. Default 32 MiB.
+	// only the exit). Each exited session keeps its whole scrollback for
+	// 2 minutes, for a client that reconnects at its offset, and then the last
+	// ExitReplayBytes or a little more; over the budget, those keeping
+	// all of it are cut down first. Default 32 MiB.
 	LingerScrollbackBytes int
 	// WorkdirRoots, when not empty, are the directories a session's
 	// working directory must lie under, for every environment type (see

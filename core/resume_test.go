@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// frames reads a's frames until want output bytes arrived, returning the
-// output and the other frames (resizes aside) in order.
+// frames reads a's frames until want output bytes arrived, or the close,
+// returning the output and the other frames (resizes aside) in order.
 func frames(t *testing.T, a *Attachment, want int) (out []byte, other []Frame) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -27,6 +27,9 @@ func frames(t *testing.T, a *Attachment, want int) (out []byte, other []Frame) {
 		case FrameModes:
 			f.Data = bytes.Clone(f.Data)
 			other = append(other, f)
+		case FrameClose:
+			// Next returns it again and again: no more output comes.
+			return out, append(other, f)
 		default:
 			other = append(other, f)
 		}
