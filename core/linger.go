@@ -64,7 +64,8 @@ func (m *Manager) linger(s *session) {
 // keeps for clients that attach while it lingers: the replay starts at the
 // newest safe point at least ExitReplayBytes before the end, so it holds
 // that much and at most the spacing of safe points more (ring.shrink). The
-// rest of its scrollback is released when it exits.
+// rest of its scrollback is released exitKeepAll after its exit, or sooner
+// when the lingering budget needs it.
 const ExitReplayBytes = 16 << 10
 
 // exitKeepAll is how long an exited session keeps its whole scrollback,
