@@ -60,7 +60,8 @@ var errNowLive = errors.New("the session id is live in this server")
 //
 // Reconcile waits, within ctx and a bound, until each session taken up has
 // read what its plugin kept, so that clients resuming right after it
-// returns find their offsets in the ring.
+// returns find their offsets in the ring. A store that fails is an error
+// wrapping ErrStoreUnavailable, as for the other methods.
 //
 // One database serves one ptyhost server: a second server reconciling
 // would take the first one's sessions (core/gormstore's Claim refuses
@@ -86,7 +87,7 @@ func (m *Manager) Reconcile(ctx context.Context) (int, error) {
 	}
 	recs, err := m.store.ListSessions(ctx, StatusStarting, StatusActive, StatusIdle)
 	if err != nil {
-		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", err)
+		return 0, fmt.Errorf("core: listing sessions to reconcile: %w", storeFailed(err))
 	}
 	// Before any session is taken up, recorded lost or hung up: a store
 	// that knows none of the kept sessions would have them all hung up.
@@ -278,9 +279,13 @@ func (m *Manager) isLive(id string) bool {
 // recordLost records the session id as ERROR server_lost.
 func (m *Manager) recordLost(ctx context.Context, id string) error {
 	status, reason, zero := StatusError, ReasonServerLost, 0
-	return m.store.UpdateSession(ctx, id, SessionUpdate{
+	err := m.store.UpdateSession(ctx, id, SessionUpdate{
 		Status: &status, StatusReason: &reason, ActiveConnections: &zero,
 	})
+	if err != nil && !errors.Is(err, ErrSessionNotFound) {
+		return storeFailed(err)
+	}
+	return err
 }
 
 // adopt takes up the session of rec, which sv's plugin kept: it attaches to

@@ -725,3 +725,24 @@ func TestReconcileKeptOutputBeginningInsideASequence(t *testing.T) {
 		})
 	}
 }
+
+// listDownStore is a store whose session list fails.
+type listDownStore struct{ *memStore }
+
+func (listDownStore) ListSessions(context.Context, ...Status) ([]SessionRecord, error) {
+	return nil, errStoreDown
+}
+
+// A store that fails makes Reconcile's error ErrStoreUnavailable, as the
+// other methods' are: an embedder tells an outage at start-up by it.
+func TestReconcileStoreDownIsUnavailable(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("kept", 0, []byte("x"), nil)
+	h := newHarness(t, func(o *Options) {
+		o.Store = listDownStore{o.Store.(*memStore)}
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, errStoreDown) {
+		t.Errorf("Reconcile = %v, want ErrStoreUnavailable wrapping the store's error", err)
+	}
+}
