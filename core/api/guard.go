@@ -41,6 +41,9 @@ func (o GuardOptions) Validate() error {
 		if strings.ContainsAny(p, ":/") || strings.ContainsFunc(p, badPatternRune) {
 			return fmt.Errorf("allowed host %q: want a host name pattern such as ptyhost.example.com or *.example.com, without scheme, port or spaces", p)
 		}
+		if err := asciiPattern(p); err != nil {
+			return fmt.Errorf("allowed host %q: %v", p, err)
+		}
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("allowed host %q: %v", p, err)
 		}
@@ -52,9 +55,22 @@ func (o GuardOptions) Validate() error {
 		if strings.ContainsFunc(p, badPatternRune) {
 			return fmt.Errorf("allowed origin %q: want a host[:port] pattern such as *.example.com, without spaces", p)
 		}
+		if err := asciiPattern(p); err != nil {
+			return fmt.Errorf("allowed origin %q: %v", p, err)
+		}
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("allowed origin %q: %v", p, err)
 		}
+	}
+	return nil
+}
+
+// asciiPattern refuses a pattern with non-ASCII letters: browsers and
+// HTTP clients send an internationalized name in its ASCII (punycode)
+// form, in Host and in Origin alike, so such a pattern never matches.
+func asciiPattern(p string) error {
+	if strings.ContainsFunc(p, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return errors.New("host names arrive in their ASCII form: write an internationalized name as its punycode (xn--…), as `idn2` or a browser's address bar shows it")
 	}
 	return nil
 }

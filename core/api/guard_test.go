@@ -317,6 +317,10 @@ func TestGuardOptionsValidate(t *testing.T) {
 		{"bad origin pattern", GuardOptions{AllowedOrigins: []string{"[x"}}, false},
 		{"host with a space", GuardOptions{AllowedHosts: []string{"a b"}}, false},
 		{"origin with a tab", GuardOptions{AllowedOrigins: []string{"a\tb"}}, false},
+		// Host and Origin carry an IDN as punycode: these never match.
+		{"non-ASCII host", GuardOptions{AllowedHosts: []string{"ÄÖ.com"}}, false},
+		{"non-ASCII origin", GuardOptions{AllowedOrigins: []string{"https://bücher.example"}}, false},
+		{"punycode host", GuardOptions{AllowedHosts: []string{"xn--4ca0bs.com"}}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.opts.Validate(); (err == nil) != tt.ok {
