@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"strings"
@@ -120,4 +121,52 @@ func dsnHasPassword(dsn string) bool {
 		return true
 	}
 	return u.Query().Has("password")
+}
+
+// emptyGiven refuses a secret's or the database's flag given empty: it
+// would replace the variable's or the configuration file's value (an
+// empty --token would serve without one), where it is most likely a
+// mistake such as --token "$TOKEN" with TOKEN unset.
+func emptyGiven(fs *flag.FlagSet, given map[string]bool) error {
+	for _, s := range []struct{ name, env string }{
+		{"token", "PTYHOST_TOKEN"},
+		{"read-token", "PTYHOST_READ_TOKEN"},
+		{"cluster-secret", "PTYHOST_CLUSTER_SECRET"},
+		{"db", "PTYHOST_DB"},
+	} {
+		if given[s.name] && fs.Lookup(s.name).Value.String() == "" {
+			return usageError{fmt.Sprintf("--%s is empty: omit the flag to use %s or the configuration file's value", s.name, s.env)}
+		}
+	}
+	return nil
+}
+
+// checkClusterSecret refuses a cluster secret equal to a token: a request
+// with the secret skips the token checks and claims its own scope, so the
+// read-only token's holder would have the full token's power (and the
+// token's, the nodes' trust in each other). Errors never name the values.
+func checkClusterSecret(secret, token, readToken string) error {
+	switch {
+	case secret == "":
+		return nil
+	case secret == token:
+		return errors.New("--cluster-secret must differ from --token: a request carrying the secret skips the token checks and says its own scope")
+	case secret == readToken:
+		return errors.New("--cluster-secret must differ from --read-token: the read-only token would then claim the full scope as the secret")
+	}
+	return nil
+}
+
+// checkReadToken refuses a read-only token that would grant nothing apart:
+// one without the full token (every request passes then) or equal to it.
+func checkReadToken(token, readToken string) error {
+	switch {
+	case readToken == "":
+		return nil
+	case token == "":
+		return errors.New("--read-token needs --token: without a token every request may do everything, and a read-only token restricts nothing")
+	case readToken == token:
+		return errors.New("--read-token must differ from --token: the same token cannot be both read-only and full")
+	}
+	return nil
 }

@@ -234,6 +234,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := emptyGiven(fs, given); err != nil {
+		return c, err
+	}
 	for _, name := range []string{"token", "read-token", "cluster-secret"} {
 		if given[name] {
 			c.tokenFlags = append(c.tokenFlags, "--"+name)
@@ -322,36 +325,6 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 		return c, usageError{err.Error()}
 	}
 	return c, nil
-}
-
-// checkClusterSecret refuses a cluster secret equal to a token: a request
-// with the secret skips the token checks and claims its own scope, so the
-// read-only token's holder would have the full token's power (and the
-// token's, the nodes' trust in each other). Errors never name the values.
-func checkClusterSecret(secret, token, readToken string) error {
-	switch {
-	case secret == "":
-		return nil
-	case secret == token:
-		return errors.New("--cluster-secret must differ from --token: a request carrying the secret skips the token checks and says its own scope")
-	case secret == readToken:
-		return errors.New("--cluster-secret must differ from --read-token: the read-only token would then claim the full scope as the secret")
-	}
-	return nil
-}
-
-// checkReadToken refuses a read-only token that would grant nothing apart:
-// one without the full token (every request passes then) or equal to it.
-func checkReadToken(token, readToken string) error {
-	switch {
-	case readToken == "":
-		return nil
-	case token == "":
-		return errors.New("--read-token needs --token: without a token every request may do everything, and a read-only token restricts nothing")
-	case readToken == token:
-		return errors.New("--read-token must differ from --token: the same token cannot be both read-only and full")
-	}
-	return nil
 }
 
 // checkSetting reports whether value is valid for the flag name, saying
