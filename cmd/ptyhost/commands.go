@@ -287,20 +287,6 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	return nil
 }
 
-// envVarsFlag is the repeatable --env-var K=V.
-type envVarsFlag map[string]string
-
-func (e envVarsFlag) String() string { return "" }
-
-func (e envVarsFlag) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want K=V, got %q", s)
-	}
-	e[k] = v
-	return nil
-}
-
 func runRun(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("run", &cf)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 const restartHelp = `Usage: ptyhost restart [flags] ID...
@@ -89,17 +91,54 @@ func (c *client) createRunSession(ctx context.Context, req runSessionRequest) (*
 	return &s, nil
 }
 
-// unsetEnvFlag is run's repeatable --unset-env NAME[,NAME...].
+// unsetEnvFlag is run's repeatable --unset-env NAME[,NAME...]; the
+// spaces around a name are left out ('TERM, COLORTERM').
 type unsetEnvFlag []string
 
 func (u *unsetEnvFlag) String() string { return strings.Join(*u, ",") }
 
 func (u *unsetEnvFlag) Set(s string) error {
 	for name := range strings.SplitSeq(s, ",") {
-		if name == "" || strings.ContainsAny(name, "=\x00") {
-			return fmt.Errorf("want variable names, comma-separated, got %q", s)
+		name = strings.TrimSpace(name)
+		if !usableEnvName(name) {
+			return fmt.Errorf("%q: want variable names (no spaces, '=' or control characters), comma-separated", s)
 		}
 		*u = append(*u, name)
 	}
 	return nil
+}
+
+// envVarsFlag is the repeatable --env-var K=V of run and restart.
+type envVarsFlag map[string]string
+
+func (e envVarsFlag) String() string { return "" }
+
+func (e envVarsFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want K=V, got %q", s)
+	}
+	if !usableEnvName(k) {
+		return fmt.Errorf("%q: want K=V with a variable name K without spaces or control characters", s)
+	}
+	e[k] = v
+	return nil
+}
+
+// usableEnvName reports whether name can name a variable a program
+// reads: not empty, without '=' (which ends a name), NUL, spaces or
+// other control characters, which no shell or program looks a name up
+// by. (The server's --never-env, which goes to every plugin, wants
+// portable names, shared.PortableEnvName; a session's own variables may
+// be any such name, as env(1) sets them.)
+func usableEnvName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if r == '=' || unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
