@@ -164,8 +164,9 @@ func runEnvAdd(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdio.out, cell(e.ID))
-	return nil
+	// The ID is generated: unprinted, it is lost to the caller.
+	_, err = fmt.Fprintln(stdio.out, cell(e.ID))
+	return err
 }
 
 func runEnvRm(ctx context.Context, args []string, stdio stdio) error {

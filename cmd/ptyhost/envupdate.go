@@ -82,8 +82,8 @@ func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 	if err := c.do(ctx, http.MethodPut, "/api/v1/environments/"+url.PathEscape(pos[0]), req, &e); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdio.out, cell(e.ID))
-	return nil
+	_, err = fmt.Fprintln(stdio.out, cell(e.ID))
+	return err
 }
 
 // environmentUpdateRequest is the body of PUT /api/v1/environments/{id}:

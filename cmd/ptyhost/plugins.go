@@ -94,7 +94,9 @@ func runPlugins(ctx context.Context, args []string, stdio stdio) error {
 	}
 	for _, p := range plugins {
 		if why := pluginReason(p); why != "" {
-			fmt.Fprintf(stdio.out, "%s: %s\n", cell(p.Name), cell(why))
+			if _, err := fmt.Fprintf(stdio.out, "%s: %s\n", cell(p.Name), cell(why)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -120,11 +122,11 @@ func runPluginsRestart(ctx context.Context, args []string, stdio stdio) error {
 	}
 	switch p.State {
 	case core.PluginRunning:
-		fmt.Fprintf(stdio.out, "%s: running (pid %d, restarts %d)\n", cell(p.Name), p.PID, p.Restarts)
-		return nil
+		_, err = fmt.Fprintf(stdio.out, "%s: running (pid %d, restarts %d)\n", cell(p.Name), p.PID, p.Restarts)
+		return err
 	case core.PluginStarting:
-		fmt.Fprintf(stdio.out, "%s: still starting; see 'ptyhost plugins'\n", cell(p.Name))
-		return nil
+		_, err = fmt.Fprintf(stdio.out, "%s: still starting; see 'ptyhost plugins'\n", cell(p.Name))
+		return err
 	default:
 		return fmt.Errorf("plugin %s is %s: %s", p.Name, p.State, pluginReason(*p))
 	}

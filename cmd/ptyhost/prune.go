@@ -35,6 +35,6 @@ func runPrune(ctx context.Context, args []string, stdio stdio) error {
 	if n == 1 {
 		noun = "record"
 	}
-	fmt.Fprintf(stdio.out, "deleted %d ended session %s\n", n, noun)
-	return nil
+	_, err = fmt.Fprintf(stdio.out, "deleted %d ended session %s\n", n, noun)
+	return err
 }

@@ -65,8 +65,8 @@ func runRestart(ctx context.Context, args []string, stdio stdio) error {
 		if _, err := c.restartSession(ctx, id, req); err != nil {
 			return fmt.Errorf("restart %s: %w", id, err)
 		}
-		fmt.Fprintln(stdio.out, cell(id))
-		return nil
+		_, err = fmt.Fprintln(stdio.out, cell(id))
+		return err
 	})
 }
 
