@@ -930,3 +930,23 @@ func TestTokenLoopbackIsNeverProxied(t *testing.T) {
 		}
 	}
 }
+
+// PTYHOST_TOKEN_OVER_HTTP that is no boolean is refused, naming the
+// variable, rather than read as false.
+func TestTokenOverHTTPVariableBad(t *testing.T) {
+	t.Setenv("PTYHOST_SERVER", "")
+	t.Setenv("PTYHOST_TOKEN", "")
+	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "yes")
+	_, err := (&clientFlags{server: "http://192.0.2.1:7420", token: "secret-0123456789"}).client()
+	var ue usageError
+	if !errors.As(err, &ue) || err.Error() != `PTYHOST_TOKEN_OVER_HTTP: "yes": want true or false (1 or 0)` {
+		t.Errorf("PTYHOST_TOKEN_OVER_HTTP=yes: %v; want a usage error naming the variable", err)
+	}
+	if _, err := (&clientFlags{server: "http://192.0.2.1:7420", token: "secret-0123456789", tokenOverHTTP: true}).client(); err != nil {
+		t.Errorf("--token-over-http, PTYHOST_TOKEN_OVER_HTTP=yes: %v; want the flag to win", err)
+	}
+	t.Setenv("PTYHOST_TOKEN_OVER_HTTP", "true")
+	if _, err := (&clientFlags{server: "http://192.0.2.1:7420", token: "secret-0123456789"}).client(); err != nil {
+		t.Errorf("PTYHOST_TOKEN_OVER_HTTP=true: %v", err)
+	}
+}

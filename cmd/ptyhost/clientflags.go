@@ -45,8 +45,12 @@ func (f *clientFlags) client() (*client, error) {
 		return nil, err
 	}
 	overHTTP := f.tokenOverHTTP
-	if !overHTTP {
-		overHTTP, _ = strconv.ParseBool(os.Getenv("PTYHOST_TOKEN_OVER_HTTP"))
+	if v := os.Getenv("PTYHOST_TOKEN_OVER_HTTP"); !overHTTP && v != "" {
+		if overHTTP, err = strconv.ParseBool(v); err != nil {
+			// Read as false, it would refuse the token with advice to
+			// set the variable that is set.
+			return nil, usageError{fmt.Sprintf("PTYHOST_TOKEN_OVER_HTTP: %q: %v (1 or 0)", v, errNotBool)}
+		}
 	}
 	if token != "" && c.base.Scheme == "http" && !loopbackHost(c.base.Hostname()) && !overHTTP {
 		return nil, usageError{fmt.Sprintf("the token would cross the network in the clear to %s over http://: give an https:// URL (a TLS proxy in front of the server), or, on a network you trust, --token-over-http (PTYHOST_TOKEN_OVER_HTTP=1)", cell(c.base.Host))}
