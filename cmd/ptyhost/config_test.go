@@ -70,7 +70,8 @@ plugin "docker" {
 
 func TestConfigFile(t *testing.T) {
 	clearServeEnv(t)
-	path := writeConfig(t, fullConfig)
+	plugins := t.TempDir() // the plugin directory must exist
+	path := writeConfig(t, strings.Replace(fullConfig, "/usr/lib/ptyhost/plugins", plugins, 1))
 	c, err := parseServeFlags([]string{"--config", path}, stdio{out: io.Discard, err: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestConfigFile(t *testing.T) {
 	pin := "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	want := serveConfig{
 		listen: "127.0.0.1:7421", db: "sqlite:/var/lib/ptyhost/ptyhost.db", dataDir: "/var/lib/ptyhost",
-		pluginDir: "/usr/lib/ptyhost/plugins", token: "s3cret-s3cret-s3cret", allowedOrigins: stringList{"*.example.com"},
+		pluginDir: plugins, token: "s3cret-s3cret-s3cret", allowedOrigins: stringList{"*.example.com"},
 		scrollback: 512 << 10, idleTimeout: 6 * time.Minute, linger: 7 * time.Minute, shutdownTimeout: 11 * time.Second,
 		orphanTimeout: 3 * time.Minute, hangUpOnStop: true, logLevel: slog.LevelDebug, logFormat: "json", configPath: path,
 		plugins: []pluginhost.Config{

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -102,12 +104,41 @@ func notEmpty(v string) error {
 // checkDB refuses a DSN the store does not take, naming the forms it
 // does, before anything starts.
 func checkDB(v string) error {
-	for _, prefix := range []string{"sqlite:", "postgres://", "postgresql://"} {
+	if path, ok := strings.CutPrefix(v, "sqlite:"); ok {
+		if path, _, _ = strings.Cut(path, "?"); path == "" {
+			return errors.New(`sqlite: has no path: want sqlite:PATH, such as sqlite:/var/lib/ptyhost/ptyhost.db`)
+		}
+		return nil
+	}
+	for _, prefix := range []string{"postgres://", "postgresql://"} {
 		if strings.HasPrefix(v, prefix) {
 			return nil
 		}
 	}
 	return errors.New(`want sqlite:PATH or postgres://… (postgresql://…)`)
+}
+
+// pluginDir refuses a plugin directory that is empty, missing or not a
+// directory, which the plugins would fail to load from once the server
+// starts (a relative one is taken from the working directory).
+func pluginDir(v string) error {
+	if err := notEmpty(v); err != nil {
+		return err
+	}
+	fi, err := os.Stat(v)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%q does not exist: want the directory of the ptyhost-plugin-* binaries", v)
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%q: %v", v, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%q is not a directory: want the directory of the ptyhost-plugin-* binaries", v)
+	}
+	return nil
 }
 
 // dsnHasPassword reports whether a PostgreSQL URL carries a password, in
@@ -127,14 +158,14 @@ func dsnHasPassword(dsn string) bool {
 // would replace the variable's or the configuration file's value (an
 // empty --token would serve without one), where it is most likely a
 // mistake such as --token "$TOKEN" with TOKEN unset.
-func emptyGiven(fs *flag.FlagSet, given map[string]bool) error {
+func emptyGiven(flags *flag.FlagSet, given map[string]bool) error {
 	for _, s := range []struct{ name, env string }{
 		{"token", "PTYHOST_TOKEN"},
 		{"read-token", "PTYHOST_READ_TOKEN"},
 		{"cluster-secret", "PTYHOST_CLUSTER_SECRET"},
 		{"db", "PTYHOST_DB"},
 	} {
-		if given[s.name] && fs.Lookup(s.name).Value.String() == "" {
+		if given[s.name] && flags.Lookup(s.name).Value.String() == "" {
 			return usageError{fmt.Sprintf("--%s is empty: omit the flag to use %s or the configuration file's value", s.name, s.env)}
 		}
 	}

@@ -301,6 +301,13 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 			return c, usageError{fmt.Sprintf("%s %v", d.name, err)}
 		}
 	}
+	if given["plugin-dir"] {
+		// The variable's and the file's are checked as they are read;
+		// the default (beside the binary) as the plugins load.
+		if err := pluginDir(c.pluginDir); err != nil {
+			return c, usageError{fmt.Sprintf("--plugin-dir %v", err)}
+		}
+	}
 	if c.db == "" {
 		c.db = "sqlite:" + filepath.Join(c.dataDir, "ptyhost.db")
 	} else if err := checkDB(c.db); err != nil {
@@ -361,7 +368,7 @@ var valueChecks = map[string]func(value string) error{
 	"read-token":       tokenLength,
 	"cluster-secret":   tokenChars,
 	"data-dir":         notEmpty,
-	"plugin-dir":       notEmpty,
+	"plugin-dir":       pluginDir,
 	"db": func(v string) error {
 		if v == "" {
 			return nil // the default, in the data directory
