@@ -103,7 +103,9 @@ type serveConfig struct {
 }
 
 func defaultDataDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+	// The XDG Base Directory specification: a relative path is invalid
+	// and is ignored.
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "ptyhost")
 	}
 	if home, err := os.UserHomeDir(); err == nil {

@@ -48,3 +48,19 @@ func TestServePluginDirAndDBChecked(t *testing.T) {
 		t.Errorf("--plugin-dir plugins (relative, present): %q, %v", c.pluginDir, err)
 	}
 }
+
+// A relative XDG_DATA_HOME is ignored, as the XDG Base Directory
+// specification says: the data directory is then under the home
+// directory.
+func TestDefaultDataDirRelativeXDG(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_DATA_HOME", "relative/data")
+	if got, want := defaultDataDir(), filepath.Join(home, ".local", "share", "ptyhost"); got != want {
+		t.Errorf("XDG_DATA_HOME=relative/data: %q; want %q", got, want)
+	}
+	t.Setenv("XDG_DATA_HOME", "/srv/data")
+	if got := defaultDataDir(); got != "/srv/data/ptyhost" {
+		t.Errorf("XDG_DATA_HOME=/srv/data: %q; want /srv/data/ptyhost", got)
+	}
+}
