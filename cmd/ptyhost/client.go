@@ -82,20 +82,29 @@ func (c *client) bound(ctx context.Context, within time.Duration) (_ context.Con
 
 // newClient checks server and returns a client for it. server is a URL
 // or, as the server prints its --listen address, a bare HOST:PORT, which
-// means http://HOST:PORT. A bad URL is a usageError: it can only have come
-// from --server or PTYHOST_SERVER.
+// means http://HOST:PORT (a bare HOST, which would mean port 80, is
+// refused; a URL with a scheme keeps its default port). A bad URL is a
+// usageError: it can only have come from --server or PTYHOST_SERVER.
 func newClient(server, token string) (*client, error) {
 	raw := server
-	if !strings.Contains(raw, "://") {
+	bare := !strings.Contains(raw, "://")
+	if bare {
 		raw = "http://" + raw
 	}
+	const want = "want HOST:PORT, http://HOST:PORT or https://HOST:PORT"
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" && strings.HasSuffix(u.Host, ":") {
-		return nil, usageError{fmt.Sprintf("invalid server URL %q: want HOST:PORT, http://HOST:PORT or https://HOST:PORT", redactURL(server))}
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" && strings.HasSuffix(u.Host, ":"):
+		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: %s", redactURL(server), want)}
+	case bare && u.Port() == "":
+		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: no port: %s", redactURL(server), want)}
+	case strings.ContainsAny(raw, "?#"):
+		// Parsed, a '?' or '#' can only begin a query or a fragment,
+		// which no request would carry.
+		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: it has a query or fragment (?, #), which the API's paths do not take: %s", redactURL(server), want)}
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	u.RawQuery, u.Fragment = "", ""
 	return &client{base: u, token: token, http: &http.Client{CheckRedirect: noRedirects}, timeout: requestTimeout}, nil
 }
 
