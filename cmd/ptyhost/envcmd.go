@@ -88,7 +88,7 @@ func runEnv(ctx context.Context, args []string, stdio stdio) error {
 func runEnvLs(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("env ls", &cf)
-	asJSON := fs.Bool("json", false, "print the environments as a JSON array")
+	asJSON := falseFlag(fs, "json", "print the environments as a JSON array")
 	pos, help, err := parseFlags(fs, envLsHelp, args, true, stdio)
 	if help || err != nil {
 		return err
@@ -272,7 +272,7 @@ server's JSON object instead.
 func runEnvShow(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("env show", &cf)
-	asJSON := fs.Bool("json", false, "print the environment as a JSON object")
+	asJSON := falseFlag(fs, "json", "print the environment as a JSON object")
 	pos, help, err := parseFlags(fs, envShowHelp, args, true, stdio)
 	if help || err != nil {
 		return err

@@ -110,7 +110,7 @@ Exit status: 0 when none is unhealthy, 1 when one is or a check failed.
 func runEnvHealth(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("env health", &cf)
-	asJSON := fs.Bool("json", false, "print the health reports as a JSON array")
+	asJSON := falseFlag(fs, "json", "print the health reports as a JSON array")
 	ids, help, err := parseFlags(fs, envHealthHelp, args, true, stdio)
 	if help || err != nil {
 		return err

@@ -87,3 +87,12 @@ func boolFlag(fs *flag.FlagSet, p *bool, name string, value bool, usage string) 
 	*p = value
 	fs.Var((*boolValue)(p), name, usage)
 }
+
+// falseFlag defines a boolean flag on fs, false by default, as fs.Bool
+// does, but whose bad value is refused in words ("want true or false")
+// rather than the flag package's "parse error".
+func falseFlag(fs *flag.FlagSet, name, usage string) *bool {
+	p := new(bool)
+	boolFlag(fs, p, name, false, usage)
+	return p
+}

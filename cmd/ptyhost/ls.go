@@ -145,10 +145,10 @@ type lsRow struct {
 func runLs(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("ls", &cf)
-	asJSON := fs.Bool("json", false, "print the sessions as a JSON array")
-	all := fs.Bool("a", false, "list the ended sessions too")
-	fs.BoolVar(all, "all", false, "list the ended sessions too")
-	quiet := fs.Bool("q", false, "print only the session IDs, one a line")
+	asJSON := falseFlag(fs, "json", "print the sessions as a JSON array")
+	all := falseFlag(fs, "a", "list the ended sessions too")
+	boolFlag(fs, all, "all", false, "list the ended sessions too")
+	quiet := falseFlag(fs, "q", "print only the session IDs, one a line")
 	var filter lsFilter
 	fs.Var(&filter, "filter", "keep the sessions that match: `KEY=VALUE` is status=STATUS or env=ID; repeatable")
 	pos, help, err := parseFlags(fs, lsHelp, args, true, stdio)

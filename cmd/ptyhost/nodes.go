@@ -33,7 +33,7 @@ type node = core.Node
 func runNodes(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("nodes", &cf)
-	asJSON := fs.Bool("json", false, "print the nodes as a JSON array")
+	asJSON := falseFlag(fs, "json", "print the nodes as a JSON array")
 	pos, help, err := parseFlags(fs, nodesHelp, args, true, stdio)
 	if help || err != nil {
 		return err

@@ -60,7 +60,7 @@ func runPlugins(ctx context.Context, args []string, stdio stdio) error {
 	}
 	var cf clientFlags
 	fs := newFlagSet("plugins", &cf)
-	asJSON := fs.Bool("json", false, "print the plugins as a JSON array")
+	asJSON := falseFlag(fs, "json", "print the plugins as a JSON array")
 	pos, help, err := parseFlags(fs, pluginsHelp, args, true, stdio)
 	if help || err != nil {
 		return err

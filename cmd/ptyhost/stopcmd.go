@@ -37,7 +37,7 @@ const stopPoll = 100 * time.Millisecond
 func runStop(ctx context.Context, args []string, stdio stdio) error {
 	var cf clientFlags
 	fs := newFlagSet("stop", &cf)
-	hangUp := fs.Bool("hang-up", false, "hang every session up, instead of leaving them running for the next server")
+	hangUp := falseFlag(fs, "hang-up", "hang every session up, instead of leaving them running for the next server")
 	wait := waitFlag(fs, "wait", 30*time.Second, "how long to wait for the server to stop (`DURATION`)")
 	pos, help, err := parseFlags(fs, stopHelp, args, true, stdio)
 	if help || err != nil {

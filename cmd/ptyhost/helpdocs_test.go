@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// A client command's boolean flag given a bad value says what it wants,
+// as serve's do, not the flag package's "parse error".
+func TestClientBoolFlagsSayWhatTheyWant(t *testing.T) {
+	for _, args := range [][]string{
+		{"stop", "--hang-up=maybe"},
+		{"ls", "-a=2"},
+		{"ls", "--all=x"},
+		{"ls", "-q=x"},
+		{"ls", "--json=x"},
+		{"attach", "--read-only=x", "s1"},
+		{"run", "--keep=x", "--", "true"},
+		{"env", "ls", "--json=x"},
+		{"env", "show", "--json=x", "host"},
+		{"env", "health", "--json=x"},
+		{"plugins", "--json=x"},
+		{"nodes", "--json=x"},
+	} {
+		err := run(context.Background(), args, stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "want true or false") || strings.Contains(err.Error(), "parse error") {
+			t.Errorf("%q: %v; want a usage error saying want true or false", args, err)
+		}
+	}
+}
