@@ -32,3 +32,21 @@ func TestClientBoolFlagsSayWhatTheyWant(t *testing.T) {
 		}
 	}
 }
+
+// 'ptyhost help COMMAND' prints the command's help, as COMMAND --help
+// does; 'ptyhost help' alone, the general usage.
+func TestHelpCommand(t *testing.T) {
+	for _, args := range [][]string{{"run"}, {"ls"}, {"env", "add"}, {"plugins", "restart"}, {"serve"}} {
+		var want, got strings.Builder
+		if err := run(context.Background(), append(append([]string{}, args...), "--help"), stdio{in: strings.NewReader(""), out: &want, err: io.Discard}); err != nil {
+			t.Fatalf("%q --help: %v", args, err)
+		}
+		if err := run(context.Background(), append([]string{"help"}, args...), stdio{in: strings.NewReader(""), out: &got, err: io.Discard}); err != nil || got.String() != want.String() {
+			t.Errorf("help %q: %v, %.60q; want %q --help's %.60q", args, err, got.String(), args, want.String())
+		}
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"help"}, stdio{out: &out, err: io.Discard}); err != nil || out.String() != usage {
+		t.Errorf("help: %v, %.60q; want the usage", err, out.String())
+	}
+}

@@ -57,6 +57,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -193,7 +194,8 @@ Usage:
   ptyhost version                       print the version (also --version)
   ptyhost completion bash|zsh|fish      print a shell completion script
 
-Run 'ptyhost COMMAND --help' for a command's flags.
+Run 'ptyhost COMMAND --help' (or 'ptyhost help COMMAND') for a command's
+flags.
 `
 
 // run is the whole program; main only wires the process to it.
@@ -204,7 +206,15 @@ func run(ctx context.Context, args []string, io stdio) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "-h", "--help", "help":
+	case "help":
+		if len(rest) > 0 {
+			// 'ptyhost help run' is 'ptyhost run --help'; 'ptyhost help
+			// env add', 'ptyhost env add --help'.
+			return run(ctx, append(slices.Clip(rest), "--help"), io)
+		}
+		fmt.Fprint(io.out, usage)
+		return nil
+	case "-h", "--help":
 		fmt.Fprint(io.out, usage)
 		return nil
 	case "serve":
