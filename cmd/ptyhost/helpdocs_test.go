@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -48,5 +49,51 @@ func TestHelpCommand(t *testing.T) {
 	var out strings.Builder
 	if err := run(context.Background(), []string{"help"}, stdio{out: &out, err: io.Discard}); err != nil || out.String() != usage {
 		t.Errorf("help: %v, %.60q; want the usage", err, out.String())
+	}
+}
+
+// helpOf returns what 'ptyhost ARGS... --help' prints.
+func helpOf(t *testing.T, args ...string) string {
+	t.Helper()
+	var out strings.Builder
+	if err := run(context.Background(), append(args, "--help"), stdio{in: strings.NewReader(""), out: &out, err: io.Discard}); err != nil {
+		t.Fatalf("%q --help: %v", args, err)
+	}
+	return out.String()
+}
+
+// The help and the README say what the commands do: 'plugins ls' is
+// named, --data-dir holds the sockets and recordings too, ls's idiom for
+// scripts kills nothing (rather than exiting 2) when nothing matches, and
+// the README's list of client commands taking --server and --token has
+// every one that does.
+func TestHelpAndReadmeAgree(t *testing.T) {
+	if h := helpOf(t, "plugins"); !strings.Contains(h, "Usage: ptyhost plugins [ls] [flags]") {
+		t.Errorf("plugins --help does not name 'plugins ls':\n%s", h)
+	}
+	if !strings.Contains(usage, "ptyhost plugins [ls|restart NAME]") {
+		t.Errorf("the usage does not name 'plugins ls':\n%s", usage)
+	}
+	if h := helpOf(t, "serve"); !strings.Contains(h, "the plugins' sockets (run/) and the recordings (recordings/)") {
+		t.Errorf("serve --help's --data-dir does not say it holds the sockets and the recordings:\n%s", h)
+	}
+	if h := helpOf(t, "ls"); strings.Contains(h, "$(ptyhost ls") || !strings.Contains(h, "xargs -r ptyhost kill") {
+		t.Errorf("ls --help's idiom for scripts exits 2 when nothing matches:\n%s", h)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, _ := strings.Cut(string(readme), "The client commands (")
+	list, _, _ = strings.Cut(list, ")")
+	for _, cmd := range []string{"run", "attach", "ls", "kill", "prune", "restart", "rec", "env", "plugins", "nodes", "stop", "serve", "version", "completion"} {
+		args := []string{cmd}
+		if cmd == "env" {
+			args = append(args, "ls")
+		}
+		takes := strings.Contains(helpOf(t, args...), "-server")
+		if listed := strings.Contains(list, "`"+cmd+"`"); takes != listed {
+			t.Errorf("%s takes --server: %v; the README's list of client commands (%s) has it: %v", cmd, takes, list, listed)
+		}
 	}
 }

@@ -52,8 +52,8 @@ the sessions must match one value of every key given:
                  sessions without -a
   env=ID         the sessions of environment ID
 
--q prints only the IDs, one a line (for scripts: ptyhost kill $(ptyhost ls
--q --filter env=dev)). --json prints the server's JSON array of the
+-q prints only the IDs, one a line (for scripts: ptyhost ls -q --filter
+env=dev | xargs -r ptyhost kill, which kills nothing when none match). --json prints the server's JSON array of the
 sessions selected instead.
 `
 

@@ -189,7 +189,7 @@ Usage:
   ptyhost restart ID                    restart a session's program in place
   ptyhost rec ID > FILE.cast            write a session's recording (asciicast)
   ptyhost env ls|show|add|update|health|rm  manage environments
-  ptyhost plugins [restart NAME]        list plugins, or restart one
+  ptyhost plugins [ls|restart NAME]     list plugins, or restart one
   ptyhost nodes                         list the nodes of the server's cluster
   ptyhost version                       print the version (also --version)
   ptyhost completion bash|zsh|fish      print a shell completion script

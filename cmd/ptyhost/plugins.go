@@ -13,7 +13,7 @@ import (
 	"github.com/ptyhost/ptyhost/core"
 )
 
-const pluginsHelp = `Usage: ptyhost plugins [flags]
+const pluginsHelp = `Usage: ptyhost plugins [ls] [flags]
        ptyhost plugins restart [flags] NAME
 
 List the server's environment plugins: name, version, state, the

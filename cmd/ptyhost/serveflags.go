@@ -107,7 +107,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.configPath, "config", "", "server configuration `FILE` (HCL, at most 1 MiB); flags and PTYHOST_* variables override it [PTYHOST_CONFIG]")
 	fs.StringVar(&c.listen, "listen", DefaultListen, "`ADDRESS` (host:port) to listen on [PTYHOST_LISTEN]")
 	fs.StringVar(&c.db, "db", "", "database `DSN`: sqlite:PATH or postgres://... (default sqlite:DATA_DIR/ptyhost.db) [PTYHOST_DB]")
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "`DIR` for the embedded database [PTYHOST_DATA_DIR]")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "`DIR` for the embedded database, the plugins' sockets (run/) and the recordings (recordings/) [PTYHOST_DATA_DIR]")
 	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "`DIR` of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
 	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` (16 bytes or more) on every API request; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_TOKEN]")
 	boolFlag(fs, &c.insecure, "insecure", false, "allow listening beyond loopback without a token")
