@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,7 +33,15 @@ func runDir(envType, cwd string) (string, error) {
 		return cwd, nil
 	}
 	if cwd == "" {
-		return os.Getwd()
+		dir, err := os.Getwd()
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", errors.New("the current directory no longer exists (it was deleted or moved): cd to one that does, or give the session's directory with --cwd DIR")
+		}
+		return dir, err
 	}
-	return filepath.Abs(cwd)
+	dir, err := filepath.Abs(cwd)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("--cwd %q is relative, and the current directory no longer exists (it was deleted or moved): give an absolute --cwd", cwd)
+	}
+	return dir, err
 }
