@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 )
 
 // Block is a plugin block of the server's HCL configuration file:
@@ -30,7 +32,8 @@ type Block struct {
 // ConfigsFromBlocks checks decoded plugin blocks and returns their Configs.
 // Every problem is a diagnostic pointing at the block or attribute at
 // fault: a plugin named twice, a bad name, a sha256 that is not 64 hex
-// digits, a bad environment variable, an argument with NUL. A block with a
+// digits, a bad environment variable, a variable set twice in env (the
+// decoder keeps the last silently), an argument with NUL. A block with a
 // problem yields no Config; the others do.
 func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
 	var (
@@ -63,6 +66,10 @@ func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {
 				continue
 			}
 		}
+		if d := DuplicateKeys(b.Body, "env"); d != nil {
+			diags = diags.Extend(d)
+			continue
+		}
 		if err := (Config{Name: b.Name, Env: b.Env}).Validate(); err != nil {
 			diags = diags.Append(InvalidAttribute(b.Body, "env", "Invalid env", err.Error()))
 			continue
@@ -89,4 +96,41 @@ func InvalidAttribute(body hcl.Body, name, summary, detail string) *hcl.Diagnost
 		}
 	}
 	return d
+}
+
+// DuplicateKeys reports each key that the object written as attribute name
+// of body repeats, pointing at the repetition: HCL keeps the last value of
+// a repeated key, silently. An attribute that is absent, or not an object
+// written out, has none.
+func DuplicateKeys(body hcl.Body, name string) hcl.Diagnostics {
+	b, ok := body.(*hclsyntax.Body)
+	if !ok || b.Attributes[name] == nil {
+		return nil
+	}
+	obj, ok := b.Attributes[name].Expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	seen := map[string]hcl.Range{}
+	for _, item := range obj.Items {
+		v, d := item.KeyExpr.Value(nil)
+		if d.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
+			continue // the decoder reports it
+		}
+		if v, err := convert.Convert(v, cty.String); err == nil {
+			key, at := v.AsString(), item.KeyExpr.Range()
+			if first, dup := seen[key]; dup {
+				diags = diags.Append(&hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate key",
+					Detail:   fmt.Sprintf("%s: %q is already set at %s:%d,%d", name, key, first.Filename, first.Start.Line, first.Start.Column),
+					Subject:  at.Ptr(),
+				})
+				continue
+			}
+			seen[key] = at
+		}
+	}
+	return diags
 }

@@ -117,3 +117,28 @@ func TestConfigsFromBlocksNUL(t *testing.T) {
 		})
 	}
 }
+
+// A key repeated in env is refused at the repetition, naming the first:
+// HCL keeps the last value silently, so `env = { A = "x", A = "y" }`
+// started the plugin with A=y. A quoted key and a bare one are the same.
+func TestConfigsFromBlocksDuplicateEnvKey(t *testing.T) {
+	const src = "plugin \"docker\" {\n  env = { A = \"x\", B = \"z\",\n    \"A\" = \"y\" }\n}\nplugin \"host\" {\n  env = { A = \"x\", a = \"y\" }\n}\n"
+	f, diags := hclparse.NewParser().ParseHCL([]byte(src), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var file struct {
+		Plugins []Block `hcl:"plugin,block"`
+	}
+	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	configs, diags := ConfigsFromBlocks(file.Plugins)
+	if len(configs) != 1 || configs[0].Name != "host" || len(diags) != 1 {
+		t.Fatalf("configs = %+v, diagnostics = %v; want host alone and one diagnostic", configs, diags)
+	}
+	const want = `test.hcl:3,5-8: Duplicate key; env: "A" is already set at test.hcl:2,11`
+	if msg := diags[0].Error(); msg != want {
+		t.Errorf("diagnostic %q, want %q", msg, want)
+	}
+}
