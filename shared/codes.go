@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -93,6 +94,14 @@ func fromStatus(err error) error {
 		if fromServer && row.kind == kind || !fromServer && row.code == st.Code() {
 			return &remoteError{msg: msg, sentinel: row.err}
 		}
+	}
+	// ErrPluginProtocol has no kind of its own (a new one would be a
+	// change of the protocol that plugins built before it do not send):
+	// the SDK's server sends it as an error without a kind whose message
+	// starts with the sentinel's (its Spawn returning no PTY and no
+	// error, grpc_server_spawn.go), which the host turns back into it.
+	if fromServer && kind == proto.ErrorKind_ERROR_KIND_UNSPECIFIED && strings.HasPrefix(msg, ErrPluginProtocol.Error()+":") {
+		return &remoteError{msg: msg, sentinel: ErrPluginProtocol}
 	}
 	return &remoteError{msg: msg}
 }

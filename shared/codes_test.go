@@ -108,3 +108,19 @@ func TestFromStatusForeign(t *testing.T) {
 		t.Errorf("fromStatus(io.EOF) = %v, want it unchanged", got)
 	}
 }
+
+// ErrPluginProtocol, which has no row of its own, crosses the wire from a
+// ptyhost server by its message; a foreign status saying the same does not
+// carry it, nor does a message that only mentions it.
+func TestPluginProtocolRoundTrip(t *testing.T) {
+	back := fromStatus(toStatus(fmt.Errorf("%w: Spawn returned no PTY and no error", ErrPluginProtocol)))
+	if !errors.Is(back, ErrPluginProtocol) || back.Error() != "the plugin broke the protocol: Spawn returned no PTY and no error" {
+		t.Errorf("round trip: %q, Is ErrPluginProtocol %v", back, errors.Is(back, ErrPluginProtocol))
+	}
+	if back := fromStatus(toStatus(errors.New("x: the plugin broke the protocol: y"))); errors.Is(back, ErrPluginProtocol) {
+		t.Errorf("%q matches ErrPluginProtocol", back)
+	}
+	if back := fromStatus(status.Error(codes.Unknown, "the plugin broke the protocol: y")); errors.Is(back, ErrPluginProtocol) {
+		t.Errorf("foreign %q matches ErrPluginProtocol", back)
+	}
+}

@@ -24,8 +24,12 @@ var (
 	// ErrPluginProtocol: the plugin answered what the protocol does not
 	// allow — a frame out of place, a message larger than the host takes —
 	// while its process may well be running. The host ends the call (a
-	// session: with this error as its reason, not plugin_crashed). It
-	// never crosses the wire, so it has no row in codes.go.
+	// session: with this error as its reason, not plugin_crashed). The
+	// host finds most such breaks itself; the SDK's server reports one
+	// it finds (a Spawn that returned no PTY and no error) with a message
+	// that starts with this error's and no ErrorDetail kind, which the
+	// host's client turns back into it (fromStatus in codes.go), so it has
+	// no row in codes.go's table.
 	ErrPluginProtocol = errors.New("the plugin broke the protocol")
 	// ErrPermissionDenied: the request asks for something the host's
 	// policy forbids, such as a path outside SpawnRequest.WorkdirRoots.

@@ -88,13 +88,21 @@ func TestPluginSessionFailureIsNotACrash(t *testing.T) {
 
 // TestSpawnNilPTY: a plugin whose Spawn returns neither a PTY nor an error
 // gets the spawn refused with a clear error, instead of a panic that
-// would take every session of the plugin down with it.
+// would take every session of the plugin down with it, that wraps
+// ErrPluginProtocol on the host's side too.
 func TestSpawnNilPTY(t *testing.T) {
 	ctx := testContext(t)
 	c, _ := glue(t, &fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) { return nil, nil }})
 	_, err := c.Spawn(ctx, spawnReq("s1"))
 	if err == nil || !strings.Contains(err.Error(), "no PTY") {
 		t.Fatalf("Spawn: %v, want an error saying it returned no PTY", err)
+	}
+	// The plugin broke the protocol, and the host can tell.
+	if !errors.Is(err, ErrPluginProtocol) || errors.Is(err, ErrPluginExited) {
+		t.Errorf("Spawn: %v; errors.Is ErrPluginProtocol %v, want true (and not ErrPluginExited)", err, errors.Is(err, ErrPluginProtocol))
+	}
+	if n := strings.Count(err.Error(), ErrPluginProtocol.Error()); n != 1 {
+		t.Errorf("Spawn: %q says %q %d times, want once", err, ErrPluginProtocol, n)
 	}
 	// The id is free again and the plugin alive: a spawn that works goes.
 	ptys := make(chan *fakePTY, 1)
