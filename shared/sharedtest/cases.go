@@ -197,14 +197,31 @@ func unsetEnvScript(names []string) string {
 	return b.String()
 }
 
+// maxKillCall bounds how long the kill case lets a Kill call take. Kill
+// returns at once and escalates (SIGKILL after a grace) in the
+// background; a Kill that waits out its grace, seconds, fails. The bound
+// is generous, for a call over gRPC under -race on a loaded machine.
+const maxKillCall = 2 * time.Second
+
+// testKill checks that Kill ends the session, returns at once (within
+// maxKillCall), and that a Kill once the child has exited does nothing
+// but return nil.
 func testKill(ctx context.Context, t *testing.T, h *harness) {
 	term := h.run(ctx, t, `printf 'ready\n'; sleep 1000`)
 	term.Expect(ctx, "ready")
+	start := time.Now()
 	if err := term.PTY.Kill(ctx); err != nil {
 		t.Fatalf("Kill: %v", err)
 	}
+	if took := time.Since(start); took > maxKillCall {
+		t.Errorf("Kill took %v, more than %v: return at once and escalate (SIGKILL after the grace) in the background", took.Round(time.Millisecond), maxKillCall)
+	}
 	if st := term.Wait(ctx); st.Code == 0 {
 		t.Errorf("exit status %+v after Kill, want non-zero", st)
+	}
+	// The child has exited (Wait said so): a Kill now does nothing.
+	if err := term.PTY.Kill(ctx); err != nil {
+		t.Errorf("Kill after the child exited: %v, want nil (it does nothing)", err)
 	}
 }
 
