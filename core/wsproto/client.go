@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -311,8 +312,15 @@ func (c *Conn) CloseWith(code int, reason string) error {
 }
 
 // Close ends the connection at once, without the closing handshake. It is
-// safe to call more than once and after CloseWith.
-func (c *Conn) Close() error { return c.ws.CloseNow() }
+// safe to call more than once and after CloseWith: a connection closed
+// already closes without error (the websocket library's CloseNow returns
+// net.ErrClosed then).
+func (c *Conn) Close() error {
+	if err := c.ws.CloseNow(); !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
 
 // CloseStatus returns the close code and reason of an error from Next when
 // the connection was closed with a close frame; ok is false otherwise (a

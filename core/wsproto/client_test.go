@@ -240,3 +240,36 @@ func TestBadOffsets(t *testing.T) {
 		})
 	}
 }
+
+// Close is safe to call more than once, and after CloseWith: every call
+// returns nil (a second one returned "use of closed network connection").
+func TestCloseTwice(t *testing.T) {
+	url := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		if c == nil {
+			return
+		}
+		defer c.CloseNow()
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`))
+		_, _, _ = c.Read(r.Context()) // until the client closes
+	})
+	c, err := Dial(ctx(t), url, DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close #%d: %v, want nil", i+1, err)
+		}
+	}
+	c, err = Dial(ctx(t), url, DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWith(CloseNormal, "detached"); err != nil {
+		t.Errorf("CloseWith: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close after CloseWith: %v, want nil", err)
+	}
+}
