@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,4 +174,105 @@ func parent(pid int) int {
 	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
 	ppid, _ := strconv.Atoi(string(f[1]))
 	return ppid
+}
+
+// Kill and Close reach a process still in the session whose parent left
+// it (the parent forked it into a group of its own, then called setsid):
+// the walk of the session's tree goes on below a process that left.
+func TestKillReachesChildOfEscapedProcess(t *testing.T) {
+	ctx := testContext(t)
+	// perl (perl-base, in every Debian) forks B into a group of its own,
+	// then leaves the session itself, as a daemon does.
+	const script = `$b = fork; if ($b == 0) { POSIX::setpgid(0, 0); exec "sleep", "1000" } ` +
+		`print "pid=$b;esc=$$;\n"; POSIX::setsid() or die "setsid: $!"; exec "sleep", "1001"`
+	p, err := loadHost(t).Spawn(ctx, request("escaped-parent", "/bin/sh", "-c", `perl -MPOSIX -e '`+script+`' & wait`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	m := term.Match(ctx, regexp.MustCompile(`pid=(\d+);esc=(\d+);`))
+	pid, _ := strconv.Atoi(m[1])
+	esc, _ := strconv.Atoi(m[2])
+	t.Cleanup(func() {
+		_ = syscall.Kill(esc, syscall.SIGKILL) // it left: not the session's to end
+		_ = syscall.Kill(pid, syscall.SIGKILL) // should the test fail
+	})
+	waitFor(t, 10*time.Second, fmt.Sprintf("process %d to leave the session", esc), func() bool {
+		return sessionOf(esc) == esc
+	})
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	term.Wait(ctx)
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, fmt.Sprintf("sleep %d, still in the session, killed", pid), func() bool { return dead(t, pid) })
+	if dead(t, esc) {
+		t.Errorf("process %d, which left the session, was killed", esc)
+	}
+}
+
+// sessionOf returns pid's session id, or 0 if pid is gone.
+func sessionOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	sid, _ := strconv.Atoi(string(f[3]))
+	return sid
+}
+
+// A child that exits on its own leaves a background job: Close hangs it up
+// (SIGHUP, which it may handle) before it kills what is left, as Kill does.
+func TestCloseHangsUpLeftoversFirst(t *testing.T) {
+	ctx := testContext(t)
+	mark := t.TempDir() + "/hup"
+	job := `trap "echo hup > ` + mark + `; exit" HUP; while :; do sleep 0.05; done`
+	p, err := loadHost(t).Spawn(ctx, request("leftover-hup", "/bin/sh", "-c", `set -m; sh -c '`+job+`' & echo "pid=$!;"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	term.Wait(ctx)
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !dead(t, pid) {
+		t.Errorf("background job %d survived Close", pid)
+	}
+	if b, err := os.ReadFile(mark); err != nil || string(b) != "hup\n" {
+		t.Errorf("the job's SIGHUP handler wrote %q, %v; want hup: it was killed without a hangup", b, err)
+	}
+}
+
+// A stopped child gets the hangup at once, not only SIGKILL after the
+// grace: SIGCONT follows SIGHUP, as on a terminal's hangup.
+func TestKillContinuesAStoppedChild(t *testing.T) {
+	ctx := testContext(t)
+	p, err := loadHost(t).Spawn(ctx, request("stopped", "/bin/sh", "-c", `echo "pid=$$;"; exec sleep 1000`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, fmt.Sprintf("sleep %d stopped", pid), func() bool {
+		state, _, _ := procStat(t, pid)
+		return state == 'T'
+	})
+	if err := p.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := term.Wait(ctx); st.Signal != "SIGHUP" {
+		t.Errorf("exit status %+v, want SIGHUP", st)
+	}
+	if err := term.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -30,7 +30,8 @@ import (
 // reused pid. The session leader (the child) stays a zombie until Close
 // reaps it, which keeps its pid, the session id, from being reused
 // meanwhile. A process that left the session (setsid) is not the
-// session's any more and is not reached.
+// session's any more and is not reached; what it forked before it left is,
+// however deep below it.
 
 // killRounds and killRoundWait bound how hard killSession tries.
 const (
@@ -38,14 +39,19 @@ const (
 	killRoundWait = time.Second
 )
 
-// signalSession sends sig to every process in session sid.
-func signalSession(o *orphanage, sid int, sig unix.Signal) {
+// signalSession sends each of sigs, in order, to every process in session
+// sid.
+func signalSession(o *orphanage, sid int, sigs ...unix.Signal) {
 	ms := sessionMembers(o, sid)
-	_ = unix.Kill(-sid, sig) // the child's own group, atomically
-	for _, m := range ms {
-		if m.pgrp != sid {
-			m.signal(sig)
+	for _, sig := range sigs {
+		_ = unix.Kill(-sid, sig) // the child's own group, atomically
+		for _, m := range ms {
+			if m.pgrp != sid {
+				m.signal(sig)
+			}
 		}
+	}
+	for _, m := range ms {
 		m.close()
 	}
 }
@@ -106,6 +112,11 @@ func (m member) close() {
 // kill unbounded; killSession's rounds catch the rest.
 const maxMembers = 4096
 
+// maxVisited caps the processes one walk reads, members or not: the walk
+// goes on below processes that left the session, whose own trees may be
+// large.
+const maxVisited = 4 * maxMembers
+
 // sessionMembers returns the live (not zombie) processes of session sid
 // other than its leader: the leader's descendants and the session's
 // orphans with theirs.
@@ -113,7 +124,7 @@ func sessionMembers(o *orphanage, sid int) []member {
 	queue := append([]int{sid}, o.orphans()...)
 	seen := make(map[int]bool, len(queue))
 	var ms []member
-	for len(queue) > 0 && len(ms) < maxMembers {
+	for len(queue) > 0 && len(ms) < maxMembers && len(seen) < maxVisited {
 		pid := queue[0]
 		queue = queue[1:]
 		if seen[pid] {
@@ -121,14 +132,16 @@ func sessionMembers(o *orphanage, sid int) []member {
 		}
 		seen[pid] = true
 		st, ok := readStat(pid)
-		if !ok || st.session != sid {
-			continue // gone, or left the session
+		if !ok {
+			continue // gone
 		}
-		if pid != sid && st.live() {
+		if st.session == sid && pid != sid && st.live() {
 			if m, ok := pin(pid, sid); ok {
 				ms = append(ms, m)
 			}
 		}
+		// Below one that left the session too: what it forked before it
+		// left (into a group of its own) is still the session's.
 		queue = append(queue, children(pid)...)
 	}
 	return ms

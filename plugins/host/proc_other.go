@@ -14,7 +14,11 @@ import (
 // Outside 64-bit Linux, Kill and Close signal the child's process group
 // only: background jobs an interactive shell moved to other groups survive.
 
-func signalSession(_ *orphanage, sid int, sig unix.Signal) { _ = unix.Kill(-sid, sig) }
+func signalSession(_ *orphanage, sid int, sigs ...unix.Signal) {
+	for _, sig := range sigs {
+		_ = unix.Kill(-sid, sig)
+	}
+}
 
 func waitSessionGone(*orphanage, int, time.Duration) {}
 

@@ -154,7 +154,9 @@ func (p *hostPTY) Kill(ctx context.Context) error {
 func (p *hostPTY) startKill(grace time.Duration) {
 	deadline := time.Now().Add(grace)
 	p.orphans.suspect(p.pid) // so that its exit is noticed at once
-	signalSession(p.orphans, p.pid, unix.SIGHUP)
+	// As a terminal's hangup: SIGCONT after SIGHUP, or a stopped process
+	// would only see the hangup once SIGKILL came.
+	signalSession(p.orphans, p.pid, unix.SIGHUP, unix.SIGCONT)
 	p.killer.Go(func() {
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -168,20 +170,17 @@ func (p *hostPTY) startKill(grace time.Duration) {
 	})
 }
 
-// Close kills the session if the child still runs, kills whatever else the
-// session left running, reaps the child and closes the terminal. Output not
+// Close hangs the session up unless Kill did (SIGHUP, then SIGKILL after
+// killGrace to what is left, whether the child still runs or left
+// processes behind), reaps the child and closes the terminal. Output not
 // yet read is lost; a blocked Read returns io.EOF.
 func (p *hostPTY) Close() error {
 	p.closeOnce.Do(func() {
 		// Use up killOnce, so that no Kill signals the session after the
-		// child is reaped and its pid may name another process.
-		p.killOnce.Do(func() {
-			select {
-			case <-p.exited:
-			default:
-				p.startKill(killGrace)
-			}
-		})
+		// child is reaped and its pid may name another process. A child
+		// that exited on its own may have left processes running: they get
+		// the hangup and its grace too, as a killed session's do.
+		p.killOnce.Do(func() { p.startKill(killGrace) })
 		<-p.exited // within killGrace: SIGKILL follows SIGHUP
 		p.killer.Wait()
 		killSession(p.orphans, p.pid)
