@@ -224,3 +224,25 @@ func TestQuickExitOutputArrivesWhole(t *testing.T) {
 		}
 	}
 }
+
+// A program run without a shell finds its own directory in PWD, not the
+// server's, and no OLDPWD of the server's (a shell sets PWD itself, so
+// TestChildEnvironment cannot tell).
+func TestChildPWD(t *testing.T) {
+	t.Setenv("OLDPWD", "/server/before")
+	ctx := testContext(t)
+	dir := t.TempDir()
+	req := request("pwd", "/usr/bin/env")
+	req.Dir = dir
+	p, err := loadHost(t).Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(sharedtest.NewTerm(t, p).ReadAll(ctx))
+	if !strings.Contains(out, "\nPWD="+dir+"\r\n") && !strings.HasPrefix(out, "PWD="+dir+"\r\n") {
+		t.Errorf("env printed no PWD=%s:\n%s", dir, out)
+	}
+	if strings.Contains(out, "OLDPWD=") {
+		t.Errorf("env printed the server's OLDPWD:\n%s", out)
+	}
+}
