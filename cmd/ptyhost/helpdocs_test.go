@@ -50,6 +50,16 @@ func TestHelpCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"help"}, stdio{out: &out, err: io.Discard}); err != nil || out.String() != usage {
 		t.Errorf("help: %v, %.60q; want the usage", err, out.String())
 	}
+	// Words after the command are not passed on: 'help run echo hi' ran
+	// echo hi in a session (run takes its flags up to the command).
+	for _, args := range [][]string{{"run", "--server", "127.0.0.1:1", "echo", "hi"}, {"ls", "extra"}, {"env", "add", "x"}} {
+		var out strings.Builder
+		err := run(context.Background(), append([]string{"help"}, args...), stdio{in: strings.NewReader(""), out: &out, err: io.Discard})
+		var ue usageError
+		if !errors.As(err, &ue) || out.Len() != 0 {
+			t.Errorf("help %q: %v, printed %.60q; want a usage error", args, err, out.String())
+		}
+	}
 }
 
 // helpOf returns what 'ptyhost ARGS... --help' prints.

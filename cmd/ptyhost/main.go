@@ -58,6 +58,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -209,7 +210,15 @@ func run(ctx context.Context, args []string, io stdio) error {
 	case "help":
 		if len(rest) > 0 {
 			// 'ptyhost help run' is 'ptyhost run --help'; 'ptyhost help
-			// env add', 'ptyhost env add --help'.
+			// env add', 'ptyhost env add --help'. Nothing else is passed
+			// on: 'help run echo hi' must not run echo.
+			words := 1
+			if len(rest) > 1 && (rest[0] == "env" || rest[0] == "plugins") {
+				words = 2
+			}
+			if len(rest) > words {
+				return usageError{fmt.Sprintf("help takes a command's name (and an env or plugins subcommand's), not %q", strings.Join(rest[words:], " "))}
+			}
 			return run(ctx, append(slices.Clip(rest), "--help"), io)
 		}
 		fmt.Fprint(io.out, usage)
