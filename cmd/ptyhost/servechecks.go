@@ -118,6 +118,21 @@ func checkDB(v string) error {
 	return errors.New(`want sqlite:PATH or postgres://… (postgresql://…)`)
 }
 
+// pluginDirSource names where the plugin directory in force came from:
+// the flag, the variable or the configuration file; "" for the default.
+func pluginDirSource(flagGiven bool, configPath string, file *fileConfig) string {
+	switch {
+	case flagGiven:
+		return "--plugin-dir"
+	case os.Getenv("PTYHOST_PLUGIN_DIR") != "":
+		return "PTYHOST_PLUGIN_DIR:"
+	}
+	if _, ok := file.value("plugin-dir"); ok {
+		return configPath + ": plugin_dir:"
+	}
+	return ""
+}
+
 // pluginDir refuses a plugin directory that is empty, missing or not a
 // directory, which the plugins would fail to load from once the server
 // starts (a relative one is taken from the working directory).

@@ -301,11 +301,11 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 			return c, usageError{fmt.Sprintf("%s %v", d.name, err)}
 		}
 	}
-	if given["plugin-dir"] {
-		// The variable's and the file's are checked as they are read;
-		// the default (beside the binary) as the plugins load.
+	// The plugin directory that wins must exist (one it overrides need
+	// not); the default, beside the binary, is checked as plugins load.
+	if from := pluginDirSource(given["plugin-dir"], c.configPath, file); from != "" {
 		if err := pluginDir(c.pluginDir); err != nil {
-			return c, usageError{fmt.Sprintf("--plugin-dir %v", err)}
+			return c, usageError{fmt.Sprintf("%s %v", from, err)}
 		}
 	}
 	if c.db == "" {
@@ -368,7 +368,7 @@ var valueChecks = map[string]func(value string) error{
 	"read-token":       tokenLength,
 	"cluster-secret":   tokenChars,
 	"data-dir":         notEmpty,
-	"plugin-dir":       pluginDir,
+	"plugin-dir":       notEmpty, // and pluginDir, once it is known which wins
 	"db": func(v string) error {
 		if v == "" {
 			return nil // the default, in the data directory

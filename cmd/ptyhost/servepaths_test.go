@@ -27,7 +27,7 @@ func TestServePluginDirAndDBChecked(t *testing.T) {
 	}{
 		{args: []string{"--plugin-dir", "/nonexistent"}, want: `--plugin-dir "/nonexistent" does not exist`},
 		{args: []string{"--plugin-dir", file}, want: `--plugin-dir "` + file + `" is not a directory`},
-		{args: []string{"--config", writeConfig(t, "plugin_dir = \"plugins\"\n")}, want: `plugin_dir; "plugins" does not exist`},
+		{args: []string{"--config", writeConfig(t, "plugin_dir = \"plugins\"\n")}, want: `: plugin_dir: "plugins" does not exist`},
 		{env: "relative", want: `PTYHOST_PLUGIN_DIR: "relative" does not exist`},
 		{args: []string{"--db", "sqlite:"}, want: "--db: sqlite: has no path"},
 		{args: []string{"--db", "sqlite:?_pragma=x"}, want: "--db: sqlite: has no path"},
@@ -46,6 +46,12 @@ func TestServePluginDirAndDBChecked(t *testing.T) {
 	}
 	if c, err := parseServeFlags([]string{"--plugin-dir", "plugins", "--db", "sqlite::memory:"}, stdio{out: io.Discard, err: io.Discard}); err != nil || c.pluginDir != "plugins" {
 		t.Errorf("--plugin-dir plugins (relative, present): %q, %v", c.pluginDir, err)
+	}
+	// A flag wins over the file: the file's missing directory does not
+	// matter then.
+	cfg := writeConfig(t, "plugin_dir = \"/nonexistent/plugins\"\n")
+	if c, err := parseServeFlags([]string{"--config", cfg, "--plugin-dir", "plugins", "--db", "sqlite::memory:"}, stdio{out: io.Discard, err: io.Discard}); err != nil || c.pluginDir != "plugins" {
+		t.Errorf("a file's missing plugin_dir under --plugin-dir plugins: %q, %v; want plugins", c.pluginDir, err)
 	}
 }
 
