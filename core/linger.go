@@ -15,21 +15,20 @@ import (
 // attachable for Options.Linger, keeping the end of its scrollback.
 func (m *Manager) exited(s *session) {
 	m.linger(s)
-	keepAllFor := m.lingering.keepAllFor
-	if keepAllFor > 0 {
+	if keepAllFor := m.lingering.keepAllFor; keepAllFor > 0 {
 		s.mu.Lock()
 		s.keepAll = true
-		s.mu.Unlock()
-	}
-	m.keepExited(s)
-	if keepAllFor > 0 {
-		time.AfterFunc(keepAllFor, func() {
+		// Stopped with the session's other timers (teardown): it must not
+		// keep a session gone meanwhile, and its whole ring, reachable.
+		s.keepAllTimer = time.AfterFunc(keepAllFor, func() {
 			s.mu.Lock()
 			s.keepAll = false
 			s.mu.Unlock()
 			m.keepExited(s)
 		})
+		s.mu.Unlock()
 	}
+	m.keepExited(s)
 }
 
 // linger keeps an exited session attachable for Options.Linger.
@@ -54,6 +53,10 @@ func (m *Manager) linger(s *session) {
 		// A client still attached gets what it has not read, and the
 		// exit, before the close: the process ended on its own.
 		s.drain = true
+		if s.keepAllTimer != nil {
+			s.keepAllTimer.Stop()
+			s.keepAllTimer = nil
+		}
 		s.wakeAll()
 		s.mu.Unlock()
 		m.forgetExited(s)

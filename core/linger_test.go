@@ -3,8 +3,10 @@ package core
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 )
 
 // withExitKeepAll sets exitKeepAll for the managers the test creates.
@@ -42,7 +44,7 @@ func TestExitedReplayHoldsAScreen(t *testing.T) {
 // gets every byte it missed, not a reset to the end; once exitKeepAll has
 // passed, the session keeps only the end.
 func TestExitedKeepsAllForAWhile(t *testing.T) {
-	withExitKeepAll(t, 500*time.Millisecond)
+	withExitKeepAll(t, 2*time.Second)
 	h := newHarness(t, nil)
 	_, p := h.create(t, "s")
 	out := lines(0, 2000) // 88 KB
@@ -98,4 +100,25 @@ func TestExitedWholeScrollbackGoesFirstOverBudget(t *testing.T) {
 	if hl := h.attach(t, "s5").Hello(); hl.Offset != 0 {
 		t.Errorf("the last session to exit replays from %d, want all of it", hl.Offset)
 	}
+}
+
+// A session destroyed while it keeps its whole scrollback is not kept
+// reachable, with its ring, by the timer that would end that.
+func TestDestroyedExitedSessionIsFreed(t *testing.T) {
+	withExitKeepAll(t, time.Hour)
+	h := newHarness(t, nil)
+	_, p := h.create(t, "s")
+	p.Output(t, lines(0, 2000))
+	s := h.session(t, "s")
+	p.End(ExitStatus{})
+	eventually(t, "the exit", func() bool { return s.hasExited() })
+	w := weak.Make(s)
+	s = nil
+	if err := h.m.DestroySession(t.Context(), "s"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the destroyed session to be garbage", func() bool {
+		runtime.GC()
+		return w.Value() == nil
+	})
 }

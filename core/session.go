@@ -107,8 +107,9 @@ type session struct {
 	// keepAll: an exited session keeps its whole scrollback, for
 	// exitKeepAll after its exit (linger.go) unless the linger budget
 	// needs it sooner.
-	keepAll    bool
-	lastActive time.Time // last activity written to the store
+	keepAll      bool
+	keepAllTimer *time.Timer
+	lastActive   time.Time // last activity written to the store
 	// closedEarly: a teardown closed the PTY because its kill did not
 	// end the output; an error ending the output after that is the
 	// close's, not an end of the session's own.

@@ -132,12 +132,12 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 		// gives them.
 		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
 	}
-	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
+	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer, s.keepAllTimer} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	s.idleTimer, s.lingerTimer = nil, nil
+	s.idleTimer, s.lingerTimer, s.keepAllTimer = nil, nil, nil
 	s.wakeAll()
 	if s.cancelStart != nil {
 		// A create's start, or a restart's: the plugin may take long, or
@@ -391,12 +391,12 @@ func (m *Manager) leave(ctx context.Context, s *session) {
 		s.closeCode, s.closeReason = CloseNormal, CloseReasonExited
 		s.drain = true
 	}
-	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
+	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer, s.keepAllTimer} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	s.idleTimer, s.lingerTimer = nil, nil
+	s.idleTimer, s.lingerTimer, s.keepAllTimer = nil, nil, nil
 	s.rec.ActiveConnections = 0
 	s.wakeAll() // the clients close; a pump waiting for one stops
 	s.mu.Unlock()
