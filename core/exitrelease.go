@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/ptyhost/ptyhost/shared"
 )
@@ -117,11 +118,33 @@ func (e *exitReleases) settle(ctx context.Context, keep bool) error {
 		e.running.Wait()
 		close(done)
 	}()
+	if !doneWithin(ctx, done) {
+		return errors.New("core: some plugins' cleanups of their sessions had not returned by the deadline")
+	}
+	return nil
+}
+
+// releaseGrace is how long a release is waited for past a deadline that
+// has passed already: one that takes a moment must not be reported late
+// because its caller came after the deadline.
+const releaseGrace = 100 * time.Millisecond
+
+// doneWithin reports whether done is closed by ctx's end, or within
+// releaseGrace after it (select picks at random between a closed done and
+// an ended ctx, and a caller after the deadline has an ended ctx).
+func doneWithin(ctx context.Context, done <-chan struct{}) bool {
 	select {
 	case <-done:
-		return nil
+		return true
 	case <-ctx.Done():
-		return errors.New("core: some plugins' cleanups of their sessions had not returned by the deadline")
+	}
+	t := time.NewTimer(releaseGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 
@@ -145,10 +168,5 @@ func (e *exitReleases) releaseWithin(ctx context.Context, s *session) bool {
 		done = e.releasing[s.id]
 	}
 	e.mu.Unlock()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return doneWithin(ctx, done)
 }
