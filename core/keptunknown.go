@@ -70,7 +70,7 @@ func (m *Manager) checkKeptKnown(ctx context.Context, survivors map[string][]Sur
 	}
 	some, err := m.store.QuerySessions(ctx, SessionQuery{Limit: 1})
 	if err != nil {
-		return fmt.Errorf("core: looking for any session record: %w", err)
+		return fmt.Errorf("core: looking for any session record: %w", storeFailed(err))
 	}
 	if len(some) == 0 {
 		return &UnknownKeptError{Kept: len(survivors), Empty: true}
@@ -81,7 +81,7 @@ func (m *Manager) checkKeptKnown(ctx context.Context, survivors map[string][]Sur
 		case err == nil:
 			return nil
 		case !errors.Is(err, ErrSessionNotFound):
-			return fmt.Errorf("core: looking for the record of kept session %q: %w", id, err)
+			return fmt.Errorf("core: looking for the record of kept session %q: %w", id, storeFailed(err))
 		}
 	}
 	return &UnknownKeptError{Kept: len(survivors)}

@@ -180,7 +180,7 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 			continue
 		}
 		if err != nil {
-			return n, caughtUp, err
+			return n, caughtUp, storeFailed(err)
 		}
 		if !reclaimable(rec, m.opts.NodeName) {
 			continue
@@ -203,7 +203,7 @@ func (m *Manager) reclaimNodeLost(ctx context.Context, survivors map[string][]Su
 		}
 		ok, err := reclaimer.ReclaimSession(ctx, id, m.opts.NodeName)
 		if err != nil {
-			return n, caughtUp, err
+			return n, caughtUp, storeFailed(err)
 		}
 		if !ok {
 			m.log.Warn("could not reclaim a session recorded as node_lost or by a single server: this node's lease is not live, or another node took it",

@@ -746,3 +746,23 @@ func TestReconcileStoreDownIsUnavailable(t *testing.T) {
 		t.Errorf("Reconcile = %v, want ErrStoreUnavailable wrapping the store's error", err)
 	}
 }
+
+// queryDownStore is a store whose session queries fail: Reconcile's check
+// that the store knows the kept sessions meets the outage.
+type queryDownStore struct{ *memStore }
+
+func (queryDownStore) QuerySessions(context.Context, SessionQuery) ([]SessionRecord, error) {
+	return nil, errStoreDown
+}
+
+func TestReconcileKeptCheckStoreDownIsUnavailable(t *testing.T) {
+	keeper := newFakeKeeper()
+	keeper.keep("kept", 0, []byte("x"), nil)
+	h := newHarness(t, func(o *Options) {
+		o.Store = queryDownStore{o.Store.(*memStore)}
+		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+	})
+	if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, errStoreDown) {
+		t.Errorf("Reconcile = %v, want ErrStoreUnavailable wrapping the store's error", err)
+	}
+}
