@@ -35,13 +35,13 @@ func runDir(envType, cwd string) (string, error) {
 	if cwd == "" {
 		dir, err := os.Getwd()
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", errors.New("the current directory no longer exists (it was deleted or moved): cd to one that does, or give the session's directory with --cwd DIR")
+			return "", errors.New("the current directory no longer exists (it was deleted): cd to one that does, or give the session's directory with --cwd DIR")
 		}
 		return dir, err
 	}
 	dir, err := filepath.Abs(cwd)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("--cwd %q is relative, and the current directory no longer exists (it was deleted or moved): give an absolute --cwd", cwd)
+		return "", fmt.Errorf("--cwd %q is relative, and the current directory no longer exists (it was deleted): give an absolute --cwd", cwd)
 	}
 	return dir, err
 }
