@@ -726,43 +726,39 @@ func TestReconcileKeptOutputBeginningInsideASequence(t *testing.T) {
 	}
 }
 
-// listDownStore is a store whose session list fails.
+// listDownStore and queryDownStore are stores whose session list, or
+// session queries, fail.
 type listDownStore struct{ *memStore }
 
 func (listDownStore) ListSessions(context.Context, ...Status) ([]SessionRecord, error) {
 	return nil, errStoreDown
 }
 
-// A store that fails makes Reconcile's error ErrStoreUnavailable, as the
-// other methods' are: an embedder tells an outage at start-up by it.
-func TestReconcileStoreDownIsUnavailable(t *testing.T) {
-	keeper := newFakeKeeper()
-	keeper.keep("kept", 0, []byte("x"), nil)
-	h := newHarness(t, func(o *Options) {
-		o.Store = listDownStore{o.Store.(*memStore)}
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
-	if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, errStoreDown) {
-		t.Errorf("Reconcile = %v, want ErrStoreUnavailable wrapping the store's error", err)
-	}
-}
-
-// queryDownStore is a store whose session queries fail: Reconcile's check
-// that the store knows the kept sessions meets the outage.
 type queryDownStore struct{ *memStore }
 
 func (queryDownStore) QuerySessions(context.Context, SessionQuery) ([]SessionRecord, error) {
 	return nil, errStoreDown
 }
 
-func TestReconcileKeptCheckStoreDownIsUnavailable(t *testing.T) {
-	keeper := newFakeKeeper()
-	keeper.keep("kept", 0, []byte("x"), nil)
-	h := newHarness(t, func(o *Options) {
-		o.Store = queryDownStore{o.Store.(*memStore)}
-		o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
-	})
-	if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, errStoreDown) {
-		t.Errorf("Reconcile = %v, want ErrStoreUnavailable wrapping the store's error", err)
+// A store that fails makes Reconcile's error ErrStoreUnavailable, as the
+// other methods' are, whether it fails the list of live sessions or the
+// check that it knows the kept ones: an embedder tells an outage at
+// start-up by it.
+func TestReconcileStoreDownIsUnavailable(t *testing.T) {
+	for name, down := range map[string]func(*memStore) Store{
+		"list":  func(s *memStore) Store { return listDownStore{s} },
+		"query": func(s *memStore) Store { return queryDownStore{s} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			keeper := newFakeKeeper()
+			keeper.keep("kept", 0, []byte("x"), nil)
+			h := newHarness(t, func(o *Options) {
+				o.Store = down(o.Store.(*memStore))
+				o.Plugins = survivingPlugins{Dispatcher: o.Plugins, keeper: keeper}
+			})
+			if _, err := h.m.Reconcile(t.Context()); !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, errStoreDown) {
+				t.Errorf("Reconcile = %v, want ErrStoreUnavailable wrapping the store's error", err)
+			}
+		})
 	}
 }

@@ -22,18 +22,7 @@ func TestConfigNestingTooDeep(t *testing.T) {
 		{"parentheses", strings.Repeat("(", 500000), ":1,201: Nesting too deep"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, tt.name+".hcl")
-			if err := os.WriteFile(path, []byte(tt.src), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			_, err := loadConfigFile(path, func(string, string) error { return nil })
-			if err == nil || !strings.Contains(err.Error(), path+tt.want) {
-				t.Fatalf("loadConfigFile: %v, want %q", err, path+tt.want)
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("refusing took %v", took)
-			}
+			refusedQuickly(t, filepath.Join(dir, tt.name+".hcl"), tt.src, tt.want, strings.Contains)
 		})
 	}
 	// Deep brackets inside strings and comments are text.
@@ -76,22 +65,28 @@ func TestConfigTooManyElements(t *testing.T) {
 		{"many lists", plugins.String(), ":26,10: Too many elements"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, tt.name+".hcl")
-			if err := os.WriteFile(path, []byte(tt.src), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			_, err := loadConfigFile(path, func(string, string) error { return nil })
-			if err == nil || !strings.HasPrefix(err.Error(), path+tt.want) {
-				t.Fatalf("loadConfigFile: %v, want %q", err, path+tt.want)
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("refusing took %v", took)
-			}
+			refusedQuickly(t, filepath.Join(dir, tt.name+".hcl"), tt.src, tt.want, strings.HasPrefix)
 		})
 	}
 	src := "never_env = " + list(maxConfigElements/2) + "\nallowed_hosts = " + list(maxConfigElements/2) + "\n"
 	if err := checkNesting("ok.hcl", []byte(src)); err != nil {
 		t.Errorf("%d elements in all refused: %v", maxConfigElements, err)
+	}
+}
+
+// refusedQuickly writes src to path and checks that loadConfigFile
+// refuses it within 5 s, with an error that match finds path+want in.
+func refusedQuickly(t *testing.T, path, src, want string, match func(s, substr string) bool) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := loadConfigFile(path, func(string, string) error { return nil })
+	if err == nil || !match(err.Error(), path+want) {
+		t.Fatalf("loadConfigFile: %v, want %q", err, path+want)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("refusing took %v", took)
 	}
 }

@@ -24,17 +24,7 @@ plugin "envy" {
   env = { "A=B" = "c" }
 }
 `
-	f, diags := hclparse.NewParser().ParseHCL([]byte(src), "test.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	var file struct {
-		Plugins []Block `hcl:"plugin,block"`
-	}
-	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	configs, diags := ConfigsFromBlocks(file.Plugins)
+	configs, diags := ConfigsFromBlocks(pluginBlocks(t, src))
 	if len(configs) != 1 {
 		t.Fatalf("configs = %+v, want only tmux", configs)
 	}
@@ -96,17 +86,7 @@ func TestConfigsFromBlocksNUL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, diags := hclparse.NewParser().ParseHCL([]byte(tt.src), "test.hcl")
-			if diags.HasErrors() {
-				t.Fatal(diags)
-			}
-			var file struct {
-				Plugins []Block `hcl:"plugin,block"`
-			}
-			if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
-				t.Fatal(diags)
-			}
-			configs, diags := ConfigsFromBlocks(file.Plugins)
+			configs, diags := ConfigsFromBlocks(pluginBlocks(t, tt.src))
 			if len(configs) != 0 || len(diags) != 1 {
 				t.Fatalf("configs = %+v, diagnostics = %v; want one diagnostic and no config", configs, diags)
 			}
@@ -123,6 +103,19 @@ func TestConfigsFromBlocksNUL(t *testing.T) {
 // started the plugin with A=y. A quoted key and a bare one are the same.
 func TestConfigsFromBlocksDuplicateEnvKey(t *testing.T) {
 	const src = "plugin \"docker\" {\n  env = { A = \"x\", B = \"z\",\n    \"A\" = \"y\" }\n}\nplugin \"host\" {\n  env = { A = \"x\", a = \"y\" }\n}\n"
+	configs, diags := ConfigsFromBlocks(pluginBlocks(t, src))
+	if len(configs) != 1 || configs[0].Name != "host" || len(diags) != 1 {
+		t.Fatalf("configs = %+v, diagnostics = %v; want host alone and one diagnostic", configs, diags)
+	}
+	const want = `test.hcl:3,5-8: Duplicate key; env: "A" is already set at test.hcl:2,11`
+	if msg := diags[0].Error(); msg != want {
+		t.Errorf("diagnostic %q, want %q", msg, want)
+	}
+}
+
+// pluginBlocks decodes the plugin blocks of src, a file test.hcl.
+func pluginBlocks(t *testing.T, src string) []Block {
+	t.Helper()
 	f, diags := hclparse.NewParser().ParseHCL([]byte(src), "test.hcl")
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -133,12 +126,5 @@ func TestConfigsFromBlocksDuplicateEnvKey(t *testing.T) {
 	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	configs, diags := ConfigsFromBlocks(file.Plugins)
-	if len(configs) != 1 || configs[0].Name != "host" || len(diags) != 1 {
-		t.Fatalf("configs = %+v, diagnostics = %v; want host alone and one diagnostic", configs, diags)
-	}
-	const want = `test.hcl:3,5-8: Duplicate key; env: "A" is already set at test.hcl:2,11`
-	if msg := diags[0].Error(); msg != want {
-		t.Errorf("diagnostic %q, want %q", msg, want)
-	}
+	return file.Plugins
 }
