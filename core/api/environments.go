@@ -151,7 +151,18 @@ func (h *handler) listPlugins(w http.ResponseWriter, r *http.Request) {
 // restartPlugin answers 200 with the plugin once the restart is done
 // (whether it runs again or not: see its state), or 202 while it is still
 // starting when the request ends.
+//
+// Its body is empty or {}: it has no fields yet, and one this server does
+// not know (or a body that is not an object) is 400 with nothing
+// restarted, as for the other POSTs.
 func (h *handler) restartPlugin(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		var req struct{}
+		if err := decode(r, &req); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	st, err := h.m.RestartPlugin(r.Context(), r.PathValue("name"))
 	if err != nil {
 		h.fail(w, r, err)

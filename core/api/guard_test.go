@@ -93,6 +93,11 @@ func TestGuardREST(t *testing.T) {
 		{"text/plain update", "PUT", "/api/v1/environments/fake", `{"name":"x"}`, []string{"Content-Type", "text/plain"}, 415},
 		{"bodiless restart without JSON", "POST", "/api/v1/plugins/fake/restart", "", []string{"Content-Type", ""}, 415},
 		{"bodiless restart with JSON", "POST", "/api/v1/plugins/nope/restart", "", nil, 404},
+		// A plugin restart's body is checked before anything is done.
+		{"plugin restart, body not JSON", "POST", "/api/v1/plugins/nope/restart", "not json", nil, 400},
+		{"plugin restart, unknown field", "POST", "/api/v1/plugins/nope/restart", `{"x":1}`, nil, 400},
+		{"plugin restart, {}", "POST", "/api/v1/plugins/nope/restart", `{}`, nil, 404},
+		{"plugin restart, body over 1 MiB", "POST", "/api/v1/plugins/nope/restart", `{"x":"` + strings.Repeat("a", 1<<20) + `"}`, nil, 413},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
