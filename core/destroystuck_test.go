@@ -219,3 +219,34 @@ func TestCloseAfterDeadlineNoCleanupsLate(t *testing.T) {
 		}
 	}
 }
+
+// A client closed by a destroy (an idle timeout's, an API DELETE) that
+// looks the session up at once finds it ended, not ACTIVE while the
+// plugin's kill takes its time.
+func TestDestroyRecordedBeforeClientsClose(t *testing.T) {
+	h := newHarness(t, nil)
+	h.env.SetSpawn(func(_ context.Context, req shared.SpawnRequest) (shared.PTY, error) {
+		p := fakeenv.NewPTY(req)
+		h.env.Add(p)
+		return &slowKillPTY{PTY: p, delay: 500 * time.Millisecond}, nil
+	})
+	if _, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "s1", EnvironmentID: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	a := h.attach(t, "s1")
+	destroyed := make(chan error, 1)
+	go func() { destroyed <- h.m.DestroySession(t.Context(), "s1") }()
+	for {
+		f, _ := nextFrame(t, a)
+		if f.Kind == FrameClose {
+			break
+		}
+	}
+	rec, err := h.m.GetSession(t.Context(), "s1")
+	if err != nil || rec.Status != StatusTerminated || rec.ActiveConnections != 0 {
+		t.Errorf("GetSession on the close: %s %d, %v; want TERMINATED with no client", rec.Status, rec.ActiveConnections, err)
+	}
+	if err := <-destroyed; err != nil {
+		t.Fatal(err)
+	}
+}

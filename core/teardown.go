@@ -138,6 +138,15 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 		}
 	}
 	s.idleTimer, s.lingerTimer, s.keepAllTimer = nil, nil, nil
+	if prev == stateRunning && s.rec.Status != StatusError {
+		// Recorded ended before the clients are told (wakeAll, under the
+		// same lock): one that looks the session up on its close must not
+		// find it ACTIVE while the kill and the cleanup take their time.
+		// What follows (an exit's ERROR, the end below) merges after it.
+		status, reason, zero := StatusTerminated, statusReason, 0
+		s.rec.Status, s.rec.StatusReason, s.rec.ActiveConnections = status, reason, zero
+		m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason, ActiveConnections: &zero})
+	}
 	s.wakeAll()
 	if s.cancelStart != nil {
 		// A create's start, or a restart's: the plugin may take long, or
