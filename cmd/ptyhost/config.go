@@ -154,6 +154,9 @@ func loadConfigFile(path string, check func(flag, value string) error) (*fileCon
 	if diags.HasErrors() {
 		return nil, configError(path, diags)
 	}
+	if err := checkElements(path, f.Body); err != nil {
+		return nil, err
+	}
 	var raw configFile
 	if diags := gohcl.DecodeBody(f.Body, nil, &raw); diags.HasErrors() {
 		return nil, configError(path, diags)

@@ -25,9 +25,8 @@ const maxConfigNesting = 200
 const maxConfigElements = 4096
 
 // checkNesting refuses src, the configuration file at path, when its
-// brackets nest deeper than maxConfigNesting, or when its lists and
-// objects hold more than maxConfigElements elements in all, as
-// FILE:LINE,COLUMN like every configuration error (configError). Brackets
+// brackets nest deeper than maxConfigNesting, as FILE:LINE,COLUMN like
+// every configuration error (configError), before it is parsed. Brackets
 // in quoted strings and comments do not count; the parser reports what
 // else is wrong.
 func checkNesting(path string, src []byte) error {
@@ -66,17 +65,16 @@ func checkNesting(path string, src []byte) error {
 			depth = max(depth-1, 0)
 		}
 	}
-	return checkElements(path, src)
+	return nil
 }
 
-// checkElements refuses src when its lists and objects hold more than
-// maxConfigElements elements in all, at the list or object, in the file's
-// order, that passes the bound. It parses src (whose nesting is bounded)
-// on its own, before the file is decoded; a file that does not parse is
-// left to the parser to report.
-func checkElements(path string, src []byte) error {
-	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
-	if diags.HasErrors() {
+// checkElements refuses the parsed configuration file at path when its
+// lists and objects hold more than maxConfigElements elements in all, at
+// the list or object, in the file's order, that passes the bound, before
+// the file is decoded.
+func checkElements(path string, body hcl.Body) error {
+	b, ok := body.(*hclsyntax.Body)
+	if !ok {
 		return nil
 	}
 	type collection struct {
@@ -84,7 +82,7 @@ func checkElements(path string, src []byte) error {
 		n  int
 	}
 	var all []collection
-	_ = hclsyntax.VisitAll(f.Body.(*hclsyntax.Body), func(n hclsyntax.Node) hcl.Diagnostics {
+	_ = hclsyntax.VisitAll(b, func(n hclsyntax.Node) hcl.Diagnostics {
 		switch e := n.(type) {
 		case *hclsyntax.TupleConsExpr:
 			all = append(all, collection{e.SrcRange, len(e.Exprs)})
