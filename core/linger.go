@@ -15,20 +15,42 @@ import (
 // attachable for Options.Linger, keeping the end of its scrollback.
 func (m *Manager) exited(s *session) {
 	m.linger(s)
-	if keepAllFor := m.lingering.keepAllFor; keepAllFor > 0 {
+	if keepAllFor := m.lingering.keepAllFor; keepAllFor > 0 && m.keepWhole(s, true) {
 		s.mu.Lock()
-		s.keepAll = true
-		// Stopped with the session's other timers (teardown): it must not
-		// keep a session gone meanwhile, and its whole ring, reachable.
-		s.keepAllTimer = time.AfterFunc(keepAllFor, func() {
-			s.mu.Lock()
-			s.keepAll = false
-			s.mu.Unlock()
-			m.keepExited(s)
-		})
+		if s.state == stateExited {
+			// Stopped with the session's other timers (teardown): it must
+			// not keep a session gone meanwhile, and its ring, reachable.
+			s.keepAllTimer = time.AfterFunc(keepAllFor, func() {
+				m.keepWhole(s, false)
+				m.keepExited(s)
+			})
+		}
 		s.mu.Unlock()
 	}
 	m.keepExited(s)
+}
+
+// keepWhole marks s, which has exited, as keeping its whole scrollback
+// (lingerRings.whole), or no longer; false when s is gone already.
+func (m *Manager) keepWhole(s *session, on bool) bool {
+	l := &m.lingering
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.mu.Lock()
+	exited := s.state == stateExited
+	s.mu.Unlock()
+	e, ok := l.wholeElems[s]
+	switch {
+	case on && exited && !ok:
+		if l.wholeElems == nil {
+			l.wholeElems = make(map[*session]*list.Element)
+		}
+		l.wholeElems[s] = l.whole.PushBack(s)
+	case !on && ok:
+		l.whole.Remove(e)
+		delete(l.wholeElems, s)
+	}
+	return exited
 }
 
 // linger keeps an exited session attachable for Options.Linger.
@@ -100,7 +122,7 @@ type lingerRings struct {
 }
 
 // keepExited releases what s, which has exited, no longer needs of its
-// scrollback (all of it while s.keepAll), accounts for the rest, and
+// scrollback (all of it while it is in l.whole), accounts for the rest, and
 // keeps the total within the budget (lingerRings). It is called when s
 // exits, again when its last client leaves, since a client still reading
 // holds the bytes it has yet to read, and once exitKeepAll has passed.
@@ -114,8 +136,7 @@ func (m *Manager) keepExited(s *session) {
 		s.mu.Unlock()
 		return
 	}
-	keepAll := s.keepAll
-	if !keepAll {
+	if _, whole := l.wholeElems[s]; !whole {
 		s.shrinkExitedLocked()
 	}
 	size := s.ring.Footprint()
@@ -123,17 +144,10 @@ func (m *Manager) keepExited(s *session) {
 
 	if l.elems == nil {
 		l.elems = make(map[*session]*list.Element)
-		l.wholeElems = make(map[*session]*list.Element)
 		l.bytes = make(map[*session]int)
 	}
 	if _, ok := l.elems[s]; !ok {
 		l.elems[s] = l.order.PushBack(s)
-	}
-	if e, ok := l.wholeElems[s]; ok && !keepAll {
-		l.whole.Remove(e)
-		delete(l.wholeElems, s)
-	} else if !ok && keepAll {
-		l.wholeElems[s] = l.whole.PushBack(s)
 	}
 	l.total += size - l.bytes[s]
 	l.bytes[s] = size
@@ -188,7 +202,6 @@ func (m *Manager) lingeringScrollback() int {
 // (ExitReplayBytes), keeping what a client still attached has yet to read.
 // s.mu must be held.
 func (s *session) shrinkExitedLocked() {
-	s.keepAll = false
 	floor := s.ring.End()
 	for a := range s.attachments {
 		floor = min(floor, a.off)

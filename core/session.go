@@ -104,10 +104,8 @@ type session struct {
 	pumpWaiting   bool      // the pump waits on flow
 	idleTimer     *time.Timer
 	lingerTimer   *time.Timer
-	// keepAll: an exited session keeps its whole scrollback, for
-	// exitKeepAll after its exit (linger.go) unless the linger budget
-	// needs it sooner.
-	keepAll      bool
+	// keepAllTimer ends, exitKeepAll after its exit, an exited session's
+	// keeping its whole scrollback (linger.go).
 	keepAllTimer *time.Timer
 	lastActive   time.Time // last activity written to the store
 	// closedEarly: a teardown closed the PTY because its kill did not
