@@ -233,7 +233,7 @@ func TestGetSessionSeesAWriteMadeDuringTheRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Held, so that the update is still queued when GetSession starts.
-	if err := h.m.writer.lock(t.Context()); err != nil {
+	if err := h.m.writer.lockBatches(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	reason := "written during the read"
@@ -248,7 +248,7 @@ func TestGetSessionSeesAWriteMadeDuringTheRead(t *testing.T) {
 		got <- rec
 	}()
 	<-st.looked
-	h.m.writer.unlock()
+	h.m.writer.unlockBatches()
 	if err := h.m.writer.flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}

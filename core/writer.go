@@ -25,17 +25,22 @@ type writer struct {
 
 	mu       sync.Mutex // protects the following
 	pending  map[string]*pendingWrite
-	inflight map[string]*pendingWrite // the batch being written now
+	inflight map[string]*pendingWrite // the batch being written now, less what failed or a save replaced
+	// rows are the ids a write is on now, a batch's or a save's, each
+	// with a channel closed when that write ends: writes to one row are
+	// made one at a time, in the order they were enqueued, while a save
+	// of a new row need not wait for a batch held up by another row (one
+	// locked by another transaction, say).
+	rows map[string]chan struct{}
 	// failing is when the batches' writes began to fail, zero while the
 	// last batch landed whole, and failErr the last failure (writeHealth).
 	failing time.Time
 	failErr error
 	retried int // writes that failed since failing
 
-	// writing, a semaphore of one, serialises batches with synchronous
-	// flushes and saves, so writes to one row land in the order they were
-	// enqueued.
-	writing chan struct{}
+	// batching, a semaphore of one, serialises the batches (the run's and
+	// flushes).
+	batching chan struct{}
 
 	kick chan struct{}
 	done chan struct{}
@@ -49,6 +54,9 @@ type pendingWrite struct {
 	// after are called once the write holding them has landed (or has
 	// nothing left to land on: the row was deleted or replaced whole).
 	after []func()
+	// landed is set (under the writer's mu) once a batch has written it:
+	// the batch, not a save that replaces the row after it, calls after.
+	landed bool
 }
 
 // takeOver merges newer, enqueued while p was being written, into p,
@@ -81,13 +89,14 @@ const (
 
 func newWriter(store SessionStore, log *slog.Logger, metrics *metrics) *writer {
 	w := &writer{
-		store:   store,
-		log:     log,
-		metrics: metrics,
-		pending: make(map[string]*pendingWrite),
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		writing: make(chan struct{}, 1),
+		store:    store,
+		log:      log,
+		metrics:  metrics,
+		pending:  make(map[string]*pendingWrite),
+		rows:     make(map[string]chan struct{}),
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		batching: make(chan struct{}, 1),
 	}
 	return w
 }
@@ -215,23 +224,23 @@ func (w *writer) flush(ctx context.Context) error {
 }
 
 // saveNow writes rec, a whole row, before it returns, in order with the
-// batches. What was pending for its id is dropped once it is written: the
-// row replaces it.
+// other writes to its row. What was still to be written for its id is
+// dropped once it is written (a batch skips it): the row replaces it.
 func (w *writer) saveNow(ctx context.Context, rec SessionRecord) error {
 	replaced, err := w.saveLocked(ctx, rec)
-	if replaced != nil {
-		replaced.done()
+	for _, p := range replaced {
+		p.done()
 	}
 	return err
 }
 
-// saveLocked is saveNow's work, under the writing semaphore; it returns
-// the pending write the row replaced.
-func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) (*pendingWrite, error) {
-	if err := w.lock(ctx); err != nil {
+// saveLocked is saveNow's work, holding rec's row; it returns the writes
+// the row replaced.
+func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) ([]*pendingWrite, error) {
+	if err := w.lockRow(ctx, rec.ID); err != nil {
 		return nil, err
 	}
-	defer w.unlock()
+	defer w.unlockRow(rec.ID)
 	wctx, cancel := context.WithTimeout(ctx, writerTimeout)
 	defer cancel()
 	timer := prometheus.NewTimer(w.metrics.storeLatency)
@@ -242,27 +251,62 @@ func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) (*pendingWri
 		return nil, err
 	}
 	w.mu.Lock()
-	replaced := w.pending[rec.ID]
-	delete(w.pending, rec.ID)
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	var replaced []*pendingWrite
+	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
+		if p := m[rec.ID]; p != nil {
+			delete(m, rec.ID)
+			if !p.landed {
+				replaced = append(replaced, p)
+			}
+		}
+	}
 	return replaced, nil
 }
 
-func (w *writer) lock(ctx context.Context) error {
+// lockBatches waits for the batch before to end.
+func (w *writer) lockBatches(ctx context.Context) error {
 	select {
-	case w.writing <- struct{}{}:
+	case w.batching <- struct{}{}:
 		return nil
 	default:
 	}
 	select {
-	case w.writing <- struct{}{}:
+	case w.batching <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (w *writer) unlock() { <-w.writing }
+func (w *writer) unlockBatches() { <-w.batching }
+
+// lockRow waits for the write on id's row, if there is one, to end, and
+// takes the row.
+func (w *writer) lockRow(ctx context.Context, id string) error {
+	for {
+		w.mu.Lock()
+		busy := w.rows[id]
+		if busy == nil {
+			w.rows[id] = make(chan struct{})
+			w.mu.Unlock()
+			return nil
+		}
+		w.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (w *writer) unlockRow(id string) {
+	w.mu.Lock()
+	close(w.rows[id])
+	delete(w.rows, id)
+	w.mu.Unlock()
+}
 
 // writeBatch takes every pending write and performs it. Failed writes go
 // back to pending, under anything enqueued meanwhile. The callbacks of
@@ -275,18 +319,21 @@ func (w *writer) writeBatch(ctx context.Context) error {
 	return err
 }
 
-// writeLocked is writeBatch's work, under the writing semaphore; it
-// returns the writes that landed.
+// writeLocked is writeBatch's work, under the batch semaphore; it returns
+// the writes that landed.
 func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err error) {
-	if err := w.lock(ctx); err != nil {
+	if err := w.lockBatches(ctx); err != nil {
 		return nil, err
 	}
-	defer w.unlock()
+	defer w.unlockBatches()
 
 	w.mu.Lock()
-	batch := w.pending
-	w.inflight = batch
-	w.pending = make(map[string]*pendingWrite, len(batch))
+	ids := make([]string, 0, len(w.pending))
+	for id := range w.pending {
+		ids = append(ids, id)
+	}
+	w.inflight = w.pending
+	w.pending = make(map[string]*pendingWrite, len(ids))
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
@@ -309,16 +356,13 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 			w.landed()
 		}
 	}()
-	for id, p := range batch {
-		err := w.write(ctx, id, p)
-		if err == nil {
-			landed = append(landed, p)
+	for _, id := range ids {
+		p, err := w.writeRow(ctx, id)
+		switch {
+		case p == nil:
+			// A save replaced the row before its turn came.
 			continue
-		}
-		if p.rec == nil && errors.Is(err, ErrSessionNotFound) {
-			// The row was deleted (retention) while the session lingered:
-			// there is nothing left to update.
-			w.log.Debug("session row gone; update dropped", "session_id", id)
+		case err == nil:
 			landed = append(landed, p)
 			continue
 		}
@@ -330,22 +374,55 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 			// flush's deadline): the final flush writes it, or reports
 			// that it could not.
 			w.log.Debug("store write cut short by the stop", "session_id", id, "err", err)
-		} else {
-			if failed == 0 {
-				firstFailed, failErr = id, err
-			}
-			failed++
-			w.metrics.storeErrors.Inc()
+			continue
 		}
-		w.mu.Lock()
-		if newer := w.pending[id]; newer != nil {
-			w.pending[id] = p.takeOver(newer)
-		} else {
-			w.pending[id] = p
+		if failed == 0 {
+			firstFailed, failErr = id, err
 		}
-		w.mu.Unlock()
+		failed++
+		w.metrics.storeErrors.Inc()
 	}
 	return landed, firstErr
+}
+
+// writeRow writes the batch's write for id, holding its row, and returns
+// it: nil when a save replaced it first. One that failed goes back to
+// pending, under anything enqueued meanwhile, before the row is let go.
+func (w *writer) writeRow(ctx context.Context, id string) (*pendingWrite, error) {
+	err := w.lockRow(ctx, id)
+	w.mu.Lock()
+	p := w.inflight[id]
+	w.mu.Unlock()
+	if p == nil {
+		if err == nil {
+			w.unlockRow(id)
+		}
+		return nil, nil
+	}
+	if err == nil {
+		defer w.unlockRow(id)
+		err = w.write(ctx, id, p)
+	}
+	if err != nil && p.rec == nil && errors.Is(err, ErrSessionNotFound) {
+		// The row was deleted (retention) while the session lingered:
+		// there is nothing left to update.
+		w.log.Debug("session row gone; update dropped", "session_id", id)
+		err = nil
+	}
+	w.mu.Lock()
+	if err == nil {
+		p.landed = true
+		w.mu.Unlock()
+		return p, nil
+	}
+	delete(w.inflight, id)
+	if newer := w.pending[id]; newer != nil {
+		w.pending[id] = p.takeOver(newer)
+	} else {
+		w.pending[id] = p
+	}
+	w.mu.Unlock()
+	return p, err
 }
 
 func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
