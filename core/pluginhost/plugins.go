@@ -340,7 +340,8 @@ func (p *Plugins) find(name string) (*supervised, error) {
 // Restart stops the plugin name if it runs — its sessions end with reason
 // plugin_restarted — closes its circuit, and starts it again. It returns
 // the plugin's status once the start succeeded or failed; if ctx ends
-// first, the restart goes on and the status says starting. An unknown name
+// first, the restart goes on and the status says starting. A Restart
+// called while another is under way joins it and returns its outcome. An unknown name
 // wraps core.ErrPluginNotFound.
 func (p *Plugins) Restart(ctx context.Context, name string) (core.PluginStatus, error) {
 	s, err := p.find(name)

@@ -199,7 +199,18 @@ func (s *supervised) run(ctx context.Context) {
 			s.crashes = nil // the operator closes the circuit
 			s.mu.Unlock()
 			g, _ = s.launch(ctx, true)
-			reply <- s.status()
+			st := s.status()
+			reply <- st
+			// Requests made while it was under way join it: a second
+			// restart would end the sessions created after this one.
+			for joined := true; joined; {
+				select {
+				case r := <-s.restartC:
+					r <- st
+				default:
+					joined = false
+				}
+			}
 		}
 	}
 }

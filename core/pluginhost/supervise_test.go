@@ -696,3 +696,42 @@ func fileSHA256(path string) (string, error) {
 	defer e.Close()
 	return e.sha256()
 }
+
+// Restarts asked for while one is under way join it: both callers get its
+// outcome, and the plugin is restarted once, not once each (the second
+// would end the sessions created after the first).
+func TestConcurrentRestartsJoin(t *testing.T) {
+	ctx := pluginsContext(t)
+	dir := t.TempDir()
+	// Slow to start, so that the second request comes during the first.
+	writeExecutable(t, dir, ExecutablePrefix+"slow", fmt.Sprintf("#!/bin/sh\nsleep 0.5\nexec %s\n", fakePluginBin(t)), 0o755)
+	p, err := loadPlugins(ctx, t, Options{Dir: dir, Plugins: []Config{{Name: "slow"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waitPlugin(ctx, t, p, "slow", "running", func(st core.PluginStatus) bool { return st.State == core.PluginRunning })
+
+	results := make(chan core.PluginStatus, 3)
+	restart := func() {
+		st, err := p.Restart(ctx, "slow")
+		if err != nil {
+			t.Error(err)
+		}
+		results <- st
+	}
+	go restart()
+	waitPlugin(ctx, t, p, "slow", "starting again", func(st core.PluginStatus) bool {
+		return st.State == core.PluginStarting && st.Restarts == 1
+	})
+	go restart()
+	go restart()
+	for range 3 {
+		if st := <-results; st.State != core.PluginRunning || st.Restarts != 1 {
+			t.Errorf("a joined restart's outcome: %s, %d restarts; want running after 1", st.State, st.Restarts)
+		}
+	}
+	if st, _ := p.Plugin("slow"); st.Restarts != 1 {
+		t.Errorf("after three requests during one restart: %d restarts, want 1", st.Restarts)
+	}
+}
