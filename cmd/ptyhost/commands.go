@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ptyhost/ptyhost/core"
 )
@@ -104,20 +105,20 @@ Press Ctrl-] (see --detach-key) to detach: the session keeps running and
 the detach line gives its ID, so you can 'ptyhost attach ID' again later.
 It runs until it exits or is killed, unless it has an idle timeout
 (--idle-timeout here, else its environment's, else the server's): then it
-is destroyed that long after its last writing client left. The detach line says
-which. The terminal is restored, and the last line says what happened, as
-'ptyhost attach --help' describes.
+is destroyed that long after its last writing client left. The detach
+line says which. The terminal is restored, and the last line says what
+happened, as 'ptyhost attach --help' describes.
 
 When the connection drops, run reconnects as 'ptyhost attach' does.
 
 If run ends any other way - it is interrupted (SIGINT, SIGTERM, SIGQUIT,
 or SIGHUP: the terminal hung up), the reader of its stdout goes away
 ('ptyhost run ... | head'), the connection to the server is lost and
-reconnecting fails, or attaching fails - it destroys the session it created, so no session is left running
-that nobody is watching;
-with --keep the session is left running instead and its ID is printed. If
-the session is destroyed from elsewhere ('ptyhost kill', idle timeout),
-run prints "[session destroyed]" and exits 1.
+reconnecting fails, or attaching fails - it destroys the session it
+created, so that no session is left running that nobody is watching; with
+--keep the session is left running instead and its ID is printed. If the
+session is destroyed from elsewhere ('ptyhost kill', idle timeout), run
+prints "[session destroyed]" and exits 1.
 
 Examples:
   ptyhost run                          a shell in the host environment
@@ -185,16 +186,49 @@ func printHelp(w io.Writer, fs *flag.FlagSet, helpText string) {
 		if arg != "" {
 			fmt.Fprintf(&b, " %s", arg)
 		}
-		fmt.Fprintf(&b, "\n      %s", usage)
+		words := strings.Fields(usage)
 		switch f.DefValue {
 		case "", "false", "0", "[]":
 		default:
-			fmt.Fprintf(&b, " (default %q)", f.DefValue)
+			words = append(words, fmt.Sprintf("(default %q)", f.DefValue)) // kept on one line
 		}
 		b.WriteString("\n")
+		wrapIndented(&b, words, helpIndent, helpWidth)
 	})
 	b.WriteString("  -h, --help\n      print this help\n")
 	io.WriteString(w, b.String())
+}
+
+// The help's flag descriptions are indented by helpIndent and wrapped to
+// helpWidth columns.
+const (
+	helpIndent = "      "
+	helpWidth  = 80
+)
+
+// wrapIndented writes words to b, separated by spaces, in lines of at
+// most width columns (a longer word keeps a line of its own), each
+// beginning with indent.
+func wrapIndented(b *strings.Builder, words []string, indent string, width int) {
+	n := 0 // the columns of the current line so far, 0 before its first word
+	for _, word := range words {
+		w := utf8.RuneCountInString(word)
+		switch {
+		case n == 0:
+			b.WriteString(indent)
+			n = len(indent)
+		case n+1+w > width:
+			b.WriteString("\n")
+			b.WriteString(indent)
+			n = len(indent)
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(word)
+		n += w
+	}
+	b.WriteString("\n")
 }
 
 // detachKeyFlag is --detach-key: "ctrl-X" for X in a-z or ]\^_@, or

@@ -59,7 +59,7 @@ var completionArgs = map[string]string{
 type complFlag struct {
 	name string // without dashes
 	arg  string // the argument's name (FILE, DIR, URL…), or "" for a switch
-	help string // the first line of its description
+	help string // its description, on one line
 }
 
 // spelled is the flag as typed: -a for one letter, else --name.
@@ -117,9 +117,14 @@ func parseHelpFlags(help string) []complFlag {
 			continue
 		}
 		f := complFlag{name: m[2], arg: m[3]}
-		if i+1 < len(lines) {
-			f.help = strings.TrimSpace(lines[i+1])
+		var desc []string
+		for _, d := range lines[i+1:] {
+			if !strings.HasPrefix(d, helpIndent) {
+				break
+			}
+			desc = append(desc, strings.TrimSpace(d))
 		}
+		f.help = strings.Join(desc, " ")
 		flags = append(flags, f)
 	}
 	flags = append(flags, complFlag{name: "help", help: "print this help"})

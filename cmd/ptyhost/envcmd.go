@@ -43,8 +43,8 @@ const envAddHelp = `Usage: ptyhost env add --type TYPE [flags]
 
 Create an environment served by the plugin for TYPE (HOST, DOCKER, SSH or
 a third-party type; in any case: host is HOST) and print its ID, which is
-generated unless --id is given. --config (or --config-file) is the type's configuration, a JSON
-object such as '{"shell": "/bin/zsh"}'.
+generated unless --id is given. --config (or --config-file) is the type's
+configuration, a JSON object such as '{"shell": "/bin/zsh"}'.
 
 In a cluster of servers, --node names the node whose machine a HOST
 environment is (default: the node that creates it), and --nodes restricts

@@ -84,7 +84,8 @@ func TestHelpAndReadmeAgree(t *testing.T) {
 	if !strings.Contains(usage, "ptyhost plugins [ls|restart NAME]") {
 		t.Errorf("the usage does not name 'plugins ls':\n%s", usage)
 	}
-	if h := helpOf(t, "serve"); !strings.Contains(h, "the plugins' sockets (run/) and the recordings (recordings/)") {
+	// Flag descriptions are wrapped: compared with their spaces collapsed.
+	if h := helpOf(t, "serve"); !strings.Contains(strings.Join(strings.Fields(h), " "), "the plugins' sockets (run/) and the recordings (recordings/)") {
 		t.Errorf("serve --help's --data-dir does not say it holds the sockets and the recordings:\n%s", h)
 	}
 	if h := helpOf(t, "ls"); strings.Contains(h, "$(ptyhost ls") || !strings.Contains(h, "xargs -r ptyhost kill") {

@@ -53,8 +53,8 @@ the sessions must match one value of every key given:
   env=ID         the sessions of environment ID
 
 -q prints only the IDs, one a line (for scripts: ptyhost ls -q --filter
-env=dev | xargs -r ptyhost kill, which kills nothing when none match). --json prints the server's JSON array of the
-sessions selected instead.
+env=dev | xargs -r ptyhost kill, which kills nothing when none match).
+--json prints the server's JSON array of the sessions selected instead.
 `
 
 // The statuses of running and of ended sessions.

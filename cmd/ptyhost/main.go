@@ -5,7 +5,7 @@
 //	ptyhost run -- CMD...    create a session and attach to it
 //	ptyhost attach ID        attach this terminal to a session
 //	ptyhost ls [-a] [-q]     list sessions (running ones by default)
-//	ptyhost kill ID          destroy a session (ID or a unique prefix)
+//	ptyhost kill ID          destroy a session (ID or unique prefix)
 //	ptyhost prune            delete the records of ended sessions
 //	ptyhost restart ID       restart a session's program in place
 //	ptyhost rec ID           write a session's recording to stdout
@@ -185,7 +185,7 @@ Usage:
                                         create a session and attach to it
   ptyhost attach ID                     attach this terminal to a session
   ptyhost ls [-a] [-q] [--filter K=V]  list sessions (running ones by default)
-  ptyhost kill ID                       destroy a session (ID or a unique prefix)
+  ptyhost kill ID                       destroy a session (ID or unique prefix)
   ptyhost prune                         delete the records of ended sessions
   ptyhost restart ID                    restart a session's program in place
   ptyhost rec ID > FILE.cast            write a session's recording (asciicast)

@@ -147,7 +147,8 @@ func TestServeTokenFlagWarning(t *testing.T) {
 		_, stdout, _ := runCmd(t, tt.args...)
 		for _, flag := range tt.flags {
 			_, help, _ := strings.Cut(stdout, "\n  "+flag+"\n")
-			help, _, _ = strings.Cut(help, "\n")
+			help, _, _ = strings.Cut(help, "\n  -") // the next flag; the description is wrapped
+			help = strings.Join(strings.Fields(help), " ")
 			if !strings.Contains(help, "as a flag shows in the process list") || !strings.Contains(help, "PTYHOST_") {
 				t.Errorf("%s: the help of %s does not point from the flag to the variable: %q", strings.Join(tt.args, " "), flag, help)
 			}
