@@ -320,7 +320,8 @@ func configError(path string, diags hcl.Diagnostics) error {
 		}
 		line := where + ": " + d.Summary
 		if d.Detail != "" {
-			line += "; " + d.Detail
+			// One line a problem: HCL's details may hold paragraphs.
+			line += "; " + strings.Join(strings.Fields(d.Detail), " ")
 		}
 		lines = append(lines, line)
 	}
