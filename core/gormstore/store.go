@@ -21,10 +21,6 @@ import (
 	"github.com/ptyhost/ptyhost/core"
 )
 
-// sqliteBusyTimeout is how long an SQLite writer waits for another one
-// before it gives up with SQLITE_BUSY.
-const sqliteBusyTimeout = 10 * time.Second
-
 // Options configures a store. The zero value is ready to use.
 type Options struct {
 	// Logger receives GORM's messages: failed statements and every SQL
@@ -310,7 +306,10 @@ func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
 		if query != "" {
 			conn += "&" + query
 		}
-		return sqlite.Open(conn), single, nil
+		if err := registerSQLite(); err != nil {
+			return nil, false, err
+		}
+		return &sqlite.Dialector{DriverName: sqliteDriverName, DSN: conn}, single, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.New(postgres.Config{DSN: dsn, OptionOpenDB: []stdlib.OptionOpenDB{
 			stdlib.OptionAfterConnect(boundIdleTransactions),
