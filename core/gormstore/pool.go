@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 )
 
@@ -31,6 +32,16 @@ import (
 // renewals theirs. Both pools set idleInTransactionTimeout on every
 // connection (boundIdleTransactions). SQLite has neither: it keeps one
 // pool, as it did.
+
+// pingOnCheckout has the driver check each connection it takes from a
+// pool with a round trip to the server before it sends a statement on it:
+// a connection PostgreSQL ended (pg_terminate_backend, a restart of the
+// server, a failover) fails the check and is replaced by a new one, with
+// nothing sent. The driver's default checks only a connection unused for
+// a second, so the first statement on one used more recently failed, and
+// the request that made it. Retrying a failed statement instead would run
+// a write again that may have been applied.
+func pingOnCheckout(context.Context, stdlib.ShouldPingParams) bool { return true }
 
 // DefaultMaxConns is the most connections to PostgreSQL that the requests
 // of a store made by Open hold at once, unless Options.MaxConns says
