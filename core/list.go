@@ -134,6 +134,12 @@ type ListOptions struct {
 	Limit int
 	// Cursor continues the listing after the page whose NextCursor it is.
 	Cursor string
+	// AllowPartial, when the store fails, has QuerySessions return the
+	// page of the sessions this manager holds in memory, with
+	// SessionPage.Partial set, rather than the error: those that run here,
+	// and those that ended here and linger. Without it, a store that fails
+	// is an error wrapping ErrStoreUnavailable.
+	AllowPartial bool
 }
 
 // SessionPage is one page of sessions, in creation order (then id).
@@ -141,6 +147,11 @@ type SessionPage struct {
 	Sessions []SessionRecord
 	// NextCursor fetches the next page; empty on the last one.
 	NextCursor string
+	// Partial is nil, or, on a page of the sessions in memory alone
+	// (ListOptions.AllowPartial), the store's failure, wrapping
+	// ErrStoreUnavailable: the sessions only the store knows (those that
+	// ended longer ago, other nodes') are missing.
+	Partial error
 }
 
 // statuses are the statuses a session may have.
@@ -152,7 +163,9 @@ var statuses = []Status{StatusStarting, StatusActive, StatusIdle, StatusTerminat
 // for one that has just exited), so the store is asked for the live
 // statuses too whenever o.Statuses is set, and the sessions are selected
 // by their status in memory: a page may hold fewer than o.Limit sessions
-// and still have a NextCursor.
+// and still have a NextCursor. A store that fails is an error wrapping
+// ErrStoreUnavailable or, with o.AllowPartial, a page of the sessions in
+// memory alone, whose Partial says so.
 func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage, error) {
 	for _, st := range o.Statuses {
 		if !slices.Contains(statuses, st) {
@@ -177,14 +190,14 @@ func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage
 	defer cancel()
 	recs, err := m.store.QuerySessions(sctx, q)
 	if err != nil {
-		return SessionPage{}, storeFailed(err)
+		err = storeFailed(err)
+		if o.AllowPartial && errors.Is(err, ErrStoreUnavailable) {
+			return m.memoryPage(o, q.After, err), nil
+		}
+		return SessionPage{}, err
 	}
 	var page SessionPage
-	if len(recs) > o.Limit {
-		recs = recs[:o.Limit]
-		last := recs[len(recs)-1]
-		page.NextCursor = encodeCursor(SessionKey{CreatedAt: last.CreatedAt, ID: last.ID})
-	}
+	recs, page.NextCursor = cutPage(recs, o.Limit)
 	page.Sessions = make([]SessionRecord, 0, len(recs))
 	for _, rec := range recs {
 		m.overlayLive(&rec)
@@ -194,6 +207,51 @@ func (m *Manager) QuerySessions(ctx context.Context, o ListOptions) (SessionPage
 		page.Sessions = append(page.Sessions, rec)
 	}
 	return page, nil
+}
+
+// cutPage returns the first limit of recs and, when there were more, the
+// cursor of the next page.
+func cutPage(recs []SessionRecord, limit int) ([]SessionRecord, string) {
+	if len(recs) <= limit {
+		return recs, ""
+	}
+	recs = recs[:limit]
+	last := recs[len(recs)-1]
+	return recs, encodeCursor(SessionKey{CreatedAt: last.CreatedAt, ID: last.ID})
+}
+
+// memoryPage is QuerySessions's page of the sessions in this manager's
+// map, for when the store failed with err: those o selects, after after,
+// in the store's order, as they are in memory.
+func (m *Manager) memoryPage(o ListOptions, after *SessionKey, err error) SessionPage {
+	m.mu.Lock()
+	held := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		held = append(held, s)
+	}
+	m.mu.Unlock()
+	order := func(a SessionRecord, k SessionKey) int {
+		if c := a.CreatedAt.Compare(k.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, k.ID)
+	}
+	recs := []SessionRecord{}
+	for _, s := range held {
+		s.mu.Lock()
+		rec, gone := s.rec, s.state == stateDestroyed
+		s.mu.Unlock()
+		if gone || o.EnvironmentID != "" && rec.EnvironmentID != o.EnvironmentID ||
+			len(o.Statuses) > 0 && !slices.Contains(o.Statuses, rec.Status) ||
+			after != nil && order(rec, *after) <= 0 {
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	slices.SortFunc(recs, func(a, b SessionRecord) int { return order(a, SessionKey{CreatedAt: b.CreatedAt, ID: b.ID}) })
+	page := SessionPage{Partial: err}
+	page.Sessions, page.NextCursor = cutPage(recs, o.Limit)
+	return page
 }
 
 // withLiveStatuses returns sts with the statuses of a live session added;

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -352,8 +353,10 @@ func (c *client) createSession(ctx context.Context, req createSessionRequest) (*
 }
 
 // listSessionsRaw returns every session, each exactly as the server sent
-// it, in one JSON array: it follows next_cursor through the pages.
-func (c *client) listSessionsRaw(ctx context.Context) (json.RawMessage, error) {
+// it, in one JSON array: it follows next_cursor through the pages. partial
+// is the reason the server gave for a page of only the sessions it holds
+// in memory (its database unavailable), "" when every page was whole.
+func (c *client) listSessionsRaw(ctx context.Context) (raw json.RawMessage, partial string, err error) {
 	return c.listSessionsQuery(ctx, lsQuery{})
 }
 
@@ -369,7 +372,7 @@ type lsQuery struct {
 // millions of sessions.
 const maxListPages = 10000
 
-func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMessage, error) {
+func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (raw json.RawMessage, partial string, err error) {
 	all := []json.RawMessage{}
 	cursor := ""
 	filter := ""
@@ -390,13 +393,18 @@ func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMess
 			path += "&cursor=" + url.QueryEscape(cursor)
 		}
 		var out struct {
-			Sessions   []json.RawMessage `json:"sessions"`
-			NextCursor string            `json:"next_cursor"`
+			Sessions      []json.RawMessage `json:"sessions"`
+			NextCursor    string            `json:"next_cursor"`
+			Partial       bool              `json:"partial"`
+			PartialReason string            `json:"partial_reason"`
 		}
 		if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		all = append(all, out.Sessions...)
+		if out.Partial && partial == "" {
+			partial = cmp.Or(out.PartialReason, "the server did not say why")
+		}
 		if out.NextCursor == "" {
 			break
 		}
@@ -404,12 +412,13 @@ func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (json.RawMess
 		// would be followed for ever. (A page may be empty and still
 		// have a next one: a filter drops what the store returned.)
 		if seen[out.NextCursor] || len(seen) >= maxListPages {
-			return nil, fmt.Errorf("bad response from the server: its list of sessions does not end (after %d pages, cursor %q)", len(seen)+1, out.NextCursor)
+			return nil, "", fmt.Errorf("bad response from the server: its list of sessions does not end (after %d pages, cursor %q)", len(seen)+1, out.NextCursor)
 		}
 		seen[out.NextCursor] = true
 		cursor = out.NextCursor
 	}
-	return json.Marshal(all)
+	raw, err = json.Marshal(all)
+	return raw, partial, err
 }
 
 func (c *client) deleteSession(ctx context.Context, id string) error {

@@ -798,7 +798,7 @@ func TestRequestTimeout(t *testing.T) {
 	c.timeout = timeout
 	want := "the ptyhost server at " + srv.URL + " did not answer within 300ms"
 	for name, call := range map[string]func(ctx context.Context) error{
-		"ls":     func(ctx context.Context) error { _, err := c.listSessionsRaw(ctx); return err },
+		"ls":     func(ctx context.Context) error { _, _, err := c.listSessionsRaw(ctx); return err },
 		"kill":   func(ctx context.Context) error { return c.deleteSession(ctx, "s1") },
 		"attach": func(ctx context.Context) error { _, err := resolveSessionID(ctx, c, "s1"); return err },
 		"rec":    func(ctx context.Context) error { return c.getRecording(ctx, "s1", io.Discard) },

@@ -55,6 +55,10 @@ the sessions must match one value of every key given:
 -q prints only the IDs, one a line (for scripts: ptyhost ls -q --filter
 env=dev | xargs -r ptyhost kill, which kills nothing when none match).
 --json prints the server's JSON array of the sessions selected instead.
+
+While the server's database is unavailable, it lists only the sessions it
+holds in memory (those it runs, and those that ended on it moments ago);
+ls lists them, with a warning on stderr.
 `
 
 // The statuses of running and of ended sessions.
@@ -168,9 +172,12 @@ func runLs(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
-	raw, err := c.listSessionsQuery(ctx, filter.query())
+	raw, partial, err := c.listSessionsQuery(ctx, filter.query())
 	if err != nil {
 		return err
+	}
+	if partial != "" {
+		fmt.Fprintf(stdio.err, "ptyhost: warning: the list holds only the sessions the server has in memory: %s\n", printableMessage(partial))
 	}
 	var raws []json.RawMessage
 	if err := unmarshalArray(raw, &raws); err != nil {

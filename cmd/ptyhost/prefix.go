@@ -38,9 +38,13 @@ func resolveSessionID(ctx context.Context, c *client, arg string) (string, error
 	case !errors.As(err, &ae) || ae.Status != http.StatusNotFound:
 		return "", err
 	}
-	raw, err := c.listSessionsRaw(ctx)
+	raw, partial, err := c.listSessionsRaw(ctx)
 	if err != nil {
 		return "", err
+	}
+	if partial != "" {
+		// A prefix unique among some sessions may not be among all.
+		return "", fmt.Errorf("session ID prefix %s cannot be resolved: the server lists only the sessions it has in memory (%s); give the whole ID", arg, partial)
 	}
 	var all []struct {
 		ID string `json:"id"`

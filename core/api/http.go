@@ -381,13 +381,15 @@ func (h *handler) createSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // listSessions answers a page of sessions and, when there are more, the
-// cursor of the next page.
+// cursor of the next page. While the database is unavailable, the page is
+// of the sessions in the manager's memory, marked partial, with the reason.
 func (h *handler) listSessions(w http.ResponseWriter, r *http.Request) {
 	o, err := listOptionsFrom(r.URL.Query())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	o.AllowPartial = true
 	page, err := h.m.QuerySessions(r.Context(), o)
 	if err != nil {
 		h.fail(w, r, err)
@@ -396,6 +398,10 @@ func (h *handler) listSessions(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{"sessions": page.Sessions}
 	if page.NextCursor != "" {
 		body["next_cursor"] = page.NextCursor
+	}
+	if page.Partial != nil {
+		body["partial"] = true
+		body["partial_reason"] = page.Partial.Error()
 	}
 	writeJSON(w, http.StatusOK, body)
 }
