@@ -33,15 +33,22 @@ import (
 // connection (boundIdleTransactions). SQLite has neither: it keeps one
 // pool, as it did.
 
-// pingOnCheckout has the driver check each connection it takes from a
-// pool with a round trip to the server before it sends a statement on it:
-// a connection PostgreSQL ended (pg_terminate_backend, a restart of the
-// server, a failover) fails the check and is replaced by a new one, with
-// nothing sent. The driver's default checks only a connection unused for
-// a second, so the first statement on one used more recently failed, and
-// the request that made it. Retrying a failed statement instead would run
-// a write again that may have been applied.
-func pingOnCheckout(context.Context, stdlib.ShouldPingParams) bool { return true }
+// checkOnCheckout says whether the driver should check a connection it
+// takes from a pool with a round trip to the server (a ping) before it
+// sends a statement on it: one unused for more than a second, as the
+// driver's default, and one on which the server has sent something
+// unasked (serverSpoke). A connection PostgreSQL ended
+// (pg_terminate_backend, a restart of the server, a failover) has the
+// server's farewell, or the end of the stream, waiting on its socket: it
+// fails the ping and is replaced by a new one, with nothing sent. With the
+// default alone, the first statement on a connection used less than a
+// second before failed, and the request that made it; retrying a failed
+// statement instead would run a write again that may have been applied.
+// Looking at the socket costs a system call, not a round trip per
+// statement.
+func checkOnCheckout(_ context.Context, p stdlib.ShouldPingParams) bool {
+	return p.IdleDuration > time.Second || serverSpoke(p.Conn.PgConn().Conn())
+}
 
 // DefaultMaxConns is the most connections to PostgreSQL that the requests
 // of a store made by Open hold at once, unless Options.MaxConns says

@@ -313,7 +313,7 @@ func dialectorFor(dsn string) (d gorm.Dialector, single bool, err error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.New(postgres.Config{DSN: dsn, OptionOpenDB: []stdlib.OptionOpenDB{
 			stdlib.OptionAfterConnect(boundIdleTransactions),
-			stdlib.OptionShouldPing(pingOnCheckout),
+			stdlib.OptionShouldPing(checkOnCheckout),
 		}}), false, nil
 	default:
 		return nil, false, fmt.Errorf("store: unsupported DSN %s: want %s", redact(dsn), acceptedDSNs)

@@ -1,0 +1,55 @@
+//go:build unix
+
+package gormstore
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// serverSpoke sees what a server sent unasked, and the end of the stream,
+// without reading it, and nothing on a quiet connection.
+func TestServerSpoke(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if serverSpoke(client) {
+		t.Error("a quiet connection: spoke")
+	}
+	if _, err := server.Write([]byte("E")); err != nil {
+		t.Fatal(err)
+	}
+	waitSpoke(t, client, "after the server wrote")
+	client.SetReadDeadline(time.Now().Add(time.Second))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(client, b); err != nil || b[0] != 'E' {
+		t.Fatalf("the byte was not left to read: %q, %v", b, err)
+	}
+	if serverSpoke(client) {
+		t.Error("after the byte was read: spoke")
+	}
+	server.Close()
+	waitSpoke(t, client, "after the server closed")
+}
+
+func waitSpoke(t *testing.T, c net.Conn, when string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !serverSpoke(c); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: serverSpoke stayed false", when)
+		}
+	}
+}
