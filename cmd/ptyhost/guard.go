@@ -50,10 +50,10 @@ func listenName(addr string) string {
 }
 
 // metricsHandler is /metrics behind the request guard and, with
-// --metrics-auth, the token.
+// --metrics-auth, the full token (the read-only token is 403).
 func (c *serveConfig) metricsHandler(metrics http.Handler) http.Handler {
 	if c.metricsAuth {
-		metrics = api.RequireToken(metrics, c.token)
+		metrics = api.RequireFullToken(metrics, api.Tokens{Token: c.token, ReadToken: c.readToken})
 	}
 	return api.Guard(metrics, c.guardOptions())
 }

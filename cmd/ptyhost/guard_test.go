@@ -250,9 +250,10 @@ func TestE2EAllowedHostAndOrigin(t *testing.T) {
 }
 
 // TestE2EAuthorization: the Bearer scheme in any case; a bare token, or
-// /metrics without the token under --metrics-auth, is refused.
+// /metrics without the token under --metrics-auth, is refused; the
+// read-only token on /metrics is 403, as on a write endpoint.
 func TestE2EAuthorization(t *testing.T) {
-	s := startServer(t, "--token", "s3cret-s3cret-s3cret", "--metrics-auth")
+	s := startServer(t, "--token", "s3cret-s3cret-s3cret", "--read-token", "r3ader-r3ader-r3ader", "--metrics-auth")
 	for _, tt := range []struct {
 		path, auth string
 		want       int
@@ -269,6 +270,9 @@ func TestE2EAuthorization(t *testing.T) {
 		{"/metrics", "s3cret-s3cret-s3cret", 401},
 		{"/metrics", "bearer s3cret-s3cret-s3cret", 200},
 		{"/metrics?access_token=s3cret-s3cret-s3cret", "", 200},
+		{"/metrics", "Bearer r3ader-r3ader-r3ader", 403},
+		{"/metrics?access_token=r3ader-r3ader-r3ader", "", 403},
+		{"/api/v1/sessions", "Bearer r3ader-r3ader-r3ader", 200},
 		{"/healthz", "", 200},
 	} {
 		hdr := map[string]string{}
@@ -281,6 +285,9 @@ func TestE2EAuthorization(t *testing.T) {
 		}
 		if code == 401 && (h.Get("WWW-Authenticate") == "" || out["error"] == nil) {
 			t.Errorf("%s with %q: 401 without a challenge or a JSON error: %v %v", tt.path, tt.auth, h, out)
+		}
+		if msg, _ := out["error"].(string); code == 403 && !strings.HasPrefix(msg, "forbidden: the read-only token") {
+			t.Errorf("%s with %q: 403 whose error does not start as the API's other 403s to the read-only token: %v", tt.path, tt.auth, out)
 		}
 	}
 	// The CLI sends JSON on its bodiless POST too.

@@ -68,6 +68,20 @@ func RequireTokens(next http.Handler, t Tokens) http.Handler {
 	})
 }
 
+// RequireFullToken is RequireTokens for a handler that the read-only
+// token may not use at all, whatever the method (the server's /metrics):
+// a request that carries t.ReadToken is 403, as a POST with it is to the
+// API; the full token passes and any other request is 401.
+func RequireFullToken(next http.Handler, t Tokens) http.Handler {
+	return RequireTokens(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if readScope(r) {
+			writeError(w, http.StatusForbidden, "forbidden: the read-only token may not read "+r.URL.Path+"; it needs the full token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), t)
+}
+
 // tokenMatches reports whether got is the token whose SHA-256 digest is
 // want. It compares digests, which all have one length, because
 // subtle.ConstantTimeCompare returns at once on inputs of different

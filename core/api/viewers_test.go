@@ -232,6 +232,36 @@ func TestRequireTokens(t *testing.T) {
 	}
 }
 
+// RequireFullToken: the read-only token is 403 whatever the method, with
+// the API's "forbidden" error; the full token passes, others are 401.
+func TestRequireFullToken(t *testing.T) {
+	h := RequireFullToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), Tokens{"f", "r"})
+	for _, tt := range []struct {
+		method, auth string
+		want         int
+	}{
+		{"GET", "f", 200},
+		{"GET", "r", 403},
+		{"HEAD", "r", 403},
+		{"POST", "r", 403},
+		{"GET", "x", 401},
+		{"GET", "", 401},
+	} {
+		r := httptest.NewRequest(tt.method, "/metrics", nil)
+		if tt.auth != "" {
+			r.Header.Set("Authorization", "Bearer "+tt.auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s with %q: %d %s, want %d", tt.method, tt.auth, w.Code, w.Body, tt.want)
+		}
+		if tt.want == 403 && tt.method != "HEAD" && !strings.Contains(w.Body.String(), `"error":"forbidden: the read-only token`) {
+			t.Errorf("%s with %q: 403 body %s, want the API's forbidden error", tt.method, tt.auth, w.Body)
+		}
+	}
+}
+
 // The client past max clients is refused with 409 and the reason before
 // the upgrade; once one leaves, the next gets in.
 func TestMaxClients409(t *testing.T) {
