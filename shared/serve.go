@@ -2,6 +2,7 @@ package shared
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -12,7 +13,9 @@ import (
 )
 
 // LogLevelEnv names the environment variable that sets a plugin's log level
-// (trace, debug, info, warn, error, off). The default is info.
+// (trace, debug, info, warn, error, off; see ParseLogLevel). The default,
+// and the level of a value that names none, is info; Logger warns of the
+// latter.
 const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 
 // Serve serves impl as an environment plugin and returns when the host stops
@@ -91,8 +94,9 @@ func watchHost(logger hclog.Logger, srv *GRPCServer) {
 
 // Logger returns the plugin process's logger: hclog, JSON lines on stderr,
 // which go-plugin forwards into the host's log under the plugin's name. Its
-// level comes from PTYHOST_PLUGIN_LOG_LEVEL. Every call returns the same
-// logger; use Named or With for parts of a plugin.
+// level comes from PTYHOST_PLUGIN_LOG_LEVEL; when that names no level it
+// is info, and its first line is a warning naming the value. Every call
+// returns the same logger; use Named or With for parts of a plugin.
 func Logger() hclog.Logger {
 	return processLogger()
 }
@@ -101,13 +105,29 @@ func Logger() hclog.Logger {
 // swaps os.Stderr for a pipe once it serves, so the real one is captured on
 // first use (Serve makes that happen before serving).
 var processLogger = sync.OnceValue(func() hclog.Logger {
-	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
-	if level == hclog.NoLevel {
-		level = hclog.Info
-	}
-	return hclog.New(&hclog.LoggerOptions{
+	value := os.Getenv(LogLevelEnv)
+	level, err := ParseLogLevel(value)
+	logger := hclog.New(&hclog.LoggerOptions{
 		Level:      level,
 		Output:     os.Stderr,
 		JSONFormat: true,
 	})
+	if err != nil {
+		logger.Warn(LogLevelEnv+" names no log level (trace, debug, info, warn, error or off); logging at info", "value", value)
+	}
+	return logger
 })
+
+// ParseLogLevel returns the level a value of LogLevelEnv names: trace,
+// debug, info, warn, error or off, in any case; "" is info. Any other
+// value is an error, with info.
+func ParseLogLevel(value string) (hclog.Level, error) {
+	if value == "" {
+		return hclog.Info, nil
+	}
+	level := hclog.LevelFromString(value)
+	if level == hclog.NoLevel {
+		return hclog.Info, fmt.Errorf("%q is not a log level: want trace, debug, info, warn, error or off", value)
+	}
+	return level, nil
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ptyhost/ptyhost/core/wsproto"
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // A server whose session list never ends — a cursor handed out again, or
@@ -52,6 +53,30 @@ func TestWorkdirRootsSeparatorsOnly(t *testing.T) {
 	var ue usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "lists no directory") {
 		t.Fatalf("PTYHOST_WORKDIR_ROOTS=\"::\": %v; want a usage error", err)
+	}
+}
+
+// PTYHOST_PLUGIN_LOG_LEVEL that names no level is a usage error naming
+// the variable and the value; a level in any case passes, and empty is
+// unset.
+func TestPluginLogLevelChecked(t *testing.T) {
+	for _, tt := range []struct{ value, want string }{
+		{"bogus", `PTYHOST_PLUGIN_LOG_LEVEL: "bogus" is not a log level: want trace, debug, info, warn, error or off`},
+		{"warning", `"warning" is not a log level`},
+		{"DEBUG", ""},
+		{"off", ""},
+		{"", ""},
+	} {
+		clearServeEnv(t)
+		t.Setenv(shared.LogLevelEnv, tt.value)
+		_, err := parseServeFlags([]string{"--data-dir", t.TempDir()}, stdio{out: io.Discard, err: io.Discard})
+		var ue usageError
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q: %v", tt.value, err)
+		case tt.want != "" && (!errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%q: %v; want a usage error saying %s", tt.value, err, tt.want)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // The checks of serve's values beyond parsing: tokens and secrets,
@@ -213,6 +215,16 @@ func checkReadToken(token, readToken string) error {
 		return errors.New("--read-token needs --token: without a token every request may do everything, and a read-only token restricts nothing")
 	case readToken == token:
 		return errors.New("--read-token must differ from --token: the same token cannot be both read-only and full")
+	}
+	return nil
+}
+
+// checkPluginLogLevel refuses a PTYHOST_PLUGIN_LOG_LEVEL that names no
+// level: the server passes it on to the plugins, which would log at info.
+// Empty counts as unset, as for every other variable.
+func checkPluginLogLevel() error {
+	if _, err := shared.ParseLogLevel(os.Getenv(shared.LogLevelEnv)); err != nil {
+		return usageError{fmt.Sprintf("%s: %v", shared.LogLevelEnv, err)}
 	}
 	return nil
 }

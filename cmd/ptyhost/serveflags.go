@@ -268,6 +268,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	if err := c.setWorkdirRoots(given["workdir-root"], file); err != nil {
 		return c, err
 	}
+	if err := checkPluginLogLevel(); err != nil {
+		return c, err
+	}
 	for _, s := range settings() {
 		if given[s.flag] {
 			continue

@@ -32,7 +32,8 @@ type Block struct {
 // ConfigsFromBlocks checks decoded plugin blocks and returns their Configs.
 // Every problem is a diagnostic pointing at the block or attribute at
 // fault: a plugin named twice, a bad name, a sha256 that is not 64 hex
-// digits, a bad environment variable, a variable set twice in env (the
+// digits, a bad environment variable (or a PTYHOST_PLUGIN_LOG_LEVEL that
+// names no level), a variable set twice in env (the
 // decoder keeps the last silently), an argument with NUL. A block with a
 // problem yields no Config; the others do.
 func ConfigsFromBlocks(blocks []Block) ([]Config, hcl.Diagnostics) {

@@ -136,6 +136,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("plugin %s: env %s: its value contains NUL (at byte %d)", c.Name, k, i)
 		}
 	}
+	// The plugin would log at info; refuse it where the configuration is.
+	if _, err := shared.ParseLogLevel(c.Env[shared.LogLevelEnv]); err != nil {
+		return fmt.Errorf("plugin %s: env %s: %v", c.Name, shared.LogLevelEnv, err)
+	}
 	for i, a := range c.Args {
 		if strings.ContainsRune(a, 0) {
 			return fmt.Errorf("plugin %s: args[%d] %q contains NUL", c.Name, i, a)

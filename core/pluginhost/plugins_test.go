@@ -346,6 +346,9 @@ func TestConfigValidate(t *testing.T) {
 		{"env name with NUL", Config{Name: "host", Env: map[string]string{"A\x00B": "c"}}, `env name "A\x00B"`},
 		{"env value with NUL", Config{Name: "host", Env: map[string]string{"FOO": "a\x00b"}}, `plugin host: env FOO: its value contains NUL (at byte 1)`},
 		{"arg with NUL", Config{Name: "ssh", Args: []string{"-v", "a\x00b"}}, `plugin ssh: args[1] "a\x00b" contains NUL`},
+		{"log level", Config{Name: "tmux", Env: map[string]string{shared.LogLevelEnv: "Debug"}}, ""},
+		{"empty log level", Config{Name: "tmux", Env: map[string]string{shared.LogLevelEnv: ""}}, ""},
+		{"bogus log level", Config{Name: "tmux", Env: map[string]string{shared.LogLevelEnv: "bogus"}}, `plugin tmux: env PTYHOST_PLUGIN_LOG_LEVEL: "bogus" is not a log level: want trace, debug, info, warn, error or off`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
