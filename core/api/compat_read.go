@@ -57,8 +57,12 @@ type compatSize struct {
 // handle does what one text message asks.
 func (c *compatClient) handle(ctx context.Context, p []byte) {
 	var msg compatClientMessage
+	if t := bytes.TrimLeft(p, jsonSpace); len(t) > 0 && t[0] != '{' && json.Valid(t) {
+		c.reject(`invalid message: not a JSON object; want a JSON object with a "type"`)
+		return
+	}
 	if err := json.Unmarshal(p, &msg); err != nil {
-		c.reject(fmt.Sprintf("invalid message: %v; want a JSON object with a \"type\"", err))
+		c.reject(fmt.Sprintf("invalid message: %v; want a JSON object with a \"type\"", jsonWords(err)))
 		return
 	}
 	switch msg.Type {

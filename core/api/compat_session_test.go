@@ -118,6 +118,9 @@ func TestCompatBadMessages(t *testing.T) {
 		{websocket.MessageText, `{"type":`},
 		{websocket.MessageText, `"just a string"`},
 		{websocket.MessageText, `null`},
+		{websocket.MessageText, `[]`},
+		{websocket.MessageText, `7`},
+		{websocket.MessageText, `{"type":7}`},
 		{websocket.MessageText, `{}`},
 		{websocket.MessageText, `{"type":"dance"}`},
 		{websocket.MessageText, `{"type":"input"}`},
@@ -135,8 +138,16 @@ func TestCompatBadMessages(t *testing.T) {
 		if err := c.Write(t.Context(), bad.typ, []byte(bad.data)); err != nil {
 			t.Fatal(err)
 		}
-		if m := compatNext(t, c); m["type"] != "error" || m["message"] == "" {
+		m := compatNext(t, c)
+		msg, _ := m["message"].(string)
+		if m["type"] != "error" || msg == "" {
 			t.Errorf("%.60q: answered %v, want an error message", bad.data, m)
+		}
+		// In JSON's words, not Go's.
+		for _, internal := range []string{"Go ", "struct", "compatClientMessage", "json:"} {
+			if strings.Contains(msg, internal) {
+				t.Errorf("%.60q: %q shows Go's %q", bad.data, msg, internal)
+			}
 		}
 	}
 	select {

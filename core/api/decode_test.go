@@ -55,6 +55,34 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// A field of the wrong type is named, with what it has and what belongs
+// there in JSON's words: none of encoding/json's Go types and structs.
+func TestDecodeTypeErrors(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"command":"ls"}`:            `request body: "command" has a string where an array belongs`,
+		`{"command":[1]}`:             `request body: "command" has a number where a string belongs`,
+		`{"env":{"A":1}}`:             `request body: "env" has a number where a string belongs`,
+		`{"env":["A=1"]}`:             `request body: "env" has an array where an object belongs`,
+		`{"cols":"80"}`:               `request body: "cols" has a string where an integer belongs`,
+		`{"cols":1.5}`:                `request body: "cols" has the number 1.5 where an integer belongs`,
+		`{"record":"yes"}`:            `request body: "record" has a string where a boolean belongs`,
+		`{"max_clients":true}`:        `request body: "max_clients" has a boolean where an integer belongs`,
+		`{"id":{}}`:                   `request body: "id" has an object where a string belongs`,
+		`{"cols":80,"command":"ls"} `: `request body: "command" has a string where an array belongs`,
+	} {
+		var v sessionRequest
+		err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &v)
+		if !errors.Is(err, core.ErrInvalidArgument) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an invalid argument saying %s", body, err, want)
+		}
+		for _, internal := range []string{"Go ", "struct", "sessionRequest", "json:", "[]string", "*int"} {
+			if err != nil && strings.Contains(err.Error(), internal) {
+				t.Errorf("%s: %q shows Go's %q", body, err, internal)
+			}
+		}
+	}
+}
+
 // TestDecodeEndpoints sends bodies that are not one JSON object to the
 // endpoints that take one: each is 400 and changes nothing.
 func TestDecodeEndpoints(t *testing.T) {

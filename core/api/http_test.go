@@ -366,13 +366,17 @@ func TestAttachEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Bad messages: each answered with an error, nothing else changes.
+	// Bad messages: each answered with an error, in the protocol's words
+	// (no Go types), nothing else changes.
 	for _, bad := range []struct {
 		typ  websocket.MessageType
 		data string
 	}{
 		{websocket.MessageText, `{"type":`},
 		{websocket.MessageText, `"just a string"`},
+		{websocket.MessageText, `[]`},
+		{websocket.MessageText, `null`},
+		{websocket.MessageText, `12`},
 		{websocket.MessageText, `{"type":"dance"}`},
 		{websocket.MessageText, `{"cols":10}`},
 		{websocket.MessageText, `{"type":"resize","cols":0,"rows":0}`},
@@ -386,8 +390,15 @@ func TestAttachEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, msg := readUntil(t, c1, "error")
-		if s, _ := msg["message"].(string); s == "" {
+		s, _ := msg["message"].(string)
+		if s == "" {
 			t.Errorf("%.40q: empty error message", bad.data)
+		}
+		if strings.Contains(s, "Go ") || strings.Contains(s, "struct") {
+			t.Errorf("%.40q: %q shows Go's types", bad.data, s)
+		}
+		if bad.data == "[]" && s != "control message must be a JSON object, not an array" {
+			t.Errorf("[]: %q, want control message must be a JSON object, not an array", s)
 		}
 	}
 	select {

@@ -250,8 +250,8 @@ type Message struct {
 // ParseMessage decodes one control message (a text frame's payload).
 func ParseMessage(p []byte) (Message, error) {
 	var m Message
-	if err := json.Unmarshal(p, &m); err != nil {
-		return Message{}, fmt.Errorf("invalid control message: %v", err)
+	if err := decodeControl(p, &m); err != nil {
+		return Message{}, err
 	}
 	if m.Type == "" {
 		return Message{}, errors.New(`control message has no "type"`)
@@ -284,8 +284,8 @@ func ParseClientMessage(p []byte) (Resize, error) {
 		Reason  string `json:"reason"`
 		Message string `json:"message"`
 	}
-	if err := json.Unmarshal(p, &msg); err != nil {
-		return Resize{}, fmt.Errorf("invalid control message: %v", err)
+	if err := decodeControl(p, &msg); err != nil {
+		return Resize{}, err
 	}
 	switch msg.Type {
 	case TypeResize:

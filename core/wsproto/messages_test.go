@@ -89,6 +89,42 @@ func TestParseClientMessage(t *testing.T) {
 	}
 }
 
+// A control message that is not a JSON object, or has a field of the
+// wrong type, is refused in JSON's words: no Go type, package or struct
+// in the error, which the server sends the client as it is.
+func TestControlMessageErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		`[]`:                                    "control message must be a JSON object, not an array",
+		` [{"type":"resize"}]`:                  "control message must be a JSON object, not an array",
+		`"resize"`:                              "control message must be a JSON object, not a string",
+		`42`:                                    "control message must be a JSON object, not a number",
+		`-1.5e3`:                                "control message must be a JSON object, not a number",
+		`null`:                                  "control message must be a JSON object, not null",
+		`true`:                                  "control message must be a JSON object, not a boolean",
+		`{"type":1}`:                            `invalid control message: "type" must be a string, not a number`,
+		`{"type":"resize","cols":"x","rows":1}`: `invalid control message: "cols" must be an integer, not a string`,
+		`{"type":"resize","cols":1.5,"rows":2}`: `invalid control message: "cols" must be an integer, not the number 1.5`,
+		`{"type":"resize","cols":1,"rows":[2]}`: `invalid control message: "rows" must be an integer, not an array`,
+		`{"type":"resize","cols":1,"rows":2,"code":{}}`:     `invalid control message: "code" must be an integer, not an object`,
+		`{"type":"resize","cols":1,"rows":2,"reason":true}`: `invalid control message: "reason" must be a string, not a boolean`,
+		`not json`: "invalid control message: invalid character",
+	} {
+		_, errClient := ParseClientMessage([]byte(in))
+		_, errServer := ParseMessage([]byte(in))
+		for _, err := range []error{errClient, errServer} {
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("%s: %v; want an error starting %q", in, err, want)
+				continue
+			}
+			for _, internal := range []string{"Go ", "struct", "wsproto.", "json:", "int64", "*int"} {
+				if strings.Contains(err.Error(), internal) {
+					t.Errorf("%s: %q shows Go's %q", in, err, internal)
+				}
+			}
+		}
+	}
+}
+
 func TestURLs(t *testing.T) {
 	if got := AttachPath("a b/c"); got != "/api/v1/sessions/a%20b%2Fc/attach" {
 		t.Errorf("AttachPath = %q", got)

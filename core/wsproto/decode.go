@@ -1,0 +1,87 @@
+package wsproto
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// errNotObject is a control message that is JSON but not an object.
+const errNotObject = "control message must be a JSON object"
+
+// decodeControl decodes the control message p, which must be a JSON
+// object, into v. Its errors say what is wrong in the protocol's words,
+// never Go's: a message that is another JSON value (an array, a string,
+// a number, true, false, null) is "must be a JSON object", and a field of
+// the wrong type is named with the JSON type it needs.
+func decodeControl(p []byte, v any) error {
+	if t := bytes.TrimLeft(p, " \t\r\n"); len(t) > 0 && t[0] != '{' && json.Valid(t) {
+		return fmt.Errorf("%s, not %s", errNotObject, jsonValueName(t))
+	}
+	err := json.Unmarshal(p, v)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("invalid control message: %q must be %s, not %s", te.Field, jsonTypeName(te.Type), article(te.Value))
+	}
+	if err != nil {
+		return fmt.Errorf("invalid control message: %v", err)
+	}
+	return nil
+}
+
+// jsonValueName names the kind of the JSON value v, which is valid and
+// not an object.
+func jsonValueName(v []byte) string {
+	switch v[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// jsonTypeName names, as JSON knows it, the values a Go type decodes.
+func jsonTypeName(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// article puts the article before an UnmarshalTypeError's Value: "string",
+// "number", "number 1.5", "array", "object" or "bool".
+func article(value string) string {
+	switch {
+	case value == "bool":
+		return "a boolean"
+	case value == "array", value == "object":
+		return "an " + value
+	case strings.HasPrefix(value, "number "):
+		return "the " + value
+	}
+	return "a " + value
+}
