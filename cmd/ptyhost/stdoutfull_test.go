@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -50,4 +54,50 @@ func TestChangeOutputWriteFails(t *testing.T) {
 			t.Errorf("%q > /dev/full: exit %d, stderr %q; want 1, %q", tt.args, code, errOut.String(), want)
 		}
 	}
+}
+
+// stop fails too (exit 1, the write's error) when its last line, which
+// says the server has stopped and what becomes of the sessions, cannot be
+// written to stdout; the same stop with a stdout that takes it is 0.
+func TestStopOutputWriteFails(t *testing.T) {
+	for _, hangUp := range []bool{false, true} {
+		for _, full := range []bool{true, false} {
+			srv := stoppingServer(t, hangUp)
+			args := []string{"stop", "--server", srv.URL}
+			if hangUp {
+				args = append(args, "--hang-up")
+			}
+			var out io.Writer = fullWriter{}
+			if !full {
+				out = io.Discard
+			}
+			var errOut syncBuffer
+			err := run(t.Context(), args, stdio{in: strings.NewReader(""), out: out, err: &errOut})
+			code := exitCode(err, &errOut)
+			switch {
+			case full && (code != 1 || errOut.String() != "ptyhost: write /dev/stdout: no space left on device\n"):
+				t.Errorf("%q > /dev/full: exit %d, stderr %q; want 1 and the write's error", args, code, errOut.String())
+			case !full && code != 0:
+				t.Errorf("%q: exit %d, stderr %q; want 0", args, code, errOut.String())
+			}
+		}
+	}
+}
+
+// stoppingServer answers POST /api/v1/server/stop with hang_up as asked,
+// then stops answering, as a server that stops does; it answers any
+// other request {}.
+func stoppingServer(t *testing.T, hangUp bool) *httptest.Server {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/v1/server/stop" {
+			fmt.Fprintf(w, `{"hang_up": %t}`, hangUp)
+			go srv.Close()
+			return
+		}
+		io.WriteString(w, `{}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -23,7 +23,8 @@ removed) before the server exits, as 'serve --hang-up-on-stop' does for
 every stop. A systemd unit may use it as ExecStop.
 
 Exit status: 0 once the server no longer answers; 1 if it could not be asked,
-or still answers after --wait.
+still answers after --wait, or the line saying it stopped could not be
+written.
 `
 
 // stopRequest is the body of POST /api/v1/server/stop, and its answer.
@@ -57,12 +58,12 @@ func runStop(ctx context.Context, args []string, stdio stdio) error {
 	if err := c.waitGone(ctx, *wait); err != nil {
 		return err
 	}
+	msg := "ptyhost: the server has stopped serving; its sessions keep running for the next server on the same data directory and database (until the orphan timeout)"
 	if answer.HangUp {
-		fmt.Fprintln(stdio.out, "ptyhost: the server has stopped serving; it hangs every session up as it exits")
-	} else {
-		fmt.Fprintln(stdio.out, "ptyhost: the server has stopped serving; its sessions keep running for the next server on the same data directory and database (until the orphan timeout)")
+		msg = "ptyhost: the server has stopped serving; it hangs every session up as it exits"
 	}
-	return nil
+	_, err = fmt.Fprintln(stdio.out, msg)
+	return err
 }
 
 // waitGone waits until the server no longer answers, at most within.
