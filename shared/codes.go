@@ -73,8 +73,10 @@ func toStatus(err error) error {
 //
 // A status without an ErrorDetail did not come from a ptyhost server: with
 // codes.Unavailable it means the connection failed, which for a local plugin
-// means the plugin process is gone (ErrPluginExited); other codes map through
-// the table. Errors that are not statuses are returned unchanged. The
+// means the plugin process is gone (ErrPluginExited), and its message says
+// so in words of its own (errConnectionLost): gRPC's names the connection's
+// socket ("dial unix /tmp/plugin…", "read unix @->…"), which a session's
+// status_reason would then show. Other codes map through the table. Errors that are not statuses are returned unchanged. The
 // message, the plugin's text, is bounded and made clean (cleanMessage,
 // within MaxErrorLen): the host returns and logs it.
 func fromStatus(err error) error {
@@ -88,7 +90,7 @@ func fromStatus(err error) error {
 	msg := cleanMessage(st.Message(), MaxErrorLen)
 	kind, fromServer := errorKind(st)
 	if !fromServer && st.Code() == codes.Unavailable {
-		return &remoteError{msg: fmt.Sprintf("%v: %s", ErrPluginExited, msg), sentinel: ErrPluginExited}
+		return &remoteError{msg: fmt.Sprintf("%v: %s", ErrPluginExited, errConnectionLost), sentinel: ErrPluginExited}
 	}
 	for _, row := range errorCodes {
 		if fromServer && row.kind == kind || !fromServer && row.code == st.Code() {
@@ -105,6 +107,14 @@ func fromStatus(err error) error {
 	}
 	return &remoteError{msg: msg}
 }
+
+// errConnectionLost and errConnectionClosed say, after ErrPluginExited's
+// message, why a call failed on the transport to the plugin, in place of
+// gRPC's messages, which name its sockets and internals.
+const (
+	errConnectionLost   = "the connection to the plugin was lost (its process died or stopped answering)"
+	errConnectionClosed = "the connection to the plugin was closed (the plugin is stopping or restarting)"
+)
 
 // errorKind returns the ErrorDetail kind a ptyhost server attached to st, and
 // whether there was one.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -100,6 +101,24 @@ func TestFromStatusForeign(t *testing.T) {
 				t.Errorf("fromStatus message = %q, want %q", got.Error(), msg)
 			}
 		})
+	}
+	// A transport failure says the connection to the plugin was lost, in
+	// words of its own: gRPC's name the socket, which a session's
+	// status_reason would show.
+	for _, msg := range []string{
+		`connection error: desc = "transport: Error while dialing: dial unix /tmp/plugin12345: connect: connection refused"`,
+		`connection error: desc = "transport: authentication handshake failed: read unix @->/tmp/ptyhost-plugins-1/plugin2: read: connection reset by peer"`,
+		`error reading from server: EOF`,
+	} {
+		got := fromStatus(status.Error(codes.Unavailable, msg))
+		if !errors.Is(got, ErrPluginExited) || got.Error() != "plugin exited: "+errConnectionLost {
+			t.Errorf("fromStatus(Unavailable %q) = %q, want ErrPluginExited saying the connection was lost", msg, got)
+		}
+		for _, internal := range []string{"/tmp/plugin", "dial unix", "unix", "desc =", "transport"} {
+			if strings.Contains(got.Error(), internal) {
+				t.Errorf("fromStatus(Unavailable %q) = %q, shows %q", msg, got, internal)
+			}
+		}
 	}
 	if fromStatus(nil) != nil {
 		t.Error("fromStatus(nil) != nil")

@@ -377,7 +377,7 @@ func (c *GRPCClient) callError(ctx context.Context, err error) error {
 		return ErrPluginExited
 	}
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Canceled && ctx.Err() == nil && c.connShut != nil && c.connShut() {
-		return fmt.Errorf("%w: %s", ErrPluginExited, cleanMessage(st.Message(), MaxErrorLen))
+		return fmt.Errorf("%w: %s", ErrPluginExited, errConnectionClosed)
 	}
 	return fromStatus(err)
 }

@@ -170,7 +170,7 @@ func (p *grpcPTY) writeChannel(typ byte, b []byte) (int, error) {
 			if p.ctx.Err() != nil {
 				return written, p.ctxError()
 			}
-			return written, fmt.Errorf("%w: byte channel broke: %w", ErrPluginExited, err)
+			return written, fmt.Errorf("%w: byte channel broke: %w", ErrPluginExited, withoutAddresses(err))
 		}
 		written += len(chunk)
 		b = b[len(chunk):]
@@ -221,4 +221,16 @@ func (p *grpcPTY) sendStream(msg *proto.SessionRequest) error {
 	default:
 		return p.streamError(err)
 	}
+}
+
+// withoutAddresses returns err, an error of a socket's write, without the
+// socket's addresses: a *net.OpError's message names the byte channel's
+// path ("write unix ->/tmp/ptyhost-plugin-…/…"), which is no use to the
+// client told of it; its cause ("write: broken pipe") stays, and wrapped.
+func withoutAddresses(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
 }

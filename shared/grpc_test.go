@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -322,6 +324,17 @@ func TestGRPCPluginGone(t *testing.T) {
 		}
 		if _, err := p.Wait(ctx); !errors.Is(err, ErrPluginExited) {
 			t.Errorf("Wait after the plugin went away: %v, want ErrPluginExited", err)
+		}
+		// Input fails too, and its error names no socket.
+		_, err = p.Write([]byte("x"))
+		if err == nil {
+			_, err = p.Write([]byte("y"))
+		}
+		if !errors.Is(err, ErrPluginExited) {
+			t.Errorf("Write after the plugin went away: %v, want ErrPluginExited", err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "unix") || strings.Contains(err.Error(), os.TempDir())) {
+			t.Errorf("Write after the plugin went away: %q, names the socket", err)
 		}
 	})
 }

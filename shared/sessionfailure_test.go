@@ -185,6 +185,9 @@ func TestSpawnOnAClosingConnection(t *testing.T) {
 	if !errors.Is(err, ErrPluginExited) || errors.Is(err, context.Canceled) {
 		t.Errorf("Spawn on a closed connection: %v, want ErrPluginExited", err)
 	}
+	if err != nil && strings.Contains(err.Error(), "grpc") {
+		t.Errorf("Spawn on a closed connection: %q, shows gRPC's message", err)
+	}
 	if _, err := c.Info(ctx); !errors.Is(err, ErrPluginExited) {
 		t.Errorf("Info on a closed connection: %v, want ErrPluginExited", err)
 	}

@@ -735,3 +735,41 @@ func TestConcurrentRestartsJoin(t *testing.T) {
 		t.Errorf("after three requests during one restart: %d restarts, want 1", st.Restarts)
 	}
 }
+
+// A plugin that dies in the middle of a Spawn: the create fails as an
+// unavailable environment whose plugin exited, and the error, which the
+// session's status_reason records, says the connection to the plugin
+// was lost — not gRPC's message, which names the plugin's socket.
+// (Which of gRPC's errors the call meets depends on when it notices;
+// several tries meet more than one.)
+func TestPluginDiesMidSpawn(t *testing.T) {
+	ctx := pluginsContext(t)
+	dir := testbin.PluginDir(t, "host")
+	linkPlugin(t, dir, "fake", fakePluginBin(t))
+	w := newPluginWorld(t, Options{Dir: dir, Plugins: []Config{{Name: "fake"}},
+		RestartBackoff: 10 * time.Millisecond, MaxRestartBackoff: 50 * time.Millisecond, CrashLimit: 100})
+	w.addEnv(t, "f", "FAKE", "{}")
+	last := 0
+	for i := range 4 {
+		// A new process each time: the one before died.
+		last = waitPlugin(ctx, t, w.p, "fake", "a new process", func(st core.PluginStatus) bool { return running(st) && st.PID != last }).PID
+		start := time.Now()
+		id := fmt.Sprintf("dies%d", i)
+		_, err := w.m.CreateSession(ctx, core.CreateOptions{ID: id, EnvironmentID: "f", Command: []string{"die"}})
+		if !errors.Is(err, shared.ErrUnavailable) || !errors.Is(err, shared.ErrPluginExited) {
+			t.Fatalf("create %s: %v, want ErrUnavailable and ErrPluginExited", id, err)
+		}
+		t.Logf("create %s failed after %v: %v", id, time.Since(start), err)
+		rec, gerr := w.m.GetSession(ctx, id)
+		if gerr != nil || rec.Status != core.StatusError || rec.StatusReason == "" {
+			t.Fatalf("session %s: %+v, %v; want ERROR with a reason", id, rec, gerr)
+		}
+		for _, text := range []string{err.Error(), rec.StatusReason} {
+			for _, internal := range []string{"/tmp/", "unix", "desc =", "transport", "error reading from server"} {
+				if strings.Contains(text, internal) {
+					t.Errorf("create %s: %q shows %q", id, text, internal)
+				}
+			}
+		}
+	}
+}

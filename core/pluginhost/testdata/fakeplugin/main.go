@@ -4,6 +4,7 @@
 //
 //	env        print the plugin's environment as a JSON array, sorted; exit 0
 //	exit N     exit with code N
+//	die        end the plugin process in the middle of the Spawn call
 //	(other)    print nothing and run until killed
 //
 // A config {"invalid": "why"} fails ValidateConfig, {"unhealthy": "why"}
@@ -122,6 +123,8 @@ func (f *fake) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 			pw.Write(append(b, '\n'))
 			p.end(shared.ExitStatus{})
 		}()
+	case len(cmd) == 1 && cmd[0] == "die":
+		os.Exit(3)
 	case len(cmd) == 2 && cmd[0] == "exit":
 		code, _ := strconv.Atoi(cmd[1])
 		go p.end(shared.ExitStatus{Code: code})
