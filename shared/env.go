@@ -63,10 +63,11 @@ var pluginEnv = map[string]bool{
 func IsPluginEnv(name string) bool { return pluginEnv[name] }
 
 // ChildEnv returns the environment of a process a plugin starts: base
-// (KEY=VALUE entries, usually os.Environ()) without the plugin's own
-// variables (IsPluginEnv), with each layer's variables set in turn, a
-// later layer winning. A variable keeps the place where it first appears;
-// a name set twice in base keeps the last value.
+// (KEY=VALUE entries, usually os.Environ(), through EnvInDir for the
+// process's directory) without the plugin's own variables (IsPluginEnv),
+// with each layer's variables set in turn, a later layer winning. A
+// variable keeps the place where it first appears; a name set twice in
+// base keeps the last value.
 func ChildEnv(base []string, layers ...map[string]string) []string {
 	env := make([]string, 0, len(base)+8)
 	index := make(map[string]int, len(base)+8)
@@ -88,6 +89,30 @@ func ChildEnv(base []string, layers ...map[string]string) []string {
 		for _, k := range slices.Sorted(maps.Keys(layer)) {
 			set(k, k+"="+layer[k])
 		}
+	}
+	return env
+}
+
+// EnvInDir returns base (KEY=VALUE entries, usually os.Environ()) for a
+// process that starts in the directory dir (its exec.Cmd's Dir), to pass
+// to ChildEnv or ChildEnvWithout as their base: PWD is dir, in place of the
+// plugin's, and OLDPWD, the plugin's previous directory, is left out. Go's
+// exec.Cmd sets PWD for Dir only when Env is nil, and a program run
+// without a shell reads both as it finds them. PWD=dir comes after the
+// rest of base, so a layer or the unset names of ChildEnvWithout still
+// decide; an empty dir (the plugin's own directory) keeps base's PWD.
+// base is not modified.
+func EnvInDir(base []string, dir string) []string {
+	env := make([]string, 0, len(base)+1)
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "OLDPWD" || k == "PWD" && dir != "" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if dir != "" {
+		env = append(env, "PWD="+dir)
 	}
 	return env
 }

@@ -107,3 +107,26 @@ func TestChildEnvWithout(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestEnvInDir: PWD is the directory, after the rest, and OLDPWD is left
+// out; a layer or an unset name still decides; base is not modified.
+func TestEnvInDir(t *testing.T) {
+	base := []string{"PWD=/plugin", "PATH=/bin", "OLDPWD=/before", "HOME=/h"}
+	orig := slices.Clone(base)
+	got := EnvInDir(base, "/work")
+	if want := []string{"PATH=/bin", "HOME=/h", "PWD=/work"}; !slices.Equal(got, want) {
+		t.Errorf("EnvInDir = %q, want %q", got, want)
+	}
+	if !slices.Equal(base, orig) {
+		t.Errorf("base modified: %q", base)
+	}
+	if got, want := EnvInDir(base, ""), []string{"PWD=/plugin", "PATH=/bin", "HOME=/h"}; !slices.Equal(got, want) {
+		t.Errorf("EnvInDir with no directory = %q, want %q", got, want)
+	}
+	if got, want := ChildEnv(EnvInDir(base, "/work"), map[string]string{"PWD": "/set"}), []string{"PATH=/bin", "HOME=/h", "PWD=/set"}; !slices.Equal(got, want) {
+		t.Errorf("a layer's PWD: %q, want %q", got, want)
+	}
+	if got, want := ChildEnvWithout(EnvInDir(base, "/work"), []string{"PWD"}), []string{"PATH=/bin", "HOME=/h"}; !slices.Equal(got, want) {
+		t.Errorf("PWD unset: %q, want %q", got, want)
+	}
+}

@@ -51,7 +51,7 @@ func (minimal) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = shared.ChildEnvWithout(os.Environ(), req.UnsetEnv, map[string]string{"TERM": "xterm-256color"}, cfg.Env, req.Env)
+	cmd.Env = shared.ChildEnvWithout(shared.EnvInDir(os.Environ(), dir), req.UnsetEnv, map[string]string{"TERM": "xterm-256color"}, cfg.Env, req.Env)
 	return shared.StartCommand(cmd, req.Size)
 }
 

@@ -89,6 +89,29 @@ func TestUnsetEnv(t *testing.T) {
 	}
 }
 
+// A program run without a shell finds the session's directory in PWD,
+// not the plugin's, and no OLDPWD of the plugin's.
+func TestChildPWD(t *testing.T) {
+	t.Setenv("OLDPWD", "/plugin/before")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	env := sharedtest.Serve(t, minimal{})
+	dir := t.TempDir()
+	req := spawnRequest("pwd", `{}`, "/usr/bin/env")
+	req.Dir = dir
+	p, err := env.Spawn(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := "\n" + strings.ReplaceAll(string(sharedtest.NewTerm(t, p).ReadAll(ctx)), "\r\n", "\n")
+	if !strings.Contains(out, "\nPWD="+dir+"\n") {
+		t.Errorf("env printed no PWD=%s:%s", dir, out)
+	}
+	if strings.Contains(out, "\nOLDPWD=") {
+		t.Errorf("env printed the plugin's OLDPWD:%s", out)
+	}
+}
+
 // A wrong config is refused with shared.ErrInvalidConfig, naming the field.
 func TestConfigRefused(t *testing.T) {
 	env := sharedtest.Serve(t, minimal{})

@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"slices"
-	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -100,13 +98,9 @@ func (h *Host) Spawn(_ context.Context, req shared.SpawnRequest) (shared.PTY, er
 		return nil, fmt.Errorf("%w: command %q: %w", shared.ErrInvalidArgument, argv[0], cmd.Err)
 	}
 	cmd.Dir = dir
-	// PWD is the session's directory, not the plugin's (Go sets it only
-	// for a nil Env), and the plugin's OLDPWD means nothing there: a
-	// program run without a shell reads them as they are.
-	base := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "PWD=") || strings.HasPrefix(kv, "OLDPWD=")
-	})
-	cmd.Env = shared.ChildEnvWithout(base, req.UnsetEnv, map[string]string{"PWD": dir}, terminalEnv, cfg.Env, req.Env)
+	// PWD is the session's directory, not the plugin's, and the plugin's
+	// OLDPWD is left out (EnvInDir).
+	cmd.Env = shared.ChildEnvWithout(shared.EnvInDir(os.Environ(), dir), req.UnsetEnv, terminalEnv, cfg.Env, req.Env)
 
 	size := req.Size
 	if size.Cols == 0 || size.Rows == 0 {
