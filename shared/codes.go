@@ -76,9 +76,10 @@ func toStatus(err error) error {
 // means the plugin process is gone (ErrPluginExited), and its message says
 // so in words of its own (errConnectionLost): gRPC's names the connection's
 // socket ("dial unix /tmp/plugin…", "read unix @->…"), which a session's
-// status_reason would then show. Other codes map through the table. Errors that are not statuses are returned unchanged. The
-// message, the plugin's text, is bounded and made clean (cleanMessage,
-// within MaxErrorLen): the host returns and logs it.
+// status_reason would then show. Other codes map through the table. Errors
+// that are not statuses are returned unchanged. The message, the plugin's
+// text, is bounded and made clean (cleanMessage, within MaxErrorLen): the
+// host returns and logs it.
 func fromStatus(err error) error {
 	if err == nil {
 		return nil
