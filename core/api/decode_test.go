@@ -59,16 +59,16 @@ func TestDecode(t *testing.T) {
 // there in JSON's words: none of encoding/json's Go types and structs.
 func TestDecodeTypeErrors(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"command":"ls"}`:            `request body: "command" has a string where an array belongs`,
-		`{"command":[1]}`:             `request body: "command" has a number where a string belongs`,
-		`{"env":{"A":1}}`:             `request body: "env" has a number where a string belongs`,
-		`{"env":["A=1"]}`:             `request body: "env" has an array where an object belongs`,
-		`{"cols":"80"}`:               `request body: "cols" has a string where an integer belongs`,
-		`{"cols":1.5}`:                `request body: "cols" has the number 1.5 where an integer belongs`,
-		`{"record":"yes"}`:            `request body: "record" has a string where a boolean belongs`,
-		`{"max_clients":true}`:        `request body: "max_clients" has a boolean where an integer belongs`,
-		`{"id":{}}`:                   `request body: "id" has an object where a string belongs`,
-		`{"cols":80,"command":"ls"} `: `request body: "command" has a string where an array belongs`,
+		`{"command":"ls"}`:            `request body: "command" must be an array, not a string`,
+		`{"command":[1]}`:             `request body: "command" must be a string, not a number`,
+		`{"env":{"A":1}}`:             `request body: "env" must be a string, not a number`,
+		`{"env":["A=1"]}`:             `request body: "env" must be an object, not an array`,
+		`{"cols":"80"}`:               `request body: "cols" must be an integer, not a string`,
+		`{"cols":1.5}`:                `request body: "cols" must be an integer, not the number 1.5`,
+		`{"record":"yes"}`:            `request body: "record" must be a boolean, not a string`,
+		`{"max_clients":true}`:        `request body: "max_clients" must be an integer, not a boolean`,
+		`{"id":{}}`:                   `request body: "id" must be a string, not an object`,
+		`{"cols":80,"command":"ls"} `: `request body: "command" must be an array, not a string`,
 	} {
 		var v sessionRequest
 		err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &v)

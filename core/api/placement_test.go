@@ -227,7 +227,7 @@ func TestEnvironmentNodes(t *testing.T) {
 		`{"id":"e","type":"HOST","nodes":["a"]}`:            "set node instead",
 		`{"id":"e","type":"HOST","node":"A_1"}`:             `node "A_1"`,
 		`{"id":"e","type":"FAKE","nodes":["a","a"]}`:        "listed twice",
-		`{"id":"e","type":"FAKE","nodes":"a"}`:              `"nodes" has a string where an array belongs`,
+		`{"id":"e","type":"FAKE","nodes":"a"}`:              `"nodes" must be an array, not a string`,
 		`{"id":"e","type":"FAKE","nodes":["a"],"node_x":1}`: "unknown field",
 	}
 	for body, want := range bad {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -21,15 +22,28 @@ func decodeControl(p []byte, v any) error {
 	if t := bytes.TrimLeft(p, " \t\r\n"); len(t) > 0 && t[0] != '{' && json.Valid(t) {
 		return fmt.Errorf("%s, not %s", errNotObject, jsonValueName(t))
 	}
-	err := json.Unmarshal(p, v)
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("invalid control message: %q must be %s, not %s", te.Field, jsonTypeName(te.Type), article(te.Value))
-	}
-	if err != nil {
-		return fmt.Errorf("invalid control message: %v", err)
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("invalid control message: %v", JSONError(err))
 	}
 	return nil
+}
+
+// JSONError returns err, an error of encoding/json's decoding, with a
+// value of the wrong type said in JSON's words, naming its field:
+// `"cols" must be an integer, not a string`. encoding/json names Go types
+// and structs there ("Go struct field Resize.cols of type uint16"), which
+// a client has no use for. Other errors are returned as they are. The
+// server's REST API words its bodies' errors with it too.
+func JSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	where := "the value"
+	if te.Field != "" {
+		where = strconv.Quote(te.Field)
+	}
+	return fmt.Errorf("%s must be %s, not %s", where, jsonTypeName(te.Type), article(te.Value))
 }
 
 // jsonValueName names the kind of the JSON value v, which is valid and
