@@ -89,7 +89,12 @@ export class SessionList {
   async load() {
     const live = await this.fetchPages(LIVE, LIVE_PAGES);
     const done = await this.fetchPages(ENDED, ENDED_PAGES);
-    this.error.textContent = '';
+    // While its database is unavailable the server lists only the
+    // sessions it holds in memory, and says so.
+    const partial = live.partial || done.partial;
+    this.error.textContent = partial
+      ? `Only the sessions the server holds in memory are listed: ${partial}`
+      : '';
     this.more.hidden = !live.more && !done.more;
     // Running sessions first, then the ended ones; newest first in each:
     // the one just created is where the eye is.
@@ -97,19 +102,22 @@ export class SessionList {
   }
 
   // fetchPages lists the sessions in the given statuses, at most pages
-  // pages of them; more says whether there were others.
+  // pages of them; more says whether there were others, and partial, when
+  // not empty, why a page held only the sessions in the server's memory.
   async fetchPages(status, pages) {
     const sessions = [];
     let cursor = '';
+    let partial = '';
     for (let page = 0; page < pages; page++) {
       const q = new URLSearchParams({ status, limit: String(PAGE_LIMIT) });
       if (cursor) q.set('cursor', cursor);
       const res = await api('GET', 'api/v1/sessions?' + q);
       sessions.push(...(res.sessions || []));
+      if (res.partial) partial = res.partial_reason || 'the database is unavailable';
       cursor = res.next_cursor || '';
       if (!cursor) break;
     }
-    return { sessions, more: cursor !== '' };
+    return { sessions, more: cursor !== '', partial };
   }
 
   render(sessions) {
