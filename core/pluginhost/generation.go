@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,10 +188,29 @@ func (e *pluginEnv) Spawn(ctx context.Context, req shared.SpawnRequest) (shared.
 // unavailability: the supervisor restarts it.
 func (e *pluginEnv) exitedError(err error) error {
 	if errors.Is(err, shared.ErrPluginExited) {
-		return fmt.Errorf("%w: plugin %s exited: %w", shared.ErrUnavailable, e.g.info.Name, err)
+		return &pluginExitedError{name: e.g.info.Name, err: err}
 	}
 	return err
 }
+
+// pluginExitedError is a call's err, which wraps shared.ErrPluginExited,
+// made an unavailability of the plugin name. Its message says that the
+// plugin exited once: "environment unavailable: plugin NAME exited: WHY".
+type pluginExitedError struct {
+	name string
+	err  error
+}
+
+func (e *pluginExitedError) Error() string {
+	msg := fmt.Sprintf("%v: plugin %s exited", shared.ErrUnavailable, e.name)
+	why := strings.TrimPrefix(e.err.Error(), shared.ErrPluginExited.Error())
+	if why = strings.TrimPrefix(why, ": "); why != "" {
+		msg += ": " + why
+	}
+	return msg
+}
+
+func (e *pluginExitedError) Unwrap() []error { return []error{shared.ErrUnavailable, e.err} }
 
 // keeper returns the process's Keeper, or an error wrapping
 // shared.ErrUnsupported for a plugin built before sessions could outlive

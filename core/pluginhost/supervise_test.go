@@ -765,6 +765,9 @@ func TestPluginDiesMidSpawn(t *testing.T) {
 			t.Fatalf("session %s: %+v, %v; want ERROR with a reason", id, rec, gerr)
 		}
 		for _, text := range []string{err.Error(), rec.StatusReason} {
+			if strings.Count(text, "exited") != 1 {
+				t.Errorf("create %s: %q does not say once that the plugin exited", id, text)
+			}
 			for _, internal := range []string{"/tmp/", "unix", "desc =", "transport", "error reading from server"} {
 				if strings.Contains(text, internal) {
 					t.Errorf("create %s: %q shows %q", id, text, internal)
