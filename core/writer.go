@@ -57,6 +57,10 @@ type pendingWrite struct {
 	// landed is set (under the writer's mu) once a batch has written it:
 	// the batch, not a save that replaces the row after it, calls after.
 	landed bool
+	// saves counts (under the writer's mu) the saves of its row begun
+	// while it waited: a reader that captured it skips it if one began
+	// since, as the row it reads may be the saved one (capture).
+	saves int
 }
 
 // takeOver merges newer, enqueued while p was being written, into p,
@@ -106,8 +110,9 @@ func (w *writer) update(id string, u SessionUpdate) {
 	w.updateThen(id, u, nil)
 }
 
-// updateThen is update, then calls then (when not nil), on the writer's
-// goroutine, once the change is in the store: written, merged into a write
+// updateThen is update, then calls then (when not nil), on the goroutine
+// of the write that lands it (the writer's, a flush's or a save's caller),
+// once the change is in the store: written, merged into a write
 // that landed, or made moot by the row's deletion or replacement. While
 // the store refuses the write, then waits with it.
 func (w *writer) updateThen(id string, u SessionUpdate, then func()) {
@@ -151,10 +156,21 @@ func (w *writer) overlay(rec *SessionRecord) {
 // (before overlay) to a row read from the store after it: a write that
 // lands between that read and overlay is in neither, and the row would
 // come back without it.
+//
+// A save of the row begun since (a create of the id, replacing the row of
+// an ended session) makes what was captured moot: the row read may be the
+// saved one, which the captured updates, of the session before, must not
+// touch. They are left out then, even when the save failed (the reader
+// sees the row without them, as before they were enqueued).
 func (w *writer) capture(id string) func(rec *SessionRecord) {
+	type held struct {
+		orig  *pendingWrite
+		saves int
+		copy  pendingWrite
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var held []pendingWrite
+	var hs []held
 	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
 		if p := m[id]; p != nil {
 			c := *p
@@ -162,15 +178,20 @@ func (w *writer) capture(id string) func(rec *SessionRecord) {
 				r := *p.rec
 				c.rec = &r
 			}
-			held = append(held, c)
+			hs = append(hs, held{orig: p, saves: p.saves, copy: c})
 		}
 	}
 	return func(rec *SessionRecord) {
-		for _, p := range held {
-			if p.rec != nil {
-				*rec = *p.rec
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, h := range hs {
+			if h.orig.saves != h.saves {
+				continue
 			}
-			p.upd.ApplyTo(rec)
+			if h.copy.rec != nil {
+				*rec = *h.copy.rec
+			}
+			h.copy.upd.ApplyTo(rec)
 		}
 	}
 }
@@ -241,6 +262,13 @@ func (w *writer) saveLocked(ctx context.Context, rec SessionRecord) ([]*pendingW
 		return nil, err
 	}
 	defer w.unlockRow(rec.ID)
+	w.mu.Lock()
+	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
+		if p := m[rec.ID]; p != nil {
+			p.saves++
+		}
+	}
+	w.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, writerTimeout)
 	defer cancel()
 	timer := prometheus.NewTimer(w.metrics.storeLatency)
@@ -389,20 +417,26 @@ func (w *writer) writeLocked(ctx context.Context) (landed []*pendingWrite, err e
 // it: nil when a save replaced it first. One that failed goes back to
 // pending, under anything enqueued meanwhile, before the row is let go.
 func (w *writer) writeRow(ctx context.Context, id string) (*pendingWrite, error) {
-	err := w.lockRow(ctx, id)
+	if err := w.lockRow(ctx, id); err != nil {
+		// Cut short without the row: a save may replace the write at any
+		// moment, so it is looked up and put back at once.
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		p := w.inflight[id]
+		if p == nil {
+			return nil, nil
+		}
+		w.requeueLocked(id, p)
+		return p, err
+	}
+	defer w.unlockRow(id)
 	w.mu.Lock()
 	p := w.inflight[id]
 	w.mu.Unlock()
 	if p == nil {
-		if err == nil {
-			w.unlockRow(id)
-		}
 		return nil, nil
 	}
-	if err == nil {
-		defer w.unlockRow(id)
-		err = w.write(ctx, id, p)
-	}
+	err := w.write(ctx, id, p)
 	if err != nil && p.rec == nil && errors.Is(err, ErrSessionNotFound) {
 		// The row was deleted (retention) while the session lingered:
 		// there is nothing left to update.
@@ -410,19 +444,24 @@ func (w *writer) writeRow(ctx context.Context, id string) (*pendingWrite, error)
 		err = nil
 	}
 	w.mu.Lock()
-	if err == nil {
-		p.landed = true
-		w.mu.Unlock()
-		return p, nil
+	defer w.mu.Unlock()
+	if err != nil {
+		w.requeueLocked(id, p)
+		return p, err
 	}
+	p.landed = true
+	return p, nil
+}
+
+// requeueLocked moves p, the batch's write for id that did not land, back
+// to pending, under anything enqueued since. w.mu must be held.
+func (w *writer) requeueLocked(id string, p *pendingWrite) {
 	delete(w.inflight, id)
 	if newer := w.pending[id]; newer != nil {
 		w.pending[id] = p.takeOver(newer)
 	} else {
 		w.pending[id] = p
 	}
-	w.mu.Unlock()
-	return p, err
 }
 
 func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
