@@ -222,7 +222,9 @@ func cutPage(recs []SessionRecord, limit int) ([]SessionRecord, string) {
 
 // memoryPage is QuerySessions's page of the sessions in this manager's
 // map, for when the store failed with err: those o selects, after after,
-// in the store's order, as they are in memory.
+// in the store's order, as they are in memory. Sessions still starting
+// are left out: during an outage their first row, which the store's
+// list would need, is almost never written, and the create fails.
 func (m *Manager) memoryPage(o ListOptions, after *SessionKey, err error) SessionPage {
 	m.mu.Lock()
 	held := make([]*session, 0, len(m.sessions))
@@ -239,7 +241,7 @@ func (m *Manager) memoryPage(o ListOptions, after *SessionKey, err error) Sessio
 	recs := []SessionRecord{}
 	for _, s := range held {
 		s.mu.Lock()
-		rec, gone := s.rec, s.state == stateDestroyed
+		rec, gone := s.rec, s.state == stateDestroyed || s.state == stateStarting
 		s.mu.Unlock()
 		if gone || o.EnvironmentID != "" && rec.EnvironmentID != o.EnvironmentID ||
 			len(o.Statuses) > 0 && !slices.Contains(o.Statuses, rec.Status) ||
