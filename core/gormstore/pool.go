@@ -35,9 +35,10 @@ import (
 
 // checkOnCheckout says whether the driver should check a connection it
 // takes from a pool with a round trip to the server (a ping) before it
-// sends a statement on it: one unused for more than a second, as the
-// driver's default, and one on which the server has sent something
-// unasked (serverSpoke). A connection PostgreSQL ended
+// sends a statement on it: one last taken from the pool more than a
+// second before, as the driver's default, and one on which the server has
+// sent something unasked (serverSpoke, or bytes the driver read ahead and
+// holds). A connection PostgreSQL ended
 // (pg_terminate_backend, a restart of the server, a failover) has the
 // server's farewell, or the end of the stream, waiting on its socket: it
 // fails the ping and is replaced by a new one, with nothing sent. With the
@@ -47,7 +48,8 @@ import (
 // Looking at the socket costs a system call, not a round trip per
 // statement.
 func checkOnCheckout(_ context.Context, p stdlib.ShouldPingParams) bool {
-	return p.IdleDuration > time.Second || serverSpoke(p.Conn.PgConn().Conn())
+	pc := p.Conn.PgConn()
+	return p.IdleDuration > time.Second || pc.Frontend().ReadBufferLen() > 0 || serverSpoke(pc.Conn())
 }
 
 // DefaultMaxConns is the most connections to PostgreSQL that the requests

@@ -28,10 +28,12 @@ func serverSpoke(c net.Conn) bool {
 	}
 	spoke := true
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read would take the descriptor's read lock, and
+	// wait behind a read the driver's background reader may have left
+	// blocked on it. A peek with MSG_DONTWAIT never waits.
+	err = rc.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		spoke = n > 0 || err == nil || !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR)
-		return true // one look, never a wait
+		spoke = n > 0 || err == nil || !errors.Is(err, syscall.EAGAIN)
 	})
 	return spoke || err != nil
 }

@@ -53,3 +53,44 @@ func waitSpoke(t *testing.T, c net.Conn, when string) {
 		}
 	}
 }
+
+// serverSpoke does not wait behind a read in progress on the connection
+// (the driver's background reader can leave one blocked): it looks at the
+// socket without the descriptor's read lock. (Found by a review: it
+// waited until the server spoke.)
+func TestServerSpokeBesideABlockedRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		b := make([]byte, 8192)
+		client.Read(b) // blocked until the server writes
+	}()
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan bool, 1)
+	go func() { done <- serverSpoke(client) }()
+	select {
+	case spoke := <-done:
+		if spoke {
+			t.Error("a quiet connection with a read in progress: spoke")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("serverSpoke still waiting after 2 s behind a read in progress")
+	}
+	server.Write([]byte("E"))
+	<-read
+}
