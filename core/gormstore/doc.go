@@ -45,10 +45,11 @@
 // A *DB is safe for concurrent use by many goroutines; every method honours
 // its ctx. SQLite runs in WAL mode with a busy timeout, so concurrent
 // writers in one process wait for each other instead of failing with
-// SQLITE_BUSY: on Open's connections, 10 s at most and no longer than the
-// statement's ctx has until its deadline (sqlitebusy.go); a connection of
-// New's waits its own busy timeout, whatever the ctx, since SQLite's wait
-// for a lock ignores the driver's interrupt. Writes are single statements, outside any transaction
+// SQLITE_BUSY: on Open's connections, 10 s (or the DSN's busy_timeout) at
+// most and no longer than the statement's ctx has until its deadline
+// (sqlitebusy.go); a connection of New's waits its own busy timeout,
+// whatever the ctx, since SQLite's wait for a lock ignores the driver's
+// interrupt. Writes are single statements, outside any transaction
 // (GORM's default one is skipped). On PostgreSQL, Open's connections have
 // PostgreSQL end a transaction left 5 s without a statement
 // (idle_in_transaction_session_timeout, unless the DSN sets it), so that

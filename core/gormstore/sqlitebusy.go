@@ -80,8 +80,9 @@ type sqliteConn interface {
 }
 
 // busyConn is a connection whose busy timeout follows each statement's
-// context: the time left until its deadline, rounded down to busyStep,
-// at most max, the timeout the DSN gave the connection.
+// context: the time left until its deadline, rounded down to busyStep
+// (at least a millisecond), at most max, the timeout the DSN gave the
+// connection.
 type busyConn struct {
 	sqliteConn
 	max, set time.Duration
@@ -91,7 +92,13 @@ type busyConn struct {
 func (c *busyConn) follow(ctx context.Context) error {
 	wait := c.max
 	if deadline, ok := ctx.Deadline(); ok {
-		wait = max(min(wait, time.Until(deadline).Truncate(busyStep)), 0)
+		left := time.Until(deadline)
+		if left > busyStep {
+			left = left.Truncate(busyStep)
+		}
+		// At least a millisecond: 0 would turn the wait off, and a
+		// statement whose deadline is near fail at once.
+		wait = max(min(wait, left), time.Millisecond)
 	}
 	if wait == c.set {
 		return nil
