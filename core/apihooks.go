@@ -60,12 +60,7 @@ func (m *Manager) EndedSession(ctx context.Context, id string) (rec SessionRecor
 	case errors.Is(err, ErrSessionNotFound):
 		return SessionRecord{}, false, nil
 	default:
-		// A row still to be written answers for the store, as in
-		// GetSession.
-		var pending bool
-		if rec, pending = m.writer.pendingRecord(id); !pending {
-			return SessionRecord{}, false, storeFailed(fmt.Errorf("reading session %q: %w", id, err))
-		}
+		return SessionRecord{}, false, storeFailed(fmt.Errorf("reading session %q: %w", id, err))
 	}
 	if rec.Status != StatusTerminated && rec.Status != StatusError {
 		return SessionRecord{}, false, nil

@@ -312,7 +312,9 @@ func TestEndedSessionStoreDown(t *testing.T) {
 		h.m.mu.Lock()
 		inMap := h.m.sessions["s"] != nil
 		h.m.mu.Unlock()
-		_, pending := h.m.writer.pendingRecord("s")
+		h.m.writer.mu.Lock()
+		pending := h.m.writer.pending["s"] != nil || h.m.writer.inflight["s"] != nil
+		h.m.writer.mu.Unlock()
 		return !inMap && !pending && h.store.row(t, "s").Status == StatusTerminated
 	})
 	st.set("GetSession", "fail")

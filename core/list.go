@@ -41,9 +41,6 @@ func (m *Manager) GetSession(ctx context.Context, id string) (SessionRecord, err
 		return lingering.snapshot(), nil
 	}
 	if err != nil {
-		if rec, ok := m.writer.pendingRecord(id); ok {
-			return rec, nil
-		}
 		if errors.Is(err, ErrSessionNotFound) {
 			return SessionRecord{}, fmt.Errorf("%w: %q", ErrSessionNotFound, id)
 		}

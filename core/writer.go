@@ -46,10 +46,9 @@ type writer struct {
 	done chan struct{}
 }
 
-// pendingWrite is what waits to be written for one session: a whole row
-// (when the row is new or replaced) and/or an update on top of it.
+// pendingWrite is what waits to be written for one session: an update of
+// its row. A whole row is written at once, by saveNow.
 type pendingWrite struct {
-	rec *SessionRecord
 	upd SessionUpdate
 	// after are called once the write holding them has landed (or has
 	// nothing left to land on: the row was deleted or replaced whole).
@@ -64,13 +63,8 @@ type pendingWrite struct {
 }
 
 // takeOver merges newer, enqueued while p was being written, into p,
-// which failed and goes back to pending: newer's update on top of p's, or,
-// when newer replaces the row whole, newer with p's callbacks.
+// which failed and goes back to pending: newer's update on top of p's.
 func (p *pendingWrite) takeOver(newer *pendingWrite) *pendingWrite {
-	if newer.rec != nil {
-		newer.after = append(p.after, newer.after...)
-		return newer
-	}
 	p.upd.Merge(newer.upd)
 	p.after = append(p.after, newer.after...)
 	return p
@@ -144,9 +138,6 @@ func (w *writer) overlay(rec *SessionRecord) {
 	defer w.mu.Unlock()
 	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
 		if p := m[rec.ID]; p != nil {
-			if p.rec != nil {
-				*rec = *p.rec
-			}
 			p.upd.ApplyTo(rec)
 		}
 	}
@@ -166,54 +157,25 @@ func (w *writer) capture(id string) func(rec *SessionRecord) {
 	type held struct {
 		orig  *pendingWrite
 		saves int
-		copy  pendingWrite
+		upd   SessionUpdate
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var hs []held
 	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
 		if p := m[id]; p != nil {
-			c := *p
-			if p.rec != nil {
-				r := *p.rec
-				c.rec = &r
-			}
-			hs = append(hs, held{orig: p, saves: p.saves, copy: c})
+			hs = append(hs, held{orig: p, saves: p.saves, upd: p.upd})
 		}
 	}
 	return func(rec *SessionRecord) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, h := range hs {
-			if h.orig.saves != h.saves {
-				continue
-			}
-			if h.copy.rec != nil {
-				*rec = *h.copy.rec
-			}
-			h.copy.upd.ApplyTo(rec)
-		}
-	}
-}
-
-// pendingRecord returns the whole row still to be written for id, if
-// there is one.
-func (w *writer) pendingRecord(id string) (SessionRecord, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var rec SessionRecord
-	found := false
-	for _, m := range []map[string]*pendingWrite{w.inflight, w.pending} {
-		if p := m[id]; p != nil {
-			if p.rec != nil {
-				rec, found = *p.rec, true
-			}
-			if found {
-				p.upd.ApplyTo(&rec)
+			if h.orig.saves == h.saves {
+				h.upd.ApplyTo(rec)
 			}
 		}
 	}
-	return rec, found
 }
 
 // run writes until ctx ends, then returns. Call flush after it to write
@@ -437,7 +399,7 @@ func (w *writer) writeRow(ctx context.Context, id string) (*pendingWrite, error)
 		return nil, nil
 	}
 	err := w.write(ctx, id, p)
-	if err != nil && p.rec == nil && errors.Is(err, ErrSessionNotFound) {
+	if errors.Is(err, ErrSessionNotFound) {
 		// The row was deleted (retention) while the session lingered:
 		// there is nothing left to update.
 		w.log.Debug("session row gone; update dropped", "session_id", id)
@@ -468,11 +430,6 @@ func (w *writer) write(ctx context.Context, id string, p *pendingWrite) error {
 	defer prometheus.NewTimer(w.metrics.storeLatency).ObserveDuration()
 	ctx, cancel := context.WithTimeout(ctx, writerTimeout)
 	defer cancel()
-	if p.rec != nil {
-		rec := *p.rec
-		p.upd.ApplyTo(&rec)
-		return w.store.SaveSession(ctx, rec)
-	}
 	return w.store.UpdateSession(ctx, id, p.upd)
 }
 
