@@ -12,20 +12,7 @@ import (
 // serverSpoke sees what a server sent unasked, and the end of the stream,
 // without reading it, and nothing on a quiet connection.
 func TestServerSpoke(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	if serverSpoke(client) {
 		t.Error("a quiet connection: spoke")
 	}
@@ -59,21 +46,7 @@ func waitSpoke(t *testing.T, c net.Conn, when string) {
 // socket without the descriptor's read lock. (Found by a review: it
 // waited until the server spoke.)
 func TestServerSpokeBesideABlockedRead(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
@@ -93,4 +66,26 @@ func TestServerSpokeBesideABlockedRead(t *testing.T) {
 	}
 	server.Write([]byte("E"))
 	<-read
+}
+
+// tcpPair returns the two ends of a TCP connection on loopback, closed at
+// the test's end.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }
