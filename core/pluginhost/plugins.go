@@ -341,16 +341,20 @@ func (p *Plugins) find(name string) (*supervised, error) {
 // plugin_restarted — closes its circuit, and starts it again. It returns
 // the plugin's status once the start succeeded or failed; if ctx ends
 // first, the restart goes on and the status says starting. A Restart
-// called while another is under way joins it and returns its outcome. An unknown name
-// wraps core.ErrPluginNotFound.
+// called while another is under way joins it and returns its outcome; one
+// called after another answered restarts the plugin again. An unknown
+// name wraps core.ErrPluginNotFound.
 func (p *Plugins) Restart(ctx context.Context, name string) (core.PluginStatus, error) {
 	s, err := p.find(name)
 	if err != nil {
 		return core.PluginStatus{}, err
 	}
-	reply := make(chan core.PluginStatus, 1)
+	s.mu.Lock()
+	req := restartRequest{reply: make(chan core.PluginStatus, 1), ticket: s.requested}
+	s.mu.Unlock()
+	reply := req.reply
 	select {
-	case s.restartC <- reply:
+	case s.restartC <- req:
 	case <-p.ctx.Done():
 		return core.PluginStatus{}, fmt.Errorf("plugin %s: %w: the plugins are stopping", name, shared.ErrUnavailable)
 	case <-ctx.Done():

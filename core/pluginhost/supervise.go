@@ -24,7 +24,7 @@ type supervised struct {
 	conf     Config
 	builtin  bool
 	log      *slog.Logger
-	restartC chan chan core.PluginStatus // operator restarts, answered after the attempt
+	restartC chan restartRequest // operator restarts, answered after the attempt
 	// adopted is the process of a previous server that Load reattached
 	// to, the plugin's first generation; set before run starts, then
 	// never changed.
@@ -46,6 +46,7 @@ type supervised struct {
 	sum         string
 	gen         *generation // the running process; nil unless running
 	restarts    int
+	requested   int         // the operator's restarts done (restartRequest.ticket)
 	crashes     []time.Time // within the crash window, oldest first
 	nextAttempt time.Time
 }
@@ -57,7 +58,7 @@ func newSupervised(p *Plugins, c Config) *supervised {
 		conf:     c,
 		builtin:  IsBuiltin(c.Name),
 		log:      p.log.With("plugin", c.Name),
-		restartC: make(chan chan core.PluginStatus),
+		restartC: make(chan restartRequest),
 		path:     filepath.Join(p.opts.Dir, ExecutablePrefix+c.Name),
 		state:    core.PluginStarting,
 	}
@@ -188,28 +189,63 @@ func (s *supervised) run(ctx context.Context) {
 				scheduleAfterCrash(err.Error())
 			}
 
-		case reply := <-s.restartC:
-			stopRetry()
-			if g != nil {
-				s.log.Info("restarting the plugin on request; its sessions end", "pid", g.pid)
-				g.stop(ctx, core.ReasonPluginRestarted)
-				g = nil
-			}
+		case req := <-s.restartC:
 			s.mu.Lock()
-			s.crashes = nil // the operator closes the circuit
+			answered := req.ticket < s.requested
 			s.mu.Unlock()
-			g, _ = s.launch(ctx, true)
-			st := s.status()
-			reply <- st
-			// Requests made while it was under way join it: a second
-			// restart would end the sessions created after this one.
-			for joined := true; joined; {
-				select {
-				case r := <-s.restartC:
-					r <- st
-				default:
-					joined = false
+			if answered {
+				// Asked for while the last one was under way, and
+				// sent only after its end: it joins it.
+				req.reply <- s.status()
+				continue
+			}
+			stopRetry()
+			g = s.restartOnRequest(ctx, g, req)
+		}
+	}
+}
+
+// restartRequest is an operator's restart: reply gets the plugin's status
+// after it; ticket is how many such restarts were done when it was asked
+// for (supervised.requested).
+type restartRequest struct {
+	reply  chan core.PluginStatus
+	ticket int
+}
+
+// restartOnRequest stops g, if any, closes the circuit and launches the
+// plugin again, for req and every request made while it was under way,
+// which join it: a second restart would end the sessions created after
+// this one. A request made after it, found waiting, is a restart of its
+// own. It returns the new generation.
+func (s *supervised) restartOnRequest(ctx context.Context, g *generation, req restartRequest) *generation {
+	for {
+		if g != nil {
+			s.log.Info("restarting the plugin on request; its sessions end", "pid", g.pid)
+			g.stop(ctx, core.ReasonPluginRestarted)
+			g = nil
+		}
+		s.mu.Lock()
+		s.crashes = nil // the operator closes the circuit
+		s.mu.Unlock()
+		g, _ = s.launch(ctx, true)
+		s.mu.Lock()
+		s.requested++
+		done := s.requested
+		s.mu.Unlock()
+		st := s.status()
+		req.reply <- st
+		next := false
+		for !next {
+			select {
+			case r := <-s.restartC:
+				if r.ticket < done {
+					r.reply <- st
+					continue
 				}
+				req, next = r, true
+			default:
+				return g
 			}
 		}
 	}

@@ -776,3 +776,30 @@ func TestPluginDiesMidSpawn(t *testing.T) {
 		}
 	}
 }
+
+// A restart asked for after the one before answered restarts the plugin
+// again: only requests made while one is under way join it. (Found by a
+// review: a request sent just after the answer was joined to it.)
+func TestSequentialRestartsAreNotJoined(t *testing.T) {
+	ctx := pluginsContext(t)
+	dir := t.TempDir()
+	linkPlugin(t, dir, "fake", fakePluginBin(t))
+	p, err := loadPlugins(ctx, t, Options{Dir: dir, Plugins: []Config{{Name: "fake"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 50 {
+		st1, err := p.Restart(ctx, "fake")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st2, err := p.Restart(ctx, "fake")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st2.Restarts != st1.Restarts+1 {
+			t.Fatalf("round %d: the second restart was joined to the first: restarts %d then %d", i, st1.Restarts, st2.Restarts)
+		}
+	}
+}
