@@ -62,7 +62,7 @@ func (c *compatClient) handle(ctx context.Context, p []byte) {
 		return
 	}
 	if err := json.Unmarshal(p, &msg); err != nil {
-		c.reject(fmt.Sprintf("invalid message: %v; want a JSON object with a \"type\"", wsproto.JSONError(err)))
+		c.reject(fmt.Sprintf("invalid message: %v; want a JSON object with a \"type\"", wsproto.JSONError(err, &msg)))
 		return
 	}
 	switch msg.Type {

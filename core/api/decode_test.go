@@ -60,8 +60,8 @@ func TestDecode(t *testing.T) {
 func TestDecodeTypeErrors(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"command":"ls"}`:            `request body: "command" must be an array, not a string`,
-		`{"command":[1]}`:             `request body: "command" must be a string, not a number`,
-		`{"env":{"A":1}}`:             `request body: "env" must be a string, not a number`,
+		`{"command":[1]}`:             `request body: each element of "command" must be a string, not a number`,
+		`{"env":{"A":1}}`:             `request body: each value of "env" must be a string, not a number`,
 		`{"env":["A=1"]}`:             `request body: "env" must be an object, not an array`,
 		`{"cols":"80"}`:               `request body: "cols" must be an integer, not a string`,
 		`{"cols":1.5}`:                `request body: "cols" must be an integer, not the number 1.5`,
@@ -69,6 +69,7 @@ func TestDecodeTypeErrors(t *testing.T) {
 		`{"max_clients":true}`:        `request body: "max_clients" must be an integer, not a boolean`,
 		`{"id":{}}`:                   `request body: "id" must be a string, not an object`,
 		`{"cols":80,"command":"ls"} `: `request body: "command" must be an array, not a string`,
+		`{"unset_env":[true]}`:        `request body: each element of "unset_env" must be a string, not a boolean`,
 	} {
 		var v sessionRequest
 		err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &v)
@@ -124,5 +125,25 @@ func TestDecodeEndpoints(t *testing.T) {
 	}
 	if code, body := api.do(t, "GET", "/api/v1/sessions/s1", ""); code != 200 || body["restarts"] != nil {
 		t.Errorf("session s1: %d %v, want it never restarted", code, body)
+	}
+}
+
+// A PUT of an environment may send back what a GET gave, created_at and
+// updated_at included, which are ignored; a value of the wrong type there
+// is refused in JSON's words, not Go's time parser's. (Found by a review:
+// "Time.UnmarshalJSON: input is not a JSON string".)
+func TestUpdateEnvironmentTimesInJSONWords(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	for body, want := range map[string]string{
+		`{"created_at":42}`:   `"created_at" must be a string, not a number`,
+		`{"updated_at":true}`: `"updated_at" must be a string, not a boolean`,
+	} {
+		code, out := api.do(t, "PUT", "/api/v1/environments/fake", body)
+		if msg, _ := out["error"].(string); code != 400 || !strings.Contains(msg, want) {
+			t.Errorf("PUT %s: %d %q; want 400 saying %s", body, code, msg, want)
+		}
+	}
+	if code, out := api.do(t, "PUT", "/api/v1/environments/fake", `{"created_at":"yesterday"}`); code != 200 {
+		t.Errorf("PUT with a created_at that is not a date, which is ignored: %d %v", code, out)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/ptyhost/ptyhost/core"
 )
@@ -88,9 +87,9 @@ type environmentUpdateRequest struct {
 	// Nodes replaces the nodes that serve the environment; [] clears it
 	// (every node serves it); absent or null leaves it.
 	Nodes *[]string `json:"nodes"`
-	// Sent back from a GET; ignored.
-	CreatedAt *time.Time `json:"created_at"`
-	UpdatedAt *time.Time `json:"updated_at"`
+	// Sent back from a GET; ignored (a string, whatever it says).
+	CreatedAt *string `json:"created_at"`
+	UpdatedAt *string `json:"updated_at"`
 }
 
 func (h *handler) updateEnvironment(w http.ResponseWriter, r *http.Request) {

@@ -292,7 +292,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: request body: %v", core.ErrInvalidArgument, wsproto.JSONError(err))
+		return fmt.Errorf("%w: request body: %v", core.ErrInvalidArgument, wsproto.JSONError(err, v))
 	}
 	// Only white space may follow the object. Decoder.More is no test
 	// of that: it reports false before a stray '}' or ']'.

@@ -23,18 +23,20 @@ func decodeControl(p []byte, v any) error {
 		return fmt.Errorf("%s, not %s", errNotObject, jsonValueName(t))
 	}
 	if err := json.Unmarshal(p, v); err != nil {
-		return fmt.Errorf("invalid control message: %v", JSONError(err))
+		return fmt.Errorf("invalid control message: %v", JSONError(err, v))
 	}
 	return nil
 }
 
-// JSONError returns err, an error of encoding/json's decoding, with a
-// value of the wrong type said in JSON's words, naming its field:
-// `"cols" must be an integer, not a string`. encoding/json names Go types
-// and structs there ("Go struct field Resize.cols of type uint16"), which
-// a client has no use for. Other errors are returned as they are. The
+// JSONError returns err, an error of encoding/json's decoding into v,
+// with a value of the wrong type said in JSON's words, naming its field:
+// `"cols" must be an integer, not a string`, or `each element of
+// "command" must be a string, not a number` when the field is an array
+// (an object's values: `each value of`). encoding/json names Go types and
+// structs there ("Go struct field Resize.cols of type uint16"), which a
+// client has no use for. Other errors are returned as they are. The
 // server's REST API words its bodies' errors with it too.
-func JSONError(err error) error {
+func JSONError(err error, v any) error {
 	var te *json.UnmarshalTypeError
 	if !errors.As(err, &te) {
 		return err
@@ -42,8 +44,49 @@ func JSONError(err error) error {
 	where := "the value"
 	if te.Field != "" {
 		where = strconv.Quote(te.Field)
+		if ft := fieldType(reflect.TypeOf(v), te.Field); ft != nil && deref(ft) != deref(te.Type) {
+			switch deref(ft).Kind() {
+			case reflect.Slice, reflect.Array:
+				where = "each element of " + where
+			case reflect.Map:
+				where = "each value of " + where
+			}
+		}
 	}
 	return fmt.Errorf("%s must be %s, not %s", where, jsonTypeName(te.Type), article(te.Value))
+}
+
+// fieldType returns the type of the field at path (JSON names joined by
+// dots, as UnmarshalTypeError.Field has them) in the struct t, or nil.
+func fieldType(t reflect.Type, path string) reflect.Type {
+	for name := range strings.SplitSeq(path, ".") {
+		t = deref(t)
+		if t == nil || t.Kind() != reflect.Struct {
+			return nil
+		}
+		var found reflect.Type
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+				found = f.Type
+				break
+			}
+		}
+		if found == nil {
+			return nil
+		}
+		t = found
+	}
+	return t
+}
+
+// deref returns t without its pointers.
+func deref(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 // jsonValueName names the kind of the JSON value v, which is valid and
