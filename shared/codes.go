@@ -46,9 +46,25 @@ func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		// Already a status, for example from a nested gRPC call. Pass it on
-		// unchanged rather than wrapping a status in a status.
+	if st, ok := status.FromError(err); ok {
+		// Already a status, for example from a nested gRPC call: passed on
+		// rather than wrapped in a status, with an ErrorDetail of its
+		// code's kind unless it has one (a nested ptyhost server's), so
+		// that the host takes it for the plugin's answer, not for a
+		// failure of its connection to the plugin (fromStatus).
+		if _, ours := errorKind(st); ours {
+			return err
+		}
+		kind := proto.ErrorKind_ERROR_KIND_UNSPECIFIED
+		for _, row := range errorCodes {
+			if row.code == st.Code() {
+				kind = row.kind
+				break
+			}
+		}
+		if withDetail, derr := st.WithDetails(&proto.ErrorDetail{Kind: kind}); derr == nil {
+			return withDetail.Err()
+		}
 		return err
 	}
 	code, kind := codes.Unknown, proto.ErrorKind_ERROR_KIND_UNSPECIFIED

@@ -66,10 +66,25 @@ func TestToStatus(t *testing.T) {
 	if back.Error() != "disk on fire" || errors.Unwrap(back) != nil {
 		t.Errorf("fromStatus(unknown) = %q wrapping %v, want the plain message", back, errors.Unwrap(back))
 	}
-	// A status passes through unchanged.
+	// A status passes through with its code and message.
 	nested := status.Error(codes.ResourceExhausted, "too much")
 	if got := toStatus(nested); status.Code(got) != codes.ResourceExhausted {
 		t.Errorf("toStatus(status) code = %v, want ResourceExhausted", status.Code(got))
+	}
+	// A plugin's own call's Unavailable (a containerd client's, say)
+	// reaches the host as the plugin's answer, with its reason: not as a
+	// lost connection to the plugin. (Found by a review: it read "plugin
+	// exited: the connection to the plugin was lost".)
+	own := status.Error(codes.Unavailable, "connection error: dial unix /run/containerd/containerd.sock: no such file")
+	back = fromStatus(toStatus(own))
+	if !errors.Is(back, ErrUnavailable) || errors.Is(back, ErrPluginExited) || !strings.Contains(back.Error(), "containerd.sock") {
+		t.Errorf("a plugin's own Unavailable status at the host: %q (ErrUnavailable %v, ErrPluginExited %v); want ErrUnavailable with its reason",
+			back, errors.Is(back, ErrUnavailable), errors.Is(back, ErrPluginExited))
+	}
+	// One that a nested ptyhost server sent keeps its kind.
+	inner := toStatus(fmt.Errorf("gone: %w", ErrSessionNotFound))
+	if back := fromStatus(toStatus(inner)); !errors.Is(back, ErrSessionNotFound) {
+		t.Errorf("a nested ptyhost status at the host: %q, want ErrSessionNotFound", back)
 	}
 }
 
