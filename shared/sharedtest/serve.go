@@ -57,15 +57,19 @@ const closeAllTimeout = 10 * time.Second
 //
 // The plugin inherits the test's environment (set variables with t.Setenv
 // before calling Launch); its log lines go to the test's output at warn
-// level or above, or at the level PTYHOST_PLUGIN_LOG_LEVEL names. A plugin
+// level or above, or at the level PTYHOST_PLUGIN_LOG_LEVEL names (a value
+// that names no level fails the test). A plugin
 // that does not start or does not serve an environment fails the test. The
 // test's cleanup stops the plugin, which kills and closes whatever sessions
 // are still open, and waits for it to exit.
 func Launch(t testing.TB, path string) shared.Environment {
 	t.Helper()
-	level := hclog.LevelFromString(os.Getenv(shared.LogLevelEnv))
-	if level == hclog.NoLevel {
-		level = hclog.Warn
+	level := hclog.Warn
+	if v := os.Getenv(shared.LogLevelEnv); v != "" {
+		var err error
+		if level, err = shared.ParseLogLevel(v); err != nil {
+			t.Fatalf("%s: %v", shared.LogLevelEnv, err)
+		}
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,

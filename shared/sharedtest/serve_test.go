@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +138,38 @@ func TestLaunchHostPlugin(t *testing.T) {
 		BadConfig: json.RawMessage(`{"shel": "/bin/sh"}`),
 		Dir:       t.TempDir(),
 	})
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and ends
+// the goroutine, as a test's does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// Launch fails the test on a PTYHOST_PLUGIN_LOG_LEVEL that names no
+// level, as the server refuses to start on one; it fell back to warn
+// without a word.
+func TestLaunchRefusesABadLogLevel(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakePluginEnv, "1")
+	t.Setenv(shared.LogLevelEnv, "bogus")
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sharedtest.Launch(r, exe)
+	}()
+	<-done
+	if !strings.Contains(r.msg, "bogus") || !strings.Contains(r.msg, shared.LogLevelEnv) {
+		t.Errorf("Launch with a bad log level: failed with %q, want the variable and its value named", r.msg)
+	}
 }
