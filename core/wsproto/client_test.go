@@ -32,6 +32,24 @@ func accept(t *testing.T, w http.ResponseWriter, r *http.Request, protos ...stri
 	return c
 }
 
+// helloServer serves one client: the hello of session s1 at offset 0,
+// then output, if any, as one binary message; then it waits until the
+// client closes.
+func helloServer(t *testing.T, output []byte) string {
+	return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		if c == nil {
+			return
+		}
+		defer c.CloseNow()
+		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`))
+		if output != nil {
+			_ = c.Write(r.Context(), websocket.MessageBinary, output)
+		}
+		_, _, _ = c.Read(r.Context()) // until the client closes
+	})
+}
+
 func ctx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -108,16 +126,7 @@ func TestNextGrowsItsBuffer(t *testing.T) {
 	for i := range big {
 		big[i] = byte(i)
 	}
-	url := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-		c := accept(t, w, r)
-		if c == nil {
-			return
-		}
-		defer c.CloseNow()
-		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`))
-		_ = c.Write(r.Context(), websocket.MessageBinary, big)
-		_, _, _ = c.Read(r.Context()) // until the client closes
-	})
+	url := helloServer(t, big)
 	c, err := Dial(ctx(t), url, DialOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -244,15 +253,7 @@ func TestBadOffsets(t *testing.T) {
 // Close is safe to call more than once, and after CloseWith: every call
 // returns nil (a second one returned "use of closed network connection").
 func TestCloseTwice(t *testing.T) {
-	url := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-		c := accept(t, w, r)
-		if c == nil {
-			return
-		}
-		defer c.CloseNow()
-		_ = c.Write(r.Context(), websocket.MessageText, []byte(`{"type":"hello","session_id":"s1","cols":80,"rows":24,"offset":0}`))
-		_, _, _ = c.Read(r.Context()) // until the client closes
-	})
+	url := helloServer(t, nil)
 	c, err := Dial(ctx(t), url, DialOptions{})
 	if err != nil {
 		t.Fatal(err)
