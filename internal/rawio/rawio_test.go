@@ -5,6 +5,7 @@ package rawio
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -447,5 +448,71 @@ func TestWriteNowSwitchedToBlocking(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("WriteNow still blocked after the drain")
+	}
+}
+
+// Reads, writes and CanWrite allocate nothing: a keystroke's echo makes
+// several of each in every process, and what they allocated was most of
+// what a keystroke cost the core, a garbage collection every few thousand
+// keystrokes.
+func TestNoAllocations(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fr, fw := New(r), New(w)
+	a, b := tcpPair(t)
+	ca, cb := NewConn(a), NewConn(b)
+	ca.SetWriteWait(time.Second)
+	key, buf := []byte("k"), make([]byte, 8)
+	for name, f := range map[string]func() error{
+		"file": func() error {
+			if _, err := fw.WriteNow(key); err != nil {
+				return err
+			}
+			if _, err := fr.Read(buf); err != nil {
+				return err
+			}
+			if _, err := fw.Write(key); err != nil {
+				return err
+			}
+			if _, err := fr.ReadNow(buf); err != nil {
+				return err
+			}
+			if _, err := fr.ReadNext(buf); err != syscall.EAGAIN {
+				return fmt.Errorf("ReadNext of an empty pipe: %v", err)
+			}
+			if !fw.CanWrite() {
+				return errors.New("CanWrite false on an empty pipe")
+			}
+			return nil
+		},
+		"conn": func() error {
+			if _, err := ca.Write(key); err != nil {
+				return err
+			}
+			if _, err := cb.Read(buf); err != nil {
+				return err
+			}
+			if !ca.CanWrite() {
+				return errors.New("CanWrite false on an empty socket")
+			}
+			return nil
+		},
+	} {
+		var ferr error
+		allocs := testing.AllocsPerRun(200, func() {
+			if err := f(); err != nil && ferr == nil {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			t.Fatalf("%s: %v", name, ferr)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per round, want none", name, allocs)
+		}
 	}
 }

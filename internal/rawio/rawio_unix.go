@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,6 +44,106 @@ type FD struct {
 	// file non-blocking: ReadNext relies on it. Only Read, of which
 	// there is one at a time, and ReadNext use it.
 	readRaw bool
+
+	// r, w and ctl hold the raw call under way: reads', writes' and
+	// CanWrite's. A function handed to the raw connection escapes, so a
+	// closure per call would be allocated per call, several per
+	// keystroke, and with them the garbage collections that stall a
+	// keystroke's echo. Each one's lock has the calls of its kind take
+	// turns, as the runtime's own lock of the descriptor has reads and
+	// writes take turns anyway.
+	r, w, ctl  call
+	canWriteFn func(fd uintptr) // ctl's fn, as Control takes it
+}
+
+// call is one raw call's arguments and results, and fn, the function the
+// raw connection runs for it, bound to it once (New).
+type call struct {
+	mu sync.Mutex
+	f  *FD
+	fn func(fd uintptr) bool
+
+	kind     callKind
+	p        []byte
+	n        int
+	blocking bool  // the file was found in blocking mode
+	errno    error // the system call's
+	// waiting, for a write, runs each time the write must wait, until it
+	// reports that it armed the write's bound (armed).
+	waiting func() bool
+	armed   bool
+	ok      bool // CanWrite's answer
+}
+
+// callKind says what a call's fn does.
+type callKind uint8
+
+const (
+	readWaiting   callKind = iota // Read: one read, again after the poller while nothing is there
+	readOnce                      // ReadNow: one read
+	readUnchecked                 // ReadNext: one read, the mode not checked
+	writeAll                      // Write: writes until all of p is taken
+	writeOnce                     // WriteNow: one write
+	canWriteNow                   // CanWrite
+)
+
+// run makes c's system calls on fd, as c.kind says; the raw connection
+// calls it (as c.fn) and waits in the poller while it returns false.
+func (c *call) run(fd uintptr) bool {
+	f := c.f
+	switch c.kind {
+	case readWaiting:
+		c.n, c.blocking, c.errno = f.now(int(fd), c.p, recv, read, true)
+		return c.blocking || c.errno != syscall.EAGAIN
+	case readOnce:
+		c.n, c.blocking, c.errno = f.now(int(fd), c.p, recv, read, true)
+	case readUnchecked:
+		c.n, c.blocking, c.errno = f.now(int(fd), c.p, recv, read, false)
+	case writeOnce:
+		c.n, c.blocking, c.errno = f.now(int(fd), c.p, send, write, true)
+	case writeAll:
+		return c.writeAll(fd)
+	case canWriteNow:
+		c.ok = canWrite(int(fd))
+	}
+	return true
+}
+
+// writeAll writes c.p from c.n on; false when it must wait for room.
+func (c *call) writeAll(fd uintptr) bool {
+	for c.n < len(c.p) {
+		m, b, err := c.f.now(int(fd), c.p[c.n:], send, write, true)
+		switch {
+		case b:
+			c.blocking = true
+			return true
+		case err == syscall.EAGAIN:
+			if c.waiting != nil && !c.armed {
+				c.armed = c.waiting()
+			}
+			return false
+		case err != nil:
+			c.errno = os.NewSyscallError("write", err)
+			return true
+		case m == 0:
+			c.errno = io.ErrUnexpectedEOF
+			return true
+		}
+		c.n += m
+	}
+	return true
+}
+
+// begin takes c for a call of kind with p; end gives it back.
+func (c *call) begin(kind callKind, p []byte) {
+	c.mu.Lock()
+	c.kind, c.p = kind, p
+	c.n, c.blocking, c.errno, c.armed = 0, false, nil, false
+}
+
+func (c *call) end() {
+	c.p, c.errno = nil, nil // keep no caller's buffer
+	c.mu.Unlock()
 }
 
 // New returns c's descriptor as an FD; nil if it is neither a socket nor
@@ -64,19 +165,13 @@ func New(c syscall.Conn) *FD {
 	if f == nil && !sock {
 		return nil
 	}
-	return &FD{rc: rc, file: f, socket: sock && socketsRaw}
+	fd := &FD{rc: rc, file: f, socket: sock && socketsRaw}
+	for _, c := range []*call{&fd.r, &fd.w, &fd.ctl} {
+		c.f, c.fn = fd, c.run
+	}
+	fd.canWriteFn = func(u uintptr) { fd.ctl.run(u) }
+	return fd
 }
-
-// readNow makes one raw read of fd, or says it must not (blocking).
-func (f *FD) readNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, recv, read, true) }
-
-// readUnchecked makes one raw read of fd without checking a file's mode.
-func (f *FD) readUnchecked(fd int, p []byte) (int, bool, error) {
-	return f.now(fd, p, recv, read, false)
-}
-
-// writeNow makes one raw write to fd, or says it must not (blocking).
-func (f *FD) writeNow(fd int, p []byte) (int, bool, error) { return f.now(fd, p, send, write, true) }
 
 // now makes one raw call with p on fd: onSocket on a socket, onFile on a
 // file, in non-blocking mode if check is set: on a file in blocking mode
@@ -100,13 +195,11 @@ func (f *FD) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno error
-	blocking := false
-	err := f.rc.Read(func(fd uintptr) bool {
-		n, blocking, errno = f.readNow(int(fd), p)
-		return blocking || errno != syscall.EAGAIN
-	})
+	c := &f.r
+	c.begin(readWaiting, p)
+	err := f.rc.Read(c.fn)
+	n, blocking, errno := c.n, c.blocking, c.errno
+	c.end()
 	f.readRaw = err == nil && !blocking
 	switch {
 	case err != nil:
@@ -125,7 +218,7 @@ func (f *FD) Read(p []byte) (int, error) {
 
 // ReadNow makes one read(2) without waiting: syscall.EAGAIN (bare) if
 // nothing is there, ErrBlocking if the descriptor is in blocking mode.
-func (f *FD) ReadNow(p []byte) (int, error) { return f.once(f.rc.Read, f.readNow, p) }
+func (f *FD) ReadNow(p []byte) (int, error) { return f.once(&f.r, f.rc.Read, readOnce, p) }
 
 // ReadNext is ReadNow for a read that follows, within microseconds, a
 // Read that returned bytes (gathering what a flood left): if that Read
@@ -137,71 +230,52 @@ func (f *FD) ReadNext(p []byte) (int, error) {
 	if !f.readRaw {
 		return f.ReadNow(p)
 	}
-	return f.once(f.rc.Read, f.readUnchecked, p)
+	return f.once(&f.r, f.rc.Read, readUnchecked, p)
 }
 
 // Write writes all of p, waiting in the poller while the descriptor is
 // full.
 func (f *FD) Write(p []byte) (int, error) {
-	return f.write(p, nil)
+	n, _, err := f.write(p, nil)
+	return n, err
 }
 
-// write writes all of p; waiting, if set, runs each time it must wait.
-func (f *FD) write(p []byte, waiting func()) (int, error) {
-	n := 0
-	var errno error
-	blocking := false
-	err := f.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, b, err := f.writeNow(int(fd), p[n:])
-			switch {
-			case b:
-				blocking = true
-				return true
-			case err == syscall.EAGAIN:
-				if waiting != nil {
-					waiting()
-				}
-				return false
-			case err != nil:
-				errno = os.NewSyscallError("write", err)
-				return true
-			case m == 0:
-				errno = io.ErrUnexpectedEOF
-				return true
-			}
-			n += m
-		}
-		return true
-	})
+// write writes all of p. waiting, if set, runs each time the write must
+// wait until it returns true, which write then returns as armed.
+func (f *FD) write(p []byte, waiting func() bool) (n int, armed bool, err error) {
+	c := &f.w
+	c.begin(writeAll, p)
+	c.waiting = waiting
+	err = f.rc.Write(c.fn)
+	n, armed, blocking, errno := c.n, c.armed, c.blocking, c.errno
+	c.waiting = nil
+	c.end()
 	switch {
 	case err != nil:
-		return n, f.pollError(err)
+		return n, armed, f.pollError(err)
 	case blocking && f.file == nil:
-		return n, ErrBlocking
+		return n, armed, ErrBlocking
 	case blocking:
 		m, err := f.file.Write(p[n:])
-		return n + m, err
+		return n + m, armed, err
 	}
-	return n, errno
+	return n, armed, errno
 }
 
 // WriteNow makes one write(2) of p without waiting and returns what it
 // took: 0 and syscall.EAGAIN (bare) if the descriptor is full, ErrBlocking
 // if it is in blocking mode.
-func (f *FD) WriteNow(p []byte) (int, error) { return f.once(f.rc.Write, f.writeNow, p) }
+func (f *FD) WriteNow(p []byte) (int, error) { return f.once(&f.w, f.rc.Write, writeOnce, p) }
 
-// once makes one call of op (readNow or writeNow) with p on the
+// once makes one raw call of kind (a read or a write) with p on the
 // descriptor, held through use (the raw connection's Read or Write),
 // without waiting.
-func (f *FD) once(use func(func(uintptr) bool) error, op func(int, []byte) (int, bool, error), p []byte) (int, error) {
-	var n int
-	var errno error
-	blocking := false
-	if err := use(func(fd uintptr) bool {
-		n, blocking, errno = op(int(fd), p)
-		return true
-	}); err != nil {
+func (f *FD) once(c *call, use func(func(uintptr) bool) error, kind callKind, p []byte) (int, error) {
+	c.begin(kind, p)
+	err := use(c.fn)
+	n, blocking, errno := c.n, c.blocking, c.errno
+	c.end()
+	if err != nil {
 		return 0, f.pollError(err)
 	}
 	if blocking {
@@ -256,8 +330,12 @@ var testHookChecked = func(int) {}
 // CanWrite reports whether the descriptor takes a small write now: its
 // buffer has room (POLLOUT).
 func (f *FD) CanWrite() bool {
-	ok := false
-	_ = f.rc.Control(func(fd uintptr) { ok = canWrite(int(fd)) })
+	c := &f.ctl
+	c.begin(canWriteNow, nil)
+	c.ok = false
+	_ = f.rc.Control(f.canWriteFn)
+	ok := c.ok
+	c.end()
 	return ok
 }
 
@@ -287,6 +365,8 @@ type Conn struct {
 	// since is when the first Write since SetWriteWait had to wait, in
 	// Unix nanoseconds; 0: none has.
 	since atomic.Int64
+	// waitingFn is waiting, bound once: a write calls it.
+	waitingFn func() bool
 }
 
 // NewConn returns c as a Conn, or nil if its descriptor cannot be read raw
@@ -300,7 +380,9 @@ func NewConn(c net.Conn) *Conn {
 	if fd == nil {
 		return nil
 	}
-	return &Conn{Conn: c, fd: fd}
+	rc := &Conn{Conn: c, fd: fd}
+	rc.waitingFn = rc.waiting
+	return rc
 }
 
 // Read reads as the connection's Read does.
@@ -316,20 +398,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // room longer than it set, it fails with os.ErrDeadlineExceeded, and the
 // connection, part of p written, is of no more use.
 func (c *Conn) Write(p []byte) (int, error) {
-	armed := false
-	n, err := c.fd.write(p, func() {
-		d := time.Duration(c.wait.Load())
-		if d <= 0 || armed {
-			return
-		}
-		armed = true
-		since := c.since.Load()
-		if since == 0 {
-			since = time.Now().UnixNano()
-			c.since.Store(since)
-		}
-		_ = c.Conn.SetWriteDeadline(time.Unix(0, since).Add(d))
-	})
+	n, armed, err := c.fd.write(p, c.waitingFn)
 	if armed {
 		_ = c.Conn.SetWriteDeadline(time.Time{})
 	}
@@ -337,6 +406,22 @@ func (c *Conn) Write(p []byte) (int, error) {
 		err = c.opError("write", err)
 	}
 	return n, err
+}
+
+// waiting arms the connection's write deadline, when a Write must wait
+// for room and SetWriteWait set a bound, and reports whether it did.
+func (c *Conn) waiting() bool {
+	d := time.Duration(c.wait.Load())
+	if d <= 0 {
+		return false
+	}
+	since := c.since.Load()
+	if since == 0 {
+		since = time.Now().UnixNano()
+		c.since.Store(since)
+	}
+	_ = c.Conn.SetWriteDeadline(time.Unix(0, since).Add(d))
+	return true
 }
 
 // SetWriteWait sets how long the Writes from now on may wait for room in
