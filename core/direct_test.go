@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -384,5 +385,24 @@ func TestDirectDeliveryWatchersWoken(t *testing.T) {
 	}
 	if _, direct := ks[0].snapshot(); direct != len(want) {
 		t.Fatalf("the typist got %d bytes directly, want all %d", direct, len(want))
+	}
+}
+
+// A keystroke and its echo allocate nothing in the session: its input
+// written, its output taken in (each once per keystroke). What a keystroke
+// allocated was collected every few thousand keystrokes, stalling an echo.
+func TestKeystrokeNoAllocations(t *testing.T) {
+	h := newHarness(t, nil)
+	h.create(t, "na")
+	s := h.session(t, "na")
+	key := []byte("k")
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := s.inputTo(io.Discard, key); err != nil {
+			t.Error(err)
+		}
+		s.output(key)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per keystroke, want none", allocs)
 	}
 }

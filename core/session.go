@@ -313,8 +313,16 @@ func (s *session) output(p []byte) {
 	}
 	s.deps.metrics.bytesOut.Add(float64(len(p)))
 	if touch {
-		s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+		s.recordActive(now)
 	}
+}
+
+// recordActive has the session's last activity, now, written to the
+// store. Its own function: a keystroke's now, whose address the update
+// takes, would otherwise be allocated at every keystroke rather than
+// once per activityInterval.
+func (s *session) recordActive(now time.Time) {
+	s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
 }
 
 // inputWait bounds how long input waits for the terminal while earlier
@@ -364,7 +372,7 @@ func (s *session) inputTo(w io.Writer, p []byte) error {
 	}
 	s.mu.Unlock()
 	if touch {
-		s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+		s.recordActive(now)
 	}
 	return nil
 }

@@ -25,9 +25,9 @@ const (
 // message that is not one of the protocol's is answered with an error
 // message; the connection and the session go on.
 func (c *compatClient) readLoop(ctx context.Context) {
-	var b bytes.Buffer // reused: each message is handled before the next read
+	var m messageReader
 	for {
-		typ, tooLarge, err := readMessage(ctx, c.conn, &b)
+		typ, tooLarge, err := m.read(c.conn)
 		switch {
 		case err != nil:
 			return
@@ -36,7 +36,7 @@ func (c *compatClient) readLoop(ctx context.Context) {
 		case typ != websocket.MessageText:
 			c.reject(`binary messages are not part of this protocol: send input as {"type":"input","data":"..."}`)
 		default:
-			c.handle(ctx, b.Bytes())
+			c.handle(ctx, m.b.Bytes())
 		}
 	}
 }

@@ -132,9 +132,15 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 // a reader stuck in a write to the terminal (the program does not read)
 // returns only once the write does, and a client that went away must not
 // count as attached meanwhile.
+//
+// The connection is closed as soon as ctx ends (which ends read and write
+// too), so that they may read and write it with contexts that cannot end:
+// given one that can, the connection registers with it at every read and
+// every write, allocating each time, a few times per keystroke.
 func (h *handler) serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context), ended func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer context.AfterFunc(ctx, func() { conn.CloseNow() })()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer cancel()
@@ -288,7 +294,8 @@ func (c *wsClient) write(ctx context.Context, typ websocket.MessageType, p []byt
 // On a raw socket (sock) the socket itself bounds the wait, arming a
 // deadline only when a write must wait: a write that need not, a
 // keystroke's echo say, arms no timer, whose arming wakes one of the
-// runtime's threads. Otherwise the write's context does.
+// runtime's threads. Otherwise the write's context does. ctx's end ends
+// the write either way, serveConn closing the connection.
 func (c *wsClient) writeWithin(ctx context.Context, d time.Duration, typ websocket.MessageType, p []byte) error {
 	if c.sock == nil {
 		ctx, cancel := context.WithTimeout(ctx, d)
@@ -302,7 +309,7 @@ func (c *wsClient) writeWithin(ctx context.Context, d time.Duration, typ websock
 	// with deadlines of their own; one that goes out while a message's
 	// bound is set shares what is left of it.
 	defer c.sock.SetWriteWait(0)
-	return c.conn.Write(ctx, typ, p)
+	return c.conn.Write(context.Background(), typ, p) // see serveConn
 }
 
 // timedOut reports whether a write's error is its bound's: its context's
@@ -383,16 +390,27 @@ func (c *wsClient) writeLoop(ctx context.Context) {
 	}
 }
 
-// readMessage reads the connection's next message into b, whole, unless it
-// is larger than MaxInputFrame: then it is read to its end and dropped, and
-// tooLarge is set. An error ends the connection.
-func readMessage(ctx context.Context, conn *websocket.Conn, b *bytes.Buffer) (typ websocket.MessageType, tooLarge bool, err error) {
-	typ, r, err := conn.Reader(ctx)
+// messageReader reads a connection's messages into a buffer it reuses:
+// each message is handled before the next read.
+type messageReader struct {
+	b   bytes.Buffer
+	lim io.LimitedReader // reused too: one made per message would be allocated per keystroke
+}
+
+// read reads the connection's next message, whole, unless it is larger
+// than MaxInputFrame: then it is read to its end and dropped, and tooLarge
+// is set. The message is in m.b until the next read. An error ends the
+// connection. It waits until a message comes or the connection is closed,
+// as serveConn does when its context ends.
+func (m *messageReader) read(conn *websocket.Conn) (typ websocket.MessageType, tooLarge bool, err error) {
+	typ, r, err := conn.Reader(context.Background()) // see serveConn
 	if err != nil {
 		return 0, false, err
 	}
-	b.Reset()
-	n, err := io.Copy(b, io.LimitReader(r, wsproto.MaxInputFrame+1))
+	m.b.Reset()
+	m.lim = io.LimitedReader{R: r, N: wsproto.MaxInputFrame + 1}
+	n, err := io.Copy(&m.b, &m.lim)
+	m.lim.R = nil
 	if err != nil {
 		return 0, false, err
 	}
@@ -407,9 +425,9 @@ func readMessage(ctx context.Context, conn *websocket.Conn, b *bytes.Buffer) (ty
 
 // readLoop reads the client's messages until the connection ends.
 func (c *wsClient) readLoop(ctx context.Context) {
-	var b bytes.Buffer // reused: input is written before the next read
+	var m messageReader
 	for {
-		typ, tooLarge, err := readMessage(ctx, c.conn, &b)
+		typ, tooLarge, err := m.read(c.conn)
 		if err != nil {
 			return
 		}
@@ -419,13 +437,13 @@ func (c *wsClient) readLoop(ctx context.Context) {
 		}
 		switch typ {
 		case websocket.MessageBinary:
-			if _, err := c.a.Write(b.Bytes()); errors.Is(err, core.ErrReadOnly) {
+			if _, err := c.a.Write(m.b.Bytes()); errors.Is(err, core.ErrReadOnly) {
 				c.reject(wsproto.MsgReadOnlyInput)
 			} else if err != nil {
 				c.reject("input not written: " + err.Error())
 			}
 		case websocket.MessageText:
-			c.control(ctx, b.Bytes())
+			c.control(ctx, m.b.Bytes())
 		}
 	}
 }
