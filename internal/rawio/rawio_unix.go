@@ -46,22 +46,24 @@ type FD struct {
 	readRaw bool
 
 	// r, w and ctl hold the raw call under way: reads', writes' and
-	// CanWrite's. A function handed to the raw connection escapes, so a
-	// closure per call would be allocated per call, several per
-	// keystroke, and with them the garbage collections that stall a
-	// keystroke's echo. Each one's lock has the calls of its kind take
-	// turns, as the runtime's own lock of the descriptor has reads and
-	// writes take turns anyway.
-	r, w, ctl  call
-	canWriteFn func(fd uintptr) // ctl's fn, as Control takes it
+	// CanWrite's, each made at its kind's first call (an idle session's
+	// descriptors are only read, or only written). A function handed to
+	// the raw connection escapes, so a closure per call would be
+	// allocated per call, several per keystroke, and with them the
+	// garbage collections that stall a keystroke's echo. Each one's lock
+	// has the calls of its kind take turns, as the runtime's own lock of
+	// the descriptor has reads and writes take turns anyway.
+	r, w, ctl atomic.Pointer[call]
 }
 
 // call is one raw call's arguments and results, and fn, the function the
-// raw connection runs for it, bound to it once (New).
+// raw connection runs for it, bound to it once.
 type call struct {
 	mu sync.Mutex
 	f  *FD
 	fn func(fd uintptr) bool
+	// control is fn as Control takes it, for CanWrite's call.
+	control func(fd uintptr)
 
 	kind     callKind
 	p        []byte
@@ -134,6 +136,20 @@ func (c *call) writeAll(fd uintptr) bool {
 	return true
 }
 
+// callIn returns the call held in p, made at the first use.
+func (f *FD) callIn(p *atomic.Pointer[call]) *call {
+	if c := p.Load(); c != nil {
+		return c
+	}
+	c := &call{f: f}
+	c.fn = c.run
+	c.control = func(fd uintptr) { c.run(fd) }
+	if p.CompareAndSwap(nil, c) {
+		return c
+	}
+	return p.Load()
+}
+
 // begin takes c for a call of kind with p; end gives it back.
 func (c *call) begin(kind callKind, p []byte) {
 	c.mu.Lock()
@@ -165,12 +181,7 @@ func New(c syscall.Conn) *FD {
 	if f == nil && !sock {
 		return nil
 	}
-	fd := &FD{rc: rc, file: f, socket: sock && socketsRaw}
-	for _, c := range []*call{&fd.r, &fd.w, &fd.ctl} {
-		c.f, c.fn = fd, c.run
-	}
-	fd.canWriteFn = func(u uintptr) { fd.ctl.run(u) }
-	return fd
+	return &FD{rc: rc, file: f, socket: sock && socketsRaw}
 }
 
 // now makes one raw call with p on fd: onSocket on a socket, onFile on a
@@ -195,7 +206,7 @@ func (f *FD) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c := &f.r
+	c := f.callIn(&f.r)
 	c.begin(readWaiting, p)
 	err := f.rc.Read(c.fn)
 	n, blocking, errno := c.n, c.blocking, c.errno
@@ -218,7 +229,7 @@ func (f *FD) Read(p []byte) (int, error) {
 
 // ReadNow makes one read(2) without waiting: syscall.EAGAIN (bare) if
 // nothing is there, ErrBlocking if the descriptor is in blocking mode.
-func (f *FD) ReadNow(p []byte) (int, error) { return f.once(&f.r, f.rc.Read, readOnce, p) }
+func (f *FD) ReadNow(p []byte) (int, error) { return f.once(f.callIn(&f.r), f.rc.Read, readOnce, p) }
 
 // ReadNext is ReadNow for a read that follows, within microseconds, a
 // Read that returned bytes (gathering what a flood left): if that Read
@@ -230,7 +241,7 @@ func (f *FD) ReadNext(p []byte) (int, error) {
 	if !f.readRaw {
 		return f.ReadNow(p)
 	}
-	return f.once(&f.r, f.rc.Read, readUnchecked, p)
+	return f.once(f.callIn(&f.r), f.rc.Read, readUnchecked, p)
 }
 
 // Write writes all of p, waiting in the poller while the descriptor is
@@ -243,7 +254,7 @@ func (f *FD) Write(p []byte) (int, error) {
 // write writes all of p. waiting, if set, runs each time the write must
 // wait until it returns true, which write then returns as armed.
 func (f *FD) write(p []byte, waiting func() bool) (n int, armed bool, err error) {
-	c := &f.w
+	c := f.callIn(&f.w)
 	c.begin(writeAll, p)
 	c.waiting = waiting
 	err = f.rc.Write(c.fn)
@@ -265,7 +276,7 @@ func (f *FD) write(p []byte, waiting func() bool) (n int, armed bool, err error)
 // WriteNow makes one write(2) of p without waiting and returns what it
 // took: 0 and syscall.EAGAIN (bare) if the descriptor is full, ErrBlocking
 // if it is in blocking mode.
-func (f *FD) WriteNow(p []byte) (int, error) { return f.once(&f.w, f.rc.Write, writeOnce, p) }
+func (f *FD) WriteNow(p []byte) (int, error) { return f.once(f.callIn(&f.w), f.rc.Write, writeOnce, p) }
 
 // once makes one raw call of kind (a read or a write) with p on the
 // descriptor, held through use (the raw connection's Read or Write),
@@ -330,10 +341,10 @@ var testHookChecked = func(int) {}
 // CanWrite reports whether the descriptor takes a small write now: its
 // buffer has room (POLLOUT).
 func (f *FD) CanWrite() bool {
-	c := &f.ctl
+	c := f.callIn(&f.ctl)
 	c.begin(canWriteNow, nil)
 	c.ok = false
-	_ = f.rc.Control(f.canWriteFn)
+	_ = f.rc.Control(c.control)
 	ok := c.ok
 	c.end()
 	return ok
