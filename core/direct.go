@@ -11,9 +11,9 @@ import (
 // (Attachment.Direct), rather than by its own goroutine after a wake-up. A
 // keystroke's echo then crosses no goroutine hand-off in the server, which
 // is the shortest path a typing user's bytes can take; the session's other
-// clients (the watchers) are woken after that write, and at most once per
-// watcherDelay, and everything else (a client behind, owed frames, a slow
-// write) goes through Next as before.
+// clients (the watchers) are woken after that write, at most once per
+// watcherDelay (busyWatcherDelay at machine speed), and everything else (a
+// client behind, owed frames, a slow write) goes through Next as before.
 
 // ErrWouldBlock is what a direct writer (Attachment.Direct) returns when
 // it cannot send without waiting: the bytes then go through Next.
@@ -28,6 +28,19 @@ var ErrWouldBlock = errors.New("the client's connection would block")
 // (more than directMax, or no direct target) wakes every client at once,
 // as before. A variable for tests.
 var watcherDelay = 2 * time.Millisecond
+
+// While direct writes come faster than one per busyGap — faster than
+// anyone types: a script's or a paste's input, or a program printing
+// line after line to its typist — the watchers get the output once per
+// busyWatcherDelay instead. Their writes would otherwise come every
+// watcherDelay, in the middle of one of the typist's echoes in a dozen at
+// machine speed, and hold it up; now in one of three hundred. A human's
+// keystrokes come tens of milliseconds apart, and the watchers see each
+// within watcherDelay. Variables for tests.
+var (
+	busyGap          = 2 * watcherDelay
+	busyWatcherDelay = 50 * time.Millisecond
+)
 
 // directMax is the most output handed to a direct writer at once: an
 // echo's or a prompt's, not a flood's, which goes through Next.
@@ -77,19 +90,26 @@ func (s *session) directTarget(n int) (*Attachment, func([]byte) error) {
 }
 
 // deliver writes p, taken by a already (directTarget), with fn, a's direct
-// writer, then has the session's other clients woken within watcherDelay,
-// and lets a's Next go on, waking it if it was woken meanwhile or has p to
+// writer, then has the session's other clients woken within watcherDelay
+// (busyWatcherDelay while direct writes come one on another), and lets a's Next go on, waking it if it was woken meanwhile or has p to
 // return after all.
 func (s *session) deliver(a *Attachment, fn func([]byte) error, p []byte) {
 	err := fn(p)
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	busy := now.Sub(s.lastDirect) < busyGap // false for the first: a zero time is long ago
+	s.lastDirect = now
 	if len(s.attachments) > 1 && !s.watchersDue {
 		s.watchersDue = true
+		d := watcherDelay
+		if busy {
+			d = busyWatcherDelay
+		}
 		if s.watchersTimer == nil {
-			s.watchersTimer = time.AfterFunc(watcherDelay, s.wakeWatchers)
+			s.watchersTimer = time.AfterFunc(d, s.wakeWatchers)
 		} else {
-			s.watchersTimer.Reset(watcherDelay)
+			s.watchersTimer.Reset(d)
 		}
 	}
 	a.directBusy = false

@@ -406,3 +406,57 @@ func TestKeystrokeNoAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per keystroke, want none", allocs)
 	}
 }
+
+// While direct writes come one on another, faster than busyGap, the
+// watchers get the output once per busyWatcherDelay; slower, as a human
+// types, within watcherDelay.
+func TestDirectDeliveryWatchersBusy(t *testing.T) {
+	defer func(d, g, b time.Duration) { watcherDelay, busyGap, busyWatcherDelay = d, g, b }(watcherDelay, busyGap, busyWatcherDelay)
+	watcherDelay, busyWatcherDelay = time.Millisecond, time.Hour
+	h := newHarness(t, nil)
+	for _, tc := range []struct {
+		id      string
+		gap     time.Duration // busyGap
+		delayed bool          // the second echo waits busyWatcherDelay
+	}{
+		{"machine", time.Hour, true}, // every write after the first is busy
+		{"human", 0, false},          // none is
+	} {
+		busyGap = tc.gap
+		_, p := h.create(t, tc.id)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var as [2]*Attachment
+		var ks [2]sink
+		for i := range as {
+			as[i] = h.attach(t, tc.id)
+			as[i].Direct(ks[i].write)
+			wg.Go(func() { readInto(ctx, as[i], &ks[i]) })
+		}
+		eventually(t, "the watcher waits", func() bool { return h.waiting(t, tc.id, as[1]) })
+		if _, err := as[0].Write([]byte("k")); err != nil {
+			t.Fatal(err)
+		}
+		echo := func(out string, want string) {
+			t.Helper()
+			eventually(t, "the typist waits", func() bool { return h.waiting(t, tc.id, as[0]) })
+			p.Output(t, []byte(out))
+			eventually(t, "the echo", func() bool { got, _ := ks[0].snapshot(); return string(got) == want })
+		}
+		// The session's first direct write: the watcher within
+		// watcherDelay.
+		echo("a", "a")
+		eventually(t, "the watcher's first echo", func() bool { got, _ := ks[1].snapshot(); return string(got) == "a" })
+		echo("b", "ab")
+		if tc.delayed {
+			time.Sleep(50 * time.Millisecond) // time for a wrongly woken watcher to read
+			if got, _ := ks[1].snapshot(); string(got) != "a" {
+				t.Fatalf("%s: the watcher got %q within watcherDelay, want only the first echo until busyWatcherDelay", tc.id, got)
+			}
+		} else {
+			eventually(t, "the watcher's second echo", func() bool { got, _ := ks[1].snapshot(); return string(got) == "ab" })
+		}
+		cancel()
+		wg.Wait()
+	}
+}
