@@ -93,5 +93,6 @@ echo "core coverage ${coverage}% (minimum ${min_core_coverage}%)" >&2
 
 step "allocation tests, without the race detector"
 # Under -race, sync.Pool drops what is put in it at random, so the tests
-# that count a keystroke's allocations skip there and run here.
-go test -count=1 -run 'NoAllocations' ./internal/rawio ./core/api
+# that count the WebSocket's allocations per keystroke skip there and run
+# here.
+go test -count=1 -run 'NoAllocations' ./core/api

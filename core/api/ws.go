@@ -133,10 +133,12 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 // returns only once the write does, and a client that went away must not
 // count as attached meanwhile.
 //
-// The connection is closed as soon as ctx ends (which ends read and write
-// too), so that they may read and write it with contexts that cannot end:
-// given one that can, the connection registers with it at every read and
-// every write, allocating each time, a few times per keystroke.
+// The connection is closed as soon as ctx ends, or one of the three
+// returns (which ends a read or write under way), so that they may read
+// and write it with contexts that cannot end: given one that can, the
+// connection registers with it at every read and every write, allocating
+// each time, a few times per keystroke. (A close handshake already under
+// way, write's, keeps its own bound of a few seconds.)
 func (h *handler) serveConn(ctx context.Context, conn *websocket.Conn, read, write func(context.Context), ended func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

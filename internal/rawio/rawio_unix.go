@@ -62,7 +62,8 @@ type call struct {
 	mu sync.Mutex
 	f  *FD
 	fn func(fd uintptr) bool
-	// control is fn as Control takes it, for CanWrite's call.
+	// control is fn as Control takes it, for CanWrite's call; made at
+	// its first.
 	control func(fd uintptr)
 
 	kind     callKind
@@ -143,7 +144,6 @@ func (f *FD) callIn(p *atomic.Pointer[call]) *call {
 	}
 	c := &call{f: f}
 	c.fn = c.run
-	c.control = func(fd uintptr) { c.run(fd) }
 	if p.CompareAndSwap(nil, c) {
 		return c
 	}
@@ -344,6 +344,9 @@ func (f *FD) CanWrite() bool {
 	c := f.callIn(&f.ctl)
 	c.begin(canWriteNow, nil)
 	c.ok = false
+	if c.control == nil {
+		c.control = func(fd uintptr) { c.run(fd) }
+	}
 	_ = f.rc.Control(c.control)
 	ok := c.ok
 	c.end()
