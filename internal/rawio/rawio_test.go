@@ -47,6 +47,17 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 	return a, b
 }
 
+// pipe returns both ends of a pipe, closed when the test ends.
+func pipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
 func TestConnReadWrite(t *testing.T) {
 	a, b := tcpPair(t)
 	c := NewConn(a)
@@ -170,11 +181,7 @@ func TestConnWriteEndsAtClose(t *testing.T) {
 // EAGAIN for ReadNow and a wait for Read, a deadline holds, and after
 // Close the error is the file's own os.ErrClosed.
 func TestFileFD(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	r, w := pipe(t) // r is closed below too
 	fr, fw := New(r), New(w)
 	if fr == nil || fw == nil {
 		t.Fatal("New refused the ends of a pipe, which Go makes non-blocking")
@@ -243,12 +250,7 @@ func TestNewRefusesBlocking(t *testing.T) {
 // file, so that no raw call can hold a thread the runtime does not know
 // is blocked. A raw write to the full pipe below would never return.
 func TestBlockingModeLater(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := pipe(t)
 	fr, fw := New(r), New(w)
 	if fr == nil || fw == nil {
 		t.Fatal("New refused the ends of a pipe")
@@ -359,12 +361,7 @@ func TestConnWriteWaitLeavesNoDeadline(t *testing.T) {
 // through the file) checks the mode, as ReadNow does: it must not read
 // raw from a file in blocking mode with nothing there.
 func TestReadNextAfterBlockingRead(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := pipe(t)
 	fr := New(r)
 	if _, err := w.Write(make([]byte, 2000)); err != nil {
 		t.Fatal(err)
@@ -397,12 +394,7 @@ func TestReadNextAfterBlockingRead(t *testing.T) {
 // blocks that write and its thread only: a garbage collection meanwhile
 // completes. A raw write held the whole process until the file drained.
 func TestWriteNowSwitchedToBlocking(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := pipe(t)
 	wfd := int(w.Fd()) // Fd leaves it in blocking mode; the test sets it
 	if err := unix.SetNonblock(wfd, true); err != nil {
 		t.Fatal(err)
@@ -456,12 +448,7 @@ func TestWriteNowSwitchedToBlocking(t *testing.T) {
 // what a keystroke cost the core, a garbage collection every few thousand
 // keystrokes.
 func TestNoAllocations(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	r, w := pipe(t)
 	fr, fw := New(r), New(w)
 	a, b := tcpPair(t)
 	ca, cb := NewConn(a), NewConn(b)
