@@ -91,8 +91,9 @@ func (s *session) directTarget(n int) (*Attachment, func([]byte) error) {
 
 // deliver writes p, taken by a already (directTarget), with fn, a's direct
 // writer, then has the session's other clients woken within watcherDelay
-// (busyWatcherDelay while direct writes come one on another), and lets a's Next go on, waking it if it was woken meanwhile or has p to
-// return after all.
+// (busyWatcherDelay while direct writes come one on another), and lets
+// a's Next go on, waking it if it was woken meanwhile or has p to return
+// after all.
 func (s *session) deliver(a *Attachment, fn func([]byte) error, p []byte) {
 	err := fn(p)
 	now := time.Now()

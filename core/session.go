@@ -96,16 +96,15 @@ type session struct {
 	// that a direct write passed over (direct.go, deliver).
 	watchersDue   bool
 	watchersTimer *time.Timer
-	// lastDirect is when the last direct write ended (deliver).
-	lastDirect  time.Time
-	exit        *ExitStatus
-	closeCode   int       // when destroyed: the close code for clients
-	closeReason string    // when destroyed: the close reason for clients
-	drain       bool      // when destroyed: deliver output and exit first
-	flow        sync.Cond // on mu: the pump waits on it for a client (flow.go)
-	pumpWaiting bool      // the pump waits on flow
-	idleTimer   *time.Timer
-	lingerTimer *time.Timer
+	lastDirect    time.Time // when the last direct write ended (deliver)
+	exit          *ExitStatus
+	closeCode     int       // when destroyed: the close code for clients
+	closeReason   string    // when destroyed: the close reason for clients
+	drain         bool      // when destroyed: deliver output and exit first
+	flow          sync.Cond // on mu: the pump waits on it for a client (flow.go)
+	pumpWaiting   bool      // the pump waits on flow
+	idleTimer     *time.Timer
+	lingerTimer   *time.Timer
 	// keepAllTimer ends, exitKeepAll after its exit, an exited session's
 	// keeping its whole scrollback (linger.go).
 	keepAllTimer *time.Timer
