@@ -9,19 +9,23 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/ptyhost/ptyhost/internal/rawio"
 )
 
 // wsServer serves each WebSocket it accepts with serve, and returns a
-// client connected to it.
-func wsServer(t *testing.T, serve func(conn *websocket.Conn)) *websocket.Conn {
+// client connected to it. It accepts as the attach endpoint does
+// (hijackTap): sock is the connection's raw socket, nil if it has none.
+func wsServer(t *testing.T, serve func(conn *websocket.Conn, sock *rawio.Conn)) *websocket.Conn {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
+		tap := &hijackTap{ResponseWriter: w}
+		conn, err := websocket.Accept(tap, r, nil)
 		if err != nil {
 			return
 		}
 		defer conn.CloseNow()
-		serve(conn)
+		serve(conn, tap.sock)
 	}))
 	t.Cleanup(srv.Close)
 	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
@@ -40,7 +44,7 @@ func TestServeConnEndsReadsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	readEnded, writeEnded, served := make(chan error, 1), make(chan error, 1), make(chan struct{})
 	h := &handler{}
-	wsServer(t, func(conn *websocket.Conn) {
+	wsServer(t, func(conn *websocket.Conn, _ *rawio.Conn) {
 		defer close(served)
 		h.serveConn(ctx, conn, func(context.Context) {
 			var m messageReader
@@ -89,7 +93,7 @@ func TestMessageReaderNoAllocations(t *testing.T) {
 	const msgs = 300
 	got := make(chan float64, 1)
 	written := make(chan struct{})
-	c := wsServer(t, func(conn *websocket.Conn) {
+	c := wsServer(t, func(conn *websocket.Conn, _ *rawio.Conn) {
 		var m messageReader
 		if _, _, err := m.read(conn); err != nil { // the first, with the buffers' growth
 			got <- -1
@@ -126,18 +130,12 @@ func TestEchoWriteNoAllocations(t *testing.T) {
 		t.Skip("allocations are counted without -race (scripts/test.sh runs the NoAllocations tests so)")
 	}
 	got := make(chan float64, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tap := &hijackTap{ResponseWriter: w}
-		conn, err := websocket.Accept(tap, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		if tap.sock == nil {
+	wsServer(t, func(conn *websocket.Conn, sock *rawio.Conn) {
+		if sock == nil {
 			got <- -2
 			return
 		}
-		c := &wsClient{conn: conn, writeTimeout: time.Second, sock: tap.sock}
+		c := &wsClient{conn: conn, writeTimeout: time.Second, sock: sock}
 		echo := []byte("k")
 		if err := c.write(t.Context(), websocket.MessageBinary, echo); err != nil { // the first, with the buffers' growth
 			got <- -1
@@ -153,13 +151,7 @@ func TestEchoWriteNoAllocations(t *testing.T) {
 			allocs = -1
 		}
 		got <- allocs
-	}))
-	defer srv.Close()
-	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	})
 	if allocs := <-got; allocs != 0 {
 		t.Fatalf("%v allocations per echo written (-1: a write failed; -2: no raw socket), want none", allocs)
 	}
