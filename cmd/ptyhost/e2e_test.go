@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -418,4 +420,51 @@ func (r *ptyReader) wait(t *testing.T, re *regexp.Regexp) {
 	r.buf.waitUntil(t, 15*time.Second, re.MatchString, func(b string) string {
 		return fmt.Sprintf("waiting for %s; screen tail %q", re, tail([]byte(b)))
 	})
+}
+
+// farListener is a loopback listener that reports the address a name
+// such as "localhost" might resolve to on a badly configured machine.
+type farListener struct{ net.Listener }
+
+func (farListener) Addr() net.Addr { return &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 7420} }
+
+// TestServeRefusesLocalhostResolvedBeyondLoopback: "localhost" passes the
+// flag check, but the address bound decides. Not parallel: it replaces
+// listenTCP.
+func TestServeRefusesLocalhostResolvedBeyondLoopback(t *testing.T) {
+	defer func(l func(string, string) (net.Listener, error)) { listenTCP = l }(listenTCP)
+	var asked string
+	listenTCP = func(network, addr string) (net.Listener, error) {
+		asked = addr
+		ln, err := net.Listen(network, "127.0.0.1:0")
+		return farListener{ln}, err
+	}
+	dir := t.TempDir()
+	err := run(t.Context(), []string{"serve", "--listen", "localhost:0", "--data-dir", dir}, stdio{out: io.Discard, err: io.Discard})
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(ue.msg, `--listen "localhost:0" resolved to 192.0.2.1:7420`) || !strings.Contains(ue.msg, "--token") {
+		t.Fatalf("err = %v, want a usage error naming the address and --token", err)
+	}
+	if asked != "localhost:0" {
+		t.Errorf("listened on %q, want the flag's localhost:0", asked)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ptyhost.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused server made its database (stat: %v)", err)
+	}
+	for _, tt := range []struct {
+		bound          net.Addr
+		token          string
+		insecure, want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, "", false, true},
+		{&net.TCPAddr{IP: net.IPv6loopback}, "", false, true},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.1")}, "", false, false},
+		{&net.TCPAddr{IP: net.IPv4zero}, "", false, false},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.1")}, "sixteen-bytes-xx", false, true},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.1")}, "", true, true},
+	} {
+		if err := checkBound(tt.bound, "x:1", tt.token, tt.insecure); (err == nil) != tt.want {
+			t.Errorf("checkBound(%v, token %q, insecure %v) = %v, want allowed %v", tt.bound, tt.token, tt.insecure, err, tt.want)
+		}
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -163,6 +162,15 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 		log.Warn("inherited file descriptors may pass to the plugins and their sessions", "error", err)
 	}
 
+	ln, err := listenTCP("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := checkBound(ln.Addr(), c.listen, c.token, c.insecure); err != nil {
+		return usageError{err.Error()}
+	}
+
 	tightened, err := prepareDataDir(c.dataDir, c.db)
 	if err != nil {
 		return usageError{err.Error()}
@@ -170,12 +178,6 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	if len(tightened) > 0 {
 		log.Warn("the database could be read by other users, and it holds the environments' variables: made it private (0600)", "files", tightened)
 	}
-
-	ln, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
 
 	db, err := gormstore.Open(ctx, c.db, gormstore.Options{Logger: log})
 	if err != nil {

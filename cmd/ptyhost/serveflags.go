@@ -457,6 +457,24 @@ func splitListen(addr string) (string, error) {
 	return "", fmt.Errorf("%q is not HOST:PORT", addr)
 }
 
+// listenTCP is net.Listen; a test replaces it to see what checkBound
+// does with an address that a name resolved beyond loopback.
+var listenTCP = net.Listen
+
+// checkBound refuses, without a token, a listener that is not on
+// loopback. checkListen takes "localhost" at its word before listening;
+// Go resolves that name through /etc/hosts and then DNS, which may put it
+// anywhere, so the address actually bound decides.
+func checkBound(bound net.Addr, addr, token string, insecure bool) error {
+	if token != "" || insecure {
+		return nil
+	}
+	if tcp, ok := bound.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %q resolved to %s, which is reachable beyond this machine: set --token (or PTYHOST_TOKEN), or pass --insecure to serve without authentication", addr, bound)
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
