@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -375,41 +374,6 @@ func (s *session) inputTo(w io.Writer, p []byte) error {
 	if touch {
 		s.recordActive(now)
 	}
-	return nil
-}
-
-// resize changes the terminal's size and tells every attachment.
-func (s *session) resize(ctx context.Context, size shared.Size) error {
-	s.mu.Lock()
-	if s.state != stateRunning {
-		s.mu.Unlock()
-		return errNotRunning
-	}
-	s.mu.Unlock()
-	// A resize goes in order with the input, behind one the program has
-	// not read yet: it waits as long as input does.
-	rctx, cancel := context.WithTimeoutCause(ctx, inputWait, ErrInputBlocked)
-	err := s.pty.Resize(rctx, size)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil && context.Cause(rctx) == ErrInputBlocked {
-			return fmt.Errorf("the size was not set: %w", ErrInputBlocked)
-		}
-		return err
-	}
-	cols, rows := int(size.Cols), int(size.Rows)
-	if s.recorder != nil {
-		// At once: before the output the program redraws at the new size.
-		s.recorder.resize(cols, rows)
-	}
-	s.mu.Lock()
-	s.rec.Cols, s.rec.Rows = cols, rows
-	for a := range s.attachments {
-		a.sizeChanged = true
-	}
-	s.wakeAll()
-	s.mu.Unlock()
-	s.deps.writer.update(s.id, SessionUpdate{Cols: &cols, Rows: &rows})
 	return nil
 }
 

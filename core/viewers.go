@@ -200,6 +200,52 @@ func (s *session) wantedSize(policy SizePolicy) (shared.Size, bool) {
 	return want, found
 }
 
+// resize changes the terminal's size and tells every attachment.
+func (s *session) resize(ctx context.Context, size shared.Size) error {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
+		return errNotRunning
+	}
+	s.mu.Unlock()
+	// A resize goes in order with the input, behind one the program has
+	// not read yet: it waits as long as input does. It holds the input's
+	// slot until the size is recorded, so that of two resizes at once the
+	// one the terminal got last is the one recorded last, and followClients
+	// sees the terminal's real size.
+	rctx, cancel := context.WithTimeoutCause(ctx, inputWait, ErrInputBlocked)
+	defer cancel()
+	blocked := func(err error) error {
+		if ctx.Err() == nil && context.Cause(rctx) == ErrInputBlocked {
+			return fmt.Errorf("the size was not set: %w", ErrInputBlocked)
+		}
+		return err
+	}
+	select {
+	case s.inputSlot <- struct{}{}:
+	case <-rctx.Done():
+		return blocked(rctx.Err())
+	}
+	defer func() { <-s.inputSlot }()
+	if err := s.pty.Resize(rctx, size); err != nil {
+		return blocked(err)
+	}
+	cols, rows := int(size.Cols), int(size.Rows)
+	if s.recorder != nil {
+		// At once: before the output the program redraws at the new size.
+		s.recorder.resize(cols, rows)
+	}
+	s.mu.Lock()
+	s.rec.Cols, s.rec.Rows = cols, rows
+	for a := range s.attachments {
+		a.sizeChanged = true
+	}
+	s.wakeAll()
+	s.mu.Unlock()
+	s.deps.writer.update(s.id, SessionUpdate{Cols: &cols, Rows: &rows})
+	return nil
+}
+
 // followClients gives s's terminal the size its clients ask for under
 // policy. With echo, every client is told the size even when it does not
 // change (a client gets its own resize back). Should another client ask
