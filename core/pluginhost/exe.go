@@ -75,8 +75,9 @@ func (e *exeFile) command(args []string) *exec.Cmd {
 
 // looseModes says why someone other than this user, or root, could
 // replace the executable (or the file a symlink in the plugin directory
-// points at), or "": it or its directory is writable by its group or
-// others, or belongs to another user.
+// points at), or "": it, its directory or a directory above that (which
+// could rename the one below) is writable by its group or others without
+// being sticky, or belongs to another user.
 func (e *exeFile) looseModes() string {
 	var why []string
 	check := func(what string, fi os.FileInfo) {
@@ -92,9 +93,19 @@ func (e *exeFile) looseModes() string {
 	if resolved, err := filepath.EvalSymlinks(e.path); err == nil && filepath.Dir(resolved) != dirs[0] {
 		dirs = append(dirs, filepath.Dir(resolved))
 	}
+	seen := map[string]bool{}
 	for _, d := range dirs {
-		if fi, err := os.Stat(d); err == nil {
-			check("its directory "+d, fi)
+		what := "its directory "
+		if abs, err := filepath.Abs(d); err == nil {
+			d = abs
+		}
+		for !seen[d] {
+			seen[d] = true
+			if fi, err := os.Stat(d); err == nil {
+				check(what+d, fi)
+			}
+			what = "the directory above it "
+			d = filepath.Dir(d)
 		}
 	}
 	return strings.Join(why, "; ")

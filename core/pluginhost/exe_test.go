@@ -112,6 +112,27 @@ func TestLooseModes(t *testing.T) {
 	if strings.Contains(why, target) {
 		t.Errorf("looseModes = %q names the sticky directory %s", why, target)
 	}
+
+	// A directory further up that others may write to can rename the
+	// plugin directory away and put another in its place.
+	top := t.TempDir()
+	plugins := filepath.Join(top, "a", "plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, plugins, ExecutablePrefix+"y", "#!/bin/sh\n", 0o755)
+	link = filepath.Join(plugins, ExecutablePrefix+"y")
+	if why := loose(); why != "" {
+		t.Errorf("0755 directories all the way up: %q, want nothing", why)
+	}
+	chmod(top, 0o777)
+	if why := loose(); why != "the directory above it "+top+" is writable by its group or others (mode -rwxrwxrwx)" {
+		t.Errorf("a 0777 directory two levels up: %q", why)
+	}
+	chmod(top, 0o777|os.ModeSticky)
+	if why := loose(); why != "" {
+		t.Errorf("a sticky 0777 directory two levels up: %q, want nothing", why)
+	}
 }
 
 // A plugin started through its open file is named after its executable,
