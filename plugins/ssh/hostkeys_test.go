@@ -337,3 +337,31 @@ func TestKnownHostsNotARegularFile(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPatternWithoutPort pins what docs/environments.md says of
+// patterns and ports: on a port other than 22 (the test server's), a bare
+// "*" covers nothing, and "[*]:PORT" covers the host, for plain keys and
+// for an @cert-authority line alike.
+func TestHostPatternWithoutPort(t *testing.T) {
+	ca, hostKey := newSigner(t), newSigner(t)
+	plain := hostKeyServer(t, hostKey)
+	certified := hostKeyServer(t, hostKey, hostCert(t, hostKey, ca))
+	for _, tt := range []struct {
+		port  int
+		line  string
+		known bool
+	}{
+		{plain, "* " + authorized(hostKey.PublicKey()), false},
+		{plain, "[*]:%d " + authorized(hostKey.PublicKey()), true},
+		{certified, "@cert-authority * " + authorized(ca.PublicKey()), false},
+		{certified, "@cert-authority [*]:%d " + authorized(ca.PublicKey()), true},
+	} {
+		err := dialHostKeys(t, tt.port, knownHostsFile(t, tt.port, tt.line), checkStrict)
+		switch {
+		case tt.known && err != nil:
+			t.Errorf("%q: %v, want the host known", tt.line, err)
+		case !tt.known && (err == nil || !strings.Contains(err.Error(), "is unknown")):
+			t.Errorf("%q: %v, want the host unknown", tt.line, err)
+		}
+	}
+}
