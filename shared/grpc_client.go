@@ -237,6 +237,10 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	if !stop() {
 		return fail(fmt.Errorf("%s session %q: %w", what, id, context.Cause(ctx)), true)
 	}
+	if errors.Is(err, io.EOF) {
+		// Ended with OK, where a started frame or an error must come.
+		return fail(fmt.Errorf("%s session %q: %w: it ended the session stream without answering", what, id, ErrPluginProtocol), true)
+	}
 	if err != nil {
 		return fail(c.callError(streamCtx, err), !pluginAnswered(err))
 	}
@@ -268,6 +272,10 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 		opened := &proto.SessionRequest{Frame: &proto.SessionRequest_ByteChannel{ByteChannel: &proto.ByteChannel{Opened: ch != nil}}}
 		if err := stream.Send(opened); err != nil {
 			closeChannel()
+			if errors.Is(err, io.EOF) {
+				// The plugin ended the stream: Recv has its status.
+				err = setupEnded(stream)
+			}
 			return fail(c.callError(streamCtx, err), true)
 		}
 		if ch != nil && started.GetReleasesStream() {
@@ -306,6 +314,21 @@ func awaitRelease(stream proto.Environment_SessionClient) error {
 	default:
 		return fmt.Errorf("%w: it sent %T on a stream it released to the byte channel", ErrPluginProtocol, msg.GetFrame())
 	}
+}
+
+// setupEnded returns why the plugin ended a session stream before the
+// session's setup was done (a Send found it ended): its status, or
+// ErrPluginProtocol for an end with OK or a frame, neither of which may
+// come there.
+func setupEnded(stream proto.Environment_SessionClient) error {
+	msg, err := stream.Recv()
+	switch {
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: it ended the session stream before the byte channel's answer", ErrPluginProtocol)
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("%w: it sent %T before the byte channel's answer", ErrPluginProtocol, msg.GetFrame())
 }
 
 // sendFirst sends a session stream's first frame and returns the plugin's
