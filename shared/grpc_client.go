@@ -260,8 +260,11 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 	}
 	if addr := started.GetByteChannelAddress(); addr != "" {
 		// A channel that cannot be opened is no failure: the stream
-		// carries the bytes then.
-		ch, input, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck(), !c.inputFrames)
+		// carries the bytes then. Nor is one offered unasked (StreamOnly),
+		// which is not opened.
+		if !c.streamOnly {
+			ch, input, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck(), !c.inputFrames)
+		}
 		if input != nil {
 			input.raw = c.trustInput
 		}

@@ -346,3 +346,28 @@ func TestSetupStreamEndIsClassified(t *testing.T) {
 		})
 	}
 }
+
+// A StreamOnly client, which asks for no byte channel, never opens one:
+// "never on a byte channel", whatever the plugin offers.
+func TestStreamOnlyTakesNoOffer(t *testing.T) {
+	dialed := make(chan struct{}, 1)
+	p := &channelPlugin{dir: t.TempDir(), onConn: func(c *net.UnixConn, ack []byte) {
+		dialed <- struct{}{}
+		sendAck(c, ack)
+		c.Close()
+	}}
+	c := glueRaw(t, p)
+	pty, err := c.StreamOnly().Spawn(testContext(t), SpawnRequest{SessionID: "s", Size: Size{Cols: 80, Rows: 24}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pty.Close()
+	if UsesByteChannel(pty) {
+		t.Error("a StreamOnly session took the byte channel the plugin offered unasked")
+	}
+	select {
+	case <-dialed:
+		t.Error("a StreamOnly client connected to a socket the plugin offered unasked")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
