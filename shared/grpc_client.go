@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"runtime"
 	"strings"
 	"time"
 
@@ -209,12 +210,13 @@ func (c *GRPCClient) Spawn(ctx context.Context, req SpawnRequest) (PTY, error) {
 // it, keep it: a best-effort Close releases it. A failed attach leaves the
 // session as it was, kept.
 func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *proto.SessionRequest) (*grpcPTY, int64, error) {
+	direct := !c.inputFrames && directInputHere
 	if !c.streamOnly {
 		switch f := first.GetFrame().(type) {
 		case *proto.SessionRequest_Spawn:
-			f.Spawn.ByteChannel, f.Spawn.ReleaseStream, f.Spawn.DirectInput = true, !c.keepStreams, !c.inputFrames
+			f.Spawn.ByteChannel, f.Spawn.ReleaseStream, f.Spawn.DirectInput = true, !c.keepStreams, direct
 		case *proto.SessionRequest_Attach:
-			f.Attach.ByteChannel, f.Attach.ReleaseStream, f.Attach.DirectInput = true, !c.keepStreams, !c.inputFrames
+			f.Attach.ByteChannel, f.Attach.ReleaseStream, f.Attach.DirectInput = true, !c.keepStreams, direct
 		}
 	}
 	streamCtx, cancelStream := context.WithCancelCause(c.pluginCtx)
@@ -263,7 +265,7 @@ func (c *GRPCClient) openSession(ctx context.Context, what, id string, first *pr
 		// carries the bytes then. Nor is one offered unasked (StreamOnly),
 		// which is not opened.
 		if !c.streamOnly {
-			ch, input, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck(), !c.inputFrames)
+			ch, input, _ = dialChannel(ctx, addr, started.GetByteChannelToken(), started.GetByteChannelAck(), direct)
 		}
 		if input != nil {
 			input.raw = c.trustInput
@@ -354,6 +356,12 @@ func pluginAnswered(err error) bool {
 	_, fromServer := errorKind(st)
 	return fromServer
 }
+
+// directInputHere: the host asks for a plugin's terminal (direct input)
+// on Linux only, the one system where it can tell a terminal's master
+// from its other side (masterCheck); elsewhere a plugin could hand over
+// a terminal such as the server's own, and have keystrokes written to it.
+const directInputHere = runtime.GOOS == "linux"
 
 // forgetTimeout bounds the Close that releases a session whose spawn the
 // host gave up on.
