@@ -96,6 +96,22 @@ func TestShortSessionsKeepMemoryBounded(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A session counts as exited once it lingers, before its pump has
+	// accounted for its scrollback (keepExited, behind the other
+	// sessions' turns under load): wait for every pump to end.
+	m.mu.Lock()
+	all := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	for _, s := range all {
+		select {
+		case <-s.pumpDone:
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("session %s's pump did not end", s.id)
+		}
+	}
 	after := heapInUse()
 	grown := int64(after) - int64(before)
 	t.Logf("heap grew by %.1f MiB for %d exited sessions (%.1f KiB each); lingering scrollback %.1f MiB",
