@@ -399,6 +399,19 @@ type messageReader struct {
 	lim io.LimitedReader // reused too: one made per message would be allocated per keystroke
 }
 
+// keptReadBuffer is the largest buffer a messageReader keeps once its
+// message is handled: a paste's, up to twice MaxInputFrame, is let go
+// rather than held by the connection for its life.
+const keptReadBuffer = 64 << 10
+
+// release lets go of the buffer once its message is handled, if a large
+// one grew it.
+func (m *messageReader) release() {
+	if m.b.Cap() > keptReadBuffer {
+		m.b = bytes.Buffer{}
+	}
+}
+
 // read reads the connection's next message, whole, unless it is larger
 // than MaxInputFrame: then it is read to its end and dropped, and tooLarge
 // is set. The message is in m.b until the next read. An error ends the
@@ -409,6 +422,7 @@ func (m *messageReader) read(conn *websocket.Conn) (typ websocket.MessageType, t
 	if err != nil {
 		return 0, false, err
 	}
+	m.release() // the last message was handled
 	m.b.Reset()
 	m.lim = io.LimitedReader{R: r, N: wsproto.MaxInputFrame + 1}
 	n, err := io.Copy(&m.b, &m.lim)
@@ -447,6 +461,7 @@ func (c *wsClient) readLoop(ctx context.Context) {
 		case websocket.MessageText:
 			c.control(ctx, m.b.Bytes())
 		}
+		m.release()
 	}
 }
 
