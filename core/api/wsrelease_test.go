@@ -13,7 +13,7 @@ import (
 // dropped) does not leave its buffer to the connection for its life: a
 // keystroke's message after it is read into a buffer of a keystroke's
 // size class, not the paste's.
-func TestAuditMessageReaderReleasesLargeBuffer(t *testing.T) {
+func TestMessageReaderReleasesLargeBuffer(t *testing.T) {
 	for _, size := range []int{wsproto.MaxInputFrame, wsproto.MaxInputFrame + 10} {
 		caps := make(chan int, 1)
 		c := wsServer(t, func(conn *websocket.Conn, _ *rawio.Conn) {

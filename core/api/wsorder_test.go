@@ -11,7 +11,7 @@ import (
 
 // collect reads c's frames until n output bytes came, answering pings,
 // pausing now and then (so that its socket fills and the direct writer
-// finds no room), and sending input every few frames when type is set
+// finds no room), and sending input every few frames when typing is set
 // (so that it stays the typist). It returns the output.
 func (c *rawWS) collect(t *testing.T, n int, pause time.Duration, typing bool, resize bool) ([]byte, error) {
 	var got []byte
@@ -51,20 +51,18 @@ func (c *rawWS) collect(t *testing.T, n int, pause time.Duration, typing bool, r
 	return got, nil
 }
 
-// A typist whose socket fills now and then (the direct writer then finds
-// no room, and the bytes go through Next), with resizes between, and a
-// watcher, both get the output whole, in order, once.
-func TestAuditOrderAcrossDirectAndNext(t *testing.T) {
-	t.Run("with watcher", func(t *testing.T) { auditOrder(t, true, 2000) })
-	t.Run("alone", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("about 30 s")
-		}
-		auditOrder(t, false, 40000)
-	})
+// A typist that stops reading now and then, and a watcher that sends
+// resizes, both get the output whole, in order, once, over the raw
+// socket: the typist's bytes come by the direct writer and through Next
+// in turn. (Whether the typist's socket fills, so that the direct writer
+// finds no room, depends on the kernel's buffers; core's direct tests
+// cover ErrWouldBlock.)
+func TestOrderAcrossDirectAndNext(t *testing.T) {
+	t.Run("with watcher", func(t *testing.T) { checkOrder(t, true, 2000) })
+	t.Run("alone", func(t *testing.T) { checkOrder(t, false, 8000) })
 }
 
-func auditOrder(t *testing.T, withWatcher bool, lines int) {
+func checkOrder(t *testing.T, withWatcher bool, lines int) {
 	api := newAPI(t, Options{WriteTimeout: time.Minute}, nil)
 	_, p := api.create(t, "o")
 	typist := dialRaw(t, api, "o", "", nil, 65536)

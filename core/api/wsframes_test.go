@@ -12,7 +12,7 @@ import (
 // length encoding's edges, on the direct path and Next's, with the client
 // offering permessage-deflate (not agreed) and flooding pings that the
 // server answers between output frames.
-func TestAuditRawFramesValid(t *testing.T) {
+func TestRawFramesValid(t *testing.T) {
 	api := newAPI(t, Options{PingInterval: 100 * time.Millisecond}, nil)
 	_, p := api.create(t, "f")
 	c := dialRaw(t, api, "f", "", map[string]string{"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}, 0)
