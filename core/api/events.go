@@ -142,7 +142,7 @@ func drain(evs <-chan core.Event) {
 }
 
 // writeEvent writes one message, giving up after the write timeout: a
-// client that accepts nothing is disconnected.
+// client that takes longer to accept it is disconnected.
 func (h *handler) writeEvent(ctx context.Context, conn *websocket.Conn, msg eventMessage) error {
 	b, err := json.Marshal(msg)
 	if err != nil {

@@ -38,8 +38,8 @@ type Options struct {
 	AllowedOrigins []string
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
-	// WriteTimeout disconnects a WebSocket client that accepts no output
-	// for this long. Zero means DefaultWriteTimeout.
+	// WriteTimeout disconnects a WebSocket client that takes longer than
+	// this to accept one message. Zero means DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// PingInterval is how often the server pings each WebSocket client
 	// (attach, events, the compatibility endpoint); a client that has not

@@ -26,8 +26,8 @@ const (
 	hardReadLimit = 64 << 20
 	// outputFrameSize is the most output bytes sent in one binary message.
 	outputFrameSize = 64 << 10
-	// DefaultWriteTimeout bounds one message write: a client that accepts
-	// nothing for this long is disconnected.
+	// DefaultWriteTimeout bounds one message write: a client that takes
+	// longer to accept one message is disconnected.
 	DefaultWriteTimeout = 30 * time.Second
 	// DefaultPingInterval is how often a WebSocket client is pinged.
 	DefaultPingInterval = 30 * time.Second
