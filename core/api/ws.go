@@ -268,10 +268,12 @@ func (h *handler) attachFailed(w http.ResponseWriter, r *http.Request, id string
 	h.fail(w, r, err)
 }
 
-// wsClient is one WebSocket attached to a session. writeLoop is the only
-// writer of the connection, but for the output the session's pump writes
-// itself (core.Attachment.Direct: a lone client's, or the typist's), one
-// at a time with writeLoop's; readLoop is the only reader.
+// wsClient is one WebSocket attached to a session. writeLoop writes its
+// messages, but for the output the session's pump writes itself
+// (core.Attachment.Direct: a lone client's, or the typist's), one at a
+// time with writeLoop's; pings (keepAlive), and the pongs and close
+// replies coder/websocket sends from readLoop, write frames of their own
+// between those messages. readLoop is the only reader.
 type wsClient struct {
 	conn         *websocket.Conn
 	a            *core.Attachment
