@@ -63,19 +63,23 @@ func (s *GRPCServer) takeChannel(ctx context.Context, stream proto.Environment_S
 // stopped, if not nil, runs (once, without blocking) when the attachment
 // stops serving.
 func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exit) error, a *attachment, conn *net.UnixConn, stopped func(), log hclog.Logger) error {
-	defer conn.Close()
 	fd := rawio.New(conn) // nil: conn is written the usual way
+	in := &inputSource{conn: conn, fd: fd}
+	// The input pump closes the connection once it has read what the
+	// host wrote (inputSource).
+	defer in.stop(true)
 	var inErr atomic.Pointer[error]
 	inDone := make(chan struct{})
-	s.out.onStop(a, func() {
-		conn.Close()
+	s.out.onStop(a, func(drain bool) {
+		in.stop(drain)
 		if stopped != nil {
 			stopped()
 		}
 	}, writeNow(fd))
 	go func() {
 		defer close(inDone)
-		s.pumpChannelInput(ctx, conn, a, &inErr, log)
+		defer conn.Close()
+		s.pumpChannelInput(ctx, in, a, &inErr, log)
 	}()
 	if err := s.pumpChannelOutput(ctx, exitTo, conn, fd, a, &inErr); err != nil {
 		return err
@@ -101,13 +105,16 @@ func streamExit(stream proto.Environment_SessionServer) func(*proto.Exit) error 
 const inputReadSize = 64
 
 // pumpChannelInput applies the input and resize frames the host writes on
-// the channel until it is closed. If it breaks while the attachment still
+// the channel until it is closed, or, once the attachment stopped serving
+// the session, until it has read what the host wrote before (see
+// inputSource): a detached session gets that input still; one another
+// stream took over does not. If it breaks while the attachment still
 // serves the session (the host closed it without ending the stream, or
 // wrote nonsense), the attachment's stream ends, with inErr saying why.
-func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn, a *attachment, inErr *atomic.Pointer[error], log hclog.Logger) {
+func (s *serverSession) pumpChannelInput(ctx context.Context, in *inputSource, a *attachment, inErr *atomic.Pointer[error], log hclog.Logger) {
 	var buf []byte
 	// A keystroke's frame, header and byte, in one read.
-	br := bufio.NewReaderSize(conn, inputReadSize)
+	br := bufio.NewReaderSize(in, inputReadSize)
 	for {
 		typ, payload, grown, err := readInputFrame(br, buf)
 		buf = grown
@@ -119,7 +126,7 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, conn *net.UnixConn
 			}
 			return
 		}
-		if !s.out.serves(a) {
+		if s.out.takenOver(a) {
 			continue
 		}
 		switch typ {

@@ -62,8 +62,10 @@ type attachment struct {
 	gone chan struct{}
 	// stop, if set, runs once, under the ring's lock, when the attachment
 	// stops serving or its stream ends: it closes a byte channel, which
-	// makes the pumps blocked on it return. It must not block.
-	stop func()
+	// makes the pumps blocked on it return. It must not block. With drain
+	// the session was only detached (not closed, nor taken over): what
+	// its host wrote before is still the session's input.
+	stop func(drain bool)
 	// direct, if set, writes output to the attachment's byte channel
 	// without waiting, from the reader's goroutine under the ring's lock,
 	// and returns how many bytes it took. It spares the hand-off to the
@@ -76,11 +78,18 @@ type attachment struct {
 }
 
 // stopped runs a's stop, once. The ring's lock must be held.
-func (a *attachment) stopped() {
+func (a *attachment) stopped(drain bool) {
 	if a.stop != nil {
-		a.stop()
+		a.stop(drain)
 		a.stop = nil
 	}
+}
+
+// drains reports whether what a's host wrote is still the session's
+// input: the session is not closed, and no other attachment took it over.
+// mu must be held.
+func (r *keepRing) drains(a *attachment) bool {
+	return !r.closed && (r.att == nil || r.att == a)
 }
 
 func newKeepRing(capacity int, offset int64) *keepRing {
@@ -155,7 +164,7 @@ func (r *keepRing) attach(offset int64) (a *attachment, start int64) {
 	start = min(max(offset, r.bytes.Start()), r.bytes.End())
 	a = &attachment{cursor: start, gone: make(chan struct{})}
 	if !r.closed {
-		r.dropAttachment()
+		r.dropAttachment(false)
 		r.att = a
 	} else {
 		close(a.gone)
@@ -172,28 +181,29 @@ func (r *keepRing) detach(a *attachment) bool {
 	if r.att != a {
 		return false
 	}
-	r.dropAttachment()
+	r.dropAttachment(true)
 	r.cond.Broadcast()
 	return true
 }
 
-// dropAttachment ends the current attachment, if any. mu must be held.
-func (r *keepRing) dropAttachment() {
+// dropAttachment ends the current attachment, if any; drain as for its
+// stop. mu must be held.
+func (r *keepRing) dropAttachment(drain bool) {
 	if r.att != nil {
 		close(r.att.gone)
-		r.att.stopped()
+		r.att.stopped(drain)
 		r.att = nil
 	}
 }
 
 // onStop sets a's stop and direct; if a already stopped serving, stop
 // runs now.
-func (r *keepRing) onStop(a *attachment, stop func(), direct func([]byte) int) {
+func (r *keepRing) onStop(a *attachment, stop func(drain bool), direct func([]byte) int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a.stop, a.direct = stop, direct
 	if r.att != a || a.ended {
-		a.stopped()
+		a.stopped(r.drains(a))
 	}
 }
 
@@ -202,7 +212,7 @@ func (r *keepRing) onStop(a *attachment, stop func(), direct func([]byte) int) {
 func (r *keepRing) endStream(a *attachment) {
 	r.mu.Lock()
 	a.ended = true
-	a.stopped()
+	a.stopped(r.drains(a))
 	r.cond.Broadcast()
 	r.mu.Unlock()
 }
@@ -214,11 +224,19 @@ func (r *keepRing) serves(a *attachment) bool {
 	return r.att == a && !a.ended
 }
 
+// takenOver reports whether another attachment serves the ring now: what
+// a's host wrote is no longer the session's input.
+func (r *keepRing) takenOver(a *attachment) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.att != nil && r.att != a
+}
+
 // close stops the reader and the attachment for good.
 func (r *keepRing) close() {
 	r.mu.Lock()
 	r.closed = true
-	r.dropAttachment()
+	r.dropAttachment(false)
 	r.cond.Broadcast()
 	r.mu.Unlock()
 }
