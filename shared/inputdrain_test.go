@@ -27,7 +27,7 @@ func (p *gatedPTY) Write(b []byte) (int, error) {
 // no other host took the session over meanwhile. They once were dropped
 // silently: the input pump applied a frame only while the attachment
 // still served the session.
-func TestAuditInputWrittenBeforeTheHostWentAway(t *testing.T) {
+func TestInputWrittenBeforeTheHostWentAway(t *testing.T) {
 	ctx := testContext(t)
 	gate := make(chan struct{})
 	ptys := make(chan *gatedPTY, 1)
@@ -73,7 +73,7 @@ func TestAuditInputWrittenBeforeTheHostWentAway(t *testing.T) {
 // saying it opened it) leaves a held plugin reading the session's terminal:
 // its output keeps coming in, past the scrollback, and the session is kept
 // detached; the next host attaches and reads the newest bytes.
-func TestAuditHostGoneMidSetup(t *testing.T) {
+func TestHostGoneMidSetup(t *testing.T) {
 	for _, step := range []string{"started", "dialled", "opened"} {
 		t.Run(step, func(t *testing.T) {
 			ctx := testContext(t)

@@ -10,17 +10,17 @@ import (
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
-// TestAuditPasteSurvivesKill: a paste the server took while the program
+// TestPasteSurvivesKill: a paste the server took while the program
 // was not reading (its terminal full: direct input gave up and sent the
 // rest as frames on the byte channel) reaches the program whole after the
 // server is killed, though the program printed meanwhile.
-func TestAuditPasteSurvivesKill(t *testing.T) {
+func TestPasteSurvivesKill(t *testing.T) {
 	for _, kill := range []bool{false, true} {
-		t.Run(fmt.Sprint("kill=", kill), func(t *testing.T) { auditPaste(t, kill) })
+		t.Run(fmt.Sprint("kill=", kill), func(t *testing.T) { pasteThenKill(t, kill) })
 	}
 }
 
-func auditPaste(t *testing.T, kill bool) {
+func pasteThenKill(t *testing.T, kill bool) {
 	srv := startKeeping(t, e2etest.Options{})
 	id := srv.CreateSession(t, map[string]any{"command": []string{"/bin/sh", "-c",
 		`stty raw -echo; (while :; do echo tick; sleep 0.1; done) & echo READY; sleep 3; head -c 100000 >/dev/null; echo DONE; sleep 3600`}})
