@@ -342,6 +342,18 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor, gat
 		return nil, errNowLive
 	}
 
+	if sv.Exit == nil && rec.Cols > 0 && rec.Rows > 0 {
+		// The record is what the next clients are told, but it may lag
+		// the terminal: a server killed just after a resize had set the
+		// terminal before its record was stored. The terminal takes the
+		// recorded size (no change, and no SIGWINCH, when they agree).
+		rctx, cancel := context.WithTimeout(ctx, resizeTimeout)
+		err := s.pty.Resize(rctx, shared.Size{Cols: uint16(rec.Cols), Rows: uint16(rec.Rows)})
+		cancel()
+		if err != nil {
+			s.log.Warn("giving the taken-up terminal its recorded size failed", "err", err)
+		}
+	}
 	zero := 0
 	m.writer.update(rec.ID, SessionUpdate{
 		Status: &rec.Status, StatusReason: &rec.StatusReason, ActiveConnections: &zero, DetachedAt: &now,

@@ -74,6 +74,16 @@ func TestReconcileTakesUpKeptSession(t *testing.T) {
 	if e := <-events; e.Type != SessionResumed || e.SessionID != "kept" {
 		t.Errorf("event = %+v, want session_resumed kept", e)
 	}
+	// The terminal takes the recorded size, which the record may have
+	// lagged (a server killed right after a resize).
+	select {
+	case got := <-keeper.pty(t, "kept").Resizes():
+		if got != (shared.Size{Cols: 100, Rows: 30}) {
+			t.Errorf("the taken-up terminal was resized to %+v, want the record's 100x30", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the taken-up terminal was not given the record's size")
+	}
 	rec, err := h.m.GetSession(t.Context(), "kept")
 	if err != nil || rec.Status != StatusActive || rec.StatusReason != "" || rec.ActiveConnections != 0 ||
 		rec.DetachedAt.IsZero() || rec.Cols != 100 {
