@@ -103,6 +103,21 @@ func (r *seamReader) read(c *wsproto.Conn, stop func() bool) error {
 	return nil
 }
 
+// checkEnd fails the test unless r read every byte it wants, with no
+// reset, and then the exit with code; err is what ended the reading.
+func (r *seamReader) checkEnd(err error, code int) {
+	r.t.Helper()
+	if r.off != int64(len(r.want)) {
+		r.t.Errorf("ended at offset %d, want %d (%v)", r.off, len(r.want), err)
+	}
+	if len(r.resets) > 0 {
+		r.t.Errorf("resets: %v", r.resets)
+	}
+	if r.exit == nil || r.exit.Code != code {
+		r.t.Errorf("exit %+v, want code %d", r.exit, code)
+	}
+}
+
 // TestFloodKillExitWhileNoServer: a session floods multibyte output
 // and exits (code 7) while no server runs; the server was SIGKILLed in the
 // flood. The next server's client, resuming at the offset it had, gets
@@ -125,16 +140,7 @@ func TestFloodKillExitWhileNoServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	err = r.follow(c, nil)
-	if r.off != int64(len(want)) {
-		t.Errorf("ended at offset %d, want %d (%v)", r.off, len(want), err)
-	}
-	if len(r.resets) > 0 {
-		t.Errorf("resets: %v", r.resets)
-	}
-	if r.exit == nil || r.exit.Code != 7 {
-		t.Errorf("exit %+v, want code 7", r.exit)
-	}
+	r.checkEnd(r.follow(c, nil), 7)
 }
 
 // TestFloodKillRepeated: SIGKILL and SIGTERM, several times, at
@@ -181,15 +187,7 @@ func TestFloodKillRepeated(t *testing.T) {
 	if r.exit == nil {
 		err = r.follow(c, func() bool { return r.exit != nil })
 	}
-	if r.off != int64(len(want)) {
-		t.Errorf("ended at offset %d, want %d (%v)", r.off, len(want), err)
-	}
-	if len(r.resets) > 0 {
-		t.Errorf("resets: %v", r.resets)
-	}
-	if r.exit == nil || r.exit.Code != 7 {
-		t.Errorf("exit %+v, want code 7", r.exit)
-	}
+	r.checkEnd(err, 7)
 	if !utf8.Valid(want) {
 		t.Fatal("bad want")
 	}
