@@ -2,21 +2,26 @@ package shared
 
 import (
 	"context"
-	"github.com/ptyhost/ptyhost/shared/proto"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/shared/proto"
 )
 
 // gatedPTY is a fakePTY whose Write waits for gate: a program that does
-// not read its input for a while.
+// not read its input for a while. entered is closed once a Write waits.
 type gatedPTY struct {
 	*fakePTY
-	gate chan struct{}
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
 }
 
 func (p *gatedPTY) Write(b []byte) (int, error) {
+	p.once.Do(func() { close(p.entered) })
 	<-p.gate
 	return p.fakePTY.Write(b)
 }
@@ -32,7 +37,7 @@ func TestInputWrittenBeforeTheHostWentAway(t *testing.T) {
 	gate := make(chan struct{})
 	ptys := make(chan *gatedPTY, 1)
 	srv := NewGRPCServer(&fakeEnv{spawn: func(context.Context, SpawnRequest) (PTY, error) {
-		p := &gatedPTY{fakePTY: newFakePTY(), gate: gate}
+		p := &gatedPTY{fakePTY: newFakePTY(), gate: gate, entered: make(chan struct{})}
 		ptys <- p
 		return p, nil
 	}}, nil)
@@ -48,9 +53,9 @@ func TestInputWrittenBeforeTheHostWentAway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // the pump reads "first" and waits in Write
-	ch.Close()                        // the host goes away
-	fake.print(t, "output meanwhile") // which the plugin fails to send: it detaches
+	receive(ctx, t, fake.entered, "the pump to wait in Write") // it read "first"
+	ch.Close()                                                 // the host goes away
+	fake.print(t, "output meanwhile")                          // which the plugin fails to send: it detaches
 	eventually(t, "the session to be detached", func() bool { return !kept(ctx, t, c, "in1").Attached })
 	close(gate) // the program reads again
 
