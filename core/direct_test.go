@@ -400,7 +400,7 @@ func TestKeystrokeNoAllocations(t *testing.T) {
 		if err := s.inputTo(io.Discard, key); err != nil {
 			t.Error(err)
 		}
-		s.output(key)
+		s.output(context.Background(), key)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per keystroke, want none", allocs)

@@ -109,10 +109,55 @@ func (s *session) mustWait(now time.Time) (bool, time.Time) {
 func (s *session) waitFlow(ctx context.Context) (detached bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wait, until := s.mustWait(time.Now())
-	if !wait {
-		return s.detached
+	if wait, until := s.mustWait(time.Now()); wait {
+		s.waitLocked(ctx, until, s.mustWait)
 	}
+	return s.detached
+}
+
+// roomMustWait reports whether committing n bytes read must wait, and
+// until when: when they would push out of the ring bytes that a writing
+// client holding the pump has not read. Before its read the pump waited
+// for every such client then attached; one that attached during the read
+// is replayed from near the ring's oldest end, which the read's bytes
+// could push out before it reads one, so that it is reset at once. It
+// holds the pump as a client behind does (mustWait), for keepUpWindow
+// from when it last kept up (its attach) at most; a client that read past
+// what the commit drops holds nothing. s.mu must be held.
+func (s *session) roomMustWait(now time.Time, n int) (bool, time.Time) {
+	floor := s.ring.End() + int64(n) - int64(s.ring.Capacity())
+	if s.state != stateRunning || floor <= s.ring.Start() {
+		return false, time.Time{}
+	}
+	var until time.Time
+	for a := range s.attachments {
+		if a.closed || a.displaced || a.readOnly || a.off >= floor {
+			continue
+		}
+		if end := a.keptUp.Add(keepUpWindow); end.After(now) && end.After(until) {
+			until = end
+		}
+	}
+	return !until.IsZero(), until
+}
+
+// makeRoomLocked blocks the pump, with n bytes read, while roomMustWait
+// holds, or until ctx ends; then they are committed whatever a client
+// missed, since the plugin has sent them. s.mu must be held.
+func (s *session) makeRoomLocked(ctx context.Context, n int) {
+	wait, until := s.roomMustWait(time.Now(), n)
+	if !wait {
+		return
+	}
+	s.roomFloor = s.ring.End() + int64(n) - int64(s.ring.Capacity())
+	s.waitLocked(ctx, until, func(now time.Time) (bool, time.Time) { return s.roomMustWait(now, n) })
+	s.roomFloor = 0
+}
+
+// waitLocked waits on flow, which s.mu is held for, while must (first true
+// until until) holds and ctx has not ended, looking again when woken and
+// when a client that holds the pump stops keeping up.
+func (s *session) waitLocked(ctx context.Context, until time.Time, must func(time.Time) (bool, time.Time)) {
 	wake := func() {
 		s.mu.Lock()
 		s.flow.Broadcast()
@@ -126,7 +171,7 @@ func (s *session) waitFlow(ctx context.Context) (detached bool) {
 			timer.Stop()
 		}
 	}()
-	for wait && ctx.Err() == nil {
+	for wait := true; wait && ctx.Err() == nil; wait, until = must(time.Now()) {
 		if !until.IsZero() {
 			// Look again when the client holding the pump stops counting
 			// as keeping up.
@@ -138,10 +183,8 @@ func (s *session) waitFlow(ctx context.Context) (detached bool) {
 		}
 		s.pumpWaiting = true
 		s.flow.Wait()
-		wait, until = s.mustWait(time.Now())
 	}
 	s.pumpWaiting = false
-	return s.detached
 }
 
 // flowProgress is called when a has read output: a client within the
@@ -152,6 +195,10 @@ func (s *session) waitFlow(ctx context.Context) (detached bool) {
 // mark without ever being behind, and keeps up all the way. s.mu must be
 // held.
 func (s *session) flowProgress(a *Attachment) {
+	if s.roomFloor != 0 && a.off >= s.roomFloor {
+		// Read past what the pump's commit drops (makeRoomLocked).
+		s.flow.Broadcast()
+	}
 	lag := s.ring.End() - a.off
 	if lag > s.highWater() || (a.behind && lag > s.lowWater()) {
 		return

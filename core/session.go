@@ -102,6 +102,7 @@ type session struct {
 	drain         bool      // when destroyed: deliver output and exit first
 	flow          sync.Cond // on mu: the pump waits on it for a client (flow.go)
 	pumpWaiting   bool      // the pump waits on flow
+	roomFloor     int64     // while the pump waits to commit: the oldest offset kept after (makeRoomLocked)
 	idleTimer     *time.Timer
 	lingerTimer   *time.Timer
 	// keepAllTimer ends, exitKeepAll after its exit, an exited session's
@@ -209,7 +210,7 @@ func (s *session) pump(ctx context.Context) {
 		}
 		n, err := s.pty.Read(buf[:min(len(buf), limit)])
 		if n > 0 {
-			s.output(buf[:n])
+			s.output(ctx, buf[:n])
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -278,14 +279,16 @@ func (s *session) markCaughtUp(ended bool) {
 	s.caughtUp = nil
 }
 
-// output scans p for safe points, appends it to the scrollback and wakes
-// the attachments.
-func (s *session) output(p []byte) {
+// output scans p for safe points, appends it to the scrollback, once no
+// client keeping up would lose bytes it has yet to read (makeRoomLocked),
+// and wakes the attachments.
+func (s *session) output(ctx context.Context, p []byte) {
 	now := s.deps.now()
 	// The pump alone scans, so it does so before taking the lock that
 	// attachments need.
 	points, modes := s.scanner.scan(p)
 	s.mu.Lock()
+	s.makeRoomLocked(ctx, len(p))
 	s.ring.commit(p, points, modes)
 	s.markCaughtUp(false)
 	d, direct := s.directTarget(len(p))
