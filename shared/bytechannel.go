@@ -46,6 +46,9 @@ const (
 
 	// channelSocketName is the socket's name in its private directory.
 	channelSocketName = "bytes.sock"
+	// channelDirPattern names the private directories, in os.TempDir():
+	// os.MkdirTemp's pattern.
+	channelDirPattern = "ptyhost-plugin-*"
 
 	// maxUnixPath is the longest socket path Linux and the BSDs take.
 	maxUnixPath = 100
@@ -60,6 +63,10 @@ const (
 // channelHeaderSize is an input frame's header: its type and the payload's
 // length, 4 bytes big-endian.
 const channelHeaderSize = 5
+
+// sweepOnce removes the channel directories of plugins that did not stop
+// cleanly (sweepChannelDirs), once per process, at its first channel.
+var sweepOnce sync.Once
 
 // channelListener is a plugin's byte-channel socket and the offers it
 // waits to be taken up. The socket exists only while an offer is open:
@@ -138,7 +145,10 @@ func (l *channelListener) offer(input *os.File) (*channelOffer, string) {
 // listen makes the private directory and the socket, and starts accepting.
 // mu must be held.
 func (l *channelListener) listen() error {
-	dir, err := os.MkdirTemp("", "ptyhost-plugin-")
+	// Plugins killed before they removed their directories left them
+	// behind: the first channel of a process removes those.
+	sweepOnce.Do(func() { go sweepChannelDirs(os.TempDir(), time.Now()) })
+	dir, err := os.MkdirTemp("", channelDirPattern)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"time"
 )
 
 // writeAck writes the acknowledgement; no terminal goes with it here.
@@ -34,3 +35,7 @@ func (d *directInput) resize(Size) error { return errors.ErrUnsupported }
 
 // closeLocked does nothing.
 func (d *directInput) closeLocked() {}
+
+// sweepChannelDirs removes nothing: there are no byte channel directories
+// to sweep here.
+func sweepChannelDirs(string, time.Time) int { return 0 }
