@@ -11,6 +11,7 @@
 // fails Health, and with {"hang": true} Health never answers. Flags:
 //
 //	-types A,B       the environment types served (default FAKE)
+//	-info fail|hang  Info fails, or answers only when its ctx ends
 //	-protocols 1,7   serve these protocol versions through go-plugin
 //	                 directly instead of shared.Serve
 package main
@@ -18,6 +19,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,8 +37,9 @@ import (
 func main() {
 	types := flag.String("types", "FAKE", "environment types served, comma-separated")
 	protocols := flag.String("protocols", "", "protocol versions to serve through go-plugin directly, comma-separated")
+	info := flag.String("info", "", "fail: Info fails; hang: Info answers only when its ctx ends")
 	flag.Parse()
-	impl := &fake{types: strings.Split(*types, ",")}
+	impl := &fake{types: strings.Split(*types, ","), info: *info}
 	if *protocols == "" {
 		shared.Serve(impl)
 		return
@@ -58,9 +61,19 @@ func main() {
 	})
 }
 
-type fake struct{ types []string }
+type fake struct {
+	types []string
+	info  string // the -info flag
+}
 
-func (f *fake) Info(context.Context) (shared.Info, error) {
+func (f *fake) Info(ctx context.Context) (shared.Info, error) {
+	switch f.info {
+	case "fail":
+		return shared.Info{}, errors.New("fake: Info fails (-info fail)")
+	case "hang":
+		<-ctx.Done()
+		return shared.Info{}, ctx.Err()
+	}
 	return shared.Info{
 		Name:         "fake",
 		Version:      "0.0.1-test",
