@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -375,13 +377,19 @@ type launchGuard struct {
 	mu        sync.Mutex
 	r         *procRunner
 	cancelled bool
+	// hostDir is the directory go-plugin made for the launch (see
+	// newProcRunner), which nothing uses.
+	hostDir string
 }
 
 // runnerFunc is the ClientConfig.RunnerFunc of a launch. go-plugin hands
 // it a blank command holding only the protocol's environment; build makes
 // the plugin's command from that.
 func (l *launchGuard) runnerFunc(build func(protocolEnv []string) *exec.Cmd, socketDir string) func(hclog.Logger, *exec.Cmd, string) (runner.Runner, error) {
-	return func(log hclog.Logger, blank *exec.Cmd, _ string) (runner.Runner, error) {
+	return func(log hclog.Logger, blank *exec.Cmd, hostDir string) (runner.Runner, error) {
+		l.mu.Lock()
+		l.hostDir = hostDir
+		l.mu.Unlock()
 		r, err := newProcRunner(log, build(blank.Env), socketDir)
 		if err != nil {
 			return nil, err
@@ -421,4 +429,37 @@ func (l *launchGuard) runner() *procRunner {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.r
+}
+
+// removeLeftovers removes what a launch given up on leaves in the socket
+// directory sockDir, once its process is gone (go-plugin's Kill has
+// returned): the plugin's socket, which a killed plugin cannot remove,
+// named by its handshake (go-plugin gives its address only after a
+// successful start), and go-plugin's directory for the launch, which its
+// Kill removes only when a process started. Only a socket directly in
+// sockDir is removed, as sweepSockets would: the handshake is the
+// plugin's word.
+func (l *launchGuard) removeLeftovers(sockDir string) {
+	l.mu.Lock()
+	r, hostDir := l.r, l.hostDir
+	l.mu.Unlock()
+	sockDir = filepath.Clean(sockDir)
+	if hostDir != "" && filepath.Dir(hostDir) == sockDir {
+		_ = os.RemoveAll(hostDir)
+	}
+	if r == nil {
+		return
+	}
+	// core|app|network|address|protocol|cert
+	parts := strings.Split(r.handshake(), "|")
+	if len(parts) < 4 || parts[2] != "unix" {
+		return
+	}
+	path := parts[3]
+	if filepath.Dir(path) != sockDir || !strings.HasPrefix(filepath.Base(path), "plugin") {
+		return
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
 }

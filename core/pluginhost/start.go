@@ -87,6 +87,7 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 			proc.killGroup()
 		}
 		client.Kill()
+		guard.removeLeftovers(s.p.sock.path)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("did not start: no handshake and Info within the start timeout (%v)", o.StartTimeout)
 		}
