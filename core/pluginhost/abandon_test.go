@@ -326,3 +326,47 @@ func TestRefusedTypeLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Close between the check of a plugin's executable and the start of its
+// process: the process is never started, or killed as soon as it is, and
+// go-plugin's directory for the launch is removed either way. (Which of
+// the two happens depends on when the launch's abort runs: the rounds
+// with a pause let it run before the launch goes on.)
+func TestCloseBeforeTheProcessStartsLeavesNothing(t *testing.T) {
+	ctx := pluginsContext(t)
+	fake := fakePluginBin(t)
+	reached, release := make(chan struct{}), make(chan struct{})
+	afterChecksum = func(string) {
+		reached <- struct{}{}
+		<-release
+	}
+	t.Cleanup(func() { afterChecksum = nil })
+	for round := range 6 {
+		dir, state, sockDir := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "run")
+		writeTracedPlugin(t, dir, state, "p", fake)
+		p, err := Load(ctx, Options{Dir: dir, SocketDir: sockDir, Plugins: []Config{{Name: "p"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-reached
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			p.Close()
+		}()
+		<-p.ctx.Done()
+		if round%2 == 1 {
+			time.Sleep(20 * time.Millisecond) // lets the abort's goroutine run first, most often
+		}
+		release <- struct{}{}
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Close did not return", round)
+		}
+		waitReaped(ctx, t, state, "p", 5*time.Second)
+		if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
+			t.Errorf("round %d: after Close, the socket directory holds %q", round, left)
+		}
+	}
+}
