@@ -93,6 +93,9 @@ func (s *supervised) hold(ctx context.Context, g *generation) (release func(), e
 	holdCtx, cancel := context.WithCancel(context.Background())
 	c := make(chan result, 1)
 	go func() {
+		if beforeHold != nil {
+			beforeHold(ctx)
+		}
 		r, err := k.Hold(holdCtx, s.p.opts.OrphanTimeout)
 		c <- result{r, err}
 	}()
@@ -111,6 +114,10 @@ func (s *supervised) hold(ctx context.Context, g *generation) (release func(), e
 		return nil, fmt.Errorf("hold: %w", ctx.Err())
 	}
 }
+
+// beforeHold, when set (by a test), runs before a started plugin is asked
+// to hold its sessions, with the start's context.
+var beforeHold func(ctx context.Context)
 
 // reattachAll reattaches, in parallel, to the plugin processes a previous
 // server left running, each within reattachTimeout, and records those it

@@ -55,7 +55,8 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	guard := &launchGuard{}
 	// Ending ctx (Close, the start timeout) kills a process that has not
 	// handshaken: go-plugin's Start does not watch a context.
-	defer context.AfterFunc(ctx, guard.abort)()
+	stopAbort := context.AfterFunc(ctx, guard.abort)
+	defer stopAbort()
 	build := func(protocolEnv []string) *exec.Cmd {
 		cmd := exe.command(s.conf.Args)
 		cmd.Env = append(s.conf.environ(s.builtin, os.Environ()), protocolEnv...)
@@ -78,7 +79,9 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	}
 	client := plugin.NewClient(cfg)
 	rpc, env, info, err := dispense(ctx, client)
-	if err == nil && ctx.Err() != nil {
+	// Started: from here ctx ending bounds the hold below, and no longer
+	// kills the process (a Close stops it as it stops any running one).
+	if err == nil && (!stopAbort() || ctx.Err() != nil) {
 		err = ctx.Err()
 	}
 	proc := guard.runner()
