@@ -268,8 +268,6 @@ func TestCircuitOpenLeavesNothing(t *testing.T) {
 	defer p.Close()
 	st := waitPlugin(ctx, t, p, "p", "running", running)
 	killPlugin(t, st.PID)
-	// A failed attempt reads failed for a moment too, before it counts as
-	// a crash.
 	st = waitPlugin(ctx, t, p, "p", "the circuit to open", func(st core.PluginStatus) bool {
 		return st.State == core.PluginFailed && strings.Contains(st.Reason, "circuit open")
 	})

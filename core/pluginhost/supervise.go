@@ -109,8 +109,15 @@ func (s *supervised) status() core.PluginStatus {
 // setState records a state; s.mu must be held.
 func (s *supervised) setState(state core.PluginState, reason string) {
 	s.state, s.reason = state, reason
+	if testHookSetState != nil {
+		testHookSetState(s.name, state, reason)
+	}
 	s.p.changed()
 }
+
+// testHookSetState, when set (by a test), sees every state a plugin is put
+// in, under its mu.
+var testHookSetState func(name string, state core.PluginState, reason string)
 
 // environment returns what serves the plugin's types now.
 func (s *supervised) environment() (shared.Environment, error) {
@@ -137,7 +144,7 @@ func (s *supervised) environment() (shared.Environment, error) {
 // process that dies, with backoff, and serves operator restarts. A first
 // launch that fails leaves the plugin failed (or refused) until Restart.
 func (s *supervised) run(ctx context.Context) {
-	g, _ := s.launch(ctx, false)
+	g, _ := s.launch(ctx, launchFirst)
 	s.p.launched()
 	var retry *time.Timer
 	stopRetry := func() {
@@ -185,7 +192,7 @@ func (s *supervised) run(ctx context.Context) {
 		case <-retryC:
 			retry = nil
 			var err error
-			if g, err = s.launch(ctx, true); err != nil && ctx.Err() == nil && !isRefusal(err) {
+			if g, err = s.launch(ctx, launchRetry); err != nil && ctx.Err() == nil && !isRefusal(err) {
 				scheduleAfterCrash(err.Error())
 			}
 
@@ -228,7 +235,7 @@ func (s *supervised) restartOnRequest(ctx context.Context, g *generation, req re
 		s.mu.Lock()
 		s.crashes = nil // the operator closes the circuit
 		s.mu.Unlock()
-		g, _ = s.launch(ctx, true)
+		g, _ = s.launch(ctx, launchOnRequest)
 		s.mu.Lock()
 		s.requested++
 		done := s.requested
@@ -315,11 +322,25 @@ func isRefusal(err error) bool {
 	return errors.As(err, &r)
 }
 
+// launchKind says why the supervisor launches a plugin.
+type launchKind int
+
+const (
+	launchFirst     launchKind = iota // at Load
+	launchRetry                       // after a crash or a failed retry
+	launchOnRequest                   // an operator's restart
+)
+
 // launch starts a new process and records the outcome in s's state: the
-// generation and running, or nil, an error, and failed or refused. again
-// says it is not the plugin's first launch. The first launch takes up the
-// process Load reattached to instead, if there is one.
-func (s *supervised) launch(ctx context.Context, again bool) (*generation, error) {
+// generation and running, or nil, an error, and failed or refused. A
+// retry that fails but for a refusal stays starting instead, for the
+// supervisor to count as a crash (crashed), which says restarting, or
+// failed once the circuit opens: failed in between would tell WaitType,
+// and whoever reads the state, that the plugin is given up on while
+// another attempt is due. The first launch takes up the process Load
+// reattached to instead, if there is one.
+func (s *supervised) launch(ctx context.Context, kind launchKind) (*generation, error) {
+	again := kind != launchFirst
 	s.mu.Lock()
 	s.gen = nil
 	s.setState(core.PluginStarting, "")
@@ -348,6 +369,10 @@ func (s *supervised) launch(ctx context.Context, again bool) (*generation, error
 	if err != nil && ctx.Err() != nil {
 		s.setState(core.PluginStopped, "")
 		s.log.Info("plugin start abandoned: the plugins are stopping")
+		return nil, err
+	}
+	if err != nil && kind == launchRetry && !isRefusal(err) {
+		s.log.Warn("plugin restart failed", "path", s.path, "reason", err)
 		return nil, err
 	}
 	if err != nil {
