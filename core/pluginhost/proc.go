@@ -436,9 +436,10 @@ func (l *launchGuard) runner() *procRunner {
 // returned): the plugin's socket, which a killed plugin cannot remove,
 // named by its handshake (go-plugin gives its address only after a
 // successful start), and go-plugin's directory for the launch, which its
-// Kill removes only when a process started. Only a socket directly in
-// sockDir is removed, as sweepSockets would: the handshake is the
-// plugin's word.
+// Kill removes only when a process started. The handshake is the plugin's
+// word, so only a socket directly in sockDir that nothing listens on is
+// removed, as sweepSockets would: not another plugin's, through which the
+// next server would reattach to it.
 func (l *launchGuard) removeLeftovers(sockDir string) {
 	l.mu.Lock()
 	r, hostDir := l.r, l.hostDir
@@ -459,7 +460,7 @@ func (l *launchGuard) removeLeftovers(sockDir string) {
 	if filepath.Dir(path) != sockDir || !strings.HasPrefix(filepath.Base(path), "plugin") {
 		return
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 && !listening(path) {
 		_ = os.Remove(path)
 	}
 }
