@@ -47,8 +47,8 @@ const (
 	// channelSocketName is the socket's name in its private directory.
 	channelSocketName = "bytes.sock"
 	// channelDirPattern names the private directories, in os.TempDir():
-	// os.MkdirTemp's pattern.
-	channelDirPattern = "ptyhost-plugin-*"
+	// os.MkdirTemp's pattern, which puts decimal digits for the star.
+	channelDirPattern = "ptyhost-channel-*"
 
 	// maxUnixPath is the longest socket path Linux and the BSDs take.
 	maxUnixPath = 100

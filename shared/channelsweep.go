@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,17 +27,39 @@ const channelSweepAge = time.Minute
 // which is not a plugin's leftover or may be a live plugin's, is left. It
 // reports how many it removed.
 func sweepChannelDirs(dir string, now time.Time) int {
-	paths, err := filepath.Glob(filepath.Join(dir, channelDirPattern))
-	if err != nil {
-		return 0
-	}
 	removed := 0
-	for _, path := range paths {
-		if staleChannelDir(path, now) && removeChannelDir(path) {
-			removed++
+	for _, pattern := range []string{channelDirPattern, oldChannelDirPattern} {
+		paths, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			continue
+		}
+		for _, path := range paths {
+			if madeAs(filepath.Base(path), pattern) && staleChannelDir(path, now) && removeChannelDir(path) {
+				removed++
+			}
 		}
 	}
 	return removed
+}
+
+// oldChannelDirPattern is how plugins built before channelDirPattern
+// named their directories, whose leftovers are swept too.
+const oldChannelDirPattern = "ptyhost-plugin-*"
+
+// madeAs reports whether name is one os.MkdirTemp could have made from
+// pattern: its star, decimal digits. Others only look alike, such as a
+// directory named for a plugin's executable.
+func madeAs(name, pattern string) bool {
+	digits, ok := strings.CutPrefix(name, strings.TrimSuffix(pattern, "*"))
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // staleChannelDir reports whether path is a dead plugin's byte channel

@@ -56,26 +56,26 @@ func TestSweepChannelDirs(t *testing.T) {
 		}
 	}
 
-	dead := mk("ptyhost-plugin-dead", 0o700)
+	dead := mk("ptyhost-plugin-1001", 0o700) // named as plugins before ptyhost-channel-* named them
 	listen(dead, true)
 	deadSock := filepath.Join(dead, channelSocketName)
-	empty := mk("ptyhost-plugin-empty", 0o700)
+	empty := mk("ptyhost-channel-1002", 0o700)
 
-	live := mk("ptyhost-plugin-live", 0o700)
+	live := mk("ptyhost-channel-1003", 0o700)
 	listen(live, false)
-	young := mk("ptyhost-plugin-young", 0o700)
+	young := mk("ptyhost-channel-1004", 0o700)
 	listen(young, true)
-	youngEmpty := mk("ptyhost-plugin-youngempty", 0o700)
-	other := mk("ptyhost-plugin-other", 0o700)
+	youngEmpty := mk("ptyhost-channel-1005", 0o700)
+	other := mk("ptyhost-channel-1006", 0o700)
 	listen(other, true)
 	if err := os.WriteFile(filepath.Join(other, "notes"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	open := mk("ptyhost-plugin-open", 0o755)
+	open := mk("ptyhost-channel-1007", 0o755)
 	listen(open, true)
 	notOurs := mk("something-else", 0o700)
 	target := mk("target", 0o700)
-	link := filepath.Join(tmp, "ptyhost-plugin-link")
+	link := filepath.Join(tmp, "ptyhost-channel-1008")
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestFirstChannelSweeps(t *testing.T) {
 	t.Setenv("TMPDIR", tmp)
 	sweepOnce = sync.Once{}
 	t.Cleanup(func() { sweepOnce = sync.Once{} })
-	dead := filepath.Join(tmp, "ptyhost-plugin-dead")
+	dead := filepath.Join(tmp, "ptyhost-channel-1001")
 	if err := os.Mkdir(dead, 0o700); err != nil {
 		t.Fatal(err)
 	}
