@@ -116,13 +116,13 @@ func TestAbandonedStartLeavesNothing(t *testing.T) {
 		reason   string
 		noLaunch bool // the script never runs
 	}{
-		{name: "no handshake", target: sleepPath(t), args: []string{"600"}, timeout: 500 * time.Millisecond,
+		{name: "no handshake", target: sleepPath(t), args: []string{"600"}, timeout: 3 * time.Second, // time for the script to run under load
 			state: core.PluginFailed, reason: "within the start timeout"},
 		{name: "protocol version", target: fake, args: []string{"-protocols", "7"},
 			state: core.PluginRefused, reason: "protocol version 7"},
 		{name: "info fails", target: fake, args: []string{"-info", "fail"},
 			state: core.PluginFailed, reason: "Info fails"},
-		{name: "info hangs", target: fake, args: []string{"-info", "hang"}, timeout: time.Second,
+		{name: "info hangs", target: fake, args: []string{"-info", "hang"}, timeout: 3 * time.Second,
 			state: core.PluginFailed, reason: "within the start timeout"},
 		{name: "exec fails", target: "/nonexistent/plugin",
 			state: core.PluginFailed, reason: "did not start"},

@@ -23,7 +23,7 @@ func TestSlowHoldKeepsTheStartedPlugin(t *testing.T) {
 	beforeHold = func(ctx context.Context) { <-ctx.Done() }
 	t.Cleanup(func() { beforeHold = nil })
 	opts := durableOptions(t)
-	opts.StartTimeout = 500 * time.Millisecond
+	opts.StartTimeout = 2 * time.Second // for the handshake under load; the hold waits it out
 	p, err := loadPlugins(ctx, t, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -20,8 +20,10 @@ import (
 )
 
 // start starts the plugin's executable, checks it, and asks for its Info,
-// within the start timeout. On failure, or when ctx ends first, nothing is
-// left running.
+// within the start timeout, then asks it to hold its sessions (a durable
+// one), which the rest of the timeout bounds: a plugin that started is
+// not stopped for a hold that did not answer in time. On failure, or when
+// ctx ends first, nothing is left running.
 func (s *supervised) start(ctx context.Context) (*generation, error) {
 	s.mu.Lock()
 	path := s.path
@@ -50,6 +52,7 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	}
 
 	o := s.p.opts
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()
 	guard := &launchGuard{}
@@ -102,6 +105,12 @@ func (s *supervised) start(ctx context.Context) (*generation, error) {
 	}
 	g.wrapped = &pluginEnv{g: g}
 	s.makeDurable(ctx, g, func() (*reattachRecord, error) { return launchRecord(s, g, client, cfg, proc.handshake()) })
+	if err := parent.Err(); err != nil {
+		// Close during the hold: given up on, as before the handshake.
+		// (The start timeout, in contrast, only cut the hold short.)
+		g.stop(parent, "")
+		return nil, err
+	}
 	return g, nil
 }
 
