@@ -37,7 +37,11 @@ import (
 //
 // A client's lag stays within the ring while the pump waits for it: the
 // pump reads only when it is at most highWater behind, and at most
-// capacity-highWater bytes at a time.
+// capacity-highWater bytes at a time. A writing client that attached
+// during the read, replayed from near the ring's oldest end, could still
+// lose its replay to the read's bytes: the pump also holds those, before
+// committing them, while they would drop bytes such a client keeping up
+// has yet to read (roomMustWait).
 
 // keepUpWindow is how long since it last kept up a client still holds the
 // pump: longer than a busy machine deschedules a
