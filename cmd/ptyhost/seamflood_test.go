@@ -199,7 +199,7 @@ func seamPluginStats(t *testing.T, pid int, tmp string) (fds, threads, kids, dir
 	t.Helper()
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	d, _ := filepath.Glob(filepath.Join(tmp, "ptyhost-plugin-*"))
+	d, _ := filepath.Glob(filepath.Join(tmp, "ptyhost-channel-*"))
 	return len(ents), len(tasks), len(children(pid)), len(d)
 }
 
