@@ -55,8 +55,9 @@ type Options struct {
 	// server (see Plugins.Detach) are kept there too, and a later Load on
 	// the same directory reattaches to them. Its path must be at most 90
 	// bytes long. Empty means a new private directory in os.TempDir(),
-	// removed by Close, and plugin processes that never outlive the
-	// server; ptyhost serve uses DATA_DIR/run.
+	// removed by Close (and, if the process is killed first, by the next
+	// Load with an empty SocketDir), and plugin processes that never
+	// outlive the server; ptyhost serve uses DATA_DIR/run.
 	SocketDir string
 
 	// RestartBackoff is the delay before the first restart of a plugin

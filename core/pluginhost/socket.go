@@ -39,11 +39,13 @@ type socketDir struct {
 // mode 0700, owned by this user, not a symbolic link. When no other
 // Plugins uses it, the sockets and go-plugin directories left in it are
 // removed (see sweepSockets), and this Plugins owns it. An empty dir
-// means a new private directory in os.TempDir(), removed by close.
+// means a new private directory in os.TempDir(), removed by close; the
+// ones killed servers left there go first (sweepTempSocketDirs).
 func openSocketDir(dir string) (*socketDir, error) {
 	d := &socketDir{path: dir}
 	if dir == "" {
-		tmp, err := os.MkdirTemp("", "ptyhost-plugins-")
+		sweepTempSocketDirs(os.TempDir(), time.Now())
+		tmp, err := os.MkdirTemp("", tempSocketDirPattern)
 		if err != nil {
 			return nil, fmt.Errorf("plugin socket dir: %w", err)
 		}
