@@ -5,6 +5,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/fakeenv"
 )
 
 // A client that attaches to a session whose pump is in the middle of a
@@ -23,18 +25,7 @@ func TestReplayOutlivesTheReadUnderWay(t *testing.T) {
 		{"back at a lost offset", 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const capacity = 8 << 10
-			h := newHarness(t, func(o *Options) { o.ScrollbackBytes = capacity })
-			_, p := h.create(t, "f")
-			s := h.session(t, "f")
-			// Two rings' worth with no client: the pump reads on, in
-			// reads grown to maxRead, and the ring holds the last 8 KiB.
-			_, early := flood(p, 2*capacity)
-			eventually(t, "the early output to be read", func() bool {
-				s.mu.Lock()
-				defer s.mu.Unlock()
-				return s.ring.End() == int64(len(early))
-			})
+			h, p, s, early := floodedSession(t)
 			// The pump waits in its next read: attach now.
 			var a *Attachment
 			var err error
@@ -48,8 +39,8 @@ func TestReplayOutlivesTheReadUnderWay(t *testing.T) {
 			}
 			t.Cleanup(a.Close)
 			hello := a.Hello()
-			if hello.Offset >= int64(len(early)) || hello.Offset < int64(len(early)-capacity) {
-				t.Fatalf("hello offset %d; want a replay from within the ring [%d, %d)", hello.Offset, len(early)-capacity, len(early))
+			if hello.Offset >= int64(len(early)) || hello.Offset < int64(len(early)-flowCapacity) {
+				t.Fatalf("hello offset %d; want a replay from within the ring [%d, %d)", hello.Offset, len(early)-flowCapacity, len(early))
 			}
 			// The read under way returns a whole maxRead: enough to push
 			// out the replay's start.
@@ -76,16 +67,7 @@ func TestReplayOutlivesTheReadUnderWay(t *testing.T) {
 // the read's bytes for keepUpWindow at most, as it would hold the next
 // read: then they are appended, and the client is reset when it reads.
 func TestStalledNewcomerHoldsTheReadBriefly(t *testing.T) {
-	const capacity = 8 << 10
-	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = capacity })
-	_, p := h.create(t, "f")
-	s := h.session(t, "f")
-	_, early := flood(p, 2*capacity)
-	eventually(t, "the early output to be read", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.ring.End() == int64(len(early))
-	})
+	h, p, s, early := floodedSession(t)
 	a := h.attach(t, "f")
 	start := time.Now()
 	done, more := flood(p, s.maxRead())
@@ -109,4 +91,25 @@ func TestStalledNewcomerHoldsTheReadBriefly(t *testing.T) {
 	if f, _ := nextFrame(t, a); f.Kind != FrameReset {
 		t.Errorf("a stalled newcomer's first frame after the drop: %+v, want a reset", f)
 	}
+}
+
+// flowCapacity is the scrollback of floodedSession's session.
+const flowCapacity = 8 << 10
+
+// floodedSession creates session "f" with an 8 KiB ring and has it print
+// two rings' worth with no client: the pump reads on, in reads grown to
+// maxRead, the ring holds the last 8 KiB, and the pump waits in its next
+// read. It returns the output printed.
+func floodedSession(t *testing.T) (*harness, *fakeenv.PTY, *session, []byte) {
+	t.Helper()
+	h := newHarness(t, func(o *Options) { o.ScrollbackBytes = flowCapacity })
+	_, p := h.create(t, "f")
+	s := h.session(t, "f")
+	_, early := flood(p, 2*flowCapacity)
+	eventually(t, "the early output to be read", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.ring.End() == int64(len(early))
+	})
+	return h, p, s, early
 }

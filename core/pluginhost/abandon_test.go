@@ -154,14 +154,7 @@ func TestAbandonedStartLeavesNothing(t *testing.T) {
 			if n := len(tracedPIDs(t, state, "p", "pids")); n == 0 && !tt.noLaunch && tt.target != "/nonexistent/plugin" {
 				t.Fatal("the plugin never ran")
 			}
-			waitReaped(ctx, t, state, "p", 5*time.Second)
-			if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-				t.Errorf("while the plugins run, the socket directory holds %q", left)
-			}
-			p.Close()
-			if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-				t.Errorf("after Close, the socket directory holds %q", left)
-			}
+			checkNothingLeft(ctx, t, p, state, "p", sockDir, "while the plugins run")
 		})
 	}
 }
@@ -254,12 +247,7 @@ func TestRestartRacingCloseLeavesNothing(t *testing.T) {
 func TestCircuitOpenLeavesNothing(t *testing.T) {
 	ctx := pluginsContext(t)
 	dir, state, sockDir := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "run")
-	// The first launch serves; every later one fails its Info.
-	marker := filepath.Join(state, "launched")
-	flaky := filepath.Join(state, "flaky")
-	writeExecutable(t, state, "flaky", fmt.Sprintf("#!/bin/sh\nif [ -e %[1]s ]; then exec %[2]s -info fail; fi\n: > %[1]s\nexec %[2]s\n",
-		marker, fakePluginBin(t)), 0o755)
-	writeTracedPlugin(t, dir, state, "p", flaky)
+	writeServesOnce(t, dir, state, "p")
 	p, err := loadPlugins(ctx, t, Options{Dir: dir, SocketDir: sockDir, Plugins: []Config{{Name: "p"}},
 		RestartBackoff: time.Millisecond, MaxRestartBackoff: 5 * time.Millisecond, CrashLimit: 4})
 	if err != nil {
@@ -277,14 +265,7 @@ func TestCircuitOpenLeavesNothing(t *testing.T) {
 	if n := len(tracedPIDs(t, state, "p", "pids")); n != 4 {
 		t.Errorf("%d launches, want 4", n)
 	}
-	waitReaped(ctx, t, state, "p", 5*time.Second)
-	if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-		t.Errorf("with the circuit open, the socket directory holds %q", left)
-	}
-	p.Close()
-	if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-		t.Errorf("after Close, the socket directory holds %q", left)
-	}
+	checkNothingLeft(ctx, t, p, state, "p", sockDir, "with the circuit open")
 }
 
 // A plugin refused after it started, for a type another plugin serves, is
@@ -366,5 +347,30 @@ func TestCloseBeforeTheProcessStartsLeavesNothing(t *testing.T) {
 		if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
 			t.Errorf("round %d: after Close, the socket directory holds %q", round, left)
 		}
+	}
+}
+
+// writeServesOnce makes the traced plugin name in dir the fake plugin,
+// whose first launch serves and every later one fails its Info.
+func writeServesOnce(t *testing.T, dir, state, name string) {
+	t.Helper()
+	marker := filepath.Join(state, name+".launched")
+	writeExecutable(t, state, name+".once", fmt.Sprintf("#!/bin/sh\nif [ -e %[1]s ]; then exec %[2]s -info fail; fi\n: > %[1]s\nexec %[2]s\n",
+		marker, fakePluginBin(t)), 0o755)
+	writeTracedPlugin(t, dir, state, name, filepath.Join(state, name+".once"))
+}
+
+// checkNothingLeft waits until every process of the traced plugin name has
+// been reaped, and checks that the socket directory holds nothing of it,
+// while p runs and after p.Close. when says when the first look is.
+func checkNothingLeft(ctx context.Context, t *testing.T, p *Plugins, state, name, sockDir, when string) {
+	t.Helper()
+	waitReaped(ctx, t, state, name, 5*time.Second)
+	if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
+		t.Errorf("%s, the socket directory holds %q", when, left)
+	}
+	p.Close()
+	if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
+		t.Errorf("after Close, the socket directory holds %q", left)
 	}
 }

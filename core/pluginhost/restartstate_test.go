@@ -18,11 +18,7 @@ import (
 func TestFailedRetriesReadRestarting(t *testing.T) {
 	ctx := pluginsContext(t)
 	dir, state, sockDir := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "run")
-	// The first launch serves; every later one fails its Info.
-	marker := filepath.Join(state, "launched")
-	writeExecutable(t, state, "flaky", fmt.Sprintf("#!/bin/sh\nif [ -e %[1]s ]; then exec %[2]s -info fail; fi\n: > %[1]s\nexec %[2]s\n",
-		marker, fakePluginBin(t)), 0o755)
-	writeTracedPlugin(t, dir, state, "p", filepath.Join(state, "flaky"))
+	writeServesOnce(t, dir, state, "p")
 	var mu sync.Mutex
 	var states []string
 	testHookSetState = func(name string, st core.PluginState, reason string) {
