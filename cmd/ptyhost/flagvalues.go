@@ -2,7 +2,10 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -95,4 +98,20 @@ func falseFlag(fs *flag.FlagSet, name, usage string) *bool {
 	p := new(bool)
 	boolFlag(fs, p, name, false, usage)
 	return p
+}
+
+// logLevel is --log-level's value (PTYHOST_LOG_LEVEL, log_level): slog's
+// level names in any case (and its offsets, such as debug-2), with a
+// refusal in words that name the levels rather than slog's own.
+type logLevel slog.Level
+
+func (l *logLevel) String() string { return strings.ToLower(slog.Level(*l).String()) }
+
+func (l *logLevel) Set(v string) error {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(v)); err != nil {
+		return fmt.Errorf("%q: want debug, info, warn or error", v)
+	}
+	*l = logLevel(lv)
+	return nil
 }

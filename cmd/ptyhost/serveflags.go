@@ -126,7 +126,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	boolFlag(fs, &c.hangUpOnStop, "hang-up-on-stop", false, "hang every session up when the server stops (SIGTERM, SIGINT, 'ptyhost stop'), instead of leaving them running for the next server [PTYHOST_HANG_UP_ON_STOP]")
 	boolFlag(fs, &c.hangUpUnknown, "hang-up-unknown-sessions", false, "for this start: hang up the sessions the plugins kept even when the database holds the record of none of them, where the server refuses to start (a new or another database: a mistyped --db, a deleted file); a flag only, for one start")
 	boolFlag(fs, &c.web, "web", true, "serve the browser page (a terminal in the browser) at /; --web=false leaves it out (404), the API unchanged [PTYHOST_WEB]")
-	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
+	fs.Var((*logLevel)(&c.logLevel), "log-level", "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
 		if !slices.Contains([]string{"text", "json"}, v) {
 			return fmt.Errorf("%q: want text or json", v)
