@@ -150,13 +150,13 @@ func newFlagSet(name string, cf *clientFlags) *flag.FlagSet {
 // interspersed they may sit among the flags ("kill ID --server URL"),
 // otherwise parsing stops at the first one, so that run's command keeps
 // its own flags. help is true when --help or -h was given: the help has
-// been printed to stdout and the command should return nil.
+// been printed to stdout and the command should return err, the write's
+// error (a full stdout fails, exit 1, as any output does).
 func parseFlags(fs *flag.FlagSet, helpText string, args []string, interspersed bool, stdio stdio) (pos []string, help bool, err error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				printHelp(stdio.out, fs, helpText)
-				return nil, true, nil
+				return nil, true, printHelp(stdio.out, fs, helpText)
 			}
 			return nil, false, usageError{fmt.Sprintf("%s: %v (see 'ptyhost %s --help')", fs.Name(), err, fs.Name())}
 		}
@@ -172,7 +172,7 @@ func parseFlags(fs *flag.FlagSet, helpText string, args []string, interspersed b
 }
 
 // printHelp prints a command's help text and its flags, spelled --flag.
-func printHelp(w io.Writer, fs *flag.FlagSet, helpText string) {
+func printHelp(w io.Writer, fs *flag.FlagSet, helpText string) error {
 	var b strings.Builder
 	b.WriteString(helpText)
 	b.WriteString("\nFlags:\n")
@@ -196,7 +196,8 @@ func printHelp(w io.Writer, fs *flag.FlagSet, helpText string) {
 		wrapIndented(&b, words, helpIndent, helpWidth)
 	})
 	b.WriteString("  -h, --help\n      print this help\n")
-	io.WriteString(w, b.String())
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // The help's flag descriptions are indented by helpIndent and wrapped to

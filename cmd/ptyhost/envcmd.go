@@ -65,8 +65,8 @@ func runEnv(ctx context.Context, args []string, stdio stdio) error {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		fmt.Fprint(stdio.out, envHelp)
-		return nil
+		_, err := fmt.Fprint(stdio.out, envHelp)
+		return err
 	case "ls":
 		return runEnvLs(ctx, args[1:], stdio)
 	case "add":

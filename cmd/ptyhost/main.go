@@ -221,11 +221,11 @@ func run(ctx context.Context, args []string, io stdio) error {
 			}
 			return run(ctx, append(slices.Clip(rest), "--help"), io)
 		}
-		fmt.Fprint(io.out, usage)
-		return nil
+		_, err := fmt.Fprint(io.out, usage)
+		return err
 	case "-h", "--help":
-		fmt.Fprint(io.out, usage)
-		return nil
+		_, err := fmt.Fprint(io.out, usage)
+		return err
 	case "serve":
 		return runServe(ctx, rest, io)
 	case "stop":

@@ -54,8 +54,8 @@ func runPlugins(ctx context.Context, args []string, stdio stdio) error {
 		case "ls":
 			args = args[1:]
 		case "help":
-			fmt.Fprint(stdio.out, pluginsHelp)
-			return nil
+			_, err := fmt.Fprint(stdio.out, pluginsHelp)
+			return err
 		}
 	}
 	var cf clientFlags

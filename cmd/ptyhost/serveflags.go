@@ -224,7 +224,9 @@ func parseServeFlags(args []string, io stdio) (serveConfig, error) {
 	fs := newServeFlagSet(&c)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printHelp(io.out, fs, serveUsage)
+			if err := printHelp(io.out, fs, serveUsage); err != nil {
+				return c, err
+			}
 			return c, flag.ErrHelp
 		}
 		return c, usageError{fmt.Sprintf("serve: %v (see 'ptyhost serve --help')", err)}
