@@ -177,7 +177,7 @@ func (m *Manager) OpenRecording(ctx context.Context, id string) (io.ReadCloser, 
 		cancel()
 		if errors.Is(err, ErrSessionNotFound) {
 			m.removeOrphanRecording(id)
-			return nil, 0, fmt.Errorf("%w: session %q is deleted", ErrNoRecording, id)
+			return nil, 0, fmt.Errorf("%w: no session %q (none was created, or its record was deleted)", ErrNoRecording, id)
 		}
 		if err != nil {
 			return nil, 0, storeFailed(err)
