@@ -18,9 +18,33 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.server, "server", "", "server `URL`, or HOST:PORT for http://HOST:PORT (env PTYHOST_SERVER; default "+defaultServer+")")
-	fs.StringVar(&f.token, "token", "", "API `TOKEN`, sent as Authorization: Bearer; prefer the variable, as a flag shows in the process list (env PTYHOST_TOKEN)")
+	fs.Var(&nonEmpty{&f.server, "PTYHOST_SERVER (or " + defaultServer + ")"}, "server", "server `URL`, or HOST:PORT for http://HOST:PORT (env PTYHOST_SERVER; default "+defaultServer+")")
+	fs.Var(&nonEmpty{&f.token, "PTYHOST_TOKEN"}, "token", "API `TOKEN`, sent as Authorization: Bearer; prefer the variable, as a flag shows in the process list (env PTYHOST_TOKEN)")
 	boolFlag(fs, &f.tokenOverHTTP, "token-over-http", false, "send the token over plain http:// to a server beyond loopback, where anyone on the network between can read it (env PTYHOST_TOKEN_OVER_HTTP)")
+}
+
+// nonEmpty is a string flag that refuses the empty string, as serve's
+// --token does: --server "$SERVER" with SERVER unset would otherwise
+// reach the server PTYHOST_SERVER or the default names ('ptyhost stop
+// --hang-up' included), and --token "$TOKEN" send PTYHOST_TOKEN.
+type nonEmpty struct {
+	p        *string
+	fallback string // what omitting the flag uses
+}
+
+func (v *nonEmpty) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *nonEmpty) Set(s string) error {
+	if s == "" {
+		return fmt.Errorf("is empty: omit the flag to use %s", v.fallback)
+	}
+	*v.p = s
+	return nil
 }
 
 // client applies the environment defaults and returns a client.
