@@ -15,11 +15,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
-// Main runs the tests, then checks for leaked goroutines.
+// Main runs the tests, removes the binaries testbin built for them, then
+// checks for leaked goroutines.
 func Main(m *testing.M) {
 	code := m.Run()
+	testbin.Cleanup() // the binaries the tests built, if any
 	if code == 0 {
 		if leaks := Wait(5 * time.Second); len(leaks) > 0 {
 			fmt.Fprintf(os.Stderr, "leakcheck: %d goroutine(s) leaked:\n\n%s\n", len(leaks), strings.Join(leaks, "\n\n"))

@@ -80,3 +80,18 @@ func PluginDir(t testing.TB, names ...string) string {
 	}
 	return dir
 }
+
+// Cleanup removes the binaries Path built, with their temporary
+// directory, so that a test run leaves nothing in TMPDIR. A test binary's
+// TestMain calls it once its tests have run (leakcheck.Main does); Path
+// builds again if called after it.
+func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
+	if tmp == "" {
+		return
+	}
+	os.RemoveAll(tmp)
+	tmp = ""
+	built = map[string]string{}
+}
