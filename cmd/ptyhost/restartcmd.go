@@ -17,7 +17,8 @@ is delivered) and a new one is started with the same command, variables,
 working directory and initial input, under the same ID. Attached clients
 stay attached and see the new process's output follow the old one's. ID may
 be any unique prefix of a session's ID. A session that has ended cannot be
-restarted: create it again with 'ptyhost run --id ID ...'.
+restarted: create it again with 'ptyhost run --id ID ...'. It prints the
+whole ID of each session restarted, one a line.
 
 Exit status: 0 when every session was restarted, 1 otherwise.
 `
