@@ -65,18 +65,22 @@ func resolveSessionID(ctx context.Context, c *client, arg string) (string, error
 // cleans /environments/. into /environments/, the list); and one with a
 // '/', which no ID has. The server would answer each with a confusing
 // error, or worse, another endpoint's answer.
-func checkIDArg(kind, id string) error {
+func checkIDArg(kind, id string) error { return checkPathArg(kind, "ID", id) }
+
+// checkPathArg is checkIDArg for an argument that goes into a URL path as
+// what (ID, or a plugin's name).
+func checkPathArg(kind, what, id string) error {
 	a := "a"
 	if strings.ContainsAny(kind[:1], "aeiou") {
 		a = "an"
 	}
 	switch {
 	case id == "":
-		return usageError{fmt.Sprintf("%s %s ID must not be empty", a, kind)}
+		return usageError{fmt.Sprintf("%s %s %s must not be empty", a, kind, what)}
 	case id == "." || id == "..":
-		return usageError{fmt.Sprintf("%q is not %s %s ID: no ID is . or ..", id, a, kind)}
+		return usageError{fmt.Sprintf("%q is not %s %s %s: no %s is . or ..", id, a, kind, what, what)}
 	case strings.Contains(id, "/"):
-		return usageError{fmt.Sprintf("%q is not %s %s ID: no ID has a '/'", id, a, kind)}
+		return usageError{fmt.Sprintf("%q is not %s %s %s: no %s has a '/'", id, a, kind, what, what)}
 	}
 	return nil
 }
