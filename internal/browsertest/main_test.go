@@ -15,6 +15,7 @@ import (
 
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 	"github.com/ptyhost/ptyhost/internal/leakcheck"
+	"github.com/ptyhost/ptyhost/internal/testbin"
 )
 
 // browserStartTimeout bounds Chromium's start, a cold one on a loaded
@@ -36,6 +37,7 @@ func TestMain(m *testing.M) {
 	if browser.stop != nil {
 		browser.stop()
 	}
+	testbin.Cleanup() // the binaries the tests built, if any
 	if code == 0 {
 		if leaks := leakcheck.Wait(5 * time.Second); len(leaks) > 0 {
 			fmt.Fprintf(os.Stderr, "leakcheck: %d goroutine(s) leaked:\n\n%s\n", len(leaks), strings.Join(leaks, "\n\n"))
