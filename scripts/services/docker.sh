@@ -86,8 +86,9 @@ answers() {
 our_pid() {
 	local pidfile pid state
 	pidfile="$(run_dir)/dockerd.pid"
-	[[ -f "$pidfile" ]] || return 1
-	pid="$(cat "$pidfile")"
+	# dockerd removes the file as it exits: gone between a look and a
+	# read is gone.
+	pid="$(cat "$pidfile" 2>/dev/null)" || return 1
 	[[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
 	state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat")"
 	[[ "$state" != Z ]] || return 1
