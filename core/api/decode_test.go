@@ -147,3 +147,41 @@ func TestUpdateEnvironmentTimesInJSONWords(t *testing.T) {
 		t.Errorf("PUT with a created_at that is not a date, which is ignored: %d %v", code, out)
 	}
 }
+
+// A key twice in one object is refused: encoding/json keeps the last,
+// where a proxy or a log in front of the server may read the first. At
+// the top level keys name fields, which encoding/json matches without
+// regard to case; in a map such as "env" keys are compared as they are.
+func TestDecodeDuplicateKeys(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"environment_id":"host","environment_id":"mine"}`: `"environment_id" appears twice`,
+		`{"environment_id":"host","Environment_ID":"mine"}`: `"Environment_ID" appears twice`,
+		`{"id":"a","ıd":"b"}`:                               ``, // not a case variant: an unknown field
+		`{"id":"a","İD":"b"}`:                               ``,
+		`{"command":["a"],"cols":80,"command":["b"]}`:       `"command" appears twice`,
+		`{"env":{"A":"1","A":"2"}}`:                         `"A" appears twice`,
+		`{"env":{"A":"1","B":{"x":1}},"env":{}}`:            ``, // a type error comes first
+	} {
+		var v sessionRequest
+		err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &v)
+		if want == "" {
+			if err == nil || strings.Contains(err.Error(), "appears twice") {
+				t.Errorf("%s: %v; want another error", body, err)
+			}
+			continue
+		}
+		if !errors.Is(err, core.ErrInvalidArgument) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an invalid argument saying %s", body, err, want)
+		}
+	}
+	for _, body := range []string{
+		`{"env":{"PATH":"/bin","Path":"x","path":"y"}}`,
+		`{"command":["a","a"],"env":{"A":"1"},"unset_env":["A","A"]}`,
+		`{"id":"a","env":{"id":"b"}}`,
+	} {
+		var v sessionRequest
+		if err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &v); err != nil {
+			t.Errorf("%s: %v; want it decoded", body, err)
+		}
+	}
+}

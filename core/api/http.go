@@ -265,8 +265,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // decode reads a JSON object from r's body into v, rejecting unknown
-// fields, any other JSON value (null, an array, a number) and anything
-// after the object. A body beyond maxBodyBytes (limitBody) is an error
+// fields, a key twice in one object (duplicateKey), any other JSON value
+// (null, an array, a number) and anything after the object. A body beyond maxBodyBytes (limitBody) is an error
 // wrapping *http.MaxBytesError.
 func decode(r *http.Request, v any) error {
 	// The body is read whole (it is at most maxBodyBytes): a decoder
@@ -298,6 +298,9 @@ func decode(r *http.Request, v any) error {
 	// of that: it reports false before a stray '}' or ']'.
 	if len(bytes.TrimLeft(obj[dec.InputOffset():], jsonSpace)) != 0 {
 		return fmt.Errorf("%w: request body: data after the JSON object", core.ErrInvalidArgument)
+	}
+	if k, ok := duplicateKey(obj); ok {
+		return fmt.Errorf("%w: request body: %q appears twice in one object", core.ErrInvalidArgument, k)
 	}
 	return nil
 }
