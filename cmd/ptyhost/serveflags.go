@@ -111,7 +111,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.pluginDir, "plugin-dir", defaultPluginDir(), "`DIR` of ptyhost-plugin-* binaries [PTYHOST_PLUGIN_DIR]")
 	fs.StringVar(&c.token, "token", "", "require this bearer `TOKEN` (16 bytes or more) on every API request; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_TOKEN]")
 	boolFlag(fs, &c.insecure, "insecure", false, "allow listening beyond loopback without a token")
-	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com (repeatable)")
+	fs.Var(&c.allowedOrigins, "allowed-origin", "extra browser origin allowed to call the API and attach: a host[:port] `PATTERN` such as app.example.com or *.example.com, or scheme://host[:port] for that scheme only (repeatable)")
 	fs.Var(&c.allowedHosts, "allowed-host", "extra host name the server answers to, besides IP addresses, localhost, names under .localhost and the --listen name: a `PATTERN` such as ptyhost.example.com or *.example.com (repeatable)")
 	boolFlag(fs, &c.metricsAuth, "metrics-auth", false, "require the token on /metrics too [PTYHOST_METRICS_AUTH]")
 	fs.Var(&c.workdirRoots, "workdir-root", "a `DIR` that sessions' working directories (and DOCKER bind mounts) must lie under (repeatable; default: anywhere) [PTYHOST_WORKDIR_ROOTS, a "+string(filepath.ListSeparator)+"-separated list]")
