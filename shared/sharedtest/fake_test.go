@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +20,17 @@ import (
 // (for Launch) instead of running the tests.
 const fakePluginEnv = "PTYHOST_SHAREDTEST_FAKE_PLUGIN"
 
+// fakePluginPIDFile, if set, names a file the fake plugin writes its pid
+// to.
+const fakePluginPIDFile = "PTYHOST_SHAREDTEST_FAKE_PID_FILE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(fakePluginEnv) == "1" {
+		if p := os.Getenv(fakePluginPIDFile); p != "" {
+			if err := os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+				panic(err)
+			}
+		}
 		shared.Serve(newFakeEnv())
 		os.Exit(0)
 	}

@@ -58,7 +58,8 @@ const closeAllTimeout = 10 * time.Second
 // The plugin inherits the test's environment (set variables with t.Setenv
 // before calling Launch); its log lines go to the test's output at warn
 // level or above, or at the level PTYHOST_PLUGIN_LOG_LEVEL names (a value
-// that names no level fails the test). A plugin
+// that names no level fails the test). Its socket is made in a private
+// directory that the test's cleanup removes. A plugin
 // that does not start or does not serve an environment fails the test. The
 // test's cleanup stops the plugin, which kills and closes whatever sessions
 // are still open, and waits for it to exit.
@@ -71,10 +72,26 @@ func Launch(t testing.TB, path string) shared.Environment {
 			t.Fatalf("%s: %v", shared.LogLevelEnv, err)
 		}
 	}
+	// The plugin's socket goes in a private directory, as the server's
+	// plugins' do, removed after the plugin: one killed (a crash, or a
+	// shutdown past go-plugin's 2 s) cannot remove its own, and would
+	// leave it in TMPDIR.
+	sockDir, err := os.MkdirTemp("", "ptyhost-sharedtest-")
+	if err != nil {
+		t.Fatalf("a directory for the plugin's socket: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	// go-plugin tells a plugin where to make its socket only when it
+	// runs the command through a RunnerFunc (ClientConfig.UnixSocketConfig
+	// is not passed on otherwise): the variable is set here, after the
+	// test's own environment, which SkipHostEnv leaves to this.
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockDir)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
 		VersionedPlugins: shared.VersionedPlugins(nil),
-		Cmd:              exec.Command(path),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		GRPCDialOptions:  shared.GRPCDialOptions(),
