@@ -8,9 +8,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/staledir"
 )
 
 // channelSweepAge is how old a directory must be before sweepChannelDirs
@@ -29,12 +30,8 @@ const channelSweepAge = time.Minute
 func sweepChannelDirs(dir string, now time.Time) int {
 	removed := 0
 	for _, pattern := range []string{channelDirPattern, oldChannelDirPattern} {
-		paths, err := filepath.Glob(filepath.Join(dir, pattern))
-		if err != nil {
-			continue
-		}
-		for _, path := range paths {
-			if madeAs(filepath.Base(path), pattern) && staleChannelDir(path, now) && removeChannelDir(path) {
+		for _, path := range staledir.Candidates(dir, pattern, now, channelSweepAge) {
+			if staleChannelDir(path, now) && removeChannelDir(path) {
 				removed++
 			}
 		}
@@ -46,29 +43,10 @@ func sweepChannelDirs(dir string, now time.Time) int {
 // named their directories, whose leftovers are swept too.
 const oldChannelDirPattern = "ptyhost-plugin-*"
 
-// madeAs reports whether name is one os.MkdirTemp could have made from
-// pattern: its star, decimal digits. Others only look alike, such as a
-// directory named for a plugin's executable.
-func madeAs(name, pattern string) bool {
-	digits, ok := strings.CutPrefix(name, strings.TrimSuffix(pattern, "*"))
-	if !ok || digits == "" {
-		return false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// staleChannelDir reports whether path is a dead plugin's byte channel
-// directory (see sweepChannelDirs).
+// staleChannelDir reports whether path, a staledir candidate, holds
+// nothing or only a socket channelSweepAge old that refuses connections
+// (see sweepChannelDirs).
 func staleChannelDir(path string, now time.Time) bool {
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || !ownedByMe(fi) || now.Sub(fi.ModTime()) < channelSweepAge {
-		return false
-	}
 	entries, err := os.ReadDir(path)
 	if err != nil || len(entries) > 1 {
 		return false
@@ -100,10 +78,4 @@ func removeChannelDir(path string) bool {
 		return false
 	}
 	return os.Remove(path) == nil
-}
-
-// ownedByMe reports whether fi's owner is this process's user.
-func ownedByMe(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Getuid()
 }

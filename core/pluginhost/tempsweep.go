@@ -5,9 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
+
+	"github.com/ptyhost/ptyhost/internal/staledir"
 )
 
 // tempSocketDirPattern names the socket directories Plugins makes in
@@ -27,37 +27,20 @@ const tempSweepAge = time.Minute
 // removed what is dead in them and nothing else is left. A plugin process
 // still listening keeps its socket, and so the directory. Nobody opens a
 // temporary directory but the Plugins that made it, so one whose lock is
-// free is done with. Not on Windows, where locks are not taken.
+// free is done with. Not on Windows, where locks are not taken (nor
+// owners told: staledir finds no candidates).
 func sweepTempSocketDirs(tmp string, now time.Time) int {
-	if runtime.GOOS == "windows" {
-		return 0
-	}
-	paths, err := filepath.Glob(filepath.Join(tmp, tempSocketDirPattern))
-	if err != nil {
-		return 0
-	}
 	removed := 0
-	for _, path := range paths {
-		if sweepTempSocketDir(path, now) {
+	for _, path := range staledir.Candidates(tmp, tempSocketDirPattern, now, tempSweepAge) {
+		if sweepTempSocketDir(path) {
 			removed++
 		}
 	}
 	return removed
 }
 
-// sweepTempSocketDir is sweepTempSocketDirs for one directory.
-func sweepTempSocketDir(path string, now time.Time) bool {
-	digits := strings.TrimPrefix(filepath.Base(path), strings.TrimSuffix(tempSocketDirPattern, "*"))
-	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return false
-	}
-	fi, err := os.Lstat(path)
-	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || now.Sub(fi.ModTime()) < tempSweepAge {
-		return false
-	}
-	if uid, ok := fileOwner(fi); !ok || uid != os.Getuid() {
-		return false
-	}
+// sweepTempSocketDir is sweepTempSocketDirs for one staledir candidate.
+func sweepTempSocketDir(path string) bool {
 	lockPath := filepath.Join(path, socketLockName)
 	lock, err := os.OpenFile(lockPath, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {

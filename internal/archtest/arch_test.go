@@ -59,8 +59,9 @@ func TestImportArrows(t *testing.T) {
 		// The byte ring serves both ends of a session, the SDK included:
 		// nothing of ours.
 		{module + "/internal/bytering", []string{module + "/"}},
-		// So do its raw reads and writes.
+		// So do its raw reads and writes, and the sweeps' directory checks.
 		{module + "/internal/rawio", []string{module + "/"}},
+		{module + "/internal/staledir", []string{module + "/"}},
 		// The browser page is embedded files and a handler: the standard
 		// library only; the API takes it as an http.Handler, so embedders
 		// who serve no page carry none of its bytes.
@@ -75,8 +76,8 @@ func TestImportArrows(t *testing.T) {
 				if dep == tt.pkg {
 					continue // go list -deps lists the package itself
 				}
-				if (dep == module+"/internal/bytering" || dep == module+"/internal/rawio") && strings.HasPrefix(tt.pkg, module+"/internal/") {
-					continue // the SDK's own (shared keeps output in one, and reads and writes with the other)
+				if (dep == module+"/internal/bytering" || dep == module+"/internal/rawio" || dep == module+"/internal/staledir") && strings.HasPrefix(tt.pkg, module+"/internal/") {
+					continue // the SDK's own (shared keeps output in one, reads and writes with another, and sweeps with the third)
 				}
 				for _, bad := range tt.forbidden {
 					if dep == strings.TrimSuffix(bad, "/") || strings.HasPrefix(dep, bad) {

@@ -22,10 +22,11 @@ func TestExamplesImportOnlyTheSDK(t *testing.T) {
 			allowed := map[string]bool{
 				module + "/shared":       true,
 				module + "/shared/proto": true,
-				// The SDK's own, through shared: its byte ring and its
-				// raw reads and writes.
+				// The SDK's own, through shared: its byte ring, its raw
+				// reads and writes, and its sweep's directory checks.
 				module + "/internal/bytering": true,
 				module + "/internal/rawio":    true,
+				module + "/internal/staledir": true,
 				module + "/examples/" + name:  true,
 			}
 			var sdk bool
