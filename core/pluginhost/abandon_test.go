@@ -193,10 +193,7 @@ func TestCloseDuringStartLeavesNothing(t *testing.T) {
 			if st, _ := p.Plugin("p"); st.State != core.PluginStopped {
 				t.Errorf("after Close: %+v, want stopped", st)
 			}
-			waitReaped(ctx, t, state, "p", 5*time.Second)
-			if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-				t.Errorf("after Close, the socket directory holds %q", left)
-			}
+			checkNothingLeft(ctx, t, p, state, "p", sockDir, "after Close")
 		})
 	}
 }
@@ -235,10 +232,7 @@ func TestRestartRacingCloseLeavesNothing(t *testing.T) {
 	if err := <-restarted; err != nil {
 		t.Logf("Restart: %v", err)
 	}
-	waitReaped(ctx, t, state, "p", 5*time.Second)
-	if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-		t.Errorf("after Close, the socket directory holds %q", left)
-	}
+	checkNothingLeft(ctx, t, p, state, "p", sockDir, "after Close")
 }
 
 // A plugin that crashes and then fails every start after it, until the

@@ -71,8 +71,5 @@ func TestCloseDuringHoldLeavesNothing(t *testing.T) {
 		t.Fatal("the plugin was never asked to hold")
 	}
 	p.Close()
-	waitReaped(ctx, t, state, "host", 5*time.Second)
-	if left := socketDirLeftovers(t, sockDir); len(left) > 0 {
-		t.Errorf("after Close, the socket directory holds %q", left)
-	}
+	checkNothingLeft(ctx, t, p, state, "host", sockDir, "after Close")
 }
