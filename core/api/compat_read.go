@@ -38,6 +38,7 @@ func (c *compatClient) readLoop(ctx context.Context) {
 		default:
 			c.handle(ctx, m.b.Bytes())
 		}
+		m.release() // not held until the next message: see wsClient.readLoop
 	}
 }
 

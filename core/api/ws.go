@@ -436,6 +436,7 @@ func (m *messageReader) read(conn *websocket.Conn) (typ websocket.MessageType, t
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return 0, false, err
 		}
+		m.release() // the part read is dropped too: nothing to hold
 		return typ, true, nil
 	}
 	return typ, false, nil

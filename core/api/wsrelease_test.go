@@ -40,3 +40,24 @@ func TestMessageReaderReleasesLargeBuffer(t *testing.T) {
 		}
 	}
 }
+
+// A message over the limit is dropped whole: the part read lets go of its
+// buffer at once, not at the next message, which may be long in coming.
+func TestMessageReaderDropsTooLargeAtOnce(t *testing.T) {
+	caps := make(chan int, 1)
+	c := wsServer(t, func(conn *websocket.Conn, _ *rawio.Conn) {
+		conn.SetReadLimit(hardReadLimit)
+		var m messageReader
+		if _, tooLarge, err := m.read(conn); err != nil || !tooLarge {
+			caps <- -1
+			return
+		}
+		caps <- m.b.Cap()
+	})
+	if err := c.Write(t.Context(), websocket.MessageBinary, make([]byte, wsproto.MaxInputFrame+10)); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-caps; got < 0 || got > keptReadBuffer {
+		t.Errorf("after a message over the limit, the reader holds a buffer of %d bytes; want at most %d", got, keptReadBuffer)
+	}
+}
