@@ -128,7 +128,7 @@ func glue(t testing.TB, env Environment) (*GRPCClient, *plugin.GRPCServer) {
 func gluePlugin(t testing.TB, env Environment) (*GRPCClient, *plugin.GRPCServer, *EnvironmentPlugin) {
 	t.Helper()
 	ep := &EnvironmentPlugin{Impl: env}
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: ep})
+	client, server := testGRPCConn(t, map[string]plugin.Plugin{PluginName: ep})
 	// Closing the client stops the server too (go-plugin's Shutdown RPC);
 	// stopping it here as well would race inside go-plugin.
 	t.Cleanup(func() {

@@ -118,7 +118,7 @@ func fakeServer() (*GRPCServer, chan *fakePTY) {
 // and closes srv's sessions when the test ends.
 func glueServer(t *testing.T, srv *GRPCServer) *GRPCClient {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+	client, _ := testGRPCConn(t, map[string]plugin.Plugin{
 		PluginName: &EnvironmentPlugin{server: srv},
 	})
 	t.Cleanup(func() {

@@ -92,7 +92,7 @@ func (p *rawPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grp
 // messages of up to 2 GiB unless the client bounds them.
 func glueRaw(t *testing.T, srv proto.EnvironmentServer) *GRPCClient {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &rawPlugin{srv: srv}})
+	client, _ := testGRPCConn(t, map[string]plugin.Plugin{PluginName: &rawPlugin{srv: srv}})
 	t.Cleanup(func() { _ = client.Close() })
 	raw, err := client.Dispense(PluginName)
 	if err != nil {

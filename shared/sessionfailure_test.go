@@ -172,7 +172,10 @@ func TestResizeRefusedIsLogged(t *testing.T) {
 // taken for the caller's cancel (a 502).
 func TestSpawnOnAClosingConnection(t *testing.T) {
 	ctx := testContext(t)
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &EnvironmentPlugin{Impl: &fakeEnv{}}})
+	client, server := testGRPCConn(t, map[string]plugin.Plugin{PluginName: &EnvironmentPlugin{Impl: &fakeEnv{}}})
+	// The connection closed below carries no Shutdown: the server is
+	// stopped here, or its socket would be left in TMPDIR.
+	t.Cleanup(server.Stop)
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
 		t.Fatal(err)
