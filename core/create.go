@@ -19,8 +19,11 @@ type CreateOptions struct {
 	// '_' and '-', at most 128 characters; not "." or "..".
 	ID            string
 	EnvironmentID string
-	ProjectID     string
-	BranchName    string
+	// ProjectID and BranchName are labels the server stores and shows: at
+	// most MaxProjectIDBytes and MaxBranchNameBytes of UTF-8 with no
+	// control character.
+	ProjectID  string
+	BranchName string
 	// WorktreePath is the working directory.
 	WorktreePath string
 	// Command is the argv; empty means the environment's shell. Its first
@@ -94,6 +97,12 @@ func (o *CreateOptions) normalize() error {
 	}
 	if o.EnvironmentID == "" {
 		return fmt.Errorf("%w: environment_id is required", ErrInvalidArgument)
+	}
+	if err := checkTextField("project_id", o.ProjectID, MaxProjectIDBytes); err != nil {
+		return err
+	}
+	if err := checkTextField("branch_name", o.BranchName, MaxBranchNameBytes); err != nil {
+		return err
 	}
 	if o.Cols == 0 && o.Rows == 0 {
 		o.Cols, o.Rows = DefaultCols, DefaultRows

@@ -71,6 +71,9 @@ func (m *Manager) validateEnvironment(ctx context.Context, env *Environment) err
 	if env.Type == "" {
 		return fmt.Errorf("%w: type is required", ErrInvalidArgument)
 	}
+	if err := checkTextField("name", env.Name, MaxEnvironmentNameBytes); err != nil {
+		return err
+	}
 	idle, err := normalizeIdleTimeout(env.IdleTimeout)
 	if err != nil {
 		return err

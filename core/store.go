@@ -58,7 +58,9 @@ var (
 // Docker image, an SSH host. Its Type selects the plugin that serves it; its
 // Config is that plugin's business.
 type Environment struct {
-	ID     string          `json:"id"`
+	ID string `json:"id"`
+	// Name is a label for people: at most MaxEnvironmentNameBytes of
+	// UTF-8 with no control character.
 	Name   string          `json:"name"`
 	Type   string          `json:"type"`
 	Config json.RawMessage `json:"config,omitempty"`
