@@ -614,7 +614,7 @@ func TestUsageErrors(t *testing.T) {
 		{"env add config invalid", []string{"env", "add", "--type", "HOST", "--config", "{"}, "env add: --config must be a JSON object"},
 		{"env add config and file", []string{"env", "add", "--type", "HOST", "--config", "{}", "--config-file", "x"}, "not both"},
 		{"env rm no id", []string{"env", "rm"}, "env rm: want at least one environment ID"},
-		{"kill empty id", []string{"kill", ""}, "a session ID must not be empty"},
+		{"kill empty id", []string{"kill", ""}, "kill: a session ID must not be empty"},
 		{"ls bad server", []string{"ls", "--server", "box:"}, `invalid server URL "box:": want HOST:PORT, http://HOST:PORT or https://HOST:PORT`},
 		{"ls bad server with password", []string{"ls", "--server", "ftp://u:SECRETPW@x"}, `invalid server URL "ftp://u:xxxxx@x"`},
 		{"ls unparsable server with password", []string{"ls", "--server", "http://u:SECRETPW@x:%zz"}, `invalid server URL "http://xxxxx@x:%zz"`},
@@ -729,7 +729,7 @@ func TestAttachPrefix(t *testing.T) {
 	if q := f.attachQueries(); len(q) != 0 {
 		t.Errorf("attached: %q", q)
 	}
-	if code, _, stderr := runCmd(t, "attach", "--server", f.srv.URL, ""); code != 2 || stderr != "ptyhost: a session ID must not be empty\n" {
+	if code, _, stderr := runCmd(t, "attach", "--server", f.srv.URL, ""); code != 2 || stderr != "ptyhost: attach: a session ID must not be empty\n" {
 		t.Errorf(`attach "": exit %d, stderr %q`, code, stderr)
 	}
 }

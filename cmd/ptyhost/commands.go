@@ -299,6 +299,9 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 	if len(pos) != 1 {
 		return usageError{"attach: want exactly one session ID (see 'ptyhost attach --help')"}
 	}
+	if err := checkIDArg("attach", "session", pos[0]); err != nil {
+		return err
+	}
 	if *readOnly && detach.key < 0 {
 		// In raw mode Ctrl-C is a key like any other, and a viewer's
 		// keys go nowhere: nothing would end the attachment.
@@ -349,7 +352,7 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 	if *envID == "" {
 		return usageError{"run: --env must not be empty"}
 	}
-	if err := checkIDArg("environment", *envID); err != nil {
+	if err := checkIDArg("", "environment", *envID); err != nil {
 		return usageError{"run: --env: " + err.Error()}
 	}
 	c, err := cf.client()
@@ -420,6 +423,9 @@ func runKill(ctx context.Context, args []string, stdio stdio) error {
 	}
 	if len(ids) == 0 {
 		return usageError{"kill: want at least one session ID (see 'ptyhost kill --help')"}
+	}
+	if err := checkIDArgs("kill", "session", ids); err != nil {
+		return err
 	}
 	c, err := cf.client()
 	if err != nil {

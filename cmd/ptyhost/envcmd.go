@@ -179,7 +179,7 @@ func runEnvRm(ctx context.Context, args []string, stdio stdio) error {
 	if len(ids) == 0 {
 		return usageError{"env rm: want at least one environment ID (see 'ptyhost env rm --help')"}
 	}
-	if err := checkIDArgs("environment", ids); err != nil {
+	if err := checkIDArgs("env rm", "environment", ids); err != nil {
 		return err
 	}
 	c, err := cf.client()
@@ -280,7 +280,7 @@ func runEnvShow(ctx context.Context, args []string, stdio stdio) error {
 	if len(pos) != 1 {
 		return usageError{"env show: want exactly one environment ID (see 'ptyhost env show --help')"}
 	}
-	if err := checkIDArg("environment", pos[0]); err != nil {
+	if err := checkIDArg("env show", "environment", pos[0]); err != nil {
 		return err
 	}
 	c, err := cf.client()

@@ -41,7 +41,7 @@ func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {
 	if len(pos) != 1 {
 		return usageError{"env update: want exactly one environment ID (see 'ptyhost env update --help')"}
 	}
-	if err := checkIDArg("environment", pos[0]); err != nil {
+	if err := checkIDArg("env update", "environment", pos[0]); err != nil {
 		return err
 	}
 	set := map[string]bool{}
@@ -115,7 +115,7 @@ func runEnvHealth(ctx context.Context, args []string, stdio stdio) error {
 	if help || err != nil {
 		return err
 	}
-	if err := checkIDArgs("environment", ids); err != nil {
+	if err := checkIDArgs("env health", "environment", ids); err != nil {
 		return err
 	}
 	c, err := cf.client()

@@ -12,8 +12,11 @@ import (
 
 // TestIDArgsRefused: an ID that can name no environment or session (empty,
 // "." or "..", with a '/') is a usage error (exit status 2) before any
-// request; "." used to reach the environment list through a redirect and
-// show a blank environment with exit status 0.
+// request, even after a good one, that names the command as its other
+// usage errors do; "." used to reach the environment list through a
+// redirect and show a blank environment with exit status 0, and kill and
+// restart refused an empty ID after acting on those before it, without
+// their name.
 func TestIDArgsRefused(t *testing.T) {
 	f := newFakeServer(t)
 	for _, tt := range []struct {
@@ -21,22 +24,29 @@ func TestIDArgsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"show .", []string{"env", "show", "."}, `"." is not an environment ID`},
-		{"show ..", []string{"env", "show", ".."}, `".." is not an environment ID`},
-		{"show empty", []string{"env", "show", ""}, "an environment ID must not be empty"},
-		{"show a path", []string{"env", "show", "host/health"}, `"host/health" is not an environment ID: no ID has a '/'`},
-		{"update .", []string{"env", "update", ".", "--name", "x"}, `"." is not an environment ID`},
-		{"rm .. after a good one", []string{"env", "rm", "dev", ".."}, `".." is not an environment ID`},
-		{"rm empty", []string{"env", "rm", ""}, "an environment ID must not be empty"},
-		{"health .", []string{"env", "health", "host", "."}, `"." is not an environment ID`},
+		{"show .", []string{"env", "show", "."}, `env show: "." is not an environment ID`},
+		{"show ..", []string{"env", "show", ".."}, `env show: ".." is not an environment ID`},
+		{"show empty", []string{"env", "show", ""}, "env show: an environment ID must not be empty"},
+		{"show a path", []string{"env", "show", "host/health"}, `env show: "host/health" is not an environment ID: no ID has a '/'`},
+		{"update .", []string{"env", "update", ".", "--name", "x"}, `env update: "." is not an environment ID`},
+		{"update empty", []string{"env", "update", "", "--name", "x"}, `env update: an environment ID must not be empty`},
+		{"rm .. after a good one", []string{"env", "rm", "dev", ".."}, `env rm: ".." is not an environment ID`},
+		{"rm empty", []string{"env", "rm", ""}, "env rm: an environment ID must not be empty"},
+		{"health .", []string{"env", "health", "host", "."}, `env health: "." is not an environment ID`},
+		{"health empty", []string{"env", "health", ""}, `env health: an environment ID must not be empty`},
 		{"run --env .", []string{"run", "--env", ".", "--", "true"}, `run: --env: "." is not an environment ID`},
-		{"kill .", []string{"kill", "."}, `"." is not a session ID`},
-		{"attach ..", []string{"attach", ".."}, `".." is not a session ID`},
-		{"kill a path", []string{"kill", "s1/restart"}, "no ID has a '/'"},
+		{"kill .", []string{"kill", "."}, `kill: "." is not a session ID`},
+		{"kill empty", []string{"kill", ""}, "kill: a session ID must not be empty"},
+		{"kill empty after a good one", []string{"kill", "s1", ""}, "kill: a session ID must not be empty"},
+		{"attach ..", []string{"attach", ".."}, `attach: ".." is not a session ID`},
+		{"attach empty", []string{"attach", ""}, "attach: a session ID must not be empty"},
+		{"restart empty after a good one", []string{"restart", "s1", ""}, "restart: a session ID must not be empty"},
+		{"rec empty", []string{"rec", ""}, "rec: a session ID must not be empty"},
+		{"kill a path", []string{"kill", "s1/restart"}, "kill: \"s1/restart\" is not a session ID: no ID has a '/'"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := runCmd(t, append(tt.args, "--server", f.srv.URL)...)
-			if code != 2 || stdout != "" || !strings.Contains(stderr, tt.want) {
+			if code != 2 || stdout != "" || stderr != "ptyhost: "+tt.want+"\n" && !strings.HasPrefix(stderr, "ptyhost: "+tt.want+":") {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, stdout, stderr, tt.want)
 			}
 		})

@@ -12,10 +12,10 @@ import (
 func TestPluginsRestartRefusesImpossibleNames(t *testing.T) {
 	f := newFakeServer(t)
 	for name, want := range map[string]string{
-		"":    "a plugin name must not be empty",
-		".":   `"." is not a plugin name`,
-		"..":  `".." is not a plugin name`,
-		"a/b": `"a/b" is not a plugin name`,
+		"":    "plugins restart: a plugin name must not be empty",
+		".":   `plugins restart: "." is not a plugin name`,
+		"..":  `plugins restart: ".." is not a plugin name`,
+		"a/b": `plugins restart: "a/b" is not a plugin name`,
 	} {
 		code, _, stderr := runCmd(t, "plugins", "restart", "--server", f.srv.URL, name)
 		if code != 2 || !strings.Contains(stderr, want) {

@@ -112,7 +112,7 @@ func runPluginsRestart(ctx context.Context, args []string, stdio stdio) error {
 	if len(pos) != 1 {
 		return usageError{"plugins restart: want exactly one plugin NAME (see 'ptyhost plugins restart --help')"}
 	}
-	if err := checkPathArg("plugin", "name", pos[0]); err != nil {
+	if err := checkPathArg("plugins restart", "plugin", "name", pos[0]); err != nil {
 		return err
 	}
 	c, err := cf.client()

@@ -21,13 +21,15 @@ const maxAmbiguousShown = 5
 // whose id is arg, else the one session whose id starts with arg. No
 // session is an *apiError 404 ("session ARG not found", as attach says of
 // a session that is gone); several are an error listing them. Either
-// exits 1. arg must pass checkIDArg. Ended sessions count as the server still
+// exits 1. The caller has checked arg with checkIDArg, before any
+// request and with its own name; one that did not gets its refusal here,
+// without the name. Ended sessions count as the server still
 // lists them, so a prefix may be ambiguous between a running session and
 // an ended one until that one's record is pruned.
 //
 // A full id costs one GET; only a prefix lists the sessions.
 func resolveSessionID(ctx context.Context, c *client, arg string) (string, error) {
-	if err := checkIDArg("session", arg); err != nil {
+	if err := checkIDArg("", "session", arg); err != nil {
 		return "", err
 	}
 	_, err := c.getSession(ctx, arg)
@@ -64,32 +66,40 @@ func resolveSessionID(ctx context.Context, c *client, arg string) (string, error
 // empty one; "." and "..", which a URL path cannot hold (the server
 // cleans /environments/. into /environments/, the list); and one with a
 // '/', which no ID has. The server would answer each with a confusing
-// error, or worse, another endpoint's answer.
-func checkIDArg(kind, id string) error { return checkPathArg(kind, "ID", id) }
+// error, or worse, another endpoint's answer. The message starts with
+// cmd, the command's name ("kill", "env rm"), as the command's other
+// usage errors do; "" for none (a caller that says more itself).
+func checkIDArg(cmd, kind, id string) error { return checkPathArg(cmd, kind, "ID", id) }
 
 // checkPathArg is checkIDArg for an argument that goes into a URL path as
 // what (ID, or a plugin's name).
-func checkPathArg(kind, what, id string) error {
+func checkPathArg(cmd, kind, what, id string) error {
 	a := "a"
 	if strings.ContainsAny(kind[:1], "aeiou") {
 		a = "an"
 	}
+	var msg string
 	switch {
 	case id == "":
-		return usageError{fmt.Sprintf("%s %s %s must not be empty", a, kind, what)}
+		msg = fmt.Sprintf("%s %s %s must not be empty", a, kind, what)
 	case id == "." || id == "..":
-		return usageError{fmt.Sprintf("%q is not %s %s %s: no %s is . or ..", id, a, kind, what, what)}
+		msg = fmt.Sprintf("%q is not %s %s %s: no %s is . or ..", id, a, kind, what, what)
 	case strings.Contains(id, "/"):
-		return usageError{fmt.Sprintf("%q is not %s %s %s: no %s has a '/'", id, a, kind, what, what)}
+		msg = fmt.Sprintf("%q is not %s %s %s: no %s has a '/'", id, a, kind, what, what)
+	default:
+		return nil
 	}
-	return nil
+	if cmd != "" {
+		msg = cmd + ": " + msg
+	}
+	return usageError{msg}
 }
 
 // checkIDArgs is checkIDArg for each of ids, so that a command given
 // several refuses them all before it acts on any.
-func checkIDArgs(kind string, ids []string) error {
+func checkIDArgs(cmd, kind string, ids []string) error {
 	for _, id := range ids {
-		if err := checkIDArg(kind, id); err != nil {
+		if err := checkIDArg(cmd, kind, id); err != nil {
 			return err
 		}
 	}

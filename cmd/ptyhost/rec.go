@@ -97,6 +97,9 @@ func runRec(ctx context.Context, args []string, stdio stdio) error {
 	if len(ids) != 1 {
 		return usageError{"rec: want one session ID (see 'ptyhost rec --help')"}
 	}
+	if err := checkIDArg("rec", "session", ids[0]); err != nil {
+		return err
+	}
 	c, err := cf.client()
 	if err != nil {
 		return err

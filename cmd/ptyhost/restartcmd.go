@@ -50,6 +50,9 @@ func runRestart(ctx context.Context, args []string, stdio stdio) error {
 	if len(ids) == 0 {
 		return usageError{"restart: want at least one session ID (see 'ptyhost restart --help')"}
 	}
+	if err := checkIDArgs("restart", "session", ids); err != nil {
+		return err
+	}
 	c, err := cf.client()
 	if err != nil {
 		return err
