@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -254,6 +255,32 @@ func limitBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bodyTooLargeError is a body past limitBody's bound: one message of our
+// own (http.MaxBytesError's, "http: request body too large", is not
+// repeated), still an *http.MaxBytesError to errors.As, which statusOf
+// maps to 413.
+type bodyTooLargeError struct{ err *http.MaxBytesError }
+
+func (e *bodyTooLargeError) Error() string {
+	return fmt.Sprintf("request body is larger than the limit of %d bytes", e.err.Limit)
+}
+
+func (e *bodyTooLargeError) Unwrap() error { return e.err }
+
+// readBodyError is the error of reading a request's body that failed
+// with err: a body too large (bodyTooLargeError), one that did not
+// arrive in time (errBodyTimeout), or nil for any other failure.
+func readBodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &bodyTooLargeError{tooLarge}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %v", errBodyTimeout, err)
+	}
+	return nil
 }
 
 // bodyReadTimeout bounds the time from the start of a request to the end

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -273,12 +272,8 @@ func decode(r *http.Request, v any) error {
 	// alone cannot tell a literal null, which leaves v as it is, from {}.
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("%w: %v", errBodyTimeout, err)
+		if rerr := readBodyError(err); rerr != nil {
+			return rerr
 		}
 		return fmt.Errorf("%w: reading the request body: %v", core.ErrInvalidArgument, err)
 	}

@@ -2,11 +2,8 @@ package api
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 )
 
 // Placement of a new session (core.Manager.PlaceSession; docs/design.md,
@@ -26,12 +23,8 @@ func bufferBody(r *http.Request) ([]byte, error) {
 	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, fmt.Errorf("request body is larger than the limit of %d bytes: %w", tooLarge.Limit, err)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("%w: %v", errBodyTimeout, err)
+		if rerr := readBodyError(err); rerr != nil {
+			return nil, rerr
 		}
 		return nil, err
 	}
