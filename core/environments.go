@@ -274,11 +274,13 @@ type EnvironmentUpdate struct {
 // validated by the plugin that serves the type, so a bad one is an error
 // wrapping ErrInvalidArgument with the plugin's reason. Sessions already
 // running keep the config they started with. An unknown id is
-// ErrEnvironmentNotFound. The store must implement EnvironmentUpdater.
+// ErrEnvironmentNotFound. A store that does not implement
+// EnvironmentUpdater makes it an error wrapping ErrNotSupported, whatever
+// the id and the update.
 func (m *Manager) UpdateEnvironment(ctx context.Context, id string, u EnvironmentUpdate) (Environment, error) {
 	up, ok := m.store.(EnvironmentUpdater)
 	if !ok {
-		return Environment{}, errors.New("core: the store cannot update environments (it does not implement EnvironmentUpdater)")
+		return Environment{}, fmt.Errorf("updating an environment is %w (it does not implement core.EnvironmentUpdater)", ErrNotSupported)
 	}
 	env, err := m.GetEnvironment(ctx, id)
 	if err != nil {

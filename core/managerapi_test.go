@@ -86,10 +86,12 @@ func TestEnvironmentLifecycle(t *testing.T) {
 	if err := h.m.DeleteEnvironment(ctx, "e1"); !errors.Is(err, ErrEnvironmentNotFound) {
 		t.Errorf("delete again: %v, want ErrEnvironmentNotFound", err)
 	}
-	// The in-memory store cannot update environments: the Manager says so.
+	// The in-memory store cannot update environments: the Manager says so,
+	// with ErrNotSupported (the API's 501).
 	name := "x"
-	if _, err := h.m.UpdateEnvironment(ctx, "e6", EnvironmentUpdate{Name: &name}); err == nil {
-		t.Error("update through a store without EnvironmentUpdater succeeded")
+	if _, err := h.m.UpdateEnvironment(ctx, "e6", EnvironmentUpdate{Name: &name}); !errors.Is(err, ErrNotSupported) ||
+		err.Error() != "updating an environment is not supported by this store (it does not implement core.EnvironmentUpdater)" {
+		t.Errorf("update through a store without EnvironmentUpdater: %v; want ErrNotSupported", err)
 	}
 }
 

@@ -50,8 +50,12 @@ var (
 	// ErrOtherNode: in a cluster, the session runs on another node, which
 	// alone can act on it (DestroySession on a node that does not run
 	// it). The API answers 503: a request tried again is forwarded there.
-	ErrOtherNode  = errors.New("the session runs on another node")
-	errNotRunning = errors.New("session is not running")
+	ErrOtherNode = errors.New("the session runs on another node")
+	// ErrNotSupported: the store does not implement what the call needs
+	// (UpdateEnvironment with a store that is no EnvironmentUpdater). The
+	// API answers 501.
+	ErrNotSupported = errors.New("not supported by this store")
+	errNotRunning   = errors.New("session is not running")
 )
 
 // Environment is a configured place where sessions run: the local host, a
@@ -150,7 +154,8 @@ type EnvironmentStore interface {
 }
 
 // EnvironmentUpdater is implemented by stores that can change an
-// environment (core/gormstore does); Manager.UpdateEnvironment needs it.
+// environment (core/gormstore does); Manager.UpdateEnvironment needs it,
+// and is ErrNotSupported without it.
 type EnvironmentUpdater interface {
 	// UpdateEnvironment replaces the name, config, idle timeout,
 	// unset_env, record, node, nodes and updated_at of the environment

@@ -3,6 +3,8 @@ package api
 import (
 	"strings"
 	"testing"
+
+	"github.com/ptyhost/ptyhost/core"
 )
 
 // A body over the limit is 413 with one message of the API's own, not
@@ -22,5 +24,22 @@ func TestBodyTooLargeMessage(t *testing.T) {
 		if code != 413 || body["error"] != want {
 			t.Errorf("%s %s with 2 MiB: %d %q; want 413 %q", tt.method, tt.path, code, body["error"], want)
 		}
+	}
+}
+
+// An environment's PUT on a Manager whose store cannot update
+// environments (an embedder's own, without core.EnvironmentUpdater) is
+// 501 saying so, not a 500; the environment is left as it was.
+func TestUpdateEnvironmentNotSupported(t *testing.T) {
+	api := newAPI(t, Options{}, func(o *core.Options) {
+		o.Store = struct{ core.Store }{o.Store} // hides UpdateEnvironment
+	})
+	code, body := api.do(t, "PUT", "/api/v1/environments/fake", `{"name":"renamed"}`)
+	want := "updating an environment is not supported by this store (it does not implement core.EnvironmentUpdater)"
+	if code != 501 || body["error"] != want {
+		t.Errorf("PUT: %d %v; want 501 %q", code, body, want)
+	}
+	if code, body := api.do(t, "GET", "/api/v1/environments/fake", ""); code != 200 || body["name"] != "fake" {
+		t.Errorf("after the refused PUT: %d %v", code, body)
 	}
 }

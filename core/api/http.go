@@ -250,6 +250,8 @@ func statusOf(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, core.ErrSpawn):
 		return http.StatusBadGateway
+	case errors.Is(err, core.ErrNotSupported):
+		return http.StatusNotImplemented
 	default:
 		return http.StatusInternalServerError
 	}
