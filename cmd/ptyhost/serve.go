@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -306,13 +309,14 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	sd.srv = srv
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("ptyhost serving", "url", "http://"+ln.Addr().String(), "db", gormstore.RedactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)
+	url := servingURL(c.listen, ln.Addr())
+	log.Info("ptyhost serving", "url", url, "db", gormstore.RedactDSN(c.db), "plugin_dir", c.pluginDir, "allowed_hosts", c.allowedHosts)
 	// The API answers from here on; the line says the plugins have started.
 	if err := awaitPlugins(stop.ctx, plugins, m, log, c.pluginDir); err != nil {
 		return err
 	}
 	if stop.ctx.Err() == nil {
-		fmt.Fprintf(io.out, "ptyhost: serving on http://%s\n", ln.Addr())
+		fmt.Fprintf(io.out, "ptyhost: serving on %s\n", url)
 	}
 
 	select {
@@ -321,4 +325,21 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 	case <-stop.ctx.Done():
 	}
 	return nil
+}
+
+// servingURL is the URL the serving lines show for the listener bound to
+// bound from --listen's addr: the address bound, unless that is a
+// wildcard, which Go reports as [::] however it was asked for (0.0.0.0
+// too listens on both IPv4 and IPv6); then the host the operator gave
+// (0.0.0.0, ::), with the port bound. A --listen with no host keeps [::].
+func servingURL(addr string, bound net.Addr) string {
+	b, ok := bound.(*net.TCPAddr)
+	host, _, err := net.SplitHostPort(addr)
+	if !ok || err != nil || host == "" || !b.IP.IsUnspecified() {
+		return "http://" + bound.String()
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
+		return "http://" + bound.String()
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(b.Port))
 }
