@@ -70,16 +70,18 @@ func (s *serverSession) serveChannel(ctx context.Context, exitTo func(*proto.Exi
 	defer in.stop(true)
 	var inErr atomic.Pointer[error]
 	inDone := make(chan struct{})
+	d := newInputDrain()
 	s.out.onStop(a, func(drain bool) {
 		in.stop(drain)
 		if stopped != nil {
 			stopped()
 		}
-	}, writeNow(fd))
+	}, writeNow(fd), d)
 	go func() {
 		defer close(inDone)
+		defer s.out.drainEnded(d)
 		defer conn.Close()
-		s.pumpChannelInput(ctx, in, a, &inErr, log)
+		s.pumpChannelInput(ctx, in, a, d, &inErr, log)
 	}()
 	if err := s.pumpChannelOutput(ctx, exitTo, conn, fd, a, &inErr); err != nil {
 		return err
@@ -105,14 +107,25 @@ func streamExit(stream proto.Environment_SessionServer) func(*proto.Exit) error 
 const inputReadSize = 64
 
 // pumpChannelInput applies the input and resize frames the host writes on
-// the channel until it is closed, or, once the attachment stopped serving
-// the session, until it has read what the host wrote before (see
-// inputSource): a detached session gets that input still; one another
-// stream took over does not. If it breaks while the attachment still
-// serves the session (the host closed it without ending the stream, or
-// wrote nonsense), the attachment's stream ends, with inErr saying why.
-func (s *serverSession) pumpChannelInput(ctx context.Context, in *inputSource, a *attachment, inErr *atomic.Pointer[error], log hclog.Logger) {
+// the channel, after the input of the attachments before it that the
+// plugin still applies (waitTurn), until the channel is closed, or, once
+// the attachment stopped serving the session, until it has read what the
+// host wrote before (see inputSource): a session detached or taken over
+// gets that input still, unless a later attachment's input waited too
+// long for it (d is cut) or the session was closed. If it breaks while
+// the attachment still serves the session (the host closed it without
+// ending the stream, or wrote nonsense), the attachment's stream ends,
+// with inErr saying why.
+func (s *serverSession) pumpChannelInput(ctx context.Context, in *inputSource, a *attachment, d *inputDrain, inErr *atomic.Pointer[error], log hclog.Logger) {
 	var buf []byte
+	// What a cut dropped.
+	var droppedBytes, droppedResizes int
+	defer func() {
+		if droppedBytes > 0 || droppedResizes > 0 {
+			log.Warn("input the session's previous host wrote was still not applied when the next host's input had waited for it; the rest was dropped",
+				"input_bytes", droppedBytes, "resizes", droppedResizes, "waited", s.inputWait)
+		}
+	}()
 	// A keystroke's frame, header and byte, in one read.
 	br := bufio.NewReaderSize(in, inputReadSize)
 	for {
@@ -126,20 +139,24 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, in *inputSource, a
 			}
 			return
 		}
-		if s.out.takenOver(a) {
-			continue
-		}
+		s.waitTurn(a, d)
 		switch typ {
 		case channelInput:
-			err = s.input(func(p PTY) error {
+			err = s.input(d, func(p PTY) error {
 				_, err := p.Write(payload)
 				return err
 			})
+			if errors.Is(err, errInputCut) {
+				droppedBytes += len(payload)
+			}
 		case channelResize:
 			size := sizeFromPayload(payload)
-			err = s.resize(ctx, size, log)
+			err = s.resize(ctx, d, size, log)
+			if errors.Is(err, errInputCut) {
+				droppedResizes++
+			}
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, errInputCut) {
 			log.Debug("session input failed", "error", err)
 		}
 		if cap(buf) > readStartBufferSize {

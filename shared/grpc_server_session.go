@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -47,6 +48,9 @@ type serverSession struct {
 	// abandoned is set, under the server's mu, by a Close that came while
 	// the session was still spawning: the spawn then undoes itself.
 	abandoned bool
+	// inputWait bounds how long an attachment's input waits for the
+	// input of those before it (waitTurn): takeoverInputWait.
+	inputWait time.Duration
 }
 
 // newServerSession returns a session reserved for req, whose output the
@@ -61,6 +65,7 @@ func newServerSession(req SpawnRequest, scrollback int) *serverSession {
 		out:             newKeepRing(scrollback, req.OutputOffset),
 		ctx:             ctx,
 		cancel:          cancel,
+		inputWait:       takeoverInputWait,
 	}
 }
 
@@ -115,24 +120,29 @@ func (s *serverSession) directInput(asked bool) *os.File {
 // readStartBufferSize is the read buffer a session starts with.
 const readStartBufferSize = 1 << 10
 
-// input runs fn with the PTY unless the session was closed.
-func (s *serverSession) input(fn func(PTY) error) error {
+// input runs fn with the PTY unless the session was closed or d, the
+// drain the input comes from if any, was cut (errInputCut).
+func (s *serverSession) input(d *inputDrain, fn func(PTY) error) error {
 	s.inputMu.Lock()
 	defer s.inputMu.Unlock()
 	if s.closed.Load() {
 		return errSessionClosed
 	}
+	if d != nil && d.isCut() {
+		return errInputCut
+	}
 	return fn(s.pty)
 }
 
-// resize resizes the PTY unless the session was closed. The host sent
+// resize resizes the PTY unless the session was closed or d was cut, as
+// input does. The host sent
 // the size in order with the input and does not wait for an answer, so a
 // PTY's failure to take it is logged here, as a warning the host's log
 // shows under the plugin's name (the session's first; later ones at debug
 // level), and returns nil; the session goes on at its old size.
-func (s *serverSession) resize(ctx context.Context, size Size, log hclog.Logger) error {
-	err := s.input(func(p PTY) error { return p.Resize(ctx, size) })
-	if err == nil || errors.Is(err, errSessionClosed) {
+func (s *serverSession) resize(ctx context.Context, d *inputDrain, size Size, log hclog.Logger) error {
+	err := s.input(d, func(p PTY) error { return p.Resize(ctx, size) })
+	if err == nil || errors.Is(err, errSessionClosed) || errors.Is(err, errInputCut) {
 		return err
 	}
 	logf := log.Debug
@@ -177,7 +187,9 @@ func (s *serverSession) close(ctx context.Context, kill bool) error {
 }
 
 // pumpInput applies the input and resize frames of a's stream until the
-// stream ends. Frames received once a no longer serves the session are
+// stream ends, after the input of the attachments before it that the
+// plugin still applies (waitTurn). Frames received once a no longer
+// serves the session are
 // dropped: after another stream took it over, and also after the stream
 // merely ended. Unlike a byte channel's (inputSource), what the host sent
 // just before it went cannot be drained here: once the stream's context
@@ -195,14 +207,15 @@ func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_
 		if !s.out.serves(a) {
 			continue
 		}
+		s.waitTurn(a, nil)
 		switch f := msg.GetFrame().(type) {
 		case *proto.SessionRequest_Input:
-			err = s.input(func(p PTY) error {
+			err = s.input(nil, func(p PTY) error {
 				_, err := p.Write(f.Input)
 				return err
 			})
 		case *proto.SessionRequest_Resize:
-			err = s.resize(ctx, sizeFromProto(f.Resize), log)
+			err = s.resize(ctx, nil, sizeFromProto(f.Resize), log)
 		default:
 			log.Warn("unexpected session frame ignored", "frame", msg.String())
 		}

@@ -3,6 +3,7 @@ package shared
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/ptyhost/ptyhost/internal/bytering"
@@ -48,6 +49,13 @@ type keepRing struct {
 	// full is true while the reader waits for the attachment to take
 	// bytes: the PTY is not being read (tests watch it).
 	full bool
+
+	// gen counts the attachments made; each has its number.
+	gen uint64
+	// pending are the input of attachments that stopped serving whose
+	// pumps still apply it, oldest first (see inputDrain). A new
+	// attachment's input waits for those there when it is made.
+	pending []*inputDrain
 }
 
 // attachment is one session stream's hold on a keepRing: its cursor, the
@@ -55,6 +63,7 @@ type keepRing struct {
 // takes over from the old, which ends.
 type attachment struct {
 	cursor int64
+	gen    uint64 // the ring's gen when it was made
 	// ended is set when the stream's context ended: its sender stops.
 	ended bool
 	// gone is closed when the attachment stops serving the session:
@@ -63,8 +72,8 @@ type attachment struct {
 	// stop, if set, runs once, under the ring's lock, when the attachment
 	// stops serving or its stream ends: it closes a byte channel, which
 	// makes the pumps blocked on it return. It must not block. With drain
-	// the session was only detached (not closed, nor taken over): what
-	// its host wrote before is still the session's input.
+	// the session was detached or taken over, not closed: what its host
+	// wrote before is still the session's input (inputDrain).
 	stop func(drain bool)
 	// direct, if set, writes output to the attachment's byte channel
 	// without waiting, from the reader's goroutine under the ring's lock,
@@ -75,21 +84,35 @@ type attachment struct {
 	// until it asks for the next one, direct must not write, or bytes
 	// would overtake the frame.
 	inFlight bool
+
+	// input, if set (with stop), is the input a's byte channel still
+	// holds when a stops serving: with drain it joins the ring's pending.
+	input *inputDrain
+	// before are the ring's pending drains when a was made: a's input
+	// is applied after theirs (waitTurn). Only a's input pump uses it
+	// once it runs.
+	before []*inputDrain
 }
 
-// stopped runs a's stop, once. The ring's lock must be held.
-func (a *attachment) stopped(drain bool) {
-	if a.stop != nil {
-		a.stop(drain)
-		a.stop = nil
+// stopAttachment runs a's stop, once; with drain a's input joins pending,
+// unless its pump ended already. mu must be held.
+func (r *keepRing) stopAttachment(a *attachment, drain bool) {
+	if a.stop == nil {
+		return
 	}
+	if d := a.input; drain && d != nil && !d.ended {
+		r.pending = append(r.pending, d)
+	}
+	a.stop(drain)
+	a.stop = nil
 }
 
-// drains reports whether what a's host wrote is still the session's
-// input: the session is not closed, and no other attachment took it over.
-// mu must be held.
+// drains reports whether what a's host wrote is still to be applied when
+// a stops serving now: the session is not closed, and no attachment was
+// made after a (one that was did not wait for a's input). mu must be
+// held.
 func (r *keepRing) drains(a *attachment) bool {
-	return !r.closed && (r.att == nil || r.att == a)
+	return !r.closed && a.gen == r.gen
 }
 
 func newKeepRing(capacity int, offset int64) *keepRing {
@@ -157,14 +180,20 @@ func (r *keepRing) exitedWith(st ExitStatus, err error) {
 
 // attach makes a new attachment the ring's, from offset clamped to the
 // bytes kept ([start, end]), taking over from the previous attachment,
-// which ends. It returns the attachment and its first offset.
+// which ends. What the previous one's host wrote on its byte channel and
+// the plugin has not applied yet is still applied, before the new
+// attachment's input (inputDrain). It returns the attachment and its
+// first offset.
 func (r *keepRing) attach(offset int64) (a *attachment, start int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start = min(max(offset, r.bytes.Start()), r.bytes.End())
 	a = &attachment{cursor: start, gone: make(chan struct{})}
 	if !r.closed {
-		r.dropAttachment(false)
+		r.dropAttachment(true)
+		r.gen++
+		a.gen = r.gen
+		a.before = slices.Clone(r.pending)
 		r.att = a
 	} else {
 		close(a.gone)
@@ -191,20 +220,31 @@ func (r *keepRing) detach(a *attachment) bool {
 func (r *keepRing) dropAttachment(drain bool) {
 	if r.att != nil {
 		close(r.att.gone)
-		r.att.stopped(drain)
+		r.stopAttachment(r.att, drain)
 		r.att = nil
 	}
 }
 
-// onStop sets a's stop and direct; if a already stopped serving, stop
-// runs now.
-func (r *keepRing) onStop(a *attachment, stop func(drain bool), direct func([]byte) int) {
+// onStop sets a's stop, direct and input (the last two may be nil); if a
+// already stopped serving, stop runs now.
+func (r *keepRing) onStop(a *attachment, stop func(drain bool), direct func([]byte) int, input *inputDrain) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	a.stop, a.direct = stop, direct
+	a.stop, a.direct, a.input = stop, direct, input
 	if r.att != a || a.ended {
-		a.stopped(r.drains(a))
+		r.stopAttachment(a, r.drains(a))
 	}
+}
+
+// drainEnded records that d's pump ended: nothing is left to wait for.
+func (r *keepRing) drainEnded(d *inputDrain) {
+	r.mu.Lock()
+	d.ended = true
+	if i := slices.Index(r.pending, d); i >= 0 {
+		r.pending = slices.Delete(r.pending, i, i+1)
+	}
+	r.mu.Unlock()
+	close(d.done)
 }
 
 // endStream marks a's stream as ended, which stops its sender; the
@@ -212,7 +252,7 @@ func (r *keepRing) onStop(a *attachment, stop func(drain bool), direct func([]by
 func (r *keepRing) endStream(a *attachment) {
 	r.mu.Lock()
 	a.ended = true
-	a.stopped(r.drains(a))
+	r.stopAttachment(a, r.drains(a))
 	r.cond.Broadcast()
 	r.mu.Unlock()
 }
@@ -222,14 +262,6 @@ func (r *keepRing) serves(a *attachment) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.att == a && !a.ended
-}
-
-// takenOver reports whether another attachment serves the ring now: what
-// a's host wrote is no longer the session's input.
-func (r *keepRing) takenOver(a *attachment) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.att != nil && r.att != a
 }
 
 // close stops the reader and the attachment for good.
