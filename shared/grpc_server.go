@@ -196,7 +196,11 @@ func (s *GRPCServer) attachSession(stream proto.Environment_SessionServer, req *
 	a, start := sess.out.attach(req.GetOffset())
 	log := s.logger.With("session_id", sess.id)
 	log.Debug("session stream attached", "offset", req.GetOffset(), "from", start)
-	started, offer := s.startedFrame(start, req.GetByteChannel(), req.GetReleaseStream(), sess.directInput(req.GetDirectInput()))
+	// While input of the streams before it is still to be applied
+	// (a.before), the host gets no terminal to write to: its input goes
+	// as frames, which wait for that input (waitTurn).
+	direct := req.GetDirectInput() && len(a.before) == 0
+	started, offer := s.startedFrame(start, req.GetByteChannel(), req.GetReleaseStream(), sess.directInput(direct))
 	if err := stream.Send(started); err != nil {
 		if offer != nil {
 			s.channels.withdraw(offer)
