@@ -270,7 +270,7 @@ func (s *GRPCServer) serve(stream proto.Environment_SessionServer, sess *serverS
 			return sess.serveChannel(ctx, streamExit(stream), a, conn, nil, log)
 		}
 	}
-	go sess.pumpInput(ctx, stream, a, log)
+	go sess.pumpInput(stream, a, log)
 	if err := sess.pumpOutput(ctx, stream, a); err != nil {
 		return err
 	}

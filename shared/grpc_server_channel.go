@@ -151,7 +151,7 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, in *inputSource, a
 			}
 		case channelResize:
 			size := sizeFromPayload(payload)
-			err = s.resize(ctx, d, size, log)
+			err = s.resize(d, size, log)
 			if errors.Is(err, errInputCut) {
 				droppedResizes++
 			}

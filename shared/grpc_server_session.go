@@ -134,14 +134,26 @@ func (s *serverSession) input(d *inputDrain, fn func(PTY) error) error {
 	return fn(s.pty)
 }
 
+// resizeTimeout bounds the PTY's Resize. Its context is the session's,
+// not the stream's that brought the size: a resize the host wrote before
+// it went is applied after the stream ended (inputSource, inputDrain), and
+// a PTY whose Resize asks a daemon (DOCKER's) would fail at once with the
+// stream's ended context. The bound keeps a Resize that does not return
+// from holding the session's input, which waits behind it, for ever.
+const resizeTimeout = 10 * time.Second
+
 // resize resizes the PTY unless the session was closed or d was cut, as
 // input does. The host sent
 // the size in order with the input and does not wait for an answer, so a
 // PTY's failure to take it is logged here, as a warning the host's log
 // shows under the plugin's name (the session's first; later ones at debug
 // level), and returns nil; the session goes on at its old size.
-func (s *serverSession) resize(ctx context.Context, d *inputDrain, size Size, log hclog.Logger) error {
-	err := s.input(d, func(p PTY) error { return p.Resize(ctx, size) })
+func (s *serverSession) resize(d *inputDrain, size Size, log hclog.Logger) error {
+	err := s.input(d, func(p PTY) error {
+		ctx, cancel := context.WithTimeout(s.ctx, resizeTimeout)
+		defer cancel()
+		return p.Resize(ctx, size)
+	})
 	if err == nil || errors.Is(err, errSessionClosed) || errors.Is(err, errInputCut) {
 		return err
 	}
@@ -198,7 +210,7 @@ func (s *serverSession) close(ctx context.Context, kill bool) error {
 // and applying a random part of them is no better than none. Failures are
 // logged, not fatal: a Write to a session whose child has exited fails,
 // and the host cannot act on that anyway.
-func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_SessionServer, a *attachment, log hclog.Logger) {
+func (s *serverSession) pumpInput(stream proto.Environment_SessionServer, a *attachment, log hclog.Logger) {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -215,7 +227,7 @@ func (s *serverSession) pumpInput(ctx context.Context, stream proto.Environment_
 				return err
 			})
 		case *proto.SessionRequest_Resize:
-			err = s.resize(ctx, nil, sizeFromProto(f.Resize), log)
+			err = s.resize(nil, sizeFromProto(f.Resize), log)
 		default:
 			log.Warn("unexpected session frame ignored", "frame", msg.String())
 		}

@@ -42,7 +42,13 @@ func (p *eventPTY) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (p *eventPTY) Resize(_ context.Context, size Size) error {
+// Resize fails, as a PTY whose Resize asks a daemon (DOCKER's) does, when
+// its context has ended: the event says so.
+func (p *eventPTY) Resize(ctx context.Context, size Size) error {
+	if err := ctx.Err(); err != nil {
+		p.events <- sizeEvent(size) + " refused: " + err.Error()
+		return err
+	}
 	p.events <- sizeEvent(size)
 	return nil
 }
