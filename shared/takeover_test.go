@@ -3,7 +3,6 @@
 package shared
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
 // eventPTY is a fakePTY that records its input and resizes in one list,
@@ -189,24 +190,6 @@ func TestTakeoverAppliesThePreviousHostsInputFirst(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // The new host's input waits for the old host's only so long
 // (GRPCServer.inputWait): a program that does not read for longer has
 // the rest of the old input dropped, which the plugin logs as a warning
@@ -215,7 +198,7 @@ func (b *lockedBuffer) String() string {
 // taken back).
 func TestTakeoverInputWaitIsBounded(t *testing.T) {
 	ctx := testContext(t)
-	var logged lockedBuffer
+	var logged e2etest.Buffer
 	srv, ptys := eventServer(hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn, JSONFormat: true}))
 	const wait = 300 * time.Millisecond
 	srv.inputWait = wait
