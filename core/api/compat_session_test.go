@@ -205,6 +205,8 @@ func TestCompatAuthAndOrigin(t *testing.T) {
 		{"read token writing", "", http.Header{"Authorization": {"Bearer ro"}}, 403},
 		{"read token reading", "?mode=read", http.Header{"Authorization": {"Bearer ro"}}, 0},
 		{"bad mode", "?mode=sudo", http.Header{"Authorization": {"Bearer tok"}}, 400},
+		{"mode twice", "?mode=read&mode=write", http.Header{"Authorization": {"Bearer tok"}}, 400},
+		{"read token, mode twice", "?mode=read&mode=write", http.Header{"Authorization": {"Bearer ro"}}, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, resp, err := dialCompat(t, api, "/ws/claude/a"+tt.query, tt.hdr)

@@ -305,6 +305,9 @@ func TestRESTListPagesAndFilters(t *testing.T) {
 		{"cursor=%25%25", "cursor"},
 		{"environment_id=", "environment_id"},
 		{"stauts=ACTIVE", `unknown query parameter "stauts"`},
+		{"limit=5&limit=500", "limit is given 2 times"},
+		{"environment_id=a&environment_id=b", "environment_id is given 2 times"},
+		{"cursor=x&cursor=y", "cursor is given 2 times"},
 	}
 	for _, b := range bad {
 		code, body := api.do(t, "GET", "/api/v1/sessions?"+b.query, "")

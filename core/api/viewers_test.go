@@ -123,6 +123,12 @@ func TestAttachModeParam(t *testing.T) {
 		{"?mode=READ", 400},
 		{"?mode=rw", 400},
 		{"?mode=read&offset=-1", 400},
+		// Given twice, a parameter is refused, not one of its values
+		// taken: a proxy in front may read the other.
+		{"?mode=read&mode=write", 400},
+		{"?mode=write&mode=write", 400},
+		{"?offset=0&offset=5", 400},
+		{"?offset=0&epoch=a&epoch=b", 400},
 	} {
 		t.Run(tt.query, func(t *testing.T) {
 			if got := dialStatus(t, api, "m", tt.query, wsproto.DialOptions{}); got != tt.want {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,7 +66,7 @@ func connectionUpgrade(r *http.Request) bool {
 
 func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	off, err := resumeOffset(r)
+	off, epoch, err := resumeFrom(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -99,7 +98,7 @@ func (h *handler) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.CloseNow()
-	a, err := h.m.AttachWith(r.Context(), id, core.AttachOptions{Mode: mode, Resume: off >= 0, Offset: off, Epoch: r.URL.Query().Get(wsproto.EpochParam)})
+	a, err := h.m.AttachWith(r.Context(), id, core.AttachOptions{Mode: mode, Resume: off >= 0, Offset: off, Epoch: epoch})
 	if errors.Is(err, core.ErrTooManyClients) {
 		// Another client took the last place since Attachable.
 		_ = conn.Close(wsproto.CloseTryAgainLater, wsproto.CloseReasonTooManyClients)
@@ -181,56 +180,6 @@ func keepAlive(ctx context.Context, conn *websocket.Conn, interval time.Duration
 			return
 		}
 	}
-}
-
-// resumeOffset returns the attach request's offset query parameter, or -1
-// when it has none. Anything but a decimal integer of 0 or more is
-// ErrInvalidArgument (400).
-func resumeOffset(r *http.Request) (int64, error) {
-	q := r.URL.Query()
-	if !q.Has(wsproto.OffsetParam) {
-		return -1, nil
-	}
-	v := q.Get(wsproto.OffsetParam)
-	off, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || off < 0 {
-		return 0, fmt.Errorf("%w: %s=%q: want a byte offset, a whole number 0 or more", core.ErrInvalidArgument, wsproto.OffsetParam, v)
-	}
-	return off, nil
-}
-
-// attachMode returns the attach request's mode query parameter:
-// AttachWrite when it has none or "write", AttachRead for "read". Anything
-// else is ErrInvalidArgument (400).
-func attachMode(r *http.Request) (core.AttachMode, error) {
-	q := r.URL.Query()
-	if !q.Has(wsproto.ModeParam) {
-		return core.AttachWrite, nil
-	}
-	switch v := q.Get(wsproto.ModeParam); v {
-	case wsproto.ModeWrite:
-		return core.AttachWrite, nil
-	case wsproto.ModeRead:
-		return core.AttachRead, nil
-	default:
-		return 0, fmt.Errorf("%w: %s=%q: want %s or %s", core.ErrInvalidArgument, wsproto.ModeParam, v, wsproto.ModeRead, wsproto.ModeWrite)
-	}
-}
-
-// attachModeOf returns the mode an attach request asks for (attachMode),
-// or answers it with an error: 400 for a bad mode, 403 for a write attach
-// with the read-only token.
-func (h *handler) attachModeOf(w http.ResponseWriter, r *http.Request) (core.AttachMode, bool) {
-	mode, err := attachMode(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return 0, false
-	}
-	if readScope(r) && mode != core.AttachRead {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("forbidden: the read-only token attaches with %s=%s only", wsproto.ModeParam, wsproto.ModeRead))
-		return 0, false
-	}
-	return mode, true
 }
 
 // attachFailed answers an attach that found no live session: 410 with the
