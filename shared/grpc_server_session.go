@@ -203,7 +203,8 @@ func (s *serverSession) close(ctx context.Context, kill bool) error {
 // plugin still applies (waitTurn). Frames received once a no longer
 // serves the session are
 // dropped: after another stream took it over, and also after the stream
-// merely ended. Unlike a byte channel's (inputSource), what the host sent
+// merely ended; so is a frame that waited (waitTurn) while a stopped
+// serving, as the input of the attachment after a does not wait for it. Unlike a byte channel's (inputSource), what the host sent
 // just before it went cannot be drained here: once the stream's context
 // has ended, gRPC's Recv picks at random between the next buffered frame
 // and the context's error (TestStreamFramesBufferedAtTheHostsEndAreLost),
@@ -220,6 +221,12 @@ func (s *serverSession) pumpInput(stream proto.Environment_SessionServer, a *att
 			continue
 		}
 		s.waitTurn(a, nil)
+		if !s.out.serves(a) {
+			// It stopped serving while the frame waited: a later
+			// attachment's input, which does not wait for this
+			// frame, may have been applied already.
+			continue
+		}
 		switch f := msg.GetFrame().(type) {
 		case *proto.SessionRequest_Input:
 			err = s.input(nil, func(p PTY) error {

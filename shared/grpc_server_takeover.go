@@ -65,16 +65,21 @@ var errInputCut = fmt.Errorf("the input waited for too long behind a takeover")
 // comes after theirs. Once s.inputWait passed it stops waiting and cuts
 // those drains: the rest of their input is dropped. It returns at once if
 // own, a's own drain, is cut meanwhile, or the session is closed (its
-// input is dropped then anyway). Only a's input pump calls it.
+// input is dropped then anyway); without own (a's stream carries its
+// input), also once a stops serving: its frame is dropped then
+// (pumpInput), and no later attachment waits for it. Only a's input pump
+// calls it.
 func (s *serverSession) waitTurn(a *attachment, own *inputDrain) {
 	before := a.before
 	if before == nil {
 		return
 	}
 	a.before = nil
-	var ownCut <-chan struct{}
+	var ownCut, gone <-chan struct{}
 	if own != nil {
 		ownCut = own.cut
+	} else {
+		gone = a.gone
 	}
 	var expired <-chan time.Time
 	for _, d := range before {
@@ -91,6 +96,8 @@ func (s *serverSession) waitTurn(a *attachment, own *inputDrain) {
 		select {
 		case <-d.done:
 		case <-ownCut:
+			return
+		case <-gone:
 			return
 		case <-s.ctx.Done():
 			return
