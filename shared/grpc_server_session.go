@@ -177,7 +177,8 @@ func (s *serverSession) kill(ctx context.Context) error {
 
 // close closes the PTY once and returns that Close's error every time. With
 // kill, or if an input call holds inputMu (a Write blocked on a child that
-// does not read), it kills the PTY first, which also makes that Write return.
+// does not read, a Resize), it kills the PTY first, which also makes that
+// Write return, and ends the session's context, which ends the Resize.
 // The reader and any stream's sender stop first: nobody wants the output of
 // a closed session.
 func (s *serverSession) close(ctx context.Context, kill bool) error {
@@ -189,6 +190,9 @@ func (s *serverSession) close(ctx context.Context, kill bool) error {
 	s.out.close()
 	if kill || !s.inputMu.TryLock() {
 		_ = s.pty.Kill(ctx)
+		// A Resize under way holds inputMu too, and its context is the
+		// session's (resize): end it now, not at its own bound.
+		s.cancel()
 		s.inputMu.Lock()
 	}
 	defer s.inputMu.Unlock()
