@@ -205,16 +205,17 @@ func (s *serverSession) close(ctx context.Context, kill bool) error {
 // pumpInput applies the input and resize frames of a's stream until the
 // stream ends, after the input of the attachments before it that the
 // plugin still applies (waitTurn). Frames received once a no longer
-// serves the session are
-// dropped: after another stream took it over, and also after the stream
-// merely ended; so is a frame that waited (waitTurn) while a stopped
-// serving, as the input of the attachment after a does not wait for it. Unlike a byte channel's (inputSource), what the host sent
-// just before it went cannot be drained here: once the stream's context
-// has ended, gRPC's Recv picks at random between the next buffered frame
-// and the context's error (TestStreamFramesBufferedAtTheHostsEndAreLost),
-// and applying a random part of them is no better than none. Failures are
-// logged, not fatal: a Write to a session whose child has exited fails,
-// and the host cannot act on that anyway.
+// serves the session are dropped: after another stream took it over, and
+// also after the stream merely ended; so is a frame that waited
+// (waitTurn) while a stopped serving, as the input of the attachment
+// after a does not wait for it. Unlike a byte channel's (inputSource),
+// what the host sent just before it went cannot be drained here: once the
+// stream's context has ended, gRPC's Recv picks at random between the
+// next buffered frame and the context's error
+// (TestStreamFramesBufferedAtTheHostsEndAreLost), and applying a random
+// part of them is no better than none. Failures are logged, not fatal: a
+// Write to a session whose child has exited fails, and the host cannot
+// act on that anyway.
 func (s *serverSession) pumpInput(stream proto.Environment_SessionServer, a *attachment, log hclog.Logger) {
 	for {
 		msg, err := stream.Recv()
