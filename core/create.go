@@ -24,7 +24,8 @@ type CreateOptions struct {
 	// control character.
 	ProjectID  string
 	BranchName string
-	// WorktreePath is the working directory.
+	// WorktreePath is the working directory: at most MaxWorktreePathBytes,
+	// with no NUL byte.
 	WorktreePath string
 	// Command is the argv; empty means the environment's shell. Its first
 	// element must not be empty, and no element may hold a NUL byte.
@@ -102,6 +103,9 @@ func (o *CreateOptions) normalize() error {
 		return err
 	}
 	if err := checkTextField("branch_name", o.BranchName, MaxBranchNameBytes); err != nil {
+		return err
+	}
+	if err := checkPath("worktree_path", o.WorktreePath, MaxWorktreePathBytes); err != nil {
 		return err
 	}
 	if o.Cols == 0 && o.Rows == 0 {

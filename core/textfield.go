@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,6 +15,9 @@ const (
 	MaxEnvironmentNameBytes = 256
 	MaxProjectIDBytes       = 256
 	MaxBranchNameBytes      = 1024
+	// MaxWorktreePathBytes is Linux's PATH_MAX: a working directory
+	// longer than that cannot be entered by its path.
+	MaxWorktreePathBytes = 4096
 )
 
 // checkTextField refuses, with ErrInvalidArgument naming field, a value
@@ -32,6 +36,19 @@ func checkTextField(field, value string, max int) error {
 		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
 			return fmt.Errorf("%w: %s holds a control character (%U at byte %d)", ErrInvalidArgument, field, r, i)
 		}
+	}
+	return nil
+}
+
+// checkPath refuses, with ErrInvalidArgument naming field, a path longer
+// than max bytes or holding a NUL byte, which no system call takes. Other
+// control characters are a path's to hold.
+func checkPath(field, value string, max int) error {
+	if len(value) > max {
+		return fmt.Errorf("%w: %s is %d bytes; the limit is %d", ErrInvalidArgument, field, len(value), max)
+	}
+	if i := strings.IndexByte(value, 0); i >= 0 {
+		return fmt.Errorf("%w: %s holds a NUL byte (at byte %d)", ErrInvalidArgument, field, i)
 	}
 	return nil
 }

@@ -125,3 +125,32 @@ func TestTextFieldLimits(t *testing.T) {
 		t.Errorf("environment fake after the refused updates: %+v, %v", env, err)
 	}
 }
+
+// A session's worktree_path past PATH_MAX, or holding a NUL byte, is 400
+// naming it, through REST and the Manager; other control characters are
+// a path's to hold.
+func TestWorktreePathLimits(t *testing.T) {
+	api := newAPI(t, Options{}, nil)
+	ctx := context.Background()
+	for _, tt := range []struct{ name, path, says string }{
+		{"one byte too long", "/" + strings.Repeat("d", core.MaxWorktreePathBytes), "bytes; the limit is 4096"},
+		{"huge", "/" + strings.Repeat("d", 900<<10), "bytes; the limit is 4096"},
+		{"NUL", "/tmp/a\x00b", "NUL byte"},
+	} {
+		body, err := json.Marshal(map[string]string{"id": "w", "environment_id": "fake", "worktree_path": tt.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, resp := api.do(t, "POST", "/api/v1/sessions", string(body))
+		if msg, _ := resp["error"].(string); code != 400 || !strings.Contains(msg, "worktree_path ") || !strings.Contains(msg, tt.says) {
+			t.Errorf("%s: %d %q; want 400 naming worktree_path and saying %q", tt.name, code, msg, tt.says)
+		}
+		_, err = api.m.CreateSession(ctx, core.CreateOptions{ID: "w", EnvironmentID: "fake", WorktreePath: tt.path})
+		if !errors.Is(err, core.ErrInvalidArgument) || !strings.Contains(err.Error(), "worktree_path ") {
+			t.Errorf("%s through the Manager: %v; want ErrInvalidArgument naming worktree_path", tt.name, err)
+		}
+	}
+	if code, resp := api.do(t, "POST", "/api/v1/sessions", `{"id":"w","environment_id":"fake","worktree_path":"/tmp/odd\ttab"}`); code != 201 {
+		t.Errorf("a path with a tab: %d %v", code, resp)
+	}
+}
