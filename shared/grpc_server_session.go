@@ -225,8 +225,7 @@ func (s *serverSession) pumpInput(stream proto.Environment_SessionServer, a *att
 		if !s.out.serves(a) {
 			continue
 		}
-		s.waitTurn(a, nil)
-		if !s.out.serves(a) {
+		if s.waitTurn(a, nil) && !s.out.serves(a) {
 			// It stopped serving while the frame waited: a later
 			// attachment's input, which does not wait for this
 			// frame, may have been applied already.

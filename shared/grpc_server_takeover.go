@@ -67,12 +67,13 @@ var errInputCut = fmt.Errorf("the input waited for too long behind a takeover")
 // own, a's own drain, is cut meanwhile, or the session is closed (its
 // input is dropped then anyway); without own (a's stream carries its
 // input), also once a stops serving: its frame is dropped then
-// (pumpInput), and no later attachment waits for it. Only a's input pump
-// calls it.
-func (s *serverSession) waitTurn(a *attachment, own *inputDrain) {
+// (pumpInput), and no later attachment waits for it. It reports whether
+// there were drains to wait for: false after a's first frame. Only a's
+// input pump calls it.
+func (s *serverSession) waitTurn(a *attachment, own *inputDrain) bool {
 	before := a.before
 	if before == nil {
-		return
+		return false
 	}
 	a.before = nil
 	var ownCut, gone <-chan struct{}
@@ -96,16 +97,17 @@ func (s *serverSession) waitTurn(a *attachment, own *inputDrain) {
 		select {
 		case <-d.done:
 		case <-ownCut:
-			return
+			return true
 		case <-gone:
-			return
+			return true
 		case <-s.ctx.Done():
-			return
+			return true
 		case <-expired:
 			for _, d := range before {
 				d.cutOff()
 			}
-			return
+			return true
 		}
 	}
+	return true
 }
