@@ -48,9 +48,8 @@ type GRPCServer struct {
 	// channels serves the sessions' byte channels.
 	channels channelListener
 
-	// inputWait is the sessions' inputWait: takeoverInputWait, which
-	// tests shorten.
-	inputWait time.Duration
+	// turns is the sessions' (waitTurn); tests change it.
+	turns turnConfig
 }
 
 var _ proto.EnvironmentServer = (*GRPCServer)(nil)
@@ -61,13 +60,13 @@ func NewGRPCServer(impl Environment, logger hclog.Logger) *GRPCServer {
 		logger = hclog.NewNullLogger()
 	}
 	return &GRPCServer{
-		impl:      impl,
-		logger:    logger,
-		sessions:  make(map[string]*serverSession),
-		ends:      make(map[uint64]*channelEnd),
-		hold:      holdState{afterFunc: afterFunc, exit: os.Exit},
-		channels:  channelListener{logger: logger},
-		inputWait: takeoverInputWait,
+		impl:     impl,
+		logger:   logger,
+		sessions: make(map[string]*serverSession),
+		ends:     make(map[uint64]*channelEnd),
+		hold:     holdState{afterFunc: afterFunc, exit: os.Exit},
+		channels: channelListener{logger: logger},
+		turns:    turnConfig{wait: takeoverInputWait},
 	}
 }
 

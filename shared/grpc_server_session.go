@@ -48,9 +48,9 @@ type serverSession struct {
 	// abandoned is set, under the server's mu, by a Close that came while
 	// the session was still spawning: the spawn then undoes itself.
 	abandoned bool
-	// inputWait bounds how long an attachment's input waits for the
-	// input of those before it (waitTurn): takeoverInputWait.
-	inputWait time.Duration
+	// turns bounds how long an attachment's input waits for the input
+	// of those before it (waitTurn).
+	turns turnConfig
 }
 
 // newServerSession returns a session reserved for req, whose output the
@@ -65,7 +65,7 @@ func newServerSession(req SpawnRequest, scrollback int) *serverSession {
 		out:             newKeepRing(scrollback, req.OutputOffset),
 		ctx:             ctx,
 		cancel:          cancel,
-		inputWait:       takeoverInputWait,
+		turns:           turnConfig{wait: takeoverInputWait},
 	}
 }
 

@@ -29,7 +29,7 @@ func (s *GRPCServer) spawn(ctx context.Context, spawn *proto.Spawn) (*serverSess
 		return nil, nil, errOrphaned
 	}
 	sess := newServerSession(req, scrollback)
-	sess.inputWait = s.inputWait
+	sess.turns = s.turns
 	s.mu.Lock()
 	if _, dup := s.sessions[req.SessionID]; dup {
 		s.mu.Unlock()

@@ -17,6 +17,15 @@ import (
 // wait for that for ever.
 const takeoverInputWait = 3 * time.Second
 
+// turnConfig is how an attachment's input waits its turn (waitTurn).
+type turnConfig struct {
+	// wait is takeoverInputWait, which tests shorten.
+	wait time.Duration
+	// waiting, a test hook, is called when an attachment's input starts
+	// to wait.
+	waiting func()
+}
+
 // inputDrain is what an attachment's host wrote on its byte channel that
 // the input pump still applies after the attachment stopped serving the
 // session, detached or taken over: the frames at the plugin's end of the
@@ -62,7 +71,7 @@ var errInputCut = fmt.Errorf("the input waited for too long behind a takeover")
 
 // waitTurn waits, before a's first input or resize is applied, for the
 // drains under way when a was made (a.before) to end, so that a's input
-// comes after theirs. Once s.inputWait passed it stops waiting and cuts
+// comes after theirs. Once s.turns.wait passed it stops waiting and cuts
 // those drains: the rest of their input is dropped. It returns at once if
 // own, a's own drain, is cut meanwhile, or the session is closed (its
 // input is dropped then anyway); without own (a's stream carries its
@@ -90,9 +99,12 @@ func (s *serverSession) waitTurn(a *attachment, own *inputDrain) bool {
 		default:
 		}
 		if expired == nil {
-			t := time.NewTimer(s.inputWait)
+			t := time.NewTimer(s.turns.wait)
 			defer t.Stop()
 			expired = t.C
+			if s.turns.waiting != nil {
+				s.turns.waiting()
+			}
 		}
 		select {
 		case <-d.done:

@@ -17,6 +17,8 @@ import (
 func TestTakeoverStreamFrameWaitingIsNotAppliedLate(t *testing.T) {
 	ctx := testContext(t)
 	srv, ptys := eventServer(nil)
+	waiting := make(chan struct{}, 2)
+	srv.turns.waiting = func() { waiting <- struct{}{} }
 	c := glueServer(t, srv)
 	hold(ctx, t, c)
 	// The two last waiters wake at once; the order they then take is the
@@ -39,7 +41,7 @@ func TestTakeoverStreamFrameWaitingIsNotAppliedLate(t *testing.T) {
 		if _, err := b.Write([]byte("b")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // b waits for the first host's input
+		receive(ctx, t, waiting, "b's frame to wait for the first host's input")
 		p, _, err := c.Attach(ctx, id, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +50,7 @@ func TestTakeoverStreamFrameWaitingIsNotAppliedLate(t *testing.T) {
 		if _, err := p.Write([]byte("c")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // c waits too
+		receive(ctx, t, waiting, "c's frame to wait too")
 		close(prog.gate)
 
 		want := []string{inputEvent("first"), inputEvent("second"), inputEvent("c")}

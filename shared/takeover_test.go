@@ -191,7 +191,7 @@ func TestTakeoverAppliesThePreviousHostsInputFirst(t *testing.T) {
 }
 
 // The new host's input waits for the old host's only so long
-// (GRPCServer.inputWait): a program that does not read for longer has
+// (GRPCServer.turns): a program that does not read for longer has
 // the rest of the old input dropped, which the plugin logs as a warning
 // with how much it dropped, and the new input goes on. The frame being
 // written when the wait ends is written whole (a PTY's Write cannot be
@@ -201,7 +201,7 @@ func TestTakeoverInputWaitIsBounded(t *testing.T) {
 	var logged e2etest.Buffer
 	srv, ptys := eventServer(hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn, JSONFormat: true}))
 	const wait = 300 * time.Millisecond
-	srv.inputWait = wait
+	srv.turns.wait = wait
 	c := glueServer(t, srv)
 	old := []channelFrame{{input: "first"}, {input: strings.Repeat("2", 1000)}, {size: Size{Cols: 100, Rows: 30}}, {input: strings.Repeat("3", 5000)}}
 	p, _, prog := takeover(ctx, t, c, ptys, "t2", old)
