@@ -33,12 +33,15 @@
 // Each session has one output pump, the only goroutine that reads its PTY
 // (session.go). The pump scans what it reads for safe points (scan.go)
 // outside any lock, then appends the bytes and the points to the session's
-// ring (ring.go) under session.mu and wakes the attachments (attach.go). Each Attachment reads the ring
-// at its own absolute offset from the goroutine that calls Next, so a slow
-// client never blocks the pump or another client; a client that falls
-// behind the ring's oldest byte gets a FrameReset and a replay from the
-// oldest safe point. Nothing writes to a network connection while holding a
-// lock.
+// ring (ring.go) under session.mu and wakes the attachments (attach.go).
+// Each Attachment reads the ring at its own absolute offset from the
+// goroutine that calls Next. The pump waits, before reading, for writing
+// clients that fall behind while they keep reading, so that each gets
+// every byte at the pace of the slowest, but for a client that stops
+// reading only keepUpWindow (500 ms) at most, and never for a viewer
+// (flow.go); a client that falls behind the ring's oldest byte gets a
+// FrameReset and a replay from the oldest safe point. Nothing writes to a
+// network connection while holding a lock.
 //
 // Store writes never run on the output path: they are queued, merged per
 // session and written by one goroutine, which retries failures. Events are
