@@ -49,8 +49,11 @@
 // most and no longer than the statement's ctx has until its deadline
 // (sqlitebusy.go); a connection of New's waits its own busy timeout,
 // whatever the ctx, since SQLite's wait for a lock ignores the driver's
-// interrupt. Writes are single statements, outside any transaction
-// (GORM's default one is skipped). On PostgreSQL, Open's connections have
+// interrupt. The writes of sessions and environments are single
+// statements, outside any transaction (GORM's default one is skipped);
+// only claiming the database (DB.Claim), registering a node
+// (DB.RegisterNode), recording lost nodes' sessions (nodelost.go) and,
+// on PostgreSQL, the migration take one. On PostgreSQL, Open's connections have
 // PostgreSQL end a transaction left 5 s without a statement
 // (idle_in_transaction_session_timeout, unless the DSN sets it), so that
 // the row locks of a process that stalled or was cut off in one do not
