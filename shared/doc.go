@@ -54,6 +54,15 @@
 // the session itself. When the host stops the plugin, Serve kills and closes
 // whatever is still open before it returns.
 //
+// A host and a plugin built with this package carry a session's bytes on a
+// byte channel instead (bytechannel.go), a Unix socket beside the stream:
+// the output goes up it unframed, input and resizes down it, and the
+// stream, which then carries only the control, is released (ended) once
+// the channel is open: the channel closing is the stream ending, and
+// SessionEnd answers the exit status. Where no channel can be made, the
+// stream carries everything, as above. docs/plugins.md, "The byte
+// channel", has the wire format.
+//
 // # Sessions that outlive the host
 //
 // The SDK reads each session's output from its spawn on, into a buffer of
@@ -79,8 +88,9 @@
 // server never calls Write, Resize or Kill after Close.
 //
 // On the host side, GRPCClient is the Environment and its PTYs follow the
-// same contract. Their Read receives frames in the caller's goroutine, so a
-// host that stops reading applies backpressure to the plugin through gRPC
+// same contract. Their Read receives the output (from the byte channel, or
+// the stream's frames) in the caller's goroutine, so a host that stops
+// reading applies backpressure to the plugin through the socket, or gRPC's
 // flow control. If the plugin process dies or the stream breaks, Read and
 // Wait return an error wrapping ErrPluginExited; if the plugin's own PTY
 // failed (its Read or Wait returned an error), an error carrying the
