@@ -57,10 +57,11 @@ type Keeper interface {
 }
 
 // Detacher is implemented by the host's PTYs: Detach ends the host's
-// stream of the session without closing the session, which a held plugin
-// keeps for a later Attach (an unheld one kills it). Read, Write and Wait
-// then fail as after Close; Close is still to be called, and does not
-// reach the plugin.
+// stream of the session (or its byte channel) without closing the
+// session, which a held plugin keeps for a later Attach (an unheld one
+// kills it). Read, Write, Wait, Resize and Kill then fail with an error
+// wrapping ErrDetached, not the error they return after Close; Close is
+// still to be called, returns nil and does not reach the plugin.
 type Detacher interface {
 	Detach()
 }
