@@ -68,8 +68,10 @@ type Options struct {
 	WorkdirRoots []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// MaxClients bounds the clients attached to one session at a time;
-	// the next Attach is ErrTooManyClients. Zero means no limit.
+	// MaxClients bounds the clients attached to one session at a time,
+	// viewers included; the next attach is ErrTooManyClients, unless it
+	// is a writer and a viewer can give way (see AttachWith). Zero means
+	// no limit.
 	MaxClients int
 	// SizePolicy says which size a session's terminal takes when its
 	// clients ask for different ones (see SizePolicy); zero is SizeLatest.

@@ -83,7 +83,10 @@ func ParseSizePolicy(s string) (SizePolicy, error) {
 // AttachWith attaches a client as opts say: Attach, AttachFrom, and
 // read-only attachment. A session that has as many clients as its limit
 // (CreateOptions.MaxClients, else Options.MaxClients) already is
-// ErrTooManyClients.
+// ErrTooManyClients, but for a writer when a viewer holds a place: the
+// viewer that attached last is closed with CloseTryAgainLater and
+// wsproto.CloseReasonDisplaced, and the writer takes its place
+// (displaceViewer).
 func (m *Manager) AttachWith(ctx context.Context, id string, opts AttachOptions) (*Attachment, error) {
 	off := int64(-1)
 	if opts.Resume {
