@@ -50,7 +50,8 @@ type CreateOptions struct {
 	// from a previous server: it is not stored. At most MaxInputBytes.
 	Input []byte
 	// MaxClients bounds the clients attached to the session at a time (the
-	// next attach is ErrTooManyClients); 0 means the server's
+	// next attach is ErrTooManyClients, unless a writer can take a
+	// viewer's place: see AttachWith); 0 means the server's
 	// Options.MaxClients. Not negative.
 	MaxClients int
 	// SizePolicy is the session's size policy (ParseSizePolicy's names);
