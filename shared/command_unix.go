@@ -25,7 +25,7 @@ const commandKillGrace = 2 * time.Second
 // the session as a PTY. A program that does not exist or may not be run
 // is refused with ErrInvalidArgument. It is
 // all a plugin that runs local programs needs for Spawn; set cmd.Dir and
-// cmd.Env first (WorkingDir, ChildEnv).
+// cmd.Env first (WorkingDir, ChildEnvWithout).
 //
 // The PTY's Read is Terminal's. Wait reports the exit code, or 128+n and
 // the signal's name for a process killed by signal n. Kill sends SIGHUP to

@@ -20,9 +20,10 @@
 // What every plugin repeats is here too: DecodeConfig decodes a config
 // strictly, with errors that name the field's path (ConfigError);
 // CheckEnv and CheckPortableEnv check environment variables; WorkingDir
-// resolves a local working directory; ChildEnv builds a child's
-// environment without the plugin's own variables, on EnvInDir's base
-// (PWD the child's directory). A plugin that runs
+// resolves a local working directory; ChildEnvWithout builds a child's
+// environment without the plugin's own variables and without those the
+// request's UnsetEnv names, on EnvInDir's base (PWD the child's
+// directory). A plugin that runs
 // local programs returns StartCommand's PTY from Spawn; one that writes
 // its own PTY can build on OpenPTY, ResizePTY and Terminal. Work a plugin
 // runs beside serving goes in RunBackground (BackgroundRunner), which
