@@ -107,8 +107,10 @@ type Config struct {
 	// digits), checked at every launch. A mismatch refuses the plugin.
 	SHA256 string
 	// Env is added to a built-in plugin's environment (the server's own,
-	// without PTYHOST_* variables), and is the whole environment of a
-	// third-party plugin besides the plugin protocol's own variables.
+	// without PTYHOST_* variables but PTYHOST_PLUGIN_LOG_LEVEL), and is
+	// the whole environment of a third-party plugin besides the plugin
+	// protocol's own variables and, when Env does not set it, the
+	// server's PTYHOST_PLUGIN_LOG_LEVEL.
 	Env map[string]string
 	// Args are the executable's arguments.
 	Args []string
