@@ -238,7 +238,7 @@ type Message struct {
 	Epoch     string `json:"epoch"`      // hello
 	Cols      int    `json:"cols"`       // hello, resize
 	Rows      int    `json:"rows"`       // hello, resize
-	Offset    int64  `json:"offset"`     // hello, reset
+	Offset    int64  `json:"offset"`     // hello, reset, restarted
 	End       int64  `json:"end"`        // hello, reset
 	Data      string `json:"data"`       // modes
 	Code      int    `json:"code"`       // exit
