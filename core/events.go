@@ -34,7 +34,9 @@ type Event struct {
 	Type      EventType
 	SessionID string
 	Time      time.Time
-	// Exit is set on SessionExited.
+	// Exit is set on SessionExited, on SessionRestarted (the replaced
+	// process's), and on SessionError when the session ended with an
+	// exit status.
 	Exit *ExitStatus
 	// Err is set on SessionError.
 	Err error
