@@ -87,6 +87,12 @@ type harness struct {
 }
 
 // Run runs the conformance cases against env as parallel subtests of t.
+// When env carries its sessions' bytes on byte channels where it can
+// (shared.ByteChannels, as Serve's and Launch's environments do), every
+// case runs twice, under byte_channel/ and under stream/ (its
+// StreamOnly()), and on the first a case whose session got no channel
+// fails. Config.Skip names a case without that prefix and skips it on
+// both.
 func Run(t *testing.T, env shared.Environment, cfg Config) {
 	t.Helper()
 	if cfg.Script == nil {
