@@ -42,7 +42,7 @@ type clusterConfig struct {
 	advertiseURL string
 	// secret authenticates the nodes to each other. It is never logged,
 	// never echoed in an error, and never reaches a plugin (the plugins
-	// get no PTYHOST_* variable); compare it with
+	// get no PTYHOST_* variable but PTYHOST_PLUGIN_LOG_LEVEL); compare it with
 	// crypto/subtle.ConstantTimeCompare.
 	secret string
 	// lease is how long the node's lease holds without renewal; it is
