@@ -28,8 +28,9 @@ type Options struct {
 	// list and read (GET) and attach read-only (mode=read); see
 	// RequireTokens.
 	ReadToken string
-	// AllowedHosts lists the host names, besides IP addresses and
-	// localhost, that requests may name in their Host header; see Guard.
+	// AllowedHosts lists the host names, besides IP addresses, localhost
+	// and names under .localhost, that requests may name in their Host
+	// header; see Guard.
 	AllowedHosts []string
 	// AllowedOrigins lists the origins, besides the server's own, whose
 	// browser pages may call the API and attach; see Guard. Clients that
