@@ -123,7 +123,7 @@ func (s *serverSession) pumpChannelInput(ctx context.Context, in *inputSource, a
 	defer func() {
 		if droppedBytes > 0 || droppedResizes > 0 {
 			log.Warn("input the session's previous host wrote was still not applied when the next host's input had waited for it; the rest was dropped",
-				"input_bytes", droppedBytes, "resizes", droppedResizes, "waited", s.turns.wait)
+				"input_bytes", droppedBytes, "resizes", droppedResizes, "waited", s.turns.wait.String())
 		}
 	}()
 	// A keystroke's frame, header and byte, in one read.

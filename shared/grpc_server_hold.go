@@ -92,7 +92,7 @@ func (s *GRPCServer) holdOpened(timeout time.Duration) bool {
 		s.logger.Info("a host is back; the orphan timer is stopped")
 	}
 	h.timerGen++
-	s.logger.Debug("a host holds the plugin", "holds", h.open, "orphan_timeout", timeout)
+	s.logger.Debug("a host holds the plugin", "holds", h.open, "orphan_timeout", timeout.String())
 	return true
 }
 
@@ -109,7 +109,7 @@ func (s *GRPCServer) holdClosed() {
 	h.timerGen++
 	gen, timeout := h.timerGen, h.timeout
 	h.stopTimer = h.afterFunc(timeout, func() { s.orphaned(gen) })
-	s.logger.Info("no host holds the plugin; its sessions stay until the orphan timeout", "orphan_timeout", timeout)
+	s.logger.Info("no host holds the plugin; its sessions stay until the orphan timeout", "orphan_timeout", timeout.String())
 }
 
 // orphaned runs when the orphan timer of generation gen expires: unless a
@@ -134,7 +134,7 @@ func (s *GRPCServer) orphaned(gen uint64) {
 	}
 	// The host's end of stderr may be gone: this line may go nowhere.
 	s.logger.Warn("no host came back within the orphan timeout; hanging every session up and exiting",
-		"orphan_timeout", timeout)
+		"orphan_timeout", timeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), hostGoneTimeout)
 	s.CloseAll(ctx)
 	cancel()

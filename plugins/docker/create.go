@@ -208,7 +208,7 @@ func (s *session) removeAbandoned(ctx context.Context, name string) {
 			s.log.Debug("removed the container of a create that was given up", "container", name)
 			return
 		case ctx.Err() != nil:
-			s.log.Debug("no container of a create that was given up appeared", "container", name, "waited", abandonTimeout)
+			s.log.Debug("no container of a create that was given up appeared", "container", name, "waited", abandonTimeout.String())
 			return
 		case !cerrdefs.IsNotFound(err):
 			s.log.Warn("removing the container of a create that was given up failed", "container", name, "error", err)

@@ -45,12 +45,12 @@ func (c *conn) stalled() {
 	sessions := c.sessions
 	p.mu.Unlock()
 	if sessions == 0 {
-		c.log.Warn("the server left a session's start unanswered; closing the connection", "connect_timeout", c.cfg.ConnectTimeout)
+		c.log.Warn("the server left a session's start unanswered; closing the connection", "connect_timeout", c.cfg.ConnectTimeout.String())
 		c.shutdown(stuckReason)
 		return
 	}
 	c.log.Warn("the server left a session's start unanswered; no new session goes to this connection, which closes when its sessions end",
-		"connect_timeout", c.cfg.ConnectTimeout, "sessions", sessions)
+		"connect_timeout", c.cfg.ConnectTimeout.String(), "sessions", sessions)
 }
 
 // errConnStuck: a start waited for its turn to open a channel on a
