@@ -108,3 +108,29 @@ func TestHelpAndReadmeAgree(t *testing.T) {
 		}
 	}
 }
+
+// The usage's descriptions start in one column (but after a command too
+// long for it), and a command that takes several IDs says so (ID...), as
+// its own --help does.
+func TestUsageAligned(t *testing.T) {
+	const column = 40 // where a description starts, from 0
+	for line := range strings.Lines(usage) {
+		line = strings.TrimRight(line, "\n")
+		if !strings.HasPrefix(line, "  ") {
+			continue
+		}
+		cmd, desc, ok := strings.Cut(line[2:], "  ")
+		if !ok {
+			continue // a command alone; its description is on the next line
+		}
+		start := len(line) - len(strings.TrimLeft(desc, " "))
+		if cmd == "" && start != column || cmd != "" && start != column && 2+len(cmd)+2 <= column {
+			t.Errorf("description at column %d, not %d: %q", start+1, column+1, line)
+		}
+	}
+	for _, cmd := range []string{"kill", "restart"} {
+		if h := helpOf(t, cmd); !strings.Contains(h, "ptyhost "+cmd+" [flags] ID...") || !strings.Contains(usage, "ptyhost "+cmd+" ID...") {
+			t.Errorf("%s takes several IDs; the usage or its --help does not say so:\n%s", cmd, usage)
+		}
+	}
+}

@@ -5,9 +5,9 @@
 //	ptyhost run -- CMD...    create a session and attach to it
 //	ptyhost attach ID        attach this terminal to a session
 //	ptyhost ls [-a] [-q]     list sessions (running ones by default)
-//	ptyhost kill ID          destroy a session (ID or unique prefix)
+//	ptyhost kill ID...       destroy sessions (IDs or unique prefixes)
 //	ptyhost prune            delete the records of ended sessions
-//	ptyhost restart ID       restart a session's program in place
+//	ptyhost restart ID...    restart sessions' programs in place
 //	ptyhost rec ID           write a session's recording to stdout
 //	ptyhost env ls|show|add|update|health|rm    manage environments
 //	ptyhost plugins          list plugins; plugins restart NAME restarts one
@@ -184,10 +184,10 @@ Usage:
   ptyhost run [--env ID] [--cwd DIR] -- CMD...
                                         create a session and attach to it
   ptyhost attach ID                     attach this terminal to a session
-  ptyhost ls [-a] [-q] [--filter K=V]  list sessions (running ones by default)
-  ptyhost kill ID                       destroy a session (ID or unique prefix)
+  ptyhost ls [-a] [-q] [--filter K=V]   list sessions (running ones by default)
+  ptyhost kill ID...                    destroy sessions (ID or unique prefix)
   ptyhost prune                         delete the records of ended sessions
-  ptyhost restart ID                    restart a session's program in place
+  ptyhost restart ID...                 restart sessions' programs in place
   ptyhost rec ID > FILE.cast            write a session's recording (asciicast)
   ptyhost env ls|show|add|update|health|rm  manage environments
   ptyhost plugins [ls|restart NAME]     list plugins, or restart one
