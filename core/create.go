@@ -220,10 +220,10 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 		LastActiveAt:  now,
 		IdleTimeout:   m.idleTimeoutFor(opts.IdleTimeout, env.IdleTimeout),
 		DetachedAt:    now, // no client yet
-		// To the microsecond every store keeps, so that the epoch it
-		// makes (epochLocked) is the same after a server takes the
-		// session up from the store.
-		CreatedAt: now.Truncate(time.Microsecond),
+		// To the microsecond every store keeps (m.now), so that the
+		// epoch it makes (epochLocked) is the same after a server takes
+		// the session up from the store.
+		CreatedAt: now,
 		UpdatedAt: now,
 	})
 	defer close(s.created)

@@ -42,6 +42,10 @@ func (m *Manager) CreateEnvironment(ctx context.Context, env Environment) (Envir
 		return Environment{}, storeFailed(fmt.Errorf("creating environment %q: %w", env.ID, err))
 	}
 	m.log.Info("environment created", "environment_id", env.ID, "type", env.Type)
+	// Best effort, as after an update: the environment is made.
+	if got, err := m.GetEnvironment(ctx, env.ID); err == nil {
+		env = got // with the store's updated_at
+	}
 	return env, nil
 }
 

@@ -102,7 +102,10 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) now() time.Time { return m.opts.Now().UTC() }
+// now is the clock, in UTC, to the microsecond: the precision the stores
+// keep (PostgreSQL's), so that a time read from memory is the one a
+// later read of the store gives.
+func (m *Manager) now() time.Time { return m.opts.Now().UTC().Truncate(time.Microsecond) }
 
 // Subscribe returns the manager's events until ctx ends or the manager
 // closes, when the channel is closed. Events arrive in the order they
