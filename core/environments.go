@@ -11,7 +11,8 @@ import (
 	"github.com/ptyhost/ptyhost/shared"
 )
 
-// CreateEnvironment validates env and stores it. The id is generated when
+// CreateEnvironment validates env, stores it and returns it as the store
+// keeps it (with the store's times). The id is generated when
 // empty and the name defaults to the id. The type must be served by a
 // plugin, and the config must be a JSON object that plugin accepts (when it
 // can validate configs). Errors wrap ErrInvalidArgument or ErrAlreadyExists,
