@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
-	"github.com/ptyhost/ptyhost/core/gormstore"
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
@@ -25,15 +24,7 @@ func TestClusterLingeringCopyHidesNothing(t *testing.T) {
 	}, func() string { return fmt.Sprint(b.Session(t, "x")) })
 	// b answers with its writes still on their way to the database; x's
 	// id is free to the other nodes once its end is stored there.
-	db, err := gormstore.Open(t.Context(), dsn, gormstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	e2etest.Eventually(t, 10*time.Second, "x's end to be stored", func() bool {
-		rec, err := db.GetSession(t.Context(), "x")
-		return err == nil && rec.Status == core.StatusTerminated
-	}, func() string { rec, err := db.GetSession(t.Context(), "x"); return fmt.Sprint(rec, err) })
+	waitStored(t, dsn, "x", core.StatusTerminated)
 
 	code, rec := a.Request(t, "POST", "/api/v1/sessions", map[string]any{"id": "x", "environment_id": "host-a",
 		"command": []string{"/bin/sh", "-c", "printf 'hello from a\\n'; exec cat"}})

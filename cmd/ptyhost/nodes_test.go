@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
@@ -84,6 +85,8 @@ func TestNodesCluster(t *testing.T) {
 	if rec := a.Session(t, id); rec["node"] != "a" {
 		t.Errorf("the session's record %v, want node a", rec)
 	}
+	// a's create stored the session STARTING, its ACTIVE one write later.
+	waitStored(t, dsn, id, core.StatusActive)
 	b := startNode(t, dsn, "b")
 	// b reads a's session from the database: ACTIVE, not recorded as lost
 	// by b's start.

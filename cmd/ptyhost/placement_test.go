@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/api"
 
 	"github.com/ptyhost/ptyhost/internal/e2etest"
@@ -66,6 +67,9 @@ func TestNodeHostsAndReads(t *testing.T) {
 			t.Errorf("ls --json on %s: %v, want %s on a and %s on b", srv.URL, got, onA, onB)
 		}
 	}
+	// a reads b's session from the database, where b's create stored it
+	// STARTING and its ACTIVE follows one write later.
+	waitStored(t, dsn, onB, core.StatusActive)
 	code, out, _ := cli(t, a.URL, "ls")
 	row := func(id, env, node string) string {
 		return `(?m)^` + regexp.QuoteMeta(id) + ` +sleep 3600 +` + env + ` +` + node + ` +ACTIVE `
