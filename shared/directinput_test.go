@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -204,8 +205,11 @@ func TestDirectInputGivesUpBlockingTerminal(t *testing.T) {
 // must not hang); the input arrives once the program reads.
 func TestDirectInputResizeHonoursContext(t *testing.T) {
 	ctx := testContext(t)
-	// The program reads nothing for a while, then everything.
-	p := spawnCommand(ctx, t, commandFake(t, false), `stty raw -echo; echo ready; sleep 2; head -c 8388608 >/dev/null; echo drained`)
+	// The program reads nothing until the test lets it (or, should the
+	// Resize not give up, for 10 s), then everything.
+	gate := filepath.Join(t.TempDir(), "read")
+	p := spawnCommand(ctx, t, commandFake(t, false), fmt.Sprintf(`stty raw -echo; echo ready; i=0; `+
+		`while [ ! -e %q ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; head -c 8388608 >/dev/null; echo drained`, gate))
 	readUntil(t, p, "ready")
 	wrote := make(chan error, 1)
 	go func() {
@@ -213,8 +217,13 @@ func TestDirectInputResizeHonoursContext(t *testing.T) {
 		wrote <- err
 	}()
 	// Nothing tells from outside when the Write has given the terminal
-	// up and waits on frames; either way the Resize must wait for it.
-	time.Sleep(300 * time.Millisecond)
+	// up and waits on frames; either way it holds the terminal's slot,
+	// and the Resize must wait for it.
+	for deadline := time.Now().Add(10 * time.Second); len(p.input.slot) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Write did not take the terminal within 10 s")
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -223,6 +232,9 @@ func TestDirectInputResizeHonoursContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Resize took %v", d)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	if err := <-wrote; err != nil {
 		t.Errorf("the Write, once the program read: %v", err)
