@@ -369,8 +369,8 @@ type lsQuery struct {
 
 // listSessionsQuery is listSessionsRaw for the sessions q selects.
 // maxListPages bounds the pages of one listing: 10,000 full pages are
-// millions of sessions.
-const maxListPages = 10000
+// millions of sessions. A variable, which TestLsEndlessPages lowers.
+var maxListPages = 10000
 
 func (c *client) listSessionsQuery(ctx context.Context, q lsQuery) (raw json.RawMessage, partial string, err error) {
 	all := []json.RawMessage{}
