@@ -132,7 +132,7 @@ func (m *Manager) attach(_ context.Context, id string, off int64, epoch string, 
 	// Under s.mu, as detach's and the exit's: queued before the update
 	// of an exit that comes next, which an ACTIVE would otherwise
 	// overwrite.
-	m.writer.update(id, u)
+	s.changed(u)
 	s.mu.Unlock()
 	m.metrics.clients.Inc()
 	return a, nil
@@ -199,7 +199,7 @@ func (m *Manager) detach(a *Attachment) {
 	if live {
 		// Under s.mu: queued after, never before, the update of an exit
 		// that comes next, which an IDLE would otherwise overwrite.
-		m.writer.update(s.id, u)
+		s.changed(u)
 	}
 	s.mu.Unlock()
 	m.countAttachment(-1)

@@ -289,12 +289,13 @@ func (m *Manager) CreateSession(ctx context.Context, opts CreateOptions) (Sessio
 	s.pty, s.envType = p, env.Type
 	s.recorder = m.startRecording(s, opts, env)
 	s.state = stateRunning
-	s.rec.Status = StatusActive
-	rec := s.rec
+	status := StatusActive
+	s.rec.Status = status
 	// Under s.mu, so that a client's attach and detach, or the exit,
 	// which may all come as soon as the state is running, queue theirs
 	// after it.
-	m.writer.update(s.id, SessionUpdate{Status: &rec.Status})
+	s.changed(SessionUpdate{Status: &status})
+	rec := s.recLocked()
 	s.mu.Unlock()
 
 	m.metrics.created.Inc()
@@ -384,7 +385,7 @@ func (m *Manager) destroyedWhileStarting(s *session) error {
 	}
 	status, reason := s.rec.Status, s.rec.StatusReason
 	s.mu.Unlock()
-	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason})
+	s.changed(SessionUpdate{Status: &status, StatusReason: &reason})
 	m.metrics.createFailed.Inc()
 	// Its listing said STARTING: a client that follows the events learns
 	// it is gone, as of any session destroyed.

@@ -238,7 +238,7 @@ func (m *Manager) memoryPage(o ListOptions, after *SessionKey, err error) Sessio
 	recs := []SessionRecord{}
 	for _, s := range held {
 		s.mu.Lock()
-		rec, gone := s.rec, s.state == stateDestroyed || s.state == stateStarting
+		rec, gone := s.recLocked(), s.state == stateDestroyed || s.state == stateStarting
 		s.mu.Unlock()
 		if gone || o.EnvironmentID != "" && rec.EnvironmentID != o.EnvironmentID ||
 			len(o.Statuses) > 0 && !slices.Contains(o.Statuses, rec.Status) ||

@@ -355,7 +355,7 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor, gat
 		}
 	}
 	zero := 0
-	m.writer.update(rec.ID, SessionUpdate{
+	s.changed(SessionUpdate{
 		Status: &rec.Status, StatusReason: &rec.StatusReason, ActiveConnections: &zero, DetachedAt: &now,
 	})
 	m.run(s)

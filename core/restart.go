@@ -246,9 +246,9 @@ func (m *Manager) RestartSession(ctx context.Context, id string, o RestartOption
 
 	s.mu.Lock()
 	s.wakeAll()
-	rec := s.rec
+	s.changed(u)
+	rec := s.recLocked()
 	s.mu.Unlock()
-	m.writer.update(id, u)
 	m.typeInput(s, r)
 	s.log.Info("session restarted", "restarts", n, "offset", req.OutputOffset, "old_exit_code", oldExit.Code)
 	return rec, nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ptyhost/ptyhost/shared"
@@ -109,6 +110,11 @@ type session struct {
 	// keeping its whole scrollback (linger.go).
 	keepAllTimer *time.Timer
 	lastActive   time.Time // last activity written to the store
+	// changedAt is when the last change of rec was queued for the store
+	// (changed), in microseconds since 1970; 0 before the first. It is the
+	// record's UpdatedAt (recLocked), as the store stamps the row it
+	// writes. Atomic: some changes are queued outside mu.
+	changedAt atomic.Int64
 	// closedEarly: a teardown closed the PTY because its kill did not
 	// end the output; an error ending the output after that is the
 	// close's, not an end of the session's own.
@@ -168,7 +174,28 @@ func (s *session) epochLocked() string {
 func (s *session) snapshot() SessionRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.rec
+	return s.recLocked()
+}
+
+// recLocked returns the session's record, updated_at its last change's
+// time. s.mu is held.
+func (s *session) recLocked() SessionRecord {
+	rec := s.rec
+	if t := s.changedAt.Load(); t != 0 {
+		rec.UpdatedAt = time.UnixMicro(t).UTC()
+	}
+	return rec
+}
+
+// changed queues u, a change of the session's record, for the store, and
+// stamps the record with the change's time.
+func (s *session) changed(u SessionUpdate) { s.changedThen(u, nil) }
+
+// changedThen is changed, then calls then once u is stored
+// (writer.updateThen).
+func (s *session) changedThen(u SessionUpdate, then func()) {
+	s.changedAt.Store(s.deps.now().UnixMicro())
+	s.deps.writer.updateThen(s.id, u, then)
 }
 
 func (s *session) hasExited() bool {
@@ -325,7 +352,7 @@ func (s *session) output(ctx context.Context, p []byte) {
 // takes, would otherwise be allocated at every keystroke rather than
 // once per activityInterval.
 func (s *session) recordActive(now time.Time) {
-	s.deps.writer.update(s.id, SessionUpdate{LastActiveAt: &now})
+	s.changed(SessionUpdate{LastActiveAt: &now})
 }
 
 // inputWait bounds how long input waits for the terminal while earlier
@@ -423,7 +450,7 @@ func (s *session) exited(st ExitStatus, err error) {
 	} else if running {
 		s.rec.Status, s.rec.StatusReason = StatusTerminated, st.Reason
 	}
-	rec := s.rec
+	rec := s.recLocked()
 	s.wakeAll()
 	u := SessionUpdate{ExitCode: &st.Code, ExitSignal: &st.Signal}
 	if running || abnormal {
@@ -434,7 +461,7 @@ func (s *session) exited(st ExitStatus, err error) {
 	// record (a client's detach may race the exit). The plugin, which
 	// keeps the exit for the next server until told to forget the
 	// session, is told once the exit is stored (exitReleases).
-	s.deps.writer.updateThen(s.id, u, s.deps.releases.await(s))
+	s.changedThen(u, s.deps.releases.await(s))
 	s.mu.Unlock()
 	if abnormal {
 		if err == nil {

@@ -140,7 +140,7 @@ func (m *Manager) failed(s *session, err error) error {
 	s.rec.Status, s.rec.StatusReason = StatusError, reason
 	s.mu.Unlock()
 	status := StatusError
-	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason})
+	s.changed(SessionUpdate{Status: &status, StatusReason: &reason})
 	s.log.Warn("session failed to start", "err", err)
 	m.publish(Event{Type: SessionError, SessionID: s.id, Err: err})
 	return fmt.Errorf("%w: %w", ErrSpawn, err)

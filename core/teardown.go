@@ -145,7 +145,7 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 		// What follows (an exit's ERROR, the end below) merges after it.
 		status, reason, zero := StatusTerminated, statusReason, 0
 		s.rec.Status, s.rec.StatusReason, s.rec.ActiveConnections = status, reason, zero
-		m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &reason, ActiveConnections: &zero})
+		s.changed(SessionUpdate{Status: &status, StatusReason: &reason, ActiveConnections: &zero})
 	}
 	s.wakeAll()
 	if s.cancelStart != nil {
@@ -201,10 +201,9 @@ func (m *Manager) teardown(ctx context.Context, s *session, code int, reason, st
 		s.rec.Status, s.rec.StatusReason = StatusTerminated, statusReason
 	}
 	s.rec.ActiveConnections = 0
-	status := s.rec.Status
-	rec := s.rec
+	status, recReason := s.rec.Status, s.rec.StatusReason
+	s.changed(SessionUpdate{Status: &status, StatusReason: &recReason, ActiveConnections: &zero})
 	s.mu.Unlock()
-	m.writer.update(s.id, SessionUpdate{Status: &status, StatusReason: &rec.StatusReason, ActiveConnections: &zero})
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if err := m.writer.flush(fctx); err != nil {
 		s.log.Warn("recording the destroyed session failed; will retry", "err", err)
@@ -411,7 +410,7 @@ func (m *Manager) leave(ctx context.Context, s *session) {
 	s.mu.Unlock()
 
 	zero := 0
-	m.writer.update(s.id, SessionUpdate{ActiveConnections: &zero})
+	s.changed(SessionUpdate{ActiveConnections: &zero})
 	if prev == stateExited {
 		// Its end is recorded, or is on its way (exitReleases).
 		m.forgetExited(s)

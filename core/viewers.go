@@ -245,7 +245,7 @@ func (s *session) resize(ctx context.Context, size shared.Size) error {
 	}
 	s.wakeAll()
 	s.mu.Unlock()
-	s.deps.writer.update(s.id, SessionUpdate{Cols: &cols, Rows: &rows})
+	s.changed(SessionUpdate{Cols: &cols, Rows: &rows})
 	return nil
 }
 
