@@ -165,7 +165,7 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 		log.Warn("inherited file descriptors may pass to the plugins and their sessions", "error", err)
 	}
 
-	ln, err := listenTCP("tcp", c.listen)
+	ln, err := listenTCP(listenNetwork(c.listen), c.listen)
 	if err != nil {
 		return err
 	}
@@ -329,9 +329,9 @@ func serve(ctx context.Context, c serveConfig, io stdio) (err error) {
 
 // servingURL is the URL the serving lines show for the listener bound to
 // bound from --listen's addr: the address bound, unless that is a
-// wildcard, which Go reports as [::] however it was asked for (0.0.0.0
-// too listens on both IPv4 and IPv6); then the host the operator gave
-// (0.0.0.0, ::), with the port bound. A --listen with no host keeps [::].
+// wildcard, which Go may report as [::] however it was asked for (a
+// listener on both families); then the host the operator gave (0.0.0.0,
+// ::), with the port bound. A --listen with no host keeps [::].
 func servingURL(addr string, bound net.Addr) string {
 	b, ok := bound.(*net.TCPAddr)
 	host, _, err := net.SplitHostPort(addr)
