@@ -10,11 +10,15 @@ import (
 )
 
 // CheckUnderRoots checks that the path p of this machine lies under one of
-// roots (SpawnRequest.WorkdirRoots; empty means no restriction) and returns
-// it cleaned. With resolve, the symbolic links of p and of the roots are
-// resolved before they are compared, so a link cannot lead out of a root,
-// and the resolved path is returned; p must then exist. Without resolve the
-// comparison is of the cleaned paths alone, for paths of another machine.
+// roots (SpawnRequest.WorkdirRoots) and returns it cleaned. With resolve,
+// the symbolic links of p and of the roots are resolved before they are
+// compared, so a link cannot lead out of a root, and the resolved path is
+// returned; p must then exist. Without resolve the comparison is of the
+// cleaned paths alone, for paths of another machine.
+//
+// Empty roots mean no restriction: p is returned as it was given, neither
+// cleaned nor resolved, and none of the checks below but NUL's applies (a
+// plugin that needs an absolute or existing path checks that itself).
 //
 // A path that is not absolute, holds a ".." element, or lies outside every
 // root is an error wrapping ErrPermissionDenied that names the roots; one
