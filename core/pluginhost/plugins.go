@@ -375,11 +375,14 @@ func (p *Plugins) Close() { p.Shutdown(context.Background()) }
 // Detach is the server leaving without ending its sessions: every plugin
 // process that holds its sessions for the next server (one launched, or
 // reattached to, with Options.SocketDir set, by a plugin built with an SDK
-// that can) is left running, its reattach record kept, and this Plugins
-// lets go of it; each starts its orphan timer. Any other plugin process is
-// stopped as Shutdown stops it, ctx ending its grace period. Afterwards
-// the Plugins is closed, as after Shutdown. Only the first call of
-// Detach, Shutdown or Close does anything.
+// that can) and has sessions to hold, or does not say within a second
+// whether it has, is left running, its reattach record kept, and this
+// Plugins lets go of it; each starts its orphan timer. Any other plugin
+// process, one with no session among them, is stopped as Shutdown stops
+// it, ctx ending its grace period: it has nothing to wait for the next
+// server with, which starts its own. Afterwards the Plugins is closed, as
+// after Shutdown. Only the first call of Detach, Shutdown or Close does
+// anything.
 func (p *Plugins) Detach(ctx context.Context) { p.closeWith(ctx, true) }
 
 // Shutdown stops every plugin process and waits for them to exit, and for
