@@ -287,8 +287,13 @@ func (a *Attachment) Reject(msg string) {
 	a.wake()
 }
 
-// Write sends input to the session's terminal. A read-only attachment's
-// is ErrReadOnly.
+// Write sends input to the session's terminal, after the input any client
+// wrote before it, and returns once the terminal took it: it waits while
+// the program does not read its input. Input that would wait more than
+// 10 s behind earlier input still unwritten is dropped, ErrInputBlocked;
+// the write that holds the terminal waits until the program reads or the
+// session ends, and Close does not end it (the client is detached all the
+// same). A read-only attachment's is ErrReadOnly.
 func (a *Attachment) Write(p []byte) (int, error) {
 	if a.readOnly {
 		return 0, ErrReadOnly
