@@ -57,9 +57,12 @@ func VersionLine(name string) string {
 }
 
 // VersionFlag is for a plugin's main, before Serve: when the binary was
-// run as "NAME --version" (by a person: the host starts plugins with no
-// arguments), it prints VersionLine(name) to stdout and exits 0. Otherwise
-// it returns and Serve goes on.
+// run as "NAME --version" or "NAME -version", with no other argument, it
+// prints VersionLine(name) to stdout and exits 0. Otherwise it returns and
+// Serve goes on. The host starts a plugin with no arguments but its
+// configuration's (pluginhost.Config.Args, a plugin block's args), so only
+// a block whose args are exactly that one flag stops the plugin here, and
+// its start fails: stdout is go-plugin's handshake.
 //
 //	func main() {
 //		shared.VersionFlag("ptyhost-plugin-myenv")
