@@ -41,7 +41,20 @@ func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err}
 // of the wrong type, or anything after the JSON object is refused with a
 // *ConfigError naming the field's path. What DecodeConfig cannot know (a
 // shell that must exist, a range) the plugin checks after it.
+//
+// A v that is not a non-nil pointer is the plugin's mistake, not the
+// config's: it is an error that does not wrap ErrInvalidConfig, whatever
+// raw holds, empty included.
 func DecodeConfig(raw json.RawMessage, v any) error {
+	// Checked before anything else: a plugin that decodes into a value
+	// (cfg for &cfg) would otherwise pass its tests with an empty config,
+	// and the conformance case bad_config too (json's refusal came back
+	// as ErrInvalidConfig), then refuse every real config with a 400 that
+	// blames whoever wrote it; and a nil v panicked, ending the plugin
+	// and every session it served.
+	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("shared.DecodeConfig needs a non-nil pointer to decode into, not %T", v)
+	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return nil

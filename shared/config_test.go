@@ -119,6 +119,36 @@ func TestDecodeConfig(t *testing.T) {
 	}
 }
 
+// A v DecodeConfig cannot decode into is the plugin's mistake: refused
+// whatever the config, empty included, and not as ErrInvalidConfig, so the
+// plugin's own tests (the conformance case bad_config) find it rather than
+// the user whose config it blames; a nil v does not panic.
+func TestDecodeConfigRefusesWhatIsNoPointer(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		v    any
+	}{
+		{"a struct", testConfig{}},
+		{"nil", nil},
+		{"a nil pointer", (*testConfig)(nil)},
+	} {
+		for _, raw := range []string{"", "null", "{}", `{"shell": "/bin/sh"}`, `{"shel": "/bin/sh"}`} {
+			t.Run(tt.name+"/"+raw, func(t *testing.T) {
+				err := DecodeConfig(json.RawMessage(raw), tt.v)
+				if err == nil {
+					t.Fatalf("DecodeConfig(%s, %T) accepted it", raw, tt.v)
+				}
+				if errors.Is(err, ErrInvalidConfig) {
+					t.Errorf("DecodeConfig(%s, %T): %q wraps ErrInvalidConfig, blaming the config", raw, tt.v, err)
+				}
+				if !strings.Contains(err.Error(), "non-nil pointer") {
+					t.Errorf("DecodeConfig(%s, %T): %q does not say it needs a pointer", raw, tt.v, err)
+				}
+			})
+		}
+	}
+}
+
 func TestConfigErrorMessage(t *testing.T) {
 	for _, tt := range []struct {
 		err  *ConfigError
