@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,6 +163,35 @@ func TestStartCommandMissingProgram(t *testing.T) {
 		if !errors.Is(err, shared.ErrInvalidArgument) {
 			t.Errorf("%s: spawn: error %q, want ErrInvalidArgument", name, err)
 		}
+	}
+}
+
+// A plugin that sets cmd.SysProcAttr, to run the session as another user
+// say, keeps it: StartCommand adds the new session and its controlling
+// terminal to it, and drops only a process group of the caller's, which a
+// new session cannot have. It replaced it whole, and the session ran as
+// the plugin's user.
+func TestStartCommandKeepsTheCallersSysProcAttr(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running a child as another user needs root")
+	}
+	const nobody = 65534
+	ctx := testContext(t)
+	cmd := exec.Command("/bin/sh", "-c", `printf 'uid=%s gid=%s\n' "$(id -u)" "$(id -g)"; : </dev/tty && echo ctty=yes`)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: nobody, Gid: nobody, NoSetGroups: true},
+		Setpgid:    true,
+	}
+	p, err := shared.StartCommand(cmd, shared.Size{Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := sharedtest.NewTerm(t, p)
+	term.Expect(ctx, fmt.Sprintf("uid=%d gid=%d", nobody, nobody))
+	term.Expect(ctx, "ctty=yes")
+	if st := term.Wait(ctx); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
 	}
 }
 

@@ -25,7 +25,10 @@ const commandKillGrace = 2 * time.Second
 // the session as a PTY. A program that does not exist or may not be run
 // is refused with ErrInvalidArgument. It is
 // all a plugin that runs local programs needs for Spawn; set cmd.Dir and
-// cmd.Env first (WorkingDir, ChildEnvWithout).
+// cmd.Env first (WorkingDir, ChildEnvWithout). cmd.SysProcAttr is kept
+// (a Credential, say), but for what places the child in its new session
+// with the terminal: Setsid, Setctty and Ctty are set, and Setpgid, Pgid,
+// Foreground and Noctty cleared.
 //
 // The PTY's Read is Terminal's. Wait reports the exit code, or 128+n and
 // the signal's name for a process killed by signal n. Kill sends SIGHUP to
@@ -45,8 +48,18 @@ func StartCommand(cmd *exec.Cmd, size Size) (PTY, error) {
 	defer tty.Close()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	// Setsid makes the child a session leader; Setctty gives it the tty
-	// (its fd 0) as controlling terminal.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	// (its fd 0, Ctty) as controlling terminal. The rest of the caller's
+	// attributes stay: a Credential that runs the session as another user
+	// must not be dropped for a session run as the plugin's. A process
+	// group of the caller's (Setpgid, Foreground) or no controlling
+	// terminal (Noctty) cannot be had in a new session with the terminal.
+	attr := syscall.SysProcAttr{}
+	if cmd.SysProcAttr != nil {
+		attr = *cmd.SysProcAttr
+	}
+	attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
+	attr.Setpgid, attr.Pgid, attr.Foreground, attr.Noctty = false, 0, false, false
+	cmd.SysProcAttr = &attr
 	if err := cmd.Start(); err != nil {
 		term.Close()
 		// A name that exec.Command could not find in PATH (exec.ErrNotFound,
