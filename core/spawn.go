@@ -74,6 +74,13 @@ func (m *Manager) startProcess(ctx context.Context, s *session, adapter shared.E
 	s.mu.Unlock()
 
 	p, err := adapter.Spawn(sctx, req)
+	if err == nil && p == nil {
+		// A plugin's is refused by the SDK's server; an in-process
+		// environment (StaticEnvironments) is not behind one, and a
+		// session without a PTY would crash the server at its first read
+		// or its hang-up.
+		err = fmt.Errorf("%w: Spawn returned no PTY and no error", shared.ErrPluginProtocol)
+	}
 
 	s.mu.Lock()
 	s.cancelStart = nil

@@ -1,8 +1,10 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ptyhost/ptyhost/internal/fakeenv"
@@ -44,5 +46,28 @@ func TestStaticEnvironmentsAsController(t *testing.T) {
 	}
 	if _, err := h.m.RestartPlugin(t.Context(), "FAKE"); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("RestartPlugin(FAKE): %v, want ErrInvalidArgument", err)
+	}
+}
+
+// An in-process environment whose Spawn returns neither a PTY nor an
+// error fails the create, and a restart in place, as the SDK's server
+// fails a plugin's: the session is ERROR and the server goes on. It was
+// run as a session with no PTY, which panicked the server at its hang-up.
+func TestSpawnWithNoPTYAndNoError(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Plugins = StaticEnvironments{"FAKE": o.Plugins.(fakePlugins)["FAKE"]} })
+	h.create(t, "restarted")
+	h.env.SetSpawn(func(context.Context, shared.SpawnRequest) (shared.PTY, error) { return nil, nil })
+	_, err := h.m.CreateSession(t.Context(), CreateOptions{ID: "created", EnvironmentID: "fake"})
+	if !errors.Is(err, ErrSpawn) || !errors.Is(err, shared.ErrPluginProtocol) {
+		t.Errorf("CreateSession: %v, want ErrSpawn and shared.ErrPluginProtocol", err)
+	}
+	eventually(t, "the session recorded ERROR", func() bool {
+		rec, err := h.store.GetSession(t.Context(), "created")
+		return err == nil && rec.Status == StatusError
+	})
+	// A failed restart ends the session and says why in its message.
+	if _, err := h.m.RestartSession(t.Context(), "restarted", RestartOptions{}); !errors.Is(err, ErrSpawn) ||
+		!strings.Contains(err.Error(), "no PTY and no error") {
+		t.Errorf("RestartSession: %v, want ErrSpawn saying Spawn returned no PTY and no error", err)
 	}
 }
