@@ -305,7 +305,7 @@ func (a *Attachment) Write(p []byte) (int, error) {
 	}
 	a.s.mu.Unlock()
 	if !running {
-		return 0, errNotRunning
+		return 0, ErrNotRunning
 	}
 	if err := a.s.input(p); err != nil {
 		return 0, err
@@ -328,7 +328,7 @@ func (a *Attachment) Resize(ctx context.Context, cols, rows int) error {
 	s.mu.Lock()
 	if s.state != stateRunning {
 		s.mu.Unlock()
-		return errNotRunning
+		return ErrNotRunning
 	}
 	a.askSize(shared.Size{Cols: uint16(cols), Rows: uint16(rows)})
 	s.mu.Unlock()

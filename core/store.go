@@ -55,7 +55,10 @@ var (
 	// (UpdateEnvironment with a store that is no EnvironmentUpdater). The
 	// API answers 501.
 	ErrNotSupported = errors.New("not supported by this store")
-	errNotRunning   = errors.New("session is not running")
+	// ErrNotRunning: an attachment's Write or Resize on a session whose
+	// program has ended (the session lingers, or is gone). The
+	// attachment's Next says how it ended.
+	ErrNotRunning = errors.New("session is not running")
 )
 
 // Environment is a configured place where sessions run: the local host, a

@@ -208,7 +208,7 @@ func (s *session) resize(ctx context.Context, size shared.Size) error {
 	s.mu.Lock()
 	if s.state != stateRunning {
 		s.mu.Unlock()
-		return errNotRunning
+		return ErrNotRunning
 	}
 	s.mu.Unlock()
 	// A resize goes in order with the input, behind one the program has
@@ -262,7 +262,7 @@ func (s *session) followClients(ctx context.Context, policy SizePolicy, echo boo
 		stop := s.state != stateRunning || s.detached
 		s.mu.Unlock()
 		if stop {
-			return errNotRunning
+			return ErrNotRunning
 		}
 		if !ok || (want == cur && !echo) {
 			return nil
@@ -284,7 +284,7 @@ const resizeTimeout = 5 * time.Second
 func (m *Manager) sizeAfterLeave(s *session, policy SizePolicy) {
 	ctx, cancel := context.WithTimeout(m.ctx, resizeTimeout)
 	defer cancel()
-	if err := s.followClients(ctx, policy, false); err != nil && !errors.Is(err, errNotRunning) {
+	if err := s.followClients(ctx, policy, false); err != nil && !errors.Is(err, ErrNotRunning) {
 		s.log.Warn("resizing to the remaining clients' size failed", "err", err)
 	}
 }
