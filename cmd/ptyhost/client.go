@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,6 +100,14 @@ func newClient(server, token string) (*client, error) {
 		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: %s", redactURL(server), want)}
 	case bare && u.Port() == "":
 		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: no port: %s", redactURL(server), want)}
+	case u.Hostname() == "":
+		// Go would dial the local machine for ":7420", but send the
+		// request for the host ":7420", which the server refuses (421).
+		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: no host: %s", redactURL(server), want)}
+	case !validPort(u.Port()):
+		// url.Parse takes any digits for a port; the dial would fail
+		// only later, as if the server could not be reached.
+		return nil, usageError{fmt.Sprintf("--server (PTYHOST_SERVER): invalid server URL %q: the port must be a number from 1 to 65535: %s", redactURL(server), want)}
 	case strings.ContainsAny(raw, "?#"):
 		// Parsed, a '?' or '#' can only begin a query or a fragment,
 		// which no request would carry.
@@ -107,6 +116,16 @@ func newClient(server, token string) (*client, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	return &client{base: u, token: token, http: &http.Client{CheckRedirect: noRedirects}, timeout: requestTimeout}, nil
+}
+
+// validPort reports whether port, the digits url.Parse found after the
+// host (or none, for the scheme's default), is one a server can listen on.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // redactURL returns raw with the password of its user information, if it
