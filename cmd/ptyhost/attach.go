@@ -181,7 +181,7 @@ func attach(ctx context.Context, c *client, stdio stdio, opts attachOptions) (at
 		}
 		if ev.read.retry && opts.reconnect <= 0 {
 			// The session may go on without us: say how to come back.
-			ev.read.err = fmt.Errorf("%w; reattach with '%s'", ev.read.err, attachCommand(opts))
+			ev.read.err = &goesOnError{err: ev.read.err, hint: "reattach with '" + attachCommand(opts) + "'"}
 		}
 		if !ev.read.retry || opts.reconnect <= 0 {
 			return a.finish(ev.read)

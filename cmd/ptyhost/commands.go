@@ -388,18 +388,16 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 
 	res, err := attach(ctx, c, stdio, attachOptions{id: s.ID, detachKey: detach.key, reconnect: *reconnect})
 	if err != nil {
-		if *keep {
+		var goesOn *goesOnError
+		if *keep && !errors.As(err, &goesOn) {
 			fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", cell(s.ID), cell(s.ID))
-			return err
+		}
+		if *keep {
+			return err // a goesOnError's line says how to come back
 		}
 		// The session was created for this terminal; do not leave it
-		// running unseen. ctx may be done, so the cleanup gets its own.
-		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if derr := c.deleteSession(cleanupCtx, s.ID); derr != nil {
-			fmt.Fprintf(stdio.err, "ptyhost: session %s may still be running: %s\n", cell(s.ID), printableMessage(derr.Error()))
-		}
-		return err
+		// running unseen.
+		return destroyRunSession(ctx, c, stdio, s.ID, err)
 	}
 	switch res.end {
 	case endDetached:

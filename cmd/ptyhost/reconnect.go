@@ -80,7 +80,10 @@ func (a *attachment) reconnect(ctx context.Context, c *client, stdio stdio, opts
 			return nil, attachResult{}, attachError(c, opts.id, stdio, err)
 		}
 		if !time.Now().Add(wait).Before(giveUp) {
-			return nil, attachResult{}, fmt.Errorf("gave up reconnecting after %v: %w; reattach with '%s' later", opts.reconnect, attachError(c, opts.id, stdio, err), attachCommand(opts))
+			return nil, attachResult{}, &goesOnError{
+				err:  fmt.Errorf("gave up reconnecting after %v: %w", opts.reconnect, attachError(c, opts.id, stdio, err)),
+				hint: "reattach with '" + attachCommand(opts) + "' later",
+			}
 		}
 		t := time.NewTimer(wait)
 		detach, inErr = waitInput(ctx, in, t.C)
@@ -172,6 +175,42 @@ func final(err error) bool {
 		return !closeResult(err, nil).retry
 	}
 	return false
+}
+
+// goesOnError ends an attachment that leaves a session which may go on
+// without it (the server is restarting, or reconnecting was given up):
+// its line ends with hint, how to come back. run, which then destroys the
+// session it created, drops the hint when it succeeds, and prints the
+// line alone, as the one line that says what happened, when it fails.
+type goesOnError struct {
+	err  error
+	hint string
+}
+
+func (e *goesOnError) Error() string { return e.err.Error() + "; " + e.hint }
+
+func (e *goesOnError) Unwrap() error { return e.err }
+
+// destroyRunSession destroys session id, which run created and whose
+// attachment ended with err, and returns the error that says what
+// happened.
+func destroyRunSession(ctx context.Context, c *client, stdio stdio, id string, err error) error {
+	// ctx may be done, so the cleanup gets its own.
+	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	derr := c.deleteSession(cleanupCtx, id)
+	var goesOn *goesOnError
+	switch {
+	case errors.As(err, &goesOn) && derr == nil:
+		return fmt.Errorf("%w; session %s destroyed as run ended", goesOn.err, cell(id))
+	case errors.As(err, &goesOn):
+		// Its hint says how to come back to the session the failed
+		// destroy left running.
+		return err
+	case derr != nil:
+		fmt.Fprintf(stdio.err, "ptyhost: session %s may still be running: %s\n", cell(id), printableMessage(derr.Error()))
+	}
+	return err
 }
 
 // detachLine is the line, without its brackets, that attach prints when

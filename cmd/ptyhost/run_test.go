@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -103,5 +104,50 @@ func TestRunUnknownEnvironment(t *testing.T) {
 		if r.method == http.MethodPost {
 			t.Errorf("run sent %s %s", r.method, r.path)
 		}
+	}
+}
+
+// When the server goes away and run does not reconnect, one line says
+// what happened, as after any attachment: the session goes on and how to
+// come back when run could not destroy it (the server is gone) or was
+// told to keep it, and that it is destroyed when run could. run printed
+// "session new1 may still be running: ..." (or, with --keep, "left
+// running") before the attachment's own line, which already said so.
+func TestRunServerGoesAwayOneLine(t *testing.T) {
+	const goesOn = "ptyhost: the server is restarting; the session goes on"
+	tests := []struct {
+		name       string
+		keep       bool
+		deleteFail bool
+		wantStderr string
+	}{
+		{"destroyed", false, false, goesOn + "; session new1 destroyed as run ended\n"},
+		{"not destroyed", false, true, goesOn + "; reattach with 'ptyhost attach new1'\n"},
+		{"keep", true, false, goesOn + "; reattach with 'ptyhost attach new1'\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			if tt.deleteFail {
+				f.respond("DELETE /api/v1/sessions/new1", http.StatusServiceUnavailable, `{"error": "the server is shutting down"}`)
+			}
+			args := []string{"run", "--reconnect", "0", "--server", f.srv.URL}
+			if tt.keep {
+				args = append(args, "--keep")
+			}
+			pr, stdin := newStdin(t)
+			c := startCmd(t.Context(), args, pr)
+			c.out.waitFor(t, "replayed")
+			typeIn(t, stdin, "restart\n")
+			if code := c.wait(t); code != 1 || c.err.String() != tt.wantStderr {
+				t.Errorf("exit %d, stderr %q; want 1, %q", code, c.err.String(), tt.wantStderr)
+			}
+			deleted := slices.ContainsFunc(f.requestsSoFar(), func(r fakeRequest) bool {
+				return r.method+" "+r.path == "DELETE /api/v1/sessions/new1"
+			})
+			if deleted == tt.keep {
+				t.Errorf("DELETE sent: %v, want %v", deleted, !tt.keep)
+			}
+		})
 	}
 }
