@@ -59,14 +59,14 @@ When the connection drops without the server saying the session ended (a
 network failure, a server going away, a server restarting: sessions
 outlive the server, and the next one takes them up; or nothing came for
 75s, not even an answer to the pings attach sends after 25s of quiet; or
-the server took nothing typed for 2 minutes),
-attach prints "[...;
-reconnecting…]" and attaches again, with backoff, for up to --reconnect
-(default 30s), resuming at the last byte it received: no output is lost or
-repeated while the server still keeps it (else the screen is reset and the
-scrollback replayed). Pressing the detach key meanwhile stops trying; what
-else is typed meanwhile is dropped. A session that ended meanwhile ends
-attach with its exit status; one that is gone, with an error.
+the server took nothing typed for 2 minutes), attach prints
+"[...; reconnecting…]" and attaches again, with backoff, for up to
+--reconnect (default 30s), resuming at the last byte it received: no
+output is lost or repeated while the server still keeps it (else the
+screen is reset and the scrollback replayed). Pressing the detach key
+meanwhile stops trying; what else is typed meanwhile is dropped. A session
+that ended meanwhile ends attach with its exit status; one that is gone,
+with an error.
 
 Exit status:
   N   the session's process exited with code N while attached

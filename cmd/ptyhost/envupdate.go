@@ -17,11 +17,10 @@ const envUpdateHelp = `Usage: ptyhost env update [flags] ID
 
 Change environment ID and print its ID: each of --name, --config (or
 --config-file), --idle-timeout, --node and --nodes given replaces the
-environment's own;
-what is not given stays. --config replaces the whole configuration (see
-'ptyhost env show ID'), which the plugin checks first. An environment's
-type cannot change. Sessions already running keep what they started
-with; new sessions get the change.
+environment's own; what is not given stays. --config replaces the whole
+configuration (see 'ptyhost env show ID'), which the plugin checks first.
+An environment's type cannot change. Sessions already running keep what
+they started with; new sessions get the change.
 `
 
 func runEnvUpdate(ctx context.Context, args []string, stdio stdio) error {

@@ -12,11 +12,11 @@ const stopHelp = `Usage: ptyhost stop [flags]
 
 Ask the server to stop, as SIGTERM does, and wait until it no longer
 answers (at most --wait); it may take up to its --shutdown-timeout more to
-exit. By default the sessions keep running: their
-plugin processes keep them, and the next server started on the same data
-directory and database takes them up again, while attached clients
-reconnect by themselves. A session whose server does not come back within
-the orphan timeout (serve --orphan-timeout, default 10m) is hung up.
+exit. By default the sessions keep running: their plugin processes keep
+them, and the next server started on the same data directory and database
+takes them up again, while attached clients reconnect by themselves. A
+session whose server does not come back within the orphan timeout (serve
+--orphan-timeout, default 10m) is hung up.
 
 With --hang-up every session is hung up (SIGHUP, then SIGKILL; containers
 removed) before the server exits, as 'serve --hang-up-on-stop' does for
