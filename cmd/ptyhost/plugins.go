@@ -47,12 +47,13 @@ run again, with the reason.
 type plugin = core.PluginStatus
 
 func runPlugins(ctx context.Context, args []string, stdio stdio) error {
+	name := "plugins"
 	if len(args) > 0 {
 		switch args[0] {
 		case "restart":
 			return runPluginsRestart(ctx, args[1:], stdio)
 		case "ls":
-			args = args[1:]
+			name, args = "plugins ls", args[1:]
 		case "help":
 			_, err := fmt.Fprint(stdio.out, pluginsHelp)
 			return err
@@ -65,8 +66,14 @@ func runPlugins(ctx context.Context, args []string, stdio stdio) error {
 	if help || err != nil {
 		return err
 	}
-	if len(pos) != 0 {
+	switch {
+	case len(pos) != 0 && name == "plugins" && (pos[0] == "restart" || pos[0] == "ls"):
+		// Flags were given before the command, which reads its own.
+		return usageError{fmt.Sprintf("plugins: the command %q comes first, before the flags: 'ptyhost plugins %s [flags]' (see 'ptyhost plugins --help')", pos[0], pos[0])}
+	case len(pos) != 0 && name == "plugins":
 		return usageError{fmt.Sprintf("plugins: unknown command %q (see 'ptyhost plugins --help')", pos[0])}
+	case len(pos) != 0:
+		return usageError{fmt.Sprintf("plugins ls: unexpected argument %q (see 'ptyhost plugins --help')", pos[0])}
 	}
 	c, err := cf.client()
 	if err != nil {

@@ -52,6 +52,9 @@ func TestPluginsCommand(t *testing.T) {
 		{"restart of an unknown plugin", []string{"plugins", "restart", "nope"}, 1, "", "ptyhost: plugins restart nope: plugin not found: \"nope\" (HTTP 404)\n"},
 		{"restart without a name", []string{"plugins", "restart"}, 2, "", "want exactly one plugin NAME"},
 		{"unknown subcommand", []string{"plugins", "frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		// restart is a command, given after a flag; ls takes no argument.
+		{"flag before restart", []string{"plugins", "--json", "restart", "docker"}, 2, "", `plugins: the command "restart" comes first, before the flags: 'ptyhost plugins restart [flags]'`},
+		{"ls with an argument", []string{"plugins", "ls", "docker"}, 2, "", `plugins ls: unexpected argument "docker"`},
 		{"help", []string{"plugins", "--help"}, 0, "circuit open", ""},
 		{"restart help", []string{"plugins", "restart", "--help"}, 0, "plugin_restarted", ""},
 	}
