@@ -451,6 +451,22 @@ func TestServeRefusesLocalhostResolvedBeyondLoopback(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "ptyhost.db")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the refused server made its database (stat: %v)", err)
 	}
+	// Any name is judged so, as the README says: one bound beyond
+	// loopback is refused, one bound on it serves.
+	quiet := stdio{out: io.Discard, err: io.Discard}
+	_, err = parseServeFlags([]string{"--listen", "box.example:0", "--data-dir", dir}, quiet)
+	if err != nil {
+		t.Errorf("--listen box.example:0 without a token refused before it is resolved: %v", err)
+	}
+	err = run(t.Context(), []string{"serve", "--listen", "box.example:0", "--data-dir", dir}, stdio{out: io.Discard, err: io.Discard})
+	if !errors.As(err, &ue) || !strings.Contains(ue.msg, `--listen "box.example:0" resolved to 192.0.2.1:7420`) || asked != "box.example:0" {
+		t.Errorf("--listen box.example:0 bound beyond loopback: %v (listened on %q), want a usage error naming the address", err, asked)
+	}
+	for _, listen := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0"} {
+		if _, err := parseServeFlags([]string{"--listen", listen, "--data-dir", dir}, quiet); err == nil || !strings.Contains(err.Error(), "reachable beyond this machine") {
+			t.Errorf("--listen %s without a token: %v, want refused before listening", listen, err)
+		}
+	}
 	for _, tt := range []struct {
 		bound          net.Addr
 		token          string

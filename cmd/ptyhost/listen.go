@@ -6,13 +6,17 @@ import (
 	"net"
 )
 
-// checkListen refuses a non-loopback address without a token.
+// checkListen refuses, without a token, an address that is not on
+// loopback: every interface (no host) or an IP address beyond loopback.
+// A name is judged by the address it binds (checkBound): one that
+// /etc/hosts puts on loopback, as Debian does the machine's own name, is
+// not refused, and one that does not resolve is said to.
 func checkListen(addr, token string, insecure bool) error {
 	host, err := splitListen(addr)
 	if err != nil {
 		return fmt.Errorf("--listen %w", err)
 	}
-	if token != "" || insecure || isLoopback(host) {
+	if token != "" || insecure || isLoopback(host) || host != "" && net.ParseIP(host) == nil {
 		return nil
 	}
 	return fmt.Errorf("--listen %q is reachable beyond this machine: set --token (or PTYHOST_TOKEN), or pass --insecure to serve without authentication", addr)
@@ -54,8 +58,8 @@ func listenNetwork(addr string) string {
 var listenTCP = net.Listen
 
 // checkBound refuses, without a token, a listener that is not on
-// loopback. checkListen takes "localhost" at its word before listening;
-// Go resolves that name through /etc/hosts and then DNS, which may put it
+// loopback. checkListen leaves names to it: Go resolves a name, even
+// "localhost", through /etc/hosts and then DNS, which may put it
 // anywhere, so the address actually bound decides.
 func checkBound(bound net.Addr, addr, token string, insecure bool) error {
 	if token != "" || insecure {
