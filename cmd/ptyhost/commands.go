@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -316,6 +317,10 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 		return err
 	}
 	res, err := attach(ctx, c, stdio, attachOptions{id: id, detachKey: detach.key, reconnect: *reconnect, readOnly: *readOnly})
+	if ae, ok := err.(*apiError); ok && ae.Status == http.StatusForbidden && !*readOnly {
+		// The server names its mode=read; say the flag that asks for it.
+		return fmt.Errorf("%w; a read-only token watches with 'ptyhost attach --read-only %s'", err, cell(id))
+	}
 	if err != nil {
 		return err
 	}

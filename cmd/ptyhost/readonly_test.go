@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -156,5 +157,22 @@ func TestAttachReadOnlyReconnects(t *testing.T) {
 	}
 	if got := f.input.String(); got != "" {
 		t.Errorf("the server received input %q from a read-only client", got)
+	}
+}
+
+// An attach the server forbids, as it does a read-only token's without
+// mode=read, names the flag that asks for that mode: the server's message
+// can say only "mode=read", which no command takes. A viewer is not told.
+func TestAttachForbiddenNamesReadOnly(t *testing.T) {
+	f := newFakeServer(t)
+	f.respond("GET /api/v1/sessions/s1/attach", http.StatusForbidden, `{"error": "forbidden: the read-only token attaches with mode=read only"}`)
+	code, _, stderr := runCmd(t, "attach", "--server", f.srv.URL, "s1")
+	want := "ptyhost: forbidden: the read-only token attaches with mode=read only (HTTP 403); a read-only token watches with 'ptyhost attach --read-only s1'\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr, want)
+	}
+	code, _, stderr = runCmd(t, "attach", "--read-only", "--server", f.srv.URL, "s1")
+	if code != 1 || strings.Contains(stderr, "watches with") {
+		t.Errorf("--read-only: exit %d, stderr %q; want 1 without the hint", code, stderr)
 	}
 }
