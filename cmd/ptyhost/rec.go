@@ -14,10 +14,11 @@ const recHelp = `Usage: ptyhost rec [flags] ID > FILE.cast
 
 Write a session's recording to stdout: an asciicast v2 file, which
 'asciinema play FILE.cast' and asciinema's web player play. ID may be any
-unique prefix of a session's ID. A session is recorded when the server runs
-with --record or it was created with "record": true; its recording is kept
-in the server's DATA_DIR/recordings after it ends. A session still running
-gives its recording so far.
+unique prefix of a session's ID. A session is recorded as its create says
+("record": true or false), else as its environment says, else as the
+server's --record; its recording is kept in the server's
+DATA_DIR/recordings after it ends. A session still running gives its
+recording so far.
 
 Exit status: 0 when the recording was written, 1 otherwise (no such
 session, or it has no recording).

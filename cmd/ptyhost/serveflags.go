@@ -162,7 +162,7 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 		}
 		return nil
 	})
-	boolFlag(fs, &c.record, "record", false, "record every session (asciicast v2, in DATA_DIR/recordings) unless its create says \"record\": false; without it, only the sessions created with \"record\": true are [PTYHOST_RECORD]")
+	boolFlag(fs, &c.record, "record", false, "record every session (asciicast v2, in DATA_DIR/recordings) unless its create, or else its environment, says \"record\": false; without it, only the sessions whose create, or else environment, says \"record\": true are [PTYHOST_RECORD]")
 	boolFlag(fs, &c.recordInput, "record-input", false, "record what clients type into recorded sessions too; whoever may download a recording (the read-only token too) reads it, passwords included [PTYHOST_RECORD_INPUT]")
 	c.recordMaxBytes = core.DefaultRecordingMaxBytes
 	fs.Var((*recordBytes)(&c.recordMaxBytes), "record-max-bytes", "`SIZE` at which a session's recording stops (with a marker event), such as 64MiB; at least 4KiB [PTYHOST_RECORD_MAX_BYTES]")
