@@ -171,19 +171,22 @@ func dsnHasPassword(dsn string) bool {
 	return u.Query().Has("password")
 }
 
-// emptyGiven refuses a secret's or the database's flag given empty: it
-// would replace the variable's or the configuration file's value (an
-// empty --token would serve without one), where it is most likely a
-// mistake such as --token "$TOKEN" with TOKEN unset.
+// emptyGiven refuses a secret's, the database's or the configuration
+// file's flag given empty: it would replace the variable's or the
+// configuration file's value (an empty --token would serve without one,
+// an empty --config without the file's token and roots), where it is most
+// likely a mistake such as --token "$TOKEN" with TOKEN unset.
 func emptyGiven(flags *flag.FlagSet, given map[string]bool) error {
-	for _, s := range []struct{ name, env string }{
-		{"token", "PTYHOST_TOKEN"},
-		{"read-token", "PTYHOST_READ_TOKEN"},
-		{"cluster-secret", "PTYHOST_CLUSTER_SECRET"},
-		{"db", "PTYHOST_DB"},
+	const orFile = " or the configuration file's value"
+	for _, s := range []struct{ name, fallback string }{
+		{"config", "PTYHOST_CONFIG"},
+		{"token", "PTYHOST_TOKEN" + orFile},
+		{"read-token", "PTYHOST_READ_TOKEN" + orFile},
+		{"cluster-secret", "PTYHOST_CLUSTER_SECRET" + orFile},
+		{"db", "PTYHOST_DB" + orFile},
 	} {
 		if given[s.name] && flags.Lookup(s.name).Value.String() == "" {
-			return usageError{fmt.Sprintf("--%s is empty: omit the flag to use %s or the configuration file's value", s.name, s.env)}
+			return usageError{fmt.Sprintf("--%s is empty: omit the flag to use %s", s.name, s.fallback)}
 		}
 	}
 	return nil
