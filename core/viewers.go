@@ -108,7 +108,11 @@ func (a *Attachment) ReadOnly() bool { return a.readOnly }
 // no more under the limit max (0 is none).
 func tooManyClients(id string, n, max int) error {
 	if max > 0 && n >= max {
-		return fmt.Errorf("%w: session %q has %d clients attached, the most it allows (max clients %d)", ErrTooManyClients, id, n, max)
+		clients := "clients"
+		if n == 1 {
+			clients = "client"
+		}
+		return fmt.Errorf("%w: session %q has %d %s attached, the most it allows (max clients %d)", ErrTooManyClients, id, n, clients, max)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +123,20 @@ func TestMaxClients(t *testing.T) {
 		t.Fatalf("Attachable after one left: %v", err)
 	}
 	h.attach(t, "m")
+}
+
+// The refusal counts the clients in English: "has 1 client attached" for
+// a session of one client, as --max-clients 1 makes every second attach.
+func TestMaxClientsMessage(t *testing.T) {
+	for n, want := range map[int]string{
+		1: `session "m" has 1 client attached, the most it allows (max clients 1)`,
+		2: `session "m" has 2 clients attached, the most it allows (max clients 2)`,
+	} {
+		err := tooManyClients("m", n, n)
+		if !errors.Is(err, ErrTooManyClients) || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("tooManyClients(m, %d, %d) = %v, want ErrTooManyClients ending %q", n, n, err, want)
+		}
+	}
 }
 
 // expectOpen fails if a has anything but output for the client (it has not
