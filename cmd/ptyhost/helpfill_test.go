@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -28,12 +26,5 @@ func TestHelpProseFilled(t *testing.T) {
 			}
 		}
 	}
-	for _, path := range append([]string{"serve", "version", "completion"}, completionCommands...) {
-		var out strings.Builder
-		args := append(strings.Fields(path), "--help")
-		if err := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: io.Discard}); err != nil {
-			t.Fatalf("%s --help: %v", path, err)
-		}
-		check(path+" --help", out.String())
-	}
+	eachHelp(t, func(path, text string) { check(path+" --help", text) })
 }

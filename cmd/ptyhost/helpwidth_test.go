@@ -21,16 +21,24 @@ func TestHelpFitsEightyColumns(t *testing.T) {
 		}
 	}
 	check("usage", usage)
+	eachHelp(t, func(path, text string) {
+		check(path+" --help", text)
+		if path == "serve" && !strings.Contains(text, "\n      [PTYHOST_HANG_UP_ON_STOP]\n") {
+			t.Errorf("serve --help: the --hang-up-on-stop description not wrapped as expected:\n%s", text)
+		}
+	})
+}
+
+// eachHelp calls f with each command's path and what its --help prints.
+func eachHelp(t *testing.T, f func(path, text string)) {
+	t.Helper()
 	for _, path := range append([]string{"serve", "version", "completion"}, completionCommands...) {
 		var out strings.Builder
 		args := append(strings.Fields(path), "--help")
 		if err := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: io.Discard}); err != nil {
 			t.Fatalf("%s --help: %v", path, err)
 		}
-		check(path+" --help", out.String())
-		if path == "serve" && !strings.Contains(out.String(), "\n      [PTYHOST_HANG_UP_ON_STOP]\n") {
-			t.Errorf("serve --help: the --hang-up-on-stop description not wrapped as expected:\n%s", out.String())
-		}
+		f(path, out.String())
 	}
 }
 
