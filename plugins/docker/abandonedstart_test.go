@@ -19,12 +19,16 @@ func TestAbandonedCreateIsRemoved(t *testing.T) {
 			name = "default"
 		}
 		t.Run(name, func(t *testing.T) {
-			fe := startFakeEngine(t, func(fe *fakeEngine) { fe.createDelay = 500 * time.Millisecond })
-			e := directOn(t, fe)
-			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			// The spawn's context ends once the create has reached the
+			// daemon: a timeout of its own could end before the plugin
+			// sent it on a loaded machine, and there would be no create
+			// to finish.
+			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
+			fe := startFakeEngine(t, func(fe *fakeEngine) { fe.createDelay = 500 * time.Millisecond; fe.onCreate = cancel })
+			e := directOn(t, fe)
 			_, err := e.Spawn(ctx, request("abandoned", engineConfig(fe, map[string]any{"terminal": terminal})))
-			if !errors.Is(err, context.DeadlineExceeded) {
+			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Spawn: %v; want the context's end", err)
 			}
 			select {
@@ -46,17 +50,19 @@ func TestAbandonedCreateIsRemoved(t *testing.T) {
 // all the same: the plugin kills the session's processes in the shared
 // container by their token.
 func TestAbandonedExecIsKilled(t *testing.T) {
+	// As above, the context ends once the start has reached the daemon.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	fd := startFakeDaemon(t)
 	fd.mu.Lock()
 	fd.execStartDelay = 500 * time.Millisecond
+	fd.onExecStart = cancel
 	fd.mu.Unlock()
 	cfg := execTargetConfig(t, fd, nil, []string{"/bin/sh"}, nil)
 	e := New(nil)
 	t.Cleanup(e.Close)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
 	_, err := e.Spawn(ctx, request("abandoned-exec", cfg))
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Spawn: %v; want the context's end", err)
 	}
 	_, token, _ := fd.sessionExec(t)

@@ -52,6 +52,9 @@ type fakeDaemon struct {
 	// execStartDelay holds the answer to a session's exec start, whose
 	// process already runs, as a slow daemon would.
 	execStartDelay time.Duration
+	// onExecStart, if set, runs when a session's exec start arrives,
+	// before its answer (with fd.mu held).
+	onExecStart func()
 }
 
 // fakeContainer is a container of the fake daemon.
@@ -442,6 +445,9 @@ func (fd *fakeDaemon) execStart(w http.ResponseWriter, r *http.Request) {
 	e.running = true
 	e.proc = &fakeProc{token: tokenOf(e.req.Env), alive: true, exec: e}
 	fd.procs = append(fd.procs, e.proc)
+	if fd.onExecStart != nil {
+		fd.onExecStart()
+	}
 	if d := fd.execStartDelay; d > 0 {
 		fd.mu.Unlock()
 		time.Sleep(d)

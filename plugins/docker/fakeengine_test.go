@@ -29,6 +29,8 @@ type fakeEngine struct {
 	// exists; created receives its name once it does.
 	createDelay time.Duration
 	created     chan string
+	// onCreate, if set, runs when a create arrives, before it is made.
+	onCreate func()
 	// startFail, if set, answers a start like createFail.
 	startFail func(req fakeCreateRequest) (code int, msg string)
 
@@ -114,6 +116,9 @@ func (fe *fakeEngine) create(w http.ResponseWriter, r *http.Request) {
 			apiError(w, code, "%s", msg)
 			return
 		}
+	}
+	if fe.onCreate != nil {
+		fe.onCreate()
 	}
 	// The daemon goes on creating whether or not the client waits.
 	time.Sleep(fe.createDelay)
