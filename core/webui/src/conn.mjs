@@ -63,6 +63,9 @@ export class Attachment {
     this.refusal = '';
     this.timer = 0;
     this.lastSize = null;
+    // endedRecord is the ended session's record this page attached
+    // after all, on a reconnect, to get what it missed (connect).
+    this.endedRecord = null;
   }
 
   start() {
@@ -107,8 +110,16 @@ export class Attachment {
         this.retry(`node ${node} is lost; waiting for it to come back`);
         return;
       }
-      this.finish(recordExit(record));
-      return;
+      if (!this.hadHello || this.endedRecord) {
+        this.finish(recordExit(record));
+        return;
+      }
+      // A reconnect to a session that ended while this page was away: it
+      // may still linger in the server's memory, and then its attach gives
+      // the output this page missed, up to the exit (docs/protocol.md).
+      // Once only: one that no longer lingers refuses the upgrade (410),
+      // and closed() shows this record's end.
+      this.endedRecord = record;
     }
     const params = {};
     if (this.hadHello) {
@@ -194,6 +205,10 @@ export class Attachment {
       // The exit message came first (1000 Session exited, 1001 hung up,
       // 4010 plugin crashed): the banner says it all.
       this.setState('closed');
+      return;
+    }
+    if (this.endedRecord) {
+      this.finish(recordExit(this.endedRecord));
       return;
     }
     if (ev.code === CLOSE_ENDED || ev.code === CLOSE_PLUGIN_CRASHED) {
