@@ -19,8 +19,10 @@ func TestDisplacedViewerPage(t *testing.T) {
 	srv := startServer(t, e2etest.Options{Args: []string{"--max-clients", "1"}})
 	id := shellSession(t, srv)
 	p := newTab(t, "viewer")
-	// The refused attempts while the session is full.
-	p.expect(`log network error: WebSocket connection to .* failed: Error during WebSocket handshake: Unexpected response code: 409`)
+	// The refused attempts while the session is full, and the page's
+	// asking the endpoint why.
+	p.expect(`log network error: WebSocket connection to .* failed: Error during WebSocket handshake: Unexpected response code: 409`,
+		`log network error: Failed to load resource: the server responded with a status of 409`)
 	sockets := watchWebSockets(p)
 	p.navigate(pageURL(srv, "/s/"+id+"?mode=read", true))
 	p.waitAttached(id)

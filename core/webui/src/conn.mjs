@@ -66,6 +66,10 @@ export class Attachment {
     // endedRecord is the ended session's record this page attached
     // after all, on a reconnect, to get what it missed (connect).
     this.endedRecord = null;
+    // attachPath is the last attach's path and query; wsHello says
+    // whether its WebSocket has had its hello.
+    this.attachPath = '';
+    this.wsHello = false;
   }
 
   start() {
@@ -127,6 +131,8 @@ export class Attachment {
       if (this.epoch) params.epoch = this.epoch;
     }
     if (this.readOnly) params.mode = 'read';
+    this.attachPath = sessionPath(this.sessionId, '/attach') + '?' + new URLSearchParams(params);
+    this.wsHello = false;
     const ws = new WebSocket(wsURL(sessionPath(this.sessionId, '/attach'), params), wsProtocols(SUBPROTOCOL));
     ws.binaryType = 'arraybuffer';
     ws.onmessage = (ev) => this.message(ev.data);
@@ -164,6 +170,7 @@ export class Attachment {
         this.replayEnd = typeof msg.end === 'number' ? msg.end : msg.offset;
         this.epoch = msg.epoch || '';
         this.hadHello = true;
+        this.wsHello = true;
         this.attempt = 0;
         this.refusal = '';
         this.setState('open');
@@ -222,7 +229,36 @@ export class Attachment {
     // its upgrade is refused with 409, which a browser sees as 1006: the
     // reason of the 1013 that came first still says why.
     if (ev.code === 1013 && ev.reason) this.refusal = ev.reason;
+    if (ev.code === 1006 && !this.wsHello) {
+      this.refused();
+      return;
+    }
     this.retry(ev.reason || (ev.code === 1006 ? this.refusal || 'connection lost' : `closed with code ${ev.code}`));
+  }
+
+  // refused finds out why the server refused the upgrade, which a
+  // browser's WebSocket sees only as a failure (1006), by asking the attach
+  // endpoint again without one: it makes the same checks first, and
+  // answers 426 only when they pass (docs/protocol.md). A session with
+  // every place taken (409) is tried again, saying so; a refusal that
+  // will not change (400, 403) ends the attempts; the others (the server
+  // is down, 404 or 410, which connect() reads from the record) retry.
+  async refused() {
+    let why = this.refusal || 'connection lost';
+    try {
+      await api('GET', this.attachPath);
+    } catch (err) {
+      if (this.disposed) return;
+      // A viewer a writer displaced keeps that reason: it says why the
+      // session is full for it.
+      if (err instanceof APIError && err.status === 409 && !this.refusal) why = err.message;
+      if (err instanceof APIError && (err.status === 400 || err.status === 403)) {
+        this.finish({ text: `cannot attach: ${err.message}` });
+        return;
+      }
+    }
+    if (this.disposed) return;
+    this.retry(why);
   }
 
   // lostNode returns the name of the node of a session recorded ERROR
