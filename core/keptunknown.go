@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // UnknownKeptError is Reconcile's refusal to go on when the plugins kept
@@ -31,12 +33,18 @@ type UnknownKeptError struct {
 	// new or emptied database). Otherwise it holds records, none of them
 	// a kept session's.
 	Empty bool
+	// Nodes are the other nodes of the cluster whose records the kept
+	// sessions are, sorted; none when the store knows none of them.
+	Nodes []string
 }
 
 func (e *UnknownKeptError) Error() string {
 	what := "holds records, but none of those sessions' (another database, or a backup older than them)"
-	if e.Empty {
+	switch {
+	case e.Empty:
 		what = "holds no session record at all (a new or emptied database)"
+	case len(e.Nodes) > 0:
+		what = "records them as sessions of " + plural(len(e.Nodes), "node ", "nodes ") + strings.Join(e.Nodes, ", ") + ", not of this node"
 	}
 	return fmt.Sprintf("core: the plugins kept %d %s of a previous server, and the database %s: refusing to hang them up; they run on in their plugins",
 		e.Kept, plural(e.Kept, "session", "sessions"), what)
@@ -52,37 +60,65 @@ func plural(n int, one, many string) string {
 
 // checkKeptKnown returns an *UnknownKeptError when the plugins kept
 // sessions (survivors, by id) and the store holds the record of none of
-// them, unless Options.HangUpUnknownKept is set. live are the store's
-// live records, which usually settle it at once: a kept session's record
-// is live unless the session was ended meanwhile. Otherwise the store is
-// asked whether it holds any session record, and then for the kept ids
-// one by one until one is found: the store may hold an ended record of
-// one (a session whose end was recorded but not carried out), which makes
-// it the sessions' own.
+// them as this server's (mayTakeUp), unless Options.HangUpUnknownKept is
+// set. live are the store's live records, which usually settle it at
+// once: a kept session's record is live unless the session was ended
+// meanwhile. Otherwise the store is asked whether it holds any session
+// record, and then for the kept ids one by one until one of this server's
+// is found: the store may hold an ended record of one (a session whose end
+// was recorded but not carried out, or recorded node_lost), which makes it
+// the sessions' own.
 func (m *Manager) checkKeptKnown(ctx context.Context, survivors map[string][]Survivor, live []SessionRecord) error {
 	if len(survivors) == 0 || m.opts.HangUpUnknownKept {
 		return nil
 	}
-	for _, rec := range live {
-		if _, ok := survivors[rec.ID]; ok {
-			return nil
+	var others []string
+	seen := make(map[string]bool, len(live))
+	other := func(rec SessionRecord) {
+		seen[rec.ID] = true
+		if !slices.Contains(others, rec.Node) {
+			others = append(others, rec.Node)
 		}
 	}
-	some, err := m.store.QuerySessions(ctx, SessionQuery{Limit: 1})
-	if err != nil {
-		return fmt.Errorf("core: looking for any session record: %w", storeFailed(err))
+	for _, rec := range live {
+		if _, ok := survivors[rec.ID]; !ok {
+			continue
+		}
+		if m.mayTakeUp(rec) {
+			return nil
+		}
+		other(rec)
 	}
-	if len(some) == 0 {
-		return &UnknownKeptError{Kept: len(survivors), Empty: true}
+	if len(others) == 0 {
+		some, err := m.store.QuerySessions(ctx, SessionQuery{Limit: 1})
+		if err != nil {
+			return fmt.Errorf("core: looking for any session record: %w", storeFailed(err))
+		}
+		if len(some) == 0 {
+			return &UnknownKeptError{Kept: len(survivors), Empty: true}
+		}
 	}
 	for id := range survivors {
-		_, err := m.store.GetSession(ctx, id)
+		if seen[id] {
+			continue
+		}
+		rec, err := m.store.GetSession(ctx, id)
 		switch {
-		case err == nil:
+		case err == nil && m.mayTakeUp(rec):
 			return nil
+		case err == nil:
+			other(rec)
 		case !errors.Is(err, ErrSessionNotFound):
 			return fmt.Errorf("core: looking for the record of kept session %q: %w", id, storeFailed(err))
 		}
 	}
-	return &UnknownKeptError{Kept: len(survivors)}
+	slices.Sort(others)
+	return &UnknownKeptError{Kept: len(survivors), Nodes: others}
+}
+
+// mayTakeUp reports whether rec is of a session this server may take up:
+// its own (ownRecord), or on a node one naming no node (the single
+// server's it was, on its data directory).
+func (m *Manager) mayTakeUp(rec SessionRecord) bool {
+	return rec.Node == "" || m.ownRecord(rec)
 }

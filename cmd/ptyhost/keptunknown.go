@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ptyhost/ptyhost/core"
 	"github.com/ptyhost/ptyhost/core/gormstore"
@@ -35,6 +36,20 @@ func keptUnknownError(c serveConfig, db *gormstore.DB, err error) error {
 	sessions := "sessions"
 	if uk.Kept == 1 {
 		sessions = "session"
+	}
+	if len(uk.Nodes) > 0 {
+		// The right database, but another node's sessions: the node's
+		// name or its data directory is not the previous server's.
+		of := "node " + uk.Nodes[0]
+		if len(uk.Nodes) > 1 {
+			of = "nodes " + strings.Join(uk.Nodes, ", ")
+		}
+		return fmt.Errorf("refusing to start: the plugins on the data directory %s kept %d %s of a previous server, and the database records them as %s's, not node %s's; "+
+			"starting would hang every one of them up, for good, from under the node that runs them. "+
+			"Likely --node-name (PTYHOST_NODE_NAME, or the configuration file's node_name) is not the name this data directory's node had, or --data-dir (PTYHOST_DATA_DIR) is another node's. "+
+			"Start %s on this data directory to take the sessions up: they run on in their plugins until the orphan timeout (%s) after this exit. "+
+			"To end them instead, start once with --hang-up-unknown-sessions",
+			c.dataDir, uk.Kept, sessions, of, c.cluster.nodeName, of, humanDuration(c.orphanTimeout))
 	}
 	return fmt.Errorf("refusing to start: the plugins on the data directory %s kept %d %s of a previous server, and the database %s %s; "+
 		"starting would hang every one of them up, for good. "+
