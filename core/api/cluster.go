@@ -42,6 +42,9 @@ const (
 	// again (508 Loop Detected), so two nodes that disagree about an
 	// owner cannot bounce a request between them.
 	HeaderClusterHop = "Ptyhost-Cluster-Hop"
+	// HeaderClusterNode names the node the request was forwarded to: any
+	// other node that it reaches refuses it (misdirected).
+	HeaderClusterNode = "Ptyhost-Cluster-Node"
 )
 
 // The values of HeaderClusterScope.
@@ -196,6 +199,9 @@ func (h *handler) clusterAuth(guarded, direct http.Handler) http.Handler {
 		if len(secret) != 1 || !h.cl.validSecret(secret[0]) {
 			h.log.Warn("refused a request with a wrong cluster secret", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			writeError(w, http.StatusUnauthorized, "unauthorized: wrong cluster secret")
+			return
+		}
+		if h.misdirected(w, r) {
 			return
 		}
 		ctx := context.WithValue(r.Context(), forwardedKey{}, true)
@@ -407,6 +413,7 @@ func (h *handler) forwardTo(w http.ResponseWriter, r *http.Request, node core.No
 			out.Set(HeaderClusterSecret, h.cl.secret)
 			out.Set(HeaderClusterScope, scope)
 			out.Set(HeaderClusterHop, "1")
+			out.Set(HeaderClusterNode, node.Name)
 		},
 		Transport:      h.cl.transportFor(r),
 		ModifyResponse: refusedSecret,
