@@ -24,7 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -140,17 +139,28 @@ func atLeast(n int) func([]byte) bool {
 	return func(b []byte) bool { return bytes.Count(b, []byte("\r\n")) >= n }
 }
 
-// killAtEnd kills the process group pid when the test ends, if the pid
-// still runs, and reaps the process: for plugin processes a test leaves
+// killAtEnd kills the process group pid when the test ends, if that
+// process still runs, and reaps it: for plugin processes a test leaves
 // running. They are this process's children, which a Plugins that let
-// them go does not reap (a server that detaches exits next).
+// them go does not reap (a server that detaches exits next). The watch
+// (a pidfd on Linux) tells that very process from whatever took its pid
+// once something else reaped it: with the whole suite running, pids come
+// round again within minutes, and a kill by the pid alone could reach
+// another test's plugin, which leads a group of the same number.
 func killAtEnd(t *testing.T, pid int) {
+	w, err := watchPID(pid)
+	if err != nil {
+		return // gone and reaped already: nothing of it to kill
+	}
 	t.Cleanup(func() {
-		if alive(pid) {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		defer w.stop()
+		_ = w.killGroup() // only while it runs
+		select {
+		case <-w.exited:
+			w.reap()
+		case <-time.After(10 * time.Second):
+			t.Errorf("plugin process %d outlived SIGKILL by 10 s", pid)
 		}
-		var ws syscall.WaitStatus
-		_, _ = syscall.Wait4(pid, &ws, 0, nil) // ECHILD when reaped already
 	})
 }
 

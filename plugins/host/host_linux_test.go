@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ptyhost/ptyhost/shared"
 	"github.com/ptyhost/ptyhost/shared/sharedtest"
 )
@@ -193,10 +195,8 @@ func TestKillReachesChildOfEscapedProcess(t *testing.T) {
 	m := term.Match(ctx, regexp.MustCompile(`pid=(\d+);esc=(\d+);`))
 	pid, _ := strconv.Atoi(m[1])
 	esc, _ := strconv.Atoi(m[2])
-	t.Cleanup(func() {
-		_ = syscall.Kill(esc, syscall.SIGKILL) // it left: not the session's to end
-		_ = syscall.Kill(pid, syscall.SIGKILL) // should the test fail
-	})
+	killAtEnd(t, esc) // it left: not the session's to end
+	killAtEnd(t, pid) // should the test fail
 	waitFor(t, 10*time.Second, fmt.Sprintf("process %d to leave the session", esc), func() bool {
 		return sessionOf(esc) == esc
 	})
@@ -236,7 +236,7 @@ func TestCloseHangsUpLeftoversFirst(t *testing.T) {
 	}
 	term := sharedtest.NewTerm(t, p)
 	pid, _ := strconv.Atoi(term.Match(ctx, pidRe)[1])
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	killAtEnd(t, pid)
 	term.Wait(ctx)
 	if err := term.Close(); err != nil {
 		t.Fatal(err)
@@ -275,4 +275,20 @@ func TestKillContinuesAStoppedChild(t *testing.T) {
 	if err := term.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// killAtEnd kills process pid when the test ends, if that very process
+// still runs: its pidfd, opened now, tells it from whatever takes its pid
+// once it is gone. With the whole suite running, pids come round again
+// within minutes, and a kill by the pid alone could reach a process of
+// another test.
+func killAtEnd(t *testing.T, pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // gone already: nothing of it to kill
+	}
+	t.Cleanup(func() {
+		_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) // ESRCH once it has exited
+		_ = unix.Close(fd)
+	})
 }
