@@ -317,7 +317,8 @@ func runAttach(ctx context.Context, args []string, stdio stdio) error {
 		return err
 	}
 	res, err := attach(ctx, c, stdio, attachOptions{id: id, detachKey: detach.key, reconnect: *reconnect, readOnly: *readOnly})
-	if ae, ok := err.(*apiError); ok && ae.Status == http.StatusForbidden && !*readOnly {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == http.StatusForbidden && !*readOnly {
 		// The server names its mode=read; say the flag that asks for it.
 		return fmt.Errorf("%w; a read-only token watches with 'ptyhost attach --read-only %s'", err, cell(id))
 	}
@@ -393,12 +394,13 @@ func runRun(ctx context.Context, args []string, stdio stdio) error {
 
 	res, err := attach(ctx, c, stdio, attachOptions{id: s.ID, detachKey: detach.key, reconnect: *reconnect})
 	if err != nil {
-		var goesOn *goesOnError
-		if *keep && !errors.As(err, &goesOn) {
-			fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", cell(s.ID), cell(s.ID))
-		}
 		if *keep {
-			return err // a goesOnError's line says how to come back
+			// A goesOnError's line says how to come back already.
+			var goesOn *goesOnError
+			if !errors.As(err, &goesOn) {
+				fmt.Fprintf(stdio.err, "ptyhost: session %s left running (--keep); reattach with 'ptyhost attach %s'\n", cell(s.ID), cell(s.ID))
+			}
+			return err
 		}
 		// The session was created for this terminal; do not leave it
 		// running unseen.
