@@ -134,8 +134,8 @@ func TestClusterPartitionedNodeStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := newTCPProxy(t, u.Host)
-	u.Host = cut.addr
+	cut := e2etest.NewProxy(t, u.Host)
+	u.Host = cut.Addr()
 	b := e2etest.Start(t, keepingNodeOptions(u.String(), "b"))
 	events := subscribe(t, a)
 	idB := b.CreateSession(t, map[string]any{"environment_id": "host-b", "command": []string{"/bin/sh"}})

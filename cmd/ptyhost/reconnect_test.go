@@ -13,23 +13,24 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core"
+	"github.com/ptyhost/ptyhost/internal/e2etest"
 )
 
-// proxyTo puts a tcpProxy (outage_test.go) in front of the server at
+// proxyTo puts an e2etest.Proxy in front of the server at
 // serverURL and returns it with its URL.
-func proxyTo(t *testing.T, serverURL string) (*tcpProxy, string) {
+func proxyTo(t *testing.T, serverURL string) (*e2etest.Proxy, string) {
 	t.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newTCPProxy(t, u.Host)
-	return p, "http://" + p.addr
+	p := e2etest.NewProxy(t, u.Host)
+	return p, "http://" + p.Addr()
 }
 
 // cut drops every connection through p, as a network failure does, and
 // serves again.
-func cut(p *tcpProxy) {
+func cut(p *e2etest.Proxy) {
 	p.Stop()
 	p.Start()
 }

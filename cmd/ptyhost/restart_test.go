@@ -461,7 +461,7 @@ func TestE2EAttachCommandSurvivesRestart(t *testing.T) {
 	srv.Kill(t)
 	out.wait(t, regexp.MustCompile(`reconnecting…`))
 	srv = srv.Restart(t)
-	p.retarget(t, srv.URL)
+	p.Retarget(t, srv.URL)
 	out.wait(t, regexp.MustCompile(`(?s)\[reconnected\].*n\d+\r\n`))
 
 	srv.Signal(t, syscall.SIGTERM)
@@ -470,7 +470,7 @@ func TestE2EAttachCommandSurvivesRestart(t *testing.T) {
 		t.Errorf("the server's exit: %v", err)
 	}
 	srv = srv.Restart(t)
-	p.retarget(t, srv.URL)
+	p.Retarget(t, srv.URL)
 	out.wait(t, regexp.MustCompile(`(?s)(\[reconnected\].*){2}`))
 	out.wait(t, regexp.MustCompile(`n`+strconv.Itoa(n)+`\r\n`))
 	ptmx.Write([]byte("go\r"))
