@@ -44,6 +44,10 @@ func nodeOptions(dsn, name string) e2etest.Options {
 func keepingNodeOptions(dsn, name string) e2etest.Options {
 	o := nodeOptions(dsn, name)
 	o.KeepSessions = true
+	// What the nodes did around a kill or a restart is in the log a
+	// failure shows, as startKeeping's: a session not taken up again
+	// says why only at info.
+	o.LogLevel = "info"
 	o.Args = append(o.Args, "--orphan-timeout", restartOrphanTimeout)
 	return o
 }
