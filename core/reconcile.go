@@ -299,7 +299,7 @@ func (m *Manager) adopt(ctx context.Context, rec SessionRecord, sv Survivor, gat
 	)
 	err := gate.attach(ctx, sv, adoptTimeout, func(actx context.Context) error {
 		var err error
-		p, start, err = sv.Keeper.Attach(actx, rec.ID, 0)
+		p, start, err = attachKept(actx, sv.Keeper, rec.ID, 0)
 		return err
 	})
 	if err != nil {
@@ -411,6 +411,18 @@ func (m *Manager) hangUpSurvivors(ctx context.Context, rc *reconciling) int {
 	return n
 }
 
+// attachKept is k.Attach, refusing an answer of neither a PTY nor an
+// error: a plugin's is refused by the SDK's client, but an embedder's own
+// SurvivorSource is behind none, and a session with no PTY would crash
+// the server at its first read or its hang-up.
+func attachKept(ctx context.Context, k shared.Keeper, id string, offset int64) (shared.PTY, int64, error) {
+	p, start, err := k.Attach(ctx, id, offset)
+	if err == nil && p == nil {
+		err = fmt.Errorf("%w: Attach returned no PTY and no error", shared.ErrPluginProtocol)
+	}
+	return p, start, err
+}
+
 // hangUpSurvivor attaches to sv, past the output kept, and kills it,
 // within killTimeout (and gate's bound), then has the plugin clean up
 // (within the PTY's own bound for that, which a slow container removal
@@ -422,7 +434,7 @@ func hangUpSurvivor(ctx context.Context, sv Survivor, gate *keeperGate) error {
 	)
 	err := gate.attach(ctx, sv, gate.hangUpTimeout(), func(ctx context.Context) error {
 		var err error
-		if p, _, err = sv.Keeper.Attach(ctx, sv.ID, sv.EndOffset); err != nil {
+		if p, _, err = attachKept(ctx, sv.Keeper, sv.ID, sv.EndOffset); err != nil {
 			return err
 		}
 		killErr = p.Kill(ctx)
