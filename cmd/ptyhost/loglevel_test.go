@@ -45,3 +45,21 @@ func TestServeLogLevelSaysWhatItWants(t *testing.T) {
 		}
 	}
 }
+
+// TestServeLogFormatInAnyCase: --log-format takes its formats in any
+// case, as --log-level its levels, and logs in the one named.
+func TestServeLogFormatInAnyCase(t *testing.T) {
+	for _, v := range []string{"JSON", "Text"} {
+		c, err := parseServeFlags([]string{"--data-dir", t.TempDir(), "--log-format", v}, stdio{out: io.Discard, err: io.Discard})
+		if err != nil {
+			t.Errorf("--log-format %s: %v", v, err)
+			continue
+		}
+		if want := strings.ToLower(v); c.logFormat != want {
+			t.Errorf("--log-format %s: format %q, want %q", v, c.logFormat, want)
+		}
+	}
+	if err := checkSetting("log-format", "xml"); err == nil || !strings.Contains(err.Error(), `"xml": want text or json`) {
+		t.Errorf("--log-format xml: %v, want it refused naming text and json", err)
+	}
+}

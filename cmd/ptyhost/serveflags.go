@@ -127,10 +127,12 @@ func newServeFlagSet(c *serveConfig) *flag.FlagSet {
 	boolFlag(fs, &c.web, "web", true, "serve the browser page (a terminal in the browser) at /; --web=false leaves it out (404), the API unchanged [PTYHOST_WEB]")
 	fs.Var((*logLevel)(&c.logLevel), "log-level", "log `LEVEL`: debug, info, warn or error [PTYHOST_LOG_LEVEL]")
 	fs.Func("log-format", "log `FORMAT`: text or json [PTYHOST_LOG_FORMAT]", func(v string) error {
-		if !slices.Contains([]string{"text", "json"}, v) {
+		// In any case, as --log-level's levels.
+		f := strings.ToLower(v)
+		if !slices.Contains([]string{"text", "json"}, f) {
 			return fmt.Errorf("%q: want text or json", v)
 		}
-		c.logFormat = v
+		c.logFormat = f
 		return nil
 	})
 	fs.StringVar(&c.readToken, "read-token", "", "a second bearer `TOKEN` (16 bytes or more) that may only list and read (GET) and attach read-only (mode=read); needs --token; prefer the variable or the configuration file, as a flag shows in the process list [PTYHOST_READ_TOKEN]")
