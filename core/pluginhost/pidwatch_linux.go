@@ -89,9 +89,21 @@ func (w *pidWatch) aliveLocked() bool {
 		return false
 	}
 	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 0
+	for {
+		n, err := pollPidfd(fds, 0)
+		// Even a poll that does not wait fails with EINTR when a signal
+		// comes in meanwhile (the runtime's preemption, a child's exit),
+		// which says nothing of the process: taken for an exit, it had a
+		// server that reattached find its sessions' plugin gone, and one
+		// that let it go wait for it to exit.
+		if !errors.Is(err, unix.EINTR) {
+			return err == nil && n == 0
+		}
+	}
 }
+
+// pollPidfd is unix.Poll; tests interrupt it.
+var pollPidfd = unix.Poll
 
 // alive reports whether the process has not exited.
 func (w *pidWatch) alive() bool {
