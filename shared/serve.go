@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/ptyhost/ptyhost/internal/pluginlog"
 )
 
 // LogLevelEnv names the environment variable that sets a plugin's log level
@@ -79,6 +81,11 @@ func watchHost(logger hclog.Logger, srv *GRPCServer) {
 			continue
 		}
 		if srv.held() {
+			// The host's end of stderr is gone: the log goes to a file the
+			// next host relays.
+			if err := processStderr().Redirect(os.Getenv(plugin.EnvUnixSocketDir)); err != nil {
+				logger.Warn("cannot keep the log for the next host; it goes nowhere", "error", err)
+			}
 			logger.Info("the host process is gone; keeping the sessions for the next host", "host_pid", host)
 			return
 		}
@@ -109,7 +116,7 @@ var processLogger = sync.OnceValue(func() hclog.Logger {
 	level, err := ParseLogLevel(value)
 	logger := hclog.New(&hclog.LoggerOptions{
 		Level:      level,
-		Output:     os.Stderr,
+		Output:     processStderr(),
 		JSONFormat: true,
 	})
 	if err != nil {
@@ -117,6 +124,12 @@ var processLogger = sync.OnceValue(func() hclog.Logger {
 	}
 	return logger
 })
+
+// processStderr is the process's stderr as its logger writes to it: the
+// pipe to the host that started it, which a plugin the host held points
+// at a file of its own once that host is gone (watchHost), so that the
+// next host relays what it logged meanwhile (internal/pluginlog).
+var processStderr = sync.OnceValue(func() *pluginlog.Stderr { return pluginlog.NewStderr(os.Stderr) })
 
 // ParseLogLevel returns the level a value of LogLevelEnv names: trace,
 // debug, info, warn, error or off, in any case; "" is info. Any other
