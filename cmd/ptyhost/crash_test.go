@@ -86,9 +86,15 @@ func TestKilledServerLeavesNothingAlive(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	rec := server.Restart(t).Session(t, "orphan")
+	next := server.Restart(t)
+	rec := next.Session(t, "orphan")
 	if rec["status"] != "ERROR" || !strings.Contains(fmt.Sprint(rec["status_reason"]), "server_lost") {
 		t.Errorf("after restart: %v", rec)
+	}
+	// What the plugin logged while no server ran, its end included, is in
+	// the next server's log.
+	if log := next.Stderr(); !strings.Contains(log, "no host came back within the orphan timeout; hanging every session up and exiting") {
+		t.Errorf("the next server's log does not have the plugin's last words:\n%s", log)
 	}
 }
 

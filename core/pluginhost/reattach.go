@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,6 +137,7 @@ func (p *Plugins) reattachAll(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	p.drainExitedLogs()
 }
 
 // errGone: the recorded process has exited.
@@ -276,6 +278,7 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 	s.mu.Lock()
 	s.sum = rec.SHA256
 	s.mu.Unlock()
+	go followLog(r.life, s.p.sock.path, rec.PID, w.exited, pluginLog.Named(filepath.Base(rec.Path)))
 	return g, nil
 }
 
