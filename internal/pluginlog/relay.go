@@ -68,7 +68,7 @@ const maxHead = 512
 // relay hands line each whole line of the file after where it left off,
 // and, when final, a last one without its newline, and notes where it is.
 func (r *reader) relay(line func([]byte), final bool) {
-	f, err := os.Open(r.path)
+	f, err := openLog(r.path)
 	if err != nil {
 		return
 	}
