@@ -1,7 +1,6 @@
 package pluginhost
 
 import (
-	"os/exec"
 	"sync/atomic"
 	"testing"
 
@@ -13,12 +12,7 @@ import (
 // Taken for an exit, a server reattaching to a plugin that ran on took it
 // for gone, launched another and recorded the kept sessions lost.
 func TestPIDWatchAliveThroughEINTR(t *testing.T) {
-	cmd := exec.Command(sleepPath(t), "60")
-	setProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	cmd := startSleeper(t)
 	w, err := watchPID(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +39,7 @@ func TestPIDWatchAliveThroughEINTR(t *testing.T) {
 	if err := w.killGroup(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err == nil {
-		t.Error("the process exited by itself, want it killed through the interrupted watch")
+	if st, err := cmd.Process.Wait(); err != nil || st.Success() {
+		t.Errorf("the process: %v, %v; want it killed through the interrupted watch", st, err)
 	}
 }

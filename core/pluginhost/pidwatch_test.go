@@ -11,13 +11,7 @@ import (
 // pidWatch tells a process's exit, and can stop watching one that runs
 // without touching it.
 func TestPIDWatch(t *testing.T) {
-	cmd := exec.Command(sleepPath(t), "60")
-	setProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	pid := cmd.Process.Pid
+	pid := startSleeper(t).Process.Pid
 
 	w, err := watchPID(pid)
 	if err != nil {
@@ -56,4 +50,17 @@ func TestPIDWatch(t *testing.T) {
 	if _, err := watchPID(deadPID(t)); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("watchPID of an exited process: %v, want ESRCH", err)
 	}
+}
+
+// startSleeper starts a process that sleeps a minute, the leader of a
+// group of its own as a plugin is; it is killed at the test's end.
+func startSleeper(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(sleepPath(t), "60")
+	setProcessGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
 }
