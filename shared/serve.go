@@ -31,7 +31,8 @@ const LogLevelEnv = "PTYHOST_PLUGIN_LOG_LEVEL"
 // host dies without stopping the plugin, Serve kills and closes every
 // session and exits the process (see watchHost), unless the host held the
 // plugin (Keeper.Hold): then the sessions stay for the next host, until the
-// orphan timeout. If impl is a BackgroundRunner, its RunBackground runs
+// orphan timeout, and the plugin's log goes to a file the next host
+// relays. If impl is a BackgroundRunner, its RunBackground runs
 // beside the serving.
 func Serve(impl Environment) {
 	nameProcess()
@@ -100,7 +101,9 @@ func watchHost(logger hclog.Logger, srv *GRPCServer) {
 }
 
 // Logger returns the plugin process's logger: hclog, JSON lines on stderr,
-// which go-plugin forwards into the host's log under the plugin's name. Its
+// which go-plugin forwards into the host's log under the plugin's name
+// (once a host that held the plugin is gone, stderr is a file in the
+// plugin socket directory, which the next host relays). Its
 // level comes from PTYHOST_PLUGIN_LOG_LEVEL; when that names no level it
 // is info, and its first line is a warning naming the value. Every call
 // returns the same logger; use Named or With for parts of a plugin.
