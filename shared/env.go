@@ -49,6 +49,7 @@ func PortableEnvName(s string) bool { return portableEnvName.MatchString(s) }
 var pluginEnv = map[string]bool{
 	MagicCookieKey:             true,
 	LogLevelEnv:                true,
+	HostPIDEnv:                 true,
 	"PLUGIN_PROTOCOL_VERSIONS": true,
 	"PLUGIN_MIN_PORT":          true,
 	"PLUGIN_MAX_PORT":          true,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ const hostGoneTimeout = 3 * time.Second
 // death: it keeps its sessions for the next host, and its Host streams and
 // orphan timer decide when it ends.
 func watchHost(logger hclog.Logger, srv *GRPCServer) {
-	host := os.Getppid()
+	host := hostPID()
 	for range time.Tick(hostPollInterval) {
 		if os.Getppid() == host {
 			continue
@@ -98,6 +99,22 @@ func watchHost(logger hclog.Logger, srv *GRPCServer) {
 		cancel()
 		os.Exit(0)
 	}
+}
+
+// HostPIDEnv names the environment variable in which a host gives a
+// plugin it starts its process id. Without it, the plugin takes its
+// parent at the time it looks for its host: a host killed in the few
+// milliseconds before that (while the plugin started) left it to run on
+// forever, its parent already init.
+const HostPIDEnv = "PTYHOST_PLUGIN_HOST_PID"
+
+// hostPID returns the process id of the host that started the plugin:
+// HostPIDEnv's, else the parent's.
+func hostPID() int {
+	if pid, err := strconv.Atoi(os.Getenv(HostPIDEnv)); err == nil && pid > 0 {
+		return pid
+	}
+	return os.Getppid()
 }
 
 // Logger returns the plugin process's logger: hclog, JSON lines on stderr,

@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/ptyhost/ptyhost/shared"
 )
 
 // Bounds on stopping a plugin process.
@@ -83,6 +85,9 @@ func newProcRunner(log hclog.Logger, cmd *exec.Cmd, socketDir string) (*procRunn
 	if socketDir != "" {
 		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+socketDir) // later entries win
 	}
+	// So that a plugin knows its host even if this process is gone by
+	// the time it looks (shared.HostPIDEnv).
+	cmd.Env = append(cmd.Env, shared.HostPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -148,8 +148,8 @@ func TestPluginCleanEnvironment(t *testing.T) {
 	w.addEnv(t, "third", "THIRD", "{}")
 	w.addEnv(t, "builtin", "BUILTIN", "{}")
 
-	// go-plugin's own variables, which every plugin gets.
-	protocol := []string{"PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", shared.MagicCookieKey}
+	// go-plugin's own variables, and the host's pid, which every plugin gets.
+	protocol := []string{"PLUGIN_CLIENT_CERT", "PLUGIN_MAX_PORT", "PLUGIN_MIN_PORT", "PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", shared.MagicCookieKey, shared.HostPIDEnv}
 	tests := []struct {
 		env     string
 		want    []string // exactly these names, besides protocol's
