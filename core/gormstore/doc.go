@@ -25,7 +25,8 @@
 // servers sharing the database, each with a lease on the database's clock
 // ([DB.RegisterNode], nodes.go), the process that holds it, so that one
 // killed on this machine is taken over at once (nodetakeover.go), and a
-// fingerprint of its cluster secret;
+// fingerprint of its cluster secret, until an operator removes a node
+// gone for good ([DB.RemoveNode], noderemove.go);
 // cluster holds one row, the cluster's identity, drawn at random once,
 // which salts those fingerprints (nodesecret.go); and sessions.node names
 // the node that runs each session (empty on a single server).

@@ -48,8 +48,8 @@ var (
 	// ErrNodeRunning is wrapped by the error of a RegisterNode refused
 	// because another live process holds the node's name.
 	ErrNodeRunning = errors.New("the node is already running")
-	// ErrNodesUnsupported is wrapped by the error of RegisterNode and
-	// ListNodes on a database other than PostgreSQL.
+	// ErrNodesUnsupported is wrapped by the error of RegisterNode,
+	// ListNodes and RemoveNode on a database other than PostgreSQL.
 	ErrNodesUnsupported = errors.New("several servers on one database need PostgreSQL")
 )
 

@@ -195,6 +195,9 @@ func TestNodesNeedPostgres(t *testing.T) {
 	if _, err := s.ListNodes(context.Background()); !errors.Is(err, gormstore.ErrNodesUnsupported) {
 		t.Errorf("ListNodes on SQLite: %v, want ErrNodesUnsupported", err)
 	}
+	if err := s.RemoveNode(context.Background(), "a"); !errors.Is(err, gormstore.ErrNodesUnsupported) {
+		t.Errorf("RemoveNode on SQLite: %v, want ErrNodesUnsupported", err)
+	}
 }
 
 // TestReleaseKeepingSessions: a node released with sessions recorded live
