@@ -112,6 +112,7 @@ func NewHandler(m *core.Manager, opts Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/auth", h.authScope)
 	mux.HandleFunc("GET /api/v1/events", h.events)
 	mux.HandleFunc("GET /api/v1/nodes", h.listNodes)
+	mux.HandleFunc("DELETE /api/v1/nodes/{name}", h.removeNode)
 	// The ancestor's JSON WebSocket protocol (compat.go).
 	mux.HandleFunc("GET /ws/claude/{id}", h.owned(h.compatAttach))
 	mux.HandleFunc("GET /ws/terminal/{id}", h.owned(h.compatAttach))
@@ -239,10 +240,11 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, shared.ErrPermissionDenied):
 		return http.StatusForbidden
-	case errors.Is(err, core.ErrSessionNotFound), errors.Is(err, core.ErrEnvironmentNotFound), errors.Is(err, core.ErrPluginNotFound):
+	case errors.Is(err, core.ErrSessionNotFound), errors.Is(err, core.ErrEnvironmentNotFound), errors.Is(err, core.ErrPluginNotFound),
+		errors.Is(err, core.ErrNodeNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, core.ErrAlreadyExists), errors.Is(err, core.ErrEnvironmentInUse),
-		errors.Is(err, core.ErrSessionEnded), errors.Is(err, core.ErrRestartInProgress):
+		errors.Is(err, core.ErrSessionEnded), errors.Is(err, core.ErrRestartInProgress), errors.Is(err, core.ErrNodeInUse):
 		return http.StatusConflict
 	case errors.Is(err, shared.ErrUnavailable), errors.Is(err, core.ErrClosed), errors.Is(err, core.ErrNoPlugin),
 		errors.Is(err, core.ErrStoreUnavailable), errors.Is(err, core.ErrOtherNode):
