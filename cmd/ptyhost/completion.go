@@ -40,7 +40,7 @@ PTYHOST_SERVER and PTYHOST_TOKEN as set in the shell).
 var completionCommands = []string{
 	"serve", "stop", "run", "attach", "ls", "kill", "prune", "restart", "rec",
 	"env", "env ls", "env show", "env add", "env update", "env health", "env rm",
-	"plugins", "plugins ls", "plugins restart", "nodes",
+	"plugins", "plugins ls", "plugins restart", "nodes", "nodes ls", "nodes rm",
 	"version", "completion",
 }
 

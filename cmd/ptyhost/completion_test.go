@@ -91,6 +91,10 @@ func TestCompletionSpec(t *testing.T) {
 	if subs := find("plugins").subs; !slices.Equal(subs, []string{"ls", "restart"}) {
 		t.Errorf("plugins subcommands %q", subs)
 	}
+	if subs := find("nodes").subs; !slices.Equal(subs, []string{"ls", "rm"}) {
+		t.Errorf("nodes subcommands %q", subs)
+	}
+	has("nodes rm", "--server", "URL")
 }
 
 // bashComplete sources script and completes the words (the last one
@@ -140,6 +144,8 @@ func TestCompletionBash(t *testing.T) {
 		{[]string{"ptyhost", "run", "--env", "x", "--", "a"}, nil}, // commands: checked below
 		{[]string{"ptyhost", "completion", ""}, []string{"bash", "zsh", "fish"}},
 		{[]string{"ptyhost", "plugins", ""}, []string{"ls", "restart"}},
+		{[]string{"ptyhost", "nodes", ""}, []string{"ls", "rm"}},
+		{[]string{"ptyhost", "nodes", "rm", "--se"}, []string{"--server"}},
 		{[]string{"ptyhost", "attach", "--server", ""}, nil},
 	}
 	for _, tt := range tests {
@@ -216,6 +222,8 @@ func TestCompletionFish(t *testing.T) {
 		{"ptyhost at", []string{"attach"}, nil},
 		{"ptyhost attach --de", []string{"--detach-key"}, nil},
 		{"ptyhost env ", []string{"add", "ls", "rm"}, []string{"attach"}},
+		{"ptyhost nodes ", []string{"ls", "rm"}, []string{"attach"}},
+		{"ptyhost nodes rm --", []string{"--server", "--token"}, []string{"--json"}},
 		{"ptyhost env add --", []string{"--type", "--name"}, []string{"--detach-key"}},
 		{"ptyhost env add --type ", []string{"HOST", "DOCKER", "SSH"}, nil},
 		{"ptyhost ls -", []string{"-a", "-q"}, nil},

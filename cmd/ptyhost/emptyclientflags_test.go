@@ -22,6 +22,7 @@ func TestClientEmptyServerOrToken(t *testing.T) {
 		{"stop", "--hang-up", "--server", ""},
 		{"env", "rm", "--server", "", "e1"},
 		{"plugins", "restart", "--server", "", "host"},
+		{"nodes", "rm", "--server", "", "gone"},
 		{"ls", "--token", ""},
 		{"prune", "--token="},
 	} {

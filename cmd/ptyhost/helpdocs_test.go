@@ -37,7 +37,7 @@ func TestClientBoolFlagsSayWhatTheyWant(t *testing.T) {
 // 'ptyhost help COMMAND' prints the command's help, as COMMAND --help
 // does; 'ptyhost help' alone, the general usage.
 func TestHelpCommand(t *testing.T) {
-	for _, args := range [][]string{{"run"}, {"ls"}, {"env", "add"}, {"plugins", "restart"}, {"serve"}} {
+	for _, args := range [][]string{{"run"}, {"ls"}, {"env", "add"}, {"plugins", "restart"}, {"nodes", "rm"}, {"serve"}} {
 		var want, got strings.Builder
 		if err := run(context.Background(), append(append([]string{}, args...), "--help"), stdio{in: strings.NewReader(""), out: &want, err: io.Discard}); err != nil {
 			t.Fatalf("%q --help: %v", args, err)

@@ -21,6 +21,8 @@ func TestHelpOutputWriteFails(t *testing.T) {
 		{"env", "--help"},
 		{"env", "add", "--help"},
 		{"plugins", "restart", "--help"},
+		{"nodes", "rm", "--help"},
+		{"help", "nodes", "rm"},
 		{"help", "version"},
 	} {
 		var errOut syncBuffer

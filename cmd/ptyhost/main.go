@@ -11,7 +11,8 @@
 //	ptyhost rec ID           write a session's recording to stdout
 //	ptyhost env ls|show|add|update|health|rm    manage environments
 //	ptyhost plugins          list plugins; plugins restart NAME restarts one
-//	ptyhost nodes            list the nodes of the server's cluster (nodes.go)
+//	ptyhost nodes            list the nodes of the server's cluster (nodes.go);
+//	                         nodes rm NAME removes one gone for good
 //	ptyhost version          print the version (version.go; also --version)
 //	ptyhost completion SH    print a completion script for bash, zsh or fish
 //
@@ -191,7 +192,8 @@ Usage:
   ptyhost rec ID > FILE.cast            write a session's recording (asciicast)
   ptyhost env ls|show|add|update|health|rm  manage environments
   ptyhost plugins [ls|restart NAME]     list plugins, or restart one
-  ptyhost nodes                         list the nodes of the server's cluster
+  ptyhost nodes [ls|rm NAME...]         list the nodes of the server's cluster,
+                                        or remove nodes gone for good
   ptyhost version                       print the version (also --version)
   ptyhost completion bash|zsh|fish      print a shell completion script
 
@@ -213,11 +215,11 @@ func run(ctx context.Context, args []string, io stdio) error {
 			// env add', 'ptyhost env add --help'. Nothing else is passed
 			// on: 'help run echo hi' must not run echo.
 			words := 1
-			if len(rest) > 1 && (rest[0] == "env" || rest[0] == "plugins") {
+			if len(rest) > 1 && (rest[0] == "env" || rest[0] == "plugins" || rest[0] == "nodes") {
 				words = 2
 			}
 			if len(rest) > words {
-				return usageError{fmt.Sprintf("help takes a command's name (and an env or plugins subcommand's), not %q", strings.Join(rest[words:], " "))}
+				return usageError{fmt.Sprintf("help takes a command's name (and an env, plugins or nodes subcommand's), not %q", strings.Join(rest[words:], " "))}
 			}
 			return run(ctx, append(slices.Clip(rest), "--help"), io)
 		}
