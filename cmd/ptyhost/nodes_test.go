@@ -137,7 +137,8 @@ func TestNodesCluster(t *testing.T) {
 }
 
 // TestNodesSingleServer: without node settings, a server lists itself,
-// "local", at the address it listens on, and its sessions carry no node.
+// "local", at the address it listens on, and its sessions carry no node;
+// it has no registry to remove a node from, and says so.
 func TestNodesSingleServer(t *testing.T) {
 	srv := startServer(t)
 	id := srv.CreateSession(t, map[string]any{"command": []string{"sleep", "3600"}})
@@ -146,6 +147,10 @@ func TestNodesSingleServer(t *testing.T) {
 	}
 	if got, want := nodeLines(nodesOf(t, srv)), "local "+srv.URL+" true 1"; got != want {
 		t.Errorf("nodes: %s, want %s", got, want)
+	}
+	code, stdout, stderr := cli(t, srv.URL, "nodes", "rm", "local")
+	if want := "ptyhost: nodes rm local: invalid argument: this server is not a node of a cluster: it keeps no registry of nodes to remove \"local\" from (HTTP 400)\n"; code != 1 || stdout != "" || stderr != want {
+		t.Errorf("nodes rm local: exit %d\nstdout %q\nstderr %q\nwant exit 1, %q", code, stdout, stderr, want)
 	}
 }
 

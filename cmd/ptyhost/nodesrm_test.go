@@ -26,7 +26,7 @@ func TestNodesRmCommand(t *testing.T) {
 		{"refused", []string{"nodes", "rm", "busy"}, 1, "", "ptyhost: nodes rm busy: " + busy + " (HTTP 409)\n", "/api/v1/nodes/busy"},
 		{"unknown", []string{"nodes", "rm", "nobody"}, 1, "", "ptyhost: nodes rm nobody: node not found: \"nobody\" (HTTP 404)\n", "/api/v1/nodes/nobody"},
 		{"single server", []string{"nodes", "rm", "local"}, 1, "",
-			"ptyhost: nodes rm local: this server is not a node of a cluster: it keeps no registry of nodes to remove \"local\" from (HTTP 400)\n", "/api/v1/nodes/local"},
+			"ptyhost: nodes rm local: invalid argument: this server is not a node of a cluster: it keeps no registry of nodes to remove \"local\" from (HTTP 400)\n", "/api/v1/nodes/local"},
 		{"several", []string{"nodes", "rm", "busy", "gone"}, 1, "", "ptyhost: nodes rm busy: " + busy + " (HTTP 409)\n", "/api/v1/nodes/busy /api/v1/nodes/gone"},
 		{"no name", []string{"nodes", "rm"}, 2, "", "nodes rm: want at least one node NAME", ""},
 		{"empty name", []string{"nodes", "rm", ""}, 2, "", "nodes rm: a node name must not be empty", ""},
@@ -44,7 +44,7 @@ func TestNodesRmCommand(t *testing.T) {
 			f.respond("DELETE /api/v1/nodes/gone", 204, "")
 			f.respond("DELETE /api/v1/nodes/busy", 409, `{"error": "`+busy+`"}`)
 			f.respond("DELETE /api/v1/nodes/nobody", 404, `{"error": "node not found: \"nobody\""}`)
-			f.respond("DELETE /api/v1/nodes/local", 400, `{"error": "this server is not a node of a cluster: it keeps no registry of nodes to remove \"local\" from"}`)
+			f.respond("DELETE /api/v1/nodes/local", 400, `{"error": "invalid argument: this server is not a node of a cluster: it keeps no registry of nodes to remove \"local\" from"}`)
 			code, stdout, stderr := runCmd(t, append(tt.args, "--server", f.srv.URL)...)
 			if code != tt.code || !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("exit %d\nstdout %q\nstderr %q\nwant exit %d, stdout with %q, stderr with %q", code, stdout, stderr, tt.code, tt.stdout, tt.stderr)
