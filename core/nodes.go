@@ -10,7 +10,8 @@ import (
 // (docs/design.md, "Nodes"): each runs and owns the sessions it created,
 // recorded with its name (Options.NodeName). The registry of nodes, with
 // their leases, is the store's business (core/gormstore's RegisterNode);
-// the manager only lists it, or itself when it serves alone.
+// the manager only lists it, or itself when it serves alone, and asks it to
+// remove a node gone for good (noderemove.go).
 
 // DefaultNodeName is the name a single server lists itself under.
 const DefaultNodeName = "local"

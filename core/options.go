@@ -116,8 +116,9 @@ type Options struct {
 	// sessions recorded with it, leaving the other nodes' alone. Empty
 	// means a single server, which owns every session of its store.
 	NodeName string
-	// Nodes lists the cluster's nodes for ListNodes; nil means a single
-	// server, listed as Self.
+	// Nodes lists the cluster's nodes for ListNodes, and removes them for
+	// RemoveNode when it is a NodeRemover too; nil means a single server,
+	// listed as Self.
 	Nodes NodeLister
 	// Self is how ListNodes lists this server when Nodes is nil: its Name
 	// (DefaultNodeName when empty), URL and Version; ListNodes fills in
