@@ -34,18 +34,19 @@ const removeAttempts = 3
 // meanwhile (the node coming back) updates the row: the DELETE, waiting
 // for its lock, judges the row again as the registration left it, with a
 // live lease, and leaves it; or it deletes first, and the registration,
-// waiting for the same lock, finds no row and inserts one. A reclaim of a
-// node_lost session (ReclaimSession) needs the node's live lease, so it
-// comes after such a registration, and finds the session still node_lost,
-// as the DELETE did, or finds the node registered anew. The sweep that
-// records a lost node's sessions node_lost (MarkLostNodes) turns one kind
-// of session that keeps the row into the other.
+// waiting for the same lock, finds no row and inserts one. A reclaim
+// (ReclaimSession) writes only under the node's live lease, so only after
+// such a registration: the node_lost session it takes back kept the row
+// from the DELETE already, and a session of no node it takes becomes the
+// node's while the row is live, or once it was inserted anew. The sweep
+// that records a lost node's sessions node_lost (MarkLostNodes) turns one
+// kind of session that keeps the row into the other.
 //
-// What no statement sees is a write the node itself sent under its live
-// lease that commits only after the lease expired and the DELETE began.
-// A node gives its lease up a renewal period before it could expire
-// (NodeLease), so only a process stalled across that bound makes one, as
-// for every write a lease fences.
+// What no statement sees is a write the node itself sent while its lease
+// was live that commits only after the lease expired and the DELETE
+// began. A node gives its lease up a renewal period before it could
+// expire (NodeLease), so only a process stalled across that bound makes
+// one.
 func (s *DB) RemoveNode(ctx context.Context, name string) error {
 	if !s.postgres() {
 		return fmt.Errorf("store: remove node %q: %w", name, ErrNodesUnsupported)
