@@ -20,37 +20,20 @@ func TestReattachedPluginLogIsRelayed(t *testing.T) {
 	// The plugin notices its parent's death within a quarter of a second,
 	// and from then on logs to its file: the next server's arrival is
 	// logged there too.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	e2etest.Eventually(t, 10*time.Second, "the plugin of the killed server to keep a log file", func() bool {
 		logs, _ := filepath.Glob(filepath.Join(srv.DataDir, "run", "plugin-*.log"))
-		if len(logs) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the plugin of the killed server keeps no log file")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(logs) > 0
+	}, srv.Stderr)
 	next := srv.Restart(t)
 	for _, want := range []string{
 		"the host process is gone; keeping the sessions for the next host", // while no server ran
 		"a host is back; the orphan timer is stopped",                      // to the server reattaching
 	} {
-		awaitLog(t, next, want)
+		e2etest.Eventually(t, 10*time.Second, "the server's log to have "+want, func() bool {
+			return strings.Contains(next.Stderr(), want)
+		}, next.Stderr)
 	}
 	if log := next.Stderr(); !strings.Contains(log, "logged_at=") {
 		t.Errorf("the relayed lines do not say when the plugin logged them:\n%s", log)
-	}
-}
-
-// awaitLog waits until srv's log has a line holding want.
-func awaitLog(t *testing.T, srv interface{ Stderr() string }, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(srv.Stderr(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server's log has no %q:\n%s", want, srv.Stderr())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
