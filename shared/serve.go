@@ -67,8 +67,9 @@ const hostPollInterval = 250 * time.Millisecond
 const hostGoneTimeout = 3 * time.Second
 
 // watchHost ends the plugin when the host that started it dies without
-// stopping it (SIGKILL, a crash): the plugin is then re-parented, and would
-// otherwise run on with nobody to serve. Every session is killed (the
+// stopping it (SIGKILL, a crash): the plugin would otherwise run on with
+// nobody to serve. It watches the host process itself (newHostWatch), which
+// need not be its parent. Every session is killed (the
 // adapter escalates to SIGKILL within the grace) and closed first, so
 // nothing it started outlives it; then the process exits, even if an
 // adapter's Close has not returned by hostGoneTimeout.
@@ -78,8 +79,9 @@ const hostGoneTimeout = 3 * time.Second
 // orphan timer decide when it ends.
 func watchHost(logger hclog.Logger, srv *GRPCServer) {
 	host := hostPID()
+	gone := newHostWatch(host)
 	for range time.Tick(hostPollInterval) {
-		if os.Getppid() == host {
+		if !gone() {
 			continue
 		}
 		if srv.held() {
@@ -105,7 +107,8 @@ func watchHost(logger hclog.Logger, srv *GRPCServer) {
 // plugin it starts its process id. Without it, the plugin takes its
 // parent at the time it looks for its host: a host killed in the few
 // milliseconds before that (while the plugin started) left it to run on
-// forever, its parent already init.
+// forever, its parent already init. With it, the host need not be the
+// plugin's parent (a wrapper script's shell may be).
 const HostPIDEnv = "PTYHOST_PLUGIN_HOST_PID"
 
 // hostPID returns the process id of the host that started the plugin:
