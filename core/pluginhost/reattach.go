@@ -231,8 +231,8 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 		return nil, errGone
 	}
 	// The reattached process's stderr is not ours: it was a pipe to the
-	// server that launched it. Its log lines from that server's end on are
-	// lost.
+	// server that launched it. Once that server was gone the process
+	// pointed it at its log file, which followLog relays.
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: shared.Handshake,
 		// A reattaching client skips the version negotiation, which is
