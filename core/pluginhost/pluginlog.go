@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,15 +45,26 @@ func relayLine(log hclog.Logger) func([]byte) {
 
 // drainExitedLogs relays the log files of plugin processes that exited
 // while no server ran (their orphan timeout ran out, or they crashed),
-// which nobody can reattach to any more, and removes them. The files of
-// processes that run are left: followed if this server reattached to
-// them, else for the server that does.
+// which nobody can reattach to any more, and removes them, each line
+// under the plugin's name when its reattach record gave it (the file
+// does not). The files of processes that run are left: followed if this
+// server reattached to them, else for the server that does.
 func (p *Plugins) drainExitedLogs() {
 	for _, pid := range pluginlog.Leftovers(p.sock.path) {
 		if processAlive(pid) {
 			continue
 		}
-		p.log.Info("a plugin process exited while no server ran; relaying what it logged", "pid", pid)
-		pluginlog.Drain(p.sock.path, pid, relayLine(newHCLogger(p.log.With("pid", pid), "").Named("exited")))
+		log := p.log
+		if name, ok := p.sock.exited[pid]; ok {
+			log = log.With("plugin", name)
+		}
+		log.Info("a plugin process exited while no server ran; relaying what it logged", "pid", pid)
+		drainLog(p.sock.path, pid, log)
 	}
+}
+
+// drainLog relays the log file of the exited plugin process pid into log
+// and removes it.
+func drainLog(dir string, pid int, log *slog.Logger) {
+	pluginlog.Drain(dir, pid, relayLine(newHCLogger(log.With("pid", pid), "").Named("exited")))
 }

@@ -171,6 +171,7 @@ func (s *supervised) reattachRecorded(ctx, parent context.Context) *generation {
 	switch {
 	case errors.Is(err, errGone):
 		s.log.Info("the plugin process the previous server left has exited; launching the plugin anew", "pid", rec.PID)
+		drainLog(s.p.sock.path, rec.PID, s.log)
 	case err != nil:
 		s.log.Warn("could not reattach to the plugin process the previous server left; launching the plugin anew (the process is left to its orphan timeout)",
 			"pid", rec.PID, "error", err, "after", time.Since(start).Round(time.Millisecond))

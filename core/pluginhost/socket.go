@@ -33,6 +33,11 @@ type socketDir struct {
 	// Only the owner reattaches to the processes the records name, and
 	// makes records.
 	owner bool
+	// exited names, by pid, the plugins whose processes exited while no
+	// server ran, whose records sweepSockets removed: their log files
+	// are relayed under the plugin's name (drainExitedLogs), which the
+	// files do not hold.
+	exited map[int]string
 }
 
 // openSocketDir prepares dir for the plugins' sockets: made if missing,
@@ -61,7 +66,7 @@ func openSocketDir(dir string) (*socketDir, error) {
 	d.lock = lock
 	if err := lockFile(lock, true); err == nil {
 		d.owner = true
-		sweepSockets(d.path)
+		d.exited = sweepSockets(d.path)
 	}
 	// Converts the exclusive lock, or waits for a sweeping server's.
 	if err := lockFile(lock, false); err != nil {
@@ -102,12 +107,14 @@ func prepareSocketDir(dir string) error {
 // and their sockets (named plugin*) — those nobody listens on any more,
 // unless a record of a live process names them —, go-plugin's plugin-dir*
 // directories (a plugin's socket is never in one: see newProcRunner), and
-// temporary files of records never written.
-func sweepSockets(dir string) {
+// temporary files of records never written. It returns the names of the
+// plugins whose records it removed, by their processes' pids.
+func sweepSockets(dir string) map[int]string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return nil
 	}
+	exited := map[int]string{}
 	live := map[string]bool{} // sockets named by the records of live processes
 	for _, e := range entries {
 		name, path := e.Name(), filepath.Join(dir, e.Name())
@@ -117,8 +124,8 @@ func sweepSockets(dir string) {
 			if rec, err := readRecord(path); err == nil {
 				if processAlive(rec.PID) {
 					live[rec.Addr] = true
-				} else {
-					_ = os.Remove(path)
+				} else if os.Remove(path) == nil {
+					exited[rec.PID] = strings.TrimSuffix(name, recordSuffix)
 				}
 			}
 		case strings.HasPrefix(name, ".reattach-") && strings.HasSuffix(name, ".tmp"):
@@ -134,6 +141,7 @@ func sweepSockets(dir string) {
 			_ = os.Remove(path)
 		}
 	}
+	return exited
 }
 
 // listening reports whether a process accepts connections on the Unix
