@@ -164,11 +164,13 @@ func TestLeftovers(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	level, msg, args := Parse([]byte(`{"@level":"warn","@message":"no host came back","@module":"ptyhost-plugin-host","@timestamp":"2026-12-08T00:30:00.000000Z","orphan_timeout":"10m0s","sessions":2}`))
+	// @module, the part of the plugin that logged (a Named logger's
+	// name), stays, as in the lines go-plugin reads from a pipe.
+	level, msg, args := Parse([]byte(`{"@level":"warn","@message":"no host came back","@module":"docker","@timestamp":"2026-12-08T00:30:00.000000Z","orphan_timeout":"10m0s","sessions":2}`))
 	if level != hclog.Warn || msg != "no host came back" {
 		t.Errorf("level %v, message %q", level, msg)
 	}
-	want := []any{"logged_at", "2026-12-08T00:30:00.000000Z", "orphan_timeout", "10m0s", "sessions", float64(2)}
+	want := []any{"@module", "docker", "logged_at", "2026-12-08T00:30:00.000000Z", "orphan_timeout", "10m0s", "sessions", float64(2)}
 	if !slices.Equal(args, want) {
 		t.Errorf("args %v, want %v", args, want)
 	}
