@@ -48,3 +48,34 @@ func TestExitedPluginLogNamesPlugin(t *testing.T) {
 		t.Errorf("the log file is still there (%v)", err)
 	}
 }
+
+// Shutdown returns once the log of a reattached plugin it stopped is
+// relayed to its end and its file removed: the relay is one of the
+// Plugins' goroutines. Left behind, a server that exited first left the
+// file to the next one, which took it for the log of a plugin that
+// exited while no server ran.
+func TestShutdownWaitsForTheLogRelay(t *testing.T) {
+	ctx := pluginsContext(t)
+	opts := durableOptions(t)
+	old := detached(ctx, t, opts)
+	p, err := loadPlugins(ctx, t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if st := waitPlugin(ctx, t, p, "host", "reattach", running); st.PID != old {
+		t.Fatalf("host plugin %+v, want the reattached pid %d", st, old)
+	}
+	// Written after the reattach's first relay, as the plugin writes
+	// while a server follows its file: what the relay has left to do when
+	// the process exits (a relay of many lines takes a while).
+	path := pluginlog.File(opts.SocketDir, old)
+	line := `{"@level":"debug","@message":"a line the plugin logged"}` + "\n"
+	if err := os.WriteFile(path, []byte(strings.Repeat(line, 20000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Shutdown(ctx)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Shutdown returned with the stopped plugin's log file still there (%v): its relay was not waited for", err)
+	}
+}

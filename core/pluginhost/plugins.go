@@ -43,7 +43,7 @@ type Plugins struct {
 
 	ctx    context.Context // ends when Close begins
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the supervisors
+	wg     sync.WaitGroup // the supervisors, and the relays of reattached plugins' logs (followLog)
 
 	closeOnce sync.Once
 

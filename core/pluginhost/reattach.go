@@ -279,7 +279,9 @@ func (s *supervised) reattach(ctx context.Context, rec *reattachRecord, path str
 	s.mu.Lock()
 	s.sum = rec.SHA256
 	s.mu.Unlock()
-	go followLog(r.life, s.p.sock.path, rec.PID, w.exited, pluginLog.Named(filepath.Base(rec.Path)))
+	// Shutdown and Detach wait for the relay: it ends once the process
+	// has exited (its file relayed to the end) or is let go.
+	s.p.wg.Go(func() { followLog(r.life, s.p.sock.path, rec.PID, w.exited, pluginLog.Named(filepath.Base(rec.Path))) })
 	return g, nil
 }
 
