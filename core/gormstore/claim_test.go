@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ptyhost/ptyhost/core/gormstore"
+	"github.com/ptyhost/ptyhost/internal/proc"
 )
 
 // claimEnv is one claim case's world: a database of its own that several
@@ -172,6 +173,12 @@ func testClaimTakeoverDeadPID(t *testing.T, e claimEnv) {
 	if err := cb.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// So is a killed server its parent has not reaped yet (a zombie).
+	mustClaim(t, a, gormstore.Owner{DataDir: "/srv/unreaped", PID: zombiePID(t)})
+	cb = mustClaim(t, b, gormstore.Owner{DataDir: "/srv/b"})
+	if err := cb.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	// On another machine, the process cannot be checked: the lease holds.
 	elsewhere := gormstore.Owner{DataDir: "/srv/remote", Hostname: "elsewhere.example", PID: dead}
 	ce := mustClaim(t, a, elsewhere)
@@ -184,6 +191,25 @@ func testClaimTakeoverDeadPID(t *testing.T, e claimEnv) {
 	container := gormstore.Owner{DataDir: "/srv/container", PID: dead, Instance: "another-boot/pid:[4026531836]"}
 	mustClaim(t, a, container)
 	refused(t, b, gormstore.Owner{DataDir: "/srv/b"}, container)
+}
+
+// zombiePID returns the id of a process that has exited and is not reaped
+// until the test ends.
+func zombiePID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("running a child: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !proc.Zombie(cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("the child never became a zombie")
+		}
+		time.Sleep(5 * time.Millisecond) // /proc: nothing to wait on
+	}
+	return cmd.Process.Pid
 }
 
 // deadPID returns the id of a process that has exited and been reaped.

@@ -3,21 +3,16 @@
 package gormstore
 
 import (
-	"errors"
 	"os"
 	"strings"
-	"syscall"
+
+	"github.com/ptyhost/ptyhost/internal/proc"
 )
 
-// processAlive reports whether a process of id pid exists on this machine:
-// signal 0 checks without sending anything, and only "no such process"
-// says it is gone (a process of another user answers EPERM).
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
-}
+// processAlive reports whether a process of id pid runs on this machine,
+// a zombie not counting (proc.Alive): a server killed under a parent slow
+// to reap held its claim until its lease ran out.
+func processAlive(pid int) bool { return proc.Alive(pid) }
 
 // localInstance names this machine's boot and this process's pid
 // namespace (see Owner.Instance): "" where /proc does not say.

@@ -3,12 +3,12 @@
 package pluginhost
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
+
+	"github.com/ptyhost/ptyhost/internal/proc"
 )
 
 // setProcessGroup makes cmd's process the leader of a process group of its
@@ -45,22 +45,7 @@ func fileOwner(fi os.FileInfo) (int, bool) {
 	return int(st.Uid), true
 }
 
-// processAlive reports whether a process with id pid runs. A zombie, which
-// has exited and waits for its parent (init, for a plugin whose server
-// died) to reap it, does not.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return (err == nil || errors.Is(err, syscall.EPERM)) && !zombie(pid)
-}
-
-// zombie reports whether /proc says pid has exited but is not reaped yet;
-// false where there is no /proc.
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// "pid (comm) S ...": comm may hold anything, ')' included.
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
-}
+// processAlive reports whether a process with id pid runs. A zombie,
+// which has exited and waits for its parent (init, for a plugin whose
+// server died) to reap it, does not (proc.Alive).
+func processAlive(pid int) bool { return proc.Alive(pid) }

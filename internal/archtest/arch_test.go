@@ -75,6 +75,8 @@ func TestImportArrows(t *testing.T) {
 		// A held plugin's log file is written by the SDK and read by the
 		// host: nothing of ours either.
 		{module + "/internal/pluginlog", []string{module + "/"}},
+		// Whether a process runs, for the plugins' host and the store.
+		{module + "/internal/proc", []string{module + "/"}},
 		// The browser page is embedded files and a handler: the standard
 		// library only; the API takes it as an http.Handler, so embedders
 		// who serve no page carry none of its bytes.

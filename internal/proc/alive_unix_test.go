@@ -1,4 +1,6 @@
-package pluginhost
+//go:build unix
+
+package proc
 
 import (
 	"os/exec"
@@ -7,15 +9,16 @@ import (
 )
 
 // A process that has exited is not alive, even before it is reaped: the
-// socket sweep and the records must not take a zombie (a killed server's
-// plugin that init has yet to reap) for a live plugin.
-func TestProcessAliveNotZombie(t *testing.T) {
+// plugins' socket sweep and records, and the database claim of a killed
+// server, must not take a zombie (a killed server's plugin that init has
+// yet to reap, a server whose shell has yet to reap it) for a live one.
+func TestAliveNotZombie(t *testing.T) {
 	sleeper := exec.Command("sleep", "60")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() }()
-	if !processAlive(sleeper.Process.Pid) {
+	if !Alive(sleeper.Process.Pid) {
 		t.Errorf("a running process %d is not alive", sleeper.Process.Pid)
 	}
 
@@ -24,15 +27,20 @@ func TestProcessAliveNotZombie(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := quick.Process.Pid
-	defer func() { _ = quick.Wait() }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !zombie(pid) {
+	for !Zombie(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d never became a zombie", pid)
 		}
 		time.Sleep(5 * time.Millisecond) // /proc: nothing to wait on
 	}
-	if processAlive(pid) {
+	if Alive(pid) {
 		t.Errorf("the zombie %d is alive", pid)
+	}
+	if err := quick.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if Alive(pid) || Alive(0) || Alive(-1) {
+		t.Error("a reaped process, pid 0 or -1 is alive")
 	}
 }
