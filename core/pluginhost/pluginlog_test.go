@@ -57,15 +57,7 @@ func TestExitedPluginLogNamesPlugin(t *testing.T) {
 func TestShutdownWaitsForTheLogRelay(t *testing.T) {
 	ctx := pluginsContext(t)
 	opts := durableOptions(t)
-	old := detached(ctx, t, opts)
-	p, err := loadPlugins(ctx, t, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if st := waitPlugin(ctx, t, p, "host", "reattach", running); st.PID != old {
-		t.Fatalf("host plugin %+v, want the reattached pid %d", st, old)
-	}
+	p, old := reattached(ctx, t, opts)
 	// Written after the reattach's first relay, as the plugin writes
 	// while a server follows its file: what the relay has left to do when
 	// the process exits (a relay of many lines takes a while).

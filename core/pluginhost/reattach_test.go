@@ -364,6 +364,23 @@ func detached(ctx context.Context, t *testing.T, opts Options) int {
 	return st.PID
 }
 
+// reattached returns a Plugins that reattached to the host plugin process
+// a previous one left running (detached), and that process's pid; the
+// Plugins is closed at the test's end.
+func reattached(ctx context.Context, t *testing.T, opts Options) (*Plugins, int) {
+	t.Helper()
+	old := detached(ctx, t, opts)
+	p, err := loadPlugins(ctx, t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if st := waitPlugin(ctx, t, p, "host", "reattach", running); st.PID != old {
+		t.Fatalf("host plugin %+v, want the reattached pid %d", st, old)
+	}
+	return p, old
+}
+
 // editRecord rewrites the host plugin's record with edit.
 func editRecord(t *testing.T, dir string, edit func(*reattachRecord)) {
 	t.Helper()
@@ -587,15 +604,7 @@ func TestOrphanTimeout(t *testing.T) {
 func TestReattachedCrashRestarts(t *testing.T) {
 	ctx := pluginsContext(t)
 	opts := durableOptions(t)
-	old := detached(ctx, t, opts)
-	p, err := loadPlugins(ctx, t, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if st := waitPlugin(ctx, t, p, "host", "reattach", running); st.PID != old {
-		t.Fatalf("host plugin %+v, want the reattached pid %d", st, old)
-	}
+	p, old := reattached(ctx, t, opts)
 	socket := pluginSocket(t, p, "host")
 	killPlugin(t, old)
 	st := waitPlugin(ctx, t, p, "host", "restart", func(st core.PluginStatus) bool { return running(st) && st.PID != old })
