@@ -64,7 +64,7 @@ func (e *NodeInUseError) Error() string {
 		why = append(why, fmt.Sprintf("it stopped leaving its sessions running, and its lease runs %v more, "+
 			"so that the node restarted within it takes them up; then they are recorded node_lost", e.LeaseLeft))
 	case e.LeaseLive:
-		why = append(why, fmt.Sprintf("it is running: its lease is live (it expires in %v unless renewed); "+
+		why = append(why, fmt.Sprintf("its lease is live (it expires in %v unless renewed): it runs, or stopped or died less than a lease ago; "+
 			"stop the node first, and remove it once its lease has expired", e.LeaseLeft))
 	}
 	if e.Running > 0 {

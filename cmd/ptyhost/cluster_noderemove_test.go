@@ -31,9 +31,9 @@ func TestClusterNodesRm(t *testing.T) {
 			t.Errorf("nodes rm %s: exit %d\nstdout %q\nstderr %q\nwant exit 1 saying %q", name, code, stdout, stderr, want)
 		}
 	}
-	refused("b", "node b cannot be removed: it is running: its lease is live")
+	refused("b", "node b cannot be removed: its lease is live")
 	refused("b", "stop the node first, and remove it once its lease has expired; 1 session still recorded as running ("+id+") (HTTP 409)")
-	refused("a", "node a cannot be removed: it is running") // a node cannot remove itself
+	refused("a", "node a cannot be removed: its lease is live") // a node cannot remove itself
 	refused("nobody", `node not found: "nobody" (HTTP 404)`)
 
 	b.Kill(t)

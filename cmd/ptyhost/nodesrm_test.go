@@ -12,7 +12,7 @@ import (
 // error (exit 2) that asks the server nothing. 'nodes ls' lists, as
 // 'nodes' does.
 func TestNodesRmCommand(t *testing.T) {
-	const busy = "node busy cannot be removed: it is running: its lease is live (it expires in 1.5s unless renewed); " +
+	const busy = "node busy cannot be removed: its lease is live (it expires in 1.5s unless renewed): it runs, or stopped or died less than a lease ago; " +
 		"stop the node first, and remove it once its lease has expired"
 	tests := []struct {
 		name    string
