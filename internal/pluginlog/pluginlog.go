@@ -61,11 +61,13 @@ func Leftovers(dir string) []int {
 }
 
 // Remove removes the log file of pid in dir, and the note of where a
-// server left off in it.
+// server left off in it, with the note's temporary file a server killed
+// while it wrote one left.
 func Remove(dir string, pid int) {
 	path := File(dir, pid)
 	_ = os.Remove(path)
 	_ = os.Remove(posFile(path))
+	_ = os.Remove(posFile(path) + ".tmp")
 }
 
 // emptiedLine begins a file the plugin emptied at now. Its time tells it

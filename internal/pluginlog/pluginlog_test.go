@@ -149,7 +149,7 @@ func TestFollowAndDrain(t *testing.T) {
 
 func TestLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{"plugin-12.log", "plugin-12.log.pos", "plugin-7.log", "plugin-x.log", "plugin-3.sock", "other.log"} {
+	for _, name := range []string{"plugin-12.log", "plugin-12.log.pos", "plugin-12.log.pos.tmp", "plugin-7.log", "plugin-x.log", "plugin-3.sock", "other.log"} {
 		appendFile(t, filepath.Join(dir, name), "x\n")
 	}
 	got := Leftovers(dir)
@@ -158,8 +158,10 @@ func TestLeftovers(t *testing.T) {
 		t.Errorf("Leftovers = %v, want [7 12]", got)
 	}
 	Remove(dir, 12)
-	if _, err := os.Stat(filepath.Join(dir, "plugin-12.log.pos")); !os.IsNotExist(err) {
-		t.Errorf("Remove left the position note: %v", err)
+	for _, name := range []string{"plugin-12.log", "plugin-12.log.pos", "plugin-12.log.pos.tmp"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("Remove left %s: %v", name, err)
+		}
 	}
 }
 
